@@ -28,6 +28,7 @@ all: build
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC into config/ and the chart's CRDs.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths=./api/... paths=./controllers/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=agent-role paths=./nodeagent/ output:rbac:artifacts:config=config/rbac/agent
 	rm -rf $(CHART_CRDS) && mkdir -p $(CHART_CRDS) && cp config/crd/bases/*.yaml $(CHART_CRDS)/
 
 .PHONY: generate
