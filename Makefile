@@ -78,7 +78,7 @@ build: ## Build the manager and the node agent into bin/.
 
 .PHONY: run
 run: envtest build ## Run the controller against a local control plane built by hack/ (Ctrl-C stops it).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./hack/localcluster -crds config/crd/bases -samples config/samples -- $(BIN)/manager
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./hack/localcluster -crds config/crd/bases -samples config/samples -- $(BIN)/manager --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
 
 ##@ Tools
 

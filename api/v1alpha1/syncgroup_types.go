@@ -241,11 +241,11 @@ type SyncGroupStatus struct {
 
 	// MemberCount is how many members the group has.
 	// +optional
-	MemberCount int32 `json:"memberCount,omitempty"`
+	MemberCount int32 `json:"memberCount"`
 
 	// ReadyMembers is how many members are InSync.
 	// +optional
-	ReadyMembers int32 `json:"readyMembers,omitempty"`
+	ReadyMembers int32 `json:"readyMembers"`
 
 	// MembersReady is ReadyMembers/MemberCount as text (for example 2/3),
 	// shown by kubectl get.
@@ -255,7 +255,7 @@ type SyncGroupStatus struct {
 
 	// MaxLagMilliseconds is the largest lagMilliseconds over all peers.
 	// +optional
-	MaxLagMilliseconds int64 `json:"maxLagMilliseconds,omitempty"`
+	MaxLagMilliseconds int64 `json:"maxLagMilliseconds"`
 }
 
 // MemberPhase is where a member stands.

@@ -26,7 +26,7 @@ import (
 func main() {
 	crds := flag.String("crds", "config/crd/bases", "directory of CRD manifests to install")
 	samples := flag.String("samples", "", "directory of manifests to create after the CRDs (files named *.yaml, kustomization.yaml skipped)")
-	kubeconfig := flag.String("kubeconfig", "bin/localcluster.kubeconfig", "where to write the admin kubeconfig")
+	kubeconfig := flag.String("kubeconfig-out", "bin/localcluster.kubeconfig", "where to write the admin kubeconfig")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: localcluster [flags] -- command [args...]\n")
 		flag.PrintDefaults()
