@@ -192,12 +192,54 @@ func (r *Record) onePath(fc FileChange, root string, i int, op change.Op) (FileC
 		fc.Target = TargetUnknown
 		return fc, true
 	}
-	rel, ok := change.Rel(root, string(p))
+	rel, ok := relPath(root, p)
 	if !ok {
 		return fc, false
 	}
 	fc.Path = rel
 	return fc, true
+}
+
+// relPath is change.Rel(root, string(p)), with one allocation instead of
+// several for the common case of a path that is already clean.
+func relPath(root string, p []byte) (string, bool) {
+	if !isCleanAbs(p) {
+		return change.Rel(root, string(p))
+	}
+	switch {
+	case root == "/" && len(p) == 1:
+		return ".", true
+	case root == "/":
+		return string(p[1:]), true
+	case string(p) == root:
+		return ".", true
+	case len(p) > len(root) && p[len(root)] == '/' && string(p[:len(root)]) == root:
+		return string(p[len(root)+1:]), true
+	}
+	return "", false
+}
+
+// isCleanAbs reports whether p is absolute and lexically clean: no empty,
+// "." or ".." names and no trailing slash (but "/" itself).
+func isCleanAbs(p []byte) bool {
+	if len(p) == 0 || p[0] != '/' {
+		return false
+	}
+	if len(p) == 1 {
+		return true
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch name := p[start:i]; {
+		case len(name) == 0, len(name) == 1 && name[0] == '.', len(name) == 2 && name[0] == '.' && name[1] == '.':
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // fdChange maps a close or an fd-based call. The descriptor is the arg32
@@ -234,8 +276,8 @@ func (r *Record) renameChange(fc FileChange, root string) (FileChange, bool) {
 		fc.Op, fc.Target = change.Rename, TargetUnknown
 		return fc, true
 	}
-	oldRel, oldIn := change.Rel(root, string(from))
-	newRel, newIn := change.Rel(root, string(to))
+	oldRel, oldIn := relPath(root, from)
+	newRel, newIn := relPath(root, to)
 	switch {
 	case oldIn && newIn:
 		fc.Op, fc.Path, fc.OldPath = change.Rename, newRel, oldRel

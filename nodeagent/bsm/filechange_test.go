@@ -279,3 +279,20 @@ func equalTypes(a, b []TokenType) bool {
 	}
 	return true
 }
+
+// TestRelPath checks the allocation-light fast path against change.Rel.
+func TestRelPath(t *testing.T) {
+	paths := []string{"", "/", "//", "/.", "/..", "/data", "/data/", "/data/www", "/data/www/", "/data/www/a",
+		"/data/www/a/", "/data/www//a", "/data/www/./a", "/data/www/../a", "/data/www/a/..", "/data/www/a/.",
+		"/data/www2/a", "/data/ww", "/data/www/.a", "/data/www/..a", "/data/www/a..", "/data/www/...",
+		"relative/a", "/data/www/\xff", "/data/www/a\x00b"}
+	for _, root := range []string{"/", "/data/www", "/data"} {
+		for _, p := range paths {
+			got, gotOK := relPath(root, []byte(p))
+			want, wantOK := change.Rel(root, p)
+			if got != want || gotOK != wantOK {
+				t.Errorf("relPath(%q, %q) = %q, %v; change.Rel gives %q, %v", root, p, got, gotOK, want, wantOK)
+			}
+		}
+	}
+}
