@@ -28,9 +28,12 @@ const (
 	// the root, or an overflow marked it for a rescan); later stages expand it
 	// by walking it.
 	Subtree
+	// Rescan: events under Path were lost (a queue overflowed, the kernel
+	// could not build a path); Path must be compared with the index.
+	Rescan
 )
 
-var opNames = []string{"create", "write", "remove", "rename", "attrib", "mkdir", "rmdir", "subtree"}
+var opNames = []string{"create", "write", "remove", "rename", "attrib", "mkdir", "rmdir", "subtree", "rescan"}
 
 // String lists the ops joined by "|", such as "create|write".
 func (o Op) String() string {
