@@ -1,0 +1,207 @@
+package change
+
+import (
+	"container/heap"
+	"context"
+	"time"
+)
+
+// DefaultMaxHold is how long a file may stay open for writing before its
+// change is reported anyway, marked unfinished, so that logs and databases
+// that are never closed are not starved.
+const DefaultMaxHold = 30 * time.Second
+
+// Coalescer merges the events of one source into one change per path and
+// decides when each is ready to ship:
+//
+//   - at once when its latest event is finished (the last writer closed it,
+//     or the operation is complete by nature: remove, rename, mkdir, ...);
+//   - after Settle without further events, where the source cannot see
+//     closes (Settle > 0); the change is then finished;
+//   - after MaxHold from its first event while still unfinished, reported
+//     unfinished (and held again for another MaxHold).
+//
+// A Coalescer is not safe for concurrent use; Run owns it.
+type Coalescer struct {
+	// Settle is the quiet period for unfinished changes; 0 when the source
+	// sees every close (fanotify).
+	Settle time.Duration
+	// MaxHold bounds how long an unfinished change waits; DefaultMaxHold
+	// when 0.
+	MaxHold time.Duration
+
+	pending map[string]*entry
+	queue   deadlines
+}
+
+// entry is one path's pending change. It has at most one live deadline in
+// the queue (scheduled): a later event that makes it ready sooner pushes an
+// earlier one, a deadline that fires early is pushed again for later, so
+// the queue holds about one deadline per path however many events arrive.
+type entry struct {
+	c         Change
+	first     time.Time // first event since the entry was last reported
+	last      time.Time // latest event
+	scheduled time.Time // the live deadline in the queue
+}
+
+// Add merges c, which happened at now, into the pending change of its path.
+func (co *Coalescer) Add(c Change, now time.Time) {
+	if co.pending == nil {
+		co.pending = make(map[string]*entry)
+	}
+	e, ok := co.pending[c.Path]
+	if !ok {
+		e = &entry{c: c, first: now}
+		co.pending[c.Path] = e
+	} else {
+		e.c.Op |= c.Op
+		e.c.Finished = c.Finished
+		e.c.Echo = e.c.Echo && c.Echo
+		e.c.Time = c.Time
+		if c.Op.Has(Rename) {
+			e.c.OldPath = c.OldPath
+		}
+	}
+	e.last = now
+	if at := co.readyAt(e); !ok || at.Before(e.scheduled) {
+		co.schedule(c.Path, e, at)
+	}
+}
+
+func (co *Coalescer) schedule(path string, e *entry, at time.Time) {
+	e.scheduled = at
+	heap.Push(&co.queue, deadline{at: at, path: path})
+}
+
+// readyAt is when e becomes ready if nothing else happens to it.
+func (co *Coalescer) readyAt(e *entry) time.Time {
+	if e.c.Finished {
+		return e.last
+	}
+	hold := e.first.Add(co.maxHold())
+	if co.Settle > 0 {
+		if quiet := e.last.Add(co.Settle); quiet.Before(hold) {
+			return quiet
+		}
+	}
+	return hold
+}
+
+func (co *Coalescer) maxHold() time.Duration {
+	if co.MaxHold > 0 {
+		return co.MaxHold
+	}
+	return DefaultMaxHold
+}
+
+// Ready removes and returns the changes that are ready at now, appended to
+// dst.
+func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
+	for co.queue.Len() > 0 && !co.queue[0].at.After(now) {
+		d := heap.Pop(&co.queue).(deadline)
+		e, ok := co.pending[d.path]
+		if !ok || !e.scheduled.Equal(d.at) {
+			continue // superseded by an earlier deadline
+		}
+		if at := co.readyAt(e); at.After(now) {
+			co.schedule(d.path, e, at) // later events moved it
+			continue
+		}
+		c := e.c
+		switch {
+		case c.Finished:
+			delete(co.pending, d.path)
+		case co.Settle > 0 && !now.Before(e.last.Add(co.Settle)):
+			c.Finished = true // quiet for the settle period
+			delete(co.pending, d.path)
+		default:
+			// Held past MaxHold: report it unfinished and hold it again.
+			e.first = now
+			e.c.Op = Write
+			co.schedule(d.path, e, co.readyAt(e))
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// Next returns when the next change becomes ready, if any is pending.
+func (co *Coalescer) Next() (time.Time, bool) {
+	for co.queue.Len() > 0 {
+		d := co.queue[0]
+		if e, ok := co.pending[d.path]; ok && e.scheduled.Equal(d.at) {
+			return d.at, true
+		}
+		heap.Pop(&co.queue)
+	}
+	return time.Time{}, false
+}
+
+// Len is the number of paths with a pending change.
+func (co *Coalescer) Len() int { return len(co.pending) }
+
+// Run coalesces the changes from in and sends each ready one to out, until
+// ctx ends or in is closed (then what is pending is flushed as it is, so
+// nothing is lost on shutdown: unfinished changes go out unfinished).
+func (co *Coalescer) Run(ctx context.Context, in <-chan Change, out chan<- Change) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var ready []Change
+	for {
+		ready = co.Ready(time.Now(), ready[:0])
+		for _, c := range ready {
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		wait := time.Hour
+		if at, ok := co.Next(); ok {
+			wait = max(time.Until(at), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case c, ok := <-in:
+			if !ok {
+				return co.flush(ctx, out)
+			}
+			co.Add(c, time.Now())
+		case <-timer.C:
+		}
+	}
+}
+
+func (co *Coalescer) flush(ctx context.Context, out chan<- Change) error {
+	for path, e := range co.pending {
+		select {
+		case out <- e.c:
+		case <-ctx.Done():
+			return nil
+		}
+		delete(co.pending, path)
+	}
+	return nil
+}
+
+type deadline struct {
+	at   time.Time
+	path string
+}
+
+// deadlines is a min-heap by time (container/heap).
+type deadlines []deadline
+
+func (d deadlines) Len() int           { return len(d) }
+func (d deadlines) Less(i, j int) bool { return d[i].at.Before(d[j].at) }
+func (d deadlines) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
+func (d *deadlines) Push(x any)        { *d = append(*d, x.(deadline)) }
+func (d *deadlines) Pop() any {
+	old := *d
+	x := old[len(old)-1]
+	*d = old[:len(old)-1]
+	return x
+}

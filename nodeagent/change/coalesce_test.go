@@ -1,0 +1,159 @@
+package change
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// step is one event (c) at offset at, or a check of what is ready at at.
+type step struct {
+	at    time.Duration
+	c     *Change
+	ready []string // "path:ops:finished" ready at this instant, in order
+}
+
+func ev(path string, op Op, finished bool) *Change {
+	return &Change{Path: path, Op: op, Finished: finished}
+}
+
+func TestCoalescer_Ready(t *testing.T) {
+	const settle = 250 * time.Millisecond
+	tests := []struct {
+		name    string
+		settle  time.Duration
+		maxHold time.Duration
+		steps   []step
+	}{
+		{"a closed file ships at once", 0, 0, []step{
+			{at: 0, c: ev("a", Create|Write, false)},
+			{at: 10 * time.Millisecond, ready: nil},
+			{at: 20 * time.Millisecond, c: ev("a", Write, true)},
+			{at: 20 * time.Millisecond, ready: []string{"a:create|write:true"}},
+		}},
+		{"many events for one path become one change", 0, 0, []step{
+			{at: 0, c: ev("a", Create, false)},
+			{at: 1, c: ev("a", Write, false)},
+			{at: 2, c: ev("a", Write, false)},
+			{at: 3, c: ev("a", Attrib, false)},
+			{at: 4, c: ev("a", Write, true)},
+			{at: 5, ready: []string{"a:create|write|attrib:true"}},
+			{at: time.Minute, ready: nil},
+		}},
+		{"unfinished waits for its close, not for settle", 0, 0, []step{
+			{at: 0, c: ev("log", Write, false)},
+			{at: 10 * time.Second, ready: nil},
+			{at: 11 * time.Second, c: ev("log", Write, true)},
+			{at: 11 * time.Second, ready: []string{"log:write:true"}},
+		}},
+		{"a file held open past max hold is reported unfinished, then again when closed", 0, 30 * time.Second, []step{
+			{at: 0, c: ev("db", Write, false)},
+			{at: 29 * time.Second, c: ev("db", Write, false)},
+			{at: 29 * time.Second, ready: nil},
+			{at: 30 * time.Second, ready: []string{"db:write:false"}},
+			{at: 45 * time.Second, ready: nil},
+			{at: 50 * time.Second, c: ev("db", Write, true)},
+			{at: 50 * time.Second, ready: []string{"db:write:true"}},
+		}},
+		{"without close events, settle after the last event", settle, 0, []step{
+			{at: 0, c: ev("a", Create|Write, false)},
+			{at: 200 * time.Millisecond, c: ev("a", Write, false)},
+			{at: 300 * time.Millisecond, ready: nil},
+			{at: 449 * time.Millisecond, ready: nil},
+			{at: 450 * time.Millisecond, ready: []string{"a:create|write:true"}},
+		}},
+		{"finished operations skip settle", settle, 0, []step{
+			{at: 0, c: ev("gone", Remove, true)},
+			{at: 0, c: ev("dir", Mkdir, true)},
+			{at: 0, ready: []string{"gone:remove:true", "dir:mkdir:true"}},
+		}},
+		{"a write after a close holds the path again", 0, 0, []step{
+			{at: 0, c: ev("a", Write, true)},
+			{at: 1, c: ev("a", Write, false)},
+			{at: 2, ready: nil},
+			{at: 3, c: ev("a", Write, true)},
+			{at: 3, ready: []string{"a:write:true"}},
+		}},
+		{"paths are independent", settle, 0, []step{
+			{at: 0, c: ev("slow", Write, false)},
+			{at: 100 * time.Millisecond, c: ev("fast", Write, true)},
+			{at: 100 * time.Millisecond, ready: []string{"fast:write:true"}},
+			{at: 250 * time.Millisecond, ready: []string{"slow:write:true"}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			co := &Coalescer{Settle: tc.settle, MaxHold: tc.maxHold}
+			t0 := time.Unix(1_700_000_000, 0)
+			for i, s := range tc.steps {
+				now := t0.Add(s.at)
+				if s.c != nil {
+					co.Add(*s.c, now)
+					continue
+				}
+				var got []string
+				for _, c := range co.Ready(now, nil) {
+					got = append(got, fmt.Sprintf("%s:%s:%v", c.Path, c.Op, c.Finished))
+				}
+				if fmt.Sprint(got) != fmt.Sprint(s.ready) {
+					t.Fatalf("step %d (at %s): ready %v, want %v", i, s.at, got, s.ready)
+				}
+			}
+		})
+	}
+}
+
+func TestCoalescer_Echo(t *testing.T) {
+	tests := []struct {
+		name   string
+		echoes []bool
+		want   bool
+	}{
+		{"all events from the receiver", []bool{true, true}, true},
+		{"a local event among them", []bool{true, false, true}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			co := &Coalescer{}
+			now := time.Now()
+			for i, e := range tc.echoes {
+				co.Add(Change{Path: "a", Op: Write, Echo: e, Finished: i == len(tc.echoes)-1}, now)
+			}
+			got := co.Ready(now, nil)
+			if len(got) != 1 || got[0].Echo != tc.want {
+				t.Fatalf("got %+v, want one change with Echo=%v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCoalescer_QueueStaysSmall(t *testing.T) {
+	co := &Coalescer{Settle: time.Second}
+	now := time.Now()
+	for i := range 100_000 {
+		co.Add(Change{Path: "hot", Op: Write}, now.Add(time.Duration(i)*time.Microsecond))
+	}
+	if co.queue.Len() > 2 {
+		t.Fatalf("queue holds %d deadlines for one path", co.queue.Len())
+	}
+}
+
+func TestCoalescer_RunFlushesOnClose(t *testing.T) {
+	co := &Coalescer{}
+	in, out := make(chan Change), make(chan Change, 10)
+	done := make(chan error, 1)
+	go func() { done <- co.Run(context.Background(), in, out) }()
+	in <- Change{Path: "open-forever", Op: Write}
+	in <- Change{Path: "closed", Op: Write, Finished: true}
+	if c := <-out; c.Path != "closed" {
+		t.Fatalf("first out %q, want closed", c.Path)
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c := <-out; c.Path != "open-forever" || c.Finished {
+		t.Fatalf("flushed %+v, want open-forever unfinished", c)
+	}
+}
