@@ -7,323 +7,167 @@ package bsm
 // (sys/security/audit/bsm_errno.c); the names are OpenBSM's
 // sys/bsm/audit_errno.h.
 func ErrnoName(status uint8) string {
-	switch status {
-	case 1:
-		return "EPERM"
-	case 2:
-		return "ENOENT"
-	case 3:
-		return "ESRCH"
-	case 4:
-		return "EINTR"
-	case 5:
-		return "EIO"
-	case 6:
-		return "ENXIO"
-	case 7:
-		return "E2BIG"
-	case 8:
-		return "ENOEXEC"
-	case 9:
-		return "EBADF"
-	case 10:
-		return "ECHILD"
-	case 11:
-		return "EAGAIN"
-	case 12:
-		return "ENOMEM"
-	case 13:
-		return "EACCES"
-	case 14:
-		return "EFAULT"
-	case 15:
-		return "ENOTBLK"
-	case 16:
-		return "EBUSY"
-	case 17:
-		return "EEXIST"
-	case 18:
-		return "EXDEV"
-	case 19:
-		return "ENODEV"
-	case 20:
-		return "ENOTDIR"
-	case 21:
-		return "EISDIR"
-	case 22:
-		return "EINVAL"
-	case 23:
-		return "ENFILE"
-	case 24:
-		return "EMFILE"
-	case 25:
-		return "ENOTTY"
-	case 26:
-		return "ETXTBSY"
-	case 27:
-		return "EFBIG"
-	case 28:
-		return "ENOSPC"
-	case 29:
-		return "ESPIPE"
-	case 30:
-		return "EROFS"
-	case 31:
-		return "EMLINK"
-	case 32:
-		return "EPIPE"
-	case 33:
-		return "EDOM"
-	case 34:
-		return "ERANGE"
-	case 35:
-		return "ENOMSG"
-	case 36:
-		return "EIDRM"
-	case 37:
-		return "ECHRNG"
-	case 38:
-		return "EL2NSYNC"
-	case 39:
-		return "EL3HLT"
-	case 40:
-		return "EL3RST"
-	case 41:
-		return "ELNRNG"
-	case 42:
-		return "EUNATCH"
-	case 43:
-		return "ENOCSI"
-	case 44:
-		return "EL2HLT"
-	case 45:
-		return "EDEADLK"
-	case 46:
-		return "ENOLCK"
-	case 47:
-		return "ECANCELED"
-	case 48:
-		return "ENOTSUP"
-	case 49:
-		return "EDQUOT"
-	case 50:
-		return "EBADE"
-	case 51:
-		return "EBADR"
-	case 52:
-		return "EXFULL"
-	case 53:
-		return "ENOANO"
-	case 54:
-		return "EBADRQC"
-	case 55:
-		return "EBADSLT"
-	case 56:
-		return "EDEADLOCK"
-	case 57:
-		return "EBFONT"
-	case 58:
-		return "EOWNERDEAD"
-	case 59:
-		return "ENOTRECOVERABLE"
-	case 60:
-		return "ENOSTR"
-	case 61:
-		return "ENODATA"
-	case 62:
-		return "ETIME"
-	case 63:
-		return "ENOSR"
-	case 64:
-		return "ENONET"
-	case 65:
-		return "ENOPKG"
-	case 66:
-		return "EREMOTE"
-	case 67:
-		return "ENOLINK"
-	case 68:
-		return "EADV"
-	case 69:
-		return "ESRMNT"
-	case 70:
-		return "ECOMM"
-	case 71:
-		return "EPROTO"
-	case 72:
-		return "ELOCKUNMAPPED"
-	case 73:
-		return "ENOTACTIVE"
-	case 74:
-		return "EMULTIHOP"
-	case 77:
-		return "EBADMSG"
-	case 78:
-		return "ENAMETOOLONG"
-	case 79:
-		return "EOVERFLOW"
-	case 80:
-		return "ENOTUNIQ"
-	case 81:
-		return "EBADFD"
-	case 82:
-		return "EREMCHG"
-	case 83:
-		return "ELIBACC"
-	case 84:
-		return "ELIBBAD"
-	case 85:
-		return "ELIBSCN"
-	case 86:
-		return "ELIBMAX"
-	case 87:
-		return "ELIBEXEC"
-	case 88:
-		return "EILSEQ"
-	case 89:
-		return "ENOSYS"
-	case 90:
-		return "ELOOP"
-	case 91:
-		return "ERESTART"
-	case 92:
-		return "ESTRPIPE"
-	case 93:
-		return "ENOTEMPTY"
-	case 94:
-		return "EUSERS"
-	case 95:
-		return "ENOTSOCK"
-	case 96:
-		return "EDESTADDRREQ"
-	case 97:
-		return "EMSGSIZE"
-	case 98:
-		return "EPROTOTYPE"
-	case 99:
-		return "ENOPROTOOPT"
-	case 120:
-		return "EPROTONOSUPPORT"
-	case 121:
-		return "ESOCKTNOSUPPORT"
-	case 122:
-		return "EOPNOTSUPP"
-	case 123:
-		return "EPFNOSUPPORT"
-	case 124:
-		return "EAFNOSUPPORT"
-	case 125:
-		return "EADDRINUSE"
-	case 126:
-		return "EADDRNOTAVAIL"
-	case 127:
-		return "ENETDOWN"
-	case 128:
-		return "ENETUNREACH"
-	case 129:
-		return "ENETRESET"
-	case 130:
-		return "ECONNABORTED"
-	case 131:
-		return "ECONNRESET"
-	case 132:
-		return "ENOBUFS"
-	case 133:
-		return "EISCONN"
-	case 134:
-		return "ENOTCONN"
-	case 143:
-		return "ESHUTDOWN"
-	case 144:
-		return "ETOOMANYREFS"
-	case 145:
-		return "ETIMEDOUT"
-	case 146:
-		return "ECONNREFUSED"
-	case 147:
-		return "EHOSTDOWN"
-	case 148:
-		return "EHOSTUNREACH"
-	case 149:
-		return "EALREADY"
-	case 150:
-		return "EINPROGRESS"
-	case 151:
-		return "ESTALE"
-	case 152:
-		return "EQFULL"
-	case 190:
-		return "EPROCLIM"
-	case 191:
-		return "EBADRPC"
-	case 192:
-		return "ERPCMISMATCH"
-	case 193:
-		return "EPROGUNAVAIL"
-	case 194:
-		return "EPROGMISMATCH"
-	case 195:
-		return "EPROCUNAVAIL"
-	case 196:
-		return "EFTYPE"
-	case 197:
-		return "EAUTH"
-	case 198:
-		return "ENEEDAUTH"
-	case 199:
-		return "ENOATTR"
-	case 200:
-		return "EDOOFUS"
-	case 201:
-		return "EJUSTRETURN"
-	case 202:
-		return "ENOIOCTL"
-	case 203:
-		return "EDIRIOCTL"
-	case 204:
-		return "EPWROFF"
-	case 205:
-		return "EDEVERR"
-	case 206:
-		return "EBADEXEC"
-	case 207:
-		return "EBADARCH"
-	case 208:
-		return "ESHLIBVERS"
-	case 209:
-		return "EBADMACHO"
-	case 210:
-		return "EPOLICY"
-	case 211:
-		return "EDOTDOT"
-	case 212:
-		return "EUCLEAN"
-	case 213:
-		return "ENOTNAM"
-	case 214:
-		return "ENAVAIL"
-	case 215:
-		return "EISNAM"
-	case 216:
-		return "EREMOTEIO"
-	case 217:
-		return "ENOMEDIUM"
-	case 218:
-		return "EMEDIUMTYPE"
-	case 219:
-		return "ENOKEY"
-	case 220:
-		return "EKEYEXPIRED"
-	case 221:
-		return "EKEYREVOKED"
-	case 222:
-		return "EKEYREJECTED"
-	case 223:
-		return "ENOTCAPABLE"
-	case 224:
-		return "ECAPMODE"
-	case 225:
-		return "EINTEGRITY"
-	}
-	return ""
+	name, _ := tableLookup(errnoTable, uint64(status))
+	return name
 }
+
+// errnoTable holds the BSM error names, one "number TAB name" line per
+// error, sorted by number.
+const errnoTable = `1	EPERM
+2	ENOENT
+3	ESRCH
+4	EINTR
+5	EIO
+6	ENXIO
+7	E2BIG
+8	ENOEXEC
+9	EBADF
+10	ECHILD
+11	EAGAIN
+12	ENOMEM
+13	EACCES
+14	EFAULT
+15	ENOTBLK
+16	EBUSY
+17	EEXIST
+18	EXDEV
+19	ENODEV
+20	ENOTDIR
+21	EISDIR
+22	EINVAL
+23	ENFILE
+24	EMFILE
+25	ENOTTY
+26	ETXTBSY
+27	EFBIG
+28	ENOSPC
+29	ESPIPE
+30	EROFS
+31	EMLINK
+32	EPIPE
+33	EDOM
+34	ERANGE
+35	ENOMSG
+36	EIDRM
+37	ECHRNG
+38	EL2NSYNC
+39	EL3HLT
+40	EL3RST
+41	ELNRNG
+42	EUNATCH
+43	ENOCSI
+44	EL2HLT
+45	EDEADLK
+46	ENOLCK
+47	ECANCELED
+48	ENOTSUP
+49	EDQUOT
+50	EBADE
+51	EBADR
+52	EXFULL
+53	ENOANO
+54	EBADRQC
+55	EBADSLT
+56	EDEADLOCK
+57	EBFONT
+58	EOWNERDEAD
+59	ENOTRECOVERABLE
+60	ENOSTR
+61	ENODATA
+62	ETIME
+63	ENOSR
+64	ENONET
+65	ENOPKG
+66	EREMOTE
+67	ENOLINK
+68	EADV
+69	ESRMNT
+70	ECOMM
+71	EPROTO
+72	ELOCKUNMAPPED
+73	ENOTACTIVE
+74	EMULTIHOP
+77	EBADMSG
+78	ENAMETOOLONG
+79	EOVERFLOW
+80	ENOTUNIQ
+81	EBADFD
+82	EREMCHG
+83	ELIBACC
+84	ELIBBAD
+85	ELIBSCN
+86	ELIBMAX
+87	ELIBEXEC
+88	EILSEQ
+89	ENOSYS
+90	ELOOP
+91	ERESTART
+92	ESTRPIPE
+93	ENOTEMPTY
+94	EUSERS
+95	ENOTSOCK
+96	EDESTADDRREQ
+97	EMSGSIZE
+98	EPROTOTYPE
+99	ENOPROTOOPT
+120	EPROTONOSUPPORT
+121	ESOCKTNOSUPPORT
+122	EOPNOTSUPP
+123	EPFNOSUPPORT
+124	EAFNOSUPPORT
+125	EADDRINUSE
+126	EADDRNOTAVAIL
+127	ENETDOWN
+128	ENETUNREACH
+129	ENETRESET
+130	ECONNABORTED
+131	ECONNRESET
+132	ENOBUFS
+133	EISCONN
+134	ENOTCONN
+143	ESHUTDOWN
+144	ETOOMANYREFS
+145	ETIMEDOUT
+146	ECONNREFUSED
+147	EHOSTDOWN
+148	EHOSTUNREACH
+149	EALREADY
+150	EINPROGRESS
+151	ESTALE
+152	EQFULL
+190	EPROCLIM
+191	EBADRPC
+192	ERPCMISMATCH
+193	EPROGUNAVAIL
+194	EPROGMISMATCH
+195	EPROCUNAVAIL
+196	EFTYPE
+197	EAUTH
+198	ENEEDAUTH
+199	ENOATTR
+200	EDOOFUS
+201	EJUSTRETURN
+202	ENOIOCTL
+203	EDIRIOCTL
+204	EPWROFF
+205	EDEVERR
+206	EBADEXEC
+207	EBADARCH
+208	ESHLIBVERS
+209	EBADMACHO
+210	EPOLICY
+211	EDOTDOT
+212	EUCLEAN
+213	ENOTNAM
+214	ENAVAIL
+215	EISNAM
+216	EREMOTEIO
+217	ENOMEDIUM
+218	EMEDIUMTYPE
+219	ENOKEY
+220	EKEYEXPIRED
+221	EKEYREVOKED
+222	EKEYREJECTED
+223	ENOTCAPABLE
+224	ECAPMODE
+225	EINTEGRITY`

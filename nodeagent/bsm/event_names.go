@@ -1,511 +1,263 @@
 package bsm
 
-// eventName is the name OpenBSM's etc/audit_event gives an event number
-// (the first entry where that file lists a number twice), for the events a
-// file-sync agent meets: the classic Solaris/BSD system calls (0-199), the
-// *at calls and split open events (237, 266-290), FreeBSD's file,
-// process and jail events (43000s) and the common userland events (login,
-// su, sshd, auditd). Numbers not listed return "".
+// eventTable holds the names OpenBSM's etc/audit_event gives event numbers
+// (the first entry where that file lists a number twice), one "number TAB
+// name" line per event, sorted by number: the classic Solaris/BSD system
+// calls (0-199), the *at calls and split open events (237, 266-290),
+// FreeBSD's file, process and jail events (43000s) and the common userland
+// events (login, su, sshd, auditd).
+const eventTable = `0	AUE_NULL
+1	AUE_EXIT
+2	AUE_FORK
+3	AUE_OPEN
+4	AUE_CREAT
+5	AUE_LINK
+6	AUE_UNLINK
+7	AUE_EXEC
+8	AUE_CHDIR
+9	AUE_MKNOD
+10	AUE_CHMOD
+11	AUE_CHOWN
+12	AUE_UMOUNT
+13	AUE_JUNK
+14	AUE_ACCESS
+15	AUE_KILL
+16	AUE_STAT
+17	AUE_LSTAT
+18	AUE_ACCT
+19	AUE_MCTL
+20	AUE_REBOOT
+21	AUE_SYMLINK
+22	AUE_READLINK
+23	AUE_EXECVE
+24	AUE_CHROOT
+25	AUE_VFORK
+26	AUE_SETGROUPS
+27	AUE_SETPGRP
+28	AUE_SWAPON
+29	AUE_SETHOSTNAME
+30	AUE_FCNTL
+31	AUE_SETPRIORITY
+32	AUE_CONNECT
+33	AUE_ACCEPT
+34	AUE_BIND
+35	AUE_SETSOCKOPT
+36	AUE_VTRACE
+37	AUE_SETTIMEOFDAY
+38	AUE_FCHOWN
+39	AUE_FCHMOD
+40	AUE_SETREUID
+41	AUE_SETREGID
+42	AUE_RENAME
+43	AUE_TRUNCATE
+44	AUE_FTRUNCATE
+45	AUE_FLOCK
+46	AUE_SHUTDOWN
+47	AUE_MKDIR
+48	AUE_RMDIR
+49	AUE_UTIMES
+50	AUE_ADJTIME
+51	AUE_SETRLIMIT
+52	AUE_KILLPG
+53	AUE_NFS_SVC
+54	AUE_STATFS
+55	AUE_FSTATFS
+56	AUE_UNMOUNT
+57	AUE_ASYNC_DAEMON
+58	AUE_NFS_GETFH
+59	AUE_SETDOMAINNAME
+60	AUE_QUOTACTL
+61	AUE_EXPORTFS
+62	AUE_MOUNT
+63	AUE_SEMSYS
+64	AUE_MSGSYS
+65	AUE_SHMSYS
+66	AUE_BSMSYS
+67	AUE_RFSSYS
+68	AUE_FCHDIR
+69	AUE_FCHROOT
+70	AUE_VPIXSYS
+71	AUE_PATHCONF
+72	AUE_OPEN_R
+73	AUE_OPEN_RC
+74	AUE_OPEN_RT
+75	AUE_OPEN_RTC
+76	AUE_OPEN_W
+77	AUE_OPEN_WC
+78	AUE_OPEN_WT
+79	AUE_OPEN_WTC
+80	AUE_OPEN_RW
+81	AUE_OPEN_RWC
+82	AUE_OPEN_RWT
+83	AUE_OPEN_RWTC
+84	AUE_MSGCTL
+85	AUE_MSGCTL_RMID
+86	AUE_MSGCTL_SET
+87	AUE_MSGCTL_STAT
+88	AUE_MSGGET
+89	AUE_MSGRCV
+90	AUE_MSGSND
+91	AUE_SHMCTL
+92	AUE_SHMCTL_RMID
+93	AUE_SHMCTL_SET
+94	AUE_SHMCTL_STAT
+95	AUE_SHMGET
+96	AUE_SHMAT
+97	AUE_SHMDT
+98	AUE_SEMCTL
+99	AUE_SEMCTL_RMID
+100	AUE_SEMCTL_SET
+101	AUE_SEMCTL_STAT
+102	AUE_SEMCTL_GETNCNT
+103	AUE_SEMCTL_GETPID
+104	AUE_SEMCTL_GETVAL
+105	AUE_SEMCTL_GETALL
+106	AUE_SEMCTL_GETZCNT
+107	AUE_SEMCTL_SETVAL
+108	AUE_SEMCTL_SETALL
+109	AUE_SEMGET
+110	AUE_SEMOP
+111	AUE_CORE
+112	AUE_CLOSE
+113	AUE_SYSTEMBOOT
+114	AUE_ASYNC_DAEMON_EXIT
+115	AUE_NFSSVC_EXIT
+183	AUE_SOCKET
+184	AUE_SENDTO
+185	AUE_PIPE
+186	AUE_SOCKETPAIR
+187	AUE_SEND
+188	AUE_SENDMSG
+189	AUE_RECV
+190	AUE_RECVMSG
+191	AUE_RECVFROM
+192	AUE_READ
+193	AUE_GETDENTS
+194	AUE_LSEEK
+195	AUE_WRITE
+196	AUE_WRITEV
+197	AUE_NFS
+198	AUE_READV
+199	AUE_OSTAT
+237	AUE_LCHOWN
+266	AUE_SETAUDIT_ADDR
+267	AUE_GETAUDIT_ADDR
+268	AUE_UMOUNT2
+269	AUE_FSAT
+270	AUE_OPENAT_R
+271	AUE_OPENAT_RC
+272	AUE_OPENAT_RT
+273	AUE_OPENAT_RTC
+274	AUE_OPENAT_W
+275	AUE_OPENAT_WC
+276	AUE_OPENAT_WT
+277	AUE_OPENAT_WTC
+278	AUE_OPENAT_RW
+279	AUE_OPENAT_RWC
+280	AUE_OPENAT_RWT
+281	AUE_OPENAT_RWTC
+282	AUE_RENAMEAT
+283	AUE_FSTATAT
+284	AUE_FCHOWNAT
+285	AUE_FUTIMESAT
+286	AUE_UNLINKAT
+287	AUE_CLOCK_SETTIME
+288	AUE_NTP_ADJTIME
+289	AUE_SETPPRIV
+290	AUE_MODDEVPLCY
+6152	AUE_login
+6153	AUE_logout
+6158	AUE_rshd
+6159	AUE_su
+6160	AUE_halt
+6161	AUE_reboot
+6163	AUE_passwd
+6165	AUE_ftpd
+6168	AUE_shutdown
+6171	AUE_ftpd_logout
+6172	AUE_ssh
+32800	AUE_openssh
+43001	AUE_GETFSSTAT
+43002	AUE_PTRACE
+43003	AUE_CHFLAGS
+43004	AUE_FCHFLAGS
+43006	AUE_KTRACE
+43011	AUE_MKFIFO
+43013	AUE_FUTIMES
+43021	AUE_SYSCTL
+43032	AUE_SEMOPEN
+43033	AUE_SEMCLOSE
+43034	AUE_SEMUNLINK
+43035	AUE_SHMOPEN
+43036	AUE_SHMUNLINK
+43043	AUE_RFORK
+43044	AUE_LCHMOD
+43052	AUE_LUTIMES
+43053	AUE_LCHFLAGS
+43054	AUE_SENDFILE
+43060	AUE_WAIT4
+43062	AUE_FHSTATFS
+43063	AUE_FHOPEN
+43064	AUE_FHSTAT
+43065	AUE_JAIL
+43069	AUE_FSYNC
+43070	AUE_NMOUNT
+43089	AUE_ACL_SET_FILE
+43091	AUE_ACL_SET_FD
+43092	AUE_ACL_DELETE_FILE
+43093	AUE_ACL_DELETE_FD
+43097	AUE_ACL_SET_LINK
+43098	AUE_ACL_DELETE_LINK
+43103	AUE_EXTATTR_SET_FILE
+43105	AUE_EXTATTR_DELETE_FILE
+43107	AUE_EXTATTR_SET_FD
+43109	AUE_EXTATTR_DELETE_FD
+43111	AUE_EXTATTR_SET_LINK
+43113	AUE_EXTATTR_DELETE_LINK
+43115	AUE_JAIL_ATTACH
+43116	AUE_SYSCTL_WRITE
+43118	AUE_READDIR
+43132	AUE_GETPATH_FROMFD
+43139	AUE_MQ_UNLINK
+43143	AUE_CLOSEFROM
+43144	AUE_FEXECVE
+43145	AUE_FACCESSAT
+43146	AUE_FCHMODAT
+43147	AUE_LINKAT
+43148	AUE_MKDIRAT
+43149	AUE_MKFIFOAT
+43150	AUE_MKNODAT
+43151	AUE_READLINKAT
+43152	AUE_SYMLINKAT
+43184	AUE_OPENAT
+43190	AUE_POSIX_SPAWN
+43191	AUE_FSGETPATH
+43192	AUE_PREAD
+43193	AUE_PWRITE
+43197	AUE_PDFORK
+43198	AUE_PDKILL
+43207	AUE_BINDAT
+43208	AUE_CONNECTAT
+43209	AUE_CHFLAGSAT
+43210	AUE_PREADV
+43211	AUE_PWRITEV
+43212	AUE_POSIX_FALLOCATE
+43234	AUE_JAIL_GET
+43235	AUE_JAIL_SET
+43236	AUE_JAIL_REMOVE
+43259	AUE_FGETUUID
+43262	AUE_EXECVEAT
+43263	AUE_SHMRENAME
+43264	AUE_REALPATHAT
+43265	AUE_CLOSERANGE
+45000	AUE_audit_startup
+45001	AUE_audit_shutdown
+45014	AUE_modify_password
+45028	AUE_sudo
+45029	AUE_audit_recovery`
+
+// eventName is the event's name, or "" when eventTable lacks it.
 func eventName(e Event) string {
-	switch e {
-	case 0:
-		return "AUE_NULL"
-	case 1:
-		return "AUE_EXIT"
-	case 2:
-		return "AUE_FORK"
-	case 3:
-		return "AUE_OPEN"
-	case 4:
-		return "AUE_CREAT"
-	case 5:
-		return "AUE_LINK"
-	case 6:
-		return "AUE_UNLINK"
-	case 7:
-		return "AUE_EXEC"
-	case 8:
-		return "AUE_CHDIR"
-	case 9:
-		return "AUE_MKNOD"
-	case 10:
-		return "AUE_CHMOD"
-	case 11:
-		return "AUE_CHOWN"
-	case 12:
-		return "AUE_UMOUNT"
-	case 13:
-		return "AUE_JUNK"
-	case 14:
-		return "AUE_ACCESS"
-	case 15:
-		return "AUE_KILL"
-	case 16:
-		return "AUE_STAT"
-	case 17:
-		return "AUE_LSTAT"
-	case 18:
-		return "AUE_ACCT"
-	case 19:
-		return "AUE_MCTL"
-	case 20:
-		return "AUE_REBOOT"
-	case 21:
-		return "AUE_SYMLINK"
-	case 22:
-		return "AUE_READLINK"
-	case 23:
-		return "AUE_EXECVE"
-	case 24:
-		return "AUE_CHROOT"
-	case 25:
-		return "AUE_VFORK"
-	case 26:
-		return "AUE_SETGROUPS"
-	case 27:
-		return "AUE_SETPGRP"
-	case 28:
-		return "AUE_SWAPON"
-	case 29:
-		return "AUE_SETHOSTNAME"
-	case 30:
-		return "AUE_FCNTL"
-	case 31:
-		return "AUE_SETPRIORITY"
-	case 32:
-		return "AUE_CONNECT"
-	case 33:
-		return "AUE_ACCEPT"
-	case 34:
-		return "AUE_BIND"
-	case 35:
-		return "AUE_SETSOCKOPT"
-	case 36:
-		return "AUE_VTRACE"
-	case 37:
-		return "AUE_SETTIMEOFDAY"
-	case 38:
-		return "AUE_FCHOWN"
-	case 39:
-		return "AUE_FCHMOD"
-	case 40:
-		return "AUE_SETREUID"
-	case 41:
-		return "AUE_SETREGID"
-	case 42:
-		return "AUE_RENAME"
-	case 43:
-		return "AUE_TRUNCATE"
-	case 44:
-		return "AUE_FTRUNCATE"
-	case 45:
-		return "AUE_FLOCK"
-	case 46:
-		return "AUE_SHUTDOWN"
-	case 47:
-		return "AUE_MKDIR"
-	case 48:
-		return "AUE_RMDIR"
-	case 49:
-		return "AUE_UTIMES"
-	case 50:
-		return "AUE_ADJTIME"
-	case 51:
-		return "AUE_SETRLIMIT"
-	case 52:
-		return "AUE_KILLPG"
-	case 53:
-		return "AUE_NFS_SVC"
-	case 54:
-		return "AUE_STATFS"
-	case 55:
-		return "AUE_FSTATFS"
-	case 56:
-		return "AUE_UNMOUNT"
-	case 57:
-		return "AUE_ASYNC_DAEMON"
-	case 58:
-		return "AUE_NFS_GETFH"
-	case 59:
-		return "AUE_SETDOMAINNAME"
-	case 60:
-		return "AUE_QUOTACTL"
-	case 61:
-		return "AUE_EXPORTFS"
-	case 62:
-		return "AUE_MOUNT"
-	case 63:
-		return "AUE_SEMSYS"
-	case 64:
-		return "AUE_MSGSYS"
-	case 65:
-		return "AUE_SHMSYS"
-	case 66:
-		return "AUE_BSMSYS"
-	case 67:
-		return "AUE_RFSSYS"
-	case 68:
-		return "AUE_FCHDIR"
-	case 69:
-		return "AUE_FCHROOT"
-	case 70:
-		return "AUE_VPIXSYS"
-	case 71:
-		return "AUE_PATHCONF"
-	case 72:
-		return "AUE_OPEN_R"
-	case 73:
-		return "AUE_OPEN_RC"
-	case 74:
-		return "AUE_OPEN_RT"
-	case 75:
-		return "AUE_OPEN_RTC"
-	case 76:
-		return "AUE_OPEN_W"
-	case 77:
-		return "AUE_OPEN_WC"
-	case 78:
-		return "AUE_OPEN_WT"
-	case 79:
-		return "AUE_OPEN_WTC"
-	case 80:
-		return "AUE_OPEN_RW"
-	case 81:
-		return "AUE_OPEN_RWC"
-	case 82:
-		return "AUE_OPEN_RWT"
-	case 83:
-		return "AUE_OPEN_RWTC"
-	case 84:
-		return "AUE_MSGCTL"
-	case 85:
-		return "AUE_MSGCTL_RMID"
-	case 86:
-		return "AUE_MSGCTL_SET"
-	case 87:
-		return "AUE_MSGCTL_STAT"
-	case 88:
-		return "AUE_MSGGET"
-	case 89:
-		return "AUE_MSGRCV"
-	case 90:
-		return "AUE_MSGSND"
-	case 91:
-		return "AUE_SHMCTL"
-	case 92:
-		return "AUE_SHMCTL_RMID"
-	case 93:
-		return "AUE_SHMCTL_SET"
-	case 94:
-		return "AUE_SHMCTL_STAT"
-	case 95:
-		return "AUE_SHMGET"
-	case 96:
-		return "AUE_SHMAT"
-	case 97:
-		return "AUE_SHMDT"
-	case 98:
-		return "AUE_SEMCTL"
-	case 99:
-		return "AUE_SEMCTL_RMID"
-	case 100:
-		return "AUE_SEMCTL_SET"
-	case 101:
-		return "AUE_SEMCTL_STAT"
-	case 102:
-		return "AUE_SEMCTL_GETNCNT"
-	case 103:
-		return "AUE_SEMCTL_GETPID"
-	case 104:
-		return "AUE_SEMCTL_GETVAL"
-	case 105:
-		return "AUE_SEMCTL_GETALL"
-	case 106:
-		return "AUE_SEMCTL_GETZCNT"
-	case 107:
-		return "AUE_SEMCTL_SETVAL"
-	case 108:
-		return "AUE_SEMCTL_SETALL"
-	case 109:
-		return "AUE_SEMGET"
-	case 110:
-		return "AUE_SEMOP"
-	case 111:
-		return "AUE_CORE"
-	case 112:
-		return "AUE_CLOSE"
-	case 113:
-		return "AUE_SYSTEMBOOT"
-	case 114:
-		return "AUE_ASYNC_DAEMON_EXIT"
-	case 115:
-		return "AUE_NFSSVC_EXIT"
-	case 183:
-		return "AUE_SOCKET"
-	case 184:
-		return "AUE_SENDTO"
-	case 185:
-		return "AUE_PIPE"
-	case 186:
-		return "AUE_SOCKETPAIR"
-	case 187:
-		return "AUE_SEND"
-	case 188:
-		return "AUE_SENDMSG"
-	case 189:
-		return "AUE_RECV"
-	case 190:
-		return "AUE_RECVMSG"
-	case 191:
-		return "AUE_RECVFROM"
-	case 192:
-		return "AUE_READ"
-	case 193:
-		return "AUE_GETDENTS"
-	case 194:
-		return "AUE_LSEEK"
-	case 195:
-		return "AUE_WRITE"
-	case 196:
-		return "AUE_WRITEV"
-	case 197:
-		return "AUE_NFS"
-	case 198:
-		return "AUE_READV"
-	case 199:
-		return "AUE_OSTAT"
-	case 237:
-		return "AUE_LCHOWN"
-	case 266:
-		return "AUE_SETAUDIT_ADDR"
-	case 267:
-		return "AUE_GETAUDIT_ADDR"
-	case 268:
-		return "AUE_UMOUNT2"
-	case 269:
-		return "AUE_FSAT"
-	case 270:
-		return "AUE_OPENAT_R"
-	case 271:
-		return "AUE_OPENAT_RC"
-	case 272:
-		return "AUE_OPENAT_RT"
-	case 273:
-		return "AUE_OPENAT_RTC"
-	case 274:
-		return "AUE_OPENAT_W"
-	case 275:
-		return "AUE_OPENAT_WC"
-	case 276:
-		return "AUE_OPENAT_WT"
-	case 277:
-		return "AUE_OPENAT_WTC"
-	case 278:
-		return "AUE_OPENAT_RW"
-	case 279:
-		return "AUE_OPENAT_RWC"
-	case 280:
-		return "AUE_OPENAT_RWT"
-	case 281:
-		return "AUE_OPENAT_RWTC"
-	case 282:
-		return "AUE_RENAMEAT"
-	case 283:
-		return "AUE_FSTATAT"
-	case 284:
-		return "AUE_FCHOWNAT"
-	case 285:
-		return "AUE_FUTIMESAT"
-	case 286:
-		return "AUE_UNLINKAT"
-	case 287:
-		return "AUE_CLOCK_SETTIME"
-	case 288:
-		return "AUE_NTP_ADJTIME"
-	case 289:
-		return "AUE_SETPPRIV"
-	case 290:
-		return "AUE_MODDEVPLCY"
-	case 6152:
-		return "AUE_login"
-	case 6153:
-		return "AUE_logout"
-	case 6158:
-		return "AUE_rshd"
-	case 6159:
-		return "AUE_su"
-	case 6160:
-		return "AUE_halt"
-	case 6161:
-		return "AUE_reboot"
-	case 6163:
-		return "AUE_passwd"
-	case 6165:
-		return "AUE_ftpd"
-	case 6168:
-		return "AUE_shutdown"
-	case 6171:
-		return "AUE_ftpd_logout"
-	case 6172:
-		return "AUE_ssh"
-	case 32800:
-		return "AUE_openssh"
-	case 43001:
-		return "AUE_GETFSSTAT"
-	case 43002:
-		return "AUE_PTRACE"
-	case 43003:
-		return "AUE_CHFLAGS"
-	case 43004:
-		return "AUE_FCHFLAGS"
-	case 43006:
-		return "AUE_KTRACE"
-	case 43011:
-		return "AUE_MKFIFO"
-	case 43013:
-		return "AUE_FUTIMES"
-	case 43021:
-		return "AUE_SYSCTL"
-	case 43032:
-		return "AUE_SEMOPEN"
-	case 43033:
-		return "AUE_SEMCLOSE"
-	case 43034:
-		return "AUE_SEMUNLINK"
-	case 43035:
-		return "AUE_SHMOPEN"
-	case 43036:
-		return "AUE_SHMUNLINK"
-	case 43043:
-		return "AUE_RFORK"
-	case 43044:
-		return "AUE_LCHMOD"
-	case 43052:
-		return "AUE_LUTIMES"
-	case 43053:
-		return "AUE_LCHFLAGS"
-	case 43054:
-		return "AUE_SENDFILE"
-	case 43060:
-		return "AUE_WAIT4"
-	case 43062:
-		return "AUE_FHSTATFS"
-	case 43063:
-		return "AUE_FHOPEN"
-	case 43064:
-		return "AUE_FHSTAT"
-	case 43065:
-		return "AUE_JAIL"
-	case 43069:
-		return "AUE_FSYNC"
-	case 43070:
-		return "AUE_NMOUNT"
-	case 43089:
-		return "AUE_ACL_SET_FILE"
-	case 43091:
-		return "AUE_ACL_SET_FD"
-	case 43092:
-		return "AUE_ACL_DELETE_FILE"
-	case 43093:
-		return "AUE_ACL_DELETE_FD"
-	case 43097:
-		return "AUE_ACL_SET_LINK"
-	case 43098:
-		return "AUE_ACL_DELETE_LINK"
-	case 43103:
-		return "AUE_EXTATTR_SET_FILE"
-	case 43105:
-		return "AUE_EXTATTR_DELETE_FILE"
-	case 43107:
-		return "AUE_EXTATTR_SET_FD"
-	case 43109:
-		return "AUE_EXTATTR_DELETE_FD"
-	case 43111:
-		return "AUE_EXTATTR_SET_LINK"
-	case 43113:
-		return "AUE_EXTATTR_DELETE_LINK"
-	case 43115:
-		return "AUE_JAIL_ATTACH"
-	case 43116:
-		return "AUE_SYSCTL_WRITE"
-	case 43118:
-		return "AUE_READDIR"
-	case 43132:
-		return "AUE_GETPATH_FROMFD"
-	case 43139:
-		return "AUE_MQ_UNLINK"
-	case 43143:
-		return "AUE_CLOSEFROM"
-	case 43144:
-		return "AUE_FEXECVE"
-	case 43145:
-		return "AUE_FACCESSAT"
-	case 43146:
-		return "AUE_FCHMODAT"
-	case 43147:
-		return "AUE_LINKAT"
-	case 43148:
-		return "AUE_MKDIRAT"
-	case 43149:
-		return "AUE_MKFIFOAT"
-	case 43150:
-		return "AUE_MKNODAT"
-	case 43151:
-		return "AUE_READLINKAT"
-	case 43152:
-		return "AUE_SYMLINKAT"
-	case 43184:
-		return "AUE_OPENAT"
-	case 43190:
-		return "AUE_POSIX_SPAWN"
-	case 43191:
-		return "AUE_FSGETPATH"
-	case 43192:
-		return "AUE_PREAD"
-	case 43193:
-		return "AUE_PWRITE"
-	case 43197:
-		return "AUE_PDFORK"
-	case 43198:
-		return "AUE_PDKILL"
-	case 43207:
-		return "AUE_BINDAT"
-	case 43208:
-		return "AUE_CONNECTAT"
-	case 43209:
-		return "AUE_CHFLAGSAT"
-	case 43210:
-		return "AUE_PREADV"
-	case 43211:
-		return "AUE_PWRITEV"
-	case 43212:
-		return "AUE_POSIX_FALLOCATE"
-	case 43234:
-		return "AUE_JAIL_GET"
-	case 43235:
-		return "AUE_JAIL_SET"
-	case 43236:
-		return "AUE_JAIL_REMOVE"
-	case 43259:
-		return "AUE_FGETUUID"
-	case 43262:
-		return "AUE_EXECVEAT"
-	case 43263:
-		return "AUE_SHMRENAME"
-	case 43264:
-		return "AUE_REALPATHAT"
-	case 43265:
-		return "AUE_CLOSERANGE"
-	case 45000:
-		return "AUE_audit_startup"
-	case 45001:
-		return "AUE_audit_shutdown"
-	case 45014:
-		return "AUE_modify_password"
-	case 45028:
-		return "AUE_sudo"
-	case 45029:
-		return "AUE_audit_recovery"
-	}
-	return ""
+	name, _ := tableLookup(eventTable, uint64(e))
+	return name
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // TokenType is a token's id, its first byte. The values are OpenBSM's AUT_*
@@ -66,8 +67,8 @@ const (
 // token ("header32", "path", "subject32_ex", "return32"), or "0x.." for an
 // unknown id.
 func (t TokenType) String() string {
-	if n := t.names(); n[0] != "" {
-		return n[0]
+	if name, _ := t.names(); name != "" {
+		return name
 	}
 	return "0x" + strconv.FormatUint(uint64(t), 16)
 }
@@ -75,109 +76,72 @@ func (t TokenType) String() string {
 // PrauditName is the name praudit(1) prints for the token ("header",
 // "argument", "subject_ex"), or "unknown".
 func (t TokenType) PrauditName() string {
-	if n := t.names(); n[1] != "" {
-		return n[1]
+	if _, praudit := t.names(); praudit != "" {
+		return praudit
 	}
 	return "unknown"
 }
 
-func (t TokenType) names() [2]string {
-	switch t {
-	case TokenFile:
-		return [2]string{"file", "file"}
-	case TokenTrailer:
-		return [2]string{"trailer", "trailer"}
-	case TokenHeader32:
-		return [2]string{"header32", "header"}
-	case TokenHeader32Ex:
-		return [2]string{"header32_ex", "header_ex"}
-	case TokenHeader64:
-		return [2]string{"header64", "header"}
-	case TokenHeader64Ex:
-		return [2]string{"header64_ex", "header_ex"}
-	case TokenData:
-		return [2]string{"data", "arbitrary"}
-	case TokenIPC:
-		return [2]string{"ipc", "IPC"}
-	case TokenIPCPerm:
-		return [2]string{"ipc_perm", "IPC perm"}
-	case TokenPath:
-		return [2]string{"path", "path"}
-	case TokenText:
-		return [2]string{"text", "text"}
-	case TokenZonename:
-		return [2]string{"zonename", "zone"}
-	case TokenOpaque:
-		return [2]string{"opaque", "opaque"}
-	case TokenSubject32:
-		return [2]string{"subject32", "subject"}
-	case TokenSubject64:
-		return [2]string{"subject64", "subject"}
-	case TokenSubject32Ex:
-		return [2]string{"subject32_ex", "subject_ex"}
-	case TokenSubject64Ex:
-		return [2]string{"subject64_ex", "subject_ex"}
-	case TokenProcess32:
-		return [2]string{"process32", "process"}
-	case TokenProcess64:
-		return [2]string{"process64", "process"}
-	case TokenProcess32Ex:
-		return [2]string{"process32_ex", "process_ex"}
-	case TokenProcess64Ex:
-		return [2]string{"process64_ex", "process_ex"}
-	case TokenReturn32:
-		return [2]string{"return32", "return"}
-	case TokenReturn64:
-		return [2]string{"return64", "return"}
-	case TokenReturnUUID:
-		return [2]string{"return_uuid", "ret_uuid"}
-	case TokenArg32:
-		return [2]string{"arg32", "argument"}
-	case TokenArg64:
-		return [2]string{"arg64", "argument"}
-	case TokenArgUUID:
-		return [2]string{"arg_uuid", "arg_uuid"}
-	case TokenAttr32:
-		return [2]string{"attr32", "attribute"}
-	case TokenAttr64:
-		return [2]string{"attr64", "attribute"}
-	case TokenInAddr:
-		return [2]string{"in_addr", "ip addr"}
-	case TokenInAddrEx:
-		return [2]string{"in_addr_ex", "ip addr ex"}
-	case TokenIP:
-		return [2]string{"ip", "ip"}
-	case TokenIPort:
-		return [2]string{"iport", "ip port"}
-	case TokenSocket:
-		return [2]string{"socket", "socket"}
-	case TokenSocketEx:
-		return [2]string{"socket_ex", "socket"}
-	case TokenSockInet32:
-		return [2]string{"sock_inet32", "socket-inet"}
-	case TokenSockInet128:
-		return [2]string{"sock_inet128", "socket-inet6"}
-	case TokenSockUnix:
-		return [2]string{"sock_unix", "socket-unix"}
-	case TokenSeq:
-		return [2]string{"seq", "sequence"}
-	case TokenExecArgs:
-		return [2]string{"exec_args", "exec arg"}
-	case TokenExecEnv:
-		return [2]string{"exec_env", "exec env"}
-	case TokenExit:
-		return [2]string{"exit", "exit"}
-	case TokenNewGroups:
-		return [2]string{"newgroups", "group"}
-	case TokenPrivSet:
-		return [2]string{"privset", "privilege"}
-	case TokenUPriv:
-		return [2]string{"upriv", "use of privilege"}
-	case TokenRights:
-		return [2]string{"rights", "rights"}
+// names returns the token's au_to_* suffix and its praudit name, "" when
+// unknown.
+func (t TokenType) names() (name, praudit string) {
+	row, ok := tableLookup(tokenTable, uint64(t))
+	if !ok {
+		return "", ""
 	}
-	return [2]string{}
+	name, praudit, _ = strings.Cut(row, "\t")
+	return name, praudit
 }
+
+// tokenTable holds, per token id in decimal, the suffix of the OpenBSM
+// au_to_* function that writes the token and the name praudit(1) prints
+// (print_*_tok in libbsm/bsm_io.c), tab-separated, sorted by id.
+const tokenTable = `17	file	file
+19	trailer	trailer
+20	header32	header
+21	header32_ex	header_ex
+33	data	arbitrary
+34	ipc	IPC
+35	path	path
+36	subject32	subject
+38	process32	process
+39	return32	return
+40	text	text
+41	opaque	opaque
+42	in_addr	ip addr
+43	ip	ip
+44	iport	ip port
+45	arg32	argument
+46	socket	socket
+47	seq	sequence
+50	ipc_perm	IPC perm
+56	privset	privilege
+57	upriv	use of privilege
+59	newgroups	group
+60	exec_args	exec arg
+61	exec_env	exec env
+62	attr32	attribute
+82	exit	exit
+96	zonename	zone
+113	arg64	argument
+114	return64	return
+115	attr64	attribute
+116	header64	header
+117	subject64	subject
+119	process64	process
+121	header64_ex	header_ex
+122	subject32_ex	subject_ex
+123	process32_ex	process_ex
+124	subject64_ex	subject_ex
+125	process64_ex	process_ex
+126	in_addr_ex	ip addr ex
+127	socket_ex	socket
+128	sock_inet32	socket-inet
+129	sock_inet128	socket-inet6
+130	sock_unix	socket-unix
+131	rights	rights
+132	arg_uuid	arg_uuid
+133	return_uuid	ret_uuid`
 
 // Token is one decoded token: its type and its bytes, which alias the
 // buffer it was decoded from (see Reader.Next for how long they stay
