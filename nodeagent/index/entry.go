@@ -1,0 +1,121 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// Entry is what the index knows of one path.
+type Entry struct {
+	Size  int64
+	Mtime time.Time
+	Ctime time.Time
+	Mode  fs.FileMode
+	UID   uint32
+	GID   uint32
+	Ino   uint64
+	Nlink uint64
+	// Version is reserved for multi-master version data (opaque here).
+	Version []byte
+}
+
+// Matches reports whether e and o describe the same state of a path: the
+// fields a write, chmod, chown, touch, rename over or replace would change.
+// Version is not compared.
+func (e Entry) Matches(o Entry) bool {
+	return e.Size == o.Size && e.Mtime.Equal(o.Mtime) && e.Ctime.Equal(o.Ctime) &&
+		e.Mode == o.Mode && e.UID == o.UID && e.GID == o.GID && e.Ino == o.Ino
+}
+
+// ContentMatches reports whether only metadata (mode, owner, ctime, link
+// count) can differ between e and o: same type, size, mtime and inode.
+func (e Entry) ContentMatches(o Entry) bool {
+	return e.Size == o.Size && e.Mtime.Equal(o.Mtime) && e.Ino == o.Ino && e.Mode.Type() == o.Mode.Type()
+}
+
+// IsDir reports whether the entry is a directory.
+func (e Entry) IsDir() bool { return e.Mode.IsDir() }
+
+// entryFormat is the first byte of every encoded entry.
+const entryFormat = 1
+
+// fixedLen is the encoded size of an entry without its Version.
+const fixedLen = 1 + 8 + 8 + 8 + 4 + 4 + 4 + 8 + 8
+
+// errCorruptEntry is returned for a stored entry that cannot be decoded.
+var errCorruptEntry = errors.New("corrupt index entry")
+
+func (e Entry) marshal() []byte {
+	b := make([]byte, fixedLen, fixedLen+len(e.Version))
+	b[0] = entryFormat
+	binary.BigEndian.PutUint64(b[1:], uint64(e.Size))
+	binary.BigEndian.PutUint64(b[9:], uint64(e.Mtime.UnixNano()))
+	binary.BigEndian.PutUint64(b[17:], uint64(e.Ctime.UnixNano()))
+	binary.BigEndian.PutUint32(b[25:], uint32(e.Mode))
+	binary.BigEndian.PutUint32(b[29:], e.UID)
+	binary.BigEndian.PutUint32(b[33:], e.GID)
+	binary.BigEndian.PutUint64(b[37:], e.Ino)
+	binary.BigEndian.PutUint64(b[45:], e.Nlink)
+	return append(b, e.Version...)
+}
+
+func unmarshalEntry(b []byte) (Entry, error) {
+	if len(b) < fixedLen || b[0] != entryFormat {
+		return Entry{}, errCorruptEntry
+	}
+	e := Entry{
+		Size:  int64(binary.BigEndian.Uint64(b[1:])),
+		Mtime: time.Unix(0, int64(binary.BigEndian.Uint64(b[9:]))),
+		Ctime: time.Unix(0, int64(binary.BigEndian.Uint64(b[17:]))),
+		Mode:  fs.FileMode(binary.BigEndian.Uint32(b[25:])),
+		UID:   binary.BigEndian.Uint32(b[29:]),
+		GID:   binary.BigEndian.Uint32(b[33:]),
+		Ino:   binary.BigEndian.Uint64(b[37:]),
+		Nlink: binary.BigEndian.Uint64(b[45:]),
+	}
+	if len(b) > fixedLen {
+		e.Version = append([]byte(nil), b[fixedLen:]...)
+	}
+	return e, nil
+}
+
+// Key encodes a root-relative path so that the children of one directory
+// sort together: "a/b/c" is "a/b" NUL "c"; a name in the root is NUL "name";
+// the root itself ("." ) is the empty key's stand-in "\x00.".
+func Key(rel string) []byte {
+	if rel == "." {
+		return []byte("\x00.")
+	}
+	dir, name := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, name = rel[:i], rel[i+1:]
+	}
+	k := make([]byte, 0, len(rel)+1)
+	k = append(k, dir...)
+	k = append(k, 0)
+	return append(k, name...)
+}
+
+// childPrefix is the key prefix of dir's direct children.
+func childPrefix(dir string) []byte {
+	if dir == "." {
+		return []byte{0}
+	}
+	return append([]byte(dir), 0)
+}
+
+// PathOf decodes a key made by Key.
+func PathOf(k []byte) string {
+	if string(k) == "\x00." {
+		return "."
+	}
+	i := bytes.IndexByte(k, 0)
+	if i == 0 {
+		return string(k[1:])
+	}
+	return string(k[:i]) + "/" + string(k[i+1:])
+}

@@ -1,0 +1,283 @@
+package index
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ReservedDir is the agent's own directory inside every data root: the root
+// marker, and the rsync receiver's temp and partial files. Every source and
+// the scanner exclude it.
+const ReservedDir = ".jailsync"
+
+// markerFile holds the root's random identity, inside ReservedDir.
+const markerFile = "root-id"
+
+var (
+	// ErrRootChanged is returned by CheckRoot when the directory at the root
+	// path is not the one the index describes: unmounted (the empty mount
+	// point shows through), replaced, or its marker file is gone. Syncing it
+	// would read every indexed file as deleted.
+	ErrRootChanged = errors.New("data root changed")
+
+	// ErrRootMissing is returned by CheckRoot when the root path does not
+	// exist or is not a directory.
+	ErrRootMissing = errors.New("data root missing")
+
+	// ErrLocked is returned by Open when another process holds the database.
+	ErrLocked = errors.New("index database is in use by another process")
+)
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketFiles = []byte("files")
+	keyMarker   = []byte("root.marker")
+	keyDevice   = []byte("root.device")
+	keyRootPath = []byte("root.path")
+)
+
+// Index is the bbolt-backed record of a data root.
+type Index struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the index database at path.
+func Open(path string) (*Index, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open index %s: %w (is another agent running with this state directory?)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketFiles} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("initialise index %s: %w", path, err)
+	}
+	return &Index{db: db}, nil
+}
+
+// Close closes the database.
+func (x *Index) Close() error { return x.db.Close() }
+
+// DB returns the database, so that the journal can keep its buckets in the
+// same file and commit with the index in one transaction.
+func (x *Index) DB() *bolt.DB { return x.db }
+
+// CheckRoot verifies that root is the directory this index describes. An
+// index that has never seen a root adopts this one: it writes a marker file
+// with a random id into root/.jailsync and records it with the root's
+// device. Later calls require the marker to match; a device change with a
+// matching marker (the same filesystem mounted again) is accepted and
+// recorded. Anything else is ErrRootChanged, with what differs.
+func (x *Index) CheckRoot(root string) error {
+	fi, err := os.Stat(root)
+	if err != nil || !fi.IsDir() {
+		return fmt.Errorf("%w: %s is not a directory: %v", ErrRootMissing, root, err)
+	}
+	dev, err := deviceOf(root)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRootMissing, err)
+	}
+	marker, _ := os.ReadFile(filepath.Join(root, ReservedDir, markerFile))
+	marker = bytes.TrimSpace(marker)
+
+	return x.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		known := meta.Get(keyMarker)
+		if known == nil {
+			if tx.Bucket(bucketFiles).Stats().KeyN > 0 {
+				return fmt.Errorf("%w: the index lists files but records no root identity", ErrRootChanged)
+			}
+			return adopt(meta, root, dev)
+		}
+		switch {
+		case len(marker) == 0:
+			return fmt.Errorf("%w: %s has no %s/%s (unmounted or replaced?); the agent will not sync it. "+
+				"Mount the data back, or remove the state directory to start this member afresh",
+				ErrRootChanged, root, ReservedDir, markerFile)
+		case !bytes.Equal(marker, known):
+			return fmt.Errorf("%w: %s holds root id %s, the index expects %s (a different filesystem?); "+
+				"mount the right one, or remove the state directory to start this member afresh",
+				ErrRootChanged, root, marker, known)
+		}
+		if old := meta.Get(keyDevice); old == nil || binary.BigEndian.Uint64(old) != dev {
+			return meta.Put(keyDevice, binary.BigEndian.AppendUint64(nil, dev))
+		}
+		return nil
+	})
+}
+
+// adopt records root as this index's root and writes its marker file.
+func adopt(meta *bolt.Bucket, root string, dev uint64) error {
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return fmt.Errorf("make root id: %w", err)
+	}
+	marker := []byte(hex.EncodeToString(id))
+	dir := filepath.Join(root, ReservedDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("adopt root: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(dir, markerFile), append(marker, '\n')); err != nil {
+		return fmt.Errorf("adopt root: %w", err)
+	}
+	if err := meta.Put(keyMarker, marker); err != nil {
+		return err
+	}
+	if err := meta.Put(keyRootPath, []byte(root)); err != nil {
+		return err
+	}
+	return meta.Put(keyDevice, binary.BigEndian.AppendUint64(nil, dev))
+}
+
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// View runs fn in a read-only transaction.
+func (x *Index) View(fn func(*Tx) error) error {
+	return x.db.View(func(tx *bolt.Tx) error { return fn(&Tx{b: tx.Bucket(bucketFiles)}) })
+}
+
+// Update runs fn in a read-write transaction, committed when fn returns nil.
+func (x *Index) Update(fn func(*Tx) error) error {
+	return x.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{b: tx.Bucket(bucketFiles)}) })
+}
+
+// Within returns the index's view inside a transaction another package
+// opened on DB (the journal commits with the index this way).
+func Within(tx *bolt.Tx) *Tx { return &Tx{b: tx.Bucket(bucketFiles)} }
+
+// Tx reads and writes entries within one bbolt transaction.
+type Tx struct {
+	b *bolt.Bucket
+}
+
+// Get returns the entry of rel.
+func (t *Tx) Get(rel string) (Entry, bool, error) {
+	v := t.b.Get(Key(rel))
+	if v == nil {
+		return Entry{}, false, nil
+	}
+	e, err := unmarshalEntry(v)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("index entry %q: %w", rel, err)
+	}
+	return e, true, nil
+}
+
+// Put records e for rel.
+func (t *Tx) Put(rel string, e Entry) error {
+	if err := t.b.Put(Key(rel), e.marshal()); err != nil {
+		return fmt.Errorf("index put %q: %w", rel, err)
+	}
+	return nil
+}
+
+// Delete removes rel and, if it was a directory, everything indexed below it.
+func (t *Tx) Delete(rel string) error {
+	var dirs []string
+	err := t.Children(rel, func(name string, e Entry) error {
+		if e.IsDir() {
+			dirs = append(dirs, join(rel, name))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := t.Delete(d); err != nil {
+			return err
+		}
+	}
+	c := t.b.Cursor()
+	prefix := childPrefix(rel)
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("index delete below %q: %w", rel, err)
+		}
+	}
+	if err := t.b.Delete(Key(rel)); err != nil {
+		return fmt.Errorf("index delete %q: %w", rel, err)
+	}
+	return nil
+}
+
+// Children calls fn for each indexed direct child of dir, in name order
+// (byte order). fn must not modify the index.
+func (t *Tx) Children(dir string, fn func(name string, e Entry) error) error {
+	c := t.b.Cursor()
+	prefix := childPrefix(dir)
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		e, err := unmarshalEntry(v)
+		if err != nil {
+			return fmt.Errorf("index entry %q: %w", PathOf(k), err)
+		}
+		name := string(k[len(prefix):])
+		if dir == "." && name == "." {
+			continue // the root's own entry, Key(".")
+		}
+		if err := fn(name, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Len is the number of indexed paths.
+func (t *Tx) Len() int { return t.b.Stats().KeyN }
+
+// join joins a directory and a name as root-relative paths do.
+func join(dir, name string) string {
+	if dir == "." || dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// Join is join for other packages: "." + "a" is "a", "d" + "a" is "d/a".
+func Join(dir, name string) string { return join(dir, name) }
+
+// Dir returns the parent of a root-relative path ("." for a top-level name).
+func Dir(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return "."
+}

@@ -1,0 +1,219 @@
+package index
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func openTemp(t *testing.T) *Index {
+	t.Helper()
+	x, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = x.Close() })
+	return x
+}
+
+func TestKey_RoundTrip(t *testing.T) {
+	for _, rel := range []string{".", "a", "a/b", "a/b/c", "-n", "#x", "sp ace/new\nline", "\xff\xfe/\x01", "a/.jailsync"} {
+		if got := PathOf(Key(rel)); got != rel {
+			t.Errorf("PathOf(Key(%q)) = %q", rel, got)
+		}
+	}
+}
+
+func TestTx_PutGetChildrenDelete(t *testing.T) {
+	x := openTemp(t)
+	now := time.Unix(1_700_000_000, 123456789)
+	dir := Entry{Mode: os.ModeDir | 0o755, Mtime: now, Ctime: now, Ino: 1}
+	file := func(size int64) Entry { return Entry{Size: size, Mode: 0o644, Mtime: now, Ctime: now, Ino: uint64(size)} }
+	err := x.Update(func(tx *Tx) error {
+		for rel, e := range map[string]Entry{
+			".": dir, "a": dir, "a/b": dir, "a/b/deep": file(1), "a/x": file(2), "a/x y": file(3),
+			"ab": file(4), "a\xff": file(5), "z": file(6),
+		} {
+			if err := tx.Put(rel, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := func(dir string) []string {
+		var names []string
+		err := x.View(func(tx *Tx) error {
+			return tx.Children(dir, func(name string, _ Entry) error { names = append(names, name); return nil })
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	tests := []struct {
+		dir  string
+		want []string
+	}{
+		{".", []string{"a", "ab", "a\xff", "z"}},
+		{"a", []string{"b", "x", "x y"}},
+		{"a/b", []string{"deep"}},
+		{"z", nil},
+	}
+	for _, tc := range tests {
+		if got := children(tc.dir); !slices.Equal(got, tc.want) {
+			t.Errorf("Children(%q) = %q, want %q", tc.dir, got, tc.want)
+		}
+	}
+	_ = x.View(func(tx *Tx) error {
+		e, ok, err := tx.Get("a/x y")
+		if err != nil || !ok || e.Size != 3 || !e.Mtime.Equal(now) || e.Mode != 0o644 {
+			t.Errorf("Get(a/x y) = %+v, %v, %v", e, ok, err)
+		}
+		return nil
+	})
+	if err := x.Update(func(tx *Tx) error { return tx.Delete("a") }); err != nil {
+		t.Fatal(err)
+	}
+	_ = x.View(func(tx *Tx) error {
+		for _, rel := range []string{"a", "a/b", "a/b/deep", "a/x", "a/x y"} {
+			if _, ok, _ := tx.Get(rel); ok {
+				t.Errorf("%q still indexed after deleting a", rel)
+			}
+		}
+		for _, rel := range []string{".", "ab", "a\xff", "z"} {
+			if _, ok, _ := tx.Get(rel); !ok {
+				t.Errorf("%q lost when deleting a", rel)
+			}
+		}
+		return nil
+	})
+}
+
+func TestEntry_Matches(t *testing.T) {
+	base := Entry{Size: 10, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: 0o644, UID: 1, GID: 1, Ino: 7}
+	tests := []struct {
+		name   string
+		mutate func(*Entry)
+		want   bool
+	}{
+		{"same", func(*Entry) {}, true},
+		{"size", func(e *Entry) { e.Size++ }, false},
+		{"mtime", func(e *Entry) { e.Mtime = e.Mtime.Add(time.Nanosecond) }, false},
+		{"ctime (chmod back and forth)", func(e *Entry) { e.Ctime = e.Ctime.Add(time.Second) }, false},
+		{"mode", func(e *Entry) { e.Mode = 0o600 }, false},
+		{"owner", func(e *Entry) { e.UID = 2 }, false},
+		{"inode (replaced by rename)", func(e *Entry) { e.Ino = 8 }, false},
+		{"link count alone", func(e *Entry) { e.Nlink = 3 }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mutate(&o)
+			if got := base.Matches(o); got != tc.want {
+				t.Fatalf("Matches = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// mountTmpfs mounts a fresh tmpfs on a new directory; it is unmounted when
+// the test ends.
+func mountTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mount tmpfs on %s (the test needs root): %v", dir, err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+func TestIndex_CheckRoot(t *testing.T) {
+	t.Run("adopts a new root, then accepts it again", func(t *testing.T) {
+		x, root := openTemp(t), t.TempDir()
+		if err := x.CheckRoot(root); err != nil {
+			t.Fatalf("first CheckRoot: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(root, ReservedDir, markerFile)); err != nil {
+			t.Fatalf("no marker written: %v", err)
+		}
+		if err := x.CheckRoot(root); err != nil {
+			t.Fatalf("second CheckRoot: %v", err)
+		}
+	})
+	t.Run("an unmounted root is refused", func(t *testing.T) {
+		x, root := openTemp(t), mountTmpfs(t)
+		if err := os.WriteFile(filepath.Join(root, "data"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.CheckRoot(root); err != nil {
+			t.Fatalf("CheckRoot on the mounted root: %v", err)
+		}
+		if err := unix.Unmount(root, 0); err != nil {
+			t.Fatal(err)
+		}
+		err := x.CheckRoot(root)
+		if !errors.Is(err, ErrRootChanged) {
+			t.Fatalf("CheckRoot on the bare mount point = %v, want ErrRootChanged", err)
+		}
+		t.Log(err)
+	})
+	t.Run("the same filesystem mounted again is accepted", func(t *testing.T) {
+		x, root := openTemp(t), t.TempDir()
+		if err := x.CheckRoot(root); err != nil {
+			t.Fatal(err)
+		}
+		// A bind mount of the same directory: another mount, same marker.
+		other := filepath.Join(t.TempDir(), "again")
+		if err := os.Mkdir(other, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(root, other, "", unix.MS_BIND, ""); err != nil {
+			t.Fatalf("bind mount: %v", err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(other, unix.MNT_DETACH) })
+		if err := x.CheckRoot(other); err != nil {
+			t.Fatalf("CheckRoot through a bind mount: %v", err)
+		}
+	})
+	t.Run("a replaced root with another marker is refused", func(t *testing.T) {
+		x, root := openTemp(t), t.TempDir()
+		if err := x.CheckRoot(root); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, ReservedDir, markerFile), []byte("0123\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.CheckRoot(root); !errors.Is(err, ErrRootChanged) {
+			t.Fatalf("CheckRoot = %v, want ErrRootChanged", err)
+		}
+	})
+	t.Run("a missing root is refused", func(t *testing.T) {
+		x := openTemp(t)
+		if err := x.CheckRoot(filepath.Join(t.TempDir(), "nope")); !errors.Is(err, ErrRootMissing) {
+			t.Fatalf("CheckRoot = %v, want ErrRootMissing", err)
+		}
+	})
+	t.Run("a second agent on the same database is refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "index.db")
+		x, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		if _, err := Open(path); !errors.Is(err, ErrLocked) {
+			t.Fatalf("second Open = %v, want ErrLocked", err)
+		}
+	})
+}
