@@ -44,32 +44,35 @@ func FuzzDecode(f *testing.F) {
 	f.Add(bsmtest.Record(uint16(EventExecve), testTime, bsmtest.ExecEnv("A=1", "B"), bsmtest.Arg64(1, "x", 1),
 		bsmtest.Return64(0, 1), bsmtest.Attr64(*existing), bsmtest.Subject64Ex(testSubj), bsmtest.NewGroups(1, 2),
 		bsmtest.SockUnix(1, "/s"), bsmtest.PrivSet("a", "b"), bsmtest.UPriv(1, "p"), bsmtest.Rights(1, 2)))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var rec Record
-		n, err := Decode(data, &rec)
-		if n < 0 || n > len(data) || (n == 0) != (err != nil && rec.Err == nil) {
-			t.Fatalf("Decode = %d, %v (rec.Err %v) for %d bytes", n, err, rec.Err, len(data))
+	f.Fuzz(fuzzDecode)
+}
+
+// fuzzDecode is the body of FuzzDecode.
+func fuzzDecode(t *testing.T, data []byte) {
+	var rec Record
+	n, err := Decode(data, &rec)
+	if n < 0 || n > len(data) || (n == 0) != (err != nil && rec.Err == nil) {
+		t.Fatalf("Decode = %d, %v (rec.Err %v) for %d bytes", n, err, rec.Err, len(data))
+	}
+	if n > 0 {
+		exercise(t, &rec)
+	}
+	if tok, n, err := DecodeToken(data); err == nil {
+		if n != tok.Len() || n > len(data) {
+			t.Fatalf("DecodeToken length %d, token %d, input %d", n, tok.Len(), len(data))
 		}
-		if n > 0 {
-			exercise(t, &rec)
+		exerciseToken(tok)
+	}
+	whole := fuzzRead(t, NewReaderSize(bytes.NewReader(data), 4096), len(data))
+	split := fuzzRead(t, NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 4096), len(data))
+	if len(whole) != len(split) {
+		t.Fatalf("whole reads gave %d items, one-byte reads %d", len(whole), len(split))
+	}
+	for i := range whole {
+		if whole[i] != split[i] {
+			t.Fatalf("item %d: whole %v, one-byte %v", i, whole[i], split[i])
 		}
-		if tok, n, err := DecodeToken(data); err == nil {
-			if n != tok.Len() || n > len(data) {
-				t.Fatalf("DecodeToken length %d, token %d, input %d", n, tok.Len(), len(data))
-			}
-			exerciseToken(tok)
-		}
-		whole := fuzzRead(t, NewReaderSize(bytes.NewReader(data), 4096), len(data))
-		split := fuzzRead(t, NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 4096), len(data))
-		if len(whole) != len(split) {
-			t.Fatalf("whole reads gave %d items, one-byte reads %d", len(whole), len(split))
-		}
-		for i := range whole {
-			if whole[i] != split[i] {
-				t.Fatalf("item %d: whole %v, one-byte %v", i, whole[i], split[i])
-			}
-		}
-	})
+	}
 }
 
 // fuzzRead reads r to its end, exercising each record, and checks that

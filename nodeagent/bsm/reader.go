@@ -19,10 +19,15 @@ import (
 const DefaultMaxRecordSize = 1 << 20
 
 const (
-	// readSize is the buffer space a Reader keeps free for each read: more
-	// than the auditpipe queue holds at its default limit of records of
-	// typical size, so one read usually drains it.
-	readSize = 64 << 10
+	// readSize is the read size a busy Reader grows its buffer to offer
+	// (the buffer grows to twice that): more than the auditpipe queue holds
+	// at its default limit of records of typical size, so one read usually
+	// drains it. A Reader starts with initialBuffer and grows only while
+	// its reads fill the buffer, or for a large record.
+	readSize      = 64 << 10
+	initialBuffer = 8 << 10
+	// minRead is the least free space a Reader offers a read.
+	minRead = 4 << 10
 	// maxFileToken bounds a file token: u16 name length plus 11 bytes.
 	maxFileToken = 11 + 0xffff
 	// maxEmptyReads is how many reads may return no data and no error in a
@@ -58,6 +63,7 @@ type Reader struct {
 	eof        bool
 	err        error // read error not yet returned
 	empty      int   // reads in a row that returned nothing
+	filled     bool  // the last read filled the buffer: grow it
 	synced     bool  // start is a record boundary: stream start or after a record
 	rec        Record
 	stats      Stats
@@ -76,7 +82,7 @@ func NewReaderSize(r io.Reader, maxRecordSize int) *Reader {
 	maxBuf := max(maxRecordSize, maxFileToken) + readSize
 	return &Reader{
 		r:      r,
-		buf:    make([]byte, min(2*readSize, maxBuf)),
+		buf:    make([]byte, initialBuffer),
 		max:    maxRecordSize,
 		maxBuf: maxBuf,
 		synced: true,
@@ -198,8 +204,10 @@ func (r *Reader) fill(n int) bool {
 			return false
 		}
 		r.makeRoom(n)
+		free := len(r.buf) - r.end
 		m, err := r.r.Read(r.buf[r.end:])
-		if m < 0 || m > len(r.buf)-r.end {
+		r.filled = m == free
+		if m < 0 || m > free {
 			r.err = fmt.Errorf("bsm: reader returned invalid count %d", m)
 			return false
 		}
@@ -222,23 +230,28 @@ func (r *Reader) fill(n int) bool {
 }
 
 // makeRoom ensures the buffer can hold n bytes from r.start and has free
-// space for a read, moving the unread bytes to the front or growing the
-// buffer (up to maxBuf: n never exceeds the record cap or a file token).
+// space for a read. It grows the buffer while reads fill it (up to
+// 2*readSize) or when n needs it (up to maxBuf: n never exceeds the record
+// cap or a file token), else moves the unread bytes to the front.
 func (r *Reader) makeRoom(n int) {
-	const minRead = 4 << 10
-	if len(r.buf)-r.end >= minRead && len(r.buf)-r.start >= n {
-		return
+	size := len(r.buf)
+	if r.filled && size < 2*readSize {
+		size = min(2*size, 2*readSize)
 	}
-	if need := max(n, r.end-r.start) + minRead; need > len(r.buf) {
-		size := min(max(2*len(r.buf), need), r.maxBuf)
+	if need := n + minRead; need > size {
+		size = min(max(2*size, need), r.maxBuf)
+	}
+	if size > len(r.buf) {
 		buf := make([]byte, size)
 		r.end = copy(buf, r.buf[r.start:r.end])
 		r.start = 0
 		r.buf = buf
+		r.filled = false
 		return
 	}
-	if r.start > 0 {
-		r.end = copy(r.buf, r.buf[r.start:r.end])
-		r.start = 0
+	if len(r.buf)-r.end >= minRead && len(r.buf)-r.start >= n {
+		return
 	}
+	r.end = copy(r.buf, r.buf[r.start:r.end])
+	r.start = 0
 }

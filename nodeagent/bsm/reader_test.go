@@ -342,3 +342,23 @@ func TestDecode_Errors(t *testing.T) {
 		t.Errorf("Decode(header64_ex in 33 bytes) = %d, %v", n, err)
 	}
 }
+
+// TestReader_BufferSize checks that a Reader keeps a small buffer for a
+// trickle of records and grows it for reads that fill it, within its cap.
+func TestReader_BufferSize(t *testing.T) {
+	stream, count := benchStream(2000)
+	trickle := NewReader(iotest.HalfReader(bytes.NewReader(stream[:4096])))
+	readAll(t, trickle)
+	if len(trickle.buf) != initialBuffer {
+		t.Errorf("trickle: buffer %d bytes, want %d", len(trickle.buf), initialBuffer)
+	}
+	busy := NewReader(&loopReader{data: stream, chunk: 1 << 20})
+	for range count {
+		if rec, err := busy.Next(); err != nil || rec.Err != nil {
+			t.Fatal(err, rec.Err)
+		}
+	}
+	if len(busy.buf) != 2*readSize {
+		t.Errorf("busy: buffer %d bytes, want %d", len(busy.buf), 2*readSize)
+	}
+}
