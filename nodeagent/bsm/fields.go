@@ -37,8 +37,8 @@ type field struct {
 func num(name string, v uint64) field                { return field{name: name, kind: fUint, num: v} }
 func text(name string, b []byte) field               { return field{name: name, kind: fText, b: b} }
 func addrF(name string, b []byte) field              { return field{name: name, kind: fAddr, addr: ipAddr(b)} }
-func u16(b []byte, off int) uint64                   { return uint64(be.Uint16(b[off:])) }
-func u32(b []byte, off int) uint64                   { return uint64(be.Uint32(b[off:])) }
+func u16(b []byte, off int) uint64                   { return uint64(be16(b[off:])) }
+func u32(b []byte, off int) uint64                   { return uint64(be32(b[off:])) }
 func kindF(name string, k fieldKind, v uint64) field { return field{name: name, kind: k, num: v} }
 
 // fields appends the token's fields to dst. It relies on the token having
@@ -131,7 +131,7 @@ func (t Token) netFields(dst []field) []field {
 		return append(dst, num("sock_type", u16(b, 1)), num("lport", u16(b, 3)), addrF("laddr", b[5:9]),
 			num("fport", u16(b, 9)), addrF("faddr", b[11:15]))
 	case TokenSocketEx:
-		n := int(be.Uint16(b[5:]))
+		n := int(be16(b[5:]))
 		return append(dst, num("sock_dom", u16(b, 1)), num("sock_type", u16(b, 3)), num("lport", u16(b, 7)),
 			addrF("laddr", b[9:9+n]), addrF("faddr", b[11+n:11+2*n]), num("fport", u16(b, 9+n)))
 	case TokenSockInet32, TokenSockInet128:
@@ -141,7 +141,7 @@ func (t Token) netFields(dst []field) []field {
 	case TokenUPriv:
 		return append(dst, num("status", uint64(b[1])), text("name", trimNUL(b[4:])))
 	case TokenPrivSet:
-		n1 := int(be.Uint16(b[1:]))
+		n1 := int(be16(b[1:]))
 		return append(dst, text("type", trimNUL(b[3:3+n1])), text("priv", trimNUL(b[5+n1:])))
 	}
 	return dst

@@ -291,9 +291,9 @@ func TestDecode_OpenBSMExecveTrail(t *testing.T) {
 	}
 }
 
-// TestFixtures_AllCovered fails when the fixture directory holds a token,
+// TestDecode_AllOpenBSMFixturesCovered fails when the fixture directory holds a token,
 // record or trail this test file does not check.
-func TestFixtures_AllCovered(t *testing.T) {
+func TestDecode_AllOpenBSMFixturesCovered(t *testing.T) {
 	entries, err := os.ReadDir(fixtureDir)
 	if err != nil {
 		readFixture(t, "") // fails with where the fixtures are expected

@@ -11,8 +11,8 @@ import (
 // bound. The largest are execve records: au_to_exec_strings()
 // (sys/security/audit/bsm_token.c) copies argv and, under the arge policy,
 // envp without a cap, and exec(2) bounds both together by ARG_MAX
-// (sys/sys/syslimits.h; kern.argmax reports the running value, 256 KiB in
-// the releases checked). Add two paths of at most 1024 bytes and the fixed
+// (sys/sys/syslimits.h; kern.argmax reports the running value: 262144 in
+// the revision checked, larger on some newer 64-bit systems). Add two paths of at most 1024 bytes and the fixed
 // tokens: 1 MiB leaves ample room. A size field above the cap is taken as
 // corruption; raise it with NewReaderSize on a system whose kern.argmax
 // is larger.
@@ -53,7 +53,8 @@ type Stats struct {
 // its header's size field and checks its trailer, and skips bytes that do
 // not frame (garbage, a corrupt size field) by scanning ahead for the next
 // header whose trailer checks out. It never holds more than the record size
-// cap plus one read's worth of bytes.
+// cap plus one read's worth of bytes. A Reader is not safe for concurrent
+// use.
 type Reader struct {
 	r          io.Reader
 	buf        []byte
@@ -173,7 +174,7 @@ func (r *Reader) frameAt() int {
 		if !r.fill(5) {
 			return 0
 		}
-		size := be.Uint32(r.buf[r.start+1:])
+		size := be32(r.buf[r.start+1:])
 		if size < minRecordSize || uint64(size) > uint64(r.max) {
 			return 0
 		}
@@ -182,7 +183,7 @@ func (r *Reader) frameAt() int {
 		if !r.synced || !r.fill(11) {
 			return 0
 		}
-		need = 11 + int(be.Uint16(r.buf[r.start+9:]))
+		need = 11 + int(be16(r.buf[r.start+9:]))
 	default:
 		return 0
 	}

@@ -2,6 +2,7 @@ package bsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -185,7 +186,7 @@ func TestReader_CorruptSize(t *testing.T) {
 		4096, DefaultMaxRecordSize, DefaultMaxRecordSize + 1, 0xffffffff} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			bad := bytes.Clone(b)
-			be.PutUint32(bad[1:], size)
+			binary.BigEndian.PutUint32(bad[1:], size)
 			stream := bytes.Join([][]byte{a, bad, c}, nil)
 			r := NewReader(bytes.NewReader(stream))
 			checkItems(t, readAll(t, r), []item{good(a), skip(len(bad)), good(c)})
@@ -193,7 +194,7 @@ func TestReader_CorruptSize(t *testing.T) {
 	}
 	t.Run("trailer count", func(t *testing.T) {
 		bad := bytes.Clone(b)
-		be.PutUint32(bad[len(bad)-4:], 7)
+		binary.BigEndian.PutUint32(bad[len(bad)-4:], 7)
 		r := NewReader(bytes.NewReader(bytes.Join([][]byte{a, bad, c}, nil)))
 		checkItems(t, readAll(t, r), []item{good(a), skip(len(bad)), good(c)})
 	})

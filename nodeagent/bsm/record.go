@@ -124,7 +124,7 @@ func frame(b []byte, limit uint64) (int, error) {
 	if len(b) < 5 {
 		return 0, ErrTruncated
 	}
-	size := be.Uint32(b[1:])
+	size := be32(b[1:])
 	if size < minRecordSize || uint64(size) > limit {
 		return 0, fmt.Errorf("size %d (limits %d..%d): %w", size, minRecordSize, limit, ErrBadSize)
 	}
@@ -140,8 +140,8 @@ func frame(b []byte, limit uint64) (int, error) {
 // trailerOK checks that rec ends in a trailer whose count is len(rec).
 func trailerOK(rec []byte) bool {
 	t := rec[len(rec)-sizeTrailer:]
-	return TokenType(t[0]) == TokenTrailer && be.Uint16(t[1:]) == trailerMagic &&
-		uint64(be.Uint32(t[3:])) == uint64(len(rec))
+	return TokenType(t[0]) == TokenTrailer && be16(t[1:]) == trailerMagic &&
+		uint64(be32(t[3:])) == uint64(len(rec))
 }
 
 // frameFile returns the length of a file token, which must end in the

@@ -179,7 +179,10 @@ const (
 	maxSockUnixPath = 104
 )
 
-var be = binary.BigEndian
+// be16, be32 and be64 read big-endian integers, as every BSM field is.
+func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
+func be32(b []byte) uint32 { return binary.BigEndian.Uint32(b) }
+func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 
 // addrLen maps an address type field (AU_IPv4 = 4, AU_IPv6 = 16) to the
 // number of address bytes that follow.
@@ -279,7 +282,7 @@ func tokenLenOf(t TokenType, b []byte) (int, error) {
 		if len(b) < 3 {
 			return 0, ErrTruncated
 		}
-		return 3 + 4*int(be.Uint16(b[1:])), nil
+		return 3 + 4*int(be16(b[1:])), nil
 	case TokenExecArgs, TokenExecEnv:
 		return execStringsLen(b)
 	case TokenSockUnix:
@@ -294,7 +297,7 @@ func lenPrefixed(b []byte, off, fixed int) (int, error) {
 	if len(b) < off+2 {
 		return 0, ErrTruncated
 	}
-	return fixed + int(be.Uint16(b[off:])), nil
+	return fixed + int(be16(b[off:])), nil
 }
 
 // exAddrLen is the length of a token whose u32 address type sits at off
@@ -303,7 +306,7 @@ func exAddrLen(b []byte, off, fixed int) (int, error) {
 	if len(b) < off+4 {
 		return 0, ErrTruncated
 	}
-	n, err := addrLen(be.Uint32(b[off:]))
+	n, err := addrLen(be32(b[off:]))
 	return fixed + n, err
 }
 
@@ -328,7 +331,7 @@ func socketExLen(b []byte) (int, error) {
 	if len(b) < 7 {
 		return 0, ErrTruncated
 	}
-	n, err := addrLen(uint32(be.Uint16(b[5:])))
+	n, err := addrLen(uint32(be16(b[5:])))
 	return 7 + 2*(2+n), err
 }
 
@@ -378,7 +381,7 @@ func execStringsLen(b []byte) (int, error) {
 	if len(b) < 5 {
 		return 0, ErrTruncated
 	}
-	count := be.Uint32(b[1:])
+	count := be32(b[1:])
 	off := 5
 	for i := uint32(0); i < count; i++ {
 		j := bytes.IndexByte(b[off:], 0)

@@ -46,16 +46,16 @@ func (t Token) Header() (Header, bool) {
 		return h, false
 	}
 	b := t.raw
-	h.Size = be.Uint32(b[1:])
+	h.Size = be32(b[1:])
 	h.Version = b[5]
-	h.Event = Event(be.Uint16(b[6:]))
-	h.Modifier = be.Uint16(b[8:])
+	h.Event = Event(be16(b[6:]))
+	h.Modifier = be16(b[8:])
 	off := 10
 	if ex {
 		if len(b) < 14 {
 			return h, false
 		}
-		n, err := addrLen(be.Uint32(b[10:]))
+		n, err := addrLen(be32(b[10:]))
 		if err != nil || len(b) < 14+n {
 			return h, false
 		}
@@ -66,12 +66,12 @@ func (t Token) Header() (Header, bool) {
 		if len(b) < off+16 {
 			return h, false
 		}
-		h.Seconds, h.Msec = be.Uint64(b[off:]), be.Uint64(b[off+8:])
+		h.Seconds, h.Msec = be64(b[off:]), be64(b[off+8:])
 	} else {
 		if len(b) < off+8 {
 			return h, false
 		}
-		h.Seconds, h.Msec = uint64(be.Uint32(b[off:])), uint64(be.Uint32(b[off+4:]))
+		h.Seconds, h.Msec = uint64(be32(b[off:])), uint64(be32(b[off+4:]))
 	}
 	return h, true
 }
@@ -82,7 +82,7 @@ func (t Token) Trailer() (magic uint16, count uint32, ok bool) {
 	if t.Type != TokenTrailer || len(t.raw) < sizeTrailer {
 		return 0, 0, false
 	}
-	return be.Uint16(t.raw[1:]), be.Uint32(t.raw[3:]), true
+	return be16(t.raw[1:]), be32(t.raw[3:]), true
 }
 
 // Subject holds the fields of a subject or process token, 32 or 64 bit,
@@ -136,18 +136,18 @@ func (t Token) Subject() (Subject, bool) {
 	if len(b) < off+4 {
 		return s, false
 	}
-	s.AUID, s.EUID, s.EGID = be.Uint32(b[1:]), be.Uint32(b[5:]), be.Uint32(b[9:])
-	s.RUID, s.RGID, s.PID = be.Uint32(b[13:]), be.Uint32(b[17:]), be.Uint32(b[21:])
-	s.SID = be.Uint32(b[25:])
+	s.AUID, s.EUID, s.EGID = be32(b[1:]), be32(b[5:]), be32(b[9:])
+	s.RUID, s.RGID, s.PID = be32(b[13:]), be32(b[17:]), be32(b[21:])
+	s.SID = be32(b[25:])
 	if port == 8 {
-		s.Port = be.Uint64(b[29:])
+		s.Port = be64(b[29:])
 	} else {
-		s.Port = uint64(be.Uint32(b[29:]))
+		s.Port = uint64(be32(b[29:]))
 	}
 	n := 4
 	if ex {
 		var err error
-		if n, err = addrLen(be.Uint32(b[off:])); err != nil {
+		if n, err = addrLen(be32(b[off:])); err != nil {
 			return s, false
 		}
 		off += 4
@@ -174,9 +174,9 @@ func (t Token) Arg() (Arg, bool) {
 	var off int
 	switch {
 	case t.Type == TokenArg32 && len(b) >= 8:
-		a.Value, off = uint64(be.Uint32(b[2:])), 6
+		a.Value, off = uint64(be32(b[2:])), 6
 	case t.Type == TokenArg64 && len(b) >= 12:
-		a.Value, off = be.Uint64(b[2:]), 10
+		a.Value, off = be64(b[2:]), 10
 	default:
 		return a, false
 	}
@@ -197,9 +197,9 @@ func (t Token) Return() (Return, bool) {
 	b := t.raw
 	switch {
 	case t.Type == TokenReturn32 && len(b) >= 6:
-		return Return{Status: b[1], Value: uint64(be.Uint32(b[2:]))}, true
+		return Return{Status: b[1], Value: uint64(be32(b[2:]))}, true
 	case t.Type == TokenReturn64 && len(b) >= 10:
-		return Return{Status: b[1], Value: be.Uint64(b[2:])}, true
+		return Return{Status: b[1], Value: be64(b[2:])}, true
 	}
 	return Return{}, false
 }
@@ -222,14 +222,14 @@ func (t Token) Attr() (Attr, bool) {
 	var a Attr
 	switch {
 	case t.Type == TokenAttr32 && len(b) >= 29:
-		a.Device = uint64(be.Uint32(b[25:]))
+		a.Device = uint64(be32(b[25:]))
 	case t.Type == TokenAttr64 && len(b) >= 33:
-		a.Device = be.Uint64(b[25:])
+		a.Device = be64(b[25:])
 	default:
 		return a, false
 	}
-	a.Mode, a.UID, a.GID, a.FSID = be.Uint32(b[1:]), be.Uint32(b[5:]), be.Uint32(b[9:]), be.Uint32(b[13:])
-	a.NodeID = be.Uint64(b[17:])
+	a.Mode, a.UID, a.GID, a.FSID = be32(b[1:]), be32(b[5:]), be32(b[9:]), be32(b[13:])
+	a.NodeID = be64(b[17:])
 	return a, true
 }
 
@@ -262,7 +262,7 @@ func (t Token) File() (File, bool) {
 		return File{}, false
 	}
 	b := t.raw
-	return File{Seconds: be.Uint32(b[1:]), Msec: be.Uint32(b[5:]), Name: trimNUL(b[11:])}, true
+	return File{Seconds: be32(b[1:]), Msec: be32(b[5:]), Name: trimNUL(b[11:])}, true
 }
 
 // Exit returns an exit token's status and return value.
@@ -270,7 +270,7 @@ func (t Token) Exit() (status, value uint32, ok bool) {
 	if t.Type != TokenExit || len(t.raw) < 9 {
 		return 0, 0, false
 	}
-	return be.Uint32(t.raw[1:]), be.Uint32(t.raw[5:]), true
+	return be32(t.raw[1:]), be32(t.raw[5:]), true
 }
 
 // ExecStrings appends the strings of an exec_args or exec_env token to dst,
