@@ -33,7 +33,9 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 	x := openTemp(t)
 	now := time.Unix(1_700_000_000, 123456789)
 	dir := Entry{Mode: os.ModeDir | 0o755, Mtime: now, Ctime: now, Ino: 1}
-	file := func(size int64) Entry { return Entry{Size: size, Mode: 0o644, Mtime: now, Ctime: now, Ino: uint64(size)} }
+	file := func(size int64) Entry {
+		return Entry{Size: size, Mode: 0o644, Mtime: now, Ctime: now, Ino: uint64(size)}
+	}
 	err := x.Update(func(tx *Tx) error {
 		for rel, e := range map[string]Entry{
 			".": dir, "a": dir, "a/b": dir, "a/b/deep": file(1), "a/x": file(2), "a/x y": file(3),

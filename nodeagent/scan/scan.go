@@ -1,0 +1,281 @@
+// Package scan compares a data root with its index and reports the
+// differences as changes: at start, after lost events, every resyncInterval,
+// and every scanInterval where no better change source exists.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
+)
+
+// Scanner walks a data root in parallel and compares every path with the
+// index: size, mtime, ctime, mode, owner and inode (index.Entry.Matches).
+// Directories are compared by mode and owner only: their times change with
+// every child. Memory is bounded by the largest directory plus the queue of
+// directories not yet read, never by the size of the tree.
+type Scanner struct {
+	// Root is the data root (absolute, symlinks resolved).
+	Root string
+	// Index is the root's index; the scanner only reads it.
+	Index *index.Index
+	// Exclude reports root-relative paths never replicated; nil excludes
+	// nothing. The reserved .jailsync directory is always excluded.
+	Exclude func(rel string) bool
+	// Workers is how many directories are read at once; 4 when 0.
+	Workers int
+}
+
+// Stats counts what one scan saw.
+type Stats struct {
+	Dirs, Files, Changes int64
+}
+
+// Scan compares the subtree at dir ("." for the whole root) with the index
+// and sends each difference to out, finished only for removals and new
+// directories (a file's write may still be going on: the coalescer's settle
+// period decides). Directories that appeared are walked, so their content is
+// reported too. Paths that cannot be read without leaving the root are
+// skipped and counted as errors in the returned error.
+func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change) (Stats, error) {
+	rootfd, err := beneath.OpenRoot(s.Root)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer unix.Close(rootfd)
+
+	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx}
+	w.cond = sync.NewCond(&w.mu)
+	w.stack = []string{dir}
+	n := s.Workers
+	if n <= 0 {
+		n = 4
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(w.worker)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stop()
+	wg.Wait()
+	st := Stats{Dirs: w.dirs.Load(), Files: w.files.Load(), Changes: w.changes.Load()}
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	return st, errors.Join(w.errs...)
+}
+
+// walk is one scan's shared state: a stack of directories to read (depth
+// first keeps it short) and the number of workers reading one.
+type walk struct {
+	s      *Scanner
+	rootfd int
+	out    chan<- change.Change
+	ctx    context.Context
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	stack  []string
+	active int
+	errs   []error
+
+	dirs, files, changes atomic.Int64
+}
+
+func (w *walk) worker() {
+	for {
+		dir, ok := w.next()
+		if !ok {
+			return
+		}
+		subdirs, err := w.readDir(dir)
+		w.mu.Lock()
+		if err != nil && len(w.errs) < 100 {
+			w.errs = append(w.errs, err)
+		}
+		w.stack = append(w.stack, subdirs...)
+		w.active--
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}
+}
+
+// next takes a directory off the stack, waiting while others may still add
+// some; false when the walk is done or cancelled.
+func (w *walk) next() (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for len(w.stack) == 0 && w.active > 0 && w.ctx.Err() == nil {
+		w.cond.Wait()
+	}
+	if len(w.stack) == 0 || w.ctx.Err() != nil {
+		return "", false
+	}
+	dir := w.stack[len(w.stack)-1]
+	w.stack = w.stack[:len(w.stack)-1]
+	w.active++
+	return dir, true
+}
+
+func (w *walk) send(c change.Change) bool {
+	w.changes.Add(1)
+	select {
+	case w.out <- c:
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+func (w *walk) excluded(rel string) bool {
+	if rel == index.ReservedDir {
+		return true
+	}
+	return w.s.Exclude != nil && w.s.Exclude(rel)
+}
+
+// diskEntry is one name read from a directory, with its lstat.
+type diskEntry struct {
+	name string
+	e    index.Entry
+}
+
+// readDir compares one directory with the index, reports its differences,
+// and returns the subdirectories to read next.
+func (w *walk) readDir(dir string) ([]string, error) {
+	w.dirs.Add(1)
+	fd, err := beneath.Open(w.rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("scan %q: %w", dir, err)
+	}
+	disk, err := readEntries(fd)
+	unix.Close(fd)
+	if err != nil {
+		return nil, fmt.Errorf("scan %q: %w", dir, err)
+	}
+	w.files.Add(int64(len(disk)))
+
+	// Merge the sorted disk names with the index's sorted children. The
+	// changes are sent after the read transaction ends: a long-open read
+	// transaction would block the writer that consumes them from growing
+	// the database.
+	var found []change.Change
+	var subdirs []string
+	i := 0
+	err = w.s.Index.View(func(tx *index.Tx) error {
+		return tx.Children(dir, func(name string, old index.Entry) error {
+			// Disk names before this indexed name are new.
+			for ; i < len(disk) && disk[i].name < name; i++ {
+				found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+			}
+			if i < len(disk) && disk[i].name == name {
+				found, subdirs = w.compare(dir, disk[i], &old, found, subdirs)
+				i++
+				return nil
+			}
+			found = w.removed(index.Join(dir, name), old, found)
+			return nil
+		})
+	})
+	for ; i < len(disk); i++ {
+		found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+	}
+	for _, c := range found {
+		if !w.send(c) {
+			break
+		}
+	}
+	return subdirs, err
+}
+
+// compare reports what happened to one path present on disk; old is its
+// index entry, nil when it is not indexed.
+func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change.Change, subdirs []string) ([]change.Change, []string) {
+	rel := index.Join(dir, d.name)
+	if w.excluded(rel) {
+		return found, subdirs
+	}
+	isDir := d.e.IsDir()
+	if isDir {
+		subdirs = append(subdirs, rel)
+	}
+	c := change.Change{Path: rel}
+	switch {
+	case old == nil && isDir:
+		c.Op, c.Finished = change.Mkdir, true
+	case old == nil:
+		c.Op = change.Create | change.Write
+	case old.Mode.Type() != d.e.Mode.Type():
+		c.Op = change.Remove | change.Create | change.Write
+	case isDir:
+		if old.Mode == d.e.Mode && old.UID == d.e.UID && old.GID == d.e.GID {
+			return found, subdirs
+		}
+		c.Op, c.Finished = change.Attrib, true
+	case old.Matches(d.e):
+		return found, subdirs
+	case old.ContentMatches(d.e):
+		c.Op, c.Finished = change.Attrib, true
+	default:
+		c.Op = change.Write
+	}
+	return append(found, c), subdirs
+}
+
+func (w *walk) removed(rel string, old index.Entry, found []change.Change) []change.Change {
+	if w.excluded(rel) {
+		return found
+	}
+	op := change.Remove
+	if old.IsDir() {
+		op = change.Rmdir
+	}
+	return append(found, change.Change{Path: rel, Op: op, Finished: true})
+}
+
+// readEntries lists a directory with each entry's lstat, sorted by name in
+// byte order (the index's order).
+func readEntries(fd int) ([]diskEntry, error) {
+	var entries []diskEntry
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("getdents: %w", err)
+		}
+		if n <= 0 {
+			break
+		}
+		var names []string
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		for _, name := range names {
+			var st unix.Stat_t
+			if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				if errors.Is(err, unix.ENOENT) {
+					continue // removed while we read; its event follows
+				}
+				return nil, fmt.Errorf("lstat %q: %w", name, err)
+			}
+			entries = append(entries, diskEntry{name: name, e: index.FromStat(&st)})
+		}
+	}
+	slices.SortFunc(entries, func(a, b diskEntry) int { return strings.Compare(a.name, b.name) })
+	return entries, nil
+}

@@ -1,0 +1,290 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
+)
+
+// fixture is a data root with its index.
+type fixture struct {
+	t      *testing.T
+	root   string
+	idx    *index.Index
+	rootfd int
+	sc     *Scanner
+}
+
+func newFixture(t *testing.T, root string) *fixture {
+	t.Helper()
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idx.Close() })
+	if err := idx.CheckRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := beneath.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return &fixture{t: t, root: root, idx: idx, rootfd: fd, sc: &Scanner{Root: root, Index: idx, Workers: 3}}
+}
+
+// scan returns the changes of one full scan as sorted "op path" strings.
+func (f *fixture) scan() []string {
+	f.t.Helper()
+	out := make(chan change.Change, 1<<16)
+	if _, err := f.sc.Scan(context.Background(), ".", out); err != nil {
+		f.t.Fatalf("scan: %v", err)
+	}
+	close(out)
+	var got []string
+	for c := range out {
+		got = append(got, c.Op.String()+" "+c.Path)
+	}
+	sort.Strings(got)
+	return got
+}
+
+// recordAll records every path the last scan reported, as the engine does
+// once it has journaled them.
+func (f *fixture) recordAll(paths ...string) {
+	f.t.Helper()
+	err := f.idx.Update(func(tx *index.Tx) error {
+		for _, p := range paths {
+			if err := tx.Record(f.rootfd, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) write(rel, data string) {
+	f.t.Helper()
+	if err := os.WriteFile(filepath.Join(f.root, rel), []byte(data), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) do(err error) {
+	f.t.Helper()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func pathsOf(lines []string) []string {
+	var ps []string
+	for _, l := range lines {
+		_, p, _ := cut(l)
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func cut(l string) (string, string, bool) {
+	for i := range l {
+		if l[i] == ' ' {
+			return l[:i], l[i+1:], true
+		}
+	}
+	return l, "", false
+}
+
+var hostileNames = []string{
+	"with space", "new\nline", "-n", "--delete", "#hash", ";semi", "$(touch pwned)", "`id`", "*", "back\\slash",
+	"\xff\xfe invalid utf8", string(make255()),
+}
+
+func make255() []byte {
+	b := make([]byte, 255)
+	for i := range b {
+		b[i] = 'x'
+	}
+	return b
+}
+
+func TestScanner_ReportsDifferences(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.do(os.MkdirAll(filepath.Join(f.root, "dir/sub"), 0o755))
+	f.write("dir/sub/a", "a")
+	f.write("b", "b")
+	for _, n := range hostileNames {
+		f.write(n, n)
+	}
+	f.do(os.Symlink("b", filepath.Join(f.root, "link")))
+	first := f.scan()
+	want := []string{"create|write b", "create|write dir/sub/a", "create|write link", "mkdir dir", "mkdir dir/sub"}
+	for _, n := range hostileNames {
+		want = append(want, "create|write "+n)
+	}
+	sort.Strings(want)
+	if !slices.Equal(first, want) {
+		t.Fatalf("first scan:\n got %q\nwant %q", first, want)
+	}
+	f.recordAll(pathsOf(first)...)
+	if again := f.scan(); len(again) != 0 {
+		t.Fatalf("a scan with nothing changed reported %q", again)
+	}
+
+	steps := []struct {
+		name string
+		do   func()
+		want []string
+	}{
+		{"write", func() { f.write("b", "bb") }, []string{"write b"}},
+		{"same-size rewrite", func() {
+			f.do(os.Chtimes(filepath.Join(f.root, "b"), time.Now(), time.Unix(1, 0)))
+		}, []string{"write b"}},
+		{"chmod", func() { f.do(os.Chmod(filepath.Join(f.root, "b"), 0o600)) }, []string{"attrib b"}},
+		{"chown", func() { f.do(os.Lchown(filepath.Join(f.root, "b"), 123, 456)) }, []string{"attrib b"}},
+		{"delete", func() { f.do(os.Remove(filepath.Join(f.root, "b"))) }, []string{"remove b"}},
+		{"rename file", func() {
+			f.do(os.Rename(filepath.Join(f.root, "with space"), filepath.Join(f.root, "renamed")))
+		}, []string{"create|write renamed", "remove with space"}},
+		{"rename directory", func() {
+			f.do(os.Rename(filepath.Join(f.root, "dir"), filepath.Join(f.root, "moved")))
+		}, []string{"create|write moved/sub/a", "mkdir moved", "mkdir moved/sub", "rmdir dir"}},
+		{"hard link", func() {
+			f.do(os.Link(filepath.Join(f.root, "moved/sub/a"), filepath.Join(f.root, "hard")))
+		}, []string{"attrib moved/sub/a", "create|write hard"}}, // the inode's ctime and link count change
+		{"symlink replaced by a file", func() {
+			f.do(os.Remove(filepath.Join(f.root, "link")))
+			f.write("link", "now a file")
+		}, []string{"create|write|remove link"}},
+		{"chmod a directory", func() { f.do(os.Chmod(filepath.Join(f.root, "moved"), 0o700)) }, []string{"attrib moved"}},
+		{"delete a hostile name", func() { f.do(os.Remove(filepath.Join(f.root, "new\nline"))) }, []string{"remove new\nline"}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.do()
+			got := f.scan()
+			sort.Strings(st.want)
+			if !slices.Equal(got, st.want) {
+				t.Fatalf("got %q, want %q", got, st.want)
+			}
+			f.recordAll(pathsOf(got)...)
+			if again := f.scan(); len(again) != 0 {
+				t.Fatalf("after recording, a scan still reports %q", again)
+			}
+		})
+	}
+}
+
+func TestScanner_ReceiverWritesAreNotLocalChanges(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	// The receiver writes a file and records its lstat in the index.
+	f.write("from-peer", "peer data")
+	f.recordAll("from-peer")
+	if got := f.scan(); len(got) != 0 {
+		t.Fatalf("a file the receiver wrote is reported as a local change: %q", got)
+	}
+	err := f.idx.View(func(tx *index.Tx) error {
+		same, err := tx.Unchanged(f.rootfd, "from-peer")
+		if err != nil || !same {
+			return fmt.Errorf("Unchanged = %v, %v; want true", same, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A local process changes it afterwards: now it is a local change.
+	time.Sleep(10 * time.Millisecond) // a distinct mtime on coarse clocks
+	f.write("from-peer", "local edit")
+	if got := f.scan(); !slices.Equal(got, []string{"write from-peer"}) {
+		t.Fatalf("local edit after a received write: got %q", got)
+	}
+	err = f.idx.View(func(tx *index.Tx) error {
+		same, err := tx.Unchanged(f.rootfd, "from-peer")
+		if err != nil || same {
+			return fmt.Errorf("Unchanged = %v, %v; want false", same, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScanner_NeverLeavesTheRoot(t *testing.T) {
+	base := t.TempDir()
+	root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+	for _, d := range []string{root, outside + "/deep"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(outside+"/deep/secret", []byte("s"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, root+"/evil"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, root)
+	got := f.scan()
+	if !slices.Equal(got, []string{"create|write evil"}) {
+		t.Fatalf("got %q, want only the symlink itself", got)
+	}
+}
+
+func TestScanner_ExcludesReservedAndConfigured(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.sc.Exclude = func(rel string) bool { return filepath.Ext(rel) == ".tmp" }
+	f.write("keep", "k")
+	f.write("skip.tmp", "s")
+	f.do(os.WriteFile(filepath.Join(f.root, index.ReservedDir, "partial"), []byte("p"), 0o600))
+	if got := f.scan(); !slices.Equal(got, []string{"create|write keep"}) {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestSource_RefusesAnUnmountedRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=16m"); err != nil {
+		t.Fatalf("mount tmpfs (the test needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	f := newFixture(t, root)
+	for i := range 20 {
+		f.write(fmt.Sprintf("f%d", i), "data")
+	}
+	f.recordAll(pathsOf(f.scan())...)
+	unix.Close(f.rootfd)
+	if err := unix.Unmount(root, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	out := make(chan change.Change, 100)
+	src := &Source{Scanner: f.sc, Interval: 10 * time.Millisecond}
+	err := src.Run(context.Background(), out)
+	if !errors.Is(err, index.ErrRootChanged) {
+		t.Fatalf("Run = %v, want ErrRootChanged", err)
+	}
+	close(out)
+	for c := range out {
+		t.Errorf("reported %s %q from an unmounted root", c.Op, c.Path)
+	}
+}
