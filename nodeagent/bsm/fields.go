@@ -10,6 +10,7 @@ const (
 	fHex                      // num: 0x%x in text, a number in JSON
 	fOctal                    // num: octal, a string in JSON (file modes)
 	fErrno                    // num, a BSM error: success/failure in text
+	fEvent                    // num, an event: its name in text
 	fText                     // b: a string; NULs dropped
 	fMem                      // b: 0x and hex digits
 	fAddr                     // addr
@@ -49,7 +50,7 @@ func (t Token) fields(dst []field) []field {
 	case TokenHeader32, TokenHeader32Ex, TokenHeader64, TokenHeader64Ex:
 		h, _ := t.Header()
 		dst = append(dst, num("size", uint64(h.Size)), num("version", uint64(h.Version)),
-			num("event", uint64(h.Event)), num("modifier", uint64(h.Modifier)))
+			kindF("event", fEvent, uint64(h.Event)), num("modifier", uint64(h.Modifier)))
 		if h.Host.IsValid() {
 			dst = append(dst, field{name: "host", kind: fAddr, addr: h.Host})
 		}

@@ -1,8 +1,6 @@
 package bsm
 
-import (
-	"github.com/jailsync/jailsync/nodeagent/change"
-)
+import "github.com/jailsync/jailsync/nodeagent/change"
 
 // Target says how a FileChange names its file.
 type Target uint8
@@ -53,8 +51,9 @@ type FileChange struct {
 	HasFD bool
 	// Zone is the jail name from the zonename token, "" when unjailed.
 	Zone string
-	// Attr is the file's vnode as the kernel saw it before the call (the
-	// kernel writes none for a file that an open or mkdir created).
+	// Attr is the record's first vnode (for a rename or link, the source's)
+	// as the kernel saw it during the call. The kernel writes none for a
+	// file that an open or mkdir created.
 	Attr    Attr
 	HasAttr bool
 }
@@ -98,10 +97,16 @@ func (r *Record) Change(root string) (FileChange, bool) {
 	if s, ok := r.Subject(); ok {
 		fc.PID, fc.AUID = s.PID, s.AUID
 	}
-	if z, ok := r.Zonename(); ok {
+	fc.Attr, fc.HasAttr = r.Attr()
+	fc, ok := r.mapChange(fc, root)
+	if z, jailed := r.Zonename(); ok && jailed {
 		fc.Zone = string(z)
 	}
-	fc.Attr, fc.HasAttr = r.Attr()
+	return fc, ok
+}
+
+// mapChange dispatches on the event to fill in what happened.
+func (r *Record) mapChange(fc FileChange, root string) (FileChange, bool) {
 	if mode, ok := openMode(r.Event); ok {
 		return r.openChange(fc, root, mode)
 	}

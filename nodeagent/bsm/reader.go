@@ -204,7 +204,7 @@ func (r *Reader) fill(n int) bool {
 		if r.eof || r.err != nil {
 			return false
 		}
-		r.makeRoom(n)
+		r.makeRoom()
 		free := len(r.buf) - r.end
 		m, err := r.r.Read(r.buf[r.end:])
 		r.filled = m == free
@@ -230,17 +230,19 @@ func (r *Reader) fill(n int) bool {
 	return true
 }
 
-// makeRoom ensures the buffer can hold n bytes from r.start and has free
-// space for a read. It grows the buffer while reads fill it (up to
-// 2*readSize) or when n needs it (up to maxBuf: n never exceeds the record
-// cap or a file token), else moves the unread bytes to the front.
-func (r *Reader) makeRoom(n int) {
+// makeRoom ensures the buffer has free space for a read. It grows the
+// buffer while reads fill it (up to 2*readSize) and as the unread bytes of
+// a large record accumulate (up to maxBuf: the unread bytes never reach
+// the record cap or a file token's size), else moves the unread bytes to
+// the front. Growing with the bytes received, not with the size a header
+// claims, keeps a corrupt size field from costing memory.
+func (r *Reader) makeRoom() {
 	size := len(r.buf)
 	if r.filled && size < 2*readSize {
 		size = min(2*size, 2*readSize)
 	}
-	if need := n + minRead; need > size {
-		size = min(max(2*size, need), r.maxBuf)
+	if unread := r.end - r.start; unread+minRead > size {
+		size = min(max(2*size, unread+minRead), r.maxBuf)
 	}
 	if size > len(r.buf) {
 		buf := make([]byte, size)
@@ -250,7 +252,7 @@ func (r *Reader) makeRoom(n int) {
 		r.filled = false
 		return
 	}
-	if len(r.buf)-r.end >= minRead && len(r.buf)-r.start >= n {
+	if len(r.buf)-r.end >= minRead {
 		return
 	}
 	r.end = copy(r.buf, r.buf[r.start:r.end])

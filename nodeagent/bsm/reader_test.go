@@ -363,3 +363,15 @@ func TestReader_BufferSize(t *testing.T) {
 		t.Errorf("busy: buffer %d bytes, want %d", len(busy.buf), 2*readSize)
 	}
 }
+
+// TestReader_ClaimedSizeCostsNoMemory checks that a header claiming a
+// record of the cap's size does not make the Reader allocate it before
+// the bytes arrive.
+func TestReader_ClaimedSizeCostsNoMemory(t *testing.T) {
+	claim := []byte{0x14, 0, 0x0f, 0xff, 0xff} // about 1 MiB
+	r := NewReader(bytes.NewReader(append(claim, make([]byte, 100)...)))
+	checkItems(t, readAll(t, r), []item{skip(105)})
+	if len(r.buf) > initialBuffer {
+		t.Errorf("buffer grew to %d bytes for 105 bytes of input", len(r.buf))
+	}
+}

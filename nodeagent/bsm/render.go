@@ -16,8 +16,8 @@ const jsonTime = "2006-01-02T15:04:05.000Z07:00"
 // in order, each as praudit's name for it followed by its values, all
 // separated by commas. Unlike praudit it prints event names short
 // (AUE_OPENAT_RWC), times in RFC 3339 UTC, error numbers by name, ids as
-// numbers, and escapes bytes that are not printable UTF-8 (and
-// backslashes) as \xNN so that a record stays on one line. A record that
+// numbers, and escapes control characters and bytes that are not valid
+// UTF-8 as \xNN (a backslash as \\) so that a record stays on one line. A record that
 // failed to decode ends with "error," and the error; skipped bytes print
 // as "skipped,N,error,...".
 func WriteText(w io.Writer, r *Record) error {
@@ -54,10 +54,9 @@ func WriteText(w io.Writer, r *Record) error {
 func appendTextValue(b []byte, f field) []byte {
 	switch f.kind {
 	case fUint:
-		if f.name == "event" {
-			return append(b, Event(f.num).String()...)
-		}
 		return strconv.AppendUint(b, f.num, 10)
+	case fEvent:
+		return append(b, Event(f.num).String()...)
 	case fHex:
 		return strconv.AppendUint(append(b, "0x"...), f.num, 16)
 	case fOctal:
@@ -250,7 +249,7 @@ func appendJSONField(b []byte, f field) []byte {
 	b = appendJSONString(append(b, ','), []byte(f.name))
 	b = append(b, ':')
 	switch f.kind {
-	case fUint, fHex, fErrno:
+	case fUint, fHex, fErrno, fEvent:
 		return strconv.AppendUint(b, f.num, 10)
 	case fText:
 		return appendJSONText(b, f.name, f.b)
