@@ -1,0 +1,71 @@
+package jail
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+)
+
+// ErrNotRunning is returned when no jail of that name runs on this host.
+var ErrNotRunning = errors.New("jail is not running")
+
+// Info is what the kernel says of a running jail.
+type Info struct {
+	JID  int
+	Name string
+	// Path is the jail's root directory on the host.
+	Path string
+}
+
+// LookupFunc finds a running jail by name. Get is the FreeBSD one.
+type LookupFunc func(name string) (Info, error)
+
+// Tracker resolves one group's data root inside a jail.
+type Tracker struct {
+	// Lookup finds the jail; Get on FreeBSD.
+	Lookup LookupFunc
+	// Name is the jail's name (spec.jail).
+	Name string
+	// Path is the data directory inside the jail (spec.path).
+	Path string
+
+	last Info
+}
+
+// Resolve returns the data root on the host and whether the jail restarted
+// (its jid changed) since the last call. The jail's root is resolved with
+// symlinks followed on the host; the path inside it must be a real
+// directory reached without any symlink.
+func (t *Tracker) Resolve() (root string, restarted bool, err error) {
+	info, err := t.Lookup(t.Name)
+	if err != nil {
+		return "", false, fmt.Errorf("jail %q: %w", t.Name, err)
+	}
+	restarted = t.last.JID != 0 && t.last.JID != info.JID
+	t.last = info
+
+	jailRoot, err := filepath.EvalSymlinks(info.Path)
+	if err != nil {
+		return "", restarted, fmt.Errorf("jail %q root %s: %w", t.Name, info.Path, err)
+	}
+	rel := strings.TrimPrefix(filepath.Clean(t.Path), "/")
+	if rel == "" {
+		return "", restarted, fmt.Errorf("jail %q: the data path must be a directory below the jail's root", t.Name)
+	}
+	rootfd, err := beneath.OpenRoot(jailRoot)
+	if err != nil {
+		return "", restarted, err
+	}
+	defer unix.Close(rootfd)
+	fd, err := beneath.Open(rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return "", restarted, fmt.Errorf("jail %q: data path %s: %w (use the real path inside the jail)", t.Name, t.Path, err)
+	}
+	unix.Close(fd)
+	return filepath.Join(jailRoot, rel), restarted, nil
+}
