@@ -1,0 +1,60 @@
+// Package fanotify is the Linux change source: it watches the filesystem
+// that holds the data root with fanotify(7) and reports every create,
+// write, close, removal, rename and attribute change under the root as a
+// change.Change, within milliseconds of the system call.
+//
+// New opens a fanotify group that reports directory file handles and names
+// (FAN_REPORT_DFID_NAME) with an unlimited queue, and puts one filesystem
+// mark on the root's filesystem. Run reads the events, turns each
+// directory handle back into a path (open_by_handle_at(2) and the
+// descriptor's link in /proc/self/fd, cached per directory), keeps the
+// paths under the root, lstat(2)s each one and reports what is true when
+// the event is read: the kernel merges queued events for the same name and
+// process into one mask and loses their order, so the mask says what
+// happened and lstat says what is left. A regular file's change is
+// Finished only when no process has it open for writing, checked with a
+// read lease (fcntl(2) F_SETLEASE), so a file with two writers is not
+// finished when the first one closes. FAN_RENAME pairs a rename's old and
+// new names; a rename into the root from outside (or from an excluded
+// path) is reported as a Create, or a Subtree for a directory, and a
+// rename out of the root as a Remove. A queue overflow is reported as a
+// change.Rescan of the whole root.
+//
+// New fails with an error wrapping ErrUnavailable when fanotify cannot be
+// used on this host; the caller then falls back to the scanner. The
+// package builds on every OS, but New only works on Linux.
+//
+// # Caveats
+//
+// fanotify needs CAP_SYS_ADMIN in the initial user namespace (run the
+// agent as root) and Linux 5.17 or later (FAN_RENAME; FAN_REPORT_DFID_NAME
+// needs 5.9). The filesystem must support file handles with a non-zero
+// fsid (ext4, xfs, tmpfs since Linux 5.13); fanotify_mark(2) refuses
+// filesystems without one (many FUSE filesystems) and btrfs subvolumes other
+// than the top one.
+//
+// The mark covers the whole filesystem, not only the root: every change on
+// it (other roots, the Go build cache, /var) is read and resolved to a
+// path, and only then dropped. On a busy shared filesystem that costs
+// CPU; give data roots their own filesystem where possible. Changes made
+// through other mounts of the same filesystem, including bind mounts and
+// other mount namespaces (jails, containers), are seen and reported under
+// the root's path. Filesystems mounted inside the root are not watched.
+//
+// Paths are resolved when an event is read, not when it happened: a
+// directory renamed in between is reported under its new name (the rename
+// itself follows as its own change), and the state reported (Create, Remove,
+// Mkdir, Rmdir) is the one lstat sees at that moment. Events inside a
+// directory that was removed before they were read are dropped; the
+// removal of its top-most removed ancestor is reported instead.
+//
+// The pid of an event, used for OwnPID and Echo, is only a hint: it is the
+// process that caused the event, which for rsync's daemon is a short-lived
+// grandchild, and merged events carry one pid.
+//
+// fanotify cannot see writes through a shared writable mmap(2) until the
+// file is closed or written with write(2), nor changes to a file that are
+// made on another host of a network filesystem. A file held open for
+// writing (a log, a database) is reported with unfinished Write changes
+// until its last writer closes it.
+package fanotify

@@ -1,0 +1,154 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+)
+
+// maxCachedDirs bounds the directory cache; when it is full it starts
+// over, which costs one resolution per directory seen again.
+const maxCachedDirs = 1 << 14
+
+// resolution says what became of a directory file handle.
+type resolution int
+
+const (
+	// resolved: the path is the directory's, as of the resolution.
+	resolved resolution = iota
+	// gone: the directory was removed (its handle is stale, or it is
+	// unlinked and only still open), or it is not reachable through the
+	// root's mount. Its events are moot: the removal of its top-most
+	// removed ancestor is an event of its own.
+	gone
+	// lost: the handle could not be resolved for another reason (out of
+	// descriptors, a path longer than a page, a directory under the root
+	// that kept moving); the events in it are lost.
+	lost
+	// moved: the path read back holds another file (see resolver.open).
+	moved
+)
+
+// dirCache maps directory file handles to the absolute paths they had
+// when resolved. Entries are dropped when the directory or an ancestor is
+// removed or renamed, so a cached path is the one the directory had when
+// the events read so far happened.
+type dirCache struct {
+	paths map[string]string
+}
+
+func newDirCache() *dirCache {
+	return &dirCache{paths: make(map[string]string)}
+}
+
+func (c *dirCache) get(key []byte) (string, bool) {
+	p, ok := c.paths[string(key)]
+	return p, ok
+}
+
+func (c *dirCache) put(key []byte, path string) {
+	if len(c.paths) >= maxCachedDirs {
+		clear(c.paths)
+	}
+	c.paths[string(key)] = path
+}
+
+// forget drops the entries for the directory at path and below it, after
+// it was removed or renamed (from or to path).
+func (c *dirCache) forget(path string) {
+	prefix := path + "/"
+	if path == "/" {
+		prefix = "/"
+	}
+	for k, p := range c.paths {
+		if p == path || strings.HasPrefix(p, prefix) {
+			delete(c.paths, k)
+		}
+	}
+}
+
+// resolver turns directory file handles into paths.
+type resolver struct {
+	// mount is a descriptor of the root, naming the mount for
+	// open_by_handle_at(2).
+	mount int
+	// root is the data root: a directory that cannot be verified is lost
+	// when its path is under the root, gone otherwise.
+	root  string
+	cache *dirCache
+	link  []byte
+}
+
+// dirPath returns the absolute path of the directory identified by f.
+func (r *resolver) dirPath(f fid) (string, resolution) {
+	if p, ok := r.cache.get(f.key); ok {
+		return p, resolved
+	}
+	var (
+		p   string
+		res resolution
+	)
+	// A directory renamed between readlink and lstat does not verify; try
+	// again a few times before giving up on it.
+	for range 3 {
+		if p, res = r.open(f); res != moved {
+			break
+		}
+	}
+	switch res {
+	case resolved:
+		r.cache.put(f.key, p)
+	case moved:
+		if _, in := change.Rel(r.root, p); !in {
+			// Not reachable through the root's mount, as for a
+			// directory outside a bind-mounted subtree.
+			return "", gone
+		}
+		return "", lost
+	}
+	return p, res
+}
+
+// open resolves f without the cache: open_by_handle_at(2) with O_PATH on
+// the root's mount, the descriptor's link in /proc/self/fd (proc(5)), and
+// an lstat of that path that must find the same directory; when it does
+// not, open returns the path read and moved. The link of a directory
+// outside the mount's subtree reads as a path relative to the filesystem,
+// which the lstat rejects.
+func (r *resolver) open(f fid) (string, resolution) {
+	fd, err := unix.OpenByHandleAt(r.mount, unix.NewFileHandle(f.typ, f.handle), unix.O_PATH|unix.O_CLOEXEC)
+	if errors.Is(err, unix.ESTALE) || errors.Is(err, unix.ENOENT) {
+		return "", gone
+	}
+	if err != nil {
+		return "", lost
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", lost
+	}
+	if st.Nlink == 0 {
+		// Removed, held open by someone: its link ends in " (deleted)".
+		return "", gone
+	}
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), r.link)
+	if err != nil || n >= len(r.link) {
+		return "", lost
+	}
+	p := string(r.link[:n])
+	if p == "" || p[0] != '/' {
+		return "", gone
+	}
+	var pst unix.Stat_t
+	if err := unix.Lstat(p, &pst); err != nil || pst.Dev != st.Dev || pst.Ino != st.Ino {
+		return p, moved
+	}
+	return p, resolved
+}
