@@ -25,15 +25,9 @@ type pathState struct {
 	exists bool
 	kind   fileKind
 	// noWriter is true for a regular file that no process has open for
-	// writing (and is only looked up when the mask needs it).
+	// writing.
 	noWriter bool
 }
-
-// leaseMask are the events after which a regular file may be finished: its
-// close, or a create, rename or attribute change that comes without a close
-// (a hard link, a file created and closed without writing, chmod).
-// FAN_MODIFY alone never finishes a file, its FAN_CLOSE_WRITE will.
-const leaseMask = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB | unix.FAN_RENAME
 
 // classify maps the merged mask of an event other than FAN_RENAME and the
 // state of its path when read to the ops to report and whether the change
@@ -67,7 +61,12 @@ func classify(mask uint64, st pathState) (change.Op, bool) {
 		// wait for: they are finished when made.
 		return op, true
 	}
-	return op, st.noWriter && mask&leaseMask != 0
+	// A regular file is finished when no writer has it open, whatever the
+	// event: FAN_CLOSE_WRITE is the usual one, but a hard link, a file
+	// created without write access, truncate(2) and an mtime-only
+	// utimensat(2) (both FAN_MODIFY) come without a close. While a writer
+	// has it open, the FAN_CLOSE_WRITE of its last close is still to come.
+	return op, st.noWriter
 }
 
 // overflowChange is the change for FAN_Q_OVERFLOW: events were lost
@@ -201,8 +200,8 @@ func (s *Source) newChange(rel, old string, op change.Op, finished bool, pid int
 	}
 }
 
-// stat lstats abs and, for a regular file after an event in leaseMask,
-// checks whether a writer still has it open.
+// stat lstats abs and, for a regular file, checks whether a writer still
+// has it open.
 func stat(abs string, mask uint64) (pathState, error) {
 	var st unix.Stat_t
 	err := unix.Lstat(abs, &st)
@@ -218,9 +217,7 @@ func stat(abs string, mask uint64) (pathState, error) {
 		ps.kind = kindDir
 	case unix.S_IFREG:
 		ps.kind = kindRegular
-		if mask&leaseMask != 0 {
-			ps.noWriter = noWriter(abs, mask)
-		}
+		ps.noWriter = noWriter(abs, mask)
 	}
 	return ps, nil
 }

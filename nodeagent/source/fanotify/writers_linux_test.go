@@ -1,0 +1,78 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/source"
+)
+
+// TestSource_slowWriter writes a file every 300 ms for 3 seconds: every
+// write is reported unfinished while the file is open, and the finished
+// change comes only after the close.
+func TestSource_slowWriter(t *testing.T) {
+	root := mountTmpfs(t)
+	w := start(t, source.Options{Root: root})
+	f, err := os.Create(filepath.Join(root, "slow"))
+	must(t, err)
+	defer f.Close()
+	block := make([]byte, 4096)
+	for i := range 10 {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond) // pacing of the writer, not an assertion
+		}
+		_, err := f.Write(block)
+		must(t, err)
+		w.waitFor("unfinished write of slow", is("slow", change.Write, false))
+	}
+	beforeClose := len(w.seen)
+	must(t, f.Close())
+	w.waitFor("finished write of slow after close", is("slow", change.Write, true))
+
+	writes := 0
+	for _, c := range w.seen[:beforeClose] {
+		if c.Path == "slow" && c.Finished {
+			t.Errorf("finished before the close: %s", show(c))
+		}
+		if c.Path == "slow" && c.Op.Has(change.Write) {
+			writes++
+		}
+	}
+	if writes < 10 {
+		t.Errorf("%d unfinished writes before the close, want 10:\n%s", writes, list(w.seen))
+	}
+}
+
+// TestSource_twoWriters closes the first of two writers: the file is not
+// finished until the second closes too.
+func TestSource_twoWriters(t *testing.T) {
+	root := mountTmpfs(t)
+	w := start(t, source.Options{Root: root})
+	name := filepath.Join(root, "shared")
+	a, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY, 0o644)
+	must(t, err)
+	defer a.Close()
+	b, err := os.OpenFile(name, os.O_WRONLY, 0)
+	must(t, err)
+	defer b.Close()
+	_, err = a.WriteString("first")
+	must(t, err)
+	_, err = b.WriteAt([]byte("second"), 100)
+	must(t, err)
+	must(t, a.Close())
+
+	got := w.sync(root)
+	expect(t, got, want{path: "shared", op: change.Write, fin: no})
+	for _, c := range got {
+		if c.Path == "shared" && c.Finished {
+			t.Errorf("finished while a writer has it open: %s", show(c))
+		}
+	}
+	must(t, b.Close())
+	w.waitFor("finished write of shared after the second close", is("shared", change.Write, true))
+}
