@@ -102,15 +102,19 @@ func TestSource_operations(t *testing.T) {
 	}, {
 		name:  "rename file",
 		setup: func(t *testing.T, root string) { writeFile(t, filepath.Join(root, "a"), "x") },
-		do:    func(t *testing.T, root string) { must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "b"))) },
-		want:  []want{{path: "b", op: change.Rename, old: "a", fin: yes}},
+		do: func(t *testing.T, root string) {
+			must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "b")))
+		},
+		want: []want{{path: "b", op: change.Rename, old: "a", fin: yes}},
 	}, {
 		name: "rename file over another",
 		setup: func(t *testing.T, root string) {
 			writeFile(t, filepath.Join(root, "a"), "new")
 			writeFile(t, filepath.Join(root, "b"), "old")
 		},
-		do:   func(t *testing.T, root string) { must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "b"))) },
+		do: func(t *testing.T, root string) {
+			must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "b")))
+		},
 		want: []want{{path: "b", op: change.Rename, old: "a", fin: yes}},
 	}, {
 		name: "mkdir",

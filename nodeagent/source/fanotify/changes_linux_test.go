@@ -1,0 +1,77 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+)
+
+func TestClassify(t *testing.T) {
+	// 0x30c: create|delete|close_write|attrib merged into one event, as
+	// seen for a file created, written, chmodded and removed by one process.
+	const merged = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB
+	if merged != 0x30c {
+		t.Fatalf("merged mask %#x, want 0x30c", merged)
+	}
+	var (
+		gone     = pathState{}
+		closed   = pathState{exists: true, kind: kindRegular, noWriter: true}
+		writing  = pathState{exists: true, kind: kindRegular}
+		dir      = pathState{exists: true, kind: kindDir}
+		nonRegul = pathState{exists: true, kind: kindOther}
+	)
+	tests := []struct {
+		name     string
+		mask     uint64
+		st       pathState
+		op       change.Op
+		finished bool
+	}{
+		{"removed file", unix.FAN_DELETE, gone, change.Remove, true},
+		{"removed directory", unix.FAN_DELETE | unix.FAN_ONDIR, gone, change.Rmdir, true},
+		{"merged 0x30c, gone at read", merged, gone, change.Remove, true},
+		{"merged 0x30c, made again and closed", merged, closed, change.Create | change.Write | change.Attrib, true},
+		{"write to a file gone since", unix.FAN_MODIFY, gone, change.Remove, true},
+		{"created, writer still open", unix.FAN_CREATE, writing, change.Create, false},
+		{"created, closed before read", unix.FAN_CREATE, closed, change.Create, true},
+		{"modify, writer open", unix.FAN_MODIFY, writing, change.Write, false},
+		{"modify without a writer: truncate(2)", unix.FAN_MODIFY, closed, change.Write, true},
+		{"close, another writer open", unix.FAN_CLOSE_WRITE, writing, change.Write, false},
+		{"close of the last writer", unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE, closed, change.Write, true},
+		{"chmod", unix.FAN_ATTRIB, closed, change.Attrib, true},
+		{"hard link", unix.FAN_CREATE, closed, change.Create, true},
+		{"mkdir", unix.FAN_CREATE | unix.FAN_ONDIR, dir, change.Mkdir, true},
+		{"directory attributes", unix.FAN_ATTRIB | unix.FAN_ONDIR, dir, change.Attrib, true},
+		{"symlink, fifo: no close to wait for", unix.FAN_CREATE, nonRegul, change.Create, true},
+		{"directory removed, file made in its place", unix.FAN_DELETE | unix.FAN_ONDIR, closed, change.Create, true},
+		{"nothing to say about a directory", unix.FAN_MODIFY, dir, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			op, finished := classify(tc.mask, tc.st)
+			if op != tc.op || finished != tc.finished {
+				t.Errorf("classify(%#x, %+v) = %s, %t; want %s, %t", tc.mask, tc.st, op, finished, tc.op, tc.finished)
+			}
+		})
+	}
+}
+
+// TestSource_overflow maps FAN_Q_OVERFLOW, which an unlimited queue does not
+// produce in a test, and an event that names no directory: both are a
+// Rescan of the whole root.
+func TestSource_overflow(t *testing.T) {
+	s := &Source{}
+	now := time.Now()
+	for _, ev := range []event{{mask: unix.FAN_Q_OVERFLOW, fd: -1}, {mask: unix.FAN_CLOSE_WRITE, fd: -1}} {
+		c, ok := s.eventChange(&ev, now)
+		want := change.Change{Path: ".", Op: change.Rescan, Time: now}
+		if !ok || c != want {
+			t.Errorf("eventChange(mask %#x) = %+v, %t; want %+v", ev.mask, c, ok, want)
+		}
+	}
+}
