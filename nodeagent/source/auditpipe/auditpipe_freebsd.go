@@ -25,9 +25,6 @@ const Device = "/dev/auditpipe"
 // says that no audit trail seems to be active.
 const noRecordsAfter = 10 * time.Second
 
-// ErrUnavailable is returned when /dev/auditpipe cannot be opened or set up.
-var ErrUnavailable = errors.New("auditpipe unavailable")
-
 // Source reads /dev/auditpipe. It implements source.Source.
 type Source struct {
 	opts    source.Options
@@ -63,15 +60,10 @@ func (s *Source) SeesClose() bool { return true }
 
 // Run reads records until ctx ends.
 func (s *Source) Run(ctx context.Context, out chan<- change.Change) error {
-	fd, err := unix.Open(Device, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, fd, err := open(s.ownAUID, s.log)
 	if err != nil {
-		return fmt.Errorf("%w: open %s: %v (the agent needs root, and the kernel needs options AUDIT, as in GENERIC)", ErrUnavailable, Device, err)
+		return err
 	}
-	if err := s.configure(fd); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	f := os.NewFile(uintptr(fd), Device)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = f.Close() })
@@ -113,11 +105,30 @@ func (s *Source) Run(ctx context.Context, out chan<- change.Change) error {
 	}
 }
 
+// Open opens /dev/auditpipe configured as the agent uses it, for
+// `nodeagent audit decode --pipe`.
+func Open(ownAUID uint32, log logr.Logger) (*os.File, error) {
+	f, _, err := open(ownAUID, log)
+	return f, err
+}
+
+func open(ownAUID uint32, log logr.Logger) (*os.File, int, error) {
+	fd, err := unix.Open(Device, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, -1, fmt.Errorf("%w: open %s: %v (the agent needs root, and the kernel needs options AUDIT, as in GENERIC)", ErrUnavailable, Device, err)
+	}
+	if err := configure(fd, ownAUID, log); err != nil {
+		unix.Close(fd)
+		return nil, -1, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return os.NewFile(uintptr(fd), Device), fd, nil
+}
+
 // configure puts the pipe in LOCAL preselection mode with the agent's own
 // masks (success: fw|fm|fc|fd|cl, failure: none) for both attributable and
 // non-attributable records, raises the queue limit to the maximum, hides
 // the receiver's audit user id and drops what was queued before.
-func (s *Source) configure(fd int) error {
+func configure(fd int, ownAUID uint32, log logr.Logger) error {
 	mask := [2]uint32{pipeMask, 0}
 	mode := int32(preselectModeLocal)
 	steps := []struct {
@@ -141,17 +152,17 @@ func (s *Source) configure(fd int) error {
 	if err := ioctl(fd, ioctlSetQLimit, unsafe.Pointer(&qmax)); err != nil {
 		return fmt.Errorf("set queue limit %d: %w", qmax, err)
 	}
-	if s.ownAUID != bsm.AUIDUnset {
+	if ownAUID != bsm.AUIDUnset {
 		// struct auditpipe_ioctl_preselect: auid, then a zero mask.
-		sel := [3]uint32{s.ownAUID, 0, 0}
+		sel := [3]uint32{ownAUID, 0, 0}
 		if err := ioctl(fd, ioctlSetPreselectAuID, unsafe.Pointer(&sel)); err != nil {
-			return fmt.Errorf("hide audit user %d: %w", s.ownAUID, err)
+			return fmt.Errorf("hide audit user %d: %w", ownAUID, err)
 		}
 	}
 	if err := ioctl(fd, ioctlFlush, nil); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
-	s.log.Info("auditpipe configured", "mode", "local", "mask", fmt.Sprintf("%#x", pipeMask), "queueLimit", qmax, "hiddenAUID", s.ownAUID)
+	log.Info("auditpipe configured", "mode", "local", "mask", fmt.Sprintf("%#x", pipeMask), "queueLimit", qmax, "hiddenAUID", ownAUID)
 	return nil
 }
 
