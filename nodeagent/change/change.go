@@ -70,6 +70,11 @@ type Change struct {
 	// A change reported unfinished after the maximum hold time must not be
 	// shipped as final.
 	Finished bool
+	// NeedsSettle is true when the source cannot observe this file's close
+	// (a scan, an auditpipe open whose close was lost): an unfinished
+	// change then becomes finished after the settle period without further
+	// change, instead of waiting for a close.
+	NeedsSettle bool
 	// Echo is true when the source knew the change came from this agent's
 	// own receiver (by pid or audit user id). It is only a hint: the index
 	// decides by state (see package index).

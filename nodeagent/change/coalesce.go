@@ -16,15 +16,15 @@ const DefaultMaxHold = 30 * time.Second
 //
 //   - at once when its latest event is finished (the last writer closed it,
 //     or the operation is complete by nature: remove, rename, mkdir, ...);
-//   - after Settle without further events, where the source cannot see
-//     closes (Settle > 0); the change is then finished;
+//   - after Settle without further events, for a change whose source could
+//     not see the close (Change.NeedsSettle); the change is then finished;
 //   - after MaxHold from its first event while still unfinished, reported
 //     unfinished (and held again for another MaxHold).
 //
 // A Coalescer is not safe for concurrent use; Run owns it.
 type Coalescer struct {
-	// Settle is the quiet period for unfinished changes; 0 when the source
-	// sees every close (fanotify).
+	// Settle is the quiet period for unfinished changes marked NeedsSettle
+	// (spec.settle).
 	Settle time.Duration
 	// MaxHold bounds how long an unfinished change waits; DefaultMaxHold
 	// when 0.
@@ -57,6 +57,7 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	} else {
 		e.c.Op |= c.Op
 		e.c.Finished = c.Finished
+		e.c.NeedsSettle = c.NeedsSettle
 		e.c.Echo = e.c.Echo && c.Echo
 		e.c.Time = c.Time
 		if c.Op.Has(Rename) {
@@ -80,13 +81,15 @@ func (co *Coalescer) readyAt(e *entry) time.Time {
 		return e.last
 	}
 	hold := e.first.Add(co.maxHold())
-	if co.Settle > 0 {
+	if co.settles(e) {
 		if quiet := e.last.Add(co.Settle); quiet.Before(hold) {
 			return quiet
 		}
 	}
 	return hold
 }
+
+func (co *Coalescer) settles(e *entry) bool { return co.Settle > 0 && e.c.NeedsSettle }
 
 func (co *Coalescer) maxHold() time.Duration {
 	if co.MaxHold > 0 {
@@ -112,7 +115,7 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 		switch {
 		case c.Finished:
 			delete(co.pending, d.path)
-		case co.Settle > 0 && !now.Before(e.last.Add(co.Settle)):
+		case co.settles(e) && !now.Before(e.last.Add(co.Settle)):
 			c.Finished = true // quiet for the settle period
 			delete(co.pending, d.path)
 		default:

@@ -18,6 +18,11 @@ func ev(path string, op Op, finished bool) *Change {
 	return &Change{Path: path, Op: op, Finished: finished}
 }
 
+// quiet is an event whose source cannot see the close (a scan).
+func quiet(path string, op Op) *Change {
+	return &Change{Path: path, Op: op, NeedsSettle: true}
+}
+
 func TestCoalescer_Ready(t *testing.T) {
 	const settle = 250 * time.Millisecond
 	tests := []struct {
@@ -57,8 +62,8 @@ func TestCoalescer_Ready(t *testing.T) {
 			{at: 50 * time.Second, ready: []string{"db:write:true"}},
 		}},
 		{"without close events, settle after the last event", settle, 0, []step{
-			{at: 0, c: ev("a", Create|Write, false)},
-			{at: 200 * time.Millisecond, c: ev("a", Write, false)},
+			{at: 0, c: quiet("a", Create|Write)},
+			{at: 200 * time.Millisecond, c: quiet("a", Write)},
 			{at: 300 * time.Millisecond, ready: nil},
 			{at: 449 * time.Millisecond, ready: nil},
 			{at: 450 * time.Millisecond, ready: []string{"a:create|write:true"}},
@@ -75,8 +80,15 @@ func TestCoalescer_Ready(t *testing.T) {
 			{at: 3, c: ev("a", Write, true)},
 			{at: 3, ready: []string{"a:write:true"}},
 		}},
+		{"a close-seeing event waits for its close even with settle set", settle, 0, []step{
+			{at: 0, c: quiet("a", Write)},
+			{at: 100 * time.Millisecond, c: ev("a", Write, false)},
+			{at: 10 * time.Second, ready: nil},
+			{at: 11 * time.Second, c: ev("a", Write, true)},
+			{at: 11 * time.Second, ready: []string{"a:write:true"}},
+		}},
 		{"paths are independent", settle, 0, []step{
-			{at: 0, c: ev("slow", Write, false)},
+			{at: 0, c: quiet("slow", Write)},
 			{at: 100 * time.Millisecond, c: ev("fast", Write, true)},
 			{at: 100 * time.Millisecond, ready: []string{"fast:write:true"}},
 			{at: 250 * time.Millisecond, ready: []string{"slow:write:true"}},
@@ -132,7 +144,7 @@ func TestCoalescer_QueueStaysSmall(t *testing.T) {
 	co := &Coalescer{Settle: time.Second}
 	now := time.Now()
 	for i := range 100_000 {
-		co.Add(Change{Path: "hot", Op: Write}, now.Add(time.Duration(i)*time.Microsecond))
+		co.Add(Change{Path: "hot", Op: Write, NeedsSettle: true}, now.Add(time.Duration(i)*time.Microsecond))
 	}
 	if co.queue.Len() > 2 {
 		t.Fatalf("queue holds %d deadlines for one path", co.queue.Len())

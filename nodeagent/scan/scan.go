@@ -42,9 +42,9 @@ type Stats struct {
 }
 
 // Scan compares the subtree at dir ("." for the whole root) with the index
-// and sends each difference to out, finished only for removals and new
-// directories (a file's write may still be going on: the coalescer's settle
-// period decides). Directories that appeared are walked, so their content is
+// and sends each difference to out, finished only for removals, attribute
+// changes and new directories; a file's write may still be going on, so it
+// is marked NeedsSettle: the coalescer's settle period decides. Directories that appeared are walked, so their content is
 // reported too. Paths that cannot be read without leaving the root are
 // skipped and counted as errors in the returned error.
 func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change) (Stats, error) {
@@ -213,7 +213,7 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 	if isDir {
 		subdirs = append(subdirs, rel)
 	}
-	c := change.Change{Path: rel}
+	c := change.Change{Path: rel, NeedsSettle: true}
 	switch {
 	case old == nil && isDir:
 		c.Op, c.Finished = change.Mkdir, true
