@@ -26,7 +26,7 @@ const waitTimeout = 10 * time.Second
 func mountTmpfs(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := unix.Mount("jailsync-test", dir, "tmpfs", 0, "size=256m,mode=0755"); err != nil {
+	if err := unix.Mount("jailsync-test", dir, "tmpfs", 0, "size=1g,mode=0755"); err != nil {
 		t.Fatalf("mount tmpfs on %s (the tests need root): %v", dir, err)
 	}
 	t.Cleanup(func() {
