@@ -7,12 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
 
 // ReservedDir is the agent's own directory inside every data root: the root
@@ -89,17 +92,40 @@ func (x *Index) DB() *bolt.DB { return x.db }
 // matching marker (the same filesystem mounted again) is accepted and
 // recorded. Anything else is ErrRootChanged, with what differs.
 func (x *Index) CheckRoot(root string) error {
-	fi, err := os.Stat(root)
-	if err != nil || !fi.IsDir() {
-		return fmt.Errorf("%w: %s is not a directory: %v", ErrRootMissing, root, err)
-	}
-	dev, err := deviceOf(root)
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrRootMissing, err)
+		return fmt.Errorf("%w: open %s: %v", ErrRootMissing, root, err)
 	}
-	marker, _ := os.ReadFile(filepath.Join(root, ReservedDir, markerFile))
-	marker = bytes.TrimSpace(marker)
+	defer unix.Close(fd)
+	return x.CheckRootFD(fd, root)
+}
 
+// CheckRootFD is CheckRoot for a root already open as the directory fd, so
+// that what is checked is exactly what the caller then reads (no window in
+// which another filesystem could be mounted over the path). name is the
+// root's path, for messages.
+func (x *Index) CheckRootFD(fd int, name string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%w: stat %s: %v", ErrRootMissing, name, err)
+	}
+	dev := uint64(st.Dev)
+	marker, err := readMarker(fd)
+	if err != nil {
+		return fmt.Errorf("%w: read %s/%s/%s: %v", ErrRootChanged, name, ReservedDir, markerFile, err)
+	}
+	// The common case, a known root on the same device, needs no write.
+	same := false
+	_ = x.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		known, old := meta.Get(keyMarker), meta.Get(keyDevice)
+		same = known != nil && len(marker) > 0 && bytes.Equal(marker, known) &&
+			old != nil && binary.BigEndian.Uint64(old) == dev
+		return nil
+	})
+	if same {
+		return nil
+	}
 	return x.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		known := meta.Get(keyMarker)
@@ -107,17 +133,17 @@ func (x *Index) CheckRoot(root string) error {
 			if tx.Bucket(bucketFiles).Stats().KeyN > 0 {
 				return fmt.Errorf("%w: the index lists files but records no root identity", ErrRootChanged)
 			}
-			return adopt(meta, root, dev)
+			return adopt(meta, fd, name, dev)
 		}
 		switch {
 		case len(marker) == 0:
 			return fmt.Errorf("%w: %s has no %s/%s (unmounted or replaced?); the agent will not sync it. "+
 				"Mount the data back, or remove the state directory to start this member afresh",
-				ErrRootChanged, root, ReservedDir, markerFile)
+				ErrRootChanged, name, ReservedDir, markerFile)
 		case !bytes.Equal(marker, known):
 			return fmt.Errorf("%w: %s holds root id %s, the index expects %s (a different filesystem?); "+
 				"mount the right one, or remove the state directory to start this member afresh",
-				ErrRootChanged, root, marker, known)
+				ErrRootChanged, name, marker, known)
 		}
 		if old := meta.Get(keyDevice); old == nil || binary.BigEndian.Uint64(old) != dev {
 			return meta.Put(keyDevice, binary.BigEndian.AppendUint64(nil, dev))
@@ -126,35 +152,53 @@ func (x *Index) CheckRoot(root string) error {
 	})
 }
 
-// adopt records root as this index's root and writes its marker file.
-func adopt(meta *bolt.Bucket, root string, dev uint64) error {
+// readMarker returns the root id in fd's marker file, empty when there is
+// none.
+func readMarker(rootfd int) ([]byte, error) {
+	fd, err := beneath.Open(rootfd, ReservedDir+"/"+markerFile, unix.O_RDONLY, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), markerFile)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 256))
+	return bytes.TrimSpace(b), err
+}
+
+// adopt records the root open as rootfd as this index's root and writes
+// its marker file.
+func adopt(meta *bolt.Bucket, rootfd int, name string, dev uint64) error {
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return fmt.Errorf("make root id: %w", err)
 	}
 	marker := []byte(hex.EncodeToString(id))
-	dir := filepath.Join(root, ReservedDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("adopt root: %w", err)
-	}
-	if err := writeFileSync(filepath.Join(dir, markerFile), append(marker, '\n')); err != nil {
-		return fmt.Errorf("adopt root: %w", err)
+	if err := writeMarker(rootfd, append(marker, '\n')); err != nil {
+		return fmt.Errorf("adopt root %s: %w", name, err)
 	}
 	if err := meta.Put(keyMarker, marker); err != nil {
 		return err
 	}
-	if err := meta.Put(keyRootPath, []byte(root)); err != nil {
+	if err := meta.Put(keyRootPath, []byte(name)); err != nil {
 		return err
 	}
 	return meta.Put(keyDevice, binary.BigEndian.AppendUint64(nil, dev))
 }
 
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeMarker writes the marker file beneath rootfd, durably, by rename.
+func writeMarker(rootfd int, data []byte) error {
+	if err := unix.Mkdirat(rootfd, ReservedDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("mkdir %s: %w", ReservedDir, err)
+	}
+	tmp := ReservedDir + "/" + markerFile + ".tmp"
+	fd, err := beneath.Open(rootfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
+	f := os.NewFile(uintptr(fd), tmp)
 	if _, err := f.Write(data); err != nil {
 		_ = f.Close()
 		return err
@@ -166,7 +210,7 @@ func writeFileSync(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return unix.Renameat(rootfd, tmp, rootfd, ReservedDir+"/"+markerFile)
 }
 
 // View runs fn in a read-only transaction.

@@ -3,7 +3,6 @@
 package index
 
 import (
-	"fmt"
 	"io/fs"
 	"time"
 
@@ -31,15 +30,6 @@ func Lstat(path string) (Entry, error) {
 		return Entry{}, &fs.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	return FromStat(&st), nil
-}
-
-// deviceOf returns the device number of the filesystem holding path.
-func deviceOf(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return uint64(st.Dev), nil
 }
 
 // fileMode converts a st_mode to an fs.FileMode, as os.Lstat does.

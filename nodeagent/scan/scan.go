@@ -53,6 +53,12 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 		return Stats{}, err
 	}
 	defer unix.Close(rootfd)
+	// Check the directory actually opened: a filesystem unmounted from
+	// under the path leaves an empty mount point that must not read as
+	// "everything was deleted".
+	if err := s.Index.CheckRootFD(rootfd, s.Root); err != nil {
+		return Stats{}, err
+	}
 
 	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx}
 	w.cond = sync.NewCond(&w.mu)
