@@ -75,23 +75,33 @@ func overflowChange(now time.Time) change.Change {
 	return change.Change{Path: ".", Op: change.Rescan, Time: now}
 }
 
+// lostEvents is the change when events were lost: a Rescan of the whole
+// root. The renames among them are lost too, so the directory cache can no
+// longer be trusted.
+func (s *Source) lostEvents(now time.Time) change.Change {
+	if s.res != nil {
+		s.res.cache.reset()
+	}
+	return overflowChange(now)
+}
+
 // eventChange maps one event to the change it means under the root, if any.
 func (s *Source) eventChange(ev *event, now time.Time) (change.Change, bool) {
 	switch {
 	case ev.mask&unix.FAN_Q_OVERFLOW != 0:
-		return overflowChange(now), true
+		return s.lostEvents(now), true
 	case ev.mask&unix.FAN_RENAME != 0:
 		return s.renameChange(ev, now)
 	case !ev.hasDir:
 		// No directory to place the event in: it may be anywhere.
-		return overflowChange(now), true
+		return s.lostEvents(now), true
 	}
 	abs, res := s.entryPath(ev.dir, ev.name)
 	switch res {
 	case gone:
 		return change.Change{}, false
 	case lost:
-		return overflowChange(now), true
+		return s.lostEvents(now), true
 	}
 	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_DELETE|unix.FAN_ONDIR {
 		s.res.cache.forget(abs)
@@ -117,26 +127,31 @@ func (s *Source) eventChange(ev *event, now time.Time) (change.Change, bool) {
 // out of it a Remove (an Rmdir).
 func (s *Source) renameChange(ev *event, now time.Time) (change.Change, bool) {
 	if !ev.hasDir || !ev.hasNew {
-		return overflowChange(now), true
+		return s.lostEvents(now), true
 	}
 	oldAbs, oldRes := s.entryPath(ev.dir, ev.name)
 	newAbs, newRes := s.entryPath(ev.newDir, ev.newName)
 	if oldRes == lost || newRes == lost {
-		return overflowChange(now), true
+		return s.lostEvents(now), true
 	}
 	isDir := ev.mask&unix.FAN_ONDIR != 0
+	if isDir {
+		// The cached paths of the directory and below it start with its
+		// old path, or with its new one when resolved after the rename.
+		// Without the old path (its directory was removed since), they
+		// cannot be found: start over.
+		if oldRes != resolved {
+			s.res.cache.reset()
+		}
+		s.res.cache.forget(oldAbs)
+		s.res.cache.forget(newAbs)
+	}
 	var oldRel, newRel string
 	var inOld, inNew bool
 	if oldRes == resolved {
-		if isDir {
-			s.res.cache.forget(oldAbs)
-		}
 		oldRel, inOld = s.rel(oldAbs)
 	}
 	if newRes == resolved {
-		if isDir {
-			s.res.cache.forget(newAbs)
-		}
 		newRel, inNew = s.rel(newAbs)
 	}
 	if !inNew {

@@ -3,12 +3,15 @@
 package fanotify
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/source"
 )
 
 func TestClassify(t *testing.T) {
@@ -73,5 +76,34 @@ func TestSource_overflow(t *testing.T) {
 		if !ok || c != want {
 			t.Errorf("eventChange(mask %#x) = %+v, %t; want %+v", ev.mask, c, ok, want)
 		}
+	}
+}
+
+// TestSource_renameFromRemovedDirectory reads a directory's rename after
+// its old parent was removed: the old path is unknown, so the cached path
+// of the moved directory must not survive.
+func TestSource_renameFromRemovedDirectory(t *testing.T) {
+	root := mountTmpfs(t)
+	must(t, os.MkdirAll(filepath.Join(root, "a/b"), 0o755))
+	must(t, os.Mkdir(filepath.Join(root, "c"), 0o755))
+	s := &Source{opts: source.Options{Root: root}, root: root, res: newTestResolver(t, root)}
+	a, b, c := handleOf(t, filepath.Join(root, "a")), handleOf(t, filepath.Join(root, "a/b")), handleOf(t, filepath.Join(root, "c"))
+	if p, _ := s.res.dirPath(b); p != filepath.Join(root, "a/b") {
+		t.Fatalf("before: %q", p)
+	}
+	must(t, os.Rename(filepath.Join(root, "a/b"), filepath.Join(root, "c/b")))
+	must(t, os.Remove(filepath.Join(root, "a")))
+
+	ev := event{
+		mask: unix.FAN_RENAME | unix.FAN_ONDIR, fd: -1,
+		dir: a, name: "b", hasDir: true,
+		newDir: c, newName: "b", hasNew: true,
+	}
+	got, ok := s.eventChange(&ev, time.Now())
+	if !ok || got.Path != "c/b" || got.Op != change.Subtree {
+		t.Errorf("eventChange = %s, %t; want c/b subtree", show(got), ok)
+	}
+	if p, res := s.res.dirPath(b); res != resolved || p != filepath.Join(root, "c/b") {
+		t.Errorf("moved directory resolves to %q (%d), want its new path", p, res)
 	}
 }

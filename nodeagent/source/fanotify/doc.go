@@ -48,6 +48,13 @@
 // directory that was removed before they were read are dropped; the
 // removal of its top-most removed ancestor is reported instead.
 //
+// The lease that tells whether a writer still has a file open is held for
+// a few microseconds per event. A process that opens the file for writing
+// in that moment waits for it to be released, or fails with EWOULDBLOCK if
+// it opened with O_NONBLOCK, and the agent receives a SIGIO (ignored unless
+// it asks for it with signal.Notify). A file under another holder's lease
+// (Samba, NFS server) reads as still being written.
+//
 // The pid of an event, used for OwnPID and Echo, is only a hint: it is the
 // process that caused the event, which for rsync's daemon is a short-lived
 // grandchild, and merged events carry one pid.

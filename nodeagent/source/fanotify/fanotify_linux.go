@@ -148,7 +148,7 @@ func (s *Source) dispatch(ctx context.Context, buf []byte, out chan<- change.Cha
 			return fmt.Errorf("fanotify: %w", err)
 		case err != nil:
 			// The rest of this read does not frame: its events are lost.
-			return send(ctx, out, overflowChange(now))
+			return send(ctx, out, s.lostEvents(now))
 		}
 		if c, ok := s.eventChange(&ev, now); ok {
 			if err := send(ctx, out, c); err != nil {

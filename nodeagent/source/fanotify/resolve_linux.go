@@ -59,9 +59,16 @@ func (c *dirCache) put(key []byte, path string) {
 	c.paths[string(key)] = path
 }
 
+// reset drops every entry.
+func (c *dirCache) reset() { clear(c.paths) }
+
 // forget drops the entries for the directory at path and below it, after
-// it was removed or renamed (from or to path).
+// it was removed or renamed (from or to path). An empty path is no
+// directory.
 func (c *dirCache) forget(path string) {
+	if path == "" {
+		return
+	}
 	prefix := path + "/"
 	if path == "/" {
 		prefix = "/"

@@ -154,6 +154,16 @@ func TestSource_operations(t *testing.T) {
 		do:   func(t *testing.T, root string) { must(t, os.RemoveAll(filepath.Join(root, "t"))) },
 		want: []want{{path: "t", op: change.Rmdir, fin: yes}},
 	}, {
+		name: "make and remove a tree in one burst",
+		do: func(t *testing.T, root string) {
+			must(t, os.MkdirAll(filepath.Join(root, "t/a/b/c"), 0o755))
+			for _, d := range []string{"t", "t/a", "t/a/b", "t/a/b/c"} {
+				writeFile(t, filepath.Join(root, d, "f"), "x")
+			}
+			must(t, os.RemoveAll(filepath.Join(root, "t")))
+		},
+		want: []want{{path: "t", op: change.Rmdir, fin: yes}},
+	}, {
 		name:  "chmod file",
 		setup: func(t *testing.T, root string) { writeFile(t, filepath.Join(root, "f"), "x") },
 		do:    func(t *testing.T, root string) { must(t, os.Chmod(filepath.Join(root, "f"), 0o600)) },
