@@ -57,7 +57,9 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	} else {
 		e.c.Op |= c.Op
 		e.c.Finished = c.Finished
-		e.c.NeedsSettle = c.NeedsSettle
+		// Once a source that sees closes spoke for the path, its close
+		// decides: a scan's view must not settle a file a writer holds.
+		e.c.NeedsSettle = e.c.NeedsSettle && c.NeedsSettle
 		e.c.Echo = e.c.Echo && c.Echo
 		e.c.Time = c.Time
 		if c.Op.Has(Rename) {

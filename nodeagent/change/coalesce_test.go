@@ -87,6 +87,13 @@ func TestCoalescer_Ready(t *testing.T) {
 			{at: 11 * time.Second, c: ev("a", Write, true)},
 			{at: 11 * time.Second, ready: []string{"a:write:true"}},
 		}},
+		{"a scan's view after a close-seeing event does not settle the file", settle, 0, []step{
+			{at: 0, c: ev("a", Write, false)},
+			{at: 10 * time.Millisecond, c: quiet("a", Write)},
+			{at: 5 * time.Second, ready: nil},
+			{at: 6 * time.Second, c: ev("a", Write, true)},
+			{at: 6 * time.Second, ready: []string{"a:write:true"}},
+		}},
 		{"paths are independent", settle, 0, []step{
 			{at: 0, c: quiet("slow", Write)},
 			{at: 100 * time.Millisecond, c: ev("fast", Write, true)},

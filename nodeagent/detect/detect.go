@@ -1,0 +1,250 @@
+// Package detect turns one data root's change source, its scans and its
+// index into one stream of ready changes: what later stages ship to peers.
+//
+//	source ──┐                     ┌─ excluded: dropped
+//	         ├─► route ─► coalesce ─► filter by the index ─► out
+//	scans  ──┘     │                 (lstat matches the entry: an echo of
+//	               └─ Rescan ─► scan   the receiver, or undone: dropped)
+//
+// Scans run at start, when the source lost events (change.Rescan), every
+// resync interval, and (in place of a source) every scan interval. The
+// root's identity is checked at start, before every scan and every second:
+// when it changes (unmounted, replaced) the detector stops with
+// index.ErrRootChanged, and nothing is reported from the empty mount point.
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/exclude"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/scan"
+	"github.com/jailsync/jailsync/nodeagent/source"
+)
+
+// rootCheckInterval is how often the root's identity is checked between scans.
+const rootCheckInterval = time.Second
+
+// Detector produces the ready changes of one data root.
+type Detector struct {
+	// Root is the data root (absolute, symlinks resolved).
+	Root string
+	// Index is the root's index; the detector only reads it.
+	Index *index.Index
+	// Source reports changes as they happen; nil means the scanner is the
+	// only source, every ScanInterval.
+	Source source.Source
+	// Exclude drops excluded paths; nil excludes only .jailsync.
+	Exclude *exclude.Matcher
+	// Settle and MaxHold configure the coalescer (spec.settle, the maximum
+	// hold time of a file open for writing).
+	Settle, MaxHold time.Duration
+	// ScanInterval is the scan period without a Source (scan.DefaultInterval
+	// when 0); ResyncInterval the full compare period with one (0: never).
+	ScanInterval, ResyncInterval time.Duration
+	// Workers is the scanner's parallelism.
+	Workers int
+	// Incoming holds changes on paths the receiver is writing; nil holds
+	// nothing.
+	Incoming *Incoming
+	// Log receives what the detector does.
+	Log logr.Logger
+}
+
+// Run reports ready changes to out until ctx ends (it returns nil) or the
+// root is refused or the source fails (it returns the error).
+func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
+	rootfd, err := beneath.OpenRoot(d.Root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	if err := d.Index.CheckRootFD(rootfd, d.Root); err != nil {
+		return err
+	}
+	excluded := func(rel string) bool { return d.Exclude.Match(rel, false) }
+	if d.Exclude == nil {
+		m, _ := exclude.Compile(nil)
+		excluded = func(rel string) bool { return m.Match(rel, false) }
+	}
+	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: excluded}
+
+	raw := make(chan change.Change, 4096)
+	toCoalesce := make(chan change.Change, 4096)
+	ready := make(chan change.Change, 4096)
+	rescans := make(chan string, 64)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.runSource(ctx, sc, raw) })
+	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded) })
+	g.Go(func() error { return d.scans(ctx, sc, rescans, toCoalesce) })
+	g.Go(func() error {
+		co := &change.Coalescer{Settle: d.Settle, MaxHold: d.MaxHold}
+		return co.Run(ctx, toCoalesce, ready)
+	})
+	g.Go(func() error { return d.filter(ctx, rootfd, ready, out) })
+	g.Go(func() error { return d.watchRoot(ctx) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- change.Change) error {
+	if d.Source != nil {
+		return d.Source.Run(ctx, raw)
+	}
+	return (&scan.Source{Scanner: sc, Interval: d.ScanInterval}).Run(ctx, raw)
+}
+
+// route passes source changes on to the coalescer, drops excluded ones and
+// turns Rescan into a scan request.
+func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans chan<- string, excluded func(string) bool) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case c := <-raw:
+			switch {
+			case c.Op.Has(change.Rescan):
+				select {
+				case rescans <- c.Path:
+				default: // a scan is queued already; it covers this one
+					d.Log.V(1).Info("rescan already queued", "path", c.Path)
+				}
+				continue
+			case excluded(c.Path):
+				continue
+			}
+			select {
+			case next <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// scans runs the start-up scan, requested rescans and, when a source
+// exists, the periodic resync.
+func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans <-chan string, out chan<- change.Change) error {
+	var resync <-chan time.Time
+	if d.Source != nil && d.ResyncInterval > 0 {
+		t := time.NewTicker(d.ResyncInterval)
+		defer t.Stop()
+		resync = t.C
+	}
+	dir, reason := ".", "start"
+	if d.Source == nil {
+		dir = "" // the scan source scans at start itself
+	}
+	for {
+		if dir != "" {
+			st, err := sc.Scan(ctx, dir, out)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if errors.Is(err, index.ErrRootChanged) || errors.Is(err, index.ErrRootMissing) {
+					return err
+				}
+				d.Log.Error(err, "scan incomplete", "path", dir, "reason", reason)
+			}
+			d.Log.V(1).Info("scan done", "path", dir, "reason", reason, "dirs", st.Dirs, "files", st.Files, "changes", st.Changes)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case dir = <-rescans:
+			reason = "lost events"
+		case <-resync:
+			dir, reason = ".", "resync"
+		}
+	}
+}
+
+// filter drops ready changes whose path is as the index records it: echoes
+// of this agent's receiver, and changes undone before they shipped.
+func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.Change, out chan<- change.Change) error {
+	var held []change.Change
+	var released <-chan struct{}
+	pass := func(c change.Change) error {
+		if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath))) {
+			held = append(held, c)
+			released = d.Incoming.Changed()
+			return nil
+		}
+		same, err := d.unchanged(rootfd, c)
+		if err != nil {
+			d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)
+		}
+		if same {
+			return nil
+		}
+		select {
+		case out <- c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case c := <-ready:
+			if err := pass(c); err != nil {
+				return err
+			}
+		case <-released:
+			again := held
+			held, released = nil, nil
+			for _, c := range again {
+				if err := pass(c); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// unchanged reports whether c's paths (both names of a rename) are as the
+// index records them.
+func (d *Detector) unchanged(rootfd int, c change.Change) (bool, error) {
+	same := false
+	err := d.Index.View(func(tx *index.Tx) error {
+		var err error
+		if same, err = tx.Unchanged(rootfd, c.Path); err != nil || !same || !c.Op.Has(change.Rename) {
+			return err
+		}
+		same, err = tx.Unchanged(rootfd, c.OldPath)
+		return err
+	})
+	return same, err
+}
+
+// watchRoot checks the root's identity by path every second: a filesystem
+// unmounted or mounted over the root stops the detector.
+func (d *Detector) watchRoot(ctx context.Context) error {
+	t := time.NewTicker(rootCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if err := d.Index.CheckRoot(d.Root); err != nil {
+				return fmt.Errorf("data root refused: %w", err)
+			}
+		}
+	}
+}

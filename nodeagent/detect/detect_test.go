@@ -1,0 +1,270 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/source"
+	"github.com/jailsync/jailsync/nodeagent/source/fanotify"
+)
+
+// env is a data root on its own tmpfs with an index and a running detector.
+type env struct {
+	t     *testing.T
+	root  string
+	idx   *index.Index
+	out   chan change.Change
+	done  chan error
+	stop  context.CancelFunc
+	seen  []change.Change
+	fdRec int
+	in    *Incoming
+}
+
+// mountTmpfs mounts a fresh tmpfs; a filesystem mark sees its events only.
+func mountTmpfs(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "root")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
+		t.Fatalf("mount tmpfs (the test needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	return dir
+}
+
+// start runs a detector on a fresh tmpfs root, with fanotify as its source
+// when useFanotify, else the scanner alone.
+func start(t *testing.T, useFanotify bool) *env {
+	t.Helper()
+	root := mountTmpfs(t)
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idx.Close() })
+	if err := idx.CheckRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	in := &Incoming{}
+	d := &Detector{Root: root, Index: idx, Settle: 100 * time.Millisecond, ScanInterval: 200 * time.Millisecond,
+		Incoming: in, Log: logr.Discard()}
+	if useFanotify {
+		src, err := fanotify.New(source.Options{Root: root})
+		if err != nil {
+			t.Fatalf("fanotify is unavailable, the test needs it (root, Linux 5.17): %v", err)
+		}
+		d.Source = src
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{t: t, root: root, idx: idx, in: in, out: make(chan change.Change, 1024), done: make(chan error, 1), stop: cancel}
+	go func() { e.done <- d.Run(ctx, e.out) }()
+	t.Cleanup(func() {
+		cancel()
+		<-e.done
+	})
+	e.fdRec, err = unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(e.fdRec) })
+	return e
+}
+
+// waitFor collects changes until one satisfies pred, failing after 10 s.
+func (e *env) waitFor(what string, pred func(change.Change) bool) change.Change {
+	e.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-e.out:
+			e.seen = append(e.seen, c)
+			if pred(c) {
+				return c
+			}
+		case err := <-e.done:
+			e.t.Fatalf("detector stopped while waiting for %s: %v", what, err)
+		case <-deadline:
+			e.t.Fatalf("no %s within 10s; saw %v", what, describe(e.seen))
+		}
+	}
+}
+
+func describe(cs []change.Change) []string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, fmt.Sprintf("%s %q finished=%v", c.Op, c.Path, c.Finished))
+	}
+	return s
+}
+
+func finishedWrite(path string) func(change.Change) bool {
+	return func(c change.Change) bool { return c.Path == path && c.Finished && c.Op.Has(change.Write) }
+}
+
+// record stores path's lstat in the index, as the receiver does for what it
+// wrote.
+func (e *env) record(path string) {
+	e.t.Helper()
+	if err := e.idx.Update(func(tx *index.Tx) error { return tx.Record(e.fdRec, path) }); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestDetector_ReceiverWritesAreNotLocalChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fanotify bool
+	}{{"fanotify", true}, {"scanner", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, tc.fanotify)
+			// A peer announces the path, the receiver writes it and records
+			// its lstat (its events still arrive: the index decides, not
+			// the pid), then the run is confirmed.
+			e.in.Add("from-peer")
+			if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("peer data"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // the events outrun the record
+			e.record("from-peer")
+			e.in.Done("from-peer")
+			// A local write after it: it must come, the echo must not.
+			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the marker", finishedWrite("marker"))
+			time.Sleep(300 * time.Millisecond) // past settle and one more scan
+			e.drain()
+			for _, c := range e.seen {
+				if c.Path == "from-peer" {
+					t.Fatalf("the receiver's write was reported as a local change: %v", describe(e.seen))
+				}
+			}
+			// A local process changes the received file: reported.
+			if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("edited locally"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the local edit", finishedWrite("from-peer"))
+		})
+	}
+}
+
+func (e *env) drain() {
+	for {
+		select {
+		case c := <-e.out:
+			e.seen = append(e.seen, c)
+		default:
+			return
+		}
+	}
+}
+
+func TestDetector_SlowWriterIsReadyOnlyAfterClose(t *testing.T) {
+	e := start(t, true)
+	f, err := os.Create(filepath.Join(e.root, "slow.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := fmt.Fprintf(f, "line %d\n", i); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	e.drain()
+	for _, c := range e.seen {
+		if c.Path == "slow.log" && c.Finished {
+			t.Fatalf("slow.log reported finished while its writer still had it open: %v", describe(e.seen))
+		}
+	}
+	closedAt := time.Now()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("slow.log after its close", finishedWrite("slow.log"))
+	t.Logf("finished change %v after the close", time.Since(closedAt))
+}
+
+func TestDetector_UnmountedRootIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fanotify bool
+	}{{"fanotify", true}, {"scanner", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, tc.fanotify)
+			for i := range 50 {
+				name := fmt.Sprintf("f%02d", i)
+				if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.waitFor("the last file", finishedWrite("f49"))
+			for i := range 50 {
+				e.record(fmt.Sprintf("f%02d", i))
+			}
+			e.drain()
+			e.seen = nil
+			unix.Close(e.fdRec)
+			e.fdRec = -1
+			// The agent holds the root open, so a plain unmount fails; an
+			// operator's lazy unmount detaches it anyway.
+			if err := unix.Unmount(e.root, 0); !errors.Is(err, unix.EBUSY) {
+				t.Logf("plain unmount: %v", err)
+			}
+			if err := unix.Unmount(e.root, unix.MNT_DETACH); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-e.done:
+				if !errors.Is(err, index.ErrRootChanged) {
+					t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
+				}
+				e.done <- err // for the cleanup
+			case <-time.After(10 * time.Second):
+				t.Fatal("detector still running 10s after its root was unmounted")
+			}
+			e.drain()
+			for _, c := range e.seen {
+				if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
+					t.Fatalf("deletions reported from an unmounted root: %v", describe(e.seen))
+				}
+			}
+		})
+	}
+}
+
+func TestDetector_HostileNamesAndExcludes(t *testing.T) {
+	e := start(t, true)
+	names := []string{"with space", "new\nline", "-n", "#hash", ";semi", "$(touch pwned)", "*", "back\\slash", "\xff\xfe"}
+	for _, n := range append(names, ".jailsync/tmp-partial") {
+		if err := os.WriteFile(filepath.Join(e.root, n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range names {
+		e.waitFor(fmt.Sprintf("%q", n), finishedWrite(n))
+	}
+	e.drain()
+	for _, c := range e.seen {
+		if strings.HasPrefix(c.Path, ".jailsync") {
+			t.Fatalf("the reserved directory was reported: %v", describe(e.seen))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "pwned")); err == nil {
+		t.Fatal("a file name was executed")
+	}
+}
