@@ -174,7 +174,18 @@ func (e *env) drain() {
 }
 
 func TestDetector_SlowWriterIsReadyOnlyAfterClose(t *testing.T) {
-	e := start(t, true)
+	for _, tc := range []struct {
+		name     string
+		fanotify bool
+	}{{"fanotify", true}, {"scanner", false}} {
+		t.Run(tc.name, func(t *testing.T) { testSlowWriter(t, tc.fanotify) })
+	}
+}
+
+// testSlowWriter writes a file over 3 seconds, a line every 300 ms (longer
+// than the settle period), and checks that it is finished only after close.
+func testSlowWriter(t *testing.T, useFanotify bool) {
+	e := start(t, useFanotify)
 	f, err := os.Create(filepath.Join(e.root, "slow.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -168,8 +168,8 @@ func (w *walk) readDir(dir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan %q: %w", dir, err)
 	}
+	defer unix.Close(fd)
 	disk, err := readEntries(fd)
-	unix.Close(fd)
 	if err != nil {
 		return nil, fmt.Errorf("scan %q: %w", dir, err)
 	}
@@ -199,6 +199,9 @@ func (w *walk) readDir(dir string) ([]string, error) {
 	})
 	for ; i < len(disk); i++ {
 		found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+	}
+	for i := range found {
+		markWriter(fd, &found[i])
 	}
 	for _, c := range found {
 		if !w.send(c) {
@@ -251,6 +254,23 @@ func (w *walk) removed(rel string, old index.Entry, found []change.Change) []cha
 		op = change.Rmdir
 	}
 	return append(found, change.Change{Path: rel, Op: op, Finished: true})
+}
+
+// markWriter settles whether a written file's writer is done, where the
+// system can tell (openForWriting): a file no process holds open for
+// writing is finished now; one still held waits for a later scan. Elsewhere
+// the change keeps NeedsSettle and the settle period decides.
+func markWriter(dirfd int, c *change.Change) {
+	if !c.Op.Has(change.Write) || c.Finished {
+		return
+	}
+	name := c.Path[strings.LastIndexByte(c.Path, '/')+1:]
+	open, known := openForWriting(dirfd, name)
+	if !known {
+		return
+	}
+	c.NeedsSettle = false
+	c.Finished = !open
 }
 
 // readEntries lists a directory with each entry's lstat, sorted by name in

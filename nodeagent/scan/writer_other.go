@@ -1,0 +1,7 @@
+//go:build !linux
+
+package scan
+
+// openForWriting cannot tell on this system (FreeBSD has no file leases):
+// the settle period decides.
+func openForWriting(int, string) (open, known bool) { return false, false }
