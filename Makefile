@@ -66,8 +66,8 @@ test: envtest ## Run all tests: unit tests with -race, envtest suites against a 
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks (not part of make test).
-	go test -run '^$$' -bench . -benchmem ./...
+bench: ## Run the benchmarks against their references (not part of make test; needs root).
+	hack/bench.sh
 
 ##@ Build
 
