@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -81,7 +82,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	raw := make(chan change.Change, 4096)
 	toCoalesce := make(chan change.Change, 4096)
 	ready := make(chan change.Change, 4096)
-	rescans := make(chan string, 64)
+	rescans := &scanQueue{notify: make(chan struct{}, 1)}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.runSource(ctx, sc, raw) })
 	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded) })
@@ -108,22 +109,22 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 
 // route passes source changes on to the coalescer, drops excluded ones and
 // turns Rescan into a scan request.
-func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans chan<- string, excluded func(string) bool) error {
+func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, excluded func(string) bool) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-raw:
 			switch {
-			case c.Op.Has(change.Rescan):
-				select {
-				case rescans <- c.Path:
-				default: // a scan is queued already; it covers this one
-					d.Log.V(1).Info("rescan already queued", "path", c.Path)
+			case excluded(c.Path) && !c.Op.Has(change.Rescan):
+				continue
+			case c.Op.Has(change.Rescan), c.Op.Has(change.Subtree):
+				// Lost events, or a directory that appeared whole: the
+				// scan of that path reports (and expands) what is there.
+				rescans.add(c.Path)
+				if !c.Op.Has(change.Rename) || c.OldPath == "" {
+					continue
 				}
-				continue
-			case excluded(c.Path):
-				continue
 			}
 			select {
 			case next <- c:
@@ -134,21 +135,63 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 	}
 }
 
+// scanQueue collects the paths waiting for a scan; past maxQueuedScans it
+// collapses them into one scan of the whole root, so no request is lost.
+type scanQueue struct {
+	mu     sync.Mutex
+	paths  map[string]bool
+	notify chan struct{}
+}
+
+const maxQueuedScans = 256
+
+func (q *scanQueue) add(path string) {
+	q.mu.Lock()
+	if q.paths == nil {
+		q.paths = make(map[string]bool)
+	}
+	if len(q.paths) >= maxQueuedScans {
+		q.paths = map[string]bool{".": true}
+	}
+	q.paths[path] = true
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued paths (just "." when the root is among them).
+func (q *scanQueue) take() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.paths["."] {
+		q.paths = nil
+		return []string{"."}
+	}
+	paths := make([]string, 0, len(q.paths))
+	for p := range q.paths {
+		paths = append(paths, p)
+	}
+	q.paths = nil
+	return paths
+}
+
 // scans runs the start-up scan, requested rescans and, when a source
 // exists, the periodic resync.
-func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans <-chan string, out chan<- change.Change) error {
+func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQueue, out chan<- change.Change) error {
 	var resync <-chan time.Time
 	if d.Source != nil && d.ResyncInterval > 0 {
 		t := time.NewTicker(d.ResyncInterval)
 		defer t.Stop()
 		resync = t.C
 	}
-	dir, reason := ".", "start"
+	dirs, reason := []string{"."}, "start"
 	if d.Source == nil {
-		dir = "" // the scan source scans at start itself
+		dirs = nil // the scan source scans at start itself
 	}
 	for {
-		if dir != "" {
+		for _, dir := range dirs {
 			st, err := sc.Scan(ctx, dir, out)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -164,10 +207,10 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans <-chan s
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case dir = <-rescans:
-			reason = "lost events"
+		case <-rescans.notify:
+			dirs, reason = rescans.take(), "lost events or a subtree appeared"
 		case <-resync:
-			dir, reason = ".", "resync"
+			dirs, reason = []string{"."}, "resync"
 		}
 	}
 }

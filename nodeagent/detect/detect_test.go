@@ -32,10 +32,11 @@ type env struct {
 	in    *Incoming
 }
 
-// mountTmpfs mounts a fresh tmpfs; a filesystem mark sees its events only.
+// mountTmpfs mounts a fresh tmpfs (a filesystem mark sees its events only)
+// and returns its mount point.
 func mountTmpfs(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "root")
+	dir := filepath.Join(t.TempDir(), "fs")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +49,25 @@ func mountTmpfs(t *testing.T) string {
 
 // start runs a detector on a fresh tmpfs root, with fanotify as its source
 // when useFanotify, else the scanner alone.
-func start(t *testing.T, useFanotify bool) *env {
+func start(t *testing.T, useFanotify bool) *env { return startRoot(t, useFanotify, false) }
+
+// startRoot is start with the root either the tmpfs's mount point itself
+// (mountedRoot, to unmount it under the detector) or a directory in it.
+func startRoot(t *testing.T, useFanotify, mountedRoot bool) *env {
 	t.Helper()
 	root := mountTmpfs(t)
+	if !mountedRoot {
+		// The root is a directory of the tmpfs, so that "outside" shares
+		// its filesystem (renames in and out are renames, not copies).
+		fs := root
+		root = filepath.Join(fs, "root")
+		if err := os.Mkdir(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(fs, "outside"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +233,7 @@ func TestDetector_UnmountedRootIsRefused(t *testing.T) {
 		fanotify bool
 	}{{"fanotify", true}, {"scanner", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := start(t, tc.fanotify)
+			e := startRoot(t, tc.fanotify, true)
 			for i := range 50 {
 				name := fmt.Sprintf("f%02d", i)
 				if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
@@ -277,5 +294,37 @@ func TestDetector_HostileNamesAndExcludes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.root, "pwned")); err == nil {
 		t.Fatal("a file name was executed")
+	}
+}
+
+func TestDetector_SubtreeMovedInIsExpanded(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fanotify bool
+	}{{"fanotify", true}, {"scanner", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, tc.fanotify)
+			outside := filepath.Join(filepath.Dir(e.root), "outside", "tree")
+			if err := os.MkdirAll(filepath.Join(outside, "a", "b"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			files := []string{"top", "a/one", "a/b/two"}
+			for _, f := range files {
+				if err := os.WriteFile(filepath.Join(outside, f), []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Rename(outside, filepath.Join(e.root, "tree")); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range files {
+				e.waitFor("tree/"+f, finishedWrite("tree/"+f))
+			}
+			for _, c := range e.seen {
+				if strings.Contains(c.Path, "outside") || strings.HasPrefix(c.Path, "..") {
+					t.Fatalf("a path outside the root was reported: %v", describe(e.seen))
+				}
+			}
+		})
 	}
 }
