@@ -1,0 +1,323 @@
+// Package journal is the crash-safe record of what every peer of a group
+// still needs from this member, kept in the bbolt database that holds the
+// index so that both commit in one transaction.
+//
+// Record journals a batch of ready changes for every peer and records each
+// path's current lstat in the index, durably, before it returns: after a
+// crash at any moment, a change is either in the journal, or the index
+// still holds the path's previous state and the start-up scan (a stat-only
+// compare against the index) finds it again. Nothing unchanged is sent
+// again, because what was journaled is in the index.
+//
+// Entries are kept per peer twice: by path (one entry per path, merging
+// later changes) and by sequence number (oldest first, for fair batching and
+// lag). Done removes an entry only when no later change touched its path.
+//
+// # Caveats
+//
+// The journal says that a path needs sending, not what to send: the sender
+// reads the file as it is when the run starts (lstat decides between send
+// and delete), and re-checks it after the run.
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
+)
+
+// ErrUnknownPeer is returned for a peer the journal has no buckets for.
+var ErrUnknownPeer = errors.New("unknown peer")
+
+var bucketJournal = []byte("journal")
+
+// Entry is what one peer needs for one path.
+type Entry struct {
+	// Path is root-relative.
+	Path string
+	// Op is every op journaled for the path since it was last confirmed.
+	Op change.Op
+	// OldPath is the previous name when Op has Rename.
+	OldPath string
+	// Seq is the sequence number of the latest change to the path; Done
+	// keeps an entry whose Seq changed while it was sent.
+	Seq uint64
+	// Order is the sequence number of the first unconfirmed change: entries
+	// are sent oldest first, and a path changed again keeps its place.
+	Order uint64
+	// Since is when the oldest unconfirmed change to the path was journaled.
+	Since time.Time
+	// Size is the file's size when journaled (for pending bytes).
+	Size int64
+	// Version is reserved for multi-master version data.
+	Version []byte
+}
+
+// Journal holds the pending entries of every peer.
+type Journal struct {
+	db *bolt.DB
+
+	mu    sync.Mutex
+	stats map[string]*PeerStats
+}
+
+// PeerStats is what is pending for one peer.
+type PeerStats struct {
+	Files, Bytes int64
+}
+
+// Open returns the journal stored in idx's database, with buckets for peers
+// (a departed peer's entries are dropped).
+func Open(idx *index.Index, peers []string) (*Journal, error) {
+	j := &Journal{db: idx.DB(), stats: make(map[string]*PeerStats)}
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketJournal)
+		if err != nil {
+			return err
+		}
+		keep := make(map[string]bool)
+		for _, p := range peers {
+			keep[p] = true
+			pb, err := root.CreateBucketIfNotExists([]byte(p))
+			if err != nil {
+				return err
+			}
+			for _, name := range [][]byte{bucketByPath, bucketBySeq} {
+				if _, err := pb.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+		}
+		var gone [][]byte
+		_ = root.ForEachBucket(func(k []byte) error {
+			if !keep[string(k)] {
+				gone = append(gone, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range gone {
+			if err := root.DeleteBucket(k); err != nil {
+				return err
+			}
+		}
+		for _, p := range peers {
+			st := &PeerStats{}
+			err := root.Bucket([]byte(p)).Bucket(bucketByPath).ForEach(func(_, v []byte) error {
+				e, err := unmarshal(v)
+				st.Files++
+				st.Bytes += e.Size
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("journal of %s: %w", p, err)
+			}
+			j.stats[p] = st
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	return j, nil
+}
+
+var (
+	bucketByPath = []byte("path")
+	bucketBySeq  = []byte("seq")
+	// keySeq holds the last sequence number; '#' cannot start a peer
+	// (node) name, so it never collides with a peer's bucket.
+	keySeq = []byte("#seq")
+)
+
+// Record journals changes for every peer and records each path's current
+// lstat (resolved beneath rootfd) in the index, in one transaction that is
+// durable when Record returns. Rescan changes are not journaled.
+func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) error {
+	now := time.Now()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delta := make(map[string]PeerStats)
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketJournal)
+		var seq uint64
+		if v := root.Get(keySeq); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		itx := index.Within(tx)
+		for _, c := range changes {
+			if c.Op.Has(change.Rescan) {
+				continue
+			}
+			if err := itx.Record(rootfd, c.Path); err != nil {
+				return err
+			}
+			if c.Op.Has(change.Rename) && c.OldPath != "" {
+				if err := itx.Record(rootfd, c.OldPath); err != nil {
+					return err
+				}
+			}
+			size := int64(0)
+			if e, ok, _ := itx.Get(c.Path); ok && e.Mode.IsRegular() {
+				size = e.Size
+			}
+			seq++
+			for _, p := range peers {
+				pb := root.Bucket([]byte(p))
+				if pb == nil {
+					return fmt.Errorf("%w: %s", ErrUnknownPeer, p)
+				}
+				d, err := put(pb, c, seq, size, now)
+				if err != nil {
+					return err
+				}
+				s := delta[p]
+				s.Files += d.Files
+				s.Bytes += d.Bytes
+				delta[p] = s
+			}
+		}
+		return root.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
+	})
+	if err != nil {
+		return fmt.Errorf("journal %d changes: %w", len(changes), err)
+	}
+	for p, d := range delta {
+		j.stats[p].Files += d.Files
+		j.stats[p].Bytes += d.Bytes
+	}
+	return nil
+}
+
+// put merges c into the peer's entry for its path and returns how the
+// peer's pending counts changed.
+func put(pb *bolt.Bucket, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, error) {
+	byPath, bySeq := pb.Bucket(bucketByPath), pb.Bucket(bucketBySeq)
+	key := index.Key(c.Path)
+	e := Entry{Path: c.Path, Op: c.Op, OldPath: c.OldPath, Since: now}
+	var d PeerStats
+	if v := byPath.Get(key); v != nil {
+		old, err := unmarshal(v)
+		if err != nil {
+			return d, fmt.Errorf("journal entry %q: %w", c.Path, err)
+		}
+		e.Order = old.Order
+		e.Op |= old.Op
+		e.Since = old.Since
+		if e.OldPath == "" {
+			e.OldPath = old.OldPath
+		}
+		d.Bytes -= old.Size
+	} else {
+		d.Files++
+		e.Order = seq
+		if err := bySeq.Put(seqKey(seq), key); err != nil {
+			return d, err
+		}
+	}
+	e.Seq, e.Size = seq, size
+	d.Bytes += size
+	return d, byPath.Put(key, e.marshal())
+}
+
+// Next returns up to n of peer's entries, oldest first, skipping those for
+// which skip is true (paths already in flight to the peer).
+func (j *Journal) Next(peer string, n int, skip func(path string) bool) ([]Entry, error) {
+	var out []Entry
+	err := j.db.View(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
+		if pb == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		}
+		byPath := pb.Bucket(bucketByPath)
+		c := pb.Bucket(bucketBySeq).Cursor()
+		for k, key := c.First(); k != nil && len(out) < n; k, key = c.Next() {
+			v := byPath.Get(key)
+			if v == nil {
+				continue
+			}
+			e, err := unmarshal(v)
+			if err != nil {
+				return err
+			}
+			if skip != nil && skip(e.Path) {
+				continue
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Done removes the entries that a run confirmed on peer, each only if its
+// path was not journaled again since (its Seq is unchanged).
+func (j *Journal) Done(peer string, done []Entry) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var d PeerStats
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
+		if pb == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		}
+		byPath, bySeq := pb.Bucket(bucketByPath), pb.Bucket(bucketBySeq)
+		for _, e := range done {
+			key := index.Key(e.Path)
+			v := byPath.Get(key)
+			if v == nil {
+				continue
+			}
+			cur, err := unmarshal(v)
+			if err != nil {
+				return err
+			}
+			if cur.Seq != e.Seq {
+				continue // changed again while it was sent
+			}
+			if err := byPath.Delete(key); err != nil {
+				return err
+			}
+			if err := bySeq.Delete(seqKey(cur.Order)); err != nil {
+				return err
+			}
+			d.Files--
+			d.Bytes -= cur.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("confirm %d entries for %s: %w", len(done), peer, err)
+	}
+	j.stats[peer].Files += d.Files
+	j.stats[peer].Bytes += d.Bytes
+	return nil
+}
+
+// Stats returns what is pending for peer.
+func (j *Journal) Stats(peer string) PeerStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if s, ok := j.stats[peer]; ok {
+		return *s
+	}
+	return PeerStats{}
+}
+
+// Oldest returns when the oldest pending entry for peer was journaled, and
+// false when nothing is pending.
+func (j *Journal) Oldest(peer string) (time.Time, bool) {
+	es, err := j.Next(peer, 1, nil)
+	if err != nil || len(es) == 0 {
+		return time.Time{}, false
+	}
+	return es[0].Since, true
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
