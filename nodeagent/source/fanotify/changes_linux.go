@@ -27,6 +27,8 @@ type pathState struct {
 	// noWriter is true for a regular file that no process has open for
 	// writing.
 	noWriter bool
+	id       fileID
+	nlink    uint64
 }
 
 // classify maps the merged mask of an event other than FAN_RENAME and the
@@ -42,13 +44,17 @@ func classify(mask uint64, st pathState) (change.Op, bool) {
 		return change.Remove, true
 	}
 	var op change.Op
-	if mask&(unix.FAN_CREATE|unix.FAN_DELETE) != 0 {
+	switch {
+	case mask&unix.FAN_DELETE != 0 && st.kind == kindDir:
+		// Removed and made again: a new directory, whose tree is not
+		// the old one, and the events inside the old one may have been
+		// dropped with its handle: have the tree compared.
+		op |= change.Mkdir | change.Subtree
+	case mask&(unix.FAN_CREATE|unix.FAN_DELETE) != 0 && st.kind == kindDir:
+		op |= change.Mkdir
+	case mask&(unix.FAN_CREATE|unix.FAN_DELETE) != 0:
 		// Created, or removed and made again: what is there is new.
-		if st.kind == kindDir {
-			op |= change.Mkdir
-		} else {
-			op |= change.Create
-		}
+		op |= change.Create
 	}
 	if mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) != 0 && st.kind != kindDir {
 		op |= change.Write
@@ -85,101 +91,50 @@ func (s *Source) lostEvents(now time.Time) change.Change {
 	return overflowChange(now)
 }
 
-// eventChange maps one event to the change it means under the root, if any.
-func (s *Source) eventChange(ev *event, now time.Time) (change.Change, bool) {
+// eventChanges appends the changes one event means under the root to dst.
+func (s *Source) eventChanges(dst []change.Change, ev *event, now time.Time) []change.Change {
 	switch {
 	case ev.mask&unix.FAN_Q_OVERFLOW != 0:
-		return s.lostEvents(now), true
+		return append(dst, s.lostEvents(now))
 	case ev.mask&unix.FAN_RENAME != 0:
-		return s.renameChange(ev, now)
+		return s.renameChanges(dst, ev, now)
+	case !ev.hasDir && ev.hasObj && ev.mask&^(unix.FAN_ATTRIB|unix.FAN_ONDIR) == 0:
+		// A link count change, which has no name: the link or unlink
+		// that made it is reported with its name.
+		return dst
 	case !ev.hasDir:
 		// No directory to place the event in: it may be anywhere.
-		return s.lostEvents(now), true
+		return append(dst, s.lostEvents(now))
 	}
 	abs, res := s.entryPath(ev.dir, ev.name)
 	switch res {
 	case gone:
-		return change.Change{}, false
+		return dst
 	case lost:
-		return s.lostEvents(now), true
+		return append(dst, s.lostEvents(now))
 	}
 	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_DELETE|unix.FAN_ONDIR {
 		s.res.cache.forget(abs)
 	}
-	rel, ok := s.rel(abs)
-	if !ok {
-		return change.Change{}, false
-	}
-	st, err := stat(abs, ev.mask)
-	if err != nil {
-		return s.newChange(rel, "", change.Rescan, false, ev.pid, now), true
-	}
-	op, finished := classify(ev.mask, st)
-	if op == 0 {
-		return change.Change{}, false
-	}
-	return s.newChange(rel, "", op, finished, ev.pid, now), true
+	return s.stateChange(dst, abs, ev.mask, ev.pid, now)
 }
 
-// renameChange maps a FAN_RENAME event, which names the old and the new
-// directory entry. A side outside the root, or excluded, counts as outside:
-// a rename into the root is a Create (a Subtree for a directory), a rename
-// out of it a Remove (an Rmdir).
-func (s *Source) renameChange(ev *event, now time.Time) (change.Change, bool) {
-	if !ev.hasDir || !ev.hasNew {
-		return s.lostEvents(now), true
+// stateChange appends the change for abs, if under the root, that mask
+// and the path's state now mean.
+func (s *Source) stateChange(dst []change.Change, abs string, mask uint64, pid int32, now time.Time) []change.Change {
+	rel, ok := s.rel(abs)
+	if !ok {
+		return dst
 	}
-	oldAbs, oldRes := s.entryPath(ev.dir, ev.name)
-	newAbs, newRes := s.entryPath(ev.newDir, ev.newName)
-	if oldRes == lost || newRes == lost {
-		return s.lostEvents(now), true
-	}
-	isDir := ev.mask&unix.FAN_ONDIR != 0
-	if isDir {
-		// The cached paths of the directory and below it start with its
-		// old path, or with its new one when resolved after the rename.
-		// Without the old path (its directory was removed since), they
-		// cannot be found: start over.
-		if oldRes != resolved {
-			s.res.cache.reset()
-		}
-		s.res.cache.forget(oldAbs)
-		s.res.cache.forget(newAbs)
-	}
-	var oldRel, newRel string
-	var inOld, inNew bool
-	if oldRes == resolved {
-		oldRel, inOld = s.rel(oldAbs)
-	}
-	if newRes == resolved {
-		newRel, inNew = s.rel(newAbs)
-	}
-	if !inNew {
-		if !inOld {
-			return change.Change{}, false
-		}
-		if isDir {
-			return s.newChange(oldRel, "", change.Rmdir, true, ev.pid, now), true
-		}
-		return s.newChange(oldRel, "", change.Remove, true, ev.pid, now), true
-	}
-	st, err := stat(newAbs, ev.mask)
+	st, err := stat(abs, mask)
 	if err != nil {
-		return s.newChange(newRel, "", change.Rescan, false, ev.pid, now), true
+		return append(dst, s.newChange(rel, "", change.Rescan, false, pid, now))
 	}
-	finished := st.kind != kindRegular || st.noWriter
-	switch {
-	case inOld:
-		return s.newChange(newRel, oldRel, change.Rename, finished, ev.pid, now), true
-	case !st.exists:
-		// Moved in and away or removed since; its own event follows.
-		op, _ := classify(ev.mask&unix.FAN_ONDIR, st)
-		return s.newChange(newRel, "", op, true, ev.pid, now), true
-	case st.kind == kindDir:
-		return s.newChange(newRel, "", change.Subtree, true, ev.pid, now), true
-	default:
-		return s.newChange(newRel, "", change.Create, finished, ev.pid, now), true
+	op, finished := classify(mask, st)
+	if op == 0 {
+		return dst
 	}
+	return s.emit(dst, s.newChange(rel, "", op, finished, pid, now), st)
 }
 
 // entryPath resolves the directory of an event and joins the entry name.
@@ -226,7 +181,7 @@ func stat(abs string, mask uint64) (pathState, error) {
 	if err != nil {
 		return pathState{}, err
 	}
-	ps := pathState{exists: true}
+	ps := pathState{exists: true, id: fileID{dev: st.Dev, ino: st.Ino}, nlink: uint64(st.Nlink)}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		ps.kind = kindDir

@@ -52,6 +52,8 @@ func TestClassify(t *testing.T) {
 		{"directory attributes", unix.FAN_ATTRIB | unix.FAN_ONDIR, dir, change.Attrib, true},
 		{"symlink, fifo: no close to wait for", unix.FAN_CREATE, nonRegul, change.Create, true},
 		{"directory removed, file made in its place", unix.FAN_DELETE | unix.FAN_ONDIR, closed, change.Create, true},
+		{"directory removed and made again: a new tree", unix.FAN_DELETE | unix.FAN_ONDIR, dir, change.Mkdir | change.Subtree, true},
+		{"file removed, directory made in its place", unix.FAN_DELETE, dir, change.Mkdir | change.Subtree, true},
 		{"nothing to say about a directory", unix.FAN_MODIFY, dir, 0, true},
 	}
 	for _, tc := range tests {
@@ -71,10 +73,10 @@ func TestSource_overflow(t *testing.T) {
 	s := &Source{}
 	now := time.Now()
 	for _, ev := range []event{{mask: unix.FAN_Q_OVERFLOW, fd: -1}, {mask: unix.FAN_CLOSE_WRITE, fd: -1}} {
-		c, ok := s.eventChange(&ev, now)
+		got := s.eventChanges(nil, &ev, now)
 		want := change.Change{Path: ".", Op: change.Rescan, Time: now}
-		if !ok || c != want {
-			t.Errorf("eventChange(mask %#x) = %+v, %t; want %+v", ev.mask, c, ok, want)
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("eventChanges(mask %#x) = %+v; want %+v", ev.mask, got, want)
 		}
 	}
 }
@@ -99,9 +101,9 @@ func TestSource_renameFromRemovedDirectory(t *testing.T) {
 		dir: a, name: "b", hasDir: true,
 		newDir: c, newName: "b", hasNew: true,
 	}
-	got, ok := s.eventChange(&ev, time.Now())
-	if !ok || got.Path != "c/b" || got.Op != change.Subtree {
-		t.Errorf("eventChange = %s, %t; want c/b subtree", show(got), ok)
+	got := s.eventChanges(nil, &ev, time.Now())
+	if len(got) != 1 || got[0].Path != "c/b" || got[0].Op != change.Subtree {
+		t.Errorf("eventChanges = \n%s; want c/b subtree", list(got))
 	}
 	if p, res := s.res.dirPath(b); res != resolved || p != filepath.Join(root, "c/b") {
 		t.Errorf("moved directory resolves to %q (%d), want its new path", p, res)

@@ -44,7 +44,10 @@
 // Paths are resolved when an event is read, not when it happened: a
 // directory renamed in between is reported under its new name (the rename
 // itself follows as its own change), and the state reported (Create, Remove,
-// Mkdir, Rmdir) is the one lstat sees at that moment. Events inside a
+// Mkdir, Rmdir) is the one lstat sees at that moment. A change inside a
+// directory may thus arrive under either name around the directory's
+// rename, which is why a directory rename is reported as Rename|Subtree:
+// the consumer moves the tree and compares it. Events inside a
 // directory that was removed before they were read are dropped; the
 // removal of its top-most removed ancestor is reported instead.
 //

@@ -22,7 +22,7 @@ func initError(err error) error {
 	case errors.Is(err, unix.EPERM):
 		return unavailable("fanotify_init with an unlimited queue needs CAP_SYS_ADMIN in the initial user namespace: run the agent as root", err)
 	case errors.Is(err, unix.EINVAL):
-		return unavailable("kernel "+kernel+" does not support FAN_REPORT_DFID_NAME: fanotify needs Linux 5.17 or later", err)
+		return unavailable("kernel "+kernel+" does not support FAN_REPORT_DFID_NAME_TARGET: fanotify needs Linux 5.17 or later", err)
 	case errors.Is(err, unix.ENOSYS):
 		return unavailable("kernel "+kernel+" is built without fanotify (CONFIG_FANOTIFY)", err)
 	case errors.Is(err, unix.EMFILE):

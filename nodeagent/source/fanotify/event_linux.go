@@ -49,7 +49,8 @@ type fid struct {
 // event is one event from the group. For FAN_RENAME, dir and name are the
 // old directory and name, newDir and newName the new ones; for other
 // events dir is the directory and name the entry in it ("." for an event
-// on the directory itself).
+// on the directory itself). obj is the object the event is about: the
+// file written, the entry created, removed or renamed.
 type event struct {
 	mask    uint64
 	pid     int32
@@ -60,6 +61,8 @@ type event struct {
 	newDir  fid
 	newName string
 	hasNew  bool
+	obj     fid
+	hasObj  bool
 }
 
 // nextEvent decodes the event at the start of buf and returns it with the
@@ -94,7 +97,7 @@ func nextEvent(buf []byte) (event, []byte, error) {
 }
 
 // addInfo decodes the info record at the start of b into ev and returns
-// its length. Record types other than directory identifiers are skipped.
+// its length. Record types other than file identifiers are skipped.
 func (ev *event) addInfo(b []byte) (int, error) {
 	if len(b) < infoHeaderLen {
 		return 0, fmt.Errorf("%w: %d bytes of info header", errBadEvent, len(b))
@@ -117,6 +120,9 @@ func (ev *event) addInfo(b []byte) (int, error) {
 	case unix.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME:
 		ev.newDir, ev.newName, err = decodeFid(rec, true)
 		ev.hasNew = err == nil
+	case unix.FAN_EVENT_INFO_TYPE_FID:
+		ev.obj, _, err = decodeFid(rec, false)
+		ev.hasObj = err == nil
 	}
 	return n, err
 }

@@ -56,6 +56,7 @@ func TestNextEvent(t *testing.T) {
 		dir, newDir     []byte
 		dirName, newNam string
 		hasNew          bool
+		obj             []byte
 	}{{
 		name:    "create with directory and name",
 		buf:     rawEvent(unix.FAN_CREATE, 42, infoRecord(unix.FAN_EVENT_INFO_TYPE_DFID_NAME, 1, h1, "new\nfile \xff")),
@@ -80,11 +81,38 @@ func TestNextEvent(t *testing.T) {
 		newNam:  "new",
 		hasNew:  true,
 	}, {
-		name: "child fid record skipped",
+		name: "object's own fid",
 		buf: rawEvent(unix.FAN_CLOSE_WRITE, 42,
 			infoRecord(unix.FAN_EVENT_INFO_TYPE_DFID_NAME, 1, h1, "f"),
 			infoRecord(unix.FAN_EVENT_INFO_TYPE_FID, 1, h2, "")),
 		mask:    unix.FAN_CLOSE_WRITE,
+		dir:     h1,
+		dirName: "f",
+		obj:     h2,
+	}, {
+		name: "rename with the object moved",
+		buf: rawEvent(unix.FAN_RENAME, 42,
+			infoRecord(unix.FAN_EVENT_INFO_TYPE_OLD_DFID_NAME, 1, h1, "old"),
+			infoRecord(unix.FAN_EVENT_INFO_TYPE_NEW_DFID_NAME, 2, h2, "new"),
+			infoRecord(unix.FAN_EVENT_INFO_TYPE_FID, 1, h1[:4], "")),
+		mask:    unix.FAN_RENAME,
+		dir:     h1,
+		dirName: "old",
+		newDir:  h2,
+		newNam:  "new",
+		hasNew:  true,
+		obj:     h1[:4],
+	}, {
+		name: "link count change: the object only",
+		buf:  rawEvent(unix.FAN_ATTRIB, 42, infoRecord(unix.FAN_EVENT_INFO_TYPE_FID, 1, h2, "")),
+		mask: unix.FAN_ATTRIB,
+		obj:  h2,
+	}, {
+		name: "unknown record type skipped",
+		buf: rawEvent(unix.FAN_MODIFY, 42,
+			infoRecord(unix.FAN_EVENT_INFO_TYPE_DFID_NAME, 1, h1, "f"),
+			infoRecord(0x7f, 1, h2, "")),
+		mask:    unix.FAN_MODIFY,
 		dir:     h1,
 		dirName: "f",
 	}, {
@@ -107,6 +135,9 @@ func TestNextEvent(t *testing.T) {
 			}
 			if ev.hasNew != tc.hasNew || !bytes.Equal(ev.newDir.handle, tc.newDir) || ev.newName != tc.newNam {
 				t.Errorf("new dir %v %x %q, want %x %q", ev.hasNew, ev.newDir.handle, ev.newName, tc.newDir, tc.newNam)
+			}
+			if ev.hasObj != (tc.obj != nil) || !bytes.Equal(ev.obj.handle, tc.obj) {
+				t.Errorf("object %v %x, want %x", ev.hasObj, ev.obj.handle, tc.obj)
 			}
 			if !bytes.Equal(rest, next) {
 				t.Errorf("rest is %d bytes, want the next event's %d", len(rest), len(next))

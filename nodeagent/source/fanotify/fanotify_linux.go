@@ -20,12 +20,16 @@ import (
 var _ source.Source = (*Source)(nil)
 
 // initFlags make a notification group (no permission events) that reports
-// directory file handles and entry names instead of open descriptors, with
-// no limit on queued events. FAN_NONBLOCK lets Go's poller wait on it, so
-// that Run can be cancelled. See fanotify_init(2),
+// file handles instead of open descriptors, with no limit on queued
+// events: the directory and entry name of each event, and the object's own
+// handle, for dirent events too (FAN_REPORT_DFID_NAME_TARGET, Linux 5.17).
+// With the object's handle the kernel merges queued events only when they
+// are about the same object, and a rename can be checked against what its
+// new name holds when read. FAN_NONBLOCK lets Go's poller wait on the
+// group, so that Run can be cancelled. See fanotify_init(2),
 // https://man7.org/linux/man-pages/man2/fanotify_init.2.html.
 const initFlags = unix.FAN_CLASS_NOTIF | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK |
-	unix.FAN_UNLIMITED_QUEUE | unix.FAN_REPORT_DFID_NAME
+	unix.FAN_UNLIMITED_QUEUE | unix.FAN_REPORT_DFID_NAME_TARGET
 
 // markMask are the events marked on the root's filesystem
 // (fanotify_mark(2), https://man7.org/linux/man-pages/man2/fanotify_mark.2.html).
@@ -48,8 +52,12 @@ type Source struct {
 	// group is the fanotify descriptor, nonblocking, in Go's poller.
 	group *os.File
 	// res turns directory handles into paths; used by Run only.
-	res       *resolver
+	res *resolver
+	// links are the unfinished names of multiply linked files.
+	links openLinks
+	// buf receives events, changes the changes of one event.
 	buf       []byte
+	changes   []change.Change
 	closeOnce sync.Once
 }
 
@@ -150,7 +158,8 @@ func (s *Source) dispatch(ctx context.Context, buf []byte, out chan<- change.Cha
 			// The rest of this read does not frame: its events are lost.
 			return send(ctx, out, s.lostEvents(now))
 		}
-		if c, ok := s.eventChange(&ev, now); ok {
+		s.changes = s.eventChanges(s.changes[:0], &ev, now)
+		for _, c := range s.changes {
 			if err := send(ctx, out, c); err != nil {
 				return err
 			}

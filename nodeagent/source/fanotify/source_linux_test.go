@@ -142,7 +142,7 @@ func TestSource_operations(t *testing.T) {
 			must(t, os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")))
 			writeFile(t, filepath.Join(root, "e/sub/f"), "y")
 		},
-		want: []want{{path: "e", op: change.Rename, old: "d", fin: yes}, {path: "e/sub/f", op: change.Write, fin: yes}},
+		want: []want{{path: "e", op: change.Rename | change.Subtree, old: "d", fin: yes}, {path: "e/sub/f", op: change.Write, fin: yes}},
 	}, {
 		name: "remove tree",
 		setup: func(t *testing.T, root string) {

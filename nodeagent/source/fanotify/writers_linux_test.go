@@ -76,3 +76,28 @@ func TestSource_twoWriters(t *testing.T) {
 	must(t, b.Close())
 	w.waitFor("finished write of shared after the second close", is("shared", change.Write, true))
 }
+
+// TestSource_hardLinkWriter writes a file through one name while another
+// name of it changes: the close, reported under the writer's name only,
+// finishes the other name too.
+func TestSource_hardLinkWriter(t *testing.T) {
+	root := mountTmpfs(t)
+	w := start(t, source.Options{Root: root})
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	writeFile(t, a, "x")
+	must(t, os.Link(a, b))
+	w.sync(root)
+
+	f, err := os.OpenFile(a, os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	defer f.Close()
+	_, err = f.WriteString("more")
+	must(t, err)
+	must(t, os.Chmod(b, 0o600))
+	expect(t, w.sync(root), want{path: "b", op: change.Attrib, fin: no})
+
+	must(t, f.Close())
+	expect(t, w.sync(root),
+		want{path: "a", op: change.Write, fin: yes},
+		want{path: "b", op: change.Write, fin: yes})
+}

@@ -1,0 +1,121 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"bytes"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+)
+
+// renameChanges appends the changes of a FAN_RENAME event, which names the
+// old and the new directory entry and the object moved.
+//
+// A rename within the root is a Rename (Rename|Subtree for a directory)
+// when the new name still holds the object moved; a side outside the root,
+// or excluded, counts as outside: a rename into the root is a Create (a
+// Subtree for a directory), a rename out of it a Remove (an Rmdir).
+//
+// Both names are then checked against what they hold when the event is
+// read, because a later event about either name may have merged into an
+// older queued event and been read before this one: a new name that is
+// gone, or holds another object, is reported as what it is now, and an old
+// name made again since is reported as created (a directory as
+// Mkdir|Subtree: its tree is a new one).
+func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []change.Change {
+	if !ev.hasDir || !ev.hasNew {
+		return append(dst, s.lostEvents(now))
+	}
+	oldAbs, oldRes := s.entryPath(ev.dir, ev.name)
+	newAbs, newRes := s.entryPath(ev.newDir, ev.newName)
+	if oldRes == lost || newRes == lost {
+		return append(dst, s.lostEvents(now))
+	}
+	if ev.mask&unix.FAN_ONDIR != 0 {
+		// The cached paths of the directory and below it start with its
+		// old path, or with its new one when resolved after the rename.
+		// Without the old path (its directory was removed since), they
+		// cannot be found: start over.
+		if oldRes != resolved {
+			s.res.cache.reset()
+		}
+		s.res.cache.forget(oldAbs)
+		s.res.cache.forget(newAbs)
+	}
+	var (
+		oldRel string
+		inOld  bool
+		moved  bool
+	)
+	if oldRes == resolved {
+		oldRel, inOld = s.rel(oldAbs)
+	}
+	if newRes == resolved {
+		dst, moved = s.renamedTo(dst, ev, newAbs, oldRel, inOld, now)
+	}
+	if !inOld {
+		return dst
+	}
+	st, err := stat(oldAbs, unix.FAN_CREATE)
+	switch {
+	case err != nil:
+		return append(dst, s.newChange(oldRel, "", change.Rescan, false, ev.pid, now))
+	case st.exists || !moved:
+		// Gone without a Rename to say so (Remove, Rmdir), or made
+		// again since (Create, Mkdir|Subtree), as after FAN_DELETE.
+		op, finished := classify(unix.FAN_DELETE|ev.mask&unix.FAN_ONDIR, st)
+		return s.emit(dst, s.newChange(oldRel, "", op, finished, ev.pid, now), st)
+	}
+	return dst
+}
+
+// renamedTo appends the change for the new name of a rename, if under the
+// root, and reports whether it is a Rename: the new name holds the object
+// moved, and the old name was under the root.
+func (s *Source) renamedTo(dst []change.Change, ev *event, newAbs, oldRel string, inOld bool, now time.Time) ([]change.Change, bool) {
+	newRel, inNew := s.rel(newAbs)
+	if !inNew {
+		return dst, false
+	}
+	st, err := stat(newAbs, ev.mask)
+	if err != nil {
+		return append(dst, s.newChange(newRel, "", change.Rescan, false, ev.pid, now)), false
+	}
+	finished := st.kind != kindRegular || st.noWriter
+	switch {
+	case !st.exists:
+		// Gone again since.
+		op, _ := classify(ev.mask&unix.FAN_ONDIR, st)
+		return append(dst, s.newChange(newRel, "", op, true, ev.pid, now)), false
+	case inOld && sameObject(newAbs, ev):
+		op := change.Rename
+		if st.kind == kindDir {
+			// Changes inside the directory read before this one may
+			// have been reported under either name (paths are
+			// resolved when read): have its tree compared too.
+			op |= change.Subtree
+		}
+		return s.emit(dst, s.newChange(newRel, oldRel, op, finished, ev.pid, now), st), true
+	case st.kind == kindDir:
+		return append(dst, s.newChange(newRel, "", change.Subtree, true, ev.pid, now)), false
+	default:
+		return s.emit(dst, s.newChange(newRel, "", change.Create, finished, ev.pid, now), st), false
+	}
+}
+
+// sameObject reports whether abs names the object the event is about, by
+// its file handle (name_to_handle_at(2), not following a symlink). Without
+// the object's handle in the event, it trusts the event.
+func sameObject(abs string, ev *event) bool {
+	if !ev.hasObj {
+		return true
+	}
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, abs, 0)
+	if err != nil {
+		return false
+	}
+	return h.Type() == ev.obj.typ && bytes.Equal(h.Bytes(), ev.obj.handle)
+}
