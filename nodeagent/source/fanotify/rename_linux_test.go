@@ -1,0 +1,138 @@
+//go:build linux
+
+package fanotify
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/source"
+)
+
+// TestSource_renameChanges maps rename events read after later changes to
+// either name: what is reported is what the names hold when read.
+func TestSource_renameChanges(t *testing.T) {
+	type side int
+	const (
+		in side = iota
+		out
+	)
+	file := func(t *testing.T, p string) { writeFile(t, p, "x") }
+	dir := func(t *testing.T, p string) { must(t, os.Mkdir(p, 0o755)) }
+	tests := []struct {
+		name     string
+		make     func(t *testing.T, p string)
+		from, to side
+		after    func(t *testing.T, oldAbs, newAbs string)
+		want     []change.Change
+	}{{
+		name: "file renamed within the root",
+		make: file, from: in, to: in,
+		want: []change.Change{{Path: "new", OldPath: "old", Op: change.Rename, Finished: true}},
+	}, {
+		name: "old name made again since",
+		make: file, from: in, to: in,
+		after: func(t *testing.T, o, n string) { file(t, o) },
+		want: []change.Change{
+			{Path: "new", OldPath: "old", Op: change.Rename, Finished: true},
+			{Path: "old", Op: change.Create, Finished: true},
+		},
+	}, {
+		name: "new name holds another file since",
+		make: file, from: in, to: in,
+		after: func(t *testing.T, o, n string) { must(t, os.Remove(n)); file(t, n) },
+		want: []change.Change{
+			{Path: "new", Op: change.Create, Finished: true},
+			{Path: "old", Op: change.Remove, Finished: true},
+		},
+	}, {
+		name: "new name gone since",
+		make: file, from: in, to: in,
+		after: func(t *testing.T, o, n string) { must(t, os.Remove(n)) },
+		want: []change.Change{
+			{Path: "new", Op: change.Remove, Finished: true},
+			{Path: "old", Op: change.Remove, Finished: true},
+		},
+	}, {
+		name: "renamed back since",
+		make: file, from: in, to: in,
+		after: func(t *testing.T, o, n string) { must(t, os.Rename(n, o)) },
+		want: []change.Change{
+			{Path: "new", Op: change.Remove, Finished: true},
+			{Path: "old", Op: change.Create, Finished: true},
+		},
+	}, {
+		name: "directory renamed",
+		make: dir, from: in, to: in,
+		want: []change.Change{{Path: "new", OldPath: "old", Op: change.Rename | change.Subtree, Finished: true}},
+	}, {
+		name: "directory made again at the old name",
+		make: dir, from: in, to: in,
+		after: func(t *testing.T, o, n string) { dir(t, o) },
+		want: []change.Change{
+			{Path: "new", OldPath: "old", Op: change.Rename | change.Subtree, Finished: true},
+			{Path: "old", Op: change.Mkdir | change.Subtree, Finished: true},
+		},
+	}, {
+		name: "file moved in",
+		make: file, from: out, to: in,
+		want: []change.Change{{Path: "new", Op: change.Create, Finished: true}},
+	}, {
+		name: "directory moved in",
+		make: dir, from: out, to: in,
+		want: []change.Change{{Path: "new", Op: change.Subtree, Finished: true}},
+	}, {
+		name: "file moved out",
+		make: file, from: in, to: out,
+		want: []change.Change{{Path: "old", Op: change.Remove, Finished: true}},
+	}, {
+		name: "directory moved out",
+		make: dir, from: in, to: out,
+		want: []change.Change{{Path: "old", Op: change.Rmdir, Finished: true}},
+	}, {
+		name: "file moved out, made again since",
+		make: file, from: in, to: out,
+		after: func(t *testing.T, o, n string) { file(t, o) },
+		want:  []change.Change{{Path: "old", Op: change.Create, Finished: true}},
+	}, {
+		name: "moved around outside",
+		make: file, from: out, to: out,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root, outside := sharedTmpfs(t)
+			base := map[side]string{in: root, out: outside}
+			oldAbs, newAbs := filepath.Join(base[tc.from], "old"), filepath.Join(base[tc.to], "new")
+			tc.make(t, oldAbs)
+			ev := event{
+				mask: unix.FAN_RENAME, fd: -1,
+				dir: handleOf(t, base[tc.from]), name: "old", hasDir: true,
+				newDir: handleOf(t, base[tc.to]), newName: "new", hasNew: true,
+				obj: handleOf(t, oldAbs), hasObj: true,
+			}
+			if st, err := os.Lstat(oldAbs); err == nil && st.IsDir() {
+				ev.mask |= unix.FAN_ONDIR
+			}
+			must(t, os.Rename(oldAbs, newAbs))
+			if tc.after != nil {
+				tc.after(t, oldAbs, newAbs)
+			}
+			s := &Source{opts: source.Options{Root: root}, root: root, res: newTestResolver(t, root)}
+			got := s.eventChanges(nil, &ev, time.Now())
+			if len(got) != len(tc.want) {
+				t.Fatalf("got\n%swant\n%s", list(got), list(tc.want))
+			}
+			for i, c := range got {
+				w := tc.want[i]
+				if c.Path != w.Path || c.OldPath != w.OldPath || c.Op != w.Op || c.Finished != w.Finished {
+					t.Errorf("change %d: %s, want %s", i, show(c), show(w))
+				}
+			}
+		})
+	}
+}
