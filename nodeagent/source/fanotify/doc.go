@@ -3,22 +3,31 @@
 // write, close, removal, rename and attribute change under the root as a
 // change.Change, within milliseconds of the system call.
 //
-// New opens a fanotify group that reports directory file handles and names
-// (FAN_REPORT_DFID_NAME) with an unlimited queue, and puts one filesystem
-// mark on the root's filesystem. Run reads the events, turns each
-// directory handle back into a path (open_by_handle_at(2) and the
-// descriptor's link in /proc/self/fd, cached per directory), keeps the
+// New opens a fanotify group with an unlimited queue that reports file
+// handles instead of descriptors: each event's directory and entry name,
+// and the handle of the object itself (FAN_REPORT_DFID_NAME_TARGET); it
+// puts one filesystem mark on the root's filesystem. Run reads the events,
+// turns each directory handle back into a path (open_by_handle_at(2) and
+// the descriptor's link in /proc/self/fd, cached per directory), keeps the
 // paths under the root, lstat(2)s each one and reports what is true when
-// the event is read: the kernel merges queued events for the same name and
-// process into one mask and loses their order, so the mask says what
-// happened and lstat says what is left. A regular file's change is
-// Finished only when no process has it open for writing, checked with a
-// read lease (fcntl(2) F_SETLEASE), so a file with two writers is not
-// finished when the first one closes. FAN_RENAME pairs a rename's old and
-// new names; a rename into the root from outside (or from an excluded
-// path) is reported as a Create, or a Subtree for a directory, and a
-// rename out of the root as a Remove. A queue overflow is reported as a
-// change.Rescan of the whole root.
+// the event is read: the kernel merges queued events about the same object,
+// name and process into one mask and loses their order, so the mask says
+// what happened and lstat says what is left.
+//
+// A regular file's change is Finished only when no process has it open for
+// writing, checked with a read lease (fcntl(2) F_SETLEASE), so a file with
+// two writers is not finished when the first one closes, and a truncate(2)
+// or a hard link, which have no close, are. The close of a file with
+// several names is reported under the name it was opened by; it finishes
+// the other names reported unfinished meanwhile.
+//
+// FAN_RENAME pairs a rename's old and new names. It is reported as a
+// Rename when the new name still holds the object moved (Rename|Subtree for
+// a directory), otherwise as what each name holds now. A rename into the
+// root from outside (or from an excluded path) is a Create, or a Subtree
+// for a directory, a rename out of the root a Remove or an Rmdir. A
+// directory removed and made again is an Mkdir|Subtree: its tree is new.
+// A queue overflow is reported as a change.Rescan of the whole root.
 //
 // New fails with an error wrapping ErrUnavailable when fanotify cannot be
 // used on this host; the caller then falls back to the scanner. The
@@ -27,11 +36,11 @@
 // # Caveats
 //
 // fanotify needs CAP_SYS_ADMIN in the initial user namespace (run the
-// agent as root) and Linux 5.17 or later (FAN_RENAME; FAN_REPORT_DFID_NAME
-// needs 5.9). The filesystem must support file handles with a non-zero
-// fsid (ext4, xfs, tmpfs since Linux 5.13); fanotify_mark(2) refuses
-// filesystems without one (many FUSE filesystems) and btrfs subvolumes other
-// than the top one.
+// agent as root) and Linux 5.17 or later (FAN_RENAME and
+// FAN_REPORT_TARGET_FID). The filesystem must support file handles with a
+// non-zero fsid (ext4, xfs, tmpfs since Linux 5.13); fanotify_mark(2)
+// refuses filesystems without one (/proc, many FUSE filesystems) and btrfs
+// subvolumes other than the top one.
 //
 // The mark covers the whole filesystem, not only the root: every change on
 // it (other roots, the Go build cache, /var) is read and resolved to a
@@ -42,14 +51,16 @@
 // the root's path. Filesystems mounted inside the root are not watched.
 //
 // Paths are resolved when an event is read, not when it happened: a
-// directory renamed in between is reported under its new name (the rename
-// itself follows as its own change), and the state reported (Create, Remove,
-// Mkdir, Rmdir) is the one lstat sees at that moment. A change inside a
-// directory may thus arrive under either name around the directory's
-// rename, which is why a directory rename is reported as Rename|Subtree:
-// the consumer moves the tree and compares it. Events inside a
-// directory that was removed before they were read are dropped; the
-// removal of its top-most removed ancestor is reported instead.
+// directory renamed in between is reported under its new name, and the
+// state reported (Create, Remove, Mkdir, Rmdir) is the one lstat sees at
+// that moment. A change inside a directory may thus arrive under either
+// name around the directory's rename, which is why a directory rename
+// carries Subtree: the consumer moves the tree and compares it. Events
+// inside a directory that was removed before they were read are dropped;
+// the removal of its top-most removed ancestor is reported instead. An
+// event that names no directory (a file reached through a handle, as by an
+// NFS server) is reported as a Rescan of the root; a change of a file's
+// link count alone, which names no entry, is not reported.
 //
 // The lease that tells whether a writer still has a file open is held for
 // a few microseconds per event. A process that opens the file for writing

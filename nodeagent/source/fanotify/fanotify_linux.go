@@ -40,8 +40,8 @@ const initFlags = unix.FAN_CLASS_NOTIF | unix.FAN_CLOEXEC | unix.FAN_NONBLOCK |
 const markMask = unix.FAN_CREATE | unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB |
 	unix.FAN_DELETE | unix.FAN_RENAME | unix.FAN_ONDIR
 
-// readBufSize holds many events; one event with two names takes at most
-// about 800 bytes.
+// readBufSize holds many events; the largest, a rename with two names and
+// three handles, takes about 1 KiB.
 const readBufSize = 64 << 10
 
 // Source reports the changes under one data root from a fanotify
