@@ -1,0 +1,83 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Client calls other members' endpoints as one node.
+type Client struct {
+	node string
+	key  []byte
+	http *http.Client
+	now  func() time.Time
+}
+
+// NewClient returns a client for node, signing with key and connecting from
+// source (the member's own address, which the receiver checks).
+func NewClient(node string, key []byte, source netip.Addr, timeout time.Duration) *Client {
+	d := &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: source.AsSlice()}}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
+	return &Client{node: node, key: key, http: &http.Client{Transport: tr, Timeout: timeout}, now: time.Now}
+}
+
+// Incoming announces the paths of run to the member at addr.
+func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths []string) error {
+	return c.post(ctx, addr, group, "incoming", newPathsRequest(run, paths), nil)
+}
+
+// Received confirms the paths of run that arrived.
+func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run string, paths []string) error {
+	return c.post(ctx, addr, group, "received", newPathsRequest(run, paths), nil)
+}
+
+// Rename asks the member at addr to apply renames locally.
+func (c *Client) Rename(ctx context.Context, addr netip.AddrPort, group string, renames []Rename) ([]RenameResult, error) {
+	var resp RenameResponse
+	if err := c.post(ctx, addr, group, "rename", RenameRequest{Renames: renames}, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Results) != len(renames) {
+		return nil, fmt.Errorf("rename: %d results for %d renames", len(resp.Results), len(renames))
+	}
+	return resp.Results, nil
+}
+
+func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	u := url.URL{Scheme: "http", Host: addr.String(), Path: "/v1/groups/" + group + "/" + op}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	if err := signRequest(r, c.key, c.node, body, c.now()); err != nil {
+		return err
+	}
+	res, err := c.http.Do(r)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", op, addr, err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", op, addr, res.Status, bytes.TrimSpace(data))
+	}
+	if resp != nil {
+		if err := json.Unmarshal(data, resp); err != nil {
+			return fmt.Errorf("%s %s: decode response: %w", op, addr, err)
+		}
+	}
+	return nil
+}

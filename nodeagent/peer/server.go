@@ -1,0 +1,169 @@
+package peer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// maxBody bounds a request body: about a million path names.
+const maxBody = 256 << 20
+
+// Handler is what a group does with authenticated requests. from is the
+// sending member's node name.
+type Handler interface {
+	// Incoming: from will push paths in run; hold local events for them.
+	Incoming(ctx context.Context, from, run string, paths []string) error
+	// Received: the run is over and paths arrived (record their lstat);
+	// paths of the run not listed did not arrive.
+	Received(ctx context.Context, from, run string, paths []string) error
+	// Rename applies renames locally where the old file is the one the
+	// sender had, and reports each result.
+	Rename(ctx context.Context, from string, renames []Rename) []RenameResult
+}
+
+// Group is one SyncGroup as the endpoint knows it.
+type Group struct {
+	// Key is the group's password (the HMAC key).
+	Key []byte
+	// Members maps node names to their addresses; requests must come from
+	// the address of the node they claim to be.
+	Members map[string]netip.Addr
+	// Handler serves the group.
+	Handler Handler
+}
+
+// Server is the agent-to-agent endpoint of one agent.
+type Server struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu     sync.RWMutex
+	groups map[string]*Group
+	nonces nonces
+}
+
+// SetGroup adds or replaces a group.
+func (s *Server) SetGroup(name string, g *Group) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.groups == nil {
+		s.groups = make(map[string]*Group)
+	}
+	s.groups[name] = g
+}
+
+// RemoveGroup stops serving a group.
+func (s *Server) RemoveGroup(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.groups, name)
+}
+
+// Handler returns the HTTP handler of the endpoint.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/groups/{group}/incoming", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
+		var req PathsRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, badRequest(err)
+		}
+		return nil, g.Handler.Incoming(ctx, from, req.Run, req.paths())
+	}))
+	mux.HandleFunc("POST /v1/groups/{group}/received", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
+		var req PathsRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, badRequest(err)
+		}
+		return nil, g.Handler.Received(ctx, from, req.Run, req.paths())
+	}))
+	mux.HandleFunc("POST /v1/groups/{group}/rename", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
+		var req RenameRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, badRequest(err)
+		}
+		return RenameResponse{Results: g.Handler.Rename(ctx, from, req.Renames)}, nil
+	}))
+	return mux
+}
+
+type requestError struct {
+	code int
+	err  error
+}
+
+func (e *requestError) Error() string { return e.err.Error() }
+func (e *requestError) Unwrap() error { return e.err }
+
+func badRequest(err error) error { return &requestError{http.StatusBadRequest, err} }
+
+// serve authenticates a request for its group and runs fn.
+func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		s.mu.RLock()
+		g, ok := s.groups[r.PathValue("group")]
+		s.mu.RUnlock()
+		if !ok {
+			http.Error(w, "unknown group", http.StatusNotFound)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		if err != nil || len(body) > maxBody {
+			http.Error(w, "body too large or unreadable", http.StatusRequestEntityTooLarge)
+			return
+		}
+		from, err := s.nonces.verify(r, g.Key, body, now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if err := checkSource(r.RemoteAddr, g.Members, from); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		resp, err := fn(r.Context(), g, from, body)
+		if err != nil {
+			code := http.StatusInternalServerError
+			var re *requestError
+			if errors.As(err, &re) {
+				code = re.code
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if resp == nil {
+			resp = struct{}{}
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	}
+}
+
+// checkSource refuses a request whose connection does not come from the
+// address of the member it names.
+func checkSource(remote string, members map[string]netip.Addr, node string) error {
+	want, ok := members[node]
+	if !ok {
+		return fmt.Errorf("%w: %q is not a member of the group", ErrForbidden, node)
+	}
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	got, err := netip.ParseAddr(host)
+	if err != nil || got.Unmap() != want.Unmap() {
+		return fmt.Errorf("%w: %q must connect from %s, not %s", ErrForbidden, node, want, host)
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package peer
+
+// PathsRequest announces or confirms the paths of one run. Paths are bytes
+// (base64 in JSON) so that names that are not UTF-8 arrive exactly.
+type PathsRequest struct {
+	Run   string   `json:"run"`
+	Paths [][]byte `json:"paths"`
+}
+
+func newPathsRequest(run string, paths []string) PathsRequest {
+	req := PathsRequest{Run: run, Paths: make([][]byte, len(paths))}
+	for i, p := range paths {
+		req.Paths[i] = []byte(p)
+	}
+	return req
+}
+
+func (r PathsRequest) paths() []string {
+	ps := make([]string, len(r.Paths))
+	for i, p := range r.Paths {
+		ps[i] = string(p)
+	}
+	return ps
+}
+
+// Rename asks the receiver to rename Old to New locally: it does so only
+// when its Old is the file the sender had (same size and mtime) and New
+// does not exist, so that no content is lost; rsync then verifies New.
+type Rename struct {
+	Old     []byte `json:"old"`
+	New     []byte `json:"new"`
+	Size    int64  `json:"size"`
+	MtimeNs int64  `json:"mtimeNs"`
+	Dir     bool   `json:"dir"`
+}
+
+// RenameRequest carries renames, applied in order.
+type RenameRequest struct {
+	Renames []Rename `json:"renames"`
+}
+
+// RenameResult says what happened to one rename.
+type RenameResult struct {
+	Applied bool   `json:"applied"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// RenameResponse holds one result per requested rename.
+type RenameResponse struct {
+	Results []RenameResult `json:"results"`
+}
