@@ -114,7 +114,13 @@ func (s *Source) eventChanges(dst []change.Change, ev *event, now time.Time) []c
 		return append(dst, s.lostEvents(now))
 	}
 	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_DELETE|unix.FAN_ONDIR {
-		s.res.cache.forget(abs)
+		// rmdir(2) removes only empty directories: no other entry can
+		// be below this one's.
+		if ev.hasObj {
+			s.res.cache.drop(ev.obj.key)
+		} else {
+			s.res.cache.forget(abs)
+		}
 	}
 	return s.stateChange(dst, abs, ev.mask, ev.pid, now)
 }

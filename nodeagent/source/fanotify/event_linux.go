@@ -66,9 +66,10 @@ type event struct {
 }
 
 // nextEvent decodes the event at the start of buf and returns it with the
-// bytes after it.
+// bytes after it. The event's fd is FAN_NOFD unless the metadata held
+// another, even when nextEvent fails.
 func nextEvent(buf []byte) (event, []byte, error) {
-	var ev event
+	ev := event{fd: unix.FAN_NOFD}
 	if len(buf) < unix.FAN_EVENT_METADATA_LEN {
 		return ev, nil, fmt.Errorf("%w: %d bytes left, less than the metadata", errBadEvent, len(buf))
 	}

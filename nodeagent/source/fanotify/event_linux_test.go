@@ -171,8 +171,12 @@ func TestNextEvent_malformed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := nextEvent(tc.buf); !errors.Is(err, tc.want) {
+			ev, _, err := nextEvent(tc.buf)
+			if !errors.Is(err, tc.want) {
 				t.Errorf("nextEvent = %v, want %v", err, tc.want)
+			}
+			if ev.fd != unix.FAN_NOFD {
+				t.Errorf("fd %d, want FAN_NOFD: a descriptor to close", ev.fd)
 			}
 		})
 	}

@@ -147,7 +147,7 @@ func (s *Source) dispatch(ctx context.Context, buf []byte, out chan<- change.Cha
 	now := time.Now()
 	for len(buf) > 0 {
 		ev, rest, err := nextEvent(buf)
-		if ev.fd > 0 {
+		if ev.fd >= 0 {
 			// Not expected in file handle mode (FAN_NOFD); never leak one.
 			unix.Close(int(ev.fd))
 		}

@@ -59,6 +59,9 @@ func (c *dirCache) put(key []byte, path string) {
 	c.paths[string(key)] = path
 }
 
+// drop drops the entry for one directory.
+func (c *dirCache) drop(key []byte) { delete(c.paths, string(key)) }
+
 // reset drops every entry.
 func (c *dirCache) reset() { clear(c.paths) }
 
