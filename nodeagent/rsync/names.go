@@ -1,0 +1,91 @@
+package rsync
+
+import "strings"
+
+// pathIndex maps each listed root-relative path to its index in the run.
+type pathIndex map[string]int
+
+// maxQuotes bounds the quote pairs tried in one line.
+const maxQuotes = 16
+
+// named finds the listed path an error line is about. rsync quotes file
+// names in its messages (util1.c, full_fname): "<dir>/<name>", where <dir>
+// is the sender's working directory (our root, as getcwd reports it) or,
+// on the receiver, the directory under the module; some messages quote two
+// names (rename "tmp" -> "name"). Names may hold quotes, so every pair of
+// quotes is tried, nearest pairs first. The quoted name, without a root
+// prefix, is looked up, then its parents (a failure inside a listed
+// directory is that directory's failure); last, any suffix after a slash.
+func (ix pathIndex) named(line string, roots []string) (int, bool) {
+	var quotes []int
+	for i := 0; i < len(line) && len(quotes) < maxQuotes; i++ {
+		if line[i] == '"' {
+			quotes = append(quotes, i)
+		}
+	}
+	for span := 1; span < len(quotes); span++ {
+		for a := 0; a+span < len(quotes); a++ {
+			s := line[quotes[a]+1 : quotes[a+span]]
+			if i, ok := ix.lookupUp(relTo(s, roots)); ok {
+				return i, true
+			}
+		}
+	}
+	for span := 1; span < len(quotes); span++ {
+		for a := 0; a+span < len(quotes); a++ {
+			s := line[quotes[a]+1 : quotes[a+span]]
+			for j := strings.IndexByte(s, '/'); j >= 0; {
+				if i, ok := ix[cleanRel(s[j+1:])]; ok {
+					return i, true
+				}
+				k := strings.IndexByte(s[j+1:], '/')
+				if k < 0 {
+					break
+				}
+				j += 1 + k
+			}
+		}
+	}
+	return 0, false
+}
+
+// lookupUp looks rel up, then each of its parents.
+func (ix pathIndex) lookupUp(rel string) (int, bool) {
+	for rel != "" && rel != "." {
+		if i, ok := ix[rel]; ok {
+			return i, true
+		}
+		j := strings.LastIndexByte(rel, '/')
+		if j < 0 {
+			break
+		}
+		rel = rel[:j]
+	}
+	return 0, false
+}
+
+// relTo makes a quoted name relative: it strips a root prefix, or the
+// leading slash of a name under a daemon's module.
+func relTo(s string, roots []string) string {
+	for _, r := range roots {
+		if r != "" && r != "/" && strings.HasPrefix(s, r+"/") {
+			return cleanRel(s[len(r)+1:])
+		}
+	}
+	return cleanRel(strings.TrimLeft(s, "/"))
+}
+
+// cleanRel drops "." and empty components, as rsync's clean_fname does
+// ("./a//b" is "a/b"); names here never hold "..".
+func cleanRel(s string) string {
+	if !strings.Contains(s, "./") && !strings.Contains(s, "//") && !strings.HasSuffix(s, "/.") {
+		return strings.TrimSuffix(s, "/")
+	}
+	var parts []string
+	for c := range strings.SplitSeq(s, "/") {
+		if c != "" && c != "." {
+			parts = append(parts, c)
+		}
+	}
+	return strings.Join(parts, "/")
+}

@@ -1,0 +1,169 @@
+package rsync
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// itemPrefix starts every line the --out-format below makes. rsync escapes
+// control characters in every line it prints (see unescape), so a name can
+// never hold a raw newline, and no name can forge a line: each line that
+// starts with the prefix is one item.
+const itemPrefix = "jailsync1 "
+
+// outFormat is %i (11 characters since rsync 3.1: type, then one column
+// per attribute, "*deleting  " for a deletion), %l (the length of the
+// file), %b (bytes transferred for it), %n (its name, "/" after a
+// directory). Numbers print as plain digits without the ' flag (log.c,
+// log_formatted). %b in the format makes rsync log a file after its
+// transfer, not before (options.c: log_before_transfer).
+const outFormat = itemPrefix + "%i %l %b %n"
+
+// item is one itemized line.
+type item struct {
+	change      string // %i
+	size        int64  // %l
+	transferred int64  // %b
+}
+
+// stats are the --stats figures this package keeps.
+type stats struct {
+	sent, received int64
+}
+
+// maxLine bounds one output line: a path (4096 bytes on Linux, 1024 on
+// FreeBSD) with every byte escaped to four more.
+const maxLine = 64 << 10
+
+// parseItems reads rsync's standard output: itemized lines for the listed
+// paths go into the returned map by index; the others (implied parent
+// directories, the contents of a deleted directory, the root ".") are
+// counted.
+func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, error) {
+	items := make(map[int]item)
+	var other int
+	var st stats
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), maxLine)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, itemPrefix)
+		if !ok {
+			st.parse(line)
+			continue
+		}
+		name, it, ok := parseItem(rest)
+		if !ok {
+			continue
+		}
+		if i, ok := ix[name]; ok {
+			items[i] = it
+		} else {
+			other++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return items, other, st, fmt.Errorf("read rsync output: %w", err)
+	}
+	return items, other, st, nil
+}
+
+// parseItem splits "%i %l %b %n" and decodes the name.
+func parseItem(s string) (string, item, bool) {
+	const width = 11
+	if len(s) < width+1 || s[width] != ' ' {
+		return "", item{}, false
+	}
+	it := item{change: s[:width]}
+	fields := strings.SplitN(s[width+1:], " ", 3)
+	if len(fields) != 3 {
+		return "", item{}, false
+	}
+	var err1, err2 error
+	it.size, err1 = strconv.ParseInt(fields[0], 10, 64)
+	it.transferred, err2 = strconv.ParseInt(fields[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", item{}, false
+	}
+	name := unescape(fields[2])
+	if name != "/" {
+		name = strings.TrimSuffix(name, "/") // %n marks directories
+	}
+	if name == "" {
+		name = "."
+	}
+	return name, it, true
+}
+
+// parse keeps the --stats totals ("Total bytes sent: 675"); with
+// --no-human-readable they print as plain digits.
+func (st *stats) parse(line string) {
+	num := func(v string) int64 {
+		n, _ := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(v), ",", ""), 10, 64)
+		return n
+	}
+	if v, ok := strings.CutPrefix(line, "Total bytes sent:"); ok {
+		st.sent = num(v)
+	} else if v, ok := strings.CutPrefix(line, "Total bytes received:"); ok {
+		st.received = num(v)
+	}
+}
+
+// pathError is what an error line said about one listed path.
+type pathError struct {
+	vanished bool   // "file has vanished", or a missing file
+	reason   string // the line, decoded
+}
+
+// tailSize bounds the standard error kept for Result.Stderr.
+const tailSize = 4096
+
+// parseErrors reads rsync's standard error. A line that names a listed
+// path (or a path under a listed directory) marks it failed, or vanished;
+// the last tailSize bytes are returned as they were printed.
+func parseErrors(r io.Reader, ix pathIndex, roots []string) (map[int]pathError, string, error) {
+	errs := make(map[int]pathError)
+	var tail []string
+	tailLen := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), maxLine)
+	for sc.Scan() {
+		raw := sc.Text()
+		tail = append(tail, raw)
+		for tailLen += len(raw) + 1; tailLen > tailSize && len(tail) > 1; tail = tail[1:] {
+			tailLen -= len(tail[0]) + 1
+		}
+		line := unescape(raw)
+		if strings.HasPrefix(line, "rsync error: ") || strings.HasPrefix(line, "rsync warning: ") {
+			continue // the summary of the run: its exit code says it
+		}
+		i, ok := ix.named(line, roots)
+		if !ok {
+			continue
+		}
+		if _, seen := errs[i]; seen {
+			continue // keep the first reason
+		}
+		errs[i] = pathError{vanished: isVanished(line), reason: line}
+	}
+	s := strings.Join(tail, "\n")
+	if len(s) > tailSize {
+		s = s[len(s)-tailSize:]
+	}
+	if err := sc.Err(); err != nil {
+		return errs, s, fmt.Errorf("read rsync errors: %w", err)
+	}
+	return errs, s, nil
+}
+
+// isVanished reports a line saying a file was gone on the sending side:
+// "file has vanished: ..." (flist.c make_file, sender.c send_files) or a
+// failed link_stat with ENOENT (flist.c send_file_list, without
+// --ignore-missing-args).
+func isVanished(line string) bool {
+	return strings.Contains(line, "file has vanished: ") ||
+		(strings.Contains(line, "link_stat ") && strings.HasSuffix(line, "No such file or directory (2)"))
+}

@@ -1,0 +1,175 @@
+package rsync
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Outcome is what one run did with one path.
+type Outcome int
+
+const (
+	// Unconfirmed: the run ended before saying anything about the path
+	// (it was cut short, or failed as a whole). Send it again.
+	Unconfirmed Outcome = iota
+	// Sent: the file's content went to the peer (new or changed).
+	Sent
+	// Updated: the path arrived without content data: a directory, symlink,
+	// device or special file created, a hard link made, or only attributes
+	// (mode, times, owner) changed.
+	Updated
+	// Unchanged: the peer already had it, identical.
+	Unchanged
+	// Deleted: the peer deleted it (rsync's "*deleting").
+	Deleted
+	// Absent: a Delete whose path the peer did not have: nothing to delete.
+	Absent
+	// Present: a Delete whose path exists here (or under a parent that is
+	// not a directory here); it was not deleted. Push it instead.
+	Present
+	// Vanished: a Push whose path was gone here before or while rsync read
+	// it. Not an error of the peer: the caller decides whether to delete it.
+	Vanished
+	// Failed: rsync named the path (or a path inside it) in an error line;
+	// Reason holds the line.
+	Failed
+	// Dropped: refused before the run: the path leaves the data root or
+	// passes through a symlink (rsync would follow it), or is not a clean
+	// relative path.
+	Dropped
+)
+
+// String names the outcome for logs.
+func (o Outcome) String() string {
+	names := [...]string{"unconfirmed", "sent", "updated", "unchanged", "deleted", "absent", "present", "vanished", "failed", "dropped"}
+	if o >= 0 && int(o) < len(names) {
+		return names[o]
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Done reports whether the peer now holds the path as it is here (sent,
+// updated, unchanged) or no longer holds it (deleted, absent).
+func (o Outcome) Done() bool {
+	switch o {
+	case Sent, Updated, Unchanged, Deleted, Absent:
+		return true
+	}
+	return false
+}
+
+// PathResult is one path's outcome.
+type PathResult struct {
+	// Path is the root-relative path as the caller gave it.
+	Path string
+	// Outcome is what happened to it.
+	Outcome Outcome
+	// Reason says why for Failed, Dropped, Vanished, Present: rsync's
+	// error line, decoded, or this package's check.
+	Reason string
+	// Change is rsync's itemized change string (%i, such as "<f+++++++++"
+	// or "*deleting  "), empty when rsync printed none for the path.
+	Change string
+	// Size is the length rsync reported for it (%l); Transferred the bytes
+	// it transferred for it (%b).
+	Size, Transferred int64
+}
+
+// Result is what one run did.
+type Result struct {
+	// Paths has one entry per distinct path given, in the caller's order.
+	Paths []PathResult
+	// Other counts itemized names that were not listed: the parent
+	// directories rsync created (--relative), the root ".", the contents
+	// of a deleted directory.
+	Other int
+	// Args is the argument vector rsync ran with (after the program name);
+	// nil when nothing was run.
+	Args []string
+	// Code is rsync's exit code (-1 when it was killed by a signal); Class
+	// is what to do about it (Classify, refined by the errors seen).
+	Code  int
+	Class Class
+	// Stderr is the end of rsync's standard error, as printed.
+	Stderr string
+	// BytesSent and BytesReceived are the totals on the wire (--stats).
+	BytesSent, BytesReceived int64
+	// Duration is the run's wall time.
+	Duration time.Duration
+}
+
+// Count returns how many paths had the outcome o.
+func (r Result) Count(o Outcome) int {
+	n := 0
+	for _, p := range r.Paths {
+		if p.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// ExitError is returned with the Result when rsync exits non-zero.
+type ExitError struct {
+	Code  int
+	Class Class
+	// Stderr is the end of rsync's standard error.
+	Stderr string
+}
+
+func (e *ExitError) Error() string {
+	last := strings.TrimSpace(e.Stderr)
+	if i := strings.LastIndexByte(last, '\n'); i >= 0 {
+		last = last[i+1:]
+	}
+	return fmt.Sprintf("rsync exit %d, %s (%s): %s", e.Code, Describe(e.Code), e.Class, last)
+}
+
+// settle turns rsync's output into each listed path's outcome.
+func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m mode, code int) {
+	if hasItem {
+		r.Change, r.Size, r.Transferred = it.change, it.size, it.transferred
+	}
+	switch {
+	case hasErr && pe.vanished:
+		r.Outcome, r.Reason = Vanished, pe.reason
+	case hasErr:
+		r.Outcome, r.Reason = Failed, pe.reason
+	case hasItem:
+		r.Outcome = itemOutcome(it.change)
+	case code != 0 && code != 24:
+		r.Outcome = Unconfirmed
+	case m == modeDelete:
+		// --delete-missing-args itemizes nothing for a name the peer
+		// does not have.
+		r.Outcome = Absent
+	default:
+		// -ii itemizes every name in the file list, unchanged ones too;
+		// --ignore-missing-args leaves out a name gone before it was read.
+		r.Outcome, r.Reason = Vanished, "gone before rsync read it"
+	}
+}
+
+// itemOutcome reads rsync's %i (rsync(1), --itemize-changes): '*' a
+// message ("*deleting"), '<' or '>' content sent, 'c' created or changed
+// locally, 'h' a hard link, '.' no content sent, with the attribute
+// columns saying whether anything changed.
+func itemOutcome(change string) Outcome {
+	switch {
+	case strings.HasPrefix(change, "*deleting"):
+		return Deleted
+	case change == "":
+		return Unconfirmed
+	}
+	switch change[0] {
+	case '<', '>':
+		return Sent
+	case 'c', 'h':
+		return Updated
+	}
+	if strings.Trim(change[2:], ". ") != "" {
+		return Updated
+	}
+	return Unchanged
+}
