@@ -1,0 +1,26 @@
+package rsyncd
+
+import (
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// processArgs returns pid's argument vector from the kern.proc.args sysctl
+// (sysctl(3) KERN_PROC_ARGS, what procstat -c reads); a zombie has none.
+func processArgs(pid int) ([]string, error) {
+	b, err := unix.SysctlRaw("kern.proc.args", pid)
+	if err != nil {
+		return nil, fmt.Errorf("read arguments of %d: %w", pid, err)
+	}
+	return splitArgs(b), nil
+}
+
+// sysProcAttr puts the daemon into its own process group, so that it and
+// its connection processes are signalled together, and has the kernel kill
+// it when the agent exits (procctl(2) PROC_PDEATHSIG_CTL, which follows the
+// parent process, not a thread).
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
+}

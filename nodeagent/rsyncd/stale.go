@@ -1,0 +1,123 @@
+package rsyncd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// stalePoll is how often a stale daemon is checked while it stops.
+const stalePoll = 50 * time.Millisecond
+
+// staleKillWait is how long a stale daemon may take to go after SIGKILL.
+const staleKillWait = 5 * time.Second
+
+// stopStale stops the daemon named in the pid file when it is one of ours
+// (an rsync --daemon started with this rsyncd.conf), left running by an
+// agent that was killed (kill -9) before it could stop it: it still holds
+// the port and the pid file lock, and a new daemon fails to start ("failed
+// to lock pid file"). The pid is checked by its command line first, since
+// it may have been reused. The pid and lock files are removed afterwards;
+// a missing pid file is not an error.
+//
+// A daemon started by Run leads its own process group, so its connection
+// processes are stopped with it. When the daemon itself is already gone
+// (Pdeathsig killed it with the agent), its connection processes, which do
+// not hold the listening socket (socket.c closes it in the child), finish
+// or time out on their own.
+func (d *Daemon) stopStale(ctx context.Context, log logr.Logger) error {
+	pidFile := d.Config.PIDFile()
+	data, err := os.ReadFile(pidFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read rsync pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	switch {
+	case err != nil || pid <= 1:
+		log.Info("removing unreadable rsync pid file", "pidFile", pidFile, "content", string(data))
+	case !d.isOurDaemon(pid):
+		log.Info("removing stale rsync pid file", "pidFile", pidFile, "pid", pid)
+	default:
+		log.Info("stopping stale rsync daemon", "pid", pid)
+		if err := d.stopForeign(ctx, pid); err != nil {
+			return err
+		}
+		log.Info("stale rsync daemon stopped", "pid", pid)
+	}
+	for _, f := range []string{pidFile, d.Config.LockFile()} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stale %s: %w", f, err)
+		}
+	}
+	return nil
+}
+
+// isOurDaemon reports whether pid runs rsync --daemon with our rsyncd.conf.
+// A process that is gone, a zombie (no arguments) or unreadable is not.
+func (d *Daemon) isOurDaemon(pid int) bool {
+	args, err := processArgs(pid)
+	if err != nil || len(args) == 0 {
+		return false
+	}
+	return strings.HasPrefix(filepath.Base(args[0]), "rsync") &&
+		slices.Contains(args, "--daemon") &&
+		slices.Contains(args, "--config="+d.Config.ConfigFile())
+}
+
+// stopForeign stops a daemon that is not our child: SIGTERM to its group,
+// SIGKILL after StopTimeout, then waits until its command line is no longer
+// ours (it exited, or is a zombie waiting for its parent).
+func (d *Daemon) stopForeign(ctx context.Context, pid int) error {
+	grace := d.StopTimeout
+	if grace <= 0 {
+		grace = DefaultStopTimeout
+	}
+	if err := signalGroup(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop stale rsync daemon: %w", err)
+	}
+	if d.waitGone(ctx, pid, grace) {
+		return nil
+	}
+	if err := signalGroup(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill stale rsync daemon: %w", err)
+	}
+	if d.waitGone(ctx, pid, staleKillWait) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stop stale rsync daemon %d: %w", pid, err)
+	}
+	return fmt.Errorf("stale rsync daemon %d still runs after SIGKILL", pid)
+}
+
+func (d *Daemon) waitGone(ctx context.Context, pid int, limit time.Duration) bool {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(stalePoll)
+	defer tick.Stop()
+	for {
+		if !d.isOurDaemon(pid) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return !d.isOurDaemon(pid)
+		case <-tick.C:
+		}
+	}
+}
