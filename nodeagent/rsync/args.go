@@ -89,6 +89,11 @@ func buildArgs(t Target, o Options, m mode) ([]string, error) {
 		// -a without -r, spelled out (--files-from does not recurse).
 		"--links", "--perms", "--times", "--group", "--owner", "--devices", "--specials",
 		"--hard-links", "--numeric-ids",
+		// Times are equal only to the nanosecond (rsync(1),
+		// --modify-window; the default compares whole seconds, so a device
+		// made in the same second keeps the peer's nanoseconds, and a
+		// change within one second is not seen). Needs a 3.1.3 receiver.
+		"--modify-window=-1",
 		// Implied by --files-from; said so that the parents of a listed
 		// path are created on the peer ("implied directories").
 		"--relative", "--dirs",
@@ -173,14 +178,17 @@ func hasControl(s string) bool {
 // (RSYNC_PROXY, RSYNC_CONNECT_PROG, RSYNC_PARTIAL_DIR, RSYNC_OLD_ARGS... all
 // change what a run does) and without locale settings, plus LC_ALL=C for
 // stable messages and the password. RSYNC_PASSWORD is always set, even
-// empty, so that rsync never asks for one on a terminal.
+// empty, so that rsync never asks for one on a terminal. HOME points
+// nowhere: rsync reads popt aliases from $HOME/.popt (options.c,
+// poptReadDefaultConfig), which could redefine any option.
 func environ(password string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "RSYNC_") || strings.HasPrefix(kv, "LC_") || strings.HasPrefix(kv, "LANG=") {
+		if strings.HasPrefix(kv, "RSYNC_") || strings.HasPrefix(kv, "LC_") ||
+			strings.HasPrefix(kv, "LANG=") || strings.HasPrefix(kv, "HOME=") {
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "LC_ALL=C", "RSYNC_PASSWORD="+strings.TrimSuffix(password, "\n"))
+	return append(env, "LC_ALL=C", "HOME=/nonexistent", "RSYNC_PASSWORD="+strings.TrimSuffix(password, "\n"))
 }

@@ -72,8 +72,8 @@ func exitCodes() map[int]exitCode {
 		// "@ERROR: auth failed", an unknown module, "hosts allow" refusing
 		// our address. Result.Class refines a "max connections" refusal,
 		// which passes, to Retry.
-		5: {FatalPeer, "error starting client-server protocol (authentication, module or hosts allow)"},
-		6: {Retry, "daemon unable to append to its log file"},
+		5:  {FatalPeer, "error starting client-server protocol (authentication, module or hosts allow)"},
+		6:  {Retry, "daemon unable to append to its log file"},
 		10: {Retry, "error in socket I/O (connection refused or reset)"},
 		11: {Retry, "error in file I/O (such as a full disk)"},
 		12: {Retry, "error in rsync protocol data stream (connection lost)"},

@@ -89,3 +89,25 @@ func cleanRel(s string) string {
 	}
 	return strings.Join(parts, "/")
 }
+
+// namedUnquoted finds the listed path in the messages that print a name
+// without quotes (delete.c): "delete_file: unlink(NAME) failed: ...",
+// "could not make way for new regular file: NAME", "cannot delete
+// non-empty directory: NAME". The name is relative to the module.
+func (ix pathIndex) namedUnquoted(line string) (int, bool) {
+	if _, rest, ok := strings.Cut(line, "delete_file: "); ok {
+		i := strings.IndexByte(rest, '(')
+		j := strings.LastIndex(rest, ") failed: ")
+		if i >= 0 && j > i {
+			return ix.lookupUp(cleanRel(strings.TrimLeft(rest[i+1:j], "/")))
+		}
+	}
+	for _, prefix := range []string{"could not make way for ", "cannot delete non-empty directory"} {
+		if _, rest, ok := strings.Cut(line, prefix); ok {
+			if _, name, ok := strings.Cut(rest, ": "); ok {
+				return ix.lookupUp(cleanRel(strings.TrimLeft(name, "/")))
+			}
+		}
+	}
+	return 0, false
+}

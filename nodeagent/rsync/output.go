@@ -41,9 +41,10 @@ const maxLine = 64 << 10
 // parseItems reads rsync's standard output: itemized lines for the listed
 // paths go into the returned map by index; the others (implied parent
 // directories, the contents of a deleted directory, the root ".") are
-// counted.
-func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, error) {
+// counted. A directory rsync could not delete is returned as an error.
+func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, map[int]pathError, error) {
 	items := make(map[int]item)
+	errs := make(map[int]pathError)
 	var other int
 	var st stats
 	sc := bufio.NewScanner(r)
@@ -53,6 +54,13 @@ func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, error) {
 		rest, ok := strings.CutPrefix(line, itemPrefix)
 		if !ok {
 			st.parse(line)
+			// rsync prints this one as information (delete.c).
+			if strings.HasPrefix(line, "cannot delete non-empty directory: ") {
+				line = unescape(line)
+				if i, ok := ix.namedUnquoted(line); ok {
+					errs[i] = pathError{reason: line}
+				}
+			}
 			continue
 		}
 		name, it, ok := parseItem(rest)
@@ -66,9 +74,9 @@ func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return items, other, st, fmt.Errorf("read rsync output: %w", err)
+		return items, other, st, errs, fmt.Errorf("read rsync output: %w", err)
 	}
-	return items, other, st, nil
+	return items, other, st, errs, nil
 }
 
 // parseItem splits "%i %l %b %n" and decodes the name.
@@ -140,7 +148,10 @@ func parseErrors(r io.Reader, ix pathIndex, roots []string) (map[int]pathError, 
 		if strings.HasPrefix(line, "rsync error: ") || strings.HasPrefix(line, "rsync warning: ") {
 			continue // the summary of the run: its exit code says it
 		}
-		i, ok := ix.named(line, roots)
+		i, ok := ix.namedUnquoted(line)
+		if !ok {
+			i, ok = ix.named(line, roots)
+		}
 		if !ok {
 			continue
 		}

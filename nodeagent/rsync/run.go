@@ -136,10 +136,15 @@ func execute(ctx context.Context, root string, args []string, l listing, passwor
 		out.errs, out.stderr, errErr = parseErrors(stderr, l.index, roots(root))
 		_, _ = io.Copy(io.Discard, stderr)
 	})
-	items, other, st, outErr := parseItems(stdout, l.index)
+	items, other, st, infoErrs, outErr := parseItems(stdout, l.index)
 	_, _ = io.Copy(io.Discard, stdout)
 	wg.Wait()
 	out.items, out.other, out.stats = items, other, st
+	for i, pe := range infoErrs {
+		if _, ok := out.errs[i]; !ok {
+			out.errs[i] = pe
+		}
+	}
 	werr := cmd.Wait()
 	if cmd.ProcessState != nil {
 		out.code = cmd.ProcessState.ExitCode()

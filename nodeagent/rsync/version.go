@@ -31,12 +31,11 @@ func CheckVersion(ctx context.Context, rsyncPath string) (string, error) {
 // --version ("rsync  version 3.5.0  protocol version 32").
 func parseVersion(out string) (string, error) {
 	line, _, _ := strings.Cut(out, "\n")
-	_, rest, ok := strings.Cut(line, "version ")
-	if !ok {
-		return "", fmt.Errorf("no version in rsync --version output %.80q", line)
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "rsync" || f[1] != "version" {
+		return "", fmt.Errorf("no rsync version in rsync --version output %.80q", line)
 	}
-	rest = strings.TrimLeft(rest, " v")
-	v, _, _ := strings.Cut(rest, " ")
+	v := strings.TrimPrefix(f[2], "v")
 	parts := strings.Split(v, ".")
 	major, err1 := strconv.Atoi(parts[0])
 	minor, err2 := 0, error(nil)

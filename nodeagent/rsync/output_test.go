@@ -1,0 +1,169 @@
+package rsync
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseItems(t *testing.T) {
+	ix := pathIndex{"#hash": 0, "new\nline": 1, "a/b": 2, `lit\#012x`: 3, "d": 4, "gone": 5}
+	out := strings.Join([]string{
+		"jailsync1 .d..t...... 4096 0 ./",
+		"jailsync1 <f+++++++++ 2 45 #hash",
+		`jailsync1 <f.st...... 8 51 new\#012line`,
+		"jailsync1 cd+++++++++ 4096 0 a/",
+		"jailsync1 .f          3 0 a/b",
+		`jailsync1 hf          3 0 lit\#134#012x`,
+		"jailsync1 *deleting   0 0 d/",
+		"jailsync1 *deleting   0 0 d/inner",
+		"jailsync1 garbage",
+		"",
+		"Number of files: 13 (reg: 9, dir: 3, link: 1)",
+		"Total bytes sent: 1,675",
+		"Total bytes received: 199",
+	}, "\n") + "\n"
+	items, other, st, _, err := parseItems(strings.NewReader(out), ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]Outcome{0: Sent, 1: Sent, 2: Unchanged, 3: Updated, 4: Deleted}
+	for i, o := range want {
+		it, ok := items[i]
+		if !ok {
+			t.Errorf("index %d: no item", i)
+			continue
+		}
+		if got := itemOutcome(it.change); got != o {
+			t.Errorf("index %d %q: %v, want %v", i, it.change, got, o)
+		}
+	}
+	if _, ok := items[5]; ok {
+		t.Error("gone has an item")
+	}
+	if items[0].size != 2 || items[0].transferred != 45 {
+		t.Errorf("#hash size/bytes %+v", items[0])
+	}
+	if other != 3 { // "./", "a/", "d/inner"
+		t.Errorf("other = %d, want 3", other)
+	}
+	if st.sent != 1675 || st.received != 199 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestItemOutcome(t *testing.T) {
+	tests := []struct {
+		change string
+		want   Outcome
+	}{
+		{"<f+++++++++", Sent},
+		{"<f.st......", Sent},
+		{">f..t......", Sent},
+		{"cd+++++++++", Updated},
+		{"cL+++++++++", Updated},
+		{"cD+++++++++", Updated},
+		{"hf+++++++++", Updated},
+		{".d..t......", Updated},
+		{".f...p.....", Updated},
+		{".L..T......", Updated},
+		{".f          ", Unchanged},
+		{".d          ", Unchanged},
+		{"*deleting  ", Deleted},
+		{"", Unconfirmed},
+	}
+	for _, tc := range tests {
+		if got := itemOutcome(tc.change); got != tc.want {
+			t.Errorf("itemOutcome(%q) = %v, want %v", tc.change, got, tc.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	ix := pathIndex{"ro/f": 0, "p/q": 1, "d1": 2, `we"ird`: 3, "x": 4, "f.WCkx8g": 5, "vanish": 6, "sub": 7}
+	roots := []string{"/src/root"}
+	stderr := strings.Join([]string{
+		`rsync: [receiver] rename "/.jailsync/tmp/f.WCkx8g" (in data) -> "ro/f": Operation not permitted (1)`,
+		`file has vanished: "/src/root/p"`,
+		`rsync: [generator] delete_file: unlink(d1/immutable) failed: Operation not permitted (1)`,
+		`rsync: [receiver] mkstemp "/.we"ird.AbCdEf" (in data) failed: Permission denied (13)`,
+		`file has vanished: "/src/root/./vanish"`,
+		`rsync: [generator] delete_file: rmdir(sub) failed: Directory not empty (39)`,
+		`rsync: [sender] link_stat "/src/root/x" failed: No such file or directory (2)`,
+		`rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]`,
+	}, "\n") + "\n"
+	errs, tail, err := parseErrors(strings.NewReader(stderr), ix, roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int]bool{0: false, 2: false, 4: true, 6: true, 7: false} // index: vanished
+	for i, v := range want {
+		pe, ok := errs[i]
+		if !ok {
+			t.Errorf("index %d: no error", i)
+			continue
+		}
+		if pe.vanished != v {
+			t.Errorf("index %d: vanished %v, want %v (%s)", i, pe.vanished, v, pe.reason)
+		}
+	}
+	// "p" is the parent of p/q, not p/q; the temp name is not a listed
+	// name even though one path is spelled like it.
+	for _, i := range []int{1, 5} {
+		if pe, ok := errs[i]; ok {
+			t.Errorf("index %d matched %q", i, pe.reason)
+		}
+	}
+	if !strings.Contains(tail, "(code 23)") {
+		t.Errorf("tail %q", tail)
+	}
+}
+
+func TestPathIndexNamed(t *testing.T) {
+	ix := pathIndex{"a b": 0, "dir": 1, `q"x`: 2, "f": 3, "dir2/sub": 4}
+	roots := []string{"/root"}
+	tests := []struct {
+		line string
+		want int // -1: none
+	}{
+		{`rsync: [sender] send_files failed to open "/root/a b": Permission denied (13)`, 0},
+		{`rsync: [generator] delete_file: unlink "dir/deep/file" failed`, 1},
+		{`rsync: [sender] "/root/dir2/sub/x" failed`, 4},
+		{`rsync: [receiver] open "/q"x" (in data) failed`, 2},
+		{`rsync: [receiver] rename "/.jailsync/tmp/g.123" (in data) -> "f": Invalid argument (22)`, 3},
+		{`rsync: [receiver] mkstemp "/elsewhere/dir2/sub" (in data) failed`, 4},
+		{`rsync: nothing quoted here`, -1},
+		{`rsync: [sender] "/root/other" failed`, -1},
+	}
+	for _, tc := range tests {
+		i, ok := ix.named(tc.line, roots)
+		if !ok {
+			i = -1
+		}
+		if i != tc.want {
+			t.Errorf("named(%q) = %d, want %d", tc.line, i, tc.want)
+		}
+	}
+}
+
+func TestPathIndexNamedUnquoted(t *testing.T) {
+	ix := pathIndex{"d1": 0, "a (b) failed: c": 1, "x y": 2, "top": 3}
+	tests := []struct {
+		line string
+		want int
+	}{
+		{"rsync: [generator] delete_file: unlink(d1/immutable) failed: Operation not permitted (1)", 0},
+		{"rsync: [generator] delete_file: rmdir(a (b) failed: c) failed: Directory not empty (39)", 1},
+		{"could not make way for new regular file: x y", 2},
+		{"cannot delete non-empty directory: top/inner", 3},
+		{"cannot delete non-empty directory: other", -1},
+	}
+	for _, tc := range tests {
+		i, ok := ix.namedUnquoted(tc.line)
+		if !ok {
+			i = -1
+		}
+		if i != tc.want {
+			t.Errorf("namedUnquoted(%q) = %d, want %d", tc.line, i, tc.want)
+		}
+	}
+}
