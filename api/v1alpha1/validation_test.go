@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/api/v1alpha1/validationcases"
 )
 
 // membersGroup is a valid SyncGroup that lists its members.
@@ -51,109 +52,12 @@ func nodes(n int) []syncv1.Member {
 }
 
 func TestSyncGroup_RejectsInvalidSpecs(t *testing.T) {
-	tests := []struct {
-		name   string
-		mutate func(*syncv1.SyncGroupSpec)
-		// want are substrings the API server's error must contain.
-		want []string
-	}{
-		{"relative path", func(s *syncv1.SyncGroupSpec) { s.Path = "data/www" },
-			[]string{"spec.path", "path must be absolute"}},
-		{"root path", func(s *syncv1.SyncGroupSpec) { s.Path = "/" },
-			[]string{"path must not be /"}},
-		{"double slash", func(s *syncv1.SyncGroupSpec) { s.Path = "/data//www" },
-			[]string{"replace // with /"}},
-		{"dot component", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/./www" },
-			[]string{"remove the /. components"}},
-		{"trailing dot", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/www/." },
-			[]string{"remove the /. components"}},
-		{"dot-dot component", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/../etc" },
-			[]string{"remove the /.. components"}},
-		{"trailing dot-dot", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/www/.." },
-			[]string{"remove the /.. components"}},
-		{"trailing slash", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/www/" },
-			[]string{"remove the trailing slash"}},
-		{"path over 1023 characters", func(s *syncv1.SyncGroupSpec) { s.Path = "/" + strings.Repeat("a", 1023) },
-			[]string{"spec.path", "1023"}},
-		{"path over 1023 bytes in fewer characters", func(s *syncv1.SyncGroupSpec) { s.Path = "/" + strings.Repeat("é", 600) },
-			[]string{"path must be at most 1023 bytes"}},
-		{"newline in path", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/w\nww" },
-			[]string{"path must not contain control characters"}},
-		{"both members and replicas", func(s *syncv1.SyncGroupSpec) {
-			s.Replicas = ptr.To[int32](2)
-			s.NodeSelector = &metav1.LabelSelector{}
-		}, []string{"set exactly one of members"}},
-		{"neither members nor replicas", func(s *syncv1.SyncGroupSpec) { s.Members = nil },
-			[]string{"set exactly one of members"}},
-		{"duplicate member node", func(s *syncv1.SyncGroupSpec) { s.Members[1].Node = "web-1"; s.Members[1].Address = "" },
-			[]string{"spec.members", "members must name each node once"}},
-		{"one member", func(s *syncv1.SyncGroupSpec) { s.Members = s.Members[:1] },
-			[]string{"spec.members", "at least 2 items"}},
-		{"33 members", func(s *syncv1.SyncGroupSpec) { s.Members = nodes(33) },
-			[]string{"spec.members", "at most 32 items"}},
-		{"one replica", func(s *syncv1.SyncGroupSpec) {
-			s.Members = nil
-			s.Replicas = ptr.To[int32](1)
-			s.NodeSelector = &metav1.LabelSelector{}
-		}, []string{"spec.replicas", "greater than or equal to 2"}},
-		{"33 replicas", func(s *syncv1.SyncGroupSpec) {
-			s.Members = nil
-			s.Replicas = ptr.To[int32](33)
-			s.NodeSelector = &metav1.LabelSelector{}
-		}, []string{"spec.replicas", "less than or equal to 32"}},
-		{"replicas without nodeSelector", func(s *syncv1.SyncGroupSpec) { s.Members = nil; s.Replicas = ptr.To[int32](2) },
-			[]string{"replicas needs a nodeSelector"}},
-		{"nodeSelector with members", func(s *syncv1.SyncGroupSpec) { s.NodeSelector = &metav1.LabelSelector{} },
-			[]string{"nodeSelector only applies with replicas"}},
-		{"node name with capitals and underscore", func(s *syncv1.SyncGroupSpec) { s.Members[0].Node = "Web_1" },
-			[]string{"node must be a DNS-1123 subdomain"}},
-		{"address that is a host name", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "web-1.example.org:7873" },
-			[]string{"address must be an IP literal and a port", "host names are refused"}},
-		{"address without port", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "127.0.0.2" },
-			[]string{"address must be an IP literal and a port"}},
-		{"IPv6 address without brackets", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "fd00::2:7873" },
-			[]string{"address must be an IP literal and a port"}},
-		{"address with invalid IPv4", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "300.0.0.2:7873" },
-			[]string{"address must hold the member's own IP address"}},
-		{"IPv4 address in brackets", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "[127.0.0.2]:7873" },
-			[]string{"address must hold the member's own IP address"}},
-		{"unspecified address", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "0.0.0.0:7873" },
-			[]string{"not 0.0.0.0 or ::"}},
-		{"port 0", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "127.0.0.2:0" },
-			[]string{"address port must be between 1 and 65535"}},
-		{"port 70000", func(s *syncv1.SyncGroupSpec) { s.Members[0].Address = "[fd00::2]:70000" },
-			[]string{"address port must be between 1 and 65535"}},
-		{"members sharing an address", func(s *syncv1.SyncGroupSpec) { s.Members[1].Address = s.Members[0].Address },
-			[]string{"members must not share an address"}},
-		{"jail name with a slash", func(s *syncv1.SyncGroupSpec) { s.Jail = "/usr/jails/web" },
-			[]string{"jail must be a jail name, not a path"}},
-		{"negative settle", func(s *syncv1.SyncGroupSpec) { s.Settle = &metav1.Duration{Duration: -time.Second} },
-			[]string{"settle must be a duration", "without a sign"}},
-		{"settle over 1h", func(s *syncv1.SyncGroupSpec) { s.Settle = &metav1.Duration{Duration: 2 * time.Hour} },
-			[]string{"settle must be at most 1h"}},
-		{"resyncInterval under 1m", func(s *syncv1.SyncGroupSpec) { s.ResyncInterval = &metav1.Duration{Duration: 30 * time.Second} },
-			[]string{"resyncInterval must be 0 (disabled) or between 1m and 720h"}},
-		{"resyncInterval over 720h", func(s *syncv1.SyncGroupSpec) { s.ResyncInterval = &metav1.Duration{Duration: 1000 * time.Hour} },
-			[]string{"resyncInterval must be 0 (disabled) or between 1m and 720h"}},
-		{"unknown deletes policy", func(s *syncv1.SyncGroupSpec) { s.Deletes = "Sometimes" },
-			[]string{"spec.deletes", `supported values: "Propagate", "Keep"`}},
-		{"unknown conflicts policy", func(s *syncv1.SyncGroupSpec) { s.Conflicts = "OldestWins" },
-			[]string{"spec.conflicts", `supported values: "NewestWins"`}},
-		{"bandwidthLimit under 1Ki", func(s *syncv1.SyncGroupSpec) { s.Transport.BandwidthLimit = ptr.To(resource.MustParse("512")) },
-			[]string{"bandwidthLimit must be at least 1Ki"}},
-		{"secretRef name that is not a Secret name", func(s *syncv1.SyncGroupSpec) {
-			s.Transport.SecretRef = &syncv1.SecretReference{Name: "My Secret"}
-		}, []string{"secretRef.name must be a Secret name"}},
-		{"exclude pattern with a rule prefix", func(s *syncv1.SyncGroupSpec) { s.Exclude = []syncv1.ExcludePattern{"- *.tmp"} },
-			[]string{"exclude takes patterns, not filter rules"}},
-		{"exclude pattern with a line break", func(s *syncv1.SyncGroupSpec) { s.Exclude = []syncv1.ExcludePattern{"*.tmp\n*.log"} },
-			[]string{"exclude patterns are one line each"}},
-	}
+	tests := validationcases.Invalid()
 	ctx := testContext(t)
 	for i, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			sg := membersGroup(fmt.Sprintf("invalid-%d", i))
-			tc.mutate(&sg.Spec)
+		t.Run(tc.Name, func(t *testing.T) {
+			sg := validationcases.MembersGroup(fmt.Sprintf("invalid-%d", i))
+			tc.Mutate(&sg.Spec)
 			err := k8sClient.Create(ctx, sg)
 			if err == nil {
 				_ = k8sClient.Delete(ctx, sg)
@@ -163,7 +67,7 @@ func TestSyncGroup_RejectsInvalidSpecs(t *testing.T) {
 			if !apierrors.IsInvalid(err) {
 				t.Fatalf("want an Invalid error, got %v", err)
 			}
-			for _, w := range tc.want {
+			for _, w := range tc.Want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not say %q:\n%v", w, err)
 				}

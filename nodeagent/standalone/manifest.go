@@ -1,0 +1,241 @@
+// Package standalone runs the agent without an API server, from a file that
+// holds one SyncGroup manifest and, optionally, the Secret its transport
+// names. The SyncGroup is validated by the CRD's own OpenAPI schema and CEL
+// rules, evaluated with the apiextensions-apiserver libraries over the
+// embedded CRD, with defaults applied: the same checks and the same
+// messages as `kubectl apply` against a cluster.
+package standalone
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
+	structurallisttype "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
+	"sigs.k8s.io/yaml"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/config/crd"
+)
+
+// ErrInvalid is returned (wrapped, with the API server's message) for a
+// manifest that fails validation.
+var ErrInvalid = errors.New("invalid manifest")
+
+// Manifest is what a standalone file declares.
+type Manifest struct {
+	Group *syncv1.SyncGroup
+	// Password is the transport Secret's rsync-password, with one trailing
+	// newline trimmed; empty when the file has no such Secret.
+	Password string
+}
+
+// Validator checks SyncGroups against the embedded CRD.
+type Validator struct {
+	internal   *apiextensionsinternal.JSONSchemaProps
+	structural *structuralschema.Structural
+	schema     apiextensionsvalidation.SchemaValidator
+	cel        *cel.Validator
+}
+
+// NewValidator compiles the embedded SyncGroup CRD's schema and rules.
+func NewValidator() (*Validator, error) {
+	var c apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(crd.SyncGroups(), &c); err != nil {
+		return nil, fmt.Errorf("parse embedded CRD: %w", err)
+	}
+	var ver *apiextensionsv1.CustomResourceDefinitionVersion
+	for i := range c.Spec.Versions {
+		if c.Spec.Versions[i].Name == syncv1.GroupVersion.Version {
+			ver = &c.Spec.Versions[i]
+		}
+	}
+	if ver == nil || ver.Schema == nil {
+		return nil, fmt.Errorf("embedded CRD has no %s schema", syncv1.GroupVersion.Version)
+	}
+	internal := &apiextensionsinternal.JSONSchemaProps{}
+	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(ver.Schema.OpenAPIV3Schema, internal, nil); err != nil {
+		return nil, fmt.Errorf("convert CRD schema: %w", err)
+	}
+	structural, err := structuralschema.NewStructural(internal)
+	if err != nil {
+		return nil, fmt.Errorf("structural CRD schema: %w", err)
+	}
+	sv, _, err := apiextensionsvalidation.NewSchemaValidator(internal)
+	if err != nil {
+		return nil, fmt.Errorf("CRD schema validator: %w", err)
+	}
+	return &Validator{internal: internal, structural: structural, schema: sv,
+		cel: cel.NewValidator(structural, true, celconfig.PerCallLimit)}, nil
+}
+
+// Validate applies the CRD's defaults to obj (a SyncGroup as unstructured
+// content) and checks it as the API server checks a create: the OpenAPI
+// schema, list-map keys, then the CEL rules unless an error blocks them.
+func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.ErrorList {
+	defaulting.Default(obj, v.structural)
+	errs := apiextensionsvalidation.ValidateCustomResource(nil, obj, v.schema)
+	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
+	// As the API server's customResourceStrategy.Validate does
+	// (apiextensions-apiserver pkg/registry/customresource/strategy.go).
+	if blocking(errs) {
+		return append(errs, field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"))
+	}
+	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
+	return append(errs, celErrs...)
+}
+
+func blocking(errs field.ErrorList) bool {
+	for _, e := range errs {
+		switch e.Type {
+		case field.ErrorTypeNotSupported, field.ErrorTypeRequired, field.ErrorTypeTooLong, field.ErrorTypeTooMany, field.ErrorTypeTypeInvalid:
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads a standalone manifest: one SyncGroup and, optionally, the
+// Secret that its transport.secretRef names (data or stringData).
+func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	var group map[string]any
+	var secrets []*corev1.Secret
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	for doc := 1; ; doc++ {
+		obj, err := readDocument(docs)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("manifest document %d: %w", doc, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		u := unstructured.Unstructured{Object: obj}
+		switch gvk := u.GroupVersionKind(); {
+		case gvk.GroupVersion() == syncv1.GroupVersion && gvk.Kind == "SyncGroup":
+			if group != nil {
+				return nil, fmt.Errorf("manifest document %d: a standalone file holds one SyncGroup", doc)
+			}
+			group = obj
+		case gvk.Group == "" && gvk.Version == "v1" && gvk.Kind == "Secret":
+			s := &corev1.Secret{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, s); err != nil {
+				return nil, fmt.Errorf("manifest document %d: %w", doc, err)
+			}
+			secrets = append(secrets, s)
+		default:
+			return nil, fmt.Errorf("manifest document %d: %s is not a %s SyncGroup or a v1 Secret", doc, gvk, syncv1.GroupVersion)
+		}
+	}
+	if group == nil {
+		return nil, fmt.Errorf("the manifest holds no %s SyncGroup", syncv1.GroupVersion)
+	}
+	sg, err := v.group(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Group: sg}
+	if ref := sg.Spec.Transport.SecretRef; ref != nil {
+		if m.Password, err = password(secrets, ref.Name); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// readDocument reads the next YAML document as unstructured content with
+// whole numbers as int64, as the API server decodes JSON (CEL rules need
+// integers, not float64).
+func readDocument(r *utilyaml.YAMLReader) (map[string]any, error) {
+	doc, err := r.Read()
+	if err != nil {
+		return nil, err
+	}
+	js, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any
+	if err := utiljson.Unmarshal(js, &obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// group validates and decodes the SyncGroup, with standalone's own rules:
+// members listed, each with an address.
+func (v *Validator) group(ctx context.Context, obj map[string]any) (*syncv1.SyncGroup, error) {
+	name, _, _ := unstructured.NestedString(obj, "metadata", "name")
+	errs := v.Validate(ctx, obj)
+	if len(errs) == 0 {
+		errs = standaloneRules(obj)
+	}
+	if len(errs) > 0 {
+		gk := syncv1.GroupVersion.WithKind("SyncGroup").GroupKind()
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, apierrors.NewInvalid(gk, name, errs))
+	}
+	sg := &syncv1.SyncGroup{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, sg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return sg, nil
+}
+
+func standaloneRules(obj map[string]any) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	if _, ok, _ := unstructured.NestedFieldNoCopy(obj, "spec", "replicas"); ok {
+		errs = append(errs, field.Forbidden(spec.Child("replicas"), "standalone mode has no registered agents to pick from: list the members, each with its address"))
+	}
+	members, _, _ := unstructured.NestedSlice(obj, "spec", "members")
+	for i, m := range members {
+		mm, _ := m.(map[string]any)
+		if addr, _ := mm["address"].(string); addr == "" {
+			errs = append(errs, field.Required(spec.Child("members").Index(i).Child("address"),
+				"standalone mode needs every member's rsync daemon address (IP:port)"))
+		}
+	}
+	return errs
+}
+
+// password returns the rsync-password of the Secret named name, one
+// trailing newline trimmed (as rsync's --password-file does).
+func password(secrets []*corev1.Secret, name string) (string, error) {
+	for _, s := range secrets {
+		if s.Name != name {
+			continue
+		}
+		if p, ok := s.StringData[syncv1.SecretKeyRsyncPassword]; ok {
+			return strings.TrimSuffix(p, "\n"), nil
+		}
+		if p, ok := s.Data[syncv1.SecretKeyRsyncPassword]; ok {
+			return strings.TrimSuffix(string(p), "\n"), nil
+		}
+		return "", fmt.Errorf("secret %s has no %q in data or stringData", name, syncv1.SecretKeyRsyncPassword)
+	}
+	return "", fmt.Errorf("transport.secretRef names Secret %q, which the file does not hold: add it as a second YAML document", name)
+}

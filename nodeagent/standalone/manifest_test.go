@@ -1,0 +1,118 @@
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/api/v1alpha1/validationcases"
+)
+
+func newValidator(t *testing.T) *Validator {
+	t.Helper()
+	v, err := NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func toYAML(t *testing.T, sg *syncv1.SyncGroup) string {
+	t.Helper()
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(obj, "status")
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestValidator_SameMessagesAsTheAPIServer runs the cases that the envtest
+// suite applies to the real API server through standalone validation.
+func TestValidator_SameMessagesAsTheAPIServer(t *testing.T) {
+	v := newValidator(t)
+	for i, tc := range validationcases.Invalid() {
+		t.Run(tc.Name, func(t *testing.T) {
+			sg := validationcases.MembersGroup(fmt.Sprintf("invalid-%d", i))
+			tc.Mutate(&sg.Spec)
+			_, err := v.Load(context.Background(), strings.NewReader(toYAML(t, sg)))
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Load = %v, want ErrInvalid", err)
+			}
+			for _, w := range tc.Want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestValidator_Load(t *testing.T) {
+	const group = `apiVersion: sync.jailsync.io/v1alpha1
+kind: SyncGroup
+metadata:
+  name: www
+spec:
+  path: /data/www
+  members:
+  - node: web-1
+    address: 127.0.0.2:7873
+  - node: web-2
+    address: 127.0.0.3:7873
+  transport:
+    secretRef:
+      name: www-transport
+`
+	tests := []struct {
+		name         string
+		file         string
+		wantErr      string
+		wantPassword string
+	}{
+		{"secret with stringData, defaults applied", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\nstringData:\n  rsync-password: \"s3cret\\n\"\n", "", "s3cret"},
+		{"secret with base64 data", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\ndata:\n  rsync-password: czNjcmV0\n", "", "s3cret"},
+		{"secret missing", group, "add it as a second YAML document", ""},
+		{"secret without the key", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\nstringData:\n  other: x\n", `no "rsync-password"`, ""},
+		{"replicas refused", strings.Replace(group, "  members:\n  - node: web-1\n    address: 127.0.0.2:7873\n  - node: web-2\n    address: 127.0.0.3:7873\n",
+			"  replicas: 2\n  nodeSelector: {}\n", 1), "standalone mode has no registered agents", ""},
+		{"member without address refused", strings.Replace(group, "    address: 127.0.0.3:7873\n", "", 1), "needs every member's rsync daemon address", ""},
+		{"two SyncGroups", group + "---\n" + group, "holds one SyncGroup", ""},
+		{"another kind", group + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "is not a", ""},
+		{"no SyncGroup", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n", "holds no", ""},
+	}
+	v := newValidator(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := v.Load(context.Background(), strings.NewReader(tc.file))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Load = %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Password != tc.wantPassword {
+				t.Errorf("password %q, want %q", m.Password, tc.wantPassword)
+			}
+			s := m.Group.Spec
+			if s.Settle == nil || s.Settle.Duration != 250*time.Millisecond || s.ResyncInterval.Duration != time.Hour ||
+				s.Deletes != syncv1.DeletesPropagate || s.Conflicts != syncv1.ConflictsNewestWins {
+				t.Errorf("defaults not applied: %+v", s)
+			}
+		})
+	}
+}
