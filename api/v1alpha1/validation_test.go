@@ -16,19 +16,7 @@ import (
 )
 
 // membersGroup is a valid SyncGroup that lists its members.
-func membersGroup(name string) *syncv1.SyncGroup {
-	return &syncv1.SyncGroup{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: syncv1.SyncGroupSpec{
-			Path: "/data/www",
-			Members: []syncv1.Member{
-				{Node: "web-1", Address: "127.0.0.2:7873"},
-				{Node: "web-2", Address: "127.0.0.3:7873"},
-				{Node: "web-3.example.org", Address: "[fd00::2]:7873"},
-			},
-		},
-	}
-}
+func membersGroup(name string) *syncv1.SyncGroup { return validationcases.MembersGroup(name) }
 
 // replicasGroup is a valid SyncGroup that picks its members by selector.
 func replicasGroup(name string) *syncv1.SyncGroup {

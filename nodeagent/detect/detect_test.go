@@ -15,6 +15,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/source"
 	"github.com/jailsync/jailsync/nodeagent/source/fanotify"
 )
@@ -32,21 +33,6 @@ type env struct {
 	in    *Incoming
 }
 
-// mountTmpfs mounts a fresh tmpfs (a filesystem mark sees its events only)
-// and returns its mount point.
-func mountTmpfs(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
-		t.Fatalf("mount tmpfs (the test needs root): %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
 // start runs a detector on a fresh tmpfs root, with fanotify as its source
 // when useFanotify, else the scanner alone.
 func start(t *testing.T, useFanotify bool) *env { return startRoot(t, useFanotify, false) }
@@ -55,7 +41,7 @@ func start(t *testing.T, useFanotify bool) *env { return startRoot(t, useFanotif
 // (mountedRoot, to unmount it under the detector) or a directory in it.
 func startRoot(t *testing.T, useFanotify, mountedRoot bool) *env {
 	t.Helper()
-	root := mountTmpfs(t)
+	root := tmpfs.Mount(t, "size=64m")
 	if !mountedRoot {
 		// The root is a directory of the tmpfs, so that "outside" shares
 		// its filesystem (renames in and out are renames, not copies).

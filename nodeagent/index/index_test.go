@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
 )
 
 func openTemp(t *testing.T) *Index {
@@ -126,21 +128,6 @@ func TestEntry_Matches(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a fresh tmpfs on a new directory; it is unmounted when
-// the test ends.
-func mountTmpfs(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "root")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
-		t.Fatalf("mount tmpfs on %s (the test needs root): %v", dir, err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
 func TestIndex_CheckRoot(t *testing.T) {
 	t.Run("adopts a new root, then accepts it again", func(t *testing.T) {
 		x, root := openTemp(t), t.TempDir()
@@ -155,7 +142,7 @@ func TestIndex_CheckRoot(t *testing.T) {
 		}
 	})
 	t.Run("an unmounted root is refused", func(t *testing.T) {
-		x, root := openTemp(t), mountTmpfs(t)
+		x, root := openTemp(t), tmpfs.Mount(t, "size=16m")
 		if err := os.WriteFile(filepath.Join(root, "data"), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}

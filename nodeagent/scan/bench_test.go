@@ -14,6 +14,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
 )
 
 // benchFiles is the tree size of BenchmarkScan: JAILSYNC_BENCH_FILES, or
@@ -32,14 +33,7 @@ func benchFiles() int {
 func BenchmarkScan(b *testing.B) {
 	n := benchFiles()
 	base := b.TempDir()
-	root := filepath.Join(base, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=4g,nr_inodes=0"); err != nil {
-		b.Fatalf("mount tmpfs (needs root): %v", err)
-	}
-	b.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	root := tmpfs.Mount(b, "size=4g,nr_inodes=0")
 	const perDir = 1000
 	for i := 0; i < n; i++ {
 		dir := filepath.Join(root, fmt.Sprintf("d%04d", i/perDir))

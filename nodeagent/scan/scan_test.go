@@ -16,6 +16,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
 )
 
 // fixture is a data root with its index.
@@ -259,14 +260,7 @@ func TestScanner_ExcludesReservedAndConfigured(t *testing.T) {
 }
 
 func TestSource_RefusesAnUnmountedRoot(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", root, "tmpfs", 0, "size=16m"); err != nil {
-		t.Fatalf("mount tmpfs (the test needs root): %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	root := tmpfs.Mount(t, "size=16m")
 	f := newFixture(t, root)
 	for i := range 20 {
 		f.write(fmt.Sprintf("f%d", i), "data")

@@ -11,31 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/source"
 )
 
 // waitTimeout bounds every wait for a change.
 const waitTimeout = 10 * time.Second
 
-// mountTmpfs mounts a tmpfs of its own on a new temporary directory and
-// unmounts it when the test ends, so that the filesystem mark of a test
-// sees no other test's events.
-func mountTmpfs(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("jailsync-test", dir, "tmpfs", 0, "size=1g,mode=0755"); err != nil {
-		t.Fatalf("mount tmpfs on %s (the tests need root): %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
+// mountTmpfs gives a test a filesystem of its own, so that its filesystem
+// mark sees no other test's events.
+func mountTmpfs(t testing.TB) string { return tmpfs.Mount(t, "size=1g,mode=0755") }
 
 // watcher runs a Source for a test and collects its changes.
 type watcher struct {
