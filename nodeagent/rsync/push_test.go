@@ -195,7 +195,7 @@ func TestPush_ModesTimesOwnersLinksDevices(t *testing.T) {
 		must(t, os.Symlink(target, filepath.Join(root, name)))
 	}
 	must(t, unix.Mkfifo(filepath.Join(root, "fifo"), 0o640))
-	must(t, unix.Mknod(filepath.Join(root, "chardev"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))))
+	must(t, mknodChar(filepath.Join(root, "chardev"), 1, 3))
 	files := []string{"setuid", "private", "owned", "fifo", "chardev"}
 	for name := range links {
 		files = append(files, name)
@@ -285,5 +285,25 @@ func TestPush_HardLinksInOneRunShareAnInode(t *testing.T) {
 		if p.Outcome != Sent && p.Outcome != Updated {
 			t.Errorf("%q: %v %q", p.Path, p.Outcome, p.Change)
 		}
+	}
+}
+
+// TestPush_IgnoresUserPoptAliases: rsync reads option aliases from
+// $HOME/.popt, where "rsync alias --links --copy-links" would turn links
+// into copies of their targets. Push runs rsync with HOME pointing nowhere.
+func TestPush_IgnoresUserPoptAliases(t *testing.T) {
+	d := startDaemon(t, 6)
+	home := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(home, ".popt"), []byte("rsync alias --links --copy-links\n"), 0o644))
+	t.Setenv("HOME", home)
+	root := t.TempDir()
+	write(t, root, "target", []byte("x"))
+	must(t, os.Symlink("target", filepath.Join(root, "link")))
+	res, err := Push(context.Background(), root, []string{"link"}, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	if got, err := os.Readlink(d.path("link")); err != nil || got != "target" {
+		t.Errorf("link on the peer: %q %v: the alias in ~/.popt applied", got, err)
 	}
 }

@@ -1,0 +1,105 @@
+package rsync
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestDelete_FilesAndNonEmptyDirectoriesConfirmedPerPath(t *testing.T) {
+	d := startDaemon(t, 10)
+	root := t.TempDir()
+	names := hostileNames()
+	for _, n := range names {
+		write(t, d.dir, n, []byte("on the peer"))
+	}
+	write(t, d.dir, "tree/a/b/c", []byte("deep"))
+	write(t, d.dir, "tree/#x/;y", []byte("deep"))
+	must(t, os.Symlink("/etc", d.path("a link")))
+	write(t, root, "kept", []byte("exists here"))
+	write(t, d.dir, "kept", []byte("exists here"))
+
+	// Callers list the top-most removed directory only.
+	var top []string
+	for _, n := range names {
+		first, _, _ := strings.Cut(n, "/")
+		if !slices.Contains(top, first) {
+			top = append(top, first)
+		}
+	}
+	paths := append([]string{"tree", "a link", "never-there", "kept"}, top...)
+	res, err := Delete(context.Background(), root, paths, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("delete: %v\n%s", err, res.Stderr)
+	}
+	want := map[string]Outcome{"tree": Deleted, "a link": Deleted, "never-there": Absent, "kept": Present}
+	for _, n := range top {
+		want[n] = Deleted
+	}
+	wantOutcomes(t, res, want)
+	for _, p := range append([]string{"tree", "a link"}, names...) {
+		if _, err := os.Lstat(d.path(p)); err == nil {
+			t.Errorf("%q is still on the peer", p)
+		}
+	}
+	if _, err := os.Lstat(d.path("kept")); err != nil {
+		t.Errorf("kept was deleted: %v", err)
+	}
+	if _, err := os.Lstat("/etc/passwd"); err != nil {
+		t.Errorf("the link's target went: %v", err)
+	}
+	if res.Other < 4 { // the contents of tree/
+		t.Errorf("other %d: the contents of tree/ were itemized as deleted", res.Other)
+	}
+}
+
+// TestDelete_ParentGoneHereToo pins rsync's exit 24 when a deleted path's
+// parent is missing on the sending side: the deletion still happens.
+func TestDelete_ParentGoneHereToo(t *testing.T) {
+	d := startDaemon(t, 11)
+	root := t.TempDir()
+	write(t, d.dir, "p/q/r", []byte("x"))
+	write(t, d.dir, "p/keep", []byte("y"))
+	res, err := Delete(context.Background(), root, []string{"p/q"}, d.target(), fastOptions())
+	if code := codeOf(t, err); code != 24 {
+		t.Fatalf("exit %d (%v), want 24: rsync's behaviour changed, revisit the doc\n%s", code, err, res.Stderr)
+	}
+	if res.Class != Partial {
+		t.Errorf("class %v, want partial", res.Class)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"p/q": Deleted})
+	if _, err := os.Lstat(d.path("p/q")); err == nil {
+		t.Error("p/q is still on the peer")
+	}
+	if _, err := os.Lstat(d.path("p/keep")); err != nil {
+		t.Errorf("p/keep went: %v", err)
+	}
+}
+
+func TestDelete_RefusesPathsThroughSymlinksAndTheRoot(t *testing.T) {
+	d := startDaemon(t, 12)
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	write(t, root, "dir/file", []byte("x"))
+	must(t, os.Symlink(filepath.Join(base, "outside"), filepath.Join(root, "evil")))
+	must(t, os.Symlink("dir", filepath.Join(root, "alias")))
+	write(t, d.dir, "evil/gone", []byte("peer"))
+	write(t, d.dir, "dir/file/under-a-file", []byte("peer"))
+	res, err := Delete(context.Background(), root, []string{"evil/gone", "alias/gone", ".", "../x", "dir/file/under-a-file"}, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("delete: %v\n%s", err, res.Stderr)
+	}
+	wantOutcomes(t, res, map[string]Outcome{
+		"evil/gone": Dropped, "alias/gone": Dropped, ".": Dropped, "../x": Dropped,
+		"dir/file/under-a-file": Present,
+	})
+	if res.Args != nil {
+		t.Errorf("nothing to list, yet rsync ran: %q", res.Args)
+	}
+	if _, err := os.Lstat(d.path("evil/gone")); err != nil {
+		t.Errorf("evil/gone went: %v", err)
+	}
+}

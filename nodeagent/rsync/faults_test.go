@@ -1,0 +1,275 @@
+package rsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestPush_WrongPasswordIsFatalForThePeer(t *testing.T) {
+	d := startDaemon(t, 20)
+	root := t.TempDir()
+	write(t, root, "f", []byte("x"))
+	tg := d.target()
+	tg.Password = "wrong"
+	res, err := Push(context.Background(), root, []string{"f"}, tg, fastOptions())
+	if code := codeOf(t, err); code != 5 {
+		t.Fatalf("exit %d (%v), want 5", code, err)
+	}
+	if res.Class != FatalPeer {
+		t.Errorf("class %v, want fatal-peer", res.Class)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"f": Unconfirmed})
+}
+
+// TestPush_PasswordWithTrailingNewline: a password read from a file ends
+// in a newline, which RSYNC_PASSWORD would send as part of the secret.
+func TestPush_PasswordWithTrailingNewline(t *testing.T) {
+	d := startDaemon(t, 21)
+	root := t.TempDir()
+	write(t, root, "f", []byte("x"))
+	tg := d.target()
+	tg.Password += "\n"
+	res, err := Push(context.Background(), root, []string{"f"}, tg, fastOptions())
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"f": Sent})
+}
+
+func TestPush_DaemonDownIsRetry(t *testing.T) {
+	requireRsync(t)
+	root := t.TempDir()
+	write(t, root, "f", []byte("x"))
+	tg := Target{
+		Addr:   netip.AddrPortFrom(netip.MustParseAddr(daemonAddr), basePort+99), // nothing listens
+		Module: "data", User: testUser, Password: testSecret, Source: netip.MustParseAddr(clientAddr),
+	}
+	res, err := Push(context.Background(), root, []string{"f"}, tg, fastOptions())
+	if code := codeOf(t, err); code != 10 {
+		t.Fatalf("exit %d (%v), want 10", code, err)
+	}
+	if res.Class != Retry {
+		t.Errorf("class %v, want retry", res.Class)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"f": Unconfirmed})
+}
+
+// TestPush_StoppedDaemonEndsWithinTheTimeouts: a SIGSTOPped daemon still
+// completes the TCP handshake (the kernel accepts), then says nothing.
+func TestPush_StoppedDaemonEndsWithinTheTimeouts(t *testing.T) {
+	d := startDaemon(t, 22)
+	root := t.TempDir()
+	write(t, root, "f", []byte("x"))
+	d.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { _ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGCONT) })
+	o := Options{ConnectTimeout: time.Second, IOTimeout: 2 * time.Second}
+	start := time.Now()
+	res, err := Push(context.Background(), root, []string{"f"}, d.target(), o)
+	took := time.Since(start)
+	code := codeOf(t, err)
+	if code != 30 && code != 35 {
+		t.Errorf("exit %d (%v), want 30 or 35", code, err)
+	}
+	if res.Class != Retry {
+		t.Errorf("class %v, want retry", res.Class)
+	}
+	// rsync's own timeout handling takes up to about twice --timeout.
+	if limit := o.ConnectTimeout + 3*o.IOTimeout; took > limit {
+		t.Errorf("the run took %v, over %v", took, limit)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"f": Unconfirmed})
+}
+
+func TestPush_CancelStopsTheRun(t *testing.T) {
+	d := startDaemon(t, 23)
+	root := t.TempDir()
+	write(t, root, "big", randomBytes(1<<20))
+	o := fastOptions()
+	o.BandwidthLimit = 64 << 10 // 16 s for 1 MiB
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Push(ctx, root, []string{"big"}, d.target(), o)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v, want the context's", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond+killGrace {
+		t.Errorf("cancel took %v", took)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"big": Unconfirmed})
+}
+
+// TestPush_VanishedBeforeTheRun: a file removed between the check and
+// rsync's read is left out by rsync (--ignore-missing-args) and reported
+// Vanished; the others go.
+func TestPush_VanishedBeforeTheRun(t *testing.T) {
+	d := startDaemon(t, 24)
+	root := t.TempDir()
+	write(t, root, "stays", []byte("x"))
+	write(t, root, "#goes", []byte("y"))
+	rn := runner{afterCheck: func() { must(t, os.Remove(filepath.Join(root, "#goes"))) }}
+	res, err := rn.run(context.Background(), root, []string{"stays", "#goes", "never"}, d.target(), fastOptions(), modePush)
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"stays": Sent, "#goes": Vanished, "never": Vanished})
+}
+
+// TestPush_VanishedDuringTheRun: a file removed after rsync listed it and
+// before it sent it: exit 24, Partial, that file Vanished, the others Sent.
+func TestPush_VanishedDuringTheRun(t *testing.T) {
+	d := startDaemon(t, 25)
+	root := t.TempDir()
+	write(t, root, "a-big", randomBytes(1<<20))
+	write(t, root, "z-goes", []byte("y"))
+	write(t, root, "z-stays", []byte("z"))
+	must(t, os.MkdirAll(d.path(".jailsync/tmp"), 0o700))
+	o := fastOptions()
+	o.TempDir = ".jailsync/tmp"
+	o.BandwidthLimit = 512 << 10 // a-big takes 2 s; rsync sends in name order
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Once a-big is arriving, the file list has been built.
+		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
+		must(t, os.Remove(filepath.Join(root, "z-goes")))
+	}()
+	res, err := Push(context.Background(), root, []string{"a-big", "z-goes", "z-stays"}, d.target(), o)
+	<-done
+	if code := codeOf(t, err); code != 24 {
+		t.Fatalf("exit %d (%v), want 24\n%s", code, err, res.Stderr)
+	}
+	if res.Class != Partial {
+		t.Errorf("class %v, want partial", res.Class)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"a-big": Sent, "z-goes": Vanished, "z-stays": Sent})
+}
+
+func TestPush_BandwidthLimitSlowsTheTransfer(t *testing.T) {
+	d := startDaemon(t, 26)
+	root := t.TempDir()
+	write(t, root, "free", randomBytes(2<<20))
+	write(t, root, "capped", randomBytes(2<<20))
+	start := time.Now()
+	if res, err := Push(context.Background(), root, []string{"free"}, d.target(), fastOptions()); err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	free := time.Since(start)
+	o := fastOptions()
+	o.BandwidthLimit = 1 << 20
+	start = time.Now()
+	if res, err := Push(context.Background(), root, []string{"capped"}, d.target(), o); err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	capped := time.Since(start)
+	t.Logf("2 MiB: %v without a cap, %v at 1 MiB/s", free, capped)
+	if capped < time.Second || capped < 3*free {
+		t.Errorf("2 MiB at 1 MiB/s took %v (%v without a cap): the cap does not slow it", capped, free)
+	}
+}
+
+func TestPush_CompressSendsFewerBytes(t *testing.T) {
+	d := startDaemon(t, 27)
+	root := t.TempDir()
+	text := bytes.Repeat([]byte("jailsync keeps a data directory identical on several hosts.\n"), 1<<14)
+	write(t, root, "plain", text)
+	write(t, root, "packed", text)
+	res, err := Push(context.Background(), root, []string{"plain"}, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	o := fastOptions()
+	o.Compress = true
+	zres, err := Push(context.Background(), root, []string{"packed"}, d.target(), o)
+	if err != nil {
+		t.Fatalf("compressed push: %v\n%s", err, zres.Stderr)
+	}
+	checkSame(t, root, d.dir, []string{"plain", "packed"})
+	t.Logf("%d bytes: %d sent plain, %d compressed", len(text), res.BytesSent, zres.BytesSent)
+	if res.BytesSent < int64(len(text)) || zres.BytesSent*10 > res.BytesSent {
+		t.Errorf("sent %d bytes plain and %d compressed, want the compressed run ten times smaller", res.BytesSent, zres.BytesSent)
+	}
+}
+
+// TestPush_TempDirKeepsPartialFilesOutOfPlace: while a slow transfer runs,
+// the file is only in the temp dir, never under its name.
+func TestPush_TempDirKeepsPartialFilesOutOfPlace(t *testing.T) {
+	d := startDaemon(t, 28)
+	root := t.TempDir()
+	data := randomBytes(2 << 20)
+	write(t, root, "dir/slow", data)
+	tmp := d.path(".jailsync/tmp")
+	must(t, os.MkdirAll(tmp, 0o700))
+	o := fastOptions()
+	o.TempDir = ".jailsync/tmp"
+	o.BandwidthLimit = 1 << 20
+	type result struct {
+		res Result
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		res, err := Push(context.Background(), root, []string{"dir/slow"}, d.target(), o)
+		ch <- result{res, err}
+	}()
+	sawTemp := false
+	for {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("push: %v\n%s", r.err, r.res.Stderr)
+			}
+			if !sawTemp {
+				t.Error("the temp dir never held the arriving file")
+			}
+			checkSame(t, root, d.dir, []string{"dir/slow"})
+			if dirHasEntries(tmp) {
+				t.Error("the temp dir keeps a file after the run")
+			}
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		// The name first: once it exists, the temp dir must be empty
+		// (one file in the run).
+		_, err := os.Lstat(d.path("dir/slow"))
+		inTemp := dirHasEntries(tmp)
+		if err == nil && inTemp {
+			t.Fatal("the file is under its name while it still arrives")
+		}
+		sawTemp = sawTemp || inTemp
+	}
+}
+
+// randomBytes are incompressible.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{1})
+	_, _ = r.Read(b)
+	return b
+}
+
+func dirHasEntries(dir string) bool {
+	es, err := os.ReadDir(dir)
+	return err == nil && len(es) > 0
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("condition not met within %v", limit)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
