@@ -1,0 +1,144 @@
+// Package sender pushes one group's journaled changes to one peer: it takes
+// the oldest pending entries that are not already in flight, sorts them into
+// renames, sends and deletes by what is on disk now, runs them as batched
+// rsync runs (at least two at a time, so that a large file does not hold
+// back small ones), confirms each path from rsync's itemized output, and
+// removes from the journal only what was confirmed and not changed since.
+package sender
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+)
+
+// batch is the work of one run.
+type batch struct {
+	// renames are applied by the peer locally before the sends.
+	renames []journal.Entry
+	// sends are paths that exist here: their content and attributes go.
+	sends []journal.Entry
+	// deletes are paths gone here, only the top-most of a removed tree.
+	deletes []journal.Entry
+	// covered are entries below a deleted directory: confirmed with it.
+	covered []journal.Entry
+	// bytes is the size of what sends carry.
+	bytes int64
+}
+
+func (b *batch) entries() []journal.Entry {
+	return slices.Concat(b.renames, b.sends, b.deletes, b.covered)
+}
+
+func (b *batch) empty() bool {
+	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered) == 0
+}
+
+// plan sorts entries by what is on disk now (lstat beneath rootfd): a path
+// that exists is sent, one that does not is deleted, once, at its top-most
+// removed directory. A rename whose new name exists asks the peer to
+// rename first (then the send verifies it without moving content).
+func plan(rootfd int, entries []journal.Entry) batch {
+	var b batch
+	var gone []journal.Entry
+	for _, e := range entries {
+		var st unix.Stat_t
+		err := beneath.Lstat(rootfd, e.Path, &st)
+		switch {
+		case err == nil:
+			if e.Op.Has(change.Rename) && e.OldPath != "" {
+				b.renames = append(b.renames, e)
+			}
+			b.sends = append(b.sends, e)
+			if st.Mode&unix.S_IFMT == unix.S_IFREG {
+				b.bytes += st.Size
+			}
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+			gone = append(gone, e)
+		default:
+			// Outside the root or unreadable: never listed. It stays in
+			// the journal; the next scan or change decides again.
+			continue
+		}
+	}
+	b.deletes, b.covered = topMost(gone)
+	return b
+}
+
+// topMost splits removed paths into the top-most ones (to delete) and those
+// below another removed path in the same batch (deleted with it).
+func topMost(gone []journal.Entry) (top, covered []journal.Entry) {
+	slices.SortFunc(gone, func(a, b journal.Entry) int { return strings.Compare(a.Path, b.Path) })
+	for _, e := range gone {
+		if n := len(top); n > 0 && within(e.Path, top[n-1].Path) {
+			covered = append(covered, e)
+			continue
+		}
+		top = append(top, e)
+	}
+	return top, covered
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	return p == dir || (len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir))
+}
+
+// inflight is the set of paths in runs to one peer. A path overlaps an
+// in-flight one when it is the same, below it, or above it (a directory
+// operation covers its ancestors and descendants); each test costs the
+// path's depth.
+type inflight struct {
+	paths map[string]int // path -> runs holding it
+	below map[string]int // directory -> in-flight paths below it
+}
+
+func newInflight() *inflight {
+	return &inflight{paths: make(map[string]int), below: make(map[string]int)}
+}
+
+func (f *inflight) overlaps(p string) bool {
+	if f.paths[p] > 0 || f.below[p] > 0 {
+		return true
+	}
+	for d := parent(p); d != ""; d = parent(d) {
+		if f.paths[d] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *inflight) add(p string) {
+	f.paths[p]++
+	for d := parent(p); d != ""; d = parent(d) {
+		f.below[d]++
+	}
+}
+
+func (f *inflight) remove(p string) {
+	if f.paths[p]--; f.paths[p] <= 0 {
+		delete(f.paths, p)
+	}
+	for d := parent(p); d != ""; d = parent(d) {
+		if f.below[d]--; f.below[d] <= 0 {
+			delete(f.below, d)
+		}
+	}
+}
+
+func (f *inflight) len() int { return len(f.paths) }
+
+// parent returns the parent of a root-relative path, "" for a top-level one.
+func parent(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}

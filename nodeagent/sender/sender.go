@@ -1,0 +1,287 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
+)
+
+// Defaults of a Sender.
+const (
+	DefaultLanes       = 2
+	DefaultBatchFiles  = 2000
+	DefaultBatchBytes  = 256 << 20
+	DefaultBackoff     = 100 * time.Millisecond
+	DefaultBackoffCap  = 30 * time.Second
+	largeFileThreshold = 16 << 20
+)
+
+// Sender pushes one group's journal to one peer.
+type Sender struct {
+	// Group is the group's name (the peer's daemon module and endpoint group).
+	Group string
+	// Peer is the peer's node name; its journal entries are this sender's.
+	Peer string
+	// Root is the data root.
+	Root string
+	// Journal holds the pending entries.
+	Journal *journal.Journal
+	// Target is the peer's rsync daemon module.
+	Target rsync.Target
+	// Options tune the rsync runs.
+	Options rsync.Options
+	// Endpoint is the peer's agent-to-agent endpoint; Client calls it.
+	// Without a Client no run is announced and no rename is asked for.
+	Endpoint netip.AddrPort
+	Client   *peer.Client
+	// Lanes is how many runs may be in flight at once (at least 2).
+	Lanes int
+	// BatchFiles and BatchBytes bound one run.
+	BatchFiles int
+	BatchBytes int64
+	// Backoff is the first wait after a failed run, doubled up to BackoffCap.
+	Backoff, BackoffCap time.Duration
+	// Report receives the outcome of every run (status, metrics); may be nil.
+	Report func(Run)
+	// Log receives what the sender does.
+	Log logr.Logger
+
+	// Wake is signalled when entries were journaled; the engine owns it.
+	Wake chan struct{}
+
+	mu       sync.Mutex
+	inflight *inflight
+	runs     int
+}
+
+// Run is what one run did, for status and metrics.
+type Run struct {
+	Peer      string
+	Sent      []journal.Entry // confirmed on the peer
+	Failed    int
+	Code      int
+	Class     rsync.Class
+	Err       error
+	Bytes     int64
+	Duration  time.Duration
+	Remaining journal.PeerStats
+}
+
+// Start runs the sender until ctx ends.
+func (s *Sender) Start(ctx context.Context) error {
+	s.defaults()
+	rootfd, err := beneath.OpenRoot(s.Root)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rootfd)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	done := make(chan runDone, s.Lanes)
+	backoff := time.Duration(0)
+	var retry <-chan time.Time
+	for {
+		for s.runs < s.Lanes && retry == nil {
+			b, ok := s.next(rootfd)
+			if !ok {
+				break
+			}
+			s.runs++
+			wg.Go(func() { done <- runDone{b: b, r: s.run(ctx, rootfd, b)} })
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.Wake:
+		case <-retry:
+			retry = nil
+		case d := <-done:
+			s.finish(d.b)
+			if d.r.Err != nil && d.r.Class != rsync.OK {
+				backoff = min(max(backoff*2, s.Backoff), s.BackoffCap)
+				retry = time.After(backoff)
+				s.Log.Info("run to peer failed; backing off", "peer", s.Peer, "exit", d.r.Code, "class", d.r.Class, "wait", backoff, "error", d.r.Err)
+			} else {
+				backoff = 0
+			}
+			if s.Report != nil {
+				d.r.Remaining = s.Journal.Stats(s.Peer)
+				s.Report(d.r)
+			}
+		}
+	}
+}
+
+type runDone struct {
+	b batch
+	r Run
+}
+
+func (s *Sender) defaults() {
+	if s.Lanes < 2 {
+		s.Lanes = DefaultLanes
+	}
+	if s.BatchFiles <= 0 {
+		s.BatchFiles = DefaultBatchFiles
+	}
+	if s.BatchBytes <= 0 {
+		s.BatchBytes = DefaultBatchBytes
+	}
+	if s.Backoff <= 0 {
+		s.Backoff = DefaultBackoff
+	}
+	if s.BackoffCap <= 0 {
+		s.BackoffCap = DefaultBackoffCap
+	}
+	if s.Wake == nil {
+		s.Wake = make(chan struct{}, 1)
+	}
+	s.inflight = newInflight()
+}
+
+// next takes the oldest entries not in flight into a batch and marks them
+// in flight. A large file goes alone, so that it occupies one lane and the
+// other keeps moving small files.
+func (s *Sender) next(rootfd int) (batch, bool) {
+	entries, err := s.Journal.Next(s.Peer, s.BatchFiles, s.inflight.overlaps)
+	if err != nil {
+		s.Log.Error(err, "read journal", "peer", s.Peer)
+		return batch{}, false
+	}
+	if len(entries) == 0 {
+		return batch{}, false
+	}
+	var picked []journal.Entry
+	var bytes int64
+	for _, e := range entries {
+		if len(picked) > 0 && (bytes+e.Size > s.BatchBytes || e.Size >= largeFileThreshold) {
+			break
+		}
+		picked = append(picked, e)
+		bytes += e.Size
+		if e.Size >= largeFileThreshold {
+			break
+		}
+	}
+	b := plan(rootfd, picked)
+	for _, e := range b.entries() {
+		s.inflight.add(e.Path)
+	}
+	return b, !b.empty()
+}
+
+func (s *Sender) finish(b batch) {
+	s.runs--
+	for _, e := range b.entries() {
+		s.inflight.remove(e.Path)
+	}
+}
+
+// run performs one batch: announce, renames, sends, deletes, confirm.
+func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
+	start := time.Now()
+	r := Run{Peer: s.Peer}
+	runID := strconv.FormatInt(start.UnixNano(), 36)
+	paths := pathsOf(b.entries())
+	if s.Client != nil {
+		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
+			r.Err, r.Class = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry
+			return r
+		}
+	}
+	s.renames(ctx, &b)
+	var done []journal.Entry
+	if len(b.sends) > 0 {
+		res, err := rsync.Push(ctx, s.Root, pathsOf(b.sends), s.Target, s.Options)
+		done = append(done, confirmed(b.sends, res)...)
+		s.account(&r, res, err)
+	}
+	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
+		res, err := rsync.Delete(ctx, s.Root, pathsOf(b.deletes), s.Target, s.Options)
+		deleted := confirmed(b.deletes, res)
+		done = append(done, deleted...)
+		if len(deleted) == len(b.deletes) {
+			done = append(done, b.covered...)
+		}
+		s.account(&r, res, err)
+	}
+	if s.Client != nil {
+		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, pathsOf(done)); err != nil {
+			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
+		}
+	}
+	if err := s.Journal.Done(s.Peer, done); err != nil {
+		r.Err = err
+	}
+	r.Sent, r.Failed = done, len(b.entries())-len(done)
+	r.Duration = time.Since(start)
+	return r
+}
+
+// renames asks the peer to apply renames locally; a refused one stays a
+// plain send (its content goes) and its old name a delete.
+func (s *Sender) renames(ctx context.Context, b *batch) {
+	if len(b.renames) == 0 || s.Client == nil {
+		for _, e := range b.renames {
+			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+		}
+		return
+	}
+	req := make([]peer.Rename, len(b.renames))
+	for i, e := range b.renames {
+		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path), Size: e.Size}
+	}
+	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
+	for i, e := range b.renames {
+		if err != nil || !res[i].Applied {
+			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+		}
+	}
+}
+
+func (s *Sender) account(r *Run, res rsync.Result, err error) {
+	r.Bytes += res.BytesSent
+	if res.Class > r.Class {
+		r.Class, r.Code = res.Class, res.Code
+	}
+	if err != nil && r.Err == nil {
+		r.Err = err
+	}
+}
+
+// confirmed returns the entries whose path the run confirmed on the peer
+// (sent, updated, unchanged, deleted, or absent there).
+func confirmed(entries []journal.Entry, res rsync.Result) []journal.Entry {
+	ok := make(map[string]bool, len(res.Paths))
+	for _, p := range res.Paths {
+		if p.Outcome.Done() {
+			ok[p.Path] = true
+		}
+	}
+	var out []journal.Entry
+	for _, e := range entries {
+		if ok[e.Path] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func pathsOf(es []journal.Entry) []string {
+	ps := make([]string, len(es))
+	for i, e := range es {
+		ps[i] = e.Path
+	}
+	return ps
+}
