@@ -51,7 +51,10 @@ type Options struct {
 	// PartialDir keeps a partly received file for the next run
 	// (--partial-dir). rsync takes a relative name as one directory inside
 	// each destination directory; an absolute one (under a chrooted module,
-	// "/.jailsync/partial") is a single directory in the module.
+	// "/.jailsync/partial") is a single directory in the module, where
+	// partial files are named by their last component only: two files of
+	// one name in different directories share a slot (the second's basis
+	// is then wrong, and rsync's checksum makes it resend).
 	PartialDir string
 	// DelayUpdates puts all received files in place at the end of the run
 	// (--delay-updates): "a little closer to atomic", at the cost of a

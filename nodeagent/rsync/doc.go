@@ -53,6 +53,12 @@
 //   - Timeouts are always set (DefaultConnectTimeout, DefaultIOTimeout):
 //     a stopped daemon accepts TCP connections and would hang a client
 //     without them.
+//   - Times compare to the nanosecond (--modify-window=-1), which needs
+//     rsync 3.1.3 on the peer; a peer filesystem without nanoseconds would
+//     see every file as changed.
+//   - rsync reads option aliases from /etc/popt, /etc/popt.d and
+//     $HOME/.popt. The child runs with HOME=/nonexistent and without
+//     RSYNC_* variables; the system-wide files are not avoided.
 //   - rsync 3.1 or later is needed (CheckVersion); the output parsing
 //     expects rsync 3.1's 11-column itemize string.
 package rsync

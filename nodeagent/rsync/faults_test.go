@@ -140,7 +140,9 @@ func TestPush_VanishedDuringTheRun(t *testing.T) {
 		defer close(done)
 		// Once a-big is arriving, the file list has been built.
 		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
-		must(t, os.Remove(filepath.Join(root, "z-goes")))
+		if err := os.Remove(filepath.Join(root, "z-goes")); err != nil {
+			t.Error(err) // not Fatal: this is not the test's goroutine
+		}
 	}()
 	res, err := Push(context.Background(), root, []string{"a-big", "z-goes", "z-stays"}, d.target(), o)
 	<-done
@@ -271,5 +273,45 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPush_PartialDirKeepsAnInterruptedFile: a run stopped mid-file leaves
+// the partial file in the partial dir (an absolute one is inside the
+// chrooted module), not under its name; the next run completes it.
+func TestPush_PartialDirKeepsAnInterruptedFile(t *testing.T) {
+	d := startDaemon(t, 29)
+	root := t.TempDir()
+	write(t, root, "sub/big", randomBytes(2<<20))
+	must(t, os.MkdirAll(d.path(".jailsync/tmp"), 0o700))
+	must(t, os.MkdirAll(d.path(".jailsync/partial"), 0o700))
+	o := fastOptions()
+	o.TempDir, o.PartialDir = ".jailsync/tmp", "/.jailsync/partial"
+	o.BandwidthLimit = 512 << 10
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	res, err := Push(ctx, root, []string{"sub/big"}, d.target(), o)
+	<-stopped
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want cancelled\n%s", err, res.Stderr)
+	}
+	waitFor(t, 5*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/partial")) })
+	if _, err := os.Lstat(d.path("sub/big")); err == nil {
+		t.Error("the interrupted file is under its name")
+	}
+	o.BandwidthLimit = 0
+	res, err = Push(context.Background(), root, []string{"sub/big"}, d.target(), o)
+	if err != nil {
+		t.Fatalf("second push: %v\n%s", err, res.Stderr)
+	}
+	checkSame(t, root, d.dir, []string{"sub/big"})
+	if dirHasEntries(d.path(".jailsync/partial")) {
+		t.Error("the partial file stays after the run that completed it")
 	}
 }

@@ -307,3 +307,37 @@ func TestPush_IgnoresUserPoptAliases(t *testing.T) {
 		t.Errorf("link on the peer: %q %v: the alias in ~/.popt applied", got, err)
 	}
 }
+
+// TestPush_NamesCannotForgeItemLines: a name holding a newline and the
+// text of an itemized line prints as one escaped line, so it cannot make
+// a missing path look sent.
+func TestPush_NamesCannotForgeItemLines(t *testing.T) {
+	d := startDaemon(t, 7)
+	root := t.TempDir()
+	forger := "x\njailsync1 <f+++++++++ 1 1 victim\n"
+	write(t, root, forger, []byte("forger"))
+	res, err := Push(context.Background(), root, []string{forger, "victim"}, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	wantOutcomes(t, res, map[string]Outcome{forger: Sent, "victim": Vanished})
+}
+
+// TestPush_FileReplacesPeerDirectory: a directory that became a file here
+// replaces the peer's non-empty directory (--force), and the root itself
+// can be listed.
+func TestPush_FileReplacesPeerDirectory(t *testing.T) {
+	d := startDaemon(t, 8)
+	root := t.TempDir()
+	write(t, d.dir, "was-dir/inside/x", []byte("old"))
+	write(t, root, "was-dir", []byte("now a file"))
+	res, err := Push(context.Background(), root, []string{"was-dir", "."}, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"was-dir": Sent})
+	if o := res.Paths[1].Outcome; o != Updated && o != Unchanged {
+		t.Errorf(". : %v", o)
+	}
+	checkSame(t, root, d.dir, []string{"was-dir"})
+}

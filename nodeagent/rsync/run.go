@@ -151,7 +151,7 @@ func execute(ctx context.Context, root string, args []string, l listing, passwor
 	}
 	var exitErr *exec.ExitError
 	switch {
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && out.code != 0: // a run that finished stands
 		return out, fmt.Errorf("rsync run stopped: %w", ctx.Err())
 	case werr != nil && !errors.As(werr, &exitErr):
 		return out, fmt.Errorf("rsync run: %w", werr)
