@@ -240,6 +240,8 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 			return ctx.Err()
 		}
 	}
+	recheck := time.NewTicker(time.Second) // held paths whose announcement expired
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,6 +249,17 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 		case c := <-ready:
 			if err := pass(c); err != nil {
 				return err
+			}
+		case <-recheck.C:
+			if len(held) == 0 {
+				continue
+			}
+			again := held
+			held = nil
+			for _, c := range again {
+				if err := pass(c); err != nil {
+					return err
+				}
 			}
 		case <-released:
 			again := held

@@ -1,6 +1,9 @@
 package detect
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Incoming is the set of paths this agent's receiver is writing now. A peer
 // announces the paths of a run before it starts and confirms them after;
@@ -9,11 +12,27 @@ import "sync"
 // as echoes if they match). Without it, the events of a received file can
 // outrun the record of it, and the file would be sent back.
 //
+// A path announced by a sender that then died is released after TTL, so
+// that no local change is held forever.
+//
 // The zero value is empty and ready to use; it is safe for concurrent use.
 type Incoming struct {
+	// TTL bounds how long an announced path is held; DefaultIncomingTTL
+	// when 0.
+	TTL time.Duration
+
 	mu      sync.Mutex
-	paths   map[string]int
+	paths   map[string]incoming
 	changed chan struct{}
+}
+
+// DefaultIncomingTTL is how long an announced path is held at most: longer
+// than any run (rsync's I/O timeout bounds a stalled one).
+const DefaultIncomingTTL = 10 * time.Minute
+
+type incoming struct {
+	runs    int
+	expires time.Time
 }
 
 // Add marks paths as being received (counted: two runs may name one path).
@@ -21,10 +40,18 @@ func (in *Incoming) Add(paths ...string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.paths == nil {
-		in.paths = make(map[string]int)
+		in.paths = make(map[string]incoming)
 	}
+	ttl := in.TTL
+	if ttl <= 0 {
+		ttl = DefaultIncomingTTL
+	}
+	expires := time.Now().Add(ttl)
 	for _, p := range paths {
-		in.paths[p]++
+		e := in.paths[p]
+		e.runs++
+		e.expires = expires
+		in.paths[p] = e
 	}
 }
 
@@ -33,10 +60,11 @@ func (in *Incoming) Done(paths ...string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, p := range paths {
-		if in.paths[p] <= 1 {
+		if e := in.paths[p]; e.runs <= 1 {
 			delete(in.paths, p)
 		} else {
-			in.paths[p]--
+			e.runs--
+			in.paths[p] = e
 		}
 	}
 	if in.changed != nil {
@@ -45,11 +73,17 @@ func (in *Incoming) Done(paths ...string) {
 	}
 }
 
-// Has reports whether path is being received.
+// Has reports whether path is being received (announced, not yet done,
+// not expired).
 func (in *Incoming) Has(path string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.paths[path] > 0
+	e, ok := in.paths[path]
+	if ok && time.Now().After(e.expires) {
+		delete(in.paths, path)
+		return false
+	}
+	return ok
 }
 
 // Changed returns a channel closed at the next Done.
