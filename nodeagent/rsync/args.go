@@ -53,8 +53,9 @@ type Options struct {
 	// each destination directory; an absolute one (under a chrooted module,
 	// "/.jailsync/partial") is a single directory in the module, where
 	// partial files are named by their last component only: two files of
-	// one name in different directories share a slot (the second's basis
-	// is then wrong, and rsync's checksum makes it resend).
+	// one name in different directories share a slot (the second then
+	// starts from the wrong basis: its delta matches less, and rsync's
+	// whole-file checksum still verifies what arrives).
 	PartialDir string
 	// DelayUpdates puts all received files in place at the end of the run
 	// (--delay-updates): "a little closer to atomic", at the cost of a
