@@ -200,7 +200,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 			return r
 		}
 	}
-	s.renames(ctx, &b)
+	s.renames(ctx, rootfd, &b)
 	var done []journal.Entry
 	if len(b.sends) > 0 {
 		res, err := rsync.Push(ctx, s.Root, pathsOf(b.sends), s.Target, s.Options)
@@ -231,7 +231,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 
 // renames asks the peer to apply renames locally; a refused one stays a
 // plain send (its content goes) and its old name a delete.
-func (s *Sender) renames(ctx context.Context, b *batch) {
+func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	if len(b.renames) == 0 || s.Client == nil {
 		for _, e := range b.renames {
 			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
@@ -240,7 +240,12 @@ func (s *Sender) renames(ctx context.Context, b *batch) {
 	}
 	req := make([]peer.Rename, len(b.renames))
 	for i, e := range b.renames {
-		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path), Size: e.Size}
+		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path)}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, e.Path, &st) == nil {
+			req[i].Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+			req[i].Size, req[i].MtimeNs = st.Size, st.Mtim.Nano()
+		}
 	}
 	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
 	for i, e := range b.renames {

@@ -1,0 +1,160 @@
+// Package receiver is what a member does for a peer that pushes to it: it
+// holds its own events for the paths a run announces, records in the index
+// what arrived (so those events are recognised as echoes and never sent
+// on), and applies renames locally so that their content is not sent again.
+// It implements peer.Handler for one group.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/detect"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+)
+
+// Receiver serves one group's peers.
+type Receiver struct {
+	// RootFD is the data root, open.
+	RootFD int
+	// Index is the root's index.
+	Index *index.Index
+	// Held is shared with the group's detector (detect.Detector.Incoming).
+	Held *detect.Incoming
+	// Log receives what the receiver does.
+	Log logr.Logger
+}
+
+var _ peer.Handler = (*Receiver)(nil)
+
+// Incoming holds local events for the paths of a run.
+func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string) error {
+	r.Held.Add(paths...)
+	return nil
+}
+
+// Received records the lstat of every path the run confirmed, then
+// releases the run's paths.
+func (r *Receiver) Received(_ context.Context, from, run string, paths []string) error {
+	defer r.Held.Done(paths...)
+	err := r.Index.Update(func(tx *index.Tx) error {
+		for _, p := range paths {
+			if err := tx.Record(r.RootFD, p); err != nil && !errors.Is(err, beneath.ErrOutside) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record %d received paths from %s: %w", len(paths), from, err)
+	}
+	return nil
+}
+
+// Rename renames locally where this member's old file is the sender's:
+// same size (and, for a file, mtime when given) and a new name that is free.
+// Anything else is refused with the reason, and the sender sends the content.
+func (r *Receiver) Rename(_ context.Context, from string, renames []peer.Rename) []peer.RenameResult {
+	out := make([]peer.RenameResult, len(renames))
+	for i, rn := range renames {
+		if err := r.rename(string(rn.Old), string(rn.New), rn); err != nil {
+			out[i].Reason = err.Error()
+			continue
+		}
+		out[i].Applied = true
+	}
+	return out
+}
+
+func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
+	var st unix.Stat_t
+	if err := beneath.Lstat(r.RootFD, oldRel, &st); err != nil {
+		return fmt.Errorf("old name: %w", err)
+	}
+	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if isDir != rn.Dir {
+		return errors.New("old name is of another type here")
+	}
+	if !isDir && (st.Size != rn.Size || (rn.MtimeNs != 0 && st.Mtim.Nano() != rn.MtimeNs)) {
+		return errors.New("old file differs here")
+	}
+	var nst unix.Stat_t
+	if err := beneath.Lstat(r.RootFD, newRel, &nst); err == nil {
+		return errors.New("new name exists here")
+	}
+	oldDir, oldName := split(oldRel)
+	newDir, newName := split(newRel)
+	ofd, err := beneath.Open(r.RootFD, oldDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ofd)
+	nfd, err := beneath.Open(r.RootFD, newDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("new name's directory: %w", err)
+	}
+	defer unix.Close(nfd)
+	r.Held.Add(oldRel, newRel)
+	defer r.Held.Done(oldRel, newRel)
+	if err := unix.Renameat(ofd, oldName, nfd, newName); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
+	}
+	return r.Index.Update(func(tx *index.Tx) error {
+		if err := tx.Record(r.RootFD, oldRel); err != nil {
+			return err
+		}
+		if isDir {
+			return recordTree(tx, r.RootFD, newRel)
+		}
+		return tx.Record(r.RootFD, newRel)
+	})
+}
+
+// recordTree records a directory and everything below it (a renamed tree).
+func recordTree(tx *index.Tx, rootfd int, dir string) error {
+	if err := tx.Record(rootfd, dir); err != nil {
+		return err
+	}
+	fd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		p := index.Join(dir, n)
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, p, &st); err != nil {
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if err := recordTree(tx, rootfd, p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.Record(rootfd, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func split(rel string) (dir, name string) {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i], rel[i+1:]
+	}
+	return ".", rel
+}
