@@ -1,6 +1,5 @@
-// Command nodeagent is jailsync's per-host agent. Replication and
-// standalone mode arrive with their capability (docs/design.md); today it
-// decodes audit records and reports its version.
+// Command nodeagent is jailsync's per-host agent: standalone mode (run),
+// progress (status) and the audit record decoder (audit decode).
 package main
 
 import (
@@ -12,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/jailsync/jailsync/nodeagent/auditcmd"
+	"github.com/jailsync/jailsync/nodeagent/runcmd"
 )
 
 // version is set at link time with -X main.version=...
@@ -20,6 +20,8 @@ var version = "dev"
 const usage = `usage: nodeagent <command> [arguments]
 
 commands:
+  run            run one SyncGroup from a file (standalone mode)
+  status         print a running agent's per-peer progress
   audit decode   print BSM audit records from a trail, stdin or /dev/auditpipe
   version        print the agent's version, OS and architecture
 `
@@ -32,6 +34,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch os.Args[1] {
+	case "run":
+		os.Exit(runcmd.Run(ctx, os.Args[2:], os.Stderr))
+	case "status":
+		os.Exit(runcmd.Status(ctx, os.Args[2:], os.Stdout, os.Stderr))
 	case "audit":
 		os.Exit(auditcmd.Main(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	case "version":

@@ -116,6 +116,10 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 			return ctx.Err()
 		case c := <-raw:
 			switch {
+			case c.Path == "." && !c.Op.Has(change.Rescan):
+				// The root itself is not replicated: its mode and owner are
+				// each host's, and its mtime moves with every receive.
+				continue
 			case excluded(c.Path) && !c.Op.Has(change.Rescan):
 				continue
 			case c.Op.Has(change.Rescan), c.Op.Has(change.Subtree):

@@ -32,7 +32,7 @@ type rule struct {
 // Compile compiles rsync exclude patterns.
 func Compile(patterns []string) (*Matcher, error) {
 	m := &Matcher{}
-	for _, p := range append([]string{"/" + reserved + "/"}, patterns...) {
+	for _, p := range append([]string{"/" + reserved}, patterns...) {
 		r, err := compile(p)
 		if err != nil {
 			return nil, fmt.Errorf("exclude pattern %q: %w", p, err)

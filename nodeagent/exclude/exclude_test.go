@@ -85,6 +85,7 @@ func TestMatcher_AlwaysExcludesReservedDir(t *testing.T) {
 		want  bool
 	}{
 		{".jailsync", true, true},
+		{".jailsync", false, true}, // whatever type a source says it is
 		{".jailsync/tmp/x", false, true},
 		{"sub/.jailsync", true, false},
 		{"file", false, false},

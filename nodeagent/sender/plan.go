@@ -48,6 +48,13 @@ func plan(rootfd int, entries []journal.Entry) batch {
 	var b batch
 	var gone []journal.Entry
 	for _, e := range entries {
+		if e.Path == "." {
+			// Never listed: rsync's --dirs copies the contents of a listed
+			// "." (the reserved directory among them). The root's own
+			// attributes are each host's.
+			b.covered = append(b.covered, e)
+			continue
+		}
 		var st unix.Stat_t
 		err := beneath.Lstat(rootfd, e.Path, &st)
 		switch {
@@ -67,7 +74,9 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			continue
 		}
 	}
-	b.deletes, b.covered = topMost(gone)
+	var covered []journal.Entry
+	b.deletes, covered = topMost(gone)
+	b.covered = append(b.covered, covered...)
 	return b
 }
 

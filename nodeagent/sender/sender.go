@@ -59,6 +59,11 @@ type Sender struct {
 
 	// Wake is signalled when entries were journaled; the engine owns it.
 	Wake chan struct{}
+	// RunContext, when set, is the context of the runs themselves: Start
+	// stops taking work when its own context ends, and waits for the runs
+	// in flight, which end with RunContext (the agent gives them a few
+	// seconds to drain on SIGTERM).
+	RunContext context.Context
 
 	mu       sync.Mutex
 	inflight *inflight
@@ -67,9 +72,12 @@ type Sender struct {
 
 // Run is what one run did, for status and metrics.
 type Run struct {
-	Peer      string
-	Sent      []journal.Entry // confirmed on the peer
-	Failed    int
+	Peer   string
+	Sent   []journal.Entry // confirmed on the peer
+	Failed int
+	// Problems names up to 10 paths the run did not confirm, with why, and
+	// the end of rsync's standard error when it failed.
+	Problems  []string
 	Code      int
 	Class     rsync.Class
 	Err       error
@@ -98,7 +106,11 @@ func (s *Sender) Start(ctx context.Context) error {
 				break
 			}
 			s.runs++
-			wg.Go(func() { done <- runDone{b: b, r: s.run(ctx, rootfd, b)} })
+			runCtx := ctx
+			if s.RunContext != nil {
+				runCtx = s.RunContext
+			}
+			wg.Go(func() { done <- runDone{b: b, r: s.run(runCtx, rootfd, b)} })
 		}
 		select {
 		case <-ctx.Done():
@@ -111,7 +123,8 @@ func (s *Sender) Start(ctx context.Context) error {
 			if d.r.Err != nil && d.r.Class != rsync.OK {
 				backoff = min(max(backoff*2, s.Backoff), s.BackoffCap)
 				retry = time.After(backoff)
-				s.Log.Info("run to peer failed; backing off", "peer", s.Peer, "exit", d.r.Code, "class", d.r.Class, "wait", backoff, "error", d.r.Err)
+				s.Log.Info("run to peer failed; backing off", "exit", d.r.Code, "class", d.r.Class.String(), "wait", backoff.String(),
+					"error", d.r.Err, "paths", d.r.Problems)
 			} else {
 				backoff = 0
 			}
@@ -257,11 +270,19 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 
 func (s *Sender) account(r *Run, res rsync.Result, err error) {
 	r.Bytes += res.BytesSent
+	for _, p := range res.Paths {
+		if !p.Outcome.Done() && len(r.Problems) < 10 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%q: %s %s", p.Path, p.Outcome, p.Reason))
+		}
+	}
 	if res.Class > r.Class {
 		r.Class, r.Code = res.Class, res.Code
 	}
 	if err != nil && r.Err == nil {
 		r.Err = err
+		if res.Stderr != "" {
+			r.Problems = append(r.Problems, "stderr: "+res.Stderr)
+		}
 	}
 }
 

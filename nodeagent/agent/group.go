@@ -1,0 +1,379 @@
+// Package agent runs one SyncGroup on this node: the managed rsync daemon,
+// the agent-to-agent endpoint, change detection, the journal and one sender
+// per peer, wired together.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/detect"
+	"github.com/jailsync/jailsync/nodeagent/exclude"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/receiver"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
+	"github.com/jailsync/jailsync/nodeagent/rsyncd"
+	"github.com/jailsync/jailsync/nodeagent/sender"
+	"github.com/jailsync/jailsync/nodeagent/source"
+)
+
+// Config is what one group's agent needs.
+type Config struct {
+	// Node is this member's node name.
+	Node string
+	// Group is the validated SyncGroup (standalone: from the file).
+	Group *syncv1.SyncGroup
+	// Password is the transport Secret's rsync-password; empty only with
+	// Insecure.
+	Password string
+	Insecure bool
+	// Root overrides spec.path (several agents on one host, in tests).
+	Root string
+	// StateDir holds the index and journal, the daemon's files, the status
+	// socket. Never inside the data root.
+	StateDir string
+	// ScanInterval is the scan period where no change source exists.
+	ScanInterval time.Duration
+	// Log receives everything.
+	Log logr.Logger
+}
+
+// member is one member's resolved addresses.
+type member struct {
+	node     string
+	daemon   netip.AddrPort
+	endpoint netip.AddrPort
+}
+
+// resolve finds this node and its peers among the members.
+func resolve(cfg Config) (self member, peers []member, err error) {
+	found := false
+	for _, m := range cfg.Group.Spec.Members {
+		ap, err := netip.ParseAddrPort(m.Address)
+		if err != nil {
+			return self, nil, fmt.Errorf("member %s: address %q: %w", m.Node, m.Address, err)
+		}
+		mm := member{node: m.Node, daemon: ap, endpoint: netip.AddrPortFrom(ap.Addr(), ap.Port()+1)}
+		if m.Node == cfg.Node {
+			self, found = mm, true
+			continue
+		}
+		peers = append(peers, mm)
+	}
+	if !found {
+		return self, nil, fmt.Errorf("--node %s is not a member of SyncGroup %s: use one of its members' names", cfg.Node, cfg.Group.Name)
+	}
+	return self, peers, nil
+}
+
+// dataRoot returns the group's data root on this host, symlinks resolved.
+func dataRoot(cfg Config) (string, error) {
+	root := cfg.Group.Spec.Path
+	switch {
+	case cfg.Root != "" && cfg.Group.Spec.Jail != "":
+		return "", errors.New("--root cannot be combined with a SyncGroup that names a jail")
+	case cfg.Root != "":
+		root = cfg.Root
+	case cfg.Group.Spec.Jail != "":
+		return jailRoot(cfg)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("data root %s: %w", root, err)
+	}
+	return real, nil
+}
+
+// checkStateDir refuses a state directory inside the data root (the scanner
+// would replicate the agent's own files).
+func checkStateDir(stateDir, root string) (string, error) {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", err
+	}
+	if real == root || strings.HasPrefix(real, root+"/") {
+		return "", fmt.Errorf("state directory %s is inside the data root %s: put it elsewhere (default /var/db/jailsync/<group>)", stateDir, root)
+	}
+	return real, nil
+}
+
+// Run runs the group until ctx ends. SIGTERM (ctx) lets in-flight runs
+// finish for up to drainTimeout; the journal is intact either way.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Password == "" && !cfg.Insecure {
+		return errors.New("the SyncGroup has no transport password (transport.secretRef and its Secret): refusing to run without one; pass --insecure to run unauthenticated on a trusted network")
+	}
+	self, peers, err := resolve(cfg)
+	if err != nil {
+		return err
+	}
+	root, err := dataRoot(cfg)
+	if err != nil {
+		return err
+	}
+	stateDir, err := checkStateDir(cfg.StateDir, root)
+	if err != nil {
+		return err
+	}
+	g := &group{cfg: cfg, self: self, peers: peers, root: root, stateDir: stateDir, log: cfg.Log.WithValues("group", cfg.Group.Name)}
+	return g.run(ctx)
+}
+
+// drainTimeout bounds how long in-flight runs may finish after SIGTERM.
+const drainTimeout = 8 * time.Second
+
+type group struct {
+	cfg      Config
+	self     member
+	peers    []member
+	root     string
+	stateDir string
+	log      logr.Logger
+
+	idx      *index.Index
+	journal  *journal.Journal
+	rootfd   int
+	incoming *detect.Incoming
+	senders  []*sender.Sender
+	status   *Status
+}
+
+func (g *group) run(ctx context.Context) error {
+	var err error
+	if g.idx, err = index.Open(filepath.Join(g.stateDir, "index.db")); err != nil {
+		return err
+	}
+	defer g.idx.Close()
+	if err := g.idx.CheckRoot(g.root); err != nil {
+		return err
+	}
+	if g.rootfd, err = beneath.OpenRoot(g.root); err != nil {
+		return err
+	}
+	defer unix.Close(g.rootfd)
+	if err := g.prepareReserved(); err != nil {
+		return err
+	}
+	names := make([]string, len(g.peers))
+	for i, p := range g.peers {
+		names[i] = p.node
+	}
+	if g.journal, err = journal.Open(g.idx, names); err != nil {
+		return err
+	}
+	g.incoming = &detect.Incoming{}
+	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
+
+	// Runs get their own context: on shutdown they may finish for a while.
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	stopRuns := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, cancelRuns) })
+	defer stopRuns()
+
+	eg, ctx := errgroup.WithContext(ctx)
+	daemon, err := g.daemon()
+	if err != nil {
+		return err
+	}
+	eg.Go(func() error { return daemon.Run(ctx) })
+	if err := g.serveEndpoint(ctx, eg); err != nil {
+		return err
+	}
+	if err := g.serveStatus(ctx, eg); err != nil {
+		return err
+	}
+	changes := make(chan change.Change, 4096)
+	det, err := g.detector()
+	if err != nil {
+		return err
+	}
+	eg.Go(func() error { return det.Run(ctx, changes) })
+	wakes := g.startSenders(ctx, runCtx, eg)
+	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
+	g.log.Info("group running", "node", g.cfg.Node, "root", g.root, "daemon", g.self.daemon, "peers", len(g.peers))
+	err = eg.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// prepareReserved makes the reserved directory where the daemon puts
+// temp and partial files, and empties what a killed receiver left there.
+func (g *group) prepareReserved() error {
+	for _, d := range []string{rsyncd.TempDir, rsyncd.PartialDir} {
+		p := filepath.Join(g.root, d)
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("clean %s: %w", p, err)
+		}
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("make %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (g *group) daemon() (*rsyncd.Daemon, error) {
+	allow := make([]netip.Addr, len(g.peers))
+	for i, p := range g.peers {
+		allow[i] = p.daemon.Addr()
+	}
+	cfg := rsyncd.Config{
+		Address:  g.self.daemon,
+		StateDir: filepath.Join(g.stateDir, "rsyncd"),
+		Modules:  []rsyncd.Module{{Name: g.cfg.Group.Name, Path: g.root, HostsAllow: allow}},
+		Password: g.cfg.Password,
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &rsyncd.Daemon{Config: cfg, Log: g.log.WithName("rsyncd")}, nil
+}
+
+func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group) error {
+	members := make(map[string]netip.Addr, len(g.peers))
+	for _, p := range g.peers {
+		members[p.node] = p.daemon.Addr()
+	}
+	srv := &peer.Server{}
+	srv.SetGroup(g.cfg.Group.Name, &peer.Group{Key: []byte(g.cfg.Password), Members: members,
+		Handler: &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Log: g.log.WithName("receiver")}})
+	ln, err := net.Listen("tcp", g.self.endpoint.String())
+	if err != nil {
+		return fmt.Errorf("agent-to-agent endpoint: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	eg.Go(func() error {
+		<-ctx.Done()
+		return hs.Close()
+	})
+	eg.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
+
+func (g *group) detector() (*detect.Detector, error) {
+	patterns := make([]string, len(g.cfg.Group.Spec.Exclude))
+	for i, p := range g.cfg.Group.Spec.Exclude {
+		patterns[i] = string(p)
+	}
+	m, err := exclude.Compile(patterns)
+	if err != nil {
+		return nil, err
+	}
+	opts := source.Options{Root: g.root, Exclude: func(rel string) bool { return m.Match(rel, false) }}
+	src, kind := newSource(opts, g.settle(), g.log)
+	g.status.setSource(kind)
+	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
+		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect")}
+	if ri := g.cfg.Group.Spec.ResyncInterval; ri != nil {
+		d.ResyncInterval = ri.Duration
+	}
+	return d, nil
+}
+
+func (g *group) settle() time.Duration {
+	if s := g.cfg.Group.Spec.Settle; s != nil {
+		return s.Duration
+	}
+	return 250 * time.Millisecond
+}
+
+// startSenders starts one sender per peer and returns their wake channels.
+func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []chan struct{} {
+	spec := g.cfg.Group.Spec
+	opts := rsync.Options{Compress: spec.Transport.Compress, TempDir: rsyncd.TempDir, PartialDir: "/" + rsyncd.PartialDir}
+	if bl := spec.Transport.BandwidthLimit; bl != nil {
+		opts.BandwidthLimit = bl.Value()
+	}
+	client := peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 30*time.Second)
+	var wakes []chan struct{}
+	for _, p := range g.peers {
+		s := &sender.Sender{
+			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
+			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: rsyncd.DefaultUser, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
+			Options: opts, Endpoint: p.endpoint, Client: client,
+			Report: g.status.report, Log: g.log.WithName("sender").WithValues("peer", p.node),
+			Wake: make(chan struct{}, 1), RunContext: runCtx,
+		}
+		wakes = append(wakes, s.Wake)
+		g.senders = append(g.senders, s)
+		eg.Go(func() error {
+			if spec.Suspend {
+				<-ctx.Done()
+				return nil
+			}
+			return s.Start(ctx)
+		})
+	}
+	return wakes
+}
+
+// journalChanges journals ready changes in batches (what arrives within a
+// millisecond of the first, up to 10,000) and wakes the senders.
+func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wakes []chan struct{}) error {
+	names := make([]string, len(g.peers))
+	for i, p := range g.peers {
+		names[i] = p.node
+	}
+	batch := make([]change.Change, 0, 1024)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case c := <-in:
+			batch = append(batch[:0], c)
+		more:
+			for len(batch) < 10_000 {
+				select {
+				case c := <-in:
+					batch = append(batch, c)
+				default:
+					break more
+				}
+			}
+			if err := g.journal.Record(g.rootfd, names, batch); err != nil {
+				return fmt.Errorf("journal: %w", err)
+			}
+			g.status.changed(len(batch))
+			for _, w := range wakes {
+				select {
+				case w <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/sender"
+)
+
+// StatusSocket is the name of the agent's status socket in its state
+// directory (`nodeagent status --state-dir DIR` reads it).
+const StatusSocket = "agent.sock"
+
+// Report is what the status socket serves: the group's peers entries with
+// the CRD's field names, as this agent sees them.
+type Report struct {
+	Group       string              `json:"group"`
+	Node        string              `json:"node"`
+	AuditSource syncv1.AuditSource  `json:"auditSource"`
+	Peers       []syncv1.PeerStatus `json:"peers"`
+	Changes     int64               `json:"changesJournaled"`
+	Time        metav1.Time         `json:"time"`
+}
+
+// Status tracks per-peer progress of one group.
+type Status struct {
+	group, node string
+	journal     *journal.Journal
+
+	mu      sync.Mutex
+	source  syncv1.AuditSource
+	peers   map[string]*syncv1.PeerStatus
+	order   []string
+	changes int64
+}
+
+func newStatus(group, node string, peers []string, j *journal.Journal) *Status {
+	s := &Status{group: group, node: node, journal: j, peers: make(map[string]*syncv1.PeerStatus), order: peers}
+	for _, p := range peers {
+		s.peers[p] = &syncv1.PeerStatus{Source: node, Target: p}
+	}
+	return s
+}
+
+func (s *Status) setSource(k syncv1.AuditSource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source = k
+}
+
+func (s *Status) changed(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.changes += int64(n)
+}
+
+// report records a finished run (sender.Sender.Report).
+func (s *Status) report(r sender.Run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.peers[r.Peer]
+	if p == nil {
+		return
+	}
+	p.FilesSynced += int64(len(r.Sent))
+	for _, e := range r.Sent {
+		p.BytesSynced += e.Size
+	}
+	if r.Err != nil {
+		p.LastError = r.Err.Error()
+		if len(p.LastError) > 1024 {
+			p.LastError = p.LastError[:1024]
+		}
+	} else {
+		p.LastError = ""
+		if r.Remaining.Files == 0 {
+			now := metav1.Now()
+			p.LastSyncTime = &now
+		}
+	}
+}
+
+// Snapshot returns the current report, pending counts and lag read from
+// the journal.
+func (s *Status) Snapshot() Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := Report{Group: s.group, Node: s.node, AuditSource: s.source, Changes: s.changes, Time: metav1.Now()}
+	for _, name := range s.order {
+		p := *s.peers[name]
+		st := s.journal.Stats(name)
+		p.PendingFiles, p.PendingBytes = st.Files, st.Bytes
+		p.LagMilliseconds = 0
+		if oldest, ok := s.journal.Oldest(name); ok {
+			p.LagMilliseconds = time.Since(oldest).Milliseconds()
+		}
+		r.Peers = append(r.Peers, p)
+	}
+	return r
+}
+
+// serveStatus serves the report as JSON on the state directory's unix
+// socket (mode 0600: the report names files).
+func (g *group) serveStatus(ctx context.Context, eg *errgroup.Group) error {
+	path := filepath.Join(g.stateDir, StatusSocket)
+	_ = os.Remove(path) // a stale socket from a killed agent
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(g.status.Snapshot())
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	eg.Go(func() error {
+		<-ctx.Done()
+		return hs.Close()
+	})
+	eg.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}

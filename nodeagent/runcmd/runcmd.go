@@ -1,0 +1,148 @@
+// Package runcmd is `nodeagent run` (standalone mode: one SyncGroup from a
+// file, no API server) and `nodeagent status` (per-peer progress of a
+// running agent, from its status socket).
+package runcmd
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/jailsync/jailsync/nodeagent/agent"
+	"github.com/jailsync/jailsync/nodeagent/scan"
+	"github.com/jailsync/jailsync/nodeagent/standalone"
+)
+
+const runUsage = `usage: nodeagent run --config group.yaml --node NAME [--root DIR] [--state-dir DIR] [--insecure]
+
+Runs one SyncGroup without Kubernetes: the file holds the SyncGroup manifest
+and, as a second YAML document, the Secret its transport.secretRef names.
+`
+
+// Run is `nodeagent run ARGS` and returns the exit code.
+func Run(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nodeagent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
+	config := fs.String("config", "", "SyncGroup manifest (and its transport Secret)")
+	node := fs.String("node", "", "this member's node name in the SyncGroup")
+	root := fs.String("root", "", "this node's data root instead of spec.path (several agents on one host)")
+	stateDir := fs.String("state-dir", "", "index, journal, daemon files and sockets (default /var/db/jailsync/<group>)")
+	insecure := fs.Bool("insecure", false, "run without a transport password (trusted networks only)")
+	scanInterval := fs.Duration("scan-interval", scan.DefaultInterval, "scan period where no change source exists")
+	verbose := fs.Bool("v", false, "log debug messages")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *config == "" || *node == "" {
+		fmt.Fprintln(stderr, "nodeagent run: --config and --node are required")
+		fs.Usage()
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := logr.FromSlogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	m, err := load(ctx, *config)
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeagent run: %v\n", err)
+		return 1
+	}
+	dir := *stateDir
+	if dir == "" {
+		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
+	}
+	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
+		Root: *root, StateDir: dir, ScanInterval: *scanInterval, Log: log})
+	if err != nil {
+		log.Error(err, "agent stopped")
+		return 1
+	}
+	return 0
+}
+
+func load(ctx context.Context, path string) (*standalone.Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	v, err := standalone.NewValidator()
+	if err != nil {
+		return nil, err
+	}
+	return v.Load(ctx, f)
+}
+
+// Status is `nodeagent status ARGS` and returns the exit code.
+func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("nodeagent status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stateDir := fs.String("state-dir", "", "the agent's state directory")
+	output := fs.String("o", "table", "output: table or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *stateDir == "" || (*output != "table" && *output != "json") {
+		fmt.Fprintln(stderr, "usage: nodeagent status --state-dir DIR [-o table|json]")
+		return 2
+	}
+	r, err := fetch(ctx, filepath.Join(*stateDir, agent.StatusSocket))
+	if err != nil {
+		fmt.Fprintf(stderr, "nodeagent status: %v (is the agent running with --state-dir %s?)\n", err, *stateDir)
+		return 1
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "GROUP %s\tNODE %s\tSOURCE %s\n", r.Group, r.Node, r.AuditSource)
+	fmt.Fprintln(tw, "TARGET\tPENDING FILES\tPENDING BYTES\tLAG\tLAST SYNC\tFILES SYNCED\tLAST ERROR")
+	for _, p := range r.Peers {
+		last := "never"
+		if p.LastSyncTime != nil {
+			last = time.Since(p.LastSyncTime.Time).Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", p.Target, p.PendingFiles, p.PendingBytes,
+			(time.Duration(p.LagMilliseconds) * time.Millisecond).String(), last, p.FilesSynced, p.LastError)
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+func fetch(ctx context.Context, socket string) (*agent.Report, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}, Timeout: 5 * time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	var r agent.Report
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
