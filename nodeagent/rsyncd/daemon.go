@@ -113,7 +113,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		maxDelay = DefaultMaxRestartDelay
 	}
 	var delay time.Duration // before the last restart; 0: none yet
-	for {
+	for ctx.Err() == nil {
 		if err := d.stopStale(ctx, log); err != nil {
 			log.Error(err, "stale rsync daemon")
 		}
@@ -131,6 +131,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-d.clock().After(delay):
 		}
 	}
+	return nil
 }
 
 // nextDelay is the backoff before a restart: min for the first restart and

@@ -53,21 +53,30 @@ func Probe(ctx context.Context, addr netip.AddrPort) error {
 	return nil
 }
 
-// Ready waits until the daemon serves on Config.Address, by Probe: the
-// TCP connection is accepted and the daemon's greeting arrives, which a
-// stopped or hung daemon does not send. It returns an error when ctx ends
-// first.
+// Ready waits until the daemon that Run started serves on Config.Address:
+// it runs (PID is not 0, so a stale daemon that Run is about to stop does
+// not count), and Probe succeeds: the TCP connection is accepted and the
+// daemon's greeting arrives, which a stopped or hung daemon does not send.
+// It returns an error when ctx ends first, wrapping the last probe's
+// error; a missing greeting is reported over later failures to connect.
 func (d *Daemon) Ready(ctx context.Context) error {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
+	var last error
 	for {
-		err := Probe(ctx, d.Config.Address)
+		err := errors.New("not started")
+		if d.PID() != 0 {
+			err = Probe(ctx, d.Config.Address)
+		}
 		if err == nil {
 			return nil
 		}
+		if last == nil || !errors.Is(last, ErrNoGreeting) {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rsync daemon at %s not ready: %w (last probe: %w)", d.Config.Address, ctx.Err(), err)
+			return fmt.Errorf("rsync daemon at %s not ready: %w (last probe: %w)", d.Config.Address, ctx.Err(), last)
 		case <-tick.C:
 		}
 	}

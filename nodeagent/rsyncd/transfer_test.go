@@ -1,0 +1,330 @@
+package rsyncd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestDaemon_Run_replicatesAttributes pushes files, a directory and a
+// symlink with foreign owners, modes and times and checks that all arrive.
+func TestDaemon_Run_replicatesAttributes(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 1
+	d := &Daemon{Config: testConfig(t, n)}
+	startDaemon(t, d)
+
+	src := t.TempDir()
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	type want struct {
+		uid, gid int
+		mode     uint32
+		link     string
+	}
+	wants := map[string]want{
+		"f":   {uid: 1234, gid: 5678, mode: unix.S_IFREG | 0o640},
+		"d":   {uid: 42, gid: 43, mode: unix.S_IFDIR | 0o750},
+		"d/g": {uid: 0, gid: 0, mode: unix.S_IFREG | 0o4755},
+		"l":   {uid: 77, gid: 88, mode: unix.S_IFLNK | 0o777, link: "f"},
+	}
+	writeFile(t, filepath.Join(src, "f"), "content of f")
+	writeFile(t, filepath.Join(src, "d", "g"), "content of g")
+	if err := os.Symlink("f", filepath.Join(src, "l")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"d/g", "f", "d", "l"} {
+		w, p := wants[name], filepath.Join(src, name)
+		if err := os.Lchown(p, w.uid, w.gid); err != nil {
+			t.Fatal(err)
+		}
+		if w.link == "" {
+			if err := unix.Chmod(p, w.mode&0o7777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if code, out := push(t, n, "data", src); code != 0 {
+		t.Fatalf("push: exit %d: %s", code, out)
+	}
+	root := d.Config.Modules[0].Path
+	for name, w := range wants {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if int(st.Uid) != w.uid || int(st.Gid) != w.gid || st.Mode != w.mode {
+			t.Errorf("%s: uid %d gid %d mode %o, want %d %d %o", name, st.Uid, st.Gid, st.Mode, w.uid, w.gid, w.mode)
+		}
+		if got := time.Unix(st.Mtim.Unix()); !got.Equal(mtime) {
+			t.Errorf("%s: mtime %s, want %s", name, got, mtime)
+		}
+		if w.link != "" {
+			if target, _ := os.Readlink(filepath.Join(root, name)); target != w.link {
+				t.Errorf("%s: target %q, want %q", name, target, w.link)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "f")); string(b) != "content of f" {
+		t.Errorf("f: content %q", b)
+	}
+}
+
+// TestDaemon_Run_symlinksVerbatim checks that links arrive as links with
+// their targets unchanged (no munging), and that a symlinked directory in
+// the module that points outside is never written through.
+func TestDaemon_Run_symlinksVerbatim(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 2
+	d := &Daemon{Config: testConfig(t, n)}
+	startDaemon(t, d)
+	root := d.Config.Modules[0].Path
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "evil")); err != nil {
+		t.Fatal(err)
+	}
+
+	src := t.TempDir()
+	links := map[string]string{"passwd": "/etc/passwd", "up": "../../outside", "dangling": "no/such/file"}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(src, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(src, "evil", "secret"), "must not leave the module")
+	dest := fmt.Sprintf("%s@%s::data/", DefaultUser, daemonAddr(n).Addr())
+	from, port := peerAddr(n).String(), daemonAddr(n).Port()
+
+	// Through the link: the destination path resolves inside the chroot,
+	// where the link's target does not exist.
+	if code, _ := client(t, from, port, testPassword, "-a", filepath.Join(src, "evil", "secret"), dest+"evil/secret"); code == 0 {
+		t.Errorf("push to evil/secret through a symlink: exit 0")
+	}
+	if code, _ := client(t, from, port, testPassword, "-a", "--temp-dir="+TempDir, filepath.Join(src, "evil", "secret"), dest+"evil/"); code == 0 {
+		t.Errorf("push into evil/ through a symlink: exit 0")
+	}
+	// The whole tree: the directory replaces the link in the module.
+	if code, out := push(t, n, "data", src); code != 0 {
+		t.Fatalf("push: exit %d: %s", code, out)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("outside the module: %v written", entries)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "evil")); err != nil || !fi.IsDir() {
+		t.Errorf("evil: %v, %v; want the pushed directory", fi, err)
+	}
+	for name, target := range links {
+		got, err := os.Readlink(filepath.Join(root, name))
+		if err != nil || got != target {
+			t.Errorf("%s: %q, %v; want a link to %q", name, got, err, target)
+		}
+	}
+}
+
+// TestDaemon_Run_authentication checks the password rules: the daemon's
+// secrets line takes ':' and spaces, Config.Password's trailing newline is
+// trimmed, and a wrong password (or RSYNC_PASSWORD with the newline) is
+// refused with exit 5 before anything is written.
+func TestDaemon_Run_authentication(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 3
+	d := &Daemon{Config: testConfig(t, n)}
+	startDaemon(t, d)
+	root := d.Config.Modules[0].Path
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), "x")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(testPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		password string
+		args     []string
+		wantCode int
+	}{
+		{name: "wrong password", password: "wrong", wantCode: 5},
+		{name: "empty password", password: "", wantCode: 5},
+		{name: "RSYNC_PASSWORD with trailing newline", password: testPassword + "\n", wantCode: 5},
+		{name: "password file with trailing newline", args: []string{"--password-file=" + pwFile}, wantCode: 0},
+		{name: "right password", password: testPassword, wantCode: 0},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := fmt.Sprintf("%s@%s::data/%d/", DefaultUser, daemonAddr(n).Addr(), i)
+			args := append(append([]string{"-a"}, tc.args...), src+"/", dest)
+			code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), tc.password, args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d: %s", code, tc.wantCode, out)
+			}
+			if written := exists(filepath.Join(root, fmt.Sprint(i), "f")); written != (tc.wantCode == 0) {
+				t.Errorf("written %v, want %v", written, tc.wantCode == 0)
+			}
+		})
+	}
+}
+
+// TestDaemon_Run_hostsAllow checks that only the members' addresses get
+// in: a client bound to another address, or to none (on loopback it then
+// connects from 127.0.0.1), is refused with exit 5, and a module without
+// allowed hosts refuses everyone.
+func TestDaemon_Run_hostsAllow(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 4
+	cfg := testConfig(t, n)
+	closed := testModule(t, "closed", n)
+	closed.HostsAllow = nil
+	cfg.Modules = append(cfg.Modules, closed)
+	d := &Daemon{Config: cfg}
+	startDaemon(t, d)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), "x")
+	tests := []struct {
+		name     string
+		from     string
+		module   string
+		wantCode int
+	}{
+		{name: "member address", from: peerAddr(n).String(), module: "data", wantCode: 0},
+		{name: "other address", from: deniedClient, module: "data", wantCode: 5},
+		{name: "loopback default source", from: "", module: "data", wantCode: 5},
+		{name: "module without allowed hosts", from: peerAddr(n).String(), module: "closed", wantCode: 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := fmt.Sprintf("%s@%s::%s/", DefaultUser, daemonAddr(n).Addr(), tc.module)
+			args := []string{fmt.Sprintf("--port=%d", daemonAddr(n).Port()), "--contimeout=5", "--timeout=10", "-a", src + "/", dest}
+			if tc.from != "" {
+				args = append([]string{"--address=" + tc.from}, args...)
+			}
+			code, out := rawClient(t, testPassword, args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d: %s", code, tc.wantCode, out)
+			}
+		})
+	}
+	if exists(filepath.Join(closed.Path, "f")) {
+		t.Errorf("closed module written")
+	}
+}
+
+// TestDaemon_Run_noAuth checks that a client without credentials can
+// neither list the modules nor read one.
+func TestDaemon_Run_noAuth(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 5
+	d := &Daemon{Config: testConfig(t, n)}
+	startDaemon(t, d)
+	writeFile(t, filepath.Join(d.Config.Modules[0].Path, "secret"), "x")
+	from, port := peerAddr(n).String(), daemonAddr(n).Port()
+	url := fmt.Sprintf("rsync://%s:%d/", daemonAddr(n).Addr(), port)
+
+	code, out := client(t, from, port, "", url)
+	if code != 0 || strings.Contains(out, "data") {
+		t.Errorf("module list: exit %d, %q; want no module listed", code, out)
+	}
+	dst := t.TempDir()
+	for _, src := range []string{url + "data/secret", fmt.Sprintf("rsync://%s@%s:%d/data/secret", DefaultUser, daemonAddr(n).Addr(), port)} {
+		if code, out := client(t, from, port, "", "-a", src, dst+"/"); code != 5 {
+			t.Errorf("read %s without password: exit %d, want 5: %s", src, code, out)
+		}
+	}
+	if exists(filepath.Join(dst, "secret")) {
+		t.Errorf("secret was read")
+	}
+}
+
+// TestDaemon_Run_refusedOptions checks refuse options and the reserved
+// directory's filter: --delete, --inplace and --remove-source-files are
+// refused (exit 4), --delete-missing-args and --temp-dir/--partial-dir in
+// the reserved directory work, and names under it cannot be written.
+func TestDaemon_Run_refusedOptions(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 14
+	cfg := testConfig(t, n)
+	root := cfg.Modules[0].Path
+	if err := os.MkdirAll(filepath.Join(root, PartialDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{Config: cfg}
+	startDaemon(t, d)
+	writeFile(t, filepath.Join(root, "victim"), "only on the peer")
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), "x")
+	dest := fmt.Sprintf("%s@%s::data/", DefaultUser, daemonAddr(n).Addr())
+	// refused: the daemon says so, and the client exits 4 (10 on a pull,
+	// whose receiver sees the connection reset first).
+	const refused = -1
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+	}{
+		{name: "delete", args: []string{"-a", "--delete", src + "/", dest}, wantCode: refused},
+		{name: "delete-after", args: []string{"-a", "--delete-after", src + "/", dest}, wantCode: refused},
+		{name: "inplace", args: []string{"-a", "--inplace", src + "/", dest}, wantCode: refused},
+		{name: "append", args: []string{"-a", "--append", src + "/", dest}, wantCode: refused},
+		{name: "remove-source-files", args: []string{"-a", "--remove-source-files", dest + "victim", t.TempDir() + "/"}, wantCode: refused},
+		{name: "temp and partial dirs", args: []string{"-a", "--temp-dir=" + TempDir, "--partial-dir=" + PartialDir, src + "/", dest}, wantCode: 0},
+		{name: "into the reserved directory", args: []string{"-a", src + "/f", dest + reservedDir + "/f"}, wantCode: 3},
+		{name: "into the temp directory", args: []string{"-a", src + "/f", dest + TempDir + "/f"}, wantCode: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword, tc.args...)
+			if tc.wantCode == refused {
+				if code == 0 || !strings.Contains(out, "configured to refuse") {
+					t.Fatalf("exit %d, want a refusal: %s", code, out)
+				}
+				return
+			}
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d: %s", code, tc.wantCode, out)
+			}
+		})
+	}
+	if !exists(filepath.Join(root, "victim")) {
+		t.Errorf("victim deleted or moved")
+	}
+	for _, p := range []string{reservedDir + "/f", TempDir + "/f"} {
+		if exists(filepath.Join(root, p)) {
+			t.Errorf("%s written", p)
+		}
+	}
+
+	// Deletions as the engine sends them.
+	if err := os.Remove(filepath.Join(src, "f")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := []string{"-a", "--from0", "--files-from=" + writeList(t, "./f"), "--delete-missing-args", "--force", src + "/", dest}
+	if code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword, cmd...); code != 0 {
+		t.Fatalf("--delete-missing-args: exit %d: %s", code, out)
+	}
+	if exists(filepath.Join(root, "f")) {
+		t.Errorf("f not deleted by --delete-missing-args")
+	}
+}
+
+func writeList(t *testing.T, names ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "list")
+	if err := os.WriteFile(p, []byte(strings.Join(names, "\x00")+"\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
