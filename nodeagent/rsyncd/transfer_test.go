@@ -63,7 +63,7 @@ func TestDaemon_Run_replicatesAttributes(t *testing.T) {
 		if err := unix.Lstat(filepath.Join(root, name), &st); err != nil {
 			t.Fatal(err)
 		}
-		if int(st.Uid) != w.uid || int(st.Gid) != w.gid || st.Mode != w.mode {
+		if int(st.Uid) != w.uid || int(st.Gid) != w.gid || uint32(st.Mode) != w.mode {
 			t.Errorf("%s: uid %d gid %d mode %o, want %d %d %o", name, st.Uid, st.Gid, st.Mode, w.uid, w.gid, w.mode)
 		}
 		if got := time.Unix(st.Mtim.Unix()); !got.Equal(mtime) {
@@ -327,4 +327,29 @@ func writeList(t *testing.T, names ...string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestWrite_oddPathServed serves a module whose path has characters that
+// mean something elsewhere in rsyncd.conf or to a shell, and a listen
+// address and secrets that Write produced: rsync reads them verbatim.
+func TestWrite_oddPathServed(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 15
+	cfg := testConfig(t, n)
+	odd := filepath.Join(t.TempDir(), "data root, [x] = #1 ;2 50%off %% $HOME 'q' \"dq\" é")
+	if err := os.MkdirAll(filepath.Join(odd, TempDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Modules[0].Path = odd
+	d := &Daemon{Config: cfg}
+	startDaemon(t, d)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), "x")
+	if code, out := push(t, n, "data", src); code != 0 {
+		t.Fatalf("push: exit %d: %s", code, out)
+	}
+	if !exists(filepath.Join(odd, "f")) {
+		t.Errorf("f not received in %q", odd)
+	}
 }
