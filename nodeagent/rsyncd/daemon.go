@@ -203,13 +203,20 @@ func (d *Daemon) runOnce(ctx context.Context, path string, log logr.Logger) erro
 }
 
 // stopChild stops the daemon we started: SIGTERM to its process group (the
-// daemon and its connection processes), SIGKILL after StopTimeout. The
-// group is signalled only before the daemon is reaped, while its id cannot
-// have been reused.
+// daemon and its connection processes), SIGKILL after StopTimeout. A
+// daemon that has already exited is not signalled, since its pid may be
+// reused once Wait reaped it. That check narrows the window between reaping
+// and signalling to microseconds without closing it; the kernel hands out
+// pids cyclically, so one is not reused that fast in practice.
 func (d *Daemon) stopChild(pid int, exited <-chan error, log logr.Logger) {
 	grace := d.StopTimeout
 	if grace <= 0 {
 		grace = DefaultStopTimeout
+	}
+	select {
+	case <-exited: // exited meanwhile: reaped, its pid may be reused
+		return
+	default:
 	}
 	if err := signalGroup(pid, syscall.SIGTERM); err != nil {
 		log.Error(err, "stop rsync daemon", "pid", pid)

@@ -9,6 +9,8 @@ import (
 
 // processArgs returns pid's argument vector from the kern.proc.args sysctl
 // (sysctl(3) KERN_PROC_ARGS, what procstat -c reads); a zombie has none.
+// Arguments longer than kern.ps_arg_cache_limit are not cached, and the
+// kernel then reads them from the process's memory, which root may.
 func processArgs(pid int) ([]string, error) {
 	b, err := unix.SysctlRaw("kern.proc.args", pid)
 	if err != nil {
