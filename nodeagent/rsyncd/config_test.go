@@ -24,13 +24,16 @@ func validConfig(t *testing.T) Config {
 	}
 }
 
-func TestConfig_Validate(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		modify func(c *Config)
-		ok     bool
-	}{
+// validateCase is one configuration for TestConfig_Validate: valid (ok)
+// or refused with ErrInvalidConfig.
+type validateCase struct {
+	name   string
+	modify func(c *Config)
+	ok     bool
+}
+
+func validateCases() []validateCase {
+	return []validateCase{
 		{name: "valid", modify: func(c *Config) {}, ok: true},
 		{name: "password with colon and spaces", modify: func(c *Config) { c.Password = "a:b c#d\n" }, ok: true},
 		{name: "IPv6 listen address", modify: func(c *Config) { c.Address = netip.MustParseAddrPort("[fd00::1]:873") }, ok: true},
@@ -88,6 +91,11 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "unspecified allowed host", modify: func(c *Config) { c.Modules[0].HostsAllow = []netip.Addr{netip.IPv4Unspecified()} }},
 		{name: "invalid allowed host", modify: func(c *Config) { c.Modules[0].HostsAllow = []netip.Addr{{}} }},
 	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	t.Parallel()
+	tests := validateCases()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig(t)

@@ -22,37 +22,13 @@ func TestDaemon_Run_replicatesAttributes(t *testing.T) {
 
 	src := t.TempDir()
 	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	type want struct {
-		uid, gid int
-		mode     uint32
-		link     string
-	}
-	wants := map[string]want{
+	wants := map[string]attrs{
 		"f":   {uid: 1234, gid: 5678, mode: unix.S_IFREG | 0o640},
 		"d":   {uid: 42, gid: 43, mode: unix.S_IFDIR | 0o750},
 		"d/g": {uid: 0, gid: 0, mode: unix.S_IFREG | 0o4755},
 		"l":   {uid: 77, gid: 88, mode: unix.S_IFLNK | 0o777, link: "f"},
 	}
-	writeFile(t, filepath.Join(src, "f"), "content of f")
-	writeFile(t, filepath.Join(src, "d", "g"), "content of g")
-	if err := os.Symlink("f", filepath.Join(src, "l")); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"d/g", "f", "d", "l"} {
-		w, p := wants[name], filepath.Join(src, name)
-		if err := os.Lchown(p, w.uid, w.gid); err != nil {
-			t.Fatal(err)
-		}
-		if w.link == "" {
-			if err := unix.Chmod(p, w.mode&0o7777); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeAttrTree(t, src, wants, mtime)
 
 	if code, out := push(t, n, "data", src); code != 0 {
 		t.Fatalf("push: exit %d: %s", code, out)
@@ -77,6 +53,39 @@ func TestDaemon_Run_replicatesAttributes(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "f")); string(b) != "content of f" {
 		t.Errorf("f: content %q", b)
+	}
+}
+
+// attrs are what TestDaemon_Run_replicatesAttributes expects to arrive.
+type attrs struct {
+	uid, gid int
+	mode     uint32
+	link     string
+}
+
+// makeAttrTree creates f, d/g and the link l in src with wants' owners,
+// modes and link targets, all modified at mtime.
+func makeAttrTree(t *testing.T, src string, wants map[string]attrs, mtime time.Time) {
+	t.Helper()
+	writeFile(t, filepath.Join(src, "f"), "content of f")
+	writeFile(t, filepath.Join(src, "d", "g"), "content of g")
+	if err := os.Symlink(wants["l"].link, filepath.Join(src, "l")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"d/g", "f", "d", "l"} { // d after d/g: its mtime
+		w, p := wants[name], filepath.Join(src, name)
+		if err := os.Lchown(p, w.uid, w.gid); err != nil {
+			t.Fatal(err)
+		}
+		if w.link == "" {
+			if err := unix.Chmod(p, w.mode&0o7777); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -307,16 +316,30 @@ func TestDaemon_Run_refusedOptions(t *testing.T) {
 		}
 	}
 
-	// Deletions as the engine sends them.
-	if err := os.Remove(filepath.Join(src, "f")); err != nil {
-		t.Fatal(err)
-	}
-	cmd := []string{"-a", "--from0", "--files-from=" + writeList(t, "./f"), "--delete-missing-args", "--force", src + "/", dest}
-	if code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword, cmd...); code != 0 {
+}
+
+// TestDaemon_Run_deleteMissingArgs deletes as the engine does: the
+// removed name in --files-from, --delete-missing-args --force; "refuse
+// options" lets it through.
+func TestDaemon_Run_deleteMissingArgs(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 17
+	d := &Daemon{Config: testConfig(t, n)}
+	startDaemon(t, d)
+	root := d.Config.Modules[0].Path
+	writeFile(t, filepath.Join(root, "gone"), "removed on the sender")
+	writeFile(t, filepath.Join(root, "dir", "sub", "file"), "removed with its directory")
+	src := t.TempDir()
+	dest := fmt.Sprintf("%s@%s::data/", DefaultUser, daemonAddr(n).Addr())
+	args := []string{"-a", "--from0", "--files-from=" + writeList(t, "./gone", "./dir"), "--delete-missing-args", "--force", src + "/", dest}
+	if code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword, args...); code != 0 {
 		t.Fatalf("--delete-missing-args: exit %d: %s", code, out)
 	}
-	if exists(filepath.Join(root, "f")) {
-		t.Errorf("f not deleted by --delete-missing-args")
+	for _, name := range []string{"gone", "dir"} {
+		if exists(filepath.Join(root, name)) {
+			t.Errorf("%s not deleted", name)
+		}
 	}
 }
 
