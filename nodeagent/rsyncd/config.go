@@ -30,10 +30,14 @@ const (
 	DefaultTimeout = 5 * time.Minute
 )
 
-// Directories inside every data root that clients pass as --temp-dir and
-// --partial-dir (relative to the module root, which is the transfer's
-// destination). The module's daemon filter refuses every other name under
-// the reserved directory (see Module).
+// Directories inside every data root for the clients' --temp-dir and
+// --partial-dir, relative to the module root. The receiver resolves a
+// relative --temp-dir from the transfer's destination directory, so
+// clients pass them with a leading "/" ("--temp-dir=/" + TempDir): in a
+// chrooted module "/" is the module root, whatever the destination (a
+// relative one works only when the destination is the root itself). The
+// module's daemon filter refuses every other name under the reserved
+// directory (see renderModule).
 const (
 	reservedDir = ".jailsync" // index.ReservedDir
 	TempDir     = reservedDir + "/tmp"

@@ -185,7 +185,7 @@ func TestDaemon_Run_twoDaemons(t *testing.T) {
 	for i, n := range []int{10, 11} {
 		d := daemons[i]
 		code, out := client(t, peerAddr(n).String(), d.Config.Address.Port(), testPassword,
-			"-a", "--temp-dir="+TempDir, src+"/", DefaultUser+"@"+d.Config.Address.Addr().String()+"::data/")
+			"-a", "--temp-dir=/"+TempDir, src+"/", DefaultUser+"@"+d.Config.Address.Addr().String()+"::data/")
 		if code != 0 {
 			t.Fatalf("push to %s: exit %d: %s", d.Config.Address, code, out)
 		}

@@ -14,8 +14,9 @@
 //
 // Clients are expected to run rsync with --numeric-ids,
 // --sockopts=TCP_NODELAY, --contimeout and --timeout, and to pass
-// --temp-dir=TempDir (and --partial-dir=PartialDir) relative to the module
-// root. The module's daemon filter refuses every name under the reserved
+// --temp-dir=/TempDir (and --partial-dir=/PartialDir): with the leading
+// "/" they name the module root's reserved directory whatever the
+// destination directory. The module's daemon filter refuses every name under the reserved
 // .jailsync directory except those two directories, and "refuse options"
 // refuses every --delete mode (but not --delete-missing-args), --inplace,
 // --append and --remove-source-files.

@@ -126,7 +126,7 @@ func rawClient(t *testing.T, password string, args ...string) (int, string) {
 // push sends src/ into the module as the allowed peer of daemon n.
 func push(t *testing.T, n int, module, src string, extra ...string) (int, string) {
 	t.Helper()
-	args := append([]string{"-a", "--temp-dir=" + TempDir}, extra...)
+	args := append([]string{"-a", "--temp-dir=/" + TempDir}, extra...)
 	args = append(args, src+"/", fmt.Sprintf("%s@%s::%s/", DefaultUser, daemonAddr(n).Addr(), module))
 	return client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword, args...)
 }

@@ -117,11 +117,15 @@ func TestDaemon_Run_symlinksVerbatim(t *testing.T) {
 
 	// Through the link: the destination path resolves inside the chroot,
 	// where the link's target does not exist.
-	if code, _ := client(t, from, port, testPassword, "-a", filepath.Join(src, "evil", "secret"), dest+"evil/secret"); code == 0 {
+	if code, out := client(t, from, port, testPassword, "-a", filepath.Join(src, "evil", "secret"), dest+"evil/secret"); code == 0 {
 		t.Errorf("push to evil/secret through a symlink: exit 0")
+	} else {
+		t.Logf("push to evil/secret: exit %d: %s", code, out)
 	}
-	if code, _ := client(t, from, port, testPassword, "-a", "--temp-dir="+TempDir, filepath.Join(src, "evil", "secret"), dest+"evil/"); code == 0 {
+	if code, out := client(t, from, port, testPassword, "-a", "--temp-dir=/"+TempDir, filepath.Join(src, "evil", "secret"), dest+"evil/"); code == 0 {
 		t.Errorf("push into evil/ through a symlink: exit 0")
+	} else {
+		t.Logf("push into evil/: exit %d: %s", code, out)
 	}
 	// The whole tree: the directory replaces the link in the module.
 	if code, out := push(t, n, "data", src); code != 0 {
@@ -290,6 +294,8 @@ func TestDaemon_Run_refusedOptions(t *testing.T) {
 		{name: "append", args: []string{"-a", "--append", src + "/", dest}, wantCode: refused},
 		{name: "remove-source-files", args: []string{"-a", "--remove-source-files", dest + "victim", t.TempDir() + "/"}, wantCode: refused},
 		{name: "temp and partial dirs", args: []string{"-a", "--temp-dir=" + TempDir, "--partial-dir=" + PartialDir, src + "/", dest}, wantCode: 0},
+		{name: "absolute temp and partial dirs into a subdirectory", args: []string{"-a", "--temp-dir=/" + TempDir, "--partial-dir=/" + PartialDir, src + "/", dest + "sub/"}, wantCode: 0},
+		{name: "relative temp dir into a subdirectory", args: []string{"-a", "--temp-dir=" + TempDir, src + "/", dest + "sub/"}, wantCode: 1},
 		{name: "into the reserved directory", args: []string{"-a", src + "/f", dest + reservedDir + "/f"}, wantCode: 3},
 		{name: "into the temp directory", args: []string{"-a", src + "/f", dest + TempDir + "/f"}, wantCode: 3},
 	}
