@@ -15,7 +15,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
-	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
+	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/source"
 	"github.com/jailsync/jailsync/nodeagent/source/fanotify"
 )

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -73,17 +74,29 @@ func (in *Incoming) Done(paths ...string) {
 	}
 }
 
-// Has reports whether path is being received (announced, not yet done,
-// not expired).
+// Has reports whether path, or a directory above it, is being received
+// (announced, not yet done, not expired): a received directory's delete or
+// rename touches everything below it.
 func (in *Incoming) Has(path string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	e, ok := in.paths[path]
-	if ok && time.Now().After(e.expires) {
-		delete(in.paths, path)
+	if len(in.paths) == 0 {
 		return false
 	}
-	return ok
+	now := time.Now()
+	for p := path; ; {
+		if e, ok := in.paths[p]; ok {
+			if now.Before(e.expires) {
+				return true
+			}
+			delete(in.paths, p)
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
 }
 
 // Changed returns a channel closed at the next Done.

@@ -13,6 +13,9 @@ func TestIncoming(t *testing.T) {
 	if !in.Has("a") || !in.Has("b") || in.Has("c") {
 		t.Fatal("Has after Add")
 	}
+	if !in.Has("a/below/deep") || in.Has("ab") {
+		t.Fatal("a path below an announced directory is held; a sibling with a common prefix is not")
+	}
 	in.Done("a", "b")
 	select {
 	case <-changed:

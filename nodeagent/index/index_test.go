@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
+	"github.com/jailsync/jailsync/internal/tmpfs"
 )
 
 func openTemp(t *testing.T) *Index {

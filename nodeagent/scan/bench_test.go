@@ -14,7 +14,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
-	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
+	"github.com/jailsync/jailsync/internal/tmpfs"
 )
 
 // benchFiles is the tree size of BenchmarkScan: JAILSYNC_BENCH_FILES, or

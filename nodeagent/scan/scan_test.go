@@ -16,7 +16,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
-	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
+	"github.com/jailsync/jailsync/internal/tmpfs"
 )
 
 // fixture is a data root with its index.

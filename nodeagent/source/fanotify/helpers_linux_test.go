@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
-	"github.com/jailsync/jailsync/nodeagent/internal/tmpfs"
+	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/source"
 )
 

@@ -1,0 +1,323 @@
+// Package e2e runs real nodeagent binaries in standalone mode, several on
+// one host on loopback addresses (127.0.5.x, ports 18500-18599), each with
+// its own tmpfs root, and checks that they converge, by content.
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jailsync/jailsync/nodeagent/agent"
+	"github.com/jailsync/jailsync/internal/tmpfs"
+)
+
+// binary is the nodeagent built for this test run.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jailsync-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "nodeagent")
+	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/nodeagent").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build nodeagent: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cluster is n agents of one group.
+type cluster struct {
+	t      *testing.T
+	nodes  []string
+	roots  map[string]string
+	states map[string]string
+	procs  map[string]*exec.Cmd
+	config string
+}
+
+func start(t *testing.T, n int, port int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	var members strings.Builder
+	for i := range n {
+		node := fmt.Sprintf("n%d", i+1)
+		c.nodes = append(c.nodes, node)
+		fmt.Fprintf(&members, "  - node: %s\n    address: 127.0.5.%d:%d\n", node, i+2, port)
+	}
+	c.config = filepath.Join(t.TempDir(), "group.yaml")
+	manifest := fmt.Sprintf(`apiVersion: sync.jailsync.io/v1alpha1
+kind: SyncGroup
+metadata:
+  name: www
+spec:
+  path: /data/www
+  members:
+%s  transport:
+    secretRef:
+      name: www-transport
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: www-transport
+stringData:
+  rsync-password: "e2e-secret"
+`, members.String())
+	if err := os.WriteFile(c.config, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range c.nodes {
+		c.roots[node] = filepath.Join(tmpfs.Mount(t, "size=256m"), "root")
+		if err := os.Mkdir(c.roots[node], 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c.states[node] = t.TempDir()
+		c.startAgent(node)
+	}
+	c.waitReady()
+	return c
+}
+
+func (c *cluster) startAgent(node string) {
+	c.t.Helper()
+	cmd := exec.Command(binary, "run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node])
+	logf, err := os.Create(filepath.Join(c.states[node], "agent.log"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[node] = cmd
+	c.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		logf.Close()
+		if c.t.Failed() {
+			log, _ := os.ReadFile(logf.Name())
+			c.t.Logf("agent %s log:\n%s", node, log)
+		}
+	})
+}
+
+// waitReady waits until every agent answers on its status socket.
+func (c *cluster) waitReady() {
+	c.t.Helper()
+	for _, node := range c.nodes {
+		eventually(c.t, 20*time.Second, func() error {
+			_, err := c.status(node)
+			return err
+		})
+	}
+}
+
+func (c *cluster) status(node string) (*agent.Report, error) {
+	out, err := exec.Command(binary, "status", "--state-dir", c.states[node], "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("status of %s: %w", node, err)
+	}
+	var r agent.Report
+	return &r, json.Unmarshal(out, &r)
+}
+
+func eventually(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// snapshot describes a tree: per path its type, mode, mtime, and content
+// hash or link target. The reserved .jailsync directory is left out.
+func snapshot(root string) (map[string]string, error) {
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		if rel == ".jailsync" {
+			return filepath.SkipDir
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		desc := fmt.Sprintf("%s uid=%d gid=%d", fi.Mode(), st.Uid, st.Gid)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			desc += fmt.Sprintf(" mtime=%d sha=%s", fi.ModTime().UnixNano(), hex.EncodeToString(sum[:8]))
+		}
+		out[rel] = desc
+		return nil
+	})
+	return out, err
+}
+
+// converged waits until every root holds what want holds (the writer's).
+func (c *cluster) converged(from string) {
+	c.t.Helper()
+	eventually(c.t, 30*time.Second, func() error {
+		want, err := snapshot(c.roots[from])
+		if err != nil {
+			return err
+		}
+		for _, node := range c.nodes {
+			got, err := snapshot(c.roots[node])
+			if err != nil {
+				return err
+			}
+			if d := diff(want, got); d != "" {
+				return fmt.Errorf("%s differs from %s: %s", node, from, d)
+			}
+		}
+		return nil
+	})
+}
+
+func diff(want, got map[string]string) string {
+	var d []string
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			d = append(d, fmt.Sprintf("missing %q", p))
+		} else if g != w {
+			d = append(d, fmt.Sprintf("%q: %s, want %s", p, g, w))
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			d = append(d, fmt.Sprintf("extra %q", p))
+		}
+	}
+	sort.Strings(d)
+	if len(d) > 5 {
+		d = append(d[:5], fmt.Sprintf("... %d more", len(d)-5))
+	}
+	return strings.Join(d, "; ")
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
+	c := start(t, 3, 18500)
+	for _, node := range c.nodes {
+		t.Run("writes on "+node, func(t *testing.T) {
+			r := c.roots[node]
+			p := func(rel string) string { return filepath.Join(r, rel) }
+			dir := "from-" + node
+			must(t, os.MkdirAll(p(dir+"/tree/deep"), 0o755))
+			must(t, os.WriteFile(p(dir+"/file"), []byte("first"), 0o644))
+			must(t, os.WriteFile(p(dir+"/tree/deep/leaf"), []byte("leaf"), 0o600))
+			must(t, os.Symlink("../file", p(dir+"/tree/link")))
+			must(t, os.Symlink("/etc/passwd", p(dir+"/abs-link")))
+			c.converged(node)
+
+			must(t, os.WriteFile(p(dir+"/file"), []byte("overwritten"), 0o644))
+			f, err := os.OpenFile(p(dir+"/file"), os.O_APPEND|os.O_WRONLY, 0)
+			must(t, err)
+			_, err = f.WriteString(" and appended")
+			must(t, err)
+			must(t, f.Close())
+			must(t, os.Truncate(p(dir+"/tree/deep/leaf"), 2))
+			must(t, os.Chmod(p(dir+"/tree/deep/leaf"), 0o640))
+			must(t, os.Lchown(p(dir+"/file"), 1234, 5678))
+			must(t, os.Chtimes(p(dir+"/file"), time.Now(), time.Unix(1_600_000_000, 0)))
+			must(t, os.Link(p(dir+"/file"), p(dir+"/hardlink")))
+			c.converged(node)
+
+			must(t, os.Rename(p(dir+"/file"), p(dir+"/renamed")))
+			must(t, os.Rename(p(dir+"/tree"), p(dir+"/moved-tree")))
+			c.converged(node)
+
+			must(t, os.RemoveAll(p(dir+"/moved-tree")))
+			must(t, os.Remove(p(dir+"/abs-link")))
+			c.converged(node)
+		})
+	}
+}
+
+func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
+	c := start(t, 4, 18510)
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "one"), []byte("one write"), 0o644))
+	c.converged("n1")
+	time.Sleep(time.Second) // anything echoed would be sent by now
+	for _, node := range c.nodes {
+		r, err := c.status(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range r.Peers {
+			want := int64(0)
+			if node == "n1" {
+				want = 1
+			}
+			if p.FilesSynced != want {
+				t.Errorf("%s -> %s: %d files synced, want %d (one write on n1 is exactly 3 transfers)", node, p.Target, p.FilesSynced, want)
+			}
+		}
+	}
+}
+
+func TestStandalone_HostileNames(t *testing.T) {
+	c := start(t, 3, 18520)
+	names := []string{"with space", "new\nline", "-n", "--delete", "#hash", ";semi", "$(touch pwned)", "`id`", "*", "back\\slash",
+		"\xff\xfe not utf-8", strings.Repeat("x", 255)}
+	for _, n := range names {
+		must(t, os.WriteFile(filepath.Join(c.roots["n2"], n), []byte(n), 0o644))
+	}
+	c.converged("n2")
+	for _, n := range names[:6] {
+		must(t, os.Remove(filepath.Join(c.roots["n3"], n)))
+	}
+	c.converged("n3")
+	for _, node := range c.nodes {
+		if _, err := os.Stat(filepath.Join(c.roots[node], "pwned")); err == nil {
+			t.Fatalf("a name was executed on %s", node)
+		}
+	}
+}
