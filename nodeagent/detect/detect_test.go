@@ -13,9 +13,9 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
-	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/source"
 	"github.com/jailsync/jailsync/nodeagent/source/fanotify"
 )

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jailsync/jailsync/nodeagent/agent"
 	"github.com/jailsync/jailsync/internal/tmpfs"
+	"github.com/jailsync/jailsync/nodeagent/agent"
 )
 
 // binary is the nodeagent built for this test run.

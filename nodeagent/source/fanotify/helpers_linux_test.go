@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/internal/tmpfs"
+	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/source"
 )
 
