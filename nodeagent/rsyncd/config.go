@@ -234,8 +234,10 @@ func validatePath(what, p string) error {
 		return invalid("%s %q: not clean (no //, /./, /../ or trailing /); use %q", what, p, filepath.Clean(p))
 	case len(p) > maxPathLen:
 		return invalid("%s: %d bytes, longer than %d", what, len(p), maxPathLen)
-	case strings.TrimSpace(p) != p || strings.HasSuffix(p, " ") || strings.HasSuffix(p, "\t"):
-		return invalid("%s %q: ends in whitespace, which rsyncd.conf strips; rename the directory", what, p)
+	case strings.HasSuffix(p, " "):
+		// params.c strips isspace() in the C locale: ASCII whitespace only,
+		// and the other whitespace bytes are control characters.
+		return invalid("%s %q: ends in a space, which rsyncd.conf strips; rename the directory", what, p)
 	case strings.HasSuffix(p, `\`):
 		return invalid("%s %q: ends in a backslash, which continues the line in rsyncd.conf; rename the directory", what, p)
 	}

@@ -80,6 +80,7 @@ func validateCases() []validateCase {
 		{name: "path with NUL", modify: func(c *Config) { c.Modules[0].Path = "/srv/a\x00b" }},
 		{name: "path with DEL", modify: func(c *Config) { c.Modules[0].Path = "/srv/a\x7fb" }},
 		{name: "path with trailing space", modify: func(c *Config) { c.Modules[0].Path = "/srv/a " }},
+		{name: "path with trailing no-break space", modify: func(c *Config) { c.Modules[0].Path = "/srv/a\u00a0" }, ok: true},
 		{name: "path with trailing backslash", modify: func(c *Config) { c.Modules[0].Path = `/srv/a\` }},
 		{name: "path with trailing slash", modify: func(c *Config) { c.Modules[0].Path = "/srv/a/" }},
 		{name: "path with dot dir", modify: func(c *Config) { c.Modules[0].Path = "/srv/./a" }},
