@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -51,6 +52,9 @@ type Config struct {
 	StateDir string
 	// ScanInterval is the scan period where no change source exists.
 	ScanInterval time.Duration
+	// MetricsAddr is where /metrics, /healthz and /readyz listen; the
+	// member's address with its daemon port + 2 when empty.
+	MetricsAddr string
 	// Log receives everything.
 	Log logr.Logger
 }
@@ -164,6 +168,8 @@ type group struct {
 	incoming *detect.Incoming
 	senders  []*sender.Sender
 	status   *Status
+	metrics  *metrics
+	ready    atomic.Bool
 }
 
 func (g *group) run(ctx context.Context) error {
@@ -191,6 +197,7 @@ func (g *group) run(ctx context.Context) error {
 	}
 	g.incoming = &detect.Incoming{}
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
+	g.metrics = newMetrics()
 
 	// Runs get their own context: on shutdown they may finish for a while.
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
@@ -204,8 +211,22 @@ func (g *group) run(ctx context.Context) error {
 		return err
 	}
 	eg.Go(func() error { return daemon.Run(ctx) })
+	eg.Go(func() error {
+		if err := daemon.Ready(ctx); err != nil {
+			return fmt.Errorf("rsync daemon: %w", err)
+		}
+		g.ready.Store(true)
+		return nil
+	})
 	if err := g.serveEndpoint(ctx, eg); err != nil {
 		return err
+	}
+	metricsAddr := g.cfg.MetricsAddr
+	if metricsAddr == "" {
+		metricsAddr = netip.AddrPortFrom(g.self.daemon.Addr(), g.self.daemon.Port()+2).String()
+	}
+	if err := g.serveMetrics(ctx, eg, metricsAddr, g.ready.Load); err != nil {
+		return fmt.Errorf("metrics endpoint %s: %w", metricsAddr, err)
 	}
 	if err := g.serveStatus(ctx, eg); err != nil {
 		return err
@@ -297,7 +318,8 @@ func (g *group) detector() (*detect.Detector, error) {
 	src, kind := newSource(opts, g.settle(), g.log)
 	g.status.setSource(kind)
 	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
-		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect")}
+		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect"),
+		Scanned: func(reason string) { g.metrics.rescans.WithLabelValues(g.cfg.Group.Name, "", reason).Inc() }}
 	if ri := g.cfg.Group.Spec.ResyncInterval; ri != nil {
 		d.ResyncInterval = ri.Duration
 	}
@@ -325,7 +347,11 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: rsyncd.DefaultUser, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client,
-			Report: g.status.report, Log: g.log.WithName("sender").WithValues("peer", p.node),
+			Report: func(r sender.Run) {
+				g.status.report(r)
+				g.metrics.run(g.cfg.Group.Name, r)
+			},
+			Log:  g.log.WithName("sender").WithValues("peer", p.node),
 			Wake: make(chan struct{}, 1), RunContext: runCtx,
 		}
 		wakes = append(wakes, s.Wake)

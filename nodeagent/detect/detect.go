@@ -57,6 +57,9 @@ type Detector struct {
 	// Incoming holds changes on paths the receiver is writing; nil holds
 	// nothing.
 	Incoming *Incoming
+	// Scanned, when set, is called once per scan with its reason ("start",
+	// "lost events or a subtree appeared", "resync").
+	Scanned func(reason string)
 	// Log receives what the detector does.
 	Log logr.Logger
 }
@@ -196,6 +199,9 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 	}
 	for {
 		for _, dir := range dirs {
+			if d.Scanned != nil {
+				d.Scanned(reason)
+			}
 			st, err := sc.Scan(ctx, dir, out)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -212,7 +218,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-rescans.notify:
-			dirs, reason = rescans.take(), "lost events or a subtree appeared"
+			dirs, reason = rescans.take(), "lost-events-or-subtree"
 		case <-resync:
 			dirs, reason = []string{"."}, "resync"
 		}

@@ -41,6 +41,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	stateDir := fs.String("state-dir", "", "index, journal, daemon files and sockets (default /var/db/jailsync/<group>)")
 	insecure := fs.Bool("insecure", false, "run without a transport password (trusted networks only)")
 	scanInterval := fs.Duration("scan-interval", scan.DefaultInterval, "scan period where no change source exists")
+	metricsAddr := fs.String("metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -66,7 +67,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
 	}
 	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
-		Root: *root, StateDir: dir, ScanInterval: *scanInterval, Log: log})
+		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, Log: log})
 	if err != nil {
 		log.Error(err, "agent stopped")
 		return 1

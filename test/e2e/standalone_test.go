@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,6 +301,34 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 			if p.FilesSynced != want {
 				t.Errorf("%s -> %s: %d files synced, want %d (one write on n1 is exactly 3 transfers)", node, p.Target, p.FilesSynced, want)
 			}
+		}
+	}
+	// The same figures in Prometheus form, from n1's metrics endpoint
+	// (its daemon port + 2).
+	res, err := http.Get("http://127.0.5.2:18512/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, peer := range []string{"n2", "n3", "n4"} {
+		want := fmt.Sprintf(`jailsync_files_synced_total{group="www",peer=%q} 1`, peer)
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_rsync_runs_total", "jailsync_rescans_total"} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		res, err := http.Get("http://127.0.5.2:18512" + path)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Errorf("%s: %v %v", path, err, res)
+		}
+		if res != nil {
+			res.Body.Close()
 		}
 	}
 }

@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jailsync/jailsync/nodeagent/sender"
+)
+
+// metrics are the agent's Prometheus metrics, labelled by group and peer.
+// Each agent has its own registry (no package-level state).
+type metrics struct {
+	reg          *prometheus.Registry
+	pendingFiles *prometheus.GaugeVec
+	pendingBytes *prometheus.GaugeVec
+	lag          *prometheus.GaugeVec
+	filesSynced  *prometheus.CounterVec
+	bytesSynced  *prometheus.CounterVec
+	runs         *prometheus.CounterVec
+	rescans      *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	peer := []string{"group", "peer"}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		pendingFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jailsync_pending_files",
+			Help: "Paths journaled for a peer and not yet confirmed on it."}, peer),
+		pendingBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jailsync_pending_bytes",
+			Help: "File bytes journaled for a peer and not yet confirmed on it."}, peer),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jailsync_lag_seconds",
+			Help: "Age of the oldest change not yet confirmed on a peer; 0 when nothing is pending."}, peer),
+		filesSynced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_files_synced_total",
+			Help: "Paths confirmed on a peer."}, peer),
+		bytesSynced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_bytes_synced_total",
+			Help: "File bytes confirmed on a peer."}, peer),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rsync_runs_total",
+			Help: "rsync runs to a peer by exit code."}, append(peer, "exit_code")),
+		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rescans_total",
+			Help: "Scans of the data root by reason."}, []string{"group", "peer", "reason"}),
+	}
+	m.reg.MustRegister(m.pendingFiles, m.pendingBytes, m.lag, m.filesSynced, m.bytesSynced, m.runs, m.rescans,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// run records a finished run.
+func (m *metrics) run(group string, r sender.Run) {
+	m.runs.WithLabelValues(group, r.Peer, strconv.Itoa(r.Code)).Inc()
+	m.filesSynced.WithLabelValues(group, r.Peer).Add(float64(len(r.Sent)))
+	var bytes int64
+	for _, e := range r.Sent {
+		bytes += e.Size
+	}
+	m.bytesSynced.WithLabelValues(group, r.Peer).Add(float64(bytes))
+}
+
+// refresh copies the journal's pending counts and lag into the gauges.
+func (m *metrics) refresh(r Report) {
+	for _, p := range r.Peers {
+		m.pendingFiles.WithLabelValues(r.Group, p.Target).Set(float64(p.PendingFiles))
+		m.pendingBytes.WithLabelValues(r.Group, p.Target).Set(float64(p.PendingBytes))
+		m.lag.WithLabelValues(r.Group, p.Target).Set(float64(p.LagMilliseconds) / 1000)
+	}
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz is
+// ready once the group runs (the daemon answered and detection started).
+func (g *group) serveMetrics(ctx context.Context, eg *errgroup.Group, addr string, ready func() bool) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	eg.Go(func() error {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return hs.Close()
+			case <-t.C:
+				g.metrics.refresh(g.status.Snapshot())
+			}
+		}
+	})
+	eg.Go(func() error {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return nil
+}
