@@ -336,7 +336,9 @@ func (g *group) settle() time.Duration {
 // startSenders starts one sender per peer and returns their wake channels.
 func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []chan struct{} {
 	spec := g.cfg.Group.Spec
-	opts := rsync.Options{Compress: spec.Transport.Compress, TempDir: rsyncd.TempDir, PartialDir: "/" + rsyncd.PartialDir}
+	// Absolute under the chrooted module: the module root's .jailsync, whatever
+	// directory a file goes to (a relative --temp-dir is looked up from it).
+	opts := rsync.Options{Compress: spec.Transport.Compress, TempDir: "/" + rsyncd.TempDir, PartialDir: "/" + rsyncd.PartialDir}
 	if bl := spec.Transport.BandwidthLimit; bl != nil {
 		opts.BandwidthLimit = bl.Value()
 	}
