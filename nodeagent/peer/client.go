@@ -34,9 +34,11 @@ func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run s
 	return c.post(ctx, addr, group, "incoming", newPathsRequest(run, paths), nil)
 }
 
-// Received confirms the paths of run that arrived.
-func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run string, paths []string) error {
-	return c.post(ctx, addr, group, "received", newPathsRequest(run, paths), nil)
+// Received confirms the paths of run that were sent and deleted.
+func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run string, sent, deleted []string) error {
+	req := newPathsRequest(run, sent)
+	req.Deleted = toBytes(deleted)
+	return c.post(ctx, addr, group, "received", req, nil)
 }
 
 // Rename asks the member at addr to apply renames locally.

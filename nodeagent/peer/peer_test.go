@@ -17,6 +17,7 @@ type recorder struct {
 	mu       sync.Mutex
 	incoming []string
 	received []string
+	deleted  []string
 	from     []string
 }
 
@@ -28,10 +29,11 @@ func (r *recorder) Incoming(_ context.Context, from, run string, paths []string)
 	return nil
 }
 
-func (r *recorder) Received(_ context.Context, from, run string, paths []string) error {
+func (r *recorder) Received(_ context.Context, from, run string, sent, deleted []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.received = append(r.received, paths...)
+	r.received = append(r.received, sent...)
+	r.deleted = append(r.deleted, deleted...)
 	return nil
 }
 
@@ -156,10 +158,10 @@ func TestEndpoint_RenameAndReceived(t *testing.T) {
 	if !res[0].Applied || res[1].Applied || res[1].Reason == "" {
 		t.Fatalf("results %+v", res)
 	}
-	if err := c.Received(context.Background(), addr, "www", "run-2", []string{"x", "y"}); err != nil {
+	if err := c.Received(context.Background(), addr, "www", "run-2", []string{"x", "y"}, []string{"gone\n"}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rec.received, []string{"x", "y"}) {
-		t.Fatalf("received %q", rec.received)
+	if !slices.Equal(rec.received, []string{"x", "y"}) || !slices.Equal(rec.deleted, []string{"gone\n"}) {
+		t.Fatalf("received %q, deleted %q", rec.received, rec.deleted)
 	}
 }

@@ -21,9 +21,9 @@ const maxBody = 256 << 20
 type Handler interface {
 	// Incoming: from will push paths in run; hold local events for them.
 	Incoming(ctx context.Context, from, run string, paths []string) error
-	// Received: the run is over and paths arrived (record their lstat);
-	// paths of the run not listed did not arrive.
-	Received(ctx context.Context, from, run string, paths []string) error
+	// Received: the run is over; sent arrived and deleted were deleted
+	// (record their state); paths of the run not listed did not change.
+	Received(ctx context.Context, from, run string, sent, deleted []string) error
 	// Rename applies renames locally where the old file is the one the
 	// sender had, and reports each result.
 	Rename(ctx context.Context, from string, renames []Rename) []RenameResult
@@ -82,7 +82,7 @@ func (s *Server) Handler() http.Handler {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, badRequest(err)
 		}
-		return nil, g.Handler.Received(ctx, from, req.Run, req.paths())
+		return nil, g.Handler.Received(ctx, from, req.Run, req.paths(), toStrings(req.Deleted))
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/rename", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req RenameRequest

@@ -5,22 +5,31 @@ package peer
 type PathsRequest struct {
 	Run   string   `json:"run"`
 	Paths [][]byte `json:"paths"`
+	// Deleted are the paths a confirmation says were deleted (Paths then
+	// are those sent).
+	Deleted [][]byte `json:"deleted,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {
-	req := PathsRequest{Run: run, Paths: make([][]byte, len(paths))}
-	for i, p := range paths {
-		req.Paths[i] = []byte(p)
-	}
-	return req
+	return PathsRequest{Run: run, Paths: toBytes(paths)}
 }
 
-func (r PathsRequest) paths() []string {
-	ps := make([]string, len(r.Paths))
-	for i, p := range r.Paths {
+func (r PathsRequest) paths() []string { return toStrings(r.Paths) }
+
+func toStrings(bs [][]byte) []string {
+	ps := make([]string, len(bs))
+	for i, p := range bs {
 		ps[i] = string(p)
 	}
 	return ps
+}
+
+func toBytes(ps []string) [][]byte {
+	bs := make([][]byte, len(ps))
+	for i, p := range ps {
+		bs[i] = []byte(p)
+	}
+	return bs
 }
 
 // Rename asks the receiver to rename Old to New locally: it does so only

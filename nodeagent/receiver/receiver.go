@@ -41,12 +41,28 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 	return nil
 }
 
-// Received records the lstat of every path the run confirmed, then
-// releases the run's paths.
-func (r *Receiver) Received(_ context.Context, from, run string, paths []string) error {
-	defer r.Held.Done(paths...)
+// Received records the state of every path the run confirmed, then
+// releases the run's paths. A sent path that is already gone again was
+// deleted here meanwhile: it is recorded as present (an entry no lstat
+// matches), so that the local deletion, held until now, is not mistaken
+// for an echo and propagates.
+func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted []string) error {
+	defer r.Held.Done(sent...)
+	defer r.Held.Done(deleted...)
 	err := r.Index.Update(func(tx *index.Tx) error {
-		for _, p := range paths {
+		for _, p := range sent {
+			var st unix.Stat_t
+			if err := beneath.Lstat(r.RootFD, p, &st); errors.Is(err, unix.ENOENT) {
+				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := tx.Record(r.RootFD, p); err != nil && !errors.Is(err, beneath.ErrOutside) {
+				return err
+			}
+		}
+		for _, p := range deleted {
 			if err := tx.Record(r.RootFD, p); err != nil && !errors.Is(err, beneath.ErrOutside) {
 				return err
 			}
@@ -54,7 +70,7 @@ func (r *Receiver) Received(_ context.Context, from, run string, paths []string)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record %d received paths from %s: %w", len(paths), from, err)
+		return fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -214,23 +215,23 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 		}
 	}
 	s.renames(ctx, rootfd, &b)
-	var done []journal.Entry
+	var sent, deleted []journal.Entry
 	if len(b.sends) > 0 {
 		res, err := rsync.Push(ctx, s.Root, pathsOf(b.sends), s.Target, s.Options)
-		done = append(done, confirmed(b.sends, res)...)
+		sent = confirmed(b.sends, res)
 		s.account(&r, res, err)
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		res, err := rsync.Delete(ctx, s.Root, pathsOf(b.deletes), s.Target, s.Options)
-		deleted := confirmed(b.deletes, res)
-		done = append(done, deleted...)
+		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {
-			done = append(done, b.covered...)
+			deleted = append(deleted, b.covered...)
 		}
 		s.account(&r, res, err)
 	}
+	done := slices.Concat(sent, deleted)
 	if s.Client != nil {
-		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, pathsOf(done)); err != nil {
+		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, pathsOf(sent), pathsOf(deleted)); err != nil {
 			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
 		}
 	}
