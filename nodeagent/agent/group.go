@@ -348,7 +348,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		s := &sender.Sender{
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: rsyncd.DefaultUser, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
-			Options: opts, Endpoint: p.endpoint, Client: client,
+			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

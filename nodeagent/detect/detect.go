@@ -75,12 +75,15 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	if err := d.Index.CheckRootFD(rootfd, d.Root); err != nil {
 		return err
 	}
-	excluded := func(rel string) bool { return d.Exclude.Match(rel, false) }
-	if d.Exclude == nil {
-		m, _ := exclude.Compile(nil)
-		excluded = func(rel string) bool { return m.Match(rel, false) }
+	m := d.Exclude
+	if m == nil {
+		m, _ = exclude.Compile(nil)
 	}
-	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: excluded}
+	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match}
+	excluded := func(c change.Change) bool {
+		// Only a directory-only pattern needs to know the type.
+		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))
+	}
 
 	raw := make(chan change.Change, 4096)
 	toCoalesce := make(chan change.Change, 4096)
@@ -112,7 +115,7 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 
 // route passes source changes on to the coalescer, drops excluded ones and
 // turns Rescan into a scan request.
-func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, excluded func(string) bool) error {
+func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, excluded func(change.Change) bool) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,7 +126,7 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 				// The root itself is not replicated: its mode and owner are
 				// each host's, and its mtime moves with every receive.
 				continue
-			case excluded(c.Path) && !c.Op.Has(change.Rescan):
+			case !c.Op.Has(change.Rescan) && excluded(c):
 				continue
 			case c.Op.Has(change.Rescan), c.Op.Has(change.Subtree):
 				// Lost events, or a directory that appeared whole: the
@@ -281,6 +284,16 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 			}
 		}
 	}
+}
+
+// isDir reports whether c's path is a directory: by its op where that says
+// so (a removed one cannot be looked at), else by lstat beneath the root.
+func isDir(rootfd int, c change.Change) bool {
+	if c.Op&(change.Mkdir|change.Rmdir|change.Subtree) != 0 {
+		return true
+	}
+	var st unix.Stat_t
+	return beneath.Lstat(rootfd, c.Path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 }
 
 // unchanged reports whether c's paths (both names of a rename) are as the

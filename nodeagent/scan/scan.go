@@ -31,7 +31,7 @@ type Scanner struct {
 	Index *index.Index
 	// Exclude reports root-relative paths never replicated; nil excludes
 	// nothing. The reserved .jailsync directory is always excluded.
-	Exclude func(rel string) bool
+	Exclude func(rel string, isDir bool) bool
 	// Workers is how many directories are read at once; 4 when 0.
 	Workers int
 }
@@ -147,11 +147,11 @@ func (w *walk) send(c change.Change) bool {
 	}
 }
 
-func (w *walk) excluded(rel string) bool {
+func (w *walk) excluded(rel string, isDir bool) bool {
 	if rel == index.ReservedDir {
 		return true
 	}
-	return w.s.Exclude != nil && w.s.Exclude(rel)
+	return w.s.Exclude != nil && w.s.Exclude(rel, isDir)
 }
 
 // diskEntry is one name read from a directory, with its lstat.
@@ -215,10 +215,10 @@ func (w *walk) readDir(dir string) ([]string, error) {
 // index entry, nil when it is not indexed.
 func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change.Change, subdirs []string) ([]change.Change, []string) {
 	rel := index.Join(dir, d.name)
-	if w.excluded(rel) {
+	isDir := d.e.IsDir()
+	if w.excluded(rel, isDir) {
 		return found, subdirs
 	}
-	isDir := d.e.IsDir()
 	if isDir {
 		subdirs = append(subdirs, rel)
 	}
@@ -246,7 +246,7 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 }
 
 func (w *walk) removed(rel string, old index.Entry, found []change.Change) []change.Change {
-	if w.excluded(rel) {
+	if w.excluded(rel, old.IsDir()) {
 		return found
 	}
 	op := change.Remove

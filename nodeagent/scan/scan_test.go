@@ -250,7 +250,7 @@ func TestScanner_NeverLeavesTheRoot(t *testing.T) {
 
 func TestScanner_ExcludesReservedAndConfigured(t *testing.T) {
 	f := newFixture(t, t.TempDir())
-	f.sc.Exclude = func(rel string) bool { return filepath.Ext(rel) == ".tmp" }
+	f.sc.Exclude = func(rel string, _ bool) bool { return filepath.Ext(rel) == ".tmp" }
 	f.write("keep", "k")
 	f.write("skip.tmp", "s")
 	f.do(os.WriteFile(filepath.Join(f.root, index.ReservedDir, "partial"), []byte("p"), 0o600))

@@ -46,6 +46,9 @@ type Sender struct {
 	// Without a Client no run is announced and no rename is asked for.
 	Endpoint netip.AddrPort
 	Client   *peer.Client
+	// KeepDeletes leaves the peer's copies of paths deleted here
+	// (spec.deletes: Keep): their entries are confirmed without a run.
+	KeepDeletes bool
 	// Lanes is how many runs may be in flight at once (at least 2).
 	Lanes int
 	// BatchFiles and BatchBytes bound one run.
@@ -189,6 +192,10 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 		}
 	}
 	b := plan(rootfd, picked)
+	if s.KeepDeletes {
+		b.covered = append(b.covered, b.deletes...)
+		b.deletes = nil
+	}
 	for _, e := range b.entries() {
 		s.inflight.add(e.Path)
 	}
@@ -221,6 +228,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 		sent = confirmed(b.sends, res)
 		s.account(&r, res, err)
 	}
+	if s.KeepDeletes {
+		deleted = b.covered // confirmed without a run
+	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		res, err := rsync.Delete(ctx, s.Root, pathsOf(b.deletes), s.Target, s.Options)
 		deleted = confirmed(b.deletes, res)
@@ -247,8 +257,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 // plain send (its content goes) and its old name a delete.
 func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	if len(b.renames) == 0 || s.Client == nil {
-		for _, e := range b.renames {
-			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+		if !s.KeepDeletes {
+			for _, e := range b.renames {
+				b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+			}
 		}
 		return
 	}
@@ -263,7 +275,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	}
 	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
 	for i, e := range b.renames {
-		if err != nil || !res[i].Applied {
+		if (err != nil || !res[i].Applied) && !s.KeepDeletes {
 			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
 		}
 	}

@@ -53,7 +53,11 @@ type cluster struct {
 	config string
 }
 
-func start(t *testing.T, n int, port int) *cluster {
+func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port, "") }
+
+// startSpec starts n agents of a group whose spec has extra lines (YAML,
+// indented by two spaces) beyond path, members and transport.
+func startSpec(t *testing.T, n int, port int, extra string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}}
 	var members strings.Builder
@@ -70,7 +74,7 @@ metadata:
 spec:
   path: /data/www
   members:
-%s  transport:
+%s%s  transport:
     secretRef:
       name: www-transport
 ---
@@ -80,7 +84,7 @@ metadata:
   name: www-transport
 stringData:
   rsync-password: "e2e-secret"
-`, members.String())
+`, members.String(), extra)
 	if err := os.WriteFile(c.config, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +352,43 @@ func TestStandalone_HostileNames(t *testing.T) {
 	for _, node := range c.nodes {
 		if _, err := os.Stat(filepath.Join(c.roots[node], "pwned")); err == nil {
 			t.Fatalf("a name was executed on %s", node)
+		}
+	}
+}
+
+func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
+	c := startSpec(t, 3, 18570, "  deletes: Keep\n  exclude:\n  - \"*.tmp\"\n  - /cache/\n")
+	r1 := c.roots["n1"]
+	must(t, os.WriteFile(filepath.Join(r1, "keep-me"), []byte("data"), 0o644))
+	must(t, os.WriteFile(filepath.Join(r1, "scratch.tmp"), []byte("local only"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(r1, "cache"), 0o755))
+	must(t, os.WriteFile(filepath.Join(r1, "cache", "blob"), []byte("local only"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(r1, "sub", "cache"), 0o755)) // only /cache/ at the root is excluded
+	must(t, os.WriteFile(filepath.Join(r1, "sub", "cache", "kept"), []byte("replicated"), 0o644))
+	for _, node := range []string{"n2", "n3"} {
+		eventually(t, 20*time.Second, func() error {
+			for _, p := range []string{"keep-me", "sub/cache/kept"} {
+				if _, err := os.Stat(filepath.Join(c.roots[node], p)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	must(t, os.Remove(filepath.Join(r1, "keep-me")))
+	must(t, os.WriteFile(filepath.Join(r1, "marker"), []byte("after the delete"), 0o644))
+	for _, node := range []string{"n2", "n3"} {
+		eventually(t, 20*time.Second, func() error {
+			_, err := os.Stat(filepath.Join(c.roots[node], "marker"))
+			return err
+		})
+		for _, p := range []string{"scratch.tmp", "cache/blob", "cache"} {
+			if _, err := os.Lstat(filepath.Join(c.roots[node], p)); err == nil {
+				t.Errorf("excluded %s reached %s", p, node)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(c.roots[node], "keep-me")); err != nil {
+			t.Errorf("deletes: Keep, but keep-me was deleted on %s: %v", node, err)
 		}
 	}
 }
