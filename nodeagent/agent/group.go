@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -291,17 +290,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group) error {
 	if err != nil {
 		return fmt.Errorf("agent-to-agent endpoint: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	eg.Go(func() error {
-		<-ctx.Done()
-		return hs.Close()
-	})
-	eg.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	serve(ctx, eg, ln, srv.Handler())
 	return nil
 }
 

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -89,24 +88,18 @@ func (g *group) serveMetrics(ctx context.Context, eg *errgroup.Group, addr strin
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	serve(ctx, eg, ln, mux)
 	eg.Go(func() error {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				return hs.Close()
+				return nil
 			case <-t.C:
 				g.metrics.refresh(g.status.Snapshot())
 			}
 		}
-	})
-	eg.Go(func() error {
-		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
 	})
 	return nil
 }

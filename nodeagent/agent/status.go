@@ -129,7 +129,13 @@ func (g *group) serveStatus(ctx context.Context, eg *errgroup.Group) error {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(g.status.Snapshot())
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	serve(ctx, eg, ln, mux)
+	return nil
+}
+
+// serve serves h on ln until ctx ends.
+func serve(ctx context.Context, eg *errgroup.Group, ln net.Listener, h http.Handler) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	eg.Go(func() error {
 		<-ctx.Done()
 		return hs.Close()
@@ -140,5 +146,4 @@ func (g *group) serveStatus(ctx context.Context, eg *errgroup.Group) error {
 		}
 		return nil
 	})
-	return nil
 }

@@ -2,7 +2,7 @@ package rsync
 
 import "strings"
 
-// unescape reverses the escaping rsync applies to every line it prints
+// Unescape reverses the escaping rsync applies to every line it prints
 // (log.c, filtered_fwrite): a byte is written as a backslash, '#' and
 // exactly three octal digits when it is a control character other than tab
 // (newline is "\#012"), or when it is a backslash that starts such a
@@ -10,7 +10,7 @@ import "strings"
 // backslash is escaped. Without --8-bit-output, bytes the locale cannot print
 // are escaped the same way; with it (as this package runs rsync) they pass
 // raw. Either way, this decoding is exact.
-func unescape(s string) string {
+func Unescape(s string) string {
 	i := strings.Index(s, `\#`)
 	if i < 0 {
 		return s

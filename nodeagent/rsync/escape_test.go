@@ -42,8 +42,8 @@ func TestUnescape(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.printed, func(t *testing.T) {
-			if got := unescape(tc.printed); got != tc.want {
-				t.Errorf("unescape(%q) = %q, want %q", tc.printed, got, tc.want)
+			if got := Unescape(tc.printed); got != tc.want {
+				t.Errorf("Unescape(%q) = %q, want %q", tc.printed, got, tc.want)
 			}
 		})
 	}
@@ -58,8 +58,8 @@ func FuzzUnescape(f *testing.F) {
 		if strings.ContainsAny(printed, "\n\r") {
 			t.Fatalf("escaped %q holds a line break: %q", name, printed)
 		}
-		if got := unescape(printed); got != name {
-			t.Fatalf("unescape(escape(%q)) = %q (printed %q)", name, got, printed)
+		if got := Unescape(printed); got != name {
+			t.Fatalf("Unescape(escape(%q)) = %q (printed %q)", name, got, printed)
 		}
 	})
 }

@@ -56,7 +56,7 @@ func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, map[int]pa
 			st.parse(line)
 			// rsync prints this one as information (delete.c).
 			if strings.HasPrefix(line, "cannot delete non-empty directory: ") {
-				line = unescape(line)
+				line = Unescape(line)
 				if i, ok := ix.namedUnquoted(line); ok {
 					errs[i] = pathError{reason: line}
 				}
@@ -96,7 +96,7 @@ func parseItem(s string) (string, item, bool) {
 	if err1 != nil || err2 != nil {
 		return "", item{}, false
 	}
-	name := unescape(fields[2])
+	name := Unescape(fields[2])
 	if name != "/" {
 		name = strings.TrimSuffix(name, "/") // %n marks directories
 	}
@@ -144,7 +144,7 @@ func parseErrors(r io.Reader, ix pathIndex, roots []string) (map[int]pathError, 
 		for tailLen += len(raw) + 1; tailLen > tailSize && len(tail) > 1; tail = tail[1:] {
 			tailLen -= len(tail[0]) + 1
 		}
-		line := unescape(raw)
+		line := Unescape(raw)
 		if strings.HasPrefix(line, "rsync error: ") || strings.HasPrefix(line, "rsync warning: ") {
 			continue // the summary of the run: its exit code says it
 		}

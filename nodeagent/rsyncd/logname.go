@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 // logTag starts every transfer line of the daemon's log. Other log lines
@@ -112,32 +114,22 @@ func ParseLogLine(line string) (t Transfer, ok bool, err error) {
 // byte ("\#400", "\#098") and for a raw control character, which the
 // escaping never leaves.
 func DecodeLogName(s string) (string, error) {
-	var b []byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '\\' && i+4 < len(s) && s[i+1] == '#' && isDigit(s[i+2]) && isDigit(s[i+3]) && isDigit(s[i+4]) {
-			v, err := strconv.ParseUint(s[i+2:i+5], 8, 8)
-			if err != nil {
+			if _, err := strconv.ParseUint(s[i+2:i+5], 8, 8); err != nil {
 				return "", fmt.Errorf("%w: escape %q at %d is not an octal byte", ErrBadLogLine, s[i:i+5], i)
 			}
-			if b == nil {
-				b = append(make([]byte, 0, len(s)), s[:i]...)
-			}
-			b = append(b, byte(v))
 			i += 4
 			continue
 		}
 		if c < ' ' && c != '\t' {
 			return "", fmt.Errorf("%w: raw control character %q at %d", ErrBadLogLine, c, i)
 		}
-		if b != nil {
-			b = append(b, c)
-		}
 	}
-	if b == nil {
-		return s, nil
-	}
-	return string(b), nil
+	// The decoding itself is the client's: one implementation of rsync's
+	// log.c escaping for the itemized output and the daemon's log.
+	return rsync.Unescape(s), nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
