@@ -131,3 +131,33 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
+	c := startSpec(t, 3, 18580, "", "    bandwidthLimit: 256Ki\n")
+	// A transfer that takes long at 256 KiB/s: in flight when SIGTERM comes.
+	big := make([]byte, 3<<20) // 12 s at 256 KiB/s
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
+	eventually(t, 20*time.Second, func() error {
+		es, _ := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "tmp"))
+		if len(es) == 0 {
+			return fmt.Errorf("no transfer in flight to n2 yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	must(t, c.procs["n1"].Process.Signal(syscall.SIGTERM))
+	exited := make(chan struct{})
+	go func() { _, _ = c.procs["n1"].Process.Wait(); close(exited) }()
+	select {
+	case <-exited:
+		t.Logf("n1 exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("n1 still runs 10 s after SIGTERM")
+	}
+	// The journal survived: restarted, n1 finishes the job.
+	c.startAgent("n1")
+	c.converged("n1")
+}

@@ -53,11 +53,12 @@ type cluster struct {
 	config string
 }
 
-func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port, "") }
+func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port, "", "") }
 
 // startSpec starts n agents of a group whose spec has extra lines (YAML,
-// indented by two spaces) beyond path, members and transport.
-func startSpec(t *testing.T, n int, port int, extra string) *cluster {
+// indented by two spaces) beyond path, members and transport, and extra
+// transport lines (indented by four).
+func startSpec(t *testing.T, n int, port int, extra, transport string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}}
 	var members strings.Builder
@@ -75,7 +76,7 @@ spec:
   path: /data/www
   members:
 %s%s  transport:
-    secretRef:
+%s    secretRef:
       name: www-transport
 ---
 apiVersion: v1
@@ -84,7 +85,7 @@ metadata:
   name: www-transport
 stringData:
   rsync-password: "e2e-secret"
-`, members.String(), extra)
+`, members.String(), extra, transport)
 	if err := os.WriteFile(c.config, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +358,7 @@ func TestStandalone_HostileNames(t *testing.T) {
 }
 
 func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
-	c := startSpec(t, 3, 18570, "  deletes: Keep\n  exclude:\n  - \"*.tmp\"\n  - /cache/\n")
+	c := startSpec(t, 3, 18570, "  deletes: Keep\n  exclude:\n  - \"*.tmp\"\n  - /cache/\n", "")
 	r1 := c.roots["n1"]
 	must(t, os.WriteFile(filepath.Join(r1, "keep-me"), []byte("data"), 0o644))
 	must(t, os.WriteFile(filepath.Join(r1, "scratch.tmp"), []byte("local only"), 0o644))
