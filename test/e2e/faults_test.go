@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -160,4 +162,85 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 	// The journal survived: restarted, n1 finishes the job.
 	c.startAgent("n1")
 	c.converged("n1")
+}
+
+func TestStandalone_SlowWriterNeverHalfWrittenOnPeers(t *testing.T) {
+	c := start(t, 3, 18590)
+	f, err := os.Create(filepath.Join(c.roots["n1"], "slow.log"))
+	must(t, err)
+	var final atomic.Pointer[[]byte] // the complete content, once closed
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() { // watch the peers while the writer writes
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, node := range []string{"n2", "n3"} {
+				data, err := os.ReadFile(filepath.Join(c.roots[node], "slow.log"))
+				want := final.Load()
+				if err == nil && (want == nil || string(data) != string(*want)) {
+					select {
+					case bad <- fmt.Sprintf("%s shows slow.log with %d bytes before its writer closed it", node, len(data)):
+					default:
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for i := range 10 {
+		_, err := fmt.Fprintf(f, "line %d of a file written over 3 seconds\n", i)
+		must(t, err)
+		time.Sleep(300 * time.Millisecond)
+	}
+	data, err := os.ReadFile(f.Name())
+	must(t, err)
+	final.Store(&data)
+	must(t, f.Close())
+	c.converged("n1")
+	close(stop)
+	select {
+	case msg := <-bad:
+		t.Fatal(msg)
+	default:
+	}
+}
+
+func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
+	c := start(t, 2, 18595)
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "secret"), []byte("members only"), 0o600))
+	c.converged("n1")
+	target := "rsync://jailsync@127.0.5.2:18595/www/"
+	tests := []struct {
+		name, password, source string
+	}{
+		{"a member's address with a wrong password", "guess", "127.0.5.3"},
+		{"a host not in the group with the right password", "e2e-secret", "127.0.5.99"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := t.TempDir()
+			read := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, target, dst+"/")
+			read.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
+			if out, err := read.CombinedOutput(); err == nil {
+				t.Fatalf("read through the daemon succeeded:\n%s", out)
+			}
+			if _, err := os.Stat(filepath.Join(dst, "secret")); err == nil {
+				t.Fatal("the stranger got the file")
+			}
+			src := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(src, "planted"), []byte("x"), 0o644))
+			write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, src+"/", target)
+			write.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
+			if out, err := write.CombinedOutput(); err == nil {
+				t.Fatalf("write through the daemon succeeded:\n%s", out)
+			}
+			if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
+				t.Fatal("the stranger planted a file")
+			}
+		})
+	}
 }
