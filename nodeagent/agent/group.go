@@ -51,6 +51,9 @@ type Config struct {
 	StateDir string
 	// ScanInterval is the scan period where no change source exists.
 	ScanInterval time.Duration
+	// RetryBackoffCap bounds the wait between failed runs to a peer
+	// (sender.DefaultBackoffCap when 0).
+	RetryBackoffCap time.Duration
 	// MetricsAddr is where /metrics, /healthz and /readyz listen; the
 	// member's address with its daemon port + 2 when empty.
 	MetricsAddr string
@@ -338,6 +341,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: rsyncd.DefaultUser, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
+			BackoffCap: g.cfg.RetryBackoffCap,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

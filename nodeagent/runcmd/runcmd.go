@@ -21,6 +21,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/agent"
 	"github.com/jailsync/jailsync/nodeagent/scan"
+	"github.com/jailsync/jailsync/nodeagent/sender"
 	"github.com/jailsync/jailsync/nodeagent/standalone"
 )
 
@@ -42,6 +43,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	insecure := fs.Bool("insecure", false, "run without a transport password (trusted networks only)")
 	scanInterval := fs.Duration("scan-interval", scan.DefaultInterval, "scan period where no change source exists")
 	metricsAddr := fs.String("metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
+	backoffCap := fs.Duration("retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -67,7 +69,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
 	}
 	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
-		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, Log: log})
+		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, Log: log})
 	if err != nil {
 		log.Error(err, "agent stopped")
 		return 1

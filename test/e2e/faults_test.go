@@ -60,6 +60,8 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 	c := start(t, 3, 18540)
 	c.kill9("n3")
+	// Down long enough for the backoff to reach its cap many times over.
+	defer func(start time.Time) { t.Logf("n3 was down for %v", time.Since(start).Round(time.Second)) }(time.Now())
 	for i := range 200 {
 		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("while-n3-down-%03d", i)), []byte("x"), 0o644))
 	}
@@ -73,8 +75,11 @@ func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 		}
 		return nil
 	})
+	time.Sleep(5 * time.Second)
 	c.startAgent("n3")
+	back := time.Now()
 	c.converged("n1")
+	t.Logf("n3 caught up %v after it came back", time.Since(back).Round(time.Millisecond))
 }
 
 func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {

@@ -103,7 +103,10 @@ stringData:
 
 func (c *cluster) startAgent(node string) {
 	c.t.Helper()
-	cmd := exec.Command(binary, "run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node])
+	// A short backoff cap, so that a peer down "for an hour" (as many
+	// failed runs as an hour gives at the real cap) takes seconds here.
+	cmd := exec.Command(binary, "run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node],
+		"--retry-backoff-cap", "500ms")
 	logf, err := os.Create(filepath.Join(c.states[node], "agent.log"))
 	if err != nil {
 		c.t.Fatal(err)
