@@ -26,8 +26,11 @@ type batch struct {
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
 	deletes []journal.Entry
-	// covered are entries below a deleted directory: confirmed with it.
+	// covered are entries below a deleted directory (confirmed with it),
+	// and entries that cannot be listed (confirmed without a run).
 	covered []journal.Entry
+	// unlisted says why entries could not be listed, for the log.
+	unlisted []string
 	// bytes is the size of what sends carry.
 	bytes int64
 }
@@ -69,9 +72,12 @@ func plan(rootfd int, entries []journal.Entry) batch {
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 			gone = append(gone, e)
 		default:
-			// Outside the root or unreadable: never listed. It stays in
-			// the journal; the next scan or change decides again.
-			continue
+			// Outside the root (through a symlink) or unreadable: never
+			// listed, and confirmed so that it cannot hold back the
+			// entries behind it. A later change or scan journals it again
+			// if it becomes sendable.
+			b.covered = append(b.covered, e)
+			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
 		}
 	}
 	var covered []journal.Entry
@@ -83,20 +89,29 @@ func plan(rootfd int, entries []journal.Entry) batch {
 // topMost splits removed paths into the top-most ones (to delete) and those
 // below another removed path in the same batch (deleted with it).
 func topMost(gone []journal.Entry) (top, covered []journal.Entry) {
+	// A parent sorts before its children ("a" < "a/..."), though not
+	// always right before them ("a-b" sorts between "a" and "a/b").
 	slices.SortFunc(gone, func(a, b journal.Entry) int { return strings.Compare(a.Path, b.Path) })
+	tops := make(map[string]bool)
 	for _, e := range gone {
-		if n := len(top); n > 0 && within(e.Path, top[n-1].Path) {
+		if underAny(e.Path, tops) {
 			covered = append(covered, e)
 			continue
 		}
+		tops[e.Path] = true
 		top = append(top, e)
 	}
 	return top, covered
 }
 
-// within reports whether p is dir or below it.
-func within(p, dir string) bool {
-	return p == dir || (len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir))
+// underAny reports whether p or one of its parents is in set.
+func underAny(p string, set map[string]bool) bool {
+	for d := p; d != ""; d = parent(d) {
+		if set[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // inflight is the set of paths in runs to one peer. A path overlaps an

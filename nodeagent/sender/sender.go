@@ -192,6 +192,9 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 		}
 	}
 	b := plan(rootfd, picked)
+	if len(b.unlisted) > 0 {
+		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
+	}
 	if s.KeepDeletes {
 		b.covered = append(b.covered, b.deletes...)
 		b.deletes = nil
