@@ -51,6 +51,9 @@ type Config struct {
 	StateDir string
 	// ScanInterval is the scan period where no change source exists.
 	ScanInterval time.Duration
+	// AllowMassDelete lets a scan propagate more than half of the files
+	// deleted (after an intended wipe).
+	AllowMassDelete bool
 	// RetryBackoffCap bounds the wait between failed runs to a peer
 	// (sender.DefaultBackoffCap when 0).
 	RetryBackoffCap time.Duration
@@ -310,7 +313,7 @@ func (g *group) detector() (*detect.Detector, error) {
 	src, kind := newSource(opts, g.settle(), g.log)
 	g.status.setSource(kind)
 	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
-		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect"),
+		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect"), AllowMassDelete: g.cfg.AllowMassDelete,
 		Scanned: func(reason string) { g.metrics.rescans.WithLabelValues(g.cfg.Group.Name, "", reason).Inc() }}
 	if ri := g.cfg.Group.Spec.ResyncInterval; ri != nil {
 		d.ResyncInterval = ri.Duration

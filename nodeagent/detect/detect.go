@@ -57,6 +57,9 @@ type Detector struct {
 	// Incoming holds changes on paths the receiver is writing; nil holds
 	// nothing.
 	Incoming *Incoming
+	// AllowMassDelete lets one scan report more than the scanner's share
+	// of deletions (the operator's word, --allow-mass-delete).
+	AllowMassDelete bool
 	// Scanned, when set, is called once per scan with its reason ("start",
 	// "lost events or a subtree appeared", "resync").
 	Scanned func(reason string)
@@ -79,7 +82,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	if m == nil {
 		m, _ = exclude.Compile(nil)
 	}
-	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match}
+	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete}
 	excluded := func(c change.Change) bool {
 		// Only a directory-only pattern needs to know the type.
 		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))
@@ -210,7 +213,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if errors.Is(err, index.ErrRootChanged) || errors.Is(err, index.ErrRootMissing) {
+				if errors.Is(err, index.ErrRootChanged) || errors.Is(err, index.ErrRootMissing) || errors.Is(err, scan.ErrMassDelete) {
 					return err
 				}
 				d.Log.Error(err, "scan incomplete", "path", dir, "reason", reason)

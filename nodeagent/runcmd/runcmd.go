@@ -44,6 +44,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	scanInterval := fs.Duration("scan-interval", scan.DefaultInterval, "scan period where no change source exists")
 	metricsAddr := fs.String("metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
 	backoffCap := fs.Duration("retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
+	massDelete := fs.Bool("allow-mass-delete", false, "let one scan propagate deletions of more than half of the indexed files (after an intended wipe)")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -69,7 +70,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
 	}
 	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
-		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, Log: log})
+		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, AllowMassDelete: *massDelete, Log: log})
 	if err != nil {
 		log.Error(err, "agent stopped")
 		return 1

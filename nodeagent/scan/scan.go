@@ -34,7 +34,27 @@ type Scanner struct {
 	Exclude func(rel string, isDir bool) bool
 	// Workers is how many directories are read at once; 4 when 0.
 	Workers int
+	// MaxDeleteShare is the largest share of the indexed paths that one
+	// scan of the whole root may report deleted (DefaultMaxDeleteShare
+	// when 0) before it refuses with ErrMassDelete: a wiped or swapped
+	// data root must not wipe every peer. AllowMassDelete is the
+	// operator's word that it is intended.
+	MaxDeleteShare  float64
+	AllowMassDelete bool
 }
+
+// DefaultMaxDeleteShare is the share of indexed paths one full scan may
+// find deleted before it asks for an operator's word.
+const DefaultMaxDeleteShare = 0.5
+
+// massDeleteMinimum is how many deletions a scan may always report: small
+// trees are not held to the share.
+const massDeleteMinimum = 100
+
+// ErrMassDelete is returned by Scan when a scan of the whole root finds
+// more than MaxDeleteShare of the indexed paths deleted; none of those
+// deletions is reported.
+var ErrMassDelete = errors.New("scan found a mass deletion")
 
 // Stats counts what one scan saw.
 type Stats struct {
@@ -60,7 +80,7 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 		return Stats{}, err
 	}
 
-	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx}
+	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx, holdRemovals: dir == "." && !s.AllowMassDelete}
 	w.cond = sync.NewCond(&w.mu)
 	w.stack = []string{dir}
 	n := s.Workers
@@ -82,7 +102,57 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
+	if err := w.releaseRemovals(); err != nil {
+		return st, err
+	}
 	return st, errors.Join(w.errs...)
+}
+
+// releaseRemovals sends the removals a full scan held back, unless they
+// are more than the allowed share of the index.
+func (w *walk) releaseRemovals() error {
+	if !w.holdRemovals || len(w.removals) == 0 {
+		return nil
+	}
+	var total, deleted int
+	err := w.s.Index.View(func(tx *index.Tx) error {
+		total = tx.Len()
+		for _, c := range w.removals {
+			deleted += countTree(tx, c.Path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	share := w.s.MaxDeleteShare
+	if share <= 0 {
+		share = DefaultMaxDeleteShare
+	}
+	if deleted > massDeleteMinimum && float64(deleted) > share*float64(total) {
+		return fmt.Errorf("%w: %d of %d indexed paths are gone from %s; refusing to propagate the deletions. "+
+			"If they are intended, restart the agent with --allow-mass-delete", ErrMassDelete, deleted, total, w.s.Root)
+	}
+	for _, c := range w.removals {
+		if !w.send(c) {
+			return w.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// countTree counts rel and its indexed descendants.
+func countTree(tx *index.Tx, rel string) int {
+	n := 1
+	_ = tx.Children(rel, func(name string, e index.Entry) error {
+		if e.IsDir() {
+			n += countTree(tx, index.Join(rel, name))
+		} else {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // walk is one scan's shared state: a stack of directories to read (depth
@@ -98,6 +168,11 @@ type walk struct {
 	stack  []string
 	active int
 	errs   []error
+
+	// holdRemovals keeps the removals of a full scan until it is over
+	// (removals), to check them against MaxDeleteShare.
+	holdRemovals bool
+	removals     []change.Change
 
 	dirs, files, changes atomic.Int64
 }
@@ -204,6 +279,12 @@ func (w *walk) readDir(dir string) ([]string, error) {
 		markWriter(fd, &found[i])
 	}
 	for _, c := range found {
+		if w.holdRemovals && c.Op&(change.Remove|change.Rmdir) != 0 && c.Op&change.Create == 0 {
+			w.mu.Lock()
+			w.removals = append(w.removals, c)
+			w.mu.Unlock()
+			continue
+		}
 		if !w.send(c) {
 			break
 		}

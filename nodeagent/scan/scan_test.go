@@ -282,3 +282,48 @@ func TestSource_RefusesAnUnmountedRoot(t *testing.T) {
 		t.Errorf("reported %s %q from an unmounted root", c.Op, c.Path)
 	}
 }
+
+func TestScanner_RefusesMassDeletion(t *testing.T) {
+	tests := []struct {
+		name    string
+		delete  int
+		allow   bool
+		wantErr bool
+		want    int // removals reported
+	}{
+		{"a few deletions pass", 20, false, false, 20},
+		{"more than half of the files is refused", 150, false, true, 0},
+		{"the operator's word lets them pass", 150, true, false, 150},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, t.TempDir())
+			var all []string
+			for i := range 200 {
+				name := fmt.Sprintf("f%03d", i)
+				f.write(name, "x")
+				all = append(all, name)
+			}
+			f.recordAll(all...)
+			for _, n := range all[:tc.delete] {
+				f.do(os.Remove(filepath.Join(f.root, n)))
+			}
+			f.sc.AllowMassDelete = tc.allow
+			out := make(chan change.Change, 1024)
+			_, err := f.sc.Scan(context.Background(), ".", out)
+			close(out)
+			if gotErr := errors.Is(err, ErrMassDelete); gotErr != tc.wantErr {
+				t.Fatalf("Scan error %v, want ErrMassDelete: %v", err, tc.wantErr)
+			}
+			n := 0
+			for c := range out {
+				if c.Op.Has(change.Remove) {
+					n++
+				}
+			}
+			if n != tc.want {
+				t.Fatalf("%d removals reported, want %d", n, tc.want)
+			}
+		})
+	}
+}
