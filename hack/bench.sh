@@ -7,6 +7,9 @@
 #   fanotify        close-to-ready-change latency p50/p99, inotify as reference
 #   scanner         a tree of JAILSYNC_BENCH_FILES (default 1,000,000) files on
 #                   tmpfs: steady-state scan time and peak RSS, find(1) as reference
+#   replication     1 writer and 3 receivers on loopback: burst, 100 x 1 MiB,
+#                   1 x 256 MiB and single-file latency, against the lower bound
+#                   (one rsync -a per peer after the writes)
 #
 # Needs root (tmpfs mounts, fanotify). Timing goals live here, never in tests.
 set -euo pipefail
@@ -23,6 +26,11 @@ run() {
 run env GOMAXPROCS=1 go test -run '^$' -bench 'BenchmarkDecode$' -benchmem -count 3 ./nodeagent/bsm/
 run go test -run '^$' -bench 'BenchmarkCloseToChange$' -count 3 ./nodeagent/source/fanotify/
 run go test -run '^$' -bench 'BenchmarkScan$' -benchtime 3x -count 1 -timeout 60m ./nodeagent/scan/
+
+# Replication: jailsync against the references on the same workloads
+# (hack/bench/replication; JSON in bin/bench/replication.json).
+go build -o bin/nodeagent ./cmd/nodeagent
+run go run ./hack/bench/replication -nodeagent bin/nodeagent -json "$out/replication.json" -runs "${JAILSYNC_BENCH_RUNS:-3}"
 
 echo
 echo "Raw results: $raw"
