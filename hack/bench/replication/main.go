@@ -72,11 +72,17 @@ func run(nodeagent, out string, runs int) error {
 		results = append(results, result{Workload: w.name, System: "lower bound (rsync -a per peer after the writes)", Seconds: median(lb)},
 			result{Workload: w.name, System: "jailsync", Seconds: median(js)})
 	}
+	lb50, lb99, err := lowerBoundLatency(200)
+	if err != nil {
+		return fmt.Errorf("lower bound latency: %w", err)
+	}
 	p50, p99, err := latency(nodeagent, 200)
 	if err != nil {
 		return fmt.Errorf("jailsync latency: %w", err)
 	}
-	results = append(results, result{Workload: "one 4 KiB file at a time, 200 files", System: "jailsync", P50Millis: p50, P99Millis: p99})
+	const single = "one 4 KiB file at a time, 200 files"
+	results = append(results, result{Workload: single, System: "lower bound (a fresh rsync per peer after each close)", P50Millis: lb50, P99Millis: lb99},
+		result{Workload: single, System: "jailsync", P50Millis: p50, P99Millis: p99})
 
 	fmt.Printf("%-40s %-50s %10s %8s\n", "workload", "system", "seconds", "ratio")
 	for i, r := range results {
@@ -85,7 +91,10 @@ func run(nodeagent, out string, runs int) error {
 			ratio = fmt.Sprintf("%.2fx", r.Seconds/results[i-1].Seconds)
 		}
 		if r.P50Millis > 0 {
-			fmt.Printf("%-40s %-50s p50 %.1f ms, p99 %.1f ms\n", r.Workload, r.System, r.P50Millis, r.P99Millis)
+			if r.System == "jailsync" && i > 0 && results[i-1].Workload == r.Workload {
+				ratio = fmt.Sprintf("%.2fx", r.P50Millis/results[i-1].P50Millis)
+			}
+			fmt.Printf("%-40s %-50s p50 %.1f ms, p99 %.1f ms %8s\n", r.Workload, r.System, r.P50Millis, r.P99Millis, ratio)
 			continue
 		}
 		fmt.Printf("%-40s %-50s %10.3f %8s\n", r.Workload, r.System, r.Seconds, ratio)
@@ -144,56 +153,68 @@ func complete(dir string, files, size int) bool {
 	return true
 }
 
-// lowerBound writes the files, then runs one rsync -a per peer daemon in
-// parallel, and returns the makespan from the first write.
-func lowerBound(files, size int) (float64, error) {
+// references starts three plain receiving daemons (TCP_NODELAY) and
+// returns the source directory, the daemons' URLs and a cleanup.
+func references() (src string, dests []string, cleanup func(), err error) {
 	base, err := os.MkdirTemp("", "bench-lb-")
 	if err != nil {
-		return 0, err
+		return "", nil, nil, err
 	}
-	defer os.RemoveAll(base)
-	src := filepath.Join(base, "src")
-	if err := mount(src); err != nil {
-		return 0, err
-	}
-	defer unmount(src)
 	var daemons []*exec.Cmd
-	defer func() {
+	var mounts []string
+	cleanup = func() {
 		for _, d := range daemons {
 			_ = d.Process.Kill()
 			_ = d.Wait()
 		}
-	}()
-	var dests []string
+		for _, m := range mounts {
+			unmount(m)
+		}
+		os.RemoveAll(base)
+	}
+	src = filepath.Join(base, "src")
+	if err := mount(src); err != nil {
+		cleanup()
+		return "", nil, nil, err
+	}
+	mounts = append(mounts, src)
 	for i := range 3 {
 		dst := filepath.Join(base, fmt.Sprintf("dst%d", i))
 		if err := mount(dst); err != nil {
-			return 0, err
+			cleanup()
+			return "", nil, nil, err
 		}
-		defer unmount(dst)
+		mounts = append(mounts, dst)
 		addr := fmt.Sprintf("127.0.3.%d", i+2)
 		conf := filepath.Join(base, fmt.Sprintf("rsyncd%d.conf", i))
 		cfg := fmt.Sprintf("address = %s\nport = 18401\npid file = %s.pid\nlock file = %s.lock\nsocket options = TCP_NODELAY\nreverse lookup = no\nlisten backlog = 128\n[m]\npath = %s\nuse chroot = yes\nuid = 0\ngid = 0\nread only = no\nhosts allow = 127.0.3.1\n",
 			addr, conf, conf, dst)
 		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-			return 0, err
+			cleanup()
+			return "", nil, nil, err
 		}
 		d := exec.Command("rsync", "--daemon", "--no-detach", "--config="+conf)
 		if err := d.Start(); err != nil {
-			return 0, err
+			cleanup()
+			return "", nil, nil, err
 		}
 		daemons = append(daemons, d)
 		dests = append(dests, fmt.Sprintf("rsync://%s:18401/m/", addr))
 	}
 	time.Sleep(300 * time.Millisecond)
-	start := time.Now()
-	if err := writeFiles(src, files, size); err != nil {
-		return 0, err
-	}
+	return src, dests, cleanup, nil
+}
+
+// pushAll runs one rsync -a of what (relative to src) per destination, in
+// parallel, and waits for all.
+func pushAll(src string, what []string, dests []string) error {
 	errs := make(chan error, len(dests))
 	for _, d := range dests {
 		go func() {
-			out, err := exec.Command("rsync", "-a", "--sockopts=TCP_NODELAY", "--address=127.0.3.1", src+"/", d).CombinedOutput()
+			args := append([]string{"-a", "--relative", "--sockopts=TCP_NODELAY", "--address=127.0.3.1"}, what...)
+			cmd := exec.Command("rsync", append(args, d)...)
+			cmd.Dir = src
+			out, err := cmd.CombinedOutput()
 			if err != nil {
 				err = fmt.Errorf("%w: %s", err, out)
 			}
@@ -202,10 +223,54 @@ func lowerBound(files, size int) (float64, error) {
 	}
 	for range dests {
 		if err := <-errs; err != nil {
-			return 0, err
+			return err
 		}
 	}
+	return nil
+}
+
+// lowerBound writes the files, then runs one rsync -a per peer daemon in
+// parallel, and returns the makespan from the first write.
+func lowerBound(files, size int) (float64, error) {
+	src, dests, cleanup, err := references()
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	start := time.Now()
+	if err := writeFiles(src, files, size); err != nil {
+		return 0, err
+	}
+	if err := pushAll(src, []string{"."}, dests); err != nil {
+		return 0, err
+	}
 	return time.Since(start).Seconds(), nil
+}
+
+// lowerBoundLatency writes n 4 KiB files one at a time and, after each
+// close, runs a fresh rsync per peer in parallel: the close-to-all-peers
+// time of the lower bound.
+func lowerBoundLatency(n int) (p50, p99 float64, err error) {
+	src, dests, cleanup, err := references()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cleanup()
+	data := make([]byte, 4<<10)
+	var ms []float64
+	for i := range n {
+		name := fmt.Sprintf("lat%04d", i)
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			return 0, 0, err
+		}
+		closed := time.Now()
+		if err := pushAll(src, []string{name}, dests); err != nil {
+			return 0, 0, err
+		}
+		ms = append(ms, float64(time.Since(closed).Microseconds())/1000)
+	}
+	slices.Sort(ms)
+	return ms[len(ms)/2], ms[len(ms)*99/100], nil
 }
 
 // cluster starts four agents (127.0.3.1 writes) and returns them.
