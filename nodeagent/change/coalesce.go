@@ -29,6 +29,12 @@ type Coalescer struct {
 	// MaxHold bounds how long an unfinished change waits; DefaultMaxHold
 	// when 0.
 	MaxHold time.Duration
+	// Probe, when set, asks the system whether the file at path is still
+	// held by a writer (done is false then; known is false when it cannot
+	// tell). An unfinished change that waits for a close is probed every
+	// probe interval without events, so that a lost or merged close event
+	// costs a probe interval, not MaxHold.
+	Probe func(path string) (done, known bool)
 
 	pending map[string]*entry
 	queue   deadlines
@@ -83,12 +89,18 @@ func (co *Coalescer) readyAt(e *entry) time.Time {
 		return e.last
 	}
 	hold := e.first.Add(co.maxHold())
-	if co.settles(e) {
-		if quiet := e.last.Add(co.Settle); quiet.Before(hold) {
+	if co.settles(e) || co.Probe != nil {
+		if quiet := e.last.Add(co.probeInterval()); quiet.Before(hold) {
 			return quiet
 		}
 	}
 	return hold
+}
+
+// probeInterval is the quiet time after which an unfinished change is
+// settled (NeedsSettle) or probed: Settle, at least 50 ms.
+func (co *Coalescer) probeInterval() time.Duration {
+	return max(co.Settle, 50*time.Millisecond)
 }
 
 func (co *Coalescer) settles(e *entry) bool { return co.Settle > 0 && e.c.NeedsSettle }
@@ -120,6 +132,15 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 		case co.settles(e) && !now.Before(e.last.Add(co.Settle)):
 			c.Finished = true // quiet for the settle period
 			delete(co.pending, d.path)
+		case co.Probe != nil && now.Before(e.first.Add(co.maxHold())):
+			if done, known := co.Probe(d.path); known && done {
+				c.Finished = true // no writer holds it: its close was not seen
+				delete(co.pending, d.path)
+				break
+			}
+			e.last = now // probe again one interval later
+			co.schedule(d.path, e, co.readyAt(e))
+			continue
 		default:
 			// Held past MaxHold: report it unfinished and hold it again.
 			e.first = now

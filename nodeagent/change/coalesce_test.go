@@ -176,3 +176,32 @@ func TestCoalescer_RunFlushesOnClose(t *testing.T) {
 		t.Fatalf("flushed %+v, want open-forever unfinished", c)
 	}
 }
+
+func TestCoalescer_ProbesUnfinishedChanges(t *testing.T) {
+	tests := []struct {
+		name  string
+		probe func(string) (bool, bool)
+		want  string // what is ready one probe interval after the last event
+	}{
+		{"a lost close: the probe finds no writer", func(string) (bool, bool) { return true, true }, "[a:write:true]"},
+		{"a writer still holds it", func(string) (bool, bool) { return false, true }, "[]"},
+		{"the system cannot tell", func(string) (bool, bool) { return false, false }, "[]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			co := &Coalescer{Settle: 100 * time.Millisecond, Probe: tc.probe}
+			t0 := time.Unix(1_700_000_000, 0)
+			co.Add(Change{Path: "a", Op: Write}, t0)
+			if got := co.Ready(t0.Add(50*time.Millisecond), nil); len(got) != 0 {
+				t.Fatalf("ready before the probe interval: %+v", got)
+			}
+			var got []string
+			for _, c := range co.Ready(t0.Add(100*time.Millisecond), nil) {
+				got = append(got, fmt.Sprintf("%s:%s:%v", c.Path, c.Op, c.Finished))
+			}
+			if fmt.Sprint(got) != tc.want && !(tc.want == "[]" && got == nil) {
+				t.Fatalf("ready %v, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -97,7 +97,10 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded) })
 	g.Go(func() error { return d.scans(ctx, sc, rescans, toCoalesce) })
 	g.Go(func() error {
-		co := &change.Coalescer{Settle: d.Settle, MaxHold: d.MaxHold}
+		co := &change.Coalescer{Settle: d.Settle, MaxHold: d.MaxHold, Probe: func(p string) (bool, bool) {
+			held, known := scan.WriterHolds(rootfd, p)
+			return !held, known
+		}}
 		return co.Run(ctx, toCoalesce, ready)
 	})
 	g.Go(func() error { return d.filter(ctx, rootfd, ready, out) })

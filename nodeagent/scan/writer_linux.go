@@ -2,8 +2,11 @@ package scan
 
 import (
 	"errors"
+	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
 
 // openForWriting reports whether a process has the regular file name (in
@@ -29,4 +32,27 @@ func openForWriting(dirfd int, name string) (open, known bool) {
 		return true, true
 	}
 	return false, false
+}
+
+// WriterHolds reports whether a writer holds the file rel (beneath rootfd)
+// open; known is false where the system cannot tell. A path that no longer
+// exists, or is not a regular file, has no writer.
+func WriterHolds(rootfd int, rel string) (held, known bool) {
+	dir, name := ".", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, name = rel[:i], rel[i+1:]
+	}
+	dfd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return false, errors.Is(err, unix.ENOENT)
+	}
+	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, errors.Is(err, unix.ENOENT)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, true
+	}
+	return openForWriting(dfd, name)
 }

@@ -131,6 +131,7 @@ func (s *Sender) Start(ctx context.Context) error {
 					"error", d.r.Err, "paths", d.r.Problems)
 			} else {
 				backoff = 0
+				s.Log.V(1).Info("run done", "files", len(d.r.Sent), "bytes", d.r.Bytes, "took", d.r.Duration.String())
 			}
 			if s.Report != nil {
 				d.r.Remaining = s.Journal.Stats(s.Peer)
