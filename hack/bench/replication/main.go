@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command replication measures jailsync against the lower bound on the same
 // workloads, on loopback, in one run: one writer and three receivers, each
 // receiver an rsync daemon with TCP_NODELAY (for jailsync, the agents' own
