@@ -13,23 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/internal/poll"
 )
-
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // applyStatus writes status fields by server-side apply as manager.
 func applyStatus(ctx context.Context, name, manager string, status map[string]any) error {
@@ -70,7 +55,7 @@ func TestSyncGroupReconciler_ConditionsFollowAgentReports(t *testing.T) {
 	}
 
 	t.Run("no reports: not ready, 0/2", func(t *testing.T) {
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			got, err := get()
 			if err != nil {
 				return err
@@ -122,7 +107,7 @@ func TestSyncGroupReconciler_ConditionsFollowAgentReports(t *testing.T) {
 		if err != nil {
 			t.Fatalf("apply peers: %v", err)
 		}
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			got, err := get()
 			if err != nil {
 				return err

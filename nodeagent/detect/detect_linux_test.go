@@ -118,6 +118,14 @@ func finishedWrite(path string) func(change.Change) bool {
 	return func(c change.Change) bool { return c.Path == path && c.Finished && c.Op.Has(change.Write) }
 }
 
+// eachSource runs f as a subtest with fanotify as the change source and
+// with the scanner alone.
+func eachSource(t *testing.T, f func(t *testing.T, useFanotify bool)) {
+	t.Helper()
+	t.Run("fanotify", func(t *testing.T) { f(t, true) })
+	t.Run("scanner", func(t *testing.T) { f(t, false) })
+}
+
 // record stores path's lstat in the index, as the receiver does for what it
 // wrote.
 func (e *env) record(path string) {
@@ -128,41 +136,36 @@ func (e *env) record(path string) {
 }
 
 func TestDetector_ReceiverWritesAreNotLocalChanges(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		fanotify bool
-	}{{"fanotify", true}, {"scanner", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := start(t, tc.fanotify)
-			// A peer announces the path, the receiver writes it and records
-			// its lstat (its events still arrive: the index decides, not
-			// the pid), then the run is confirmed.
-			e.in.Add("from-peer")
-			if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("peer data"), 0o644); err != nil {
-				t.Fatal(err)
+	eachSource(t, func(t *testing.T, useFanotify bool) {
+		e := start(t, useFanotify)
+		// A peer announces the path, the receiver writes it and records
+		// its lstat (its events still arrive: the index decides, not
+		// the pid), then the run is confirmed.
+		e.in.Add("from-peer")
+		if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("peer data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the events outrun the record
+		e.record("from-peer")
+		e.in.Done("from-peer")
+		// A local write after it: it must come, the echo must not.
+		if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("the marker", finishedWrite("marker"))
+		time.Sleep(300 * time.Millisecond) // past settle and one more scan
+		e.drain()
+		for _, c := range e.seen {
+			if c.Path == "from-peer" {
+				t.Fatalf("the receiver's write was reported as a local change: %v", describe(e.seen))
 			}
-			time.Sleep(50 * time.Millisecond) // the events outrun the record
-			e.record("from-peer")
-			e.in.Done("from-peer")
-			// A local write after it: it must come, the echo must not.
-			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			e.waitFor("the marker", finishedWrite("marker"))
-			time.Sleep(300 * time.Millisecond) // past settle and one more scan
-			e.drain()
-			for _, c := range e.seen {
-				if c.Path == "from-peer" {
-					t.Fatalf("the receiver's write was reported as a local change: %v", describe(e.seen))
-				}
-			}
-			// A local process changes the received file: reported.
-			if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("edited locally"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			e.waitFor("the local edit", finishedWrite("from-peer"))
-		})
-	}
+		}
+		// A local process changes the received file: reported.
+		if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("edited locally"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("the local edit", finishedWrite("from-peer"))
+	})
 }
 
 func (e *env) drain() {
@@ -177,12 +180,7 @@ func (e *env) drain() {
 }
 
 func TestDetector_SlowWriterIsReadyOnlyAfterClose(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		fanotify bool
-	}{{"fanotify", true}, {"scanner", false}} {
-		t.Run(tc.name, func(t *testing.T) { testSlowWriter(t, tc.fanotify) })
-	}
+	eachSource(t, testSlowWriter)
 }
 
 // testSlowWriter writes a file over 3 seconds, a line every 300 ms (longer
@@ -214,51 +212,46 @@ func testSlowWriter(t *testing.T, useFanotify bool) {
 }
 
 func TestDetector_UnmountedRootIsRefused(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		fanotify bool
-	}{{"fanotify", true}, {"scanner", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := startRoot(t, tc.fanotify, true)
-			for i := range 50 {
-				name := fmt.Sprintf("f%02d", i)
-				if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			e.waitFor("the last file", finishedWrite("f49"))
-			for i := range 50 {
-				e.record(fmt.Sprintf("f%02d", i))
-			}
-			e.drain()
-			e.seen = nil
-			unix.Close(e.fdRec)
-			e.fdRec = -1
-			// The agent holds the root open, so a plain unmount fails; an
-			// operator's lazy unmount detaches it anyway.
-			if err := unix.Unmount(e.root, 0); !errors.Is(err, unix.EBUSY) {
-				t.Logf("plain unmount: %v", err)
-			}
-			if err := unix.Unmount(e.root, unix.MNT_DETACH); err != nil {
+	eachSource(t, func(t *testing.T, useFanotify bool) {
+		e := startRoot(t, useFanotify, true)
+		for i := range 50 {
+			name := fmt.Sprintf("f%02d", i)
+			if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case err := <-e.done:
-				if !errors.Is(err, index.ErrRootChanged) {
-					t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
-				}
-				e.done <- err // for the cleanup
-			case <-time.After(10 * time.Second):
-				t.Fatal("detector still running 10s after its root was unmounted")
+		}
+		e.waitFor("the last file", finishedWrite("f49"))
+		for i := range 50 {
+			e.record(fmt.Sprintf("f%02d", i))
+		}
+		e.drain()
+		e.seen = nil
+		unix.Close(e.fdRec)
+		e.fdRec = -1
+		// The agent holds the root open, so a plain unmount fails; an
+		// operator's lazy unmount detaches it anyway.
+		if err := unix.Unmount(e.root, 0); !errors.Is(err, unix.EBUSY) {
+			t.Logf("plain unmount: %v", err)
+		}
+		if err := unix.Unmount(e.root, unix.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-e.done:
+			if !errors.Is(err, index.ErrRootChanged) {
+				t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
 			}
-			e.drain()
-			for _, c := range e.seen {
-				if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
-					t.Fatalf("deletions reported from an unmounted root: %v", describe(e.seen))
-				}
+			e.done <- err // for the cleanup
+		case <-time.After(10 * time.Second):
+			t.Fatal("detector still running 10s after its root was unmounted")
+		}
+		e.drain()
+		for _, c := range e.seen {
+			if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
+				t.Fatalf("deletions reported from an unmounted root: %v", describe(e.seen))
 			}
-		})
-	}
+		}
+	})
 }
 
 func TestDetector_HostileNamesAndExcludes(t *testing.T) {
@@ -284,33 +277,28 @@ func TestDetector_HostileNamesAndExcludes(t *testing.T) {
 }
 
 func TestDetector_SubtreeMovedInIsExpanded(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		fanotify bool
-	}{{"fanotify", true}, {"scanner", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := start(t, tc.fanotify)
-			outside := filepath.Join(filepath.Dir(e.root), "outside", "tree")
-			if err := os.MkdirAll(filepath.Join(outside, "a", "b"), 0o755); err != nil {
+	eachSource(t, func(t *testing.T, useFanotify bool) {
+		e := start(t, useFanotify)
+		outside := filepath.Join(filepath.Dir(e.root), "outside", "tree")
+		if err := os.MkdirAll(filepath.Join(outside, "a", "b"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files := []string{"top", "a/one", "a/b/two"}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(outside, f), []byte(f), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			files := []string{"top", "a/one", "a/b/two"}
-			for _, f := range files {
-				if err := os.WriteFile(filepath.Join(outside, f), []byte(f), 0o644); err != nil {
-					t.Fatal(err)
-				}
+		}
+		if err := os.Rename(outside, filepath.Join(e.root, "tree")); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			e.waitFor("tree/"+f, finishedWrite("tree/"+f))
+		}
+		for _, c := range e.seen {
+			if strings.Contains(c.Path, "outside") || strings.HasPrefix(c.Path, "..") {
+				t.Fatalf("a path outside the root was reported: %v", describe(e.seen))
 			}
-			if err := os.Rename(outside, filepath.Join(e.root, "tree")); err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range files {
-				e.waitFor("tree/"+f, finishedWrite("tree/"+f))
-			}
-			for _, c := range e.seen {
-				if strings.Contains(c.Path, "outside") || strings.HasPrefix(c.Path, "..") {
-					t.Fatalf("a path outside the root was reported: %v", describe(e.seen))
-				}
-			}
-		})
-	}
+		}
+	})
 }

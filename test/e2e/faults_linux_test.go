@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/internal/poll"
 )
 
 // kill9 kills a node's agent without warning and waits for it.
@@ -37,7 +39,7 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 	}()
 	// Kill n1 once replication of the burst is under way on a peer.
 	peerDir := filepath.Join(c.roots["n2"], "burst")
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		if es, _ := os.ReadDir(peerDir); len(es) == 0 {
 			return fmt.Errorf("nothing of the burst on n2 yet")
 		}
@@ -67,7 +69,7 @@ func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 	}
 	must(t, os.Remove(filepath.Join(c.roots["n1"], "while-n3-down-007")))
 	// n2 is not held back by n3 being down.
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		want, _ := snapshot(c.roots["n1"])
 		got, _ := snapshot(c.roots["n2"])
 		if d := diff(want, got); d != "" {
@@ -96,7 +98,7 @@ func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 	for i := range 20 {
 		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("f%02d", i)), []byte("x"), 0o644))
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		want, _ := snapshot(c.roots["n1"])
 		got, _ := snapshot(c.roots["n2"])
 		if d := diff(want, got); d != "" {
@@ -147,7 +149,7 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 		big[i] = byte(i * 7)
 	}
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		es, _ := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "tmp"))
 		if len(es) == 0 {
 			return fmt.Errorf("no transfer in flight to n2 yet")

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/agent"
 )
@@ -128,7 +129,7 @@ func (c *cluster) startAgent(node string) {
 func (c *cluster) waitReady() {
 	c.t.Helper()
 	for _, node := range c.nodes {
-		eventually(c.t, 20*time.Second, func() error {
+		poll.Until(c.t, 20*time.Second, func() error {
 			_, err := c.status(node)
 			return err
 		})
@@ -142,21 +143,6 @@ func (c *cluster) status(node string) (*agent.Report, error) {
 	}
 	var r agent.Report
 	return &r, json.Unmarshal(out, &r)
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // snapshot describes a tree: per path its type, mode, mtime, and content
@@ -204,7 +190,7 @@ func snapshot(root string) (map[string]string, error) {
 // converged waits until every root holds what want holds (the writer's).
 func (c *cluster) converged(from string) {
 	c.t.Helper()
-	eventually(c.t, 30*time.Second, func() error {
+	poll.Until(c.t, 30*time.Second, func() error {
 		want, err := snapshot(c.roots[from])
 		if err != nil {
 			return err
@@ -367,7 +353,7 @@ func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
 	must(t, os.MkdirAll(filepath.Join(r1, "sub", "cache"), 0o755)) // only /cache/ at the root is excluded
 	must(t, os.WriteFile(filepath.Join(r1, "sub", "cache", "kept"), []byte("replicated"), 0o644))
 	for _, node := range []string{"n2", "n3"} {
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			for _, p := range []string{"keep-me", "sub/cache/kept"} {
 				if _, err := os.Stat(filepath.Join(c.roots[node], p)); err != nil {
 					return err
@@ -379,7 +365,7 @@ func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
 	must(t, os.Remove(filepath.Join(r1, "keep-me")))
 	must(t, os.WriteFile(filepath.Join(r1, "marker"), []byte("after the delete"), 0o644))
 	for _, node := range []string{"n2", "n3"} {
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			_, err := os.Stat(filepath.Join(c.roots[node], "marker"))
 			return err
 		})
