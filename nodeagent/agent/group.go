@@ -54,6 +54,8 @@ type Config struct {
 	// AllowMassDelete lets a scan propagate more than half of the files
 	// deleted (after an intended wipe).
 	AllowMassDelete bool
+	// Profile serves Go's /debug/pprof on the metrics address.
+	Profile bool
 	// RetryBackoffCap bounds the wait between failed runs to a peer
 	// (sender.DefaultBackoffCap when 0).
 	RetryBackoffCap time.Duration

@@ -45,6 +45,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	metricsAddr := fs.String("metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
 	backoffCap := fs.Duration("retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
 	massDelete := fs.Bool("allow-mass-delete", false, "let one scan propagate deletions of more than half of the indexed files (after an intended wipe)")
+	profile := fs.Bool("profile", false, "serve /debug/pprof on the metrics address")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -70,7 +71,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
 	}
 	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
-		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, AllowMassDelete: *massDelete, Log: log})
+		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, AllowMassDelete: *massDelete, Profile: *profile, Log: log})
 	if err != nil {
 		log.Error(err, "agent stopped")
 		return 1
