@@ -258,15 +258,22 @@ func lowerBoundLatency(n int) (p50, p99 float64, err error) {
 		return 0, 0, err
 	}
 	defer cleanup()
+	return closeToArrival(n, src, func(name string) error { return pushAll(src, []string{name}, dests) })
+}
+
+// closeToArrival writes n 4 KiB files into dir one at a time and returns
+// the p50 and p99, in milliseconds, of the time from each close until
+// arrived (which waits until every peer holds the file) returns.
+func closeToArrival(n int, dir string, arrived func(name string) error) (p50, p99 float64, err error) {
 	data := make([]byte, 4<<10)
-	var ms []float64
+	ms := make([]float64, 0, n)
 	for i := range n {
 		name := fmt.Sprintf("lat%04d", i)
-		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return 0, 0, err
 		}
 		closed := time.Now()
-		if err := pushAll(src, []string{name}, dests); err != nil {
+		if err := arrived(name); err != nil {
 			return 0, 0, err
 		}
 		ms = append(ms, float64(time.Since(closed).Microseconds())/1000)
@@ -357,36 +364,28 @@ func jailsync(nodeagent string, files, size int) (float64, error) {
 	return time.Since(start).Seconds(), nil
 }
 
-// latency writes n 4 KiB files one at a time and measures from each close
-// until all three peers hold it whole.
+// latency writes n 4 KiB files one at a time on the first agent and
+// measures from each close until all three peers hold it whole.
 func latency(nodeagent string, n int) (p50, p99 float64, err error) {
 	hosts, cleanup, err := cluster(nodeagent)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer cleanup()
-	data := make([]byte, 4<<10)
-	var ms []float64
-	for i := range n {
-		name := fmt.Sprintf("lat%04d", i)
-		if err := os.WriteFile(filepath.Join(hosts[0].root, name), data, 0o644); err != nil {
-			return 0, 0, err
-		}
-		closed := time.Now()
+	return closeToArrival(n, hosts[0].root, func(name string) error {
+		start := time.Now()
 		for _, h := range hosts[1:] {
 			for {
 				fi, err := os.Stat(filepath.Join(h.root, name))
-				if err == nil && fi.Size() == int64(len(data)) {
+				if err == nil && fi.Size() == 4<<10 {
 					break
 				}
-				if time.Since(closed) > 30*time.Second {
-					return 0, 0, fmt.Errorf("%s never reached %s", name, h.addr)
+				if time.Since(start) > 30*time.Second {
+					return fmt.Errorf("%s never reached %s", name, h.addr)
 				}
 				time.Sleep(200 * time.Microsecond)
 			}
 		}
-		ms = append(ms, float64(time.Since(closed).Microseconds())/1000)
-	}
-	slices.Sort(ms)
-	return ms[len(ms)/2], ms[len(ms)*99/100], nil
+		return nil
+	})
 }
