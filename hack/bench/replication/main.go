@@ -1,279 +1,239 @@
 //go:build linux
 
-// Command replication measures jailsync against the lower bound on the same
-// workloads, on loopback, in one run: one writer and three receivers, each
-// receiver an rsync daemon with TCP_NODELAY (for jailsync, the agents' own
-// managed daemons, configured the same way). It prints a table with ratios
-// and writes the same figures as JSON.
+// Command replication measures jailsync against the references on the same
+// workloads, on loopback, in one run: one writer and three receivers
+// (127.0.3.1 writes to 127.0.3.2-4), every directory on its own tmpfs,
+// every receiver an rsync daemon with TCP_NODELAY (for jailsync, the
+// agents' own managed daemons, configured the same way; Syncthing has its
+// own protocol). It prints a table with ratios to the lower bound and
+// writes the same figures as JSON with fixed keys.
 //
-// References so far: (a) the lower bound, one `rsync -a` per peer after the
-// writes, the three in parallel. The old script, lsyncd, clsync and
-// Syncthing follow (docs/benchmarks.md says which are measured).
+// Systems (JSON key): the lower bound (lowerBound: one `rsync -a` per peer
+// after the writes, the three in parallel), the old script (oldScript: one
+// rsync per file per peer after a 1 s size check, emulated; cut to 100
+// files and extrapolated where a workload has more), lsyncd (delay = 0),
+// clsync (rsyncdirect, -t 0 -w 0 -T 0, one per peer), Syncthing (lowest
+// delays) and jailsync.
 //
-// Needs root (tmpfs, fanotify) and the nodeagent binary (-nodeagent).
+// Workloads (JSON key): burst (2,000 x 4 KiB), files1MiB (100 x 1 MiB),
+// file256MiB (1 x 256 MiB): makespan from the first write until every peer
+// holds every file whole; latency (one 4 KiB file at a time, 200 files):
+// p50 and p99 from each close until all peers hold it whole.
+//
+// Needs root (tmpfs, fanotify), rsync, lsyncd, clsync, syncthing and the
+// nodeagent binary (-nodeagent).
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
-type result struct {
-	Workload  string  `json:"workload"`
-	System    string  `json:"system"`
-	Seconds   float64 `json:"seconds"`
-	P50Millis float64 `json:"p50Millis,omitempty"`
-	P99Millis float64 `json:"p99Millis,omitempty"`
+// system is one system under test.
+type system struct {
+	key, name string
+	start     func() (*rig, error)
+	// maxFiles, when set, cuts larger makespan workloads to this many files
+	// and scales the time up by the ratio (labelled extrapolated).
+	maxFiles int
+	// latencyFiles, when set, replaces the latency workload's file count.
+	latencyFiles int
+}
+
+type workload struct {
+	key, name   string
+	files, size int
+	latency     bool
+}
+
+// figure is one system's result on one workload: medians over the runs.
+type figure struct {
+	System        string    `json:"system"`
+	Seconds       float64   `json:"seconds,omitempty"`
+	P50Millis     float64   `json:"p50Millis,omitempty"`
+	P99Millis     float64   `json:"p99Millis,omitempty"`
+	Ratio         float64   `json:"ratioToLowerBound,omitempty"`
+	Runs          []float64 `json:"runs"` // seconds, or p50 milliseconds for latency
+	CPUSeconds    float64   `json:"cpuSeconds"`
+	PeakRSSMiB    float64   `json:"peakRSSMiB,omitempty"`
+	MeasuredFiles int       `json:"measuredFiles,omitempty"`
+	Extrapolated  bool      `json:"extrapolated,omitempty"`
+	Error         string    `json:"error,omitempty"`
+
+	p99s, cpus, hwms []float64
+}
+
+type report struct {
+	Date      string                        `json:"date"`
+	CPUs      int                           `json:"cpus"`
+	Runs      int                           `json:"runs"`
+	Workloads map[string]map[string]*figure `json:"workloads"`
 }
 
 func main() {
 	nodeagent := flag.String("nodeagent", "bin/nodeagent", "the nodeagent binary")
 	out := flag.String("json", "bin/bench/replication.json", "where to write the figures")
 	runs := flag.Int("runs", 3, "runs per figure (the median is reported)")
+	only := flag.String("systems", "", "comma-separated system keys to run (default all)")
+	onlyW := flag.String("workloads", "", "comma-separated workload keys to run (default all)")
 	flag.Parse()
-	if err := run(*nodeagent, *out, *runs); err != nil {
+	systems := []system{
+		{key: "lowerBound", name: "lower bound (rsync -a per peer after the writes)", start: lowerBound},
+		{key: "oldScript", name: "old script (rsync per file per peer after 1 s)", start: oldScript, maxFiles: 100, latencyFiles: 20},
+		{key: "lsyncd", name: "lsyncd 2.2 (delay = 0)", start: lsyncd},
+		{key: "clsync", name: "clsync 0.4 (rsyncdirect, -t0 -w0 -T0)", start: clsync},
+		{key: "syncthing", name: "Syncthing 1.19 (lowest delays)", start: syncthing},
+		{key: "jailsync", name: "jailsync", start: jailsyncRig(*nodeagent)},
+	}
+	workloads := []workload{
+		{key: "burst", name: "2,000 x 4 KiB burst", files: 2000, size: 4 << 10},
+		{key: "files1MiB", name: "100 x 1 MiB", files: 100, size: 1 << 20},
+		{key: "file256MiB", name: "1 x 256 MiB", files: 1, size: 256 << 20},
+		{key: "latency", name: "one 4 KiB file at a time, 200 files", files: 200, size: 4 << 10, latency: true},
+	}
+	if *only != "" {
+		keys := strings.Split(*only, ",")
+		systems = slices.DeleteFunc(systems, func(s system) bool { return !slices.Contains(keys, s.key) && s.key != "lowerBound" })
+	}
+	if *onlyW != "" {
+		keys := strings.Split(*onlyW, ",")
+		workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !slices.Contains(keys, w.key) })
+	}
+	rep := report{Date: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(), Runs: *runs, Workloads: map[string]map[string]*figure{}}
+	for _, w := range workloads {
+		rep.Workloads[w.key] = map[string]*figure{}
+		for _, s := range systems {
+			rep.Workloads[w.key][s.key] = &figure{System: s.name}
+		}
+		// Runs interleave the systems, so that a slow phase of the machine
+		// touches all of them alike.
+		for run := range *runs {
+			for _, s := range systems {
+				f := rep.Workloads[w.key][s.key]
+				if f.Error != "" {
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "[bench] %s, %s, run %d\n", w.key, s.key, run+1)
+				if err := measure(s, w, f); err != nil {
+					f.Error = err.Error()
+					fmt.Fprintf(os.Stderr, "[bench] %s, %s: %v\n", w.key, s.key, err)
+				}
+			}
+		}
+		for _, f := range rep.Workloads[w.key] {
+			summarize(f, w)
+		}
+		if lb := rep.Workloads[w.key]["lowerBound"]; lb != nil {
+			for _, f := range rep.Workloads[w.key] {
+				switch {
+				case f.Error != "" || lb.Error != "":
+				case w.latency:
+					f.Ratio = f.P50Millis / lb.P50Millis
+				default:
+					f.Ratio = f.Seconds / lb.Seconds
+				}
+			}
+		}
+	}
+	print(rep, systems, workloads)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	data, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodeagent, out string, runs int) error {
-	var results []result
-	workloads := []struct {
-		name  string
-		files int
-		size  int
-	}{
-		{"burst 2000 x 4 KiB", 2000, 4 << 10},
-		{"100 x 1 MiB", 100, 1 << 20},
-		{"1 x 256 MiB", 1, 256 << 20},
-	}
-	for _, w := range workloads {
-		lb, js := make([]float64, 0, runs), make([]float64, 0, runs)
-		for range runs {
-			s, err := lowerBound(w.files, w.size)
-			if err != nil {
-				return fmt.Errorf("lower bound, %s: %w", w.name, err)
-			}
-			lb = append(lb, s)
-			s, err = jailsync(nodeagent, w.files, w.size)
-			if err != nil {
-				return fmt.Errorf("jailsync, %s: %w", w.name, err)
-			}
-			js = append(js, s)
-		}
-		results = append(results, result{Workload: w.name, System: "lower bound (rsync -a per peer after the writes)", Seconds: median(lb)},
-			result{Workload: w.name, System: "jailsync", Seconds: median(js)})
-	}
-	lb50, lb99, err := lowerBoundLatency(200)
+// measure runs one workload once on a fresh rig of s and appends the
+// figures to f.
+func measure(s system, w workload, f *figure) error {
+	r, err := s.start()
 	if err != nil {
-		return fmt.Errorf("lower bound latency: %w", err)
-	}
-	p50, p99, err := latency(nodeagent, 200)
-	if err != nil {
-		return fmt.Errorf("jailsync latency: %w", err)
-	}
-	const single = "one 4 KiB file at a time, 200 files"
-	results = append(results, result{Workload: single, System: "lower bound (a fresh rsync per peer after each close)", P50Millis: lb50, P99Millis: lb99},
-		result{Workload: single, System: "jailsync", P50Millis: p50, P99Millis: p99})
-
-	fmt.Printf("%-40s %-50s %10s %8s\n", "workload", "system", "seconds", "ratio")
-	for i, r := range results {
-		ratio := ""
-		if r.System == "jailsync" && i > 0 && results[i-1].Workload == r.Workload {
-			ratio = fmt.Sprintf("%.2fx", r.Seconds/results[i-1].Seconds)
-		}
-		if r.P50Millis > 0 {
-			if r.System == "jailsync" && i > 0 && results[i-1].Workload == r.Workload {
-				ratio = fmt.Sprintf("%.2fx", r.P50Millis/results[i-1].P50Millis)
-			}
-			fmt.Printf("%-40s %-50s p50 %.1f ms, p99 %.1f ms %8s\n", r.Workload, r.System, r.P50Millis, r.P99Millis, ratio)
-			continue
-		}
-		fmt.Printf("%-40s %-50s %10.3f %8s\n", r.Workload, r.System, r.Seconds, ratio)
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	data, _ := json.MarshalIndent(results, "", "  ")
-	return os.WriteFile(out, data, 0o644)
-}
-
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	return xs[len(xs)/2]
-}
-
-// host is one loopback member.
-type host struct {
-	addr  string // IP
-	port  int
-	root  string
-	state string
-	cmd   *exec.Cmd
-}
-
-func mount(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return syscall.Mount("bench", dir, "tmpfs", 0, "size=1200m")
-}
-
-func unmount(dir string) { _ = syscall.Unmount(dir, syscall.MNT_DETACH) }
-
-func writeFiles(dir string, files, size int) error {
-	data := make([]byte, size)
-	for i := range data {
-		data[i] = byte(i*31 + 7)
-	}
-	for i := range files {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), data, 0o644); err != nil {
+	defer r.cleanup()
+	if r.push == nil {
+		if err := ready(r, 60*time.Second); err != nil {
 			return err
 		}
+	}
+	var cpu0 float64
+	if r.cpu != nil {
+		cpu0 = r.cpu()
+	}
+	files := w.files
+	if w.latency && s.latencyFiles > 0 {
+		files = s.latencyFiles
+	}
+	if !w.latency && s.maxFiles > 0 && files > s.maxFiles {
+		files = s.maxFiles
+	}
+	f.MeasuredFiles = files
+	if w.latency {
+		p50, p99, err := closeToArrival(r, files, w.size)
+		if err != nil {
+			return err
+		}
+		f.Runs = append(f.Runs, p50)
+		f.p99s = append(f.p99s, p99)
+	} else {
+		data := workloadData(w.size)
+		start := time.Now()
+		if err := writeFiles(r.src, files, data); err != nil {
+			return err
+		}
+		if r.push != nil {
+			if err := r.push(nil); err != nil {
+				return err
+			}
+		}
+		if err := waitFiles(r.peers, files, w.size, start.Add(10*time.Minute)); err != nil {
+			return err
+		}
+		secs := time.Since(start).Seconds()
+		if files < w.files {
+			secs *= float64(w.files) / float64(files)
+			f.Extrapolated = true
+		}
+		f.Runs = append(f.Runs, secs)
+	}
+	if r.cpu != nil {
+		f.cpus = append(f.cpus, r.cpu()-cpu0)
+	}
+	if r.hwm != nil {
+		f.hwms = append(f.hwms, float64(r.hwm())/(1<<20))
 	}
 	return nil
 }
 
-// complete reports whether dir holds files files of size bytes.
-func complete(dir string, files, size int) bool {
-	for i := range files {
-		fi, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%05d", i)))
-		if err != nil || fi.Size() != int64(size) {
-			return false
-		}
-	}
-	return true
-}
-
-// references starts three plain receiving daemons (TCP_NODELAY) and
-// returns the source directory, the daemons' URLs and a cleanup.
-func references() (src string, dests []string, cleanup func(), err error) {
-	base, err := os.MkdirTemp("", "bench-lb-")
-	if err != nil {
-		return "", nil, nil, err
-	}
-	var daemons []*exec.Cmd
-	var mounts []string
-	cleanup = func() {
-		for _, d := range daemons {
-			_ = d.Process.Kill()
-			_ = d.Wait()
-		}
-		for _, m := range mounts {
-			unmount(m)
-		}
-		os.RemoveAll(base)
-	}
-	src = filepath.Join(base, "src")
-	if err := mount(src); err != nil {
-		cleanup()
-		return "", nil, nil, err
-	}
-	mounts = append(mounts, src)
-	for i := range 3 {
-		dst := filepath.Join(base, fmt.Sprintf("dst%d", i))
-		if err := mount(dst); err != nil {
-			cleanup()
-			return "", nil, nil, err
-		}
-		mounts = append(mounts, dst)
-		addr := fmt.Sprintf("127.0.3.%d", i+2)
-		conf := filepath.Join(base, fmt.Sprintf("rsyncd%d.conf", i))
-		cfg := fmt.Sprintf("address = %s\nport = 18401\npid file = %s.pid\nlock file = %s.lock\nsocket options = TCP_NODELAY\nreverse lookup = no\nlisten backlog = 128\n[m]\npath = %s\nuse chroot = yes\nuid = 0\ngid = 0\nread only = no\nhosts allow = 127.0.3.1\n",
-			addr, conf, conf, dst)
-		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-			cleanup()
-			return "", nil, nil, err
-		}
-		d := exec.Command("rsync", "--daemon", "--no-detach", "--config="+conf)
-		if err := d.Start(); err != nil {
-			cleanup()
-			return "", nil, nil, err
-		}
-		daemons = append(daemons, d)
-		dests = append(dests, fmt.Sprintf("rsync://%s:18401/m/", addr))
-	}
-	time.Sleep(300 * time.Millisecond)
-	return src, dests, cleanup, nil
-}
-
-// pushAll runs one rsync -a of what (relative to src) per destination, in
-// parallel, and waits for all.
-func pushAll(src string, what []string, dests []string) error {
-	errs := make(chan error, len(dests))
-	for _, d := range dests {
-		go func() {
-			args := append([]string{"-a", "--relative", "--sockopts=TCP_NODELAY", "--address=127.0.3.1"}, what...)
-			cmd := exec.Command("rsync", append(args, d)...)
-			cmd.Dir = src
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				err = fmt.Errorf("%w: %s", err, out)
-			}
-			errs <- err
-		}()
-	}
-	for range dests {
-		if err := <-errs; err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lowerBound writes the files, then runs one rsync -a per peer daemon in
-// parallel, and returns the makespan from the first write.
-func lowerBound(files, size int) (float64, error) {
-	src, dests, cleanup, err := references()
-	if err != nil {
-		return 0, err
-	}
-	defer cleanup()
-	start := time.Now()
-	if err := writeFiles(src, files, size); err != nil {
-		return 0, err
-	}
-	if err := pushAll(src, []string{"."}, dests); err != nil {
-		return 0, err
-	}
-	return time.Since(start).Seconds(), nil
-}
-
-// lowerBoundLatency writes n 4 KiB files one at a time and, after each
-// close, runs a fresh rsync per peer in parallel: the close-to-all-peers
-// time of the lower bound.
-func lowerBoundLatency(n int) (p50, p99 float64, err error) {
-	src, dests, cleanup, err := references()
-	if err != nil {
-		return 0, 0, err
-	}
-	defer cleanup()
-	return closeToArrival(n, src, func(name string) error { return pushAll(src, []string{name}, dests) })
-}
-
-// closeToArrival writes n 4 KiB files into dir one at a time and returns
-// the p50 and p99, in milliseconds, of the time from each close until
-// arrived (which waits until every peer holds the file) returns.
-func closeToArrival(n int, dir string, arrived func(name string) error) (p50, p99 float64, err error) {
-	data := make([]byte, 4<<10)
+// closeToArrival writes n files of size bytes one at a time and returns the
+// p50 and p99, in milliseconds, of the time from each close until every
+// peer holds the file whole (for the lower bound: until its push returns).
+func closeToArrival(r *rig, n, size int) (p50, p99 float64, err error) {
+	data := workloadData(size)
 	ms := make([]float64, 0, n)
 	for i := range n {
 		name := fmt.Sprintf("lat%04d", i)
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(r.src, name), data, 0o644); err != nil {
 			return 0, 0, err
 		}
 		closed := time.Now()
-		if err := arrived(name); err != nil {
+		if r.push != nil {
+			err = r.push([]string{name})
+		} else {
+			err = waitOne(r.peers, name, size, closed.Add(30*time.Second))
+		}
+		if err != nil {
 			return 0, 0, err
 		}
 		ms = append(ms, float64(time.Since(closed).Microseconds())/1000)
@@ -282,110 +242,56 @@ func closeToArrival(n int, dir string, arrived func(name string) error) (p50, p9
 	return ms[len(ms)/2], ms[len(ms)*99/100], nil
 }
 
-// cluster starts four agents (127.0.3.1 writes) and returns them.
-func cluster(nodeagent string) ([]*host, func(), error) {
-	base, err := os.MkdirTemp("", "bench-js-")
-	if err != nil {
-		return nil, nil, err
+func summarize(f *figure, w workload) {
+	if f.Error != "" || len(f.Runs) == 0 {
+		return
 	}
-	var hosts []*host
-	var members strings.Builder
-	for i := range 4 {
-		h := &host{addr: fmt.Sprintf("127.0.3.%d", i+1), port: 18410, root: filepath.Join(base, fmt.Sprintf("h%d", i), "root"), state: filepath.Join(base, fmt.Sprintf("state%d", i))}
-		hosts = append(hosts, h)
-		fmt.Fprintf(&members, "  - node: h%d\n    address: %s:%d\n", i, h.addr, h.port)
+	if w.latency {
+		f.P50Millis, f.P99Millis = median(f.Runs), median(f.p99s)
+	} else {
+		f.Seconds = median(f.Runs)
 	}
-	config := filepath.Join(base, "group.yaml")
-	manifest := "apiVersion: sync.jailsync.io/v1alpha1\nkind: SyncGroup\nmetadata:\n  name: bench\nspec:\n  path: /data\n  members:\n" + members.String() +
-		"  transport:\n    secretRef:\n      name: t\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: t\nstringData:\n  rsync-password: bench\n"
-	if err := os.WriteFile(config, []byte(manifest), 0o600); err != nil {
-		return nil, nil, err
+	if f.MeasuredFiles == w.files {
+		f.MeasuredFiles = 0 // only a cut workload says how many files it measured
 	}
-	cleanup := func() {
-		for _, h := range hosts {
-			if h.cmd != nil {
-				_ = h.cmd.Process.Signal(syscall.SIGTERM)
-				_ = h.cmd.Wait()
-			}
-			unmount(filepath.Dir(h.root))
-		}
-		os.RemoveAll(base)
+	if len(f.cpus) > 0 {
+		f.CPUSeconds = median(f.cpus)
 	}
-	for i, h := range hosts {
-		if err := mount(filepath.Dir(h.root)); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-		if err := os.MkdirAll(h.root, 0o755); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-		h.cmd = exec.Command(nodeagent, "run", "--config", config, "--node", fmt.Sprintf("h%d", i), "--root", h.root, "--state-dir", h.state)
-		if err := h.cmd.Start(); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
+	if len(f.hwms) > 0 {
+		f.PeakRSSMiB = median(f.hwms)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for _, h := range hosts {
-		for ctx.Err() == nil {
-			if _, err := os.Stat(filepath.Join(h.state, "agent.sock")); err == nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	time.Sleep(500 * time.Millisecond)
-	return hosts, cleanup, ctx.Err()
 }
 
-// jailsync writes the files on the first agent and returns the makespan
-// until all three peers hold them whole.
-func jailsync(nodeagent string, files, size int) (float64, error) {
-	hosts, cleanup, err := cluster(nodeagent)
-	if err != nil {
-		return 0, err
-	}
-	defer cleanup()
-	start := time.Now()
-	if err := writeFiles(hosts[0].root, files, size); err != nil {
-		return 0, err
-	}
-	deadline := start.Add(5 * time.Minute)
-	for _, h := range hosts[1:] {
-		for !complete(h.root, files, size) {
-			if time.Now().After(deadline) {
-				return 0, fmt.Errorf("%s incomplete after 5 minutes", h.addr)
+func print(rep report, systems []system, workloads []workload) {
+	fmt.Printf("%-36s %-50s %24s %8s %8s %9s\n", "workload", "system", "result (median)", "ratio", "cpu s", "VmHWM MiB")
+	for _, w := range workloads {
+		for _, s := range systems {
+			f := rep.Workloads[w.key][s.key]
+			var result string
+			switch {
+			case f.Error != "":
+				result = "not measured: " + f.Error
+				fmt.Printf("%-36s %-50s %s\n", w.name, s.name, result)
+				continue
+			case w.latency:
+				result = fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", f.P50Millis, f.P99Millis)
+			default:
+				result = fmt.Sprintf("%.3f s", f.Seconds)
 			}
-			time.Sleep(2 * time.Millisecond)
+			if f.Extrapolated {
+				result += " (extrap.)"
+			}
+			ratio, cpu, hwm := "", "", ""
+			if f.Ratio > 0 {
+				ratio = fmt.Sprintf("%.2fx", f.Ratio)
+			}
+			if len(f.cpus) > 0 {
+				cpu = fmt.Sprintf("%.2f", f.CPUSeconds)
+			}
+			if f.PeakRSSMiB > 0 {
+				hwm = fmt.Sprintf("%.1f", f.PeakRSSMiB)
+			}
+			fmt.Printf("%-36s %-50s %24s %8s %8s %9s\n", w.name, s.name, result, ratio, cpu, hwm)
 		}
 	}
-	return time.Since(start).Seconds(), nil
-}
-
-// latency writes n 4 KiB files one at a time on the first agent and
-// measures from each close until all three peers hold it whole.
-func latency(nodeagent string, n int) (p50, p99 float64, err error) {
-	hosts, cleanup, err := cluster(nodeagent)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer cleanup()
-	return closeToArrival(n, hosts[0].root, func(name string) error {
-		start := time.Now()
-		for _, h := range hosts[1:] {
-			for {
-				fi, err := os.Stat(filepath.Join(h.root, name))
-				if err == nil && fi.Size() == 4<<10 {
-					break
-				}
-				if time.Since(start) > 30*time.Second {
-					return fmt.Errorf("%s never reached %s", name, h.addr)
-				}
-				time.Sleep(200 * time.Microsecond)
-			}
-		}
-		return nil
-	})
 }

@@ -1,0 +1,83 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// jailsyncRig starts four standalone agents on 127.0.3.1-4:18410 (the first
+// is the writer), each with its own root on its own tmpfs and its own
+// managed rsync daemon (TCP_NODELAY, like the references' daemons). The
+// state directories (journal, index) are on the machine's disk, as in a
+// deployment. CPU and VmHWM are the writer's agent, with the rsync clients
+// it ran.
+func jailsyncRig(nodeagent string) func() (*rig, error) {
+	return func() (*rig, error) {
+		base, err := os.MkdirTemp("", "bench-js-")
+		if err != nil {
+			return nil, err
+		}
+		type host struct {
+			root, state string
+			cmd         *exec.Cmd
+		}
+		var hosts []*host
+		var members strings.Builder
+		for i := range 4 {
+			hosts = append(hosts, &host{root: filepath.Join(base, fmt.Sprintf("h%d", i), "root"), state: filepath.Join(base, fmt.Sprintf("state%d", i))})
+			fmt.Fprintf(&members, "  - node: h%d\n    address: 127.0.3.%d:18410\n", i, i+1)
+		}
+		config := filepath.Join(base, "group.yaml")
+		manifest := "apiVersion: sync.jailsync.io/v1alpha1\nkind: SyncGroup\nmetadata:\n  name: bench\nspec:\n  path: /data\n  members:\n" + members.String() +
+			"  transport:\n    secretRef:\n      name: t\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: t\nstringData:\n  rsync-password: bench\n"
+		cleanup := func() {
+			for _, h := range hosts {
+				stop(h.cmd, 15*time.Second)
+				unmount(filepath.Dir(h.root))
+			}
+			_ = os.RemoveAll(base)
+		}
+		if err := os.WriteFile(config, []byte(manifest), 0o600); err != nil {
+			cleanup()
+			return nil, err
+		}
+		for i, h := range hosts {
+			if err := mount(filepath.Dir(h.root)); err != nil {
+				cleanup()
+				return nil, err
+			}
+			if err := os.MkdirAll(h.root, 0o755); err != nil {
+				cleanup()
+				return nil, err
+			}
+			log, err := os.Create(filepath.Join(base, fmt.Sprintf("agent%d.log", i)))
+			if err != nil {
+				cleanup()
+				return nil, err
+			}
+			h.cmd = exec.Command(nodeagent, "run", "--config", config, "--node", fmt.Sprintf("h%d", i), "--root", h.root, "--state-dir", h.state)
+			h.cmd.Stdout, h.cmd.Stderr = log, log
+			err = h.cmd.Start()
+			log.Close()
+			if err != nil {
+				cleanup()
+				return nil, err
+			}
+		}
+		pid := hosts[0].cmd.Process.Pid
+		r := &rig{
+			src: hosts[0].root, cleanup: cleanup,
+			cpu: func() float64 { return procCPU(pid) }, hwm: func() int64 { return procHWM(pid) },
+		}
+		for _, h := range hosts[1:] {
+			r.peers = append(r.peers, h.root)
+		}
+		return r, nil
+	}
+}

@@ -1,0 +1,202 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lowerBound: one `rsync -a` per peer after the writes, the three in
+// parallel. Nothing watches; push is the whole transfer.
+func lowerBound() (*rig, error) {
+	d, err := startRefDaemons("bench-lb-")
+	if err != nil {
+		return nil, err
+	}
+	return &rig{
+		src: d.src, peers: d.dirs, cleanup: d.close, cpu: childrenCPU,
+		push: func(names []string) error {
+			what := []string{"."}
+			if names != nil {
+				what = names
+			}
+			return parallel(len(d.urls), func(i int) error {
+				args := append([]string{"-a", "--relative", "--sockopts=TCP_NODELAY", "--address=127.0.3.1"}, what...)
+				return rsyncTo(d.src, append(args, d.urls[i])...)
+			})
+		},
+	}, nil
+}
+
+// oldScript emulates the hand-made setup of shared/origin: one thread per
+// peer walks the queue of changed files in order and, for each, checks the
+// size, sleeps 1 s (Perl's sleep(1.5) truncates to whole seconds), checks
+// again, and runs `rsync -raz --progress --size-only FILE
+// rsync://peer/share/FILE` (here with the bench's --address and
+// TCP_NODELAY, so that only the method differs). The events come from
+// inotify IN_CLOSE_WRITE, a faster and cheaper stand-in for tailing
+// praudit: the emulation is kind to the script.
+func oldScript() (*rig, error) {
+	d, err := startRefDaemons("bench-old-")
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	if _, err := unix.InotifyAddWatch(fd, d.src, unix.IN_CLOSE_WRITE); err != nil {
+		unix.Close(fd)
+		d.close()
+		return nil, err
+	}
+	queues := make([]chan string, len(d.urls))
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan string, 1<<16)
+		wg.Go(func() {
+			for name := range queues[i] {
+				path := filepath.Join(d.src, name)
+				for {
+					before, err1 := os.Stat(path)
+					time.Sleep(time.Second)
+					after, err2 := os.Stat(path)
+					if err1 != nil || err2 != nil || before.Size() == after.Size() {
+						break
+					}
+				}
+				if err := rsyncTo(d.src, "-raz", "--progress", "--size-only", "--sockopts=TCP_NODELAY", "--address=127.0.3.1", "./"+name, d.urls[i]+name); err != nil {
+					fmt.Fprintln(os.Stderr, "old script:", err)
+				}
+			}
+		})
+	}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err != nil || n <= 0 {
+				for _, q := range queues {
+					close(q)
+				}
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				// struct inotify_event: wd, mask, cookie, len, then len bytes of name.
+				l := int(binary.NativeEndian.Uint32(buf[off+12:]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+l]), "\x00")
+				off += unix.SizeofInotifyEvent + l
+				if name == "" {
+					continue
+				}
+				for _, q := range queues {
+					q <- name
+				}
+			}
+		}
+	}()
+	return &rig{
+		src: d.src, peers: d.dirs, cpu: childrenCPU,
+		cleanup: func() {
+			unix.Close(fd) // ends the reader, which closes the queues
+			wg.Wait()
+			d.close()
+		},
+	}, nil
+}
+
+// lsyncd: Debian's lsyncd 2.2 with one default.rsync sync per peer in one
+// process, delay = 0, no startup sync (the directories start empty).
+func lsyncd() (*rig, error) {
+	if _, err := exec.LookPath("lsyncd"); err != nil {
+		return nil, fmt.Errorf("lsyncd not installed (apt-get install lsyncd): %w", err)
+	}
+	d, err := startRefDaemons("bench-lsyncd-")
+	if err != nil {
+		return nil, err
+	}
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "settings { nodaemon = true, logfile = %q, insist = true }\n", filepath.Join(d.base, "lsyncd.log"))
+	for _, u := range d.urls {
+		fmt.Fprintf(&conf, "sync { default.rsync, source = %q, target = %q, delay = 0, init = false,\n"+
+			"  rsync = { archive = true, _extra = { \"--address=127.0.3.1\", \"--sockopts=TCP_NODELAY\" } } }\n", d.src, u)
+	}
+	path := filepath.Join(d.base, "lsyncd.lua")
+	if err := os.WriteFile(path, []byte(conf.String()), 0o644); err != nil {
+		d.close()
+		return nil, err
+	}
+	cmd := exec.Command("lsyncd", path)
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := cmd.Start(); err != nil {
+		d.close()
+		return nil, err
+	}
+	pid := cmd.Process.Pid
+	return &rig{
+		src: d.src, peers: d.dirs,
+		cpu: func() float64 { return procCPU(pid) }, hwm: func() int64 { return procHWM(pid) },
+		cleanup: func() { stop(cmd, 5*time.Second); d.close() },
+	}, nil
+}
+
+// clsync: Debian's clsync, one instance per peer (it has one destination),
+// -M rsyncdirect with no collect or sync delays (-t 0 -w 0 -T 0), no
+// initial sync. Its default rsync arguments, plus the bench's --address
+// and TCP_NODELAY.
+func clsync() (*rig, error) {
+	if _, err := exec.LookPath("clsync"); err != nil {
+		return nil, fmt.Errorf("clsync not installed (apt-get install clsync): %w", err)
+	}
+	d, err := startRefDaemons("bench-clsync-")
+	if err != nil {
+		return nil, err
+	}
+	var cmds []*exec.Cmd
+	cleanup := func() {
+		for _, c := range cmds {
+			stop(c, 5*time.Second)
+		}
+		d.close()
+	}
+	for i, u := range d.urls {
+		log, err := os.Create(filepath.Join(d.base, fmt.Sprintf("clsync%d.log", i)))
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		cmd := exec.Command("clsync", "-M", "rsyncdirect", "-W", d.src, "-S", "/usr/bin/rsync", "-D", strings.TrimSuffix(u, "/"),
+			"-t", "0", "-w", "0", "-T", "0", "--skip-initialsync", "-l", fmt.Sprintf("peer%d", i),
+			"--", "-aH", "--delete", "--address=127.0.3.1", "--sockopts=TCP_NODELAY",
+			"--exclude-from", "%EXCLUDE-LIST-PATH%", "--include-from", "%INCLUDE-LIST-PATH%", "--exclude=*", "%watch-dir%/", "%destination-dir%/")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			log.Close()
+			cleanup()
+			return nil, err
+		}
+		log.Close()
+		cmds = append(cmds, cmd)
+	}
+	pids := func() []int {
+		var ps []int
+		for _, c := range cmds {
+			ps = append(ps, c.Process.Pid)
+		}
+		return ps
+	}
+	return &rig{
+		src: d.src, peers: d.dirs, cleanup: cleanup,
+		cpu: func() float64 { return procCPU(pids()...) }, hwm: func() int64 { return procHWM(pids()...) },
+	}, nil
+}

@@ -1,0 +1,316 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// rig is one system under test, set up and ready: the writer's directory,
+// the three receivers' directories, and how to read the system's CPU time
+// and peak memory on the writer.
+type rig struct {
+	src   string   // where the workload is written
+	peers []string // the receivers' directories, compared after each workload
+	// push, for systems that do not watch (the lower bound), runs after the
+	// writes with the names written (nil: everything) and returns when every
+	// peer has them. Nil for live systems: the bench polls the peers.
+	push func(names []string) error
+	// cpu returns the CPU seconds the system has used on the writer so far
+	// (its processes and the rsync clients they reaped); hwm the peak RSS in
+	// bytes (VmHWM). Nil when there is no such process (the lower bound, whose
+	// rsync clients are counted through cpu alone).
+	cpu     func() float64
+	hwm     func() int64
+	cleanup func()
+}
+
+// workloadData is the content every workload writes: random, so that
+// compression (the old script's -z) gains nothing a real data set would not.
+func workloadData(size int) []byte {
+	data := make([]byte, size)
+	r := rand.NewChaCha8([32]byte{7})
+	_, _ = r.Read(data)
+	return data
+}
+
+func mount(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syscall.Mount("bench", dir, "tmpfs", 0, "size=1200m")
+}
+
+func unmount(dir string) { _ = syscall.Unmount(dir, syscall.MNT_DETACH) }
+
+func fileName(i int) string { return fmt.Sprintf("f%05d", i) }
+
+func writeFiles(dir string, files int, data []byte) error {
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(dir, fileName(i)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitFiles waits until every peer holds files files of size bytes, each
+// whole under its name. It remembers how far each peer got, so that polling
+// costs one stat per file plus one per poll, not the whole set each time
+// (the bench shares the 2 cores with the system it measures).
+func waitFiles(peers []string, files, size int, deadline time.Time) error {
+	for _, p := range peers {
+		for i := 0; i < files; {
+			fi, err := os.Stat(filepath.Join(p, fileName(i)))
+			if err == nil && fi.Size() == int64(size) {
+				i++
+				continue
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %s still missing or incomplete", p, fileName(i))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// waitOne waits until every peer holds name whole.
+func waitOne(peers []string, name string, size int, deadline time.Time) error {
+	for _, p := range peers {
+		for {
+			fi, err := os.Stat(filepath.Join(p, name))
+			if err == nil && fi.Size() == int64(size) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s never reached %s", name, p)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	return nil
+}
+
+// ready writes a probe file, again every second (a tool that has not
+// started watching yet misses a write), until every peer has it: a live
+// system is watching and its connections are up.
+func ready(r *rig, timeout time.Duration) error {
+	const name = "ready-probe"
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := os.WriteFile(filepath.Join(r.src, name), []byte("ready\n"), 0o644); err != nil {
+			return err
+		}
+		err := waitOne(r.peers, name, 6, time.Now().Add(time.Second))
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", timeout, err)
+		}
+	}
+}
+
+// refDaemons is three plain receiving rsync daemons (TCP_NODELAY, one
+// module "m" each, on 127.0.3.2-4:18401, accepting 127.0.3.1), each on its
+// own tmpfs, and the writer's tmpfs: the receivers of every reference.
+type refDaemons struct {
+	base    string
+	src     string
+	dirs    []string // the daemons' module paths
+	urls    []string // rsync://127.0.3.N:18401/m/
+	daemons []*exec.Cmd
+	mounts  []string
+}
+
+func startRefDaemons(prefix string) (*refDaemons, error) {
+	base, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	d := &refDaemons{base: base, src: filepath.Join(base, "src")}
+	if err := mount(d.src); err != nil {
+		d.close()
+		return nil, err
+	}
+	d.mounts = append(d.mounts, d.src)
+	for i := range 3 {
+		dst := filepath.Join(base, fmt.Sprintf("dst%d", i))
+		if err := mount(dst); err != nil {
+			d.close()
+			return nil, err
+		}
+		d.mounts = append(d.mounts, dst)
+		addr := fmt.Sprintf("127.0.3.%d", i+2)
+		conf := filepath.Join(base, fmt.Sprintf("rsyncd%d.conf", i))
+		// The same global settings as jailsync's managed daemons
+		// (nodeagent/rsyncd): TCP_NODELAY, no reverse lookup, a raised backlog.
+		cfg := fmt.Sprintf("address = %s\nport = 18401\npid file = %s.pid\nlock file = %s.lock\nsocket options = TCP_NODELAY\nreverse lookup = no\nlisten backlog = 128\n[m]\npath = %s\nuse chroot = yes\nmunge symlinks = no\nuid = 0\ngid = 0\nread only = no\nhosts allow = 127.0.3.1\n",
+			addr, conf, conf, dst)
+		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+			d.close()
+			return nil, err
+		}
+		cmd := exec.Command("rsync", "--daemon", "--no-detach", "--config="+conf)
+		if err := cmd.Start(); err != nil {
+			d.close()
+			return nil, err
+		}
+		d.daemons = append(d.daemons, cmd)
+		d.dirs = append(d.dirs, dst)
+		d.urls = append(d.urls, fmt.Sprintf("rsync://%s:18401/m/", addr))
+	}
+	for _, u := range d.urls {
+		if err := waitListening(u); err != nil {
+			d.close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// waitListening lists the module until the daemon answers.
+func waitListening(url string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("rsync", "--address=127.0.3.1", "--contimeout=2", url).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("daemon %s not answering: %w: %s", url, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *refDaemons) close() {
+	for _, c := range d.daemons {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	for _, m := range d.mounts {
+		unmount(m)
+	}
+	_ = os.RemoveAll(d.base)
+}
+
+// rsyncTo runs one rsync client (an argument vector, no shell) in dir.
+func rsyncTo(dir string, args ...string) error {
+	cmd := exec.Command("rsync", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rsync %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// parallel runs f for each index and returns the first error.
+func parallel(n int, f func(i int) error) error {
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- f(i) }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+// procCPU returns the CPU seconds of the processes, including the children
+// each has waited for (utime, stime, cutime, cstime of /proc/PID/stat).
+func procCPU(pids ...int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces: fields
+		// start after the last ')'. utime is field 14, so index 11 here.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		for _, s := range f[11:15] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			ticks += n
+		}
+	}
+	return float64(ticks) / clockTicks
+}
+
+// procHWM returns the largest VmHWM of the processes, in bytes.
+func procHWM(pids ...int) int64 {
+	var peak int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				peak = max(peak, kb<<10)
+			}
+		}
+	}
+	return peak
+}
+
+// childrenCPU returns the CPU seconds of this process's waited-for
+// children: the rsync clients an in-process reference ran.
+func childrenCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// stop sends SIGTERM, then SIGKILL after a grace period, and waits.
+func stop(cmd *exec.Cmd, grace time.Duration) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+var errSkipped = errors.New("skipped")
