@@ -311,7 +311,8 @@ func (g *group) detector() (*detect.Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := source.Options{Root: g.root, Exclude: func(rel string) bool { return m.Match(rel, false) }}
+	opts := source.Options{Root: g.root, Exclude: func(rel string) bool { return m.Match(rel, false) },
+		Quiet: []string{rsyncd.TempDir, rsyncd.PartialDir}}
 	src, kind := newSource(opts, g.settle(), g.log)
 	g.status.setSource(kind)
 	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),

@@ -95,6 +95,13 @@ type Config struct {
 	Timeout time.Duration
 	// ListenBacklog of the listening socket (DefaultListenBacklog when 0).
 	ListenBacklog int
+	// TransferLog writes one line per received file to the log file (see
+	// ParseLogLine). Off in the agent: the receiver records what arrived
+	// from the sender's itemized output (the Received call), the lines cost
+	// the daemon about 40% more CPU on a burst of small files (measured:
+	// 0.190 s against 0.136 s per 2,000 x 4 KiB), and the log is not
+	// rotated. Connections and errors are logged either way.
+	TransferLog bool
 }
 
 // File names inside StateDir.
@@ -352,8 +359,10 @@ func (c Config) renderModule(b *strings.Builder, m Module) {
 	// the daemon filter excludes ("Your options have been rejected"), so
 	// "exclude = /.jailsync/" would refuse --temp-dir=.jailsync/tmp.
 	w("filter", fmt.Sprintf("+ /%s/ + /%s/ - /%s/***", TempDir, PartialDir, reservedDir))
-	w("transfer logging", "yes")
-	w("log format", logFormat)
+	w("transfer logging", yesNo(c.TransferLog))
+	if c.TransferLog {
+		w("log format", logFormat)
+	}
 }
 
 func yesNo(b bool) string {

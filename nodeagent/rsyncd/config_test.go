@@ -172,7 +172,7 @@ func TestWrite(t *testing.T) {
 		"max connections": "64", "timeout": "300",
 		"refuse options":   refuseOptions,
 		"filter":           "+ /.jailsync/tmp/ + /.jailsync/partial/ - /.jailsync/***",
-		"transfer logging": "yes", "log format": logFormat,
+		"transfer logging": "no",
 	})
 
 	// A rewrite replaces the file; read only and the limits follow Config.

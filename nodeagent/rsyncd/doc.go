@@ -24,7 +24,7 @@
 // CheckVersion refuses an rsync older than MinVersion, whose "refuse
 // options" cannot except --delete-missing-args; call it once at start.
 //
-// With transfer logging, the daemon's log file has one line per file
+// With Config.TransferLog (off in the agent), the daemon's log file has one line per file
 // received; ParseLogLine reads it, and DecodeLogName undoes rsync's "\#ooo"
 // escaping of names exactly.
 //

@@ -169,7 +169,9 @@ func TestParseLogLine_realTransfer(t *testing.T) {
 	requireRsync(t)
 	t.Parallel()
 	const n = 13
-	d := &Daemon{Config: testConfig(t, n)}
+	c := testConfig(t, n)
+	c.TransferLog = true
+	d := &Daemon{Config: c}
 	startDaemon(t, d)
 	src := t.TempDir()
 	want := map[string]bool{}

@@ -225,6 +225,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 			return r
 		}
 	}
+	tAnnounced := time.Now()
 	s.renames(ctx, rootfd, &b)
 	var sent, deleted []journal.Entry
 	if len(b.sends) > 0 {
@@ -232,6 +233,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 		sent = confirmed(b.sends, res)
 		s.account(&r, res, err)
 	}
+	tPushed := time.Now()
 	if s.KeepDeletes {
 		deleted = b.covered // confirmed without a run
 	}
@@ -249,9 +251,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
 		}
 	}
+	tConfirmed := time.Now()
 	if err := s.Journal.Done(s.Peer, done); err != nil {
 		r.Err = err
 	}
+	s.Log.V(1).Info("run phases", "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
+		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
 	r.Sent, r.Failed = done, len(b.entries())-len(done)
 	r.Duration = time.Since(start)
 	return r

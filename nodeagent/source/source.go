@@ -34,4 +34,11 @@ type Options struct {
 	// it made are marked Echo (a hint only, see change.Change.Echo). Nil
 	// marks nothing.
 	OwnPID func(pid int32) bool
+	// Quiet names root-relative directories whose entries' events a source
+	// may have the kernel drop before they are queued: the rsync daemon's
+	// temp and partial directories, which every rsync receive writes into
+	// and which Exclude drops anyway. Only a cost saving: a source that
+	// cannot do it (or a directory that is replaced later) still relies on
+	// Exclude.
+	Quiet []string
 }

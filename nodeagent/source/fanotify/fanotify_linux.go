@@ -84,6 +84,7 @@ func New(opts source.Options) (*Source, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	quiet(fd, root, opts.Quiet)
 	mount, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(fd)
@@ -101,6 +102,22 @@ func New(opts source.Options) (*Source, error) {
 		},
 		buf: make([]byte, readBufSize),
 	}, nil
+}
+
+// quietMask is what an ignore mark on a quiet directory drops: every event
+// of its entries (FAN_EVENT_ON_CHILD), before the kernel queues it.
+const quietMask = markMask &^ unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
+
+// quiet puts an ignore mark (FAN_MARK_IGNORE_SURV, Linux 6.0: ignores
+// events on the directory's children too, and survives their
+// modification) on each of the directories, so that the rsync daemon's
+// writes into its temp directory cost neither a queued event nor a read
+// here. Without it (older kernels, a directory missing) those events come
+// and Exclude drops them: only the cost differs, so failures are ignored.
+func quiet(fd int, root string, dirs []string) {
+	for _, d := range dirs {
+		_ = unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV, quietMask, unix.AT_FDCWD, filepath.Join(root, d))
+	}
 }
 
 // SeesClose reports true: fanotify reports the close of a written file.
