@@ -106,7 +106,7 @@ func New(opts source.Options) (*Source, error) {
 
 // quietMask is what an ignore mark on a quiet directory drops: every event
 // of its entries (FAN_EVENT_ON_CHILD), before the kernel queues it.
-const quietMask = markMask &^ unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
+const quietMask = markMask&^unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
 
 // quiet puts an ignore mark (FAN_MARK_IGNORE_SURV, Linux 6.0: ignores
 // events on the directory's children too, and survives their
