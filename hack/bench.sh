@@ -8,8 +8,12 @@
 #   scanner         a tree of JAILSYNC_BENCH_FILES (default 1,000,000) files on
 #                   tmpfs: steady-state scan time and peak RSS, find(1) as reference
 #   replication     1 writer and 3 receivers on loopback: burst, 100 x 1 MiB,
-#                   1 x 256 MiB and single-file latency, against the lower bound
-#                   (one rsync -a per peer after the writes)
+#                   1 x 256 MiB and single-file latency; jailsync against the
+#                   lower bound (one rsync -a per peer after the writes), the
+#                   old script (emulated), lsyncd, clsync and Syncthing from
+#                   Debian (installed here when missing). JAILSYNC_BENCH_RUNS
+#                   (default 3) runs per figure; JAILSYNC_BENCH_ONLY=replication
+#                   skips the others. About 30 minutes on 2 cores.
 #
 # Needs root (tmpfs mounts, fanotify). Timing goals live here, never in tests.
 set -euo pipefail
@@ -23,9 +27,21 @@ run() {
   echo "[bench] $*" >&2
   "$@" 2>&1 | tee -a "$raw"
 }
-run env GOMAXPROCS=1 go test -run '^$' -bench 'BenchmarkDecode$' -benchmem -count 3 ./nodeagent/bsm/
-run go test -run '^$' -bench 'BenchmarkCloseToChange$' -count 3 ./nodeagent/source/fanotify/
-run go test -run '^$' -bench 'BenchmarkScan$' -benchtime 3x -count 1 -timeout 60m ./nodeagent/scan/
+if [[ "${JAILSYNC_BENCH_ONLY:-}" != replication ]]; then
+  run env GOMAXPROCS=1 go test -run '^$' -bench 'BenchmarkDecode$' -benchmem -count 3 ./nodeagent/bsm/
+  run go test -run '^$' -bench 'BenchmarkCloseToChange$' -count 3 ./nodeagent/source/fanotify/
+  run go test -run '^$' -bench 'BenchmarkScan$' -benchtime 3x -count 1 -timeout 60m ./nodeagent/scan/
+fi
+
+# The references come from Debian's packages.
+missing=()
+for tool in rsync lsyncd clsync syncthing; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "[bench] installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
 
 # Replication: jailsync against the references on the same workloads
 # (hack/bench/replication; JSON in bin/bench/replication.json).
