@@ -116,7 +116,7 @@ func TestPush_VanishedBeforeTheRun(t *testing.T) {
 	write(t, root, "stays", []byte("x"))
 	write(t, root, "#goes", []byte("y"))
 	rn := runner{afterCheck: func() { must(t, os.Remove(filepath.Join(root, "#goes"))) }}
-	res, err := rn.run(context.Background(), root, []string{"stays", "#goes", "never"}, d.target(), fastOptions(), modePush)
+	res, err := rn.run(context.Background(), root, []string{"stays", "#goes", "never"}, d.target(), fastOptions(), modePush, nil)
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, res.Stderr)
 	}

@@ -1,11 +1,11 @@
 package rsync
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -27,7 +27,7 @@ import (
 // says what to do); another error when it could not run or ctx ended. The
 // Result's per-path outcomes are valid in every case.
 func Push(ctx context.Context, root string, files []string, t Target, o Options) (Result, error) {
-	return runner{}.run(ctx, root, files, t, o, modePush)
+	return runner{}.run(ctx, root, files, t, o, modePush, nil)
 }
 
 // Delete deletes the listed root-relative paths on the peer in one rsync
@@ -37,7 +37,7 @@ func Push(ctx context.Context, root string, files []string, t Target, o Options)
 // rsync's "*deleting" line (Deleted), or by its silence in a successful run
 // (Absent: the peer did not have it). Errors are as for Push.
 func Delete(ctx context.Context, root string, paths []string, t Target, o Options) (Result, error) {
-	return runner{}.run(ctx, root, paths, t, o, modeDelete)
+	return runner{}.run(ctx, root, paths, t, o, modeDelete, nil)
 }
 
 // runner runs Push and Delete; tests set its hooks.
@@ -49,18 +49,21 @@ type runner struct {
 // killGrace is how long rsync has after SIGTERM before it is killed.
 const killGrace = 5 * time.Second
 
-func (rn runner) run(ctx context.Context, root string, paths []string, t Target, o Options, m mode) (Result, error) {
+func (rn runner) run(ctx context.Context, root string, paths []string, t Target, o Options, m mode, warm *proc) (Result, error) {
 	start := time.Now()
 	args, err := buildArgs(t, o, m)
 	if err != nil {
+		warm.kill()
 		return Result{}, err
 	}
 	l, err := buildListing(root, paths, m)
 	if err != nil {
+		warm.kill()
 		return Result{}, err
 	}
 	res := Result{Paths: l.results}
 	if len(l.index) == 0 {
+		warm.kill()
 		res.Duration = time.Since(start)
 		return res, nil
 	}
@@ -68,7 +71,13 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		rn.afterCheck()
 	}
 	res.Args = args
-	out, err := execute(ctx, root, args, l, t.Password, o.RsyncPath)
+	p := warm
+	if p == nil {
+		if p, err = startProc(root, args, t.Password, o.RsyncPath); err != nil {
+			return res, err
+		}
+	}
+	out, err := p.finish(ctx, root, l)
 	res.Code, res.Stderr, res.Other = out.code, out.stderr, out.other
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)
@@ -87,7 +96,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	return res, nil
 }
 
-// output is what execute read from one rsync run.
+// output is what one rsync run reported.
 type output struct {
 	code   int
 	items  map[int]item
@@ -97,64 +106,144 @@ type output struct {
 	stderr string
 }
 
-// execute runs rsync in root with the list on standard input and reads its
-// output. rsync runs in its own session (no terminal to ask a password on,
-// one process group to signal), dies with us (Pdeathsig: an orphaned run
-// could land an old version after a newer one), and gets SIGTERM, then
-// SIGKILL, when ctx ends.
-func execute(ctx context.Context, root string, args []string, l listing, password, rsyncPath string) (output, error) {
+// proc is a started rsync client waiting for its --files-from list on
+// standard input. rsync runs in its own session (no terminal to ask a
+// password on, one process group to signal) and dies with us (Pdeathsig:
+// an orphaned run could land an old version after a newer one). Its
+// output goes to pipes of our own (not exec's), so that it stays readable
+// after the process exited: a goroutine waits for the process from the
+// start, which tells a Warm whether it is still there.
+type proc struct {
+	cmd            *exec.Cmd
+	stdin          *os.File
+	stdout, stderr *os.File
+	exited         chan struct{} // closed when the process has exited
+	waitErr        error         // cmd.Wait's, once exited is closed
+}
+
+func startProc(root string, args []string, password, rsyncPath string) (*proc, error) {
 	if rsyncPath == "" {
 		rsyncPath = "rsync"
 	}
-	cmd := exec.CommandContext(ctx, rsyncPath, args...)
+	cmd := exec.Command(rsyncPath, args...)
 	cmd.Dir = root
 	cmd.Env = environ(password)
-	cmd.Stdin = bytes.NewReader(l.list)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = killGrace
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return output{code: -1}, fmt.Errorf("rsync stdout: %w", err)
+	var ends [3][2]*os.File // stdin, stdout, stderr: [read, write]
+	closeAll := func() {
+		for _, e := range ends {
+			for _, f := range e {
+				if f != nil {
+					f.Close()
+				}
+			}
+		}
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return output{code: -1}, fmt.Errorf("rsync stderr: %w", err)
+	for i := range ends {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("rsync pipes: %w", err)
+		}
+		ends[i] = [2]*os.File{r, w}
 	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = ends[0][0], ends[1][1], ends[2][1]
 	// Pdeathsig fires when the thread that started the child ends: start
 	// it from a locked thread, which Go keeps while the process lives.
 	runtime.LockOSThread()
-	err = cmd.Start()
+	err := cmd.Start()
 	runtime.UnlockOSThread()
+	// The child's ends are the child's now.
+	ends[0][0].Close()
+	ends[1][1].Close()
+	ends[2][1].Close()
 	if err != nil {
-		return output{code: -1}, fmt.Errorf("start %s: %w", rsyncPath, err)
+		ends[0][1].Close()
+		ends[1][0].Close()
+		ends[2][0].Close()
+		return nil, fmt.Errorf("start %s: %w", rsyncPath, err)
 	}
+	p := &proc{cmd: cmd, stdin: ends[0][1], stdout: ends[1][0], stderr: ends[2][0], exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// signal sends sig to the process group, unless the process is gone (its
+// group id may be reused).
+func (p *proc) signal(sig syscall.Signal) {
+	select {
+	case <-p.exited:
+	default:
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
+}
+
+// kill stops an unused process and releases it. A nil proc is a no-op.
+func (p *proc) kill() {
+	if p == nil {
+		return
+	}
+	p.signal(syscall.SIGTERM)
+	p.stdin.Close()
+	select {
+	case <-p.exited:
+	case <-time.After(killGrace):
+		p.signal(syscall.SIGKILL)
+		<-p.exited
+	}
+	p.stdout.Close()
+	p.stderr.Close()
+}
+
+// finish gives the process its list and reads its output until it exits.
+// When ctx ends the process gets SIGTERM, then SIGKILL after killGrace.
+func (p *proc) finish(ctx context.Context, root string, l listing) (output, error) {
+	defer p.stdout.Close()
+	defer p.stderr.Close()
+	stop := context.AfterFunc(ctx, func() {
+		p.signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(killGrace):
+			p.signal(syscall.SIGKILL)
+		}
+	})
+	defer stop()
+	go func() {
+		// A process that died before reading gives EPIPE here; its exit
+		// status says why.
+		_, _ = p.stdin.Write(l.list)
+		p.stdin.Close()
+	}()
 	out := output{code: -1}
 	var errErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		out.errs, out.stderr, errErr = parseErrors(stderr, l.index, roots(root))
-		_, _ = io.Copy(io.Discard, stderr)
+		out.errs, out.stderr, errErr = parseErrors(p.stderr, l.index, roots(root))
+		_, _ = io.Copy(io.Discard, p.stderr)
 	})
-	items, other, st, infoErrs, outErr := parseItems(stdout, l.index)
-	_, _ = io.Copy(io.Discard, stdout)
+	items, other, st, infoErrs, outErr := parseItems(p.stdout, l.index)
+	_, _ = io.Copy(io.Discard, p.stdout)
 	wg.Wait()
+	<-p.exited
 	out.items, out.other, out.stats = items, other, st
 	for i, pe := range infoErrs {
 		if _, ok := out.errs[i]; !ok {
 			out.errs[i] = pe
 		}
 	}
-	werr := cmd.Wait()
-	if cmd.ProcessState != nil {
-		out.code = cmd.ProcessState.ExitCode()
+	if p.cmd.ProcessState != nil {
+		out.code = p.cmd.ProcessState.ExitCode()
 	}
 	var exitErr *exec.ExitError
 	switch {
 	case ctx.Err() != nil && out.code != 0: // a run that finished stands
 		return out, fmt.Errorf("rsync run stopped: %w", ctx.Err())
-	case werr != nil && !errors.As(werr, &exitErr):
-		return out, fmt.Errorf("rsync run: %w", werr)
+	case p.waitErr != nil && !errors.As(p.waitErr, &exitErr):
+		return out, fmt.Errorf("rsync run: %w", p.waitErr)
 	case outErr != nil:
 		return out, outErr
 	}
