@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -173,6 +174,7 @@ type group struct {
 	journal  *journal.Journal
 	rootfd   int
 	incoming *detect.Incoming
+	exclude  *exclude.Matcher // the group's excludes, set by detector
 	senders  []*sender.Sender
 	status   *Status
 	metrics  *metrics
@@ -311,6 +313,7 @@ func (g *group) detector() (*detect.Detector, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.exclude = m
 	opts := source.Options{Root: g.root, Exclude: func(rel string) bool { return m.Match(rel, false) },
 		Quiet: []string{rsyncd.TempDir, rsyncd.PartialDir}}
 	src, kind := newSource(opts, g.settle(), g.log)
@@ -341,13 +344,14 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		opts.BandwidthLimit = bl.Value()
 	}
 	client := peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 30*time.Second)
+	links := g.linkNames()
 	var wakes []chan struct{}
 	for _, p := range g.peers {
 		s := &sender.Sender{
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: rsyncd.DefaultUser, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
-			BackoffCap: g.cfg.RetryBackoffCap,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)
@@ -366,6 +370,21 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		})
 	}
 	return wakes
+}
+
+// linkNames is the senders' lookup of a hard-linked file's other names: the
+// index's, less the names the group excludes (an index from before an
+// exclude was added can still list them).
+func (g *group) linkNames() func(ino uint64, limit int) []string {
+	log := g.log.WithName("sender")
+	return func(ino uint64, limit int) []string {
+		names, err := g.idx.Links(ino, limit)
+		if err != nil {
+			log.Error(err, "look up hard links; the file goes without its other names")
+			return nil
+		}
+		return slices.DeleteFunc(names, func(rel string) bool { return g.exclude.Match(rel, false) })
+	}
 }
 
 // journalChanges journals ready changes in batches (what arrives within a

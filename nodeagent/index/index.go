@@ -69,6 +69,18 @@ func Open(path string) (*Index, error) {
 				return err
 			}
 		}
+		if tx.Bucket(bucketLinks) != nil {
+			return nil
+		}
+		// A database from before the links bucket: build it from the
+		// entries, which have always recorded their inode and link count.
+		links, err := tx.CreateBucket(bucketLinks)
+		if err != nil {
+			return err
+		}
+		if err := fillLinks(tx.Bucket(bucketFiles), links); err != nil {
+			return fmt.Errorf("build the hard link lookup: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -215,21 +227,24 @@ func writeMarker(rootfd int, data []byte) error {
 
 // View runs fn in a read-only transaction.
 func (x *Index) View(fn func(*Tx) error) error {
-	return x.db.View(func(tx *bolt.Tx) error { return fn(&Tx{b: tx.Bucket(bucketFiles)}) })
+	return x.db.View(func(tx *bolt.Tx) error { return fn(Within(tx)) })
 }
 
 // Update runs fn in a read-write transaction, committed when fn returns nil.
 func (x *Index) Update(fn func(*Tx) error) error {
-	return x.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{b: tx.Bucket(bucketFiles)}) })
+	return x.db.Update(func(tx *bolt.Tx) error { return fn(Within(tx)) })
 }
 
 // Within returns the index's view inside a transaction another package
 // opened on DB (the journal commits with the index this way).
-func Within(tx *bolt.Tx) *Tx { return &Tx{b: tx.Bucket(bucketFiles)} }
+func Within(tx *bolt.Tx) *Tx {
+	return &Tx{b: tx.Bucket(bucketFiles), links: tx.Bucket(bucketLinks)}
+}
 
 // Tx reads and writes entries within one bbolt transaction.
 type Tx struct {
-	b *bolt.Bucket
+	b     *bolt.Bucket
+	links *bolt.Bucket // bucketLinks, kept with b
 }
 
 // Get returns the entry of rel.
@@ -245,10 +260,23 @@ func (t *Tx) Get(rel string) (Entry, bool, error) {
 	return e, true, nil
 }
 
-// Put records e for rel.
+// Put records e for rel, and keeps the hard link lookup (Links) exact: rel
+// is listed under e's inode when e has more than one link, and no longer
+// under the inode it was recorded with before.
 func (t *Tx) Put(rel string, e Entry) error {
-	if err := t.b.Put(Key(rel), e.marshal()); err != nil {
+	k := Key(rel)
+	if old := t.b.Get(k); old != nil {
+		if err := t.unlink(rel, old); err != nil {
+			return err
+		}
+	}
+	if err := t.b.Put(k, e.marshal()); err != nil {
 		return fmt.Errorf("index put %q: %w", rel, err)
+	}
+	if e.linked() {
+		if err := t.links.Put(linkKey(e.Ino, rel), nil); err != nil {
+			return fmt.Errorf("index link %q: %w", rel, err)
+		}
 	}
 	return nil
 }
@@ -272,12 +300,21 @@ func (t *Tx) Delete(rel string) error {
 	}
 	c := t.b.Cursor()
 	prefix := childPrefix(rel)
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
+		if err := t.unlink(PathOf(k), v); err != nil {
+			return err
+		}
 		if err := c.Delete(); err != nil {
 			return fmt.Errorf("index delete below %q: %w", rel, err)
 		}
 	}
-	if err := t.b.Delete(Key(rel)); err != nil {
+	k := Key(rel)
+	if v := t.b.Get(k); v != nil {
+		if err := t.unlink(rel, v); err != nil {
+			return err
+		}
+	}
+	if err := t.b.Delete(k); err != nil {
 		return fmt.Errorf("index delete %q: %w", rel, err)
 	}
 	return nil

@@ -33,6 +33,25 @@ type batch struct {
 	unlisted []string
 	// bytes is the size of what sends carry.
 	bytes int64
+	// linked are the sent regular files with other names (st_nlink > 1).
+	linked []linkedFile
+	// links are other names of linked files, listed in the push so that
+	// rsync --hard-links makes them one inode on the peer as here. They
+	// are not journal entries: announced and confirmed to the peer, and in
+	// flight with the run, but nothing of them is removed from the journal.
+	links []string
+}
+
+// inode identifies a file by its device and inode number.
+type inode struct {
+	dev, ino uint64
+}
+
+// linkedFile is a sent regular file with more than one name.
+type linkedFile struct {
+	path string
+	id   inode
+	size int64
 }
 
 func (b *batch) entries() []journal.Entry {
@@ -68,6 +87,9 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			b.sends = append(b.sends, e)
 			if st.Mode&unix.S_IFMT == unix.S_IFREG {
 				b.bytes += st.Size
+				if st.Nlink > 1 {
+					b.linked = append(b.linked, linkedFile{path: e.Path, id: inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, size: st.Size})
+				}
 			}
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 			gone = append(gone, e)

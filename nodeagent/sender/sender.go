@@ -26,6 +26,9 @@ const (
 	DefaultBackoff     = 100 * time.Millisecond
 	DefaultBackoffCap  = 30 * time.Second
 	largeFileThreshold = 16 << 20
+	// MaxLinkNames bounds the other names of hard-linked files that one
+	// run adds to its journaled paths.
+	MaxLinkNames = 1000
 )
 
 // Sender pushes one group's journal to one peer.
@@ -56,6 +59,13 @@ type Sender struct {
 	BatchBytes int64
 	// Backoff is the first wait after a failed run, doubled up to BackoffCap.
 	Backoff, BackoffCap time.Duration
+	// Links returns up to limit names (root-relative) last recorded with
+	// inode ino (index.Index.Links); nil when names are not looked up.
+	// Every sent regular file with more than one link takes those of its
+	// other names that are still that file into the same run, so that the
+	// peer links them as here (rsync keeps a hard link only between names
+	// of one run). Errors are the function's to log; it returns none then.
+	Links func(ino uint64, limit int) []string
 	// Report receives the outcome of every run (status, metrics); may be nil.
 	Report func(Run)
 	// Log receives what the sender does.
@@ -200,8 +210,14 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 		b.covered = append(b.covered, b.deletes...)
 		b.deletes = nil
 	}
+	// Before the batch's own paths are in flight, so that a name below or
+	// above one of them is not taken for another run's.
+	s.addLinks(rootfd, &b)
 	for _, e := range b.entries() {
 		s.inflight.add(e.Path)
+	}
+	for _, p := range b.links {
+		s.inflight.add(p)
 	}
 	return b, !b.empty()
 }
@@ -211,6 +227,79 @@ func (s *Sender) finish(b batch) {
 	for _, e := range b.entries() {
 		s.inflight.remove(e.Path)
 	}
+	for _, p := range b.links {
+		s.inflight.remove(p)
+	}
+}
+
+// addLinks adds to b the other names of its hard-linked files (b.linked):
+// those the lookup lists that are still the same file here (lstat beneath
+// the root: same device and inode) and are not already in b. A path is in
+// at most one run to a peer at a time: a file with such a name in another
+// run to this peer (or a directory above or below it there) waits instead.
+// Its entry is taken out of b, stays in the journal, and is planned again
+// once that run is done, so that all its names still go in one run. At
+// most MaxLinkNames are added; what the bound cuts is logged.
+func (s *Sender) addLinks(rootfd int, b *batch) {
+	if s.Links == nil || len(b.linked) == 0 {
+		return
+	}
+	listed := make(map[string]bool, len(b.sends)+len(b.deletes)+len(b.covered))
+	for _, e := range b.entries() {
+		listed[e.Path] = true
+	}
+	done := make(map[inode]bool, len(b.linked))
+	wait := make(map[inode]bool)
+	cut := 0
+	for _, f := range b.linked {
+		if done[f.id] {
+			continue
+		}
+		done[f.id] = true
+		var names []string
+		for _, name := range s.Links(f.id.ino, MaxLinkNames+1) {
+			if listed[name] {
+				continue
+			}
+			var st unix.Stat_t
+			if beneath.Lstat(rootfd, name, &st) != nil || uint64(st.Dev) != f.id.dev || uint64(st.Ino) != f.id.ino {
+				continue // gone, replaced, or not reachable beneath the root
+			}
+			if s.inflight.overlaps(name) {
+				wait[f.id] = true
+				break
+			}
+			names = append(names, name)
+		}
+		if wait[f.id] {
+			continue
+		}
+		for _, name := range names {
+			if len(b.links) >= MaxLinkNames {
+				cut++
+				continue
+			}
+			listed[name] = true
+			b.links = append(b.links, name)
+		}
+	}
+	if len(wait) > 0 {
+		waiting := make(map[string]bool)
+		for _, f := range b.linked {
+			if wait[f.id] {
+				waiting[f.path] = true
+				b.bytes -= f.size
+			}
+		}
+		waits := func(e journal.Entry) bool { return waiting[e.Path] }
+		b.sends = slices.DeleteFunc(b.sends, waits)
+		b.renames = slices.DeleteFunc(b.renames, waits)
+		s.Log.V(1).Info("hard links: files wait for another run that holds one of their names", "files", len(waiting))
+	}
+	if cut > 0 {
+		s.Log.Info("hard links: more other names than one run takes; those left out may stay separate files on the peer until they are sent",
+			"added", len(b.links), "left out", cut, "bound", MaxLinkNames)
+	}
 }
 
 // run performs one batch: announce, renames, sends, deletes, confirm.
@@ -218,7 +307,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 	start := time.Now()
 	r := Run{Peer: s.Peer}
 	runID := strconv.FormatInt(start.UnixNano(), 36)
-	paths := pathsOf(b.entries())
+	paths := append(pathsOf(b.entries()), b.links...)
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
 			r.Err, r.Class = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry
@@ -228,9 +317,11 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 	tAnnounced := time.Now()
 	s.renames(ctx, rootfd, &b)
 	var sent, deleted []journal.Entry
+	var linksSent []string
 	if len(b.sends) > 0 {
-		res, err := rsync.Push(ctx, s.Root, pathsOf(b.sends), s.Target, s.Options)
+		res, err := rsync.Push(ctx, s.Root, append(pathsOf(b.sends), b.links...), s.Target, s.Options)
 		sent = confirmed(b.sends, res)
+		linksSent = confirmedPaths(b.links, res)
 		s.account(&r, res, err)
 	}
 	tPushed := time.Now()
@@ -247,7 +338,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 	}
 	done := slices.Concat(sent, deleted)
 	if s.Client != nil {
-		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, pathsOf(sent), pathsOf(deleted)); err != nil {
+		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, append(pathsOf(sent), linksSent...), pathsOf(deleted)); err != nil {
 			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
 		}
 	}
@@ -255,7 +346,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 	if err := s.Journal.Done(s.Peer, done); err != nil {
 		r.Err = err
 	}
-	s.Log.V(1).Info("run phases", "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
+	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
 	r.Sent, r.Failed = done, len(b.entries())-len(done)
 	r.Duration = time.Since(start)
@@ -311,12 +402,7 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 // confirmed returns the entries whose path the run confirmed on the peer
 // (sent, updated, unchanged, deleted, or absent there).
 func confirmed(entries []journal.Entry, res rsync.Result) []journal.Entry {
-	ok := make(map[string]bool, len(res.Paths))
-	for _, p := range res.Paths {
-		if p.Outcome.Done() {
-			ok[p.Path] = true
-		}
-	}
+	ok := confirmedSet(res)
 	var out []journal.Entry
 	for _, e := range entries {
 		if ok[e.Path] {
@@ -324,6 +410,32 @@ func confirmed(entries []journal.Entry, res rsync.Result) []journal.Entry {
 		}
 	}
 	return out
+}
+
+// confirmedPaths is confirmed for paths that are not journal entries.
+func confirmedPaths(paths []string, res rsync.Result) []string {
+	if len(paths) == 0 {
+		return nil
+	}
+	ok := confirmedSet(res)
+	var out []string
+	for _, p := range paths {
+		if ok[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// confirmedSet is the set of paths the run confirmed.
+func confirmedSet(res rsync.Result) map[string]bool {
+	ok := make(map[string]bool, len(res.Paths))
+	for _, p := range res.Paths {
+		if p.Outcome.Done() {
+			ok[p.Path] = true
+		}
+	}
+	return ok
 }
 
 func pathsOf(es []journal.Entry) []string {

@@ -1,0 +1,99 @@
+package index
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketLinks is the reverse lookup of hard links: one empty value per
+// non-directory entry with more than one name (Nlink > 1), keyed by its
+// inode (8 bytes, big endian) and then its root-relative path. Put and
+// Delete keep it exact in the transaction that writes the entry.
+//
+// The key holds no device: entries record none, and a root mounted again
+// may come back on another device number (CheckRoot accepts that). Inode
+// numbers of another filesystem mounted inside the root can collide with
+// the root's, so a caller checks each name's current device and inode
+// before it relies on it.
+var bucketLinks = []byte("links")
+
+// linkKey is rel's key in bucketLinks, recorded with inode ino.
+func linkKey(ino uint64, rel string) []byte {
+	k := make([]byte, 8, 8+len(rel))
+	binary.BigEndian.PutUint64(k, ino)
+	return append(k, rel...)
+}
+
+// linked reports whether e belongs in bucketLinks.
+func (e Entry) linked() bool { return e.Nlink > 1 && !e.IsDir() }
+
+// storedLink returns the inode of an encoded entry when it belongs in
+// bucketLinks (without decoding the rest of it); ok is false otherwise, and
+// for an entry that cannot be decoded.
+func storedLink(v []byte) (ino uint64, ok bool) {
+	if len(v) < fixedLen || v[0] != entryFormat {
+		return 0, false
+	}
+	if fs.FileMode(binary.BigEndian.Uint32(v[25:])).IsDir() || binary.BigEndian.Uint64(v[45:]) <= 1 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v[37:]), true
+}
+
+// unlink removes rel, stored as v, from bucketLinks.
+func (t *Tx) unlink(rel string, v []byte) error {
+	ino, ok := storedLink(v)
+	if !ok {
+		return nil
+	}
+	if err := t.links.Delete(linkKey(ino, rel)); err != nil {
+		return fmt.Errorf("index unlink %q: %w", rel, err)
+	}
+	return nil
+}
+
+// Links returns up to limit root-relative paths recorded with inode ino and
+// more than one link (all of them when limit <= 0), in byte order. The
+// names are what the index last recorded: the caller lstats each to check
+// that it still exists on the expected device with that inode.
+func (t *Tx) Links(ino uint64, limit int) []string {
+	var out []string
+	prefix := binary.BigEndian.AppendUint64(nil, ino)
+	c := t.links.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		out = append(out, string(k[8:]))
+	}
+	return out
+}
+
+// Links is Tx.Links in a read-only transaction of its own.
+func (x *Index) Links(ino uint64, limit int) ([]string, error) {
+	var out []string
+	err := x.View(func(tx *Tx) error {
+		out = tx.Links(ino, limit)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index links of inode %d: %w", ino, err)
+	}
+	return out, nil
+}
+
+// fillLinks adds every entry that belongs in bucketLinks to it: a database
+// written before the bucket existed gets its hard links at the first open
+// that creates the bucket, rather than only as each name is recorded again.
+func fillLinks(files, links *bolt.Bucket) error {
+	return files.ForEach(func(k, v []byte) error {
+		if ino, ok := storedLink(v); ok {
+			return links.Put(linkKey(ino, PathOf(k)), nil)
+		}
+		return nil
+	})
+}
