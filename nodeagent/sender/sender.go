@@ -113,6 +113,8 @@ func (s *Sender) Start(ctx context.Context) error {
 	done := make(chan runDone, s.Lanes)
 	backoff := time.Duration(0)
 	var retry <-chan time.Time
+	var warm warmPool
+	defer warm.close()
 	for {
 		for s.runs < s.Lanes && retry == nil {
 			b, ok := s.next(rootfd)
@@ -124,7 +126,14 @@ func (s *Sender) Start(ctx context.Context) error {
 			if s.RunContext != nil {
 				runCtx = s.RunContext
 			}
-			wg.Go(func() { done <- runDone{b: b, r: s.run(runCtx, rootfd, b)} })
+			var w *rsync.Warm
+			if len(b.sends) > 0 {
+				w = warm.take()
+			}
+			wg.Go(func() { done <- runDone{b: b, r: s.run(runCtx, rootfd, b, w)} })
+		}
+		if retry == nil {
+			warm.prepare(s) // for the next run
 		}
 		select {
 		case <-ctx.Done():
@@ -132,6 +141,8 @@ func (s *Sender) Start(ctx context.Context) error {
 		case <-s.Wake:
 		case <-retry:
 			retry = nil
+		case <-warm.expired():
+			warm.close()
 		case d := <-done:
 			s.finish(d.b)
 			if d.r.Err != nil && d.r.Class != rsync.OK {
@@ -303,7 +314,15 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 }
 
 // run performs one batch: announce, renames, sends, deletes, confirm.
-func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
+//
+// w, when not nil, is a push client prepared for this run; run uses it
+// for the sends or closes it.
+func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Run {
+	defer func() {
+		if w != nil {
+			w.Close()
+		}
+	}()
 	start := time.Now()
 	r := Run{Peer: s.Peer}
 	runID := strconv.FormatInt(start.UnixNano(), 36)
@@ -319,7 +338,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch) Run {
 	var sent, deleted []journal.Entry
 	var linksSent []string
 	if len(b.sends) > 0 {
-		res, err := rsync.Push(ctx, s.Root, append(pathsOf(b.sends), b.links...), s.Target, s.Options)
+		push := func(ctx context.Context, files []string) (rsync.Result, error) {
+			return rsync.Push(ctx, s.Root, files, s.Target, s.Options)
+		}
+		if w != nil {
+			push, w = w.Push, nil // used up by its push
+		}
+		res, err := push(ctx, append(pathsOf(b.sends), b.links...))
 		sent = confirmed(b.sends, res)
 		linksSent = confirmedPaths(b.links, res)
 		s.account(&r, res, err)
