@@ -326,7 +326,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 	start := time.Now()
 	r := Run{Peer: s.Peer}
 	runID := strconv.FormatInt(start.UnixNano(), 36)
-	paths := append(pathsOf(b.entries()), b.links...)
+	// A rename's old name is announced too, and released in the
+	// confirmation whatever became of it (applied on the peer, or deleted
+	// there after a refusal): until then the peer must not take its
+	// disappearance for a local deletion and send that on.
+	olds := make([]string, len(b.renames))
+	for i, e := range b.renames {
+		olds[i] = e.OldPath
+	}
+	paths := slices.Concat(pathsOf(b.entries()), b.links, olds)
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
 			r.Err, r.Class = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry
@@ -363,7 +371,17 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 	}
 	done := slices.Concat(sent, deleted)
 	if s.Client != nil {
-		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, append(pathsOf(sent), linksSent...), pathsOf(deleted)); err != nil {
+		gone := pathsOf(deleted)
+		listed := make(map[string]bool, len(gone))
+		for _, p := range gone {
+			listed[p] = true
+		}
+		for _, p := range olds {
+			if !listed[p] {
+				gone = append(gone, p) // the peer records what it holds now
+			}
+		}
+		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, append(pathsOf(sent), linksSent...), gone); err != nil {
 			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
 		}
 	}
