@@ -24,6 +24,7 @@ type metrics struct {
 	lag          *prometheus.GaugeVec
 	filesSynced  *prometheus.CounterVec
 	bytesSynced  *prometheus.CounterVec
+	bytesSent    *prometheus.CounterVec
 	runs         *prometheus.CounterVec
 	rescans      *prometheus.CounterVec
 }
@@ -41,13 +42,15 @@ func newMetrics() *metrics {
 		filesSynced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_files_synced_total",
 			Help: "Paths confirmed on a peer."}, peer),
 		bytesSynced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_bytes_synced_total",
-			Help: "File bytes confirmed on a peer."}, peer),
+			Help: "File bytes confirmed on a peer (a file found unchanged there, or renamed in place, counts whole)."}, peer),
+		bytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_bytes_sent_total",
+			Help: "Bytes rsync put on the wire to a peer (its --stats total bytes sent): what a transfer really cost."}, peer),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rsync_runs_total",
 			Help: "rsync runs to a peer by exit code."}, append(peer, "exit_code")),
 		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rescans_total",
 			Help: "Scans of the data root by reason."}, []string{"group", "peer", "reason"}),
 	}
-	m.reg.MustRegister(m.pendingFiles, m.pendingBytes, m.lag, m.filesSynced, m.bytesSynced, m.runs, m.rescans,
+	m.reg.MustRegister(m.pendingFiles, m.pendingBytes, m.lag, m.filesSynced, m.bytesSynced, m.bytesSent, m.runs, m.rescans,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,6 +64,7 @@ func (m *metrics) run(group string, r sender.Run) {
 		bytes += e.Size
 	}
 	m.bytesSynced.WithLabelValues(group, r.Peer).Add(float64(bytes))
+	m.bytesSent.WithLabelValues(group, r.Peer).Add(float64(r.Bytes))
 }
 
 // refresh copies the journal's pending counts and lag into the gauges.

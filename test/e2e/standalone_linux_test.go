@@ -308,7 +308,7 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_rsync_runs_total", "jailsync_rescans_total"} {
+	for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_bytes_sent_total", "jailsync_rsync_runs_total", "jailsync_rescans_total"} {
 		if !strings.Contains(string(body), name) {
 			t.Errorf("metrics lack %s", name)
 		}
