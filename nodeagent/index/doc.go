@@ -12,7 +12,7 @@
 // an unmounted or replaced root recognisable: CheckRoot refuses it instead
 // of letting a scan read an empty directory as "everything was deleted".
 //
-// Names of one inode (hard links, Nlink > 1) are also listed by inode, so
+// Every non-directory entry is also listed by its inode (hard links), so
 // that a sender can put every name of a changed file in the same rsync run
 // (Links). The list is kept in the transactions that write the entries; a
 // database from before it is filled from its entries when first opened.

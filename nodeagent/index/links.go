@@ -10,9 +10,15 @@ import (
 )
 
 // bucketLinks is the reverse lookup of hard links: one empty value per
-// non-directory entry with more than one name (Nlink > 1), keyed by its
-// inode (8 bytes, big endian) and then its root-relative path. Put and
-// Delete keep it exact in the transaction that writes the entry.
+// non-directory entry, keyed by its inode (8 bytes, big endian) and then
+// its root-relative path. Put and Delete keep it exact in the transaction
+// that writes the entry.
+//
+// Every file is in it, not only those recorded with more than one link:
+// "ln a b" after a was recorded makes b's entry the first with two links,
+// while a's still says one (its ctime changes, but the kernel reports the
+// link count change without a name). Looking b's inode up must find a all
+// the same, or b goes alone and the peer gets two files instead of one.
 //
 // The key holds no device: entries record none, and a root mounted again
 // may come back on another device number (CheckRoot accepts that). Inode
@@ -29,7 +35,7 @@ func linkKey(ino uint64, rel string) []byte {
 }
 
 // linked reports whether e belongs in bucketLinks.
-func (e Entry) linked() bool { return e.Nlink > 1 && !e.IsDir() }
+func (e Entry) linked() bool { return e.Ino != 0 && !e.IsDir() }
 
 // storedLink returns the inode of an encoded entry when it belongs in
 // bucketLinks (without decoding the rest of it); ok is false otherwise, and
@@ -38,10 +44,11 @@ func storedLink(v []byte) (ino uint64, ok bool) {
 	if len(v) < fixedLen || v[0] != entryFormat {
 		return 0, false
 	}
-	if fs.FileMode(binary.BigEndian.Uint32(v[25:])).IsDir() || binary.BigEndian.Uint64(v[45:]) <= 1 {
+	ino = binary.BigEndian.Uint64(v[37:])
+	if fs.FileMode(binary.BigEndian.Uint32(v[25:])).IsDir() || ino == 0 {
 		return 0, false
 	}
-	return binary.BigEndian.Uint64(v[37:]), true
+	return ino, true
 }
 
 // unlink removes rel, stored as v, from bucketLinks.
@@ -56,8 +63,8 @@ func (t *Tx) unlink(rel string, v []byte) error {
 	return nil
 }
 
-// Links returns up to limit root-relative paths recorded with inode ino and
-// more than one link (all of them when limit <= 0), in byte order. The
+// Links returns up to limit root-relative paths recorded with inode ino
+// (all of them when limit <= 0), in byte order. The
 // names are what the index last recorded: the caller lstats each to check
 // that it still exists on the expected device with that inode.
 func (t *Tx) Links(ino uint64, limit int) []string {

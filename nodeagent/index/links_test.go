@@ -32,9 +32,14 @@ func TestTx_Links(t *testing.T) {
 			want:  map[uint64][]string{7: {"a", "d/b"}},
 		},
 		{
-			name:  "a single link is not listed",
+			name:  "a single-link file is listed under its inode",
 			steps: []func(*Tx) error{put("a", file(7, 1)), put("b", file(8, 0))},
-			want:  map[uint64][]string{7: nil, 8: nil},
+			want:  map[uint64][]string{7: {"a"}, 8: {"b"}},
+		},
+		{
+			name:  "a link made after the first name was recorded with one link finds it",
+			steps: []func(*Tx) error{put("a", file(7, 1)), put("b", file(7, 2))},
+			want:  map[uint64][]string{7: {"a", "b"}},
 		},
 		{
 			name:  "a directory's link count is not a hard link",
@@ -47,9 +52,9 @@ func TestTx_Links(t *testing.T) {
 			want:  map[uint64][]string{7: {"b"}, 9: {"a"}},
 		},
 		{
-			name:  "a path whose link count drops to 1 leaves",
+			name:  "a path whose link count drops to 1 stays under its inode",
 			steps: []func(*Tx) error{put("a", file(7, 2)), put("b", file(7, 2)), put("b", file(7, 1))},
-			want:  map[uint64][]string{7: {"a"}},
+			want:  map[uint64][]string{7: {"a", "b"}},
 		},
 		{
 			name:  "a placeholder entry (received path gone again) leaves",
@@ -164,8 +169,8 @@ func TestTx_RecordLinks(t *testing.T) {
 	if got := links(ino); len(got) != 0 {
 		t.Errorf("after replacing a and removing b: Links(old) = %q", got)
 	}
-	if got := links(inode("a")); len(got) != 0 {
-		t.Errorf("a single-link a is listed: %q", got)
+	if got := links(inode("a")); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("the new single-link a: Links = %q, want [a]", got)
 	}
 }
 
@@ -202,7 +207,7 @@ func TestOpen_BuildsLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	for ino, want := range map[uint64][]string{7: {"a", "d/b"}, 8: nil, 9: nil} {
+	for ino, want := range map[uint64][]string{7: {"a", "d/b"}, 8: {"single"}, 9: nil} {
 		if got, err := x.Links(ino, 0); err != nil || !slices.Equal(got, want) {
 			t.Errorf("Links(%d) = %q, %v; want %q", ino, got, err, want)
 		}
