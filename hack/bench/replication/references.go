@@ -50,7 +50,9 @@ func oldScript() (*rig, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	// Non-blocking, and read through an *os.File: Go's poller then ends the
+	// reader's Read when cleanup closes it (a blocking read would not end).
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		d.close()
 		return nil, err
@@ -60,6 +62,7 @@ func oldScript() (*rig, error) {
 		d.close()
 		return nil, err
 	}
+	events := os.NewFile(uintptr(fd), "inotify")
 	queues := make([]chan string, len(d.urls))
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -84,7 +87,7 @@ func oldScript() (*rig, error) {
 	go func() {
 		buf := make([]byte, 64<<10)
 		for {
-			n, err := unix.Read(fd, buf)
+			n, err := events.Read(buf)
 			if err != nil || n <= 0 {
 				for _, q := range queues {
 					close(q)
@@ -108,7 +111,7 @@ func oldScript() (*rig, error) {
 	return &rig{
 		src: d.src, peers: d.dirs, cpu: childrenCPU,
 		cleanup: func() {
-			unix.Close(fd) // ends the reader, which closes the queues
+			events.Close() // ends the reader, which closes the queues
 			wg.Wait()
 			d.close()
 		},
