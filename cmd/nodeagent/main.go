@@ -23,6 +23,7 @@ commands:
   run            run one SyncGroup from a file (standalone mode)
   status         print a running agent's per-peer progress
   audit decode   print BSM audit records from a trail, stdin or /dev/auditpipe
+  audit exec     run a program under an audit user id (FreeBSD; the agent starts rsync so)
   version        print the agent's version, OS and architecture
 `
 

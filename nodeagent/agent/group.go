@@ -285,7 +285,11 @@ func (g *group) daemon() (*rsyncd.Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &rsyncd.Daemon{Config: cfg, Log: g.log.WithName("rsyncd")}, nil
+	wrapper, err := daemonWrapper()
+	if err != nil {
+		return nil, err
+	}
+	return &rsyncd.Daemon{Config: cfg, Wrapper: wrapper, Log: g.log.WithName("rsyncd")}, nil
 }
 
 func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group) error {

@@ -32,8 +32,11 @@ decoding goes on with the next one.
 
 // Main runs `nodeagent audit ARGS...` and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "exec" {
+		return execMain(args[1:], stderr)
+	}
 	if len(args) == 0 || args[0] != "decode" {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage+"\n"+execUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("nodeagent audit decode", flag.ContinueOnError)

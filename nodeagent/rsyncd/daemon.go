@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -59,6 +60,12 @@ type Daemon struct {
 	// daemon cannot chroot or set owners, and the state directory and
 	// secrets file must belong to that user.
 	Credential *syscall.Credential
+	// Wrapper, when set, is an argument vector the daemon is started
+	// through: Wrapper[0] runs with Wrapper[1:], then the rsync path and the
+	// daemon's arguments, and must exec rsync in its place (same pid, so
+	// that supervision and the pid file still hold). The agent uses
+	// `nodeagent audit exec --auid N --` on FreeBSD.
+	Wrapper []string
 	// Clock drives the backoff (the real clock when nil).
 	Clock Clock
 
@@ -160,7 +167,11 @@ func (d *Daemon) args() []string {
 // it), and returns why it ended.
 func (d *Daemon) runOnce(ctx context.Context, path string, log logr.Logger) error {
 	out := &lineLogger{log: log}
-	cmd := exec.Command(path, d.args()...)
+	name, args := path, d.args()
+	if len(d.Wrapper) > 0 {
+		name, args = d.Wrapper[0], slices.Concat(d.Wrapper[1:], []string{path}, args)
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Dir = "/"
 	cmd.Env = daemonEnv()
 	cmd.Stdout, cmd.Stderr = out, out
