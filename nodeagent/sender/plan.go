@@ -54,6 +54,9 @@ type linkedFile struct {
 	size int64
 }
 
+// large reports whether the run carries a large file (it goes alone).
+func (b *batch) large() bool { return b.bytes >= largeFileThreshold }
+
 func (b *batch) entries() []journal.Entry {
 	return slices.Concat(b.renames, b.sends, b.deletes, b.covered)
 }

@@ -25,7 +25,9 @@ func (p *warmPool) prepare(s *Sender) {
 	if p.w != nil {
 		return
 	}
-	w, err := rsync.Prepare(s.Root, s.Target, s.Options)
+	o := s.Options
+	o.PartialDir = "" // for small runs (runOptions); a large one starts its own
+	w, err := rsync.Prepare(s.Root, s.Target, o)
 	if err != nil {
 		s.Log.V(1).Info("no prepared push client; runs start their own", "error", err)
 		return

@@ -36,10 +36,22 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 		config := filepath.Join(base, "group.yaml")
 		manifest := "apiVersion: sync.jailsync.io/v1alpha1\nkind: SyncGroup\nmetadata:\n  name: bench\nspec:\n  path: /data\n  members:\n" + members.String() +
 			"  transport:\n    secretRef:\n      name: t\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: t\nstringData:\n  rsync-password: bench\n"
+		// JAILSYNC_BENCH_AGENT_LOGS=DIR keeps the agents' logs (at -v) there,
+		// one folder per rig, for finding where a workload's time goes.
+		keep := os.Getenv("JAILSYNC_BENCH_AGENT_LOGS")
 		cleanup := func() {
 			for _, h := range hosts {
 				stop(h.cmd, 15*time.Second)
 				unmount(filepath.Dir(h.root))
+			}
+			if keep != "" {
+				dst := filepath.Join(keep, filepath.Base(base))
+				if err := os.MkdirAll(dst, 0o755); err == nil {
+					for i := range hosts {
+						name := fmt.Sprintf("agent%d.log", i)
+						_ = os.Rename(filepath.Join(base, name), filepath.Join(dst, name))
+					}
+				}
 			}
 			_ = os.RemoveAll(base)
 		}
@@ -61,7 +73,11 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 				cleanup()
 				return nil, err
 			}
-			h.cmd = exec.Command(nodeagent, "run", "--config", config, "--node", fmt.Sprintf("h%d", i), "--root", h.root, "--state-dir", h.state)
+			args := []string{"run", "--config", config, "--node", fmt.Sprintf("h%d", i), "--root", h.root, "--state-dir", h.state}
+			if keep != "" {
+				args = append(args, "-v")
+			}
+			h.cmd = exec.Command(nodeagent, args...)
 			h.cmd.Stdout, h.cmd.Stderr = log, log
 			err = h.cmd.Start()
 			log.Close()
