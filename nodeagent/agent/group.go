@@ -206,6 +206,7 @@ func (g *group) run(ctx context.Context) error {
 	}
 	g.incoming = &detect.Incoming{}
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
+	g.status.suspended = g.cfg.Group.Spec.Suspend
 	g.metrics = newMetrics()
 
 	// Runs get their own context: on shutdown they may finish for a while.

@@ -26,18 +26,22 @@ const StatusSocket = "agent.sock"
 // Report is what the status socket serves: the group's peers entries with
 // the CRD's field names, as this agent sees them.
 type Report struct {
-	Group       string              `json:"group"`
-	Node        string              `json:"node"`
-	AuditSource syncv1.AuditSource  `json:"auditSource"`
-	Peers       []syncv1.PeerStatus `json:"peers"`
-	Changes     int64               `json:"changesJournaled"`
-	Time        metav1.Time         `json:"time"`
+	Group       string             `json:"group"`
+	Node        string             `json:"node"`
+	AuditSource syncv1.AuditSource `json:"auditSource"`
+	// Suspended says that spec.suspend holds the senders: changes are
+	// journaled (pending) and go out once the group is resumed.
+	Suspended bool                `json:"suspended,omitempty"`
+	Peers     []syncv1.PeerStatus `json:"peers"`
+	Changes   int64               `json:"changesJournaled"`
+	Time      metav1.Time         `json:"time"`
 }
 
 // Status tracks per-peer progress of one group.
 type Status struct {
 	group, node string
 	journal     *journal.Journal
+	suspended   bool
 
 	mu      sync.Mutex
 	source  syncv1.AuditSource
@@ -97,7 +101,7 @@ func (s *Status) report(r sender.Run) {
 func (s *Status) Snapshot() Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := Report{Group: s.group, Node: s.node, AuditSource: s.source, Changes: s.changes, Time: metav1.Now()}
+	r := Report{Group: s.group, Node: s.node, AuditSource: s.source, Suspended: s.suspended, Changes: s.changes, Time: metav1.Now()}
 	for _, name := range s.order {
 		p := *s.peers[name]
 		st := s.journal.Stats(name)

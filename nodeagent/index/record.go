@@ -16,28 +16,35 @@ import (
 // no longer exists. The receiver records what it wrote this way; the
 // engine records what it has journaled.
 func (t *Tx) Record(rootfd int, rel string) error {
+	_, _, err := t.RecordEntry(rootfd, rel)
+	return err
+}
+
+// RecordEntry is Record, and returns the entry recorded; ok is false when
+// rel no longer exists (its entry was deleted).
+func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
 	var st unix.Stat_t
-	err := beneath.Lstat(rootfd, rel, &st)
+	err = beneath.Lstat(rootfd, rel, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
-		return t.Delete(rel)
+		return Entry{}, false, t.Delete(rel)
 	case err != nil:
-		return fmt.Errorf("record %q: %w", rel, err)
+		return Entry{}, false, fmt.Errorf("record %q: %w", rel, err)
 	}
-	old, ok, err := t.Get(rel)
+	old, had, err := t.Get(rel)
 	if err != nil {
-		return err
+		return Entry{}, false, err
 	}
-	e := FromStat(&st)
-	if ok {
+	e = FromStat(&st)
+	if had {
 		e.Version = old.Version
 		if old.IsDir() && !e.IsDir() {
 			if err := t.Delete(rel); err != nil {
-				return err
+				return Entry{}, false, err
 			}
 		}
 	}
-	return t.Put(rel, e)
+	return e, true, t.Put(rel, e)
 }
 
 // Unchanged reports whether rel's current lstat, resolved beneath rootfd,

@@ -151,11 +151,21 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			seq = binary.BigEndian.Uint64(v)
 		}
 		itx := index.Within(tx)
+		// Each peer's buckets, looked up once for the batch.
+		buckets := make([]peerBuckets, len(peers))
+		for i, p := range peers {
+			pb := root.Bucket([]byte(p))
+			if pb == nil {
+				return fmt.Errorf("%w: %s", ErrUnknownPeer, p)
+			}
+			buckets[i] = peerBuckets{byPath: pb.Bucket(bucketByPath), bySeq: pb.Bucket(bucketBySeq)}
+		}
 		for _, c := range changes {
 			if c.Op.Has(change.Rescan) {
 				continue
 			}
-			if err := itx.Record(rootfd, c.Path); err != nil {
+			e, exists, err := itx.RecordEntry(rootfd, c.Path)
+			if err != nil {
 				return err
 			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
@@ -164,16 +174,13 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				}
 			}
 			size := int64(0)
-			if e, ok, _ := itx.Get(c.Path); ok && e.Mode.IsRegular() {
+			if exists && e.Mode.IsRegular() {
 				size = e.Size
 			}
 			seq++
-			for _, p := range peers {
-				pb := root.Bucket([]byte(p))
-				if pb == nil {
-					return fmt.Errorf("%w: %s", ErrUnknownPeer, p)
-				}
-				d, err := put(pb, c, seq, size, now)
+			key := index.Key(c.Path)
+			for i, p := range peers {
+				d, err := put(buckets[i], key, c, seq, size, now)
 				if err != nil {
 					return err
 				}
@@ -195,11 +202,15 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	return nil
 }
 
-// put merges c into the peer's entry for its path and returns how the
-// peer's pending counts changed.
-func put(pb *bolt.Bucket, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, error) {
-	byPath, bySeq := pb.Bucket(bucketByPath), pb.Bucket(bucketBySeq)
-	key := index.Key(c.Path)
+// peerBuckets are one peer's journal buckets within a transaction.
+type peerBuckets struct {
+	byPath, bySeq *bolt.Bucket
+}
+
+// put merges c (whose path's key is key) into the peer's entry for its
+// path and returns how the peer's pending counts changed.
+func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, error) {
+	byPath, bySeq := pb.byPath, pb.bySeq
 	e := Entry{Path: c.Path, Op: c.Op, OldPath: c.OldPath, Since: now}
 	var d PeerStats
 	if v := byPath.Get(key); v != nil {
@@ -227,8 +238,8 @@ func put(pb *bolt.Bucket, c change.Change, seq uint64, size int64, now time.Time
 }
 
 // Next returns up to n of peer's entries, oldest first, skipping those for
-// which skip is true (paths already in flight to the peer).
-func (j *Journal) Next(peer string, n int, skip func(path string) bool) ([]Entry, error) {
+// which skip is true (paths already in flight to the peer, or held).
+func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, error) {
 	var out []Entry
 	err := j.db.View(func(tx *bolt.Tx) error {
 		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
@@ -246,7 +257,7 @@ func (j *Journal) Next(peer string, n int, skip func(path string) bool) ([]Entry
 			if err != nil {
 				return err
 			}
-			if skip != nil && skip(e.Path) {
+			if skip != nil && skip(e) {
 				continue
 			}
 			out = append(out, e)

@@ -94,7 +94,7 @@ func TestJournal_RecordNextDone(t *testing.T) {
 	if got := paths(es); !slices.Equal(got, []string{"a", "#b", hostile}) {
 		t.Fatalf("Next = %q, want oldest first", got)
 	}
-	skipA, _ := f.j.Next("web-2", 10, func(p string) bool { return p == "a" })
+	skipA, _ := f.j.Next("web-2", 10, func(e Entry) bool { return e.Path == "a" })
 	if got := paths(skipA); !slices.Equal(got, []string{"#b", hostile}) {
 		t.Fatalf("Next skipping a = %q", got)
 	}

@@ -118,6 +118,9 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "GROUP %s\tNODE %s\tSOURCE %s\n", r.Group, r.Node, r.AuditSource)
+	if r.Suspended {
+		fmt.Fprintln(tw, "SUSPENDED: changes are journaled and sent when spec.suspend is false")
+	}
 	fmt.Fprintln(tw, "TARGET\tPENDING FILES\tPENDING BYTES\tLAG\tLAST SYNC\tFILES SYNCED\tLAST ERROR")
 	for _, p := range r.Peers {
 		last := "never"

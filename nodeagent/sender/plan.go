@@ -35,11 +35,47 @@ type batch struct {
 	bytes int64
 	// linked are the sent regular files with other names (st_nlink > 1).
 	linked []linkedFile
+	// state is what each sent regular file or symlink was when planned,
+	// compared after the run (changedSince).
+	state map[string]fileState
 	// links are other names of linked files, listed in the push so that
 	// rsync --hard-links makes them one inode on the peer as here. They
 	// are not journal entries: announced and confirmed to the peer, and in
 	// flight with the run, but nothing of them is removed from the journal.
 	links []string
+}
+
+// fileState is what the re-check after a run compares.
+type fileState struct {
+	ino, size    int64
+	mtime, ctime int64
+}
+
+func stateOf(st *unix.Stat_t) fileState {
+	return fileState{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+}
+
+// changedSince returns the paths of b's sends that are no longer what they
+// were when b was planned: rsync read them while they changed, so the peer
+// may hold a mix of two versions. Directories are not compared (entries
+// made in them change their times; those entries are changes of their own).
+func (b *batch) changedSince(rootfd int, paths []string) map[string]bool {
+	var changed map[string]bool
+	for _, p := range paths {
+		was, ok := b.state[p]
+		if !ok {
+			continue
+		}
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, p, &st); err == nil && stateOf(&st) == was {
+			continue
+		}
+		if changed == nil {
+			changed = make(map[string]bool)
+		}
+		changed[p] = true
+	}
+	return changed
 }
 
 // inode identifies a file by its device and inode number.
@@ -88,6 +124,12 @@ func plan(rootfd int, entries []journal.Entry) batch {
 				b.renames = append(b.renames, e)
 			}
 			b.sends = append(b.sends, e)
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				if b.state == nil {
+					b.state = make(map[string]fileState)
+				}
+				b.state[e.Path] = stateOf(&st)
+			}
 			if st.Mode&unix.S_IFMT == unix.S_IFREG {
 				b.bytes += st.Size
 				if st.Nlink > 1 {

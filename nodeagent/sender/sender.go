@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/beneath"
+	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 	"github.com/jailsync/jailsync/nodeagent/rsync"
@@ -20,11 +21,11 @@ import (
 
 // Defaults of a Sender.
 const (
-	DefaultLanes       = 2
-	DefaultBatchFiles  = 2000
-	DefaultBatchBytes  = 256 << 20
-	DefaultBackoff     = 100 * time.Millisecond
-	DefaultBackoffCap  = 30 * time.Second
+	DefaultLanes      = 2
+	DefaultBatchFiles = 2000
+	DefaultBatchBytes = 256 << 20
+	DefaultBackoff    = 100 * time.Millisecond
+	DefaultBackoffCap = 30 * time.Second
 	// DefaultLaneBytes and DefaultLaneAfter say when a run in flight is a
 	// long one, which lets the next run start beside it (Lanes).
 	DefaultLaneBytes   = 16 << 20
@@ -99,6 +100,17 @@ type Sender struct {
 	runs     int
 	flights  map[int]flight // runs in flight by id
 	flightID int
+	held     map[string]hold // sends that changed during their run
+}
+
+// hold keeps an entry whose file changed while a run read it out of the
+// next runs until the change is journaled (its Seq moves on: the writer
+// closed it, and the detector found it finished) or until the coalescer's
+// longest hold has passed, so that a file still being written is not sent
+// again and again half-written.
+type hold struct {
+	seq   uint64
+	until time.Time
 }
 
 // flight is one run in flight, for the lane rule.
@@ -112,6 +124,10 @@ type Run struct {
 	Peer   string
 	Sent   []journal.Entry // confirmed on the peer
 	Failed int
+	// Changed are sends that rsync confirmed but whose files changed while
+	// the run read them: not confirmed, and held until their change is
+	// journaled (Sender.holdChanged).
+	Changed []journal.Entry
 	// Problems names up to 10 paths the run did not confirm, with why, and
 	// the end of rsync's standard error when it failed.
 	Problems  []string
@@ -180,6 +196,7 @@ func (s *Sender) Start(ctx context.Context) error {
 		case d := <-done:
 			delete(s.flights, d.id)
 			s.finish(d.b)
+			s.holdChanged(d.r.Changed)
 			if d.r.Err != nil && d.r.Class != rsync.OK {
 				backoff = min(max(backoff*2, s.Backoff), s.BackoffCap)
 				retry = time.After(backoff)
@@ -201,6 +218,31 @@ type runDone struct {
 	id int
 	b  batch
 	r  Run
+}
+
+// skip is the journal filter of next: paths in flight, and held entries.
+func (s *Sender) skip(e journal.Entry) bool {
+	if s.inflight.overlaps(e.Path) {
+		return true
+	}
+	h, ok := s.held[e.Path]
+	if !ok {
+		return false
+	}
+	if h.seq == e.Seq && time.Now().Before(h.until) {
+		return true
+	}
+	delete(s.held, e.Path)
+	return false
+}
+
+// holdChanged holds the entries of a run whose files changed while it ran
+// (Run.Changed).
+func (s *Sender) holdChanged(changed []journal.Entry) {
+	until := time.Now().Add(change.DefaultMaxHold)
+	for _, e := range changed {
+		s.held[e.Path] = hold{seq: e.Seq, until: until}
+	}
 }
 
 // laneOpen reports whether a run may start now (see Lanes).
@@ -255,6 +297,7 @@ func (s *Sender) defaults() {
 		s.LaneAfter = DefaultLaneAfter
 	}
 	s.flights = make(map[int]flight)
+	s.held = make(map[string]hold)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
 	}
@@ -277,7 +320,7 @@ func (s *Sender) defaults() {
 // in flight. A large file goes alone, so that it occupies one lane and the
 // other keeps moving small files.
 func (s *Sender) next(rootfd int) (batch, bool) {
-	entries, err := s.Journal.Next(s.Peer, s.BatchFiles, s.inflight.overlaps)
+	entries, err := s.Journal.Next(s.Peer, s.BatchFiles, s.skip)
 	if err != nil {
 		s.Log.Error(err, "read journal", "peer", s.Peer)
 		return batch{}, false
@@ -438,6 +481,19 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 		}
 		res, err := push(ctx, append(pathsOf(b.sends), b.links...))
 		sent = confirmed(b.sends, res)
+		// Re-checked after the run: a file that changed while rsync read it
+		// stays in the journal (the peer holds some version of it, which
+		// the next run replaces). The peer is still told it arrived, so
+		// that it records what it holds and never takes it for a change
+		// of its own.
+		if changed := b.changedSince(rootfd, pathsOf(sent)); len(changed) > 0 {
+			for _, e := range sent {
+				if changed[e.Path] {
+					r.Changed = append(r.Changed, e)
+				}
+			}
+			s.Log.V(1).Info("files changed while they were sent; they go again once finished", "files", len(r.Changed))
+		}
 		linksSent = confirmedPaths(b.links, res)
 		s.account(&r, res, err)
 	}
@@ -454,6 +510,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 		s.account(&r, res, err)
 	}
 	done := slices.Concat(sent, deleted)
+	if len(r.Changed) > 0 {
+		again := make(map[string]bool, len(r.Changed))
+		for _, e := range r.Changed {
+			again[e.Path] = true
+		}
+		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return again[e.Path] })
+	}
 	if s.Client != nil {
 		gone := pathsOf(deleted)
 		listed := make(map[string]bool, len(gone))
@@ -475,7 +538,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Sent, r.Failed = done, len(b.entries())-len(done)
+	r.Sent, r.Failed = done, len(b.entries())-len(done)-len(r.Changed)
 	r.Duration = time.Since(start)
 	return r
 }

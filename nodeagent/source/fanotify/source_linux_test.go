@@ -295,15 +295,26 @@ func TestSource_moveAcrossRoot(t *testing.T) {
 	root, outside := sharedTmpfs(t)
 	w := start(t, source.Options{Root: root})
 
-	// A directory moved in from outside is a Subtree; what is written in
-	// it later is under its new path.
+	// A directory moved in from outside is a Subtree: the consumer scans
+	// it, which reads d/sub/f as it is then. What is written in it later
+	// is under its new path; the kernel may merge that write's events into
+	// the still queued ones of the write made before the move, and those
+	// are then read as outside the root (the event stands before the
+	// rename's in the queue): the Subtree's scan, which follows the rename
+	// event, covers it.
 	must(t, os.MkdirAll(filepath.Join(outside, "d/sub"), 0o755))
 	writeFile(t, filepath.Join(outside, "d/sub/f"), "x")
 	must(t, os.Rename(filepath.Join(outside, "d"), filepath.Join(root, "d")))
 	writeFile(t, filepath.Join(root, "d/sub/f"), "y")
-	expect(t, w.sync(root),
-		want{path: "d", op: change.Subtree, fin: yes},
-		want{path: "d/sub/f", op: change.Write, fin: yes})
+	got := w.sync(root)
+	expect(t, got, want{path: "d", op: change.Subtree, fin: yes})
+	for _, c := range got {
+		if c.Path != "d" && c.Path != "d/sub/f" && c.Path != "d/sub" {
+			t.Errorf("unexpected change %s", show(c))
+		}
+	}
+	writeFile(t, filepath.Join(root, "d/sub/f"), "z")
+	expect(t, w.sync(root), want{path: "d/sub/f", op: change.Write, fin: yes})
 
 	// A file moved in is a Create.
 	writeFile(t, filepath.Join(outside, "g"), "x")
@@ -315,7 +326,7 @@ func TestSource_moveAcrossRoot(t *testing.T) {
 	must(t, os.Rename(filepath.Join(root, "g"), filepath.Join(outside, "g")))
 	must(t, os.Rename(filepath.Join(root, "d"), filepath.Join(outside, "d")))
 	writeFile(t, filepath.Join(outside, "d/sub/f"), "z")
-	got := w.sync(root)
+	got = w.sync(root)
 	expect(t, got,
 		want{path: "g", op: change.Remove, fin: yes},
 		want{path: "d", op: change.Rmdir, fin: yes})

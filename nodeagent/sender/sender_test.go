@@ -1,0 +1,150 @@
+package sender
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+)
+
+func TestSender_laneOpen(t *testing.T) {
+	now := time.Now()
+	const laneBytes, laneAfter = 16 << 20, 250 * time.Millisecond
+	short := flight{start: now.Add(-10 * time.Millisecond), bytes: 4 << 10}
+	old := flight{start: now.Add(-laneAfter), bytes: 4 << 10}
+	large := flight{start: now, bytes: laneBytes}
+	tests := []struct {
+		name    string
+		flights []flight
+		lanes   int
+		open    bool
+		opensAt time.Time // zero: no timer
+	}{
+		{name: "idle: the first run starts at once", open: true},
+		{name: "a short run in flight holds the next", flights: []flight{short}, open: false, opensAt: short.start.Add(laneAfter)},
+		{name: "a run that has taken LaneAfter lets the next start", flights: []flight{old}, open: true},
+		{name: "a run carrying LaneBytes lets the next start", flights: []flight{large}, open: true},
+		{name: "every run in flight must be long", flights: []flight{large, short}, lanes: 3, open: false, opensAt: short.start.Add(laneAfter)},
+		{name: "never more than Lanes", flights: []flight{large, old}, open: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Sender{Lanes: tc.lanes, LaneBytes: laneBytes, LaneAfter: laneAfter}
+			s.defaults()
+			for i, f := range tc.flights {
+				s.flights[i] = f
+			}
+			s.runs = len(tc.flights)
+			if got := s.laneOpen(now); got != tc.open {
+				t.Errorf("laneOpen = %v, want %v", got, tc.open)
+			}
+			at, ok := s.nextLane()
+			if ok != !tc.opensAt.IsZero() || !at.Equal(tc.opensAt) {
+				t.Errorf("nextLane = %v, %v; want %v", at, ok, tc.opensAt)
+			}
+		})
+	}
+}
+
+func TestBatch_changedSince(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("steady", "same")
+	write("rewritten", "first version")
+	write("appended", "first")
+	write("removed", "x")
+	if err := os.Mkdir(filepath.Join(root, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	names := []string{"steady", "rewritten", "appended", "removed", "dir"}
+	var entries []journal.Entry
+	for _, n := range names {
+		entries = append(entries, journal.Entry{Path: n, Op: change.Write})
+	}
+	b := plan(rootfd, entries)
+
+	// While "rsync reads them": a new file under an old name, an append,
+	// a removal, and a new entry in the directory.
+	if err := os.Rename(filepath.Join(root, "steady"), filepath.Join(root, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "tmp"), filepath.Join(root, "steady")); err != nil {
+		t.Fatal(err)
+	}
+	write("rewritten.new", "second version")
+	if err := os.Rename(filepath.Join(root, "rewritten.new"), filepath.Join(root, "rewritten")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(root, "appended"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(" and more")
+	f.Close()
+	if err := os.Remove(filepath.Join(root, "removed")); err != nil {
+		t.Fatal(err)
+	}
+	write("dir/child", "new")
+
+	got := b.changedSince(rootfd, names)
+	// "steady" was renamed away and back: its ctime moved, so it counts as
+	// changed too; a rename is a change a run may have raced with.
+	want := map[string]bool{"steady": true, "rewritten": true, "appended": true, "removed": true}
+	if !maps.Equal(got, want) {
+		t.Errorf("changedSince = %v, want %v (directories are not compared)", got, want)
+	}
+	write("untouched", "u")
+	b = plan(rootfd, []journal.Entry{{Path: "untouched"}})
+	if got := b.changedSince(rootfd, []string{"untouched"}); len(got) != 0 {
+		t.Errorf("an unchanged file is reported changed: %v", got)
+	}
+}
+
+func TestSender_skipHeld(t *testing.T) {
+	s := &Sender{}
+	s.defaults()
+	s.holdChanged([]journal.Entry{{Path: "held", Seq: 7}})
+	s.inflight.add("busy/dir")
+	tests := []struct {
+		name string
+		e    journal.Entry
+		skip bool
+	}{
+		{name: "a held entry whose change is not journaled yet", e: journal.Entry{Path: "held", Seq: 7}, skip: true},
+		{name: "in flight below a directory in flight", e: journal.Entry{Path: "busy/dir/file", Seq: 1}, skip: true},
+		{name: "the held file's change journaled (Seq moved on)", e: journal.Entry{Path: "held", Seq: 8}, skip: false},
+		{name: "other paths", e: journal.Entry{Path: "free", Seq: 1}, skip: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.skip(tc.e); got != tc.skip {
+				t.Errorf("skip(%+v) = %v, want %v", tc.e, got, tc.skip)
+			}
+		})
+	}
+	// Once released by a new Seq, the hold is gone for good.
+	if s.skip(journal.Entry{Path: "held", Seq: 7}) {
+		t.Error("a released hold still holds")
+	}
+	// A hold ends after the coalescer's longest hold even without news.
+	s.held["stale"] = hold{seq: 3, until: time.Now().Add(-time.Millisecond)}
+	if s.skip(journal.Entry{Path: "stale", Seq: 3}) {
+		t.Error("an expired hold still holds")
+	}
+}
