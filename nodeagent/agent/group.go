@@ -55,6 +55,9 @@ type Config struct {
 	// AllowMassDelete lets a scan propagate more than half of the files
 	// deleted (after an intended wipe).
 	AllowMassDelete bool
+	// MaxDeleteShare is the share of indexed files one scan may find
+	// deleted without AllowMassDelete (scan.DefaultMaxDeleteShare when 0).
+	MaxDeleteShare float64
 	// Profile serves Go's /debug/pprof on the metrics address.
 	Profile bool
 	// RetryBackoffCap bounds the wait between failed runs to a peer
@@ -324,7 +327,7 @@ func (g *group) detector() (*detect.Detector, error) {
 	src, kind := newSource(opts, g.settle(), g.log)
 	g.status.setSource(kind)
 	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
-		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect"), AllowMassDelete: g.cfg.AllowMassDelete,
+		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect"), AllowMassDelete: g.cfg.AllowMassDelete, MaxDeleteShare: g.cfg.MaxDeleteShare,
 		Scanned: func(reason string) { g.metrics.rescans.WithLabelValues(g.cfg.Group.Name, "", reason).Inc() }}
 	if ri := g.cfg.Group.Spec.ResyncInterval; ri != nil {
 		d.ResyncInterval = ri.Duration

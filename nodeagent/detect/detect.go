@@ -60,6 +60,8 @@ type Detector struct {
 	// AllowMassDelete lets one scan report more than the scanner's share
 	// of deletions (the operator's word, --allow-mass-delete).
 	AllowMassDelete bool
+	// MaxDeleteShare is the scanner's share (scan.Scanner.MaxDeleteShare).
+	MaxDeleteShare float64
 	// Scanned, when set, is called once per scan with its reason ("start",
 	// "lost events or a subtree appeared", "resync").
 	Scanned func(reason string)
@@ -82,7 +84,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	if m == nil {
 		m, _ = exclude.Compile(nil)
 	}
-	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete}
+	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare}
 	excluded := func(c change.Change) bool {
 		// Only a directory-only pattern needs to know the type.
 		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))

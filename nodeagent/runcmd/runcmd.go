@@ -44,10 +44,15 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	scanInterval := fs.Duration("scan-interval", scan.DefaultInterval, "scan period where no change source exists")
 	metricsAddr := fs.String("metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
 	backoffCap := fs.Duration("retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
-	massDelete := fs.Bool("allow-mass-delete", false, "let one scan propagate deletions of more than half of the indexed files (after an intended wipe)")
+	massDelete := fs.Bool("allow-mass-delete", false, "let one scan propagate deletions of more than --max-delete-share of the indexed files (after an intended wipe)")
+	deleteShare := fs.Float64("max-delete-share", scan.DefaultMaxDeleteShare, "largest share (0-1] of the indexed files that one scan may find deleted before the agent stops and asks for --allow-mass-delete")
 	profile := fs.Bool("profile", false, "serve /debug/pprof on the metrics address")
 	verbose := fs.Bool("v", false, "log debug messages")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *deleteShare <= 0 || *deleteShare > 1 {
+		fmt.Fprintf(stderr, "nodeagent run: --max-delete-share %v: give a share above 0 and at most 1, such as 0.5\n", *deleteShare)
 		return 2
 	}
 	if *config == "" || *node == "" {
@@ -71,7 +76,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
 	}
 	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
-		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, AllowMassDelete: *massDelete, Profile: *profile, Log: log})
+		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, AllowMassDelete: *massDelete, MaxDeleteShare: *deleteShare, Profile: *profile, Log: log})
 	if err != nil {
 		log.Error(err, "agent stopped")
 		return 1

@@ -287,13 +287,17 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 	tests := []struct {
 		name    string
 		delete  int
+		share   float64 // MaxDeleteShare; 0 is the default, half
 		allow   bool
 		wantErr bool
 		want    int // removals reported
 	}{
-		{"a few deletions pass", 20, false, false, 20},
-		{"more than half of the files is refused", 150, false, true, 0},
-		{"the operator's word lets them pass", 150, true, false, 150},
+		{"a few deletions pass", 20, 0, false, false, 20},
+		{"more than half of the files is refused", 150, 0, false, true, 0},
+		{"the operator's word lets them pass", 150, 0, true, false, 150},
+		{"the default share refuses 120 of 200", 120, 0.5, false, true, 0},
+		{"a configured share of 0.8 lets 150 of 200 pass", 150, 0.8, false, false, 150},
+		{"a configured share of 0.6 refuses 150 of 200", 150, 0.6, false, true, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,6 +313,7 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 				f.do(os.Remove(filepath.Join(f.root, n)))
 			}
 			f.sc.AllowMassDelete = tc.allow
+			f.sc.MaxDeleteShare = tc.share
 			out := make(chan change.Change, 1024)
 			_, err := f.sc.Scan(context.Background(), ".", out)
 			close(out)
