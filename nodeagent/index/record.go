@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
 
 // Record stores the current lstat of rel, resolved beneath rootfd, as its
@@ -24,7 +22,7 @@ func (t *Tx) Record(rootfd int, rel string) error {
 // rel no longer exists (its entry was deleted).
 func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
 	var st unix.Stat_t
-	err = beneath.Lstat(rootfd, rel, &st)
+	err = t.lstat(rootfd, rel, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return Entry{}, false, t.Delete(rel)
@@ -57,7 +55,7 @@ func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 		return false, err
 	}
 	var st unix.Stat_t
-	err = beneath.Lstat(rootfd, rel, &st)
+	err = t.lstat(rootfd, rel, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return !ok, nil
