@@ -15,10 +15,11 @@ import (
 
 func TestSender_laneOpen(t *testing.T) {
 	now := time.Now()
-	const laneBytes, laneAfter = 16 << 20, 250 * time.Millisecond
+	const laneBytes, laneAfter = 128 << 20, 250 * time.Millisecond
 	short := flight{start: now.Add(-10 * time.Millisecond), bytes: 4 << 10}
 	old := flight{start: now.Add(-laneAfter), bytes: 4 << 10}
 	large := flight{start: now, bytes: laneBytes}
+	oneLargeFile := flight{start: now, bytes: largeFileThreshold, large: true}
 	tests := []struct {
 		name    string
 		flights []flight
@@ -30,6 +31,7 @@ func TestSender_laneOpen(t *testing.T) {
 		{name: "a short run in flight holds the next", flights: []flight{short}, open: false, opensAt: short.start.Add(laneAfter)},
 		{name: "a run that has taken LaneAfter lets the next start", flights: []flight{old}, open: true},
 		{name: "a run carrying LaneBytes lets the next start", flights: []flight{large}, open: true},
+		{name: "a run carrying a large file lets the next start", flights: []flight{oneLargeFile}, open: true},
 		{name: "every run in flight must be long", flights: []flight{large, short}, lanes: 3, open: false, opensAt: short.start.Add(laneAfter)},
 		{name: "never more than Lanes", flights: []flight{large, old}, open: false},
 	}
