@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -50,22 +49,6 @@ func TestOpenAndLstat(t *testing.T) {
 		{"/etc/passwd", ErrOutside, ErrOutside, false},
 		{"d//e", ErrOutside, ErrOutside, false},
 	}
-	// Dirs answers as Lstat does, the second time from its kept
-	// directories.
-	dirs := NewDirs(rootfd)
-	defer dirs.Close()
-	for _, tc := range append(tests, tests...) {
-		t.Run(tc.rel, func(t *testing.T) {
-			var dst unix.Stat_t
-			err := dirs.Lstat(tc.rel, &dst)
-			if !errors.Is(err, tc.lstatErr) && !(tc.lstatErr == nil && err == nil) {
-				t.Errorf("Dirs.Lstat(%q) = %v, want %v", tc.rel, err, tc.lstatErr)
-			}
-			if err == nil && (dst.Mode&unix.S_IFMT == unix.S_IFLNK) != tc.lstatLink {
-				t.Errorf("Dirs.Lstat(%q) mode %o, symlink want %v", tc.rel, dst.Mode, tc.lstatLink)
-			}
-		})
-	}
 	for _, tc := range tests {
 		t.Run(tc.rel, func(t *testing.T) {
 			fd, err := Open(rootfd, tc.rel, unix.O_RDONLY, 0)
@@ -91,40 +74,5 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestDirs_manyDirectories(t *testing.T) {
-	root := t.TempDir()
-	rootfd, err := OpenRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
-	const n = 3 * maxDirs // more than it keeps: it starts over twice
-	for i := range n {
-		dir := filepath.Join(root, "d", strconv.Itoa(i))
-		must(t, os.MkdirAll(dir, 0o755))
-		must(t, os.WriteFile(filepath.Join(dir, "f"), make([]byte, i), 0o644))
-	}
-	dirs := NewDirs(rootfd)
-	defer dirs.Close()
-	for i := range n {
-		var st unix.Stat_t
-		if err := dirs.Lstat("d/"+strconv.Itoa(i)+"/f", &st); err != nil || st.Size != int64(i) {
-			t.Fatalf("d/%d/f: size %d, %v; want %d", i, st.Size, err, i)
-		}
-		if len(dirs.fds) > maxDirs {
-			t.Fatalf("%d directories kept open, bound %d", len(dirs.fds), maxDirs)
-		}
-	}
-	// A directory replaced by a symlink after it was kept is refused when
-	// resolved again (after Close), never followed.
-	dirs.Close()
-	must(t, os.Rename(filepath.Join(root, "d", "0"), filepath.Join(root, "d", "old")))
-	must(t, os.Symlink("/etc", filepath.Join(root, "d", "0")))
-	var st unix.Stat_t
-	if err := dirs.Lstat("d/0/passwd", &st); !errors.Is(err, ErrOutside) {
-		t.Errorf("through a symlinked directory: %v, want ErrOutside", err)
 	}
 }

@@ -244,19 +244,7 @@ func Within(tx *bolt.Tx) *Tx {
 // Tx reads and writes entries within one bbolt transaction.
 type Tx struct {
 	b     *bolt.Bucket
-	links *bolt.Bucket  // bucketLinks, kept with b
-	dirs  *beneath.Dirs // UseDirs; nil: each lstat resolves its own path
-}
-
-// UseDirs makes Record and Unchanged look paths up through d, which keeps
-// the directories it opened (for a batch of paths in few directories).
-func (t *Tx) UseDirs(d *beneath.Dirs) { t.dirs = d }
-
-func (t *Tx) lstat(rootfd int, rel string, st *unix.Stat_t) error {
-	if t.dirs != nil {
-		return t.dirs.Lstat(rel, st)
-	}
-	return beneath.Lstat(rootfd, rel, st)
+	links *bolt.Bucket // bucketLinks, kept with b
 }
 
 // Get returns the entry of rel.

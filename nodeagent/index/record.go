@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
 
 // Record stores the current lstat of rel, resolved beneath rootfd, as its
@@ -22,7 +24,7 @@ func (t *Tx) Record(rootfd int, rel string) error {
 // rel no longer exists (its entry was deleted).
 func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
 	var st unix.Stat_t
-	err = t.lstat(rootfd, rel, &st)
+	err = beneath.Lstat(rootfd, rel, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return Entry{}, false, t.Delete(rel)
@@ -55,7 +57,7 @@ func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 		return false, err
 	}
 	var st unix.Stat_t
-	err = t.lstat(rootfd, rel, &st)
+	err = beneath.Lstat(rootfd, rel, &st)
 	switch {
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return !ok, nil

@@ -30,7 +30,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
 )
@@ -153,9 +152,6 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			seq = binary.BigEndian.Uint64(v)
 		}
 		itx := index.Within(tx)
-		dirs := beneath.NewDirs(rootfd)
-		defer dirs.Close()
-		itx.UseDirs(dirs)
 		// Each peer's buckets, looked up once for the batch.
 		buckets := make([]peerBuckets, len(peers))
 		for i, p := range peers {

@@ -49,13 +49,10 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted []string) error {
 	defer r.Held.Done(sent...)
 	defer r.Held.Done(deleted...)
-	dirs := beneath.NewDirs(r.RootFD)
-	defer dirs.Close()
 	err := r.Index.Update(func(tx *index.Tx) error {
-		tx.UseDirs(dirs)
 		for _, p := range sent {
 			var st unix.Stat_t
-			if err := dirs.Lstat(p, &st); errors.Is(err, unix.ENOENT) {
+			if err := beneath.Lstat(r.RootFD, p, &st); errors.Is(err, unix.ENOENT) {
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
 				}

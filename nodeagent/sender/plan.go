@@ -60,8 +60,6 @@ func stateOf(st *unix.Stat_t) fileState {
 // may hold a mix of two versions. Directories are not compared (entries
 // made in them change their times; those entries are changes of their own).
 func (b *batch) changedSince(rootfd int, paths []string) map[string]bool {
-	dirs := beneath.NewDirs(rootfd)
-	defer dirs.Close()
 	var changed map[string]bool
 	for _, p := range paths {
 		was, ok := b.state[p]
@@ -69,7 +67,7 @@ func (b *batch) changedSince(rootfd int, paths []string) map[string]bool {
 			continue
 		}
 		var st unix.Stat_t
-		if err := dirs.Lstat(p, &st); err == nil && stateOf(&st) == was {
+		if err := beneath.Lstat(rootfd, p, &st); err == nil && stateOf(&st) == was {
 			continue
 		}
 		if changed == nil {
@@ -110,8 +108,6 @@ func (b *batch) empty() bool {
 func plan(rootfd int, entries []journal.Entry) batch {
 	var b batch
 	var gone []journal.Entry
-	dirs := beneath.NewDirs(rootfd)
-	defer dirs.Close()
 	for _, e := range entries {
 		if e.Path == "." {
 			// Never listed: rsync's --dirs copies the contents of a listed
@@ -121,7 +117,7 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			continue
 		}
 		var st unix.Stat_t
-		err := dirs.Lstat(e.Path, &st)
+		err := beneath.Lstat(rootfd, e.Path, &st)
 		switch {
 		case err == nil:
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
