@@ -160,8 +160,9 @@ func (s *Sender) Start(ctx context.Context) error {
 	var retry <-chan time.Time
 	var warm warmPool
 	defer warm.close()
-	lane := time.NewTimer(time.Hour)
+	lane, holds := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
 	defer lane.Stop()
+	defer holds.Stop()
 	for {
 		for retry == nil && s.laneOpen(time.Now()) {
 			b, ok := s.next(rootfd)
@@ -185,16 +186,21 @@ func (s *Sender) Start(ctx context.Context) error {
 		if retry == nil {
 			warm.prepare(s) // for the next run
 		}
-		var laneC <-chan time.Time
+		var laneC, holdC <-chan time.Time
 		if at, ok := s.nextLane(); ok {
 			lane.Reset(time.Until(at))
 			laneC = lane.C
+		}
+		if at, ok := s.nextRelease(time.Now()); ok {
+			holds.Reset(time.Until(at))
+			holdC = holds.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.Wake:
 		case <-laneC:
+		case <-holdC:
 		case <-retry:
 			retry = nil
 		case <-warm.expired():
@@ -249,6 +255,21 @@ func (s *Sender) holdChanged(changed []journal.Entry) {
 	for _, e := range changed {
 		s.held[e.Path] = hold{seq: e.Seq, until: until}
 	}
+}
+
+// nextRelease returns when the first hold ends by time, and forgets the
+// holds that ended (their entries are taken again by next).
+func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
+	var first time.Time
+	for p, h := range s.held {
+		switch {
+		case !h.until.After(now):
+			delete(s.held, p)
+		case first.IsZero() || h.until.Before(first):
+			first = h.until
+		}
+	}
+	return first, !first.IsZero()
 }
 
 // laneOpen reports whether a run may start now (see Lanes).

@@ -144,9 +144,23 @@ func TestSender_skipHeld(t *testing.T) {
 	if s.skip(journal.Entry{Path: "held", Seq: 7}) {
 		t.Error("a released hold still holds")
 	}
-	// A hold ends after the coalescer's longest hold even without news.
-	s.held["stale"] = hold{seq: 3, until: time.Now().Add(-time.Millisecond)}
+	// A hold ends after the coalescer's longest hold even without news,
+	// and the sender's loop is woken then (nextRelease).
+	if at, ok := s.nextRelease(time.Now()); ok {
+		t.Errorf("nextRelease = %v with no hold left", at)
+	}
+	now := time.Now()
+	s.held["stale"] = hold{seq: 3, until: now.Add(-time.Millisecond)}
+	s.held["later"] = hold{seq: 4, until: now.Add(time.Minute)}
+	s.held["sooner"] = hold{seq: 5, until: now.Add(time.Second)}
 	if s.skip(journal.Entry{Path: "stale", Seq: 3}) {
 		t.Error("an expired hold still holds")
+	}
+	s.held["stale"] = hold{seq: 3, until: now.Add(-time.Millisecond)}
+	if at, ok := s.nextRelease(now); !ok || !at.Equal(now.Add(time.Second)) {
+		t.Errorf("nextRelease = %v, %v; want the sooner hold's end", at, ok)
+	}
+	if _, ok := s.held["stale"]; ok {
+		t.Error("nextRelease kept an ended hold")
 	}
 }
