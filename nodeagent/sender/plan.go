@@ -49,10 +49,23 @@ type batch struct {
 type fileState struct {
 	ino, size    int64
 	mtime, ctime int64
+	nlink        uint64
 }
 
 func stateOf(st *unix.Stat_t) fileState {
-	return fileState{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+	return fileState{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), nlink: uint64(st.Nlink)}
+}
+
+// same reports whether a file is what it was. The ctime, which moves with
+// any write or attribute change (even one that restores the mtime), counts
+// only while the link count is unchanged: a link made or removed meanwhile
+// moves the ctime too but changes nothing that was sent, and it has no
+// event of its own under this path to release a hold.
+func (was fileState) same(now fileState) bool {
+	if was.ino != now.ino || was.size != now.size || was.mtime != now.mtime {
+		return false
+	}
+	return was.ctime == now.ctime || was.nlink != now.nlink
 }
 
 // changedSince returns the paths of b's sends that are no longer what they
@@ -67,7 +80,7 @@ func (b *batch) changedSince(rootfd int, paths []string) map[string]bool {
 			continue
 		}
 		var st unix.Stat_t
-		if err := beneath.Lstat(rootfd, p, &st); err == nil && stateOf(&st) == was {
+		if err := beneath.Lstat(rootfd, p, &st); err == nil && was.same(stateOf(&st)) {
 			continue
 		}
 		if changed == nil {

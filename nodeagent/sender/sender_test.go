@@ -112,9 +112,20 @@ func TestBatch_changedSince(t *testing.T) {
 		t.Errorf("changedSince = %v, want %v (directories are not compared)", got, want)
 	}
 	write("untouched", "u")
-	b = plan(rootfd, []journal.Entry{{Path: "untouched"}})
-	if got := b.changedSince(rootfd, []string{"untouched"}); len(got) != 0 {
-		t.Errorf("an unchanged file is reported changed: %v", got)
+	write("linked", "l")
+	write("chmodded", "c")
+	b = plan(rootfd, []journal.Entry{{Path: "untouched"}, {Path: "linked"}, {Path: "chmodded"}})
+	// A hard link made meanwhile moves the ctime but changes nothing sent;
+	// a chmod is a change (it has its own event, which releases the hold).
+	if err := os.Link(filepath.Join(root, "linked"), filepath.Join(root, "other-name")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "chmodded"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got = b.changedSince(rootfd, []string{"untouched", "linked", "chmodded"})
+	if want := map[string]bool{"chmodded": true}; !maps.Equal(got, want) {
+		t.Errorf("changedSince = %v, want %v (unchanged, and a new hard link, are not changes)", got, want)
 	}
 }
 
