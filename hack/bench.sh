@@ -13,7 +13,8 @@
 #                   old script (emulated), lsyncd, clsync and Syncthing from
 #                   Debian (installed here when missing). JAILSYNC_BENCH_RUNS
 #                   (default 3) runs per figure; JAILSYNC_BENCH_ONLY=replication
-#                   skips the others. About 30 minutes on 2 cores.
+#                   skips the others. About 40 minutes on 2 cores (39 min
+#                   measured), most of it the old script and Syncthing.
 #
 # Needs root (tmpfs mounts, fanotify). Timing goals live here, never in tests.
 set -euo pipefail
