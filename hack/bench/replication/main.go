@@ -55,19 +55,23 @@ type workload struct {
 
 // figure is one system's result on one workload: medians over the runs.
 type figure struct {
-	System        string    `json:"system"`
-	Seconds       float64   `json:"seconds,omitempty"`
-	P50Millis     float64   `json:"p50Millis,omitempty"`
-	P99Millis     float64   `json:"p99Millis,omitempty"`
-	Ratio         float64   `json:"ratioToLowerBound,omitempty"`
-	Runs          []float64 `json:"runs"` // seconds, or p50 milliseconds for latency
-	CPUSeconds    float64   `json:"cpuSeconds"`
-	PeakRSSMiB    float64   `json:"peakRSSMiB,omitempty"`
-	MeasuredFiles int       `json:"measuredFiles,omitempty"`
-	Extrapolated  bool      `json:"extrapolated,omitempty"`
-	Error         string    `json:"error,omitempty"`
+	System     string    `json:"system"`
+	Seconds    float64   `json:"seconds,omitempty"`
+	P50Millis  float64   `json:"p50Millis,omitempty"`
+	P99Millis  float64   `json:"p99Millis,omitempty"`
+	Ratio      float64   `json:"ratioToLowerBound,omitempty"`
+	Runs       []float64 `json:"runs"` // seconds, or p50 milliseconds for latency
+	CPUSeconds float64   `json:"cpuSeconds"`
+	// MachineCPUSeconds is the whole machine's busy CPU time during the
+	// workload (/proc/stat): writer, receivers, daemons and the bench's
+	// own polling alike, so that receivers' costs are counted too.
+	MachineCPUSeconds float64 `json:"machineCpuSeconds"`
+	PeakRSSMiB        float64 `json:"peakRSSMiB,omitempty"`
+	MeasuredFiles     int     `json:"measuredFiles,omitempty"`
+	Extrapolated      bool    `json:"extrapolated,omitempty"`
+	Error             string  `json:"error,omitempty"`
 
-	p99s, cpus, hwms []float64
+	p99s, cpus, hwms, machine []float64
 }
 
 type report struct {
@@ -171,6 +175,7 @@ func measure(s system, w workload, f *figure) error {
 	if r.cpu != nil {
 		cpu0 = r.cpu()
 	}
+	busy0 := machineBusy()
 	files := w.files
 	if w.latency && s.latencyFiles > 0 {
 		files = s.latencyFiles
@@ -207,6 +212,7 @@ func measure(s system, w workload, f *figure) error {
 		}
 		f.Runs = append(f.Runs, secs)
 	}
+	f.machine = append(f.machine, machineBusy()-busy0)
 	if r.cpu != nil {
 		f.cpus = append(f.cpus, r.cpu()-cpu0)
 	}
@@ -260,10 +266,13 @@ func summarize(f *figure, w workload) {
 	if len(f.hwms) > 0 {
 		f.PeakRSSMiB = median(f.hwms)
 	}
+	if len(f.machine) > 0 {
+		f.MachineCPUSeconds = median(f.machine)
+	}
 }
 
 func print(rep report, systems []system, workloads []workload) {
-	fmt.Printf("%-36s %-50s %24s %8s %8s %9s\n", "workload", "system", "result (median)", "ratio", "cpu s", "VmHWM MiB")
+	fmt.Printf("%-36s %-50s %24s %8s %8s %9s %10s\n", "workload", "system", "result (median)", "ratio", "cpu s", "VmHWM MiB", "machine s")
 	for _, w := range workloads {
 		for _, s := range systems {
 			f := rep.Workloads[w.key][s.key]
@@ -291,7 +300,7 @@ func print(rep report, systems []system, workloads []workload) {
 			if f.PeakRSSMiB > 0 {
 				hwm = fmt.Sprintf("%.1f", f.PeakRSSMiB)
 			}
-			fmt.Printf("%-36s %-50s %24s %8s %8s %9s\n", w.name, s.name, result, ratio, cpu, hwm)
+			fmt.Printf("%-36s %-50s %24s %8s %8s %9s %10.2f\n", w.name, s.name, result, ratio, cpu, hwm, f.MachineCPUSeconds)
 		}
 	}
 }

@@ -281,6 +281,25 @@ func procHWM(pids ...int) int64 {
 	return peak
 }
 
+// machineBusy returns the CPU seconds all of the machine's CPUs have spent
+// busy so far: /proc/stat's first line, less idle and iowait (proc(5)).
+func machineBusy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	var ticks int64
+	for i, s := range strings.Fields(line)[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(s, 10, 64)
+		ticks += n
+	}
+	return float64(ticks) / clockTicks
+}
+
 // childrenCPU returns the CPU seconds of this process's waited-for
 // children: the rsync clients an in-process reference ran.
 func childrenCPU() float64 {
