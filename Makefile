@@ -62,8 +62,9 @@ envtest: ## Build kube-apiserver, etcd and kubectl v$(K8S_VERSION) from source i
 	hack/setup-envtest.sh
 
 .PHONY: test
-test: envtest ## Run all tests: unit tests with -race, envtest suites against a real API server.
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -race -count=1 $(GO_TEST_FLAGS) ./...
+test: envtest ## Run all tests: unit tests with -race, envtest suites against a real API server, then the end-to-end packages one at a time.
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -race -count=1 $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/')
+	go test -race -count=1 -p 1 $(GO_TEST_FLAGS) ./test/...
 
 .PHONY: bench
 bench: ## Run the benchmarks against their references (not part of make test; needs root).
