@@ -99,8 +99,7 @@ type Sender struct {
 
 	mu       sync.Mutex
 	inflight *inflight
-	runs     int
-	flights  map[int]flight // runs in flight by id
+	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run
 }
@@ -169,7 +168,6 @@ func (s *Sender) Start(ctx context.Context) error {
 			if !ok {
 				break
 			}
-			s.runs++
 			s.flightID++
 			id := s.flightID
 			s.flights[id] = flight{start: time.Now(), bytes: b.bytes, large: b.large()}
@@ -274,10 +272,10 @@ func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 
 // laneOpen reports whether a run may start now (see Lanes).
 func (s *Sender) laneOpen(now time.Time) bool {
-	if s.runs == 0 {
+	if len(s.flights) == 0 {
 		return true
 	}
-	if s.runs >= s.Lanes {
+	if len(s.flights) >= s.Lanes {
 		return false
 	}
 	for _, f := range s.flights {
@@ -291,7 +289,7 @@ func (s *Sender) laneOpen(now time.Time) bool {
 // nextLane returns when a closed lane opens by time alone: when the last
 // of the short runs in flight becomes a long one.
 func (s *Sender) nextLane() (time.Time, bool) {
-	if s.runs == 0 || s.runs >= s.Lanes {
+	if len(s.flights) == 0 || len(s.flights) >= s.Lanes {
 		return time.Time{}, false
 	}
 	var at time.Time
@@ -388,7 +386,6 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 }
 
 func (s *Sender) finish(b batch) {
-	s.runs--
 	for _, e := range b.entries() {
 		s.inflight.remove(e.Path)
 	}
@@ -498,6 +495,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 	tAnnounced := time.Now()
 	s.renames(ctx, rootfd, &b)
 	var sent, deleted []journal.Entry
+	var changed map[string]bool // sends whose files changed during the run
 	var linksSent []string
 	if len(b.sends) > 0 {
 		push := func(ctx context.Context, files []string) (rsync.Result, error) {
@@ -513,7 +511,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 		// the next run replaces). The peer is still told it arrived, so
 		// that it records what it holds and never takes it for a change
 		// of its own.
-		if changed := b.changedSince(rootfd, pathsOf(sent)); len(changed) > 0 {
+		if changed = b.changedSince(rootfd, pathsOf(sent)); len(changed) > 0 {
 			for _, e := range sent {
 				if changed[e.Path] {
 					r.Changed = append(r.Changed, e)
@@ -537,12 +535,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 		s.account(&r, res, err)
 	}
 	done := slices.Concat(sent, deleted)
-	if len(r.Changed) > 0 {
-		again := make(map[string]bool, len(r.Changed))
-		for _, e := range r.Changed {
-			again[e.Path] = true
-		}
-		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return again[e.Path] })
+	if len(changed) > 0 {
+		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
 	if s.Client != nil {
 		gone := pathsOf(deleted)

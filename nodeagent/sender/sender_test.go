@@ -42,7 +42,6 @@ func TestSender_laneOpen(t *testing.T) {
 			for i, f := range tc.flights {
 				s.flights[i] = f
 			}
-			s.runs = len(tc.flights)
 			if got := s.laneOpen(now); got != tc.open {
 				t.Errorf("laneOpen = %v, want %v", got, tc.open)
 			}
