@@ -248,7 +248,20 @@ func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
 			must(t, os.WriteFile(p(dir+"/tree/deep/leaf"), []byte("leaf"), 0o600))
 			must(t, os.Symlink("../file", p(dir+"/tree/link")))
 			must(t, os.Symlink("/etc/passwd", p(dir+"/abs-link")))
+			// A symlinked directory pointing outside the root: the link
+			// goes as a link; what is written through it is outside and
+			// never sent (a peer that got a real directory here, or the
+			// files below it, would differ in the snapshot).
+			outside := t.TempDir()
+			must(t, os.Symlink(outside, p(dir+"/out-dir")))
+			must(t, os.WriteFile(filepath.Join(p(dir+"/out-dir"), "written-through-link"), []byte("outside"), 0o644))
 			c.converged(node)
+			for _, other := range c.nodes {
+				fi, err := os.Lstat(filepath.Join(c.roots[other], dir, "out-dir"))
+				if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+					t.Errorf("%s: out-dir is %v (%v), want the symlink", other, fi, err)
+				}
+			}
 
 			must(t, os.WriteFile(p(dir+"/file"), []byte("overwritten"), 0o644))
 			f, err := os.OpenFile(p(dir+"/file"), os.O_APPEND|os.O_WRONLY, 0)
