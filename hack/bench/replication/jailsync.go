@@ -4,6 +4,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +41,10 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 		// JAILSYNC_BENCH_AGENT_LOGS=DIR keeps the agents' logs (at -v) there,
 		// one folder per rig, for finding where a workload's time goes.
 		keep := os.Getenv("JAILSYNC_BENCH_AGENT_LOGS")
+		// JAILSYNC_BENCH_PROFILE=DIR writes a CPU profile of the writer's
+		// agent there for every rig (3 s from its start, which covers one
+		// burst); `go tool pprof` merges them.
+		prof := os.Getenv("JAILSYNC_BENCH_PROFILE")
 		cleanup := func() {
 			for _, h := range hosts {
 				stop(h.cmd, 15*time.Second)
@@ -77,6 +83,9 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 			if keep != "" {
 				args = append(args, "-v")
 			}
+			if prof != "" && i == 0 {
+				args = append(args, "--profile")
+			}
 			h.cmd = exec.Command(nodeagent, args...)
 			h.cmd.Stdout, h.cmd.Stderr = log, log
 			err = h.cmd.Start()
@@ -87,6 +96,12 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 			}
 		}
 		pid := hosts[0].cmd.Process.Pid
+		if prof != "" {
+			done := make(chan struct{})
+			go func() { profileWriter(prof, filepath.Base(base)); close(done) }()
+			cleanup0 := cleanup
+			cleanup = func() { <-done; cleanup0() }
+		}
 		r := &rig{
 			src: hosts[0].root, cleanup: cleanup,
 			cpu: func() float64 { return procCPU(pid) }, hwm: func() int64 { return procHWM(pid) },
@@ -95,5 +110,28 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 			r.peers = append(r.peers, h.root)
 		}
 		return r, nil
+	}
+}
+
+// profileWriter saves 3 s of the writer agent's CPU profile as DIR/NAME.pprof.
+func profileWriter(dir, name string) {
+	url := "http://127.0.3.1:18412/debug/pprof/profile?seconds=3"
+	for range 100 {
+		resp, err := http.Get(url)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		defer resp.Body.Close()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return
+		}
+		f, err := os.Create(filepath.Join(dir, name+".pprof"))
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(f, resp.Body)
+		f.Close()
+		return
 	}
 }

@@ -9,7 +9,9 @@
 // writes the same figures as JSON with fixed keys.
 //
 // Systems (JSON key): the lower bound (lowerBound: one `rsync -a` per peer
-// after the writes, the three in parallel), the old script (oldScript: one
+// after the writes, the three in parallel), the floor of jailsync's rsync
+// interface (filesFrom: the same, through the agent's --files-from client),
+// the old script (oldScript: one
 // rsync per file per peer after a 1 s size check, emulated; cut to 100
 // files and extrapolated where a workload has more), lsyncd (delay = 0),
 // clsync (rsyncdirect, -t 0 -w 0 -T 0, one per peer), Syncthing (lowest
@@ -90,6 +92,7 @@ func main() {
 	flag.Parse()
 	systems := []system{
 		{key: "lowerBound", name: "lower bound (rsync -a per peer after the writes)", start: lowerBound},
+		{key: "filesFrom", name: "floor of --files-from (one run per peer after)", start: filesFromFloor},
 		{key: "oldScript", name: "old script (rsync per file per peer after 1 s)", start: oldScript, maxFiles: 100, latencyFiles: 20},
 		{key: "lsyncd", name: "lsyncd 2.2 (delay = 0)", start: lsyncd},
 		{key: "clsync", name: "clsync 0.4 (rsyncdirect, -t0 -w0 -T0)", start: clsync},

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 // lowerBound: one `rsync -a` per peer after the writes, the three in
@@ -32,6 +36,43 @@ func lowerBound() (*rig, error) {
 			return parallel(len(d.urls), func(i int) error {
 				args := append([]string{"-a", "--relative", "--sockopts=TCP_NODELAY", "--address=127.0.3.1"}, what...)
 				return rsyncTo(d.src, append(args, d.urls[i])...)
+			})
+		},
+	}, nil
+}
+
+// filesFromFloor: what the lower bound does, one run per peer after the
+// writes, the three in parallel, but through jailsync's own client
+// (nodeagent/rsync.Push: --files-from=- with --from0, every name prefixed
+// with "./", itemized output parsed per file). The issue prescribes that
+// interface; this figure is its floor, so that the table separates what
+// rsync's --files-from costs (it reads the list one byte per read(2) and
+// poll(2), io.c read_line, and resolves every name from the root again)
+// from what the agent adds. The names are read from the directory.
+func filesFromFloor() (*rig, error) {
+	d, err := startRefDaemons("bench-ff-")
+	if err != nil {
+		return nil, err
+	}
+	return &rig{
+		src: d.src, peers: d.dirs, cleanup: d.close, cpu: childrenCPU,
+		push: func(names []string) error {
+			if names == nil {
+				des, err := os.ReadDir(d.src)
+				if err != nil {
+					return err
+				}
+				for _, de := range des {
+					names = append(names, de.Name())
+				}
+			}
+			return parallel(len(d.urls), func(i int) error {
+				t := rsync.Target{
+					Addr:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 3, byte(i + 2)}), 18401),
+					Module: "m", Source: netip.AddrFrom4([4]byte{127, 0, 3, 1}),
+				}
+				_, err := rsync.Push(context.Background(), d.src, names, t, rsync.Options{})
+				return err
 			})
 		},
 	}, nil
