@@ -89,6 +89,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per figure (the median is reported)")
 	only := flag.String("systems", "", "comma-separated system keys to run (default all)")
 	onlyW := flag.String("workloads", "", "comma-separated workload keys to run (default all)")
+	compare := flag.String("compare", "", "another nodeagent binary, measured beside the first as jailsyncCompare (for A/B runs)")
 	flag.Parse()
 	systems := []system{
 		{key: "lowerBound", name: "lower bound (rsync -a per peer after the writes)", start: lowerBound},
@@ -98,6 +99,9 @@ func main() {
 		{key: "clsync", name: "clsync 0.4 (rsyncdirect, -t0 -w0 -T0)", start: clsync},
 		{key: "syncthing", name: "Syncthing 1.19 (lowest delays)", start: syncthing},
 		{key: "jailsync", name: "jailsync", start: jailsyncRig(*nodeagent)},
+	}
+	if *compare != "" {
+		systems = append(systems, system{key: "jailsyncCompare", name: "jailsync (" + filepath.Base(*compare) + ")", start: jailsyncRig(*compare)})
 	}
 	workloads := []workload{
 		{key: "burst", name: "2,000 x 4 KiB burst", files: 2000, size: 4 << 10},
