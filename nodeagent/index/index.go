@@ -245,11 +245,33 @@ func Within(tx *bolt.Tx) *Tx {
 type Tx struct {
 	b     *bolt.Bucket
 	links *bolt.Bucket // bucketLinks, kept with b
+	cur   *bolt.Cursor // on b, for get; made at first use
+}
+
+// get is b.Get through the Tx's cursor (see SeekExact).
+func (t *Tx) get(k []byte) []byte {
+	if t.cur == nil {
+		t.cur = t.b.Cursor()
+	}
+	return SeekExact(t.cur, k)
+}
+
+// SeekExact is Bucket.Get through a cursor that the caller reuses for many
+// keys: Bucket.Get makes a cursor, and its search stack, for every key (a
+// fifth of the agent's CPU during a burst went to growing those stacks).
+// Every Seek starts from the root, so the cursor stays usable across Puts
+// and Deletes; it is left on key, for Cursor.Delete.
+func SeekExact(c *bolt.Cursor, key []byte) []byte {
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 // Get returns the entry of rel.
 func (t *Tx) Get(rel string) (Entry, bool, error) {
-	v := t.b.Get(Key(rel))
+	v := t.get(Key(rel))
 	if v == nil {
 		return Entry{}, false, nil
 	}
@@ -265,7 +287,7 @@ func (t *Tx) Get(rel string) (Entry, bool, error) {
 // under the inode it was recorded with before.
 func (t *Tx) Put(rel string, e Entry) error {
 	k := Key(rel)
-	if old := t.b.Get(k); old != nil {
+	if old := t.get(k); old != nil {
 		if err := t.unlink(rel, old); err != nil {
 			return err
 		}

@@ -21,7 +21,6 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -159,7 +158,8 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if pb == nil {
 				return fmt.Errorf("%w: %s", ErrUnknownPeer, p)
 			}
-			buckets[i] = peerBuckets{byPath: pb.Bucket(bucketByPath), bySeq: pb.Bucket(bucketBySeq)}
+			byPath := pb.Bucket(bucketByPath)
+			buckets[i] = peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}
 		}
 		for _, c := range changes {
 			if c.Op.Has(change.Rescan) {
@@ -203,9 +203,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	return nil
 }
 
-// peerBuckets are one peer's journal buckets within a transaction.
+// peerBuckets are one peer's journal buckets within a transaction, and a
+// cursor on byPath for get (re-positioned by every Seek, so it stays valid
+// across Puts).
 type peerBuckets struct {
 	byPath, bySeq *bolt.Bucket
+	paths         *bolt.Cursor
 }
 
 // put merges c (whose path's key is key) into the peer's entry for its
@@ -214,7 +217,7 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 	byPath, bySeq := pb.byPath, pb.bySeq
 	e := Entry{Path: c.Path, Op: c.Op, OldPath: c.OldPath, Since: now}
 	var d PeerStats
-	if v := byPath.Get(key); v != nil {
+	if v := index.SeekExact(pb.paths, key); v != nil {
 		old, err := unmarshal(v)
 		if err != nil {
 			return d, fmt.Errorf("journal entry %q: %w", c.Path, err)
@@ -250,7 +253,7 @@ func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, erro
 		byPath := pb.Bucket(bucketByPath).Cursor()
 		c := pb.Bucket(bucketBySeq).Cursor()
 		for k, key := c.First(); k != nil && len(out) < n; k, key = c.Next() {
-			v := get(byPath, key)
+			v := index.SeekExact(byPath, key)
 			if v == nil {
 				continue
 			}
@@ -282,7 +285,7 @@ func (j *Journal) Done(peer string, done []Entry) error {
 		byPath, bySeq := pb.Bucket(bucketByPath).Cursor(), pb.Bucket(bucketBySeq).Cursor()
 		for _, e := range done {
 			key := index.Key(e.Path)
-			v := get(byPath, key)
+			v := index.SeekExact(byPath, key)
 			if v == nil {
 				continue
 			}
@@ -296,7 +299,7 @@ func (j *Journal) Done(peer string, done []Entry) error {
 			if err := byPath.Delete(); err != nil { // the entry get found
 				return err
 			}
-			if get(bySeq, seqKey(cur.Order)) != nil {
+			if index.SeekExact(bySeq, seqKey(cur.Order)) != nil {
 				if err := bySeq.Delete(); err != nil {
 					return err
 				}
@@ -335,15 +338,3 @@ func (j *Journal) Oldest(peer string) (time.Time, bool) {
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
-
-// get is Bucket.Get through a cursor that the caller reuses for many keys:
-// Bucket.Get makes a cursor, and its search stack, for every key (a fifth
-// of the agent's CPU during a burst went to growing those stacks). It
-// leaves the cursor on key, for Cursor.Delete.
-func get(c *bolt.Cursor, key []byte) []byte {
-	k, v := c.Seek(key)
-	if !bytes.Equal(k, key) {
-		return nil
-	}
-	return v
-}

@@ -63,6 +63,15 @@ type Options struct {
 	DelayUpdates bool
 	// RsyncPath is the rsync client to run; "rsync" (from PATH) when empty.
 	RsyncPath string
+	// Checked says that the caller resolved every path of a Push beneath
+	// the root (beneath.Lstat: inside it, through no symlink) just before,
+	// and listed only those: Push then lists them without its own lstat of
+	// each (the sender plans every run that way, and a second lstat per
+	// file and peer was a tenth of its CPU on a burst). Push checks either
+	// way only moments before rsync reads the files; a path that vanished
+	// meanwhile is still Vanished, by its absence from rsync's output.
+	// Delete always checks.
+	Checked bool
 }
 
 // Defaults for the zero Options timeouts.

@@ -52,12 +52,19 @@ func TestClassify_EveryErrcodeHasADescription(t *testing.T) {
 	}
 }
 
-func TestClassifyRun_MaxConnectionsIsRetry(t *testing.T) {
-	if got := classifyRun(5, "@ERROR: max connections (1) reached -- try again later\n"); got != Retry {
-		t.Errorf("max connections: %v, want retry", got)
-	}
-	if got := classifyRun(5, "@ERROR: auth failed on module data\n"); got != FatalPeer {
-		t.Errorf("auth failed: %v, want fatal-peer", got)
+func TestClassifyRun_PassingExit5IsRetry(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		want   Class
+	}{
+		{"@ERROR: max connections (1) reached -- try again later\n", Retry},
+		{"rsync: did not see server greeting\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n", Retry},
+		{"@ERROR: auth failed on module data\n", FatalPeer},
+		{"@ERROR: Unknown module 'data'\n", FatalPeer},
+	} {
+		if got := classifyRun(5, tc.stderr); got != tc.want {
+			t.Errorf("exit 5 with %q: %v, want %v", tc.stderr, got, tc.want)
+		}
 	}
 }
 

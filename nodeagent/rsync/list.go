@@ -24,8 +24,9 @@ type listing struct {
 // sender follows a symlinked directory on the way to a listed name (evil ->
 // /outside makes "evil/secret" read /outside/secret), so a path that leaves
 // the root or passes through a symlink is dropped. A Push lists what
-// exists; a Delete lists what is gone.
-func buildListing(root string, paths []string, m mode) (listing, error) {
+// exists; a Delete lists what is gone. With checked, the caller has done
+// that check (Options.Checked) and only NUL bytes are looked for.
+func buildListing(root string, paths []string, m mode, checked bool) (listing, error) {
 	rootfd, err := beneath.OpenRoot(root)
 	if err != nil {
 		return listing{}, err
@@ -39,7 +40,11 @@ func buildListing(root string, paths []string, m mode) (listing, error) {
 		}
 		seen[p] = true
 		r := PathResult{Path: p}
-		r.Outcome, r.Reason = check(rootfd, p, m)
+		if checked {
+			r.Outcome, r.Reason = checkName(p)
+		} else {
+			r.Outcome, r.Reason = check(rootfd, p, m)
+		}
 		if r.Outcome == Unconfirmed {
 			l.index[p] = len(l.results)
 			// Every entry starts with "./": rsync drops entries that start
@@ -55,8 +60,8 @@ func buildListing(root string, paths []string, m mode) (listing, error) {
 // check decides whether p goes into the run (Unconfirmed, to be settled by
 // rsync's output) or is settled now.
 func check(rootfd int, p string, m mode) (Outcome, string) {
-	if strings.IndexByte(p, 0) >= 0 {
-		return Dropped, "the path holds a NUL byte"
+	if o, why := checkName(p); o != Unconfirmed {
+		return o, why
 	}
 	if m == modeDelete && p == "." {
 		return Dropped, "the data root itself is never deleted"
@@ -81,6 +86,15 @@ func check(rootfd int, p string, m mode) (Outcome, string) {
 	default:
 		return Failed, fmt.Sprintf("check before the run: %v", err)
 	}
+}
+
+// checkName is what check decides from the name alone: a NUL byte cannot
+// be listed (--from0 ends the name there).
+func checkName(p string) (Outcome, string) {
+	if strings.IndexByte(p, 0) >= 0 {
+		return Dropped, "the path holds a NUL byte"
+	}
+	return Unconfirmed, ""
 }
 
 // String shows the --from0 list readably, for test failures.

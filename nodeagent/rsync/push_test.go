@@ -341,3 +341,28 @@ func TestPush_FileReplacesPeerDirectory(t *testing.T) {
 	}
 	checkSame(t, root, d.dir, []string{"was-dir"})
 }
+
+// TestPush_Checked: with Options.Checked the caller has resolved the paths
+// beneath the root; Push still settles each one from rsync's output (a
+// path gone before rsync read it is Vanished, not Sent) and still drops a
+// name it cannot list.
+func TestPush_Checked(t *testing.T) {
+	d := startDaemon(t, 0)
+	root := t.TempDir()
+	names := []string{"here", "#hash", "-dash", "sub/new\nline"}
+	for _, n := range names {
+		write(t, root, n, []byte("content of "+n))
+	}
+	o := fastOptions()
+	o.Checked = true
+	res, err := Push(context.Background(), root, append(names, "gone", "nul\x00name"), d.target(), o)
+	if err != nil {
+		t.Fatalf("push: %v\n%s", err, res.Stderr)
+	}
+	want := map[string]Outcome{"gone": Vanished, "nul\x00name": Dropped}
+	for _, n := range names {
+		want[n] = Sent
+	}
+	wantOutcomes(t, res, want)
+	checkSame(t, root, d.dir, names)
+}

@@ -56,7 +56,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		warm.kill()
 		return Result{}, err
 	}
-	l, err := buildListing(root, paths, m)
+	l, err := buildListing(root, paths, m, o.Checked && m == modePush)
 	if err != nil {
 		warm.kill()
 		return Result{}, err
@@ -261,10 +261,13 @@ func roots(root string) []string {
 	return []string{filepath.Clean(root), abs, real}
 }
 
-// classifyRun is Classify, refined by what rsync printed: a daemon's "max
-// connections reached" refusal (exit 5) passes, so it is Retry.
+// classifyRun is Classify, refined by what rsync printed. Two exits 5
+// pass, so they are Retry: a daemon's "max connections reached" refusal,
+// and "did not see server greeting" (clientserver.c: the connection closed
+// before the daemon's greeting, as when the daemon dies or restarts just
+// after accepting it). A refused password or module stays FatalPeer.
 func classifyRun(code int, stderr string) Class {
-	if code == 5 && strings.Contains(stderr, "max connections") {
+	if code == 5 && (strings.Contains(stderr, "max connections") || strings.Contains(stderr, "did not see server greeting")) {
 		return Retry
 	}
 	return Classify(code)

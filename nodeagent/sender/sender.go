@@ -572,11 +572,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm) Ru
 // small file is cheaper to send again. A partial file that a later small
 // run does not pick up stays in the reserved directory until the agent
 // next starts and empties it.
+//
+// Every path a push lists was resolved beneath the root just before, by
+// plan or addLinks, so the push does not check each again (Checked).
 func (s *Sender) runOptions(b batch) rsync.Options {
 	o := s.Options
 	if !b.large() {
 		o.PartialDir = ""
 	}
+	o.Checked = true
 	return o
 }
 

@@ -25,9 +25,8 @@ func (p *warmPool) prepare(s *Sender) {
 	if p.w != nil {
 		return
 	}
-	o := s.Options
-	o.PartialDir = "" // for small runs (runOptions); a large one starts its own
-	w, err := rsync.Prepare(s.Root, s.Target, o)
+	// For small runs; a large one starts its own.
+	w, err := rsync.Prepare(s.Root, s.Target, s.runOptions(batch{}))
 	if err != nil {
 		s.Log.V(1).Info("no prepared push client; runs start their own", "error", err)
 		return

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -108,6 +109,27 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 		}
 		for _, h := range hosts[1:] {
 			r.peers = append(r.peers, h.root)
+		}
+		r.split = func() map[string]float64 {
+			m := map[string]float64{}
+			for i, h := range hosts {
+				role := "receiver"
+				if i == 0 {
+					role = "writer"
+				}
+				self, children := procTimes(h.cmd.Process.Pid)
+				m[role+" agent"] += self
+				if i == 0 {
+					m["writer rsync clients"] += children
+				}
+				if data, err := os.ReadFile(filepath.Join(h.state, "rsyncd", "rsyncd.pid")); err == nil {
+					if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+						self, children := procTimes(pid)
+						m[role+" rsync daemon"] += self + children
+					}
+				}
+			}
+			return m
 		}
 		return r, nil
 	}

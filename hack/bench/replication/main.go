@@ -183,6 +183,10 @@ func measure(s system, w workload, f *figure) error {
 		cpu0 = r.cpu()
 	}
 	busy0 := machineBusy()
+	var split0 map[string]float64
+	if r.split != nil && os.Getenv("JAILSYNC_BENCH_SPLIT") != "" {
+		split0 = r.split()
+	}
 	files := w.files
 	if w.latency && s.latencyFiles > 0 {
 		files = s.latencyFiles
@@ -220,6 +224,15 @@ func measure(s system, w workload, f *figure) error {
 		f.Runs = append(f.Runs, secs)
 	}
 	f.machine = append(f.machine, machineBusy()-busy0)
+	if split0 != nil {
+		time.Sleep(200 * time.Millisecond) // confirmations, and daemons reaping their children
+		var parts []string
+		for k, v := range r.split() {
+			parts = append(parts, fmt.Sprintf("%s %.3f", k, v-split0[k]))
+		}
+		slices.Sort(parts)
+		fmt.Fprintf(os.Stderr, "[bench] %s, %s: CPU s by part: %s\n", w.key, s.key, strings.Join(parts, ", "))
+	}
 	if r.cpu != nil {
 		f.cpus = append(f.cpus, r.cpu()-cpu0)
 	}

@@ -31,8 +31,11 @@ type rig struct {
 	// (its processes and the rsync clients they reaped); hwm the peak RSS in
 	// bytes (VmHWM). Nil when there is no such process (the lower bound, whose
 	// rsync clients are counted through cpu alone).
-	cpu     func() float64
-	hwm     func() int64
+	cpu func() float64
+	hwm func() int64
+	// split, when set, returns CPU seconds so far by part of the system
+	// (JAILSYNC_BENCH_SPLIT=1 prints what each workload run added).
+	split   func() map[string]float64
 	cleanup func()
 }
 
@@ -196,6 +199,17 @@ func waitListening(url string) error {
 	}
 }
 
+// split is rig.split for a system whose only processes on the writer are
+// the rsync clients the bench itself runs (the lower bound, the floor).
+func (d *refDaemons) split() map[string]float64 {
+	m := map[string]float64{"writer rsync clients": childrenCPU()}
+	for _, c := range d.daemons {
+		self, children := procTimes(c.Process.Pid)
+		m["receiver rsync daemon"] += self + children
+	}
+	return m
+}
+
 func (d *refDaemons) close() {
 	for _, c := range d.daemons {
 		_ = c.Process.Kill()
@@ -261,6 +275,28 @@ func procCPU(pids ...int) float64 {
 		}
 	}
 	return float64(ticks) / clockTicks
+}
+
+// procTimes returns a process's own CPU seconds (utime+stime) and those of
+// the children it reaped (cutime+cstime).
+func procTimes(pid int) (self, children float64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 15 {
+		return 0, 0
+	}
+	var t [4]int64
+	for k := range t {
+		t[k], _ = strconv.ParseInt(f[11+k], 10, 64)
+	}
+	return float64(t[0]+t[1]) / clockTicks, float64(t[2]+t[3]) / clockTicks
 }
 
 // procHWM returns the largest VmHWM of the processes, in bytes.
