@@ -66,6 +66,7 @@ type Journal struct {
 
 	mu    sync.Mutex
 	stats map[string]*PeerStats
+	seq   uint64 // the last sequence number committed
 }
 
 // PeerStats is what is pending for one peer.
@@ -107,6 +108,9 @@ func Open(idx *index.Index, peers []string) (*Journal, error) {
 				return err
 			}
 		}
+		if v := root.Get(keySeq); len(v) == 8 {
+			j.seq = binary.BigEndian.Uint64(v)
+		}
 		for _, p := range peers {
 			st := &PeerStats{}
 			err := root.Bucket([]byte(p)).Bucket(bucketByPath).ForEach(func(_, v []byte) error {
@@ -144,6 +148,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	delta := make(map[string]PeerStats)
+	var last uint64
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketJournal)
 		var seq uint64
@@ -191,11 +196,13 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				delta[p] = s
 			}
 		}
+		last = seq
 		return root.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
 	})
 	if err != nil {
 		return fmt.Errorf("journal %d changes: %w", len(changes), err)
 	}
+	j.seq = last
 	for p, d := range delta {
 		j.stats[p].Files += d.Files
 		j.stats[p].Bytes += d.Bytes
@@ -325,6 +332,15 @@ func (j *Journal) Stats(peer string) PeerStats {
 		return *s
 	}
 	return PeerStats{}
+}
+
+// Seq returns the sequence number of the last change journaled: how many
+// changes Record has journaled, ever, in this database. Senders compare
+// two readings to tell whether changes arrived in between.
+func (j *Journal) Seq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seq
 }
 
 // Oldest returns when the oldest pending entry for peer was journaled, and

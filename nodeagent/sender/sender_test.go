@@ -174,3 +174,47 @@ func TestSender_skipHeld(t *testing.T) {
 		t.Error("nextRelease kept an ended hold")
 	}
 }
+
+func TestSender_gathering(t *testing.T) {
+	now := time.Now()
+	const gather, quiet = 100 * time.Millisecond, 5 * time.Millisecond
+	idle := now.Add(-10 * time.Millisecond) // the last run ended 10 ms ago
+	tests := []struct {
+		name     string
+		idleFrom time.Time // zero: no run yet
+		flights  int
+		lastWake time.Time
+		since    uint64 // changes journaled since the last run started
+		pending  int64
+		wait     bool
+		until    time.Time
+	}{
+		{name: "the first run starts at once", lastWake: now, since: 5, pending: 5},
+		{name: "a lone file after a run goes at once", idleFrom: idle, lastWake: now, since: 1, pending: 1},
+		{name: "a few changes after a run go at once", idleFrom: idle, lastWake: now, since: gatherAfter - 1, pending: gatherAfter - 1},
+		{name: "a burst still arriving waits for a pause", idleFrom: idle, lastWake: now.Add(-time.Millisecond), since: 40, pending: 40,
+			wait: true, until: now.Add(-time.Millisecond).Add(quiet)},
+		{name: "eight changes during the last run make a burst", idleFrom: idle, lastWake: now, since: gatherAfter, pending: gatherAfter,
+			wait: true, until: now.Add(quiet)},
+		{name: "a burst that paused goes", idleFrom: idle, lastWake: now.Add(-quiet), since: 40, pending: 40},
+		{name: "never longer than Gather after the last run", idleFrom: now.Add(-gather), lastWake: now, since: 40, pending: 40},
+		{name: "the wait ends at Gather when that comes first", idleFrom: now.Add(-gather + time.Millisecond), lastWake: now, since: 40, pending: 40,
+			wait: true, until: now.Add(time.Millisecond)},
+		{name: "a full batch goes at once", idleFrom: idle, lastWake: now, since: 3000, pending: DefaultBatchFiles},
+		{name: "a run in flight: the lane rule decides", idleFrom: idle, flights: 1, lastWake: now, since: 40, pending: 40},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Sender{Gather: gather, Quiet: quiet}
+			s.defaults()
+			for i := range tc.flights {
+				s.flights[i] = flight{start: now}
+			}
+			s.idleFrom, s.lastWake, s.startSeq = tc.idleFrom, tc.lastWake, 100
+			until, wait := s.gathering(now, 100+tc.since, tc.pending)
+			if wait != tc.wait || !until.Equal(tc.until) {
+				t.Errorf("gathering = %v, %v; want %v, %v", until, wait, tc.until, tc.wait)
+			}
+		})
+	}
+}
