@@ -251,7 +251,8 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 // Next returns up to n of peer's entries, oldest first, skipping those for
 // which skip is true (paths already in flight to the peer, or held).
 func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, error) {
-	var out []Entry
+	// Sized for what is pending (a burst's batch grew by doubling).
+	out := make([]Entry, 0, max(0, min(int64(n), j.Stats(peer).Files)))
 	err := j.db.View(func(tx *bolt.Tx) error {
 		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
 		if pb == nil {

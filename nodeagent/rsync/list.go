@@ -32,7 +32,11 @@ func buildListing(root string, paths []string, m mode, checked bool) (listing, e
 		return listing{}, err
 	}
 	defer unix.Close(rootfd)
-	l := listing{index: make(pathIndex)}
+	size := 0
+	for _, p := range paths {
+		size += len("./") + len(p) + 1
+	}
+	l := listing{index: make(pathIndex, len(paths)), results: make([]PathResult, 0, len(paths)), list: make([]byte, 0, size)}
 	seen := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		if seen[p] {

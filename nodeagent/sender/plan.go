@@ -110,6 +110,15 @@ func (b *batch) entries() []journal.Entry {
 	return slices.Concat(b.renames, b.sends, b.deletes, b.covered)
 }
 
+// each calls f for every entry of entries(), without collecting them.
+func (b *batch) each(f func(journal.Entry)) {
+	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered} {
+		for _, e := range es {
+			f(e)
+		}
+	}
+}
+
 func (b *batch) empty() bool {
 	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered) == 0
 }
@@ -119,7 +128,7 @@ func (b *batch) empty() bool {
 // removed directory. A rename whose new name exists asks the peer to
 // rename first (then the send verifies it without moving content).
 func plan(rootfd int, entries []journal.Entry) batch {
-	var b batch
+	b := batch{sends: make([]journal.Entry, 0, len(entries))}
 	var gone []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {
@@ -139,7 +148,7 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			b.sends = append(b.sends, e)
 			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 				if b.state == nil {
-					b.state = make(map[string]fileState)
+					b.state = make(map[string]fileState, len(entries))
 				}
 				b.state[e.Path] = stateOf(&st)
 			}

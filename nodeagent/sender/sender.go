@@ -413,19 +413,19 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 	if len(entries) == 0 {
 		return batch{}, false
 	}
-	var picked []journal.Entry
+	n := 0 // the entries picked: a prefix of entries
 	var bytes int64
 	for _, e := range entries {
-		if len(picked) > 0 && (bytes+e.Size > s.BatchBytes || e.Size >= largeFileThreshold) {
+		if n > 0 && (bytes+e.Size > s.BatchBytes || e.Size >= largeFileThreshold) {
 			break
 		}
-		picked = append(picked, e)
+		n++
 		bytes += e.Size
 		if e.Size >= largeFileThreshold {
 			break
 		}
 	}
-	b := plan(rootfd, picked)
+	b := plan(rootfd, entries[:n])
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
@@ -436,9 +436,7 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
-	for _, e := range b.entries() {
-		s.inflight.add(e.Path)
-	}
+	b.each(func(e journal.Entry) { s.inflight.add(e.Path) })
 	for _, p := range b.links {
 		s.inflight.add(p)
 	}
@@ -446,9 +444,7 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 }
 
 func (s *Sender) finish(b batch) {
-	for _, e := range b.entries() {
-		s.inflight.remove(e.Path)
-	}
+	b.each(func(e journal.Entry) { s.inflight.remove(e.Path) })
 	for _, p := range b.links {
 		s.inflight.remove(p)
 	}

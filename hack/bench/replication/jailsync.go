@@ -135,7 +135,8 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 	}
 }
 
-// profileWriter saves 3 s of the writer agent's CPU profile as DIR/NAME.pprof.
+// profileWriter saves 3 s of the writer agent's CPU profile as
+// DIR/NAME.pprof, then its allocations as DIR/NAME.allocs.pprof.
 func profileWriter(dir, name string) {
 	url := "http://127.0.3.1:18412/debug/pprof/profile?seconds=3"
 	for range 100 {
@@ -154,6 +155,15 @@ func profileWriter(dir, name string) {
 		}
 		_, _ = io.Copy(f, resp.Body)
 		f.Close()
+		// And what it allocated since it started (the rig's start, the
+		// probes and the workload).
+		if resp, err := http.Get("http://127.0.3.1:18412/debug/pprof/allocs"); err == nil {
+			defer resp.Body.Close()
+			if f, err := os.Create(filepath.Join(dir, name+".allocs.pprof")); err == nil {
+				_, _ = io.Copy(f, resp.Body)
+				f.Close()
+			}
+		}
 		return
 	}
 }
