@@ -27,11 +27,15 @@ type listing struct {
 // exists; a Delete lists what is gone. With checked, the caller has done
 // that check (Options.Checked) and only NUL bytes are looked for.
 func buildListing(root string, paths []string, m mode, checked bool) (listing, error) {
-	rootfd, err := beneath.OpenRoot(root)
-	if err != nil {
-		return listing{}, err
+	rootfd := -1
+	if !checked {
+		fd, err := beneath.OpenRoot(root)
+		if err != nil {
+			return listing{}, err
+		}
+		defer unix.Close(fd)
+		rootfd = fd
 	}
-	defer unix.Close(rootfd)
 	size := 0
 	for _, p := range paths {
 		size += len("./") + len(p) + 1

@@ -31,12 +31,12 @@ const (
 	DefaultLaneBytes = 128 << 20
 	DefaultLaneAfter = 250 * time.Millisecond
 	// DefaultGather and DefaultQuiet batch a burst (Sender.Gather).
+	DefaultGather = 100 * time.Millisecond
+	DefaultQuiet  = 5 * time.Millisecond
 	// gatherAfter is how many changes journaled during a run make a
 	// burst. A lone file journals two or three (the file, its directory's
 	// times), and must never wait.
 	gatherAfter        = 8
-	DefaultGather      = 100 * time.Millisecond
-	DefaultQuiet       = 5 * time.Millisecond
 	largeFileThreshold = 16 << 20
 	// MaxLinkNames bounds the other names of hard-linked files that one
 	// run adds to its journaled paths.
@@ -188,12 +188,12 @@ func (s *Sender) Start(ctx context.Context) error {
 	for {
 		var gateC <-chan time.Time
 		for retry == nil && s.laneOpen(time.Now()) {
-			if at, wait := s.gathering(time.Now(), s.Journal.Seq(), s.Journal.Stats(s.Peer).Files); wait {
+			seq := s.Journal.Seq()
+			if at, wait := s.gathering(time.Now(), seq, s.Journal.Stats(s.Peer).Files); wait {
 				gate.Reset(time.Until(at))
 				gateC = gate.C
 				break
 			}
-			seq := s.Journal.Seq()
 			b, ok := s.next(rootfd)
 			if !ok {
 				break

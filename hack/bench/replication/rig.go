@@ -253,37 +253,23 @@ const clockTicks = 100
 // procCPU returns the CPU seconds of the processes, including the children
 // each has waited for (utime, stime, cutime, cstime of /proc/PID/stat).
 func procCPU(pids ...int) float64 {
-	var ticks int64
+	var sum float64
 	for _, pid := range pids {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// The command name is in parentheses and may hold spaces: fields
-		// start after the last ')'. utime is field 14, so index 11 here.
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(data[i+1:]))
-		if len(f) < 15 {
-			continue
-		}
-		for _, s := range f[11:15] {
-			n, _ := strconv.ParseInt(s, 10, 64)
-			ticks += n
-		}
+		self, children := procTimes(pid)
+		sum += self + children
 	}
-	return float64(ticks) / clockTicks
+	return sum
 }
 
 // procTimes returns a process's own CPU seconds (utime+stime) and those of
-// the children it reaped (cutime+cstime).
+// the children it reaped (cutime+cstime); zero when it cannot be read.
 func procTimes(pid int) (self, children float64) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, 0
 	}
+	// The command name is in parentheses and may hold spaces: fields
+	// start after the last ')'. utime is field 14, so index 11 here.
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
 		return 0, 0
