@@ -33,6 +33,9 @@ type batch struct {
 	unlisted []string
 	// bytes is the size of what sends carry.
 	bytes int64
+	// largeFile is whether a send is a large file (largeFileThreshold or
+	// more when planned); set by markLarge.
+	largeFile bool
 	// linked are the sent regular files with other names (st_nlink > 1).
 	linked []linkedFile
 	// state is what each sent regular file or symlink was when planned,
@@ -103,8 +106,23 @@ type linkedFile struct {
 	size int64
 }
 
-// large reports whether the run carries a large file (it goes alone).
-func (b *batch) large() bool { return b.bytes >= largeFileThreshold }
+// large reports whether the run carries a large file: one of 16 MiB or
+// more, not many smaller ones that add up to as much (100 x 1 MiB in one
+// run is not a long run by this rule, see Sender.Lanes). A file journaled
+// as a large one goes alone; one that grew large after it was journaled
+// is in a batch with others, which is then a large one too.
+func (b *batch) large() bool { return b.largeFile }
+
+// markLarge sets largeFile once the sends are final (after addLinks).
+func (b *batch) markLarge() {
+	b.largeFile = false
+	for _, e := range b.sends {
+		if st, ok := b.state[e.Path]; ok && st.size >= largeFileThreshold {
+			b.largeFile = true
+			return
+		}
+	}
+}
 
 func (b *batch) entries() []journal.Entry {
 	return slices.Concat(b.renames, b.sends, b.deletes, b.covered)

@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,56 @@ func TestPlan(t *testing.T) {
 	}
 	if b.bytes != 8 {
 		t.Errorf("bytes %d, want 8", b.bytes)
+	}
+}
+
+// TestBatch_large pins what makes a run a large one (its lane is a long one
+// at once, and it keeps partial files): a file of 16 MiB or more, never
+// many smaller ones that add up to as much.
+func TestBatch_large(t *testing.T) {
+	root := t.TempDir()
+	sizes := map[string]int64{"small": 4 << 10, "large": largeFileThreshold}
+	for i := range 20 {
+		sizes[fmt.Sprintf("mib%02d", i)] = 1 << 20
+	}
+	for name, size := range sizes {
+		f, err := os.Create(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil { // sparse: the size is what counts
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	twentyMiB := make([]journal.Entry, 20)
+	for i := range twentyMiB {
+		twentyMiB[i] = journal.Entry{Path: fmt.Sprintf("mib%02d", i), Op: change.Write}
+	}
+	tests := []struct {
+		name    string
+		entries []journal.Entry
+		want    bool
+	}{
+		{"one small file", []journal.Entry{{Path: "small", Op: change.Write}}, false},
+		{"20 x 1 MiB, 20 MiB in all", twentyMiB, false},
+		{"one 16 MiB file", []journal.Entry{{Path: "large", Op: change.Write}}, true},
+		{"a file that grew large after it was journaled, among small ones", []journal.Entry{{Path: "small", Op: change.Write}, {Path: "large", Op: change.Write, Size: 1}}, true},
+		{"a deleted path", []journal.Entry{{Path: "gone", Op: change.Remove}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := plan(rootfd, tc.entries)
+			b.markLarge()
+			if b.large() != tc.want {
+				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
+			}
+		})
 	}
 }
 

@@ -436,6 +436,7 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
+	b.markLarge()
 	b.each(func(e journal.Entry) { s.inflight.add(e.Path) })
 	for _, p := range b.links {
 		s.inflight.add(p)
