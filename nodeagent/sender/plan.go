@@ -33,9 +33,6 @@ type batch struct {
 	unlisted []string
 	// bytes is the size of what sends carry.
 	bytes int64
-	// largeFile is whether a send is a large file (largeFileThreshold or
-	// more when planned); set by markLarge.
-	largeFile bool
 	// linked are the sent regular files with other names (st_nlink > 1).
 	linked []linkedFile
 	// state is what each sent regular file or symlink was when planned,
@@ -110,18 +107,16 @@ type linkedFile struct {
 // more, not many smaller ones that add up to as much (100 x 1 MiB in one
 // run is not a long run by this rule, see Sender.Lanes). A file journaled
 // as a large one goes alone; one that grew large after it was journaled
-// is in a batch with others, which is then a large one too.
-func (b *batch) large() bool { return b.largeFile }
-
-// markLarge sets largeFile once the sends are final (after addLinks).
-func (b *batch) markLarge() {
-	b.largeFile = false
+// is in a batch with others, which is then a large one too. Sizes are as
+// planned; the sends are read as they are now (addLinks may have taken
+// some out).
+func (b *batch) large() bool {
 	for _, e := range b.sends {
 		if st, ok := b.state[e.Path]; ok && st.size >= largeFileThreshold {
-			b.largeFile = true
-			return
+			return true
 		}
 	}
+	return false
 }
 
 func (b *batch) entries() []journal.Entry {

@@ -104,7 +104,6 @@ func TestBatch_large(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := plan(rootfd, tc.entries)
-			b.markLarge()
 			if b.large() != tc.want {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}

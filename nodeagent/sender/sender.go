@@ -201,13 +201,14 @@ func (s *Sender) Start(ctx context.Context) error {
 			s.startSeq = seq
 			s.flightID++
 			id := s.flightID
-			s.flights[id] = flight{start: time.Now(), bytes: b.bytes, large: b.large()}
+			large := b.large()
+			s.flights[id] = flight{start: time.Now(), bytes: b.bytes, large: large}
 			runCtx := ctx
 			if s.RunContext != nil {
 				runCtx = s.RunContext
 			}
 			var w *rsync.Warm
-			if len(b.sends) > 0 && !b.large() {
+			if len(b.sends) > 0 && !large {
 				w = warm.take()
 			}
 			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w)} })
@@ -436,7 +437,6 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
-	b.markLarge()
 	b.each(func(e journal.Entry) { s.inflight.add(e.Path) })
 	for _, p := range b.links {
 		s.inflight.add(p)
