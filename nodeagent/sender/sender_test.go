@@ -20,10 +20,13 @@ func TestSender_laneOpen(t *testing.T) {
 	old := flight{start: now.Add(-laneAfter), bytes: 4 << 10}
 	large := flight{start: now, bytes: laneBytes}
 	oneLargeFile := flight{start: now, bytes: largeFileThreshold, large: true}
+	settling := short
+	settling.pushed = true
 	tests := []struct {
 		name    string
 		flights []flight
 		lanes   int
+		pending int64 // the peer's pending files; 1 unless set
 		open    bool
 		opensAt time.Time // zero: no timer
 	}{
@@ -34,6 +37,12 @@ func TestSender_laneOpen(t *testing.T) {
 		{name: "a run carrying a large file lets the next start", flights: []flight{oneLargeFile}, open: true},
 		{name: "every run in flight must be long", flights: []flight{large, short}, lanes: 3, open: false, opensAt: short.start.Add(laneAfter)},
 		{name: "never more than Lanes", flights: []flight{large, old}, open: false},
+		{name: "a lone change does not wait for a run's confirmations", flights: []flight{settling}, open: true},
+		{name: "nor for two", flights: []flight{settling, settling}, pending: gatherAfter - 1, open: true},
+		{name: "a burst waits for the run to end", flights: []flight{settling}, pending: gatherAfter, open: false, opensAt: settling.start.Add(laneAfter)},
+		{name: "a confirming run holds no lane beside a short one", flights: []flight{settling, short}, open: false, opensAt: short.start.Add(laneAfter)},
+		{name: "a confirming run holds no lane beside a long one", flights: []flight{settling, large}, open: true},
+		{name: "never more than twice Lanes in all", flights: []flight{settling, settling, settling, large}, open: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,10 +51,14 @@ func TestSender_laneOpen(t *testing.T) {
 			for i, f := range tc.flights {
 				s.flights[i] = f
 			}
-			if got := s.laneOpen(now); got != tc.open {
+			pending := tc.pending
+			if pending == 0 {
+				pending = 1
+			}
+			if got := s.laneOpen(now, pending); got != tc.open {
 				t.Errorf("laneOpen = %v, want %v", got, tc.open)
 			}
-			at, ok := s.nextLane()
+			at, ok := s.nextLane(pending)
 			if ok != !tc.opensAt.IsZero() || !at.Equal(tc.opensAt) {
 				t.Errorf("nextLane = %v, %v; want %v", at, ok, tc.opensAt)
 			}
