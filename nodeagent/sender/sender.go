@@ -185,7 +185,8 @@ func (s *Sender) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Buffered for every run that may be in flight (laneOpen), so that
-	// none blocks on them once Start stops reading.
+	// none blocks on done once Start stops reading; a run never blocks on
+	// pushed.
 	done := make(chan runDone, 2*s.Lanes)
 	pushed := make(chan int, 2*s.Lanes)
 	backoff := time.Duration(0)
@@ -224,7 +225,13 @@ func (s *Sender) Start(ctx context.Context) error {
 			if len(b.sends) > 0 && !large {
 				w = warm.take()
 			}
-			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, func() { pushed <- id })} })
+			hasPushed := func() {
+				select {
+				case pushed <- id:
+				default: // full of ids that Start no longer reads: the run keeps its lane
+				}
+			}
+			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed)} })
 			pending = s.Journal.Stats(s.Peer).Files
 		}
 		if retry == nil {
