@@ -184,11 +184,11 @@ func (s *Sender) Start(ctx context.Context) error {
 	defer unix.Close(rootfd)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	// Buffered for every run that may be in flight (laneOpen), so that
+	// Buffered for every run that may be in flight (maxRuns), so that
 	// none blocks on done once Start stops reading; a run never blocks on
 	// pushed.
-	done := make(chan runDone, 2*s.Lanes)
-	pushed := make(chan int, 2*s.Lanes)
+	done := make(chan runDone, s.maxRuns())
+	pushed := make(chan int, s.maxRuns())
 	backoff := time.Duration(0)
 	var retry <-chan time.Time
 	var warm warmPool
@@ -336,21 +336,37 @@ func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 // laneOpen reports whether a run may start now (see Lanes); pending is
 // the peer's pending files.
 func (s *Sender) laneOpen(now time.Time, pending int64) bool {
-	if len(s.flights) >= 2*s.Lanes {
-		return false
+	lanes, shortUntil := s.lanes(pending)
+	return lanes < s.Lanes && len(s.flights) < s.maxRuns() && !shortUntil.After(now)
+}
+
+// nextLane returns when a closed lane opens by time alone: when the last
+// of the short runs that hold a lane becomes a long one.
+func (s *Sender) nextLane(pending int64) (time.Time, bool) {
+	lanes, shortUntil := s.lanes(pending)
+	if lanes == 0 || lanes >= s.Lanes || len(s.flights) >= s.maxRuns() || !shortUntil.After(time.Now()) {
+		return time.Time{}, false // open already, no short run, or only a run's end opens it
 	}
-	lanes := 0
+	return shortUntil, true
+}
+
+// lanes returns how many runs in flight hold a lane, and until when the
+// youngest short one among them stays short (zero without one).
+func (s *Sender) lanes(pending int64) (n int, shortUntil time.Time) {
 	for _, f := range s.flights {
 		if !f.holdsLane(pending) {
 			continue
 		}
-		lanes++
-		if !f.long(s.LaneBytes) && now.Sub(f.start) < s.LaneAfter {
-			return false
+		n++
+		if !f.long(s.LaneBytes) {
+			shortUntil = later(shortUntil, f.start.Add(s.LaneAfter))
 		}
 	}
-	return lanes < s.Lanes
+	return n, shortUntil
 }
+
+// maxRuns bounds the runs in flight, those that only confirm included.
+func (s *Sender) maxRuns() int { return 2 * s.Lanes }
 
 // holdsLane reports whether the run keeps another from starting beside
 // it (see Lanes).
@@ -372,29 +388,6 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending int64) (time.Time,
 		end = quiet
 	}
 	return end, true
-}
-
-// nextLane returns when a closed lane opens by time alone: when the last
-// of the short runs that hold a lane becomes a long one.
-func (s *Sender) nextLane(pending int64) (time.Time, bool) {
-	lanes := 0
-	var at time.Time
-	for _, f := range s.flights {
-		if !f.holdsLane(pending) {
-			continue
-		}
-		lanes++
-		if !f.long(s.LaneBytes) {
-			at = later(at, f.start.Add(s.LaneAfter))
-		}
-	}
-	if lanes == 0 || lanes >= s.Lanes || len(s.flights) >= 2*s.Lanes {
-		return time.Time{}, false
-	}
-	if !at.After(time.Now()) {
-		return time.Time{}, false // open already, or no short run
-	}
-	return at, true
 }
 
 func later(a, b time.Time) time.Time {
