@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,31 @@ spec:
 				t.Errorf("defaults not applied: %+v", s)
 			}
 		})
+	}
+}
+
+// TestValidator_LoadsTheDocumentedExample keeps docs/examples/standalone-www.yaml,
+// the file the README points operators to, valid and complete.
+func TestValidator_LoadsTheDocumentedExample(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "docs", "examples", "standalone-www.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := newValidator(t).Load(context.Background(), f)
+	if err != nil {
+		t.Fatalf("the documented example does not load: %v", err)
+	}
+	s := m.Group.Spec
+	if m.Group.Name != "www" || s.Path != "/data/www" || len(s.Members) != 3 || len(s.Exclude) != 2 {
+		t.Errorf("example loaded as %s %+v", m.Group.Name, s)
+	}
+	for _, mem := range s.Members {
+		if mem.Address == "" {
+			t.Errorf("member %s has no address", mem.Node)
+		}
+	}
+	if m.Password == "" {
+		t.Error("the example's transport Secret gave no password")
 	}
 }
