@@ -19,7 +19,9 @@ import (
 // managed rsync daemon (TCP_NODELAY, like the references' daemons). The
 // state directories (journal, index) are on the machine's disk, as in a
 // deployment. CPU and VmHWM are the writer's agent, with the rsync clients
-// it ran.
+// it ran; recvCPU and recvHWM the three receivers' agents, read the same
+// way (their managed rsync daemons, children they reap only when they
+// stop, are not in it: machineCpuSeconds has them).
 func jailsyncRig(nodeagent string) func() (*rig, error) {
 	return func() (*rig, error) {
 		base, err := os.MkdirTemp("", "bench-js-")
@@ -103,9 +105,14 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 			cleanup0 := cleanup
 			cleanup = func() { <-done; cleanup0() }
 		}
+		var recv []int
+		for _, h := range hosts[1:] {
+			recv = append(recv, h.cmd.Process.Pid)
+		}
 		r := &rig{
 			src: hosts[0].root, cleanup: cleanup,
 			cpu: func() float64 { return procCPU(pid) }, hwm: func() int64 { return procHWM(pid) },
+			recvCPU: func() float64 { return procCPU(recv...) }, recvHWM: func() int64 { return procHWM(recv...) },
 		}
 		for _, h := range hosts[1:] {
 			r.peers = append(r.peers, h.root)

@@ -56,24 +56,42 @@ type workload struct {
 }
 
 // figure is one system's result on one workload: medians over the runs.
+// Every key is always present (other tools read the file by fixed keys):
+// a figure that does not apply to the workload (seconds on latency, the
+// percentiles on a makespan), or to the system (a peak RSS where there is
+// no process to read, receivers' agents where there are none), or that was
+// not measured (the system failed) is null.
 type figure struct {
-	System     string    `json:"system"`
-	Seconds    float64   `json:"seconds,omitempty"`
-	P50Millis  float64   `json:"p50Millis,omitempty"`
-	P99Millis  float64   `json:"p99Millis,omitempty"`
-	Ratio      float64   `json:"ratioToLowerBound,omitempty"`
-	Runs       []float64 `json:"runs"` // seconds, or p50 milliseconds for latency
-	CPUSeconds float64   `json:"cpuSeconds"`
+	System    string   `json:"system"`
+	Seconds   *float64 `json:"seconds"`
+	P50Millis *float64 `json:"p50Millis"`
+	P99Millis *float64 `json:"p99Millis"`
+	Ratio     *float64 `json:"ratioToLowerBound"`
+	// Runs is seconds per run, or p50 milliseconds for latency.
+	Runs []float64 `json:"runs"`
+	// CPUSeconds and PeakRSSMiB are the writer's side: the agent or tool,
+	// with the rsync clients it reaped (rig.cpu, rig.hwm).
+	CPUSeconds *float64 `json:"cpuSeconds"`
 	// MachineCPUSeconds is the whole machine's busy CPU time during the
 	// workload (/proc/stat): writer, receivers, daemons and the bench's
 	// own polling alike, so that receivers' costs are counted too.
-	MachineCPUSeconds float64 `json:"machineCpuSeconds"`
-	PeakRSSMiB        float64 `json:"peakRSSMiB,omitempty"`
-	MeasuredFiles     int     `json:"measuredFiles,omitempty"`
-	Extrapolated      bool    `json:"extrapolated,omitempty"`
-	Error             string  `json:"error,omitempty"`
+	MachineCPUSeconds *float64 `json:"machineCpuSeconds"`
+	PeakRSSMiB        *float64 `json:"peakRSSMiB"`
+	// ReceiverAgentCPUSeconds is the three receiving agents' CPU time (the
+	// sum) and ReceiverAgentPeakRSSMiB their largest VmHWM, read like the
+	// writer's (rig.recvCPU, rig.recvHWM): null for a system with no agent
+	// on the receivers.
+	ReceiverAgentCPUSeconds *float64 `json:"receiverAgentCpuSeconds"`
+	ReceiverAgentPeakRSSMiB *float64 `json:"receiverAgentPeakRSSMiB"`
+	// MeasuredFiles is the number of files measured when the system ran a
+	// cut workload (the old script), null when it ran the whole workload.
+	MeasuredFiles *int `json:"measuredFiles"`
+	Extrapolated  bool `json:"extrapolated"`
+	// Error is why the figure was not measured, null when it was.
+	Error *string `json:"error"`
 
-	p99s, cpus, hwms, machine []float64
+	measured                                int
+	p99s, cpus, hwms, rcpus, rhwms, machine []float64
 }
 
 type report struct {
@@ -128,12 +146,12 @@ func main() {
 		for run := range *runs {
 			for _, s := range systems {
 				f := rep.Workloads[w.key][s.key]
-				if f.Error != "" {
+				if f.Error != nil {
 					continue
 				}
 				fmt.Fprintf(os.Stderr, "[bench] %s, %s, run %d\n", w.key, s.key, run+1)
 				if err := measure(s, w, f); err != nil {
-					f.Error = err.Error()
+					f.Error = new(err.Error())
 					fmt.Fprintf(os.Stderr, "[bench] %s, %s: %v\n", w.key, s.key, err)
 				}
 			}
@@ -141,24 +159,18 @@ func main() {
 		for _, f := range rep.Workloads[w.key] {
 			summarize(f, w)
 		}
-		if lb := rep.Workloads[w.key]["lowerBound"]; lb != nil {
-			for _, f := range rep.Workloads[w.key] {
-				switch {
-				case f.Error != "" || lb.Error != "":
-				case w.latency:
-					f.Ratio = f.P50Millis / lb.P50Millis
-				default:
-					f.Ratio = f.Seconds / lb.Seconds
-				}
-			}
-		}
+		rate(rep.Workloads[w.key], w)
 	}
 	print(rep, systems, workloads)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	data, _ := json.MarshalIndent(rep, "", "  ")
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -178,9 +190,12 @@ func measure(s system, w workload, f *figure) error {
 			return err
 		}
 	}
-	var cpu0 float64
+	var cpu0, rcpu0 float64
 	if r.cpu != nil {
 		cpu0 = r.cpu()
+	}
+	if r.recvCPU != nil {
+		rcpu0 = r.recvCPU()
 	}
 	busy0 := machineBusy()
 	var split0 map[string]float64
@@ -194,7 +209,7 @@ func measure(s system, w workload, f *figure) error {
 	if !w.latency && s.maxFiles > 0 && files > s.maxFiles {
 		files = s.maxFiles
 	}
-	f.MeasuredFiles = files
+	f.measured = files
 	if w.latency {
 		p50, p99, err := closeToArrival(r, files, w.size)
 		if err != nil {
@@ -239,6 +254,12 @@ func measure(s system, w workload, f *figure) error {
 	if r.hwm != nil {
 		f.hwms = append(f.hwms, float64(r.hwm())/(1<<20))
 	}
+	if r.recvCPU != nil {
+		f.rcpus = append(f.rcpus, r.recvCPU()-rcpu0)
+	}
+	if r.recvHWM != nil {
+		f.rhwms = append(f.rhwms, float64(r.recvHWM())/(1<<20))
+	}
 	return nil
 }
 
@@ -268,59 +289,103 @@ func closeToArrival(r *rig, n, size int) (p50, p99 float64, err error) {
 	return ms[len(ms)/2], ms[len(ms)*99/100], nil
 }
 
+// summarize sets f's figures from its runs: the medians, and null for
+// whatever does not apply to w or was not measured.
 func summarize(f *figure, w workload) {
-	if f.Error != "" || len(f.Runs) == 0 {
+	if f.Error != nil || len(f.Runs) == 0 {
 		return
 	}
 	if w.latency {
-		f.P50Millis, f.P99Millis = median(f.Runs), median(f.p99s)
+		f.P50Millis, f.P99Millis = new(median(f.Runs)), new(median(f.p99s))
 	} else {
-		f.Seconds = median(f.Runs)
+		f.Seconds = new(median(f.Runs))
 	}
-	if f.MeasuredFiles == w.files {
-		f.MeasuredFiles = 0 // only a cut workload says how many files it measured
+	if f.measured != 0 && f.measured != w.files {
+		f.MeasuredFiles = new(f.measured) // only a cut workload says how many files it measured
 	}
-	if len(f.cpus) > 0 {
-		f.CPUSeconds = median(f.cpus)
+	f.CPUSeconds = medianOrNil(f.cpus)
+	f.PeakRSSMiB = medianOrNil(f.hwms)
+	f.ReceiverAgentCPUSeconds = medianOrNil(f.rcpus)
+	f.ReceiverAgentPeakRSSMiB = medianOrNil(f.rhwms)
+	f.MachineCPUSeconds = medianOrNil(f.machine)
+}
+
+// rate sets each figure's ratio to the lower bound of its workload (p50 for
+// latency, makespan otherwise), where both were measured.
+func rate(figs map[string]*figure, w workload) {
+	lb := figs["lowerBound"]
+	if lb == nil {
+		return
 	}
-	if len(f.hwms) > 0 {
-		f.PeakRSSMiB = median(f.hwms)
+	base := lb.Seconds
+	if w.latency {
+		base = lb.P50Millis
 	}
-	if len(f.machine) > 0 {
-		f.MachineCPUSeconds = median(f.machine)
+	if base == nil || *base <= 0 {
+		return
+	}
+	for _, f := range figs {
+		v := f.Seconds
+		if w.latency {
+			v = f.P50Millis
+		}
+		if v != nil {
+			f.Ratio = new(*v / *base)
+		}
 	}
 }
 
+func medianOrNil(xs []float64) *float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	return new(median(xs))
+}
+
+// result is the table's result cell: the median, and how many files it
+// stands for when the system ran a cut workload.
+func result(f *figure, w workload) string {
+	var s string
+	switch {
+	case w.latency && f.P50Millis != nil && f.P99Millis != nil:
+		s = fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", *f.P50Millis, *f.P99Millis)
+	case !w.latency && f.Seconds != nil:
+		s = fmt.Sprintf("%.3f s", *f.Seconds)
+	default:
+		return "-"
+	}
+	switch {
+	case f.Extrapolated:
+		s += " (extrap.)"
+	case f.MeasuredFiles != nil:
+		s += fmt.Sprintf(" (%d files)", *f.MeasuredFiles)
+	}
+	return s
+}
+
+// cell formats an optional figure, blank when it is null.
+func cell(format string, v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+// print writes the table: CPU seconds and VmHWM of the writer's side, then
+// of the receivers' agents (jailsync only), then the machine's busy CPU.
 func print(rep report, systems []system, workloads []workload) {
-	fmt.Printf("%-36s %-50s %24s %8s %8s %9s %10s\n", "workload", "system", "result (median)", "ratio", "cpu s", "VmHWM MiB", "machine s")
+	const row = "%-36s %-50s %40s %8s %8s %9s %9s %9s %10s\n"
+	fmt.Printf(row, "workload", "system", "result (median)", "ratio", "cpu s", "VmHWM MiB", "rcv cpu s", "rcv MiB", "machine s")
 	for _, w := range workloads {
 		for _, s := range systems {
 			f := rep.Workloads[w.key][s.key]
-			var result string
-			switch {
-			case f.Error != "":
-				result = "not measured: " + f.Error
-				fmt.Printf("%-36s %-50s %s\n", w.name, s.name, result)
+			if f.Error != nil {
+				fmt.Printf("%-36s %-50s %s\n", w.name, s.name, "not measured: "+*f.Error)
 				continue
-			case w.latency:
-				result = fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", f.P50Millis, f.P99Millis)
-			default:
-				result = fmt.Sprintf("%.3f s", f.Seconds)
 			}
-			if f.Extrapolated {
-				result += " (extrap.)"
-			}
-			ratio, cpu, hwm := "", "", ""
-			if f.Ratio > 0 {
-				ratio = fmt.Sprintf("%.2fx", f.Ratio)
-			}
-			if len(f.cpus) > 0 {
-				cpu = fmt.Sprintf("%.2f", f.CPUSeconds)
-			}
-			if f.PeakRSSMiB > 0 {
-				hwm = fmt.Sprintf("%.1f", f.PeakRSSMiB)
-			}
-			fmt.Printf("%-36s %-50s %24s %8s %8s %9s %10.2f\n", w.name, s.name, result, ratio, cpu, hwm, f.MachineCPUSeconds)
+			fmt.Printf(row, w.name, s.name, result(f, w), cell("%.2fx", f.Ratio), cell("%.2f", f.CPUSeconds), cell("%.1f", f.PeakRSSMiB),
+				cell("%.2f", f.ReceiverAgentCPUSeconds), cell("%.1f", f.ReceiverAgentPeakRSSMiB), cell("%.2f", f.MachineCPUSeconds))
 		}
 	}
+	fmt.Println("cpu s, VmHWM MiB: the writer's agent or tool (with the rsync clients it reaped); rcv: the three receiving agents (CPU summed, largest VmHWM); machine s: every process")
 }

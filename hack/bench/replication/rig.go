@@ -19,7 +19,7 @@ import (
 
 // rig is one system under test, set up and ready: the writer's directory,
 // the three receivers' directories, and how to read the system's CPU time
-// and peak memory on the writer.
+// and peak memory on the writer (and on the receivers, for an agent there).
 type rig struct {
 	src   string   // where the workload is written
 	peers []string // the receivers' directories, compared after each workload
@@ -33,6 +33,11 @@ type rig struct {
 	// rsync clients are counted through cpu alone).
 	cpu func() float64
 	hwm func() int64
+	// recvCPU and recvHWM are the same for the receivers' agents, where the
+	// system runs one on each receiver (jailsync): the sum of their CPU
+	// seconds, and the largest VmHWM among them. Nil otherwise.
+	recvCPU func() float64
+	recvHWM func() int64
 	// split, when set, returns CPU seconds so far by part of the system
 	// (JAILSYNC_BENCH_SPLIT=1 prints what each workload run added).
 	split   func() map[string]float64

@@ -1,0 +1,160 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// figureKeys is the JSON file's contract: every figure has every one of
+// these keys, null where the figure does not apply or was not measured.
+// Other tools read them: rename none, only add.
+var figureKeys = []string{
+	"system", "seconds", "p50Millis", "p99Millis", "ratioToLowerBound", "runs",
+	"cpuSeconds", "machineCpuSeconds", "peakRSSMiB",
+	"receiverAgentCpuSeconds", "receiverAgentPeakRSSMiB",
+	"measuredFiles", "extrapolated", "error",
+}
+
+var reportKeys = []string{"date", "cpus", "runs", "workloads"}
+
+func TestFigureKeysFixed(t *testing.T) {
+	burst := workload{key: "burst", files: 2000, size: 4 << 10}
+	latency := workload{key: "latency", files: 200, size: 4 << 10, latency: true}
+	lbBurst := &figure{System: "lb", Runs: []float64{0.2, 0.3, 0.25}, cpus: []float64{0.1}, machine: []float64{0.4}, measured: 2000}
+	lbLatency := &figure{System: "lb", Runs: []float64{20}, p99s: []float64{30}, cpus: []float64{4}, machine: []float64{5}, measured: 200}
+	for _, tc := range []struct {
+		name string
+		w    workload
+		lb   *figure // the workload's lower bound, nil for none
+		f    *figure
+		// nonNull are the keys that must hold a value; every other key of
+		// figureKeys must be present and null (extrapolated: false).
+		nonNull []string
+	}{
+		{
+			name: "errored system", w: burst, lb: lbBurst,
+			f:       &figure{System: "lsyncd", Error: new("lsyncd not installed"), measured: 2000},
+			nonNull: []string{"system", "error"},
+		},
+		{
+			name: "errored before any run, no lower bound", w: latency,
+			f:       &figure{System: "clsync", Error: new("not ready")},
+			nonNull: []string{"system", "error"},
+		},
+		{
+			name: "lower bound failed", w: burst, lb: &figure{System: "lb", Error: new("rsync: exit 10")},
+			f:       &figure{System: "jailsync", Runs: []float64{0.5}, cpus: []float64{0.4}, hwms: []float64{30}, rcpus: []float64{0.1}, rhwms: []float64{20}, machine: []float64{1}, measured: 2000},
+			nonNull: []string{"system", "seconds", "runs", "cpuSeconds", "machineCpuSeconds", "peakRSSMiB", "receiverAgentCpuSeconds", "receiverAgentPeakRSSMiB"},
+		},
+		{
+			name: "makespan, no process to read (the lower bound)", w: burst, lb: lbBurst,
+			f:       lbBurst,
+			nonNull: []string{"system", "seconds", "ratioToLowerBound", "runs", "cpuSeconds", "machineCpuSeconds"},
+		},
+		{
+			name: "makespan, jailsync", w: burst, lb: lbBurst,
+			f:       &figure{System: "jailsync", Runs: []float64{0.5}, cpus: []float64{0.4}, hwms: []float64{30}, rcpus: []float64{0.1}, rhwms: []float64{20}, machine: []float64{1}, measured: 2000},
+			nonNull: []string{"system", "seconds", "ratioToLowerBound", "runs", "cpuSeconds", "machineCpuSeconds", "peakRSSMiB", "receiverAgentCpuSeconds", "receiverAgentPeakRSSMiB"},
+		},
+		{
+			name: "makespan, cut and extrapolated (the old script)", w: burst, lb: lbBurst,
+			f:       &figure{System: "old", Runs: []float64{2000}, cpus: []float64{2}, machine: []float64{3}, measured: 100, Extrapolated: true},
+			nonNull: []string{"system", "seconds", "ratioToLowerBound", "runs", "cpuSeconds", "machineCpuSeconds", "measuredFiles", "extrapolated"},
+		},
+		{
+			name: "latency, a reference with a process", w: latency, lb: lbLatency,
+			f:       &figure{System: "lsyncd", Runs: []float64{26}, p99s: []float64{42}, cpus: []float64{5}, hwms: []float64{12}, machine: []float64{6}, measured: 200},
+			nonNull: []string{"system", "p50Millis", "p99Millis", "ratioToLowerBound", "runs", "cpuSeconds", "machineCpuSeconds", "peakRSSMiB"},
+		},
+		{
+			name: "latency, cut (the old script)", w: latency, lb: lbLatency,
+			f:       &figure{System: "old", Runs: []float64{1024}, p99s: []float64{2045}, cpus: []float64{0.5}, machine: []float64{1}, measured: 20},
+			nonNull: []string{"system", "p50Millis", "p99Millis", "ratioToLowerBound", "runs", "cpuSeconds", "machineCpuSeconds", "measuredFiles"},
+		},
+		{
+			name: "nothing at all", w: burst,
+			f:       &figure{},
+			nonNull: []string{"system"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			figs := map[string]*figure{"x": tc.f}
+			if tc.lb != nil {
+				figs["lowerBound"] = tc.lb
+			}
+			for _, f := range figs {
+				summarize(f, tc.w)
+			}
+			rate(figs, tc.w)
+			rep := report{Date: "2026-01-01T00:00:00Z", Workloads: map[string]map[string]*figure{tc.w.key: figs}}
+			data, err := json.Marshal(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(data, &got); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range reportKeys {
+				if _, ok := got[k]; !ok {
+					t.Errorf("report key %q missing: %s", k, data)
+				}
+			}
+			fig := got["workloads"].(map[string]any)[tc.w.key].(map[string]any)["x"].(map[string]any)
+			for _, k := range figureKeys {
+				v, ok := fig[k]
+				switch {
+				case !ok:
+					t.Errorf("key %q missing: %s", k, data)
+				case slices.Contains(tc.nonNull, k) && (v == nil || v == false):
+					t.Errorf("key %q = %v, want a value", k, v)
+				case !slices.Contains(tc.nonNull, k) && k == "extrapolated" && v != false:
+					t.Errorf("key %q = %v, want false", k, v)
+				case !slices.Contains(tc.nonNull, k) && k != "extrapolated" && v != nil:
+					t.Errorf("key %q = %v, want null", k, v)
+				}
+			}
+			if extra := slices.DeleteFunc(slices.Sorted(maps.Keys(fig)), func(k string) bool { return slices.Contains(figureKeys, k) }); len(extra) > 0 {
+				t.Errorf("keys %v not in figureKeys: add them to the contract (and to docs/benchmarks.md)", extra)
+			}
+		})
+	}
+}
+
+// TestNoOmitempty fails when a JSON field of the file can be left out.
+func TestNoOmitempty(t *testing.T) {
+	for _, typ := range []reflect.Type{reflect.TypeFor[figure](), reflect.TypeFor[report]()} {
+		for f := range typ.Fields() {
+			if tag := f.Tag.Get("json"); strings.Contains(tag, "omitempty") || strings.Contains(tag, "omitzero") {
+				t.Errorf("%s.%s: json tag %q leaves the key out; the file has fixed keys (use a pointer for null)", typ.Name(), f.Name, tag)
+			}
+		}
+	}
+}
+
+func TestResultCell(t *testing.T) {
+	latency := workload{files: 200, latency: true}
+	burst := workload{files: 2000}
+	for _, tc := range []struct {
+		name string
+		w    workload
+		f    figure
+		want string
+	}{
+		{"latency", latency, figure{P50Millis: new(19.04), P99Millis: new(32.8)}, "p50 19.0 ms, p99 32.8 ms"},
+		{"latency on fewer files", latency, figure{P50Millis: new(1024.0), P99Millis: new(2045.0), MeasuredFiles: new(20)}, "p50 1024.0 ms, p99 2045.0 ms (20 files)"},
+		{"makespan", burst, figure{Seconds: new(0.5664)}, "0.566 s"},
+		{"makespan extrapolated", burst, figure{Seconds: new(2051.0), MeasuredFiles: new(100), Extrapolated: true}, "2051.000 s (extrap.)"},
+		{"not measured", burst, figure{}, "-"},
+	} {
+		if got := result(&tc.f, tc.w); got != tc.want {
+			t.Errorf("%s: result = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
