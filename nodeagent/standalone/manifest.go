@@ -22,6 +22,8 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	structurallisttype "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	schemaobjectmeta "k8s.io/apiextensions-apiserver/pkg/apiserver/schema/objectmeta"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -88,8 +90,9 @@ func NewValidator() (*Validator, error) {
 }
 
 // Validate applies the CRD's defaults to obj (a SyncGroup as unstructured
-// content) and checks it as the API server checks a create: the OpenAPI
-// schema, list-map keys, then the CEL rules unless an error blocks them.
+// content, pruned as Load prunes it) and checks it as the API server checks
+// a create: the OpenAPI schema, list-map keys, then the CEL rules unless an
+// error blocks them.
 func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.ErrorList {
 	defaulting.Default(obj, v.structural)
 	errs := apiextensionsvalidation.ValidateCustomResource(nil, obj, v.schema)
@@ -101,6 +104,42 @@ func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.Erro
 	}
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 	return append(errs, celErrs...)
+}
+
+// decode prunes obj (a SyncGroup as unstructured content) to the CRD's
+// structural schema as the API server decodes a request with
+// fieldValidation=Strict, kubectl's default: it returns a strict decoding
+// error that names every unknown field, in metadata too, instead of
+// dropping them silently (unstructuredSchemaCoercer.apply and
+// schemaCoercingDecoder.Decode in apiextensions-apiserver
+// pkg/apiserver/customresource_handler.go). A namespace is cleared, as
+// rest.BeforeCreate does for a cluster-scoped object.
+func (v *Validator) decode(obj map[string]any) error {
+	meta, found, unknown, err := schemaobjectmeta.GetObjectMetaWithOptions(obj, schemaobjectmeta.ObjectMetaOptions{ReturnUnknownFieldPaths: true})
+	if err != nil {
+		return err
+	}
+	unknown = append(unknown, pruning.PruneWithOptions(obj, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})...)
+	defaulting.PruneNonNullableNullsWithoutDefaults(obj, v.structural)
+	ferr, paths := schemaobjectmeta.CoerceWithOptions(nil, obj, v.structural, false, schemaobjectmeta.CoerceOptions{ReturnUnknownFieldPaths: true})
+	if ferr != nil {
+		return ferr
+	}
+	unknown = append(unknown, paths...)
+	if found {
+		meta.Namespace = ""
+		if err := schemaobjectmeta.SetObjectMeta(obj, meta); err != nil {
+			return err
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	errs := make([]error, len(unknown))
+	for i, f := range unknown {
+		errs[i] = fmt.Errorf("unknown field %q", f)
+	}
+	return runtime.NewStrictDecodingError(errs)
 }
 
 func blocking(errs field.ErrorList) bool {
@@ -142,9 +181,11 @@ func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
 			}
 			group = obj
 		case gvk.Group == "" && gvk.Version == "v1" && gvk.Kind == "Secret":
+			// Strict, as the API server decodes with fieldValidation=Strict:
+			// a misspelt stringData would otherwise be a missing password.
 			s := &corev1.Secret{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, s); err != nil {
-				return nil, fmt.Errorf("manifest document %d: %w", doc, err)
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, s, true); err != nil {
+				return nil, fmt.Errorf("manifest document %d: Secret in version %q cannot be handled as a Secret: %w", doc, gvk.Version, err)
 			}
 			secrets = append(secrets, s)
 		default:
@@ -189,18 +230,23 @@ func readDocument(r *utilyaml.YAMLReader) (map[string]any, error) {
 // group validates and decodes the SyncGroup, with standalone's own rules:
 // members listed, each with an address.
 func (v *Validator) group(ctx context.Context, obj map[string]any) (*syncv1.SyncGroup, error) {
+	gvk := syncv1.GroupVersion.WithKind("SyncGroup")
+	if err := v.decode(obj); err != nil {
+		// The API server's wording (transformDecodeError in apiserver
+		// pkg/endpoints/handlers/rest.go).
+		return nil, fmt.Errorf("%w: %s in version %q cannot be handled as a %s: %w", ErrInvalid, gvk.Kind, gvk.Version, gvk.Kind, err)
+	}
 	name, _, _ := unstructured.NestedString(obj, "metadata", "name")
 	errs := v.Validate(ctx, obj)
 	if len(errs) == 0 {
 		errs = standaloneRules(obj)
 	}
 	if len(errs) > 0 {
-		gk := syncv1.GroupVersion.WithKind("SyncGroup").GroupKind()
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, apierrors.NewInvalid(gk, name, errs))
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, apierrors.NewInvalid(gvk.GroupKind(), name, errs))
 	}
 	sg := &syncv1.SyncGroup{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, sg); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return sg, nil
 }

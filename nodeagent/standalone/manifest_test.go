@@ -77,6 +77,14 @@ spec:
     secretRef:
       name: www-transport
 `
+	const secret = "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\nstringData:\n  rsync-password: s3cret\n"
+	// with returns the group with old replaced by new, and the Secret.
+	with := func(old, new string) string {
+		if !strings.Contains(group, old) {
+			t.Fatalf("the group has no %q", old)
+		}
+		return strings.Replace(group, old, new, 1) + secret
+	}
 	tests := []struct {
 		name         string
 		file         string
@@ -84,6 +92,15 @@ spec:
 		wantPassword string
 	}{
 		{"secret with stringData, defaults applied", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\nstringData:\n  rsync-password: \"s3cret\\n\"\n", "", "s3cret"},
+		{"labels, annotations and a namespace accepted", with("  name: www\n", "  name: www\n  namespace: default\n  labels:\n    app.kubernetes.io/name: www\n  annotations:\n    example.org/owner: \"web team\"\n"), "", "s3cret"},
+		{"secret with type and immutable accepted", group + strings.Replace(secret, "kind: Secret\n", "kind: Secret\ntype: Opaque\nimmutable: true\n", 1), "", "s3cret"},
+		{"a misspelt spec field", with("  path: /data/www\n", "  path: /data/www\n  exlude:\n  - \"*.tmp\"\n"),
+			`invalid manifest: SyncGroup in version "v1alpha1" cannot be handled as a SyncGroup: strict decoding error: unknown field "spec.exlude"`, ""},
+		{"a misspelt member field", with("    address: 127.0.0.2:7873\n", "    adress: 127.0.0.2:7873\n"), `unknown field "spec.members[0].adress"`, ""},
+		{"a misspelt metadata field", with("  name: www\n", "  name: www\n  label:\n    a: b\n"), `unknown field "metadata.label"`, ""},
+		{"an unknown top-level field", with("spec:\n", "sepc: {}\nspec:\n"), `unknown field "sepc"`, ""},
+		{"a misspelt secret field", group + strings.Replace(secret, "stringData", "stringdata", 1),
+			`Secret in version "v1" cannot be handled as a Secret: strict decoding error: unknown field "stringdata"`, ""},
 		{"secret with base64 data", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\ndata:\n  rsync-password: czNjcmV0\n", "", "s3cret"},
 		{"secret missing", group, "add it as a second YAML document", ""},
 		{"secret without the key", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\nstringData:\n  other: x\n", `no "rsync-password"`, ""},
