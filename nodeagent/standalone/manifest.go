@@ -26,6 +26,10 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	apiextensionsvalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/operation"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	metavalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -91,19 +95,79 @@ func NewValidator() (*Validator, error) {
 
 // Validate applies the CRD's defaults to obj (a SyncGroup as unstructured
 // content, pruned as Load prunes it) and checks it as the API server checks
-// a create: the OpenAPI schema, list-map keys, then the CEL rules unless an
-// error blocks them.
+// a create: metadata, the OpenAPI schema, list-map keys, then the CEL rules
+// unless an error blocks them, and once nothing else failed the generic
+// metadata checks.
 func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.ErrorList {
 	defaulting.Default(obj, v.structural)
-	errs := apiextensionsvalidation.ValidateCustomResource(nil, obj, v.schema)
-	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
 	// As the API server's customResourceStrategy.Validate does
-	// (apiextensions-apiserver pkg/registry/customresource/strategy.go).
+	// (apiextensions-apiserver pkg/registry/customresource/strategy.go), with
+	// its customResourceValidator.Validate (validator.go in the same folder):
+	// metadata first, then the schema.
+	errs := validateMetadata(ctx, obj)
+	errs = append(errs, apiextensionsvalidation.ValidateCustomResource(nil, obj, v.schema)...)
+	errs = append(errs, structurallisttype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
 	if blocking(errs) {
 		return append(errs, field.Invalid(nil, nil, "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"))
 	}
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
-	return append(errs, celErrs...)
+	errs = append(errs, celErrs...)
+	if len(errs) > 0 {
+		return errs
+	}
+	// As rest.ValidateCreate does (apiserver pkg/registry/rest/create.go)
+	// once the strategy found nothing: the name must be usable as a path
+	// segment.
+	meta, errs := objectMeta(obj)
+	if len(errs) > 0 {
+		return errs
+	}
+	return metavalidation.ValidateObjectMetaAccessor(meta, false, pathSegment, field.NewPath("metadata"))
+}
+
+// declarativeValidationBeta is the API server's DeclarativeValidationBeta
+// feature gate, on by default since Kubernetes 1.36.
+const declarativeValidationBeta = true
+
+// validateMetadata checks metadata as customResourceValidator's
+// validateObjectMetaDeclaratively does for a create (apiextensions-apiserver
+// pkg/registry/customresource/validator.go): SyncGroups are cluster-scoped,
+// and their names are DNS subdomains, so that a name cannot climb out of
+// the state directory (/var/db/jailsync/NAME) either.
+func validateMetadata(ctx context.Context, obj map[string]any) field.ErrorList {
+	meta, errs := objectMeta(obj)
+	if len(errs) > 0 {
+		return errs
+	}
+	return metavalidation.ValidateObjectMetaDeclaratively(ctx, operation.Create, meta, nil, false,
+		metavalidation.NameIsDNSSubdomain, field.NewPath("metadata"), declarativeValidationBeta)
+}
+
+// objectMeta returns obj's metadata as getObjectMeta does in
+// apiextensions-apiserver pkg/registry/customresource/validator.go.
+func objectMeta(obj map[string]any) (*metav1.ObjectMeta, field.ErrorList) {
+	raw := obj["metadata"]
+	if raw == nil {
+		return &metav1.ObjectMeta{}, nil
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, field.ErrorList{field.Invalid(field.NewPath("metadata"), raw, fmt.Sprintf("expected map[string]interface{}, got %T", raw))}
+	}
+	meta := &metav1.ObjectMeta{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, meta); err != nil {
+		return nil, field.ErrorList{field.Invalid(field.NewPath("metadata"), raw, err.Error())}
+	}
+	return meta, nil
+}
+
+// pathSegment is the API server's name check for any object
+// (validatePathSegment in apiserver pkg/registry/rest/create.go).
+func pathSegment(name string, prefix bool) []string {
+	if prefix {
+		return content.IsPathSegmentPrefix(name)
+	}
+	return content.IsPathSegmentName(name)
 }
 
 // decode prunes obj (a SyncGroup as unstructured content) to the CRD's
@@ -228,7 +292,7 @@ func readDocument(r *utilyaml.YAMLReader) (map[string]any, error) {
 }
 
 // group validates and decodes the SyncGroup, with standalone's own rules:
-// members listed, each with an address.
+// a name, not a generateName; members listed, each with an address.
 func (v *Validator) group(ctx context.Context, obj map[string]any) (*syncv1.SyncGroup, error) {
 	gvk := syncv1.GroupVersion.WithKind("SyncGroup")
 	if err := v.decode(obj); err != nil {
@@ -237,7 +301,8 @@ func (v *Validator) group(ctx context.Context, obj map[string]any) (*syncv1.Sync
 		return nil, fmt.Errorf("%w: %s in version %q cannot be handled as a %s: %w", ErrInvalid, gvk.Kind, gvk.Version, gvk.Kind, err)
 	}
 	name, _, _ := unstructured.NestedString(obj, "metadata", "name")
-	errs := v.Validate(ctx, obj)
+	errs := standaloneMetadata(obj)
+	errs = append(errs, v.Validate(ctx, obj)...)
 	if len(errs) == 0 {
 		errs = standaloneRules(obj)
 	}
@@ -249,6 +314,17 @@ func (v *Validator) group(ctx context.Context, obj map[string]any) (*syncv1.Sync
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return sg, nil
+}
+
+// standaloneMetadata refuses generateName: without an API server nothing
+// generates the name, and the group needs one (its state directory is
+// named for it).
+func standaloneMetadata(obj map[string]any) field.ErrorList {
+	if g, _, _ := unstructured.NestedString(obj, "metadata", "generateName"); g != "" {
+		return field.ErrorList{field.Forbidden(field.NewPath("metadata", "generateName"),
+			"standalone mode generates no names: set metadata.name")}
+	}
+	return nil
 }
 
 func standaloneRules(obj map[string]any) field.ErrorList {
