@@ -9,6 +9,8 @@
 // carry an HMAC-SHA256 of the node name, a timestamp, a nonce, the method,
 // the path and the body's hash, keyed with the group's password. Requests
 // older than the replay window or with a nonce seen before are refused.
+// The headers, the timestamp and the source address are checked before the
+// body is read; the signature, which covers the body, after.
 //
 // # Caveats
 //
@@ -78,53 +80,85 @@ func signRequest(r *http.Request, key []byte, node string, body []byte, now time
 	return nil
 }
 
-// nonces remembers the nonces seen within the replay window.
+// nonceLifetime is how long a nonce is remembered: a request is accepted
+// while its timestamp is within ReplayWindow of the receiver's clock, so a
+// replay of a request recorded at t can arrive until t+2*ReplayWindow.
+const nonceLifetime = 2 * ReplayWindow
+
+// nonces remembers the nonces seen within their lifetime. Each request
+// forgets the expired ones at the front of order: the work is proportional
+// to what expires, not to what is remembered.
 type nonces struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
+	// order holds the nonces of seen in the order they were recorded,
+	// oldest first while the clock does not go back (when it does, the
+	// entries behind a newer one are forgotten later, never early).
+	order []seenNonce
+}
+
+type seenNonce struct {
+	nonce string
+	at    time.Time
 }
 
 // fresh records nonce and reports whether it was not seen before.
 func (n *nonces) fresh(nonce string, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.seen == nil {
-		n.seen = make(map[string]time.Time)
-	}
+	n.expire(now)
 	if _, ok := n.seen[nonce]; ok {
 		return false
 	}
-	if len(n.seen) > 4096 {
-		for k, t := range n.seen {
-			if now.Sub(t) > 2*ReplayWindow {
-				delete(n.seen, k)
-			}
-		}
+	if n.seen == nil {
+		n.seen = make(map[string]time.Time)
 	}
 	n.seen[nonce] = now
+	n.order = append(n.order, seenNonce{nonce, now})
 	return true
 }
 
-// verify checks r's signature, timestamp and nonce against key, and
-// returns the sending node.
-func (n *nonces) verify(r *http.Request, key, body []byte, now time.Time) (string, error) {
-	node, ts, nonce, sig := r.Header.Get(headerNode), r.Header.Get(headerTime), r.Header.Get(headerNonce), r.Header.Get(headerSignature)
-	if node == "" || ts == "" || nonce == "" || sig == "" {
-		return "", fmt.Errorf("%w: missing authentication headers", ErrUnauthenticated)
+// expire forgets the nonces recorded more than nonceLifetime before now.
+func (n *nonces) expire(now time.Time) {
+	i := 0
+	for ; i < len(n.order) && now.Sub(n.order[i].at) > nonceLifetime; i++ {
+		delete(n.seen, n.order[i].nonce)
+		n.order[i] = seenNonce{}
 	}
-	secs, err := strconv.ParseInt(ts, 10, 64)
+	n.order = n.order[i:]
+}
+
+// claim is what a request's authentication headers say.
+type claim struct {
+	node, ts, nonce, sig string
+}
+
+// readClaim reads r's authentication headers and checks the timestamp
+// against now: all that can be checked before the body is read.
+func readClaim(r *http.Request, now time.Time) (claim, error) {
+	c := claim{node: r.Header.Get(headerNode), ts: r.Header.Get(headerTime), nonce: r.Header.Get(headerNonce), sig: r.Header.Get(headerSignature)}
+	if c.node == "" || c.ts == "" || c.nonce == "" || c.sig == "" {
+		return claim{}, fmt.Errorf("%w: missing authentication headers", ErrUnauthenticated)
+	}
+	secs, err := strconv.ParseInt(c.ts, 10, 64)
 	if err != nil {
-		return "", fmt.Errorf("%w: bad timestamp", ErrUnauthenticated)
+		return claim{}, fmt.Errorf("%w: bad timestamp", ErrUnauthenticated)
 	}
 	if d := now.Sub(time.Unix(secs, 0)); d > ReplayWindow || d < -ReplayWindow {
-		return "", fmt.Errorf("%w: timestamp %s off by %s (check the clocks)", ErrUnauthenticated, ts, d.Round(time.Second))
+		return claim{}, fmt.Errorf("%w: timestamp %s off by %s (check the clocks)", ErrUnauthenticated, c.ts, d.Round(time.Second))
 	}
-	want := sign(key, node, ts, nonce, r.Method, r.URL.Path, body)
-	if !hmac.Equal([]byte(sig), []byte(want)) {
-		return "", fmt.Errorf("%w: bad signature from %q (wrong password?)", ErrUnauthenticated, node)
+	return c, nil
+}
+
+// verify checks c's signature of r and body against key, then records its
+// nonce, refusing one seen before.
+func (n *nonces) verify(c claim, r *http.Request, key, body []byte, now time.Time) error {
+	want := sign(key, c.node, c.ts, c.nonce, r.Method, r.URL.Path, body)
+	if !hmac.Equal([]byte(c.sig), []byte(want)) {
+		return fmt.Errorf("%w: bad signature from %q (wrong password?)", ErrUnauthenticated, c.node)
 	}
-	if !n.fresh(nonce, now) {
-		return "", fmt.Errorf("%w: replayed request from %q", ErrUnauthenticated, node)
+	if !n.fresh(c.nonce, now) {
+		return fmt.Errorf("%w: replayed request from %q", ErrUnauthenticated, c.node)
 	}
-	return node, nil
+	return nil
 }

@@ -1,13 +1,17 @@
 package peer
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -54,14 +58,48 @@ var (
 
 func startServer(t *testing.T, s *Server) netip.AddrPort {
 	t.Helper()
+	addr, _ := startCountingServer(t, s)
+	return addr
+}
+
+// startCountingServer serves s on a loopback address and counts the bytes
+// it reads from its connections.
+func startCountingServer(t *testing.T, s *Server) (netip.AddrPort, *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(serverAddr, 0).String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	read := new(atomic.Int64)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(countingListener{ln, read}) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return netip.MustParseAddrPort(ln.Addr().String()), read
+}
+
+// countingListener adds the bytes read from its connections to read.
+type countingListener struct {
+	net.Listener
+	read *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.read}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 func TestEndpoint_Authentication(t *testing.T) {
@@ -163,5 +201,110 @@ func TestEndpoint_RenameAndReceived(t *testing.T) {
 	}
 	if !slices.Equal(rec.received, []string{"x", "y"}) || !slices.Equal(rec.deleted, []string{"gone\n"}) {
 		t.Fatalf("received %q, deleted %q", rec.received, rec.deleted)
+	}
+}
+
+// TestEndpoint_RefusesBeforeReadingTheBody sends requests that announce a
+// 1 GiB body and keeps sending it: each must be refused from its headers
+// and source address alone, while the body is still arriving, and the
+// server must have read next to nothing of it.
+func TestEndpoint_RefusesBeforeReadingTheBody(t *testing.T) {
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("s3cret"), Handler: &recorder{},
+		Members: map[string]netip.Addr{"web-1": memberAddr, "web-2": serverAddr}})
+	addr, read := startCountingServer(t, s)
+	now := func() string { return fmt.Sprint(time.Now().Unix()) }
+	auth := func(node, ts string) map[string]string {
+		return map[string]string{headerNode: node, headerTime: ts, headerNonce: "00112233445566778899aabb", headerSignature: strings.Repeat("0", 64)}
+	}
+
+	tests := []struct {
+		name          string
+		source        netip.Addr
+		group         string
+		header        map[string]string
+		contentLength int64
+		wantStatus    int
+	}{
+		{"a stranger claiming to be a member", otherAddr, "www", auth("web-1", now()), 1 << 30, http.StatusForbidden},
+		{"a stranger naming no member", otherAddr, "www", auth("intruder", now()), 1 << 30, http.StatusForbidden},
+		{"no authentication headers", memberAddr, "www", nil, 1 << 30, http.StatusUnauthorized},
+		{"a timestamp outside the replay window", memberAddr, "www", auth("web-1", fmt.Sprint(time.Now().Add(-time.Hour).Unix())), 1 << 30, http.StatusUnauthorized},
+		{"an unknown group", memberAddr, "db", auth("web-1", now()), 1 << 30, http.StatusNotFound},
+		{"the member announcing a body over the limit", memberAddr, "www", auth("web-1", now()), maxBody + 1, http.StatusRequestEntityTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := read.Load()
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: tc.source.AsSlice()}, Timeout: 5 * time.Second}
+			conn, err := d.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			head := fmt.Sprintf("POST /v1/groups/%s/incoming HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", tc.group, addr, tc.contentLength)
+			for k, v := range tc.header {
+				head += k + ": " + v + "\r\n"
+			}
+			if _, err := io.WriteString(conn, head+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			// Keep sending the body (up to 64 MiB) until the server hangs up.
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				chunk := make([]byte, 64<<10)
+				for range 1024 {
+					if _, err := conn.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no response while the body was still arriving (the server read %d bytes): %v", read.Load()-before, err)
+			}
+			res.Body.Close()
+			conn.Close()
+			wg.Wait()
+			if res.StatusCode != tc.wantStatus {
+				t.Errorf("status %d, want %d", res.StatusCode, tc.wantStatus)
+			}
+			if n := read.Load() - before; n > 1<<20 {
+				t.Errorf("the server read %d bytes of a refused request, want at most its headers and a buffer", n)
+			}
+		})
+	}
+}
+
+func TestNonces_fresh(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		name      string
+		nonce     string
+		at        time.Duration // after t0
+		wantFresh bool
+		wantKept  int // nonces remembered after the call
+	}{
+		{"a new nonce", "a", 0, true, 1},
+		{"another", "b", time.Second, true, 2},
+		{"a replay", "a", time.Minute, false, 2},
+		{"a replay at the end of the lifetime", "a", nonceLifetime, false, 2},
+		{"a third nonce after the first two expired", "c", nonceLifetime + 2*time.Second, true, 1},
+		{"the first one again, forgotten once no request could carry it", "a", nonceLifetime + 3*time.Second, true, 2},
+		{"a replay of the third", "c", nonceLifetime + 4*time.Second, false, 2},
+	}
+	var n nonces
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := n.fresh(tc.nonce, t0.Add(tc.at)); got != tc.wantFresh {
+				t.Errorf("fresh(%q) = %v, want %v", tc.nonce, got, tc.wantFresh)
+			}
+			if len(n.seen) != tc.wantKept || len(n.order) != tc.wantKept {
+				t.Errorf("%d nonces in the map and %d in order, want %d", len(n.seen), len(n.order), tc.wantKept)
+			}
+		})
 	}
 }

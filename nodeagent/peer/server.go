@@ -104,7 +104,10 @@ func (e *requestError) Unwrap() error { return e.err }
 
 func badRequest(err error) error { return &requestError{http.StatusBadRequest, err} }
 
-// serve authenticates a request for its group and runs fn.
+// serve authenticates a request for its group and runs fn. The body is
+// read only once the headers name a member, the connection comes from its
+// address and the timestamp is within the replay window; the signature,
+// which covers the body, is verified after.
 func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now
@@ -118,21 +121,37 @@ func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, er
 			http.Error(w, "unknown group", http.StatusNotFound)
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-		if err != nil || len(body) > maxBody {
-			http.Error(w, "body too large or unreadable", http.StatusRequestEntityTooLarge)
-			return
-		}
-		from, err := s.nonces.verify(r, g.Key, body, now())
+		// Everything that can be checked without the body first, so that a
+		// caller that is not a member, or not at its address, cannot make the
+		// agent read (and hold) up to maxBody.
+		c, err := readClaim(r, now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		if err := checkSource(r.RemoteAddr, g.Members, from); err != nil {
+		if err := checkSource(r.RemoteAddr, g.Members, c.node); err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
-		resp, err := fn(r.Context(), g, from, body)
+		if r.ContentLength > maxBody {
+			http.Error(w, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, maxBody), http.StatusRequestEntityTooLarge)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				http.Error(w, fmt.Sprintf("body over the limit of %d bytes", maxBody), http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, fmt.Sprintf("read body: %v", err), http.StatusBadRequest)
+			return
+		}
+		if err := s.nonces.verify(c, r, g.Key, body, now()); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		resp, err := fn(r.Context(), g, c.node, body)
 		if err != nil {
 			code := http.StatusInternalServerError
 			var re *requestError
