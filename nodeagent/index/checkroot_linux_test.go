@@ -89,3 +89,30 @@ func TestIndex_CheckRoot(t *testing.T) {
 		}
 	})
 }
+
+// TestIndex_CheckRoot_newIndexKeepsTheRootsMarker: a second, empty index
+// (a start with a wrong --state-dir) adopts the root without replacing its
+// marker, so the first index still accepts the root.
+func TestIndex_CheckRoot_newIndexKeepsTheRootsMarker(t *testing.T) {
+	first, second, root := openTemp(t), openTemp(t), t.TempDir()
+	if err := first.CheckRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	marker, err := os.ReadFile(filepath.Join(root, ReservedDir, markerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.CheckRoot(root); err != nil {
+		t.Fatalf("an empty index adopting a marked root: %v", err)
+	}
+	after, err := os.ReadFile(filepath.Join(root, ReservedDir, markerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(marker) {
+		t.Errorf("marker rewritten: %q, was %q", after, marker)
+	}
+	if err := first.CheckRoot(root); err != nil {
+		t.Errorf("the first index refuses its root after a second adopted it: %v", err)
+	}
+}

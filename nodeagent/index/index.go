@@ -100,7 +100,8 @@ func (x *Index) DB() *bolt.DB { return x.db }
 // CheckRoot verifies that root is the directory this index describes. An
 // index that has never seen a root adopts this one: it writes a marker file
 // with a random id into root/.jailsync and records it with the root's
-// device. Later calls require the marker to match; a device change with a
+// device (keeping a marker the root already holds). Later calls require
+// the marker to match; a device change with a
 // matching marker (the same filesystem mounted again) is accepted and
 // recorded. Anything else is ErrRootChanged, with what differs.
 func (x *Index) CheckRoot(root string) error {
@@ -145,7 +146,7 @@ func (x *Index) CheckRootFD(fd int, name string) error {
 			if tx.Bucket(bucketFiles).Stats().KeyN > 0 {
 				return fmt.Errorf("%w: the index lists files but records no root identity", ErrRootChanged)
 			}
-			return adopt(meta, fd, name, dev)
+			return adopt(meta, fd, name, dev, marker)
 		}
 		switch {
 		case len(marker) == 0:
@@ -180,16 +181,22 @@ func readMarker(rootfd int) ([]byte, error) {
 	return bytes.TrimSpace(b), err
 }
 
-// adopt records the root open as rootfd as this index's root and writes
-// its marker file.
-func adopt(meta *bolt.Bucket, rootfd int, name string, dev uint64) error {
-	id := make([]byte, 16)
-	if _, err := rand.Read(id); err != nil {
-		return fmt.Errorf("make root id: %w", err)
-	}
-	marker := []byte(hex.EncodeToString(id))
-	if err := writeMarker(rootfd, append(marker, '\n')); err != nil {
-		return fmt.Errorf("adopt root %s: %w", name, err)
+// adopt records the root open as rootfd as this index's root. A root that
+// already holds a marker (existing) keeps it: another index adopted it (an
+// earlier state directory of this member, or a start with a wrong
+// --state-dir), and a new id would make that index refuse the root as
+// changed. Otherwise a new random id is written as its marker file.
+func adopt(meta *bolt.Bucket, rootfd int, name string, dev uint64, existing []byte) error {
+	marker := existing
+	if len(marker) == 0 {
+		id := make([]byte, 16)
+		if _, err := rand.Read(id); err != nil {
+			return fmt.Errorf("make root id: %w", err)
+		}
+		marker = []byte(hex.EncodeToString(id))
+		if err := writeMarker(rootfd, append(marker, '\n')); err != nil {
+			return fmt.Errorf("adopt root %s: %w", name, err)
+		}
 	}
 	if err := meta.Put(keyMarker, marker); err != nil {
 		return err
