@@ -55,9 +55,17 @@ func newMetrics() *metrics {
 	return m
 }
 
-// run records a finished run.
+// run records a finished run. rsync_runs_total counts the runs that
+// exited with their exit code, and those that failed before rsync could
+// run (the announcement to the peer, or rsync's start) as "none"; a run
+// that needed no rsync (renames only, kept deletes) is not counted there.
 func (m *metrics) run(group string, r sender.Run) {
-	m.runs.WithLabelValues(group, r.Peer, strconv.Itoa(r.Code)).Inc()
+	switch {
+	case r.Exited:
+		m.runs.WithLabelValues(group, r.Peer, strconv.Itoa(r.Code)).Inc()
+	case r.Err != nil:
+		m.runs.WithLabelValues(group, r.Peer, "none").Inc()
+	}
 	m.filesSynced.WithLabelValues(group, r.Peer).Add(float64(len(r.Sent)))
 	var bytes int64
 	for _, e := range r.Sent {

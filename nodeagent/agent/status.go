@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,12 +84,22 @@ func (s *Status) report(r sender.Run) {
 	for _, e := range r.Sent {
 		p.BytesSynced += e.Size
 	}
-	if r.Err != nil {
+	switch {
+	case r.Err != nil:
 		p.LastError = r.Err.Error()
+		if n := min(len(r.Problems), 3); n > 0 {
+			p.LastError += "; " + strings.Join(r.Problems[:n], "; ")
+		}
 		if len(p.LastError) > 1024 {
 			p.LastError = p.LastError[:1024]
 		}
-	} else {
+	case r.Failing > 0:
+		// Paths that failed on the peer wait for their retry while other
+		// runs go through: the error that named them stands.
+		if p.LastError == "" {
+			p.LastError = fmt.Sprintf("%d paths failed on the peer and are retried with backoff", r.Failing)
+		}
+	default:
 		p.LastError = ""
 		if r.Remaining.Files == 0 {
 			now := metav1.Now()

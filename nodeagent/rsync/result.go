@@ -87,6 +87,9 @@ type Result struct {
 	// Args is the argument vector rsync ran with (after the program name);
 	// nil when nothing was run.
 	Args []string
+	// Exited says that an rsync process ran and exited, so that Code is
+	// its exit status; false when nothing was run or rsync could not start.
+	Exited bool
 	// Code is rsync's exit code (-1 when it was killed by a signal); Class
 	// is what to do about it (Classify, refined by the errors seen).
 	Code  int

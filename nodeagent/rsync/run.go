@@ -46,8 +46,10 @@ type runner struct {
 	afterCheck func()
 }
 
-// killGrace is how long rsync has after SIGTERM before it is killed.
-const killGrace = 5 * time.Second
+// killGrace is how long rsync has after SIGTERM before it is killed: it
+// exits at once on SIGTERM (code 20) unless stuck in the kernel, and the
+// agent's drain on shutdown (7 s) plus this must stay within 10 s.
+const killGrace = 2 * time.Second
 
 func (rn runner) run(ctx context.Context, root string, paths []string, t Target, o Options, m mode, warm *proc) (Result, error) {
 	start := time.Now()
@@ -78,6 +80,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		}
 	}
 	out, err := p.finish(ctx, root, l)
+	res.Exited = p.cmd.ProcessState != nil
 	res.Code, res.Stderr, res.Other = out.code, out.stderr, out.other
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,7 +127,8 @@ type Sender struct {
 	inflight *inflight
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
-	held     map[string]hold // sends that changed during their run
+	held     map[string]hold // sends that changed during their run, and failing paths
+	failing  map[string]failure
 	// The gate of Gather: when a Wake last came, when the last run ended
 	// with none in flight, and the journal's Seq when the last run started.
 	lastWake, idleFrom time.Time
@@ -163,15 +165,31 @@ type Run struct {
 	// the run read them: not confirmed, and held until their change is
 	// journaled (Sender.holdChanged).
 	Changed []journal.Entry
+	// Failures are the entries the run took and did not confirm (and that
+	// did not change meanwhile), with rsync's reason where it gave one.
+	Failures []Failure
+	// Failing is how many paths this sender holds back after they failed
+	// on the peer (see Sender.holdFailures), after this run.
+	Failing int
 	// Problems names up to 10 paths the run did not confirm, with why, and
 	// the end of rsync's standard error when it failed.
-	Problems  []string
+	Problems []string
+	// Exited says that an rsync process of the run exited; Code is then
+	// the exit code of its worst (by Class). False when the run failed
+	// before any rsync ran, or needed none (renames, kept deletes).
+	Exited    bool
 	Code      int
 	Class     rsync.Class
 	Err       error
 	Bytes     int64
 	Duration  time.Duration
 	Remaining journal.PeerStats
+
+	// peerFailed: a part of the run failed for the peer as a whole
+	// (Retry or FatalPeer with an error; see peerFailed).
+	peerFailed bool
+	// reasons are rsync's outcome and message per unconfirmed path.
+	reasons map[string]string
 }
 
 // Start runs the sender until ctx ends.
@@ -270,21 +288,41 @@ func (s *Sender) Start(ctx context.Context) error {
 			}
 			s.finish(d.b)
 			s.holdChanged(d.r.Changed)
-			if d.r.Err != nil && d.r.Class != rsync.OK {
+			s.forgetFailures(d.r.Sent)
+			if peerFailed(d.r) {
 				backoff = min(max(backoff*2, s.Backoff), s.BackoffCap)
 				retry = time.After(backoff)
 				s.Log.Info("run to peer failed; backing off", "exit", d.r.Code, "class", d.r.Class.String(), "wait", backoff.String(),
 					"error", d.r.Err, "paths", d.r.Problems)
 			} else {
 				backoff = 0
+				if len(d.r.Failures) > 0 {
+					s.holdFailures(d.r.Failures, time.Now())
+					s.Log.Info("paths failed on the peer; each is retried with its own backoff, the others go on",
+						"exit", d.r.Code, "class", d.r.Class.String(), "failed", len(d.r.Failures), "failing", len(s.failing),
+						"error", d.r.Err, "paths", d.r.Problems)
+				}
 				s.Log.V(1).Info("run done", "files", len(d.r.Sent), "bytes", d.r.Bytes, "took", d.r.Duration.String())
 			}
+			d.r.Failing = len(s.failing)
 			if s.Report != nil {
 				d.r.Remaining = s.Journal.Stats(s.Peer)
 				s.Report(d.r)
 			}
 		}
 	}
+}
+
+// Failure is an entry a run did not confirm.
+type Failure struct {
+	Entry  journal.Entry
+	Reason string // rsync's outcome and message for the path; empty when it named none
+}
+
+// failure is a path that failed on the peer, held back with its own
+// backoff: wait doubles with each failure, from Backoff up to BackoffCap.
+type failure struct {
+	wait time.Duration
 }
 
 type runDone struct {
@@ -315,6 +353,36 @@ func (s *Sender) holdChanged(changed []journal.Entry) {
 	until := time.Now().Add(change.DefaultMaxHold)
 	for _, e := range changed {
 		s.held[e.Path] = hold{seq: e.Seq, until: until}
+	}
+}
+
+// peerFailed reports whether a run failed for the peer as a whole (it
+// could not be reached, refused us, or the run broke off), so that no run
+// to it starts before the peer's backoff. A run that went through but for
+// some paths (fatal-file, partial, or paths rsync did not confirm) is no
+// failure of the peer: only those paths wait (holdFailures), so that one
+// file the peer cannot take never holds back the others (lsyncd #678).
+func peerFailed(r Run) bool { return r.peerFailed }
+
+// holdFailures holds each failed entry back for its own backoff, doubled
+// at each failure of its path from Backoff up to BackoffCap. A new change
+// of the path (its Seq moves on) releases it at once.
+func (s *Sender) holdFailures(fs []Failure, now time.Time) {
+	for _, f := range fs {
+		p := f.Entry.Path
+		wait := min(max(s.failing[p].wait*2, s.Backoff), s.BackoffCap)
+		s.failing[p] = failure{wait: wait}
+		s.held[p] = hold{seq: f.Entry.Seq, until: now.Add(wait)}
+	}
+}
+
+// forgetFailures clears the backoff of paths that went through.
+func (s *Sender) forgetFailures(sent []journal.Entry) {
+	if len(s.failing) == 0 {
+		return
+	}
+	for _, e := range sent {
+		delete(s.failing, e.Path)
 	}
 }
 
@@ -415,6 +483,7 @@ func (s *Sender) defaults() {
 	}
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
+	s.failing = make(map[string]failure)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
 	}
@@ -577,7 +646,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	paths := slices.Concat(pathsOf(b.entries()), b.links, olds)
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
-			r.Err, r.Class = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry
+			r.Err, r.Class, r.peerFailed = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry, true
 			return r
 		}
 	}
@@ -649,9 +718,30 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Sent, r.Failed = done, len(b.entries())-len(done)-len(r.Changed)
+	r.Sent = done
+	r.Failures = failures(b.entries(), done, r.Changed, r.reasons)
+	r.Failed = len(r.Failures)
 	r.Duration = time.Since(start)
 	return r
+}
+
+// failures are the entries neither confirmed (done) nor changed during
+// the run, with rsync's reason for each where it gave one.
+func failures(entries, done, changed []journal.Entry, reasons map[string]string) []Failure {
+	if len(entries) == len(done)+len(changed) {
+		return nil
+	}
+	settled := make(map[string]bool, len(done)+len(changed))
+	for _, e := range slices.Concat(done, changed) {
+		settled[e.Path] = true
+	}
+	var out []Failure
+	for _, e := range entries {
+		if !settled[e.Path] {
+			out = append(out, Failure{Entry: e, Reason: reasons[e.Path]})
+		}
+	}
+	return out
 }
 
 // runOptions are the rsync options of b's runs. Only a run that carries a
@@ -702,15 +792,35 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	}
 }
 
+// account adds one rsync run's result (a push or a delete) to r.
 func (s *Sender) account(r *Run, res rsync.Result, err error) {
 	r.Bytes += res.BytesSent
 	for _, p := range res.Paths {
-		if !p.Outcome.Done() && len(r.Problems) < 10 {
+		if p.Outcome.Done() {
+			continue
+		}
+		if len(r.Problems) < 10 {
 			r.Problems = append(r.Problems, fmt.Sprintf("%q: %s %s", p.Path, p.Outcome, p.Reason))
 		}
+		if r.reasons == nil {
+			r.reasons = make(map[string]string)
+		}
+		r.reasons[p.Path] = strings.TrimSpace(p.Outcome.String() + " " + p.Reason)
 	}
-	if res.Class > r.Class {
-		r.Class, r.Code = res.Class, res.Code
+	class := res.Class
+	if err != nil && class == rsync.OK {
+		// No exit code to judge by: rsync could not start, or its pipes
+		// or output failed. Try again later, with backoff.
+		class = rsync.Retry
+	}
+	if err != nil && (class == rsync.Retry || class == rsync.FatalPeer) {
+		r.peerFailed = true
+	}
+	if res.Exited && (!r.Exited || class > r.Class) {
+		r.Exited, r.Code = true, res.Code
+	}
+	if class > r.Class {
+		r.Class = class
 	}
 	if err != nil && r.Err == nil {
 		r.Err = err

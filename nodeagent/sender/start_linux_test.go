@@ -1,0 +1,256 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/internal/chattr"
+	"github.com/jailsync/jailsync/internal/poll"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
+	"github.com/jailsync/jailsync/nodeagent/rsyncd"
+)
+
+// Loopback addresses and ports of this package's tests (other packages use
+// other ranges): a peer's daemon on 127.0.11.1, our client on 127.0.11.2.
+var (
+	peerAddr = netip.MustParseAddr("127.0.11.1")
+	selfAddr = netip.MustParseAddr("127.0.11.2")
+)
+
+const (
+	basePort     = 18800
+	testPassword = "sender test secret"
+)
+
+// rig is a real Sender to a real rsync daemon: a local root with its index
+// and journal, and the peer's root behind the daemon.
+type rig struct {
+	t        *testing.T
+	root     string
+	peerRoot string
+	rootfd   int
+	journal  *journal.Journal
+	sender   *Sender
+	mu       sync.Mutex
+	runs     []Run
+}
+
+// newRig starts a daemon on basePort+slot and returns a Sender to it, not
+// started; Backoff and BackoffCap are an hour, so that any backoff shows
+// as a run that never comes.
+func newRig(t *testing.T, slot int) *rig {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the daemon chroots and sets owners")
+	}
+	if _, err := exec.LookPath("rsync"); err != nil {
+		t.Skip("rsync not installed")
+	}
+	r := &rig{t: t, root: t.TempDir(), peerRoot: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(r.peerRoot, rsyncd.TempDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(peerAddr, uint16(basePort+slot))
+	d := &rsyncd.Daemon{
+		Config: rsyncd.Config{
+			Address:  addr,
+			StateDir: filepath.Join(t.TempDir(), "rsyncd"),
+			Modules:  []rsyncd.Module{{Name: "g", Path: r.peerRoot, HostsAllow: []netip.Addr{selfAddr}}},
+			Password: testPassword,
+		},
+		Log: testr.New(t),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon: %v", err)
+		}
+	})
+	readyCtx, readyCancel := context.WithTimeout(ctx, 15*time.Second)
+	defer readyCancel()
+	if err := d.Ready(readyCtx); err != nil {
+		t.Fatalf("daemon not ready: %v", err)
+	}
+
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	if r.journal, err = journal.Open(idx, []string{"peer"}); err != nil {
+		t.Fatal(err)
+	}
+	if r.rootfd, err = unix.Open(r.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(r.rootfd) })
+	r.sender = &Sender{
+		Group: "g", Peer: "peer", Root: r.root, Journal: r.journal,
+		Target:  rsync.Target{Addr: addr, Module: "g", User: rsyncd.DefaultUser, Password: testPassword, Source: selfAddr},
+		Options: rsync.Options{TempDir: "/" + rsyncd.TempDir, ConnectTimeout: 5 * time.Second, IOTimeout: 10 * time.Second},
+		Backoff: time.Hour, BackoffCap: time.Hour,
+		Log: testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
+		Report: func(run Run) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.runs = append(r.runs, run)
+		},
+	}
+	return r
+}
+
+// start runs the sender until the test ends.
+func (r *rig) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.sender.Start(ctx) }()
+	r.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			r.t.Errorf("Start: %v", err)
+		}
+	})
+}
+
+// write writes a local file and journals it, as the detector would.
+func (r *rig) write(path, content string) {
+	r.t.Helper()
+	full := filepath.Join(r.root, path)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	ch := []change.Change{{Path: path, Op: change.Create | change.Write, Finished: true}}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+		r.t.Fatal(err)
+	}
+	select {
+	case r.sender.Wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *rig) reported() []Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Run(nil), r.runs...)
+}
+
+// TestSender_Start_aFailingFileDoesNotHoldBackThePeer: a file the peer
+// cannot take (immutable there: rsync exit 23, fatal-file) waits for its
+// own backoff (an hour here), stays pending and is not marked synced, while
+// a file written after it goes at once. Before, the whole peer backed off.
+func TestSender_Start_aFailingFileDoesNotHoldBackThePeer(t *testing.T) {
+	r := newRig(t, 0)
+	if err := os.MkdirAll(filepath.Join(r.peerRoot, "ro"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "ro", "f"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chattr.Immutable(t, filepath.Join(r.peerRoot, "ro", "f"))
+	r.sender.Wake = make(chan struct{}, 1)
+	r.start()
+
+	r.write("ro/f", "new content") // another size: rsync's quick check must see a change
+	poll.Until(t, 20*time.Second, func() error {
+		for _, run := range r.reported() {
+			for _, f := range run.Failures {
+				if f.Entry.Path == "ro/f" {
+					return nil
+				}
+			}
+		}
+		return errNotYet(fmt.Sprintf("a run that failed ro/f: %+v", r.reported()))
+	})
+	runs := r.reported()
+	last := runs[len(runs)-1]
+	if last.Class != rsync.FatalFile || last.Code != 23 || !last.Exited {
+		t.Errorf("run class %v exit %d (exited %v), want fatal-file, exit 23", last.Class, last.Code, last.Exited)
+	}
+	if last.Failing != 1 {
+		t.Errorf("Failing = %d, want 1", last.Failing)
+	}
+
+	r.write("ok", "fine")
+	poll.Until(t, 20*time.Second, func() error {
+		got, err := os.ReadFile(filepath.Join(r.peerRoot, "ok"))
+		if err != nil || string(got) != "fine" {
+			return errNotYet("ok on the peer")
+		}
+		return nil
+	})
+	if got, _ := os.ReadFile(filepath.Join(r.peerRoot, "ro", "f")); string(got) != "old" {
+		t.Errorf("the immutable file changed on the peer: %q", got)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		if st := r.journal.Stats("peer"); st.Files != 1 {
+			return errNotYet("exactly ro/f pending")
+		}
+		return nil
+	})
+	for _, run := range r.reported() {
+		for _, e := range run.Sent {
+			if e.Path == "ro/f" {
+				t.Errorf("ro/f reported synced: %+v", run)
+			}
+		}
+		for _, f := range run.Failures {
+			if f.Entry.Path == "ok" {
+				t.Errorf("ok failed: %+v", f)
+			}
+		}
+	}
+}
+
+// TestSender_Start_rsyncThatCannotStartBacksOff: a run whose rsync cannot
+// even start has no exit code; it is a failure of the peer (Retry), not a
+// success, and the next run waits for the backoff (an hour here) instead
+// of trying again at once.
+func TestSender_Start_rsyncThatCannotStartBacksOff(t *testing.T) {
+	r := newRig(t, 1)
+	r.sender.Options.RsyncPath = filepath.Join(t.TempDir(), "no-rsync-here")
+	r.start()
+	r.write("f", "x")
+	poll.Until(t, 20*time.Second, func() error {
+		if len(r.reported()) == 0 {
+			return errNotYet("a run")
+		}
+		return nil
+	})
+	r.write("g", "y") // a wake, which must not start a run during the backoff
+	time.Sleep(500 * time.Millisecond)
+	runs := r.reported()
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1 and then the backoff", len(runs))
+	}
+	if runs[0].Err == nil || runs[0].Class != rsync.Retry || runs[0].Exited || len(runs[0].Sent) != 0 {
+		t.Errorf("run: err %v, class %v, exited %v, %d sent; want an error, retry, no exit, nothing sent",
+			runs[0].Err, runs[0].Class, runs[0].Exited, len(runs[0].Sent))
+	}
+	if st := r.journal.Stats("peer"); st.Files != 2 {
+		t.Errorf("%d files pending, want 2", st.Files)
+	}
+}
+
+type errNotYet string
+
+func (e errNotYet) Error() string { return "not yet: " + string(e) }
