@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -77,6 +78,10 @@ type member struct {
 	endpoint netip.AddrPort
 }
 
+// maxDaemonPort is the highest daemon port: the agent-to-agent endpoint
+// listens on the next port and the metrics on the one after.
+const maxDaemonPort = 65533
+
 // resolve finds this node and its peers among the members.
 func resolve(cfg Config) (self member, peers []member, err error) {
 	found := false
@@ -84,6 +89,10 @@ func resolve(cfg Config) (self member, peers []member, err error) {
 		ap, err := netip.ParseAddrPort(m.Address)
 		if err != nil {
 			return self, nil, fmt.Errorf("member %s: address %q: %w", m.Node, m.Address, err)
+		}
+		if ap.Port() == 0 || ap.Port() > maxDaemonPort {
+			return self, nil, fmt.Errorf("member %s: address %q: the port must be 1-%d (the agent also listens on port+1 and port+2)",
+				m.Node, m.Address, maxDaemonPort)
 		}
 		mm := member{node: m.Node, daemon: ap, endpoint: netip.AddrPortFrom(ap.Addr(), ap.Port()+1)}
 		if m.Node == cfg.Node {
@@ -121,23 +130,47 @@ func dataRoot(cfg Config) (string, error) {
 }
 
 // checkStateDir refuses a state directory inside the data root (the scanner
-// would replicate the agent's own files).
+// would replicate the agent's own files), before it makes anything: a
+// refused directory made inside the root would reach every peer at the
+// next start. The check resolves the deepest part of the path that exists
+// (symlinks included) and appends the rest, which MkdirAll then makes.
 func checkStateDir(stateDir, root string) (string, error) {
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return "", fmt.Errorf("state directory: %w", err)
-	}
-	real, err := filepath.EvalSymlinks(abs)
+	real, err := resolveExisting(abs)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("state directory %s: %w", stateDir, err)
 	}
 	if real == root || strings.HasPrefix(real, root+"/") {
 		return "", fmt.Errorf("state directory %s is inside the data root %s: put it elsewhere (default /var/db/jailsync/<group>)", stateDir, root)
 	}
+	if err := os.MkdirAll(real, 0o700); err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	// Made now: resolve again, in case a part appeared meanwhile as a link.
+	if again, err := filepath.EvalSymlinks(real); err != nil || again != real {
+		return "", fmt.Errorf("state directory %s changed while it was made (%q): check its parents", stateDir, again)
+	}
 	return real, nil
+}
+
+// resolveExisting is filepath.EvalSymlinks for a clean absolute path whose
+// last parts may not exist yet: the deepest existing ancestor resolved,
+// the missing parts appended.
+func resolveExisting(abs string) (string, error) {
+	var missing []string
+	for p := abs; ; p = filepath.Dir(p) {
+		real, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{real}, missing...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return "", err
+		}
+		missing = append([]string{filepath.Base(p)}, missing...)
+	}
 }
 
 // Run runs the group until ctx ends. SIGTERM (ctx) lets in-flight runs
@@ -163,7 +196,10 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // drainTimeout bounds how long in-flight runs may finish after SIGTERM.
-const drainTimeout = 8 * time.Second
+// Runs still going then get SIGTERM, and SIGKILL rsync's killGrace (2 s)
+// later: the agent exits within 9 s, inside the 10 s that a service
+// manager (rc.d, Kubernetes' default grace period is 30 s) is promised.
+const drainTimeout = 7 * time.Second
 
 type group struct {
 	cfg      Config
@@ -185,7 +221,15 @@ type group struct {
 }
 
 func (g *group) run(ctx context.Context) error {
-	var err error
+	// Everything that can be refused is checked before the index, the
+	// root's marker or the reserved directory are touched.
+	daemon, err := g.daemon()
+	if err != nil {
+		return err
+	}
+	if g.cfg.Password == "" {
+		g.log.Info("WARNING: running without authentication (--insecure): any process that can reach a member's address may write to this group's data")
+	}
 	if g.idx, err = index.Open(filepath.Join(g.stateDir, "index.db")); err != nil {
 		return err
 	}
@@ -219,10 +263,6 @@ func (g *group) run(ctx context.Context) error {
 	defer stopRuns()
 
 	eg, ctx := errgroup.WithContext(ctx)
-	daemon, err := g.daemon()
-	if err != nil {
-		return err
-	}
 	eg.Go(func() error { return daemon.Run(ctx) })
 	eg.Go(func() error {
 		if err := daemon.Ready(ctx); err != nil {
@@ -285,6 +325,9 @@ func (g *group) daemon() (*rsyncd.Daemon, error) {
 		StateDir: filepath.Join(g.stateDir, "rsyncd"),
 		Modules:  []rsyncd.Module{{Name: g.cfg.Group.Name, Path: g.root, HostsAllow: allow}},
 		Password: g.cfg.Password,
+		// Without a password (Run allows that only with --insecure) the
+		// module asks for none.
+		NoAuth: g.cfg.Password == "",
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -352,12 +395,16 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		opts.BandwidthLimit = bl.Value()
 	}
 	client := peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 30*time.Second)
+	user := rsyncd.DefaultUser
+	if g.cfg.Password == "" {
+		user = "" // --insecure: the peers' modules ask for no user (rsyncd.Config.NoAuth)
+	}
 	links := g.linkNames()
 	var wakes []chan struct{}
 	for _, p := range g.peers {
 		s := &sender.Sender{
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
-			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: rsyncd.DefaultUser, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
+			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
 			BackoffCap: g.cfg.RetryBackoffCap, Links: links,
 			Report: func(r sender.Run) {

@@ -88,6 +88,10 @@ type Config struct {
 	// form a Secret file usually has). It may contain ':' and spaces, but
 	// not newlines, carriage returns or NULs, and at most 511 bytes.
 	Password string
+	// NoAuth serves the modules without "auth users": any client from
+	// HostsAllow may write, with no user and no password. Only for the
+	// agent's --insecure (a trusted network); Password must then be empty.
+	NoAuth bool
 	// MaxConnections per module (DefaultMaxConnections when 0).
 	MaxConnections int
 	// Timeout is the daemon's I/O timeout, rounded up to whole seconds
@@ -160,8 +164,13 @@ func (c Config) Validate() error {
 	if err := validateName("user", c.user()); err != nil {
 		return err
 	}
-	if err := validatePassword(c.password()); err != nil {
-		return err
+	switch {
+	case c.NoAuth && c.password() != "":
+		return invalid("a password with NoAuth: the daemon would not ask for it; leave one of them out")
+	case !c.NoAuth:
+		if err := validatePassword(c.password()); err != nil {
+			return err
+		}
 	}
 	if c.MaxConnections < 0 || c.ListenBacklog < 0 || c.Timeout < 0 {
 		return invalid("max connections %d, listen backlog %d, timeout %s: negative; use 0 for the default",
@@ -332,9 +341,11 @@ func (c Config) renderModule(b *strings.Builder, m Module) {
 	w("gid", 0)
 	w("read only", yesNo(m.ReadOnly))
 	w("list", "no")
-	w("auth users", c.user())
-	w("secrets file", c.SecretsFile())
-	w("strict modes", "yes")
+	if !c.NoAuth {
+		w("auth users", c.user())
+		w("secrets file", c.SecretsFile())
+		w("strict modes", "yes")
+	}
 	hosts := make([]string, 0, len(m.HostsAllow))
 	seen := make(map[netip.Addr]bool, len(m.HostsAllow))
 	for _, a := range m.HostsAllow {

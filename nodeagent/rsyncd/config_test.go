@@ -38,6 +38,8 @@ func validateCases() []validateCase {
 		{name: "password with colon and spaces", modify: func(c *Config) { c.Password = "a:b c#d\n" }, ok: true},
 		{name: "IPv6 listen address", modify: func(c *Config) { c.Address = netip.MustParseAddrPort("[fd00::1]:873") }, ok: true},
 		{name: "no modules", modify: func(c *Config) { c.Modules = nil }, ok: true},
+		{name: "no authentication, no password", modify: func(c *Config) { c.NoAuth, c.Password = true, "" }, ok: true},
+		{name: "no authentication with a password", modify: func(c *Config) { c.NoAuth = true }},
 
 		{name: "no address", modify: func(c *Config) { c.Address = netip.AddrPort{} }},
 		{name: "wildcard address", modify: func(c *Config) { c.Address = netip.MustParseAddrPort("0.0.0.0:873") }},

@@ -382,3 +382,42 @@ func TestWrite_oddPathServed(t *testing.T) {
 		t.Errorf("f not received in %q", odd)
 	}
 }
+
+// TestDaemon_Run_withoutAuthentication: a daemon without authentication (the agent's
+// --insecure) takes a member's client with no user or password, writes no
+// secrets file, and still refuses any other address.
+func TestDaemon_Run_withoutAuthentication(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 18
+	cfg := testConfig(t, n)
+	cfg.NoAuth, cfg.Password = true, ""
+	d := &Daemon{Config: cfg}
+	startDaemon(t, d)
+	if exists(cfg.SecretsFile()) {
+		t.Errorf("secrets file %s written without authentication", cfg.SecretsFile())
+	}
+	root := cfg.Modules[0].Path
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), "x")
+	tests := []struct {
+		name     string
+		from     string
+		wantCode int
+	}{
+		{"a member, no user or password", peerAddr(n).String(), 0},
+		{"a stranger", "127.0.9.250", 5},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := fmt.Sprintf("rsync://%s/data/%d/", daemonAddr(n).Addr(), i)
+			code, out := client(t, tc.from, daemonAddr(n).Port(), "", "-a", src+"/", dest)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d: %s", code, tc.wantCode, out)
+			}
+			if written := exists(filepath.Join(root, fmt.Sprint(i), "f")); written != (tc.wantCode == 0) {
+				t.Errorf("written %v, want %v", written, tc.wantCode == 0)
+			}
+		})
+	}
+}

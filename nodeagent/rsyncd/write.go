@@ -22,9 +22,16 @@ func Write(cfg Config) error {
 	}
 	// check_secret() (authenticate.c) wants the file owned by root when the
 	// daemon runs as root and not accessible by others ("strict modes").
-	secrets := cfg.user() + ":" + cfg.password() + "\n"
-	if err := writeFileAtomic(cfg.SecretsFile(), []byte(secrets), 0o600); err != nil {
-		return err
+	if cfg.NoAuth {
+		// No secrets: a file left by an earlier configuration goes.
+		if err := os.Remove(cfg.SecretsFile()); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove %s: %w", cfg.SecretsFile(), err)
+		}
+	} else {
+		secrets := cfg.user() + ":" + cfg.password() + "\n"
+		if err := writeFileAtomic(cfg.SecretsFile(), []byte(secrets), 0o600); err != nil {
+			return err
+		}
 	}
 	if err := writeFileAtomic(cfg.ConfigFile(), []byte(cfg.render()), 0o644); err != nil {
 		return err

@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+)
+
+func TestCheckStateDir(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A link outside the root that points into it.
+	if err := os.Symlink(root, filepath.Join(base, "into-root")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		stateDir string
+		wantErr  string
+		made     string // the directory that must exist afterwards; "" for none
+		notMade  string // a path that must not exist afterwards
+	}{
+		{"outside, made with its parents", filepath.Join(outside, "a", "b"), "", filepath.Join(outside, "a", "b"), ""},
+		{"the root itself", root, "inside the data root", "", ""},
+		{"below the root, nothing made", filepath.Join(root, "state", "www"), "inside the data root", "", filepath.Join(root, "state")},
+		{"through a link into the root, nothing made", filepath.Join(base, "into-root", "state"), "inside the data root", "", filepath.Join(root, "state")},
+		{"relative to the root's parent", filepath.Join(root, "..", "outside", "c"), "", filepath.Join(outside, "c"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := checkStateDir(tc.stateDir, root)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("checkStateDir = %q, %v; want an error saying %q", got, err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			} else if got != tc.made {
+				t.Errorf("checkStateDir = %q, want %q", got, tc.made)
+			}
+			if tc.made != "" {
+				if st, err := os.Stat(tc.made); err != nil || !st.IsDir() {
+					t.Errorf("%s not made: %v", tc.made, err)
+				}
+			}
+			if tc.notMade != "" {
+				if _, err := os.Lstat(tc.notMade); err == nil {
+					t.Errorf("%s was made inside the root", tc.notMade)
+				}
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	group := func(addrs ...string) *syncv1.SyncGroup {
+		sg := &syncv1.SyncGroup{}
+		sg.Name = "www"
+		for i, a := range addrs {
+			sg.Spec.Members = append(sg.Spec.Members, syncv1.Member{Node: string(rune('a' + i)), Address: a})
+		}
+		return sg
+	}
+	tests := []struct {
+		name     string
+		addrs    []string
+		node     string
+		wantErr  string
+		endpoint string
+		peers    int
+	}{
+		{"endpoint on the next port", []string{"127.0.0.2:7873", "127.0.0.3:7873"}, "a", "", "127.0.0.2:7874", 1},
+		{"highest port", []string{"127.0.0.2:65533", "127.0.0.3:7873"}, "a", "", "127.0.0.2:65534", 1},
+		{"a port whose next ones wrap", []string{"127.0.0.2:7873", "127.0.0.3:65534"}, "a", "port must be 1-65533", "", 0},
+		{"not a member", []string{"127.0.0.2:7873", "127.0.0.3:7873"}, "z", "--node z is not a member", "", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			self, peers, err := resolve(Config{Group: group(tc.addrs...), Node: tc.node})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("resolve = %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if self.endpoint.String() != tc.endpoint || len(peers) != tc.peers {
+				t.Errorf("self endpoint %s and %d peers, want %s and %d", self.endpoint, len(peers), tc.endpoint, tc.peers)
+			}
+		})
+	}
+}
