@@ -254,7 +254,7 @@ func (g *group) run(ctx context.Context) error {
 	g.incoming = &detect.Incoming{}
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
 	g.status.suspended = g.cfg.Group.Spec.Suspend
-	g.metrics = newMetrics()
+	g.metrics = newMetrics(g.status.Snapshot)
 
 	// Runs get their own context: on shutdown they may finish for a while.
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
@@ -278,7 +278,10 @@ func (g *group) run(ctx context.Context) error {
 	if metricsAddr == "" {
 		metricsAddr = netip.AddrPortFrom(g.self.daemon.Addr(), g.self.daemon.Port()+2).String()
 	}
-	if err := g.serveMetrics(ctx, eg, metricsAddr, g.ready.Load); err != nil {
+	// Ready: the daemon answered once, and is running now (between a crash
+	// and its restart, peers cannot deliver here).
+	ready := func() bool { return g.ready.Load() && daemon.PID() != 0 }
+	if err := g.serveMetrics(ctx, eg, metricsAddr, ready); err != nil {
 		return fmt.Errorf("metrics endpoint %s: %w", metricsAddr, err)
 	}
 	if err := g.serveStatus(ctx, eg); err != nil {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,27 +17,20 @@ import (
 // metrics are the agent's Prometheus metrics, labelled by group and peer.
 // Each agent has its own registry (no package-level state).
 type metrics struct {
-	reg          *prometheus.Registry
-	pendingFiles *prometheus.GaugeVec
-	pendingBytes *prometheus.GaugeVec
-	lag          *prometheus.GaugeVec
-	filesSynced  *prometheus.CounterVec
-	bytesSynced  *prometheus.CounterVec
-	bytesSent    *prometheus.CounterVec
-	runs         *prometheus.CounterVec
-	rescans      *prometheus.CounterVec
+	reg         *prometheus.Registry
+	filesSynced *prometheus.CounterVec
+	bytesSynced *prometheus.CounterVec
+	bytesSent   *prometheus.CounterVec
+	runs        *prometheus.CounterVec
+	rescans     *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the counters, and the pending counts and lag read
+// from snapshot at each scrape.
+func newMetrics(snapshot func() Report) *metrics {
 	peer := []string{"group", "peer"}
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
-		pendingFiles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jailsync_pending_files",
-			Help: "Paths journaled for a peer and not yet confirmed on it."}, peer),
-		pendingBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jailsync_pending_bytes",
-			Help: "File bytes journaled for a peer and not yet confirmed on it."}, peer),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jailsync_lag_seconds",
-			Help: "Age of the oldest change not yet confirmed on a peer; 0 when nothing is pending."}, peer),
 		filesSynced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_files_synced_total",
 			Help: "Paths confirmed on a peer."}, peer),
 		bytesSynced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_bytes_synced_total",
@@ -46,13 +38,46 @@ func newMetrics() *metrics {
 		bytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_bytes_sent_total",
 			Help: "Bytes rsync put on the wire to a peer (its --stats total bytes sent): what a transfer really cost."}, peer),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rsync_runs_total",
-			Help: "rsync runs to a peer by exit code."}, append(peer, "exit_code")),
+			Help: `rsync runs to a peer by exit code; "none" for runs that failed before rsync could exit.`}, append(peer, "exit_code")),
+		// A scan looks at the local data root, for every peer at once:
+		// peer is empty. (Anti-entropy against one peer will name it.)
 		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rescans_total",
-			Help: "Scans of the data root by reason."}, []string{"group", "peer", "reason"}),
+			Help: "Scans of the data root by reason; peer is empty for a scan of the local root."}, []string{"group", "peer", "reason"}),
 	}
-	m.reg.MustRegister(m.pendingFiles, m.pendingBytes, m.lag, m.filesSynced, m.bytesSynced, m.bytesSent, m.runs, m.rescans,
+	m.reg.MustRegister(progress{
+		snapshot: snapshot,
+		files: prometheus.NewDesc("jailsync_pending_files",
+			"Paths journaled for a peer and not yet confirmed on it.", peer, nil),
+		bytes: prometheus.NewDesc("jailsync_pending_bytes",
+			"File bytes journaled for a peer and not yet confirmed on it.", peer, nil),
+		lag: prometheus.NewDesc("jailsync_lag_seconds",
+			"Age of the oldest change not yet confirmed on a peer; 0 when nothing is pending.", peer, nil),
+	}, m.filesSynced, m.bytesSynced, m.bytesSent, m.runs, m.rescans,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// progress is the pending counts and lag, read from the journal when
+// scraped (a prometheus.Collector), so that a scrape never sees a stale
+// copy.
+type progress struct {
+	snapshot          func() Report
+	files, bytes, lag *prometheus.Desc
+}
+
+func (p progress) Describe(ch chan<- *prometheus.Desc) {
+	ch <- p.files
+	ch <- p.bytes
+	ch <- p.lag
+}
+
+func (p progress) Collect(ch chan<- prometheus.Metric) {
+	r := p.snapshot()
+	for _, peer := range r.Peers {
+		ch <- prometheus.MustNewConstMetric(p.files, prometheus.GaugeValue, float64(peer.PendingFiles), r.Group, peer.Target)
+		ch <- prometheus.MustNewConstMetric(p.bytes, prometheus.GaugeValue, float64(peer.PendingBytes), r.Group, peer.Target)
+		ch <- prometheus.MustNewConstMetric(p.lag, prometheus.GaugeValue, float64(peer.LagMilliseconds)/1000, r.Group, peer.Target)
+	}
 }
 
 // run records a finished run. rsync_runs_total counts the runs that
@@ -75,17 +100,9 @@ func (m *metrics) run(group string, r sender.Run) {
 	m.bytesSent.WithLabelValues(group, r.Peer).Add(float64(r.Bytes))
 }
 
-// refresh copies the journal's pending counts and lag into the gauges.
-func (m *metrics) refresh(r Report) {
-	for _, p := range r.Peers {
-		m.pendingFiles.WithLabelValues(r.Group, p.Target).Set(float64(p.PendingFiles))
-		m.pendingBytes.WithLabelValues(r.Group, p.Target).Set(float64(p.PendingBytes))
-		m.lag.WithLabelValues(r.Group, p.Target).Set(float64(p.LagMilliseconds) / 1000)
-	}
-}
-
-// serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz is
-// ready once the group runs (the daemon answered and detection started).
+// serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz
+// answers 503 until ready() (the group runs and its rsync daemon serves),
+// and again whenever the daemon is down.
 func (g *group) serveMetrics(ctx context.Context, eg *errgroup.Group, addr string, ready func() bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
@@ -107,17 +124,5 @@ func (g *group) serveMetrics(ctx context.Context, eg *errgroup.Group, addr strin
 		return err
 	}
 	serve(ctx, eg, ln, mux)
-	eg.Go(func() error {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-				g.metrics.refresh(g.status.Snapshot())
-			}
-		}
-	})
 	return nil
 }

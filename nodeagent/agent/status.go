@@ -39,6 +39,37 @@ type Report struct {
 	Time      metav1.Time         `json:"time"`
 }
 
+// MarshalJSON writes the report with every field of each peers entry,
+// zeros included: the CRD's PeerStatus leaves zero counts out (omitempty),
+// and a script reading `nodeagent status -o json` should find
+// "pendingFiles": 0 rather than nothing. The field names are the CRD's.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report // without this method
+	peers := make([]peerJSON, len(r.Peers))
+	for i, p := range r.Peers {
+		peers[i] = peerJSON(p)
+	}
+	return json.Marshal(struct {
+		plain
+		Peers []peerJSON `json:"peers"`
+	}{plain(r), peers})
+}
+
+// peerJSON is syncv1.PeerStatus with no field left out when zero (a
+// conversion: a field added there must be added here).
+type peerJSON struct {
+	Source          string       `json:"source"`
+	Target          string       `json:"target"`
+	PendingFiles    int64        `json:"pendingFiles"`
+	PendingBytes    int64        `json:"pendingBytes"`
+	LastSyncTime    *metav1.Time `json:"lastSyncTime"`
+	LagMilliseconds int64        `json:"lagMilliseconds"`
+	FilesSynced     int64        `json:"filesSynced"`
+	BytesSynced     int64        `json:"bytesSynced"`
+	Conflicts       int64        `json:"conflicts"`
+	LastError       string       `json:"lastError"`
+}
+
 // Status tracks per-peer progress of one group.
 type Status struct {
 	group, node string

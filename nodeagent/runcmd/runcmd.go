@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,10 +26,14 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/standalone"
 )
 
-const runUsage = `usage: nodeagent run --config group.yaml --node NAME [--root DIR] [--state-dir DIR] [--insecure]
+const runUsage = `usage: nodeagent run --config group.yaml --node NAME [--root DIR] [--state-dir DIR]
+       [--metrics-bind-address ADDR] [--retry-backoff-cap D] [--scan-interval D]
+       [--max-delete-share F] [--allow-mass-delete] [--insecure] [--profile] [-v]
 
 Runs one SyncGroup without Kubernetes: the file holds the SyncGroup manifest
-and, as a second YAML document, the Secret its transport.secretRef names.
+and, as a second YAML document, the Secret its transport.secretRef names
+(docs/examples/standalone-www.yaml).
+
 `
 
 // Run is `nodeagent run ARGS` and returns the exit code.
@@ -153,6 +158,10 @@ func fetch(ctx context.Context, socket string) (*agent.Report, error) {
 		return nil, err
 	}
 	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
+		return nil, fmt.Errorf("agent answered %s: %s", res.Status, strings.TrimSpace(string(msg)))
+	}
 	var r agent.Report
 	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
 		return nil, err
