@@ -281,7 +281,7 @@ func inode(t *testing.T, p string) uint64 {
 // run logs the bytes rsync put on the wire ("run done").
 func startVerbose(t *testing.T, n int, port int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port}
 	var members strings.Builder
 	for i := range n {
 		node := fmt.Sprintf("n%d", i+1)

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,7 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,6 +53,9 @@ type cluster struct {
 	states map[string]string
 	procs  map[string]*exec.Cmd
 	config string
+	// port is the members' daemon port; each member's agent endpoint is
+	// port + 1 and its metrics endpoint port + 2, on its own address.
+	port int
 }
 
 func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port, "", "") }
@@ -58,7 +65,7 @@ func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port
 // transport lines (indented by four).
 func startSpec(t *testing.T, n int, port int, extra, transport string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}}
+	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port}
 	var members strings.Builder
 	for i := range n {
 		node := fmt.Sprintf("n%d", i+1)
@@ -143,6 +150,103 @@ func (c *cluster) status(node string) (*agent.Report, error) {
 	}
 	var r agent.Report
 	return &r, json.Unmarshal(out, &r)
+}
+
+// metricsURL is node's metrics endpoint (its daemon port + 2) with path.
+func (c *cluster) metricsURL(node, path string) string {
+	c.t.Helper()
+	i := slices.Index(c.nodes, node)
+	if i < 0 || c.port == 0 {
+		c.t.Fatalf("no metrics endpoint for %s", node)
+	}
+	return fmt.Sprintf("http://127.0.5.%d:%d%s", i+2, c.port+2, path)
+}
+
+// sample is one series of a Prometheus text exposition and its value.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// metrics reads node's /metrics.
+func (c *cluster) metrics(node string) ([]sample, error) {
+	res, err := http.Get(c.metricsURL(node, "/metrics"))
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics of %s: %s", node, res.Status)
+	}
+	return parseMetrics(string(body))
+}
+
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// parseMetrics reads the sample lines of a Prometheus text exposition:
+// name{label="value",...} value.
+func parseMetrics(text string) ([]sample, error) {
+	var out []sample
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		s := sample{labels: map[string]string{}}
+		rest := line
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			if j < i {
+				return nil, fmt.Errorf("metrics line %q", line)
+			}
+			s.name, rest = line[:i], line[j+1:]
+			for _, m := range labelPair.FindAllStringSubmatch(line[i+1:j], -1) {
+				v, err := strconv.Unquote(`"` + m[2] + `"`)
+				if err != nil {
+					return nil, fmt.Errorf("metrics line %q: %w", line, err)
+				}
+				s.labels[m[1]] = v
+			}
+		} else {
+			s.name, rest, _ = strings.Cut(line, " ")
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return nil, fmt.Errorf("metrics line %q has no value", line)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		s.value = v
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// series returns the samples of name whose labels include want's.
+func series(ss []sample, name string, want map[string]string) []sample {
+	var out []sample
+	for _, s := range ss {
+		if s.name != name {
+			continue
+		}
+		match := true
+		for k, v := range want {
+			if s.labels[k] != v {
+				match = false
+			}
+		}
+		if match {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // snapshot describes a tree: per path its type, mode, mtime, and content
@@ -289,9 +393,19 @@ func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
 
 func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 	c := start(t, 4, 18510)
+	// A file in the root: the write journals that one path (the root's
+	// own changes are never journaled, detect.route; a directory's are
+	// not reported for entries made in it), so each peer's sender has one
+	// entry, which one run (sender.Run: one announce, one rsync push, one
+	// confirmation) carries. The push client a sender prepares ahead of
+	// its next run (sender/warm.go) transfers nothing and is not a run.
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "one"), []byte("one write"), 0o644))
 	c.converged("n1")
-	time.Sleep(time.Second) // anything echoed would be sent by now
+	// An echo would be a receiver taking the file it received for a
+	// change of its own: its detector holds a received path until the
+	// sender's confirmation, and re-checks held paths every second
+	// (detect.filter). After 3 s of quiet anything echoed has been sent.
+	time.Sleep(3 * time.Second)
 	for _, node := range c.nodes {
 		r, err := c.status(node)
 		if err != nil {
@@ -307,27 +421,57 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 			}
 		}
 	}
-	// The same figures in Prometheus form, from n1's metrics endpoint
-	// (its daemon port + 2).
-	res, err := http.Get("http://127.0.5.2:18512/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	for _, peer := range []string{"n2", "n3", "n4"} {
-		want := fmt.Sprintf(`jailsync_files_synced_total{group="www",peer=%q} 1`, peer)
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
+	// The same from every agent's /metrics, with the runs: n1 ran exactly
+	// one rsync run to each peer, which succeeded and carried one file;
+	// the three receivers ran none at all (a counter that never counted is
+	// absent; absent or 0 passes).
+	for _, node := range c.nodes {
+		ss, err := c.metrics(node)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_bytes_sent_total", "jailsync_rsync_runs_total", "jailsync_rescans_total"} {
-		if !strings.Contains(string(body), name) {
-			t.Errorf("metrics lack %s", name)
+		runs := series(ss, "jailsync_rsync_runs_total", map[string]string{"group": "www"})
+		files := series(ss, "jailsync_files_synced_total", map[string]string{"group": "www"})
+		if node != "n1" {
+			if len(series(ss, "jailsync_pending_files", map[string]string{"group": "www"})) == 0 {
+				t.Errorf("%s's metrics lack jailsync_pending_files: not the agent's metrics?", node)
+			}
+			for _, s := range append(runs, files...) {
+				if s.value != 0 {
+					t.Errorf("%s, which only received, has %s%v = %v, want none", node, s.name, s.labels, s.value)
+				}
+			}
+			continue
+		}
+		for _, s := range append(runs, files...) {
+			if s.labels["peer"] == "n1" || !slices.Contains(c.nodes, s.labels["peer"]) {
+				t.Errorf("n1 has %s%v = %v for a peer that is not one", s.name, s.labels, s.value)
+			}
+		}
+		for _, peer := range []string{"n2", "n3", "n4"} {
+			var total float64
+			for _, s := range series(runs, "jailsync_rsync_runs_total", map[string]string{"peer": peer}) {
+				total += s.value
+				if s.value != 0 && s.labels["exit_code"] != "0" {
+					t.Errorf("n1 -> %s: %v runs with exit code %s, want none", peer, s.value, s.labels["exit_code"])
+				}
+			}
+			if total != 1 {
+				t.Errorf("n1 -> %s: %v rsync runs, want exactly 1 for the one write", peer, total)
+			}
+			f := series(files, "jailsync_files_synced_total", map[string]string{"peer": peer})
+			if len(f) != 1 || f[0].value != 1 {
+				t.Errorf("n1 -> %s: jailsync_files_synced_total %v, want exactly 1", peer, f)
+			}
+		}
+		for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_bytes_sent_total", "jailsync_rsync_runs_total", "jailsync_rescans_total"} {
+			if len(series(ss, name, nil)) == 0 {
+				t.Errorf("n1's metrics lack %s", name)
+			}
 		}
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
-		res, err := http.Get("http://127.0.5.2:18512" + path)
+		res, err := http.Get(c.metricsURL("n1", path))
 		if err != nil || res.StatusCode != http.StatusOK {
 			t.Errorf("%s: %v %v", path, err, res)
 		}
@@ -339,19 +483,83 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 
 func TestStandalone_HostileNames(t *testing.T) {
 	c := start(t, 3, 18520)
-	names := []string{"with space", "new\nline", "-n", "--delete", "#hash", ";semi", "$(touch pwned)", "`id`", "*", "back\\slash",
-		"\xff\xfe not utf-8", strings.Repeat("x", 255)}
-	for _, n := range names {
+	// Were a name ever run by a shell, each command among them would make
+	// marker in that shell's working directory.
+	marker := fmt.Sprintf("jailsync-pwned-%d", os.Getpid())
+	names := []string{"with space", "new\nline", "tab\there", " leading space", "trailing space ", "-n", "--delete", "-e touch " + marker,
+		"--rsh=touch " + marker, "#hash", ";semi", "$(touch " + marker + ")", "`touch " + marker + "`", "; touch " + marker,
+		"| touch " + marker, "&& touch " + marker, "`id`", "*", "?", "[a-z]*", "back\\slash", "ends in a backslash\\",
+		"\xff\xfe not utf-8", "...", strings.Repeat("x", 255)}
+	// Names that a name split at its spaces, or taken for a pattern,
+	// would also hit ("*" and "[a-z]*" match them all): they must outlive
+	// the deletes of the names above.
+	bystanders := []string{"keep", "with", "space", "new", "line", "back", "slash", "a", "x"}
+	for _, n := range slices.Concat(names, bystanders) {
 		must(t, os.WriteFile(filepath.Join(c.roots["n2"], n), []byte(n), 0o644))
 	}
 	c.converged("n2")
-	for _, n := range names[:6] {
+	for _, node := range c.nodes {
+		for _, n := range slices.Concat(names, bystanders) {
+			if data, err := os.ReadFile(filepath.Join(c.roots[node], n)); err != nil || string(data) != n {
+				t.Errorf("%s: %q holds %q (%v), want its name", node, n, data, err)
+			}
+		}
+	}
+	// Every hostile name deleted on another member than the writer: each
+	// goes from every peer, and nothing else does.
+	for _, n := range names {
 		must(t, os.Remove(filepath.Join(c.roots["n3"], n)))
 	}
+	poll.Until(t, 30*time.Second, func() error {
+		for _, node := range c.nodes {
+			for _, n := range names {
+				if _, err := os.Lstat(filepath.Join(c.roots[node], n)); !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("%q still on %s (%v)", n, node, err)
+				}
+			}
+		}
+		return nil
+	})
 	c.converged("n3")
 	for _, node := range c.nodes {
-		if _, err := os.Stat(filepath.Join(c.roots[node], "pwned")); err == nil {
-			t.Fatalf("a name was executed on %s", node)
+		got, err := snapshot(c.roots[node])
+		must(t, err)
+		if len(got) != len(bystanders) {
+			t.Errorf("%s holds %d paths after the deletes, want the %d bystanders: %v", node, len(got), len(bystanders), got)
+		}
+		for _, n := range bystanders {
+			if data, err := os.ReadFile(filepath.Join(c.roots[node], n)); err != nil || string(data) != n {
+				t.Errorf("%s: bystander %q holds %q (%v) after the deletes", node, n, data, err)
+			}
+		}
+	}
+	// Nothing was executed: no marker in the working directory of any
+	// process involved (the agents run in this test's, rsync clients in
+	// the data root, the daemons in / and then chrooted into the root),
+	// nor anywhere in the roots' filesystems and the state directories.
+	cwd, err := os.Getwd()
+	must(t, err)
+	home, _ := os.UserHomeDir()
+	for _, dir := range []string{cwd, "/", os.TempDir(), home} {
+		if dir == "" {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(dir, marker)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("a name was executed: %s exists (%v)", filepath.Join(dir, marker), err)
+		}
+	}
+	for _, node := range c.nodes {
+		for _, dir := range []string{filepath.Dir(c.roots[node]), c.states[node]} {
+			err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.Name() == marker {
+					t.Errorf("a name was executed on %s: %s exists", node, p)
+				}
+				return nil
+			})
+			must(t, err)
 		}
 	}
 }
