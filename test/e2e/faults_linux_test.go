@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -13,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/internal/poll"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/journal"
 )
 
 // kill9 kills a node's agent without warning and waits for it.
@@ -21,6 +30,51 @@ func (c *cluster) kill9(node string) {
 	cmd := c.procs[node]
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_, _ = cmd.Process.Wait()
+}
+
+// stop stops a node's agent with SIGTERM and waits for it.
+func (c *cluster) stop(node string) {
+	c.t.Helper()
+	_ = c.procs[node].Process.Signal(syscall.SIGTERM)
+	_, _ = c.procs[node].Process.Wait()
+}
+
+// peersOf returns the members other than node.
+func (c *cluster) peersOf(node string) []string {
+	return slices.DeleteFunc(slices.Clone(c.nodes), func(n string) bool { return n == node })
+}
+
+// durable reads what a stopped agent's restart starts from, in its state
+// directory: the paths under its root, how many of them its index has
+// no entry for (never journaled: the start-up scan finds them), and per
+// peer the entries its journal holds (journaled, not confirmed).
+func (c *cluster) durable(node string) (paths, unindexed int, pending map[string]int64) {
+	c.t.Helper()
+	idx, err := index.Open(filepath.Join(c.states[node], "index.db"))
+	must(c.t, err)
+	defer idx.Close()
+	j, err := journal.Open(idx, c.peersOf(node))
+	must(c.t, err)
+	pending = map[string]int64{}
+	for _, p := range c.peersOf(node) {
+		pending[p] = j.Stats(p).Files
+	}
+	onDisk, err := snapshot(c.roots[node])
+	must(c.t, err)
+	err = idx.View(func(tx *index.Tx) error {
+		for p := range onDisk {
+			_, ok, err := tx.Get(p)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				unindexed++
+			}
+		}
+		return nil
+	})
+	must(c.t, err)
+	return len(onDisk), unindexed, pending
 }
 
 func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
@@ -37,15 +91,22 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 			}
 		}
 	}()
-	// Kill n1 once replication of the burst is under way on a peer.
-	peerDir := filepath.Join(c.roots["n2"], "burst")
+	// Kill n1 once it has confirmed a part of the burst on each peer.
+	const confirmedBeforeKill = 100
 	poll.Until(t, 20*time.Second, func() error {
-		if es, _ := os.ReadDir(peerDir); len(es) == 0 {
-			return fmt.Errorf("nothing of the burst on n2 yet")
+		r, err := c.status("n1")
+		if err != nil {
+			return err
+		}
+		for _, p := range r.Peers {
+			if p.FilesSynced < confirmedBeforeKill {
+				return fmt.Errorf("n1 has confirmed %d paths on %s", p.FilesSynced, p.Target)
+			}
 		}
 		return nil
 	})
 	c.kill9("n1")
+	peerDir := filepath.Join(c.roots["n2"], "burst")
 	written, _ := os.ReadDir(dir)
 	received, _ := os.ReadDir(peerDir)
 	<-done
@@ -55,8 +116,94 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 	}
 	// Changes made while the agent was down are found by its start-up scan.
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "while-down"), []byte("x"), 0o644))
+
+	// Nothing unchanged is sent again (nodeagent/journal). Record commits
+	// a path's journal entries and its index entry in one transaction,
+	// and a run's confirmations are committed before they are counted
+	// (FilesSynced). So after the crash every path under the root is
+	// either in the index (journaled: pending for a peer, or confirmed on
+	// it) or not (never journaled), and the restart must send each peer
+	// exactly the entries still pending for it plus the unindexed paths,
+	// which its start-up scan finds; nothing it confirmed before the kill
+	// (at least the confirmedBeforeKill counted, less any path counted
+	// twice) goes to it again. Exact, because the burst's files are never
+	// changed after they are written (so no indexed path differs from its
+	// entry), and nothing is written while the restarted agent runs (so
+	// no path is journaled twice, and each is confirmed once). Read from
+	// the state directory while n1 is down, with the agent's own packages.
+	paths, unindexed, pending := c.durable("n1")
+	want := map[string]int64{}
+	for p, n := range pending {
+		want[p] = n + int64(unindexed)
+		t.Logf("n1 -> %s after the kill: %d of %d paths to send (%d pending, %d never journaled), %d confirmed before the kill",
+			p, want[p], paths, n, unindexed, int64(paths)-want[p])
+		if want[p] >= int64(paths) {
+			t.Errorf("n1 -> %s: %d of %d paths to send after the kill: the confirmations made before it were lost", p, want[p], paths)
+		}
+	}
 	c.startAgent("n1")
 	c.converged("n1")
+	sent := c.settledSends("n1")
+	for p, w := range want {
+		if sent[p].files != w {
+			t.Errorf("n1 -> %s: the restarted agent confirmed %d files, want exactly %d (what was pending or never journaled)", p, sent[p].files, w)
+		}
+	}
+
+	// With nothing changed, a restart sends nothing at all, after a clean
+	// stop and after kill -9 alike, and no peer sends anything either.
+	synced := func(node string) map[string]int64 {
+		r, err := c.status(node)
+		must(t, err)
+		out := map[string]int64{}
+		for _, p := range r.Peers {
+			out[p.Target] = p.FilesSynced
+		}
+		return out
+	}
+	for _, node := range c.nodes {
+		c.settledSends(node) // nothing pending anywhere
+	}
+	others := map[string]map[string]int64{}
+	for _, node := range c.peersOf("n1") {
+		others[node] = synced(node)
+	}
+	for _, restart := range []struct {
+		how  string
+		stop func(string)
+	}{{"SIGTERM", c.stop}, {"kill -9", c.kill9}} {
+		restart.stop("n1")
+		c.startAgent("n1")
+		c.waitReady()
+		// The start-up scan compares 5,002 paths on tmpfs in milliseconds;
+		// a run would follow within milliseconds of its finding.
+		time.Sleep(3 * time.Second)
+		r, err := c.status("n1")
+		must(t, err)
+		if r.Changes != 0 {
+			t.Errorf("restart after %s: n1 journaled %d changes, want none", restart.how, r.Changes)
+		}
+		for _, p := range r.Peers {
+			if p.FilesSynced != 0 || p.PendingFiles != 0 {
+				t.Errorf("restart after %s: n1 -> %s: %d files synced, %d pending, want none", restart.how, p.Target, p.FilesSynced, p.PendingFiles)
+			}
+		}
+		ss, err := c.metrics("n1")
+		must(t, err)
+		if s := series(ss, "jailsync_rescans_total", map[string]string{"reason": "start"}); len(s) != 1 || s[0].value != 1 {
+			t.Errorf("restart after %s: n1's start-up scans %v, want 1", restart.how, s)
+		}
+		for _, s := range series(ss, "jailsync_rsync_runs_total", nil) {
+			if s.value != 0 {
+				t.Errorf("restart after %s: n1 ran rsync: %s%v = %v", restart.how, s.name, s.labels, s.value)
+			}
+		}
+		for node, before := range others {
+			if now := synced(node); !maps.Equal(now, before) {
+				t.Errorf("restart of n1 after %s: %s's files synced went from %v to %v", restart.how, node, before, now)
+			}
+		}
+	}
 }
 
 func TestStandalone_PeerDownCatchesUp(t *testing.T) {
@@ -86,29 +233,102 @@ func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 
 func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 	c := start(t, 3, 18550)
-	// Stop n3's rsync daemon: it still accepts TCP connections.
+	// Stop n3's rsync daemon with every process of its group: the daemon
+	// leads its own process group (rsyncd: Setpgid), and the connection
+	// processes it forked are in it, among them the ones already serving
+	// the push clients n1 and n2 prepared ahead of their next runs (the
+	// daemon's pid alone would leave those serving). Stopped, it still
+	// completes TCP handshakes (the listen backlog): runs to n3 connect
+	// and then wait.
 	pidData, err := os.ReadFile(filepath.Join(c.states["n3"], "rsyncd", "rsyncd.pid"))
 	must(t, err)
 	var pid int
 	_, err = fmt.Sscan(string(pidData), &pid)
 	must(t, err)
-	must(t, unix.Kill(pid, unix.SIGSTOP))
-	t.Cleanup(func() { _ = unix.Kill(pid, unix.SIGCONT) })
-	start := time.Now()
-	for i := range 20 {
-		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("f%02d", i)), []byte("x"), 0o644))
+	pgid, err := unix.Getpgid(pid)
+	must(t, err)
+	if pgid != pid {
+		t.Fatalf("n3's rsync daemon %d is in process group %d, not its own", pid, pgid)
 	}
-	poll.Until(t, 20*time.Second, func() error {
-		want, _ := snapshot(c.roots["n1"])
-		got, _ := snapshot(c.roots["n2"])
-		if d := diff(want, got); d != "" {
-			return fmt.Errorf("n2: %s", d)
-		}
-		return nil
-	})
-	t.Logf("n2 held everything %v after the writes, with n3's daemon stopped", time.Since(start).Round(time.Millisecond))
-	must(t, unix.Kill(pid, unix.SIGCONT))
+	// A first write, replicated everywhere, after which n1's sender to n3
+	// has prepared a push client for its next run; give it a moment to
+	// connect, so that the stop finds its connection process to stop too
+	// (without one, every run to n3 is a new connection, which the stop
+	// holds all the same).
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "before"), []byte("x"), 0o644))
 	c.converged("n1")
+	for deadline := time.Now().Add(5 * time.Second); len(processGroup(pgid)) < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Registered last, so it runs first: before the agents are stopped.
+	t.Cleanup(func() { _ = unix.Kill(-pgid, unix.SIGCONT) })
+	must(t, unix.Kill(-pgid, unix.SIGSTOP))
+	t.Logf("n3's rsync daemon stopped: process group %d, %d processes", pgid, len(processGroup(pgid)))
+	// A sender that waited for the stuck peer would wait for its
+	// timeouts: 10 s for a new connection's greeting (rsync --contimeout),
+	// 60 s for data on a connection already open (--timeout; rsync
+	// DefaultConnectTimeout, DefaultIOTimeout). n2 must hold each wave
+	// well before the first of them could pass: 5 s, against milliseconds
+	// on loopback. The second wave finds n1's runs to n3 hanging.
+	const notSlowed = 5 * time.Second
+	var all []string
+	for wave := range 2 {
+		start := time.Now()
+		for i := range 20 {
+			name := fmt.Sprintf("w%d-f%02d", wave, i)
+			all = append(all, name)
+			must(t, os.WriteFile(filepath.Join(c.roots["n1"], name), []byte(name), 0o644))
+		}
+		poll.Until(t, 20*time.Second, func() error {
+			want, _ := snapshot(c.roots["n1"])
+			got, _ := snapshot(c.roots["n2"])
+			if d := diff(want, got); d != "" {
+				return fmt.Errorf("n2: %s", d)
+			}
+			return nil
+		})
+		took := time.Since(start)
+		t.Logf("wave %d: n2 held everything %v after the writes, with n3's daemon stopped", wave, took.Round(time.Millisecond))
+		if took > notSlowed {
+			t.Errorf("wave %d: n2 held everything only %v after the writes: slowed by the stuck peer (bound %v)", wave, took.Round(time.Millisecond), notSlowed)
+		}
+		// The stop holds: no process of n3's daemon wrote anything.
+		for _, name := range all {
+			if _, err := os.Lstat(filepath.Join(c.roots["n3"], name)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%s reached n3 (%v) while its daemon's process group was stopped: the test shows nothing", name, err)
+			}
+		}
+	}
+	must(t, unix.Kill(-pgid, unix.SIGCONT))
+	back := time.Now()
+	c.converged("n1")
+	t.Logf("n3 caught up %v after SIGCONT", time.Since(back).Round(time.Millisecond))
+}
+
+// processGroup lists the processes in group pgid (from /proc/<pid>/stat).
+func processGroup(pgid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
