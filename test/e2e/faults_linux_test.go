@@ -471,3 +471,41 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 		})
 	}
 }
+
+// TestStandalone_InsecureRunsWithoutAPassword: a group file without a
+// transport Secret is refused unless the agent is given --insecure; with
+// it the members replicate through daemon modules that ask for no
+// password (no "auth users", no secrets file), and a host that is not a
+// member is still refused.
+func TestStandalone_InsecureRunsWithoutAPassword(t *testing.T) {
+	c := startCluster(t, 3, 18515, "", "", true)
+
+	refused := exec.Command(binary, "run", "--config", c.config, "--node", "n1", "--root", t.TempDir(), "--state-dir", t.TempDir())
+	out, err := refused.CombinedOutput()
+	if code := refused.ProcessState.ExitCode(); err == nil || code != 1 || !strings.Contains(string(out), "pass --insecure") {
+		t.Fatalf("without --insecure: exit %d, %v:\n%s\nwant exit 1 saying to pass --insecure", code, err, out)
+	}
+
+	for _, node := range c.nodes {
+		conf, err := os.ReadFile(filepath.Join(c.states[node], "rsyncd", "rsyncd.conf"))
+		must(t, err)
+		if strings.Contains(string(conf), "auth users") || strings.Contains(string(conf), "secrets file") {
+			t.Errorf("%s: rsyncd.conf asks for a password:\n%s", node, conf)
+		}
+		if _, err := os.Stat(filepath.Join(c.states[node], "rsyncd", "rsyncd.secrets")); err == nil {
+			t.Errorf("%s: a secrets file was written", node)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(c.roots["n2"], "open"), []byte("no password"), 0o644))
+	c.converged("n2")
+
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "planted"), []byte("x"), 0o644))
+	write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address=127.0.5.99", src+"/", "rsync://127.0.5.2:18515/www/")
+	if out, err := write.CombinedOutput(); err == nil {
+		t.Fatalf("a stranger wrote through an insecure member's daemon:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
+		t.Fatal("the stranger planted a file")
+	}
+}

@@ -56,6 +56,8 @@ type cluster struct {
 	// port is the members' daemon port; each member's agent endpoint is
 	// port + 1 and its metrics endpoint port + 2, on its own address.
 	port int
+	// args are extra flags of every agent.
+	args []string
 }
 
 func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port, "", "") }
@@ -65,6 +67,13 @@ func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port
 // transport lines (indented by four).
 func startSpec(t *testing.T, n int, port int, extra, transport string) *cluster {
 	t.Helper()
+	return startCluster(t, n, port, extra, transport, false)
+}
+
+// startCluster is startSpec; insecure leaves the transport Secret out and
+// runs the agents with --insecure.
+func startCluster(t *testing.T, n int, port int, extra, transport string, insecure bool) *cluster {
+	t.Helper()
 	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port}
 	var members strings.Builder
 	for i := range n {
@@ -73,15 +82,8 @@ func startSpec(t *testing.T, n int, port int, extra, transport string) *cluster 
 		fmt.Fprintf(&members, "  - node: %s\n    address: 127.0.5.%d:%d\n", node, i+2, port)
 	}
 	c.config = filepath.Join(t.TempDir(), "group.yaml")
-	manifest := fmt.Sprintf(`apiVersion: sync.jailsync.io/v1alpha1
-kind: SyncGroup
-metadata:
-  name: www
-spec:
-  path: /data/www
-  members:
-%s%s  transport:
-%s    secretRef:
+	secret := `  transport:
+` + transport + `    secretRef:
       name: www-transport
 ---
 apiVersion: v1
@@ -90,7 +92,22 @@ metadata:
   name: www-transport
 stringData:
   rsync-password: "e2e-secret"
-`, members.String(), extra, transport)
+`
+	if insecure {
+		secret = ""
+		if transport != "" {
+			secret = "  transport:\n" + transport
+		}
+		c.args = append(c.args, "--insecure")
+	}
+	manifest := fmt.Sprintf(`apiVersion: sync.jailsync.io/v1alpha1
+kind: SyncGroup
+metadata:
+  name: www
+spec:
+  path: /data/www
+  members:
+%s%s%s`, members.String(), extra, secret)
 	if err := os.WriteFile(c.config, []byte(manifest), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +127,9 @@ func (c *cluster) startAgent(node string) {
 	c.t.Helper()
 	// A short backoff cap, so that a peer down "for an hour" (as many
 	// failed runs as an hour gives at the real cap) takes seconds here.
-	cmd := exec.Command(binary, "run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node],
-		"--retry-backoff-cap", "500ms")
+	args := []string{"run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node],
+		"--retry-backoff-cap", "500ms"}
+	cmd := exec.Command(binary, append(args, c.args...)...)
 	logf, err := os.Create(filepath.Join(c.states[node], "agent.log"))
 	if err != nil {
 		c.t.Fatal(err)
