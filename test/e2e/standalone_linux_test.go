@@ -267,8 +267,9 @@ func series(ss []sample, name string, want map[string]string) []sample {
 	return out
 }
 
-// snapshot describes a tree: per path its type, mode, mtime, and content
-// hash or link target. The reserved .jailsync directory is left out.
+// snapshot describes a tree: per path its type, mode, owner, mtime (of
+// files, directories and symlinks, to the nanosecond), and content hash or
+// link target. The reserved .jailsync directory is left out.
 func snapshot(root string) (map[string]string, error) {
 	out := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -294,7 +295,9 @@ func snapshot(root string) (map[string]string, error) {
 			if err != nil {
 				return err
 			}
-			desc += " -> " + target
+			desc += fmt.Sprintf(" mtime=%d -> %s", fi.ModTime().UnixNano(), target)
+		case fi.IsDir():
+			desc += fmt.Sprintf(" mtime=%d", fi.ModTime().UnixNano())
 		case fi.Mode().IsRegular():
 			data, err := os.ReadFile(p)
 			if err != nil {
