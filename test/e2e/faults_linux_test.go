@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,37 +45,50 @@ func (c *cluster) peersOf(node string) []string {
 	return slices.DeleteFunc(slices.Clone(c.nodes), func(n string) bool { return n == node })
 }
 
-// durable reads what a stopped agent's restart starts from, in its state
-// directory: the paths under its root, how many of them its index has
-// no entry for (never journaled: the start-up scan finds them), and per
-// peer the entries its journal holds (journaled, not confirmed).
-func (c *cluster) durable(node string) (paths, unindexed int, pending map[string]int64) {
+// durable reads what a stopped agent's restart will send, from its state
+// directory and root: per peer, the paths its journal holds (journaled,
+// not confirmed), plus the paths its start-up scan finds, which are those
+// the index has no entry for (never journaled) or whose lstat is no
+// longer what the index recorded (changed after their last record, such
+// as a directory that got entries while the agent was down), each path
+// once. Also how many paths the root holds.
+func (c *cluster) durable(node string) (paths int, toSend map[string]int64) {
 	c.t.Helper()
 	idx, err := index.Open(filepath.Join(c.states[node], "index.db"))
 	must(c.t, err)
 	defer idx.Close()
 	j, err := journal.Open(idx, c.peersOf(node))
 	must(c.t, err)
-	pending = map[string]int64{}
-	for _, p := range c.peersOf(node) {
-		pending[p] = j.Stats(p).Files
-	}
 	onDisk, err := snapshot(c.roots[node])
 	must(c.t, err)
+	rootfd, err := unix.Open(c.roots[node], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	must(c.t, err)
+	defer unix.Close(rootfd)
+	found := map[string]bool{} // what the start-up scan journals
 	err = idx.View(func(tx *index.Tx) error {
 		for p := range onDisk {
-			_, ok, err := tx.Get(p)
+			same, err := tx.Unchanged(rootfd, p)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				unindexed++
+			if !same {
+				found[p] = true
 			}
 		}
 		return nil
 	})
 	must(c.t, err)
-	return len(onDisk), unindexed, pending
+	toSend = map[string]int64{}
+	for _, peer := range c.peersOf(node) {
+		pending, err := j.Next(peer, math.MaxInt32, nil)
+		must(c.t, err)
+		paths := maps.Clone(found)
+		for _, e := range pending {
+			paths[e.Path] = true
+		}
+		toSend[peer] = int64(len(paths))
+	}
+	return len(onDisk), toSend
 }
 
 func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
@@ -123,20 +137,19 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 	// (FilesSynced). So after the crash every path under the root is
 	// either in the index (journaled: pending for a peer, or confirmed on
 	// it) or not (never journaled), and the restart must send each peer
-	// exactly the entries still pending for it plus the unindexed paths,
-	// which its start-up scan finds; nothing it confirmed before the kill
-	// (at least the confirmedBeforeKill counted, less any path counted
-	// twice) goes to it again. Exact, because the burst's files are never
-	// changed after they are written (so no indexed path differs from its
-	// entry), and nothing is written while the restarted agent runs (so
-	// no path is journaled twice, and each is confirmed once). Read from
-	// the state directory while n1 is down, with the agent's own packages.
-	paths, unindexed, pending := c.durable("n1")
-	want := map[string]int64{}
-	for p, n := range pending {
-		want[p] = n + int64(unindexed)
-		t.Logf("n1 -> %s after the kill: %d of %d paths to send (%d pending, %d never journaled), %d confirmed before the kill",
-			p, want[p], paths, n, unindexed, int64(paths)-want[p])
+	// exactly the entries still pending for it plus the paths its
+	// start-up scan finds (unindexed, or changed since their record, such
+	// as the burst's directory when files were written after the kill);
+	// nothing it confirmed before the kill (at least the
+	// confirmedBeforeKill counted, less any path counted twice) goes to it
+	// again. Exact, because nothing is written while the restarted agent
+	// runs (so no path is journaled twice, and each is confirmed once).
+	// Read from the state directory while n1 is down, with the agent's
+	// own packages.
+	paths, want := c.durable("n1")
+	for p := range want {
+		t.Logf("n1 -> %s after the kill: %d of %d paths to send (pending, or found by the start-up scan), %d confirmed before the kill",
+			p, want[p], paths, int64(paths)-want[p])
 		if want[p] >= int64(paths) {
 			t.Errorf("n1 -> %s: %d of %d paths to send after the kill: the confirmations made before it were lost", p, want[p], paths)
 		}
