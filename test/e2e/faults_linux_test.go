@@ -229,14 +229,7 @@ func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 	}
 	must(t, os.Remove(filepath.Join(c.roots["n1"], "while-n3-down-007")))
 	// n2 is not held back by n3 being down.
-	poll.Until(t, 20*time.Second, func() error {
-		want, _ := snapshot(c.roots["n1"])
-		got, _ := snapshot(c.roots["n2"])
-		if d := diff(want, got); d != "" {
-			return fmt.Errorf("n2: %s", d)
-		}
-		return nil
-	})
+	poll.Until(t, 20*time.Second, func() error { return c.holds("n2", "n1") })
 	time.Sleep(5 * time.Second)
 	c.startAgent("n3")
 	back := time.Now()
@@ -292,14 +285,7 @@ func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 			all = append(all, name)
 			must(t, os.WriteFile(filepath.Join(c.roots["n1"], name), []byte(name), 0o644))
 		}
-		poll.Until(t, 20*time.Second, func() error {
-			want, _ := snapshot(c.roots["n1"])
-			got, _ := snapshot(c.roots["n2"])
-			if d := diff(want, got); d != "" {
-				return fmt.Errorf("n2: %s", d)
-			}
-			return nil
-		})
+		poll.Until(t, 20*time.Second, func() error { return c.holds("n2", "n1") })
 		took := time.Since(start)
 		t.Logf("wave %d: n2 held everything %v after the writes, with n3's daemon stopped", wave, took.Round(time.Millisecond))
 		if took > notSlowed {
@@ -491,7 +477,7 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 // password (no "auth users", no secrets file), and a host that is not a
 // member is still refused.
 func TestStandalone_InsecureRunsWithoutAPassword(t *testing.T) {
-	c := startCluster(t, 3, 18515, "", "", true)
+	c := startCluster(t, 3, 18515, clusterOptions{insecure: true})
 
 	refused := exec.Command(binary, "run", "--config", c.config, "--node", "n1", "--root", t.TempDir(), "--state-dir", t.TempDir())
 	out, err := refused.CombinedOutput()

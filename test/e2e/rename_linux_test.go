@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jailsync/jailsync/internal/poll"
-	"github.com/jailsync/jailsync/internal/tmpfs"
 )
 
 // TestStandalone_RenameDoesNotResend shows the issue's requirement: "a
@@ -281,58 +279,5 @@ func inode(t *testing.T, p string) uint64 {
 // run logs the bytes rsync put on the wire ("run done").
 func startVerbose(t *testing.T, n int, port int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port}
-	var members strings.Builder
-	for i := range n {
-		node := fmt.Sprintf("n%d", i+1)
-		c.nodes = append(c.nodes, node)
-		fmt.Fprintf(&members, "  - node: %s\n    address: 127.0.5.%d:%d\n", node, i+2, port)
-	}
-	c.config = filepath.Join(t.TempDir(), "group.yaml")
-	manifest := fmt.Sprintf(`apiVersion: sync.jailsync.io/v1alpha1
-kind: SyncGroup
-metadata:
-  name: www
-spec:
-  path: /data/www
-  members:
-%s  transport:
-    secretRef:
-      name: www-transport
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: www-transport
-stringData:
-  rsync-password: "e2e-secret"
-`, members.String())
-	must(t, os.WriteFile(c.config, []byte(manifest), 0o600))
-	for _, node := range c.nodes {
-		c.roots[node] = filepath.Join(tmpfs.Mount(t, "size=256m"), "root")
-		must(t, os.Mkdir(c.roots[node], 0o755))
-		c.states[node] = t.TempDir()
-		cmd := exec.Command(binary, "run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node],
-			"--retry-backoff-cap", "500ms", "-v")
-		logf, err := os.Create(filepath.Join(c.states[node], "agent.log"))
-		must(t, err)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		must(t, cmd.Start())
-		c.procs[node] = cmd
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-			logf.Close()
-			if t.Failed() {
-				// The -v logs are long: their end says what went wrong.
-				log, _ := os.ReadFile(logf.Name())
-				if len(log) > 64<<10 {
-					log = log[len(log)-64<<10:]
-				}
-				t.Logf("agent %s log (end):\n%s", node, log)
-			}
-		})
-	}
-	c.waitReady()
-	return c
+	return startCluster(t, n, port, clusterOptions{args: []string{"-v"}})
 }

@@ -67,14 +67,27 @@ func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port
 // transport lines (indented by four).
 func startSpec(t *testing.T, n int, port int, extra, transport string) *cluster {
 	t.Helper()
-	return startCluster(t, n, port, extra, transport, false)
+	return startCluster(t, n, port, clusterOptions{extra: extra, transport: transport})
 }
 
-// startCluster is startSpec; insecure leaves the transport Secret out and
-// runs the agents with --insecure.
-func startCluster(t *testing.T, n int, port int, extra, transport string, insecure bool) *cluster {
+// clusterOptions change a test cluster.
+type clusterOptions struct {
+	// extra are spec lines (YAML, indented by two spaces) beyond path,
+	// members and transport; transport are transport lines (by four).
+	extra, transport string
+	// insecure leaves the transport Secret out and runs the agents with
+	// --insecure.
+	insecure bool
+	// args are more flags for every agent.
+	args []string
+}
+
+// startCluster starts n agents of a group, as o says.
+func startCluster(t *testing.T, n int, port int, o clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port}
+	extra, transport, insecure := o.extra, o.transport, o.insecure
+	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port,
+		args: slices.Clone(o.args)}
 	var members strings.Builder
 	for i := range n {
 		node := fmt.Sprintf("n%d", i+1)
@@ -144,8 +157,12 @@ func (c *cluster) startAgent(node string) {
 		_ = cmd.Wait()
 		logf.Close()
 		if c.t.Failed() {
+			// A -v log is long: its end says what went wrong.
 			log, _ := os.ReadFile(logf.Name())
-			c.t.Logf("agent %s log:\n%s", node, log)
+			if len(log) > 64<<10 {
+				log = log[len(log)-64<<10:]
+			}
+			c.t.Logf("agent %s log (end):\n%s", node, log)
 		}
 	})
 }
@@ -316,21 +333,30 @@ func snapshot(root string) (map[string]string, error) {
 func (c *cluster) converged(from string) {
 	c.t.Helper()
 	poll.Until(c.t, 30*time.Second, func() error {
-		want, err := snapshot(c.roots[from])
-		if err != nil {
-			return err
-		}
 		for _, node := range c.nodes {
-			got, err := snapshot(c.roots[node])
-			if err != nil {
+			if err := c.holds(node, from); err != nil {
 				return err
-			}
-			if d := diff(want, got); d != "" {
-				return fmt.Errorf("%s differs from %s: %s", node, from, d)
 			}
 		}
 		return nil
 	})
+}
+
+// holds reports how node's root differs from from's, nil when it holds
+// the same.
+func (c *cluster) holds(node, from string) error {
+	want, err := snapshot(c.roots[from])
+	if err != nil {
+		return err
+	}
+	got, err := snapshot(c.roots[node])
+	if err != nil {
+		return err
+	}
+	if d := diff(want, got); d != "" {
+		return fmt.Errorf("%s differs from %s: %s", node, from, d)
+	}
+	return nil
 }
 
 func diff(want, got map[string]string) string {
