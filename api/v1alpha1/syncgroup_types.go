@@ -125,6 +125,11 @@ type SyncGroupSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 }
 
+// MaxMemberPort is the highest port a member's address may name: the
+// member's agent also listens on the next two (the agent-to-agent endpoint
+// and metrics). The address's validation rule spells out the same number.
+const MaxMemberPort = 65533
+
 // Member is one node of a SyncGroup listed by name.
 type Member struct {
 	// Node is the member's node name (its SyncAgent's name): a DNS-1123
@@ -139,12 +144,14 @@ type Member struct {
 	// 127.0.0.2:7873 or [fd00::2]:7873. The agent-to-agent endpoint listens on
 	// the next port. Required in standalone mode; in a cluster it overrides
 	// the address the member's agent registered. Host names are refused: the
-	// daemon's hosts allow cannot match them without reverse lookups.
+	// daemon's hosts allow cannot match them without reverse lookups. The
+	// port is at most 65533 (MaxMemberPort): the agent also listens on the
+	// next two.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9.]+|\\\\[[0-9a-fA-F:.]+\\\\]):[0-9]{1,5}$')",message="address must be an IP literal and a port, such as 127.0.0.2:7873 or [fd00::2]:7873; host names are refused because the rsync daemon's hosts allow cannot match them without reverse lookups"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9.]+|\\\\[[0-9a-fA-F:.]+\\\\]):[0-9]{1,5}$') || (self.startsWith('[') ? (isIP(self.substring(1, self.lastIndexOf(']'))) && ip(self.substring(1, self.lastIndexOf(']'))).family() == 6 && !ip(self.substring(1, self.lastIndexOf(']'))).isUnspecified()) : (isIP(self.substring(0, self.lastIndexOf(':'))) && ip(self.substring(0, self.lastIndexOf(':'))).family() == 4 && !ip(self.substring(0, self.lastIndexOf(':'))).isUnspecified()))",message="address must hold the member's own IP address: a valid IPv4 address, or an IPv6 address in brackets, and not 0.0.0.0 or ::"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9.]+|\\\\[[0-9a-fA-F:.]+\\\\]):[0-9]{1,5}$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535)",message="address port must be between 1 and 65535"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9.]+|\\\\[[0-9a-fA-F:.]+\\\\]):[0-9]{1,5}$') || (int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65533)",message="address port must be between 1 and 65533: the agent also listens on the next two ports (agent-to-agent endpoint, metrics)"
 	Address string `json:"address,omitempty"`
 }
 

@@ -78,10 +78,6 @@ type member struct {
 	endpoint netip.AddrPort
 }
 
-// maxDaemonPort is the highest daemon port: the agent-to-agent endpoint
-// listens on the next port and the metrics on the one after.
-const maxDaemonPort = 65533
-
 // resolve finds this node and its peers among the members.
 func resolve(cfg Config) (self member, peers []member, err error) {
 	found := false
@@ -90,9 +86,11 @@ func resolve(cfg Config) (self member, peers []member, err error) {
 		if err != nil {
 			return self, nil, fmt.Errorf("member %s: address %q: %w", m.Node, m.Address, err)
 		}
-		if ap.Port() == 0 || ap.Port() > maxDaemonPort {
+		// The CRD's rules refuse such ports; checked again because the
+		// endpoint and metrics ports are computed in uint16.
+		if ap.Port() == 0 || ap.Port() > syncv1.MaxMemberPort {
 			return self, nil, fmt.Errorf("member %s: address %q: the port must be 1-%d (the agent also listens on port+1 and port+2)",
-				m.Node, m.Address, maxDaemonPort)
+				m.Node, m.Address, syncv1.MaxMemberPort)
 		}
 		mm := member{node: m.Node, daemon: ap, endpoint: netip.AddrPortFrom(ap.Addr(), ap.Port()+1)}
 		if m.Node == cfg.Node {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -293,8 +292,7 @@ func readDocument(r *utilyaml.YAMLReader) (map[string]any, error) {
 }
 
 // group validates and decodes the SyncGroup, with standalone's own rules:
-// a name, not a generateName; members listed, each with an address whose
-// next two ports are free for the agent.
+// a name, not a generateName; members listed, each with an address.
 func (v *Validator) group(ctx context.Context, obj map[string]any) (*syncv1.SyncGroup, error) {
 	gvk := syncv1.GroupVersion.WithKind("SyncGroup")
 	if err := v.decode(obj); err != nil {
@@ -329,11 +327,6 @@ func standaloneMetadata(obj map[string]any) field.ErrorList {
 	return nil
 }
 
-// maxDaemonPort is the highest rsync daemon port a member may have: the
-// agent listens on the daemon's port+1 (agent-to-agent endpoint) and
-// port+2 (metrics).
-const maxDaemonPort = 65535 - 2
-
 func standaloneRules(obj map[string]any) field.ErrorList {
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
@@ -343,17 +336,9 @@ func standaloneRules(obj map[string]any) field.ErrorList {
 	members, _, _ := unstructured.NestedSlice(obj, "spec", "members")
 	for i, m := range members {
 		mm, _ := m.(map[string]any)
-		pth := spec.Child("members").Index(i).Child("address")
-		addr, _ := mm["address"].(string)
-		if addr == "" {
-			errs = append(errs, field.Required(pth, "standalone mode needs every member's rsync daemon address (IP:port)"))
-			continue
-		}
-		// The schema's rules have checked the form and that the port is 1-65535.
-		if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Port() > maxDaemonPort {
-			errs = append(errs, field.Invalid(pth, addr, fmt.Sprintf(
-				"port %d leaves no room for the agent, which listens on the daemon's port+1 (agent-to-agent endpoint) and port+2 (metrics): give the rsync daemon a port of %d or lower",
-				ap.Port(), maxDaemonPort)))
+		if addr, _ := mm["address"].(string); addr == "" {
+			errs = append(errs, field.Required(spec.Child("members").Index(i).Child("address"),
+				"standalone mode needs every member's rsync daemon address (IP:port)"))
 		}
 	}
 	return errs
