@@ -158,9 +158,8 @@ func (f flight) long(laneBytes int64) bool { return f.large || f.bytes >= laneBy
 
 // Run is what one run did, for status and metrics.
 type Run struct {
-	Peer   string
-	Sent   []journal.Entry // confirmed on the peer
-	Failed int
+	Peer string
+	Sent []journal.Entry // confirmed on the peer
 	// Changed are sends that rsync confirmed but whose files changed while
 	// the run read them: not confirmed, and held until their change is
 	// journaled (Sender.holdChanged).
@@ -185,8 +184,13 @@ type Run struct {
 	Duration  time.Duration
 	Remaining journal.PeerStats
 
-	// peerFailed: a part of the run failed for the peer as a whole
-	// (Retry or FatalPeer with an error; see peerFailed).
+	// peerFailed: a part of the run failed for the peer as a whole (it
+	// could not be reached, refused us, or the run broke off: Retry or
+	// FatalPeer with an error), so no run to it starts before the peer's
+	// backoff. A run that went through but for some paths (fatal-file,
+	// partial, or paths rsync did not confirm) is no failure of the peer:
+	// only those paths wait (holdFailures), so that one file the peer
+	// cannot take never holds back the others (lsyncd #678).
 	peerFailed bool
 	// reasons are rsync's outcome and message per unconfirmed path.
 	reasons map[string]string
@@ -289,7 +293,7 @@ func (s *Sender) Start(ctx context.Context) error {
 			s.finish(d.b)
 			s.holdChanged(d.r.Changed)
 			s.forgetFailures(d.r.Sent)
-			if peerFailed(d.r) {
+			if d.r.peerFailed {
 				backoff = min(max(backoff*2, s.Backoff), s.BackoffCap)
 				retry = time.After(backoff)
 				s.Log.Info("run to peer failed; backing off", "exit", d.r.Code, "class", d.r.Class.String(), "wait", backoff.String(),
@@ -355,14 +359,6 @@ func (s *Sender) holdChanged(changed []journal.Entry) {
 		s.held[e.Path] = hold{seq: e.Seq, until: until}
 	}
 }
-
-// peerFailed reports whether a run failed for the peer as a whole (it
-// could not be reached, refused us, or the run broke off), so that no run
-// to it starts before the peer's backoff. A run that went through but for
-// some paths (fatal-file, partial, or paths rsync did not confirm) is no
-// failure of the peer: only those paths wait (holdFailures), so that one
-// file the peer cannot take never holds back the others (lsyncd #678).
-func peerFailed(r Run) bool { return r.peerFailed }
 
 // holdFailures holds each failed entry back for its own backoff, doubled
 // at each failure of its path from Backoff up to BackoffCap. A new change
@@ -720,7 +716,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
 	r.Sent = done
 	r.Failures = failures(b.entries(), done, r.Changed, r.reasons)
-	r.Failed = len(r.Failures)
 	r.Duration = time.Since(start)
 	return r
 }
