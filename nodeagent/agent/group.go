@@ -225,7 +225,7 @@ func (g *group) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if g.cfg.Password == "" {
+	if g.unauthenticated() {
 		g.log.Info("WARNING: running without authentication (--insecure): any process that can reach a member's address may write to this group's data")
 	}
 	if g.idx, err = index.Open(filepath.Join(g.stateDir, "index.db")); err != nil {
@@ -316,6 +316,11 @@ func (g *group) prepareReserved() error {
 	return nil
 }
 
+// unauthenticated reports that the group runs without a password (Run
+// allows that only with --insecure): its daemon module asks for none, and
+// its clients give none.
+func (g *group) unauthenticated() bool { return g.cfg.Password == "" }
+
 func (g *group) daemon() (*rsyncd.Daemon, error) {
 	allow := make([]netip.Addr, len(g.peers))
 	for i, p := range g.peers {
@@ -326,9 +331,7 @@ func (g *group) daemon() (*rsyncd.Daemon, error) {
 		StateDir: filepath.Join(g.stateDir, "rsyncd"),
 		Modules:  []rsyncd.Module{{Name: g.cfg.Group.Name, Path: g.root, HostsAllow: allow}},
 		Password: g.cfg.Password,
-		// Without a password (Run allows that only with --insecure) the
-		// module asks for none.
-		NoAuth: g.cfg.Password == "",
+		NoAuth:   g.unauthenticated(),
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -397,8 +400,8 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 	}
 	client := peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 30*time.Second)
 	user := rsyncd.DefaultUser
-	if g.cfg.Password == "" {
-		user = "" // --insecure: the peers' modules ask for no user (rsyncd.Config.NoAuth)
+	if g.unauthenticated() {
+		user = "" // the peers' modules ask for no user (rsyncd.Config.NoAuth)
 	}
 	links := g.linkNames()
 	var wakes []chan struct{}
