@@ -51,7 +51,8 @@ var (
 
 // Index is the bbolt-backed record of a data root.
 type Index struct {
-	db *bolt.DB
+	db    *bolt.DB
+	batch batcher
 }
 
 // Open opens (creating if needed) the index database at path.
@@ -241,6 +242,14 @@ func (x *Index) View(fn func(*Tx) error) error {
 func (x *Index) Update(fn func(*Tx) error) error {
 	return x.db.Update(func(tx *bolt.Tx) error { return fn(Within(tx)) })
 }
+
+// Batch runs fn in a read-write transaction that it may share with the
+// functions other goroutines pass to Batch meanwhile (a group commit: see
+// batcher), committed when they all return nil. fn may be called more than
+// once, so it must set whatever it returns afresh on each call. For the
+// frequent small commits of replication (journaling a change, confirming
+// a run, recording what arrived); Update for the rest.
+func (x *Index) Batch(fn func(*bolt.Tx) error) error { return x.batch.do(x.db, fn) }
 
 // Within returns the index's view inside a transaction another package
 // opened on DB (the journal commits with the index this way).

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/beneath"
@@ -49,7 +50,9 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted []string) error {
 	defer r.Held.Done(sent...)
 	defer r.Held.Done(deleted...)
-	err := r.Index.Update(func(tx *index.Tx) error {
+	// Batch: shares its commit with the journal's and other runs' records.
+	err := r.Index.Batch(func(btx *bolt.Tx) error {
+		tx := index.Within(btx)
 		for _, p := range sent {
 			var st unix.Stat_t
 			if err := beneath.Lstat(r.RootFD, p, &st); errors.Is(err, unix.ENOENT) {
