@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // figureKeys is the JSON file's contract: every figure has every one of
@@ -156,5 +157,35 @@ func TestResultCell(t *testing.T) {
 		if got := result(&tc.f, tc.w); got != tc.want {
 			t.Errorf("%s: result = %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestCloseToArrival_gap: on the spaced latency workload each file is
+// written a gap after the previous one arrived; back to back, at once.
+func TestCloseToArrival_gap(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		gap      time.Duration
+		min, max time.Duration // between one arrival and the next write
+	}{
+		{"50 ms gap", latencyGap, latencyGap, time.Hour},
+		{"no gap", 0, 0, latencyGap / 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var arrived, written []time.Time
+			r := &rig{src: t.TempDir(), push: func(names []string) error {
+				written = append(written, time.Now()) // the file was closed just before
+				arrived = append(arrived, time.Now())
+				return nil
+			}}
+			if _, _, err := closeToArrival(r, 4, 16, tt.gap); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(written); i++ {
+				if d := written[i].Sub(arrived[i-1]); d < tt.min || d > tt.max {
+					t.Errorf("file %d written %s after file %d arrived, want %s to %s", i, d, i-1, tt.min, tt.max)
+				}
+			}
+		})
 	}
 }
