@@ -23,28 +23,48 @@ func (t *Tx) Record(rootfd int, rel string) error {
 // RecordEntry is Record, and returns the entry recorded; ok is false when
 // rel no longer exists (its entry was deleted).
 func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
+	e, ok, _, err = t.record(rootfd, rel, false)
+	return e, ok, err
+}
+
+// RecordChanged is RecordEntry for a change that the index may already
+// hold (Unchanged): then it writes nothing and changed is false.
+func (t *Tx) RecordChanged(rootfd int, rel string) (e Entry, ok, changed bool, err error) {
+	return t.record(rootfd, rel, true)
+}
+
+// record lstats rel once, and records it unless onlyChanged and the index
+// holds it as it is.
+func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
-	err = beneath.Lstat(rootfd, rel, &st)
-	switch {
-	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
-		return Entry{}, false, t.Delete(rel)
-	case err != nil:
-		return Entry{}, false, fmt.Errorf("record %q: %w", rel, err)
+	lerr := beneath.Lstat(rootfd, rel, &st)
+	if lerr != nil && !errors.Is(lerr, unix.ENOENT) && !errors.Is(lerr, unix.ENOTDIR) {
+		return Entry{}, false, false, fmt.Errorf("record %q: %w", rel, lerr)
 	}
 	old, had, err := t.Get(rel)
 	if err != nil {
-		return Entry{}, false, err
+		return Entry{}, false, false, err
+	}
+	if lerr != nil { // gone
+		if onlyChanged && !had {
+			return Entry{}, false, false, nil
+		}
+		return Entry{}, false, true, t.Delete(rel)
 	}
 	e = FromStat(&st)
-	if had {
-		e.Version = old.Version
-		if old.IsDir() && !e.IsDir() {
-			if err := t.Delete(rel); err != nil {
-				return Entry{}, false, err
-			}
+	if !had {
+		return e, true, true, t.Put(rel, e)
+	}
+	if onlyChanged && same(old, e) {
+		return e, true, false, nil
+	}
+	e.Version = old.Version
+	if old.IsDir() && !e.IsDir() {
+		if err := t.Delete(rel); err != nil {
+			return Entry{}, false, false, err
 		}
 	}
-	return e, true, t.Put(rel, e)
+	return e, true, true, t.Put(rel, e)
 }
 
 // Unchanged reports whether rel's current lstat, resolved beneath rootfd,
@@ -64,12 +84,16 @@ func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("lstat %q: %w", rel, err)
 	}
-	if !ok {
-		return false, nil
-	}
-	e := FromStat(&st)
+	return ok && same(old, FromStat(&st)), nil
+}
+
+// same reports whether the index's entry old still describes e, the path
+// as it is: for a directory its type, mode and owner (its times move with
+// every entry made in it, which are changes of their own), for anything
+// else Entry.Matches.
+func same(old, e Entry) bool {
 	if e.IsDir() {
-		return old.IsDir() && old.Mode == e.Mode && old.UID == e.UID && old.GID == e.GID, nil
+		return old.IsDir() && old.Mode == e.Mode && old.UID == e.UID && old.GID == e.GID
 	}
-	return old.Matches(e), nil
+	return old.Matches(e)
 }

@@ -155,7 +155,14 @@ var (
 
 // Record journals changes for every peer and records each path's current
 // lstat (resolved beneath rootfd) in the index, in one transaction that is
-// durable when Record returns. Rescan changes are not journaled.
+// durable when Record returns. Rescan changes are not journaled, nor a
+// change (other than a rename) whose path the index already holds as it is
+// now: another change of the path, journaled after the detector compared
+// this one with the index, carried it (the events of one write, read in
+// two parts: a file's creation and then its close), or the receiver
+// recorded it (index.Tx.RecordChanged, by the detector's own comparison:
+// the detector passes a change when its path differed from the index,
+// which may have caught up since).
 func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) error {
 	now := time.Now()
 	var delta map[string]PeerStats
@@ -182,7 +189,18 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if c.Op.Has(change.Rescan) {
 				continue
 			}
-			e, exists, err := itx.RecordEntry(rootfd, c.Path)
+			var e index.Entry
+			var exists bool
+			var err error
+			if c.Op.Has(change.Rename) {
+				e, exists, err = itx.RecordEntry(rootfd, c.Path)
+			} else {
+				var changed bool
+				e, exists, changed, err = itx.RecordChanged(rootfd, c.Path)
+				if err == nil && !changed {
+					continue // the index holds it as it is (see Record)
+				}
+			}
 			if err != nil {
 				return err
 			}

@@ -241,3 +241,64 @@ func TestJournal_SurvivesKill9(t *testing.T) {
 		})
 	}
 }
+
+// TestJournal_Record_skipsWhatTheIndexHolds: a change whose path the index
+// already holds as it is now (the detector compared it before an earlier
+// change of the path was journaled: the events of one write read in two
+// parts) is not journaled again, so that one write is one transfer; any
+// real difference is, and renames always are.
+func TestJournal_Record_skipsWhatTheIndexHolds(t *testing.T) {
+	peers := []string{"web-2"}
+	tests := []struct {
+		name string
+		// then changes the root after the first change was journaled and
+		// confirmed, and returns the change to journal next.
+		then        func(f *fixture) change.Change
+		wantPending int64
+	}{
+		{"the same write's close, nothing changed since", func(f *fixture) change.Change {
+			return change.Change{Path: "f", Op: change.Write, Finished: true}
+		}, 0},
+		{"written again", func(f *fixture) change.Change { return f.write("f", 7) }, 1},
+		{"mode changed", func(f *fixture) change.Change {
+			if err := os.Chmod(filepath.Join(f.root, "f"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "f", Op: change.Attrib, Finished: true}
+		}, 1},
+		{"removed", func(f *fixture) change.Change {
+			if err := os.Remove(filepath.Join(f.root, "f")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "f", Op: change.Remove, Finished: true}
+		}, 1},
+		{"a rename, whatever the index holds", func(f *fixture) change.Change {
+			return change.Change{Path: "f", OldPath: "old", Op: change.Rename, Finished: true}
+		}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			if err := f.j.Record(f.rootfd, peers, []change.Change{f.write("f", 3)}); err != nil {
+				t.Fatal(err)
+			}
+			es, err := f.j.Next("web-2", 10, nil)
+			if err != nil || len(es) != 1 {
+				t.Fatalf("first change: %v, %v", es, err)
+			}
+			if err := f.j.Done("web-2", es); err != nil {
+				t.Fatal(err)
+			}
+			seq := f.j.Seq()
+			if err := f.j.Record(f.rootfd, peers, []change.Change{tt.then(f)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.j.Stats("web-2").Files; got != tt.wantPending {
+				t.Errorf("pending after the second change: %d, want %d", got, tt.wantPending)
+			}
+			if journaled := f.j.Seq() != seq; journaled != (tt.wantPending > 0) {
+				t.Errorf("Seq moved: %v, want %v", journaled, tt.wantPending > 0)
+			}
+		})
+	}
+}
