@@ -8,13 +8,14 @@
 #   scanner         a tree of JAILSYNC_BENCH_FILES (default 1,000,000) files on
 #                   tmpfs: steady-state scan time and peak RSS, find(1) as reference
 #   replication     1 writer and 3 receivers on loopback: burst, 100 x 1 MiB,
-#                   1 x 256 MiB and single-file latency; jailsync against the
+#                   1 x 256 MiB and single-file latency (each file 50 ms after
+#                   the previous one arrived, and back to back); jailsync against the
 #                   lower bound (one rsync -a per peer after the writes), the
 #                   old script (emulated), lsyncd, clsync and Syncthing from
 #                   Debian (installed here when missing). JAILSYNC_BENCH_RUNS
 #                   (default 3) runs per figure; JAILSYNC_BENCH_ONLY=replication
-#                   skips the others. About 40 minutes on 2 cores (39 min
-#                   measured), most of it the old script and Syncthing.
+#                   skips the others. About 45 minutes on 2 cores (45 min
+#                   measured), most of it the old script, clsync and Syncthing.
 #
 # Needs root (tmpfs mounts, fanotify). Timing goals live here, never in tests.
 set -euo pipefail
