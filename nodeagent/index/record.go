@@ -38,15 +38,19 @@ func (t *Tx) RecordChanged(rootfd int, rel string) (e Entry, ok, changed bool, e
 func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
-	if lerr != nil && !errors.Is(lerr, unix.ENOENT) && !errors.Is(lerr, unix.ENOTDIR) {
+	gone := errors.Is(lerr, unix.ENOENT) || errors.Is(lerr, unix.ENOTDIR)
+	switch {
+	case lerr != nil && !gone:
 		return Entry{}, false, false, fmt.Errorf("record %q: %w", rel, lerr)
+	case gone && !onlyChanged:
+		return Entry{}, false, true, t.Delete(rel)
 	}
 	old, had, err := t.Get(rel)
 	if err != nil {
 		return Entry{}, false, false, err
 	}
-	if lerr != nil { // gone
-		if onlyChanged && !had {
+	if gone {
+		if !had {
 			return Entry{}, false, false, nil
 		}
 		return Entry{}, false, true, t.Delete(rel)

@@ -189,20 +189,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if c.Op.Has(change.Rescan) {
 				continue
 			}
-			var e index.Entry
-			var exists bool
-			var err error
-			if c.Op.Has(change.Rename) {
-				e, exists, err = itx.RecordEntry(rootfd, c.Path)
-			} else {
-				var changed bool
-				e, exists, changed, err = itx.RecordChanged(rootfd, c.Path)
-				if err == nil && !changed {
-					continue // the index holds it as it is (see Record)
-				}
-			}
+			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path)
 			if err != nil {
 				return err
+			}
+			if !changed && !c.Op.Has(change.Rename) {
+				continue // the index holds it as it is (see Record)
 			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
 				if err := itx.Record(rootfd, c.OldPath); err != nil {
