@@ -99,7 +99,8 @@ type figure struct {
 	ReceiverAgentCPUSeconds *float64 `json:"receiverAgentCpuSeconds"`
 	ReceiverAgentPeakRSSMiB *float64 `json:"receiverAgentPeakRSSMiB"`
 	// MeasuredFiles is the number of files measured when the system ran a
-	// cut workload (the old script), null when it ran the whole workload.
+	// cut workload (the old script; clsync and Syncthing back to back),
+	// null when it ran the whole workload.
 	MeasuredFiles *int `json:"measuredFiles"`
 	Extrapolated  bool `json:"extrapolated"`
 	// Error is why the figure was not measured, null when it was.
