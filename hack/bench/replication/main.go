@@ -251,7 +251,14 @@ func measure(s system, w workload, f *figure) error {
 		if err := waitFiles(r.peers, files, w.size, start.Add(10*time.Minute)); err != nil {
 			return err
 		}
-		secs := time.Since(start).Seconds()
+		end := time.Now()
+		secs := end.Sub(start).Seconds()
+		if os.Getenv("JAILSYNC_BENCH_WINDOWS") != "" {
+			// For profilers that record the whole machine (perf record -k
+			// CLOCK_REALTIME): the measured interval, in Unix seconds.
+			fmt.Fprintf(os.Stderr, "[bench] window %s %s %d.%09d %d.%09d\n", w.key, s.key,
+				start.Unix(), start.Nanosecond(), end.Unix(), end.Nanosecond())
+		}
 		if files < w.files {
 			secs *= float64(w.files) / float64(files)
 			f.Extrapolated = true
