@@ -220,7 +220,16 @@ type group struct {
 
 func (g *group) run(ctx context.Context) error {
 	// Everything that can be refused is checked before the index, the
-	// root's marker or the reserved directory are touched.
+	// root's marker or the reserved directory are touched. The daemon and
+	// the push clients are one rsync (from PATH): the daemon's minimum
+	// (3.2.0, negated "refuse options") is above the clients' (3.1,
+	// --delete-missing-args), so one check covers both. An older rsync
+	// would refuse every deletion, or accept it and delete nothing
+	// (shared/docs/rsync-and-fanotify.md).
+	version, err := rsyncd.CheckVersion(ctx, "")
+	if err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
 	daemon, err := g.daemon()
 	if err != nil {
 		return err
@@ -293,7 +302,7 @@ func (g *group) run(ctx context.Context) error {
 	eg.Go(func() error { return det.Run(ctx, changes) })
 	wakes := g.startSenders(ctx, runCtx, eg)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
-	g.log.Info("group running", "node", g.cfg.Node, "root", g.root, "daemon", g.self.daemon, "peers", len(g.peers))
+	g.log.Info("group running", "node", g.cfg.Node, "root", g.root, "daemon", g.self.daemon, "peers", len(g.peers), "rsync", version)
 	err = eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
