@@ -59,6 +59,8 @@
 //   - rsync reads option aliases from /etc/popt, /etc/popt.d and
 //     $HOME/.popt. The child runs with HOME=/nonexistent and without
 //     RSYNC_* variables; the system-wide files are not avoided.
-//   - rsync 3.1 or later is needed (CheckVersion); the output parsing
-//     expects rsync 3.1's 11-column itemize string.
+//   - rsync 3.1 or later is needed (--delete-missing-args); the output
+//     parsing expects rsync 3.1's 11-column itemize string. The agent
+//     checks at start for the daemon's higher minimum (rsyncd.CheckVersion,
+//     3.2.0), which covers the clients: both are the one rsync on PATH.
 package rsync
