@@ -254,3 +254,70 @@ func TestSender_Start_rsyncThatCannotStartBacksOff(t *testing.T) {
 type errNotYet string
 
 func (e errNotYet) Error() string { return "not yet: " + string(e) }
+
+// TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced: a file
+// rewritten while rsync reads it (the re-check after the run sees a new
+// mtime) is reported Changed and stays pending, even before any event of
+// the rewrite is journaled, so that no status or metric calls it synced;
+// once the detector journals the rewrite it goes again and the peer ends
+// with the final content. The run is slowed with BandwidthLimit so that
+// the rewrite lands while the file is in transfer.
+func TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced(t *testing.T) {
+	r := newRig(t, 2)
+	r.sender.Options.BandwidthLimit = 256 << 10
+	r.start()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i % 251)
+	}
+	r.write("big", string(data))
+	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
+	poll.Until(t, 20*time.Second, func() error {
+		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
+			return errNotYet("big in transfer on the peer")
+		}
+		return nil
+	})
+	// Rewritten in place, the size kept: rsync reads on without an error.
+	f, err := os.OpenFile(filepath.Join(r.root, "big"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("rewritten while it was sent"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var first Run
+	poll.Until(t, 30*time.Second, func() error {
+		runs := r.reported()
+		if len(runs) == 0 {
+			return errNotYet("the run of big")
+		}
+		first = runs[0]
+		return nil
+	})
+	if len(first.Changed) != 1 || first.Changed[0].Path != "big" {
+		t.Fatalf("run: changed %+v; want big (sent %+v, failures %+v)", first.Changed, first.Sent, first.Failures)
+	}
+	if st := r.journal.Stats("peer"); st.Files != 1 {
+		t.Fatalf("%d files pending after the run; want big still pending", st.Files)
+	}
+	// The detector's turn: the rewrite is journaled, and goes again.
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "big", Op: change.Write, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r.sender.Wake <- struct{}{}
+	want, err := os.ReadFile(filepath.Join(r.root, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 30*time.Second, func() error {
+		got, err := os.ReadFile(filepath.Join(r.peerRoot, "big"))
+		if err != nil || string(got) != string(want) || r.journal.Stats("peer").Files != 0 {
+			return errNotYet("the final big on the peer, and nothing pending")
+		}
+		return nil
+	})
+}
