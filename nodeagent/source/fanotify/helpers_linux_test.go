@@ -41,8 +41,13 @@ func start(t testing.TB, opts source.Options) *watcher {
 	if err != nil {
 		t.Fatalf("New(%q): %v", opts.Root, err)
 	}
+	return run(t, s)
+}
+
+// run runs s, made by New, until the test ends, as start does.
+func run(t testing.TB, s *Source) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watcher{t: t, root: opts.Root, out: make(chan change.Change, 4096)}
+	w := &watcher{t: t, root: s.root, out: make(chan change.Change, 4096)}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, w.out) }()
 	t.Cleanup(func() {

@@ -3,7 +3,6 @@
 package fanotify
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,16 +40,7 @@ func TestSource_backlogBeyondTheDefaultQueue(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(root, "last"), "x")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	out := make(chan change.Change, 4096)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	out := run(t, s).out
 	finished := make(map[string]bool, files)
 	deadline := time.After(60 * time.Second)
 	for !finished["last"] {
