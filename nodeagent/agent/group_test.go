@@ -101,3 +101,41 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+func TestDataRoot(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		path      string // spec.path
+		jail      string
+		root      string // --root
+		want      string
+		wantError string
+	}{
+		{name: "spec.path", path: dir, want: dir},
+		{name: "--root instead of spec.path", path: "/srv/www", root: dir, want: dir},
+		{name: "a symlinked root resolved", path: link, want: dir},
+		{name: "--root with a jail", path: "/srv/www", jail: "web", root: dir, wantError: "--root cannot be combined with a SyncGroup that names a jail"},
+		{name: "a missing root", path: filepath.Join(dir, "missing"), wantError: "data root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sg := &syncv1.SyncGroup{}
+			sg.Spec.Path, sg.Spec.Jail = tc.path, tc.jail
+			got, err := dataRoot(Config{Group: sg, Root: tc.root})
+			if tc.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+					t.Fatalf("dataRoot = %q, %v; want an error saying %q", got, err, tc.wantError)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("dataRoot = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -294,7 +294,7 @@ func (s *Sender) Start(ctx context.Context) error {
 			s.holdChanged(d.r.Changed)
 			s.forgetFailures(d.r.Sent)
 			if d.r.peerFailed {
-				backoff = min(max(backoff*2, s.Backoff), s.BackoffCap)
+				backoff = nextBackoff(backoff, s.Backoff, s.BackoffCap)
 				retry = time.After(backoff)
 				s.Log.Info("run to peer failed; backing off", "exit", d.r.Code, "class", d.r.Class.String(), "wait", backoff.String(),
 					"error", d.r.Err, "paths", d.r.Problems)
@@ -360,13 +360,20 @@ func (s *Sender) holdChanged(changed []journal.Entry) {
 	}
 }
 
+// nextBackoff is the wait after another failure: first, then doubled at
+// each failure, never above limit (a peer down for an hour is tried again
+// at least every limit, and catches up within one limit of its return).
+func nextBackoff(prev, first, limit time.Duration) time.Duration {
+	return min(max(prev*2, first), limit)
+}
+
 // holdFailures holds each failed entry back for its own backoff, doubled
 // at each failure of its path from Backoff up to BackoffCap. A new change
 // of the path (its Seq moves on) releases it at once.
 func (s *Sender) holdFailures(fs []Failure, now time.Time) {
 	for _, f := range fs {
 		p := f.Entry.Path
-		wait := min(max(s.failing[p].wait*2, s.Backoff), s.BackoffCap)
+		wait := nextBackoff(s.failing[p].wait, s.Backoff, s.BackoffCap)
 		s.failing[p] = failure{wait: wait}
 		s.held[p] = hold{seq: f.Entry.Seq, until: now.Add(wait)}
 	}

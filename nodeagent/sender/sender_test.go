@@ -231,3 +231,35 @@ func TestSender_gathering(t *testing.T) {
 		})
 	}
 }
+
+func TestNextBackoff(t *testing.T) {
+	const first, limit = 100 * time.Millisecond, time.Second
+	tests := []struct {
+		name       string
+		prev, want time.Duration
+	}{
+		{name: "the first failure waits first", prev: 0, want: first},
+		{name: "doubles", prev: first, want: 2 * first},
+		{name: "doubles again", prev: 4 * first, want: 8 * first},
+		{name: "capped", prev: 8 * first, want: limit},
+		{name: "stays at the cap", prev: limit, want: limit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nextBackoff(tc.prev, first, limit); got != tc.want {
+				t.Errorf("nextBackoff(%v) = %v, want %v", tc.prev, got, tc.want)
+			}
+		})
+	}
+	// A long outage: the waits double up to the cap and stay there.
+	var w time.Duration
+	for range 100 {
+		w = nextBackoff(w, first, limit)
+		if w > limit {
+			t.Fatalf("backoff %v above the cap %v", w, limit)
+		}
+	}
+	if w != limit {
+		t.Errorf("after 100 failures the wait is %v, want the cap %v", w, limit)
+	}
+}
