@@ -38,55 +38,80 @@ and, as a second YAML document, the Secret its transport.secretRef names
 
 // Run is `nodeagent run ARGS` and returns the exit code.
 func Run(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("nodeagent run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
-	config := fs.String("config", "", "SyncGroup manifest (and its transport Secret)")
-	node := fs.String("node", "", "this member's node name in the SyncGroup")
-	root := fs.String("root", "", "this node's data root instead of spec.path (several agents on one host)")
-	stateDir := fs.String("state-dir", "", "index, journal, daemon files and sockets (default /var/db/jailsync/<group>)")
-	insecure := fs.Bool("insecure", false, "run without a transport password (trusted networks only)")
-	scanInterval := fs.Duration("scan-interval", scan.DefaultInterval, "scan period where no change source exists")
-	metricsAddr := fs.String("metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
-	backoffCap := fs.Duration("retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
-	massDelete := fs.Bool("allow-mass-delete", false, "let one scan propagate deletions of more than --max-delete-share of the indexed files (after an intended wipe)")
-	deleteShare := fs.Float64("max-delete-share", scan.DefaultMaxDeleteShare, "largest share (0-1] of the indexed files that one scan may find deleted before the agent stops and asks for --allow-mass-delete")
-	profile := fs.Bool("profile", false, "serve /debug/pprof on the metrics address")
-	verbose := fs.Bool("v", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *deleteShare <= 0 || *deleteShare > 1 {
-		fmt.Fprintf(stderr, "nodeagent run: --max-delete-share %v: give a share above 0 and at most 1, such as 0.5\n", *deleteShare)
-		return 2
-	}
-	if *config == "" || *node == "" {
-		fmt.Fprintln(stderr, "nodeagent run: --config and --node are required")
-		fs.Usage()
-		return 2
+	f, code := parseRun(args, stderr)
+	if code != 0 {
+		return code
 	}
 	level := slog.LevelInfo
-	if *verbose {
+	if f.verbose {
 		level = slog.LevelDebug
 	}
 	log := logr.FromSlogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	m, err := load(ctx, *config)
+	m, err := load(ctx, f.config)
 	if err != nil {
 		fmt.Fprintf(stderr, "nodeagent run: %v\n", err)
 		return 1
 	}
-	dir := *stateDir
-	if dir == "" {
-		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
-	}
-	err = agent.Run(ctx, agent.Config{Node: *node, Group: m.Group, Password: m.Password, Insecure: *insecure,
-		Root: *root, StateDir: dir, ScanInterval: *scanInterval, MetricsAddr: *metricsAddr, RetryBackoffCap: *backoffCap, AllowMassDelete: *massDelete, MaxDeleteShare: *deleteShare, Profile: *profile, Log: log})
-	if err != nil {
+	if err := agent.Run(ctx, f.agentConfig(m, log)); err != nil {
 		log.Error(err, "agent stopped")
 		return 1
 	}
 	return 0
+}
+
+// runFlags are the flags of `nodeagent run`.
+type runFlags struct {
+	config, node, root, stateDir, metricsAddr string
+	insecure, massDelete, profile, verbose    bool
+	scanInterval, backoffCap                  time.Duration
+	deleteShare                               float64
+}
+
+// parseRun parses the flags of `nodeagent run`; a code other than 0 is the
+// exit code of a usage error, already reported on stderr.
+func parseRun(args []string, stderr io.Writer) (runFlags, int) {
+	var f runFlags
+	fs := flag.NewFlagSet("nodeagent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
+	fs.StringVar(&f.config, "config", "", "SyncGroup manifest (and its transport Secret)")
+	fs.StringVar(&f.node, "node", "", "this member's node name in the SyncGroup")
+	fs.StringVar(&f.root, "root", "", "this node's data root instead of spec.path (several agents on one host)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "index, journal, daemon files and sockets (default /var/db/jailsync/<group>)")
+	fs.BoolVar(&f.insecure, "insecure", false, "run without a transport password (trusted networks only)")
+	fs.DurationVar(&f.scanInterval, "scan-interval", scan.DefaultInterval, "scan period where no change source exists")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
+	fs.DurationVar(&f.backoffCap, "retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
+	fs.BoolVar(&f.massDelete, "allow-mass-delete", false, "let one scan propagate deletions of more than --max-delete-share of the indexed files (after an intended wipe)")
+	fs.Float64Var(&f.deleteShare, "max-delete-share", scan.DefaultMaxDeleteShare, "largest share (0-1] of the indexed files that one scan may find deleted before the agent stops and asks for --allow-mass-delete")
+	fs.BoolVar(&f.profile, "profile", false, "serve /debug/pprof on the metrics address")
+	fs.BoolVar(&f.verbose, "v", false, "log debug messages")
+	if err := fs.Parse(args); err != nil {
+		return f, 2
+	}
+	if f.deleteShare <= 0 || f.deleteShare > 1 {
+		fmt.Fprintf(stderr, "nodeagent run: --max-delete-share %v: give a share above 0 and at most 1, such as 0.5\n", f.deleteShare)
+		return f, 2
+	}
+	if f.config == "" || f.node == "" {
+		fmt.Fprintln(stderr, "nodeagent run: --config and --node are required")
+		fs.Usage()
+		return f, 2
+	}
+	return f, 0
+}
+
+// agentConfig is the agent's configuration for the group in m; the state
+// directory defaults to /var/db/jailsync/<group>.
+func (f runFlags) agentConfig(m *standalone.Manifest, log logr.Logger) agent.Config {
+	dir := f.stateDir
+	if dir == "" {
+		dir = filepath.Join("/var/db/jailsync", m.Group.Name)
+	}
+	return agent.Config{Node: f.node, Group: m.Group, Password: m.Password, Insecure: f.insecure,
+		Root: f.root, StateDir: dir, ScanInterval: f.scanInterval, MetricsAddr: f.metricsAddr, RetryBackoffCap: f.backoffCap,
+		AllowMassDelete: f.massDelete, MaxDeleteShare: f.deleteShare, Profile: f.profile, Log: log}
 }
 
 func load(ctx context.Context, path string) (*standalone.Manifest, error) {

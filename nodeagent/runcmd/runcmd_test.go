@@ -1,0 +1,72 @@
+package runcmd
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/nodeagent/scan"
+	"github.com/jailsync/jailsync/nodeagent/sender"
+	"github.com/jailsync/jailsync/nodeagent/standalone"
+)
+
+// TestParseRun: the flags of `nodeagent run` reach the agent's
+// configuration, the state directory defaults to /var/db/jailsync/<group>,
+// and usage errors exit 2 with a message.
+func TestParseRun(t *testing.T) {
+	sg := &syncv1.SyncGroup{}
+	sg.Name = "www"
+	m := &standalone.Manifest{Group: sg, Password: "secret"}
+	base := []string{"--config", "g.yaml", "--node", "web-1"}
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		says  string // in stderr, for a usage error
+		check func(t *testing.T, f runFlags)
+	}{
+		{name: "defaults", args: base, check: func(t *testing.T, f runFlags) {
+			c := f.agentConfig(m, logr.Discard())
+			if c.StateDir != "/var/db/jailsync/www" || c.MetricsAddr != "" || c.Root != "" || c.Insecure || c.AllowMassDelete ||
+				c.MaxDeleteShare != scan.DefaultMaxDeleteShare || c.RetryBackoffCap != sender.DefaultBackoffCap || c.ScanInterval != scan.DefaultInterval ||
+				c.Node != "web-1" || c.Group != sg || c.Password != "secret" {
+				t.Errorf("config %+v", c)
+			}
+			if f.config != "g.yaml" {
+				t.Errorf("config file %q", f.config)
+			}
+		}},
+		{name: "every flag", args: append(base, "--root", "/data/h1", "--state-dir", "/tmp/s1", "--metrics-bind-address", "127.0.5.9:9100",
+			"--insecure", "--allow-mass-delete", "--max-delete-share", "0.9", "--retry-backoff-cap", "3s", "--scan-interval", "7s"),
+			check: func(t *testing.T, f runFlags) {
+				c := f.agentConfig(m, logr.Discard())
+				if c.Root != "/data/h1" || c.StateDir != "/tmp/s1" || c.MetricsAddr != "127.0.5.9:9100" || !c.Insecure || !c.AllowMassDelete ||
+					c.MaxDeleteShare != 0.9 || c.RetryBackoffCap != 3*time.Second || c.ScanInterval != 7*time.Second {
+					t.Errorf("config %+v", c)
+				}
+			}},
+		{name: "no share", args: append(base, "--max-delete-share", "0"), code: 2, says: "--max-delete-share 0: give a share above 0 and at most 1"},
+		{name: "a share above 1", args: append(base, "--max-delete-share", "1.5"), code: 2, says: "at most 1"},
+		{name: "no --node", args: []string{"--config", "g.yaml"}, code: 2, says: "--config and --node are required"},
+		{name: "no --config", args: []string{"--node", "web-1"}, code: 2, says: "--config and --node are required"},
+		{name: "an unknown flag", args: append(base, "--delete-everything"), code: 2, says: "flag provided but not defined: -delete-everything"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr strings.Builder
+			f, code := parseRun(tc.args, &stderr)
+			if code != tc.code {
+				t.Fatalf("code %d, want %d; stderr:\n%s", code, tc.code, stderr.String())
+			}
+			if tc.says != "" && !strings.Contains(stderr.String(), tc.says) {
+				t.Errorf("stderr %q does not say %q", stderr.String(), tc.says)
+			}
+			if tc.check != nil {
+				tc.check(t, f)
+			}
+		})
+	}
+}
