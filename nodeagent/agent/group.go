@@ -384,7 +384,11 @@ func (g *group) detector() (*detect.Detector, error) {
 	g.status.setSource(kind)
 	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
 		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Log: g.log.WithName("detect"), AllowMassDelete: g.cfg.AllowMassDelete, MaxDeleteShare: g.cfg.MaxDeleteShare,
-		Scanned: func(reason string) { g.metrics.rescans.WithLabelValues(g.cfg.Group.Name, "", reason).Inc() }}
+		Scanned: func(reason string) {
+			for _, p := range g.peers {
+				g.metrics.rescans.WithLabelValues(g.cfg.Group.Name, p.node, reason).Inc()
+			}
+		}}
 	if ri := g.cfg.Group.Spec.ResyncInterval; ri != nil {
 		d.ResyncInterval = ri.Duration
 	}

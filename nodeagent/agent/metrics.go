@@ -39,10 +39,12 @@ func newMetrics(snapshot func() Report) *metrics {
 			Help: "Bytes rsync put on the wire to a peer (its --stats total bytes sent): what a transfer really cost."}, peer),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rsync_runs_total",
 			Help: `rsync runs to a peer by exit code; "none" for runs that failed before rsync could exit.`}, append(peer, "exit_code")),
-		// A scan looks at the local data root, for every peer at once:
-		// peer is empty. (Anti-entropy against one peer will name it.)
+		// A scan looks at the local data root, and what it finds is
+		// journaled for every peer: each scan counts once per peer, so that
+		// every series is labelled by group and peer as the others are.
+		// (Anti-entropy against one peer will count for that peer alone.)
 		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rescans_total",
-			Help: "Scans of the data root by reason; peer is empty for a scan of the local root."}, []string{"group", "peer", "reason"}),
+			Help: "Scans of the data root whose changes go to the peer, by reason; a scan of the local root counts once for every peer."}, []string{"group", "peer", "reason"}),
 	}
 	m.reg.MustRegister(progress{
 		snapshot: snapshot,

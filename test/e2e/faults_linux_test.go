@@ -203,8 +203,15 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 		}
 		ss, err := c.metrics("n1")
 		must(t, err)
-		if s := series(ss, "jailsync_rescans_total", map[string]string{"reason": "start"}); len(s) != 1 || s[0].value != 1 {
-			t.Errorf("restart after %s: n1's start-up scans %v, want 1", restart.how, s)
+		// One start-up scan, counted for each peer.
+		starts := series(ss, "jailsync_rescans_total", map[string]string{"reason": "start"})
+		if len(starts) != len(r.Peers) {
+			t.Errorf("restart after %s: n1's start-up scans %v, want one series per peer (%d)", restart.how, starts, len(r.Peers))
+		}
+		for _, s := range starts {
+			if s.value != 1 || s.labels["peer"] == "" || s.labels["group"] == "" {
+				t.Errorf("restart after %s: n1's start-up scans %s%v = %v, want 1 for a named peer and group", restart.how, s.name, s.labels, s.value)
+			}
 		}
 		for _, s := range series(ss, "jailsync_rsync_runs_total", nil) {
 			if s.value != 0 {
