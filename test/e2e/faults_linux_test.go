@@ -484,7 +484,7 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 // password (no "auth users", no secrets file), and a host that is not a
 // member is still refused.
 func TestStandalone_InsecureRunsWithoutAPassword(t *testing.T) {
-	c := startCluster(t, 3, 18515, clusterOptions{insecure: true})
+	c := startCluster(t, 3, 18535, clusterOptions{insecure: true})
 
 	refused := exec.Command(binary, "run", "--config", c.config, "--node", "n1", "--root", t.TempDir(), "--state-dir", t.TempDir())
 	out, err := refused.CombinedOutput()
