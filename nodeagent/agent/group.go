@@ -402,15 +402,23 @@ func (g *group) settle() time.Duration {
 	return 250 * time.Millisecond
 }
 
-// startSenders starts one sender per peer and returns their wake channels.
-func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []chan struct{} {
-	spec := g.cfg.Group.Spec
-	// Absolute under the chrooted module: the module root's .jailsync, whatever
-	// directory a file goes to (a relative --temp-dir is looked up from it).
+// rsyncOptions are the push clients' options for spec: its transport's
+// compress and bandwidthLimit (bytes per second), and the reserved temp
+// and partial directories, absolute under the chrooted module (the module
+// root's .jailsync, whatever directory a file goes to: a relative
+// --temp-dir is looked up from each file's directory).
+func rsyncOptions(spec syncv1.SyncGroupSpec) rsync.Options {
 	opts := rsync.Options{Compress: spec.Transport.Compress, TempDir: "/" + rsyncd.TempDir, PartialDir: "/" + rsyncd.PartialDir}
 	if bl := spec.Transport.BandwidthLimit; bl != nil {
 		opts.BandwidthLimit = bl.Value()
 	}
+	return opts
+}
+
+// startSenders starts one sender per peer and returns their wake channels.
+func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []chan struct{} {
+	spec := g.cfg.Group.Spec
+	opts := rsyncOptions(spec)
 	client := peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 30*time.Second)
 	user := rsyncd.DefaultUser
 	if g.unauthenticated() {

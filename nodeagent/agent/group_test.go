@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
 )
 
@@ -135,6 +137,31 @@ func TestDataRoot(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("dataRoot = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRsyncOptions: the transport's compress and bandwidthLimit reach every
+// push, and temp and partial files go to the reserved directory.
+func TestRsyncOptions(t *testing.T) {
+	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }
+	tests := []struct {
+		name      string
+		transport syncv1.Transport
+		compress  bool
+		limit     int64
+	}{
+		{name: "defaults"},
+		{name: "compress", transport: syncv1.Transport{Compress: true}, compress: true},
+		{name: "binary limit", transport: syncv1.Transport{BandwidthLimit: q("1Mi")}, limit: 1 << 20},
+		{name: "decimal limit", transport: syncv1.Transport{BandwidthLimit: q("10M")}, limit: 10_000_000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := rsyncOptions(syncv1.SyncGroupSpec{Transport: tc.transport})
+			if o.Compress != tc.compress || o.BandwidthLimit != tc.limit || o.TempDir != "/.jailsync/tmp" || o.PartialDir != "/.jailsync/partial" {
+				t.Errorf("options %+v; want compress %v, limit %d, the reserved temp and partial directories", o, tc.compress, tc.limit)
 			}
 		})
 	}
