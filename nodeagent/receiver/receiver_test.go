@@ -1,0 +1,170 @@
+package receiver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/detect"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+)
+
+// newReceiver returns a Receiver on a fresh root holding "a" (5 bytes,
+// with a known mtime), "dir/b", "taken", a link "out" to a directory
+// outside the root, and that outside directory's path.
+func newReceiver(t *testing.T) (*Receiver, string, string, time.Time) {
+	t.Helper()
+	base := t.TempDir()
+	root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+	for _, d := range []string{filepath.Join(root, "dir"), outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"a", "dir/b", "taken"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("12345"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mtime := time.Unix(1700000000, 123456789)
+	if err := os.Chtimes(filepath.Join(root, "a"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	return &Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Log: logr.Discard()}, root, outside, mtime
+}
+
+// TestReceiver_Rename: a rename is applied only where this member's old
+// file is the sender's (type, size, mtime) and the new name is free and
+// inside the root; anything else is refused with a reason and nothing
+// moves, so the sender sends the content instead.
+func TestReceiver_Rename(t *testing.T) {
+	tests := []struct {
+		name    string
+		rename  func(mtime time.Time) peer.Rename
+		applied bool
+		reason  string
+		moved   [2]string // old, new: must be gone, must exist when applied
+	}{
+		{name: "the same file", rename: func(m time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte("dir/a2"), Size: 5, MtimeNs: m.UnixNano()}
+		}, applied: true, moved: [2]string{"a", "dir/a2"}},
+		{name: "a directory", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("dir"), New: []byte("dir2"), Dir: true} },
+			applied: true, moved: [2]string{"dir", "dir2"}},
+		{name: "old name missing", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("nope"), New: []byte("x"), Size: 5} },
+			reason: "old name"},
+		{name: "another type", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("a"), New: []byte("x"), Size: 5, Dir: true} },
+			reason: "old name is of another type here"},
+		{name: "another size", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("a"), New: []byte("x"), Size: 6} },
+			reason: "old file differs here"},
+		{name: "another mtime", rename: func(m time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte("x"), Size: 5, MtimeNs: m.UnixNano() + 1}
+		}, reason: "old file differs here"},
+		{name: "new name taken", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("a"), New: []byte("taken"), Size: 5} },
+			reason: "new name exists here"},
+		{name: "new name through a link out of the root", rename: func(time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte("out/a"), Size: 5}
+		}, reason: "new name's directory"},
+		{name: "old name through a link out of the root", rename: func(time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("out/x"), New: []byte("x"), Size: 5}
+		}, reason: "old name"},
+		{name: "new name with ..", rename: func(time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte("../escaped"), Size: 5}
+		}, reason: "new name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, outside, mtime := newReceiver(t)
+			if err := os.WriteFile(filepath.Join(outside, "x"), []byte("12345"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := r.Rename(context.Background(), "peer", []peer.Rename{tc.rename(mtime)})
+			if len(res) != 1 || res[0].Applied != tc.applied || !strings.Contains(res[0].Reason, tc.reason) {
+				t.Fatalf("Rename = %+v; want applied %v, reason %q", res, tc.applied, tc.reason)
+			}
+			if tc.applied {
+				if _, err := os.Lstat(filepath.Join(root, tc.moved[0])); !os.IsNotExist(err) {
+					t.Errorf("%s still there: %v", tc.moved[0], err)
+				}
+				if _, err := os.Lstat(filepath.Join(root, tc.moved[1])); err != nil {
+					t.Errorf("%s missing: %v", tc.moved[1], err)
+				}
+				return
+			}
+			for _, p := range []string{filepath.Join(root, "a"), filepath.Join(root, "taken"), filepath.Join(outside, "x")} {
+				if _, err := os.Lstat(p); err != nil {
+					t.Errorf("%s moved by a refused rename: %v", p, err)
+				}
+			}
+			for _, p := range []string{filepath.Join(root, "x"), filepath.Join(outside, "a"), filepath.Join(filepath.Dir(root), "escaped")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Errorf("%s made by a refused rename", p)
+				}
+			}
+		})
+	}
+}
+
+// TestReceiver_Received: what a run confirmed is recorded as it is here
+// now (so its events are echoes); a sent path already deleted here again
+// is recorded as present, with no size, so that the held local deletion
+// is not taken for an echo and propagates; a path through a link out of
+// the root is not recorded.
+func TestReceiver_Received(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	if err := os.Remove(filepath.Join(root, "taken")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(context.Background(), "peer", "run-1", []string{"a", "taken", "out/x"}, []string{"gone"}); err != nil {
+		t.Fatal(err)
+	}
+	var a, taken, out, gone index.Entry
+	var okA, okTaken, okOut, okGone bool
+	if err := r.Index.View(func(tx *index.Tx) error {
+		var err error
+		if a, okA, err = tx.Get("a"); err != nil {
+			return err
+		}
+		if taken, okTaken, err = tx.Get("taken"); err != nil {
+			return err
+		}
+		if out, okOut, err = tx.Get("out/x"); err != nil {
+			return err
+		}
+		gone, okGone, err = tx.Get("gone")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(filepath.Join(root, "a")); err != nil || !okA || a.Size != st.Size() || !a.Mtime.Equal(st.ModTime()) {
+		t.Errorf("a recorded %+v (%v); want its lstat here", a, okA)
+	}
+	if !okTaken || taken.Size != -1 {
+		t.Errorf("taken recorded %+v (%v); want present with size -1", taken, okTaken)
+	}
+	if okOut {
+		t.Errorf("out/x recorded %+v; a path through a link out of the root must not be", out)
+	}
+	if okGone {
+		t.Errorf("gone recorded %+v; a confirmed deletion of a missing path leaves no entry", gone)
+	}
+}
