@@ -681,6 +681,22 @@ func TestStandalone_SuspendKeepsChangesInTheJournal(t *testing.T) {
 	}
 	// A running sender sends within milliseconds; a suspended one not at all.
 	time.Sleep(time.Second)
+	// What waits, in bytes and in time, in the status and the metrics.
+	size := float64(len("written while suspended"))
+	r, err := c.status("n1")
+	must(t, err)
+	ss, err := c.metrics("n1")
+	must(t, err)
+	for _, p := range r.Peers {
+		if p.PendingBytes != int64(size) || p.LagMilliseconds < 1000 {
+			t.Errorf("n1 -> %s: %d bytes pending, lag %d ms; want %v bytes, at least 1000 ms", p.Target, p.PendingBytes, p.LagMilliseconds, size)
+		}
+		by := series(ss, "jailsync_pending_bytes", map[string]string{"peer": p.Target})
+		lag := series(ss, "jailsync_lag_seconds", map[string]string{"peer": p.Target})
+		if len(by) != 1 || by[0].value != size || len(lag) != 1 || lag[0].value < 1 {
+			t.Errorf("n1 -> %s: jailsync_pending_bytes %v, jailsync_lag_seconds %v; want %v bytes, at least 1 s", p.Target, by, lag, size)
+		}
+	}
 	for _, node := range c.nodes {
 		for _, name := range []string{"from-n1", "from-n2"} {
 			owner := "n" + name[len(name)-1:]
