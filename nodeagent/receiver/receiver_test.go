@@ -72,7 +72,9 @@ func TestReceiver_Rename(t *testing.T) {
 			applied: true, moved: [2]string{"dir", "dir2"}},
 		{name: "old name missing", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("nope"), New: []byte("x"), Size: 5} },
 			reason: "old name"},
-		{name: "another type", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("a"), New: []byte("x"), Size: 5, Dir: true} },
+		{name: "another type", rename: func(time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte("x"), Size: 5, Dir: true}
+		},
 			reason: "old name is of another type here"},
 		{name: "another size", rename: func(time.Time) peer.Rename { return peer.Rename{Old: []byte("a"), New: []byte("x"), Size: 6} },
 			reason: "old file differs here"},
