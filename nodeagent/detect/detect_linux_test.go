@@ -54,14 +54,7 @@ func startRoot(t *testing.T, useFanotify, mountedRoot bool) *env {
 			t.Fatal(err)
 		}
 	}
-	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = idx.Close() })
-	if err := idx.CheckRoot(root); err != nil {
-		t.Fatal(err)
-	}
+	idx := openIndex(t, root)
 	in := &Incoming{}
 	d := &Detector{Root: root, Index: idx, Settle: 100 * time.Millisecond, ScanInterval: 200 * time.Millisecond,
 		Incoming: in, Log: logr.Discard()}
@@ -79,12 +72,28 @@ func startRoot(t *testing.T, useFanotify, mountedRoot bool) *env {
 		cancel()
 		<-e.done
 	})
+	var err error
 	e.fdRec, err = unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(e.fdRec) })
 	return e
+}
+
+// openIndex opens a fresh index for root, closed when the test ends, and
+// gives root its identity (index.CheckRoot), as the agent does at start.
+func openIndex(t *testing.T, root string) *index.Index {
+	t.Helper()
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idx.Close() })
+	if err := idx.CheckRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	return idx
 }
 
 // waitFor collects changes until one satisfies pred, failing after 10 s.

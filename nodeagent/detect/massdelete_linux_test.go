@@ -40,14 +40,7 @@ func TestDetector_MassDeletionAtStart(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			root := tmpfs.Mount(t, "size=64m")
-			idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer idx.Close()
-			if err := idx.CheckRoot(root); err != nil {
-				t.Fatal(err)
-			}
+			idx := openIndex(t, root)
 			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 			if err != nil {
 				t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/change"
-	"github.com/jailsync/jailsync/nodeagent/index"
 )
 
 // deafSource is a change source that missed everything (a kernel that
@@ -32,14 +31,7 @@ func (deafSource) SeesClose() bool { return true }
 // a file would wait for the next restart.
 func TestDetector_ResyncFindsWhatTheSourceMissed(t *testing.T) {
 	root := tmpfs.Mount(t, "size=16m")
-	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
-	if err := idx.CheckRoot(root); err != nil {
-		t.Fatal(err)
-	}
+	idx := openIndex(t, root)
 	var mu sync.Mutex
 	var reasons []string
 	d := &Detector{Root: root, Index: idx, Source: deafSource{}, Settle: 50 * time.Millisecond, ResyncInterval: 300 * time.Millisecond,
