@@ -14,10 +14,13 @@ import (
 // on one member reaches every peer in a handful of rsync runs per peer
 // (batched through --files-from), not one per file, and every file is
 // sent once per peer: the bytes synced are the files' bytes exactly (a
-// file sent twice would add its size). The paths synced may include the
-// root directory, whose times the burst changed (it goes with a run, and
-// on a loaded machine sometimes in one of its own, as the start-up scan
-// may find it), so they are the 2,000 files and at most two more.
+// file sent twice would add its size). The paths synced are the 2,000
+// files and at most two more: once in 25 runs under CPU load both peers
+// counted one extra path with no bytes (journaled with size 0: a
+// directory's times, or a file journaled before its first write and sent
+// again after it, which the peer would only ever have received whole,
+// since rsync reads the file when it runs). Which one is still open
+// (issue #5's notes); no peer was seen holding an empty file.
 func TestStandalone_BurstGoesInFewRuns(t *testing.T) {
 	c := start(t, 3, 18545)
 	data := make([]byte, 4096)
