@@ -63,15 +63,18 @@ func TestCheckStateDir(t *testing.T) {
 	}
 }
 
-func TestResolve(t *testing.T) {
-	group := func(addrs ...string) *syncv1.SyncGroup {
-		sg := &syncv1.SyncGroup{}
-		sg.Name = "www"
-		for i, a := range addrs {
-			sg.Spec.Members = append(sg.Spec.Members, syncv1.Member{Node: string(rune('a' + i)), Address: a})
-		}
-		return sg
+// testGroup is a SyncGroup "www" whose members a, b, ... have the
+// addresses addrs.
+func testGroup(addrs ...string) *syncv1.SyncGroup {
+	sg := &syncv1.SyncGroup{}
+	sg.Name = "www"
+	for i, a := range addrs {
+		sg.Spec.Members = append(sg.Spec.Members, syncv1.Member{Node: string(rune('a' + i)), Address: a})
 	}
+	return sg
+}
+
+func TestResolve(t *testing.T) {
 	tests := []struct {
 		name     string
 		addrs    []string
@@ -87,7 +90,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			self, peers, err := resolve(Config{Group: group(tc.addrs...), Node: tc.node})
+			self, peers, err := resolve(Config{Group: testGroup(tc.addrs...), Node: tc.node})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("resolve = %v, want an error saying %q", err, tc.wantErr)

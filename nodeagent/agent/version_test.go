@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 
-	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
@@ -49,9 +48,7 @@ func TestRun_refusesAnUnusableRsync(t *testing.T) {
 			if err := os.Mkdir(root, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			sg := &syncv1.SyncGroup{}
-			sg.Name = "www"
-			sg.Spec.Members = []syncv1.Member{{Node: "a", Address: "127.0.13.2:18900"}, {Node: "b", Address: "127.0.13.3:18900"}}
+			sg := testGroup("127.0.13.2:18900", "127.0.13.3:18900")
 			// Bounded: an agent that did not refuse would run until then.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
