@@ -129,8 +129,8 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 		switch {
 		case c.Finished:
 			delete(co.pending, d.path)
-		case co.settles(e) && !now.Before(e.last.Add(co.Settle)):
-			c.Finished = true // quiet for the settle period
+		case co.settles(e) && !now.Before(e.last.Add(co.Settle)) && !co.held(d.path):
+			c.Finished = true // quiet for the settle period, and no writer seen
 			delete(co.pending, d.path)
 		case co.Probe != nil && now.Before(e.first.Add(co.maxHold())):
 			if done, known := co.Probe(d.path); known && done {
@@ -150,6 +150,17 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// held reports whether Probe knows that a writer holds path: a quiet
+// change does not settle then. A writer that has the file open but has
+// not written (yet) makes no change to wait for.
+func (co *Coalescer) held(path string) bool {
+	if co.Probe == nil {
+		return false
+	}
+	done, known := co.Probe(path)
+	return known && !done
 }
 
 // Next returns when the next change becomes ready, if any is pending.

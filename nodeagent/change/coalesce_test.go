@@ -177,21 +177,29 @@ func TestCoalescer_RunFlushesOnClose(t *testing.T) {
 	}
 }
 
+// TestCoalescer_ProbesUnfinishedChanges: an unfinished change is probed
+// after a quiet probe interval, and a change that would settle (a scan's)
+// settles only if the probe does not know of a writer: a file created but
+// not yet opened for writing by its creator is quiet, then held.
 func TestCoalescer_ProbesUnfinishedChanges(t *testing.T) {
 	tests := []struct {
-		name  string
-		probe func(string) (bool, bool)
-		want  string // what is ready one probe interval after the last event
+		name   string
+		settle bool // the change is a scan's (NeedsSettle)
+		probe  func(string) (bool, bool)
+		want   string // what is ready one probe interval after the last event
 	}{
-		{"a lost close: the probe finds no writer", func(string) (bool, bool) { return true, true }, "[a:write:true]"},
-		{"a writer still holds it", func(string) (bool, bool) { return false, true }, "[]"},
-		{"the system cannot tell", func(string) (bool, bool) { return false, false }, "[]"},
+		{"a lost close: the probe finds no writer", false, func(string) (bool, bool) { return true, true }, "[a:write:true]"},
+		{"a writer still holds it", false, func(string) (bool, bool) { return false, true }, "[]"},
+		{"the system cannot tell", false, func(string) (bool, bool) { return false, false }, "[]"},
+		{"settled, no writer", true, func(string) (bool, bool) { return true, true }, "[a:write:true]"},
+		{"quiet, but a writer holds it: not settled", true, func(string) (bool, bool) { return false, true }, "[]"},
+		{"settled where the system cannot tell", true, func(string) (bool, bool) { return false, false }, "[a:write:true]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			co := &Coalescer{Settle: 100 * time.Millisecond, Probe: tc.probe}
 			t0 := time.Unix(1_700_000_000, 0)
-			co.Add(Change{Path: "a", Op: Write}, t0)
+			co.Add(Change{Path: "a", Op: Write, NeedsSettle: tc.settle}, t0)
 			if got := co.Ready(t0.Add(50*time.Millisecond), nil); len(got) != 0 {
 				t.Fatalf("ready before the probe interval: %+v", got)
 			}

@@ -33,6 +33,47 @@ type env struct {
 	in    *Incoming
 }
 
+// TestDetector_NewFileBeforeItsWriterOpens: a file whose creator opens it
+// for writing a moment after creating it (open(2) with O_CREAT announces
+// the file before it takes write access; widened here with mknod(2) and a
+// pause) is not ready before its writer closes it; a file made without
+// write access and never written is ready too, by the probe.
+func TestDetector_NewFileBeforeItsWriterOpens(t *testing.T) {
+	e := start(t, true)
+	late, empty := filepath.Join(e.root, "late"), filepath.Join(e.root, "empty")
+	if err := unix.Mknod(empty, unix.S_IFREG|0o644, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(late, unix.S_IFREG|0o644, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the creator, preempted before its open
+	f, err := os.OpenFile(late, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := range 5 {
+		if _, err := fmt.Fprintf(f, "line %d\n", i); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.waitFor("the empty file made without write access", func(c change.Change) bool {
+		return c.Path == "empty" && c.Finished && c.Op.Has(change.Create)
+	})
+	e.drain()
+	for _, c := range e.seen {
+		if c.Path == "late" {
+			t.Fatalf("late reported before its writer closed it: %v", describe(e.seen))
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("late after its close", finishedWrite("late"))
+}
+
 // start runs a detector on a fresh tmpfs root, with fanotify as its source
 // when useFanotify, else the scanner alone.
 func start(t *testing.T, useFanotify bool) *env { return startRoot(t, useFanotify, false) }

@@ -307,6 +307,13 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 	switch {
 	case old == nil && isDir:
 		c.Op, c.Finished = change.Mkdir, true
+	case old == nil && d.e.Mode.IsRegular() && d.e.Size == 0:
+		// A new empty file, nothing written: its creator may not have
+		// opened it for writing yet (open(2) with O_CREAT makes the file
+		// before it takes write access), so a lease cannot tell it
+		// finished. It settles, and the coalescer's probe has the last
+		// word.
+		c.Op = change.Create
 	case old == nil:
 		c.Op = change.Create | change.Write
 	case old.Mode.Type() != d.e.Mode.Type():

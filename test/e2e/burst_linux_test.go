@@ -13,15 +13,13 @@ import (
 // TestStandalone_BurstGoesInFewRuns: a burst of 2,000 small files written
 // on one member reaches every peer in a handful of rsync runs per peer
 // (batched through --files-from), not one per file, and every file is
-// sent once per peer: the bytes synced are the files' bytes exactly (a
-// file sent twice would add its size). The paths synced are the 2,000
-// files and at most two more: once in 25 runs under CPU load both peers
-// counted one extra path with no bytes (journaled with size 0: a
-// directory's times, or a file journaled before its first write and sent
-// again after it; if a run read it before that write, a peer held it empty
-// for a moment). Which one is still open (issue #5's notes): 18 more runs
-// under load with an inotify watch on a peer neither repeated the extra
-// path nor saw an empty file arrive.
+// sent once per peer: 2,000 paths synced, and the bytes synced are the
+// files' bytes exactly (a file sent twice would add its size or a path).
+// Once, under CPU load, both peers counted 2,001 paths with the right
+// bytes, most likely a file announced by its creation before its writer
+// had opened it, taken as finished, sent empty and sent again after its
+// close (the fanotify source and the scanner now leave a new empty file
+// unfinished: TestDetector_NewFileBeforeItsWriterOpens).
 func TestStandalone_BurstGoesInFewRuns(t *testing.T) {
 	c := start(t, 3, 18545)
 	data := make([]byte, 4096)
@@ -39,9 +37,9 @@ func TestStandalone_BurstGoesInFewRuns(t *testing.T) {
 		for _, peer := range []string{"n2", "n3"} {
 			f := series(ss, "jailsync_files_synced_total", map[string]string{"peer": peer})
 			b := series(ss, "jailsync_bytes_synced_total", map[string]string{"peer": peer})
-			if len(f) != 1 || f[0].value < 2000 || f[0].value > 2002 || len(b) != 1 || b[0].value != 2000*4096 {
+			if len(f) != 1 || f[0].value != 2000 || len(b) != 1 || b[0].value != 2000*4096 {
 				r, _ := c.status("n1") // for the failure message: pending counts, last errors
-				return fmt.Errorf("n1 -> %s: jailsync_files_synced_total %v, jailsync_bytes_synced_total %v; want 2,000 files (and at most the root twice), 2,000 x 4,096 bytes (runs %v; n1's status %+v)", peer, f, b,
+				return fmt.Errorf("n1 -> %s: jailsync_files_synced_total %v, jailsync_bytes_synced_total %v; want 2,000 files, 2,000 x 4,096 bytes (runs %v; n1's status %+v)", peer, f, b,
 					series(ss, "jailsync_rsync_runs_total", map[string]string{"peer": peer}), r)
 			}
 		}

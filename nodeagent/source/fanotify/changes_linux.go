@@ -29,6 +29,7 @@ type pathState struct {
 	noWriter bool
 	id       fileID
 	nlink    uint64
+	size     int64
 }
 
 // classify maps the merged mask of an event other than FAN_RENAME and the
@@ -67,11 +68,25 @@ func classify(mask uint64, st pathState) (change.Op, bool) {
 		// wait for: they are finished when made.
 		return op, true
 	}
+	if mask&unix.FAN_CREATE != 0 && mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) == 0 && st.nlink < 2 && st.size == 0 {
+		// A new empty file with nothing written yet: the lease cannot tell
+		// whether its creator will write. open(2) with O_CREAT queues
+		// FAN_CREATE as soon as the inode exists and takes write access
+		// only after it (fs/namei.c, open_last_lookups: fsnotify_create
+		// before do_open), so a writer preempted in between holds no write
+		// access when the lease is tried, and its file would go out empty
+		// or half-written. Its FAN_CLOSE_WRITE finishes it; a file made
+		// without write access (mknod(2), O_CREAT|O_RDONLY) is finished by
+		// the detector's probe a moment later. A new name of an existing
+		// file (link(2)) has two links or more, or content, and no writer
+		// to wait for.
+		return op, false
+	}
 	// A regular file is finished when no writer has it open, whatever the
-	// event: FAN_CLOSE_WRITE is the usual one, but a hard link, a file
-	// created without write access, truncate(2) and an mtime-only
-	// utimensat(2) (both FAN_MODIFY) come without a close. While a writer
-	// has it open, the FAN_CLOSE_WRITE of its last close is still to come.
+	// event: FAN_CLOSE_WRITE is the usual one, but a hard link, truncate(2)
+	// and an mtime-only utimensat(2) (both FAN_MODIFY) come without a
+	// close. While a writer has it open, the FAN_CLOSE_WRITE of its last
+	// close is still to come.
 	return op, st.noWriter
 }
 
@@ -187,7 +202,7 @@ func stat(abs string, mask uint64) (pathState, error) {
 	if err != nil {
 		return pathState{}, err
 	}
-	ps := pathState{exists: true, id: fileID{dev: st.Dev, ino: st.Ino}, nlink: uint64(st.Nlink)}
+	ps := pathState{exists: true, id: fileID{dev: st.Dev, ino: st.Ino}, nlink: uint64(st.Nlink), size: st.Size}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		ps.kind = kindDir

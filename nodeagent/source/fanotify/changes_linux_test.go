@@ -23,7 +23,9 @@ func TestClassify(t *testing.T) {
 	}
 	var (
 		gone     = pathState{}
-		closed   = pathState{exists: true, kind: kindRegular, noWriter: true}
+		closed   = pathState{exists: true, kind: kindRegular, noWriter: true, nlink: 1}
+		linked   = pathState{exists: true, kind: kindRegular, noWriter: true, nlink: 2}
+		written  = pathState{exists: true, kind: kindRegular, noWriter: true, nlink: 1, size: 4096}
 		writing  = pathState{exists: true, kind: kindRegular}
 		dir      = pathState{exists: true, kind: kindDir}
 		nonRegul = pathState{exists: true, kind: kindOther}
@@ -41,13 +43,16 @@ func TestClassify(t *testing.T) {
 		{"merged 0x30c, made again and closed", merged, closed, change.Create | change.Write | change.Attrib, true},
 		{"write to a file gone since", unix.FAN_MODIFY, gone, change.Remove, true},
 		{"created, writer still open", unix.FAN_CREATE, writing, change.Create, false},
-		{"created, closed before read", unix.FAN_CREATE, closed, change.Create, true},
+		{"created, no writer yet: its open may follow (create-to-open window)", unix.FAN_CREATE, closed, change.Create, false},
+		{"created and written, closed before read", unix.FAN_CREATE | unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE, closed, change.Create | change.Write, true},
+		{"replaced by a new file, no writer yet", unix.FAN_DELETE | unix.FAN_CREATE, closed, change.Create, false},
 		{"modify, writer open", unix.FAN_MODIFY, writing, change.Write, false},
 		{"modify without a writer: truncate(2)", unix.FAN_MODIFY, closed, change.Write, true},
 		{"close, another writer open", unix.FAN_CLOSE_WRITE, writing, change.Write, false},
 		{"close of the last writer", unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE, closed, change.Write, true},
 		{"chmod", unix.FAN_ATTRIB, closed, change.Attrib, true},
-		{"hard link", unix.FAN_CREATE, closed, change.Create, true},
+		{"hard link", unix.FAN_CREATE, linked, change.Create, true},
+		{"hard link, the first name removed since", unix.FAN_CREATE, written, change.Create, true},
 		{"mkdir", unix.FAN_CREATE | unix.FAN_ONDIR, dir, change.Mkdir, true},
 		{"directory attributes", unix.FAN_ATTRIB | unix.FAN_ONDIR, dir, change.Attrib, true},
 		{"symlink, fifo: no close to wait for", unix.FAN_CREATE, nonRegul, change.Create, true},

@@ -17,9 +17,13 @@
 // A regular file's change is Finished only when no process has it open for
 // writing, checked with a read lease (fcntl(2) F_SETLEASE), so a file with
 // two writers is not finished when the first one closes, and a truncate(2)
-// or a hard link, which have no close, are. The close of a file with
-// several names is reported under the name it was opened by; it finishes
-// the other names reported unfinished meanwhile.
+// or a hard link, which have no close, are. A new empty file is never
+// finished by its creation alone: open(2) with O_CREAT announces the file
+// before it takes write access, so in that moment no lease can tell that a
+// writer is coming; its close finishes it, or, for a file made without
+// write access (mknod(2)), the detector's probe a moment later. The close
+// of a file with several names is reported under the name it was opened
+// by; it finishes the other names reported unfinished meanwhile.
 //
 // FAN_RENAME pairs a rename's old and new names. It is reported as a
 // Rename when the new name still holds the object moved (Rename|Subtree for

@@ -107,6 +107,13 @@ func checkFinalState(t *testing.T, root string, seen []change.Change) {
 	}
 	for p, regular := range exists {
 		c, ok := lastAbout(seen, p)
+		if regular && ok && c.Path == p && !c.Finished && c.Op == change.Create && isEmpty(t, filepath.Join(root, p)) {
+			// An empty file last seen created (a link to an empty file
+			// whose first name was removed since): the source cannot tell
+			// it from a file whose writer has yet to open it; the
+			// detector's probe finishes it (classify).
+			continue
+		}
 		if !ok || saysGone(c, p) || regular && c.Path == p && !c.Finished {
 			t.Errorf("%q exists, last reported by %s", p, show(c))
 		}
@@ -152,4 +159,11 @@ func saysGone(c change.Change, p string) bool {
 // under reports whether p is strictly below dir.
 func under(p, dir string) bool {
 	return dir != "" && (dir == "." || strings.HasPrefix(p, dir+"/"))
+}
+
+func isEmpty(t *testing.T, p string) bool {
+	t.Helper()
+	st, err := os.Lstat(p)
+	must(t, err)
+	return st.Size() == 0
 }

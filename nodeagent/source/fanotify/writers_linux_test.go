@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/source"
 )
@@ -100,4 +102,33 @@ func TestSource_hardLinkWriter(t *testing.T) {
 	expect(t, w.sync(root),
 		want{path: "a", op: change.Write, fin: yes},
 		want{path: "b", op: change.Write, fin: yes})
+}
+
+// TestSource_createdBeforeItsWriterOpens widens the moment between a new
+// file's FAN_CREATE and its creator's open for writing (open(2) with
+// O_CREAT queues the event before it takes write access): the file is made
+// without write access, then opened and written. Its creation is not
+// reported finished, since nothing tells a file that stays empty from one
+// whose writer is on its way; only the close is.
+func TestSource_createdBeforeItsWriterOpens(t *testing.T) {
+	root := mountTmpfs(t)
+	w := start(t, source.Options{Root: root})
+	name := filepath.Join(root, "late")
+	must(t, unix.Mknod(name, unix.S_IFREG|0o644, 0))
+	w.waitFor("the creation of late", func(c change.Change) bool { return c.Path == "late" && c.Op.Has(change.Create) })
+
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	must(t, err)
+	defer f.Close()
+	_, err = f.WriteString("half")
+	must(t, err)
+	w.waitFor("unfinished write of late", is("late", change.Write, false))
+	beforeClose := len(w.seen)
+	must(t, f.Close())
+	w.waitFor("finished write of late after the close", is("late", change.Write, true))
+	for _, c := range w.seen[:beforeClose] {
+		if c.Path == "late" && c.Finished {
+			t.Errorf("finished before its writer closed it: %s", show(c))
+		}
+	}
 }
