@@ -441,6 +441,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		}
 		wakes = append(wakes, s.Wake)
 		g.senders = append(g.senders, s)
+		g.status.watch(p.node, s.Transferring)
 		eg.Go(func() error {
 			if spec.Suspend {
 				<-ctx.Done()

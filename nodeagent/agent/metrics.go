@@ -51,7 +51,7 @@ func newMetrics(snapshot func() Report) *metrics {
 		files: prometheus.NewDesc("jailsync_pending_files",
 			"Paths journaled for a peer and not yet confirmed on it.", peer, nil),
 		bytes: prometheus.NewDesc("jailsync_pending_bytes",
-			"File bytes journaled for a peer and not yet confirmed on it.", peer, nil),
+			"File bytes journaled for a peer and not yet sent to it: not yet confirmed, less what runs in flight carrying a large file have already carried.", peer, nil),
 		lag: prometheus.NewDesc("jailsync_lag_seconds",
 			"Age of the oldest change not yet confirmed on a peer; 0 when nothing is pending.", peer, nil),
 	}, m.filesSynced, m.bytesSynced, m.bytesSent, m.runs, m.rescans,

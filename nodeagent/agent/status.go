@@ -81,6 +81,9 @@ type Status struct {
 	peers   map[string]*syncv1.PeerStatus
 	order   []string
 	changes int64
+	// transferring tells, per peer, what its runs in flight have carried
+	// so far (sender.Sender.Transferring).
+	transferring map[string]func() int64
 }
 
 func newStatus(group, node string, peers []string, j *journal.Journal) *Status {
@@ -89,6 +92,18 @@ func newStatus(group, node string, peers []string, j *journal.Journal) *Status {
 		s.peers[p] = &syncv1.PeerStatus{Source: node, Target: p}
 	}
 	return s
+}
+
+// watch has the pending bytes of peer count what its runs in flight have
+// already carried (f) as sent: a large file's pendingBytes then fall while
+// it is in transfer, not only when its run is confirmed.
+func (s *Status) watch(peer string, f func() int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.transferring == nil {
+		s.transferring = make(map[string]func() int64)
+	}
+	s.transferring[peer] = f
 }
 
 func (s *Status) setSource(k syncv1.AuditSource) {
@@ -140,7 +155,7 @@ func (s *Status) report(r sender.Run) {
 }
 
 // Snapshot returns the current report, pending counts and lag read from
-// the journal.
+// the journal; pending bytes less what runs in flight have carried (watch).
 func (s *Status) Snapshot() Report {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -149,6 +164,9 @@ func (s *Status) Snapshot() Report {
 		p := *s.peers[name]
 		st := s.journal.Stats(name)
 		p.PendingFiles, p.PendingBytes = st.Files, st.Bytes
+		if f := s.transferring[name]; f != nil {
+			p.PendingBytes = max(0, p.PendingBytes-f())
+		}
 		p.LagMilliseconds = 0
 		if oldest, ok := s.journal.Oldest(name); ok {
 			p.LagMilliseconds = time.Since(oldest).Milliseconds()

@@ -132,4 +132,17 @@ func TestStatus_report(t *testing.T) {
 	if c := s.Snapshot().Peers[1]; c.FilesSynced != 0 || c.LastError != "" || c.LastSyncTime != nil {
 		t.Errorf("c: %+v; want untouched by b's runs", c)
 	}
+
+	// What b's runs in flight have carried counts as sent, never below 0.
+	var carried int64
+	s.watch("b", func() int64 { return carried })
+	for _, tc := range []struct{ carried, want int64 }{{0, 5}, {3, 2}, {5, 0}, {7, 0}} {
+		carried = tc.carried
+		if p := s.Snapshot().Peers[0]; p.PendingBytes != tc.want || p.PendingFiles != 1 {
+			t.Errorf("%d bytes carried: pending %d files, %d bytes; want 1, %d", tc.carried, p.PendingFiles, p.PendingBytes, tc.want)
+		}
+	}
+	if c := s.Snapshot().Peers[1]; c.PendingBytes != 5 {
+		t.Errorf("c: pending %d bytes; b's runs count for b only", c.PendingBytes)
+	}
 }

@@ -72,6 +72,13 @@ type Options struct {
 	// meanwhile is still Vanished, by its absence from rsync's output.
 	// Delete always checks.
 	Checked bool
+	// Progress, when set, is told during a Push how many bytes of the
+	// listed files rsync has gone through so far in this run
+	// (--info=progress2: the total of the files transferred and the
+	// offset in the current one, about once a second and after each
+	// file). For runs that take long enough to watch: rsync then also
+	// prints a line per file, which a burst of small files would pay for.
+	Progress func(transferred int64)
 }
 
 // Defaults for the zero Options timeouts.
@@ -150,6 +157,9 @@ func buildArgs(t Target, o Options, m mode) ([]string, error) {
 	}
 	if o.Compress {
 		args = append(args, "--compress")
+	}
+	if o.Progress != nil && m == modePush {
+		args = append(args, "--info=progress2")
 	}
 	return append(args, ".", url), nil
 }

@@ -19,6 +19,7 @@ func TestBuildArgs_Push(t *testing.T) {
 		BandwidthLimit: 1 << 20, Compress: true,
 		ConnectTimeout: 1500 * time.Millisecond, IOTimeout: 30 * time.Second,
 		TempDir: ".jailsync/tmp", PartialDir: "/.jailsync/partial", DelayUpdates: true,
+		Progress: func(int64) {},
 	}
 	got, err := buildArgs(tg, o, modePush)
 	if err != nil {
@@ -35,7 +36,7 @@ func TestBuildArgs_Push(t *testing.T) {
 		"--sockopts=TCP_NODELAY", "--contimeout=2", "--timeout=30",
 		"--address=192.0.2.1",
 		"--temp-dir=.jailsync/tmp", "--partial-dir=/.jailsync/partial", "--delay-updates",
-		"--bwlimit=1024", "--compress",
+		"--bwlimit=1024", "--compress", "--info=progress2",
 		".", "rsync://agent@192.0.2.7:873/data/",
 	}
 	if !slices.Equal(got, want) {
@@ -50,7 +51,7 @@ func TestBuildArgs_Push(t *testing.T) {
 
 func TestBuildArgs_DeleteAndDefaults(t *testing.T) {
 	tg := Target{Addr: netip.MustParseAddrPort("[2001:db8::5]:18600"), Module: "m"}
-	got, err := buildArgs(tg, Options{BandwidthLimit: 100}, modeDelete)
+	got, err := buildArgs(tg, Options{BandwidthLimit: 100, Progress: func(int64) {}}, modeDelete)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestBuildArgs_DeleteAndDefaults(t *testing.T) {
 			t.Errorf("args lack %s: %q", want, got)
 		}
 	}
-	for _, bad := range []string{"--ignore-missing-args", "--delete", "--compress", "--recursive"} {
+	for _, bad := range []string{"--ignore-missing-args", "--delete", "--compress", "--recursive", "--info=progress2"} {
 		if slices.Contains(got, bad) {
 			t.Errorf("args hold %s", bad)
 		}

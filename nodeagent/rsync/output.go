@@ -42,17 +42,26 @@ const maxLine = 64 << 10
 // paths go into the returned map by index; the others (implied parent
 // directories, the contents of a deleted directory, the root ".") are
 // counted. A directory rsync could not delete is returned as an error.
-func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, map[int]pathError, error) {
+// With --info=progress2, each progress line's byte count goes to progress
+// (when not nil).
+func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, int, stats, map[int]pathError, error) {
 	items := make(map[int]item)
 	errs := make(map[int]pathError)
 	var other int
 	var st stats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxLine)
+	sc.Split(scanLines)
 	for sc.Scan() {
 		line := sc.Text()
 		rest, ok := strings.CutPrefix(line, itemPrefix)
 		if !ok {
+			if n, ok := progressBytes(line); ok {
+				if progress != nil {
+					progress(n)
+				}
+				continue
+			}
 			st.parse(line)
 			// rsync prints this one as information (delete.c).
 			if strings.HasPrefix(line, "cannot delete non-empty directory: ") {
@@ -77,6 +86,37 @@ func parseItems(r io.Reader, ix pathIndex) (map[int]item, int, stats, map[int]pa
 		return items, other, st, errs, fmt.Errorf("read rsync output: %w", err)
 	}
 	return items, other, st, errs, nil
+}
+
+// scanLines splits rsync's standard output into lines ended by '\n' or
+// '\r': a progress line (--info=progress2) starts with '\r' and is
+// rewritten in place by the next one. Neither byte can be part of an
+// itemized line: rsync escapes control characters in names (see unescape).
+func scanLines(data []byte, atEOF bool) (int, []byte, error) {
+	for i, b := range data {
+		if b == '\n' || b == '\r' {
+			return i + 1, data[:i], nil
+		}
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// progressBytes reads a progress line, "   8388608  99%    4.10MB/s
+// 0:00:01 (xfr#1, to-chk=1/3)" (progress.c, rprint_progress): the bytes
+// gone through so far, as plain digits with --no-human-readable.
+func progressBytes(line string) (int64, bool) {
+	fields := strings.Fields(line)
+	if len(fields) < 2 || !strings.HasSuffix(fields[1], "%") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.ReplaceAll(fields[0], ",", ""), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
 }
 
 // parseItem splits "%i %l %b %n" and decodes the name.

@@ -1,15 +1,23 @@
 package rsync
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
 
+// TestParseItems reads an output as rsync 3.2 prints it with the agent's
+// --out-format, --stats and, for a long run, --info=progress2 (its
+// progress lines start with '\r', the last one of a file ends with
+// '\n'; taken from a real run).
 func TestParseItems(t *testing.T) {
 	ix := pathIndex{"#hash": 0, "new\nline": 1, "a/b": 2, `lit\#012x`: 3, "d": 4, "gone": 5}
 	out := strings.Join([]string{
 		"jailsync1 .d..t...... 4096 0 ./",
+		"\r          32768   0%    0.00kB/s    0:00:00  \r        4325376  51%    4.01MB/s    0:00:00  " +
+			"\r        8388608  99%    4.10MB/s    0:00:01 (xfr#1, to-chk=1/3)",
 		"jailsync1 <f+++++++++ 2 45 #hash",
+		"\r        8388618 100%    4.10MB/s    0:00:01 (xfr#2, to-chk=0/3)",
 		`jailsync1 <f.st...... 8 51 new\#012line`,
 		"jailsync1 cd+++++++++ 4096 0 a/",
 		"jailsync1 .f          3 0 a/b",
@@ -22,9 +30,13 @@ func TestParseItems(t *testing.T) {
 		"Total bytes sent: 1,675",
 		"Total bytes received: 199",
 	}, "\n") + "\n"
-	items, other, st, _, err := parseItems(strings.NewReader(out), ix)
+	var progress []int64
+	items, other, st, _, err := parseItems(strings.NewReader(out), ix, func(n int64) { progress = append(progress, n) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []int64{32768, 4325376, 8388608, 8388618}; !slices.Equal(progress, want) {
+		t.Errorf("progress %v, want %v", progress, want)
 	}
 	want := map[int]Outcome{0: Sent, 1: Sent, 2: Unchanged, 3: Updated, 4: Deleted}
 	for i, o := range want {

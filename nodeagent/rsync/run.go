@@ -79,7 +79,11 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 			return res, err
 		}
 	}
-	out, err := p.finish(ctx, root, l)
+	var progress func(int64)
+	if m == modePush {
+		progress = o.Progress
+	}
+	out, err := p.finish(ctx, root, l, progress)
 	res.Exited = p.cmd.ProcessState != nil
 	res.Code, res.Stderr, res.Other = out.code, out.stderr, out.other
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
@@ -203,7 +207,7 @@ func (p *proc) kill() {
 
 // finish gives the process its list and reads its output until it exits.
 // When ctx ends the process gets SIGTERM, then SIGKILL after killGrace.
-func (p *proc) finish(ctx context.Context, root string, l listing) (output, error) {
+func (p *proc) finish(ctx context.Context, root string, l listing, progress func(int64)) (output, error) {
 	defer p.stdout.Close()
 	defer p.stderr.Close()
 	stop := context.AfterFunc(ctx, func() {
@@ -228,7 +232,7 @@ func (p *proc) finish(ctx context.Context, root string, l listing) (output, erro
 		out.errs, out.stderr, errErr = parseErrors(p.stderr, l.index, roots(root))
 		_, _ = io.Copy(io.Discard, p.stderr)
 	})
-	items, other, st, infoErrs, outErr := parseItems(p.stdout, l.index)
+	items, other, st, infoErrs, outErr := parseItems(p.stdout, l.index, progress)
 	_, _ = io.Copy(io.Discard, p.stdout)
 	wg.Wait()
 	<-p.exited

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -122,6 +123,10 @@ type Sender struct {
 	// in flight, which end with RunContext (the agent gives them a few
 	// seconds to drain on SIGTERM).
 	RunContext context.Context
+
+	// transferring is what the runs in flight that report progress have
+	// carried so far (Transferring).
+	transferring atomic.Int64
 
 	mu       sync.Mutex
 	inflight *inflight
@@ -659,8 +664,19 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var changed map[string]bool // sends whose files changed during the run
 	var linksSent []string
 	if len(b.sends) > 0 {
+		o := s.runOptions(b)
+		if b.large() {
+			// A large file takes long enough to watch: what it has
+			// carried counts as progress until its entries are done.
+			var last int64
+			o.Progress = func(n int64) {
+				s.transferring.Add(n - last)
+				last = n
+			}
+			defer func() { s.transferring.Add(-last) }()
+		}
 		push := func(ctx context.Context, files []string) (rsync.Result, error) {
-			return rsync.Push(ctx, s.Root, files, s.Target, s.runOptions(b))
+			return rsync.Push(ctx, s.Root, files, s.Target, o)
 		}
 		if w != nil {
 			push, w = w.Push, nil // used up by its push
@@ -726,6 +742,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	r.Duration = time.Since(start)
 	return r
 }
+
+// Transferring is how many bytes of their files the runs in flight have
+// carried to the peer so far, as rsync reports it (--info=progress2),
+// until each run's entries are done in the journal. Only runs that carry a
+// large file report progress: a run of small files ends within moments,
+// and its progress lines would cost the burst. Safe for concurrent use.
+func (s *Sender) Transferring() int64 { return s.transferring.Load() }
 
 // failures are the entries neither confirmed (done) nor changed during
 // the run, with rsync's reason for each where it gave one.

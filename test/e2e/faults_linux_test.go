@@ -397,6 +397,49 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 	c.converged("n1")
 }
 
+// TestStandalone_LargeFileShowsProgress: while a large file is in
+// transfer (24 MiB at 8 MiB/s, about 3 s), `nodeagent status` shows its
+// pending bytes falling before the run ends and is confirmed, the file
+// still pending; once it is on the peers, nothing is pending.
+func TestStandalone_LargeFileShowsProgress(t *testing.T) {
+	c := startSpec(t, 3, 18555, "", "    bandwidthLimit: 8Mi\n")
+	const size = 24 << 20
+	big := make([]byte, size)
+	for i := range big {
+		big[i] = byte(i * 13)
+	}
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
+	var seen []int64
+	poll.Until(t, 20*time.Second, func() error {
+		r, err := c.status("n1")
+		if err != nil {
+			return err
+		}
+		for _, p := range r.Peers {
+			if p.Target == "n2" && p.PendingFiles == 1 {
+				seen = append(seen, p.PendingBytes)
+				if p.PendingBytes > 0 && p.PendingBytes < size {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no transfer to n2 in progress yet (pending bytes seen with the file pending: %v)", seen)
+	})
+	c.converged("n1")
+	poll.Until(t, 10*time.Second, func() error {
+		r, err := c.status("n1")
+		if err != nil {
+			return err
+		}
+		for _, p := range r.Peers {
+			if p.PendingFiles != 0 || p.PendingBytes != 0 {
+				return fmt.Errorf("%s: %d files, %d bytes pending after the file arrived", p.Target, p.PendingFiles, p.PendingBytes)
+			}
+		}
+		return nil
+	})
+}
+
 func TestStandalone_SlowWriterNeverHalfWrittenOnPeers(t *testing.T) {
 	c := start(t, 3, 18590)
 	f, err := os.Create(filepath.Join(c.roots["n1"], "slow.log"))
