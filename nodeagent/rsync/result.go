@@ -139,6 +139,14 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome, r.Reason = Vanished, pe.reason
 	case hasErr:
 		r.Outcome, r.Reason = Failed, pe.reason
+	case hasItem && itemOutcome(it.change) == Sent && !ranToTheEnd(code):
+		// The client logs a sent file when it has sent the data, before
+		// the receiver has checked it and put it in place; a run cut
+		// short (signal, connection lost, timeout) may have lost it on
+		// the way. What the peer's side reported (unchanged, attributes,
+		// links, deletions) it did before saying so, and stands.
+		r.Outcome = Unconfirmed
+		r.Reason = fmt.Sprintf("sent, but the run ended early (exit %d) before the peer confirmed it", code)
 	case hasItem:
 		r.Outcome = itemOutcome(it.change)
 	case code != 0 && code != 24:
@@ -153,6 +161,13 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome, r.Reason = Vanished, "gone before rsync read it"
 	}
 }
+
+// ranToTheEnd reports whether an rsync exit code ends a run that went
+// through its last phase, so that every file the client logged as sent
+// was received and put in place, or named in an error: 0, 23 (some files
+// failed, each named) and 24 (some vanished). Every other code cuts the
+// run short (errcode.h).
+func ranToTheEnd(code int) bool { return code == 0 || code == 23 || code == 24 }
 
 // itemOutcome reads rsync's %i (rsync(1), --itemize-changes): '*' a
 // message ("*deleting"), '<' or '>' content sent, 'c' created or changed

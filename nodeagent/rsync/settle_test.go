@@ -1,0 +1,47 @@
+package rsync
+
+import "testing"
+
+// TestSettle: a path's outcome from its itemized line, its error line and
+// the run's exit code. A file the client logged as sent is confirmed only
+// by a run that went to its end: the client logs it once the data is
+// sent, before the receiver has put it in place.
+func TestSettle(t *testing.T) {
+	sent := item{change: "<f+++++++++", size: 5, transferred: 5}
+	tests := []struct {
+		name    string
+		it      item
+		hasItem bool
+		pe      pathError
+		hasErr  bool
+		m       mode
+		code    int
+		want    Outcome
+	}{
+		{name: "sent, run ended well", it: sent, hasItem: true, want: Sent},
+		{name: "sent, some other file failed (23)", it: sent, hasItem: true, code: 23, want: Sent},
+		{name: "sent, some other file vanished (24)", it: sent, hasItem: true, code: 24, want: Sent},
+		{name: "sent, then the receiver was killed (20)", it: sent, hasItem: true, code: 20, want: Unconfirmed},
+		{name: "sent, then the connection broke (12)", it: sent, hasItem: true, code: 12, want: Unconfirmed},
+		{name: "sent, then a timeout (30)", it: sent, hasItem: true, code: 30, want: Unconfirmed},
+		{name: "sent, client killed (-1)", it: sent, hasItem: true, code: -1, want: Unconfirmed},
+		{name: "unchanged on the peer, run cut", it: item{change: ".f         "}, hasItem: true, code: 20, want: Unchanged},
+		{name: "attributes set by the peer, run cut", it: item{change: ".f..t......"}, hasItem: true, code: 12, want: Updated},
+		{name: "link made by the peer, run cut", it: item{change: "cL+++++++++"}, hasItem: true, code: 12, want: Updated},
+		{name: "deleted by the peer, run cut", it: item{change: "*deleting  "}, hasItem: true, m: modeDelete, code: 20, want: Deleted},
+		{name: "named in an error", it: sent, hasItem: true, pe: pathError{reason: "rename failed"}, hasErr: true, code: 23, want: Failed},
+		{name: "vanished", pe: pathError{vanished: true, reason: "file has vanished"}, hasErr: true, code: 24, want: Vanished},
+		{name: "nothing said, run cut", code: 12, want: Unconfirmed},
+		{name: "nothing said about a delete, run ended well", m: modeDelete, want: Absent},
+		{name: "nothing said about a push, run ended well", want: Vanished},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var r PathResult
+			settle(&r, tc.it, tc.hasItem, tc.pe, tc.hasErr, tc.m, tc.code)
+			if r.Outcome != tc.want {
+				t.Errorf("outcome %v (%q), want %v", r.Outcome, r.Reason, tc.want)
+			}
+		})
+	}
+}
