@@ -248,7 +248,7 @@ func (g *group) run(ctx context.Context) error {
 		return err
 	}
 	defer unix.Close(g.rootfd)
-	if err := g.prepareReserved(); err != nil {
+	if err := g.prepareReserved(partialMaxAge); err != nil {
 		return err
 	}
 	names := make([]string, len(g.peers))
@@ -310,16 +310,54 @@ func (g *group) run(ctx context.Context) error {
 	return err
 }
 
-// prepareReserved makes the reserved directory where the daemon puts
-// temp and partial files, and empties what a killed receiver left there.
-func (g *group) prepareReserved() error {
-	for _, d := range []string{rsyncd.TempDir, rsyncd.PartialDir} {
-		p := filepath.Join(g.root, d)
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("clean %s: %w", p, err)
+// partialMaxAge is how long a partly received large file is kept across
+// restarts of the agent, for the sender's next attempt to resume from it.
+const partialMaxAge = 24 * time.Hour
+
+// prepareReserved makes the reserved directories where the daemon puts
+// temp and partial files. Temp files a killed receiver left are removed.
+// Partial files (what an interrupted transfer of a large file had
+// received, moved there by rsync) are kept while younger than maxAge by
+// their ctime (when rsync moved them in), so that a transfer cut by this
+// agent's restart resumes instead of starting over: rsync takes the
+// partial file as the basis of its delta and verifies the whole file's
+// checksum, so a partial file of the wrong file (the slot is shared by
+// name, see rsync.Options.PartialDir) costs a resend, never the content.
+// Anything else there, and older partial files, are removed; a link in
+// place of either directory is removed, never followed.
+func (g *group) prepareReserved(maxAge time.Duration) error {
+	temp := filepath.Join(g.root, rsyncd.TempDir)
+	if err := os.RemoveAll(temp); err != nil {
+		return fmt.Errorf("clean %s: %w", temp, err)
+	}
+	if err := os.MkdirAll(temp, 0o700); err != nil {
+		return fmt.Errorf("make %s: %w", temp, err)
+	}
+	partial := filepath.Join(g.root, rsyncd.PartialDir)
+	if st, err := os.Lstat(partial); err == nil && !st.IsDir() {
+		if err := os.Remove(partial); err != nil {
+			return fmt.Errorf("clean %s: %w", partial, err)
 		}
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			return fmt.Errorf("make %s: %w", p, err)
+	}
+	if err := os.MkdirAll(partial, 0o700); err != nil {
+		return fmt.Errorf("make %s: %w", partial, err)
+	}
+	if err := os.Chmod(partial, 0o700); err != nil {
+		return fmt.Errorf("make %s: %w", partial, err)
+	}
+	des, err := os.ReadDir(partial)
+	if err != nil {
+		return fmt.Errorf("clean %s: %w", partial, err)
+	}
+	for _, de := range des {
+		p := filepath.Join(partial, de.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			time.Since(time.Unix(st.Ctim.Unix())) < maxAge {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("clean %s: %w", partial, err)
 		}
 	}
 	return nil

@@ -3,30 +3,43 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
 
-// TestGroup_prepareReserved: at start the temp and partial directories are
-// emptied of what a killed receiver left (rsync's temp files would
-// otherwise pile up, and a stale partial file could become a later
-// transfer's basis), the rest of the reserved directory (the root's
-// marker) is kept, and a link planted in their place is removed, never
+// TestGroup_prepareReserved: at start the temp directory is emptied of
+// what a killed receiver left (rsync's temp files would otherwise pile
+// up); partial files younger than the limit are kept for the next attempt
+// to resume from, older ones and anything that is not a regular file are
+// removed; the rest of the reserved directory (the root's marker) is kept,
+// and a link planted in place of either directory is removed, never
 // followed out of the root.
 func TestGroup_prepareReserved(t *testing.T) {
 	tests := []struct {
-		name  string
-		plant func(t *testing.T, root, outside string)
+		name   string
+		maxAge time.Duration
+		plant  func(t *testing.T, root, outside string)
+		kept   []string // left in the partial directory
 	}{
-		{name: "a fresh root"},
-		{name: "leftovers of a killed receiver", plant: func(t *testing.T, root, _ string) {
+		{name: "a fresh root", maxAge: partialMaxAge},
+		{name: "leftovers of a killed receiver", maxAge: partialMaxAge, plant: func(t *testing.T, root, outside string) {
 			write(t, filepath.Join(root, rsyncd.TempDir, ".f.AbC123"))
 			write(t, filepath.Join(root, rsyncd.TempDir, "sub", ".g.XyZ789"))
 			write(t, filepath.Join(root, rsyncd.PartialDir, "big.iso"))
+			write(t, filepath.Join(root, rsyncd.PartialDir, "sub", "x"))
+			if err := os.Symlink(outside, filepath.Join(root, rsyncd.PartialDir, "link")); err != nil {
+				t.Fatal(err)
+			}
+		}, kept: []string{"big.iso"}},
+		{name: "partial files past the limit", maxAge: time.Nanosecond, plant: func(t *testing.T, root, _ string) {
+			write(t, filepath.Join(root, rsyncd.PartialDir, "big.iso"))
+			time.Sleep(time.Millisecond)
 		}},
-		{name: "links to outside in their place", plant: func(t *testing.T, root, outside string) {
+		{name: "links to outside in their place", maxAge: partialMaxAge, plant: func(t *testing.T, root, outside string) {
 			if err := os.MkdirAll(filepath.Join(root, index.ReservedDir), 0o700); err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +61,7 @@ func TestGroup_prepareReserved(t *testing.T) {
 				tc.plant(t, root, outside)
 			}
 			g := &group{root: root}
-			if err := g.prepareReserved(); err != nil {
+			if err := g.prepareReserved(tc.maxAge); err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range []string{rsyncd.TempDir, rsyncd.PartialDir} {
@@ -57,8 +70,20 @@ func TestGroup_prepareReserved(t *testing.T) {
 				if err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
 					t.Fatalf("%s: %v, %v; want a 0700 directory", d, st, err)
 				}
-				if des, err := os.ReadDir(p); err != nil || len(des) != 0 {
-					t.Errorf("%s holds %v (%v); want it empty", d, des, err)
+				des, err := os.ReadDir(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, de := range des {
+					names = append(names, de.Name())
+				}
+				want := tc.kept
+				if d == rsyncd.TempDir {
+					want = nil
+				}
+				if !slices.Equal(names, want) {
+					t.Errorf("%s holds %q; want %q", d, names, want)
 				}
 			}
 			for _, p := range []string{marker, filepath.Join(outside, "keep")} {

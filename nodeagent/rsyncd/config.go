@@ -368,8 +368,13 @@ func (c Config) renderModule(b *strings.Builder, m Module) {
 	// The reserved directory is refused to clients, except the temp and
 	// partial directories themselves: options.c rejects a --temp-dir that
 	// the daemon filter excludes ("Your options have been rejected"), so
-	// "exclude = /.jailsync/" would refuse --temp-dir=.jailsync/tmp.
-	w("filter", fmt.Sprintf("+ /%s/ + /%s/ - /%s/***", TempDir, PartialDir, reservedDir))
+	// "exclude = /.jailsync/" would refuse --temp-dir=.jailsync/tmp. The
+	// partial directory's files are let through too: the receiver names a
+	// partial file only when the filter admits its name (util.c,
+	// partial_dir_fname), and otherwise drops what an interrupted transfer
+	// received. A client that names one as a destination writes a partial
+	// file, which rsync only ever takes as a delta basis (and verifies).
+	w("filter", fmt.Sprintf("+ /%s/ + /%s/ + /%s/* - /%s/***", TempDir, PartialDir, PartialDir, reservedDir))
 	w("transfer logging", yesNo(c.TransferLog))
 	if c.TransferLog {
 		w("log format", logFormat)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,6 +396,69 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 	// The journal survived: restarted, n1 finishes the job.
 	c.startAgent("n1")
 	c.converged("n1")
+}
+
+// TestStandalone_ReceiverRestartResumesALargeFile: a receiver's agent
+// stopped (SIGTERM) while half of a 48 MiB file has arrived keeps what
+// arrived as a partial file across its restart, and the sender's next
+// attempt sends only the rest: the bytes on the wire to that peer stay
+// well under the file's size, while the other peer received all of it.
+// The cut run must not count the file as synced: its client had logged
+// it sent (it logs a file once the data is sent), and before rsync.settle
+// heeded the exit code, the file stayed missing on the peer for good.
+func TestStandalone_ReceiverRestartResumesALargeFile(t *testing.T) {
+	c := startSpec(t, 3, 18575, "", "    bandwidthLimit: 8Mi\n")
+	const size = 48 << 20
+	big := make([]byte, size) // random: no block repeats, so a delta cannot shrink the rest
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(big)
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
+	tmp := filepath.Join(c.roots["n2"], ".jailsync", "tmp")
+	poll.Until(t, 30*time.Second, func() error {
+		es, err := os.ReadDir(tmp)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			if fi, err := e.Info(); err == nil && fi.Size() >= size/2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("less than half of big has reached n2 (%d temp files)", len(es))
+	})
+	c.stop("n2")
+	partial, err := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "partial"))
+	must(t, err)
+	if len(partial) != 1 {
+		t.Fatalf("n2's partial directory holds %d entries after its stop, want the partial file", len(partial))
+	}
+	if fi, err := partial[0].Info(); err == nil {
+		t.Logf("n2 kept %d of %d bytes as a partial file", fi.Size(), size)
+	}
+	c.startAgent("n2")
+	began := time.Now()
+	c.convergedWithin("n1", time.Minute)
+	t.Logf("converged %v after n2's restart", time.Since(began))
+	var sent map[string]float64
+	poll.Until(t, 20*time.Second, func() error {
+		ss, err := c.metrics("n1")
+		if err != nil {
+			return err
+		}
+		sent = map[string]float64{}
+		for _, peer := range []string{"n2", "n3"} {
+			for _, s := range series(ss, "jailsync_bytes_sent_total", map[string]string{"peer": peer}) {
+				sent[peer] += s.value
+			}
+		}
+		if sent["n3"] < size {
+			return fmt.Errorf("bytes sent %v: n3's run not confirmed yet", sent)
+		}
+		return nil
+	})
+	t.Logf("bytes on the wire: to n2 %.0f (resumed), to n3 %.0f", sent["n2"], sent["n3"])
+	if sent["n2"] <= 0 || sent["n2"] > 0.75*size {
+		t.Errorf("n1 sent n2 %.0f bytes after its restart; want the rest of the file only (under %d)", sent["n2"], size*3/4)
+	}
 }
 
 // TestStandalone_LargeFileShowsProgress: while a large file is in
