@@ -774,9 +774,9 @@ func failures(entries, done, changed []journal.Entry, reasons map[string]string)
 // so that the next attempt resumes it; for small files the partial
 // directory only costs the receiver a lookup per file (a quarter of the
 // daemon's CPU on a burst of 4 KiB files, measured), and an interrupted
-// small file is cheaper to send again. A partial file that a later small
-// run does not pick up stays in the reserved directory until the agent
-// next starts and empties it.
+// small file is cheaper to send again. A partial file that no later run
+// picks up stays in the peer's reserved directory until its agent starts
+// when the file is a day old (group.prepareReserved).
 //
 // Every path a push lists was resolved beneath the root just before, by
 // plan or addLinks, so the push does not check each again (Checked).
