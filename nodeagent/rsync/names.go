@@ -91,10 +91,33 @@ func cleanRel(s string) string {
 }
 
 // namedUnquoted finds the listed path in the messages that print a name
-// without quotes (delete.c): "delete_file: unlink(NAME) failed: ...",
+// without quotes: delete.c's "delete_file: unlink(NAME) failed: ...",
 // "could not make way for new regular file: NAME", "cannot delete
-// non-empty directory: NAME". The name is relative to the module.
+// non-empty directory: NAME", and receiver.c's "ERROR: NAME failed
+// verification -- update discarded.", "temporary filename too long:
+// NAME", "Unable to create partial-dir for NAME -- discarding ...". The
+// name is relative to the module.
 func (ix pathIndex) namedUnquoted(line string) (int, bool) {
+	for _, m := range []struct{ prefix, suffix string }{
+		{"ERROR: ", " failed verification -- update "},
+		{"temporary filename too long: ", ""},
+		{"Unable to create partial-dir for ", " -- discarding "},
+	} {
+		_, rest, ok := strings.Cut(line, m.prefix)
+		if !ok {
+			continue
+		}
+		if m.suffix != "" {
+			j := strings.LastIndex(rest, m.suffix)
+			if j < 0 {
+				continue
+			}
+			rest = rest[:j]
+		}
+		if i, ok := ix.lookupUp(cleanRel(strings.TrimLeft(rest, "/"))); ok {
+			return i, true
+		}
+	}
 	if _, rest, ok := strings.Cut(line, "delete_file: "); ok {
 		i := strings.IndexByte(rest, '(')
 		j := strings.LastIndex(rest, ") failed: ")

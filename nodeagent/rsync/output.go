@@ -169,11 +169,25 @@ type pathError struct {
 // tailSize bounds the standard error kept for Result.Stderr.
 const tailSize = 4096
 
+// errorLines is what rsync's standard error said.
+type errorLines struct {
+	// errs are the listed paths named in error lines.
+	errs map[int]pathError
+	// unattributed counts the error lines that named no listed path (a
+	// temp file that could not be made names only the temp file, as do
+	// a few others): a file the client logged as sent may be among what
+	// they discarded.
+	unattributed int
+	// tail is the end of the output, as printed (tailSize bytes).
+	tail string
+}
+
 // parseErrors reads rsync's standard error. A line that names a listed
 // path (or a path under a listed directory) marks it failed, or vanished;
 // the last tailSize bytes are returned as they were printed.
-func parseErrors(r io.Reader, ix pathIndex, roots []string) (map[int]pathError, string, error) {
+func parseErrors(r io.Reader, ix pathIndex, roots []string) (errorLines, error) {
 	errs := make(map[int]pathError)
+	unattributed := 0
 	var tail []string
 	tailLen := 0
 	sc := bufio.NewScanner(r)
@@ -188,11 +202,17 @@ func parseErrors(r io.Reader, ix pathIndex, roots []string) (map[int]pathError, 
 		if strings.HasPrefix(line, "rsync error: ") || strings.HasPrefix(line, "rsync warning: ") {
 			continue // the summary of the run: its exit code says it
 		}
+		if strings.HasPrefix(line, "WARNING: ") && strings.Contains(line, " failed verification -- update ") {
+			continue // sent again in the same run (receiver.c): that attempt decides
+		}
 		i, ok := ix.namedUnquoted(line)
 		if !ok {
 			i, ok = ix.named(line, roots)
 		}
 		if !ok {
+			if strings.TrimSpace(line) != "" {
+				unattributed++
+			}
 			continue
 		}
 		if _, seen := errs[i]; seen {
@@ -204,10 +224,11 @@ func parseErrors(r io.Reader, ix pathIndex, roots []string) (map[int]pathError, 
 	if len(s) > tailSize {
 		s = s[len(s)-tailSize:]
 	}
+	out := errorLines{errs: errs, unattributed: unattributed, tail: s}
 	if err := sc.Err(); err != nil {
-		return errs, s, fmt.Errorf("read rsync errors: %w", err)
+		return out, fmt.Errorf("read rsync errors: %w", err)
 	}
-	return errs, s, nil
+	return out, nil
 }
 
 // isVanished reports a line saying a file was gone on the sending side:

@@ -91,7 +91,8 @@ func TestItemOutcome(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	ix := pathIndex{"ro/f": 0, "p/q": 1, "d1": 2, `we"ird`: 3, "x": 4, "f.WCkx8g": 5, "vanish": 6, "sub": 7}
+	ix := pathIndex{"ro/f": 0, "p/q": 1, "d1": 2, `we"ird`: 3, "x": 4, "f.WCkx8g": 5, "vanish": 6, "sub": 7,
+		"d2/big": 8, "long/name": 9, "huge": 10}
 	roots := []string{"/src/root"}
 	stderr := strings.Join([]string{
 		`rsync: [receiver] rename "/.jailsync/tmp/f.WCkx8g" (in data) -> "ro/f": Operation not permitted (1)`,
@@ -101,13 +102,26 @@ func TestParseErrors(t *testing.T) {
 		`file has vanished: "/src/root/./vanish"`,
 		`rsync: [generator] delete_file: rmdir(sub) failed: Directory not empty (39)`,
 		`rsync: [sender] link_stat "/src/root/x" failed: No such file or directory (2)`,
+		`WARNING: d2/big failed verification -- update discarded (will try again).`,
+		`ERROR: d2/big failed verification -- update discarded.`,
+		`rsync: [receiver] temporary filename too long: long/name`,
+		`Unable to create partial-dir for huge -- discarding partial file.`,
 		`rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]`,
 	}, "\n") + "\n"
-	errs, tail, err := parseErrors(strings.NewReader(stderr), ix, roots)
+	el, err := parseErrors(strings.NewReader(stderr), ix, roots)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int]bool{0: false, 2: false, 4: true, 6: true, 7: false} // index: vanished
+	errs, tail := el.errs, el.tail
+	want := map[int]bool{0: false, 2: false, 4: true, 6: true, 7: false, 8: false, 9: false, 10: false} // index: vanished
+	if pe := errs[8]; !strings.HasPrefix(pe.reason, "ERROR: ") {
+		t.Errorf("d2/big: %q, want the ERROR line (the WARNING is followed by a second attempt)", pe.reason)
+	}
+	// Unattributed: "p" (the parent of p/q, not listed) and the temp file
+	// that could not be made; the WARNING is neither.
+	if el.unattributed != 2 {
+		t.Errorf("unattributed %d, want 2", el.unattributed)
+	}
 	for i, v := range want {
 		pe, ok := errs[i]
 		if !ok {

@@ -130,7 +130,12 @@ func (e *ExitError) Error() string {
 }
 
 // settle turns rsync's output into each listed path's outcome.
-func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m mode, code int) {
+//
+// unattributed says that rsync printed errors that named no listed path:
+// in a run that ended with 23 (some files failed), a file the client
+// logged as sent may be one the receiver discarded (a temp file it could
+// not make names only the temp file), so no sent file is confirmed then.
+func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m mode, code int, unattributed bool) {
 	if hasItem {
 		r.Change, r.Size, r.Transferred = it.change, it.size, it.transferred
 	}
@@ -139,6 +144,9 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome, r.Reason = Vanished, pe.reason
 	case hasErr:
 		r.Outcome, r.Reason = Failed, pe.reason
+	case hasItem && itemOutcome(it.change) == Sent && code == 23 && unattributed:
+		r.Outcome = Unconfirmed
+		r.Reason = "sent, but the run ended with errors that name no path (exit 23): not known to have landed"
 	case hasItem && itemOutcome(it.change) == Sent && !ranToTheEnd(code):
 		// The client logs a sent file when it has sent the data, before
 		// the receiver has checked it and put it in place; a run cut

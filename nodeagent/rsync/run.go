@@ -91,7 +91,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	for _, i := range l.index {
 		it, hasItem := out.items[i]
 		pe, hasErr := out.errs[i]
-		settle(&res.Paths[i], it, hasItem, pe, hasErr, m, out.code)
+		settle(&res.Paths[i], it, hasItem, pe, hasErr, m, out.code, out.unattributed > 0)
 	}
 	res.Duration = time.Since(start)
 	switch {
@@ -105,12 +105,14 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 
 // output is what one rsync run reported.
 type output struct {
-	code   int
-	items  map[int]item
-	other  int
-	stats  stats
-	errs   map[int]pathError
-	stderr string
+	code  int
+	items map[int]item
+	other int
+	stats stats
+	errs  map[int]pathError
+	// unattributed counts error lines that named no listed path.
+	unattributed int
+	stderr       string
 }
 
 // proc is a started rsync client waiting for its --files-from list on
@@ -229,7 +231,9 @@ func (p *proc) finish(ctx context.Context, root string, l listing, progress func
 	var errErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		out.errs, out.stderr, errErr = parseErrors(p.stderr, l.index, roots(root))
+		var el errorLines
+		el, errErr = parseErrors(p.stderr, l.index, roots(root))
+		out.errs, out.unattributed, out.stderr = el.errs, el.unattributed, el.tail
 		_, _ = io.Copy(io.Discard, p.stderr)
 	})
 	items, other, st, infoErrs, outErr := parseItems(p.stdout, l.index, progress)

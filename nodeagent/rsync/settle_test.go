@@ -16,7 +16,9 @@ func TestSettle(t *testing.T) {
 		hasErr  bool
 		m       mode
 		code    int
-		want    Outcome
+		// doubt: errors that named no listed path
+		doubt bool
+		want  Outcome
 	}{
 		{name: "sent, run ended well", it: sent, hasItem: true, want: Sent},
 		{name: "sent, some other file failed (23)", it: sent, hasItem: true, code: 23, want: Sent},
@@ -29,6 +31,9 @@ func TestSettle(t *testing.T) {
 		{name: "attributes set by the peer, run cut", it: item{change: ".f..t......"}, hasItem: true, code: 12, want: Updated},
 		{name: "link made by the peer, run cut", it: item{change: "cL+++++++++"}, hasItem: true, code: 12, want: Updated},
 		{name: "deleted by the peer, run cut", it: item{change: "*deleting  "}, hasItem: true, m: modeDelete, code: 20, want: Deleted},
+		{name: "sent, exit 23 with an error that names no path (a discarded temp file)", it: sent, hasItem: true, code: 23, doubt: true, want: Unconfirmed},
+		{name: "unchanged, exit 23 with an error that names no path", it: item{change: ".f         "}, hasItem: true, code: 23, doubt: true, want: Unchanged},
+		{name: "sent, exit 24 with an error that names no path", it: sent, hasItem: true, code: 24, doubt: true, want: Sent},
 		{name: "named in an error", it: sent, hasItem: true, pe: pathError{reason: "rename failed"}, hasErr: true, code: 23, want: Failed},
 		{name: "vanished", pe: pathError{vanished: true, reason: "file has vanished"}, hasErr: true, code: 24, want: Vanished},
 		{name: "nothing said, run cut", code: 12, want: Unconfirmed},
@@ -38,7 +43,7 @@ func TestSettle(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var r PathResult
-			settle(&r, tc.it, tc.hasItem, tc.pe, tc.hasErr, tc.m, tc.code)
+			settle(&r, tc.it, tc.hasItem, tc.pe, tc.hasErr, tc.m, tc.code, tc.doubt)
 			if r.Outcome != tc.want {
 				t.Errorf("outcome %v (%q), want %v", r.Outcome, r.Reason, tc.want)
 			}
