@@ -27,8 +27,9 @@ type Incoming struct {
 	changed chan struct{}
 }
 
-// DefaultIncomingTTL is how long an announced path is held at most: longer
-// than any run (rsync's I/O timeout bounds a stalled one).
+// DefaultIncomingTTL is how long an announced path is held without news
+// from its sender: a run that lasts longer is announced again meanwhile
+// (sender.ReannounceEvery), and rsync's I/O timeout bounds a stalled one.
 const DefaultIncomingTTL = 10 * time.Minute
 
 type incoming struct {
@@ -53,6 +54,26 @@ func (in *Incoming) Add(paths ...string) {
 		e.runs++
 		e.expires = expires
 		in.paths[p] = e
+	}
+}
+
+// Extend holds paths already added for another TTL from now, without
+// counting another run: a sender re-announces a run that lasts (a large
+// file at a bandwidth limit), so that its paths are not released while
+// they are still being received. A path not held is not added.
+func (in *Incoming) Extend(paths ...string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	ttl := in.TTL
+	if ttl <= 0 {
+		ttl = DefaultIncomingTTL
+	}
+	expires := time.Now().Add(ttl)
+	for _, p := range paths {
+		if e, ok := in.paths[p]; ok {
+			e.expires = expires
+			in.paths[p] = e
+		}
 	}
 }
 

@@ -30,3 +30,24 @@ func TestIncoming(t *testing.T) {
 		t.Fatal("an announcement past its TTL (a dead sender) still holds the path")
 	}
 }
+
+// TestIncoming_Extend: a run announced again holds its paths for another
+// TTL from then, without counting as a second run; a path not held is
+// not added.
+func TestIncoming_Extend(t *testing.T) {
+	in := &Incoming{TTL: 80 * time.Millisecond}
+	in.Add("big")
+	time.Sleep(50 * time.Millisecond)
+	in.Extend("big", "other")
+	time.Sleep(50 * time.Millisecond) // 100 ms after Add, 50 ms after Extend
+	if !in.Has("big") {
+		t.Fatal("an extended announcement expired at its first TTL")
+	}
+	if in.Has("other") {
+		t.Fatal("Extend added a path that was not announced")
+	}
+	in.Done("big")
+	if in.Has("big") {
+		t.Fatal("one Done after Add and Extend still holds the path")
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	bolt "go.etcd.io/bbolt"
@@ -32,12 +34,37 @@ type Receiver struct {
 	Held *detect.Incoming
 	// Log receives what the receiver does.
 	Log logr.Logger
+
+	mu   sync.Mutex
+	// runs are the runs announced and not yet confirmed, by sender and run
+	// id, with when each was last announced; one whose sender died is
+	// forgotten a day later.
+	runs map[string]time.Time
 }
 
 var _ peer.Handler = (*Receiver)(nil)
 
-// Incoming holds local events for the paths of a run.
+// Incoming holds local events for the paths of a run. A run announced
+// again (it lasts) holds its paths for longer.
 func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string) error {
+	key := from + "\x00" + run
+	now := time.Now()
+	r.mu.Lock()
+	if r.runs == nil {
+		r.runs = make(map[string]time.Time)
+	}
+	_, again := r.runs[key]
+	r.runs[key] = now
+	for k, at := range r.runs {
+		if now.Sub(at) > 24*time.Hour {
+			delete(r.runs, k)
+		}
+	}
+	r.mu.Unlock()
+	if again {
+		r.Held.Extend(paths...)
+		return nil
+	}
 	r.Held.Add(paths...)
 	return nil
 }
@@ -48,6 +75,9 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // matches), so that the local deletion, held until now, is not mistaken
 // for an echo and propagates.
 func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted []string) error {
+	r.mu.Lock()
+	delete(r.runs, from+"\x00"+run)
+	r.mu.Unlock()
 	defer r.Held.Done(sent...)
 	defer r.Held.Done(deleted...)
 	// Batch: shares its commit with the journal's and other runs' records.

@@ -170,3 +170,38 @@ func TestReceiver_Received(t *testing.T) {
 		t.Errorf("gone recorded %+v; a confirmed deletion of a missing path leaves no entry", gone)
 	}
 }
+
+// TestReceiver_IncomingAgain: a run announced again (a run that lasts)
+// keeps its paths held without counting as a second run, so that its one
+// confirmation releases them; another run's announcement of the same path
+// counts.
+func TestReceiver_IncomingAgain(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	for range 3 {
+		if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Incoming(ctx, "n3", "run-1", []string{"dir/b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Incoming(ctx, "n3", "run-2", []string{"dir/b"}); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Held.Has("a") || !r.Held.Has("dir/b") {
+		t.Fatal("announced paths are not held")
+	}
+	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Held.Has("a") {
+		t.Error("a run announced three times and confirmed once still holds its path")
+	}
+	if err := r.Received(ctx, "n3", "run-1", []string{"dir/b"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Held.Has("dir/b") {
+		t.Error("dir/b released while n3's second run is still in flight")
+	}
+}

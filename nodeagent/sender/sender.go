@@ -40,6 +40,9 @@ const (
 	// times), and must never wait.
 	gatherAfter        = 8
 	largeFileThreshold = 16 << 20
+	// DefaultReannounceEvery is Sender.ReannounceEvery's default, a third
+	// of the peer's hold (detect.DefaultIncomingTTL).
+	DefaultReannounceEvery = 200 * time.Second
 	// MaxLinkNames bounds the other names of hard-linked files that one
 	// run adds to its journaled paths.
 	MaxLinkNames = 1000
@@ -113,6 +116,10 @@ type Sender struct {
 	Links func(ino uint64, limit int) []string
 	// Report receives the outcome of every run (status, metrics); may be nil.
 	Report func(Run)
+	// ReannounceEvery is how often a run that lasts is announced to the
+	// peer again (DefaultReannounceEvery when 0): well within the peer's
+	// hold of announced paths.
+	ReannounceEvery time.Duration
 	// Log receives what the sender does.
 	Log logr.Logger
 
@@ -664,6 +671,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var changed map[string]bool // sends whose files changed during the run
 	var linksSent []string
 	if len(b.sends) > 0 {
+		stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
+		defer stopAnnouncing()
 		o := s.runOptions(b)
 		if b.large() {
 			// A large file takes long enough to watch: what it has
@@ -727,7 +736,16 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				gone = append(gone, p) // the peer records what it holds now
 			}
 		}
-		if err := s.Client.Received(ctx, s.Endpoint, s.Group, runID, append(pathsOf(sent), linksSent...), gone); err != nil {
+		// A run stopped on shutdown still tells the peer what arrived
+		// (briefly, within the agent's 10 s), or the peer would take it
+		// for its own change once its hold expires.
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmAfterStop)
+		}
+		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, append(pathsOf(sent), linksSent...), gone)
+		cancel()
+		if err != nil {
 			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
 		}
 	}
@@ -741,6 +759,48 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	r.Failures = failures(b.entries(), done, r.Changed, r.reasons)
 	r.Duration = time.Since(start)
 	return r
+}
+
+// confirmAfterStop bounds the confirmation to the peer of a run whose
+// context ended (the agent's drain on SIGTERM): with the drain (7 s) and
+// rsync's kill grace it stays within the 10 s the agent has to exit.
+const confirmAfterStop = time.Second
+
+// announceWhileRunning announces the run's paths to the peer again every
+// ReannounceEvery until the returned function is called, so that a run
+// that lasts (a large file at a bandwidth limit) keeps its paths held on
+// the peer (detect.Incoming's TTL, 10 minutes): released early, the
+// arriving file would read there as a change of the peer's own and be
+// sent back. A failed announcement is logged; the next one may go through.
+func (s *Sender) announceWhileRunning(ctx context.Context, runID string, paths []string) func() {
+	if s.Client == nil {
+		return func() {}
+	}
+	every := s.ReannounceEvery
+	if every <= 0 {
+		every = DefaultReannounceEvery
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil && ctx.Err() == nil {
+					s.Log.Info("announcing a long run again failed", "error", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // Transferring is how many bytes of their files the runs in flight have
