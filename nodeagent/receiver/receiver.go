@@ -35,7 +35,7 @@ type Receiver struct {
 	// Log receives what the receiver does.
 	Log logr.Logger
 
-	mu   sync.Mutex
+	mu sync.Mutex
 	// runs are the runs announced and not yet confirmed, by sender and run
 	// id, with when each was last announced; one whose sender died is
 	// forgotten a day later.
