@@ -147,14 +147,17 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 	case hasItem && itemOutcome(it.change) == Sent && code == 23 && unattributed:
 		r.Outcome = Unconfirmed
 		r.Reason = "sent, but the run ended with errors that name no path (exit 23): not known to have landed"
-	case hasItem && itemOutcome(it.change) == Sent && !ranToTheEnd(code):
+	case hasItem && (itemOutcome(it.change) == Sent || isDir(it.change)) && !ranToTheEnd(code):
 		// The client logs a sent file when it has sent the data, before
 		// the receiver has checked it and put it in place; a run cut
 		// short (signal, connection lost, timeout) may have lost it on
-		// the way. What the peer's side reported (unchanged, attributes,
-		// links, deletions) it did before saying so, and stands.
+		// the way. A directory is itemized before the generator makes it,
+		// and its times are set only at the end of the run (generator.c,
+		// touch_up_dirs). What the peer's side reported of other paths
+		// (unchanged, attributes, links, deletions) it did before saying
+		// so, and stands.
 		r.Outcome = Unconfirmed
-		r.Reason = fmt.Sprintf("sent, but the run ended early (exit %d) before the peer confirmed it", code)
+		r.Reason = fmt.Sprintf("itemized, but the run ended early (exit %d) before the peer confirmed it", code)
 	case hasItem:
 		r.Outcome = itemOutcome(it.change)
 	case code != 0 && code != 24:
@@ -169,6 +172,9 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome, r.Reason = Vanished, "gone before rsync read it"
 	}
 }
+
+// isDir reports an itemized directory (%i's second column).
+func isDir(change string) bool { return len(change) > 1 && change[1] == 'd' && change[0] != '*' }
 
 // ranToTheEnd reports whether an rsync exit code ends a run that went
 // through its last phase, so that every file the client logged as sent
