@@ -34,10 +34,12 @@ func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run s
 	return c.post(ctx, addr, group, "incoming", newPathsRequest(run, paths), nil)
 }
 
-// Received confirms the paths of run that were sent and deleted.
-func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run string, sent, deleted []string) error {
+// Received confirms the paths of run that were sent (with what was sent
+// of each, states aligned with sent, or nil) and deleted.
+func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run string, sent []string, states []FileState, deleted []string) error {
 	req := newPathsRequest(run, sent)
 	req.Deleted = toBytes(deleted)
+	req.States = states
 	return c.post(ctx, addr, group, "received", req, nil)
 }
 

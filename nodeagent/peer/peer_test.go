@@ -21,6 +21,7 @@ type recorder struct {
 	mu       sync.Mutex
 	incoming []string
 	received []string
+	states   []FileState
 	deleted  []string
 	from     []string
 }
@@ -33,10 +34,11 @@ func (r *recorder) Incoming(_ context.Context, from, run string, paths []string)
 	return nil
 }
 
-func (r *recorder) Received(_ context.Context, from, run string, sent, deleted []string) error {
+func (r *recorder) Received(_ context.Context, from, run string, sent []string, states []FileState, deleted []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.received = append(r.received, sent...)
+	r.states = append(r.states, states...)
 	r.deleted = append(r.deleted, deleted...)
 	return nil
 }
@@ -196,11 +198,15 @@ func TestEndpoint_RenameAndReceived(t *testing.T) {
 	if !res[0].Applied || res[1].Applied || res[1].Reason == "" {
 		t.Fatalf("results %+v", res)
 	}
-	if err := c.Received(context.Background(), addr, "www", "run-2", []string{"x", "y"}, []string{"gone\n"}); err != nil {
+	states := []FileState{{Regular: true, Size: 5, MtimeNs: 1_700_000_000_123_456_789}, {}}
+	if err := c.Received(context.Background(), addr, "www", "run-2", []string{"x", "y"}, states, []string{"gone\n"}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rec.received, []string{"x", "y"}) || !slices.Equal(rec.deleted, []string{"gone\n"}) {
-		t.Fatalf("received %q, deleted %q", rec.received, rec.deleted)
+	if !slices.Equal(rec.received, []string{"x", "y"}) || !slices.Equal(rec.deleted, []string{"gone\n"}) || !slices.Equal(rec.states, states) {
+		t.Fatalf("received %q (states %+v), deleted %q", rec.received, rec.states, rec.deleted)
+	}
+	if err := c.Received(context.Background(), addr, "www", "run-3", []string{"x", "y"}, states[:1], nil); err == nil {
+		t.Fatal("a confirmation with fewer states than paths was accepted")
 	}
 }
 

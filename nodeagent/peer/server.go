@@ -23,7 +23,8 @@ type Handler interface {
 	Incoming(ctx context.Context, from, run string, paths []string) error
 	// Received: the run is over; sent arrived and deleted were deleted
 	// (record their state); paths of the run not listed did not change.
-	Received(ctx context.Context, from, run string, sent, deleted []string) error
+	// states, when not nil, say what was sent of each of sent.
+	Received(ctx context.Context, from, run string, sent []string, states []FileState, deleted []string) error
 	// Rename applies renames locally where the old file is the one the
 	// sender had, and reports each result.
 	Rename(ctx context.Context, from string, renames []Rename) []RenameResult
@@ -82,7 +83,10 @@ func (s *Server) Handler() http.Handler {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, badRequest(err)
 		}
-		return nil, g.Handler.Received(ctx, from, req.Run, req.paths(), toStrings(req.Deleted))
+		if len(req.States) != 0 && len(req.States) != len(req.Paths) {
+			return nil, badRequest(fmt.Errorf("%d states for %d paths", len(req.States), len(req.Paths)))
+		}
+		return nil, g.Handler.Received(ctx, from, req.Run, req.paths(), req.States, toStrings(req.Deleted))
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/rename", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req RenameRequest

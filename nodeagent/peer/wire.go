@@ -8,6 +8,19 @@ type PathsRequest struct {
 	// Deleted are the paths a confirmation says were deleted (Paths then
 	// are those sent).
 	Deleted [][]byte `json:"deleted,omitempty"`
+	// States, in a confirmation, are what the sender sent of each of
+	// Paths, in order (empty: not known).
+	States []FileState `json:"states,omitempty"`
+}
+
+// FileState is what a sender sent of a regular file: the receiver records
+// the file as received only if it still is that (a local write between
+// the run and its confirmation is the receiver's own change). Regular
+// false: not known, not checked.
+type FileState struct {
+	Regular bool  `json:"regular,omitempty"`
+	Size    int64 `json:"size,omitempty"`
+	MtimeNs int64 `json:"mtimeNs,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

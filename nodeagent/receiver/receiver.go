@@ -73,8 +73,10 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // releases the run's paths. A sent path that is already gone again was
 // deleted here meanwhile: it is recorded as present (an entry no lstat
 // matches), so that the local deletion, held until now, is not mistaken
-// for an echo and propagates.
-func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted []string) error {
+// for an echo and propagates. So is a sent regular file that is no longer
+// what the sender sent (states): written here meanwhile, its change is
+// this member's own and must propagate, not pass for the received version.
+func (r *Receiver) Received(_ context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
 	r.mu.Lock()
 	delete(r.runs, from+"\x00"+run)
 	r.mu.Unlock()
@@ -83,9 +85,10 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted [
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		tx := index.Within(btx)
-		for _, p := range sent {
+		for i, p := range sent {
 			var st unix.Stat_t
-			if err := beneath.Lstat(r.RootFD, p, &st); errors.Is(err, unix.ENOENT) {
+			err := beneath.Lstat(r.RootFD, p, &st)
+			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !holds(&st, states[i]) {
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
 				}
@@ -106,6 +109,30 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent, deleted [
 		return fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 	}
 	return nil
+}
+
+// holds reports whether st is the regular file the sender sent (sent),
+// as rsync leaves it: the same size, and the same mtime. rsync sets the
+// mtime to the nanosecond (--modify-window=-1) where the filesystem keeps
+// nanoseconds; where it keeps whole seconds (the mtime has none), within
+// 2 s, so that a coarse filesystem (FAT keeps 2 s) never reads every
+// received file as changed here and sends it back. An unknown state holds.
+func holds(st *unix.Stat_t, sent peer.FileState) bool {
+	if !sent.Regular {
+		return true
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != sent.Size {
+		return false
+	}
+	mtime := st.Mtim.Nano()
+	if mtime == sent.MtimeNs {
+		return true
+	}
+	if mtime%int64(time.Second) != 0 {
+		return false
+	}
+	d := mtime - sent.MtimeNs
+	return -2*int64(time.Second) < d && d < 2*int64(time.Second)
 }
 
 // Rename renames locally where this member's old file is the sender's:

@@ -136,7 +136,7 @@ func TestReceiver_Received(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "taken")); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Received(context.Background(), "peer", "run-1", []string{"a", "taken", "out/x"}, []string{"gone"}); err != nil {
+	if err := r.Received(context.Background(), "peer", "run-1", []string{"a", "taken", "out/x"}, nil, []string{"gone"}); err != nil {
 		t.Fatal(err)
 	}
 	var a, taken, out, gone index.Entry
@@ -192,16 +192,59 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	if !r.Held.Has("a") || !r.Held.Has("dir/b") {
 		t.Fatal("announced paths are not held")
 	}
-	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil); err != nil {
+	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if r.Held.Has("a") {
 		t.Error("a run announced three times and confirmed once still holds its path")
 	}
-	if err := r.Received(ctx, "n3", "run-1", []string{"dir/b"}, nil); err != nil {
+	if err := r.Received(ctx, "n3", "run-1", []string{"dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !r.Held.Has("dir/b") {
 		t.Error("dir/b released while n3's second run is still in flight")
+	}
+}
+
+// TestReceiver_ReceivedChecksWhatWasSent: a confirmed regular file is
+// recorded as received only while it is what the sender sent (size, and
+// mtime to the nanosecond, or within 2 s where the filesystem keeps whole
+// seconds); written here since, it is recorded as an entry nothing
+// matches, so that the local change, held until now, propagates.
+func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
+	tests := []struct {
+		name     string
+		mtime    time.Time // of the local file "a" (5 bytes)
+		sent     peer.FileState
+		received bool // recorded as it is on disk
+	}{
+		{"as sent", time.Unix(1700000000, 123456789), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, true},
+		{"written here since: other size", time.Unix(1700000000, 123456789), peer.FileState{Regular: true, Size: 4, MtimeNs: 1700000000123456789}, false},
+		{"written here since: same size, later mtime", time.Unix(1700000000, 223456789), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, false},
+		{"a filesystem of whole seconds", time.Unix(1700000001, 0), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, true},
+		{"whole seconds, written here minutes later", time.Unix(1700000300, 0), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, false},
+		{"state not known", time.Unix(1, 0), peer.FileState{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			if err := os.Chtimes(filepath.Join(root, "a"), tc.mtime, tc.mtime); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Received(context.Background(), "n1", "run-1", []string{"a"}, []peer.FileState{tc.sent}, nil); err != nil {
+				t.Fatal(err)
+			}
+			var e index.Entry
+			if err := r.Index.View(func(tx *index.Tx) error {
+				var err error
+				e, _, err = tx.Get("a")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.Size == 5; got != tc.received {
+				t.Errorf("recorded %+v; want recorded as on disk: %t", e, tc.received)
+			}
+		})
 	}
 }

@@ -30,7 +30,7 @@ func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) e
 	return nil
 }
 
-func (a *announcements) Received(_ context.Context, _, run string, _, _ []string) error {
+func (a *announcements) Received(_ context.Context, _, run string, _ []string, _ []peer.FileState, _ []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.received = append(a.received, run)

@@ -16,6 +16,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
 // batch is the work of one run.
@@ -50,10 +51,25 @@ type fileState struct {
 	ino, size    int64
 	mtime, ctime int64
 	nlink        uint64
+	regular      bool
+}
+
+// sentStates are what the run sent of each of paths, for the peer's
+// record (peer.FileState): a regular file's size and mtime as planned (a
+// file that changed during the run is not among them: it stays pending).
+func (b *batch) sentStates(paths []string) []peer.FileState {
+	out := make([]peer.FileState, len(paths))
+	for i, p := range paths {
+		if st, ok := b.state[p]; ok && st.regular {
+			out[i] = peer.FileState{Regular: true, Size: st.size, MtimeNs: st.mtime}
+		}
+	}
+	return out
 }
 
 func stateOf(st *unix.Stat_t) fileState {
-	return fileState{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), nlink: uint64(st.Nlink)}
+	return fileState{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), nlink: uint64(st.Nlink),
+		regular: st.Mode&unix.S_IFMT == unix.S_IFREG}
 }
 
 // same reports whether a file is what it was. The ctime, which moves with

@@ -743,7 +743,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		if ctx.Err() != nil {
 			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmAfterStop)
 		}
-		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, append(pathsOf(sent), linksSent...), gone)
+		sentPaths := append(pathsOf(sent), linksSent...)
+		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, b.sentStates(sentPaths), gone)
 		cancel()
 		if err != nil {
 			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
