@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jailsync/jailsync/internal/chattr"
 	"github.com/jailsync/jailsync/internal/poll"
+	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
@@ -21,6 +23,7 @@ type announcements struct {
 	mu       sync.Mutex
 	incoming map[string]int // by run id
 	received []string       // run ids
+	refused  int            // renames refused (all are)
 }
 
 func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) error {
@@ -37,8 +40,33 @@ func (a *announcements) Received(_ context.Context, _, run string, _ []string, _
 	return nil
 }
 
-func (a *announcements) Rename(context.Context, string, []peer.Rename) []peer.RenameResult {
-	return nil
+// Rename refuses every rename, as a peer whose old file differs does.
+func (a *announcements) Rename(_ context.Context, _ string, rs []peer.Rename) []peer.RenameResult {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refused += len(rs)
+	out := make([]peer.RenameResult, len(rs))
+	for i := range out {
+		out[i].Reason = "the old file differs"
+	}
+	return out
+}
+
+// serveEndpoint serves a as the peer's agent-to-agent endpoint on port
+// and points r's sender at it.
+func serveEndpoint(t *testing.T, r *rig, a *announcements, port uint16) {
+	t.Helper()
+	srv := &peer.Server{}
+	srv.SetGroup("g", &peer.Group{Key: []byte(testPassword), Members: map[string]netip.Addr{"self": selfAddr}, Handler: a})
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(peerAddr, port).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close() })
+	r.sender.Endpoint = netip.MustParseAddrPort(ln.Addr().String())
+	r.sender.Client = peer.NewClient("self", []byte(testPassword), selfAddr, 5*time.Second)
 }
 
 // TestSender_Start_aLongRunIsAnnouncedAgain: a run that lasts (2 MiB at
@@ -48,17 +76,7 @@ func (a *announcements) Rename(context.Context, string, []peer.Rename) []peer.Re
 func TestSender_Start_aLongRunIsAnnouncedAgain(t *testing.T) {
 	r := newRig(t, 3)
 	a := &announcements{incoming: map[string]int{}}
-	srv := &peer.Server{}
-	srv.SetGroup("g", &peer.Group{Key: []byte(testPassword), Members: map[string]netip.Addr{"self": selfAddr}, Handler: a})
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(peerAddr, basePort+53).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { hs.Close() })
-	r.sender.Endpoint = netip.MustParseAddrPort(ln.Addr().String())
-	r.sender.Client = peer.NewClient("self", []byte(testPassword), selfAddr, 5*time.Second)
+	serveEndpoint(t, r, a, basePort+53)
 	r.sender.ReannounceEvery = 200 * time.Millisecond
 	r.sender.Options.BandwidthLimit = 512 << 10
 
@@ -86,5 +104,50 @@ func TestSender_Start_aLongRunIsAnnouncedAgain(t *testing.T) {
 	}
 	if len(a.received) != 1 {
 		t.Errorf("confirmed %d times, want once", len(a.received))
+	}
+}
+
+// TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete: the peer
+// refuses a rename, so the new name is pushed and the old one deleted; the
+// delete fails (the peer's old file is immutable). The rename's journal
+// entry, the only record that the old name must go, stays pending instead
+// of being confirmed with the push.
+func TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete(t *testing.T) {
+	r := newRig(t, 4)
+	a := &announcements{incoming: map[string]int{}}
+	serveEndpoint(t, r, a, basePort+54)
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "old"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chattr.Immutable(t, filepath.Join(r.peerRoot, "old"))
+	if err := os.WriteFile(filepath.Join(r.root, "new"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ch := []change.Change{{Path: "new", OldPath: "old", Op: change.Rename, Finished: true}}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	poll.Until(t, 30*time.Second, func() error {
+		if len(r.reported()) == 0 {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	run := r.reported()[0]
+	if _, err := os.Stat(filepath.Join(r.peerRoot, "new")); err != nil {
+		t.Fatalf("new is not on the peer: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.peerRoot, "old")); err != nil {
+		t.Fatalf("the test's premise: old cannot be deleted on the peer, but it is gone: %v", err)
+	}
+	a.mu.Lock()
+	refused := a.refused
+	a.mu.Unlock()
+	if refused != 1 {
+		t.Fatalf("%d renames refused, want 1", refused)
+	}
+	if st := r.journal.Stats("peer"); st.Files != 1 {
+		t.Errorf("%d paths pending after the run (sent %d, problems %v); want the rename, whose old name is still on the peer", st.Files, len(run.Sent), run.Problems)
 	}
 }

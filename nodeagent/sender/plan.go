@@ -23,6 +23,10 @@ import (
 type batch struct {
 	// renames are applied by the peer locally before the sends.
 	renames []journal.Entry
+	// oldNames are the renames whose old name is deleted on the peer by
+	// this batch's deletes (the peer did not apply the rename): confirmed
+	// only once that delete is.
+	oldNames []journal.Entry
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.

@@ -721,7 +721,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, res, err)
 	}
 	pushed()
-	done := slices.Concat(sent, deleted)
+	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted), deleted, b.oldNames)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
@@ -857,6 +857,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 		if !s.KeepDeletes {
 			for _, e := range b.renames {
 				b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+				b.oldNames = append(b.oldNames, e)
 			}
 		}
 		return
@@ -874,8 +875,35 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	for i, e := range b.renames {
 		if (err != nil || !res[i].Applied) && !s.KeepDeletes {
 			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+			b.oldNames = append(b.oldNames, e)
 		}
 	}
+}
+
+// withoutUndeletedOldNames drops from done the renames whose old name was
+// to be deleted on the peer (the rename was refused) and was not: the
+// rename's entry is the only record that the old name must go, so it
+// stays pending, and the next run asks again. An old name that exists
+// here again is not to be deleted (its own entry sends it).
+func withoutUndeletedOldNames(rootfd int, done, deleted []journal.Entry, oldNames []journal.Entry) []journal.Entry {
+	if len(oldNames) == 0 {
+		return done
+	}
+	gone := make(map[string]bool, len(deleted))
+	for _, e := range deleted {
+		gone[e.Path] = true
+	}
+	keep := make(map[string]bool)
+	for _, e := range oldNames {
+		var st unix.Stat_t
+		if !gone[e.OldPath] && beneath.Lstat(rootfd, e.OldPath, &st) != nil {
+			keep[e.Path] = true
+		}
+	}
+	if len(keep) == 0 {
+		return done
+	}
+	return slices.DeleteFunc(done, func(e journal.Entry) bool { return keep[e.Path] })
 }
 
 // account adds one rsync run's result (a push or a delete) to r.
