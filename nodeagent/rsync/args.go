@@ -72,6 +72,9 @@ type Options struct {
 	// meanwhile is still Vanished, by its absence from rsync's output.
 	// Delete always checks.
 	Checked bool
+	// Checksum compares files by whole-file checksum instead of size and
+	// mtime (--checksum): for files written without a change of either.
+	Checksum bool
 	// Progress, when set, is told during a Push how many bytes of the
 	// listed files rsync has gone through so far in this run
 	// (--info=progress2: the total of the files transferred and the
@@ -160,6 +163,9 @@ func buildArgs(t Target, o Options, m mode) ([]string, error) {
 	}
 	if o.Progress != nil && m == modePush {
 		args = append(args, "--info=progress2")
+	}
+	if o.Checksum && m == modePush {
+		args = append(args, "--checksum")
 	}
 	return append(args, ".", url), nil
 }

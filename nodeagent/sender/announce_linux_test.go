@@ -151,3 +151,39 @@ func TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete(t *testing.T) {
 		t.Errorf("%d paths pending after the run (sent %d, problems %v); want the rename, whose old name is still on the peer", st.Files, len(run.Sent), run.Problems)
 	}
 }
+
+// TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent: a file written
+// here without a change of size or mtime (touch -r, cp -p) looks unchanged
+// to rsync's quick check; journaled as written, it is compared by checksum
+// and its content reaches the peer.
+func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
+	r := newRig(t, 5)
+	mtime := time.Unix(1700000000, 123456789)
+	for root, content := range map[string]string{r.peerRoot: "old content", r.root: "new content"} {
+		p := filepath.Join(root, "f")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := []change.Change{{Path: "f", Op: change.Write, Finished: true}}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	poll.Until(t, 30*time.Second, func() error {
+		if len(r.reported()) == 0 {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
+	if err != nil || string(got) != "new content" {
+		t.Errorf("the peer holds %q (%v), want the new content", got, err)
+	}
+	if st := r.journal.Stats("peer"); st.Files != 0 {
+		t.Errorf("%d paths pending after the run, want none", st.Files)
+	}
+}

@@ -692,6 +692,23 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 		res, err := push(ctx, append(pathsOf(b.sends), b.links...))
 		sent = confirmed(b.sends, res)
+		linksSent = confirmedPaths(b.links, res)
+		if again := unchangedWrites(b, res); len(again) > 0 && !isPeerFailure(res, err) {
+			// rsync's quick check (size and mtime) found the peer's copy
+			// the same, but the file was written: a write that kept both
+			// (touch -r, cp -p, an archive extracted over it) is only
+			// seen by its content. Those go again, compared by checksum.
+			s.account(&r, res, err)
+			oc := o
+			oc.Checksum, oc.Progress = true, nil
+			res, err = rsync.Push(ctx, s.Root, pathsOf(again), s.Target, oc)
+			ok := confirmedSet(res)
+			recheck := make(map[string]bool, len(again))
+			for _, e := range again {
+				recheck[e.Path] = true
+			}
+			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
+		}
 		// Re-checked after the run: a file that changed while rsync read it
 		// stays in the journal (the peer holds some version of it, which
 		// the next run replaces). The peer is still told it arrived, so
@@ -705,7 +722,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			}
 			s.Log.V(1).Info("files changed while they were sent; they go again once finished", "files", len(r.Changed))
 		}
-		linksSent = confirmedPaths(b.links, res)
 		s.account(&r, res, err)
 	}
 	tPushed := time.Now()
@@ -878,6 +894,29 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 			b.oldNames = append(b.oldNames, e)
 		}
 	}
+}
+
+// unchangedWrites are the entries of b's push that were journaled as
+// written and that rsync found unchanged on the peer by its quick check.
+func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
+	unchanged := make(map[string]bool)
+	for _, p := range res.Paths {
+		if p.Outcome == rsync.Unchanged {
+			unchanged[p.Path] = true
+		}
+	}
+	var out []journal.Entry
+	for _, e := range b.sends {
+		if st, ok := b.state[e.Path]; ok && st.regular && e.Op.Has(change.Write) && unchanged[e.Path] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// isPeerFailure reports a push that failed for the whole peer.
+func isPeerFailure(res rsync.Result, err error) bool {
+	return err != nil && (res.Class == rsync.Retry || res.Class == rsync.FatalPeer || res.Class == rsync.OK)
 }
 
 // withoutUndeletedOldNames drops from done the renames whose old name was
