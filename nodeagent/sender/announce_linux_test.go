@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -186,4 +187,23 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 	if st := r.journal.Stats("peer"); st.Files != 0 {
 		t.Errorf("%d paths pending after the run, want none", st.Files)
 	}
+}
+
+// TestSender_Start_theRootsOwnChangeIsConfirmedWithoutARun: the root's
+// attributes are each host's and never listed; a change of them is
+// confirmed without a run, with no delete in the same batch, and does not
+// stay pending.
+func TestSender_Start_theRootsOwnChangeIsConfirmedWithoutARun(t *testing.T) {
+	r := newRig(t, 6)
+	ch := []change.Change{{Path: ".", Op: change.Attrib, Finished: true}}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	poll.Until(t, 10*time.Second, func() error {
+		if st := r.journal.Stats("peer"); st.Files != 0 {
+			return fmt.Errorf("%d paths pending", st.Files)
+		}
+		return nil
+	})
 }

@@ -31,9 +31,12 @@ type batch struct {
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
 	deletes []journal.Entry
-	// covered are entries below a deleted directory (confirmed with it),
-	// and entries that cannot be listed (confirmed without a run).
+	// covered are entries below a deleted directory (confirmed with it).
 	covered []journal.Entry
+	// skipped are entries never listed, confirmed without a run: the
+	// root itself, and paths that leave the root or cannot be read (a
+	// later change or scan journals them again if they become sendable).
+	skipped []journal.Entry
 	// unlisted says why entries could not be listed, for the log.
 	unlisted []string
 	// bytes is the size of what sends carry.
@@ -140,12 +143,12 @@ func (b *batch) large() bool {
 }
 
 func (b *batch) entries() []journal.Entry {
-	return slices.Concat(b.renames, b.sends, b.deletes, b.covered)
+	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.skipped)
 }
 
 // each calls f for every entry of entries(), without collecting them.
 func (b *batch) each(f func(journal.Entry)) {
-	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered} {
+	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered, b.skipped} {
 		for _, e := range es {
 			f(e)
 		}
@@ -153,7 +156,7 @@ func (b *batch) each(f func(journal.Entry)) {
 }
 
 func (b *batch) empty() bool {
-	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered) == 0
+	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered)+len(b.skipped) == 0
 }
 
 // plan sorts entries by what is on disk now (lstat beneath rootfd): a path
@@ -168,7 +171,7 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			// Never listed: rsync's --dirs copies the contents of a listed
 			// "." (the reserved directory among them). The root's own
 			// attributes are each host's.
-			b.covered = append(b.covered, e)
+			b.skipped = append(b.skipped, e)
 			continue
 		}
 		var st unix.Stat_t
@@ -198,7 +201,7 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			// listed, and confirmed so that it cannot hold back the
 			// entries behind it. A later change or scan journals it again
 			// if it becomes sendable.
-			b.covered = append(b.covered, e)
+			b.skipped = append(b.skipped, e)
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
 		}
 	}

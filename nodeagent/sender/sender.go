@@ -737,7 +737,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, res, err)
 	}
 	pushed()
-	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted), deleted, b.oldNames)
+	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, b.skipped), deleted, b.oldNames)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
