@@ -897,7 +897,10 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 }
 
 // unchangedWrites are the entries of b's push that were journaled as
-// written and that rsync found unchanged on the peer by its quick check.
+// written in place (an existing file: not created, renamed or moved in,
+// whose copy on the peer is expected to match, as after a rename the peer
+// applied; a checksum would read every such file on both hosts) and that
+// rsync found unchanged on the peer by its quick check.
 func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	unchanged := make(map[string]bool)
 	for _, p := range res.Paths {
@@ -907,7 +910,8 @@ func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	}
 	var out []journal.Entry
 	for _, e := range b.sends {
-		if st, ok := b.state[e.Path]; ok && st.regular && e.Op.Has(change.Write) && unchanged[e.Path] {
+		inPlace := e.Op.Has(change.Write) && e.Op&(change.Create|change.Rename|change.Subtree) == 0
+		if st, ok := b.state[e.Path]; ok && st.regular && inPlace && unchanged[e.Path] {
 			out = append(out, e)
 		}
 	}
