@@ -53,6 +53,22 @@ func (a *announcements) Rename(_ context.Context, _ string, rs []peer.Rename) []
 	return out
 }
 
+// firstRun journals c, starts the sender and returns its first run.
+func (r *rig) firstRun(c change.Change) Run {
+	r.t.Helper()
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{c}); err != nil {
+		r.t.Fatal(err)
+	}
+	r.start()
+	poll.Until(r.t, 30*time.Second, func() error {
+		if len(r.reported()) == 0 {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	return r.reported()[0]
+}
+
 // serveEndpoint serves a as the peer's agent-to-agent endpoint on port
 // and points r's sender at it.
 func serveEndpoint(t *testing.T, r *rig, a *announcements, port uint16) {
@@ -124,18 +140,7 @@ func TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.root, "new"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ch := []change.Change{{Path: "new", OldPath: "old", Op: change.Rename, Finished: true}}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
-		t.Fatal(err)
-	}
-	r.start()
-	poll.Until(t, 30*time.Second, func() error {
-		if len(r.reported()) == 0 {
-			return os.ErrNotExist
-		}
-		return nil
-	})
-	run := r.reported()[0]
+	run := r.firstRun(change.Change{Path: "new", OldPath: "old", Op: change.Rename, Finished: true})
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "new")); err != nil {
 		t.Fatalf("new is not on the peer: %v", err)
 	}
@@ -169,17 +174,7 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ch := []change.Change{{Path: "f", Op: change.Write, Finished: true}}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
-		t.Fatal(err)
-	}
-	r.start()
-	poll.Until(t, 30*time.Second, func() error {
-		if len(r.reported()) == 0 {
-			return os.ErrNotExist
-		}
-		return nil
-	})
+	r.firstRun(change.Change{Path: "f", Op: change.Write, Finished: true})
 	got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
 	if err != nil || string(got) != "new content" {
 		t.Errorf("the peer holds %q (%v), want the new content", got, err)
