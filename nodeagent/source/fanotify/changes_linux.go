@@ -68,18 +68,7 @@ func classify(mask uint64, st pathState) (change.Op, bool) {
 		// wait for: they are finished when made.
 		return op, true
 	}
-	if mask&unix.FAN_CREATE != 0 && mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) == 0 && st.nlink < 2 && st.size == 0 {
-		// A new empty file with nothing written yet: the lease cannot tell
-		// whether its creator will write. open(2) with O_CREAT queues
-		// FAN_CREATE as soon as the inode exists and takes write access
-		// only after it (fs/namei.c, open_last_lookups: fsnotify_create
-		// before do_open), so a writer preempted in between holds no write
-		// access when the lease is tried, and its file would go out empty
-		// or half-written. Its FAN_CLOSE_WRITE finishes it; a file made
-		// without write access (mknod(2), O_CREAT|O_RDONLY) is finished by
-		// the detector's probe a moment later. A new name of an existing
-		// file (link(2)) has two links or more, or content, and no writer
-		// to wait for.
+	if unwritten(mask, st) {
 		return op, false
 	}
 	// A regular file is finished when no writer has it open, whatever the
@@ -88,6 +77,21 @@ func classify(mask uint64, st pathState) (change.Op, bool) {
 	// close. While a writer has it open, the FAN_CLOSE_WRITE of its last
 	// close is still to come.
 	return op, st.noWriter
+}
+
+// unwritten reports a new empty file with nothing written yet, which is
+// never finished by its creation alone: the lease cannot tell whether its
+// creator will write. open(2) with O_CREAT queues FAN_CREATE as soon as
+// the inode exists and takes write access only after it (fs/namei.c,
+// open_last_lookups: fsnotify_create before do_open), so a writer
+// preempted in between holds no write access when the lease is tried, and
+// its file would go out empty or half-written. Its FAN_CLOSE_WRITE
+// finishes it; a file made without write access (mknod(2),
+// O_CREAT|O_RDONLY) is finished by the detector's probe a moment later. A
+// new name of an existing file (link(2)) has two links or more, or
+// content, and no writer to wait for.
+func unwritten(mask uint64, st pathState) bool {
+	return mask&unix.FAN_CREATE != 0 && mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) == 0 && st.nlink < 2 && st.size == 0
 }
 
 // overflowChange is the change for FAN_Q_OVERFLOW: events were lost
@@ -192,7 +196,7 @@ func (s *Source) newChange(rel, old string, op change.Op, finished bool, pid int
 }
 
 // stat lstats abs and, for a regular file, checks whether a writer still
-// has it open.
+// has it open, unless the event leaves it unfinished anyway (unwritten).
 func stat(abs string, mask uint64) (pathState, error) {
 	var st unix.Stat_t
 	err := unix.Lstat(abs, &st)
@@ -208,7 +212,9 @@ func stat(abs string, mask uint64) (pathState, error) {
 		ps.kind = kindDir
 	case unix.S_IFREG:
 		ps.kind = kindRegular
-		ps.noWriter = noWriter(abs, mask)
+		if !unwritten(mask, ps) {
+			ps.noWriter = noWriter(abs, mask)
+		}
 	}
 	return ps, nil
 }

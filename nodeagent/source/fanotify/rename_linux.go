@@ -59,14 +59,15 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 	if !inOld {
 		return dst
 	}
-	st, err := stat(oldAbs, unix.FAN_CREATE)
+	// Gone without a Rename to say so (Remove, Rmdir), or made again
+	// since (Create, Mkdir|Subtree): as after FAN_DELETE.
+	mask := unix.FAN_DELETE | ev.mask&unix.FAN_ONDIR
+	st, err := stat(oldAbs, mask)
 	switch {
 	case err != nil:
 		return append(dst, s.newChange(oldRel, "", change.Rescan, false, ev.pid, now))
 	case st.exists || !moved:
-		// Gone without a Rename to say so (Remove, Rmdir), or made
-		// again since (Create, Mkdir|Subtree), as after FAN_DELETE.
-		op, finished := classify(unix.FAN_DELETE|ev.mask&unix.FAN_ONDIR, st)
+		op, finished := classify(mask, st)
 		return s.emit(dst, s.newChange(oldRel, "", op, finished, ev.pid, now), st)
 	}
 	return dst
