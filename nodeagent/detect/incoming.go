@@ -44,11 +44,7 @@ func (in *Incoming) Add(paths ...string) {
 	if in.paths == nil {
 		in.paths = make(map[string]incoming)
 	}
-	ttl := in.TTL
-	if ttl <= 0 {
-		ttl = DefaultIncomingTTL
-	}
-	expires := time.Now().Add(ttl)
+	expires := time.Now().Add(in.ttl())
 	for _, p := range paths {
 		e := in.paths[p]
 		e.runs++
@@ -64,17 +60,21 @@ func (in *Incoming) Add(paths ...string) {
 func (in *Incoming) Extend(paths ...string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	ttl := in.TTL
-	if ttl <= 0 {
-		ttl = DefaultIncomingTTL
-	}
-	expires := time.Now().Add(ttl)
+	expires := time.Now().Add(in.ttl())
 	for _, p := range paths {
 		if e, ok := in.paths[p]; ok {
 			e.expires = expires
 			in.paths[p] = e
 		}
 	}
+}
+
+// ttl is TTL, or its default.
+func (in *Incoming) ttl() time.Duration {
+	if in.TTL > 0 {
+		return in.TTL
+	}
+	return DefaultIncomingTTL
 }
 
 // Done ends what Add started, after the receiver recorded the paths.
