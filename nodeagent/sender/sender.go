@@ -918,9 +918,20 @@ func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	return out
 }
 
-// isPeerFailure reports a push that failed for the whole peer.
+// runClass is what to do about a run: rsync's class, or Retry when the
+// run failed with no exit code to judge by (rsync could not start, or its
+// pipes or output failed): try again later, with backoff.
+func runClass(res rsync.Result, err error) rsync.Class {
+	if err != nil && res.Class == rsync.OK {
+		return rsync.Retry
+	}
+	return res.Class
+}
+
+// isPeerFailure reports a run that failed for the whole peer.
 func isPeerFailure(res rsync.Result, err error) bool {
-	return err != nil && (res.Class == rsync.Retry || res.Class == rsync.FatalPeer || res.Class == rsync.OK)
+	class := runClass(res, err)
+	return err != nil && (class == rsync.Retry || class == rsync.FatalPeer)
 }
 
 // withoutUndeletedOldNames drops from done the renames whose old name was
@@ -964,13 +975,8 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 		}
 		r.reasons[p.Path] = strings.TrimSpace(p.Outcome.String() + " " + p.Reason)
 	}
-	class := res.Class
-	if err != nil && class == rsync.OK {
-		// No exit code to judge by: rsync could not start, or its pipes
-		// or output failed. Try again later, with backoff.
-		class = rsync.Retry
-	}
-	if err != nil && (class == rsync.Retry || class == rsync.FatalPeer) {
+	class := runClass(res, err)
+	if isPeerFailure(res, err) {
 		r.peerFailed = true
 	}
 	if res.Exited && (!r.Exited || class > r.Class) {
