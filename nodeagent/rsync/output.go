@@ -112,11 +112,17 @@ func progressBytes(line string) (int64, bool) {
 	if len(fields) < 2 || !strings.HasSuffix(fields[1], "%") {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(strings.ReplaceAll(fields[0], ",", ""), 10, 64)
+	n, err := number(fields[0])
 	if err != nil || n < 0 {
 		return 0, false
 	}
 	return n, true
+}
+
+// number reads a count as rsync prints it: plain digits, or with commas
+// between thousands where --no-human-readable was not given.
+func number(s string) (int64, error) {
+	return strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(s), ",", ""), 10, 64)
 }
 
 // parseItem splits "%i %l %b %n" and decodes the name.
@@ -150,7 +156,7 @@ func parseItem(s string) (string, item, bool) {
 // --no-human-readable they print as plain digits.
 func (st *stats) parse(line string) {
 	num := func(v string) int64 {
-		n, _ := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(v), ",", ""), 10, 64)
+		n, _ := number(v)
 		return n
 	}
 	if v, ok := strings.CutPrefix(line, "Total bytes sent:"); ok {

@@ -136,18 +136,20 @@ func (e *ExitError) Error() string {
 // logged as sent may be one the receiver discarded (a temp file it could
 // not make names only the temp file), so no sent file is confirmed then.
 func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m mode, code int, unattributed bool) {
+	var said Outcome // what the itemized line says, if any
 	if hasItem {
 		r.Change, r.Size, r.Transferred = it.change, it.size, it.transferred
+		said = itemOutcome(it.change)
 	}
 	switch {
 	case hasErr && pe.vanished:
 		r.Outcome, r.Reason = Vanished, pe.reason
 	case hasErr:
 		r.Outcome, r.Reason = Failed, pe.reason
-	case hasItem && itemOutcome(it.change) == Sent && code == 23 && unattributed:
+	case hasItem && said == Sent && code == 23 && unattributed:
 		r.Outcome = Unconfirmed
 		r.Reason = "sent, but the run ended with errors that name no path (exit 23): not known to have landed"
-	case hasItem && (itemOutcome(it.change) == Sent || isDir(it.change)) && !ranToTheEnd(code):
+	case hasItem && (said == Sent || isDir(it.change)) && !ranToTheEnd(code):
 		// The client logs a sent file when it has sent the data, before
 		// the receiver has checked it and put it in place; a run cut
 		// short (signal, connection lost, timeout) may have lost it on
@@ -159,7 +161,7 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome = Unconfirmed
 		r.Reason = fmt.Sprintf("itemized, but the run ended early (exit %d) before the peer confirmed it", code)
 	case hasItem:
-		r.Outcome = itemOutcome(it.change)
+		r.Outcome = said
 	case code != 0 && code != 24:
 		r.Outcome = Unconfirmed
 	case m == modeDelete:
