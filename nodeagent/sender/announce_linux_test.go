@@ -159,28 +159,41 @@ func TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete(t *testing.T) {
 }
 
 // TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent: a file written
-// here without a change of size or mtime (touch -r, cp -p) looks unchanged
-// to rsync's quick check; journaled as written, it is compared by checksum
-// and its content reaches the peer.
+// here without a change of size or mtime (touch -r, cp -p, an archive
+// extracted over the tree, which unlinks and makes the file again) looks
+// unchanged to rsync's quick check; journaled as written or created, it is
+// compared by checksum and its content reaches the peer.
 func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
-	r := newRig(t, 5)
-	mtime := time.Unix(1700000000, 123456789)
-	for root, content := range map[string]string{r.peerRoot: "old content", r.root: "new content"} {
-		p := filepath.Join(root, "f")
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r.firstRun(change.Change{Path: "f", Op: change.Write, Finished: true})
-	got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
-	if err != nil || string(got) != "new content" {
-		t.Errorf("the peer holds %q (%v), want the new content", got, err)
-	}
-	if st := r.journal.Stats("peer"); st.Files != 0 {
-		t.Errorf("%d paths pending after the run, want none", st.Files)
+	for _, tc := range []struct {
+		name string
+		op   change.Op
+		slot int
+	}{
+		{"written in place", change.Write, 7},
+		{"made again (events)", change.Create | change.Write, 8},
+		{"made again, its removal seen", change.Remove | change.Create | change.Write, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			mtime := time.Unix(1700000000, 123456789)
+			for root, content := range map[string]string{r.peerRoot: "old content", r.root: "new content"} {
+				p := filepath.Join(root, "f")
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, mtime, mtime); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.firstRun(change.Change{Path: "f", Op: tc.op, Finished: true})
+			got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
+			if err != nil || string(got) != "new content" {
+				t.Errorf("the peer holds %q (%v), want the new content", got, err)
+			}
+			if st := r.journal.Stats("peer"); st.Files != 0 {
+				t.Errorf("%d paths pending after the run, want none", st.Files)
+			}
+		})
 	}
 }
 

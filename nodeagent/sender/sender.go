@@ -897,10 +897,12 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 }
 
 // unchangedWrites are the entries of b's push that were journaled as
-// written in place (an existing file: not created, renamed or moved in,
-// whose copy on the peer is expected to match, as after a rename the peer
-// applied; a checksum would read every such file on both hosts) and that
-// rsync found unchanged on the peer by its quick check.
+// written or created here (an archive extracted over the tree unlinks and
+// makes each file again, with its old size and mtime) and that rsync found
+// unchanged on the peer by its quick check. A file renamed or moved in is
+// not among them: its copy on the peer is expected to match (the peer
+// applied the rename), and a checksum would read every such file, a whole
+// renamed tree, on both hosts.
 func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	unchanged := make(map[string]bool)
 	for _, p := range res.Paths {
@@ -910,8 +912,8 @@ func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	}
 	var out []journal.Entry
 	for _, e := range b.sends {
-		inPlace := e.Op.Has(change.Write) && e.Op&(change.Create|change.Rename|change.Subtree) == 0
-		if st, ok := b.state[e.Path]; ok && st.regular && inPlace && unchanged[e.Path] {
+		written := e.Op&(change.Write|change.Create) != 0 && e.Op&(change.Rename|change.Subtree) == 0
+		if st, ok := b.state[e.Path]; ok && st.regular && written && unchanged[e.Path] {
 			out = append(out, e)
 		}
 	}
