@@ -175,6 +175,9 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 	}
 }
 
+// IsDir reports whether rsync itemized the path as a directory.
+func (r PathResult) IsDir() bool { return isDir(r.Change) }
+
 // isDir reports an itemized directory (%i's second column).
 func isDir(change string) bool { return len(change) > 1 && change[1] == 'd' && change[0] != '*' }
 

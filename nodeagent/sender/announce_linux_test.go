@@ -197,6 +197,70 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 	}
 }
 
+// TestSender_Start_aDirectoryReplacedByAFile: a directory removed here and
+// made a file under the same name leaves deletions below it that rsync
+// cannot list (ENOTDIR). Pushing the file replaces the peer's directory
+// (--force), which confirms them; before, they stayed pending for good.
+func TestSender_Start_aDirectoryReplacedByAFile(t *testing.T) {
+	r := newRig(t, 10)
+	tree := []string{"d/x", "d/sub/y"}
+	for _, root := range []string{r.root, r.peerRoot} {
+		if err := os.MkdirAll(filepath.Join(root, "d", "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range tree {
+			if err := os.WriteFile(filepath.Join(root, p), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The tree is in the index and on the peer, nothing pending.
+	var made []change.Change
+	for _, p := range []string{"d", "d/sub", "d/x", "d/sub/y"} {
+		made = append(made, change.Change{Path: p, Op: change.Create, Finished: true})
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, made); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := r.journal.Next("peer", 100, nil)
+	if err != nil || len(pending) != len(made) {
+		t.Fatalf("journaled %d of %d (%v)", len(pending), len(made), err)
+	}
+	if err := r.journal.Done("peer", pending); err != nil {
+		t.Fatal(err)
+	}
+	// d becomes a file here; its own entry went before (confirmed, or
+	// the peer refused it): what is pending is the deletions below it.
+	if err := os.RemoveAll(filepath.Join(r.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "d"), []byte("now a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gone := []change.Change{
+		{Path: "d/x", Op: change.Remove, Finished: true},
+		{Path: "d/sub/y", Op: change.Remove, Finished: true},
+		{Path: "d/sub", Op: change.Rmdir, Finished: true},
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, gone); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.journal.Stats("peer"); st.Files != int64(len(gone)) {
+		t.Fatalf("%d paths pending, want the %d deletions", st.Files, len(gone))
+	}
+	r.start()
+	poll.Until(t, 20*time.Second, func() error {
+		if st := r.journal.Stats("peer"); st.Files != 0 {
+			return fmt.Errorf("%d paths pending", st.Files)
+		}
+		return nil
+	})
+	got, err := os.ReadFile(filepath.Join(r.peerRoot, "d"))
+	if err != nil || string(got) != "now a file" {
+		t.Errorf("the peer's d: %q (%v), want the file", got, err)
+	}
+}
+
 // TestSender_Start_theRootsOwnChangeIsConfirmedWithoutARun: the root's
 // attributes are each host's and never listed; a change of them is
 // confirmed without a run, with no delete in the same batch, and does not

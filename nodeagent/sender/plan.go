@@ -17,6 +17,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 // batch is the work of one run.
@@ -33,6 +34,13 @@ type batch struct {
 	deletes []journal.Entry
 	// covered are entries below a deleted directory (confirmed with it).
 	covered []journal.Entry
+	// underFile are removed paths below a path that is not a directory
+	// here (a directory replaced by a file): rsync cannot list them
+	// (ENOTDIR), and pushing that path, with --force, replaces the peer's
+	// directory and everything in it. Each is confirmed once the run
+	// confirms its fileAbove as a non-directory on the peer.
+	underFile []journal.Entry
+	fileAbove map[string]string
 	// skipped are entries never listed, confirmed without a run: the
 	// root itself, and paths that leave the root or cannot be read (a
 	// later change or scan journals them again if they become sendable).
@@ -143,12 +151,12 @@ func (b *batch) large() bool {
 }
 
 func (b *batch) entries() []journal.Entry {
-	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.skipped)
+	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.underFile, b.skipped)
 }
 
 // each calls f for every entry of entries(), without collecting them.
 func (b *batch) each(f func(journal.Entry)) {
-	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered, b.skipped} {
+	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered, b.underFile, b.skipped} {
 		for _, e := range es {
 			f(e)
 		}
@@ -156,7 +164,7 @@ func (b *batch) each(f func(journal.Entry)) {
 }
 
 func (b *batch) empty() bool {
-	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered)+len(b.skipped) == 0
+	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered)+len(b.underFile)+len(b.skipped) == 0
 }
 
 // plan sorts entries by what is on disk now (lstat beneath rootfd): a path
@@ -181,20 +189,18 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
 				b.renames = append(b.renames, e)
 			}
-			b.sends = append(b.sends, e)
-			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				if b.state == nil {
-					b.state = make(map[string]fileState, len(entries))
+			b.send(e, &st)
+		case errors.Is(err, unix.ENOTDIR):
+			if above := fileAbove(rootfd, e.Path); above != "" {
+				b.underFile = append(b.underFile, e)
+				if b.fileAbove == nil {
+					b.fileAbove = make(map[string]string)
 				}
-				b.state[e.Path] = stateOf(&st)
+				b.fileAbove[e.Path] = above
+				continue
 			}
-			if st.Mode&unix.S_IFMT == unix.S_IFREG {
-				b.bytes += st.Size
-				if st.Nlink > 1 {
-					b.linked = append(b.linked, linkedFile{path: e.Path, id: inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, size: st.Size})
-				}
-			}
-		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+			gone = append(gone, e) // the file above went meanwhile
+		case errors.Is(err, unix.ENOENT):
 			gone = append(gone, e)
 		default:
 			// Outside the root (through a symlink) or unreadable: never
@@ -208,7 +214,86 @@ func plan(rootfd int, entries []journal.Entry) batch {
 	var covered []journal.Entry
 	b.deletes, covered = topMost(gone)
 	b.covered = append(b.covered, covered...)
+	b.sendFilesAbove(rootfd)
 	return b
+}
+
+// send adds e, which exists here as st says, to b's sends.
+func (b *batch) send(e journal.Entry, st *unix.Stat_t) {
+	b.sends = append(b.sends, e)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if b.state == nil {
+			b.state = make(map[string]fileState)
+		}
+		b.state[e.Path] = stateOf(st)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFREG {
+		b.bytes += st.Size
+		if st.Nlink > 1 {
+			b.linked = append(b.linked, linkedFile{path: e.Path, id: inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, size: st.Size})
+		}
+	}
+}
+
+// sendFilesAbove adds to b's sends the paths above its underFile entries
+// that are not sent already: as entries of sequence 0, which the journal
+// never holds, so that confirming them removes nothing (the path's own
+// entry, if it has one pending, goes in its turn). A path already in
+// flight cannot be above them: the journal did not hand out paths below
+// one in flight (Sender.skip).
+func (b *batch) sendFilesAbove(rootfd int) {
+	if len(b.underFile) == 0 {
+		return
+	}
+	listed := make(map[string]bool, len(b.sends))
+	for _, e := range b.sends {
+		listed[e.Path] = true
+	}
+	for _, e := range b.underFile {
+		above := b.fileAbove[e.Path]
+		if listed[above] {
+			continue
+		}
+		listed[above] = true
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, above, &st); err == nil {
+			b.send(journal.Entry{Path: above}, &st)
+		}
+	}
+}
+
+// fileAbove returns the nearest parent of p that exists here and is not a
+// directory, or "" if there is none (any more).
+func fileAbove(rootfd int, p string) string {
+	for d := parent(p); d != ""; d = parent(d) {
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, d, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return d // the parents above it are directories
+		}
+	}
+	return ""
+}
+
+// confirmedUnderFiles are the underFile entries whose file above the run
+// confirmed on the peer as itemized non-directory: whatever the peer held
+// below it is gone there.
+func (b *batch) confirmedUnderFiles(res rsync.Result) []journal.Entry {
+	if len(b.underFile) == 0 {
+		return nil
+	}
+	replaced := make(map[string]bool)
+	for _, p := range res.Paths {
+		if p.Outcome.Done() && !p.IsDir() {
+			replaced[p.Path] = true
+		}
+	}
+	var out []journal.Entry
+	for _, e := range b.underFile {
+		if replaced[b.fileAbove[e.Path]] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // topMost splits removed paths into the top-most ones (to delete) and those

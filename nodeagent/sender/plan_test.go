@@ -25,6 +25,7 @@ func TestPlan(t *testing.T) {
 	must(os.WriteFile(filepath.Join(root, "dir", "file"), []byte("12345"), 0o644))
 	must(os.WriteFile(filepath.Join(root, "new-name"), []byte("abc"), 0o644))
 	must(os.Symlink(outside, filepath.Join(root, "evil")))
+	must(os.WriteFile(filepath.Join(root, "was-a-dir"), []byte("now a file"), 0o644))
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	must(err)
 	defer unix.Close(rootfd)
@@ -38,6 +39,8 @@ func TestPlan(t *testing.T) {
 		{Path: "gone-too", Op: change.Remove},
 		{Path: "evil/secret", Op: change.Write},
 		{Path: ".", Op: change.Attrib},
+		{Path: "was-a-dir/a", Op: change.Remove, Seq: 7},
+		{Path: "was-a-dir/b/c", Op: change.Remove, Seq: 8},
 	}
 	b := plan(rootfd, entries)
 	tests := []struct {
@@ -45,7 +48,8 @@ func TestPlan(t *testing.T) {
 		got  []journal.Entry
 		want []string
 	}{
-		{"sends: what exists", b.sends, []string{"dir/file", "new-name"}},
+		{"sends: what exists, and the file above removed paths", b.sends, []string{"dir/file", "new-name", "was-a-dir"}},
+		{"under a file: removed with the peer's directory when the file replaces it", b.underFile, []string{"was-a-dir/a", "was-a-dir/b/c"}},
 		{"renames: asked of the peer first", b.renames, []string{"new-name"}},
 		{"deletes: top-most removed paths only", b.deletes, []string{"gone", "gone-too"}},
 		{"covered: below a deleted dir", b.covered, []string{"gone/a", "gone/b/c"}},
@@ -58,8 +62,18 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if b.bytes != 8 {
-		t.Errorf("bytes %d, want 8", b.bytes)
+	if b.bytes != 8+10 {
+		t.Errorf("bytes %d, want 18", b.bytes)
+	}
+	for _, e := range b.sends {
+		if e.Path == "was-a-dir" && e.Seq != 0 {
+			t.Errorf("the file above removed paths is sent as sequence %d; want 0, which confirms no journal entry", e.Seq)
+		}
+	}
+	for _, p := range []string{"was-a-dir/a", "was-a-dir/b/c"} {
+		if got := b.fileAbove[p]; got != "was-a-dir" {
+			t.Errorf("file above %q: %q, want was-a-dir", p, got)
+		}
 	}
 }
 

@@ -667,7 +667,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	tAnnounced := time.Now()
 	s.renames(ctx, rootfd, &b)
-	var sent, deleted []journal.Entry
+	var sent, deleted, replaced []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var linksSent []string
 	if len(b.sends) > 0 {
@@ -692,6 +692,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 		res, err := push(ctx, append(pathsOf(b.sends), b.links...))
 		sent = confirmed(b.sends, res)
+		replaced = b.confirmedUnderFiles(res)
 		linksSent = confirmedPaths(b.links, res)
 		if again := unchangedWrites(b, res); len(again) > 0 && !isPeerFailure(res, err) {
 			// rsync's quick check (size and mtime) found the peer's copy
@@ -737,12 +738,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, res, err)
 	}
 	pushed()
-	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, b.skipped), deleted, b.oldNames)
+	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped), deleted, b.oldNames)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
 	if s.Client != nil {
-		gone := pathsOf(deleted)
+		gone := pathsOf(slices.Concat(deleted, replaced))
 		listed := make(map[string]bool, len(gone))
 		for _, p := range gone {
 			listed[p] = true
