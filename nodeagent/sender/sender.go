@@ -769,11 +769,14 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	tConfirmed := time.Now()
 	if err := s.Journal.Done(s.Peer, done); err != nil {
+		// Still pending in the journal, so sent again and counted then:
+		// not counted as synced now.
 		r.Err = err
+	} else {
+		r.Sent = done
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Sent = done
 	r.Failures = failures(b.entries(), done, r.Changed, r.reasons)
 	r.Duration = time.Since(start)
 	return r
