@@ -161,8 +161,8 @@ func TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete(t *testing.T) {
 // TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent: a file written
 // here without a change of size or mtime (touch -r, cp -p, an archive
 // extracted over the tree, which unlinks and makes the file again) looks
-// unchanged to rsync's quick check; journaled as written or created, it is
-// compared by checksum and its content reaches the peer.
+// unchanged to rsync's quick check; journaled as written, or removed and
+// made again, it is compared by checksum and its content reaches the peer.
 func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -170,8 +170,8 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 		slot int
 	}{
 		{"written in place", change.Write, 7},
-		{"made again (events)", change.Create | change.Write, 8},
-		{"made again, its removal seen", change.Remove | change.Create | change.Write, 9},
+		{"removed and made again", change.Remove | change.Create | change.Write, 8},
+		{"removed and made again, no write seen", change.Remove | change.Create, 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.slot)

@@ -901,12 +901,13 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 }
 
 // unchangedWrites are the entries of b's push that were journaled as
-// written or created here (an archive extracted over the tree unlinks and
-// makes each file again, with its old size and mtime) and that rsync found
-// unchanged on the peer by its quick check. A file renamed or moved in is
-// not among them: its copy on the peer is expected to match (the peer
-// applied the rename), and a checksum would read every such file, a whole
-// renamed tree, on both hosts.
+// written in place, or removed and made again (an archive extracted over
+// the tree unlinks each file and makes it again with its old size and
+// mtime), and that rsync found unchanged on the peer by its quick check.
+// A path that is only new here is not among them, nor one renamed or moved
+// in: the files of a renamed directory are new paths to the scan that
+// expands it, and their copies on the peer are expected to match (the peer
+// applied the rename); a checksum would read the whole tree on both hosts.
 func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	unchanged := make(map[string]bool)
 	for _, p := range res.Paths {
@@ -916,7 +917,9 @@ func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	}
 	var out []journal.Entry
 	for _, e := range b.sends {
-		written := e.Op&(change.Write|change.Create) != 0 && e.Op&(change.Rename|change.Subtree) == 0
+		inPlace := e.Op.Has(change.Write) && !e.Op.Has(change.Create)
+		madeAgain := e.Op.Has(change.Remove | change.Create)
+		written := (inPlace || madeAgain) && e.Op&(change.Rename|change.Subtree) == 0
 		if st, ok := b.state[e.Path]; ok && st.regular && written && unchanged[e.Path] {
 			out = append(out, e)
 		}
