@@ -360,6 +360,32 @@ func (j *Journal) Stats(peer string) PeerStats {
 	return PeerStats{}
 }
 
+// Settled reports whether path's last change is confirmed on peer: no
+// entry of it is pending for peer, and the index holds it as lstat beneath
+// rootfd shows it now (index.Tx.Unchanged), so that no change of it is on
+// its way to the journal either (a file still being written, whose close
+// has not come). Its current state was then sent to peer, or was never to
+// be sent (a path that leaves the root).
+func (j *Journal) Settled(rootfd int, peer, path string) (bool, error) {
+	var settled bool
+	err := j.db.View(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
+		if pb == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		}
+		if pb.Bucket(bucketByPath).Get(index.Key(path)) != nil {
+			return nil
+		}
+		var err error
+		settled, err = index.Within(tx).Unchanged(rootfd, path)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("is %q settled on %s: %w", path, peer, err)
+	}
+	return settled, nil
+}
+
 // Seq returns the sequence number of the last change journaled: how many
 // changes Record has journaled, ever, in this database. Senders compare
 // two readings to tell whether changes arrived in between.

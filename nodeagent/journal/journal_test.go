@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -300,5 +301,42 @@ func TestJournal_Record_skipsWhatTheIndexHolds(t *testing.T) {
 				t.Errorf("Seq moved: %v, want %v", journaled, tt.wantPending > 0)
 			}
 		})
+	}
+}
+
+// TestJournal_Settled: a path is settled on a peer when nothing of it is
+// pending there and the index holds it as it is now.
+func TestJournal_Settled(t *testing.T) {
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), "web-2", "web-3")
+	if err := f.j.Record(f.rootfd, []string{"web-2", "web-3"}, []change.Change{f.write("a", 10), f.write("b", 10)}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Done("web-2", es); err != nil {
+		t.Fatal(err)
+	}
+	f.write("b", 20) // changed here, not journaled yet (still being written)
+	tests := []struct {
+		name, peer, path string
+		want             bool
+	}{
+		{"confirmed, unchanged since", "web-2", "a", true},
+		{"pending for that peer", "web-3", "a", false},
+		{"changed here since it was journaled", "web-2", "b", false},
+		{"never journaled, not here", "web-2", "c", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := f.j.Settled(f.rootfd, tc.peer, tc.path)
+			if err != nil || got != tc.want {
+				t.Errorf("Settled(%s, %s) = %v, %v; want %v", tc.peer, tc.path, got, err, tc.want)
+			}
+		})
+	}
+	if _, err := f.j.Settled(f.rootfd, "web-9", "a"); !errors.Is(err, ErrUnknownPeer) {
+		t.Errorf("an unknown peer: %v, want ErrUnknownPeer", err)
 	}
 }

@@ -3,7 +3,9 @@ package sender
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/internal/chattr"
 	"github.com/jailsync/jailsync/internal/poll"
@@ -197,67 +201,176 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 	}
 }
 
-// TestSender_Start_aDirectoryReplacedByAFile: a directory removed here and
-// made a file under the same name leaves deletions below it that rsync
-// cannot list (ENOTDIR). Pushing the file replaces the peer's directory
-// (--force), which confirms them; before, they stayed pending for good.
-func TestSender_Start_aDirectoryReplacedByAFile(t *testing.T) {
-	r := newRig(t, 10)
-	tree := []string{"d/x", "d/sub/y"}
-	for _, root := range []string{r.root, r.peerRoot} {
-		if err := os.MkdirAll(filepath.Join(root, "d", "sub"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range tree {
-			if err := os.WriteFile(filepath.Join(root, p), []byte("old"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	// The tree is in the index and on the peer, nothing pending.
+// settle records changes as the detector would, and confirms them as if
+// they had gone to the peer before: the index holds them, nothing pending.
+func (r *rig) settle(paths ...string) {
+	r.t.Helper()
 	var made []change.Change
-	for _, p := range []string{"d", "d/sub", "d/x", "d/sub/y"} {
+	for _, p := range paths {
 		made = append(made, change.Change{Path: p, Op: change.Create, Finished: true})
 	}
 	if err := r.journal.Record(r.rootfd, []string{"peer"}, made); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	pending, err := r.journal.Next("peer", 100, nil)
+	pending, err := r.journal.Next("peer", 1000, nil)
 	if err != nil || len(pending) != len(made) {
-		t.Fatalf("journaled %d of %d (%v)", len(pending), len(made), err)
+		r.t.Fatalf("journaled %d of %d (%v)", len(pending), len(made), err)
 	}
 	if err := r.journal.Done("peer", pending); err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	// d becomes a file here; its own entry went before (confirmed, or
-	// the peer refused it): what is pending is the deletions below it.
-	if err := os.RemoveAll(filepath.Join(r.root, "d")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(r.root, "d"), []byte("now a file"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gone := []change.Change{
-		{Path: "d/x", Op: change.Remove, Finished: true},
-		{Path: "d/sub/y", Op: change.Remove, Finished: true},
-		{Path: "d/sub", Op: change.Rmdir, Finished: true},
-	}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, gone); err != nil {
-		t.Fatal(err)
-	}
-	if st := r.journal.Stats("peer"); st.Files != int64(len(gone)) {
-		t.Fatalf("%d paths pending, want the %d deletions", st.Files, len(gone))
-	}
-	r.start()
-	poll.Until(t, 20*time.Second, func() error {
+}
+
+// untilNothingPending waits until the journal holds nothing for the peer.
+func (r *rig) untilNothingPending() {
+	r.t.Helper()
+	poll.Until(r.t, 20*time.Second, func() error {
 		if st := r.journal.Stats("peer"); st.Files != 0 {
 			return fmt.Errorf("%d paths pending", st.Files)
 		}
 		return nil
 	})
-	got, err := os.ReadFile(filepath.Join(r.peerRoot, "d"))
-	if err != nil || string(got) != "now a file" {
-		t.Errorf("the peer's d: %q (%v), want the file", got, err)
+}
+
+// TestSender_Start_aDirectoryReplacedByAFile: a directory removed here and
+// made a file under the same name leaves deletions below it that rsync
+// cannot list (ENOTDIR). The file's own entry replaces the peer's
+// directory (--force); the deletions are confirmed with it when it goes in
+// their batch, or once it is settled on the peer when it went in another.
+// Before, they stayed pending for good.
+func TestSender_Start_aDirectoryReplacedByAFile(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		batchFiles int
+		slot       int
+	}{
+		{"in one batch", 0, 10},
+		{"one path a batch: the deletions wait for the file", 1, 11},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			r.sender.BatchFiles = tc.batchFiles
+			for _, root := range []string{r.root, r.peerRoot} {
+				if err := os.MkdirAll(filepath.Join(root, "d", "sub"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range []string{"d/x", "d/sub/y"} {
+					if err := os.WriteFile(filepath.Join(root, p), []byte("old"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			r.settle("d", "d/sub", "d/x", "d/sub/y")
+			if err := os.RemoveAll(filepath.Join(r.root, "d")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(r.root, "d"), []byte("now a file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// As the source reports them: the tree's removal first.
+			ch := []change.Change{
+				{Path: "d/x", Op: change.Remove, Finished: true},
+				{Path: "d/sub/y", Op: change.Remove, Finished: true},
+				{Path: "d/sub", Op: change.Rmdir, Finished: true},
+				{Path: "d", Op: change.Rmdir | change.Create | change.Write, Finished: true},
+			}
+			if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+				t.Fatal(err)
+			}
+			if st := r.journal.Stats("peer"); st.Files != int64(len(ch)) {
+				t.Fatalf("%d paths pending, want %d", st.Files, len(ch))
+			}
+			r.start()
+			r.untilNothingPending()
+			got, err := os.ReadFile(filepath.Join(r.peerRoot, "d"))
+			if err != nil || string(got) != "now a file" {
+				t.Errorf("the peer's d: %q (%v), want the file", got, err)
+			}
+			for _, run := range r.reported() {
+				if len(run.Failures) > 0 {
+					t.Errorf("a run reported failures: %v", run.Problems)
+				}
+			}
+		})
+	}
+}
+
+// TestSender_Start_aRenamedFileRemovedDeletesItsOldName: mv a b; rm b,
+// both before the run (the peer was down): the rename's entry is the only
+// record that a went, so its old name is deleted on the peer too. Before,
+// the peer kept a for good.
+func TestSender_Start_aRenamedFileRemovedDeletesItsOldName(t *testing.T) {
+	r := newRig(t, 12)
+	for _, root := range []string{r.root, r.peerRoot} {
+		if err := os.WriteFile(filepath.Join(root, "a"), []byte("content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.settle("a")
+	if err := os.Remove(filepath.Join(r.root, "a")); err != nil { // renamed to b, b removed
+		t.Fatal(err)
+	}
+	ch := []change.Change{{Path: "b", OldPath: "a", Op: change.Rename | change.Remove, Finished: true}}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.untilNothingPending()
+	if _, err := os.Lstat(filepath.Join(r.peerRoot, "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the peer still holds the old name a (%v)", err)
+	}
+}
+
+// TestSender_Start_aLinkedFileRewrittenKeepsItsLinks: f and g are one
+// file here and on the peer; f is rewritten in place keeping its size and
+// mtime, so the quick check passes it, and the checksum pass sends it. Its
+// other name goes in that pass too: the peer writes the file anew, and g
+// must follow it. Before, the peer's g kept the old content.
+func TestSender_Start_aLinkedFileRewrittenKeepsItsLinks(t *testing.T) {
+	r := newRig(t, 13)
+	r.sender.Links = func(ino uint64, limit int) []string {
+		names, err := r.idx.Links(ino, limit)
+		if err != nil {
+			t.Error(err)
+		}
+		return names
+	}
+	mtime := time.Unix(1700000000, 123456789)
+	for _, root := range []string{r.root, r.peerRoot} {
+		f := filepath.Join(root, "f")
+		if err := os.WriteFile(f, []byte("old content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(f, filepath.Join(root, "g")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.settle("f", "g")
+	f := filepath.Join(r.root, "f")
+	if err := os.WriteFile(f, []byte("new content"), 0o644); err != nil { // in place: O_TRUNC
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(f, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	r.firstRun(change.Change{Path: "f", Op: change.Write, Finished: true})
+	r.untilNothingPending()
+	var sts [2]unix.Stat_t
+	for i, name := range []string{"f", "g"} {
+		p := filepath.Join(r.peerRoot, name)
+		got, err := os.ReadFile(p)
+		if err != nil || string(got) != "new content" {
+			t.Errorf("the peer's %s holds %q (%v), want the new content", name, got, err)
+		}
+		if err := unix.Lstat(p, &sts[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sts[0].Ino != sts[1].Ino {
+		t.Errorf("the peer's f and g are two files (inodes %d and %d), want one", sts[0].Ino, sts[1].Ino)
 	}
 }
 

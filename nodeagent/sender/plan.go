@@ -38,9 +38,18 @@ type batch struct {
 	// here (a directory replaced by a file): rsync cannot list them
 	// (ENOTDIR), and pushing that path, with --force, replaces the peer's
 	// directory and everything in it. Each is confirmed once the run
-	// confirms its fileAbove as a non-directory on the peer.
+	// confirms its fileAbove, sent in the same batch by its own entry, as
+	// a non-directory on the peer (Sender.settleUnderFile).
 	underFile []journal.Entry
 	fileAbove map[string]string
+	// waiting are entries left out of the batch, to be planned again in a
+	// moment (Sender.hold): their old name, or the file above them, is
+	// in flight to the peer in another run, or not yet settled there.
+	waiting []journal.Entry
+	// replacedBefore are removed paths below a file whose last change is
+	// confirmed on the peer already (journal.Settled): gone there with the
+	// directory the file replaced; confirmed without a run.
+	replacedBefore []journal.Entry
 	// skipped are entries never listed, confirmed without a run: the
 	// root itself, and paths that leave the root or cannot be read (a
 	// later change or scan journals them again if they become sendable).
@@ -134,6 +143,17 @@ type linkedFile struct {
 	size int64
 }
 
+// hasLinked reports whether one of paths is a sent file with other names
+// (b.linked).
+func (b *batch) hasLinked(paths []string) bool {
+	for _, f := range b.linked {
+		if slices.Contains(paths, f.path) {
+			return true
+		}
+	}
+	return false
+}
+
 // large reports whether the run carries a large file: one of 16 MiB or
 // more, not many smaller ones that add up to as much (100 x 1 MiB in one
 // run is not a long run by this rule, see Sender.Lanes). A file journaled
@@ -151,12 +171,12 @@ func (b *batch) large() bool {
 }
 
 func (b *batch) entries() []journal.Entry {
-	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.underFile, b.skipped)
+	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.underFile, b.replacedBefore, b.skipped)
 }
 
 // each calls f for every entry of entries(), without collecting them.
 func (b *batch) each(f func(journal.Entry)) {
-	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered, b.underFile, b.skipped} {
+	for _, es := range [][]journal.Entry{b.renames, b.sends, b.deletes, b.covered, b.underFile, b.replacedBefore, b.skipped} {
 		for _, e := range es {
 			f(e)
 		}
@@ -164,16 +184,23 @@ func (b *batch) each(f func(journal.Entry)) {
 }
 
 func (b *batch) empty() bool {
-	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered)+len(b.underFile)+len(b.skipped) == 0
+	return len(b.renames)+len(b.sends)+len(b.deletes)+len(b.covered)+len(b.underFile)+len(b.replacedBefore)+len(b.skipped) == 0
 }
 
 // plan sorts entries by what is on disk now (lstat beneath rootfd): a path
 // that exists is sent, one that does not is deleted, once, at its top-most
 // removed directory. A rename whose new name exists asks the peer to
-// rename first (then the send verifies it without moving content).
-func plan(rootfd int, entries []journal.Entry) batch {
+// rename first (then the send verifies it without moving content). A
+// rename whose new name is gone again (mv a b; rm b) deletes its old name
+// on the peer as well, unless that exists here again (its own entry sends
+// it): the rename's entry is the only record that the old name went.
+//
+// busy reports a path in flight to the peer in another run (or a path
+// above or below one): an entry whose old name is busy waits (b.waiting),
+// so that no path is in two runs to a peer at once. nil: nothing is.
+func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	b := batch{sends: make([]journal.Entry, 0, len(entries))}
-	var gone []journal.Entry
+	var gone, olds []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {
 			// Never listed: rsync's --dirs copies the contents of a listed
@@ -182,25 +209,33 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			b.skipped = append(b.skipped, e)
 			continue
 		}
+		renamed := e.Op.Has(change.Rename) && e.OldPath != ""
+		if renamed && busy != nil && busy(e.OldPath) {
+			b.waiting = append(b.waiting, e)
+			continue
+		}
 		var st unix.Stat_t
 		err := beneath.Lstat(rootfd, e.Path, &st)
 		switch {
 		case err == nil:
-			if e.Op.Has(change.Rename) && e.OldPath != "" {
+			if renamed {
 				b.renames = append(b.renames, e)
 			}
 			b.send(e, &st)
-		case errors.Is(err, unix.ENOTDIR):
-			if above := fileAbove(rootfd, e.Path); above != "" {
-				b.underFile = append(b.underFile, e)
-				if b.fileAbove == nil {
-					b.fileAbove = make(map[string]string)
-				}
-				b.fileAbove[e.Path] = above
-				continue
+		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
+			if renamed {
+				olds = append(olds, e)
 			}
-			gone = append(gone, e) // the file above went meanwhile
-		case errors.Is(err, unix.ENOENT):
+			if errors.Is(err, unix.ENOTDIR) {
+				if above := fileAbove(rootfd, e.Path); above != "" {
+					b.underFile = append(b.underFile, e)
+					if b.fileAbove == nil {
+						b.fileAbove = make(map[string]string)
+					}
+					b.fileAbove[e.Path] = above
+					continue
+				}
+			}
 			gone = append(gone, e)
 		default:
 			// Outside the root (through a symlink) or unreadable: never
@@ -211,11 +246,39 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
 		}
 	}
+	gone = append(gone, b.oldNamesGone(rootfd, olds)...)
 	var covered []journal.Entry
 	b.deletes, covered = topMost(gone)
 	b.covered = append(b.covered, covered...)
-	b.sendFilesAbove(rootfd)
 	return b
+}
+
+// oldNamesGone returns deletions (of sequence 0, which the journal never
+// holds) for the old names of renamed entries whose new name is gone
+// here, and records those entries in b.oldNames, so that each is confirmed
+// only once its old name's delete is. An old name that exists here again,
+// or that the batch lists already, is left to its own entry; one below a
+// file here (ENOTDIR) to that file's, which replaces the peer's directory.
+func (b *batch) oldNamesGone(rootfd int, renamed []journal.Entry) []journal.Entry {
+	if len(renamed) == 0 {
+		return nil
+	}
+	listed := make(map[string]bool)
+	b.each(func(e journal.Entry) { listed[e.Path] = true })
+	var out []journal.Entry
+	for _, e := range renamed {
+		listed[e.Path] = true
+	}
+	for _, e := range renamed {
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, e.OldPath, &st); !errors.Is(err, unix.ENOENT) || listed[e.OldPath] {
+			continue
+		}
+		listed[e.OldPath] = true
+		out = append(out, journal.Entry{Path: e.OldPath})
+		b.oldNames = append(b.oldNames, e)
+	}
+	return out
 }
 
 // send adds e, which exists here as st says, to b's sends.
@@ -231,33 +294,6 @@ func (b *batch) send(e journal.Entry, st *unix.Stat_t) {
 		b.bytes += st.Size
 		if st.Nlink > 1 {
 			b.linked = append(b.linked, linkedFile{path: e.Path, id: inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}, size: st.Size})
-		}
-	}
-}
-
-// sendFilesAbove adds to b's sends the paths above its underFile entries
-// that are not sent already: as entries of sequence 0, which the journal
-// never holds, so that confirming them removes nothing (the path's own
-// entry, if it has one pending, goes in its turn). A path already in
-// flight cannot be above them: the journal did not hand out paths below
-// one in flight (Sender.skip).
-func (b *batch) sendFilesAbove(rootfd int) {
-	if len(b.underFile) == 0 {
-		return
-	}
-	listed := make(map[string]bool, len(b.sends))
-	for _, e := range b.sends {
-		listed[e.Path] = true
-	}
-	for _, e := range b.underFile {
-		above := b.fileAbove[e.Path]
-		if listed[above] {
-			continue
-		}
-		listed[above] = true
-		var st unix.Stat_t
-		if err := beneath.Lstat(rootfd, above, &st); err == nil {
-			b.send(journal.Entry{Path: above}, &st)
 		}
 	}
 }

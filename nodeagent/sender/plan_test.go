@@ -41,17 +41,23 @@ func TestPlan(t *testing.T) {
 		{Path: ".", Op: change.Attrib},
 		{Path: "was-a-dir/a", Op: change.Remove, Seq: 7},
 		{Path: "was-a-dir/b/c", Op: change.Remove, Seq: 8},
+		{Path: "renamed-then-removed", Op: change.Rename | change.Remove, OldPath: "its-old-name"},
+		{Path: "renamed-then-removed-too", Op: change.Rename | change.Remove, OldPath: "new-name"}, // the old name exists again
+		{Path: "renamed-from-a-busy-path", Op: change.Rename, OldPath: "busy"},
 	}
-	b := plan(rootfd, entries)
+	b := plan(rootfd, entries, func(p string) bool { return p == "busy" })
 	tests := []struct {
 		name string
 		got  []journal.Entry
 		want []string
 	}{
-		{"sends: what exists, and the file above removed paths", b.sends, []string{"dir/file", "new-name", "was-a-dir"}},
+		{"sends: what exists", b.sends, []string{"dir/file", "new-name"}},
 		{"under a file: removed with the peer's directory when the file replaces it", b.underFile, []string{"was-a-dir/a", "was-a-dir/b/c"}},
 		{"renames: asked of the peer first", b.renames, []string{"new-name"}},
-		{"deletes: top-most removed paths only", b.deletes, []string{"gone", "gone-too"}},
+		{"deletes: top-most removed paths only, and the old names of renamed paths gone", b.deletes,
+			[]string{"gone", "gone-too", "its-old-name", "renamed-then-removed", "renamed-then-removed-too"}},
+		{"old names: confirmed once deleted", b.oldNames, []string{"renamed-then-removed"}},
+		{"waiting: an old name in flight in another run", b.waiting, []string{"renamed-from-a-busy-path"}},
 		{"covered: below a deleted dir", b.covered, []string{"gone/a", "gone/b/c"}},
 		{"skipped: the root, what leaves the root", b.skipped, []string{".", "evil/secret"}},
 	}
@@ -62,12 +68,12 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if b.bytes != 8+10 {
-		t.Errorf("bytes %d, want 18", b.bytes)
+	if b.bytes != 8 {
+		t.Errorf("bytes %d, want 8", b.bytes)
 	}
-	for _, e := range b.sends {
-		if e.Path == "was-a-dir" && e.Seq != 0 {
-			t.Errorf("the file above removed paths is sent as sequence %d; want 0, which confirms no journal entry", e.Seq)
+	for _, e := range b.deletes {
+		if e.Path == "its-old-name" && e.Seq != 0 {
+			t.Errorf("an old name is deleted as sequence %d; want 0, which confirms no journal entry", e.Seq)
 		}
 	}
 	for _, p := range []string{"was-a-dir/a", "was-a-dir/b/c"} {
@@ -118,7 +124,7 @@ func TestBatch_large(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries)
+			b := plan(rootfd, tc.entries, nil)
 			if b.large() != tc.want {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}

@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -521,6 +522,19 @@ func (s *Sender) defaults() {
 // in flight. A large file goes alone, so that it occupies one lane and the
 // other keeps moving small files.
 func (s *Sender) next(rootfd int) (batch, bool) {
+	// Entries that wait are held (and skipped by the journal): the
+	// entries behind them may make a batch at once.
+	for range 4 {
+		b, waited := s.take(rootfd)
+		if !b.empty() || !waited {
+			return b, !b.empty()
+		}
+	}
+	return batch{}, false
+}
+
+// take is next once: waited reports entries it left waiting.
+func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	entries, err := s.Journal.Next(s.Peer, s.BatchFiles, s.skip)
 	if err != nil {
 		s.Log.Error(err, "read journal", "peer", s.Peer)
@@ -541,22 +555,93 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 			break
 		}
 	}
-	b := plan(rootfd, entries[:n])
+	b = plan(rootfd, entries[:n], s.inflight.overlaps)
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
 	if s.KeepDeletes {
-		b.covered = append(b.covered, b.deletes...)
-		b.deletes = nil
+		b.covered = slices.Concat(b.covered, b.deletes, b.underFile)
+		b.deletes, b.underFile = nil, nil
 	}
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
+	s.settleUnderFile(rootfd, &b)
+	s.wait(b.waiting, time.Now())
 	b.each(func(e journal.Entry) { s.inflight.add(e.Path) })
 	for _, p := range b.links {
 		s.inflight.add(p)
 	}
-	return b, !b.empty()
+	return b, len(b.waiting) > 0
+}
+
+// waitAgain is how long an entry that waits (batch.waiting) is held
+// before it is planned again.
+const waitAgain = 250 * time.Millisecond
+
+// wait holds entries that wait for another run or for a file to settle
+// (batch.waiting) for waitAgain, or until they are journaled again.
+func (s *Sender) wait(entries []journal.Entry, now time.Time) {
+	for _, e := range entries {
+		s.held[e.Path] = hold{seq: e.Seq, until: now.Add(waitAgain)}
+	}
+}
+
+// settleUnderFile decides b's underFile entries, removed paths below a
+// file here (see batch.underFile), by that file (the file above):
+//   - sent in this batch by its own entry: confirmed with it (the run
+//     replaces the peer's directory with the file, --force);
+//   - settled on the peer (journal.Settled: its last change confirmed
+//     there, and no newer one on its way): confirmed without a run
+//     (replacedBefore);
+//   - otherwise (in flight in another run, pending, or still being
+//     written here) they wait: pushing the file here would send it
+//     unfinished, or put it in two runs at once.
+func (s *Sender) settleUnderFile(rootfd int, b *batch) {
+	if len(b.underFile) == 0 {
+		return
+	}
+	inBatch := make(map[string]bool, len(b.sends))
+	for _, e := range b.sends {
+		inBatch[e.Path] = true
+	}
+	const (
+		waits = iota
+		withTheRun
+		before
+	)
+	how := make(map[string]int)
+	var keep []journal.Entry
+	for _, e := range b.underFile {
+		above := b.fileAbove[e.Path]
+		h, ok := how[above]
+		if !ok {
+			switch {
+			case inBatch[above]:
+				h = withTheRun
+			case s.inflight.overlaps(above):
+				h = waits
+			default:
+				settled, err := s.Journal.Settled(rootfd, s.Peer, above)
+				if err != nil {
+					s.Log.Error(err, "removed paths below a file wait")
+				}
+				if settled {
+					h = before
+				}
+			}
+			how[above] = h
+		}
+		switch h {
+		case withTheRun:
+			keep = append(keep, e)
+		case before:
+			b.replacedBefore = append(b.replacedBefore, e)
+		default:
+			b.waiting = append(b.waiting, e)
+		}
+	}
+	b.underFile = keep
 }
 
 func (s *Sender) finish(b batch) {
@@ -667,8 +752,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	tAnnounced := time.Now()
 	s.renames(ctx, rootfd, &b)
-	var sent, deleted, replaced []journal.Entry
+	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
+	// Gone on the peer with the directory that a file replaced there.
+	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
 	if len(b.sends) > 0 {
 		stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
@@ -692,7 +779,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 		res, err := push(ctx, append(pathsOf(b.sends), b.links...))
 		sent = confirmed(b.sends, res)
-		replaced = b.confirmedUnderFiles(res)
+		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		if again := unchangedWrites(b, res); len(again) > 0 && !isPeerFailure(res, err) {
 			// rsync's quick check (size and mtime) found the peer's copy
@@ -702,13 +789,20 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			s.account(&r, res, err)
 			oc := o
 			oc.Checksum, oc.Progress = true, nil
-			res, err = rsync.Push(ctx, s.Root, pathsOf(again), s.Target, oc)
+			files := pathsOf(again)
+			if b.hasLinked(files) {
+				// The other names go too, or the peer would write the
+				// file anew and leave them on the old inode.
+				files = append(files, b.links...)
+			}
+			res, err = rsync.Push(ctx, s.Root, files, s.Target, oc)
 			ok := confirmedSet(res)
-			recheck := make(map[string]bool, len(again))
-			for _, e := range again {
-				recheck[e.Path] = true
+			recheck := make(map[string]bool, len(files))
+			for _, p := range files {
+				recheck[p] = true
 			}
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
+			linksSent = slices.DeleteFunc(linksSent, func(p string) bool { return recheck[p] && !ok[p] })
 		}
 		// Re-checked after the run: a file that changed while rsync read it
 		// stays in the journal (the peer holds some version of it, which
@@ -944,7 +1038,8 @@ func isPeerFailure(res rsync.Result, err error) bool {
 }
 
 // withoutUndeletedOldNames drops from done the renames whose old name was
-// to be deleted on the peer (the rename was refused) and was not: the
+// to be deleted on the peer (the rename was refused, or its new name is
+// gone here too) and was not: the
 // rename's entry is the only record that the old name must go, so it
 // stays pending, and the next run asks again. An old name that exists
 // here again is not to be deleted (its own entry sends it).
@@ -958,8 +1053,10 @@ func withoutUndeletedOldNames(rootfd int, done, deleted []journal.Entry, oldName
 	}
 	keep := make(map[string]bool)
 	for _, e := range oldNames {
+		// Below a file here (ENOTDIR), the old name goes on the peer with
+		// the directory that file replaces there (its own entry).
 		var st unix.Stat_t
-		if !gone[e.OldPath] && beneath.Lstat(rootfd, e.OldPath, &st) != nil {
+		if !gone[e.OldPath] && errors.Is(beneath.Lstat(rootfd, e.OldPath, &st), unix.ENOENT) {
 			keep[e.Path] = true
 		}
 	}

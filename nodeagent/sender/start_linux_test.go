@@ -42,6 +42,7 @@ type rig struct {
 	root     string
 	peerRoot string
 	rootfd   int
+	idx      *index.Index
 	journal  *journal.Journal
 	sender   *Sender
 	mu       sync.Mutex
@@ -93,6 +94,7 @@ func newRig(t *testing.T, slot int) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx.Close() })
+	r.idx = idx
 	if r.journal, err = journal.Open(idx, []string{"peer"}); err != nil {
 		t.Fatal(err)
 	}
