@@ -28,7 +28,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
 )
@@ -360,14 +362,39 @@ func (j *Journal) Stats(peer string) PeerStats {
 	return PeerStats{}
 }
 
-// Settled reports whether path's last change is confirmed on peer: no
-// entry of it is pending for peer, and the index holds it as lstat beneath
-// rootfd shows it now (index.Tx.Unchanged), so that no change of it is on
-// its way to the journal either (a file still being written, whose close
-// has not come). Its current state was then sent to peer, or was never to
-// be sent (a path that leaves the root).
-func (j *Journal) Settled(rootfd int, peer, path string) (bool, error) {
-	var settled bool
+// Entry returns peer's pending entry for path, if there is one.
+func (j *Journal) Entry(peer, path string) (Entry, bool, error) {
+	var e Entry
+	var ok bool
+	err := j.db.View(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
+		if pb == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		}
+		v := pb.Bucket(bucketByPath).Get(index.Key(path))
+		if v == nil {
+			return nil
+		}
+		var err error
+		e, err = unmarshal(v)
+		ok = err == nil
+		return err
+	})
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("journal entry %q for %s: %w", path, peer, err)
+	}
+	return e, ok, nil
+}
+
+// ReplacedOn reports whether the non-directory at path here is one on peer
+// too: nothing of path is pending for peer, and the index holds it as a
+// non-directory, as lstat beneath rootfd shows it now. Its change from a
+// directory was then journaled and confirmed on peer (a later write to it
+// may still be on its way, but the peer holds no directory there). A path
+// still being made here (a file whose close has not come) is not: the
+// index still holds what was there before.
+func (j *Journal) ReplacedOn(rootfd int, peer, path string) (bool, error) {
+	var replaced bool
 	err := j.db.View(func(tx *bolt.Tx) error {
 		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
 		if pb == nil {
@@ -376,14 +403,21 @@ func (j *Journal) Settled(rootfd int, peer, path string) (bool, error) {
 		if pb.Bucket(bucketByPath).Get(index.Key(path)) != nil {
 			return nil
 		}
-		var err error
-		settled, err = index.Within(tx).Unchanged(rootfd, path)
-		return err
+		e, ok, err := index.Within(tx).Get(path)
+		if err != nil || !ok || e.IsDir() {
+			return err
+		}
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, path, &st); err != nil {
+			return nil // gone, or below a non-directory itself
+		}
+		replaced = index.FromStat(&st).Mode.Type() == e.Mode.Type()
+		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("is %q settled on %s: %w", path, peer, err)
+		return false, fmt.Errorf("is %q a non-directory on %s: %w", path, peer, err)
 	}
-	return settled, nil
+	return replaced, nil
 }
 
 // Seq returns the sequence number of the last change journaled: how many

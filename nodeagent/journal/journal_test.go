@@ -304,11 +304,16 @@ func TestJournal_Record_skipsWhatTheIndexHolds(t *testing.T) {
 	}
 }
 
-// TestJournal_Settled: a path is settled on a peer when nothing of it is
-// pending there and the index holds it as it is now.
-func TestJournal_Settled(t *testing.T) {
+// TestJournal_ReplacedOn: a non-directory here is one on a peer when
+// nothing of it is pending there and the index holds it as a non-directory,
+// as it is now.
+func TestJournal_ReplacedOn(t *testing.T) {
 	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), "web-2", "web-3")
-	if err := f.j.Record(f.rootfd, []string{"web-2", "web-3"}, []change.Change{f.write("a", 10), f.write("b", 10)}); err != nil {
+	if err := os.Mkdir(filepath.Join(f.root, "was-a-file"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mk := change.Change{Path: "was-a-file", Op: change.Mkdir, Finished: true}
+	if err := f.j.Record(f.rootfd, []string{"web-2", "web-3"}, []change.Change{f.write("a", 10), f.write("b", 10), mk}); err != nil {
 		t.Fatal(err)
 	}
 	es, err := f.j.Next("web-2", 10, nil)
@@ -318,25 +323,42 @@ func TestJournal_Settled(t *testing.T) {
 	if err := f.j.Done("web-2", es); err != nil {
 		t.Fatal(err)
 	}
-	f.write("b", 20) // changed here, not journaled yet (still being written)
+	f.write("b", 20) // written again since it was journaled: still a file
+	// A directory being replaced by a file: not journaled yet (the file's
+	// writer has not closed it).
+	if err := os.Remove(filepath.Join(f.root, "was-a-file")); err != nil {
+		t.Fatal(err)
+	}
+	f.write("was-a-file", 5)
+	if err := os.Link(filepath.Join(f.root, "a"), filepath.Join(f.root, "a-link")); err != nil { // a's ctime moves
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, peer, path string
 		want             bool
 	}{
-		{"confirmed, unchanged since", "web-2", "a", true},
+		{"confirmed, its link count changed since", "web-2", "a", true},
+		{"confirmed, written again since", "web-2", "b", true},
 		{"pending for that peer", "web-3", "a", false},
-		{"changed here since it was journaled", "web-2", "b", false},
-		{"never journaled, not here", "web-2", "c", true},
+		{"a directory in the index, a file here", "web-2", "was-a-file", false},
+		{"not in the index", "web-2", "a-link", false},
+		{"not here", "web-2", "c", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := f.j.Settled(f.rootfd, tc.peer, tc.path)
+			got, err := f.j.ReplacedOn(f.rootfd, tc.peer, tc.path)
 			if err != nil || got != tc.want {
-				t.Errorf("Settled(%s, %s) = %v, %v; want %v", tc.peer, tc.path, got, err, tc.want)
+				t.Errorf("ReplacedOn(%s, %s) = %v, %v; want %v", tc.peer, tc.path, got, err, tc.want)
 			}
 		})
 	}
-	if _, err := f.j.Settled(f.rootfd, "web-9", "a"); !errors.Is(err, ErrUnknownPeer) {
+	if _, err := f.j.ReplacedOn(f.rootfd, "web-9", "a"); !errors.Is(err, ErrUnknownPeer) {
 		t.Errorf("an unknown peer: %v, want ErrUnknownPeer", err)
+	}
+	if e, ok, err := f.j.Entry("web-3", "b"); err != nil || !ok || e.Path != "b" || e.Size != 10 {
+		t.Errorf("Entry(web-3, b) = %+v, %v, %v; want b's entry", e, ok, err)
+	}
+	if _, ok, err := f.j.Entry("web-2", "b"); err != nil || ok {
+		t.Errorf("Entry(web-2, b) = %v, %v; want none (confirmed)", ok, err)
 	}
 }

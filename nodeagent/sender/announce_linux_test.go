@@ -245,7 +245,7 @@ func TestSender_Start_aDirectoryReplacedByAFile(t *testing.T) {
 		slot       int
 	}{
 		{"in one batch", 0, 10},
-		{"one path a batch: the deletions wait for the file", 1, 11},
+		{"one path a batch: the file's entry is taken into the deletions' batch", 1, 11},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.slot)
@@ -268,18 +268,27 @@ func TestSender_Start_aDirectoryReplacedByAFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			// As the source reports them: the tree's removal first.
-			ch := []change.Change{
+			deletions := []change.Change{
 				{Path: "d/x", Op: change.Remove, Finished: true},
 				{Path: "d/sub/y", Op: change.Remove, Finished: true},
 				{Path: "d/sub", Op: change.Rmdir, Finished: true},
-				{Path: "d", Op: change.Rmdir | change.Create | change.Write, Finished: true},
 			}
-			if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
-				t.Fatal(err)
+			file := change.Change{Path: "d", Op: change.Rmdir | change.Create | change.Write, Finished: true}
+			record := func(ch ...change.Change) {
+				t.Helper()
+				before := r.journal.Stats("peer").Files
+				if err := r.journal.Record(r.rootfd, []string{"peer"}, ch); err != nil {
+					t.Fatal(err)
+				}
+				if st := r.journal.Stats("peer"); st.Files != before+int64(len(ch)) {
+					t.Fatalf("%d paths pending, want %d", st.Files, before+int64(len(ch)))
+				}
+				select {
+				case r.sender.Wake <- struct{}{}:
+				default:
+				}
 			}
-			if st := r.journal.Stats("peer"); st.Files != int64(len(ch)) {
-				t.Fatalf("%d paths pending, want %d", st.Files, len(ch))
-			}
+			record(append(deletions, file)...)
 			r.start()
 			r.untilNothingPending()
 			got, err := os.ReadFile(filepath.Join(r.peerRoot, "d"))

@@ -43,7 +43,7 @@ type batch struct {
 	underFile []journal.Entry
 	fileAbove map[string]string
 	// waiting are entries left out of the batch, to be planned again in a
-	// moment (Sender.hold): their old name, or the file above them, is
+	// moment (Sender.wait): their old name, or the file above them, is
 	// in flight to the peer in another run, or not yet settled there.
 	waiting []journal.Entry
 	// replacedBefore are removed paths below a file whose last change is
@@ -143,15 +143,44 @@ type linkedFile struct {
 	size int64
 }
 
-// hasLinked reports whether one of paths is a sent file with other names
-// (b.linked).
-func (b *batch) hasLinked(paths []string) bool {
+// withOtherNames returns paths and the other names in b (sends and links)
+// of those that are linked files (b.linked): same device and inode.
+func (b *batch) withOtherNames(rootfd int, paths []string) []string {
+	ids := make(map[inode]bool)
 	for _, f := range b.linked {
 		if slices.Contains(paths, f.path) {
-			return true
+			ids[f.id] = true
 		}
 	}
-	return false
+	if len(ids) == 0 {
+		return paths
+	}
+	out := slices.Clone(paths)
+	for _, f := range b.linked {
+		if ids[f.id] && !slices.Contains(out, f.path) {
+			out = append(out, f.path)
+		}
+	}
+	for _, name := range b.links {
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, name, &st) == nil && ids[inode{dev: uint64(st.Dev), ino: uint64(st.Ino)}] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// eachPath calls f for every path the batch puts in flight: its entries,
+// the other names of its linked files, and its renames' old names (which
+// the peer renames, or deletes).
+func (b *batch) eachPath(f func(string)) {
+	b.each(func(e journal.Entry) { f(e.Path) })
+	for _, p := range b.links {
+		f(p)
+	}
+	for _, e := range b.renames {
+		f(e.OldPath)
+	}
 }
 
 // large reports whether the run carries a large file: one of 16 MiB or
@@ -246,7 +275,7 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
 		}
 	}
-	gone = append(gone, b.oldNamesGone(rootfd, olds)...)
+	gone = append(gone, b.oldNamesGone(rootfd, olds, gone)...)
 	var covered []journal.Entry
 	b.deletes, covered = topMost(gone)
 	b.covered = append(b.covered, covered...)
@@ -259,16 +288,16 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 // only once its old name's delete is. An old name that exists here again,
 // or that the batch lists already, is left to its own entry; one below a
 // file here (ENOTDIR) to that file's, which replaces the peer's directory.
-func (b *batch) oldNamesGone(rootfd int, renamed []journal.Entry) []journal.Entry {
+func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journal.Entry {
 	if len(renamed) == 0 {
 		return nil
 	}
 	listed := make(map[string]bool)
 	b.each(func(e journal.Entry) { listed[e.Path] = true })
-	var out []journal.Entry
-	for _, e := range renamed {
+	for _, e := range gone {
 		listed[e.Path] = true
 	}
+	var out []journal.Entry
 	for _, e := range renamed {
 		var st unix.Stat_t
 		if err := beneath.Lstat(rootfd, e.OldPath, &st); !errors.Is(err, unix.ENOENT) || listed[e.OldPath] {

@@ -523,8 +523,9 @@ func (s *Sender) defaults() {
 // other keeps moving small files.
 func (s *Sender) next(rootfd int) (batch, bool) {
 	// Entries that wait are held (and skipped by the journal): the
-	// entries behind them may make a batch at once.
-	for range 4 {
+	// entries behind them may make a batch at once. Bounded by the
+	// batches the journal holds, in case holds expire meanwhile.
+	for range 2 + s.Journal.Stats(s.Peer).Files/int64(s.BatchFiles) {
 		b, waited := s.take(rootfd)
 		if !b.empty() || !waited {
 			return b, !b.empty()
@@ -563,15 +564,13 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		b.covered = slices.Concat(b.covered, b.deletes, b.underFile)
 		b.deletes, b.underFile = nil, nil
 	}
+	s.takeFilesAbove(rootfd, &b)
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
 	s.settleUnderFile(rootfd, &b)
 	s.wait(b.waiting, time.Now())
-	b.each(func(e journal.Entry) { s.inflight.add(e.Path) })
-	for _, p := range b.links {
-		s.inflight.add(p)
-	}
+	b.eachPath(s.inflight.add)
 	return b, len(b.waiting) > 0
 }
 
@@ -591,8 +590,8 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 // file here (see batch.underFile), by that file (the file above):
 //   - sent in this batch by its own entry: confirmed with it (the run
 //     replaces the peer's directory with the file, --force);
-//   - settled on the peer (journal.Settled: its last change confirmed
-//     there, and no newer one on its way): confirmed without a run
+//   - a non-directory on the peer already (journal.ReplacedOn: its change
+//     from a directory confirmed there): confirmed without a run
 //     (replacedBefore);
 //   - otherwise (in flight in another run, pending, or still being
 //     written here) they wait: pushing the file here would send it
@@ -622,11 +621,11 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 			case s.inflight.overlaps(above):
 				h = waits
 			default:
-				settled, err := s.Journal.Settled(rootfd, s.Peer, above)
+				replaced, err := s.Journal.ReplacedOn(rootfd, s.Peer, above)
 				if err != nil {
-					s.Log.Error(err, "removed paths below a file wait")
+					s.Log.V(1).Info("removed paths below a file wait", "error", err)
 				}
-				if settled {
+				if replaced {
 					h = before
 				}
 			}
@@ -645,9 +644,41 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 }
 
 func (s *Sender) finish(b batch) {
-	b.each(func(e journal.Entry) { s.inflight.remove(e.Path) })
-	for _, p := range b.links {
-		s.inflight.remove(p)
+	b.eachPath(s.inflight.remove)
+}
+
+// takeFilesAbove adds to b the pending entries of the files above its
+// underFile entries (see batch.underFile) that are not in it, unless they
+// are in flight or held: the file's own run then confirms the deletions
+// below it. Without this a tree larger than a batch, removed before its
+// directory became a file, would wait for the file's entry, which comes
+// after it in the journal.
+func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
+	if len(b.underFile) == 0 {
+		return
+	}
+	listed := make(map[string]bool, len(b.sends))
+	for _, e := range b.sends {
+		listed[e.Path] = true
+	}
+	for _, e := range b.underFile {
+		above := b.fileAbove[e.Path]
+		if listed[above] {
+			continue
+		}
+		listed[above] = true
+		own, ok, err := s.Journal.Entry(s.Peer, above)
+		if err != nil {
+			s.Log.V(1).Info("the file above removed paths is not taken", "path", above, "error", err)
+			continue
+		}
+		if !ok || s.skip(own) {
+			continue
+		}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, above, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			b.send(own, &st)
+		}
 	}
 }
 
@@ -789,12 +820,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			s.account(&r, res, err)
 			oc := o
 			oc.Checksum, oc.Progress = true, nil
-			files := pathsOf(again)
-			if b.hasLinked(files) {
-				// The other names go too, or the peer would write the
-				// file anew and leave them on the old inode.
-				files = append(files, b.links...)
-			}
+			// With their other names, or the peer would write a file
+			// anew and leave them on the old inode.
+			files := b.withOtherNames(rootfd, pathsOf(again))
 			res, err = rsync.Push(ctx, s.Root, files, s.Target, oc)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))

@@ -1,0 +1,140 @@
+package sender
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+)
+
+// TestSender_take_deletionsBelowAFile: removed paths below a directory
+// that became a file here go by that file (the file above): with its own
+// entry in their batch, confirmed without a run once the peer holds a
+// non-directory there, and otherwise they wait.
+func TestSender_take_deletionsBelowAFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// setup runs after the deletions and the file's change were
+		// journaled (unless notJournaled), the deletions first.
+		setup        func(t *testing.T, s *Sender, fileEntry journal.Entry)
+		notJournaled bool // the file is still being written: its change not journaled
+		batchFiles   int
+		want         map[string][]string // batch part: paths
+	}{
+		{
+			name:       "the file pending behind them: taken into their batch",
+			batchFiles: 2,
+			want:       map[string][]string{"sends": {"d"}, "underFile": {"d/sub/y", "d/x"}},
+		},
+		{
+			name: "the file confirmed on the peer: confirmed without a run",
+			setup: func(t *testing.T, s *Sender, fileEntry journal.Entry) {
+				if err := s.Journal.Done("peer", []journal.Entry{fileEntry}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: map[string][]string{"replacedBefore": {"d/sub/y", "d/x"}},
+		},
+		{
+			name: "the file in flight in another run: they are not taken (paths below one in flight)",
+			setup: func(t *testing.T, s *Sender, fileEntry journal.Entry) {
+				s.inflight.add("d")
+			},
+			want: map[string][]string{},
+		},
+		{
+			name: "the file held (it changed during its run): they wait",
+			setup: func(t *testing.T, s *Sender, fileEntry journal.Entry) {
+				s.held["d"] = hold{seq: fileEntry.Seq, until: time.Now().Add(time.Hour)}
+			},
+			want: map[string][]string{"waiting": {"d/sub/y", "d/x"}},
+		},
+		{
+			name:         "the file still being written: they wait",
+			notJournaled: true,
+			want:         map[string][]string{"waiting": {"d/sub/y", "d/x"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "d", "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{"d/x", "d/sub/y"} {
+				if err := os.WriteFile(filepath.Join(root, p), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(rootfd)
+			idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idx.Close()
+			j, err := journal.Open(idx, []string{"peer"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tree []change.Change
+			for _, p := range []string{"d", "d/sub", "d/x", "d/sub/y"} {
+				tree = append(tree, change.Change{Path: p, Op: change.Create, Finished: true})
+			}
+			if err := j.Record(rootfd, []string{"peer"}, tree); err != nil {
+				t.Fatal(err)
+			}
+			es, _ := j.Next("peer", 10, nil)
+			if err := j.Done("peer", es); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "d"), []byte("now a file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ch := []change.Change{
+				{Path: "d/x", Op: change.Remove, Finished: true},
+				{Path: "d/sub/y", Op: change.Remove, Finished: true},
+			}
+			if !tc.notJournaled {
+				ch = append(ch, change.Change{Path: "d", Op: change.Rmdir | change.Create | change.Write, Finished: true})
+			}
+			if err := j.Record(rootfd, []string{"peer"}, ch); err != nil {
+				t.Fatal(err)
+			}
+			s := &Sender{Peer: "peer", Journal: j, BatchFiles: tc.batchFiles, Log: logr.Discard()}
+			s.defaults()
+			if tc.setup != nil {
+				own, ok, err := j.Entry("peer", "d")
+				if err != nil || !ok {
+					t.Fatalf("d's entry: %v, %v", ok, err)
+				}
+				tc.setup(t, s, own)
+			}
+			b, _ := s.take(rootfd)
+			parts := map[string][]journal.Entry{
+				"sends": b.sends, "underFile": b.underFile, "replacedBefore": b.replacedBefore,
+				"waiting": b.waiting, "deletes": b.deletes, "covered": b.covered, "skipped": b.skipped,
+			}
+			for name, es := range parts {
+				got := pathsOf(es)
+				slices.Sort(got)
+				if !slices.Equal(got, tc.want[name]) {
+					t.Errorf("%s: %q, want %q", name, got, tc.want[name])
+				}
+			}
+		})
+	}
+}
