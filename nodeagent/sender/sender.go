@@ -600,10 +600,7 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 	if len(b.underFile) == 0 {
 		return
 	}
-	inBatch := make(map[string]bool, len(b.sends))
-	for _, e := range b.sends {
-		inBatch[e.Path] = true
-	}
+	inBatch := pathSet(b.sends)
 	const (
 		waits = iota
 		withTheRun
@@ -657,10 +654,7 @@ func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
 	if len(b.underFile) == 0 {
 		return
 	}
-	listed := make(map[string]bool, len(b.sends))
-	for _, e := range b.sends {
-		listed[e.Path] = true
-	}
+	listed := pathSet(b.sends)
 	for _, e := range b.underFile {
 		above := b.fileAbove[e.Path]
 		if listed[above] {
@@ -1075,10 +1069,7 @@ func withoutUndeletedOldNames(rootfd int, done, deleted []journal.Entry, oldName
 	if len(oldNames) == 0 {
 		return done
 	}
-	gone := make(map[string]bool, len(deleted))
-	for _, e := range deleted {
-		gone[e.Path] = true
-	}
+	gone := pathSet(deleted)
 	keep := make(map[string]bool)
 	for _, e := range oldNames {
 		// Below a file here (ENOTDIR), the old name goes on the peer with
@@ -1164,6 +1155,15 @@ func confirmedSet(res rsync.Result) map[string]bool {
 		}
 	}
 	return ok
+}
+
+// pathSet is the set of the entries' paths.
+func pathSet(es []journal.Entry) map[string]bool {
+	set := make(map[string]bool, len(es))
+	for _, e := range es {
+		set[e.Path] = true
+	}
+	return set
 }
 
 func pathsOf(es []journal.Entry) []string {
