@@ -46,9 +46,9 @@ type batch struct {
 	// moment (Sender.wait): their old name, or the file above them, is
 	// in flight to the peer in another run, or not yet settled there.
 	waiting []journal.Entry
-	// replacedBefore are removed paths below a file whose last change is
-	// confirmed on the peer already (journal.Settled): gone there with the
-	// directory the file replaced; confirmed without a run.
+	// replacedBefore are removed paths below a file that is a
+	// non-directory on the peer already (journal.ReplacedOn): gone there
+	// with the directory the file replaced; confirmed without a run.
 	replacedBefore []journal.Entry
 	// skipped are entries never listed, confirmed without a run: the
 	// root itself, and paths that leave the root or cannot be read (a
@@ -228,7 +228,8 @@ func (b *batch) empty() bool {
 // above or below one): an entry whose old name is busy waits (b.waiting),
 // so that no path is in two runs to a peer at once. nil: nothing is.
 func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
-	b := batch{sends: make([]journal.Entry, 0, len(entries))}
+	// Sized up front: a burst's batch would grow them by doubling.
+	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
 	var gone, olds []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {
