@@ -180,9 +180,9 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		// Each peer's buckets, looked up once for the batch.
 		buckets := make([]peerBuckets, len(peers))
 		for i, p := range peers {
-			pb := root.Bucket([]byte(p))
-			if pb == nil {
-				return fmt.Errorf("%w: %s", ErrUnknownPeer, p)
+			pb, err := peerBucket(tx, p)
+			if err != nil {
+				return err
 			}
 			byPath := pb.Bucket(bucketByPath)
 			buckets[i] = peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}
@@ -280,9 +280,9 @@ func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, erro
 	// Sized for what is pending (a burst's batch grew by doubling).
 	out := make([]Entry, 0, max(0, min(int64(n), j.Stats(peer).Files)))
 	err := j.db.View(func(tx *bolt.Tx) error {
-		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
-		if pb == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
 		}
 		byPath := pb.Bucket(bucketByPath).Cursor()
 		c := pb.Bucket(bucketBySeq).Cursor()
@@ -311,9 +311,9 @@ func (j *Journal) Done(peer string, done []Entry) error {
 	var d PeerStats
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		d = PeerStats{} // afresh: Batch may call again
-		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
-		if pb == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
 		}
 		byPath, bySeq := pb.Bucket(bucketByPath).Cursor(), pb.Bucket(bucketBySeq).Cursor()
 		for _, e := range done {
@@ -362,20 +362,28 @@ func (j *Journal) Stats(peer string) PeerStats {
 	return PeerStats{}
 }
 
+// peerBucket returns peer's bucket in the journal.
+func peerBucket(tx *bolt.Tx, peer string) (*bolt.Bucket, error) {
+	pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
+	if pb == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+	}
+	return pb, nil
+}
+
 // Entry returns peer's pending entry for path, if there is one.
 func (j *Journal) Entry(peer, path string) (Entry, bool, error) {
 	var e Entry
 	var ok bool
 	err := j.db.View(func(tx *bolt.Tx) error {
-		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
-		if pb == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
 		}
 		v := pb.Bucket(bucketByPath).Get(index.Key(path))
 		if v == nil {
 			return nil
 		}
-		var err error
 		e, err = unmarshal(v)
 		ok = err == nil
 		return err
@@ -396,9 +404,9 @@ func (j *Journal) Entry(peer, path string) (Entry, bool, error) {
 func (j *Journal) ReplacedOn(rootfd int, peer, path string) (bool, error) {
 	var replaced bool
 	err := j.db.View(func(tx *bolt.Tx) error {
-		pb := tx.Bucket(bucketJournal).Bucket([]byte(peer))
-		if pb == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownPeer, peer)
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
 		}
 		if pb.Bucket(bucketByPath).Get(index.Key(path)) != nil {
 			return nil

@@ -205,20 +205,7 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 // they had gone to the peer before: the index holds them, nothing pending.
 func (r *rig) settle(paths ...string) {
 	r.t.Helper()
-	var made []change.Change
-	for _, p := range paths {
-		made = append(made, change.Change{Path: p, Op: change.Create, Finished: true})
-	}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, made); err != nil {
-		r.t.Fatal(err)
-	}
-	pending, err := r.journal.Next("peer", 1000, nil)
-	if err != nil || len(pending) != len(made) {
-		r.t.Fatalf("journaled %d of %d (%v)", len(pending), len(made), err)
-	}
-	if err := r.journal.Done("peer", pending); err != nil {
-		r.t.Fatal(err)
-	}
+	settle(r.t, r.journal, r.rootfd, paths...)
 }
 
 // untilNothingPending waits until the journal holds nothing for the peer.

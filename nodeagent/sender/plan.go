@@ -311,13 +311,11 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 	return out
 }
 
-// send adds e, which exists here as st says, to b's sends.
+// send adds e, which exists here as st says, to b's sends (b is plan's:
+// its state map is made).
 func (b *batch) send(e journal.Entry, st *unix.Stat_t) {
 	b.sends = append(b.sends, e)
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		if b.state == nil {
-			b.state = make(map[string]fileState)
-		}
 		b.state[e.Path] = stateOf(st)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFREG {

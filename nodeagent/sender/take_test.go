@@ -87,17 +87,7 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var tree []change.Change
-			for _, p := range []string{"d", "d/sub", "d/x", "d/sub/y"} {
-				tree = append(tree, change.Change{Path: p, Op: change.Create, Finished: true})
-			}
-			if err := j.Record(rootfd, []string{"peer"}, tree); err != nil {
-				t.Fatal(err)
-			}
-			es, _ := j.Next("peer", 10, nil)
-			if err := j.Done("peer", es); err != nil {
-				t.Fatal(err)
-			}
+			settle(t, j, rootfd, "d", "d/sub", "d/x", "d/sub/y")
 			if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
 				t.Fatal(err)
 			}
@@ -136,5 +126,26 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// settle records the paths as made, as the detector would, and confirms
+// them as if they had gone to "peer" before: the index holds them, nothing
+// is pending.
+func settle(t *testing.T, j *journal.Journal, rootfd int, paths ...string) {
+	t.Helper()
+	var made []change.Change
+	for _, p := range paths {
+		made = append(made, change.Change{Path: p, Op: change.Create, Finished: true})
+	}
+	if err := j.Record(rootfd, []string{"peer"}, made); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := j.Next("peer", 1000, nil)
+	if err != nil || len(pending) != len(made) {
+		t.Fatalf("journaled %d of %d (%v)", len(pending), len(made), err)
+	}
+	if err := j.Done("peer", pending); err != nil {
+		t.Fatal(err)
 	}
 }
