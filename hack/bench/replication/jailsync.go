@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,10 +45,16 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 		// JAILSYNC_BENCH_AGENT_LOGS=DIR keeps the agents' logs (at -v) there,
 		// one folder per rig, for finding where a workload's time goes.
 		keep := os.Getenv("JAILSYNC_BENCH_AGENT_LOGS")
-		// JAILSYNC_BENCH_PROFILE=DIR writes a CPU profile of the writer's
-		// agent there for every rig (3 s from its start, which covers one
-		// burst); `go tool pprof` merges them.
+		// JAILSYNC_BENCH_PROFILE=DIR writes a CPU profile of every agent
+		// there for every rig (the writer's as RIG.pprof, the receivers' as
+		// RIG.h1.pprof and so on), 3 s from its start, which covers one
+		// burst, or JAILSYNC_BENCH_PROFILE_SECONDS; `go tool pprof` merges
+		// them.
 		prof := os.Getenv("JAILSYNC_BENCH_PROFILE")
+		profSeconds := 3
+		if v, err := strconv.Atoi(os.Getenv("JAILSYNC_BENCH_PROFILE_SECONDS")); err == nil && v > 0 {
+			profSeconds = v
+		}
 		cleanup := func() {
 			for _, h := range hosts {
 				stop(h.cmd, 15*time.Second)
@@ -86,7 +93,7 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 			if keep != "" {
 				args = append(args, "-v")
 			}
-			if prof != "" && i == 0 {
+			if prof != "" {
 				args = append(args, "--profile")
 			}
 			h.cmd = exec.Command(nodeagent, args...)
@@ -100,10 +107,16 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 		}
 		pid := hosts[0].cmd.Process.Pid
 		if prof != "" {
-			done := make(chan struct{})
-			go func() { profileWriter(prof, filepath.Base(base)); close(done) }()
+			var wg sync.WaitGroup
+			for i := range hosts {
+				name := filepath.Base(base)
+				if i > 0 {
+					name += fmt.Sprintf(".h%d", i)
+				}
+				wg.Go(func() { profileAgent(fmt.Sprintf("127.0.3.%d:18412", i+1), prof, name, profSeconds) })
+			}
 			cleanup0 := cleanup
-			cleanup = func() { <-done; cleanup0() }
+			cleanup = func() { wg.Wait(); cleanup0() }
 		}
 		var recv []int
 		for _, h := range hosts[1:] {
@@ -142,10 +155,11 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 	}
 }
 
-// profileWriter saves 3 s of the writer agent's CPU profile as
-// DIR/NAME.pprof, then its allocations as DIR/NAME.allocs.pprof.
-func profileWriter(dir, name string) {
-	url := "http://127.0.3.1:18412/debug/pprof/profile?seconds=3"
+// profileAgent saves seconds of the CPU profile of the agent whose
+// metrics listen on addr as DIR/NAME.pprof, then its allocations as
+// DIR/NAME.allocs.pprof.
+func profileAgent(addr, dir, name string, seconds int) {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds)
 	for range 100 {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -164,7 +178,7 @@ func profileWriter(dir, name string) {
 		f.Close()
 		// And what it allocated since it started (the rig's start, the
 		// probes and the workload).
-		if resp, err := http.Get("http://127.0.3.1:18412/debug/pprof/allocs"); err == nil {
+		if resp, err := http.Get("http://" + addr + "/debug/pprof/allocs"); err == nil {
 			defer resp.Body.Close()
 			if f, err := os.Create(filepath.Join(dir, name+".allocs.pprof")); err == nil {
 				_, _ = io.Copy(f, resp.Body)
