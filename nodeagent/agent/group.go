@@ -262,6 +262,7 @@ func (g *group) run(ctx context.Context) error {
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
 	g.status.suspended = g.cfg.Group.Spec.Suspend
 	g.metrics = newMetrics(g.status.Snapshot)
+	g.metrics.peers(g.cfg.Group.Name, names)
 
 	// Runs get their own context: on shutdown they may finish for a while.
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))

@@ -59,6 +59,18 @@ func newMetrics(snapshot func() Report) *metrics {
 	return m
 }
 
+// peers makes every peer's counters present at 0 from the start, so that
+// a scrape before the first run finds them (and rate() sees the first
+// increase): files and bytes synced and sent, and the runs that exited 0.
+func (m *metrics) peers(group string, names []string) {
+	for _, p := range names {
+		m.filesSynced.WithLabelValues(group, p)
+		m.bytesSynced.WithLabelValues(group, p)
+		m.bytesSent.WithLabelValues(group, p)
+		m.runs.WithLabelValues(group, p, "0")
+	}
+}
+
 // progress is the pending counts and lag, read from the journal when
 // scraped (a prometheus.Collector), so that a scrape never sees a stale
 // copy.

@@ -62,8 +62,9 @@ type Detector struct {
 	AllowMassDelete bool
 	// MaxDeleteShare is the scanner's share (scan.Scanner.MaxDeleteShare).
 	MaxDeleteShare float64
-	// Scanned, when set, is called once per scan with its reason ("start",
-	// "lost events or a subtree appeared", "resync").
+	// Scanned, when set, is called once per scan with its reason: "start",
+	// "lost-events-or-subtree", "resync", and without a Source "start" then
+	// "interval" for each periodic scan.
 	Scanned func(reason string)
 	// Log receives what the detector does.
 	Log logr.Logger
@@ -118,7 +119,7 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 	if d.Source != nil {
 		return d.Source.Run(ctx, raw)
 	}
-	return (&scan.Source{Scanner: sc, Interval: d.ScanInterval}).Run(ctx, raw)
+	return (&scan.Source{Scanner: sc, Interval: d.ScanInterval, Scanned: d.Scanned}).Run(ctx, raw)
 }
 
 // route passes source changes on to the coalescer, drops excluded ones and

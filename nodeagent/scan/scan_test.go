@@ -332,3 +332,24 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 		})
 	}
 }
+
+func TestSource_ReportsEachScanWithItsReason(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.write("a", "data")
+	var reasons []string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src := &Source{Scanner: f.sc, Interval: time.Millisecond, Scanned: func(reason string) {
+		reasons = append(reasons, reason) // Run calls it from its own goroutine only
+		if len(reasons) == 3 {
+			cancel()
+		}
+	}}
+	out := make(chan change.Change, 100)
+	if err := src.Run(ctx, out); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if want := []string{"start", "interval", "interval"}; !slices.Equal(reasons, want) {
+		t.Errorf("reasons = %q, want %q", reasons, want)
+	}
+}

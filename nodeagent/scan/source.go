@@ -19,6 +19,9 @@ const DefaultInterval = 2 * time.Second
 type Source struct {
 	Scanner  *Scanner
 	Interval time.Duration
+	// Scanned, when set, is called before each scan with its reason:
+	// "start" for the first, "interval" for the periodic ones.
+	Scanned func(reason string)
 }
 
 // SeesClose is false: a scan cannot tell whether a writer is done, so its
@@ -33,7 +36,10 @@ func (s *Source) Run(ctx context.Context, out chan<- change.Change) error {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
+	for reason := "start"; ; reason = "interval" {
+		if s.Scanned != nil {
+			s.Scanned(reason)
+		}
 		if err := s.Scanner.Index.CheckRoot(s.Scanner.Root); err != nil {
 			return fmt.Errorf("scan stopped: %w", err)
 		}

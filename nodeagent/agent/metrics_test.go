@@ -1,0 +1,45 @@
+package agent
+
+import "testing"
+
+func TestMetrics_PeersArePresentBeforeTheirFirstRun(t *testing.T) {
+	m := newMetrics(func() Report { return Report{Group: "g"} })
+	m.peers("g", []string{"b", "c"})
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type series struct{ name, peer, code string }
+	got := map[series]float64{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			k := series{name: f.GetName()}
+			for _, l := range s.GetLabel() {
+				switch l.GetName() {
+				case "peer":
+					k.peer = l.GetValue()
+				case "exit_code":
+					k.code = l.GetValue()
+				}
+			}
+			if c := s.GetCounter(); c != nil {
+				got[k] = c.GetValue()
+			}
+		}
+	}
+	for _, peer := range []string{"b", "c"} {
+		for _, k := range []series{
+			{name: "jailsync_files_synced_total", peer: peer},
+			{name: "jailsync_bytes_synced_total", peer: peer},
+			{name: "jailsync_bytes_sent_total", peer: peer},
+			{name: "jailsync_rsync_runs_total", peer: peer, code: "0"},
+		} {
+			v, ok := got[k]
+			if !ok {
+				t.Errorf("%s{peer=%q,exit_code=%q} missing before any run", k.name, k.peer, k.code)
+			} else if v != 0 {
+				t.Errorf("%s{peer=%q} = %v, want 0", k.name, k.peer, v)
+			}
+		}
+	}
+}
