@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/jailsync/jailsync/internal/cli"
 	"github.com/jailsync/jailsync/nodeagent/bsm"
 	"github.com/jailsync/jailsync/nodeagent/source/auditpipe"
 )
@@ -45,14 +46,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	format := fs.String("o", "text", "output format: text or json")
 	root := fs.String("root", "", "data root: change paths in JSON are made relative to it")
 	pipe := fs.Bool("pipe", false, "read the live /dev/auditpipe (FreeBSD, root)")
-	if err := fs.Parse(args[1:]); err != nil {
+	files, err := cli.ParseInterspersed(fs, args[1:])
+	if err != nil {
 		return 2
 	}
 	if *format != "text" && *format != "json" {
 		fmt.Fprintf(stderr, "nodeagent audit decode: -o must be text or json, not %q\n", *format)
 		return 2
 	}
-	in, closeIn, err := input(fs.Args(), *pipe, stdin)
+	in, closeIn, err := input(files, *pipe, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "nodeagent audit decode: %v\n", err)
 		return 1

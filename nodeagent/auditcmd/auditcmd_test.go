@@ -69,7 +69,8 @@ func TestMain_DecodeKernelRecordsAsJSON(t *testing.T) {
 		bsmtest.Mkdir{Call: c, At: true, DirFD: bsmtest.AtFDCWD, Mode: 0o755, Path: realRoot + "/dir"}.Bytes(),
 		bsmtest.Close{Call: c, FD: 5}.Bytes(),
 	}, nil)
-	out, errOut, code := run(t, stream, "decode", "-o", "json", "--root", root)
+	// Flags after the file as well as before it.
+	out, errOut, code := run(t, stream, "decode", "-", "-o", "json", "--root", root)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}

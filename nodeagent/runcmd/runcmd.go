@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/jailsync/jailsync/internal/cli"
 	"github.com/jailsync/jailsync/nodeagent/agent"
 	"github.com/jailsync/jailsync/nodeagent/scan"
 	"github.com/jailsync/jailsync/nodeagent/sender"
@@ -87,7 +88,12 @@ func parseRun(args []string, stderr io.Writer) (runFlags, int) {
 	fs.Float64Var(&f.deleteShare, "max-delete-share", scan.DefaultMaxDeleteShare, "largest share (0-1] of the indexed files that one scan may find deleted before the agent stops and asks for --allow-mass-delete")
 	fs.BoolVar(&f.profile, "profile", false, "serve /debug/pprof on the metrics address")
 	fs.BoolVar(&f.verbose, "v", false, "log debug messages")
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.ParseInterspersed(fs, args)
+	if err != nil {
+		return f, 2
+	}
+	if err := cli.NoArgs(pos); err != nil {
+		fmt.Fprintf(stderr, "nodeagent run: %v\n", err)
 		return f, 2
 	}
 	if f.deleteShare <= 0 || f.deleteShare > 1 {
@@ -133,7 +139,12 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	stateDir := fs.String("state-dir", "", "the agent's state directory")
 	output := fs.String("o", "table", "output: table or json")
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.ParseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if err := cli.NoArgs(pos); err != nil {
+		fmt.Fprintf(stderr, "nodeagent status: %v\n", err)
 		return 2
 	}
 	if *stateDir == "" || (*output != "table" && *output != "json") {

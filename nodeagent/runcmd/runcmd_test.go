@@ -53,6 +53,7 @@ func TestParseRun(t *testing.T) {
 		{name: "no --node", args: []string{"--config", "g.yaml"}, code: 2, says: "--config and --node are required"},
 		{name: "no --config", args: []string{"--node", "web-1"}, code: 2, says: "--config and --node are required"},
 		{name: "an unknown flag", args: append(base, "--delete-everything"), code: 2, says: "flag provided but not defined: -delete-everything"},
+		{name: "a stray argument", args: append(base, "g2.yaml"), code: 2, says: `unexpected argument "g2.yaml"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
