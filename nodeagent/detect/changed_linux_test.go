@@ -35,8 +35,10 @@ func TestDetector_changed(t *testing.T) {
 	for _, n := range []string{"echo", "edited", "renamed-to"} {
 		write(n, "recorded")
 	}
-	if err := os.Symlink("../outside", filepath.Join(root, "link")); err != nil {
-		t.Fatal(err)
+	for _, l := range []string{"link", "was-dir"} {
+		if err := os.Symlink("../outside", filepath.Join(root, l)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rootfd, err := beneath.OpenRoot(root)
 	if err != nil {
@@ -54,6 +56,10 @@ func TestDetector_changed(t *testing.T) {
 				return err
 			}
 		}
+		// A file below a directory that is a symlink now.
+		if err := tx.Put("was-dir/f", index.Entry{Size: 8}); err != nil {
+			return err
+		}
 		// The old name of a rename still recorded as present: the rename
 		// is news even though its new name matches.
 		return tx.Put("old-name", index.Entry{Size: 8})
@@ -70,14 +76,17 @@ func TestDetector_changed(t *testing.T) {
 		{Path: "edited", Op: change.Write},
 		{Path: "new", Op: change.Create},
 		{Path: "renamed-to", OldPath: "old-name", Op: change.Rename},
-		{Path: "link/secret", Op: change.Write}, // cannot be compared: outside
-		{Path: "gone", Op: change.Remove},       // absent here and in the index
+		// Through a symlink: no path of the root's, absent as the index
+		// has it; and one that the index holds, gone now.
+		{Path: "link/secret", Op: change.Write},
+		{Path: "was-dir/f", Op: change.Write},
+		{Path: "gone", Op: change.Remove}, // absent here and in the index
 	}
 	var got []string
 	for _, c := range d.changed(rootfd, in) {
 		got = append(got, c.Path)
 	}
-	want := []string{"edited", "new", "renamed-to", "link/secret"}
+	want := []string{"edited", "new", "renamed-to", "was-dir/f"}
 	if !slices.Equal(got, want) {
 		t.Errorf("changed = %q, want %q", got, want)
 	}

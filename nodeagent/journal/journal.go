@@ -198,26 +198,38 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if !changed && !c.Op.Has(change.Rename) {
 				continue // the index holds it as it is (see Record)
 			}
-			if c.Op.Has(change.Rename) && c.OldPath != "" {
-				if err := itx.Record(rootfd, c.OldPath); err != nil {
-					return err
+			journal := func(c change.Change, e index.Entry, exists bool) error {
+				size := int64(0)
+				if exists && e.Mode.IsRegular() {
+					size = e.Size
 				}
+				seq++
+				key := index.Key(c.Path)
+				for i, p := range peers {
+					d, err := put(buckets[i], key, c, seq, size, now)
+					if err != nil {
+						return err
+					}
+					s := delta[p]
+					s.Files += d.Files
+					s.Bytes += d.Bytes
+					delta[p] = s
+				}
+				return nil
 			}
-			size := int64(0)
-			if exists && e.Mode.IsRegular() {
-				size = e.Size
+			if err := journal(c, e, exists); err != nil {
+				return err
 			}
-			seq++
-			key := index.Key(c.Path)
-			for i, p := range peers {
-				d, err := put(buckets[i], key, c, seq, size, now)
+			if c.Op.Has(change.Rename) && c.OldPath != "" {
+				again, ae, err := recordOldName(itx, rootfd, c.OldPath)
 				if err != nil {
 					return err
 				}
-				s := delta[p]
-				s.Files += d.Files
-				s.Bytes += d.Bytes
-				delta[p] = s
+				if again != nil {
+					if err := journal(*again, ae, true); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		last = seq
@@ -234,6 +246,30 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		j.stats[p].Bytes += d.Bytes
 	}
 	return nil
+}
+
+// recordOldName records a rename's old name as it is now, and returns the
+// change to journal for it when the name exists again: `mv a a~` and a new
+// `a` written (an editor's save, a log rotation), or `mv d d.old; mkdir d`.
+// The new file's own change may have been compared with the index before
+// this rename was journaled, or come after it; either way the index now
+// holds it as it is and would drop that change, so it is journaled here,
+// after the rename (the peer renames its copy first, then takes the new
+// one). The old name's entries (a directory's children) are dropped from
+// the index first: they are the renamed tree's, not the new directory's.
+func recordOldName(itx *index.Tx, rootfd int, old string) (*change.Change, index.Entry, error) {
+	if err := itx.Delete(old); err != nil {
+		return nil, index.Entry{}, err
+	}
+	e, ok, err := itx.RecordEntry(rootfd, old)
+	if err != nil || !ok {
+		return nil, e, err
+	}
+	c := change.Change{Path: old, Op: change.Create, Finished: true}
+	if e.IsDir() {
+		c.Op = change.Mkdir
+	}
+	return &c, e, nil
 }
 
 // peerBuckets are one peer's journal buckets within a transaction, and a

@@ -362,3 +362,94 @@ func TestJournal_ReplacedOn(t *testing.T) {
 		t.Errorf("Entry(web-2, b) = %v, %v; want none (confirmed)", ok, err)
 	}
 }
+
+// TestJournal_Record_oldNameMadeAgain: a rename whose old name exists
+// again (`mv d d.old; mkdir d`) journals the old name too, after the
+// rename, and drops the renamed tree's entries below it from the index,
+// so that what the new directory holds is compared afresh.
+func TestJournal_Record_oldNameMadeAgain(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d/x", 3)
+	settleAll(t, f, peers, "d", "d/x")
+	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "d.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d.old", OldPath: "d", Op: change.Rename, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := paths(es); !slices.Equal(got, []string{"d.old", "d"}) || es[1].Op != change.Mkdir {
+		t.Fatalf("pending %+v, want the rename, then d made again", es)
+	}
+	err = f.idx.View(func(tx *index.Tx) error {
+		if _, ok, err := tx.Get("d/x"); err != nil || ok {
+			t.Errorf("the index still holds d/x under the new d (%v)", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournal_Record_pathBelowASymlink: a change whose parent became a
+// symlink (`mv d d.x; ln -s d.x d`) is no path of the root's any more; it
+// is recorded as gone, and the other changes of its batch are journaled.
+// Before, the whole batch failed and the agent stopped.
+func TestJournal_Record_pathBelowASymlink(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d/f", 3)
+	settleAll(t, f, peers, "d", "d/f")
+	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "d.x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("d.x", filepath.Join(f.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	cs := []change.Change{{Path: "d/f", Op: change.Write, Finished: true}, f.write("g", 5)}
+	if err := f.j.Record(f.rootfd, peers, cs); err != nil {
+		t.Fatalf("Record = %v", err)
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := paths(es); !slices.Equal(got, []string{"d/f", "g"}) {
+		t.Errorf("pending %q, want d/f (gone from the index) and g", got)
+	}
+}
+
+// settleAll journals paths as the detector would and confirms them.
+func settleAll(t *testing.T, f *fixture, peers []string, paths ...string) {
+	t.Helper()
+	cs := make([]change.Change, len(paths))
+	for i, p := range paths {
+		cs[i] = change.Change{Path: p, Op: change.Create, Finished: true}
+	}
+	if err := f.j.Record(f.rootfd, peers, cs); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		es, err := f.j.Next(p, 100, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.j.Done(p, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

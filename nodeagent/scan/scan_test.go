@@ -341,7 +341,7 @@ func TestSource_ReportsEachScanWithItsReason(t *testing.T) {
 	defer cancel()
 	src := &Source{Scanner: f.sc, Interval: time.Millisecond, Scanned: func(reason string) {
 		reasons = append(reasons, reason) // Run calls it from its own goroutine only
-		if len(reasons) == 3 {
+		if len(reasons) >= 3 {
 			cancel()
 		}
 	}}
@@ -349,7 +349,8 @@ func TestSource_ReportsEachScanWithItsReason(t *testing.T) {
 	if err := src.Run(ctx, out); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if want := []string{"start", "interval", "interval"}; !slices.Equal(reasons, want) {
+	// The first three: the ticker may run one more before Run sees the end.
+	if want := []string{"start", "interval", "interval"}; len(reasons) < 3 || !slices.Equal(reasons[:3], want) {
 		t.Errorf("reasons = %q, want %q", reasons, want)
 	}
 }

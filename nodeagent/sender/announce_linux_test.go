@@ -388,3 +388,32 @@ func TestSender_Start_theRootsOwnChangeIsConfirmedWithoutARun(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSender_Start_anOldNameMadeAgainGoesToo: `mv a a~` and a new a
+// written (an editor's save, a log rotation), where the new a's own
+// change was compared with the index before the rename was journaled, so
+// that only the rename is. The new a reaches the peer beside a~. Before,
+// journaling the rename recorded the new a in the index, its own change
+// was dropped as already held, and the peer kept the old a for good.
+func TestSender_Start_anOldNameMadeAgainGoesToo(t *testing.T) {
+	r := newRig(t, 14)
+	for _, root := range []string{r.root, r.peerRoot} {
+		if err := os.WriteFile(filepath.Join(root, "a"), []byte("old content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.settle("a")
+	if err := os.Rename(filepath.Join(r.root, "a"), filepath.Join(r.root, "a~")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "a"), []byte("new content, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.firstRun(change.Change{Path: "a~", OldPath: "a", Op: change.Rename, Finished: true})
+	r.untilNothingPending()
+	for name, want := range map[string]string{"a": "new content, longer", "a~": "old content"} {
+		if got, err := os.ReadFile(filepath.Join(r.peerRoot, name)); err != nil || string(got) != want {
+			t.Errorf("the peer's %s holds %q (%v), want %q", name, got, err, want)
+		}
+	}
+}
