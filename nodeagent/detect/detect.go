@@ -137,12 +137,18 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 				continue
 			case !c.Op.Has(change.Rescan) && excluded(c):
 				continue
-			case c.Op.Has(change.Rescan), c.Op.Has(change.Subtree):
-				// Lost events, or a directory that appeared whole: the
-				// scan of that path reports (and expands) what is there.
+			case c.Op.Has(change.Rescan):
+				// Lost events: the scan of that path reports what differs.
+				rescans.add(c.Path)
+				continue
+			case c.Op.Has(change.Subtree):
+				// A directory that appeared whole: the scan of it reports
+				// (and expands) what is below it; the directory itself goes
+				// on as made (its mode, owner and times; an empty one has
+				// nothing else), a renamed one as its rename.
 				rescans.add(c.Path)
 				if !c.Op.Has(change.Rename) || c.OldPath == "" {
-					continue
+					c.Op = c.Op&^change.Subtree | change.Mkdir
 				}
 			}
 			select {

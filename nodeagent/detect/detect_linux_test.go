@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -345,6 +346,23 @@ func TestDetector_SubtreeMovedInIsExpanded(t *testing.T) {
 		for _, f := range files {
 			e.waitFor("tree/"+f, finishedWrite("tree/"+f))
 		}
+		// The directories themselves are changes too (their mode, owner and
+		// times go to the peers), an empty one as much as any: the scan
+		// that expands a directory reports what is below it only.
+		isPath := func(p string) func(change.Change) bool {
+			return func(c change.Change) bool { return c.Path == p }
+		}
+		if !slices.ContainsFunc(e.seen, isPath("tree")) {
+			e.waitFor("tree", isPath("tree"))
+		}
+		empty := filepath.Join(filepath.Dir(e.root), "outside", "empty")
+		if err := os.Mkdir(empty, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(empty, filepath.Join(e.root, "empty")); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("the empty directory moved in", isPath("empty"))
 		for _, c := range e.seen {
 			if strings.Contains(c.Path, "outside") || strings.HasPrefix(c.Path, "..") {
 				t.Fatalf("a path outside the root was reported: %v", describe(e.seen))

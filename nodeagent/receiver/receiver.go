@@ -37,9 +37,16 @@ type Receiver struct {
 
 	mu sync.Mutex
 	// runs are the runs announced and not yet confirmed, by sender and run
-	// id, with when each was last announced; one whose sender died is
-	// forgotten a day later.
-	runs map[string]time.Time
+	// id, with when each was last announced and the paths it holds; one
+	// whose sender died is forgotten a day later (its holds expired long
+	// before: detect.Incoming's TTL).
+	runs map[string]announced
+}
+
+// announced is a run announced and not yet confirmed.
+type announced struct {
+	at    time.Time
+	paths []string
 }
 
 var _ peer.Handler = (*Receiver)(nil)
@@ -51,12 +58,16 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 	now := time.Now()
 	r.mu.Lock()
 	if r.runs == nil {
-		r.runs = make(map[string]time.Time)
+		r.runs = make(map[string]announced)
 	}
-	_, again := r.runs[key]
-	r.runs[key] = now
-	for k, at := range r.runs {
-		if now.Sub(at) > 24*time.Hour {
+	a, again := r.runs[key]
+	if !again {
+		a.paths = paths
+	}
+	a.at = now
+	r.runs[key] = a
+	for k, a := range r.runs {
+		if now.Sub(a.at) > 24*time.Hour {
 			delete(r.runs, k)
 		}
 	}
@@ -76,12 +87,25 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // for an echo and propagates. So is a sent regular file that is no longer
 // what the sender sent (states): written here meanwhile, its change is
 // this member's own and must propagate, not pass for the received version.
+//
+// Every path the run was announced with is released, not only those it
+// confirms: a path that failed, was skipped or was cut off goes in a later
+// run, announced again; held on here meanwhile, it would hold every local
+// change below it for as long as that sender kept announcing it (each
+// announcement renews the hold). A run not known here (announced before
+// this agent started) releases what it confirms.
 func (r *Receiver) Received(_ context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
+	key := from + "\x00" + run
 	r.mu.Lock()
-	delete(r.runs, from+"\x00"+run)
+	a, known := r.runs[key]
+	delete(r.runs, key)
 	r.mu.Unlock()
-	defer r.Held.Done(sent...)
-	defer r.Held.Done(deleted...)
+	if known {
+		defer r.Held.Done(a.paths...)
+	} else {
+		defer r.Held.Done(sent...)
+		defer r.Held.Done(deleted...)
+	}
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		tx := index.Within(btx)

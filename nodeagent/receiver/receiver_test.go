@@ -206,6 +206,36 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	}
 }
 
+// TestReceiver_ReceivedReleasesEveryAnnouncedPath: a run's confirmation
+// releases every path it was announced with, those it did not confirm
+// (failed, skipped, cut off) too. Before, each such path stayed counted,
+// and held every local change below it whenever that sender announced it
+// again.
+func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	for _, run := range []string{"run-1", "run-2"} {
+		if err := r.Incoming(ctx, "n1", run, []string{"a", "var/log", "failed"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Received(ctx, "n1", run, []string{"a"}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next run from n1 holds var/log again, and is confirmed.
+	if err := r.Incoming(ctx, "n1", "run-3", []string{"var/log"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-3", []string{"var/log"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "var/log", "var/log/mine", "failed"} {
+		if r.Held.Has(p) {
+			t.Errorf("%s still held after every run that named it was confirmed", p)
+		}
+	}
+}
+
 // TestReceiver_ReceivedChecksWhatWasSent: a confirmed regular file is
 // recorded as received only while it is what the sender sent (size, and
 // mtime to the nanosecond, or within 2 s where the filesystem keeps whole

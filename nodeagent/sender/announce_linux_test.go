@@ -26,9 +26,12 @@ import (
 // announcements records what a peer's endpoint was told.
 type announcements struct {
 	mu       sync.Mutex
-	incoming map[string]int // by run id
-	received []string       // run ids
-	refused  int            // renames refused (all are)
+	incoming map[string]int              // by run id
+	received []string                    // run ids
+	states   []map[string]peer.FileState // of each confirmation, by path
+	refused  int                         // renames refused (all are)
+	// failReceived is how many confirmations fail before one goes through.
+	failReceived int
 }
 
 func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) error {
@@ -38,10 +41,21 @@ func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) e
 	return nil
 }
 
-func (a *announcements) Received(_ context.Context, _, run string, _ []string, _ []peer.FileState, _ []string) error {
+func (a *announcements) Received(_ context.Context, _, run string, sent []string, states []peer.FileState, _ []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.failReceived > 0 {
+		a.failReceived--
+		return errors.New("the peer could not record the run")
+	}
 	a.received = append(a.received, run)
+	m := make(map[string]peer.FileState, len(sent))
+	for i, p := range sent {
+		if i < len(states) {
+			m[p] = states[i]
+		}
+	}
+	a.states = append(a.states, m)
 	return nil
 }
 
@@ -415,5 +429,28 @@ func TestSender_Start_anOldNameMadeAgainGoesToo(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(r.peerRoot, name)); err != nil || string(got) != want {
 			t.Errorf("the peer's %s holds %q (%v), want %q", name, got, err, want)
 		}
+	}
+}
+
+// TestSender_Start_anUnconfirmedRunStaysPending: a run whose confirmation
+// the peer did not take (its agent down, or failing) is not done: its
+// files stay pending and go again, until a run's confirmation goes
+// through. Before, they were done, and the peer, which had not recorded
+// them, took them for its own changes and sent them on, over newer ones.
+func TestSender_Start_anUnconfirmedRunStaysPending(t *testing.T) {
+	r := newRig(t, 15)
+	a := &announcements{incoming: map[string]int{}, failReceived: 1}
+	serveEndpoint(t, r, a, basePort+53)
+	r.sender.Backoff, r.sender.BackoffCap = 50*time.Millisecond, 100*time.Millisecond
+	r.write("f", "content")
+	first := r.firstRun(change.Change{Path: "f", Op: change.Create | change.Write, Finished: true})
+	if len(first.Sent) != 0 || first.Err == nil {
+		t.Errorf("the unconfirmed run reported %d sent, error %v; want none sent, and the error", len(first.Sent), first.Err)
+	}
+	r.untilNothingPending()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.received) != 1 || a.states[0]["f"].Size != int64(len("content")) {
+		t.Errorf("confirmations taken: %q, states %+v; want one, of f", a.received, a.states)
 	}
 }

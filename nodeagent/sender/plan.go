@@ -79,12 +79,16 @@ type fileState struct {
 }
 
 // sentStates are what the run sent of each of paths, for the peer's
-// record (peer.FileState): a regular file's size and mtime as planned (a
-// file that changed during the run is not among them: it stays pending).
-func (b *batch) sentStates(paths []string) []peer.FileState {
+// record (peer.FileState): a regular file's size and mtime as planned.
+// A file that changed while rsync read it (changed) has no state: the
+// peer holds some version of it, which it records as it finds it, received
+// (the file stays pending here and goes again). Given the planned state,
+// the peer would find its copy different, take it for a change of its own
+// and send it on, over newer versions.
+func (b *batch) sentStates(paths []string, changed map[string]bool) []peer.FileState {
 	out := make([]peer.FileState, len(paths))
 	for i, p := range paths {
-		if st, ok := b.state[p]; ok && st.regular {
+		if st, ok := b.state[p]; ok && st.regular && !changed[p] {
 			out[i] = peer.FileState{Regular: true, Size: st.size, MtimeNs: st.mtime}
 		}
 	}

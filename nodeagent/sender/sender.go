@@ -877,10 +877,20 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmAfterStop)
 		}
 		sentPaths := append(pathsOf(sent), linksSent...)
-		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, b.sentStates(sentPaths), gone)
+		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, b.sentStates(sentPaths, changed), gone)
 		cancel()
 		if err != nil {
-			s.Log.Info("confirming a run failed; the peer records it at its next scan", "peer", s.Peer, "error", err)
+			// Unconfirmed there, the files would read on the peer as
+			// changes of its own once their hold expires (or at its next
+			// start) and go out from it, over newer versions: they stay
+			// pending here and go again, and their next run's confirmation
+			// records them there. Only what never involved the peer is done.
+			if r.Err == nil {
+				r.Err = fmt.Errorf("confirm run to %s: %w", s.Peer, err)
+			}
+			r.Class, r.peerFailed = max(r.Class, rsync.Retry), true
+			unlisted := pathSet(b.skipped)
+			done = slices.DeleteFunc(done, func(e journal.Entry) bool { return !unlisted[e.Path] })
 		}
 	}
 	tConfirmed := time.Now()

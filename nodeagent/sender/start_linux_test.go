@@ -263,9 +263,13 @@ func (e errNotYet) Error() string { return "not yet: " + string(e) }
 // the rewrite is journaled, so that no status or metric calls it synced;
 // once the detector journals the rewrite it goes again and the peer ends
 // with the final content. The run is slowed with BandwidthLimit so that
-// the rewrite lands while the file is in transfer.
+// the rewrite lands while the file is in transfer. The peer is told that
+// big arrived without the planned size and mtime, which its copy may not
+// have: it records what it holds, and must not take it for its own change.
 func TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced(t *testing.T) {
 	r := newRig(t, 2)
+	a := &announcements{incoming: map[string]int{}}
+	serveEndpoint(t, r, a, basePort+53)
 	r.sender.Options.BandwidthLimit = 256 << 10
 	r.start()
 	data := make([]byte, 1<<20)
@@ -306,6 +310,13 @@ func TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced(t *testing.T) {
 	if st := r.journal.Stats("peer"); st.Files != 1 {
 		t.Fatalf("%d files pending after the run; want big still pending", st.Files)
 	}
+	a.mu.Lock()
+	if len(a.states) == 0 {
+		t.Error("the run was not confirmed to the peer")
+	} else if st, ok := a.states[0]["big"]; !ok || st.Regular {
+		t.Errorf("the peer was told big arrived as %+v (listed %v); want no state, as the file changed during the run", st, ok)
+	}
+	a.mu.Unlock()
 	// The detector's turn: the rewrite is journaled, and goes again.
 	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "big", Op: change.Write, Finished: true}}); err != nil {
 		t.Fatal(err)
