@@ -326,40 +326,115 @@ const partialMaxAge = 24 * time.Hour
 // name, see rsync.Options.PartialDir) costs a resend, never the content.
 // Anything else there, and older partial files, are removed; a link in
 // place of either directory is removed, never followed.
+//
+// Everything is done through descriptors, never by path: the reserved
+// directory is opened beneath the root with no symlink on the way
+// (beneath.Open: a link in its place is refused), and each name in it
+// with O_NOFOLLOW, so that a link swapped in while the agent starts
+// (anyone who can write the root can make one) is removed or refused,
+// never followed to a directory that the agent would then empty or chmod.
 func (g *group) prepareReserved(maxAge time.Duration) error {
-	temp := filepath.Join(g.root, rsyncd.TempDir)
-	if err := os.RemoveAll(temp); err != nil {
-		return fmt.Errorf("clean %s: %w", temp, err)
+	rootfd, err := beneath.OpenRoot(g.root)
+	if err != nil {
+		return err
 	}
-	if err := os.MkdirAll(temp, 0o700); err != nil {
-		return fmt.Errorf("make %s: %w", temp, err)
+	defer unix.Close(rootfd)
+	resfd, err := beneath.Open(rootfd, index.ReservedDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fmt.Errorf("open the reserved directory %s: %w", filepath.Join(g.root, index.ReservedDir), err)
 	}
-	partial := filepath.Join(g.root, rsyncd.PartialDir)
-	if st, err := os.Lstat(partial); err == nil && !st.IsDir() {
-		if err := os.Remove(partial); err != nil {
-			return fmt.Errorf("clean %s: %w", partial, err)
+	defer unix.Close(resfd)
+	for _, d := range []struct {
+		name string
+		keep func(name string, st *unix.Stat_t) bool
+	}{
+		{name: filepath.Base(rsyncd.TempDir), keep: func(string, *unix.Stat_t) bool { return false }},
+		{name: filepath.Base(rsyncd.PartialDir), keep: func(_ string, st *unix.Stat_t) bool {
+			return st.Mode&unix.S_IFMT == unix.S_IFREG && time.Since(time.Unix(st.Ctim.Unix())) < maxAge
+		}},
+	} {
+		if err := cleanDirAt(resfd, d.name, d.keep); err != nil {
+			return fmt.Errorf("prepare %s: %w", filepath.Join(g.root, index.ReservedDir, d.name), err)
 		}
 	}
-	if err := os.MkdirAll(partial, 0o700); err != nil {
-		return fmt.Errorf("make %s: %w", partial, err)
+	return nil
+}
+
+// cleanDirAt makes name in dirfd a 0700 directory holding only the
+// entries keep accepts (each lstat'ed): anything else in its place (a file,
+// a link) is removed, and so is every other entry, recursively, without
+// following a link.
+func cleanDirAt(dirfd int, name string, keep func(name string, st *unix.Stat_t) bool) error {
+	var st unix.Stat_t
+	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case errors.Is(err, unix.ENOENT):
+	case err != nil:
+		return err
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil {
+			return err
+		}
 	}
-	if err := os.Chmod(partial, 0o700); err != nil {
-		return fmt.Errorf("make %s: %w", partial, err)
+	if err := unix.Mkdirat(dirfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return err
 	}
-	des, err := os.ReadDir(partial)
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("clean %s: %w", partial, err)
+		return err
 	}
-	for _, de := range des {
-		p := filepath.Join(partial, de.Name())
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
-			time.Since(time.Unix(st.Ctim.Unix())) < maxAge {
+	dir := os.NewFile(uintptr(fd), name)
+	defer dir.Close()
+	if err := unix.Fchmod(fd, 0o700); err != nil {
+		return err
+	}
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(n, &st) {
 			continue
 		}
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("clean %s: %w", partial, err)
+		if err := removeAllAt(fd, n); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// removeAllAt removes name in dirfd and, for a directory, everything in
+// it, through descriptors opened with O_NOFOLLOW: a link is removed, never
+// followed.
+func removeAllAt(dirfd int, name string) error {
+	var st unix.Stat_t
+	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+	case errors.Is(err, unix.ENOENT):
+		return nil
+	case err != nil:
+		return err
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		return nil
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	dir := os.NewFile(uintptr(fd), name)
+	names, err := dir.Readdirnames(-1)
+	for _, n := range names {
+		if err == nil {
+			err = removeAllAt(fd, n)
+		}
+	}
+	dir.Close()
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
 	}
 	return nil
 }

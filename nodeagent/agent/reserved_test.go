@@ -24,6 +24,8 @@ func TestGroup_prepareReserved(t *testing.T) {
 		maxAge time.Duration
 		plant  func(t *testing.T, root, outside string)
 		kept   []string // left in the partial directory
+		// refused: prepareReserved fails, and touches nothing outside.
+		refused bool
 	}{
 		{name: "a fresh root", maxAge: partialMaxAge},
 		{name: "leftovers of a killed receiver", maxAge: partialMaxAge, plant: func(t *testing.T, root, outside string) {
@@ -49,6 +51,23 @@ func TestGroup_prepareReserved(t *testing.T) {
 				}
 			}
 		}},
+		{name: "the reserved directory swapped for a link to outside", maxAge: partialMaxAge, refused: true, plant: func(t *testing.T, root, outside string) {
+			write(t, filepath.Join(outside, "tmp", "keep"))
+			if err := os.Rename(filepath.Join(root, index.ReservedDir), filepath.Join(root, "moved")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(root, index.ReservedDir)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a link to outside inside the temp directory", maxAge: partialMaxAge, plant: func(t *testing.T, root, outside string) {
+			if err := os.MkdirAll(filepath.Join(root, rsyncd.TempDir, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(root, rsyncd.TempDir, "sub", "out")); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,7 +80,19 @@ func TestGroup_prepareReserved(t *testing.T) {
 				tc.plant(t, root, outside)
 			}
 			g := &group{root: root}
-			if err := g.prepareReserved(tc.maxAge); err != nil {
+			err := g.prepareReserved(tc.maxAge)
+			if tc.refused {
+				if err == nil {
+					t.Error("prepareReserved went through a link in place of the reserved directory")
+				}
+				for _, p := range []string{filepath.Join(outside, "keep"), filepath.Join(outside, "tmp", "keep")} {
+					if _, err := os.Stat(p); err != nil {
+						t.Errorf("%s is gone: %v", p, err)
+					}
+				}
+				return
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			for _, d := range []string{rsyncd.TempDir, rsyncd.PartialDir} {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/source"
 )
@@ -114,9 +115,22 @@ const quietMask = markMask&^unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
 // writes into its temp directory cost neither a queued event nor a read
 // here. Without it (older kernels, a directory missing) those events come
 // and Exclude drops them: only the cost differs, so failures are ignored.
+// Each directory is opened beneath the root with no symlink on the way and
+// marked by its descriptor: a link planted in its place (pointing at a
+// data directory) must not get the mark and mute that directory's events.
 func quiet(fd int, root string, dirs []string) {
+	rootfd, err := beneath.OpenRoot(root)
+	if err != nil {
+		return
+	}
+	defer unix.Close(rootfd)
 	for _, d := range dirs {
-		_ = unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV, quietMask, unix.AT_FDCWD, filepath.Join(root, d))
+		dfd, err := beneath.Open(rootfd, d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			continue
+		}
+		_ = unix.FanotifyMark(fd, unix.FAN_MARK_ADD|unix.FAN_MARK_IGNORE_SURV, quietMask, dfd, "")
+		unix.Close(dfd)
 	}
 }
 

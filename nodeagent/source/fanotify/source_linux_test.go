@@ -414,3 +414,24 @@ func runShell(t *testing.T, script string) {
 		t.Fatalf("sh -c %q: %v: %s", script, err, out)
 	}
 }
+
+// TestSource_quietDirectories: the events of a quiet directory's entries
+// (the rsync daemon's temp directory) are dropped by an ignore mark before
+// they are queued; a link planted in a quiet directory's place does not
+// carry the mark to where it points, whose events still come.
+func TestSource_quietDirectories(t *testing.T) {
+	root := mountTmpfs(t)
+	must(t, os.MkdirAll(filepath.Join(root, "q"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "data"), 0o755))
+	must(t, os.Symlink("data", filepath.Join(root, "link")))
+	w := start(t, source.Options{Root: root, Quiet: []string{"q", "link"}})
+	writeFile(t, filepath.Join(root, "q", "f"), "x")
+	writeFile(t, filepath.Join(root, "data", "f"), "x")
+	got := w.sync(root)
+	expect(t, got, want{path: "data/f", op: change.Create, fin: yes})
+	for _, c := range got {
+		if strings.HasPrefix(c.Path, "q/") {
+			t.Errorf("an entry of a quiet directory was reported: %s", show(c))
+		}
+	}
+}
