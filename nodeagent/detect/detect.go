@@ -130,6 +130,12 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-raw:
+			if c.Op.Has(change.Rename) && c.OldPath != "" && !c.Op.Has(change.Rescan) {
+				var keep bool
+				if c, keep = acrossExclusion(c, excluded); !keep {
+					continue
+				}
+			}
 			switch {
 			case c.Path == "." && !c.Op.Has(change.Rescan):
 				// The root itself is not replicated: its mode and owner are
@@ -158,6 +164,36 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 			}
 		}
 	}
+}
+
+// acrossExclusion turns a rename with one side excluded into what the
+// synced tree saw of it: moved out (to an excluded name), a removal of the
+// old name; moved in (from an excluded name), a creation, or for a
+// directory a whole tree that appeared (Subtree). Both sides excluded, it
+// is dropped (keep false). Left a rename, the peer would be asked to
+// rename a file it must keep (an excluded one is each member's own), or
+// to move one out of what it syncs and keep a stale copy. The fanotify
+// source splits such renames itself; the audit trail's does not.
+func acrossExclusion(c change.Change, excluded func(change.Change) bool) (change.Change, bool) {
+	dir := c.Op&(change.Mkdir|change.Rmdir|change.Subtree) != 0
+	newOut, oldOut := excluded(c), excluded(change.Change{Path: c.OldPath, Op: c.Op})
+	switch {
+	case newOut && oldOut:
+		return c, false
+	case newOut:
+		op := change.Remove
+		if dir {
+			op = change.Rmdir
+		}
+		return change.Change{Path: c.OldPath, Op: op, Finished: true, Echo: c.Echo, Time: c.Time}, true
+	case oldOut:
+		c.OldPath = ""
+		c.Op = c.Op&^change.Rename | change.Create
+		if dir {
+			c.Op = c.Op&^(change.Create|change.Mkdir) | change.Subtree
+		}
+	}
+	return c, true
 }
 
 // scanQueue collects the paths waiting for a scan; past maxQueuedScans it

@@ -123,6 +123,18 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 			}
 		}
 		for _, p := range deleted {
+			// Made here again since rsync deleted it (a path that exists
+			// and is not as the index holds it): this member's own change,
+			// recorded as an entry nothing matches so that it propagates
+			// rather than pass for the received deletion. A path the peer
+			// kept (a refused rename's old name, deletes: Keep) is as the
+			// index holds it, and recorded so.
+			if same, err := tx.Unchanged(r.RootFD, p); err == nil && !same && exists(r.RootFD, p) {
+				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := tx.Record(r.RootFD, p); err != nil && !errors.Is(err, beneath.ErrOutside) {
 				return err
 			}
@@ -133,6 +145,12 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 		return fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 	}
 	return nil
+}
+
+// exists reports whether p is a path of the root's now.
+func exists(rootfd int, p string) bool {
+	var st unix.Stat_t
+	return beneath.Lstat(rootfd, p, &st) == nil
 }
 
 // holds reports whether st is the regular file the sender sent (sent),

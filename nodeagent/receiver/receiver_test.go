@@ -206,6 +206,41 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	}
 }
 
+// TestReceiver_ReceivedDeletionMadeAgainHere: a path the run deleted that
+// exists here again, not as the index holds it, was made here since: it is
+// recorded as an entry nothing matches, so that the local change
+// propagates. One as the index holds it (the peer kept its copy) is
+// recorded as it is.
+func TestReceiver_ReceivedDeletionMadeAgainHere(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	if err := r.Index.Update(func(tx *index.Tx) error {
+		if err := tx.Put("taken", index.Entry{Size: 99}); err != nil { // before: another file
+			return err
+		}
+		return tx.Record(r.RootFD, "a") // a is as the index holds it
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(context.Background(), "peer", "run-1", nil, nil, []string{"taken", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Lstat(filepath.Join(root, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		if e, ok, err := tx.Get("taken"); err != nil || !ok || e.Size != -1 {
+			t.Errorf("taken recorded %+v (%v, %v); want an entry nothing matches (size -1)", e, ok, err)
+		}
+		if e, ok, err := tx.Get("a"); err != nil || !ok || e.Size != st.Size() {
+			t.Errorf("a recorded %+v (%v, %v); want it as it is", e, ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReceiver_ReceivedReleasesEveryAnnouncedPath: a run's confirmation
 // releases every path it was announced with, those it did not confirm
 // (failed, skipped, cut off) too. Before, each such path stayed counted,

@@ -1,0 +1,46 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+)
+
+// TestAcrossExclusion: a rename with one side excluded is what the synced
+// tree saw of it (the audit trail's source reports such renames whole).
+func TestAcrossExclusion(t *testing.T) {
+	excluded := func(c change.Change) bool { return strings.HasPrefix(c.Path, "cache/") || c.Path == "local.conf" }
+	tests := []struct {
+		name string
+		in   change.Change
+		want change.Change
+		keep bool
+	}{
+		{name: "within the tree", keep: true,
+			in:   change.Change{Path: "b", OldPath: "a", Op: change.Rename, Finished: true},
+			want: change.Change{Path: "b", OldPath: "a", Op: change.Rename, Finished: true}},
+		{name: "out to an excluded name: the old name is removed", keep: true,
+			in:   change.Change{Path: "cache/f", OldPath: "data/f", Op: change.Rename, Finished: true},
+			want: change.Change{Path: "data/f", Op: change.Remove, Finished: true}},
+		{name: "a directory out", keep: true,
+			in:   change.Change{Path: "cache/d", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true},
+			want: change.Change{Path: "d", Op: change.Rmdir, Finished: true}},
+		{name: "in from an excluded name: made here", keep: true,
+			in:   change.Change{Path: "shared.conf", OldPath: "local.conf", Op: change.Rename, Finished: true},
+			want: change.Change{Path: "shared.conf", Op: change.Create, Finished: true}},
+		{name: "a directory in: its whole tree", keep: true,
+			in:   change.Change{Path: "d", OldPath: "cache/d", Op: change.Rename | change.Subtree, Finished: true},
+			want: change.Change{Path: "d", Op: change.Subtree, Finished: true}},
+		{name: "both sides excluded", keep: false,
+			in: change.Change{Path: "cache/b", OldPath: "cache/a", Op: change.Rename, Finished: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, keep := acrossExclusion(tt.in, excluded)
+			if keep != tt.keep || keep && got != tt.want {
+				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
+			}
+		})
+	}
+}
