@@ -279,7 +279,11 @@ func (g *group) run(ctx context.Context) error {
 		g.ready.Store(true)
 		return nil
 	})
-	if err := g.serveEndpoint(ctx, eg); err != nil {
+	det, err := g.detector()
+	if err != nil {
+		return err
+	}
+	if err := g.serveEndpoint(ctx, eg, det.Rescan); err != nil {
 		return err
 	}
 	metricsAddr := g.cfg.MetricsAddr
@@ -296,10 +300,6 @@ func (g *group) run(ctx context.Context) error {
 		return err
 	}
 	changes := make(chan change.Change, 4096)
-	det, err := g.detector()
-	if err != nil {
-		return err
-	}
 	eg.Go(func() error { return det.Run(ctx, changes) })
 	wakes := g.startSenders(ctx, runCtx, eg)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
@@ -466,14 +466,14 @@ func (g *group) daemon() (*rsyncd.Daemon, error) {
 	return &rsyncd.Daemon{Config: cfg, Wrapper: wrapper, Log: g.log.WithName("rsyncd")}, nil
 }
 
-func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group) error {
+func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan func(path string)) error {
 	members := make(map[string]netip.Addr, len(g.peers))
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
 	}
 	srv := &peer.Server{}
 	srv.SetGroup(g.cfg.Group.Name, &peer.Group{Key: []byte(g.cfg.Password), Members: members,
-		Handler: &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Log: g.log.WithName("receiver")}})
+		Handler: &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Rescan: rescan, Log: g.log.WithName("receiver")}})
 	ln, err := net.Listen("tcp", g.self.endpoint.String())
 	if err != nil {
 		return fmt.Errorf("agent-to-agent endpoint: %w", err)

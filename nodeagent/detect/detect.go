@@ -68,7 +68,16 @@ type Detector struct {
 	Scanned func(reason string)
 	// Log receives what the detector does.
 	Log logr.Logger
+
+	// rescans are the paths waiting for a scan (Rescan, and lost events).
+	rescans scanQueue
 }
+
+// Rescan asks for a scan of path (relative to the root), which reports
+// what differs there from the index: the receiver asks it for a tree it
+// renamed here, some of whose files it found changed by this member.
+// Safe to call before and while Run runs.
+func (d *Detector) Rescan(path string) { d.rescans.add(path) }
 
 // Run reports ready changes to out until ctx ends (it returns nil) or the
 // root is refused or the source fails (it returns the error).
@@ -94,7 +103,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	raw := make(chan change.Change, 4096)
 	toCoalesce := make(chan change.Change, 4096)
 	ready := make(chan change.Change, 4096)
-	rescans := &scanQueue{notify: make(chan struct{}, 1)}
+	rescans := &d.rescans
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.runSource(ctx, sc, raw) })
 	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded) })
@@ -201,7 +210,17 @@ func acrossExclusion(c change.Change, excluded func(change.Change) bool) (change
 type scanQueue struct {
 	mu     sync.Mutex
 	paths  map[string]bool
-	notify chan struct{}
+	notify chan struct{} // made at first use (ch)
+}
+
+// ch is the channel signalled when a path is queued.
+func (q *scanQueue) ch() chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.notify == nil {
+		q.notify = make(chan struct{}, 1)
+	}
+	return q.notify
 }
 
 const maxQueuedScans = 256
@@ -217,7 +236,7 @@ func (q *scanQueue) add(path string) {
 	q.paths[path] = true
 	q.mu.Unlock()
 	select {
-	case q.notify <- struct{}{}:
+	case q.ch() <- struct{}{}:
 	default:
 	}
 }
@@ -271,7 +290,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-rescans.notify:
+		case <-rescans.ch():
 			dirs, reason = rescans.take(), "lost-events-or-subtree"
 		case <-resync:
 			dirs, reason = []string{"."}, "resync"

@@ -23,6 +23,7 @@ import (
 
 // env is a data root on its own tmpfs with an index and a running detector.
 type env struct {
+	det   *Detector
 	t     *testing.T
 	root  string
 	idx   *index.Index
@@ -108,7 +109,7 @@ func startRoot(t *testing.T, useFanotify, mountedRoot bool) *env {
 		d.Source = src
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{t: t, root: root, idx: idx, in: in, out: make(chan change.Change, 1024), done: make(chan error, 1), stop: cancel}
+	e := &env{t: t, root: root, idx: idx, in: in, det: d, out: make(chan change.Change, 1024), done: make(chan error, 1), stop: cancel}
 	go func() { e.done <- d.Run(ctx, e.out) }()
 	t.Cleanup(func() {
 		cancel()
@@ -368,5 +369,28 @@ func TestDetector_SubtreeMovedInIsExpanded(t *testing.T) {
 				t.Fatalf("a path outside the root was reported: %v", describe(e.seen))
 			}
 		}
+	})
+}
+
+// TestDetector_Rescan: a scan asked for from outside (the receiver, after
+// renaming a tree that holds files this member had not sent) reports what
+// differs there from the index.
+func TestDetector_Rescan(t *testing.T) {
+	eachSource(t, func(t *testing.T, useFanotify bool) {
+		e := start(t, useFanotify)
+		if err := os.MkdirAll(filepath.Join(e.root, "d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(e.root, "d", "mine"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("d/mine", finishedWrite("d/mine"))
+		e.record("d")
+		e.record("d/mine")
+		if err := e.idx.Update(func(tx *index.Tx) error { return tx.Put("d/mine", index.Entry{Size: -1}) }); err != nil {
+			t.Fatal(err)
+		}
+		e.det.Rescan("d")
+		e.waitFor("d/mine again, from the rescan", func(c change.Change) bool { return c.Path == "d/mine" })
 	})
 }

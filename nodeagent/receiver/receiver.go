@@ -32,6 +32,9 @@ type Receiver struct {
 	Index *index.Index
 	// Held is shared with the group's detector (detect.Detector.Incoming).
 	Held *detect.Incoming
+	// Rescan, when set, asks the detector to compare a path with the index
+	// (detect.Detector.Rescan).
+	Rescan func(path string)
 	// Log receives what the receiver does.
 	Log logr.Logger
 
@@ -225,49 +228,75 @@ func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
 	if err := unix.Renameat(ofd, oldName, nfd, newName); err != nil {
 		return &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 	}
-	return r.Index.Update(func(tx *index.Tx) error {
-		if err := tx.Record(r.RootFD, oldRel); err != nil {
+	var local bool
+	err = r.Index.Update(func(tx *index.Tx) error {
+		local = false
+		if isDir {
+			var err error
+			if local, err = recordTree(tx, r.RootFD, newRel, oldRel); err != nil {
+				return err
+			}
+		} else if err := tx.Record(r.RootFD, newRel); err != nil {
 			return err
 		}
-		if isDir {
-			return recordTree(tx, r.RootFD, newRel)
-		}
-		return tx.Record(r.RootFD, newRel)
+		return tx.Record(r.RootFD, oldRel) // after: its entries are compared
 	})
+	if err == nil && local && r.Rescan != nil {
+		// Files this member made or changed in the tree and had not sent
+		// yet: their entries match nothing now, and the scan journals them
+		// under their new names (under the old ones they are gone).
+		r.Rescan(newRel)
+	}
+	return err
 }
 
-// recordTree records a directory and everything below it (a renamed tree).
-func recordTree(tx *index.Tx, rootfd int, dir string) error {
+// recordTree records a directory renamed from old and everything below
+// it. A file that is not as the index held it under its old name was made
+// or changed here, and not sent yet: it is recorded as an entry nothing
+// matches (local reports one), so that it goes out as this member's own
+// change, not pass for the renamed copy of the sender's file.
+func recordTree(tx *index.Tx, rootfd int, dir, old string) (local bool, err error) {
 	if err := tx.Record(rootfd, dir); err != nil {
-		return err
+		return false, err
 	}
 	fd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	f := os.NewFile(uintptr(fd), dir)
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, n := range names {
-		p := index.Join(dir, n)
+		p, was := index.Join(dir, n), index.Join(old, n)
 		var st unix.Stat_t
 		if err := beneath.Lstat(rootfd, p, &st); err != nil {
 			continue
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if err := recordTree(tx, rootfd, p); err != nil {
-				return err
+			l, err := recordTree(tx, rootfd, p, was)
+			if err != nil {
+				return false, err
 			}
+			local = local || l
+			continue
+		}
+		if e, ok, err := tx.Get(was); err != nil {
+			return false, err
+		} else if !ok || !e.Matches(index.FromStat(&st)) {
+			if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
+				return false, err
+			}
+			local = true
 			continue
 		}
 		if err := tx.Record(rootfd, p); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return local, nil
 }
 
 func split(rel string) (dir, name string) {

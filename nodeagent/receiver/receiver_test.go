@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -311,5 +312,58 @@ func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
 				t.Errorf("recorded %+v; want recorded as on disk: %t", e, tc.received)
 			}
 		})
+	}
+}
+
+// TestReceiver_RenameOfATreeKeepsLocalFilesLocal: a directory renamed at
+// a peer's request holds files this member made (y) or changed (x2) and
+// had not sent yet: they are recorded as entries nothing matches, and a
+// scan of the new name is asked for, so that they go out under their new
+// names. Recorded as the renamed copies, they stayed here alone for good.
+func TestReceiver_RenameOfATreeKeepsLocalFilesLocal(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	for _, f := range []string{"dir/x", "dir/x2"} {
+		if err := os.WriteFile(filepath.Join(root, f), []byte("12345"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Index.Update(func(tx *index.Tx) error {
+		for _, p := range []string{"dir", "dir/b", "dir/x", "dir/x2"} {
+			if err := tx.Record(r.RootFD, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "dir", "y"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "dir", "x2"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var rescans []string
+	r.Rescan = func(p string) { rescans = append(rescans, p) }
+	res := r.Rename(context.Background(), "peer", []peer.Rename{{Old: []byte("dir"), New: []byte("moved"), Dir: true}})
+	if !res[0].Applied {
+		t.Fatalf("rename refused: %s", res[0].Reason)
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		for p, local := range map[string]bool{"moved/b": false, "moved/x": false, "moved/x2": true, "moved/y": true} {
+			e, ok, err := tx.Get(p)
+			if err != nil || !ok || (e.Size == -1) != local {
+				t.Errorf("%s recorded %+v (%v, %v); want local (size -1): %v", p, e, ok, err, local)
+			}
+		}
+		if _, ok, _ := tx.Get("dir/x"); ok {
+			t.Error("the old name's entries are still in the index")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rescans, []string{"moved"}) {
+		t.Errorf("rescans asked for %q, want the new name", rescans)
 	}
 }
