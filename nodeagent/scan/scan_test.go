@@ -354,3 +354,37 @@ func TestSource_ReportsEachScanWithItsReason(t *testing.T) {
 		t.Errorf("reasons = %q, want %q", reasons, want)
 	}
 }
+
+// TestScanner_NeverOpensAFIFO: a new FIFO is compared by its lstat only.
+// Opened to ask whether a writer holds it, it would release a writer
+// blocked in its open (and a device would run its driver's open).
+func TestScanner_NeverOpensAFIFO(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	fifo := filepath.Join(f.root, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	go func() {
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil { // blocks until a reader opens it
+			w.Close()
+		}
+		close(opened)
+	}()
+	t.Cleanup(func() {
+		// Release the writer if it still waits.
+		if r, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+			<-opened
+			r.Close()
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // the writer is in its open
+	if got := f.scan(); !slices.Contains(got, "create|write fifo") {
+		t.Errorf("scan = %q, want the FIFO as new", got)
+	}
+	select {
+	case <-opened:
+		t.Error("the scan opened the FIFO: its blocked writer was released")
+	case <-time.After(200 * time.Millisecond):
+	}
+}

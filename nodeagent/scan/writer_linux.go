@@ -14,6 +14,12 @@ import (
 // F_SETLEASE, F_RDLCK) fails with EAGAIN while any writer holds it. known
 // is false where leases cannot tell (not a regular file, leases disabled).
 func openForWriting(dirfd int, name string) (open, known bool) {
+	// Only a regular file is opened: opening a FIFO would release a writer
+	// blocked in its open, and opening a device runs its driver's open.
+	var pre unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &pre, unix.AT_SYMLINK_NOFOLLOW); err != nil || pre.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, false
+	}
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false, false
