@@ -473,7 +473,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	}
 	srv := &peer.Server{}
 	srv.SetGroup(g.cfg.Group.Name, &peer.Group{Key: []byte(g.cfg.Password), Members: members,
-		Handler: &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Rescan: rescan, Log: g.log.WithName("receiver")}})
+		Handler: &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Log: g.log.WithName("receiver")}})
 	ln, err := net.Listen("tcp", g.self.endpoint.String())
 	if err != nil {
 		return fmt.Errorf("agent-to-agent endpoint: %w", err)

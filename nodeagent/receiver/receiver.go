@@ -32,6 +32,10 @@ type Receiver struct {
 	Index *index.Index
 	// Held is shared with the group's detector (detect.Detector.Incoming).
 	Held *detect.Incoming
+	// Exclude, when set, reports the paths the group does not sync here
+	// (exclude.Matcher.Match): a rename from or to one is refused, and the
+	// sender sends the content (or deletes the old name) instead.
+	Exclude func(rel string, isDir bool) bool
 	// Rescan, when set, asks the detector to compare a path with the index
 	// (detect.Detector.Rescan).
 	Rescan func(path string)
@@ -196,6 +200,14 @@ func (r *Receiver) Rename(_ context.Context, from string, renames []peer.Rename)
 }
 
 func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
+	for _, p := range []string{oldRel, newRel} {
+		switch {
+		case p == "." || p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
+			return fmt.Errorf("%q is the root or the agent's reserved directory, never renamed", p)
+		case r.Exclude != nil && r.Exclude(p, rn.Dir):
+			return fmt.Errorf("%q is excluded here", p)
+		}
+	}
 	var st unix.Stat_t
 	if err := beneath.Lstat(r.RootFD, oldRel, &st); err != nil {
 		return fmt.Errorf("old name: %w", err)
@@ -225,7 +237,7 @@ func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
 	defer unix.Close(nfd)
 	r.Held.Add(oldRel, newRel)
 	defer r.Held.Done(oldRel, newRel)
-	if err := unix.Renameat(ofd, oldName, nfd, newName); err != nil {
+	if err := renameNoReplace(ofd, oldName, nfd, newName); err != nil {
 		return &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 	}
 	var local bool

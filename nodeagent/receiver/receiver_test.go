@@ -93,6 +93,15 @@ func TestReceiver_Rename(t *testing.T) {
 		{name: "new name with ..", rename: func(time.Time) peer.Rename {
 			return peer.Rename{Old: []byte("a"), New: []byte("../escaped"), Size: 5}
 		}, reason: "new name"},
+		{name: "into the reserved directory", rename: func(m time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte(".jailsync/a"), Size: 5, MtimeNs: m.UnixNano()}
+		}, reason: "reserved directory"},
+		{name: "the reserved directory itself", rename: func(time.Time) peer.Rename {
+			return peer.Rename{Old: []byte(".jailsync"), New: []byte("x"), Dir: true}
+		}, reason: "reserved directory"},
+		{name: "to an excluded name", rename: func(m time.Time) peer.Rename {
+			return peer.Rename{Old: []byte("a"), New: []byte("x.local"), Size: 5, MtimeNs: m.UnixNano()}
+		}, reason: "excluded here"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,6 +109,10 @@ func TestReceiver_Rename(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(outside, "x"), []byte("12345"), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if err := os.MkdirAll(filepath.Join(root, ".jailsync"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			r.Exclude = func(rel string, _ bool) bool { return strings.HasSuffix(rel, ".local") }
 			res := r.Rename(context.Background(), "peer", []peer.Rename{tc.rename(mtime)})
 			if len(res) != 1 || res[0].Applied != tc.applied || !strings.Contains(res[0].Reason, tc.reason) {
 				t.Fatalf("Rename = %+v; want applied %v, reason %q", res, tc.applied, tc.reason)
@@ -118,7 +131,8 @@ func TestReceiver_Rename(t *testing.T) {
 					t.Errorf("%s moved by a refused rename: %v", p, err)
 				}
 			}
-			for _, p := range []string{filepath.Join(root, "x"), filepath.Join(outside, "a"), filepath.Join(filepath.Dir(root), "escaped")} {
+			for _, p := range []string{filepath.Join(root, "x"), filepath.Join(outside, "a"), filepath.Join(filepath.Dir(root), "escaped"),
+				filepath.Join(root, ".jailsync", "a"), filepath.Join(root, "x.local")} {
 				if _, err := os.Lstat(p); err == nil {
 					t.Errorf("%s made by a refused rename", p)
 				}
