@@ -76,10 +76,28 @@ func (t *Translator) Translate(rec *bsm.Record, emit func(change.Change)) {
 			emit(change.Change{Path: f.path, Op: c.Op, Finished: false, Echo: f.echo, Time: c.Time})
 		}
 	default:
+		if c.Op.Has(change.Rename) && c.OldPath != "" {
+			t.renamed(c.OldPath, c.Path)
+		}
 		if !c.Finished && fc.HasFD {
 			t.track(openKey{fc.PID, fc.FD}, &openFile{path: c.Path, echo: c.Echo})
 		}
 		emit(c)
+	}
+}
+
+// renamed moves the tracked opens of old (a file, or the files below a
+// directory) to new: a file renamed while its writer keeps writing (a log
+// rotated by rename) is closed under its new name, and its close must
+// report that name, or what was written after the rename is never sent.
+func (t *Translator) renamed(old, new string) {
+	for _, f := range t.open {
+		switch {
+		case f.path == old:
+			f.path = new
+		case len(f.path) > len(old) && f.path[len(old)] == '/' && f.path[:len(old)] == old:
+			f.path = new + f.path[len(old):]
+		}
 	}
 }
 

@@ -80,6 +80,17 @@ func TestTranslator_Translate(t *testing.T) {
 			bsmtest.Unlink{Call: call(9, 0), At: true, DirFD: bsmtest.AtFDCWD, Path: root + "/old", Attr: &bsmtest.Attr{Mode: 0o644}}.Bytes(),
 			bsmtest.Mkdir{Call: call(9, 0), At: true, DirFD: bsmtest.AtFDCWD, Mode: 0o755, Path: root + "/dir"}.Bytes(),
 		}, []string{"rename b true from a", "remove old true", "mkdir dir true"}},
+		{"a file renamed while open is closed under its new name", [][]byte{
+			bsmtest.Open{Call: call(60, 3), At: true, Flags: bsmtest.OWronly, Path: root + "/app.log"}.Bytes(),
+			bsmtest.Open{Call: call(60, 4), At: true, Flags: bsmtest.OWronly, Path: root + "/logs/x"}.Bytes(),
+			bsmtest.Rename{Call: call(61, 0), At: true, FromFD: bsmtest.AtFDCWD, ToFD: bsmtest.AtFDCWD, From: root + "/app.log", To: root + "/app.log.1",
+				FromAttr: &bsmtest.Attr{Mode: 0o644}}.Bytes(),
+			bsmtest.Rename{Call: call(61, 0), At: true, FromFD: bsmtest.AtFDCWD, ToFD: bsmtest.AtFDCWD, From: root + "/logs", To: root + "/logs.old",
+				FromAttr: &bsmtest.Attr{Mode: 0o755 | 0o040000}}.Bytes(),
+			bsmtest.Close{Call: call(60, 0), FD: 3}.Bytes(),
+			bsmtest.Close{Call: call(60, 0), FD: 4}.Bytes(),
+		}, []string{"write app.log false", "write logs/x false", "rename app.log.1 true from app.log", "rename logs.old true from logs",
+			"write app.log.1 true", "write logs.old/x true"}},
 		{"outside the root: nothing", [][]byte{
 			bsmtest.Open{Call: call(1, 3), At: true, Flags: bsmtest.OWronly | bsmtest.OCreat, Path: "/usr/jails/web/etc/passwd"}.Bytes(),
 			bsmtest.Unlink{Call: call(1, 0), At: true, DirFD: bsmtest.AtFDCWD, Path: root + "/../escape"}.Bytes(),
