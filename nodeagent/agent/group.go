@@ -471,9 +471,16 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
 	}
+	rcv := &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Log: g.log.WithName("receiver")}
+	// Before the detector's start scan: what arrived from runs announced
+	// before a kill and never confirmed is not this member's own change.
+	if held, err := rcv.Restore(); err != nil {
+		return err
+	} else if held > 0 {
+		g.log.Info("holding the paths of runs announced before the restart until their senders confirm them", "paths", held)
+	}
 	srv := &peer.Server{}
-	srv.SetGroup(g.cfg.Group.Name, &peer.Group{Key: []byte(g.cfg.Password), Members: members,
-		Handler: &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Log: g.log.WithName("receiver")}})
+	srv.SetGroup(g.cfg.Group.Name, &peer.Group{Key: []byte(g.cfg.Password), Members: members, Handler: rcv})
 	ln, err := net.Listen("tcp", g.self.endpoint.String())
 	if err != nil {
 		return fmt.Errorf("agent-to-agent endpoint: %w", err)

@@ -73,9 +73,11 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 	}
 	a.at = now
 	r.runs[key] = a
+	var stale []string
 	for k, a := range r.runs {
 		if now.Sub(a.at) > 24*time.Hour {
 			delete(r.runs, k)
+			stale = append(stale, k)
 		}
 	}
 	r.mu.Unlock()
@@ -84,6 +86,15 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 		return nil
 	}
 	r.Held.Add(paths...)
+	// Durable before the sender is answered, so before any file of the run
+	// is in place (see bucketIncoming).
+	if err := r.persist(key, a, stale); err != nil {
+		r.mu.Lock()
+		delete(r.runs, key)
+		r.mu.Unlock()
+		r.Held.Done(paths...)
+		return fmt.Errorf("record the announced run: %w", err)
+	}
 	return nil
 }
 
@@ -115,6 +126,9 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 	}
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
+		if err := forget(btx, key); err != nil {
+			return err
+		}
 		tx := index.Within(btx)
 		for i, p := range sent {
 			var st unix.Stat_t

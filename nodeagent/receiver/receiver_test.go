@@ -381,3 +381,43 @@ func TestReceiver_RenameOfATreeKeepsLocalFilesLocal(t *testing.T) {
 		t.Errorf("rescans asked for %q, want the new name", rescans)
 	}
 }
+
+// TestReceiver_RestoreAfterAKill: a run announced and not confirmed when
+// the agent died is found at its next start, and its paths are held again,
+// so that the start scan does not take what arrived for this member's own
+// changes; its confirmation, when it comes, releases them and forgets the
+// run.
+func TestReceiver_RestoreAfterAKill(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := r.Incoming(ctx, "n1", "run-1", []string{"a", "dir/b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Incoming(ctx, "n1", "run-2", []string{"c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-2", []string{"c"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The agent is killed; the next one starts on the same index.
+	restarted := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+	held, err := restarted.Restore()
+	if err != nil || held != 2 {
+		t.Fatalf("Restore = %d, %v; want the 2 paths of run-1", held, err)
+	}
+	for p, want := range map[string]bool{"a": true, "dir/b": true, "c": false} {
+		if got := restarted.Held.Has(p); got != want {
+			t.Errorf("%s held: %v, want %v", p, got, want)
+		}
+	}
+	if err := restarted.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if restarted.Held.Has("a") || restarted.Held.Has("dir/b") {
+		t.Error("the confirmation did not release the restored run's paths")
+	}
+	again := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+	if held, err := again.Restore(); err != nil || held != 0 {
+		t.Errorf("Restore after the confirmation = %d, %v; want nothing", held, err)
+	}
+}

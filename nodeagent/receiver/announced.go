@@ -1,0 +1,123 @@
+package receiver
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketIncoming holds the runs announced here and not yet confirmed, by
+// sender and run id (the key of Receiver.runs): when each was announced
+// (8 bytes, Unix ns) and its paths, NUL-separated (a path holds no NUL).
+//
+// Written before an announcement is answered, so that it is durable before
+// rsync puts any file of the run in place. An agent killed between a
+// file's arrival and the run's confirmation finds the run here at its next
+// start (Restore) and holds its paths again, as it did before it died:
+// its start scan must not take the received files for its own changes and
+// send them on, maybe over newer versions; the sender still has them
+// pending (an unconfirmed run is not done), sends them again, and that
+// run's confirmation records them.
+var bucketIncoming = []byte("incoming")
+
+func encodeAnnounced(a announced) []byte {
+	n := 8
+	for _, p := range a.paths {
+		n += len(p) + 1
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, n), uint64(a.at.UnixNano()))
+	for _, p := range a.paths {
+		v = append(append(v, p...), 0)
+	}
+	return v
+}
+
+func decodeAnnounced(v []byte) (announced, error) {
+	if len(v) < 8 {
+		return announced{}, fmt.Errorf("announced run: %d bytes", len(v))
+	}
+	a := announced{at: time.Unix(0, int64(binary.BigEndian.Uint64(v)))}
+	if rest := string(v[8:]); rest != "" {
+		a.paths = strings.Split(strings.TrimSuffix(rest, "\x00"), "\x00")
+	}
+	return a, nil
+}
+
+// persist records an announced run (Incoming), and drops the stale ones.
+func (r *Receiver) persist(key string, a announced, stale []string) error {
+	v := encodeAnnounced(a)
+	return r.Index.Batch(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketIncoming)
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return b.Put([]byte(key), v)
+	})
+}
+
+// forget drops a confirmed run within the transaction that records it.
+func forget(tx *bolt.Tx, key string) error {
+	if b := tx.Bucket(bucketIncoming); b != nil {
+		return b.Delete([]byte(key))
+	}
+	return nil
+}
+
+// Restore holds again the paths of the runs announced before this agent
+// started and never confirmed, for a hold's TTL from now (the sender goes
+// on with them, or they expire as any hold does), and drops those older
+// than a day. Call it before the detector runs, and before the endpoint
+// serves.
+func (r *Receiver) Restore() (held int, err error) {
+	now := time.Now()
+	runs := make(map[string]announced)
+	err = r.Index.Batch(func(tx *bolt.Tx) error {
+		clear(runs) // afresh: Batch may call again
+		b := tx.Bucket(bucketIncoming)
+		if b == nil {
+			return nil
+		}
+		var stale [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			a, err := decodeAnnounced(v)
+			if err != nil || now.Sub(a.at) > 24*time.Hour {
+				stale = append(stale, k)
+				return nil
+			}
+			a.at = now
+			runs[string(k)] = a
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("restore announced runs: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runs == nil {
+		r.runs = make(map[string]announced)
+	}
+	for k, a := range runs {
+		r.runs[k] = a
+		r.Held.Add(a.paths...)
+		held += len(a.paths)
+	}
+	return held, nil
+}
