@@ -62,6 +62,11 @@ type Detector struct {
 	AllowMassDelete bool
 	// MaxDeleteShare is the scanner's share (scan.Scanner.MaxDeleteShare).
 	MaxDeleteShare float64
+	// Racy, when set, reports the paths whose index entry may hide a
+	// write of the same size within one timestamp tick
+	// (journal.Journal.Racy): a local change of one passes on even where
+	// the index holds it as it is, and the journal decides.
+	Racy func(path string) bool
 	// Scanned, when set, is called once per scan with its reason: "start",
 	// "lost-events-or-subtree", "resync", and without a Source "start" then
 	// "interval" for each periodic scan.
@@ -377,6 +382,10 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 	out := cs[:0:0]
 	err := d.Index.View(func(tx *index.Tx) error {
 		for _, c := range cs {
+			if d.Racy != nil && !c.Echo && c.Op&(change.Write|change.Create) != 0 && d.Racy(c.Path) {
+				out = append(out, c)
+				continue
+			}
 			same, err := tx.Unchanged(rootfd, c.Path)
 			if err == nil && same && c.Op.Has(change.Rename) {
 				same, err = tx.Unchanged(rootfd, c.OldPath)

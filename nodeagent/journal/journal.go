@@ -79,9 +79,90 @@ type Journal struct {
 	db  *bolt.DB
 	idx *index.Index // its Batch commits Record and Done
 
+	// RacyWindow is the timestamp granularity that the racy rule assumes
+	// (see racy); DefaultRacyWindow when 0. Set it before use.
+	RacyWindow time.Duration
+
 	mu    sync.Mutex
 	stats map[string]*PeerStats
 	seq   uint64 // the last sequence number committed
+	// racy holds the regular files whose entry was recorded within
+	// RacyWindow of their ctime, with that ctime (ns): a write of the same
+	// size within the same timestamp tick, after the lstat that made the
+	// entry, leaves size, mtime and ctime as recorded, and only its event
+	// says that it happened. While the entry is the one recorded so (same
+	// ctime), a change of the path is journaled even though the index
+	// holds it as it is (Record, Racy); journaled again with an entry
+	// recorded later than the window, the path leaves the set. This is
+	// git's "racily clean" problem (Documentation/technical/racy-git.txt);
+	// FreeBSD stamps files at 1/HZ by default (vfs.timestamp_precision),
+	// Linux at a jiffy where the filesystem has no multigrain timestamps.
+	racy map[string]int64
+}
+
+// DefaultRacyWindow covers the tick of FreeBSD's default timestamps
+// (1 ms at HZ=1000) and of Linux's coarse clock (a jiffy, up to 10 ms),
+// with room for a busy host; not FAT's 2 s mtimes.
+const DefaultRacyWindow = time.Second
+
+// racyKeep bounds the racy set: past it, files whose ctime is older than
+// racyPrune are dropped (an event held back that long has long been read).
+const (
+	racyKeep  = 1 << 16
+	racyPrune = time.Minute
+)
+
+// racyMark is what a commit learnt of a path for the racy set.
+type racyMark struct {
+	path  string
+	ctime int64
+	racy  bool
+}
+
+// Racy reports whether path's entry may hide a write of the same size in
+// the same timestamp tick (see Journal.racy): its events must not be
+// dropped as already held by the index.
+func (j *Journal) Racy(path string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, ok := j.racy[path]
+	return ok
+}
+
+// stillRacy reports whether e is the entry recorded racily for path.
+func (j *Journal) stillRacy(path string, e index.Entry) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v, ok := j.racy[path]
+	return ok && v == e.Ctime.UnixNano()
+}
+
+// markRacy applies a commit's marks to the racy set.
+func (j *Journal) markRacy(now time.Time, marks []racyMark) {
+	if len(marks) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, m := range marks {
+		switch {
+		case m.racy:
+			if j.racy == nil {
+				j.racy = make(map[string]int64)
+			}
+			j.racy[m.path] = m.ctime
+		default:
+			delete(j.racy, m.path)
+		}
+	}
+	if len(j.racy) > racyKeep {
+		old := now.Add(-racyPrune).UnixNano()
+		for p, ct := range j.racy {
+			if ct < old {
+				delete(j.racy, p)
+			}
+		}
+	}
 }
 
 // PeerStats is what is pending for one peer.
@@ -164,13 +245,20 @@ var (
 // two parts: a file's creation and then its close), or the receiver
 // recorded it (index.Tx.RecordChanged, by the detector's own comparison:
 // the detector passes a change when its path differed from the index,
-// which may have caught up since).
+// which may have caught up since). A local write or creation of a file
+// whose entry was recorded racily (Journal.racy) is journaled all the same.
 func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) error {
 	now := time.Now()
+	window := j.RacyWindow
+	if window <= 0 {
+		window = DefaultRacyWindow
+	}
 	var delta map[string]PeerStats
 	var last uint64
+	var marks []racyMark
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		delta = make(map[string]PeerStats) // afresh: Batch may call again
+		marks = marks[:0]
 		root := tx.Bucket(bucketJournal)
 		var seq uint64
 		if v := root.Get(keySeq); len(v) == 8 {
@@ -195,8 +283,14 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if err != nil {
 				return err
 			}
-			if !changed && !c.Op.Has(change.Rename) {
+			if !changed && !c.Op.Has(change.Rename) &&
+				(c.Echo || c.Op&(change.Write|change.Create) == 0 || !exists || !j.stillRacy(c.Path, e)) {
 				continue // the index holds it as it is (see Record)
+			}
+			if exists && e.Mode.IsRegular() {
+				marks = append(marks, racyMark{path: c.Path, ctime: e.Ctime.UnixNano(), racy: now.Sub(e.Ctime) < window})
+			} else {
+				marks = append(marks, racyMark{path: c.Path})
 			}
 			journal := func(c change.Change, e index.Entry, exists bool) error {
 				size := int64(0)
@@ -238,6 +332,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	if err != nil {
 		return fmt.Errorf("journal %d changes: %w", len(changes), err)
 	}
+	j.markRacy(now, marks)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq = max(j.seq, last)

@@ -280,6 +280,7 @@ func TestJournal_Record_skipsWhatTheIndexHolds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			f.j.RacyWindow = time.Nanosecond // no entry is racy (TestJournal_Record_racyEntry)
 			if err := f.j.Record(f.rootfd, peers, []change.Change{f.write("f", 3)}); err != nil {
 				t.Fatal(err)
 			}
@@ -451,5 +452,49 @@ func settleAll(t *testing.T, f *fixture, peers []string, paths ...string) {
 		if err := f.j.Done(p, es); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestJournal_Record_racyEntry: a file recorded within the racy window of
+// its ctime may be written again with the same size within the same
+// timestamp tick, which leaves its lstat as recorded: a local write of it
+// is journaled although the index holds it as it is, an echo is not, and
+// once it is recorded outside the window the index decides again.
+func TestJournal_Record_racyEntry(t *testing.T) {
+	peers := []string{"web-2"}
+	tests := []struct {
+		name        string
+		window      time.Duration
+		echo        bool
+		wantPending int64
+	}{
+		{name: "a write within the window", window: time.Hour, wantPending: 1},
+		{name: "an echo within the window", window: time.Hour, echo: true, wantPending: 0},
+		{name: "recorded outside the window", window: time.Nanosecond, wantPending: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			f.j.RacyWindow = tt.window
+			if err := f.j.Record(f.rootfd, peers, []change.Change{f.write("f", 3)}); err != nil {
+				t.Fatal(err)
+			}
+			es, _ := f.j.Next("web-2", 10, nil)
+			if err := f.j.Done("web-2", es); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.j.Racy("f"); got != (tt.window > time.Second) {
+				t.Errorf("Racy(f) = %v after the first record", got)
+			}
+			// Written again, same size, in the same tick: nothing in the
+			// lstat moved (modelled by not touching the file at all).
+			c := change.Change{Path: "f", Op: change.Write, Finished: true, Echo: tt.echo}
+			if err := f.j.Record(f.rootfd, peers, []change.Change{c}); err != nil {
+				t.Fatal(err)
+			}
+			if got := f.j.Stats("web-2").Files; got != tt.wantPending {
+				t.Errorf("pending after the second write: %d, want %d", got, tt.wantPending)
+			}
+		})
 	}
 }
