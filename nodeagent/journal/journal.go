@@ -292,38 +292,26 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			} else {
 				marks = append(marks, racyMark{path: c.Path})
 			}
-			journal := func(c change.Change, e index.Entry, exists bool) error {
-				size := int64(0)
-				if exists && e.Mode.IsRegular() {
-					size = e.Size
-				}
-				seq++
-				key := index.Key(c.Path)
-				for i, p := range peers {
-					d, err := put(buckets[i], key, c, seq, size, now)
-					if err != nil {
-						return err
-					}
-					s := delta[p]
-					s.Files += d.Files
-					s.Bytes += d.Bytes
-					delta[p] = s
-				}
-				return nil
-			}
-			if err := journal(c, e, exists); err != nil {
-				return err
-			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
-				again, ae, err := recordOldName(itx, rootfd, c.OldPath)
+				if err := recordOldName(itx, rootfd, c.OldPath); err != nil {
+					return err
+				}
+			}
+			size := int64(0)
+			if exists && e.Mode.IsRegular() {
+				size = e.Size
+			}
+			seq++
+			key := index.Key(c.Path)
+			for i, p := range peers {
+				d, err := put(buckets[i], key, c, seq, size, now)
 				if err != nil {
 					return err
 				}
-				if again != nil {
-					if err := journal(*again, ae, true); err != nil {
-						return err
-					}
-				}
+				s := delta[p]
+				s.Files += d.Files
+				s.Bytes += d.Bytes
+				delta[p] = s
 			}
 		}
 		last = seq
@@ -343,28 +331,26 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	return nil
 }
 
-// recordOldName records a rename's old name as it is now, and returns the
-// change to journal for it when the name exists again: `mv a a~` and a new
-// `a` written (an editor's save, a log rotation), or `mv d d.old; mkdir d`.
-// The new file's own change may have been compared with the index before
-// this rename was journaled, or come after it; either way the index now
-// holds it as it is and would drop that change, so it is journaled here,
-// after the rename (the peer renames its copy first, then takes the new
-// one). The old name's entries (a directory's children) are dropped from
-// the index first: they are the renamed tree's, not the new directory's.
-func recordOldName(itx *index.Tx, rootfd int, old string) (*change.Change, index.Entry, error) {
-	if err := itx.Delete(old); err != nil {
-		return nil, index.Entry{}, err
+// recordOldName settles the index's entry of a rename's old name. When
+// the old name exists again as another object than the index holds (`mv a
+// a~` and a new `a` written, as editors save and logs rotate; `mv d d.old;
+// mkdir d`), the entry, and those below it (the renamed tree's), are
+// dropped rather than recorded from the new object: recorded, the new
+// object's own change, which may come after this rename, would compare
+// as already held and never go. Left out of the index, that change is
+// journaled when it is ready, once its writer is done, and not before (it
+// may still be being written now). When the index already holds the
+// object that is there (its own change came first), it stays.
+func recordOldName(itx *index.Tx, rootfd int, old string) error {
+	prev, had, err := itx.Get(old)
+	if err != nil {
+		return err
 	}
-	e, ok, err := itx.RecordEntry(rootfd, old)
-	if err != nil || !ok {
-		return nil, e, err
+	var st unix.Stat_t
+	if had && beneath.Lstat(rootfd, old, &st) == nil && prev.Ino == st.Ino && prev.Mode.Type() == index.FromStat(&st).Mode.Type() {
+		return nil
 	}
-	c := change.Change{Path: old, Op: change.Create, Finished: true}
-	if e.IsDir() {
-		c.Op = change.Mkdir
-	}
-	return &c, e, nil
+	return itx.Delete(old)
 }
 
 // peerBuckets are one peer's journal buckets within a transaction, and a

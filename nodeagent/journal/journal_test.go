@@ -365,9 +365,10 @@ func TestJournal_ReplacedOn(t *testing.T) {
 }
 
 // TestJournal_Record_oldNameMadeAgain: a rename whose old name exists
-// again (`mv d d.old; mkdir d`) journals the old name too, after the
-// rename, and drops the renamed tree's entries below it from the index,
-// so that what the new directory holds is compared afresh.
+// again as another object (`mv d d.old; mkdir d`) drops the old name's
+// entries from the index (the renamed tree's), so that the new object's
+// own change, journaled after the rename, is not taken as already held;
+// one whose own change came first keeps its entry.
 func TestJournal_Record_oldNameMadeAgain(t *testing.T) {
 	peers := []string{"web-2"}
 	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
@@ -385,6 +386,9 @@ func TestJournal_Record_oldNameMadeAgain(t *testing.T) {
 	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d.old", OldPath: "d", Op: change.Rename, Finished: true}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d", Op: change.Mkdir, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
 	es, err := f.j.Next("web-2", 10, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -395,6 +399,25 @@ func TestJournal_Record_oldNameMadeAgain(t *testing.T) {
 	err = f.idx.View(func(tx *index.Tx) error {
 		if _, ok, err := tx.Get("d/x"); err != nil || ok {
 			t.Errorf("the index still holds d/x under the new d (%v)", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The file's own change first, in the rename's batch: it stays.
+	if err := os.Rename(filepath.Join(f.root, "d.old", "x"), filepath.Join(f.root, "x~")); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d.old/x", 9)
+	cs := []change.Change{{Path: "d.old/x", Op: change.Create | change.Write, Finished: true}, {Path: "x~", OldPath: "d.old/x", Op: change.Rename, Finished: true}}
+	if err := f.j.Record(f.rootfd, peers, cs); err != nil {
+		t.Fatal(err)
+	}
+	err = f.idx.View(func(tx *index.Tx) error {
+		if e, ok, err := tx.Get("d.old/x"); err != nil || !ok || e.Size != 9 {
+			t.Errorf("the new d.old/x, journaled before the rename, is recorded as %+v (%v, %v)", e, ok, err)
 		}
 		return nil
 	})

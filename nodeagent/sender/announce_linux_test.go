@@ -404,11 +404,11 @@ func TestSender_Start_theRootsOwnChangeIsConfirmedWithoutARun(t *testing.T) {
 }
 
 // TestSender_Start_anOldNameMadeAgainGoesToo: `mv a a~` and a new a
-// written (an editor's save, a log rotation), where the new a's own
-// change was compared with the index before the rename was journaled, so
-// that only the rename is. The new a reaches the peer beside a~. Before,
-// journaling the rename recorded the new a in the index, its own change
-// was dropped as already held, and the peer kept the old a for good.
+// written (an editor's save, a log rotation), the new a's own change
+// journaled after the rename. The new a reaches the peer beside a~.
+// Before, journaling the rename recorded the new a in the index, its own
+// change was then dropped as already held, and the peer kept the old a
+// for good.
 func TestSender_Start_anOldNameMadeAgainGoesToo(t *testing.T) {
 	r := newRig(t, 14)
 	for _, root := range []string{r.root, r.peerRoot} {
@@ -423,7 +423,10 @@ func TestSender_Start_anOldNameMadeAgainGoesToo(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(r.root, "a"), []byte("new content, longer"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r.firstRun(change.Change{Path: "a~", OldPath: "a", Op: change.Rename, Finished: true})
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "a~", OldPath: "a", Op: change.Rename, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r.firstRun(change.Change{Path: "a", Op: change.Create | change.Write, Finished: true})
 	r.untilNothingPending()
 	for name, want := range map[string]string{"a": "new content, longer", "a~": "old content"} {
 		if got, err := os.ReadFile(filepath.Join(r.peerRoot, name)); err != nil || string(got) != want {
