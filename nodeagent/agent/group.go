@@ -258,6 +258,7 @@ func (g *group) run(ctx context.Context) error {
 	if g.journal, err = journal.Open(g.idx, names); err != nil {
 		return err
 	}
+	g.journal.RacyWindow = g.racyWindow()
 	g.incoming = &detect.Incoming{}
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
 	g.status.suspended = g.cfg.Group.Spec.Suspend
@@ -437,6 +438,25 @@ func removeAllAt(dirfd int, name string) error {
 		return err
 	}
 	return nil
+}
+
+// racyWindow is the journal's RacyWindow for this root's filesystem:
+// twice its timestamp tick (index.TimestampTick), 0 where every write gets
+// a new ctime; a second where the tick cannot be measured.
+func (g *group) racyWindow() time.Duration {
+	fd, err := beneath.Open(g.rootfd, index.ReservedDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		var tick time.Duration
+		if tick, err = index.TimestampTick(fd); err == nil {
+			if tick > 0 {
+				g.log.Info("the data root's filesystem keeps coarse timestamps: a file written twice within one tick is told by its events", "tick", tick.String())
+			}
+			return 2 * tick
+		}
+	}
+	g.log.Error(err, "cannot measure the data root's timestamp tick; assuming one of up to half a second")
+	return time.Second
 }
 
 // unauthenticated reports that the group runs without a password (Run

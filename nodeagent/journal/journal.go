@@ -79,8 +79,10 @@ type Journal struct {
 	db  *bolt.DB
 	idx *index.Index // its Batch commits Record and Done
 
-	// RacyWindow is the timestamp granularity that the racy rule assumes
-	// (see racy); DefaultRacyWindow when 0. Set it before use.
+	// RacyWindow is how close to its ctime an entry must be recorded to
+	// be racy (see racy): about twice the filesystem's timestamp tick
+	// (index.TimestampTick). Zero turns the rule off, where every write
+	// gets a new ctime. Set it before use.
 	RacyWindow time.Duration
 
 	mu    sync.Mutex
@@ -93,24 +95,22 @@ type Journal struct {
 	// says that it happened. While the entry is the one recorded so (same
 	// ctime), a change of the path is journaled even though the index
 	// holds it as it is (Record, Racy); journaled again with an entry
-	// recorded later than the window, the path leaves the set. This is
+	// recorded later than the window, the path leaves the set, and so it
+	// does racyHold after its ctime (an event of a write in that tick has
+	// been read by then: the coalescer holds one for 30 s at most). This is
 	// git's "racily clean" problem (Documentation/technical/racy-git.txt);
 	// FreeBSD stamps files at 1/HZ by default (vfs.timestamp_precision),
 	// Linux at a jiffy where the filesystem has no multigrain timestamps.
-	racy map[string]int64
+	racy       map[string]int64
+	racyPruned time.Time
 }
 
-// DefaultRacyWindow covers the tick of FreeBSD's default timestamps
-// (1 ms at HZ=1000) and of Linux's coarse clock (a jiffy, up to 10 ms),
-// with room for a busy host; not FAT's 2 s mtimes.
-const DefaultRacyWindow = time.Second
+// racyHold is how long after its ctime a racy entry stays racy.
+const racyHold = time.Minute
 
-// racyKeep bounds the racy set: past it, files whose ctime is older than
-// racyPrune are dropped (an event held back that long has long been read).
-const (
-	racyKeep  = 1 << 16
-	racyPrune = time.Minute
-)
+// racyPruneAt is the size of the racy set past which expired entries are
+// dropped, at most once a second.
+const racyPruneAt = 4096
 
 // racyMark is what a commit learnt of a path for the racy set.
 type racyMark struct {
@@ -125,16 +125,16 @@ type racyMark struct {
 func (j *Journal) Racy(path string) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	_, ok := j.racy[path]
-	return ok
+	ct, ok := j.racy[path]
+	return ok && time.Since(time.Unix(0, ct)) < racyHold
 }
 
 // stillRacy reports whether e is the entry recorded racily for path.
 func (j *Journal) stillRacy(path string, e index.Entry) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	v, ok := j.racy[path]
-	return ok && v == e.Ctime.UnixNano()
+	ct, ok := j.racy[path]
+	return ok && ct == e.Ctime.UnixNano() && time.Since(time.Unix(0, ct)) < racyHold
 }
 
 // markRacy applies a commit's marks to the racy set.
@@ -155,10 +155,11 @@ func (j *Journal) markRacy(now time.Time, marks []racyMark) {
 			delete(j.racy, m.path)
 		}
 	}
-	if len(j.racy) > racyKeep {
-		old := now.Add(-racyPrune).UnixNano()
+	if len(j.racy) > racyPruneAt && now.Sub(j.racyPruned) > time.Second {
+		j.racyPruned = now
+		expired := now.Add(-racyHold).UnixNano()
 		for p, ct := range j.racy {
-			if ct < old {
+			if ct < expired {
 				delete(j.racy, p)
 			}
 		}
@@ -250,9 +251,6 @@ var (
 func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) error {
 	now := time.Now()
 	window := j.RacyWindow
-	if window <= 0 {
-		window = DefaultRacyWindow
-	}
 	var delta map[string]PeerStats
 	var last uint64
 	var marks []racyMark
@@ -287,10 +285,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				(c.Echo || c.Op&(change.Write|change.Create) == 0 || !exists || !j.stillRacy(c.Path, e)) {
 				continue // the index holds it as it is (see Record)
 			}
-			if exists && e.Mode.IsRegular() {
-				marks = append(marks, racyMark{path: c.Path, ctime: e.Ctime.UnixNano(), racy: now.Sub(e.Ctime) < window})
-			} else {
-				marks = append(marks, racyMark{path: c.Path})
+			if window > 0 {
+				m := racyMark{path: c.Path}
+				if exists && e.Mode.IsRegular() {
+					m.ctime, m.racy = e.Ctime.UnixNano(), now.Sub(e.Ctime) < window
+				}
+				marks = append(marks, m)
 			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
 				if err := recordOldName(itx, rootfd, c.OldPath); err != nil {

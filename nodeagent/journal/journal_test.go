@@ -280,7 +280,9 @@ func TestJournal_Record_skipsWhatTheIndexHolds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-			f.j.RacyWindow = time.Nanosecond // no entry is racy (TestJournal_Record_racyEntry)
+			// The racy rule off, as where every write gets a new ctime
+			// (TestJournal_Record_racyEntry).
+			f.j.RacyWindow = 0
 			if err := f.j.Record(f.rootfd, peers, []change.Change{f.write("f", 3)}); err != nil {
 				t.Fatal(err)
 			}
@@ -494,6 +496,7 @@ func TestJournal_Record_racyEntry(t *testing.T) {
 		{name: "a write within the window", window: time.Hour, wantPending: 1},
 		{name: "an echo within the window", window: time.Hour, echo: true, wantPending: 0},
 		{name: "recorded outside the window", window: time.Nanosecond, wantPending: 0},
+		{name: "the rule off (fine-grained timestamps)", window: 0, wantPending: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
