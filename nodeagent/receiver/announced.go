@@ -92,7 +92,7 @@ func (r *Receiver) Restore() (held int, err error) {
 				stale = append(stale, k)
 				return nil
 			}
-			a.at = now
+			a.at, a.restored = now, true
 			runs[string(k)] = a
 			return nil
 		})

@@ -54,6 +54,11 @@ type Receiver struct {
 type announced struct {
 	at    time.Time
 	paths []string
+	// restored: announced before this agent started (Restore). Its
+	// transfer died with the daemon of the agent before; the sender sends
+	// its files again in a run of its own, so the sender's first
+	// confirmation after the start releases it.
+	restored bool
 }
 
 var _ peer.Handler = (*Receiver)(nil)
@@ -114,9 +119,17 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // this agent started) releases what it confirms.
 func (r *Receiver) Received(_ context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
 	key := from + "\x00" + run
+	keys := []string{key}
 	r.mu.Lock()
 	a, known := r.runs[key]
 	delete(r.runs, key)
+	for k, ra := range r.runs {
+		if ra.restored && strings.HasPrefix(k, from+"\x00") {
+			delete(r.runs, k)
+			keys = append(keys, k)
+			defer r.Held.Done(ra.paths...)
+		}
+	}
 	r.mu.Unlock()
 	if known {
 		defer r.Held.Done(a.paths...)
@@ -126,8 +139,10 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 	}
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
-		if err := forget(btx, key); err != nil {
-			return err
+		for _, k := range keys {
+			if err := forget(btx, k); err != nil {
+				return err
+			}
 		}
 		tx := index.Within(btx)
 		for i, p := range sent {

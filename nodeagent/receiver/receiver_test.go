@@ -385,8 +385,8 @@ func TestReceiver_RenameOfATreeKeepsLocalFilesLocal(t *testing.T) {
 // TestReceiver_RestoreAfterAKill: a run announced and not confirmed when
 // the agent died is found at its next start, and its paths are held again,
 // so that the start scan does not take what arrived for this member's own
-// changes; its confirmation, when it comes, releases them and forgets the
-// run.
+// changes; the sender's next confirmation (of the run that sends them
+// again) releases them and forgets the run.
 func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
@@ -410,11 +410,23 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 			t.Errorf("%s held: %v, want %v", p, got, want)
 		}
 	}
-	if err := restarted.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+	// Another sender's confirmation releases nothing of n1's.
+	if err := restarted.Received(ctx, "n2", "run-9", nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !restarted.Held.Has("a") {
+		t.Error("another sender's confirmation released n1's restored run")
+	}
+	// n1 sends the files again in a run of its own; its confirmation
+	// releases the run that died with the agent before.
+	if err := restarted.Incoming(ctx, "n1", "run-3", []string{"a", "dir/b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Received(ctx, "n1", "run-3", []string{"a", "dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if restarted.Held.Has("a") || restarted.Held.Has("dir/b") {
-		t.Error("the confirmation did not release the restored run's paths")
+		t.Error("the sender's next confirmation did not release the restored run's paths")
 	}
 	again := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
 	if held, err := again.Restore(); err != nil || held != 0 {

@@ -436,13 +436,15 @@ func TestSender_Start_anOldNameMadeAgainGoesToo(t *testing.T) {
 }
 
 // TestSender_Start_anUnconfirmedRunStaysPending: a run whose confirmation
-// the peer did not take (its agent down, or failing) is not done: its
-// files stay pending and go again, until a run's confirmation goes
-// through. Before, they were done, and the peer, which had not recorded
-// them, took them for its own changes and sent them on, over newer ones.
+// the peer did not take (its agent down, or failing), three times, is not
+// done: its files stay pending and go again, until a run's confirmation
+// goes through. Before, they were done, and the peer, which had not
+// recorded them, took them for its own changes and sent them on, over
+// newer ones. A confirmation that fails once is tried again in its run,
+// under its run id (TestSender_Start_aConfirmationTriedAgain).
 func TestSender_Start_anUnconfirmedRunStaysPending(t *testing.T) {
 	r := newRig(t, 15)
-	a := &announcements{incoming: map[string]int{}, failReceived: 1}
+	a := &announcements{incoming: map[string]int{}, failReceived: 3}
 	serveEndpoint(t, r, a, basePort+53)
 	r.sender.Backoff, r.sender.BackoffCap = 50*time.Millisecond, 100*time.Millisecond
 	r.write("f", "content")
@@ -455,5 +457,24 @@ func TestSender_Start_anUnconfirmedRunStaysPending(t *testing.T) {
 	defer a.mu.Unlock()
 	if len(a.received) != 1 || a.states[0]["f"].Size != int64(len("content")) {
 		t.Errorf("confirmations taken: %q, states %+v; want one, of f", a.received, a.states)
+	}
+}
+
+// TestSender_Start_aConfirmationTriedAgain: a confirmation that fails once
+// is tried again within its run, under the same run id, so that the peer
+// releases what the run held; the run is done.
+func TestSender_Start_aConfirmationTriedAgain(t *testing.T) {
+	r := newRig(t, 16)
+	a := &announcements{incoming: map[string]int{}, failReceived: 1}
+	serveEndpoint(t, r, a, basePort+53)
+	r.write("f", "content")
+	first := r.firstRun(change.Change{Path: "f", Op: change.Create | change.Write, Finished: true})
+	if len(first.Sent) != 1 || first.Err != nil {
+		t.Errorf("the run reported %d sent, error %v; want f, confirmed at the second try", len(first.Sent), first.Err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.received) != 1 || a.incoming[a.received[0]] != 1 {
+		t.Errorf("confirmations taken %q of runs announced %v; want the one run, confirmed under its id", a.received, a.incoming)
 	}
 }

@@ -877,7 +877,22 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmAfterStop)
 		}
 		sentPaths := append(pathsOf(sent), linksSent...)
-		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, b.sentStates(sentPaths, changed), gone)
+		states := b.sentStates(sentPaths, changed)
+		// Tried again under the same run id, which the peer releases
+		// whole (a new run would leave this one's paths held there until
+		// their hold expires).
+		var err error
+		for wait := confirmRetry; ; wait *= 4 {
+			if err = s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, states, gone); err == nil || wait > 4*confirmRetry {
+				break
+			}
+			select {
+			case <-cctx.Done():
+			case <-time.After(wait):
+				continue
+			}
+			break
+		}
 		cancel()
 		if err != nil {
 			// Unconfirmed there, the files would read on the peer as
@@ -907,6 +922,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	r.Duration = time.Since(start)
 	return r
 }
+
+// confirmRetry is the first wait before a failed confirmation is tried
+// again (then 4 times as long, once more).
+const confirmRetry = 100 * time.Millisecond
 
 // confirmAfterStop bounds the confirmation to the peer of a run whose
 // context ended (the agent's drain on SIGTERM): with the drain (7 s) and
