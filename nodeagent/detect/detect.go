@@ -111,7 +111,14 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	rescans := &d.rescans
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.runSource(ctx, sc, raw) })
-	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded) })
+	typeOf := func(rel string) (dir, exists bool) {
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, rel, &st) != nil {
+			return false, false
+		}
+		return st.Mode&unix.S_IFMT == unix.S_IFDIR, true
+	}
+	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded, typeOf) })
 	g.Go(func() error { return d.scans(ctx, sc, rescans, toCoalesce) })
 	g.Go(func() error {
 		co := &change.Coalescer{Settle: d.Settle, MaxHold: d.MaxHold, Probe: func(p string) (bool, bool) {
@@ -138,7 +145,7 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 
 // route passes source changes on to the coalescer, drops excluded ones and
 // turns Rescan into a scan request.
-func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, excluded func(change.Change) bool) error {
+func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, excluded func(change.Change) bool, typeOf func(rel string) (dir, exists bool)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,7 +153,7 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 		case c := <-raw:
 			if c.Op.Has(change.Rename) && c.OldPath != "" && !c.Op.Has(change.Rescan) {
 				var keep bool
-				if c, keep = acrossExclusion(c, excluded); !keep {
+				if c, keep = acrossExclusion(c, excluded, typeOf); !keep {
 					continue
 				}
 			}
@@ -165,10 +172,16 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 				// A directory that appeared whole: the scan of it reports
 				// (and expands) what is below it; the directory itself goes
 				// on as made (its mode, owner and times; an empty one has
-				// nothing else), a renamed one as its rename.
+				// nothing else), a renamed one as its rename. The audit
+				// trail's source marks a file moved in so too: it goes on as
+				// created.
 				rescans.add(c.Path)
 				if !c.Op.Has(change.Rename) || c.OldPath == "" {
-					c.Op = c.Op&^change.Subtree | change.Mkdir
+					made := change.Create
+					if dir, exists := typeOf(c.Path); dir || !exists {
+						made = change.Mkdir
+					}
+					c.Op = c.Op&^change.Subtree | made
 				}
 			}
 			select {
@@ -188,8 +201,14 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 // rename a file it must keep (an excluded one is each member's own), or
 // to move one out of what it syncs and keep a stale copy. The fanotify
 // source splits such renames itself; the audit trail's does not.
-func acrossExclusion(c change.Change, excluded func(change.Change) bool) (change.Change, bool) {
-	dir := c.Op&(change.Mkdir|change.Rmdir|change.Subtree) != 0
+//
+// Whether it is a directory is read from the new name as it is now (the
+// audit trail's renames carry no type), or from the op when it is gone.
+func acrossExclusion(c change.Change, excluded func(change.Change) bool, typeOf func(rel string) (dir, exists bool)) (change.Change, bool) {
+	dir, exists := typeOf(c.Path)
+	if !exists {
+		dir = c.Op&(change.Mkdir|change.Rmdir|change.Subtree) != 0
+	}
 	newOut, oldOut := excluded(c), excluded(change.Change{Path: c.OldPath, Op: c.Op})
 	switch {
 	case newOut && oldOut:
@@ -409,11 +428,18 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 // isDir reports whether c's path is a directory: by its op where that says
 // so (a removed one cannot be looked at), else by lstat beneath the root.
 func isDir(rootfd int, c change.Change) bool {
-	if c.Op&(change.Mkdir|change.Rmdir|change.Subtree) != 0 {
+	if c.Op&(change.Mkdir|change.Rmdir) != 0 {
 		return true
 	}
+	// Subtree is not enough: the audit trail's source marks a file moved
+	// in from outside the root so too.
+	return dirAt(rootfd, c.Path)
+}
+
+// dirAt reports whether rel is a directory now, beneath rootfd.
+func dirAt(rootfd int, rel string) bool {
 	var st unix.Stat_t
-	return beneath.Lstat(rootfd, c.Path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	return beneath.Lstat(rootfd, rel, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 }
 
 // watchRoot checks the root's identity by path every second: a filesystem

@@ -11,6 +11,9 @@ import (
 // tree saw of it (the audit trail's source reports such renames whole).
 func TestAcrossExclusion(t *testing.T) {
 	excluded := func(c change.Change) bool { return strings.HasPrefix(c.Path, "cache/") || c.Path == "local.conf" }
+	// What is on disk now: the audit trail's renames carry no type.
+	disk := map[string]bool{"b": false, "cache/f": false, "cache/d": true, "shared.conf": false, "d": true, "build": true, "cache/b": false}
+	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
 	tests := []struct {
 		name string
 		in   change.Change
@@ -32,12 +35,15 @@ func TestAcrossExclusion(t *testing.T) {
 		{name: "a directory in: its whole tree", keep: true,
 			in:   change.Change{Path: "d", OldPath: "cache/d", Op: change.Rename | change.Subtree, Finished: true},
 			want: change.Change{Path: "d", Op: change.Subtree, Finished: true}},
+		{name: "a directory in, as the audit trail reports it (no type)", keep: true,
+			in:   change.Change{Path: "build", OldPath: "cache/build", Op: change.Rename, Finished: true},
+			want: change.Change{Path: "build", Op: change.Subtree, Finished: true}},
 		{name: "both sides excluded", keep: false,
 			in: change.Change{Path: "cache/b", OldPath: "cache/a", Op: change.Rename, Finished: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, keep := acrossExclusion(tt.in, excluded)
+			got, keep := acrossExclusion(tt.in, excluded, typeOf)
 			if keep != tt.keep || keep && got != tt.want {
 				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
 			}
