@@ -154,7 +154,7 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 				}
 				continue
 			}
-			if err := tx.Record(r.RootFD, p); err != nil && !errors.Is(err, beneath.ErrOutside) {
+			if err := r.record(tx, p); err != nil {
 				return err
 			}
 		}
@@ -171,7 +171,7 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 				}
 				continue
 			}
-			if err := tx.Record(r.RootFD, p); err != nil && !errors.Is(err, beneath.ErrOutside) {
+			if err := r.record(tx, p); err != nil {
 				return err
 			}
 		}
@@ -181,6 +181,19 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 		return fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 	}
 	return nil
+}
+
+// record records p as it is now. A path that cannot be looked at (an I/O
+// error) is recorded as an entry nothing matches, so that one path never
+// fails the confirmation of a whole run (which the sender would send
+// again and again); only an error of the index itself does.
+func (r *Receiver) record(tx *index.Tx, p string) error {
+	var st unix.Stat_t
+	if err := beneath.Lstat(r.RootFD, p, &st); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, beneath.ErrOutside) {
+		r.Log.Info("cannot look at a received path; recorded as unknown", "path", p, "error", err.Error())
+		return tx.Put(p, index.Entry{Size: -1})
+	}
+	return tx.Record(r.RootFD, p)
 }
 
 // exists reports whether p is a path of the root's now.

@@ -433,3 +433,26 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 		t.Errorf("Restore after the confirmation = %d, %v; want nothing", held, err)
 	}
 }
+
+// TestReceiver_ReceivedPathThatCannotBeLookedAt: a confirmed path whose
+// lstat fails for another reason than its absence (here a name longer than
+// the filesystem allows) is recorded as unknown; the confirmation of the
+// others goes through. Before, the whole run's confirmation failed.
+func TestReceiver_ReceivedPathThatCannotBeLookedAt(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	long := strings.Repeat("n", 300)
+	if err := r.Received(context.Background(), "peer", "run-1", []string{"a", long}, nil, nil); err != nil {
+		t.Fatalf("Received = %v", err)
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		if e, ok, err := tx.Get(long); err != nil || !ok || e.Size != -1 {
+			t.Errorf("the long name recorded %+v (%v, %v); want unknown (size -1)", e, ok, err)
+		}
+		if _, ok, err := tx.Get("a"); err != nil || !ok {
+			t.Errorf("a not recorded (%v)", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
