@@ -334,23 +334,50 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 // recordOldName settles the index's entry of a rename's old name. When
 // the old name exists again as another object than the index holds (`mv a
 // a~` and a new `a` written, as editors save and logs rotate; `mv d d.old;
-// mkdir d`), the entry, and those below it (the renamed tree's), are
-// dropped rather than recorded from the new object: recorded, the new
-// object's own change, which may come after this rename, would compare
-// as already held and never go. Left out of the index, that change is
-// journaled when it is ready, once its writer is done, and not before (it
-// may still be being written now). When the index already holds the
-// object that is there (its own change came first), it stays.
+// mkdir d`), that entry is not recorded from the new object: recorded so,
+// the new object's own change, which may come after this rename, would
+// compare as already held and never go. Left out of the index (a file),
+// or marked as matching nothing (a directory), that change is journaled
+// when it is ready, once its writer is done, and not before (it may still
+// be being written now). Below a directory, the entries of the renamed
+// tree are dropped, and those of objects made in the new directory whose
+// changes came first (the same inode there now) kept. When the index
+// already holds the object that is there (its own change came first), it
+// stays.
 func recordOldName(itx *index.Tx, rootfd int, old string) error {
 	prev, had, err := itx.Get(old)
 	if err != nil {
 		return err
 	}
 	var st unix.Stat_t
-	if had && beneath.Lstat(rootfd, old, &st) == nil && prev.Ino == st.Ino && prev.Mode.Type() == index.FromStat(&st).Mode.Type() {
-		return nil
+	if beneath.Lstat(rootfd, old, &st) != nil || !had {
+		return itx.Delete(old)
 	}
-	return itx.Delete(old)
+	now := index.FromStat(&st)
+	switch {
+	case prev.Ino == now.Ino && prev.Mode.Type() == now.Mode.Type():
+		return nil
+	case !now.IsDir():
+		return itx.Delete(old)
+	}
+	var stale []string
+	err = itx.Children(old, func(name string, e index.Entry) error {
+		p := index.Join(old, name)
+		var cst unix.Stat_t
+		if beneath.Lstat(rootfd, p, &cst) != nil || cst.Ino != e.Ino {
+			stale = append(stale, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range stale {
+		if err := itx.Delete(p); err != nil {
+			return err
+		}
+	}
+	return itx.Put(old, index.Entry{Size: -1})
 }
 
 // peerBuckets are one peer's journal buckets within a transaction, and a

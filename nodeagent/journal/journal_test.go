@@ -524,3 +524,54 @@ func TestJournal_Record_racyEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestJournal_Record_oldDirectoryMadeAgainKeepsItsNewFiles: `mv d d.old;
+// mkdir d; write d/f`, where d/f's change is journaled before the rename's
+// (d's own was not: a directory of the same mode compares as held). The
+// rename drops the renamed tree's entries below d but keeps d/f's, so
+// that a later `rm d/f` is a change and goes to the peers.
+func TestJournal_Record_oldDirectoryMadeAgainKeepsItsNewFiles(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d/x", 3)
+	settleAll(t, f, peers, "d", "d/x")
+	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "d.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cs := []change.Change{f.write("d/f", 4), {Path: "d.old", OldPath: "d", Op: change.Rename, Finished: true}}
+	if err := f.j.Record(f.rootfd, peers, cs); err != nil {
+		t.Fatal(err)
+	}
+	err := f.idx.View(func(tx *index.Tx) error {
+		if _, ok, _ := tx.Get("d/f"); !ok {
+			t.Error("d/f, made in the new d and journaled first, was dropped from the index")
+		}
+		if _, ok, _ := tx.Get("d/x"); ok {
+			t.Error("d/x, of the renamed tree, is still in the index under d")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	settleAll(t, f, peers)
+	es, _ := f.j.Next("web-2", 10, nil)
+	if err := f.j.Done("web-2", es); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.root, "d", "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d/f", Op: change.Remove, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.j.Stats("web-2").Files; got != 1 {
+		t.Errorf("pending after rm d/f: %d, want the removal", got)
+	}
+}
