@@ -7,8 +7,11 @@
 // Every request is authenticated now, before TLS arrives: the connection
 // must come from the sending member's own address (clients bind it), and
 // carry an HMAC-SHA256 of the node name, a timestamp, a nonce, the method,
-// the path and the body's hash, keyed with the group's password. Requests
-// older than the replay window or with a nonce seen before are refused.
+// the receiver's address (host:port, which must be the one the request
+// came in on: recorded on its way to one member, it is refused by
+// another), the path and the body's hash, keyed with the group's password.
+// Requests older than the replay window, signed before the endpoint
+// started, or with a nonce seen before are refused.
 // The headers, the timestamp and the source address are checked before the
 // body is read; the signature, which covers the body, after.
 //
@@ -27,7 +30,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -54,11 +59,13 @@ var (
 	ErrForbidden = errors.New("request from an address that is not the member's")
 )
 
-// sign returns the request signature.
-func sign(key []byte, node, ts, nonce, method, path string, body []byte) string {
+// sign returns the request signature. host is the receiver's endpoint
+// (host:port) as the request names it, so that a request recorded on its
+// way to one member is refused by another.
+func sign(key []byte, node, ts, nonce, method, host, path string, body []byte) string {
 	sum := sha256.Sum256(body)
 	m := hmac.New(sha256.New, key)
-	for _, s := range []string{node, ts, nonce, method, path, hex.EncodeToString(sum[:])} {
+	for _, s := range []string{node, ts, nonce, method, host, path, hex.EncodeToString(sum[:])} {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
 	}
@@ -76,7 +83,7 @@ func signRequest(r *http.Request, key []byte, node string, body []byte, now time
 	r.Header.Set(headerNode, node)
 	r.Header.Set(headerTime, ts)
 	r.Header.Set(headerNonce, n)
-	r.Header.Set(headerSignature, sign(key, node, ts, n, r.Method, r.URL.Path, body))
+	r.Header.Set(headerSignature, sign(key, node, ts, n, r.Method, r.URL.Host, r.URL.Path, body))
 	return nil
 }
 
@@ -133,9 +140,12 @@ type claim struct {
 	node, ts, nonce, sig string
 }
 
-// readClaim reads r's authentication headers and checks the timestamp
-// against now: all that can be checked before the body is read.
-func readClaim(r *http.Request, now time.Time) (claim, error) {
+// readClaim reads r's authentication headers, checks the timestamp
+// against now and against since (when the server started: the nonces of
+// the requests before are not remembered, so those requests could be
+// replayed once), and checks that the request names the address it came
+// in on: all that can be checked before the body is read.
+func readClaim(r *http.Request, now, since time.Time) (claim, error) {
 	c := claim{node: r.Header.Get(headerNode), ts: r.Header.Get(headerTime), nonce: r.Header.Get(headerNonce), sig: r.Header.Get(headerSignature)}
 	if c.node == "" || c.ts == "" || c.nonce == "" || c.sig == "" {
 		return claim{}, fmt.Errorf("%w: missing authentication headers", ErrUnauthenticated)
@@ -147,13 +157,33 @@ func readClaim(r *http.Request, now time.Time) (claim, error) {
 	if d := now.Sub(time.Unix(secs, 0)); d > ReplayWindow || d < -ReplayWindow {
 		return claim{}, fmt.Errorf("%w: timestamp %s off by %s (check the clocks)", ErrUnauthenticated, c.ts, d.Round(time.Second))
 	}
+	if secs < since.Unix() {
+		return claim{}, fmt.Errorf("%w: signed before this endpoint started; sign it again", ErrUnauthenticated)
+	}
+	if err := checkHost(r); err != nil {
+		return claim{}, err
+	}
 	return c, nil
+}
+
+// checkHost refuses a request whose Host is not the address it came in on.
+func checkHost(r *http.Request) error {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	host, err := netip.ParseAddrPort(r.Host)
+	if local == nil || err != nil {
+		return fmt.Errorf("%w: request for %q, not for an address of this endpoint", ErrUnauthenticated, r.Host)
+	}
+	at, err := netip.ParseAddrPort(local.String())
+	if err != nil || at.Addr().Unmap() != host.Addr().Unmap() || at.Port() != host.Port() {
+		return fmt.Errorf("%w: request for %s came in on %s", ErrUnauthenticated, r.Host, local)
+	}
+	return nil
 }
 
 // verify checks c's signature of r and body against key, then records its
 // nonce, refusing one seen before.
 func (n *nonces) verify(c claim, r *http.Request, key, body []byte, now time.Time) error {
-	want := sign(key, c.node, c.ts, c.nonce, r.Method, r.URL.Path, body)
+	want := sign(key, c.node, c.ts, c.nonce, r.Method, r.Host, r.URL.Path, body)
 	if !hmac.Equal([]byte(c.sig), []byte(want)) {
 		return fmt.Errorf("%w: bad signature from %q (wrong password?)", ErrUnauthenticated, c.node)
 	}
