@@ -10,8 +10,11 @@
 // the receiver's address (host:port, which must be the one the request
 // came in on: recorded on its way to one member, it is refused by
 // another), the path and the body's hash, keyed with the group's password.
-// Requests older than the replay window, signed before the endpoint
-// started, or with a nonce seen before are refused.
+// Requests older than the replay window or with a nonce seen before are
+// refused. Nonces are remembered in memory: a request recorded within the
+// window before an endpoint restarts may be replayed to it once (refusing
+// what was signed before the start would refuse, for a while, every
+// request of a member whose clock is behind, which the window tolerates).
 // The headers, the timestamp and the source address are checked before the
 // body is read; the signature, which covers the body, after.
 //
@@ -141,11 +144,9 @@ type claim struct {
 }
 
 // readClaim reads r's authentication headers, checks the timestamp
-// against now and against since (when the server started: the nonces of
-// the requests before are not remembered, so those requests could be
-// replayed once), and checks that the request names the address it came
-// in on: all that can be checked before the body is read.
-func readClaim(r *http.Request, now, since time.Time) (claim, error) {
+// against now and that the request names the address it came in on: all
+// that can be checked before the body is read.
+func readClaim(r *http.Request, now time.Time) (claim, error) {
 	c := claim{node: r.Header.Get(headerNode), ts: r.Header.Get(headerTime), nonce: r.Header.Get(headerNonce), sig: r.Header.Get(headerSignature)}
 	if c.node == "" || c.ts == "" || c.nonce == "" || c.sig == "" {
 		return claim{}, fmt.Errorf("%w: missing authentication headers", ErrUnauthenticated)
@@ -156,9 +157,6 @@ func readClaim(r *http.Request, now, since time.Time) (claim, error) {
 	}
 	if d := now.Sub(time.Unix(secs, 0)); d > ReplayWindow || d < -ReplayWindow {
 		return claim{}, fmt.Errorf("%w: timestamp %s off by %s (check the clocks)", ErrUnauthenticated, c.ts, d.Round(time.Second))
-	}
-	if secs < since.Unix() {
-		return claim{}, fmt.Errorf("%w: signed before this endpoint started; sign it again", ErrUnauthenticated)
 	}
 	if err := checkHost(r); err != nil {
 		return claim{}, err

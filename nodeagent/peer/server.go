@@ -49,22 +49,12 @@ type Server struct {
 	mu     sync.RWMutex
 	groups map[string]*Group
 	nonces nonces
-	// since is when the first group was set (the agent's start): requests
-	// signed in an earlier second are refused (readClaim).
-	since time.Time
 }
 
 // SetGroup adds or replaces a group.
 func (s *Server) SetGroup(name string, g *Group) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.since.IsZero() {
-		if s.Now != nil {
-			s.since = s.Now()
-		} else {
-			s.since = time.Now()
-		}
-	}
 	if s.groups == nil {
 		s.groups = make(map[string]*Group)
 	}
@@ -138,10 +128,7 @@ func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, er
 		// Everything that can be checked without the body first, so that a
 		// caller that is not a member, or not at its address, cannot make the
 		// agent read (and hold) up to maxBody.
-		s.mu.RLock()
-		since := s.since
-		s.mu.RUnlock()
-		c, err := readClaim(r, now(), since)
+		c, err := readClaim(r, now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
