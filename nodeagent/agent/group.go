@@ -335,22 +335,17 @@ const partialMaxAge = 24 * time.Hour
 // (anyone who can write the root can make one) is removed or refused,
 // never followed to a directory that the agent would then empty or chmod.
 func (g *group) prepareReserved(maxAge time.Duration) error {
-	rootfd, err := beneath.OpenRoot(g.root)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(rootfd)
-	resfd, err := beneath.Open(rootfd, index.ReservedDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	resfd, err := beneath.Open(g.rootfd, index.ReservedDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fmt.Errorf("open the reserved directory %s: %w", filepath.Join(g.root, index.ReservedDir), err)
 	}
 	defer unix.Close(resfd)
 	for _, d := range []struct {
 		name string
-		keep func(name string, st *unix.Stat_t) bool
+		keep func(st *unix.Stat_t) bool
 	}{
-		{name: filepath.Base(rsyncd.TempDir), keep: func(string, *unix.Stat_t) bool { return false }},
-		{name: filepath.Base(rsyncd.PartialDir), keep: func(_ string, st *unix.Stat_t) bool {
+		{name: filepath.Base(rsyncd.TempDir), keep: func(*unix.Stat_t) bool { return false }},
+		{name: filepath.Base(rsyncd.PartialDir), keep: func(st *unix.Stat_t) bool {
 			return st.Mode&unix.S_IFMT == unix.S_IFREG && time.Since(time.Unix(st.Ctim.Unix())) < maxAge
 		}},
 	} {
@@ -365,7 +360,7 @@ func (g *group) prepareReserved(maxAge time.Duration) error {
 // entries keep accepts (each lstat'ed): anything else in its place (a file,
 // a link) is removed, and so is every other entry, recursively, without
 // following a link.
-func cleanDirAt(dirfd int, name string, keep func(name string, st *unix.Stat_t) bool) error {
+func cleanDirAt(dirfd int, name string, keep func(st *unix.Stat_t) bool) error {
 	var st unix.Stat_t
 	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
 	case errors.Is(err, unix.ENOENT):
@@ -379,28 +374,15 @@ func cleanDirAt(dirfd int, name string, keep func(name string, st *unix.Stat_t) 
 	if err := unix.Mkdirat(dirfd, name, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dir, err := openDirAt(dirfd, name)
 	if err != nil {
 		return err
 	}
-	dir := os.NewFile(uintptr(fd), name)
 	defer dir.Close()
-	if err := unix.Fchmod(fd, 0o700); err != nil {
+	if err := unix.Fchmod(int(dir.Fd()), 0o700); err != nil {
 		return err
 	}
-	names, err := dir.Readdirnames(-1)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(n, &st) {
-			continue
-		}
-		if err := removeAllAt(fd, n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return emptyDir(dir, keep)
 }
 
 // removeAllAt removes name in dirfd and, for a directory, everything in
@@ -419,23 +401,46 @@ func removeAllAt(dirfd int, name string) error {
 		}
 		return nil
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dir, err := openDirAt(dirfd, name)
 	if err != nil {
 		return err
 	}
-	dir := os.NewFile(uintptr(fd), name)
-	names, err := dir.Readdirnames(-1)
-	for _, n := range names {
-		if err == nil {
-			err = removeAllAt(fd, n)
-		}
-	}
+	err = emptyDir(dir, func(*unix.Stat_t) bool { return false })
 	dir.Close()
 	if err != nil {
 		return err
 	}
 	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
 		return err
+	}
+	return nil
+}
+
+// openDirAt opens the directory name in dirfd, refusing a link.
+func openDirAt(dirfd int, name string) (*os.File, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// emptyDir removes every entry of dir that keep does not accept
+// (removeAllAt).
+func emptyDir(dir *os.File, keep func(st *unix.Stat_t) bool) error {
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	fd := int(dir.Fd())
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(&st) {
+			continue
+		}
+		if err := removeAllAt(fd, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
@@ -79,8 +82,13 @@ func TestGroup_prepareReserved(t *testing.T) {
 			if tc.plant != nil {
 				tc.plant(t, root, outside)
 			}
-			g := &group{root: root}
-			err := g.prepareReserved(tc.maxAge)
+			rootfd, err := beneath.OpenRoot(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(rootfd)
+			g := &group{root: root, rootfd: rootfd}
+			err = g.prepareReserved(tc.maxAge)
 			if tc.refused {
 				if err == nil {
 					t.Error("prepareReserved went through a link in place of the reserved directory")

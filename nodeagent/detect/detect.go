@@ -62,11 +62,11 @@ type Detector struct {
 	AllowMassDelete bool
 	// MaxDeleteShare is the scanner's share (scan.Scanner.MaxDeleteShare).
 	MaxDeleteShare float64
-	// Racy, when set, reports the paths whose index entry may hide a
-	// write of the same size within one timestamp tick
-	// (journal.Journal.Racy): a local change of one passes on even where
-	// the index holds it as it is, and the journal decides.
-	Racy func(path string) bool
+	// Racy, when set, reports the local changes of paths whose index entry
+	// may hide a write of the same size within one timestamp tick
+	// (journal.Journal.Racy): one passes on even where the index holds it
+	// as it is, and the journal decides.
+	Racy func(c change.Change) bool
 	// Scanned, when set, is called once per scan with its reason: "start",
 	// "lost-events-or-subtree", "resync", and without a Source "start" then
 	// "interval" for each periodic scan.
@@ -111,13 +111,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	rescans := &d.rescans
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.runSource(ctx, sc, raw) })
-	typeOf := func(rel string) (dir, exists bool) {
-		var st unix.Stat_t
-		if beneath.Lstat(rootfd, rel, &st) != nil {
-			return false, false
-		}
-		return st.Mode&unix.S_IFMT == unix.S_IFDIR, true
-	}
+	typeOf := func(rel string) (dir, exists bool) { return typeAt(rootfd, rel) }
 	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded, typeOf) })
 	g.Go(func() error { return d.scans(ctx, sc, rescans, toCoalesce) })
 	g.Go(func() error {
@@ -401,7 +395,7 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 	out := cs[:0:0]
 	err := d.Index.View(func(tx *index.Tx) error {
 		for _, c := range cs {
-			if d.Racy != nil && !c.Echo && c.Op&(change.Write|change.Create) != 0 && d.Racy(c.Path) {
+			if d.Racy != nil && d.Racy(c) {
 				out = append(out, c)
 				continue
 			}
@@ -433,13 +427,18 @@ func isDir(rootfd int, c change.Change) bool {
 	}
 	// Subtree is not enough: the audit trail's source marks a file moved
 	// in from outside the root so too.
-	return dirAt(rootfd, c.Path)
+	dir, _ := typeAt(rootfd, c.Path)
+	return dir
 }
 
-// dirAt reports whether rel is a directory now, beneath rootfd.
-func dirAt(rootfd int, rel string) bool {
+// typeAt reports whether rel exists now beneath rootfd, and whether it is
+// a directory.
+func typeAt(rootfd int, rel string) (dir, exists bool) {
 	var st unix.Stat_t
-	return beneath.Lstat(rootfd, rel, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if beneath.Lstat(rootfd, rel, &st) != nil {
+		return false, false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR, true
 }
 
 // watchRoot checks the root's identity by path every second: a filesystem

@@ -39,6 +39,10 @@ var (
 
 	// ErrLocked is returned by Open when another process holds the database.
 	ErrLocked = errors.New("index database is in use by another process")
+	// ErrUnreadable wraps the error of a path that could not be looked at
+	// (an lstat that failed for another reason than the path's absence):
+	// an error of that path, not of the index.
+	ErrUnreadable = errors.New("path cannot be looked at")
 )
 
 var (

@@ -41,7 +41,7 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, chan
 	gone := isGone(lerr)
 	switch {
 	case lerr != nil && !gone:
-		return Entry{}, false, false, fmt.Errorf("record %q: %w", rel, lerr)
+		return Entry{}, false, false, fmt.Errorf("record %q: %w: %w", rel, ErrUnreadable, lerr)
 	case gone && !onlyChanged:
 		return Entry{}, false, true, t.Delete(rel)
 	}

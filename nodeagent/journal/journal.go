@@ -119,22 +119,32 @@ type racyMark struct {
 	racy  bool
 }
 
-// Racy reports whether path's entry may hide a write of the same size in
-// the same timestamp tick (see Journal.racy): its events must not be
-// dropped as already held by the index.
-func (j *Journal) Racy(path string) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	ct, ok := j.racy[path]
-	return ok && time.Since(time.Unix(0, ct)) < racyHold
+// Racy reports whether c is a local write or creation of a file whose
+// entry may hide a write of the same size in the same timestamp tick (see
+// Journal.racy): it must not be dropped as already held by the index, and
+// Record decides by the entry (stillRacy).
+func (j *Journal) Racy(c change.Change) bool {
+	_, ok := j.racyCtime(c)
+	return ok
 }
 
-// stillRacy reports whether e is the entry recorded racily for path.
-func (j *Journal) stillRacy(path string, e index.Entry) bool {
+// stillRacy reports whether c is such a change and e is still the entry
+// recorded racily for its path.
+func (j *Journal) stillRacy(c change.Change, e index.Entry) bool {
+	ct, ok := j.racyCtime(c)
+	return ok && ct == e.Ctime.UnixNano()
+}
+
+// racyCtime returns the ctime of the racy entry of c's path, when c is a
+// local write or creation and the entry has not expired.
+func (j *Journal) racyCtime(c change.Change) (int64, bool) {
+	if c.Echo || c.Op&(change.Write|change.Create) == 0 {
+		return 0, false
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	ct, ok := j.racy[path]
-	return ok && ct == e.Ctime.UnixNano() && time.Since(time.Unix(0, ct)) < racyHold
+	ct, ok := j.racy[c.Path]
+	return ct, ok && time.Since(time.Unix(0, ct)) < racyHold
 }
 
 // markRacy applies a commit's marks to the racy set.
@@ -281,8 +291,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if err != nil {
 				return err
 			}
-			if !changed && !c.Op.Has(change.Rename) &&
-				(c.Echo || c.Op&(change.Write|change.Create) == 0 || !exists || !j.stillRacy(c.Path, e)) {
+			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)
 			}
 			if window > 0 {

@@ -373,18 +373,7 @@ func TestJournal_ReplacedOn(t *testing.T) {
 // one whose own change came first keeps its entry.
 func TestJournal_Record_oldNameMadeAgain(t *testing.T) {
 	peers := []string{"web-2"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f.write("d/x", 3)
-	settleAll(t, f, peers, "d", "d/x")
-	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "d.old")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o700); err != nil {
-		t.Fatal(err)
-	}
+	f := remadeDirectory(t, peers, 0o700)
 	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d.old", OldPath: "d", Op: change.Rename, Finished: true}}); err != nil {
 		t.Fatal(err)
 	}
@@ -509,8 +498,12 @@ func TestJournal_Record_racyEntry(t *testing.T) {
 			if err := f.j.Done("web-2", es); err != nil {
 				t.Fatal(err)
 			}
-			if got := f.j.Racy("f"); got != (tt.window > time.Second) {
-				t.Errorf("Racy(f) = %v after the first record", got)
+			write := change.Change{Path: "f", Op: change.Write, Finished: true}
+			if got := f.j.Racy(write); got != (tt.window > time.Second) {
+				t.Errorf("Racy(a write of f) = %v after the first record", got)
+			}
+			if echo := (change.Change{Path: "f", Op: change.Write, Finished: true, Echo: true}); f.j.Racy(echo) {
+				t.Error("an echo of f is racy")
 			}
 			// Written again, same size, in the same tick: nothing in the
 			// lstat moved (modelled by not touching the file at all).
@@ -532,18 +525,7 @@ func TestJournal_Record_racyEntry(t *testing.T) {
 // that a later `rm d/f` is a change and goes to the peers.
 func TestJournal_Record_oldDirectoryMadeAgainKeepsItsNewFiles(t *testing.T) {
 	peers := []string{"web-2"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f.write("d/x", 3)
-	settleAll(t, f, peers, "d", "d/x")
-	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "d.old")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	f := remadeDirectory(t, peers, 0o755)
 	cs := []change.Change{f.write("d/f", 4), {Path: "d.old", OldPath: "d", Op: change.Rename, Finished: true}}
 	if err := f.j.Record(f.rootfd, peers, cs); err != nil {
 		t.Fatal(err)
@@ -574,4 +556,23 @@ func TestJournal_Record_oldDirectoryMadeAgainKeepsItsNewFiles(t *testing.T) {
 	if got := f.j.Stats("web-2").Files; got != 1 {
 		t.Errorf("pending after rm d/f: %d, want the removal", got)
 	}
+}
+
+// remadeDirectory returns a fixture where d, holding d/x, was journaled
+// and confirmed, then renamed to d.old, and d made again with mode.
+func remadeDirectory(t *testing.T, peers []string, mode os.FileMode) *fixture {
+	t.Helper()
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d/x", 3)
+	settleAll(t, f, peers, "d", "d/x")
+	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "d.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(f.root, "d"), mode); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -165,11 +165,13 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 			// rather than pass for the received deletion. A path the peer
 			// kept (a refused rename's old name, deletes: Keep) is as the
 			// index holds it, and recorded so.
-			if same, err := tx.Unchanged(r.RootFD, p); err == nil && !same && exists(r.RootFD, p) {
-				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
-					return err
+			if exists(r.RootFD, p) {
+				if same, err := tx.Unchanged(r.RootFD, p); err == nil && !same {
+					if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
+						return err
+					}
+					continue
 				}
-				continue
 			}
 			if err := r.record(tx, p); err != nil {
 				return err
@@ -188,12 +190,12 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 // fails the confirmation of a whole run (which the sender would send
 // again and again); only an error of the index itself does.
 func (r *Receiver) record(tx *index.Tx, p string) error {
-	var st unix.Stat_t
-	if err := beneath.Lstat(r.RootFD, p, &st); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, beneath.ErrOutside) {
+	err := tx.Record(r.RootFD, p)
+	if errors.Is(err, index.ErrUnreadable) {
 		r.Log.Info("cannot look at a received path; recorded as unknown", "path", p, "error", err.Error())
 		return tx.Put(p, index.Entry{Size: -1})
 	}
-	return tx.Record(r.RootFD, p)
+	return err
 }
 
 // exists reports whether p is a path of the root's now.

@@ -881,17 +881,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// Tried again under the same run id, which the peer releases
 		// whole (a new run would leave this one's paths held there until
 		// their hold expires).
-		var err error
-		for wait := confirmRetry; ; wait *= 4 {
-			if err = s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, states, gone); err == nil || wait > 4*confirmRetry {
+		err := s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, states, gone)
+		for _, wait := range []time.Duration{confirmRetry, 4 * confirmRetry} {
+			if err == nil || sleep(cctx, wait) != nil {
 				break
 			}
-			select {
-			case <-cctx.Done():
-			case <-time.After(wait):
-				continue
-			}
-			break
+			err = s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, states, gone)
 		}
 		cancel()
 		if err != nil {
@@ -926,6 +921,18 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 // confirmRetry is the first wait before a failed confirmation is tried
 // again (then 4 times as long, once more).
 const confirmRetry = 100 * time.Millisecond
+
+// sleep waits for d, or returns ctx's error when it ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // confirmAfterStop bounds the confirmation to the peer of a run whose
 // context ended (the agent's drain on SIGTERM): with the drain (7 s) and

@@ -1,6 +1,8 @@
 package auditpipe
 
 import (
+	"strings"
+
 	"github.com/jailsync/jailsync/nodeagent/bsm"
 	"github.com/jailsync/jailsync/nodeagent/change"
 )
@@ -91,12 +93,12 @@ func (t *Translator) Translate(rec *bsm.Record, emit func(change.Change)) {
 // rotated by rename) is closed under its new name, and its close must
 // report that name, or what was written after the rename is never sent.
 func (t *Translator) renamed(old, new string) {
+	below := old + "/"
 	for _, f := range t.open {
-		switch {
-		case f.path == old:
+		if f.path == old {
 			f.path = new
-		case len(f.path) > len(old) && f.path[len(old)] == '/' && f.path[:len(old)] == old:
-			f.path = new + f.path[len(old):]
+		} else if rest, ok := strings.CutPrefix(f.path, below); ok {
+			f.path = new + "/" + rest
 		}
 	}
 }
