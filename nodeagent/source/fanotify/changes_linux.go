@@ -27,7 +27,6 @@ type pathState struct {
 	// noWriter is true for a regular file that no process has open for
 	// writing.
 	noWriter bool
-	id       fileID
 	nlink    uint64
 	size     int64
 }
@@ -110,8 +109,16 @@ func (s *Source) lostEvents(now time.Time) change.Change {
 	return overflowChange(now)
 }
 
-// eventChanges appends the changes one event means under the root to dst.
+// eventChanges appends the changes one event means under the root to dst:
+// those its names show, then the other names of its object it finishes.
 func (s *Source) eventChanges(dst []change.Change, ev *event, now time.Time) []change.Change {
+	from := len(dst)
+	dst = s.namedChanges(dst, ev, now)
+	return s.finishLinks(dst, from, ev, now)
+}
+
+// namedChanges appends the changes of the names an event holds.
+func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []change.Change {
 	switch {
 	case ev.mask&unix.FAN_Q_OVERFLOW != 0:
 		return append(dst, s.lostEvents(now))
@@ -206,7 +213,7 @@ func stat(abs string, mask uint64) (pathState, error) {
 	if err != nil {
 		return pathState{}, err
 	}
-	ps := pathState{exists: true, id: fileID{dev: st.Dev, ino: st.Ino}, nlink: uint64(st.Nlink), size: st.Size}
+	ps := pathState{exists: true, nlink: uint64(st.Nlink), size: st.Size}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		ps.kind = kindDir

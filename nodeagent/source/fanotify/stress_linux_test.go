@@ -115,7 +115,7 @@ func checkFinalState(t *testing.T, root string, seen []change.Change) {
 			continue
 		}
 		if !ok || saysGone(c, p) || regular && c.Path == p && !c.Finished {
-			t.Errorf("%q exists, last reported by %s", p, show(c))
+			t.Errorf("%q exists, last reported by %s; its changes:\n%s", p, show(c), list(about(seen, p)))
 		}
 	}
 	for p := range reported {
@@ -123,7 +123,7 @@ func checkFinalState(t *testing.T, root string, seen []change.Change) {
 			continue
 		}
 		if c, _ := lastAbout(seen, p); !saysGone(c, p) && !c.Op.Has(change.Subtree) {
-			t.Errorf("%q is gone, last reported by %s", p, show(c))
+			t.Errorf("%q is gone, last reported by %s; its changes:\n%s", p, show(c), list(about(seen, p)))
 		}
 	}
 }
@@ -143,6 +143,18 @@ func lastAbout(seen []change.Change, p string) (change.Change, bool) {
 		}
 	}
 	return change.Change{}, false
+}
+
+// about returns the changes that name p, or an ancestor of it, for
+// failure messages.
+func about(seen []change.Change, p string) []change.Change {
+	var cs []change.Change
+	for _, c := range seen {
+		if c.Path == p || c.OldPath == p || under(p, c.Path) || under(p, c.OldPath) {
+			cs = append(cs, c)
+		}
+	}
+	return cs
 }
 
 // saysGone reports whether c says that p no longer exists.

@@ -132,3 +132,53 @@ func TestSource_createdBeforeItsWriterOpens(t *testing.T) {
 		}
 	}
 }
+
+// TestSource_hardLinkWriterNameGone reads the close of a multiply linked
+// file after its writer's name was removed or given to another file: the
+// close's object still finishes the file's other name, reported
+// unfinished while the writer had it open. The events are made by hand
+// from real files, so that the close is read after the name changed.
+func TestSource_hardLinkWriterNameGone(t *testing.T) {
+	tests := []struct {
+		name  string
+		after func(t *testing.T, root string) // between the close and its read
+		a     change.Op                       // what the close reports for a
+	}{
+		{"name kept", func(*testing.T, string) {}, change.Write},
+		{"name removed", func(t *testing.T, root string) { must(t, os.Remove(filepath.Join(root, "a"))) }, change.Remove},
+		{"another file renamed over the name", func(t *testing.T, root string) {
+			writeFile(t, filepath.Join(root, "c"), "other")
+			must(t, os.Rename(filepath.Join(root, "c"), filepath.Join(root, "a")))
+		}, change.Write},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := mountTmpfs(t)
+			a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+			writeFile(t, a, "x")
+			must(t, os.Link(a, b))
+			s := &Source{opts: source.Options{Root: root}, root: root, res: newTestResolver(t, root)}
+			dir, obj := handleOf(t, root), handleOf(t, a)
+
+			f, err := os.OpenFile(a, os.O_WRONLY|os.O_APPEND, 0)
+			must(t, err)
+			defer f.Close()
+			_, err = f.WriteString("more")
+			must(t, err)
+			must(t, os.Chmod(b, 0o600))
+			attrib := event{mask: unix.FAN_ATTRIB, fd: -1, dir: dir, name: "b", hasDir: true, obj: obj, hasObj: true}
+			got := s.eventChanges(nil, &attrib, time.Now())
+			if len(got) != 1 || !is("b", change.Attrib, false)(got[0]) {
+				t.Fatalf("chmod while a writer has it open: got\n%s", list(got))
+			}
+
+			must(t, f.Close())
+			tc.after(t, root)
+			closed := event{mask: unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE, fd: -1, dir: dir, name: "a", hasDir: true, obj: obj, hasObj: true}
+			got = s.eventChanges(nil, &closed, time.Now())
+			if len(got) != 2 || got[0].Path != "a" || !got[0].Op.Has(tc.a) || !is("b", change.Write, true)(got[1]) {
+				t.Errorf("the close read after the change of its name: got\n%s; want a %s, then b finished", list(got), tc.a)
+			}
+		})
+	}
+}
