@@ -11,10 +11,13 @@
 // came in on: recorded on its way to one member, it is refused by
 // another), the path and the body's hash, keyed with the group's password.
 // Requests older than the replay window or with a nonce seen before are
-// refused. Nonces are remembered in memory: a request recorded within the
-// window before an endpoint restarts may be replayed to it once (refusing
-// what was signed before the start would refuse, for a while, every
-// request of a member whose clock is behind, which the window tolerates).
+// refused. Nonces are remembered in memory, so the signature also covers
+// the endpoint's epoch, a random value drawn at its start and sent with
+// every answer: a request recorded before a restart names the old epoch and
+// is refused after it (a bound on the start time instead would refuse,
+// for a while, every request of a member whose clock is behind). A client
+// learns the epoch from its first refusal (412) and signs again, one round
+// trip per restart.
 // The headers, the timestamp and the source address are checked before the
 // body is read; the signature, which covers the body, after.
 //
@@ -47,6 +50,9 @@ const (
 	headerTime      = "X-Jailsync-Time"
 	headerNonce     = "X-Jailsync-Nonce"
 	headerSignature = "X-Jailsync-Signature"
+	// headerEpoch is the endpoint's epoch: in every answer, and in every
+	// request, signed.
+	headerEpoch = "X-Jailsync-Epoch"
 )
 
 // ReplayWindow is how far a request's timestamp may be from the receiver's
@@ -64,19 +70,21 @@ var (
 
 // sign returns the request signature. host is the receiver's endpoint
 // (host:port) as the request names it, so that a request recorded on its
-// way to one member is refused by another.
-func sign(key []byte, node, ts, nonce, method, host, path string, body []byte) string {
+// way to one member is refused by another; epoch is the receiver's, so
+// that one recorded before it restarted is refused after.
+func sign(key []byte, node, ts, nonce, epoch, method, host, path string, body []byte) string {
 	sum := sha256.Sum256(body)
 	m := hmac.New(sha256.New, key)
-	for _, s := range []string{node, ts, nonce, method, host, path, hex.EncodeToString(sum[:])} {
+	for _, s := range []string{node, ts, nonce, epoch, method, host, path, hex.EncodeToString(sum[:])} {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
 	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// signRequest adds the authentication headers to r.
-func signRequest(r *http.Request, key []byte, node string, body []byte, now time.Time) error {
+// signRequest adds the authentication headers to r, for the receiver's
+// epoch.
+func signRequest(r *http.Request, key []byte, node, epoch string, body []byte, now time.Time) error {
 	nonce := make([]byte, 12)
 	if _, err := rand.Read(nonce); err != nil {
 		return fmt.Errorf("make nonce: %w", err)
@@ -86,7 +94,8 @@ func signRequest(r *http.Request, key []byte, node string, body []byte, now time
 	r.Header.Set(headerNode, node)
 	r.Header.Set(headerTime, ts)
 	r.Header.Set(headerNonce, n)
-	r.Header.Set(headerSignature, sign(key, node, ts, n, r.Method, r.URL.Host, r.URL.Path, body))
+	r.Header.Set(headerEpoch, epoch)
+	r.Header.Set(headerSignature, sign(key, node, ts, n, epoch, r.Method, r.URL.Host, r.URL.Path, body))
 	return nil
 }
 
@@ -140,14 +149,14 @@ func (n *nonces) expire(now time.Time) {
 
 // claim is what a request's authentication headers say.
 type claim struct {
-	node, ts, nonce, sig string
+	node, ts, nonce, epoch, sig string
 }
 
 // readClaim reads r's authentication headers, checks the timestamp
 // against now and that the request names the address it came in on: all
 // that can be checked before the body is read.
 func readClaim(r *http.Request, now time.Time) (claim, error) {
-	c := claim{node: r.Header.Get(headerNode), ts: r.Header.Get(headerTime), nonce: r.Header.Get(headerNonce), sig: r.Header.Get(headerSignature)}
+	c := claim{node: r.Header.Get(headerNode), ts: r.Header.Get(headerTime), nonce: r.Header.Get(headerNonce), epoch: r.Header.Get(headerEpoch), sig: r.Header.Get(headerSignature)}
 	if c.node == "" || c.ts == "" || c.nonce == "" || c.sig == "" {
 		return claim{}, fmt.Errorf("%w: missing authentication headers", ErrUnauthenticated)
 	}
@@ -181,7 +190,7 @@ func checkHost(r *http.Request) error {
 // verify checks c's signature of r and body against key, then records its
 // nonce, refusing one seen before.
 func (n *nonces) verify(c claim, r *http.Request, key, body []byte, now time.Time) error {
-	want := sign(key, c.node, c.ts, c.nonce, r.Method, r.Host, r.URL.Path, body)
+	want := sign(key, c.node, c.ts, c.nonce, c.epoch, r.Method, r.Host, r.URL.Path, body)
 	if !hmac.Equal([]byte(c.sig), []byte(want)) {
 		return fmt.Errorf("%w: bad signature from %q (wrong password?)", ErrUnauthenticated, c.node)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type Client struct {
 	key  []byte
 	http *http.Client
 	now  func() time.Time
+
+	mu sync.Mutex
+	// epochs are the receivers' epochs, by endpoint, as last answered.
+	epochs map[netip.AddrPort]string
 }
 
 // NewClient returns a client for node, signing with key and connecting from
@@ -55,26 +60,56 @@ func (c *Client) Rename(ctx context.Context, addr netip.AddrPort, group string, 
 	return resp.Results, nil
 }
 
+// post signs and sends req, for the receiver's epoch as last known; when
+// the receiver answers that it has another (it restarted, or is called for
+// the first time), it signs again for that one, once.
 func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string, req, resp any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
 	u := url.URL{Scheme: "http", Host: addr.String(), Path: "/v1/groups/" + group + "/" + op}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		epoch := c.epoch(addr, "")
+		r, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		r.Header.Set("Content-Type", "application/json")
+		if err := signRequest(r, c.key, c.node, epoch, body, c.now()); err != nil {
+			return err
+		}
+		res, err := c.http.Do(r)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", op, addr, err)
+		}
+		data, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
+		res.Body.Close()
+		answered := res.Header.Get(headerEpoch)
+		if res.StatusCode == http.StatusPreconditionFailed && answered != "" && answered != epoch && attempt == 0 {
+			c.epoch(addr, answered)
+			continue
+		}
+		return result(op, addr, res, data, resp)
 	}
-	r.Header.Set("Content-Type", "application/json")
-	if err := signRequest(r, c.key, c.node, body, c.now()); err != nil {
-		return err
+}
+
+// epoch returns the epoch known for addr, after setting it to set unless
+// set is empty.
+func (c *Client) epoch(addr netip.AddrPort, set string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if set != "" {
+		if c.epochs == nil {
+			c.epochs = make(map[netip.AddrPort]string)
+		}
+		c.epochs[addr] = set
 	}
-	res, err := c.http.Do(r)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", op, addr, err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	return c.epochs[addr]
+}
+
+// result turns an answer into post's error, decoding data into resp.
+func result(op string, addr netip.AddrPort, res *http.Response, data []byte, resp any) error {
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s %s: %s: %s", op, addr, res.Status, bytes.TrimSpace(data))
 	}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // recorder is a Handler that remembers what it was asked.
@@ -167,7 +169,7 @@ func TestEndpoint_RefusesReplay(t *testing.T) {
 	// Capture one signed request and send it twice.
 	body := []byte(`{"run":"r","paths":["YQ=="]}`)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", nil)
-	if err := signRequest(req, []byte("k"), "web-1", body, time.Now()); err != nil {
+	if err := signRequest(req, []byte("k"), "web-1", s.epochID, body, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
@@ -204,13 +206,20 @@ func TestEndpoint_RefusesRequestsMeantForAnother(t *testing.T) {
 		return res.StatusCode
 	}
 	servers := make([]netip.AddrPort, 2)
+	var first *Server
 	for i := range servers {
 		s := &Server{}
 		s.SetGroup("www", &Group{Key: []byte("k"), Handler: &recorder{}, Members: map[string]netip.Addr{"web-1": memberAddr}})
 		servers[i] = startServer(t, s)
+		if i == 0 {
+			first = s
+		}
 	}
 	forFirst, _ := http.NewRequest(http.MethodPost, "http://"+servers[0].String()+"/v1/groups/www/incoming", nil)
-	if err := signRequest(forFirst, []byte("k"), "web-1", body, time.Now()); err != nil {
+	// Signed for the first's epoch; sent to the second, the signature is
+	// checked with the second's, so the address check must refuse it
+	// either way: it is what this test is about.
+	if err := signRequest(forFirst, []byte("k"), "web-1", first.epochID, body, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := send(servers[1], forFirst); got != http.StatusUnauthorized {
@@ -257,8 +266,10 @@ func TestEndpoint_RefusesBeforeReadingTheBody(t *testing.T) {
 	addr, read := startCountingServer(t, s)
 	now := func() string { return fmt.Sprint(time.Now().Unix()) }
 	auth := func(node, ts string) map[string]string {
-		return map[string]string{headerNode: node, headerTime: ts, headerNonce: "00112233445566778899aabb", headerSignature: strings.Repeat("0", 64)}
+		return map[string]string{headerNode: node, headerTime: ts, headerNonce: "00112233445566778899aabb", headerEpoch: s.epochID, headerSignature: strings.Repeat("0", 64)}
 	}
+	otherEpoch := auth("web-1", now())
+	otherEpoch[headerEpoch] = "an epoch before a restart"
 
 	tests := []struct {
 		name          string
@@ -274,6 +285,7 @@ func TestEndpoint_RefusesBeforeReadingTheBody(t *testing.T) {
 		{"a timestamp outside the replay window", memberAddr, "www", auth("web-1", fmt.Sprint(time.Now().Add(-time.Hour).Unix())), 1 << 30, http.StatusUnauthorized},
 		{"an unknown group", memberAddr, "db", auth("web-1", now()), 1 << 30, http.StatusNotFound},
 		{"the member announcing a body over the limit", memberAddr, "www", auth("web-1", now()), maxBody + 1, http.StatusRequestEntityTooLarge},
+		{"the member, signed for another epoch of the endpoint", memberAddr, "www", otherEpoch, 1 << 30, http.StatusPreconditionFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -318,6 +330,130 @@ func TestEndpoint_RefusesBeforeReadingTheBody(t *testing.T) {
 				t.Errorf("the server read %d bytes of a refused request, want at most its headers and a buffer", n)
 			}
 		})
+	}
+}
+
+// TestEndpoint_RefusesReplayAfterRestart records a request to an endpoint
+// and replays it to the endpoint restarted on the same address, whose
+// nonces are gone: its new epoch refuses it. A client that talked to the
+// first learns the new epoch and goes on.
+func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
+	rec := &recorder{}
+	group := &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}}
+	serve := func(s *Server, at string) (netip.AddrPort, func()) {
+		t.Helper()
+		ln, err := net.Listen("tcp", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetGroup("www", group)
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return netip.MustParseAddrPort(ln.Addr().String()), func() { _ = srv.Close() }
+	}
+	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	send := func(signed *http.Request, body []byte) int {
+		t.Helper()
+		r, _ := http.NewRequest(http.MethodPost, signed.URL.String(), strings.NewReader(string(body)))
+		r.Header = signed.Header.Clone()
+		res, err := c.http.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+
+	before := &Server{}
+	addr, stop := serve(before, netip.AddrPortFrom(serverAddr, 0).String())
+	if err := c.Incoming(context.Background(), addr, "www", "run-1", []string{"a"}); err != nil {
+		t.Fatalf("first request, the epoch learnt on the way: %v", err)
+	}
+	body := []byte(`{"run":"r","paths":["YQ=="]}`)
+	recorded, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", nil)
+	if err := signRequest(recorded, []byte("k"), "web-1", before.epochID, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(recorded, body); got != http.StatusOK {
+		t.Fatalf("the recorded request, sent: status %d", got)
+	}
+	stop()
+
+	after := &Server{}
+	serve(after, addr.String())
+	if after.epochID == before.epochID {
+		t.Fatal("the restarted endpoint drew the same epoch")
+	}
+	if got := send(recorded, body); got != http.StatusPreconditionFailed {
+		t.Errorf("the recorded request replayed after the restart: status %d, want %d", got, http.StatusPreconditionFailed)
+	}
+	if err := c.Incoming(context.Background(), addr, "www", "run-2", []string{"b"}); err != nil {
+		t.Errorf("the client after the restart: %v", err)
+	}
+	if want := []string{"a", "a", "b"}; !slices.Equal(rec.incoming, want) {
+		t.Errorf("the handler saw %q, want %q", rec.incoming, want)
+	}
+}
+
+// TestEndpoint_BoundsBodiesInFlight holds one request's body half sent: a
+// second request, whose body would not fit beside it in the budget, is not
+// read or served until the first is done.
+func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
+	rec := &recorder{}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	s.bodies = semaphore.NewWeighted(100) // the budget, small enough for two bodies not to fit
+	c := NewClient("web-1", []byte("k"), memberAddr, 10*time.Second)
+	c.epoch(addr, s.epochID)
+
+	// The first body, 80 bytes, sent up to its last byte.
+	body := []byte(`{"run":"slow","paths":["` + strings.Repeat("QUFB", 13) + `"]}`)
+	if len(body) > 100 || len(body) < 51 {
+		t.Fatalf("first body of %d bytes", len(body))
+	}
+	pr, pw := io.Pipe()
+	slow, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", pr)
+	slow.ContentLength = int64(len(body))
+	if err := signRequest(slow, []byte("k"), "web-1", s.epochID, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	slowDone := make(chan error, 1)
+	go func() {
+		res, err := c.http.Do(slow)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", res.StatusCode)
+			}
+		}
+		slowDone <- err
+	}()
+	if _, err := pw.Write(body[:len(body)-1]); err != nil {
+		t.Fatal(err)
+	}
+
+	// The second, 50 bytes or so, whole.
+	second := make(chan error, 1)
+	go func() { second <- c.Incoming(context.Background(), addr, "www", "fast", []string{"b"}) }()
+	select {
+	case err := <-second:
+		t.Fatalf("the second request was served while the first's body held the budget: %v", err)
+	case <-time.After(500 * time.Millisecond): // no answer is the behaviour; the wait only gives a wrong one time to show
+	}
+	if _, err := pw.Write(body[len(body)-1:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-slowDone; err != nil {
+		t.Fatalf("first request: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second request, once the first was done: %v", err)
+	}
+	if !slices.Equal(rec.incoming, []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "b"}) {
+		t.Errorf("served %q, want the first, then the second", rec.incoming)
 	}
 }
 

@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +13,16 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // maxBody bounds a request body: about a million path names.
 const maxBody = 256 << 20
+
+// maxBodiesInFlight bounds the bytes of all the bodies read and held at
+// once: a request waits for its share before its body is read.
+const maxBodiesInFlight = 2 * maxBody
 
 // Handler is what a group does with authenticated requests. from is the
 // sending member's node name.
@@ -49,6 +57,21 @@ type Server struct {
 	mu     sync.RWMutex
 	groups map[string]*Group
 	nonces nonces
+
+	epochOnce sync.Once
+	epochID   string
+	// bodies is the budget of maxBodiesInFlight.
+	bodies *semaphore.Weighted
+}
+
+// init draws the epoch and makes the body budget, once.
+func (s *Server) init() {
+	s.epochOnce.Do(func() {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b) // never fails (crypto/rand.Read)
+		s.epochID = hex.EncodeToString(b)
+		s.bodies = semaphore.NewWeighted(maxBodiesInFlight)
+	})
 }
 
 // SetGroup adds or replaces a group.
@@ -70,6 +93,7 @@ func (s *Server) RemoveGroup(name string) {
 
 // Handler returns the HTTP handler of the endpoint.
 func (s *Server) Handler() http.Handler {
+	s.init()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/groups/{group}/incoming", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req PathsRequest
@@ -110,10 +134,12 @@ func badRequest(err error) error { return &requestError{http.StatusBadRequest, e
 
 // serve authenticates a request for its group and runs fn. The body is
 // read only once the headers name a member, the connection comes from its
-// address and the timestamp is within the replay window; the signature,
-// which covers the body, is verified after.
+// address, the timestamp is within the replay window and the epoch is this
+// endpoint's, and once the bodies in flight leave room for it; the
+// signature, which covers the body, is verified after.
 func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(headerEpoch, s.epochID)
 		now := time.Now
 		if s.Now != nil {
 			now = s.Now
@@ -137,10 +163,23 @@ func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, er
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
+		if c.epoch != s.epochID {
+			http.Error(w, fmt.Sprintf("signed for epoch %q, this endpoint's is %q (restarted): sign again", c.epoch, s.epochID), http.StatusPreconditionFailed)
+			return
+		}
 		if r.ContentLength > maxBody {
 			http.Error(w, fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, maxBody), http.StatusRequestEntityTooLarge)
 			return
 		}
+		share := r.ContentLength
+		if share < 0 {
+			share = maxBody
+		}
+		if err := s.bodies.Acquire(r.Context(), share); err != nil {
+			http.Error(w, fmt.Sprintf("waiting for room for the body: %v", err), http.StatusServiceUnavailable)
+			return
+		}
+		defer s.bodies.Release(share)
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			var tooLarge *http.MaxBytesError
