@@ -38,23 +38,56 @@ func Lstat(rootfd int, rel string, st *unix.Stat_t) error {
 	if rel == "." {
 		return unix.Fstat(rootfd, st)
 	}
+	return at(rootfd, rel, func(dfd int, name string) error {
+		if err := unix.Fstatat(dfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("lstat %q: %w", rel, err)
+		}
+		return nil
+	})
+}
+
+// Readlink returns the target of the symlink rel, resolved beneath the
+// directory rootfd as Lstat resolves it.
+func Readlink(rootfd int, rel string) (string, error) {
+	if err := checkRel(rel); err != nil {
+		return "", err
+	}
+	if rel == "." {
+		return "", fmt.Errorf("readlink %q: %w", rel, unix.EINVAL)
+	}
+	var target string
+	err := at(rootfd, rel, func(dfd int, name string) error {
+		for size := 256; ; size *= 4 {
+			buf := make([]byte, size)
+			n, err := unix.Readlinkat(dfd, name, buf)
+			if err != nil {
+				return fmt.Errorf("readlink %q: %w", rel, err)
+			}
+			if n < size {
+				target = string(buf[:n])
+				return nil
+			}
+		}
+	})
+	return target, err
+}
+
+// at calls fn with the directory of rel, opened beneath rootfd without
+// following symlinks, and rel's last component; rel is checked already.
+func at(rootfd int, rel string, fn func(dfd int, name string) error) error {
 	dir, name := ".", rel
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		dir, name = rel[:i], rel[i+1:]
 	}
-	dfd := rootfd
-	if dir != "." {
-		fd, err := Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		dfd = fd
+	if dir == "." {
+		return fn(rootfd, name)
 	}
-	if err := unix.Fstatat(dfd, name, st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("lstat %q: %w", rel, err)
+	fd, err := Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer unix.Close(fd)
+	return fn(fd, name)
 }
 
 // OpenRoot opens the data root itself as a directory.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,8 @@ func TestOpenAndLstat(t *testing.T) {
 	must(t, os.Symlink(outside, root+"/evil"))
 	must(t, os.Symlink("d", root+"/inner"))
 	must(t, os.Symlink("/etc/passwd", root+"/link"))
+	long := strings.Repeat("x/", 600) // beyond readlink's first buffer
+	must(t, os.Symlink(long, root+"/d/long"))
 	rootfd, err := OpenRoot(root)
 	if err != nil {
 		t.Fatal(err)
@@ -36,18 +39,22 @@ func TestOpenAndLstat(t *testing.T) {
 		openErr   error // nil: opens
 		lstatErr  error // nil: lstat works
 		lstatLink bool
+		target    string // Readlink's, with readErr nil
+		readErr   error
 	}{
-		{"d/e/f", nil, nil, false},
-		{"d/e", nil, nil, false},
-		{".", nil, nil, false},
-		{"evil/secret", ErrOutside, ErrOutside, false},
-		{"evil", ErrOutside, nil, true},
-		{"inner/e/f", ErrOutside, ErrOutside, false},
-		{"link", ErrOutside, nil, true},
-		{"../outside/secret", ErrOutside, ErrOutside, false},
-		{"d/../../outside/secret", ErrOutside, ErrOutside, false},
-		{"/etc/passwd", ErrOutside, ErrOutside, false},
-		{"d//e", ErrOutside, ErrOutside, false},
+		{"d/e/f", nil, nil, false, "", unix.EINVAL},
+		{"d/e", nil, nil, false, "", unix.EINVAL},
+		{".", nil, nil, false, "", unix.EINVAL},
+		{"evil/secret", ErrOutside, ErrOutside, false, "", ErrOutside},
+		{"evil", ErrOutside, nil, true, outside, nil},
+		{"inner/e/f", ErrOutside, ErrOutside, false, "", ErrOutside},
+		{"inner", ErrOutside, nil, true, "d", nil},
+		{"link", ErrOutside, nil, true, "/etc/passwd", nil},
+		{"d/long", ErrOutside, nil, true, long, nil},
+		{"../outside/secret", ErrOutside, ErrOutside, false, "", ErrOutside},
+		{"d/../../outside/secret", ErrOutside, ErrOutside, false, "", ErrOutside},
+		{"/etc/passwd", ErrOutside, ErrOutside, false, "", ErrOutside},
+		{"d//e", ErrOutside, ErrOutside, false, "", ErrOutside},
 	}
 	for _, tc := range tests {
 		t.Run(tc.rel, func(t *testing.T) {
@@ -65,6 +72,10 @@ func TestOpenAndLstat(t *testing.T) {
 			}
 			if err == nil && (st.Mode&unix.S_IFMT == unix.S_IFLNK) != tc.lstatLink {
 				t.Errorf("Lstat(%q) mode %o, symlink want %v", tc.rel, st.Mode, tc.lstatLink)
+			}
+			target, err := Readlink(rootfd, tc.rel)
+			if !errors.Is(err, tc.readErr) && !(tc.readErr == nil && err == nil) || target != tc.target {
+				t.Errorf("Readlink(%q) = %.40q, %v; want %.40q, %v", tc.rel, target, err, tc.target, tc.readErr)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -243,11 +244,11 @@ func TestEndpoint_RenameAndReceived(t *testing.T) {
 	if !res[0].Applied || res[1].Applied || res[1].Reason == "" {
 		t.Fatalf("results %+v", res)
 	}
-	states := []FileState{{Regular: true, Size: 5, MtimeNs: 1_700_000_000_123_456_789}, {}}
+	states := []FileState{{Regular: true, Size: 5, MtimeNs: 1_700_000_000_123_456_789, Mode: 0o100644, UID: 1001, GID: 1002}, {Symlink: true, Link: []byte("\xff not utf-8 -> target")}}
 	if err := c.Received(context.Background(), addr, "www", "run-2", []string{"x", "y"}, states, []string{"gone\n"}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(rec.received, []string{"x", "y"}) || !slices.Equal(rec.deleted, []string{"gone\n"}) || !slices.Equal(rec.states, states) {
+	if !slices.Equal(rec.received, []string{"x", "y"}) || !slices.Equal(rec.deleted, []string{"gone\n"}) || !reflect.DeepEqual(rec.states, states) {
 		t.Fatalf("received %q (states %+v), deleted %q", rec.received, rec.states, rec.deleted)
 	}
 	if err := c.Received(context.Background(), addr, "www", "run-3", []string{"x", "y"}, states[:1], nil); err == nil {

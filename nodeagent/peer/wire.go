@@ -13,14 +13,23 @@ type PathsRequest struct {
 	States []FileState `json:"states,omitempty"`
 }
 
-// FileState is what a sender sent of a regular file: the receiver records
-// the file as received only if it still is that (a local write between
-// the run and its confirmation is the receiver's own change). Regular
-// false: not known, not checked.
+// FileState is what a sender sent of a regular file or a symlink: the
+// receiver records the path as received only if it still is that (a local
+// write, chmod, chown or new link between the run and its confirmation is
+// the receiver's own change). Regular and Symlink false: not known, not
+// checked.
 type FileState struct {
 	Regular bool  `json:"regular,omitempty"`
 	Size    int64 `json:"size,omitempty"`
 	MtimeNs int64 `json:"mtimeNs,omitempty"`
+	// Mode is a regular file's st_mode (type and permission bits), UID and
+	// GID its numeric owner; Mode 0: not given (a sender before them).
+	Mode uint32 `json:"mode,omitempty"`
+	UID  uint32 `json:"uid,omitempty"`
+	GID  uint32 `json:"gid,omitempty"`
+	// Symlink: a symbolic link to Link (bytes, base64 in JSON).
+	Symlink bool   `json:"symlink,omitempty"`
+	Link    []byte `json:"link,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

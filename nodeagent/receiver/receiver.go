@@ -145,10 +145,11 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 			}
 		}
 		tx := index.Within(btx)
+		owners := os.Geteuid() == 0 // rsync set them as sent only as root
 		for i, p := range sent {
 			var st unix.Stat_t
 			err := beneath.Lstat(r.RootFD, p, &st)
-			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !holds(&st, states[i]) {
+			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !r.holds(p, &st, states[i], owners) {
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
 				}
@@ -204,17 +205,28 @@ func exists(rootfd int, p string) bool {
 	return beneath.Lstat(rootfd, p, &st) == nil
 }
 
-// holds reports whether st is the regular file the sender sent (sent),
-// as rsync leaves it: the same size, and the same mtime. rsync sets the
-// mtime to the nanosecond (--modify-window=-1) where the filesystem keeps
+// holds reports whether p, found in state st, is what the sender sent
+// (sent), as rsync leaves it. A regular file: the same size, mode and, when
+// owners, numeric owner and group, and the same mtime. rsync sets the mtime
+// to the nanosecond (--modify-window=-1) where the filesystem keeps
 // nanoseconds; where it keeps whole seconds (the mtime has none), within
 // 2 s, so that a coarse filesystem (FAT keeps 2 s) never reads every
-// received file as changed here and sends it back. An unknown state holds.
-func holds(st *unix.Stat_t, sent peer.FileState) bool {
-	if !sent.Regular {
+// received file as changed here and sends it back. A symlink: a symlink to
+// the same target (its mode, times and owner are not compared: systems
+// differ on which of them a link keeps). An unknown state holds.
+func (r *Receiver) holds(p string, st *unix.Stat_t, sent peer.FileState, owners bool) bool {
+	switch {
+	case sent.Symlink:
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return false
+		}
+		target, err := beneath.Readlink(r.RootFD, p)
+		return err == nil && target == string(sent.Link)
+	case !sent.Regular:
 		return true
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != sent.Size {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != sent.Size:
+		return false
+	case sent.Mode != 0 && (uint32(st.Mode) != sent.Mode || owners && (st.Uid != sent.UID || st.Gid != sent.GID)):
 		return false
 	}
 	mtime := st.Mtim.Nano()

@@ -287,42 +287,64 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 }
 
 // TestReceiver_ReceivedChecksWhatWasSent: a confirmed regular file is
-// recorded as received only while it is what the sender sent (size, and
-// mtime to the nanosecond, or within 2 s where the filesystem keeps whole
-// seconds); written here since, it is recorded as an entry nothing
-// matches, so that the local change, held until now, propagates.
+// recorded as received only while it is what the sender sent (size, mode,
+// owner where this agent runs as root, and mtime to the nanosecond, or
+// within 2 s where the filesystem keeps whole seconds), a symlink only
+// while it points where the sender's did; changed here since, it is
+// recorded as an entry nothing matches, so that the local change, held
+// until now, propagates.
 func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
+	const mtime = 1700000000123456789
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	file := func(size int64, mtime int64, mode uint32, uid, gid uint32) peer.FileState {
+		return peer.FileState{Regular: true, Size: size, MtimeNs: mtime, Mode: mode, UID: uid, GID: gid}
+	}
+	regular := uint32(unix.S_IFREG | 0o644)
 	tests := []struct {
 		name     string
-		mtime    time.Time // of the local file "a" (5 bytes)
+		path     string
+		mtime    time.Time // of the local file "a" (5 bytes, 0644)
 		sent     peer.FileState
 		received bool // recorded as it is on disk
 	}{
-		{"as sent", time.Unix(1700000000, 123456789), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, true},
-		{"written here since: other size", time.Unix(1700000000, 123456789), peer.FileState{Regular: true, Size: 4, MtimeNs: 1700000000123456789}, false},
-		{"written here since: same size, later mtime", time.Unix(1700000000, 223456789), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, false},
-		{"a filesystem of whole seconds", time.Unix(1700000001, 0), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, true},
-		{"whole seconds, written here minutes later", time.Unix(1700000300, 0), peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}, false},
-		{"state not known", time.Unix(1, 0), peer.FileState{}, true},
+		{"as sent", "a", time.Unix(0, mtime), file(5, mtime, 0, 0, 0), true},
+		{"written here since: other size", "a", time.Unix(0, mtime), file(4, mtime, 0, 0, 0), false},
+		{"written here since: same size, later mtime", "a", time.Unix(1700000000, 223456789), file(5, mtime, 0, 0, 0), false},
+		{"a filesystem of whole seconds", "a", time.Unix(1700000001, 0), file(5, mtime, 0, 0, 0), true},
+		{"whole seconds, written here minutes later", "a", time.Unix(1700000300, 0), file(5, mtime, 0, 0, 0), false},
+		{"state not known", "a", time.Unix(1, 0), peer.FileState{}, true},
+		{"as sent, mode and owner too", "a", time.Unix(0, mtime), file(5, mtime, regular, uid, gid), true},
+		{"chmodded here since", "a", time.Unix(0, mtime), file(5, mtime, unix.S_IFREG|0o600, uid, gid), false},
+		{"chowned here since (compared as root only)", "a", time.Unix(0, mtime), file(5, mtime, regular, uid+1, gid), os.Geteuid() != 0},
+		{"chgrped here since (compared as root only)", "a", time.Unix(0, mtime), file(5, mtime, regular, uid, gid+1), os.Geteuid() != 0},
+		{"a symlink as sent", "out", time.Time{}, peer.FileState{Symlink: true, Link: []byte("OUTSIDE")}, true},
+		{"a symlink pointed elsewhere here since", "out", time.Time{}, peer.FileState{Symlink: true, Link: []byte("/elsewhere")}, false},
+		{"a symlink replaced by a file here since", "a", time.Unix(0, mtime), peer.FileState{Symlink: true, Link: []byte("a")}, false},
+		{"a file replaced by a symlink here since", "out", time.Time{}, file(5, mtime, regular, uid, gid), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, root, _, _ := newReceiver(t)
-			if err := os.Chtimes(filepath.Join(root, "a"), tc.mtime, tc.mtime); err != nil {
-				t.Fatal(err)
+			r, root, outside, _ := newReceiver(t)
+			if !tc.mtime.IsZero() {
+				if err := os.Chtimes(filepath.Join(root, tc.path), tc.mtime, tc.mtime); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if err := r.Received(context.Background(), "n1", "run-1", []string{"a"}, []peer.FileState{tc.sent}, nil); err != nil {
+			if string(tc.sent.Link) == "OUTSIDE" {
+				tc.sent.Link = []byte(outside)
+			}
+			if err := r.Received(context.Background(), "n1", "run-1", []string{tc.path}, []peer.FileState{tc.sent}, nil); err != nil {
 				t.Fatal(err)
 			}
 			var e index.Entry
 			if err := r.Index.View(func(tx *index.Tx) error {
 				var err error
-				e, _, err = tx.Get("a")
+				e, _, err = tx.Get(tc.path)
 				return err
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if got := e.Size == 5; got != tc.received {
+			if got := e.Size != -1; got != tc.received {
 				t.Errorf("recorded %+v; want recorded as on disk: %t", e, tc.received)
 			}
 		})

@@ -75,21 +75,31 @@ type fileState struct {
 	ino, size    int64
 	mtime, ctime int64
 	nlink        uint64
+	mode         uint32
+	uid, gid     uint32
 	regular      bool
 }
 
 // sentStates are what the run sent of each of paths, for the peer's
-// record (peer.FileState): a regular file's size and mtime as planned.
-// A file that changed while rsync read it (changed) has no state: the
-// peer holds some version of it, which it records as it finds it, received
-// (the file stays pending here and goes again). Given the planned state,
-// the peer would find its copy different, take it for a change of its own
-// and send it on, over newer versions.
-func (b *batch) sentStates(paths []string, changed map[string]bool) []peer.FileState {
+// record (peer.FileState): a regular file's size, mtime, mode and owner as
+// planned, a symlink's target (read now: the link is the one planned,
+// unless changed). A file that changed while rsync read it (changed) has
+// no state: the peer holds some version of it, which it records as it
+// finds it, received (the file stays pending here and goes again). Given
+// the planned state, the peer would find its copy different, take it for a
+// change of its own and send it on, over newer versions.
+func (b *batch) sentStates(rootfd int, paths []string, changed map[string]bool) []peer.FileState {
 	out := make([]peer.FileState, len(paths))
 	for i, p := range paths {
-		if st, ok := b.state[p]; ok && st.regular && !changed[p] {
-			out[i] = peer.FileState{Regular: true, Size: st.size, MtimeNs: st.mtime}
+		st, ok := b.state[p]
+		switch {
+		case !ok || changed[p]:
+		case st.regular:
+			out[i] = peer.FileState{Regular: true, Size: st.size, MtimeNs: st.mtime, Mode: st.mode, UID: st.uid, GID: st.gid}
+		case st.mode&unix.S_IFMT == unix.S_IFLNK:
+			if target, err := beneath.Readlink(rootfd, p); err == nil {
+				out[i] = peer.FileState{Symlink: true, Link: []byte(target)}
+			}
 		}
 	}
 	return out
@@ -97,7 +107,7 @@ func (b *batch) sentStates(paths []string, changed map[string]bool) []peer.FileS
 
 func stateOf(st *unix.Stat_t) fileState {
 	return fileState{ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), nlink: uint64(st.Nlink),
-		regular: st.Mode&unix.S_IFMT == unix.S_IFREG}
+		mode: uint32(st.Mode), uid: st.Uid, gid: st.Gid, regular: st.Mode&unix.S_IFMT == unix.S_IFREG}
 }
 
 // same reports whether a file is what it was. The ctime, which moves with

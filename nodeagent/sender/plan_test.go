@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
 func TestPlan(t *testing.T) {
@@ -129,6 +131,48 @@ func TestBatch_large(t *testing.T) {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}
 		})
+	}
+}
+
+// TestBatch_sentStates: what a run tells the peer it sent, for the peer to
+// tell its own later changes from what it received: a regular file's size,
+// mtime, mode and owner as planned, a symlink's target; nothing for a
+// file that changed during the run, a directory or a path not planned.
+func TestBatch_sentStates(t *testing.T) {
+	root := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "file"), []byte("12345"), 0o640))
+	must(os.WriteFile(filepath.Join(root, "changed"), []byte("x"), 0o644))
+	must(os.Mkdir(filepath.Join(root, "dir"), 0o755))
+	must(os.Symlink("file", filepath.Join(root, "link")))
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(err)
+	defer unix.Close(rootfd)
+	var entries []journal.Entry
+	for _, p := range []string{"file", "changed", "dir", "link"} {
+		entries = append(entries, journal.Entry{Path: p, Op: change.Write})
+	}
+	b := plan(rootfd, entries, nil)
+	var st unix.Stat_t
+	must(unix.Lstat(filepath.Join(root, "file"), &st))
+
+	paths := []string{"file", "changed", "dir", "link", "not-planned"}
+	got := b.sentStates(rootfd, paths, map[string]bool{"changed": true})
+	want := []peer.FileState{
+		{Regular: true, Size: 5, MtimeNs: st.Mtim.Nano(), Mode: unix.S_IFREG | 0o640, UID: st.Uid, GID: st.Gid},
+		{}, {},
+		{Symlink: true, Link: []byte("file")},
+		{},
+	}
+	for i, p := range paths {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("%s: %+v, want %+v", p, got[i], want[i])
+		}
 	}
 }
 

@@ -877,7 +877,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmAfterStop)
 		}
 		sentPaths := append(pathsOf(sent), linksSent...)
-		states := b.sentStates(sentPaths, changed)
+		states := b.sentStates(rootfd, sentPaths, changed)
 		// Tried again under the same run id, which the peer releases
 		// whole (a new run would leave this one's paths held there until
 		// their hold expires).
