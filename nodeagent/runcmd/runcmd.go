@@ -84,7 +84,7 @@ func parseRun(args []string, stderr io.Writer) (runFlags, int) {
 	fs.DurationVar(&f.scanInterval, "scan-interval", scan.DefaultInterval, "scan period where no change source exists")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "", "address of /metrics, /healthz and /readyz (default: the member's address, daemon port + 2)")
 	fs.DurationVar(&f.backoffCap, "retry-backoff-cap", sender.DefaultBackoffCap, "longest wait between failed runs to a peer")
-	fs.BoolVar(&f.massDelete, "allow-mass-delete", false, "let one scan propagate deletions of more than --max-delete-share of the indexed files (after an intended wipe)")
+	fs.BoolVar(&f.massDelete, "allow-mass-delete", false, "let the start scan propagate deletions of more than --max-delete-share of the indexed files (after an intended wipe); later scans are held to the share again")
 	fs.Float64Var(&f.deleteShare, "max-delete-share", scan.DefaultMaxDeleteShare, "largest share (0-1] of the indexed files that one scan may find deleted before the agent stops and asks for --allow-mass-delete")
 	fs.BoolVar(&f.profile, "profile", false, "serve /debug/pprof on the metrics address")
 	fs.BoolVar(&f.verbose, "v", false, "log debug messages")

@@ -37,10 +37,16 @@ type Scanner struct {
 	// MaxDeleteShare is the largest share of the indexed paths that one
 	// scan of the whole root may report deleted (DefaultMaxDeleteShare
 	// when 0) before it refuses with ErrMassDelete: a wiped or swapped
-	// data root must not wipe every peer. AllowMassDelete is the
-	// operator's word that it is intended.
+	// data root must not wipe every peer. A directory replaced by a file
+	// or a symlink counts as the deletion of its tree. AllowMassDelete is
+	// the operator's word that it is intended, for the Scanner's first
+	// scan of the whole root (the start scan) only: a flag left in a
+	// service's arguments must not switch the guard off for good.
 	MaxDeleteShare  float64
 	AllowMassDelete bool
+
+	// fullScanned is set by the first scan of the whole root.
+	fullScanned atomic.Bool
 }
 
 // DefaultMaxDeleteShare is the share of indexed paths one full scan may
@@ -80,7 +86,8 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 		return Stats{}, err
 	}
 
-	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx, holdRemovals: dir == "." && !s.AllowMassDelete}
+	allowed := dir == "." && !s.fullScanned.Swap(true) && s.AllowMassDelete
+	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx, holdRemovals: dir == "." && !allowed}
 	w.cond = sync.NewCond(&w.mu)
 	w.stack = []string{dir}
 	n := s.Workers
@@ -280,9 +287,7 @@ func (w *walk) readDir(dir string) ([]string, error) {
 	}
 	for _, c := range found {
 		if w.holdRemovals && c.Op&(change.Remove|change.Rmdir) != 0 && c.Op&change.Create == 0 {
-			w.mu.Lock()
-			w.removals = append(w.removals, c)
-			w.mu.Unlock()
+			w.hold(c)
 			continue
 		}
 		if !w.send(c) {
@@ -316,6 +321,13 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		c.Op = change.Create
 	case old == nil:
 		c.Op = change.Create | change.Write
+	case old.Mode.Type() != d.e.Mode.Type() && old.IsDir() && w.holdRemovals:
+		// A directory replaced by a file or a symlink: its push replaces
+		// the peer's directory and everything in it (--force), a deletion
+		// of its whole indexed tree, held and counted like one.
+		c.Op = change.Remove | change.Create | change.Write
+		w.hold(c)
+		return found, subdirs
 	case old.Mode.Type() != d.e.Mode.Type():
 		c.Op = change.Remove | change.Create | change.Write
 	case isDir:
@@ -342,6 +354,14 @@ func (w *walk) removed(rel string, old index.Entry, found []change.Change) []cha
 		op = change.Rmdir
 	}
 	return append(found, change.Change{Path: rel, Op: op, Finished: true})
+}
+
+// hold keeps a removal of a full scan back until the scan is over and the
+// deletions are counted (releaseRemovals).
+func (w *walk) hold(c change.Change) {
+	w.mu.Lock()
+	w.removals = append(w.removals, c)
+	w.mu.Unlock()
 }
 
 // markWriter settles whether a written file's writer is done, where the

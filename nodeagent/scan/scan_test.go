@@ -333,6 +333,100 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 	}
 }
 
+// TestScanner_RefusesADirectoryReplaced: a directory holding most of the
+// indexed files, replaced by a file or a symlink, would replace the
+// peers' directory and all of it: a mass deletion, refused like one.
+func TestScanner_RefusesADirectoryReplaced(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace func(f *fixture)
+		allow   bool
+		wantErr bool
+	}{
+		{"by a file", func(f *fixture) { f.write("d", "a file now") }, false, true},
+		{"by a symlink", func(f *fixture) { f.do(os.Symlink("/elsewhere", filepath.Join(f.root, "d"))) }, false, true},
+		{"by a file, with the operator's word", func(f *fixture) { f.write("d", "a file now") }, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, t.TempDir())
+			f.do(os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+			all := []string{"d"}
+			for i := range 150 {
+				name := fmt.Sprintf("d/f%03d", i)
+				f.write(name, "x")
+				all = append(all, name)
+			}
+			for i := range 50 {
+				name := fmt.Sprintf("g%03d", i)
+				f.write(name, "x")
+				all = append(all, name)
+			}
+			f.recordAll(all...)
+			f.do(os.RemoveAll(filepath.Join(f.root, "d")))
+			tc.replace(f)
+			f.sc.AllowMassDelete = tc.allow
+			out := make(chan change.Change, 1024)
+			_, err := f.sc.Scan(context.Background(), ".", out)
+			close(out)
+			if gotErr := errors.Is(err, ErrMassDelete); gotErr != tc.wantErr {
+				t.Fatalf("Scan error %v, want ErrMassDelete: %v", err, tc.wantErr)
+			}
+			var reported bool
+			for c := range out {
+				reported = reported || c.Path == "d"
+			}
+			if reported == tc.wantErr {
+				t.Errorf("d reported: %v, want %v", reported, !tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestScanner_AllowMassDeleteIsForTheFirstFullScan: the operator's word
+// lets the start scan's deletions pass, and no later scan's.
+func TestScanner_AllowMassDeleteIsForTheFirstFullScan(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	var all []string
+	for i := range 500 {
+		name := fmt.Sprintf("f%03d", i)
+		f.write(name, "x")
+		all = append(all, name)
+	}
+	f.recordAll(all...)
+	f.sc.AllowMassDelete = true
+	scan := func(del []string) error {
+		t.Helper()
+		for _, n := range del {
+			f.do(os.Remove(filepath.Join(f.root, n)))
+		}
+		out := make(chan change.Change, 1024)
+		_, err := f.sc.Scan(context.Background(), ".", out)
+		close(out)
+		var gone []string
+		for c := range out {
+			gone = append(gone, c.Path)
+		}
+		if err == nil {
+			err = f.idx.Update(func(tx *index.Tx) error { // as the journal records them
+				for _, p := range gone {
+					if err := tx.Delete(p); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		return err
+	}
+	if err := scan(all[:300]); err != nil {
+		t.Fatalf("first full scan, 300 of 500 deleted, with the word: %v", err)
+	}
+	if err := scan(all[300:]); !errors.Is(err, ErrMassDelete) {
+		t.Fatalf("second full scan, the other 200 of 200 deleted: %v, want ErrMassDelete", err)
+	}
+}
+
 func TestSource_ReportsEachScanWithItsReason(t *testing.T) {
 	f := newFixture(t, t.TempDir())
 	f.write("a", "data")
