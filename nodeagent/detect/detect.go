@@ -134,7 +134,7 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 	if d.Source != nil {
 		return d.Source.Run(ctx, raw)
 	}
-	return (&scan.Source{Scanner: sc, Interval: d.ScanInterval, Scanned: d.Scanned}).Run(ctx, raw)
+	return (&scan.Source{Scanner: sc, Interval: d.ScanInterval, Scanned: d.Scanned, Log: d.Log}).Run(ctx, raw)
 }
 
 // route passes source changes on to the coalescer, drops excluded ones and
@@ -298,7 +298,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if errors.Is(err, index.ErrRootChanged) || errors.Is(err, index.ErrRootMissing) || errors.Is(err, scan.ErrMassDelete) {
+				if scan.Fatal(err) {
 					return err
 				}
 				d.Log.Error(err, "scan incomplete", "path", dir, "reason", reason)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -424,6 +425,45 @@ func TestScanner_AllowMassDeleteIsForTheFirstFullScan(t *testing.T) {
 	}
 	if err := scan(all[300:]); !errors.Is(err, ErrMassDelete) {
 		t.Fatalf("second full scan, the other 200 of 200 deleted: %v, want ErrMassDelete", err)
+	}
+}
+
+// TestSource_GoesOnAfterAnIncompleteScan: where the scanner is the only
+// source, a scan that could not read a directory (here one whose path is
+// longer than PATH_MAX) is logged, and the next scans still run; only a
+// root that changed stops them (TestSource_StopsWhenTheRootChanges).
+func TestSource_GoesOnAfterAnIncompleteScan(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.write("a", "data")
+	// 20 levels of 250-byte names, made one level at a time.
+	fd, err := unix.Dup(f.rootfd)
+	f.do(err)
+	for range 20 {
+		name := strings.Repeat("d", 250)
+		f.do(unix.Mkdirat(fd, name, 0o755))
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		f.do(err)
+		fd = next
+	}
+	unix.Close(fd)
+	if _, err := f.sc.Scan(context.Background(), ".", make(chan change.Change, 1024)); err == nil {
+		t.Fatal("a scan read a directory deeper than PATH_MAX: the test no longer makes an incomplete scan")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	scans := 0
+	src := &Source{Scanner: f.sc, Interval: time.Millisecond, Scanned: func(string) {
+		if scans++; scans >= 3 {
+			cancel()
+		}
+	}}
+	if err := src.Run(ctx, make(chan change.Change, 1<<16)); err != nil {
+		t.Fatalf("Run = %v after %d scans, want it to go on until cancelled", err, scans)
+	}
+	if scans < 3 {
+		t.Errorf("%d scans, want 3", scans)
 	}
 }
 

@@ -2,10 +2,14 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
 )
 
 // DefaultInterval is how often the scanner runs where it is the only change
@@ -22,6 +26,16 @@ type Source struct {
 	// Scanned, when set, is called before each scan with its reason:
 	// "start" for the first, "interval" for the periodic ones.
 	Scanned func(reason string)
+	// Log receives the errors of scans that went on (a directory gone
+	// between its listing and its opening, one that cannot be read).
+	Log logr.Logger
+}
+
+// Fatal reports whether a scan's error must stop the group: the root's
+// identity changed or it is missing, or the scan found a mass deletion.
+// Any other error leaves paths unscanned, for the next scan.
+func Fatal(err error) bool {
+	return errors.Is(err, index.ErrRootChanged) || errors.Is(err, index.ErrRootMissing) || errors.Is(err, ErrMassDelete)
 }
 
 // SeesClose is false: a scan cannot tell whether a writer is done, so its
@@ -44,7 +58,10 @@ func (s *Source) Run(ctx context.Context, out chan<- change.Change) error {
 			return fmt.Errorf("scan stopped: %w", err)
 		}
 		if _, err := s.Scanner.Scan(ctx, ".", out); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("scan %s: %w", s.Scanner.Root, err)
+			if Fatal(err) {
+				return fmt.Errorf("scan %s: %w", s.Scanner.Root, err)
+			}
+			s.Log.Error(err, "scan incomplete", "reason", reason)
 		}
 		select {
 		case <-ctx.Done():
