@@ -34,6 +34,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, the default action again: a second SIGTERM
+	// or Ctrl-C ends the process at once, without the drain.
+	context.AfterFunc(ctx, stop)
 	switch os.Args[1] {
 	case "run":
 		os.Exit(runcmd.Run(ctx, os.Args[2:], os.Stderr))

@@ -195,9 +195,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 // drainTimeout bounds how long in-flight runs may finish after SIGTERM.
 // Runs still going then get SIGTERM, and SIGKILL rsync's killGrace (2 s)
-// later: the agent exits within 9 s, inside the 10 s that a service
-// manager (rc.d, Kubernetes' default grace period is 30 s) is promised.
-const drainTimeout = 7 * time.Second
+// later; their confirmation to the peer has 1 s more
+// (sender.confirmAfterStop) and no new rsync starts: the agent exits
+// within 9 s and a commit, inside the 10 s that a service manager (rc.d;
+// Kubernetes' default grace period is 30 s) is promised.
+const drainTimeout = 6 * time.Second
 
 type group struct {
 	cfg      Config
@@ -265,13 +267,23 @@ func (g *group) run(ctx context.Context) error {
 	g.metrics = newMetrics(g.status.Snapshot)
 	g.metrics.peers(g.cfg.Group.Name, names)
 
-	// Runs get their own context: on shutdown they may finish for a while.
+	// Runs get their own context: on a signal they may finish for a while;
+	// when the group fails (its root refused, a mass deletion, the
+	// journal), they stop at once: nothing more goes out from a root just
+	// refused.
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRuns()
-	stopRuns := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, cancelRuns) })
+	signalled := ctx
+	eg, ctx := errgroup.WithContext(ctx)
+	stopRuns := context.AfterFunc(ctx, func() {
+		if signalled.Err() != nil {
+			time.AfterFunc(drainTimeout, cancelRuns)
+			return
+		}
+		cancelRuns()
+	})
 	defer stopRuns()
 
-	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return daemon.Run(ctx) })
 	eg.Go(func() error {
 		if err := daemon.Ready(ctx); err != nil {

@@ -48,7 +48,7 @@ type runner struct {
 
 // killGrace is how long rsync has after SIGTERM before it is killed: it
 // exits at once on SIGTERM (code 20) unless stuck in the kernel, and the
-// agent's drain on shutdown (7 s) plus this must stay within 10 s.
+// agent's drain on shutdown (6 s) plus this must stay within 10 s.
 const killGrace = 2 * time.Second
 
 func (rn runner) run(ctx context.Context, root string, paths []string, t Target, o Options, m mode, warm *proc) (Result, error) {
@@ -73,6 +73,11 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		rn.afterCheck()
 	}
 	res.Args = args
+	if err := ctx.Err(); err != nil {
+		// Stopped before it started (shutdown): no new rsync.
+		warm.kill()
+		return res, fmt.Errorf("rsync run not started: %w", err)
+	}
 	p := warm
 	if p == nil {
 		if p, err = startProc(root, args, t.Password, o.RsyncPath); err != nil {

@@ -872,10 +872,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
 		// for its own change once its hold expires.
-		cctx, cancel := ctx, context.CancelFunc(func() {})
-		if ctx.Err() != nil {
-			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), confirmAfterStop)
-		}
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(confirmAfterStop, cancel) })
 		sentPaths := append(pathsOf(sent), linksSent...)
 		states := b.sentStates(rootfd, sentPaths, changed)
 		// Tried again under the same run id, which the peer releases
@@ -888,6 +886,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			}
 			err = s.Client.Received(cctx, s.Endpoint, s.Group, runID, sentPaths, states, gone)
 		}
+		stopGrace()
 		cancel()
 		if err != nil {
 			// Unconfirmed there, the files would read on the peer as
@@ -935,8 +934,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // confirmAfterStop bounds the confirmation to the peer of a run whose
-// context ended (the agent's drain on SIGTERM): with the drain (7 s) and
-// rsync's kill grace it stays within the 10 s the agent has to exit.
+// context ended (the agent's drain on SIGTERM), before or during it: with
+// the drain (6 s) and rsync's kill grace it stays within the 10 s the
+// agent has to exit.
 const confirmAfterStop = time.Second
 
 // announceWhileRunning announces the run's paths to the peer again every

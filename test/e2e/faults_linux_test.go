@@ -398,6 +398,36 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 	c.converged("n1")
 }
 
+// TestStandalone_RefusedRootStopsRunsAtOnce: a sender whose own root is
+// unmounted while a long transfer is in flight stops that run with the
+// group, instead of letting it push from a root just refused until it ends
+// (the drain on SIGTERM is for a signal, not for a failure).
+func TestStandalone_RefusedRootStopsRunsAtOnce(t *testing.T) {
+	c := startSpec(t, 3, 18585, "", "    bandwidthLimit: 256Ki\n")
+	big := make([]byte, 4<<20) // 16 s at 256 KiB/s
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
+	poll.Until(t, 20*time.Second, func() error {
+		es, _ := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "tmp"))
+		if len(es) == 0 {
+			return fmt.Errorf("no transfer in flight to n2 yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	must(t, unix.Unmount(filepath.Dir(c.roots["n1"]), unix.MNT_DETACH))
+	exited := make(chan struct{})
+	go func() { _, _ = c.procs["n1"].Process.Wait(); close(exited) }()
+	select {
+	case <-exited:
+		t.Logf("n1 exited %v after its root was unmounted", time.Since(start).Round(time.Millisecond))
+	case <-time.After(8 * time.Second):
+		t.Fatal("n1 still runs 8 s after its root was unmounted: its transfer (16 s) went on")
+	}
+}
+
 // TestStandalone_ReceiverRestartResumesALargeFile: a receiver's agent
 // stopped (SIGTERM) while half of a 48 MiB file has arrived keeps what
 // arrived as a partial file across its restart, and the sender's next
