@@ -649,7 +649,10 @@ func (s *Sender) finish(b batch) {
 // are in flight or held: the file's own run then confirms the deletions
 // below it. Without this a tree larger than a batch, removed before its
 // directory became a file, would wait for the file's entry, which comes
-// after it in the journal.
+// after it in the journal. A file renamed into the directory's place (rm
+// -r d; mv f d) is not taken: as a plain send its old name would stay on
+// the peer for good; its entry is planned as the rename it is, in turn,
+// and the paths below wait for it.
 func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
 	if len(b.underFile) == 0 {
 		return
@@ -666,7 +669,7 @@ func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
 			s.Log.V(1).Info("the file above removed paths is not taken", "path", above, "error", err)
 			continue
 		}
-		if !ok || s.skip(own) {
+		if !ok || s.skip(own) || own.OldPath != "" {
 			continue
 		}
 		var st unix.Stat_t

@@ -26,6 +26,7 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 		// journaled (unless notJournaled), the deletions first.
 		setup        func(t *testing.T, s *Sender, fileEntry journal.Entry)
 		notJournaled bool // the file is still being written: its change not journaled
+		renamed      bool // the file is f renamed into d's place, not written there
 		batchFiles   int
 		want         map[string][]string // batch part: paths
 	}{
@@ -58,6 +59,12 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			want: map[string][]string{"waiting": {"d/sub/y", "d/x"}},
 		},
 		{
+			name:       "the file renamed into the directory's place: not taken as a plain send (its old name would stay on the peer); they wait for its rename",
+			renamed:    true,
+			batchFiles: 2,
+			want:       map[string][]string{"waiting": {"d/sub/y", "d/x"}},
+		},
+		{
 			name:         "the file still being written: they wait",
 			notJournaled: true,
 			want:         map[string][]string{"waiting": {"d/sub/y", "d/x"}},
@@ -87,18 +94,24 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			settle(t, j, rootfd, "d", "d/sub", "d/x", "d/sub/y")
+			if err := os.WriteFile(filepath.Join(root, "f"), []byte("now a file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			settle(t, j, rootfd, "d", "d/sub", "d/x", "d/sub/y", "f")
 			if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(root, "d"), []byte("now a file"), 0o644); err != nil {
+			if err := os.Rename(filepath.Join(root, "f"), filepath.Join(root, "d")); err != nil {
 				t.Fatal(err)
 			}
 			ch := []change.Change{
 				{Path: "d/x", Op: change.Remove, Finished: true},
 				{Path: "d/sub/y", Op: change.Remove, Finished: true},
 			}
-			if !tc.notJournaled {
+			switch {
+			case tc.renamed:
+				ch = append(ch, change.Change{Path: "d", OldPath: "f", Op: change.Rename, Finished: true})
+			case !tc.notJournaled:
 				ch = append(ch, change.Change{Path: "d", Op: change.Rmdir | change.Create | change.Write, Finished: true})
 			}
 			if err := j.Record(rootfd, []string{"peer"}, ch); err != nil {
