@@ -61,6 +61,11 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 		e = &entry{c: c, first: now}
 		co.pending[c.Path] = e
 	} else {
+		if prev := e.c.OldPath; c.Op.Has(Rename) && prev != "" && prev != c.OldPath && prev != c.Path {
+			// mv a b; mv c b: the change names one old name, and a
+			// went too.
+			defer co.Add(Change{Path: prev, Op: Remove, Finished: true, Echo: e.c.Echo, Time: c.Time}, now)
+		}
 		e.c.Op |= c.Op
 		e.c.Finished = c.Finished
 		// Once a source that sees closes spoke for the path, its close

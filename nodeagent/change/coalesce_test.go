@@ -94,6 +94,16 @@ func TestCoalescer_Ready(t *testing.T) {
 			{at: 6 * time.Second, c: ev("a", Write, true)},
 			{at: 6 * time.Second, ready: []string{"a:write:true"}},
 		}},
+		{"two renames onto one name: the first old name goes too", 0, 0, []step{
+			{at: 0, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},
+			{at: 1, c: &Change{Path: "b", OldPath: "c", Op: Rename, Finished: true}},
+			{at: 2, ready: []string{"b:rename:true", "a:remove:true"}},
+		}},
+		{"a rename and its old name taken back: nothing more", 0, 0, []step{
+			{at: 0, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},
+			{at: 1, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},
+			{at: 2, ready: []string{"b:rename:true"}},
+		}},
 		{"paths are independent", settle, 0, []step{
 			{at: 0, c: quiet("slow", Write)},
 			{at: 100 * time.Millisecond, c: ev("fast", Write, true)},

@@ -313,9 +313,20 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			seq++
 			key := index.Key(c.Path)
 			for i, p := range peers {
-				d, err := put(buckets[i], key, c, seq, size, now)
+				d, superseded, err := put(buckets[i], key, c, seq, size, now)
 				if err != nil {
 					return err
+				}
+				if superseded != "" {
+					// mv a b; mv c b, both pending: b's entry names one
+					// old name, and a went too.
+					seq++
+					gone := change.Change{Path: superseded, Op: change.Remove}
+					dd, _, err := put(buckets[i], index.Key(superseded), gone, seq, 0, now)
+					if err != nil {
+						return err
+					}
+					d.Files, d.Bytes = d.Files+dd.Files, d.Bytes+dd.Bytes
 				}
 				s := delta[p]
 				s.Files += d.Files
@@ -398,33 +409,39 @@ type peerBuckets struct {
 }
 
 // put merges c (whose path's key is key) into the peer's entry for its
-// path and returns how the peer's pending counts changed.
-func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, error) {
+// path and returns how the peer's pending counts changed, and the old name
+// of a pending rename that c's rename supersedes: the entry keeps one old
+// name, so the caller journals the removal of the other.
+func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, string, error) {
 	byPath, bySeq := pb.byPath, pb.bySeq
 	e := Entry{Path: c.Path, Op: c.Op, OldPath: c.OldPath, Since: now}
 	var d PeerStats
+	var superseded string
 	if v := index.SeekExact(pb.paths, key); v != nil {
 		old, err := unmarshal(v)
 		if err != nil {
-			return d, fmt.Errorf("journal entry %q: %w", c.Path, err)
+			return d, "", fmt.Errorf("journal entry %q: %w", c.Path, err)
 		}
 		e.Order = old.Order
 		e.Op |= old.Op
 		e.Since = old.Since
-		if e.OldPath == "" {
+		switch {
+		case e.OldPath == "":
 			e.OldPath = old.OldPath
+		case old.OldPath != "" && old.OldPath != e.OldPath && old.OldPath != c.Path:
+			superseded = old.OldPath
 		}
 		d.Bytes -= old.Size
 	} else {
 		d.Files++
 		e.Order = seq
 		if err := bySeq.Put(seqKey(seq), key); err != nil {
-			return d, err
+			return d, "", err
 		}
 	}
 	e.Seq, e.Size = seq, size
 	d.Bytes += size
-	return d, byPath.Put(key, e.marshal())
+	return d, superseded, byPath.Put(key, e.marshal())
 }
 
 // Next returns up to n of peer's entries, oldest first, skipping those for

@@ -371,6 +371,46 @@ func TestJournal_ReplacedOn(t *testing.T) {
 // entries from the index (the renamed tree's), so that the new object's
 // own change, journaled after the rename, is not taken as already held;
 // one whose own change came first keeps its entry.
+// TestJournal_Record_twoRenamesOntoOneName: mv a b, then mv c b, both
+// pending: b's entry can name one old name (c), so a's removal is
+// journaled, or a would stay on the peer for good.
+func TestJournal_Record_twoRenamesOntoOneName(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := f.j.Record(f.rootfd, peers, []change.Change{f.write("a", 1), f.write("c", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Done("web-2", es); err != nil {
+		t.Fatal(err)
+	}
+	for _, mv := range [][2]string{{"a", "b"}, {"c", "b"}} {
+		if err := os.Rename(filepath.Join(f.root, mv[0]), filepath.Join(f.root, mv[1])); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: mv[1], OldPath: mv[0], Op: change.Rename, Finished: true}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err = f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%s<%s:%s", e.Path, e.OldPath, e.Op))
+	}
+	if want := []string{"b<c:rename", "a<:remove"}; !slices.Equal(got, want) {
+		t.Fatalf("pending %q, want %q", got, want)
+	}
+	if st := f.j.Stats("web-2"); st.Files != 2 {
+		t.Errorf("pending %+v, want 2 files", st)
+	}
+}
+
 func TestJournal_Record_oldNameMadeAgain(t *testing.T) {
 	peers := []string{"web-2"}
 	f := remadeDirectory(t, peers, 0o700)
