@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestDelete_FilesAndNonEmptyDirectoriesConfirmedPerPath(t *testing.T) {
@@ -88,13 +90,16 @@ func TestDelete_RefusesPathsThroughSymlinksAndTheRoot(t *testing.T) {
 	must(t, os.Symlink("dir", filepath.Join(root, "alias")))
 	write(t, d.dir, "evil/gone", []byte("peer"))
 	write(t, d.dir, "dir/file/under-a-file", []byte("peer"))
-	res, err := Delete(context.Background(), root, []string{"evil/gone", "alias/gone", ".", "../x", "dir/file/under-a-file"}, d.target(), fastOptions())
+	// rsync would cut a listed name this long at MAXPATHLEN-1 bytes,
+	// silently, and delete what the cut name names.
+	long := strings.Repeat("d/", unix.PathMax/2) + "x"
+	res, err := Delete(context.Background(), root, []string{"evil/gone", "alias/gone", ".", "../x", "dir/file/under-a-file", long}, d.target(), fastOptions())
 	if err != nil {
 		t.Fatalf("delete: %v\n%s", err, res.Stderr)
 	}
 	wantOutcomes(t, res, map[string]Outcome{
 		"evil/gone": Dropped, "alias/gone": Dropped, ".": Dropped, "../x": Dropped,
-		"dir/file/under-a-file": Present,
+		"dir/file/under-a-file": Present, long: Dropped,
 	})
 	if res.Args != nil {
 		t.Errorf("nothing to list, yet rsync ran: %q", res.Args)

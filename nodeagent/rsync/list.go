@@ -97,10 +97,16 @@ func check(rootfd int, p string, m mode) (Outcome, string) {
 }
 
 // checkName is what check decides from the name alone: a NUL byte cannot
-// be listed (--from0 ends the name there).
+// be listed (--from0 ends the name there), nor an entry of MAXPATHLEN
+// bytes or more: rsync keeps its first MAXPATHLEN-1 bytes and drops the
+// rest without a word (io.c read_line), so a Delete would act on another
+// path and a Push would find it gone.
 func checkName(p string) (Outcome, string) {
 	if strings.IndexByte(p, 0) >= 0 {
 		return Dropped, "the path holds a NUL byte"
+	}
+	if len("./")+len(p) >= unix.PathMax {
+		return Dropped, fmt.Sprintf("the path is %d bytes long, rsync lists at most %d", len(p), unix.PathMax-1-len("./"))
 	}
 	return Unconfirmed, ""
 }

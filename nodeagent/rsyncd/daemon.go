@@ -185,9 +185,11 @@ func (d *Daemon) runOnce(ctx context.Context, path string, log logr.Logger) erro
 		// (prctl(2) PR_SET_PDEATHSIG; golang/go#27505), and the runtime
 		// ends threads that goroutines leave locked. So this goroutine
 		// forks from a locked thread and keeps it, blocked in Wait, for the
-		// daemon's life; returning locked ends the thread after the daemon
-		// is gone.
+		// daemon's life, and then unlocks it: left locked, the thread would
+		// end, and with it every rsync client forked from it before this
+		// goroutine took it (rsync.startProc forks from any thread).
 		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
