@@ -281,13 +281,20 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 				}
 			}
 			gone = append(gone, e)
-		default:
-			// Outside the root (through a symlink) or unreadable: never
-			// listed, and confirmed so that it cannot hold back the
-			// entries behind it. A later change or scan journals it again
-			// if it becomes sendable.
+		case errors.Is(err, beneath.ErrOutside), errors.Is(err, unix.ELOOP), errors.Is(err, unix.ENAMETOOLONG):
+			// Outside the root (through a symlink), or a name no call
+			// takes: never listed, and confirmed so that it cannot hold
+			// back the entries behind it. A later change or scan journals
+			// it again if it becomes sendable.
 			b.skipped = append(b.skipped, e)
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
+		default:
+			// Cannot be looked at now (out of descriptors or memory, an
+			// I/O error): it stays pending and is planned again in a
+			// moment. Confirmed, it would be lost: the index holds its
+			// new state, so no scan would journal it again.
+			b.waiting = append(b.waiting, e)
+			b.unlisted = append(b.unlisted, e.Path+": "+err.Error()+" (tried again)")
 		}
 	}
 	gone = append(gone, b.oldNamesGone(rootfd, olds, gone)...)

@@ -817,6 +817,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			s.account(&r, res, err)
 			oc := o
 			oc.Checksum, oc.Progress = true, nil
+			// Checked again: the first push gave a directory on their way
+			// time to become a symlink out of the root.
+			oc.Checked = false
 			// With their other names, or the peer would write a file
 			// anew and leave them on the old inode.
 			files := b.withOtherNames(rootfd, pathsOf(again))
