@@ -142,6 +142,50 @@ func TestSender_Start_aLongRunIsAnnouncedAgain(t *testing.T) {
 	}
 }
 
+// TestSender_Start_aLongDeleteIsAnnouncedAgain: a run that only deletes
+// (a tree of 30,000 files on the peer) is announced again while it runs,
+// as a push is: released early on the peer, the paths still being deleted
+// would read there as its own changes.
+func TestSender_Start_aLongDeleteIsAnnouncedAgain(t *testing.T) {
+	r := newRig(t, 17)
+	a := &announcements{incoming: map[string]int{}}
+	serveEndpoint(t, r, a, basePort+55)
+	r.sender.ReannounceEvery = 10 * time.Millisecond
+	if err := os.Mkdir(filepath.Join(r.root, "tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, r.journal, r.rootfd, "tree")
+	if err := os.Remove(filepath.Join(r.root, "tree")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		dir := filepath.Join(r.peerRoot, "tree", fmt.Sprint(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 1000 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(j)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run := r.firstRun(change.Change{Path: "tree", Op: change.Rmdir, Finished: true})
+	if _, err := os.Stat(filepath.Join(r.peerRoot, "tree")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("tree is still on the peer (%v); problems %v", err, run.Problems)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t.Logf("the delete took %v, announced %v", run.Duration, a.incoming)
+	if len(a.incoming) != 1 {
+		t.Fatalf("announcements %v, want one run", a.incoming)
+	}
+	for id, n := range a.incoming {
+		if n < 2 {
+			t.Errorf("run %s announced %d time(s) over its %v; want again every 10 ms", id, n, run.Duration)
+		}
+	}
+}
+
 // TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete: the peer
 // refuses a rename, so the new name is pushed and the old one deleted; the
 // delete fails (the peer's old file is immutable). The rename's journal

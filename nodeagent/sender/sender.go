@@ -779,6 +779,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 	}
 	tAnnounced := time.Now()
+	// Every run that reaches the peer keeps its paths held there while it
+	// lasts: a long delete (a huge tree on a slow disk) as much as a push.
+	stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
+	defer stopAnnouncing()
 	s.renames(ctx, rootfd, &b)
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
@@ -786,8 +790,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
 	if len(b.sends) > 0 {
-		stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
-		defer stopAnnouncing()
 		o := s.runOptions(b)
 		if b.large() {
 			// A large file takes long enough to watch: what it has
