@@ -299,11 +299,15 @@ func validatePassword(p string) error {
 // since a --delete on a live tree removes what a peer created a moment ago
 // and has not sent yet, but not --delete-missing-args, which the engine
 // sends deletions with ("delete" itself would refuse it too: options.c
-// refuses missing_args == 2 when "delete" is refused); --remove-source-files
-// (a pull would delete the module's files); --inplace and --append*, which
-// write into the live file instead of a temp file renamed into place.
-// Negation ("!") needs rsync 3.2.0 (see CheckVersion).
-const refuseOptions = "delete-* !delete-missing-args remove-source-files inplace append*"
+// refuses missing_args == 2 when "delete" is refused) and "del" (--del,
+// --delete-during's short name, which "delete-*" does not match: a client
+// can send it as is, -M--del); --remove-source-files and its old name
+// --remove-sent-files, which stores another value and so is not refused
+// with it (options.c same_refuse_action): a pull would delete the module's
+// files; --inplace and --append*, which write into the live file instead
+// of a temp file renamed into place. Negation ("!") needs rsync 3.2.0 (see
+// CheckVersion).
+const refuseOptions = "delete-* !delete-missing-args del remove-source-files remove-sent-files inplace append*"
 
 // render returns rsyncd.conf for a validated c.
 func (c Config) render() string {

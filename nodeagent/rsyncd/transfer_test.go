@@ -293,6 +293,8 @@ func TestDaemon_Run_refusedOptions(t *testing.T) {
 		{name: "inplace", args: []string{"-a", "--inplace", src + "/", dest}, wantCode: refused},
 		{name: "append", args: []string{"-a", "--append", src + "/", dest}, wantCode: refused},
 		{name: "remove-source-files", args: []string{"-a", "--remove-source-files", dest + "victim", t.TempDir() + "/"}, wantCode: refused},
+		{name: "remove-sent-files (its old name, another value)", args: []string{"-a", "--remove-sent-files", dest + "victim", t.TempDir() + "/"}, wantCode: refused},
+		{name: "--del sent as is (a hand-built client)", args: []string{"-a", "-M--del", src + "/", dest}, wantCode: refused},
 		{name: "temp and partial dirs", args: []string{"-a", "--temp-dir=" + TempDir, "--partial-dir=" + PartialDir, src + "/", dest}, wantCode: 0},
 		{name: "absolute temp and partial dirs into a subdirectory", args: []string{"-a", "--temp-dir=/" + TempDir, "--partial-dir=/" + PartialDir, src + "/", dest + "sub/"}, wantCode: 0},
 		{name: "relative temp dir into a subdirectory", args: []string{"-a", "--temp-dir=" + TempDir, src + "/", dest + "sub/"}, wantCode: 1},
