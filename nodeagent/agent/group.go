@@ -81,6 +81,7 @@ type member struct {
 // resolve finds this node and its peers among the members.
 func resolve(cfg Config) (self member, peers []member, err error) {
 	found := false
+	var all []member
 	for _, m := range cfg.Group.Spec.Members {
 		ap, err := netip.ParseAddrPort(m.Address)
 		if err != nil {
@@ -92,7 +93,14 @@ func resolve(cfg Config) (self member, peers []member, err error) {
 			return self, nil, fmt.Errorf("member %s: address %q: the port must be 1-%d (the agent also listens on port+1 and port+2)",
 				m.Node, m.Address, syncv1.MaxMemberPort)
 		}
+		for _, o := range all {
+			if o.daemon.Addr().Unmap() == ap.Addr().Unmap() && ap.Port() < o.daemon.Port()+3 && o.daemon.Port() < ap.Port()+3 {
+				return self, nil, fmt.Errorf("members %s (%s) and %s (%s) share an address and their ports are less than 3 apart: "+
+					"each member listens on its port, port+1 (agent endpoint) and port+2 (metrics)", o.node, o.daemon, m.Node, ap)
+			}
+		}
 		mm := member{node: m.Node, daemon: ap, endpoint: netip.AddrPortFrom(ap.Addr(), ap.Port()+1)}
+		all = append(all, mm)
 		if m.Node == cfg.Node {
 			self, found = mm, true
 			continue
@@ -512,7 +520,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	// Before the detector's start scan: what arrived from runs announced
 	// before a kill and never confirmed is not this member's own change.
 	if held, err := rcv.Restore(); err != nil {
-		return err
+		return fmt.Errorf("restore the runs announced before the restart: %w", err)
 	} else if held > 0 {
 		g.log.Info("holding the paths of runs announced before the restart until their senders confirm them", "paths", held)
 	}

@@ -87,6 +87,9 @@ func TestResolve(t *testing.T) {
 		{"highest port", []string{"127.0.0.2:65533", "127.0.0.3:7873"}, "a", "", "127.0.0.2:65534", 1},
 		{"a port whose next ones wrap", []string{"127.0.0.2:7873", "127.0.0.3:65534"}, "a", "port must be 1-65533", "", 0},
 		{"not a member", []string{"127.0.0.2:7873", "127.0.0.3:7873"}, "z", "--node z is not a member", "", 0},
+		{"two members on one address, ports 3 apart", []string{"127.0.0.2:7873", "127.0.0.2:7876"}, "a", "", "127.0.0.2:7874", 1},
+		{"two members on one address, one's daemon on the other's endpoint", []string{"127.0.0.2:7873", "127.0.0.2:7874"}, "a", "ports are less than 3 apart", "", 0},
+		{"two members on one address, the metrics port taken", []string{"127.0.0.2:7875", "127.0.0.2:7873"}, "a", "ports are less than 3 apart", "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -176,6 +176,10 @@ func (s *Status) Snapshot() Report {
 	return r
 }
 
+// maxSocketPath is the size of sockaddr_un's sun_path on FreeBSD (104; 108
+// on Linux), the smaller of the two: a socket path must be shorter.
+const maxSocketPath = 104
+
 // serveStatus serves the report as JSON on the state directory's unix
 // socket (mode 0600: the report names files).
 func (g *group) serveStatus(ctx context.Context, eg *errgroup.Group) error {
@@ -183,11 +187,14 @@ func (g *group) serveStatus(ctx context.Context, eg *errgroup.Group) error {
 	_ = os.Remove(path) // a stale socket from a killed agent
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		return err
+		if len(path) >= maxSocketPath {
+			return fmt.Errorf("status socket %s: %w (the path is %d bytes, a unix socket's at most %d: use a shorter --state-dir)", path, err, len(path), maxSocketPath-1)
+		}
+		return fmt.Errorf("status socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
-		return err
+		return fmt.Errorf("status socket: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {

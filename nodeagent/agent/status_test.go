@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
@@ -144,5 +146,20 @@ func TestStatus_report(t *testing.T) {
 	}
 	if c := s.Snapshot().Peers[1]; c.PendingBytes != 5 {
 		t.Errorf("c: pending %d bytes; b's runs count for b only", c.PendingBytes)
+	}
+}
+
+// TestServeStatus_aStateDirTooLongForASocket: the operator is told what
+// to change, not only "bind: invalid argument".
+func TestServeStatus_aStateDirTooLongForASocket(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("s", 120))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	g := &group{stateDir: dir}
+	eg, ctx := errgroup.WithContext(context.Background())
+	err := g.serveStatus(ctx, eg)
+	if err == nil || !strings.Contains(err.Error(), "use a shorter --state-dir") {
+		t.Fatalf("serveStatus = %v, want an error that names --state-dir", err)
 	}
 }
