@@ -1,6 +1,9 @@
 package rsync
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // pathIndex maps each listed root-relative path to its index in the run.
 type pathIndex map[string]int
@@ -8,35 +11,66 @@ type pathIndex map[string]int
 // maxQuotes bounds the quote pairs tried in one line.
 const maxQuotes = 16
 
-// named finds the listed path an error line is about. rsync quotes file
-// names in its messages (util1.c, full_fname): "<dir>/<name>", where <dir>
-// is the sender's working directory (our root, as getcwd reports it) or,
-// on the receiver, the directory under the module; some messages quote two
-// names (rename "tmp" -> "name"). Names may hold quotes, so every pair of
-// quotes is tried, nearest pairs first. The quoted name, without a root
-// prefix, is looked up, then its parents (a failure inside a listed
-// directory is that directory's failure); last, any suffix after a slash.
-func (ix pathIndex) named(line string, roots []string) (int, bool) {
+// attribute finds the one listed path an error line is about, by its
+// unquoted and quoted names. A line in which more than one listed path can
+// be read is taken for none (unattributed, which keeps every file of a
+// failed run unconfirmed): a name may be made to look like another
+// message's text, and the failure it would take for its own is another
+// file's, which would then pass for sent.
+func (ix pathIndex) attribute(line string, roots []string) (int, bool) {
+	found := -1
+	one := func(i int) bool {
+		if found >= 0 && found != i {
+			return false
+		}
+		found = i
+		return true
+	}
+	if i, ok := ix.namedUnquoted(line); ok {
+		one(i)
+	}
+	for _, i := range ix.named(line, roots) {
+		if !one(i) {
+			return 0, false
+		}
+	}
+	return found, found >= 0
+}
+
+// named returns the listed paths an error line can be read to name. rsync
+// quotes file names in its messages (util1.c, full_fname): "<dir>/<name>",
+// where <dir> is the sender's working directory (our root, as getcwd
+// reports it) or, on the receiver, the directory under the module; some
+// messages quote two names (rename "tmp" -> "name"). Names may hold
+// quotes, so every pair of quotes is tried. The quoted name, without a
+// root prefix, is looked up, then its parents (a failure inside a listed
+// directory is that directory's failure); only when none is found, any
+// suffix after a slash.
+func (ix pathIndex) named(line string, roots []string) []int {
 	var quotes []int
 	for i := 0; i < len(line) && len(quotes) < maxQuotes; i++ {
 		if line[i] == '"' {
 			quotes = append(quotes, i)
 		}
 	}
+	var out []int
 	for span := 1; span < len(quotes); span++ {
 		for a := 0; a+span < len(quotes); a++ {
 			s := line[quotes[a]+1 : quotes[a+span]]
-			if i, ok := ix.lookupUp(relTo(s, roots)); ok {
-				return i, true
+			if i, ok := ix.lookupUp(relTo(s, roots)); ok && !slices.Contains(out, i) {
+				out = append(out, i)
 			}
 		}
+	}
+	if len(out) > 0 {
+		return out
 	}
 	for span := 1; span < len(quotes); span++ {
 		for a := 0; a+span < len(quotes); a++ {
 			s := line[quotes[a]+1 : quotes[a+span]]
 			for j := strings.IndexByte(s, '/'); j >= 0; {
-				if i, ok := ix[cleanRel(s[j+1:])]; ok {
-					return i, true
+				if i, ok := ix[cleanRel(s[j+1:])]; ok && !slices.Contains(out, i) {
+					out = append(out, i)
 				}
 				k := strings.IndexByte(s[j+1:], '/')
 				if k < 0 {
@@ -46,7 +80,7 @@ func (ix pathIndex) named(line string, roots []string) (int, bool) {
 			}
 		}
 	}
-	return 0, false
+	return out
 }
 
 // lookupUp looks rel up, then each of its parents.

@@ -211,10 +211,7 @@ func parseErrors(r io.Reader, ix pathIndex, roots []string) (errorLines, error) 
 		if strings.HasPrefix(line, "WARNING: ") && strings.Contains(line, " failed verification -- update ") {
 			continue // sent again in the same run (receiver.c): that attempt decides
 		}
-		i, ok := ix.namedUnquoted(line)
-		if !ok {
-			i, ok = ix.named(line, roots)
-		}
+		i, ok := ix.attribute(line, roots)
 		if !ok {
 			if strings.TrimSpace(line) != "" {
 				unattributed++

@@ -144,8 +144,10 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestPathIndexNamed(t *testing.T) {
-	ix := pathIndex{"a b": 0, "dir": 1, `q"x`: 2, "f": 3, "dir2/sub": 4}
+func TestPathIndexAttribute(t *testing.T) {
+	ix := pathIndex{"a b": 0, "dir": 1, `q"x`: 2, "f": 3, "dir2/sub": 4,
+		// Names made to look like parts of messages about v.
+		" (in grp) -> ": 5, "v": 6, "x ERROR: v failed verification -- update ": 7}
 	roots := []string{"/root"}
 	tests := []struct {
 		line string
@@ -159,14 +161,18 @@ func TestPathIndexNamed(t *testing.T) {
 		{`rsync: [receiver] mkstemp "/elsewhere/dir2/sub" (in data) failed`, 4},
 		{`rsync: nothing quoted here`, -1},
 		{`rsync: [sender] "/root/other" failed`, -1},
+		// v's failure, readable as the crafted names' too: taken for none.
+		{`rsync: [receiver] rename "/.jailsync/tmp/.v.AbC" (in grp) -> "v": No such file or directory (2)`, -1},
+		{`rsync: [sender] send_files failed to open "/root/x ERROR: v failed verification -- update ": No such device (6)`, -1},
+		{`ERROR: v failed verification -- update discarded.`, 6},
 	}
 	for _, tc := range tests {
-		i, ok := ix.named(tc.line, roots)
+		i, ok := ix.attribute(tc.line, roots)
 		if !ok {
 			i = -1
 		}
 		if i != tc.want {
-			t.Errorf("named(%q) = %d, want %d", tc.line, i, tc.want)
+			t.Errorf("attribute(%q) = %d, want %d", tc.line, i, tc.want)
 		}
 	}
 }
