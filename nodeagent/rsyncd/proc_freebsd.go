@@ -26,3 +26,9 @@ func processArgs(pid int) ([]string, error) {
 func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 }
+
+// groupMembers is not implemented here (kern.proc.pgrp returns kinfo_proc
+// records, which x/sys does not describe for FreeBSD): the connection
+// processes of a daemon that died with its agent finish or time out on
+// their own (--timeout).
+func groupMembers(pgid int) []int { return nil }

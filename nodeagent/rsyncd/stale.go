@@ -32,9 +32,12 @@ const staleKillWait = 5 * time.Second
 //
 // A daemon started by Run leads its own process group, so its connection
 // processes are stopped with it. When the daemon itself is already gone
-// (Pdeathsig killed it with the agent), its connection processes, which do
-// not hold the listening socket (socket.c closes it in the child), finish
-// or time out on their own.
+// (Pdeathsig killed it with the agent), its connection processes may
+// still write into the root, unannounced: on Linux they are found by the
+// group (the daemon's pid, which the kernel does not give to another
+// process while the group has members) and their command line (forks of
+// the daemon), and stopped too. Elsewhere they finish or time out on
+// their own (--timeout).
 func (d *Daemon) stopStale(ctx context.Context, log logr.Logger) error {
 	pidFile := d.Config.PIDFile()
 	data, err := os.ReadFile(pidFile)
@@ -48,6 +51,11 @@ func (d *Daemon) stopStale(ctx context.Context, log logr.Logger) error {
 	switch {
 	case err != nil || pid <= 1:
 		log.Info("removing unreadable rsync pid file", "pidFile", pidFile, "content", string(data))
+	case !d.isOurDaemon(pid) && d.ourGroupLeft(pid):
+		log.Info("stopping the connection processes of a stale rsync daemon that is gone", "pgid", pid)
+		if err := d.stopForeign(ctx, pid); err != nil {
+			return err
+		}
 	case !d.isOurDaemon(pid):
 		log.Info("removing stale rsync pid file", "pidFile", pidFile, "pid", pid)
 	default:
@@ -75,6 +83,17 @@ func (d *Daemon) isOurDaemon(pid int) bool {
 	return strings.HasPrefix(filepath.Base(args[0]), "rsync") &&
 		slices.Contains(args, "--daemon") &&
 		slices.Contains(args, "--config="+d.Config.ConfigFile())
+}
+
+// ourGroupLeft reports whether process group pgid, whose leader is gone,
+// still has members that are our daemon's forks.
+func (d *Daemon) ourGroupLeft(pgid int) bool {
+	for _, pid := range groupMembers(pgid) {
+		if d.isOurDaemon(pid) {
+			return true
+		}
+	}
+	return false
 }
 
 // stopForeign stops a daemon that is not our child: SIGTERM to its group,
@@ -108,15 +127,16 @@ func (d *Daemon) waitGone(ctx context.Context, pid int, limit time.Duration) boo
 	defer deadline.Stop()
 	tick := time.NewTicker(stalePoll)
 	defer tick.Stop()
+	gone := func() bool { return !d.isOurDaemon(pid) && !d.ourGroupLeft(pid) }
 	for {
-		if !d.isOurDaemon(pid) {
+		if gone() {
 			return true
 		}
 		select {
 		case <-ctx.Done():
 			return false
 		case <-deadline.C:
-			return !d.isOurDaemon(pid)
+			return gone()
 		case <-tick.C:
 		}
 	}
