@@ -251,13 +251,15 @@ func (g *group) run(ctx context.Context) error {
 		return err
 	}
 	defer g.idx.Close()
-	if err := g.idx.CheckRoot(g.root); err != nil {
-		return err
-	}
+	// Opened, then checked: what is checked is what the receiver and the
+	// journal then write and read through.
 	if g.rootfd, err = beneath.OpenRoot(g.root); err != nil {
-		return err
+		return fmt.Errorf("%w: %v", index.ErrRootMissing, err)
 	}
 	defer unix.Close(g.rootfd)
+	if err := g.idx.CheckRootFD(g.rootfd, g.root); err != nil {
+		return err
+	}
 	if err := g.prepareReserved(partialMaxAge); err != nil {
 		return err
 	}

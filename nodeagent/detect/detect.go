@@ -99,7 +99,8 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	if m == nil {
 		m, _ = exclude.Compile(nil)
 	}
-	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare}
+	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare,
+		SameRoot: func(fd int) error { return index.SameDir(rootfd, fd, d.Root) }}
 	excluded := func(c change.Change) bool {
 		// Only a directory-only pattern needs to know the type.
 		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))
@@ -122,7 +123,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 		return co.Run(ctx, toCoalesce, ready)
 	})
 	g.Go(func() error { return d.filter(ctx, rootfd, ready, out) })
-	g.Go(func() error { return d.watchRoot(ctx) })
+	g.Go(func() error { return d.watchRoot(ctx, rootfd) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -443,7 +444,7 @@ func typeAt(rootfd int, rel string) (dir, exists bool) {
 
 // watchRoot checks the root's identity by path every second: a filesystem
 // unmounted or mounted over the root stops the detector.
-func (d *Detector) watchRoot(ctx context.Context) error {
+func (d *Detector) watchRoot(ctx context.Context, rootfd int) error {
 	t := time.NewTicker(rootCheckInterval)
 	defer t.Stop()
 	for {
@@ -451,9 +452,24 @@ func (d *Detector) watchRoot(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			if err := d.Index.CheckRoot(d.Root); err != nil {
+			if err := checkRoot(d.Index, rootfd, d.Root); err != nil {
 				return fmt.Errorf("data root refused: %w", err)
 			}
 		}
 	}
+}
+
+// checkRoot checks the root as its path names it now: its identity
+// (index.CheckRootFD), and that it is still the directory held open as
+// rootfd (index.SameDir).
+func checkRoot(idx *index.Index, rootfd int, root string) error {
+	fd, err := beneath.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("%w: %v", index.ErrRootMissing, err)
+	}
+	defer unix.Close(fd)
+	if err := index.SameDir(rootfd, fd, root); err != nil {
+		return err
+	}
+	return idx.CheckRootFD(fd, root)
 }

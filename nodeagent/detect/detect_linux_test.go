@@ -263,6 +263,67 @@ func testSlowWriter(t *testing.T, useFanotify bool) {
 	t.Logf("finished change %v after the close", time.Since(closedAt))
 }
 
+// TestDetector_RootReplacedByACopyIsRefused: the root's path is given to
+// an older copy of it, marker and all, on the same filesystem (mv root
+// root.old; mv root.copy root): the detector stops instead of reading the
+// copy, whose missing files would go out as deletions.
+func TestDetector_RootReplacedByACopyIsRefused(t *testing.T) {
+	eachSource(t, func(t *testing.T, useFanotify bool) {
+		e := start(t, useFanotify)
+		for i := range 50 {
+			name := fmt.Sprintf("f%02d", i)
+			if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.waitFor("the last file", finishedWrite("f49"))
+		for i := range 50 {
+			e.record(fmt.Sprintf("f%02d", i))
+		}
+		e.drain()
+		e.seen = nil
+		// The copy: the marker, and the first ten files only.
+		cp := e.root + ".copy"
+		if err := os.MkdirAll(filepath.Join(cp, index.ReservedDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		marker, err := os.ReadFile(filepath.Join(e.root, index.ReservedDir, "root-id"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cp, index.ReservedDir, "root-id"), marker, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 10 {
+			name := fmt.Sprintf("f%02d", i)
+			if err := os.WriteFile(filepath.Join(cp, name), []byte(name), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Rename(e.root, e.root+".old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cp, e.root); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-e.done:
+			if !errors.Is(err, index.ErrRootChanged) {
+				t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
+			}
+			e.done <- err // for the cleanup
+		case <-time.After(10 * time.Second):
+			t.Fatal("detector still running 10s after its root was replaced")
+		}
+		e.drain()
+		for _, c := range e.seen {
+			if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
+				t.Fatalf("deletions reported from the copy: %v", describe(e.seen))
+			}
+		}
+	})
+}
+
 func TestDetector_UnmountedRootIsRefused(t *testing.T) {
 	eachSource(t, func(t *testing.T, useFanotify bool) {
 		e := startRoot(t, useFanotify, true)

@@ -170,6 +170,26 @@ func (x *Index) CheckRootFD(fd int, name string) error {
 	})
 }
 
+// SameDir refuses fd, the root as its path names it now, when it is not
+// held, the directory the agent opened at start: the path was given to
+// another directory since (a copy or a snapshot moved or mounted in its
+// place, with the same marker). Reading the new one while the agent's
+// other parts hold the old would split the member in two.
+func SameDir(held, fd int, name string) error {
+	var a, b unix.Stat_t
+	if err := unix.Fstat(held, &a); err != nil {
+		return fmt.Errorf("%w: stat the root held open: %v", ErrRootMissing, err)
+	}
+	if err := unix.Fstat(fd, &b); err != nil {
+		return fmt.Errorf("%w: stat %s: %v", ErrRootMissing, name, err)
+	}
+	if a.Dev != b.Dev || a.Ino != b.Ino {
+		return fmt.Errorf("%w: %s is another directory than the one the agent opened at start (remounted, or replaced by a copy?); "+
+			"the agent stops rather than sync it: restart it once the right data is in place", ErrRootChanged, name)
+	}
+	return nil
+}
+
 // readMarker returns the root id in fd's marker file, empty when there is
 // none.
 func readMarker(rootfd int) ([]byte, error) {

@@ -44,6 +44,9 @@ type Scanner struct {
 	// service's arguments must not switch the guard off for good.
 	MaxDeleteShare  float64
 	AllowMassDelete bool
+	// SameRoot, when set, refuses a root opened by its path that is not
+	// the directory the caller holds (index.SameDir).
+	SameRoot func(fd int) error
 
 	// fullScanned is set by the first scan of the whole root.
 	fullScanned atomic.Bool
@@ -82,6 +85,11 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 	// Check the directory actually opened: a filesystem unmounted from
 	// under the path leaves an empty mount point that must not read as
 	// "everything was deleted".
+	if s.SameRoot != nil {
+		if err := s.SameRoot(rootfd); err != nil {
+			return Stats{}, err
+		}
+	}
 	if err := s.Index.CheckRootFD(rootfd, s.Root); err != nil {
 		return Stats{}, err
 	}
