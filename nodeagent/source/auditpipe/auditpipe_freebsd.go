@@ -38,6 +38,13 @@ type Source struct {
 
 	mu sync.Mutex
 	tr Translator
+
+	// f is the pipe, opened by New: the records of what happens after New
+	// returns are queued for Run, so that the start scan that follows
+	// misses nothing.
+	f         *os.File
+	fd        int
+	closeOnce sync.Once
 }
 
 // TrailInactive reports whether the kernel delivers no records because no
@@ -49,9 +56,26 @@ func (s *Source) TrailInactive() bool { return s.trailInactive.Load() }
 // pipe is told to select nothing of it, and what still arrives is marked
 // Echo. reap is how often files of exited processes are reported closed
 // (the settle period).
-func New(opts source.Options, ownAUID uint32, reap time.Duration, log logr.Logger) *Source {
+//
+// The pipe is opened and configured here, before the caller's start scan,
+// as fanotify marks the filesystem in its New: a write made between the
+// scan of its directory and a later open of the pipe would be seen by
+// neither. It fails with an error wrapping ErrUnavailable when the pipe
+// cannot be used; the caller then falls back to the scanner.
+func New(opts source.Options, ownAUID uint32, reap time.Duration, log logr.Logger) (*Source, error) {
+	f, fd, err := open(ownAUID, log)
+	if err != nil {
+		return nil, err
+	}
 	return &Source{opts: opts, ownAUID: ownAUID, reap: reap, log: log,
-		tr: Translator{Root: opts.Root, OwnAUID: ownAUID}}
+		tr: Translator{Root: opts.Root, OwnAUID: ownAUID}, f: f, fd: fd}, nil
+}
+
+// Close releases the pipe of a Source whose Run was never called.
+func (s *Source) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.f.Close() })
+	return err
 }
 
 // SeesClose is true: opens are tied to closes, and implicit closes are
@@ -60,14 +84,12 @@ func (s *Source) SeesClose() bool { return true }
 
 // Run reads records until ctx ends.
 func (s *Source) Run(ctx context.Context, out chan<- change.Change) error {
-	f, fd, err := open(s.ownAUID, s.log)
-	if err != nil {
-		return err
-	}
+	f, fd := s.f, s.fd
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { _ = f.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
 	defer stop()
+	defer s.Close()
 
 	emit := func(c change.Change) {
 		if s.opts.Exclude != nil && c.Op != change.Rescan && s.opts.Exclude(c.Path) {
