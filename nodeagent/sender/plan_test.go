@@ -261,3 +261,28 @@ func TestInflight_Overlaps(t *testing.T) {
 		t.Errorf("after remove: overlaps(a)=%v overlaps(a/b/c)=%v len=%d", f.overlaps("a"), f.overlaps("a/b/c"), f.len())
 	}
 }
+
+// TestFailures: each unsettled journal entry once, a rename listed among
+// both the renames and the sends included; an old name's deletion
+// (sequence 0, no entry of the journal) never.
+func TestFailures(t *testing.T) {
+	renamed := journal.Entry{Path: "new", OldPath: "old", Op: change.Rename, Seq: 3}
+	entries := []journal.Entry{
+		renamed,                      // b.renames
+		{Path: "a", Seq: 1}, renamed, // b.sends
+		{Path: "b", Seq: 2},
+		{Path: "old"}, // the old name's deletion
+	}
+	done := []journal.Entry{{Path: "a", Seq: 1}}
+	got := failures(entries, done, nil, map[string]string{"new": "refused"})
+	var paths []string
+	for _, f := range got {
+		paths = append(paths, f.Entry.Path+":"+f.Reason)
+	}
+	if want := []string{"new:refused", "b:"}; !slices.Equal(paths, want) {
+		t.Errorf("failures %q, want %q", paths, want)
+	}
+	if got := failures(entries[:2], entries[1:2], []journal.Entry{renamed}, nil); len(got) != 0 {
+		t.Errorf("failures of a settled run: %+v", got)
+	}
+}

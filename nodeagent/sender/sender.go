@@ -991,21 +991,23 @@ func (s *Sender) announceWhileRunning(ctx context.Context, runID string, paths [
 // and its progress lines would cost the burst. Safe for concurrent use.
 func (s *Sender) Transferring() int64 { return s.transferring.Load() }
 
-// failures are the entries neither confirmed (done) nor changed during
-// the run, with rsync's reason for each where it gave one.
+// failures are the journal entries neither confirmed (done) nor changed
+// during the run, with rsync's reason for each where it gave one; each
+// once (a rename is among a batch's renames and its sends), and not the
+// deletions of old names, which are no entries of the journal (sequence
+// 0): their rename's entry fails for them.
 func failures(entries, done, changed []journal.Entry, reasons map[string]string) []Failure {
-	if len(entries) == len(done)+len(changed) {
-		return nil
-	}
 	settled := make(map[string]bool, len(done)+len(changed))
 	for _, e := range slices.Concat(done, changed) {
 		settled[e.Path] = true
 	}
 	var out []Failure
 	for _, e := range entries {
-		if !settled[e.Path] {
-			out = append(out, Failure{Entry: e, Reason: reasons[e.Path]})
+		if settled[e.Path] || e.Seq == 0 {
+			continue
 		}
+		settled[e.Path] = true
+		out = append(out, Failure{Entry: e, Reason: reasons[e.Path]})
 	}
 	return out
 }
