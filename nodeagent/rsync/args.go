@@ -59,7 +59,7 @@ type Options struct {
 	PartialDir string
 	// DelayUpdates puts all received files in place at the end of the run
 	// (--delay-updates): "a little closer to atomic", at the cost of a
-	// second copy's space.
+	// second copy's space. Refused with an absolute PartialDir.
 	DelayUpdates bool
 	// RsyncPath is the rsync client to run; "rsync" (from PATH) when empty.
 	RsyncPath string
@@ -107,6 +107,13 @@ func buildArgs(t Target, o Options, m mode) ([]string, error) {
 	url, err := t.url()
 	if err != nil {
 		return nil, err
+	}
+	if o.DelayUpdates && strings.HasPrefix(o.PartialDir, "/") {
+		// Delayed files wait in the partial directory, an absolute one
+		// holding one slot per last component (util1.c
+		// partial_dir_fname): a/x and b/x in one run would be put in
+		// place with each other's content.
+		return nil, fmt.Errorf("DelayUpdates with the absolute PartialDir %q: files of one name in two directories would swap content; use a relative PartialDir", o.PartialDir)
 	}
 	args := []string{
 		// -a without -r, spelled out (--files-from does not recurse).

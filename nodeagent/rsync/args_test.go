@@ -75,6 +75,27 @@ func TestBuildArgs_DeleteAndDefaults(t *testing.T) {
 	}
 }
 
+// TestBuildArgs_DelayUpdatesNeedsARelativePartialDir: delayed files wait
+// in the partial directory; an absolute one has one slot per name, so
+// a/x and b/x of one run would swap content.
+func TestBuildArgs_DelayUpdatesNeedsARelativePartialDir(t *testing.T) {
+	tg := Target{Addr: netip.MustParseAddrPort("127.0.8.1:18600"), Module: "m"}
+	tests := []struct {
+		partial string
+		ok      bool
+	}{
+		{"", true},
+		{".~partial~", true},
+		{"/.jailsync/partial", false},
+	}
+	for _, tc := range tests {
+		_, err := buildArgs(tg, Options{DelayUpdates: true, PartialDir: tc.partial}, modePush)
+		if (err == nil) != tc.ok {
+			t.Errorf("DelayUpdates with PartialDir %q: %v, want accepted: %v", tc.partial, err, tc.ok)
+		}
+	}
+}
+
 func TestBuildArgs_BandwidthRounding(t *testing.T) {
 	for bps, want := range map[int64]string{1: "1", 1023: "1", 1536: "2", 2 << 20: "2048", 1535: "1"} {
 		args, err := buildArgs(Target{Addr: netip.MustParseAddrPort("127.0.0.1:1"), Module: "m"}, Options{BandwidthLimit: bps}, modePush)
