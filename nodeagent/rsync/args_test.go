@@ -18,7 +18,7 @@ func TestBuildArgs_Push(t *testing.T) {
 	o := Options{
 		BandwidthLimit: 1 << 20, Compress: true,
 		ConnectTimeout: 1500 * time.Millisecond, IOTimeout: 30 * time.Second,
-		TempDir: ".jailsync/tmp", PartialDir: "/.jailsync/partial", DelayUpdates: true,
+		TempDir: ".jailsync/tmp", PartialDir: "/.jailsync/partial",
 		Progress: func(int64) {},
 	}
 	got, err := buildArgs(tg, o, modePush)
@@ -35,7 +35,7 @@ func TestBuildArgs_Push(t *testing.T) {
 		"--8-bit-output", "--stats", "--no-human-readable",
 		"--sockopts=TCP_NODELAY", "--contimeout=2", "--timeout=30",
 		"--address=192.0.2.1",
-		"--temp-dir=.jailsync/tmp", "--partial-dir=/.jailsync/partial", "--delay-updates",
+		"--temp-dir=.jailsync/tmp", "--partial-dir=/.jailsync/partial",
 		"--bwlimit=1024", "--compress", "--info=progress2",
 		".", "rsync://agent@192.0.2.7:873/data/",
 	}
@@ -89,9 +89,12 @@ func TestBuildArgs_DelayUpdatesNeedsARelativePartialDir(t *testing.T) {
 		{"/.jailsync/partial", false},
 	}
 	for _, tc := range tests {
-		_, err := buildArgs(tg, Options{DelayUpdates: true, PartialDir: tc.partial}, modePush)
+		args, err := buildArgs(tg, Options{DelayUpdates: true, PartialDir: tc.partial}, modePush)
 		if (err == nil) != tc.ok {
 			t.Errorf("DelayUpdates with PartialDir %q: %v, want accepted: %v", tc.partial, err, tc.ok)
+		}
+		if err == nil && !slices.Contains(args, "--delay-updates") {
+			t.Errorf("DelayUpdates with PartialDir %q: args lack --delay-updates: %q", tc.partial, args)
 		}
 	}
 }
