@@ -263,6 +263,28 @@ func testSlowWriter(t *testing.T, useFanotify bool) {
 	t.Logf("finished change %v after the close", time.Since(closedAt))
 }
 
+// refusesTheRoot waits for the detector to stop with ErrRootChanged, its
+// root being what (unmounted, replaced), and checks that it reported no
+// deletion on the way.
+func (e *env) refusesTheRoot(what string) {
+	e.t.Helper()
+	select {
+	case err := <-e.done:
+		if !errors.Is(err, index.ErrRootChanged) {
+			e.t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
+		}
+		e.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("detector still running 10s after its root was %s", what)
+	}
+	e.drain()
+	for _, c := range e.seen {
+		if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
+			e.t.Fatalf("deletions reported from a root %s: %v", what, describe(e.seen))
+		}
+	}
+}
+
 // TestDetector_RootReplacedByACopyIsRefused: the root's path is given to
 // an older copy of it, marker and all, on the same filesystem (mv root
 // root.old; mv root.copy root): the detector stops instead of reading the
@@ -306,21 +328,7 @@ func TestDetector_RootReplacedByACopyIsRefused(t *testing.T) {
 		if err := os.Rename(cp, e.root); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case err := <-e.done:
-			if !errors.Is(err, index.ErrRootChanged) {
-				t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
-			}
-			e.done <- err // for the cleanup
-		case <-time.After(10 * time.Second):
-			t.Fatal("detector still running 10s after its root was replaced")
-		}
-		e.drain()
-		for _, c := range e.seen {
-			if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
-				t.Fatalf("deletions reported from the copy: %v", describe(e.seen))
-			}
-		}
+		e.refusesTheRoot("replaced by a copy")
 	})
 }
 
@@ -349,21 +357,7 @@ func TestDetector_UnmountedRootIsRefused(t *testing.T) {
 		if err := unix.Unmount(e.root, unix.MNT_DETACH); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case err := <-e.done:
-			if !errors.Is(err, index.ErrRootChanged) {
-				t.Fatalf("detector stopped with %v, want ErrRootChanged", err)
-			}
-			e.done <- err // for the cleanup
-		case <-time.After(10 * time.Second):
-			t.Fatal("detector still running 10s after its root was unmounted")
-		}
-		e.drain()
-		for _, c := range e.seen {
-			if c.Op.Has(change.Remove) || c.Op.Has(change.Rmdir) {
-				t.Fatalf("deletions reported from an unmounted root: %v", describe(e.seen))
-			}
-		}
+		e.refusesTheRoot("unmounted")
 	})
 }
 

@@ -84,11 +84,11 @@ func TestDaemon_Run_restartsAfterKill(t *testing.T) {
 // TestDaemon_Run_stopsStaleDaemon starts a daemon with the same
 // configuration outside the supervisor, as a killed agent leaves it: Run
 // stops it and serves with its own.
-func TestDaemon_Run_stopsStaleDaemon(t *testing.T) {
-	rsync := requireRsync(t)
-	t.Parallel()
-	const n = 8
-	d := &Daemon{Config: testConfig(t, n)}
+// startStale starts a daemon for d's config as a killed agent would have
+// left it (in its own process group, not the test's child to stop), and
+// waits until it serves and wrote its pid file.
+func startStale(t *testing.T, rsync string, d *Daemon) *exec.Cmd {
+	t.Helper()
 	if err := Write(d.Config); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +97,20 @@ func TestDaemon_Run_stopsStaleDaemon(t *testing.T) {
 	if err := stale.Start(); err != nil {
 		t.Fatal(err)
 	}
+	pgid := stale.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) // whatever the test left of its group
+	eventually(t, 10*time.Second, "stale daemon serving", func() bool {
+		return Probe(context.Background(), d.Config.Address) == nil && readPIDFile(t, d.Config) == stale.Process.Pid
+	})
+	return stale
+}
+
+func TestDaemon_Run_stopsStaleDaemon(t *testing.T) {
+	rsync := requireRsync(t)
+	t.Parallel()
+	const n = 8
+	d := &Daemon{Config: testConfig(t, n)}
+	stale := startStale(t, rsync, d)
 	staleDone := make(chan struct{}) // closed when reaped
 	go func() {
 		stale.Wait()
@@ -105,9 +119,6 @@ func TestDaemon_Run_stopsStaleDaemon(t *testing.T) {
 	t.Cleanup(func() {
 		stale.Process.Kill()
 		<-staleDone
-	})
-	eventually(t, 10*time.Second, "stale daemon serving", func() bool {
-		return Probe(context.Background(), d.Config.Address) == nil && readPIDFile(t, d.Config) == stale.Process.Pid
 	})
 
 	startDaemon(t, d)
@@ -135,19 +146,8 @@ func TestDaemon_Run_stopsTheConnectionsOfAStaleDaemonThatIsGone(t *testing.T) {
 	t.Parallel()
 	const n = 20
 	d := &Daemon{Config: testConfig(t, n)}
-	if err := Write(d.Config); err != nil {
-		t.Fatal(err)
-	}
-	stale := exec.Command(rsync, d.args()...)
-	stale.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := stale.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stale := startStale(t, rsync, d)
 	pgid := stale.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
-	eventually(t, 10*time.Second, "stale daemon serving", func() bool {
-		return Probe(context.Background(), d.Config.Address) == nil && readPIDFile(t, d.Config) == pgid
-	})
 	// A push slow enough to be in flight: 4 MiB at 64 KiB/s.
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "big"), strings.Repeat("x", 4<<20))

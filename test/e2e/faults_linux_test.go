@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/internal/poll"
+	"github.com/jailsync/jailsync/internal/proc"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 )
@@ -271,13 +270,13 @@ func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 	// holds all the same).
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "before"), []byte("x"), 0o644))
 	c.converged("n1")
-	for deadline := time.Now().Add(5 * time.Second); len(processGroup(pgid)) < 2 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); len(proc.Group(pgid)) < 2 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Registered last, so it runs first: before the agents are stopped.
 	t.Cleanup(func() { _ = unix.Kill(-pgid, unix.SIGCONT) })
 	must(t, unix.Kill(-pgid, unix.SIGSTOP))
-	t.Logf("n3's rsync daemon stopped: process group %d, %d processes", pgid, len(processGroup(pgid)))
+	t.Logf("n3's rsync daemon stopped: process group %d, %d processes", pgid, len(proc.Group(pgid)))
 	// A sender that waited for the stuck peer would wait for its
 	// timeouts: 10 s for a new connection's greeting (rsync --contimeout),
 	// 60 s for data on a connection already open (--timeout; rsync
@@ -312,32 +311,6 @@ func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 	t.Logf("n3 caught up %v after SIGCONT", time.Since(back).Round(time.Millisecond))
 }
 
-// processGroup lists the processes in group pgid (from /proc/<pid>/stat).
-func processGroup(pgid int) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parens.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 	c := start(t, 3, 18560)
 	for i := range 50 {
@@ -351,10 +324,8 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 	must(t, os.MkdirAll(c.roots["n2"], 0o755)) // an empty directory where the root was
 	// n2's agent must stop, refusing the root, instead of propagating the
 	// empty directory as 50 deletions.
-	exited := make(chan error, 1)
-	go func() { _, err := c.procs["n2"].Process.Wait(); exited <- err }()
 	select {
-	case <-exited:
+	case <-c.exited("n2"):
 	case <-time.After(10 * time.Second):
 		t.Fatal("n2's agent still runs 10 s after its root was unmounted")
 	}
@@ -368,10 +339,11 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 	}
 }
 
-func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
-	c := startSpec(t, 3, 18580, "", "    bandwidthLimit: 256Ki\n")
-	// A transfer that takes long at 256 KiB/s: in flight when SIGTERM comes.
-	big := make([]byte, 3<<20) // 12 s at 256 KiB/s
+// bigInFlight writes a file of size bytes on n1 and waits until its
+// transfer to n2 is in flight (a temp file in n2's reserved directory).
+func (c *cluster) bigInFlight(t *testing.T, size int) {
+	t.Helper()
+	big := make([]byte, size)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
@@ -383,10 +355,22 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// exited is closed when node's agent has exited.
+func (c *cluster) exited(node string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { _, _ = c.procs[node].Process.Wait(); close(done) }()
+	return done
+}
+
+func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
+	c := startSpec(t, 3, 18580, "", "    bandwidthLimit: 256Ki\n")
+	// A transfer that takes long at 256 KiB/s: in flight when SIGTERM comes.
+	c.bigInFlight(t, 3<<20) // 12 s at 256 KiB/s
 	start := time.Now()
 	must(t, c.procs["n1"].Process.Signal(syscall.SIGTERM))
-	exited := make(chan struct{})
-	go func() { _, _ = c.procs["n1"].Process.Wait(); close(exited) }()
+	exited := c.exited("n1")
 	select {
 	case <-exited:
 		t.Logf("n1 exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
@@ -404,22 +388,10 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 // (the drain on SIGTERM is for a signal, not for a failure).
 func TestStandalone_RefusedRootStopsRunsAtOnce(t *testing.T) {
 	c := startSpec(t, 3, 18585, "", "    bandwidthLimit: 256Ki\n")
-	big := make([]byte, 4<<20) // 16 s at 256 KiB/s
-	for i := range big {
-		big[i] = byte(i * 7)
-	}
-	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
-	poll.Until(t, 20*time.Second, func() error {
-		es, _ := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "tmp"))
-		if len(es) == 0 {
-			return fmt.Errorf("no transfer in flight to n2 yet")
-		}
-		return nil
-	})
+	c.bigInFlight(t, 4<<20) // 16 s at 256 KiB/s
 	start := time.Now()
 	must(t, unix.Unmount(filepath.Dir(c.roots["n1"]), unix.MNT_DETACH))
-	exited := make(chan struct{})
-	go func() { _, _ = c.procs["n1"].Process.Wait(); close(exited) }()
+	exited := c.exited("n1")
 	select {
 	case <-exited:
 		t.Logf("n1 exited %v after its root was unmounted", time.Since(start).Round(time.Millisecond))
