@@ -94,7 +94,7 @@ func resolve(cfg Config) (self member, peers []member, err error) {
 				m.Node, m.Address, syncv1.MaxMemberPort)
 		}
 		for _, o := range all {
-			if o.daemon.Addr().Unmap() == ap.Addr().Unmap() && ap.Port() < o.daemon.Port()+3 && o.daemon.Port() < ap.Port()+3 {
+			if a, b := int(ap.Port()), int(o.daemon.Port()); o.daemon.Addr().Unmap() == ap.Addr().Unmap() && a < b+3 && b < a+3 {
 				return self, nil, fmt.Errorf("members %s (%s) and %s (%s) share an address and their ports are less than 3 apart: "+
 					"each member listens on its port, port+1 (agent endpoint) and port+2 (metrics)", o.node, o.daemon, m.Node, ap)
 			}

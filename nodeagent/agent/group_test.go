@@ -90,6 +90,7 @@ func TestResolve(t *testing.T) {
 		{"two members on one address, ports 3 apart", []string{"127.0.0.2:7873", "127.0.0.2:7876"}, "a", "", "127.0.0.2:7874", 1},
 		{"two members on one address, one's daemon on the other's endpoint", []string{"127.0.0.2:7873", "127.0.0.2:7874"}, "a", "ports are less than 3 apart", "", 0},
 		{"two members on one address, the metrics port taken", []string{"127.0.0.2:7875", "127.0.0.2:7873"}, "a", "ports are less than 3 apart", "", 0},
+		{"two members on one address at the highest ports (no uint16 wrap)", []string{"127.0.0.2:65531", "127.0.0.2:65533"}, "a", "ports are less than 3 apart", "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,8 +63,13 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	} else {
 		if prev := e.c.OldPath; c.Op.Has(Rename) && prev != "" && prev != c.OldPath && prev != c.Path {
 			// mv a b; mv c b: the change names one old name, and a
-			// went too.
-			defer co.Add(Change{Path: prev, Op: Remove, Finished: true, Echo: e.c.Echo, Time: c.Time}, now)
+			// went too. A pending change of a (made again since) only
+			// learns it: whether it is finished stays its own.
+			if pe, ok := co.pending[prev]; ok {
+				pe.c.Op |= Remove
+			} else {
+				defer co.Add(Change{Path: prev, Op: Remove, Finished: true, Echo: e.c.Echo, Time: c.Time}, now)
+			}
 		}
 		e.c.Op |= c.Op
 		e.c.Finished = c.Finished

@@ -99,6 +99,14 @@ func TestCoalescer_Ready(t *testing.T) {
 			{at: 1, c: &Change{Path: "b", OldPath: "c", Op: Rename, Finished: true}},
 			{at: 2, ready: []string{"b:rename:true", "a:remove:true"}},
 		}},
+		{"two renames onto one name, the first old name being written again: it stays unfinished", 0, 0, []step{
+			{at: 0, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},
+			{at: 1, c: ev("a", Create|Write, false)},
+			{at: 2, c: &Change{Path: "b", OldPath: "c", Op: Rename, Finished: true}},
+			{at: 3, ready: []string{"b:rename:true"}},
+			{at: 4, c: ev("a", Write, true)},
+			{at: 4, ready: []string{"a:create|write|remove:true"}},
+		}},
 		{"a rename and its old name taken back: nothing more", 0, 0, []step{
 			{at: 0, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},
 			{at: 1, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},

@@ -781,6 +781,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	tAnnounced := time.Now()
 	// Every run that reaches the peer keeps its paths held there while it
 	// lasts: a long delete (a huge tree on a slow disk) as much as a push.
+	// Stopped before the confirmation, or on any return (calling it again
+	// is harmless).
 	stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
 	defer stopAnnouncing()
 	s.renames(ctx, rootfd, &b)
@@ -882,6 +884,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// for its own change once its hold expires.
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(confirmAfterStop, cancel) })
+		// No announcement after the confirmation: one still on its way
+		// would hold the run's paths on the peer again, for nothing.
+		stopAnnouncing()
 		sentPaths := append(pathsOf(sent), linksSent...)
 		states := b.sentStates(rootfd, sentPaths, changed)
 		// Tried again under the same run id, which the peer releases
