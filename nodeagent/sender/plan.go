@@ -46,6 +46,9 @@ type batch struct {
 	// moment (Sender.wait): their old name, or the file above them, is
 	// in flight to the peer in another run, or not yet settled there.
 	waiting []journal.Entry
+	// unreadable are entries left out because their path could not be
+	// looked at: held as failures (Sender.holdFailures, backing off).
+	unreadable []Failure
 	// replacedBefore are removed paths below a file that is a
 	// non-directory on the peer already (journal.ReplacedOn): gone there
 	// with the directory the file replaced; confirmed without a run.
@@ -290,11 +293,13 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
 		default:
 			// Cannot be looked at now (out of descriptors or memory, an
-			// I/O error): it stays pending and is planned again in a
-			// moment. Confirmed, it would be lost: the index holds its
-			// new state, so no scan would journal it again.
-			b.waiting = append(b.waiting, e)
-			b.unlisted = append(b.unlisted, e.Path+": "+err.Error()+" (tried again)")
+			// I/O error, no permission): it stays pending and is planned
+			// again after the peer's backoff for a failing path, which
+			// grows while the error lasts. Confirmed, it would be lost:
+			// the index holds its new state, so no scan would journal it
+			// again.
+			b.unreadable = append(b.unreadable, Failure{Entry: e, Reason: "look at it: " + err.Error()})
+			b.unlisted = append(b.unlisted, e.Path+": "+err.Error()+" (tried again later)")
 		}
 	}
 	gone = append(gone, b.oldNamesGone(rootfd, olds, gone)...)

@@ -570,6 +570,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.addLinks(rootfd, &b)
 	s.settleUnderFile(rootfd, &b)
 	s.wait(b.waiting, time.Now())
+	s.holdFailures(b.unreadable, time.Now())
 	b.eachPath(s.inflight.add)
 	return b, len(b.waiting) > 0
 }
