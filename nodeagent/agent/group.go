@@ -550,7 +550,7 @@ func (g *group) detector() (*detect.Detector, error) {
 		Quiet: []string{rsyncd.TempDir, rsyncd.PartialDir}}
 	src, kind := newSource(opts, g.settle(), g.log)
 	g.status.setSource(kind)
-	d := &detect.Detector{Root: g.root, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
+	d := &detect.Detector{Root: g.root, HeldRoot: &g.rootfd, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
 		ScanInterval: g.cfg.ScanInterval, Incoming: g.incoming, Racy: g.journal.Racy, Log: g.log.WithName("detect"), AllowMassDelete: g.cfg.AllowMassDelete, MaxDeleteShare: g.cfg.MaxDeleteShare,
 		Scanned: func(reason string) {
 			for _, p := range g.peers {

@@ -57,6 +57,12 @@ type Detector struct {
 	// Incoming holds changes on paths the receiver is writing; nil holds
 	// nothing.
 	Incoming *Incoming
+	// HeldRoot, when set, is the root as the caller opened it at start (the
+	// descriptor its receiver and journal write and read through): the
+	// detector's own, and the root its path names at every check, must be
+	// that directory (index.SameDir). Without it, the detector's own
+	// descriptor is the reference.
+	HeldRoot *int
 	// AllowMassDelete lets one scan report more than the scanner's share
 	// of deletions (the operator's word, --allow-mass-delete).
 	AllowMassDelete bool
@@ -92,6 +98,13 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 		return err
 	}
 	defer unix.Close(rootfd)
+	held := rootfd
+	if d.HeldRoot != nil {
+		held = *d.HeldRoot
+		if err := index.SameDir(held, rootfd, d.Root); err != nil {
+			return err
+		}
+	}
 	if err := d.Index.CheckRootFD(rootfd, d.Root); err != nil {
 		return err
 	}
@@ -100,7 +113,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 		m, _ = exclude.Compile(nil)
 	}
 	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare,
-		SameRoot: func(fd int) error { return index.SameDir(rootfd, fd, d.Root) }}
+		SameRoot: func(fd int) error { return index.SameDir(held, fd, d.Root) }}
 	excluded := func(c change.Change) bool {
 		// Only a directory-only pattern needs to know the type.
 		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))
@@ -123,7 +136,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 		return co.Run(ctx, toCoalesce, ready)
 	})
 	g.Go(func() error { return d.filter(ctx, rootfd, ready, out) })
-	g.Go(func() error { return d.watchRoot(ctx, rootfd) })
+	g.Go(func() error { return d.watchRoot(ctx, held) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -285,6 +285,37 @@ func (e *env) refusesTheRoot(what string) {
 	}
 }
 
+// TestDetector_HeldRootMustBeTheRoot: a caller's root (HeldRoot), opened
+// before the detector's, that is not the directory the path names when
+// the detector starts (swapped in between) is refused at once.
+func TestDetector_HeldRootMustBeTheRoot(t *testing.T) {
+	base := t.TempDir()
+	root, other := filepath.Join(base, "root"), filepath.Join(base, "other")
+	for _, d := range []string{root, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx := openIndex(t, root)
+	for _, tc := range []struct {
+		held    string
+		refused bool
+	}{{other, true}, {root, false}} {
+		fd, err := unix.Open(tc.held, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &Detector{Root: root, HeldRoot: &fd, Index: idx, Settle: 100 * time.Millisecond, ScanInterval: time.Hour, Log: logr.Discard()}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err = d.Run(ctx, make(chan change.Change, 1024))
+		cancel()
+		unix.Close(fd)
+		if refused := errors.Is(err, index.ErrRootChanged); refused != tc.refused {
+			t.Errorf("held %s: Run = %v, want refused: %v", tc.held, err, tc.refused)
+		}
+	}
+}
+
 // TestDetector_RootReplacedByACopyIsRefused: the root's path is given to
 // an older copy of it, marker and all, on the same filesystem (mv root
 // root.old; mv root.copy root): the detector stops instead of reading the
