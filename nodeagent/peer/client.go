@@ -30,7 +30,8 @@ type Client struct {
 // source (the member's own address, which the receiver checks).
 func NewClient(node string, key []byte, source netip.Addr, timeout time.Duration) *Client {
 	d := &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: source.AsSlice()}}
-	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute,
+		ExpectContinueTimeout: time.Second}
 	return &Client{node: node, key: key, http: &http.Client{Transport: tr, Timeout: timeout}, now: time.Now}
 }
 
@@ -60,6 +61,10 @@ func (c *Client) Rename(ctx context.Context, addr netip.AddrPort, group string, 
 	return resp.Results, nil
 }
 
+// expectContinueOver is the body size above which a request waits for the
+// receiver's go-ahead (Expect: 100-continue) before it sends the body.
+const expectContinueOver = 64 << 10
+
 // post signs and sends req, for the receiver's epoch as last known; when
 // the receiver answers that it has another (it restarted, or is called for
 // the first time), it signs again for that one, once.
@@ -76,6 +81,14 @@ func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string
 			return err
 		}
 		r.Header.Set("Content-Type", "application/json")
+		if epoch == "" || len(body) > expectContinueOver {
+			// The body goes once the headers passed: a refusal (another
+			// epoch, a stranger) comes back before it is sent, so a large
+			// body never meets a server that closes the connection on it
+			// unread (which a client may report as a write error instead
+			// of the answer).
+			r.Header.Set("Expect", "100-continue")
+		}
 		if err := signRequest(r, c.key, c.node, epoch, body, c.now()); err != nil {
 			return err
 		}
@@ -86,8 +99,10 @@ func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string
 		data, _ := io.ReadAll(io.LimitReader(res.Body, maxBody))
 		res.Body.Close()
 		answered := res.Header.Get(headerEpoch)
+		if answered != "" && answered != epoch {
+			c.epoch(addr, answered) // from every answer, not only refusals
+		}
 		if res.StatusCode == http.StatusPreconditionFailed && answered != "" && answered != epoch && attempt == 0 {
-			c.epoch(addr, answered)
 			continue
 		}
 		return result(op, addr, res, data, resp)

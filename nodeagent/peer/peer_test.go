@@ -3,6 +3,7 @@ package peer
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -337,7 +338,9 @@ func TestEndpoint_RefusesBeforeReadingTheBody(t *testing.T) {
 // TestEndpoint_RefusesReplayAfterRestart records a request to an endpoint
 // and replays it to the endpoint restarted on the same address, whose
 // nonces are gone: its new epoch refuses it. A client that talked to the
-// first learns the new epoch and goes on.
+// first learns the new epoch and goes on, with a request large enough
+// that a server closing the connection on its unread body could lose the
+// answer.
 func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 	rec := &recorder{}
 	group := &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}}
@@ -389,11 +392,33 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 	if got := send(recorded, body); got != http.StatusPreconditionFailed {
 		t.Errorf("the recorded request replayed after the restart: status %d, want %d", got, http.StatusPreconditionFailed)
 	}
-	if err := c.Incoming(context.Background(), addr, "www", "run-2", []string{"b"}); err != nil {
+	// The client's first request after the restart is a large one (1 MiB
+	// and more): refused for its epoch before its body is sent, then sent
+	// again, whole.
+	large := make([]string, 40000)
+	for i := range large {
+		large[i] = fmt.Sprintf("dir/a-rather-long-file-name-%06d", i)
+	}
+	size := int64(len(must(json.Marshal(newPathsRequest("run-2", large)))))
+	written := new(atomic.Int64) // bytes the client wrote to its connections
+	tr := c.http.Transport.(*http.Transport)
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeCountingConn{conn, written}, nil
+	}
+	tr.CloseIdleConnections()
+	if err := c.Incoming(context.Background(), addr, "www", "run-2", large); err != nil {
 		t.Errorf("the client after the restart: %v", err)
 	}
-	if want := []string{"a", "a", "b"}; !slices.Equal(rec.incoming, want) {
-		t.Errorf("the handler saw %q, want %q", rec.incoming, want)
+	if n := written.Load(); n > size+64<<10 {
+		t.Errorf("the client wrote %d bytes for a body of %d: the refused attempt sent its body too", n, size)
+	}
+	if want := append([]string{"a", "a"}, large...); !slices.Equal(rec.incoming, want) {
+		t.Errorf("the handler saw %d paths, want %d", len(rec.incoming), len(want))
 	}
 }
 
@@ -456,6 +481,25 @@ func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
 	if !slices.Equal(rec.incoming, []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "b"}) {
 		t.Errorf("served %q, want the first, then the second", rec.incoming)
 	}
+}
+
+// writeCountingConn adds the bytes written to its connection to written.
+type writeCountingConn struct {
+	net.Conn
+	written *atomic.Int64
+}
+
+func (c writeCountingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestNonces_fresh(t *testing.T) {

@@ -164,7 +164,11 @@ func (s *Server) serve(fn func(context.Context, *Group, string, []byte) (any, er
 			return
 		}
 		if c.epoch != s.epochID {
-			http.Error(w, fmt.Sprintf("signed for epoch %q, this endpoint's is %q (restarted): sign again", c.epoch, s.epochID), http.StatusPreconditionFailed)
+			msg := fmt.Sprintf("signed for epoch %q, this endpoint's is %q (restarted): sign again", c.epoch, s.epochID)
+			if c.epoch == "" {
+				msg = "signed without this endpoint's epoch (" + s.epochID + "): sign again; a member that never does runs an older agent, upgrade every member of the group"
+			}
+			http.Error(w, msg, http.StatusPreconditionFailed)
 			return
 		}
 		if r.ContentLength > maxBody {
