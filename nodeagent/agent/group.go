@@ -519,6 +519,12 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 		members[p.node] = p.daemon.Addr()
 	}
 	rcv := &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Log: g.log.WithName("receiver")}
+	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
+	if !rcv.Modes || !rcv.Owners {
+		g.log.Info("this data root does not keep modes or owners exactly as set (or the agent is not root): "+
+			"a received file whose mode or owner then differs is not taken for a change made here",
+			"modes", rcv.Modes, "owners", rcv.Owners)
+	}
 	// Before the detector's start scan: what arrived from runs announced
 	// before a kill and never confirmed is not this member's own change.
 	if held, err := rcv.Restore(); err != nil {

@@ -39,6 +39,14 @@ type Receiver struct {
 	// Rescan, when set, asks the detector to compare a path with the index
 	// (detect.Detector.Rescan).
 	Rescan func(path string)
+	// Modes and Owners say that this member's filesystem keeps a file's
+	// mode, and its numeric owner and group, exactly as rsync sets them
+	// (KeepsAttrs): only then does a confirmed file whose mode or owner
+	// differs from the sent one count as changed here. Elsewhere (FAT's
+	// fixed masks, NFS with root_squash, an agent not running as root)
+	// every received file would, and its attributes would go back to
+	// every member.
+	Modes, Owners bool
 	// Log receives what the receiver does.
 	Log logr.Logger
 
@@ -145,11 +153,10 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 			}
 		}
 		tx := index.Within(btx)
-		owners := os.Geteuid() == 0 // rsync set them as sent only as root
 		for i, p := range sent {
 			var st unix.Stat_t
 			err := beneath.Lstat(r.RootFD, p, &st)
-			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !r.holds(p, &st, states[i], owners) {
+			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !r.holds(p, &st, states[i]) {
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
 				}
@@ -206,15 +213,16 @@ func exists(rootfd int, p string) bool {
 }
 
 // holds reports whether p, found in state st, is what the sender sent
-// (sent), as rsync leaves it. A regular file: the same size, mode and, when
-// owners, numeric owner and group, and the same mtime. rsync sets the mtime
+// (sent), as rsync leaves it. A regular file: the same size, mode (where
+// the filesystem keeps it, r.Modes), numeric owner and group (r.Owners),
+// and the same mtime. rsync sets the mtime
 // to the nanosecond (--modify-window=-1) where the filesystem keeps
 // nanoseconds; where it keeps whole seconds (the mtime has none), within
 // 2 s, so that a coarse filesystem (FAT keeps 2 s) never reads every
 // received file as changed here and sends it back. A symlink: a symlink to
 // the same target (its mode, times and owner are not compared: systems
 // differ on which of them a link keeps). An unknown state holds.
-func (r *Receiver) holds(p string, st *unix.Stat_t, sent peer.FileState, owners bool) bool {
+func (r *Receiver) holds(p string, st *unix.Stat_t, sent peer.FileState) bool {
 	switch {
 	case sent.Symlink:
 		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
@@ -226,7 +234,7 @@ func (r *Receiver) holds(p string, st *unix.Stat_t, sent peer.FileState, owners 
 		return true
 	case st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != sent.Size:
 		return false
-	case sent.Mode != 0 && (uint32(st.Mode) != sent.Mode || owners && (st.Uid != sent.UID || st.Gid != sent.GID)):
+	case sent.Mode != 0 && (r.Modes && uint32(st.Mode) != sent.Mode || r.Owners && (st.Uid != sent.UID || st.Gid != sent.GID)):
 		return false
 	}
 	mtime := st.Mtim.Nano()
@@ -238,6 +246,35 @@ func (r *Receiver) holds(p string, st *unix.Stat_t, sent peer.FileState, owners 
 	}
 	d := mtime - sent.MtimeNs
 	return -2*int64(time.Second) < d && d < 2*int64(time.Second)
+}
+
+// KeepsAttrs reports whether the filesystem of dir (beneath rootfd, the
+// reserved temp directory) keeps a file's mode, and its numeric owner and
+// group, exactly as set: a probe file is made there, chmodded and, when
+// the agent runs as root (the only case in which rsync sets owners),
+// chowned, then read back and removed. Anything that fails reads as not
+// kept.
+func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
+	dfd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return false, false
+	}
+	defer unix.Close(dfd)
+	name := fmt.Sprintf(".attrs-probe-%d", os.Getpid())
+	_ = unix.Unlinkat(dfd, name, 0) // one left by a killed agent of this pid
+	fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return false, false
+	}
+	defer unix.Unlinkat(dfd, name, 0)
+	defer unix.Close(fd)
+	const mode, uid, gid = 0o751, 4242, 4243 // unlike what umask and the creator give
+	var st unix.Stat_t
+	modes = unix.Fchmod(fd, mode) == nil && unix.Fstat(fd, &st) == nil && st.Mode&0o7777 == mode
+	if os.Geteuid() == 0 {
+		owners = unix.Fchown(fd, uid, gid) == nil && unix.Fstat(fd, &st) == nil && st.Uid == uid && st.Gid == gid
+	}
+	return modes, owners
 }
 
 // Rename renames locally where this member's old file is the sender's:

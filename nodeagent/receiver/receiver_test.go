@@ -51,7 +51,8 @@ func newReceiver(t *testing.T) (*Receiver, string, string, time.Time) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx.Close() })
-	return &Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Log: logr.Discard()}, root, outside, mtime
+	modes, owners := KeepsAttrs(fd, "dir")
+	return &Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Modes: modes, Owners: owners, Log: logr.Discard()}, root, outside, mtime
 }
 
 // TestReceiver_Rename: a rename is applied only where this member's old
@@ -306,25 +307,33 @@ func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
 		mtime    time.Time // of the local file "a" (5 bytes, 0644)
 		sent     peer.FileState
 		received bool // recorded as it is on disk
+		attrsNot bool // the receiver's filesystem keeps neither modes nor owners
 	}{
-		{"as sent", "a", time.Unix(0, mtime), file(5, mtime, 0, 0, 0), true},
-		{"written here since: other size", "a", time.Unix(0, mtime), file(4, mtime, 0, 0, 0), false},
-		{"written here since: same size, later mtime", "a", time.Unix(1700000000, 223456789), file(5, mtime, 0, 0, 0), false},
-		{"a filesystem of whole seconds", "a", time.Unix(1700000001, 0), file(5, mtime, 0, 0, 0), true},
-		{"whole seconds, written here minutes later", "a", time.Unix(1700000300, 0), file(5, mtime, 0, 0, 0), false},
-		{"state not known", "a", time.Unix(1, 0), peer.FileState{}, true},
-		{"as sent, mode and owner too", "a", time.Unix(0, mtime), file(5, mtime, regular, uid, gid), true},
-		{"chmodded here since", "a", time.Unix(0, mtime), file(5, mtime, unix.S_IFREG|0o600, uid, gid), false},
-		{"chowned here since (compared as root only)", "a", time.Unix(0, mtime), file(5, mtime, regular, uid+1, gid), os.Geteuid() != 0},
-		{"chgrped here since (compared as root only)", "a", time.Unix(0, mtime), file(5, mtime, regular, uid, gid+1), os.Geteuid() != 0},
-		{"a symlink as sent", "out", time.Time{}, peer.FileState{Symlink: true, Link: []byte("OUTSIDE")}, true},
-		{"a symlink pointed elsewhere here since", "out", time.Time{}, peer.FileState{Symlink: true, Link: []byte("/elsewhere")}, false},
-		{"a symlink replaced by a file here since", "a", time.Unix(0, mtime), peer.FileState{Symlink: true, Link: []byte("a")}, false},
-		{"a file replaced by a symlink here since", "out", time.Time{}, file(5, mtime, regular, uid, gid), false},
+		{"as sent", "a", time.Unix(0, mtime), file(5, mtime, 0, 0, 0), true, false},
+		{"written here since: other size", "a", time.Unix(0, mtime), file(4, mtime, 0, 0, 0), false, false},
+		{"written here since: same size, later mtime", "a", time.Unix(1700000000, 223456789), file(5, mtime, 0, 0, 0), false, false},
+		{"a filesystem of whole seconds", "a", time.Unix(1700000001, 0), file(5, mtime, 0, 0, 0), true, false},
+		{"whole seconds, written here minutes later", "a", time.Unix(1700000300, 0), file(5, mtime, 0, 0, 0), false, false},
+		{"state not known", "a", time.Unix(1, 0), peer.FileState{}, true, false},
+		{"as sent, mode and owner too", "a", time.Unix(0, mtime), file(5, mtime, regular, uid, gid), true, false},
+		{"chmodded here since", "a", time.Unix(0, mtime), file(5, mtime, unix.S_IFREG|0o600, uid, gid), false, false},
+		{"chowned here since (compared as root only)", "a", time.Unix(0, mtime), file(5, mtime, regular, uid+1, gid), os.Geteuid() != 0, false},
+		{"chgrped here since (compared as root only)", "a", time.Unix(0, mtime), file(5, mtime, regular, uid, gid+1), os.Geteuid() != 0, false},
+		{"a symlink as sent", "out", time.Time{}, peer.FileState{Symlink: true, Link: []byte("OUTSIDE")}, true, false},
+		{"a symlink pointed elsewhere here since", "out", time.Time{}, peer.FileState{Symlink: true, Link: []byte("/elsewhere")}, false, false},
+		{"a symlink replaced by a file here since", "a", time.Unix(0, mtime), peer.FileState{Symlink: true, Link: []byte("a")}, false, false},
+		{"a file replaced by a symlink here since", "out", time.Time{}, file(5, mtime, regular, uid, gid), false, false},
+		{"another mode on a filesystem that does not keep modes (FAT): as received", "a", time.Unix(0, mtime), file(5, mtime, unix.S_IFREG|0o600, uid+1, gid), true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, outside, _ := newReceiver(t)
+			if !r.Modes {
+				t.Fatal("the test's filesystem does not keep modes: its premise")
+			}
+			if tc.attrsNot {
+				r.Modes, r.Owners = false, false
+			}
 			if !tc.mtime.IsZero() {
 				if err := os.Chtimes(filepath.Join(root, tc.path), tc.mtime, tc.mtime); err != nil {
 					t.Fatal(err)
@@ -348,6 +357,27 @@ func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
 				t.Errorf("recorded %+v; want recorded as on disk: %t", e, tc.received)
 			}
 		})
+	}
+}
+
+// TestKeepsAttrs: the test's filesystem (t.TempDir) keeps modes, and owners where the agent runs as
+// root; the probe leaves nothing behind; a directory that is not there
+// keeps nothing.
+func TestKeepsAttrs(t *testing.T) {
+	_, root, _, _ := newReceiver(t)
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if modes, owners := KeepsAttrs(fd, "dir"); !modes || owners != (os.Geteuid() == 0) {
+		t.Errorf("KeepsAttrs = %v, %v; want true, %v", modes, owners, os.Geteuid() == 0)
+	}
+	if es, _ := os.ReadDir(filepath.Join(root, "dir")); len(es) != 1 {
+		t.Errorf("the probe left %d entries in dir, want only b", len(es))
+	}
+	if modes, owners := KeepsAttrs(fd, "missing"); modes || owners {
+		t.Errorf("KeepsAttrs of a missing directory = %v, %v", modes, owners)
 	}
 }
 
