@@ -302,6 +302,23 @@ func (g *group) run(ctx context.Context) error {
 		g.ready.Store(true)
 		return nil
 	})
+	if err := g.startParts(ctx, runCtx, eg, daemon); err != nil {
+		// What started already stops with the group: the error ends
+		// the group's context, and Wait returns it once they are done.
+		eg.Go(func() error { return err })
+	} else {
+		g.log.Info("group running", "node", g.cfg.Node, "root", g.root, "daemon", g.self.daemon, "peers", len(g.peers), "rsync", version)
+	}
+	err = eg.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// startParts starts the detector, the endpoint, metrics, status, the
+// senders and the journal's feed in eg, after the daemon.
+func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daemon *rsyncd.Daemon) error {
 	det, err := g.detector()
 	if err != nil {
 		return err
@@ -326,12 +343,7 @@ func (g *group) run(ctx context.Context) error {
 	eg.Go(func() error { return det.Run(ctx, changes) })
 	wakes := g.startSenders(ctx, runCtx, eg)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
-	g.log.Info("group running", "node", g.cfg.Node, "root", g.root, "daemon", g.self.daemon, "peers", len(g.peers), "rsync", version)
-	err = eg.Wait()
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return nil
 }
 
 // partialMaxAge is how long a partly received large file is kept across
