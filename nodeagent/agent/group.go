@@ -114,11 +114,14 @@ func resolve(cfg Config) (self member, peers []member, err error) {
 }
 
 // dataRoot returns the group's data root on this host, symlinks resolved.
-func dataRoot(cfg Config) (string, error) {
+//
+// For a root inside a jail it also returns what watches the jail (nil
+// otherwise): it ends with an error when the jail runs with another root.
+func dataRoot(cfg Config) (string, func(context.Context) error, error) {
 	root := cfg.Group.Spec.Path
 	switch {
 	case cfg.Root != "" && cfg.Group.Spec.Jail != "":
-		return "", errors.New("--root cannot be combined with a SyncGroup that names a jail")
+		return "", nil, errors.New("--root cannot be combined with a SyncGroup that names a jail")
 	case cfg.Root != "":
 		root = cfg.Root
 	case cfg.Group.Spec.Jail != "":
@@ -126,13 +129,13 @@ func dataRoot(cfg Config) (string, error) {
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return "", fmt.Errorf("data root %s: %w", root, err)
+		return "", nil, fmt.Errorf("data root %s: %w", root, err)
 	}
-	return real, nil
+	return real, nil, nil
 }
 
 // checkStateDir refuses a state directory inside the data root (the scanner
@@ -189,7 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	root, err := dataRoot(cfg)
+	root, watchJail, err := dataRoot(cfg)
 	if err != nil {
 		return err
 	}
@@ -197,7 +200,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	g := &group{cfg: cfg, self: self, peers: peers, root: root, stateDir: stateDir, log: cfg.Log.WithValues("group", cfg.Group.Name)}
+	g := &group{cfg: cfg, self: self, peers: peers, root: root, watchJail: watchJail, stateDir: stateDir, log: cfg.Log.WithValues("group", cfg.Group.Name)}
 	return g.run(ctx)
 }
 
@@ -210,12 +213,15 @@ func Run(ctx context.Context, cfg Config) error {
 const drainTimeout = 6 * time.Second
 
 type group struct {
-	cfg      Config
-	self     member
-	peers    []member
-	root     string
-	stateDir string
-	log      logr.Logger
+	cfg   Config
+	self  member
+	peers []member
+	root  string
+	// watchJail, for a root inside a jail, ends with an error when the
+	// jail runs with another root.
+	watchJail func(context.Context) error
+	stateDir  string
+	log       logr.Logger
 
 	idx      *index.Index
 	journal  *journal.Journal
@@ -338,6 +344,9 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 	}
 	if err := g.serveStatus(ctx, eg); err != nil {
 		return err
+	}
+	if g.watchJail != nil {
+		eg.Go(func() error { return g.watchJail(ctx) })
 	}
 	changes := make(chan change.Change, 4096)
 	eg.Go(func() error { return det.Run(ctx, changes) })

@@ -135,7 +135,7 @@ func TestDataRoot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sg := &syncv1.SyncGroup{}
 			sg.Spec.Path, sg.Spec.Jail = tc.path, tc.jail
-			got, err := dataRoot(Config{Group: sg, Root: tc.root})
+			got, _, err := dataRoot(Config{Group: sg, Root: tc.root})
 			if tc.wantError != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantError) {
 					t.Fatalf("dataRoot = %q, %v; want an error saying %q", got, err, tc.wantError)

@@ -1,10 +1,12 @@
 package jail
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -68,4 +70,43 @@ func (t *Tracker) Resolve() (root string, restarted bool, err error) {
 	}
 	unix.Close(fd)
 	return filepath.Join(jailRoot, rel), restarted, nil
+}
+
+// ErrMoved is returned by Check when the jail's data root resolves to
+// another directory than the one the agent syncs.
+var ErrMoved = errors.New("the jail's data root moved")
+
+// Check resolves the data root again and refuses it when it is no longer
+// root, the directory the agent syncs: the jail was restarted with another
+// root. A jail that is not running now leaves root as it is (its
+// directory on the host still holds the data; the agent's root checks
+// watch it).
+func (t *Tracker) Check(root string) error {
+	now, _, err := t.Resolve()
+	if errors.Is(err, ErrNotRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if now != root {
+		return fmt.Errorf("%w: jail %q now has its data at %s, not %s: restart the agent to sync the jail's new root", ErrMoved, t.Name, now, root)
+	}
+	return nil
+}
+
+// Watch calls Check every interval until ctx ends or Check fails.
+func (t *Tracker) Watch(ctx context.Context, root string, interval time.Duration) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if err := t.Check(root); err != nil {
+			return err
+		}
+	}
 }

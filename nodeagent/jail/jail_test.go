@@ -100,3 +100,40 @@ func TestTracker_NoticesRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestTracker_Check: the data root the agent syncs is refused once the jail
+// runs with another root; a jail stopped, or restarted with the same root,
+// leaves it.
+func TestTracker_Check(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a + "/data", b + "/data"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	table := jails{"web": {JID: 3, Name: "web", Path: a}}
+	tr := &Tracker{Lookup: table.lookup, Name: "web", Path: "/data"}
+	root, _, err := tr.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		jail  *Info // nil: not running
+		moved bool
+	}{
+		{"running as it was", &Info{JID: 3, Name: "web", Path: a}, false},
+		{"stopped", nil, false},
+		{"restarted with the same root", &Info{JID: 8, Name: "web", Path: a}, false},
+		{"restarted with another root", &Info{JID: 9, Name: "web", Path: b}, true},
+	}
+	for _, s := range steps {
+		delete(table, "web")
+		if s.jail != nil {
+			table["web"] = *s.jail
+		}
+		if err := tr.Check(root); errors.Is(err, ErrMoved) != s.moved {
+			t.Errorf("%s: Check = %v, want moved: %v", s.name, err, s.moved)
+		}
+	}
+}
