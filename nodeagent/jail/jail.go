@@ -78,16 +78,14 @@ var ErrMoved = errors.New("the jail's data root moved")
 
 // Check resolves the data root again and refuses it when it is no longer
 // root, the directory the agent syncs: the jail was restarted with another
-// root. A jail that is not running now leaves root as it is (its
-// directory on the host still holds the data; the agent's root checks
-// watch it).
+// root. A jail that is not running now, or whose root cannot be resolved
+// for the moment, leaves root as it is: its directory on the host still
+// holds the data, and the agent's own root checks (identity, the directory
+// held open) watch it.
 func (t *Tracker) Check(root string) error {
 	now, _, err := t.Resolve()
-	if errors.Is(err, ErrNotRunning) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return nil
 	}
 	if now != root {
 		return fmt.Errorf("%w: jail %q now has its data at %s, not %s: restart the agent to sync the jail's new root", ErrMoved, t.Name, now, root)

@@ -125,6 +125,7 @@ func TestTracker_Check(t *testing.T) {
 		{"running as it was", &Info{JID: 3, Name: "web", Path: a}, false},
 		{"stopped", nil, false},
 		{"restarted with the same root", &Info{JID: 8, Name: "web", Path: a}, false},
+		{"running with a root that cannot be resolved for now", &Info{JID: 8, Name: "web", Path: a + "/gone"}, false},
 		{"restarted with another root", &Info{JID: 9, Name: "web", Path: b}, true},
 	}
 	for _, s := range steps {

@@ -31,7 +31,7 @@ type Client struct {
 func NewClient(node string, key []byte, source netip.Addr, timeout time.Duration) *Client {
 	d := &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: source.AsSlice()}}
 	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute,
-		ExpectContinueTimeout: time.Second}
+		ExpectContinueTimeout: 3 * time.Second}
 	return &Client{node: node, key: key, http: &http.Client{Transport: tr, Timeout: timeout}, now: time.Now}
 }
 
@@ -100,7 +100,10 @@ func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string
 		res.Body.Close()
 		answered := res.Header.Get(headerEpoch)
 		if answered != "" && answered != epoch {
-			c.epoch(addr, answered) // from every answer, not only refusals
+			// From every answer, not only refusals; and only over the
+			// epoch this request was signed for: an answer of the old
+			// process, late, must not undo what another learnt since.
+			c.learn(addr, epoch, answered)
 		}
 		if res.StatusCode == http.StatusPreconditionFailed && answered != "" && answered != epoch && attempt == 0 {
 			continue
@@ -121,6 +124,20 @@ func (c *Client) epoch(addr netip.AddrPort, set string) string {
 		c.epochs[addr] = set
 	}
 	return c.epochs[addr]
+}
+
+// learn sets addr's epoch to answered if it still is signed, the one a
+// request was signed for.
+func (c *Client) learn(addr netip.AddrPort, signed, answered string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epochs[addr] != signed {
+		return
+	}
+	if c.epochs == nil {
+		c.epochs = make(map[netip.AddrPort]string)
+	}
+	c.epochs[addr] = answered
 }
 
 // result turns an answer into post's error, decoding data into resp.

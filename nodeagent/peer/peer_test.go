@@ -531,3 +531,25 @@ func TestNonces_fresh(t *testing.T) {
 		})
 	}
 }
+
+// TestClient_learn: an answer's epoch replaces the one its request was
+// signed for, and only that: a late answer of a restarted endpoint's old
+// process does not undo the new epoch another request learnt.
+func TestClient_learn(t *testing.T) {
+	addr := netip.MustParseAddrPort("127.0.7.9:1")
+	c := NewClient("web-1", []byte("k"), memberAddr, time.Second)
+	steps := []struct {
+		signed, answered, want string
+	}{
+		{"", "old", "old"},    // the first answer
+		{"old", "new", "new"}, // the endpoint restarted
+		{"", "old", "new"},    // a late answer to a request signed before anything was known
+		{"old", "old", "new"}, // a late answer of the old process
+	}
+	for i, s := range steps {
+		c.learn(addr, s.signed, s.answered)
+		if got := c.epoch(addr, ""); got != s.want {
+			t.Fatalf("step %d: epoch %q, want %q", i, got, s.want)
+		}
+	}
+}

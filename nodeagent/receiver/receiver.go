@@ -252,27 +252,37 @@ func (r *Receiver) holds(p string, st *unix.Stat_t, sent peer.FileState) bool {
 // reserved temp directory) keeps a file's mode, and its numeric owner and
 // group, exactly as set: a probe file is made there, chmodded and, when
 // the agent runs as root (the only case in which rsync sets owners),
-// chowned, then read back and removed. Anything that fails reads as not
-// kept.
+// chowned, then read back and removed. Only what the probe sees fail
+// reads as not kept (a mode read back otherwise, a chown refused with
+// EPERM or read back otherwise); where the probe itself cannot run (no
+// space, no descriptor), the filesystem is taken to keep both, as most do.
 func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
+	modes, owners = true, os.Geteuid() == 0
 	dfd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return false, false
+		return modes, owners
 	}
 	defer unix.Close(dfd)
 	name := fmt.Sprintf(".attrs-probe-%d", os.Getpid())
 	_ = unix.Unlinkat(dfd, name, 0) // one left by a killed agent of this pid
 	fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return false, false
+		return modes, owners
 	}
 	defer unix.Unlinkat(dfd, name, 0)
 	defer unix.Close(fd)
 	const mode, uid, gid = 0o751, 4242, 4243 // unlike what umask and the creator give
 	var st unix.Stat_t
-	modes = unix.Fchmod(fd, mode) == nil && unix.Fstat(fd, &st) == nil && st.Mode&0o7777 == mode
-	if os.Geteuid() == 0 {
-		owners = unix.Fchown(fd, uid, gid) == nil && unix.Fstat(fd, &st) == nil && st.Uid == uid && st.Gid == gid
+	if unix.Fchmod(fd, mode) == nil && unix.Fstat(fd, &st) == nil {
+		modes = st.Mode&0o7777 == mode
+	}
+	if owners {
+		switch err := unix.Fchown(fd, uid, gid); {
+		case errors.Is(err, unix.EPERM):
+			owners = false
+		case err == nil && unix.Fstat(fd, &st) == nil:
+			owners = st.Uid == uid && st.Gid == gid
+		}
 	}
 	return modes, owners
 }

@@ -534,7 +534,8 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 	return batch{}, false
 }
 
-// take is next once: waited reports entries it left waiting.
+// take is next once: waited reports entries it left waiting or held
+// (unreadable), so that next takes the entries behind them.
 func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	entries, err := s.Journal.Next(s.Peer, s.BatchFiles, s.skip)
 	if err != nil {
@@ -572,7 +573,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.wait(b.waiting, time.Now())
 	s.holdFailures(b.unreadable, time.Now())
 	b.eachPath(s.inflight.add)
-	return b, len(b.waiting) > 0
+	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
 }
 
 // waitAgain is how long an entry that waits (batch.waiting) is held

@@ -162,3 +162,72 @@ func settle(t *testing.T, j *journal.Journal, rootfd int, paths ...string) {
 		t.Fatal(err)
 	}
 }
+
+// TestSender_next_movesPastUnreadablePaths: the oldest pending path cannot
+// be looked at (opening its directory fails: no descriptor is free); it is
+// held as a failure and next takes the entries behind it at once, instead
+// of stopping the peer's queue at it.
+func TestSender_next_movesPastUnreadablePaths(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"dir/a", "b"} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	j, err := journal.Open(idx, []string{"peer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := []change.Change{{Path: "dir/a", Op: change.Create | change.Write, Finished: true}, {Path: "b", Op: change.Create | change.Write, Finished: true}}
+	if err := j.Record(rootfd, []string{"peer"}, ch); err != nil {
+		t.Fatal(err)
+	}
+	s := &Sender{Peer: "peer", Journal: j, BatchFiles: 1, Log: logr.Discard()}
+	s.defaults()
+
+	// Every descriptor below a low limit taken: "dir" cannot be opened;
+	// "b", in the root, is looked at through the root's descriptor.
+	var was unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &was); err != nil {
+		t.Fatal(err)
+	}
+	low := was
+	low.Cur = uint64(rootfd) + 64
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var taken []int
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		taken = append(taken, fd)
+	}
+	b, ok := s.next(rootfd)
+	for _, fd := range taken {
+		unix.Close(fd)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &was); err != nil {
+		t.Fatal(err)
+	}
+	if got := pathsOf(b.sends); !ok || !slices.Equal(got, []string{"b"}) {
+		t.Errorf("next = %q, %v; want b, the entry behind the unreadable one", got, ok)
+	}
+	if _, held := s.held["dir/a"]; !held {
+		t.Error("dir/a is not held as failing")
+	}
+}
