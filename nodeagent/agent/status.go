@@ -140,10 +140,10 @@ func (s *Status) report(r sender.Run) {
 			p.LastError = p.LastError[:1024]
 		}
 	case r.Failing > 0:
-		// Paths that failed on the peer wait for their retry while other
+		// Paths that failed on the peer (or could not be read here) wait for their retry while other
 		// runs go through: the error that named them stands.
 		if p.LastError == "" {
-			p.LastError = fmt.Sprintf("%d paths failed on the peer and are retried with backoff", r.Failing)
+			p.LastError = fmt.Sprintf("%d paths failed (on the peer, or could not be read here) and are retried with backoff", r.Failing)
 		}
 	default:
 		p.LastError = ""

@@ -104,7 +104,7 @@ func TestStatus_report(t *testing.T) {
 			lastErr: "rsync exit 10 (retry); p1: gone; p2: gone; p3: gone"},
 		{name: "failing paths keep the error", run: sender.Run{Peer: "b", Failing: 2}, lastErr: "rsync exit 10 (retry); p1: gone; p2: gone; p3: gone"},
 		{name: "a run with some left clears it", run: sender.Run{Peer: "b", Sent: sent, Remaining: journal.PeerStats{Files: 1}}, files: 1, bytes: 5},
-		{name: "failing paths say how many wait", run: sender.Run{Peer: "b", Failing: 2}, lastErr: "2 paths failed on the peer and are retried with backoff", files: 1, bytes: 5},
+		{name: "failing paths say how many wait", run: sender.Run{Peer: "b", Failing: 2}, lastErr: "2 paths failed (on the peer, or could not be read here) and are retried with backoff", files: 1, bytes: 5},
 		{name: "a run that leaves nothing", run: sender.Run{Peer: "b", Sent: sent}, synced: true, files: 2, bytes: 10},
 		{name: "a long error is cut", run: sender.Run{Peer: "b", Err: errors.New(long)}, lastErr: long[:1024], synced: true, files: 2, bytes: 10},
 		{name: "another group's peer is ignored", run: sender.Run{Peer: "z", Sent: sent}, lastErr: long[:1024], synced: true, files: 2, bytes: 10},
