@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -83,69 +82,6 @@ func TestPlan(t *testing.T) {
 		if got := b.fileAbove[p]; got != "was-a-dir" {
 			t.Errorf("file above %q: %q, want was-a-dir", p, got)
 		}
-	}
-}
-
-// TestPlan_pathsThatCannotBeLookedAtNow: a path whose lstat fails (here
-// out of descriptors: opening its directory gets EMFILE) is held as a
-// failure and planned again after a backoff; confirmed, its change would
-// be lost, since the index holds its new state already. A name no call
-// takes (a component over 255 bytes) is skipped.
-func TestPlan_pathsThatCannotBeLookedAtNow(t *testing.T) {
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "dir"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "dir", "file"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
-	tooLong := strings.Repeat("n", 300)
-	entries := []journal.Entry{{Path: "dir/file", Op: change.Write}, {Path: tooLong, Op: change.Write}}
-
-	var was unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &was); err != nil {
-		t.Fatal(err)
-	}
-	// Every descriptor below a low limit taken: the next open gets EMFILE.
-	low := was
-	low.Cur = uint64(rootfd) + 64
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	var taken []int
-	for {
-		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			break
-		}
-		taken = append(taken, fd)
-	}
-	defer func() {
-		for _, fd := range taken {
-			unix.Close(fd)
-		}
-	}()
-	b := plan(rootfd, entries, nil)
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &was); err != nil {
-		t.Fatal(err)
-	}
-	var unreadable []string
-	for _, f := range b.unreadable {
-		unreadable = append(unreadable, f.Entry.Path)
-	}
-	if !slices.Equal(unreadable, []string{"dir/file"}) {
-		t.Errorf("unreadable %q, want dir/file (unlisted: %q)", unreadable, b.unlisted)
-	}
-	if got := pathsOf(b.skipped); !slices.Equal(got, []string{tooLong}) {
-		t.Errorf("skipped %.40q, want the name too long", got)
-	}
-	if len(b.sends) != 0 {
-		t.Errorf("sends %q", pathsOf(b.sends))
 	}
 }
 
