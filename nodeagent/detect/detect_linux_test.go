@@ -263,6 +263,25 @@ func testSlowWriter(t *testing.T, useFanotify bool) {
 	t.Logf("finished change %v after the close", time.Since(closedAt))
 }
 
+// fiftyFilesRecorded writes f00 to f49 in the root, waits for them and
+// records them, as the agent would once they went out; what was seen is
+// forgotten.
+func (e *env) fiftyFilesRecorded() {
+	e.t.Helper()
+	for i := range 50 {
+		name := fmt.Sprintf("f%02d", i)
+		if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	e.waitFor("the last file", finishedWrite("f49"))
+	for i := range 50 {
+		e.record(fmt.Sprintf("f%02d", i))
+	}
+	e.drain()
+	e.seen = nil
+}
+
 // refusesTheRoot waits for the detector to stop with ErrRootChanged, its
 // root being what (unmounted, replaced), and checks that it reported no
 // deletion on the way.
@@ -328,18 +347,7 @@ func TestDetector_HeldRootMustBeTheRoot(t *testing.T) {
 func TestDetector_RootReplacedByACopyIsRefused(t *testing.T) {
 	eachSource(t, func(t *testing.T, useFanotify bool) {
 		e := start(t, useFanotify)
-		for i := range 50 {
-			name := fmt.Sprintf("f%02d", i)
-			if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		e.waitFor("the last file", finishedWrite("f49"))
-		for i := range 50 {
-			e.record(fmt.Sprintf("f%02d", i))
-		}
-		e.drain()
-		e.seen = nil
+		e.fiftyFilesRecorded()
 		// The copy: the marker, and the first ten files only.
 		cp := e.root + ".copy"
 		if err := os.MkdirAll(filepath.Join(cp, index.ReservedDir), 0o755); err != nil {
@@ -371,18 +379,7 @@ func TestDetector_RootReplacedByACopyIsRefused(t *testing.T) {
 func TestDetector_UnmountedRootIsRefused(t *testing.T) {
 	eachSource(t, func(t *testing.T, useFanotify bool) {
 		e := startRoot(t, useFanotify, true)
-		for i := range 50 {
-			name := fmt.Sprintf("f%02d", i)
-			if err := os.WriteFile(filepath.Join(e.root, name), []byte(name), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		e.waitFor("the last file", finishedWrite("f49"))
-		for i := range 50 {
-			e.record(fmt.Sprintf("f%02d", i))
-		}
-		e.drain()
-		e.seen = nil
+		e.fiftyFilesRecorded()
 		unix.Close(e.fdRec)
 		e.fdRec = -1
 		// The agent holds the root open, so a plain unmount fails; an

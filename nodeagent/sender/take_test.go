@@ -80,20 +80,7 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(rootfd)
-			idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer idx.Close()
-			j, err := journal.Open(idx, []string{"peer"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rootfd, j := openJournal(t, root)
 			if err := os.WriteFile(filepath.Join(root, "f"), []byte("now a file"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -140,6 +127,27 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openJournal opens root and a fresh index and journal for one peer,
+// "peer", all closed when the test ends.
+func openJournal(t *testing.T, root string) (int, *journal.Journal) {
+	t.Helper()
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(rootfd) })
+	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	j, err := journal.Open(idx, []string{"peer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rootfd, j
 }
 
 // settle records the paths as made, as the detector would, and confirms

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
-	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 )
 
@@ -103,20 +102,7 @@ func TestSender_next_movesPastUnreadablePaths(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
-	idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
-	j, err := journal.Open(idx, []string{"peer"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rootfd, j := openJournal(t, root)
 	ch := []change.Change{{Path: "dir/a", Op: change.Create | change.Write, Finished: true}, {Path: "b", Op: change.Create | change.Write, Finished: true}}
 	if err := j.Record(rootfd, []string{"peer"}, ch); err != nil {
 		t.Fatal(err)
