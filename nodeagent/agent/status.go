@@ -140,8 +140,9 @@ func (s *Status) report(r sender.Run) {
 			p.LastError = p.LastError[:1024]
 		}
 	case r.Failing > 0:
-		// Paths that failed on the peer (or could not be read here) wait for their retry while other
-		// runs go through: the error that named them stands.
+		// Paths that failed on the peer (or could not be read here) wait
+		// for their retry while other runs go through: the error that
+		// named them stands.
 		if p.LastError == "" {
 			p.LastError = fmt.Sprintf("%d paths failed (on the peer, or could not be read here) and are retried with backoff", r.Failing)
 		}

@@ -60,7 +60,7 @@ type Detector struct {
 	// HeldRoot, when set, is the root as the caller opened it at start (the
 	// descriptor its receiver and journal write and read through): the
 	// detector's own, and the root its path names at every check, must be
-	// that directory (index.SameDir). Without it, the detector's own
+	// that directory (index.Index.CheckHeldRoot). Without it, the detector's own
 	// descriptor is the reference.
 	HeldRoot *int
 	// AllowMassDelete lets one scan report more than the scanner's share
@@ -101,11 +101,8 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	held := rootfd
 	if d.HeldRoot != nil {
 		held = *d.HeldRoot
-		if err := index.SameDir(held, rootfd, d.Root); err != nil {
-			return err
-		}
 	}
-	if err := d.Index.CheckRootFD(rootfd, d.Root); err != nil {
+	if err := d.Index.CheckHeldRoot(held, rootfd, d.Root); err != nil {
 		return err
 	}
 	m := d.Exclude
@@ -113,7 +110,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 		m, _ = exclude.Compile(nil)
 	}
 	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare,
-		SameRoot: func(fd int) error { return index.SameDir(held, fd, d.Root) }}
+		HeldRoot: &held}
 	excluded := func(c change.Change) bool {
 		// Only a directory-only pattern needs to know the type.
 		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))
@@ -455,9 +452,10 @@ func typeAt(rootfd int, rel string) (dir, exists bool) {
 	return st.Mode&unix.S_IFMT == unix.S_IFDIR, true
 }
 
-// watchRoot checks the root's identity by path every second: a filesystem
-// unmounted or mounted over the root stops the detector.
-func (d *Detector) watchRoot(ctx context.Context, rootfd int) error {
+// watchRoot checks the root by path every second: a filesystem unmounted
+// or mounted over the root, or another directory given its path, stops the
+// detector.
+func (d *Detector) watchRoot(ctx context.Context, held int) error {
 	t := time.NewTicker(rootCheckInterval)
 	defer t.Stop()
 	for {
@@ -465,24 +463,21 @@ func (d *Detector) watchRoot(ctx context.Context, rootfd int) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			if err := checkRoot(d.Index, rootfd, d.Root); err != nil {
+			if err := checkRoot(d.Index, held, d.Root); err != nil {
 				return fmt.Errorf("data root refused: %w", err)
 			}
 		}
 	}
 }
 
-// checkRoot checks the root as its path names it now: its identity
-// (index.CheckRootFD), and that it is still the directory held open as
-// rootfd (index.SameDir).
-func checkRoot(idx *index.Index, rootfd int, root string) error {
+// checkRoot checks the root as its path names it now: that it is still
+// the directory held open and has the root's identity
+// (index.Index.CheckHeldRoot).
+func checkRoot(idx *index.Index, held int, root string) error {
 	fd, err := beneath.OpenRoot(root)
 	if err != nil {
 		return fmt.Errorf("%w: %v", index.ErrRootMissing, err)
 	}
 	defer unix.Close(fd)
-	if err := index.SameDir(rootfd, fd, root); err != nil {
-		return err
-	}
-	return idx.CheckRootFD(fd, root)
+	return idx.CheckHeldRoot(held, fd, root)
 }

@@ -170,12 +170,22 @@ func (x *Index) CheckRootFD(fd int, name string) error {
 	})
 }
 
-// SameDir refuses fd, the root as its path names it now, when it is not
+// CheckHeldRoot is CheckRootFD for fd, the root as its path names it now,
+// after sameDir: the directory must also be held, the one the agent opened
+// at start (held == fd passes that part).
+func (x *Index) CheckHeldRoot(held, fd int, name string) error {
+	if err := sameDir(held, fd, name); err != nil {
+		return err
+	}
+	return x.CheckRootFD(fd, name)
+}
+
+// sameDir refuses fd, the root as its path names it now, when it is not
 // held, the directory the agent opened at start: the path was given to
 // another directory since (a copy or a snapshot moved or mounted in its
 // place, with the same marker). Reading the new one while the agent's
 // other parts hold the old would split the member in two.
-func SameDir(held, fd int, name string) error {
+func sameDir(held, fd int, name string) error {
 	var a, b unix.Stat_t
 	if err := unix.Fstat(held, &a); err != nil {
 		return fmt.Errorf("%w: stat the root held open: %v", ErrRootMissing, err)

@@ -75,7 +75,7 @@ func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string
 	}
 	u := url.URL{Scheme: "http", Host: addr.String(), Path: "/v1/groups/" + group + "/" + op}
 	for attempt := 0; ; attempt++ {
-		epoch := c.epoch(addr, "")
+		epoch := c.epoch(addr)
 		r, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 		if err != nil {
 			return err
@@ -112,17 +112,10 @@ func (c *Client) post(ctx context.Context, addr netip.AddrPort, group, op string
 	}
 }
 
-// epoch returns the epoch known for addr, after setting it to set unless
-// set is empty.
-func (c *Client) epoch(addr netip.AddrPort, set string) string {
+// epoch returns the epoch known for addr.
+func (c *Client) epoch(addr netip.AddrPort) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if set != "" {
-		if c.epochs == nil {
-			c.epochs = make(map[netip.AddrPort]string)
-		}
-		c.epochs[addr] = set
-	}
 	return c.epochs[addr]
 }
 

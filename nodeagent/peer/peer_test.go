@@ -432,7 +432,7 @@ func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
 	addr := startServer(t, s)
 	s.bodies = semaphore.NewWeighted(100) // the budget, small enough for two bodies not to fit
 	c := NewClient("web-1", []byte("k"), memberAddr, 10*time.Second)
-	c.epoch(addr, s.epochID)
+	c.learn(addr, "", s.epochID)
 
 	// The first body, 80 bytes, sent up to its last byte.
 	body := []byte(`{"run":"slow","paths":["` + strings.Repeat("QUFB", 13) + `"]}`)
@@ -548,7 +548,7 @@ func TestClient_learn(t *testing.T) {
 	}
 	for i, s := range steps {
 		c.learn(addr, s.signed, s.answered)
-		if got := c.epoch(addr, ""); got != s.want {
+		if got := c.epoch(addr); got != s.want {
 			t.Fatalf("step %d: epoch %q, want %q", i, got, s.want)
 		}
 	}

@@ -44,9 +44,10 @@ type Scanner struct {
 	// service's arguments must not switch the guard off for good.
 	MaxDeleteShare  float64
 	AllowMassDelete bool
-	// SameRoot, when set, refuses a root opened by its path that is not
-	// the directory the caller holds (index.SameDir).
-	SameRoot func(fd int) error
+	// HeldRoot, when set, is the root as the caller holds it open: the root
+	// a scan opens by its path must be that directory
+	// (index.Index.CheckHeldRoot).
+	HeldRoot *int
 
 	// fullScanned is set by the first scan of the whole root.
 	fullScanned atomic.Bool
@@ -85,12 +86,11 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 	// Check the directory actually opened: a filesystem unmounted from
 	// under the path leaves an empty mount point that must not read as
 	// "everything was deleted".
-	if s.SameRoot != nil {
-		if err := s.SameRoot(rootfd); err != nil {
-			return Stats{}, err
-		}
+	held := rootfd
+	if s.HeldRoot != nil {
+		held = *s.HeldRoot
 	}
-	if err := s.Index.CheckRootFD(rootfd, s.Root); err != nil {
+	if err := s.Index.CheckHeldRoot(held, rootfd, s.Root); err != nil {
 		return Stats{}, err
 	}
 
