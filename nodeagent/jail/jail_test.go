@@ -1,10 +1,12 @@
 package jail
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
@@ -136,5 +138,54 @@ func TestTracker_Check(t *testing.T) {
 		if err := tr.Check(root); errors.Is(err, ErrMoved) != s.moved {
 			t.Errorf("%s: Check = %v, want moved: %v", s.name, err, s.moved)
 		}
+	}
+}
+
+// TestTracker_Watch: Watch checks again and again until the jail's data
+// root moves, and returns ErrMoved then; a jail that stays put is watched
+// until the context ends.
+func TestTracker_Watch(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a + "/data", b + "/data"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		moveAfter int // lookups before the jail runs from b; 0: never
+		want      error
+	}{
+		{"moves on the fourth check", 4, ErrMoved},
+		{"stays until the context ends", 0, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookups := 0
+			lookup := func(name string) (Info, error) {
+				lookups++
+				if tt.moveAfter > 0 && lookups > tt.moveAfter {
+					return Info{JID: 9, Name: name, Path: b}, nil
+				}
+				return Info{JID: 3, Name: name, Path: a}, nil
+			}
+			tr := &Tracker{Lookup: lookup, Name: "web", Path: "/data"}
+			root, _, err := tr.Resolve()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err = tr.Watch(ctx, root, time.Millisecond)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Watch = %v, want %v", err, tt.want)
+			}
+			if tt.moveAfter > 0 && lookups != tt.moveAfter+1 {
+				t.Errorf("Watch looked the jail up %d times, want %d (it must stop at the first move)", lookups, tt.moveAfter+1)
+			}
+			if tt.moveAfter == 0 && lookups < 3 {
+				t.Errorf("Watch looked the jail up %d times in 300 ms at a 1 ms interval, want many", lookups)
+			}
+		})
 	}
 }
