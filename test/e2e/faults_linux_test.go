@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -555,7 +556,10 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 	c := start(t, 2, 18595)
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "secret"), []byte("members only"), 0o600))
 	c.converged("n1")
-	target := "rsync://jailsync@127.0.5.2:18595/www/"
+	target := fmt.Sprintf("rsync://jailsync@127.0.5.2:%d/www/", c.port)
+	// The control: a member with the password reads, so the refusals
+	// below are the daemon's, not an address nobody listens on.
+	mustReadThroughDaemon(t, target, "127.0.5.3", "e2e-secret", "secret")
 	tests := []struct {
 		name, password, source string
 	}{
@@ -567,8 +571,8 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 			dst := t.TempDir()
 			read := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, target, dst+"/")
 			read.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
-			if out, err := read.CombinedOutput(); err == nil {
-				t.Fatalf("read through the daemon succeeded:\n%s", out)
+			if out, err := read.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
+				t.Fatalf("read through the daemon: %v\n%s\nwant the daemon's refusal (@ERROR)", err, out)
 			}
 			if _, err := os.Stat(filepath.Join(dst, "secret")); err == nil {
 				t.Fatal("the stranger got the file")
@@ -577,8 +581,8 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(src, "planted"), []byte("x"), 0o644))
 			write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, src+"/", target)
 			write.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
-			if out, err := write.CombinedOutput(); err == nil {
-				t.Fatalf("write through the daemon succeeded:\n%s", out)
+			if out, err := write.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
+				t.Fatalf("write through the daemon: %v\n%s\nwant the daemon's refusal (@ERROR)", err, out)
 			}
 			if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
 				t.Fatal("the stranger planted a file")
@@ -616,11 +620,29 @@ func TestStandalone_InsecureRunsWithoutAPassword(t *testing.T) {
 
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "planted"), []byte("x"), 0o644))
-	write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address=127.0.5.99", src+"/", "rsync://127.0.5.2:18515/www/")
-	if out, err := write.CombinedOutput(); err == nil {
-		t.Fatalf("a stranger wrote through an insecure member's daemon:\n%s", out)
+	target := fmt.Sprintf("rsync://127.0.5.2:%d/www/", c.port)
+	// The control: a member reads without a password.
+	mustReadThroughDaemon(t, target, "127.0.5.3", "", "open")
+	write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address=127.0.5.99", src+"/", target)
+	if out, err := write.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
+		t.Fatalf("a stranger wrote through an insecure member's daemon: %v\n%s\nwant the daemon's refusal (@ERROR)", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
 		t.Fatal("the stranger planted a file")
+	}
+}
+
+// mustReadThroughDaemon reads target from address source with password
+// (none when empty) and fails t unless the file name came with it.
+func mustReadThroughDaemon(t *testing.T, target, source, password, name string) {
+	t.Helper()
+	dst := t.TempDir()
+	read := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+source, target, dst+"/")
+	read.Env = append(os.Environ(), "RSYNC_PASSWORD="+password)
+	if out, err := read.CombinedOutput(); err != nil {
+		t.Fatalf("a member (%s) could not read %s: %v\n%s", source, target, err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dst, name)); err != nil {
+		t.Fatalf("a member (%s) read %s without %s: %v", source, target, name, err)
 	}
 }
