@@ -246,6 +246,11 @@ func (g *group) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
+	// Some rsync versions refuse, as receivers, every deletion a peer
+	// sends (rsyncd.CheckDeletes): this member would never converge.
+	if err := rsyncd.CheckDeletes(ctx, "", g.stateDir); err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
 	daemon, err := g.daemon()
 	if err != nil {
 		return err

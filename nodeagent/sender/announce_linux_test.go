@@ -32,16 +32,34 @@ type announcements struct {
 	refused  int                         // renames refused (all are)
 	// failReceived is how many confirmations fail before one goes through.
 	failReceived int
+	// confirming are the runs whose confirmation came; late counts their
+	// announcements that came after it (the peer would hold their paths
+	// again, for a run that is over).
+	confirming map[string]bool
+	late       int
+	// receivedDelay is how long each confirmation takes to be answered.
+	receivedDelay time.Duration
 }
 
 func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.incoming[run]++
+	if a.confirming[run] {
+		a.late++
+	}
 	return nil
 }
 
 func (a *announcements) Received(_ context.Context, _, run string, sent []string, states []peer.FileState, _ []string) error {
+	a.mu.Lock()
+	if a.confirming == nil {
+		a.confirming = map[string]bool{}
+	}
+	a.confirming[run] = true
+	delay := a.receivedDelay
+	a.mu.Unlock()
+	time.Sleep(delay)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.failReceived > 0 {
@@ -107,10 +125,12 @@ func serveEndpoint(t *testing.T, r *rig, a *announcements, port uint16) {
 // TestSender_Start_aLongRunIsAnnouncedAgain: a run that lasts (2 MiB at
 // 512 KiB/s, about 4 s) is announced to the peer again every
 // ReannounceEvery while it runs, under its one run id, so that the peer
-// keeps holding its paths; it is confirmed once.
+// keeps holding its paths; it is confirmed once, and not announced again
+// once its confirmation is on its way (the peer takes a second over it:
+// five more announcements, were they not stopped first).
 func TestSender_Start_aLongRunIsAnnouncedAgain(t *testing.T) {
 	r := newRig(t, 3)
-	a := &announcements{incoming: map[string]int{}}
+	a := &announcements{incoming: map[string]int{}, receivedDelay: time.Second}
 	serveEndpoint(t, r, a, basePort+53)
 	r.sender.ReannounceEvery = 200 * time.Millisecond
 	r.sender.Options.BandwidthLimit = 512 << 10
@@ -139,6 +159,9 @@ func TestSender_Start_aLongRunIsAnnouncedAgain(t *testing.T) {
 	}
 	if len(a.received) != 1 {
 		t.Errorf("confirmed %d times, want once", len(a.received))
+	}
+	if a.late != 0 {
+		t.Errorf("announced %d times after its confirmation came, want never", a.late)
 	}
 }
 
