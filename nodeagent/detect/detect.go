@@ -111,10 +111,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	}
 	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare,
 		HeldRoot: &held}
-	excluded := func(c change.Change) bool {
-		// Only a directory-only pattern needs to know the type.
-		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(rootfd, c))
-	}
+	typeOf := func(rel string) (dir, exists bool) { return typeAt(rootfd, rel) }
 
 	raw := make(chan change.Change, 4096)
 	toCoalesce := make(chan change.Change, 4096)
@@ -122,8 +119,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	rescans := &d.rescans
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.runSource(ctx, sc, raw) })
-	typeOf := func(rel string) (dir, exists bool) { return typeAt(rootfd, rel) }
-	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, excluded, typeOf) })
+	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, m, typeOf) })
 	g.Go(func() error { return d.scans(ctx, sc, rescans, toCoalesce) })
 	g.Go(func() error {
 		co := &change.Coalescer{Settle: d.Settle, MaxHold: d.MaxHold, Probe: func(p string) (bool, bool) {
@@ -150,7 +146,8 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 
 // route passes source changes on to the coalescer, drops excluded ones and
 // turns Rescan into a scan request.
-func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, excluded func(change.Change) bool, typeOf func(rel string) (dir, exists bool)) error {
+func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, m *exclude.Matcher, typeOf func(rel string) (dir, exists bool)) error {
+	excluded, matches := excludedBy(m, typeOf), m.Match
 	for {
 		select {
 		case <-ctx.Done():
@@ -158,7 +155,7 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 		case c := <-raw:
 			if c.Op.Has(change.Rename) && c.OldPath != "" && !c.Op.Has(change.Rescan) {
 				var keep bool
-				if c, keep = acrossExclusion(c, excluded, typeOf); !keep {
+				if c, keep = acrossExclusion(c, matches, typeOf); !keep {
 					continue
 				}
 			}
@@ -209,12 +206,15 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 //
 // Whether it is a directory is read from the new name as it is now (the
 // audit trail's renames carry no type), or from the op when it is gone.
-func acrossExclusion(c change.Change, excluded func(change.Change) bool, typeOf func(rel string) (dir, exists bool)) (change.Change, bool) {
+func acrossExclusion(c change.Change, excluded func(rel string, dir bool) bool, typeOf func(rel string) (dir, exists bool)) (change.Change, bool) {
 	dir, exists := typeOf(c.Path)
 	if !exists {
 		dir = c.Op&(change.Mkdir|change.Rmdir|change.Subtree) != 0
 	}
-	newOut, oldOut := excluded(c), excluded(change.Change{Path: c.OldPath, Op: c.Op})
+	// Both names are matched as what was renamed: the old one is gone,
+	// and its type cannot be read there (a directory-only pattern, such
+	// as "build/", would not match it).
+	newOut, oldOut := excluded(c.Path, dir), excluded(c.OldPath, dir)
 	switch {
 	case newOut && oldOut:
 		return c, false
@@ -430,15 +430,23 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 	return out
 }
 
+// excludedBy reports whether m excludes a change's path; only a
+// directory-only pattern needs to know the type (isDir).
+func excludedBy(m *exclude.Matcher, typeOf func(rel string) (dir, exists bool)) func(change.Change) bool {
+	return func(c change.Change) bool {
+		return m.Match(c.Path, false) || (m.Match(c.Path, true) && isDir(c, typeOf))
+	}
+}
+
 // isDir reports whether c's path is a directory: by its op where that says
-// so (a removed one cannot be looked at), else by lstat beneath the root.
-func isDir(rootfd int, c change.Change) bool {
+// so (a removed one cannot be looked at), else as it is now (typeOf).
+func isDir(c change.Change, typeOf func(rel string) (dir, exists bool)) bool {
 	if c.Op&(change.Mkdir|change.Rmdir) != 0 {
 		return true
 	}
 	// Subtree is not enough: the audit trail's source marks a file moved
 	// in from outside the root so too.
-	dir, _ := typeAt(rootfd, c.Path)
+	dir, _ := typeOf(c.Path)
 	return dir
 }
 

@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/exclude"
 )
 
 // TestAcrossExclusion: a rename with one side excluded is what the synced
 // tree saw of it (the audit trail's source reports such renames whole).
 func TestAcrossExclusion(t *testing.T) {
-	excluded := func(c change.Change) bool { return strings.HasPrefix(c.Path, "cache/") || c.Path == "local.conf" }
+	excluded := func(rel string, _ bool) bool { return strings.HasPrefix(rel, "cache/") || rel == "local.conf" }
 	// What is on disk now: the audit trail's renames carry no type.
 	disk := map[string]bool{"b": false, "cache/f": false, "cache/d": true, "shared.conf": false, "d": true, "build": true, "cache/b": false}
 	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
@@ -40,6 +41,50 @@ func TestAcrossExclusion(t *testing.T) {
 			want: change.Change{Path: "build", Op: change.Subtree, Finished: true}},
 		{name: "both sides excluded", keep: false,
 			in: change.Change{Path: "cache/b", OldPath: "cache/a", Op: change.Rename, Finished: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, keep := acrossExclusion(tt.in, excluded, typeOf)
+			if keep != tt.keep || keep && got != tt.want {
+				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
+			}
+		})
+	}
+}
+
+// TestAcrossExclusion_directoryOnlyPattern: with the agent's own matcher,
+// a directory renamed from or to a name that only a directory-only
+// pattern ("build/") excludes leaves or enters the synced tree: the old
+// name, gone by the time the rename is read, is matched as a directory.
+// Left a rename, the peer would be asked to rename its own excluded
+// build/, or, refused, have it deleted with --force.
+func TestAcrossExclusion_directoryOnlyPattern(t *testing.T) {
+	m, err := exclude.Compile([]string{"build/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On disk now: out and notes (build was renamed away).
+	disk := map[string]bool{"out": true, "notes": false}
+	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
+	excluded := m.Match
+	tests := []struct {
+		name string
+		in   change.Change
+		want change.Change
+		keep bool
+	}{
+		{name: "mv build out: a tree made", keep: true,
+			in:   change.Change{Path: "out", OldPath: "build", Op: change.Rename | change.Subtree, Finished: true},
+			want: change.Change{Path: "out", Op: change.Subtree, Finished: true}},
+		{name: "mv build out, as the audit trail reports it (no type)", keep: true,
+			in:   change.Change{Path: "out", OldPath: "build", Op: change.Rename, Finished: true},
+			want: change.Change{Path: "out", Op: change.Subtree, Finished: true}},
+		{name: "mv out build: a tree removed", keep: true,
+			in:   change.Change{Path: "build", OldPath: "out", Op: change.Rename | change.Subtree, Finished: true},
+			want: change.Change{Path: "out", Op: change.Rmdir, Finished: true}},
+		{name: "a file named build is not excluded", keep: true,
+			in:   change.Change{Path: "notes", OldPath: "build", Op: change.Rename, Finished: true},
+			want: change.Change{Path: "notes", OldPath: "build", Op: change.Rename, Finished: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
