@@ -12,8 +12,9 @@ import (
 // passes through a symlink: resolving it could leave the root.
 var ErrOutside = errors.New("path leaves the data root or passes through a symlink")
 
-// checkRel refuses paths that are not clean and relative.
-func checkRel(rel string) error {
+// CheckRel refuses paths that are not clean and relative ("." is the
+// root), as every function here does.
+func CheckRel(rel string) error {
 	if rel == "." {
 		return nil
 	}
@@ -32,7 +33,7 @@ func checkRel(rel string) error {
 // every directory on the way is opened without following symlinks; the last
 // component is not followed either.
 func Lstat(rootfd int, rel string, st *unix.Stat_t) error {
-	if err := checkRel(rel); err != nil {
+	if err := CheckRel(rel); err != nil {
 		return err
 	}
 	if rel == "." {
@@ -49,7 +50,7 @@ func Lstat(rootfd int, rel string, st *unix.Stat_t) error {
 // Readlink returns the target of the symlink rel, resolved beneath the
 // directory rootfd as Lstat resolves it.
 func Readlink(rootfd int, rel string) (string, error) {
-	if err := checkRel(rel); err != nil {
+	if err := CheckRel(rel); err != nil {
 		return "", err
 	}
 	if rel == "." {

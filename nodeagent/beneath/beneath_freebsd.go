@@ -12,7 +12,7 @@ import (
 // with O_NOFOLLOW|O_RESOLVE_BENEATH (open(2): O_RESOLVE_BENEATH), so that no
 // symlink is followed anywhere on the way.
 func Open(rootfd int, rel string, flags int, mode uint32) (int, error) {
-	if err := checkRel(rel); err != nil {
+	if err := CheckRel(rel); err != nil {
 		return -1, err
 	}
 	if rel == "." {

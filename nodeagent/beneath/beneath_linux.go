@@ -10,7 +10,7 @@ import (
 // Open opens rel beneath the directory rootfd with openat2(2): no "..",
 // no absolute path, no symlink anywhere, including the last component.
 func Open(rootfd int, rel string, flags int, mode uint32) (int, error) {
-	if err := checkRel(rel); err != nil {
+	if err := CheckRel(rel); err != nil {
 		return -1, err
 	}
 	how := unix.OpenHow{

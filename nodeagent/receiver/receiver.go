@@ -56,6 +56,36 @@ type Receiver struct {
 	// whose sender died is forgotten a day later (its holds expired long
 	// before: detect.Incoming's TTL).
 	runs map[string]announced
+	// confirmed are the runs confirmed lately (or being confirmed), by the
+	// same key, with when: a confirmation the sender sends again (its
+	// answer was lost, or came after the sender's timeout) changes nothing,
+	// and an announcement of it that comes late holds nothing. Either
+	// would release, or hold, paths of another run.
+	confirmed map[string]time.Time
+}
+
+// confirmedFor is how long a confirmed run is remembered: well past the
+// sender's retries of its confirmation and of its announcements, and the
+// holds they were about (detect.DefaultIncomingTTL).
+const confirmedFor = 2 * detect.DefaultIncomingTTL
+
+// checkPaths refuses paths that no sender sends: empty, absolute, not
+// clean, with a NUL, the root itself, or in the agent's reserved
+// directory. The index takes "" for the root's parent (deleting it would
+// delete every entry), and the holds and their record on disk split on
+// NUL; a confirmation with such a path is refused whole.
+func checkPaths(lists ...[]string) error {
+	for _, l := range lists {
+		for _, p := range l {
+			switch {
+			case p == "." || strings.IndexByte(p, 0) >= 0 || beneath.CheckRel(p) != nil:
+				return fmt.Errorf("path %q: not a path below the data root", p)
+			case p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
+				return fmt.Errorf("path %q: in the agent's reserved directory", p)
+			}
+		}
+	}
+	return nil
 }
 
 // announced is a run announced and not yet confirmed.
@@ -74,9 +104,16 @@ var _ peer.Handler = (*Receiver)(nil)
 // Incoming holds local events for the paths of a run. A run announced
 // again (it lasts) holds its paths for longer.
 func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string) error {
+	if err := checkPaths(paths); err != nil {
+		return fmt.Errorf("announced run %s from %s: %w", run, from, err)
+	}
 	key := from + "\x00" + run
 	now := time.Now()
 	r.mu.Lock()
+	if _, done := r.confirmed[key]; done {
+		r.mu.Unlock()
+		return nil // a late announcement of a run confirmed already
+	}
 	if r.runs == nil {
 		r.runs = make(map[string]announced)
 	}
@@ -91,6 +128,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 		if now.Sub(a.at) > 24*time.Hour {
 			delete(r.runs, k)
 			stale = append(stale, k)
+			defer r.Held.Done(a.paths...)
 		}
 	}
 	r.mu.Unlock()
@@ -126,25 +164,35 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // announcement renews the hold). A run not known here (announced before
 // this agent started) releases what it confirms.
 func (r *Receiver) Received(_ context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
+	if err := checkPaths(sent, deleted); err != nil {
+		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
+	}
 	key := from + "\x00" + run
 	keys := []string{key}
+	now := time.Now()
 	r.mu.Lock()
+	if _, done := r.confirmed[key]; done {
+		r.mu.Unlock()
+		return nil // confirmed again: its paths were released once
+	}
+	if r.confirmed == nil {
+		r.confirmed = make(map[string]time.Time)
+	}
+	for k, at := range r.confirmed {
+		if now.Sub(at) > confirmedFor {
+			delete(r.confirmed, k)
+		}
+	}
+	r.confirmed[key] = now
 	a, known := r.runs[key]
-	delete(r.runs, key)
+	var restored []announced
 	for k, ra := range r.runs {
-		if ra.restored && strings.HasPrefix(k, from+"\x00") {
-			delete(r.runs, k)
+		if ra.restored && k != key && strings.HasPrefix(k, from+"\x00") {
 			keys = append(keys, k)
-			defer r.Held.Done(ra.paths...)
+			restored = append(restored, ra)
 		}
 	}
 	r.mu.Unlock()
-	if known {
-		defer r.Held.Done(a.paths...)
-	} else {
-		defer r.Held.Done(sent...)
-		defer r.Held.Done(deleted...)
-	}
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		for _, k := range keys {
@@ -188,7 +236,26 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 		return nil
 	})
 	if err != nil {
+		// Not confirmed: the run keeps its paths held, and the sender's
+		// next try does it all again.
+		r.mu.Lock()
+		delete(r.confirmed, key)
+		r.mu.Unlock()
 		return fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
+	}
+	r.mu.Lock()
+	for _, k := range keys {
+		delete(r.runs, k)
+	}
+	r.mu.Unlock()
+	for _, ra := range restored {
+		r.Held.Done(ra.paths...)
+	}
+	if known {
+		r.Held.Done(a.paths...)
+	} else {
+		r.Held.Done(sent...)
+		r.Held.Done(deleted...)
 	}
 	return nil
 }
@@ -307,6 +374,8 @@ func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
 		switch {
 		case p == "." || p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
 			return fmt.Errorf("%q is the root or the agent's reserved directory, never renamed", p)
+		case checkPaths([]string{p}) != nil:
+			return fmt.Errorf("%q is not a path below the data root", p)
 		case r.Exclude != nil && r.Exclude(p, rn.Dir):
 			return fmt.Errorf("%q is excluded here", p)
 		}
@@ -323,8 +392,13 @@ func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
 		return errors.New("old file differs here")
 	}
 	var nst unix.Stat_t
-	if err := beneath.Lstat(r.RootFD, newRel, &nst); err == nil {
+	switch err := beneath.Lstat(r.RootFD, newRel, &nst); {
+	case err == nil:
 		return errors.New("new name exists here")
+	case !errors.Is(err, unix.ENOENT):
+		// Only a name that is not there is free: one that cannot be
+		// looked at may be a file (renameat replaces it on FreeBSD).
+		return fmt.Errorf("new name: %w", err)
 	}
 	oldDir, oldName := split(oldRel)
 	newDir, newName := split(newRel)
@@ -346,21 +420,47 @@ func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
 	var local bool
 	err = r.Index.Update(func(tx *index.Tx) error {
 		local = false
+		// What the index held of the old name, before the rename: a file
+		// (or the directory itself) changed here and not sent yet, even
+		// in what the sender's size and mtime do not show (chmod, chown,
+		// touch -r, cp -p), is this member's own change.
+		was, ok, err := tx.Get(oldRel)
+		if err != nil {
+			return err
+		}
+		now := index.FromStat(&st)
 		if isDir {
-			var err error
 			if local, err = recordTree(tx, r.RootFD, newRel, oldRel); err != nil {
 				return err
 			}
-		} else if err := tx.Record(r.RootFD, newRel); err != nil {
-			return err
+			if !ok || was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID {
+				if err := tx.Put(newRel, index.Entry{Size: -1}); err != nil {
+					return err
+				}
+				local = true
+			}
+		} else if ok && was.Matches(now) {
+			if err := tx.Record(r.RootFD, newRel); err != nil {
+				return err
+			}
+		} else {
+			if err := tx.Put(newRel, index.Entry{Size: -1}); err != nil {
+				return err
+			}
+			local = true
 		}
 		return tx.Record(r.RootFD, oldRel) // after: its entries are compared
 	})
 	if err == nil && local && r.Rescan != nil {
-		// Files this member made or changed in the tree and had not sent
-		// yet: their entries match nothing now, and the scan journals them
-		// under their new names (under the old ones they are gone).
-		r.Rescan(newRel)
+		// What this member made or changed and had not sent yet: its
+		// entries match nothing now, and the scan journals it under its
+		// new name (under the old one it is gone). A scan reads
+		// directories: a file's is its directory's.
+		at := newRel
+		if !isDir {
+			at, _ = split(newRel)
+		}
+		r.Rescan(at)
 	}
 	return err
 }

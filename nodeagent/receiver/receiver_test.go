@@ -87,13 +87,13 @@ func TestReceiver_Rename(t *testing.T) {
 			reason: "new name exists here"},
 		{name: "new name through a link out of the root", rename: func(time.Time) peer.Rename {
 			return peer.Rename{Old: []byte("a"), New: []byte("out/a"), Size: 5}
-		}, reason: "new name's directory"},
+		}, reason: "new name"},
 		{name: "old name through a link out of the root", rename: func(time.Time) peer.Rename {
 			return peer.Rename{Old: []byte("out/x"), New: []byte("x"), Size: 5}
 		}, reason: "old name"},
 		{name: "new name with ..", rename: func(time.Time) peer.Rename {
 			return peer.Rename{Old: []byte("a"), New: []byte("../escaped"), Size: 5}
-		}, reason: "new name"},
+		}, reason: "not a path below the data root"},
 		{name: "into the reserved directory", rename: func(m time.Time) peer.Rename {
 			return peer.Rename{Old: []byte("a"), New: []byte(".jailsync/a"), Size: 5, MtimeNs: m.UnixNano()}
 		}, reason: "reserved directory"},
@@ -346,14 +346,20 @@ func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
 				t.Fatal(err)
 			}
 			var e index.Entry
+			var found bool
 			if err := r.Index.View(func(tx *index.Tx) error {
 				var err error
-				e, _, err = tx.Get(tc.path)
+				e, found, err = tx.Get(tc.path)
 				return err
 			}); err != nil {
 				t.Fatal(err)
 			}
-			if got := e.Size != -1; got != tc.received {
+			if !found {
+				t.Fatalf("%s not recorded at all", tc.path)
+			}
+			var st unix.Stat_t
+			onDisk := unix.Lstat(filepath.Join(root, tc.path), &st) == nil && e.Matches(index.FromStat(&st))
+			if (e.Size == -1) == tc.received || tc.received && !onDisk {
 				t.Errorf("recorded %+v; want recorded as on disk: %t", e, tc.received)
 			}
 		})
@@ -502,6 +508,151 @@ func TestReceiver_ReceivedPathThatCannotBeLookedAt(t *testing.T) {
 		}
 		if _, ok, err := tx.Get("a"); err != nil || !ok {
 			t.Errorf("a not recorded (%v)", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReceiver_RenameKeepsALocalChangeLocal: a file (or directory) renamed
+// at a peer's request is recorded under its new name as the sender's copy
+// only where the index held it so under the old name: one changed here in
+// what size and mtime do not show (a chmod, not sent yet) or never
+// recorded is this member's own, an entry nothing matches, and a scan of
+// its directory is asked for. Recorded as the sender's, the chmod stayed
+// here alone for good (the peer's quick check sees nothing to send).
+func TestReceiver_RenameKeepsALocalChangeLocal(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string
+		dir      bool
+		record   bool               // the old name is in the index
+		change   func(string) error // applied here after the record
+		local    bool
+		rescans  []string
+	}{
+		{name: "a file as recorded", old: "a", new: "dir/a2", record: true, rescans: nil},
+		{name: "a file chmodded here", old: "a", new: "dir/a2", record: true, change: func(p string) error { return os.Chmod(p, 0o600) },
+			local: true, rescans: []string{"dir"}},
+		{name: "a file never recorded", old: "a", new: "a2", local: true, rescans: []string{"."}},
+		{name: "a directory as recorded", old: "dir", new: "dir2", dir: true, record: true, rescans: nil},
+		{name: "a directory chmodded here", old: "dir", new: "dir2", dir: true, record: true, change: func(p string) error { return os.Chmod(p, 0o700) },
+			local: true, rescans: []string{"dir2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, mtime := newReceiver(t)
+			if tc.record {
+				if err := r.Index.Update(func(tx *index.Tx) error {
+					for _, p := range []string{tc.old, "dir/b"} {
+						if err := tx.Record(r.RootFD, p); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.change != nil {
+				if err := tc.change(filepath.Join(root, tc.old)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			rn := peer.Rename{Old: []byte(tc.old), New: []byte(tc.new), Dir: tc.dir}
+			if !tc.dir {
+				rn.Size, rn.MtimeNs = 5, mtime.UnixNano()
+			}
+			res := r.Rename(context.Background(), "peer", []peer.Rename{rn})
+			if !res[0].Applied {
+				t.Fatalf("rename refused: %s", res[0].Reason)
+			}
+			if err := r.Index.View(func(tx *index.Tx) error {
+				e, ok, err := tx.Get(tc.new)
+				if err != nil || !ok || (e.Size == -1) != tc.local {
+					t.Errorf("%s recorded %+v (%v, %v); want local (size -1): %v", tc.new, e, ok, err, tc.local)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rescans, tc.rescans) {
+				t.Errorf("rescans asked for %q, want %q", rescans, tc.rescans)
+			}
+		})
+	}
+}
+
+// TestReceiver_ConfirmedTwice: a confirmation the sender sends again (its
+// answer was lost) and an announcement of the run that comes after its
+// confirmation change nothing: the path another sender's run holds stays
+// held until that run is confirmed, and then nothing holds it. Released
+// twice, the other run's hold went with the first; held again, the late
+// announcement kept the path for a run that is over.
+func TestReceiver_ConfirmedTwice(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	for _, from := range []string{"n1", "n2"} {
+		if err := r.Incoming(ctx, from, "run-1", []string{"a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if !r.Held.Has("a") {
+			t.Fatal("a released while n2's run holds it")
+		}
+	}
+	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n2", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Held.Has("a") {
+		t.Error("a still held after every run was confirmed (a late announcement held it again)")
+	}
+}
+
+// TestReceiver_RefusesPathsNoSenderSends: an announcement or confirmation
+// naming the root's parent (""), an absolute path, "..", a NUL, the root
+// itself or the reserved directory is refused whole, and the index keeps
+// every entry ("" is the prefix of every key: recording it gone deleted
+// them all).
+func TestReceiver_RefusesPathsNoSenderSends(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := r.Index.Update(func(tx *index.Tx) error {
+		for _, p := range []string{"a", "dir", "dir/b"} {
+			if err := tx.Record(r.RootFD, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "/etc/passwd", "../x", "dir/../a", "a\x00b", ".", ".jailsync", ".jailsync/tmp/x", "dir//b"} {
+		if err := r.Incoming(ctx, "n1", "run-"+p, []string{"a", p}); err == nil {
+			t.Errorf("announcement with %q accepted", p)
+		}
+		if err := r.Received(ctx, "n1", "run-"+p, []string{"a"}, nil, []string{p}); err == nil {
+			t.Errorf("confirmation deleting %q accepted", p)
+		}
+		if err := r.Received(ctx, "n1", "run-"+p, []string{p}, nil, nil); err == nil {
+			t.Errorf("confirmation sending %q accepted", p)
+		}
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		for _, p := range []string{"a", "dir", "dir/b"} {
+			if _, ok, err := tx.Get(p); err != nil || !ok {
+				t.Errorf("%s gone from the index (%v)", p, err)
+			}
 		}
 		return nil
 	}); err != nil {
