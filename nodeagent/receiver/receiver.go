@@ -70,15 +70,17 @@ type Receiver struct {
 const confirmedFor = 2 * detect.DefaultIncomingTTL
 
 // checkPaths refuses paths that no sender sends: empty, absolute, not
-// clean, with a NUL, the root itself, or in the agent's reserved
-// directory. The index takes "" for the root's parent (deleting it would
-// delete every entry), and the holds and their record on disk split on
-// NUL; a confirmation with such a path is refused whole.
+// clean, with a NUL, or in the agent's reserved directory. The index takes
+// "" for the root's parent (deleting it would delete every entry), and
+// the holds and their record on disk split on NUL; a confirmation with
+// such a path is refused whole. The root itself (".") passes: a run
+// announces the root's own change that it confirms without sending it
+// (sender's plan), and holding "." holds nothing below it.
 func checkPaths(lists ...[]string) error {
 	for _, l := range lists {
 		for _, p := range l {
 			switch {
-			case p == "." || strings.IndexByte(p, 0) >= 0 || beneath.CheckRel(p) != nil:
+			case strings.IndexByte(p, 0) >= 0 || beneath.CheckRel(p) != nil:
 				return fmt.Errorf("path %q: not a path below the data root", p)
 			case p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
 				return fmt.Errorf("path %q: in the agent's reserved directory", p)
