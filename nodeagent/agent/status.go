@@ -18,6 +18,7 @@ import (
 
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
 	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
 	"github.com/jailsync/jailsync/nodeagent/sender"
 )
 
@@ -206,9 +207,13 @@ func (g *group) serveStatus(ctx context.Context, eg *errgroup.Group) error {
 	return nil
 }
 
-// serve serves h on ln until ctx ends.
+// serve serves h on ln until ctx ends. A request must be read whole
+// within the agent-to-agent endpoint's replay window (its signature is
+// checked then, and refused past it anyway): a caller that sends a body
+// a byte a minute holds no room for bodies (peer.Server) longer than
+// that, and an idle connection is closed after as long.
 func serve(ctx context.Context, eg *errgroup.Group, ln net.Listener, h http.Handler) {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: peer.ReplayWindow, IdleTimeout: peer.ReplayWindow}
 	eg.Go(func() error {
 		<-ctx.Done()
 		return hs.Close()

@@ -160,17 +160,25 @@ func readClaim(r *http.Request, now time.Time) (claim, error) {
 	if c.node == "" || c.ts == "" || c.nonce == "" || c.sig == "" {
 		return claim{}, fmt.Errorf("%w: missing authentication headers", ErrUnauthenticated)
 	}
-	secs, err := strconv.ParseInt(c.ts, 10, 64)
-	if err != nil {
-		return claim{}, fmt.Errorf("%w: bad timestamp", ErrUnauthenticated)
-	}
-	if d := now.Sub(time.Unix(secs, 0)); d > ReplayWindow || d < -ReplayWindow {
-		return claim{}, fmt.Errorf("%w: timestamp %s off by %s (check the clocks)", ErrUnauthenticated, c.ts, d.Round(time.Second))
+	if err := checkTime(c.ts, now); err != nil {
+		return claim{}, err
 	}
 	if err := checkHost(r); err != nil {
 		return claim{}, err
 	}
 	return c, nil
+}
+
+// checkTime refuses a timestamp more than ReplayWindow away from now.
+func checkTime(ts string, now time.Time) error {
+	secs, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: bad timestamp", ErrUnauthenticated)
+	}
+	if d := now.Sub(time.Unix(secs, 0)); d > ReplayWindow || d < -ReplayWindow {
+		return fmt.Errorf("%w: timestamp %s off by %s (check the clocks)", ErrUnauthenticated, ts, d.Round(time.Second))
+	}
+	return nil
 }
 
 // checkHost refuses a request whose Host is not the address it came in on.
@@ -188,8 +196,14 @@ func checkHost(r *http.Request) error {
 }
 
 // verify checks c's signature of r and body against key, then records its
-// nonce, refusing one seen before.
+// nonce, refusing one seen before. The timestamp is checked again, now
+// that the body is read: a nonce is remembered for nonceLifetime from
+// here, and a replay whose body took longer than that to arrive would
+// find it forgotten.
 func (n *nonces) verify(c claim, r *http.Request, key, body []byte, now time.Time) error {
+	if err := checkTime(c.ts, now); err != nil {
+		return err
+	}
 	want := sign(key, c.node, c.ts, c.nonce, c.epoch, r.Method, r.Host, r.URL.Path, body)
 	if !hmac.Equal([]byte(c.sig), []byte(want)) {
 		return fmt.Errorf("%w: bad signature from %q (wrong password?)", ErrUnauthenticated, c.node)

@@ -189,6 +189,44 @@ func TestEndpoint_RefusesReplay(t *testing.T) {
 	}
 }
 
+// TestEndpoint_RefusesABodyThatOutlivesTheWindow: a request whose body
+// arrives whole only after its timestamp has left the replay window is
+// refused, though its headers came in time: the nonce of the request it
+// replays may be forgotten by then (the clock jumps 3 minutes between the
+// headers and the body's end).
+func TestEndpoint_RefusesABodyThatOutlivesTheWindow(t *testing.T) {
+	rec := &recorder{}
+	var calls atomic.Int32
+	s := &Server{Now: func() time.Time {
+		if calls.Add(1) == 1 {
+			return time.Now()
+		}
+		return time.Now().Add(ReplayWindow + time.Minute)
+	}}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	body := []byte(`{"run":"r","paths":["YQ=="]}`)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", strings.NewReader(string(body)))
+	if err := signRequest(req, []byte("k"), "web-1", s.epochID, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	res, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(string(msg), "timestamp") {
+		t.Fatalf("status %d (%s), want 401 for the timestamp", res.StatusCode, msg)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.incoming) != 0 {
+		t.Errorf("the handler was called: %q", rec.incoming)
+	}
+}
+
 // TestEndpoint_RefusesRequestsMeantForAnother: a request signed for one
 // member's endpoint is refused by another's (the signature covers the
 // address it names, which must be the one it came in on).
