@@ -6,9 +6,12 @@ import (
 	"time"
 )
 
-// DefaultMaxHold is how long a file may stay open for writing before its
-// change is reported anyway, marked unfinished, so that logs and databases
-// that are never closed are not starved.
+// DefaultMaxHold is how long a change waits for a close that its source
+// cannot see, and the system cannot say whether a writer still holds the
+// file (no Probe, or it cannot tell), before it is reported anyway, marked
+// unfinished, so that such files are not starved. A file that the Probe
+// knows a writer holds is never reported before the writer lets go: an
+// unfinished write is never shipped as final.
 const DefaultMaxHold = 30 * time.Second
 
 // Coalescer merges the events of one source into one change per path and
@@ -18,8 +21,10 @@ const DefaultMaxHold = 30 * time.Second
 //     or the operation is complete by nature: remove, rename, mkdir, ...);
 //   - after Settle without further events, for a change whose source could
 //     not see the close (Change.NeedsSettle); the change is then finished;
-//   - after MaxHold from its first event while still unfinished, reported
-//     unfinished (and held again for another MaxHold).
+//   - after MaxHold from its first event while still unfinished and no
+//     Probe can tell that a writer holds it, reported unfinished (and held
+//     again for another MaxHold); while the Probe knows a writer holds it,
+//     never: it is probed again every MaxHold/10 past MaxHold.
 //
 // A Coalescer is not safe for concurrent use; Run owns it.
 type Coalescer struct {
@@ -103,6 +108,10 @@ func (co *Coalescer) readyAt(e *entry) time.Time {
 		if quiet := e.last.Add(co.probeInterval()); quiet.Before(hold) {
 			return quiet
 		}
+		if co.Probe != nil && !e.last.Before(hold) {
+			// Probed past MaxHold, a writer held it: less often now.
+			return e.last.Add(max(co.maxHold()/10, co.probeInterval()))
+		}
 	}
 	return hold
 }
@@ -142,9 +151,8 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 		case co.settles(e) && !now.Before(e.last.Add(co.Settle)) && !co.held(d.path):
 			c.Finished = true // quiet for the settle period, and no writer seen
 			delete(co.pending, d.path)
-		case co.Probe != nil && now.Before(e.first.Add(co.maxHold())):
-			if done, known := co.Probe(d.path); known && done {
-				c.Finished = true // no writer holds it: its close was not seen
+		case co.Probe != nil && co.waits(d.path, e, now, &c):
+			if c.Finished {
 				delete(co.pending, d.path)
 				break
 			}
@@ -160,6 +168,22 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// waits probes e's path: it reports true (with c made finished) when no
+// writer holds it, its close not seen; true when a writer holds it, or
+// within MaxHold when the system cannot tell; false only past MaxHold
+// with the system unable to tell.
+func (co *Coalescer) waits(path string, e *entry, now time.Time, c *Change) bool {
+	done, known := co.Probe(path)
+	switch {
+	case known && done:
+		c.Finished = true
+		return true
+	case known:
+		return true
+	}
+	return now.Before(e.first.Add(co.maxHold()))
 }
 
 // held reports whether Probe knows that a writer holds path: a quiet

@@ -231,3 +231,59 @@ func TestCoalescer_ProbesUnfinishedChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestCoalescer_NeverShipsAFileAWriterHolds: past MaxHold, a change whose
+// file the Probe knows a writer still holds is not reported (an unfinished
+// write is never shipped as final); it is probed again, every MaxHold/10
+// instead of every probe interval, and reported finished once the writer
+// lets go. Where the system cannot tell, it is reported unfinished at each
+// MaxHold, so nothing starves.
+func TestCoalescer_NeverShipsAFileAWriterHolds(t *testing.T) {
+	const maxHold = time.Second
+	t0 := time.Unix(1_700_000_000, 0)
+	t.Run("a writer holds it", func(t *testing.T) {
+		writing, probes := true, 0
+		co := &Coalescer{MaxHold: maxHold, Probe: func(string) (bool, bool) {
+			probes++
+			return !writing, true
+		}}
+		co.Add(Change{Path: "a", Op: Write}, t0)
+		if got := readyAt(co, t0.Add(60*time.Second)); got != "[]" {
+			t.Fatalf("ready within a minute of writing: %s, want nothing", got)
+		}
+		// 20 probes in the first second (50 ms), then one every 100 ms.
+		if probes > 700 {
+			t.Errorf("probed %d times in a minute; want about 610", probes)
+		}
+		writing = false
+		if got := readyAt(co, t0.Add(60*time.Second+200*time.Millisecond)); got != "[a:write:true]" {
+			t.Fatalf("ready once the writer let go: %s, want a finished", got)
+		}
+	})
+	t.Run("the system cannot tell", func(t *testing.T) {
+		co := &Coalescer{MaxHold: maxHold, Probe: func(string) (bool, bool) { return false, false }}
+		co.Add(Change{Path: "a", Op: Write}, t0)
+		if got := readyAt(co, t0.Add(500*time.Millisecond)); got != "[]" {
+			t.Fatalf("ready before MaxHold: %s", got)
+		}
+		if got := readyAt(co, t0.Add(time.Second)); got != "[a:write:false]" {
+			t.Fatalf("ready at MaxHold: %s, want a unfinished", got)
+		}
+	})
+}
+
+// readyAt returns what co has ready at now, as "[path:op:finished ...]",
+// stepping through every deadline up to now.
+func readyAt(co *Coalescer, now time.Time) string {
+	var got []string
+	for {
+		next, ok := co.Next()
+		if !ok || next.After(now) {
+			break
+		}
+		for _, c := range co.Ready(next, nil) {
+			got = append(got, fmt.Sprintf("%s:%s:%v", c.Path, c.Op, c.Finished))
+		}
+	}
+	return fmt.Sprint(got)
+}
