@@ -96,7 +96,7 @@ func parseRun(args []string, stderr io.Writer) (runFlags, int) {
 		fmt.Fprintf(stderr, "nodeagent run: %v\n", err)
 		return f, 2
 	}
-	if f.deleteShare <= 0 || f.deleteShare > 1 {
+	if !(f.deleteShare > 0 && f.deleteShare <= 1) { // NaN too
 		fmt.Fprintf(stderr, "nodeagent run: --max-delete-share %v: give a share above 0 and at most 1, such as 0.5\n", f.deleteShare)
 		return f, 2
 	}

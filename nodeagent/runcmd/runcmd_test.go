@@ -50,6 +50,7 @@ func TestParseRun(t *testing.T) {
 			}},
 		{name: "no share", args: append(base, "--max-delete-share", "0"), code: 2, says: "--max-delete-share 0: give a share above 0 and at most 1"},
 		{name: "a share above 1", args: append(base, "--max-delete-share", "1.5"), code: 2, says: "at most 1"},
+		{name: "a share that is not a number", args: append(base, "--max-delete-share", "NaN"), code: 2, says: "--max-delete-share NaN: give a share above 0"},
 		{name: "no --node", args: []string{"--config", "g.yaml"}, code: 2, says: "--config and --node are required"},
 		{name: "no --config", args: []string{"--node", "web-1"}, code: 2, says: "--config and --node are required"},
 		{name: "an unknown flag", args: append(base, "--delete-everything"), code: 2, says: "flag provided but not defined: -delete-everything"},

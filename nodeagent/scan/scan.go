@@ -141,7 +141,7 @@ func (w *walk) releaseRemovals() error {
 		return err
 	}
 	share := w.s.MaxDeleteShare
-	if share <= 0 {
+	if !(share > 0 && share <= 1) { // NaN too: it compares false with everything
 		share = DefaultMaxDeleteShare
 	}
 	if deleted > massDeleteMinimum && float64(deleted) > share*float64(total) {
@@ -345,8 +345,15 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		c.Op, c.Finished = change.Attrib, true
 	case old.Matches(d.e):
 		return found, subdirs
-	case old.ContentMatches(d.e):
+	case old.ContentMatches(d.e) && (old.Mode != d.e.Mode || old.UID != d.e.UID || old.GID != d.e.GID):
 		c.Op, c.Finished = change.Attrib, true
+	case old.ContentMatches(d.e):
+		// Only the ctime moved: a write that kept size and mtime (cp -p,
+		// rsync --inplace -t, an archive extracted over it) looks so, and
+		// only a write goes again by checksum (the sender's quick check
+		// would find the peer's copy the same), as a hard link made or
+		// removed does too; the checksum then finds nothing to send.
+		c.Op = change.Write | change.Attrib
 	default:
 		c.Op = change.Write
 	}
