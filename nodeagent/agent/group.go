@@ -282,6 +282,9 @@ func (g *group) run(ctx context.Context) error {
 		return err
 	}
 	g.journal.RacyWindow = g.racyWindow()
+	g.journal.Unreadable = func(path string, err error) {
+		g.log.Info("cannot look at a changed path; it is left for the next scan", "path", path, "error", err.Error())
+	}
 	g.incoming = &detect.Incoming{}
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
 	g.status.suspended = g.cfg.Group.Spec.Suspend

@@ -38,7 +38,7 @@ func (t *Tx) RecordChanged(rootfd int, rel string) (e Entry, ok, changed bool, e
 func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
-	gone := isGone(lerr)
+	gone := IsGone(lerr)
 	switch {
 	case lerr != nil && !gone:
 		return Entry{}, false, false, fmt.Errorf("record %q: %w: %w", rel, ErrUnreadable, lerr)
@@ -71,13 +71,13 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, chan
 	return e, true, true, t.Put(rel, e)
 }
 
-// isGone reports whether an lstat's error says that the path is not in the
+// IsGone reports whether an lstat's error says that the path is not in the
 // tree: it does not exist, a parent is not a directory, or a parent is now
 // a symlink (beneath.ErrOutside: the path is then no path of the root's
 // own; the symlink is a change of its own, and the runs never follow it).
 // One path that became unreachable so must not fail the changes of others
 // recorded with it.
-func isGone(err error) bool {
+func IsGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, beneath.ErrOutside)
 }
 
@@ -93,7 +93,7 @@ func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 	var st unix.Stat_t
 	err = beneath.Lstat(rootfd, rel, &st)
 	switch {
-	case isGone(err):
+	case IsGone(err):
 		return !ok, nil
 	case err != nil:
 		return false, fmt.Errorf("lstat %q: %w", rel, err)

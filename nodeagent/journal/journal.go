@@ -84,6 +84,11 @@ type Journal struct {
 	// (index.TimestampTick). Zero turns the rule off, where every write
 	// gets a new ctime. Set it before use.
 	RacyWindow time.Duration
+	// Unreadable, when set, is told of every change that Record left out
+	// because its path could not be looked at (an I/O error, a descriptor
+	// limit): the index keeps what it held, so a later scan finds the
+	// change again. Called after the commit.
+	Unreadable func(path string, err error)
 
 	mu    sync.Mutex
 	stats map[string]*PeerStats
@@ -264,9 +269,15 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	var delta map[string]PeerStats
 	var last uint64
 	var marks []racyMark
+	type unreadable struct {
+		path string
+		err  error
+	}
+	var skipped []unreadable
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		delta = make(map[string]PeerStats) // afresh: Batch may call again
 		marks = marks[:0]
+		skipped = skipped[:0]
 		root := tx.Bucket(bucketJournal)
 		var seq uint64
 		if v := root.Get(keySeq); len(v) == 8 {
@@ -288,6 +299,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				continue
 			}
 			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path)
+			if errors.Is(err, index.ErrUnreadable) {
+				// One path that cannot be looked at must not fail the
+				// changes of the others (and stop the group).
+				skipped = append(skipped, unreadable{c.Path, err})
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -340,6 +357,11 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	if err != nil {
 		return fmt.Errorf("journal %d changes: %w", len(changes), err)
 	}
+	if j.Unreadable != nil {
+		for _, u := range skipped {
+			j.Unreadable(u.path, u.err)
+		}
+	}
 	j.markRacy(now, marks)
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -370,8 +392,14 @@ func recordOldName(itx *index.Tx, rootfd int, old string) error {
 		return err
 	}
 	var st unix.Stat_t
-	if beneath.Lstat(rootfd, old, &st) != nil || !had {
+	switch err := beneath.Lstat(rootfd, old, &st); {
+	case !had || err != nil && index.IsGone(err):
 		return itx.Delete(old)
+	case err != nil:
+		// Cannot be looked at now (an I/O error, a descriptor limit):
+		// the index keeps what it held, and a scan compares it later.
+		// Dropped, a tree there would be sent again whole.
+		return nil
 	}
 	now := index.FromStat(&st)
 	switch {

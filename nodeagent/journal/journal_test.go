@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -615,4 +616,32 @@ func remadeDirectory(t *testing.T, peers []string, mode os.FileMode) *fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestJournal_Record_anUnreadablePathFailsNoOther: a change whose path
+// cannot be looked at (here a name over NAME_MAX: ENAMETOOLONG, not a path
+// that is gone) is left out and reported, and the changes journaled with
+// it go through. Failing the whole batch stopped the group, at every
+// restart again.
+func TestJournal_Record_anUnreadablePathFailsNoOther(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	var reported []string
+	f.j.Unreadable = func(p string, err error) {
+		if !errors.Is(err, index.ErrUnreadable) {
+			t.Errorf("reported %q with %v, want ErrUnreadable", p, err)
+		}
+		reported = append(reported, p)
+	}
+	long := strings.Repeat("x", 300)
+	changes := []change.Change{f.write("a", 3), {Path: long, Op: change.Write, Finished: true}, f.write("b", 3)}
+	if err := f.j.Record(f.rootfd, peers, changes); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+	if got := f.j.Stats("web-2").Files; got != 2 {
+		t.Errorf("pending %d, want a and b", got)
+	}
+	if !slices.Equal(reported, []string{long}) {
+		t.Errorf("reported %q, want the long name", reported)
+	}
 }
