@@ -36,11 +36,11 @@ func peerAddr(n int) netip.Addr {
 func requireRsync(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the daemon chroots and sets owners")
+		t.Fatal("needs root: the daemon chroots and sets owners (make test runs as root)")
 	}
 	path, err := exec.LookPath("rsync")
 	if err != nil {
-		t.Skip("rsync not installed")
+		t.Fatal("rsync not installed (bash .ci/run installs it)")
 	}
 	return path
 }

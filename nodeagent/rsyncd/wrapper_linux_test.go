@@ -18,7 +18,7 @@ func TestDaemon_Run_wrapper(t *testing.T) {
 	const n = 31
 	env, err := exec.LookPath("env")
 	if err != nil {
-		t.Skip("no env(1)")
+		t.Fatal("no env(1) on PATH")
 	}
 	d := &Daemon{Config: testConfig(t, n), Wrapper: []string{env, "--"}}
 	startDaemon(t, d)

@@ -55,10 +55,10 @@ type rig struct {
 func newRig(t *testing.T, slot int) *rig {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the daemon chroots and sets owners")
+		t.Fatal("needs root: the daemon chroots and sets owners (make test runs as root)")
 	}
 	if _, err := exec.LookPath("rsync"); err != nil {
-		t.Skip("rsync not installed")
+		t.Fatal("rsync not installed (bash .ci/run installs it)")
 	}
 	r := &rig{t: t, root: t.TempDir(), peerRoot: t.TempDir()}
 	if err := os.MkdirAll(filepath.Join(r.peerRoot, rsyncd.TempDir), 0o700); err != nil {

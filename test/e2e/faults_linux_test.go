@@ -326,7 +326,8 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 	// n2's agent must stop, refusing the root, instead of propagating the
 	// empty directory as 50 deletions.
 	select {
-	case <-c.exited("n2"):
+	case st := <-c.exited("n2"):
+		c.refusedRoot(t, "n2", st)
 	case <-time.After(10 * time.Second):
 		t.Fatal("n2's agent still runs 10 s after its root was unmounted")
 	}
@@ -358,11 +359,23 @@ func (c *cluster) bigInFlight(t *testing.T, size int) {
 	})
 }
 
-// exited is closed when node's agent has exited.
-func (c *cluster) exited(node string) <-chan struct{} {
-	done := make(chan struct{})
-	go func() { _, _ = c.procs[node].Process.Wait(); close(done) }()
+// exited receives node's agent's exit state when it has exited.
+func (c *cluster) exited(node string) <-chan *os.ProcessState {
+	done := make(chan *os.ProcessState, 1)
+	go func() { st, _ := c.procs[node].Process.Wait(); done <- st }()
 	return done
+}
+
+// refusedRoot fails t unless node's agent exited with status 1 (an error
+// of its own, not a signal or a crash) saying that its data root changed
+// or went missing.
+func (c *cluster) refusedRoot(t *testing.T, node string, st *os.ProcessState) {
+	t.Helper()
+	log, err := os.ReadFile(filepath.Join(c.states[node], "agent.log"))
+	must(t, err)
+	if st == nil || st.ExitCode() != 1 || !bytes.Contains(log, []byte("data root changed")) && !bytes.Contains(log, []byte("data root missing")) {
+		t.Fatalf("%s exited %v; want exit status 1 refusing its data root", node, st)
+	}
 }
 
 func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
@@ -373,8 +386,12 @@ func TestStandalone_SigtermDrainsWithinTenSeconds(t *testing.T) {
 	must(t, c.procs["n1"].Process.Signal(syscall.SIGTERM))
 	exited := c.exited("n1")
 	select {
-	case <-exited:
+	case st := <-exited:
 		t.Logf("n1 exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+		if st == nil || st.ExitCode() != 0 {
+			// Not killed by the signal (Go's default), nor failed: drained.
+			t.Fatalf("n1 exited %v after SIGTERM, want status 0", st)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("n1 still runs 10 s after SIGTERM")
 	}
@@ -394,8 +411,9 @@ func TestStandalone_RefusedRootStopsRunsAtOnce(t *testing.T) {
 	must(t, unix.Unmount(filepath.Dir(c.roots["n1"]), unix.MNT_DETACH))
 	exited := c.exited("n1")
 	select {
-	case <-exited:
+	case st := <-exited:
 		t.Logf("n1 exited %v after its root was unmounted", time.Since(start).Round(time.Millisecond))
+		c.refusedRoot(t, "n1", st)
 	case <-time.After(8 * time.Second):
 		t.Fatal("n1 still runs 8 s after its root was unmounted: its transfer (16 s) went on")
 	}

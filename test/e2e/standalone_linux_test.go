@@ -184,7 +184,15 @@ func (c *cluster) status(node string) (*agent.Report, error) {
 		return nil, fmt.Errorf("status of %s: %w", node, err)
 	}
 	var r agent.Report
-	return &r, json.Unmarshal(out, &r)
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("status of %s: %w", node, err)
+	}
+	// Every other member is a peer: a check over r.Peers holds for none
+	// when there are none.
+	if len(r.Peers) != len(c.nodes)-1 {
+		return nil, fmt.Errorf("status of %s: %d peers, want %d", node, len(r.Peers), len(c.nodes)-1)
+	}
+	return &r, nil
 }
 
 // metricsURL is node's metrics endpoint (its daemon port + 2) with path.
@@ -639,6 +647,24 @@ func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
 	}
 	must(t, os.Remove(filepath.Join(r1, "keep-me")))
 	must(t, os.WriteFile(filepath.Join(r1, "marker"), []byte("after the delete"), 0o644))
+	// Until n1 has nothing pending for either peer: the removal is done
+	// with (under Mirror, deleted on the peers by then), not merely
+	// behind the marker in a run that pushes before it deletes.
+	poll.Until(t, 20*time.Second, func() error {
+		r, err := c.status("n1")
+		if err != nil {
+			return err
+		}
+		if len(r.Peers) != 2 {
+			return fmt.Errorf("n1 reports %d peers, want 2", len(r.Peers))
+		}
+		for _, p := range r.Peers {
+			if p.PendingFiles != 0 {
+				return fmt.Errorf("n1 -> %s: %d files pending", p.Target, p.PendingFiles)
+			}
+		}
+		return nil
+	})
 	for _, node := range []string{"n2", "n3"} {
 		poll.Until(t, 20*time.Second, func() error {
 			_, err := os.Stat(filepath.Join(c.roots[node], "marker"))
