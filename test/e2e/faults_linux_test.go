@@ -227,8 +227,17 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 	}
 }
 
+// TestStandalone_PeerDownCatchesUp: a peer down for as many failed runs as
+// an hour gives at the real backoff cap (500 ms here) gets, within
+// moments of its return, what was written and deleted meanwhile (the
+// deleted files it held before it went down among them); the other peer
+// was not held back.
 func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 	c := start(t, 3, 18540)
+	for i := range 10 {
+		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("before-%d", i)), []byte("x"), 0o644))
+	}
+	c.converged("n1")
 	c.kill9("n3")
 	// Down long enough for the backoff to reach its cap many times over.
 	defer func(start time.Time) { t.Logf("n3 was down for %v", time.Since(start).Round(time.Second)) }(time.Now())
@@ -236,13 +245,22 @@ func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("while-n3-down-%03d", i)), []byte("x"), 0o644))
 	}
 	must(t, os.Remove(filepath.Join(c.roots["n1"], "while-n3-down-007")))
+	for i := range 5 {
+		must(t, os.Remove(filepath.Join(c.roots["n1"], fmt.Sprintf("before-%d", i))))
+	}
 	// n2 is not held back by n3 being down.
 	poll.Until(t, 20*time.Second, func() error { return c.holds("n2", "n1") })
-	time.Sleep(5 * time.Second)
+	// 15 s down: a backoff doubling from 100 ms without the cap would
+	// wait 12.8 s after the failure at 12.7 s, and n3 would get nothing
+	// for about 10 s after its return.
+	time.Sleep(15 * time.Second)
 	c.startAgent("n3")
 	back := time.Now()
-	c.converged("n1")
+	c.convergedWithin("n1", 8*time.Second)
 	t.Logf("n3 caught up %v after it came back", time.Since(back).Round(time.Millisecond))
+	if _, err := os.Lstat(filepath.Join(c.roots["n3"], "before-0")); err == nil {
+		t.Error("before-0, deleted while n3 was down, is still on n3")
+	}
 }
 
 func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
