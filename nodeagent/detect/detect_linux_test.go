@@ -411,8 +411,16 @@ func TestDetector_HostileNamesAndExcludes(t *testing.T) {
 			t.Fatalf("the reserved directory was reported: %v", describe(e.seen))
 		}
 	}
-	if _, err := os.Stat(filepath.Join(e.root, "pwned")); err == nil {
-		t.Fatal("a file name was executed")
+	// A shell run with a name would touch pwned in its working directory:
+	// the root's, or this process's.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{e.root, wd} {
+		if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+			t.Fatalf("a file name was executed: %s/pwned", dir)
+		}
 	}
 }
 

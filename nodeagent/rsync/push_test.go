@@ -253,10 +253,16 @@ func TestPush_SymlinkedDirectoryIsNeverFollowed(t *testing.T) {
 	}
 	// The peer's evil is a link (to this host's outside, as both run
 	// here): nothing else of the outside arrived.
-	for _, p := range []string{"secret", "alias", "realdir"} {
+	// Where a followed name would land (--relative keeps the path; a
+	// leading "/" or ".." stripped): none of them.
+	for _, p := range []string{"secret", "alias", "realdir", "etc", "outside"} {
 		if _, err := os.Lstat(d.path(p)); err == nil {
 			t.Errorf("%s reached the peer", p)
 		}
+	}
+	// Nor anything through the peer's link to this host's outside.
+	if es, err := os.ReadDir(outside); err != nil || len(es) != 1 || es[0].Name() != "secret" {
+		t.Errorf("the directory outside the root holds %v (%v), want only secret", es, err)
 	}
 	if !strings.Contains(res.Paths[0].Reason, "symlink") {
 		t.Errorf("dropped reason %q", res.Paths[0].Reason)
