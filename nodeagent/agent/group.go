@@ -135,6 +135,12 @@ func dataRoot(cfg Config) (string, func(context.Context) error, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("data root %s: %w", root, err)
 	}
+	if real == "/" {
+		// The CRD refuses "/" as spec.path; --root (and a link to /) is
+		// held to the same rule: the whole host, the agent's own state
+		// included, is no data directory.
+		return "", nil, fmt.Errorf("data root %s is the host's root directory: name the data directory below it", root)
+	}
 	return real, nil, nil
 }
 

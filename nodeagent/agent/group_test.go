@@ -130,6 +130,8 @@ func TestDataRoot(t *testing.T) {
 		{name: "a symlinked root resolved", path: link, want: dir},
 		{name: "--root with a jail", path: "/srv/www", jail: "web", root: dir, wantError: "--root cannot be combined with a SyncGroup that names a jail"},
 		{name: "a missing root", path: filepath.Join(dir, "missing"), wantError: "data root"},
+		{name: "--root /", path: "/srv/www", root: "/", wantError: "is the host's root directory"},
+		{name: "--root through .. to /", path: "/srv/www", root: dir + strings.Repeat("/..", strings.Count(dir, "/")), wantError: "is the host's root directory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -216,12 +216,20 @@ func blocking(errs field.ErrorList) bool {
 	return false
 }
 
+// maxManifest bounds a standalone manifest's size.
+const maxManifest = 4 << 20
+
 // Load reads a standalone manifest: one SyncGroup and, optionally, the
 // Secret that its transport.secretRef names (data or stringData).
 func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
-	raw, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	raw, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	if len(raw) > maxManifest {
+		// Cut at a line break, the rest could still validate (a shorter
+		// exclude list): refused whole.
+		return nil, fmt.Errorf("read manifest: over %d bytes; a SyncGroup and its Secret take far less", maxManifest)
 	}
 	var group map[string]any
 	var secrets []*corev1.Secret
@@ -250,6 +258,11 @@ func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
 			s := &corev1.Secret{}
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, s, true); err != nil {
 				return nil, fmt.Errorf("manifest document %d: Secret in version %q cannot be handled as a Secret: %w", doc, gvk.Version, err)
+			}
+			for _, o := range secrets {
+				if o.Name == s.Name {
+					return nil, fmt.Errorf("manifest document %d: a second Secret named %q (the API server would refuse it as existing)", doc, s.Name)
+				}
 			}
 			secrets = append(secrets, s)
 		default:

@@ -120,6 +120,8 @@ spec:
 			"  replicas: 2\n  nodeSelector: {}\n", 1), "standalone mode has no registered agents", ""},
 		{"member without address refused", strings.Replace(group, "    address: 127.0.0.3:7873\n", "", 1), "needs every member's rsync daemon address", ""},
 		{"two SyncGroups", group + "---\n" + group, "holds one SyncGroup", ""},
+		{"two Secrets of one name", group + secret + strings.Replace(secret, "s3cret", "other", 1), `a second Secret named "www-transport"`, ""},
+		{"over 4 MiB", with("  path: /data/www\n", "  path: /data/www\n  exclude:\n"+strings.Repeat("  - \"*.tmp\"\n", 500_000)), "over 4194304 bytes", ""},
 		{"another kind", group + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n", "is not a", ""},
 		{"no SyncGroup", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n", "holds no", ""},
 	}
