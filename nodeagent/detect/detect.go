@@ -15,6 +15,7 @@ package detect
 
 import (
 	"context"
+	"path"
 	"errors"
 	"fmt"
 	"sync"
@@ -120,7 +121,7 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.runSource(ctx, sc, raw) })
 	g.Go(func() error { return d.route(ctx, raw, toCoalesce, rescans, m, typeOf) })
-	g.Go(func() error { return d.scans(ctx, sc, rescans, toCoalesce) })
+	g.Go(func() error { return d.scans(ctx, sc, rescans, typeOf, toCoalesce) })
 	g.Go(func() error {
 		co := &change.Coalescer{Settle: d.Settle, MaxHold: d.MaxHold, Probe: func(p string) (bool, bool) {
 			held, known := scan.WriterHolds(rootfd, p)
@@ -286,9 +287,31 @@ func (q *scanQueue) take() []string {
 	return paths
 }
 
+// scanDirs turns requested rescans into the directories to scan: a scan
+// reads directories, so a path that is a file, a symlink or gone now (the
+// sources ask for the path whose lstat failed) is compared by a scan of
+// the nearest directory above it that exists.
+func scanDirs(paths []string, typeOf func(rel string) (dir, exists bool)) []string {
+	seen := make(map[string]bool, len(paths))
+	dirs := make([]string, 0, len(paths))
+	for _, p := range paths {
+		for p != "." {
+			if dir, _ := typeOf(p); dir {
+				break
+			}
+			p = path.Dir(p)
+		}
+		if !seen[p] {
+			seen[p] = true
+			dirs = append(dirs, p)
+		}
+	}
+	return dirs
+}
+
 // scans runs the start-up scan, requested rescans and, when a source
 // exists, the periodic resync.
-func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQueue, out chan<- change.Change) error {
+func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQueue, typeOf func(rel string) (dir, exists bool), out chan<- change.Change) error {
 	var resync <-chan time.Time
 	if d.Source != nil && d.ResyncInterval > 0 {
 		t := time.NewTicker(d.ResyncInterval)
@@ -320,7 +343,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-rescans.ch():
-			dirs, reason = rescans.take(), "lost-events-or-subtree"
+			dirs, reason = scanDirs(rescans.take(), typeOf), "lost-events-or-subtree"
 		case <-resync:
 			dirs, reason = []string{"."}, "resync"
 		}

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +94,29 @@ func TestAcrossExclusion_directoryOnlyPattern(t *testing.T) {
 				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
 			}
 		})
+	}
+}
+
+// TestScanDirs: a rescan of a file, a symlink or a path gone is a scan of
+// the nearest directory above it that exists (a scan reads directories: of
+// a file it compared nothing), each directory once.
+func TestScanDirs(t *testing.T) {
+	disk := map[string]bool{"d": true, "d/e": true, "d/f": false, "link": false}
+	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
+	tests := []struct {
+		in, want []string
+	}{
+		{[]string{"d/e"}, []string{"d/e"}},
+		{[]string{"d/f"}, []string{"d"}},
+		{[]string{"link"}, []string{"."}},
+		{[]string{"d/gone/deeper"}, []string{"d"}},
+		{[]string{"gone"}, []string{"."}},
+		{[]string{"d/f", "d", "d/gone"}, []string{"d"}},
+		{[]string{"."}, []string{"."}},
+	}
+	for _, tt := range tests {
+		if got := scanDirs(tt.in, typeOf); !slices.Equal(got, tt.want) {
+			t.Errorf("scanDirs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }
