@@ -244,7 +244,49 @@ func (b *batch) empty() bool {
 // busy reports a path in flight to the peer in another run (or a path
 // above or below one): an entry whose old name is busy waits (b.waiting),
 // so that no path is in two runs to a peer at once. nil: nothing is.
+//
+// A run asks for its renames before it deletes. A deletion below a
+// rename's old name (rm d/x; mv d e, in one batch) would then look for
+// d/x on the peer after the peer moved it to e/x, and delete nothing: such
+// a rename waits for the next run (b.waiting), and this one deletes d/x
+// first.
 func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
+	b := planOnce(rootfd, entries, busy)
+	later := b.renamesAboveDeletes()
+	if len(later) == 0 {
+		return b
+	}
+	type key struct {
+		path string
+		seq  uint64
+	}
+	wait := make(map[key]bool, len(later))
+	for _, e := range later {
+		wait[key{e.Path, e.Seq}] = true
+	}
+	rest := slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[key{e.Path, e.Seq}] })
+	b = planOnce(rootfd, rest, busy)
+	b.waiting = append(b.waiting, later...)
+	return b
+}
+
+// renamesAboveDeletes returns b's renames whose old name is a directory
+// above one of b's deletions.
+func (b *batch) renamesAboveDeletes() []journal.Entry {
+	if len(b.renames) == 0 || len(b.deletes)+len(b.covered) == 0 {
+		return nil
+	}
+	var out []journal.Entry
+	for _, r := range b.renames {
+		below := func(d journal.Entry) bool { return strings.HasPrefix(d.Path, r.OldPath+"/") }
+		if slices.ContainsFunc(b.deletes, below) || slices.ContainsFunc(b.covered, below) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
 	var gone, olds []journal.Entry

@@ -88,6 +88,52 @@ func TestPlan(t *testing.T) {
 // TestBatch_large pins what makes a run a large one (its lane is a long one
 // at once, and it keeps partial files): a file of 16 MiB or more, never
 // many smaller ones that add up to as much.
+// TestPlan_aDeletionBelowARenamesOldNameGoesFirst: rm d/x; mv d e in one
+// batch: the rename waits for the next run, and this one deletes d/x (on
+// the peer, still below d), with e/y sent as it is; asked first, the
+// rename moved d/x to e/x on the peer, and the deletion found nothing.
+// A rename with no deletion below its old name is asked for as before.
+func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"e/y", "g/z"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte("y"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	entries := []journal.Entry{
+		{Path: "d/x", Op: change.Remove, Seq: 1},
+		{Path: "e", Op: change.Rename, OldPath: "d", Seq: 2},
+		{Path: "e/y", Op: change.Create, Seq: 3},
+		{Path: "g", Op: change.Rename, OldPath: "f", Seq: 4},
+		{Path: "dd", Op: change.Remove, Seq: 5}, // not below d: "d/" is the prefix
+	}
+	b := plan(rootfd, entries, nil)
+	for _, tc := range []struct {
+		name string
+		got  []journal.Entry
+		want []string
+	}{
+		{"renames", b.renames, []string{"g"}},
+		{"waiting", b.waiting, []string{"e"}},
+		{"deletes", b.deletes, []string{"d/x", "dd"}},
+		{"sends", b.sends, []string{"e/y", "g"}},
+	} {
+		got := pathsOf(tc.got)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestBatch_large(t *testing.T) {
 	root := t.TempDir()
 	sizes := map[string]int64{"small": 4 << 10, "large": largeFileThreshold}
