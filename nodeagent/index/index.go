@@ -354,10 +354,12 @@ func (t *Tx) Put(rel string, e Entry) error {
 }
 
 // Delete removes rel and, if it was a directory, everything indexed below it.
+// An entry nothing matches (Size -1) may stand for a directory (a rename's
+// old name made again as one, with entries below it): it is descended too.
 func (t *Tx) Delete(rel string) error {
 	var dirs []string
 	err := t.Children(rel, func(name string, e Entry) error {
-		if e.IsDir() {
+		if e.IsDir() || e.Size < 0 {
 			dirs = append(dirs, join(rel, name))
 		}
 		return nil

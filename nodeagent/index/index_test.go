@@ -37,6 +37,9 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 		for rel, e := range map[string]Entry{
 			".": dir, "a": dir, "a/b": dir, "a/b/deep": file(1), "a/x": file(2), "a/x y": file(3),
 			"ab": file(4), "a\xff": file(5), "z": file(6),
+			// A placeholder (a directory made again under a rename's old
+			// name) with entries below it.
+			"a/p": {Size: -1}, "a/p/q": file(7),
 		} {
 			if err := tx.Put(rel, e); err != nil {
 				return err
@@ -62,7 +65,7 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 		want []string
 	}{
 		{".", []string{"a", "ab", "a\xff", "z"}},
-		{"a", []string{"b", "x", "x y"}},
+		{"a", []string{"b", "p", "x", "x y"}},
 		{"a/b", []string{"deep"}},
 		{"z", nil},
 	}
@@ -82,7 +85,7 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = x.View(func(tx *Tx) error {
-		for _, rel := range []string{"a", "a/b", "a/b/deep", "a/x", "a/x y"} {
+		for _, rel := range []string{"a", "a/b", "a/b/deep", "a/x", "a/x y", "a/p", "a/p/q"} {
 			if _, ok, _ := tx.Get(rel); ok {
 				t.Errorf("%q still indexed after deleting a", rel)
 			}
