@@ -242,15 +242,26 @@ func adopt(meta *bolt.Bucket, rootfd int, name string, dev uint64, existing []by
 	return meta.Put(keyDevice, binary.BigEndian.AppendUint64(nil, dev))
 }
 
-// writeMarker writes the marker file beneath rootfd, durably, by rename.
+// writeMarker writes the marker file beneath rootfd, durably, by rename:
+// the file, the reserved directory (which holds the rename) and the root
+// (which holds a reserved directory just made) are synced, since the index
+// commits the marker durably next, and a marker lost to a power cut would
+// have the root refused at every start. Everything is done through the
+// reserved directory opened beneath the root (no symlink on the way), so
+// a link swapped in for it cannot take the marker elsewhere.
 func writeMarker(rootfd int, data []byte) error {
 	if err := unix.Mkdirat(rootfd, ReservedDir, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("mkdir %s: %w", ReservedDir, err)
 	}
-	tmp := ReservedDir + "/" + markerFile + ".tmp"
-	fd, err := beneath.Open(rootfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o600)
+	dfd, err := beneath.Open(rootfd, ReservedDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("open %s: %w", ReservedDir, err)
+	}
+	defer unix.Close(dfd)
+	tmp := markerFile + ".tmp"
+	fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s/%s: %w", ReservedDir, tmp, err)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
 	if _, err := f.Write(data); err != nil {
@@ -264,7 +275,16 @@ func writeMarker(rootfd int, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return unix.Renameat(rootfd, tmp, rootfd, ReservedDir+"/"+markerFile)
+	if err := unix.Renameat(dfd, tmp, dfd, markerFile); err != nil {
+		return fmt.Errorf("rename %s/%s: %w", ReservedDir, tmp, err)
+	}
+	if err := unix.Fsync(dfd); err != nil {
+		return fmt.Errorf("sync %s: %w", ReservedDir, err)
+	}
+	if err := unix.Fsync(rootfd); err != nil {
+		return fmt.Errorf("sync the root: %w", err)
+	}
+	return nil
 }
 
 // View runs fn in a read-only transaction.
