@@ -40,11 +40,23 @@ func (e Entry) ContentMatches(o Entry) bool {
 // IsDir reports whether the entry is a directory.
 func (e Entry) IsDir() bool { return e.Mode.IsDir() }
 
-// entryFormat is the first byte of every encoded entry.
-const entryFormat = 1
+// entryFormat is the first byte of every entry encoded now. Format 2
+// stores times as seconds and nanoseconds (at the end of the fixed part,
+// so that mode and inode keep their offsets); format 1, still read, stored
+// them as Unix nanoseconds, which wrap outside the years 1678-2262: a file
+// touched to 2300 never matched its entry, and went out as changed at
+// every scan.
+const (
+	entryFormat   = 2
+	entryFormatV1 = 1
+)
 
-// fixedLen is the encoded size of an entry without its Version.
-const fixedLen = 1 + 8 + 8 + 8 + 4 + 4 + 4 + 8 + 8
+// fixedLen is the encoded size of an entry without its Version; fixedLenV1
+// that of format 1.
+const (
+	fixedLenV1 = 1 + 8 + 8 + 8 + 4 + 4 + 4 + 8 + 8
+	fixedLen   = fixedLenV1 + 4 + 4
+)
 
 // errCorruptEntry is returned for a stored entry that cannot be decoded.
 var errCorruptEntry = errors.New("corrupt index entry")
@@ -53,32 +65,52 @@ func (e Entry) marshal() []byte {
 	b := make([]byte, fixedLen, fixedLen+len(e.Version))
 	b[0] = entryFormat
 	binary.BigEndian.PutUint64(b[1:], uint64(e.Size))
-	binary.BigEndian.PutUint64(b[9:], uint64(e.Mtime.UnixNano()))
-	binary.BigEndian.PutUint64(b[17:], uint64(e.Ctime.UnixNano()))
+	binary.BigEndian.PutUint64(b[9:], uint64(e.Mtime.Unix()))
+	binary.BigEndian.PutUint64(b[17:], uint64(e.Ctime.Unix()))
 	binary.BigEndian.PutUint32(b[25:], uint32(e.Mode))
 	binary.BigEndian.PutUint32(b[29:], e.UID)
 	binary.BigEndian.PutUint32(b[33:], e.GID)
 	binary.BigEndian.PutUint64(b[37:], e.Ino)
 	binary.BigEndian.PutUint64(b[45:], e.Nlink)
+	binary.BigEndian.PutUint32(b[53:], uint32(e.Mtime.Nanosecond()))
+	binary.BigEndian.PutUint32(b[57:], uint32(e.Ctime.Nanosecond()))
 	return append(b, e.Version...)
 }
 
+// entryLen returns the fixed length of an encoded entry of b's format, or
+// 0 when b is not one.
+func entryLen(b []byte) int {
+	switch {
+	case len(b) >= fixedLen && b[0] == entryFormat:
+		return fixedLen
+	case len(b) >= fixedLenV1 && b[0] == entryFormatV1:
+		return fixedLenV1
+	}
+	return 0
+}
+
 func unmarshalEntry(b []byte) (Entry, error) {
-	if len(b) < fixedLen || b[0] != entryFormat {
+	n := entryLen(b)
+	if n == 0 {
 		return Entry{}, errCorruptEntry
 	}
 	e := Entry{
 		Size:  int64(binary.BigEndian.Uint64(b[1:])),
-		Mtime: time.Unix(0, int64(binary.BigEndian.Uint64(b[9:]))),
-		Ctime: time.Unix(0, int64(binary.BigEndian.Uint64(b[17:]))),
 		Mode:  fs.FileMode(binary.BigEndian.Uint32(b[25:])),
 		UID:   binary.BigEndian.Uint32(b[29:]),
 		GID:   binary.BigEndian.Uint32(b[33:]),
 		Ino:   binary.BigEndian.Uint64(b[37:]),
 		Nlink: binary.BigEndian.Uint64(b[45:]),
 	}
-	if len(b) > fixedLen {
-		e.Version = append([]byte(nil), b[fixedLen:]...)
+	if b[0] == entryFormatV1 {
+		e.Mtime = time.Unix(0, int64(binary.BigEndian.Uint64(b[9:])))
+		e.Ctime = time.Unix(0, int64(binary.BigEndian.Uint64(b[17:])))
+	} else {
+		e.Mtime = time.Unix(int64(binary.BigEndian.Uint64(b[9:])), int64(binary.BigEndian.Uint32(b[53:])))
+		e.Ctime = time.Unix(int64(binary.BigEndian.Uint64(b[17:])), int64(binary.BigEndian.Uint32(b[57:])))
+	}
+	if len(b) > n {
+		e.Version = append([]byte(nil), b[n:]...)
 	}
 	return e, nil
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,5 +124,46 @@ func TestEntry_Matches(t *testing.T) {
 				t.Fatalf("Matches = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestEntry_MarshalRoundTrip: an entry reads back as it was written, with
+// times outside the years 1678-2262 too (as nanoseconds they wrapped, and
+// the file never matched its entry); an entry of format 1 still reads,
+// and its link is still found.
+func TestEntry_MarshalRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		t    time.Time
+	}{
+		{"now", time.Unix(1_700_000_000, 123456789)},
+		{"the year 2300", time.Date(2300, 1, 1, 0, 0, 0, 7, time.UTC)},
+		{"the year 1600", time.Date(1600, 1, 1, 0, 0, 0, 999999999, time.UTC)},
+		{"the epoch", time.Unix(0, 0)},
+	} {
+		e := Entry{Size: 5, Mtime: tc.t, Ctime: tc.t.Add(time.Second), Mode: 0o644, UID: 1, GID: 2, Ino: 42, Nlink: 2, Version: []byte("v")}
+		got, err := unmarshalEntry(e.marshal())
+		if err != nil || !got.Matches(e) || got.Nlink != 2 || string(got.Version) != "v" {
+			t.Errorf("%s: %+v, %v; want %+v", tc.name, got, err, e)
+		}
+	}
+	// Format 1, as the agents before it wrote it.
+	now := time.Unix(1_700_000_000, 5)
+	v1 := make([]byte, fixedLenV1)
+	v1[0] = entryFormatV1
+	binary.BigEndian.PutUint64(v1[1:], 5)
+	binary.BigEndian.PutUint64(v1[9:], uint64(now.UnixNano()))
+	binary.BigEndian.PutUint64(v1[17:], uint64(now.UnixNano()))
+	binary.BigEndian.PutUint32(v1[25:], 0o644)
+	binary.BigEndian.PutUint64(v1[37:], 42)
+	want := Entry{Size: 5, Mtime: now, Ctime: now, Mode: 0o644, Ino: 42}
+	if got, err := unmarshalEntry(v1); err != nil || !got.Matches(want) {
+		t.Errorf("format 1: %+v, %v; want %+v", got, err, want)
+	}
+	if ino, ok := storedLink(v1); !ok || ino != 42 {
+		t.Errorf("format 1 link: %d, %v; want 42", ino, ok)
+	}
+	if _, err := unmarshalEntry([]byte{9, 1, 2}); err == nil {
+		t.Error("an unknown format decoded")
 	}
 }

@@ -41,7 +41,7 @@ func (e Entry) linked() bool { return e.Ino != 0 && !e.IsDir() }
 // bucketLinks (without decoding the rest of it); ok is false otherwise, and
 // for an entry that cannot be decoded.
 func storedLink(v []byte) (ino uint64, ok bool) {
-	if len(v) < fixedLen || v[0] != entryFormat {
+	if entryLen(v) == 0 { // mode and inode are at the same offsets in every format
 		return 0, false
 	}
 	ino = binary.BigEndian.Uint64(v[37:])

@@ -159,13 +159,22 @@ func TestScanner_ReportsDifferences(t *testing.T) {
 		}, []string{"write b"}},
 		{"chmod", func() { f.do(os.Chmod(filepath.Join(f.root, "b"), 0o600)) }, []string{"attrib b"}},
 		{"chown", func() { f.do(os.Lchown(filepath.Join(f.root, "b"), 123, 456)) }, []string{"attrib b"}},
+		{"an mtime in the year 2300 (past what nanoseconds since 1970 hold)", func() {
+			// Not os.Chtimes: it passes the time as nanoseconds, wrapped.
+			future := unix.Timespec{Sec: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), Nsec: 7}
+			f.do(unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(f.root, "b"), []unix.Timespec{future, future}, 0))
+			var st unix.Stat_t
+			f.do(unix.Lstat(filepath.Join(f.root, "b"), &st))
+			if st.Mtim.Sec != future.Sec {
+				t.Fatalf("the filesystem keeps the mtime as %d s, not %d", st.Mtim.Sec, future.Sec)
+			}
+		}, []string{"write b"}},
 		{"rewritten in place, size and mtime kept (cp -p)", func() {
 			p := filepath.Join(f.root, "b")
 			var st unix.Stat_t
 			f.do(unix.Lstat(p, &st))
 			f.do(os.WriteFile(p, []byte("BB"), 0o600))
-			mtime := time.Unix(st.Mtim.Unix())
-			f.do(os.Chtimes(p, mtime, mtime))
+			f.do(unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{st.Atim, st.Mtim}, 0))
 		}, []string{"write|attrib b"}},
 		{"delete", func() { f.do(os.Remove(filepath.Join(f.root, "b"))) }, []string{"remove b"}},
 		{"rename file", func() {
