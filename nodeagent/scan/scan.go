@@ -244,10 +244,14 @@ func (w *walk) excluded(rel string, isDir bool) bool {
 	return w.s.Exclude != nil && w.s.Exclude(rel, isDir)
 }
 
-// diskEntry is one name read from a directory, with its lstat.
+// diskEntry is one name read from a directory, with its lstat; unknown
+// when the lstat failed (an I/O error, a descriptor limit): that name is
+// neither compared nor taken for removed, and the rest of the directory
+// and the trees below it are scanned all the same.
 type diskEntry struct {
-	name string
-	e    index.Entry
+	name    string
+	e       index.Entry
+	unknown bool
 }
 
 // readDir compares one directory with the index, reports its differences,
@@ -259,7 +263,7 @@ func (w *walk) readDir(dir string) ([]string, error) {
 		return nil, fmt.Errorf("scan %q: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	disk, err := readEntries(fd)
+	disk, unreadable, err := readEntries(fd)
 	if err != nil {
 		return nil, fmt.Errorf("scan %q: %w", dir, err)
 	}
@@ -276,10 +280,14 @@ func (w *walk) readDir(dir string) ([]string, error) {
 		return tx.Children(dir, func(name string, old index.Entry) error {
 			// Disk names before this indexed name are new.
 			for ; i < len(disk) && disk[i].name < name; i++ {
-				found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+				if !disk[i].unknown {
+					found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+				}
 			}
 			if i < len(disk) && disk[i].name == name {
-				found, subdirs = w.compare(dir, disk[i], &old, found, subdirs)
+				if !disk[i].unknown {
+					found, subdirs = w.compare(dir, disk[i], &old, found, subdirs)
+				}
 				i++
 				return nil
 			}
@@ -288,7 +296,9 @@ func (w *walk) readDir(dir string) ([]string, error) {
 		})
 	})
 	for ; i < len(disk); i++ {
-		found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+		if !disk[i].unknown {
+			found, subdirs = w.compare(dir, disk[i], nil, found, subdirs)
+		}
 	}
 	for i := range found {
 		markWriter(fd, &found[i])
@@ -301,6 +311,9 @@ func (w *walk) readDir(dir string) ([]string, error) {
 		if !w.send(c) {
 			break
 		}
+	}
+	if err == nil && unreadable != nil {
+		err = fmt.Errorf("scan %q: %w", dir, unreadable)
 	}
 	return subdirs, err
 }
@@ -398,8 +411,8 @@ func markWriter(dirfd int, c *change.Change) {
 
 // readEntries lists a directory with each entry's lstat, sorted by name in
 // byte order (the index's order).
-func readEntries(fd int) ([]diskEntry, error) {
-	var entries []diskEntry
+func readEntries(fd int) (entries []diskEntry, unreadable, err error) {
+	var bad []error
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := unix.Getdents(fd, buf)
@@ -407,7 +420,7 @@ func readEntries(fd int) ([]diskEntry, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("getdents: %w", err)
+			return nil, nil, fmt.Errorf("getdents: %w", err)
 		}
 		if n <= 0 {
 			break
@@ -420,11 +433,13 @@ func readEntries(fd int) ([]diskEntry, error) {
 				if errors.Is(err, unix.ENOENT) {
 					continue // removed while we read; its event follows
 				}
-				return nil, fmt.Errorf("lstat %q: %w", name, err)
+				entries = append(entries, diskEntry{name: name, unknown: true})
+				bad = append(bad, fmt.Errorf("lstat %q: %w", name, err))
+				continue
 			}
 			entries = append(entries, diskEntry{name: name, e: index.FromStat(&st)})
 		}
 	}
 	slices.SortFunc(entries, func(a, b diskEntry) int { return strings.Compare(a.name, b.name) })
-	return entries, nil
+	return entries, errors.Join(bad...), nil
 }
