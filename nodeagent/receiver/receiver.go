@@ -359,112 +359,168 @@ func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
 // Rename renames locally where this member's old file is the sender's:
 // same size (and, for a file, mtime when given) and a new name that is free.
 // Anything else is refused with the reason, and the sender sends the content.
-func (r *Receiver) Rename(_ context.Context, from string, renames []peer.Rename) []peer.RenameResult {
+// The renames are applied in order, then recorded in the index in one
+// commit (one per rename took a sync each: thousands outlived the sender's
+// timeout); once ctx ends, the rest are refused.
+func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Rename) []peer.RenameResult {
 	out := make([]peer.RenameResult, len(renames))
+	var applied []appliedRename
+	defer func() {
+		for _, a := range applied {
+			r.Held.Done(a.old, a.new)
+		}
+	}()
 	for i, rn := range renames {
-		if err := r.rename(string(rn.Old), string(rn.New), rn); err != nil {
+		if err := ctx.Err(); err != nil {
+			out[i].Reason = fmt.Sprintf("not tried: %v", err)
+			continue
+		}
+		a, err := r.apply(string(rn.Old), string(rn.New), rn)
+		if err != nil {
 			out[i].Reason = err.Error()
 			continue
 		}
 		out[i].Applied = true
+		applied = append(applied, a)
+	}
+	if len(applied) == 0 {
+		return out
+	}
+	var local []string
+	err := r.Index.Update(func(tx *index.Tx) error {
+		local = local[:0]
+		for _, a := range applied {
+			mine, err := recordRename(tx, r.RootFD, a)
+			if err != nil {
+				return err
+			}
+			if mine {
+				local = append(local, a.scanAt())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Applied here, not recorded: their events read as this member's
+		// own changes, and go back to the peers as what they already hold.
+		r.Log.Error(err, "record renames applied at a peer's request", "from", from, "renames", len(applied))
+		return out
+	}
+	if r.Rescan != nil {
+		// What this member made or changed and had not sent yet: its
+		// entries match nothing now, and the scan journals it under its
+		// new name (under the old one it is gone).
+		for _, p := range local {
+			r.Rescan(p)
+		}
 	}
 	return out
 }
 
-func (r *Receiver) rename(oldRel, newRel string, rn peer.Rename) error {
+// appliedRename is a rename done on disk, with the old name's lstat from
+// before it; its names are held until it is recorded.
+type appliedRename struct {
+	old, new string
+	st       unix.Stat_t
+	dir      bool
+}
+
+// scanAt is what a scan reads to find what this member changed in a:
+// a scan reads directories, and a file's is its directory.
+func (a appliedRename) scanAt() string {
+	if a.dir {
+		return a.new
+	}
+	d, _ := split(a.new)
+	return d
+}
+
+// apply checks one rename and does it on disk, its names held.
+func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename) (appliedRename, error) {
+	a := appliedRename{old: oldRel, new: newRel}
 	for _, p := range []string{oldRel, newRel} {
 		switch {
 		case p == "." || p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
-			return fmt.Errorf("%q is the root or the agent's reserved directory, never renamed", p)
+			return a, fmt.Errorf("%q is the root or the agent's reserved directory, never renamed", p)
 		case checkPaths([]string{p}) != nil:
-			return fmt.Errorf("%q is not a path below the data root", p)
+			return a, fmt.Errorf("%q is not a path below the data root", p)
 		case r.Exclude != nil && r.Exclude(p, rn.Dir):
-			return fmt.Errorf("%q is excluded here", p)
+			return a, fmt.Errorf("%q is excluded here", p)
 		}
 	}
-	var st unix.Stat_t
-	if err := beneath.Lstat(r.RootFD, oldRel, &st); err != nil {
-		return fmt.Errorf("old name: %w", err)
+	if err := beneath.Lstat(r.RootFD, oldRel, &a.st); err != nil {
+		return a, fmt.Errorf("old name: %w", err)
 	}
-	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if isDir != rn.Dir {
-		return errors.New("old name is of another type here")
+	a.dir = a.st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if a.dir != rn.Dir {
+		return a, errors.New("old name is of another type here")
 	}
-	if !isDir && (st.Size != rn.Size || (rn.MtimeNs != 0 && st.Mtim.Nano() != rn.MtimeNs)) {
-		return errors.New("old file differs here")
+	if !a.dir && (a.st.Size != rn.Size || (rn.MtimeNs != 0 && a.st.Mtim.Nano() != rn.MtimeNs)) {
+		return a, errors.New("old file differs here")
 	}
 	var nst unix.Stat_t
 	switch err := beneath.Lstat(r.RootFD, newRel, &nst); {
 	case err == nil:
-		return errors.New("new name exists here")
+		return a, errors.New("new name exists here")
 	case !errors.Is(err, unix.ENOENT):
 		// Only a name that is not there is free: one that cannot be
 		// looked at may be a file (renameat replaces it on FreeBSD).
-		return fmt.Errorf("new name: %w", err)
+		return a, fmt.Errorf("new name: %w", err)
 	}
 	oldDir, oldName := split(oldRel)
 	newDir, newName := split(newRel)
 	ofd, err := beneath.Open(r.RootFD, oldDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return err
+		return a, err
 	}
 	defer unix.Close(ofd)
 	nfd, err := beneath.Open(r.RootFD, newDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return fmt.Errorf("new name's directory: %w", err)
+		return a, fmt.Errorf("new name's directory: %w", err)
 	}
 	defer unix.Close(nfd)
 	r.Held.Add(oldRel, newRel)
-	defer r.Held.Done(oldRel, newRel)
 	if err := renameNoReplace(ofd, oldName, nfd, newName); err != nil {
-		return &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
+		r.Held.Done(oldRel, newRel)
+		return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 	}
-	var local bool
-	err = r.Index.Update(func(tx *index.Tx) error {
-		local = false
-		// What the index held of the old name, before the rename: a file
-		// (or the directory itself) changed here and not sent yet, even
-		// in what the sender's size and mtime do not show (chmod, chown,
-		// touch -r, cp -p), is this member's own change.
-		was, ok, err := tx.Get(oldRel)
-		if err != nil {
-			return err
-		}
-		now := index.FromStat(&st)
-		if isDir {
-			if local, err = recordTree(tx, r.RootFD, newRel, oldRel); err != nil {
-				return err
-			}
-			if !ok || was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID {
-				if err := tx.Put(newRel, index.Entry{Size: -1}); err != nil {
-					return err
-				}
-				local = true
-			}
-		} else if ok && was.Matches(now) {
-			if err := tx.Record(r.RootFD, newRel); err != nil {
-				return err
-			}
-		} else {
-			if err := tx.Put(newRel, index.Entry{Size: -1}); err != nil {
-				return err
-			}
-			local = true
-		}
-		return tx.Record(r.RootFD, oldRel) // after: its entries are compared
-	})
-	if err == nil && local && r.Rescan != nil {
-		// What this member made or changed and had not sent yet: its
-		// entries match nothing now, and the scan journals it under its
-		// new name (under the old one it is gone). A scan reads
-		// directories: a file's is its directory's.
-		at := newRel
-		if !isDir {
-			at, _ = split(newRel)
-		}
-		r.Rescan(at)
+	return a, nil
+}
+
+// recordRename records a rename applied here: the new name as the
+// sender's copy only where the index held the old one so (what the
+// index held of the old name, before the rename: a file, or the
+// directory itself, changed here and not sent yet, even in what the
+// sender's size and mtime do not show, chmod, chown, touch -r, cp -p, is
+// this member's own change, recorded as an entry nothing matches: mine).
+func recordRename(tx *index.Tx, rootfd int, a appliedRename) (mine bool, err error) {
+	was, ok, err := tx.Get(a.old)
+	if err != nil {
+		return false, err
 	}
-	return err
+	now := index.FromStat(&a.st)
+	switch {
+	case a.dir:
+		if mine, err = recordTree(tx, rootfd, a.new, a.old); err != nil {
+			return false, err
+		}
+		if !ok || was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID {
+			if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
+				return false, err
+			}
+			mine = true
+		}
+	case ok && was.Matches(now):
+		if err := tx.Record(rootfd, a.new); err != nil {
+			return false, err
+		}
+	default:
+		if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
+			return false, err
+		}
+		mine = true
+	}
+	return mine, tx.Record(rootfd, a.old) // after: its entries are compared
 }
 
 // recordTree records a directory renamed from old and everything below

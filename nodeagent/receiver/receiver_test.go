@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -652,6 +653,75 @@ func TestReceiver_RefusesPathsNoSenderSends(t *testing.T) {
 		for _, p := range []string{"a", "dir", "dir/b"} {
 			if _, ok, err := tx.Get(p); err != nil || !ok {
 				t.Errorf("%s gone from the index (%v)", p, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReceiver_RenameStopsWithItsContext: once the request's context has
+// ended (the sender gave up waiting), no further rename is applied, and
+// each is reported not tried; the sender then sends the content.
+func TestReceiver_RenameStopsWithItsContext(t *testing.T) {
+	r, root, _, mtime := newReceiver(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := r.Rename(ctx, "peer", []peer.Rename{{Old: []byte("a"), New: []byte("a2"), Size: 5, MtimeNs: mtime.UnixNano()}})
+	if len(res) != 1 || res[0].Applied || !strings.Contains(res[0].Reason, "not tried") {
+		t.Fatalf("Rename = %+v, want not tried", res)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "a")); err != nil {
+		t.Errorf("a moved: %v", err)
+	}
+	if r.Held.Has("a") || r.Held.Has("a2") {
+		t.Error("names still held")
+	}
+}
+
+// TestReceiver_RenamesRecordedTogether: a batch of renames is applied and
+// recorded, every new name as the sender's copy, and nothing stays held.
+func TestReceiver_RenamesRecordedTogether(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	var rs []peer.Rename
+	for i := range 200 {
+		name := fmt.Sprintf("f%03d", i)
+		if err := os.WriteFile(filepath.Join(root, name), []byte("12345"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, peer.Rename{Old: []byte(name), New: []byte("dir/" + name), Size: 5, MtimeNs: st.Mtim.Nano()})
+	}
+	if err := r.Index.Update(func(tx *index.Tx) error {
+		for _, rn := range rs {
+			if err := tx.Record(r.RootFD, string(rn.Old)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, res := range r.Rename(context.Background(), "peer", rs) {
+		if !res.Applied {
+			t.Fatalf("rename %d refused: %s", i, res.Reason)
+		}
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		for _, rn := range rs {
+			e, ok, err := tx.Get(string(rn.New))
+			if err != nil || !ok || e.Size != 5 {
+				t.Errorf("%s recorded %+v (%v, %v), want as on disk", rn.New, e, ok, err)
+			}
+			if _, ok, _ := tx.Get(string(rn.Old)); ok {
+				t.Errorf("%s still indexed", rn.Old)
+			}
+			if r.Held.Has(string(rn.New)) || r.Held.Has(string(rn.Old)) {
+				t.Errorf("%s still held", rn.New)
 			}
 		}
 		return nil
