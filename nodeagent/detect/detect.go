@@ -15,9 +15,9 @@ package detect
 
 import (
 	"context"
-	"path"
 	"errors"
 	"fmt"
+	"path"
 	"sync"
 	"time"
 
