@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 )
 
@@ -158,7 +159,7 @@ func (s *Source) stateChange(dst []change.Change, abs string, mask uint64, pid i
 	if !ok {
 		return dst
 	}
-	st, err := stat(abs, mask)
+	st, err := s.stat(rel, mask)
 	if err != nil {
 		return append(dst, s.newChange(rel, "", change.Rescan, false, pid, now))
 	}
@@ -202,12 +203,17 @@ func (s *Source) newChange(rel, old string, op change.Op, finished bool, pid int
 	}
 }
 
-// stat lstats abs and, for a regular file, checks whether a writer still
-// has it open, unless the event leaves it unfinished anyway (unwritten).
-func stat(abs string, mask uint64) (pathState, error) {
+// stat lstats rel beneath the root and, for a regular file, checks
+// whether a writer still has it open, unless the event leaves it
+// unfinished anyway (unwritten). Resolved beneath the root's descriptor
+// with no symlink on the way (nodeagent/beneath), never by the absolute
+// path: a directory of the path replaced by a link out of the root since
+// the event (its rename not read yet) must not have the agent look at, or
+// open, what the link points to. Such a path is gone from the tree.
+func (s *Source) stat(rel string, mask uint64) (pathState, error) {
 	var st unix.Stat_t
-	err := unix.Lstat(abs, &st)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+	err := beneath.Lstat(s.res.mount, rel, &st)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, beneath.ErrOutside) {
 		return pathState{}, nil
 	}
 	if err != nil {
@@ -220,25 +226,30 @@ func stat(abs string, mask uint64) (pathState, error) {
 	case unix.S_IFREG:
 		ps.kind = kindRegular
 		if !unwritten(mask, ps) {
-			ps.noWriter = noWriter(abs, mask)
+			ps.noWriter = noWriter(s.res.mount, rel, mask)
 		}
 	}
 	return ps, nil
 }
 
-// noWriter reports whether no process has the regular file at abs open for
+// noWriter reports whether no process has the regular file at rel open for
 // writing: a read lease (fcntl(2) F_SETLEASE with F_RDLCK, on a descriptor
 // opened read-only) fails with EAGAIN while any writer has it open. The
 // lease is released at once; O_NONBLOCK keeps the open from waiting for
 // another holder's lease to break. Where leases do not work (disabled,
 // unsupported filesystem), the event's FAN_CLOSE_WRITE is the best there
 // is. See https://man7.org/linux/man-pages/man2/fcntl.2.html (Leases).
-func noWriter(abs string, mask uint64) bool {
-	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+func noWriter(rootfd int, rel string, mask uint64) bool {
+	fd, err := beneath.Open(rootfd, rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(fd)
+	// Still a regular file: one swapped in since the lstat is not leased.
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
 	_, err = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK)
 	switch {
 	case err == nil:

@@ -84,7 +84,7 @@ func (s *Source) finishLinks(dst []change.Change, from int, ev *event, now time.
 		case finishedIn(dst[from:], rel) || !sameObject(abs, ev):
 			// Said by the event itself, or the name holds another
 			// file now, whose own events report it.
-		case !noWriter(abs, ev.mask):
+		case !noWriter(s.res.mount, rel, ev.mask):
 			s.links.add(k, rel)
 		default:
 			c.Path = rel

@@ -62,7 +62,7 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 	// Gone without a Rename to say so (Remove, Rmdir), or made again
 	// since (Create, Mkdir|Subtree): as after FAN_DELETE.
 	mask := unix.FAN_DELETE | ev.mask&unix.FAN_ONDIR
-	st, err := stat(oldAbs, mask)
+	st, err := s.stat(oldRel, mask)
 	switch {
 	case err != nil:
 		return append(dst, s.newChange(oldRel, "", change.Rescan, false, ev.pid, now))
@@ -81,7 +81,7 @@ func (s *Source) renamedTo(dst []change.Change, ev *event, newAbs, oldRel string
 	if !inNew {
 		return dst, false
 	}
-	st, err := stat(newAbs, ev.mask)
+	st, err := s.stat(newRel, ev.mask)
 	if err != nil {
 		return append(dst, s.newChange(newRel, "", change.Rescan, false, ev.pid, now)), false
 	}
