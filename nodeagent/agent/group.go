@@ -238,6 +238,9 @@ type group struct {
 	status   *Status
 	metrics  *metrics
 	ready    atomic.Bool
+	// resumes: this rsync resumes transfers from the partial directory
+	// (rsyncd.ResumesFromPartialDir); pushes pass --partial-dir only then.
+	resumes bool
 }
 
 func (g *group) run(ctx context.Context) error {
@@ -256,6 +259,15 @@ func (g *group) run(ctx context.Context) error {
 	// sends (rsyncd.CheckDeletes): this member would never converge.
 	if err := rsyncd.CheckDeletes(ctx, "", g.stateDir); err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
+	}
+	// Older ones cannot resume from a partial file in the module's
+	// partial directory (rsyncd.ResumesFromPartialDir): large files are
+	// then pushed without one, and a cut transfer starts over.
+	if g.resumes, err = rsyncd.ResumesFromPartialDir(ctx, "", g.stateDir); err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	if !g.resumes {
+		g.log.Info("this rsync cannot resume a transfer from its partial directory (fixed in rsync 3.4.4): a large file whose transfer is cut starts over", "rsync", version)
 	}
 	daemon, err := g.daemon()
 	if err != nil {
@@ -613,11 +625,14 @@ func (g *group) settle() time.Duration {
 
 // rsyncOptions are the push clients' options for spec: its transport's
 // compress and bandwidthLimit (bytes per second), and the reserved temp
-// and partial directories, absolute under the chrooted module (the module
+// and (where this rsync resumes from it) partial directories, absolute under the chrooted module (the module
 // root's .jailsync, whatever directory a file goes to: a relative
 // --temp-dir is looked up from each file's directory).
-func rsyncOptions(spec syncv1.SyncGroupSpec) rsync.Options {
-	opts := rsync.Options{Compress: spec.Transport.Compress, TempDir: "/" + rsyncd.TempDir, PartialDir: "/" + rsyncd.PartialDir}
+func rsyncOptions(spec syncv1.SyncGroupSpec, resumes bool) rsync.Options {
+	opts := rsync.Options{Compress: spec.Transport.Compress, TempDir: "/" + rsyncd.TempDir}
+	if resumes {
+		opts.PartialDir = "/" + rsyncd.PartialDir
+	}
 	if bl := spec.Transport.BandwidthLimit; bl != nil {
 		opts.BandwidthLimit = bl.Value()
 	}
@@ -627,7 +642,7 @@ func rsyncOptions(spec syncv1.SyncGroupSpec) rsync.Options {
 // startSenders starts one sender per peer and returns their wake channels.
 func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []chan struct{} {
 	spec := g.cfg.Group.Spec
-	opts := rsyncOptions(spec)
+	opts := rsyncOptions(spec, g.resumes)
 	client := peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 30*time.Second)
 	user := rsyncd.DefaultUser
 	if g.unauthenticated() {

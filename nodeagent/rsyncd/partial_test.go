@@ -1,12 +1,16 @@
 package rsyncd
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -73,13 +77,41 @@ func TestDaemon_Run_keepsAPartialFile(t *testing.T) {
 		t.Errorf("big is in place although its push was cut off")
 	}
 
-	// The next push resumes: what it sends is about what was missing.
+	// The next push resumes: what it sends is about what was missing;
+	// where this rsync cannot resume from an absolute partial directory
+	// (before 3.4.4), it fails as ResumesFromPartialDir predicts, and
+	// the agent then passes no --partial-dir.
+	resumes, err := ResumesFromPartialDir(context.Background(), "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword,
 		"-a", "--stats", "--no-human-readable", "--temp-dir=/"+TempDir, "--partial-dir=/"+PartialDir,
 		src+"/big", fmt.Sprintf("%s@%s::data/", DefaultUser, daemonAddr(n).Addr()))
+	if !resumes {
+		if code != 23 || !strings.Contains(out, "failed verification") {
+			t.Fatalf("this rsync resumes through the daemon (exit %d), though ResumesFromPartialDir says it cannot:\n%s", code, out)
+		}
+		t.Logf("this rsync cannot resume from an absolute partial directory, as ResumesFromPartialDir found: %s", out)
+		return
+	}
 	if code != 0 {
 		t.Fatalf("resuming push: exit %d: %s", code, out)
 	}
 	t.Logf("resumed in %v: %s", time.Since(start), out)
+	got, err := os.ReadFile(filepath.Join(root, "big"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("big after the resumed push: %d bytes (%v), want the %d sent", len(got), err, len(data))
+	}
+	// rsync --stats: "Literal data: N bytes", what went as data rather
+	// than as matches of the partial file's blocks.
+	m := regexp.MustCompile(`Literal data: (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no literal data in the stats:\n%s", out)
+	}
+	literal, _ := strconv.Atoi(m[1])
+	if literal > len(data)-(4<<20) {
+		t.Errorf("the resumed push sent %d bytes of literal data, over the %d missing: the partial file was not used", literal, len(data)-(4<<20))
+	}
 }
