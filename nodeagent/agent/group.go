@@ -239,7 +239,7 @@ type group struct {
 	metrics  *metrics
 	ready    atomic.Bool
 	// resumes: this rsync resumes transfers from the partial directory
-	// (rsyncd.ResumesFromPartialDir); pushes pass --partial-dir only then.
+	// (rsync.ResumesFromPartialDir); pushes pass --partial-dir only then.
 	resumes bool
 }
 
@@ -261,9 +261,9 @@ func (g *group) run(ctx context.Context) error {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
 	// Older ones cannot resume from a partial file in the module's
-	// partial directory (rsyncd.ResumesFromPartialDir): large files are
+	// partial directory (rsync.ResumesFromPartialDir): large files are
 	// then pushed without one, and a cut transfer starts over.
-	if g.resumes, err = rsyncd.ResumesFromPartialDir(ctx, "", g.stateDir); err != nil {
+	if g.resumes, err = rsync.ResumesFromPartialDir(ctx, "", g.stateDir); err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
 	if !g.resumes {

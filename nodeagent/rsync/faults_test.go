@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -307,6 +308,23 @@ func TestPush_PartialDirKeepsAnInterruptedFile(t *testing.T) {
 	}
 	o.BandwidthLimit = 0
 	res, err = Push(context.Background(), root, []string{"sub/big"}, d.target(), o)
+	// Before 3.4.4 rsync cannot resume from an absolute partial directory
+	// (ResumesFromPartialDir): the agent passes none then. Here the second
+	// push must fail as the probe predicts.
+	resumes, perr := ResumesFromPartialDir(context.Background(), "", t.TempDir())
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if !resumes {
+		if err == nil || !strings.Contains(res.Stderr, "failed verification") {
+			t.Fatalf("this rsync resumed (%v), though ResumesFromPartialDir says it cannot:\n%s", err, res.Stderr)
+		}
+		if _, err := os.Lstat(d.path("sub/big")); err == nil {
+			t.Error("a file that failed verification is under its name")
+		}
+		t.Logf("this rsync cannot resume from an absolute partial directory, as ResumesFromPartialDir found")
+		return
+	}
 	if err != nil {
 		t.Fatalf("second push: %v\n%s", err, res.Stderr)
 	}

@@ -108,6 +108,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rsync daemon: %w", err)
 	}
+	if d.Config.TransferLog {
+		if err := checkTransferLog(ctx, path); err != nil {
+			return fmt.Errorf("rsync daemon: %w", err)
+		}
+	}
 	if err := Write(d.Config); err != nil {
 		return fmt.Errorf("rsync daemon: %w", err)
 	}

@@ -24,7 +24,8 @@
 // CheckVersion refuses an rsync older than MinVersion, whose "refuse
 // options" cannot except --delete-missing-args; call it once at start.
 //
-// With Config.TransferLog (off in the agent), the daemon's log file has one line per file
+// With Config.TransferLog (off in the agent; refused with an rsync before
+// 3.5.0, which writes names to its log unescaped), the daemon's log file has one line per file
 // received; ParseLogLine reads it, and DecodeLogName undoes rsync's "\#ooo"
 // escaping of names exactly.
 //

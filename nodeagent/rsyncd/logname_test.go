@@ -2,6 +2,7 @@ package rsyncd
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -172,6 +173,25 @@ func TestParseLogLine_realTransfer(t *testing.T) {
 	c := testConfig(t, n)
 	c.TransferLog = true
 	d := &Daemon{Config: c}
+	// rsync escapes the names it writes to its log file only from 3.5.0
+	// on: before, a name with a newline or a literal "\#012" reads as
+	// another name, and the daemon refuses a transfer log.
+	version, err := CheckVersion(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkTransferLog(context.Background(), ""); err != nil {
+		if !errors.Is(err, ErrAmbiguousLog) {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.Run(ctx); !errors.Is(err, ErrAmbiguousLog) {
+			t.Fatalf("rsync %s: a daemon with a transfer log ran (%v); want it refused as ambiguous", version, err)
+		}
+		t.Logf("rsync %s: %v", version, err)
+		return
+	}
 	startDaemon(t, d)
 	src := t.TempDir()
 	want := map[string]bool{}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jailsync/jailsync/internal/poll"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 // TestDaemon_Run_keepsAPartialFile: a push cut off mid-file (its client
@@ -81,7 +82,7 @@ func TestDaemon_Run_keepsAPartialFile(t *testing.T) {
 	// where this rsync cannot resume from an absolute partial directory
 	// (before 3.4.4), it fails as ResumesFromPartialDir predicts, and
 	// the agent then passes no --partial-dir.
-	resumes, err := ResumesFromPartialDir(context.Background(), "", t.TempDir())
+	resumes, err := rsync.ResumesFromPartialDir(context.Background(), "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,3 +56,29 @@ func parseVersion(out string) (string, error) {
 	}
 	return version, nil
 }
+
+// ErrAmbiguousLog is returned (wrapped) by Daemon.Run for a TransferLog
+// with an rsync that does not escape the names it logs.
+var ErrAmbiguousLog = errors.New("this rsync's transfer log cannot be read exactly")
+
+// checkTransferLog refuses a transfer log (Config.TransferLog) from an
+// rsync older than 3.5.0: only from 3.5.0 on does rsync escape the names
+// it writes to its log file (log.c, "escape control chars written to the
+// log file"); before, a name holding a newline, or the text "\#012",
+// reads as another name (ParseLogLine would record a file that never
+// came). The agent keeps the transfer log off and reads what arrived from
+// the sender's confirmation instead.
+func checkTransferLog(ctx context.Context, rsyncPath string) error {
+	version, err := CheckVersion(ctx, rsyncPath)
+	if err != nil {
+		return err
+	}
+	var v [3]int
+	if _, err := fmt.Sscanf(version, "%d.%d.%d", &v[0], &v[1], &v[2]); err != nil {
+		return fmt.Errorf("%w: version %q", ErrAmbiguousLog, version)
+	}
+	if v[0] < 3 || v[0] == 3 && v[1] < 5 {
+		return fmt.Errorf("%w: rsync %s writes names to its log file unescaped (3.5.0 escapes them)", ErrAmbiguousLog, version)
+	}
+	return nil
+}

@@ -25,7 +25,7 @@ import (
 	"github.com/jailsync/jailsync/internal/proc"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
-	"github.com/jailsync/jailsync/nodeagent/rsyncd"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 // kill9 kills a node's agent without warning and waits for it.
@@ -471,7 +471,7 @@ func TestStandalone_ReceiverRestartResumesALargeFile(t *testing.T) {
 	// (before 3.4.4: every attempt failed verification, and the file never
 	// landed), the agent pushes without one: no partial file is kept, and
 	// the file goes again whole.
-	resumes, err := rsyncd.ResumesFromPartialDir(context.Background(), "", t.TempDir())
+	resumes, err := rsync.ResumesFromPartialDir(context.Background(), "", t.TempDir())
 	must(t, err)
 	partial, err := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "partial"))
 	must(t, err)

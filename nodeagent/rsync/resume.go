@@ -1,4 +1,4 @@
-package rsyncd
+package rsync
 
 import (
 	"bytes"
