@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"sync"
 	"time"
@@ -476,11 +477,7 @@ func (d *Detector) renamedDir(dir string) {
 	if d.renamedDirs == nil {
 		d.renamedDirs = make(map[string]time.Time)
 	}
-	for p, at := range d.renamedDirs {
-		if now.Sub(at) > renamedFor {
-			delete(d.renamedDirs, p)
-		}
-	}
+	maps.DeleteFunc(d.renamedDirs, func(_ string, at time.Time) bool { return now.Sub(at) > renamedFor })
 	d.renamedDirs[dir] = now
 }
 

@@ -16,12 +16,7 @@ func TestAcrossExclusion(t *testing.T) {
 	// What is on disk now: the audit trail's renames carry no type.
 	disk := map[string]bool{"b": false, "cache/f": false, "cache/d": true, "shared.conf": false, "d": true, "build": true, "cache/b": false}
 	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
-	tests := []struct {
-		name string
-		in   change.Change
-		want change.Change
-		keep bool
-	}{
+	tests := []acrossExclusionCase{
 		{name: "within the tree", keep: true,
 			in:   change.Change{Path: "b", OldPath: "a", Op: change.Rename, Finished: true},
 			want: change.Change{Path: "b", OldPath: "a", Op: change.Rename, Finished: true}},
@@ -43,14 +38,7 @@ func TestAcrossExclusion(t *testing.T) {
 		{name: "both sides excluded", keep: false,
 			in: change.Change{Path: "cache/b", OldPath: "cache/a", Op: change.Rename, Finished: true}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, keep := acrossExclusion(tt.in, excluded, typeOf)
-			if keep != tt.keep || keep && got != tt.want {
-				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
-			}
-		})
-	}
+	checkAcrossExclusion(t, tests, excluded, typeOf)
 }
 
 // TestAcrossExclusion_directoryOnlyPattern: with the agent's own matcher,
@@ -68,12 +56,7 @@ func TestAcrossExclusion_directoryOnlyPattern(t *testing.T) {
 	disk := map[string]bool{"out": true, "notes": false}
 	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
 	excluded := m.Match
-	tests := []struct {
-		name string
-		in   change.Change
-		want change.Change
-		keep bool
-	}{
+	tests := []acrossExclusionCase{
 		{name: "mv build out: a tree made", keep: true,
 			in:   change.Change{Path: "out", OldPath: "build", Op: change.Rename | change.Subtree, Finished: true},
 			want: change.Change{Path: "out", Op: change.Subtree, Finished: true}},
@@ -87,14 +70,7 @@ func TestAcrossExclusion_directoryOnlyPattern(t *testing.T) {
 			in:   change.Change{Path: "notes", OldPath: "build", Op: change.Rename, Finished: true},
 			want: change.Change{Path: "notes", OldPath: "build", Op: change.Rename, Finished: true}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, keep := acrossExclusion(tt.in, excluded, typeOf)
-			if keep != tt.keep || keep && got != tt.want {
-				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
-			}
-		})
-	}
+	checkAcrossExclusion(t, tests, excluded, typeOf)
 }
 
 // TestScanDirs: a rescan of a file, a symlink or a path gone is a scan of
@@ -118,5 +94,25 @@ func TestScanDirs(t *testing.T) {
 		if got := scanDirs(tt.in, typeOf); !slices.Equal(got, tt.want) {
 			t.Errorf("scanDirs(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// acrossExclusionCase is one rename and what acrossExclusion makes of it.
+type acrossExclusionCase struct {
+	name string
+	in   change.Change
+	want change.Change
+	keep bool
+}
+
+func checkAcrossExclusion(t *testing.T, tests []acrossExclusionCase, excluded func(string, bool) bool, typeOf func(string) (bool, bool)) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, keep := acrossExclusion(tt.in, excluded, typeOf)
+			if keep != tt.keep || keep && got != tt.want {
+				t.Errorf("acrossExclusion = %+v, %v; want %+v, %v", got, keep, tt.want, tt.keep)
+			}
+		})
 	}
 }

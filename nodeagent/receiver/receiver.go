@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -180,11 +181,7 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 	if r.confirmed == nil {
 		r.confirmed = make(map[string]time.Time)
 	}
-	for k, at := range r.confirmed {
-		if now.Sub(at) > confirmedFor {
-			delete(r.confirmed, k)
-		}
-	}
+	maps.DeleteFunc(r.confirmed, func(_ string, at time.Time) bool { return now.Sub(at) > confirmedFor })
 	r.confirmed[key] = now
 	a, known := r.runs[key]
 	var restored []announced
