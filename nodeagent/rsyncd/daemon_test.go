@@ -165,10 +165,12 @@ func TestDaemon_Run_keepsForeignProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	startDaemon(t, d)
+	// A signal sent just before the daemon was ready may not have been
+	// reaped yet: give it time to show.
 	select {
 	case <-otherDone:
 		t.Fatal("foreign process ended")
-	default:
+	case <-time.After(300 * time.Millisecond):
 	}
 	if got := readPIDFile(t, d.Config); got != d.PID() {
 		t.Errorf("pid file %d, want the new daemon's %d", got, d.PID())
