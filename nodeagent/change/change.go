@@ -81,12 +81,6 @@ type Change struct {
 	Echo bool
 	// Time is when the change happened, as the source saw it.
 	Time time.Time
-	// KeepRemoval says that a removal goes to the peers although the
-	// index holds no entry for the path: the detector found it below a
-	// directory the index does not hold (yet), or one renamed moments
-	// ago, where the path's old entry was (mv d e; rm e/x: the peer, once
-	// it applies the rename, holds e/x).
-	KeepRemoval bool
 }
 
 // Rel returns the path of abs relative to root, both absolute, after

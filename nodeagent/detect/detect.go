@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"sync"
 	"time"
@@ -84,9 +83,6 @@ type Detector struct {
 
 	// rescans are the paths waiting for a scan (Rescan, and lost events).
 	rescans scanQueue
-	// renamedDirs are the new names of directories renamed lately, with
-	// when (the filter's own: see keepRemoval).
-	renamedDirs map[string]time.Time
 }
 
 // Rescan asks for a scan of path (relative to the root), which reports
@@ -437,21 +433,12 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 				out = append(out, c)
 				continue
 			}
-			if c.Op.Has(change.Rename) && c.OldPath != "" {
-				if dir, _ := typeAt(rootfd, c.Path); dir {
-					d.renamedDir(c.Path)
-				}
-			}
 			same, err := tx.Unchanged(rootfd, c.Path)
 			if err == nil && same && c.Op.Has(change.Rename) {
 				same, err = tx.Unchanged(rootfd, c.OldPath)
 			}
 			if err != nil {
 				d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)
-			}
-			if err == nil && same && d.keepRemoval(tx, c) {
-				c.KeepRemoval = true
-				same = false
 			}
 			if !same || err != nil {
 				out = append(out, c)
@@ -464,53 +451,6 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 		return cs
 	}
 	return out
-}
-
-// renamedFor is how long a renamed directory's new name makes removals
-// below it go out (keepRemoval): well past the rename's own journaling and
-// the scan of the tree it asks for.
-const renamedFor = time.Minute
-
-// renamedDir remembers dir as a directory's new name.
-func (d *Detector) renamedDir(dir string) {
-	now := time.Now()
-	if d.renamedDirs == nil {
-		d.renamedDirs = make(map[string]time.Time)
-	}
-	maps.DeleteFunc(d.renamedDirs, func(_ string, at time.Time) bool { return now.Sub(at) > renamedFor })
-	d.renamedDirs[dir] = now
-}
-
-// keepRemoval reports whether the removal c, of a path gone here that the
-// index holds no entry for, goes to the peers all the same: the path's
-// directory is not in the index, or lies below a directory renamed
-// lately. The index drops a renamed directory's entries with its rename
-// and holds the new names only once a scan of the tree found them; a
-// path removed in between (mv d e; rm e/x, or rm d/x read as e/x, its
-// directory's name resolved after the rename) has no entry under either
-// name, yet the peer holds it once it applies the rename. Sent for a path
-// the peer never held, the removal deletes nothing there.
-func (d *Detector) keepRemoval(tx *index.Tx, c change.Change) bool {
-	if c.Op&(change.Remove|change.Rmdir) == 0 || c.Echo {
-		return false // an echo's removal is the receiver's own doing
-	}
-	if _, ok, err := tx.Get(c.Path); err != nil || ok {
-		return false // as the index holds it (made again), or unknown
-	}
-	dir := path.Dir(c.Path)
-	if dir == "." {
-		return false
-	}
-	if _, ok, err := tx.Get(dir); err == nil && !ok {
-		return true
-	}
-	now := time.Now()
-	for p := dir; p != "."; p = path.Dir(p) {
-		if at, ok := d.renamedDirs[p]; ok && now.Sub(at) <= renamedFor {
-			return true
-		}
-	}
-	return false
 }
 
 // excludedBy reports whether m excludes a change's path; only a

@@ -308,7 +308,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if err != nil {
 				return err
 			}
-			if !changed && !c.Op.Has(change.Rename) && !(c.KeepRemoval && !exists) && !(exists && j.stillRacy(c, e)) {
+			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)
 			}
 			if window > 0 {

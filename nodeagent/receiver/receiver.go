@@ -501,7 +501,12 @@ func recordRename(tx *index.Tx, rootfd int, a appliedRename) (mine bool, err err
 		if mine, err = recordTree(tx, rootfd, a.new, a.old); err != nil {
 			return false, err
 		}
-		if !ok || was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID {
+		// A directory the index holds no entry for is taken as the
+		// sender's: rsync makes a listed path's parents without their
+		// own record here (an implied directory), and taken for this
+		// member's own, the tree went back to every peer, racing the
+		// sender's next changes to it.
+		if ok && (was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID) {
 			if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
 				return false, err
 			}

@@ -540,6 +540,10 @@ func TestReceiver_RenameKeepsALocalChangeLocal(t *testing.T) {
 		{name: "a directory as recorded", old: "dir", new: "dir2", dir: true, record: true, rescans: nil},
 		{name: "a directory chmodded here", old: "dir", new: "dir2", dir: true, record: true, change: func(p string) error { return os.Chmod(p, 0o700) },
 			local: true, rescans: []string{"dir2"}},
+		// rsync makes a listed path's parents without a record of their
+		// own here: such a directory is the sender's (its file, never
+		// recorded either, is this member's until a scan says otherwise).
+		{name: "a directory never recorded", old: "dir", new: "dir2", dir: true, local: false, rescans: []string{"dir2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
