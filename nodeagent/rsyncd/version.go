@@ -46,15 +46,20 @@ func parseVersion(out string) (string, error) {
 		v[i], _ = strconv.Atoi(m[i+1])
 	}
 	version := m[1] + "." + m[2] + "." + m[3]
-	for i := range v {
-		if v[i] != minVersion[i] {
-			if v[i] < minVersion[i] {
-				return version, fmt.Errorf("%w: rsync %s is older than %s; install a newer rsync", ErrUnsupportedVersion, version, MinVersion)
-			}
-			break
-		}
+	if !atLeast(v, minVersion) {
+		return version, fmt.Errorf("%w: rsync %s is older than %s; install a newer rsync", ErrUnsupportedVersion, version, MinVersion)
 	}
 	return version, nil
+}
+
+// atLeast reports whether version v is want or later.
+func atLeast(v, want [3]int) bool {
+	for i := range v {
+		if v[i] != want[i] {
+			return v[i] > want[i]
+		}
+	}
+	return true
 }
 
 // ErrAmbiguousLog is returned (wrapped) by Daemon.Run for a TransferLog
@@ -77,7 +82,7 @@ func checkTransferLog(ctx context.Context, rsyncPath string) error {
 	if _, err := fmt.Sscanf(version, "%d.%d.%d", &v[0], &v[1], &v[2]); err != nil {
 		return fmt.Errorf("%w: version %q", ErrAmbiguousLog, version)
 	}
-	if v[0] < 3 || v[0] == 3 && v[1] < 5 {
+	if !atLeast(v, [3]int{3, 5, 0}) {
 		return fmt.Errorf("%w: rsync %s writes names to its log file unescaped (3.5.0 escapes them)", ErrAmbiguousLog, version)
 	}
 	return nil
