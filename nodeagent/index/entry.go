@@ -40,6 +40,28 @@ func (e Entry) ContentMatches(o Entry) bool {
 // IsDir reports whether the entry is a directory.
 func (e Entry) IsDir() bool { return e.Mode.IsDir() }
 
+// movedSize marks a Moved entry; -1 (Entry{Size: -1}) marks one that
+// matches nothing.
+const movedSize = -2
+
+// Moved returns the entry of a path below a directory renamed here,
+// recorded under its new name with the rename (the journal's) until a
+// scan of the new tree records the path as it is. It matches nothing, and
+// a scan reports the path, where it exists, as new (the peer holds it once
+// it applies the rename, and rsync then only verifies it); where it is
+// gone, as removed: the removal of a path just renamed (mv d e; rm e/x)
+// finds the entry and goes to the peers, which hold e/x once they apply
+// the rename.
+func Moved() Entry { return Entry{Size: movedSize} }
+
+// IsMoved reports whether e is a Moved entry.
+func (e Entry) IsMoved() bool { return e.Size == movedSize }
+
+// MayHaveChildren reports whether entries may be indexed below e's path:
+// a directory's, or a placeholder's (an entry that matches nothing, or a
+// Moved one), which may stand for a directory.
+func (e Entry) MayHaveChildren() bool { return e.IsDir() || e.Size < 0 }
+
 // entryFormat is the first byte of every entry encoded now. Format 2
 // stores times as seconds and nanoseconds (at the end of the fixed part,
 // so that mode and inode keep their offsets); format 1, still read, stored

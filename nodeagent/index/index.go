@@ -374,12 +374,13 @@ func (t *Tx) Put(rel string, e Entry) error {
 }
 
 // Delete removes rel and, if it was a directory, everything indexed below it.
-// An entry nothing matches (Size -1) may stand for a directory (a rename's
-// old name made again as one, with entries below it): it is descended too.
+// A placeholder (Entry.MayHaveChildren: one nothing matches, a rename's old
+// name made again as a directory, or a Moved one) may stand for a
+// directory with entries below it: it is descended too.
 func (t *Tx) Delete(rel string) error {
 	var dirs []string
 	err := t.Children(rel, func(name string, e Entry) error {
-		if e.IsDir() || e.Size < 0 {
+		if e.MayHaveChildren() {
 			dirs = append(dirs, join(rel, name))
 		}
 		return nil

@@ -63,7 +63,7 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, chan
 		return e, true, false, nil
 	}
 	e.Version = old.Version
-	if old.IsDir() && !e.IsDir() {
+	if old.MayHaveChildren() && !e.IsDir() {
 		if err := t.Delete(rel); err != nil {
 			return Entry{}, false, false, err
 		}

@@ -318,8 +318,9 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				}
 				marks = append(marks, m)
 			}
+			var goneBelow []string
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
-				if err := recordOldName(itx, rootfd, c.OldPath); err != nil {
+				if goneBelow, err = recordOldName(itx, rootfd, c.OldPath, c.Path); err != nil {
 					return err
 				}
 			}
@@ -350,6 +351,25 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				s.Bytes += d.Bytes
 				delta[p] = s
 			}
+			// Paths of the renamed tree gone before the rename was
+			// recorded (mv d e; rm e/x, or rm d/x read as e/x): the
+			// peer holds them once it applies the rename. Journaled
+			// after the rename, so planned with or after it.
+			for _, gone := range goneBelow {
+				seq++
+				key := index.Key(gone)
+				rm := change.Change{Path: gone, Op: change.Remove}
+				for i, p := range peers {
+					d, _, err := put(buckets[i], key, rm, seq, 0, now)
+					if err != nil {
+						return err
+					}
+					s := delta[p]
+					s.Files += d.Files
+					s.Bytes += d.Bytes
+					delta[p] = s
+				}
+			}
 		}
 		last = seq
 		return root.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
@@ -373,7 +393,8 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	return nil
 }
 
-// recordOldName settles the index's entry of a rename's old name. When
+// recordOldName settles the index's entry of a rename's old name (of a
+// rename to newName). When
 // the old name exists again as another object than the index holds (`mv a
 // a~` and a new `a` written, as editors save and logs rotate; `mv d d.old;
 // mkdir d`), that entry is not recorded from the new object: recorded so,
@@ -386,27 +407,39 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 // changes came first (the same inode there now) kept. When the index
 // already holds the object that is there (its own change came first), it
 // stays.
-func recordOldName(itx *index.Tx, rootfd int, old string) error {
+//
+// A directory renamed away (its old name gone) leaves its tree's entries
+// under the new name as Moved ones (moveTree), and recordOldName returns
+// the paths of that tree gone already, for the caller to journal as
+// removals.
+func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []string, err error) {
 	prev, had, err := itx.Get(old)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var st unix.Stat_t
 	switch err := beneath.Lstat(rootfd, old, &st); {
-	case !had || err != nil && index.IsGone(err):
-		return itx.Delete(old)
+	case !had:
+		return nil, itx.Delete(old)
+	case err != nil && index.IsGone(err):
+		if prev.MayHaveChildren() {
+			if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
+				return nil, err
+			}
+		}
+		return gone, itx.Delete(old)
 	case err != nil:
 		// Cannot be looked at now (an I/O error, a descriptor limit):
 		// the index keeps what it held, and a scan compares it later.
 		// Dropped, a tree there would be sent again whole.
-		return nil
+		return nil, nil
 	}
 	now := index.FromStat(&st)
 	switch {
 	case prev.Ino == now.Ino && prev.Mode.Type() == now.Mode.Type():
-		return nil
+		return nil, nil
 	case !now.IsDir():
-		return itx.Delete(old)
+		return nil, itx.Delete(old)
 	}
 	var stale []string
 	err = itx.Children(old, func(name string, e index.Entry) error {
@@ -418,14 +451,70 @@ func recordOldName(itx *index.Tx, rootfd int, old string) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range stale {
 		if err := itx.Delete(p); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return itx.Put(old, index.Entry{Size: -1})
+	return nil, itx.Put(old, index.Entry{Size: -1})
+}
+
+// moveTree records the entries indexed below old, a directory renamed to
+// newName, under newName as Moved entries, where newName is a directory
+// now and the index holds nothing for the new path yet (a change there,
+// or the scan of the new tree, came first). Without them, a path removed
+// after the rename and before that scan recorded it (mv d e; rm e/x)
+// matched no entry, and its removal never went, though the peer holds
+// e/x once it applies the rename. It returns the new paths gone already
+// (only the top-most of a gone tree), which no later event or scan
+// reports. The entries under old are left for the caller to delete.
+func moveTree(itx *index.Tx, rootfd int, old, newName string) (gone []string, err error) {
+	var st unix.Stat_t
+	if beneath.Lstat(rootfd, newName, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, nil
+	}
+	type moved struct {
+		path     string
+		children bool
+	}
+	var walk func(dir, to string) error
+	walk = func(dir, to string) error {
+		var below []moved
+		err := itx.Children(dir, func(name string, e index.Entry) error {
+			below = append(below, moved{name, e.MayHaveChildren()})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range below {
+			p := index.Join(to, m.path)
+			var cst unix.Stat_t
+			if err := beneath.Lstat(rootfd, p, &cst); index.IsGone(err) {
+				gone = append(gone, p)
+				continue
+			}
+			if _, ok, err := itx.Get(p); err != nil {
+				return err
+			} else if !ok {
+				if err := itx.Put(p, index.Moved()); err != nil {
+					return err
+				}
+			}
+			if m.children && cst.Mode&unix.S_IFMT == unix.S_IFDIR {
+				if err := walk(index.Join(dir, m.path), p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(old, newName); err != nil {
+		return nil, fmt.Errorf("move the entries below %q to %q: %w", old, newName, err)
+	}
+	return gone, nil
 }
 
 // peerBuckets are one peer's journal buckets within a transaction, and a
@@ -470,6 +559,54 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 	e.Seq, e.Size = seq, size
 	d.Bytes += size
 	return d, superseded, byPath.Put(key, e.marshal())
+}
+
+// Again journals paths for peer alone as changed attributes, without
+// comparing them with the index: what the peer holds of them is known to
+// be older than what the index holds (a directory whose times a run set
+// from an older file list, after a newer run had set them: see
+// sender.impliedDirs). Like Record, durable when it returns.
+func (j *Journal) Again(peer string, paths []string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	now := time.Now()
+	var d PeerStats
+	var last uint64
+	err := j.idx.Batch(func(tx *bolt.Tx) error {
+		d = PeerStats{} // afresh: Batch may call again
+		root := tx.Bucket(bucketJournal)
+		var seq uint64
+		if v := root.Get(keySeq); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		byPath := pb.Bucket(bucketByPath)
+		b := peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}
+		for _, p := range paths {
+			seq++
+			dd, _, err := put(b, index.Key(p), change.Change{Path: p, Op: change.Attrib}, seq, 0, now)
+			if err != nil {
+				return err
+			}
+			d.Files += dd.Files
+			d.Bytes += dd.Bytes
+		}
+		last = seq
+		return root.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
+	})
+	if err != nil {
+		return fmt.Errorf("journal %d paths again for %s: %w", len(paths), peer, err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.seq = max(j.seq, last)
+	j.stats[peer].Files += d.Files
+	j.stats[peer].Bytes += d.Bytes
+	return nil
 }
 
 // Next returns up to n of peer's entries, oldest first, skipping those for

@@ -645,3 +645,146 @@ func TestJournal_Record_anUnreadablePathFailsNoOther(t *testing.T) {
 		t.Errorf("reported %q, want the long name", reported)
 	}
 }
+
+// TestJournal_Record_renamedTreeKeepsItsPathsForRemovals: mv d e, then
+// files of the renamed tree removed before the rename is recorded, or after
+// it and before any scan recorded the new tree. The peer holds e/... once
+// it applies the rename, so each removal must go to it: one made before is
+// journaled with the rename (the top-most of a removed tree only), one made
+// after finds the tree's Moved entry in the index and is journaled as any
+// removal. Dropped (the index held neither name), the peer kept e/x.
+func TestJournal_Record_renamedTreeKeepsItsPathsForRemovals(t *testing.T) {
+	peers := []string{"web-2", "web-3"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	for _, d := range []string{"d/sub", "d/sub2"} {
+		if err := os.MkdirAll(filepath.Join(f.root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"d/x", "d/y", "d/sub/z", "d/sub2/w"} {
+		f.write(p, 3)
+	}
+	settleAll(t, f, peers, "d", "d/sub", "d/sub2", "d/x", "d/y", "d/sub/z", "d/sub2/w")
+	rm := func(rel string) {
+		t.Helper()
+		if err := os.RemoveAll(filepath.Join(f.root, rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")); err != nil {
+		t.Fatal(err)
+	}
+	rm("e/x")    // before the rename is recorded
+	rm("e/sub2") // a whole subtree so
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() map[string][]string {
+		out := make(map[string][]string)
+		for _, p := range peers {
+			es, err := f.j.Next(p, 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := paths(es)
+			slices.Sort(ps)
+			out[p] = ps
+		}
+		return out
+	}
+	for p, got := range pending() {
+		if want := []string{"e", "e/sub2", "e/x"}; !slices.Equal(got, want) {
+			t.Errorf("%s: pending after the rename %q, want %q", p, got, want)
+		}
+	}
+	err := f.idx.View(func(tx *index.Tx) error {
+		for _, tc := range []struct {
+			path  string
+			moved bool
+		}{{"e/y", true}, {"e/sub", true}, {"e/sub/z", true}, {"e/x", false}, {"e/sub2", false}, {"e/sub2/w", false}, {"d/x", false}, {"d/sub/z", false}} {
+			e, ok, err := tx.Get(tc.path)
+			if err != nil {
+				return err
+			}
+			if ok != tc.moved || ok && !e.IsMoved() {
+				t.Errorf("index entry of %s: %+v (held %v), want a Moved entry: %v", tc.path, e, ok, tc.moved)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm("e/y") // after the rename is recorded, before any scan of e
+	err = f.idx.View(func(tx *index.Tx) error {
+		same, err := tx.Unchanged(f.rootfd, "e/y")
+		if same || err != nil {
+			t.Errorf("e/y removed: the index holds it as it is (%v, %v); its removal would be dropped", same, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "e/y", Op: change.Remove, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for p, got := range pending() {
+		if want := []string{"e", "e/sub2", "e/x", "e/y"}; !slices.Equal(got, want) {
+			t.Errorf("%s: pending after rm e/y %q, want %q", p, got, want)
+		}
+	}
+}
+
+// TestJournal_Again: paths journaled again for one peer go to that peer
+// alone, although the index holds them as they are (Record would skip
+// them), counted in its pending files; a pending entry of the path keeps
+// its ops and takes the attributes with them.
+func TestJournal_Again(t *testing.T) {
+	peers := []string{"web-2", "web-3"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	settleAll(t, f, peers, "d")
+	pendingWrite := f.write("d/x", 3)
+	if err := f.j.Record(f.rootfd, peers, []change.Change{pendingWrite}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d", Op: change.Attrib, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.j.Stats("web-2").Files; got != 1 {
+		t.Fatalf("Record journaled d, which the index holds as it is: %d pending, want 1", got)
+	}
+	if err := f.j.Again("web-2", []string{"d", "d/x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		peer string
+		want map[string]change.Op
+	}{
+		{"web-2", map[string]change.Op{"d": change.Attrib, "d/x": pendingWrite.Op | change.Attrib}},
+		{"web-3", map[string]change.Op{"d/x": pendingWrite.Op}},
+	} {
+		es, err := f.j.Next(tc.peer, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(map[string]change.Op)
+		for _, e := range es {
+			got[e.Path] = e.Op
+		}
+		if len(got) != len(tc.want) || f.j.Stats(tc.peer).Files != int64(len(tc.want)) {
+			t.Errorf("%s: pending %v (%d counted), want %v", tc.peer, got, f.j.Stats(tc.peer).Files, tc.want)
+		}
+		for p, op := range tc.want {
+			if got[p] != op {
+				t.Errorf("%s: %s pending as %v, want %v", tc.peer, p, got[p], op)
+			}
+		}
+	}
+	if err := f.j.Again("web-9", []string{"d"}); !errors.Is(err, ErrUnknownPeer) {
+		t.Errorf("Again for a peer not in the group: %v, want ErrUnknownPeer", err)
+	}
+}

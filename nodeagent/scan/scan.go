@@ -160,7 +160,7 @@ func (w *walk) releaseRemovals() error {
 func countTree(tx *index.Tx, rel string) int {
 	n := 1
 	_ = tx.Children(rel, func(name string, e index.Entry) error {
-		if e.IsDir() {
+		if e.MayHaveChildren() {
 			n += countTree(tx, index.Join(rel, name))
 		} else {
 			n++
@@ -330,6 +330,14 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		subdirs = append(subdirs, rel)
 	}
 	c := change.Change{Path: rel, NeedsSettle: true}
+	if old != nil && old.IsMoved() {
+		// Below a directory renamed here: new to the peer's tree as the
+		// rename leaves it (the peer holds it once it applies the
+		// rename), as it was before the index held Moved entries. Taken
+		// for written in place, a copy the peer holds unchanged would be
+		// compared again by checksum (sender.unchangedWrites).
+		old = nil
+	}
 	switch {
 	case old == nil && isDir:
 		c.Op, c.Finished = change.Mkdir, true

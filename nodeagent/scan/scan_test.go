@@ -209,6 +209,43 @@ func TestScanner_ReportsDifferences(t *testing.T) {
 	}
 }
 
+// TestScanner_MovedEntries: the entries of a renamed tree, recorded under
+// the new name as Moved ones (by the journal, with the rename), read as
+// not indexed where the path exists (new to the peer's tree as the rename
+// leaves it; a Write of a file rsync finds unchanged would be compared
+// again by checksum) and as removed where it is gone (the peer holds it
+// once it applies the rename), the top-most of a gone tree only.
+func TestScanner_MovedEntries(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	f.do(os.MkdirAll(filepath.Join(f.root, "e/sub"), 0o755))
+	f.write("e/a", "a")
+	f.write("e/sub/b", "b")
+	f.recordAll("e")
+	f.do(f.idx.Update(func(tx *index.Tx) error {
+		for _, p := range []string{"e/a", "e/sub", "e/sub/b", "e/gone", "e/gonedir", "e/gonedir/x"} {
+			if err := tx.Put(p, index.Moved()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	got := f.scan()
+	want := []string{"create|write e/a", "create|write e/sub/b", "mkdir e/sub", "remove e/gone", "remove e/gonedir"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	f.recordAll(pathsOf(got)...)
+	if again := f.scan(); len(again) != 0 {
+		t.Fatalf("after recording, a scan still reports %q", again)
+	}
+	f.do(f.idx.View(func(tx *index.Tx) error {
+		if _, ok, _ := tx.Get("e/gonedir/x"); ok {
+			t.Error("e/gonedir/x is still indexed after its Moved directory's removal was recorded")
+		}
+		return nil
+	}))
+}
+
 func TestScanner_ReceiverWritesAreNotLocalChanges(t *testing.T) {
 	f := newFixture(t, t.TempDir())
 	// The receiver writes a file and records its lstat in the index.

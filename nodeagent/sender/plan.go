@@ -249,20 +249,52 @@ func (b *batch) empty() bool {
 // rename's old name (rm d/x; mv d e, in one batch) would then look for
 // d/x on the peer after the peer moved it to e/x, and delete nothing: such
 // a rename waits for the next run (b.waiting), and this one deletes d/x
-// first.
+// first. A deletion below the new name of a rename that waits, for this
+// or for a busy old name, waits with it (mv d e; rm e/x): it would find
+// nothing on the peer before the rename puts e/x there. A send there does
+// not wait: it makes e on the peer, where the rename then finds its new
+// name taken, and the tree goes as content (as it did before; making it
+// wait changed the order of runs enough that, under load, a receiver took
+// a renamed tree for its own change: a cause not found yet).
 func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	b := planOnce(rootfd, entries, busy)
-	later := b.renamesAboveDeletes()
-	if len(later) == 0 {
-		return b
-	}
 	type key struct {
 		path string
 		seq  uint64
 	}
-	wait := make(map[key]bool, len(later))
-	for _, e := range later {
-		wait[key{e.Path, e.Seq}] = true
+	waiting := make(map[key]bool) // planOnce's own, and later
+	for _, e := range b.waiting {
+		waiting[key{e.Path, e.Seq}] = true
+	}
+	wait := make(map[key]bool)
+	var later []journal.Entry
+	waitToo := func(e journal.Entry) {
+		if k := (key{e.Path, e.Seq}); !waiting[k] {
+			waiting[k], wait[k] = true, true
+			later = append(later, e)
+		}
+	}
+	var renamedTo []string
+	for _, e := range b.renamesAboveDeletes() {
+		waitToo(e)
+		renamedTo = append(renamedTo, e.Path+"/")
+	}
+	for _, e := range b.waiting {
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			renamedTo = append(renamedTo, e.Path+"/")
+		}
+	}
+	if len(renamedTo) > 0 {
+		for _, e := range slices.Concat(b.deletes, b.covered) {
+			// Seq 0: a renamed entry's old name (oldNamesGone), which
+			// goes with that entry.
+			if e.Seq != 0 && slices.ContainsFunc(renamedTo, func(to string) bool { return strings.HasPrefix(e.Path, to) }) {
+				waitToo(e)
+			}
+		}
+	}
+	if len(later) == 0 {
+		return b
 	}
 	rest := slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[key{e.Path, e.Seq}] })
 	b = planOnce(rootfd, rest, busy)

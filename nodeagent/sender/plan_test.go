@@ -134,6 +134,64 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 	}
 }
 
+// TestPlan_belowAWaitingRenamesNewNameWaits: mv d e; rm e/x, with d in
+// flight to the peer in another run: the rename waits, and so does the
+// deletion of e/x (the peer holds e/x only once it applies the rename,
+// so deleted first, it found nothing there and e/x stayed). Sends below
+// e, and what is not below e, go now.
+func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"e/y", "ee"} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte("y"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	entries := []journal.Entry{
+		{Path: "e", Op: change.Rename, OldPath: "d", Seq: 1},
+		{Path: "e/x", Op: change.Remove, Seq: 2},
+		{Path: "e/y", Op: change.Create, Seq: 3},
+		{Path: "ee", Op: change.Create, Seq: 4}, // not below e: "e/" is the prefix
+		{Path: "gone", Op: change.Remove, Seq: 5},
+	}
+	for _, tc := range []struct {
+		name        string
+		busy        string
+		wantWaiting []string
+		wantDeletes []string
+		wantSends   []string
+	}{
+		{name: "old name busy", busy: "d", wantWaiting: []string{"e", "e/x"}, wantDeletes: []string{"gone"}, wantSends: []string{"e/y", "ee"}},
+		{name: "nothing busy", wantDeletes: []string{"e/x", "gone"}, wantSends: []string{"e", "e/y", "ee"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := plan(rootfd, entries, func(p string) bool { return p == tc.busy })
+			for _, got := range []struct {
+				name string
+				got  []journal.Entry
+				want []string
+			}{
+				{"waiting", b.waiting, tc.wantWaiting},
+				{"deletes", b.deletes, tc.wantDeletes},
+				{"sends", b.sends, tc.wantSends},
+			} {
+				paths := pathsOf(got.got)
+				slices.Sort(paths)
+				if !slices.Equal(paths, got.want) {
+					t.Errorf("%s: %q, want %q", got.name, paths, got.want)
+				}
+			}
+		})
+	}
+}
+
 func TestBatch_large(t *testing.T) {
 	root := t.TempDir()
 	sizes := map[string]int64{"small": 4 << 10, "large": largeFileThreshold}

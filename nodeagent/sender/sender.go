@@ -135,6 +135,9 @@ type Sender struct {
 	// transferring is what the runs in flight that report progress have
 	// carried so far (Transferring).
 	transferring atomic.Int64
+	// implied orders the runs' file lists for the directories rsync sets
+	// as implied parents.
+	implied impliedDirs
 
 	mu       sync.Mutex
 	inflight *inflight
@@ -790,6 +793,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	s.renames(ctx, rootfd, &b)
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
+	var staleDirs []string      // directories a newer list set first (impliedDirs)
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
@@ -811,7 +815,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		if w != nil {
 			push, w = w.Push, nil // used up by its push
 		}
-		res, err := push(ctx, append(pathsOf(b.sends), b.links...))
+		files := append(pathsOf(b.sends), b.links...)
+		list := s.implied.start()
+		res, err := push(ctx, files)
+		staleDirs = append(staleDirs, s.implied.finish(list, files)...)
 		sent = confirmed(b.sends, res)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
@@ -829,7 +836,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// With their other names, or the peer would write a file
 			// anew and leave them on the old inode.
 			files := b.withOtherNames(rootfd, pathsOf(again))
+			list := s.implied.start()
 			res, err = rsync.Push(ctx, s.Root, files, s.Target, oc)
+			staleDirs = append(staleDirs, s.implied.finish(list, files)...)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -858,7 +867,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = b.covered // confirmed without a run
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
-		res, err := rsync.Delete(ctx, s.Root, pathsOf(b.deletes), s.Target, s.runOptions(b))
+		files := pathsOf(b.deletes)
+		list := s.implied.start()
+		res, err := rsync.Delete(ctx, s.Root, files, s.Target, s.runOptions(b))
+		staleDirs = append(staleDirs, s.implied.finish(list, files)...)
 		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {
 			deleted = append(deleted, b.covered...)
@@ -866,6 +878,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, res, err)
 	}
 	pushed()
+	s.againDirs(rootfd, staleDirs)
 	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped), deleted, b.oldNames)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
@@ -1067,6 +1080,28 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 			b.oldNames = append(b.oldNames, e)
 		}
 	}
+}
+
+// againDirs journals for this peer again the directories that a run set
+// there from an older file list than a run that ended before it
+// (impliedDirs), where they are still directories here: their next run
+// sets them as they are now. One gone here is left to its own removal or
+// rename, which is journaled.
+func (s *Sender) againDirs(rootfd int, dirs []string) {
+	if len(dirs) == 0 {
+		return
+	}
+	slices.Sort(dirs)
+	dirs = slices.Compact(dirs)
+	dirs = slices.DeleteFunc(dirs, func(d string) bool {
+		var st unix.Stat_t
+		return beneath.Lstat(rootfd, d, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR
+	})
+	if err := s.Journal.Again(s.Peer, dirs); err != nil {
+		s.Log.Error(err, "cannot journal directories set from an older file list; their times may differ on the peer until they change again", "dirs", len(dirs))
+		return
+	}
+	s.Log.V(1).Info("directories set from an older file list go again", "dirs", dirs)
 }
 
 // unchangedWrites are the entries of b's push that were journaled as

@@ -282,19 +282,22 @@ func startVerbose(t *testing.T, n int, port int) *cluster {
 	return startCluster(t, n, port, clusterOptions{args: []string{"-v"}})
 }
 
-// TestStandalone_RemovedJustBeforeItsDirectoryWasRenamed: a file removed
-// just before its directory was renamed (rm d/x; mv d e, journaled in one
-// batch) is gone on every peer too. Asked first, the rename moved d/x to
-// e/x on the peer, and the deletion of d/x then found nothing there: the
-// rename now waits for the next run. (A file removed right after the
-// rename, mv d e; rm e/x, is a known limit: docs/design.md.)
-func TestStandalone_RemovedJustBeforeItsDirectoryWasRenamed(t *testing.T) {
+// TestStandalone_RemovedAroundADirectoryRename: a file removed just before
+// its directory was renamed (rm d/x; mv d e, journaled in one batch), or
+// just after (mv d e; rm e/x, before the scan of e recorded it), is gone on
+// every peer too. Asked first, the rename moved d/x to e/x on the peer, and
+// the deletion of d/x then found nothing there: the rename now waits for
+// the next run. Removed after the rename, e/x matched no index entry (the
+// index dropped d's with the rename and held e's only once a scan found
+// them), and its removal was dropped: the index now holds the renamed
+// tree's entries under the new name (index.Moved) until that scan.
+func TestStandalone_RemovedAroundADirectoryRename(t *testing.T) {
 	c := start(t, 3, 18598) // 18598-18600: the last base of the e2e range
 	r1 := c.roots["n1"]
 	for i := range 5 {
 		d := fmt.Sprintf("b%d", i)
-		for _, f := range []string{"x", "y"} {
-			must(t, os.MkdirAll(filepath.Join(r1, d), 0o755))
+		must(t, os.MkdirAll(filepath.Join(r1, d, "sub"), 0o755))
+		for _, f := range []string{"x", "y", "z", "sub/w"} {
 			must(t, os.WriteFile(filepath.Join(r1, d, f), []byte(d+f), 0o644))
 		}
 	}
@@ -303,16 +306,20 @@ func TestStandalone_RemovedJustBeforeItsDirectoryWasRenamed(t *testing.T) {
 		b := filepath.Join(r1, fmt.Sprintf("b%d", i))
 		must(t, os.Remove(filepath.Join(b, "x")))
 		must(t, os.Rename(b, b+"-renamed"))
+		must(t, os.Remove(filepath.Join(b+"-renamed", "y")))
+		must(t, os.RemoveAll(filepath.Join(b+"-renamed", "sub")))
 	}
 	c.converged("n1")
 	for _, node := range c.nodes {
 		for i := range 5 {
 			d := fmt.Sprintf("b%d-renamed", i)
-			if _, err := os.Lstat(filepath.Join(c.roots[node], d, "x")); err == nil {
-				t.Errorf("%s: %s/x, removed on n1, is still there", node, d)
+			for _, gone := range []string{"x", "y", "sub"} {
+				if _, err := os.Lstat(filepath.Join(c.roots[node], d, gone)); err == nil {
+					t.Errorf("%s: %s/%s, removed on n1, is still there", node, d, gone)
+				}
 			}
-			if _, err := os.Lstat(filepath.Join(c.roots[node], d, "y")); err != nil {
-				t.Errorf("%s: %s/y: %v", node, d, err)
+			if _, err := os.Lstat(filepath.Join(c.roots[node], d, "z")); err != nil {
+				t.Errorf("%s: %s/z: %v", node, d, err)
 			}
 		}
 	}
