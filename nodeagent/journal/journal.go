@@ -747,7 +747,9 @@ func (j *Journal) ReplacedOn(rootfd int, peer, path string) (bool, error) {
 			return nil
 		}
 		e, ok, err := index.Within(tx).Get(path)
-		if err != nil || !ok || e.IsDir() {
+		// A placeholder (one that matches nothing, or Moved) says
+		// nothing of the type the peer holds: its Mode is not the path's.
+		if err != nil || !ok || e.IsDir() || e.Size < 0 {
 			return err
 		}
 		var st unix.Stat_t

@@ -337,6 +337,12 @@ func TestJournal_ReplacedOn(t *testing.T) {
 	if err := os.Link(filepath.Join(f.root, "a"), filepath.Join(f.root, "a-link")); err != nil { // a's ctime moves
 		t.Fatal(err)
 	}
+	// Below a directory renamed here, a Moved entry (which may stand for
+	// a directory on the peer), a file here now.
+	f.write("moved", 5)
+	if err := f.idx.Update(func(tx *index.Tx) error { return tx.Put("moved", index.Moved()) }); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, peer, path string
 		want             bool
@@ -347,6 +353,7 @@ func TestJournal_ReplacedOn(t *testing.T) {
 		{"a directory in the index, a file here", "web-2", "was-a-file", false},
 		{"not in the index", "web-2", "a-link", false},
 		{"not here", "web-2", "c", false},
+		{"a Moved entry, a file here", "web-2", "moved", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

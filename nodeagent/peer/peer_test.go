@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/jailsync/jailsync/internal/poll"
 )
 
 // recorder is a Handler that remembers what it was asked.
@@ -472,31 +475,43 @@ func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
 	c := NewClient("web-1", []byte("k"), memberAddr, 10*time.Second)
 	c.learn(addr, "", s.epochID)
 
-	// The first body, 80 bytes, sent up to its last byte.
+	// The first body, 79 bytes, sent up to its last byte over a connection
+	// of its own, written by hand: the client's transport buffers a
+	// request's head and body until the body ends (or 4 KiB), so the
+	// server would see nothing of it yet.
 	body := []byte(`{"run":"slow","paths":["` + strings.Repeat("QUFB", 13) + `"]}`)
 	if len(body) > 100 || len(body) < 51 {
 		t.Fatalf("first body of %d bytes", len(body))
 	}
-	pr, pw := io.Pipe()
-	slow, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", pr)
-	slow.ContentLength = int64(len(body))
+	slow, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", nil)
 	if err := signRequest(slow, []byte("k"), "web-1", s.epochID, body, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	slowDone := make(chan error, 1)
-	go func() {
-		res, err := c.http.Do(slow)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				err = fmt.Errorf("status %d", res.StatusCode)
-			}
-		}
-		slowDone <- err
-	}()
-	if _, err := pw.Write(body[:len(body)-1]); err != nil {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: memberAddr.AsSlice()}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", addr.String())
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST /v1/groups/www/incoming HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", addr, len(body))
+	if err := slow.Header.Write(&head); err != nil {
+		t.Fatal(err)
+	}
+	head.WriteString("\r\n")
+	if _, err := io.WriteString(conn, head.String()+string(body[:len(body)-1])); err != nil {
+		t.Fatal(err)
+	}
+	// Served in order: once the first body holds its share of the budget
+	// (of 100), what is left of it and a byte more do not fit.
+	more := int64(100 - len(body) + 1)
+	poll.Until(t, 10*time.Second, func() error {
+		if s.bodies.TryAcquire(more) {
+			s.bodies.Release(more)
+			return errors.New("the first body holds none of the budget yet")
+		}
+		return nil
+	})
 
 	// The second, 50 bytes or so, whole.
 	second := make(chan error, 1)
@@ -506,12 +521,17 @@ func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
 		t.Fatalf("the second request was served while the first's body held the budget: %v", err)
 	case <-time.After(500 * time.Millisecond): // no answer is the behaviour; the wait only gives a wrong one time to show
 	}
-	if _, err := pw.Write(body[len(body)-1:]); err != nil {
+	if _, err := conn.Write(body[len(body)-1:]); err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
-	if err := <-slowDone; err != nil {
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
 		t.Fatalf("first request: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("first request: status %d", res.StatusCode)
 	}
 	if err := <-second; err != nil {
 		t.Fatalf("second request, once the first was done: %v", err)

@@ -17,7 +17,7 @@ import "sync"
 type impliedDirs struct {
 	mu     sync.Mutex
 	next   uint64
-	open   int
+	open   map[uint64]bool   // the lists started and not ended
 	landed map[string]uint64 // directory: the newest list that set it
 }
 
@@ -26,18 +26,22 @@ func (d *impliedDirs) start() uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.next++
-	d.open++
+	if d.open == nil {
+		d.open = make(map[uint64]bool)
+	}
+	d.open[d.next] = true
 	return d.next
 }
 
 // finish records that list n, of paths, has ended, and returns the
 // directories above those paths (the root aside) that a later list set
-// first. With no list open, none that starts later can be older than one
-// that ended: the record is dropped.
+// first. A record no open list is older than can flag nothing (a list
+// that starts later is newer still): it is dropped, so that runs that
+// overlap for hours keep no more than the directories of those in flight.
 func (d *impliedDirs) finish(n uint64, paths []string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.open--
+	delete(d.open, n)
 	var stale []string
 	seen := make(map[string]bool)
 	for _, p := range paths {
@@ -57,8 +61,18 @@ func (d *impliedDirs) finish(n uint64, paths []string) []string {
 			}
 		}
 	}
-	if d.open == 0 {
+	if len(d.open) == 0 {
 		d.landed = nil
+		return stale
+	}
+	oldest := d.next
+	for m := range d.open {
+		oldest = min(oldest, m)
+	}
+	for dir, m := range d.landed {
+		if m <= oldest {
+			delete(d.landed, dir)
+		}
 	}
 	return stale
 }

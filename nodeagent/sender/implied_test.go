@@ -19,6 +19,7 @@ func TestImpliedDirs(t *testing.T) {
 	tests := []struct {
 		name  string
 		steps []step
+		kept  []int // how many directories the record holds after each step (when given)
 	}{
 		{name: "older list ends last", steps: []step{
 			{start: "a"}, {start: "b"},
@@ -47,6 +48,14 @@ func TestImpliedDirs(t *testing.T) {
 			{finish: "c", paths: []string{"e/x"}},
 			{finish: "a", paths: []string{"d/y", "e/y"}, want: []string{"d", "e"}},
 		}},
+		{name: "records no open list is older than are dropped", steps: []step{
+			{start: "a"}, {start: "b"}, {start: "c"},
+			{finish: "a", paths: []string{"d/x"}}, // d set by a, older than b and c: dropped
+			{start: "e"},
+			{finish: "e", paths: []string{"f/x"}},
+			{finish: "c", paths: []string{"d/y", "f/y"}, want: []string{"f"}},
+			{finish: "b", paths: []string{"d/z"}, want: []string{"d"}},
+		}, kept: []int{0, 0, 0, 0, 0, 1, 2, 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,6 +64,9 @@ func TestImpliedDirs(t *testing.T) {
 			for i, s := range tc.steps {
 				if s.start != "" {
 					lists[s.start] = d.start()
+					if tc.kept != nil && len(d.landed) != tc.kept[i] {
+						t.Errorf("step %d, %s starts: the record holds %v, want %d directories", i, s.start, d.landed, tc.kept[i])
+					}
 					continue
 				}
 				got := d.finish(lists[s.finish], s.paths)
@@ -62,9 +74,12 @@ func TestImpliedDirs(t *testing.T) {
 				if !slices.Equal(got, s.want) {
 					t.Errorf("step %d, %s ends: stale %q, want %q", i, s.finish, got, s.want)
 				}
+				if tc.kept != nil && len(d.landed) != tc.kept[i] {
+					t.Errorf("step %d, %s ends: the record holds %v, want %d directories", i, s.finish, d.landed, tc.kept[i])
+				}
 			}
-			if d.open != 0 || d.landed != nil {
-				t.Errorf("with no list open: %d open, record %v, want none", d.open, d.landed)
+			if len(d.open) != 0 || d.landed != nil {
+				t.Errorf("with no list open: %d open, record %v, want none", len(d.open), d.landed)
 			}
 		})
 	}
