@@ -144,7 +144,10 @@ type Sender struct {
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
-	failing  map[string]failure
+	// renamesWaiting are the new names of renames that wait (batch.waiting),
+	// with until when: removals below them wait too (see skip).
+	renamesWaiting map[string]time.Time
+	failing        map[string]failure
 	// The gate of Gather: when a Wake last came, when the last run ended
 	// with none in flight, and the journal's Seq when the last run started.
 	lastWake, idleFrom time.Time
@@ -351,9 +354,17 @@ type runDone struct {
 	r  Run
 }
 
-// skip is the journal filter of next: paths in flight, and held entries.
+// skip is the journal filter of next: paths in flight, held entries, and
+// removals below the new name of a rename that waits (mv d e; rm e/x, with
+// d in flight and the removal journaled after the rename was left waiting):
+// the peer holds e/x only once it applies the rename, so deleted first,
+// e/x found nothing there and stayed. In one batch, plan holds them back
+// itself.
 func (s *Sender) skip(e journal.Entry) bool {
 	if s.inflight.overlaps(e.Path) {
+		return true
+	}
+	if len(s.renamesWaiting) > 0 && e.Op&(change.Remove|change.Rmdir) != 0 && s.belowWaitingRename(e.Path) {
 		return true
 	}
 	h, ok := s.held[e.Path]
@@ -588,7 +599,30 @@ const waitAgain = 250 * time.Millisecond
 func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 	for _, e := range entries {
 		s.held[e.Path] = hold{seq: e.Seq, until: now.Add(waitAgain)}
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			if s.renamesWaiting == nil {
+				s.renamesWaiting = make(map[string]time.Time)
+			}
+			s.renamesWaiting[e.Path] = now.Add(waitAgain)
+		}
 	}
+}
+
+// belowWaitingRename reports whether p lies below the new name of a rename
+// that waits, and forgets those that waited their time.
+func (s *Sender) belowWaitingRename(p string) bool {
+	now := time.Now()
+	for d := parent(p); d != ""; d = parent(d) {
+		until, ok := s.renamesWaiting[d]
+		switch {
+		case !ok:
+		case now.Before(until):
+			return true
+		default:
+			delete(s.renamesWaiting, d)
+		}
+	}
+	return false
 }
 
 // settleUnderFile decides b's underFile entries, removed paths below a

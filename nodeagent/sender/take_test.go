@@ -129,6 +129,70 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 	}
 }
 
+// TestSender_take_removalBelowAWaitingRenameWaits: mv d e, with d in
+// flight to the peer: the rename waits; rm e/x, journaled after that,
+// waits for it too (deleted first, e/x was not on the peer yet, and stayed
+// once the rename put it there). A send below e, a removal elsewhere, and
+// the removal once the rename no longer waits, are taken.
+func TestSender_take_removalBelowAWaitingRenameWaits(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"d/x", "d/y", "z"} {
+		if err := os.WriteFile(filepath.Join(root, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, j := openJournal(t, root)
+	settle(t, j, rootfd, "d", "d/x", "d/y", "z")
+	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Record(rootfd, []string{"peer"}, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Sender{Peer: "peer", Journal: j, Log: logr.Discard()}
+	s.defaults()
+	s.inflight.add("d")
+	if b, _ := s.take(rootfd); !slices.Equal(pathsOf(b.waiting), []string{"e"}) {
+		t.Fatalf("first take: waiting %q, want the rename", pathsOf(b.waiting))
+	}
+	for _, p := range []string{"e/x", "z"} {
+		if err := os.Remove(filepath.Join(root, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "e", "y"), []byte("written"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := j.Record(rootfd, []string{"peer"}, []change.Change{
+		{Path: "e/x", Op: change.Remove, Finished: true},
+		{Path: "e/y", Op: change.Write, Finished: true},
+		{Path: "z", Op: change.Remove, Finished: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.inflight.remove("d") // its run ended; the rename is still held for a moment
+	b, _ := s.take(rootfd)
+	if got := pathsOf(slices.Concat(b.deletes, b.covered)); !slices.Equal(got, []string{"z"}) {
+		t.Errorf("while the rename waits: deletes %q, want only z (not e/x)", got)
+	}
+	if got := pathsOf(b.sends); !slices.Equal(got, []string{"e/y"}) {
+		t.Errorf("while the rename waits: sends %q, want e/y", got)
+	}
+	b.eachPath(s.inflight.remove) // that run ended, confirmed
+	if err := j.Done("peer", slices.Concat(b.deletes, b.sends)); err != nil {
+		t.Fatal(err)
+	}
+	s.held, s.renamesWaiting = map[string]hold{}, nil // the rename waited its time
+	b, _ = s.take(rootfd)
+	if !slices.Equal(pathsOf(b.renames), []string{"e"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) {
+		t.Errorf("once the rename no longer waits: renames %q, deletes %q; want e, and e/x in its batch", pathsOf(b.renames), pathsOf(b.deletes))
+	}
+}
+
 // openJournal opens root and a fresh index and journal for one peer,
 // "peer", all closed when the test ends.
 func openJournal(t *testing.T, root string) (int, *journal.Journal) {
