@@ -94,20 +94,7 @@ func TestPlan(t *testing.T) {
 // rename moved d/x to e/x on the peer, and the deletion found nothing.
 // A rename with no deletion below its old name is asked for as before.
 func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
-	root := t.TempDir()
-	for _, f := range []string{"e/y", "g/z"} {
-		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, f), []byte("y"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
+	rootfd := rootWithFiles(t, "e/y", "g/z")
 	entries := []journal.Entry{
 		{Path: "d/x", Op: change.Remove, Seq: 1},
 		{Path: "e", Op: change.Rename, OldPath: "d", Seq: 2},
@@ -140,20 +127,7 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 // so deleted first, it found nothing there and e/x stayed). Sends below
 // e, and what is not below e, go now.
 func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
-	root := t.TempDir()
-	for _, f := range []string{"e/y", "ee"} {
-		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, f), []byte("y"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
+	rootfd := rootWithFiles(t, "e/y", "ee")
 	entries := []journal.Entry{
 		{Path: "e", Op: change.Rename, OldPath: "d", Seq: 1},
 		{Path: "e/x", Op: change.Remove, Seq: 2},
@@ -190,6 +164,27 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rootWithFiles makes a root holding files (and their directories), and
+// returns it open, closed when the test ends.
+func rootWithFiles(t *testing.T, files ...string) int {
+	t.Helper()
+	root := t.TempDir()
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, f), []byte("y"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(rootfd) })
+	return rootfd
 }
 
 func TestBatch_large(t *testing.T) {
