@@ -1,81 +1,103 @@
 package sender
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestImpliedDirs: a list that ends after a later-numbered list set the
-// same directories returns them (it set their older times last); one that
-// ends first, or alone, returns none; the root is never a directory here;
-// once no list is open, the record is dropped.
+// same directories in another state returns them (it set their older
+// times last); in the same state, or ending first, or alone, it returns
+// none; the root is never one of them; records no open list is older than
+// are dropped, and all once no list is open.
 func TestImpliedDirs(t *testing.T) {
 	type step struct {
-		start  string   // name of a list to start
-		finish string   // or of one to finish, with paths
-		paths  []string // what it listed
+		start  string   // a list to start, with paths
+		touch  string   // or a directory whose mtime moves
+		finish string   // or a list to finish
+		paths  []string // what a started list lists
 		want   []string // stale directories finish returns
+		kept   int      // how many directories the record holds after the step
 	}
 	tests := []struct {
 		name  string
 		steps []step
-		kept  []int // how many directories the record holds after each step (when given)
 	}{
-		{name: "older list ends last", steps: []step{
-			{start: "a"}, {start: "b"},
-			{finish: "b", paths: []string{"d/x", "e/f/y"}},
-			{finish: "a", paths: []string{"d/z", "e/w", "g/v", "top"}, want: []string{"d", "e"}},
+		{name: "older list ends last, the directories changed in between", steps: []step{
+			{start: "a", paths: []string{"d/z", "e/w", "g/v", "top"}},
+			{touch: "d"}, {touch: "e"},
+			{start: "b", paths: []string{"d/x", "e/f/y"}},
+			{finish: "b", kept: 3},
+			{finish: "a", want: []string{"d", "e"}},
+		}},
+		{name: "older list ends last, nothing changed in between", steps: []step{
+			{start: "a", paths: []string{"d/z", "e/w"}},
+			{start: "b", paths: []string{"d/x", "e/y"}},
+			{finish: "b", kept: 2},
+			{finish: "a"},
 		}},
 		{name: "in order", steps: []step{
-			{start: "a"}, {start: "b"},
-			{finish: "a", paths: []string{"d/z"}},
-			{finish: "b", paths: []string{"d/x"}},
+			{start: "a", paths: []string{"d/z"}},
+			{touch: "d"},
+			{start: "b", paths: []string{"d/x"}},
+			{finish: "a"},
+			{finish: "b"},
 		}},
 		{name: "one at a time", steps: []step{
-			{start: "a"}, {finish: "a", paths: []string{"d/e/z"}},
-			{start: "b"}, {finish: "b", paths: []string{"d/e/x"}},
-			{start: "c"}, {finish: "c", paths: []string{"d/y"}},
+			{start: "a", paths: []string{"d/e/z"}}, {finish: "a"},
+			{touch: "d/e"},
+			{start: "b", paths: []string{"d/e/x"}}, {finish: "b"},
 		}},
 		{name: "deep", steps: []step{
-			{start: "a"}, {start: "b"},
-			{finish: "b", paths: []string{"d/e/f/x"}},
-			{finish: "a", paths: []string{"d/e/f/z", "d/e/y"}, want: []string{"d", "d/e", "d/e/f"}},
-		}},
-		{name: "an older list outlives a newer one: its record stays", steps: []step{
-			{start: "a"}, {start: "b"},
-			{finish: "b", paths: []string{"d/x"}},
-			{start: "c"},
-			{finish: "c", paths: []string{"e/x"}},
-			{finish: "a", paths: []string{"d/y", "e/y"}, want: []string{"d", "e"}},
+			{start: "a", paths: []string{"d/e/f/z", "d/e/y"}},
+			{touch: "d"}, {touch: "d/e"}, {touch: "d/e/f"},
+			{start: "b", paths: []string{"d/e/f/x"}},
+			{finish: "b", kept: 3},
+			{finish: "a", want: []string{"d", "d/e", "d/e/f"}},
 		}},
 		{name: "records no open list is older than are dropped", steps: []step{
-			{start: "a"}, {start: "b"}, {start: "c"},
-			{finish: "a", paths: []string{"d/x"}}, // d set by a, older than b and c: dropped
-			{start: "e"},
-			{finish: "e", paths: []string{"f/x"}},
-			{finish: "c", paths: []string{"d/y", "f/y"}, want: []string{"f"}},
-			{finish: "b", paths: []string{"d/z"}, want: []string{"d"}},
-		}, kept: []int{0, 0, 0, 0, 0, 1, 2, 0}},
+			{start: "a", paths: []string{"d/x"}},
+			{start: "b", paths: []string{"d/z"}},
+			{touch: "d"}, {touch: "f"},
+			{start: "c", paths: []string{"d/y", "f/y"}},
+			{finish: "a"}, // d set by a, older than b and c: dropped
+			{touch: "f"},
+			{start: "e", paths: []string{"f/x"}},
+			{finish: "e", kept: 1},
+			{finish: "c", want: []string{"f"}, kept: 2},
+			{finish: "b", want: []string{"d"}},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			rootfd := rootWithFiles(t, "d/e/f/x", "e/f/x", "f/x", "g/x")
+			root := filepath.Join("/proc/self/fd", fmt.Sprint(rootfd))
 			var d impliedDirs
 			lists := make(map[string]uint64)
+			mtime := time.Unix(1_600_000_000, 0)
 			for i, s := range tc.steps {
-				if s.start != "" {
-					lists[s.start] = d.start()
-					if tc.kept != nil && len(d.landed) != tc.kept[i] {
-						t.Errorf("step %d, %s starts: the record holds %v, want %d directories", i, s.start, d.landed, tc.kept[i])
+				switch {
+				case s.start != "":
+					lists[s.start] = d.start(rootfd, s.paths)
+					continue
+				case s.touch != "":
+					mtime = mtime.Add(time.Second)
+					if err := os.Chtimes(filepath.Join(root, s.touch), mtime, mtime); err != nil {
+						t.Fatal(err)
 					}
 					continue
 				}
-				got := d.finish(lists[s.finish], s.paths)
+				got := d.finish(lists[s.finish])
 				slices.Sort(got)
 				if !slices.Equal(got, s.want) {
 					t.Errorf("step %d, %s ends: stale %q, want %q", i, s.finish, got, s.want)
 				}
-				if tc.kept != nil && len(d.landed) != tc.kept[i] {
-					t.Errorf("step %d, %s ends: the record holds %v, want %d directories", i, s.finish, d.landed, tc.kept[i])
+				if len(d.landed) != s.kept {
+					t.Errorf("step %d, %s ends: the record holds %v, want %d directories", i, s.finish, d.landed, s.kept)
 				}
 			}
 			if len(d.open) != 0 || d.landed != nil {

@@ -850,9 +850,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			push, w = w.Push, nil // used up by its push
 		}
 		files := append(pathsOf(b.sends), b.links...)
-		list := s.implied.start()
+		list := s.implied.start(rootfd, files)
 		res, err := push(ctx, files)
-		staleDirs = append(staleDirs, s.implied.finish(list, files)...)
+		staleDirs = append(staleDirs, s.implied.finish(list)...)
 		sent = confirmed(b.sends, res)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
@@ -870,9 +870,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// With their other names, or the peer would write a file
 			// anew and leave them on the old inode.
 			files := b.withOtherNames(rootfd, pathsOf(again))
-			list := s.implied.start()
+			list := s.implied.start(rootfd, files)
 			res, err = rsync.Push(ctx, s.Root, files, s.Target, oc)
-			staleDirs = append(staleDirs, s.implied.finish(list, files)...)
+			staleDirs = append(staleDirs, s.implied.finish(list)...)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -902,9 +902,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		files := pathsOf(b.deletes)
-		list := s.implied.start()
+		list := s.implied.start(rootfd, files)
 		res, err := rsync.Delete(ctx, s.Root, files, s.Target, s.runOptions(b))
-		staleDirs = append(staleDirs, s.implied.finish(list, files)...)
+		staleDirs = append(staleDirs, s.implied.finish(list)...)
 		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {
 			deleted = append(deleted, b.covered...)
@@ -1117,8 +1117,8 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 }
 
 // againDirs journals for this peer again the directories that a run set
-// there from an older file list than a run that ended before it
-// (impliedDirs), where they are still directories here: their next run
+// there from an older file list than a run that ended before it, in
+// another state (impliedDirs), where they are still directories here: their next run
 // sets them as they are now. One gone here is left to its own removal or
 // rename, which is journaled.
 func (s *Sender) againDirs(rootfd int, dirs []string) {
