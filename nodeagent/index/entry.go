@@ -57,10 +57,13 @@ func Moved() Entry { return Entry{Size: movedSize} }
 // IsMoved reports whether e is a Moved entry.
 func (e Entry) IsMoved() bool { return e.Size == movedSize }
 
+// IsPlaceholder reports whether e stands for a path without its state:
+// an entry that matches nothing (Size -1), or a Moved one.
+func (e Entry) IsPlaceholder() bool { return e.Size < 0 }
+
 // MayHaveChildren reports whether entries may be indexed below e's path:
-// a directory's, or a placeholder's (an entry that matches nothing, or a
-// Moved one), which may stand for a directory.
-func (e Entry) MayHaveChildren() bool { return e.IsDir() || e.Size < 0 }
+// a directory's, or a placeholder's, which may stand for a directory.
+func (e Entry) MayHaveChildren() bool { return e.IsDir() || e.IsPlaceholder() }
 
 // entryFormat is the first byte of every entry encoded now. Format 2
 // stores times as seconds and nanoseconds (at the end of the fixed part,

@@ -220,9 +220,7 @@ func Open(idx *index.Index, peers []string) (*Journal, error) {
 				return err
 			}
 		}
-		if v := root.Get(keySeq); len(v) == 8 {
-			j.seq = binary.BigEndian.Uint64(v)
-		}
+		j.seq = storedSeq(root)
 		for _, p := range peers {
 			st := &PeerStats{}
 			err := root.Bucket([]byte(p)).Bucket(bucketByPath).ForEach(func(_, v []byte) error {
@@ -279,20 +277,15 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		marks = marks[:0]
 		skipped = skipped[:0]
 		root := tx.Bucket(bucketJournal)
-		var seq uint64
-		if v := root.Get(keySeq); len(v) == 8 {
-			seq = binary.BigEndian.Uint64(v)
-		}
+		seq := storedSeq(root)
 		itx := index.Within(tx)
 		// Each peer's buckets, looked up once for the batch.
 		buckets := make([]peerBuckets, len(peers))
 		for i, p := range peers {
-			pb, err := peerBucket(tx, p)
-			if err != nil {
+			var err error
+			if buckets[i], err = openPeerBuckets(tx, p); err != nil {
 				return err
 			}
-			byPath := pb.Bucket(bucketByPath)
-			buckets[i] = peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}
 		}
 		for _, c := range changes {
 			if c.Op.Has(change.Rescan) {
@@ -344,12 +337,9 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					if err != nil {
 						return err
 					}
-					d.Files, d.Bytes = d.Files+dd.Files, d.Bytes+dd.Bytes
+					d = d.plus(dd)
 				}
-				s := delta[p]
-				s.Files += d.Files
-				s.Bytes += d.Bytes
-				delta[p] = s
+				delta[p] = delta[p].plus(d)
 			}
 			// Paths of the renamed tree gone before the rename was
 			// recorded (mv d e; rm e/x, or rm d/x read as e/x): the
@@ -364,10 +354,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					if err != nil {
 						return err
 					}
-					s := delta[p]
-					s.Files += d.Files
-					s.Bytes += d.Bytes
-					delta[p] = s
+					delta[p] = delta[p].plus(d)
 				}
 			}
 		}
@@ -383,14 +370,42 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		}
 	}
 	j.markRacy(now, marks)
+	j.counted(last, delta)
+	return nil
+}
+
+// storedSeq is the last sequence number the journal's root bucket holds.
+func storedSeq(root *bolt.Bucket) uint64 {
+	if v := root.Get(keySeq); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// openPeerBuckets returns peer's buckets within tx.
+func openPeerBuckets(tx *bolt.Tx, peer string) (peerBuckets, error) {
+	pb, err := peerBucket(tx, peer)
+	if err != nil {
+		return peerBuckets{}, err
+	}
+	byPath := pb.Bucket(bucketByPath)
+	return peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}, nil
+}
+
+// plus is s and d added up.
+func (s PeerStats) plus(d PeerStats) PeerStats {
+	return PeerStats{Files: s.Files + d.Files, Bytes: s.Bytes + d.Bytes}
+}
+
+// counted takes in a committed transaction's last sequence number (0 when
+// it took none) and what it changed of each peer's pending counts.
+func (j *Journal) counted(last uint64, delta map[string]PeerStats) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq = max(j.seq, last)
 	for p, d := range delta {
-		j.stats[p].Files += d.Files
-		j.stats[p].Bytes += d.Bytes
+		*j.stats[p] = j.stats[p].plus(d)
 	}
-	return nil
 }
 
 // recordOldName settles the index's entry of a rename's old name (of a
@@ -576,24 +591,18 @@ func (j *Journal) Again(peer string, paths []string) error {
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		d = PeerStats{} // afresh: Batch may call again
 		root := tx.Bucket(bucketJournal)
-		var seq uint64
-		if v := root.Get(keySeq); len(v) == 8 {
-			seq = binary.BigEndian.Uint64(v)
-		}
-		pb, err := peerBucket(tx, peer)
+		seq := storedSeq(root)
+		b, err := openPeerBuckets(tx, peer)
 		if err != nil {
 			return err
 		}
-		byPath := pb.Bucket(bucketByPath)
-		b := peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}
 		for _, p := range paths {
 			seq++
 			dd, _, err := put(b, index.Key(p), change.Change{Path: p, Op: change.Attrib}, seq, 0, now)
 			if err != nil {
 				return err
 			}
-			d.Files += dd.Files
-			d.Bytes += dd.Bytes
+			d = d.plus(dd)
 		}
 		last = seq
 		return root.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
@@ -601,11 +610,7 @@ func (j *Journal) Again(peer string, paths []string) error {
 	if err != nil {
 		return fmt.Errorf("journal %d paths again for %s: %w", len(paths), peer, err)
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.seq = max(j.seq, last)
-	j.stats[peer].Files += d.Files
-	j.stats[peer].Bytes += d.Bytes
+	j.counted(last, map[string]PeerStats{peer: d})
 	return nil
 }
 
@@ -680,10 +685,7 @@ func (j *Journal) Done(peer string, done []Entry) error {
 	if err != nil {
 		return fmt.Errorf("confirm %d entries for %s: %w", len(done), peer, err)
 	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.stats[peer].Files += d.Files
-	j.stats[peer].Bytes += d.Bytes
+	j.counted(0, map[string]PeerStats{peer: d})
 	return nil
 }
 
@@ -747,9 +749,9 @@ func (j *Journal) ReplacedOn(rootfd int, peer, path string) (bool, error) {
 			return nil
 		}
 		e, ok, err := index.Within(tx).Get(path)
-		// A placeholder (one that matches nothing, or Moved) says
-		// nothing of the type the peer holds: its Mode is not the path's.
-		if err != nil || !ok || e.IsDir() || e.Size < 0 {
+		// A placeholder says nothing of the type the peer holds: its
+		// Mode is not the path's.
+		if err != nil || !ok || e.IsDir() || e.IsPlaceholder() {
 			return err
 		}
 		var st unix.Stat_t

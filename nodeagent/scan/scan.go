@@ -333,9 +333,9 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 	if old != nil && old.IsMoved() {
 		// Below a directory renamed here: new to the peer's tree as the
 		// rename leaves it (the peer holds it once it applies the
-		// rename), as it was before the index held Moved entries. Taken
-		// for written in place, a copy the peer holds unchanged would be
-		// compared again by checksum (sender.unchangedWrites).
+		// rename). Taken for written in place, a copy the peer holds
+		// unchanged would be compared again by checksum
+		// (sender.unchangedWrites).
 		old = nil
 	}
 	switch {

@@ -144,10 +144,7 @@ type Sender struct {
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
-	// renamesWaiting are the new names of renames that wait (batch.waiting),
-	// with until when: removals below them wait too (see skip).
-	renamesWaiting map[string]time.Time
-	failing        map[string]failure
+	failing  map[string]failure
 	// The gate of Gather: when a Wake last came, when the last run ended
 	// with none in flight, and the journal's Seq when the last run started.
 	lastWake, idleFrom time.Time
@@ -162,6 +159,9 @@ type Sender struct {
 type hold struct {
 	seq   uint64
 	until time.Time
+	// rename: a rename that waits (batch.waiting); removals below its
+	// new name wait with it (see skip).
+	rename bool
 }
 
 // flight is one run in flight, for the lane rule.
@@ -364,7 +364,7 @@ func (s *Sender) skip(e journal.Entry) bool {
 	if s.inflight.overlaps(e.Path) {
 		return true
 	}
-	if len(s.renamesWaiting) > 0 && e.Op&(change.Remove|change.Rmdir) != 0 && s.belowWaitingRename(e.Path) {
+	if e.Op&(change.Remove|change.Rmdir) != 0 && s.belowWaitingRename(e.Path) {
 		return true
 	}
 	h, ok := s.held[e.Path]
@@ -598,28 +598,18 @@ const waitAgain = 250 * time.Millisecond
 // (batch.waiting) for waitAgain, or until they are journaled again.
 func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 	for _, e := range entries {
-		s.held[e.Path] = hold{seq: e.Seq, until: now.Add(waitAgain)}
-		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			if s.renamesWaiting == nil {
-				s.renamesWaiting = make(map[string]time.Time)
-			}
-			s.renamesWaiting[e.Path] = now.Add(waitAgain)
-		}
+		s.held[e.Path] = hold{seq: e.Seq, until: now.Add(waitAgain), rename: e.Op.Has(change.Rename) && e.OldPath != ""}
 	}
 }
 
 // belowWaitingRename reports whether p lies below the new name of a rename
-// that waits, and forgets those that waited their time.
+// held as waiting (until its hold ends, or the rename is journaled again
+// and skip releases it).
 func (s *Sender) belowWaitingRename(p string) bool {
 	now := time.Now()
 	for d := parent(p); d != ""; d = parent(d) {
-		until, ok := s.renamesWaiting[d]
-		switch {
-		case !ok:
-		case now.Before(until):
+		if h, ok := s.held[d]; ok && h.rename && now.Before(h.until) {
 			return true
-		default:
-			delete(s.renamesWaiting, d)
 		}
 	}
 	return false
@@ -849,10 +839,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		if w != nil {
 			push, w = w.Push, nil // used up by its push
 		}
-		files := append(pathsOf(b.sends), b.links...)
-		list := s.implied.start(rootfd, files)
-		res, err := push(ctx, files)
-		staleDirs = append(staleDirs, s.implied.finish(list)...)
+		res, err := s.listing(rootfd, append(pathsOf(b.sends), b.links...), &staleDirs, func(files []string) (rsync.Result, error) {
+			return push(ctx, files)
+		})
 		sent = confirmed(b.sends, res)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
@@ -870,9 +859,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// With their other names, or the peer would write a file
 			// anew and leave them on the old inode.
 			files := b.withOtherNames(rootfd, pathsOf(again))
-			list := s.implied.start(rootfd, files)
-			res, err = rsync.Push(ctx, s.Root, files, s.Target, oc)
-			staleDirs = append(staleDirs, s.implied.finish(list)...)
+			res, err = s.listing(rootfd, files, &staleDirs, func(files []string) (rsync.Result, error) {
+				return rsync.Push(ctx, s.Root, files, s.Target, oc)
+			})
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -901,10 +890,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = b.covered // confirmed without a run
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
-		files := pathsOf(b.deletes)
-		list := s.implied.start(rootfd, files)
-		res, err := rsync.Delete(ctx, s.Root, files, s.Target, s.runOptions(b))
-		staleDirs = append(staleDirs, s.implied.finish(list)...)
+		res, err := s.listing(rootfd, pathsOf(b.deletes), &staleDirs, func(files []string) (rsync.Result, error) {
+			return rsync.Delete(ctx, s.Root, files, s.Target, s.runOptions(b))
+		})
 		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {
 			deleted = append(deleted, b.covered...)
@@ -1116,11 +1104,21 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	}
 }
 
+// listing runs one rsync process over files (run), numbered for
+// impliedDirs, and adds to stale the directories above them that a later
+// list set first, in another state.
+func (s *Sender) listing(rootfd int, files []string, stale *[]string, run func([]string) (rsync.Result, error)) (rsync.Result, error) {
+	list := s.implied.start(rootfd, files)
+	res, err := run(files)
+	*stale = append(*stale, s.implied.finish(list)...)
+	return res, err
+}
+
 // againDirs journals for this peer again the directories that a run set
 // there from an older file list than a run that ended before it, in
-// another state (impliedDirs), where they are still directories here: their next run
-// sets them as they are now. One gone here is left to its own removal or
-// rename, which is journaled.
+// another state (impliedDirs), where they are still directories here:
+// their next run sets them as they are now. One gone here is left to its
+// own removal or rename, which is journaled.
 func (s *Sender) againDirs(rootfd int, dirs []string) {
 	if len(dirs) == 0 {
 		return

@@ -186,7 +186,7 @@ func TestSender_take_removalBelowAWaitingRenameWaits(t *testing.T) {
 	if err := j.Done("peer", slices.Concat(b.deletes, b.sends)); err != nil {
 		t.Fatal(err)
 	}
-	s.held, s.renamesWaiting = map[string]hold{}, nil // the rename waited its time
+	s.held = map[string]hold{} // the rename waited its time
 	b, _ = s.take(rootfd)
 	if !slices.Equal(pathsOf(b.renames), []string{"e"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) {
 		t.Errorf("once the rename no longer waits: renames %q, deletes %q; want e, and e/x in its batch", pathsOf(b.renames), pathsOf(b.deletes))
