@@ -251,7 +251,8 @@ func (b *batch) empty() bool {
 // a rename waits for the next run (b.waiting), and this one deletes d/x
 // first. A deletion below the new name of a rename that waits, for this
 // or for a busy old name, waits with it (mv d e; rm e/x): it would find
-// nothing on the peer before the rename puts e/x there. A send there does
+// nothing on the peer before the rename puts e/x there; so does a rename
+// out of it (mv d e; mv e/f g: renamesOutOfWaiting). A send there does
 // not wait: it makes e on the peer, where the rename then finds its new
 // name taken, and the tree goes as content (as it did before; making it
 // wait changed the order of runs enough that, under load, a receiver took
@@ -274,21 +275,22 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 			later = append(later, e)
 		}
 	}
-	var renamedTo []string
+	waitingTo := make(map[string]bool) // the new names of renames that wait
 	for _, e := range b.renamesAboveDeletes() {
 		waitToo(e)
-		renamedTo = append(renamedTo, e.Path+"/")
+		waitingTo[e.Path] = true
 	}
 	for _, e := range b.waiting {
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			renamedTo = append(renamedTo, e.Path+"/")
+			waitingTo[e.Path] = true
 		}
 	}
-	if len(renamedTo) > 0 {
+	b.renamesOutOfWaiting(waitingTo, func(e journal.Entry) bool { return waiting[key{e.Path, e.Seq}] }, waitToo)
+	if len(waitingTo) > 0 {
 		for _, e := range slices.Concat(b.deletes, b.covered) {
 			// Seq 0: a renamed entry's old name (oldNamesGone), which
 			// goes with that entry.
-			if e.Seq != 0 && slices.ContainsFunc(renamedTo, func(to string) bool { return strings.HasPrefix(e.Path, to) }) {
+			if e.Seq != 0 && belowAny(e.Path, waitingTo) {
 				waitToo(e)
 			}
 		}
@@ -300,6 +302,50 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	b = planOnce(rootfd, rest, busy)
 	b.waiting = append(b.waiting, later...)
 	return b
+}
+
+// renamesOutOfWaiting makes wait (waitToo) b's renames whose old name lies
+// below the new name of a rename that waits (waitingTo, which it extends):
+// mv d e; mv e/f g, with d in flight. The peer holds e/f only once it
+// applies d's rename; asked before, it refuses, g goes as content and e/f
+// as a deletion that finds nothing there, and d's rename then brings e/f
+// back on the peer, where nothing removes it. So does a rename out of the
+// new name of a rename that comes after it in this run's request, which
+// the peer applies in order. A rename that waits holds back the renames
+// out of its own new name in turn: repeated until none is added.
+func (b *batch) renamesOutOfWaiting(waitingTo map[string]bool, waits func(journal.Entry) bool, waitToo func(journal.Entry)) {
+	if len(b.renames) < 2 && len(waitingTo) == 0 {
+		return
+	}
+	place := make(map[string]int, len(b.renames)) // a rename's new name: its place in the request
+	for i, e := range b.renames {
+		place[e.Path] = i
+	}
+	for more := true; more; {
+		more = false
+		for i, e := range b.renames {
+			if waits(e) {
+				continue
+			}
+			for d := parent(e.OldPath); d != ""; d = parent(d) {
+				if j, ok := place[d]; waitingTo[d] || ok && j > i {
+					waitToo(e)
+					waitingTo[e.Path], more = true, true
+					break
+				}
+			}
+		}
+	}
+}
+
+// belowAny reports whether one of p's parent directories is in dirs.
+func belowAny(p string, dirs map[string]bool) bool {
+	for d := parent(p); d != ""; d = parent(d) {
+		if dirs[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // renamesAboveDeletes returns b's renames whose old name is a directory

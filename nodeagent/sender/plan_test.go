@@ -127,26 +127,49 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 // so deleted first, it found nothing there and e/x stayed). Sends below
 // e, and what is not below e, go now.
 func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
-	rootfd := rootWithFiles(t, "e/y", "ee")
+	rootfd := rootWithFiles(t, "e/y", "ee", "g", "h", "m")
 	entries := []journal.Entry{
 		{Path: "e", Op: change.Rename, OldPath: "d", Seq: 1},
 		{Path: "e/x", Op: change.Remove, Seq: 2},
 		{Path: "e/y", Op: change.Create, Seq: 3},
 		{Path: "ee", Op: change.Create, Seq: 4}, // not below e: "e/" is the prefix
 		{Path: "gone", Op: change.Remove, Seq: 5},
+		{Path: "g", Op: change.Rename, OldPath: "e/f", Seq: 6},  // out of e
+		{Path: "h", Op: change.Rename, OldPath: "ee/f", Seq: 7}, // not out of e
+		{Path: "m", Op: change.Rename, OldPath: "g/n", Seq: 8},  // out of g, which waits if e does
 	}
 	for _, tc := range []struct {
 		name        string
+		entries     []journal.Entry
 		busy        string
 		wantWaiting []string
 		wantDeletes []string
 		wantSends   []string
+		wantRenames []string
 	}{
-		{name: "old name busy", busy: "d", wantWaiting: []string{"e", "e/x"}, wantDeletes: []string{"gone"}, wantSends: []string{"e/y", "ee"}},
-		{name: "nothing busy", wantDeletes: []string{"e/x", "gone"}, wantSends: []string{"e", "e/y", "ee"}},
+		{
+			name: "old name busy", entries: entries, busy: "d",
+			wantWaiting: []string{"e", "e/x", "g", "m"}, wantDeletes: []string{"gone"},
+			wantSends: []string{"e/y", "ee", "h"}, wantRenames: []string{"h"},
+		},
+		{
+			name: "nothing busy", entries: entries,
+			wantDeletes: []string{"e/x", "gone"},
+			wantSends:   []string{"e", "e/y", "ee", "g", "h", "m"}, wantRenames: []string{"e", "g", "h", "m"},
+		},
+		{
+			// The peer applies a run's renames in order: g's old name
+			// e/f is there only once e's rename is applied.
+			name: "a rename out of a later rename's new name",
+			entries: []journal.Entry{
+				{Path: "g", Op: change.Rename, OldPath: "e/f", Seq: 1},
+				{Path: "e", Op: change.Rename, OldPath: "d", Seq: 2},
+			},
+			wantWaiting: []string{"g"}, wantSends: []string{"e"}, wantRenames: []string{"e"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, entries, func(p string) bool { return p == tc.busy })
+			b := plan(rootfd, tc.entries, func(p string) bool { return p == tc.busy })
 			for _, got := range []struct {
 				name string
 				got  []journal.Entry
@@ -155,6 +178,7 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 				{"waiting", b.waiting, tc.wantWaiting},
 				{"deletes", b.deletes, tc.wantDeletes},
 				{"sends", b.sends, tc.wantSends},
+				{"renames", b.renames, tc.wantRenames},
 			} {
 				paths := pathsOf(got.got)
 				slices.Sort(paths)

@@ -358,13 +358,16 @@ type runDone struct {
 // removals below the new name of a rename that waits (mv d e; rm e/x, with
 // d in flight and the removal journaled after the rename was left waiting):
 // the peer holds e/x only once it applies the rename, so deleted first,
-// e/x found nothing there and stayed. In one batch, plan holds them back
-// itself.
+// e/x found nothing there and stayed. So do renames out of it (mv d e; mv
+// e/f g), for the same reason. In one batch, plan holds them back itself.
 func (s *Sender) skip(e journal.Entry) bool {
 	if s.inflight.overlaps(e.Path) {
 		return true
 	}
 	if e.Op&(change.Remove|change.Rmdir) != 0 && s.belowWaitingRename(e.Path) {
+		return true
+	}
+	if e.Op.Has(change.Rename) && e.OldPath != "" && s.belowWaitingRename(e.OldPath) {
 		return true
 	}
 	h, ok := s.held[e.Path]

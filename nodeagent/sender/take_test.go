@@ -129,23 +129,24 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 	}
 }
 
-// TestSender_take_removalBelowAWaitingRenameWaits: mv d e, with d in
-// flight to the peer: the rename waits; rm e/x, journaled after that,
-// waits for it too (deleted first, e/x was not on the peer yet, and stayed
-// once the rename put it there). A send below e, a removal elsewhere, and
-// the removal once the rename no longer waits, are taken.
-func TestSender_take_removalBelowAWaitingRenameWaits(t *testing.T) {
+// TestSender_take_belowAWaitingRenameWaits: mv d e, with d in flight to
+// the peer: the rename waits; rm e/x and mv e/v v2, journaled after that,
+// wait for it too (deleted first, e/x was not on the peer yet, and stayed
+// once the rename put it there; renamed first, the peer refused, and e/v
+// stayed likewise). A send below e, a removal elsewhere, and the removal
+// and the rename once the rename no longer waits, are taken.
+func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"d/x", "d/y", "z"} {
+	for _, p := range []string{"d/x", "d/y", "d/v", "z"} {
 		if err := os.WriteFile(filepath.Join(root, p), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rootfd, j := openJournal(t, root)
-	settle(t, j, rootfd, "d", "d/x", "d/y", "z")
+	settle(t, j, rootfd, "d", "d/x", "d/y", "d/v", "z")
 	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +167,14 @@ func TestSender_take_removalBelowAWaitingRenameWaits(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "e", "y"), []byte("written"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Rename(filepath.Join(root, "e", "v"), filepath.Join(root, "v2")); err != nil {
+		t.Fatal(err)
+	}
 	err := j.Record(rootfd, []string{"peer"}, []change.Change{
 		{Path: "e/x", Op: change.Remove, Finished: true},
 		{Path: "e/y", Op: change.Write, Finished: true},
 		{Path: "z", Op: change.Remove, Finished: true},
+		{Path: "v2", OldPath: "e/v", Op: change.Rename, Finished: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +185,10 @@ func TestSender_take_removalBelowAWaitingRenameWaits(t *testing.T) {
 		t.Errorf("while the rename waits: deletes %q, want only z (not e/x)", got)
 	}
 	if got := pathsOf(b.sends); !slices.Equal(got, []string{"e/y"}) {
-		t.Errorf("while the rename waits: sends %q, want e/y", got)
+		t.Errorf("while the rename waits: sends %q, want e/y (not v2, renamed out of e)", got)
+	}
+	if len(b.renames) > 0 {
+		t.Errorf("while the rename waits: renames %q, want none", pathsOf(b.renames))
 	}
 	b.eachPath(s.inflight.remove) // that run ended, confirmed
 	if err := j.Done("peer", slices.Concat(b.deletes, b.sends)); err != nil {
@@ -188,8 +196,8 @@ func TestSender_take_removalBelowAWaitingRenameWaits(t *testing.T) {
 	}
 	s.held = map[string]hold{} // the rename waited its time
 	b, _ = s.take(rootfd)
-	if !slices.Equal(pathsOf(b.renames), []string{"e"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) {
-		t.Errorf("once the rename no longer waits: renames %q, deletes %q; want e, and e/x in its batch", pathsOf(b.renames), pathsOf(b.deletes))
+	if !slices.Equal(pathsOf(b.renames), []string{"e", "v2"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) {
+		t.Errorf("once the rename no longer waits: renames %q, deletes %q; want e then v2, and e/x in their batch", pathsOf(b.renames), pathsOf(b.deletes))
 	}
 }
 

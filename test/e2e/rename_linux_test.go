@@ -290,14 +290,19 @@ func startVerbose(t *testing.T, n int, port int) *cluster {
 // the next run. Removed after the rename, e/x matched no index entry (the
 // index dropped d's with the rename and held e's only once a scan found
 // them), and its removal was dropped: the index now holds the renamed
-// tree's entries under the new name (index.Moved) until that scan.
+// tree's entries under the new name (index.Moved) until that scan. A file
+// renamed out of the renamed directory (mv d e; mv e/v v2) is gone from
+// it on every peer too: asked while d was in flight, the peer refused the
+// rename of e/v it did not hold yet, v2 went as content and e/v as a
+// deletion that found nothing, and d's rename then put e/v there for good.
+// Such a rename now waits for the one it depends on.
 func TestStandalone_RemovedAroundADirectoryRename(t *testing.T) {
 	c := start(t, 3, 18598) // 18598-18600: the last base of the e2e range
 	r1 := c.roots["n1"]
 	for i := range 5 {
 		d := fmt.Sprintf("b%d", i)
 		must(t, os.MkdirAll(filepath.Join(r1, d, "sub"), 0o755))
-		for _, f := range []string{"x", "y", "z", "sub/w"} {
+		for _, f := range []string{"x", "y", "z", "v", "sub/w"} {
 			must(t, os.WriteFile(filepath.Join(r1, d, f), []byte(d+f), 0o644))
 		}
 	}
@@ -308,18 +313,23 @@ func TestStandalone_RemovedAroundADirectoryRename(t *testing.T) {
 		must(t, os.Rename(b, b+"-renamed"))
 		must(t, os.Remove(filepath.Join(b+"-renamed", "y")))
 		must(t, os.RemoveAll(filepath.Join(b+"-renamed", "sub")))
+		must(t, os.Rename(filepath.Join(b+"-renamed", "v"), b+"-v"))
 	}
 	c.converged("n1")
 	for _, node := range c.nodes {
 		for i := range 5 {
 			d := fmt.Sprintf("b%d-renamed", i)
-			for _, gone := range []string{"x", "y", "sub"} {
+			for _, gone := range []string{"x", "y", "sub", "v"} {
 				if _, err := os.Lstat(filepath.Join(c.roots[node], d, gone)); err == nil {
 					t.Errorf("%s: %s/%s, removed on n1, is still there", node, d, gone)
 				}
 			}
 			if _, err := os.Lstat(filepath.Join(c.roots[node], d, "z")); err != nil {
 				t.Errorf("%s: %s/z: %v", node, d, err)
+			}
+			v := fmt.Sprintf("b%d-v", i)
+			if got, err := os.ReadFile(filepath.Join(c.roots[node], v)); err != nil || string(got) != fmt.Sprintf("b%dv", i) {
+				t.Errorf("%s: %s: %q, %v; want the content of b%d/v", node, v, got, err, i)
 			}
 		}
 	}
