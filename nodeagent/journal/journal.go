@@ -423,10 +423,10 @@ func (j *Journal) counted(last uint64, delta map[string]PeerStats) {
 // already holds the object that is there (its own change came first), it
 // stays.
 //
-// A directory renamed away (its old name gone) leaves its tree's entries
-// under the new name as Moved ones (moveTree), and recordOldName returns
-// the paths of that tree gone already, for the caller to journal as
-// removals.
+// A directory renamed away, its old name gone or another object now,
+// leaves its tree's entries under the new name as Moved ones (moveTree),
+// and recordOldName returns the paths of that tree gone already, for the
+// caller to journal as removals.
 func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []string, err error) {
 	prev, had, err := itx.Get(old)
 	if err != nil {
@@ -450,11 +450,21 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 		return nil, nil
 	}
 	now := index.FromStat(&st)
-	switch {
-	case prev.Ino == now.Ino && prev.Mode.Type() == now.Mode.Type():
+	if prev.Ino == now.Ino && prev.Mode.Type() == now.Mode.Type() {
 		return nil, nil
-	case !now.IsDir():
-		return nil, itx.Delete(old)
+	}
+	// mv d d.old; mkdir d; rm d.old/x: the removal needs d.old/x's entry
+	// as much as when d is gone. An entry of the new d's own (its change
+	// came first) is copied only where the same name exists below d.old;
+	// where it does not, its removal there goes to the peer, which holds
+	// d.old/that name only if the renamed tree had it.
+	if prev.MayHaveChildren() {
+		if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
+			return nil, err
+		}
+	}
+	if !now.IsDir() {
+		return gone, itx.Delete(old)
 	}
 	var stale []string
 	err = itx.Children(old, func(name string, e index.Entry) error {
@@ -473,7 +483,7 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 			return nil, err
 		}
 	}
-	return nil, itx.Put(old, index.Entry{Size: -1})
+	return gone, itx.Put(old, index.Entry{Size: -1})
 }
 
 // moveTree records the entries indexed below old, a directory renamed to

@@ -743,6 +743,75 @@ func TestJournal_Record_renamedTreeKeepsItsPathsForRemovals(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_renamedTreeKeepsItsPathsWhenItsOldNameIsBack: mv d
+// e, then d made again (a directory, as mv build build.old; mkdir build
+// does, or a file) before the rename is recorded: e's tree keeps its paths
+// as Moved entries all the same, so that a removal in it right after the
+// rename (before any scan of e) is journaled. Without them it matched no
+// entry and was dropped, and the peer kept the file.
+func TestJournal_Record_renamedTreeKeepsItsPathsWhenItsOldNameIsBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		again func(t *testing.T, path string)
+	}{
+		{"a directory", func(t *testing.T, path string) { must(t, os.Mkdir(path, 0o755)) }},
+		{"a file", func(t *testing.T, path string) { must(t, os.WriteFile(path, []byte("new"), 0o644)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
+			for _, p := range []string{"d/x", "d/y", "d/sub/z"} {
+				f.write(p, 3)
+			}
+			settleAll(t, f, peers, "d", "d/sub", "d/x", "d/y", "d/sub/z")
+			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
+			tc.again(t, filepath.Join(f.root, "d"))
+			must(t, os.Remove(filepath.Join(f.root, "e", "x"))) // before the rename is recorded
+			if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}); err != nil {
+				t.Fatal(err)
+			}
+			must(t, os.Remove(filepath.Join(f.root, "e", "y"))) // after, before any scan of e
+			if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "e/y", Op: change.Remove, Finished: true}}); err != nil {
+				t.Fatal(err)
+			}
+			es, err := f.j.Next("web-2", 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := paths(es)
+			slices.Sort(got)
+			if want := []string{"e", "e/x", "e/y"}; !slices.Equal(got, want) {
+				t.Errorf("pending %q, want %q", got, want)
+			}
+			err = f.idx.View(func(tx *index.Tx) error {
+				for _, p := range []string{"e/sub", "e/sub/z"} {
+					if e, ok, err := tx.Get(p); err != nil || !ok || !e.IsMoved() {
+						t.Errorf("index entry of %s: %+v (held %v, %v), want a Moved entry", p, e, ok, err)
+					}
+				}
+				for _, p := range []string{"d/x", "d/sub", "d/sub/z"} {
+					if _, ok, err := tx.Get(p); err != nil || ok {
+						t.Errorf("index entry of %s held (%v, %v): the renamed tree's entries stay under its old name", p, ok, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// must fails the test at once on err.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestJournal_Again: paths journaled again for one peer go to that peer
 // alone, although the index holds them as they are (Record would skip
 // them), counted in its pending files; a pending entry of the path keeps

@@ -295,7 +295,9 @@ func startVerbose(t *testing.T, n int, port int) *cluster {
 // it on every peer too: asked while d was in flight, the peer refused the
 // rename of e/v it did not hold yet, v2 went as content and e/v as a
 // deletion that found nothing, and d's rename then put e/v there for good.
-// Such a rename now waits for the one it depends on.
+// Such a rename now waits for the one it depends on. For every other
+// directory the old name is made again right after the rename, and the
+// removals in the renamed tree must go all the same.
 func TestStandalone_RemovedAroundADirectoryRename(t *testing.T) {
 	c := start(t, 3, 18598) // 18598-18600: the last base of the e2e range
 	r1 := c.roots["n1"]
@@ -311,6 +313,9 @@ func TestStandalone_RemovedAroundADirectoryRename(t *testing.T) {
 		b := filepath.Join(r1, fmt.Sprintf("b%d", i))
 		must(t, os.Remove(filepath.Join(b, "x")))
 		must(t, os.Rename(b, b+"-renamed"))
+		if i%2 == 1 {
+			must(t, os.Mkdir(b, 0o755)) // the old name back at once (mv build build.old; mkdir build)
+		}
 		must(t, os.Remove(filepath.Join(b+"-renamed", "y")))
 		must(t, os.RemoveAll(filepath.Join(b+"-renamed", "sub")))
 		must(t, os.Rename(filepath.Join(b+"-renamed", "v"), b+"-v"))
