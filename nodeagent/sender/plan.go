@@ -10,6 +10,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -249,15 +250,17 @@ func (b *batch) empty() bool {
 // rename's old name (rm d/x; mv d e, in one batch) would then look for
 // d/x on the peer after the peer moved it to e/x, and delete nothing: such
 // a rename waits for the next run (b.waiting), and this one deletes d/x
-// first. A deletion below the new name of a rename that waits, for this
-// or for a busy old name, waits with it (mv d e; rm e/x): it would find
-// nothing on the peer before the rename puts e/x there; so does a rename
-// out of it (mv d e; mv e/f g: renamesOutOfWaiting). A send there does
-// not wait: it makes e on the peer, where the rename then finds its new
-// name taken, and the tree goes as content (as it did before; making it
-// wait changed the order of runs enough that, under load, a receiver took
-// a renamed tree for its own change: a cause not found yet).
-func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
+// first. What depends on a rename that waits, for this or for a busy old
+// name, waits with it (see holdBack): deletions and renames out of its new
+// name, and sends and renames onto or below its old name.
+//
+// overdue reports an entry that has waited for a rename long enough
+// (maxDependencyWait): it no longer waits for one, and goes in the order a
+// run takes (renames, sends, deletes), so that rules that hold each other
+// back (a rename waiting for a deletion below its old name that waits for
+// a rename out of its new name) cannot keep entries from the peer for
+// good. nil: none is.
+func plan(rootfd int, entries []journal.Entry, busy func(string) bool, overdue func(journal.Entry) bool) batch {
 	b := planOnce(rootfd, entries, busy)
 	type key struct {
 		path string
@@ -269,32 +272,27 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	}
 	wait := make(map[key]bool)
 	var later []journal.Entry
-	waitToo := func(e journal.Entry) {
-		if k := (key{e.Path, e.Seq}); !waiting[k] {
-			waiting[k], wait[k] = true, true
-			later = append(later, e)
+	waitToo := func(e journal.Entry) bool {
+		k := key{e.Path, e.Seq}
+		if waiting[k] || overdue != nil && overdue(e) {
+			return false
 		}
+		waiting[k], wait[k] = true, true
+		later = append(later, e)
+		return true
 	}
-	waitingTo := make(map[string]bool) // the new names of renames that wait
+	w := renamesWaiting{to: make(map[string]bool), from: make(map[string]bool)}
 	for _, e := range b.renamesAboveDeletes() {
-		waitToo(e)
-		waitingTo[e.Path] = true
+		if waitToo(e) {
+			w.add(e)
+		}
 	}
 	for _, e := range b.waiting {
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			waitingTo[e.Path] = true
+			w.add(e)
 		}
 	}
-	b.renamesOutOfWaiting(waitingTo, func(e journal.Entry) bool { return waiting[key{e.Path, e.Seq}] }, waitToo)
-	if len(waitingTo) > 0 {
-		for _, e := range slices.Concat(b.deletes, b.covered) {
-			// Seq 0: a renamed entry's old name (oldNamesGone), which
-			// goes with that entry.
-			if e.Seq != 0 && belowAny(e.Path, waitingTo) {
-				waitToo(e)
-			}
-		}
-	}
+	b.holdBack(w, func(e journal.Entry) bool { return waiting[key{e.Path, e.Seq}] }, waitToo)
 	if len(later) == 0 {
 		return b
 	}
@@ -304,38 +302,79 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	return b
 }
 
-// renamesOutOfWaiting makes wait (waitToo) b's renames whose old name lies
-// below the new name of a rename that waits (waitingTo, which it extends):
-// mv d e; mv e/f g, with d in flight. The peer holds e/f only once it
-// applies d's rename; asked before, it refuses, g goes as content and e/f
-// as a deletion that finds nothing there, and d's rename then brings e/f
-// back on the peer, where nothing removes it. So does a rename out of the
-// new name of a rename that comes after it in this run's request, which
-// the peer applies in order. A rename that waits holds back the renames
-// out of its own new name in turn: repeated until none is added.
-func (b *batch) renamesOutOfWaiting(waitingTo map[string]bool, waits func(journal.Entry) bool, waitToo func(journal.Entry)) {
-	if len(b.renames) < 2 && len(waitingTo) == 0 {
+// maxDependencyWait is how long an entry waits at most for a rename it
+// depends on (plan's overdue), from the first time it waited.
+const maxDependencyWait = 5 * time.Second
+
+// renamesWaiting are the new names (to) and old names (from) of the
+// renames that wait.
+type renamesWaiting struct{ to, from map[string]bool }
+
+func (w renamesWaiting) add(e journal.Entry) {
+	w.to[e.Path], w.from[e.OldPath] = true, true
+}
+
+// holdBack makes wait (waitToo, which reports whether e waits now) the
+// entries of b that depend on a rename that waits (w, which it extends):
+//   - a rename out of its new name (mv d e; mv e/f g, with d in flight):
+//     the peer holds e/f only once it applies d's rename; asked before,
+//     it refuses, g goes as content and e/f as a deletion that finds
+//     nothing there, and d's rename then brings e/f back on the peer,
+//     where nothing removes it;
+//   - a rename onto or below its old name (mv d e; mv f d): until the peer
+//     applies d's rename its d is the renamed tree, which the new name
+//     would find taken, and which the rename then takes away;
+//   - a rename that waits holds back the renames that depend on it in
+//     turn: repeated until none is added;
+//   - a deletion below its new name (mv d e; rm e/x): it would find nothing
+//     on the peer before the rename puts e/x there; so does the entry of a
+//     rename whose new name is gone again, whose old name's deletion
+//     (oldNamesGone, Seq 0) lies there (mv d e; mv e/f g; rm g);
+//   - a send at or below its old name (mv d e; mkdir d): sent first, the
+//     peer's rename takes it away with the tree.
+//
+// A send below its new name does not wait: it makes e on the peer, where
+// the rename then finds its new name taken, and the tree goes as content
+// (making it wait changed the order of runs enough that, under load, a
+// receiver took a renamed tree for its own change: a cause not found yet).
+func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bool) {
+	if len(w.to) == 0 {
 		return
-	}
-	place := make(map[string]int, len(b.renames)) // a rename's new name: its place in the request
-	for i, e := range b.renames {
-		place[e.Path] = i
 	}
 	for more := true; more; {
 		more = false
-		for i, e := range b.renames {
-			if waits(e) {
-				continue
-			}
-			for d := parent(e.OldPath); d != ""; d = parent(d) {
-				if j, ok := place[d]; waitingTo[d] || ok && j > i {
-					waitToo(e)
-					waitingTo[e.Path], more = true, true
-					break
-				}
+		for _, e := range b.renames {
+			if !waits(e) && (belowAny(e.OldPath, w.to) || atOrBelowAny(e.Path, w.from)) && waitToo(e) {
+				w.add(e)
+				more = true
 			}
 		}
 	}
+	for _, e := range slices.Concat(b.deletes, b.covered) {
+		if !belowAny(e.Path, w.to) {
+			continue
+		}
+		if e.Seq != 0 {
+			waitToo(e)
+			continue
+		}
+		for _, r := range b.oldNames {
+			if r.OldPath == e.Path {
+				waitToo(r)
+			}
+		}
+	}
+	for _, e := range b.sends {
+		if atOrBelowAny(e.Path, w.from) {
+			waitToo(e)
+		}
+	}
+}
+
+// atOrBelowAny reports whether p or one of its parent directories is in
+// dirs.
+func atOrBelowAny(p string, dirs map[string]bool) bool {
+	return dirs[p] || belowAny(p, dirs)
 }
 
 // belowAny reports whether one of p's parent directories is in dirs.

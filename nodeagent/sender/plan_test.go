@@ -47,7 +47,7 @@ func TestPlan(t *testing.T) {
 		{Path: "renamed-then-removed-too", Op: change.Rename | change.Remove, OldPath: "new-name"}, // the old name exists again
 		{Path: "renamed-from-a-busy-path", Op: change.Rename, OldPath: "busy"},
 	}
-	b := plan(rootfd, entries, func(p string) bool { return p == "busy" })
+	b := plan(rootfd, entries, func(p string) bool { return p == "busy" }, nil)
 	tests := []struct {
 		name string
 		got  []journal.Entry
@@ -102,7 +102,7 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 		{Path: "g", Op: change.Rename, OldPath: "f", Seq: 4},
 		{Path: "dd", Op: change.Remove, Seq: 5}, // not below d: "d/" is the prefix
 	}
-	b := plan(rootfd, entries, nil)
+	b := plan(rootfd, entries, nil, nil)
 	for _, tc := range []struct {
 		name string
 		got  []journal.Entry
@@ -127,7 +127,7 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 // so deleted first, it found nothing there and e/x stayed). Sends below
 // e, and what is not below e, go now.
 func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
-	rootfd := rootWithFiles(t, "e/y", "ee", "g", "h", "m")
+	rootfd := rootWithFiles(t, "e/y", "ee", "g", "h", "m", "d/k/z")
 	entries := []journal.Entry{
 		{Path: "e", Op: change.Rename, OldPath: "d", Seq: 1},
 		{Path: "e/x", Op: change.Remove, Seq: 2},
@@ -138,10 +138,12 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 		{Path: "h", Op: change.Rename, OldPath: "ee/f", Seq: 7}, // not out of e
 		{Path: "m", Op: change.Rename, OldPath: "g/n", Seq: 8},  // out of g, which waits if e does
 	}
+	renameOfD := journal.Entry{Path: "e", Op: change.Rename, OldPath: "d", Seq: 1}
 	for _, tc := range []struct {
 		name        string
 		entries     []journal.Entry
 		busy        string
+		overdue     bool
 		wantWaiting []string
 		wantDeletes []string
 		wantSends   []string
@@ -158,18 +160,65 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 			wantSends:   []string{"e", "e/y", "ee", "g", "h", "m"}, wantRenames: []string{"e", "g", "h", "m"},
 		},
 		{
-			// The peer applies a run's renames in order: g's old name
-			// e/f is there only once e's rename is applied.
-			name: "a rename out of a later rename's new name",
-			entries: []journal.Entry{
-				{Path: "g", Op: change.Rename, OldPath: "e/f", Seq: 1},
-				{Path: "e", Op: change.Rename, OldPath: "d", Seq: 2},
+			// mv d e; mkdir d: sent first, d would go with the peer's
+			// rename.
+			name: "the old name made again", busy: "d",
+			entries: []journal.Entry{renameOfD,
+				{Path: "d", Op: change.Create, Seq: 2},
+				{Path: "d/k", Op: change.Create, Seq: 3},
+				{Path: "ee", Op: change.Create, Seq: 4},
 			},
-			wantWaiting: []string{"g"}, wantSends: []string{"e"}, wantRenames: []string{"e"},
+			wantWaiting: []string{"d", "d/k", "e"}, wantSends: []string{"ee"},
+		},
+		{
+			name: "a rename onto the old name", busy: "d",
+			entries:     []journal.Entry{renameOfD, {Path: "d", Op: change.Rename, OldPath: "q", Seq: 2}},
+			wantWaiting: []string{"d", "e"},
+		},
+		{
+			// mv d e; mv e/f gone; rm gone: the deletion of e/f (of
+			// Seq 0) would find nothing before d's rename.
+			name: "a rename out of the new name, gone again", busy: "d",
+			entries:     []journal.Entry{renameOfD, {Path: "gone", Op: change.Rename, OldPath: "e/f", Seq: 2}},
+			wantWaiting: []string{"e", "gone"},
+		},
+		{
+			// The peer applies a run's renames in order: one out of a
+			// later rename's new name is refused, goes as content, and
+			// its old name's deletion comes after both. Neither waits:
+			// each would wait for the other for good (d exists again
+			// here, as g/h's new name).
+			name: "renames out of each other's new names",
+			entries: []journal.Entry{
+				{Path: "g", Op: change.Rename, OldPath: "d/f", Seq: 1},
+				{Path: "d", Op: change.Rename, OldPath: "g/h", Seq: 2},
+			},
+			wantSends: []string{"d", "g"}, wantRenames: []string{"d", "g"},
+		},
+		{
+			// rm d/k/y, mv d e; mkdir d; mv e/f d/k, as one batch: e waits
+			// for the deletion below its old name, which waits for d/k,
+			// renamed out of e's new name. Each take would plan the same.
+			name: "waits that hold each other back",
+			entries: []journal.Entry{renameOfD,
+				{Path: "d/k", Op: change.Rename, OldPath: "e/f", Seq: 2},
+				{Path: "d/k/y", Op: change.Remove, Seq: 3},
+			},
+			wantWaiting: []string{"d/k", "d/k/y", "e"},
+		},
+		{
+			name: "waits that hold each other back, overdue",
+			entries: []journal.Entry{renameOfD,
+				{Path: "d/k", Op: change.Rename, OldPath: "e/f", Seq: 2},
+				{Path: "d/k/y", Op: change.Remove, Seq: 3},
+			},
+			overdue:     true,
+			wantDeletes: []string{"d/k/y"}, wantSends: []string{"d/k", "e"}, wantRenames: []string{"d/k", "e"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, func(p string) bool { return p == tc.busy })
+			overdue := func(journal.Entry) bool { return tc.overdue }
+			b := plan(rootfd, tc.entries, func(p string) bool { return p == tc.busy }, overdue)
 			for _, got := range []struct {
 				name string
 				got  []journal.Entry
@@ -249,7 +298,7 @@ func TestBatch_large(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, nil)
+			b := plan(rootfd, tc.entries, nil, nil)
 			if b.large() != tc.want {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}
@@ -280,7 +329,7 @@ func TestBatch_sentStates(t *testing.T) {
 	for _, p := range []string{"file", "changed", "dir", "link"} {
 		entries = append(entries, journal.Entry{Path: p, Op: change.Write})
 	}
-	b := plan(rootfd, entries, nil)
+	b := plan(rootfd, entries, nil, nil)
 	var st unix.Stat_t
 	must(unix.Lstat(filepath.Join(root, "file"), &st))
 

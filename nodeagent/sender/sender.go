@@ -144,7 +144,13 @@ type Sender struct {
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
-	failing  map[string]failure
+	// waitingFrom maps the old name of a rename that waits to its new
+	// name, under which held holds it (stale ones are dropped as found).
+	waitingFrom map[string]string
+	// waitedSince is when each entry that waits (batch.waiting) first
+	// did, for plan's overdue; dropped once the entry is taken into a run.
+	waitedSince map[string]waited
+	failing     map[string]failure
 	// The gate of Gather: when a Wake last came, when the last run ended
 	// with none in flight, and the journal's Seq when the last run started.
 	lastWake, idleFrom time.Time
@@ -159,9 +165,16 @@ type Sender struct {
 type hold struct {
 	seq   uint64
 	until time.Time
-	// rename: a rename that waits (batch.waiting); removals below its
-	// new name wait with it (see skip).
-	rename bool
+	// from: the old name of a rename that waits (batch.waiting), "" for
+	// any other hold. Removals and renames below its new name, and every
+	// entry at or below its old name, wait with it (see skip).
+	from string
+}
+
+// waited is when an entry (of Seq seq) first waited.
+type waited struct {
+	seq uint64
+	at  time.Time
 }
 
 // flight is one run in flight, for the lane rule.
@@ -355,11 +368,17 @@ type runDone struct {
 }
 
 // skip is the journal filter of next: paths in flight, held entries, and
-// removals below the new name of a rename that waits (mv d e; rm e/x, with
-// d in flight and the removal journaled after the rename was left waiting):
-// the peer holds e/x only once it applies the rename, so deleted first,
-// e/x found nothing there and stayed. So do renames out of it (mv d e; mv
-// e/f g), for the same reason. In one batch, plan holds them back itself.
+// entries that depend on a rename that waits (mv d e, with d in flight,
+// journaled before them and left waiting), as plan holds them back in one
+// batch:
+//   - removals below its new name (mv d e; rm e/x): the peer holds e/x
+//     only once it applies the rename, so deleted first, e/x found nothing
+//     there and stayed;
+//   - renames out of its new name (mv d e; mv e/f g), for the same reason;
+//   - any entry but a removal at or below its old name (mv d e; mkdir d):
+//     until the peer applies the rename its d is the renamed tree, and
+//     what went there first, the rename then took away to e. Removals
+//     there go: the rename may wait for them (rm d/x; mv d e).
 func (s *Sender) skip(e journal.Entry) bool {
 	if s.inflight.overlaps(e.Path) {
 		return true
@@ -368,6 +387,9 @@ func (s *Sender) skip(e journal.Entry) bool {
 		return true
 	}
 	if e.Op.Has(change.Rename) && e.OldPath != "" && s.belowWaitingRename(e.OldPath) {
+		return true
+	}
+	if e.Op&(change.Remove|change.Rmdir) == 0 && s.atWaitingRenamesOldName(e.Path) {
 		return true
 	}
 	h, ok := s.held[e.Path]
@@ -429,6 +451,11 @@ func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 			delete(s.held, p)
 		case first.IsZero() || h.until.Before(first):
 			first = h.until
+		}
+	}
+	for p, w := range s.waitedSince {
+		if _, held := s.held[p]; !held && now.Sub(w.at) > 12*maxDependencyWait {
+			delete(s.waitedSince, p) // not waiting any more, confirmed by another way
 		}
 	}
 	return first, !first.IsZero()
@@ -516,6 +543,8 @@ func (s *Sender) defaults() {
 	}
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
+	s.waitingFrom = make(map[string]string)
+	s.waitedSince = make(map[string]waited)
 	s.failing = make(map[string]failure)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
@@ -574,7 +603,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	b = plan(rootfd, entries[:n], s.inflight.overlaps)
+	b = plan(rootfd, entries[:n], s.inflight.overlaps, s.overdue)
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
@@ -589,6 +618,9 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.settleUnderFile(rootfd, &b)
 	s.wait(b.waiting, time.Now())
 	s.holdFailures(b.unreadable, time.Now())
+	if len(s.waitedSince) > 0 {
+		b.each(func(e journal.Entry) { delete(s.waitedSince, e.Path) })
+	}
 	b.eachPath(s.inflight.add)
 	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
 }
@@ -601,7 +633,15 @@ const waitAgain = 250 * time.Millisecond
 // (batch.waiting) for waitAgain, or until they are journaled again.
 func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 	for _, e := range entries {
-		s.held[e.Path] = hold{seq: e.Seq, until: now.Add(waitAgain), rename: e.Op.Has(change.Rename) && e.OldPath != ""}
+		if w, ok := s.waitedSince[e.Path]; !ok || w.seq != e.Seq {
+			s.waitedSince[e.Path] = waited{seq: e.Seq, at: now}
+		}
+		h := hold{seq: e.Seq, until: now.Add(waitAgain)}
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			h.from = e.OldPath
+			s.waitingFrom[e.OldPath] = e.Path
+		}
+		s.held[e.Path] = h
 	}
 }
 
@@ -611,9 +651,36 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 func (s *Sender) belowWaitingRename(p string) bool {
 	now := time.Now()
 	for d := parent(p); d != ""; d = parent(d) {
-		if h, ok := s.held[d]; ok && h.rename && now.Before(h.until) {
+		if h, ok := s.held[d]; ok && h.from != "" && now.Before(h.until) {
 			return true
 		}
+	}
+	return false
+}
+
+// overdue reports whether e has waited for a rename for maxDependencyWait
+// (see plan).
+func (s *Sender) overdue(e journal.Entry) bool {
+	w, ok := s.waitedSince[e.Path]
+	return ok && w.seq == e.Seq && time.Since(w.at) >= maxDependencyWait
+}
+
+// atWaitingRenamesOldName reports whether p is, or lies below, the old
+// name of a rename held as waiting.
+func (s *Sender) atWaitingRenamesOldName(p string) bool {
+	if len(s.waitingFrom) == 0 {
+		return false
+	}
+	now := time.Now()
+	for d := p; d != ""; d = parent(d) {
+		to, ok := s.waitingFrom[d]
+		if !ok {
+			continue
+		}
+		if h, held := s.held[to]; held && h.from == d && now.Before(h.until) {
+			return true
+		}
+		delete(s.waitingFrom, d) // the rename went, or was journaled again
 	}
 	return false
 }

@@ -130,11 +130,12 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 }
 
 // TestSender_take_belowAWaitingRenameWaits: mv d e, with d in flight to
-// the peer: the rename waits; rm e/x and mv e/v v2, journaled after that,
-// wait for it too (deleted first, e/x was not on the peer yet, and stayed
-// once the rename put it there; renamed first, the peer refused, and e/v
-// stayed likewise). A send below e, a removal elsewhere, and the removal
-// and the rename once the rename no longer waits, are taken.
+// the peer: the rename waits; rm e/x, mv e/v v2 and mkdir d, journaled
+// after that, wait for it too (deleted first, e/x was not on the peer yet,
+// and stayed once the rename put it there; renamed first, the peer
+// refused, and e/v stayed likewise; sent first, the new d went with the
+// peer's rename). A send below e, a removal elsewhere, and the others once
+// the rename no longer waits, are taken.
 func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
@@ -170,11 +171,15 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	if err := os.Rename(filepath.Join(root, "e", "v"), filepath.Join(root, "v2")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	err := j.Record(rootfd, []string{"peer"}, []change.Change{
 		{Path: "e/x", Op: change.Remove, Finished: true},
 		{Path: "e/y", Op: change.Write, Finished: true},
 		{Path: "z", Op: change.Remove, Finished: true},
 		{Path: "v2", OldPath: "e/v", Op: change.Rename, Finished: true},
+		{Path: "d", Op: change.Create, Finished: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +190,7 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 		t.Errorf("while the rename waits: deletes %q, want only z (not e/x)", got)
 	}
 	if got := pathsOf(b.sends); !slices.Equal(got, []string{"e/y"}) {
-		t.Errorf("while the rename waits: sends %q, want e/y (not v2, renamed out of e)", got)
+		t.Errorf("while the rename waits: sends %q, want e/y (not v2, renamed out of e, nor d, its old name made again)", got)
 	}
 	if len(b.renames) > 0 {
 		t.Errorf("while the rename waits: renames %q, want none", pathsOf(b.renames))
@@ -196,8 +201,8 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	}
 	s.held = map[string]hold{} // the rename waited its time
 	b, _ = s.take(rootfd)
-	if !slices.Equal(pathsOf(b.renames), []string{"e", "v2"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) {
-		t.Errorf("once the rename no longer waits: renames %q, deletes %q; want e then v2, and e/x in their batch", pathsOf(b.renames), pathsOf(b.deletes))
+	if !slices.Equal(pathsOf(b.renames), []string{"e", "v2"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) || !slices.Contains(pathsOf(b.sends), "d") {
+		t.Errorf("once the rename no longer waits: renames %q, deletes %q, sends %q; want e then v2, and e/x and d in their batch", pathsOf(b.renames), pathsOf(b.deletes), pathsOf(b.sends))
 	}
 }
 
