@@ -10,7 +10,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -250,17 +249,9 @@ func (b *batch) empty() bool {
 // rename's old name (rm d/x; mv d e, in one batch) would then look for
 // d/x on the peer after the peer moved it to e/x, and delete nothing: such
 // a rename waits for the next run (b.waiting), and this one deletes d/x
-// first. What depends on a rename that waits, for this or for a busy old
-// name, waits with it (see holdBack): deletions and renames out of its new
-// name, and sends and renames onto or below its old name.
-//
-// overdue reports an entry that has waited for a rename long enough
-// (maxDependencyWait): it no longer waits for one, and goes in the order a
-// run takes (renames, sends, deletes), so that rules that hold each other
-// back (a rename waiting for a deletion below its old name that waits for
-// a rename out of its new name) cannot keep entries from the peer for
-// good. nil: none is.
-func plan(rootfd int, entries []journal.Entry, busy func(string) bool, overdue func(journal.Entry) bool) batch {
+// first. What changed after a rename that waits, for this or for a busy
+// old name, and depends on it, waits with it (see holdBack).
+func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 	b := planOnce(rootfd, entries, busy)
 	type key struct {
 		path string
@@ -274,18 +265,17 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool, overdue f
 	var later []journal.Entry
 	waitToo := func(e journal.Entry) bool {
 		k := key{e.Path, e.Seq}
-		if waiting[k] || overdue != nil && overdue(e) {
+		if waiting[k] {
 			return false
 		}
 		waiting[k], wait[k] = true, true
 		later = append(later, e)
 		return true
 	}
-	w := renamesWaiting{to: make(map[string]bool), from: make(map[string]bool)}
+	w := renamesWaiting{to: make(map[string]uint64), from: make(map[string]uint64)}
 	for _, e := range b.renamesAboveDeletes() {
-		if waitToo(e) {
-			w.add(e)
-		}
+		waitToo(e)
+		w.add(e)
 	}
 	for _, e := range b.waiting {
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
@@ -302,36 +292,70 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool, overdue f
 	return b
 }
 
-// maxDependencyWait is how long an entry waits at most for a rename it
-// depends on (plan's overdue), from the first time it waited.
-const maxDependencyWait = 5 * time.Second
-
 // renamesWaiting are the new names (to) and old names (from) of the
-// renames that wait.
-type renamesWaiting struct{ to, from map[string]bool }
+// renames that wait, each with the rename's Seq (the lowest, for an old
+// name that two renames share).
+type renamesWaiting struct{ to, from map[string]uint64 }
 
 func (w renamesWaiting) add(e journal.Entry) {
-	w.to[e.Path], w.from[e.OldPath] = true, true
+	for _, n := range []struct {
+		names map[string]uint64
+		name  string
+	}{{w.to, e.Path}, {w.from, e.OldPath}} {
+		if s, ok := n.names[n.name]; !ok || e.Seq < s {
+			n.names[n.name] = e.Seq
+		}
+	}
+}
+
+// changedBelow reports whether p lies below one of names and was changed
+// (seq) after the rename that waits there.
+func changedBelow(p string, seq uint64, names map[string]uint64) bool {
+	for d := parent(p); d != ""; d = parent(d) {
+		if s, ok := names[d]; ok && seq > s {
+			return true
+		}
+	}
+	return false
+}
+
+// changedAtOrBelow is changedBelow, or p is one of names.
+func changedAtOrBelow(p string, seq uint64, names map[string]uint64) bool {
+	if s, ok := names[p]; ok && seq > s {
+		return true
+	}
+	return changedBelow(p, seq, names)
 }
 
 // holdBack makes wait (waitToo, which reports whether e waits now) the
-// entries of b that depend on a rename that waits (w, which it extends):
+// entries of b that changed after a rename that waits (a greater Seq) and
+// depend on it (w, which it extends):
 //   - a rename out of its new name (mv d e; mv e/f g, with d in flight):
 //     the peer holds e/f only once it applies d's rename; asked before,
 //     it refuses, g goes as content and e/f as a deletion that finds
 //     nothing there, and d's rename then brings e/f back on the peer,
 //     where nothing removes it;
-//   - a rename onto or below its old name (mv d e; mv f d): until the peer
-//     applies d's rename its d is the renamed tree, which the new name
-//     would find taken, and which the rename then takes away;
-//   - a rename that waits holds back the renames that depend on it in
-//     turn: repeated until none is added;
+//   - a rename onto, or out of, its old name or a path below it (mv d e;
+//     mv f d; mkdir -p d/s; mv d/s z): until the peer applies d's
+//     rename, its d is the renamed tree, whose names the new one would
+//     find taken, or move away;
+//   - a rename that waits holds back what depends on it in turn: repeated
+//     until none is added;
 //   - a deletion below its new name (mv d e; rm e/x): it would find nothing
 //     on the peer before the rename puts e/x there; so does the entry of a
 //     rename whose new name is gone again, whose old name's deletion
 //     (oldNamesGone, Seq 0) lies there (mv d e; mv e/f g; rm g);
-//   - a send at or below its old name (mv d e; mkdir d): sent first, the
-//     peer's rename takes it away with the tree.
+//   - a send or a deletion at or below its old name (mv d e; mkdir d, as
+//     mv build build.old; mkdir build does): sent first, the new d went
+//     with the peer's rename; deleted first, a path below d was the
+//     renamed tree's there.
+//
+// Every wait so runs from a later change to an earlier one, and a rename
+// waits for a deletion below its old name only when that came first
+// (renamesAboveDeletes): no two entries can wait for each other. What
+// changed before the rename is left to the order of a run (renames,
+// sends, deletions), which suits it: rm d/x; mv d e deletes d/x in this
+// run, and the rename goes in the next.
 //
 // A send below its new name does not wait: it makes e on the peer, where
 // the rename then finds its new name taken, and the tree goes as content
@@ -344,58 +368,54 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 	for more := true; more; {
 		more = false
 		for _, e := range b.renames {
-			if !waits(e) && (belowAny(e.OldPath, w.to) || atOrBelowAny(e.Path, w.from)) && waitToo(e) {
-				w.add(e)
-				more = true
+			if waits(e) {
+				continue
+			}
+			if changedBelow(e.OldPath, e.Seq, w.to) || changedAtOrBelow(e.OldPath, e.Seq, w.from) || changedAtOrBelow(e.Path, e.Seq, w.from) {
+				if waitToo(e) {
+					w.add(e)
+					more = true
+				}
 			}
 		}
 	}
+	var owners map[string][]journal.Entry // oldNames by old name
 	for _, e := range slices.Concat(b.deletes, b.covered) {
-		if !belowAny(e.Path, w.to) {
-			continue
-		}
 		if e.Seq != 0 {
-			waitToo(e)
+			if changedBelow(e.Path, e.Seq, w.to) || changedAtOrBelow(e.Path, e.Seq, w.from) {
+				waitToo(e)
+			}
 			continue
 		}
-		for _, r := range b.oldNames {
-			if r.OldPath == e.Path {
+		if owners == nil {
+			owners = make(map[string][]journal.Entry, len(b.oldNames))
+			for _, r := range b.oldNames {
+				owners[r.OldPath] = append(owners[r.OldPath], r)
+			}
+		}
+		for _, r := range owners[e.Path] {
+			if changedBelow(e.Path, r.Seq, w.to) {
 				waitToo(r)
 			}
 		}
 	}
 	for _, e := range b.sends {
-		if atOrBelowAny(e.Path, w.from) {
+		if changedAtOrBelow(e.Path, e.Seq, w.from) {
 			waitToo(e)
 		}
 	}
 }
 
-// atOrBelowAny reports whether p or one of its parent directories is in
-// dirs.
-func atOrBelowAny(p string, dirs map[string]bool) bool {
-	return dirs[p] || belowAny(p, dirs)
-}
-
-// belowAny reports whether one of p's parent directories is in dirs.
-func belowAny(p string, dirs map[string]bool) bool {
-	for d := parent(p); d != ""; d = parent(d) {
-		if dirs[d] {
-			return true
-		}
-	}
-	return false
-}
-
 // renamesAboveDeletes returns b's renames whose old name is a directory
-// above one of b's deletions.
+// above one of b's deletions journaled before the rename (a later one is
+// of what was made there since, and waits for the rename: holdBack).
 func (b *batch) renamesAboveDeletes() []journal.Entry {
 	if len(b.renames) == 0 || len(b.deletes)+len(b.covered) == 0 {
 		return nil
 	}
 	var out []journal.Entry
 	for _, r := range b.renames {
-		below := func(d journal.Entry) bool { return strings.HasPrefix(d.Path, r.OldPath+"/") }
+		below := func(d journal.Entry) bool { return d.Seq < r.Seq && strings.HasPrefix(d.Path, r.OldPath+"/") }
 		if slices.ContainsFunc(b.deletes, below) || slices.ContainsFunc(b.covered, below) {
 			out = append(out, r)
 		}

@@ -47,7 +47,7 @@ func TestPlan(t *testing.T) {
 		{Path: "renamed-then-removed-too", Op: change.Rename | change.Remove, OldPath: "new-name"}, // the old name exists again
 		{Path: "renamed-from-a-busy-path", Op: change.Rename, OldPath: "busy"},
 	}
-	b := plan(rootfd, entries, func(p string) bool { return p == "busy" }, nil)
+	b := plan(rootfd, entries, func(p string) bool { return p == "busy" })
 	tests := []struct {
 		name string
 		got  []journal.Entry
@@ -102,7 +102,7 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 		{Path: "g", Op: change.Rename, OldPath: "f", Seq: 4},
 		{Path: "dd", Op: change.Remove, Seq: 5}, // not below d: "d/" is the prefix
 	}
-	b := plan(rootfd, entries, nil, nil)
+	b := plan(rootfd, entries, nil)
 	for _, tc := range []struct {
 		name string
 		got  []journal.Entry
@@ -143,7 +143,6 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 		name        string
 		entries     []journal.Entry
 		busy        string
-		overdue     bool
 		wantWaiting []string
 		wantDeletes []string
 		wantSends   []string
@@ -161,14 +160,16 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 		},
 		{
 			// mv d e; mkdir d: sent first, d would go with the peer's
-			// rename.
+			// rename. A rename out of the old name would move the peer's
+			// d/k, the renamed tree's.
 			name: "the old name made again", busy: "d",
 			entries: []journal.Entry{renameOfD,
 				{Path: "d", Op: change.Create, Seq: 2},
 				{Path: "d/k", Op: change.Create, Seq: 3},
 				{Path: "ee", Op: change.Create, Seq: 4},
+				{Path: "d/q", Op: change.Remove, Seq: 5}, // the new d's: deleted first, the peer's d/q would go
 			},
-			wantWaiting: []string{"d", "d/k", "e"}, wantSends: []string{"ee"},
+			wantWaiting: []string{"d", "d/k", "d/q", "e"}, wantSends: []string{"ee"},
 		},
 		{
 			name: "a rename onto the old name", busy: "d",
@@ -196,29 +197,22 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 			wantSends: []string{"d", "g"}, wantRenames: []string{"d", "g"},
 		},
 		{
-			// rm d/k/y, mv d e; mkdir d; mv e/f d/k, as one batch: e waits
-			// for the deletion below its old name, which waits for d/k,
-			// renamed out of e's new name. Each take would plan the same.
-			name: "waits that hold each other back",
-			entries: []journal.Entry{renameOfD,
-				{Path: "d/k", Op: change.Rename, OldPath: "e/f", Seq: 2},
-				{Path: "d/k/y", Op: change.Remove, Seq: 3},
+			// rm d/k/y; mv d e; mkdir d; mv e/f d/k, in one batch: e
+			// waits for the deletion below its old name, which came
+			// first; d/k waits for e. The deletion goes: it is not
+			// d/k's (it came before that rename), and never waits for
+			// what waits for it.
+			name: "a deletion a rename waits for goes first",
+			entries: []journal.Entry{
+				{Path: "d/k/y", Op: change.Remove, Seq: 1},
+				{Path: "e", Op: change.Rename, OldPath: "d", Seq: 2},
+				{Path: "d/k", Op: change.Rename, OldPath: "e/f", Seq: 3},
 			},
-			wantWaiting: []string{"d/k", "d/k/y", "e"},
-		},
-		{
-			name: "waits that hold each other back, overdue",
-			entries: []journal.Entry{renameOfD,
-				{Path: "d/k", Op: change.Rename, OldPath: "e/f", Seq: 2},
-				{Path: "d/k/y", Op: change.Remove, Seq: 3},
-			},
-			overdue:     true,
-			wantDeletes: []string{"d/k/y"}, wantSends: []string{"d/k", "e"}, wantRenames: []string{"d/k", "e"},
+			wantWaiting: []string{"d/k", "e"}, wantDeletes: []string{"d/k/y"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			overdue := func(journal.Entry) bool { return tc.overdue }
-			b := plan(rootfd, tc.entries, func(p string) bool { return p == tc.busy }, overdue)
+			b := plan(rootfd, tc.entries, func(p string) bool { return p == tc.busy })
 			for _, got := range []struct {
 				name string
 				got  []journal.Entry
@@ -298,7 +292,7 @@ func TestBatch_large(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, nil, nil)
+			b := plan(rootfd, tc.entries, nil)
 			if b.large() != tc.want {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}
@@ -329,7 +323,7 @@ func TestBatch_sentStates(t *testing.T) {
 	for _, p := range []string{"file", "changed", "dir", "link"} {
 		entries = append(entries, journal.Entry{Path: p, Op: change.Write})
 	}
-	b := plan(rootfd, entries, nil, nil)
+	b := plan(rootfd, entries, nil)
 	var st unix.Stat_t
 	must(unix.Lstat(filepath.Join(root, "file"), &st))
 

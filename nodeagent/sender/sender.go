@@ -147,9 +147,6 @@ type Sender struct {
 	// waitingFrom maps the old name of a rename that waits to its new
 	// name, under which held holds it (stale ones are dropped as found).
 	waitingFrom map[string]string
-	// waitedSince is when each entry that waits (batch.waiting) first
-	// did, for plan's overdue; dropped once the entry is taken into a run.
-	waitedSince map[string]waited
 	failing     map[string]failure
 	// The gate of Gather: when a Wake last came, when the last run ended
 	// with none in flight, and the journal's Seq when the last run started.
@@ -169,12 +166,6 @@ type hold struct {
 	// any other hold. Removals and renames below its new name, and every
 	// entry at or below its old name, wait with it (see skip).
 	from string
-}
-
-// waited is when an entry (of Seq seq) first waited.
-type waited struct {
-	seq uint64
-	at  time.Time
 }
 
 // flight is one run in flight, for the lane rule.
@@ -368,28 +359,21 @@ type runDone struct {
 }
 
 // skip is the journal filter of next: paths in flight, held entries, and
-// entries that depend on a rename that waits (mv d e, with d in flight,
-// journaled before them and left waiting), as plan holds them back in one
-// batch:
+// entries changed after a rename that waits (mv d e, with d in flight,
+// left waiting) that depend on it, as plan holds them back in one batch
+// (see batch.holdBack):
 //   - removals below its new name (mv d e; rm e/x): the peer holds e/x
 //     only once it applies the rename, so deleted first, e/x found nothing
 //     there and stayed;
 //   - renames out of its new name (mv d e; mv e/f g), for the same reason;
-//   - any entry but a removal at or below its old name (mv d e; mkdir d):
-//     until the peer applies the rename its d is the renamed tree, and
-//     what went there first, the rename then took away to e. Removals
-//     there go: the rename may wait for them (rm d/x; mv d e).
+//   - any entry at or below its old name, and renames out of there (mv d
+//     e; mkdir d): until the peer applies the rename its d is the renamed
+//     tree, and what went there first, the rename then took away to e.
 func (s *Sender) skip(e journal.Entry) bool {
 	if s.inflight.overlaps(e.Path) {
 		return true
 	}
-	if e.Op&(change.Remove|change.Rmdir) != 0 && s.belowWaitingRename(e.Path) {
-		return true
-	}
-	if e.Op.Has(change.Rename) && e.OldPath != "" && s.belowWaitingRename(e.OldPath) {
-		return true
-	}
-	if e.Op&(change.Remove|change.Rmdir) == 0 && s.atWaitingRenamesOldName(e.Path) {
+	if s.dependsOnWaitingRename(e) {
 		return true
 	}
 	h, ok := s.held[e.Path]
@@ -453,9 +437,9 @@ func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 			first = h.until
 		}
 	}
-	for p, w := range s.waitedSince {
-		if _, held := s.held[p]; !held && now.Sub(w.at) > 12*maxDependencyWait {
-			delete(s.waitedSince, p) // not waiting any more, confirmed by another way
+	for from, to := range s.waitingFrom {
+		if h, ok := s.held[to]; !ok || h.from != from {
+			delete(s.waitingFrom, from) // the rename went, or was journaled again
 		}
 	}
 	return first, !first.IsZero()
@@ -544,7 +528,6 @@ func (s *Sender) defaults() {
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
 	s.waitingFrom = make(map[string]string)
-	s.waitedSince = make(map[string]waited)
 	s.failing = make(map[string]failure)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
@@ -603,7 +586,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	b = plan(rootfd, entries[:n], s.inflight.overlaps, s.overdue)
+	b = plan(rootfd, entries[:n], s.inflight.overlaps)
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
@@ -618,9 +601,6 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.settleUnderFile(rootfd, &b)
 	s.wait(b.waiting, time.Now())
 	s.holdFailures(b.unreadable, time.Now())
-	if len(s.waitedSince) > 0 {
-		b.each(func(e journal.Entry) { delete(s.waitedSince, e.Path) })
-	}
 	b.eachPath(s.inflight.add)
 	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
 }
@@ -633,9 +613,6 @@ const waitAgain = 250 * time.Millisecond
 // (batch.waiting) for waitAgain, or until they are journaled again.
 func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 	for _, e := range entries {
-		if w, ok := s.waitedSince[e.Path]; !ok || w.seq != e.Seq {
-			s.waitedSince[e.Path] = waited{seq: e.Seq, at: now}
-		}
 		h := hold{seq: e.Seq, until: now.Add(waitAgain)}
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
 			h.from = e.OldPath
@@ -645,29 +622,28 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 	}
 }
 
-// belowWaitingRename reports whether p lies below the new name of a rename
-// held as waiting (until its hold ends, or the rename is journaled again
-// and skip releases it).
-func (s *Sender) belowWaitingRename(p string) bool {
-	now := time.Now()
-	for d := parent(p); d != ""; d = parent(d) {
-		if h, ok := s.held[d]; ok && h.from != "" && now.Before(h.until) {
-			return true
+// dependsOnWaitingRename reports whether e, changed after a rename held as
+// waiting (until its hold ends, or the rename is journaled again and skip
+// releases it), depends on it (see skip).
+func (s *Sender) dependsOnWaitingRename(e journal.Entry) bool {
+	renamed := e.Op.Has(change.Rename) && e.OldPath != ""
+	if e.Op&(change.Remove|change.Rmdir) != 0 || renamed {
+		p := e.Path
+		if renamed {
+			p = e.OldPath
+		}
+		for d := parent(p); d != ""; d = parent(d) {
+			if h, ok := s.held[d]; ok && h.from != "" && e.Seq > h.seq && time.Now().Before(h.until) {
+				return true
+			}
 		}
 	}
-	return false
+	return s.changedAtWaitingRenamesOldName(e.Path, e.Seq) || renamed && s.changedAtWaitingRenamesOldName(e.OldPath, e.Seq)
 }
 
-// overdue reports whether e has waited for a rename for maxDependencyWait
-// (see plan).
-func (s *Sender) overdue(e journal.Entry) bool {
-	w, ok := s.waitedSince[e.Path]
-	return ok && w.seq == e.Seq && time.Since(w.at) >= maxDependencyWait
-}
-
-// atWaitingRenamesOldName reports whether p is, or lies below, the old
-// name of a rename held as waiting.
-func (s *Sender) atWaitingRenamesOldName(p string) bool {
+// changedAtWaitingRenamesOldName reports whether p is, or lies below, the
+// old name of a rename held as waiting, and was changed (seq) after it.
+func (s *Sender) changedAtWaitingRenamesOldName(p string, seq uint64) bool {
 	if len(s.waitingFrom) == 0 {
 		return false
 	}
@@ -678,7 +654,10 @@ func (s *Sender) atWaitingRenamesOldName(p string) bool {
 			continue
 		}
 		if h, held := s.held[to]; held && h.from == d && now.Before(h.until) {
-			return true
+			if seq > h.seq {
+				return true
+			}
+			continue
 		}
 		delete(s.waitingFrom, d) // the rename went, or was journaled again
 	}
