@@ -251,16 +251,18 @@ func (b *batch) empty() bool {
 // a rename waits for the next run (b.waiting), and this one deletes d/x
 // first. What changed after a rename that waits, for this or for a busy
 // old name, and depends on it, waits with it (see holdBack).
-func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
-	b := planOnce(rootfd, entries, busy)
+//
+// behind are the entries the journal holds behind these, for later runs:
+// their renames count as waiting. The journal's order is that of each
+// path's first pending change, so a file changed before and after its
+// directory was renamed comes before the rename, and may be cut from it
+// by the batch's bounds.
+func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool) batch {
 	type key struct {
 		path string
 		seq  uint64
 	}
 	waiting := make(map[key]bool) // planOnce's own, and later
-	for _, e := range b.waiting {
-		waiting[key{e.Path, e.Seq}] = true
-	}
 	wait := make(map[key]bool)
 	var later []journal.Entry
 	waitToo := func(e journal.Entry) bool {
@@ -272,24 +274,37 @@ func plan(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
 		later = append(later, e)
 		return true
 	}
+	waits := func(e journal.Entry) bool { return waiting[key{e.Path, e.Seq}] }
 	w := renamesWaiting{to: make(map[string]uint64), from: make(map[string]uint64)}
-	for _, e := range b.renamesAboveDeletes() {
-		waitToo(e)
-		w.add(e)
-	}
-	for _, e := range b.waiting {
+	for _, e := range behind {
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			w.add(e)
+			w.add(e) // it goes in a later run
 		}
 	}
-	b.holdBack(w, func(e journal.Entry) bool { return waiting[key{e.Path, e.Seq}] }, waitToo)
-	if len(later) == 0 {
-		return b
+	rest := entries
+	for {
+		b := planOnce(rootfd, rest, busy)
+		for _, e := range b.waiting {
+			waiting[key{e.Path, e.Seq}] = true
+			if e.Op.Has(change.Rename) && e.OldPath != "" {
+				w.add(e)
+			}
+		}
+		n := len(later)
+		for _, e := range b.renamesAboveDeletes() {
+			waitToo(e)
+			w.add(e)
+		}
+		b.holdBack(w, waits, waitToo)
+		if len(later) == n {
+			// Stable: planned again without what waits, the batch may
+			// have made new deletions of old names (oldNamesGone), or
+			// lost the deletion a rename waited for.
+			b.waiting = append(b.waiting, later...)
+			return b
+		}
+		rest = slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[key{e.Path, e.Seq}] })
 	}
-	rest := slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[key{e.Path, e.Seq}] })
-	b = planOnce(rootfd, rest, busy)
-	b.waiting = append(b.waiting, later...)
-	return b
 }
 
 // renamesWaiting are the new names (to) and old names (from) of the
@@ -394,7 +409,7 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 			}
 		}
 		for _, r := range owners[e.Path] {
-			if changedBelow(e.Path, r.Seq, w.to) {
+			if changedBelow(e.Path, r.Seq, w.to) || changedAtOrBelow(e.Path, r.Seq, w.from) {
 				waitToo(r)
 			}
 		}

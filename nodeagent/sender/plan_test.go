@@ -47,7 +47,7 @@ func TestPlan(t *testing.T) {
 		{Path: "renamed-then-removed-too", Op: change.Rename | change.Remove, OldPath: "new-name"}, // the old name exists again
 		{Path: "renamed-from-a-busy-path", Op: change.Rename, OldPath: "busy"},
 	}
-	b := plan(rootfd, entries, func(p string) bool { return p == "busy" })
+	b := plan(rootfd, entries, nil, func(p string) bool { return p == "busy" })
 	tests := []struct {
 		name string
 		got  []journal.Entry
@@ -102,7 +102,7 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 		{Path: "g", Op: change.Rename, OldPath: "f", Seq: 4},
 		{Path: "dd", Op: change.Remove, Seq: 5}, // not below d: "d/" is the prefix
 	}
-	b := plan(rootfd, entries, nil)
+	b := plan(rootfd, entries, nil, nil)
 	for _, tc := range []struct {
 		name string
 		got  []journal.Entry
@@ -142,6 +142,7 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		entries     []journal.Entry
+		behind      []journal.Entry
 		busy        string
 		wantWaiting []string
 		wantDeletes []string
@@ -161,20 +162,36 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 		{
 			// mv d e; mkdir d: sent first, d would go with the peer's
 			// rename. A rename out of the old name would move the peer's
-			// d/k, the renamed tree's.
+			// d/s, the renamed tree's.
 			name: "the old name made again", busy: "d",
 			entries: []journal.Entry{renameOfD,
 				{Path: "d", Op: change.Create, Seq: 2},
 				{Path: "d/k", Op: change.Create, Seq: 3},
 				{Path: "ee", Op: change.Create, Seq: 4},
 				{Path: "d/q", Op: change.Remove, Seq: 5}, // the new d's: deleted first, the peer's d/q would go
+				{Path: "h", Op: change.Rename, OldPath: "d/s", Seq: 6},
 			},
-			wantWaiting: []string{"d", "d/k", "d/q", "e"}, wantSends: []string{"ee"},
+			wantWaiting: []string{"d", "d/k", "d/q", "e", "h"}, wantSends: []string{"ee"},
 		},
 		{
 			name: "a rename onto the old name", busy: "d",
 			entries:     []journal.Entry{renameOfD, {Path: "d", Op: change.Rename, OldPath: "q", Seq: 2}},
 			wantWaiting: []string{"d", "e"},
+		},
+		{
+			// The rename is behind the batch in the journal's order:
+			// d/k was pending before it, and changed after it.
+			name: "a rename behind the batch", behind: []journal.Entry{renameOfD},
+			entries:     []journal.Entry{{Path: "d/k", Op: change.Create, Seq: 5}, {Path: "ee", Op: change.Create, Seq: 6}},
+			wantWaiting: []string{"d/k"}, wantSends: []string{"ee"},
+		},
+		{
+			// mv d e; mkdir -p d/f; mv d/f gone; rm gone: the deletion
+			// of d/f (of Seq 0) would remove the renamed tree's on the
+			// peer.
+			name: "a rename out of the old name, gone again", busy: "d",
+			entries:     []journal.Entry{renameOfD, {Path: "gone", Op: change.Rename, OldPath: "d/f", Seq: 2}},
+			wantWaiting: []string{"e", "gone"},
 		},
 		{
 			// mv d e; mv e/f gone; rm gone: the deletion of e/f (of
@@ -184,17 +201,23 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 			wantWaiting: []string{"e", "gone"},
 		},
 		{
-			// The peer applies a run's renames in order: one out of a
-			// later rename's new name is refused, goes as content, and
-			// its old name's deletion comes after both. Neither waits:
-			// each would wait for the other for good (d exists again
-			// here, as g/h's new name).
-			name: "renames out of each other's new names",
+			// mv d/f g; mv g/h d (d made again): each is out of the
+			// other's new name. Only the later one waits for the
+			// earlier: never both for each other.
+			name: "renames out of each other's new names, the earlier waiting", busy: "d/f",
 			entries: []journal.Entry{
 				{Path: "g", Op: change.Rename, OldPath: "d/f", Seq: 1},
 				{Path: "d", Op: change.Rename, OldPath: "g/h", Seq: 2},
 			},
-			wantSends: []string{"d", "g"}, wantRenames: []string{"d", "g"},
+			wantWaiting: []string{"d", "g"},
+		},
+		{
+			name: "renames out of each other's new names, the later waiting", busy: "g/h",
+			entries: []journal.Entry{
+				{Path: "g", Op: change.Rename, OldPath: "d/f", Seq: 1},
+				{Path: "d", Op: change.Rename, OldPath: "g/h", Seq: 2},
+			},
+			wantWaiting: []string{"d"}, wantSends: []string{"g"}, wantRenames: []string{"g"},
 		},
 		{
 			// rm d/k/y; mv d e; mkdir d; mv e/f d/k, in one batch: e
@@ -212,7 +235,7 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, func(p string) bool { return p == tc.busy })
+			b := plan(rootfd, tc.entries, tc.behind, func(p string) bool { return p == tc.busy })
 			for _, got := range []struct {
 				name string
 				got  []journal.Entry
@@ -292,7 +315,7 @@ func TestBatch_large(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, nil)
+			b := plan(rootfd, tc.entries, nil, nil)
 			if b.large() != tc.want {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}
@@ -323,7 +346,7 @@ func TestBatch_sentStates(t *testing.T) {
 	for _, p := range []string{"file", "changed", "dir", "link"} {
 		entries = append(entries, journal.Entry{Path: p, Op: change.Write})
 	}
-	b := plan(rootfd, entries, nil)
+	b := plan(rootfd, entries, nil, nil)
 	var st unix.Stat_t
 	must(unix.Lstat(filepath.Join(root, "file"), &st))
 

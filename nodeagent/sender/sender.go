@@ -586,7 +586,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	b = plan(rootfd, entries[:n], s.inflight.overlaps)
+	b = plan(rootfd, entries[:n], entries[n:], s.inflight.overlaps)
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}

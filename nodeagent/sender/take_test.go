@@ -141,13 +141,21 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"d/x", "d/y", "d/v", "z"} {
+	for _, p := range []string{"d/x", "d/y", "d/v", "d/u", "z"} {
 		if err := os.WriteFile(filepath.Join(root, p), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rootfd, j := openJournal(t, root)
-	settle(t, j, rootfd, "d", "d/x", "d/y", "d/v", "z")
+	settle(t, j, rootfd, "d", "d/x", "d/y", "d/v", "d/u", "z")
+	// Removed before the rename: the peer's d/u is to go before d is
+	// renamed there; it does not wait.
+	if err := os.Remove(filepath.Join(root, "d", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Record(rootfd, []string{"peer"}, []change.Change{{Path: "d/u", Op: change.Remove, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +194,8 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	}
 	s.inflight.remove("d") // its run ended; the rename is still held for a moment
 	b, _ := s.take(rootfd)
-	if got := pathsOf(slices.Concat(b.deletes, b.covered)); !slices.Equal(got, []string{"z"}) {
-		t.Errorf("while the rename waits: deletes %q, want only z (not e/x)", got)
+	if got := pathsOf(slices.Concat(b.deletes, b.covered)); !slices.Equal(got, []string{"d/u", "z"}) {
+		t.Errorf("while the rename waits: deletes %q, want d/u (removed before the rename) and z, not e/x", got)
 	}
 	if got := pathsOf(b.sends); !slices.Equal(got, []string{"e/y"}) {
 		t.Errorf("while the rename waits: sends %q, want e/y (not v2, renamed out of e, nor d, its old name made again)", got)
