@@ -372,10 +372,11 @@ func changedAtOrBelow(p string, seq uint64, names map[string]uint64) bool {
 // sends, deletions), which suits it: rm d/x; mv d e deletes d/x in this
 // run, and the rename goes in the next.
 //
-// A send below its new name does not wait: it makes e on the peer, where
-// the rename then finds its new name taken, and the tree goes as content
-// (making it wait changed the order of runs enough that, under load, a
-// receiver took a renamed tree for its own change: a cause not found yet).
+// A send below its new name waits too (mv d e; mkdir d, and the scan of e
+// journals e/z): sent first, it makes e on the peer, where the rename then
+// finds its new name taken; e goes as content, and the peer's d, which
+// exists here again, keeps the renamed tree's files, which nothing here
+// removes.
 func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bool) {
 	if len(w.to) == 0 {
 		return
@@ -415,7 +416,7 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 		}
 	}
 	for _, e := range b.sends {
-		if changedAtOrBelow(e.Path, e.Seq, w.from) {
+		if changedBelow(e.Path, e.Seq, w.to) || changedAtOrBelow(e.Path, e.Seq, w.from) {
 			waitToo(e)
 		}
 	}

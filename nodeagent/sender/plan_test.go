@@ -90,9 +90,10 @@ func TestPlan(t *testing.T) {
 // many smaller ones that add up to as much.
 // TestPlan_aDeletionBelowARenamesOldNameGoesFirst: rm d/x; mv d e in one
 // batch: the rename waits for the next run, and this one deletes d/x (on
-// the peer, still below d), with e/y sent as it is; asked first, the
-// rename moved d/x to e/x on the peer, and the deletion found nothing.
-// A rename with no deletion below its old name is asked for as before.
+// the peer, still below d); asked first, the rename moved d/x to e/x on
+// the peer, and the deletion found nothing. e/y, changed after the rename
+// below its new name, waits with it. A rename with no deletion below its
+// old name is asked for as before.
 func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 	rootfd := rootWithFiles(t, "e/y", "g/z")
 	entries := []journal.Entry{
@@ -109,9 +110,9 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 		want []string
 	}{
 		{"renames", b.renames, []string{"g"}},
-		{"waiting", b.waiting, []string{"e"}},
+		{"waiting", b.waiting, []string{"e", "e/y"}},
 		{"deletes", b.deletes, []string{"d/x", "dd"}},
-		{"sends", b.sends, []string{"e/y", "g"}},
+		{"sends", b.sends, []string{"g"}},
 	} {
 		got := pathsOf(tc.got)
 		slices.Sort(got)
@@ -124,8 +125,8 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 // TestPlan_belowAWaitingRenamesNewNameWaits: mv d e; rm e/x, with d in
 // flight to the peer in another run: the rename waits, and so does the
 // deletion of e/x (the peer holds e/x only once it applies the rename,
-// so deleted first, it found nothing there and e/x stayed). Sends below
-// e, and what is not below e, go now.
+// so deleted first, it found nothing there and e/x stayed); so does a
+// send below e. What is not below e goes now.
 func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 	rootfd := rootWithFiles(t, "e/y", "ee", "g", "h", "m", "d/k/z")
 	entries := []journal.Entry{
@@ -151,8 +152,8 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 	}{
 		{
 			name: "old name busy", entries: entries, busy: "d",
-			wantWaiting: []string{"e", "e/x", "g", "m"}, wantDeletes: []string{"gone"},
-			wantSends: []string{"e/y", "ee", "h"}, wantRenames: []string{"h"},
+			wantWaiting: []string{"e", "e/x", "e/y", "g", "m"}, wantDeletes: []string{"gone"},
+			wantSends: []string{"ee", "h"}, wantRenames: []string{"h"},
 		},
 		{
 			name: "nothing busy", entries: entries,

@@ -366,6 +366,8 @@ type runDone struct {
 //     only once it applies the rename, so deleted first, e/x found nothing
 //     there and stayed;
 //   - renames out of its new name (mv d e; mv e/f g), for the same reason;
+//   - sends below its new name: sent first, they made e on the peer, which
+//     then refused the rename;
 //   - any entry at or below its old name, and renames out of there (mv d
 //     e; mkdir d): until the peer applies the rename its d is the renamed
 //     tree, and what went there first, the rename then took away to e.
@@ -627,18 +629,22 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 // releases it), depends on it (see skip).
 func (s *Sender) dependsOnWaitingRename(e journal.Entry) bool {
 	renamed := e.Op.Has(change.Rename) && e.OldPath != ""
-	if e.Op&(change.Remove|change.Rmdir) != 0 || renamed {
-		p := e.Path
-		if renamed {
-			p = e.OldPath
-		}
-		for d := parent(p); d != ""; d = parent(d) {
-			if h, ok := s.held[d]; ok && h.from != "" && e.Seq > h.seq && time.Now().Before(h.until) {
-				return true
-			}
-		}
+	if s.changedBelowWaitingRename(e.Path, e.Seq) || renamed && s.changedBelowWaitingRename(e.OldPath, e.Seq) {
+		return true
 	}
 	return s.changedAtWaitingRenamesOldName(e.Path, e.Seq) || renamed && s.changedAtWaitingRenamesOldName(e.OldPath, e.Seq)
+}
+
+// changedBelowWaitingRename reports whether p lies below the new name of a
+// rename held as waiting, and was changed (seq) after it.
+func (s *Sender) changedBelowWaitingRename(p string, seq uint64) bool {
+	now := time.Now()
+	for d := parent(p); d != ""; d = parent(d) {
+		if h, ok := s.held[d]; ok && h.from != "" && seq > h.seq && now.Before(h.until) {
+			return true
+		}
+	}
+	return false
 }
 
 // changedAtWaitingRenamesOldName reports whether p is, or lies below, the
