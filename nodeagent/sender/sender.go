@@ -628,6 +628,9 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 // waiting (until its hold ends, or the rename is journaled again and skip
 // releases it), depends on it (see skip).
 func (s *Sender) dependsOnWaitingRename(e journal.Entry) bool {
+	if len(s.waitingFrom) == 0 {
+		return false // no rename waits (each that does is there)
+	}
 	renamed := e.Op.Has(change.Rename) && e.OldPath != ""
 	if s.changedBelowWaitingRename(e.Path, e.Seq) || renamed && s.changedBelowWaitingRename(e.OldPath, e.Seq) {
 		return true
