@@ -191,6 +191,17 @@ func TestScanner_ReportsDifferences(t *testing.T) {
 			f.write("link", "now a file")
 		}, []string{"create|write|remove link"}},
 		{"chmod a directory", func() { f.do(os.Chmod(filepath.Join(f.root, "moved"), 0o700)) }, []string{"attrib moved"}},
+		{"an empty directory", func() {
+			f.do(os.Mkdir(filepath.Join(f.root, "e"), 0o755))
+			f.do(os.Chmod(filepath.Join(f.root, "e"), 0o755))
+		}, []string{"mkdir e"}},
+		{"a directory made again under its name, alike", func() {
+			// Renamed, not removed: a removed one's inode may be the new
+			// one's on some filesystems.
+			f.do(os.Rename(filepath.Join(f.root, "e"), filepath.Join(f.root, "e-old")))
+			f.do(os.Mkdir(filepath.Join(f.root, "e"), 0o755))
+			f.do(os.Chmod(filepath.Join(f.root, "e"), 0o755))
+		}, []string{"attrib e", "mkdir e-old"}},
 		{"delete a hostile name", func() { f.do(os.Remove(filepath.Join(f.root, "new\nline"))) }, []string{"remove new\nline"}},
 	}
 	for _, st := range steps {

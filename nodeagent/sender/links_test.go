@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
@@ -55,6 +56,7 @@ func TestAddLinks(t *testing.T) {
 		name      string
 		entries   []journal.Entry
 		inflight  []string
+		waiting   []journal.Entry // held as waiting (batch.waiting)
 		links     func(uint64, int) []string
 		wantSends []string
 		wantLinks []string
@@ -82,6 +84,16 @@ func TestAddLinks(t *testing.T) {
 			wantLinks: []string{"w2"},
 		},
 		{
+			// mv old-d d, waiting: sent first, d/c made d on the peer,
+			// which then refused the rename.
+			name:      "a file whose other name is below a waiting rename's new name waits for it",
+			entries:   []journal.Entry{{Path: "a", Op: change.Write, Seq: 5}, {Path: "w", Op: change.Write, Seq: 6}, {Path: "single", Op: change.Write, Seq: 7}},
+			waiting:   []journal.Entry{{Path: "d", Op: change.Rename, OldPath: "old-d", Seq: 1}},
+			links:     links,
+			wantSends: []string{"single", "w"},
+			wantLinks: []string{"w2"},
+		},
+		{
 			name:      "without a lookup nothing is added",
 			entries:   []journal.Entry{{Path: "a", Op: change.Write}},
 			wantSends: []string{"a"},
@@ -100,6 +112,7 @@ func TestAddLinks(t *testing.T) {
 			for _, p := range tc.inflight {
 				s.inflight.add(p)
 			}
+			s.wait(tc.waiting, time.Now())
 			b := plan(rootfd, tc.entries, nil, nil)
 			s.addLinks(rootfd, &b)
 			got := pathsOf(b.sends)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -145,8 +146,9 @@ type Sender struct {
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
 	// waitingFrom maps the old name of a rename that waits to its new
-	// name, under which held holds it (stale ones are dropped as found).
-	waitingFrom map[string]string
+	// names (two renames may share one), under which held holds them;
+	// stale ones are dropped by nextRelease.
+	waitingFrom map[string][]string
 	failing     map[string]failure
 	// The gate of Gather: when a Wake last came, when the last run ended
 	// with none in flight, and the journal's Seq when the last run started.
@@ -439,9 +441,15 @@ func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 			first = h.until
 		}
 	}
-	for from, to := range s.waitingFrom {
-		if h, ok := s.held[to]; !ok || h.from != from {
-			delete(s.waitingFrom, from) // the rename went, or was journaled again
+	for from, tos := range s.waitingFrom {
+		tos = slices.DeleteFunc(tos, func(to string) bool {
+			h, ok := s.held[to]
+			return !ok || h.from != from // the rename went, or was journaled again
+		})
+		if len(tos) == 0 {
+			delete(s.waitingFrom, from)
+		} else {
+			s.waitingFrom[from] = tos
 		}
 	}
 	return first, !first.IsZero()
@@ -529,7 +537,7 @@ func (s *Sender) defaults() {
 	}
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
-	s.waitingFrom = make(map[string]string)
+	s.waitingFrom = make(map[string][]string)
 	s.failing = make(map[string]failure)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
@@ -597,11 +605,14 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		b.deletes, b.underFile = nil, nil
 	}
 	s.takeFilesAbove(rootfd, &b)
+	// Held before addLinks looks at other names: one that depends on a
+	// rename waiting in this batch waits as a path in flight does.
+	s.wait(b.waiting, time.Now())
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
 	s.settleUnderFile(rootfd, &b)
-	s.wait(b.waiting, time.Now())
+	s.wait(b.waiting, time.Now()) // and what settleUnderFile left waiting
 	s.holdFailures(b.unreadable, time.Now())
 	b.eachPath(s.inflight.add)
 	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
@@ -618,7 +629,9 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 		h := hold{seq: e.Seq, until: now.Add(waitAgain)}
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
 			h.from = e.OldPath
-			s.waitingFrom[e.OldPath] = e.Path
+			if !slices.Contains(s.waitingFrom[e.OldPath], e.Path) {
+				s.waitingFrom[e.OldPath] = append(s.waitingFrom[e.OldPath], e.Path)
+			}
 		}
 		s.held[e.Path] = h
 	}
@@ -629,7 +642,7 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 // releases it), depends on it (see skip).
 func (s *Sender) dependsOnWaitingRename(e journal.Entry) bool {
 	if len(s.waitingFrom) == 0 {
-		return false // no rename waits (each that does is there)
+		return false // no rename waits (each that does is there until nextRelease finds it gone)
 	}
 	renamed := e.Op.Has(change.Rename) && e.OldPath != ""
 	if s.changedBelowWaitingRename(e.Path, e.Seq) || renamed && s.changedBelowWaitingRename(e.OldPath, e.Seq) {
@@ -658,17 +671,11 @@ func (s *Sender) changedAtWaitingRenamesOldName(p string, seq uint64) bool {
 	}
 	now := time.Now()
 	for d := p; d != ""; d = parent(d) {
-		to, ok := s.waitingFrom[d]
-		if !ok {
-			continue
-		}
-		if h, held := s.held[to]; held && h.from == d && now.Before(h.until) {
-			if seq > h.seq {
+		for _, to := range s.waitingFrom[d] {
+			if h, held := s.held[to]; held && h.from == d && now.Before(h.until) && seq > h.seq {
 				return true
 			}
-			continue
 		}
-		delete(s.waitingFrom, d) // the rename went, or was journaled again
 	}
 	return false
 }
@@ -799,7 +806,11 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 			if beneath.Lstat(rootfd, name, &st) != nil || uint64(st.Dev) != f.id.dev || uint64(st.Ino) != f.id.ino {
 				continue // gone, replaced, or not reachable beneath the root
 			}
-			if s.inflight.overlaps(name) {
+			// A name below a waiting rename's new name, or at its old
+			// name, waits for it as any change there (skip): sent
+			// first, it made the new name on the peer, which then
+			// refused the rename.
+			if s.inflight.overlaps(name) || s.dependsOnWaitingRename(journal.Entry{Path: name, Seq: math.MaxUint64}) {
 				wait[f.id] = true
 				break
 			}
