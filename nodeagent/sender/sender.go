@@ -165,8 +165,8 @@ type hold struct {
 	seq   uint64
 	until time.Time
 	// from: the old name of a rename that waits (batch.waiting), "" for
-	// any other hold. Removals and renames below its new name, and every
-	// entry at or below its old name, wait with it (see skip).
+	// any other hold. What changed after it below its new name, or at or
+	// below its old name, waits with it (see skip).
 	from string
 }
 
