@@ -433,37 +433,36 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 		return nil, err
 	}
 	var st unix.Stat_t
-	switch err := beneath.Lstat(rootfd, old, &st); {
+	lerr := beneath.Lstat(rootfd, old, &st)
+	oldGone := lerr != nil && index.IsGone(lerr)
+	switch {
 	case !had:
 		return nil, itx.Delete(old)
-	case err != nil && index.IsGone(err):
-		if prev.MayHaveChildren() {
-			if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
-				return nil, err
-			}
-		}
-		return gone, itx.Delete(old)
-	case err != nil:
+	case lerr != nil && !oldGone:
 		// Cannot be looked at now (an I/O error, a descriptor limit):
 		// the index keeps what it held, and a scan compares it later.
 		// Dropped, a tree there would be sent again whole.
 		return nil, nil
 	}
-	now := index.FromStat(&st)
-	if prev.Ino == now.Ino && prev.Mode.Type() == now.Mode.Type() {
-		return nil, nil
+	var now index.Entry
+	if !oldGone {
+		now = index.FromStat(&st)
+		if prev.Ino == now.Ino && prev.Mode.Type() == now.Mode.Type() {
+			return nil, nil
+		}
 	}
-	// mv d d.old; mkdir d; rm d.old/x: the removal needs d.old/x's entry
-	// as much as when d is gone. An entry of the new d's own (its change
-	// came first) is copied only where the same name exists below d.old;
-	// where it does not, its removal there goes to the peer, which holds
-	// d.old/that name only if the renamed tree had it.
+	// The old name gone, or another object now (mv d d.old; mkdir d; rm
+	// d.old/x: the removal needs d.old/x's entry as much as when d is
+	// gone). An entry of the new d's own (its change came first) is copied
+	// only where the same name exists below d.old; where it does not, its
+	// removal there goes to the peer, which holds d.old/that name only if
+	// the renamed tree had it.
 	if prev.MayHaveChildren() {
 		if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
 			return nil, err
 		}
 	}
-	if !now.IsDir() {
+	if oldGone || !now.IsDir() {
 		return gone, itx.Delete(old)
 	}
 	var stale []string

@@ -342,6 +342,12 @@ func changedAtOrBelow(p string, seq uint64, names map[string]uint64) bool {
 	return changedBelow(p, seq, names)
 }
 
+// holds reports whether p, changed (seq) after a rename that waits, lies
+// below its new name or at or below its old name.
+func (w renamesWaiting) holds(p string, seq uint64) bool {
+	return changedBelow(p, seq, w.to) || changedAtOrBelow(p, seq, w.from)
+}
+
 // holdBack makes wait (waitToo, which reports whether e waits now) the
 // entries of b that changed after a rename that waits (a greater Seq) and
 // depend on it (w, which it extends):
@@ -360,6 +366,11 @@ func changedAtOrBelow(p string, seq uint64, names map[string]uint64) bool {
 //     on the peer before the rename puts e/x there; so does the entry of a
 //     rename whose new name is gone again, whose old name's deletion
 //     (oldNamesGone, Seq 0) lies there (mv d e; mv e/f g; rm g);
+//   - a send below its new name (mv d e; mkdir d, and the scan of e
+//     journals e/z): sent first, it makes e on the peer, where the rename
+//     then finds its new name taken; e goes as content, and the peer's d,
+//     which exists here again, keeps the renamed tree's files, which
+//     nothing here removes;
 //   - a send or a deletion at or below its old name (mv d e; mkdir d, as
 //     mv build build.old; mkdir build does): sent first, the new d went
 //     with the peer's rename; deleted first, a path below d was the
@@ -371,12 +382,6 @@ func changedAtOrBelow(p string, seq uint64, names map[string]uint64) bool {
 // changed before the rename is left to the order of a run (renames,
 // sends, deletions), which suits it: rm d/x; mv d e deletes d/x in this
 // run, and the rename goes in the next.
-//
-// A send below its new name waits too (mv d e; mkdir d, and the scan of e
-// journals e/z): sent first, it makes e on the peer, where the rename then
-// finds its new name taken; e goes as content, and the peer's d, which
-// exists here again, keeps the renamed tree's files, which nothing here
-// removes.
 func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bool) {
 	if len(w.to) == 0 {
 		return
@@ -387,7 +392,7 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 			if waits(e) {
 				continue
 			}
-			if changedBelow(e.OldPath, e.Seq, w.to) || changedAtOrBelow(e.OldPath, e.Seq, w.from) || changedAtOrBelow(e.Path, e.Seq, w.from) {
+			if w.holds(e.OldPath, e.Seq) || changedAtOrBelow(e.Path, e.Seq, w.from) {
 				if waitToo(e) {
 					w.add(e)
 					more = true
@@ -398,7 +403,7 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 	var owners map[string][]journal.Entry // oldNames by old name
 	for _, e := range slices.Concat(b.deletes, b.covered) {
 		if e.Seq != 0 {
-			if changedBelow(e.Path, e.Seq, w.to) || changedAtOrBelow(e.Path, e.Seq, w.from) {
+			if w.holds(e.Path, e.Seq) {
 				waitToo(e)
 			}
 			continue
@@ -410,13 +415,13 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 			}
 		}
 		for _, r := range owners[e.Path] {
-			if changedBelow(e.Path, r.Seq, w.to) || changedAtOrBelow(e.Path, r.Seq, w.from) {
+			if w.holds(e.Path, r.Seq) {
 				waitToo(r)
 			}
 		}
 	}
 	for _, e := range b.sends {
-		if changedBelow(e.Path, e.Seq, w.to) || changedAtOrBelow(e.Path, e.Seq, w.from) {
+		if w.holds(e.Path, e.Seq) {
 			waitToo(e)
 		}
 	}
