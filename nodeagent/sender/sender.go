@@ -178,6 +178,21 @@ type flight struct {
 	pushed bool // its rsync runs are over; it confirms and journals
 }
 
+// shortRunPushing reports whether a run that is not a long one is still
+// in its rsync runs. The next run's client is prepared only once none is:
+// its start (an rsync exec, a connection, the daemon's fork and
+// authentication) costs the CPU the short run's own transfer waits for on
+// a busy host. Beside a long run it is prepared at once, or a lone change
+// would wait for a client's start while the large file goes.
+func (s *Sender) shortRunPushing() bool {
+	for _, f := range s.flights {
+		if !f.pushed && !f.long(s.LaneBytes) {
+			return true
+		}
+	}
+	return false
+}
+
 // long reports whether the run is a long one by what it carries.
 func (f flight) long(laneBytes int64) bool { return f.large || f.bytes >= laneBytes }
 
@@ -281,7 +296,7 @@ func (s *Sender) Start(ctx context.Context) error {
 			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed)} })
 			pending = s.Journal.Stats(s.Peer).Files
 		}
-		if retry == nil {
+		if retry == nil && !s.shortRunPushing() {
 			warm.prepare(s) // for the next run
 		}
 		var laneC, holdC <-chan time.Time

@@ -66,6 +66,41 @@ func TestSender_laneOpen(t *testing.T) {
 	}
 }
 
+func TestSender_shortRunPushing(t *testing.T) {
+	now := time.Now()
+	const laneBytes = 128 << 20
+	short := flight{start: now, bytes: 4 << 10}
+	settling := short
+	settling.pushed = true
+	large := flight{start: now, bytes: laneBytes}
+	oneLargeFile := flight{start: now, bytes: largeFileThreshold, large: true}
+	tests := []struct {
+		name    string
+		flights []flight
+		want    bool // no client is prepared while true
+	}{
+		{name: "idle: a client is prepared", want: false},
+		{name: "a short run pushing: not while it pushes", flights: []flight{short}, want: true},
+		{name: "a short run confirming: prepared", flights: []flight{settling}, want: false},
+		{name: "beside a run carrying LaneBytes: prepared", flights: []flight{large}, want: false},
+		{name: "beside a large file: prepared", flights: []flight{oneLargeFile}, want: false},
+		{name: "a short run beside a long one: not", flights: []flight{large, short}, want: true},
+		{name: "confirming beside a long one: prepared", flights: []flight{settling, oneLargeFile}, want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Sender{LaneBytes: laneBytes}
+			s.defaults()
+			for i, f := range tc.flights {
+				s.flights[i] = f
+			}
+			if got := s.shortRunPushing(); got != tc.want {
+				t.Errorf("shortRunPushing = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestBatch_changedSince(t *testing.T) {
 	root := t.TempDir()
 	write := func(name, data string) {
