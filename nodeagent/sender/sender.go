@@ -34,9 +34,14 @@ const (
 	// long one, which lets the next run start beside it (Lanes).
 	DefaultLaneBytes = 128 << 20
 	DefaultLaneAfter = 250 * time.Millisecond
-	// DefaultGather and DefaultQuiet batch a burst (Sender.Gather).
+	// DefaultGather and DefaultQuiet batch a burst (Sender.Gather). A
+	// pause of 5 ms in the journal's wakes came often on two busy cores
+	// (the writer preempted) and ended the gathering with a third run per
+	// peer; 50 ms keeps the burst to the lone file's run and one more
+	// (docs/benchmarks.md, the seventeenth session: burst 0.884 against
+	// 0.930 s, 100 x 1 MiB 0.580 against 0.644 s, 9 interleaved runs).
 	DefaultGather = 100 * time.Millisecond
-	DefaultQuiet  = 5 * time.Millisecond
+	DefaultQuiet  = 50 * time.Millisecond
 	// gatherAfter is how many changes journaled during a run make a
 	// burst. A lone file journals two or three (the file, its directory's
 	// times), and must never wait.
