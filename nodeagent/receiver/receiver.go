@@ -505,8 +505,12 @@ func recordRename(tx *index.Tx, rootfd int, a appliedRename) (mine bool, err err
 		// sender's: rsync makes a listed path's parents without their
 		// own record here (an implied directory), and taken for this
 		// member's own, the tree went back to every peer, racing the
-		// sender's next changes to it.
-		if ok && (was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID) {
+		// sender's next changes to it. One the index holds with another
+		// inode was made again here (mv d d.old; mkdir d, its events not
+		// journaled yet): this member's, as index.same says. Entries
+		// without an inode (0: Moved, or matching nothing) are judged by
+		// the rest.
+		if ok && (was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID || (was.Ino != 0 && was.Ino != now.Ino)) {
 			if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
 				return false, err
 			}

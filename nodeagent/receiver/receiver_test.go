@@ -540,6 +540,21 @@ func TestReceiver_RenameKeepsALocalChangeLocal(t *testing.T) {
 		{name: "a directory as recorded", old: "dir", new: "dir2", dir: true, record: true, rescans: nil},
 		{name: "a directory chmodded here", old: "dir", new: "dir2", dir: true, record: true, change: func(p string) error { return os.Chmod(p, 0o700) },
 			local: true, rescans: []string{"dir2"}},
+		// Same mode and owner, another inode: made again here after the
+		// record (the new one made before the old goes, so that the
+		// filesystem cannot hand the old inode number out again).
+		{name: "a directory made again here", old: "dir", new: "dir2", dir: true, record: true, change: func(p string) error {
+			if err := os.Mkdir(p+".new", 0o755); err != nil {
+				return err
+			}
+			if err := os.Chmod(p+".new", 0o755); err != nil { // whatever the umask
+				return err
+			}
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+			return os.Rename(p+".new", p)
+		}, local: true, rescans: []string{"dir2"}},
 		// rsync makes a listed path's parents without a record of their
 		// own here: such a directory is the sender's (its file, never
 		// recorded either, is this member's until a scan says otherwise).
