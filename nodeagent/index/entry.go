@@ -31,6 +31,15 @@ func (e Entry) Matches(o Entry) bool {
 		e.Mode == o.Mode && e.UID == o.UID && e.GID == o.GID && e.Ino == o.Ino
 }
 
+// DirMatches reports whether o is still the directory e describes: the
+// same mode, owner and inode. Its times are not compared: they move with
+// every entry made in it, which are changes of their own. A directory
+// made again under the name is another one (mv d e; mkdir d): its inode
+// differs.
+func (e Entry) DirMatches(o Entry) bool {
+	return e.Mode == o.Mode && e.UID == o.UID && e.GID == o.GID && e.Ino == o.Ino
+}
+
 // ContentMatches reports whether only metadata (mode, owner, ctime, link
 // count) can differ between e and o: same type, size, mtime and inode.
 func (e Entry) ContentMatches(o Entry) bool {

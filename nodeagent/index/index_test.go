@@ -2,6 +2,7 @@ package index
 
 import (
 	"encoding/binary"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,6 +123,33 @@ func TestEntry_Matches(t *testing.T) {
 			tc.mutate(&o)
 			if got := base.Matches(o); got != tc.want {
 				t.Fatalf("Matches = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEntry_DirMatches(t *testing.T) {
+	base := Entry{Size: 4096, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: fs.ModeDir | 0o755, UID: 1, GID: 1, Ino: 7, Nlink: 2}
+	tests := []struct {
+		name   string
+		mutate func(*Entry)
+		want   bool
+	}{
+		{"same", func(*Entry) {}, true},
+		{"times (an entry made in it)", func(e *Entry) { e.Mtime, e.Ctime = e.Mtime.Add(time.Second), e.Ctime.Add(time.Second) }, true},
+		{"size and link count (an entry made in it)", func(e *Entry) { e.Size, e.Nlink = 8192, 3 }, true},
+		{"mode", func(e *Entry) { e.Mode = fs.ModeDir | 0o700 }, false},
+		{"owner", func(e *Entry) { e.UID = 2 }, false},
+		{"group", func(e *Entry) { e.GID = 2 }, false},
+		{"inode (made again under the name)", func(e *Entry) { e.Ino = 8 }, false},
+		{"a Moved entry", func(e *Entry) { *e = Moved() }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mutate(&o)
+			if got := o.DirMatches(base); got != tc.want {
+				t.Fatalf("DirMatches = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -102,15 +102,13 @@ func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 }
 
 // same reports whether the index's entry old still describes e, the path
-// as it is: for a directory its type, mode, owner and inode (its times
-// move with every entry made in it, which are changes of their own; a
-// directory made again under the name is another one: mv d e; mkdir d,
-// read before the rename was recorded, compared as the old d and was
-// dropped, and the peers lost d with their rename), for anything else
-// Entry.Matches.
+// as it is: for a directory Entry.DirMatches (mv d e; mkdir d, read
+// before the rename was recorded, compared without the inode as the old d
+// and was dropped, and the peers lost d with their rename), for anything
+// else Entry.Matches.
 func same(old, e Entry) bool {
 	if e.IsDir() {
-		return old.IsDir() && old.Mode == e.Mode && old.UID == e.UID && old.GID == e.GID && old.Ino == e.Ino
+		return old.IsDir() && old.DirMatches(e)
 	}
 	return old.Matches(e)
 }

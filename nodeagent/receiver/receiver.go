@@ -507,10 +507,8 @@ func recordRename(tx *index.Tx, rootfd int, a appliedRename) (mine bool, err err
 		// member's own, the tree went back to every peer, racing the
 		// sender's next changes to it. One the index holds with another
 		// inode was made again here (mv d d.old; mkdir d, its events not
-		// journaled yet): this member's, as index.same says. Entries
-		// without an inode (0: Moved, or matching nothing) are judged by
-		// the rest.
-		if ok && (was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID || (was.Ino != 0 && was.Ino != now.Ino)) {
+		// journaled yet): this member's, as index.same says.
+		if ok && !was.DirMatches(now) {
 			if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
 				return false, err
 			}

@@ -360,10 +360,9 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 	case old.Mode.Type() != d.e.Mode.Type():
 		c.Op = change.Remove | change.Create | change.Write
 	case isDir:
-		// Its times move with every entry made in it (changes of their
-		// own); another directory made under its name is a change (as in
+		// Another directory made under its name is a change (as in
 		// index.same): its attributes go, and its entry takes its inode.
-		if old.Mode == d.e.Mode && old.UID == d.e.UID && old.GID == d.e.GID && old.Ino == d.e.Ino {
+		if old.DirMatches(d.e) {
 			return found, subdirs
 		}
 		c.Op, c.Finished = change.Attrib, true
