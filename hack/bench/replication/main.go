@@ -11,6 +11,9 @@
 // Systems (JSON key): the lower bound (lowerBound: one `rsync -a` per peer
 // after the writes, the three in parallel), the floor of jailsync's rsync
 // interface (filesFrom: the same, through the agent's --files-from client),
+// the same with its clients started ahead, as the agent's are
+// (preparedFloor: on single files, the least any agent calling rsync that
+// way can take),
 // the old script (oldScript: one
 // rsync per file per peer after a 1 s size check, emulated; cut to 100
 // files and extrapolated where a workload has more), lsyncd (delay = 0),
@@ -128,6 +131,7 @@ func main() {
 	systems := []system{
 		{key: "lowerBound", name: "lower bound (rsync -a per peer after the writes)", start: lowerBound},
 		{key: "filesFrom", name: "floor of --files-from (one run per peer after)", start: filesFromFloor},
+		{key: "preparedFloor", name: "floor of --files-from, clients started ahead", start: preparedFloor},
 		{key: "oldScript", name: "old script (rsync per file per peer after 1 s)", start: oldScript, maxFiles: 100, latencyFiles: 20, backToBackFiles: 20},
 		{key: "lsyncd", name: "lsyncd 2.2 (delay = 0)", start: lsyncd},
 		{key: "clsync", name: "clsync 0.4 (rsyncdirect, -t0 -w0 -T0)", start: clsync, backToBackFiles: 20},

@@ -88,6 +88,87 @@ func filesFromFloor() (*rig, error) {
 	}, nil
 }
 
+// preparedFloor: the floor of --files-from with its clients started ahead,
+// as the agent starts them (rsync.Prepare): before each push, one client
+// per peer has already started, connected, authenticated and been forked
+// a receiver by the daemon, and waits for its list; the push hands it the
+// names, the three in parallel, and the next three start once it returns
+// (in the gap before the next file). No detection, no journal, no
+// announcement: on single files, the least that any agent calling rsync
+// the prescribed way can take from a close to the last peer's copy, on
+// this machine.
+func preparedFloor() (*rig, error) {
+	d, err := startRefDaemons("bench-pf-")
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range d.dirs {
+		if err := os.MkdirAll(filepath.Join(dir, ".jailsync", "tmp"), 0o700); err != nil {
+			d.close()
+			return nil, err
+		}
+	}
+	targets := make([]rsync.Target, len(d.urls))
+	for i := range targets {
+		targets[i] = rsync.Target{
+			Addr:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 3, byte(i + 2)}), 18401),
+			Module: "m", Source: netip.AddrFrom4([4]byte{127, 0, 3, 1}),
+		}
+	}
+	opts := rsync.Options{TempDir: "/.jailsync/tmp"}
+	// Each peer's next client, started in the background once a push has
+	// returned (so that its start is never inside a measured latency, as
+	// the agent's is not), is taken from its channel by the next push.
+	next := make([]chan *rsync.Warm, len(targets))
+	prepare := func(i int) {
+		w, err := rsync.Prepare(d.src, targets[i], opts)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "[bench] preparedFloor: %v\n", err)
+		}
+		next[i] <- w // nil on failure: that push fails
+	}
+	for i := range next {
+		next[i] = make(chan *rsync.Warm, 1)
+		go prepare(i)
+	}
+	return &rig{
+		src: d.src, peers: d.dirs, cpu: childrenCPU, split: d.split,
+		cleanup: func() {
+			for _, c := range next {
+				if w := <-c; w != nil {
+					w.Close()
+				}
+			}
+			d.close()
+		},
+		push: func(names []string) error {
+			if names == nil {
+				des, err := os.ReadDir(d.src)
+				if err != nil {
+					return err
+				}
+				for _, de := range des {
+					names = append(names, de.Name())
+				}
+			}
+			err := parallel(len(targets), func(i int) error {
+				w := <-next[i]
+				if w == nil {
+					return fmt.Errorf("no prepared client for %s", targets[i].Addr)
+				}
+				_, err := w.Push(context.Background(), names)
+				return err
+			})
+			// The next clients start once all three pushes are over: started
+			// beside one still pushing, they take the CPU it waits for.
+			for i := range next {
+				go prepare(i)
+			}
+			return err
+		},
+	}, nil
+}
+
 // oldScript emulates the hand-made setup of shared/origin: one thread per
 // peer walks the queue of changed files in order and, for each, checks the
 // size, sleeps 1 s (Perl's sleep(1.5) truncates to whole seconds), checks
