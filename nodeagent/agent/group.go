@@ -663,13 +663,14 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		user = "" // the peers' modules ask for no user (rsyncd.Config.NoAuth)
 	}
 	links := g.linkNames()
+	pushing := sender.NewPushing() // one lone change goes to every peer at once
 	var wakes []chan struct{}
 	for _, p := range g.peers {
 		s := &sender.Sender{
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
-			BackoffCap: g.cfg.RetryBackoffCap, Links: links,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

@@ -127,6 +127,10 @@ type Sender struct {
 	// peer again (DefaultReannounceEvery when 0): well within the peer's
 	// hold of announced paths.
 	ReannounceEvery time.Duration
+	// Pushing, shared by a group's senders, holds back every sender's
+	// next prepared client while any of them still pushes a short run;
+	// nil: this sender's own runs only.
+	Pushing *Pushing
 	// Log receives what the sender does.
 	Log logr.Logger
 
@@ -181,6 +185,8 @@ type flight struct {
 	bytes  int64
 	large  bool // it carries a large file
 	pushed bool // its rsync runs are over; it confirms and journals
+	// counted: a short run counted in Sender.Pushing until it has pushed.
+	counted bool
 }
 
 // shortRunPushing reports whether a run that is not a long one is still
@@ -196,6 +202,14 @@ func (s *Sender) shortRunPushing() bool {
 		}
 	}
 	return false
+}
+
+// uncount takes a short run out of Pushing once it has pushed (or ended).
+func (s *Sender) uncount(f *flight) {
+	if f.counted {
+		f.counted = false
+		s.Pushing.end()
+	}
 }
 
 // long reports whether the run is a long one by what it carries.
@@ -265,6 +279,12 @@ func (s *Sender) Start(ctx context.Context) error {
 	defer holds.Stop()
 	gate := time.NewTimer(time.Hour)
 	defer gate.Stop()
+	defer func() { // the other senders' prepared clients do not wait for these runs
+		for id, f := range s.flights {
+			s.uncount(&f)
+			s.flights[id] = f
+		}
+	}()
 	for {
 		var gateC <-chan time.Time
 		pending := s.Journal.Stats(s.Peer).Files
@@ -283,7 +303,12 @@ func (s *Sender) Start(ctx context.Context) error {
 			s.flightID++
 			id := s.flightID
 			large := b.large()
-			s.flights[id] = flight{start: time.Now(), bytes: b.bytes, large: large}
+			f := flight{start: time.Now(), bytes: b.bytes, large: large}
+			if !f.long(s.LaneBytes) {
+				f.counted = true
+				s.Pushing.begin()
+			}
+			s.flights[id] = f
 			runCtx := ctx
 			if s.RunContext != nil {
 				runCtx = s.RunContext
@@ -301,8 +326,11 @@ func (s *Sender) Start(ctx context.Context) error {
 			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed)} })
 			pending = s.Journal.Stats(s.Peer).Files
 		}
-		if retry == nil && !s.shortRunPushing() {
-			warm.prepare(s) // for the next run
+		var idleC <-chan struct{}
+		if retry == nil && warm.w == nil && !s.shortRunPushing() {
+			if idleC = s.Pushing.busy(); idleC == nil {
+				warm.prepare(s) // for the next run
+			}
 		}
 		var laneC, holdC <-chan time.Time
 		if at, ok := s.nextLane(pending); ok {
@@ -323,14 +351,19 @@ func (s *Sender) Start(ctx context.Context) error {
 		case <-holdC:
 		case <-retry:
 			retry = nil
+		case <-idleC:
 		case <-warm.expired():
 			warm.close()
 		case id := <-pushed:
 			if f, ok := s.flights[id]; ok {
 				f.pushed = true
+				s.uncount(&f)
 				s.flights[id] = f
 			}
 		case d := <-done:
+			if f, ok := s.flights[d.id]; ok {
+				s.uncount(&f)
+			}
 			delete(s.flights, d.id)
 			if len(s.flights) == 0 {
 				s.idleFrom = time.Now()
