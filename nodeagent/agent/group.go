@@ -734,6 +734,7 @@ func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wak
 				return fmt.Errorf("journal: %w", err)
 			}
 			g.status.changed(len(batch))
+			g.log.V(1).Info("TMP journaled", "n", len(batch), "first", batch[0].Path)
 			for _, w := range wakes {
 				select {
 				case w <- struct{}{}:

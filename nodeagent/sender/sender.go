@@ -185,8 +185,9 @@ type flight struct {
 	bytes  int64
 	large  bool // it carries a large file
 	pushed bool // its rsync runs are over; it confirms and journals
-	// counted: a short run counted in Sender.Pushing until it has pushed.
-	counted bool
+	// pushing: a short run's id in Sender.Pushing until it has pushed
+	// (0: not counted).
+	pushing int
 }
 
 // shortRunPushing reports whether a run that is not a long one is still
@@ -206,9 +207,9 @@ func (s *Sender) shortRunPushing() bool {
 
 // uncount takes a short run out of Pushing once it has pushed (or ended).
 func (s *Sender) uncount(f *flight) {
-	if f.counted {
-		f.counted = false
-		s.Pushing.end()
+	if f.pushing != 0 {
+		s.Pushing.end(f.pushing)
+		f.pushing = 0
 	}
 }
 
@@ -277,8 +278,9 @@ func (s *Sender) Start(ctx context.Context) error {
 	lane, holds := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
 	defer lane.Stop()
 	defer holds.Stop()
-	gate := time.NewTimer(time.Hour)
+	gate, others := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
 	defer gate.Stop()
+	defer others.Stop()
 	defer func() { // the other senders' prepared clients do not wait for these runs
 		for id, f := range s.flights {
 			s.uncount(&f)
@@ -304,9 +306,8 @@ func (s *Sender) Start(ctx context.Context) error {
 			id := s.flightID
 			large := b.large()
 			f := flight{start: time.Now(), bytes: b.bytes, large: large}
-			if !f.long(s.LaneBytes) {
-				f.counted = true
-				s.Pushing.begin()
+			if !f.long(s.LaneBytes) && s.Pushing != nil {
+				f.pushing = s.Pushing.begin(f.start)
 			}
 			s.flights[id] = f
 			runCtx := ctx
@@ -327,8 +328,14 @@ func (s *Sender) Start(ctx context.Context) error {
 			pending = s.Journal.Stats(s.Peer).Files
 		}
 		var idleC <-chan struct{}
+		var othersC <-chan time.Time
 		if retry == nil && warm.w == nil && !s.shortRunPushing() {
-			if idleC = s.Pushing.busy(); idleC == nil {
+			now := time.Now()
+			if c, until, busy := s.Pushing.busy(now, s.LaneAfter); busy {
+				idleC = c
+				others.Reset(until.Sub(now))
+				othersC = others.C
+			} else {
 				warm.prepare(s) // for the next run
 			}
 		}
@@ -352,6 +359,7 @@ func (s *Sender) Start(ctx context.Context) error {
 		case <-retry:
 			retry = nil
 		case <-idleC:
+		case <-othersC:
 		case <-warm.expired():
 			warm.close()
 		case id := <-pushed:
