@@ -734,7 +734,8 @@ func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wak
 				return fmt.Errorf("journal: %w", err)
 			}
 			g.status.changed(len(batch))
-			g.log.V(1).Info("TMP journaled", "n", len(batch), "first", batch[0].Path)
+			// For joining runs with the writes that made them (docs/benchmarks.md).
+			g.log.V(1).Info("changes journaled", "changes", len(batch), "first", batch[0].Path)
 			for _, w := range wakes {
 				select {
 				case w <- struct{}{}:

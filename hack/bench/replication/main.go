@@ -316,8 +316,10 @@ func closeToArrival(r *rig, n, size int, gap time.Duration) (p50, p99 float64, e
 			return 0, 0, err
 		}
 		ms = append(ms, float64(time.Since(closed).Microseconds())/1000)
-		if os.Getenv("TMP_CLOSES") != "" {
-			fmt.Fprintf(os.Stderr, "[close] %s %d %.3f\n", name, closed.UnixMicro(), ms[len(ms)-1])
+		if os.Getenv("JAILSYNC_BENCH_CLOSES") != "" {
+			// For joining with the agents' logs: the close in Unix
+			// microseconds, and the latency measured.
+			fmt.Fprintf(os.Stderr, "[bench] close %s %d %.3f\n", name, closed.UnixMicro(), ms[len(ms)-1])
 		}
 		time.Sleep(gap)
 	}
