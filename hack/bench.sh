@@ -11,10 +11,13 @@
 #                   1 x 256 MiB and single-file latency (each file 50 ms after
 #                   the previous one arrived, and back to back); jailsync against the
 #                   lower bound (one rsync -a per peer after the writes), the
+#                   floors of jailsync's rsync interface (its --files-from
+#                   client on the lower bound's schedule, and the same with
+#                   clients started ahead), the
 #                   old script (emulated), lsyncd, clsync and Syncthing from
 #                   Debian (installed here when missing). JAILSYNC_BENCH_RUNS
 #                   (default 3) runs per figure; JAILSYNC_BENCH_ONLY=replication
-#                   skips the others. About 45 minutes on 2 cores (45 min
+#                   skips the others. About 55 minutes on 2 cores (54 min
 #                   measured), most of it the old script, clsync and Syncthing.
 #
 # Needs root (tmpfs mounts, fanotify). Timing goals live here, never in tests.
