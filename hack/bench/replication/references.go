@@ -51,61 +51,43 @@ func lowerBound() (*rig, error) {
 // poll(2), io.c read_line, and resolves every name from the root again)
 // from what the agent adds. The names are read from the directory.
 func filesFromFloor() (*rig, error) {
-	d, err := startRefDaemons("bench-ff-")
+	d, targets, err := interfaceDaemons("bench-ff-")
 	if err != nil {
 		return nil, err
-	}
-	// The temp directory of the agent's runs, as the agent keeps it: the
-	// issue prescribes it too, and it costs the receiver (a quarter of a
-	// daemon's CPU on 4 KiB files, measured).
-	for _, dir := range d.dirs {
-		if err := os.MkdirAll(filepath.Join(dir, ".jailsync", "tmp"), 0o700); err != nil {
-			d.close()
-			return nil, err
-		}
 	}
 	return &rig{
 		src: d.src, peers: d.dirs, cleanup: d.close, cpu: childrenCPU, split: d.split,
 		push: func(names []string) error {
-			if names == nil {
-				des, err := os.ReadDir(d.src)
-				if err != nil {
-					return err
-				}
-				for _, de := range des {
-					names = append(names, de.Name())
-				}
+			names, err := namesOrAll(d.src, names)
+			if err != nil {
+				return err
 			}
-			return parallel(len(d.urls), func(i int) error {
-				t := rsync.Target{
-					Addr:   netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 3, byte(i + 2)}), 18401),
-					Module: "m", Source: netip.AddrFrom4([4]byte{127, 0, 3, 1}),
-				}
-				_, err := rsync.Push(context.Background(), d.src, names, t, rsync.Options{TempDir: "/.jailsync/tmp"})
+			return parallel(len(targets), func(i int) error {
+				_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions())
 				return err
 			})
 		},
 	}, nil
 }
 
-// preparedFloor: the floor of --files-from with its clients started ahead,
-// as the agent starts them (rsync.Prepare): before each push, one client
-// per peer has already started, connected, authenticated and been forked
-// a receiver by the daemon, and waits for its list; the push hands it the
-// names, the three in parallel, and the next three start once it returns
-// (in the gap before the next file). No detection, no journal, no
-// announcement: on single files, the least that any agent calling rsync
-// the prescribed way can take from a close to the last peer's copy, on
-// this machine.
-func preparedFloor() (*rig, error) {
-	d, err := startRefDaemons("bench-pf-")
+// floorOptions are the floors' rsync options: the temp directory of the
+// agent's runs, as the agent keeps it (the issue prescribes it too, and it
+// costs the receiver: a quarter of a daemon's CPU on 4 KiB files,
+// measured).
+func floorOptions() rsync.Options { return rsync.Options{TempDir: "/.jailsync/tmp"} }
+
+// interfaceDaemons starts the reference daemons with the temp directory
+// of floorOptions in each, and returns them with their targets for
+// jailsync's client.
+func interfaceDaemons(prefix string) (*refDaemons, []rsync.Target, error) {
+	d, err := startRefDaemons(prefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, dir := range d.dirs {
 		if err := os.MkdirAll(filepath.Join(dir, ".jailsync", "tmp"), 0o700); err != nil {
 			d.close()
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	targets := make([]rsync.Target, len(d.urls))
@@ -115,13 +97,45 @@ func preparedFloor() (*rig, error) {
 			Module: "m", Source: netip.AddrFrom4([4]byte{127, 0, 3, 1}),
 		}
 	}
-	opts := rsync.Options{TempDir: "/.jailsync/tmp"}
-	// Each peer's next client, started in the background once a push has
-	// returned (so that its start is never inside a measured latency, as
-	// the agent's is not), is taken from its channel by the next push.
+	return d, targets, nil
+}
+
+// namesOrAll is names, or when nil every name in dir (a makespan
+// workload's push after the writes).
+func namesOrAll(dir string, names []string) ([]string, error) {
+	if names != nil {
+		return names, nil
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names, nil
+}
+
+// preparedFloor: the floor of --files-from with its clients started ahead,
+// as the agent starts them (rsync.Prepare): before each push, one client
+// per peer has already started, connected, authenticated and been forked
+// a receiver by the daemon, and waits for its list; the push hands it the
+// names, the three in parallel, and the next three start once all three
+// have returned (in the gap before the next file). No detection, no
+// journal, no announcement: on single files, the least that any agent
+// calling rsync the prescribed way can take from a close to the last
+// peer's copy, on this machine.
+func preparedFloor() (*rig, error) {
+	d, targets, err := interfaceDaemons("bench-pf-")
+	if err != nil {
+		return nil, err
+	}
+	// Each peer's next client, started in the background once the pushes
+	// have returned (so that its start is never inside a measured latency,
+	// as the agent's is not), is taken from its channel by the next push.
 	next := make([]chan *rsync.Warm, len(targets))
 	prepare := func(i int) {
-		w, err := rsync.Prepare(d.src, targets[i], opts)
+		w, err := rsync.Prepare(d.src, targets[i], floorOptions())
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "[bench] preparedFloor: %v\n", err)
 		}
@@ -142,16 +156,11 @@ func preparedFloor() (*rig, error) {
 			d.close()
 		},
 		push: func(names []string) error {
-			if names == nil {
-				des, err := os.ReadDir(d.src)
-				if err != nil {
-					return err
-				}
-				for _, de := range des {
-					names = append(names, de.Name())
-				}
+			names, err := namesOrAll(d.src, names)
+			if err != nil {
+				return err
 			}
-			err := parallel(len(targets), func(i int) error {
+			err = parallel(len(targets), func(i int) error {
 				w := <-next[i]
 				if w == nil {
 					return fmt.Errorf("no prepared client for %s", targets[i].Addr)
