@@ -282,9 +282,8 @@ func (s *Sender) Start(ctx context.Context) error {
 	defer gate.Stop()
 	defer others.Stop()
 	defer func() { // the other senders' prepared clients do not wait for these runs
-		for id, f := range s.flights {
+		for _, f := range s.flights {
 			s.uncount(&f)
-			s.flights[id] = f
 		}
 	}()
 	for {
