@@ -239,6 +239,9 @@ type group struct {
 	status   *Status
 	metrics  *metrics
 	ready    atomic.Bool
+	// journaling: journalChanges holds changes not yet committed, or more
+	// wait for it (sender.Sender.Journaling).
+	journaling atomic.Bool
 	// resumes: this rsync resumes transfers from the partial directory
 	// (rsync.ResumesFromPartialDir); pushes pass --partial-dir only then.
 	resumes bool
@@ -670,7 +673,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
-			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)
@@ -707,8 +710,10 @@ func (g *group) linkNames() func(ino uint64, limit int) []string {
 	}
 }
 
-// journalChanges journals ready changes in batches (what arrives within a
-// millisecond of the first, up to 10,000) and wakes the senders.
+// journalChanges journals ready changes in batches (what is waiting when
+// the first arrives, up to 10,000) and wakes the senders. While it holds
+// changes not yet committed, or more wait behind them, g.journaling says
+// so: the senders' gathering then counts no pause in a burst.
 func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wakes []chan struct{}) error {
 	names := make([]string, len(g.peers))
 	for i, p := range g.peers {
@@ -720,6 +725,7 @@ func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wak
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-in:
+			g.journaling.Store(true)
 			batch = append(batch[:0], c)
 		more:
 			for len(batch) < 10_000 {
@@ -733,6 +739,8 @@ func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wak
 			if err := g.journal.Record(g.rootfd, names, batch); err != nil {
 				return fmt.Errorf("journal: %w", err)
 			}
+			// Still true when more changes wait: the writes go on.
+			g.journaling.Store(len(in) > 0)
 			g.status.changed(len(batch))
 			// For joining runs with the writes that made them (docs/benchmarks.md).
 			g.log.V(1).Info("changes journaled", "changes", len(batch), "first", batch[0].Path)

@@ -234,8 +234,10 @@ func TestSender_gathering(t *testing.T) {
 		lastWake time.Time
 		since    uint64 // changes journaled since the last run started
 		pending  int64
-		wait     bool
-		until    time.Time
+		// journaling: changes are being journaled (Sender.Journaling)
+		journaling bool
+		wait       bool
+		until      time.Time
 	}{
 		{name: "the first run starts at once", lastWake: now, since: 5, pending: 5},
 		{name: "a lone file after a run goes at once", idleFrom: idle, lastWake: now, since: 1, pending: 1},
@@ -245,6 +247,10 @@ func TestSender_gathering(t *testing.T) {
 		{name: "eight changes during the last run make a burst", idleFrom: idle, lastWake: now, since: gatherAfter, pending: gatherAfter,
 			wait: true, until: now.Add(quiet)},
 		{name: "a burst that paused goes", idleFrom: idle, lastWake: now.Add(-quiet), since: 40, pending: 40},
+		{name: "no pause while the journal still commits the burst", idleFrom: idle, lastWake: now.Add(-quiet), since: 40, pending: 40,
+			journaling: true, wait: true, until: now.Add(quiet)},
+		{name: "a lone file goes while other changes are journaled", idleFrom: idle, lastWake: now, since: 1, pending: 1, journaling: true},
+		{name: "journaling never holds past Gather", idleFrom: now.Add(-gather), lastWake: now, since: 40, pending: 40, journaling: true},
 		{name: "never longer than Gather after the last run", idleFrom: now.Add(-gather), lastWake: now, since: 40, pending: 40},
 		{name: "the wait ends at Gather when that comes first", idleFrom: now.Add(-gather + time.Millisecond), lastWake: now, since: 40, pending: 40,
 			wait: true, until: now.Add(time.Millisecond)},
@@ -253,7 +259,7 @@ func TestSender_gathering(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Sender{Gather: gather, Quiet: quiet}
+			s := &Sender{Gather: gather, Quiet: quiet, Journaling: func() bool { return tc.journaling }}
 			s.defaults()
 			for i := range tc.flights {
 				s.flights[i] = flight{start: now}
