@@ -78,15 +78,15 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		warm.kill()
 		return res, fmt.Errorf("rsync run not started: %w", err)
 	}
-	p := warm
-	if p == nil {
-		if p, err = startProc(root, args, t.Password, o.RsyncPath); err != nil {
-			return res, err
-		}
-	}
 	var progress func(int64)
 	if m == modePush {
 		progress = o.Progress
+	}
+	p := warm
+	if p == nil {
+		if p, err = startProc(root, args, t.Password, o.RsyncPath, progress != nil); err != nil {
+			return res, err
+		}
 	}
 	out, err := p.finish(ctx, root, l, progress)
 	res.Exited = p.cmd.ProcessState != nil
@@ -124,18 +124,28 @@ type output struct {
 // standard input. rsync runs in its own session (no terminal to ask a
 // password on, one process group to signal) and dies with us (Pdeathsig:
 // an orphaned run could land an old version after a newer one). Its
-// output goes to pipes of our own (not exec's), so that it stays readable
+// output goes to files of our own (not exec's), so that it stays readable
 // after the process exited: a goroutine waits for the process from the
 // start, which tells a Warm whether it is still there.
+//
+// Standard output is an anonymous file (outputFile), read once the process
+// has exited, unless its progress is read live (a pipe then). rsync writes
+// one line per listed path, each with its own write(2): through a pipe
+// every line woke the agent, 2,000 times per peer for a burst, and its
+// scheduler's wake-ups took about 40% of the writer's agent's CPU while the
+// burst's runs pushed (docs/benchmarks.md, the nineteenth session).
 type proc struct {
 	cmd            *exec.Cmd
 	stdin          *os.File
 	stdout, stderr *os.File
+	live           bool          // stdout is a pipe, read as rsync writes it
 	exited         chan struct{} // closed when the process has exited
 	waitErr        error         // cmd.Wait's, once exited is closed
 }
 
-func startProc(root string, args []string, password, rsyncPath string) (*proc, error) {
+// startProc starts rsync with args in root; live: its standard output is
+// read while it runs (progress), not after it exited.
+func startProc(root string, args []string, password, rsyncPath string, live bool) (*proc, error) {
 	if rsyncPath == "" {
 		rsyncPath = "rsync"
 	}
@@ -154,6 +164,17 @@ func startProc(root string, args []string, password, rsyncPath string) (*proc, e
 		}
 	}
 	for i := range ends {
+		if i == 1 && !live {
+			// One file, two ends: rsync writes through its descriptor, we
+			// read ours from the start once it exited.
+			f, err := outputFile()
+			if err != nil {
+				closeAll()
+				return nil, err
+			}
+			ends[i] = [2]*os.File{f, f}
+			continue
+		}
 		r, w, err := os.Pipe()
 		if err != nil {
 			closeAll()
@@ -169,7 +190,9 @@ func startProc(root string, args []string, password, rsyncPath string) (*proc, e
 	runtime.UnlockOSThread()
 	// The child's ends are the child's now.
 	ends[0][0].Close()
-	ends[1][1].Close()
+	if live {
+		ends[1][1].Close()
+	}
 	ends[2][1].Close()
 	if err != nil {
 		ends[0][1].Close()
@@ -177,7 +200,7 @@ func startProc(root string, args []string, password, rsyncPath string) (*proc, e
 		ends[2][0].Close()
 		return nil, fmt.Errorf("start %s: %w", rsyncPath, err)
 	}
-	p := &proc{cmd: cmd, stdin: ends[0][1], stdout: ends[1][0], stderr: ends[2][0], exited: make(chan struct{})}
+	p := &proc{cmd: cmd, stdin: ends[0][1], stdout: ends[1][0], stderr: ends[2][0], live: live, exited: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
@@ -241,8 +264,14 @@ func (p *proc) finish(ctx context.Context, root string, l listing, progress func
 		out.errs, out.unattributed, out.stderr = el.errs, el.unattributed, el.tail
 		_, _ = io.Copy(io.Discard, p.stderr)
 	})
-	items, other, st, infoErrs, outErr := parseItems(p.stdout, l.index, progress)
-	_, _ = io.Copy(io.Discard, p.stdout)
+	var stdout io.Reader = p.stdout
+	if !p.live {
+		<-p.exited
+		// The file's offset is the one rsync wrote at: read from the start.
+		stdout = io.NewSectionReader(p.stdout, 0, 1<<62)
+	}
+	items, other, st, infoErrs, outErr := parseItems(stdout, l.index, progress)
+	_, _ = io.Copy(io.Discard, stdout)
 	wg.Wait()
 	<-p.exited
 	out.items, out.other, out.stats = items, other, st

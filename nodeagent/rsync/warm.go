@@ -29,7 +29,7 @@ func Prepare(root string, t Target, o Options) (*Warm, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(root, args, t.Password, o.RsyncPath)
+	p, err := startProc(root, args, t.Password, o.RsyncPath, o.Progress != nil)
 	if err != nil {
 		return nil, err
 	}
