@@ -581,7 +581,8 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
 	}
-	rcv := &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Log: g.log.WithName("receiver")}
+	rcv := &receiver.Receiver{RootFD: g.rootfd, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan,
+		Lists: rsyncd.TempDir, Log: g.log.WithName("receiver")}
 	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
 	if !rcv.Modes || !rcv.Owners {
 		g.log.Info("this data root does not keep modes or owners exactly as set (or the agent is not root): "+

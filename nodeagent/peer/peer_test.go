@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,7 @@ type recorder struct {
 	states   []FileState
 	deleted  []string
 	from     []string
+	lists    [][]byte
 }
 
 func (r *recorder) Incoming(_ context.Context, from, run string, paths []string) error {
@@ -48,6 +50,16 @@ func (r *recorder) Received(_ context.Context, from, run string, sent []string, 
 	r.states = append(r.states, states...)
 	r.deleted = append(r.deleted, deleted...)
 	return nil
+}
+
+func (r *recorder) List(_ context.Context, from, run string, list []byte) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lists = append(r.lists, list)
+	if run == "refused" {
+		return "", errors.New("the run is not announced here")
+	}
+	return "/lists/" + run, nil
 }
 
 func (r *recorder) Rename(_ context.Context, _ string, rs []Rename) []RenameResult {
@@ -609,5 +621,30 @@ func TestClient_learn(t *testing.T) {
 		if got := c.epoch(addr); got != s.want {
 			t.Fatalf("step %d: epoch %q, want %q", i, got, s.want)
 		}
+	}
+}
+
+// TestEndpoint_List: a run's list arrives byte for byte (NULs, newlines,
+// bytes that are not UTF-8), the receiver's path comes back, and its
+// refusal is the client's error.
+func TestEndpoint_List(t *testing.T) {
+	rec := &recorder{}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	list := []byte("./a\x00./new\nline\x00./\xff\xfe not utf-8\x00")
+	path, err := c.List(context.Background(), addr, "www", "run-1", list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != "/lists/run-1" {
+		t.Errorf("path %q, want the receiver's /lists/run-1", path)
+	}
+	if len(rec.lists) != 1 || !bytes.Equal(rec.lists[0], list) {
+		t.Errorf("the receiver got %q, want %q", rec.lists, list)
+	}
+	if _, err := c.List(context.Background(), addr, "www", "refused", list); err == nil || !strings.Contains(err.Error(), "not announced") {
+		t.Errorf("a refused list: error %v, want the receiver's reason", err)
 	}
 }

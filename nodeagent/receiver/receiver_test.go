@@ -748,3 +748,80 @@ func TestReceiver_RenamesRecordedTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReceiver_List: a list is written into Lists only for a run announced
+// here and not yet confirmed, byte for byte, as a new 0600 file (what a
+// client left under its name is replaced, a link there never followed);
+// the run's confirmation removes its lists, and a member without Lists
+// takes none.
+func TestReceiver_List(t *testing.T) {
+	ctx := context.Background()
+	r, root, outside, _ := newReceiver(t)
+	lists := filepath.Join(root, ".jailsync", "tmp")
+	if err := os.MkdirAll(lists, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	list := []byte("./a\x00./new\nline\x00./\xff\xfe\x00")
+
+	if _, err := r.List(ctx, "h1", "run-1", list); err == nil {
+		t.Error("a receiver without Lists took a list")
+	}
+	r.Lists = ".jailsync/tmp"
+	if _, err := r.List(ctx, "h1", "run-1", list); err == nil {
+		t.Error("a list of a run never announced was taken")
+	}
+	if err := r.Incoming(ctx, "h1", "run-1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.List(ctx, "h2", "run-1", list); err == nil {
+		t.Error("a list of another sender's run was taken")
+	}
+	// A client pushed a link under the next list's name, to a file
+	// outside: replaced, not written through.
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("untouched"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(lists, "list-1")); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for range 2 { // a run may list twice (a push, then deletes)
+		p, err := r.List(ctx, "h1", "run-1", list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	if paths[0] == paths[1] {
+		t.Errorf("two lists of one run share %q", paths[0])
+	}
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/.jailsync/tmp/list-") {
+			t.Errorf("path %q, want one in /.jailsync/tmp named list-*", p)
+		}
+		f := filepath.Join(root, p)
+		got, err := os.ReadFile(f)
+		if err != nil || string(got) != string(list) {
+			t.Errorf("%s holds %q (%v), want %q", p, got, err, list)
+		}
+		if fi, err := os.Lstat(f); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v (%v), want a regular 0600 file", p, fi.Mode(), err)
+		}
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "untouched" {
+		t.Errorf("written through a link: %s holds %q", victim, got)
+	}
+
+	if err := r.Received(ctx, "h1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
+			t.Errorf("%s still there after the confirmation (%v)", p, err)
+		}
+	}
+	if _, err := r.List(ctx, "h1", "run-1", list); err == nil {
+		t.Error("a list of a confirmed run was taken")
+	}
+}

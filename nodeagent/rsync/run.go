@@ -72,6 +72,15 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	if rn.afterCheck != nil {
 		rn.afterCheck()
 	}
+	if warm == nil && o.RemoteList != nil && len(l.list) >= RemoteListMin {
+		if remote, ok := remoteList(ctx, o, l.list); ok {
+			o.filesFrom = remote
+			if args, err = buildArgs(t, o, m); err != nil {
+				return res, err
+			}
+			l.list = nil // nothing on standard input
+		}
+	}
 	res.Args = args
 	if err := ctx.Err(); err != nil {
 		// Stopped before it started (shutdown): no new rsync.
@@ -106,6 +115,19 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		return res, &ExitError{Code: out.code, Class: res.Class, Stderr: out.stderr}
 	}
 	return res, nil
+}
+
+// remoteList asks o.RemoteList to place list on the peer and returns the
+// --files-from argument that names it there. The path comes from the peer:
+// it must be absolute in the module, clean, and free of what rsync would
+// read as a host (':') or a list's end (NUL); otherwise, or when the peer
+// could not place the list, the run reads it from standard input.
+func remoteList(ctx context.Context, o Options, list []byte) (string, bool) {
+	path, err := o.RemoteList(ctx, list)
+	if err != nil || !strings.HasPrefix(path, "/") || path == "/" || filepath.Clean(path) != path || strings.ContainsAny(path, ":\x00") {
+		return "", false
+	}
+	return ":" + path, true
 }
 
 // output is what one rsync run reported.

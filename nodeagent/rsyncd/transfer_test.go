@@ -326,6 +326,52 @@ func TestDaemon_Run_refusedOptions(t *testing.T) {
 
 }
 
+// TestDaemon_Run_listFiles: a client reads its --files-from list from a
+// list file in the temp directory (--files-from=:PATH, which the daemon
+// opens), as the agent's clients do for long lists; the filter refuses any
+// other file of the reserved directory as a list, and the names a list
+// holds arrive as listed.
+func TestDaemon_Run_listFiles(t *testing.T) {
+	requireRsync(t)
+	t.Parallel()
+	const n = 32
+	cfg := testConfig(t, n)
+	root := cfg.Modules[0].Path
+	d := &Daemon{Config: cfg}
+	startDaemon(t, d)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "f"), "x")
+	writeFile(t, filepath.Join(src, "#g"), "y")
+	list := "./f\x00./#g\x00"
+	writeFile(t, filepath.Join(root, TempDir, ListPrefix+"1"), list)
+	writeFile(t, filepath.Join(root, reservedDir, ListPrefix+"1"), list)
+	writeFile(t, filepath.Join(root, TempDir, "other"), list)
+	dest := fmt.Sprintf("%s@%s::data/", DefaultUser, daemonAddr(n).Addr())
+	tests := []struct {
+		name   string
+		list   string
+		wantOK bool
+	}{
+		{name: "a list file in the temp directory", list: "/" + TempDir + "/" + ListPrefix + "1", wantOK: true},
+		{name: "another file of the temp directory", list: "/" + TempDir + "/other"},
+		{name: "a list file elsewhere in the reserved directory", list: "/" + reservedDir + "/" + ListPrefix + "1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := client(t, peerAddr(n).String(), daemonAddr(n).Port(), testPassword,
+				"-a", "--from0", "--files-from=:"+tc.list, src+"/", dest)
+			if (code == 0) != tc.wantOK {
+				t.Fatalf("exit %d, want success %v: %s", code, tc.wantOK, out)
+			}
+		})
+	}
+	for _, f := range []string{"f", "#g"} {
+		if !exists(filepath.Join(root, f)) {
+			t.Errorf("%s not received", f)
+		}
+	}
+}
+
 // TestDaemon_Run_deleteMissingArgs deletes as the engine does: the
 // removed name in --files-from, --delete-missing-args --force; "refuse
 // options" lets it through.

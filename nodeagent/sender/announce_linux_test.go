@@ -21,6 +21,8 @@ import (
 	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
+	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
 
 // announcements records what a peer's endpoint was told.
@@ -39,6 +41,10 @@ type announcements struct {
 	late       int
 	// receivedDelay is how long each confirmation takes to be answered.
 	receivedDelay time.Duration
+	// listRoot, when set, is the peer's root, where List writes lists;
+	// lists counts them.
+	listRoot string
+	lists    int
 }
 
 func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) error {
@@ -49,6 +55,24 @@ func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) e
 		a.late++
 	}
 	return nil
+}
+
+// List writes the list into the temp directory of listRoot, the peer's
+// root, as the receiver does; without a listRoot it refuses every list, as
+// a peer before lists did (the client then reads it from its standard
+// input).
+func (a *announcements) List(_ context.Context, _, run string, list []byte) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.listRoot == "" {
+		return "", errors.New("this member takes no lists")
+	}
+	a.lists++
+	name := fmt.Sprintf("%s%d", rsyncd.ListPrefix, a.lists)
+	if err := os.WriteFile(filepath.Join(a.listRoot, rsyncd.TempDir, name), list, 0o600); err != nil {
+		return "", err
+	}
+	return "/" + rsyncd.TempDir + "/" + name, nil
 }
 
 func (a *announcements) Received(_ context.Context, _, run string, sent []string, states []peer.FileState, _ []string) error {
@@ -544,5 +568,59 @@ func TestSender_Start_aConfirmationTriedAgain(t *testing.T) {
 	defer a.mu.Unlock()
 	if len(a.received) != 1 || a.incoming[a.received[0]] != 1 {
 		t.Errorf("confirmations taken %q of runs announced %v; want the one run, confirmed under its id", a.received, a.incoming)
+	}
+}
+
+// TestSender_Start_aLongListIsReadOnThePeer: a run whose list is long
+// (600 files) hands it to the peer, whose daemon reads it (the agent's own
+// daemon configuration lets list files through its filter), and every
+// file arrives; a lone file's list stays on the client's standard input.
+func TestSender_Start_aLongListIsReadOnThePeer(t *testing.T) {
+	r := newRig(t, 18)
+	a := &announcements{incoming: map[string]int{}, listRoot: r.peerRoot}
+	serveEndpoint(t, r, a, basePort+56)
+	r.sender.Wake = make(chan struct{}, 1)
+	var names []string
+	for i := range 600 {
+		n := fmt.Sprintf("dir/file-%04d-%s", i, "with a name long enough")
+		names = append(names, n)
+		r.write(n, n) // journaled
+	}
+	if len(names)*len("./dir/file-0000-with a name long enough\x00") < rsync.RemoteListMin {
+		t.Fatal("the list is shorter than RemoteListMin: the test tests nothing")
+	}
+	r.start()
+	waitSent := func(n int) {
+		t.Helper()
+		poll.Until(t, 30*time.Second, func() error {
+			sent := 0
+			for _, run := range r.reported() {
+				sent += len(run.Sent)
+			}
+			if sent < n {
+				return fmt.Errorf("%d of %d sent", sent, n)
+			}
+			return nil
+		})
+	}
+	waitSent(len(names))
+	for _, n := range names {
+		if got, err := os.ReadFile(filepath.Join(r.peerRoot, n)); err != nil || string(got) != n {
+			t.Fatalf("%s on the peer: %q, %v", n, got, err)
+		}
+	}
+	a.mu.Lock()
+	lists := a.lists
+	a.mu.Unlock()
+	if lists == 0 {
+		t.Fatal("no list was handed to the peer")
+	}
+
+	r.write("lone", "one")
+	waitSent(len(names) + 1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lists != lists {
+		t.Errorf("a lone file's list went to the peer (%d lists, were %d)", a.lists, lists)
 	}
 }

@@ -216,6 +216,19 @@ func (b *batch) large() bool {
 	return false
 }
 
+// listBytes is about the size of the --from0 list of b's push: its sends
+// and their other names, each as "./path\x00".
+func (b *batch) listBytes() int {
+	n := 0
+	for _, e := range b.sends {
+		n += len(e.Path) + 3
+	}
+	for _, p := range b.links {
+		n += len(p) + 3
+	}
+	return n
+}
+
 func (b *batch) entries() []journal.Entry {
 	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.underFile, b.replacedBefore, b.skipped)
 }

@@ -327,7 +327,10 @@ func (s *Sender) Start(ctx context.Context) error {
 				runCtx = s.RunContext
 			}
 			var w *rsync.Warm
-			if len(b.sends) > 0 && !large {
+			if len(b.sends) > 0 && !large && (s.Client == nil || b.listBytes() < rsync.RemoteListMin) {
+				// A run with a long list starts its own client, which reads
+				// the list on the peer (remoteList); the prepared one waits
+				// for the next.
 				w = warm.take()
 			}
 			hasPushed := func() {
@@ -967,8 +970,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
+	// A long list is handed to the peer for its daemon to read (the client
+	// reads its standard input one byte per system call).
+	remoteList := s.remoteList(runID)
 	if len(b.sends) > 0 {
 		o := s.runOptions(b)
+		o.RemoteList = remoteList
 		if b.large() {
 			// A large file takes long enough to watch: what it has
 			// carried counts as progress until its entries are done.
@@ -1036,8 +1043,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = b.covered // confirmed without a run
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
+		o := s.runOptions(b)
+		o.RemoteList = remoteList
 		res, err := s.listing(rootfd, pathsOf(b.deletes), &staleDirs, func(files []string) (rsync.Result, error) {
-			return rsync.Delete(ctx, s.Root, files, s.Target, s.runOptions(b))
+			return rsync.Delete(ctx, s.Root, files, s.Target, o)
 		})
 		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {
@@ -1111,6 +1120,23 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	r.Failures = failures(b.entries(), done, r.Changed, r.reasons)
 	r.Duration = time.Since(start)
 	return r
+}
+
+// remoteList is the rsync.Options.RemoteList of the run runID: the peer
+// writes the list where its daemon reads it. nil without an endpoint
+// client. A failure (a peer that does not take lists) leaves the list on
+// the client's standard input.
+func (s *Sender) remoteList(runID string) func(context.Context, []byte) (string, error) {
+	if s.Client == nil {
+		return nil
+	}
+	return func(ctx context.Context, list []byte) (string, error) {
+		path, err := s.Client.List(ctx, s.Endpoint, s.Group, runID, list)
+		if err != nil {
+			s.Log.V(1).Info("the peer did not take the run's list; rsync reads it from its standard input", "error", err.Error())
+		}
+		return path, err
+	}
 }
 
 // confirmRetry is the first wait before a failed confirmation is tried
