@@ -344,7 +344,7 @@ func (s *Sender) Start(ctx context.Context) error {
 		}
 		var idleC <-chan struct{}
 		var othersC <-chan time.Time
-		if retry == nil && warm.w == nil && !s.shortRunPushing() {
+		if retry == nil && warm.w == nil && !s.shortRunPushing() && !s.workComing(pending) {
 			now := time.Now()
 			if c, until, busy := s.Pushing.busy(now, s.LaneAfter); busy {
 				idleC = c
@@ -416,6 +416,22 @@ func (s *Sender) Start(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// workComing reports whether a run is about to take work: changes are
+// still being journaled (a burst), or entries wait that are neither in a
+// run nor held back by their failures' backoff. No client is prepared
+// then: a burst's run reads its list on the peer with a client of its own
+// (remoteList), and a prepared client started during the writes took CPU
+// that the writes and the burst's first run waited for, to wait itself
+// until the burst was over (perf record -a over a burst: 3 prepared
+// clients and their daemons' forks, docs/benchmarks.md, the twentieth
+// session). The next client is prepared once the work is taken.
+func (s *Sender) workComing(pending int64) bool {
+	if s.Journaling != nil && s.Journaling() {
+		return true
+	}
+	return pending-int64(s.inflight.len())-int64(len(s.failing)) > 0
 }
 
 // Failure is an entry a run did not confirm.

@@ -211,6 +211,12 @@ func measure(s system, w workload, f *figure) error {
 			return err
 		}
 	}
+	// At rest before the workload starts, for every system alike: the
+	// probe's runs, their confirmations and what a system starts after
+	// them (jailsync's prepared clients) otherwise ran into the first 200
+	// ms of a burst (perf record -a, docs/benchmarks.md, the twentieth
+	// session), which measured the set-up's tail, not the workload.
+	atRest(10 * time.Second)
 	var cpu0, rcpu0 float64
 	if r.cpu != nil {
 		cpu0 = r.cpu()

@@ -308,6 +308,22 @@ func procHWM(pids ...int) int64 {
 	return peak
 }
 
+// atRest waits until the machine has been idle (at most one clock tick of
+// CPU, 10 ms, in each of two consecutive 100 ms intervals), or for max.
+func atRest(max time.Duration) {
+	deadline := time.Now().Add(max)
+	quiet := 0
+	for quiet < 2 && time.Now().Before(deadline) {
+		b := machineBusy()
+		time.Sleep(100 * time.Millisecond)
+		if machineBusy()-b <= 0.0101 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+}
+
 // machineBusy returns the CPU seconds all of the machine's CPUs have spent
 // busy so far: /proc/stat's first line, less idle and iowait (proc(5)).
 func machineBusy() float64 {
