@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,6 +333,67 @@ func TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(r.peerRoot, "big"))
 		if err != nil || string(got) != string(want) || r.journal.Stats("peer").Files != 0 {
 			return errNotYet("the final big on the peer, and nothing pending")
+		}
+		return nil
+	})
+}
+
+// preparedClients counts the rsync push clients of this process that wait
+// for their list on standard input (rsync.Warm): children named rsync
+// whose command line reads --files-from=- (the daemon is a child too).
+func preparedClients(t *testing.T) int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range procs {
+		stat, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone
+		}
+		// pid (comm) state ppid ...
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 || f[1] != strconv.Itoa(os.Getpid()) || !strings.Contains(string(stat), "(rsync)") {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join(filepath.Dir(p), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), "--files-from=-\x00") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSender_Start_noClientIsPreparedDuringABurst: while changes are being
+// journaled (a burst), the sender prepares no client for its next run
+// once a run is done; once the journal is quiet it prepares one.
+func TestSender_Start_noClientIsPreparedDuringABurst(t *testing.T) {
+	r := newRig(t, 19)
+	var journaling atomic.Bool
+	journaling.Store(true)
+	r.sender.Journaling = journaling.Load
+	r.sender.Wake = make(chan struct{}, 1)
+	r.start()
+	r.write("first", "1")
+	poll.Until(t, 20*time.Second, func() error {
+		if len(r.reported()) == 0 {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	// Long enough for a prepared client to have started and connected.
+	time.Sleep(500 * time.Millisecond)
+	if n := preparedClients(t); n != 0 {
+		t.Fatalf("%d clients prepared while changes are journaled, want none", n)
+	}
+	journaling.Store(false)
+	r.sender.Wake <- struct{}{}
+	poll.Until(t, 20*time.Second, func() error {
+		if n := preparedClients(t); n != 1 {
+			return fmt.Errorf("%d clients prepared once the journal is quiet, want 1", n)
 		}
 		return nil
 	})
