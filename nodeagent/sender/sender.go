@@ -49,7 +49,10 @@ const (
 	// gatherAfter is how many changes journaled during a run make a
 	// burst. A lone file journals two or three (the file, its directory's
 	// times), and must never wait.
-	gatherAfter        = 8
+	gatherAfter = 8
+	// quickGatherBytes is the pending size from which a fifth of Quiet
+	// ends the gathering.
+	quickGatherBytes   = 16 << 20
 	largeFileThreshold = 16 << 20
 	// DefaultReannounceEvery is Sender.ReannounceEvery's default, a third
 	// of the peer's hold (detect.DefaultIncomingTTL).
@@ -301,10 +304,11 @@ func (s *Sender) Start(ctx context.Context) error {
 	}()
 	for {
 		var gateC <-chan time.Time
-		pending := s.Journal.Stats(s.Peer).Files
+		stats := s.Journal.Stats(s.Peer)
+		pending := stats.Files
 		for retry == nil && s.laneOpen(time.Now(), pending) {
 			seq := s.Journal.Seq()
-			if at, wait := s.gathering(time.Now(), seq, pending); wait {
+			if at, wait := s.gathering(time.Now(), seq, pending, stats.Bytes); wait {
 				gate.Reset(time.Until(at))
 				gateC = gate.C
 				break
@@ -589,7 +593,7 @@ func (f flight) holdsLane(pending int64) bool { return !f.pushed || pending >= g
 // gathering reports whether the next run waits for more of a burst (see
 // Gather), and until when at most; seq is the journal's Seq and pending
 // the peer's pending files now.
-func (s *Sender) gathering(now time.Time, seq uint64, pending int64) (time.Time, bool) {
+func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int64) (time.Time, bool) {
 	if len(s.flights) > 0 || s.idleFrom.IsZero() {
 		return time.Time{}, false
 	}
@@ -598,7 +602,14 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending int64) (time.Time,
 	if s.Journaling != nil && s.Journaling() {
 		last = now
 	}
-	quiet := last.Add(s.Quiet)
+	q := s.Quiet
+	if pendingBytes >= quickGatherBytes {
+		// The transfer's bytes, not its connections, now take the time:
+		// a shorter pause ends the gathering (100 x 1 MiB: the writes
+		// end and the run starts 10 ms later, not 50).
+		q /= 5
+	}
+	quiet := last.Add(q)
 	if !now.Before(end) || !now.Before(quiet) || seq-s.startSeq < gatherAfter || pending >= int64(s.BatchFiles) {
 		return time.Time{}, false
 	}

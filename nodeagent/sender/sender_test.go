@@ -234,6 +234,7 @@ func TestSender_gathering(t *testing.T) {
 		lastWake time.Time
 		since    uint64 // changes journaled since the last run started
 		pending  int64
+		bytes    int64 // pending
 		// journaling: changes are being journaled (Sender.Journaling)
 		journaling bool
 		wait       bool
@@ -255,6 +256,9 @@ func TestSender_gathering(t *testing.T) {
 		{name: "the wait ends at Gather when that comes first", idleFrom: now.Add(-gather + time.Millisecond), lastWake: now, since: 40, pending: 40,
 			wait: true, until: now.Add(time.Millisecond)},
 		{name: "a full batch goes at once", idleFrom: idle, lastWake: now, since: 3000, pending: DefaultBatchFiles},
+		{name: "with 16 MiB pending a fifth of the pause ends it", idleFrom: idle, lastWake: now.Add(-quiet / 10), since: 40, pending: 40, bytes: 16 << 20,
+			wait: true, until: now.Add(-quiet / 10).Add(quiet / 5)},
+		{name: "with 16 MiB pending, after a fifth of the pause it goes", idleFrom: idle, lastWake: now.Add(-quiet / 5), since: 40, pending: 40, bytes: 16 << 20},
 		{name: "a run in flight: the lane rule decides", idleFrom: idle, flights: 1, lastWake: now, since: 40, pending: 40},
 	}
 	for _, tc := range tests {
@@ -265,7 +269,7 @@ func TestSender_gathering(t *testing.T) {
 				s.flights[i] = flight{start: now}
 			}
 			s.idleFrom, s.lastWake, s.startSeq = tc.idleFrom, tc.lastWake, 100
-			until, wait := s.gathering(now, 100+tc.since, tc.pending)
+			until, wait := s.gathering(now, 100+tc.since, tc.pending, tc.bytes)
 			if wait != tc.wait || !until.Equal(tc.until) {
 				t.Errorf("gathering = %v, %v; want %v, %v", until, wait, tc.until, tc.wait)
 			}
