@@ -1,8 +1,9 @@
 // Package peer is the agent-to-agent endpoint: a member announces the paths
 // of a run before it pushes them (so that the receiver holds its own events
 // for them until it has recorded what it received), confirms them after,
-// and asks for renames that the receiver applies locally instead of
-// receiving the content again.
+// asks for renames that the receiver applies locally instead of receiving
+// the content again, and hands over a long run's --files-from list, which
+// the receiver writes where its rsync daemon reads it (ListRequest).
 //
 // Every request is authenticated now, before TLS arrives: the connection
 // must come from the sending member's own address (clients bind it), and

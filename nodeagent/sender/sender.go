@@ -591,8 +591,8 @@ func (s *Sender) maxRuns() int { return 2 * s.Lanes }
 func (f flight) holdsLane(pending int64) bool { return !f.pushed || pending >= gatherAfter }
 
 // gathering reports whether the next run waits for more of a burst (see
-// Gather), and until when at most; seq is the journal's Seq and pending
-// the peer's pending files now.
+// Gather), and until when at most; seq is the journal's Seq, pending and
+// pendingBytes the peer's pending files and their bytes now.
 func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int64) (time.Time, bool) {
 	if len(s.flights) > 0 || s.idleFrom.IsZero() {
 		return time.Time{}, false
