@@ -70,6 +70,14 @@ type Change struct {
 	// A change reported unfinished after the maximum hold time must not be
 	// shipped as final.
 	Finished bool
+	// Closed is true, on an unfinished change, when its source saw a
+	// writer close the file and still found a writer holding it. Linux
+	// reports a close before it drops the closing writer's access
+	// (fs/file_table.c, __fput: fsnotify_close before put_file_access), so
+	// a close read at once can find its own writer still counted; the
+	// coalescer then probes again moments later instead of waiting for the
+	// settle period.
+	Closed bool
 	// NeedsSettle is true when the source cannot observe this file's close
 	// (a scan, an auditpipe open whose close was lost): an unfinished
 	// change then becomes finished after the settle period without further

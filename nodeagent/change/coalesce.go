@@ -78,6 +78,7 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 		}
 		e.c.Op |= c.Op
 		e.c.Finished = c.Finished
+		e.c.Closed = c.Closed
 		// Once a source that sees closes spoke for the path, its close
 		// decides: a scan's view must not settle a file a writer holds.
 		e.c.NeedsSettle = e.c.NeedsSettle && c.NeedsSettle
@@ -104,6 +105,10 @@ func (co *Coalescer) readyAt(e *entry) time.Time {
 		return e.last
 	}
 	hold := e.first.Add(co.maxHold())
+	if e.c.Closed && co.Probe != nil {
+		// Its writer's close was seen a moment ago: probed again soon.
+		return e.last.Add(closedProbe)
+	}
 	if co.settles(e) || co.Probe != nil {
 		if quiet := e.last.Add(co.probeInterval()); quiet.Before(hold) {
 			return quiet
@@ -115,6 +120,11 @@ func (co *Coalescer) readyAt(e *entry) time.Time {
 	}
 	return hold
 }
+
+// closedProbe is how soon a change whose writer's close was seen
+// (Change.Closed) is probed: the closing writer's access is dropped within
+// microseconds of its close event, unless it was preempted in between.
+const closedProbe = 5 * time.Millisecond
 
 // probeInterval is the quiet time after which an unfinished change is
 // settled (NeedsSettle) or probed: Settle, at least 50 ms.
@@ -157,6 +167,7 @@ func (co *Coalescer) Ready(now time.Time, dst []Change) []Change {
 				break
 			}
 			e.last = now // probe again one interval later
+			e.c.Closed = false
 			co.schedule(d.path, e, co.readyAt(e))
 			continue
 		default:

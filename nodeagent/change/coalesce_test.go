@@ -232,6 +232,53 @@ func TestCoalescer_ProbesUnfinishedChanges(t *testing.T) {
 	}
 }
 
+// TestCoalescer_ProbesSoonAfterAClose: a change whose writer's close was
+// seen while a writer still held the file (Change.Closed: the kernel
+// reports a close before it drops the closing writer's access) is probed
+// again 5 ms later, not after the probe interval; found held then, it
+// waits for the interval like any other, and never ships unfinished.
+func TestCoalescer_ProbesSoonAfterAClose(t *testing.T) {
+	tests := []struct {
+		name     string
+		closed   bool
+		held     bool
+		want5ms  string // ready 5 ms after the event
+		want100  string // ready at the probe interval
+		probesAt int    // probes made by then
+	}{
+		{name: "its writer let go: ready at the first probe", closed: true, want5ms: "[a:write:true]", want100: "[]", probesAt: 1},
+		{name: "another writer holds it: probed again at the interval", closed: true, held: true, want5ms: "[]", want100: "[]", probesAt: 2},
+		{name: "no close seen: the interval as before", want5ms: "[]", want100: "[a:write:true]", probesAt: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			probes := 0
+			co := &Coalescer{Settle: 100 * time.Millisecond, Probe: func(string) (bool, bool) {
+				probes++
+				return !tc.held, true
+			}}
+			t0 := time.Unix(1_700_000_000, 0)
+			co.Add(Change{Path: "a", Op: Write, Closed: tc.closed}, t0)
+			show := func(cs []Change) string {
+				var got []string
+				for _, c := range cs {
+					got = append(got, fmt.Sprintf("%s:%s:%v", c.Path, c.Op, c.Finished))
+				}
+				return fmt.Sprintf("%v", got)
+			}
+			if got := show(co.Ready(t0.Add(5*time.Millisecond), nil)); got != tc.want5ms {
+				t.Errorf("at 5 ms: ready %s, want %s", got, tc.want5ms)
+			}
+			if got := show(co.Ready(t0.Add(105*time.Millisecond), nil)); got != tc.want100 {
+				t.Errorf("at the probe interval: ready %s, want %s", got, tc.want100)
+			}
+			if probes != tc.probesAt {
+				t.Errorf("%d probes, want %d", probes, tc.probesAt)
+			}
+		})
+	}
+}
+
 // TestCoalescer_NeverShipsAFileAWriterHolds: past MaxHold, a change whose
 // file the Probe knows a writer still holds is not reported (an unfinished
 // write is never shipped as final); it is probed again, every MaxHold/10

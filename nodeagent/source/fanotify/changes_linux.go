@@ -167,7 +167,9 @@ func (s *Source) stateChange(dst []change.Change, abs string, mask uint64, pid i
 	if op == 0 {
 		return dst
 	}
-	return s.emit(dst, s.newChange(rel, "", op, finished, pid, now), st)
+	c := s.newChange(rel, "", op, finished, pid, now)
+	c.Closed = !finished && st.kind == kindRegular && mask&unix.FAN_CLOSE_WRITE != 0
+	return s.emit(dst, c, st)
 }
 
 // entryPath resolves the directory of an event and joins the entry name.

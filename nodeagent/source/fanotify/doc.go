@@ -24,6 +24,12 @@
 // write access (mknod(2)), the detector's probe a moment later. The close
 // of a file with several names is reported under the name it was opened
 // by; it finishes the other names reported unfinished meanwhile.
+// The kernel reports a close before it drops the closing writer's access
+// (fs/file_table.c, __fput: fsnotify_close before put_file_access), so a
+// close read at once can find its own writer still counted, above all
+// when the writer was preempted in between: such a change is reported
+// unfinished and marked Closed, and the detector's coalescer probes it
+// again 5 ms later rather than after the settle period.
 //
 // FAN_RENAME pairs a rename's old and new names. It is reported as a
 // Rename when the new name still holds the object moved (Rename|Subtree for

@@ -70,10 +70,18 @@ func TestSource_twoWriters(t *testing.T) {
 
 	got := w.sync(root)
 	expect(t, got, want{path: "shared", op: change.Write, fin: no})
+	closed := false
 	for _, c := range got {
 		if c.Path == "shared" && c.Finished {
 			t.Errorf("finished while a writer has it open: %s", show(c))
 		}
+		closed = closed || c.Path == "shared" && c.Closed
+	}
+	// The first writer's close was seen while a writer held it: marked
+	// so, for the coalescer to probe again soon (a close is reported
+	// before the closing writer's access is dropped).
+	if !closed {
+		t.Errorf("the close while another writer held it is not marked Closed: %v", got)
 	}
 	must(t, b.Close())
 	w.waitFor("finished write of shared after the second close", is("shared", change.Write, true))
