@@ -103,8 +103,13 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 		defer close(done)
 		for i := range 5000 {
 			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), []byte(fmt.Sprintf("content %d", i)), 0o644)
-			if i%50 == 0 {
-				time.Sleep(5 * time.Millisecond) // a burst that lasts about half a second
+			if i%10 == 0 {
+				// A burst that lasts about 2.5 s: the kill (once 100
+				// paths are confirmed on each peer, a few hundred ms in)
+				// lands while it is still written. Half a second was
+				// replicated whole before the kill once runs got faster
+				// (lists read on the peer).
+				time.Sleep(5 * time.Millisecond)
 			}
 		}
 	}()
