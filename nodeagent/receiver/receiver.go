@@ -326,13 +326,7 @@ func (r *Receiver) writeList(name string, list []byte) error {
 		return err
 	}
 	defer unix.Close(dfd)
-	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, unix.EEXIST) {
-		if err := unix.Unlinkat(dfd, name, 0); err != nil {
-			return fmt.Errorf("remove %s: %w", name, err)
-		}
-		fd, err = unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	}
+	fd, err := createFresh(dfd, name)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
@@ -346,6 +340,22 @@ func (r *Receiver) writeList(name string, list []byte) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// createFresh creates name in the directory dfd as a new 0600 file open
+// for writing. Whatever is there under that name (a file or a link that
+// anyone who can write the directory left) is removed first, never opened
+// or followed.
+func createFresh(dfd int, name string) (int, error) {
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(dfd, name, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		if err := unix.Unlinkat(dfd, name, 0); err != nil {
+			return -1, fmt.Errorf("remove what is there: %w", err)
+		}
+		fd, err = unix.Openat(dfd, name, flags, 0o600)
+	}
+	return fd, err
 }
 
 // removeLists removes list files of a run that is over. One that cannot be
@@ -438,8 +448,7 @@ func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
 	}
 	defer unix.Close(dfd)
 	name := fmt.Sprintf(".attrs-probe-%d", os.Getpid())
-	_ = unix.Unlinkat(dfd, name, 0) // one left by a killed agent of this pid
-	fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := createFresh(dfd, name) // one left by a killed agent of this pid is replaced
 	if err != nil {
 		return modes, owners
 	}

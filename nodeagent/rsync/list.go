@@ -38,7 +38,7 @@ func buildListing(root string, paths []string, m mode, checked bool) (listing, e
 	}
 	size := 0
 	for _, p := range paths {
-		size += len("./") + len(p) + 1
+		size += ListedBytes(p)
 	}
 	l := listing{index: make(pathIndex, len(paths)), results: make([]PathResult, 0, len(paths)), list: make([]byte, 0, size)}
 	seen := make(map[string]bool, len(paths))
@@ -64,6 +64,10 @@ func buildListing(root string, paths []string, m mode, checked bool) (listing, e
 	}
 	return l, nil
 }
+
+// ListedBytes is what path p takes in a run's --from0 list: "./", the
+// path, a NUL.
+func ListedBytes(p string) int { return len("./") + len(p) + 1 }
 
 // check decides whether p goes into the run (Unconfirmed, to be settled by
 // rsync's output) or is settled now.

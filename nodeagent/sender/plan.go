@@ -217,14 +217,14 @@ func (b *batch) large() bool {
 }
 
 // listBytes is about the size of the --from0 list of b's push: its sends
-// and their other names, each as "./path\x00".
+// and their other names (rsync.ListedBytes).
 func (b *batch) listBytes() int {
 	n := 0
 	for _, e := range b.sends {
-		n += len(e.Path) + 3
+		n += rsync.ListedBytes(e.Path)
 	}
 	for _, p := range b.links {
-		n += len(p) + 3
+		n += rsync.ListedBytes(p)
 	}
 	return n
 }
