@@ -344,7 +344,8 @@ func (s *Sender) Start(ctx context.Context) error {
 				}
 			}
 			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed)} })
-			pending = s.Journal.Stats(s.Peer).Files
+			stats = s.Journal.Stats(s.Peer)
+			pending = stats.Files
 		}
 		var idleC <-chan struct{}
 		var othersC <-chan time.Time
