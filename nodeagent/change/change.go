@@ -31,9 +31,17 @@ const (
 	// Rescan: events under Path were lost (a queue overflowed, the kernel
 	// could not build a path); Path must be compared with the index.
 	Rescan
+	// Found: a scan found the path new to the index (the start-up scan,
+	// the scan of a renamed or moved-in tree, a rescan), so what made it
+	// was not seen. A peer may hold it already, as it is: seeded by hand,
+	// sent before a crash, or renamed there at this member's request.
+	// Only a write seen happening (an op without Found) says that the
+	// content is new to every peer (journal.Entry keeps Found only while
+	// every write merged into it was found so).
+	Found
 )
 
-var opNames = []string{"create", "write", "remove", "rename", "attrib", "mkdir", "rmdir", "subtree", "rescan"}
+var opNames = []string{"create", "write", "remove", "rename", "attrib", "mkdir", "rmdir", "subtree", "rescan", "found"}
 
 // String lists the ops joined by "|", such as "create|write".
 func (o Op) String() string {

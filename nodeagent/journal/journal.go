@@ -564,7 +564,7 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 			return d, "", fmt.Errorf("journal entry %q: %w", c.Path, err)
 		}
 		e.Order = old.Order
-		e.Op |= old.Op
+		e.Op = mergeOps(old.Op, c.Op)
 		e.Since = old.Since
 		switch {
 		case e.OldPath == "":
@@ -583,6 +583,19 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 	e.Seq, e.Size = seq, size
 	d.Bytes += size
 	return d, superseded, byPath.Put(key, e.marshal())
+}
+
+// mergeOps is the op of an entry changed again: both ops, with Found only
+// while neither holds a write that was seen happening (a write without
+// Found). A file a scan found, then written while still pending, is new
+// content to every peer.
+func mergeOps(old, now change.Op) change.Op {
+	seen := func(o change.Op) bool { return o.Has(change.Write) && !o.Has(change.Found) }
+	op := old | now
+	if seen(old) || seen(now) {
+		op &^= change.Found
+	}
+	return op
 }
 
 // Again journals paths for peer alone as changed attributes, without

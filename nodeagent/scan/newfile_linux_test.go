@@ -40,9 +40,9 @@ func TestScanner_NewEmptyFileSettles(t *testing.T) {
 		op                    change.Op
 		finished, needsSettle bool
 	}{
-		{"empty", change.Create, false, true},
-		{"written", change.Create | change.Write, true, false},
-		{"held", change.Create | change.Write, false, false},
+		{"empty", change.Create | change.Found, false, true},
+		{"written", change.Create | change.Write | change.Found, true, false},
+		{"held", change.Create | change.Write | change.Found, false, false},
 	}
 	for _, tc := range tests {
 		c, ok := got[tc.path]

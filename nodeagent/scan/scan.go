@@ -347,9 +347,9 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		// before it takes write access), so a lease cannot tell it
 		// finished. It settles, and the coalescer's probe has the last
 		// word.
-		c.Op = change.Create
+		c.Op = change.Create | change.Found
 	case old == nil:
-		c.Op = change.Create | change.Write
+		c.Op = change.Create | change.Write | change.Found
 	case old.Mode.Type() != d.e.Mode.Type() && old.IsDir() && w.holdRemovals:
 		// A directory replaced by a file or a symlink: its push replaces
 		// the peer's directory and everything in it (--force), a deletion

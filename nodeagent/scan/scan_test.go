@@ -135,9 +135,9 @@ func TestScanner_ReportsDifferences(t *testing.T) {
 	}
 	f.do(os.Symlink("b", filepath.Join(f.root, "link")))
 	first := f.scan()
-	want := []string{"create|write b", "create|write dir/sub/a", "create|write link", "mkdir dir", "mkdir dir/sub"}
+	want := []string{"create|write|found b", "create|write|found dir/sub/a", "create|write|found link", "mkdir dir", "mkdir dir/sub"}
 	for _, n := range hostileNames {
-		want = append(want, "create|write "+n)
+		want = append(want, "create|write|found "+n)
 	}
 	sort.Strings(want)
 	if !slices.Equal(first, want) {
@@ -179,13 +179,13 @@ func TestScanner_ReportsDifferences(t *testing.T) {
 		{"delete", func() { f.do(os.Remove(filepath.Join(f.root, "b"))) }, []string{"remove b"}},
 		{"rename file", func() {
 			f.do(os.Rename(filepath.Join(f.root, "with space"), filepath.Join(f.root, "renamed")))
-		}, []string{"create|write renamed", "remove with space"}},
+		}, []string{"create|write|found renamed", "remove with space"}},
 		{"rename directory", func() {
 			f.do(os.Rename(filepath.Join(f.root, "dir"), filepath.Join(f.root, "moved")))
-		}, []string{"create|write moved/sub/a", "mkdir moved", "mkdir moved/sub", "rmdir dir"}},
+		}, []string{"create|write|found moved/sub/a", "mkdir moved", "mkdir moved/sub", "rmdir dir"}},
 		{"hard link", func() {
 			f.do(os.Link(filepath.Join(f.root, "moved/sub/a"), filepath.Join(f.root, "hard")))
-		}, []string{"write|attrib moved/sub/a", "create|write hard"}}, // only the inode's ctime (and link count) change: as a write that kept size and mtime
+		}, []string{"write|attrib moved/sub/a", "create|write|found hard"}}, // only the inode's ctime (and link count) change: as a write that kept size and mtime
 		{"symlink replaced by a file", func() {
 			f.do(os.Remove(filepath.Join(f.root, "link")))
 			f.write("link", "now a file")
@@ -241,7 +241,7 @@ func TestScanner_MovedEntries(t *testing.T) {
 		return nil
 	}))
 	got := f.scan()
-	want := []string{"create|write e/a", "create|write e/sub/b", "mkdir e/sub", "remove e/gone", "remove e/gonedir"}
+	want := []string{"create|write|found e/a", "create|write|found e/sub/b", "mkdir e/sub", "remove e/gone", "remove e/gonedir"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -309,7 +309,7 @@ func TestScanner_NeverLeavesTheRoot(t *testing.T) {
 	}
 	f := newFixture(t, root)
 	got := f.scan()
-	if !slices.Equal(got, []string{"create|write evil"}) {
+	if !slices.Equal(got, []string{"create|write|found evil"}) {
 		t.Fatalf("got %q, want only the symlink itself", got)
 	}
 }
@@ -320,7 +320,7 @@ func TestScanner_ExcludesReservedAndConfigured(t *testing.T) {
 	f.write("keep", "k")
 	f.write("skip.tmp", "s")
 	f.do(os.WriteFile(filepath.Join(f.root, index.ReservedDir, "partial"), []byte("p"), 0o600))
-	if got := f.scan(); !slices.Equal(got, []string{"create|write keep"}) {
+	if got := f.scan(); !slices.Equal(got, []string{"create|write|found keep"}) {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -578,7 +578,7 @@ func TestScanner_NeverOpensAFIFO(t *testing.T) {
 		}
 	})
 	time.Sleep(50 * time.Millisecond) // the writer is in its open
-	if got := f.scan(); !slices.Contains(got, "create|write fifo") {
+	if got := f.scan(); !slices.Contains(got, "create|write|found fifo") {
 		t.Errorf("scan = %q, want the FIFO as new", got)
 	}
 	select {

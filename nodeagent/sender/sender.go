@@ -1336,14 +1336,21 @@ func (s *Sender) againDirs(rootfd int, dirs []string) {
 	s.Log.V(1).Info("directories set from an older file list go again", "dirs", dirs)
 }
 
-// unchangedWrites are the entries of b's push that were journaled as
-// written in place, or removed and made again (an archive extracted over
-// the tree unlinks each file and makes it again with its old size and
-// mtime), and that rsync found unchanged on the peer by its quick check.
-// A path that is only new here is not among them, nor one renamed or moved
-// in: the files of a renamed directory are new paths to the scan that
-// expands it, and their copies on the peer are expected to match (the peer
-// applied the rename); a checksum would read the whole tree on both hosts.
+// unchangedWrites are the entries of b's push that rsync found unchanged on
+// the peer by its quick check (the same size and mtime) although they were
+// seen made or written here: a write that kept both (touch -r, cp -p, an
+// archive extracted over the tree, which unlinks each file and makes it
+// again with its old size and mtime), or one that got the same mtime as
+// another member's different version of the file. Timestamps come from a
+// clock that advances by ticks (and Linux's multigrain timestamps hand one
+// value to writes on many files), so two members writing one file at once
+// can give it the same size and mtime and different content: trusted, the
+// quick check leaves them different for good (crossing writes must end
+// identical everywhere). Not among them: what a scan found new to the
+// index (change.Found: the start-up scan of a seeded member, a tree renamed
+// here, which the peer renames itself), and a rename or a moved-in tree;
+// their copies on the peer are expected to match, and a checksum would
+// read all of them on both hosts.
 func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	unchanged := make(map[string]bool)
 	for _, p := range res.Paths {
@@ -1353,9 +1360,7 @@ func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	}
 	var out []journal.Entry
 	for _, e := range b.sends {
-		inPlace := e.Op.Has(change.Write) && !e.Op.Has(change.Create)
-		madeAgain := e.Op.Has(change.Remove | change.Create)
-		written := (inPlace || madeAgain) && e.Op&(change.Rename|change.Subtree) == 0
+		written := e.Op&(change.Create|change.Write) != 0 && e.Op&(change.Rename|change.Subtree|change.Found) == 0
 		if st, ok := b.state[e.Path]; ok && st.regular && written && unchanged[e.Path] {
 			out = append(out, e)
 		}
