@@ -669,6 +669,8 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 	links := g.linkNames()
 	pushing := sender.NewPushing() // one lone change goes to every peer at once
 	var wakes []chan struct{}
+	crossed := g.crossed(&wakes)
+	crossedAfter := g.crossedAfter()
 	for _, p := range g.peers {
 		s := &sender.Sender{
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
@@ -679,6 +681,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)
 			},
+			Crossed: crossed, CrossedAfter: crossedAfter, Incoming: g.incoming.Has,
 			Log:  g.log.WithName("sender").WithValues("peer", p.node),
 			Wake: make(chan struct{}, 1), RunContext: runCtx,
 		}
@@ -694,6 +697,49 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 		})
 	}
 	return wakes
+}
+
+// crossedStep staggers the members' sending of a file two of them wrote at
+// once (sender.Sender.CrossedAfter): a member waits its place in the
+// group's node names times this, long enough for a small file's run of the
+// member before it to land.
+const crossedStep = 250 * time.Millisecond
+
+// crossedAfter is this member's wait before it sends to every peer the
+// version it ended with of a file that it and a peer wrote at once: its
+// place among the members' node names (sorted) times crossedStep. The
+// first member sends at once; the second, which may hold the first's
+// version by then, sends that one.
+func (g *group) crossedAfter() time.Duration {
+	rank := 0
+	for _, p := range g.peers {
+		if p.node < g.cfg.Node {
+			rank++
+		}
+	}
+	return time.Duration(rank) * crossedStep
+}
+
+// crossed is the senders' sender.Sender.Crossed: it journals the paths for
+// every peer and wakes the senders (wakes, filled once every sender is
+// made).
+func (g *group) crossed(wakes *[]chan struct{}) func(paths []string) error {
+	names := make([]string, len(g.peers))
+	for i, p := range g.peers {
+		names[i] = p.node
+	}
+	return func(paths []string) error {
+		if err := g.journal.Again(names, change.Write, paths); err != nil {
+			return err
+		}
+		for _, w := range *wakes {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}
 }
 
 // linkNames is the senders' lookup of a hard-linked file's other names: the

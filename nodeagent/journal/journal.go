@@ -598,42 +598,76 @@ func mergeOps(old, now change.Op) change.Op {
 	return op
 }
 
-// Again journals paths for peer alone as changed attributes, without
-// comparing them with the index: what the peer holds of them is known to
-// be older than what the index holds (a directory whose times a run set
-// from an older file list, after a newer run had set them: see
-// sender.impliedDirs). Like Record, durable when it returns.
-func (j *Journal) Again(peer string, paths []string) error {
-	if len(paths) == 0 {
+// Again journals paths for peers with op, without comparing them with the
+// index: what those peers hold of them is known, or feared, to differ from
+// what the index holds (a directory whose times a run set from an older
+// file list, after a newer run had set them: see sender.impliedDirs,
+// change.Attrib; a file that holds a peer's version after two members
+// wrote it at once, which other peers may hold this member's earlier
+// version of: sender.Sender.Crossed, change.Write). Like Record, durable
+// when it returns.
+func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
+	if len(paths) == 0 || len(peers) == 0 {
 		return nil
 	}
 	now := time.Now()
-	var d PeerStats
+	var delta map[string]PeerStats
 	var last uint64
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
-		d = PeerStats{} // afresh: Batch may call again
+		delta = make(map[string]PeerStats) // afresh: Batch may call again
 		root := tx.Bucket(bucketJournal)
 		seq := storedSeq(root)
-		b, err := openPeerBuckets(tx, peer)
-		if err != nil {
-			return err
-		}
+		itx := index.Within(tx)
 		for _, p := range paths {
-			seq++
-			dd, _, err := put(b, index.Key(p), change.Change{Path: p, Op: change.Attrib}, seq, 0, now)
-			if err != nil {
+			size := int64(0)
+			if e, ok, err := itx.Get(p); err != nil {
 				return err
+			} else if ok && e.Mode.IsRegular() {
+				size = e.Size
 			}
-			d = d.plus(dd)
+			seq++
+			for _, peer := range peers {
+				b, err := openPeerBuckets(tx, peer)
+				if err != nil {
+					return err
+				}
+				dd, _, err := put(b, index.Key(p), change.Change{Path: p, Op: op}, seq, size, now)
+				if err != nil {
+					return err
+				}
+				delta[peer] = delta[peer].plus(dd)
+			}
 		}
 		last = seq
 		return root.Put(keySeq, binary.BigEndian.AppendUint64(nil, seq))
 	})
 	if err != nil {
-		return fmt.Errorf("journal %d paths again for %s: %w", len(paths), peer, err)
+		return fmt.Errorf("journal %d paths again for %v: %w", len(paths), peers, err)
 	}
-	j.counted(last, map[string]PeerStats{peer: d})
+	j.counted(last, delta)
 	return nil
+}
+
+// Recorded reports whether the index holds path as it is now: every change
+// of it that the detector found is journaled, or it is what a peer sent
+// and the receiver recorded.
+func (j *Journal) Recorded(rootfd int, path string) (bool, error) {
+	var recorded bool
+	err := j.idx.View(func(tx *index.Tx) error {
+		e, ok, err := tx.Get(path)
+		if err != nil || !ok {
+			return err
+		}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, path, &st) == nil {
+			recorded = e.Matches(index.FromStat(&st))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("is %q as the index holds it: %w", path, err)
+	}
+	return recorded, nil
 }
 
 // Next returns up to n of peer's entries, oldest first, skipping those for

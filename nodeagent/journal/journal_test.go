@@ -833,7 +833,7 @@ func TestJournal_Again(t *testing.T) {
 	if got := f.j.Stats("web-2").Files; got != 1 {
 		t.Fatalf("Record journaled d, which the index holds as it is: %d pending, want 1", got)
 	}
-	if err := f.j.Again("web-2", []string{"d", "d/x"}); err != nil {
+	if err := f.j.Again([]string{"web-2"}, change.Attrib, []string{"d", "d/x"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -860,7 +860,96 @@ func TestJournal_Again(t *testing.T) {
 			}
 		}
 	}
-	if err := f.j.Again("web-9", []string{"d"}); !errors.Is(err, ErrUnknownPeer) {
+	if err := f.j.Again([]string{"web-9"}, change.Attrib, []string{"d"}); !errors.Is(err, ErrUnknownPeer) {
 		t.Errorf("Again for a peer not in the group: %v, want ErrUnknownPeer", err)
+	}
+}
+
+// TestJournal_Again_everyPeerAsWritten: a file journaled again for every
+// peer as written (sender.Sender.Crossed) is pending for each with its
+// size, its op a seen write (no Found: it is compared by checksum when
+// rsync's quick check finds the peer's copy the same).
+func TestJournal_Again_everyPeerAsWritten(t *testing.T) {
+	peers := []string{"web-2", "web-3"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	found := f.write("f", 5)
+	found.Op |= change.Found
+	if err := f.j.Record(f.rootfd, peers, []change.Change{found}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.j.Next("web-3", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Done("web-3", es); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Again(peers, change.Write, []string{"f"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		peer string
+		want change.Op
+	}{
+		{"web-2", change.Create | change.Write}, // merged into the pending found entry, which loses Found
+		{"web-3", change.Write},
+	} {
+		e, ok, err := f.j.Entry(tc.peer, "f")
+		if err != nil || !ok {
+			t.Fatalf("%s: no entry for f (%v)", tc.peer, err)
+		}
+		if e.Op != tc.want || e.Size != 5 {
+			t.Errorf("%s: f pending as %v, %d bytes; want %v, 5 bytes", tc.peer, e.Op, e.Size, tc.want)
+		}
+		if st := f.j.Stats(tc.peer); st.Files != 1 || st.Bytes != 5 {
+			t.Errorf("%s: %+v pending, want 1 file of 5 bytes", tc.peer, st)
+		}
+	}
+}
+
+// TestJournal_Recorded: the index holds a path as it is only until it
+// changes again.
+func TestJournal_Recorded(t *testing.T) {
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), "web-2")
+	settleAll(t, f, []string{"web-2"}, "missing")
+	f.write("f", 3)
+	settleAll(t, f, []string{"web-2"}, "f")
+	for _, tc := range []struct {
+		name, path string
+		change     func()
+		want       bool
+	}{
+		{"as recorded", "f", func() {}, true},
+		{"never indexed", "other", func() { f.write("other", 1) }, false},
+		{"gone", "missing", func() {}, false},
+		{"written again", "f", func() { f.write("f", 4) }, false},
+	} {
+		tc.change()
+		got, err := f.j.Recorded(f.rootfd, tc.path)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: Recorded(%q) = %v, %v; want %v", tc.name, tc.path, got, err, tc.want)
+		}
+	}
+}
+
+// TestMergeOps: an entry keeps Found only while every write merged into it
+// was found by a scan; a write seen happening makes its content new to
+// every peer.
+func TestMergeOps(t *testing.T) {
+	const found, seen = change.Create | change.Write | change.Found, change.Write
+	for _, tc := range []struct {
+		name     string
+		old, now change.Op
+		want     change.Op
+	}{
+		{"found twice", found, found, found},
+		{"found, then written", found, seen, change.Create | change.Write},
+		{"written, then found", seen, found, change.Create | change.Write},
+		{"found, then its mode changed", found, change.Attrib, found | change.Attrib},
+		{"written twice", seen, change.Create | change.Write, change.Create | change.Write},
+	} {
+		if got := mergeOps(tc.old, tc.now); got != tc.want {
+			t.Errorf("%s: mergeOps(%v, %v) = %v, want %v", tc.name, tc.old, tc.now, got, tc.want)
+		}
 	}
 }

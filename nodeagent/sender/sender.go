@@ -147,6 +147,25 @@ type Sender struct {
 	// next prepared client while any of them still pushes a short run;
 	// nil: this sender's own runs only.
 	Pushing *Pushing
+	// Crossed, when set, journals paths again for every peer of the group
+	// (and wakes their senders). A file that changed while a run sent it,
+	// and that the index now holds as it is (the receiver recorded a
+	// peer's version of it: two members wrote it at once), is handed to
+	// it, so that every peer gets the version this member ended with: the
+	// runs that carried this member's own version to other peers may have
+	// ended before the other version arrived here, and left them with the
+	// version that lost here. Nil: such a file goes again to this peer
+	// alone, once the coalescer's longest hold has passed.
+	Crossed func(paths []string) error
+	// CrossedAfter is how long such a file must stay as the index holds it,
+	// with no peer's run of it announced here (Incoming), before it goes to
+	// Crossed: the agent staggers it by the member's place in the group, so
+	// that two members that swapped their versions do not both send back
+	// the version they received, at once, and swap them again.
+	CrossedAfter time.Duration
+	// Incoming reports whether a peer's run of path is announced here and
+	// not yet confirmed (detect.Incoming.Has); nil: never.
+	Incoming func(path string) bool
 	// Log receives what the sender does.
 	Log logr.Logger
 
@@ -193,6 +212,11 @@ type hold struct {
 	// any other hold. What changed after it below its new name, or at or
 	// below its old name, waits with it (see skip).
 	from string
+	// changed: the file changed while a run sent it (holdChanged); it is
+	// looked at again at checkAt, and crossedFrom is when it was first
+	// found holding a peer's version (see releaseCrossed).
+	changed              bool
+	checkAt, crossedFrom time.Time
 }
 
 // flight is one run in flight, for the lane rule.
@@ -304,6 +328,7 @@ func (s *Sender) Start(ctx context.Context) error {
 	}()
 	for {
 		var gateC <-chan time.Time
+		s.releaseCrossed(rootfd, time.Now())
 		stats := s.Journal.Stats(s.Peer)
 		pending := stats.Files
 		for retry == nil && s.laneOpen(time.Now(), pending) {
@@ -491,10 +516,65 @@ func (s *Sender) skip(e journal.Entry) bool {
 // holdChanged holds the entries of a run whose files changed while it ran
 // (Run.Changed).
 func (s *Sender) holdChanged(changed []journal.Entry) {
-	until := time.Now().Add(change.DefaultMaxHold)
+	now := time.Now()
+	until := now.Add(change.DefaultMaxHold)
 	for _, e := range changed {
-		s.held[e.Path] = hold{seq: e.Seq, until: until}
+		s.held[e.Path] = hold{seq: e.Seq, until: until, changed: true, checkAt: now}
 	}
+}
+
+// crossedCheck is how often a held file that changed during its run is
+// looked at for a peer's version (releaseCrossed).
+const crossedCheck = 100 * time.Millisecond
+
+// releaseCrossed hands to Crossed the held files that changed during their
+// run and that the index now holds as they are, their entries not
+// journaled again since: no change of this member's own is on its way (a
+// write journaled moves the entry's Seq on, and one not journaled yet
+// differs from the index), so what changed them was a peer's version,
+// which the receiver recorded. Each goes once it has
+// stayed so, with no peer's run of it announced here, for CrossedAfter.
+// Its hold then ends with the entry that Crossed journals (a new Seq).
+func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
+	if s.Crossed == nil {
+		return
+	}
+	var ready []string
+	for p, h := range s.held {
+		if !h.changed || now.Before(h.checkAt) || !now.Before(h.until) {
+			continue
+		}
+		h.checkAt = now.Add(crossedCheck)
+		if e, ok, err := s.Journal.Entry(s.Peer, p); err == nil && (!ok || e.Seq != h.seq) {
+			// Journaled since (a write of this member's own, which goes
+			// to every peer), or confirmed: nothing crossed.
+			h.changed = false
+			s.held[p] = h
+			continue
+		}
+		recorded, err := s.Journal.Recorded(rootfd, p)
+		switch {
+		case err != nil || !recorded || s.Incoming != nil && s.Incoming(p):
+			h.crossedFrom = time.Time{}
+		case h.crossedFrom.IsZero():
+			h.crossedFrom = now
+			h.checkAt = now.Add(min(s.CrossedAfter, crossedCheck))
+		}
+		if !h.crossedFrom.IsZero() && !now.Before(h.crossedFrom.Add(s.CrossedAfter)) {
+			ready = append(ready, p)
+			h.changed = false // journaled again below, or held to its end
+		}
+		s.held[p] = h
+	}
+	if len(ready) == 0 {
+		return
+	}
+	slices.Sort(ready)
+	if err := s.Crossed(ready); err != nil {
+		s.Log.Error(err, "cannot journal files written here and by a peer at once for every peer; they go to this peer once their hold ends", "paths", len(ready))
+		return
+	}
+	s.Log.Info("files written here and by a peer at once hold the peer's version here now; it goes to every peer", "paths", ready)
 }
 
 // nextBackoff is the wait after another failure: first, then doubled at
@@ -531,11 +611,15 @@ func (s *Sender) forgetFailures(sent []journal.Entry) {
 func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 	var first time.Time
 	for p, h := range s.held {
+		at := h.until
+		if h.changed && s.Crossed != nil && h.checkAt.Before(at) {
+			at = h.checkAt
+		}
 		switch {
 		case !h.until.After(now):
 			delete(s.held, p)
-		case first.IsZero() || h.until.Before(first):
-			first = h.until
+		case first.IsZero() || at.Before(first):
+			first = at
 		}
 	}
 	for from, tos := range s.waitingFrom {
@@ -1329,7 +1413,7 @@ func (s *Sender) againDirs(rootfd int, dirs []string) {
 		var st unix.Stat_t
 		return beneath.Lstat(rootfd, d, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR
 	})
-	if err := s.Journal.Again(s.Peer, dirs); err != nil {
+	if err := s.Journal.Again([]string{s.Peer}, change.Attrib, dirs); err != nil {
 		s.Log.Error(err, "cannot journal directories set from an older file list; their times may differ on the peer until they change again", "dirs", len(dirs))
 		return
 	}
