@@ -650,17 +650,21 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 
 // Recorded reports whether the index holds path as it is now: every change
 // of it that the detector found is journaled, or it is what a peer sent
-// and the receiver recorded.
+// (or deleted) and the receiver recorded. A path that is gone and has no
+// entry is as the index holds it.
 func (j *Journal) Recorded(rootfd int, path string) (bool, error) {
 	var recorded bool
 	err := j.idx.View(func(tx *index.Tx) error {
 		e, ok, err := tx.Get(path)
-		if err != nil || !ok {
+		if err != nil {
 			return err
 		}
 		var st unix.Stat_t
-		if beneath.Lstat(rootfd, path, &st) == nil {
+		switch err := beneath.Lstat(rootfd, path, &st); {
+		case ok && err == nil:
 			recorded = e.Matches(index.FromStat(&st))
+		case !ok:
+			recorded = errors.Is(err, unix.ENOENT)
 		}
 		return nil
 	})

@@ -921,7 +921,8 @@ func TestJournal_Recorded(t *testing.T) {
 	}{
 		{"as recorded", "f", func() {}, true},
 		{"never indexed", "other", func() { f.write("other", 1) }, false},
-		{"gone", "missing", func() {}, false},
+		{"gone, its entry too", "missing", func() {}, true},
+		{"gone, its entry not", "f", func() { os.Remove(filepath.Join(f.root, "f")) }, false},
 		{"written again", "f", func() { f.write("f", 4) }, false},
 	} {
 		tc.change()
