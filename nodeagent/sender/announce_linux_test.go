@@ -291,6 +291,7 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 		{"made and written here", change.Create | change.Write, 20, "new content"},
 		{"found new by a scan, written here after", change.Create | change.Write, 21, "new content"},
 		{"found new by a scan", change.Create | change.Write | change.Found, 22, "old content"},
+		{"renamed here, the rename not applied there", change.Rename, 23, "new content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.slot)
@@ -316,7 +317,11 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r.firstRun(change.Change{Path: "f", Op: tc.op, Finished: true})
+			c := change.Change{Path: "f", Op: tc.op, Finished: true}
+			if tc.op.Has(change.Rename) {
+				c.OldPath = "old" // gone here and there: the rig's sender has no endpoint to ask, so the content goes
+			}
+			r.firstRun(c)
 			got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
 			if err != nil || string(got) != tc.want {
 				t.Errorf("the peer holds %q (%v), want %q", got, err, tc.want)

@@ -28,6 +28,9 @@ type batch struct {
 	// this batch's deletes (the peer did not apply the rename): confirmed
 	// only once that delete is.
 	oldNames []journal.Entry
+	// notRenamed are the new names of renames the peer did not apply (or
+	// was not asked to): their content goes as any send's.
+	notRenamed map[string]bool
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.

@@ -1361,9 +1361,14 @@ func (s *Sender) runOptions(b batch) rsync.Options {
 // renames asks the peer to apply renames locally; a refused one stays a
 // plain send (its content goes) and its old name a delete.
 func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
-	if len(b.renames) == 0 || s.Client == nil {
-		if !s.KeepDeletes {
-			for _, e := range b.renames {
+	if len(b.renames) == 0 {
+		return
+	}
+	b.notRenamed = make(map[string]bool)
+	if s.Client == nil {
+		for _, e := range b.renames {
+			b.notRenamed[e.Path] = true
+			if !s.KeepDeletes {
 				b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
 				b.oldNames = append(b.oldNames, e)
 			}
@@ -1381,7 +1386,11 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 	}
 	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
 	for i, e := range b.renames {
-		if (err != nil || !res[i].Applied) && !s.KeepDeletes {
+		if err == nil && res[i].Applied {
+			continue
+		}
+		b.notRenamed[e.Path] = true
+		if !s.KeepDeletes {
 			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
 			b.oldNames = append(b.oldNames, e)
 		}
@@ -1430,11 +1439,12 @@ func (s *Sender) againDirs(rootfd int, dirs []string) {
 // value to writes on many files), so two members writing one file at once
 // can give it the same size and mtime and different content: trusted, the
 // quick check leaves them different for good (crossing writes must end
-// identical everywhere). Not among them: what a scan found new to the
-// index (change.Found: the start-up scan of a seeded member, a tree renamed
-// here, which the peer renames itself), and a rename or a moved-in tree;
-// their copies on the peer are expected to match, and a checksum would
-// read all of them on both hosts.
+// identical everywhere); so does the new name of a rename that the peer
+// did not apply (its content went). Not among them: what a scan found new
+// to the index (change.Found: the start-up scan of a seeded member, a tree
+// renamed here, which the peer renames itself), a rename the peer applied
+// and a moved-in tree; their copies on the peer are expected to match,
+// and a checksum would read all of them on both hosts.
 func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	unchanged := make(map[string]bool)
 	for _, p := range res.Paths {
@@ -1444,7 +1454,9 @@ func unchangedWrites(b batch, res rsync.Result) []journal.Entry {
 	}
 	var out []journal.Entry
 	for _, e := range b.sends {
-		written := e.Op&(change.Create|change.Write) != 0 && e.Op&(change.Rename|change.Subtree|change.Found) == 0
+		madeHere := e.Op&(change.Create|change.Write|change.Rename) != 0
+		expected := e.Op&(change.Subtree|change.Found) != 0 || e.Op.Has(change.Rename) && !b.notRenamed[e.Path]
+		written := madeHere && !expected
 		if st, ok := b.state[e.Path]; ok && st.regular && written && unchanged[e.Path] {
 			out = append(out, e)
 		}
