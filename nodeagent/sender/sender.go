@@ -532,9 +532,9 @@ const crossedCheck = 100 * time.Millisecond
 // journaled again since: no change of this member's own is on its way (a
 // write journaled moves the entry's Seq on, and one not journaled yet
 // differs from the index), so what changed them was a peer's version,
-// which the receiver recorded. Each goes once it has
-// stayed so, with no peer's run of it announced here, for CrossedAfter.
-// Its hold then ends with the entry that Crossed journals (a new Seq).
+// which the receiver recorded. Each goes once it has stayed so, with no
+// peer's run of it announced here, for CrossedAfter. Its hold then ends
+// with the entry that Crossed journals (a new Seq).
 func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 	if s.Crossed == nil {
 		return
