@@ -732,13 +732,19 @@ func (g *group) crossed(wakes *[]chan struct{}) func(paths []string) error {
 		if err := g.journal.Again(names, change.Write, paths); err != nil {
 			return err
 		}
-		for _, w := range *wakes {
-			select {
-			case w <- struct{}{}:
-			default:
-			}
-		}
+		wake(*wakes)
 		return nil
+	}
+}
+
+// wake signals every sender's wake channel without blocking: one signal
+// pending is enough, its sender reads the journal when it runs.
+func wake(wakes []chan struct{}) {
+	for _, w := range wakes {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -791,12 +797,7 @@ func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wak
 			g.status.changed(len(batch))
 			// For joining runs with the writes that made them (docs/benchmarks.md).
 			g.log.V(1).Info("changes journaled", "changes", len(batch), "first", batch[0].Path)
-			for _, w := range wakes {
-				select {
-				case w <- struct{}{}:
-				default:
-				}
-			}
+			wake(wakes)
 		}
 	}
 }

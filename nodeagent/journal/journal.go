@@ -618,6 +618,14 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 		root := tx.Bucket(bucketJournal)
 		seq := storedSeq(root)
 		itx := index.Within(tx)
+		// Each peer's buckets, looked up once (as in Record).
+		buckets := make([]peerBuckets, len(peers))
+		for i, peer := range peers {
+			var err error
+			if buckets[i], err = openPeerBuckets(tx, peer); err != nil {
+				return err
+			}
+		}
 		for _, p := range paths {
 			size := int64(0)
 			if e, ok, err := itx.Get(p); err != nil {
@@ -626,12 +634,8 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 				size = e.Size
 			}
 			seq++
-			for _, peer := range peers {
-				b, err := openPeerBuckets(tx, peer)
-				if err != nil {
-					return err
-				}
-				dd, _, err := put(b, index.Key(p), change.Change{Path: p, Op: op}, seq, size, now)
+			for i, peer := range peers {
+				dd, _, err := put(buckets[i], index.Key(p), change.Change{Path: p, Op: op}, seq, size, now)
 				if err != nil {
 					return err
 				}
@@ -648,25 +652,17 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 	return nil
 }
 
-// Recorded reports whether the index holds path as it is now: every change
+// Recorded reports whether the index holds path as it is now
+// (index.Tx.Unchanged, the detector's own test for an echo): every change
 // of it that the detector found is journaled, or it is what a peer sent
 // (or deleted) and the receiver recorded. A path that is gone and has no
 // entry is as the index holds it.
 func (j *Journal) Recorded(rootfd int, path string) (bool, error) {
 	var recorded bool
 	err := j.idx.View(func(tx *index.Tx) error {
-		e, ok, err := tx.Get(path)
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		switch err := beneath.Lstat(rootfd, path, &st); {
-		case ok && err == nil:
-			recorded = e.Matches(index.FromStat(&st))
-		case !ok:
-			recorded = errors.Is(err, unix.ENOENT)
-		}
-		return nil
+		var err error
+		recorded, err = tx.Unchanged(rootfd, path)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("is %q as the index holds it: %w", path, err)
