@@ -1,43 +1,64 @@
 package sender
 
 import (
+	"context"
 	"sync"
 	"time"
 )
 
-// Pushing tracks the short runs (not long ones: see Sender.Lanes) of a
-// group's senders that are still in their rsync runs, across peers. A
-// sender prepares its next push client (warmPool) only once none is, or
-// once each has pushed for longer than its LaneAfter: a lone change goes
-// to every peer at once, and the client that one peer's sender started as
-// soon as its own push ended took the CPU that the other peers' pushes of
-// the same change still waited for, on a busy host (the prepared clients'
-// floor in docs/benchmarks.md starts the next clients once all the pushes
-// are over). A run that lasts (a stuck peer, its daemon stopped) holds
-// no one back for longer than that. Share one among a group's senders; a
-// Sender without one counts its own runs only.
+// Pushing tracks the runs of a group's senders that are still in their
+// rsync runs, across peers. Two rules read it:
+//
+//   - A sender prepares its next push client (warmPool) only once no
+//     short run (not a long one: see Sender.Lanes) is pushing, or once
+//     each has pushed for longer than its LaneAfter: a lone change goes to
+//     every peer at once, and the client that one peer's sender started
+//     as soon as its own push ended took the CPU that the other peers'
+//     pushes of the same change still waited for, on a busy host (the
+//     prepared clients' floor in docs/benchmarks.md starts the next
+//     clients once all the pushes are over). A run that lasts (a stuck
+//     peer, its daemon stopped) holds no one back for longer than that.
+//   - A run of a burst confirms once the group's other runs have pushed
+//     (othersPushed): its confirmation (an lstat and an index record of
+//     every path on both hosts, two commits) took the CPU that the other
+//     peers' pushes of the same burst waited for.
+//
+// Share one among a group's senders; a Sender without one counts its own
+// runs only.
 type Pushing struct {
 	mu     sync.Mutex
-	starts map[int]time.Time // by id, the short runs pushing
+	runs   map[int]pushingRun // by id, the runs pushing
+	shorts int                // how many of them are short
 	nextID int
-	idle   chan struct{} // closed when the last one has pushed
+	idle   chan struct{} // closed when the last short one has pushed
+	ended  chan struct{} // closed, and replaced, whenever a run has pushed
+}
+
+type pushingRun struct {
+	start time.Time
+	short bool
 }
 
 // NewPushing returns a Pushing with nothing pushing.
-func NewPushing() *Pushing { return &Pushing{starts: map[int]time.Time{}} }
+func NewPushing() *Pushing {
+	return &Pushing{runs: map[int]pushingRun{}, ended: make(chan struct{})}
+}
 
-// begin counts a short run that starts pushing at now; end(id) uncounts it.
-func (p *Pushing) begin(now time.Time) int {
+// begin counts a run that starts pushing at now; end(id) uncounts it.
+func (p *Pushing) begin(now time.Time, short bool) int {
 	if p == nil {
 		return 0
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.starts) == 0 {
-		p.idle = make(chan struct{})
+	if short {
+		if p.shorts == 0 {
+			p.idle = make(chan struct{})
+		}
+		p.shorts++
 	}
 	p.nextID++
-	p.starts[p.nextID] = now
+	p.runs[p.nextID] = pushingRun{start: now, short: short}
 	return p.nextID
 }
 
@@ -47,13 +68,19 @@ func (p *Pushing) end(id int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.starts[id]; !ok {
+	r, ok := p.runs[id]
+	if !ok {
 		return
 	}
-	delete(p.starts, id)
-	if len(p.starts) == 0 {
-		close(p.idle)
+	delete(p.runs, id)
+	if r.short {
+		p.shorts--
+		if p.shorts == 0 {
+			close(p.idle)
+		}
 	}
+	close(p.ended)
+	p.ended = make(chan struct{})
 }
 
 // busy reports whether a short run that started less than after before
@@ -65,8 +92,11 @@ func (p *Pushing) busy(now time.Time, after time.Duration) (idle <-chan struct{}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, start := range p.starts {
-		if t := start.Add(after); t.After(until) {
+	for _, r := range p.runs {
+		if !r.short {
+			continue
+		}
+		if t := r.start.Add(after); t.After(until) {
 			until = t
 		}
 	}
@@ -74,4 +104,35 @@ func (p *Pushing) busy(now time.Time, after time.Duration) (idle <-chan struct{}
 		return nil, time.Time{}, false
 	}
 	return p.idle, until, true
+}
+
+// othersPushed waits until no run but id is pushing, for at most bound,
+// or until ctx ends. A peer slower than bound (stuck, its daemon stopped)
+// holds no one back for longer.
+func (p *Pushing) othersPushed(ctx context.Context, id int, bound time.Duration) {
+	if p == nil || bound <= 0 {
+		return
+	}
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		_, self := p.runs[id]
+		others := len(p.runs)
+		if self {
+			others--
+		}
+		ended := p.ended
+		p.mu.Unlock()
+		if others == 0 {
+			return
+		}
+		select {
+		case <-ended:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -10,6 +11,7 @@ func TestPushing(t *testing.T) {
 	const after = 250 * time.Millisecond
 	type step struct {
 		begin time.Duration // a run starts pushing at t0+begin
+		long  bool          // a long run, which busy does not count
 		end   int           // or: the run of this step (1-based) has pushed
 	}
 	tests := []struct {
@@ -27,6 +29,8 @@ func TestPushing(t *testing.T) {
 		{name: "the latest start counts", steps: []step{{begin: 0}, {begin: 100 * time.Millisecond}}, now: 200 * time.Millisecond, busy: true, until: 100*time.Millisecond + after},
 		{name: "pushing for longer than after: a stuck peer holds no one back", steps: []step{{begin: 0}}, now: after, busy: false},
 		{name: "ended twice", steps: []step{{begin: 0}, {begin: 0}, {end: 1}, {end: 1}}, now: 0, busy: true, until: after},
+		{name: "a long run holds no one back", steps: []step{{begin: 0, long: true}}, now: 10 * time.Millisecond, busy: false},
+		{name: "a short run beside a long one", steps: []step{{begin: 0, long: true}, {begin: 5 * time.Millisecond}}, now: 10 * time.Millisecond, busy: true, until: 5*time.Millisecond + after},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,7 +42,7 @@ func TestPushing(t *testing.T) {
 					ids = append(ids, 0)
 					continue
 				}
-				ids = append(ids, p.begin(t0.Add(s.begin)))
+				ids = append(ids, p.begin(t0.Add(s.begin), !s.long))
 			}
 			idle, until, busy := p.busy(t0.Add(tc.now), after)
 			if busy != tc.busy {
@@ -69,8 +73,64 @@ func TestPushing(t *testing.T) {
 
 func TestPushing_nil(t *testing.T) {
 	var p *Pushing // a Sender without one
-	p.end(p.begin(time.Now()))
+	p.end(p.begin(time.Now(), true))
+	p.othersPushed(context.Background(), 0, time.Hour) // returns at once
 	if _, _, busy := p.busy(time.Now(), time.Second); busy {
 		t.Fatal("a nil Pushing is busy")
+	}
+}
+
+func TestPushing_othersPushed(t *testing.T) {
+	const bound = 10 * time.Second // never reached unless the wait is wrong
+	tests := []struct {
+		name   string
+		others int  // runs of other peers pushing
+		long   bool // they are long runs
+		ends   bool // they push to the end while the run waits
+		bound  time.Duration
+		cancel bool
+		waits  bool // the wait lasts until they have pushed
+	}{
+		{name: "no other run: at once", bound: bound},
+		{name: "two others: until both have pushed", others: 2, ends: true, bound: bound, waits: true},
+		{name: "a long other counts too", others: 1, long: true, ends: true, bound: bound, waits: true},
+		{name: "one that never ends: the bound", others: 1, bound: 50 * time.Millisecond},
+		{name: "one that never ends: the context", others: 1, bound: bound, cancel: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPushing()
+			self := p.begin(time.Now(), true)
+			var others []int
+			for range tc.others {
+				others = append(others, p.begin(time.Now(), !tc.long))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			const endAfter = 30 * time.Millisecond
+			if tc.ends {
+				for i, id := range others {
+					time.AfterFunc(time.Duration(i+1)*endAfter, func() { p.end(id) })
+				}
+			}
+			if tc.cancel {
+				time.AfterFunc(endAfter, cancel)
+			}
+			start := time.Now()
+			p.othersPushed(ctx, self, tc.bound)
+			took := time.Since(start)
+			p.mu.Lock()
+			left := len(p.runs) - 1 // self is still counted
+			p.mu.Unlock()
+			if tc.waits && left != 0 {
+				t.Fatalf("returned while %d other runs still pushed", left)
+			}
+			if !tc.waits && took >= bound {
+				t.Fatalf("waited %s: neither the bound nor the context ended it", took)
+			}
+			if tc.others > 0 && !tc.ends && took < min(tc.bound, endAfter) {
+				t.Fatalf("returned after %s, while another run still pushed", took)
+			}
+		})
 	}
 }

@@ -50,6 +50,9 @@ const (
 	// burst. A lone file journals two or three (the file, its directory's
 	// times), and must never wait.
 	gatherAfter = 8
+	// maxConfirmWait bounds how long a burst's run waits for the other
+	// peers' pushes before it confirms (Pushing.othersPushed).
+	maxConfirmWait = time.Second
 	// quickGatherBytes is the pending size from which a fifth of Quiet
 	// ends the gathering.
 	quickGatherBytes   = 16 << 20
@@ -107,7 +110,9 @@ type Sender struct {
 	LaneBytes int64
 	LaneAfter time.Duration
 	// Gather and Quiet make a burst go in few runs. The first run starts
-	// as soon as there is work, so a lone file goes out at once. When a run
+	// as soon as there is work, so a lone file goes out at once; a burst
+	// that brings eight changes or more before its first run starts waits
+	// as below, for at most Gather from its first change. When a run
 	// ends with none in flight and changes are still being journaled (eight
 	// or more since that run started, the last less than Quiet ago), the
 	// next run waits until they pause for Quiet, for at most Gather after
@@ -194,10 +199,11 @@ type Sender struct {
 	// stale ones are dropped by nextRelease.
 	waitingFrom map[string][]string
 	failing     map[string]failure
-	// The gate of Gather: when a Wake last came, when the last run ended
-	// with none in flight, and the journal's Seq when the last run started.
-	lastWake, idleFrom time.Time
-	startSeq           uint64
+	// The gate of Gather: when a Wake last came, when the first Wake after
+	// a pause of Gather or more came, when the last run ended with none in
+	// flight, and the journal's Seq when the last run started.
+	lastWake, activeFrom, idleFrom time.Time
+	startSeq                       uint64
 }
 
 // hold keeps an entry whose file changed while a run read it out of the
@@ -225,8 +231,8 @@ type flight struct {
 	bytes  int64
 	large  bool // it carries a large file
 	pushed bool // its rsync runs are over; it confirms and journals
-	// pushing: a short run's id in Sender.Pushing until it has pushed
-	// (0: not counted).
+	// pushing: the run's id in Sender.Pushing until it has pushed (0: not
+	// counted).
 	pushing int
 }
 
@@ -245,7 +251,7 @@ func (s *Sender) shortRunPushing() bool {
 	return false
 }
 
-// uncount takes a short run out of Pushing once it has pushed (or ended).
+// uncount takes a run out of Pushing once it has pushed (or ended).
 func (s *Sender) uncount(f *flight) {
 	if f.pushing != 0 {
 		s.Pushing.end(f.pushing)
@@ -347,8 +353,8 @@ func (s *Sender) Start(ctx context.Context) error {
 			id := s.flightID
 			large := b.large()
 			f := flight{start: time.Now(), bytes: b.bytes, large: large}
-			if !f.long(s.LaneBytes) && s.Pushing != nil {
-				f.pushing = s.Pushing.begin(f.start)
+			if s.Pushing != nil {
+				f.pushing = s.Pushing.begin(f.start, !f.long(s.LaneBytes))
 			}
 			s.flights[id] = f
 			runCtx := ctx
@@ -368,7 +374,8 @@ func (s *Sender) Start(ctx context.Context) error {
 				default: // full of ids that Start no longer reads: the run keeps its lane
 				}
 			}
-			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed)} })
+			pushing := f.pushing
+			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed, pushing)} })
 			stats = s.Journal.Stats(s.Peer)
 			pending = stats.Files
 		}
@@ -397,7 +404,11 @@ func (s *Sender) Start(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.Wake:
-			s.lastWake = time.Now()
+			now := time.Now()
+			if now.Sub(s.lastWake) >= s.Gather {
+				s.activeFrom = now
+			}
+			s.lastWake = now
 		case <-gateC:
 		case <-laneC:
 		case <-holdC:
@@ -678,13 +689,33 @@ func (f flight) holdsLane(pending int64) bool { return !f.pushed || pending >= g
 // gathering reports whether the next run waits for more of a burst (see
 // Gather), and until when at most; seq is the journal's Seq, pending and
 // pendingBytes the peer's pending files and their bytes now.
+//
+// A burst that comes at rest (no run has ended since its first change,
+// which came Gather or more after the wake before it: activeFrom) waits
+// in the same way once gatherAfter changes or more are pending, for at
+// most Gather from that first change: its first changes went in a run of
+// their own, whose connections, confirmation and commits took the CPU
+// that the writes and the burst's run waited for (docs/benchmarks.md, the
+// twenty-second session). A change that comes alone still goes at once.
 func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int64) (time.Time, bool) {
-	if len(s.flights) > 0 || s.idleFrom.IsZero() {
+	if len(s.flights) > 0 {
 		return time.Time{}, false
 	}
-	end := s.idleFrom.Add(s.Gather)
+	var end time.Time
+	if !s.idleFrom.IsZero() && s.idleFrom.After(s.activeFrom) {
+		if seq-s.startSeq < gatherAfter {
+			return time.Time{}, false
+		}
+		end = s.idleFrom.Add(s.Gather)
+	} else {
+		if pending < gatherAfter {
+			return time.Time{}, false
+		}
+		end = s.activeFrom.Add(s.Gather)
+	}
+	journaling := s.Journaling != nil && s.Journaling()
 	last := s.lastWake
-	if s.Journaling != nil && s.Journaling() {
+	if journaling {
 		last = now
 	}
 	q := s.Quiet
@@ -695,7 +726,7 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 		q /= 5
 	}
 	quiet := last.Add(q)
-	if !now.Before(end) || !now.Before(quiet) || seq-s.startSeq < gatherAfter || pending >= int64(s.BatchFiles) {
+	if !now.Before(end) || !now.Before(quiet) || pending >= int64(s.BatchFiles) {
 		return time.Time{}, false
 	}
 	if quiet.Before(end) {
@@ -1043,8 +1074,8 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 //
 // w, when not nil, is a push client prepared for this run; run uses it
 // for the sends or closes it. pushed is called once rsync is done with the
-// run (before the confirmations).
-func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pushed func()) Run {
+// run (before the confirmations); pushing is the run's id in s.Pushing.
+func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pushed func(), pushing int) Run {
 	defer func() {
 		if w != nil {
 			w.Close()
@@ -1171,6 +1202,11 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped), deleted, b.oldNames)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
+	}
+	if len(b.entries()) >= gatherAfter {
+		// A burst's run confirms once the other peers' runs have pushed,
+		// for at most as long as its own push took (see Pushing).
+		s.Pushing.othersPushed(ctx, pushing, min(tPushed.Sub(tAnnounced), maxConfirmWait))
 	}
 	if s.Client != nil {
 		gone := pathsOf(slices.Concat(deleted, replaced))

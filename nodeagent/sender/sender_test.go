@@ -230,17 +230,28 @@ func TestSender_gathering(t *testing.T) {
 	tests := []struct {
 		name     string
 		idleFrom time.Time // zero: no run yet
-		flights  int
-		lastWake time.Time
-		since    uint64 // changes journaled since the last run started
-		pending  int64
-		bytes    int64 // pending
+		// activeFrom: the first wake after a pause of Gather or more
+		activeFrom time.Time
+		flights    int
+		lastWake   time.Time
+		since      uint64 // changes journaled since the last run started
+		pending    int64
+		bytes      int64 // pending
 		// journaling: changes are being journaled (Sender.Journaling)
 		journaling bool
 		wait       bool
 		until      time.Time
 	}{
 		{name: "the first run starts at once", lastWake: now, since: 5, pending: 5},
+		{name: "at rest a lone file goes at once, even while more is journaled", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, since: 1, pending: 1, journaling: true},
+		{name: "at rest a few changes go at once", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, since: gatherAfter - 1, pending: gatherAfter - 1, journaling: true},
+		{name: "at rest a burst still being journaled waits for a pause", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-10 * time.Millisecond), lastWake: now, since: 200, pending: 200, journaling: true,
+			wait: true, until: now.Add(quiet)},
+		{name: "before any run, too", activeFrom: now, lastWake: now, since: 200, pending: 200, journaling: true, wait: true, until: now.Add(quiet)},
+		{name: "at rest a burst that paused goes", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-20 * time.Millisecond), lastWake: now.Add(-quiet), since: 200, pending: 200},
+		{name: "at rest a burst goes at Gather from its first change", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-gather), lastWake: now, since: 300, pending: 300, journaling: true},
+		{name: "at rest the wait ends at Gather from its first change when that comes first", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-gather + time.Millisecond), lastWake: now,
+			since: 300, pending: 300, journaling: true, wait: true, until: now.Add(time.Millisecond)},
 		{name: "a lone file after a run goes at once", idleFrom: idle, lastWake: now, since: 1, pending: 1},
 		{name: "a few changes after a run go at once", idleFrom: idle, lastWake: now, since: gatherAfter - 1, pending: gatherAfter - 1},
 		{name: "a burst still arriving waits for a pause", idleFrom: idle, lastWake: now.Add(-time.Millisecond), since: 40, pending: 40,
@@ -268,7 +279,7 @@ func TestSender_gathering(t *testing.T) {
 			for i := range tc.flights {
 				s.flights[i] = flight{start: now}
 			}
-			s.idleFrom, s.lastWake, s.startSeq = tc.idleFrom, tc.lastWake, 100
+			s.idleFrom, s.activeFrom, s.lastWake, s.startSeq = tc.idleFrom, tc.activeFrom, tc.lastWake, 100
 			until, wait := s.gathering(now, 100+tc.since, tc.pending, tc.bytes)
 			if wait != tc.wait || !until.Equal(tc.until) {
 				t.Errorf("gathering = %v, %v; want %v, %v", until, wait, tc.until, tc.wait)
