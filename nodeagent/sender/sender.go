@@ -1203,7 +1203,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
-	if len(b.entries()) >= gatherAfter {
+	entries := 0
+	b.each(func(journal.Entry) { entries++ })
+	if entries >= gatherAfter {
 		// A burst's run confirms once the other peers' runs have pushed,
 		// for at most as long as its own push took (see Pushing).
 		s.Pushing.othersPushed(ctx, pushing, min(tPushed.Sub(tAnnounced), maxConfirmWait))
