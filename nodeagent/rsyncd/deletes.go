@@ -78,7 +78,7 @@ func CheckDeletes(ctx context.Context, rsyncPath, dir string) error {
 	hint := "install an rsync whose receiver applies --delete-missing-args --force (upstream 3.5.0 or later)"
 	if strings.Contains(msg, "invalid file mode") {
 		hint = "this rsync refuses the entries that stand for missing files (rsync 3.4.3 and 3.4.4, and Debian's 3.2.7-1+deb12u5, RsyncProject/rsync#910): " +
-			"install upstream 3.5.0 or later, or on Debian 12 pin 3.2.7-1+deb12u4 until a fixed package arrives"
+			"install upstream 3.5.0 or later (on Debian 12, 3.5.0+ds1-0+deb12u1 from bookworm-security)"
 	}
 	return fmt.Errorf("%w (rsync %s: %s): peers' deletions would never land here; %s", ErrDeletesRefused, version, msg, hint)
 }

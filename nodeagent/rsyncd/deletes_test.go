@@ -38,7 +38,7 @@ echo "invalid file mode 00 for file [Receiver]" >&2
 echo "rsync error: protocol incompatibility (code 2) at flist.c(874) [Receiver=3.2.7]" >&2
 exit 2
 `),
-			want: []string{"invalid file mode 00", "rsync 3.2.7", "#910", "3.5.0", "deb12u4"},
+			want: []string{"invalid file mode 00", "rsync 3.2.7", "#910", "3.5.0", "bookworm-security"},
 		},
 		{
 			name:  "exits 0 and deletes nothing",
