@@ -1177,7 +1177,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 					r.Changed = append(r.Changed, e)
 				}
 			}
-			s.Log.V(1).Info("files changed while they were sent; they go again once finished", "files", len(r.Changed))
+			s.Log.V(1).Info("files changed while they were sent; they go again once finished", "files", len(r.Changed),
+				"paths", pathsOf(r.Changed[:min(len(r.Changed), 20)])) // the first 20: enough to follow a crossing
 		}
 		s.account(&r, res, err)
 	}

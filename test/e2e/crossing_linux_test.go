@@ -27,7 +27,9 @@ import (
 // whether they stay is the multi-master capability's (modify beats
 // delete); that they end the same everywhere is this one's.
 func TestStandalone_CrossingWritesEndIdentical(t *testing.T) {
-	c := start(t, 3, 18605)
+	// At -v: a failure's log then shows each run's phases and the files
+	// that changed while it ran.
+	c := startCluster(t, 3, 18605, clusterOptions{args: []string{"-v"}})
 	const files, rounds = 40, 5
 	for round := range rounds {
 		var wg sync.WaitGroup
@@ -86,7 +88,9 @@ func TestStandalone_CrossingWritesEndIdentical(t *testing.T) {
 // rename the peer refused (its new name held another member's file) sent
 // content that rsync's quick check could find unchanged, and was trusted.
 func TestStandalone_MixedChangesCrossingEndIdentical(t *testing.T) {
-	c := start(t, 3, 18615)
+	// At -v: a failure's log then shows each run's phases and the files
+	// that changed while it ran.
+	c := startCluster(t, 3, 18615, clusterOptions{args: []string{"-v"}})
 	for round := range 6 {
 		var wg sync.WaitGroup
 		for k, node := range c.nodes {

@@ -348,12 +348,15 @@ func (c *cluster) converged(from string) {
 func (c *cluster) convergedWithin(from string, limit time.Duration) {
 	c.t.Helper()
 	poll.Until(c.t, limit, func() error {
+		// Every member's difference, not only the first: which member
+		// holds which version says where a run went wrong.
+		var errs []error
 		for _, node := range c.nodes {
 			if err := c.holds(node, from); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 		}
-		return nil
+		return errors.Join(errs...)
 	})
 }
 
