@@ -143,6 +143,11 @@ func (c *cluster) startAgent(node string) {
 	args := []string{"run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node],
 		"--retry-backoff-cap", "500ms"}
 	cmd := exec.Command(binary, append(args, c.args...)...)
+	// An agent outlives a test binary that dies without its cleanups (a
+	// -timeout panic) and holds the group's ports, so every later run of
+	// its test fails to bind: it gets SIGTERM with its parent, drains and
+	// stops its daemon.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	logf, err := os.Create(filepath.Join(c.states[node], "agent.log"))
 	if err != nil {
 		c.t.Fatal(err)
