@@ -353,11 +353,20 @@ func (c *cluster) converged(from string) {
 func (c *cluster) convergedWithin(from string, limit time.Duration) {
 	c.t.Helper()
 	poll.Until(c.t, limit, func() error {
-		// Every member's difference, not only the first: which member
-		// holds which version says where a run went wrong.
+		// from's tree, read once a poll (content hashes of every file) and
+		// compared with every other member's. Every member's difference,
+		// not only the first: which member holds which version says where
+		// a run went wrong.
+		want, err := snapshot(c.roots[from])
+		if err != nil {
+			return err
+		}
 		var errs []error
 		for _, node := range c.nodes {
-			if err := c.holds(node, from); err != nil {
+			if node == from {
+				continue
+			}
+			if err := c.holdsTree(node, from, want); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -372,6 +381,11 @@ func (c *cluster) holds(node, from string) error {
 	if err != nil {
 		return err
 	}
+	return c.holdsTree(node, from, want)
+}
+
+// holdsTree is holds against want, from's snapshot taken already.
+func (c *cluster) holdsTree(node, from string, want map[string]string) error {
 	got, err := snapshot(c.roots[node])
 	if err != nil {
 		return err
