@@ -108,6 +108,10 @@ func TestPushing_othersPushed(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			const endAfter = 30 * time.Millisecond
+			// start is read before the timers are set, so a timer can
+			// never fire less than endAfter after it (CI once measured
+			// 27 ms when start was read after them).
+			start := time.Now()
 			if tc.ends {
 				for i, id := range others {
 					time.AfterFunc(time.Duration(i+1)*endAfter, func() { p.end(id) })
@@ -116,7 +120,6 @@ func TestPushing_othersPushed(t *testing.T) {
 			if tc.cancel {
 				time.AfterFunc(endAfter, cancel)
 			}
-			start := time.Now()
 			p.othersPushed(ctx, self, tc.bound)
 			took := time.Since(start)
 			p.mu.Lock()
