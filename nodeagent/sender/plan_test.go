@@ -404,7 +404,7 @@ func TestFailures(t *testing.T) {
 		{Path: "old"}, // the old name's deletion
 	}
 	done := []journal.Entry{{Path: "a", Seq: 1}}
-	got := failures(entries, done, nil, map[string]string{"new": "refused"})
+	got := failures(entries, done, nil, map[string]string{"new": "refused"}, nil)
 	var paths []string
 	for _, f := range got {
 		paths = append(paths, f.Entry.Path+":"+f.Reason)
@@ -412,7 +412,7 @@ func TestFailures(t *testing.T) {
 	if want := []string{"new:refused", "b:"}; !slices.Equal(paths, want) {
 		t.Errorf("failures %q, want %q", paths, want)
 	}
-	if got := failures(entries[:2], entries[1:2], []journal.Entry{renamed}, nil); len(got) != 0 {
+	if got := failures(entries[:2], entries[1:2], []journal.Entry{renamed}, nil, nil); len(got) != 0 {
 		t.Errorf("failures of a settled run: %+v", got)
 	}
 }

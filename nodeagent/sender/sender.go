@@ -300,6 +300,9 @@ type Run struct {
 	peerFailed bool
 	// reasons are rsync's outcome and message per unconfirmed path.
 	reasons map[string]string
+	// raced are the unconfirmed paths that changed here between the plan
+	// and rsync's look at them (see Failure.Raced).
+	raced map[string]bool
 }
 
 // Start runs the sender until ctx ends.
@@ -479,6 +482,11 @@ func (s *Sender) workComing(pending int64) bool {
 type Failure struct {
 	Entry  journal.Entry
 	Reason string // rsync's outcome and message for the path; empty when it named none
+	// Raced: the path changed here between the plan and rsync's look at
+	// it: a send found it gone (rsync.Vanished), a delete found it there
+	// again (rsync.Present). No fault of the peer's, and nothing that
+	// waiting longer mends: the next plan sorts it by what is here then.
+	Raced bool
 }
 
 // failure is a path that failed on the peer, held back with its own
@@ -598,9 +606,22 @@ func nextBackoff(prev, first, limit time.Duration) time.Duration {
 // holdFailures holds each failed entry back for its own backoff, doubled
 // at each failure of its path from Backoff up to BackoffCap. A new change
 // of the path (its Seq moves on) releases it at once.
+//
+// A raced entry (Failure.Raced) is held for Backoff only, however often
+// its path raced before, and its path's backoff stays as it was. Its path
+// changed here under the run, and not always by a change of this member's
+// own, which would release it: a peer's version that arrived (the receiver
+// journals nothing for it), or a peer's deletion. Doubled, a path that
+// crossed a few times in a burst of writes from every member waited 13 s
+// or more before its next run, while the peer kept a file that every other
+// member had removed (TestStandalone_MixedChangesCrossingEndIdentical).
 func (s *Sender) holdFailures(fs []Failure, now time.Time) {
 	for _, f := range fs {
 		p := f.Entry.Path
+		if f.Raced {
+			s.held[p] = hold{seq: f.Entry.Seq, until: now.Add(s.Backoff)}
+			continue
+		}
 		wait := nextBackoff(s.failing[p].wait, s.Backoff, s.BackoffCap)
 		s.failing[p] = failure{wait: wait}
 		s.held[p] = hold{seq: f.Entry.Seq, until: now.Add(wait)}
@@ -1268,7 +1289,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Failures = failures(b.entries(), done, r.Changed, r.reasons)
+	r.Failures = failures(b.entries(), done, r.Changed, r.reasons, r.raced)
 	r.Duration = time.Since(start)
 	return r
 }
@@ -1361,7 +1382,7 @@ func (s *Sender) Transferring() int64 { return s.transferring.Load() }
 // once (a rename is among a batch's renames and its sends), and not the
 // deletions of old names, which are no entries of the journal (sequence
 // 0): their rename's entry fails for them.
-func failures(entries, done, changed []journal.Entry, reasons map[string]string) []Failure {
+func failures(entries, done, changed []journal.Entry, reasons map[string]string, raced map[string]bool) []Failure {
 	settled := make(map[string]bool, len(done)+len(changed))
 	for _, e := range slices.Concat(done, changed) {
 		settled[e.Path] = true
@@ -1372,7 +1393,7 @@ func failures(entries, done, changed []journal.Entry, reasons map[string]string)
 			continue
 		}
 		settled[e.Path] = true
-		out = append(out, Failure{Entry: e, Reason: reasons[e.Path]})
+		out = append(out, Failure{Entry: e, Reason: reasons[e.Path], Raced: raced[e.Path]})
 	}
 	return out
 }
@@ -1559,6 +1580,12 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 			r.reasons = make(map[string]string)
 		}
 		r.reasons[p.Path] = strings.TrimSpace(p.Outcome.String() + " " + p.Reason)
+		if p.Outcome == rsync.Vanished || p.Outcome == rsync.Present {
+			if r.raced == nil {
+				r.raced = make(map[string]bool)
+			}
+			r.raced[p.Path] = true
+		}
 	}
 	class := runClass(res, err)
 	if isPeerFailure(res, err) {
