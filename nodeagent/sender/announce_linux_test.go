@@ -651,3 +651,86 @@ func TestSender_Start_aLongListIsReadOnThePeer(t *testing.T) {
 		t.Errorf("a lone file's list went to the peer (%d lists, were %d)", a.lists, lists)
 	}
 }
+
+// TestSender_Start_aPathMadeAgainDuringItsDeleteStaysPending: the path
+// is made here again while rsync deletes it on the peer (a peer's version
+// arriving, in a cluster). The run confirms the deletion, but the entry
+// stays pending and the path goes again, so that the peer does not lose
+// for good what this member holds. Before, the deletion was confirmed and
+// the members ended apart (TestStandalone_CrossingWritesEndIdentical).
+func TestSender_Start_aPathMadeAgainDuringItsDeleteStaysPending(t *testing.T) {
+	r := newRig(t, 20)
+	a := &announcements{incoming: map[string]int{}}
+	serveEndpoint(t, r, a, basePort+57)
+	if err := os.Mkdir(filepath.Join(r.root, "tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, r.journal, r.rootfd, "tree")
+	if err := os.Remove(filepath.Join(r.root, "tree")); err != nil {
+		t.Fatal(err)
+	}
+	// A tree that takes the peer's rsync a while to delete.
+	const dirs = 40
+	for i := range dirs {
+		dir := filepath.Join(r.peerRoot, "tree", fmt.Sprint(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 1000 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(j)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "tree", Op: change.Rmdir, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	// Made again here once the delete is under way on the peer.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		des, err := os.ReadDir(filepath.Join(r.peerRoot, "tree"))
+		if errors.Is(err, fs.ErrNotExist) {
+			t.Fatal("the delete ended before the path was made again; make the peer's tree larger")
+		}
+		if err == nil && len(des) < dirs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delete did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := os.Mkdir(filepath.Join(r.root, "tree"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var run Run
+	poll.Until(t, 30*time.Second, func() error {
+		runs := r.reported()
+		if len(runs) == 0 {
+			return errNotYet("the run of tree")
+		}
+		run = runs[0]
+		return nil
+	})
+	if _, err := os.Stat(filepath.Join(r.peerRoot, "tree")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("tree is still on the peer (%v); problems %v", err, run.Problems)
+	}
+	if len(run.Changed) != 1 || run.Changed[0].Path != "tree" {
+		t.Fatalf("run: changed %+v; want tree (sent %+v, failures %+v)", run.Changed, run.Sent, run.Failures)
+	}
+	if st := r.journal.Stats("peer"); st.Files != 1 {
+		t.Fatalf("%d files pending after the run; want tree still pending", st.Files)
+	}
+	// The detector's turn: the mkdir is journaled, and tree goes again.
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "tree", Op: change.Mkdir, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r.sender.Wake <- struct{}{}
+	poll.Until(t, 30*time.Second, func() error {
+		if st, err := os.Stat(filepath.Join(r.peerRoot, "tree")); err != nil || !st.IsDir() || r.journal.Stats("peer").Files != 0 {
+			return errNotYet("tree on the peer again, and nothing pending")
+		}
+		return nil
+	})
+}

@@ -151,6 +151,24 @@ func (b *batch) changedSince(rootfd int, paths []string) map[string]bool {
 	return changed
 }
 
+// backSince returns those of paths, deleted on the peer by a run, that
+// exist here again. A path that cannot be looked at (outside the root by
+// now, or unreadable) counts as gone: its next change or scan journals it.
+func backSince(rootfd int, paths []string) map[string]bool {
+	var back map[string]bool
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, p, &st); err != nil {
+			continue
+		}
+		if back == nil {
+			back = make(map[string]bool)
+		}
+		back[p] = true
+	}
+	return back
+}
+
 // inode identifies a file by its device and inode number.
 type inode struct {
 	dev, ino uint64

@@ -267,8 +267,9 @@ type Run struct {
 	Peer string
 	Sent []journal.Entry // confirmed on the peer
 	// Changed are sends that rsync confirmed but whose files changed while
-	// the run read them: not confirmed, and held until their change is
-	// journaled (Sender.holdChanged).
+	// the run read them, and deletions it confirmed whose paths are here
+	// again: not confirmed, and held until their change is journaled or
+	// found to be a peer's version (Sender.holdChanged).
 	Changed []journal.Entry
 	// Failures are the entries the run took and did not confirm (and that
 	// did not change meanwhile), with rsync's reason where it gave one.
@@ -1216,6 +1217,27 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {
 			deleted = append(deleted, b.covered...)
+		}
+		// Re-checked after the run, as sends are: a path that is back
+		// here was made again while rsync deleted it on the peer, most
+		// often by a peer's version that arrived here (which journals
+		// nothing). The peer has lost it and this member holds it, so the
+		// entry stays and goes again (Crossed); confirmed, the members
+		// ended apart for good: a third member's version deleted on the
+		// peer and kept here (TestStandalone_CrossingWritesEndIdentical).
+		if back := backSince(rootfd, pathsOf(deleted)); len(back) > 0 {
+			if changed == nil {
+				changed = make(map[string]bool, len(back))
+			}
+			var again []journal.Entry
+			for _, e := range deleted {
+				if back[e.Path] {
+					changed[e.Path] = true
+					again = append(again, e)
+				}
+			}
+			r.Changed = append(r.Changed, again...)
+			s.Log.V(1).Info("paths deleted on the peer are here again; they go again once settled", "paths", pathsOf(again[:min(len(again), 20)]))
 		}
 		s.account(&r, res, err)
 	}
