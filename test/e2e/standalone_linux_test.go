@@ -352,6 +352,14 @@ func (c *cluster) converged(from string) {
 // to compare within converged's.
 func (c *cluster) convergedWithin(from string, limit time.Duration) {
 	c.t.Helper()
+	start := time.Now()
+	defer func() {
+		if !c.t.Failed() {
+			// Logged, never asserted (timing lives in make bench): how
+			// long each run took to converge, for the docs.
+			c.t.Logf("identical after %s", time.Since(start).Round(time.Millisecond))
+		}
+	}()
 	poll.Until(c.t, limit, func() error {
 		// from's tree, read once a poll (content hashes of every file) and
 		// compared with every other member's. Every member's difference,
