@@ -1193,7 +1193,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// the next run replaces). The peer is still told it arrived, so
 		// that it records what it holds and never takes it for a change
 		// of its own.
-		if changed = b.changedSince(rootfd, pathsOf(sent)); len(changed) > 0 {
+		changed = b.changedSince(rootfd, pathsOf(sent))
+		changed = s.crossing(changed, pathsOf(sent))
+		if len(changed) > 0 {
 			for _, e := range sent {
 				if changed[e.Path] {
 					r.Changed = append(r.Changed, e)
@@ -1225,7 +1227,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// entry stays and goes again (Crossed); confirmed, the members
 		// ended apart for good: a third member's version deleted on the
 		// peer and kept here (TestStandalone_CrossingWritesEndIdentical).
-		if back := backSince(rootfd, pathsOf(deleted)); len(back) > 0 {
+		if back := s.crossing(backSince(rootfd, pathsOf(deleted)), pathsOf(deleted)); len(back) > 0 {
 			if changed == nil {
 				changed = make(map[string]bool, len(back))
 			}
@@ -1314,6 +1316,30 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	r.Failures = failures(b.entries(), done, r.Changed, r.reasons, r.raced)
 	r.Duration = time.Since(start)
 	return r
+}
+
+// crossing adds to changed those of paths that a peer's run announced here
+// is carrying at the end of this run: another member's version (or
+// deletion) is on its way to every member, this one included, and may
+// land on this run's peer before this run's did, and here after the
+// re-check. The peer would then keep what this run brought and this member
+// the other's version: held as changed, the path goes again once it is
+// settled here (releaseCrossed, after that run is confirmed). Rare outside
+// crossing writes: a path written on two members at once.
+func (s *Sender) crossing(changed map[string]bool, paths []string) map[string]bool {
+	if s.Incoming == nil {
+		return changed
+	}
+	for _, p := range paths {
+		if changed[p] || !s.Incoming(p) {
+			continue
+		}
+		if changed == nil {
+			changed = make(map[string]bool)
+		}
+		changed[p] = true
+	}
+	return changed
 }
 
 // remoteList is the rsync.Options.RemoteList of the run runID: the peer

@@ -2,7 +2,9 @@ package sender
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -397,4 +399,88 @@ func TestSender_Start_noClientIsPreparedDuringABurst(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSender_Start_aPathAPeerIsSendingGoesAgainOnceSettled: a path that a
+// peer's run announced here is carrying when this member's run of it ends
+// (both wrote it, or one removed it) stays pending, held as changed; once
+// that run is confirmed here, the path goes to every peer again (Crossed),
+// so that all end with what this member holds. Before, the run confirmed
+// it, and when the other version landed on the peer before this run's and
+// here after it, the two members ended apart for good.
+func TestSender_Start_aPathAPeerIsSendingGoesAgainOnceSettled(t *testing.T) {
+	tests := []struct {
+		name   string
+		slot   int
+		remove bool // the change here removes f (the peer has it); else writes it
+	}{
+		{name: "a send", slot: 21},
+		{name: "a delete", slot: 22, remove: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			var incoming atomic.Bool
+			incoming.Store(true)
+			r.sender.Incoming = func(p string) bool { return p == "f" && incoming.Load() }
+			crossed := make(chan []string, 4)
+			r.sender.Crossed = func(paths []string) error {
+				crossed <- paths
+				return nil
+			}
+			if tc.remove {
+				for _, root := range []string{r.root, r.peerRoot} {
+					if err := os.WriteFile(filepath.Join(root, "f"), []byte("both"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				settle(t, r.journal, r.rootfd, "f")
+				if err := os.Remove(filepath.Join(r.root, "f")); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "f", Op: change.Remove, Finished: true}}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				r.write("f", "mine")
+			}
+			r.start()
+			var run Run
+			poll.Until(t, 30*time.Second, func() error {
+				runs := r.reported()
+				if len(runs) == 0 {
+					return errNotYet("the run of f")
+				}
+				run = runs[0]
+				return nil
+			})
+			got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
+			switch {
+			case tc.remove && !errors.Is(err, fs.ErrNotExist):
+				t.Fatalf("f on the peer: %q, %v; want it deleted (problems %v)", got, err, run.Problems)
+			case !tc.remove && string(got) != "mine":
+				t.Fatalf("f on the peer: %q, %v; want mine (problems %v)", got, err, run.Problems)
+			}
+			if len(run.Changed) != 1 || run.Changed[0].Path != "f" {
+				t.Fatalf("run: changed %+v; want f (sent %+v, failures %+v)", run.Changed, run.Sent, run.Failures)
+			}
+			if st := r.journal.Stats("peer"); st.Files != 1 {
+				t.Fatalf("%d files pending after the run; want f still pending", st.Files)
+			}
+			select {
+			case paths := <-crossed:
+				t.Fatalf("Crossed(%q) while the peer's run of f was still announced", paths)
+			case <-time.After(3 * crossedCheck):
+			}
+			incoming.Store(false) // the peer's run is confirmed here
+			select {
+			case paths := <-crossed:
+				if len(paths) != 1 || paths[0] != "f" {
+					t.Fatalf("Crossed(%q), want f", paths)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("f did not go again once the peer's run was confirmed")
+			}
+		})
+	}
 }
