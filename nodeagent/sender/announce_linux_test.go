@@ -120,13 +120,36 @@ func (r *rig) firstRun(c change.Change) Run {
 		r.t.Fatal(err)
 	}
 	r.start()
+	return r.firstReport()
+}
+
+// firstReport waits for the sender's first run and returns it.
+func (r *rig) firstReport() Run {
+	r.t.Helper()
 	poll.Until(r.t, 30*time.Second, func() error {
 		if len(r.reported()) == 0 {
-			return os.ErrNotExist
+			return errNotYet("the first run")
 		}
 		return nil
 	})
 	return r.reported()[0]
+}
+
+// fillPeerTree makes dir on the peer with dirs directories of 1,000 empty
+// files each: a tree that takes the peer's rsync a while to delete.
+func (r *rig) fillPeerTree(dir string, dirs int) {
+	r.t.Helper()
+	for i := range dirs {
+		sub := filepath.Join(r.peerRoot, dir, fmt.Sprint(i))
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		for j := range 1000 {
+			if err := os.WriteFile(filepath.Join(sub, fmt.Sprint(j)), nil, 0o644); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+	}
 }
 
 // serveEndpoint serves a as the peer's agent-to-agent endpoint on port
@@ -205,17 +228,7 @@ func TestSender_Start_aLongDeleteIsAnnouncedAgain(t *testing.T) {
 	if err := os.Remove(filepath.Join(r.root, "tree")); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 30 {
-		dir := filepath.Join(r.peerRoot, "tree", fmt.Sprint(i))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for j := range 1000 {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(j)), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	r.fillPeerTree("tree", 30)
 	run := r.firstRun(change.Change{Path: "tree", Op: change.Rmdir, Finished: true})
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "tree")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("tree is still on the peer (%v); problems %v", err, run.Problems)
@@ -669,19 +682,8 @@ func TestSender_Start_aPathMadeAgainDuringItsDeleteStaysPending(t *testing.T) {
 	if err := os.Remove(filepath.Join(r.root, "tree")); err != nil {
 		t.Fatal(err)
 	}
-	// A tree that takes the peer's rsync a while to delete.
 	const dirs = 40
-	for i := range dirs {
-		dir := filepath.Join(r.peerRoot, "tree", fmt.Sprint(i))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for j := range 1000 {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprint(j)), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	r.fillPeerTree("tree", dirs)
 	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "tree", Op: change.Rmdir, Finished: true}}); err != nil {
 		t.Fatal(err)
 	}
@@ -704,15 +706,7 @@ func TestSender_Start_aPathMadeAgainDuringItsDeleteStaysPending(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(r.root, "tree"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var run Run
-	poll.Until(t, 30*time.Second, func() error {
-		runs := r.reported()
-		if len(runs) == 0 {
-			return errNotYet("the run of tree")
-		}
-		run = runs[0]
-		return nil
-	})
+	run := r.firstReport()
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "tree")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("tree is still on the peer (%v); problems %v", err, run.Problems)
 	}

@@ -300,15 +300,7 @@ func TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var first Run
-	poll.Until(t, 30*time.Second, func() error {
-		runs := r.reported()
-		if len(runs) == 0 {
-			return errNotYet("the run of big")
-		}
-		first = runs[0]
-		return nil
-	})
+	first := r.firstReport()
 	if len(first.Changed) != 1 || first.Changed[0].Path != "big" {
 		t.Fatalf("run: changed %+v; want big (sent %+v, failures %+v)", first.Changed, first.Sent, first.Failures)
 	}
@@ -445,15 +437,7 @@ func TestSender_Start_aPathAPeerIsSendingGoesAgainOnceSettled(t *testing.T) {
 				r.write("f", "mine")
 			}
 			r.start()
-			var run Run
-			poll.Until(t, 30*time.Second, func() error {
-				runs := r.reported()
-				if len(runs) == 0 {
-					return errNotYet("the run of f")
-				}
-				run = runs[0]
-				return nil
-			})
+			run := r.firstReport()
 			got, err := os.ReadFile(filepath.Join(r.peerRoot, "f"))
 			switch {
 			case tc.remove && !errors.Is(err, fs.ErrNotExist):
