@@ -681,7 +681,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)
 			},
-			Crossed: crossed, CrossedAfter: crossedAfter, Incoming: g.incoming.Has,
+			Crossed: crossed, CrossedAfter: crossedAfter, Incoming: g.incoming.Has, Carrying: g.incoming.Carries,
 			Log:  g.log.WithName("sender").WithValues("peer", p.node),
 			Wake: make(chan struct{}, 1), RunContext: runCtx,
 		}

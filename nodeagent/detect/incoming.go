@@ -120,6 +120,17 @@ func (in *Incoming) Has(path string) bool {
 	}
 }
 
+// Carries reports whether path itself (not a directory above it) is being
+// received. A received directory's own change (its times, as a file made
+// in it changes them) carries nothing of the files below it, which Has
+// would count.
+func (in *Incoming) Carries(path string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	e, ok := in.paths[path]
+	return ok && time.Now().Before(e.expires)
+}
+
 // Changed returns a channel closed at the next Done.
 func (in *Incoming) Changed() <-chan struct{} {
 	in.mu.Lock()

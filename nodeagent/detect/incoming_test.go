@@ -16,6 +16,9 @@ func TestIncoming(t *testing.T) {
 	if !in.Has("a/below/deep") || in.Has("ab") {
 		t.Fatal("a path below an announced directory is held; a sibling with a common prefix is not")
 	}
+	if !in.Carries("a") || in.Carries("a/below") || in.Carries("c") {
+		t.Fatal("Carries: the announced path itself only")
+	}
 	in.Done("a", "b")
 	select {
 	case <-changed:
@@ -26,7 +29,7 @@ func TestIncoming(t *testing.T) {
 		t.Fatal("a was announced by two runs and confirmed by one: still held; b released")
 	}
 	time.Sleep(60 * time.Millisecond)
-	if in.Has("a") {
+	if in.Has("a") || in.Carries("a") {
 		t.Fatal("an announcement past its TTL (a dead sender) still holds the path")
 	}
 }

@@ -1,6 +1,8 @@
 package sender
 
 import (
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +81,25 @@ func TestAccountRaced(t *testing.T) {
 		if got[p] != raced {
 			t.Errorf("%s: raced %v, want %v", p, got[p], raced)
 		}
+	}
+}
+
+// TestCrossing: a path counts as crossing when a peer's run carries the
+// path itself; one below a directory that a peer's run carries (its times,
+// changed by a file the peer made there) does not, nor one found changed
+// already (kept as it was).
+func TestCrossing(t *testing.T) {
+	announced := map[string]bool{"f": true, "d": true}
+	s := &Sender{
+		Incoming: func(p string) bool { return announced[p] || announced[p[:max(strings.IndexByte(p, '/'), 0)]] },
+		Carrying: func(p string) bool { return announced[p] },
+	}
+	got := s.crossing(map[string]bool{"changed": true}, []string{"f", "d/x", "g", "changed"})
+	want := map[string]bool{"changed": true, "f": true}
+	if !maps.Equal(got, want) {
+		t.Errorf("crossing %v, want %v", got, want)
+	}
+	if got := (&Sender{}).crossing(nil, []string{"f"}); got != nil {
+		t.Errorf("crossing without Carrying %v, want none", got)
 	}
 }

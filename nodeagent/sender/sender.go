@@ -171,6 +171,9 @@ type Sender struct {
 	// Incoming reports whether a peer's run of path is announced here and
 	// not yet confirmed (detect.Incoming.Has); nil: never.
 	Incoming func(path string) bool
+	// Carrying is Incoming for path itself, not a directory above it
+	// (detect.Incoming.Carries); nil: never. See crossing.
+	Carrying func(path string) bool
 	// Log receives what the sender does.
 	Log logr.Logger
 
@@ -1227,7 +1230,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// entry stays and goes again (Crossed); confirmed, the members
 		// ended apart for good: a third member's version deleted on the
 		// peer and kept here (TestStandalone_CrossingWritesEndIdentical).
-		if back := s.crossing(backSince(rootfd, pathsOf(deleted)), pathsOf(deleted)); len(back) > 0 {
+		deletedPaths := pathsOf(deleted)
+		if back := s.crossing(backSince(rootfd, deletedPaths), deletedPaths); len(back) > 0 {
 			if changed == nil {
 				changed = make(map[string]bool, len(back))
 			}
@@ -1325,13 +1329,18 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 // re-check. The peer would then keep what this run brought and this member
 // the other's version: held as changed, the path goes again once it is
 // settled here (releaseCrossed, after that run is confirmed). Rare outside
-// crossing writes: a path written on two members at once.
+// crossing writes: a path written on two members at once. Only a run of
+// the path itself counts (Carrying): a peer's run of its directory, whose
+// times change with every file made in it, would otherwise send every file
+// that two members write side by side in one directory to every peer
+// again, and once more by checksum (Crossed journals it as written, and
+// the quick check finds it unchanged).
 func (s *Sender) crossing(changed map[string]bool, paths []string) map[string]bool {
-	if s.Incoming == nil {
+	if s.Carrying == nil {
 		return changed
 	}
 	for _, p := range paths {
-		if changed[p] || !s.Incoming(p) {
+		if changed[p] || !s.Carrying(p) {
 			continue
 		}
 		if changed == nil {

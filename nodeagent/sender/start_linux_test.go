@@ -415,6 +415,7 @@ func TestSender_Start_aPathAPeerIsSendingGoesAgainOnceSettled(t *testing.T) {
 			var incoming atomic.Bool
 			incoming.Store(true)
 			r.sender.Incoming = func(p string) bool { return p == "f" && incoming.Load() }
+			r.sender.Carrying = r.sender.Incoming
 			crossed := make(chan []string, 4)
 			r.sender.Crossed = func(paths []string) error {
 				crossed <- paths
