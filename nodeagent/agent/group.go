@@ -392,7 +392,7 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 	}
 	changes := make(chan change.Change, 4096)
 	eg.Go(func() error { return det.Run(ctx, changes) })
-	wakes := g.startSenders(ctx, runCtx, eg)
+	wakes := g.startSenders(ctx, runCtx, eg, det.Writing)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
 	return nil
 }
@@ -656,8 +656,9 @@ func rsyncOptions(spec syncv1.SyncGroupSpec, resumes bool) rsync.Options {
 	return opts
 }
 
-// startSenders starts one sender per peer and returns their wake channels.
-func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []chan struct{} {
+// startSenders starts one sender per peer and returns their wake channels;
+// writing is the detector's (sender.Sender.Writing).
+func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, writing func() time.Time) []chan struct{} {
 	spec := g.cfg.Group.Spec
 	opts := rsyncOptions(spec, g.resumes)
 	opts.RsyncPath = g.rsyncPath
@@ -676,7 +677,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group) []
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
-			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

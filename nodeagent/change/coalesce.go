@@ -43,6 +43,39 @@ type Coalescer struct {
 
 	pending map[string]*entry
 	queue   deadlines
+	// begun are the latest writes begun (a path's first change,
+	// unfinished), oldest first, at most maxBegun: Writing reads the
+	// youngest that still waits for its writer.
+	begun []begunWrite
+}
+
+// begunWrite is a write begun at at: its path's entry while it waits.
+type begunWrite struct {
+	path string
+	at   time.Time
+}
+
+// maxBegun bounds Coalescer.begun: the youngest writes are the ones that
+// matter (Writing), and a burst of files held open must not grow it.
+const maxBegun = 64
+
+// Writing returns when the youngest write still in progress began: the
+// first event of the latest path whose change came unfinished (a file
+// being written) and that still waits for its writer; zero when none
+// does. Only the latest maxBegun such paths are kept, and a change held
+// past MaxHold no longer counts (its first event moves on): a file held
+// open for long is not a write under way. A sender at rest uses it to keep
+// a file that closed from going alone while the next files of its batch
+// are being written (sender.Sender.Writing).
+func (co *Coalescer) Writing() time.Time {
+	for len(co.begun) > 0 {
+		b := co.begun[len(co.begun)-1]
+		if e, ok := co.pending[b.path]; ok && !e.c.Finished && e.first.Equal(b.at) {
+			return b.at
+		}
+		co.begun = co.begun[:len(co.begun)-1]
+	}
+	return time.Time{}
 }
 
 // entry is one path's pending change. It has at most one live deadline in
@@ -65,6 +98,12 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	if !ok {
 		e = &entry{c: c, first: now}
 		co.pending[c.Path] = e
+		if !c.Finished && !c.Echo { // the receiver's writes are not this member's
+			if len(co.begun) == maxBegun {
+				co.begun = append(co.begun[:0], co.begun[1:]...)
+			}
+			co.begun = append(co.begun, begunWrite{path: c.Path, at: now})
+		}
 	} else {
 		if prev := e.c.OldPath; c.Op.Has(Rename) && prev != "" && prev != c.OldPath && prev != c.Path {
 			// mv a b; mv c b: the change names one old name, and a
@@ -226,12 +265,21 @@ func (co *Coalescer) Len() int { return len(co.pending) }
 // Run coalesces the changes from in and sends each ready one to out, until
 // ctx ends or in is closed (then what is pending is flushed as it is, so
 // nothing is lost on shutdown: unfinished changes go out unfinished).
-func (co *Coalescer) Run(ctx context.Context, in <-chan Change, out chan<- Change) error {
+// writing, when set, is given Writing whenever it changes (before the
+// changes made ready by that are sent).
+func (co *Coalescer) Run(ctx context.Context, in <-chan Change, out chan<- Change, writing func(time.Time)) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var ready []Change
+	var began time.Time
 	for {
 		ready = co.Ready(time.Now(), ready[:0])
+		if writing != nil {
+			if w := co.Writing(); !w.Equal(began) {
+				began = w
+				writing(w)
+			}
+		}
 		for _, c := range ready {
 			select {
 			case out <- c:

@@ -180,7 +180,7 @@ func TestCoalescer_RunFlushesOnClose(t *testing.T) {
 	co := &Coalescer{}
 	in, out := make(chan Change), make(chan Change, 10)
 	done := make(chan error, 1)
-	go func() { done <- co.Run(context.Background(), in, out) }()
+	go func() { done <- co.Run(context.Background(), in, out, nil) }()
 	in <- Change{Path: "open-forever", Op: Write}
 	in <- Change{Path: "closed", Op: Write, Finished: true}
 	if c := <-out; c.Path != "closed" {
@@ -333,4 +333,121 @@ func readyAt(co *Coalescer, now time.Time) string {
 		}
 	}
 	return fmt.Sprint(got)
+}
+
+// TestCoalescer_Writing: Writing names the start of the youngest write
+// still waiting for its writer, and nothing once it finished, was held
+// past MaxHold, or came finished (a close read with its write).
+func TestCoalescer_Writing(t *testing.T) {
+	const maxHold = time.Second
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type add struct {
+		ms int
+		c  Change
+	}
+	tests := []struct {
+		name  string
+		adds  []add
+		ready int // Ready at this offset (ms) after the adds; 0: not called
+		want  time.Time
+	}{
+		{name: "nothing pending", want: time.Time{}},
+		{name: "a write under way", adds: []add{{1, Change{Path: "a", Op: Write}}}, want: at(1)},
+		{name: "the receiver's write is not this member's",
+			adds: []add{{1, Change{Path: "a", Op: Write, Echo: true}}}, want: time.Time{}},
+		{name: "a change that came finished is no write under way",
+			adds: []add{{1, Change{Path: "a", Op: Write, Finished: true}}}, want: time.Time{}},
+		{name: "the youngest of two",
+			adds: []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "b", Op: Write}}}, want: at(2)},
+		{name: "a later event keeps the write's start",
+			adds: []add{{1, Change{Path: "a", Op: Write}}, {5, Change{Path: "a", Op: Write}}}, want: at(1)},
+		{name: "finished by its close: none",
+			adds: []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "a", Op: Write, Finished: true}}}, want: time.Time{}},
+		{name: "the youngest finished, the one before still written",
+			adds:  []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "b", Op: Write}}, {3, Change{Path: "b", Op: Write, Finished: true}}},
+			ready: 3, want: at(1)},
+		{name: "reported and gone: none",
+			adds:  []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "a", Op: Write, Finished: true}}},
+			ready: 2, want: time.Time{}},
+		{name: "held past MaxHold: a long-held file, not a write under way",
+			adds: []add{{1, Change{Path: "a", Op: Write}}}, ready: 1 + int(maxHold/time.Millisecond), want: time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			co := &Coalescer{MaxHold: maxHold}
+			for _, a := range tc.adds {
+				co.Add(a.c, at(a.ms))
+			}
+			if tc.ready > 0 {
+				co.Ready(at(tc.ready), nil)
+			}
+			if got := co.Writing(); !got.Equal(tc.want) {
+				t.Errorf("Writing() = %v, want %v", got.Sub(t0), tc.want.Sub(t0))
+			}
+		})
+	}
+}
+
+// TestCoalescer_WritingIsBounded: however many files are held open, only
+// the latest maxBegun writes are kept, and the youngest is named.
+func TestCoalescer_WritingIsBounded(t *testing.T) {
+	co := &Coalescer{}
+	t0 := time.Now()
+	for i := range 10 * maxBegun {
+		co.Add(Change{Path: fmt.Sprintf("f%d", i), Op: Write}, t0.Add(time.Duration(i)*time.Microsecond))
+	}
+	if len(co.begun) != maxBegun {
+		t.Fatalf("keeps %d writes, want %d", len(co.begun), maxBegun)
+	}
+	if got, want := co.Writing(), t0.Add(time.Duration(10*maxBegun-1)*time.Microsecond); !got.Equal(want) {
+		t.Fatalf("Writing() = %v, want the youngest, %v", got, want)
+	}
+}
+
+// TestCoalescer_RunTellsWriting: Run hands Writing on as it changes,
+// before it sends the change that ended the write.
+func TestCoalescer_RunTellsWriting(t *testing.T) {
+	co := &Coalescer{}
+	in, out := make(chan Change), make(chan Change)
+	writing := make(chan time.Time, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- co.Run(ctx, in, out, func(t time.Time) { writing <- t }) }()
+	in <- Change{Path: "a", Op: Write}
+	select {
+	case w := <-writing:
+		if w.IsZero() {
+			t.Fatal("zero told after a's unfinished change, want its start")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write under way told after a's unfinished change")
+	}
+	in <- Change{Path: "a", Op: Write, Finished: true}
+	select {
+	case c := <-out:
+		if c.Path != "a" || !c.Finished {
+			t.Fatalf("sent %+v, want a finished", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a not sent after its close")
+	}
+	select { // told before a was sent
+	case w := <-writing:
+		if !w.IsZero() {
+			t.Fatalf("told %v after a's close, want zero", w)
+		}
+	default:
+		t.Fatal("a was sent before the end of its write was told")
+	}
+	select {
+	case w := <-writing:
+		t.Fatalf("told %v again without a change", w)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

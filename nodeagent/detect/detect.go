@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -83,6 +84,18 @@ type Detector struct {
 
 	// rescans are the paths waiting for a scan (Rescan, and lost events).
 	rescans scanQueue
+	// writing is the coalescer's Writing, in Unix nanoseconds (0: none).
+	writing atomic.Int64
+}
+
+// Writing returns when the youngest write under way here began (a file
+// whose first change came while a writer held it, still held), or zero
+// (change.Coalescer.Writing). Safe to call while Run runs.
+func (d *Detector) Writing() time.Time {
+	if ns := d.writing.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Rescan asks for a scan of path (relative to the root), which reports
@@ -127,7 +140,14 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 			held, known := scan.WriterHolds(rootfd, p)
 			return !held, known
 		}}
-		return co.Run(ctx, toCoalesce, ready)
+		defer d.writing.Store(0)
+		return co.Run(ctx, toCoalesce, ready, func(began time.Time) {
+			var ns int64
+			if !began.IsZero() {
+				ns = began.UnixNano()
+			}
+			d.writing.Store(ns)
+		})
 	})
 	g.Go(func() error { return d.filter(ctx, rootfd, ready, out) })
 	g.Go(func() error { return d.watchRoot(ctx, held) })

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/internal/tmpfs"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
@@ -489,4 +490,40 @@ func TestDetector_Rescan(t *testing.T) {
 		e.det.Rescan("d")
 		e.waitFor("d/mine again, from the rescan", func(c change.Change) bool { return c.Path == "d/mine" })
 	})
+}
+
+// TestDetector_WritingNamesAWriteUnderWay: while a writer holds a file it
+// has written to, Writing names when that write began; once the writer
+// closes it, nothing. A file written and closed at once never counts.
+func TestDetector_WritingNamesAWriteUnderWay(t *testing.T) {
+	e := start(t, true)
+	if err := os.WriteFile(filepath.Join(e.root, "whole"), []byte("at once"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("whole", finishedWrite("whole"))
+	if w := e.det.Writing(); !w.IsZero() {
+		t.Fatalf("Writing() = %v after a file written and closed at once, want zero", w)
+	}
+	before := time.Now()
+	f, err := os.Create(filepath.Join(e.root, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("part"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		if w := e.det.Writing(); w.Before(before) {
+			return fmt.Errorf("Writing() = %v while a writer holds open, want its start (after %v)", w, before)
+		}
+		return nil
+	})
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("open after its close", finishedWrite("open"))
+	if w := e.det.Writing(); !w.IsZero() {
+		t.Fatalf("Writing() = %v once open was closed and reported, want zero", w)
+	}
 }

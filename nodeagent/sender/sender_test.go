@@ -239,8 +239,10 @@ func TestSender_gathering(t *testing.T) {
 		bytes      int64 // pending
 		// journaling: changes are being journaled (Sender.Journaling)
 		journaling bool
-		wait       bool
-		until      time.Time
+		// writing: when the youngest write under way began (Sender.Writing)
+		writing time.Time
+		wait    bool
+		until   time.Time
 	}{
 		{name: "the first run starts at once", lastWake: now, since: 5, pending: 5},
 		{name: "at rest a lone file goes at once, even while more is journaled", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, since: 1, pending: 1, journaling: true},
@@ -271,10 +273,21 @@ func TestSender_gathering(t *testing.T) {
 			wait: true, until: now.Add(-quiet / 10).Add(quiet / 5)},
 		{name: "with 16 MiB pending, after a fifth of the pause it goes", idleFrom: idle, lastWake: now.Add(-quiet / 5), since: 40, pending: 40, bytes: 16 << 20},
 		{name: "a run in flight: the lane rule decides", idleFrom: idle, flights: 1, lastWake: now, since: 40, pending: 40},
+		{name: "at rest a lone file waits while the next one is written", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, since: 1, pending: 1,
+			writing: now.Add(-time.Millisecond), wait: true, until: now.Add(-time.Millisecond).Add(DefaultWriteWait)},
+		{name: "before any run, a write holds too", activeFrom: now, lastWake: now, since: 1, pending: 1, writing: now, wait: true, until: now.Add(DefaultWriteWait)},
+		{name: "at rest a write begun DefaultWriteWait ago holds nothing", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-DefaultWriteWait), lastWake: now, since: 1, pending: 1,
+			writing: now.Add(-DefaultWriteWait)},
+		{name: "at rest a write holds no longer than Gather from the first change", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-gather + time.Millisecond), lastWake: now,
+			since: 3, pending: 3, writing: now, wait: true, until: now.Add(time.Millisecond)},
+		{name: "at rest a burst under way gathers by its pauses", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-10 * time.Millisecond), lastWake: now.Add(-quiet), since: 200, pending: 200,
+			writing: now},
+		{name: "a lone file after a run goes at once, beside a write too", idleFrom: idle, lastWake: now, since: 1, pending: 1, writing: now},
+		{name: "a run in flight: no wait for a write", activeFrom: now, flights: 1, lastWake: now, since: 1, pending: 1, writing: now},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Sender{Gather: gather, Quiet: quiet, Journaling: func() bool { return tc.journaling }}
+			s := &Sender{Gather: gather, Quiet: quiet, Journaling: func() bool { return tc.journaling }, Writing: func() time.Time { return tc.writing }}
 			s.defaults()
 			for i := range tc.flights {
 				s.flights[i] = flight{start: now}

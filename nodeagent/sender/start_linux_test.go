@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -467,5 +468,58 @@ func TestSender_Start_aPathAPeerIsSendingGoesAgainOnceSettled(t *testing.T) {
 				t.Fatal("f did not go again once the peer's run was confirmed")
 			}
 		})
+	}
+}
+
+// TestSender_Start_aWriteUnderWayKeepsALoneFileForTheNext: at rest, a
+// file that closed while the next one is being written (Writing) waits
+// for it, and the two go in one run; with no write under way a file goes
+// at once, alone.
+func TestSender_Start_aWriteUnderWayKeepsALoneFileForTheNext(t *testing.T) {
+	r := newRig(t, 23)
+	var writing atomic.Int64 // Unix ns of the write under way, 0: none
+	r.sender.Writing = func() time.Time {
+		if ns := writing.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Time{}
+	}
+	// Only the end of the write, not a bound, ends the wait below (Gather
+	// bounds it too, from the first change; a wake Gather after the one
+	// before starts a change at rest).
+	const gather = 2 * time.Second
+	r.sender.WriteWait, r.sender.Gather = time.Hour, gather
+	r.sender.Wake = make(chan struct{}, 1)
+	r.start()
+	r.write("alone", "1")
+	if sent := pathsOf(r.firstReport().Sent); !slices.Equal(sent, []string{"alone"}) {
+		t.Fatalf("first run sent %q, want alone", sent)
+	}
+
+	// At rest again: the next change comes Gather after the last.
+	time.Sleep(gather + 100*time.Millisecond)
+	writing.Store(time.Now().UnixNano())
+	r.write("first", "2")
+	time.Sleep(500 * time.Millisecond)
+	if n := len(r.reported()); n != 1 {
+		t.Fatalf("%d runs while the next file was being written, want only the first", n)
+	}
+	r.write("second", "3")
+	writing.Store(0)
+	r.sender.Wake <- struct{}{}
+	poll.Until(t, 30*time.Second, func() error {
+		if len(r.reported()) < 2 {
+			return os.ErrNotExist
+		}
+		return nil
+	})
+	runs := r.reported()
+	if sent := pathsOf(runs[1].Sent); !slices.Equal(sent, []string{"first", "second"}) {
+		t.Fatalf("second run sent %q, want first and second in one run", sent)
+	}
+	for _, p := range []string{"first", "second"} {
+		if _, err := os.Stat(filepath.Join(r.peerRoot, p)); err != nil {
+			t.Errorf("%s on the peer: %v", p, err)
+		}
 	}
 }
