@@ -66,6 +66,8 @@ func jailsyncRig(nodeagent string) func() (*rig, error) {
 					for i := range hosts {
 						name := fmt.Sprintf("agent%d.log", i)
 						_ = os.Rename(filepath.Join(base, name), filepath.Join(dst, name))
+						// The daemon's log: one line per connection.
+						_ = os.Rename(filepath.Join(hosts[i].state, "rsyncd", "rsyncd.log"), filepath.Join(dst, fmt.Sprintf("rsyncd%d.log", i)))
 					}
 				}
 			}
