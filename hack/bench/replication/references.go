@@ -63,18 +63,41 @@ func filesFromFloor() (*rig, error) {
 				return err
 			}
 			return parallel(len(targets), func(i int) error {
-				_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions())
+				_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions(d.dirs[i]))
 				return err
 			})
 		},
 	}, nil
 }
 
-// floorOptions are the floors' rsync options: the temp directory of the
-// agent's runs, as the agent keeps it (the issue prescribes it too, and it
-// costs the receiver: a quarter of a daemon's CPU on 4 KiB files,
-// measured).
-func floorOptions() rsync.Options { return rsync.Options{TempDir: "/.jailsync/tmp"} }
+// floorOptions are the floors' rsync options for the peer whose module is
+// dir: the temp directory of the agent's runs, as the agent keeps it (the
+// issue prescribes it too, and it costs the receiver: a quarter of a
+// daemon's CPU on 4 KiB files, measured), and a long list handed to the
+// peer as the agent hands it (since the twenty-fifth session: written
+// into the module's temp directory, where the daemon reads it in blocks,
+// while the client reads its standard input one byte per read(2); the
+// agent's peer writes it on request, receiver.Receiver.List, here it is
+// written directly).
+func floorOptions(dir string) rsync.Options {
+	return rsync.Options{TempDir: "/.jailsync/tmp", RemoteList: func(_ context.Context, list []byte) (string, error) {
+		name := fmt.Sprintf("list-%d", time.Now().UnixNano())
+		if err := os.WriteFile(filepath.Join(dir, ".jailsync", "tmp", name), list, 0o600); err != nil {
+			return "", err
+		}
+		return "/.jailsync/tmp/" + name, nil
+	}}
+}
+
+// longList reports whether names make a list that the agent hands to the
+// peer (rsync.RemoteListMin): "./" before each, NUL after.
+func longList(names []string) bool {
+	n := 0
+	for _, name := range names {
+		n += len(name) + 3
+	}
+	return n >= rsync.RemoteListMin
+}
 
 // interfaceDaemons starts the reference daemons with the temp directory
 // of floorOptions in each, and returns them with their targets for
@@ -135,7 +158,7 @@ func preparedFloor() (*rig, error) {
 	// as the agent's is not), is taken from its channel by the next push.
 	next := make([]chan *rsync.Warm, len(targets))
 	prepare := func(i int) {
-		w, err := rsync.Prepare(d.src, targets[i], floorOptions())
+		w, err := rsync.Prepare(d.src, targets[i], floorOptions(d.dirs[i]))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "[bench] preparedFloor: %v\n", err)
 		}
@@ -159,6 +182,15 @@ func preparedFloor() (*rig, error) {
 			names, err := namesOrAll(d.src, names)
 			if err != nil {
 				return err
+			}
+			if longList(names) {
+				// A long list goes to the peer, with a client of its own,
+				// as the agent's does (its prepared client reads standard
+				// input): the prepared ones wait for the next push.
+				return parallel(len(targets), func(i int) error {
+					_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions(d.dirs[i]))
+					return err
+				})
 			}
 			err = parallel(len(targets), func(i int) error {
 				w := <-next[i]
