@@ -62,11 +62,13 @@ const maxBegun = 64
 // Writing returns when the youngest write still in progress began: the
 // first event of the latest path whose change came unfinished (a file
 // being written) and that still waits for its writer; zero when none
-// does. Only the latest maxBegun such paths are kept, and a change held
-// past MaxHold no longer counts (its first event moves on): a file held
-// open for long is not a write under way. A sender at rest uses it to keep
-// a file that closed from going alone while the next files of its batch
-// are being written (sender.Sender.Writing).
+// does. Only the latest maxBegun such paths are kept. A file held open
+// for long (a log) stays a write under way with its old start, unless its
+// change was reported past MaxHold without a Probe that could tell (its
+// first event then moves on); its old start holds nothing back
+// (sender.Sender.WriteWait counts from it). A sender at rest uses it to
+// keep a file that closed from going alone while the next files of its
+// batch are being written (sender.Sender.Writing).
 func (co *Coalescer) Writing() time.Time {
 	for len(co.begun) > 0 {
 		b := co.begun[len(co.begun)-1]
@@ -98,7 +100,11 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	if !ok {
 		e = &entry{c: c, first: now}
 		co.pending[c.Path] = e
-		if !c.Finished && !c.Echo { // the receiver's writes are not this member's
+		// A write under way: not the receiver's own, and known to have
+		// a writer (a scan's change that waits to settle is a file found
+		// changed, whether or not anyone still writes it; one whose
+		// writer the scan found holding it counts, scan.markWriter).
+		if !c.Finished && !c.Echo && !c.NeedsSettle {
 			if len(co.begun) == maxBegun {
 				co.begun = append(co.begun[:0], co.begun[1:]...)
 			}

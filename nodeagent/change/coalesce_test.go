@@ -343,8 +343,9 @@ func TestCoalescer_Writing(t *testing.T) {
 	t0 := time.Now()
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	type add struct {
-		ms int
-		c  Change
+		ms    int
+		c     Change
+		ready bool // Ready at ms, after the change
 	}
 	tests := []struct {
 		name  string
@@ -353,31 +354,38 @@ func TestCoalescer_Writing(t *testing.T) {
 		want  time.Time
 	}{
 		{name: "nothing pending", want: time.Time{}},
-		{name: "a write under way", adds: []add{{1, Change{Path: "a", Op: Write}}}, want: at(1)},
+		{name: "a write under way", adds: []add{{1, Change{Path: "a", Op: Write}, false}}, want: at(1)},
 		{name: "the receiver's write is not this member's",
-			adds: []add{{1, Change{Path: "a", Op: Write, Echo: true}}}, want: time.Time{}},
+			adds: []add{{1, Change{Path: "a", Op: Write, Echo: true}, false}}, want: time.Time{}},
+		{name: "a scan's change is no write under way",
+			adds: []add{{1, *quiet("a", Write), false}}, want: time.Time{}},
 		{name: "a change that came finished is no write under way",
-			adds: []add{{1, Change{Path: "a", Op: Write, Finished: true}}}, want: time.Time{}},
+			adds: []add{{1, Change{Path: "a", Op: Write, Finished: true}, false}}, want: time.Time{}},
 		{name: "the youngest of two",
-			adds: []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "b", Op: Write}}}, want: at(2)},
+			adds: []add{{1, Change{Path: "a", Op: Write}, false}, {2, Change{Path: "b", Op: Write}, false}}, want: at(2)},
 		{name: "a later event keeps the write's start",
-			adds: []add{{1, Change{Path: "a", Op: Write}}, {5, Change{Path: "a", Op: Write}}}, want: at(1)},
+			adds: []add{{1, Change{Path: "a", Op: Write}, false}, {5, Change{Path: "a", Op: Write}, false}}, want: at(1)},
 		{name: "finished by its close: none",
-			adds: []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "a", Op: Write, Finished: true}}}, want: time.Time{}},
+			adds: []add{{1, Change{Path: "a", Op: Write}, false}, {2, Change{Path: "a", Op: Write, Finished: true}, false}}, want: time.Time{}},
 		{name: "the youngest finished, the one before still written",
-			adds:  []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "b", Op: Write}}, {3, Change{Path: "b", Op: Write, Finished: true}}},
+			adds:  []add{{1, Change{Path: "a", Op: Write}, false}, {2, Change{Path: "b", Op: Write}, false}, {3, Change{Path: "b", Op: Write, Finished: true}, false}},
 			ready: 3, want: at(1)},
-		{name: "reported and gone: none",
-			adds:  []add{{1, Change{Path: "a", Op: Write}}, {2, Change{Path: "a", Op: Write, Finished: true}}},
-			ready: 2, want: time.Time{}},
-		{name: "held past MaxHold: a long-held file, not a write under way",
-			adds: []add{{1, Change{Path: "a", Op: Write}}}, ready: 1 + int(maxHold/time.Millisecond), want: time.Time{}},
+		{name: "written again after its change was reported: the new write",
+			adds: []add{{1, Change{Path: "a", Op: Write}, false}, {2, Change{Path: "a", Op: Write, Finished: true}, true}, {4, Change{Path: "a", Op: Write}, false}},
+			want: at(4)},
+		{name: "reported past MaxHold, no probe to tell: it starts over, not a write under way",
+			adds: []add{{1, Change{Path: "a", Op: Write}, false}}, ready: 1 + int(maxHold/time.Millisecond), want: time.Time{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			co := &Coalescer{MaxHold: maxHold}
 			for _, a := range tc.adds {
 				co.Add(a.c, at(a.ms))
+				if a.ready {
+					if got := co.Ready(at(a.ms), nil); len(got) != 1 || got[0].Path != a.c.Path {
+						t.Fatalf("ready at %d ms: %+v, want %s", a.ms, got, a.c.Path)
+					}
+				}
 			}
 			if tc.ready > 0 {
 				co.Ready(at(tc.ready), nil)
@@ -399,6 +407,9 @@ func TestCoalescer_WritingIsBounded(t *testing.T) {
 	}
 	if len(co.begun) != maxBegun {
 		t.Fatalf("keeps %d writes, want %d", len(co.begun), maxBegun)
+	}
+	if got, want := co.begun[0].at, t0.Add(time.Duration(9*maxBegun)*time.Microsecond); !got.Equal(want) {
+		t.Fatalf("oldest kept began at %v, want %v: the oldest go first", got, want)
 	}
 	if got, want := co.Writing(), t0.Add(time.Duration(10*maxBegun-1)*time.Microsecond); !got.Equal(want) {
 		t.Fatalf("Writing() = %v, want the youngest, %v", got, want)

@@ -84,16 +84,18 @@ type Detector struct {
 
 	// rescans are the paths waiting for a scan (Rescan, and lost events).
 	rescans scanQueue
-	// writing is the coalescer's Writing, in Unix nanoseconds (0: none).
-	writing atomic.Int64
+	// writing is the coalescer's Writing (nil: none), as a time.Time so
+	// that it keeps its monotonic clock reading: a wall clock set back
+	// must not stretch a sender's wait.
+	writing atomic.Pointer[time.Time]
 }
 
 // Writing returns when the youngest write under way here began (a file
 // whose first change came while a writer held it, still held), or zero
 // (change.Coalescer.Writing). Safe to call while Run runs.
 func (d *Detector) Writing() time.Time {
-	if ns := d.writing.Load(); ns != 0 {
-		return time.Unix(0, ns)
+	if t := d.writing.Load(); t != nil {
+		return *t
 	}
 	return time.Time{}
 }
@@ -140,13 +142,13 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 			held, known := scan.WriterHolds(rootfd, p)
 			return !held, known
 		}}
-		defer d.writing.Store(0)
+		defer d.writing.Store(nil)
 		return co.Run(ctx, toCoalesce, ready, func(began time.Time) {
-			var ns int64
-			if !began.IsZero() {
-				ns = began.UnixNano()
+			if began.IsZero() {
+				d.writing.Store(nil)
+				return
 			}
-			d.writing.Store(ns)
+			d.writing.Store(&began)
 		})
 	})
 	g.Go(func() error { return d.filter(ctx, rootfd, ready, out) })

@@ -144,8 +144,9 @@ type Sender struct {
 	// writes, took a connection on both hosts and used up the prepared
 	// client that the rest's run then lacked; docs/benchmarks.md, the
 	// twenty-fifth session). A lone file, with no other write under
-	// way, still goes at once. WriteWait bounds the wait
-	// (DefaultWriteWait).
+	// way, still goes at once. WriteWait bounds the wait for one write
+	// (DefaultWriteWait); while new writes keep starting, it lasts at
+	// most Gather from the first change.
 	Writing   func() time.Time
 	WriteWait time.Duration
 	// BatchFiles and BatchBytes bound one run.
@@ -752,7 +753,7 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 		end = s.idleFrom.Add(s.Gather)
 	} else {
 		if pending < gatherAfter {
-			return s.writeUnderWay(now)
+			return s.writeUnderWay(now, pending)
 		}
 		end = s.activeFrom.Add(s.Gather)
 	}
@@ -781,8 +782,8 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 // writeUnderWay reports whether a write under way keeps a few changes at
 // rest from going (see Writing), and until when at most: WriteWait from
 // the write's start, and never past Gather from the first change.
-func (s *Sender) writeUnderWay(now time.Time) (time.Time, bool) {
-	if s.Writing == nil {
+func (s *Sender) writeUnderWay(now time.Time, pending int64) (time.Time, bool) {
+	if s.Writing == nil || pending == 0 {
 		return time.Time{}, false
 	}
 	began := s.Writing()

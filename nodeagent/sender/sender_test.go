@@ -282,6 +282,7 @@ func TestSender_gathering(t *testing.T) {
 			since: 3, pending: 3, writing: now, wait: true, until: now.Add(time.Millisecond)},
 		{name: "at rest a burst under way gathers by its pauses", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-10 * time.Millisecond), lastWake: now.Add(-quiet), since: 200, pending: 200,
 			writing: now},
+		{name: "at rest with nothing pending a write holds nothing", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, writing: now},
 		{name: "a lone file after a run goes at once, beside a write too", idleFrom: idle, lastWake: now, since: 1, pending: 1, writing: now},
 		{name: "a run in flight: no wait for a write", activeFrom: now, flights: 1, lastWake: now, since: 1, pending: 1, writing: now},
 	}
