@@ -62,10 +62,7 @@ func filesFromFloor() (*rig, error) {
 			if err != nil {
 				return err
 			}
-			return parallel(len(targets), func(i int) error {
-				_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions(d.dirs[i]))
-				return err
-			})
+			return pushEach(d, targets, names)
 		},
 	}, nil
 }
@@ -90,13 +87,22 @@ func floorOptions(dir string) rsync.Options {
 }
 
 // longList reports whether names make a list that the agent hands to the
-// peer (rsync.RemoteListMin): "./" before each, NUL after.
+// peer (rsync.RemoteListMin).
 func longList(names []string) bool {
 	n := 0
 	for _, name := range names {
-		n += len(name) + 3
+		n += rsync.ListedBytes(name)
 	}
 	return n >= rsync.RemoteListMin
+}
+
+// pushEach pushes names to every peer through a client of its own, the
+// three in parallel.
+func pushEach(d *refDaemons, targets []rsync.Target, names []string) error {
+	return parallel(len(targets), func(i int) error {
+		_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions(d.dirs[i]))
+		return err
+	})
 }
 
 // interfaceDaemons starts the reference daemons with the temp directory
@@ -187,10 +193,7 @@ func preparedFloor() (*rig, error) {
 				// A long list goes to the peer, with a client of its own,
 				// as the agent's does (its prepared client reads standard
 				// input): the prepared ones wait for the next push.
-				return parallel(len(targets), func(i int) error {
-					_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions(d.dirs[i]))
-					return err
-				})
+				return pushEach(d, targets, names)
 			}
 			err = parallel(len(targets), func(i int) error {
 				w := <-next[i]
