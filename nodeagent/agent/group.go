@@ -392,7 +392,7 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 	}
 	changes := make(chan change.Change, 4096)
 	eg.Go(func() error { return det.Run(ctx, changes) })
-	wakes := g.startSenders(ctx, runCtx, eg, det.Writing)
+	wakes := g.startSenders(ctx, runCtx, eg, det.Writing, det.Coming)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
 	return nil
 }
@@ -657,8 +657,9 @@ func rsyncOptions(spec syncv1.SyncGroupSpec, resumes bool) rsync.Options {
 }
 
 // startSenders starts one sender per peer and returns their wake channels;
-// writing is the detector's (sender.Sender.Writing).
-func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, writing func() time.Time) []chan struct{} {
+// writing and detecting are the detector's Writing and Coming
+// (sender.Sender.Writing, sender.Sender.Coming).
+func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, writing func() time.Time, detecting func() bool) []chan struct{} {
 	spec := g.cfg.Group.Spec
 	opts := rsyncOptions(spec, g.resumes)
 	opts.RsyncPath = g.rsyncPath
@@ -671,13 +672,16 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 	pushing := sender.NewPushing() // one lone change goes to every peer at once
 	var wakes []chan struct{}
 	crossed := g.crossed(&wakes)
+	// More changes are on their way: in the detector, or taken by the
+	// journal's writer and not yet committed.
+	coming := func() bool { return g.journaling.Load() || detecting() }
 	crossedAfter := g.crossedAfter()
 	for _, p := range g.peers {
 		s := &sender.Sender{
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
-			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing, Coming: coming,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

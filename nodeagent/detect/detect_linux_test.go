@@ -527,3 +527,56 @@ func TestDetector_WritingNamesAWriteUnderWay(t *testing.T) {
 		t.Fatalf("Writing() = %v once open was closed and reported, want zero", w)
 	}
 }
+
+// TestDetector_ComingWhileChangesWait: changes the detector holds between
+// its stages, not yet reported (more than its consumer takes), count as
+// coming; once every one is reported and nothing else happens, nothing is.
+func TestDetector_ComingWhileChangesWait(t *testing.T) {
+	e := start(t, true)
+	poll.Until(t, 10*time.Second, func() error {
+		if e.det.Coming() {
+			return errors.New("Coming() = true at rest before any write")
+		}
+		return nil
+	})
+	// More than e.out holds: the rest wait in the detector while the test
+	// reads nothing.
+	files := 2 * cap(e.out)
+	want := make(map[string]bool, files)
+	for i := range files {
+		name := fmt.Sprintf("f%04d", i)
+		if err := os.WriteFile(filepath.Join(e.root, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = true
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		if len(e.out) < cap(e.out) {
+			return fmt.Errorf("%d of %d changes reported so far", len(e.out), cap(e.out))
+		}
+		return nil
+	})
+	if !e.det.Coming() {
+		t.Fatalf("Coming() = false with %d files written and %d changes reported", files, len(e.out))
+	}
+	for len(want) > 0 {
+		for p := range want {
+			e.waitFor(p, finishedWrite(p))
+			break
+		}
+		for _, c := range e.seen {
+			if c.Finished && c.Op.Has(change.Write) {
+				delete(want, c.Path)
+			}
+		}
+	}
+	poll.Until(t, 10*time.Second, func() error {
+		for len(e.out) > 0 {
+			e.seen = append(e.seen, <-e.out)
+		}
+		if e.det.Coming() {
+			return errors.New("Coming() = true with every write reported")
+		}
+		return nil
+	})
+}

@@ -241,8 +241,10 @@ func TestSender_gathering(t *testing.T) {
 		journaling bool
 		// writing: when the youngest write under way began (Sender.Writing)
 		writing time.Time
-		wait    bool
-		until   time.Time
+		// coming: more changes are on their way to the journal (Sender.Coming)
+		coming bool
+		wait   bool
+		until  time.Time
 	}{
 		{name: "the first run starts at once", lastWake: now, since: 5, pending: 5},
 		{name: "at rest a lone file goes at once, even while more is journaled", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, since: 1, pending: 1, journaling: true},
@@ -285,10 +287,22 @@ func TestSender_gathering(t *testing.T) {
 		{name: "at rest with nothing pending a write holds nothing", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, writing: now},
 		{name: "a lone file after a run goes at once, beside a write too", idleFrom: idle, lastWake: now, since: 1, pending: 1, writing: now},
 		{name: "a run in flight: no wait for a write", activeFrom: now, flights: 1, lastWake: now, since: 1, pending: 1, writing: now},
+		{name: "at rest a burst's first few changes wait while more are coming", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-time.Millisecond), lastWake: now,
+			since: 3, pending: 3, coming: true, wait: true, until: now.Add(-time.Millisecond).Add(DefaultWriteWait)},
+		{name: "before any run, what is coming holds a lone file too", activeFrom: now, lastWake: now, since: 1, pending: 1, coming: true, wait: true, until: now.Add(DefaultWriteWait)},
+		{name: "at rest what is coming holds no longer than DefaultWriteWait from the first change", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-DefaultWriteWait), lastWake: now,
+			since: 3, pending: 3, coming: true},
+		{name: "at rest with nothing more coming a few changes go at once", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, since: 3, pending: 3},
+		{name: "at rest with nothing pending what is coming holds nothing", idleFrom: now.Add(-time.Hour), activeFrom: now, lastWake: now, coming: true},
+		{name: "a lone file after a run goes at once, while more is coming too", idleFrom: idle, lastWake: now, since: 1, pending: 1, coming: true},
+		{name: "a run in flight: no wait for what is coming", activeFrom: now, flights: 1, lastWake: now, since: 1, pending: 1, coming: true},
+		{name: "a write under way and more coming: the write's bound", idleFrom: now.Add(-time.Hour), activeFrom: now.Add(-5 * time.Millisecond), lastWake: now,
+			since: 1, pending: 1, writing: now, coming: true, wait: true, until: now.Add(DefaultWriteWait)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Sender{Gather: gather, Quiet: quiet, Journaling: func() bool { return tc.journaling }, Writing: func() time.Time { return tc.writing }}
+			s := &Sender{Gather: gather, Quiet: quiet, Journaling: func() bool { return tc.journaling }, Writing: func() time.Time { return tc.writing },
+				Coming: func() bool { return tc.coming }}
 			s.defaults()
 			for i := range tc.flights {
 				s.flights[i] = flight{start: now}
