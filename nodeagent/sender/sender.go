@@ -150,9 +150,9 @@ type Sender struct {
 	Writing   func() time.Time
 	WriteWait time.Duration
 	// Coming, when set, reports whether more changes are on their way to
-	// the journal: events the detector has not turned into changes yet,
-	// or changes it has not reported (detect.Detector.Coming), or changes
-	// the journal has not committed (Journaling). At rest, a few changes
+	// the journal: changes the detector has not reported yet
+	// (detect.Detector.Coming), or changes the journal has not committed
+	// (the agent adds Journaling to it). At rest, a few changes
 	// that would go alone wait while more are coming, for at most
 	// WriteWait from the first change, and the next commit decides again:
 	// a burst's first commit often holds one to six files (the detector
@@ -796,31 +796,35 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 // their way to the journal (Coming), for WriteWait from the first change;
 // never past Gather from it.
 func (s *Sender) moreComing(now time.Time, pending int64) (time.Time, bool) {
-	if at, wait := s.writeUnderWay(now, pending); wait {
+	if pending == 0 {
+		return time.Time{}, false
+	}
+	if at, wait := s.writeUnderWay(now); wait {
 		return at, true
 	}
-	if s.Coming == nil || pending == 0 || !s.Coming() {
+	if s.Coming == nil || !s.Coming() {
 		return time.Time{}, false
 	}
-	end := s.activeFrom.Add(min(s.WriteWait, s.Gather))
-	if !now.Before(end) {
-		return time.Time{}, false
-	}
-	return end, true
+	return s.atRestUntil(now, s.activeFrom.Add(s.WriteWait))
 }
 
 // writeUnderWay reports whether a write under way keeps a few changes at
 // rest from going (see Writing), and until when at most: WriteWait from
 // the write's start, and never past Gather from the first change.
-func (s *Sender) writeUnderWay(now time.Time, pending int64) (time.Time, bool) {
-	if s.Writing == nil || pending == 0 {
+func (s *Sender) writeUnderWay(now time.Time) (time.Time, bool) {
+	if s.Writing == nil {
 		return time.Time{}, false
 	}
 	began := s.Writing()
 	if began.IsZero() {
 		return time.Time{}, false
 	}
-	end := began.Add(s.WriteWait)
+	return s.atRestUntil(now, began.Add(s.WriteWait))
+}
+
+// atRestUntil reports whether a wait at rest until end lasts past now,
+// and until when: end, but never past Gather from the first change.
+func (s *Sender) atRestUntil(now, end time.Time) (time.Time, bool) {
 	if bound := s.activeFrom.Add(s.Gather); bound.Before(end) {
 		end = bound
 	}
