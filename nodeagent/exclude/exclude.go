@@ -8,12 +8,19 @@
 //
 // Written here because no maintained Go library implements rsync's
 // anchoring rules; the tests compare it with the real rsync.
+//
+// rsync matches bytes (its wildmatch.c: ? and a class take one byte, and a
+// name is any bytes but / and NUL), while Go's regexp matches UTF-8 runes.
+// Patterns and paths are therefore matched as Latin-1: each byte one rune
+// (latin1), so that a pattern's non-ASCII letters, and paths that are not
+// UTF-8 at all, match exactly as rsync matches them.
 package exclude
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // reserved is the agent's own directory in every root (index.ReservedDir).
@@ -54,6 +61,7 @@ func compile(p string) (rule, error) {
 	anchored := strings.HasPrefix(p, "/")
 	p = strings.TrimPrefix(p, "/")
 	var b strings.Builder
+	b.WriteString(`(?s)`) // ** matches a newline too, as any other byte
 	switch {
 	case anchored:
 		b.WriteString(`^`)
@@ -86,18 +94,26 @@ func compile(p string) (rule, error) {
 				b.WriteByte('^')
 				class = class[1:]
 			}
-			b.WriteString(strings.ReplaceAll(strings.ReplaceAll(class, `\`, `\\`), `[`, `\[`))
+			for j := 0; j < len(class); j++ {
+				switch c := class[j]; c {
+				case '\\', '[':
+					b.WriteByte('\\')
+					b.WriteByte(c)
+				default:
+					b.WriteRune(rune(c))
+				}
+			}
 			b.WriteByte(']')
 			i = end
 		case '\\':
 			if i+1 < len(p) {
 				i++
-				b.WriteString(regexp.QuoteMeta(string(p[i])))
+				b.WriteString(regexp.QuoteMeta(string(rune(p[i]))))
 			} else {
 				b.WriteString(`\\`)
 			}
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(string(rune(c))))
 		}
 	}
 	b.WriteString(`$`)
@@ -133,6 +149,7 @@ func (m *Matcher) Match(rel string, isDir bool) bool {
 	if m == nil || rel == "." || rel == "" {
 		return false
 	}
+	rel = latin1(rel)
 	for i := 0; i < len(rel); i++ {
 		if rel[i] == '/' && m.matchOne(rel[:i], true) {
 			return true
@@ -151,4 +168,21 @@ func (m *Matcher) matchOne(rel string, isDir bool) bool {
 		}
 	}
 	return false
+}
+
+// latin1 returns s with each byte as one rune (its Latin-1 reading), as the
+// patterns are compiled; ASCII is itself, and returned as it is.
+func latin1(s string) string {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := make([]rune, 0, len(s))
+	for j := 0; j < len(s); j++ {
+		b = append(b, rune(s[j]))
+	}
+	return string(b)
 }

@@ -16,12 +16,15 @@ var tree = []string{
 	"src/", "src/cache/", "src/cache/z", "src/main.go", "src/main.go.tmp", "src/.git/", "src/.git/HEAD",
 	"logs/", "logs/2026/", "logs/2026/app.log", "logs/app.log", "x/", "x/logs/", "x/logs/app.log",
 	"[br]acket", "q1", "q22", "-dash", "#hash", "sp ace.tmp", "\xff\xfe.tmp",
+	// Non-ASCII names, and names with a newline: rsync matches bytes.
+	"Données/", "Données/a", "dé", "dx", "é.tmp", "logs/x\ny", "a\nb.tmp", "src/n\nl/", "src/n\nl/HEAD",
 }
 
 var patterns = []string{
 	"*.tmp", "cache/", "/cache/", "cache", "logs/*.log", "/logs/*.log", "logs/**", "**/.git/", ".git",
 	"src/cache", "q?", "[ab].*", "[!ab].*", "/src/", "2026/", "-dash", "#hash", "*/app.log", "**.log",
 	"\\[br\\]acket", "x/logs/", "sp ace.tmp",
+	"/Données/", "Données", "d?", "d??", "*é*", "[é]*", "src/**/HEAD", "n?l/",
 }
 
 func TestMatcher_AgreesWithRsync(t *testing.T) {
