@@ -96,6 +96,19 @@ func (s *Scanner) Scan(ctx context.Context, dir string, out chan<- change.Change
 
 	allowed := dir == "." && !s.fullScanned.Swap(true) && s.AllowMassDelete
 	w := &walk{s: s, rootfd: rootfd, out: out, ctx: ctx, holdRemovals: dir == "." && !allowed}
+	if w.holdRemovals {
+		// The share is of the paths indexed when the scan began: what it
+		// finds new is journaled, and indexed, while it walks, and counted
+		// after the walk would let more deletions pass the more it found
+		// (a root rolled back to an older copy brings back old files as it
+		// loses new ones).
+		if err := s.Index.View(func(tx *index.Tx) error {
+			w.indexed = tx.Len()
+			return nil
+		}); err != nil {
+			return Stats{}, err
+		}
+	}
 	w.cond = sync.NewCond(&w.mu)
 	w.stack = []string{dir}
 	n := s.Workers
@@ -129,9 +142,8 @@ func (w *walk) releaseRemovals() error {
 	if !w.holdRemovals || len(w.removals) == 0 {
 		return nil
 	}
-	var total, deleted int
+	total, deleted := w.indexed, 0
 	err := w.s.Index.View(func(tx *index.Tx) error {
-		total = tx.Len()
 		for _, c := range w.removals {
 			deleted += countTree(tx, c.Path)
 		}
@@ -188,6 +200,7 @@ type walk struct {
 	// (removals), to check them against MaxDeleteShare.
 	holdRemovals bool
 	removals     []change.Change
+	indexed      int // the index's paths when the scan began
 
 	dirs, files, changes atomic.Int64
 }

@@ -399,6 +399,52 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 	}
 }
 
+// TestScanner_MassDeleteShareIsOfTheIndexBeforeTheScan: the files a scan
+// finds new are journaled, and indexed, while it walks (here by a consumer
+// that records each as the journal does); they must not dilute the share.
+// A root rolled back to an older copy: 150 of its 200 indexed files gone,
+// 400 older ones back. 150 of 200 is refused; counted against the index
+// after the walk (about 600 paths) it would pass.
+func TestScanner_MassDeleteShareIsOfTheIndexBeforeTheScan(t *testing.T) {
+	f := newFixture(t, t.TempDir())
+	var all []string
+	for i := range 200 {
+		name := fmt.Sprintf("f%03d", i)
+		f.write(name, "x")
+		all = append(all, name)
+	}
+	f.recordAll(all...)
+	for _, n := range all[:150] {
+		f.do(os.Remove(filepath.Join(f.root, n)))
+	}
+	for i := range 400 {
+		f.write(fmt.Sprintf("old%03d", i), "x")
+	}
+	out := make(chan change.Change) // unbuffered: each new file is indexed before the walk goes on
+	recorded := make(chan int)
+	go func() {
+		n := 0
+		for c := range out {
+			if c.Op.Has(change.Remove) {
+				continue
+			}
+			if err := f.idx.Update(func(tx *index.Tx) error { return tx.Record(f.rootfd, c.Path) }); err != nil {
+				t.Errorf("record %q: %v", c.Path, err)
+			}
+			n++
+		}
+		recorded <- n
+	}()
+	_, err := f.sc.Scan(context.Background(), ".", out)
+	close(out)
+	if n := <-recorded; n < 400 {
+		t.Fatalf("%d new files recorded during the scan, want 400", n)
+	}
+	if !errors.Is(err, ErrMassDelete) {
+		t.Fatalf("Scan error %v, want ErrMassDelete: 150 of the 200 files indexed before the scan are gone", err)
+	}
+}
+
 // TestScanner_RefusesADirectoryReplaced: a directory holding most of the
 // indexed files, replaced by a file or a symlink, would replace the
 // peers' directory and all of it: a mass deletion, refused like one.
