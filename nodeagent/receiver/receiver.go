@@ -179,7 +179,8 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // run, announced again; held on here meanwhile, it would hold every local
 // change below it for as long as that sender kept announcing it (each
 // announcement renews the hold). A run not known here (announced before
-// this agent started) releases what it confirms.
+// this agent started, restored from the index) releases at its sender's
+// next confirmation; a run not known at all releases nothing.
 func (r *Receiver) Received(_ context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
 	if err := checkPaths(sent, deleted); err != nil {
 		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
@@ -264,12 +265,13 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 	for _, ra := range restored {
 		r.Held.Done(ra.paths...)
 	}
+	// A run not known here holds nothing: it was confirmed before this
+	// agent restarted (the sender did not hear the answer and asks again),
+	// or dropped, its paths released then. Releasing its paths again would
+	// end another run's hold of them.
 	if known {
 		r.removeLists(a.lists)
 		r.Held.Done(a.paths...)
-	} else {
-		r.Held.Done(sent...)
-		r.Held.Done(deleted...)
 	}
 	return nil
 }

@@ -639,6 +639,34 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 	}
 }
 
+// TestReceiver_ConfirmedAgainAfterARestart: a sender that did not hear
+// the answer to a confirmation asks again; the receiver, restarted since,
+// no longer knows the run, which holds nothing any more. Its paths held
+// by another sender's run stay held.
+func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	restarted := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+	if held, err := restarted.Restore(); err != nil || held != 0 {
+		t.Fatalf("Restore = %d, %v; want nothing: run-1 was confirmed", held, err)
+	}
+	if err := restarted.Incoming(ctx, "n2", "run-5", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !restarted.Held.Has("a") {
+		t.Error("n1's confirmation of a run confirmed before the restart released n2's run")
+	}
+}
+
 // TestReceiver_RefusesPathsNoSenderSends: an announcement or confirmation
 // naming the root's parent (""), an absolute path, "..", a NUL or the
 // reserved directory is refused whole, and the index keeps
