@@ -66,11 +66,14 @@ type Receiver struct {
 	// before: detect.Incoming's TTL).
 	runs map[string]announced
 	// confirmed are the runs confirmed lately (or being confirmed), by the
-	// same key, with when: a confirmation the sender sends again (its
-	// answer was lost, or came after the sender's timeout) changes nothing,
-	// and an announcement of it that comes late holds nothing. Either
-	// would release, or hold, paths of another run.
-	confirmed map[string]time.Time
+	// same key: a confirmation the sender sends again (its answer was lost,
+	// or came after the sender's timeout) changes nothing, and an
+	// announcement of it that comes late holds nothing. Either would
+	// release, or hold, paths of another run. One sent again while the
+	// first is still being recorded waits for its outcome: answered at
+	// once, the sender would take the run as done before it was recorded,
+	// and for good if that record then failed.
+	confirmed map[string]*confirmation
 	// lists numbers the list files written since the start.
 	lists uint64
 }
@@ -79,6 +82,14 @@ type Receiver struct {
 // sender's retries of its confirmation and of its announcements, and the
 // holds they were about (detect.DefaultIncomingTTL).
 const confirmedFor = 2 * detect.DefaultIncomingTTL
+
+// confirmation is a run's confirmation: when it came, and once recorded
+// (done closed) whether that failed.
+type confirmation struct {
+	at   time.Time
+	done chan struct{}
+	err  error
+}
 
 // checkPaths refuses paths that no sender sends: empty, absolute, not
 // clean, with a NUL, or in the agent's reserved directory. The index takes
@@ -181,7 +192,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // announcement renews the hold). A run not known here (announced before
 // this agent started, restored from the index) releases at its sender's
 // next confirmation; a run not known at all releases nothing.
-func (r *Receiver) Received(_ context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
+func (r *Receiver) Received(ctx context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
 	if err := checkPaths(sent, deleted); err != nil {
 		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
 	}
@@ -189,15 +200,23 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 	keys := []string{key}
 	now := time.Now()
 	r.mu.Lock()
-	if _, done := r.confirmed[key]; done {
+	if c, again := r.confirmed[key]; again {
 		r.mu.Unlock()
-		return nil // confirmed again: its paths were released once
+		// Confirmed again: its paths were released once, or will be by
+		// the confirmation in progress, whose outcome is this one's.
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return fmt.Errorf("confirmed run %s from %s: waiting for its confirmation in progress: %w", run, from, ctx.Err())
+		}
 	}
 	if r.confirmed == nil {
-		r.confirmed = make(map[string]time.Time)
+		r.confirmed = make(map[string]*confirmation)
 	}
-	maps.DeleteFunc(r.confirmed, func(_ string, at time.Time) bool { return now.Sub(at) > confirmedFor })
-	r.confirmed[key] = now
+	maps.DeleteFunc(r.confirmed, func(_ string, c *confirmation) bool { return now.Sub(c.at) > confirmedFor })
+	c := &confirmation{at: now, done: make(chan struct{})}
+	r.confirmed[key] = c
 	a, known := r.runs[key]
 	var restored []announced
 	for k, ra := range r.runs {
@@ -252,11 +271,15 @@ func (r *Receiver) Received(_ context.Context, from, run string, sent []string, 
 	if err != nil {
 		// Not confirmed: the run keeps its paths held, and the sender's
 		// next try does it all again.
+		err = fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 		r.mu.Lock()
 		delete(r.confirmed, key)
 		r.mu.Unlock()
-		return fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
+		c.err = err
+		close(c.done)
+		return err
 	}
+	close(c.done)
 	r.mu.Lock()
 	for _, k := range keys {
 		delete(r.runs, k)

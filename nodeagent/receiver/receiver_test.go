@@ -667,6 +667,54 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	}
 }
 
+// TestReceiver_ConfirmedAgainWhileBeingRecorded: a sender whose
+// confirmation timed out sends it again while the first is still being
+// recorded (here behind a write transaction that holds the index); the
+// second is not answered before the first has recorded the run, and then
+// with its outcome.
+func TestReceiver_ConfirmedAgainWhileBeingRecorded(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	holding, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = r.Index.Update(func(*index.Tx) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	<-holding
+	first := make(chan error, 1)
+	go func() { first <- r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil) }()
+	for { // the first confirmation is under way once it is on record
+		r.mu.Lock()
+		_, on := r.confirmed["n1\x00run-1"]
+		r.mu.Unlock()
+		if on {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := r.Received(short, "n1", "run-1", []string{"a"}, nil, nil); err == nil {
+		t.Error("the confirmation sent again was answered before the first was recorded")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Errorf("the confirmation sent again after the first was recorded: %v", err)
+	}
+	if r.Held.Has("a") {
+		t.Error("a still held after its run was confirmed")
+	}
+}
+
 // TestReceiver_RefusesPathsNoSenderSends: an announcement or confirmation
 // naming the root's parent (""), an absolute path, "..", a NUL or the
 // reserved directory is refused whole, and the index keeps
