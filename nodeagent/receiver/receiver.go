@@ -31,6 +31,10 @@ import (
 type Receiver struct {
 	// RootFD is the data root, open.
 	RootFD int
+	// Root, when set, is the root's path, which the rsync daemon resolves
+	// for each connection: a confirmation is refused unless it still names
+	// RootFD's directory (checkRoot).
+	Root string
 	// Index is the root's index.
 	Index *index.Index
 	// Held is shared with the group's detector (detect.Detector.Incoming).
@@ -196,6 +200,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	if err := checkPaths(sent, deleted); err != nil {
 		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
 	}
+	if err := r.checkRoot(); err != nil {
+		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
+	}
 	key := from + "\x00" + run
 	keys := []string{key}
 	now := time.Now()
@@ -297,6 +304,25 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		r.Held.Done(a.paths...)
 	}
 	return nil
+}
+
+// checkRoot refuses a confirmation while Root names another directory
+// than RootFD (mounted over, or replaced): the daemon put the run's files
+// there, and what the receiver looks at through RootFD does not have them.
+// Recorded so, a sent file would read as deleted here meanwhile, and its
+// deletion would go to every member once the right root is back. Refused,
+// the run stays pending on its sender, and the group stops at its next
+// check of the root (detect.Detector's watchRoot).
+func (r *Receiver) checkRoot() error {
+	if r.Root == "" {
+		return nil
+	}
+	fd, err := beneath.OpenRoot(r.Root)
+	if err != nil {
+		return fmt.Errorf("%w: %v", index.ErrRootMissing, err)
+	}
+	defer unix.Close(fd)
+	return r.Index.CheckHeldRoot(r.RootFD, fd, r.Root)
 }
 
 // List writes the --from0 list of one rsync run of from's announced run

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -712,6 +713,49 @@ func TestReceiver_ConfirmedAgainWhileBeingRecorded(t *testing.T) {
 	}
 	if r.Held.Has("a") {
 		t.Error("a still held after its run was confirmed")
+	}
+}
+
+// TestReceiver_RefusesAConfirmationWhileTheRootIsReplaced: the root's
+// path given to another directory (mounted over, or a copy moved in): the
+// daemon put the run's files there, not in the root the receiver holds
+// open. The confirmation is refused, and nothing is recorded: recorded, a
+// sent file missing from the held root would read as deleted here.
+func TestReceiver_RefusesAConfirmationWhileTheRootIsReplaced(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	r.Root = root
+	ctx := context.Background()
+	for _, run := range []string{"run-1", "run-2"} {
+		if err := r.Incoming(ctx, "n1", run, []string{"new"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatalf("confirmation with the root in place: %v", err)
+	}
+	if err := os.Rename(root, root+".held"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "new"), []byte("landed on the wrong filesystem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Received(ctx, "n1", "run-2", []string{"new"}, nil, nil)
+	if !errors.Is(err, index.ErrRootChanged) {
+		t.Fatalf("confirmation with another directory at the root's path: %v, want ErrRootChanged", err)
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		if _, ok, err := tx.Get("new"); err != nil || ok {
+			t.Errorf("new recorded (%v, %v) from a refused confirmation", ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Held.Has("new") {
+		t.Error("the refused run's paths were released")
 	}
 }
 
