@@ -216,6 +216,9 @@ type Sender struct {
 	// seconds to drain on SIGTERM).
 	RunContext context.Context
 
+	// dir is where rsync's clients run: the root held open (rsyncDir),
+	// set by Start.
+	dir string
 	// transferring is what the runs in flight that report progress have
 	// carried so far (Transferring).
 	transferring atomic.Int64
@@ -340,6 +343,14 @@ type Run struct {
 	raced map[string]bool
 }
 
+// rsyncRoot is where rsync's clients run: dir once Start has set it.
+func (s *Sender) rsyncRoot() string {
+	if s.dir != "" {
+		return s.dir
+	}
+	return s.Root
+}
+
 // Start runs the sender until ctx ends.
 func (s *Sender) Start(ctx context.Context) error {
 	s.defaults()
@@ -348,6 +359,7 @@ func (s *Sender) Start(ctx context.Context) error {
 		return err
 	}
 	defer unix.Close(rootfd)
+	s.dir = rsyncDir(s.Root, rootfd)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Buffered for every run that may be in flight (maxRuns), so that
@@ -1232,7 +1244,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			defer func() { s.transferring.Add(-last) }()
 		}
 		push := func(ctx context.Context, files []string) (rsync.Result, error) {
-			return rsync.Push(ctx, s.Root, files, s.Target, o)
+			return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, o)
 		}
 		if w != nil {
 			push, w = w.Push, nil // used up by its push
@@ -1258,7 +1270,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// anew and leave them on the old inode.
 			files := b.withOtherNames(rootfd, pathsOf(again))
 			res, err = s.listing(rootfd, files, &staleDirs, func(files []string) (rsync.Result, error) {
-				return rsync.Push(ctx, s.Root, files, s.Target, oc)
+				return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, oc)
 			})
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
@@ -1294,7 +1306,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		o := s.runOptions(b)
 		o.RemoteList = remoteList
 		res, err := s.listing(rootfd, pathsOf(b.deletes), &staleDirs, func(files []string) (rsync.Result, error) {
-			return rsync.Delete(ctx, s.Root, files, s.Target, o)
+			return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, o)
 		})
 		deleted = confirmed(b.deletes, res)
 		if len(deleted) == len(b.deletes) {

@@ -525,3 +525,49 @@ func TestSender_Start_aWriteUnderWayKeepsALoneFileForTheNext(t *testing.T) {
 		}
 	}
 }
+
+// TestSender_Start_rsyncReadsTheRootHeldOpen: the root's path given to
+// another directory (a filesystem mounted over it, a copy moved into its
+// place) after the sender started: rsync reads what the sender holds open
+// and planned from, not what has the path now. The file is large, so that
+// its run starts a client of its own after the change (a client prepared
+// before it is in the old directory already).
+func TestSender_Start_rsyncReadsTheRootHeldOpen(t *testing.T) {
+	r := newRig(t, 25)
+	r.start()
+	r.write("first", "sent before the path changed")
+	poll.Until(t, 20*time.Second, func() error {
+		if _, err := os.Stat(filepath.Join(r.peerRoot, "first")); err != nil {
+			return errNotYet("first on the peer")
+		}
+		return nil
+	})
+	held := r.root + ".held"
+	if err := os.Rename(r.root, held); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(r.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	own, impostor := strings.Repeat("own", largeFileThreshold/3+1), strings.Repeat("xxx", largeFileThreshold/3+1)
+	if err := os.WriteFile(filepath.Join(r.root, "b"), []byte(impostor), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(held, "b"), []byte(own), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "b", Op: change.Create | change.Write, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r.sender.Wake <- struct{}{}
+	poll.Until(t, 20*time.Second, func() error {
+		if r.journal.Stats("peer").Files != 0 {
+			return errNotYet("b synced")
+		}
+		return nil
+	})
+	got, err := os.ReadFile(filepath.Join(r.peerRoot, "b"))
+	if err != nil || string(got) != own {
+		t.Fatalf("b on the peer begins %q (%v); want the file of the root held open", got[:min(len(got), 12)], err)
+	}
+}

@@ -26,7 +26,7 @@ func (p *warmPool) prepare(s *Sender) {
 		return
 	}
 	// For small runs; a large one starts its own.
-	w, err := rsync.Prepare(s.Root, s.Target, s.runOptions(batch{}))
+	w, err := rsync.Prepare(s.rsyncRoot(), s.Target, s.runOptions(batch{}))
 	if err != nil {
 		s.Log.V(1).Info("no prepared push client; runs start their own", "error", err)
 		return
