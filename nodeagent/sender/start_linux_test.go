@@ -571,3 +571,93 @@ func TestSender_Start_rsyncReadsTheRootHeldOpen(t *testing.T) {
 		t.Fatalf("b on the peer begins %q (%v); want the file of the root held open", got[:min(len(got), 12)], err)
 	}
 }
+
+// killDaemonConnections kills the children of this process's rsync
+// daemons: the processes serving their connections (the daemon itself
+// goes on).
+func killDaemonConnections(t *testing.T) int {
+	t.Helper()
+	parents := func() map[int][]int {
+		procs, err := filepath.Glob("/proc/[0-9]*/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		byParent := make(map[int][]int)
+		for _, p := range procs {
+			stat, err := os.ReadFile(p)
+			if err != nil {
+				continue // gone
+			}
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			if len(f) < 2 {
+				continue
+			}
+			ppid, _ := strconv.Atoi(f[1])
+			byParent[ppid] = append(byParent[ppid], pid)
+		}
+		return byParent
+	}()
+	n := 0
+	for _, pid := range parents[os.Getpid()] {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(cmdline), "--daemon\x00") {
+			continue
+		}
+		for _, child := range parents[pid] {
+			if unix.Kill(child, unix.SIGKILL) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff:
+// a file written with its size and mtime kept (cp -p) is found the same
+// by rsync's quick check, and goes again by checksum; when the run breaks
+// off before that (here the peer's side of the connection is killed while
+// a larger file is on its way), it is not confirmed, and stays pending.
+func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *testing.T) {
+	r := newRig(t, 26)
+	r.sender.Options.BandwidthLimit = 256 << 10
+	mtime := time.Unix(1700000000, 0)
+	for path, content := range map[string]string{
+		filepath.Join(r.root, "a"):     "new content!",
+		filepath.Join(r.peerRoot, "a"): "old content!",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changes := []change.Change{{Path: "a", Op: change.Write, Finished: true}, {Path: "big", Op: change.Create | change.Write, Finished: true}}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, changes); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
+	poll.Until(t, 20*time.Second, func() error {
+		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
+			return errNotYet("big in transfer on the peer")
+		}
+		return nil
+	})
+	if n := killDaemonConnections(t); n == 0 {
+		t.Fatal("no daemon connection to kill")
+	}
+	first := r.firstReport()
+	for _, e := range first.Sent {
+		if e.Path == "a" {
+			t.Errorf("a confirmed by a run that broke off (%v) before it could go by checksum", first.Err)
+		}
+	}
+	if st := r.journal.Stats("peer"); st.Files != 2 {
+		t.Errorf("%d files pending after the run that broke off; want a and big", st.Files)
+	}
+}
