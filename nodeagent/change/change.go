@@ -63,6 +63,19 @@ func (o Op) String() string {
 // Has reports whether o holds every op in x.
 func (o Op) Has(x Op) bool { return o&x == x }
 
+// Merge is o and n together, as one path's changes coalesce: their ops
+// OR-ed, but Found only while no write of either was seen happening (a
+// write seen says the content is new to every peer, whatever a scan found
+// of the path as well).
+func (o Op) Merge(n Op) Op {
+	seen := func(x Op) bool { return x.Has(Write) && !x.Has(Found) }
+	op := o | n
+	if seen(o) || seen(n) {
+		op &^= Found
+	}
+	return op
+}
+
 // Change is what happened to one path under a data root.
 type Change struct {
 	// Path is relative to the data root, slash-separated, cleaned, never

@@ -50,3 +50,25 @@ func TestOp_String(t *testing.T) {
 		}
 	}
 }
+
+// TestOp_Merge: an entry keeps Found only while every write merged into it
+// was found by a scan; a write seen happening makes its content new to
+// every peer.
+func TestOp_Merge(t *testing.T) {
+	const found, seen = Create | Write | Found, Write
+	for _, tc := range []struct {
+		name     string
+		old, now Op
+		want     Op
+	}{
+		{"found twice", found, found, found},
+		{"found, then written", found, seen, Create | Write},
+		{"written, then found", seen, found, Create | Write},
+		{"found, then its mode changed", found, Attrib, found | Attrib},
+		{"written twice", seen, Create | Write, Create | Write},
+	} {
+		if got := tc.old.Merge(tc.now); got != tc.want {
+			t.Errorf("%s: %v.Merge(%v) = %v, want %v", tc.name, tc.old, tc.now, got, tc.want)
+		}
+	}
+}

@@ -121,8 +121,16 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 				defer co.Add(Change{Path: prev, Op: Remove, Finished: true, Echo: e.c.Echo, Time: c.Time}, now)
 			}
 		}
-		e.c.Op |= c.Op
-		e.c.Finished = c.Finished
+		e.c.Op = e.c.Op.Merge(c.Op)
+		// Where the Probe can tell, a removal does not finish a write
+		// under way: it may be older than the write (a full scan holds
+		// its removals back until its walk ends, while the path was made
+		// again and is being written). Whether a writer holds the path is
+		// for its close, or the Probe, to say; a path removed for good is
+		// found so at the next probe (probeInterval).
+		if !(co.Probe != nil && removalOnly(c.Op) && !e.c.Finished) {
+			e.c.Finished = c.Finished
+		}
 		e.c.Closed = c.Closed
 		// Once a source that sees closes spoke for the path, its close
 		// decides: a scan's view must not settle a file a writer holds.
@@ -137,6 +145,11 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	if at := co.readyAt(e); !ok || at.Before(e.scheduled) {
 		co.schedule(c.Path, e, at)
 	}
+}
+
+// removalOnly reports a change that only removed its path.
+func removalOnly(op Op) bool {
+	return op&(Remove|Rmdir) != 0 && op&(Create|Write|Rename|Mkdir|Subtree|Attrib) == 0
 }
 
 func (co *Coalescer) schedule(path string, e *entry, at time.Time) {

@@ -112,6 +112,22 @@ func TestCoalescer_Ready(t *testing.T) {
 			{at: 1, c: &Change{Path: "b", OldPath: "a", Op: Rename, Finished: true}},
 			{at: 2, ready: []string{"b:rename:true"}},
 		}},
+		{"a write seen after a scan found the file: its content is new to every peer", 0, 0, []step{
+			{at: 0, c: ev("a", Create|Write|Found, false)},
+			{at: 1, c: ev("a", Write, true)},
+			{at: 2, ready: []string{"a:create|write:true"}},
+		}},
+		{"a scan that finds a file being written: still a write seen", 0, 0, []step{
+			{at: 0, c: ev("a", Create|Write, false)},
+			{at: 1, c: ev("a", Create|Write|Found, false)},
+			{at: 2, c: ev("a", Write, true)},
+			{at: 3, ready: []string{"a:create|write:true"}},
+		}},
+		{"a removal finishes a write where no probe can tell", 0, 0, []step{
+			{at: 0, c: ev("a", Create|Write, false)},
+			{at: 1, c: ev("a", Remove, true)},
+			{at: 1, ready: []string{"a:create|write|remove:true"}},
+		}},
 		{"paths are independent", settle, 0, []step{
 			{at: 0, c: quiet("slow", Write)},
 			{at: 100 * time.Millisecond, c: ev("fast", Write, true)},
@@ -317,6 +333,31 @@ func TestCoalescer_NeverShipsAFileAWriterHolds(t *testing.T) {
 			t.Fatalf("ready at MaxHold: %s, want a unfinished", got)
 		}
 	})
+}
+
+// TestCoalescer_ARemovalDoesNotFinishAWriteUnderWay: a removal that a
+// full scan held back until its walk ended comes after the path was made
+// again and while it is being written: the write is not shipped as
+// finished; once its writer lets go it is. A path removed for good is
+// found so at the next probe.
+func TestCoalescer_ARemovalDoesNotFinishAWriteUnderWay(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	writing := true
+	co := &Coalescer{MaxHold: time.Minute, Probe: func(string) (bool, bool) { return !writing, true }}
+	co.Add(Change{Path: "a", Op: Create | Write}, t0)
+	co.Add(Change{Path: "a", Op: Remove, Finished: true}, t0.Add(time.Millisecond))
+	if got := readyAt(co, t0.Add(10*time.Second)); got != "[]" {
+		t.Fatalf("ready while a writer holds it: %s, want nothing", got)
+	}
+	writing = false
+	if got := readyAt(co, t0.Add(10*time.Second+100*time.Millisecond)); got != "[a:create|write|remove:true]" {
+		t.Fatalf("ready once the writer let go: %s, want a finished", got)
+	}
+	co.Add(Change{Path: "b", Op: Create | Write}, t0.Add(20*time.Second))
+	co.Add(Change{Path: "b", Op: Remove, Finished: true}, t0.Add(20*time.Second+time.Millisecond))
+	if got := readyAt(co, t0.Add(20*time.Second+100*time.Millisecond)); got != "[b:create|write|remove:true]" {
+		t.Fatalf("a file removed while written, no writer left: %s, want b finished at the next probe", got)
+	}
 }
 
 // readyAt returns what co has ready at now, as "[path:op:finished ...]",

@@ -564,7 +564,7 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 			return d, "", fmt.Errorf("journal entry %q: %w", c.Path, err)
 		}
 		e.Order = old.Order
-		e.Op = mergeOps(old.Op, c.Op)
+		e.Op = old.Op.Merge(c.Op)
 		e.Since = old.Since
 		switch {
 		case e.OldPath == "":
@@ -585,18 +585,6 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 	return d, superseded, byPath.Put(key, e.marshal())
 }
 
-// mergeOps is the op of an entry changed again: both ops, with Found only
-// while neither holds a write that was seen happening (a write without
-// Found). A file a scan found, then written while still pending, is new
-// content to every peer.
-func mergeOps(old, now change.Op) change.Op {
-	seen := func(o change.Op) bool { return o.Has(change.Write) && !o.Has(change.Found) }
-	op := old | now
-	if seen(old) || seen(now) {
-		op &^= change.Found
-	}
-	return op
-}
 
 // Again journals paths for peers with op, without comparing them with the
 // index: what those peers hold of them is known, or feared, to differ from

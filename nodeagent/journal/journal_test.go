@@ -932,25 +932,3 @@ func TestJournal_Recorded(t *testing.T) {
 		}
 	}
 }
-
-// TestMergeOps: an entry keeps Found only while every write merged into it
-// was found by a scan; a write seen happening makes its content new to
-// every peer.
-func TestMergeOps(t *testing.T) {
-	const found, seen = change.Create | change.Write | change.Found, change.Write
-	for _, tc := range []struct {
-		name     string
-		old, now change.Op
-		want     change.Op
-	}{
-		{"found twice", found, found, found},
-		{"found, then written", found, seen, change.Create | change.Write},
-		{"written, then found", seen, found, change.Create | change.Write},
-		{"found, then its mode changed", found, change.Attrib, found | change.Attrib},
-		{"written twice", seen, change.Create | change.Write, change.Create | change.Write},
-	} {
-		if got := mergeOps(tc.old, tc.now); got != tc.want {
-			t.Errorf("%s: mergeOps(%v, %v) = %v, want %v", tc.name, tc.old, tc.now, got, tc.want)
-		}
-	}
-}

@@ -320,7 +320,7 @@ func TestSender_Start_aWriteThatKeptSizeAndMtimeGoesByContent(t *testing.T) {
 			}
 			if tc.slot == 21 {
 				// Journaled as found, then written here while pending:
-				// the entry's op loses Found (journal.mergeOps).
+				// the entry's op loses Found (change.Op.Merge).
 				found := change.Change{Path: "f", Op: change.Create | change.Write | change.Found, Finished: true}
 				if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{found}); err != nil {
 					t.Fatal(err)
