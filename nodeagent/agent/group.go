@@ -159,8 +159,26 @@ func checkStateDir(stateDir, root string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("state directory %s: %w", stateDir, err)
 	}
+	insideRoot := func() error {
+		return fmt.Errorf("state directory %s is inside the data root %s: put it elsewhere (default /var/db/jailsync/<group>)", stateDir, root)
+	}
 	if real == root || strings.HasPrefix(real, root+"/") {
-		return "", fmt.Errorf("state directory %s is inside the data root %s: put it elsewhere (default /var/db/jailsync/<group>)", stateDir, root)
+		return "", insideRoot()
+	}
+	// By path the two are apart; by device and inode, the part that exists
+	// may still be the root or below it (a bind mount or nullfs of the
+	// root, a case-insensitive filesystem).
+	existing := real
+	for {
+		if _, err := os.Lstat(existing); err == nil || existing == "/" {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if in, err := below(existing, root); err != nil {
+		return "", fmt.Errorf("state directory %s: %w", stateDir, err)
+	} else if in {
+		return "", insideRoot()
 	}
 	if err := os.MkdirAll(real, 0o700); err != nil {
 		return "", fmt.Errorf("state directory: %w", err)
@@ -169,7 +187,36 @@ func checkStateDir(stateDir, root string) (string, error) {
 	if again, err := filepath.EvalSymlinks(real); err != nil || again != real {
 		return "", fmt.Errorf("state directory %s changed while it was made (%q): check its parents", stateDir, again)
 	}
+	// The other way round: the daemon's config and secrets file, the
+	// index, would be in the data root, and go to every peer.
+	if in, err := below(root, real); err != nil {
+		return "", fmt.Errorf("state directory %s: %w", stateDir, err)
+	} else if in {
+		return "", fmt.Errorf("the data root %s is inside the state directory %s: put the state directory elsewhere (default /var/db/jailsync/<group>)", root, stateDir)
+	}
 	return real, nil
+}
+
+// below reports whether the directory dir is top or below it, by device
+// and inode up dir's parents: another path to top (a bind mount, nullfs)
+// is top too.
+func below(dir, top string) (bool, error) {
+	var t unix.Stat_t
+	if err := unix.Stat(top, &t); err != nil {
+		return false, fmt.Errorf("stat %s: %w", top, err)
+	}
+	for p := dir; ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return false, fmt.Errorf("stat %s: %w", p, err)
+		}
+		if st.Dev == t.Dev && st.Ino == t.Ino {
+			return true, nil
+		}
+		if p == "/" {
+			return false, nil
+		}
+	}
 }
 
 // resolveExisting is filepath.EvalSymlinks for a clean absolute path whose

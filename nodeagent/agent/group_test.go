@@ -36,6 +36,7 @@ func TestCheckStateDir(t *testing.T) {
 		{"below the root, nothing made", filepath.Join(root, "state", "www"), "inside the data root", "", filepath.Join(root, "state")},
 		{"through a link into the root, nothing made", filepath.Join(base, "into-root", "state"), "inside the data root", "", filepath.Join(root, "state")},
 		{"relative to the root's parent", filepath.Join(root, "..", "outside", "c"), "", filepath.Join(outside, "c"), ""},
+		{"above the root: the root inside it", base, "inside the state directory", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
