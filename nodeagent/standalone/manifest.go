@@ -277,7 +277,21 @@ func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Group: sg}
-	if ref := sg.Spec.Transport.SecretRef; ref != nil {
+	ref := sg.Spec.Transport.SecretRef
+	// The file holds the Secret that secretRef names, and no other: a
+	// password given and not used would have the agent run without one
+	// (with --insecure) while the operator meant it to be used.
+	for _, s := range secrets {
+		switch {
+		case ref == nil:
+			return nil, fmt.Errorf("the file holds Secret %q, but the SyncGroup names no spec.transport.secretRef: "+
+				"set spec.transport.secretRef.name to %q to use its password, or remove the Secret", s.Name, s.Name)
+		case s.Name != ref.Name:
+			return nil, fmt.Errorf("the file holds Secret %q, but spec.transport.secretRef names %q: "+
+				"a standalone file holds the SyncGroup and the Secret it names, no other", s.Name, ref.Name)
+		}
+	}
+	if ref != nil {
 		if m.Password, err = password(secrets, ref.Name); err != nil {
 			return nil, err
 		}
@@ -358,19 +372,32 @@ func standaloneRules(obj map[string]any) field.ErrorList {
 }
 
 // password returns the rsync-password of the Secret named name, one
-// trailing newline trimmed (as rsync's --password-file does).
+// trailing line end trimmed ("\n" or "\r\n": a file made with echo, or on
+// Windows). What is left must be one line, and not empty: rsync's
+// --password-file takes the first line only (authenticate.c, getpassf),
+// while the agent-to-agent requests are signed with the whole password,
+// and members would disagree.
 func password(secrets []*corev1.Secret, name string) (string, error) {
 	for _, s := range secrets {
 		if s.Name != name {
 			continue
 		}
-		if p, ok := s.StringData[syncv1.SecretKeyRsyncPassword]; ok {
-			return strings.TrimSuffix(p, "\n"), nil
+		p, ok := s.StringData[syncv1.SecretKeyRsyncPassword]
+		if !ok {
+			var b []byte
+			if b, ok = s.Data[syncv1.SecretKeyRsyncPassword]; !ok {
+				return "", fmt.Errorf("secret %s has no %q in data or stringData", name, syncv1.SecretKeyRsyncPassword)
+			}
+			p = string(b)
 		}
-		if p, ok := s.Data[syncv1.SecretKeyRsyncPassword]; ok {
-			return strings.TrimSuffix(string(p), "\n"), nil
+		p = strings.TrimSuffix(strings.TrimSuffix(p, "\n"), "\r")
+		switch {
+		case p == "":
+			return "", fmt.Errorf("secret %s: %q is empty: set a password (for example `openssl rand -base64 32`)", name, syncv1.SecretKeyRsyncPassword)
+		case strings.ContainsAny(p, "\r\n\x00"):
+			return "", fmt.Errorf("secret %s: %q holds a line break or NUL before its end: give the password on one line", name, syncv1.SecretKeyRsyncPassword)
 		}
-		return "", fmt.Errorf("secret %s has no %q in data or stringData", name, syncv1.SecretKeyRsyncPassword)
+		return p, nil
 	}
 	return "", fmt.Errorf("transport.secretRef names Secret %q, which the file does not hold: add it as a second YAML document", name)
 }
