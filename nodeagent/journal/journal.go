@@ -585,7 +585,6 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 	return d, superseded, byPath.Put(key, e.marshal())
 }
 
-
 // Again journals paths for peers with op, without comparing them with the
 // index: what those peers hold of them is known, or feared, to differ from
 // what the index holds (a directory whose times a run set from an older
