@@ -26,10 +26,16 @@ func (ix pathIndex) attribute(line string, roots []string) (int, bool) {
 		found = i
 		return true
 	}
-	if i, ok := ix.namedUnquoted(line); ok {
-		one(i)
+	for _, i := range ix.namedUnquoted(line) {
+		if !one(i) {
+			return 0, false
+		}
 	}
-	for _, i := range ix.named(line, roots) {
+	named, all := ix.named(line, roots)
+	if !all {
+		return 0, false // more quotes than were tried: another reading may name another path
+	}
+	for _, i := range named {
 		if !one(i) {
 			return 0, false
 		}
@@ -45,25 +51,30 @@ func (ix pathIndex) attribute(line string, roots []string) (int, bool) {
 // quotes, so every pair of quotes is tried. The quoted name, without a
 // root prefix, is looked up, then its parents (a failure inside a listed
 // directory is that directory's failure); only when none is found, any
-// suffix after a slash.
-func (ix pathIndex) named(line string, roots []string) []int {
+// suffix after a slash. all is false for a line with more than maxQuotes
+// quotes, of which only the first were tried.
+func (ix pathIndex) named(line string, roots []string) (out []int, all bool) {
 	var quotes []int
-	for i := 0; i < len(line) && len(quotes) < maxQuotes; i++ {
+	for i := 0; i < len(line); i++ {
 		if line[i] == '"' {
+			if len(quotes) == maxQuotes {
+				return nil, false
+			}
 			quotes = append(quotes, i)
 		}
 	}
-	var out []int
 	for span := 1; span < len(quotes); span++ {
 		for a := 0; a+span < len(quotes); a++ {
 			s := line[quotes[a]+1 : quotes[a+span]]
-			if i, ok := ix.lookupUp(relTo(s, roots)); ok && !slices.Contains(out, i) {
-				out = append(out, i)
+			for _, rel := range rels(s, roots) {
+				if i, ok := ix.lookupUp(rel); ok && !slices.Contains(out, i) {
+					out = append(out, i)
+				}
 			}
 		}
 	}
 	if len(out) > 0 {
-		return out
+		return out, true
 	}
 	for span := 1; span < len(quotes); span++ {
 		for a := 0; a+span < len(quotes); a++ {
@@ -80,7 +91,7 @@ func (ix pathIndex) named(line string, roots []string) []int {
 			}
 		}
 	}
-	return out
+	return out, true
 }
 
 // lookupUp looks rel up, then each of its parents.
@@ -98,15 +109,21 @@ func (ix pathIndex) lookupUp(rel string) (int, bool) {
 	return 0, false
 }
 
-// relTo makes a quoted name relative: it strips a root prefix, or the
-// leading slash of a name under a daemon's module.
-func relTo(s string, roots []string) string {
+// rels are the relative names a quoted name may be: without a root prefix
+// (the sender's side prints names under its working directory, the root),
+// and without its leading slash (the receiver's side prints names under
+// the module, "/" in its chroot). A root "/data" and a path "data/x" make
+// "/data/x" both "x" and "data/x": if both are listed, the line names two.
+func rels(s string, roots []string) []string {
+	out := []string{cleanRel(strings.TrimLeft(s, "/"))}
 	for _, r := range roots {
 		if r != "" && r != "/" && strings.HasPrefix(s, r+"/") {
-			return cleanRel(s[len(r)+1:])
+			if rel := cleanRel(s[len(r)+1:]); !slices.Contains(out, rel) {
+				out = append(out, rel)
+			}
 		}
 	}
-	return cleanRel(strings.TrimLeft(s, "/"))
+	return out
 }
 
 // cleanRel drops "." and empty components, as rsync's clean_fname does
@@ -130,8 +147,15 @@ func cleanRel(s string) string {
 // non-empty directory: NAME", and receiver.c's "ERROR: NAME failed
 // verification -- update discarded.", "temporary filename too long:
 // NAME", "Unable to create partial-dir for NAME -- discarding ...". The
-// name is relative to the module.
-func (ix pathIndex) namedUnquoted(line string) (int, bool) {
+// name is relative to the module. Every message's reading is returned: a
+// name may hold another message's text.
+func (ix pathIndex) namedUnquoted(line string) []int {
+	var out []int
+	add := func(i int, ok bool) {
+		if ok && !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
 	for _, m := range []struct{ prefix, suffix string }{
 		{"ERROR: ", " failed verification -- update "},
 		{"temporary filename too long: ", ""},
@@ -148,23 +172,21 @@ func (ix pathIndex) namedUnquoted(line string) (int, bool) {
 			}
 			rest = rest[:j]
 		}
-		if i, ok := ix.lookupUp(cleanRel(strings.TrimLeft(rest, "/"))); ok {
-			return i, true
-		}
+		add(ix.lookupUp(cleanRel(strings.TrimLeft(rest, "/"))))
 	}
 	if _, rest, ok := strings.Cut(line, "delete_file: "); ok {
 		i := strings.IndexByte(rest, '(')
 		j := strings.LastIndex(rest, ") failed: ")
 		if i >= 0 && j > i {
-			return ix.lookupUp(cleanRel(strings.TrimLeft(rest[i+1:j], "/")))
+			add(ix.lookupUp(cleanRel(strings.TrimLeft(rest[i+1:j], "/"))))
 		}
 	}
 	for _, prefix := range []string{"could not make way for ", "cannot delete non-empty directory"} {
 		if _, rest, ok := strings.Cut(line, prefix); ok {
 			if _, name, ok := strings.Cut(rest, ": "); ok {
-				return ix.lookupUp(cleanRel(strings.TrimLeft(name, "/")))
+				add(ix.lookupUp(cleanRel(strings.TrimLeft(name, "/"))))
 			}
 		}
 	}
-	return 0, false
+	return out
 }

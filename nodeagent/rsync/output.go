@@ -38,6 +38,9 @@ type stats struct {
 // FreeBSD) with every byte escaped to four more.
 const maxLine = 64 << 10
 
+// cannotDelete starts the line of a directory rsync could not delete.
+const cannotDelete = "cannot delete non-empty directory: "
+
 // parseItems reads rsync's standard output: itemized lines for the listed
 // paths go into the returned map by index; the others (implied parent
 // directories, the contents of a deleted directory, the root ".") are
@@ -63,11 +66,11 @@ func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, 
 				continue
 			}
 			st.parse(line)
-			// rsync prints this one as information (delete.c).
-			if strings.HasPrefix(line, "cannot delete non-empty directory: ") {
-				line = Unescape(line)
-				if i, ok := ix.namedUnquoted(line); ok {
-					errs[i] = pathError{reason: line}
+			// rsync prints this one as information (delete.c): the rest
+			// of the line is the name, whatever other message it holds.
+			if name, ok := strings.CutPrefix(line, cannotDelete); ok {
+				if i, ok := ix.lookupUp(cleanRel(strings.TrimLeft(Unescape(name), "/"))); ok {
+					errs[i] = pathError{reason: Unescape(line)}
 				}
 			}
 			continue

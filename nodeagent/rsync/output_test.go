@@ -190,12 +190,62 @@ func TestPathIndexNamedUnquoted(t *testing.T) {
 		{"cannot delete non-empty directory: other", -1},
 	}
 	for _, tc := range tests {
-		i, ok := ix.namedUnquoted(tc.line)
-		if !ok {
-			i = -1
+		got := ix.namedUnquoted(tc.line)
+		want := []int{tc.want}
+		if tc.want < 0 {
+			want = nil
 		}
-		if i != tc.want {
-			t.Errorf("namedUnquoted(%q) = %d, want %d", tc.line, i, tc.want)
+		if !slices.Equal(got, want) {
+			t.Errorf("namedUnquoted(%q) = %v, want %v", tc.line, got, want)
 		}
+	}
+}
+
+// TestPathIndexAttribute_NamesMadeToReadAsTwo: a line that can be read to
+// name two listed paths is taken for none, and so is one with more quotes
+// than are tried (its closing quote may be among those not tried).
+func TestPathIndexAttribute_NamesMadeToReadAsTwo(t *testing.T) {
+	manyQuotes := `q"b"` + strings.Repeat(`"`, 14)
+	tests := []struct {
+		name  string
+		ix    pathIndex
+		roots []string
+		line  string
+		want  int // -1: none
+	}{
+		{"a receiver's name that starts like the sender's root", pathIndex{"data/x": 0, "x": 1}, []string{"/data"},
+			`rsync: [generator] failed to set times on "/data/x" (in data): Operation not permitted (1)`, -1},
+		{"the same, only one of the two listed", pathIndex{"data/x": 0}, []string{"/data"},
+			`rsync: [generator] failed to set times on "/data/x" (in data): Operation not permitted (1)`, 0},
+		{"a name with more quotes than are tried", pathIndex{"b": 0, manyQuotes: 1}, []string{"/root"},
+			`rsync: [receiver] rename "/.jailsync/tmp/.` + manyQuotes + `.AbC123" (in data) -> "` + manyQuotes + `": Operation not permitted (1)`, -1},
+		{"a name holding another message's text", pathIndex{"a": 0, "d temporary filename too long: a": 1}, nil,
+			"could not make way for new directory: d temporary filename too long: a", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			i, ok := tc.ix.attribute(tc.line, tc.roots)
+			if !ok {
+				i = -1
+			}
+			if i != tc.want {
+				t.Errorf("attribute(%q) = %d, want %d", tc.line, i, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseItems_CannotDeleteNamesTheRestOfTheLine: the directory rsync
+// could not delete is the whole rest of the line, even when its name
+// holds another message's text.
+func TestParseItems_CannotDeleteNamesTheRestOfTheLine(t *testing.T) {
+	y := "d temporary filename too long: a"
+	ix := pathIndex{"a": 0, y: 1}
+	_, _, _, errs, err := parseItems(strings.NewReader(cannotDelete+y+"\n"), ix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := errs[1]; !ok || len(errs) != 1 {
+		t.Errorf("errors %v, want one for %q", errs, y)
 	}
 }

@@ -134,7 +134,9 @@ func (e *ExitError) Error() string {
 // unattributed says that rsync printed errors that named no listed path:
 // in a run that ended with 23 (some files failed), a file the client
 // logged as sent may be one the receiver discarded (a temp file it could
-// not make names only the temp file), so no sent file is confirmed then.
+// not make names only the temp file), and an attribute it logged may be
+// one it failed to set, so nothing itemized is confirmed then but
+// deletions and unchanged files.
 func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m mode, code int, unattributed bool) {
 	var said Outcome // what the itemized line says, if any
 	if hasItem {
@@ -146,9 +148,12 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome, r.Reason = Vanished, pe.reason
 	case hasErr:
 		r.Outcome, r.Reason = Failed, pe.reason
-	case hasItem && said == Sent && code == 23 && unattributed:
+	case hasItem && said != Deleted && said != Unchanged && code == 23 && unattributed:
+		// Sent, its attributes set, a directory made: the error that
+		// names no path may be its own (rsync itemizes before it sets
+		// attributes, generator.c; a name may make a line read as two).
 		r.Outcome = Unconfirmed
-		r.Reason = "sent, but the run ended with errors that name no path (exit 23): not known to have landed"
+		r.Reason = "itemized, but the run ended with errors that name no path (exit 23): not known to have been done"
 	case hasItem && (said == Sent || isDir(it.change)) && !ranToTheEnd(code):
 		// The client logs a sent file when it has sent the data, before
 		// the receiver has checked it and put it in place; a run cut
