@@ -80,6 +80,18 @@ func (f *fixture) recordAll(paths ...string) {
 	}
 }
 
+// indexedFiles writes n files, f000 and on, and records them in the index.
+func (f *fixture) indexedFiles(n int) []string {
+	f.t.Helper()
+	all := make([]string, n)
+	for i := range all {
+		all[i] = fmt.Sprintf("f%03d", i)
+		f.write(all[i], "x")
+	}
+	f.recordAll(all...)
+	return all
+}
+
 func (f *fixture) write(rel, data string) {
 	f.t.Helper()
 	if err := os.WriteFile(filepath.Join(f.root, rel), []byte(data), 0o644); err != nil {
@@ -368,13 +380,7 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, t.TempDir())
-			var all []string
-			for i := range 200 {
-				name := fmt.Sprintf("f%03d", i)
-				f.write(name, "x")
-				all = append(all, name)
-			}
-			f.recordAll(all...)
+			all := f.indexedFiles(200)
 			for _, n := range all[:tc.delete] {
 				f.do(os.Remove(filepath.Join(f.root, n)))
 			}
@@ -407,13 +413,7 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 // after the walk (about 600 paths) it would pass.
 func TestScanner_MassDeleteShareIsOfTheIndexBeforeTheScan(t *testing.T) {
 	f := newFixture(t, t.TempDir())
-	var all []string
-	for i := range 200 {
-		name := fmt.Sprintf("f%03d", i)
-		f.write(name, "x")
-		all = append(all, name)
-	}
-	f.recordAll(all...)
+	all := f.indexedFiles(200)
 	for _, n := range all[:150] {
 		f.do(os.Remove(filepath.Join(f.root, n)))
 	}
@@ -499,13 +499,7 @@ func TestScanner_RefusesADirectoryReplaced(t *testing.T) {
 // lets the start scan's deletions pass, and no later scan's.
 func TestScanner_AllowMassDeleteIsForTheFirstFullScan(t *testing.T) {
 	f := newFixture(t, t.TempDir())
-	var all []string
-	for i := range 500 {
-		name := fmt.Sprintf("f%03d", i)
-		f.write(name, "x")
-		all = append(all, name)
-	}
-	f.recordAll(all...)
+	all := f.indexedFiles(500)
 	f.sc.AllowMassDelete = true
 	scan := func(del []string) error {
 		t.Helper()
