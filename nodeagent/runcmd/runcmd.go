@@ -6,9 +6,11 @@ package runcmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -153,7 +155,7 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	r, err := fetch(ctx, filepath.Join(*stateDir, agent.StatusSocket))
 	if err != nil {
-		fmt.Fprintf(stderr, "nodeagent status: %v (is the agent running with --state-dir %s?)\n", err, *stateDir)
+		fmt.Fprintln(stderr, statusError(err, *stateDir))
 		return 1
 	}
 	if *output == "json" {
@@ -178,6 +180,17 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+// statusError says why the agent's status could not be read, and what to
+// do about it.
+func statusError(err error, stateDir string) string {
+	if errors.Is(err, fs.ErrPermission) {
+		// The socket is the agent's user's alone (0600): its status names
+		// the group's paths and errors.
+		return fmt.Sprintf("nodeagent status: %v (the status socket is the agent's user's only: run as that user, root for the service)", err)
+	}
+	return fmt.Sprintf("nodeagent status: %v (is the agent running with --state-dir %s?)", err, stateDir)
 }
 
 func fetch(ctx context.Context, socket string) (*agent.Report, error) {

@@ -1,7 +1,11 @@
 package runcmd
 
 import (
+	"net"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,5 +74,28 @@ func TestParseRun(t *testing.T) {
 				tc.check(t, f)
 			}
 		})
+	}
+}
+
+// TestStatusError: a socket the user may not open says whose it is; any
+// other failure asks whether the agent runs with that state directory.
+func TestStatusError(t *testing.T) {
+	dial := func(errno syscall.Errno) error {
+		return &url.Error{Op: "Get", URL: "http://agent/status", Err: &net.OpError{Op: "dial", Net: "unix",
+			Err: os.NewSyscallError("connect", errno)}}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"permission denied", dial(syscall.EACCES), "the status socket is the agent's user's only"},
+		{"no agent", dial(syscall.ENOENT), "is the agent running with --state-dir /var/db/jailsync/www?"},
+		{"refused", dial(syscall.ECONNREFUSED), "is the agent running with --state-dir /var/db/jailsync/www?"},
+	}
+	for _, tc := range tests {
+		if got := statusError(tc.err, "/var/db/jailsync/www"); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want it to say %q", tc.name, got, tc.want)
+		}
 	}
 }
