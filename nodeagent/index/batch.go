@@ -61,7 +61,7 @@ func (b *batcher) do(db *bolt.DB, fn func(*bolt.Tx) error) error {
 	calls := b.queue
 	b.queue = nil
 	b.mu.Unlock()
-	commit(db, calls)
+	commitAnswering(db, calls)
 	b.mu.Lock()
 	if len(b.queue) > 0 {
 		b.queue[0].out <- batchResult{lead: true} // the next commit is theirs
@@ -70,6 +70,25 @@ func (b *batcher) do(db *bolt.DB, fn func(*bolt.Tx) error) error {
 	}
 	b.mu.Unlock()
 	return (<-c.out).err
+}
+
+// commitAnswering is commit, with a panic outside the calls' functions
+// (in bbolt's commit, or a transaction's OnCommit) turned into every
+// call's error: panicking on, it would leave the batcher busy for good,
+// and every later commit waiting behind it.
+func commitAnswering(db *bolt.DB, calls []*batchCall) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("%w: %v", errBatchPanic, p)
+			for _, c := range calls {
+				select {
+				case c.out <- batchResult{err: err}: // one answered before reads that one
+				default:
+				}
+			}
+		}
+	}()
+	commit(db, calls)
 }
 
 // commit runs calls in one transaction; when one of them fails, the

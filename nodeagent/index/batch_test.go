@@ -185,3 +185,28 @@ func TestIndex_Batch_concurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestIndex_Batch_panicInCommit: a panic outside the calls' functions (in
+// bbolt's commit, here a transaction's OnCommit) is every call's error,
+// and the next commit goes through: before, the batcher stayed busy, and
+// every later call waited for good.
+func TestIndex_Batch_panicInCommit(t *testing.T) {
+	x := openTemp(t)
+	err := x.Batch(func(tx *bolt.Tx) error {
+		tx.OnCommit(func() { panic("in the commit") })
+		return put("k", nil)(tx)
+	})
+	if !errors.Is(err, errBatchPanic) {
+		t.Fatalf("Batch = %v, want errBatchPanic", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- x.Batch(put("after", nil)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the next Batch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next Batch still waits 10 s after a commit panicked")
+	}
+}
