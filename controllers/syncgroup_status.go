@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -15,6 +16,7 @@ import (
 // owned condition every time, so none goes stale.
 func computeStatus(sg *syncv1.SyncGroup) {
 	st := &sg.Status
+	pruneDeparted(sg)
 	st.ObservedGeneration = sg.Generation
 	st.MemberCount = desiredMembers(&sg.Spec)
 	st.ReadyMembers = countPhase(st.Members, syncv1.MemberInSync)
@@ -24,6 +26,24 @@ func computeStatus(sg *syncv1.SyncGroup) {
 	setReadyCondition(sg)
 	setSyncedCondition(sg)
 	setDegradedCondition(sg)
+}
+
+// pruneDeparted drops the members and peers entries of nodes that are no
+// longer listed members (docs/api.md): counted, a replaced member's
+// InSync made the group Ready before its successor reported, and a
+// removed member's error kept it Degraded for good. Groups of replicas
+// keep every entry: their members are not selected by the controller yet.
+func pruneDeparted(sg *syncv1.SyncGroup) {
+	if sg.Spec.Replicas != nil {
+		return
+	}
+	listed := make(map[string]bool, len(sg.Spec.Members))
+	for _, m := range sg.Spec.Members {
+		listed[m.Node] = true
+	}
+	st := &sg.Status
+	st.Members = slices.DeleteFunc(st.Members, func(m syncv1.MemberStatus) bool { return !listed[m.Node] })
+	st.Peers = slices.DeleteFunc(st.Peers, func(p syncv1.PeerStatus) bool { return !listed[p.Source] || !listed[p.Target] })
 }
 
 func desiredMembers(spec *syncv1.SyncGroupSpec) int32 {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -48,6 +49,18 @@ func TestComputeStatus(t *testing.T) {
 		{"replicas count the desired members",
 			syncv1.SyncGroupSpec{Replicas: ptr.To[int32](4), NodeSelector: &metav1.LabelSelector{}}, syncv1.SyncGroupStatus{Members: inSync},
 			want{"3/4", 0, metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionFalse, syncv1.ReasonMembersPending, syncv1.ReasonLagging}},
+		{"a member replaced: the departed one's InSync does not count",
+			syncv1.SyncGroupSpec{Members: []syncv1.Member{{Node: "a"}, {Node: "b"}, {Node: "d"}}}, syncv1.SyncGroupStatus{Members: slices.Clone(inSync)},
+			want{"2/3", 0, metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionFalse, syncv1.ReasonMembersPending, syncv1.ReasonLagging}},
+		{"a member removed while another is pending",
+			syncv1.SyncGroupSpec{Members: members[:2]}, syncv1.SyncGroupStatus{Members: []syncv1.MemberStatus{
+				{Node: "a", Phase: syncv1.MemberInSync}, {Node: "b", Phase: syncv1.MemberPending}, {Node: "c", Phase: syncv1.MemberInSync}}},
+			want{"1/2", 0, metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionFalse, syncv1.ReasonMembersPending, syncv1.ReasonLagging}},
+		{"a dead member removed: its entries go with it",
+			syncv1.SyncGroupSpec{Members: members[:2]}, syncv1.SyncGroupStatus{Members: []syncv1.MemberStatus{
+				{Node: "a", Phase: syncv1.MemberInSync}, {Node: "b", Phase: syncv1.MemberInSync}, {Node: "c", Phase: syncv1.MemberUnreachable}},
+				Peers: []syncv1.PeerStatus{{Source: "a", Target: "b"}, {Source: "a", Target: "c", LastError: "rsync exit 10", LagMilliseconds: 90000}}},
+			want{"2/2", 0, metav1.ConditionTrue, metav1.ConditionTrue, metav1.ConditionFalse, syncv1.ReasonMembersReady, syncv1.ReasonInSync}},
 		{"suspended",
 			syncv1.SyncGroupSpec{Members: members, Suspend: true}, syncv1.SyncGroupStatus{Members: inSync},
 			want{"3/3", 0, metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse, syncv1.ReasonSuspended, syncv1.ReasonInSync}},
