@@ -28,6 +28,9 @@ type SyncGroupSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self == '/' || !self.endsWith('/')",message="path must not end with /: remove the trailing slash"
 	// +kubebuilder:validation:XValidation:rule="size(bytes(self)) <= 1023",message="path must be at most 1023 bytes: FreeBSD's PATH_MAX (1024) counts the terminating NUL"
 	// +kubebuilder:validation:XValidation:rule=`!self.matches('[\\x00-\\x1f\\x7f]')`,message="path must not contain control characters such as newlines: they cannot be written to rsyncd.conf"
+	// +kubebuilder:validation:XValidation:rule="!self.endsWith(' ')",message="path must not end with a space: rsyncd.conf strips it; rename the directory"
+	// +kubebuilder:validation:XValidation:rule=`!self.endsWith('\\')`,message="path must not end with a backslash: it continues the line in rsyncd.conf; rename the directory"
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('%[A-Z]|%[^\\x00-\\x7f]')`,message="path must not hold % before a capital or non-ASCII letter: rsyncd.conf reads %NAME% as an environment variable; rename the directory"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="path is immutable: moving a live group's data must be a new SyncGroup"
 	Path string `json:"path"`
 

@@ -74,6 +74,14 @@ func Invalid() []Case {
 			[]string{"path must be at most 1023 bytes"}},
 		{"newline in path", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/w\nww" },
 			[]string{"path must not contain control characters"}},
+		{"path ending in a space", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/www " },
+			[]string{"path must not end with a space"}},
+		{"path ending in a backslash", func(s *syncv1.SyncGroupSpec) { s.Path = `/data/www\` },
+			[]string{"path must not end with a backslash"}},
+		{"path with an environment reference", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/%HOME%" },
+			[]string{"path must not hold % before a capital"}},
+		{"path with % before a non-ASCII letter", func(s *syncv1.SyncGroupSpec) { s.Path = "/data/%É" },
+			[]string{"path must not hold % before a capital"}},
 		{"both members and replicas", func(s *syncv1.SyncGroupSpec) {
 			s.Replicas = ptr.To[int32](2)
 			s.NodeSelector = &metav1.LabelSelector{}
