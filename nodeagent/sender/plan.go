@@ -7,6 +7,7 @@
 package sender
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -568,6 +569,32 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 		out = append(out, journal.Entry{Path: e.OldPath})
 		b.oldNames = append(b.oldNames, e)
 	}
+	return out
+}
+
+// dirsAboveRenames returns the directories that b sends (made or changed
+// here) and that hold a rename's new name, parents first.
+func (b *batch) dirsAboveRenames() []string {
+	if len(b.renames) == 0 {
+		return nil
+	}
+	dirs := make(map[string]bool)
+	for _, e := range b.sends {
+		if _, notDir := b.state[e.Path]; !notDir {
+			dirs[e.Path] = true
+		}
+	}
+	var out []string
+	seen := make(map[string]bool)
+	for _, e := range b.renames {
+		for d := parent(e.Path); d != ""; d = parent(d) {
+			if dirs[d] && !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return cmp.Compare(strings.Count(a, "/"), strings.Count(b, "/")) })
 	return out
 }
 

@@ -1592,6 +1592,18 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 		}
 		return
 	}
+	if dirs := b.dirsAboveRenames(); len(dirs) > 0 {
+		// Renames into directories that this batch makes (mkdir n; mv d
+		// n/d): the peer refuses a rename whose new name's directory it
+		// does not have, and the content would go again. They are made
+		// there first, in a push of their own; the batch's sends push
+		// them again after the renames (their times, which a rename into
+		// them changed). A failed push leaves those renames refused, as
+		// before.
+		if _, err := rsync.Push(ctx, s.rsyncRoot(), dirs, s.Target, s.runOptions(*b)); err != nil {
+			s.Log.V(1).Info("directories that renames go into could not be made on the peer first", "dirs", len(dirs), "error", err.Error())
+		}
+	}
 	req := make([]peer.Rename, len(b.renames))
 	for i, e := range b.renames {
 		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path)}
