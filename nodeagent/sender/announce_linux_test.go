@@ -156,8 +156,15 @@ func (r *rig) fillPeerTree(dir string, dirs int) {
 // and points r's sender at it.
 func serveEndpoint(t *testing.T, r *rig, a *announcements, port uint16) {
 	t.Helper()
+	serveHandler(t, r, a, port)
+}
+
+// serveHandler serves h as the peer's agent-to-agent endpoint on port, and
+// points the rig's sender at it.
+func serveHandler(t *testing.T, r *rig, h peer.Handler, port uint16) {
+	t.Helper()
 	srv := &peer.Server{}
-	srv.SetGroup("g", &peer.Group{Key: []byte(testPassword), Members: map[string]netip.Addr{"self": selfAddr}, Handler: a})
+	srv.SetGroup("g", &peer.Group{Key: []byte(testPassword), Members: map[string]netip.Addr{"self": selfAddr}, Handler: h})
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(peerAddr, port).String())
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,6 @@ package sender
 
 import (
 	"fmt"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -17,7 +14,6 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
-	"github.com/jailsync/jailsync/nodeagent/peer"
 	"github.com/jailsync/jailsync/nodeagent/receiver"
 )
 
@@ -35,18 +31,7 @@ func serveReceiver(t *testing.T, r *rig, port uint16) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx.Close() })
-	srv := &peer.Server{}
-	srv.SetGroup("g", &peer.Group{Key: []byte(testPassword), Members: map[string]netip.Addr{"self": selfAddr},
-		Handler: &receiver.Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Log: testr.New(t)}})
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(peerAddr, port).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { hs.Close() })
-	r.sender.Endpoint = netip.MustParseAddrPort(ln.Addr().String())
-	r.sender.Client = peer.NewClient("self", []byte(testPassword), selfAddr, 5*time.Second)
+	serveHandler(t, r, &receiver.Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Log: testr.New(t)}, port)
 }
 
 // inodeOf returns the inode of path, 0 when it does not exist.
