@@ -136,10 +136,12 @@ const MaxMemberPort = 65533
 // Member is one node of a SyncGroup listed by name.
 type Member struct {
 	// Node is the member's node name (its SyncAgent's name): a DNS-1123
-	// subdomain such as web-1 or web-1.example.org.
+	// subdomain such as web-1 or web-1.example.org, at most 238 characters
+	// (its agent's Lease, jailsync-agent-<node>, is a name of at most 253).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 238",message="node must be at most 238 characters: its agent's Lease is named jailsync-agent-<node>, at most 253"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="node must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	Node string `json:"node"`
 

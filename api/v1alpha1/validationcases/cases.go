@@ -92,6 +92,10 @@ func Invalid() []Case {
 			[]string{"spec.members", "members must name each node once"}},
 		{"one member", func(s *syncv1.SyncGroupSpec) { s.Members = s.Members[:1] },
 			[]string{"spec.members", "at least 2 items"}},
+		{"a node name over 238 characters", func(s *syncv1.SyncGroupSpec) {
+			s.Members[0].Node = strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 49)
+		},
+			[]string{"spec.members[0].node", "node must be at most 238 characters"}},
 		{"33 members", func(s *syncv1.SyncGroupSpec) { s.Members = nodes(33) },
 			[]string{"spec.members", "at most 32 items"}},
 		{"one replica", func(s *syncv1.SyncGroupSpec) {
