@@ -155,7 +155,7 @@ func checkStateDir(stateDir, root string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	real, err := resolveExisting(abs)
+	real, existing, err := resolveExisting(abs)
 	if err != nil {
 		return "", fmt.Errorf("state directory %s: %w", stateDir, err)
 	}
@@ -168,13 +168,6 @@ func checkStateDir(stateDir, root string) (string, error) {
 	// By path the two are apart; by device and inode, the part that exists
 	// may still be the root or below it (a bind mount or nullfs of the
 	// root, a case-insensitive filesystem).
-	existing := real
-	for {
-		if _, err := os.Lstat(existing); err == nil || existing == "/" {
-			break
-		}
-		existing = filepath.Dir(existing)
-	}
 	if in, err := below(existing, root); err != nil {
 		return "", fmt.Errorf("state directory %s: %w", stateDir, err)
 	} else if in {
@@ -220,17 +213,17 @@ func below(dir, top string) (bool, error) {
 }
 
 // resolveExisting is filepath.EvalSymlinks for a clean absolute path whose
-// last parts may not exist yet: the deepest existing ancestor resolved,
-// the missing parts appended.
-func resolveExisting(abs string) (string, error) {
+// last parts may not exist yet: the deepest existing ancestor resolved
+// (existing), the missing parts appended (real).
+func resolveExisting(abs string) (real, existing string, err error) {
 	var missing []string
 	for p := abs; ; p = filepath.Dir(p) {
-		real, err := filepath.EvalSymlinks(p)
+		existing, err := filepath.EvalSymlinks(p)
 		if err == nil {
-			return filepath.Join(append([]string{real}, missing...)...), nil
+			return filepath.Join(append([]string{existing}, missing...)...), existing, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
-			return "", err
+			return "", "", err
 		}
 		missing = append([]string{filepath.Base(p)}, missing...)
 	}
