@@ -538,21 +538,9 @@ func (d *Detector) watchRoot(ctx context.Context, held int) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			if err := checkRoot(d.Index, held, d.Root); err != nil {
+			if err := d.Index.CheckRootPath(held, d.Root); err != nil {
 				return fmt.Errorf("data root refused: %w", err)
 			}
 		}
 	}
-}
-
-// checkRoot checks the root as its path names it now: that it is still
-// the directory held open and has the root's identity
-// (index.Index.CheckHeldRoot).
-func checkRoot(idx *index.Index, held int, root string) error {
-	fd, err := beneath.OpenRoot(root)
-	if err != nil {
-		return fmt.Errorf("%w: %v", index.ErrRootMissing, err)
-	}
-	defer unix.Close(fd)
-	return idx.CheckHeldRoot(held, fd, root)
 }

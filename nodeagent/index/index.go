@@ -180,6 +180,20 @@ func (x *Index) CheckHeldRoot(held, fd int, name string) error {
 	return x.CheckRootFD(fd, name)
 }
 
+// CheckRootPath checks the root as its path names it now: that it is
+// still the directory held open and has the root's identity
+// (CheckHeldRoot on the path opened afresh). The detector's check every
+// second, and the receiver's before it records a run, which the rsync
+// daemon put wherever the path leads.
+func (x *Index) CheckRootPath(held int, root string) error {
+	fd, err := beneath.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRootMissing, err)
+	}
+	defer unix.Close(fd)
+	return x.CheckHeldRoot(held, fd, root)
+}
+
 // sameDir refuses fd, the root as its path names it now, when it is not
 // held, the directory the agent opened at start: the path was given to
 // another directory since (a copy or a snapshot moved or mounted in its

@@ -317,12 +317,7 @@ func (r *Receiver) checkRoot() error {
 	if r.Root == "" {
 		return nil
 	}
-	fd, err := beneath.OpenRoot(r.Root)
-	if err != nil {
-		return fmt.Errorf("%w: %v", index.ErrRootMissing, err)
-	}
-	defer unix.Close(fd)
-	return r.Index.CheckHeldRoot(r.RootFD, fd, r.Root)
+	return r.Index.CheckRootPath(r.RootFD, r.Root)
 }
 
 // List writes the --from0 list of one rsync run of from's announced run
