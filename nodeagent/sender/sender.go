@@ -1260,13 +1260,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// Found the same by size and mtime only, and the run broke
 			// off before they could go by checksum: not confirmed, they
 			// go again in the next run.
-			drop := make(map[string]bool, len(again))
-			for _, e := range again {
-				drop[e.Path] = true
-			}
+			drop := pathSet(again)
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return drop[e.Path] })
-		}
-		if len(again) > 0 && !isPeerFailure(res, err) {
+		} else if len(again) > 0 {
 			// rsync's quick check (size and mtime) found the peer's copy
 			// the same, but the file was written: a write that kept both
 			// (touch -r, cp -p, an archive extracted over it) is only
