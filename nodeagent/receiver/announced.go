@@ -3,6 +3,7 @@ package receiver
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,4 +121,111 @@ func (r *Receiver) Restore() (held int, err error) {
 		held += len(a.paths)
 	}
 	return held, nil
+}
+
+// releasedRestored is what one confirmation takes of a run restored at the
+// start (Restore): the paths it releases, and the run as it stays.
+type releasedRestored struct {
+	key   string
+	paths []string
+	kept  announced // no paths: the run is forgotten
+}
+
+// persist records, within the confirmation's transaction, what the
+// restored run keeps (or forgets it).
+func (rr releasedRestored) persist(tx *bolt.Tx) error {
+	if len(rr.kept.paths) == 0 {
+		return forget(tx, rr.key)
+	}
+	b, err := tx.CreateBucketIfNotExists(bucketIncoming)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(rr.key), encodeAnnounced(rr.kept))
+}
+
+// takeRestored takes from the restored runs of sender from the paths that
+// its confirmation of the run key records (sent, or deleted or below a
+// deleted directory), and returns them; the caller holds r.mu.
+//
+// Only those: a restored run's files arrived here and were never recorded,
+// so a path released without a record is compared with an index that does
+// not hold it, and goes out as this member's new file. The sender still has
+// each of them pending (its run was never confirmed) and names it in a
+// later confirmation, or the hold expires (detect.DefaultIncomingTTL).
+// Before, the sender's next confirmation released them all: a run whose
+// push failed (this member's daemon not yet up after its restart)
+// confirmed nothing and released them, and files deleted on the sender
+// meanwhile came back to every member (TestStandalone_PeerDownCatchesUp,
+// TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded).
+//
+// A sender's confirmations come one at a time (one run at a time per peer;
+// a retried one waits for the first, Receiver.confirmed).
+func (r *Receiver) takeRestored(from, key string, sent, deleted []string) []releasedRestored {
+	var recorded map[string]bool
+	var gone map[string]bool
+	covered := func(p string) bool {
+		if recorded == nil {
+			recorded, gone = make(map[string]bool, len(sent)), make(map[string]bool, len(deleted))
+			for _, s := range sent {
+				recorded[s] = true
+			}
+			for _, d := range deleted {
+				gone[d] = true
+			}
+		}
+		if recorded[p] {
+			return true
+		}
+		for q := p; ; {
+			if gone[q] {
+				return true
+			}
+			i := strings.LastIndexByte(q, '/')
+			if i < 0 {
+				return false
+			}
+			q = q[:i]
+		}
+	}
+	var out []releasedRestored
+	for k, ra := range r.runs {
+		if !ra.restored || k == key || !strings.HasPrefix(k, from+"\x00") {
+			continue
+		}
+		var released, kept []string
+		for _, p := range ra.paths {
+			if covered(p) {
+				released = append(released, p)
+			} else {
+				kept = append(kept, p)
+			}
+		}
+		if len(released) == 0 {
+			continue
+		}
+		rr := releasedRestored{key: k, paths: released, kept: ra}
+		rr.kept.paths = kept
+		if len(kept) == 0 {
+			delete(r.runs, k)
+		} else {
+			r.runs[k] = rr.kept
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// giveBackRestored undoes takeRestored after the confirmation failed; the
+// caller holds r.mu.
+func (r *Receiver) giveBackRestored(rrs []releasedRestored) {
+	for _, rr := range rrs {
+		a, ok := r.runs[rr.key]
+		if !ok {
+			a = rr.kept
+			a.paths = nil
+		}
+		a.paths = append(slices.Clone(a.paths), rr.paths...)
+		r.runs[rr.key] = a
+	}
 }

@@ -122,8 +122,8 @@ type announced struct {
 	paths []string
 	// restored: announced before this agent started (Restore). Its
 	// transfer died with the daemon of the agent before; the sender sends
-	// its files again in a run of its own, so the sender's first
-	// confirmation after the start releases it.
+	// its files again in runs of its own, and each path is released by the
+	// first of the sender's confirmations that records it (takeRestored).
 	restored bool
 	// lists are the names of its list files in Receiver.Lists, removed
 	// when it is confirmed or forgotten.
@@ -194,8 +194,9 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // run, announced again; held on here meanwhile, it would hold every local
 // change below it for as long as that sender kept announcing it (each
 // announcement renews the hold). A run not known here (announced before
-// this agent started, restored from the index) releases at its sender's
-// next confirmation; a run not known at all releases nothing.
+// this agent started, restored from the index) releases each of its paths
+// at the sender's first confirmation that records that path; a run not
+// known at all releases nothing.
 func (r *Receiver) Received(ctx context.Context, from, run string, sent []string, states []peer.FileState, deleted []string) error {
 	if err := checkPaths(sent, deleted); err != nil {
 		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
@@ -204,7 +205,6 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
 	}
 	key := from + "\x00" + run
-	keys := []string{key}
 	now := time.Now()
 	r.mu.Lock()
 	if c, again := r.confirmed[key]; again {
@@ -225,18 +225,18 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	c := &confirmation{at: now, done: make(chan struct{})}
 	r.confirmed[key] = c
 	a, known := r.runs[key]
-	var restored []announced
-	for k, ra := range r.runs {
-		if ra.restored && k != key && strings.HasPrefix(k, from+"\x00") {
-			keys = append(keys, k)
-			restored = append(restored, ra)
-		}
-	}
+	// The runs of this sender announced before this agent started give
+	// up the paths this confirmation records, and only those (taken here,
+	// under the lock, so that no other confirmation takes them too).
+	released := r.takeRestored(from, key, sent, deleted)
 	r.mu.Unlock()
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
-		for _, k := range keys {
-			if err := forget(btx, k); err != nil {
+		if err := forget(btx, key); err != nil {
+			return err
+		}
+		for _, rr := range released {
+			if err := rr.persist(btx); err != nil {
 				return err
 			}
 		}
@@ -281,6 +281,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		err = fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 		r.mu.Lock()
 		delete(r.confirmed, key)
+		r.giveBackRestored(released)
 		r.mu.Unlock()
 		c.err = err
 		close(c.done)
@@ -288,12 +289,10 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	}
 	close(c.done)
 	r.mu.Lock()
-	for _, k := range keys {
-		delete(r.runs, k)
-	}
+	delete(r.runs, key)
 	r.mu.Unlock()
-	for _, ra := range restored {
-		r.Held.Done(ra.paths...)
+	for _, rr := range released {
+		r.Held.Done(rr.paths...)
 	}
 	// A run not known here holds nothing: it was confirmed before this
 	// agent restarted (the sender did not hear the answer and asks again),

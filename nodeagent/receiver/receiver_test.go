@@ -494,6 +494,69 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	}
 }
 
+// TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded: a restored run's
+// files arrived and were never recorded here; each is released by the
+// first confirmation of its sender that records it (sent, deleted, or
+// below a deleted directory), and only then. A confirmation of a run whose
+// push failed records nothing and releases nothing: before, it released
+// them all, the start scan's findings then went out as this member's new
+// files, and files deleted on the sender meanwhile came back everywhere.
+// What stays held is held again after another restart.
+func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := r.Incoming(ctx, "n1", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
+		t.Fatal(err)
+	}
+	restart := func(want int) *Receiver {
+		t.Helper()
+		rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+		if held, err := rr.Restore(); err != nil || held != want {
+			t.Fatalf("Restore = %d, %v; want %d paths", held, err, want)
+		}
+		return rr
+	}
+	held := func(rr *Receiver, want map[string]bool) {
+		t.Helper()
+		for p, w := range want {
+			if got := rr.Held.Has(p); got != w {
+				t.Errorf("%s held: %v, want %v", p, got, w)
+			}
+		}
+	}
+	r = restart(3)
+	// The sender's next run is announced, its push fails (this member's
+	// daemon is not up yet), and it confirms nothing.
+	if err := r.Incoming(ctx, "n1", "run-2", []string{"a", "dir/b", "taken"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-2", nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	held(r, map[string]bool{"a": true, "dir/b": true, "taken": true})
+	// The next run sends a, and deletes dir (dir/b goes with it).
+	if err := os.RemoveAll(filepath.Join(root, "dir")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Incoming(ctx, "n1", "run-3", []string{"a", "dir"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-3", []string{"a"}, nil, []string{"dir"}); err != nil {
+		t.Fatal(err)
+	}
+	held(r, map[string]bool{"a": false, "dir/b": false, "taken": true})
+	r = restart(1)
+	held(r, map[string]bool{"a": false, "taken": true})
+	if err := r.Incoming(ctx, "n1", "run-4", []string{"taken"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-4", []string{"taken"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	held(r, map[string]bool{"taken": false})
+	restart(0)
+}
+
 // TestReceiver_ReceivedPathThatCannotBeLookedAt: a confirmed path whose
 // lstat fails for another reason than its absence (here a name longer than
 // the filesystem allows) is recorded as unknown; the confirmation of the

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,6 +269,95 @@ func TestStandalone_PeerDownCatchesUp(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(c.roots["n3"], "before-0")); err == nil {
 		t.Error("before-0, deleted while n3 was down, is still on n3")
 	}
+}
+
+// TestStandalone_PeerKilledMidRunKeepsDeletions: a peer killed while a
+// run to it is under way (some of its files in place, the rest on their
+// way at the bandwidth limit) comes back holding files that it never
+// recorded. Files deleted on the sender meanwhile stay deleted on every
+// member, and the members end identical. Before, the sender's first run
+// after the return, whose push failed while the returning peer's daemon
+// was not up yet, confirmed nothing and still released the held paths: the
+// returning peer took the files for new ones of its own and sent them
+// back to every member (seen in CI as a flake of
+// TestStandalone_PeerDownCatchesUp).
+func TestStandalone_PeerKilledMidRunKeepsDeletions(t *testing.T) {
+	c := startSpec(t, 3, 18610, "", "    bandwidthLimit: 256Ki\n")
+	data := make([]byte, 128<<10) // half a second each at 256 KiB/s
+	_, _ = rand.NewChaCha8([32]byte{2}).Read(data)
+	for i := range 10 {
+		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("before-%d", i)), data, 0o644))
+	}
+	// Killed once the first two are in place on n3, long before its run
+	// (5 s) ends and is confirmed.
+	poll.Until(t, 20*time.Second, func() error {
+		for _, name := range []string{"before-0", "before-1"} {
+			if _, err := os.Lstat(filepath.Join(c.roots["n3"], name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// n1's runs to n3 that rsync ended with exit 0: those before the kill.
+	runsEnded := func() (float64, error) {
+		ss, err := c.metrics("n1")
+		var n float64
+		for _, s := range series(ss, "jailsync_rsync_runs_total", map[string]string{"peer": "n3", "exit_code": "0"}) {
+			n += s.value
+		}
+		return n, err
+	}
+	runsBefore, err := runsEnded()
+	must(t, err)
+	c.kill9("n3")
+	if _, err := os.Lstat(filepath.Join(c.roots["n3"], "before-9")); err == nil {
+		t.Fatal("n3 had the whole run before it was killed; the test needs a run cut off")
+	}
+	for _, name := range []string{"before-0", "before-1"} {
+		must(t, os.Remove(filepath.Join(c.roots["n1"], name)))
+	}
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "while-n3-down"), []byte("x"), 0o644))
+	poll.Until(t, 30*time.Second, func() error { return c.holds("n2", "n1") })
+	// The cut run's push goes on into n3's old daemon's connection until
+	// its end; its confirmation then fails (n3's endpoint is gone), and n1
+	// counts the run (as exited 0) once it has given up on it. Only then
+	// does n3 come back: its first confirmations are of runs that follow.
+	poll.Until(t, 30*time.Second, func() error {
+		if n, err := runsEnded(); err != nil || n == runsBefore {
+			return errors.Join(err, errors.New("n1's cut run to n3 has not ended"))
+		}
+		return nil
+	})
+	// n3 comes back while its rsync daemon cannot start yet (its port
+	// is taken, as by the connections of its old daemon, which it stops
+	// first): n1's runs to it are announced, and their pushes fail.
+	taken, err := net.Listen("tcp", fmt.Sprintf("127.0.5.4:%d", c.port))
+	must(t, err)
+	go func() {
+		for {
+			conn, err := taken.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	c.startAgent("n3")
+	deleted := func(when string, nodes ...string) {
+		t.Helper()
+		for _, node := range nodes {
+			for _, name := range []string{"before-0", "before-1"} {
+				if _, err := os.Lstat(filepath.Join(c.roots[node], name)); err == nil {
+					t.Errorf("%s: %s, deleted on n1 while n3 was down, is on %s", when, name, node)
+				}
+			}
+		}
+	}
+	time.Sleep(3 * time.Second) // n1's failed runs to n3, and what n3 would send
+	deleted("while n3's daemon could not start", "n1", "n2")
+	taken.Close()
+	c.converged("n1")
+	deleted("once the members were identical", c.nodes...)
 }
 
 func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
