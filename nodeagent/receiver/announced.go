@@ -145,8 +145,8 @@ func (rr releasedRestored) persist(tx *bolt.Tx) error {
 }
 
 // takeRestored takes from the restored runs of sender from the paths that
-// its confirmation of the run key records (sent, or deleted or below a
-// deleted directory), and returns them; the caller holds r.mu.
+// its confirmation records (sent, or deleted or below a deleted
+// directory), and returns them; the caller holds r.mu.
 //
 // Only those: a restored run's files arrived here and were never recorded,
 // so a path released without a record is compared with an index that does
@@ -161,7 +161,7 @@ func (rr releasedRestored) persist(tx *bolt.Tx) error {
 //
 // A sender's confirmations come one at a time (one run at a time per peer;
 // a retried one waits for the first, Receiver.confirmed).
-func (r *Receiver) takeRestored(from, key string, sent, deleted []string) []releasedRestored {
+func (r *Receiver) takeRestored(from string, sent, deleted []string) []releasedRestored {
 	var recorded map[string]bool
 	var gone map[string]bool
 	covered := func(p string) bool {
@@ -190,7 +190,7 @@ func (r *Receiver) takeRestored(from, key string, sent, deleted []string) []rele
 	}
 	var out []releasedRestored
 	for k, ra := range r.runs {
-		if !ra.restored || k == key || !strings.HasPrefix(k, from+"\x00") {
+		if !ra.restored || !strings.HasPrefix(k, from+"\x00") {
 			continue
 		}
 		var released, kept []string

@@ -227,13 +227,21 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	a, known := r.runs[key]
 	// The runs of this sender announced before this agent started give
 	// up the paths this confirmation records, and only those (taken here,
-	// under the lock, so that no other confirmation takes them too).
-	released := r.takeRestored(from, key, sent, deleted)
+	// under the lock, so that no other confirmation takes them too); this
+	// run among them, when it is one (its transfer was cut by the restart,
+	// and what the sender did not list may still have arrived).
+	released := r.takeRestored(from, sent, deleted)
+	restored := known && a.restored
+	if restored {
+		known = false // what it holds is takeRestored's
+	}
 	r.mu.Unlock()
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
-		if err := forget(btx, key); err != nil {
-			return err
+		if !restored {
+			if err := forget(btx, key); err != nil {
+				return err
+			}
 		}
 		for _, rr := range released {
 			if err := rr.persist(btx); err != nil {
@@ -288,9 +296,11 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		return err
 	}
 	close(c.done)
-	r.mu.Lock()
-	delete(r.runs, key)
-	r.mu.Unlock()
+	if known {
+		r.mu.Lock()
+		delete(r.runs, key)
+		r.mu.Unlock()
+	}
 	for _, rr := range released {
 		r.Held.Done(rr.paths...)
 	}

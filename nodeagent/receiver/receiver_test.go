@@ -555,6 +555,18 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	}
 	held(r, map[string]bool{"taken": false})
 	restart(0)
+
+	// The run cut by the restart, confirmed under its own id once the
+	// sender hears back, gives up what it records and nothing more.
+	if err := r.Incoming(ctx, "n1", "run-5", []string{"a", "taken"}); err != nil {
+		t.Fatal(err)
+	}
+	r = restart(2)
+	if err := r.Received(ctx, "n1", "run-5", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	held(r, map[string]bool{"a": false, "taken": true})
+	restart(1)
 }
 
 // TestReceiver_ReceivedPathThatCannotBeLookedAt: a confirmed path whose
