@@ -22,6 +22,17 @@ const stalePoll = 50 * time.Millisecond
 // staleKillWait is how long a stale daemon may take to go after SIGKILL.
 const staleKillWait = 5 * time.Second
 
+// staleTermWait is how long a stale daemon's processes get after SIGTERM
+// before SIGKILL (StopTimeout when shorter). The listener exits on SIGTERM;
+// a connection process only sets a flag that its I/O loop reads as data
+// moves (rsync's main.c, sig_int: "let the normal process handle the
+// shutdown"), which one moving a file does within a moment, keeping its
+// partial file for the sender's next try. One left idle by a peer's push
+// client prepared ahead (waiting for its file list) never does: with the
+// 5 s of a daemon's own stop, a restart after a kill -9 started its daemon
+// 5 s late, and every peer's runs to it failed meanwhile.
+const staleTermWait = time.Second
+
 // stopStale stops the daemon named in the pid file when it is one of ours
 // (an rsync --daemon started with this rsyncd.conf), left running by an
 // agent that was killed (kill -9) before it could stop it: it still holds
@@ -97,12 +108,12 @@ func (d *Daemon) ourGroupLeft(pgid int) bool {
 }
 
 // stopForeign stops a daemon that is not our child: SIGTERM to its group,
-// SIGKILL after StopTimeout, then waits until its command line is no longer
-// ours (it exited, or is a zombie waiting for its parent).
+// SIGKILL after staleTermWait, then waits until its command line is no
+// longer ours (it exited, or is a zombie waiting for its parent).
 func (d *Daemon) stopForeign(ctx context.Context, pid int) error {
-	grace := d.StopTimeout
-	if grace <= 0 {
-		grace = DefaultStopTimeout
+	grace := staleTermWait
+	if d.StopTimeout > 0 {
+		grace = min(grace, d.StopTimeout)
 	}
 	if err := signalGroup(pid, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop stale rsync daemon: %w", err)
