@@ -356,9 +356,6 @@ func (g *group) run(ctx context.Context) error {
 		return err
 	}
 	g.journal.RacyWindow = g.racyWindow()
-	g.journal.Unreadable = func(path string, err error) {
-		g.log.Info("cannot look at a changed path; it is left for the next scan", "path", path, "error", err.Error())
-	}
 	g.incoming = &detect.Incoming{}
 	g.status = newStatus(g.cfg.Group.Name, g.cfg.Node, names, g.journal)
 	g.status.suspended = g.cfg.Group.Spec.Suspend
@@ -410,6 +407,11 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 	det, err := g.detector()
 	if err != nil {
 		return err
+	}
+	// Set before the journal records anything (journalChanges, below).
+	g.journal.Unreadable = func(path string, err error) {
+		g.log.Info("cannot look at a changed path; it is scanned again after a wait", "path", path, "error", err.Error())
+		det.RescanLater(path)
 	}
 	if err := g.serveEndpoint(ctx, eg, det.Rescan); err != nil {
 		return err

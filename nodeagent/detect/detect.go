@@ -84,6 +84,9 @@ type Detector struct {
 
 	// rescans are the paths waiting for a scan (Rescan, and lost events).
 	rescans scanQueue
+	// later are the paths waiting for a scan after a backoff
+	// (RescanLater, and scans left incomplete).
+	later laterScans
 	// writing is the coalescer's Writing (nil: none), as a time.Time so
 	// that it keeps its monotonic clock reading: a wall clock set back
 	// must not stretch a sender's wait.
@@ -124,6 +127,13 @@ func (d *Detector) Writing() time.Time {
 // renamed here, some of whose files it found changed by this member.
 // Safe to call before and while Run runs.
 func (d *Detector) Rescan(path string) { d.rescans.add(path) }
+
+// RescanLater asks for a scan of path after a backoff (laterScans): a
+// change there could not be looked at (a descriptor limit, an I/O error),
+// and the journal left it out (journal.Journal.Unreadable). Without it,
+// the change waited for the next periodic resync, an hour by default, or
+// for good without one. Safe to call before and while Run runs.
+func (d *Detector) RescanLater(path string) { d.later.queue.add(path) }
 
 // Run reports ready changes to out until ctx ends (it returns nil) or the
 // root is refused or the source fails (it returns the error).
@@ -362,6 +372,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 		defer t.Stop()
 		resync = t.C
 	}
+	var later <-chan time.Time // armed while paths wait in d.later
 	dirs, reason := []string{"."}, "start"
 	if d.Source == nil {
 		dirs = nil // the scan source scans at start itself
@@ -379,17 +390,29 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 				if scan.Fatal(err) {
 					return err
 				}
-				d.Log.Error(err, "scan incomplete", "path", dir, "reason", reason)
+				d.Log.Error(err, "scan incomplete; it is scanned again later", "path", dir, "reason", reason)
+				d.later.queue.add(dir)
 			}
 			d.Log.V(1).Info("scan done", "path", dir, "reason", reason, "dirs", st.Dirs, "files", st.Files, "changes", st.Changes)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-rescans.ch():
-			dirs, reason = scanDirs(rescans.take(), typeOf), "lost-events-or-subtree"
-		case <-resync:
-			dirs, reason = []string{"."}, "resync"
+		for dirs = nil; dirs == nil; {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-rescans.ch():
+				dirs, reason = scanDirs(rescans.take(), typeOf), "lost-events-or-subtree"
+			case <-resync:
+				dirs, reason = []string{"."}, "resync"
+			case <-d.later.queue.ch():
+				if later == nil {
+					// Not stopped at return: an unreferenced timer is
+					// collected (Go 1.23).
+					later = time.NewTimer(d.later.wait(time.Now())).C
+				}
+			case <-later:
+				later = nil
+				dirs, reason = scanDirs(d.later.take(time.Now()), typeOf), "unreadable"
+			}
 		}
 	}
 }

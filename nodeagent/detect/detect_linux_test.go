@@ -221,6 +221,22 @@ func TestDetector_ReceiverWritesAreNotLocalChanges(t *testing.T) {
 	})
 }
 
+// quiet drains the detector's changes until none came for half a second
+// (a write's later events, reported after it was found finished), so that
+// a change awaited next comes from what the test does next.
+func (e *env) quiet() {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		n := len(e.seen)
+		time.Sleep(500 * time.Millisecond)
+		e.drain()
+		if len(e.seen) == n {
+			return
+		}
+	}
+	e.t.Fatal("the detector kept reporting changes for 10 s")
+}
+
 func (e *env) drain() {
 	for {
 		select {
@@ -484,12 +500,37 @@ func TestDetector_Rescan(t *testing.T) {
 		e.waitFor("d/mine", finishedWrite("d/mine"))
 		e.record("d")
 		e.record("d/mine")
+		e.quiet()
 		if err := e.idx.Update(func(tx *index.Tx) error { return tx.Put("d/mine", index.Entry{Size: -1}) }); err != nil {
 			t.Fatal(err)
 		}
 		e.det.Rescan("d")
 		e.waitFor("d/mine again, from the rescan", func(c change.Change) bool { return c.Path == "d/mine" })
 	})
+}
+
+// TestDetector_RescanLater: a path whose change could not be looked at is
+// scanned again after a wait, and what differs there from the index is
+// reported.
+func TestDetector_RescanLater(t *testing.T) {
+	e := start(t, true)
+	if err := os.MkdirAll(filepath.Join(e.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "d", "mine"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("d/mine", finishedWrite("d/mine"))
+	e.record("d")
+	e.record("d/mine")
+	e.quiet()
+	// As if the journal could not look at d/mine's change: the index holds
+	// an older state.
+	if err := e.idx.Update(func(tx *index.Tx) error { return tx.Put("d/mine", index.Entry{Size: -1}) }); err != nil {
+		t.Fatal(err)
+	}
+	e.det.RescanLater("d/mine")
+	e.waitFor("d/mine again, from the later scan", func(c change.Change) bool { return c.Path == "d/mine" })
 }
 
 // TestDetector_WritingNamesAWriteUnderWay: while a writer holds a file it
