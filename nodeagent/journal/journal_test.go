@@ -205,7 +205,14 @@ func TestJournal_SurvivesKill9(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
+			// Killed at a random moment once it has written 10 files (a
+			// fixed 200 ms to 800 ms found fewer on a loaded machine).
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if entries, _ := os.ReadDir(root); len(entries) > 10 { // the reserved directory, and 10 files
+					break
+				}
+			}
+			time.Sleep(time.Duration(rand.IntN(600)) * time.Millisecond)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()
 
