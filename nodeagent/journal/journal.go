@@ -465,15 +465,7 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 	if oldGone || !now.IsDir() {
 		return gone, itx.Delete(old)
 	}
-	var stale []string
-	err = itx.Children(old, func(name string, e index.Entry) error {
-		p := index.Join(old, name)
-		var cst unix.Stat_t
-		if beneath.Lstat(rootfd, p, &cst) != nil || cst.Ino != e.Ino {
-			stale = append(stale, p)
-		}
-		return nil
-	})
+	stale, missing, err := staleBelow(itx, rootfd, old)
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +474,52 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 			return nil, err
 		}
 	}
-	return gone, itx.Put(old, index.Entry{Size: -1})
+	// The renamed tree's names that the new directory does not hold: a
+	// peer that does not get the rename (it refuses it, or it is never
+	// asked, its new name gone here too: mv d e; mkdir d; rm -r e) keeps
+	// them under the old name, which its push (--dirs) leaves as they are.
+	// Their removals go to it (where it applied the rename, they find
+	// nothing). Dropped without them, the members ended apart for good.
+	return append(gone, missing...), itx.Put(old, index.Entry{Size: -1})
+}
+
+// staleBelow returns the entries indexed below dir, a directory made again
+// under a renamed one's name, that are not what is there now (stale: the
+// renamed tree's), and of those the top-most that nothing here holds
+// (missing). Below a stale entry that is a directory here again, its own
+// entries are looked at too; the stale entries are returned top-most only
+// (Delete takes those below).
+func staleBelow(itx *index.Tx, rootfd int, dir string) (stale, missing []string, err error) {
+	type child struct {
+		path string
+		ino  uint64
+	}
+	var children []child
+	err = itx.Children(dir, func(name string, e index.Entry) error {
+		children = append(children, child{index.Join(dir, name), e.Ino})
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range children {
+		var cst unix.Stat_t
+		lerr := beneath.Lstat(rootfd, c.path, &cst)
+		switch {
+		case lerr == nil && cst.Ino == c.ino:
+			continue
+		case errors.Is(lerr, unix.ENOENT):
+			missing = append(missing, c.path)
+		case lerr == nil && cst.Mode&unix.S_IFMT == unix.S_IFDIR:
+			_, m, err := staleBelow(itx, rootfd, c.path)
+			if err != nil {
+				return nil, nil, err
+			}
+			missing = append(missing, m...)
+		}
+		stale = append(stale, c.path)
+	}
+	return stale, missing, nil
 }
 
 // moveTree records the entries indexed below old, a directory renamed to

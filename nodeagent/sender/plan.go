@@ -9,6 +9,9 @@ package sender
 import (
 	"cmp"
 	"errors"
+	"fmt"
+	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -562,7 +565,14 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 	var out []journal.Entry
 	for _, e := range renamed {
 		var st unix.Stat_t
-		if err := beneath.Lstat(rootfd, e.OldPath, &st); !errors.Is(err, unix.ENOENT) || listed[e.OldPath] {
+		err := beneath.Lstat(rootfd, e.OldPath, &st)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			// The peer never gets the rename, and its old tree stays there
+			// under a name that is a directory here again.
+			out = append(out, b.oldTreeLeft(rootfd, e, gone, listed)...)
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) || listed[e.OldPath] {
 			continue
 		}
 		listed[e.OldPath] = true
@@ -570,6 +580,123 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 		b.oldNames = append(b.oldNames, e)
 	}
 	return out
+}
+
+// maxOldTreeNames bounds the names oldTreeLeft reads of a renamed tree
+// here; beyond, those not read may stay on the peer (logged).
+const maxOldTreeNames = 100_000
+
+// oldTreeLeft returns deletions (of sequence 0) for what the peer still
+// holds of a renamed tree under the rename's old name, where the rename
+// was not applied there (refused, or never asked: its new name is gone
+// here) and the old name is a directory here again (mv d e; mkdir d, as
+// mv build build.old; mkdir build does; a swap of two directories). The
+// peer's old directory is then pushed with --dirs, which removes nothing
+// below it, and the members ended apart for good. They are the names of
+// the tree under the new name here and of gone's removals below it (gone
+// from it since the rename), each taken under the old name, that nothing
+// here holds: the top-most of each (--delete-missing-args takes a
+// directory with its contents). A name that exists there here again goes
+// as its own entry; one below a file here, with the file that replaces the
+// peer's directory. Names the old tree lost before the rename went in
+// their own deletions. Where the new name is gone here and the batch
+// renames it on (a swap: mv d t; mv e d; mv t e), the tree is read where
+// that rename put it. Each is recorded in b.oldNames (with the deletion
+// as its old name), so that the rename is confirmed only once its
+// deletions are. listed are the paths the batch lists already, which it
+// extends.
+func (b *batch) oldTreeLeft(rootfd int, e journal.Entry, gone []journal.Entry, listed map[string]bool) []journal.Entry {
+	// The tree went on from a new name gone here with the batch's rename
+	// of that name (mv d t; mv e d; mv t e, a swap): followed along.
+	names := []string{e.Path}
+	for n := e.Path; len(names) <= len(b.renames); {
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, n, &st) == nil {
+			break
+		}
+		i := slices.IndexFunc(b.renames, func(r journal.Entry) bool { return r.OldPath == n })
+		if i < 0 {
+			break
+		}
+		n = b.renames[i].Path
+		names = append(names, n)
+	}
+	rels := make(map[string]bool)
+	for _, name := range names {
+		for _, g := range gone {
+			if rel, ok := strings.CutPrefix(g.Path, name+"/"); ok {
+				rels[rel] = true
+			}
+		}
+	}
+	if last := names[len(names)-1]; !treeNames(rootfd, last, maxOldTreeNames, func(rel string) { rels[rel] = true }) {
+		b.unlisted = append(b.unlisted, fmt.Sprintf("%s: more than %d names below it; those not read may stay on the peer under %s", last, maxOldTreeNames, e.OldPath))
+	}
+	ends := make(map[string]bool) // names missing here, or files here
+	var out []journal.Entry
+	for _, rel := range slices.Sorted(maps.Keys(rels)) { // a parent before the names below it
+		if underAny(parent(rel), ends) {
+			continue
+		}
+		p := e.OldPath + "/" + rel
+		var st unix.Stat_t
+		switch err := beneath.Lstat(rootfd, p, &st); {
+		case errors.Is(err, unix.ENOENT):
+			ends[rel] = true
+			if listed[p] {
+				continue
+			}
+			listed[p] = true
+			out = append(out, journal.Entry{Path: p})
+			r := e
+			r.OldPath = p
+			b.oldNames = append(b.oldNames, r)
+		case err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR:
+			ends[rel] = true
+		}
+	}
+	return out
+}
+
+// treeNames calls f with the path, relative to dir, of every name below
+// the directory dir (relative to rootfd), at most limit of them; it
+// reports false when it stopped at the limit. What cannot be read is left
+// out.
+func treeNames(rootfd int, dir string, limit int, f func(rel string)) bool {
+	fd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	n := 0
+	var walk func(fd int, rel string) bool
+	walk = func(fd int, rel string) bool {
+		d := os.NewFile(uintptr(fd), dir)
+		defer d.Close()
+		ents, _ := d.ReadDir(-1)
+		for _, ent := range ents {
+			if n >= limit {
+				return false
+			}
+			n++
+			name := ent.Name()
+			if rel != "" {
+				name = rel + "/" + name
+			}
+			f(name)
+			if !ent.IsDir() {
+				continue
+			}
+			cfd, err := unix.Openat(fd, ent.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			if !walk(cfd, name) {
+				return false
+			}
+		}
+		return true
+	}
+	return walk(fd, "")
 }
 
 // dirsAboveRenames returns the directories that b sends (made or changed

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -104,5 +105,226 @@ func TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun(t *testing.T) {
 	}
 	if resent != 0 {
 		t.Errorf("%d of %d files of d sent again (or missing) on the peer, instead of renamed into n", resent, files)
+	}
+}
+
+// treeOf lists the names below root (relative, sorted), each with its type
+// and, for a regular file, its content.
+func treeOf(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." || rel == ".jailsync" && d.IsDir() {
+			if rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case d.IsDir():
+			out = append(out, rel+"/")
+		case d.Type().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out = append(out, rel+"="+string(data))
+		default:
+			out = append(out, rel+" ("+d.Type().String()+")")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSender_Start_aRenamedTreesOldNameMadeAgain: a directory renamed, and
+// its old name made again as a directory, where the peer does not get the
+// rename (refused there, or never asked, the new name being gone here too)
+// keeps the old tree there under the old name: pushed with --dirs, the
+// peer's directory keeps its entries. The sender deletes there, by name,
+// what the renamed tree had and the new directory does not, and the peer
+// ends with this member's tree. Before, the old files stayed on the peer
+// for good.
+func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
+	mv := func(r *rig, from, to string) {
+		r.t.Helper()
+		if err := os.Rename(filepath.Join(r.root, from), filepath.Join(r.root, to)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	mkdir := func(r *rig, p string) {
+		r.t.Helper()
+		if err := os.MkdirAll(filepath.Join(r.root, p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	rmAll := func(r *rig, p string) {
+		r.t.Helper()
+		if err := os.RemoveAll(filepath.Join(r.root, p)); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	record := func(r *rig, cs ...change.Change) {
+		r.t.Helper()
+		for i := range cs {
+			cs[i].Finished = true
+		}
+		if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	removals := func(paths ...string) []change.Change {
+		var cs []change.Change
+		for _, p := range paths {
+			cs = append(cs, change.Change{Path: p, Op: change.Remove})
+		}
+		return cs
+	}
+	oldTree := []string{"d/f0", "d/f1", "d/sub/g", "d/keep"}
+	for _, tc := range []struct {
+		name   string
+		slot   int
+		port   uint16
+		refuse bool
+		do     func(r *rig)
+	}{
+		{"mv d e; mkdir d; rm -r e, journaled after", 28, basePort + 59, false, func(r *rig) {
+			mv(r, "d", "e")
+			mkdir(r, "d")
+			rmAll(r, "e")
+			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
+		}},
+		{"mv d e; mkdir d; rm -r e, journaled as they happen", 29, basePort + 60, false, func(r *rig) {
+			mv(r, "d", "e")
+			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			mkdir(r, "d")
+			record(r, change.Change{Path: "d", Op: change.Mkdir})
+			rmAll(r, "e")
+			record(r, removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
+		}},
+		{"mv d e; mkdir -p d/sub; a file of the old name written again; rm -r e", 30, basePort + 61, false, func(r *rig) {
+			mv(r, "d", "e")
+			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			mkdir(r, "d/sub")
+			if err := os.WriteFile(filepath.Join(r.root, "d/keep"), []byte("new keep"), 0o644); err != nil {
+				r.t.Fatal(err)
+			}
+			record(r, change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/sub", Op: change.Mkdir},
+				change.Change{Path: "d/keep", Op: change.Create | change.Write})
+			rmAll(r, "e")
+			record(r, removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
+		}},
+		{"mv d e; mkdir d, the rename refused", 31, basePort + 62, true, func(r *rig) {
+			mv(r, "d", "e")
+			mkdir(r, "d")
+			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
+			var found []change.Change
+			for _, p := range []string{"e/f0", "e/f1", "e/sub", "e/sub/g", "e/keep"} {
+				found = append(found, change.Change{Path: p, Op: change.Create | change.Found})
+			}
+			record(r, found...)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			if tc.refuse {
+				serveEndpoint(t, r, &announcements{incoming: map[string]int{}}, tc.port)
+			} else {
+				serveReceiver(t, r, tc.port)
+			}
+			mtime := time.Unix(1_700_000_000, 0)
+			settled := []string{"d", "d/sub"}
+			for _, root := range []string{r.root, r.peerRoot} {
+				if err := os.MkdirAll(filepath.Join(root, "d/sub"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range oldTree {
+					if err := os.WriteFile(filepath.Join(root, p), []byte("old "+p), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			r.settle(append(settled, oldTree...)...)
+			tc.do(r)
+			r.start()
+			r.untilNothingPending()
+			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+			}
+		})
+	}
+}
+
+// TestSender_Start_aSwapOfTwoDirectories: mv d t; mv e d; mv t e, each
+// journaled as it happens, then what the scans of the renamed directories
+// find, all in one run, against the real receiver (which refuses the
+// renames: their new names are taken there). The peer ends with this
+// member's trees under both names. Before, each name kept the other's old
+// entries beside its new ones there.
+func TestSender_Start_aSwapOfTwoDirectories(t *testing.T) {
+	r := newRig(t, 32)
+	serveReceiver(t, r, basePort+63)
+	mtime := time.Unix(1_700_000_000, 0)
+	var settled []string
+	for _, root := range []string{r.root, r.peerRoot} {
+		for _, dir := range []string{"d", "e"} {
+			if err := os.Mkdir(filepath.Join(root, dir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settled = append(settled, "d", "e")
+	for dir, names := range map[string][]string{"d": {"f0", "f1", "f2", "f3"}, "e": {"g0", "g1"}} {
+		for _, name := range names {
+			p := dir + "/" + name
+			for _, root := range []string{r.root, r.peerRoot} {
+				if err := os.WriteFile(filepath.Join(root, p), []byte("content of "+p), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
+					t.Fatal(err)
+				}
+			}
+			settled = append(settled, p)
+		}
+	}
+	r.settle(settled...)
+	for _, mv := range [][2]string{{"d", "t"}, {"e", "d"}, {"t", "e"}} {
+		if err := os.Rename(filepath.Join(r.root, mv[0]), filepath.Join(r.root, mv[1])); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: mv[1], OldPath: mv[0], Op: change.Rename, Finished: true}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the detector's scan of each renamed directory finds in it (a
+	// directory renamed comes with a scan of it, detect's Subtree).
+	var found []change.Change
+	for _, dir := range []string{"d", "e"} {
+		ents, err := os.ReadDir(filepath.Join(r.root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ent := range ents {
+			found = append(found, change.Change{Path: dir + "/" + ent.Name(), Op: change.Create | change.Found, Finished: true})
+		}
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, found); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.untilNothingPending()
+	if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+		t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
 	}
 }

@@ -1582,8 +1582,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 		for _, e := range b.renames {
 			b.notRenamed[e.Path] = true
 			if !s.KeepDeletes {
-				b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
-				b.oldNames = append(b.oldNames, e)
+				b.notApplied(rootfd, e)
 			}
 		}
 		return
@@ -1616,10 +1615,25 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 		}
 		b.notRenamed[e.Path] = true
 		if !s.KeepDeletes {
-			b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
-			b.oldNames = append(b.oldNames, e)
+			b.notApplied(rootfd, e)
 		}
 	}
+}
+
+// notApplied deletes on the peer the old name of e, a rename the peer did
+// not apply (its new name is pushed as content): the old name itself, or,
+// where it is a directory here again, what the peer holds of the renamed
+// tree below it (oldTreeLeft).
+func (b *batch) notApplied(rootfd int, e journal.Entry) {
+	var st unix.Stat_t
+	if beneath.Lstat(rootfd, e.OldPath, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		listed := make(map[string]bool)
+		b.each(func(e journal.Entry) { listed[e.Path] = true })
+		b.deletes = append(b.deletes, b.oldTreeLeft(rootfd, e, slices.Concat(b.deletes, b.covered), listed)...)
+		return
+	}
+	b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
+	b.oldNames = append(b.oldNames, e)
 }
 
 // listing runs one rsync process over files (run), numbered for
