@@ -339,3 +339,34 @@ func TestStandalone_RemovedAroundADirectoryRename(t *testing.T) {
 		}
 	}
 }
+
+// TestStandalone_OldNameMadeAgainEndsIdentical: directories renamed and
+// their old names made again at once, so that the peers never apply the
+// renames (mv d e; mkdir d; rm -r e, the new name gone before the run), or
+// refuse them (a swap: mv s t; mv u s; mv t u), end identical on every
+// member. Before, a peer's old directory kept the old tree's files for
+// good, since pushing a directory with --dirs removes nothing below it.
+func TestStandalone_OldNameMadeAgainEndsIdentical(t *testing.T) {
+	c := start(t, 3, 18620)
+	r1 := c.roots["n1"]
+	for _, d := range []string{"b0", "b1", "b2", "s", "u"} {
+		must(t, os.MkdirAll(filepath.Join(r1, d, "sub"), 0o755))
+		for _, f := range []string{"x", "y", "sub/w"} {
+			must(t, os.WriteFile(filepath.Join(r1, d, f), []byte(d+"/"+f), 0o644))
+		}
+	}
+	c.converged("n1")
+	for i, d := range []string{"b0", "b1", "b2"} {
+		b := filepath.Join(r1, d)
+		must(t, os.Rename(b, b+".old"))
+		must(t, os.MkdirAll(filepath.Join(b, "sub"), 0o755))
+		if i == 1 {
+			must(t, os.WriteFile(filepath.Join(b, "x"), []byte("new x"), 0o644)) // a name of the old tree, made again
+		}
+		must(t, os.RemoveAll(b+".old"))
+	}
+	must(t, os.Rename(filepath.Join(r1, "s"), filepath.Join(r1, "t")))
+	must(t, os.Rename(filepath.Join(r1, "u"), filepath.Join(r1, "s")))
+	must(t, os.Rename(filepath.Join(r1, "t"), filepath.Join(r1, "u")))
+	c.converged("n1")
+}
