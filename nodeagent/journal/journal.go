@@ -21,6 +21,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -723,6 +724,37 @@ func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, erro
 		return nil
 	})
 	return out, err
+}
+
+// PendingBelow reports whether peer has an entry pending below the
+// directory dir (not dir itself) journaled before the sequence number
+// before, other than those skip reports (nil: none). It reads only the
+// entries below dir.
+func (j *Journal) PendingBelow(peer, dir string, before uint64, skip func(path string) bool) (bool, error) {
+	found := false
+	err := j.db.View(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		c := pb.Bucket(bucketByPath).Cursor()
+		// Keys are "dir\x00name" (index.Key): dir's children, then the
+		// deeper ones ("dir/sub\x00name").
+		for _, prefix := range [][]byte{append([]byte(dir), 0), []byte(dir + "/")} {
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				e, err := unmarshal(v)
+				if err != nil {
+					return err
+				}
+				if e.Seq < before && (skip == nil || !skip(e.Path)) {
+					found = true
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	return found, err
 }
 
 // Done removes the entries that a run confirmed on peer, each only if its

@@ -946,3 +946,54 @@ func TestJournal_Recorded(t *testing.T) {
 		}
 	}
 }
+
+// TestJournal_PendingBelow: an entry pending below a directory (children
+// and deeper, not the directory itself nor a sibling that shares its name's
+// start) journaled before a sequence number counts, unless skipped.
+func TestJournal_PendingBelow(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
+	for _, rel := range []string{"d-sibling", "d/sub/deep", "d", "d/x"} {
+		c := change.Change{Path: rel, Op: change.Mkdir, Finished: true}
+		if rel != "d" {
+			c = f.write(rel, 1)
+		}
+		if err := f.j.Record(f.rootfd, peers, []change.Change{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := make(map[string]uint64)
+	for _, e := range es {
+		seq[e.Path] = e.Seq
+	}
+	if len(seq) != 4 {
+		t.Fatalf("journaled %q, want the 4 paths", paths(es))
+	}
+	for _, tc := range []struct {
+		name   string
+		dir    string
+		before uint64
+		skip   []string
+		want   bool
+	}{
+		{"a deeper entry before", "d", seq["d/sub/deep"] + 1, nil, true},
+		{"nothing before the first below", "d", seq["d/sub/deep"], nil, false},
+		{"a child before", "d", seq["d/x"] + 1, []string{"d/sub/deep"}, true},
+		{"every one below skipped", "d", seq["d/x"] + 1, []string{"d/sub/deep", "d/x"}, false},
+		{"the directory itself and a sibling do not count", "d", seq["d"] + 1, []string{"d/sub/deep"}, false},
+		{"below a subdirectory", "d/sub", seq["d/x"] + 1, nil, true},
+		{"nothing below a file", "d/x", seq["d/x"] + 1, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := f.j.PendingBelow("web-2", tc.dir, tc.before, func(p string) bool { return slices.Contains(tc.skip, p) })
+			if err != nil || got != tc.want {
+				t.Errorf("PendingBelow(%q, %d) = %v, %v; want %v", tc.dir, tc.before, got, err, tc.want)
+			}
+		})
+	}
+}

@@ -295,7 +295,7 @@ func (b *batch) empty() bool {
 // path's first pending change, so a file changed before and after its
 // directory was renamed comes before the rename, and may be cut from it
 // by the batch's bounds.
-func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool) batch {
+func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, older func(dir string, seq uint64) bool) batch {
 	type key struct {
 		path string
 		seq  uint64
@@ -329,7 +329,7 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool) b
 			}
 		}
 		n := len(later)
-		for _, e := range b.renamesAboveDeletes() {
+		for _, e := range slices.Concat(b.renamesAboveDeletes(), b.renamesAboveBehind(behind, older)) {
 			waitToo(e)
 			w.add(e)
 		}
@@ -463,6 +463,31 @@ func (b *batch) holdBack(w renamesWaiting, waits, waitToo func(journal.Entry) bo
 			waitToo(e)
 		}
 	}
+}
+
+// renamesAboveBehind returns b's renames whose old name is a directory
+// above an entry journaled before the rename and left behind this batch by
+// its bounds (a large file, the batch's size): most often a removal there
+// (rm d/x; mv d e, with e's entry in the journal before them: rm e; rm
+// d/x; mv d e, as the rename keeps e's place). Asked first, the peer
+// moves d/x to e/x, and the deletion of d/x then finds nothing there: the
+// peer kept e/x for good. The rename waits, and the entries below its old
+// name go first (renamesAboveDeletes does the same within the batch).
+// behind are the entries read past the batch; older, when not nil, asks
+// the journal for those not read (it reports whether one below dir was
+// journaled before seq, other than the batch's).
+func (b *batch) renamesAboveBehind(behind []journal.Entry, older func(dir string, seq uint64) bool) []journal.Entry {
+	if len(b.renames) == 0 {
+		return nil
+	}
+	var out []journal.Entry
+	for _, r := range b.renames {
+		if slices.ContainsFunc(behind, func(e journal.Entry) bool { return e.Seq < r.Seq && strings.HasPrefix(e.Path, r.OldPath+"/") }) ||
+			older != nil && older(r.OldPath, r.Seq) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // renamesAboveDeletes returns b's renames whose old name is a directory

@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -109,7 +110,7 @@ func TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun(t *testing.T) {
 }
 
 // treeOf lists the names below root (relative, sorted), each with its type
-// and, for a regular file, its content.
+// and, for a regular file, its content (its size and hash beyond 64 bytes).
 func treeOf(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
@@ -131,6 +132,9 @@ func treeOf(t *testing.T, root string) []string {
 			data, err := os.ReadFile(p)
 			if err != nil {
 				return err
+			}
+			if len(data) > 64 {
+				data = fmt.Appendf(nil, "%d bytes, sha256 %x", len(data), sha256.Sum256(data))
 			}
 			out = append(out, rel+"="+string(data))
 		default:
@@ -326,5 +330,85 @@ func TestSender_Start_aSwapOfTwoDirectories(t *testing.T) {
 	r.untilNothingPending()
 	if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
 		t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}
+
+// TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch: rm e;
+// rm d/f0; mv d e, where e's entry keeps its earlier place in the journal
+// (its first change, the removal of a file e that the peer never had) and
+// the batch's bounds (one path a batch; a large file) leave d/f0's removal
+// behind. The rename waits for it, and e/f0 is gone on the peer too.
+// Before, the peer renamed d first, the removal of d/f0 then found
+// nothing, and the peer kept e/f0 for good.
+func TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		slot       int
+		port       uint16
+		batchFiles int
+		large      bool
+	}{
+		{"one path a batch", 33, basePort + 64, 1, false},
+		{"a large file closes the batch", 34, basePort + 65, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			serveReceiver(t, r, tc.port)
+			r.sender.BatchFiles = tc.batchFiles
+			mtime := time.Unix(1_700_000_000, 0)
+			settled := []string{"d"}
+			for _, root := range []string{r.root, r.peerRoot} {
+				if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 4 {
+				p := fmt.Sprintf("d/f%d", i)
+				for _, root := range []string{r.root, r.peerRoot} {
+					if err := os.WriteFile(filepath.Join(root, p), []byte(p), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
+						t.Fatal(err)
+					}
+				}
+				settled = append(settled, p)
+			}
+			r.settle(settled...)
+			record := func(c change.Change) {
+				t.Helper()
+				c.Finished = true
+				if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{c}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(r.root, "e"), []byte("short-lived"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "e", Op: change.Create | change.Write})
+			if tc.large {
+				if err := os.WriteFile(filepath.Join(r.root, "large"), make([]byte, largeFileThreshold+1), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				record(change.Change{Path: "large", Op: change.Create | change.Write})
+			}
+			if err := os.Remove(filepath.Join(r.root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "e", Op: change.Remove})
+			if err := os.Remove(filepath.Join(r.root, "d/f0")); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "d/f0", Op: change.Remove})
+			if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.start()
+			r.untilNothingPending()
+			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+			}
+		})
 	}
 }

@@ -933,7 +933,21 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	b = plan(rootfd, entries[:n], entries[n:], s.inflight.overlaps)
+	picked := make(map[string]bool, n)
+	for _, e := range entries[:n] {
+		picked[e.Path] = true
+	}
+	older := func(dir string, seq uint64) bool {
+		found, err := s.Journal.PendingBelow(s.Peer, dir, seq, func(p string) bool { return picked[p] })
+		if err != nil {
+			// Cannot tell: the rename waits (planned again shortly), as
+			// it would for such an entry.
+			s.Log.Error(err, "read journal", "peer", s.Peer)
+			return true
+		}
+		return found
+	}
+	b = plan(rootfd, entries[:n], entries[n:], s.inflight.overlaps, older)
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
