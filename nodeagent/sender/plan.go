@@ -319,9 +319,18 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 			w.add(e) // it goes in a later run
 		}
 	}
+	// The old names of the renames read (this batch's and those behind):
+	// what was changed below them before and is gone here now went with
+	// the rename (movedWithARename).
+	renamedFrom := make(map[string]bool)
+	for _, e := range slices.Concat(entries, behind) {
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			renamedFrom[e.OldPath] = true
+		}
+	}
 	rest := entries
 	for {
-		b := planOnce(rootfd, rest, busy)
+		b := planOnce(rootfd, rest, busy, renamedFrom)
 		for _, e := range b.waiting {
 			waiting[key{e.Path, e.Seq}] = true
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
@@ -507,7 +516,24 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 	return out
 }
 
-func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool) batch {
+// movedWithARename reports whether e, gone here, is a change of a
+// directory's attributes (or its making) at or below the old name of a
+// rename that was read (renamedFrom): it went with the rename. Deleted on
+// the peer, it took the directory's whole tree there, which the rename
+// then could not move, and every file of it went again as content (a
+// chmod d, or of d/sub, before mv d e). Confirmed without a run instead:
+// the peer applies the rename, and the scan of the renamed directory,
+// which journals its tree under the new name, brings the attributes. A
+// write is not taken so: one that kept the size and mtime is seen only as
+// a write, and a file goes alone.
+func movedWithARename(e journal.Entry, renamedFrom map[string]bool) bool {
+	if len(renamedFrom) == 0 || e.Op&^(change.Attrib|change.Mkdir|change.Found|change.Subtree) != 0 {
+		return false
+	}
+	return underAny(e.Path, renamedFrom)
+}
+
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]bool) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
 	var gone, olds []journal.Entry
@@ -532,6 +558,8 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool) batch
 				b.renames = append(b.renames, e)
 			}
 			b.send(e, &st)
+		case errors.Is(err, unix.ENOENT) && !renamed && movedWithARename(e, renamedFrom):
+			b.skipped = append(b.skipped, e)
 		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
 			if renamed {
 				olds = append(olds, e)

@@ -412,3 +412,95 @@ func TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch(t *testing.
 		})
 	}
 }
+
+// TestSender_Start_aDirectoryChangedBeforeItsRenameIsNotResent: chmod d
+// (or d/s) and a file made in it, then mv d e, all pending in one run
+// with what the scan of e finds: the peer applies the rename, keeps the
+// files' inodes (nothing is sent again), and ends with the new mode.
+// Before, the pending chmod's path, gone here, was deleted on the peer
+// with its whole tree, and every file went again as content.
+func TestSender_Start_aDirectoryChangedBeforeItsRenameIsNotResent(t *testing.T) {
+	const files = 10
+	for _, tc := range []struct {
+		name    string
+		slot    int
+		port    uint16
+		chmoded string // below d
+	}{
+		{"chmod d", 35, basePort + 66, ""},
+		{"chmod d/s", 36, basePort + 67, "/s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			serveReceiver(t, r, tc.port)
+			mtime := time.Unix(1_700_000_000, 0)
+			settled := []string{"d", "d/s"}
+			for _, root := range []string{r.root, r.peerRoot} {
+				if err := os.MkdirAll(filepath.Join(root, "d/s"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range files {
+				p := fmt.Sprintf("d/s/f%d", i)
+				for _, root := range []string{r.root, r.peerRoot} {
+					if err := os.WriteFile(filepath.Join(root, p), []byte(p), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
+						t.Fatal(err)
+					}
+				}
+				settled = append(settled, p)
+			}
+			r.settle(settled...)
+			before := make([]uint64, files)
+			for i := range files {
+				before[i] = inodeOf(filepath.Join(r.peerRoot, fmt.Sprintf("d/s/f%d", i)))
+			}
+			record := func(cs ...change.Change) {
+				t.Helper()
+				for i := range cs {
+					cs[i].Finished = true
+				}
+				if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(filepath.Join(r.root, "d"+tc.chmoded), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "d" + tc.chmoded, Op: change.Attrib})
+			if err := os.WriteFile(filepath.Join(r.root, "d/s/new"), []byte("new"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "d/s/new", Op: change.Create | change.Write})
+			if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			// What the detector's scan of the renamed directory finds.
+			found := []change.Change{{Path: "e/s", Op: change.Mkdir | change.Found}, {Path: "e/s/new", Op: change.Create | change.Found}}
+			for i := range files {
+				found = append(found, change.Change{Path: fmt.Sprintf("e/s/f%d", i), Op: change.Create | change.Found})
+			}
+			record(found...)
+			r.start()
+			r.untilNothingPending()
+			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+			}
+			if st, err := os.Stat(filepath.Join(r.peerRoot, "e"+tc.chmoded)); err != nil || st.Mode().Perm() != 0o750 {
+				t.Errorf("e%s on the peer: %v, %v; want mode 0750", tc.chmoded, st, err)
+			}
+			resent := 0
+			for i := range files {
+				if inodeOf(filepath.Join(r.peerRoot, fmt.Sprintf("e/s/f%d", i))) != before[i] {
+					resent++
+				}
+			}
+			if resent != 0 {
+				t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
+			}
+		})
+	}
+}
