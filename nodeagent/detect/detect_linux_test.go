@@ -485,52 +485,41 @@ func TestDetector_SubtreeMovedInIsExpanded(t *testing.T) {
 	})
 }
 
-// TestDetector_Rescan: a scan asked for from outside (the receiver, after
-// renaming a tree that holds files this member had not sent) reports what
-// differs there from the index.
+// TestDetector_Rescan: a scan asked for from outside reports what differs
+// there from the index: at once (Rescan: the receiver, after renaming a
+// tree that holds files this member had not sent), or after a wait
+// (RescanLater: a path whose change the journal could not look at).
 func TestDetector_Rescan(t *testing.T) {
-	eachSource(t, func(t *testing.T, useFanotify bool) {
-		e := start(t, useFanotify)
-		if err := os.MkdirAll(filepath.Join(e.root, "d"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(e.root, "d", "mine"), []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		e.waitFor("d/mine", finishedWrite("d/mine"))
-		e.record("d")
-		e.record("d/mine")
-		e.quiet()
-		if err := e.idx.Update(func(tx *index.Tx) error { return tx.Put("d/mine", index.Entry{Size: -1}) }); err != nil {
-			t.Fatal(err)
-		}
-		e.det.Rescan("d")
-		e.waitFor("d/mine again, from the rescan", func(c change.Change) bool { return c.Path == "d/mine" })
-	})
-}
-
-// TestDetector_RescanLater: a path whose change could not be looked at is
-// scanned again after a wait, and what differs there from the index is
-// reported.
-func TestDetector_RescanLater(t *testing.T) {
-	e := start(t, true)
-	if err := os.MkdirAll(filepath.Join(e.root, "d"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name        string
+		useFanotify bool
+		ask         func(d *Detector)
+	}{
+		{"at once, fanotify", true, func(d *Detector) { d.Rescan("d") }},
+		{"at once, scanner", false, func(d *Detector) { d.Rescan("d") }},
+		{"after a wait", true, func(d *Detector) { d.RescanLater("d/mine") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, tc.useFanotify)
+			if err := os.MkdirAll(filepath.Join(e.root, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(e.root, "d", "mine"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("d/mine", finishedWrite("d/mine"))
+			e.record("d")
+			e.record("d/mine")
+			e.quiet()
+			// The index holds an older state of d/mine, which no event
+			// reports.
+			if err := e.idx.Update(func(tx *index.Tx) error { return tx.Put("d/mine", index.Entry{Size: -1}) }); err != nil {
+				t.Fatal(err)
+			}
+			tc.ask(e.det)
+			e.waitFor("d/mine again, from the scan", func(c change.Change) bool { return c.Path == "d/mine" })
+		})
 	}
-	if err := os.WriteFile(filepath.Join(e.root, "d", "mine"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("d/mine", finishedWrite("d/mine"))
-	e.record("d")
-	e.record("d/mine")
-	e.quiet()
-	// As if the journal could not look at d/mine's change: the index holds
-	// an older state.
-	if err := e.idx.Update(func(tx *index.Tx) error { return tx.Put("d/mine", index.Entry{Size: -1}) }); err != nil {
-		t.Fatal(err)
-	}
-	e.det.RescanLater("d/mine")
-	e.waitFor("d/mine again, from the later scan", func(c change.Change) bool { return c.Path == "d/mine" })
 }
 
 // TestDetector_WritingNamesAWriteUnderWay: while a writer holds a file it
