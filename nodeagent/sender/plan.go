@@ -35,6 +35,9 @@ type batch struct {
 	// notRenamed are the new names of renames the peer did not apply (or
 	// was not asked to): their content goes as any send's.
 	notRenamed map[string]bool
+	// chained are, by the path of a rename, the renames it took the place
+	// of (chainRenames): confirmed when it is.
+	chained map[string][]journal.Entry
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
@@ -533,9 +536,78 @@ func movedWithARename(e journal.Entry, renamedFrom map[string]bool) bool {
 	return underAny(e.Path, renamedFrom)
 }
 
+// chainRenames joins renames that follow each other (mv d e; mv e f, both
+// pending): the peer, which holds d, is asked for d -> f, and the rename
+// to e, whose new name is gone here, is confirmed with it (chained, by the
+// later rename's path). Asked as they were, the peer refused e -> f (it
+// has no e), d was deleted there as the old name of a rename whose new
+// name is gone, and every file went again as content. It returns entries
+// with those renames' old names set so, and without the ones joined.
+func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[string][]journal.Entry) {
+	byOld := make(map[string]int)
+	for i, e := range entries {
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			byOld[e.OldPath] = i
+		}
+	}
+	if len(byOld) < 2 {
+		return entries, nil
+	}
+	var chained map[string][]journal.Entry
+	joined := make(map[int]bool)
+	for i, x := range entries {
+		if !x.Op.Has(change.Rename) || x.OldPath == "" {
+			continue
+		}
+		j, ok := byOld[x.Path]
+		if !ok || j == i || joined[j] {
+			continue
+		}
+		var st unix.Stat_t
+		if !errors.Is(beneath.Lstat(rootfd, x.Path, &st), unix.ENOENT) {
+			continue
+		}
+		if chained == nil {
+			entries = slices.Clone(entries)
+			chained = make(map[string][]journal.Entry)
+		}
+		x = entries[i] // its old name may be another's by now
+		y := &entries[j]
+		delete(byOld, y.OldPath)
+		y.OldPath = x.OldPath
+		byOld[y.OldPath] = j
+		chained[y.Path] = append(append(chained[y.Path], x), chained[x.Path]...)
+		delete(chained, x.Path)
+		joined[i] = true
+	}
+	if len(joined) == 0 {
+		return entries, nil
+	}
+	out := make([]journal.Entry, 0, len(entries)-len(joined))
+	for i, e := range entries {
+		if !joined[i] {
+			out = append(out, e)
+		}
+	}
+	return out, chained
+}
+
+// withChained adds to done the renames chained to those of done's entries
+// (chainRenames).
+func (b *batch) withChained(done []journal.Entry) []journal.Entry {
+	if len(b.chained) == 0 {
+		return done
+	}
+	for _, e := range done {
+		done = append(done, b.chained[e.Path]...)
+	}
+	return done
+}
+
 func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]bool) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
+	entries, b.chained = chainRenames(rootfd, entries)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {

@@ -416,3 +416,50 @@ func TestFailures(t *testing.T) {
 		t.Errorf("failures of a settled run: %+v", got)
 	}
 }
+
+// TestChainRenames: renames that follow each other, the later's old name
+// the earlier's new name and gone here, are asked as one from the first
+// old name; the earlier ones are confirmed with it. Others are left as
+// they are.
+func TestChainRenames(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"f", "g", "y", "x"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	rn := func(from, to string, seq uint64) journal.Entry {
+		return journal.Entry{Path: to, OldPath: from, Op: change.Rename, Seq: seq}
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []journal.Entry
+		want    []journal.Entry
+		chained map[string][]journal.Entry
+	}{
+		{"one rename", []journal.Entry{rn("d", "f", 1)}, []journal.Entry{rn("d", "f", 1)}, nil},
+		{"d -> e -> f", []journal.Entry{rn("d", "e", 1), rn("e", "f", 2)},
+			[]journal.Entry{rn("d", "f", 2)}, map[string][]journal.Entry{"f": {rn("d", "e", 1)}}},
+		{"d -> e -> h -> g, listed out of order", []journal.Entry{rn("e", "h", 2), rn("h", "g", 3), rn("d", "e", 1)},
+			[]journal.Entry{rn("d", "g", 3)}, map[string][]journal.Entry{"g": {rn("e", "h", 2), rn("d", "e", 1)}}},
+		{"the middle name exists here again", []journal.Entry{rn("a", "x", 1), rn("x", "y", 2)},
+			[]journal.Entry{rn("a", "x", 1), rn("x", "y", 2)}, nil},
+		{"a file written between", []journal.Entry{rn("d", "e", 1), {Path: "z", Op: change.Write, Seq: 2}, rn("e", "f", 3)},
+			[]journal.Entry{{Path: "z", Op: change.Write, Seq: 2}, rn("d", "f", 3)}, map[string][]journal.Entry{"f": {rn("d", "e", 1)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, chained := chainRenames(rootfd, slices.Clone(tc.entries))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("entries %+v, want %+v", got, tc.want)
+			}
+			if len(chained) != len(tc.chained) || len(chained) > 0 && !reflect.DeepEqual(chained, tc.chained) {
+				t.Errorf("chained %+v, want %+v", chained, tc.chained)
+			}
+		})
+	}
+}

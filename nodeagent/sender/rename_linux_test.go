@@ -45,6 +45,83 @@ func inodeOf(path string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
+// onBoth makes the directories dirs and then the files files, each holding
+// its own path and one fixed mtime, in this member's root and in the
+// peer's, and settles them: both hold the same tree, recorded as synced.
+func (r *rig) onBoth(dirs, files []string) {
+	r.t.Helper()
+	mtime := time.Unix(1_700_000_000, 0)
+	for _, root := range []string{r.root, r.peerRoot} {
+		for _, d := range dirs {
+			if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(root, f), []byte(f), 0o644); err != nil {
+				r.t.Fatal(err)
+			}
+			if err := os.Chtimes(filepath.Join(root, f), mtime, mtime); err != nil {
+				r.t.Fatal(err)
+			}
+		}
+	}
+	r.settle(slices.Concat(dirs, files)...)
+}
+
+// numbered returns dir/f0 ... dir/f(n-1).
+func numbered(dir string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s/f%d", dir, i)
+	}
+	return out
+}
+
+// peerInodes returns the inodes of paths on the peer (0: missing).
+func (r *rig) peerInodes(paths []string) []uint64 {
+	out := make([]uint64, len(paths))
+	for i, p := range paths {
+		out[i] = inodeOf(filepath.Join(r.peerRoot, p))
+	}
+	return out
+}
+
+// resent counts the paths whose inode on the peer is not before's (the
+// same paths, under their old names): sent again as content, or missing.
+func (r *rig) resent(before []uint64, paths []string) int {
+	n := 0
+	for i, got := range r.peerInodes(paths) {
+		if got != before[i] {
+			n++
+		}
+	}
+	return n
+}
+
+// mvJournaled renames from to to here and journals the rename, as the
+// detector does.
+func (r *rig) mvJournaled(from, to string) {
+	r.t.Helper()
+	if err := os.Rename(filepath.Join(r.root, from), filepath.Join(r.root, to)); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: to, OldPath: from, Op: change.Rename, Finished: true}}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// runUntilIdentical starts the sender, waits until nothing is pending, and
+// fails the test unless the peer's tree is this member's.
+func (r *rig) runUntilIdentical() {
+	r.t.Helper()
+	r.start()
+	r.untilNothingPending()
+	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
+		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}
+
 // TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun: mkdir n; mv d
 // n/d, both in one run. The peer applies the rename (its files keep their
 // inodes: nothing is sent again) into the directory made there first.
@@ -54,30 +131,8 @@ func TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun(t *testing.T) {
 	const files = 10
 	r := newRig(t, 27)
 	serveReceiver(t, r, basePort+58)
-	mtime := time.Unix(1_700_000_000, 0)
-	paths := []string{"d"}
-	for _, root := range []string{r.root, r.peerRoot} {
-		if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range files {
-		p := fmt.Sprintf("d/f%d", i)
-		for _, root := range []string{r.root, r.peerRoot} {
-			if err := os.WriteFile(filepath.Join(root, p), []byte(p), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
-				t.Fatal(err)
-			}
-		}
-		paths = append(paths, p)
-	}
-	r.settle(paths...)
-	before := make([]uint64, files)
-	for i := range files {
-		before[i] = inodeOf(filepath.Join(r.peerRoot, fmt.Sprintf("d/f%d", i)))
-	}
+	r.onBoth([]string{"d"}, numbered("d", files))
+	before := r.peerInodes(numbered("d", files))
 	if err := os.Mkdir(filepath.Join(r.root, "n"), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +153,7 @@ func TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(r.peerRoot, "n")); err != nil || st.Mode().Perm() != 0o750 {
 		t.Errorf("n on the peer: %v, %v; want a directory of mode 0750", st, err)
 	}
-	resent := 0
-	for i := range files {
-		if got := inodeOf(filepath.Join(r.peerRoot, fmt.Sprintf("n/d/f%d", i))); got != before[i] {
-			resent++
-		}
-	}
-	if resent != 0 {
+	if resent := r.resent(before, numbered("n/d", files)); resent != 0 {
 		t.Errorf("%d of %d files of d sent again (or missing) on the peer, instead of renamed into n", resent, files)
 	}
 }
@@ -243,28 +292,9 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			} else {
 				serveReceiver(t, r, tc.port)
 			}
-			mtime := time.Unix(1_700_000_000, 0)
-			settled := []string{"d", "d/sub"}
-			for _, root := range []string{r.root, r.peerRoot} {
-				if err := os.MkdirAll(filepath.Join(root, "d/sub"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range oldTree {
-					if err := os.WriteFile(filepath.Join(root, p), []byte("old "+p), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			r.settle(append(settled, oldTree...)...)
+			r.onBoth([]string{"d", "d/sub"}, oldTree)
 			tc.do(r)
-			r.start()
-			r.untilNothingPending()
-			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
-				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-			}
+			r.runUntilIdentical()
 		})
 	}
 }
@@ -278,39 +308,10 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 func TestSender_Start_aSwapOfTwoDirectories(t *testing.T) {
 	r := newRig(t, 32)
 	serveReceiver(t, r, basePort+63)
-	mtime := time.Unix(1_700_000_000, 0)
-	var settled []string
-	for _, root := range []string{r.root, r.peerRoot} {
-		for _, dir := range []string{"d", "e"} {
-			if err := os.Mkdir(filepath.Join(root, dir), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	settled = append(settled, "d", "e")
-	for dir, names := range map[string][]string{"d": {"f0", "f1", "f2", "f3"}, "e": {"g0", "g1"}} {
-		for _, name := range names {
-			p := dir + "/" + name
-			for _, root := range []string{r.root, r.peerRoot} {
-				if err := os.WriteFile(filepath.Join(root, p), []byte("content of "+p), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
-					t.Fatal(err)
-				}
-			}
-			settled = append(settled, p)
-		}
-	}
-	r.settle(settled...)
-	for _, mv := range [][2]string{{"d", "t"}, {"e", "d"}, {"t", "e"}} {
-		if err := os.Rename(filepath.Join(r.root, mv[0]), filepath.Join(r.root, mv[1])); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: mv[1], OldPath: mv[0], Op: change.Rename, Finished: true}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.onBoth([]string{"d", "e"}, []string{"d/f0", "d/f1", "d/f2", "d/f3", "e/g0", "e/g1"})
+	r.mvJournaled("d", "t")
+	r.mvJournaled("e", "d")
+	r.mvJournaled("t", "e")
 	// What the detector's scan of each renamed directory finds in it (a
 	// directory renamed comes with a scan of it, detect's Subtree).
 	var found []change.Change
@@ -326,11 +327,7 @@ func TestSender_Start_aSwapOfTwoDirectories(t *testing.T) {
 	if err := r.journal.Record(r.rootfd, []string{"peer"}, found); err != nil {
 		t.Fatal(err)
 	}
-	r.start()
-	r.untilNothingPending()
-	if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
-		t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-	}
+	r.runUntilIdentical()
 }
 
 // TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch: rm e;
@@ -355,26 +352,7 @@ func TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch(t *testing.
 			r := newRig(t, tc.slot)
 			serveReceiver(t, r, tc.port)
 			r.sender.BatchFiles = tc.batchFiles
-			mtime := time.Unix(1_700_000_000, 0)
-			settled := []string{"d"}
-			for _, root := range []string{r.root, r.peerRoot} {
-				if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := range 4 {
-				p := fmt.Sprintf("d/f%d", i)
-				for _, root := range []string{r.root, r.peerRoot} {
-					if err := os.WriteFile(filepath.Join(root, p), []byte(p), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
-						t.Fatal(err)
-					}
-				}
-				settled = append(settled, p)
-			}
-			r.settle(settled...)
+			r.onBoth([]string{"d"}, numbered("d", 4))
 			record := func(c change.Change) {
 				t.Helper()
 				c.Finished = true
@@ -404,11 +382,7 @@ func TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch(t *testing.
 				t.Fatal(err)
 			}
 			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
-			r.start()
-			r.untilNothingPending()
-			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
-				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-			}
+			r.runUntilIdentical()
 		})
 	}
 }
@@ -433,30 +407,8 @@ func TestSender_Start_aDirectoryChangedBeforeItsRenameIsNotResent(t *testing.T) 
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.slot)
 			serveReceiver(t, r, tc.port)
-			mtime := time.Unix(1_700_000_000, 0)
-			settled := []string{"d", "d/s"}
-			for _, root := range []string{r.root, r.peerRoot} {
-				if err := os.MkdirAll(filepath.Join(root, "d/s"), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := range files {
-				p := fmt.Sprintf("d/s/f%d", i)
-				for _, root := range []string{r.root, r.peerRoot} {
-					if err := os.WriteFile(filepath.Join(root, p), []byte(p), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.Chtimes(filepath.Join(root, p), mtime, mtime); err != nil {
-						t.Fatal(err)
-					}
-				}
-				settled = append(settled, p)
-			}
-			r.settle(settled...)
-			before := make([]uint64, files)
-			for i := range files {
-				before[i] = inodeOf(filepath.Join(r.peerRoot, fmt.Sprintf("d/s/f%d", i)))
-			}
+			r.onBoth([]string{"d", "d/s"}, numbered("d/s", files))
+			before := r.peerInodes(numbered("d/s", files))
 			record := func(cs ...change.Change) {
 				t.Helper()
 				for i := range cs {
@@ -484,23 +436,40 @@ func TestSender_Start_aDirectoryChangedBeforeItsRenameIsNotResent(t *testing.T) 
 				found = append(found, change.Change{Path: fmt.Sprintf("e/s/f%d", i), Op: change.Create | change.Found})
 			}
 			record(found...)
-			r.start()
-			r.untilNothingPending()
-			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
-				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-			}
+			r.runUntilIdentical()
 			if st, err := os.Stat(filepath.Join(r.peerRoot, "e"+tc.chmoded)); err != nil || st.Mode().Perm() != 0o750 {
 				t.Errorf("e%s on the peer: %v, %v; want mode 0750", tc.chmoded, st, err)
 			}
-			resent := 0
-			for i := range files {
-				if inodeOf(filepath.Join(r.peerRoot, fmt.Sprintf("e/s/f%d", i))) != before[i] {
-					resent++
-				}
-			}
+			resent := r.resent(before, numbered("e/s", files))
 			if resent != 0 {
 				t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
 			}
 		})
+	}
+}
+
+// TestSender_Start_aChainOfRenames: mv d e; mv e f, both pending in one
+// run: the peer is asked for d -> f, applies it, and keeps the files'
+// inodes (nothing is sent again). Before, it refused e -> f (it has no e),
+// d was deleted there, and every file went again as content.
+func TestSender_Start_aChainOfRenames(t *testing.T) {
+	const files = 10
+	r := newRig(t, 37)
+	serveReceiver(t, r, basePort+68)
+	r.onBoth([]string{"d"}, numbered("d", files))
+	before := r.peerInodes(numbered("d", files))
+	r.mvJournaled("d", "e")
+	r.mvJournaled("e", "f")
+	var found []change.Change
+	for i := range files {
+		found = append(found, change.Change{Path: fmt.Sprintf("f/f%d", i), Op: change.Create | change.Found, Finished: true})
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, found); err != nil {
+		t.Fatal(err)
+	}
+	r.runUntilIdentical()
+	resent := r.resent(before, numbered("f", files))
+	if resent != 0 {
+		t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
 	}
 }

@@ -1418,6 +1418,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 	}
 	tConfirmed := time.Now()
+	done = b.withChained(done)
 	if err := s.Journal.Done(s.Peer, done); err != nil {
 		// Still pending in the journal, so sent again and counted then:
 		// not counted as synced now.
