@@ -36,8 +36,10 @@ type batch struct {
 	// was not asked to): their content goes as any send's.
 	notRenamed map[string]bool
 	// chained are, by the path of a rename, the renames it took the place
-	// of (chainRenames): confirmed when it is.
+	// of (chainRenames): confirmed when it is; through are the new names
+	// those had.
 	chained map[string][]journal.Entry
+	through map[string][]string
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
@@ -542,25 +544,44 @@ func movedWithARename(e journal.Entry, renamedFrom map[string]bool) bool {
 // later rename's path). Asked as they were, the peer refused e -> f (it
 // has no e), d was deleted there as the old name of a rename whose new
 // name is gone, and every file went again as content. It returns entries
-// with those renames' old names set so, and without the ones joined.
-func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[string][]journal.Entry) {
+// with those renames' old names set so, and without the ones joined; and,
+// by the later rename's path, the names it went through (e), which the
+// peer may hold instead of d (it applied d -> e, whose confirmation did
+// not arrive): deleted there where the joined rename is not applied
+// (batch.notApplied).
+//
+// Only a rename that is all its entry holds (no removal, no write of its
+// new name), journaled before the first change of the later one, and
+// whose new name no other rename moved on is joined: mv e f; mv d e; rm e
+// (the later rename first) would otherwise bring d's content to f and
+// leave e on the peer.
+func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[string][]journal.Entry, map[string][]string) {
 	byOld := make(map[string]int)
+	shared := make(map[string]bool)
 	for i, e := range entries {
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			if _, ok := byOld[e.OldPath]; ok {
+				shared[e.OldPath] = true
+			}
 			byOld[e.OldPath] = i
 		}
 	}
+	for p := range shared {
+		delete(byOld, p) // two renames of one old name: which came first is not known
+	}
 	if len(byOld) < 2 {
-		return entries, nil
+		return entries, nil, nil
 	}
 	var chained map[string][]journal.Entry
+	var through map[string][]string
 	joined := make(map[int]bool)
-	for i, x := range entries {
-		if !x.Op.Has(change.Rename) || x.OldPath == "" {
+	for i := range entries {
+		x := entries[i] // re-read: an earlier join may have set its old name
+		if x.Op&^(change.Rename|change.Subtree|change.Found) != 0 || !x.Op.Has(change.Rename) || x.OldPath == "" || joined[i] {
 			continue
 		}
 		j, ok := byOld[x.Path]
-		if !ok || j == i || joined[j] {
+		if !ok || j == i || joined[j] || entries[j].Order <= x.Seq {
 			continue
 		}
 		var st unix.Stat_t
@@ -570,18 +591,20 @@ func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[str
 		if chained == nil {
 			entries = slices.Clone(entries)
 			chained = make(map[string][]journal.Entry)
+			through = make(map[string][]string)
 		}
-		x = entries[i] // its old name may be another's by now
 		y := &entries[j]
 		delete(byOld, y.OldPath)
 		y.OldPath = x.OldPath
 		byOld[y.OldPath] = j
 		chained[y.Path] = append(append(chained[y.Path], x), chained[x.Path]...)
+		through[y.Path] = append(append(through[y.Path], x.Path), through[x.Path]...)
 		delete(chained, x.Path)
+		delete(through, x.Path)
 		joined[i] = true
 	}
 	if len(joined) == 0 {
-		return entries, nil
+		return entries, nil, nil
 	}
 	out := make([]journal.Entry, 0, len(entries)-len(joined))
 	for i, e := range entries {
@@ -589,7 +612,7 @@ func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[str
 			out = append(out, e)
 		}
 	}
-	return out, chained
+	return out, chained, through
 }
 
 // withChained adds to done the renames chained to those of done's entries
@@ -607,7 +630,7 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]bool) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
-	entries, b.chained = chainRenames(rootfd, entries)
+	entries, b.chained, b.through = chainRenames(rootfd, entries)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {

@@ -434,7 +434,7 @@ func TestChainRenames(t *testing.T) {
 	}
 	defer unix.Close(rootfd)
 	rn := func(from, to string, seq uint64) journal.Entry {
-		return journal.Entry{Path: to, OldPath: from, Op: change.Rename, Seq: seq}
+		return journal.Entry{Path: to, OldPath: from, Op: change.Rename, Seq: seq, Order: seq}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -451,9 +451,16 @@ func TestChainRenames(t *testing.T) {
 			[]journal.Entry{rn("a", "x", 1), rn("x", "y", 2)}, nil},
 		{"a file written between", []journal.Entry{rn("d", "e", 1), {Path: "z", Op: change.Write, Seq: 2}, rn("e", "f", 3)},
 			[]journal.Entry{{Path: "z", Op: change.Write, Seq: 2}, rn("d", "f", 3)}, map[string][]journal.Entry{"f": {rn("d", "e", 1)}}},
+		// mv e f; mv d e; rm e: the later rename came first.
+		{"the later rename first", []journal.Entry{rn("e", "f", 1), {Path: "e", OldPath: "d", Op: change.Rename, Seq: 2, Order: 2}},
+			[]journal.Entry{rn("e", "f", 1), {Path: "e", OldPath: "d", Op: change.Rename, Seq: 2, Order: 2}}, nil},
+		{"the earlier rename's name removed", []journal.Entry{{Path: "e", OldPath: "d", Op: change.Rename | change.Remove, Seq: 2, Order: 1}, rn("e", "f", 3)},
+			[]journal.Entry{{Path: "e", OldPath: "d", Op: change.Rename | change.Remove, Seq: 2, Order: 1}, rn("e", "f", 3)}, nil},
+		{"two renames of one old name", []journal.Entry{rn("d", "e", 1), rn("e", "f", 2), rn("e", "g", 3)},
+			[]journal.Entry{rn("d", "e", 1), rn("e", "f", 2), rn("e", "g", 3)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, chained := chainRenames(rootfd, slices.Clone(tc.entries))
+			got, chained, _ := chainRenames(rootfd, slices.Clone(tc.entries))
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("entries %+v, want %+v", got, tc.want)
 			}

@@ -473,3 +473,60 @@ func TestSender_Start_aChainOfRenames(t *testing.T) {
 		t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
 	}
 }
+
+// TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
+// chain but are not one, or a chain the peer went part of the way along,
+// end with the peer holding this member's tree: the later rename first
+// (mv e f; mv d e; rm e), and a chain whose first rename the peer applied
+// without this member hearing of it (it holds e, not d).
+func TestSender_Start_renamesThatMustNotBeJoined(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		slot        int
+		port        uint16
+		dirs, files []string
+		do          func(r *rig)
+	}{
+		{"mv e f; mv d e; rm e, files", 38, basePort + 69, nil, []string{"d", "e"}, func(r *rig) {
+			r.mvJournaled("e", "f")
+			r.mvJournaled("d", "e")
+			if err := os.Remove(filepath.Join(r.root, "e")); err != nil {
+				r.t.Fatal(err)
+			}
+			if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "e", Op: change.Remove, Finished: true}}); err != nil {
+				r.t.Fatal(err)
+			}
+		}},
+		{"mv e f; mv d e; rm -r e, directories", 39, basePort + 70, []string{"d", "e"}, []string{"d/a", "e/b"}, func(r *rig) {
+			r.mvJournaled("e", "f")
+			r.mvJournaled("d", "e")
+			if err := os.RemoveAll(filepath.Join(r.root, "e")); err != nil {
+				r.t.Fatal(err)
+			}
+			if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "e/a", Op: change.Remove, Finished: true}, {Path: "e", Op: change.Remove, Finished: true}}); err != nil {
+				r.t.Fatal(err)
+			}
+			if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "f/b", Op: change.Create | change.Found, Finished: true}}); err != nil {
+				r.t.Fatal(err)
+			}
+		}},
+		{"mv d e; mv e f, the peer applied d -> e already", 40, basePort + 71, []string{"d"}, []string{"d/a"}, func(r *rig) {
+			if err := os.Rename(filepath.Join(r.peerRoot, "d"), filepath.Join(r.peerRoot, "e")); err != nil {
+				r.t.Fatal(err)
+			}
+			r.mvJournaled("d", "e")
+			r.mvJournaled("e", "f")
+			if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "f/a", Op: change.Create | change.Found, Finished: true}}); err != nil {
+				r.t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			serveReceiver(t, r, tc.port)
+			r.onBoth(tc.dirs, tc.files)
+			tc.do(r)
+			r.runUntilIdentical()
+		})
+	}
+}

@@ -1640,6 +1640,17 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 // where it is a directory here again, what the peer holds of the renamed
 // tree below it (oldTreeLeft).
 func (b *batch) notApplied(rootfd int, e journal.Entry) {
+	// The names a joined chain went through (chainRenames): the peer may
+	// hold one of them instead of the first old name.
+	for _, n := range b.through[e.Path] {
+		var st unix.Stat_t
+		if errors.Is(beneath.Lstat(rootfd, n, &st), unix.ENOENT) {
+			b.deletes = append(b.deletes, journal.Entry{Path: n, Seq: 0})
+			r := e
+			r.OldPath = n
+			b.oldNames = append(b.oldNames, r)
+		}
+	}
 	var st unix.Stat_t
 	if beneath.Lstat(rootfd, e.OldPath, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		listed := make(map[string]bool)
