@@ -459,8 +459,26 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 	// removal there goes to the peer, which holds d.old/that name only if
 	// the renamed tree had it.
 	if prev.MayHaveChildren() {
-		if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
-			return nil, err
+		var nst unix.Stat_t
+		switch {
+		case beneath.Lstat(rootfd, newName, &nst) == nil && nst.Mode&unix.S_IFMT == unix.S_IFDIR:
+			if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
+				return nil, err
+			}
+		case oldGone:
+			// The renamed tree is gone here already (mv d e; rm -r e,
+			// read after both): its names' removals, under the old name.
+			// The peer never gets the rename, and its d goes with the
+			// old name's deletion; but where d is made again before that
+			// (mkdir d, read later), only these remove the old tree's
+			// names below it there.
+			err = itx.Children(old, func(name string, _ index.Entry) error {
+				gone = append(gone, index.Join(old, name))
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	if oldGone || !now.IsDir() {

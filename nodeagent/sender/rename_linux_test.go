@@ -274,6 +274,13 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			rmAll(r, "e")
 			record(r, removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
 		}},
+		{"mv d e; rm -r e, journaled, then mkdir d", 41, basePort + 72, false, func(r *rig) {
+			mv(r, "d", "e")
+			rmAll(r, "e")
+			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			mkdir(r, "d")
+			record(r, change.Change{Path: "d", Op: change.Mkdir})
+		}},
 		{"mv d e; mkdir d, the rename refused", 31, basePort + 62, true, func(r *rig) {
 			mv(r, "d", "e")
 			mkdir(r, "d")
