@@ -159,8 +159,10 @@ func (rr releasedRestored) persist(tx *bolt.Tx) error {
 // meanwhile came back to every member (TestStandalone_PeerDownCatchesUp,
 // TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded).
 //
-// A sender's confirmations come one at a time (one run at a time per peer;
-// a retried one waits for the first, Receiver.confirmed).
+// A sender may confirm several runs at once (its lanes); each takes its
+// paths under r.mu, so no path is released twice. Left (docs/design.md):
+// where one's commit fails after another's recorded the run's remainder,
+// the paths given back are held in memory but not on disk.
 func (r *Receiver) takeRestored(from string, sent, deleted []string) []releasedRestored {
 	var recorded map[string]bool
 	var gone map[string]bool
