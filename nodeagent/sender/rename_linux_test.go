@@ -274,6 +274,22 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			rmAll(r, "e")
 			record(r, removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
 		}},
+		{"rm d/f0; mv d e; mkdir d; echo > d/f0", 42, basePort + 73, false, func(r *rig) {
+			rmAll(r, "d/f0")
+			record(r, removals("d/f0")...)
+			mv(r, "d", "e")
+			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			mkdir(r, "d")
+			if err := os.WriteFile(filepath.Join(r.root, "d/f0"), []byte("new f0"), 0o644); err != nil {
+				r.t.Fatal(err)
+			}
+			record(r, change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/f0", Op: change.Create | change.Write})
+			var found []change.Change
+			for _, p := range []string{"e/f1", "e/sub", "e/sub/g", "e/keep"} {
+				found = append(found, change.Change{Path: p, Op: change.Create | change.Found})
+			}
+			record(r, found...)
+		}},
 		{"mv d e; rm -r e, journaled, then mkdir d", 41, basePort + 72, false, func(r *rig) {
 			mv(r, "d", "e")
 			rmAll(r, "e")
