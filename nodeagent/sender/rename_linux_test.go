@@ -553,3 +553,35 @@ func TestSender_Start_renamesThatMustNotBeJoined(t *testing.T) {
 		})
 	}
 }
+
+// TestSender_Start_aTwoStepRenameReadAfterBoth: mv d t; mv t e, both read
+// after the second (a script renaming through a temporary name): the peer
+// ends with e's tree and keeps the files' inodes, although the journal
+// records, with the first rename, the removals of d's names (its tree was
+// gone from t already), which a review expected to make the joined rename
+// wait and the tree go again.
+func TestSender_Start_aTwoStepRenameReadAfterBoth(t *testing.T) {
+	const files = 10
+	r := newRig(t, 43)
+	serveReceiver(t, r, basePort+74)
+	r.onBoth([]string{"d"}, numbered("d", files))
+	before := r.peerInodes(numbered("d", files))
+	for _, mv := range [][2]string{{"d", "t"}, {"t", "e"}} {
+		if err := os.Rename(filepath.Join(r.root, mv[0]), filepath.Join(r.root, mv[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := []change.Change{{Path: "t", OldPath: "d", Op: change.Rename, Finished: true}, {Path: "e", OldPath: "t", Op: change.Rename, Finished: true}}
+	for _, p := range numbered("e", files) {
+		found = append(found, change.Change{Path: p, Op: change.Create | change.Found, Finished: true})
+	}
+	for _, c := range found {
+		if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.runUntilIdentical()
+	if resent := r.resent(before, numbered("e", files)); resent != 0 {
+		t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
+	}
+}
