@@ -25,6 +25,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -342,6 +343,18 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				}
 				delta[p] = delta[p].plus(d)
 			}
+			// What is pending below the old name goes behind the rename
+			// (behindRename), and what was removed there before it is
+			// removed under the new name too.
+			if c.Op.Has(change.Rename) && c.OldPath != "" {
+				for i, p := range peers {
+					d, err := behindRename(buckets[i], c.OldPath, c.Path, &seq, now)
+					if err != nil {
+						return err
+					}
+					delta[p] = delta[p].plus(d)
+				}
+			}
 			// Paths of the renamed tree gone before the rename was
 			// recorded (mv d e; rm e/x, or rm d/x read as e/x): the
 			// peer holds them once it applies the rename. Journaled
@@ -595,6 +608,72 @@ func moveTree(itx *index.Tx, rootfd int, old, newName string) (gone []string, er
 		return nil, fmt.Errorf("move the entries below %q to %q: %w", old, newName, err)
 	}
 	return gone, nil
+}
+
+// behindRename moves the entries pending for one peer at or below old, a
+// name just renamed to newName, behind the rename in the journal's order
+// (each gets the next sequence number, as its first and last change), and
+// journals, after the rename, the removal under newName of each one below
+// old that holds a removal. Renames among them keep their place: the
+// peer applies a rename below old before old's own, as it happened.
+//
+// rm d/x; mv d e; mkdir d; echo > d/x: d/x's entry, its first change
+// before the rename, went before it, into the peer's old d, which the
+// rename then took to e/x: the peer ended without d/x and with an e/x
+// this member does not hold. Behind the rename, d/x goes into the new d,
+// and e/x's removal takes what the rename brought there (where the peer
+// applies the rename; elsewhere it finds nothing). The removal under the
+// old name, behind the rename too, then finds nothing where the peer
+// applied it, and takes the old name's copy where it did not.
+func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Time) (PeerStats, error) {
+	var d PeerStats
+	var below []Entry
+	c := pb.byPath.Cursor()
+	if v := index.SeekExact(c, index.Key(old)); v != nil {
+		e, err := unmarshal(v)
+		if err != nil {
+			return d, err
+		}
+		below = append(below, e)
+	}
+	for _, prefix := range [][]byte{append([]byte(old), 0), []byte(old + "/")} {
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			e, err := unmarshal(v)
+			if err != nil {
+				return d, err
+			}
+			below = append(below, e)
+		}
+	}
+	for _, e := range below {
+		if e.OldPath != "" {
+			continue
+		}
+		key := index.Key(e.Path)
+		if err := pb.bySeq.Delete(seqKey(e.Order)); err != nil {
+			return d, err
+		}
+		*seq++
+		e.Seq, e.Order = *seq, *seq
+		if err := pb.bySeq.Put(seqKey(e.Order), key); err != nil {
+			return d, err
+		}
+		if err := pb.byPath.Put(key, e.marshal()); err != nil {
+			return d, err
+		}
+		rel, ok := strings.CutPrefix(e.Path, old+"/")
+		if !ok || !e.Op.Has(change.Remove) {
+			continue
+		}
+		*seq++
+		moved := newName + "/" + rel
+		dd, _, err := put(pb, index.Key(moved), change.Change{Path: moved, Op: change.Remove}, *seq, 0, now)
+		if err != nil {
+			return d, err
+		}
+		d = d.plus(dd)
+	}
+	return d, nil
 }
 
 // peerBuckets are one peer's journal buckets within a transaction, and a

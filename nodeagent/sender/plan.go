@@ -353,7 +353,6 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 			// have made new deletions of old names (oldNamesGone), or
 			// lost the deletion a rename waited for.
 			b.waiting = append(b.waiting, later...)
-			b.deletes = append(b.deletes, b.removedBeforeRenames(rootfd, slices.Concat(rest, behind))...)
 			return b
 		}
 		rest = slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[key{e.Path, e.Seq}] })
@@ -497,57 +496,25 @@ func (b *batch) renamesAboveBehind(behind []journal.Entry, older func(dir string
 	}
 	var out []journal.Entry
 	for _, r := range b.renames {
-		if slices.ContainsFunc(behind, func(e journal.Entry) bool { return e.Seq < r.Seq && strings.HasPrefix(e.Path, r.OldPath+"/") }) ||
-			older != nil && older(r.OldPath, r.Seq) {
+		seq := b.firstSeq(r)
+		if slices.ContainsFunc(behind, func(e journal.Entry) bool { return e.Seq < seq && strings.HasPrefix(e.Path, r.OldPath+"/") }) ||
+			older != nil && older(r.OldPath, seq) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// removedBeforeRenames returns deletions (of sequence 0), after b's
-// renames, of what the peer brings along with a rename but this member
-// removed before it and made again since: rm d/x; mv d e; mkdir d; echo >
-// d/x. d/x's entry holds the removal (its first change, before the
-// rename) and the write (its last, after it), so no rule makes the rename
-// wait for it, and it is sent as d/x: the peer moves its old x to e/x,
-// where nothing here removes it. Each is the name under the rename's new
-// name of an entry below its old name whose first change (Order) came
-// before the rename and that holds a removal, where nothing here holds
-// that name; recorded in b.oldNames, so that the rename is confirmed only
-// once its deletion is.
-func (b *batch) removedBeforeRenames(rootfd int, entries []journal.Entry) []journal.Entry {
-	if len(b.renames) == 0 {
-		return nil
+// firstSeq is r's sequence number, or, for a rename that a chain was
+// joined into (chainRenames), the first rename's: what was journaled
+// between them (mv d t; mv t e, read after both, journals the removals of
+// d's names after the first) came after the rename the peer is asked for.
+func (b *batch) firstSeq(r journal.Entry) uint64 {
+	seq := r.Seq
+	for _, c := range b.chained[r.Path] {
+		seq = min(seq, c.Seq)
 	}
-	var listed map[string]bool
-	var out []journal.Entry
-	for _, r := range b.renames {
-		for _, p := range entries {
-			rel, below := strings.CutPrefix(p.Path, r.OldPath+"/")
-			if !below || !p.Op.Has(change.Remove) || p.Order >= r.Seq {
-				continue
-			}
-			name := r.Path + "/" + rel
-			var st unix.Stat_t
-			if !errors.Is(beneath.Lstat(rootfd, name, &st), unix.ENOENT) {
-				continue
-			}
-			if listed == nil {
-				listed = make(map[string]bool)
-				b.each(func(e journal.Entry) { listed[e.Path] = true })
-			}
-			if listed[name] {
-				continue
-			}
-			listed[name] = true
-			out = append(out, journal.Entry{Path: name})
-			rr := r
-			rr.OldPath = name
-			b.oldNames = append(b.oldNames, rr)
-		}
-	}
-	return out
+	return seq
 }
 
 // renamesAboveDeletes returns b's renames whose old name is a directory
@@ -559,7 +526,8 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 	}
 	var out []journal.Entry
 	for _, r := range b.renames {
-		below := func(d journal.Entry) bool { return d.Seq < r.Seq && strings.HasPrefix(d.Path, r.OldPath+"/") }
+		seq := b.firstSeq(r)
+		below := func(d journal.Entry) bool { return d.Seq < seq && strings.HasPrefix(d.Path, r.OldPath+"/") }
 		if slices.ContainsFunc(b.deletes, below) || slices.ContainsFunc(b.covered, below) {
 			out = append(out, r)
 		}

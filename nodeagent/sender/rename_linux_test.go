@@ -556,10 +556,12 @@ func TestSender_Start_renamesThatMustNotBeJoined(t *testing.T) {
 
 // TestSender_Start_aTwoStepRenameReadAfterBoth: mv d t; mv t e, both read
 // after the second (a script renaming through a temporary name): the peer
-// ends with e's tree and keeps the files' inodes, although the journal
-// records, with the first rename, the removals of d's names (its tree was
-// gone from t already), which a review expected to make the joined rename
-// wait and the tree go again.
+// is asked for d -> e and keeps the files' inodes. The journal records,
+// with the first rename, the removals of d's names (its tree was gone from
+// t already); compared with the joined rename's own sequence number, they
+// came before it and made it wait, the peer's d lost its files, and the
+// tree went again (in about one run in three, as the runs fell). They are
+// compared with the first rename's (batch.firstSeq).
 func TestSender_Start_aTwoStepRenameReadAfterBoth(t *testing.T) {
 	const files = 10
 	r := newRig(t, 43)
@@ -583,5 +585,77 @@ func TestSender_Start_aTwoStepRenameReadAfterBoth(t *testing.T) {
 	r.runUntilIdentical()
 	if resent := r.resent(before, numbered("e", files)); resent != 0 {
 		t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
+	}
+}
+
+// TestSender_Start_aFileChangedBeforeItsDirectorysRenameAndMadeAgain: rm
+// d/f0 (or a write of it), mv d e, mkdir d and d/f0 written again, where
+// d/f0's entry and the rename go in different runs (one path a batch, or
+// a large file between them). The journal moves d/f0's entry behind the
+// rename, and journals e/f0's removal where d/f0's held one: the peer
+// renames first, d/f0 goes into the new d, and e ends as here. Before,
+// d/f0 went into the peer's old d, the rename took it to e/f0, and the
+// peer ended without d/f0 and with an e/f0 this member does not hold (or
+// holds otherwise). Found by the session's second review.
+func TestSender_Start_aFileChangedBeforeItsDirectorysRenameAndMadeAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		slot       int
+		port       uint16
+		batchFiles int
+		write      bool // d/f0 written before the rename, not removed
+		large      bool
+	}{
+		{"removed, one path a batch", 44, basePort + 75, 1, false, false},
+		{"written, one path a batch", 45, basePort + 76, 1, true, false},
+		{"removed, a large file between", 46, basePort + 77, 0, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			serveReceiver(t, r, tc.port)
+			r.sender.BatchFiles = tc.batchFiles
+			r.onBoth([]string{"d"}, numbered("d", 3))
+			record := func(cs ...change.Change) {
+				t.Helper()
+				for i := range cs {
+					cs[i].Finished = true
+				}
+				if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			found := []change.Change{{Path: "e/f1", Op: change.Create | change.Found}, {Path: "e/f2", Op: change.Create | change.Found}}
+			if tc.write {
+				if err := os.WriteFile(filepath.Join(r.root, "d/f0"), []byte("v1"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				record(change.Change{Path: "d/f0", Op: change.Write})
+				found = append(found, change.Change{Path: "e/f0", Op: change.Create | change.Found})
+			} else {
+				if err := os.Remove(filepath.Join(r.root, "d/f0")); err != nil {
+					t.Fatal(err)
+				}
+				record(change.Change{Path: "d/f0", Op: change.Remove})
+			}
+			if tc.large {
+				if err := os.WriteFile(filepath.Join(r.root, "large"), make([]byte, largeFileThreshold+1), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				record(change.Change{Path: "large", Op: change.Create | change.Write})
+			}
+			if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			if err := os.Mkdir(filepath.Join(r.root, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(r.root, "d/f0"), []byte("v2"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			record(change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/f0", Op: change.Create | change.Write})
+			record(found...)
+			r.runUntilIdentical()
+		})
 	}
 }

@@ -149,8 +149,8 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	}
 	rootfd, j := openJournal(t, root)
 	settle(t, j, rootfd, "d", "d/x", "d/y", "d/v", "d/u", "z")
-	// Removed before the rename: the peer's d/u is to go before d is
-	// renamed there; it does not wait.
+	// Removed before the rename: the peer's d/u goes with the rename to
+	// e/u, whose removal the journal adds.
 	if err := os.Remove(filepath.Join(root, "d", "u")); err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +166,10 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	s := &Sender{Peer: "peer", Journal: j, Log: logr.Discard()}
 	s.defaults()
 	s.inflight.add("d")
-	if b, _ := s.take(rootfd); !slices.Equal(pathsOf(b.waiting), []string{"e"}) {
-		t.Fatalf("first take: waiting %q, want the rename", pathsOf(b.waiting))
+	// The journal moved d/u's removal behind the rename and journaled
+	// e/u's (journal.behindRename): e/u waits with the rename.
+	if b, _ := s.take(rootfd); !slices.Equal(pathsOf(b.waiting), []string{"e", "e/u"}) {
+		t.Fatalf("first take: waiting %q, want the rename and e/u's removal", pathsOf(b.waiting))
 	}
 	for _, p := range []string{"e/x", "z"} {
 		if err := os.Remove(filepath.Join(root, p)); err != nil {
@@ -195,8 +197,8 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	}
 	s.inflight.remove("d") // its run ended; the rename is still held for a moment
 	b, _ := s.take(rootfd)
-	if got := pathsOf(slices.Concat(b.deletes, b.covered)); !slices.Equal(got, []string{"d/u", "z"}) {
-		t.Errorf("while the rename waits: deletes %q, want d/u (removed before the rename) and z, not e/x", got)
+	if got := pathsOf(slices.Concat(b.deletes, b.covered)); !slices.Equal(got, []string{"z"}) {
+		t.Errorf("while the rename waits: deletes %q, want z, not e/x, nor d/u (behind the rename now)", got)
 	}
 	if got := pathsOf(b.sends); len(got) > 0 {
 		t.Errorf("while the rename waits: sends %q, want none (not e/y, below its new name, nor v2, renamed out of it, nor d, its old name made again)", got)
@@ -210,8 +212,10 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	}
 	s.held = map[string]hold{} // the rename waited its time
 	b, _ = s.take(rootfd)
-	if !slices.Equal(pathsOf(b.renames), []string{"e", "v2"}) || !slices.Equal(pathsOf(b.deletes), []string{"e/x"}) || !slices.Contains(pathsOf(b.sends), "d") || !slices.Contains(pathsOf(b.sends), "e/y") {
-		t.Errorf("once the rename no longer waits: renames %q, deletes %q, sends %q; want e then v2, and e/x, d and e/y in their batch", pathsOf(b.renames), pathsOf(b.deletes), pathsOf(b.sends))
+	// d/u's removal finds nothing once the peer renamed d; e/u's takes
+	// what the rename brought there.
+	if !slices.Equal(pathsOf(b.renames), []string{"e", "v2"}) || !slices.Equal(pathsOf(b.deletes), []string{"d/u", "e/u", "e/x"}) || !slices.Contains(pathsOf(b.sends), "d") || !slices.Contains(pathsOf(b.sends), "e/y") {
+		t.Errorf("once the rename no longer waits: renames %q, deletes %q, sends %q; want e then v2, and d/u, e/u, e/x, d and e/y in their batch", pathsOf(b.renames), pathsOf(b.deletes), pathsOf(b.sends))
 	}
 }
 
