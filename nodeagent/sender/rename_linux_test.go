@@ -122,6 +122,38 @@ func (r *rig) runUntilIdentical() {
 	}
 }
 
+// journalFinished journals cs for the peer, each finished, as the
+// detector does.
+func (r *rig) journalFinished(cs ...change.Change) {
+	r.t.Helper()
+	for i := range cs {
+		cs[i].Finished = true
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// journalFound journals paths as a scan of a renamed directory finds
+// them (made, Found).
+func (r *rig) journalFound(paths ...string) {
+	r.t.Helper()
+	cs := make([]change.Change, len(paths))
+	for i, p := range paths {
+		cs[i] = change.Change{Path: p, Op: change.Create | change.Found}
+	}
+	r.journalFinished(cs...)
+}
+
+// noneResent fails the test unless each of paths keeps on the peer the
+// inode that before holds for it under its old name.
+func (r *rig) noneResent(before []uint64, paths []string) {
+	r.t.Helper()
+	if n := r.resent(before, paths); n != 0 {
+		r.t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", n, len(paths))
+	}
+}
+
 // TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun: mkdir n; mv d
 // n/d, both in one run. The peer applies the rename (its files keep their
 // inodes: nothing is sent again) into the directory made there first.
@@ -224,15 +256,6 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			r.t.Fatal(err)
 		}
 	}
-	record := func(r *rig, cs ...change.Change) {
-		r.t.Helper()
-		for i := range cs {
-			cs[i].Finished = true
-		}
-		if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
-			r.t.Fatal(err)
-		}
-	}
 	removals := func(paths ...string) []change.Change {
 		var cs []change.Change
 		for _, p := range paths {
@@ -252,60 +275,60 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			mv(r, "d", "e")
 			mkdir(r, "d")
 			rmAll(r, "e")
-			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
 		}},
 		{"mv d e; mkdir d; rm -r e, journaled as they happen", 29, basePort + 60, false, func(r *rig) {
 			mv(r, "d", "e")
-			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d")
-			record(r, change.Change{Path: "d", Op: change.Mkdir})
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
 			rmAll(r, "e")
-			record(r, removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
+			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
 		}},
 		{"mv d e; mkdir -p d/sub; a file of the old name written again; rm -r e", 30, basePort + 61, false, func(r *rig) {
 			mv(r, "d", "e")
-			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d/sub")
 			if err := os.WriteFile(filepath.Join(r.root, "d/keep"), []byte("new keep"), 0o644); err != nil {
 				r.t.Fatal(err)
 			}
-			record(r, change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/sub", Op: change.Mkdir},
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/sub", Op: change.Mkdir},
 				change.Change{Path: "d/keep", Op: change.Create | change.Write})
 			rmAll(r, "e")
-			record(r, removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
+			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
 		}},
 		{"rm d/f0; mv d e; mkdir d; echo > d/f0", 42, basePort + 73, false, func(r *rig) {
 			rmAll(r, "d/f0")
-			record(r, removals("d/f0")...)
+			r.journalFinished(removals("d/f0")...)
 			mv(r, "d", "e")
-			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d")
 			if err := os.WriteFile(filepath.Join(r.root, "d/f0"), []byte("new f0"), 0o644); err != nil {
 				r.t.Fatal(err)
 			}
-			record(r, change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/f0", Op: change.Create | change.Write})
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/f0", Op: change.Create | change.Write})
 			var found []change.Change
 			for _, p := range []string{"e/f1", "e/sub", "e/sub/g", "e/keep"} {
 				found = append(found, change.Change{Path: p, Op: change.Create | change.Found})
 			}
-			record(r, found...)
+			r.journalFinished(found...)
 		}},
 		{"mv d e; rm -r e, journaled, then mkdir d", 41, basePort + 72, false, func(r *rig) {
 			mv(r, "d", "e")
 			rmAll(r, "e")
-			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d")
-			record(r, change.Change{Path: "d", Op: change.Mkdir})
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
 		}},
 		{"mv d e; mkdir d, the rename refused", 31, basePort + 62, true, func(r *rig) {
 			mv(r, "d", "e")
 			mkdir(r, "d")
-			record(r, change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
 			var found []change.Change
 			for _, p := range []string{"e/f0", "e/f1", "e/sub", "e/sub/g", "e/keep"} {
 				found = append(found, change.Change{Path: p, Op: change.Create | change.Found})
 			}
-			record(r, found...)
+			r.journalFinished(found...)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -376,35 +399,28 @@ func TestSender_Start_aRemovalBelowARenamesOldNameLeftBehindTheBatch(t *testing.
 			serveReceiver(t, r, tc.port)
 			r.sender.BatchFiles = tc.batchFiles
 			r.onBoth([]string{"d"}, numbered("d", 4))
-			record := func(c change.Change) {
-				t.Helper()
-				c.Finished = true
-				if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{c}); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if err := os.WriteFile(filepath.Join(r.root, "e"), []byte("short-lived"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "e", Op: change.Create | change.Write})
+			r.journalFinished(change.Change{Path: "e", Op: change.Create | change.Write})
 			if tc.large {
 				if err := os.WriteFile(filepath.Join(r.root, "large"), make([]byte, largeFileThreshold+1), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				record(change.Change{Path: "large", Op: change.Create | change.Write})
+				r.journalFinished(change.Change{Path: "large", Op: change.Create | change.Write})
 			}
 			if err := os.Remove(filepath.Join(r.root, "e")); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "e", Op: change.Remove})
+			r.journalFinished(change.Change{Path: "e", Op: change.Remove})
 			if err := os.Remove(filepath.Join(r.root, "d/f0")); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "d/f0", Op: change.Remove})
+			r.journalFinished(change.Change{Path: "d/f0", Op: change.Remove})
 			if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "e")); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			r.runUntilIdentical()
 		})
 	}
@@ -432,41 +448,29 @@ func TestSender_Start_aDirectoryChangedBeforeItsRenameIsNotResent(t *testing.T) 
 			serveReceiver(t, r, tc.port)
 			r.onBoth([]string{"d", "d/s"}, numbered("d/s", files))
 			before := r.peerInodes(numbered("d/s", files))
-			record := func(cs ...change.Change) {
-				t.Helper()
-				for i := range cs {
-					cs[i].Finished = true
-				}
-				if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if err := os.Chmod(filepath.Join(r.root, "d"+tc.chmoded), 0o750); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "d" + tc.chmoded, Op: change.Attrib})
+			r.journalFinished(change.Change{Path: "d" + tc.chmoded, Op: change.Attrib})
 			if err := os.WriteFile(filepath.Join(r.root, "d/s/new"), []byte("new"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "d/s/new", Op: change.Create | change.Write})
+			r.journalFinished(change.Change{Path: "d/s/new", Op: change.Create | change.Write})
 			if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "e")); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			// What the detector's scan of the renamed directory finds.
 			found := []change.Change{{Path: "e/s", Op: change.Mkdir | change.Found}, {Path: "e/s/new", Op: change.Create | change.Found}}
 			for i := range files {
 				found = append(found, change.Change{Path: fmt.Sprintf("e/s/f%d", i), Op: change.Create | change.Found})
 			}
-			record(found...)
+			r.journalFinished(found...)
 			r.runUntilIdentical()
 			if st, err := os.Stat(filepath.Join(r.peerRoot, "e"+tc.chmoded)); err != nil || st.Mode().Perm() != 0o750 {
 				t.Errorf("e%s on the peer: %v, %v; want mode 0750", tc.chmoded, st, err)
 			}
-			resent := r.resent(before, numbered("e/s", files))
-			if resent != 0 {
-				t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
-			}
+			r.noneResent(before, numbered("e/s", files))
 		})
 	}
 }
@@ -483,18 +487,9 @@ func TestSender_Start_aChainOfRenames(t *testing.T) {
 	before := r.peerInodes(numbered("d", files))
 	r.mvJournaled("d", "e")
 	r.mvJournaled("e", "f")
-	var found []change.Change
-	for i := range files {
-		found = append(found, change.Change{Path: fmt.Sprintf("f/f%d", i), Op: change.Create | change.Found, Finished: true})
-	}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, found); err != nil {
-		t.Fatal(err)
-	}
+	r.journalFound(numbered("f", files)...)
 	r.runUntilIdentical()
-	resent := r.resent(before, numbered("f", files))
-	if resent != 0 {
-		t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
-	}
+	r.noneResent(before, numbered("f", files))
 }
 
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
@@ -573,19 +568,12 @@ func TestSender_Start_aTwoStepRenameReadAfterBoth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	found := []change.Change{{Path: "t", OldPath: "d", Op: change.Rename, Finished: true}, {Path: "e", OldPath: "t", Op: change.Rename, Finished: true}}
-	for _, p := range numbered("e", files) {
-		found = append(found, change.Change{Path: p, Op: change.Create | change.Found, Finished: true})
-	}
-	for _, c := range found {
-		if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{c}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// One at a time, as the detector reads them.
+	r.journalFinished(change.Change{Path: "t", OldPath: "d", Op: change.Rename})
+	r.journalFinished(change.Change{Path: "e", OldPath: "t", Op: change.Rename})
+	r.journalFound(numbered("e", files)...)
 	r.runUntilIdentical()
-	if resent := r.resent(before, numbered("e", files)); resent != 0 {
-		t.Errorf("%d of %d files sent again (or missing) on the peer, instead of renamed", resent, files)
-	}
+	r.noneResent(before, numbered("e", files))
 }
 
 // TestSender_Start_aFileChangedBeforeItsDirectorysRenameAndMadeAgain: rm
@@ -615,46 +603,37 @@ func TestSender_Start_aFileChangedBeforeItsDirectorysRenameAndMadeAgain(t *testi
 			serveReceiver(t, r, tc.port)
 			r.sender.BatchFiles = tc.batchFiles
 			r.onBoth([]string{"d"}, numbered("d", 3))
-			record := func(cs ...change.Change) {
-				t.Helper()
-				for i := range cs {
-					cs[i].Finished = true
-				}
-				if err := r.journal.Record(r.rootfd, []string{"peer"}, cs); err != nil {
-					t.Fatal(err)
-				}
-			}
 			found := []change.Change{{Path: "e/f1", Op: change.Create | change.Found}, {Path: "e/f2", Op: change.Create | change.Found}}
 			if tc.write {
 				if err := os.WriteFile(filepath.Join(r.root, "d/f0"), []byte("v1"), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				record(change.Change{Path: "d/f0", Op: change.Write})
+				r.journalFinished(change.Change{Path: "d/f0", Op: change.Write})
 				found = append(found, change.Change{Path: "e/f0", Op: change.Create | change.Found})
 			} else {
 				if err := os.Remove(filepath.Join(r.root, "d/f0")); err != nil {
 					t.Fatal(err)
 				}
-				record(change.Change{Path: "d/f0", Op: change.Remove})
+				r.journalFinished(change.Change{Path: "d/f0", Op: change.Remove})
 			}
 			if tc.large {
 				if err := os.WriteFile(filepath.Join(r.root, "large"), make([]byte, largeFileThreshold+1), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				record(change.Change{Path: "large", Op: change.Create | change.Write})
+				r.journalFinished(change.Change{Path: "large", Op: change.Create | change.Write})
 			}
 			if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "e")); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			if err := os.Mkdir(filepath.Join(r.root, "d"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(r.root, "d/f0"), []byte("v2"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			record(change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/f0", Op: change.Create | change.Write})
-			record(found...)
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir}, change.Change{Path: "d/f0", Op: change.Create | change.Write})
+			r.journalFinished(found...)
 			r.runUntilIdentical()
 		})
 	}
