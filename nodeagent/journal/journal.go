@@ -854,6 +854,56 @@ func (j *Journal) PendingBelow(peer, dir string, before uint64, skip func(path s
 	return found, err
 }
 
+// NamesBelow returns paths below the directory dir that the index holds
+// (the tree as last recorded, Moved entries of a renamed one among them)
+// or that peer has pending (removals recorded since), at most limit of
+// them, in no order.
+func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
+	var out []string
+	err := j.db.View(func(tx *bolt.Tx) error {
+		itx := index.Within(tx)
+		var walk func(d string) error
+		walk = func(d string) error {
+			var dirs []string
+			err := itx.Children(d, func(name string, e index.Entry) error {
+				if len(out) >= limit {
+					return nil
+				}
+				p := index.Join(d, name)
+				out = append(out, p)
+				if e.MayHaveChildren() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, sub := range dirs {
+				if err := walk(sub); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := walk(dir); err != nil {
+			return err
+		}
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		c := pb.Bucket(bucketByPath).Cursor()
+		for _, prefix := range [][]byte{append([]byte(dir), 0), []byte(dir + "/")} {
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+				out = append(out, index.PathOf(k))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Done removes the entries that a run confirmed on peer, each only if its
 // path was not journaled again since (its Seq is unchanged).
 func (j *Journal) Done(peer string, done []Entry) error {

@@ -113,7 +113,7 @@ func TestAddLinks(t *testing.T) {
 				s.inflight.add(p)
 			}
 			s.wait(tc.waiting, time.Now())
-			b := plan(rootfd, tc.entries, nil, nil, nil)
+			b := plan(rootfd, tc.entries, nil, nil, nil, nil)
 			s.addLinks(rootfd, &b)
 			got := pathsOf(b.sends)
 			slices.Sort(got)
@@ -148,7 +148,7 @@ func TestAddLinks_Bound(t *testing.T) {
 	defer unix.Close(rootfd)
 	s := &Sender{Log: logr.Discard(), Links: func(_ uint64, limit int) []string { return names[:min(limit, len(names))] }}
 	s.defaults()
-	b := plan(rootfd, []journal.Entry{{Path: "a", Op: change.Write}}, nil, nil, nil)
+	b := plan(rootfd, []journal.Entry{{Path: "a", Op: change.Write}}, nil, nil, nil, nil)
 	s.addLinks(rootfd, &b)
 	if len(b.links) != MaxLinkNames {
 		t.Fatalf("%d names added, want the bound %d", len(b.links), MaxLinkNames)

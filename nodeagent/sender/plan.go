@@ -40,6 +40,9 @@ type batch struct {
 	// those had.
 	chained map[string][]journal.Entry
 	through map[string][]string
+	// namesBelow, when set, returns the paths below a directory that the
+	// index holds or the journal has pending (journal.Journal.NamesBelow).
+	namesBelow func(dir string) []string
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
@@ -300,7 +303,7 @@ func (b *batch) empty() bool {
 // path's first pending change, so a file changed before and after its
 // directory was renamed comes before the rename, and may be cut from it
 // by the batch's bounds.
-func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, older func(dir string, seq uint64) bool) batch {
+func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, older func(dir string, seq uint64) bool, namesBelow func(dir string) []string) batch {
 	type key struct {
 		path string
 		seq  uint64
@@ -335,7 +338,7 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 	}
 	rest := entries
 	for {
-		b := planOnce(rootfd, rest, busy, renamedFrom)
+		b := planOnce(rootfd, rest, busy, renamedFrom, namesBelow)
 		for _, e := range b.waiting {
 			waiting[key{e.Path, e.Seq}] = true
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
@@ -641,9 +644,9 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 	return done
 }
 
-func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]bool) batch {
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]bool, namesBelow func(dir string) []string) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
-	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
+	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow}
 	entries, b.chained, b.through = chainRenames(rootfd, entries)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
@@ -793,6 +796,18 @@ func (b *batch) oldTreeLeft(rootfd int, e journal.Entry, gone []journal.Entry, l
 	}
 	if last := names[len(names)-1]; !treeNames(rootfd, last, maxOldTreeNames, func(rel string) { rels[rel] = true }) {
 		b.unlisted = append(b.unlisted, fmt.Sprintf("%s: more than %d names below it; those not read may stay on the peer under %s", last, maxOldTreeNames, e.OldPath))
+	}
+	// And what the index still holds there, or the journal has pending:
+	// a tree removed here whose removals are not in this batch (not read
+	// yet, when the run is planned, or past its bounds).
+	if b.namesBelow != nil {
+		for _, name := range names {
+			for _, p := range b.namesBelow(name) {
+				if rel, ok := strings.CutPrefix(p, name+"/"); ok {
+					rels[rel] = true
+				}
+			}
+		}
 	}
 	ends := make(map[string]bool) // names missing here, or files here
 	var out []journal.Entry

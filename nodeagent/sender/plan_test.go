@@ -47,7 +47,7 @@ func TestPlan(t *testing.T) {
 		{Path: "renamed-then-removed-too", Op: change.Rename | change.Remove, OldPath: "new-name"}, // the old name exists again
 		{Path: "renamed-from-a-busy-path", Op: change.Rename, OldPath: "busy"},
 	}
-	b := plan(rootfd, entries, nil, func(p string) bool { return p == "busy" }, nil)
+	b := plan(rootfd, entries, nil, func(p string) bool { return p == "busy" }, nil, nil)
 	tests := []struct {
 		name string
 		got  []journal.Entry
@@ -103,7 +103,7 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 		{Path: "g", Op: change.Rename, OldPath: "f", Seq: 4},
 		{Path: "dd", Op: change.Remove, Seq: 5}, // not below d: "d/" is the prefix
 	}
-	b := plan(rootfd, entries, nil, nil, nil)
+	b := plan(rootfd, entries, nil, nil, nil, nil)
 	for _, tc := range []struct {
 		name string
 		got  []journal.Entry
@@ -236,7 +236,7 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, tc.behind, func(p string) bool { return p == tc.busy }, nil)
+			b := plan(rootfd, tc.entries, tc.behind, func(p string) bool { return p == tc.busy }, nil, nil)
 			for _, got := range []struct {
 				name string
 				got  []journal.Entry
@@ -316,7 +316,7 @@ func TestBatch_large(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := plan(rootfd, tc.entries, nil, nil, nil)
+			b := plan(rootfd, tc.entries, nil, nil, nil, nil)
 			if b.large() != tc.want {
 				t.Errorf("large() = %v with %d bytes, want %v", b.large(), b.bytes, tc.want)
 			}
@@ -347,7 +347,7 @@ func TestBatch_sentStates(t *testing.T) {
 	for _, p := range []string{"file", "changed", "dir", "link"} {
 		entries = append(entries, journal.Entry{Path: p, Op: change.Write})
 	}
-	b := plan(rootfd, entries, nil, nil, nil)
+	b := plan(rootfd, entries, nil, nil, nil, nil)
 	var st unix.Stat_t
 	must(unix.Lstat(filepath.Join(root, "file"), &st))
 

@@ -313,6 +313,16 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			}
 			r.journalFinished(found...)
 		}},
+		// The removals below e not read yet when the run is planned (the
+		// detector reads them after the rename and the mkdir): what the
+		// index still holds below e names the old tree.
+		{"mv d e; mkdir d; rm -r e, the removals not read yet", 47, basePort + 78, false, func(r *rig) {
+			mv(r, "d", "e")
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			mkdir(r, "d")
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
+			rmAll(r, "e")
+		}},
 		{"mv d e; rm -r e, journaled, then mkdir d", 41, basePort + 72, false, func(r *rig) {
 			mv(r, "d", "e")
 			rmAll(r, "e")

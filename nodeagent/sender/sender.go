@@ -947,7 +947,14 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		}
 		return found
 	}
-	b = plan(rootfd, entries[:n], entries[n:], s.inflight.overlaps, older)
+	namesBelow := func(dir string) []string {
+		names, err := s.Journal.NamesBelow(s.Peer, dir, maxOldTreeNames)
+		if err != nil {
+			s.Log.Error(err, "read journal", "peer", s.Peer)
+		}
+		return names
+	}
+	b = plan(rootfd, entries[:n], entries[n:], s.inflight.overlaps, older, namesBelow)
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}

@@ -126,7 +126,7 @@ func TestBatch_changedSince(t *testing.T) {
 	for _, n := range names {
 		entries = append(entries, journal.Entry{Path: n, Op: change.Write})
 	}
-	b := plan(rootfd, entries, nil, nil, nil)
+	b := plan(rootfd, entries, nil, nil, nil, nil)
 
 	// While "rsync reads them": a new file under an old name, an append,
 	// a removal, and a new entry in the directory.
@@ -161,7 +161,7 @@ func TestBatch_changedSince(t *testing.T) {
 	write("untouched", "u")
 	write("linked", "l")
 	write("chmodded", "c")
-	b = plan(rootfd, []journal.Entry{{Path: "untouched"}, {Path: "linked"}, {Path: "chmodded"}}, nil, nil, nil)
+	b = plan(rootfd, []journal.Entry{{Path: "untouched"}, {Path: "linked"}, {Path: "chmodded"}}, nil, nil, nil, nil)
 	// A hard link made meanwhile moves the ctime but changes nothing sent;
 	// a chmod is a change (it has its own event, which releases the hold).
 	if err := os.Link(filepath.Join(root, "linked"), filepath.Join(root, "other-name")); err != nil {
