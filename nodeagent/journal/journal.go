@@ -636,14 +636,13 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 		}
 		below = append(below, e)
 	}
-	for _, prefix := range [][]byte{append([]byte(old), 0), []byte(old + "/")} {
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			e, err := unmarshal(v)
-			if err != nil {
-				return d, err
-			}
-			below = append(below, e)
-		}
+	err := eachBelow(c, old, func(_, v []byte) (bool, error) {
+		e, err := unmarshal(v)
+		below = append(below, e)
+		return true, err
+	})
+	if err != nil {
+		return d, err
 	}
 	for _, e := range below {
 		if e.OldPath != "" {
@@ -674,6 +673,21 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 		d = d.plus(dd)
 	}
 	return d, nil
+}
+
+// eachBelow calls fn with the key and value of each entry of c's bucket
+// (keyed by index.Key) below the directory dir, not dir itself, until fn
+// reports no more or an error. Keys are "dir\x00name": dir's children,
+// then the deeper ones ("dir/sub\x00name").
+func eachBelow(c *bolt.Cursor, dir string, fn func(k, v []byte) (more bool, err error)) error {
+	for _, prefix := range [][]byte{append([]byte(dir), 0), []byte(dir + "/")} {
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if more, err := fn(k, v); err != nil || !more {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // peerBuckets are one peer's journal buckets within a transaction, and a
@@ -834,22 +848,11 @@ func (j *Journal) PendingBelow(peer, dir string, before uint64, skip func(path s
 		if err != nil {
 			return err
 		}
-		c := pb.Bucket(bucketByPath).Cursor()
-		// Keys are "dir\x00name" (index.Key): dir's children, then the
-		// deeper ones ("dir/sub\x00name").
-		for _, prefix := range [][]byte{append([]byte(dir), 0), []byte(dir + "/")} {
-			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-				e, err := unmarshal(v)
-				if err != nil {
-					return err
-				}
-				if e.Seq < before && (skip == nil || !skip(e.Path)) {
-					found = true
-					return nil
-				}
-			}
-		}
-		return nil
+		return eachBelow(pb.Bucket(bucketByPath).Cursor(), dir, func(_, v []byte) (bool, error) {
+			e, err := unmarshal(v)
+			found = err == nil && e.Seq < before && (skip == nil || !skip(e.Path))
+			return !found, err
+		})
 	})
 	return found, err
 }
@@ -893,13 +896,13 @@ func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		c := pb.Bucket(bucketByPath).Cursor()
-		for _, prefix := range [][]byte{append([]byte(dir), 0), []byte(dir + "/")} {
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
-				out = append(out, index.PathOf(k))
+		return eachBelow(pb.Bucket(bucketByPath).Cursor(), dir, func(k, _ []byte) (bool, error) {
+			if len(out) >= limit {
+				return false, nil
 			}
-		}
-		return nil
+			out = append(out, index.PathOf(k))
+			return true, nil
+		})
 	})
 	return out, err
 }
