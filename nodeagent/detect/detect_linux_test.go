@@ -194,13 +194,13 @@ func TestDetector_ReceiverWritesAreNotLocalChanges(t *testing.T) {
 		// A peer announces the path, the receiver writes it and records
 		// its lstat (its events still arrive: the index decides, not
 		// the pid), then the run is confirmed.
-		e.in.Add("from-peer")
+		h := e.in.Add("from-peer")
 		if err := os.WriteFile(filepath.Join(e.root, "from-peer"), []byte("peer data"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond) // the events outrun the record
 		e.record("from-peer")
-		e.in.Done("from-peer")
+		e.in.Done(h, "from-peer")
 		// A local write after it: it must come, the echo must not.
 		if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
 			t.Fatal(err)

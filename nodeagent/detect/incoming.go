@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,56 +17,114 @@ import (
 // A path announced by a sender that then died is released after TTL, so
 // that no local change is held forever.
 //
+// Each Add is a hold of its own (a Hold), which only its own Extend and
+// Done touch: two runs may name one path, and a run whose hold expired
+// (its sender stalled past TTL) and that is confirmed late must not end
+// the hold of another run that announced the path since. Until the
+// twenty-ninth session the holds of a path were a count, and that late
+// Done took the other run's.
+//
 // The zero value is empty and ready to use; it is safe for concurrent use.
 type Incoming struct {
 	// TTL bounds how long an announced path is held; DefaultIncomingTTL
 	// when 0.
 	TTL time.Duration
 
+	// Now is the clock (time.Now when nil): tests move it past TTL.
+	Now func() time.Time
+
 	mu      sync.Mutex
-	paths   map[string]incoming
+	last    Hold
+	paths   map[string]holders
 	changed chan struct{}
 }
+
+// Hold names one Add's hold of its paths.
+type Hold uint64
 
 // DefaultIncomingTTL is how long an announced path is held without news
 // from its sender: a run that lasts longer is announced again meanwhile
 // (sender.ReannounceEvery), and rsync's I/O timeout bounds a stalled one.
 const DefaultIncomingTTL = 10 * time.Minute
 
-type incoming struct {
-	runs    int
+// holders are the holds of one path: nearly always one, kept inline.
+type holders struct {
+	first hold
+	more  []hold
+}
+
+type hold struct {
+	id      Hold
 	expires time.Time
 }
 
-// Add marks paths as being received (counted: two runs may name one path).
-func (in *Incoming) Add(paths ...string) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.paths == nil {
-		in.paths = make(map[string]incoming)
+// each calls fn with a pointer to every hold, first included (when set).
+func (h *holders) each(fn func(*hold)) {
+	if h.first.id != 0 {
+		fn(&h.first)
 	}
-	expires := time.Now().Add(in.ttl())
-	for _, p := range paths {
-		e := in.paths[p]
-		e.runs++
-		e.expires = expires
-		in.paths[p] = e
+	for i := range h.more {
+		fn(&h.more[i])
 	}
 }
 
-// Extend holds paths already added for another TTL from now, without
-// counting another run: a sender re-announces a run that lasts (a large
-// file at a bandwidth limit), so that its paths are not released while
-// they are still being received. A path not held is not added.
-func (in *Incoming) Extend(paths ...string) {
+// drop removes the holds for which gone is true; it reports whether any
+// is left.
+func (h *holders) drop(gone func(hold) bool) bool {
+	h.more = slices.DeleteFunc(h.more, gone)
+	if h.first.id != 0 && gone(h.first) {
+		h.first = hold{}
+	}
+	if h.first.id == 0 && len(h.more) > 0 {
+		h.first, h.more = h.more[0], h.more[1:]
+	}
+	if len(h.more) == 0 {
+		h.more = nil
+	}
+	return h.first.id != 0
+}
+
+// Add marks paths as being received, as a hold of their own, and returns
+// it for Extend and Done.
+func (in *Incoming) Add(paths ...string) Hold {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	expires := time.Now().Add(in.ttl())
+	if in.paths == nil {
+		in.paths = make(map[string]holders)
+	}
+	in.last++
+	h := hold{id: in.last, expires: in.clock().Add(in.ttl())}
 	for _, p := range paths {
-		if e, ok := in.paths[p]; ok {
-			e.expires = expires
-			in.paths[p] = e
+		e := in.paths[p]
+		if e.first.id == 0 {
+			e.first = h
+		} else {
+			e.more = append(e.more, h)
 		}
+		in.paths[p] = e
+	}
+	return h.id
+}
+
+// Extend holds paths of hold id for another TTL from now: a sender
+// re-announces a run that lasts (a large file at a bandwidth limit), so
+// that its paths are not released while they are still being received.
+// A path that id no longer holds (expired, or never its) is not added.
+func (in *Incoming) Extend(id Hold, paths ...string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	expires := in.clock().Add(in.ttl())
+	for _, p := range paths {
+		e, ok := in.paths[p]
+		if !ok {
+			continue
+		}
+		e.each(func(h *hold) {
+			if h.id == id {
+				h.expires = expires
+			}
+		})
+		in.paths[p] = e
 	}
 }
 
@@ -77,22 +136,49 @@ func (in *Incoming) ttl() time.Duration {
 	return DefaultIncomingTTL
 }
 
-// Done ends what Add started, after the receiver recorded the paths.
-func (in *Incoming) Done(paths ...string) {
+// clock is the time now.
+func (in *Incoming) clock() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
+}
+
+// Done ends hold id of paths, after the receiver recorded them; the other
+// holds of a path stay.
+func (in *Incoming) Done(id Hold, paths ...string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, p := range paths {
-		if e := in.paths[p]; e.runs <= 1 {
-			delete(in.paths, p)
-		} else {
-			e.runs--
+		e, ok := in.paths[p]
+		if !ok {
+			continue
+		}
+		if e.drop(func(h hold) bool { return h.id == id }) {
 			in.paths[p] = e
+		} else {
+			delete(in.paths, p)
 		}
 	}
 	if in.changed != nil {
 		close(in.changed)
 		in.changed = nil
 	}
+}
+
+// live reports whether path itself has a hold that has not expired, and
+// drops its expired ones; the caller holds in.mu.
+func (in *Incoming) live(path string, now time.Time) bool {
+	e, ok := in.paths[path]
+	if !ok {
+		return false
+	}
+	if e.drop(func(h hold) bool { return !now.Before(h.expires) }) {
+		in.paths[path] = e
+		return true
+	}
+	delete(in.paths, path)
+	return false
 }
 
 // Has reports whether path, or a directory above it, is being received
@@ -104,13 +190,10 @@ func (in *Incoming) Has(path string) bool {
 	if len(in.paths) == 0 {
 		return false
 	}
-	now := time.Now()
+	now := in.clock()
 	for p := path; ; {
-		if e, ok := in.paths[p]; ok {
-			if now.Before(e.expires) {
-				return true
-			}
-			delete(in.paths, p)
+		if in.live(p, now) {
+			return true
 		}
 		i := strings.LastIndexByte(p, '/')
 		if i < 0 {
@@ -127,8 +210,7 @@ func (in *Incoming) Has(path string) bool {
 func (in *Incoming) Carries(path string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	e, ok := in.paths[path]
-	return ok && time.Now().Before(e.expires)
+	return in.live(path, in.clock())
 }
 
 // Changed returns a channel closed at the next Done.

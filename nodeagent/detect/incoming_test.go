@@ -5,10 +5,21 @@ import (
 	"time"
 )
 
+// clock is a test's clock for Incoming: it moves only when told.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newIncoming(ttl time.Duration) (*Incoming, *clock) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	return &Incoming{TTL: ttl, Now: c.now}, c
+}
+
 func TestIncoming(t *testing.T) {
-	in := &Incoming{TTL: 50 * time.Millisecond}
+	in, c := newIncoming(time.Minute)
 	changed := in.Changed()
-	in.Add("a", "b")
+	h1 := in.Add("a", "b")
 	in.Add("a")
 	if !in.Has("a") || !in.Has("b") || in.Has("c") {
 		t.Fatal("Has after Add")
@@ -19,7 +30,7 @@ func TestIncoming(t *testing.T) {
 	if !in.Carries("a") || in.Carries("a/below") || in.Carries("c") {
 		t.Fatal("Carries: the announced path itself only")
 	}
-	in.Done("a", "b")
+	in.Done(h1, "a", "b")
 	select {
 	case <-changed:
 	default:
@@ -28,7 +39,7 @@ func TestIncoming(t *testing.T) {
 	if !in.Has("a") || in.Has("b") {
 		t.Fatal("a was announced by two runs and confirmed by one: still held; b released")
 	}
-	time.Sleep(60 * time.Millisecond)
+	c.advance(time.Minute)
 	if in.Has("a") || in.Carries("a") {
 		t.Fatal("an announcement past its TTL (a dead sender) still holds the path")
 	}
@@ -36,21 +47,59 @@ func TestIncoming(t *testing.T) {
 
 // TestIncoming_Extend: a run announced again holds its paths for another
 // TTL from then, without counting as a second run; a path not held is
-// not added.
+// not added, and another run's hold of a path is not extended.
 func TestIncoming_Extend(t *testing.T) {
-	in := &Incoming{TTL: 80 * time.Millisecond}
-	in.Add("big")
-	time.Sleep(50 * time.Millisecond)
-	in.Extend("big", "other")
-	time.Sleep(50 * time.Millisecond) // 100 ms after Add, 50 ms after Extend
+	in, c := newIncoming(80 * time.Second)
+	big := in.Add("big")
+	in.Add("shared")
+	mine := in.Add("shared")
+	c.advance(50 * time.Second)
+	in.Extend(big, "big", "other", "shared")
+	c.advance(50 * time.Second) // 100 s after Add, 50 s after Extend
 	if !in.Has("big") {
 		t.Fatal("an extended announcement expired at its first TTL")
 	}
 	if in.Has("other") {
 		t.Fatal("Extend added a path that was not announced")
 	}
-	in.Done("big")
+	if in.Has("shared") {
+		t.Fatal("Extend of one hold extended other holds of a path it does not hold")
+	}
+	in.Done(big, "big")
 	if in.Has("big") {
 		t.Fatal("one Done after Add and Extend still holds the path")
+	}
+	in.Done(mine, "shared")
+}
+
+// TestIncoming_lateDoneEndsOnlyItsOwnHold: a run whose hold expired (its
+// sender stalled past the TTL) and that is confirmed after another run
+// announced the same path must not end that other run's hold. With a
+// count of runs per path, the late Done took the other's.
+func TestIncoming_lateDoneEndsOnlyItsOwnHold(t *testing.T) {
+	in, c := newIncoming(10 * time.Minute)
+	stalled := in.Add("p", "q")
+	c.advance(11 * time.Minute)
+	if in.Has("p") {
+		t.Fatal("an expired hold still holds")
+	}
+	fresh := in.Add("p")
+	in.Done(stalled, "p", "q")
+	if !in.Has("p") || !in.Carries("p") {
+		t.Fatal("the late Done of an expired run ended another run's hold")
+	}
+	// The same without a look in between (nothing dropped the expired hold
+	// before the second Add).
+	stalled2 := in.Add("r")
+	c.advance(11 * time.Minute)
+	fresh2 := in.Add("r")
+	in.Done(stalled2, "r")
+	if !in.Has("r") {
+		t.Fatal("the late Done of an expired run ended another run's hold (not looked at in between)")
+	}
+	in.Done(fresh, "p")
+	in.Done(fresh2, "r")
+	if in.Has("p") || in.Has("r") || len(in.paths) != 0 {
+		t.Fatalf("held after every hold's Done: %v", in.paths)
 	}
 }

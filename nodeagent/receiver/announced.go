@@ -116,8 +116,8 @@ func (r *Receiver) Restore() (held int, err error) {
 		r.runs = make(map[string]announced)
 	}
 	for k, a := range runs {
+		a.hold = r.Held.Add(a.paths...)
 		r.runs[k] = a
-		r.Held.Add(a.paths...)
 		held += len(a.paths)
 	}
 	return held, nil

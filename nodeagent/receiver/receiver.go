@@ -120,6 +120,8 @@ func checkPaths(lists ...[]string) error {
 type announced struct {
 	at    time.Time
 	paths []string
+	// hold is its paths' hold in Receiver.Held.
+	hold detect.Hold
 	// restored: announced before this agent started (Restore). Its
 	// transfer died with the daemon of the agent before; the sender sends
 	// its files again in runs of its own, and each path is released by the
@@ -151,6 +153,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 	a, again := r.runs[key]
 	if !again {
 		a.paths = paths
+		a.hold = r.Held.Add(paths...)
 	}
 	a.at = now
 	r.runs[key] = a
@@ -159,23 +162,22 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 		if now.Sub(a.at) > 24*time.Hour {
 			delete(r.runs, k)
 			stale = append(stale, k)
-			defer r.Held.Done(a.paths...)
+			defer r.Held.Done(a.hold, a.paths...)
 			defer r.removeLists(a.lists)
 		}
 	}
 	r.mu.Unlock()
 	if again {
-		r.Held.Extend(paths...)
+		r.Held.Extend(a.hold, paths...)
 		return nil
 	}
-	r.Held.Add(paths...)
 	// Durable before the sender is answered, so before any file of the run
 	// is in place (see bucketIncoming).
 	if err := r.persist(key, a, stale); err != nil {
 		r.mu.Lock()
 		delete(r.runs, key)
 		r.mu.Unlock()
-		r.Held.Done(paths...)
+		r.Held.Done(a.hold, paths...)
 		return fmt.Errorf("record the announced run: %w", err)
 	}
 	return nil
@@ -302,7 +304,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		r.mu.Unlock()
 	}
 	for _, rr := range released {
-		r.Held.Done(rr.paths...)
+		r.Held.Done(rr.kept.hold, rr.paths...)
 	}
 	// A run not known here holds nothing: it was confirmed before this
 	// agent restarted (the sender did not hear the answer and asks again),
@@ -310,7 +312,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// end another run's hold of them.
 	if known {
 		r.removeLists(a.lists)
-		r.Held.Done(a.paths...)
+		r.Held.Done(a.hold, a.paths...)
 	}
 	return nil
 }
@@ -536,7 +538,7 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 	var applied []appliedRename
 	defer func() {
 		for _, a := range applied {
-			r.Held.Done(a.old, a.new)
+			r.Held.Done(a.hold, a.old, a.new)
 		}
 	}()
 	for i, rn := range renames {
@@ -590,6 +592,7 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 // before it; its names are held until it is recorded.
 type appliedRename struct {
 	old, new string
+	hold     detect.Hold // of old and new in Receiver.Held
 	st       unix.Stat_t
 	dir      bool
 }
@@ -648,9 +651,9 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename) (appliedRename, 
 		return a, fmt.Errorf("new name's directory: %w", err)
 	}
 	defer unix.Close(nfd)
-	r.Held.Add(oldRel, newRel)
+	a.hold = r.Held.Add(oldRel, newRel)
 	if err := renameNoReplace(ofd, oldName, nfd, newName); err != nil {
-		r.Held.Done(oldRel, newRel)
+		r.Held.Done(a.hold, oldRel, newRel)
 		return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 	}
 	return a, nil

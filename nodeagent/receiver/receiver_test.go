@@ -224,6 +224,39 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	}
 }
 
+// TestReceiver_LateConfirmationKeepsAnotherRunsHold: a run whose hold
+// expired (its sender stalled past the TTL), confirmed after another
+// sender announced the same path, releases nothing of that other run's
+// hold: the path stays held until its own run is confirmed.
+func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	now := time.Now()
+	r.Held = &detect.Incoming{Now: func() time.Time { return now }}
+	ctx := context.Background()
+	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(detect.DefaultIncomingTTL + time.Second)
+	if r.Held.Has("a") {
+		t.Fatal("a hold past its TTL still holds")
+	}
+	if err := r.Incoming(ctx, "n3", "run-1", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Held.Has("a") {
+		t.Fatal("n1's late confirmation ended n3's hold of a, whose run is still in flight")
+	}
+	if err := r.Received(ctx, "n3", "run-1", []string{"a"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Held.Has("a") {
+		t.Error("a still held after both runs were confirmed")
+	}
+}
+
 // TestReceiver_ReceivedDeletionMadeAgainHere: a path the run deleted that
 // exists here again, not as the index holds it, was made here since: it is
 // recorded as an entry nothing matches, so that the local change
