@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,29 +130,82 @@ func TestAddLinks(t *testing.T) {
 	}
 }
 
+// TestAddLinks_Bound: a file's other names all go in its run, however
+// many (rsync -H links only the names one run lists); a later file whose
+// names would take the run past MaxLinkNames waits for a run of its own,
+// taken out of the batch, and then goes with all of its names. Before,
+// the bound cut names, which stayed separate files on the peer.
 func TestAddLinks_Bound(t *testing.T) {
 	root := t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "a"), []byte("a"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"a"}
-	for i := range MaxLinkNames + 5 {
-		name := fmt.Sprintf("l%04d", i)
-		if err := os.Link(filepath.Join(root, "a"), filepath.Join(root, name)); err != nil {
+	index := map[uint64][]string{}
+	// many and many2 each have MaxLinkNames+5 names; w has 2.
+	for _, f := range []struct {
+		name  string
+		links int
+	}{{"w", 1}, {"many", MaxLinkNames + 4}, {"many2", MaxLinkNames + 4}} {
+		if err := os.WriteFile(filepath.Join(root, f.name), []byte(f.name), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, name)
+		names := []string{f.name}
+		for i := range f.links {
+			name := fmt.Sprintf("%s-l%04d", f.name, i)
+			if err := os.Link(filepath.Join(root, f.name), filepath.Join(root, name)); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, name)
+		}
+		fi, err := os.Lstat(filepath.Join(root, f.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		index[fi.Sys().(*syscall.Stat_t).Ino] = names
 	}
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(rootfd)
-	s := &Sender{Log: logr.Discard(), Links: func(_ uint64, limit int) []string { return names[:min(limit, len(names))] }}
+	s := &Sender{Log: logr.Discard(), Links: func(ino uint64, limit int) []string {
+		names := index[ino]
+		if limit > 0 {
+			names = names[:min(limit, len(names))]
+		}
+		return names
+	}}
 	s.defaults()
-	b := plan(rootfd, []journal.Entry{{Path: "a", Op: change.Write}}, nil, nil, nil, nil)
-	s.addLinks(rootfd, &b)
-	if len(b.links) != MaxLinkNames {
-		t.Fatalf("%d names added, want the bound %d", len(b.links), MaxLinkNames)
+	entry := func(p string) journal.Entry { return journal.Entry{Path: p, Op: change.Write} }
+	tests := []struct {
+		name      string
+		entries   []string
+		wantSends []string
+		wantLinks int
+	}{
+		{"a file with more names than the bound goes with all of them", []string{"many"}, []string{"many"}, MaxLinkNames + 4},
+		{"a file that would take the run past the bound waits for a run of its own", []string{"w", "many"}, []string{"w"}, 1},
+		{"so do later files once the bound is passed", []string{"many", "w", "many2"}, []string{"many"}, MaxLinkNames + 4},
+		{"the file that waited then goes whole", []string{"many2"}, []string{"many2"}, MaxLinkNames + 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var es []journal.Entry
+			for _, p := range tc.entries {
+				es = append(es, entry(p))
+			}
+			b := plan(rootfd, es, nil, nil, nil, nil)
+			s.addLinks(rootfd, &b)
+			got := pathsOf(b.sends)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.wantSends) {
+				t.Errorf("sends %q, want %q", got, tc.wantSends)
+			}
+			if len(b.links) != tc.wantLinks {
+				t.Errorf("%d other names added, want %d", len(b.links), tc.wantLinks)
+			}
+			for _, name := range b.links {
+				if f, _, _ := strings.Cut(name, "-"); !slices.Contains(tc.wantSends, f) {
+					t.Fatalf("%q added for a file that waits", name)
+				}
+			}
+		})
 	}
 }

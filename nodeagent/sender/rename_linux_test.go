@@ -269,15 +269,18 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 		slot   int
 		port   uint16
 		refuse bool
-		do     func(r *rig)
+		// batchFiles bounds the runs (0: the default), below the old
+		// tree's size.
+		batchFiles int
+		do         func(r *rig)
 	}{
-		{"mv d e; mkdir d; rm -r e, journaled after", 28, basePort + 59, false, func(r *rig) {
+		{"mv d e; mkdir d; rm -r e, journaled after", 28, basePort + 59, false, 0, func(r *rig) {
 			mv(r, "d", "e")
 			mkdir(r, "d")
 			rmAll(r, "e")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
 		}},
-		{"mv d e; mkdir d; rm -r e, journaled as they happen", 29, basePort + 60, false, func(r *rig) {
+		{"mv d e; mkdir d; rm -r e, journaled as they happen", 29, basePort + 60, false, 0, func(r *rig) {
 			mv(r, "d", "e")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d")
@@ -285,7 +288,7 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			rmAll(r, "e")
 			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
 		}},
-		{"mv d e; mkdir -p d/sub; a file of the old name written again; rm -r e", 30, basePort + 61, false, func(r *rig) {
+		{"mv d e; mkdir -p d/sub; a file of the old name written again; rm -r e", 30, basePort + 61, false, 0, func(r *rig) {
 			mv(r, "d", "e")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d/sub")
@@ -297,7 +300,7 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 			rmAll(r, "e")
 			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
 		}},
-		{"rm d/f0; mv d e; mkdir d; echo > d/f0", 42, basePort + 73, false, func(r *rig) {
+		{"rm d/f0; mv d e; mkdir d; echo > d/f0", 42, basePort + 73, false, 0, func(r *rig) {
 			rmAll(r, "d/f0")
 			r.journalFinished(removals("d/f0")...)
 			mv(r, "d", "e")
@@ -316,21 +319,37 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 		// The removals below e not read yet when the run is planned (the
 		// detector reads them after the rename and the mkdir): what the
 		// index still holds below e names the old tree.
-		{"mv d e; mkdir d; rm -r e, the removals not read yet", 47, basePort + 78, false, func(r *rig) {
+		{"mv d e; mkdir d; rm -r e, the removals not read yet", 47, basePort + 78, false, 0, func(r *rig) {
 			mv(r, "d", "e")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d")
 			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
 			rmAll(r, "e")
 		}},
-		{"mv d e; rm -r e, journaled, then mkdir d", 41, basePort + 72, false, func(r *rig) {
+		{"mv d e; rm -r e, journaled, then mkdir d", 41, basePort + 72, false, 0, func(r *rig) {
 			mv(r, "d", "e")
 			rmAll(r, "e")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
 			mkdir(r, "d")
 			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
 		}},
-		{"mv d e; mkdir d, the rename refused", 31, basePort + 62, true, func(r *rig) {
+		// The old tree larger than a run takes: the removals below e
+		// that the first run leaves out are still pending.
+		{"mv d e; mkdir d; rm -r e, journaled as they happen, two paths a run", 49, basePort + 79, false, 2, func(r *rig) {
+			mv(r, "d", "e")
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+			mkdir(r, "d")
+			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
+			rmAll(r, "e")
+			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
+		}},
+		{"mv d e; mkdir d; rm -r e, journaled after, two paths a run", 50, basePort + 80, false, 2, func(r *rig) {
+			mv(r, "d", "e")
+			mkdir(r, "d")
+			rmAll(r, "e")
+			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
+		}},
+		{"mv d e; mkdir d, the rename refused", 31, basePort + 62, true, 0, func(r *rig) {
 			mv(r, "d", "e")
 			mkdir(r, "d")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
@@ -343,6 +362,7 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.slot)
+			r.sender.BatchFiles = tc.batchFiles
 			if tc.refuse {
 				serveEndpoint(t, r, &announcements{incoming: map[string]int{}}, tc.port)
 			} else {

@@ -65,7 +65,8 @@ const (
 	// of the peer's hold (detect.DefaultIncomingTTL).
 	DefaultReannounceEvery = 200 * time.Second
 	// MaxLinkNames bounds the other names of hard-linked files that one
-	// run adds to its journaled paths.
+	// run adds to its journaled paths, past its first linked file, whose
+	// names all go (see addLinks).
 	MaxLinkNames = 1000
 )
 
@@ -1137,8 +1138,15 @@ func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
 // at most one run to a peer at a time: a file with such a name in another
 // run to this peer (or a directory above or below it there) waits instead.
 // Its entry is taken out of b, stays in the journal, and is planned again
-// once that run is done, so that all its names still go in one run. At
-// most MaxLinkNames are added; what the bound cuts is logged.
+// once that run is done, so that all its names still go in one run.
+//
+// Every other name of a file goes in its run, however many (rsync -H links
+// only the names one run lists: a name left out stays a file of its own on
+// the peer, and nothing would send it again). MaxLinkNames bounds what the
+// files after the first add: a file whose names would take the run past it
+// waits the same way, for a run of its own, so that a run takes at least
+// its first linked file whole. Until the twenty-ninth session the bound cut
+// names instead, and those stayed separate files on the peer for good.
 func (s *Sender) addLinks(rootfd int, b *batch) {
 	if s.Links == nil || len(b.linked) == 0 {
 		return
@@ -1149,14 +1157,14 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 	}
 	done := make(map[inode]bool, len(b.linked))
 	wait := make(map[inode]bool)
-	cut := 0
+	later := 0
 	for _, f := range b.linked {
 		if done[f.id] {
 			continue
 		}
 		done[f.id] = true
 		var names []string
-		for _, name := range s.Links(f.id.ino, MaxLinkNames+1) {
+		for _, name := range s.Links(f.id.ino, 0) {
 			if listed[name] {
 				continue
 			}
@@ -1177,11 +1185,12 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 		if wait[f.id] {
 			continue
 		}
+		if len(b.links) > 0 && len(b.links)+len(names) > MaxLinkNames {
+			wait[f.id] = true
+			later++
+			continue
+		}
 		for _, name := range names {
-			if len(b.links) >= MaxLinkNames {
-				cut++
-				continue
-			}
 			listed[name] = true
 			b.links = append(b.links, name)
 		}
@@ -1197,11 +1206,8 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 		waits := func(e journal.Entry) bool { return waiting[e.Path] }
 		b.sends = slices.DeleteFunc(b.sends, waits)
 		b.renames = slices.DeleteFunc(b.renames, waits)
-		s.Log.V(1).Info("hard links: files wait for another run that holds one of their names", "files", len(waiting))
-	}
-	if cut > 0 {
-		s.Log.Info("hard links: more other names than one run takes; those left out may stay separate files on the peer until they are sent",
-			"added", len(b.links), "left out", cut, "bound", MaxLinkNames)
+		s.Log.V(1).Info("hard links: files wait for a later run, for another run that holds one of their names or for the run's bound on other names",
+			"files", len(waiting), "past the bound", later, "bound", MaxLinkNames)
 	}
 }
 
