@@ -228,9 +228,24 @@ func (b *batch) eachPath(f func(string)) {
 	for _, p := range b.links {
 		f(p)
 	}
-	for _, e := range b.renames {
-		f(e.OldPath)
+	for _, p := range b.renamedFrom() {
+		f(p)
 	}
+}
+
+// renamedFrom are the names its renames leave on the peer: their old names,
+// and the names a joined chain went through (chainRenames), which the run
+// deletes there where the joined rename is not applied (notApplied). They
+// are announced with the run, so that the peer holds its own events on
+// them and takes a deletion there for the sender's, not for a change of
+// its own to send on; and they are in flight, so that no other run to the
+// peer sends a name made here again at one of them meanwhile.
+func (b *batch) renamedFrom() []string {
+	var out []string
+	for _, e := range b.renames {
+		out = append(append(out, e.OldPath), b.through[e.Path]...)
+	}
+	return out
 }
 
 // large reports whether the run carries a large file: one of 16 MiB or

@@ -1,11 +1,13 @@
 package sender
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +25,12 @@ import (
 // endpoint, so that renames are applied there as the agent applies them.
 func serveReceiver(t *testing.T, r *rig, port uint16) {
 	t.Helper()
+	serveHandler(t, r, peerReceiver(t, r), port)
+}
+
+// peerReceiver is a real receiver on the peer's root.
+func peerReceiver(t *testing.T, r *rig) *receiver.Receiver {
+	t.Helper()
 	fd, err := unix.Open(r.peerRoot, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +41,24 @@ func serveReceiver(t *testing.T, r *rig, port uint16) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx.Close() })
-	serveHandler(t, r, &receiver.Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Log: testr.New(t)}, port)
+	return &receiver.Receiver{RootFD: fd, Index: idx, Held: &detect.Incoming{}, Log: testr.New(t)}
+}
+
+// recordingReceiver is a real receiver that also records every path
+// announced to it.
+type recordingReceiver struct {
+	*receiver.Receiver
+	mu        sync.Mutex
+	announced map[string]bool
+}
+
+func (rr *recordingReceiver) Incoming(ctx context.Context, from, run string, paths []string) error {
+	rr.mu.Lock()
+	for _, p := range paths {
+		rr.announced[p] = true
+	}
+	rr.mu.Unlock()
+	return rr.Receiver.Incoming(ctx, from, run, paths)
 }
 
 // inodeOf returns the inode of path, 0 when it does not exist.
@@ -576,6 +601,30 @@ func TestSender_Start_renamesThatMustNotBeJoined(t *testing.T) {
 			tc.do(r)
 			r.runUntilIdentical()
 		})
+	}
+}
+
+// TestSender_Start_aChainsThroughNameIsAnnounced: mv d e; mv e f, asked
+// of the peer as d -> f, where the peer applied d -> e already (it holds
+// e, not d): the run deletes e there, so e is announced with it. Not
+// announced, the peer's own detector read e's deletion as a change of its
+// own and sent it to every member, where a new e made meanwhile would go.
+func TestSender_Start_aChainsThroughNameIsAnnounced(t *testing.T) {
+	r := newRig(t, 51)
+	rec := &recordingReceiver{Receiver: peerReceiver(t, r), announced: map[string]bool{}}
+	serveHandler(t, r, rec, basePort+81)
+	r.onBoth([]string{"d"}, []string{"d/a"})
+	if err := os.Rename(filepath.Join(r.peerRoot, "d"), filepath.Join(r.peerRoot, "e")); err != nil {
+		t.Fatal(err)
+	}
+	r.mvJournaled("d", "e")
+	r.mvJournaled("e", "f")
+	r.journalFound("f/a")
+	r.runUntilIdentical()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if !rec.announced["e"] {
+		t.Errorf("e, deleted on the peer by the joined rename d -> f, was not announced; announced: %v", rec.announced)
 	}
 }
 

@@ -1225,14 +1225,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	start := time.Now()
 	r := Run{Peer: s.Peer}
 	runID := strconv.FormatInt(start.UnixNano(), 36)
-	// A rename's old name is announced too, and released in the
-	// confirmation whatever became of it (applied on the peer, or deleted
-	// there after a refusal): until then the peer must not take its
-	// disappearance for a local deletion and send that on.
-	olds := make([]string, len(b.renames))
-	for i, e := range b.renames {
-		olds[i] = e.OldPath
-	}
+	// A rename's old name (and the names a joined chain went through) is
+	// announced too, and released in the confirmation whatever became of
+	// it (applied on the peer, or deleted there after a refusal): until
+	// then the peer must not take its disappearance for a local deletion
+	// and send that on.
+	olds := b.renamedFrom()
 	paths := slices.Concat(pathsOf(b.entries()), b.links, olds)
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
