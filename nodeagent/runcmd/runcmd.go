@@ -39,10 +39,26 @@ and, as a second YAML document, the Secret its transport.secretRef names
 
 `
 
+const statusUsage = `usage: nodeagent status --state-dir DIR [-o table|json]
+
+Prints a running agent's per-peer progress (pending files and bytes, lag,
+last sync, errors), asked over the status socket in its state directory;
+-o json uses the SyncGroup's status.peers field names.
+
+`
+
+// helpShown is parseRun's code after -h or --help: the usage went to
+// stderr, and the command exits 0.
+const helpShown = -1
+
 // Run is `nodeagent run ARGS` and returns the exit code.
 func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	f, code := parseRun(args, stderr)
-	if code != 0 {
+	switch code {
+	case 0:
+	case helpShown:
+		return 0
+	default:
 		return code
 	}
 	level := slog.LevelInfo
@@ -52,15 +68,37 @@ func Run(ctx context.Context, args []string, stderr io.Writer) int {
 	log := logr.FromSlogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	m, err := load(ctx, f.config)
+	if err == nil {
+		err = withoutPassword(m, f.insecure, log)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nodeagent run: %v\n", err)
 		return 1
 	}
 	if err := agent.Run(ctx, f.agentConfig(m, log)); err != nil {
 		log.Error(err, "agent stopped")
+		// And as plain text, as the refusals above: what stopped the
+		// agent (at its start, a flag or the file to mend) is its last line.
+		fmt.Fprintf(stderr, "nodeagent run: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// withoutPassword refuses a group whose transport.secretRef names a Secret
+// that the file does not hold, unless insecure: then it runs without a
+// password, as a group without a secretRef does (the agent refuses that one
+// without --insecure too).
+func withoutPassword(m *standalone.Manifest, insecure bool, log logr.Logger) error {
+	if m.MissingSecret == "" {
+		return nil
+	}
+	if !insecure {
+		return fmt.Errorf("transport.secretRef names Secret %q, which the file does not hold: add it as a second YAML document, "+
+			"or pass --insecure to run unauthenticated on a trusted network", m.MissingSecret)
+	}
+	log.Info("transport.secretRef names a Secret that the file does not hold; running without a password (--insecure)", "secret", m.MissingSecret)
+	return nil
 }
 
 // runFlags are the flags of `nodeagent run`.
@@ -91,6 +129,9 @@ func parseRun(args []string, stderr io.Writer) (runFlags, int) {
 	fs.BoolVar(&f.profile, "profile", false, "serve /debug/pprof on the metrics address")
 	fs.BoolVar(&f.verbose, "v", false, "log debug messages")
 	pos, err := cli.ParseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return f, helpShown
+	}
 	if err != nil {
 		return f, 2
 	}
@@ -139,9 +180,13 @@ func load(ctx context.Context, path string) (*standalone.Manifest, error) {
 func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("nodeagent status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); fs.PrintDefaults() }
 	stateDir := fs.String("state-dir", "", "the agent's state directory")
 	output := fs.String("o", "table", "output: table or json")
 	pos, err := cli.ParseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		return 2
 	}
@@ -150,7 +195,7 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *stateDir == "" || (*output != "table" && *output != "json") {
-		fmt.Fprintln(stderr, "usage: nodeagent status --state-dir DIR [-o table|json]")
+		fmt.Fprint(stderr, statusUsage)
 		return 2
 	}
 	r, err := fetch(ctx, filepath.Join(*stateDir, agent.StatusSocket))

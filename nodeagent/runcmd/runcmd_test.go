@@ -1,6 +1,8 @@
 package runcmd
 
 import (
+	"context"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -59,6 +61,8 @@ func TestParseRun(t *testing.T) {
 		{name: "no --config", args: []string{"--node", "web-1"}, code: 2, says: "--config and --node are required"},
 		{name: "an unknown flag", args: append(base, "--delete-everything"), code: 2, says: "flag provided but not defined: -delete-everything"},
 		{name: "a stray argument", args: append(base, "g2.yaml"), code: 2, says: `unexpected argument "g2.yaml"`},
+		{name: "--help", args: []string{"--help"}, code: helpShown, says: "usage: nodeagent run --config group.yaml --node NAME"},
+		{name: "-h after flags", args: append(base, "-h"), code: helpShown, says: "usage: nodeagent run"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,5 +101,55 @@ func TestStatusError(t *testing.T) {
 		if got := statusError(tc.err, "/var/db/jailsync/www"); !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want it to say %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRun_helpExitsZero: `nodeagent run --help` and `nodeagent status
+// --help` print their usage and exit 0; a usage error exits 2.
+func TestRun_helpExitsZero(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(stderr *strings.Builder) int
+		code int
+		says string
+	}{
+		{"run --help", func(e *strings.Builder) int { return Run(context.Background(), []string{"--help"}, e) }, 0, "usage: nodeagent run"},
+		{"status --help", func(e *strings.Builder) int {
+			return Status(context.Background(), []string{"--help"}, io.Discard, e)
+		}, 0, "usage: nodeagent status --state-dir DIR [-o table|json]"},
+		{"status without --state-dir", func(e *strings.Builder) int { return Status(context.Background(), nil, io.Discard, e) }, 2, "usage: nodeagent status"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr strings.Builder
+			if code := tc.run(&stderr); code != tc.code || !strings.Contains(stderr.String(), tc.says) {
+				t.Errorf("exit %d, want %d; stderr %q, want it to say %q", code, tc.code, stderr.String(), tc.says)
+			}
+		})
+	}
+}
+
+// TestWithoutPassword: a secretRef whose Secret the file does not hold is
+// refused, saying both ways out, unless --insecure; a file with its
+// password, or without a secretRef, passes here (the agent refuses the
+// latter without --insecure itself).
+func TestWithoutPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		m        standalone.Manifest
+		insecure bool
+		wantErr  string
+	}{
+		{"the Secret missing", standalone.Manifest{MissingSecret: "www-transport"}, false,
+			`transport.secretRef names Secret "www-transport", which the file does not hold: add it as a second YAML document, or pass --insecure`},
+		{"the Secret missing, --insecure", standalone.Manifest{MissingSecret: "www-transport"}, true, ""},
+		{"a password", standalone.Manifest{Password: "s3cret"}, false, ""},
+		{"no secretRef", standalone.Manifest{}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := withoutPassword(&tc.m, tc.insecure, logr.Discard())
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("withoutPassword = %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }

@@ -52,6 +52,11 @@ type Manifest struct {
 	// Password is the transport Secret's rsync-password, with one trailing
 	// newline trimmed; empty when the file has no such Secret.
 	Password string
+	// MissingSecret is the Secret that spec.transport.secretRef names when
+	// the file does not hold it (Password is then empty): the agent runs
+	// without a password only when told to (--insecure), as without a
+	// secretRef.
+	MissingSecret string
 }
 
 // Validator checks SyncGroups against the embedded CRD.
@@ -292,12 +297,17 @@ func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
 		}
 	}
 	if ref != nil {
-		if m.Password, err = password(secrets, ref.Name); err != nil {
+		if m.Password, err = password(secrets, ref.Name); errors.Is(err, errNoSecret) {
+			m.MissingSecret = ref.Name
+		} else if err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
+
+// errNoSecret: the file holds no Secret of the name secretRef gives.
+var errNoSecret = errors.New("no such Secret in the file")
 
 // readDocument reads the next YAML document as unstructured content with
 // whole numbers as int64, as the API server decodes JSON (CEL rules need
@@ -399,5 +409,5 @@ func password(secrets []*corev1.Secret, name string) (string, error) {
 		}
 		return p, nil
 	}
-	return "", fmt.Errorf("transport.secretRef names Secret %q, which the file does not hold: add it as a second YAML document", name)
+	return "", fmt.Errorf("transport.secretRef names Secret %q: %w", name, errNoSecret)
 }

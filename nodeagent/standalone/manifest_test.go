@@ -114,7 +114,7 @@ spec:
 			`spec.members[1].address: Invalid value: "127.0.0.3:65534": address port must be between 1 and 65533: the agent also listens on the next two ports (agent-to-agent endpoint, metrics)`, ""},
 		{"port 65535 refused", with("127.0.0.2:7873", "127.0.0.2:65535"), `spec.members[0].address: Invalid value: "127.0.0.2:65535": address port must be between 1 and 65533`, ""},
 		{"secret with base64 data", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\ndata:\n  rsync-password: czNjcmV0\n", "", "s3cret"},
-		{"secret missing", group, "add it as a second YAML document", ""},
+		{"secret missing: no password (the agent runs only with --insecure)", group, "", ""},
 		{"secret with base64 data ending in CRLF", group + "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: www-transport\ndata:\n  rsync-password: czNjcmV0DQo=\n", "", "s3cret"},
 		{"an empty password", group + strings.Replace(secret, "rsync-password: s3cret", "rsync-password: \"\"", 1), `secret www-transport: "rsync-password" is empty`, ""},
 		{"a password of two lines", group + strings.Replace(secret, "rsync-password: s3cret", "rsync-password: \"s3cret\\n\\n\"", 1), "holds a line break", ""},
@@ -147,6 +147,9 @@ spec:
 			}
 			if m.Password != tc.wantPassword {
 				t.Errorf("password %q, want %q", m.Password, tc.wantPassword)
+			}
+			if wantMissing := m.Password == "" && strings.Contains(tc.file, "secretRef"); (m.MissingSecret != "") != wantMissing {
+				t.Errorf("missing Secret %q; a secretRef without its Secret in the file: %v", m.MissingSecret, wantMissing)
 			}
 			s := m.Group.Spec
 			if s.Settle == nil || s.Settle.Duration != 250*time.Millisecond || s.ResyncInterval.Duration != time.Hour ||
