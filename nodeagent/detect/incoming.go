@@ -109,18 +109,20 @@ func (in *Incoming) Add(paths ...string) Hold {
 // Extend holds paths of hold id for another TTL from now: a sender
 // re-announces a run that lasts (a large file at a bandwidth limit), so
 // that its paths are not released while they are still being received.
-// A path that id no longer holds (expired, or never its) is not added.
+// A path that id no longer holds (expired, whether or not a look dropped
+// it yet, or never its) is not added.
 func (in *Incoming) Extend(id Hold, paths ...string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	expires := in.clock().Add(in.ttl())
+	now := in.clock()
+	expires := now.Add(in.ttl())
 	for _, p := range paths {
 		e, ok := in.paths[p]
 		if !ok {
 			continue
 		}
 		e.each(func(h *hold) {
-			if h.id == id {
+			if h.id == id && now.Before(h.expires) {
 				h.expires = expires
 			}
 		})

@@ -70,6 +70,19 @@ func TestIncoming_Extend(t *testing.T) {
 		t.Fatal("one Done after Add and Extend still holds the path")
 	}
 	in.Done(mine, "shared")
+	// An expired hold is not brought back, whether or not a look at the
+	// path dropped it before.
+	for _, look := range []bool{false, true} {
+		h := in.Add("late")
+		c.advance(81 * time.Second)
+		if look {
+			in.Has("late")
+		}
+		in.Extend(h, "late")
+		if in.Has("late") {
+			t.Errorf("Extend brought back an expired hold (looked at before: %v)", look)
+		}
+	}
 }
 
 // TestIncoming_lateDoneEndsOnlyItsOwnHold: a run whose hold expired (its

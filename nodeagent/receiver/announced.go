@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/jailsync/jailsync/nodeagent/detect"
 )
 
 // bucketIncoming holds the runs announced here and not yet confirmed, by
@@ -116,7 +118,7 @@ func (r *Receiver) Restore() (held int, err error) {
 		r.runs = make(map[string]announced)
 	}
 	for k, a := range runs {
-		a.hold = r.Held.Add(a.paths...)
+		a.holds = []detect.Hold{r.Held.Add(a.paths...)}
 		r.runs[k] = a
 		held += len(a.paths)
 	}
@@ -228,6 +230,14 @@ func (r *Receiver) giveBackRestored(rrs []releasedRestored) {
 			a.paths = nil
 		}
 		a.paths = append(slices.Clone(a.paths), rr.paths...)
+		// Announced again since takeRestored took it whole, it holds its
+		// paths anew: the paths given back are still the restored hold's,
+		// released with the run's.
+		for _, h := range rr.kept.holds {
+			if !slices.Contains(a.holds, h) {
+				a.holds = append(slices.Clone(a.holds), h)
+			}
+		}
 		r.runs[rr.key] = a
 	}
 }

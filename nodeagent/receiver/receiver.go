@@ -120,8 +120,10 @@ func checkPaths(lists ...[]string) error {
 type announced struct {
 	at    time.Time
 	paths []string
-	// hold is its paths' hold in Receiver.Held.
-	hold detect.Hold
+	// holds are its paths' holds in Receiver.Held: its own, and a
+	// restored run's whose paths a failed confirmation gave back to it
+	// (giveBackRestored), when it had been announced again meanwhile.
+	holds []detect.Hold
 	// restored: announced before this agent started (Restore). Its
 	// transfer died with the daemon of the agent before; the sender sends
 	// its files again in runs of its own, and each path is released by the
@@ -130,6 +132,13 @@ type announced struct {
 	// lists are the names of its list files in Receiver.Lists, removed
 	// when it is confirmed or forgotten.
 	lists []string
+}
+
+// release ends a's holds of paths.
+func (a announced) release(held *detect.Incoming, paths ...string) {
+	for _, h := range a.holds {
+		held.Done(h, paths...)
+	}
 }
 
 var _ peer.Handler = (*Receiver)(nil)
@@ -153,7 +162,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 	a, again := r.runs[key]
 	if !again {
 		a.paths = paths
-		a.hold = r.Held.Add(paths...)
+		a.holds = []detect.Hold{r.Held.Add(paths...)}
 	}
 	a.at = now
 	r.runs[key] = a
@@ -162,13 +171,15 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 		if now.Sub(a.at) > 24*time.Hour {
 			delete(r.runs, k)
 			stale = append(stale, k)
-			defer r.Held.Done(a.hold, a.paths...)
+			defer a.release(r.Held, a.paths...)
 			defer r.removeLists(a.lists)
 		}
 	}
 	r.mu.Unlock()
 	if again {
-		r.Held.Extend(a.hold, paths...)
+		for _, h := range a.holds {
+			r.Held.Extend(h, paths...)
+		}
 		return nil
 	}
 	// Durable before the sender is answered, so before any file of the run
@@ -177,7 +188,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 		r.mu.Lock()
 		delete(r.runs, key)
 		r.mu.Unlock()
-		r.Held.Done(a.hold, paths...)
+		a.release(r.Held, paths...)
 		return fmt.Errorf("record the announced run: %w", err)
 	}
 	return nil
@@ -304,7 +315,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		r.mu.Unlock()
 	}
 	for _, rr := range released {
-		r.Held.Done(rr.kept.hold, rr.paths...)
+		rr.kept.release(r.Held, rr.paths...)
 	}
 	// A run not known here holds nothing: it was confirmed before this
 	// agent restarted (the sender did not hear the answer and asks again),
@@ -312,7 +323,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// end another run's hold of them.
 	if known {
 		r.removeLists(a.lists)
-		r.Held.Done(a.hold, a.paths...)
+		a.release(r.Held, a.paths...)
 	}
 	return nil
 }

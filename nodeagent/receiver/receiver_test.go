@@ -257,6 +257,47 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 	}
 }
 
+// TestReceiver_GivenBackIntoARunAnnouncedAgain: a restored run taken whole
+// by a confirmation whose commit then fails, and announced again
+// meanwhile, gets its paths back beside the new ones; its confirmation
+// releases them all. With one hold per run, the given-back paths stayed
+// under the restored hold until it expired (found by a review).
+func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
+	r, _, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := r.Incoming(ctx, "n1", "R", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+	if _, err := r.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	// Another run's confirmation records a: it takes R whole (as Received
+	// does, under r.mu)...
+	r.mu.Lock()
+	released := r.takeRestored("n1", []string{"a"}, nil)
+	r.mu.Unlock()
+	if len(released) != 1 {
+		t.Fatalf("taken %v, want run R", released)
+	}
+	// ...R is announced again meanwhile...
+	if err := r.Incoming(ctx, "n1", "R", []string{"dir/b"}); err != nil {
+		t.Fatal(err)
+	}
+	// ...and that confirmation's commit fails: R's paths are given back.
+	r.mu.Lock()
+	r.giveBackRestored(released)
+	r.mu.Unlock()
+	if err := r.Received(ctx, "n1", "R", []string{"a", "dir/b"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "dir/b"} {
+		if r.Held.Has(p) {
+			t.Errorf("%s still held after its run was confirmed (until the hold expires)", p)
+		}
+	}
+}
+
 // TestReceiver_ReceivedDeletionMadeAgainHere: a path the run deleted that
 // exists here again, not as the index holds it, was made here since: it is
 // recorded as an entry nothing matches, so that the local change

@@ -1185,7 +1185,7 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 		if wait[f.id] {
 			continue
 		}
-		if len(b.links) > 0 && len(b.links)+len(names) > MaxLinkNames {
+		if len(names) > 0 && len(b.links) > 0 && len(b.links)+len(names) > MaxLinkNames {
 			wait[f.id] = true
 			later++
 			continue
