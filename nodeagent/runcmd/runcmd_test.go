@@ -2,18 +2,24 @@ package runcmd
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/nodeagent/agent"
 	"github.com/jailsync/jailsync/nodeagent/scan"
 	"github.com/jailsync/jailsync/nodeagent/sender"
 	"github.com/jailsync/jailsync/nodeagent/standalone"
@@ -151,5 +157,70 @@ func TestWithoutPassword(t *testing.T) {
 				t.Errorf("withoutPassword = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestStatus_table: `nodeagent status` asks the agent's socket in the state
+// directory and prints one line per peer with its pending files and bytes,
+// lag, last sync, files synced and last error; -o json gives the same
+// under the CRD's status.peers field names, zeros included.
+func TestStatus_table(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("unix", filepath.Join(dir, agent.StatusSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := metav1.NewTime(time.Now().Add(-1500 * time.Millisecond))
+	report := agent.Report{Group: "www", Node: "web-1", AuditSource: "fanotify", Suspended: true, Peers: []syncv1.PeerStatus{
+		{Source: "web-1", Target: "web-2", PendingFiles: 12, PendingBytes: 4096, LagMilliseconds: 2500, LastSyncTime: &last, FilesSynced: 7, LastError: "rsync exit 23: partial transfer"},
+		{Source: "web-1", Target: "web-3"},
+	}}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(report)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+
+	var stdout, stderr strings.Builder
+	if code := Status(context.Background(), []string{"--state-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	want := [][]string{
+		{"GROUP", "www", "NODE", "web-1", "SOURCE", "fanotify"},
+		{"SUSPENDED:"},
+		{"TARGET", "PENDING", "FILES", "PENDING", "BYTES", "LAG", "LAST", "SYNC", "FILES", "SYNCED", "LAST", "ERROR"},
+		{"web-2", "12", "4096", "2.5s", "ago", "7", "rsync", "exit", "23:", "partial", "transfer"},
+		{"web-3", "0", "0", "0s", "never", "0"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), stdout.String())
+	}
+	for i, w := range want {
+		fields := strings.Fields(lines[i])
+		for _, f := range w {
+			if !slices.Contains(fields, f) {
+				t.Errorf("line %d %q lacks %q", i+1, lines[i], f)
+			}
+		}
+	}
+
+	stdout.Reset()
+	if code := Status(context.Background(), []string{"--state-dir", dir, "-o", "json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-o json: exit %d: %s", code, stderr.String())
+	}
+	var got struct {
+		Peers []map[string]any `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(stdout.String()), &got); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, stdout.String())
+	}
+	if len(got.Peers) != 2 || got.Peers[0]["pendingFiles"] != float64(12) || got.Peers[0]["lagMilliseconds"] != float64(2500) ||
+		got.Peers[1]["pendingFiles"] != float64(0) || got.Peers[1]["target"] != "web-3" {
+		t.Errorf("-o json peers %v", got.Peers)
 	}
 }

@@ -58,6 +58,9 @@ type cluster struct {
 	port int
 	// args are extra flags of every agent.
 	args []string
+	// metricsPort, when set, moves each agent's metrics endpoint to its
+	// own address and this port (--metrics-bind-address).
+	metricsPort int
 }
 
 func start(t *testing.T, n int, port int) *cluster { return startSpec(t, n, port, "", "") }
@@ -80,6 +83,8 @@ type clusterOptions struct {
 	insecure bool
 	// args are more flags for every agent.
 	args []string
+	// metricsPort: see cluster.metricsPort.
+	metricsPort int
 }
 
 // startCluster starts n agents of a group, as o says.
@@ -87,7 +92,7 @@ func startCluster(t *testing.T, n int, port int, o clusterOptions) *cluster {
 	t.Helper()
 	extra, transport, insecure := o.extra, o.transport, o.insecure
 	c := &cluster{t: t, roots: map[string]string{}, states: map[string]string{}, procs: map[string]*exec.Cmd{}, port: port,
-		args: slices.Clone(o.args)}
+		args: slices.Clone(o.args), metricsPort: o.metricsPort}
 	var members strings.Builder
 	for i := range n {
 		node := fmt.Sprintf("n%d", i+1)
@@ -142,6 +147,9 @@ func (c *cluster) startAgent(node string) {
 	// failed runs as an hour gives at the real cap) takes seconds here.
 	args := []string{"run", "--config", c.config, "--node", node, "--root", c.roots[node], "--state-dir", c.states[node],
 		"--retry-backoff-cap", "500ms"}
+	if c.metricsPort != 0 {
+		args = append(args, "--metrics-bind-address", fmt.Sprintf("127.0.5.%d:%d", slices.Index(c.nodes, node)+2, c.metricsPort))
+	}
 	cmd := exec.Command(binary, append(args, c.args...)...)
 	// An agent outlives a test binary that dies without its cleanups (a
 	// -timeout panic) and holds the group's ports, so every later run of
@@ -200,14 +208,19 @@ func (c *cluster) status(node string) (*agent.Report, error) {
 	return &r, nil
 }
 
-// metricsURL is node's metrics endpoint (its daemon port + 2) with path.
+// metricsURL is node's metrics endpoint (its daemon port + 2, or
+// metricsPort) with path.
 func (c *cluster) metricsURL(node, path string) string {
 	c.t.Helper()
 	i := slices.Index(c.nodes, node)
 	if i < 0 || c.port == 0 {
 		c.t.Fatalf("no metrics endpoint for %s", node)
 	}
-	return fmt.Sprintf("http://127.0.5.%d:%d%s", i+2, c.port+2, path)
+	port := c.port + 2
+	if c.metricsPort != 0 {
+		port = c.metricsPort
+	}
+	return fmt.Sprintf("http://127.0.5.%d:%d%s", i+2, port, path)
 }
 
 // sample is one series of a Prometheus text exposition and its value.
@@ -484,7 +497,9 @@ func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
 }
 
 func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
-	c := start(t, 4, 18510)
+	// The metrics endpoints moved by --metrics-bind-address (checked at
+	// the end: nothing listens at port + 2).
+	c := startCluster(t, 4, 18510, clusterOptions{metricsPort: 18625})
 	// A file in the root: the write journals that one path (the root's
 	// own changes are never journaled, detect.route; a directory's are
 	// not reported for entries made in it), so each peer's sender has one
@@ -571,10 +586,16 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 			res.Body.Close()
 		}
 	}
+	if res, err := http.Get(fmt.Sprintf("http://127.0.5.2:%d/metrics", c.port+2)); err == nil {
+		res.Body.Close()
+		t.Errorf("n1 still serves /metrics at its daemon port + 2, given --metrics-bind-address")
+	}
 }
 
 func TestStandalone_HostileNames(t *testing.T) {
-	c := start(t, 3, 18520)
+	// Compressed (transport.compress): the names, and what the files
+	// hold, arrive the same.
+	c := startSpec(t, 3, 18520, "", "    compress: true\n")
 	// Were a name ever run by a shell, each command among them would make
 	// marker in that shell's working directory.
 	marker := fmt.Sprintf("jailsync-pwned-%d", os.Getpid())
