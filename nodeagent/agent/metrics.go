@@ -61,13 +61,15 @@ func newMetrics(snapshot func() Report) *metrics {
 
 // peers makes every peer's counters present at 0 from the start, so that
 // a scrape before the first run finds them (and rate() sees the first
-// increase): files and bytes synced and sent, and the runs that exited 0.
+// increase): files and bytes synced and sent, the runs that exited 0, and
+// the start scan (every source has one).
 func (m *metrics) peers(group string, names []string) {
 	for _, p := range names {
 		m.filesSynced.WithLabelValues(group, p)
 		m.bytesSynced.WithLabelValues(group, p)
 		m.bytesSent.WithLabelValues(group, p)
 		m.runs.WithLabelValues(group, p, "0")
+		m.rescans.WithLabelValues(group, p, "start")
 	}
 }
 

@@ -9,7 +9,7 @@ func TestMetrics_PeersArePresentBeforeTheirFirstRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type series struct{ name, peer, code string }
+	type series struct{ name, peer, code, reason string }
 	got := map[series]float64{}
 	for _, f := range families {
 		for _, s := range f.GetMetric() {
@@ -20,6 +20,8 @@ func TestMetrics_PeersArePresentBeforeTheirFirstRun(t *testing.T) {
 					k.peer = l.GetValue()
 				case "exit_code":
 					k.code = l.GetValue()
+				case "reason":
+					k.reason = l.GetValue()
 				}
 			}
 			if c := s.GetCounter(); c != nil {
@@ -33,6 +35,7 @@ func TestMetrics_PeersArePresentBeforeTheirFirstRun(t *testing.T) {
 			{name: "jailsync_bytes_synced_total", peer: peer},
 			{name: "jailsync_bytes_sent_total", peer: peer},
 			{name: "jailsync_rsync_runs_total", peer: peer, code: "0"},
+			{name: "jailsync_rescans_total", peer: peer, reason: "start"},
 		} {
 			v, ok := got[k]
 			if !ok {
