@@ -289,6 +289,22 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 		return cs
 	}
 	oldTree := []string{"d/f0", "d/f1", "d/sub/g", "d/keep"}
+	// mv d e; mkdir d; rm -r e, journaled after all three, or each as it
+	// happens.
+	journaledAfter := func(r *rig) {
+		mv(r, "d", "e")
+		mkdir(r, "d")
+		rmAll(r, "e")
+		r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
+	}
+	asTheyHappen := func(r *rig) {
+		mv(r, "d", "e")
+		r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
+		mkdir(r, "d")
+		r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
+		rmAll(r, "e")
+		r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
+	}
 	for _, tc := range []struct {
 		name   string
 		slot   int
@@ -299,20 +315,8 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 		batchFiles int
 		do         func(r *rig)
 	}{
-		{"mv d e; mkdir d; rm -r e, journaled after", 28, basePort + 59, false, 0, func(r *rig) {
-			mv(r, "d", "e")
-			mkdir(r, "d")
-			rmAll(r, "e")
-			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
-		}},
-		{"mv d e; mkdir d; rm -r e, journaled as they happen", 29, basePort + 60, false, 0, func(r *rig) {
-			mv(r, "d", "e")
-			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
-			mkdir(r, "d")
-			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
-			rmAll(r, "e")
-			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
-		}},
+		{"mv d e; mkdir d; rm -r e, journaled after", 28, basePort + 59, false, 0, journaledAfter},
+		{"mv d e; mkdir d; rm -r e, journaled as they happen", 29, basePort + 60, false, 0, asTheyHappen},
 		{"mv d e; mkdir -p d/sub; a file of the old name written again; rm -r e", 30, basePort + 61, false, 0, func(r *rig) {
 			mv(r, "d", "e")
 			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
@@ -360,20 +364,8 @@ func TestSender_Start_aRenamedTreesOldNameMadeAgain(t *testing.T) {
 		}},
 		// The old tree larger than a run takes: the removals below e
 		// that the first run leaves out are still pending.
-		{"mv d e; mkdir d; rm -r e, journaled as they happen, two paths a run", 49, basePort + 79, false, 2, func(r *rig) {
-			mv(r, "d", "e")
-			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename})
-			mkdir(r, "d")
-			r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
-			rmAll(r, "e")
-			r.journalFinished(removals("e/f0", "e/f1", "e/sub/g", "e/sub", "e/keep", "e")...)
-		}},
-		{"mv d e; mkdir d; rm -r e, journaled after, two paths a run", 50, basePort + 80, false, 2, func(r *rig) {
-			mv(r, "d", "e")
-			mkdir(r, "d")
-			rmAll(r, "e")
-			r.journalFinished(change.Change{Path: "e", OldPath: "d", Op: change.Rename}, change.Change{Path: "d", Op: change.Mkdir})
-		}},
+		{"mv d e; mkdir d; rm -r e, journaled as they happen, two paths a run", 49, basePort + 79, false, 2, asTheyHappen},
+		{"mv d e; mkdir d; rm -r e, journaled after, two paths a run", 50, basePort + 80, false, 2, journaledAfter},
 		{"mv d e; mkdir d, the rename refused", 31, basePort + 62, true, 0, func(r *rig) {
 			mv(r, "d", "e")
 			mkdir(r, "d")
