@@ -69,7 +69,7 @@ func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, 
 			// rsync prints this one as information (delete.c): the rest
 			// of the line is the name, whatever other message it holds.
 			if name, ok := strings.CutPrefix(line, cannotDelete); ok {
-				if i, ok := ix.lookupUp(cleanRel(strings.TrimLeft(Unescape(name), "/"))); ok {
+				if i, _, ok := ix.lookupUp(cleanRel(strings.TrimLeft(Unescape(name), "/"))); ok {
 					errs[i] = pathError{reason: Unescape(line)}
 				}
 			}
@@ -193,8 +193,12 @@ type errorLines struct {
 
 // parseErrors reads rsync's standard error. A line that names a listed
 // path (or a path under a listed directory) marks it failed, or vanished;
-// the last tailSize bytes are returned as they were printed.
-func parseErrors(r io.Reader, ix pathIndex, roots []string) (errorLines, error) {
+// the last tailSize bytes are returned as they were printed. A line that
+// names a listed path only through a name below it, or that names a file
+// in one of the reserved directories (reserved: Options.TempDir and
+// PartialDir), counts as unattributed too: it may be about another listed
+// file (its temp file), which must not pass for sent (settle).
+func parseErrors(r io.Reader, ix pathIndex, roots, reserved []string) (errorLines, error) {
 	errs := make(map[int]pathError)
 	unattributed := 0
 	var tail []string
@@ -214,12 +218,15 @@ func parseErrors(r io.Reader, ix pathIndex, roots []string) (errorLines, error) 
 		if strings.HasPrefix(line, "WARNING: ") && strings.Contains(line, " failed verification -- update ") {
 			continue // sent again in the same run (receiver.c): that attempt decides
 		}
-		i, ok := ix.attribute(line, roots)
+		i, exact, ok := ix.attribute(line, roots)
 		if !ok {
 			if strings.TrimSpace(line) != "" {
 				unattributed++
 			}
 			continue
+		}
+		if !exact || namesReserved(line, roots, reserved) {
+			unattributed++
 		}
 		if _, seen := errs[i]; seen {
 			continue // keep the first reason

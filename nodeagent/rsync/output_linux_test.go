@@ -53,7 +53,7 @@ func TestStartProc_output(t *testing.T) {
 				p.kill()
 				t.Fatal(err)
 			}
-			out, err := p.finish(context.Background(), root, l, nil)
+			out, err := p.finish(context.Background(), root, l, nil, nil)
 			if err != nil || out.code != 0 {
 				t.Fatalf("run: exit %d, %v: %s", out.code, err, out.stderr)
 			}

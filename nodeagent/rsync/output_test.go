@@ -108,7 +108,7 @@ func TestParseErrors(t *testing.T) {
 		`Unable to create partial-dir for huge -- discarding partial file.`,
 		`rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]`,
 	}, "\n") + "\n"
-	el, err := parseErrors(strings.NewReader(stderr), ix, roots)
+	el, err := parseErrors(strings.NewReader(stderr), ix, roots, []string{"/.jailsync/tmp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +118,12 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("d2/big: %q, want the ERROR line (the WARNING is followed by a second attempt)", pe.reason)
 	}
 	// Unattributed: "p" (the parent of p/q, not listed) and the temp file
-	// that could not be made; the WARNING is neither.
-	if el.unattributed != 2 {
-		t.Errorf("unattributed %d, want 2", el.unattributed)
+	// that could not be made; the WARNING is neither. Attributed and
+	// counted as unattributed too: d1's failure, read from a name below
+	// it, and ro/f's, whose line names a temp file (either may be about
+	// another listed file: see parseErrors).
+	if el.unattributed != 4 {
+		t.Errorf("unattributed %d, want 4", el.unattributed)
 	}
 	for i, v := range want {
 		pe, ok := errs[i]
@@ -150,29 +153,57 @@ func TestPathIndexAttribute(t *testing.T) {
 		" (in grp) -> ": 5, "v": 6, "x ERROR: v failed verification -- update ": 7}
 	roots := []string{"/root"}
 	tests := []struct {
-		line string
-		want int // -1: none
+		line  string
+		want  int  // -1: none
+		exact bool // the path itself is named, not a name below it
 	}{
-		{`rsync: [sender] send_files failed to open "/root/a b": Permission denied (13)`, 0},
-		{`rsync: [generator] delete_file: unlink "dir/deep/file" failed`, 1},
-		{`rsync: [sender] "/root/dir2/sub/x" failed`, 4},
-		{`rsync: [receiver] open "/q"x" (in data) failed`, 2},
-		{`rsync: [receiver] rename "/.jailsync/tmp/g.123" (in data) -> "f": Invalid argument (22)`, 3},
-		{`rsync: [receiver] mkstemp "/elsewhere/dir2/sub" (in data) failed`, 4},
-		{`rsync: nothing quoted here`, -1},
-		{`rsync: [sender] "/root/other" failed`, -1},
+		{`rsync: [sender] send_files failed to open "/root/a b": Permission denied (13)`, 0, true},
+		{`rsync: [generator] delete_file: unlink "dir/deep/file" failed`, 1, false},
+		{`rsync: [sender] "/root/dir2/sub/x" failed`, 4, false},
+		{`rsync: [receiver] open "/q"x" (in data) failed`, 2, true},
+		{`rsync: [receiver] rename "/.jailsync/tmp/g.123" (in data) -> "f": Invalid argument (22)`, 3, true},
+		{`rsync: [receiver] mkstemp "/elsewhere/dir2/sub" (in data) failed`, 4, false},
+		// Without a temp directory, the temp file is beside the file.
+		{`rsync: [receiver] mkstemp "/dir/.f.rKckpj" (in data) failed: Operation not permitted (1)`, 1, false},
+		{`rsync: nothing quoted here`, -1, false},
+		{`rsync: [sender] "/root/other" failed`, -1, false},
 		// v's failure, readable as the crafted names' too: taken for none.
-		{`rsync: [receiver] rename "/.jailsync/tmp/.v.AbC" (in grp) -> "v": No such file or directory (2)`, -1},
-		{`rsync: [sender] send_files failed to open "/root/x ERROR: v failed verification -- update ": No such device (6)`, -1},
-		{`ERROR: v failed verification -- update discarded.`, 6},
+		{`rsync: [receiver] rename "/.jailsync/tmp/.v.AbC" (in grp) -> "v": No such file or directory (2)`, -1, false},
+		{`rsync: [sender] send_files failed to open "/root/x ERROR: v failed verification -- update ": No such device (6)`, -1, false},
+		{`ERROR: v failed verification -- update discarded.`, 6, true},
 	}
 	for _, tc := range tests {
-		i, ok := ix.attribute(tc.line, roots)
+		i, exact, ok := ix.attribute(tc.line, roots)
 		if !ok {
 			i = -1
 		}
-		if i != tc.want {
-			t.Errorf("attribute(%q) = %d, want %d", tc.line, i, tc.want)
+		if i != tc.want || ok && exact != tc.exact {
+			t.Errorf("attribute(%q) = %d (exact %v), want %d (exact %v)", tc.line, i, exact, tc.want, tc.exact)
+		}
+	}
+}
+
+// TestNamesReserved: a line quoting a name in rsync's temp or partial
+// directory is about some listed file's temp file, whatever listed name
+// the rest of the line shows (a name may be made to hold quotes); a
+// relative directory may be beside any file.
+func TestNamesReserved(t *testing.T) {
+	roots := []string{"/root"}
+	reserved := []string{"/.jailsync/tmp", ".partial"}
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{`rsync: [receiver] mkstemp "/.jailsync/tmp/x" "same" "y.kMzr0h" (in data) failed: Operation not permitted (1)`, true},
+		{`rsync: [receiver] rename "/.jailsync/tmp/f.WCkx8g" (in data) -> "ro/f": Operation not permitted (1)`, true},
+		{`rsync: [receiver] open "/d/.partial/f" (in data) failed`, true},
+		{`rsync: [receiver] open "/.partial/f" (in data) failed`, true},
+		{`rsync: [sender] send_files failed to open "/root/.jailsync-tmp/x": Permission denied (13)`, false},
+		{`rsync: [sender] send_files failed to open "/root/d/x": Permission denied (13)`, false},
+		{`rsync: [receiver] mkstemp "/d/.jailsync/tmp/x.AbC" (in data) failed`, false},
+	} {
+		if got := namesReserved(tc.line, roots, reserved); got != tc.want {
+			t.Errorf("namesReserved(%q) = %v, want %v", tc.line, got, tc.want)
 		}
 	}
 }
@@ -190,7 +221,10 @@ func TestPathIndexNamedUnquoted(t *testing.T) {
 		{"cannot delete non-empty directory: other", -1},
 	}
 	for _, tc := range tests {
-		got := ix.namedUnquoted(tc.line)
+		var got []int
+		for _, m := range ix.namedUnquoted(tc.line) {
+			got = append(got, m.i)
+		}
 		want := []int{tc.want}
 		if tc.want < 0 {
 			want = nil
@@ -224,7 +258,7 @@ func TestPathIndexAttribute_NamesMadeToReadAsTwo(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			i, ok := tc.ix.attribute(tc.line, tc.roots)
+			i, _, ok := tc.ix.attribute(tc.line, tc.roots)
 			if !ok {
 				i = -1
 			}

@@ -97,7 +97,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 			return res, err
 		}
 	}
-	out, err := p.finish(ctx, root, l, progress)
+	out, err := p.finish(ctx, root, l, progress, []string{o.TempDir, o.PartialDir})
 	res.Exited = p.cmd.ProcessState != nil
 	res.Code, res.Stderr, res.Other = out.code, out.stderr, out.other
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
@@ -259,7 +259,7 @@ func (p *proc) kill() {
 
 // finish gives the process its list and reads its output until it exits.
 // When ctx ends the process gets SIGTERM, then SIGKILL after killGrace.
-func (p *proc) finish(ctx context.Context, root string, l listing, progress func(int64)) (output, error) {
+func (p *proc) finish(ctx context.Context, root string, l listing, progress func(int64), reserved []string) (output, error) {
 	defer p.stdout.Close()
 	defer p.stderr.Close()
 	stop := context.AfterFunc(ctx, func() {
@@ -282,7 +282,7 @@ func (p *proc) finish(ctx context.Context, root string, l listing, progress func
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var el errorLines
-		el, errErr = parseErrors(p.stderr, l.index, roots(root))
+		el, errErr = parseErrors(p.stderr, l.index, roots(root), reserved)
 		out.errs, out.unattributed, out.stderr = el.errs, el.unattributed, el.tail
 		_, _ = io.Copy(io.Discard, p.stderr)
 	})
