@@ -247,8 +247,14 @@ func parseErrors(r io.Reader, ix pathIndex, roots, reserved []string) (errorLine
 // isVanished reports a line saying a file was gone on the sending side:
 // "file has vanished: ..." (flist.c make_file, sender.c send_files) or a
 // failed link_stat with ENOENT (flist.c send_file_list, without
-// --ignore-missing-args).
+// --ignore-missing-args). The message's words are looked for before the
+// first quote only: a name holding them ("file has vanished: x") does not
+// make another failure of it read as vanished, which backs off less.
 func isVanished(line string) bool {
-	return strings.Contains(line, "file has vanished: ") ||
-		(strings.Contains(line, "link_stat ") && strings.HasSuffix(line, "No such file or directory (2)"))
+	head := line
+	if i := strings.IndexByte(line, '"'); i >= 0 {
+		head = line[:i]
+	}
+	return strings.Contains(head, "file has vanished: ") ||
+		(strings.Contains(head, "link_stat ") && strings.HasSuffix(line, "No such file or directory (2)"))
 }

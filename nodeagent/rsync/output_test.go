@@ -283,3 +283,22 @@ func TestParseItems_CannotDeleteNamesTheRestOfTheLine(t *testing.T) {
 		t.Errorf("errors %v, want one for %q", errs, y)
 	}
 }
+
+// TestIsVanished: rsync's vanished messages, and not a failure of a file
+// whose name holds their words.
+func TestIsVanished(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{`file has vanished: "/src/root/p"`, true},
+		{`rsync: [sender] link_stat "/src/root/x" failed: No such file or directory (2)`, true},
+		{`rsync: [sender] send_files failed to open "/src/root/file has vanished: x": Permission denied (13)`, false},
+		{`rsync: [sender] send_files failed to open "/src/root/link_stat x": No such file or directory (2)`, false},
+		{`rsync: [sender] link_stat "/src/root/x" failed: Permission denied (13)`, false},
+	} {
+		if got := isVanished(tc.line); got != tc.want {
+			t.Errorf("isVanished(%q) = %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}
