@@ -1751,6 +1751,17 @@ func runClass(res rsync.Result, err error) rsync.Class {
 }
 
 // isPeerFailure reports a run that failed for the whole peer.
+// oneFilesIO reports a run of one path that rsync ended with a file I/O
+// error (exit 11: a write failed, ENOSPC or EFBIG, and rsync stops the
+// whole run): the failure is that file's, which waits with its own backoff
+// (holdFailures), not the peer's. A file larger than the peer's filesystem
+// takes (FAT's 4 GiB, a quota) would otherwise back off every run to the
+// peer again at each try, up to the cap; a full disk fails every run, and
+// one of several files backs off the peer as before.
+func oneFilesIO(res rsync.Result) bool {
+	return res.Exited && res.Code == 11 && len(res.Paths) == 1
+}
+
 func isPeerFailure(res rsync.Result, err error) bool {
 	class := runClass(res, err)
 	return err != nil && (class == rsync.Retry || class == rsync.FatalPeer)
@@ -1804,7 +1815,7 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 		}
 	}
 	class := runClass(res, err)
-	if isPeerFailure(res, err) {
+	if isPeerFailure(res, err) && !oneFilesIO(res) {
 		r.peerFailed = true
 	}
 	if res.Exited && (!r.Exited || class > r.Class) {
