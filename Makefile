@@ -66,6 +66,10 @@ test: envtest ## Run all tests: unit tests with -race, envtest suites against a 
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test -race -count=1 $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/')
 	go test -race -count=1 -p 1 $(GO_TEST_FLAGS) ./test/...
 
+.PHONY: stress
+stress: ## Randomized convergence stress of real agents (test/e2e/stress_linux_test.go; not part of make test: it fails today).
+	go test -tags stress -race -count=1 -run 'TestStress_(RotatingWriter|DisjointWriters|Kill9)$$' -timeout 60m ./test/e2e/
+
 .PHONY: bench
 bench: ## Run the benchmarks against their references (not part of make test; needs root).
 	hack/bench.sh
