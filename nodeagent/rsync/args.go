@@ -95,6 +95,11 @@ type Options struct {
 	// than half of the client's whole run. When RemoteList fails the run
 	// reads its list from standard input, as without it. A prepared client
 	// (Warm) always does: its arguments were sent before its list existed.
+	//
+	// It trusts the peer with the names the client sends: a peer that
+	// places a list of its own can name a path through a symlink in the
+	// root, which the client follows, reading any file of the host. The
+	// agent does not use it (docs/design.md, "Lists stay on this member").
 	RemoteList func(ctx context.Context, list []byte) (string, error)
 
 	// filesFrom is the --files-from argument: "-" when empty.

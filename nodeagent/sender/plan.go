@@ -264,19 +264,6 @@ func (b *batch) large() bool {
 	return false
 }
 
-// listBytes is about the size of the --from0 list of b's push: its sends
-// and their other names (rsync.ListedBytes).
-func (b *batch) listBytes() int {
-	n := 0
-	for _, e := range b.sends {
-		n += rsync.ListedBytes(e.Path)
-	}
-	for _, p := range b.links {
-		n += rsync.ListedBytes(p)
-	}
-	return n
-}
-
 func (b *batch) entries() []journal.Entry {
 	return slices.Concat(b.renames, b.sends, b.deletes, b.covered, b.underFile, b.replacedBefore, b.skipped)
 }

@@ -413,10 +413,7 @@ func (s *Sender) Start(ctx context.Context) error {
 				runCtx = s.RunContext
 			}
 			var w *rsync.Warm
-			if len(b.sends) > 0 && !large && (s.Client == nil || b.listBytes() < rsync.RemoteListMin) {
-				// A run with a long list starts its own client, which reads
-				// the list on the peer (remoteList); the prepared one waits
-				// for the next.
+			if len(b.sends) > 0 && !large {
 				w = warm.take()
 			}
 			hasPushed := func() {
@@ -513,8 +510,9 @@ func (s *Sender) Start(ctx context.Context) error {
 // workComing reports whether a run is about to take work: changes are
 // still being journaled (a burst), or entries wait that are neither in a
 // run nor held back by their failures' backoff. No client is prepared
-// then: a burst's run reads its list on the peer with a client of its own
-// (remoteList), and a prepared client started during the writes took CPU
+// then: a burst's run starts a client of its own (until the twenty-ninth
+// session it read its list on the peer), and a prepared client started
+// during the writes took CPU
 // that the writes and the burst's first run waited for, to wait itself
 // until the burst was over (perf record -a over a burst: 3 prepared
 // clients and their daemons' forks, docs/benchmarks.md, the twentieth
@@ -1252,12 +1250,16 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
-	// A long list is handed to the peer for its daemon to read (the client
-	// reads its standard input one byte per system call).
-	remoteList := s.remoteList(runID)
+	// The list goes on the client's standard input, whatever its length.
+	// Handed to the peer for its daemon to read (rsync.Options.RemoteList,
+	// from the twenty-fifth to the twenty-ninth session: the client reads
+	// its standard input one byte per system call, a tenth of a burst's
+	// push), the names the client sent came from the peer: a peer that
+	// answered with a list of its own, naming a path through a symlink in
+	// this root (one it sent here, munge symlinks = no), had this member's
+	// client read and send it any file of the host (found by a review).
 	if len(b.sends) > 0 {
 		o := s.runOptions(b)
-		o.RemoteList = remoteList
 		if b.large() {
 			// A large file takes long enough to watch: what it has
 			// carried counts as progress until its entries are done.
@@ -1336,7 +1338,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		o := s.runOptions(b)
-		o.RemoteList = remoteList
 		res, err := s.listing(rootfd, pathsOf(b.deletes), &staleDirs, func(files []string) (rsync.Result, error) {
 			return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, o)
 		})
@@ -1471,23 +1472,6 @@ func (s *Sender) crossing(changed map[string]bool, paths []string) map[string]bo
 		changed[p] = true
 	}
 	return changed
-}
-
-// remoteList is the rsync.Options.RemoteList of the run runID: the peer
-// writes the list where its daemon reads it. nil without an endpoint
-// client. A failure (a peer that does not take lists) leaves the list on
-// the client's standard input.
-func (s *Sender) remoteList(runID string) func(context.Context, []byte) (string, error) {
-	if s.Client == nil {
-		return nil
-	}
-	return func(ctx context.Context, list []byte) (string, error) {
-		path, err := s.Client.List(ctx, s.Endpoint, s.Group, runID, list)
-		if err != nil {
-			s.Log.V(1).Info("the peer did not take the run's list; rsync reads it from its standard input", "error", err.Error())
-		}
-		return path, err
-	}
 }
 
 // confirmRetry is the first wait before a failed confirmation is tried

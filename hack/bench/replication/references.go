@@ -70,30 +70,12 @@ func filesFromFloor() (*rig, error) {
 // floorOptions are the floors' rsync options for the peer whose module is
 // dir: the temp directory of the agent's runs, as the agent keeps it (the
 // issue prescribes it too, and it costs the receiver: a quarter of a
-// daemon's CPU on 4 KiB files, measured), and a long list handed to the
-// peer as the agent hands it (since the twenty-fifth session: written
-// into the module's temp directory, where the daemon reads it in blocks,
-// while the client reads its standard input one byte per read(2); the
-// agent's peer writes it on request, receiver.Receiver.List, here it is
-// written directly).
-func floorOptions(dir string) rsync.Options {
-	return rsync.Options{TempDir: "/.jailsync/tmp", RemoteList: func(_ context.Context, list []byte) (string, error) {
-		name := fmt.Sprintf("list-%d", time.Now().UnixNano())
-		if err := os.WriteFile(filepath.Join(dir, ".jailsync", "tmp", name), list, 0o600); err != nil {
-			return "", err
-		}
-		return "/.jailsync/tmp/" + name, nil
-	}}
-}
-
-// longList reports whether names make a list that the agent hands to the
-// peer (rsync.RemoteListMin).
-func longList(names []string) bool {
-	n := 0
-	for _, name := range names {
-		n += rsync.ListedBytes(name)
-	}
-	return n >= rsync.RemoteListMin
+// daemon's CPU on 4 KiB files, measured). The list is on the client's
+// standard input, as the agent's is since the twenty-ninth session (from
+// the twenty-fifth, a long list was handed to the peer, which then chose
+// the names the client sent: see sender.Sender.run).
+func floorOptions(string) rsync.Options {
+	return rsync.Options{TempDir: "/.jailsync/tmp"}
 }
 
 // pushEach pushes names to every peer through a client of its own, the
@@ -188,12 +170,6 @@ func preparedFloor() (*rig, error) {
 			names, err := namesOrAll(d.src, names)
 			if err != nil {
 				return err
-			}
-			if longList(names) {
-				// A long list goes to the peer, with a client of its own,
-				// as the agent's does (its prepared client reads standard
-				// input): the prepared ones wait for the next push.
-				return pushEach(d, targets, names)
 			}
 			err = parallel(len(targets), func(i int) error {
 				w := <-next[i]
