@@ -7,6 +7,9 @@ import (
 	"io/fs"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
 
 // bucketLinks is the reverse lookup of hard links: one empty value per
@@ -103,4 +106,41 @@ func fillLinks(files, links *bolt.Bucket) error {
 		}
 		return nil
 	})
+}
+
+// RefreshLinks records again the other names of inode ino that the index
+// holds (all but except) where a change of link count is all that differs
+// from their entries: the same inode, size, mtime, mode and owner, another
+// ctime. A name made or removed elsewhere moves the inode's ctime and link
+// count, and the receiver, which made or removed it at a peer's request,
+// calls this: left as they were, those names read as this member's own
+// changes at the next compare (a scan, a rename applied here), went back
+// to every peer as such, and brought back there what the sender had
+// removed or renamed since. A name whose content, mode or owner differs is
+// left as it is (a change of this member's, to compare as any).
+func (t *Tx) RefreshLinks(rootfd int, ino uint64, except string) error {
+	if ino == 0 {
+		return nil
+	}
+	for _, name := range t.Links(ino, 0) {
+		if name == except {
+			continue
+		}
+		was, ok, err := t.Get(name)
+		if err != nil || !ok {
+			continue
+		}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, name, &st) != nil {
+			continue
+		}
+		now := FromStat(&st)
+		if was.Matches(now) || !was.ContentMatches(now) || was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID {
+			continue
+		}
+		if err := t.Put(name, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -262,9 +262,21 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			}
 		}
 		tx := index.Within(btx)
+		// Inodes whose link count the run changed here: their other names
+		// are recorded again below (index.Tx.RefreshLinks).
+		relinked := make(map[uint64]bool)
+		linked := func(p string) {
+			if old, ok, err := tx.Get(p); err == nil && ok && !old.IsDir() && old.Nlink > 1 {
+				relinked[old.Ino] = true
+			}
+		}
 		for i, p := range sent {
+			linked(p)
 			var st unix.Stat_t
 			err := beneath.Lstat(r.RootFD, p, &st)
+			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
+				relinked[uint64(st.Ino)] = true
+			}
 			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !r.holds(p, &st, states[i]) {
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
@@ -276,6 +288,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			}
 		}
 		for _, p := range deleted {
+			linked(p)
 			// Made here again since rsync deleted it (a path that exists
 			// and is not as the index holds it): this member's own change,
 			// recorded as an entry nothing matches so that it propagates
@@ -291,6 +304,11 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				}
 			}
 			if err := r.record(tx, p); err != nil {
+				return err
+			}
+		}
+		for ino := range relinked {
+			if err := tx.RefreshLinks(r.RootFD, ino, ""); err != nil {
 				return err
 			}
 		}
@@ -575,6 +593,13 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 			mine, err := recordRename(tx, r.RootFD, a)
 			if err != nil {
 				return err
+			}
+			// A rename moves the inode's ctime: its other names' entries
+			// are recorded again (index.Tx.RefreshLinks).
+			if !a.dir && a.st.Nlink > 1 {
+				if err := tx.RefreshLinks(r.RootFD, uint64(a.st.Ino), ""); err != nil {
+					return err
+				}
 			}
 			if mine {
 				local = append(local, a.scanAt())

@@ -1094,3 +1094,101 @@ func TestReceiver_List(t *testing.T) {
 		t.Error("a list of a confirmed run was taken")
 	}
 }
+
+// TestReceiver_OtherNamesOfAnInodeTheRunRelinked: what a peer's run does to
+// one name of a hard-linked file here (a name removed, a name made, a name
+// renamed) moves the inode's ctime and link count; the inode's other names
+// the index holds are recorded again with the confirmation (or the
+// rename), so that they still read as unchanged here. Before, they read as
+// this member's own changes at the next compare and went to every peer,
+// bringing back what the sender had removed or renamed since (found by
+// the stress test). A name changed here meanwhile (another mode) is left
+// to read as changed.
+func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		names []string // linked to "dir/b", recorded before
+		do    func(t *testing.T, r *Receiver, root string) error
+		check []string // must read as unchanged after
+	}{
+		{"a name removed", []string{"x1", "x2"}, func(t *testing.T, r *Receiver, root string) error {
+			mustOK(t, os.Remove(filepath.Join(root, "x1")))
+			return r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"x1"})
+		}, []string{"dir/b", "x2"}},
+		{"a name made", nil, func(t *testing.T, r *Receiver, root string) error {
+			mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "made")))
+			return r.Received(context.Background(), "n1", "run-1", []string{"made"}, nil, nil)
+		}, []string{"dir/b", "made"}},
+		{"a name renamed", []string{"x1"}, func(t *testing.T, r *Receiver, root string) error {
+			var st unix.Stat_t
+			mustOK(t, unix.Lstat(filepath.Join(root, "x1"), &st))
+			res := r.Rename(context.Background(), "n1", []peer.Rename{{Old: []byte("x1"), New: []byte("x3"), Size: st.Size, MtimeNs: st.Mtim.Nano()}})
+			if !res[0].Applied {
+				t.Fatalf("rename refused: %s", res[0].Reason)
+			}
+			return nil
+		}, []string{"dir/b", "x3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			for _, n := range tc.names {
+				mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, n)))
+			}
+			if err := r.Index.Update(func(tx *index.Tx) error {
+				for _, p := range append([]string{"dir/b"}, tc.names...) {
+					if err := tx.Record(r.RootFD, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // past the filesystem's ctime tick
+			mustOK(t, tc.do(t, r, root))
+			for _, p := range tc.check {
+				same, err := unchanged(r, p)
+				if err != nil || !same {
+					t.Errorf("%s reads as changed here (%v): the run's own relinking taken for this member's change", p, err)
+				}
+			}
+		})
+	}
+	t.Run("a name changed here meanwhile is not taken for the run's", func(t *testing.T) {
+		r, root, _, _ := newReceiver(t)
+		mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "x1")))
+		mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "x2")))
+		if err := r.Index.Update(func(tx *index.Tx) error {
+			for _, p := range []string{"dir/b", "x1", "x2"} {
+				if err := tx.Record(r.RootFD, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		mustOK(t, os.Chmod(filepath.Join(root, "x2"), 0o600)) // the inode's mode: every name's
+		mustOK(t, os.Remove(filepath.Join(root, "x1")))
+		mustOK(t, r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"x1"}))
+		if same, err := unchanged(r, "x2"); err != nil || same {
+			t.Errorf("x2, chmod here, reads as unchanged (%v): a local change masked", err)
+		}
+	})
+}
+
+// unchanged reports whether the index holds p as it is.
+func unchanged(r *Receiver, p string) (same bool, err error) {
+	err = r.Index.View(func(tx *index.Tx) error {
+		same, err = tx.Unchanged(r.RootFD, p)
+		return err
+	})
+	return same, err
+}
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
