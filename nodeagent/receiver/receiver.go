@@ -265,13 +265,33 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		// Inodes whose link count the run changed here: their other names
 		// are recorded again below (index.Tx.RefreshLinks).
 		relinked := make(map[uint64]bool)
-		linked := func(p string) {
-			if old, ok, err := tx.Get(p); err == nil && ok && !old.IsDir() && old.Nlink > 1 {
+		var below func(dir string) error
+		below = func(dir string) error { // a directory removed takes its tree's names
+			return tx.Children(dir, func(name string, e index.Entry) error {
+				switch p := dir + "/" + name; {
+				case e.IsDir():
+					return below(p)
+				case e.Nlink > 1:
+					relinked[e.Ino] = true
+				}
+				return nil
+			})
+		}
+		linked := func(p string) error {
+			old, ok, err := tx.Get(p)
+			switch {
+			case err != nil || !ok:
+			case old.IsDir():
+				return below(p)
+			case old.Nlink > 1:
 				relinked[old.Ino] = true
 			}
+			return nil
 		}
 		for i, p := range sent {
-			linked(p)
+			if err := linked(p); err != nil {
+				return err
+			}
 			var st unix.Stat_t
 			err := beneath.Lstat(r.RootFD, p, &st)
 			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
@@ -288,7 +308,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			}
 		}
 		for _, p := range deleted {
-			linked(p)
+			if err := linked(p); err != nil {
+				return err
+			}
 			// Made here again since rsync deleted it (a path that exists
 			// and is not as the index holds it): this member's own change,
 			// recorded as an entry nothing matches so that it propagates

@@ -1115,6 +1115,10 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 			mustOK(t, os.Remove(filepath.Join(root, "x1")))
 			return r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"x1"})
 		}, []string{"dir/b", "x2"}},
+		{"a directory removed that held a name", []string{"gone/x1"}, func(t *testing.T, r *Receiver, root string) error {
+			mustOK(t, os.RemoveAll(filepath.Join(root, "gone")))
+			return r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"gone"})
+		}, []string{"dir/b"}},
 		{"a name made", nil, func(t *testing.T, r *Receiver, root string) error {
 			mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "made")))
 			return r.Received(context.Background(), "n1", "run-1", []string{"made"}, nil, nil)
@@ -1131,11 +1135,17 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
+			recorded := []string{"dir/b"}
 			for _, n := range tc.names {
+				if d := filepath.Dir(n); d != "." {
+					mustOK(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+					recorded = append(recorded, d)
+				}
 				mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, n)))
+				recorded = append(recorded, n)
 			}
 			if err := r.Index.Update(func(tx *index.Tx) error {
-				for _, p := range append([]string{"dir/b"}, tc.names...) {
+				for _, p := range recorded {
 					if err := tx.Record(r.RootFD, p); err != nil {
 						return err
 					}
