@@ -215,6 +215,23 @@ func (in *Incoming) Carries(path string) bool {
 	return in.live(path, in.clock())
 }
 
+// CarriedByOther reports whether path itself is held by a hold that is
+// not among own (another run's, announced and not expired): a receiver
+// recording one run's confirmation leaves such a path to that run's.
+func (in *Incoming) CarriedByOther(path string, own []Hold) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.live(path, in.clock()) {
+		return false
+	}
+	e := in.paths[path]
+	other := false
+	e.each(func(h *hold) {
+		other = other || !slices.Contains(own, h.id)
+	})
+	return other
+}
+
 // Changed returns a channel closed at the next Done.
 func (in *Incoming) Changed() <-chan struct{} {
 	in.mu.Lock()

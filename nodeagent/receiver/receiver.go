@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,6 +249,12 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	if restored {
 		known = false // what it holds is takeRestored's
 	}
+	// This run's holds: a path another run holds too is that run's to
+	// record (below).
+	own := slices.Clone(a.holds)
+	for _, rr := range released {
+		own = append(own, rr.kept.holds...)
+	}
 	r.mu.Unlock()
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
@@ -298,6 +305,12 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				relinked[uint64(st.Ino)] = true
 			}
 			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !r.holds(p, &st, states[i]) {
+				if r.Held.CarriedByOther(p, own) {
+					// Not this member's change: another run (of this
+					// sender's, or another's) is putting its version
+					// there, and its confirmation records it.
+					continue
+				}
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
 				}
@@ -319,6 +332,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			// index holds it, and recorded so.
 			if exists(r.RootFD, p) {
 				if same, err := tx.Unchanged(r.RootFD, p); err == nil && !same {
+					if r.Held.CarriedByOther(p, own) {
+						continue // another run's version, as above
+					}
 					if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 						return err
 					}

@@ -1202,3 +1202,47 @@ func mustOK(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestReceiver_APathAnotherRunDeliversIsLeftToIt: a path one run sent (or
+// deleted) that is not as it sent it here, while another run announced it
+// too, is that other run's version arriving, not this member's change:
+// the first confirmation leaves its entry to the other run's, which
+// records it as received. Before, the first recorded it as this member's
+// own change (an entry nothing matches), and it went to every member
+// (found by the stress test).
+func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		do   func(r *Receiver) error
+	}{
+		{"sent", func(r *Receiver) error {
+			return r.Received(context.Background(), "n1", "run-1", []string{"a"},
+				[]peer.FileState{{Regular: true, Size: 5, MtimeNs: 1, Mode: 0o644}}, nil)
+		}},
+		{"deleted", func(r *Receiver) error {
+			return r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"a"})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"a"}))
+			mustOK(t, r.Incoming(ctx, "n3", "run-7", []string{"a"}))
+			// n3's version of a lands (n1's size and mtime are not it).
+			mustOK(t, os.WriteFile(filepath.Join(root, "a"), []byte("n3's version"), 0o644))
+			mustOK(t, tc.do(r))
+			if err := r.Index.View(func(tx *index.Tx) error {
+				if e, ok, err := tx.Get("a"); err != nil || ok && e.Size == -1 {
+					t.Errorf("a recorded as this member's own change (%+v, %v) while n3's run delivers it", e, err)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			mustOK(t, r.Received(ctx, "n3", "run-7", []string{"a"}, nil, nil))
+			if same, err := unchanged(r, "a"); err != nil || !same {
+				t.Errorf("a after n3's confirmation: not as recorded (%v)", err)
+			}
+		})
+	}
+}
