@@ -10,9 +10,9 @@ package e2e
 //
 //   go test -tags stress -race -count=1 -run TestStress -timeout 30m ./test/e2e/
 //
-// Written by the twenty-ninth session's stress helper; its first runs found
-// divergences with one writer (docs/design.md, "Known limits"), which is
-// why it is not part of make test yet: it fails today.
+// Written in the twenty-ninth session; its first runs found divergences
+// with one writer (docs/design.md, "Known limits"), some mended since, and
+// it is not part of make test while it fails.
 //
 // Env:
 //   JAILSYNC_STRESS_SEEDS=1,2,3     seeds (default 1)
