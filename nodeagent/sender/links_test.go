@@ -209,3 +209,44 @@ func TestAddLinks_Bound(t *testing.T) {
 		})
 	}
 }
+
+// TestAddLinks_waitsForARenameAtMostMaxLinkWait: a file whose other name
+// is below a waiting rename's new name waits for it, but not past
+// maxLinkWait: the rename may be waiting for this very file, and neither
+// went (a run every waitAgain for good, found by the stress test). Past
+// it the file goes with all its names.
+func TestAddLinks_waitsForARenameAtMostMaxLinkWait(t *testing.T) {
+	root := t.TempDir()
+	mustOK := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOK(os.MkdirAll(filepath.Join(root, "d"), 0o755))
+	mustOK(os.WriteFile(filepath.Join(root, "a"), []byte("a"), 0o644))
+	mustOK(os.Link(filepath.Join(root, "a"), filepath.Join(root, "d/c")))
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	mustOK(err)
+	defer unix.Close(rootfd)
+	s := &Sender{Log: logr.Discard(), Links: func(uint64, int) []string { return []string{"a", "d/c"} }}
+	s.defaults()
+	waiting := []journal.Entry{{Path: "d", Op: change.Rename, OldPath: "old-d", Seq: 1}}
+	entries := []journal.Entry{{Path: "a", Op: change.Write, Seq: 5}}
+	take := func() []string {
+		s.wait(waiting, time.Now()) // the rename still waits
+		b := plan(rootfd, entries, nil, nil, nil, nil)
+		s.addLinks(rootfd, &b)
+		return pathsOf(b.sends)
+	}
+	if got := take(); len(got) != 0 {
+		t.Fatalf("sends %q, want a to wait for the rename", got)
+	}
+	s.linkWaits["a"] = time.Now().Add(-maxLinkWait - time.Millisecond)
+	if got := take(); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("sends %q past maxLinkWait, want a", got)
+	}
+	if _, ok := s.linkWaits["a"]; ok {
+		t.Error("a, sent, is still remembered as waiting")
+	}
+}

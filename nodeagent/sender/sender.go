@@ -64,6 +64,11 @@ const (
 	// DefaultReannounceEvery is Sender.ReannounceEvery's default, a third
 	// of the peer's hold (detect.DefaultIncomingTTL).
 	DefaultReannounceEvery = 200 * time.Second
+	// maxLinkWait bounds how long a hard-linked file waits for a rename
+	// that waits (addLinks); maxLinkWaits bounds how many such files are
+	// remembered.
+	maxLinkWait  = 2 * time.Second
+	maxLinkWaits = 10_000
 	// MaxLinkNames bounds the other names of hard-linked files that one
 	// run adds to its journaled paths, past its first linked file, whose
 	// names all go (see addLinks).
@@ -236,7 +241,11 @@ type Sender struct {
 	// names (two renames may share one), under which held holds them;
 	// stale ones are dropped by nextRelease.
 	waitingFrom map[string][]string
-	failing     map[string]failure
+	// linkWaits are the hard-linked files held out of runs for a waiting
+	// rename (addLinks), by path, since when: past maxLinkWait they go
+	// with all their names whatever the rename waits for.
+	linkWaits map[string]time.Time
+	failing   map[string]failure
 	// The gate of Gather: when a Wake last came, when the first Wake after
 	// a pause of Gather or more came, when the last run ended with none in
 	// flight, and the journal's Seq when the last run started.
@@ -874,6 +883,7 @@ func (s *Sender) defaults() {
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
 	s.waitingFrom = make(map[string][]string)
+	s.linkWaits = make(map[string]time.Time)
 	s.failing = make(map[string]failure)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
@@ -1156,6 +1166,10 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 	done := make(map[inode]bool, len(b.linked))
 	wait := make(map[inode]bool)
 	later := 0
+	now := time.Now()
+	if len(s.linkWaits) > maxLinkWaits {
+		clear(s.linkWaits) // paths gone from the journal meanwhile: they wait afresh at worst
+	}
 	for _, f := range b.linked {
 		if done[f.id] {
 			continue
@@ -1173,10 +1187,26 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 			// A name below a waiting rename's new name, or at its old
 			// name, waits for it as any change there (skip): sent
 			// first, it made the new name on the peer, which then
-			// refused the rename.
-			if s.inflight.overlaps(name) || s.dependsOnWaitingRename(journal.Entry{Path: name, Seq: math.MaxUint64}) {
+			// refused the rename. Not for longer than maxLinkWait: the
+			// rename may be waiting for this very file (an entry below
+			// its old name), and neither went, a run every waitAgain
+			// for good (found by the stress test). Past it the file goes
+			// with all its names, and a rename refused for it sends its
+			// tree as content.
+			if s.inflight.overlaps(name) {
 				wait[f.id] = true
 				break
+			}
+			if s.dependsOnWaitingRename(journal.Entry{Path: name, Seq: math.MaxUint64}) {
+				since, ok := s.linkWaits[f.path]
+				if !ok {
+					since = now
+					s.linkWaits[f.path] = now
+				}
+				if now.Sub(since) < maxLinkWait {
+					wait[f.id] = true
+					break
+				}
 			}
 			names = append(names, name)
 		}
@@ -1188,6 +1218,7 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 			later++
 			continue
 		}
+		delete(s.linkWaits, f.path)
 		for _, name := range names {
 			listed[name] = true
 			b.links = append(b.links, name)
