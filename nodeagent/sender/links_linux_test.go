@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 )
@@ -66,5 +67,62 @@ func TestSender_Start_aFileWithMoreNamesThanTheBound(t *testing.T) {
 		if n := len(slices.Compact(slices.Sorted(slices.Values(inodes)))); n != 1 || inodes[0] == 0 {
 			t.Errorf("%s's %d names are %d files on the peer, want one", names[0], len(names), n)
 		}
+	}
+}
+
+// TestSender_Start_aWriteThroughAnotherNameReachesEveryName: a file given
+// an old mtime, then two more names (one in a new directory), then written
+// through the newest name: every name on the peer holds what was written
+// (the write goes with the inode's other names; the stress test saw
+// receivers keep the old version under the first name, with runs racing).
+func TestSender_Start_aWriteThroughAnotherNameReachesEveryName(t *testing.T) {
+	r := newRig(t, 53)
+	r.sender.Links = func(ino uint64, limit int) []string {
+		names, err := r.idx.Links(ino, limit)
+		if err != nil {
+			t.Error(err)
+		}
+		return names
+	}
+	wakeAndWait := func() {
+		t.Helper()
+		select {
+		case r.sender.Wake <- struct{}{}:
+		default:
+		}
+		r.untilNothingPending()
+	}
+	r.start()
+	r.write("f26", "first version")
+	wakeAndWait()
+	old := time.Date(2016, 7, 13, 7, 8, 2, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(r.root, "f26"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "f26", Op: change.Attrib})
+	if err := os.MkdirAll(filepath.Join(r.root, "d16"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"d16/h14", "#hash2"} {
+		if err := os.Link(filepath.Join(r.root, "f26"), filepath.Join(r.root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.journalFinished(change.Change{Path: "d16", Op: change.Mkdir}, change.Change{Path: "d16/h14", Op: change.Create},
+		change.Change{Path: "#hash2", Op: change.Create})
+	wakeAndWait()
+	if err := os.WriteFile(filepath.Join(r.root, "#hash2"), []byte("written through another name"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "#hash2", Op: change.Write})
+	wakeAndWait()
+	for _, p := range []string{"f26", "d16/h14", "#hash2"} {
+		if data, err := os.ReadFile(filepath.Join(r.peerRoot, p)); err != nil || string(data) != "written through another name" {
+			t.Errorf("%s on the peer: %q, %v", p, data, err)
+		}
+	}
+	inodes := r.peerInodes([]string{"f26", "d16/h14", "#hash2"})
+	if inodes[0] != inodes[1] || inodes[1] != inodes[2] {
+		t.Errorf("the three names are not one file on the peer: inodes %v", inodes)
 	}
 }
