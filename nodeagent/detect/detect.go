@@ -427,7 +427,8 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 	pass := func(cs []change.Change) error {
 		check := cs[:0:0]
 		for _, c := range cs {
-			if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath))) {
+			if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath)) ||
+				(c.Op.Has(change.Mkdir) || c.Op.Has(change.Attrib)) && d.Incoming.HasBelow(c.Path)) {
 				held = append(held, c)
 				released = d.Incoming.Changed()
 				continue

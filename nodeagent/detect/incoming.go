@@ -215,6 +215,35 @@ func (in *Incoming) Carries(path string) bool {
 	return in.live(path, in.clock())
 }
 
+// HasBelow reports whether a path below dir is being received (announced,
+// not yet done, not expired): rsync makes the missing parents of a listed
+// path on the receiver (implied directories), and their events carry
+// nothing of this member's. It looks at every held path: call it for
+// directory changes only.
+func (in *Incoming) HasBelow(dir string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.paths) == 0 {
+		return false
+	}
+	prefix := dir + "/"
+	if dir == "." {
+		prefix = ""
+	}
+	now := in.clock()
+	for p, e := range in.paths {
+		if !strings.HasPrefix(p, prefix) || p == dir {
+			continue
+		}
+		live := false
+		e.each(func(h *hold) { live = live || now.Before(h.expires) })
+		if live {
+			return true
+		}
+	}
+	return false
+}
+
 // CarriedByOther reports whether path itself is held by a hold that is
 // not among own (another run's, announced and not expired): a receiver
 // recording one run's confirmation leaves such a path to that run's.

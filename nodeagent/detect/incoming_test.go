@@ -116,3 +116,20 @@ func TestIncoming_lateDoneEndsOnlyItsOwnHold(t *testing.T) {
 		t.Fatalf("held after every hold's Done: %v", in.paths)
 	}
 }
+
+// TestIncoming_HasBelow: a directory above a path being received is one
+// rsync may make (an implied parent); a sibling with a common prefix, the
+// path itself, and an expired hold are not.
+func TestIncoming_HasBelow(t *testing.T) {
+	in, c := newIncoming(time.Minute)
+	in.Add("a/b/c")
+	for dir, want := range map[string]bool{"a": true, "a/b": true, ".": true, "a/b/c": false, "a/bb": false, "x": false} {
+		if got := in.HasBelow(dir); got != want {
+			t.Errorf("HasBelow(%q) = %v, want %v", dir, got, want)
+		}
+	}
+	c.advance(time.Minute)
+	if in.HasBelow("a") {
+		t.Error("HasBelow past the hold's TTL")
+	}
+}

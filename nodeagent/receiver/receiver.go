@@ -350,7 +350,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				return err
 			}
 		}
-		return nil
+		return r.recordImplied(tx, sent)
 	})
 	if err != nil {
 		// Not confirmed: the run keeps its paths held, and the sender's
@@ -382,6 +382,42 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		a.release(r.Held, a.paths...)
 	}
 	return nil
+}
+
+// recordImplied records the directories above the sent paths that the
+// index does not hold: rsync made them on this member as the missing
+// parents of listed paths (implied directories), with the sender's
+// attributes. Left out, they read as this member's own directories at the
+// next compare and went to every member, where one could replace a file
+// the sender had made under that name since (found by the stress test; the
+// detector holds their events until the confirmation, Incoming.HasBelow).
+// A directory the index holds is left as it is.
+func (r *Receiver) recordImplied(tx *index.Tx, sent []string) error {
+	seen := make(map[string]bool)
+	for _, p := range sent {
+		for d := parentDir(p); d != "" && !seen[d]; d = parentDir(d) {
+			seen[d] = true
+			if _, ok, err := tx.Get(d); err != nil || ok {
+				continue
+			}
+			var st unix.Stat_t
+			if beneath.Lstat(r.RootFD, d, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				continue
+			}
+			if err := r.record(tx, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// parentDir is p's directory, "" for a path in the root.
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
 }
 
 // checkRoot refuses a confirmation while Root names another directory

@@ -1246,3 +1246,22 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiver_ImpliedParentsAreRecorded: the directories rsync made above
+// a sent path (its implied parents) are recorded with the confirmation, so
+// that they do not read as this member's own directories and go to every
+// member (found by the stress test: one replaced a file the sender had
+// made under that name since). A directory already indexed is left as is.
+func TestReceiver_ImpliedParentsAreRecorded(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"new/deep/f"}))
+	mustOK(t, os.MkdirAll(filepath.Join(root, "new/deep"), 0o755)) // as rsync makes them
+	mustOK(t, os.WriteFile(filepath.Join(root, "new/deep/f"), []byte("f"), 0o644))
+	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"new/deep/f"}, nil, nil))
+	for _, p := range []string{"new", "new/deep", "new/deep/f"} {
+		if same, err := unchanged(r, p); err != nil || !same {
+			t.Errorf("%s not recorded as received (%v)", p, err)
+		}
+	}
+}
