@@ -231,13 +231,8 @@ func (in *Incoming) HasBelow(dir string) bool {
 		prefix = ""
 	}
 	now := in.clock()
-	for p, e := range in.paths {
-		if !strings.HasPrefix(p, prefix) || p == dir {
-			continue
-		}
-		live := false
-		e.each(func(h *hold) { live = live || now.Before(h.expires) })
-		if live {
+	for p := range in.paths {
+		if strings.HasPrefix(p, prefix) && p != dir && in.live(p, now) {
 			return true
 		}
 	}

@@ -273,10 +273,10 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		// are recorded again below (index.Tx.RefreshLinks).
 		relinked := make(map[uint64]bool)
 		var below func(dir string) error
-		below = func(dir string) error { // a directory removed takes its tree's names
+		below = func(dir string) error { // a directory removed takes its tree's names, as index.Tx.Delete walks it
 			return tx.Children(dir, func(name string, e index.Entry) error {
 				switch p := dir + "/" + name; {
-				case e.IsDir():
+				case e.MayHaveChildren():
 					return below(p)
 				case e.Nlink > 1:
 					relinked[e.Ino] = true
@@ -288,7 +288,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			old, ok, err := tx.Get(p)
 			switch {
 			case err != nil || !ok:
-			case old.IsDir():
+			case old.MayHaveChildren():
 				return below(p)
 			case old.Nlink > 1:
 				relinked[old.Ino] = true
@@ -395,7 +395,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 func (r *Receiver) recordImplied(tx *index.Tx, sent []string) error {
 	seen := make(map[string]bool)
 	for _, p := range sent {
-		for d := parentDir(p); d != "" && !seen[d]; d = parentDir(d) {
+		for d, _ := split(p); d != "." && !seen[d]; d, _ = split(d) {
 			seen[d] = true
 			if _, ok, err := tx.Get(d); err != nil || ok {
 				continue
@@ -410,14 +410,6 @@ func (r *Receiver) recordImplied(tx *index.Tx, sent []string) error {
 		}
 	}
 	return nil
-}
-
-// parentDir is p's directory, "" for a path in the root.
-func parentDir(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[:i]
-	}
-	return ""
 }
 
 // checkRoot refuses a confirmation while Root names another directory
