@@ -67,14 +67,14 @@ func filesFromFloor() (*rig, error) {
 	}, nil
 }
 
-// floorOptions are the floors' rsync options for the peer whose module is
-// dir: the temp directory of the agent's runs, as the agent keeps it (the
+// floorOptions are the floors' rsync options, the same for every peer: the
+// temp directory of the agent's runs, as the agent keeps it (the
 // issue prescribes it too, and it costs the receiver: a quarter of a
 // daemon's CPU on 4 KiB files, measured). The list is on the client's
 // standard input, as the agent's is since the twenty-ninth session (from
 // the twenty-fifth, a long list was handed to the peer, which then chose
 // the names the client sent: see sender.Sender.run).
-func floorOptions(string) rsync.Options {
+func floorOptions() rsync.Options {
 	return rsync.Options{TempDir: "/.jailsync/tmp"}
 }
 
@@ -82,7 +82,7 @@ func floorOptions(string) rsync.Options {
 // three in parallel.
 func pushEach(d *refDaemons, targets []rsync.Target, names []string) error {
 	return parallel(len(targets), func(i int) error {
-		_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions(d.dirs[i]))
+		_, err := rsync.Push(context.Background(), d.src, names, targets[i], floorOptions())
 		return err
 	})
 }
@@ -146,7 +146,7 @@ func preparedFloor() (*rig, error) {
 	// as the agent's is not), is taken from its channel by the next push.
 	next := make([]chan *rsync.Warm, len(targets))
 	prepare := func(i int) {
-		w, err := rsync.Prepare(d.src, targets[i], floorOptions(d.dirs[i]))
+		w, err := rsync.Prepare(d.src, targets[i], floorOptions())
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "[bench] preparedFloor: %v\n", err)
 		}
