@@ -132,9 +132,14 @@ func stateOf(st *unix.Stat_t) fileState {
 // any write or attribute change (even one that restores the mtime), counts
 // only while the link count is unchanged: a link made or removed meanwhile
 // moves the ctime too but changes nothing that was sent, and it has no
-// event of its own under this path to release a hold.
+// event of its own under this path to release a hold. The mode and owner
+// are compared themselves, for a chmod beside such a link (its moved
+// ctime is then not read): the peer holds what rsync read, and a
+// confirmation that gave the mode of the plan made the peer take the file
+// for a change of its own (the stress test).
 func (was fileState) same(now fileState) bool {
-	if was.ino != now.ino || was.size != now.size || was.mtime != now.mtime {
+	if was.ino != now.ino || was.size != now.size || was.mtime != now.mtime ||
+		was.mode != now.mode || was.uid != now.uid || was.gid != now.gid {
 		return false
 	}
 	return was.ctime == now.ctime || was.nlink != now.nlink

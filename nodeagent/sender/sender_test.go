@@ -161,17 +161,30 @@ func TestBatch_changedSince(t *testing.T) {
 	write("untouched", "u")
 	write("linked", "l")
 	write("chmodded", "c")
-	b = plan(rootfd, []journal.Entry{{Path: "untouched"}, {Path: "linked"}, {Path: "chmodded"}}, nil, nil, nil, nil)
+	write("linked-and-chmodded", "lc")
+	sends := []string{"untouched", "linked", "chmodded", "linked-and-chmodded"}
+	entries = nil
+	for _, n := range sends {
+		entries = append(entries, journal.Entry{Path: n})
+	}
+	b = plan(rootfd, entries, nil, nil, nil, nil)
 	// A hard link made meanwhile moves the ctime but changes nothing sent;
-	// a chmod is a change (it has its own event, which releases the hold).
-	if err := os.Link(filepath.Join(root, "linked"), filepath.Join(root, "other-name")); err != nil {
-		t.Fatal(err)
+	// a chmod is a change (it has its own event, which releases the hold),
+	// also beside a new hard link, whose moved ctime hides it (the stress
+	// test: the peer held the new mode, the sender's confirmation said the
+	// old one, and the peer took the file for a change of its own).
+	for _, n := range []string{"linked", "linked-and-chmodded"} {
+		if err := os.Link(filepath.Join(root, n), filepath.Join(root, n+".other-name")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Chmod(filepath.Join(root, "chmodded"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, n := range []string{"chmodded", "linked-and-chmodded"} {
+		if err := os.Chmod(filepath.Join(root, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	got = b.changedSince(rootfd, []string{"untouched", "linked", "chmodded"})
-	if want := map[string]bool{"chmodded": true}; !maps.Equal(got, want) {
+	got = b.changedSince(rootfd, sends)
+	if want := map[string]bool{"chmodded": true, "linked-and-chmodded": true}; !maps.Equal(got, want) {
 		t.Errorf("changedSince = %v, want %v (unchanged, and a new hard link, are not changes)", got, want)
 	}
 }
