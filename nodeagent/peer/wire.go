@@ -30,6 +30,11 @@ type FileState struct {
 	// Symlink: a symbolic link to Link (bytes, base64 in JSON).
 	Symlink bool   `json:"symlink,omitempty"`
 	Link    []byte `json:"link,omitempty"`
+	// Dir: not a listed path but a directory above one that rsync made or
+	// changed there (rsync.Result.Implied), now as the sender's: recorded
+	// as it is where it is a directory, and never taken for a change of
+	// the receiver's own. A receiver before it records it as a path sent.
+	Dir bool `json:"dir,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

@@ -202,6 +202,9 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 // for an echo and propagates. So is a sent regular file that is no longer
 // what the sender sent (states): written here meanwhile, its change is
 // this member's own and must propagate, not pass for the received version.
+// A directory the sender names as one rsync made or changed above a listed
+// path (peer.FileState.Dir) is recorded as it is while it is a directory,
+// and otherwise left as the index holds it.
 //
 // Every path the run was announced with is released, not only those it
 // confirms: a path that failed, was skipped or was cut off goes in a later
@@ -296,6 +299,19 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			return nil
 		}
 		for i, p := range sent {
+			if i < len(states) && states[i].Dir {
+				// A directory rsync made or changed above a listed path:
+				// the sender's now, whatever the run did below it. Gone or
+				// no longer a directory, it is another change's.
+				var st unix.Stat_t
+				if beneath.Lstat(r.RootFD, p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+					continue
+				}
+				if err := r.record(tx, p); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := linked(p); err != nil {
 				return err
 			}

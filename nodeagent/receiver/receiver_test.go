@@ -1265,3 +1265,46 @@ func TestReceiver_ImpliedParentsAreRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiver_DirectoriesTheRunChangedAboveItsPaths: a directory the
+// sender names as made or changed above a listed path (FileState.Dir) is
+// recorded as it is when it is a directory here; one that is gone, or no
+// longer a directory, is left as the index holds it, never recorded as
+// this member's own change (an entry nothing matches). Before, one that
+// was gone read as deleted here, and its deletion went to every member.
+func TestReceiver_DirectoriesTheRunChangedAboveItsPaths(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	for _, d := range []string{"chmodded", "gone", "now-a-file"} {
+		mustOK(t, os.Mkdir(filepath.Join(root, d), 0o755))
+	}
+	mustOK(t, r.Index.Update(func(tx *index.Tx) error {
+		for _, d := range []string{"chmodded", "gone", "now-a-file"} {
+			if err := tx.Record(r.RootFD, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}))
+	// The run: rsync sets chmodded's mode as the sender's; gone and
+	// now-a-file change under other hands before the confirmation.
+	mustOK(t, os.Chmod(filepath.Join(root, "chmodded"), 0o700))
+	mustOK(t, os.Remove(filepath.Join(root, "gone")))
+	mustOK(t, os.Remove(filepath.Join(root, "now-a-file")))
+	mustOK(t, os.WriteFile(filepath.Join(root, "now-a-file"), []byte("x"), 0o644))
+	dir := peer.FileState{Dir: true}
+	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"chmodded", "gone", "now-a-file"}, []peer.FileState{dir, dir, dir}, nil))
+	if same, err := unchanged(r, "chmodded"); err != nil || !same {
+		t.Errorf("chmodded: its new mode not recorded as received (%v)", err)
+	}
+	mustOK(t, r.Index.View(func(tx *index.Tx) error {
+		for _, p := range []string{"gone", "now-a-file"} {
+			e, ok, err := tx.Get(p)
+			if err != nil || !ok || !e.IsDir() {
+				t.Errorf("%s: entry %+v (held %v, %v), want the directory the index held", p, e, ok, err)
+			}
+		}
+		return nil
+	}))
+}

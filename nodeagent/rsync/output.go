@@ -41,16 +41,27 @@ const maxLine = 64 << 10
 // cannotDelete starts the line of a directory rsync could not delete.
 const cannotDelete = "cannot delete non-empty directory: "
 
+// unlisted is what rsync itemized of names that were not listed: implied
+// parent directories (--relative), the contents of a deleted directory,
+// the root ".".
+type unlisted struct {
+	n int // how many
+	// dirs are the implied directories rsync made or changed (mode, owner,
+	// times) on the receiver, in the order itemized: not the root, and
+	// not a directory it only listed unchanged.
+	dirs []string
+}
+
 // parseItems reads rsync's standard output: itemized lines for the listed
-// paths go into the returned map by index; the others (implied parent
-// directories, the contents of a deleted directory, the root ".") are
-// counted. A directory rsync could not delete is returned as an error.
-// With --info=progress2, each progress line's byte count goes to progress
+// paths go into the returned map by index; the others are counted, and
+// the implied directories rsync made or changed kept (unlisted). A
+// directory rsync could not delete is returned as an error. With
+// --info=progress2, each progress line's byte count goes to progress
 // (when not nil).
-func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, int, stats, map[int]pathError, error) {
+func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, unlisted, stats, map[int]pathError, error) {
 	items := make(map[int]item)
 	errs := make(map[int]pathError)
-	var other int
+	var other unlisted
 	var st stats
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxLine)
@@ -82,7 +93,10 @@ func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, 
 		if i, ok := ix[name]; ok {
 			items[i] = it
 		} else {
-			other++
+			other.n++
+			if name != "." && isDir(it.change) && itemOutcome(it.change) != Unchanged {
+				other.dirs = append(other.dirs, name)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -21,6 +21,9 @@ func TestParseItems(t *testing.T) {
 		`jailsync1 <f.st...... 8 51 new\#012line`,
 		"jailsync1 cd+++++++++ 4096 0 a/",
 		"jailsync1 .f          3 0 a/b",
+		"jailsync1 .d          4096 0 kept/",
+		"jailsync1 .d...p..... 4096 0 kept/chmodded/",
+		"jailsync1 .d..t...... 4096 0 kept/sp ace/",
 		`jailsync1 hf          3 0 lit\#134#012x`,
 		"jailsync1 *deleting   0 0 d/",
 		"jailsync1 *deleting   0 0 d/inner",
@@ -55,8 +58,13 @@ func TestParseItems(t *testing.T) {
 	if items[0].size != 2 || items[0].transferred != 45 {
 		t.Errorf("#hash size/bytes %+v", items[0])
 	}
-	if other != 3 { // "./", "a/", "d/inner"
-		t.Errorf("other = %d, want 3", other)
+	if other.n != 6 { // "./", "a/", the three below "kept", "d/inner"
+		t.Errorf("other = %d, want 6", other.n)
+	}
+	// The implied directories rsync made or changed: not the root, not
+	// one it left as it was, not the contents of a deleted directory.
+	if want := []string{"a", "kept/chmodded", "kept/sp ace"}; !slices.Equal(other.dirs, want) {
+		t.Errorf("implied directories made or changed %q, want %q", other.dirs, want)
 	}
 	if st.sent != 1675 || st.received != 199 {
 		t.Errorf("stats %+v", st)

@@ -84,6 +84,11 @@ type Result struct {
 	// directories rsync created (--relative), the root ".", the contents
 	// of a deleted directory.
 	Other int
+	// Implied are the directories above listed paths that rsync made or
+	// changed on the receiver (--relative sends each listed path's parents
+	// with their mode, owner and times): they are the sender's now, though
+	// nobody listed them. In the order rsync itemized them.
+	Implied []string
 	// Args is the argument vector rsync ran with (after the program name);
 	// nil when nothing was run.
 	Args []string

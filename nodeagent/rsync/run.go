@@ -99,7 +99,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	}
 	out, err := p.finish(ctx, root, l, progress, []string{o.TempDir, o.PartialDir})
 	res.Exited = p.cmd.ProcessState != nil
-	res.Code, res.Stderr, res.Other = out.code, out.stderr, out.other
+	res.Code, res.Stderr, res.Other, res.Implied = out.code, out.stderr, out.other.n, out.other.dirs
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)
 	for _, i := range l.index {
@@ -134,7 +134,7 @@ func remoteList(ctx context.Context, o Options, list []byte) (string, bool) {
 type output struct {
 	code  int
 	items map[int]item
-	other int
+	other unlisted
 	stats stats
 	errs  map[int]pathError
 	// unattributed counts error lines that named no listed path.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ type announcements struct {
 	incoming map[string]int              // by run id
 	received []string                    // run ids
 	states   []map[string]peer.FileState // of each confirmation, by path
+	gone     [][]string                  // of each confirmation
 	refused  int                         // renames refused (all are)
 	// failReceived is how many confirmations fail before one goes through.
 	failReceived int
@@ -75,7 +77,7 @@ func (a *announcements) List(_ context.Context, _, run string, list []byte) (str
 	return "/" + rsyncd.TempDir + "/" + name, nil
 }
 
-func (a *announcements) Received(_ context.Context, _, run string, sent []string, states []peer.FileState, _ []string) error {
+func (a *announcements) Received(_ context.Context, _, run string, sent []string, states []peer.FileState, gone []string) error {
 	a.mu.Lock()
 	if a.confirming == nil {
 		a.confirming = map[string]bool{}
@@ -98,6 +100,7 @@ func (a *announcements) Received(_ context.Context, _, run string, sent []string
 		}
 	}
 	a.states = append(a.states, m)
+	a.gone = append(a.gone, gone)
 	return nil
 }
 
@@ -724,4 +727,68 @@ func TestSender_Start_aPathMadeAgainDuringItsDeleteStaysPending(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSender_Start_theConfirmationNamesWhatTheRunPutThere: the peer is told
+// what the run put on it, and nothing of that as gone:
+//   - a directory above a sent file whose mode rsync changed there (an
+//     implied directory, not listed): named with FileState.Dir. Unnamed,
+//     the peer took its new mode for a change of its own and sent the
+//     directory to every member, over the symlink the writer had made
+//     under that name since (the stress test);
+//   - the old name of a rename the peer refused, where a file was written
+//     since and sent in the same run (mv a b; echo > a): not among the
+//     gone paths. Named there, the peer recorded it as a change of its own
+//     (the stress test).
+func TestSender_Start_theConfirmationNamesWhatTheRunPutThere(t *testing.T) {
+	r := newRig(t, 54)
+	a := &announcements{incoming: map[string]int{}}
+	serveEndpoint(t, r, a, basePort+82)
+	for _, root := range []string{r.root, r.peerRoot} {
+		if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "a"), []byte("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(r.root, "d"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	r.write("d/f", "f")
+	r.write("b", "first")
+	r.write("a", "second")
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{
+		{Path: "d/f", Op: change.Create, Finished: true},
+		{Path: "b", OldPath: "a", Op: change.Rename, Finished: true},
+		{Path: "a", Op: change.Create, Finished: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.untilNothingPending()
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(r.peerRoot, "d"), &st); err != nil || st.Mode&0o777 != 0o750 {
+		t.Fatalf("the test's premise: rsync sets d's mode on the peer (%o, %v)", st.Mode&0o777, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var named, sentA bool
+	for i, states := range a.states {
+		if s, ok := states["d"]; ok && s.Dir {
+			named = true
+		}
+		if _, ok := states["a"]; ok {
+			sentA = true
+		}
+		if slices.Contains(a.gone[i], "a") {
+			t.Errorf("confirmation %d names a as gone, which the run sent (states %v, gone %q)", i, states, a.gone[i])
+		}
+	}
+	if !named {
+		t.Errorf("no confirmation names d as a directory the run changed: %v", a.states)
+	}
+	if !sentA {
+		t.Errorf("the test's premise: a run sent a (%v)", a.states)
+	}
 }

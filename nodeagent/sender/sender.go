@@ -1281,6 +1281,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
+	// Directories above listed paths that rsync made or changed on the
+	// peer (rsync.Result.Implied): the confirmation names them, or the
+	// peer took a new mode of one for a change of its own and sent the
+	// directory to every member, over a file the writer had made under
+	// that name since (the stress test).
+	var implied []string
 	// The list goes on the client's standard input, whatever its length.
 	// Handed to the peer for its daemon to read (rsync.Options.RemoteList,
 	// from the twenty-fifth to the twenty-ninth session: the client reads
@@ -1311,6 +1317,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			return push(ctx, files)
 		})
 		sent = confirmed(b.sends, res)
+		implied = append(implied, res.Implied...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		again := unchangedWrites(b, res)
@@ -1337,6 +1344,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			res, err = s.listing(rootfd, files, &staleDirs, func(files []string) (rsync.Result, error) {
 				return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, oc)
 			})
+			implied = append(implied, res.Implied...)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -1373,6 +1381,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, o)
 		})
 		deleted = confirmed(b.deletes, res)
+		implied = append(implied, res.Implied...)
 		if len(deleted) == len(b.deletes) {
 			deleted = append(deleted, b.covered...)
 		}
@@ -1414,14 +1423,34 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.Pushing.othersPushed(ctx, pushing, min(tPushed.Sub(tAnnounced), maxConfirmWait))
 	}
 	if s.Client != nil {
+		sentPaths := append(pathsOf(sent), linksSent...)
+		states := b.sentStates(rootfd, sentPaths, changed)
 		gone := pathsOf(slices.Concat(deleted, replaced))
-		listed := make(map[string]bool, len(gone))
-		for _, p := range gone {
+		listed := make(map[string]bool, len(gone)+len(sentPaths)+len(implied))
+		for _, p := range slices.Concat(gone, sentPaths) {
 			listed[p] = true
 		}
+		for _, d := range implied {
+			if !listed[d] {
+				listed[d] = true
+				sentPaths = append(sentPaths, d)
+				states = append(states, peer.FileState{Dir: true})
+			}
+		}
+		above := make(map[string]bool)
+		for _, p := range sentPaths {
+			for d := parent(p); d != "" && !above[d]; d = parent(d) {
+				above[d] = true
+			}
+		}
 		for _, p := range olds {
-			if !listed[p] {
-				gone = append(gone, p) // the peer records what it holds now
+			// The peer records what it holds now, unless the run put
+			// something there: a file sent under the old name (mv a b;
+			// mv c a), or a directory above a sent path. Told it was
+			// gone, the peer took what it held for a change of its own.
+			if !listed[p] && !above[p] {
+				listed[p] = true
+				gone = append(gone, p)
 			}
 		}
 		// A run stopped on shutdown still tells the peer what arrived
@@ -1432,8 +1461,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// No announcement after the confirmation: one still on its way
 		// would hold the run's paths on the peer again, for nothing.
 		stopAnnouncing()
-		sentPaths := append(pathsOf(sent), linksSent...)
-		states := b.sentStates(rootfd, sentPaths, changed)
 		// Tried again under the same run id, which the peer releases
 		// whole (a new run would leave this one's paths held there until
 		// their hold expires).
