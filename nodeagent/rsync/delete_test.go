@@ -81,6 +81,30 @@ func TestDelete_ParentGoneHereToo(t *testing.T) {
 	}
 }
 
+// TestDelete_ADirectoryListedWithAPathBelowIt: a directory and a path
+// below it, both gone here, listed in one delete. rsync reads the
+// directory as the missing parent of the other (implied) and says it
+// "vanished"; it still deletes it ("*deleting"), and that is its outcome.
+// Read as vanished, the deletion went unconfirmed, and the peer, not told,
+// took its disappearance for a deletion of its own (the stress test).
+func TestDelete_ADirectoryListedWithAPathBelowIt(t *testing.T) {
+	d := startDaemon(t, 60)
+	root := t.TempDir()
+	write(t, d.dir, "m/x", []byte("x"))
+	write(t, d.dir, "m/y", []byte("y"))
+	res, err := Delete(context.Background(), root, []string{"m", "m/x"}, d.target(), fastOptions())
+	if code := codeOf(t, err); code != 24 {
+		t.Fatalf("exit %d (%v), want 24: rsync's behaviour changed, revisit the doc\n%s", code, err, res.Stderr)
+	}
+	if !strings.Contains(res.Stderr, "vanished") {
+		t.Fatalf("the test's premise: rsync says the listed directory vanished; stderr %q", res.Stderr)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"m": Deleted})
+	if _, err := os.Lstat(d.path("m")); err == nil {
+		t.Error("m is still on the peer")
+	}
+}
+
 func TestDelete_RefusesPathsThroughSymlinksAndTheRoot(t *testing.T) {
 	d := startDaemon(t, 12)
 	base := t.TempDir()

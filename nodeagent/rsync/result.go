@@ -148,6 +148,13 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Change, r.Size, r.Transferred = it.change, it.size, it.transferred
 		said = itemOutcome(it.change)
 	}
+	if m == modeDelete && hasErr && pe.vanished {
+		// A deletion's path is gone here: that is its premise, not a
+		// failure. rsync says a listed directory "vanished" when it reads
+		// it as the missing parent of another listed path (flist.c,
+		// send_implied_dirs), and deletes it all the same.
+		hasErr = false
+	}
 	switch {
 	case hasErr && pe.vanished:
 		r.Outcome, r.Reason = Vanished, pe.reason

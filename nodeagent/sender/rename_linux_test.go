@@ -18,6 +18,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/peer"
 	"github.com/jailsync/jailsync/nodeagent/receiver"
 )
 
@@ -707,5 +708,63 @@ func TestSender_Start_aFileChangedBeforeItsDirectorysRenameAndMadeAgain(t *testi
 			r.journalFinished(found...)
 			r.runUntilIdentical()
 		})
+	}
+}
+
+// renameHookReceiver is a real receiver that runs hook before it applies
+// renames.
+type renameHookReceiver struct {
+	*receiver.Receiver
+	hook func()
+}
+
+func (rr *renameHookReceiver) Rename(ctx context.Context, from string, renames []peer.Rename) []peer.RenameResult {
+	rr.hook()
+	return rr.Receiver.Rename(ctx, from, renames)
+}
+
+// TestSender_Start_aDirectoryMadeForARenameIsConfirmed: mkdir n; mv d n/d,
+// and n is renamed away here after the run made it on the peer for the
+// rename, before the run's push: the push no longer sends n, and the
+// confirmation still names it, so that the peer records it. Before, the
+// peer took the directory the run had made for its own and sent it to
+// every member (the stress test).
+func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
+	r := newRig(t, 55)
+	recv := &renameHookReceiver{Receiver: peerReceiver(t, r)}
+	recv.hook = func() {
+		if err := os.Rename(filepath.Join(r.root, "n"), filepath.Join(r.root, "elsewhere")); err != nil {
+			t.Error(err)
+		}
+	}
+	serveHandler(t, r, recv, basePort+83)
+	r.onBoth([]string{"d"}, numbered("d", 2))
+	if err := os.Mkdir(filepath.Join(r.root, "n"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "n/d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{
+		{Path: "n", Op: change.Mkdir, Finished: true},
+		{Path: "n/d", OldPath: "d", Op: change.Rename, Finished: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	run := r.firstReport()
+	if _, err := os.Stat(filepath.Join(r.peerRoot, "n")); err != nil {
+		t.Fatalf("the test's premise: the run made n on the peer for the rename (%v); problems %v", err, run.Problems)
+	}
+	var same bool
+	if err := recv.Index.View(func(tx *index.Tx) error {
+		var err error
+		same, err = tx.Unchanged(recv.RootFD, "n")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !same {
+		t.Error("the peer does not hold n as recorded: it takes the directory the run made for a change of its own")
 	}
 }

@@ -1274,7 +1274,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// is harmless).
 	stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
 	defer stopAnnouncing()
-	s.renames(ctx, rootfd, &b)
+	madeForRenames := s.renames(ctx, rootfd, &b)
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
@@ -1282,11 +1282,11 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
 	// Directories above listed paths that rsync made or changed on the
-	// peer (rsync.Result.Implied): the confirmation names them, or the
-	// peer took a new mode of one for a change of its own and sent the
-	// directory to every member, over a file the writer had made under
-	// that name since (the stress test).
-	var implied []string
+	// peer (rsync.Result.Implied), and those made for the renames: the
+	// confirmation names them, or the peer took a new mode of one for a
+	// change of its own and sent the directory to every member, over a
+	// file the writer had made under that name since (the stress test).
+	implied := madeForRenames
 	// The list goes on the client's standard input, whatever its length.
 	// Handed to the peer for its daemon to read (rsync.Options.RemoteList,
 	// from the twenty-fifth to the twenty-ninth session: the client reads
@@ -1640,10 +1640,13 @@ func (s *Sender) runOptions(b batch) rsync.Options {
 }
 
 // renames asks the peer to apply renames locally; a refused one stays a
-// plain send (its content goes) and its old name a delete.
-func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
+// plain send (its content goes) and its old name a delete. It returns the
+// directories it made or changed on the peer first (see below), for the
+// confirmation to name: the batch's own push may not (one gone here by
+// then is not sent), and unnamed they read there as the peer's own.
+func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []string) {
 	if len(b.renames) == 0 {
-		return
+		return nil
 	}
 	b.notRenamed = make(map[string]bool)
 	if s.Client == nil {
@@ -1663,9 +1666,16 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 		// them again after the renames (their times, which a rename into
 		// them changed). A failed push leaves those renames refused, as
 		// before.
-		if _, err := rsync.Push(ctx, s.rsyncRoot(), dirs, s.Target, s.runOptions(*b)); err != nil {
+		res, err := rsync.Push(ctx, s.rsyncRoot(), dirs, s.Target, s.runOptions(*b))
+		if err != nil {
 			s.Log.V(1).Info("directories that renames go into could not be made on the peer first", "dirs", len(dirs), "error", err.Error())
 		}
+		for _, p := range res.Paths {
+			if p.IsDir() && p.Outcome == rsync.Updated {
+				made = append(made, p.Path)
+			}
+		}
+		made = append(made, res.Implied...)
 	}
 	req := make([]peer.Rename, len(b.renames))
 	for i, e := range b.renames {
@@ -1686,6 +1696,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) {
 			b.notApplied(rootfd, e)
 		}
 	}
+	return made
 }
 
 // notApplied deletes on the peer the old name of e, a rename the peer did
