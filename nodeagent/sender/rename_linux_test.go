@@ -540,6 +540,31 @@ func TestSender_Start_aChainOfRenames(t *testing.T) {
 	r.noneResent(before, numbered("f", files))
 }
 
+// TestSender_Start_aChainWhoseMiddleNameThePeerHolds: mv d e; mv e f,
+// joined and applied on the peer as d -> f, where the peer also holds e
+// (files written below e between the two renames went there as content):
+// e is deleted there, as it is gone here. Before, only a refused chain
+// deleted its middle names, and the peer kept e for good (the stress
+// test).
+func TestSender_Start_aChainWhoseMiddleNameThePeerHolds(t *testing.T) {
+	const files = 4
+	r := newRig(t, 56)
+	serveReceiver(t, r, basePort+84)
+	r.onBoth([]string{"d"}, numbered("d", files))
+	before := r.peerInodes(numbered("d", files))
+	if err := os.MkdirAll(filepath.Join(r.peerRoot, "e/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "e/sub/x"), []byte("sent as content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.mvJournaled("d", "e")
+	r.mvJournaled("e", "f")
+	r.journalFound(numbered("f", files)...)
+	r.runUntilIdentical()
+	r.noneResent(before, numbered("f", files))
+}
+
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
 // chain but are not one, or a chain the peer went part of the way along,
 // end with the peer holding this member's tree: the later rename first

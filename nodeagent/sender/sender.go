@@ -1689,6 +1689,9 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
 	for i, e := range b.renames {
 		if err == nil && res[i].Applied {
+			if !s.KeepDeletes {
+				b.throughLeft(rootfd, e)
+			}
 			continue
 		}
 		b.notRenamed[e.Path] = true
@@ -1706,15 +1709,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 func (b *batch) notApplied(rootfd int, e journal.Entry) {
 	// The names a joined chain went through (chainRenames): the peer may
 	// hold one of them instead of the first old name.
-	for _, n := range b.through[e.Path] {
-		var st unix.Stat_t
-		if errors.Is(beneath.Lstat(rootfd, n, &st), unix.ENOENT) {
-			b.deletes = append(b.deletes, journal.Entry{Path: n, Seq: 0})
-			r := e
-			r.OldPath = n
-			b.oldNames = append(b.oldNames, r)
-		}
-	}
+	b.throughLeft(rootfd, e)
 	var st unix.Stat_t
 	if beneath.Lstat(rootfd, e.OldPath, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		listed := make(map[string]bool)
@@ -1724,6 +1719,26 @@ func (b *batch) notApplied(rootfd int, e journal.Entry) {
 	}
 	b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
 	b.oldNames = append(b.oldNames, e)
+}
+
+// throughLeft deletes on the peer the names a joined chain went through
+// (chainRenames) that are gone here, whether or not the peer applied the
+// joined rename: it may hold one of them instead of the first old name (it
+// applied mv d e, whose confirmation did not arrive), or beside it, made
+// by files changed below the middle name and sent as content before the
+// chain (mv d e; write e/x; mv e f: the peer renamed d to f and kept e,
+// the stress test). Each delete's failure keeps the rename pending
+// (oldNames).
+func (b *batch) throughLeft(rootfd int, e journal.Entry) {
+	for _, n := range b.through[e.Path] {
+		var st unix.Stat_t
+		if errors.Is(beneath.Lstat(rootfd, n, &st), unix.ENOENT) {
+			b.deletes = append(b.deletes, journal.Entry{Path: n, Seq: 0})
+			r := e
+			r.OldPath = n
+			b.oldNames = append(b.oldNames, r)
+		}
+	}
 }
 
 // listing runs one rsync process over files (run), numbered for
