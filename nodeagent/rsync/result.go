@@ -26,7 +26,9 @@ const (
 	// Absent: a Delete whose path the peer did not have: nothing to delete.
 	Absent
 	// Present: a Delete whose path exists here (or under a parent that is
-	// not a directory here); it was not deleted. Push it instead.
+	// not a directory here); it was not deleted. Push it instead. When
+	// rsync read it there (made again after the check), it sent it, and
+	// the peer holds it: Change is then rsync's itemized change.
 	Present
 	// Vanished: a Push whose path was gone here before or while rsync read
 	// it. Not an error of the peer: the caller decides whether to delete it.
@@ -156,6 +158,11 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		hasErr = false
 	}
 	switch {
+	case m == modeDelete && hasItem && said != Deleted:
+		// Made again here between the check and rsync's read of it:
+		// --delete-missing-args sends what exists (flist.c), and the peer
+		// holds it now, not nothing.
+		r.Outcome, r.Reason = Present, "made again here while the run read it: rsync sent it instead of deleting it"
 	case hasErr && pe.vanished:
 		r.Outcome, r.Reason = Vanished, pe.reason
 	case hasErr:

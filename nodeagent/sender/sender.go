@@ -1287,6 +1287,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// change of its own and sent the directory to every member, over a
 	// file the writer had made under that name since (the stress test).
 	implied := madeForRenames
+	// Paths a delete sent instead (made again here meanwhile): the peer
+	// holds them, and took them for its own changes when not told.
+	var sentInstead []string
 	// The list goes on the client's standard input, whatever its length.
 	// Handed to the peer for its daemon to read (rsync.Options.RemoteList,
 	// from the twenty-fifth to the twenty-ninth session: the client reads
@@ -1382,6 +1385,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		})
 		deleted = confirmed(b.deletes, res)
 		implied = append(implied, res.Implied...)
+		for _, p := range res.Paths {
+			if p.Outcome == rsync.Present && p.Change != "" {
+				// Made again here while rsync read it, and sent: the peer
+				// holds it, and is told so (the entry stays pending).
+				sentInstead = append(sentInstead, p.Path)
+			}
+		}
 		if len(deleted) == len(b.deletes) {
 			deleted = append(deleted, b.covered...)
 		}
@@ -1425,6 +1435,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
 		states := b.sentStates(rootfd, sentPaths, changed)
+		for _, p := range sentInstead {
+			sentPaths = append(sentPaths, p)
+			states = append(states, peer.FileState{}) // none: recorded as it is there
+		}
 		gone := pathsOf(slices.Concat(deleted, replaced))
 		listed := make(map[string]bool, len(gone)+len(sentPaths)+len(implied))
 		for _, p := range slices.Concat(gone, sentPaths) {
