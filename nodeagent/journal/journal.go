@@ -289,7 +289,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				return err
 			}
 		}
-		for _, c := range changes {
+		// The changes, and the other names of hard-linked files they
+		// changed (otherNames), appended as they are found.
+		queue := changes[:len(changes):len(changes)]
+		linked := make(map[string]bool)
+		for i := 0; i < len(queue); i++ {
+			c := queue[i]
 			if c.Op.Has(change.Rescan) {
 				continue
 			}
@@ -305,6 +310,10 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)
+			}
+			if exists && changed && e.Mode.IsRegular() && e.Nlink > 1 {
+				linked[c.Path] = true
+				queue = append(queue, otherNames(itx, rootfd, c, e, linked)...)
 			}
 			if window > 0 {
 				m := racyMark{path: c.Path}
@@ -386,6 +395,50 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	j.markRacy(now, marks)
 	j.counted(last, delta)
 	return nil
+}
+
+// maxOtherNames bounds the other names of one hard-linked file that a
+// change of it journals (otherNames).
+const maxOtherNames = 1000
+
+// otherNames returns the changes to journal for the other names of e, the
+// hard-linked regular file that c changed (just recorded): each that the
+// index holds, exists here as the same inode, and differs from its index
+// entry in more than its ctime and link count. A write or chmod through
+// one name changes every name, and the detector reports only the one
+// written: journaled alone, the others were sent only while that name
+// lasted (sender.addLinks looks them up from it), and a file written
+// through a name that was then removed or renamed away kept its old
+// content and mode on the peers under every other name (the stress test).
+// A name made or removed (ln, rm) moves only the others' ctime and link
+// count, and journals nothing for them. Names already in the batch
+// (seen) are not returned again.
+func otherNames(itx *index.Tx, rootfd int, c change.Change, e index.Entry, seen map[string]bool) []change.Change {
+	op := c.Op & (change.Write | change.Attrib)
+	if op == 0 {
+		op = change.Attrib
+	}
+	var out []change.Change
+	for _, n := range itx.Links(e.Ino, maxOtherNames) {
+		if seen[n] {
+			continue
+		}
+		old, ok, err := itx.Get(n)
+		if err != nil || !ok {
+			continue
+		}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, n, &st) != nil || uint64(st.Ino) != e.Ino {
+			continue // gone or replaced: its own event says so
+		}
+		now := index.FromStat(&st)
+		if old.ContentMatches(now) && old.Mode == now.Mode && old.UID == now.UID && old.GID == now.GID {
+			continue
+		}
+		seen[n] = true
+		out = append(out, change.Change{Path: n, Op: op, Finished: c.Finished, Time: c.Time})
+	}
+	return out
 }
 
 // storedSeq is the last sequence number the journal's root bucket holds.

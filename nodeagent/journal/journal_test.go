@@ -997,3 +997,82 @@ func TestJournal_PendingBelow(t *testing.T) {
 		})
 	}
 }
+
+// TestJournal_Record_otherNamesOfAHardLinkedFile: a write or a chmod
+// through one name of a hard-linked file journals every other name the
+// index holds, as each changed with it; a new link (ln), which moves only
+// the others' ctime and link count, journals none. Before, only the name
+// written was journaled, and a write through a name that was then removed
+// left the old content under the other names on every peer (the stress
+// test).
+func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
+	peers := []string{"web-2"}
+	tests := []struct {
+		name string
+		// then changes the root after a, b (one file) and other were
+		// journaled and confirmed, and returns the change to journal.
+		then func(f *fixture) change.Change
+		want []string
+	}{
+		{"written through a", func(f *fixture) change.Change {
+			if err := os.WriteFile(filepath.Join(f.root, "a"), []byte("new content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "a", Op: change.Write, Finished: true}
+		}, []string{"a", "b"}},
+		{"chmodded through b", func(f *fixture) change.Change {
+			if err := os.Chmod(filepath.Join(f.root, "b"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "b", Op: change.Attrib, Finished: true}
+		}, []string{"a", "b"}},
+		{"a third name made", func(f *fixture) change.Change {
+			if err := os.Link(filepath.Join(f.root, "a"), filepath.Join(f.root, "c")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "c", Op: change.Create, Finished: true}
+		}, []string{"c"}},
+		{"written through a, b removed meanwhile", func(f *fixture) change.Change {
+			if err := os.WriteFile(filepath.Join(f.root, "a"), []byte("new content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(f.root, "b")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "a", Op: change.Write, Finished: true}
+		}, []string{"a"}}, // b's removal is its own event's to journal
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			f.j.RacyWindow = 0
+			first := []change.Change{f.write("a", 3), f.write("other", 3)}
+			if err := os.Link(filepath.Join(f.root, "a"), filepath.Join(f.root, "b")); err != nil {
+				t.Fatal(err)
+			}
+			first = append(first, change.Change{Path: "b", Op: change.Create, Finished: true})
+			if err := f.j.Record(f.rootfd, peers, first); err != nil {
+				t.Fatal(err)
+			}
+			es, err := f.j.Next("web-2", 10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.j.Done("web-2", es); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.j.Record(f.rootfd, peers, []change.Change{tt.then(f)}); err != nil {
+				t.Fatal(err)
+			}
+			es, err = f.j.Next("web-2", 10, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := paths(es)
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("journaled %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
