@@ -911,9 +911,12 @@ func (j *Journal) PendingBelow(peer, dir string, before uint64, skip func(path s
 }
 
 // NamesBelow returns paths below the directory dir that the index holds
-// (the tree as last recorded, Moved entries of a renamed one among them)
-// or that peer has pending (removals recorded since), at most limit of
-// them, in no order.
+// (the tree as last recorded, Moved entries of a renamed one among them),
+// that peer has pending (removals recorded since), or that a rename
+// pending for peer moved out of it (mv d e; mv e/x y: x left e here, and
+// the peer, which refused d -> e, still holds it as d/x), at most limit of
+// them, in no order. The last are read from every pending entry: the
+// caller (the sender's oldTreeLeft) is rare.
 func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
 	var out []string
 	err := j.db.View(func(tx *bolt.Tx) error {
@@ -949,12 +952,30 @@ func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		return eachBelow(pb.Bucket(bucketByPath).Cursor(), dir, func(k, _ []byte) (bool, error) {
+		byPath := pb.Bucket(bucketByPath)
+		err = eachBelow(byPath.Cursor(), dir, func(k, _ []byte) (bool, error) {
 			if len(out) >= limit {
 				return false, nil
 			}
 			out = append(out, index.PathOf(k))
 			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		prefix := dir + "/"
+		return byPath.ForEach(func(_, v []byte) error {
+			if len(out) >= limit {
+				return nil
+			}
+			e, err := unmarshal(v)
+			if err != nil {
+				return err
+			}
+			if e.Op.Has(change.Rename) && strings.HasPrefix(e.OldPath, prefix) {
+				out = append(out, e.OldPath)
+			}
+			return nil
 		})
 	})
 	return out, err

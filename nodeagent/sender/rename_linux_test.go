@@ -565,6 +565,26 @@ func TestSender_Start_aChainWhoseMiddleNameThePeerHolds(t *testing.T) {
 	r.noneResent(before, numbered("f", files))
 }
 
+// TestSender_Start_aNameRenamedOutOfARefusedRenamesTree: mv d e; mv e/s y;
+// mkdir d, and the peer refuses every rename: e and y go as content, and
+// what the peer holds of the old tree under d is deleted there, s among
+// it, though it left e here before the run (a pending rename's old name,
+// journal.Journal.NamesBelow). Before, the peer kept d/s for good (the
+// stress test).
+func TestSender_Start_aNameRenamedOutOfARefusedRenamesTree(t *testing.T) {
+	r := newRig(t, 57)
+	serveEndpoint(t, r, &announcements{incoming: map[string]int{}}, basePort+85)
+	r.onBoth([]string{"d"}, []string{"d/a", "d/s"})
+	r.mvJournaled("d", "e")
+	r.mvJournaled("e/s", "y")
+	r.journalFound("e/a") // the detector's scan of the renamed tree, after s left
+	if err := os.Mkdir(filepath.Join(r.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
+	r.runUntilIdentical()
+}
+
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
 // chain but are not one, or a chain the peer went part of the way along,
 // end with the peer holding this member's tree: the later rename first
