@@ -608,8 +608,11 @@ func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[str
 		if !ok || j == i || joined[j] || entries[j].Order <= x.Seq {
 			continue
 		}
+		// Gone here: no such name, or a file where a directory on its way
+		// was (mv a d/x; mv d/x c; then d a file): not joined, the peer
+		// was asked for d/x -> c, which it refused, and kept a.
 		var st unix.Stat_t
-		if !errors.Is(beneath.Lstat(rootfd, x.Path, &st), unix.ENOENT) {
+		if err := beneath.Lstat(rootfd, x.Path, &st); !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
 			continue
 		}
 		if chained == nil {

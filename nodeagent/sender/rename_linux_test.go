@@ -585,6 +585,31 @@ func TestSender_Start_aNameRenamedOutOfARefusedRenamesTree(t *testing.T) {
 	r.runUntilIdentical()
 }
 
+// TestSender_Start_aChainThroughANameBelowAFileNow: mv a d/x; mv d/x c;
+// then d becomes a file: the chain is joined (d/x is gone here, though
+// lstat says ENOTDIR, not ENOENT) and the peer renames a to c, keeping its
+// inode. Before, it was asked for d/x -> c, refused it, and kept a for
+// good (the stress test).
+func TestSender_Start_aChainThroughANameBelowAFileNow(t *testing.T) {
+	r := newRig(t, 58)
+	serveReceiver(t, r, basePort+86)
+	r.onBoth([]string{"d"}, []string{"a"})
+	before := r.peerInodes([]string{"a"})
+	r.mvJournaled("a", "d/x")
+	r.mvJournaled("d/x", "c")
+	if err := os.Remove(filepath.Join(r.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "d"), []byte("a file now"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "d", Op: change.Rmdir | change.Create | change.Write})
+	r.runUntilIdentical()
+	if after := r.peerInodes([]string{"c"}); after[0] != before[0] {
+		t.Errorf("c on the peer is inode %d, a was %d: sent again instead of renamed", after[0], before[0])
+	}
+}
+
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
 // chain but are not one, or a chain the peer went part of the way along,
 // end with the peer holding this member's tree: the later rename first
