@@ -40,6 +40,9 @@ type batch struct {
 	// those had.
 	chained map[string][]journal.Entry
 	through map[string][]string
+	// movedAlong are the paths of skipped entries that went with a rename
+	// (movedWithARename).
+	movedAlong map[string]bool
 	// namesBelow, when set, returns the paths below a directory that the
 	// index holds or the journal has pending (journal.Journal.NamesBelow).
 	namesBelow func(dir string) []string
@@ -682,6 +685,10 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 			b.send(e, &st)
 		case errors.Is(err, unix.ENOENT) && !renamed && movedWithARename(e, renamedFrom):
 			b.skipped = append(b.skipped, e)
+			if b.movedAlong == nil {
+				b.movedAlong = make(map[string]bool)
+			}
+			b.movedAlong[e.Path] = true
 		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
 			if renamed {
 				olds = append(olds, e)
@@ -733,7 +740,15 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 		return nil
 	}
 	listed := make(map[string]bool)
-	b.each(func(e journal.Entry) { listed[e.Path] = true })
+	b.each(func(e journal.Entry) {
+		// One confirmed as gone with a rename (movedAlong) is not there
+		// to delete the old name: that rename is this one, which never
+		// reaches the peer (chmod a; mv a d/b; rm -r d: the peer kept a,
+		// the stress test).
+		if !b.movedAlong[e.Path] {
+			listed[e.Path] = true
+		}
+	})
 	for _, e := range gone {
 		listed[e.Path] = true
 	}

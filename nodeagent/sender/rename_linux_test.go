@@ -610,6 +610,51 @@ func TestSender_Start_aChainThroughANameBelowAFileNow(t *testing.T) {
 	}
 }
 
+// TestSender_Start_aRenameAboveALaterRenamesOldName: mv s d; mv t s; mv
+// s/sub/x m; rm m. The last rename's old name s/sub/x is deleted on the
+// peer (its new name is gone here), a deletion below the first rename's
+// old name s, but made for a rename journaled after it: the first rename
+// does not wait for it. Before, it waited, the later renames waited for
+// it in turn, at every plan, and nothing went to the peer again (the
+// stress test).
+func TestSender_Start_aRenameAboveALaterRenamesOldName(t *testing.T) {
+	r := newRig(t, 59)
+	serveReceiver(t, r, basePort+87)
+	r.onBoth([]string{"s", "t", "t/sub"}, []string{"s/a", "t/sub/x", "t/sub/y"})
+	r.mvJournaled("s", "d")
+	r.journalFound("d/a")
+	r.mvJournaled("t", "s")
+	r.journalFound("s/sub", "s/sub/x", "s/sub/y")
+	r.mvJournaled("s/sub/x", "m")
+	if err := os.Remove(filepath.Join(r.root, "m")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "m", Op: change.Remove})
+	r.runUntilIdentical()
+}
+
+// TestSender_Start_aChangedFileRenamedIntoATreeRemovedSince: chmod a; mv a
+// d/b; rm -r d. The chmod of a, gone here, went with the rename (it is
+// confirmed without a run), and the rename, whose new name is gone, never
+// reaches the peer: a is deleted there as the rename's old name. Before,
+// the chmod's entry stood for the deletion, and the peer kept a for good
+// (the stress test).
+func TestSender_Start_aChangedFileRenamedIntoATreeRemovedSince(t *testing.T) {
+	r := newRig(t, 60)
+	serveReceiver(t, r, basePort+88)
+	r.onBoth([]string{"d"}, []string{"a", "d/x"})
+	if err := os.Chmod(filepath.Join(r.root, "a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "a", Op: change.Attrib})
+	r.mvJournaled("a", "d/b")
+	if err := os.RemoveAll(filepath.Join(r.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "d/b", Op: change.Remove}, change.Change{Path: "d/x", Op: change.Remove}, change.Change{Path: "d", Op: change.Rmdir})
+	r.runUntilIdentical()
+}
+
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
 // chain but are not one, or a chain the peer went part of the way along,
 // end with the peer holding this member's tree: the later rename first
