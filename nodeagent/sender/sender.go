@@ -916,6 +916,11 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 			return b, !b.empty()
 		}
 	}
+	// Everything pending waits (for a rename, a run, a file to settle):
+	// planned again once the holds end. Said, so that a wait that never
+	// ends shows (the stress test once saw one, docs/design.md).
+	s.Log.V(1).Info("every pending path waits; planned again shortly", "pending", s.Journal.Stats(s.Peer).Files,
+		"held", len(s.held), "renames waiting", len(s.waitingFrom))
 	return batch{}, false
 }
 
