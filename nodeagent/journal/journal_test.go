@@ -69,6 +69,19 @@ func (f *fixture) write(rel string, size int) change.Change {
 	return change.Change{Path: rel, Op: change.Create | change.Write, Finished: true}
 }
 
+// confirmAll confirms every entry pending for peer, as a run that sent
+// them all does.
+func (f *fixture) confirmAll(peer string) {
+	f.t.Helper()
+	es, err := f.j.Next(peer, 1000, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.j.Done(peer, es); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func paths(es []Entry) []string {
 	var ps []string
 	for _, e := range es {
@@ -327,13 +340,7 @@ func TestJournal_ReplacedOn(t *testing.T) {
 	if err := f.j.Record(f.rootfd, []string{"web-2", "web-3"}, []change.Change{f.write("a", 10), f.write("b", 10), mk}); err != nil {
 		t.Fatal(err)
 	}
-	es, err := f.j.Next("web-2", 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.j.Done("web-2", es); err != nil {
-		t.Fatal(err)
-	}
+	f.confirmAll("web-2")
 	f.write("b", 20) // written again since it was journaled: still a file
 	// A directory being replaced by a file: not journaled yet (the file's
 	// writer has not closed it).
@@ -1054,17 +1061,11 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 			if err := f.j.Record(f.rootfd, peers, first); err != nil {
 				t.Fatal(err)
 			}
-			es, err := f.j.Next("web-2", 10, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := f.j.Done("web-2", es); err != nil {
-				t.Fatal(err)
-			}
+			f.confirmAll("web-2")
 			if err := f.j.Record(f.rootfd, peers, []change.Change{tt.then(f)}); err != nil {
 				t.Fatal(err)
 			}
-			es, err = f.j.Next("web-2", 10, nil)
+			es, err := f.j.Next("web-2", 10, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -137,6 +137,19 @@ func (r *rig) mvJournaled(from, to string) {
 	}
 }
 
+// mkdirAndMoveInto makes the directory dir (mode 0750) and moves src into
+// it (mkdir n; mv d n/d), and journals both.
+func (r *rig) mkdirAndMoveInto(dir, src string) {
+	r.t.Helper()
+	if err := os.Mkdir(filepath.Join(r.root, dir), 0o750); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(r.root, src), filepath.Join(r.root, dir, src)); err != nil {
+		r.t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: dir, Op: change.Mkdir}, change.Change{Path: dir + "/" + src, OldPath: src, Op: change.Rename})
+}
+
 // runUntilIdentical starts the sender, waits until nothing is pending, and
 // fails the test unless the peer's tree is this member's.
 func (r *rig) runUntilIdentical() {
@@ -191,18 +204,7 @@ func TestSender_Start_aRenameIntoADirectoryMadeInTheSameRun(t *testing.T) {
 	serveReceiver(t, r, basePort+58)
 	r.onBoth([]string{"d"}, numbered("d", files))
 	before := r.peerInodes(numbered("d", files))
-	if err := os.Mkdir(filepath.Join(r.root, "n"), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "n/d")); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{
-		{Path: "n", Op: change.Mkdir, Finished: true},
-		{Path: "n/d", OldPath: "d", Op: change.Rename, Finished: true},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.mkdirAndMoveInto("n", "d")
 	r.start()
 	r.untilNothingPending()
 	if _, err := os.Lstat(filepath.Join(r.peerRoot, "d")); err == nil {
@@ -526,43 +528,42 @@ func TestSender_Start_aDirectoryChangedBeforeItsRenameIsNotResent(t *testing.T) 
 // TestSender_Start_aChainOfRenames: mv d e; mv e f, both pending in one
 // run: the peer is asked for d -> f, applies it, and keeps the files'
 // inodes (nothing is sent again). Before, it refused e -> f (it has no e),
-// d was deleted there, and every file went again as content.
+// d was deleted there, and every file went again as content. Where the
+// peer also holds e (files written below e between the two renames went
+// there as content first), e is deleted there, as it is gone here; before,
+// only a refused chain deleted its middle names, and the peer kept e for
+// good (the stress test).
 func TestSender_Start_aChainOfRenames(t *testing.T) {
 	const files = 10
-	r := newRig(t, 37)
-	serveReceiver(t, r, basePort+68)
-	r.onBoth([]string{"d"}, numbered("d", files))
-	before := r.peerInodes(numbered("d", files))
-	r.mvJournaled("d", "e")
-	r.mvJournaled("e", "f")
-	r.journalFound(numbered("f", files)...)
-	r.runUntilIdentical()
-	r.noneResent(before, numbered("f", files))
-}
-
-// TestSender_Start_aChainWhoseMiddleNameThePeerHolds: mv d e; mv e f,
-// joined and applied on the peer as d -> f, where the peer also holds e
-// (files written below e between the two renames went there as content):
-// e is deleted there, as it is gone here. Before, only a refused chain
-// deleted its middle names, and the peer kept e for good (the stress
-// test).
-func TestSender_Start_aChainWhoseMiddleNameThePeerHolds(t *testing.T) {
-	const files = 4
-	r := newRig(t, 56)
-	serveReceiver(t, r, basePort+84)
-	r.onBoth([]string{"d"}, numbered("d", files))
-	before := r.peerInodes(numbered("d", files))
-	if err := os.MkdirAll(filepath.Join(r.peerRoot, "e/sub"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name       string
+		slot       int
+		port       uint16
+		peerMiddle bool // the peer holds e/sub/x
+	}{
+		{"the peer holds d", 37, basePort + 68, false},
+		{"the peer holds d, and e from files sent as content", 56, basePort + 84, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			serveReceiver(t, r, tc.port)
+			r.onBoth([]string{"d"}, numbered("d", files))
+			before := r.peerInodes(numbered("d", files))
+			if tc.peerMiddle {
+				if err := os.MkdirAll(filepath.Join(r.peerRoot, "e/sub"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(r.peerRoot, "e/sub/x"), []byte("sent as content"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.mvJournaled("d", "e")
+			r.mvJournaled("e", "f")
+			r.journalFound(numbered("f", files)...)
+			r.runUntilIdentical()
+			r.noneResent(before, numbered("f", files))
+		})
 	}
-	if err := os.WriteFile(filepath.Join(r.peerRoot, "e/sub/x"), []byte("sent as content"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.mvJournaled("d", "e")
-	r.mvJournaled("e", "f")
-	r.journalFound(numbered("f", files)...)
-	r.runUntilIdentical()
-	r.noneResent(before, numbered("f", files))
 }
 
 // TestSender_Start_aNameRenamedOutOfARefusedRenamesTree: mv d e; mv e/s y;
@@ -854,18 +855,7 @@ func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
 	}
 	serveHandler(t, r, recv, basePort+83)
 	r.onBoth([]string{"d"}, numbered("d", 2))
-	if err := os.Mkdir(filepath.Join(r.root, "n"), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(r.root, "d"), filepath.Join(r.root, "n/d")); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{
-		{Path: "n", Op: change.Mkdir, Finished: true},
-		{Path: "n/d", OldPath: "d", Op: change.Rename, Finished: true},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r.mkdirAndMoveInto("n", "d")
 	r.start()
 	run := r.firstReport()
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "n")); err != nil {
