@@ -624,7 +624,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 		members[p.node] = p.daemon.Addr()
 	}
 	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan,
-		Lists: rsyncd.TempDir, Log: g.log.WithName("receiver")}
+		Log: g.log.WithName("receiver")}
 	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
 	if !rcv.Modes || !rcv.Owners {
 		g.log.Info("this data root does not keep modes or owners exactly as set (or the agent is not root): "+

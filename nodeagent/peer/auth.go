@@ -1,9 +1,10 @@
 // Package peer is the agent-to-agent endpoint: a member announces the paths
 // of a run before it pushes them (so that the receiver holds its own events
 // for them until it has recorded what it received), confirms them after,
-// asks for renames that the receiver applies locally instead of receiving
-// the content again, and hands over a long run's --files-from list, which
-// the receiver writes where its rsync daemon reads it (ListRequest).
+// and asks for renames that the receiver applies locally instead of
+// receiving the content again. (From the twenty-fifth to the twenty-ninth
+// session it also took a long run's --files-from list for the receiver's
+// daemon to read; lists stay on the sending member now, docs/design.md.)
 //
 // Every request is authenticated now, before TLS arrives: the connection
 // must come from the sending member's own address (clients bind it), and

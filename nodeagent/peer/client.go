@@ -49,19 +49,6 @@ func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run s
 	return c.post(ctx, addr, group, "received", req, nil)
 }
 
-// List hands the member at addr the --from0 list of one rsync run of the
-// announced run, and returns where its daemon reads it.
-func (c *Client) List(ctx context.Context, addr netip.AddrPort, group, run string, list []byte) (string, error) {
-	var resp ListResponse
-	if err := c.post(ctx, addr, group, "list", ListRequest{Run: run, List: list}, &resp); err != nil {
-		return "", err
-	}
-	if resp.Path == "" {
-		return "", fmt.Errorf("list %s: no path in the answer", addr)
-	}
-	return resp.Path, nil
-}
-
 // Rename asks the member at addr to apply renames locally.
 func (c *Client) Rename(ctx context.Context, addr netip.AddrPort, group string, renames []Rename) ([]RenameResult, error) {
 	var resp RenameResponse

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,7 +31,6 @@ type recorder struct {
 	states   []FileState
 	deleted  []string
 	from     []string
-	lists    [][]byte
 }
 
 func (r *recorder) Incoming(_ context.Context, from, run string, paths []string) error {
@@ -50,16 +48,6 @@ func (r *recorder) Received(_ context.Context, from, run string, sent []string, 
 	r.states = append(r.states, states...)
 	r.deleted = append(r.deleted, deleted...)
 	return nil
-}
-
-func (r *recorder) List(_ context.Context, from, run string, list []byte) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lists = append(r.lists, list)
-	if run == "refused" {
-		return "", errors.New("the run is not announced here")
-	}
-	return "/lists/" + run, nil
 }
 
 func (r *recorder) Rename(_ context.Context, _ string, rs []Rename) []RenameResult {
@@ -624,27 +612,18 @@ func TestClient_learn(t *testing.T) {
 	}
 }
 
-// TestEndpoint_List: a run's list arrives byte for byte (NULs, newlines,
-// bytes that are not UTF-8), the receiver's path comes back, and its
-// refusal is the client's error.
-func TestEndpoint_List(t *testing.T) {
-	rec := &recorder{}
+// TestEndpoint_TakesNoLists: a signed request that hands over a run's
+// --files-from list, which the endpoint took from the twenty-fifth to the
+// twenty-ninth session, is refused: the lists stay on the sending member
+// (a peer that answered with a list of its own could have had it send
+// any file of its host, docs/design.md).
+func TestEndpoint_TakesNoLists(t *testing.T) {
 	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: &recorder{}, Members: map[string]netip.Addr{"web-1": memberAddr}})
 	addr := startServer(t, s)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-	list := []byte("./a\x00./new\nline\x00./\xff\xfe not utf-8\x00")
-	path, err := c.List(context.Background(), addr, "www", "run-1", list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if path != "/lists/run-1" {
-		t.Errorf("path %q, want the receiver's /lists/run-1", path)
-	}
-	if len(rec.lists) != 1 || !bytes.Equal(rec.lists[0], list) {
-		t.Errorf("the receiver got %q, want %q", rec.lists, list)
-	}
-	if _, err := c.List(context.Background(), addr, "www", "refused", list); err == nil || !strings.Contains(err.Error(), "not announced") {
-		t.Errorf("a refused list: error %v, want the receiver's reason", err)
+	req := map[string]any{"run": "run-1", "list": []byte("./a\x00")}
+	if err := c.post(context.Background(), addr, "www", "list", req, nil); err == nil {
+		t.Error("a list was taken")
 	}
 }

@@ -33,10 +33,6 @@ type Handler interface {
 	// (record their state); paths of the run not listed did not change.
 	// states, when not nil, say what was sent of each of sent.
 	Received(ctx context.Context, from, run string, sent []string, states []FileState, deleted []string) error
-	// List writes the --from0 list of one rsync run of from's announced
-	// run where the daemon reads it, and returns its path in the module
-	// (ListResponse.Path). It is removed when the run is confirmed.
-	List(ctx context.Context, from, run string, list []byte) (string, error)
 	// Rename applies renames locally where the old file is the one the
 	// sender had, and reports each result.
 	Rename(ctx context.Context, from string, renames []Rename) []RenameResult
@@ -115,17 +111,6 @@ func (s *Server) Handler() http.Handler {
 			return nil, badRequest(fmt.Errorf("%d states for %d paths", len(req.States), len(req.Paths)))
 		}
 		return nil, g.Handler.Received(ctx, from, req.Run, req.paths(), req.States, toStrings(req.Deleted))
-	}))
-	mux.HandleFunc("POST /v1/groups/{group}/list", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
-		var req ListRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, badRequest(err)
-		}
-		path, err := g.Handler.List(ctx, from, req.Run, req.List)
-		if err != nil {
-			return nil, err
-		}
-		return ListResponse{Path: path}, nil
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/rename", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req RenameRequest

@@ -59,22 +59,6 @@ func toBytes(ps []string) [][]byte {
 	return bs
 }
 
-// ListRequest hands the receiver the --from0 list of one rsync run of an
-// announced run, which it writes where its daemon reads it (rsync's
-// --files-from=:PATH): the daemon then sends it over the connection, and
-// the pushing client reads it there, buffered, instead of reading its
-// standard input one byte per read(2) (see rsync.Options.RemoteList).
-type ListRequest struct {
-	Run  string `json:"run"`
-	List []byte `json:"list"`
-}
-
-// ListResponse names the list's file for the daemon: its path from the
-// root of the group's module, with a leading "/".
-type ListResponse struct {
-	Path string `json:"path"`
-}
-
 // Rename asks the receiver to rename Old to New locally: it does so only
 // when its Old is the file the sender had (same size and mtime) and New
 // does not exist, so that no content is lost; rsync then verifies New.

@@ -12,7 +12,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,7 +24,6 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
-	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
 
 // Receiver serves one group's peers.
@@ -55,12 +53,6 @@ type Receiver struct {
 	// every received file would, and its attributes would go back to
 	// every member.
 	Modes, Owners bool
-	// Lists is the directory, relative to the root, where the lists of
-	// runs that senders hand over (List) are written for the daemon to
-	// read (rsyncd.TempDir: the daemon's filter lets its list files
-	// through, and it is emptied at every start); empty: lists are
-	// refused and senders' clients read theirs from standard input.
-	Lists string
 	// Log receives what the receiver does.
 	Log logr.Logger
 
@@ -79,8 +71,6 @@ type Receiver struct {
 	// once, the sender would take the run as done before it was recorded,
 	// and for good if that record then failed.
 	confirmed map[string]*confirmation
-	// lists numbers the list files written since the start.
-	lists uint64
 }
 
 // confirmedFor is how long a confirmed run is remembered: well past the
@@ -130,9 +120,6 @@ type announced struct {
 	// its files again in runs of its own, and each path is released by the
 	// first of the sender's confirmations that records it (takeRestored).
 	restored bool
-	// lists are the names of its list files in Receiver.Lists, removed
-	// when it is confirmed or forgotten.
-	lists []string
 }
 
 // release ends a's holds of paths.
@@ -173,7 +160,6 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 			delete(r.runs, k)
 			stale = append(stale, k)
 			defer a.release(r.Held, a.paths...)
-			defer r.removeLists(a.lists)
 		}
 	}
 	r.mu.Unlock()
@@ -394,7 +380,6 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// or dropped, its paths released then. Releasing its paths again would
 	// end another run's hold of them.
 	if known {
-		r.removeLists(a.lists)
 		a.release(r.Held, a.paths...)
 	}
 	return nil
@@ -442,74 +427,6 @@ func (r *Receiver) checkRoot() error {
 	return r.Index.CheckRootPath(r.RootFD, r.Root)
 }
 
-// List writes the --from0 list of one rsync run of from's announced run
-// into Lists, where the daemon reads it (the sender's client passes
-// --files-from=:PATH), and returns its path from the module root. Only a
-// run announced here and not yet confirmed gets a list, and the list goes
-// with it: removed when the run is confirmed, or forgotten.
-//
-// The list is the sender's, as its client would have read it from its
-// standard input: it only names paths for that client to send, and the
-// daemon receives under the module's chroot whatever a list names, as it
-// does for any list.
-func (r *Receiver) List(_ context.Context, from, run string, list []byte) (string, error) {
-	if r.Lists == "" {
-		return "", fmt.Errorf("list of run %s from %s: this member takes no lists", run, from)
-	}
-	key := from + "\x00" + run
-	r.mu.Lock()
-	_, done := r.confirmed[key]
-	if _, ok := r.runs[key]; !ok || done {
-		r.mu.Unlock()
-		return "", fmt.Errorf("list of run %s from %s: the run is not announced here", run, from)
-	}
-	r.lists++
-	name := rsyncd.ListPrefix + strconv.FormatUint(r.lists, 10)
-	r.mu.Unlock()
-	if err := r.writeList(name, list); err != nil {
-		return "", fmt.Errorf("list of run %s from %s: %w", run, from, err)
-	}
-	r.mu.Lock()
-	a, ok := r.runs[key]
-	if ok {
-		a.lists = append(a.lists, name)
-		r.runs[key] = a
-	}
-	r.mu.Unlock()
-	if !ok {
-		// Confirmed or forgotten while it was written.
-		r.removeLists([]string{name})
-		return "", fmt.Errorf("list of run %s from %s: the run ended while its list was written", run, from)
-	}
-	return "/" + r.Lists + "/" + name, nil
-}
-
-// writeList writes list as name in Lists, a new file (0600). A file of
-// that name already there was put there by a client (the daemon's filter
-// lets list files through): it is replaced, never written through (no
-// link is followed).
-func (r *Receiver) writeList(name string, list []byte) error {
-	dfd, err := beneath.Open(r.RootFD, r.Lists, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(dfd)
-	fd, err := createFresh(dfd, name)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	_, err = f.Write(list)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = unix.Unlinkat(dfd, name, 0)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
 // createFresh creates name in the directory dfd as a new 0600 file open
 // for writing. Whatever is there under that name (a file or a link that
 // anyone who can write the directory left) is removed first, never opened
@@ -524,25 +441,6 @@ func createFresh(dfd int, name string) (int, error) {
 		fd, err = unix.Openat(dfd, name, flags, 0o600)
 	}
 	return fd, err
-}
-
-// removeLists removes list files of a run that is over. One that cannot be
-// removed stays until the next start empties Lists.
-func (r *Receiver) removeLists(names []string) {
-	if len(names) == 0 {
-		return
-	}
-	dfd, err := beneath.Open(r.RootFD, r.Lists, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		r.Log.V(1).Info("cannot remove the lists of a run", "error", err.Error())
-		return
-	}
-	defer unix.Close(dfd)
-	for _, n := range names {
-		if err := unix.Unlinkat(dfd, n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			r.Log.V(1).Info("cannot remove the list of a run", "list", n, "error", err.Error())
-		}
-	}
 }
 
 // record records p as it is now. A path that cannot be looked at (an I/O

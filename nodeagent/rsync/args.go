@@ -1,8 +1,6 @@
 package rsync
 
 import (
-	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -84,33 +82,7 @@ type Options struct {
 	// file). For runs that take long enough to watch: rsync then also
 	// prints a line per file, which a burst of small files would pay for.
 	Progress func(transferred int64)
-	// RemoteList, when set, is asked to place the --from0 list of a run
-	// of RemoteListMin bytes or more on the peer, inside the module, and
-	// to return its path there (from the module root, with a leading
-	// "/"): rsync then reads it with --files-from=:PATH, which the daemon
-	// opens and sends over the connection, where the client reads it
-	// buffered. From its standard input the client reads a list one byte
-	// per read(2), each after a select(2) (io.c read_line and safe_read):
-	// 2,000 names of a burst cost it 0.07 s of CPU on this machine, more
-	// than half of the client's whole run. When RemoteList fails the run
-	// reads its list from standard input, as without it. A prepared client
-	// (Warm) always does: its arguments were sent before its list existed.
-	//
-	// It trusts the peer with the names the client sends: a peer that
-	// places a list of its own can name a path through a symlink in the
-	// root, which the client follows, reading any file of the host. The
-	// agent does not use it (docs/design.md, "Lists stay on this member").
-	RemoteList func(ctx context.Context, list []byte) (string, error)
-
-	// filesFrom is the --files-from argument: "-" when empty.
-	filesFrom string
 }
-
-// RemoteListMin is the size of a --from0 list from which Options.RemoteList
-// is asked to place it on the peer. Below it, the client reads it from its
-// standard input: a list of a few names costs the client less than the
-// peer's write of it and the round trip.
-const RemoteListMin = 8 << 10
 
 // Defaults for the zero Options timeouts.
 const (
@@ -167,7 +139,13 @@ func buildArgs(t Target, o Options, m mode) ([]string, error) {
 		args = append(args, "--ignore-missing-args")
 	}
 	args = append(args,
-		"--from0", "--files-from="+cmp.Or(o.filesFrom, "-"),
+		// The list on the client's standard input, always: read from
+		// the peer (--files-from=:PATH, from the twenty-fifth to the
+		// twenty-ninth session), the names came from the peer, which
+		// could name a path through a symlink in this root and have the
+		// client send any file of the host (docs/design.md, "Lists stay
+		// on this member").
+		"--from0", "--files-from=-",
 		// Twice: unchanged files are itemized too (options.c,
 		// stdout_format_has_i), so every listed path gets a line.
 		"--itemize-changes", "--itemize-changes",

@@ -50,6 +50,9 @@ type unlisted struct {
 	// times) on the receiver, in the order itemized: not the root, and
 	// not a directory it only listed unchanged.
 	dirs []string
+	// removed are the names rsync itemized as deleted ("*deleting"),
+	// listed or not, in the order itemized.
+	removed []string
 }
 
 // parseItems reads rsync's standard output: itemized lines for the listed
@@ -89,6 +92,9 @@ func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, 
 		name, it, ok := parseItem(rest)
 		if !ok {
 			continue
+		}
+		if itemOutcome(it.change) == Deleted {
+			other.removed = append(other.removed, name)
 		}
 		if i, ok := ix[name]; ok {
 			items[i] = it

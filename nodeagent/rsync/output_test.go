@@ -66,6 +66,9 @@ func TestParseItems(t *testing.T) {
 	if want := []string{"a", "kept/chmodded", "kept/sp ace"}; !slices.Equal(other.dirs, want) {
 		t.Errorf("implied directories made or changed %q, want %q", other.dirs, want)
 	}
+	if want := []string{"d", "d/inner"}; !slices.Equal(other.removed, want) {
+		t.Errorf("removed %q, want %q", other.removed, want)
+	}
 	if st.sent != 1675 || st.received != 199 {
 		t.Errorf("stats %+v", st)
 	}

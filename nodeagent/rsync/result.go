@@ -91,6 +91,11 @@ type Result struct {
 	// with their mode, owner and times): they are the sender's now, though
 	// nobody listed them. In the order rsync itemized them.
 	Implied []string
+	// Removed are the paths rsync deleted on the receiver ("*deleting"),
+	// listed or not, in the order itemized: in a Push, a directory that a
+	// listed file replaced there, with its contents (--force), which goes
+	// even when the file itself then vanished here and never arrived.
+	Removed []string
 	// Args is the argument vector rsync ran with (after the program name);
 	// nil when nothing was run.
 	Args []string

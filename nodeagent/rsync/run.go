@@ -72,15 +72,6 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	if rn.afterCheck != nil {
 		rn.afterCheck()
 	}
-	if warm == nil && o.RemoteList != nil && len(l.list) >= RemoteListMin {
-		if remote, ok := remoteList(ctx, o, l.list); ok {
-			o.filesFrom = remote
-			if args, err = buildArgs(t, o, m); err != nil {
-				return res, err
-			}
-			l.list = nil // nothing on standard input
-		}
-	}
 	res.Args = args
 	if err := ctx.Err(); err != nil {
 		// Stopped before it started (shutdown): no new rsync.
@@ -99,7 +90,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	}
 	out, err := p.finish(ctx, root, l, progress, []string{o.TempDir, o.PartialDir})
 	res.Exited = p.cmd.ProcessState != nil
-	res.Code, res.Stderr, res.Other, res.Implied = out.code, out.stderr, out.other.n, out.other.dirs
+	res.Code, res.Stderr, res.Other, res.Implied, res.Removed = out.code, out.stderr, out.other.n, out.other.dirs, out.other.removed
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)
 	for _, i := range l.index {
@@ -115,19 +106,6 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 		return res, &ExitError{Code: out.code, Class: res.Class, Stderr: out.stderr}
 	}
 	return res, nil
-}
-
-// remoteList asks o.RemoteList to place list on the peer and returns the
-// --files-from argument that names it there. The path comes from the peer:
-// it must be absolute in the module, clean, and free of what rsync would
-// read as a host (':') or a list's end (NUL); otherwise, or when the peer
-// could not place the list, the run reads it from standard input.
-func remoteList(ctx context.Context, o Options, list []byte) (string, bool) {
-	path, err := o.RemoteList(ctx, list)
-	if err != nil || !strings.HasPrefix(path, "/") || path == "/" || filepath.Clean(path) != path || strings.ContainsAny(path, ":\x00") {
-		return "", false
-	}
-	return ":" + path, true
 }
 
 // output is what one rsync run reported.

@@ -42,10 +42,6 @@ const (
 	reservedDir = ".jailsync" // index.ReservedDir
 	TempDir     = reservedDir + "/tmp"
 	PartialDir  = reservedDir + "/partial"
-	// ListPrefix begins the name of every list file in TempDir that a
-	// client may read with --files-from=:PATH (rsync's own temp files
-	// there begin with a dot).
-	ListPrefix = "list-"
 )
 
 // maxPasswordLen is the longest password a client can send from
@@ -382,10 +378,11 @@ func (c Config) renderModule(b *strings.Builder, m Module) {
 	// partial_dir_fname), and otherwise drops what an interrupted transfer
 	// received. A client that names one as a destination writes a partial
 	// file, which rsync only ever takes as a delta basis (and verifies).
-	// The temp directory's list files (receiver.Receiver.List) pass as
-	// well: options.c refuses a --files-from=:PATH that the filter
-	// excludes ("Your options have been rejected").
-	w("filter", fmt.Sprintf("+ /%s/ + /%s/%s* + /%s/ + /%s/* - /%s/***", TempDir, TempDir, ListPrefix, PartialDir, PartialDir, reservedDir))
+	// No file of the temp directory passes: a client's --files-from=:PATH
+	// that names one is refused (options.c: "Your options have been
+	// rejected"; from the twenty-fifth to the twenty-ninth session the
+	// receiving agent wrote long runs' lists there).
+	w("filter", fmt.Sprintf("+ /%s/ + /%s/ + /%s/* - /%s/***", TempDir, PartialDir, PartialDir, reservedDir))
 	w("transfer logging", yesNo(c.TransferLog))
 	if c.TransferLog {
 		w("log format", logFormat)

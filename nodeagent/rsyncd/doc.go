@@ -17,9 +17,8 @@
 // --temp-dir=/TempDir (and --partial-dir=/PartialDir): with the leading
 // "/" they name the module root's reserved directory whatever the
 // destination directory. The module's daemon filter refuses every name under the reserved
-// .jailsync directory except those two directories and the list files in
-// the temp directory (ListPrefix: --files-from=:PATH, the lists that a
-// receiving agent writes for long runs), and "refuse options"
+// .jailsync directory except those two directories (and the partial
+// files in the partial one), and "refuse options"
 // refuses every --delete mode (but not --delete-missing-args), --inplace,
 // --append and --remove-source-files.
 //

@@ -22,8 +22,6 @@ import (
 	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/peer"
-	"github.com/jailsync/jailsync/nodeagent/rsync"
-	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
 
 // announcements records what a peer's endpoint was told.
@@ -43,10 +41,6 @@ type announcements struct {
 	late       int
 	// receivedDelay is how long each confirmation takes to be answered.
 	receivedDelay time.Duration
-	// listRoot, when set, is the peer's root, where List writes lists;
-	// lists counts them.
-	listRoot string
-	lists    int
 }
 
 func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) error {
@@ -57,24 +51,6 @@ func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) e
 		a.late++
 	}
 	return nil
-}
-
-// List writes the list into the temp directory of listRoot, the peer's
-// root, as the receiver does; without a listRoot it refuses every list, as
-// a peer before lists did (the client then reads it from its standard
-// input).
-func (a *announcements) List(_ context.Context, _, run string, list []byte) (string, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.listRoot == "" {
-		return "", errors.New("this member takes no lists")
-	}
-	a.lists++
-	name := fmt.Sprintf("%s%d", rsyncd.ListPrefix, a.lists)
-	if err := os.WriteFile(filepath.Join(a.listRoot, rsyncd.TempDir, name), list, 0o600); err != nil {
-		return "", err
-	}
-	return "/" + rsyncd.TempDir + "/" + name, nil
 }
 
 func (a *announcements) Received(_ context.Context, _, run string, sent []string, states []peer.FileState, gone []string) error {
@@ -622,15 +598,17 @@ func TestSender_Start_aConfirmationTriedAgain(t *testing.T) {
 }
 
 // TestSender_Start_aLongListStaysOnThisMember: a run whose list is long
-// (600 files) keeps it on its client's standard input, even with a peer
-// that takes lists, and every file arrives. Handed to the peer, the names
-// the client sent came from the peer, which could answer with a list of
-// its own naming a path through a symlink in this root, and have this
-// member send it any file of the host (found by a review; the sender did
-// so from the twenty-fifth to the twenty-ninth session).
+// (600 files, over 8 KiB) reads it from its client's standard input, as
+// every run does (rsync's args: --files-from=-), and every file arrives.
+// From the twenty-fifth to the twenty-ninth session such a list was handed
+// to the peer, whose daemon read it: the names the client sent came from
+// the peer, which could answer with a list of its own naming a path
+// through a symlink in this root, and have this member send it any file
+// of the host (found by a review). The endpoint takes no lists now
+// (peer.TestEndpoint_TakesNoLists).
 func TestSender_Start_aLongListStaysOnThisMember(t *testing.T) {
 	r := newRig(t, 18)
-	a := &announcements{incoming: map[string]int{}, listRoot: r.peerRoot}
+	a := &announcements{incoming: map[string]int{}}
 	serveEndpoint(t, r, a, basePort+56)
 	r.sender.Wake = make(chan struct{}, 1)
 	var names []string
@@ -639,8 +617,9 @@ func TestSender_Start_aLongListStaysOnThisMember(t *testing.T) {
 		names = append(names, n)
 		r.write(n, n) // journaled
 	}
-	if len(names)*len("./dir/file-0000-with a name long enough\x00") < rsync.RemoteListMin {
-		t.Fatal("the list is shorter than RemoteListMin: the test tests nothing")
+	// Longer than the lists handed to peers then (8 KiB and up).
+	if len(names)*len("./dir/file-0000-with a name long enough\x00") < 8<<10 {
+		t.Fatal("the list is shorter than 8 KiB: the test tests nothing")
 	}
 	r.start()
 	poll.Until(t, 30*time.Second, func() error {
@@ -657,11 +636,6 @@ func TestSender_Start_aLongListStaysOnThisMember(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(r.peerRoot, n)); err != nil || string(got) != n {
 			t.Fatalf("%s on the peer: %q, %v", n, got, err)
 		}
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.lists != 0 {
-		t.Errorf("%d lists handed to the peer, want none: the client must read only the names this member checked", a.lists)
 	}
 }
 

@@ -1295,9 +1295,16 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// Paths a delete sent instead (made again here meanwhile): the peer
 	// holds them, and took them for its own changes when not told.
 	var sentInstead []string
+	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
+	// that a listed file replaced there, with its tree, deleted even when
+	// the file then vanished here and never arrived. Not named, the peer
+	// took the deletion for its own and sent it to every member (the
+	// stress test, where its implied directories came back on the
+	// writer, which had removed them).
+	var removedByPush []string
 	// The list goes on the client's standard input, whatever its length.
-	// Handed to the peer for its daemon to read (rsync.Options.RemoteList,
-	// from the twenty-fifth to the twenty-ninth session: the client reads
+	// Handed to the peer for its daemon to read (from the twenty-fifth to
+	// the twenty-ninth session, docs/design.md: the client reads
 	// its standard input one byte per system call, a tenth of a burst's
 	// push), the names the client sent came from the peer: a peer that
 	// answered with a list of its own, naming a path through a symlink in
@@ -1326,6 +1333,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		})
 		sent = confirmed(b.sends, res)
 		implied = append(implied, res.Implied...)
+		removedByPush = append(removedByPush, res.Removed...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		again := unchangedWrites(b, res)
@@ -1353,6 +1361,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, oc)
 			})
 			implied = append(implied, res.Implied...)
+			removedByPush = append(removedByPush, res.Removed...)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -1439,39 +1448,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
-		states := b.sentStates(rootfd, sentPaths, changed)
-		for _, p := range sentInstead {
-			sentPaths = append(sentPaths, p)
-			states = append(states, peer.FileState{}) // none: recorded as it is there
-		}
-		gone := pathsOf(slices.Concat(deleted, replaced))
-		listed := make(map[string]bool, len(gone)+len(sentPaths)+len(implied))
-		for _, p := range slices.Concat(gone, sentPaths) {
-			listed[p] = true
-		}
-		for _, d := range implied {
-			if !listed[d] {
-				listed[d] = true
-				sentPaths = append(sentPaths, d)
-				states = append(states, peer.FileState{Dir: true})
-			}
-		}
-		above := make(map[string]bool)
-		for _, p := range sentPaths {
-			for d := parent(p); d != "" && !above[d]; d = parent(d) {
-				above[d] = true
-			}
-		}
-		for _, p := range olds {
-			// The peer records what it holds now, unless the run put
-			// something there: a file sent under the old name (mv a b;
-			// mv c a), or a directory above a sent path. Told it was
-			// gone, the peer took what it held for a change of its own.
-			if !listed[p] && !above[p] {
-				listed[p] = true
-				gone = append(gone, p)
-			}
-		}
+		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, changed), pathsOf(slices.Concat(deleted, replaced)),
+			sentInstead, implied, removedByPush, olds)
+		sentPaths, states, gone := c.sent, c.states, c.gone
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
 		// for its own change once its hold expires.
@@ -1956,6 +1935,86 @@ func confirmedSet(res rsync.Result) map[string]bool {
 		}
 	}
 	return ok
+}
+
+// confirmation is what a run tells its peer it did there (Client.Received):
+// the paths it put there, each with what it sent of it (states, in the
+// same order), and the paths gone there.
+type confirmation struct {
+	sent   []string
+	states []peer.FileState
+	gone   []string
+}
+
+// confirmationOf puts a run's confirmation together: sent (with states)
+// and gone, the paths the run sent and deleted; then what else the run
+// put there or took away, each named once:
+//   - sentInstead, paths a delete found here again and sent (no state:
+//     the peer records them as they are);
+//   - implied, directories rsync made or changed above listed paths
+//     (peer.FileState.Dir);
+//   - removed, what a push deleted there (rsync.Result.Removed), top-most
+//     only, as gone;
+//   - olds, the old names of the run's renames, as gone, unless the run
+//     put something there or below (a file sent under the old name, a
+//     directory above a sent path).
+//
+// Each of these, left out, read on the peer as a change of its own, which
+// went to every member (the stress test).
+func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, implied, removed, olds []string) confirmation {
+	c := confirmation{sent: sent, states: states, gone: gone}
+	for _, p := range sentInstead {
+		c.sent = append(c.sent, p)
+		c.states = append(c.states, peer.FileState{})
+	}
+	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(implied))
+	for _, p := range slices.Concat(c.gone, c.sent) {
+		listed[p] = true
+	}
+	for _, d := range implied {
+		if !listed[d] {
+			listed[d] = true
+			c.sent = append(c.sent, d)
+			c.states = append(c.states, peer.FileState{Dir: true})
+		}
+	}
+	for _, p := range topMostPaths(removed) {
+		if !listed[p] {
+			listed[p] = true
+			c.gone = append(c.gone, p)
+		}
+	}
+	above := make(map[string]bool)
+	for _, p := range c.sent {
+		for d := parent(p); d != "" && !above[d]; d = parent(d) {
+			above[d] = true
+		}
+	}
+	for _, p := range olds {
+		if !listed[p] && !above[p] {
+			listed[p] = true
+			c.gone = append(c.gone, p)
+		}
+	}
+	return c
+}
+
+// topMostPaths returns the paths of ps that lie below no other of them,
+// sorted.
+func topMostPaths(ps []string) []string {
+	if len(ps) == 0 {
+		return nil
+	}
+	sorted := slices.Sorted(slices.Values(ps))
+	kept := make(map[string]bool, len(sorted))
+	var out []string
+	for _, p := range sorted { // a parent sorts before what is below it
+		if !underAny(p, kept) {
+			kept[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // pathSet is the set of the entries' paths.

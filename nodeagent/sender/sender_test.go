@@ -4,6 +4,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
 func TestSender_laneOpen(t *testing.T) {
@@ -358,5 +360,46 @@ func TestNextBackoff(t *testing.T) {
 	}
 	if w != limit {
 		t.Errorf("after 100 failures the wait is %v, want the cap %v", w, limit)
+	}
+}
+
+// TestConfirmationOf: what a run tells its peer, each path once, states
+// in step with the sent paths.
+func TestConfirmationOf(t *testing.T) {
+	file := peer.FileState{Regular: true, Size: 1}
+	dir := peer.FileState{Dir: true}
+	tests := []struct {
+		name                                  string
+		sent                                  []string
+		states                                []peer.FileState
+		gone, instead, implied, removed, olds []string
+		want                                  confirmation
+	}{
+		{name: "sent and deleted only", sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"},
+			want: confirmation{sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"}}},
+		{name: "a path a delete sent instead, without a state, before the implied directories", sent: []string{"a"}, states: []peer.FileState{file},
+			instead: []string{"back"}, implied: []string{"d"},
+			want: confirmation{sent: []string{"a", "back", "d"}, states: []peer.FileState{file, {}, dir}}},
+		{name: "an implied directory named once, and not when sent", sent: []string{"d/x", "e"}, states: []peer.FileState{file, {}},
+			implied: []string{"d", "e", "d"},
+			want:    confirmation{sent: []string{"d/x", "e", "d"}, states: []peer.FileState{file, {}, dir}}},
+		{name: "what a push removed: top-most, and not when sent or deleted", sent: []string{"c3"}, states: []peer.FileState{file},
+			gone: []string{"old"}, removed: []string{"t/x", "c3/f", "t", "old", "c3", "u/y"},
+			want: confirmation{sent: []string{"c3"}, states: []peer.FileState{file}, gone: []string{"old", "t", "u/y"}}},
+		{name: "a directory removed by a push whose file then vanished (never sent)", removed: []string{"c3/a", "c3/b", "c3"},
+			want: confirmation{gone: []string{"c3"}}},
+		{name: "old names: gone unless sent there or above a sent path", sent: []string{"a", "n/x"}, states: []peer.FileState{file, file},
+			olds: []string{"a", "n", "gone-one"},
+			want: confirmation{sent: []string{"a", "n/x"}, states: []peer.FileState{file, file}, gone: []string{"gone-one"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.implied, tt.removed, tt.olds)
+			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
+				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir
+			}) || !slices.Equal(got.gone, tt.want.gone) {
+				t.Errorf("got sent %q states %v gone %q\nwant sent %q states %v gone %q", got.sent, got.states, got.gone, tt.want.sent, tt.want.states, tt.want.gone)
+			}
+		})
 	}
 }
