@@ -532,15 +532,35 @@ func (b *batch) firstSeq(r journal.Entry) uint64 {
 
 // renamesAboveDeletes returns b's renames whose old name is a directory
 // above one of b's deletions journaled before the rename (a later one is
-// of what was made there since, and waits for the rename: holdBack).
+// of what was made there since, and waits for the rename: holdBack). A
+// deletion the batch made of another rename's old name (sequence 0, see
+// b.oldNames) counts as journaled with that rename, as in holdBack. Taken
+// as older than every rename, it made a rename wait for the deletion of a
+// name that a later rename had moved out of its old name since (mv s d;
+// mv t s; mv s/sub/x m; rm m: the deletion of s/sub/x), and that later
+// rename then waited for the first (holdBack), so its deletion was never
+// made: both waited at every plan, with every entry behind them, for good
+// (the stress test: a writer with 193 entries pending and no run).
 func (b *batch) renamesAboveDeletes() []journal.Entry {
 	if len(b.renames) == 0 || len(b.deletes)+len(b.covered) == 0 {
 		return nil
 	}
+	madeBy := make(map[string]uint64) // a deletion of sequence 0 -> its rename's
+	for _, r := range b.oldNames {
+		if s, ok := madeBy[r.OldPath]; !ok || r.Seq < s {
+			madeBy[r.OldPath] = r.Seq
+		}
+	}
+	seqOf := func(d journal.Entry) uint64 {
+		if d.Seq == 0 {
+			return madeBy[d.Path]
+		}
+		return d.Seq
+	}
 	var out []journal.Entry
 	for _, r := range b.renames {
 		seq := b.firstSeq(r)
-		below := func(d journal.Entry) bool { return d.Seq < seq && strings.HasPrefix(d.Path, r.OldPath+"/") }
+		below := func(d journal.Entry) bool { return seqOf(d) < seq && strings.HasPrefix(d.Path, r.OldPath+"/") }
 		if slices.ContainsFunc(b.deletes, below) || slices.ContainsFunc(b.covered, below) {
 			out = append(out, r)
 		}

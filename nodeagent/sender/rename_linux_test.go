@@ -612,10 +612,14 @@ func TestSender_Start_aChainThroughANameBelowAFileNow(t *testing.T) {
 }
 
 // TestSender_Start_aRenameAboveALaterRenamesOldName: mv s d; mv t s; mv
-// s/sub/x m; rm m, a sequence from a stress run whose writer then kept
-// its entries waiting at every plan (renames waiting for each other, not
-// reproduced here yet): the peer ends with this member's tree, and the
-// first s's files reach d by the rename, not again as content.
+// s/sub/x m; rm m. The last rename's old name s/sub/x is deleted on the
+// peer (its new name is gone here), a deletion below the first rename's
+// old name s, made for a rename journaled after it: the first rename does
+// not wait for it, and the first s's files reach d by the rename. Before,
+// the first rename waited for that deletion, the last waited for the
+// first (its old name is below the first's), so the deletion was never
+// made, and both waited at every plan with every entry behind them: the
+// writer kept them pending for good (the stress test).
 func TestSender_Start_aRenameAboveALaterRenamesOldName(t *testing.T) {
 	r := newRig(t, 59)
 	serveReceiver(t, r, basePort+87)
@@ -624,8 +628,8 @@ func TestSender_Start_aRenameAboveALaterRenamesOldName(t *testing.T) {
 	r.mvJournaled("s", "d")
 	r.journalFound("d/a", "d/sub", "d/sub/x")
 	r.mvJournaled("t", "s")
-	r.journalFound("s/sub", "s/sub/x", "s/sub/y")
 	r.mvJournaled("s/sub/x", "m")
+	r.journalFound("s/sub", "s/sub/y") // the scan of the renamed tree, after x left
 	if err := os.Remove(filepath.Join(r.root, "m")); err != nil {
 		t.Fatal(err)
 	}
