@@ -774,6 +774,22 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 	}
 	var out []journal.Entry
 	for _, e := range renamed {
+		// The names a joined chain went through, gone here too: the peer
+		// may hold one of them (what went there as content before the
+		// chain, or a name whose own rename it refused and kept), as
+		// batch.throughLeft deletes for a chain that reaches the peer.
+		// Left, the peer kept such a name for good (the stress test).
+		for _, n := range b.through[e.Path] {
+			var tst unix.Stat_t
+			if listed[n] || !errors.Is(beneath.Lstat(rootfd, n, &tst), unix.ENOENT) {
+				continue
+			}
+			listed[n] = true
+			out = append(out, journal.Entry{Path: n})
+			r := e
+			r.OldPath = n
+			b.oldNames = append(b.oldNames, r)
+		}
 		var st unix.Stat_t
 		err := beneath.Lstat(rootfd, e.OldPath, &st)
 		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {

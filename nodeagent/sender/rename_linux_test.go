@@ -660,6 +660,28 @@ func TestSender_Start_aChangedFileRenamedIntoATreeRemovedSince(t *testing.T) {
 	r.runUntilIdentical()
 }
 
+// TestSender_Start_aChainRemovedSinceDeletesItsMiddleName: mv m h; mv h g;
+// rm -r g, where the peer also holds a file h (a name whose own rename it
+// had refused, kept as it was: the stress test's h24). The joined chain's
+// new name is gone, so the peer gets deletions: m, its first old name,
+// and h, the name it went through. Before, only m was deleted there, and
+// the peer kept h for good.
+func TestSender_Start_aChainRemovedSinceDeletesItsMiddleName(t *testing.T) {
+	r := newRig(t, 61)
+	serveReceiver(t, r, basePort+89)
+	r.onBoth([]string{"m"}, []string{"m/x"})
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "h"), []byte("kept after a refused rename"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.mvJournaled("m", "h")
+	r.mvJournaled("h", "g")
+	if err := os.RemoveAll(filepath.Join(r.root, "g")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "g/x", Op: change.Remove}, change.Change{Path: "g", Op: change.Rmdir})
+	r.runUntilIdentical()
+}
+
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
 // chain but are not one, or a chain the peer went part of the way along,
 // end with the peer holding this member's tree: the later rename first
