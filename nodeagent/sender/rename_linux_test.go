@@ -682,6 +682,35 @@ func TestSender_Start_aChainRemovedSinceDeletesItsMiddleName(t *testing.T) {
 	r.runUntilIdentical()
 }
 
+// TestSender_Start_aRenamesOldDirectoryKeepsItsTimes: mv a/f b/f, applied
+// on the peer, which moves its a's mtime on (the rename there comes after
+// the one here): the run sets a's times as they are here, as it does for
+// b, the directory above the renamed path it pushes. Before, a kept the
+// peer's own mtime for good (the stress test: directories whose mtimes
+// differed after every phase that renamed files out of them).
+func TestSender_Start_aRenamesOldDirectoryKeepsItsTimes(t *testing.T) {
+	r := newRig(t, 62)
+	serveReceiver(t, r, basePort+90)
+	r.onBoth([]string{"a", "b"}, []string{"a/f", "a/g"})
+	r.mvJournaled("a/f", "b/f")
+	old := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+	for _, d := range []string{"a", "b"} {
+		if err := os.Chtimes(filepath.Join(r.root, d), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.runUntilIdentical()
+	for _, d := range []string{"a", "b"} {
+		st, err := os.Stat(filepath.Join(r.peerRoot, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().Equal(old) {
+			t.Errorf("%s on the peer: mtime %v, want %v as here", d, st.ModTime(), old)
+		}
+	}
+}
+
 // TestSender_Start_renamesThatMustNotBeJoined: renames that look like a
 // chain but are not one, or a chain the peer went part of the way along,
 // end with the peer holding this member's tree: the later rename first

@@ -1280,6 +1280,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
 	defer stopAnnouncing()
 	madeForRenames := s.renames(ctx, rootfd, &b)
+	renamedOutOf := b.renamedOutOf(rootfd)
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
@@ -1328,11 +1329,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		if w != nil {
 			push, w = w.Push, nil // used up by its push
 		}
-		res, err := s.listing(rootfd, append(pathsOf(b.sends), b.links...), &staleDirs, func(files []string) (rsync.Result, error) {
+		res, err := s.listing(rootfd, slices.Concat(pathsOf(b.sends), b.links, renamedOutOf), &staleDirs, func(files []string) (rsync.Result, error) {
 			return push(ctx, files)
 		})
 		sent = confirmed(b.sends, res)
 		implied = append(implied, res.Implied...)
+		implied = append(implied, confirmedPaths(renamedOutOf, res)...)
 		removedByPush = append(removedByPush, res.Removed...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
@@ -1698,6 +1700,29 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 		}
 	}
 	return made
+}
+
+// renamedOutOf returns the directories that the renames the peer applied
+// took names out of there (the parents of their old names), as they exist
+// here: the run pushes them (their times), as it pushes the directories
+// above the renamed paths. A rename moves its old directory's mtime on,
+// later on the peer than here, and nothing else would set it back: it
+// stayed the peer's own (the stress test).
+func (b *batch) renamedOutOf(rootfd int) []string {
+	var out []string
+	seen := make(map[string]bool)
+	for _, e := range b.renames {
+		d := parent(e.OldPath)
+		if b.notRenamed[e.Path] || d == "" || seen[d] {
+			continue
+		}
+		seen[d] = true
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, d, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // notApplied deletes on the peer the old name of e, a rename the peer did
