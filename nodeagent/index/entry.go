@@ -46,6 +46,13 @@ func (e Entry) ContentMatches(o Entry) bool {
 	return e.Size == o.Size && e.Mtime.Equal(o.Mtime) && e.Ino == o.Ino && e.Mode.Type() == o.Mode.Type()
 }
 
+// LinksMatch reports whether e and o differ at most in their ctime and
+// link count, which a name of the same file made or removed elsewhere
+// moves: the same inode, type, size, mtime, mode and owner.
+func (e Entry) LinksMatch(o Entry) bool {
+	return e.ContentMatches(o) && e.Mode == o.Mode && e.UID == o.UID && e.GID == o.GID
+}
+
 // IsDir reports whether the entry is a directory.
 func (e Entry) IsDir() bool { return e.Mode.IsDir() }
 

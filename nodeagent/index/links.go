@@ -122,7 +122,21 @@ func (t *Tx) RefreshLinks(rootfd int, ino uint64, except string) error {
 	if ino == 0 {
 		return nil
 	}
-	for _, name := range t.Links(ino, 0) {
+	return t.OtherNames(rootfd, ino, except, 0, func(name string, was, now Entry) error {
+		if was.Matches(now) || !was.LinksMatch(now) {
+			return nil
+		}
+		return t.Put(name, now)
+	})
+}
+
+// OtherNames calls fn with each name the index holds for inode ino (all
+// but except; at most limit of them, all when limit <= 0) that exists
+// here, in byte order: its entry as recorded (was) and as it is now (now),
+// which may be another file since. The names are read before the first
+// call, so fn may record them. It returns fn's first error.
+func (t *Tx) OtherNames(rootfd int, ino uint64, except string, limit int, fn func(name string, was, now Entry) error) error {
+	for _, name := range t.Links(ino, limit) {
 		if name == except {
 			continue
 		}
@@ -134,11 +148,7 @@ func (t *Tx) RefreshLinks(rootfd int, ino uint64, except string) error {
 		if beneath.Lstat(rootfd, name, &st) != nil {
 			continue
 		}
-		now := FromStat(&st)
-		if was.Matches(now) || !was.ContentMatches(now) || was.Mode != now.Mode || was.UID != now.UID || was.GID != now.GID {
-			continue
-		}
-		if err := t.Put(name, now); err != nil {
+		if err := fn(name, was, FromStat(&st)); err != nil {
 			return err
 		}
 	}

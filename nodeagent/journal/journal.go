@@ -419,25 +419,15 @@ func otherNames(itx *index.Tx, rootfd int, c change.Change, e index.Entry, seen 
 		op = change.Attrib
 	}
 	var out []change.Change
-	for _, n := range itx.Links(e.Ino, maxOtherNames) {
-		if seen[n] {
-			continue
-		}
-		old, ok, err := itx.Get(n)
-		if err != nil || !ok {
-			continue
-		}
-		var st unix.Stat_t
-		if beneath.Lstat(rootfd, n, &st) != nil || uint64(st.Ino) != e.Ino {
-			continue // gone or replaced: its own event says so
-		}
-		now := index.FromStat(&st)
-		if old.ContentMatches(now) && old.Mode == now.Mode && old.UID == now.UID && old.GID == now.GID {
-			continue
+	_ = itx.OtherNames(rootfd, e.Ino, c.Path, maxOtherNames, func(n string, was, now index.Entry) error {
+		// Replaced (another inode): its own event says so.
+		if seen[n] || now.Ino != e.Ino || was.LinksMatch(now) {
+			return nil
 		}
 		seen[n] = true
 		out = append(out, change.Change{Path: n, Op: op, Finished: c.Finished, Time: c.Time})
-	}
+		return nil
+	})
 	return out
 }
 

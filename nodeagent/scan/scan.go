@@ -381,7 +381,7 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		c.Op, c.Finished = change.Attrib, true
 	case old.Matches(d.e):
 		return found, subdirs
-	case old.ContentMatches(d.e) && (old.Mode != d.e.Mode || old.UID != d.e.UID || old.GID != d.e.GID):
+	case old.ContentMatches(d.e) && !old.LinksMatch(d.e):
 		c.Op, c.Finished = change.Attrib, true
 	case old.ContentMatches(d.e):
 		// Only the ctime moved: a write that kept size and mtime (cp -p,
