@@ -287,13 +287,8 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		for i, p := range sent {
 			if i < len(states) && states[i].Dir {
 				// A directory rsync made or changed above a listed path:
-				// the sender's now, whatever the run did below it. Gone or
-				// no longer a directory, it is another change's.
-				var st unix.Stat_t
-				if beneath.Lstat(r.RootFD, p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-					continue
-				}
-				if err := r.record(tx, p); err != nil {
+				// the sender's now, whatever the run did below it.
+				if err := r.recordDir(tx, p); err != nil {
 					return err
 				}
 				continue
@@ -401,16 +396,23 @@ func (r *Receiver) recordImplied(tx *index.Tx, sent []string) error {
 			if _, ok, err := tx.Get(d); err != nil || ok {
 				continue
 			}
-			var st unix.Stat_t
-			if beneath.Lstat(r.RootFD, d, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				continue
-			}
-			if err := r.record(tx, d); err != nil {
+			if err := r.recordDir(tx, d); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// recordDir records p as it is when it is a directory here. Gone, or no
+// longer a directory, it is another change's, and the index keeps what it
+// holds.
+func (r *Receiver) recordDir(tx *index.Tx, p string) error {
+	var st unix.Stat_t
+	if beneath.Lstat(r.RootFD, p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil
+	}
+	return r.record(tx, p)
 }
 
 // checkRoot refuses a confirmation while Root names another directory
