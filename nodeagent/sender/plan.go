@@ -774,22 +774,7 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 	}
 	var out []journal.Entry
 	for _, e := range renamed {
-		// The names a joined chain went through, gone here too: the peer
-		// may hold one of them (what went there as content before the
-		// chain, or a name whose own rename it refused and kept), as
-		// batch.throughLeft deletes for a chain that reaches the peer.
-		// Left, the peer kept such a name for good (the stress test).
-		for _, n := range b.through[e.Path] {
-			var tst unix.Stat_t
-			if listed[n] || !errors.Is(beneath.Lstat(rootfd, n, &tst), unix.ENOENT) {
-				continue
-			}
-			listed[n] = true
-			out = append(out, journal.Entry{Path: n})
-			r := e
-			r.OldPath = n
-			b.oldNames = append(b.oldNames, r)
-		}
+		out = append(out, b.throughGone(rootfd, e, listed)...)
 		var st unix.Stat_t
 		err := beneath.Lstat(rootfd, e.OldPath, &st)
 		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -802,10 +787,47 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 			continue
 		}
 		listed[e.OldPath] = true
-		out = append(out, journal.Entry{Path: e.OldPath})
-		b.oldNames = append(b.oldNames, e)
+		out = append(out, b.deleteOldName(e, e.OldPath))
 	}
 	return out
+}
+
+// throughGone returns deletions (of sequence 0) for the names that the
+// joined chain e went through (chainRenames) and that are gone here, and
+// records each in b.oldNames (with the deletion as its old name), so that
+// e is confirmed only once they are deleted. Whether the peer applied the
+// joined rename, refused it, or is never asked (its new name is gone
+// here), it may hold one of them: instead of the first old name (it
+// applied mv d e, whose confirmation did not arrive), or beside it, made
+// by files changed below the middle name and sent as content before the
+// chain (mv d e; write e/x; mv e f), or a name whose own rename it refused
+// and kept. Left, the peer kept such a name for good (the stress test).
+// Names in listed, when not nil, are left out, and those returned are
+// added to it.
+func (b *batch) throughGone(rootfd int, e journal.Entry, listed map[string]bool) []journal.Entry {
+	var out []journal.Entry
+	for _, n := range b.through[e.Path] {
+		var st unix.Stat_t
+		if listed[n] || !errors.Is(beneath.Lstat(rootfd, n, &st), unix.ENOENT) {
+			continue
+		}
+		if listed != nil {
+			listed[n] = true
+		}
+		out = append(out, b.deleteOldName(e, n))
+	}
+	return out
+}
+
+// deleteOldName returns the deletion (of sequence 0, which the journal
+// never holds) of p, a name that the rename e leaves on the peer, and
+// records it in b.oldNames (e with p as its old name), so that e is
+// confirmed only once p is deleted.
+func (b *batch) deleteOldName(e journal.Entry, p string) journal.Entry {
+	r := e
+	r.OldPath = p
+	b.oldNames = append(b.oldNames, r)
+	return journal.Entry{Path: p}
 }
 
 // maxOldTreeNames bounds the names oldTreeLeft reads of a renamed tree
@@ -885,10 +907,7 @@ func (b *batch) oldTreeLeft(rootfd int, e journal.Entry, gone []journal.Entry, l
 				continue
 			}
 			listed[p] = true
-			out = append(out, journal.Entry{Path: p})
-			r := e
-			r.OldPath = p
-			b.oldNames = append(b.oldNames, r)
+			out = append(out, b.deleteOldName(e, p))
 		case err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR:
 			ends[rel] = true
 		}
@@ -1015,17 +1034,24 @@ func (b *batch) confirmedUnderFiles(res rsync.Result) []journal.Entry {
 // topMost splits removed paths into the top-most ones (to delete) and those
 // below another removed path in the same batch (deleted with it).
 func topMost(gone []journal.Entry) (top, covered []journal.Entry) {
+	return topMostBy(gone, func(e journal.Entry) string { return e.Path })
+}
+
+// topMostBy splits xs, sorted in place by path, into those whose path
+// lies below no other's (top) and the others (covered: below one of them,
+// or the same path again).
+func topMostBy[T any](xs []T, path func(T) string) (top, covered []T) {
 	// A parent sorts before its children ("a" < "a/..."), though not
 	// always right before them ("a-b" sorts between "a" and "a/b").
-	slices.SortFunc(gone, func(a, b journal.Entry) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(xs, func(a, b T) int { return strings.Compare(path(a), path(b)) })
 	tops := make(map[string]bool)
-	for _, e := range gone {
-		if underAny(e.Path, tops) {
-			covered = append(covered, e)
+	for _, x := range xs {
+		if underAny(path(x), tops) {
+			covered = append(covered, x)
 			continue
 		}
-		tops[e.Path] = true
-		top = append(top, e)
+		tops[path(x)] = true
+		top = append(top, x)
 	}
 	return top, covered
 }

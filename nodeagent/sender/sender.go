@@ -1690,7 +1690,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 	for i, e := range b.renames {
 		if err == nil && res[i].Applied {
 			if !s.KeepDeletes {
-				b.throughLeft(rootfd, e)
+				b.deletes = append(b.deletes, b.throughGone(rootfd, e, nil)...)
 			}
 			continue
 		}
@@ -1732,7 +1732,7 @@ func (b *batch) renamedOutOf(rootfd int) []string {
 func (b *batch) notApplied(rootfd int, e journal.Entry) {
 	// The names a joined chain went through (chainRenames): the peer may
 	// hold one of them instead of the first old name.
-	b.throughLeft(rootfd, e)
+	b.deletes = append(b.deletes, b.throughGone(rootfd, e, nil)...)
 	var st unix.Stat_t
 	if beneath.Lstat(rootfd, e.OldPath, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		listed := make(map[string]bool)
@@ -1740,28 +1740,7 @@ func (b *batch) notApplied(rootfd int, e journal.Entry) {
 		b.deletes = append(b.deletes, b.oldTreeLeft(rootfd, e, slices.Concat(b.deletes, b.covered), listed)...)
 		return
 	}
-	b.deletes = append(b.deletes, journal.Entry{Path: e.OldPath, Seq: 0})
-	b.oldNames = append(b.oldNames, e)
-}
-
-// throughLeft deletes on the peer the names a joined chain went through
-// (chainRenames) that are gone here, whether or not the peer applied the
-// joined rename: it may hold one of them instead of the first old name (it
-// applied mv d e, whose confirmation did not arrive), or beside it, made
-// by files changed below the middle name and sent as content before the
-// chain (mv d e; write e/x; mv e f: the peer renamed d to f and kept e,
-// the stress test). Each delete's failure keeps the rename pending
-// (oldNames).
-func (b *batch) throughLeft(rootfd int, e journal.Entry) {
-	for _, n := range b.through[e.Path] {
-		var st unix.Stat_t
-		if errors.Is(beneath.Lstat(rootfd, n, &st), unix.ENOENT) {
-			b.deletes = append(b.deletes, journal.Entry{Path: n, Seq: 0})
-			r := e
-			r.OldPath = n
-			b.oldNames = append(b.oldNames, r)
-		}
-	}
+	b.deletes = append(b.deletes, b.deleteOldName(e, e.OldPath))
 }
 
 // listing runs one rsync process over files (run), numbered for
@@ -1979,7 +1958,7 @@ type confirmation struct {
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
 //   - removed, what a push deleted there (rsync.Result.Removed), top-most
-//     only, as gone;
+//     only, as gone (removed is sorted in place);
 //   - olds, the old names of the run's renames, as gone, unless the run
 //     put something there or below (a file sent under the old name, a
 //     directory above a sent path).
@@ -2003,7 +1982,8 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 			c.states = append(c.states, peer.FileState{Dir: true})
 		}
 	}
-	for _, p := range topMostPaths(removed) {
+	tops, _ := topMostBy(removed, func(p string) string { return p })
+	for _, p := range tops {
 		if !listed[p] {
 			listed[p] = true
 			c.gone = append(c.gone, p)
@@ -2022,24 +2002,6 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 		}
 	}
 	return c
-}
-
-// topMostPaths returns the paths of ps that lie below no other of them,
-// sorted.
-func topMostPaths(ps []string) []string {
-	if len(ps) == 0 {
-		return nil
-	}
-	sorted := slices.Sorted(slices.Values(ps))
-	kept := make(map[string]bool, len(sorted))
-	var out []string
-	for _, p := range sorted { // a parent sorts before what is below it
-		if !underAny(p, kept) {
-			kept[p] = true
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // pathSet is the set of the entries' paths.
