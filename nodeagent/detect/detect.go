@@ -501,9 +501,9 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 				out = append(out, c)
 				continue
 			}
-			same, err := tx.Unchanged(rootfd, c.Path)
+			same, err := tx.Unchanged(rootfd, c.Path, index.Compare{DirTimes: c.Op.Has(change.Attrib)})
 			if err == nil && same && c.Op.Has(change.Rename) {
-				same, err = tx.Unchanged(rootfd, c.OldPath)
+				same, err = tx.Unchanged(rootfd, c.OldPath, index.Compare{})
 			}
 			if err != nil {
 				d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)
