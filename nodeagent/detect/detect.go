@@ -427,8 +427,14 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 	pass := func(cs []change.Change) error {
 		check := cs[:0:0]
 		for _, c := range cs {
+			// A directory made or changed above a received path is the
+			// receiver's (rsync makes and sets the missing parents of what
+			// it receives: implied directories, never announced), and so
+			// is what was removed where it made one: a file or symlink in
+			// the way, whose removal reads as one when it is read before
+			// the directory was made.
 			if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath)) ||
-				(c.Op.Has(change.Mkdir) || c.Op.Has(change.Attrib)) && d.Incoming.HasBelow(c.Path)) {
+				c.Op&(change.Mkdir|change.Attrib|change.Remove) != 0 && d.Incoming.HasBelow(c.Path)) {
 				held = append(held, c)
 				released = d.Incoming.Changed()
 				continue

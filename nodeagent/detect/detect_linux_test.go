@@ -262,6 +262,51 @@ func TestDetector_DirectoryTimes(t *testing.T) {
 	e.waitFor("the directory's times set here", func(c change.Change) bool { return c.Path == "d" && c.Op.Has(change.Attrib) })
 }
 
+// TestDetector_FileReplacedByAnImpliedDirectory: rsync makes the missing
+// parents of a listed path (implied directories, never announced) and
+// replaces a file or symlink in their way. The file's removal, read
+// before the directory was made, is the receiver's too, held while a path
+// below it is received and then dropped as the receiver recorded it. Let
+// through, it journaled the new directory as this member's own change,
+// and its times, as they were while rsync filled it, went to every member,
+// the writer included (the stress test).
+func TestDetector_FileReplacedByAnImpliedDirectory(t *testing.T) {
+	e := start(t, true)
+	h := filepath.Join(e.root, "h")
+	if err := os.WriteFile(h, []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the file", finishedWrite("h"))
+	e.record("h") // journaled
+	e.quiet()
+
+	hold := e.in.Add("h/f")
+	if err := os.Remove(h); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the removal is read as one
+	if err := os.Mkdir(h, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h, "f"), []byte("peer data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the events outrun the record
+	e.record("h")
+	e.record("h/f")
+	e.in.Done(hold, "h/f")
+	if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the marker", finishedWrite("marker"))
+	e.quiet()
+	for _, c := range e.seen {
+		if c.Path == "h" && !c.Op.Has(change.Write) || c.Path == "h/f" {
+			t.Fatalf("what the receiver wrote was reported as a local change: %v", describe(e.seen))
+		}
+	}
+}
+
 // quiet drains the detector's changes until none came for half a second
 // (a write's later events, reported after it was found finished), so that
 // a change awaited next comes from what the test does next.

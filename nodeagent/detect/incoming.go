@@ -218,8 +218,9 @@ func (in *Incoming) Carries(path string) bool {
 // HasBelow reports whether a path below dir is being received (announced,
 // not yet done, not expired): rsync makes the missing parents of a listed
 // path on the receiver (implied directories), and their events carry
-// nothing of this member's. It looks at every held path: call it for
-// directory changes only.
+// nothing of this member's, nor do the removals of what was in their way.
+// It looks at every held path: call it for directory changes and
+// removals only.
 func (in *Incoming) HasBelow(dir string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
