@@ -507,9 +507,9 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 				out = append(out, c)
 				continue
 			}
-			same, err := tx.Unchanged(rootfd, c.Path, index.Compare{DirTimes: c.Op.Has(change.Attrib)})
+			same, err := tx.Unchanged(rootfd, c.Path)
 			if err == nil && same && c.Op.Has(change.Rename) {
-				same, err = tx.Unchanged(rootfd, c.OldPath, index.Compare{})
+				same, err = tx.Unchanged(rootfd, c.OldPath)
 			}
 			if err != nil {
 				d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)

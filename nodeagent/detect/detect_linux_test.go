@@ -221,47 +221,6 @@ func TestDetector_ReceiverWritesAreNotLocalChanges(t *testing.T) {
 	})
 }
 
-// TestDetector_DirectoryTimes: the times a receiver set on a directory
-// and recorded are an echo; the same directory's times set here by
-// anything else (touch -d, which changes nothing else) are a change, as
-// its mode is. Compared without its times, as for an entry made in it, a
-// touched directory never left this member (the stress test).
-func TestDetector_DirectoryTimes(t *testing.T) {
-	e := start(t, true)
-	d := filepath.Join(e.root, "d")
-	if err := os.Mkdir(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the directory made", func(c change.Change) bool { return c.Path == "d" && c.Op.Has(change.Mkdir) })
-	e.record("d") // journaled
-	e.quiet()
-
-	peers := time.Date(2011, 2, 3, 4, 5, 6, 0, time.UTC)
-	h := e.in.Add("d")
-	if err := os.Chtimes(d, peers, peers); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // the events outrun the record
-	e.record("d")
-	e.in.Done(h, "d")
-	if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the marker", finishedWrite("marker"))
-	e.quiet()
-	for _, c := range e.seen {
-		if c.Path == "d" && !c.Op.Has(change.Mkdir) {
-			t.Fatalf("the times the receiver set were reported as a local change: %v", describe(e.seen))
-		}
-	}
-
-	local := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	if err := os.Chtimes(d, local, local); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the directory's times set here", func(c change.Change) bool { return c.Path == "d" && c.Op.Has(change.Attrib) })
-}
-
 // TestDetector_FileReplacedByAnImpliedDirectory: rsync makes the missing
 // parents of a listed path (implied directories, never announced) and
 // replaces a file or symlink in their way. The file's removal, read

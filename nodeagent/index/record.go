@@ -23,36 +23,19 @@ func (t *Tx) Record(rootfd int, rel string) error {
 // RecordEntry is Record, and returns the entry recorded; ok is false when
 // rel no longer exists (its entry was deleted).
 func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
-	e, ok, _, err = t.record(rootfd, rel, nil)
+	e, ok, _, err = t.record(rootfd, rel, false)
 	return e, ok, err
 }
 
 // RecordChanged is RecordEntry for a change that the index may already
-// hold (Unchanged, compared as cmp says): then it writes nothing and
-// changed is false.
-func (t *Tx) RecordChanged(rootfd int, rel string, cmp Compare) (e Entry, ok, changed bool, err error) {
-	return t.record(rootfd, rel, &cmp)
+// hold (Unchanged): then it writes nothing and changed is false.
+func (t *Tx) RecordChanged(rootfd int, rel string) (e Entry, ok, changed bool, err error) {
+	return t.record(rootfd, rel, true)
 }
 
-// Compare says what of a path's state Unchanged and RecordChanged compare
-// with its entry beyond what same always does.
-type Compare struct {
-	// DirTimes compares a directory's mtime too. Its times are left out
-	// otherwise: they move with every entry made in the directory, which
-	// are changes of their own. A change of the directory's own
-	// attributes (utimes, chmod, chown: fanotify's FAN_ATTRIB and the
-	// audit trail's attribute records, which an entry made in it never
-	// raises) compares them, or a `touch -d` of a directory, which
-	// changes nothing else, reads as nothing and never leaves this
-	// member. Its echo, rsync setting the times a peer sent, matches:
-	// the receiver records every directory a run set the times of.
-	DirTimes bool
-}
-
-// record lstats rel once, and records it unless cmp is given and the
-// index holds it as it is.
-func (t *Tx) record(rootfd int, rel string, cmp *Compare) (e Entry, ok, changed bool, err error) {
-	onlyChanged := cmp != nil
+// record lstats rel once, and records it unless onlyChanged and the index
+// holds it as it is.
+func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
 	gone := IsGone(lerr)
@@ -76,7 +59,7 @@ func (t *Tx) record(rootfd int, rel string, cmp *Compare) (e Entry, ok, changed 
 	if !had {
 		return e, true, true, t.Put(rel, e)
 	}
-	if onlyChanged && same(old, e, *cmp) {
+	if onlyChanged && same(old, e) {
 		return e, true, false, nil
 	}
 	e.Version = old.Version
@@ -99,10 +82,10 @@ func IsGone(err error) bool {
 }
 
 // Unchanged reports whether rel's current lstat, resolved beneath rootfd,
-// is what the index holds (compared as cmp says): the same entry, or
-// absent from both. An event for such a path is an echo of this agent's
-// own receiver, or a change that was undone, and is not sent on.
-func (t *Tx) Unchanged(rootfd int, rel string, cmp Compare) (bool, error) {
+// is what the index holds: the same entry, or absent from both. An event
+// for such a path is an echo of this agent's own receiver, or a change that
+// was undone, and is not sent on.
+func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 	old, ok, err := t.Get(rel)
 	if err != nil {
 		return false, err
@@ -115,17 +98,17 @@ func (t *Tx) Unchanged(rootfd int, rel string, cmp Compare) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("lstat %q: %w", rel, err)
 	}
-	return ok && same(old, FromStat(&st), cmp), nil
+	return ok && same(old, FromStat(&st)), nil
 }
 
 // same reports whether the index's entry old still describes e, the path
 // as it is: for a directory Entry.DirMatches (mv d e; mkdir d, read
 // before the rename was recorded, compared without the inode as the old d
 // and was dropped, and the peers lost d with their rename), for anything
-// else Entry.Matches; a directory's mtime too when cmp.DirTimes.
-func same(old, e Entry, cmp Compare) bool {
+// else Entry.Matches.
+func same(old, e Entry) bool {
 	if e.IsDir() {
-		return old.IsDir() && old.DirMatches(e) && (!cmp.DirTimes || old.Mtime.Equal(e.Mtime))
+		return old.IsDir() && old.DirMatches(e)
 	}
 	return old.Matches(e)
 }

@@ -298,7 +298,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if c.Op.Has(change.Rescan) {
 				continue
 			}
-			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path, index.Compare{DirTimes: c.Op.Has(change.Attrib)})
+			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path)
 			if errors.Is(err, index.ErrUnreadable) {
 				// One path that cannot be looked at must not fail the
 				// changes of the others (and stop the group).
@@ -840,7 +840,7 @@ func (j *Journal) Recorded(rootfd int, path string) (bool, error) {
 	var recorded bool
 	err := j.idx.View(func(tx *index.Tx) error {
 		var err error
-		recorded, err = tx.Unchanged(rootfd, path, index.Compare{})
+		recorded, err = tx.Unchanged(rootfd, path)
 		return err
 	})
 	if err != nil {

@@ -1113,7 +1113,7 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 // unchanged reports whether the index holds p as it is.
 func unchanged(r *Receiver, p string) (same bool, err error) {
 	err = r.Index.View(func(tx *index.Tx) error {
-		same, err = tx.Unchanged(r.RootFD, p, index.Compare{})
+		same, err = tx.Unchanged(r.RootFD, p)
 		return err
 	})
 	return same, err

@@ -919,7 +919,7 @@ func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
 	var same bool
 	if err := recv.Index.View(func(tx *index.Tx) error {
 		var err error
-		same, err = tx.Unchanged(recv.RootFD, "n", index.Compare{})
+		same, err = tx.Unchanged(recv.RootFD, "n")
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -438,38 +438,3 @@ func TestSource_quietDirectories(t *testing.T) {
 		}
 	}
 }
-
-// TestSource_directoryAttributesAreItsOwn: a change of a directory's own
-// attributes (utimes, chmod) is reported for it as Attrib, and what is
-// made in, renamed into or out of, or removed from it is reported for the
-// entries alone, never as an Attrib of the directory, though its times
-// move. The detector and the journal compare a directory's times for an
-// Attrib change only (index.Compare.DirTimes), which rests on this.
-func TestSource_directoryAttributesAreItsOwn(t *testing.T) {
-	root := mountTmpfs(t)
-	for _, d := range []string{"d", "other"} {
-		must(t, os.Mkdir(filepath.Join(root, d), 0o755))
-	}
-	writeFile(t, filepath.Join(root, "d", "gone"), "x")
-	writeFile(t, filepath.Join(root, "d", "out"), "x")
-	writeFile(t, filepath.Join(root, "other", "in"), "x")
-	w := start(t, source.Options{Root: root})
-	w.sync(root)
-
-	must(t, os.Mkdir(filepath.Join(root, "d", "sub"), 0o755))
-	writeFile(t, filepath.Join(root, "d", "f"), "x")
-	must(t, os.Symlink("f", filepath.Join(root, "d", "s")))
-	must(t, os.Link(filepath.Join(root, "d", "f"), filepath.Join(root, "d", "h")))
-	must(t, os.Remove(filepath.Join(root, "d", "gone")))
-	must(t, os.Rename(filepath.Join(root, "d", "out"), filepath.Join(root, "other", "out")))
-	must(t, os.Rename(filepath.Join(root, "other", "in"), filepath.Join(root, "d", "in")))
-	for _, c := range w.sync(root) {
-		if c.Path == "d" {
-			t.Errorf("entries made in, renamed through and removed from d were reported for d: %s", show(c))
-		}
-	}
-
-	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	must(t, os.Chtimes(filepath.Join(root, "d"), old, old))
-	expect(t, w.sync(root), want{path: "d", op: change.Attrib, fin: yes})
-}
