@@ -728,7 +728,14 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 			// Outside the root (through a symlink), or a name no call
 			// takes: never listed, and confirmed so that it cannot hold
 			// back the entries behind it. A later change or scan journals
-			// it again if it becomes sendable.
+			// it again if it becomes sendable. A rename's old name is
+			// deleted on the peer where it is gone here, as for a new
+			// name that is gone (mv a d/m; mv d e; ln -s e d: the peer
+			// kept a, the stress test); the new name, through a symlink
+			// here and perhaps there, is not.
+			if renamed {
+				olds = append(olds, e)
+			}
 			b.skipped = append(b.skipped, e)
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error())
 		default:

@@ -928,3 +928,25 @@ func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
 		t.Error("the peer does not hold n as recorded: it takes the directory the run made for a change of its own")
 	}
 }
+
+// TestSender_Start_aRenameIntoADirectoryASymlinkReplacedSince: mv a d/m;
+// mv d e; ln -s e d. The rename's new name now passes through a symlink
+// here, so it is never listed, but its old name a is gone here and is
+// deleted on the peer (e/m goes as the scan of the renamed tree found it).
+// Before, the entry was confirmed as unlistable and the peer kept a for
+// good (the stress test, seed 5: f27).
+func TestSender_Start_aRenameIntoADirectoryASymlinkReplacedSince(t *testing.T) {
+	r := newRig(t, 64)
+	serveReceiver(t, r, basePort+91)
+	r.onBoth([]string{"d"}, []string{"a", "d/x"})
+	r.mvJournaled("a", "d/m")
+	r.mvJournaled("d", "e")
+	if err := os.Symlink("e", filepath.Join(r.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "d", Op: change.Create},
+		// The detector's scan of the renamed tree (Subtree).
+		change.Change{Path: "e/m", Op: change.Create | change.Write | change.Found},
+		change.Change{Path: "e/x", Op: change.Create | change.Write | change.Found})
+	r.runUntilIdentical()
+}
