@@ -46,6 +46,10 @@ type batch struct {
 	// namesBelow, when set, returns the paths below a directory that the
 	// index holds or the journal has pending (journal.Journal.NamesBelow).
 	namesBelow func(dir string) []string
+	// renamedOn maps the old names of the renames read for the plan (the
+	// batch's, those that wait and those behind it) to the new name of
+	// the first of each.
+	renamedOn map[string]string
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
@@ -340,10 +344,11 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 	// The old names of the renames read (this batch's and those behind):
 	// what was changed below them before and is gone here now went with
 	// the rename (movedWithARename).
-	renamedFrom := make(map[string]bool)
+	// Each with the new name of its first rename read.
+	renamedFrom := make(map[string]string)
 	for _, e := range slices.Concat(entries, behind) {
-		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			renamedFrom[e.OldPath] = true
+		if _, ok := renamedFrom[e.OldPath]; !ok && e.Op.Has(change.Rename) && e.OldPath != "" {
+			renamedFrom[e.OldPath] = e.Path
 		}
 	}
 	rest := entries
@@ -578,7 +583,7 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 // which journals its tree under the new name, brings the attributes. A
 // write is not taken so: one that kept the size and mtime is seen only as
 // a write, and a file goes alone.
-func movedWithARename(e journal.Entry, renamedFrom map[string]bool) bool {
+func movedWithARename(e journal.Entry, renamedFrom map[string]string) bool {
 	if len(renamedFrom) == 0 || e.Op&^(change.Attrib|change.Mkdir|change.Found|change.Subtree) != 0 {
 		return false
 	}
@@ -677,9 +682,9 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 	return done
 }
 
-func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]bool, namesBelow func(dir string) []string) batch {
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]string, namesBelow func(dir string) []string) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
-	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow}
+	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: renamedFrom}
 	entries, b.chained, b.through = chainRenames(rootfd, entries)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
@@ -861,19 +866,24 @@ const maxOldTreeNames = 100_000
 // deletions are. listed are the paths the batch lists already, which it
 // extends.
 func (b *batch) oldTreeLeft(rootfd int, e journal.Entry, gone []journal.Entry, listed map[string]bool) []journal.Entry {
-	// The tree went on from a new name gone here with the batch's rename
-	// of that name (mv d t; mv e d; mv t e, a swap): followed along.
+	// The tree went on from a new name gone here with a rename of that
+	// name (mv d t; mv e d; mv t e, a swap): followed along, through the
+	// batch's renames or, where none is, one read but not in the batch
+	// (it waits, or is behind it: the stress test's swap, whose last
+	// rename waited for its old name, in flight).
 	names := []string{e.Path}
-	for n := e.Path; len(names) <= len(b.renames); {
+	for n := e.Path; len(names) <= len(b.renames)+len(b.renamedOn); {
 		var st unix.Stat_t
 		if beneath.Lstat(rootfd, n, &st) == nil {
 			break
 		}
-		i := slices.IndexFunc(b.renames, func(r journal.Entry) bool { return r.OldPath == n })
-		if i < 0 {
+		if i := slices.IndexFunc(b.renames, func(r journal.Entry) bool { return r.OldPath == n }); i >= 0 {
+			n = b.renames[i].Path
+		} else if to, ok := b.renamedOn[n]; ok {
+			n = to
+		} else {
 			break
 		}
-		n = b.renames[i].Path
 		names = append(names, n)
 	}
 	rels := make(map[string]bool)
@@ -1064,9 +1074,9 @@ func topMostBy[T any](xs []T, path func(T) string) (top, covered []T) {
 }
 
 // underAny reports whether p or one of its parents is in set.
-func underAny(p string, set map[string]bool) bool {
+func underAny[V any](p string, set map[string]V) bool {
 	for d := p; d != ""; d = parent(d) {
-		if set[d] {
+		if _, ok := set[d]; ok {
 			return true
 		}
 	}

@@ -259,6 +259,35 @@ func TestPlan_belowAWaitingRenamesNewNameWaits(t *testing.T) {
 
 // rootWithFiles makes a root holding files (and their directories), and
 // returns it open, closed when the test ends.
+// TestPlan_aSwapsTreeFollowedThroughARenameNotInTheBatch: mv c/d c/t;
+// mv x/e c/d; mv c/t x/e, with the last rename waiting (its old name in
+// flight) or behind the batch. The first rename's new name is gone here,
+// and its old name is a directory again: the peer, which never gets it,
+// keeps the renamed tree there, whose names are read where the rename
+// not in the batch put it (x/e) and deleted under the old name. Before,
+// the tree was read only through the batch's own renames, nothing was
+// deleted, and the peer's c/d kept a and b for good (the stress test).
+func TestPlan_aSwapsTreeFollowedThroughARenameNotInTheBatch(t *testing.T) {
+	rootfd := rootWithFiles(t, "c/d/d7/z", "x/e/a", "x/e/b")
+	first := journal.Entry{Path: "c/t", OldPath: "c/d", Op: change.Rename, Seq: 1}
+	last := journal.Entry{Path: "x/e", OldPath: "c/t", Op: change.Rename, Seq: 3}
+	for _, tc := range []struct {
+		name            string
+		entries, behind []journal.Entry
+		busy            string
+	}{
+		{"waiting", []journal.Entry{first, last}, nil, "c/t"},
+		{"behind", []journal.Entry{first}, []journal.Entry{last}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := plan(rootfd, tc.entries, tc.behind, func(p string) bool { return p == tc.busy }, nil, nil)
+			if got, want := pathsOf(b.deletes), []string{"c/d/a", "c/d/b", "c/t"}; !slices.Equal(got, want) {
+				t.Errorf("deletes %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func rootWithFiles(t *testing.T, files ...string) int {
 	t.Helper()
 	root := t.TempDir()

@@ -950,3 +950,47 @@ func TestSender_Start_aRenameIntoADirectoryASymlinkReplacedSince(t *testing.T) {
 		change.Change{Path: "e/x", Op: change.Create | change.Write | change.Found})
 	r.runUntilIdentical()
 }
+
+// TestSender_Start_twoDirectoriesSwapped: mv c/d c/t; mv x/e c/d; mv c/t
+// x/e, in one batch, each directory's tree found by the scan of its new
+// name: the peer ends with the two trees swapped and nothing of either
+// left under the other's name.
+func TestSender_Start_twoDirectoriesSwapped(t *testing.T) {
+	r := newRig(t, 65)
+	serveReceiver(t, r, basePort+92)
+	r.onBoth([]string{"c", "c/d", "x", "x/e", "x/e/d7"}, []string{"c/d/a", "c/d/b"})
+	r.mvJournaled("c/d", "c/t")
+	r.mvJournaled("x/e", "c/d")
+	r.mvJournaled("c/t", "x/e")
+	r.journalFound("c/d/d7", "x/e/a", "x/e/b")
+	r.runUntilIdentical()
+}
+
+// TestSender_Start_twoDirectoriesSwappedReadInTwoParts: a swap of two
+// directories (mv c/d c/t; mv x/e c/d; mv c/t x/e) whose first rename is
+// planned alone, after the whole swap was done here (its other renames
+// not journaled yet).
+func TestSender_Start_twoDirectoriesSwappedReadInTwoParts(t *testing.T) {
+	r := newRig(t, 66)
+	serveReceiver(t, r, basePort+93)
+	r.onBoth([]string{"c", "c/d", "x", "x/e", "x/e/d7"}, []string{"c/d/a", "c/d/b"})
+	mv := func(from, to string) {
+		t.Helper()
+		if err := os.Rename(filepath.Join(r.root, from), filepath.Join(r.root, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mv("c/d", "c/t")
+	mv("x/e", "c/d")
+	mv("c/t", "x/e")
+	r.journalFinished(change.Change{Path: "c/t", OldPath: "c/d", Op: change.Rename})
+	r.start()
+	r.untilNothingPending()
+	r.journalFinished(change.Change{Path: "c/d", OldPath: "x/e", Op: change.Rename}, change.Change{Path: "x/e", OldPath: "c/t", Op: change.Rename})
+	r.journalFound("c/d/d7", "x/e/a", "x/e/b")
+	r.sender.Wake <- struct{}{}
+	r.untilNothingPending()
+	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
+		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}
