@@ -1359,6 +1359,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// With their other names, or the peer would write a file
 			// anew and leave them on the old inode.
 			files := b.withOtherNames(rootfd, pathsOf(again))
+			changedThere := changedOnPeer(res)
 			res, err = s.listing(rootfd, files, &staleDirs, func(files []string) (rsync.Result, error) {
 				return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, oc)
 			})
@@ -1368,6 +1369,19 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
 				recheck[p] = true
+			}
+			// Gone here by the second push (renamed or removed since),
+			// a path the first push made or changed on the peer keeps
+			// that outcome: the peer holds what it put there, and not
+			// told so, it took that for a change of its own and sent it
+			// to every member, an old version over the writer's newer
+			// one (the stress test: other names of a hard-linked file,
+			// renamed away between the pushes, replaced the writer's
+			// files under those names and its directory made since).
+			for _, p := range res.Paths {
+				if p.Outcome == rsync.Vanished && changedThere[p.Path] {
+					ok[p.Path] = true
+				}
 			}
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
 			linksSent = slices.DeleteFunc(linksSent, func(p string) bool { return recheck[p] && !ok[p] })
@@ -1925,6 +1939,18 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 	for _, p := range paths {
 		if ok[p] {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// changedOnPeer is the set of paths the run made or changed on the peer
+// (rsync.Sent, rsync.Updated).
+func changedOnPeer(res rsync.Result) map[string]bool {
+	out := make(map[string]bool)
+	for _, p := range res.Paths {
+		if p.Outcome == rsync.Sent || p.Outcome == rsync.Updated {
+			out[p.Path] = true
 		}
 	}
 	return out

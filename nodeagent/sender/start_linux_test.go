@@ -661,3 +661,63 @@ func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *t
 		t.Errorf("%d files pending after the run that broke off; want a and big", st.Files)
 	}
 }
+
+// TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed: a, a
+// file written with its size and mtime kept, goes again by checksum with
+// its other names; h, a new name of it that the first push made on the
+// peer, is renamed away here before that second push, which finds it
+// gone. The peer is still told that it holds h: not told, it took h for
+// a change of its own and sent it, in its old version, to every member
+// (the stress test: that echo replaced the writer's newer files).
+func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.T) {
+	r := newRig(t, 67)
+	recv := peerReceiver(t, r)
+	serveHandler(t, r, recv, basePort+94)
+	r.sender.Options.BandwidthLimit = 256 << 10
+	mtime := time.Unix(1700000000, 0)
+	for path, content := range map[string]string{
+		filepath.Join(r.root, "a"):     "new content!",
+		filepath.Join(r.peerRoot, "a"): "old content!",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(r.root, "a"), filepath.Join(r.root, "h")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "a", Op: change.Write}, change.Change{Path: "h", Op: change.Create},
+		change.Change{Path: "big", Op: change.Create | change.Write})
+	r.start()
+	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
+	poll.Until(t, 20*time.Second, func() error {
+		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
+			return errNotYet("big in transfer on the peer")
+		}
+		return nil
+	})
+	if err := os.Rename(filepath.Join(r.root, "h"), filepath.Join(r.root, "g")); err != nil {
+		t.Fatal(err)
+	}
+	run := r.firstReport()
+	if _, err := os.Lstat(filepath.Join(r.peerRoot, "h")); err != nil {
+		t.Fatalf("the test's premise: the first push made h on the peer (%v); problems %v", err, run.Problems)
+	}
+	var same bool
+	if err := recv.Index.View(func(tx *index.Tx) error {
+		var err error
+		same, err = tx.Unchanged(recv.RootFD, "h")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !same {
+		t.Errorf("the peer does not hold h as recorded: it takes the name the first push made for a change of its own; problems %v", run.Problems)
+	}
+}
