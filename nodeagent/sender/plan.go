@@ -35,6 +35,8 @@ type batch struct {
 	// notRenamed are the new names of renames the peer did not apply (or
 	// was not asked to): their content goes as any send's.
 	notRenamed map[string]bool
+	// applied says which of renames the peer applied (once asked).
+	applied []bool
 	// chained are, by the path of a rename, the renames it took the place
 	// of (chainRenames): confirmed when it is; through are the new names
 	// those had.
@@ -836,10 +838,36 @@ func (b *batch) throughGone(rootfd int, e journal.Entry, listed map[string]bool)
 // records it in b.oldNames (e with p as its old name), so that e is
 // confirmed only once p is deleted.
 func (b *batch) deleteOldName(e journal.Entry, p string) journal.Entry {
+	p = b.throughApplied(e, p)
 	r := e
 	r.OldPath = p
 	b.oldNames = append(b.oldNames, r)
 	return journal.Entry{Path: p}
+}
+
+// throughApplied returns where p, a name that the rename e leaves on the
+// peer, is there once the renames it applied after e in this run are
+// done: a name below the old name of one is below its new name. The run
+// deletes after its renames, so an old name left by a refused rename (mv
+// d/f g, refused, then mv d e, applied) is deleted where the peer holds it
+// by then (e/f); deleted at d/f, it found nothing, and the peer kept e/f
+// for good (the stress test). Renames applied before e are not followed:
+// what they moved is not what e left (mv d e; mkdir d; mv d f, the second
+// refused: d is gone there, and e is the first rename's).
+func (b *batch) throughApplied(e journal.Entry, p string) string {
+	i := slices.IndexFunc(b.renames, func(r journal.Entry) bool { return r.Path == e.Path && r.Seq == e.Seq })
+	if i < 0 || len(b.applied) != len(b.renames) {
+		return p
+	}
+	for j, a := range b.renames[i+1:] {
+		if !b.applied[i+1+j] {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(p, a.OldPath); ok && (rest == "" || rest[0] == '/') {
+			p = a.Path + rest
+		}
+	}
+	return p
 }
 
 // maxOldTreeNames bounds the names oldTreeLeft reads of a renamed tree

@@ -994,3 +994,22 @@ func TestSender_Start_twoDirectoriesSwappedReadInTwoParts(t *testing.T) {
 		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
 	}
 }
+
+// TestSender_Start_aRefusedRenamesOldNameMovedByALaterRename: mv d/f g;
+// mv d e, in one run, where the peer's d/f differs (it refuses the first
+// rename, and g goes as content) and it applies the second. The run
+// deletes after its renames, so the old name d/f is deleted where the
+// peer holds it by then, e/f. Before, the deletion of d/f found nothing
+// and the peer kept e/f for good (the stress test).
+func TestSender_Start_aRefusedRenamesOldNameMovedByALaterRename(t *testing.T) {
+	r := newRig(t, 68)
+	serveReceiver(t, r, basePort+95)
+	r.onBoth([]string{"d"}, []string{"d/f", "d/x"})
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "d/f"), []byte("the peer's own, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.mvJournaled("d/f", "g")
+	r.mvJournaled("d", "e")
+	r.journalFound("e/x")
+	r.runUntilIdentical()
+}

@@ -1701,6 +1701,12 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 		}
 	}
 	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
+	if err == nil {
+		b.applied = make([]bool, len(b.renames))
+		for i := range b.renames {
+			b.applied[i] = res[i].Applied
+		}
+	}
 	for i, e := range b.renames {
 		if err == nil && res[i].Applied {
 			if !s.KeepDeletes {
