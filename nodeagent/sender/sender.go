@@ -1293,8 +1293,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// change of its own and sent the directory to every member, over a
 	// file the writer had made under that name since (the stress test).
 	implied := madeForRenames
-	// Paths a delete sent instead (made again here meanwhile): the peer
-	// holds them, and took them for its own changes when not told.
+	// Paths a delete sent instead (made again here meanwhile), and paths a
+	// push itemized without confirming them (itemizedUnconfirmed): the
+	// peer may hold them, and took them for its own changes when not told.
 	var sentInstead []string
 	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
 	// that a listed file replaced there, with its tree, deleted even when
@@ -1338,6 +1339,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		removedByPush = append(removedByPush, res.Removed...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
+		sentInstead = append(sentInstead, itemizedUnconfirmed(res)...)
 		again := unchangedWrites(b, res)
 		if len(again) > 0 && isPeerFailure(res, err) {
 			// Found the same by size and mtime only, and the run broke
@@ -1385,6 +1387,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			}
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
 			linksSent = slices.DeleteFunc(linksSent, func(p string) bool { return recheck[p] && !ok[p] })
+			sentInstead = append(sentInstead, itemizedUnconfirmed(res)...)
 		}
 		// Re-checked after the run: a file that changed while rsync read it
 		// stays in the journal (the peer holds some version of it, which
@@ -1950,6 +1953,25 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 	return out
 }
 
+// itemizedUnconfirmed returns the paths that rsync itemized as changed
+// on the peer and that the run did not confirm (it ended early, or an
+// error named them after): the peer may hold what rsync made there (a
+// directory created, a file moved into place), and is told so, without a
+// state, to record them as they are there (confirmationOf's sentInstead);
+// their entries stay pending and go again. Not told, the peer took a
+// directory the run made for its own change and sent it to every member,
+// where it brought back, on the writer, a tree it had renamed away (the
+// stress test: a run that ended with exit 2 after itemizing cd+++).
+func itemizedUnconfirmed(res rsync.Result) []string {
+	var out []string
+	for _, p := range res.Paths {
+		if p.Change != "" && (p.Outcome == rsync.Unconfirmed || p.Outcome == rsync.Failed) {
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
+
 // changedOnPeer is the set of paths the run made or changed on the peer
 // (rsync.Sent, rsync.Updated).
 func changedOnPeer(res rsync.Result) map[string]bool {
@@ -1985,8 +2007,9 @@ type confirmation struct {
 // confirmationOf puts a run's confirmation together: sent (with states)
 // and gone, the paths the run sent and deleted; then what else the run
 // put there or took away, each named once:
-//   - sentInstead, paths a delete found here again and sent (no state:
-//     the peer records them as they are);
+//   - sentInstead, paths a delete found here again and sent, and paths
+//     rsync itemized that the run did not confirm (itemizedUnconfirmed)
+//     (no state: the peer records them as they are);
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
 //   - removed, what a push deleted there (rsync.Result.Removed), top-most
@@ -1999,13 +2022,16 @@ type confirmation struct {
 // went to every member (the stress test).
 func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, implied, removed, olds []string) confirmation {
 	c := confirmation{sent: sent, states: states, gone: gone}
-	for _, p := range sentInstead {
-		c.sent = append(c.sent, p)
-		c.states = append(c.states, peer.FileState{})
-	}
-	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(implied))
+	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(sentInstead)+len(implied))
 	for _, p := range slices.Concat(c.gone, c.sent) {
 		listed[p] = true
+	}
+	for _, p := range sentInstead {
+		if !listed[p] {
+			listed[p] = true
+			c.sent = append(c.sent, p)
+			c.states = append(c.states, peer.FileState{})
+		}
 	}
 	for _, d := range implied {
 		if !listed[d] {

@@ -721,3 +721,55 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 		t.Errorf("the peer does not hold h as recorded: it takes the name the first push made for a change of its own; problems %v", run.Problems)
 	}
 }
+
+// TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed: a run
+// makes a-dir on the peer (rsync itemizes it) and then breaks off (the
+// peer's side of the connection is killed while big is on its way).
+// a-dir stays pending here, and the peer is still told that it holds it,
+// so that it records it: not told, it took the directory for a change of
+// its own and sent it to every member, where it brought back, on the
+// writer, a tree renamed away since (the stress test).
+func TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed(t *testing.T) {
+	r := newRig(t, 69)
+	recv := peerReceiver(t, r)
+	serveHandler(t, r, recv, basePort+96)
+	r.sender.Options.BandwidthLimit = 256 << 10
+	if err := os.Mkdir(filepath.Join(r.root, "a-dir"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "a-dir", Op: change.Mkdir}, change.Change{Path: "big", Op: change.Create | change.Write})
+	r.start()
+	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
+	poll.Until(t, 20*time.Second, func() error {
+		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
+			return errNotYet("big in transfer on the peer")
+		}
+		return nil
+	})
+	if n := killDaemonConnections(t); n == 0 {
+		t.Fatal("no daemon connection to kill")
+	}
+	run := r.firstReport()
+	if _, err := os.Stat(filepath.Join(r.peerRoot, "a-dir")); err != nil {
+		t.Fatalf("the test's premise: the run made a-dir on the peer (%v); problems %v", err, run.Problems)
+	}
+	for _, e := range run.Sent {
+		if e.Path == "a-dir" {
+			t.Fatalf("the test's premise: a-dir unconfirmed by a run that broke off (%v)", run.Err)
+		}
+	}
+	var same bool
+	if err := recv.Index.View(func(tx *index.Tx) error {
+		var err error
+		same, err = tx.Unchanged(recv.RootFD, "a-dir")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !same {
+		t.Errorf("the peer does not hold a-dir as recorded: it takes the directory the run made for a change of its own; problems %v", run.Problems)
+	}
+}
