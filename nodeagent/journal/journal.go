@@ -25,6 +25,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -298,6 +300,15 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if c.Op.Has(change.Rescan) {
 				continue
 			}
+			// A directory removed with trees that pending renames moved
+			// into it: their names, read before the record drops them.
+			var renamedGone []string
+			if c.Op&(change.Remove|change.Rmdir) != 0 {
+				var err error
+				if renamedGone, err = renamedTreesIn(itx, buckets, c.Path); err != nil {
+					return err
+				}
+			}
 			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path)
 			if errors.Is(err, index.ErrUnreadable) {
 				// One path that cannot be looked at must not fail the
@@ -367,7 +378,17 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			// Paths of the renamed tree gone before the rename was
 			// recorded (mv d e; rm e/x, or rm d/x read as e/x): the
 			// peer holds them once it applies the rename. Journaled
-			// after the rename, so planned with or after it.
+			// after the rename, so planned with or after it. And the
+			// names of trees that pending renames moved into a
+			// directory removed now (mv c D/D11; mkdir c; rm -r D):
+			// a peer that never gets such a rename keeps the tree
+			// under its old name, a directory here again, and the
+			// sender deletes these names there (oldTreeLeft reads a
+			// rename's removals below its new name); dropped from the
+			// index with D, nothing named them (the stress test).
+			if !exists {
+				goneBelow = append(goneBelow, renamedGone...)
+			}
 			for _, gone := range goneBelow {
 				seq++
 				key := index.Key(gone)
@@ -910,32 +931,8 @@ func (j *Journal) PendingBelow(peer, dir string, before uint64, skip func(path s
 func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
 	var out []string
 	err := j.db.View(func(tx *bolt.Tx) error {
-		itx := index.Within(tx)
-		var walk func(d string) error
-		walk = func(d string) error {
-			var dirs []string
-			err := itx.Children(d, func(name string, e index.Entry) error {
-				if len(out) >= limit {
-					return nil
-				}
-				p := index.Join(d, name)
-				out = append(out, p)
-				if e.MayHaveChildren() {
-					dirs = append(dirs, p)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			for _, sub := range dirs {
-				if err := walk(sub); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if err := walk(dir); err != nil {
+		var err error
+		if out, err = indexedBelow(index.Within(tx), dir, limit, out); err != nil {
 			return err
 		}
 		pb, err := peerBucket(tx, peer)
@@ -969,6 +966,74 @@ func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
 		})
 	})
 	return out, err
+}
+
+// indexedBelow appends to out the paths the index holds below dir, until
+// out holds limit paths.
+func indexedBelow(itx *index.Tx, dir string, limit int, out []string) ([]string, error) {
+	var dirs []string
+	err := itx.Children(dir, func(name string, e index.Entry) error {
+		if len(out) >= limit {
+			return nil
+		}
+		p := index.Join(dir, name)
+		out = append(out, p)
+		if e.MayHaveChildren() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	for _, sub := range dirs {
+		if out, err = indexedBelow(itx, sub, limit, out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// maxRenamedTreeNames bounds the names renamedTreesIn reads.
+const maxRenamedTreeNames = 100_000
+
+// renamedTreesIn returns the paths the index holds below the new names of
+// the renames pending for any peer (buckets) at or below dir, a path
+// being removed, when the index holds a directory there (a file's removal
+// costs one lookup). A peer that never gets such a rename keeps its tree
+// under the old name; once dir's removal is recorded, the index no longer
+// names it.
+func renamedTreesIn(itx *index.Tx, buckets []peerBuckets, dir string) ([]string, error) {
+	if old, ok, err := itx.Get(dir); err != nil || !ok || !old.MayHaveChildren() {
+		return nil, err
+	}
+	news := make(map[string]bool)
+	note := func(v []byte) error {
+		e, err := unmarshal(v)
+		if err == nil && e.Op.Has(change.Rename) && e.OldPath != "" {
+			news[e.Path] = true
+		}
+		return err
+	}
+	for _, pb := range buckets {
+		if v := pb.byPath.Get(index.Key(dir)); v != nil {
+			if err := note(v); err != nil {
+				return nil, err
+			}
+		}
+		err := eachBelow(pb.byPath.Cursor(), dir, func(_, v []byte) (bool, error) { return true, note(v) })
+		if err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	for _, n := range slices.Sorted(maps.Keys(news)) {
+		var err error
+		if out, err = indexedBelow(itx, n, maxRenamedTreeNames, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Done removes the entries that a run confirmed on peer, each only if its

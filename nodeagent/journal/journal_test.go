@@ -328,6 +328,58 @@ func TestJournal_Record_skipsWhatTheIndexHolds(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aDirectoryRemovedWithATreeRenamedIntoIt: mv c
+// D/D11; rm -r D, the rename pending for one peer and confirmed for the
+// other. The removal of D journals the removals of the renamed tree's
+// names under the rename's new name (for the sender to delete them under
+// the old name on a peer that never gets the rename); a removal of a
+// directory no pending rename moved anything into journals itself alone.
+func TestJournal_Record_aDirectoryRemovedWithATreeRenamedIntoIt(t *testing.T) {
+	peers := []string{"web-2", "web-3"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	for _, d := range []string{"c/d3", "D", "other/sub"} {
+		if err := os.MkdirAll(filepath.Join(f.root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.write("c/a", 3)
+	f.write("c/d3/b", 3)
+	f.write("other/sub/x", 3)
+	settleAll(t, f, peers, "c", "c/d3", "c/a", "c/d3/b", "D", "other", "other/sub", "other/sub/x")
+	if err := os.Rename(filepath.Join(f.root, "c"), filepath.Join(f.root, "D/D11")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "D/D11", OldPath: "c", Op: change.Rename | change.Subtree, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	f.confirmAll("web-3")
+	for _, d := range []string{"D", "other"} {
+		if err := os.RemoveAll(filepath.Join(f.root, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "D", Op: change.Rmdir, Finished: true}, {Path: "other", Op: change.Rmdir, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		peer string
+		want []string
+	}{
+		{"web-2", []string{"D", "D/D11", "D/D11/a", "D/D11/d3", "D/D11/d3/b", "other"}},
+		{"web-3", []string{"D", "D/D11/a", "D/D11/d3", "D/D11/d3/b", "other"}},
+	} {
+		es, err := f.j.Next(tc.peer, 100, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := paths(es)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: pending %q, want %q", tc.peer, got, tc.want)
+		}
+	}
+}
+
 // TestJournal_ReplacedOn: a non-directory here is one on a peer when
 // nothing of it is pending there and the index holds it as a non-directory,
 // as it is now.

@@ -1013,3 +1013,32 @@ func TestSender_Start_aRefusedRenamesOldNameMovedByALaterRename(t *testing.T) {
 	r.journalFound("e/x")
 	r.runUntilIdentical()
 }
+
+// TestSender_Start_aTreeRenamedIntoADirectoryRemovedSince: mv c D/D11;
+// mkdir c; rm -r D, before the rename reached the peer. The rename's new
+// name is gone and its old name is a directory again, so the peer, never
+// asked, keeps the renamed tree under c: its names are deleted there.
+// Before, the removal of D dropped the tree's names from the index, and
+// nothing else named them (the stress test, seed 7: d26/c17).
+func TestSender_Start_aTreeRenamedIntoADirectoryRemovedSince(t *testing.T) {
+	r := newRig(t, 70)
+	serveReceiver(t, r, basePort+97)
+	r.onBoth([]string{"c", "c/d3"}, []string{"c/a", "c/d3/b"})
+	if err := os.Mkdir(filepath.Join(r.root, "D"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "D", Op: change.Mkdir})
+	r.mvJournaled("c", "D/D11")
+	if err := os.Mkdir(filepath.Join(r.root, "c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "c/new"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "c", Op: change.Mkdir}, change.Change{Path: "c/new", Op: change.Create | change.Write})
+	if err := os.RemoveAll(filepath.Join(r.root, "D")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "D", Op: change.Rmdir})
+	r.runUntilIdentical()
+}
