@@ -108,6 +108,13 @@ type Change struct {
 	// own receiver (by pid or audit user id). It is only a hint: the index
 	// decides by state (see package index).
 	Echo bool
+	// WrittenIno, when not 0, is the inode of a regular file written
+	// through Path that Path no longer named when the source read the
+	// event (removed or renamed away at once: link, write, unlink), while
+	// the file lived on under other names. Those names hold the new
+	// content, and no event names them: the journal looks them up in the
+	// index by this inode.
+	WrittenIno uint64
 	// Time is when the change happened, as the source saw it.
 	Time time.Time
 }

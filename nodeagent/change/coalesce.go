@@ -136,6 +136,9 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 		// decides: a scan's view must not settle a file a writer holds.
 		e.c.NeedsSettle = e.c.NeedsSettle && c.NeedsSettle
 		e.c.Echo = e.c.Echo && c.Echo
+		if c.WrittenIno != 0 {
+			e.c.WrittenIno = c.WrittenIno
+		}
 		e.c.Time = c.Time
 		if c.Op.Has(Rename) {
 			e.c.OldPath = c.OldPath

@@ -181,6 +181,25 @@ func TestCoalescer_Echo(t *testing.T) {
 	}
 }
 
+// TestCoalescer_KeepsTheInodeWritten: a write through a path gone since
+// (WrittenIno) is not lost when the path's changes merge, whichever came
+// first.
+func TestCoalescer_KeepsTheInodeWritten(t *testing.T) {
+	for _, order := range [][]Change{
+		{{Path: "l", Op: Remove, WrittenIno: 7}, {Path: "l", Op: Remove, Finished: true}},
+		{{Path: "l", Op: Write}, {Path: "l", Op: Remove, Finished: true, WrittenIno: 7}},
+	} {
+		co := &Coalescer{}
+		now := time.Now()
+		for _, c := range order {
+			co.Add(c, now)
+		}
+		if got := co.Ready(now, nil); len(got) != 1 || got[0].WrittenIno != 7 {
+			t.Errorf("%+v: got %+v, want one change with WrittenIno 7", order, got)
+		}
+	}
+}
+
 func TestCoalescer_QueueStaysSmall(t *testing.T) {
 	co := &Coalescer{Settle: time.Second}
 	now := time.Now()

@@ -17,7 +17,8 @@ import (
 // TestDetector_changed compares a batch of ready changes with the index in
 // one read transaction: those as recorded are dropped (echoes, undone
 // changes), every other one is reported, and one that cannot be compared
-// does not hide the others.
+// does not hide the others. A write through a path gone since
+// (WrittenIno) is reported whatever the path's entry.
 func TestDetector_changed(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
@@ -86,12 +87,15 @@ func TestDetector_changed(t *testing.T) {
 		{Path: "gone", Op: change.Remove}, // absent here and in the index
 		{Path: "racy", Op: change.Write},
 		{Path: "racy", Op: change.Write, Echo: true},
+		// Absent here and in the index, but the write through it
+		// changed a file that lives on under other names.
+		{Path: "written-then-gone", Op: change.Remove, WrittenIno: 42},
 	}
 	var got []string
 	for _, c := range d.changed(rootfd, in) {
 		got = append(got, c.Path)
 	}
-	want := []string{"edited", "new", "renamed-to", "was-dir/f", "racy"}
+	want := []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone"}
 	if !slices.Equal(got, want) {
 		t.Errorf("changed = %q, want %q", got, want)
 	}

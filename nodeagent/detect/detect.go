@@ -503,7 +503,10 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 	out := cs[:0:0]
 	err := d.Index.View(func(tx *index.Tx) error {
 		for _, c := range cs {
-			if d.Racy != nil && d.Racy(c) {
+			if d.Racy != nil && d.Racy(c) || c.WrittenIno != 0 {
+				// A write whose path went at once changed the file's
+				// other names, which the journal looks up
+				// (change.Change.WrittenIno): whatever the path's entry.
 				out = append(out, c)
 				continue
 			}

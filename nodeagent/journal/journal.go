@@ -319,6 +319,13 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if err != nil {
 				return err
 			}
+			if c.WrittenIno != 0 && (!exists || e.Ino != c.WrittenIno) {
+				// Written through a name gone since: the file's other
+				// names hold the write (change.Change.WrittenIno).
+				w := c
+				w.Op = change.Write
+				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
+			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)
 			}

@@ -380,6 +380,47 @@ func TestJournal_Record_aDirectoryRemovedWithATreeRenamedIntoIt(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aWriteThroughANameGoneSince: f and l name one file;
+// it is written through l, and l is removed before the change is read
+// (its change a removal carrying the inode written, WrittenIno). f holds
+// the write and is journaled as written; the removal of l is journaled as
+// ever. Before, nothing named f, and the peers kept its old content for
+// good (the stress test: c20, written through h21/h19 just before rm -r
+// h21).
+func TestJournal_Record_aWriteThroughANameGoneSince(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	f.write("f", 3)
+	if err := os.Link(filepath.Join(f.root, "f"), filepath.Join(f.root, "l")); err != nil {
+		t.Fatal(err)
+	}
+	settleAll(t, f, peers, "f", "l")
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(f.root, "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.root, "l"), []byte("written through l"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.root, "l")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "l", Op: change.Remove, Finished: true, WrittenIno: st.Ino}}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]change.Op)
+	for _, e := range es {
+		got[e.Path] = e.Op
+	}
+	if !got["f"].Has(change.Write) || !got["l"].Has(change.Remove) || len(got) != 2 {
+		t.Errorf("pending %v, want f written and l removed", got)
+	}
+}
+
 // TestJournal_ReplacedOn: a non-directory here is one on a peer when
 // nothing of it is pending there and the index holds it as a non-directory,
 // as it is now.

@@ -149,7 +149,31 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 			s.res.cache.forget(abs)
 		}
 	}
-	return s.stateChange(dst, abs, ev.mask, ev.pid, now)
+	n := len(dst)
+	dst = s.stateChange(dst, abs, ev.mask, ev.pid, now)
+	if len(dst) > n && ev.hasObj && ev.mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) != 0 && ev.mask&unix.FAN_ONDIR == 0 {
+		if c := &dst[len(dst)-1]; c.Op.Has(change.Remove) && !c.Op.Has(change.Create) {
+			c.WrittenIno = s.livingInode(ev.obj)
+		}
+	}
+	return dst
+}
+
+// livingInode returns the inode of the regular file f names when it still
+// has a name somewhere (a write's object, whose path is gone), else 0.
+// Only a write read after its path went costs the lookup (two system
+// calls and a close).
+func (s *Source) livingInode(f fid) uint64 {
+	fd, err := unix.OpenByHandleAt(s.res.mount, unix.NewFileHandle(f.typ, f.handle), unix.O_PATH|unix.O_CLOEXEC)
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink == 0 {
+		return 0
+	}
+	return st.Ino
 }
 
 // stateChange appends the change for abs, if under the root, that mask

@@ -438,3 +438,38 @@ func TestSource_quietDirectories(t *testing.T) {
 		}
 	}
 }
+
+// TestSource_writeThroughANameGoneAtOnce: a hard-linked file written
+// through one name that is removed right after (link, write, unlink): by
+// the time the event is read, the name is gone, and its change (a removal)
+// carries the inode written, which lives on under the other name and
+// holds the write. Without it, nothing named that other name.
+func TestSource_writeThroughANameGoneAtOnce(t *testing.T) {
+	root := mountTmpfs(t)
+	f := filepath.Join(root, "f")
+	writeFile(t, f, "old")
+	must(t, os.Link(f, filepath.Join(root, "l")))
+	w := start(t, source.Options{Root: root})
+	w.sync(root)
+	var st unix.Stat_t
+	must(t, unix.Stat(f, &st))
+
+	l, err := os.OpenFile(filepath.Join(root, "l"), os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	_, err = l.WriteString(" and new")
+	must(t, err)
+	must(t, l.Close())
+	must(t, os.Remove(filepath.Join(root, "l")))
+	var got []change.Change
+	for _, c := range w.sync(root) {
+		if c.Path == "l" {
+			got = append(got, c)
+		}
+	}
+	for _, c := range got {
+		if c.Op.Has(change.Remove) && c.WrittenIno == st.Ino {
+			return
+		}
+	}
+	t.Errorf("no removal of l carrying the inode written (%d); got:\n%s", st.Ino, list(got))
+}
