@@ -916,15 +916,7 @@ func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "n")); err != nil {
 		t.Fatalf("the test's premise: the run made n on the peer for the rename (%v); problems %v", err, run.Problems)
 	}
-	var same bool
-	if err := recv.Index.View(func(tx *index.Tx) error {
-		var err error
-		same, err = tx.Unchanged(recv.RootFD, "n")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !same {
+	if !recordedAsItIs(t, recv.Receiver, "n") {
 		t.Error("the peer does not hold n as recorded: it takes the directory the run made for a change of its own")
 	}
 }
@@ -1041,4 +1033,19 @@ func TestSender_Start_aTreeRenamedIntoADirectoryRemovedSince(t *testing.T) {
 	}
 	r.journalFinished(change.Change{Path: "D", Op: change.Rmdir})
 	r.runUntilIdentical()
+}
+
+// recordedAsItIs reports whether the peer's receiver holds p in its index
+// as p is there: what it will never take for a change of its own.
+func recordedAsItIs(t *testing.T, recv *receiver.Receiver, p string) bool {
+	t.Helper()
+	var same bool
+	if err := recv.Index.View(func(tx *index.Tx) error {
+		var err error
+		same, err = tx.Unchanged(recv.RootFD, p)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return same
 }

@@ -283,13 +283,7 @@ func TestSender_Start_aFileChangedDuringItsRunIsNotMarkedSynced(t *testing.T) {
 		data[i] = byte(i % 251)
 	}
 	r.write("big", string(data))
-	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
-	poll.Until(t, 20*time.Second, func() error {
-		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
-			return errNotYet("big in transfer on the peer")
-		}
-		return nil
-	})
+	r.untilInTransfer()
 	// Rewritten in place, the size kept: rsync reads on without an error.
 	f, err := os.OpenFile(filepath.Join(r.root, "big"), os.O_WRONLY, 0)
 	if err != nil {
@@ -621,18 +615,7 @@ func killDaemonConnections(t *testing.T) int {
 func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *testing.T) {
 	r := newRig(t, 26)
 	r.sender.Options.BandwidthLimit = 256 << 10
-	mtime := time.Unix(1700000000, 0)
-	for path, content := range map[string]string{
-		filepath.Join(r.root, "a"):     "new content!",
-		filepath.Join(r.peerRoot, "a"): "old content!",
-	} {
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(path, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.sameSizeAndMtime("a")
 	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -641,13 +624,7 @@ func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *t
 		t.Fatal(err)
 	}
 	r.start()
-	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
-	poll.Until(t, 20*time.Second, func() error {
-		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
-			return errNotYet("big in transfer on the peer")
-		}
-		return nil
-	})
+	r.untilInTransfer()
 	if n := killDaemonConnections(t); n == 0 {
 		t.Fatal("no daemon connection to kill")
 	}
@@ -674,18 +651,7 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 	recv := peerReceiver(t, r)
 	serveHandler(t, r, recv, basePort+94)
 	r.sender.Options.BandwidthLimit = 256 << 10
-	mtime := time.Unix(1700000000, 0)
-	for path, content := range map[string]string{
-		filepath.Join(r.root, "a"):     "new content!",
-		filepath.Join(r.peerRoot, "a"): "old content!",
-	} {
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(path, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.sameSizeAndMtime("a")
 	if err := os.Link(filepath.Join(r.root, "a"), filepath.Join(r.root, "h")); err != nil {
 		t.Fatal(err)
 	}
@@ -695,13 +661,7 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 	r.journalFinished(change.Change{Path: "a", Op: change.Write}, change.Change{Path: "h", Op: change.Create},
 		change.Change{Path: "big", Op: change.Create | change.Write})
 	r.start()
-	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
-	poll.Until(t, 20*time.Second, func() error {
-		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
-			return errNotYet("big in transfer on the peer")
-		}
-		return nil
-	})
+	r.untilInTransfer()
 	if err := os.Rename(filepath.Join(r.root, "h"), filepath.Join(r.root, "g")); err != nil {
 		t.Fatal(err)
 	}
@@ -709,15 +669,7 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 	if _, err := os.Lstat(filepath.Join(r.peerRoot, "h")); err != nil {
 		t.Fatalf("the test's premise: the first push made h on the peer (%v); problems %v", err, run.Problems)
 	}
-	var same bool
-	if err := recv.Index.View(func(tx *index.Tx) error {
-		var err error
-		same, err = tx.Unchanged(recv.RootFD, "h")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !same {
+	if !recordedAsItIs(t, recv, "h") {
 		t.Errorf("the peer does not hold h as recorded: it takes the name the first push made for a change of its own; problems %v", run.Problems)
 	}
 }
@@ -742,13 +694,7 @@ func TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed(t *testing.T) 
 	}
 	r.journalFinished(change.Change{Path: "a-dir", Op: change.Mkdir}, change.Change{Path: "big", Op: change.Create | change.Write})
 	r.start()
-	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
-	poll.Until(t, 20*time.Second, func() error {
-		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
-			return errNotYet("big in transfer on the peer")
-		}
-		return nil
-	})
+	r.untilInTransfer()
 	if n := killDaemonConnections(t); n == 0 {
 		t.Fatal("no daemon connection to kill")
 	}
@@ -761,15 +707,39 @@ func TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed(t *testing.T) 
 			t.Fatalf("the test's premise: a-dir unconfirmed by a run that broke off (%v)", run.Err)
 		}
 	}
-	var same bool
-	if err := recv.Index.View(func(tx *index.Tx) error {
-		var err error
-		same, err = tx.Unchanged(recv.RootFD, "a-dir")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !same {
+	if !recordedAsItIs(t, recv, "a-dir") {
 		t.Errorf("the peer does not hold a-dir as recorded: it takes the directory the run made for a change of its own; problems %v", run.Problems)
 	}
+}
+
+// sameSizeAndMtime writes rel here and on the peer with different
+// contents of one size and one mtime: rsync's quick check finds them the
+// same (cp -p, touch -r).
+func (r *rig) sameSizeAndMtime(rel string) {
+	r.t.Helper()
+	mtime := time.Unix(1700000000, 0)
+	for path, content := range map[string]string{
+		filepath.Join(r.root, rel):     "new content!",
+		filepath.Join(r.peerRoot, rel): "old content!",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// untilInTransfer waits until a file is on its way to the peer (in the
+// daemon's temp directory there).
+func (r *rig) untilInTransfer() {
+	r.t.Helper()
+	tmp := filepath.Join(r.peerRoot, rsyncd.TempDir)
+	poll.Until(r.t, 20*time.Second, func() error {
+		if des, err := os.ReadDir(tmp); err != nil || len(des) == 0 {
+			return errNotYet("a file in transfer on the peer")
+		}
+		return nil
+	})
 }
