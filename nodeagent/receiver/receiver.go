@@ -245,8 +245,16 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		own = append(own, rr.kept.holds...)
 	}
 	r.mu.Unlock()
+	// Paths recorded as this member's own (an entry nothing matches): each
+	// is compared again once the commit is done (Rescan). No event of
+	// their own may come: a file written through another of its names,
+	// the name then removed (the stress test: the peers kept the old
+	// content of m7, written through D13/h3 here while a run was putting
+	// the peer's m7 there).
+	var mine []string
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
+		mine = mine[:0] // afresh: Batch may call again
 		if !restored {
 			if err := forget(btx, key); err != nil {
 				return err
@@ -311,6 +319,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 					return err
 				}
+				mine = append(mine, p)
 				continue
 			}
 			if err := r.record(tx, p); err != nil {
@@ -335,6 +344,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 					if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 						return err
 					}
+					mine = append(mine, p)
 					continue
 				}
 			}
@@ -362,6 +372,11 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		return err
 	}
 	close(c.done)
+	if r.Rescan != nil {
+		for _, p := range mine {
+			r.Rescan(p)
+		}
+	}
 	if known {
 		r.mu.Lock()
 		delete(r.runs, key)

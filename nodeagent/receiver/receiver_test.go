@@ -516,6 +516,45 @@ func TestReceiver_RenameOfATreeKeepsLocalFilesLocal(t *testing.T) {
 	}
 }
 
+// TestReceiver_ReceivedPathsChangedHereAreComparedAgain: a confirmation
+// names a that the run put here in the sender's state, taken (a file
+// written here through another of its names while the run was under way:
+// no event names a), and a path it deleted that was made here again. Each
+// is recorded as this member's own (an entry nothing matches), and its
+// compare is asked for (Rescan), so that it goes to the peers although
+// no event of its own may ever come: before, the peers kept a's old
+// content for good (the stress test, m7). dir/b, as sent, is recorded and
+// not compared again.
+func TestReceiver_ReceivedPathsChangedHereAreComparedAgain(t *testing.T) {
+	r, root, _, mtime := newReceiver(t)
+	var rescans []string
+	r.Rescan = func(p string) { rescans = append(rescans, p) }
+	sent := func(p string) peer.FileState {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		return peer.FileState{Regular: true, Size: st.Size, MtimeNs: st.Mtim.Nano(), Mode: uint32(st.Mode), UID: st.Uid, GID: st.Gid}
+	}
+	states := []peer.FileState{sent("a"), sent("dir/b")}
+	if err := os.WriteFile(filepath.Join(root, "a"), []byte("written here since"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(root, "a"), mtime, mtime.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "back"), []byte("made here again"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Received(context.Background(), "peer", "run-1", []string{"a", "dir/b"}, states, []string{"back"}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(rescans)
+	if want := []string{"a", "back"}; !slices.Equal(rescans, want) {
+		t.Errorf("compares asked for %q, want %q", rescans, want)
+	}
+}
+
 // TestReceiver_RestoreAfterAKill: a run announced and not confirmed when
 // the agent died is found at its next start, and its paths are held again,
 // so that the start scan does not take what arrived for this member's own
