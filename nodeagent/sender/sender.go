@@ -951,8 +951,12 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	for _, e := range entries[:n] {
 		picked[e.Path] = true
 	}
+	now := time.Now()
 	older := func(dir string, seq uint64) bool {
-		found, err := s.Journal.PendingBelow(s.Peer, dir, seq, func(p string) bool { return picked[p] })
+		// A rename held as waiting (for its own old name, a file above
+		// it) does not go first whatever waits for it: waited for, it
+		// closed a circle (docs/design.md, seed 23).
+		found, err := s.Journal.PendingBelow(s.Peer, dir, seq, func(p string) bool { return picked[p] || s.waitingRename(p, now) })
 		if err != nil {
 			// Cannot tell: the rename waits (planned again shortly), as
 			// it would for such an entry.
@@ -1007,6 +1011,13 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 		}
 		s.held[e.Path] = h
 	}
+}
+
+// waitingRename reports whether p is the new name of a rename held as
+// waiting (batch.waiting) at now.
+func (s *Sender) waitingRename(p string, now time.Time) bool {
+	h, ok := s.held[p]
+	return ok && h.from != "" && now.Before(h.until)
 }
 
 // dependsOnWaitingRename reports whether e, changed after a rename held as
