@@ -2037,20 +2037,17 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 	for _, p := range slices.Concat(c.gone, c.sent) {
 		listed[p] = true
 	}
-	for _, p := range sentInstead {
-		if !listed[p] {
-			listed[p] = true
-			c.sent = append(c.sent, p)
-			c.states = append(c.states, peer.FileState{})
+	name := func(paths []string, st peer.FileState) {
+		for _, p := range paths {
+			if !listed[p] {
+				listed[p] = true
+				c.sent = append(c.sent, p)
+				c.states = append(c.states, st)
+			}
 		}
 	}
-	for _, d := range implied {
-		if !listed[d] {
-			listed[d] = true
-			c.sent = append(c.sent, d)
-			c.states = append(c.states, peer.FileState{Dir: true})
-		}
-	}
+	name(sentInstead, peer.FileState{})
+	name(implied, peer.FileState{Dir: true})
 	tops, _ := topMostBy(removed, func(p string) string { return p })
 	for _, p := range tops {
 		if !listed[p] {

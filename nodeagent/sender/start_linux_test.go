@@ -614,21 +614,9 @@ func killDaemonConnections(t *testing.T) int {
 // a larger file is on its way), it is not confirmed, and stays pending.
 func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *testing.T) {
 	r := newRig(t, 26)
-	r.sender.Options.BandwidthLimit = 256 << 10
 	r.sameSizeAndMtime("a")
-	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	changes := []change.Change{{Path: "a", Op: change.Write, Finished: true}, {Path: "big", Op: change.Create | change.Write, Finished: true}}
-	if err := r.journal.Record(r.rootfd, []string{"peer"}, changes); err != nil {
-		t.Fatal(err)
-	}
-	r.start()
-	r.untilInTransfer()
-	if n := killDaemonConnections(t); n == 0 {
-		t.Fatal("no daemon connection to kill")
-	}
-	first := r.firstReport()
+	r.journalFinished(change.Change{Path: "a", Op: change.Write}, r.slowBig())
+	first := r.breakOffFirstRun()
 	for _, e := range first.Sent {
 		if e.Path == "a" {
 			t.Errorf("a confirmed by a run that broke off (%v) before it could go by checksum", first.Err)
@@ -650,16 +638,11 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 	r := newRig(t, 67)
 	recv := peerReceiver(t, r)
 	serveHandler(t, r, recv, basePort+94)
-	r.sender.Options.BandwidthLimit = 256 << 10
 	r.sameSizeAndMtime("a")
 	if err := os.Link(filepath.Join(r.root, "a"), filepath.Join(r.root, "h")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.journalFinished(change.Change{Path: "a", Op: change.Write}, change.Change{Path: "h", Op: change.Create},
-		change.Change{Path: "big", Op: change.Create | change.Write})
+	r.journalFinished(change.Change{Path: "a", Op: change.Write}, change.Change{Path: "h", Op: change.Create}, r.slowBig())
 	r.start()
 	r.untilInTransfer()
 	if err := os.Rename(filepath.Join(r.root, "h"), filepath.Join(r.root, "g")); err != nil {
@@ -685,20 +668,11 @@ func TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed(t *testing.T) 
 	r := newRig(t, 69)
 	recv := peerReceiver(t, r)
 	serveHandler(t, r, recv, basePort+96)
-	r.sender.Options.BandwidthLimit = 256 << 10
 	if err := os.Mkdir(filepath.Join(r.root, "a-dir"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.journalFinished(change.Change{Path: "a-dir", Op: change.Mkdir}, change.Change{Path: "big", Op: change.Create | change.Write})
-	r.start()
-	r.untilInTransfer()
-	if n := killDaemonConnections(t); n == 0 {
-		t.Fatal("no daemon connection to kill")
-	}
-	run := r.firstReport()
+	r.journalFinished(change.Change{Path: "a-dir", Op: change.Mkdir}, r.slowBig())
+	run := r.breakOffFirstRun()
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "a-dir")); err != nil {
 		t.Fatalf("the test's premise: the run made a-dir on the peer (%v); problems %v", err, run.Problems)
 	}
@@ -729,6 +703,32 @@ func (r *rig) sameSizeAndMtime(rel string) {
 			r.t.Fatal(err)
 		}
 	}
+}
+
+// slowBig slows the rig's pushes (256 KiB/s) and writes big, 1 MiB: a
+// run that pushes it lasts about 4 s, the window a test acts in while
+// big is on its way (untilInTransfer). It returns big's change, to
+// journal.
+func (r *rig) slowBig() change.Change {
+	r.t.Helper()
+	r.sender.Options.BandwidthLimit = 256 << 10
+	if err := os.WriteFile(filepath.Join(r.root, "big"), make([]byte, 1<<20), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	return change.Change{Path: "big", Op: change.Create | change.Write}
+}
+
+// breakOffFirstRun starts the sender, kills the peer's side of its first
+// run's connection once a file is on its way (slowBig), and returns that
+// run's report.
+func (r *rig) breakOffFirstRun() Run {
+	r.t.Helper()
+	r.start()
+	r.untilInTransfer()
+	if n := killDaemonConnections(r.t); n == 0 {
+		r.t.Fatal("no daemon connection to kill")
+	}
+	return r.firstReport()
 }
 
 // untilInTransfer waits until a file is on its way to the peer (in the
