@@ -1087,6 +1087,49 @@ func (j *Journal) Done(peer string, done []Entry) error {
 	return nil
 }
 
+// Unrenamed turns renames pending for peer whose old names a run deleted
+// there into removals of their paths, each only if its path was not
+// journaled again since (its Seq unchanged): their new names are gone here,
+// below a file (a directory made a file), and wait for that file's entry.
+// Pending as renames, each plan deleted their old names again, and the
+// renames of directories above those names waited for the deletions: a
+// circle (docs/design.md, seed 25).
+func (j *Journal) Unrenamed(peer string, renames []Entry) error {
+	if len(renames) == 0 {
+		return nil
+	}
+	err := j.idx.Batch(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		byPath := pb.Bucket(bucketByPath)
+		for _, e := range renames {
+			key := index.Key(e.Path)
+			v := byPath.Get(key)
+			if v == nil {
+				continue
+			}
+			cur, err := unmarshal(v)
+			if err != nil {
+				return err
+			}
+			if cur.Seq != e.Seq || !cur.Op.Has(change.Rename) {
+				continue // changed again since
+			}
+			cur.Op, cur.OldPath = change.Remove, ""
+			if err := byPath.Put(key, cur.marshal()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("journal %d renames for %s as removals: %w", len(renames), peer, err)
+	}
+	return nil
+}
+
 // Stats returns what is pending for peer.
 func (j *Journal) Stats(peer string) PeerStats {
 	j.mu.Lock()

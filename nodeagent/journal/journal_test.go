@@ -1170,3 +1170,57 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 		})
 	}
 }
+
+// TestJournal_Unrenamed: a rename still pending as it was read becomes a
+// removal of its path, at its place, and is then planned as one (no old
+// name); one journaled again since, another peer's entry and an entry
+// that is not a rename are left as they are.
+func TestJournal_Unrenamed(t *testing.T) {
+	peers := []string{"web-2", "web-3"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	for _, rel := range []string{"a", "b", "c"} {
+		f.write(rel, 4)
+	}
+	settleAll(t, f, peers, "a", "b", "c")
+	mv := func(from, to string) {
+		t.Helper()
+		must(t, os.Rename(filepath.Join(f.root, from), filepath.Join(f.root, to)))
+		must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: to, OldPath: from, Op: change.Rename, Finished: true}}))
+	}
+	mv("a", "x")
+	mv("b", "y")
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("c", 8)}))
+	read, err := f.j.Next("web-2", 10, nil)
+	if err != nil || len(read) != 3 {
+		t.Fatalf("Next = %+v, %v; want x, y and c", read, err)
+	}
+	mv("y", "z") // y is removed (journaled again) since it was read
+	must(t, os.WriteFile(filepath.Join(f.root, "y"), nil, 0o644))
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "y", Op: change.Create, Finished: true}}))
+
+	must(t, f.j.Unrenamed("web-2", read))
+	for _, tc := range []struct {
+		peer, path string
+		op         change.Op
+		oldPath    string
+	}{
+		{"web-2", "x", change.Remove, ""},
+		{"web-2", "y", change.Rename | change.Create, "b"},
+		{"web-2", "c", change.Create | change.Write, ""},
+		{"web-3", "x", change.Rename, "a"},
+	} {
+		e, ok, err := f.j.Entry(tc.peer, tc.path)
+		if err != nil || !ok {
+			t.Fatalf("%s's entry for %s: %v, %v", tc.peer, tc.path, ok, err)
+		}
+		if e.Op != tc.op || e.OldPath != tc.oldPath {
+			t.Errorf("%s's entry for %s: %v from %q; want %v from %q", tc.peer, tc.path, e.Op, e.OldPath, tc.op, tc.oldPath)
+		}
+	}
+	if x, _, _ := f.j.Entry("web-2", "x"); x.Order != read[0].Order || x.Seq != read[0].Seq {
+		t.Errorf("x moved from its place: order %d, seq %d; want %d, %d", x.Order, x.Seq, read[0].Order, read[0].Seq)
+	}
+	if st := f.j.Stats("web-2"); st.Files != 4 {
+		t.Errorf("web-2 pending %+v, want 4 files (x, y, c, z)", st)
+	}
+}

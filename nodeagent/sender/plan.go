@@ -66,6 +66,11 @@ type batch struct {
 	// a non-directory on the peer (Sender.settleUnderFile).
 	underFile []journal.Entry
 	fileAbove map[string]string
+	// unrenamed are the renames among underFile entries that wait for the
+	// file above them (Sender.settleUnderFile) while their old names'
+	// deletions go: once those are done, they are journaled as removals
+	// (journal.Journal.Unrenamed).
+	unrenamed []journal.Entry
 	// waiting are entries left out of the batch, to be planned again in a
 	// moment (Sender.wait): their old name, or the file above them, is
 	// in flight to the peer in another run, or not yet settled there.

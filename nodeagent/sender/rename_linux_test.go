@@ -20,6 +20,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 	"github.com/jailsync/jailsync/nodeagent/receiver"
+	"github.com/jailsync/jailsync/nodeagent/scan"
 )
 
 // serveReceiver serves a real receiver on the peer's root as the peer's
@@ -158,6 +159,55 @@ func (r *rig) runUntilIdentical() {
 	r.untilNothingPending()
 	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
 		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}
+
+// mvDetected renames from to to here and journals what the detector
+// does: the rename (Rename|Subtree for a directory) and, for a directory,
+// what a scan of its new name finds (scanJournaled).
+func (r *rig) mvDetected(from, to string) {
+	r.t.Helper()
+	if err := os.Rename(filepath.Join(r.root, from), filepath.Join(r.root, to)); err != nil {
+		r.t.Fatal(err)
+	}
+	st, err := os.Lstat(filepath.Join(r.root, to))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	op := change.Rename
+	if st.IsDir() {
+		op |= change.Subtree
+	}
+	r.journalFinished(change.Change{Path: to, OldPath: from, Op: op})
+	if st.IsDir() {
+		r.scanJournaled(to)
+	}
+}
+
+// scanJournaled journals what a scan of dir finds against the index, as
+// the detector does after a directory's rename. The rig's index must
+// hold the root's identity (scannable).
+func (r *rig) scanJournaled(dir string) {
+	r.t.Helper()
+	sc := &scan.Scanner{Root: r.root, Index: r.idx}
+	out := make(chan change.Change, 1024)
+	if _, err := sc.Scan(context.Background(), dir, out); err != nil {
+		r.t.Fatal(err)
+	}
+	close(out)
+	var cs []change.Change
+	for c := range out {
+		cs = append(cs, c)
+	}
+	r.journalFinished(cs...)
+}
+
+// scannable records the rig's root in its index, still empty, as the agent
+// does at start: a scan compares only a root the index knows.
+func (r *rig) scannable() {
+	r.t.Helper()
+	if err := r.idx.CheckRoot(r.root); err != nil {
+		r.t.Fatal(err)
 	}
 }
 
@@ -1048,4 +1098,27 @@ func recordedAsItIs(t *testing.T, recv *receiver.Receiver, p string) bool {
 		t.Fatal(err)
 	}
 	return same
+}
+
+// TestSender_Start_aRenameBelowADirectoryMadeAFileDeletesItsOldNameAtOnce:
+// mv n/c d/d/c2; mv n f; then a swap of the directory d with the file
+// f/f7 (mv f/f7 f/t; mv d f/f7; mv f/t d), all journaled before the first
+// run. The rename to d/d/c2, now below the file d, waits for d's entry;
+// its old name n/c goes at once, and from then on the entry is a removal
+// of d/d/c2 (journal.Journal.Unrenamed). Before, it stayed a rename: each
+// plan deleted n/c again, the rename of n, above that deletion, waited
+// for it, and d's entry, a rename out of f, waited for the rename of n:
+// the run deleted n/c over and over and the peer never got the tree (the
+// stress test, seed 25).
+func TestSender_Start_aRenameBelowADirectoryMadeAFileDeletesItsOldNameAtOnce(t *testing.T) {
+	r := newRig(t, 72)
+	serveReceiver(t, r, basePort+99)
+	r.scannable()
+	r.onBoth([]string{"n", "d", "d/d"}, []string{"n/f7", "n/c", "d/d/m"})
+	r.mvDetected("n/c", "d/d/c2")
+	r.mvDetected("n", "f")
+	r.mvDetected("f/f7", "f/t")
+	r.mvDetected("d", "f/f7")
+	r.mvDetected("f/t", "d")
+	r.runUntilIdentical()
 }

@@ -1112,6 +1112,12 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 			b.replacedBefore = append(b.replacedBefore, e)
 		default:
 			b.waiting = append(b.waiting, e)
+			if e.Op.Has(change.Rename) && e.OldPath != "" {
+				// Its old name's deletion goes now (oldNamesGone): the peer
+				// never gets the rename, and that deletion must not wait for
+				// the file (see journal.Journal.Unrenamed).
+				b.unrenamed = append(b.unrenamed, e)
+			}
 		}
 	}
 	b.underFile = keep
@@ -1466,6 +1472,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	pushed()
 	s.againDirs(rootfd, staleDirs)
 	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped), deleted, b.oldNames)
+	// The renames below a file that wait for it (settleUnderFile) and
+	// whose old names this run deleted: pending as removals from now on.
+	unrenamed := withoutUndeletedOldNames(rootfd, slices.Clone(b.unrenamed), deleted, b.oldNames)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
@@ -1513,6 +1522,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			r.Class, r.peerFailed = max(r.Class, rsync.Retry), true
 			unlisted := pathSet(b.skipped)
 			done = slices.DeleteFunc(done, func(e journal.Entry) bool { return !unlisted[e.Path] })
+			unrenamed = nil
 		}
 	}
 	tConfirmed := time.Now()
@@ -1523,6 +1533,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		r.Err = err
 	} else {
 		r.Sent = done
+	}
+	if err := s.Journal.Unrenamed(s.Peer, unrenamed); err != nil && r.Err == nil {
+		// Still renames: the next plan deletes their old names again.
+		r.Err = err
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
