@@ -14,9 +14,10 @@ const entryFormat = 1
 var errCorruptEntry = errors.New("corrupt journal entry")
 
 // marshal encodes an entry: format, op, seq, order, since, size, then the
-// path, old path and version, each with a u32 length.
+// path, old path and version, each with a u32 length, then the rename's
+// seq (RenameSeq, added later: an entry stored without it reads as 0).
 func (e Entry) marshal() []byte {
-	b := make([]byte, 0, 1+2+8*4+12+len(e.Path)+len(e.OldPath)+len(e.Version))
+	b := make([]byte, 0, 1+2+8*4+12+len(e.Path)+len(e.OldPath)+len(e.Version)+8)
 	b = append(b, entryFormat)
 	b = binary.BigEndian.AppendUint16(b, uint16(e.Op))
 	b = binary.BigEndian.AppendUint64(b, e.Seq)
@@ -27,7 +28,7 @@ func (e Entry) marshal() []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
 	}
-	return b
+	return binary.BigEndian.AppendUint64(b, e.RenameSeq)
 }
 
 func unmarshal(b []byte) (Entry, error) {
@@ -58,6 +59,9 @@ func unmarshal(b []byte) (Entry, error) {
 	e.Path, e.OldPath = string(fields[0]), string(fields[1])
 	if len(fields[2]) > 0 {
 		e.Version = append([]byte(nil), fields[2]...)
+	}
+	if len(rest) >= 8 {
+		e.RenameSeq = binary.BigEndian.Uint64(rest)
 	}
 	return e, nil
 }

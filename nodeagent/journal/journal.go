@@ -64,6 +64,11 @@ type Entry struct {
 	Size int64
 	// Version is reserved for multi-master version data.
 	Version []byte
+	// RenameSeq is the sequence number of the rename that gave the path
+	// its OldPath (0: none, or journaled before it was kept). A run asks
+	// the peer for its renames in this order, the order they were made
+	// in here (the sender's planOnce).
+	RenameSeq uint64
 }
 
 // Journal holds the pending entries of every peer.
@@ -786,6 +791,7 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 		e.Order = old.Order
 		e.Op = old.Op.Merge(c.Op)
 		e.Since = old.Since
+		e.RenameSeq = old.RenameSeq
 		switch {
 		case e.OldPath == "":
 			e.OldPath = old.OldPath
@@ -801,6 +807,9 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 		}
 	}
 	e.Seq, e.Size = seq, size
+	if c.Op.Has(change.Rename) && c.OldPath != "" {
+		e.RenameSeq = seq
+	}
 	d.Bytes += size
 	return d, superseded, byPath.Put(key, e.marshal())
 }
@@ -1117,7 +1126,7 @@ func (j *Journal) Unrenamed(peer string, renames []Entry) error {
 			if cur.Seq != e.Seq || !cur.Op.Has(change.Rename) {
 				continue // changed again since
 			}
-			cur.Op, cur.OldPath = change.Remove, ""
+			cur.Op, cur.OldPath, cur.RenameSeq = change.Remove, "", 0
 			if err := byPath.Put(key, cur.marshal()); err != nil {
 				return err
 			}
@@ -1126,6 +1135,64 @@ func (j *Journal) Unrenamed(peer string, renames []Entry) error {
 	})
 	if err != nil {
 		return fmt.Errorf("journal %d renames for %s as removals: %w", len(renames), peer, err)
+	}
+	return nil
+}
+
+// Move is a directory rename that a peer applied: Old is New there now.
+// Before is the Seq of the rename here (of the first, for renames joined
+// into one).
+type Move struct {
+	Old, New string
+	Before   uint64
+}
+
+// MovedOn records that peer applied the directory renames moves, in
+// order: each rename pending for peer whose old name lies below a move's
+// Old, journaled before that move (Seq less than Before), and not one that
+// skip reports (nil: none), has its old name below New from then on,
+// where the peer holds it (see the sender's oldDirRenamedAfter). One pass
+// over peer's entries.
+func (j *Journal) MovedOn(peer string, moves []Move, skip func(path string) bool) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	err := j.idx.Batch(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		byPath := pb.Bucket(bucketByPath)
+		var moved []Entry
+		err = byPath.ForEach(func(_, v []byte) error {
+			e, err := unmarshal(v)
+			if err != nil || !e.Op.Has(change.Rename) || e.OldPath == "" || skip != nil && skip(e.Path) {
+				return err
+			}
+			old := e.OldPath
+			for _, m := range moves {
+				if rest, ok := strings.CutPrefix(old, m.Old+"/"); ok && e.Seq < m.Before {
+					old = m.New + "/" + rest
+				}
+			}
+			if old != e.OldPath {
+				e.OldPath = old
+				moved = append(moved, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range moved { // not within ForEach: bbolt forbids it
+			if err := byPath.Put(index.Key(e.Path), e.marshal()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("move the old names of renames pending for %s with %d directories renamed there: %w", peer, len(moves), err)
 	}
 	return nil
 }

@@ -1224,3 +1224,70 @@ func TestJournal_Unrenamed(t *testing.T) {
 		t.Errorf("web-2 pending %+v, want 4 files (x, y, c, z)", st)
 	}
 }
+
+// TestJournal_Record_renameSeq: an entry keeps the sequence number of the
+// rename that gave it its old name (RenameSeq) through later changes to
+// its path, its place (Order) being its first change's; an entry stored
+// before RenameSeq was kept reads with 0.
+func TestJournal_Record_renameSeq(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	f.write("a", 1)
+	settleAll(t, f, peers, "a")
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("m", 1)}))
+	must(t, os.Remove(filepath.Join(f.root, "m")))
+	must(t, os.Rename(filepath.Join(f.root, "a"), filepath.Join(f.root, "m")))
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "m", OldPath: "a", Op: change.Rename, Finished: true}}))
+	renamed, _, err := f.j.Entry("web-2", "m")
+	must(t, err)
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("m", 2)}))
+	e, _, err := f.j.Entry("web-2", "m")
+	must(t, err)
+	if e.RenameSeq != renamed.Seq || e.RenameSeq == e.Order || e.Seq == e.RenameSeq {
+		t.Errorf("m: order %d, rename %d, seq %d; want the rename's seq %d, after the first change and before the write", e.Order, e.RenameSeq, e.Seq, renamed.Seq)
+	}
+	old := e.marshal()
+	old = old[:len(old)-8] // as stored before RenameSeq
+	if got, err := unmarshal(old); err != nil || got.RenameSeq != 0 || got.Path != "m" || got.OldPath != "a" {
+		t.Errorf("an entry stored without RenameSeq reads %+v, %v", got, err)
+	}
+}
+
+// TestJournal_MovedOn: the old names of pending renames below a directory
+// renamed on the peer, journaled before that rename, move with it; later
+// ones, skipped ones, names beside it and other peers' stay.
+func TestJournal_MovedOn(t *testing.T) {
+	peers := []string{"web-2", "web-3"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(f.root, "dx"), 0o755))
+	for _, rel := range []string{"d/a", "d/sub/b", "d/c", "dx/e", "d/g"} {
+		f.write(rel, 1)
+	}
+	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g")
+	mv := func(from, to string) {
+		t.Helper()
+		must(t, os.Rename(filepath.Join(f.root, from), filepath.Join(f.root, to)))
+		must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: to, OldPath: from, Op: change.Rename, Finished: true}}))
+	}
+	mv("d/a", "a")
+	mv("d/sub/b", "b")
+	mv("dx/e", "e")
+	mv("d/g", "g")
+	before := f.j.Seq() + 1 // the rename of d, made next
+	mv("d/c", "c")          // after it, in this test's terms
+	must(t, f.j.MovedOn("web-2", []Move{{Old: "d", New: "n/d2", Before: before}}, func(p string) bool { return p == "g" }))
+	for _, tc := range []struct{ peer, path, old string }{
+		{"web-2", "a", "n/d2/a"},
+		{"web-2", "b", "n/d2/sub/b"},
+		{"web-2", "e", "dx/e"},
+		{"web-2", "g", "d/g"},
+		{"web-2", "c", "d/c"},
+		{"web-3", "a", "d/a"},
+	} {
+		e, ok, err := f.j.Entry(tc.peer, tc.path)
+		if err != nil || !ok || e.OldPath != tc.old {
+			t.Errorf("%s's entry for %s: old name %q (%v, %v); want %q", tc.peer, tc.path, e.OldPath, ok, err, tc.old)
+		}
+	}
+}

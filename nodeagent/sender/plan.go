@@ -353,14 +353,20 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 	// the rename (movedWithARename).
 	// Each with the new name of its first rename read.
 	renamedFrom := make(map[string]string)
+	// And the latest Seq of a rename read from each (oldDirRenamedAfter).
+	renamedAt := make(map[string]uint64)
 	for _, e := range slices.Concat(entries, behind) {
-		if _, ok := renamedFrom[e.OldPath]; !ok && e.Op.Has(change.Rename) && e.OldPath != "" {
+		if !e.Op.Has(change.Rename) || e.OldPath == "" {
+			continue
+		}
+		if _, ok := renamedFrom[e.OldPath]; !ok {
 			renamedFrom[e.OldPath] = e.Path
 		}
+		renamedAt[e.OldPath] = max(renamedAt[e.OldPath], e.Seq)
 	}
 	rest := entries
 	for {
-		b := planOnce(rootfd, rest, busy, renamedFrom, namesBelow)
+		b := planOnce(rootfd, rest, busy, renamedFrom, renamedAt, namesBelow)
 		for _, e := range b.waiting {
 			waiting[key{e.Path, e.Seq}] = true
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
@@ -634,13 +640,26 @@ func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[str
 	var chained map[string][]journal.Entry
 	var through map[string][]string
 	joined := make(map[int]bool)
+	// left is, by entry, when it left its old name, where a join set that
+	// name (the joined rename's); for the others, the first change of the
+	// entry is taken. A rename onto x's path journaled after the rename
+	// that left it (mv d/x t; mv e d/x; mv t e: t's rename, joined, left d/x
+	// before e's rename made it) is not the rename that left it: joined,
+	// the peer was asked for e -> e, and refused.
+	left := make(map[int]uint64)
+	leftAt := func(i int) uint64 {
+		if s, ok := left[i]; ok {
+			return s
+		}
+		return entries[i].Order
+	}
 	for i := range entries {
 		x := entries[i] // re-read: an earlier join may have set its old name
 		if x.Op&^(change.Rename|change.Subtree|change.Found) != 0 || !x.Op.Has(change.Rename) || x.OldPath == "" || joined[i] {
 			continue
 		}
 		j, ok := byOld[x.Path]
-		if !ok || j == i || joined[j] || entries[j].Order <= x.Seq {
+		if !ok || j == i || joined[j] || leftAt(j) <= x.Seq {
 			continue
 		}
 		// Gone here: no such name, or a file where a directory on its way
@@ -658,6 +677,11 @@ func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[str
 		y := &entries[j]
 		delete(byOld, y.OldPath)
 		y.OldPath = x.OldPath
+		if s, ok := left[i]; ok {
+			left[j] = s
+		} else {
+			left[j] = x.Seq
+		}
 		byOld[y.OldPath] = j
 		chained[y.Path] = append(append(chained[y.Path], x), chained[x.Path]...)
 		through[y.Path] = append(append(through[y.Path], x.Path), through[x.Path]...)
@@ -689,7 +713,7 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 	return done
 }
 
-func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]string, namesBelow func(dir string) []string) batch {
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]string, renamedAt map[string]uint64, namesBelow func(dir string) []string) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: renamedFrom}
 	entries, b.chained, b.through = chainRenames(rootfd, entries)
@@ -722,6 +746,10 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 			}
 			b.movedAlong[e.Path] = true
 		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
+			if renamed && oldDirRenamedAfter(rootfd, e, renamedAt) {
+				b.waiting = append(b.waiting, e)
+				continue
+			}
 			if renamed {
 				olds = append(olds, e)
 			}
@@ -761,11 +789,63 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 			b.unlisted = append(b.unlisted, e.Path+": "+err.Error()+" (tried again later)")
 		}
 	}
+	// Asked in the order they were made here: the journal's is that of
+	// each path's first pending change, which for a name written, renamed
+	// away and renamed onto again (mv f m; mv m t; mv c m, m's entry
+	// taking the place of the first) put the rename of c before one made
+	// before it (mv c/x a), whose old name it moved away on the peer
+	// first: refused there, and its old name, below a file here, could
+	// not be deleted (the sender's random operations test).
+	// A joined chain (chainRenames) goes where its first rename was made:
+	// its old name is the peer's only until what came after moves it.
+	order := func(e journal.Entry) uint64 {
+		if _, ok := b.chained[e.Path]; ok {
+			return b.firstSeq(e)
+		}
+		return renameOrder(e)
+	}
+	slices.SortStableFunc(b.renames, func(x, y journal.Entry) int { return cmp.Compare(order(x), order(y)) })
 	gone = append(gone, b.oldNamesGone(rootfd, olds, gone)...)
 	var covered []journal.Entry
 	b.deletes, covered = topMost(gone)
 	b.covered = append(b.covered, covered...)
 	return b
+}
+
+// renameOrder is when e's rename was made here: its RenameSeq, or, for an
+// entry journaled before the journal kept that, its first change.
+func renameOrder(e journal.Entry) uint64 {
+	if e.RenameSeq != 0 {
+		return e.RenameSeq
+	}
+	return e.Order
+}
+
+// oldDirRenamedAfter reports whether e, a rename whose new name is gone
+// here, has an old name below a file here (ENOTDIR) and below a directory
+// that a rename read for the plan, journaled after e, moved away
+// (renamedAt): mv d/d/m n/m; mv n f; mv d g; mv h d, the peer holding
+// d/d/m. The old name is then not gone with the directory that the file
+// replaces on the peer, as oldNamesGone takes it: that rename moves it
+// there first (to g/d/m), and nothing removed it (the stress test). e
+// waits for that rename, which goes first (it does not wait for e: every
+// wait runs from a later change to an earlier one, see holdBack); once
+// the peer applied it, the journal has e's old name where it moved
+// (journal.Journal.MovedOn), a name gone here that e's next plan deletes.
+func oldDirRenamedAfter(rootfd int, e journal.Entry, renamedAt map[string]uint64) bool {
+	if len(renamedAt) == 0 {
+		return false
+	}
+	var st unix.Stat_t
+	if !errors.Is(beneath.Lstat(rootfd, e.OldPath, &st), unix.ENOTDIR) {
+		return false
+	}
+	for d := parent(e.OldPath); d != ""; d = parent(d) {
+		if renamedAt[d] > e.Seq {
+			return true
+		}
+	}
+	return false
 }
 
 // oldNamesGone returns deletions (of sequence 0, which the journal never

@@ -485,6 +485,11 @@ func TestChainRenames(t *testing.T) {
 			[]journal.Entry{rn("e", "f", 1), {Path: "e", OldPath: "d", Op: change.Rename, Seq: 2, Order: 2}}, nil},
 		{"the earlier rename's name removed", []journal.Entry{{Path: "e", OldPath: "d", Op: change.Rename | change.Remove, Seq: 2, Order: 1}, rn("e", "f", 3)},
 			[]journal.Entry{{Path: "e", OldPath: "d", Op: change.Rename | change.Remove, Seq: 2, Order: 1}, rn("e", "f", 3)}, nil},
+		// mv c t; mv a c; mv t a (a swap), then c gone: the rename onto c
+		// came after the one that left it, and is not joined to it (a
+		// rename of a onto a, which the peer refused).
+		{"a swap's renames", []journal.Entry{rn("c", "t", 1), rn("a", "c", 2), rn("t", "a", 3)},
+			[]journal.Entry{rn("a", "c", 2), rn("c", "a", 3)}, map[string][]journal.Entry{"a": {rn("c", "t", 1)}}},
 		{"two renames of one old name", []journal.Entry{rn("d", "e", 1), rn("e", "f", 2), rn("e", "g", 3)},
 			[]journal.Entry{rn("d", "e", 1), rn("e", "f", 2), rn("e", "g", 3)}, nil},
 	} {

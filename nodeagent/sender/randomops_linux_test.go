@@ -1,0 +1,257 @@
+package sender
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+)
+
+// opsTree is the tree the random operations start from, on both members:
+// each file holds its path and has its own mtime (rsync's quick check and
+// the peer's rename check tell files apart by size and mtime).
+var opsTreeDirs, opsTreeFiles = []string{"a", "a/b", "c", "c/d"}, []string{"a/f1", "a/b/f2", "c/f3", "c/d/f4", "f5"}
+
+// opsRig is a rig holding opsTree on both members, with the peer's
+// receiver serving it, and its root known to the index (scannable).
+func opsRig(t *testing.T, slot int, port uint16) *rig {
+	t.Helper()
+	r := newRig(t, slot)
+	serveReceiver(t, r, port)
+	r.scannable()
+	r.onBoth(opsTreeDirs, opsTreeFiles)
+	for i, f := range opsTreeFiles {
+		mt := time.Unix(1_700_000_000+int64(i), 0)
+		for _, root := range []string{r.root, r.peerRoot} {
+			if err := os.Chtimes(filepath.Join(root, f), mt, mt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.settle(f)
+	}
+	return r
+}
+
+// do applies one operation here and journals it as the detector does:
+// "mv x y", "swap x y" (mv x t; mv y x; mv t y, t beside x), "rm x" (rm
+// -r: each path below x removed, deepest first), "write f" (n is its
+// content's number), "mkdir d".
+func (r *rig) do(op string, n int) {
+	r.t.Helper()
+	verb, args, _ := strings.Cut(op, " ")
+	a, b, _ := strings.Cut(args, " ")
+	switch verb {
+	case "mv":
+		r.mvDetected(a, b)
+	case "swap":
+		t := filepath.Join(filepath.Dir(a), "swaptmp"+strconv.Itoa(n))
+		r.mvDetected(a, t)
+		r.mvDetected(b, a)
+		r.mvDetected(t, b)
+	case "rm":
+		var gone []string
+		err := filepath.WalkDir(filepath.Join(r.root, a), func(p string, _ fs.DirEntry, err error) error {
+			rel, _ := filepath.Rel(r.root, p)
+			gone = append(gone, rel)
+			return err
+		})
+		if err == nil {
+			err = os.RemoveAll(filepath.Join(r.root, a))
+		}
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		slices.Reverse(gone)
+		cs := make([]change.Change, len(gone))
+		for i, g := range gone {
+			cs[i] = change.Change{Path: g, Op: change.Remove}
+		}
+		r.journalFinished(cs...)
+	case "write":
+		if err := os.WriteFile(filepath.Join(r.root, a), []byte(fmt.Sprint(a, n)), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+		r.journalFinished(change.Change{Path: a, Op: change.Create | change.Write})
+	case "mkdir":
+		if err := os.Mkdir(filepath.Join(r.root, a), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		r.journalFinished(change.Change{Path: a, Op: change.Mkdir})
+	default:
+		r.t.Fatalf("unknown operation %q", op)
+	}
+}
+
+// doAll applies ops in turn (do).
+func (r *rig) doAll(ops ...string) {
+	r.t.Helper()
+	for i, op := range ops {
+		r.do(op, 100+i)
+	}
+}
+
+// randomOps returns n random operations on the rig's tree as it becomes,
+// applying each (do): renames into random directories, swaps, removals,
+// writes and mkdirs, the stress test's mix on a small tree.
+func (r *rig) randomOps(rng *rand.Rand, n int) []string {
+	r.t.Helper()
+	var ops []string
+	next := 10
+	fresh := func(dir, prefix string) string {
+		next++
+		name := prefix + strconv.Itoa(next)
+		if dir == "." {
+			return name
+		}
+		return dir + "/" + name
+	}
+	for len(ops) < n {
+		dirs, files := []string{"."}, []string(nil)
+		err := filepath.WalkDir(r.root, func(p string, d fs.DirEntry, err error) error {
+			rel, _ := filepath.Rel(r.root, p)
+			switch {
+			case err != nil || rel == ".":
+				return err
+			case rel == ".jailsync":
+				return filepath.SkipDir
+			case d.IsDir():
+				dirs = append(dirs, rel)
+			default:
+				files = append(files, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		all := slices.Concat(dirs[1:], files)
+		pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
+		below := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+		var op string
+		switch k := rng.IntN(10); {
+		case k < 3 && len(all) > 0:
+			x, d := pick(all), pick(dirs)
+			if !below(d, x) {
+				op = "mv " + x + " " + fresh(d, "m")
+			}
+		case k < 5 && len(all) > 1:
+			x, y := pick(all), pick(all)
+			if !below(x, y) && !below(y, x) {
+				op = "swap " + x + " " + y
+			}
+		case k < 6 && len(all) > 0:
+			op = "rm " + pick(all)
+		case k < 8:
+			if len(files) > 0 && rng.IntN(2) == 0 {
+				op = "write " + pick(files)
+			} else {
+				op = "write " + fresh(pick(dirs), "f")
+			}
+		default:
+			op = "mkdir " + fresh(pick(dirs), "d")
+		}
+		if op != "" {
+			r.do(op, next)
+			next++
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
+// TestSender_Start_randomOperationsEndIdentical: random renames, swaps,
+// removals, writes and mkdirs on a small tree, all journaled before the
+// sender starts (a peer that was away, or a burst), end with the peer's
+// tree identical to this member's. Ten fixed seeds; RANDOM_OPS_SEEDS,
+// RANDOM_OPS_FIRST and RANDOM_OPS_STEPS run others. Each case lists its
+// operations, which a test of its own replays (doAll).
+func TestSender_Start_randomOperationsEndIdentical(t *testing.T) {
+	seeds, first, steps := 10, 0, 12
+	for env, v := range map[string]*int{"RANDOM_OPS_SEEDS": &seeds, "RANDOM_OPS_FIRST": &first, "RANDOM_OPS_STEPS": &steps} {
+		if s := os.Getenv(env); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				t.Fatalf("%s: %v", env, err)
+			}
+			*v = n
+		}
+	}
+	for seed := first; seed < first+seeds; seed++ {
+		t.Run(strconv.Itoa(seed), func(t *testing.T) {
+			r := opsRig(t, 80+seed%20, basePort+110+uint16(seed%20))
+			ops := r.randomOps(rand.New(rand.NewPCG(uint64(seed), 7)), steps)
+			t.Logf("operations: %q", ops)
+			r.runUntilIdentical()
+		})
+	}
+}
+
+// TestSender_Start_operationsEndIdentical replays sequences of operations
+// (do) that random ones found, all journaled before the sender starts,
+// each ending with the peer's tree identical to this member's.
+func TestSender_Start_operationsEndIdentical(t *testing.T) {
+	for i, tc := range []struct {
+		name string
+		ops  []string
+	}{
+		{
+			// c/d/f4 is renamed out of c/d, c/d moves to f/f1 with c, and
+			// c becomes a file. The old name c/d/f4 is below that file, but
+			// the peer's c/d/f4 is not gone with the directory the file
+			// replaces there: the rename of c moves it to f/f1/d/f4 first.
+			// The rename out of it waits for that one, and its old name is
+			// then deleted where it moved (journal.Journal.MovedOn). Before,
+			// the peer kept f/f1/d/f4 for good.
+			name: "a rename out of a directory renamed away and replaced by a file",
+			ops:  []string{"mv f5 c/d/c2", "mv c/d/f4 a/m2", "mv a f", "swap f/f1 c"},
+		},
+		{
+			// The same with the directory's rename applied on the peer: c
+			// moves to g there, and c/d/f4, renamed out of it before, with
+			// it, to g/d/f4, a name gone here, which the rename out of it
+			// deletes once it waited for c's rename.
+			name: "a rename out of a directory renamed away on the peer and replaced by a file",
+			ops:  []string{"mv c/d/f4 a/m2", "mv a f", "mv c g", "write c"},
+		},
+		{
+			// m11, a name written, renamed away and renamed onto again
+			// (swap m11 c), comes first in the journal, its entry keeping
+			// the place of the first change. Asked first, the rename c ->
+			// m11 moved c/f3 away on the peer before the renames made
+			// before it (the swap of c/f3 and a) were asked for: refused.
+			// Renames now go in the order they were made (RenameSeq).
+			// Joining the swap's renames (chainRenames) also made a rename
+			// of a onto a: the rename onto c/f3 came after the one that
+			// left it, and is not its chain. And one old name's deletion
+			// that found its name here again held back every removal
+			// below the batch's deleted directories (coveredBy).
+			name: "a swap after a name renamed onto again",
+			ops: []string{"mv f5 m11", "write a/b/f2", "rm a/b", "swap c/f3 a", "mkdir c/d/d14",
+				"write c/f3/f1", "write m11", "swap m11 c", "mkdir m11/f3/d18"},
+		},
+		{
+			// c/d/f4 -> c/m14 -> a/m19, joined into one rename (c/d/f4 ->
+			// a/m19), is asked for where its first rename was made: before
+			// the swap that moves c/d on the peer. Asked where its last
+			// was made, it was refused there, and c/d/f4 stayed on the peer
+			// under a/m17/f2.
+			name: "a chain of renames out of a directory swapped later",
+			ops: []string{"mv f5 c/d/m11", "mkdir a/b/d12", "mv c/d/m11 c/d/m13", "rm c/f3", "mv c/d/f4 c/m14",
+				"mkdir c/d15", "mv a/b/d12 c/d15/m16", "mv a/b a/m17", "swap a/m17/f2 c/d", "mv c/m14 a/m19", "mkdir a/d20"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := opsRig(t, 73+i, basePort+100+uint16(i))
+			r.doAll(tc.ops...)
+			r.runUntilIdentical()
+		})
+	}
+}
