@@ -68,6 +68,15 @@ type Rename struct {
 	Size    int64  `json:"size"`
 	MtimeNs int64  `json:"mtimeNs"`
 	Dir     bool   `json:"dir"`
+	// After are the indices of earlier renames in the same request that
+	// this one follows from: it is applied only if each of them was. Its
+	// old name is, or lies below, one of theirs or their new name: once
+	// one of those was refused, the peer's object there is not the one the
+	// sender renamed (a swap refused, then the directory it put in place
+	// renamed on, moved the peer's old tree there instead, for good).
+	// Omitted when empty; a receiver that predates it applies the rename
+	// as before.
+	After []int `json:"after,omitempty"`
 }
 
 // RenameRequest carries renames, applied in order.

@@ -572,6 +572,10 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 			out[i].Reason = fmt.Sprintf("not tried: %v", err)
 			continue
 		}
+		if k, ok := unapplied(rn.After, i, out); ok {
+			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
+			continue
+		}
 		a, err := r.apply(string(rn.Old), string(rn.New), rn)
 		if err != nil {
 			out[i].Reason = err.Error()
@@ -619,6 +623,18 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 		}
 	}
 	return out
+}
+
+// unapplied returns one of after, the indices of the renames that the
+// request's i-th follows from (peer.Rename.After), that was not applied
+// (or is not an earlier rename of the request).
+func unapplied(after []int, i int, out []peer.RenameResult) (int, bool) {
+	for _, k := range after {
+		if k < 0 || k >= i || !out[k].Applied {
+			return k, true
+		}
+	}
+	return 0, false
 }
 
 // appliedRename is a rename done on disk, with the old name's lstat from

@@ -1270,3 +1270,41 @@ func TestReceiver_DirectoriesTheRunChangedAboveItsPaths(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestReceiver_RenameAfter: a rename that follows from earlier ones of its
+// request (peer.Rename.After) is applied only if each of them was; one
+// that follows a refused rename is not tried, and nothing moves.
+func TestReceiver_RenameAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		renames []peer.Rename
+		applied []bool
+	}{
+		{"after an applied rename", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("dir2"), Dir: true},
+			{Old: []byte("dir2/b"), New: []byte("b2"), Size: 5, After: []int{0}},
+		}, []bool{true, true}},
+		{"after a refused rename", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("taken"), Dir: true},
+			{Old: []byte("dir"), New: []byte("dir3"), Dir: true, After: []int{0}},
+		}, []bool{false, false}},
+		{"after itself or a later one", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("dir4"), Dir: true, After: []int{0}},
+			{Old: []byte("taken"), New: []byte("t2"), Size: 5, After: []int{2}},
+		}, []bool{false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			res := r.Rename(context.Background(), "peer", tc.renames)
+			for i, want := range tc.applied {
+				if res[i].Applied != want {
+					t.Errorf("rename %d: %+v; want applied %v", i, res[i], want)
+				}
+				_, err := os.Lstat(filepath.Join(root, string(tc.renames[i].Old)))
+				if moved := err != nil; moved != want {
+					t.Errorf("rename %d: old name gone %v; want %v", i, moved, want)
+				}
+			}
+		})
+	}
+}

@@ -812,6 +812,30 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 	return b
 }
 
+// follows returns the indices of the renames before b.renames[i] whose
+// new or old name its old name is, or lies below (peer.Rename.After): the
+// peer applies it only if it applied each of them. mv a/f1 t; mv a/b
+// a/f1; mv t a/b (a swap, both refused on the peer: the new names are
+// taken there), then mv a/b a/m34: the peer's a/b was still its old tree,
+// which the last rename moved to a/m34, where it stayed beside what was
+// pushed (the sender's random operations test). Refused, the rename's
+// new name is pushed as content and its old name deleted, as for any.
+func (b *batch) follows(i int) []int {
+	var out []int
+	old := b.renames[i].OldPath
+	for j, r := range b.renames[:i] {
+		if atOrBelow(old, r.Path) || atOrBelow(old, r.OldPath) {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// atOrBelow reports whether p is dir or lies below it.
+func atOrBelow(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir) && p[len(dir)] == '/'
+}
+
 // renameOrder is when e's rename was made here: its RenameSeq, or, for an
 // entry journaled before the journal kept that, its first change.
 func renameOrder(e journal.Entry) uint64 {
@@ -882,13 +906,44 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 			out = append(out, b.oldTreeLeft(rootfd, e, gone, listed)...)
 			continue
 		}
-		if !errors.Is(err, unix.ENOENT) || listed[e.OldPath] {
+		if !errors.Is(err, unix.ENOENT) {
 			continue
 		}
-		listed[e.OldPath] = true
-		out = append(out, b.deleteOldName(e, e.OldPath))
+		p := e.OldPath
+		if q, ok := b.alongChain(e); ok {
+			// Where the peer holds it, whatever the batch lists under
+			// the chain's middle name (a deletion there finds nothing).
+			p = q
+		}
+		if listed[p] {
+			continue
+		}
+		listed[p] = true
+		out = append(out, b.deleteOldName(e, p))
 	}
 	return out
+}
+
+// alongChain returns where the peer holds e's old name once the batch's
+// renames are applied, when that name lies below a name that a joined
+// chain of the batch went through (chainRenames) and e was made while the
+// chain's tree had that name: mv c m; mv m/f m/d/x; mv m n, with m/d/x
+// gone since. The peer is asked for c -> n, so its m/f is n/f by the
+// time the run deletes; deleted at m/f, it found nothing, and n/f stayed
+// there for good (the sender's random operations test). If the peer
+// refuses the chain, its old name goes whole (notApplied), and n/f is
+// nothing there.
+func (b *batch) alongChain(e journal.Entry) (string, bool) {
+	for _, y := range b.renames {
+		links := b.chained[y.Path]
+		for i, name := range b.through[y.Path] {
+			rest, ok := strings.CutPrefix(e.OldPath, name+"/")
+			if ok && i < len(links) && links[i].Path == name && links[i].Seq < e.Seq && e.Seq < y.Seq {
+				return y.Path + "/" + rest, true
+			}
+		}
+	}
+	return "", false
 }
 
 // throughGone returns deletions (of sequence 0) for the names that the

@@ -247,6 +247,37 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			ops: []string{"mv f5 c/d/m11", "mkdir a/b/d12", "mv c/d/m11 c/d/m13", "rm c/f3", "mv c/d/f4 c/m14",
 				"mkdir c/d15", "mv a/b/d12 c/d15/m16", "mv a/b a/m17", "swap a/m17/f2 c/d", "mv c/m14 a/m19", "mkdir a/d20"},
 		},
+		{
+			// Two swaps of a/b, both refused on the peer (the joined
+			// rename's new name is taken there), then the directory now at
+			// a/b is renamed to a/m34: the peer's a/b was still its old
+			// tree, which that rename moved to a/m34, where a/m34/f2
+			// stayed. A rename that follows from a refused one is not
+			// tried now (peer.Rename.After, batch.follows).
+			name: "a rename of a name that a refused swap left",
+			ops:  []string{"swap a/f1 a/b", "mkdir d22", "swap a/b d22", "mv a/b a/m34"},
+		},
+		{
+			// c -> m14 -> m42, joined into c -> m42, and a rename out of
+			// m14 between whose new name went with it: its old name is
+			// deleted where the chain put it on the peer (alongChain).
+			// Deleted at m14/f3, it found nothing, and the peer kept
+			// m42/f3.
+			name: "a rename out of a chain's middle name",
+			ops:  []string{"mv c m14", "mkdir m14/d/d20", "mv m14/f3 m14/d/d20/m38", "mv m14 m42"},
+		},
+		{
+			// The same with the rename's new name below the middle name.
+			name: "a rename within a chain's middle name",
+			ops:  []string{"mv a c/m12", "mv c/m12/b/f2 c/m12/m16", "mv c/m12 c/m34"},
+		},
+		{
+			// The swap's renames refused, the rename of c, which follows
+			// from them, is not tried (peer.Rename.After): tried, it moved
+			// the peer's own c, the tree that was not swapped there.
+			name: "a swapped directory moved into the other",
+			ops:  []string{"swap c a/b", "mv c a/b/d/m19"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))

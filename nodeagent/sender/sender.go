@@ -1723,7 +1723,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 	}
 	req := make([]peer.Rename, len(b.renames))
 	for i, e := range b.renames {
-		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path)}
+		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path), After: b.follows(i)}
 		var st unix.Stat_t
 		if beneath.Lstat(rootfd, e.Path, &st) == nil {
 			req[i].Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR

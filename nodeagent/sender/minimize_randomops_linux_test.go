@@ -1,0 +1,93 @@
+//go:build randomops
+
+package sender
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// valid reports whether op can be applied to the rig's tree as it is.
+func (r *rig) valid(op string) bool {
+	verb, args, _ := strings.Cut(op, " ")
+	a, b, _ := strings.Cut(args, " ")
+	exists := func(p string) bool { _, err := os.Lstat(filepath.Join(r.root, p)); return err == nil }
+	isDir := func(p string) bool { st, err := os.Lstat(filepath.Join(r.root, p)); return err == nil && st.IsDir() }
+	below := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	switch verb {
+	case "mv":
+		return exists(a) && !exists(b) && isDir(parentOf(b)) && !below(b, a)
+	case "swap":
+		return exists(a) && exists(b) && !below(a, b) && !below(b, a)
+	case "rm":
+		return exists(a)
+	case "write":
+		return isDir(parentOf(a)) && !isDir(a)
+	case "mkdir":
+		return isDir(parentOf(a)) && !exists(a)
+	}
+	return false
+}
+
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return "."
+}
+
+// TestMinimizeRandomOps shrinks RANDOM_OPS_MINIMIZE (a JSON list of
+// operations that left the trees apart) to a shorter list that still does:
+// go test -tags randomops -run TestMinimizeRandomOps ./nodeagent/sender/
+func TestMinimizeRandomOps(t *testing.T) {
+	var ops []string
+	if err := json.Unmarshal([]byte(os.Getenv("RANDOM_OPS_MINIMIZE")), &ops); err != nil {
+		t.Fatalf("RANDOM_OPS_MINIMIZE: %v", err)
+	}
+	trial := 0
+	fails := func(ops []string) (failed bool, why string) {
+		trial++
+		t.Run(strconv.Itoa(trial), func(t *testing.T) {
+			r := opsRig(t, 130+trial%20, basePort+150+uint16(trial%20))
+			for i, op := range ops {
+				if r.valid(op) {
+					r.do(op, 100+i)
+				}
+			}
+			r.start()
+			deadline := time.Now().Add(8 * time.Second)
+			for r.journal.Stats("peer").Files != 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := r.journal.Stats("peer").Files; n != 0 {
+				failed, why = true, strconv.FormatInt(n, 10)+" pending"
+				return
+			}
+			here, there := treeOf(t, r.root), treeOf(t, r.peerRoot)
+			if !slices.Equal(here, there) {
+				failed, why = true, "here:  "+strings.Join(here, " ")+"\nthere: "+strings.Join(there, " ")
+			}
+		})
+		return failed, why
+	}
+	if ok, _ := fails(ops); !ok {
+		t.Fatalf("the operations end identical: nothing to minimize")
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := len(ops) - 1; i >= 0; i-- {
+			shorter := slices.Delete(slices.Clone(ops), i, i+1)
+			if ok, _ := fails(shorter); ok {
+				ops, changed = shorter, true
+			}
+		}
+	}
+	_, why := fails(ops)
+	t.Logf("minimal (%d trials): %q\n%s", trial, ops, why)
+}
