@@ -66,6 +66,10 @@ type batch struct {
 	// a non-directory on the peer (Sender.settleUnderFile).
 	underFile []journal.Entry
 	fileAbove map[string]string
+	// forwarded are, by new name, the renames to a swap's temporary name,
+	// gone here, asked as they were made (swapTemps), each with where its
+	// object is now (the new name of the swap's last rename).
+	forwarded map[string]string
 	// unrenamed are the renames among underFile entries that wait for the
 	// file above them (Sender.settleUnderFile) while their old names'
 	// deletions go: once those are done, they are journaled as removals
@@ -620,10 +624,18 @@ func movedWithARename(e journal.Entry, renamedFrom map[string]string) bool {
 // whose new name no other rename moved on is joined: mv e f; mv d e; rm e
 // (the later rename first) would otherwise bring d's content to f and
 // leave e on the peer.
-func chainRenames(rootfd int, entries []journal.Entry) ([]journal.Entry, map[string][]journal.Entry, map[string][]string) {
+//
+// Renames that apart names (swapTemps) are not joined.
+func chainRenames(rootfd int, entries []journal.Entry, apart map[string]string) ([]journal.Entry, map[string][]journal.Entry, map[string][]string) {
 	byOld := make(map[string]int)
 	shared := make(map[string]bool)
 	for i, e := range entries {
+		if _, ok := apart[e.Path]; ok {
+			continue
+		}
+		if _, ok := apart[e.OldPath]; ok {
+			continue
+		}
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
 			if _, ok := byOld[e.OldPath]; ok {
 				shared[e.OldPath] = true
@@ -716,7 +728,8 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]string, renamedAt map[string]uint64, namesBelow func(dir string) []string) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: renamedFrom}
-	entries, b.chained, b.through = chainRenames(rootfd, entries)
+	b.forwarded = swapTemps(rootfd, entries)
+	entries, b.chained, b.through = chainRenames(rootfd, entries, b.forwarded)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {
@@ -746,6 +759,10 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 			}
 			b.movedAlong[e.Path] = true
 		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
+			if _, ok := b.forwarded[e.Path]; ok && renamed {
+				b.renames = append(b.renames, e)
+				continue
+			}
 			if renamed && oldDirRenamedAfter(rootfd, e, renamedAt) {
 				b.waiting = append(b.waiting, e)
 				continue
@@ -834,6 +851,60 @@ func (b *batch) follows(i int) []int {
 // atOrBelow reports whether p is dir or lies below it.
 func atOrBelow(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir) && p[len(dir)] == '/'
+}
+
+// swapTemps returns, by new name, the renames to a temporary name of a
+// swap (mv a t; mv b a; mv t b) among entries, each with the name its
+// object has now (b), which exists here. Joined (chainRenames) into a -> b
+// and asked before b -> a, as the first rename was made, the peer
+// refused both (each new name taken there), every file of both went again
+// as content, and a directory's old tree stayed on the peer under the
+// name it kept (the sender's random operations test). Each is asked as it
+// was made instead, to its temporary name, whose rename on (t -> b) the
+// same run asks for after the one that frees its new name (b -> a): the
+// object's size, mtime and type are read where it is now. A rename out of
+// the new name of the later one, made between the two, tells a swap.
+func swapTemps(rootfd int, entries []journal.Entry) map[string]string {
+	var byOld map[string]int
+	for i, e := range entries {
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			if byOld == nil {
+				byOld = make(map[string]int)
+			}
+			byOld[e.OldPath] = i
+		}
+	}
+	if len(byOld) < 3 {
+		return nil
+	}
+	var out map[string]string
+	for _, x := range entries {
+		if x.Op&^(change.Rename|change.Subtree|change.Found) != 0 || !x.Op.Has(change.Rename) || x.OldPath == "" {
+			continue
+		}
+		j, ok := byOld[x.Path]
+		if !ok {
+			continue
+		}
+		z := entries[j]
+		k, ok := byOld[z.Path]
+		if !ok {
+			continue
+		}
+		y := entries[k]
+		if !(renameOrder(x) < renameOrder(y) && renameOrder(y) < renameOrder(z)) {
+			continue
+		}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, x.Path, &st) == nil || beneath.Lstat(rootfd, z.Path, &st) != nil {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[x.Path] = z.Path
+	}
+	return out
 }
 
 // renameOrder is when e's rename was made here: its RenameSeq, or, for an
@@ -1153,11 +1224,21 @@ func (b *batch) dirsAboveRenames() []string {
 			dirs[e.Path] = true
 		}
 	}
+	// Not one at or below a name that a rename of the batch moves: made
+	// before the renames, it is made where the peer's tree is then, and
+	// the renames take it elsewhere (mv a/b t; mv c a/b; mv t c, then
+	// mv a/b/d/f t2: a/b/d, sent with c's tree found at a/b, made in the
+	// peer's old a/b, went with it to c, where it stayed; the sender's
+	// random operations test). The renames bring such a directory there.
+	moved := make(map[string]bool, 2*len(b.renames))
+	for _, e := range b.renames {
+		moved[e.Path], moved[e.OldPath] = true, true
+	}
 	var out []string
 	seen := make(map[string]bool)
 	for _, e := range b.renames {
 		for d := parent(e.Path); d != ""; d = parent(d) {
-			if dirs[d] && !seen[d] {
+			if dirs[d] && !seen[d] && !underAny(d, moved) {
 				seen[d] = true
 				out = append(out, d)
 			}
@@ -1302,4 +1383,21 @@ func parent(p string) string {
 		return p[:i]
 	}
 	return ""
+}
+
+// forwardedRenames are b's renames to a swap's temporary name (swapTemps):
+// no push lists their new name, gone here. Applied, the swap's last
+// rename moved them on, and its push checks them; refused, their old
+// name is deleted as for any (notApplied), or its own entry sends it.
+func (b *batch) forwardedRenames() []journal.Entry {
+	if len(b.forwarded) == 0 {
+		return nil
+	}
+	var out []journal.Entry
+	for _, e := range b.renames {
+		if _, ok := b.forwarded[e.Path]; ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -494,7 +494,7 @@ func TestChainRenames(t *testing.T) {
 			[]journal.Entry{rn("d", "e", 1), rn("e", "f", 2), rn("e", "g", 3)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, chained, _ := chainRenames(rootfd, slices.Clone(tc.entries))
+			got, chained, _ := chainRenames(rootfd, slices.Clone(tc.entries), nil)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("entries %+v, want %+v", got, tc.want)
 			}

@@ -278,6 +278,19 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a swapped directory moved into the other",
 			ops:  []string{"swap c a/b", "mv c a/b/d/m19"},
 		},
+		{
+			// Two swaps applied on the peer as renames (swapTemps), the
+			// second below a directory the first put in place: a/b/d, sent
+			// with c's tree found at a/b, is not made on the peer before the
+			// renames (dirsAboveRenames): made then, in the peer's old a/b,
+			// it went with that tree to c.
+			name: "a swap below a swapped directory",
+			ops:  []string{"swap a/b c", "swap a/b/d/f4 f5"},
+		},
+		{
+			name: "a swap of a directory a file was renamed out of",
+			ops:  []string{"write a/b/f11", "mv c/d/f4 a/b/m16", "mkdir a/d29", "swap c/d a/d29", "mv a/b/f11 a/d29/m40", "rm a/b"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
@@ -285,4 +298,17 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			r.runUntilIdentical()
 		})
 	}
+}
+
+// TestSender_Start_aSwapIsRenamedOnThePeer: swaps of two directories and
+// of two files (mv a t; mv b a; mv t b) are applied on the peer as the
+// three renames they were (swapTemps): every file keeps its inode there,
+// nothing goes again as content. Joined into a -> b and b -> a before,
+// both were refused (each new name taken there) and every file went again.
+func TestSender_Start_aSwapIsRenamedOnThePeer(t *testing.T) {
+	r := opsRig(t, 77, basePort+104)
+	before := r.peerInodes([]string{"a/b/f2", "c/d/f4", "a/f1", "c/f3"})
+	r.doAll("swap a/b c/d", "swap a/f1 c/f3")
+	r.runUntilIdentical()
+	r.noneResent(before, []string{"c/d/f2", "a/b/f4", "c/f3", "a/f1"})
 }

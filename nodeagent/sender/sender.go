@@ -1473,7 +1473,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	pushed()
 	s.againDirs(rootfd, staleDirs)
-	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped), deleted, b.oldNames)
+	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped, b.forwardedRenames()), deleted, b.oldNames)
 	// The renames below a file that wait for it (settleUnderFile) and
 	// whose old names this run deleted: pending as removals from now on.
 	unrenamed := withoutUndeletedOldNames(rootfd, slices.Clone(b.unrenamed), deleted, b.oldNames)
@@ -1724,8 +1724,12 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 	req := make([]peer.Rename, len(b.renames))
 	for i, e := range b.renames {
 		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path), After: b.follows(i)}
+		at := e.Path
+		if now, ok := b.forwarded[e.Path]; ok {
+			at = now // a swap's temporary name, gone here
+		}
 		var st unix.Stat_t
-		if beneath.Lstat(rootfd, e.Path, &st) == nil {
+		if beneath.Lstat(rootfd, at, &st) == nil {
 			req[i].Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 			req[i].Size, req[i].MtimeNs = st.Size, st.Mtim.Nano()
 		}
