@@ -1107,12 +1107,7 @@ func (j *Journal) Unrenamed(peer string, renames []Entry) error {
 	if len(renames) == 0 {
 		return nil
 	}
-	err := j.idx.Batch(func(tx *bolt.Tx) error {
-		pb, err := peerBucket(tx, peer)
-		if err != nil {
-			return err
-		}
-		byPath := pb.Bucket(bucketByPath)
+	err := j.entriesOf(peer, func(byPath *bolt.Bucket) error {
 		for _, e := range renames {
 			key := index.Key(e.Path)
 			v := byPath.Get(key)
@@ -1139,6 +1134,19 @@ func (j *Journal) Unrenamed(peer string, renames []Entry) error {
 	return nil
 }
 
+// entriesOf runs fn on peer's entries by path in a write transaction of
+// the index's Batch (fn may be called again, afresh). fn changes entries
+// in place, never their number or order.
+func (j *Journal) entriesOf(peer string, fn func(byPath *bolt.Bucket) error) error {
+	return j.idx.Batch(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		return fn(pb.Bucket(bucketByPath))
+	})
+}
+
 // Move is a directory rename that a peer applied: Old is New there now.
 // Before is the Seq of the rename here (of the first, for renames joined
 // into one).
@@ -1157,14 +1165,9 @@ func (j *Journal) MovedOn(peer string, moves []Move, skip func(path string) bool
 	if len(moves) == 0 {
 		return nil
 	}
-	err := j.idx.Batch(func(tx *bolt.Tx) error {
-		pb, err := peerBucket(tx, peer)
-		if err != nil {
-			return err
-		}
-		byPath := pb.Bucket(bucketByPath)
+	err := j.entriesOf(peer, func(byPath *bolt.Bucket) error {
 		var moved []Entry
-		err = byPath.ForEach(func(_, v []byte) error {
+		err := byPath.ForEach(func(_, v []byte) error {
 			e, err := unmarshal(v)
 			if err != nil || !e.Op.Has(change.Rename) || e.OldPath == "" || skip != nil && skip(e.Path) {
 				return err

@@ -1182,11 +1182,7 @@ func TestJournal_Unrenamed(t *testing.T) {
 		f.write(rel, 4)
 	}
 	settleAll(t, f, peers, "a", "b", "c")
-	mv := func(from, to string) {
-		t.Helper()
-		must(t, os.Rename(filepath.Join(f.root, from), filepath.Join(f.root, to)))
-		must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: to, OldPath: from, Op: change.Rename, Finished: true}}))
-	}
+	mv := func(from, to string) { f.mv(peers, from, to) }
 	mv("a", "x")
 	mv("b", "y")
 	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("c", 8)}))
@@ -1265,11 +1261,7 @@ func TestJournal_MovedOn(t *testing.T) {
 		f.write(rel, 1)
 	}
 	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g")
-	mv := func(from, to string) {
-		t.Helper()
-		must(t, os.Rename(filepath.Join(f.root, from), filepath.Join(f.root, to)))
-		must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: to, OldPath: from, Op: change.Rename, Finished: true}}))
-	}
+	mv := func(from, to string) { f.mv(peers, from, to) }
 	mv("d/a", "a")
 	mv("d/sub/b", "b")
 	mv("dx/e", "e")
@@ -1290,4 +1282,11 @@ func TestJournal_MovedOn(t *testing.T) {
 			t.Errorf("%s's entry for %s: old name %q (%v, %v); want %q", tc.peer, tc.path, e.OldPath, ok, err, tc.old)
 		}
 	}
+}
+
+// mv renames from to to in the root and journals the rename for peers.
+func (f *fixture) mv(peers []string, from, to string) {
+	f.t.Helper()
+	must(f.t, os.Rename(filepath.Join(f.root, from), filepath.Join(f.root, to)))
+	must(f.t, f.j.Record(f.rootfd, peers, []change.Change{{Path: to, OldPath: from, Op: change.Rename, Finished: true}}))
 }
