@@ -98,16 +98,23 @@ func (r *rig) doAll(ops ...string) {
 	}
 }
 
+// opsGen makes random operations (randomOps): its numbers make each new
+// name unique.
+type opsGen struct {
+	rng  *rand.Rand
+	next int
+}
+
 // randomOps returns n random operations on the rig's tree as it becomes,
 // applying each (do): renames into random directories, swaps, removals,
 // writes and mkdirs, the stress test's mix on a small tree.
-func (r *rig) randomOps(rng *rand.Rand, n int) []string {
+func (r *rig) randomOps(g *opsGen, n int) []string {
 	r.t.Helper()
 	var ops []string
-	next := 10
+	rng := g.rng
 	fresh := func(dir, prefix string) string {
-		next++
-		name := prefix + strconv.Itoa(next)
+		g.next++
+		name := prefix + strconv.Itoa(g.next)
 		if dir == "." {
 			return name
 		}
@@ -159,8 +166,8 @@ func (r *rig) randomOps(rng *rand.Rand, n int) []string {
 			op = "mkdir " + fresh(pick(dirs), "d")
 		}
 		if op != "" {
-			r.do(op, next)
-			next++
+			r.do(op, g.next)
+			g.next++
 			ops = append(ops, op)
 		}
 	}
@@ -172,10 +179,14 @@ func (r *rig) randomOps(rng *rand.Rand, n int) []string {
 // sender starts (a peer that was away, or a burst), end with the peer's
 // tree identical to this member's. Ten fixed seeds; RANDOM_OPS_SEEDS,
 // RANDOM_OPS_FIRST and RANDOM_OPS_STEPS run others. Each case lists its
-// operations, which a test of its own replays (doAll).
+// operations, which a test of its own replays (doAll). RANDOM_OPS_LIVE=1
+// starts the sender first and applies the operations while it runs, a
+// few milliseconds apart, as the stress test does (its runs then meet
+// the operations at times no seed fixes).
 func TestSender_Start_randomOperationsEndIdentical(t *testing.T) {
 	seeds, first, steps := 10, 0, 12
-	for env, v := range map[string]*int{"RANDOM_OPS_SEEDS": &seeds, "RANDOM_OPS_FIRST": &first, "RANDOM_OPS_STEPS": &steps} {
+	live := 0
+	for env, v := range map[string]*int{"RANDOM_OPS_SEEDS": &seeds, "RANDOM_OPS_FIRST": &first, "RANDOM_OPS_STEPS": &steps, "RANDOM_OPS_LIVE": &live} {
 		if s := os.Getenv(env); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil {
@@ -187,9 +198,32 @@ func TestSender_Start_randomOperationsEndIdentical(t *testing.T) {
 	for seed := first; seed < first+seeds; seed++ {
 		t.Run(strconv.Itoa(seed), func(t *testing.T) {
 			r := opsRig(t, 80+seed%20, basePort+110+uint16(seed%20))
-			ops := r.randomOps(rand.New(rand.NewPCG(uint64(seed), 7)), steps)
+			rng := rand.New(rand.NewPCG(uint64(seed), 7))
+			g := &opsGen{rng: rng, next: 10}
+			if live == 0 {
+				ops := r.randomOps(g, steps)
+				t.Logf("operations: %q", ops)
+				r.runUntilIdentical()
+				return
+			}
+			// A path that raced (gone or back while rsync read it) is
+			// retried after the agent's own backoff, not the rig's hour.
+			r.sender.Backoff, r.sender.BackoffCap = DefaultBackoff, DefaultBackoffCap
+			r.start()
+			var ops []string
+			for range steps {
+				ops = append(ops, r.randomOps(g, 1)...)
+				select {
+				case r.sender.Wake <- struct{}{}:
+				default:
+				}
+				time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+			}
 			t.Logf("operations: %q", ops)
-			r.runUntilIdentical()
+			r.untilNothingPending()
+			if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+				t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+			}
 		})
 	}
 }
