@@ -1157,11 +1157,11 @@ type Move struct {
 
 // MovedOn records that peer applied the directory renames moves, in
 // order: each rename pending for peer whose old name lies below a move's
-// Old, journaled before that move (Seq less than Before), and not one that
-// skip reports (nil: none), has its old name below New from then on,
-// where the peer holds it (see the sender's oldDirRenamedAfter). One pass
-// over peer's entries.
-func (j *Journal) MovedOn(peer string, moves []Move, skip func(path string) bool) error {
+// Old, journaled before that move (Seq less than Before), has its old name
+// below New from then on, where the peer holds it (see the sender's
+// oldDirRenamedAfter), unless skip (nil: none) reports its path and the
+// name it would move to. One pass over peer's entries.
+func (j *Journal) MovedOn(peer string, moves []Move, skip func(path, movedTo string) bool) error {
 	if len(moves) == 0 {
 		return nil
 	}
@@ -1169,7 +1169,7 @@ func (j *Journal) MovedOn(peer string, moves []Move, skip func(path string) bool
 		var moved []Entry
 		err := byPath.ForEach(func(_, v []byte) error {
 			e, err := unmarshal(v)
-			if err != nil || !e.Op.Has(change.Rename) || e.OldPath == "" || skip != nil && skip(e.Path) {
+			if err != nil || !e.Op.Has(change.Rename) || e.OldPath == "" {
 				return err
 			}
 			old := e.OldPath
@@ -1178,7 +1178,7 @@ func (j *Journal) MovedOn(peer string, moves []Move, skip func(path string) bool
 					old = m.New + "/" + rest
 				}
 			}
-			if old != e.OldPath {
+			if old != e.OldPath && (skip == nil || !skip(e.Path, old)) {
 				e.OldPath = old
 				moved = append(moved, e)
 			}

@@ -1251,29 +1251,32 @@ func TestJournal_Record_renameSeq(t *testing.T) {
 
 // TestJournal_MovedOn: the old names of pending renames below a directory
 // renamed on the peer, journaled before that rename, move with it; later
-// ones, skipped ones, names beside it and other peers' stay.
+// ones, skipped ones (by path, or by the name they would move to), names
+// beside it and other peers' stay.
 func TestJournal_MovedOn(t *testing.T) {
 	peers := []string{"web-2", "web-3"}
 	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
 	must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
 	must(t, os.MkdirAll(filepath.Join(f.root, "dx"), 0o755))
-	for _, rel := range []string{"d/a", "d/sub/b", "d/c", "dx/e", "d/g"} {
+	for _, rel := range []string{"d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z"} {
 		f.write(rel, 1)
 	}
-	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g")
+	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z")
 	mv := func(from, to string) { f.mv(peers, from, to) }
 	mv("d/a", "a")
 	mv("d/sub/b", "b")
 	mv("dx/e", "e")
 	mv("d/g", "g")
+	mv("d/z", "z2")
 	before := f.j.Seq() + 1 // the rename of d, made next
 	mv("d/c", "c")          // after it, in this test's terms
-	must(t, f.j.MovedOn("web-2", []Move{{Old: "d", New: "n/d2", Before: before}}, func(p string) bool { return p == "g" }))
+	must(t, f.j.MovedOn("web-2", []Move{{Old: "d", New: "n/d2", Before: before}}, func(p, to string) bool { return p == "g" || to == "n/d2/z" }))
 	for _, tc := range []struct{ peer, path, old string }{
 		{"web-2", "a", "n/d2/a"},
 		{"web-2", "b", "n/d2/sub/b"},
 		{"web-2", "e", "dx/e"},
 		{"web-2", "g", "d/g"},
+		{"web-2", "z2", "d/z"}, // its name moved onto one skip reports
 		{"web-2", "c", "d/c"},
 		{"web-3", "a", "d/a"},
 	} {

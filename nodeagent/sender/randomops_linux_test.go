@@ -325,6 +325,15 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a swap of a directory a file was renamed out of",
 			ops:  []string{"write a/b/f11", "mv c/d/f4 a/b/m16", "mkdir a/d29", "swap c/d a/d29", "mv a/b/f11 a/d29/m40", "rm a/b"},
 		},
+		{
+			// a -> m16/m35/d28 applied, and m16/m35/d28/f1, made here
+			// since, pushed in the same run: the old name of the rename
+			// a/f1 -> m23, pending, is not moved onto that name (MovedOn's
+			// skip); moved, the next run renamed the pushed directory away.
+			name: "a rename out of a directory renamed onto a name the run pushes",
+			ops: []string{"mkdir d11", "mv c/d m16", "swap c m16", "swap m16/f3 a/b", "rm c", "mv a/b m23", "swap a/f1 m16/f3",
+				"mkdir d11/d28", "swap m23 a/f1", "swap a/f1 d11/d28", "mv d11 m16/m35", "swap m16/m35/d28 a"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))

@@ -1746,8 +1746,12 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 		}
 		// The renames pending behind this batch out of those directories,
 		// from before: the peer holds their old names where these moved.
+		// Not where this run lists a path: it puts this member's object
+		// there (mv a/f1 m; mv a x, then x/f1 made and pushed), which the
+		// rename, moved on to it, took away (the sender's random
+		// operations test).
 		inBatch := pathSet(b.entries())
-		if err := s.Journal.MovedOn(s.Peer, moves, func(p string) bool { return inBatch[p] }); err != nil {
+		if err := s.Journal.MovedOn(s.Peer, moves, func(p, to string) bool { return inBatch[p] || inBatch[to] }); err != nil {
 			s.Log.Error(err, "renames out of directories renamed on the peer keep their old names; the peer may keep them under the new", "peer", s.Peer)
 		}
 	}
