@@ -45,22 +45,41 @@ func parentOf(p string) string {
 // TestMinimizeRandomOps shrinks RANDOM_OPS_MINIMIZE (a JSON list of
 // operations that left the trees apart) to a shorter list that still does:
 // go test -tags randomops -run TestMinimizeRandomOps ./nodeagent/sender/
+// With RANDOM_OPS_LIVE=1 the operations are applied while the sender runs,
+// and a list counts as failing if one of four tries of it fails.
 func TestMinimizeRandomOps(t *testing.T) {
 	var ops []string
 	if err := json.Unmarshal([]byte(os.Getenv("RANDOM_OPS_MINIMIZE")), &ops); err != nil {
 		t.Fatalf("RANDOM_OPS_MINIMIZE: %v", err)
 	}
+	live := os.Getenv("RANDOM_OPS_LIVE") == "1"
+	gaps := []time.Duration{3 * time.Millisecond, 11 * time.Millisecond, 0, 17 * time.Millisecond, 7 * time.Millisecond}
 	trial := 0
-	fails := func(ops []string) (failed bool, why string) {
+	once := func(ops []string) (failed bool, why string) {
 		trial++
 		t.Run(strconv.Itoa(trial), func(t *testing.T) {
 			r := opsRig(t, 130+trial%20, basePort+150+uint16(trial%20))
+			if live {
+				// As the live mode of the random operations test: the
+				// sender runs while they are applied, at the gaps drawn.
+				r.sender.Backoff, r.sender.BackoffCap = DefaultBackoff, DefaultBackoffCap
+				r.start()
+			}
 			for i, op := range ops {
 				if r.valid(op) {
 					r.do(op, 100+i)
 				}
+				if live {
+					select {
+					case r.sender.Wake <- struct{}{}:
+					default:
+					}
+					time.Sleep(gaps[i%len(gaps)])
+				}
 			}
-			r.start()
+			if !live {
+				r.start()
+			}
 			deadline := time.Now().Add(8 * time.Second)
 			for r.journal.Stats("peer").Files != 0 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
@@ -75,6 +94,20 @@ func TestMinimizeRandomOps(t *testing.T) {
 			}
 		})
 		return failed, why
+	}
+	// Live, a list fails if any of a few tries of it does: its runs meet
+	// the operations at times no list fixes.
+	fails := func(ops []string) (bool, string) {
+		tries := 1
+		if live {
+			tries = 4
+		}
+		for range tries {
+			if failed, why := once(ops); failed {
+				return true, why
+			}
+		}
+		return false, ""
 	}
 	if ok, _ := fails(ops); !ok {
 		t.Fatalf("the operations end identical: nothing to minimize")
