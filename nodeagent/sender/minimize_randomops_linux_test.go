@@ -3,6 +3,7 @@
 package sender
 
 import (
+	"cmp"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -17,29 +18,22 @@ import (
 func (r *rig) valid(op string) bool {
 	verb, args, _ := strings.Cut(op, " ")
 	a, b, _ := strings.Cut(args, " ")
+	dirOf := func(p string) string { return cmp.Or(parent(p), ".") } // parent's "" is the root
 	exists := func(p string) bool { _, err := os.Lstat(filepath.Join(r.root, p)); return err == nil }
 	isDir := func(p string) bool { st, err := os.Lstat(filepath.Join(r.root, p)); return err == nil && st.IsDir() }
-	below := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 	switch verb {
 	case "mv":
-		return exists(a) && !exists(b) && isDir(parentOf(b)) && !below(b, a)
+		return exists(a) && !exists(b) && isDir(dirOf(b)) && !atOrBelow(b, a)
 	case "swap":
-		return exists(a) && exists(b) && !below(a, b) && !below(b, a)
+		return exists(a) && exists(b) && !atOrBelow(a, b) && !atOrBelow(b, a)
 	case "rm":
 		return exists(a)
 	case "write":
-		return isDir(parentOf(a)) && !isDir(a)
+		return isDir(dirOf(a)) && !isDir(a)
 	case "mkdir":
-		return isDir(parentOf(a)) && !exists(a)
+		return isDir(dirOf(a)) && !exists(a)
 	}
 	return false
-}
-
-func parentOf(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[:i]
-	}
-	return "."
 }
 
 // TestMinimizeRandomOps shrinks RANDOM_OPS_MINIMIZE (a JSON list of

@@ -141,17 +141,16 @@ func (r *rig) randomOps(g *opsGen, n int) []string {
 		}
 		all := slices.Concat(dirs[1:], files)
 		pick := func(xs []string) string { return xs[rng.IntN(len(xs))] }
-		below := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 		var op string
 		switch k := rng.IntN(10); {
 		case k < 3 && len(all) > 0:
 			x, d := pick(all), pick(dirs)
-			if !below(d, x) {
+			if !atOrBelow(d, x) {
 				op = "mv " + x + " " + fresh(d, "m")
 			}
 		case k < 5 && len(all) > 1:
 			x, y := pick(all), pick(all)
-			if !below(x, y) && !below(y, x) {
+			if !atOrBelow(x, y) && !atOrBelow(y, x) {
 				op = "swap " + x + " " + y
 			}
 		case k < 6 && len(all) > 0:

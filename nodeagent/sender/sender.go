@@ -1750,9 +1750,11 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 		// there (mv a/f1 m; mv a x, then x/f1 made and pushed), which the
 		// rename, moved on to it, took away (the sender's random
 		// operations test).
-		inBatch := pathSet(b.entries())
-		if err := s.Journal.MovedOn(s.Peer, moves, func(p, to string) bool { return inBatch[p] || inBatch[to] }); err != nil {
-			s.Log.Error(err, "renames out of directories renamed on the peer keep their old names; the peer may keep them under the new", "peer", s.Peer)
+		if len(moves) > 0 {
+			inBatch := pathSet(b.entries())
+			if err := s.Journal.MovedOn(s.Peer, moves, func(p, to string) bool { return inBatch[p] || inBatch[to] }); err != nil {
+				s.Log.Error(err, "renames out of directories renamed on the peer keep their old names; the peer may keep them under the new", "peer", s.Peer)
+			}
 		}
 	}
 	for i, e := range b.renames {
