@@ -352,25 +352,22 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 			w.add(e) // it goes in a later run
 		}
 	}
-	// The old names of the renames read (this batch's and those behind):
-	// what was changed below them before and is gone here now went with
-	// the rename (movedWithARename).
-	// Each with the new name of its first rename read.
-	renamedFrom := make(map[string]string)
-	// And the latest Seq of a rename read from each (oldDirRenamedAfter).
-	renamedAt := make(map[string]uint64)
+	// The renames read (this batch's and those behind): see renamesRead.
+	read := renamesRead{from: make(map[string]string), at: make(map[string]uint64), away: make(map[string]uint64), onto: make(map[string]uint64)}
 	for _, e := range slices.Concat(entries, behind) {
 		if !e.Op.Has(change.Rename) || e.OldPath == "" {
 			continue
 		}
-		if _, ok := renamedFrom[e.OldPath]; !ok {
-			renamedFrom[e.OldPath] = e.Path
+		if _, ok := read.from[e.OldPath]; !ok {
+			read.from[e.OldPath] = e.Path
 		}
-		renamedAt[e.OldPath] = max(renamedAt[e.OldPath], e.Seq)
+		read.at[e.OldPath] = max(read.at[e.OldPath], e.Seq)
+		read.away[e.OldPath] = max(read.away[e.OldPath], renameOrder(e))
+		read.onto[e.Path] = max(read.onto[e.Path], renameOrder(e))
 	}
 	rest := entries
 	for {
-		b := planOnce(rootfd, rest, busy, renamedFrom, renamedAt, namesBelow)
+		b := planOnce(rootfd, rest, busy, read, namesBelow)
 		for _, e := range b.waiting {
 			waiting[key{e.Path, e.Seq}] = true
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
@@ -590,9 +587,22 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 	return out
 }
 
+// renamesRead are the renames read for a plan (its batch's and those
+// behind), by name.
+type renamesRead struct {
+	// from holds each old name with the new name of its first rename
+	// read; at with the latest Seq of a rename from it
+	// (oldDirRenamedAfter).
+	from map[string]string
+	at   map[string]uint64
+	// away and onto hold each old name, and each new name, with when the
+	// latest rename from it, and onto it, was made (renameOrder).
+	away, onto map[string]uint64
+}
+
 // movedWithARename reports whether e, gone here, is a change of a
 // directory's attributes (or its making) at or below the old name of a
-// rename that was read (renamedFrom): it went with the rename. Deleted on
+// rename that was read: it went with the rename. Deleted on
 // the peer, it took the directory's whole tree there, which the rename
 // then could not move, and every file of it went again as content (a
 // chmod d, or of d/sub, before mv d e). Confirmed without a run instead:
@@ -600,11 +610,21 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 // which journals its tree under the new name, brings the attributes. A
 // write is not taken so: one that kept the size and mtime is seen only as
 // a write, and a file goes alone.
-func movedWithARename(e journal.Entry, renamedFrom map[string]string) bool {
-	if len(renamedFrom) == 0 || e.Op&^(change.Attrib|change.Mkdir|change.Found|change.Subtree) != 0 {
+//
+// Not where a rename read onto e's path, or onto a directory above it,
+// was made after the latest rename away: the peer holds there what that
+// rename brought, which is gone here and is deleted (swap a/b c twice,
+// the journal keeping the second swap's renames onto a/b and c alone: the
+// peer kept the first swap's a/b/d, the sender's random operations test).
+func movedWithARename(e journal.Entry, read renamesRead) bool {
+	if len(read.from) == 0 || e.Op&^(change.Attrib|change.Mkdir|change.Found|change.Subtree) != 0 {
 		return false
 	}
-	return underAny(e.Path, renamedFrom)
+	var away, onto uint64
+	for d := e.Path; d != ""; d = parent(d) {
+		away, onto = max(away, read.away[d]), max(onto, read.onto[d])
+	}
+	return away > onto
 }
 
 // chainRenames joins renames that follow each other (mv d e; mv e f, both
@@ -725,9 +745,9 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 	return done
 }
 
-func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renamedFrom map[string]string, renamedAt map[string]uint64, namesBelow func(dir string) []string) batch {
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read renamesRead, namesBelow func(dir string) []string) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
-	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: renamedFrom}
+	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: read.from}
 	b.forwarded = swapTemps(rootfd, entries)
 	entries, b.chained, b.through = chainRenames(rootfd, entries, b.forwarded)
 	var gone, olds []journal.Entry
@@ -752,7 +772,7 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 				b.renames = append(b.renames, e)
 			}
 			b.send(e, &st)
-		case errors.Is(err, unix.ENOENT) && !renamed && movedWithARename(e, renamedFrom):
+		case errors.Is(err, unix.ENOENT) && !renamed && movedWithARename(e, read):
 			b.skipped = append(b.skipped, e)
 			if b.movedAlong == nil {
 				b.movedAlong = make(map[string]bool)
@@ -763,7 +783,7 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, renam
 				b.renames = append(b.renames, e)
 				continue
 			}
-			if renamed && oldDirRenamedAfter(rootfd, e, renamedAt) {
+			if renamed && oldDirRenamedAfter(rootfd, e, read.at) {
 				b.waiting = append(b.waiting, e)
 				continue
 			}
