@@ -362,16 +362,22 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				if err != nil {
 					return err
 				}
-				if superseded != "" {
-					// mv a b; mv c b, both pending: b's entry names one
-					// old name, and a went too.
+				if superseded.OldPath != "" {
 					seq++
-					gone := change.Change{Path: superseded, Op: change.Remove}
-					dd, _, err := put(buckets[i], index.Key(superseded), gone, seq, 0, now)
+					moved, err := movedOnFrom(buckets[i], superseded, seq)
 					if err != nil {
 						return err
 					}
-					d = d.plus(dd)
+					if !moved {
+						// mv a b; mv c b, both pending: b's entry names one
+						// old name, and a went too.
+						gone := change.Change{Path: superseded.OldPath, Op: change.Remove}
+						dd, _, err := put(buckets[i], index.Key(superseded.OldPath), gone, seq, 0, now)
+						if err != nil {
+							return err
+						}
+						d = d.plus(dd)
+					}
 				}
 				delta[p] = delta[p].plus(d)
 			}
@@ -775,18 +781,19 @@ type peerBuckets struct {
 }
 
 // put merges c (whose path's key is key) into the peer's entry for its
-// path and returns how the peer's pending counts changed, and the old name
-// of a pending rename that c's rename supersedes: the entry keeps one old
-// name, so the caller journals the removal of the other.
-func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, string, error) {
+// path and returns how the peer's pending counts changed, and the entry as
+// it was where c's rename supersedes the pending rename it holds (its
+// OldPath set): the entry keeps one old name, so the caller journals where
+// the other went (movedOnFrom, or its removal).
+func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, Entry, error) {
 	byPath, bySeq := pb.byPath, pb.bySeq
 	e := Entry{Path: c.Path, Op: c.Op, OldPath: c.OldPath, Since: now}
 	var d PeerStats
-	var superseded string
+	var superseded Entry
 	if v := index.SeekExact(pb.paths, key); v != nil {
 		old, err := unmarshal(v)
 		if err != nil {
-			return d, "", fmt.Errorf("journal entry %q: %w", c.Path, err)
+			return d, Entry{}, fmt.Errorf("journal entry %q: %w", c.Path, err)
 		}
 		e.Order = old.Order
 		e.Op = old.Op.Merge(c.Op)
@@ -796,14 +803,14 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 		case e.OldPath == "":
 			e.OldPath = old.OldPath
 		case old.OldPath != "" && old.OldPath != e.OldPath && old.OldPath != c.Path:
-			superseded = old.OldPath
+			superseded = old
 		}
 		d.Bytes -= old.Size
 	} else {
 		d.Files++
 		e.Order = seq
 		if err := bySeq.Put(seqKey(seq), key); err != nil {
-			return d, "", err
+			return d, Entry{}, err
 		}
 	}
 	e.Seq, e.Size = seq, size
@@ -812,6 +819,52 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 	}
 	d.Bytes += size
 	return d, superseded, byPath.Put(key, e.marshal())
+}
+
+// movedOnFrom journals where the object of was, a pending rename (was.OldPath
+// -> was.Path) that a rename onto its path supersedes, went since: to the
+// new name of the first pending rename out of was.Path made after it, whose
+// entry then takes was.OldPath as its old name, and was's RenameSeq (the
+// peer's object at was.OldPath goes there, where the joined chain left
+// it, in the order its first rename was made). It reports false where no
+// such rename is pending (mv a b; mv c b: a was overwritten, and is to be
+// removed). Before, a's removal was journaled in every case: swap c a,
+// then swap c a/f17, both pending, lost the rename a -> c, and the peer,
+// asked to rename its c onto a, which it still held, refused; its old
+// a/... stayed beside what went as content (the sender's random
+// operations test).
+//
+// It reads every pending entry of the peer: a rename superseded so is
+// rare (a name renamed onto, renamed away, and renamed onto again, all
+// pending).
+func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
+	at := was.RenameSeq
+	if at == 0 {
+		at = was.Order // stored before RenameSeq was
+	}
+	var next Entry
+	found := false
+	err := pb.byPath.ForEach(func(_, v []byte) error {
+		e, err := unmarshal(v)
+		if err != nil {
+			return err
+		}
+		if e.OldPath == was.Path && e.Op.Has(change.Rename) && e.RenameSeq > at && (!found || e.RenameSeq < next.RenameSeq) {
+			next, found = e, true
+		}
+		return nil
+	})
+	// Only onto a name that nothing held between the two renames: its
+	// entry is that rename alone, and its first change (swap a c/f3;
+	// mkdir d12; swap d12 a: c/f3 -> a, then a -> d12, d12 made and
+	// renamed away between; joined as c/f3 -> d12, the peer's d12 was
+	// taken for the object that moved there, the sender's random
+	// operations test).
+	if err != nil || !found || next.Op&^(change.Rename|change.Subtree|change.Found) != 0 || next.Order != next.RenameSeq {
+		return false, err
+	}
+	next.OldPath, next.RenameSeq, next.Seq = was.OldPath, at, seq
+	return true, pb.byPath.Put(index.Key(next.Path), next.marshal())
 }
 
 // Again journals paths for peers with op, without comparing them with the

@@ -1249,6 +1249,47 @@ func TestJournal_Record_renameSeq(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_supersededRenameMovedOn: a pending rename onto a name
+// (a -> c) that a later rename onto it supersedes (x -> c), after c was
+// renamed away (c -> t), is kept in t's entry: t takes a as its old name
+// and the first rename's RenameSeq, and a is not removed. With no rename
+// out of c since (mv b c over it), the superseded old name is removed, as
+// before.
+func TestJournal_Record_supersededRenameMovedOn(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	for _, rel := range []string{"a", "b", "x", "y"} {
+		f.write(rel, 1)
+	}
+	settleAll(t, f, peers, "a", "b", "x", "y")
+	mv := func(from, to string) { f.mv(peers, from, to) }
+	mv("a", "c")
+	first, _, err := f.j.Entry("web-2", "c")
+	must(t, err)
+	mv("c", "t")
+	mv("x", "c")
+	mv("b", "d")
+	mv("y", "d") // over d: b went with it
+	for _, tc := range []struct {
+		path, old string
+		op        change.Op
+		renameSeq uint64
+	}{
+		{"t", "a", change.Rename, first.RenameSeq},
+		{"c", "x", change.Rename, 0},
+		{"d", "y", change.Rename, 0},
+		{"b", "", change.Remove, 0},
+	} {
+		e, ok, err := f.j.Entry("web-2", tc.path)
+		if err != nil || !ok || e.OldPath != tc.old || e.Op != tc.op || tc.renameSeq != 0 && e.RenameSeq != tc.renameSeq {
+			t.Errorf("entry for %s: %v from %q, rename %d (%v, %v); want %v from %q, rename %d", tc.path, e.Op, e.OldPath, e.RenameSeq, ok, err, tc.op, tc.old, tc.renameSeq)
+		}
+	}
+	if e, ok, _ := f.j.Entry("web-2", "a"); ok {
+		t.Errorf("a is journaled (%v), though the peer's a goes to t", e.Op)
+	}
+}
+
 // TestJournal_MovedOn: the old names of pending renames below a directory
 // renamed on the peer, journaled before that rename, move with it; later
 // ones, skipped ones (by path, or by the name they would move to), names

@@ -579,7 +579,14 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 	var out []journal.Entry
 	for _, r := range b.renames {
 		seq := b.firstSeq(r)
-		below := func(d journal.Entry) bool { return seqOf(d) < seq && strings.HasPrefix(d.Path, r.OldPath+"/") }
+		// Or at it, where an earlier rename's old name is deleted
+		// (oldNamesGone): mv a/b a/f1; rm -r a/f1; ...; mv a/b a/m34,
+		// a/b made again between. Asked first, the rename moved the
+		// peer's old a/b, the tree removed here, to a/m34, and the
+		// deletion found nothing (the sender's random operations test).
+		below := func(d journal.Entry) bool {
+			return seqOf(d) < seq && atOrBelow(d.Path, r.OldPath)
+		}
 		if slices.ContainsFunc(b.deletes, below) || slices.ContainsFunc(b.covered, below) {
 			out = append(out, r)
 		}
@@ -645,14 +652,16 @@ func movedWithARename(e journal.Entry, read renamesRead) bool {
 // (the later rename first) would otherwise bring d's content to f and
 // leave e on the peer.
 //
-// Renames that apart names (swapTemps) are not joined.
+// Renames out of names that apart others (swapTemps) are not joined; a
+// rename onto such a name takes in those before it: mv a/f1 t1; mv a/b
+// a/f1; mv t1 a/b; mv a/b t2 (the journal keeping a/f1 -> t1 and t1 -> t2,
+// movedOnFrom), then a swap through t2: not joined, the rename to t1,
+// whose new name is gone here, deleted the peer's a/f1, and t1 -> t2 was
+// refused (the sender's random operations test).
 func chainRenames(rootfd int, entries []journal.Entry, apart map[string]string) ([]journal.Entry, map[string][]journal.Entry, map[string][]string) {
 	byOld := make(map[string]int)
 	shared := make(map[string]bool)
 	for i, e := range entries {
-		if _, ok := apart[e.Path]; ok {
-			continue
-		}
 		if _, ok := apart[e.OldPath]; ok {
 			continue
 		}

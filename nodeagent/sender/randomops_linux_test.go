@@ -342,6 +342,36 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a swap made twice",
 			ops:  []string{"swap a/b c", "swap a/b c"},
 		},
+		{
+			// swap c a, then swap c a/f17: the rename a -> c, superseded
+			// in c's entry by a/f17 -> c, is kept where c went (the
+			// swap's temporary name, journal's movedOnFrom). Journaled as
+			// a's removal, the peer was asked to rename its c onto its a,
+			// refused, and kept its old a/b/f2 and a/f1 (seed 74).
+			name: "a swap of a name swapped before",
+			ops:  []string{"swap c a", "write a/f17", "swap c a/f17"},
+		},
+		{
+			// a/f1 -> t1 -> a/b -> t2 -> d22, the journal keeping t2 <-
+			// t1 (movedOnFrom) and a swap through t2: t1's rename is
+			// joined into t2's (chainRenames), or the rename to t1, its
+			// new name gone here, deleted the peer's a/f1. And a/b, an
+			// old name deleted on the peer (its object went to a/f1 and
+			// was removed), is deleted before a/b -> a/m34 is asked
+			// (renamesAboveDeletes): asked first, it moved the peer's old
+			// a/b there, with a/b/f2 (seed 117).
+			name: "a name renamed out of, removed, and swapped through",
+			ops:  []string{"swap a/f1 a/b", "rm a/f1", "mkdir d22", "swap a/b d22", "mv a/b a/m34"},
+		},
+		{
+			// c/f3 -> a, then a -> d12: d12 was made and renamed away
+			// between, so the superseded c/f3 -> a is not kept as c/f3
+			// -> d12 (movedOnFrom's conditions): the peer's d12 is not the
+			// object that moved there (seed 4 with the journal's first
+			// movedOnFrom).
+			name: "a superseded rename onto a name made between",
+			ops:  []string{"swap a c/f3", "mkdir d12", "swap f5 c", "swap d12 a"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
