@@ -863,6 +863,20 @@ func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
 	if err != nil || !found || next.Op&^(change.Rename|change.Subtree|change.Found) != 0 || next.Order != next.RenameSeq {
 		return false, err
 	}
+	// Nor onto one renamed away between (a/f1 -> c/d/m11 -> a, a's own
+	// object renamed away before the second: kept as a/f1 -> a, the rename
+	// took the peer's a for it; the same test).
+	held := false
+	err = pb.byPath.ForEach(func(_, v []byte) error {
+		e, err := unmarshal(v)
+		if err == nil && e.OldPath == next.Path && e.Op.Has(change.Rename) && e.RenameSeq > at && e.RenameSeq < next.RenameSeq {
+			held = true
+		}
+		return err
+	})
+	if err != nil || held {
+		return false, err
+	}
 	next.OldPath, next.RenameSeq, next.Seq = was.OldPath, at, seq
 	return true, pb.byPath.Put(index.Key(next.Path), next.marshal())
 }

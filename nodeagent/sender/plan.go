@@ -851,6 +851,18 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 		return renameOrder(e)
 	}
 	slices.SortStableFunc(b.renames, func(x, y journal.Entry) int { return cmp.Compare(order(x), order(y)) })
+	// A rename out of a joined chain's middle name is asked from where
+	// the chain, asked before it, puts its old name on the peer
+	// (alongChain): mv a m; mv m/b/f m/x; mv m/x y; mv m n, asked as a ->
+	// n and m/b/f -> y. Asked at m/b/f, it was refused (the peer holds
+	// n/b/f by then), y went as content, the deletion of m/b/f found
+	// nothing, and the peer kept n/b/f (the sender's random operations
+	// test). Refused, its old name is deleted there (notApplied).
+	for i, e := range b.renames {
+		if p, ok := b.alongChain(e); ok {
+			b.renames[i].OldPath = p
+		}
+	}
 	gone = append(gone, b.oldNamesGone(rootfd, olds, gone)...)
 	var covered []journal.Entry
 	b.deletes, covered = topMost(gone)

@@ -372,6 +372,25 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a superseded rename onto a name made between",
 			ops:  []string{"swap a c/f3", "mkdir d12", "swap f5 c", "swap d12 a"},
 		},
+		{
+			// a -> c/m12 -> c/m34 joined, and a rename out of the middle
+			// name, itself joined (c/m12/b/f2 -> c/m12/m16 -> c/m24): it
+			// is asked from c/m34/b/f2, where the first puts it on the
+			// peer (alongChain). Asked from c/m12/b/f2, it was refused and
+			// the peer kept c/m34/b/f2 (seed 94; failing before this
+			// session).
+			name: "a chained rename out of a chain's middle name",
+			ops:  []string{"mv a c/m12", "mv c/m12/b/f2 c/m12/m16", "mv c/m12/m16 c/m24", "mv c/m12 c/m34"},
+		},
+		{
+			// a/f1 -> c/d/m11 -> a, superseded in c/d/m11's entry by the
+			// swap: a, the name it went on to, held the peer's own a until
+			// the swap renamed that away, so the rename is not kept as
+			// a/f1 -> a (movedOnFrom's rename out of it between). Kept, the
+			// peer's a/f1 stayed under m31 (seed 71).
+			name: "a superseded rename onto a name renamed away between",
+			ops:  []string{"mv a/f1 c/d/m11", "swap a c/d/m11", "mv a c/m19", "mv c/d/m11 m31", "rm c/m19"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
