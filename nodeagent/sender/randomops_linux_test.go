@@ -383,6 +383,17 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			ops:  []string{"mv a c/m12", "mv c/m12/b/f2 c/m12/m16", "mv c/m12/m16 c/m24", "mv c/m12 c/m34"},
 		},
 		{
+			// a/f1 -> m12, superseded by the second swap and not kept
+			// (movedOnFrom), is journaled as a/f1's removal, below the
+			// file now at a. The swap's renames move the peer's a, with
+			// a/f1, to c/d before the file's push replaces a there:
+			// a/f1 is deleted where they put it (underFileMoved). Before,
+			// the peer kept c/d/f1 (a live case of the thirty-first
+			// session, failing journaled before the sender starts too).
+			name: "a removal below a file, moved by a swap",
+			ops:  []string{"mv a/f1 m12", "swap a c/d", "swap a m12"},
+		},
+		{
 			// a/f1 -> c/d/m11 -> a, superseded in c/d/m11's entry by the
 			// swap: a, the name it went on to, held the peer's own a until
 			// the swap renamed that away, so the rename is not kept as

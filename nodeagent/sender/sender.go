@@ -1757,6 +1757,9 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 			}
 		}
 	}
+	if err == nil && !s.KeepDeletes {
+		b.deletes = append(b.deletes, b.underFileMoved(rootfd)...)
+	}
 	for i, e := range b.renames {
 		if err == nil && res[i].Applied {
 			if !s.KeepDeletes {
@@ -1770,6 +1773,36 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 		}
 	}
 	return made
+}
+
+// underFileMoved returns deletions (of sequence 0, which the journal never
+// holds) of where the renames the peer applied put b's underFile entries,
+// removed paths below a file here, where that is gone here too. The
+// file's push replaces the peer's directory at its name, but a rename of
+// this run may have moved that directory first, with what the removal
+// meant to delete: mv a/f1 m12; swap a c/d; swap a m12, the rename a/f1 ->
+// m12 lost in the journal (superseded, and not kept by
+// journal.movedOnFrom), and the removal of a/f1 journaled instead below
+// the file now at a. The swap's renames moved the peer's a, a/f1 with it,
+// to c/d, where it stayed (the sender's random operations test).
+func (b *batch) underFileMoved(rootfd int) []journal.Entry {
+	var out []journal.Entry
+	for _, u := range b.underFile {
+		p := u.Path
+		for i, r := range b.renames {
+			if !b.applied[i] {
+				continue
+			}
+			if rest, ok := strings.CutPrefix(p, r.OldPath); ok && rest != "" && rest[0] == '/' {
+				p = r.Path + rest
+			}
+		}
+		var st unix.Stat_t
+		if p != u.Path && errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
+			out = append(out, journal.Entry{Path: p})
+		}
+	}
+	return out
 }
 
 // renamedOutOf returns the directories that the renames the peer applied
