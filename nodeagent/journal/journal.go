@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -842,18 +843,7 @@ func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
 	if at == 0 {
 		at = was.Order // stored before RenameSeq was
 	}
-	var next Entry
-	found := false
-	err := pb.byPath.ForEach(func(_, v []byte) error {
-		e, err := unmarshal(v)
-		if err != nil {
-			return err
-		}
-		if e.OldPath == was.Path && e.Op.Has(change.Rename) && e.RenameSeq > at && (!found || e.RenameSeq < next.RenameSeq) {
-			next, found = e, true
-		}
-		return nil
-	})
+	next, found, err := firstRenameOutOf(pb, was.Path, at, math.MaxUint64)
 	// Only onto a name that nothing held between the two renames: its
 	// entry is that rename alone, and its first change (swap a c/f3;
 	// mkdir d12; swap d12 a: c/f3 -> a, then a -> d12, d12 made and
@@ -866,19 +856,29 @@ func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
 	// Nor onto one renamed away between (a/f1 -> c/d/m11 -> a, a's own
 	// object renamed away before the second: kept as a/f1 -> a, the rename
 	// took the peer's a for it; the same test).
-	held := false
-	err = pb.byPath.ForEach(func(_, v []byte) error {
-		e, err := unmarshal(v)
-		if err == nil && e.OldPath == next.Path && e.Op.Has(change.Rename) && e.RenameSeq > at && e.RenameSeq < next.RenameSeq {
-			held = true
-		}
-		return err
-	})
-	if err != nil || held {
+	if _, held, err := firstRenameOutOf(pb, next.Path, at, next.RenameSeq); err != nil || held {
 		return false, err
 	}
 	next.OldPath, next.RenameSeq, next.Seq = was.OldPath, at, seq
 	return true, pb.byPath.Put(index.Key(next.Path), next.marshal())
+}
+
+// firstRenameOutOf returns the first pending rename out of name made after
+// after and before before (by RenameSeq), reading every pending entry.
+func firstRenameOutOf(pb peerBuckets, name string, after, before uint64) (Entry, bool, error) {
+	var first Entry
+	found := false
+	err := pb.byPath.ForEach(func(_, v []byte) error {
+		e, err := unmarshal(v)
+		if err != nil {
+			return err
+		}
+		if e.OldPath == name && e.Op.Has(change.Rename) && e.RenameSeq > after && e.RenameSeq < before && (!found || e.RenameSeq < first.RenameSeq) {
+			first, found = e, true
+		}
+		return nil
+	})
+	return first, found, err
 }
 
 // Again journals paths for peers with op, without comparing them with the

@@ -1046,6 +1046,9 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 // refuses the chain, its old name goes whole (notApplied), and n/f is
 // nothing there.
 func (b *batch) alongChain(e journal.Entry) (string, bool) {
+	if len(b.through) == 0 {
+		return "", false // no chain joined: not a loop over the renames per rename
+	}
 	for _, y := range b.renames {
 		links := b.chained[y.Path]
 		for i, name := range b.through[y.Path] {
@@ -1108,11 +1111,22 @@ func (b *batch) deleteOldName(e journal.Entry, p string) journal.Entry {
 // refused: d is gone there, and e is the first rename's).
 func (b *batch) throughApplied(e journal.Entry, p string) string {
 	i := slices.IndexFunc(b.renames, func(r journal.Entry) bool { return r.Path == e.Path && r.Seq == e.Seq })
-	if i < 0 || len(b.applied) != len(b.renames) {
+	if i < 0 {
 		return p
 	}
-	for j, a := range b.renames[i+1:] {
-		if !b.applied[i+1+j] {
+	return b.afterApplied(i+1, p)
+}
+
+// afterApplied returns where p is on the peer once the renames it applied
+// from b.renames[from] on are done: at or below the old name of one, it
+// is at or below its new name.
+func (b *batch) afterApplied(from int, p string) string {
+	if len(b.applied) != len(b.renames) {
+		return p
+	}
+	for i := from; i < len(b.renames); i++ {
+		a := b.renames[i]
+		if !b.applied[i] {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(p, a.OldPath); ok && (rest == "" || rest[0] == '/') {

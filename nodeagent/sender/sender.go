@@ -1788,15 +1788,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 func (b *batch) underFileMoved(rootfd int) []journal.Entry {
 	var out []journal.Entry
 	for _, u := range b.underFile {
-		p := u.Path
-		for i, r := range b.renames {
-			if !b.applied[i] {
-				continue
-			}
-			if rest, ok := strings.CutPrefix(p, r.OldPath); ok && rest != "" && rest[0] == '/' {
-				p = r.Path + rest
-			}
-		}
+		p := b.afterApplied(0, u.Path)
 		var st unix.Stat_t
 		if p != u.Path && errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
 			out = append(out, journal.Entry{Path: p})
