@@ -79,6 +79,10 @@ type batch struct {
 	// moment (Sender.wait): their old name, or the file above them, is
 	// in flight to the peer in another run, or not yet settled there.
 	waiting []journal.Entry
+	// waitsForLater are the renames among waiting that wait for later
+	// renames away from directories above their old names (these), see
+	// breaksCircle.
+	waitsForLater map[entryKey][]string
 	// unreadable are entries left out because their path could not be
 	// looked at: held as failures (Sender.holdFailures, backing off).
 	unreadable []Failure
@@ -329,10 +333,12 @@ func (b *batch) empty() bool {
 // directory was renamed comes before the rename, and may be cut from it
 // by the batch's bounds.
 func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, older func(dir string, seq uint64) bool, namesBelow func(dir string) []string) batch {
-	type key struct {
-		path string
-		seq  uint64
-	}
+	type key = entryKey
+	// goes are the renames planned without waiting for a later rename
+	// above their old name (oldDirRenamedAfter), because that rename
+	// waits itself, in this plan: see breaksCircle.
+	goes := make(map[entryKey]bool)
+replan:
 	waiting := make(map[key]bool) // planOnce's own, and later
 	wait := make(map[key]bool)
 	var later []journal.Entry
@@ -353,7 +359,7 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 		}
 	}
 	// The renames read (this batch's and those behind): see renamesRead.
-	read := renamesRead{from: make(map[string]string), at: make(map[string]uint64), away: make(map[string]uint64), onto: make(map[string]uint64)}
+	read := renamesRead{from: make(map[string]string), at: make(map[string]uint64), atTo: make(map[string]string), away: make(map[string]uint64), onto: make(map[string]uint64)}
 	for _, e := range slices.Concat(entries, behind) {
 		if !e.Op.Has(change.Rename) || e.OldPath == "" {
 			continue
@@ -361,13 +367,15 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 		if _, ok := read.from[e.OldPath]; !ok {
 			read.from[e.OldPath] = e.Path
 		}
-		read.at[e.OldPath] = max(read.at[e.OldPath], e.Seq)
+		if e.Seq >= read.at[e.OldPath] {
+			read.at[e.OldPath], read.atTo[e.OldPath] = e.Seq, e.Path
+		}
 		read.away[e.OldPath] = max(read.away[e.OldPath], renameOrder(e))
 		read.onto[e.Path] = max(read.onto[e.Path], renameOrder(e))
 	}
 	rest := entries
 	for {
-		b := planOnce(rootfd, rest, busy, read, namesBelow)
+		b := planOnce(rootfd, rest, busy, read, namesBelow, goes)
 		for _, e := range b.waiting {
 			waiting[key{e.Path, e.Seq}] = true
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
@@ -381,6 +389,9 @@ func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, o
 		}
 		b.holdBack(w, waits, waitToo)
 		if len(later) == n {
+			if b.breaksCircle(read, func(k entryKey) bool { return waiting[k] }, goes) {
+				goto replan
+			}
 			// Stable: planned again without what waits, the batch may
 			// have made new deletions of old names (oldNamesGone), or
 			// lost the deletion a rename waited for.
@@ -599,9 +610,12 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 type renamesRead struct {
 	// from holds each old name with the new name of its first rename
 	// read; at with the latest Seq of a rename from it
-	// (oldDirRenamedAfter).
+	// (oldDirsRenamedAfter).
 	from map[string]string
 	at   map[string]uint64
+	// atTo holds each old name with the new name of the rename that at
+	// holds the Seq of.
+	atTo map[string]string
 	// away and onto hold each old name, and each new name, with when the
 	// latest rename from it, and onto it, was made (renameOrder).
 	away, onto map[string]uint64
@@ -754,7 +768,7 @@ func (b *batch) withChained(done []journal.Entry) []journal.Entry {
 	return done
 }
 
-func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read renamesRead, namesBelow func(dir string) []string) batch {
+func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read renamesRead, namesBelow func(dir string) []string, goes map[entryKey]bool) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: read.from}
 	b.forwarded = swapTemps(rootfd, entries)
@@ -792,9 +806,15 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 				b.renames = append(b.renames, e)
 				continue
 			}
-			if renamed && oldDirRenamedAfter(rootfd, e, read.at) {
-				b.waiting = append(b.waiting, e)
-				continue
+			if renamed && !goes[keyOf(e)] {
+				if dirs := oldDirsRenamedAfter(rootfd, e, read.at); len(dirs) > 0 {
+					b.waiting = append(b.waiting, e)
+					if b.waitsForLater == nil {
+						b.waitsForLater = make(map[entryKey][]string)
+					}
+					b.waitsForLater[keyOf(e)] = dirs
+					continue
+				}
 			}
 			if renamed {
 				olds = append(olds, e)
@@ -957,7 +977,7 @@ func renameOrder(e journal.Entry) uint64 {
 	return e.Order
 }
 
-// oldDirRenamedAfter reports whether e, a rename whose new name is gone
+// oldDirsRenamedAfter reports whether e, a rename whose new name is gone
 // here, has an old name below a file here (ENOTDIR) and below a directory
 // that a rename read for the plan, journaled after e, moved away
 // (renamedAt): mv d/d/m n/m; mv n f; mv d g; mv h d, the peer holding
@@ -968,20 +988,62 @@ func renameOrder(e journal.Entry) uint64 {
 // wait runs from a later change to an earlier one, see holdBack); once
 // the peer applied it, the journal has e's old name where it moved
 // (journal.Journal.MovedOn), a name gone here that e's next plan deletes.
-func oldDirRenamedAfter(rootfd int, e journal.Entry, renamedAt map[string]uint64) bool {
+//
+// It returns those directories, none when e does not wait.
+func oldDirsRenamedAfter(rootfd int, e journal.Entry, renamedAt map[string]uint64) []string {
 	if len(renamedAt) == 0 {
-		return false
+		return nil
 	}
 	var st unix.Stat_t
 	if !errors.Is(beneath.Lstat(rootfd, e.OldPath, &st), unix.ENOTDIR) {
-		return false
+		return nil
 	}
+	var dirs []string
 	for d := parent(e.OldPath); d != ""; d = parent(d) {
 		if renamedAt[d] > e.Seq {
-			return true
+			dirs = append(dirs, d)
 		}
 	}
-	return false
+	return dirs
+}
+
+// entryKey identifies one journaled change: its path and Seq.
+type entryKey struct {
+	path string
+	seq  uint64
+}
+
+func keyOf(e journal.Entry) entryKey { return entryKey{e.Path, e.Seq} }
+
+// breaksCircle adds to goes the renames of b that wait for later renames
+// above their old name (oldDirsRenamedAfter) when each of those waits
+// itself in the same plan (waits), and reports whether it added one, for
+// the plan to be made again. Every other wait runs from a later change to
+// an earlier one (see holdBack); this one alone runs the other way, and a
+// later rename that waits, most often for the earlier rename itself (its
+// new name, or a deletion, lies below the earlier one's new name), closed
+// a circle in which both waited for good (RANDOM_OPS_LIVE seed 59: c/d ->
+// a/b/m12 waiting for a/b/m12/f4 <- c, which waited for it). The earlier
+// rename then goes as it would without a later one: the later one, held
+// back, does not move the directory first.
+func (b *batch) breaksCircle(read renamesRead, waits func(entryKey) bool, goes map[entryKey]bool) bool {
+	added := false
+	for k, dirs := range b.waitsForLater {
+		if goes[k] {
+			continue
+		}
+		all := true
+		for _, d := range dirs {
+			if !waits(entryKey{read.atTo[d], read.at[d]}) {
+				all = false
+				break
+			}
+		}
+		if all {
+			goes[k], added = true, true
+		}
+	}
+	return added
 }
 
 // oldNamesGone returns deletions (of sequence 0, which the journal never

@@ -122,6 +122,43 @@ func TestPlan_aDeletionBelowARenamesOldNameGoesFirst(t *testing.T) {
 	}
 }
 
+// TestPlan_aRenameWaitingForALaterOneThatWaitsForItGoes: c/d -> a/b/m12
+// (both names gone here, c now a file) waits for the later rename c ->
+// a/b/m12/f4, which moves the peer's c, and c/d with it, first
+// (oldDirsRenamedAfter). That later rename's new name is gone here too,
+// below a/b/m12, so it waits for the earlier rename (holdBack). Both
+// waited for good, planned again every waitAgain (RANDOM_OPS_LIVE seed
+// 59, 10 paths pending after 20 s). The earlier rename now goes, and the
+// later one with it: neither is asked of the peer (their new names are
+// gone), and the file c replaces the peer's directory c.
+func TestPlan_aRenameWaitingForALaterOneThatWaitsForItGoes(t *testing.T) {
+	rootfd := rootWithFiles(t, "c")
+	entries := []journal.Entry{
+		{Path: "a/b/m12", Op: change.Rename, OldPath: "c/d", Seq: 16},
+		{Path: "a/b/m12/f4", Op: change.Rename | change.Remove, OldPath: "c", Seq: 48},
+		{Path: "c", Op: change.Create | change.Write, Seq: 49},
+	}
+	b := plan(rootfd, entries, nil, nil, nil, nil)
+	for _, tc := range []struct {
+		name string
+		got  []journal.Entry
+		want []string
+	}{
+		{"waiting", b.waiting, nil},
+		{"sends", b.sends, []string{"c"}},
+		// The new names, gone: c/d, below the file c, goes with the
+		// peer's directory that the file replaces (--force).
+		{"deletes", b.deletes, []string{"a/b/m12"}},
+		{"covered", b.covered, []string{"a/b/m12/f4"}},
+	} {
+		got := pathsOf(tc.got)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestPlan_belowAWaitingRenamesNewNameWaits: mv d e; rm e/x, with d in
 // flight to the peer in another run: the rename waits, and so does the
 // deletion of e/x (the peer holds e/x only once it applies the rename,
