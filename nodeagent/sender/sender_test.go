@@ -194,7 +194,10 @@ func TestBatch_changedSince(t *testing.T) {
 func TestSender_skipHeld(t *testing.T) {
 	s := &Sender{}
 	s.defaults()
-	s.holdChanged([]journal.Entry{{Path: "held", Seq: 7}})
+	rootfd := rootWithFiles(t, "held", "dir/file")
+	// gone and dir/file/below (ENOTDIR) are not here: their removal, or a
+	// rename above them, came after the run; nothing is written there.
+	s.holdChanged(rootfd, []journal.Entry{{Path: "held", Seq: 7}, {Path: "gone", Seq: 9}, {Path: "dir/file/below", Seq: 10}})
 	s.inflight.add("busy/dir")
 	tests := []struct {
 		name string
@@ -205,6 +208,8 @@ func TestSender_skipHeld(t *testing.T) {
 		{name: "in flight below a directory in flight", e: journal.Entry{Path: "busy/dir/file", Seq: 1}, skip: true},
 		{name: "the held file's change journaled (Seq moved on)", e: journal.Entry{Path: "held", Seq: 8}, skip: false},
 		{name: "other paths", e: journal.Entry{Path: "free", Seq: 1}, skip: false},
+		{name: "changed during its run and gone here since", e: journal.Entry{Path: "gone", Seq: 9}, skip: false},
+		{name: "changed during its run and below a file here since", e: journal.Entry{Path: "dir/file/below", Seq: 10}, skip: false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
