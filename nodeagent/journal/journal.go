@@ -838,12 +838,27 @@ func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, no
 // It reads every pending entry of the peer: a rename superseded so is
 // rare (a name renamed onto, renamed away, and renamed onto again, all
 // pending).
+//
+// Where that rename brought the object back to was.OldPath (swap a/b c;
+// mv a/b/d/f4 a/m16; swap c a/b: c -> a/b -> c), the peer's object there
+// is the one that moved: neither rename is asked, and the entry at
+// was.OldPath keeps its other changes (backWhereItWas).
+//
+// Either way, the pending renames out of was.Path's tree made while the
+// object was there name it under was.Path, which the peer never holds it
+// at: their old names move to where the peer's object is when each is
+// asked (renamesOutOfMovedTo). Before, in the example, a/m16 was asked
+// from a/b/d/f4, refused, sent as content, and the peer kept c/d/f4
+// (RANDOM_OPS_LIVE seed 66).
 func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
 	at := was.RenameSeq
 	if at == 0 {
 		at = was.Order // stored before RenameSeq was
 	}
 	next, found, err := firstRenameOutOf(pb, was.Path, at, math.MaxUint64)
+	if err == nil && found && next.Path == was.OldPath && was.Op&(change.Remove|change.Rmdir) == 0 {
+		return true, backWhereItWas(pb, was, next, at, seq)
+	}
 	// Only onto a name that nothing held between the two renames: its
 	// entry is that rename alone, and its first change (swap a c/f3;
 	// mkdir d12; swap d12 a: c/f3 -> a, then a -> d12, d12 made and
@@ -859,8 +874,59 @@ func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
 	if _, held, err := firstRenameOutOf(pb, next.Path, at, next.RenameSeq); err != nil || held {
 		return false, err
 	}
+	if err := renamesOutOfMovedTo(pb, was.Path, next.Path, at, next.RenameSeq); err != nil {
+		return false, err
+	}
 	next.OldPath, next.RenameSeq, next.Seq = was.OldPath, at, seq
 	return true, pb.byPath.Put(index.Key(next.Path), next.marshal())
+}
+
+// backWhereItWas journals was (a pending rename that a rename onto its
+// path supersedes) and next, the first rename out of was.Path after it,
+// whose new name is was.OldPath: the object went there and back. The
+// peer's object at was.OldPath is that object (the peer never got it
+// moved), so next's entry is no rename any more: it keeps its other
+// changes, which go as they are here. was is not taken for a removal:
+// its path held no other object between the two (a removal there, which
+// would make the object at was.OldPath another one, leaves was to
+// movedOnFrom's other cases).
+func backWhereItWas(pb peerBuckets, was, next Entry, at, seq uint64) error {
+	if err := renamesOutOfMovedTo(pb, was.Path, was.OldPath, at, next.RenameSeq); err != nil {
+		return err
+	}
+	next.OldPath, next.RenameSeq, next.Seq = "", 0, seq
+	next.Op &^= change.Rename
+	return pb.byPath.Put(index.Key(next.Path), next.marshal())
+}
+
+// renamesOutOfMovedTo gives the pending renames out of from or below it,
+// made after after and before before (by RenameSeq), old names at or
+// below to instead: from held the object of a rename superseded since,
+// which the peer holds at to when they are asked.
+func renamesOutOfMovedTo(pb peerBuckets, from, to string, after, before uint64) error {
+	var moved []Entry
+	err := pb.byPath.ForEach(func(_, v []byte) error {
+		e, err := unmarshal(v)
+		if err != nil {
+			return err
+		}
+		if e.Op.Has(change.Rename) && e.RenameSeq > after && e.RenameSeq < before {
+			if rest, ok := strings.CutPrefix(e.OldPath, from+"/"); ok {
+				e.OldPath = to + "/" + rest
+				moved = append(moved, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range moved {
+		if err := pb.byPath.Put(index.Key(e.Path), e.marshal()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // firstRenameOutOf returns the first pending rename out of name made after

@@ -1290,6 +1290,56 @@ func TestJournal_Record_supersededRenameMovedOn(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_supersededRenameOfATreeRenamedOutOf: a directory
+// renamed onto a name (c -> a/b), a file renamed out of it there (a/b/f
+// -> m), and the name renamed onto again. The rename out of it names the
+// file under a/b, where the peer never holds the directory: its old name
+// follows the directory to where the peer holds it when it is asked.
+//   - back where it was (c -> a/b -> c): the peer's c is that directory,
+//     neither rename is asked, and m comes from c/f;
+//   - moved on (c -> a/b -> n, kept as c -> n): m comes from n/f.
+//
+// Before, m was asked from a/b/f, refused, sent as content, and the peer
+// kept c/f, or n/f (RANDOM_OPS_LIVE seed 66).
+func TestJournal_Record_supersededRenameOfATreeRenamedOutOf(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		away     string // where a/b's directory goes after the file left it
+		wantFrom string // m's old name
+		wantAt   string // the entry that takes the directory's rename
+		wantOld  string // its old name ("": no rename)
+	}{
+		{name: "back where it was", away: "c", wantFrom: "c/f", wantAt: "c", wantOld: ""},
+		{name: "moved on", away: "n", wantFrom: "n/f", wantAt: "n", wantOld: "c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.MkdirAll(filepath.Join(f.root, "c"), 0o755))
+			must(t, os.MkdirAll(filepath.Join(f.root, "a"), 0o755))
+			f.write("c/f", 1)
+			f.write("y", 1)
+			settleAll(t, f, peers, "a", "c", "c/f", "y")
+			mv := func(from, to string) { f.mv(peers, from, to) }
+			mv("c", "a/b")
+			mv("a/b/f", "m")
+			mv("a/b", tc.away)
+			mv("y", "a/b") // supersedes c -> a/b
+			m, ok, err := f.j.Entry("web-2", "m")
+			if err != nil || !ok || m.OldPath != tc.wantFrom {
+				t.Errorf("m's entry: from %q (%v, %v); want from %q", m.OldPath, ok, err, tc.wantFrom)
+			}
+			e, ok, err := f.j.Entry("web-2", tc.wantAt)
+			if err != nil || !ok || e.OldPath != tc.wantOld || e.Op.Has(change.Rename) != (tc.wantOld != "") {
+				t.Errorf("%s's entry: %v from %q (%v, %v); want from %q", tc.wantAt, e.Op, e.OldPath, ok, err, tc.wantOld)
+			}
+			if e.Op.Has(change.Remove) {
+				t.Errorf("%s's entry: %v; the directory is not removed", tc.wantAt, e.Op)
+			}
+		})
+	}
+}
+
 // TestJournal_MovedOn: the old names of pending renames below a directory
 // renamed on the peer, journaled before that rename, move with it; later
 // ones, skipped ones (by path, or by the name they would move to), names

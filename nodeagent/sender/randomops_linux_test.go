@@ -402,6 +402,21 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a superseded rename onto a name renamed away between",
 			ops:  []string{"mv a/f1 c/d/m11", "swap a c/d/m11", "mv a c/m19", "mv c/d/m11 m31", "rm c/m19"},
 		},
+		{
+			// c -> a/b -> c (two swaps), and a/b/d/f4 -> a/m16 between:
+			// the peer's c is the directory that went there and back,
+			// and a/m16 is asked from c/d/f4 (journal's backWhereItWas).
+			// Asked from a/b/d/f4, it was refused, and the peer kept
+			// c/d/f4 (RANDOM_OPS_LIVE seed 66).
+			name: "a rename out of a directory swapped there and back",
+			ops:  []string{"swap a/b c", "mv a/b/d/f4 a/m16", "swap c a/b"},
+		},
+		{
+			// The same with the directory moved on (c -> a/b -> m9, kept
+			// as c -> m9): a/m16 is asked from m9/d/f4.
+			name: "a rename out of a directory swapped there and moved on",
+			ops:  []string{"swap a/b c", "mv a/b/d/f4 a/m16", "mv a/b m9", "mv f5 a/b"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
