@@ -70,6 +70,10 @@ type batch struct {
 	// gone here, asked as they were made (swapTemps), each with where its
 	// object is now (the new name of the swap's last rename).
 	forwarded map[string]string
+	// renamedAlong are the new names, gone here, of renames asked because
+	// later renames of directories above them moved them on
+	// (movedOnBy): neither sent nor deleted by the run.
+	renamedAlong map[string]bool
 	// unrenamed are the renames among underFile entries that wait for the
 	// file above them (Sender.settleUnderFile) while their old names'
 	// deletions go: once those are done, they are journaled as removals
@@ -802,8 +806,20 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 			}
 			b.movedAlong[e.Path] = true
 		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
+			if renamed && b.forwarded[e.Path] == "" {
+				if now := movedOnBy(entries, e.Path, renameOrder(e)); now != e.Path && beneath.Lstat(rootfd, now, &st) == nil {
+					if b.forwarded == nil {
+						b.forwarded = make(map[string]string)
+					}
+					b.forwarded[e.Path] = now
+				}
+			}
 			if _, ok := b.forwarded[e.Path]; ok && renamed {
 				b.renames = append(b.renames, e)
+				if b.renamedAlong == nil {
+					b.renamedAlong = make(map[string]bool)
+				}
+				b.renamedAlong[e.Path] = true
 				continue
 			}
 			if renamed && !goes[keyOf(e)] {
@@ -957,15 +973,55 @@ func swapTemps(rootfd int, entries []journal.Entry) map[string]string {
 			continue
 		}
 		var st unix.Stat_t
-		if beneath.Lstat(rootfd, x.Path, &st) == nil || beneath.Lstat(rootfd, z.Path, &st) != nil {
+		if beneath.Lstat(rootfd, x.Path, &st) == nil {
+			continue
+		}
+		now := movedOnBy(entries, z.Path, renameOrder(z))
+		if beneath.Lstat(rootfd, now, &st) != nil {
 			continue
 		}
 		if out == nil {
 			out = make(map[string]string)
 		}
-		out[x.Path] = z.Path
+		out[x.Path] = now
+		if now != z.Path {
+			// The swap's last rename too: its new name, gone here, went on
+			// with a directory above it.
+			out[z.Path] = now
+		}
+		if beneath.Lstat(rootfd, y.Path, &st) != nil {
+			// And its middle one, whose new name went on so (swap a/b
+			// c/d; mv c m18; mv f5 m36; swap m36 a: a/b is m36/b now).
+			if now := movedOnBy(entries, y.Path, renameOrder(y)); now != y.Path && beneath.Lstat(rootfd, now, &st) == nil {
+				out[y.Path] = now
+			}
+		}
 	}
 	return out
+}
+
+// movedOnBy returns where p, a name as it was when the rename made at
+// order at was made, is now: followed through the renames among entries
+// made after it out of p or a directory above it (swap a/b c/f3; swap c
+// f5: the first swap's c/f3 is f5/f3 now), as far as the entries tell:
+// the caller checks that the name it returns exists here.
+func movedOnBy(entries []journal.Entry, p string, at uint64) string {
+	for range len(entries) { // each step takes a later rename
+		next, nextAt, found := "", uint64(0), false
+		for _, r := range entries {
+			if !r.Op.Has(change.Rename) || r.OldPath == "" || renameOrder(r) <= at || found && renameOrder(r) >= nextAt {
+				continue
+			}
+			if rest, ok := strings.CutPrefix(p, r.OldPath); ok && (rest == "" || rest[0] == '/') {
+				next, nextAt, found = r.Path+rest, renameOrder(r), true
+			}
+		}
+		if !found {
+			return p
+		}
+		p, at = next, nextAt
+	}
+	return p
 }
 
 // renameOrder is when e's rename was made here: its RenameSeq, or, for an
@@ -1062,7 +1118,7 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 		// to delete the old name: that rename is this one, which never
 		// reaches the peer (chmod a; mv a d/b; rm -r d: the peer kept a,
 		// the stress test).
-		if !b.movedAlong[e.Path] {
+		if !b.movedAlong[e.Path] && !b.renamedAlong[e.Path] {
 			listed[e.Path] = true
 		}
 	})

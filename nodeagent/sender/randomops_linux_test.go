@@ -417,6 +417,45 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a rename out of a directory swapped there and moved on",
 			ops:  []string{"swap a/b c", "mv a/b/d/f4 a/m16", "mv a/b m9", "mv f5 a/b"},
 		},
+		{
+			// The swap of a/b and c/f3 is told (swapTemps) though its last
+			// new name, c/f3, is gone here: the later renames of c moved
+			// it on to f5/f3 (movedOnBy). Asked as c/f3 -> a/b, refused,
+			// the peer kept an empty c/d (seed 45).
+			name: "a swap whose names directories renamed later moved on",
+			ops:  []string{"swap a/b c/f3", "swap c f5", "swap c f5/d"},
+		},
+		{
+			// c/d -> a/b, its new name gone here because a went on to m36
+			// later, is asked as it was made (batch.renamedAlong), and so
+			// is c/d/f2 -> c/m14, whose new name went on with c to m18.
+			// Taken as gone, c/d was deleted on the peer (its files went
+			// again) and the renames of c waited for c/m14's deletion;
+			// the peer kept m36/b/f2 (seed 119).
+			name: "renames into directories renamed later",
+			ops:  []string{"swap a/b c/d", "mv c/d/f2 c/m14", "mv c m18", "mv f5 m36", "swap m36 a"},
+		},
+		{
+			// c/d18 -> c/f3, asked though c/f3 went on to c/m34/m27 here,
+			// is refused (the peer never had c/d18); the peer's own c/f3,
+			// the file that went on to c/m24 through a swap the journal
+			// lost, is still deleted as the old name of c/f3 -> c/t (a
+			// name asked so is not taken as one the batch lists). Before
+			// that, the peer kept c/f3 (seed 94; the thirty-second
+			// session's attempt at movedOnBy broke it).
+			name: "a rename asked through later renames, refused, over a name to delete",
+			ops: []string{"swap c/f3 c/d", "mv a c/m12", "mv c/m12/b/f2 c/m12/m16", "mkdir c/d18", "swap c/f3 c/d18",
+				"mv c/m12/m16 c/m24", "swap c/m24 c/d", "mv c/f3 c/m12/m27", "mv c/m12 c/m34"},
+		},
+		{
+			// t -> a/b (the first swap's last rename) is asked because the
+			// later swap of a and f5 moves it on to f5/b here; that swap is
+			// refused on the peer (its f5 exists there), so the peer holds
+			// the object at a/b still, a name gone here: deleted
+			// (renamedAlongLeft). Before, the peer kept a/b (seed 81).
+			name: "a rename asked through a later rename that is refused",
+			ops:  []string{"mv c/f3 c/d/m11", "swap c/d/m11 a/b", "mkdir c/d14", "swap a f5", "swap c/d14 a"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))

@@ -1777,6 +1777,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 	}
 	if err == nil && !s.KeepDeletes {
 		b.deletes = append(b.deletes, b.underFileMoved(rootfd)...)
+		b.deletes = append(b.deletes, b.renamedAlongLeft(rootfd)...)
 	}
 	for i, e := range b.renames {
 		if err == nil && res[i].Applied {
@@ -1809,6 +1810,28 @@ func (b *batch) underFileMoved(rootfd int) []journal.Entry {
 		p := b.afterApplied(0, u.Path)
 		var st unix.Stat_t
 		if p != u.Path && errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
+			out = append(out, journal.Entry{Path: p})
+		}
+	}
+	return out
+}
+
+// renamedAlongLeft returns deletions (of sequence 0) of where the peer
+// holds the objects of applied renames whose new names are gone here, asked
+// because later renames of directories above them moved them on here
+// (batch.renamedAlong), where one of those later renames was refused: the
+// object stayed under the refused rename's old name there, a name gone
+// here (mv c/f3 c/d/m11; swap c/d/m11 a/b; swap a f5: a/b's rename
+// applied, a -> f5 refused, and the peer kept a/b, seed 81).
+func (b *batch) renamedAlongLeft(rootfd int) []journal.Entry {
+	var out []journal.Entry
+	for i, e := range b.renames {
+		if !b.renamedAlong[e.Path] || !b.applied[i] {
+			continue
+		}
+		p := b.afterApplied(i+1, e.Path)
+		var st unix.Stat_t
+		if p != b.forwarded[e.Path] && errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
 			out = append(out, journal.Entry{Path: p})
 		}
 	}
