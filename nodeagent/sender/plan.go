@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -941,35 +942,49 @@ func atOrBelow(p, dir string) bool {
 // same run asks for after the one that frees its new name (b -> a): the
 // object's size, mtime and type are read where it is now. A rename out of
 // the new name of the later one, made between the two, tells a swap.
+//
+// A name may be renamed out of more than once (swap a/b c; mv c a/m31:
+// the swap's b -> a, then a -> m31): the rename out of it that tells the
+// swap is the one made between the swap's first and last (renameOut).
 func swapTemps(rootfd int, entries []journal.Entry) map[string]string {
-	var byOld map[string]int
+	var byOld map[string][]int
+	renames := 0
 	for i, e := range entries {
 		if e.Op.Has(change.Rename) && e.OldPath != "" {
 			if byOld == nil {
-				byOld = make(map[string]int)
+				byOld = make(map[string][]int)
 			}
-			byOld[e.OldPath] = i
+			byOld[e.OldPath] = append(byOld[e.OldPath], i)
+			renames++
 		}
 	}
-	if len(byOld) < 3 {
+	if renames < 3 {
 		return nil
+	}
+	// renameOut returns the first rename out of old made after lo and
+	// before hi.
+	renameOut := func(old string, lo, hi uint64) (journal.Entry, bool) {
+		var out journal.Entry
+		found := false
+		for _, i := range byOld[old] {
+			e := entries[i]
+			if o := renameOrder(e); o > lo && o < hi && (!found || o < renameOrder(out)) {
+				out, found = e, true
+			}
+		}
+		return out, found
 	}
 	var out map[string]string
 	for _, x := range entries {
 		if x.Op&^(change.Rename|change.Subtree|change.Found) != 0 || !x.Op.Has(change.Rename) || x.OldPath == "" {
 			continue
 		}
-		j, ok := byOld[x.Path]
+		z, ok := renameOut(x.Path, renameOrder(x), math.MaxUint64)
 		if !ok {
 			continue
 		}
-		z := entries[j]
-		k, ok := byOld[z.Path]
+		y, ok := renameOut(z.Path, renameOrder(x), renameOrder(z))
 		if !ok {
-			continue
-		}
-		y := entries[k]
-		if !(renameOrder(x) < renameOrder(y) && renameOrder(y) < renameOrder(z)) {
 			continue
 		}
 		var st unix.Stat_t

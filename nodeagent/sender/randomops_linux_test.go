@@ -456,6 +456,16 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a rename asked through a later rename that is refused",
 			ops:  []string{"mv c/f3 c/d/m11", "swap c/d/m11 a/b", "mkdir c/d14", "swap a f5", "swap c/d14 a"},
 		},
+		{
+			// c is renamed out of twice: by the swap (c -> a/b), then to
+			// a/m31. The swap is told by the rename out of c made between
+			// its first and last (swapTemps); told by the last one, it was
+			// not, its joined a/b -> c (asked since c went on to
+			// d18/d27/m31 here, movedOnBy) was refused, and the peer kept
+			// d18/d27/b/f2 (live seed 52 after the first cut of movedOnBy).
+			name: "a swap of a name renamed out of again",
+			ops:  []string{"swap a/b c", "mkdir d18", "mkdir d18/d27", "mv c a/m31", "swap a d18/d27"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
