@@ -1340,6 +1340,41 @@ func TestJournal_Record_supersededRenameOfATreeRenamedOutOf(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_supersededRenameMovedOnToANameRenamedOntoBefore: x ->
+// a, then f5 -> m36 -> t (kept as f5 -> t), then a -> m36 and t -> a,
+// which supersedes x -> a. The object of x -> a went on to m36, whose
+// entry began with f5 -> m36: a rename whose object the journal joined
+// past m36, so the peer never holds it there. x -> a is kept as x -> m36
+// (seed 119's swaps). Before, it was refused for that first change, and
+// x was journaled as removed.
+func TestJournal_Record_supersededRenameMovedOnToANameRenamedOntoBefore(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	for _, rel := range []string{"x", "f5"} {
+		f.write(rel, 1)
+	}
+	settleAll(t, f, peers, "x", "f5")
+	mv := func(from, to string) { f.mv(peers, from, to) }
+	mv("x", "a")
+	mv("f5", "m36")
+	mv("m36", "t")
+	mv("a", "m36")
+	mv("t", "a")
+	for _, tc := range []struct{ path, old string }{
+		{"m36", "x"},
+		{"t", "f5"},
+		{"a", "t"},
+	} {
+		e, ok, err := f.j.Entry("web-2", tc.path)
+		if err != nil || !ok || e.OldPath != tc.old || !e.Op.Has(change.Rename) {
+			t.Errorf("entry for %s: %v from %q (%v, %v); want a rename from %q", tc.path, e.Op, e.OldPath, ok, err, tc.old)
+		}
+	}
+	if e, ok, _ := f.j.Entry("web-2", "x"); ok {
+		t.Errorf("x is journaled (%v), though the peer's x goes to m36", e.Op)
+	}
+}
+
 // TestJournal_MovedOn: the old names of pending renames below a directory
 // renamed on the peer, journaled before that rename, move with it; later
 // ones, skipped ones (by path, or by the name they would move to), names

@@ -777,6 +777,7 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: read.from}
 	b.forwarded = swapTemps(rootfd, entries)
+	made := entries // as made, before chainRenames joins them
 	entries, b.chained, b.through = chainRenames(rootfd, entries, b.forwarded)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
@@ -800,7 +801,8 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 				b.renames = append(b.renames, e)
 			}
 			b.send(e, &st)
-		case errors.Is(err, unix.ENOENT) && !renamed && movedWithARename(e, read):
+		case errors.Is(err, unix.ENOENT) && !renamed && movedWithARename(e, read),
+			!renamed && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)) && foundMovedOn(rootfd, made, e):
 			b.skipped = append(b.skipped, e)
 			if b.movedAlong == nil {
 				b.movedAlong = make(map[string]bool)
@@ -1037,6 +1039,42 @@ func movedOnBy(entries []journal.Entry, p string, at uint64) string {
 		p, at = next, nextAt
 	}
 	return p
+}
+
+// foundMovedOn reports whether e, a change that made or wrote its path
+// (no removal), gone here, is gone only because renames among entries of
+// directories above it moved it on: its name is where they put it, and
+// exists. Its entry there sends it (the journal put what was pending
+// below a renamed directory behind the rename, under the new name); the
+// peer's copy moves with those renames, or, where one is refused, goes
+// with its old tree (notApplied). Taken as gone, it was deleted on the
+// peer before them, and a rename of a directory above it waited for that
+// deletion (renamesAboveDeletes): planned again without that rename, the
+// batch lost the rename chain a swap was told by (seed 119, c/d/f2 found
+// by the scan of the first swap's tree, c then renamed on to m36).
+func foundMovedOn(rootfd int, entries []journal.Entry, e journal.Entry) bool {
+	if e.Op&(change.Remove|change.Rmdir) != 0 || !e.Op.Has(change.Found) {
+		return false
+	}
+	// Followed from the latest rename that put it in place (onto it or a
+	// directory above it) before its entry: a rename out of that
+	// directory made before then moved another object.
+	at := uint64(0)
+	for _, r := range entries {
+		if o := renameOrder(r); r.Op.Has(change.Rename) && r.OldPath != "" && o <= e.Order && o > at && atOrBelow(e.Path, r.Path) {
+			at = o
+		}
+	}
+	if at == 0 {
+		// No such rename read: the entry's name may date from before
+		// renames that the journal no longer holds (swap a/b c twice:
+		// c/f2, found in the first swap's tree, is gone with it, not
+		// moved on by the second's a/b <- c).
+		return false
+	}
+	now := movedOnBy(entries, e.Path, at)
+	var st unix.Stat_t
+	return now != e.Path && beneath.Lstat(rootfd, now, &st) == nil
 }
 
 // renameOrder is when e's rename was made here: its RenameSeq, or, for an

@@ -466,6 +466,17 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a swap of a name renamed out of again",
 			ops:  []string{"swap a/b c", "mkdir d18", "mkdir d18/d27", "mv c a/m31", "swap a d18/d27"},
 		},
+		{
+			// The journal keeps t <- c -> m36 though m36's entry began with
+			// mv f5 m36 (movedOnFrom: renames alone, nothing renamed out
+			// of m36 between), and c/d/f2, found by the scan of the first
+			// swap's tree and gone here only because c moved on to m36, is
+			// neither deleted nor waited for (foundMovedOn): the joined c
+			// -> m36 goes, and with it the first swap, told through it.
+			// Before, the peer kept its old a/b under m18/b (seed 119).
+			name: "a swap whose tree a chain of swaps moved on",
+			ops:  []string{"swap a/b c/d", "mv c m18", "swap m18 a", "mv f5 m36", "swap m36 a"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
