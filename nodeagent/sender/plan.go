@@ -777,8 +777,13 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries)), namesBelow: namesBelow, renamedOn: read.from}
 	b.forwarded = swapTemps(rootfd, entries)
-	made := entries // as made, before chainRenames joins them
+	// The renames as made, before chainRenames joins them, and as the
+	// batch asks them: what movedOnBy and foundMovedOn read, once per
+	// path gone here (the renames alone: a burst's other entries would
+	// make each read as long as the batch).
+	made := renamesIn(entries)
 	entries, b.chained, b.through = chainRenames(rootfd, entries, b.forwarded)
+	asked := renamesIn(entries)
 	var gone, olds []journal.Entry
 	for _, e := range entries {
 		if e.Path == "." {
@@ -810,7 +815,7 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 			b.movedAlong[e.Path] = true
 		case errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT):
 			if renamed && b.forwarded[e.Path] == "" {
-				if now := movedOnBy(entries, e.Path, renameOrder(e)); now != e.Path && beneath.Lstat(rootfd, now, &st) == nil {
+				if now := movedOnBy(asked, e.Path, renameOrder(e)); now != e.Path && beneath.Lstat(rootfd, now, &st) == nil {
 					if b.forwarded == nil {
 						b.forwarded = make(map[string]string)
 					}
@@ -1012,6 +1017,17 @@ func swapTemps(rootfd int, entries []journal.Entry) map[string]string {
 			if now := movedOnBy(entries, y.Path, renameOrder(y)); now != y.Path && beneath.Lstat(rootfd, now, &st) == nil {
 				out[y.Path] = now
 			}
+		}
+	}
+	return out
+}
+
+// renamesIn returns the renames among entries (an old name given).
+func renamesIn(entries []journal.Entry) []journal.Entry {
+	var out []journal.Entry
+	for _, e := range entries {
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			out = append(out, e)
 		}
 	}
 	return out
