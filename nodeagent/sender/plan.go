@@ -338,31 +338,6 @@ func (b *batch) empty() bool {
 // directory was renamed comes before the rename, and may be cut from it
 // by the batch's bounds.
 func plan(rootfd int, entries, behind []journal.Entry, busy func(string) bool, older func(dir string, seq uint64) bool, namesBelow func(dir string) []string) batch {
-	type key = entryKey
-	// goes are the renames planned without waiting for a later rename
-	// above their old name (oldDirRenamedAfter), because that rename
-	// waits itself, in this plan: see breaksCircle.
-	goes := make(map[entryKey]bool)
-replan:
-	waiting := make(map[key]bool) // planOnce's own, and later
-	wait := make(map[key]bool)
-	var later []journal.Entry
-	waitToo := func(e journal.Entry) bool {
-		k := key{e.Path, e.Seq}
-		if waiting[k] {
-			return false
-		}
-		waiting[k], wait[k] = true, true
-		later = append(later, e)
-		return true
-	}
-	waits := func(e journal.Entry) bool { return waiting[key{e.Path, e.Seq}] }
-	w := renamesWaiting{to: make(map[string]uint64), from: make(map[string]uint64)}
-	for _, e := range behind {
-		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			w.add(e) // it goes in a later run
-		}
-	}
 	// The renames read (this batch's and those behind): see renamesRead.
 	read := renamesRead{from: make(map[string]string), at: make(map[string]uint64), atTo: make(map[string]string), away: make(map[string]uint64), onto: make(map[string]uint64)}
 	for _, e := range slices.Concat(entries, behind) {
@@ -378,11 +353,36 @@ replan:
 		read.away[e.OldPath] = max(read.away[e.OldPath], renameOrder(e))
 		read.onto[e.Path] = max(read.onto[e.Path], renameOrder(e))
 	}
+	// goes are the renames planned without waiting for a later rename
+	// above their old name (oldDirsRenamedAfter), because that rename
+	// waits itself, in this plan: see breaksCircle. Each added makes the
+	// plan again from the start (what waited for it may go now).
+	goes := make(map[entryKey]bool)
+replan:
+	waiting := make(map[entryKey]bool) // planOnce's own, and later
+	wait := make(map[entryKey]bool)
+	var later []journal.Entry
+	waitToo := func(e journal.Entry) bool {
+		k := keyOf(e)
+		if waiting[k] {
+			return false
+		}
+		waiting[k], wait[k] = true, true
+		later = append(later, e)
+		return true
+	}
+	waits := func(e journal.Entry) bool { return waiting[keyOf(e)] }
+	w := renamesWaiting{to: make(map[string]uint64), from: make(map[string]uint64)}
+	for _, e := range behind {
+		if e.Op.Has(change.Rename) && e.OldPath != "" {
+			w.add(e) // it goes in a later run
+		}
+	}
 	rest := entries
 	for {
 		b := planOnce(rootfd, rest, busy, read, namesBelow, goes)
 		for _, e := range b.waiting {
-			waiting[key{e.Path, e.Seq}] = true
+			waiting[keyOf(e)] = true
 			if e.Op.Has(change.Rename) && e.OldPath != "" {
 				w.add(e)
 			}
@@ -403,7 +403,7 @@ replan:
 			b.waiting = append(b.waiting, later...)
 			return b
 		}
-		rest = slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[key{e.Path, e.Seq}] })
+		rest = slices.DeleteFunc(slices.Clone(entries), func(e journal.Entry) bool { return wait[keyOf(e)] })
 	}
 }
 

@@ -600,7 +600,7 @@ func (s *Sender) holdChanged(rootfd int, changed []journal.Entry) {
 	now := time.Now()
 	until := now.Add(change.DefaultMaxHold)
 	for _, e := range changed {
-		if s.goneHere(rootfd, e.Path) && (s.Incoming == nil || !s.Incoming(e.Path)) {
+		if goneHere(rootfd, e.Path) && (s.Incoming == nil || !s.Incoming(e.Path)) {
 			continue
 		}
 		s.held[e.Path] = hold{seq: e.Seq, until: until, changed: true, checkAt: now}
@@ -609,7 +609,7 @@ func (s *Sender) holdChanged(rootfd int, changed []journal.Entry) {
 
 // goneHere reports whether p does not exist here (ENOENT, or ENOTDIR: a
 // file above it).
-func (s *Sender) goneHere(rootfd int, p string) bool {
+func goneHere(rootfd int, p string) bool {
 	var st unix.Stat_t
 	err := beneath.Lstat(rootfd, p, &st)
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)
