@@ -744,7 +744,9 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 			return d, err
 		}
 		rel, ok := strings.CutPrefix(e.Path, old+"/")
-		if !ok || !e.Op.Has(change.Remove) {
+		// A directory's removal (Rmdir) as well as a file's: rmdir d/x;
+		// mv d e left the peer's e/x for good (the stress test).
+		if !ok || e.Op&(change.Remove|change.Rmdir) == 0 {
 			continue
 		}
 		*seq++

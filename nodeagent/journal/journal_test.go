@@ -853,6 +853,66 @@ func TestJournal_Record_renamedTreeKeepsItsPathsForRemovals(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_removalPendingBelowARenamedDirectory: rm d/x (or
+// rmdir d/x), then mv d e, both pending: the peer that applies the rename
+// first takes its d/x to e/x, so the removal goes there too, journaled
+// after the rename (behindRename). A directory's removal (change.Rmdir)
+// was left out of that: the peer kept e/x, an empty directory, for good
+// (the stress test, seed 25: rmr d7/d1; mv d7 D22, and D22/d1 stayed on
+// both receivers).
+func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  bool
+		op   change.Op
+	}{
+		{"a file", false, change.Remove},
+		{"a directory", true, change.Rmdir},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if tc.dir {
+				if err := os.Mkdir(filepath.Join(f.root, "d", "x"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				f.write("d/x", 3)
+			}
+			settleAll(t, f, peers, "d", "d/x")
+			if err := os.Remove(filepath.Join(f.root, "d", "x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d/x", Op: tc.op, Finished: true}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}); err != nil {
+				t.Fatal(err)
+			}
+			es, err := f.j.Next("web-2", 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq := make(map[string]uint64)
+			for _, e := range es {
+				seq[e.Path] = e.Seq
+			}
+			if _, ok := seq["e/x"]; !ok {
+				t.Fatalf("pending %q: no removal of e/x, where the peer holds d/x once it applies the rename", paths(es))
+			}
+			if seq["e/x"] < seq["e"] {
+				t.Errorf("the removal of e/x (seq %d) is journaled before the rename (seq %d)", seq["e/x"], seq["e"])
+			}
+		})
+	}
+}
+
 // TestJournal_Record_renamedTreeKeepsItsPathsWhenItsOldNameIsBack: mv d
 // e, then d made again (a directory, as mv build build.old; mkdir build
 // does, or a file) before the rename is recorded: e's tree keeps its paths
