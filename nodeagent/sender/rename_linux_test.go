@@ -1122,3 +1122,46 @@ func TestSender_Start_aRenameBelowADirectoryMadeAFileDeletesItsOldNameAtOnce(t *
 	r.mvDetected("f/t", "d")
 	r.runUntilIdentical()
 }
+
+// TestSender_Start_anOldNameBelowAFileWhoseDirectoryIsRenamedLater: c/d
+// is renamed to x, which the peer refuses (it holds an x this member
+// removed), then c and a/f1 are swapped: c is a file here, and the peer's
+// c, with d in it, goes to a/f1 once the swap's renames are journaled and
+// applied. The refused rename's old name c/d, below a file here, cannot be
+// deleted (ENOTDIR), and was taken as gone with the directory that the
+// file replaces on the peer: x's entry was confirmed, and the peer kept
+// a/f1/d for good (the stress test, seed 25). The first run here ends
+// before the swap is journaled, as the detector may be late by a few
+// milliseconds; x's entry stays pending until the file above its old name
+// is a non-directory on the peer too (journal.ReplacedOn), and the old
+// name is deleted where the swap put it.
+func TestSender_Start_anOldNameBelowAFileWhoseDirectoryIsRenamedLater(t *testing.T) {
+	r := opsRig(t, 76, basePort+103)
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "x"), []byte("removed here, not yet there"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.mvDetected("c/d", "x")
+	// The swap, on disk only: the detector has not read it yet.
+	for _, mv := range [][2]string{{"a/f1", "a/swaptmp"}, {"c", "a/f1"}, {"a/swaptmp", "c"}} {
+		if err := os.Rename(filepath.Join(r.root, mv[0]), filepath.Join(r.root, mv[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := r.firstRun(change.Change{Path: "f5", Op: change.Attrib})
+	if _, err := os.Lstat(filepath.Join(r.peerRoot, "c", "d")); err != nil {
+		t.Fatalf("after the first run the peer's c/d is gone (%v): the run should have found it below a file here (run %+v)", err, first)
+	}
+	if e, ok, err := r.journal.Entry("peer", "x"); err != nil || !ok {
+		t.Errorf("x's entry (%+v, %v, %v) was confirmed while its old name c/d is still on the peer, in a directory a pending rename moves", e, ok, err)
+	}
+	r.journalFinished(
+		change.Change{Path: "a/swaptmp", OldPath: "a/f1", Op: change.Rename},
+		change.Change{Path: "a/f1", OldPath: "c", Op: change.Rename | change.Subtree},
+		change.Change{Path: "c", OldPath: "a/swaptmp", Op: change.Rename},
+	)
+	r.scanJournaled("a/f1")
+	r.untilNothingPending()
+	if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+		t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}

@@ -351,6 +351,10 @@ type Run struct {
 	// raced are the unconfirmed paths that changed here between the plan
 	// and rsync's look at them (see Failure.Raced).
 	raced map[string]bool
+	// belowFile are the renames kept pending because their old name lies
+	// below a file here whose change has not reached the peer yet (see
+	// withoutUndeletedOldNames): no failure, they wait (Sender.wait).
+	belowFile []journal.Entry
 }
 
 // rsyncRoot is where rsync's clients run: dir once Start has set it.
@@ -491,6 +495,7 @@ func (s *Sender) Start(ctx context.Context) error {
 			}
 			s.finish(d.b)
 			s.holdChanged(rootfd, d.r.Changed)
+			s.wait(d.r.belowFile, time.Now())
 			s.forgetFailures(d.r.Sent)
 			if d.r.peerFailed {
 				backoff = nextBackoff(backoff, s.Backoff, s.BackoffCap)
@@ -1491,10 +1496,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	pushed()
 	s.againDirs(rootfd, staleDirs)
-	done := withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped, b.forwardedRenames()), deleted, b.oldNames)
+	sentHere := pathSet(sent)
+	done, belowFile := s.withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped, b.forwardedRenames()), deleted, b.oldNames, sentHere)
+	r.belowFile = belowFile
 	// The renames below a file that wait for it (settleUnderFile) and
 	// whose old names this run deleted: pending as removals from now on.
-	unrenamed := withoutUndeletedOldNames(rootfd, slices.Clone(b.unrenamed), deleted, b.oldNames)
+	unrenamed, _ := s.withoutUndeletedOldNames(rootfd, slices.Clone(b.unrenamed), deleted, b.oldNames, sentHere)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
@@ -1560,7 +1567,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Failures = failures(b.entries(), done, r.Changed, r.reasons, r.raced)
+	r.Failures = failures(b.entries(), done, slices.Concat(r.Changed, r.belowFile), r.reasons, r.raced)
 	r.Duration = time.Since(start)
 	return r
 }
@@ -1979,24 +1986,63 @@ func isPeerFailure(res rsync.Result, err error) bool {
 // rename's entry is the only record that the old name must go, so it
 // stays pending, and the next run asks again. An old name that exists
 // here again is not to be deleted (its own entry sends it).
-func withoutUndeletedOldNames(rootfd int, done, deleted []journal.Entry, oldNames []journal.Entry) []journal.Entry {
+//
+// An old name below a non-directory here (ENOTDIR, which rsync cannot
+// delete) goes on the peer with the directory that the file above
+// replaces there, when this run sent that file (sent) or the peer holds a
+// non-directory there already (journal.ReplacedOn). Otherwise the rename
+// stays pending: the peer's directory may still be renamed away by a
+// pending rename, taking the old name with it (mv d/d x, refused as x
+// was there; swap d f/g: the peer's d/d went to f/g/d, where nothing
+// removed it; the stress test, seed 25). Asked again with that rename, or
+// moved on by it (journal.Journal.MovedOn), its old name is where the
+// peer holds it. Those renames are returned as belowFile: they wait
+// (batch.waiting) rather than fail, which would hold them for a backoff.
+func (s *Sender) withoutUndeletedOldNames(rootfd int, done, deleted, oldNames []journal.Entry, sent map[string]bool) (kept, belowFile []journal.Entry) {
 	if len(oldNames) == 0 {
-		return done
+		return done, nil
 	}
 	gone := pathSet(deleted)
 	keep := make(map[string]bool)
+	replaced := make(map[string]bool) // by file above
+	waits := make(map[string]bool)
 	for _, e := range oldNames {
-		// Below a file here (ENOTDIR), the old name goes on the peer with
-		// the directory that file replaces there (its own entry).
+		if gone[e.OldPath] {
+			continue
+		}
 		var st unix.Stat_t
-		if !gone[e.OldPath] && errors.Is(beneath.Lstat(rootfd, e.OldPath, &st), unix.ENOENT) {
+		err := beneath.Lstat(rootfd, e.OldPath, &st)
+		switch {
+		case errors.Is(err, unix.ENOENT):
 			keep[e.Path] = true
+		case errors.Is(err, unix.ENOTDIR):
+			above := fileAbove(rootfd, e.OldPath)
+			if above == "" || sent[above] {
+				continue
+			}
+			r, ok := replaced[above]
+			if !ok {
+				var err error
+				if r, err = s.Journal.ReplacedOn(rootfd, s.Peer, above); err != nil {
+					s.Log.V(1).Info("an old name below a file stays pending", "path", e.OldPath, "error", err)
+				}
+				replaced[above] = r
+			}
+			if !r {
+				keep[e.Path] = true
+				waits[e.Path] = true
+			}
 		}
 	}
 	if len(keep) == 0 {
-		return done
+		return done, nil
 	}
-	return slices.DeleteFunc(done, func(e journal.Entry) bool { return keep[e.Path] })
+	for _, e := range done {
+		if waits[e.Path] {
+			belowFile = append(belowFile, e)
+		}
+	}
+	return slices.DeleteFunc(done, func(e journal.Entry) bool { return keep[e.Path] }), belowFile
 }
 
 // account adds one rsync run's result (a push or a delete) to r.
