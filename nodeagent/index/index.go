@@ -429,6 +429,54 @@ func (t *Tx) Delete(rel string) error {
 	return nil
 }
 
+// Move re-keys the entry of oldRel and every entry below it under newRel,
+// as a rename moves them on disk, values kept (what they held before the
+// rename, for a later compare); whatever was indexed at or below newRel
+// goes. The hard link lookup stays exact (Put, Delete).
+func (t *Tx) Move(oldRel, newRel string) error {
+	if oldRel == "." || newRel == "." || oldRel == newRel {
+		return fmt.Errorf("index move %q to %q: not a rename of a path below the root", oldRel, newRel)
+	}
+	type moved struct {
+		rel string
+		e   Entry
+	}
+	var all []moved
+	add := func(rel string, v []byte) error {
+		e, err := unmarshalEntry(v)
+		if err != nil {
+			return fmt.Errorf("index entry %q: %w", rel, err)
+		}
+		all = append(all, moved{newRel + strings.TrimPrefix(rel, oldRel), e})
+		return nil
+	}
+	if v := t.get(Key(oldRel)); v != nil {
+		if err := add(oldRel, v); err != nil {
+			return err
+		}
+	}
+	for _, prefix := range [][]byte{childPrefix(oldRel), []byte(oldRel + "/")} {
+		c := t.b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if err := add(PathOf(k), v); err != nil {
+				return err
+			}
+		}
+	}
+	if err := t.Delete(newRel); err != nil {
+		return err
+	}
+	if err := t.Delete(oldRel); err != nil {
+		return err
+	}
+	for _, m := range all {
+		if err := t.Put(m.rel, m.e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Children calls fn for each indexed direct child of dir, in name order
 // (byte order). fn must not modify the index.
 func (t *Tx) Children(dir string, fn func(name string, e Entry) error) error {

@@ -101,6 +101,84 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 	})
 }
 
+// TestTx_Move: a rename's entries move with it, values kept, and nothing
+// else: not a sibling whose name has the old name as a prefix, and what
+// was indexed at the new name goes.
+func TestTx_Move(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	dir := Entry{Mode: os.ModeDir | 0o755, Mtime: now, Ctime: now, Ino: 1}
+	file := func(ino uint64) Entry { return Entry{Size: int64(ino), Mode: 0o644, Mtime: now, Ctime: now, Ino: ino} }
+	for _, tc := range []struct {
+		name     string
+		from, to string
+		before   map[string]Entry
+		after    map[string]Entry // every entry indexed after the move
+	}{
+		{
+			name: "a file",
+			from: "a", to: "d/b",
+			before: map[string]Entry{"a": file(2), "ab": file(3), "d": dir},
+			after:  map[string]Entry{"d/b": file(2), "ab": file(3), "d": dir},
+		},
+		{
+			name: "a tree, its siblings left",
+			from: "a", to: "e",
+			before: map[string]Entry{"a": dir, "a/x": file(2), "a/s": dir, "a/s/y": file(3), "a\xff": file(4), "ab/z": file(5), "a/p": {Size: -1}, "a/p/q": file(6)},
+			after:  map[string]Entry{"e": dir, "e/x": file(2), "e/s": dir, "e/s/y": file(3), "a\xff": file(4), "ab/z": file(5), "e/p": {Size: -1}, "e/p/q": file(6)},
+		},
+		{
+			name: "onto a name indexed before",
+			from: "a", to: "e",
+			before: map[string]Entry{"a": dir, "a/x": file(2), "e": dir, "e/old": file(3)},
+			after:  map[string]Entry{"e": dir, "e/x": file(2)},
+		},
+		{
+			name: "a name the index does not hold",
+			from: "a", to: "e",
+			before: map[string]Entry{"e": file(3), "b": file(4)},
+			after:  map[string]Entry{"b": file(4)},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := openTemp(t)
+			err := x.Update(func(tx *Tx) error {
+				for rel, e := range tc.before {
+					if err := tx.Put(rel, e); err != nil {
+						return err
+					}
+				}
+				return tx.Move(tc.from, tc.to)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make(map[string]Entry)
+			err = x.View(func(tx *Tx) error {
+				c := tx.b.Cursor()
+				for k, v := c.First(); k != nil; k, v = c.Next() {
+					e, err := unmarshalEntry(v)
+					if err != nil {
+						return err
+					}
+					got[PathOf(k)] = e
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.after) {
+				t.Errorf("indexed after the move: %v, want %v", got, tc.after)
+			}
+			for rel, want := range tc.after {
+				if e, ok := got[rel]; !ok || !e.Matches(want) || e.Size != want.Size {
+					t.Errorf("%q: %+v (held %v), want %+v", rel, e, ok, want)
+				}
+			}
+		})
+	}
+}
+
 func TestEntry_Matches(t *testing.T) {
 	base := Entry{Size: 10, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: 0o644, UID: 1, GID: 1, Ino: 7}
 	tests := []struct {

@@ -21,6 +21,7 @@ func TestTx_Links(t *testing.T) {
 	dir := Entry{Mode: os.ModeDir | 0o755, Mtime: now, Ctime: now, Ino: 50, Nlink: 3}
 	put := func(rel string, e Entry) func(*Tx) error { return func(tx *Tx) error { return tx.Put(rel, e) } }
 	del := func(rel string) func(*Tx) error { return func(tx *Tx) error { return tx.Delete(rel) } }
+	mv := func(from, to string) func(*Tx) error { return func(tx *Tx) error { return tx.Move(from, to) } }
 	tests := []struct {
 		name  string
 		steps []func(*Tx) error
@@ -71,6 +72,11 @@ func TestTx_Links(t *testing.T) {
 			steps: []func(*Tx) error{put("d", dir), put("d/e", dir), put("d/e/x", file(7, 3)), put("d/y", file(7, 3)),
 				put("top", file(7, 3)), del("d")},
 			want: map[uint64][]string{7: {"top"}},
+		},
+		{
+			name:  "a moved directory takes its names' links along",
+			steps: []func(*Tx) error{put("d", dir), put("d/x", file(7, 2)), put("top", file(7, 2)), mv("d", "e")},
+			want:  map[uint64][]string{7: {"e/x", "top"}},
 		},
 		{
 			name:  "inodes do not mix (prefix of another inode's key)",

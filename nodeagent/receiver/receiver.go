@@ -589,24 +589,9 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 	}
 	var local []string
 	err := r.Index.Update(func(tx *index.Tx) error {
-		local = local[:0]
-		for _, a := range applied {
-			mine, err := recordRename(tx, r.RootFD, a)
-			if err != nil {
-				return err
-			}
-			// A rename moves the inode's ctime: its other names' entries
-			// are recorded again (index.Tx.RefreshLinks).
-			if !a.dir && a.st.Nlink > 1 {
-				if err := tx.RefreshLinks(r.RootFD, uint64(a.st.Ino), ""); err != nil {
-					return err
-				}
-			}
-			if mine {
-				local = append(local, a.scanAt())
-			}
-		}
-		return nil
+		var err error
+		local, err = recordRenames(tx, r.RootFD, applied)
+		return err
 	})
 	if err != nil {
 		// Applied here, not recorded: their events read as this member's
@@ -708,55 +693,121 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename) (appliedRename, 
 	return a, nil
 }
 
-// recordRename records a rename applied here: the new name as the
-// sender's copy only where the index held the old one so (what the
-// index held of the old name, before the rename: a file, or the
-// directory itself, changed here and not sent yet, even in what the
-// sender's size and mtime do not show, chmod, chown, touch -r, cp -p, is
-// this member's own change, recorded as an entry nothing matches: mine).
-func recordRename(tx *index.Tx, rootfd int, a appliedRename) (mine bool, err error) {
-	was, ok, err := tx.Get(a.old)
-	if err != nil {
-		return false, err
-	}
-	now := index.FromStat(&a.st)
-	switch {
-	case a.dir:
-		if mine, err = recordTree(tx, rootfd, a.new, a.old); err != nil {
-			return false, err
+// recordRenames records the renames of one request, applied here in
+// order, and returns where a scan reads what this member changed in them
+// (appliedRename.scanAt). The index moves each rename's entries from its
+// old name to its new one first (index.Tx.Move), in order, as the disk
+// did; then each is recorded where its object is now, which a later
+// rename of the request may have moved on (a swap's temporary name, a
+// directory renamed again), against those entries. Recorded at its new
+// name, a directory gone from there failed the whole commit, and a name
+// renamed out of a directory renamed before it matched no entry (the
+// stress test).
+//
+// The new name is the sender's copy only where the index held the old one
+// so: what the index held of the old name, before the rename (a file, or
+// the directory itself), changed here and not sent yet, even in what the
+// sender's size and mtime do not show (chmod, chown, touch -r, cp -p), is
+// this member's own change, recorded as an entry nothing matches (mine).
+func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []string, err error) {
+	mine := make([]bool, len(applied))
+	// The files that a rename of the request moved, by where they are
+	// after it: a rename moves a file's ctime, so a later rename of the
+	// same file (a swap's last, or a chain's) finds it as the index held
+	// it but for its ctime and link count (index.Entry.LinksMatch).
+	renamedFiles := make(map[string]bool)
+	for i, a := range applied {
+		was, ok, err := tx.Get(a.old)
+		if err != nil {
+			return nil, err
 		}
-		// A directory the index holds no entry for is taken as the
-		// sender's: rsync makes a listed path's parents without their
-		// own record here (an implied directory), and taken for this
-		// member's own, the tree went back to every peer, racing the
-		// sender's next changes to it. One the index holds with another
-		// inode was made again here (mv d d.old; mkdir d, its events not
-		// journaled yet): this member's, as index.same says.
-		if ok && !was.DirMatches(now) {
-			if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
-				return false, err
+		now := index.FromStat(&a.st)
+		switch {
+		case !a.dir && renamedFiles[a.old]:
+			mine[i] = !ok || !was.LinksMatch(now)
+		case a.dir:
+			// A directory the index holds no entry for is taken as the
+			// sender's: rsync makes a listed path's parents without their
+			// own record here (an implied directory), and taken for this
+			// member's own, the tree went back to every peer, racing the
+			// sender's next changes to it. One the index holds with
+			// another inode was made again here (mv d d.old; mkdir d, its
+			// events not journaled yet): this member's, as index.same
+			// says.
+			mine[i] = ok && !was.DirMatches(now)
+		default:
+			mine[i] = !ok || !was.Matches(now)
+		}
+		if err := tx.Move(a.old, a.new); err != nil {
+			return nil, err
+		}
+		for p := range renamedFiles {
+			if rest, ok := strings.CutPrefix(p, a.old); ok && (rest == "" || rest[0] == '/') {
+				delete(renamedFiles, p)
+				renamedFiles[a.new+rest] = true
 			}
-			mine = true
 		}
-	case ok && was.Matches(now):
-		if err := tx.Record(rootfd, a.new); err != nil {
-			return false, err
+		if !a.dir && !mine[i] {
+			renamedFiles[a.new] = true
 		}
-	default:
-		if err := tx.Put(a.new, index.Entry{Size: -1}); err != nil {
-			return false, err
-		}
-		mine = true
 	}
-	return mine, tx.Record(rootfd, a.old) // after: its entries are compared
+	for i, a := range applied {
+		at := a
+		at.new = nowAt(applied[i+1:], a.new)
+		if at.dir {
+			l, err := recordTree(tx, rootfd, at.new)
+			if err != nil {
+				return nil, err
+			}
+			if mine[i] {
+				if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
+					return nil, err
+				}
+			}
+			if l || mine[i] {
+				local = append(local, at.scanAt())
+			}
+			continue
+		}
+		if mine[i] {
+			if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
+				return nil, err
+			}
+			local = append(local, at.scanAt())
+		} else if err := tx.Record(rootfd, at.new); err != nil {
+			return nil, err
+		}
+		// A rename moves the inode's ctime: its other names' entries are
+		// recorded again (index.Tx.RefreshLinks).
+		if a.st.Nlink > 1 {
+			if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return local, nil
 }
 
-// recordTree records a directory renamed from old and everything below
-// it. A file that is not as the index held it under its old name was made
-// or changed here, and not sent yet: it is recorded as an entry nothing
-// matches (local reports one), so that it goes out as this member's own
-// change, not pass for the renamed copy of the sender's file.
-func recordTree(tx *index.Tx, rootfd int, dir, old string) (local bool, err error) {
+// nowAt returns where p is once the renames later in the request are
+// done: at or below the old name of one, it is at or below its new name.
+func nowAt(later []appliedRename, p string) string {
+	for _, a := range later {
+		if rest, ok := strings.CutPrefix(p, a.old); ok && (rest == "" || rest[0] == '/') {
+			p = a.new + rest
+		}
+	}
+	return p
+}
+
+// recordTree records a directory whose entries were moved to it
+// (index.Tx.Move) and everything below it. A file that is not as the index
+// held it under its old name was made or changed here, and not sent yet:
+// it is recorded as an entry nothing matches (local reports one), so that
+// it goes out as this member's own change, not pass for the renamed copy
+// of the sender's file. What the index holds below dir that is not there
+// (renamed out of it by a later rename of the request, which moves its
+// entry, or removed here since) is left to its own record.
+func recordTree(tx *index.Tx, rootfd int, dir string) (local bool, err error) {
 	if err := tx.Record(rootfd, dir); err != nil {
 		return false, err
 	}
@@ -771,20 +822,20 @@ func recordTree(tx *index.Tx, rootfd int, dir, old string) (local bool, err erro
 		return false, err
 	}
 	for _, n := range names {
-		p, was := index.Join(dir, n), index.Join(old, n)
+		p := index.Join(dir, n)
 		var st unix.Stat_t
 		if err := beneath.Lstat(rootfd, p, &st); err != nil {
 			continue
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			l, err := recordTree(tx, rootfd, p, was)
+			l, err := recordTree(tx, rootfd, p)
 			if err != nil {
 				return false, err
 			}
 			local = local || l
 			continue
 		}
-		if e, ok, err := tx.Get(was); err != nil {
+		if e, ok, err := tx.Get(p); err != nil {
 			return false, err
 		} else if !ok || !e.Matches(index.FromStat(&st)) {
 			if err := tx.Put(p, index.Entry{Size: -1}); err != nil {

@@ -1057,6 +1057,129 @@ func TestReceiver_RenamesRecordedTogether(t *testing.T) {
 	}
 }
 
+// TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd: the renames of one
+// request are recorded after all of them are applied, so a rename's new
+// name may be gone by then (a swap's temporary name, a directory renamed
+// on) or hold less (a name renamed out of it). Each is recorded where its
+// object is now, against the entries it had under its old name. Recording
+// a directory at a new name gone already failed the whole commit: every
+// rename of the request read as this member's own change and went back to
+// every peer (the stress test, seed 25: "record renames applied at a
+// peer's request"), and a name renamed out of a directory renamed in the
+// same request was recorded as this member's own (an entry nothing
+// matches).
+func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tree    []string // directories end in "/"
+		renames [][2]string
+		after   []string // each must be as the index holds it
+	}{
+		{
+			name:    "a swap of two directories",
+			tree:    []string{"s1/", "s1/x", "s2/", "s2/y"},
+			renames: [][2]string{{"s1", "swaptmp"}, {"s2", "s1"}, {"swaptmp", "s2"}},
+			after:   []string{"s1", "s1/y", "s2", "s2/x", "swaptmp"},
+		},
+		{
+			name:    "a directory renamed on",
+			tree:    []string{"d/", "d/x", "d/sub/", "d/sub/z"},
+			renames: [][2]string{{"d", "e"}, {"e", "f"}},
+			after:   []string{"d", "e", "f", "f/x", "f/sub", "f/sub/z"},
+		},
+		{
+			// A rename moves a file's ctime: the swap's last rename and a
+			// chain's second find the file so, and it is still the
+			// sender's.
+			name:    "a swap of two files",
+			tree:    []string{"f1", "f2"},
+			renames: [][2]string{{"f1", "swaptmp"}, {"f2", "f1"}, {"swaptmp", "f2"}},
+			after:   []string{"f1", "f2", "swaptmp"},
+		},
+		{
+			name:    "a file renamed twice",
+			tree:    []string{"d/", "d/x"},
+			renames: [][2]string{{"d/x", "y"}, {"y", "d/z"}, {"d", "e"}, {"e/z", "w"}},
+			after:   []string{"d", "e", "e/z", "w", "y"},
+		},
+		{
+			name:    "a name renamed out of a directory renamed before it",
+			tree:    []string{"d/", "d/x", "d/y"},
+			renames: [][2]string{{"d", "e"}, {"e/x", "z"}},
+			after:   []string{"d", "e", "e/y", "e/x", "z"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			for _, p := range tc.tree {
+				if d, ok := strings.CutSuffix(p, "/"); ok {
+					mustOK(t, os.Mkdir(filepath.Join(root, d), 0o755))
+				} else {
+					mustOK(t, os.WriteFile(filepath.Join(root, p), []byte(p), 0o644))
+				}
+			}
+			mustOK(t, r.Index.Update(func(tx *index.Tx) error {
+				for _, p := range tc.tree {
+					if err := tx.Record(r.RootFD, strings.TrimSuffix(p, "/")); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			var rs []peer.Rename
+			for _, rn := range tc.renames {
+				rs = append(rs, peer.Rename{Old: []byte(rn[0]), New: []byte(rn[1])})
+			}
+			// Each rename's state (type, a file's size and mtime), read
+			// where its object is when it is applied: the renames before
+			// it moved on the tree's stats.
+			states := make(map[string]unix.Stat_t)
+			for _, p := range tc.tree {
+				var st unix.Stat_t
+				mustOK(t, unix.Lstat(filepath.Join(root, strings.TrimSuffix(p, "/")), &st))
+				states[strings.TrimSuffix(p, "/")] = st
+			}
+			for i, rn := range tc.renames {
+				st, ok := states[rn[0]]
+				if !ok {
+					t.Fatalf("rename %d: no state for %s", i, rn[0])
+				}
+				rs[i].Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+				rs[i].Size, rs[i].MtimeNs = st.Size, st.Mtim.Nano()
+				for p, s := range states {
+					if rest, ok := strings.CutPrefix(p, rn[0]); ok && (rest == "" || rest[0] == '/') {
+						delete(states, p)
+						states[rn[1]+rest] = s
+					}
+				}
+			}
+			for i, res := range r.Rename(context.Background(), "peer", rs) {
+				if !res.Applied {
+					t.Fatalf("rename %d (%s -> %s) refused: %s", i, rs[i].Old, rs[i].New, res.Reason)
+				}
+			}
+			mustOK(t, r.Index.View(func(tx *index.Tx) error {
+				for _, p := range tc.after {
+					same, err := tx.Unchanged(r.RootFD, p)
+					if err != nil {
+						return err
+					}
+					if !same {
+						e, ok, _ := tx.Get(p)
+						t.Errorf("%s is not as the index holds it (%+v, %v): it would read as this member's own change", p, e, ok)
+					}
+				}
+				return nil
+			}))
+			if len(rescans) > 0 {
+				t.Errorf("compares asked for %q: nothing here is this member's own", rescans)
+			}
+		})
+	}
+}
+
 // TestReceiver_OtherNamesOfAnInodeTheRunRelinked: what a peer's run does to
 // one name of a hard-linked file here (a name removed, a name made, a name
 // renamed) moves the inode's ctime and link count; the inode's other names
