@@ -804,9 +804,12 @@ func nowAt(later []appliedRename, p string) string {
 // held it under its old name was made or changed here, and not sent yet:
 // it is recorded as an entry nothing matches (local reports one), so that
 // it goes out as this member's own change, not pass for the renamed copy
-// of the sender's file. What the index holds below dir that is not there
-// (renamed out of it by a later rename of the request, which moves its
-// entry, or removed here since) is left to its own record.
+// of the sender's file. What the index holds below dir that is gone from
+// it (a later rename of the request moved its entry already) was removed
+// by a run or here since the rename: its entry goes, as the entries under
+// the old name went before index.Tx.Move. Left, a run's deletion recorded
+// under the old name (the rename moved it first) kept it indexed for
+// good, and a full scan took it for a deletion of this member's own.
 func recordTree(tx *index.Tx, rootfd int, dir string) (local bool, err error) {
 	if err := tx.Record(rootfd, dir); err != nil {
 		return false, err
@@ -820,6 +823,25 @@ func recordTree(tx *index.Tx, rootfd int, dir string) (local bool, err error) {
 	f.Close()
 	if err != nil {
 		return false, err
+	}
+	here := make(map[string]bool, len(names))
+	for _, n := range names {
+		here[n] = true
+	}
+	var gone []string
+	err = tx.Children(dir, func(name string, _ index.Entry) error {
+		if !here[name] {
+			gone = append(gone, index.Join(dir, name))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range gone {
+		if err := tx.Record(rootfd, p); err != nil {
+			return false, err
+		}
 	}
 	for _, n := range names {
 		p := index.Join(dir, n)

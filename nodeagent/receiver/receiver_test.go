@@ -1074,6 +1074,10 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 		tree    []string // directories end in "/"
 		renames [][2]string
 		after   []string // each must be as the index holds it
+		// removed are deleted after they are indexed, before the request
+		// (a run's deletion not recorded yet): neither they nor where the
+		// renames move them may stay indexed.
+		removed, unindexed []string
 	}{
 		{
 			name:    "a swap of two directories",
@@ -1103,6 +1107,14 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			after:   []string{"d", "e", "e/z", "w", "y"},
 		},
 		{
+			name:      "a name removed before its directory's rename",
+			tree:      []string{"d/", "d/x", "d/y", "d/s/", "d/s/z"},
+			renames:   [][2]string{{"d", "e"}},
+			removed:   []string{"d/x", "d/s/z"},
+			after:     []string{"d", "e", "e/y", "e/s"},
+			unindexed: []string{"d/x", "e/x", "e/s/z"},
+		},
+		{
 			name:    "a name renamed out of a directory renamed before it",
 			tree:    []string{"d/", "d/x", "d/y"},
 			renames: [][2]string{{"d", "e"}, {"e/x", "z"}},
@@ -1128,6 +1140,9 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 				}
 				return nil
 			}))
+			for _, p := range tc.removed {
+				mustOK(t, os.Remove(filepath.Join(root, p)))
+			}
 			var rs []peer.Rename
 			for _, rn := range tc.renames {
 				rs = append(rs, peer.Rename{Old: []byte(rn[0]), New: []byte(rn[1])})
@@ -1137,6 +1152,9 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			// it moved on the tree's stats.
 			states := make(map[string]unix.Stat_t)
 			for _, p := range tc.tree {
+				if slices.Contains(tc.removed, p) {
+					continue
+				}
 				var st unix.Stat_t
 				mustOK(t, unix.Lstat(filepath.Join(root, strings.TrimSuffix(p, "/")), &st))
 				states[strings.TrimSuffix(p, "/")] = st
@@ -1169,6 +1187,11 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 					if !same {
 						e, ok, _ := tx.Get(p)
 						t.Errorf("%s is not as the index holds it (%+v, %v): it would read as this member's own change", p, e, ok)
+					}
+				}
+				for _, p := range tc.unindexed {
+					if e, ok, err := tx.Get(p); err != nil || ok {
+						t.Errorf("%s, gone, is still indexed (%+v, %v): a full scan would take it for a removal here", p, e, err)
 					}
 				}
 				return nil
