@@ -156,6 +156,9 @@ func (d *Detector) Run(ctx context.Context, out chan<- change.Change) error {
 	}
 	sc := &scan.Scanner{Root: d.Root, Index: d.Index, Workers: d.Workers, Exclude: m.Match, AllowMassDelete: d.AllowMassDelete, MaxDeleteShare: d.MaxDeleteShare,
 		HeldRoot: &held}
+	if d.Incoming != nil {
+		sc.Incoming = d.Incoming.Has
+	}
 	typeOf := func(rel string) (dir, exists bool) { return typeAt(rootfd, rel) }
 
 	raw := make(chan change.Change, 4096)

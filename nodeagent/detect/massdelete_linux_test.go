@@ -100,3 +100,103 @@ func TestDetector_MassDeletionAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestDetector_APeersMassDeletionIsNotThisMembers: a peer's run deletes
+// 180 of 300 files here (announced, its confirmation not recorded yet) as
+// a scan of the whole root runs (a rescan that climbed to the root). The
+// removals are the peer's, held for its run, and count for no share: the
+// detector goes on, and once the run is done and recorded, reports none of
+// them as this member's. Counted, the receiving agent stopped on a mass
+// deletion (the stress test, a writer's rm -r of most of the tree); the
+// same removals made here still stop it (TestDetector_MassDeletionAtStart).
+func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
+	root := tmpfs.Mount(t, "size=64m")
+	idx := openIndex(t, root)
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	if err := os.Mkdir(filepath.Join(root, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for i := range 300 {
+		name := fmt.Sprintf("f%03d", i)
+		if err := os.WriteFile(filepath.Join(root, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i < 180 {
+			gone = append(gone, name)
+		}
+	}
+	if err := idx.Update(func(tx *index.Tx) error {
+		for i := range 300 {
+			if err := tx.Record(rootfd, fmt.Sprintf("f%03d", i)); err != nil {
+				return err
+			}
+		}
+		return tx.Record(rootfd, "sub")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := fanotify.New(source.Options{Root: root})
+	if err != nil {
+		t.Fatalf("fanotify is unavailable, the test needs it (root, Linux 5.17): %v", err)
+	}
+	in := &Incoming{}
+	scanned := make(chan string, 16)
+	d := &Detector{Root: root, Index: idx, Source: src, Settle: 100 * time.Millisecond, Incoming: in, Log: logr.Discard(),
+		Scanned: func(reason string) { scanned <- reason }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan change.Change, 1024)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, out) }()
+	next := func(what string) {
+		t.Helper()
+		select {
+		case <-scanned:
+		case err := <-done:
+			t.Fatalf("waiting for %s: the detector stopped: %v", what, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10 s", what)
+		}
+	}
+	next("the start-up scan")
+	// The peer's run: announced, then rsync deletes.
+	hold := in.Add(gone...)
+	for _, name := range gone {
+		if err := os.Remove(filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Rescan(".")
+	next("the scan of the root")
+	d.Rescan("sub") // scanned after the root's scan is over
+	next("the scan after it")
+	// The run's confirmation: recorded, then done.
+	if err := idx.Update(func(tx *index.Tx) error {
+		for _, name := range gone {
+			if err := tx.Record(rootfd, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	in.Done(hold, gone...)
+	d.Rescan("sub")
+	next("a scan after the run")
+	for {
+		select {
+		case c := <-out:
+			t.Errorf("reported as this member's change: %+v", c)
+		case err := <-done:
+			t.Fatalf("the detector stopped: %v", err)
+		case <-time.After(1500 * time.Millisecond):
+			return
+		}
+	}
+}

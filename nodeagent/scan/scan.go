@@ -44,6 +44,12 @@ type Scanner struct {
 	// service's arguments must not switch the guard off for good.
 	MaxDeleteShare  float64
 	AllowMassDelete bool
+	// Incoming, when set, reports paths a peer's run is changing or
+	// deleting here now (detect.Incoming.Has): their removals are not
+	// this member's, and count for no share. A full scan while a peer's
+	// run deleted most of the tree, its confirmation not recorded yet,
+	// stopped the receiving agent (the stress test, a writer's rm -r).
+	Incoming func(rel string) bool
 	// HeldRoot, when set, is the root as the caller holds it open: the root
 	// a scan opens by its path must be that directory
 	// (index.Index.CheckHeldRoot).
@@ -145,6 +151,9 @@ func (w *walk) releaseRemovals() error {
 	total, deleted := w.indexed, 0
 	err := w.s.Index.View(func(tx *index.Tx) error {
 		for _, c := range w.removals {
+			if w.s.Incoming != nil && w.s.Incoming(c.Path) {
+				continue
+			}
 			deleted += countTree(tx, c.Path)
 		}
 		return nil
