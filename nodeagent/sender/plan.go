@@ -33,6 +33,10 @@ type batch struct {
 	// this batch's deletes (the peer did not apply the rename): confirmed
 	// only once that delete is.
 	oldNames []journal.Entry
+	// movedFrom maps the deletions of old names that oldNamesMovedOn
+	// moved to the path each was made for: what the batch covered below
+	// that path (covered) goes with it.
+	movedFrom map[string]string
 	// notRenamed are the new names of renames the peer did not apply (or
 	// was not asked to): their content goes as any send's.
 	notRenamed map[string]bool
@@ -1302,6 +1306,76 @@ func (b *batch) throughApplied(e journal.Entry, p string) string {
 		return p
 	}
 	return b.afterApplied(i+1, p)
+}
+
+// oldNamesMovedOn moves the deletions of old names that b made for renames
+// it does not ask (oldNamesGone: their new names are gone here) to where
+// the renames the peer applied in this run, made after each such rename
+// left its old name, put them: mv c/d/f4 m1; mv c x; rm m1 asks c -> x and
+// deletes m1's old name c/d/f4, which the peer, once it applied the
+// rename, holds at x/d/f4 (the run deletes after its renames); deleted at
+// c/d/f4, it found nothing, and the peer kept x/d/f4 (the stress test,
+// seed 23). Where a moved name exists here, the deletion stays as it was
+// (rsync.Delete would refuse it). The rename's entry is confirmed once
+// the moved name is deleted (b.oldNames).
+func (b *batch) oldNamesMovedOn(rootfd int) {
+	if len(b.applied) != len(b.renames) || len(b.oldNames) == 0 {
+		return
+	}
+	asked := make(map[entryKey]bool, len(b.renames))
+	made := make([]uint64, len(b.renames)) // when each rename was made
+	for i, r := range b.renames {
+		asked[keyOf(r)] = true
+		made[i] = renameOrder(r)
+		for _, c := range b.chained[r.Path] {
+			made[i] = min(made[i], renameOrder(c))
+		}
+	}
+	for i := range b.oldNames {
+		r := &b.oldNames[i]
+		if asked[keyOf(*r)] {
+			continue // asked, and refused: throughApplied followed it
+		}
+		left := renameOrder(*r)
+		from := slices.IndexFunc(made, func(m uint64) bool { return m > left })
+		if from < 0 {
+			continue
+		}
+		p := b.afterApplied(from, r.OldPath)
+		var st unix.Stat_t
+		if p == r.OldPath || !errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
+			continue
+		}
+		// Only a deletion of its own in the run: one covered by a deleted
+		// directory's (b.covered) goes with it, and moved, the rename's
+		// entry would wait for a deletion never made.
+		moved := false
+		for j := range b.deletes {
+			if b.deletes[j].Seq == 0 && b.deletes[j].Path == r.OldPath {
+				b.deletes[j].Path, moved = p, true
+			}
+		}
+		if moved {
+			if b.movedFrom == nil {
+				b.movedFrom = make(map[string]string)
+			}
+			b.movedFrom[p] = r.OldPath
+			r.OldPath = p
+		}
+	}
+}
+
+// movedDeleted returns, for each of deleted that oldNamesMovedOn moved,
+// a deletion of the path it was made for (of sequence 0): what the batch
+// covered below that path is confirmed with it (coveredBy).
+func (b *batch) movedDeleted(deleted []journal.Entry) []journal.Entry {
+	var out []journal.Entry
+	for _, d := range deleted {
+		if from, ok := b.movedFrom[d.Path]; ok && d.Seq == 0 {
+			out = append(out, journal.Entry{Path: from})
+		}
+	}
+	return out
 }
 
 // afterApplied returns where p is on the peer once the renames it applied

@@ -477,6 +477,16 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a swap whose tree a chain of swaps moved on",
 			ops:  []string{"swap a/b c/d", "mv c m18", "swap m18 a", "mv f5 m36", "swap m36 a"},
 		},
+		{
+			// c/d/f4 -> m1, then c -> x, then m1 removed: m1's entry is
+			// not asked, and its old name is deleted (oldNamesGone) after
+			// the run's renames, which took the peer's c/d/f4 to x/d/f4:
+			// it is deleted there (batch.oldNamesMovedOn). Before, the
+			// deletion found nothing, and the peer kept x/d/f4 (the
+			// stress test, seed 23: #1/d2/d29/h3).
+			name: "a rename out of a directory renamed later, its new name removed since",
+			ops:  []string{"mv c/d/f4 m1", "mv c x", "rm m1"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))

@@ -1469,7 +1469,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
 		// sender's random operations test).
-		deleted = append(deleted, coveredBy(b.covered, deleted)...)
+		deleted = append(deleted, coveredBy(b.covered, slices.Concat(deleted, b.movedDeleted(deleted)))...)
 		// Re-checked after the run, as sends are: a path that is back
 		// here was made again while rsync deleted it on the peer, most
 		// often by a peer's version that arrived here (which journals
@@ -1783,6 +1783,7 @@ func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []stri
 		}
 	}
 	if err == nil && !s.KeepDeletes {
+		b.oldNamesMovedOn(rootfd)
 		b.deletes = append(b.deletes, b.underFileMoved(rootfd)...)
 		b.deletes = append(b.deletes, b.renamedAlongLeft(rootfd)...)
 	}
