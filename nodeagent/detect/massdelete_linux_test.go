@@ -39,13 +39,7 @@ func TestDetector_MassDeletionAtStart(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := tmpfs.Mount(t, "size=64m")
-			idx := openIndex(t, root)
-			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(rootfd)
+			root, idx, rootfd := massDeleteRoot(t)
 			for i := range 300 {
 				name := fmt.Sprintf("f%03d", i)
 				if err := os.WriteFile(filepath.Join(root, name), []byte(name), 0o644); err != nil {
@@ -110,13 +104,7 @@ func TestDetector_MassDeletionAtStart(t *testing.T) {
 // deletion (the stress test, a writer's rm -r of most of the tree); the
 // same removals made here still stop it (TestDetector_MassDeletionAtStart).
 func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
-	root := tmpfs.Mount(t, "size=64m")
-	idx := openIndex(t, root)
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
+	root, idx, rootfd := massDeleteRoot(t)
 	if err := os.Mkdir(filepath.Join(root, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -199,4 +187,18 @@ func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 			return
 		}
 	}
+}
+
+// massDeleteRoot returns a root of its own (a tmpfs), its index, and the
+// root open, closed at the test's end.
+func massDeleteRoot(t *testing.T) (string, *index.Index, int) {
+	t.Helper()
+	root := tmpfs.Mount(t, "size=64m")
+	idx := openIndex(t, root)
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(rootfd) })
+	return root, idx, rootfd
 }
