@@ -1297,10 +1297,10 @@ type Move struct {
 
 // MovedOn records that peer applied the directory renames moves, in
 // order: each rename pending for peer whose old name lies below a move's
-// Old, journaled before that move (Seq less than Before), has its old name
-// below New from then on, where the peer holds it (see the sender's
-// oldDirRenamedAfter), unless skip (nil: none) reports its path and the
-// name it would move to. One pass over peer's entries.
+// Old, made before that move (its RenameSeq, or Seq, less than Before),
+// has its old name below New from then on, where the peer holds it (see
+// the sender's oldDirRenamedAfter), unless skip (nil: none) reports its
+// path and the name it would move to. One pass over peer's entries.
 func (j *Journal) MovedOn(peer string, moves []Move, skip func(path, movedTo string) bool) error {
 	if len(moves) == 0 {
 		return nil
@@ -1312,9 +1312,16 @@ func (j *Journal) MovedOn(peer string, moves []Move, skip func(path, movedTo str
 			if err != nil || !e.Op.Has(change.Rename) || e.OldPath == "" {
 				return err
 			}
+			// When its old name was left (RenameSeq), not its last change:
+			// a file renamed out of d, then written, then d renamed kept
+			// its old name below d (the stress test).
+			left := e.Seq
+			if e.RenameSeq != 0 {
+				left = e.RenameSeq
+			}
 			old := e.OldPath
 			for _, m := range moves {
-				if rest, ok := strings.CutPrefix(old, m.Old+"/"); ok && e.Seq < m.Before {
+				if rest, ok := strings.CutPrefix(old, m.Old+"/"); ok && left < m.Before {
 					old = m.New + "/" + rest
 				}
 			}

@@ -1444,18 +1444,23 @@ func TestJournal_MovedOn(t *testing.T) {
 	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
 	must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
 	must(t, os.MkdirAll(filepath.Join(f.root, "dx"), 0o755))
-	for _, rel := range []string{"d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z"} {
+	for _, rel := range []string{"d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z", "d/w"} {
 		f.write(rel, 1)
 	}
-	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z")
+	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z", "d/w")
 	mv := func(from, to string) { f.mv(peers, from, to) }
 	mv("d/a", "a")
 	mv("d/sub/b", "b")
 	mv("dx/e", "e")
 	mv("d/g", "g")
 	mv("d/z", "z2")
+	mv("d/w", "w")
 	before := f.j.Seq() + 1 // the rename of d, made next
 	mv("d/c", "c")          // after it, in this test's terms
+	// w written after the rename of d: its entry's Seq is after it, but
+	// its old name left d before (RenameSeq). Taken by its Seq, it kept
+	// d/w, and the peer kept n/d2/w (the stress test, seed 25).
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("w", 2)}))
 	must(t, f.j.MovedOn("web-2", []Move{{Old: "d", New: "n/d2", Before: before}}, func(p, to string) bool { return p == "g" || to == "n/d2/z" }))
 	for _, tc := range []struct{ peer, path, old string }{
 		{"web-2", "a", "n/d2/a"},
@@ -1464,6 +1469,7 @@ func TestJournal_MovedOn(t *testing.T) {
 		{"web-2", "g", "d/g"},
 		{"web-2", "z2", "d/z"}, // its name moved onto one skip reports
 		{"web-2", "c", "d/c"},
+		{"web-2", "w", "n/d2/w"},
 		{"web-3", "a", "d/a"},
 	} {
 		e, ok, err := f.j.Entry(tc.peer, tc.path)
