@@ -742,9 +742,9 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 			return nil, err
 		}
 		for p := range renamedFiles {
-			if rest, ok := strings.CutPrefix(p, a.old); ok && (rest == "" || rest[0] == '/') {
+			if to, ok := a.moves(p); ok {
 				delete(renamedFiles, p)
-				renamedFiles[a.new+rest] = true
+				renamedFiles[to] = true
 			}
 		}
 		if !a.dir && !mine[i] {
@@ -753,33 +753,35 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 	}
 	for i, a := range applied {
 		at := a
-		at.new = nowAt(applied[i+1:], a.new)
-		if at.dir {
+		for _, later := range applied[i+1:] {
+			if to, ok := later.moves(at.new); ok {
+				at.new = to
+			}
+		}
+		changedHere := mine[i]
+		switch {
+		case at.dir:
 			l, err := recordTree(tx, rootfd, at.new)
 			if err != nil {
 				return nil, err
 			}
-			if mine[i] {
-				if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
-					return nil, err
-				}
+			changedHere = changedHere || l
+		case !mine[i]:
+			if err := tx.Record(rootfd, at.new); err != nil {
+				return nil, err
 			}
-			if l || mine[i] {
-				local = append(local, at.scanAt())
-			}
-			continue
 		}
 		if mine[i] {
 			if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
 				return nil, err
 			}
+		}
+		if changedHere {
 			local = append(local, at.scanAt())
-		} else if err := tx.Record(rootfd, at.new); err != nil {
-			return nil, err
 		}
 		// A rename moves the inode's ctime: its other names' entries are
 		// recorded again (index.Tx.RefreshLinks).
-		if a.st.Nlink > 1 {
+		if !a.dir && a.st.Nlink > 1 {
 			if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
 				return nil, err
 			}
@@ -788,15 +790,13 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 	return local, nil
 }
 
-// nowAt returns where p is once the renames later in the request are
-// done: at or below the old name of one, it is at or below its new name.
-func nowAt(later []appliedRename, p string) string {
-	for _, a := range later {
-		if rest, ok := strings.CutPrefix(p, a.old); ok && (rest == "" || rest[0] == '/') {
-			p = a.new + rest
-		}
+// moves returns where a puts p: at or below its old name, p is at or
+// below its new name then.
+func (a appliedRename) moves(p string) (string, bool) {
+	if rest, ok := strings.CutPrefix(p, a.old); ok && (rest == "" || rest[0] == '/') {
+		return a.new + rest, true
 	}
-	return p
+	return p, false
 }
 
 // recordTree records a directory whose entries were moved to it

@@ -353,7 +353,7 @@ type Run struct {
 	raced map[string]bool
 	// belowFile are the renames kept pending because their old name lies
 	// below a file here whose change has not reached the peer yet (see
-	// withoutUndeletedOldNames): no failure, they wait (Sender.wait).
+	// undeletedOldNames): no failure, they wait (Sender.wait).
 	belowFile []journal.Entry
 }
 
@@ -1496,12 +1496,18 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	pushed()
 	s.againDirs(rootfd, staleDirs)
-	sentHere := pathSet(sent)
-	done, belowFile := s.withoutUndeletedOldNames(rootfd, slices.Concat(sent, deleted, replaced, b.skipped, b.forwardedRenames()), deleted, b.oldNames, sentHere)
-	r.belowFile = belowFile
+	keep, belowFile := s.undeletedOldNames(rootfd, deleted, b.oldNames, pathSet(sent))
+	kept := func(e journal.Entry) bool { return keep[e.Path] }
+	done := slices.Concat(sent, deleted, replaced, b.skipped, b.forwardedRenames())
+	for _, e := range done {
+		if belowFile[e.Path] {
+			r.belowFile = append(r.belowFile, e)
+		}
+	}
+	done = slices.DeleteFunc(done, kept)
 	// The renames below a file that wait for it (settleUnderFile) and
 	// whose old names this run deleted: pending as removals from now on.
-	unrenamed, _ := s.withoutUndeletedOldNames(rootfd, slices.Clone(b.unrenamed), deleted, b.oldNames, sentHere)
+	unrenamed := slices.DeleteFunc(slices.Clone(b.unrenamed), kept)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
@@ -1981,7 +1987,7 @@ func isPeerFailure(res rsync.Result, err error) bool {
 	return err != nil && (class == rsync.Retry || class == rsync.FatalPeer)
 }
 
-// withoutUndeletedOldNames drops from done the renames whose old name was
+// undeletedOldNames returns the new names of the renames whose old name was
 // to be deleted on the peer (the rename was refused, or its new name is
 // gone here too) and was not: the
 // rename's entry is the only record that the old name must go, so it
@@ -1997,16 +2003,16 @@ func isPeerFailure(res rsync.Result, err error) bool {
 // was there; swap d f/g: the peer's d/d went to f/g/d, where nothing
 // removed it; the stress test, seed 25). Asked again with that rename, or
 // moved on by it (journal.Journal.MovedOn), its old name is where the
-// peer holds it. Those renames are returned as belowFile: they wait
+// peer holds it. Those renames are returned in belowFile too: they wait
 // (batch.waiting) rather than fail, which would hold them for a backoff.
-func (s *Sender) withoutUndeletedOldNames(rootfd int, done, deleted, oldNames []journal.Entry, sent map[string]bool) (kept, belowFile []journal.Entry) {
+// Read once per run, for the entries it confirms and for b.unrenamed.
+func (s *Sender) undeletedOldNames(rootfd int, deleted, oldNames []journal.Entry, sent map[string]bool) (keep, belowFile map[string]bool) {
 	if len(oldNames) == 0 {
-		return done, nil
+		return nil, nil
 	}
 	gone := pathSet(deleted)
-	keep := make(map[string]bool)
+	keep, belowFile = make(map[string]bool), make(map[string]bool)
 	replaced := make(map[string]bool) // by file above
-	waits := make(map[string]bool)
 	for _, e := range oldNames {
 		if gone[e.OldPath] {
 			continue
@@ -2031,19 +2037,11 @@ func (s *Sender) withoutUndeletedOldNames(rootfd int, done, deleted, oldNames []
 			}
 			if !r {
 				keep[e.Path] = true
-				waits[e.Path] = true
+				belowFile[e.Path] = true
 			}
 		}
 	}
-	if len(keep) == 0 {
-		return done, nil
-	}
-	for _, e := range done {
-		if waits[e.Path] {
-			belowFile = append(belowFile, e)
-		}
-	}
-	return slices.DeleteFunc(done, func(e journal.Entry) bool { return keep[e.Path] }), belowFile
+	return keep, belowFile
 }
 
 // account adds one rsync run's result (a push or a delete) to r.
