@@ -942,6 +942,15 @@ func atOrBelow(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir) && p[len(dir)] == '/'
 }
 
+// renamedTo returns where the rename r puts p: at or below its old name,
+// p is at or below its new name then.
+func renamedTo(r journal.Entry, p string) (string, bool) {
+	if !atOrBelow(p, r.OldPath) {
+		return p, false
+	}
+	return r.Path + p[len(r.OldPath):], true
+}
+
 // swapTemps returns, by new name, the renames to a temporary name of a
 // swap (mv a t; mv b a; mv t b) among entries, each with the name its
 // object has now (b), which exists here. Joined (chainRenames) into a -> b
@@ -1049,8 +1058,8 @@ func movedOnBy(entries []journal.Entry, p string, at uint64) string {
 			if !r.Op.Has(change.Rename) || r.OldPath == "" || renameOrder(r) <= at || found && renameOrder(r) >= nextAt {
 				continue
 			}
-			if rest, ok := strings.CutPrefix(p, r.OldPath); ok && (rest == "" || rest[0] == '/') {
-				next, nextAt, found = r.Path+rest, renameOrder(r), true
+			if to, ok := renamedTo(r, p); ok {
+				next, nextAt, found = to, renameOrder(r), true
 			}
 		}
 		if !found {
@@ -1390,8 +1399,8 @@ func (b *batch) afterApplied(from int, p string) string {
 		if !b.applied[i] {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(p, a.OldPath); ok && (rest == "" || rest[0] == '/') {
-			p = a.Path + rest
+		if to, ok := renamedTo(a, p); ok {
+			p = to
 		}
 	}
 	return p
