@@ -117,7 +117,7 @@ func list(cs []change.Change) string {
 }
 
 func show(c change.Change) string {
-	s := fmt.Sprintf("%q %s finished=%t echo=%t", c.Path, c.Op, c.Finished, c.Echo)
+	s := fmt.Sprintf("%q %s finished=%t closed=%t echo=%t", c.Path, c.Op, c.Finished, c.Closed, c.Echo)
 	if c.OldPath != "" {
 		s += fmt.Sprintf(" old=%q", c.OldPath)
 	}
