@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,9 @@ import (
 // one read transaction: those as recorded are dropped (echoes, undone
 // changes), every other one is reported, and one that cannot be compared
 // does not hide the others. A write through a path gone since
-// (WrittenIno) is reported whatever the path's entry.
+// (WrittenIno) is reported whatever the path's entry. A directory's times
+// are compared for an attribute change of its own (touch -d), not for a
+// change of its tree (an entry made in it moves them).
 func TestDetector_changed(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
@@ -36,6 +39,11 @@ func TestDetector_changed(t *testing.T) {
 	for _, n := range []string{"echo", "edited", "renamed-to", "racy"} {
 		write(n, "recorded")
 	}
+	for _, d := range []string{"touched", "grown"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, l := range []string{"link", "was-dir"} {
 		if err := os.Symlink("../outside", filepath.Join(root, l)); err != nil {
 			t.Fatal(err)
@@ -52,7 +60,7 @@ func TestDetector_changed(t *testing.T) {
 	}
 	defer idx.Close()
 	err = idx.Update(func(tx *index.Tx) error {
-		for _, n := range []string{"echo", "edited", "renamed-to", "racy"} {
+		for _, n := range []string{"echo", "edited", "renamed-to", "racy", "touched", "grown"} {
 			if err := tx.Record(rootfd, n); err != nil {
 				return err
 			}
@@ -70,6 +78,11 @@ func TestDetector_changed(t *testing.T) {
 	}
 	write("edited", "changed after the record")
 	write("new", "never recorded")
+	write("grown/f", "made in a recorded directory")
+	old := time.Unix(1514746671, 0)
+	if err := os.Chtimes(filepath.Join(root, "touched"), old, old); err != nil {
+		t.Fatal(err)
+	}
 
 	// racy's entry may hide a write in its timestamp tick: its local write
 	// passes, its echo does not (the journal's Racy decides which changes
@@ -90,12 +103,14 @@ func TestDetector_changed(t *testing.T) {
 		// Absent here and in the index, but the write through it
 		// changed a file that lives on under other names.
 		{Path: "written-then-gone", Op: change.Remove, WrittenIno: 42},
+		{Path: "touched", Op: change.Attrib},
+		{Path: "grown", Op: change.Mkdir},
 	}
 	var got []string
 	for _, c := range d.changed(rootfd, in) {
 		got = append(got, c.Path)
 	}
-	want := []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone"}
+	want := []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone", "touched"}
 	if !slices.Equal(got, want) {
 		t.Errorf("changed = %q, want %q", got, want)
 	}

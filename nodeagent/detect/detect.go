@@ -513,9 +513,9 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 				out = append(out, c)
 				continue
 			}
-			same, err := tx.Unchanged(rootfd, c.Path)
+			same, err := tx.Unchanged(rootfd, c.Path, c.Op.Has(change.Attrib))
 			if err == nil && same && c.Op.Has(change.Rename) {
-				same, err = tx.Unchanged(rootfd, c.OldPath)
+				same, err = tx.Unchanged(rootfd, c.OldPath, false)
 			}
 			if err != nil {
 				d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)

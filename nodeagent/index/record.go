@@ -23,19 +23,20 @@ func (t *Tx) Record(rootfd int, rel string) error {
 // RecordEntry is Record, and returns the entry recorded; ok is false when
 // rel no longer exists (its entry was deleted).
 func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
-	e, ok, _, err = t.record(rootfd, rel, false)
+	e, ok, _, err = t.record(rootfd, rel, false, false)
 	return e, ok, err
 }
 
 // RecordChanged is RecordEntry for a change that the index may already
-// hold (Unchanged): then it writes nothing and changed is false.
-func (t *Tx) RecordChanged(rootfd int, rel string) (e Entry, ok, changed bool, err error) {
-	return t.record(rootfd, rel, true)
+// hold (Unchanged, with dirTimes as there): then it writes nothing and
+// changed is false.
+func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e Entry, ok, changed bool, err error) {
+	return t.record(rootfd, rel, true, dirTimes)
 }
 
 // record lstats rel once, and records it unless onlyChanged and the index
 // holds it as it is.
-func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, changed bool, err error) {
+func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
 	gone := IsGone(lerr)
@@ -59,7 +60,7 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged bool) (e Entry, ok, chan
 	if !had {
 		return e, true, true, t.Put(rel, e)
 	}
-	if onlyChanged && same(old, e) {
+	if onlyChanged && same(old, e, dirTimes) {
 		return e, true, false, nil
 	}
 	e.Version = old.Version
@@ -84,8 +85,12 @@ func IsGone(err error) bool {
 // Unchanged reports whether rel's current lstat, resolved beneath rootfd,
 // is what the index holds: the same entry, or absent from both. An event
 // for such a path is an echo of this agent's own receiver, or a change that
-// was undone, and is not sent on.
-func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
+// was undone, and is not sent on. dirTimes compares a directory's mtime
+// too, which same leaves out: for an attribute change of the directory
+// itself (chmod, chown, utimensat), whose times may be all it changed
+// (touch -d, which the stress test's writers do); a change of its entries
+// does not read its times.
+func (t *Tx) Unchanged(rootfd int, rel string, dirTimes bool) (bool, error) {
 	old, ok, err := t.Get(rel)
 	if err != nil {
 		return false, err
@@ -98,17 +103,17 @@ func (t *Tx) Unchanged(rootfd int, rel string) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("lstat %q: %w", rel, err)
 	}
-	return ok && same(old, FromStat(&st)), nil
+	return ok && same(old, FromStat(&st), dirTimes), nil
 }
 
 // same reports whether the index's entry old still describes e, the path
 // as it is: for a directory Entry.DirMatches (mv d e; mkdir d, read
 // before the rename was recorded, compared without the inode as the old d
-// and was dropped, and the peers lost d with their rename), for anything
-// else Entry.Matches.
-func same(old, e Entry) bool {
+// and was dropped, and the peers lost d with their rename), with its
+// mtime when dirTimes (Unchanged), for anything else Entry.Matches.
+func same(old, e Entry, dirTimes bool) bool {
 	if e.IsDir() {
-		return old.IsDir() && old.DirMatches(e)
+		return old.IsDir() && old.DirMatches(e) && (!dirTimes || old.Mtime.Equal(e.Mtime))
 	}
 	return old.Matches(e)
 }

@@ -1,9 +1,11 @@
 package index
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,20 +14,28 @@ import (
 // entry made in it (changes of their own), so they do not make it changed;
 // its mode does, and so does another directory made under its name (mv d
 // e; mkdir d, compared before the rename was recorded: taken for the old
-// d, it was dropped, and the peers lost d with their rename).
+// d, it was dropped, and the peers lost d with their rename). Compared
+// with dirTimes (an attribute change of the directory itself), its times
+// count: a touch -d that changed nothing else went to no peer.
 func TestTx_RecordChanged_directories(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		change      func(t *testing.T, dir string)
 		wantChanged bool
+		// wantTimes: changed, compared with dirTimes.
+		wantTimes bool
 	}{
-		{"an entry made in it", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "f")) }, false},
-		{"its mode", func(t *testing.T, dir string) { must(t, os.Chmod(dir, 0o700)) }, true},
+		{"an entry made in it", func(t *testing.T, dir string) { write(t, filepath.Join(dir, "f")) }, false, true},
+		{"its mode", func(t *testing.T, dir string) { must(t, os.Chmod(dir, 0o700)) }, true, true},
+		{"its times set", func(t *testing.T, dir string) {
+			must(t, os.Chtimes(dir, time.Unix(1514746671, 0), time.Unix(1514746671, 0)))
+		}, false, true},
+		{"nothing", func(*testing.T, string) {}, false, false},
 		{"made again", func(t *testing.T, dir string) {
 			must(t, os.Rename(dir, dir+".old"))
 			must(t, os.Mkdir(dir, 0o755))
 			must(t, os.Chmod(dir, 0o755)) // the same mode and owner as the old one
-		}, true},
+		}, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -36,13 +46,30 @@ func TestTx_RecordChanged_directories(t *testing.T) {
 			must(t, err)
 			t.Cleanup(func() { unix.Close(rootfd) })
 			x := openTemp(t)
-			must(t, x.Update(func(tx *Tx) error { _, _, _, err := tx.RecordChanged(rootfd, "d"); return err }))
+			must(t, x.Update(func(tx *Tx) error { _, _, _, err := tx.RecordChanged(rootfd, "d", false); return err }))
 			tc.change(t, dir)
-			var changed, unchanged bool
-			must(t, x.View(func(tx *Tx) (err error) { unchanged, err = tx.Unchanged(rootfd, "d"); return err }))
-			must(t, x.Update(func(tx *Tx) (err error) { _, _, changed, err = tx.RecordChanged(rootfd, "d"); return err }))
-			if changed != tc.wantChanged || unchanged == tc.wantChanged {
-				t.Errorf("RecordChanged: changed %v, Unchanged %v; want changed %v", changed, unchanged, tc.wantChanged)
+			for _, dirTimes := range []bool{false, true} {
+				want := tc.wantChanged
+				if dirTimes {
+					want = tc.wantTimes
+				}
+				var changed, unchanged bool
+				must(t, x.View(func(tx *Tx) (err error) { unchanged, err = tx.Unchanged(rootfd, "d", dirTimes); return err }))
+				// In a transaction rolled back: the other comparison
+				// reads the entry as it was.
+				errRollback := errors.New("rollback")
+				err := x.Update(func(tx *Tx) (err error) {
+					if _, _, changed, err = tx.RecordChanged(rootfd, "d", dirTimes); err != nil {
+						return err
+					}
+					return errRollback
+				})
+				if !errors.Is(err, errRollback) {
+					t.Fatal(err)
+				}
+				if changed != want || unchanged == want {
+					t.Errorf("dirTimes %v: RecordChanged: changed %v, Unchanged %v; want changed %v", dirTimes, changed, unchanged, want)
+				}
 			}
 		})
 	}

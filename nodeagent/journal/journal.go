@@ -315,7 +315,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					return err
 				}
 			}
-			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path)
+			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path, c.Op.Has(change.Attrib))
 			if errors.Is(err, index.ErrUnreadable) {
 				// One path that cannot be looked at must not fail the
 				// changes of the others (and stop the group).
@@ -1017,7 +1017,7 @@ func (j *Journal) Recorded(rootfd int, path string) (bool, error) {
 	var recorded bool
 	err := j.idx.View(func(tx *index.Tx) error {
 		var err error
-		recorded, err = tx.Unchanged(rootfd, path)
+		recorded, err = tx.Unchanged(rootfd, path, false)
 		return err
 	})
 	if err != nil {

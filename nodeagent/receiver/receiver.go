@@ -337,7 +337,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			// kept (a refused rename's old name, deletes: Keep) is as the
 			// index holds it, and recorded so.
 			if exists(r.RootFD, p) {
-				if same, err := tx.Unchanged(r.RootFD, p); err == nil && !same {
+				if same, err := tx.Unchanged(r.RootFD, p, false); err == nil && !same {
 					if r.Held.CarriedByOther(p, own) {
 						continue // another run's version, as above
 					}

@@ -1180,7 +1180,7 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			}
 			mustOK(t, r.Index.View(func(tx *index.Tx) error {
 				for _, p := range tc.after {
-					same, err := tx.Unchanged(r.RootFD, p)
+					same, err := tx.Unchanged(r.RootFD, p, false)
 					if err != nil {
 						return err
 					}
@@ -1298,7 +1298,7 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 // unchanged reports whether the index holds p as it is.
 func unchanged(r *Receiver, p string) (same bool, err error) {
 	err = r.Index.View(func(tx *index.Tx) error {
-		same, err = tx.Unchanged(r.RootFD, p)
+		same, err = tx.Unchanged(r.RootFD, p, false)
 		return err
 	})
 	return same, err

@@ -278,7 +278,7 @@ func TestScanner_ReceiverWritesAreNotLocalChanges(t *testing.T) {
 		t.Fatalf("a file the receiver wrote is reported as a local change: %q", got)
 	}
 	err := f.idx.View(func(tx *index.Tx) error {
-		same, err := tx.Unchanged(f.rootfd, "from-peer")
+		same, err := tx.Unchanged(f.rootfd, "from-peer", false)
 		if err != nil || !same {
 			return fmt.Errorf("Unchanged = %v, %v; want true", same, err)
 		}
@@ -294,7 +294,7 @@ func TestScanner_ReceiverWritesAreNotLocalChanges(t *testing.T) {
 		t.Fatalf("local edit after a received write: got %q", got)
 	}
 	err = f.idx.View(func(tx *index.Tx) error {
-		same, err := tx.Unchanged(f.rootfd, "from-peer")
+		same, err := tx.Unchanged(f.rootfd, "from-peer", false)
 		if err != nil || same {
 			return fmt.Errorf("Unchanged = %v, %v; want false", same, err)
 		}

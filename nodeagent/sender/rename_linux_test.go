@@ -1092,7 +1092,7 @@ func recordedAsItIs(t *testing.T, recv *receiver.Receiver, p string) bool {
 	var same bool
 	if err := recv.Index.View(func(tx *index.Tx) error {
 		var err error
-		same, err = tx.Unchanged(recv.RootFD, p)
+		same, err = tx.Unchanged(recv.RootFD, p, false)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -654,7 +654,7 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 			if _, premise = os.Lstat(filepath.Join(r.peerRoot, "h")); premise == nil {
 				view = recv.Index.View(func(tx *index.Tx) error {
 					var err error
-					recorded, err = tx.Unchanged(recv.RootFD, "h")
+					recorded, err = tx.Unchanged(recv.RootFD, "h", false)
 					return err
 				})
 			}

@@ -71,7 +71,7 @@ func (c *cluster) durable(node string) (paths int, toSend map[string]int64) {
 	found := map[string]bool{} // what the start-up scan journals
 	err = idx.View(func(tx *index.Tx) error {
 		for p := range onDisk {
-			same, err := tx.Unchanged(rootfd, p)
+			same, err := tx.Unchanged(rootfd, p, false)
 			if err != nil {
 				return err
 			}
