@@ -84,6 +84,13 @@ type batch struct {
 	// deletions go: once those are done, they are journaled as removals
 	// (journal.Journal.Unrenamed).
 	unrenamed []journal.Entry
+	// inFlight are the paths the batch put in flight (eachPath, when it
+	// was taken), which Sender.finish takes out again. Read again at the
+	// end, they were not all the same: a run rewrites its deletions where
+	// the renames the peer applied put them (oldNamesMovedOn), and the
+	// old name stayed in flight for good, holding every later entry at or
+	// above it (the stress test, seed 32).
+	inFlight []string
 	// waiting are entries left out of the batch, to be planned again in a
 	// moment (Sender.wait): their old name, or the file above them, is
 	// in flight to the peer in another run, or not yet settled there.

@@ -496,6 +496,31 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 	}
 }
 
+// TestSender_Start_aDeletionMovedOnLeavesNothingInFlight: mv c/d/f4 m1;
+// mv c x; rm m1. The run deletes m1's old name where the rename of c put
+// it on the peer (batch.oldNamesMovedOn), and that rewrote the batch's
+// deletion in place: the run then took x/d/f4 out of flight instead of
+// c/d/f4, which stayed in flight for good, and every later entry at or
+// above it was skipped as another run's (the stress test, seed 32: a
+// rename of D11, whose old name stayed on both receivers while the
+// sender planned it every waitAgain). The directory made again at c now
+// goes too.
+func TestSender_Start_aDeletionMovedOnLeavesNothingInFlight(t *testing.T) {
+	r := opsRig(t, 76, basePort+103)
+	r.doAll("mv c/d/f4 m1", "mv c x", "rm m1")
+	r.start()
+	r.untilNothingPending()
+	r.doAll("mkdir c", "write c/f9")
+	select {
+	case r.sender.Wake <- struct{}{}:
+	default:
+	}
+	r.untilNothingPending()
+	if here, there := treeOf(t, r.root), treeOf(t, r.peerRoot); !slices.Equal(here, there) {
+		t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}
+
 // TestSender_Start_aSwapIsRenamedOnThePeer: swaps of two directories and
 // of two files (mv a t; mv b a; mv t b) are applied on the peer as the
 // three renames they were (swapTemps): every file keeps its inode there,

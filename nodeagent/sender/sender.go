@@ -1013,7 +1013,10 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.settleUnderFile(rootfd, &b)
 	s.wait(b.waiting, time.Now()) // and what settleUnderFile left waiting
 	s.holdFailures(b.unreadable, time.Now())
-	b.eachPath(s.inflight.add)
+	b.eachPath(func(p string) { b.inFlight = append(b.inFlight, p) })
+	for _, p := range b.inFlight {
+		s.inflight.add(p)
+	}
 	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
 }
 
@@ -1146,8 +1149,12 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 	b.underFile = keep
 }
 
+// finish takes a run's paths out of flight: those its batch put there when
+// it was taken (batch.inFlight).
 func (s *Sender) finish(b batch) {
-	b.eachPath(s.inflight.remove)
+	for _, p := range b.inFlight {
+		s.inflight.remove(p)
+	}
 }
 
 // takeFilesAbove adds to b the pending entries of the files above its

@@ -206,7 +206,7 @@ func TestSender_take_belowAWaitingRenameWaits(t *testing.T) {
 	if len(b.renames) > 0 {
 		t.Errorf("while the rename waits: renames %q, want none", pathsOf(b.renames))
 	}
-	b.eachPath(s.inflight.remove) // that run ended, confirmed
+	s.finish(b) // that run ended, confirmed
 	if err := j.Done("peer", slices.Concat(b.deletes, b.sends)); err != nil {
 		t.Fatal(err)
 	}
