@@ -19,6 +19,9 @@ package e2e
 //   JAILSYNC_STRESS_DUR=30s         op time per run
 //   JAILSYNC_STRESS_OUT=/tmp/so     where op logs, diffs and agent logs go
 //   JAILSYNC_STRESS_REPLAY=file     replay an ops.jsonl instead of generating
+//   JAILSYNC_STRESS_PACED=1         replay each op at its time ("t") instead
+//                                   of at once: the failures that depend on
+//                                   the agents' timing come back more often
 //
 // Ops are logged (JSON lines) to OUT/<test>-<seed>/ops.jsonl before they run.
 
@@ -718,9 +721,14 @@ func (r *stressRun) replay(file string) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	paced := os.Getenv("JAILSYNC_STRESS_PACED") != ""
+	start := time.Now()
 	for sc.Scan() {
 		var o sop
 		must(r.t, json.Unmarshal(sc.Bytes(), &o))
+		if paced {
+			time.Sleep(time.Until(start.Add(time.Duration(o.T) * time.Millisecond)))
+		}
 		switch {
 		case o.Op == "note" && strings.HasPrefix(o.Note, "kill9 "):
 			r.sc.kill9(strings.TrimPrefix(o.Note, "kill9 "))
