@@ -357,7 +357,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				return err
 			}
 		}
-		return r.recordImplied(tx, sent)
+		return r.recordImplied(tx, sent, deleted)
 	})
 	if err != nil {
 		// Not confirmed: the run keeps its paths held, and the sender's
@@ -396,20 +396,41 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 }
 
 // recordImplied records the directories above the sent paths that the
-// index does not hold: rsync made them on this member as the missing
-// parents of listed paths (implied directories), with the sender's
-// attributes. Left out, they read as this member's own directories at the
-// next compare and went to every member, where one could replace a file
-// the sender had made under that name since (found by the stress test; the
-// detector holds their events until the confirmation, Incoming.HasBelow).
-// A directory the index holds is left as it is.
-func (r *Receiver) recordImplied(tx *index.Tx, sent []string) error {
+// index does not hold: rsync made them on this member
+// as the missing parents of listed paths (implied directories), with the
+// sender's attributes. Left out, they read as this member's own
+// directories at the next compare and went to every member, where one
+// could replace a file the sender had made under that name since (found
+// by the stress test; the detector holds their events until the
+// confirmation, Incoming.HasBelow).
+//
+// A directory the index holds above a sent or deleted path keeps its
+// entry, but for its times when it is still that directory (the same inode, mode and owner): rsync sets the
+// times of the directories of its list at the end of the run
+// (touch_up_dirs) without itemizing them, and an attribute change of a
+// directory compares its times (index.Tx.Unchanged, dirTimes); left as
+// the index held them, the event of that last touch read as this
+// member's own change and the directory went to every member (the
+// twenty-ninth session's seed 5, when directories' times were first
+// compared). A touch -d of such a directory here while the run went is
+// taken for the run's; a chmod or chown is not.
+func (r *Receiver) recordImplied(tx *index.Tx, sent, deleted []string) error {
 	seen := make(map[string]bool)
-	for _, p := range sent {
+	for i, p := range slices.Concat(sent, deleted) {
 		for d, _ := split(p); d != "." && !seen[d]; d, _ = split(d) {
 			seen[d] = true
-			if _, ok, err := tx.Get(d); err != nil || ok {
+			held, ok, err := tx.Get(d)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if err := r.recordDirTimes(tx, d, held); err != nil {
+					return err
+				}
 				continue
+			}
+			if i >= len(sent) {
+				continue // made here, not by the deleting run
 			}
 			if err := r.recordDir(tx, d); err != nil {
 				return err
@@ -417,6 +438,22 @@ func (r *Receiver) recordImplied(tx *index.Tx, sent []string) error {
 		}
 	}
 	return nil
+}
+
+// recordDirTimes records the times of the directory p, which the index
+// holds as held, when it is still that directory here (Entry.DirMatches)
+// and they moved.
+func (r *Receiver) recordDirTimes(tx *index.Tx, p string, held index.Entry) error {
+	var st unix.Stat_t
+	if !held.IsDir() || beneath.Lstat(r.RootFD, p, &st) != nil {
+		return nil
+	}
+	now := index.FromStat(&st)
+	if !now.IsDir() || !held.DirMatches(now) || held.Mtime.Equal(now.Mtime) {
+		return nil
+	}
+	now.Version = held.Version
+	return tx.Put(p, now)
 }
 
 // recordDir records p as it is when it is a directory here. Gone, or no

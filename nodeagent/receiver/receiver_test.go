@@ -1374,6 +1374,55 @@ func TestReceiver_ImpliedParentsAreRecorded(t *testing.T) {
 	}
 }
 
+// TestReceiver_TimesRsyncSetAboveTheRunsPaths: rsync sets the times of
+// the directories above what it sent or deleted at the end of the run
+// without itemizing them (touch_up_dirs); the confirmation records them,
+// so that the attribute event of that touch, which compares a
+// directory's times (index.Tx.Unchanged, dirTimes), is not this member's
+// own change. A directory whose mode changed here meanwhile is left as
+// the index holds it: its chmod is this member's.
+func TestReceiver_TimesRsyncSetAboveTheRunsPaths(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	dirs := []string{"sent", "sent/sub", "deleted", "chmodded"}
+	for _, d := range dirs {
+		mustOK(t, os.Mkdir(filepath.Join(root, d), 0o755))
+		mustOK(t, os.Chmod(filepath.Join(root, d), 0o755))
+	}
+	mustOK(t, r.Index.Update(func(tx *index.Tx) error {
+		for _, d := range dirs {
+			if err := tx.Record(r.RootFD, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	paths := []string{"sent/sub/f", "deleted/f", "chmodded/f"}
+	mustOK(t, r.Incoming(ctx, "n1", "run-1", paths))
+	for _, f := range []string{"sent/sub/f", "chmodded/f"} {
+		mustOK(t, os.WriteFile(filepath.Join(root, f), []byte("f"), 0o644))
+	}
+	mustOK(t, os.Chmod(filepath.Join(root, "chmodded"), 0o700)) // here, during the run
+	when := time.Unix(1514746671, 0)
+	for _, d := range dirs {
+		mustOK(t, os.Chtimes(filepath.Join(root, d), when, when)) // touch_up_dirs
+	}
+	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"sent/sub/f", "chmodded/f"}, nil, []string{"deleted/f"}))
+	for _, tc := range []struct {
+		dir      string
+		recorded bool
+	}{{"sent", true}, {"sent/sub", true}, {"deleted", true}, {"chmodded", false}} {
+		var same bool
+		mustOK(t, r.Index.View(func(tx *index.Tx) (err error) {
+			same, err = tx.Unchanged(r.RootFD, tc.dir, true)
+			return err
+		}))
+		if same != tc.recorded {
+			t.Errorf("%s: as the index holds it with its times: %v, want %v", tc.dir, same, tc.recorded)
+		}
+	}
+}
+
 // TestReceiver_DirectoriesTheRunChangedAboveItsPaths: a directory the
 // sender names as made or changed above a listed path (FileState.Dir) is
 // recorded as it is when it is a directory here; one that is gone, or no
