@@ -363,17 +363,7 @@ func TestJournal_Record_aDirectorysTimes(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(f.root, "d"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			mkdir := change.Change{Path: "d", Op: change.Mkdir, Finished: true}
-			if err := f.j.Record(f.rootfd, peers, []change.Change{mkdir}); err != nil {
-				t.Fatal(err)
-			}
-			es, err := f.j.Next("web-2", 10, nil)
-			if err != nil || len(es) != 1 {
-				t.Fatalf("first change: %v, %v", es, err)
-			}
-			if err := f.j.Done("web-2", es); err != nil {
-				t.Fatal(err)
-			}
+			settleAll(t, f, peers, "d")
 			if err := f.j.Record(f.rootfd, peers, []change.Change{tt.then(f)}); err != nil {
 				t.Fatal(err)
 			}
