@@ -138,12 +138,18 @@ type fileState struct {
 
 // sentStates are what the run sent of each of paths, for the peer's
 // record (peer.FileState): a regular file's size, mtime, mode and owner as
-// planned, a symlink's target (read now: the link is the one planned,
-// unless changed). A file that changed while rsync read it (changed) has
-// no state: the peer holds some version of it, which it records as it
-// finds it, received (the file stays pending here and goes again). Given
-// the planned state, the peer would find its copy different, take it for a
-// change of its own and send it on, over newer versions.
+// planned, a symlink's target (read now, and given only while the link is
+// still the one planned: a link is replaced, never changed, so the same
+// lstat after the read means the target read is the one sent). A file
+// that changed while rsync read it (changed), or a link replaced since
+// (after changedSince looked: the stress test's seed 24, a swap of a
+// link between the push and the confirmation, read as its new target,
+// made both receivers take the link they held for a change of their own
+// and send it back), has no state: the peer holds some version of it,
+// which it records as it finds it, received (the change that replaced it
+// goes in its own run). Given the planned state, the peer would find its
+// copy different, take it for a change of its own and send it on, over
+// newer versions.
 func (b *batch) sentStates(rootfd int, paths []string, changed map[string]bool) []peer.FileState {
 	out := make([]peer.FileState, len(paths))
 	for i, p := range paths {
@@ -153,7 +159,9 @@ func (b *batch) sentStates(rootfd int, paths []string, changed map[string]bool) 
 		case st.regular:
 			out[i] = peer.FileState{Regular: true, Size: st.size, MtimeNs: st.mtime, Mode: st.mode, UID: st.uid, GID: st.gid}
 		case st.mode&unix.S_IFMT == unix.S_IFLNK:
-			if target, err := beneath.Readlink(rootfd, p); err == nil {
+			target, err := beneath.Readlink(rootfd, p)
+			var now unix.Stat_t
+			if err == nil && beneath.Lstat(rootfd, p, &now) == nil && st.same(stateOf(&now)) {
 				out[i] = peer.FileState{Symlink: true, Link: []byte(target)}
 			}
 		}

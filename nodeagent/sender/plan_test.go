@@ -406,23 +406,30 @@ func TestBatch_sentStates(t *testing.T) {
 	must(os.WriteFile(filepath.Join(root, "changed"), []byte("x"), 0o644))
 	must(os.Mkdir(filepath.Join(root, "dir"), 0o755))
 	must(os.Symlink("file", filepath.Join(root, "link")))
+	must(os.Symlink("file", filepath.Join(root, "swapped")))
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	must(err)
 	defer unix.Close(rootfd)
 	var entries []journal.Entry
-	for _, p := range []string{"file", "changed", "dir", "link"} {
+	for _, p := range []string{"file", "changed", "dir", "link", "swapped"} {
 		entries = append(entries, journal.Entry{Path: p, Op: change.Write})
 	}
 	b := plan(rootfd, entries, nil, nil, nil, nil)
 	var st unix.Stat_t
 	must(unix.Lstat(filepath.Join(root, "file"), &st))
 
-	paths := []string{"file", "changed", "dir", "link", "not-planned"}
+	// swapped is replaced after the run's look (changedSince) and before
+	// the confirmation: its new target was never sent.
+	must(os.Symlink("dir", filepath.Join(root, "swapped.new")))
+	must(os.Rename(filepath.Join(root, "swapped.new"), filepath.Join(root, "swapped")))
+
+	paths := []string{"file", "changed", "dir", "link", "swapped", "not-planned"}
 	got := b.sentStates(rootfd, paths, map[string]bool{"changed": true})
 	want := []peer.FileState{
 		{Regular: true, Size: 5, MtimeNs: st.Mtim.Nano(), Mode: unix.S_IFREG | 0o640, UID: st.Uid, GID: st.Gid},
 		{}, {},
 		{Symlink: true, Link: []byte("file")},
+		{},
 		{},
 	}
 	for i, p := range paths {
