@@ -35,7 +35,7 @@ func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e Entry, ok, 
 }
 
 // record lstats rel once, and records it unless onlyChanged and the index
-// holds it as it is.
+// holds it as it is (same, with dirTimes).
 func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
@@ -110,7 +110,8 @@ func (t *Tx) Unchanged(rootfd int, rel string, dirTimes bool) (bool, error) {
 // as it is: for a directory Entry.DirMatches (mv d e; mkdir d, read
 // before the rename was recorded, compared without the inode as the old d
 // and was dropped, and the peers lost d with their rename), with its
-// mtime when dirTimes (Unchanged), for anything else Entry.Matches.
+// mtime when dirTimes (Unchanged, RecordChanged), for anything else
+// Entry.Matches.
 func same(old, e Entry, dirTimes bool) bool {
 	if e.IsDir() {
 		return old.IsDir() && old.DirMatches(e) && (!dirTimes || old.Mtime.Equal(e.Mtime))

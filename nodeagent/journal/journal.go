@@ -1009,7 +1009,9 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 }
 
 // Recorded reports whether the index holds path as it is now
-// (index.Tx.Unchanged, the detector's own test for an echo): every change
+// (index.Tx.Unchanged, the detector's own test for an echo, with a
+// directory's times left out, as for any change but an attribute one;
+// the sender asks it of files and of old names): every change
 // of it that the detector found is journaled, or it is what a peer sent
 // (or deleted) and the receiver recorded. A path that is gone and has no
 // entry is as the index holds it.

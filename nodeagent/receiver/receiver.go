@@ -405,15 +405,24 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 // confirmation, Incoming.HasBelow).
 //
 // A directory the index holds above a sent or deleted path keeps its
-// entry, but for its times when it is still that directory (the same inode, mode and owner): rsync sets the
-// times of the directories of its list at the end of the run
-// (touch_up_dirs) without itemizing them, and an attribute change of a
-// directory compares its times (index.Tx.Unchanged, dirTimes); left as
-// the index held them, the event of that last touch read as this
-// member's own change and the directory went to every member (the
-// twenty-ninth session's seed 5, when directories' times were first
-// compared). A touch -d of such a directory here while the run went is
-// taken for the run's; a chmod or chown is not.
+// entry, but for its times when it is still that directory (the same
+// inode, mode and owner): rsync sets the times of the directories of its
+// list at the end of the run (touch_up_dirs) without itemizing them, and
+// an attribute change of a directory compares its times
+// (index.Tx.Unchanged, dirTimes); left as the index held them, the event
+// of that last touch read as this member's own change and the directory
+// went to every member (the twenty-ninth session's seed 5, when
+// directories' times were first compared).
+//
+// The cost: a change here that moved only the times of such a directory
+// (touch, touch -d, tar or cp -p setting them), any directory above the
+// run's paths up to the root, whose event the detector had not compared
+// yet when the confirmation is recorded (made during the run, or just
+// before it and still on its way, or after rsync's last touch and before
+// a late confirmation), is taken for the run's, for good: scans compare
+// directories without their times. A chmod or chown is not (the mode or
+// owner differs). Narrowing it needs each directory's times as the
+// sender sent them in the confirmation; not done.
 func (r *Receiver) recordImplied(tx *index.Tx, sent, deleted []string) error {
 	seen := make(map[string]bool)
 	for i, p := range slices.Concat(sent, deleted) {
@@ -421,7 +430,7 @@ func (r *Receiver) recordImplied(tx *index.Tx, sent, deleted []string) error {
 			seen[d] = true
 			held, ok, err := tx.Get(d)
 			if err != nil {
-				return err
+				continue // an entry that cannot be read fails no confirmation, as before
 			}
 			if ok {
 				if err := r.recordDirTimes(tx, d, held); err != nil {
