@@ -1332,6 +1332,50 @@ func (b *batch) throughApplied(e journal.Entry, p string) string {
 	return b.afterApplied(i+1, p)
 }
 
+// oldNamesFirst returns the deletions of old names that b made for renames
+// it does not ask (oldNamesGone: their new names are gone here) that go
+// to the peer before the renames it asks: each made before every one of
+// them (the peer holds it as the rename left it), below the old name of
+// one (which would carry it away), and above none's (which would find
+// nothing to move). Deleted after the renames, as other deletions are,
+// such a name is deleted where they put it (oldNamesMovedOn), but not
+// where the batch has made that name here anew: write a/f19; mkdir a/d22;
+// swap c/d a/d22; swap a/b c; swap a/f19 a/d22 leaves c/d as a removal
+// (its tree went on to names made here since, sent as content), and the
+// swap of c took the peer's c/d, f4 in it, to a/b/d, a directory here
+// again (a/d22 went there through c/d); the peer kept a/b/d/f4 (the
+// random operations minimizer). Deleted first, it goes from where the
+// rename left it. The deletion stays in b.deletes too, and finds nothing
+// after the renames.
+func (b *batch) oldNamesFirst() []string {
+	if len(b.renames) == 0 || len(b.oldNames) == 0 {
+		return nil
+	}
+	first := uint64(math.MaxUint64) // when the first rename asked was made
+	for _, r := range b.renames {
+		first = min(first, renameOrder(r))
+		for _, c := range b.chained[r.Path] {
+			first = min(first, renameOrder(c))
+		}
+	}
+	var out []string
+	for _, r := range b.oldNames {
+		// One of an asked rename (refused, later in the run) moves.
+		if renameOrder(r) >= first || slices.Contains(out, r.OldPath) {
+			continue
+		}
+		own := slices.ContainsFunc(b.deletes, func(d journal.Entry) bool { return d.Seq == 0 && d.Path == r.OldPath })
+		carried := slices.ContainsFunc(b.renames, func(x journal.Entry) bool {
+			return x.OldPath != r.OldPath && atOrBelow(r.OldPath, x.OldPath)
+		})
+		moves := slices.ContainsFunc(b.renames, func(x journal.Entry) bool { return atOrBelow(x.OldPath, r.OldPath) })
+		if own && carried && !moves {
+			out = append(out, r.OldPath)
+		}
+	}
+	return out
+}
+
 // oldNamesMovedOn moves the deletions of old names that b made for renames
 // it does not ask (oldNamesGone: their new names are gone here) to where
 // the renames the peer applied in this run, made after each such rename

@@ -548,3 +548,60 @@ func TestChainRenames(t *testing.T) {
 		})
 	}
 }
+
+// TestBatch_oldNamesFirst: the deletions of old names that go before the
+// renames a run asks are those made before every one of them, below the
+// old name of one, and above none's.
+func TestBatch_oldNamesFirst(t *testing.T) {
+	rename := func(old, new string, order uint64) journal.Entry {
+		return journal.Entry{Path: new, OldPath: old, Op: change.Rename, Seq: order, Order: order, RenameSeq: order}
+	}
+	left := rename("c/d", "c/tmp", 17) // its new name gone here: not asked
+	for _, tc := range []struct {
+		name    string
+		renames []journal.Entry
+		chained map[string][]journal.Entry
+		deletes []journal.Entry
+		want    []string
+	}{
+		{
+			name:    "a later rename of a directory above it",
+			renames: []journal.Entry{rename("c", "a/b", 26)},
+			deletes: []journal.Entry{{Path: "c/d"}},
+			want:    []string{"c/d"},
+		},
+		{
+			name:    "no rename above it",
+			renames: []journal.Entry{rename("x", "a/b", 26)},
+			deletes: []journal.Entry{{Path: "c/d"}},
+		},
+		{
+			name:    "a rename above it made before it",
+			renames: []journal.Entry{rename("c", "a/b", 12)},
+			deletes: []journal.Entry{{Path: "c/d"}},
+		},
+		{
+			name:    "a rename above it joined with one made before it",
+			renames: []journal.Entry{rename("c", "a/b", 26)},
+			chained: map[string][]journal.Entry{"a/b": {rename("c", "m", 12)}},
+			deletes: []journal.Entry{{Path: "c/d"}},
+		},
+		{
+			name:    "a rename out of it",
+			renames: []journal.Entry{rename("c", "a/b", 26), rename("c/d/f", "z", 20)},
+			deletes: []journal.Entry{{Path: "c/d"}},
+		},
+		{
+			name:    "its deletion one of the journal's, not the batch's own",
+			renames: []journal.Entry{rename("c", "a/b", 26)},
+			deletes: []journal.Entry{{Path: "c/d", Seq: 18}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := batch{renames: tc.renames, chained: tc.chained, deletes: tc.deletes, oldNames: []journal.Entry{left}}
+			if got := b.oldNamesFirst(); !slices.Equal(got, tc.want) {
+				t.Errorf("oldNamesFirst() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

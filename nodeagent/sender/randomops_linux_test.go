@@ -487,6 +487,19 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a rename out of a directory renamed later, its new name removed since",
 			ops:  []string{"mv c/d/f4 m1", "mv c x", "rm m1"},
 		},
+		{
+			// c/d leaves for a swap's temporary name, which the journal
+			// keeps as a removal (its tree went on to a/d22 and a/f19,
+			// names made here since: sent as content), and c then moves
+			// to a/b, taking the peer's c/d, f4 in it, to a/b/d. That
+			// name is a directory here again (a/d22, made here, came
+			// there through c/d), so the deletion could not follow the
+			// rename there (oldNamesMovedOn). It goes before the renames
+			// now (oldNamesFirst). Before, the peer kept a/b/d/f4 (the
+			// random operations minimizer).
+			name: "a removed old name that a later rename takes to a directory made here",
+			ops:  []string{"write a/f19", "mkdir a/d22", "swap c/d a/d22", "swap a/b c", "swap a/f19 a/d22"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))

@@ -1326,11 +1326,21 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// is harmless).
 	stopAnnouncing := s.announceWhileRunning(ctx, runID, paths)
 	defer stopAnnouncing()
-	madeForRenames := s.renames(ctx, rootfd, &b)
-	renamedOutOf := b.renamedOutOf(rootfd)
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
+	// Old names that go before the renames (oldNamesFirst). They stay in
+	// b.deletes, whose run confirms them (found gone by then).
+	var deletedFirst rsync.Result
+	if first := b.oldNamesFirst(); len(first) > 0 && s.Client != nil && !s.KeepDeletes {
+		var err error
+		deletedFirst, err = s.listing(rootfd, first, &staleDirs, func(files []string) (rsync.Result, error) {
+			return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, s.runOptions(b))
+		})
+		s.account(&r, deletedFirst, err)
+	}
+	madeForRenames := s.renames(ctx, rootfd, &b)
+	renamedOutOf := b.renamedOutOf(rootfd)
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
@@ -1339,11 +1349,11 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// confirmation names them, or the peer took a new mode of one for a
 	// change of its own and sent the directory to every member, over a
 	// file the writer had made under that name since (the stress test).
-	implied := madeForRenames
+	implied := slices.Concat(madeForRenames, deletedFirst.Implied)
 	// Paths a delete sent instead (made again here meanwhile), and paths a
 	// push itemized without confirming them (itemizedUnconfirmed): the
 	// peer may hold them, and took them for its own changes when not told.
-	var sentInstead []string
+	sentInstead := sentByDelete(deletedFirst)
 	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
 	// that a listed file replaced there, with its tree, deleted even when
 	// the file then vanished here and never arrived. Not named, the peer
@@ -1465,13 +1475,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		})
 		deleted = confirmed(b.deletes, res)
 		implied = append(implied, res.Implied...)
-		for _, p := range res.Paths {
-			if p.Outcome == rsync.Present && p.Change != "" {
-				// Made again here while rsync read it, and sent: the peer
-				// holds it, and is told so (the entry stays pending).
-				sentInstead = append(sentInstead, p.Path)
-			}
-		}
+		sentInstead = append(sentInstead, sentByDelete(res)...)
 		// Each removal below a deleted directory with that directory: one
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
@@ -1898,6 +1902,19 @@ func (b *batch) notApplied(rootfd int, e journal.Entry) {
 		return
 	}
 	b.deletes = append(b.deletes, b.deleteOldName(e, e.OldPath))
+}
+
+// sentByDelete returns the paths that a delete sent instead: made again
+// here while rsync read them, they were sent, and the peer holds them
+// (their entries stay pending) and is told so.
+func sentByDelete(res rsync.Result) []string {
+	var out []string
+	for _, p := range res.Paths {
+		if p.Outcome == rsync.Present && p.Change != "" {
+			out = append(out, p.Path)
+		}
+	}
+	return out
 }
 
 // listing runs one rsync process over files (run), numbered for
