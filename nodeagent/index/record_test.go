@@ -86,3 +86,62 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestTx_RecordChanged_files: a file whose link count and ctime alone
+// moved (a name of it made or removed) is recorded as it is now and not
+// reported changed, so that a later write that keeps its size and mtime
+// is still told from the index; Unchanged, which records nothing, still
+// reports it. A write that keeps the size and mtime is a change.
+func TestTx_RecordChanged_files(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		change        func(t *testing.T, root string)
+		wantChanged   bool
+		wantUnchanged bool
+	}{
+		{"nothing", func(*testing.T, string) {}, false, true},
+		{"a name made", func(t *testing.T, root string) {
+			must(t, os.Link(filepath.Join(root, "f"), filepath.Join(root, "g")))
+		}, false, false},
+		{"a name removed", func(t *testing.T, root string) {
+			must(t, os.Remove(filepath.Join(root, "h")))
+		}, false, false},
+		{"a name made and its mode changed", func(t *testing.T, root string) {
+			must(t, os.Link(filepath.Join(root, "f"), filepath.Join(root, "g")))
+			must(t, os.Chmod(filepath.Join(root, "f"), 0o600))
+		}, true, false},
+		{"written, size and mtime kept", func(t *testing.T, root string) {
+			p := filepath.Join(root, "f")
+			st, err := os.Stat(p)
+			must(t, err)
+			must(t, os.WriteFile(p, []byte("zz"), 0o644))
+			must(t, os.Chtimes(p, st.ModTime(), st.ModTime()))
+		}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			p := filepath.Join(root, "f")
+			must(t, os.WriteFile(p, []byte("ab"), 0o644))
+			must(t, os.Chmod(p, 0o644))
+			must(t, os.Link(p, filepath.Join(root, "h")))
+			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			must(t, err)
+			t.Cleanup(func() { unix.Close(rootfd) })
+			x := openTemp(t)
+			must(t, x.Update(func(tx *Tx) error { _, _, _, err := tx.RecordChanged(rootfd, "f", false); return err }))
+			time.Sleep(10 * time.Millisecond) // a ctime of its own for the change
+			tc.change(t, root)
+			var unchanged, changed bool
+			must(t, x.View(func(tx *Tx) (err error) { unchanged, err = tx.Unchanged(rootfd, "f", false); return err }))
+			must(t, x.Update(func(tx *Tx) (err error) { _, _, changed, err = tx.RecordChanged(rootfd, "f", false); return err }))
+			if changed != tc.wantChanged || unchanged != tc.wantUnchanged {
+				t.Errorf("RecordChanged changed = %v, Unchanged = %v; want %v, %v", changed, unchanged, tc.wantChanged, tc.wantUnchanged)
+			}
+			// Recorded either way: the index now holds the file as it is.
+			must(t, x.View(func(tx *Tx) (err error) { unchanged, err = tx.Unchanged(rootfd, "f", false); return err }))
+			if !unchanged {
+				t.Error("after RecordChanged, Unchanged = false, want true")
+			}
+		})
+	}
+}

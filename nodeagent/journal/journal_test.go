@@ -1247,6 +1247,39 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 			}
 			return change.Change{Path: "a", Op: change.Write, Finished: true}
 		}, []string{"a"}}, // b's removal is its own event's to journal
+		// The attribute event of another name, whose link count and
+		// ctime alone moved (index.linksOnly): on a receiver, the event
+		// of a name of a file that its run linked again (rsync -H).
+		// Before, a and b went to every peer as changes of this member's.
+		{"a third name made, as a's attribute change", func(f *fixture) change.Change {
+			if err := os.Link(filepath.Join(f.root, "a"), filepath.Join(f.root, "c")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "a", Op: change.Attrib, Finished: true}
+		}, nil},
+		{"b removed, as a's attribute change", func(f *fixture) change.Change {
+			if err := os.Remove(filepath.Join(f.root, "b")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "a", Op: change.Attrib, Finished: true}
+		}, nil},
+		// A write that kept the size and mtime moves only the ctime:
+		// still a change, the link count being the same (the run sends
+		// a's other names with it).
+		{"written through a, size and mtime kept", func(f *fixture) change.Change {
+			p := filepath.Join(f.root, "a")
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("zzz"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "a", Op: change.Write, Finished: true}
+		}, []string{"a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -396,8 +396,9 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		// Only the ctime moved: a write that kept size and mtime (cp -p,
 		// rsync --inplace -t, an archive extracted over it) looks so, and
 		// only a write goes again by checksum (the sender's quick check
-		// would find the peer's copy the same), as a hard link made or
-		// removed does too; the checksum then finds nothing to send.
+		// would find the peer's copy the same). A hard link made or
+		// removed moves the ctime too, with the link count: the journal
+		// records that as it is and drops the change (index.linksOnly).
 		c.Op = change.Write | change.Attrib
 	default:
 		c.Op = change.Write
