@@ -1334,46 +1334,65 @@ func (b *batch) throughApplied(e journal.Entry, p string) string {
 
 // oldNamesFirst returns the deletions of old names that b made for renames
 // it does not ask (oldNamesGone: their new names are gone here) that go
-// to the peer before the renames it asks: each made before every one of
-// them (the peer holds it as the rename left it), below the old name of
-// one (which would carry it away), and above none's (which would find
-// nothing to move). Deleted after the renames, as other deletions are,
-// such a name is deleted where they put it (oldNamesMovedOn), but not
-// where the batch has made that name here anew: write a/f19; mkdir a/d22;
-// swap c/d a/d22; swap a/b c; swap a/f19 a/d22 leaves c/d as a removal
-// (its tree went on to names made here since, sent as content), and the
-// swap of c took the peer's c/d, f4 in it, to a/b/d, a directory here
-// again (a/d22 went there through c/d); the peer kept a/b/d/f4 (the
-// random operations minimizer). Deleted first, it goes from where the
-// rename left it. The deletion stays in b.deletes too, and finds nothing
-// after the renames.
+// to the peer before the renames it asks: each below the old name of one
+// made after the name was left (which would carry it away), above the old
+// name of none (which would find nothing to move), and where no rename
+// made before it was left touches it (at, above or below either name of
+// the rename: the peer holds it as it was left only once those are
+// applied). Deleted after the renames, as other deletions are, such a
+// name is deleted where they put it (oldNamesMovedOn), but not where the
+// batch has made that name here anew: write a/f19; mkdir a/d22; swap c/d
+// a/d22; swap a/b c; swap a/f19 a/d22 leaves c/d as a removal (its tree
+// went on to names made here since, sent as content), and the swap of c
+// took the peer's c/d, f4 in it, to a/b/d, a directory here again (a/d22
+// went there through c/d); the peer kept a/b/d/f4 (the random operations
+// minimizer). Deleted first, it goes from where the rename left it. The
+// deletion stays in b.deletes too, and finds nothing after the renames.
 func (b *batch) oldNamesFirst() []string {
 	if len(b.renames) == 0 || len(b.oldNames) == 0 {
 		return nil
 	}
-	first := uint64(math.MaxUint64) // when the first rename asked was made
-	for _, r := range b.renames {
-		first = min(first, renameOrder(r))
-		for _, c := range b.chained[r.Path] {
-			first = min(first, renameOrder(c))
-		}
+	touches := func(x journal.Entry, p string) bool {
+		return atOrBelow(p, x.OldPath) || atOrBelow(x.OldPath, p) || atOrBelow(p, x.Path) || atOrBelow(x.Path, p)
 	}
 	var out []string
 	for _, r := range b.oldNames {
-		// One of an asked rename (refused, later in the run) moves.
-		if renameOrder(r) >= first || slices.Contains(out, r.OldPath) {
-			continue
+		p := r.OldPath
+		if slices.Contains(out, p) || !slices.ContainsFunc(b.deletes, func(d journal.Entry) bool { return d.Seq == 0 && d.Path == p }) {
+			continue // not a deletion of its own (one covered goes with its directory)
 		}
-		own := slices.ContainsFunc(b.deletes, func(d journal.Entry) bool { return d.Seq == 0 && d.Path == r.OldPath })
-		carried := slices.ContainsFunc(b.renames, func(x journal.Entry) bool {
-			return x.OldPath != r.OldPath && atOrBelow(r.OldPath, x.OldPath)
-		})
-		moves := slices.ContainsFunc(b.renames, func(x journal.Entry) bool { return atOrBelow(x.OldPath, r.OldPath) })
-		if own && carried && !moves {
-			out = append(out, r.OldPath)
+		left := b.oldNameLeftAt(r)
+		carried, held := false, false
+		for _, x := range b.renames {
+			if atOrBelow(x.OldPath, p) {
+				held = true // it moves the name, or a name below it
+				break
+			}
+			made := renameOrder(x)
+			for _, c := range b.chained[x.Path] {
+				made = min(made, renameOrder(c))
+				held = held || renameOrder(c) < left && touches(c, p)
+			}
+			held = held || renameOrder(x) < left && touches(x, p)
+			carried = carried || made > left && atOrBelow(p, x.OldPath)
+		}
+		if carried && !held {
+			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// oldNameLeftAt is when r's rename left r.OldPath (r being one of
+// b.oldNames): for a chain joined into r (chainRenames), whose names the
+// batch deletes each (throughGone), the link that left that name.
+func (b *batch) oldNameLeftAt(r journal.Entry) uint64 {
+	for _, c := range b.chained[r.Path] {
+		if c.OldPath == r.OldPath {
+			return renameOrder(c)
+		}
+	}
+	return renameOrder(r)
 }
 
 // oldNamesMovedOn moves the deletions of old names that b made for renames

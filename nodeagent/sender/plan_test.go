@@ -587,6 +587,19 @@ func TestBatch_oldNamesFirst(t *testing.T) {
 			deletes: []journal.Entry{{Path: "c/d"}},
 		},
 		{
+			// Made before it, beside it: the peer holds the name as it
+			// was left either way.
+			name:    "an earlier rename beside it",
+			renames: []journal.Entry{rename("a/b", "c/m12", 15), rename("c", "x", 26)},
+			deletes: []journal.Entry{{Path: "c/d"}},
+			want:    []string{"c/d"},
+		},
+		{
+			name:    "an earlier rename into it",
+			renames: []journal.Entry{rename("a/b", "c/d/m12", 15), rename("c", "x", 26)},
+			deletes: []journal.Entry{{Path: "c/d"}},
+		},
+		{
 			name:    "a rename out of it",
 			renames: []journal.Entry{rename("c", "a/b", 26), rename("c/d/f", "z", 20)},
 			deletes: []journal.Entry{{Path: "c/d"}},

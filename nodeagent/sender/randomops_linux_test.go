@@ -500,6 +500,16 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			name: "a removed old name that a later rename takes to a directory made here",
 			ops:  []string{"write a/f19", "mkdir a/d22", "swap c/d a/d22", "swap a/b c", "swap a/f19 a/d22"},
 		},
+		{
+			// c/d/f4 went on through c/d/m12/m14 and c/m19 to c/m21/m36,
+			// removed since; c/d moved to c/m21 after it left, a/b to
+			// c/d/m12 before, beside it. Its old name goes before the
+			// renames (oldNamesFirst), the earlier rename not being one
+			// that touches it. Before, the peer kept c/m21/f4 (random
+			// seed 166).
+			name: "a removed chain's first name, a rename beside it made before",
+			ops:  []string{"mv a/b c/d/m12", "mv c/d/f4 c/d/m12/m14", "mv c/d/m12/m14 c/m19", "mv c/d c/m21", "mv c/m19 c/m21/m36", "rm c/m21/m36"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := opsRig(t, 73+i, basePort+100+uint16(i))
