@@ -695,9 +695,9 @@ func moveTree(itx *index.Tx, rootfd int, old, newName string) (gone []string, er
 
 // behindRename moves the entries pending for one peer at or below old, a
 // name just renamed to newName, behind the rename in the journal's order
-// (each gets the next sequence number, as its first and last change), and
-// journals, after the rename, the removal under newName of each one below
-// old that holds a removal. Renames among them keep their place: the
+// (each gets the next sequence number, as its first and last change), with
+// old's own as a removal (unless a scan found it), and journals, after the rename, the removal
+// under newName of each one below old that holds a removal. Renames among them keep their place: the
 // peer applies a rename below old before old's own, as it happened.
 //
 // rm d/x; mv d e; mkdir d; echo > d/x: d/x's entry, its first change
@@ -737,6 +737,17 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 		}
 		*seq++
 		e.Seq, e.Order = *seq, *seq
+		if e.Path == old && !e.Op.Has(change.Found) {
+			// Its object left with the rename: what is pending for the
+			// name is that object's, and the name holds nothing now. A
+			// removal, so that a later rename of a directory above it
+			// removes it under the new name too (below): mv d/x m; mv d
+			// e, with d/x's write sent before, left the peer e/x (the
+			// stress test, seed 22). Not one a scan found (Found): the
+			// sender follows those through the renames that moved them
+			// on (foundMovedOn), which a removal ends (random seed 119).
+			e.Op |= change.Remove
+		}
 		if err := pb.bySeq.Put(seqKey(e.Order), key); err != nil {
 			return d, err
 		}

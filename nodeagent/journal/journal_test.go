@@ -905,15 +905,30 @@ func TestJournal_Record_renamedTreeKeepsItsPathsForRemovals(t *testing.T) {
 // after the rename (behindRename). A directory's removal (change.Rmdir)
 // was left out of that: the peer kept e/x, an empty directory, for good
 // (the stress test, seed 25: rmr d7/d1; mv d7 D22, and D22/d1 stayed on
-// both receivers).
+// both receivers). So was a file written and renamed away (mv d/x m; mv
+// d e, the write of d/x sent to the peer before): d/x's entry, left with
+// its write, held no removal, and the peer kept e/x (the stress test,
+// seed 22: é ü1/d1/f28, 3.4 MB, renamed away while it went, then é ü1/d1
+// renamed to new\nline1/D6).
 func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		dir  bool
-		op   change.Op
+		gone func(f *fixture) change.Change // d/x leaves d
 	}{
-		{"a file", false, change.Remove},
-		{"a directory", true, change.Rmdir},
+		{"a file", false, func(f *fixture) change.Change {
+			must(t, os.Remove(filepath.Join(f.root, "d", "x")))
+			return change.Change{Path: "d/x", Op: change.Remove, Finished: true}
+		}},
+		{"a directory", true, func(f *fixture) change.Change {
+			must(t, os.Remove(filepath.Join(f.root, "d", "x")))
+			return change.Change{Path: "d/x", Op: change.Rmdir, Finished: true}
+		}},
+		{"a file written and renamed away", false, func(f *fixture) change.Change {
+			must(t, f.j.Record(f.rootfd, []string{"web-2"}, []change.Change{f.write("d/x", 5)}))
+			must(t, os.Rename(filepath.Join(f.root, "d", "x"), filepath.Join(f.root, "m")))
+			return change.Change{Path: "m", OldPath: "d/x", Op: change.Rename, Finished: true}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			peers := []string{"web-2"}
@@ -929,10 +944,7 @@ func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
 				f.write("d/x", 3)
 			}
 			settleAll(t, f, peers, "d", "d/x")
-			if err := os.Remove(filepath.Join(f.root, "d", "x")); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.j.Record(f.rootfd, peers, []change.Change{{Path: "d/x", Op: tc.op, Finished: true}}); err != nil {
+			if err := f.j.Record(f.rootfd, peers, []change.Change{tc.gone(f)}); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")); err != nil {
