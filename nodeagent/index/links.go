@@ -130,6 +130,25 @@ func (t *Tx) RefreshLinks(rootfd int, ino uint64, except string) error {
 	})
 }
 
+// RecordOtherNames records every name the index holds for inode ino that
+// is still that inode here (a regular file), as it is now. The receiver
+// calls it for a file a peer's run sent and that it holds as sent: each
+// other name is the same file, so whatever the run did to it (its times,
+// mode or content, which RefreshLinks would take for this member's
+// change) is the run's.
+func (t *Tx) RecordOtherNames(rootfd int, ino uint64) error {
+	if ino == 0 {
+		return nil
+	}
+	return t.OtherNames(rootfd, ino, "", 0, func(name string, was, now Entry) error {
+		if now.Ino != ino || !now.Mode.IsRegular() || was.Matches(now) {
+			return nil
+		}
+		now.Version = was.Version
+		return t.Put(name, now)
+	})
+}
+
 // OtherNames calls fn with each name the index holds for inode ino (all
 // but except; at most limit of them, all when limit <= 0) that exists
 // here, in byte order: its entry as recorded (was) and as it is now (now),

@@ -269,6 +269,16 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		// Inodes whose link count the run changed here: their other names
 		// are recorded again below (index.Tx.RefreshLinks).
 		relinked := make(map[uint64]bool)
+		// Inodes of files the run sent and this member holds as sent:
+		// every other name of one is that file, whatever the run did to
+		// it (times, mode, content written in place), and is recorded as
+		// it is (index.Tx.RecordOtherNames). Left to RefreshLinks, which
+		// takes a name whose mtime or mode moved for a change of this
+		// member's, a name the sender no longer has for that file (ln c28
+		// h15; mv h15 m15; a new h15 written) read here as this member's
+		// change, went back to every member as such, and replaced the
+		// sender's new h15 (the stress test, seed 21).
+		sentFiles := make(map[uint64]bool)
 		var below func(dir string) error
 		below = func(dir string) error { // a directory removed takes its tree's names, as index.Tx.Delete walks it
 			return tx.Children(dir, func(name string, e index.Entry) error {
@@ -325,6 +335,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			if err := r.record(tx, p); err != nil {
 				return err
 			}
+			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && i < len(states) && states[i].Regular {
+				sentFiles[uint64(st.Ino)] = true
+			}
 		}
 		for _, p := range deleted {
 			if err := linked(p); err != nil {
@@ -352,7 +365,15 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				return err
 			}
 		}
+		for ino := range sentFiles {
+			if err := tx.RecordOtherNames(r.RootFD, ino); err != nil {
+				return err
+			}
+		}
 		for ino := range relinked {
+			if sentFiles[ino] {
+				continue
+			}
 			if err := tx.RefreshLinks(r.RootFD, ino, ""); err != nil {
 				return err
 			}

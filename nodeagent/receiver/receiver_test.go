@@ -1231,6 +1231,21 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 			mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "made")))
 			return r.Received(context.Background(), "n1", "run-1", []string{"made"}, nil, nil)
 		}, []string{"dir/b", "made"}},
+		// The run set the file's times and mode through the name it sent
+		// (rsync does so on the inode): x1, the same file, is as the run
+		// left it, not changed here (index.Tx.RecordOtherNames). Before,
+		// x1 read as this member's change, and went back over a file the
+		// sender had made under that name since (the stress test, seed
+		// 21).
+		{"a name sent, its times and mode set", []string{"x1"}, func(t *testing.T, r *Receiver, root string) error {
+			b := filepath.Join(root, "dir/b")
+			mustOK(t, os.Chtimes(b, time.Unix(1052928519, 0), time.Unix(1052928519, 0)))
+			mustOK(t, os.Chmod(b, 0o640))
+			var st unix.Stat_t
+			mustOK(t, unix.Lstat(b, &st))
+			sent := peer.FileState{Regular: true, Size: st.Size, MtimeNs: st.Mtim.Nano(), Mode: uint32(st.Mode), UID: st.Uid, GID: st.Gid}
+			return r.Received(context.Background(), "n1", "run-1", []string{"dir/b"}, []peer.FileState{sent}, nil)
+		}, []string{"dir/b", "x1"}},
 		{"a name renamed", []string{"x1"}, func(t *testing.T, r *Receiver, root string) error {
 			var st unix.Stat_t
 			mustOK(t, unix.Lstat(filepath.Join(root, "x1"), &st))
