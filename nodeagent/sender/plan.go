@@ -1368,13 +1368,12 @@ func (b *batch) oldNamesFirst() []string {
 				held = true // it moves the name, or a name below it
 				break
 			}
-			made := renameOrder(x)
 			for _, c := range b.chained[x.Path] {
-				made = min(made, renameOrder(c))
 				held = held || renameOrder(c) < left && touches(c, p)
 			}
 			held = held || renameOrder(x) < left && touches(x, p)
-			carried = carried || made > left && atOrBelow(p, x.OldPath)
+			// One made before the name was left touches it: held.
+			carried = carried || atOrBelow(p, x.OldPath)
 		}
 		if carried && !held {
 			out = append(out, p)
