@@ -1334,9 +1334,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var deletedFirst rsync.Result
 	if first := b.oldNamesFirst(); len(first) > 0 && s.Client != nil && !s.KeepDeletes {
 		var err error
-		deletedFirst, err = s.listing(rootfd, first, &staleDirs, func(files []string) (rsync.Result, error) {
-			return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, s.runOptions(b))
-		})
+		deletedFirst, err = s.deleteRun(ctx, rootfd, b, first, &staleDirs)
 		s.account(&r, deletedFirst, err)
 	}
 	madeForRenames := s.renames(ctx, rootfd, &b)
@@ -1469,10 +1467,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = b.covered // confirmed without a run
 	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
-		o := s.runOptions(b)
-		res, err := s.listing(rootfd, pathsOf(b.deletes), &staleDirs, func(files []string) (rsync.Result, error) {
-			return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, o)
-		})
+		res, err := s.deleteRun(ctx, rootfd, b, pathsOf(b.deletes), &staleDirs)
 		deleted = confirmed(b.deletes, res)
 		implied = append(implied, res.Implied...)
 		sentInstead = append(sentInstead, sentByDelete(res)...)
@@ -1902,6 +1897,14 @@ func (b *batch) notApplied(rootfd int, e journal.Entry) {
 		return
 	}
 	b.deletes = append(b.deletes, b.deleteOldName(e, e.OldPath))
+}
+
+// deleteRun deletes paths on the peer in one rsync run of b's (listing).
+func (s *Sender) deleteRun(ctx context.Context, rootfd int, b batch, paths []string, stale *[]string) (rsync.Result, error) {
+	o := s.runOptions(b)
+	return s.listing(rootfd, paths, stale, func(files []string) (rsync.Result, error) {
+		return rsync.Delete(ctx, s.rsyncRoot(), files, s.Target, o)
+	})
 }
 
 // sentByDelete returns the paths that a delete sent instead: made again
