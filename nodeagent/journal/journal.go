@@ -695,9 +695,10 @@ func moveTree(itx *index.Tx, rootfd int, old, newName string) (gone []string, er
 
 // behindRename moves the entries pending for one peer at or below old, a
 // name just renamed to newName, behind the rename in the journal's order
-// (each gets the next sequence number, as its first and last change), with
-// old's own as a removal (unless a scan found it), and journals, after the rename, the removal
-// under newName of each one below old that holds a removal. Renames among them keep their place: the
+// (each gets the next sequence number, as its first and last change),
+// with old's own as a removal (unless a scan found it), and journals,
+// after the rename, the removal under newName of each one below old that
+// holds a removal. Renames among them keep their place: the
 // peer applies a rename below old before old's own, as it happened.
 //
 // rm d/x; mv d e; mkdir d; echo > d/x: d/x's entry, its first change

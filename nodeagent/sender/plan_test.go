@@ -550,8 +550,8 @@ func TestChainRenames(t *testing.T) {
 }
 
 // TestBatch_oldNamesFirst: the deletions of old names that go before the
-// renames a run asks are those made before every one of them, below the
-// old name of one, and above none's.
+// renames a run asks are the batch's own, below the old name of one, above
+// none's, and touched by no rename made before the name was left.
 func TestBatch_oldNamesFirst(t *testing.T) {
 	rename := func(old, new string, order uint64) journal.Entry {
 		return journal.Entry{Path: new, OldPath: old, Op: change.Rename, Seq: order, Order: order, RenameSeq: order}
