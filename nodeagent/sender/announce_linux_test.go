@@ -610,7 +610,6 @@ func TestSender_Start_aLongListStaysOnThisMember(t *testing.T) {
 	r := newRig(t, 18)
 	a := &announcements{incoming: map[string]int{}}
 	serveEndpoint(t, r, a, basePort+56)
-	r.sender.Wake = make(chan struct{}, 1)
 	var names []string
 	for i := range 600 {
 		n := fmt.Sprintf("dir/file-%04d-%s", i, "with a name long enough")

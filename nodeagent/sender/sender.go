@@ -215,6 +215,8 @@ type Sender struct {
 	Log logr.Logger
 
 	// Wake is signalled when entries were journaled; the engine owns it.
+	// Start makes one when it is nil, in its own goroutine: whoever
+	// signals it makes it before Start.
 	Wake chan struct{}
 	// RunContext, when set, is the context of the runs themselves: Start
 	// stops taking work when its own context ends, and waits for the runs

@@ -113,7 +113,10 @@ func newRig(t *testing.T, slot int) *rig {
 		Target:  rsync.Target{Addr: addr, Module: "g", User: rsyncd.DefaultUser, Password: testPassword, Source: selfAddr},
 		Options: rsync.Options{TempDir: "/" + rsyncd.TempDir, ConnectTimeout: 5 * time.Second, IOTimeout: 10 * time.Second},
 		Backoff: time.Hour, BackoffCap: time.Hour,
-		Log: testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
+		// Made here, as the agent does, not left to Start: Start would
+		// make it in its own goroutine while the test signals it.
+		Wake: make(chan struct{}, 1),
+		Log:  testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
 		Report: func(run Run) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -175,7 +178,6 @@ func TestSender_Start_aFailingFileDoesNotHoldBackThePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	chattr.Immutable(t, filepath.Join(r.peerRoot, "ro", "f"))
-	r.sender.Wake = make(chan struct{}, 1)
 	r.start()
 
 	r.write("ro/f", "new content") // another size: rsync's quick check must see a change
@@ -364,7 +366,6 @@ func TestSender_Start_noClientIsPreparedDuringABurst(t *testing.T) {
 	var journaling atomic.Bool
 	journaling.Store(true)
 	r.sender.Journaling = journaling.Load
-	r.sender.Wake = make(chan struct{}, 1)
 	r.start()
 	r.write("first", "1")
 	poll.Until(t, 20*time.Second, func() error {
@@ -483,7 +484,6 @@ func TestSender_Start_aWriteUnderWayKeepsALoneFileForTheNext(t *testing.T) {
 	// before starts a change at rest).
 	const gather = time.Second
 	r.sender.WriteWait, r.sender.Gather = time.Hour, gather
-	r.sender.Wake = make(chan struct{}, 1)
 	r.start()
 	r.write("alone", "1")
 	if sent := pathsOf(r.firstReport().Sent); !slices.Equal(sent, []string{"alone"}) {
