@@ -850,7 +850,7 @@ func planOnce(rootfd int, entries []journal.Entry, busy func(string) bool, read 
 				continue
 			}
 			if renamed && !goes[keyOf(e)] {
-				if dirs := oldDirsRenamedAfter(rootfd, e, read.at); len(dirs) > 0 {
+				if dirs := oldDirsRenamedAfter(rootfd, e, read.away); len(dirs) > 0 {
 					b.waiting = append(b.waiting, e)
 					if b.waitsForLater == nil {
 						b.waitsForLater = make(map[entryKey][]string)
@@ -1132,15 +1132,19 @@ func renameOrder(e journal.Entry) uint64 {
 
 // oldDirsRenamedAfter reports whether e, a rename whose new name is gone
 // here, has an old name below a file here (ENOTDIR) and below a directory
-// that a rename read for the plan, journaled after e, moved away
-// (renamedAt): mv d/d/m n/m; mv n f; mv d g; mv h d, the peer holding
-// d/d/m. The old name is then not gone with the directory that the file
-// replaces on the peer, as oldNamesGone takes it: that rename moves it
-// there first (to g/d/m), and nothing removed it (the stress test). e
-// waits for that rename, which goes first (it does not wait for e: every
-// wait runs from a later change to an earlier one, see holdBack); once
-// the peer applied it, the journal has e's old name where it moved
-// (journal.Journal.MovedOn), a name gone here that e's next plan deletes.
+// that a rename read for the plan, made after e left its old name, moved
+// away (renamedAt: renamesRead.away): mv d/d/m n/m; mv n f; mv d g; mv h
+// d, the peer holding d/d/m. The old name is then not gone with the
+// directory that the file replaces on the peer, as oldNamesGone takes it:
+// that rename moves it there first (to g/d/m), and nothing removed it
+// (the stress test). e waits for that rename, which goes first (it does
+// not wait for e: every wait runs from a later change to an earlier one,
+// see holdBack); once the peer applied it, the journal has e's old name
+// where it moved (journal.Journal.MovedOn), a name gone here that e's
+// next plan deletes. Both are dated by renameOrder: e's Seq is that of a
+// removal of its new name where there was one, made after the renames in
+// between, which then did not count (random seed 178: mv c/f3 c/m11; mv
+// c/d/f4 a/m13; swap c/m11 c/d; rm a/m13, the peer keeping c/m11/f4).
 //
 // It returns those directories, none when e does not wait.
 func oldDirsRenamedAfter(rootfd int, e journal.Entry, renamedAt map[string]uint64) []string {
@@ -1153,7 +1157,7 @@ func oldDirsRenamedAfter(rootfd int, e journal.Entry, renamedAt map[string]uint6
 	}
 	var dirs []string
 	for d := parent(e.OldPath); d != ""; d = parent(d) {
-		if renamedAt[d] > e.Seq {
+		if renamedAt[d] > renameOrder(e) {
 			dirs = append(dirs, d)
 		}
 	}
@@ -1219,7 +1223,21 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 			listed[e.Path] = true
 		}
 	})
+	// A name that the batch deletes for an entry of its own (gone) is
+	// deleted once more as the old name: the old names' deletions are the
+	// ones that go before the renames, or move on with them
+	// (oldNamesFirst, oldNamesMovedOn), and topMost keeps this one (of
+	// sequence 0) and covers the entry's with it. A scan's entry at the
+	// old name, left there when the file was renamed away (journal: a
+	// Found entry keeps no removal), was deleted where it stood, after a
+	// swap had moved the peer's file on (random seed 1068: mv m16/d/f4
+	// m16/m20; swap m16/d m16/f3; rm m16/m20, the peer keeping
+	// m16/f3/f4).
+	deletedOwn := make(map[string]bool, len(gone))
 	for _, e := range gone {
+		if !listed[e.Path] {
+			deletedOwn[e.Path] = true
+		}
 		listed[e.Path] = true
 	}
 	var out []journal.Entry
@@ -1242,10 +1260,10 @@ func (b *batch) oldNamesGone(rootfd int, renamed, gone []journal.Entry) []journa
 			// the chain's middle name (a deletion there finds nothing).
 			p = q
 		}
-		if listed[p] {
+		if listed[p] && !deletedOwn[p] {
 			continue
 		}
-		listed[p] = true
+		listed[p], deletedOwn[p] = true, false
 		out = append(out, b.deleteOldName(e, p))
 	}
 	return out
@@ -1701,17 +1719,22 @@ func (b *batch) confirmedUnderFiles(res rsync.Result) []journal.Entry {
 
 // topMost splits removed paths into the top-most ones (to delete) and those
 // below another removed path in the same batch (deleted with it).
+// Of entries of one path, the one of the lowest Seq is kept: a deletion
+// of an old name (sequence 0, oldNamesGone) covers an entry's own.
 func topMost(gone []journal.Entry) (top, covered []journal.Entry) {
+	slices.SortFunc(gone, func(a, b journal.Entry) int {
+		return cmp.Or(strings.Compare(a.Path, b.Path), cmp.Compare(a.Seq, b.Seq))
+	})
 	return topMostBy(gone, func(e journal.Entry) string { return e.Path })
 }
 
-// topMostBy splits xs, sorted in place by path, into those whose path
-// lies below no other's (top) and the others (covered: below one of them,
-// or the same path again).
+// topMostBy splits xs, sorted in place by path (stable: of one path, the
+// first is kept), into those whose path lies below no other's (top) and
+// the others (covered: below one of them, or the same path again).
 func topMostBy[T any](xs []T, path func(T) string) (top, covered []T) {
 	// A parent sorts before its children ("a" < "a/..."), though not
 	// always right before them ("a-b" sorts between "a" and "a/b").
-	slices.SortFunc(xs, func(a, b T) int { return strings.Compare(path(a), path(b)) })
+	slices.SortStableFunc(xs, func(a, b T) int { return strings.Compare(path(a), path(b)) })
 	tops := make(map[string]bool)
 	for _, x := range xs {
 		if underAny(path(x), tops) {

@@ -255,6 +255,34 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			ops:  []string{"mv c/d/f4 a/m2", "mv a f", "mv c g", "write c"},
 		},
 		{
+			// The same through a swap, with the new name of the rename
+			// out of it removed since: its entry's Seq is the removal's,
+			// after the swap's renames, so the wait compared the swap's
+			// rename of c/d with the removal, not with when c/d/f4 was
+			// left, and did not wait. The peer moved its c/d/f4 to
+			// c/m11/f4 with the swap and kept it for good (random seed
+			// 178, minimized).
+			name: "a rename out of a directory swapped with a file, its new name removed",
+			ops:  []string{"mv c/f3 c/m11", "mv c/d/f4 a/m13", "swap c/m11 c/d", "rm a/m13"},
+		},
+		{
+			// The same, three operations (random seed 1016, minimized).
+			name: "a rename out of a directory swapped away, its new name removed",
+			ops:  []string{"mv c/d m22", "swap c a/f1", "rm m22"},
+		},
+		{
+			// The scan of m16 (renamed in) journals m16/d/f4, and that
+			// entry stays when f4 is renamed away (a Found entry keeps no
+			// removal). Its deletion, the batch's own, stood for the old
+			// name's, and went after the swap's renames, which had moved
+			// the peer's f4 to m16/f3/f4, where it stayed. The old name
+			// is now deleted as such, and moves on with the swap (random
+			// seed 1068, minimized).
+			name: "an old name that the batch deletes for a scan's entry",
+			ops: []string{"mv c a/b/m11", "mv a/f1 a/m13", "swap a/m13 a/b/m11", "mv a/m13 m16", "mv m16/d/f4 m16/m20",
+				"swap m16/d m16/f3", "rm m16/m20", "mkdir m16/f3/d41", "mv m16/d m16/f3/d41/m54"},
+		},
+		{
 			// m11, a name written, renamed away and renamed onto again
 			// (swap m11 c), comes first in the journal, its entry keeping
 			// the place of the first change. Asked first, the rename c ->
