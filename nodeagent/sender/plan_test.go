@@ -550,7 +550,8 @@ func TestChainRenames(t *testing.T) {
 }
 
 // TestBatch_oldNamesFirst: the deletions of old names that go before the
-// renames a run asks are the batch's own, below the old name of one, above
+// renames a run asks are the batch's own (or covered by a directory's it
+// deletes), below the old name of one, above
 // none's, and touched by no rename made before the name was left.
 func TestBatch_oldNamesFirst(t *testing.T) {
 	rename := func(old, new string, order uint64) journal.Entry {
@@ -562,6 +563,7 @@ func TestBatch_oldNamesFirst(t *testing.T) {
 		renames []journal.Entry
 		chained map[string][]journal.Entry
 		deletes []journal.Entry
+		covered []journal.Entry
 		want    []string
 	}{
 		{
@@ -609,9 +611,18 @@ func TestBatch_oldNamesFirst(t *testing.T) {
 			renames: []journal.Entry{rename("c", "a/b", 26)},
 			deletes: []journal.Entry{{Path: "c/d", Seq: 18}},
 		},
+		{
+			// Covered by a directory the batch deletes, which the rename
+			// moves away first.
+			name:    "its deletion covered by a directory's",
+			renames: []journal.Entry{rename("c", "a/b", 26)},
+			deletes: []journal.Entry{{Path: "c", Seq: 30}},
+			covered: []journal.Entry{{Path: "c/d"}},
+			want:    []string{"c/d"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := batch{renames: tc.renames, chained: tc.chained, deletes: tc.deletes, oldNames: []journal.Entry{left}}
+			b := batch{renames: tc.renames, chained: tc.chained, deletes: tc.deletes, covered: tc.covered, oldNames: []journal.Entry{left}}
 			if got := b.oldNamesFirst(); !slices.Equal(got, tc.want) {
 				t.Errorf("oldNamesFirst() = %q, want %q", got, tc.want)
 			}

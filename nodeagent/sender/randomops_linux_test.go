@@ -266,6 +266,14 @@ func TestSender_Start_operationsEndIdentical(t *testing.T) {
 			ops:  []string{"mv c/f3 c/m11", "mv c/d/f4 a/m13", "swap c/m11 c/d", "rm a/m13"},
 		},
 		{
+			// The same with the file swapped in removed too: its removal
+			// covers c/d/f4's deletion, and both went after the swap
+			// (random seed 178, whole). c/d/f4 is now deleted before the
+			// renames, as a deletion of its own is (batch.oldNamesFirst).
+			name: "a rename out of a directory swapped with a file, both removed",
+			ops:  []string{"mv c/f3 c/m11", "mv c/d/f4 a/m13", "swap c/m11 c/d", "rm a/m13", "rm c/d"},
+		},
+		{
 			// The same, three operations (random seed 1016, minimized).
 			name: "a rename out of a directory swapped away, its new name removed",
 			ops:  []string{"mv c/d m22", "swap c a/f1", "rm m22"},
