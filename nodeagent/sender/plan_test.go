@@ -629,3 +629,42 @@ func TestBatch_oldNamesFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestTopMost: deletions below another's are covered by it, and of two of
+// one path the one of the lower Seq is kept, whatever order they come in:
+// an old name's deletion (sequence 0) over an entry's own, so that the
+// batch places it as an old name's (oldNamesFirst, oldNamesMovedOn).
+func TestTopMost(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		gone         []journal.Entry
+		top, covered []journal.Entry
+	}{
+		{
+			name:    "below a deleted directory",
+			gone:    []journal.Entry{{Path: "d/x", Seq: 3}, {Path: "d", Seq: 5}, {Path: "d-b", Seq: 4}},
+			top:     []journal.Entry{{Path: "d", Seq: 5}, {Path: "d-b", Seq: 4}},
+			covered: []journal.Entry{{Path: "d/x", Seq: 3}},
+		},
+		{
+			name:    "an old name's deletion after an entry's own of the same path",
+			gone:    []journal.Entry{{Path: "p", Seq: 49}, {Path: "q", Seq: 50}, {Path: "p"}},
+			top:     []journal.Entry{{Path: "p"}, {Path: "q", Seq: 50}},
+			covered: []journal.Entry{{Path: "p", Seq: 49}},
+		},
+		{
+			name:    "an old name's deletion before an entry's own of the same path",
+			gone:    []journal.Entry{{Path: "p"}, {Path: "p", Seq: 49}},
+			top:     []journal.Entry{{Path: "p"}},
+			covered: []journal.Entry{{Path: "p", Seq: 49}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			same := func(a, b journal.Entry) bool { return a.Path == b.Path && a.Seq == b.Seq }
+			top, covered := topMost(tc.gone)
+			if !slices.EqualFunc(top, tc.top, same) || !slices.EqualFunc(covered, tc.covered, same) {
+				t.Errorf("topMost() = %+v, %+v; want %+v, %+v", top, covered, tc.top, tc.covered)
+			}
+		})
+	}
+}
