@@ -633,8 +633,9 @@ func (b *batch) renamesAboveDeletes() []journal.Entry {
 // behind), by name.
 type renamesRead struct {
 	// from holds each old name with the new name of its first rename
-	// read; at with the latest Seq of a rename from it
-	// (oldDirsRenamedAfter).
+	// read; at with the latest Seq of a rename from it, which
+	// breaksCircle looks the rename up by (oldDirsRenamedAfter reads
+	// away).
 	from map[string]string
 	at   map[string]uint64
 	// atTo holds each old name with the new name of the rename that at
@@ -1382,7 +1383,8 @@ func (b *batch) oldNamesFirst() []string {
 		// first (random seed 178: mv c/d/f4 a/m13; swap c/m11 c/d; rm
 		// a/m13; rm c/d, the file c/d covering c/d/f4, and the peer
 		// keeping c/m11/f4).
-		if slices.Contains(out, p) || !slices.ContainsFunc(slices.Concat(b.deletes, b.covered), func(d journal.Entry) bool { return d.Seq == 0 && d.Path == p }) {
+		ownAt := func(d journal.Entry) bool { return d.Seq == 0 && d.Path == p }
+		if slices.Contains(out, p) || !slices.ContainsFunc(b.deletes, ownAt) && !slices.ContainsFunc(b.covered, ownAt) {
 			continue
 		}
 		left := b.oldNameLeftAt(r)
@@ -1728,19 +1730,22 @@ func (b *batch) confirmedUnderFiles(res rsync.Result) []journal.Entry {
 // Of entries of one path, the one of the lowest Seq is kept: a deletion
 // of an old name (sequence 0, oldNamesGone) covers an entry's own.
 func topMost(gone []journal.Entry) (top, covered []journal.Entry) {
-	slices.SortFunc(gone, func(a, b journal.Entry) int {
-		return cmp.Or(strings.Compare(a.Path, b.Path), cmp.Compare(a.Seq, b.Seq))
-	})
-	return topMostBy(gone, func(e journal.Entry) string { return e.Path })
+	return topMostBy(gone, func(e journal.Entry) string { return e.Path }, func(a, b journal.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 }
 
-// topMostBy splits xs, sorted in place by path (stable: of one path, the
-// first is kept), into those whose path lies below no other's (top) and
-// the others (covered: below one of them, or the same path again).
-func topMostBy[T any](xs []T, path func(T) string) (top, covered []T) {
+// topMostBy splits xs, sorted in place by path and, of one path, by tie
+// (nil: in any order), into those whose path lies below no other's (top)
+// and the others (covered: below one of them, or the same path again: of
+// one path, the first is kept).
+func topMostBy[T any](xs []T, path func(T) string, tie func(a, b T) int) (top, covered []T) {
 	// A parent sorts before its children ("a" < "a/..."), though not
 	// always right before them ("a-b" sorts between "a" and "a/b").
-	slices.SortStableFunc(xs, func(a, b T) int { return strings.Compare(path(a), path(b)) })
+	slices.SortFunc(xs, func(a, b T) int {
+		if c := strings.Compare(path(a), path(b)); c != 0 || tie == nil {
+			return c
+		}
+		return tie(a, b)
+	})
 	tops := make(map[string]bool)
 	for _, x := range xs {
 		if underAny(path(x), tops) {

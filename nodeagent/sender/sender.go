@@ -2240,7 +2240,7 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 	}
 	name(sentInstead, peer.FileState{})
 	name(implied, peer.FileState{Dir: true})
-	tops, _ := topMostBy(removed, func(p string) string { return p })
+	tops, _ := topMostBy(removed, func(p string) string { return p }, nil)
 	for _, p := range tops {
 		if !listed[p] {
 			listed[p] = true
