@@ -238,6 +238,10 @@ func TestDetector_FileReplacedByAnImpliedDirectory(t *testing.T) {
 	e.waitFor("the file", finishedWrite("h"))
 	e.record("h") // journaled
 	e.quiet()
+	// The file's own changes are this member's: under load its creation
+	// and its write come as two changes (one found finished between
+	// them), so only what comes after this point is looked at.
+	before := len(e.seen)
 
 	hold := e.in.Add("h/f")
 	if err := os.Remove(h); err != nil {
@@ -259,9 +263,9 @@ func TestDetector_FileReplacedByAnImpliedDirectory(t *testing.T) {
 	}
 	e.waitFor("the marker", finishedWrite("marker"))
 	e.quiet()
-	for _, c := range e.seen {
+	for _, c := range e.seen[before:] {
 		if c.Path == "h" && !c.Op.Has(change.Write) || c.Path == "h/f" {
-			t.Fatalf("what the receiver wrote was reported as a local change: %v", describe(e.seen))
+			t.Fatalf("what the receiver wrote was reported as a local change: %v", describe(e.seen[before:]))
 		}
 	}
 }
