@@ -17,7 +17,11 @@
 // A regular file's change is Finished only when no process has it open for
 // writing, checked with a read lease (fcntl(2) F_SETLEASE), so a file with
 // two writers is not finished when the first one closes, and a truncate(2)
-// or a hard link, which have no close, are. A new empty file is never
+// or a hard link, which have no close, are. A truncate read at once can
+// still find its own write access counted (fs/open.c, vfs_truncate: the
+// event is queued before put_write_access); its mask is a write's, so it
+// is reported unfinished and the detector's probe finishes it one probe
+// interval later. A new empty file is never
 // finished by its creation alone: open(2) with O_CREAT announces the file
 // before it takes write access, so in that moment no lease can tell that a
 // writer is coming; its close finishes it, or, for a file made without
