@@ -99,9 +99,9 @@ func TestSource_operations(t *testing.T) {
 		// Finished or not: truncate(2) queues its FS_MODIFY before it drops
 		// the write access it took (fs/open.c, vfs_truncate: do_truncate,
 		// then put_write_access), so an event read at once can find it
-		// still counted, and nothing marks it as a close is marked (its
-		// mask is a write's). The coalescer's probe finishes it one probe
-		// interval later. Seen in CI under the whole suite's load.
+		// still counted. Its mask is a write's, so it cannot be marked
+		// Closed as a close is; the coalescer's probe finishes it one
+		// probe interval later. Seen in CI under the whole suite's load.
 		name:  "truncate by path, no close",
 		setup: func(t *testing.T, root string) { writeFile(t, filepath.Join(root, "f"), "12345") },
 		do:    func(t *testing.T, root string) { must(t, os.Truncate(filepath.Join(root, "f"), 2)) },
