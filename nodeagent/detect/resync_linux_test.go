@@ -43,7 +43,7 @@ func TestDetector_ResyncFindsWhatTheSourceMissed(t *testing.T) {
 	go func() { done <- d.Run(ctx, out) }()
 	defer func() { cancel(); <-done }()
 	// Written once the first resync has begun: the start-up scan is over
-	// (scans run one after another), so only a later resync can find it.
+	// (scans run one after another), so only a resync can find it.
 	resyncs := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -70,8 +70,11 @@ func TestDetector_ResyncFindsWhatTheSourceMissed(t *testing.T) {
 			if c.Path == "missed" && c.Finished && c.Op.Has(change.Write) {
 				mu.Lock()
 				defer mu.Unlock()
-				if len(reasons) < 3 || reasons[0] != "start" || reasons[len(reasons)-1] != "resync" {
-					t.Errorf("scans %v; want the start-up scan, resyncs, and a later resync found it", reasons)
+				// The first resync may find it: Scanned reports a scan
+				// as it begins, and under load the file is written
+				// before that scan reads the root.
+				if len(reasons) < 2 || reasons[0] != "start" || reasons[len(reasons)-1] != "resync" {
+					t.Errorf("scans %v; want the start-up scan, then resyncs, the last of which found it", reasons)
 				}
 				return
 			}
