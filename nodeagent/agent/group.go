@@ -731,6 +731,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 			Crossed: crossed, CrossedAfter: crossedAfter, Incoming: g.incoming.Has, Carrying: g.incoming.Carries,
 			Log:  g.log.WithName("sender").WithValues("peer", p.node),
 			Wake: make(chan struct{}, 1), RunContext: runCtx,
+			RenameLog: os.Getenv("JAILSYNC_RENAME_LOG") == "1", // prototype
 		}
 		wakes = append(wakes, s.Wake)
 		g.senders = append(g.senders, s)

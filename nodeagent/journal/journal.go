@@ -212,7 +212,7 @@ func Open(idx *index.Index, peers []string) (*Journal, error) {
 			if err != nil {
 				return err
 			}
-			for _, name := range [][]byte{bucketByPath, bucketBySeq} {
+			for _, name := range [][]byte{bucketByPath, bucketBySeq, bucketRenames} {
 				if _, err := pb.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
@@ -255,6 +255,9 @@ func Open(idx *index.Index, peers []string) (*Journal, error) {
 var (
 	bucketByPath = []byte("path")
 	bucketBySeq  = []byte("seq")
+	// bucketRenames is the rename log: every rename made here, by its
+	// sequence number, until the peer was asked for it (RenameLog).
+	bucketRenames = []byte("renames")
 	// keySeq holds the last sequence number; '#' cannot start a peer
 	// (node) name, so it never collides with a peer's bucket.
 	keySeq = []byte("#seq")
@@ -357,6 +360,18 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				size = e.Size
 			}
 			seq++
+			if c.Op.Has(change.Rename) && c.OldPath != "" && exists {
+				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: e.Mode.IsDir()}
+				if e.Mode.IsRegular() {
+					lr.Size, lr.MtimeNs = e.Size, e.Mtime.UnixNano()
+				}
+				v := lr.marshal()
+				for i := range peers {
+					if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+						return err
+					}
+				}
+			}
 			key := index.Key(c.Path)
 			for i, p := range peers {
 				d, superseded, err := put(buckets[i], key, c, seq, size, now)
@@ -486,7 +501,7 @@ func openPeerBuckets(tx *bolt.Tx, peer string) (peerBuckets, error) {
 		return peerBuckets{}, err
 	}
 	byPath := pb.Bucket(bucketByPath)
-	return peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), paths: byPath.Cursor()}, nil
+	return peerBuckets{byPath: byPath, bySeq: pb.Bucket(bucketBySeq), renames: pb.Bucket(bucketRenames), paths: byPath.Cursor()}, nil
 }
 
 // plus is s and d added up.
@@ -791,8 +806,8 @@ func eachBelow(c *bolt.Cursor, dir string, fn func(k, v []byte) (more bool, err 
 // cursor on byPath for get (re-positioned by every Seek, so it stays valid
 // across Puts).
 type peerBuckets struct {
-	byPath, bySeq *bolt.Bucket
-	paths         *bolt.Cursor
+	byPath, bySeq, renames *bolt.Bucket
+	paths                  *bolt.Cursor
 }
 
 // put merges c (whose path's key is key) into the peer's entry for its

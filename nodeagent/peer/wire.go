@@ -77,6 +77,15 @@ type Rename struct {
 	// Omitted when empty; a receiver that predates it applies the rename
 	// as before.
 	After []int `json:"after,omitempty"`
+	// MakeParents makes the new name's missing directories first (a
+	// replayed rename log: the writer had them when it renamed, and the
+	// path entries bring their attributes).
+	MakeParents bool `json:"makeParents,omitempty"`
+	// AsHeld applies a file's rename where this member's old file is as
+	// its index holds it (not changed here since it was last recorded),
+	// whatever Size and MtimeNs say: the writer may have written it
+	// before it renamed it, and the path entries bring the new content.
+	AsHeld bool `json:"asHeld,omitempty"`
 }
 
 // RenameRequest carries renames, applied in order.

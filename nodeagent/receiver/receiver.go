@@ -643,7 +643,7 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
 			continue
 		}
-		a, err := r.apply(string(rn.Old), string(rn.New), rn)
+		a, err := r.apply(string(rn.Old), string(rn.New), rn, applied)
 		if err != nil {
 			out[i].Reason = err.Error()
 			continue
@@ -709,7 +709,7 @@ func (a appliedRename) scanAt() string {
 }
 
 // apply checks one rename and does it on disk, its names held.
-func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename) (appliedRename, error) {
+func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []appliedRename) (appliedRename, error) {
 	a := appliedRename{old: oldRel, new: newRel}
 	for _, p := range []string{oldRel, newRel} {
 		switch {
@@ -728,7 +728,7 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename) (appliedRename, 
 	if a.dir != rn.Dir {
 		return a, errors.New("old name is of another type here")
 	}
-	if !a.dir && (a.st.Size != rn.Size || (rn.MtimeNs != 0 && a.st.Mtim.Nano() != rn.MtimeNs)) {
+	if !a.dir && (a.st.Size != rn.Size || (rn.MtimeNs != 0 && a.st.Mtim.Nano() != rn.MtimeNs)) && !(rn.AsHeld && r.heldAsIs(recordedAt(oldRel, before), &a.st)) {
 		return a, errors.New("old file differs here")
 	}
 	var nst unix.Stat_t
@@ -742,6 +742,11 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename) (appliedRename, 
 	}
 	oldDir, oldName := split(oldRel)
 	newDir, newName := split(newRel)
+	if rn.MakeParents {
+		if err := r.makeParents(newDir); err != nil {
+			return a, fmt.Errorf("new name's directory: %w", err)
+		}
+	}
 	ofd, err := beneath.Open(r.RootFD, oldDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return a, err
@@ -948,4 +953,60 @@ func split(rel string) (dir, name string) {
 		return rel[:i], rel[i+1:]
 	}
 	return ".", rel
+}
+
+// makeParents makes dir and its missing parents beneath the root.
+func (r *Receiver) makeParents(dir string) error {
+	if dir == "" || dir == "." {
+		return nil
+	}
+	var st unix.Stat_t
+	switch err := beneath.Lstat(r.RootFD, dir, &st); {
+	case err == nil:
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("%q is not a directory here", dir)
+		}
+		return nil
+	case !errors.Is(err, unix.ENOENT):
+		return err
+	}
+	parentDir, name := split(dir)
+	if err := r.makeParents(parentDir); err != nil {
+		return err
+	}
+	pfd, err := beneath.Open(r.RootFD, parentDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("mkdir %q: %w", dir, err)
+	}
+	return nil
+}
+
+// heldAsIs reports whether the index holds rel as st is (content, mode,
+// owner and inode; ctime and link count aside).
+func (r *Receiver) heldAsIs(rel string, st *unix.Stat_t) bool {
+	ok := false
+	_ = r.Index.View(func(tx *index.Tx) error {
+		was, found, err := tx.Get(rel)
+		ok = err == nil && found && was.LinksMatch(index.FromStat(st))
+		return nil
+	})
+	return ok
+}
+
+// recordedAt is where the index holds p, which the renames applied before
+// in the same request (not recorded yet) may have moved.
+func recordedAt(p string, before []appliedRename) string {
+	for i := len(before) - 1; i >= 0; i-- {
+		a := before[i]
+		if p == a.new {
+			p = a.old
+		} else if strings.HasPrefix(p, a.new+"/") {
+			p = a.old + p[len(a.new):]
+		}
+	}
+	return p
 }

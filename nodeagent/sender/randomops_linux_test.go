@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
 )
 
 // opsTree is the tree the random operations start from, on both members:
@@ -25,7 +26,9 @@ var opsTreeDirs, opsTreeFiles = []string{"a", "a/b", "c", "c/d"}, []string{"a/f1
 func opsRig(t *testing.T, slot int, port uint16) *rig {
 	t.Helper()
 	r := newRig(t, slot)
-	serveReceiver(t, r, port)
+	r.sender.RenameLog = os.Getenv("RENAME_LOG") == "1"
+	rc := peerReceiver(t, r)
+	serveHandler(t, r, rc, port)
 	r.scannable()
 	r.onBoth(opsTreeDirs, opsTreeFiles)
 	for i, f := range opsTreeFiles {
@@ -36,6 +39,18 @@ func opsRig(t *testing.T, slot int, port uint16) *rig {
 			}
 		}
 		r.settle(f)
+	}
+	// The peer's index holds its tree, as an agent's does after its
+	// first scan.
+	if err := rc.Index.Update(func(tx *index.Tx) error {
+		for _, p := range slices.Concat(opsTreeDirs, opsTreeFiles) {
+			if err := tx.Record(rc.RootFD, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	return r
 }
@@ -196,7 +211,7 @@ func TestSender_Start_randomOperationsEndIdentical(t *testing.T) {
 	}
 	for seed := first; seed < first+seeds; seed++ {
 		t.Run(strconv.Itoa(seed), func(t *testing.T) {
-			r := opsRig(t, 80+seed%20, basePort+110+uint16(seed%20))
+			r := opsRig(t, 600+seed%20, basePort+500+uint16(seed%20))
 			rng := rand.New(rand.NewPCG(uint64(seed), 7))
 			g := &opsGen{rng: rng, next: 10}
 			if live == 0 {

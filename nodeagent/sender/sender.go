@@ -96,6 +96,11 @@ type Sender struct {
 	// KeepDeletes leaves the peer's copies of paths deleted here
 	// (spec.deletes: Keep): their entries are confirmed without a run.
 	KeepDeletes bool
+	// RenameLog replays the journal's rename log on the peer before each
+	// run, in the order the renames were made, and sends every entry as
+	// a path to bring to its state here (a prototype: see renamelog.go).
+	RenameLog bool
+	replayMu  sync.Mutex
 	// Lanes is how many runs may be in flight at once (at least 2). The
 	// first run starts whenever there is work; another starts beside the
 	// runs in flight only when each of them is a long one: it carries a
@@ -957,6 +962,9 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		s.Log.Error(err, "read journal", "peer", s.Peer)
 		return batch{}, false
 	}
+	if s.RenameLog {
+		entries = asPaths(entries)
+	}
 	if len(entries) == 0 {
 		return batch{}, false
 	}
@@ -1338,6 +1346,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		var err error
 		deletedFirst, err = s.deleteRun(ctx, rootfd, b, first, &staleDirs)
 		s.account(&r, deletedFirst, err)
+	}
+	if s.RenameLog {
+		if err := s.replay(ctx); err != nil {
+			r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
+			return r
+		}
 	}
 	madeForRenames := s.renames(ctx, rootfd, &b)
 	renamedOutOf := b.renamedOutOf(rootfd)

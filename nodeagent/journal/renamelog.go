@@ -1,0 +1,97 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// LoggedRename is one rename made here, as the rename log keeps it for a
+// peer until the peer was asked for it: the path entries keep one entry
+// per path, which loses renames through names reused in between (swaps
+// of swaps, docs/design.md); the log keeps every rename in the order it
+// was made, temporary names and all, for the peer to replay.
+type LoggedRename struct {
+	Seq      uint64
+	Old, New string
+	Dir      bool
+	// Size and MtimeNs are a file's when the rename was recorded.
+	Size    int64
+	MtimeNs int64
+}
+
+const renameFormat = 1
+
+var errCorruptRename = errors.New("corrupt rename log record")
+
+func (r LoggedRename) marshal() []byte {
+	b := make([]byte, 0, 1+1+8+8+8+len(r.Old)+len(r.New))
+	b = append(b, renameFormat)
+	dir := byte(0)
+	if r.Dir {
+		dir = 1
+	}
+	b = append(b, dir)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Size))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.MtimeNs))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(r.Old)))
+	b = append(b, r.Old...)
+	return append(b, r.New...)
+}
+
+func unmarshalRename(seq uint64, b []byte) (LoggedRename, error) {
+	const fixed = 1 + 1 + 8 + 8 + 4
+	if len(b) < fixed || b[0] != renameFormat {
+		return LoggedRename{}, errCorruptRename
+	}
+	r := LoggedRename{Seq: seq, Dir: b[1] == 1, Size: int64(binary.BigEndian.Uint64(b[2:])), MtimeNs: int64(binary.BigEndian.Uint64(b[10:]))}
+	n := binary.BigEndian.Uint32(b[18:])
+	rest := b[fixed:]
+	if uint64(len(rest)) < uint64(n) {
+		return LoggedRename{}, errCorruptRename
+	}
+	r.Old, r.New = string(rest[:n]), string(rest[n:])
+	return r, nil
+}
+
+// RenameLog returns the peer's logged renames, oldest first, at most max.
+func (j *Journal) RenameLog(peer string, max int) ([]LoggedRename, error) {
+	var out []LoggedRename
+	err := j.db.View(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		c := pb.Bucket(bucketRenames).Cursor()
+		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+			r, err := unmarshalRename(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return fmt.Errorf("rename log record %x: %w", k, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DoneRenames drops the peer's logged renames up to seq: the peer was
+// asked for them (applied or refused: a refused rename's new name goes as
+// content, and its old name is deleted, from the path entries).
+func (j *Journal) DoneRenames(peer string, seq uint64) error {
+	return j.idx.Batch(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return err
+		}
+		c := pb.Bucket(bucketRenames).Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

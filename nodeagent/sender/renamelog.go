@@ -1,0 +1,91 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+)
+
+// maxReplay bounds the renames of one replay request.
+const maxReplay = 4096
+
+// asPaths turns entries into paths to bring to their state here: a
+// rename's entry becomes its new name's, and its old name gets an entry
+// of its own (of sequence 0, which the journal never holds), deleted on
+// the peer where it is gone here. The renames themselves go from the
+// rename log (replay).
+func asPaths(entries []journal.Entry) []journal.Entry {
+	have := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		have[e.Path] = true
+	}
+	out := make([]journal.Entry, 0, len(entries))
+	var olds []journal.Entry
+	for _, e := range entries {
+		if e.Op.Has(change.Rename) {
+			if e.OldPath != "" && !have[e.OldPath] {
+				have[e.OldPath] = true
+				olds = append(olds, journal.Entry{Path: e.OldPath, Op: change.Remove})
+			}
+			e.Op &^= change.Rename | change.Subtree
+			e.OldPath, e.RenameSeq = "", 0
+			if e.Op == 0 {
+				e.Op = change.Attrib
+			}
+		}
+		out = append(out, e)
+	}
+	return append(out, olds...)
+}
+
+// replay asks the peer for every logged rename, in the order they were
+// made, and drops them from the log once asked: one refused leaves its
+// new name to go as content, and its old name to be deleted, by the path
+// entries. One at a time per sender.
+func (s *Sender) replay(ctx context.Context) error {
+	if s.Client == nil {
+		return nil
+	}
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	for {
+		log, err := s.Journal.RenameLog(s.Peer, maxReplay)
+		if err != nil {
+			return fmt.Errorf("read rename log: %w", err)
+		}
+		if len(log) == 0 {
+			return nil
+		}
+		req := make([]peer.Rename, len(log))
+		for i, r := range log {
+			req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true}
+			for j := range i {
+				if atOrBelow(r.Old, log[j].New) || atOrBelow(r.Old, log[j].Old) {
+					req[i].After = append(req[i].After, j)
+				}
+			}
+		}
+		res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
+		if err != nil {
+			return err
+		}
+		applied := 0
+		for i, x := range res {
+			if x.Applied {
+				applied++
+				continue
+			}
+			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
+		}
+		s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
+		if err := s.Journal.DoneRenames(s.Peer, log[len(log)-1].Seq); err != nil {
+			return fmt.Errorf("drop replayed renames: %w", err)
+		}
+		if len(log) < maxReplay {
+			return nil
+		}
+	}
+}
