@@ -360,6 +360,14 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				size = e.Size
 			}
 			seq++
+			if !exists && c.Op&(change.Remove|change.Rmdir) != 0 {
+				v := LoggedRename{Seq: seq, Old: c.Path}.marshal()
+				for i := range peers {
+					if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+						return err
+					}
+				}
+			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" && exists {
 				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: e.Mode.IsDir()}
 				if e.Mode.IsRegular() {

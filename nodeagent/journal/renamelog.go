@@ -14,7 +14,8 @@ import (
 // of swaps, docs/design.md); the log keeps every rename in the order it
 // was made, temporary names and all, for the peer to replay.
 type LoggedRename struct {
-	Seq      uint64
+	Seq uint64
+	// New is empty for a removal of Old.
 	Old, New string
 	Dir      bool
 	// Size and MtimeNs are a file's when the rename was recorded.

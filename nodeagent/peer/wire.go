@@ -86,6 +86,8 @@ type Rename struct {
 	// whatever Size and MtimeNs say: the writer may have written it
 	// before it renamed it, and the path entries bring the new content.
 	AsHeld bool `json:"asHeld,omitempty"`
+	// Remove removes Old (a tree: all of it) instead; New is empty.
+	Remove bool `json:"remove,omitempty"`
 }
 
 // RenameRequest carries renames, applied in order.

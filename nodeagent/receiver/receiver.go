@@ -643,6 +643,28 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
 			continue
 		}
+		if rn.Remove {
+			if err := r.removeReplayed(string(rn.Old)); err != nil {
+				out[i].Reason = err.Error()
+				continue
+			}
+			out[i].Applied = true
+			continue
+		}
+		if rn.Dir && rn.MakeParents && checkPaths([]string{string(rn.Old), string(rn.New)}) == nil {
+			// A directory made there and renamed before it was sent:
+			// made here under its new name, where later renames find it
+			// (its content comes with the path entries).
+			var st unix.Stat_t
+			if err := beneath.Lstat(r.RootFD, string(rn.Old), &st); errors.Is(err, unix.ENOENT) {
+				if err := r.makeParents(string(rn.New)); err != nil {
+					out[i].Reason = err.Error()
+					continue
+				}
+				out[i].Applied = true
+				continue
+			}
+		}
 		a, err := r.apply(string(rn.Old), string(rn.New), rn, applied)
 		if err != nil {
 			out[i].Reason = err.Error()
@@ -1009,4 +1031,50 @@ func recordedAt(p string, before []appliedRename) string {
 		}
 	}
 	return p
+}
+
+// removeReplayed removes rel, a tree all of it, for a replayed removal
+// (prototype: the index is not told, nor are the names held).
+func (r *Receiver) removeReplayed(rel string) error {
+	if rel == "." || rel == index.ReservedDir || strings.HasPrefix(rel, index.ReservedDir+"/") || checkPaths([]string{rel}) != nil {
+		return fmt.Errorf("%q is not removed here", rel)
+	}
+	dir, name := split(rel)
+	dfd, err := beneath.Open(r.RootFD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	return removeAt(dfd, name)
+}
+
+func removeAt(dfd int, name string) error {
+	err := unix.Unlinkat(dfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	names, err := f.Readdirnames(-1)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAt(fd, n); err != nil {
+				break
+			}
+		}
+	}
+	f.Close()
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR)
 }

@@ -62,9 +62,22 @@ func (s *Sender) replay(ctx context.Context) error {
 		req := make([]peer.Rename, len(log))
 		for i, r := range log {
 			req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true}
-			for j := range i {
-				if atOrBelow(r.Old, log[j].New) || atOrBelow(r.Old, log[j].Old) {
-					req[i].After = append(req[i].After, j)
+			if r.New == "" {
+				req[i] = peer.Rename{Old: []byte(r.Old), Remove: true}
+				continue
+			}
+			// It follows the latest rename that put its old name (or a
+			// directory above it) where it is: refused, the peer holds
+			// another object there. A later rename or removal of that
+			// name (or above it) made it another object, which came by
+			// content or not at all: no rename before it counts.
+			for j := i - 1; j >= 0; j-- {
+				if log[j].New != "" && atOrBelow(r.Old, log[j].New) {
+					req[i].After = []int{j}
+					break
+				}
+				if atOrBelow(r.Old, log[j].Old) {
+					break
 				}
 			}
 		}
