@@ -631,7 +631,7 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 	var applied []appliedRename
 	defer func() {
 		for _, a := range applied {
-			r.Held.Done(a.hold, a.old, a.new)
+			r.Held.Done(a.hold, a.paths()...)
 		}
 	}()
 	for i, rn := range renames {
@@ -644,11 +644,15 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 			continue
 		}
 		if rn.Remove {
-			if err := r.removeReplayed(string(rn.Old)); err != nil {
+			a := appliedRename{old: string(rn.Old), removed: true}
+			a.hold = r.Held.Add(a.old)
+			if err := r.removeReplayed(a.old); err != nil {
+				r.Held.Done(a.hold, a.old)
 				out[i].Reason = err.Error()
 				continue
 			}
 			out[i].Applied = true
+			applied = append(applied, a)
 			continue
 		}
 		if rn.Dir && rn.MakeParents && checkPaths([]string{string(rn.Old), string(rn.New)}) == nil {
@@ -657,11 +661,15 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 			// (its content comes with the path entries).
 			var st unix.Stat_t
 			if err := beneath.Lstat(r.RootFD, string(rn.Old), &st); errors.Is(err, unix.ENOENT) {
-				if err := r.makeParents(string(rn.New)); err != nil {
+				a := appliedRename{new: string(rn.New), made: true}
+				a.hold = r.Held.Add(a.new)
+				if err := r.makeParents(a.new); err != nil {
+					r.Held.Done(a.hold, a.new)
 					out[i].Reason = err.Error()
 					continue
 				}
 				out[i].Applied = true
+				applied = append(applied, a)
 				continue
 			}
 		}
@@ -715,6 +723,10 @@ func unapplied(after []int, i int, out []peer.RenameResult) (int, bool) {
 // before it; its names are held until it is recorded.
 type appliedRename struct {
 	old, new string
+	// removed: a replayed removal of old; made: a directory made at new
+	// for a replayed rename of one the writer made and had not sent
+	// (prototype).
+	removed, made bool
 	hold     detect.Hold // of old and new in Receiver.Held
 	st       unix.Stat_t
 	dir      bool
@@ -811,6 +823,20 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 	// it but for its ctime and link count (index.Entry.LinksMatch).
 	renamedFiles := make(map[string]bool)
 	for i, a := range applied {
+		if a.removed {
+			if err := tx.Delete(a.old); err != nil {
+				return nil, err
+			}
+			for p := range renamedFiles {
+				if atOrBelowPath(p, a.old) {
+					delete(renamedFiles, p)
+				}
+			}
+			continue
+		}
+		if a.made {
+			continue
+		}
 		was, ok, err := tx.Get(a.old)
 		if err != nil {
 			return nil, err
@@ -846,11 +872,20 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 		}
 	}
 	for i, a := range applied {
+		if a.removed {
+			continue
+		}
 		at := a
 		for _, later := range applied[i+1:] {
 			if to, ok := later.moves(at.new); ok {
 				at.new = to
 			}
+		}
+		if a.made {
+			if err := tx.Record(rootfd, at.new); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		changedHere := mine[i]
 		switch {
@@ -887,6 +922,9 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 // moves returns where a puts p: at or below its old name, p is at or
 // below its new name then.
 func (a appliedRename) moves(p string) (string, bool) {
+	if a.removed || a.made {
+		return p, false
+	}
 	if rest, ok := strings.CutPrefix(p, a.old); ok && (rest == "" || rest[0] == '/') {
 		return a.new + rest, true
 	}
@@ -1077,4 +1115,19 @@ func removeAt(dfd int, name string) error {
 		return err
 	}
 	return unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR)
+}
+
+// paths are the names a holds.
+func (a appliedRename) paths() []string {
+	switch {
+	case a.removed:
+		return []string{a.old}
+	case a.made:
+		return []string{a.new}
+	}
+	return []string{a.old, a.new}
+}
+
+func atOrBelowPath(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, dir+"/")
 }
