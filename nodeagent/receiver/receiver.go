@@ -727,9 +727,9 @@ type appliedRename struct {
 	// for a replayed rename of one the writer made and had not sent
 	// (prototype).
 	removed, made bool
-	hold     detect.Hold // of old and new in Receiver.Held
-	st       unix.Stat_t
-	dir      bool
+	hold          detect.Hold // of old and new in Receiver.Held
+	st            unix.Stat_t
+	dir           bool
 }
 
 // scanAt is what a scan reads to find what this member changed in a:
