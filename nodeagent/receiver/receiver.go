@@ -766,7 +766,21 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 		return a, errors.New("old file differs here")
 	}
 	var nst unix.Stat_t
+	replace := false
 	switch err := beneath.Lstat(r.RootFD, newRel, &nst); {
+	case err == nil && rn.AsHeld && !a.dir && nst.Mode&unix.S_IFMT != unix.S_IFDIR:
+		// A replayed rename of a file onto a file or symlink (an atomic
+		// write's rename over its target): replaced, as the writer's
+		// rename replaced it. Refused, the object stayed at its old name
+		// and the later renames of the log carried it away (an extra file
+		// under a renamed tree, stress seed 21). The new name's content
+		// would replace what is here anyway, as a refused rename's does.
+		replace = true
+	case err == nil && rn.AsHeld && a.dir && nst.Mode&unix.S_IFMT == unix.S_IFDIR:
+		// A replayed rename of a directory onto a directory: rename(2)
+		// replaces an empty one, as it did for the writer, and refuses
+		// (ENOTEMPTY) one that holds anything here.
+		replace = true
 	case err == nil:
 		return a, errors.New("new name exists here")
 	case !errors.Is(err, unix.ENOENT):
@@ -792,7 +806,11 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 	}
 	defer unix.Close(nfd)
 	a.hold = r.Held.Add(oldRel, newRel)
-	if err := renameNoReplace(ofd, oldName, nfd, newName); err != nil {
+	rename := renameNoReplace
+	if replace {
+		rename = unix.Renameat
+	}
+	if err := rename(ofd, oldName, nfd, newName); err != nil {
 		r.Held.Done(a.hold, oldRel, newRel)
 		return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 	}
@@ -876,13 +894,23 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 			continue
 		}
 		at := a
+		gone := false
 		for _, later := range applied[i+1:] {
+			if later.removed && atOrBelowPath(at.new, later.old) {
+				// A later removal of the request took it (its entries
+				// went with it in the first pass).
+				gone = true
+				break
+			}
 			if to, ok := later.moves(at.new); ok {
 				at.new = to
 			}
 		}
+		if gone {
+			continue
+		}
 		if a.made {
-			if err := tx.Record(rootfd, at.new); err != nil {
+			if err := recordIfThere(tx, rootfd, at.new); err != nil {
 				return nil, err
 			}
 			continue
@@ -891,12 +919,17 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 		switch {
 		case at.dir:
 			l, err := recordTree(tx, rootfd, at.new)
+			if errors.Is(err, unix.ENOENT) {
+				// Removed here since (its entry, moved, stays as it was:
+				// the detector reports the removal as this member's).
+				l, err = false, nil
+			}
 			if err != nil {
 				return nil, err
 			}
 			changedHere = changedHere || l
 		case !mine[i]:
-			if err := tx.Record(rootfd, at.new); err != nil {
+			if err := recordIfThere(tx, rootfd, at.new); err != nil {
 				return nil, err
 			}
 		}
@@ -917,6 +950,18 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 		}
 	}
 	return local, nil
+}
+
+// recordIfThere records p, unless it is gone: removed here since the
+// request applied it, the entry moved to it stays as it was, and the
+// detector reports the removal as this member's. Failing the whole record
+// instead left every name of the request unrecorded, and their events
+// went out as this member's renames, back to the writer (stress seed 25).
+func recordIfThere(tx *index.Tx, rootfd int, p string) error {
+	if err := tx.Record(rootfd, p); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
 }
 
 // moves returns where a puts p: at or below its old name, p is at or

@@ -30,11 +30,13 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 				have[e.OldPath] = true
 				olds = append(olds, journal.Entry{Path: e.OldPath, Op: change.Remove})
 			}
-			e.Op &^= change.Rename | change.Subtree
+			// The Rename bit stays (without OldPath, nothing plans a
+			// rename from it): the push then knows the new name was
+			// made here, and one that no replayed rename put on the
+			// peer (notRenamed) is checked by content where rsync's
+			// quick check finds it unchanged (unchangedWrites).
+			e.Op &^= change.Subtree
 			e.OldPath, e.RenameSeq = "", 0
-			if e.Op == 0 {
-				e.Op = change.Attrib
-			}
 		}
 		out = append(out, e)
 	}
@@ -45,19 +47,23 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 // made, and drops them from the log once asked: one refused leaves its
 // new name to go as content, and its old name to be deleted, by the path
 // entries. One at a time per sender.
-func (s *Sender) replay(ctx context.Context) error {
+//
+// It returns where the applied renames put their objects on the peer (a
+// later applied rename of the replay followed).
+func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 	if s.Client == nil {
-		return nil
+		return nil, nil
 	}
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
+	at := make(map[string]bool)
 	for {
 		log, err := s.Journal.RenameLog(s.Peer, maxReplay)
 		if err != nil {
-			return fmt.Errorf("read rename log: %w", err)
+			return at, fmt.Errorf("read rename log: %w", err)
 		}
 		if len(log) == 0 {
-			return nil
+			return at, nil
 		}
 		req := make([]peer.Rename, len(log))
 		for i, r := range log {
@@ -83,22 +89,34 @@ func (s *Sender) replay(ctx context.Context) error {
 		}
 		res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
 		if err != nil {
-			return err
+			return at, err
 		}
 		applied := 0
 		for i, x := range res {
 			if x.Applied {
 				applied++
+				r := log[i]
+				for p := range at {
+					if atOrBelow(p, r.Old) {
+						delete(at, p)
+						if r.New != "" {
+							at[r.New+p[len(r.Old):]] = true
+						}
+					}
+				}
+				if r.New != "" {
+					at[r.New] = true
+				}
 				continue
 			}
 			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
 		}
 		s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
 		if err := s.Journal.DoneRenames(s.Peer, log[len(log)-1].Seq); err != nil {
-			return fmt.Errorf("drop replayed renames: %w", err)
+			return at, fmt.Errorf("drop replayed renames: %w", err)
 		}
 		if len(log) < maxReplay {
-			return nil
+			return at, nil
 		}
 	}
 }

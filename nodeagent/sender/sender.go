@@ -1348,9 +1348,16 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, deletedFirst, err)
 	}
 	if s.RenameLog {
-		if err := s.replay(ctx); err != nil {
+		at, err := s.replay(ctx)
+		if err != nil {
 			r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
 			return r
+		}
+		b.notRenamed = make(map[string]bool)
+		for _, e := range b.sends {
+			if e.Op.Has(change.Rename) && !at[e.Path] {
+				b.notRenamed[e.Path] = true
+			}
 		}
 	}
 	madeForRenames := s.renames(ctx, rootfd, &b)
