@@ -22,7 +22,9 @@ package journal
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -88,6 +90,7 @@ type Entry struct {
 type Journal struct {
 	db  *bolt.DB
 	idx *index.Index // its Batch commits Record and Done
+	id  string       // ID
 
 	// RacyWindow is how close to its ctime an entry must be recorded to
 	// be racy (see racy): about twice the filesystem's timestamp tick
@@ -231,6 +234,9 @@ func Open(idx *index.Index, peers []string) (*Journal, error) {
 			}
 		}
 		j.seq = storedSeq(root)
+		if j.id, err = journalID(root); err != nil {
+			return err
+		}
 		for _, p := range peers {
 			st := &PeerStats{}
 			err := root.Bucket([]byte(p)).Bucket(bucketByPath).ForEach(func(_, v []byte) error {
@@ -261,6 +267,8 @@ var (
 	// keySeq holds the last sequence number; '#' cannot start a peer
 	// (node) name, so it never collides with a peer's bucket.
 	keySeq = []byte("#seq")
+	// keyID holds the journal's random identity (Journal.ID).
+	keyID = []byte("#id")
 )
 
 // Record journals changes for every peer and records each path's current
@@ -495,6 +503,25 @@ func otherNames(itx *index.Tx, rootfd int, c change.Change, e index.Entry, seen 
 }
 
 // storedSeq is the last sequence number the journal's root bucket holds.
+// journalID returns the journal's identity, made at its first open: a
+// peer replaying its rename log keeps the last sequence number it applied
+// with it, and a journal made anew (its sequence numbers start again) is
+// told apart by it.
+func journalID(root *bolt.Bucket) (string, error) {
+	if v := root.Get(keyID); len(v) > 0 {
+		return string(v), nil
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("journal identity: %w", err)
+	}
+	id := hex.EncodeToString(b)
+	return id, root.Put(keyID, []byte(id))
+}
+
+// ID is the journal's random identity (see journalID).
+func (j *Journal) ID() string { return j.id }
+
 func storedSeq(root *bolt.Bucket) uint64 {
 	if v := root.Get(keySeq); len(v) == 8 {
 		return binary.BigEndian.Uint64(v)

@@ -61,6 +61,19 @@ func (c *Client) Rename(ctx context.Context, addr netip.AddrPort, group string, 
 	return resp.Results, nil
 }
 
+// Replay asks the receiver to replay a member's logged renames
+// (ReplayRequest); one per request from each sender at a time.
+func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group, journal string, renames []Rename) ([]RenameResult, error) {
+	var resp RenameResponse
+	if err := c.post(ctx, addr, group, "replay", ReplayRequest{Journal: journal, Renames: renames}, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Results) != len(renames) {
+		return nil, fmt.Errorf("replay: %d results for %d renames", len(resp.Results), len(renames))
+	}
+	return resp.Results, nil
+}
+
 // expectContinueOver is the body size above which a request waits for the
 // receiver's go-ahead (Expect: 100-continue) before it sends the body.
 const expectContinueOver = 64 << 10

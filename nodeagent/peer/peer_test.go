@@ -58,6 +58,10 @@ func (r *recorder) Rename(_ context.Context, _ string, rs []Rename) []RenameResu
 	return out
 }
 
+func (r *recorder) Replay(ctx context.Context, from, _ string, rs []Rename) []RenameResult {
+	return r.Rename(ctx, from, rs)
+}
+
 // Loopback addresses of this package's tests.
 var (
 	serverAddr = netip.MustParseAddr("127.0.7.1")

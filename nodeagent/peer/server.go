@@ -36,6 +36,9 @@ type Handler interface {
 	// Rename applies renames locally where the old file is the one the
 	// sender had, and reports each result.
 	Rename(ctx context.Context, from string, renames []Rename) []RenameResult
+	// Replay replays from's logged renames (ReplayRequest), skipping
+	// those it replayed before from the same journal.
+	Replay(ctx context.Context, from, journal string, renames []Rename) []RenameResult
 }
 
 // Group is one SyncGroup as the endpoint knows it.
@@ -118,6 +121,16 @@ func (s *Server) Handler() http.Handler {
 			return nil, badRequest(err)
 		}
 		return RenameResponse{Results: g.Handler.Rename(ctx, from, req.Renames)}, nil
+	}))
+	mux.HandleFunc("POST /v1/groups/{group}/replay", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
+		var req ReplayRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, badRequest(err)
+		}
+		if err := req.Check(); err != nil {
+			return nil, badRequest(err)
+		}
+		return RenameResponse{Results: g.Handler.Replay(ctx, from, req.Journal, req.Renames)}, nil
 	}))
 	return mux
 }

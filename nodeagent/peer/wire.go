@@ -1,5 +1,10 @@
 package peer
 
+import (
+	"errors"
+	"fmt"
+)
+
 // PathsRequest announces or confirms the paths of one run. Paths are bytes
 // (base64 in JSON) so that names that are not UTF-8 arrive exactly.
 type PathsRequest struct {
@@ -88,6 +93,42 @@ type Rename struct {
 	AsHeld bool `json:"asHeld,omitempty"`
 	// Remove removes Old (a tree: all of it) instead; New is empty.
 	Remove bool `json:"remove,omitempty"`
+	// Seq is the rename's sequence number in the sender's journal
+	// (ReplayRequest.Journal), for a replay: one at or below the last the
+	// receiver applied from that journal was applied before, and is not
+	// applied again.
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// ReplayRequest carries a member's logged renames and removals, in the
+// order they were made there, for the receiver to replay (each with its
+// Seq, increasing). The receiver keeps, per member, the journal and the
+// last sequence number it replayed in the commit that records them, so
+// that a request sent again (the sender stopped between the receiver's
+// answer and its own record of it) applies nothing twice: a swap replayed
+// twice would undo itself.
+type ReplayRequest struct {
+	// Journal identifies the sender's journal (journal.Journal.ID):
+	// another one (a member whose state directory was made anew) counts
+	// its sequence numbers from the start again.
+	Journal string   `json:"journal"`
+	Renames []Rename `json:"renames"`
+}
+
+// Check reports what is wrong with a replay request: no journal, or
+// sequence numbers that are not all set and increasing.
+func (q ReplayRequest) Check() error {
+	if q.Journal == "" {
+		return errors.New("replay: no journal")
+	}
+	var last uint64
+	for i, r := range q.Renames {
+		if r.Seq <= last {
+			return fmt.Errorf("replay: rename %d has sequence number %d, after %d: they must increase from 1", i, r.Seq, last)
+		}
+		last = r.Seq
+	}
+	return nil
 }
 
 // RenameRequest carries renames, applied in order.

@@ -627,6 +627,35 @@ func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
 // commit (one per rename took a sync each: thousands outlived the sender's
 // timeout); once ctx ends, the rest are refused.
 func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Rename) []peer.RenameResult {
+	return r.rename(ctx, from, renames, nil)
+}
+
+// Replay replays a member's logged renames and removals (peer.ReplayRequest)
+// as Rename applies renames, skipping those at or below the last sequence
+// number it replayed from that member's journal, and records the last one
+// it decided on (applied or refused) in the commit that records what it
+// applied. An agent stopped between applying them on disk and that
+// commit replays them again at the next request: a rename whose old name
+// is gone is refused then, and one whose old name holds another object
+// (a swap's) is refused by its size and mtime, or by the index's entry.
+func (r *Receiver) Replay(ctx context.Context, from, journal string, renames []peer.Rename) []peer.RenameResult {
+	pos := replayPos{member: from, journal: journal}
+	if err := r.Index.DB().View(func(tx *bolt.Tx) error {
+		pos.done = replayedUpTo(tx, from, journal)
+		return nil
+	}); err != nil {
+		out := make([]peer.RenameResult, len(renames))
+		for i := range out {
+			out[i].Reason = fmt.Sprintf("not tried: read the replay position: %v", err)
+		}
+		return out
+	}
+	return r.rename(ctx, from, renames, &pos)
+}
+
+// rename applies renames (Rename, or Replay when pos is set) and records
+// them, with pos, in one commit.
+func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Rename, pos *replayPos) []peer.RenameResult {
 	out := make([]peer.RenameResult, len(renames))
 	var applied []appliedRename
 	defer func() {
@@ -638,6 +667,13 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 		if err := ctx.Err(); err != nil {
 			out[i].Reason = fmt.Sprintf("not tried: %v", err)
 			continue
+		}
+		if pos != nil {
+			if rn.Seq <= pos.done {
+				out[i] = peer.RenameResult{Applied: true, Reason: "replayed before"}
+				continue
+			}
+			pos.last = rn.Seq
 		}
 		if k, ok := unapplied(rn.After, i, out); ok {
 			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
@@ -681,13 +717,16 @@ func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Renam
 		out[i].Applied = true
 		applied = append(applied, a)
 	}
-	if len(applied) == 0 {
+	if len(applied) == 0 && (pos == nil || pos.last == 0) {
 		return out
 	}
 	var local []string
-	err := r.Index.Update(func(tx *index.Tx) error {
+	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
 		var err error
-		local, err = recordRenames(tx, r.RootFD, applied)
+		local, err = recordRenames(index.Within(btx), r.RootFD, applied)
+		if err == nil && pos != nil && pos.last != 0 {
+			err = setReplayed(btx, pos.member, pos.journal, pos.last)
+		}
 		return err
 	})
 	if err != nil {

@@ -67,9 +67,9 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 		}
 		req := make([]peer.Rename, len(log))
 		for i, r := range log {
-			req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true}
+			req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true, Seq: r.Seq}
 			if r.New == "" {
-				req[i] = peer.Rename{Old: []byte(r.Old), Remove: true}
+				req[i] = peer.Rename{Old: []byte(r.Old), Remove: true, Seq: r.Seq}
 				continue
 			}
 			// It follows the latest rename that put its old name (or a
@@ -87,7 +87,7 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 				}
 			}
 		}
-		res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
+		res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, s.Journal.ID(), req)
 		if err != nil {
 			return at, err
 		}

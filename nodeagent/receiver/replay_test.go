@@ -1,0 +1,162 @@
+package receiver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+)
+
+// TestReceiver_Replay: a member's rename log is replayed in order, as its
+// renames were made there, and never twice: the receiver keeps the last
+// sequence number it replayed from each member's journal, committed with
+// what it applied, so a request sent again (its sender stopped before it
+// recorded the answer) is answered without touching anything; a journal
+// made anew counts from the start.
+func TestReceiver_Replay(t *testing.T) {
+	swap := func(seq uint64) []peer.Rename {
+		return []peer.Rename{
+			{Old: []byte("x"), New: []byte("t"), Size: 2, AsHeld: true, Seq: seq},
+			{Old: []byte("y"), New: []byte("x"), Size: 3, AsHeld: true, Seq: seq + 1},
+			{Old: []byte("t"), New: []byte("y"), Size: 2, AsHeld: true, Seq: seq + 2, After: []int{0}},
+		}
+	}
+	type request struct {
+		journal string
+		renames []peer.Rename
+		applied []bool
+	}
+	for _, tc := range []struct {
+		name     string
+		requests []request
+		want     map[string]string // path: content ("/" a directory, "" gone)
+	}{{
+		name: "a swap sent twice swaps once",
+		requests: []request{
+			{"j1", swap(1), []bool{true, true, true}},
+			{"j1", swap(1), []bool{true, true, true}}, // replayed before
+		},
+		want: map[string]string{"x": "yyy", "y": "xx", "t": ""},
+	}, {
+		name: "a journal made anew replays from its start",
+		requests: []request{
+			{"j1", swap(1), []bool{true, true, true}},
+			{"j2", swap(1), []bool{true, true, true}},
+		},
+		want: map[string]string{"x": "xx", "y": "yyy", "t": ""},
+	}, {
+		name: "only what is past the position is replayed",
+		requests: []request{
+			{"j1", swap(1)[:2], []bool{true, true}},
+			{"j1", swap(1), []bool{true, true, true}}, // the first two before
+		},
+		want: map[string]string{"x": "yyy", "y": "xx", "t": ""},
+	}, {
+		name: "a file replaces a file, as the writer's rename did",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("x"), New: []byte("y"), Size: 2, AsHeld: true, Seq: 1},
+		}, []bool{true}}},
+		want: map[string]string{"x": "", "y": "xx"},
+	}, {
+		name: "a directory replaces an empty directory, not one that holds anything",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("empty"), Dir: true, AsHeld: true, Seq: 1},
+			{Old: []byte("empty"), New: []byte("full"), Dir: true, AsHeld: true, Seq: 2},
+		}, []bool{true, false}}},
+		want: map[string]string{"dir": "", "empty": "/", "empty/b": "12345", "full/f": "12345"},
+	}, {
+		name: "a rename, then a removal of its new name, in one request",
+		requests: []request{
+			{"j1", []peer.Rename{
+				{Old: []byte("dir"), New: []byte("d2"), Dir: true, AsHeld: true, Seq: 1},
+				{Old: []byte("d2"), Remove: true, Seq: 2},
+			}, []bool{true, true}},
+			// Recorded (the position with it): the second asks nothing.
+			{"j1", []peer.Rename{{Old: []byte("x"), New: []byte("x2"), Size: 2, AsHeld: true, Seq: 2}}, []bool{true}},
+		},
+		want: map[string]string{"dir": "", "d2": "", "x": "xx", "x2": ""},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345"} {
+				writeTree(t, root, p, content)
+			}
+			if err := r.Index.Update(func(tx *index.Tx) error {
+				for _, p := range []string{"x", "y", "dir", "dir/b", "empty", "full", "full/f"} {
+					if err := tx.Record(r.RootFD, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for n, q := range tc.requests {
+				res := r.Replay(context.Background(), "writer", q.journal, q.renames)
+				for i, want := range q.applied {
+					if res[i].Applied != want {
+						t.Errorf("request %d, rename %d: %+v; want applied %v", n, i, res[i], want)
+					}
+				}
+			}
+			for p, want := range tc.want {
+				got := readTree(t, root, p)
+				if got != want {
+					t.Errorf("%s holds %q, want %q", p, got, want)
+				}
+				if want == "" {
+					if err := r.Index.View(func(tx *index.Tx) error {
+						if _, ok, _ := tx.Get(p); ok {
+							t.Errorf("the index still holds %s, which the replay took away", p)
+						}
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// writeTree makes p below root: a directory for "/", else a file holding
+// content (its directories made).
+func writeTree(t *testing.T, root, p, content string) {
+	t.Helper()
+	abs := filepath.Join(root, p)
+	if content == "/" {
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(abs, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readTree is what p below root holds, as writeTree writes it ("" gone).
+func readTree(t *testing.T, root, p string) string {
+	t.Helper()
+	abs := filepath.Join(root, p)
+	st, err := os.Lstat(abs)
+	switch {
+	case os.IsNotExist(err):
+		return ""
+	case err != nil:
+		t.Fatal(err)
+	case st.IsDir():
+		return "/"
+	}
+	b, err := os.ReadFile(abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
