@@ -78,14 +78,26 @@ func TestReceiver_Replay(t *testing.T) {
 			{"j1", []peer.Rename{{Old: []byte("x"), New: []byte("x2"), Size: 2, AsHeld: true, Seq: 2}}, []bool{true}},
 		},
 		want: map[string]string{"dir": "", "d2": "", "x": "xx", "x2": ""},
+	}, {
+		name: "a rename whose old name is not here removes what its new name holds",
+		requests: []request{{"j1", []peer.Rename{
+			// An atomic write's temporary file, renamed before it was sent.
+			{Old: []byte(".tmp-1"), New: []byte("x"), Size: 9, AsHeld: true, Seq: 1},
+			{Old: []byte("x"), New: []byte("moved"), Size: 9, AsHeld: true, Seq: 2, After: []int{0}},
+			{Old: []byte(".tmp-2"), New: []byte("full"), Dir: true, AsHeld: true, Seq: 3},
+			{Old: []byte(".tmp-3"), New: []byte("changed"), Size: 9, AsHeld: true, Seq: 4},
+		}, []bool{false, false, false, false}}},
+		// What the writer's renames replaced is gone here; a directory
+		// that holds anything, or a file changed here, stays.
+		want: map[string]string{"x": "", "moved": "", "full/f": "12345", "changed": "changed here"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
-			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345"} {
+			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345", "changed": "as sent"} {
 				writeTree(t, root, p, content)
 			}
 			if err := r.Index.Update(func(tx *index.Tx) error {
-				for _, p := range []string{"x", "y", "dir", "dir/b", "empty", "full", "full/f"} {
+				for _, p := range []string{"x", "y", "dir", "dir/b", "empty", "full", "full/f", "changed"} {
 					if err := tx.Record(r.RootFD, p); err != nil {
 						return err
 					}
@@ -94,6 +106,7 @@ func TestReceiver_Replay(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			writeTree(t, root, "changed", "changed here") // not sent yet
 			for n, q := range tc.requests {
 				res := r.Replay(context.Background(), "writer", q.journal, q.renames)
 				for i, want := range q.applied {
