@@ -376,9 +376,17 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					}
 				}
 			}
-			if c.Op.Has(change.Rename) && c.OldPath != "" && exists {
-				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: e.Mode.IsDir()}
-				if e.Mode.IsRegular() {
+			if c.Op.Has(change.Rename) && c.OldPath != "" {
+				// Logged whether or not the new name holds the object
+				// now: the source saw it there, and a rename on (mv a b;
+				// mv b c, read late) has its own record after this one.
+				// Left out, the peer's object stayed at the old name and
+				// the later renames carried it along (stress seed 21).
+				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: c.Op.Has(change.Subtree)}
+				if exists {
+					lr.Dir = e.Mode.IsDir()
+				}
+				if exists && e.Mode.IsRegular() {
 					lr.Size, lr.MtimeNs = e.Size, e.Mtime.UnixNano()
 				}
 				v := lr.marshal()
