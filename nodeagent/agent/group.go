@@ -623,7 +623,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
 	}
-	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan,
+	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Pending: g.journal.PendingAt,
 		Log: g.log.WithName("receiver")}
 	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
 	if !rcv.Modes || !rcv.Owners {

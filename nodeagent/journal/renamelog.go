@@ -1,11 +1,14 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/jailsync/jailsync/nodeagent/index"
 )
 
 // LoggedRename is one rename made here, as the rename log keeps it for a
@@ -95,4 +98,46 @@ func (j *Journal) DoneRenames(peer string, seq uint64) error {
 		}
 		return nil
 	})
+}
+
+// PendingAt reports whether an entry is pending for any peer at rel or
+// below it: this member changed something there and has not sent it to
+// every peer yet. A receiver asked to remove or replace rel (a replayed
+// removal or rename) keeps it then: what it would delete is newer here.
+func (j *Journal) PendingAt(rel string) bool {
+	if rel == "." {
+		rel = ""
+	}
+	exact := index.Key(rel)
+	prefixes := [][]byte{append([]byte(rel), 0), []byte(rel + "/")}
+	found := false
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketJournal)
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(k []byte) error {
+			byPath := root.Bucket(k).Bucket(bucketByPath)
+			if found || byPath == nil {
+				return nil
+			}
+			if rel == "" {
+				k, _ := byPath.Cursor().First()
+				found = k != nil
+				return nil
+			}
+			if byPath.Get(exact) != nil {
+				found = true
+				return nil
+			}
+			for _, p := range prefixes {
+				if k, _ := byPath.Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
+					found = true
+					return nil
+				}
+			}
+			return nil
+		})
+	})
+	return found
 }

@@ -45,6 +45,11 @@ type Receiver struct {
 	// Rescan, when set, asks the detector to compare a path with the index
 	// (detect.Detector.Rescan).
 	Rescan func(path string)
+	// Pending, when set, reports whether this member changed something
+	// at or below a path and has not sent it to every peer yet
+	// (journal.Journal.PendingAt): a replay does not remove or replace
+	// it, since what it would delete is newer here.
+	Pending func(rel string) bool
 	// Modes and Owners say that this member's filesystem keeps a file's
 	// mode, and its numeric owner and group, exactly as rsync sets them
 	// (KeepsAttrs): only then does a confirmed file whose mode or owner
@@ -679,6 +684,10 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
 			continue
 		}
+		if rn.Remove && r.pending(string(rn.Old)) {
+			out[i].Reason = errNewerHere.Error()
+			continue
+		}
 		if rn.Remove {
 			a := appliedRename{old: string(rn.Old), removed: true}
 			a.hold = r.Held.Add(a.old)
@@ -824,6 +833,9 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 		// under a renamed tree, stress seed 21). The new name's content
 		// would replace what is here anyway, as a refused rename's does.
 		replace = true
+		if r.pending(newRel) {
+			return a, fmt.Errorf("new name: %w", errNewerHere)
+		}
 	case err == nil && rn.AsHeld && a.dir && nst.Mode&unix.S_IFMT == unix.S_IFDIR:
 		// A replayed rename of a directory onto a directory: rename(2)
 		// replaces an empty one, as it did for the writer, and refuses
@@ -1156,6 +1168,13 @@ func (r *Receiver) heldAsIs(rel string, st *unix.Stat_t) bool {
 	return ok
 }
 
+// errNewerHere refuses a replayed removal or replacement of a name this
+// member changed and has not sent yet (Receiver.Pending).
+var errNewerHere = errors.New("changed here and not sent yet: kept")
+
+// pending reports Receiver.Pending(rel), false without it.
+func (r *Receiver) pending(rel string) bool { return r.Pending != nil && r.Pending(rel) }
+
 // errOldGone marks a rename refused because its old name is not here.
 var errOldGone = errors.New("not here")
 
@@ -1177,7 +1196,7 @@ func (r *Receiver) clearNewName(newRel string, before []appliedRename) (appliedR
 	}
 	dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 	a.st, a.dir = st, dir
-	if !dir && !r.heldAsIs(recordedAt(newRel, before), &st) {
+	if r.pending(newRel) || !dir && !r.heldAsIs(recordedAt(newRel, before), &st) {
 		return a, false
 	}
 	d, name := split(newRel)

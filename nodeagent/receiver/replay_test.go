@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jailsync/jailsync/nodeagent/index"
@@ -31,6 +32,7 @@ func TestReceiver_Replay(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
+		pending  []string // changed here, not sent yet (Receiver.Pending)
 		requests []request
 		want     map[string]string // path: content ("/" a directory, "" gone)
 	}{{
@@ -90,9 +92,26 @@ func TestReceiver_Replay(t *testing.T) {
 		// What the writer's renames replaced is gone here; a directory
 		// that holds anything, or a file changed here, stays.
 		want: map[string]string{"x": "", "moved": "", "full/f": "12345", "changed": "changed here"},
+	}, {
+		name:    "what this member changed and has not sent is neither removed nor replaced",
+		pending: []string{"dir/b", "y", "empty"},
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("dir"), Remove: true, Seq: 1},
+			{Old: []byte("x"), New: []byte("y"), Size: 2, AsHeld: true, Seq: 2},
+			{Old: []byte(".tmp-1"), New: []byte("empty"), Dir: true, AsHeld: true, Seq: 3},
+		}, []bool{false, false, false}}},
+		want: map[string]string{"dir/b": "12345", "x": "xx", "y": "yyy", "empty": "/"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
+			r.Pending = func(rel string) bool {
+				for _, p := range tc.pending {
+					if p == rel || strings.HasPrefix(p, rel+"/") {
+						return true
+					}
+				}
+				return false
+			}
 			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345", "changed": "as sent"} {
 				writeTree(t, root, p, content)
 			}
