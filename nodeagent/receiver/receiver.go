@@ -825,17 +825,23 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 	var nst unix.Stat_t
 	replace := false
 	switch err := beneath.Lstat(r.RootFD, newRel, &nst); {
-	case err == nil && rn.AsHeld && !a.dir && nst.Mode&unix.S_IFMT != unix.S_IFDIR:
-		// A replayed rename of a file onto a file or symlink (an atomic
-		// write's rename over its target): replaced, as the writer's
-		// rename replaced it. Refused, the object stayed at its old name
-		// and the later renames of the log carried it away (an extra file
-		// under a renamed tree, stress seed 21). The new name's content
-		// would replace what is here anyway, as a refused rename's does.
-		replace = true
+	case err == nil && rn.AsHeld && nst.Mode&unix.S_IFMT != unix.S_IFDIR:
+		// A replayed rename onto a file or symlink: replaced. A file's
+		// rename over one (an atomic write's) replaced it there; a
+		// directory's could not have, so what the name holds here left it
+		// there before, by a rename the log lacks (a swap's first, read
+		// after the swap's others). Refused, the object stayed at its
+		// old name and the later renames of the log carried it away (an
+		// extra file, or tree, under a renamed tree: stress seeds 21, 37).
+		// The new name's content would replace what is here anyway, as a
+		// refused rename's does; not what was changed here since.
 		if r.pending(newRel) {
 			return a, fmt.Errorf("new name: %w", errNewerHere)
 		}
+		if !r.heldAsIs(recordedAt(newRel, before), &nst) {
+			return a, errors.New("new name exists here, changed since it was recorded")
+		}
+		replace = true
 	case err == nil && rn.AsHeld && a.dir && nst.Mode&unix.S_IFMT == unix.S_IFDIR:
 		// A replayed rename of a directory onto a directory: rename(2)
 		// replaces an empty one, as it did for the writer, and refuses
@@ -869,6 +875,13 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 	rename := renameNoReplace
 	if replace {
 		rename = unix.Renameat
+	}
+	if replace && a.dir && nst.Mode&unix.S_IFMT != unix.S_IFDIR {
+		// rename(2) moves a directory onto a directory only.
+		if err := unix.Unlinkat(nfd, newName, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			r.Held.Done(a.hold, oldRel, newRel)
+			return a, fmt.Errorf("new name: %w", err)
+		}
 	}
 	if err := rename(ofd, oldName, nfd, newName); err != nil {
 		r.Held.Done(a.hold, oldRel, newRel)

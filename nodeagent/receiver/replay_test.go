@@ -57,11 +57,20 @@ func TestReceiver_Replay(t *testing.T) {
 		},
 		want: map[string]string{"x": "yyy", "y": "xx", "t": ""},
 	}, {
-		name: "a file replaces a file, as the writer's rename did",
+		name: "a file replaces a file, as the writer's rename did, unless changed here",
 		requests: []request{{"j1", []peer.Rename{
 			{Old: []byte("x"), New: []byte("y"), Size: 2, AsHeld: true, Seq: 1},
+			{Old: []byte("y"), New: []byte("changed"), Size: 2, AsHeld: true, Seq: 2},
+		}, []bool{true, false}}},
+		want: map[string]string{"x": "", "y": "xx", "changed": "changed here"},
+	}, {
+		// The writer's rename could not have replaced a file: it left
+		// that name before, by a rename the log lacks.
+		name: "a directory replaces a file",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("y"), Dir: true, AsHeld: true, Seq: 1},
 		}, []bool{true}}},
-		want: map[string]string{"x": "", "y": "xx"},
+		want: map[string]string{"dir": "", "y/b": "12345"},
 	}, {
 		name: "a directory replaces an empty directory, not one that holds anything",
 		requests: []request{{"j1", []peer.Rename{
