@@ -721,10 +721,23 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		a, err := r.apply(string(rn.Old), string(rn.New), rn, applied)
 		if err != nil {
 			out[i].Reason = err.Error()
-			if rn.AsHeld && errors.Is(err, errOldGone) {
-				if c, ok := r.clearNewName(string(rn.New), applied); ok {
+			switch {
+			case !rn.AsHeld || errors.Is(err, errNewerHere):
+			case errors.Is(err, errOldGone):
+				if c, ok := r.clearName(string(rn.New), applied); ok {
 					applied = append(applied, c)
 					out[i].Reason += "; what its new name held here was removed"
+				}
+			default:
+				// Refused with the object here (its new name's directory
+				// is a file here, another type): it left its old name
+				// there, and comes by content at its new one. Left, the
+				// later renames of the log carried it along (a swap's
+				// temporary name left under a renamed tree: stress seed
+				// 34).
+				if c, ok := r.clearName(string(rn.Old), applied); ok {
+					applied = append(applied, c)
+					out[i].Reason += "; its old name here was removed"
 				}
 			}
 			continue
@@ -839,7 +852,7 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 			return a, fmt.Errorf("new name: %w", errNewerHere)
 		}
 		if !r.heldAsIs(recordedAt(newRel, before), &nst) {
-			return a, errors.New("new name exists here, changed since it was recorded")
+			return a, fmt.Errorf("new name: %w", errNewerHere) // not journaled yet
 		}
 		replace = true
 	case err == nil && rn.AsHeld && a.dir && nst.Mode&unix.S_IFMT == unix.S_IFDIR:
@@ -1191,17 +1204,20 @@ func (r *Receiver) pending(rel string) bool { return r.Pending != nil && r.Pendi
 // errOldGone marks a rename refused because its old name is not here.
 var errOldGone = errors.New("not here")
 
-// clearNewName removes what newRel holds here for a replayed rename whose
-// old name is not here (the writer made the object and renamed it before
-// it was sent: an atomic write's temporary file): the writer's rename
-// replaced whatever its new name held, so what the name holds here is
-// gone there, and the object renamed comes by content. Left, the later
-// renames of the log carried this member's old object along (an extra
-// file under a renamed tree: stress seed 23, an atomic write's rename
-// over h3, then mv h3 elsewhere, then a rename of h3's directory). Only a
-// file or symlink as the index holds it (not changed here since: a local
-// change goes out, and its content decides), or an empty directory.
-func (r *Receiver) clearNewName(newRel string, before []appliedRename) (appliedRename, bool) {
+// clearName removes what newRel holds here for a replayed rename that was
+// refused, where the writer's history says the name no longer holds it:
+// the new name of one whose old name is not here (the writer made the
+// object and renamed it before it was sent: an atomic write's temporary
+// file; its rename replaced whatever the new name held), or the old name
+// of one refused otherwise (the object left it). What the name held comes
+// by content where the writer has it. Left, the later renames of the log
+// carried this member's object along (an extra file under a renamed
+// tree: stress seed 23, an atomic write's rename over h3, then mv h3
+// elsewhere, then a rename of h3's directory). Only a file or symlink as
+// the index holds it (not changed here since: a local change goes out,
+// and its content decides), or an empty directory; never what this
+// member has pending.
+func (r *Receiver) clearName(newRel string, before []appliedRename) (appliedRename, bool) {
 	a := appliedRename{old: newRel, removed: true}
 	var st unix.Stat_t
 	if checkPaths([]string{newRel}) != nil || beneath.Lstat(r.RootFD, newRel, &st) != nil {

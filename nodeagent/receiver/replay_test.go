@@ -102,6 +102,15 @@ func TestReceiver_Replay(t *testing.T) {
 		// that holds anything, or a file changed here, stays.
 		want: map[string]string{"x": "", "moved": "", "full/f": "12345", "changed": "changed here"},
 	}, {
+		// The writer's history moved the object away from its old name;
+		// here it cannot follow (its new name's directory is a file
+		// here), and it comes by content there.
+		name: "a rename refused with its object here removes its old name",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("x"), New: []byte("y/inside"), Size: 2, AsHeld: true, MakeParents: true, Seq: 1},
+		}, []bool{false}}},
+		want: map[string]string{"x": "", "y": "yyy"},
+	}, {
 		name:    "what this member changed and has not sent is neither removed nor replaced",
 		pending: []string{"dir/b", "y", "empty"},
 		requests: []request{{"j1", []peer.Rename{
