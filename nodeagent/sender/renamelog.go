@@ -120,3 +120,21 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 		}
 	}
 }
+
+// againOldNames journals again, as removals, the old names of renames
+// (entries of sequence 0, asPaths) whose deletion the run did not
+// confirm: the journal holds no entry of theirs to keep pending, and a
+// deletion the peer refused (EPERM) was forgotten. Journaled again, a
+// failure is an entry's like any other, held with its own backoff.
+func (s *Sender) againOldNames(entries, done []journal.Entry) {
+	confirmed := pathSet(done)
+	var again []string
+	for _, e := range entries {
+		if e.Seq == 0 && !confirmed[e.Path] {
+			again = append(again, e.Path)
+		}
+	}
+	if err := s.Journal.Again([]string{s.Peer}, change.Remove, again); err != nil {
+		s.Log.Error(err, "cannot journal again old names whose deletion was not confirmed; the peer may keep them until they change again", "paths", again)
+	}
+}

@@ -1596,6 +1596,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	} else {
 		r.Sent = done
 	}
+	if s.RenameLog {
+		s.againOldNames(b.entries(), done)
+	}
 	if err := s.Journal.Unrenamed(s.Peer, unrenamed); err != nil && r.Err == nil {
 		// Still renames: the next plan deletes their old names again.
 		r.Err = err
