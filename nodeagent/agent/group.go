@@ -624,7 +624,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 		members[p.node] = p.daemon.Addr()
 	}
 	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Pending: g.journal.PendingAt,
-		Log: g.log.WithName("receiver")}
+		KeepDeletes: g.cfg.Group.Spec.Deletes == syncv1.DeletesKeep, Log: g.log.WithName("receiver")}
 	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
 	if !rcv.Modes || !rcv.Owners {
 		g.log.Info("this data root does not keep modes or owners exactly as set (or the agent is not root): "+
@@ -731,7 +731,6 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 			Crossed: crossed, CrossedAfter: crossedAfter, Incoming: g.incoming.Has, Carrying: g.incoming.Carries,
 			Log:  g.log.WithName("sender").WithValues("peer", p.node),
 			Wake: make(chan struct{}, 1), RunContext: runCtx,
-			RenameLog: os.Getenv("JAILSYNC_RENAME_LOG") == "1", // prototype
 		}
 		wakes = append(wakes, s.Wake)
 		g.senders = append(g.senders, s)

@@ -358,7 +358,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				marks = append(marks, m)
 			}
 			var goneBelow []string
+			var oldEntry index.Entry // the old name's, before the rename is recorded
+			oldHeld := false
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
+				if oldEntry, oldHeld, err = itx.Get(c.OldPath); err != nil {
+					return err
+				}
 				if goneBelow, err = recordOldName(itx, rootfd, c.OldPath, c.Path); err != nil {
 					return err
 				}
@@ -382,12 +387,20 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				// mv b c, read late) has its own record after this one.
 				// Left out, the peer's object stayed at the old name and
 				// the later renames carried it along (stress seed 21).
+				// The object is the new name's entry where it is still
+				// there, else the old name's as the index held it (mv d
+				// t; mv t e, read after both: t is gone, and a rename
+				// logged as a file's was refused for a directory there).
 				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: c.Op.Has(change.Subtree)}
-				if exists {
-					lr.Dir = e.Mode.IsDir()
+				obj, known := e, exists
+				if !exists && oldHeld {
+					obj, known = oldEntry, true
 				}
-				if exists && e.Mode.IsRegular() {
-					lr.Size, lr.MtimeNs = e.Size, e.Mtime.UnixNano()
+				if known {
+					lr.Dir = obj.Mode.IsDir()
+				}
+				if known && obj.Mode.IsRegular() {
+					lr.Size, lr.MtimeNs = obj.Size, obj.Mtime.UnixNano()
 				}
 				v := lr.marshal()
 				for i := range peers {

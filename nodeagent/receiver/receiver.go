@@ -50,6 +50,10 @@ type Receiver struct {
 	// (journal.Journal.PendingAt): a replay does not remove or replace
 	// it, since what it would delete is newer here.
 	Pending func(rel string) bool
+	// KeepDeletes (spec.deletes: Keep) keeps this member's copies of what
+	// a replaying member removed: its replayed removals are refused, and a
+	// refused rename's names are never cleared (clearName).
+	KeepDeletes bool
 	// Modes and Owners say that this member's filesystem keeps a file's
 	// mode, and its numeric owner and group, exactly as rsync sets them
 	// (KeepsAttrs): only then does a confirmed file whose mode or owner
@@ -684,6 +688,10 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
 			continue
 		}
+		if rn.Remove && r.KeepDeletes {
+			out[i].Reason = "deletes are kept here (spec.deletes: Keep)"
+			continue
+		}
 		if rn.Remove && r.pending(string(rn.Old)) {
 			out[i].Reason = errNewerHere.Error()
 			continue
@@ -722,21 +730,24 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		if err != nil {
 			out[i].Reason = err.Error()
 			switch {
-			case !rn.AsHeld || errors.Is(err, errNewerHere):
+			case !rn.AsHeld || r.KeepDeletes || errors.Is(err, errOtherType):
+				// Another object than the writer's is at the old name
+				// here: left to its own history.
 			case errors.Is(err, errOldGone):
-				if c, ok := r.clearName(string(rn.New), applied); ok {
-					applied = append(applied, c)
+				if c := r.clearName(string(rn.New), applied, false); len(c) > 0 {
+					applied = append(applied, c...)
 					out[i].Reason += "; what its new name held here was removed"
 				}
 			default:
 				// Refused with the object here (its new name's directory
-				// is a file here, another type): it left its old name
-				// there, and comes by content at its new one. Left, the
-				// later renames of the log carried it along (a swap's
+				// is a file here, the new name is a full directory here
+				// or changed here): it left its old name there, and
+				// comes by content at its new one. Left, the later
+				// renames of the log carried it along (a swap's
 				// temporary name left under a renamed tree: stress seed
-				// 34).
-				if c, ok := r.clearName(string(rn.Old), applied); ok {
-					applied = append(applied, c)
+				// 34; a tree into a directory a swap moved: seed 25).
+				if c := r.clearName(string(rn.Old), applied, true); len(c) > 0 {
+					applied = append(applied, c...)
 					out[i].Reason += "; its old name here was removed"
 				}
 			}
@@ -830,7 +841,7 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 	}
 	a.dir = a.st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if a.dir != rn.Dir {
-		return a, errors.New("old name is of another type here")
+		return a, errOtherType
 	}
 	if !a.dir && (a.st.Size != rn.Size || (rn.MtimeNs != 0 && a.st.Mtim.Nano() != rn.MtimeNs)) && !(rn.AsHeld && r.heldAsIs(recordedAt(oldRel, before), &a.st)) {
 		return a, errors.New("old file differs here")
@@ -1201,10 +1212,14 @@ var errNewerHere = errors.New("changed here and not sent yet: kept")
 // pending reports Receiver.Pending(rel), false without it.
 func (r *Receiver) pending(rel string) bool { return r.Pending != nil && r.Pending(rel) }
 
+// errOtherType refuses a rename whose old name holds here an object of
+// another type than the writer's.
+var errOtherType = errors.New("old name is of another type here")
+
 // errOldGone marks a rename refused because its old name is not here.
 var errOldGone = errors.New("not here")
 
-// clearName removes what newRel holds here for a replayed rename that was
+// clearName removes what rel holds here for a replayed rename that was
 // refused, where the writer's history says the name no longer holds it:
 // the new name of one whose old name is not here (the writer made the
 // object and renamed it before it was sent: an atomic write's temporary
@@ -1213,37 +1228,115 @@ var errOldGone = errors.New("not here")
 // by content where the writer has it. Left, the later renames of the log
 // carried this member's object along (an extra file under a renamed
 // tree: stress seed 23, an atomic write's rename over h3, then mv h3
-// elsewhere, then a rename of h3's directory). Only a file or symlink as
-// the index holds it (not changed here since: a local change goes out,
-// and its content decides), or an empty directory; never what this
-// member has pending.
-func (r *Receiver) clearName(newRel string, before []appliedRename) (appliedRename, bool) {
-	a := appliedRename{old: newRel, removed: true}
+// elsewhere, then a rename of h3's directory; seed 25, a directory whose
+// rename was refused, carried into another by a swap).
+//
+// Only what is as the index holds it goes (a local change goes out, and
+// its content decides), and never what this member has pending. A new
+// name's directory goes only empty (rename(2) replaced no other for the
+// writer); with tree, an old name's directory goes with everything below
+// it that may go, and what may not stays, with the directories above it.
+// It returns what it removed, each the top of what went.
+func (r *Receiver) clearName(rel string, before []appliedRename, tree bool) []appliedRename {
 	var st unix.Stat_t
-	if checkPaths([]string{newRel}) != nil || beneath.Lstat(r.RootFD, newRel, &st) != nil {
-		return a, false
+	if checkPaths([]string{rel}) != nil || beneath.Lstat(r.RootFD, rel, &st) != nil {
+		return nil
 	}
-	dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	a.st, a.dir = st, dir
-	if r.pending(newRel) || !dir && !r.heldAsIs(recordedAt(newRel, before), &st) {
-		return a, false
+	return r.clear(rel, &st, before, tree)
+}
+
+// clear is clearName's, for rel, which is st here.
+func (r *Receiver) clear(rel string, st *unix.Stat_t, before []appliedRename, tree bool) []appliedRename {
+	a := appliedRename{old: rel, removed: true, st: *st, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
+	if !a.dir && (r.pending(rel) || !r.heldAsIs(recordedAt(rel, before), st)) {
+		return nil
 	}
-	d, name := split(newRel)
+	if a.dir && (tree || !r.pending(rel)) {
+		if !tree || r.pending(rel) || !r.treeHeldAsIs(rel, before) {
+			if !tree {
+				return r.unlink(a) // an empty one only
+			}
+			// Some of it stays: what may go below it goes, one by one.
+			var out []appliedRename
+			_ = r.eachChild(rel, func(name string, cst *unix.Stat_t) {
+				out = append(out, r.clear(rel+"/"+name, cst, before, true)...)
+			})
+			return append(out, r.unlink(a)...) // empty now, or it stays
+		}
+		a.hold = r.Held.Add(rel)
+		if err := r.removeReplayed(rel); err != nil {
+			r.Held.Done(a.hold, rel)
+			return nil
+		}
+		return []appliedRename{a}
+	}
+	if a.dir {
+		return nil
+	}
+	return r.unlink(a)
+}
+
+// unlink removes a.old, a file or an empty directory, held; it returns a,
+// or nothing where it could not.
+func (r *Receiver) unlink(a appliedRename) []appliedRename {
+	d, name := split(a.old)
 	dfd, err := beneath.Open(r.RootFD, d, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return a, false
+		return nil
 	}
 	defer unix.Close(dfd)
-	a.hold = r.Held.Add(newRel)
+	a.hold = r.Held.Add(a.old)
 	flags := 0
-	if dir {
-		flags = unix.AT_REMOVEDIR // an empty one only
+	if a.dir {
+		flags = unix.AT_REMOVEDIR
 	}
 	if err := unix.Unlinkat(dfd, name, flags); err != nil {
-		r.Held.Done(a.hold, newRel)
-		return a, false
+		r.Held.Done(a.hold, a.old)
+		return nil
 	}
-	return a, true
+	return []appliedRename{a}
+}
+
+// treeHeldAsIs reports whether every file and symlink below the directory
+// rel is as the index holds it, and nothing below it is pending.
+func (r *Receiver) treeHeldAsIs(rel string, before []appliedRename) bool {
+	ok := true
+	err := r.eachChild(rel, func(name string, st *unix.Stat_t) {
+		p := rel + "/" + name
+		switch {
+		case !ok:
+		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			ok = r.treeHeldAsIs(p, before)
+		default:
+			ok = r.heldAsIs(recordedAt(p, before), st)
+		}
+	})
+	return ok && err == nil
+}
+
+// eachChild calls fn with each name in the directory rel and its lstat.
+func (r *Receiver) eachChild(rel string, fn func(name string, st *unix.Stat_t)) error {
+	fd, err := beneath.Open(r.RootFD, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return err
+		}
+		fn(n, &st)
+	}
+	return nil
 }
 
 // recordedAt is where the index holds p, which the renames applied before

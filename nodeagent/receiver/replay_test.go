@@ -32,7 +32,9 @@ func TestReceiver_Replay(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		pending  []string // changed here, not sent yet (Receiver.Pending)
+		pending  []string          // changed here, not sent yet (Receiver.Pending)
+		written  map[string]string // written here, not journaled yet
+		keep     bool              // spec.deletes: Keep
 		requests []request
 		want     map[string]string // path: content ("/" a directory, "" gone)
 	}{{
@@ -62,7 +64,8 @@ func TestReceiver_Replay(t *testing.T) {
 			{Old: []byte("x"), New: []byte("y"), Size: 2, AsHeld: true, Seq: 1},
 			{Old: []byte("y"), New: []byte("changed"), Size: 2, AsHeld: true, Seq: 2},
 		}, []bool{true, false}}},
-		want: map[string]string{"x": "", "y": "xx", "changed": "changed here"},
+		// The second, refused, removes its old name: the object left it.
+		want: map[string]string{"x": "", "y": "", "changed": "changed here"},
 	}, {
 		// The writer's rename could not have replaced a file: it left
 		// that name before, by a rename the log lacks.
@@ -77,7 +80,8 @@ func TestReceiver_Replay(t *testing.T) {
 			{Old: []byte("dir"), New: []byte("empty"), Dir: true, AsHeld: true, Seq: 1},
 			{Old: []byte("empty"), New: []byte("full"), Dir: true, AsHeld: true, Seq: 2},
 		}, []bool{true, false}}},
-		want: map[string]string{"dir": "", "empty": "/", "empty/b": "12345", "full/f": "12345"},
+		// The second, refused, removes its old name, tree and all.
+		want: map[string]string{"dir": "", "empty": "", "full/f": "12345"},
 	}, {
 		name: "a rename, then a removal of its new name, in one request",
 		requests: []request{
@@ -111,6 +115,31 @@ func TestReceiver_Replay(t *testing.T) {
 		}, []bool{false}}},
 		want: map[string]string{"x": "", "y": "yyy"},
 	}, {
+		// Left, later renames carried it along (stress seed 25: into a
+		// directory that a swap moved).
+		name: "a directory's rename refused with its tree here removes the tree",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("y/inside"), Dir: true, AsHeld: true, MakeParents: true, Seq: 1},
+		}, []bool{false}}},
+		want: map[string]string{"dir": "", "dir/b": "", "dir/c": "", "y": "yyy"},
+	}, {
+		name: "with deletes kept, nothing is removed",
+		keep: true,
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("full"), Remove: true, Seq: 1},
+			{Old: []byte("dir"), New: []byte("y/inside"), Dir: true, AsHeld: true, MakeParents: true, Seq: 2},
+			{Old: []byte("x"), New: []byte("x2"), Size: 2, AsHeld: true, Seq: 3},
+		}, []bool{false, false, true}}},
+		want: map[string]string{"full/f": "12345", "dir/b": "12345", "dir/c": "cc", "y": "yyy", "x2": "xx"},
+	}, {
+		name:    "what was changed here stays in a tree a refused rename removes",
+		pending: []string{"dir/b"},
+		written: map[string]string{"dir/d/new": "new here"},
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("dir"), New: []byte("y/inside"), Dir: true, AsHeld: true, MakeParents: true, Seq: 1},
+		}, []bool{false}}},
+		want: map[string]string{"dir/b": "12345", "dir/c": "", "dir/d/new": "new here", "y": "yyy"},
+	}, {
 		name:    "what this member changed and has not sent is neither removed nor replaced",
 		pending: []string{"dir/b", "y", "empty"},
 		requests: []request{{"j1", []peer.Rename{
@@ -118,10 +147,12 @@ func TestReceiver_Replay(t *testing.T) {
 			{Old: []byte("x"), New: []byte("y"), Size: 2, AsHeld: true, Seq: 2},
 			{Old: []byte(".tmp-1"), New: []byte("empty"), Dir: true, AsHeld: true, Seq: 3},
 		}, []bool{false, false, false}}},
-		want: map[string]string{"dir/b": "12345", "x": "xx", "y": "yyy", "empty": "/"},
+		// x left its old name: it goes (a refused rename's).
+		want: map[string]string{"dir/b": "12345", "x": "", "y": "yyy", "empty": "/"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
+			r.KeepDeletes = tc.keep
 			r.Pending = func(rel string) bool {
 				for _, p := range tc.pending {
 					if p == rel || strings.HasPrefix(p, rel+"/") {
@@ -130,11 +161,11 @@ func TestReceiver_Replay(t *testing.T) {
 				}
 				return false
 			}
-			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345", "changed": "as sent"} {
+			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345", "changed": "as sent", "dir/c": "cc"} {
 				writeTree(t, root, p, content)
 			}
 			if err := r.Index.Update(func(tx *index.Tx) error {
-				for _, p := range []string{"x", "y", "dir", "dir/b", "empty", "full", "full/f", "changed"} {
+				for _, p := range []string{"x", "y", "dir", "dir/b", "dir/c", "empty", "full", "full/f", "changed"} {
 					if err := tx.Record(r.RootFD, p); err != nil {
 						return err
 					}
@@ -144,6 +175,9 @@ func TestReceiver_Replay(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeTree(t, root, "changed", "changed here") // not sent yet
+			for p, content := range tc.written {
+				writeTree(t, root, p, content)
+			}
 			for n, q := range tc.requests {
 				res := r.Replay(context.Background(), "writer", q.journal, q.renames)
 				for i, want := range q.applied {

@@ -26,7 +26,6 @@ var opsTreeDirs, opsTreeFiles = []string{"a", "a/b", "c", "c/d"}, []string{"a/f1
 func opsRig(t *testing.T, slot int, port uint16) *rig {
 	t.Helper()
 	r := newRig(t, slot)
-	r.sender.RenameLog = os.Getenv("RENAME_LOG") == "1"
 	rc := peerReceiver(t, r)
 	serveHandler(t, r, rc, port)
 	r.scannable()

@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
@@ -51,9 +52,6 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 // It returns where the applied renames put their objects on the peer (a
 // later applied rename of the replay followed).
 func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
-	if s.Client == nil {
-		return nil, nil
-	}
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
 	at := make(map[string]bool)
@@ -64,6 +62,23 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 		}
 		if len(log) == 0 {
 			return at, nil
+		}
+		last, full := log[len(log)-1].Seq, len(log) == maxReplay
+		if s.KeepDeletes {
+			// spec.deletes: Keep: the peer keeps its copies of what was
+			// removed here; the renames go, in their order.
+			log = slices.DeleteFunc(log, func(r journal.LoggedRename) bool { return r.New == "" })
+		}
+		if s.Client == nil || len(log) == 0 {
+			// Nothing to ask (without a Client, every rename goes as its
+			// paths).
+			if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
+				return at, fmt.Errorf("drop renames: %w", err)
+			}
+			if !full {
+				return at, nil
+			}
+			continue
 		}
 		req := make([]peer.Rename, len(log))
 		for i, r := range log {
@@ -112,10 +127,10 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
 		}
 		s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
-		if err := s.Journal.DoneRenames(s.Peer, log[len(log)-1].Seq); err != nil {
+		if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
 			return at, fmt.Errorf("drop replayed renames: %w", err)
 		}
-		if len(log) < maxReplay {
+		if !full {
 			return at, nil
 		}
 	}

@@ -96,11 +96,7 @@ type Sender struct {
 	// KeepDeletes leaves the peer's copies of paths deleted here
 	// (spec.deletes: Keep): their entries are confirmed without a run.
 	KeepDeletes bool
-	// RenameLog replays the journal's rename log on the peer before each
-	// run, in the order the renames were made, and sends every entry as
-	// a path to bring to its state here (a prototype: see renamelog.go).
-	RenameLog bool
-	replayMu  sync.Mutex
+	replayMu    sync.Mutex // one replay at a time (replay)
 	// Lanes is how many runs may be in flight at once (at least 2). The
 	// first run starts whenever there is work; another starts beside the
 	// runs in flight only when each of them is a long one: it carries a
@@ -962,9 +958,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		s.Log.Error(err, "read journal", "peer", s.Peer)
 		return batch{}, false
 	}
-	if s.RenameLog {
-		entries = asPaths(entries)
-	}
+	entries = asPaths(entries)
 	if len(entries) == 0 {
 		return batch{}, false
 	}
@@ -1347,17 +1341,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deletedFirst, err = s.deleteRun(ctx, rootfd, b, first, &staleDirs)
 		s.account(&r, deletedFirst, err)
 	}
-	if s.RenameLog {
-		at, err := s.replay(ctx)
-		if err != nil {
-			r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
-			return r
-		}
-		b.notRenamed = make(map[string]bool)
-		for _, e := range b.sends {
-			if e.Op.Has(change.Rename) && !at[e.Path] {
-				b.notRenamed[e.Path] = true
-			}
+	at, err := s.replay(ctx)
+	if err != nil {
+		r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
+		return r
+	}
+	b.notRenamed = make(map[string]bool)
+	for _, e := range b.sends {
+		if e.Op.Has(change.Rename) && !at[e.Path] {
+			b.notRenamed[e.Path] = true
 		}
 	}
 	madeForRenames := s.renames(ctx, rootfd, &b)
@@ -1596,9 +1588,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	} else {
 		r.Sent = done
 	}
-	if s.RenameLog {
-		s.againOldNames(b.entries(), done)
-	}
+	s.againOldNames(b.entries(), done)
 	if err := s.Journal.Unrenamed(s.Peer, unrenamed); err != nil && r.Err == nil {
 		// Still renames: the next plan deletes their old names again.
 		r.Err = err

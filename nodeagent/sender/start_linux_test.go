@@ -115,8 +115,8 @@ func newRig(t *testing.T, slot int) *rig {
 		Backoff: time.Hour, BackoffCap: time.Hour,
 		// Made here, as the agent does, not left to Start: Start would
 		// make it in its own goroutine while the test signals it.
-		Wake: make(chan struct{}, 1), RenameLog: os.Getenv("RENAME_LOG") == "1",
-		Log: testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
+		Wake: make(chan struct{}, 1),
+		Log:  testr.NewWithOptions(t, testr.Options{Verbosity: 1}),
 		Report: func(run Run) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
