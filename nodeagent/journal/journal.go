@@ -454,8 +454,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			// directory removed now (mv c D/D11; mkdir c; rm -r D):
 			// a peer that never gets such a rename keeps the tree
 			// under its old name, a directory here again, and the
-			// sender deletes these names there (oldTreeLeft reads a
-			// rename's removals below its new name); dropped from the
+			// sender deletes these names there; dropped from the
 			// index with D, nothing named them (the stress test).
 			if !exists {
 				goneBelow = append(goneBelow, renamedGone...)
@@ -815,9 +814,9 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 			// removal, so that a later rename of a directory above it
 			// removes it under the new name too (below): mv d/x m; mv d
 			// e, with d/x's write sent before, left the peer e/x (the
-			// stress test, seed 22). Not one a scan found (Found): the
-			// sender follows those through the renames that moved them
-			// on (foundMovedOn), which a removal ends (random seed 119).
+			// stress test, seed 22). Not one a scan found (Found): a
+			// removal there ended a scan's entry that renames had moved
+			// on (random seed 119).
 			e.Op |= change.Remove
 		}
 		if err := pb.bySeq.Put(seqKey(e.Order), key); err != nil {
@@ -1142,73 +1141,6 @@ func (j *Journal) Next(peer string, n int, skip func(Entry) bool) ([]Entry, erro
 	return out, err
 }
 
-// PendingBelow reports whether peer has an entry pending below the
-// directory dir (not dir itself) journaled before the sequence number
-// before, other than those skip reports (nil: none). It reads only the
-// entries below dir.
-func (j *Journal) PendingBelow(peer, dir string, before uint64, skip func(path string) bool) (bool, error) {
-	found := false
-	err := j.db.View(func(tx *bolt.Tx) error {
-		pb, err := peerBucket(tx, peer)
-		if err != nil {
-			return err
-		}
-		return eachBelow(pb.Bucket(bucketByPath).Cursor(), dir, func(_, v []byte) (bool, error) {
-			e, err := unmarshal(v)
-			found = err == nil && e.Seq < before && (skip == nil || !skip(e.Path))
-			return !found, err
-		})
-	})
-	return found, err
-}
-
-// NamesBelow returns paths below the directory dir that the index holds
-// (the tree as last recorded, Moved entries of a renamed one among them),
-// that peer has pending (removals recorded since), or that a rename
-// pending for peer moved out of it (mv d e; mv e/x y: x left e here, and
-// the peer, which refused d -> e, still holds it as d/x), at most limit of
-// them, in no order. The last are read from every pending entry: the
-// caller (the sender's oldTreeLeft) is rare.
-func (j *Journal) NamesBelow(peer, dir string, limit int) ([]string, error) {
-	var out []string
-	err := j.db.View(func(tx *bolt.Tx) error {
-		var err error
-		if out, err = indexedBelow(index.Within(tx), dir, limit, out); err != nil {
-			return err
-		}
-		pb, err := peerBucket(tx, peer)
-		if err != nil {
-			return err
-		}
-		byPath := pb.Bucket(bucketByPath)
-		err = eachBelow(byPath.Cursor(), dir, func(k, _ []byte) (bool, error) {
-			if len(out) >= limit {
-				return false, nil
-			}
-			out = append(out, index.PathOf(k))
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		prefix := dir + "/"
-		return byPath.ForEach(func(_, v []byte) error {
-			if len(out) >= limit {
-				return nil
-			}
-			e, err := unmarshal(v)
-			if err != nil {
-				return err
-			}
-			if e.Op.Has(change.Rename) && strings.HasPrefix(e.OldPath, prefix) {
-				out = append(out, e.OldPath)
-			}
-			return nil
-		})
-	})
-	return out, err
-}
-
 // indexedBelow appends to out the paths the index holds below dir, until
 // out holds limit paths.
 func indexedBelow(itx *index.Tx, dir string, limit int, out []string) ([]string, error) {
@@ -1321,44 +1253,6 @@ func (j *Journal) Done(peer string, done []Entry) error {
 	return nil
 }
 
-// Unrenamed turns renames pending for peer whose old names a run deleted
-// there into removals of their paths, each only if its path was not
-// journaled again since (its Seq unchanged): their new names are gone here,
-// below a file (a directory made a file), and wait for that file's entry.
-// Pending as renames, each plan deleted their old names again, and the
-// renames of directories above those names waited for the deletions: a
-// circle (docs/design.md, seed 25).
-func (j *Journal) Unrenamed(peer string, renames []Entry) error {
-	if len(renames) == 0 {
-		return nil
-	}
-	err := j.entriesOf(peer, func(byPath *bolt.Bucket) error {
-		for _, e := range renames {
-			key := index.Key(e.Path)
-			v := byPath.Get(key)
-			if v == nil {
-				continue
-			}
-			cur, err := unmarshal(v)
-			if err != nil {
-				return err
-			}
-			if cur.Seq != e.Seq || !cur.Op.Has(change.Rename) {
-				continue // changed again since
-			}
-			cur.Op, cur.OldPath, cur.RenameSeq = change.Remove, "", 0
-			if err := byPath.Put(key, cur.marshal()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("journal %d renames for %s as removals: %w", len(renames), peer, err)
-	}
-	return nil
-}
-
 // entriesOf runs fn on peer's entries by path in a write transaction of
 // the index's Batch (fn may be called again, afresh). fn changes entries
 // in place, never their number or order.
@@ -1370,66 +1264,6 @@ func (j *Journal) entriesOf(peer string, fn func(byPath *bolt.Bucket) error) err
 		}
 		return fn(pb.Bucket(bucketByPath))
 	})
-}
-
-// Move is a directory rename that a peer applied: Old is New there now.
-// Before is the Seq of the rename here (of the first, for renames joined
-// into one).
-type Move struct {
-	Old, New string
-	Before   uint64
-}
-
-// MovedOn records that peer applied the directory renames moves, in
-// order: each rename pending for peer whose old name lies below a move's
-// Old, made before that move (its RenameSeq, or Seq, less than Before),
-// has its old name below New from then on, where the peer holds it (see
-// the sender's oldDirRenamedAfter), unless skip (nil: none) reports its
-// path and the name it would move to. One pass over peer's entries.
-func (j *Journal) MovedOn(peer string, moves []Move, skip func(path, movedTo string) bool) error {
-	if len(moves) == 0 {
-		return nil
-	}
-	err := j.entriesOf(peer, func(byPath *bolt.Bucket) error {
-		var moved []Entry
-		err := byPath.ForEach(func(_, v []byte) error {
-			e, err := unmarshal(v)
-			if err != nil || !e.Op.Has(change.Rename) || e.OldPath == "" {
-				return err
-			}
-			// When its old name was left (RenameSeq), not its last change:
-			// a file renamed out of d, then written, then d renamed kept
-			// its old name below d (the stress test).
-			left := e.Seq
-			if e.RenameSeq != 0 {
-				left = e.RenameSeq
-			}
-			old := e.OldPath
-			for _, m := range moves {
-				if rest, ok := strings.CutPrefix(old, m.Old+"/"); ok && left < m.Before {
-					old = m.New + "/" + rest
-				}
-			}
-			if old != e.OldPath && (skip == nil || !skip(e.Path, old)) {
-				e.OldPath = old
-				moved = append(moved, e)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, e := range moved { // not within ForEach: bbolt forbids it
-			if err := byPath.Put(index.Key(e.Path), e.marshal()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("move the old names of renames pending for %s with %d directories renamed there: %w", peer, len(moves), err)
-	}
-	return nil
 }
 
 // Stats returns what is pending for peer.

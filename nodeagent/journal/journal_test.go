@@ -1165,57 +1165,6 @@ func TestJournal_Recorded(t *testing.T) {
 	}
 }
 
-// TestJournal_PendingBelow: an entry pending below a directory (children
-// and deeper, not the directory itself nor a sibling that shares its name's
-// start) journaled before a sequence number counts, unless skipped.
-func TestJournal_PendingBelow(t *testing.T) {
-	peers := []string{"web-2"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
-	for _, rel := range []string{"d-sibling", "d/sub/deep", "d", "d/x"} {
-		c := change.Change{Path: rel, Op: change.Mkdir, Finished: true}
-		if rel != "d" {
-			c = f.write(rel, 1)
-		}
-		if err := f.j.Record(f.rootfd, peers, []change.Change{c}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	es, err := f.j.Next("web-2", 10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := make(map[string]uint64)
-	for _, e := range es {
-		seq[e.Path] = e.Seq
-	}
-	if len(seq) != 4 {
-		t.Fatalf("journaled %q, want the 4 paths", paths(es))
-	}
-	for _, tc := range []struct {
-		name   string
-		dir    string
-		before uint64
-		skip   []string
-		want   bool
-	}{
-		{"a deeper entry before", "d", seq["d/sub/deep"] + 1, nil, true},
-		{"nothing before the first below", "d", seq["d/sub/deep"], nil, false},
-		{"a child before", "d", seq["d/x"] + 1, []string{"d/sub/deep"}, true},
-		{"every one below skipped", "d", seq["d/x"] + 1, []string{"d/sub/deep", "d/x"}, false},
-		{"the directory itself and a sibling do not count", "d", seq["d"] + 1, []string{"d/sub/deep"}, false},
-		{"below a subdirectory", "d/sub", seq["d/x"] + 1, nil, true},
-		{"nothing below a file", "d/x", seq["d/x"] + 1, nil, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := f.j.PendingBelow("web-2", tc.dir, tc.before, func(p string) bool { return slices.Contains(tc.skip, p) })
-			if err != nil || got != tc.want {
-				t.Errorf("PendingBelow(%q, %d) = %v, %v; want %v", tc.dir, tc.before, got, err, tc.want)
-			}
-		})
-	}
-}
-
 // TestJournal_Record_otherNamesOfAHardLinkedFile: a write or a chmod
 // through one name of a hard-linked file journals every other name the
 // index holds, as each changed with it; a new link (ln), which moves only
@@ -1319,56 +1268,6 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 				t.Errorf("journaled %q, want %q", got, tt.want)
 			}
 		})
-	}
-}
-
-// TestJournal_Unrenamed: a rename still pending as it was read becomes a
-// removal of its path, at its place, and is then planned as one (no old
-// name); one journaled again since, another peer's entry and an entry
-// that is not a rename are left as they are.
-func TestJournal_Unrenamed(t *testing.T) {
-	peers := []string{"web-2", "web-3"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	for _, rel := range []string{"a", "b", "c"} {
-		f.write(rel, 4)
-	}
-	settleAll(t, f, peers, "a", "b", "c")
-	mv := func(from, to string) { f.mv(peers, from, to) }
-	mv("a", "x")
-	mv("b", "y")
-	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("c", 8)}))
-	read, err := f.j.Next("web-2", 10, nil)
-	if err != nil || len(read) != 3 {
-		t.Fatalf("Next = %+v, %v; want x, y and c", read, err)
-	}
-	mv("y", "z") // y is removed (journaled again) since it was read
-	must(t, os.WriteFile(filepath.Join(f.root, "y"), nil, 0o644))
-	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "y", Op: change.Create, Finished: true}}))
-
-	must(t, f.j.Unrenamed("web-2", read))
-	for _, tc := range []struct {
-		peer, path string
-		op         change.Op
-		oldPath    string
-	}{
-		{"web-2", "x", change.Remove, ""},
-		{"web-2", "y", change.Rename | change.Create, "b"},
-		{"web-2", "c", change.Create | change.Write, ""},
-		{"web-3", "x", change.Rename, "a"},
-	} {
-		e, ok, err := f.j.Entry(tc.peer, tc.path)
-		if err != nil || !ok {
-			t.Fatalf("%s's entry for %s: %v, %v", tc.peer, tc.path, ok, err)
-		}
-		if e.Op != tc.op || e.OldPath != tc.oldPath {
-			t.Errorf("%s's entry for %s: %v from %q; want %v from %q", tc.peer, tc.path, e.Op, e.OldPath, tc.op, tc.oldPath)
-		}
-	}
-	if x, _, _ := f.j.Entry("web-2", "x"); x.Order != read[0].Order || x.Seq != read[0].Seq {
-		t.Errorf("x moved from its place: order %d, seq %d; want %d, %d", x.Order, x.Seq, read[0].Order, read[0].Seq)
-	}
-	if st := f.j.Stats("web-2"); st.Files != 4 {
-		t.Errorf("web-2 pending %+v, want 4 files (x, y, c, z)", st)
 	}
 }
 
@@ -1523,50 +1422,6 @@ func TestJournal_Record_supersededRenameMovedOnToANameRenamedOntoBefore(t *testi
 	}
 	if e, ok, _ := f.j.Entry("web-2", "x"); ok {
 		t.Errorf("x is journaled (%v), though the peer's x goes to m36", e.Op)
-	}
-}
-
-// TestJournal_MovedOn: the old names of pending renames below a directory
-// renamed on the peer, journaled before that rename, move with it; later
-// ones, skipped ones (by path, or by the name they would move to), names
-// beside it and other peers' stay.
-func TestJournal_MovedOn(t *testing.T) {
-	peers := []string{"web-2", "web-3"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	must(t, os.MkdirAll(filepath.Join(f.root, "d", "sub"), 0o755))
-	must(t, os.MkdirAll(filepath.Join(f.root, "dx"), 0o755))
-	for _, rel := range []string{"d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z", "d/w"} {
-		f.write(rel, 1)
-	}
-	settleAll(t, f, peers, "d", "d/sub", "dx", "d/a", "d/sub/b", "d/c", "dx/e", "d/g", "d/z", "d/w")
-	mv := func(from, to string) { f.mv(peers, from, to) }
-	mv("d/a", "a")
-	mv("d/sub/b", "b")
-	mv("dx/e", "e")
-	mv("d/g", "g")
-	mv("d/z", "z2")
-	mv("d/w", "w")
-	before := f.j.Seq() + 1 // the rename of d, made next
-	mv("d/c", "c")          // after it, in this test's terms
-	// w written after the rename of d: its entry's Seq is after it, but
-	// its old name left d before (RenameSeq). Taken by its Seq, it kept
-	// d/w, and the peer kept n/d2/w (the stress test, seed 25).
-	must(t, f.j.Record(f.rootfd, peers, []change.Change{f.write("w", 2)}))
-	must(t, f.j.MovedOn("web-2", []Move{{Old: "d", New: "n/d2", Before: before}}, func(p, to string) bool { return p == "g" || to == "n/d2/z" }))
-	for _, tc := range []struct{ peer, path, old string }{
-		{"web-2", "a", "n/d2/a"},
-		{"web-2", "b", "n/d2/sub/b"},
-		{"web-2", "e", "dx/e"},
-		{"web-2", "g", "d/g"},
-		{"web-2", "z2", "d/z"}, // its name moved onto one skip reports
-		{"web-2", "c", "d/c"},
-		{"web-2", "w", "n/d2/w"},
-		{"web-3", "a", "d/a"},
-	} {
-		e, ok, err := f.j.Entry(tc.peer, tc.path)
-		if err != nil || !ok || e.OldPath != tc.old {
-			t.Errorf("%s's entry for %s: old name %q (%v, %v); want %q", tc.peer, tc.path, e.OldPath, ok, err, tc.old)
-		}
 	}
 }
 

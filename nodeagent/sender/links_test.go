@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
@@ -58,7 +57,6 @@ func TestAddLinks(t *testing.T) {
 		name      string
 		entries   []journal.Entry
 		inflight  []string
-		waiting   []journal.Entry // held as waiting (batch.waiting)
 		links     func(uint64, int) []string
 		wantSends []string
 		wantLinks []string
@@ -86,16 +84,6 @@ func TestAddLinks(t *testing.T) {
 			wantLinks: []string{"w2"},
 		},
 		{
-			// mv old-d d, waiting: sent first, d/c made d on the peer,
-			// which then refused the rename.
-			name:      "a file whose other name is below a waiting rename's new name waits for it",
-			entries:   []journal.Entry{{Path: "a", Op: change.Write, Seq: 5}, {Path: "w", Op: change.Write, Seq: 6}, {Path: "single", Op: change.Write, Seq: 7}},
-			waiting:   []journal.Entry{{Path: "d", Op: change.Rename, OldPath: "old-d", Seq: 1}},
-			links:     links,
-			wantSends: []string{"single", "w"},
-			wantLinks: []string{"w2"},
-		},
-		{
 			name:      "without a lookup nothing is added",
 			entries:   []journal.Entry{{Path: "a", Op: change.Write}},
 			wantSends: []string{"a"},
@@ -114,8 +102,7 @@ func TestAddLinks(t *testing.T) {
 			for _, p := range tc.inflight {
 				s.inflight.add(p)
 			}
-			s.wait(tc.waiting, time.Now())
-			b := plan(rootfd, tc.entries, nil, nil, nil, nil)
+			b := plan(rootfd, tc.entries)
 			s.addLinks(rootfd, &b)
 			got := pathsOf(b.sends)
 			slices.Sort(got)
@@ -191,7 +178,7 @@ func TestAddLinks_Bound(t *testing.T) {
 			for _, p := range tc.entries {
 				es = append(es, entry(p))
 			}
-			b := plan(rootfd, es, nil, nil, nil, nil)
+			b := plan(rootfd, es)
 			s.addLinks(rootfd, &b)
 			got := pathsOf(b.sends)
 			slices.Sort(got)
@@ -207,46 +194,5 @@ func TestAddLinks_Bound(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestAddLinks_waitsForARenameAtMostMaxLinkWait: a file whose other name
-// is below a waiting rename's new name waits for it, but not past
-// maxLinkWait: the rename may be waiting for this very file, and neither
-// went (a run every waitAgain for good, found by the stress test). Past
-// it the file goes with all its names.
-func TestAddLinks_waitsForARenameAtMostMaxLinkWait(t *testing.T) {
-	root := t.TempDir()
-	mustOK := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustOK(os.MkdirAll(filepath.Join(root, "d"), 0o755))
-	mustOK(os.WriteFile(filepath.Join(root, "a"), []byte("a"), 0o644))
-	mustOK(os.Link(filepath.Join(root, "a"), filepath.Join(root, "d/c")))
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	mustOK(err)
-	defer unix.Close(rootfd)
-	s := &Sender{Log: logr.Discard(), Links: func(uint64, int) []string { return []string{"a", "d/c"} }}
-	s.defaults()
-	waiting := []journal.Entry{{Path: "d", Op: change.Rename, OldPath: "old-d", Seq: 1}}
-	entries := []journal.Entry{{Path: "a", Op: change.Write, Seq: 5}}
-	take := func() []string {
-		s.wait(waiting, time.Now()) // the rename still waits
-		b := plan(rootfd, entries, nil, nil, nil, nil)
-		s.addLinks(rootfd, &b)
-		return pathsOf(b.sends)
-	}
-	if got := take(); len(got) != 0 {
-		t.Fatalf("sends %q, want a to wait for the rename", got)
-	}
-	s.linkWaits["a"] = time.Now().Add(-maxLinkWait - time.Millisecond)
-	if got := take(); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("sends %q past maxLinkWait, want a", got)
-	}
-	if _, ok := s.linkWaits["a"]; ok {
-		t.Error("a, sent, is still remembered as waiting")
 	}
 }

@@ -13,6 +13,14 @@ import (
 // maxReplay bounds the renames of one replay request.
 const maxReplay = 4096
 
+// replayed is what a replay did on the peer (Sender.replay).
+type replayed struct {
+	// at are the names the applied renames put their objects at.
+	at map[string]bool
+	// outOf are the directories they took names out of.
+	outOf []string
+}
+
 // asPaths turns entries into paths to bring to their state here: a
 // rename's entry becomes its new name's, and its old name gets an entry
 // of its own (of sequence 0, which the journal never holds), deleted on
@@ -50,18 +58,27 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 // entries. One at a time per sender.
 //
 // It returns where the applied renames put their objects on the peer (a
-// later applied rename of the replay followed).
-func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
+// later applied rename of the replay followed), and the directories they
+// took names out of.
+func (s *Sender) replay(ctx context.Context) (rp replayed, _ error) {
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
 	at := make(map[string]bool)
+	rp.at = at
+	outOf := make(map[string]bool)
+	defer func() {
+		for d := range outOf {
+			rp.outOf = append(rp.outOf, d)
+		}
+		slices.Sort(rp.outOf)
+	}()
 	for {
 		log, err := s.Journal.RenameLog(s.Peer, maxReplay)
 		if err != nil {
-			return at, fmt.Errorf("read rename log: %w", err)
+			return rp, fmt.Errorf("read rename log: %w", err)
 		}
 		if len(log) == 0 {
-			return at, nil
+			return rp, nil
 		}
 		last, full := log[len(log)-1].Seq, len(log) == maxReplay
 		if s.KeepDeletes {
@@ -73,10 +90,10 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 			// Nothing to ask (without a Client, every rename goes as its
 			// paths).
 			if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
-				return at, fmt.Errorf("drop renames: %w", err)
+				return rp, fmt.Errorf("drop renames: %w", err)
 			}
 			if !full {
-				return at, nil
+				return rp, nil
 			}
 			continue
 		}
@@ -104,7 +121,7 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 		}
 		res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, s.Journal.ID(), req)
 		if err != nil {
-			return at, err
+			return rp, err
 		}
 		applied := 0
 		for i, x := range res {
@@ -122,16 +139,19 @@ func (s *Sender) replay(ctx context.Context) (map[string]bool, error) {
 				if r.New != "" {
 					at[r.New] = true
 				}
+				if d := parent(r.Old); d != "" {
+					outOf[d] = true
+				}
 				continue
 			}
 			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
 		}
 		s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
 		if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
-			return at, fmt.Errorf("drop replayed renames: %w", err)
+			return rp, fmt.Errorf("drop replayed renames: %w", err)
 		}
 		if !full {
-			return at, nil
+			return rp, nil
 		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+
 	"net/netip"
 	"slices"
 	"strconv"
@@ -64,11 +64,6 @@ const (
 	// DefaultReannounceEvery is Sender.ReannounceEvery's default, a third
 	// of the peer's hold (detect.DefaultIncomingTTL).
 	DefaultReannounceEvery = 200 * time.Second
-	// maxLinkWait bounds how long a hard-linked file waits for a rename
-	// that waits (addLinks); maxLinkWaits bounds how many such files are
-	// remembered.
-	maxLinkWait  = 2 * time.Second
-	maxLinkWaits = 10_000
 	// MaxLinkNames bounds the other names of hard-linked files that one
 	// run adds to its journaled paths, past its first linked file, whose
 	// names all go (see addLinks).
@@ -90,7 +85,7 @@ type Sender struct {
 	// Options tune the rsync runs.
 	Options rsync.Options
 	// Endpoint is the peer's agent-to-agent endpoint; Client calls it.
-	// Without a Client no run is announced and no rename is asked for.
+	// Without a Client no run is announced and no rename is replayed.
 	Endpoint netip.AddrPort
 	Client   *peer.Client
 	// KeepDeletes leaves the peer's copies of paths deleted here
@@ -240,15 +235,7 @@ type Sender struct {
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
-	// waitingFrom maps the old name of a rename that waits to its new
-	// names (two renames may share one), under which held holds them;
-	// stale ones are dropped by nextRelease.
-	waitingFrom map[string][]string
-	// linkWaits are the hard-linked files held out of runs for a waiting
-	// rename (addLinks), by path, since when: past maxLinkWait they go
-	// with all their names whatever the rename waits for.
-	linkWaits map[string]time.Time
-	failing   map[string]failure
+	failing  map[string]failure
 	// The gate of Gather: when a Wake last came, when the first Wake after
 	// a pause of Gather or more came, when the last run ended with none in
 	// flight, and the journal's Seq when the last run started.
@@ -264,10 +251,6 @@ type Sender struct {
 type hold struct {
 	seq   uint64
 	until time.Time
-	// from: the old name of a rename that waits (batch.waiting), "" for
-	// any other hold. What changed after it below its new name, or at or
-	// below its old name, waits with it (see skip).
-	from string
 	// changed: the file changed while a run sent it (holdChanged); it is
 	// looked at again at checkAt, and crossedFrom is when it was first
 	// found holding a peer's version (see releaseCrossed).
@@ -354,10 +337,6 @@ type Run struct {
 	// raced are the unconfirmed paths that changed here between the plan
 	// and rsync's look at them (see Failure.Raced).
 	raced map[string]bool
-	// belowFile are the renames kept pending because their old name lies
-	// below a file here whose change has not reached the peer yet (see
-	// undeletedOldNames): no failure, they wait (Sender.wait).
-	belowFile []journal.Entry
 }
 
 // rsyncRoot is where rsync's clients run: dir once Start has set it.
@@ -498,7 +477,6 @@ func (s *Sender) Start(ctx context.Context) error {
 			}
 			s.finish(d.b)
 			s.holdChanged(rootfd, d.r.Changed)
-			s.wait(d.r.belowFile, time.Now())
 			s.forgetFailures(d.r.Sent)
 			if d.r.peerFailed {
 				backoff = nextBackoff(backoff, s.Backoff, s.BackoffCap)
@@ -564,24 +542,9 @@ type runDone struct {
 	r  Run
 }
 
-// skip is the journal filter of next: paths in flight, held entries, and
-// entries changed after a rename that waits (mv d e, with d in flight,
-// left waiting) that depend on it, as plan holds them back in one batch
-// (see batch.holdBack):
-//   - removals below its new name (mv d e; rm e/x): the peer holds e/x
-//     only once it applies the rename, so deleted first, e/x found nothing
-//     there and stayed;
-//   - renames out of its new name (mv d e; mv e/f g), for the same reason;
-//   - sends below its new name: sent first, they made e on the peer, which
-//     then refused the rename;
-//   - any entry at or below its old name, and renames out of there (mv d
-//     e; mkdir d): until the peer applies the rename its d is the renamed
-//     tree, and what went there first, the rename then took away to e.
+// skip is the journal filter of next: paths in flight and held entries.
 func (s *Sender) skip(e journal.Entry) bool {
 	if s.inflight.overlaps(e.Path) {
-		return true
-	}
-	if s.dependsOnWaitingRename(e) {
 		return true
 	}
 	h, ok := s.held[e.Path]
@@ -733,17 +696,6 @@ func (s *Sender) nextRelease(now time.Time) (time.Time, bool) {
 			delete(s.held, p)
 		case first.IsZero() || at.Before(first):
 			first = at
-		}
-	}
-	for from, tos := range s.waitingFrom {
-		tos = slices.DeleteFunc(tos, func(to string) bool {
-			h, ok := s.held[to]
-			return !ok || h.from != from // the rename went, or was journaled again
-		})
-		if len(tos) == 0 {
-			delete(s.waitingFrom, from)
-		} else {
-			s.waitingFrom[from] = tos
 		}
 	}
 	return first, !first.IsZero()
@@ -908,8 +860,6 @@ func (s *Sender) defaults() {
 	}
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
-	s.waitingFrom = make(map[string][]string)
-	s.linkWaits = make(map[string]time.Time)
 	s.failing = make(map[string]failure)
 	if s.BatchFiles <= 0 {
 		s.BatchFiles = DefaultBatchFiles
@@ -942,11 +892,11 @@ func (s *Sender) next(rootfd int) (batch, bool) {
 			return b, !b.empty()
 		}
 	}
-	// Everything pending waits (for a rename, a run, a file to settle):
+	// Everything pending waits (for a run, a file to settle):
 	// planned again once the holds end. Said, so that a wait that never
 	// ends shows (the stress test once saw one, docs/design.md).
 	s.Log.V(1).Info("every pending path waits; planned again shortly", "pending", s.Journal.Stats(s.Peer).Files,
-		"held", len(s.held), "renames waiting", len(s.waitingFrom))
+		"held", len(s.held))
 	return batch{}, false
 }
 
@@ -958,7 +908,6 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		s.Log.Error(err, "read journal", "peer", s.Peer)
 		return batch{}, false
 	}
-	entries = asPaths(entries)
 	if len(entries) == 0 {
 		return batch{}, false
 	}
@@ -974,32 +923,9 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	picked := make(map[string]bool, n)
-	for _, e := range entries[:n] {
-		picked[e.Path] = true
-	}
-	now := time.Now()
-	older := func(dir string, seq uint64) bool {
-		// A rename held as waiting (for its own old name, a file above
-		// it) does not go first whatever waits for it: waited for, it
-		// closed a circle (docs/design.md, seed 23).
-		found, err := s.Journal.PendingBelow(s.Peer, dir, seq, func(p string) bool { return picked[p] || s.waitingRename(p, now) })
-		if err != nil {
-			// Cannot tell: the rename waits (planned again shortly), as
-			// it would for such an entry.
-			s.Log.Error(err, "read journal", "peer", s.Peer)
-			return true
-		}
-		return found
-	}
-	namesBelow := func(dir string) []string {
-		names, err := s.Journal.NamesBelow(s.Peer, dir, maxOldTreeNames)
-		if err != nil {
-			s.Log.Error(err, "read journal", "peer", s.Peer)
-		}
-		return names
-	}
-	b = plan(rootfd, entries[:n], entries[n:], s.inflight.overlaps, older, namesBelow)
+	// After the cut: a rename's old name (an entry the journal does not
+	// hold) goes in the batch of its new name.
+	b = plan(rootfd, asPaths(entries[:n]))
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
@@ -1008,14 +934,11 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 		b.deletes, b.underFile = nil, nil
 	}
 	s.takeFilesAbove(rootfd, &b)
-	// Held before addLinks looks at other names: one that depends on a
-	// rename waiting in this batch waits as a path in flight does.
-	s.wait(b.waiting, time.Now())
 	// Before the batch's own paths are in flight, so that a name below or
 	// above one of them is not taken for another run's.
 	s.addLinks(rootfd, &b)
 	s.settleUnderFile(rootfd, &b)
-	s.wait(b.waiting, time.Now()) // and what settleUnderFile left waiting
+	s.wait(b.waiting, time.Now()) // what settleUnderFile left waiting
 	s.holdFailures(b.unreadable, time.Now())
 	b.eachPath(func(p string) { b.inFlight = append(b.inFlight, p) })
 	for _, p := range b.inFlight {
@@ -1032,65 +955,8 @@ const waitAgain = 250 * time.Millisecond
 // (batch.waiting) for waitAgain, or until they are journaled again.
 func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 	for _, e := range entries {
-		h := hold{seq: e.Seq, until: now.Add(waitAgain)}
-		if e.Op.Has(change.Rename) && e.OldPath != "" {
-			h.from = e.OldPath
-			if !slices.Contains(s.waitingFrom[e.OldPath], e.Path) {
-				s.waitingFrom[e.OldPath] = append(s.waitingFrom[e.OldPath], e.Path)
-			}
-		}
-		s.held[e.Path] = h
+		s.held[e.Path] = hold{seq: e.Seq, until: now.Add(waitAgain)}
 	}
-}
-
-// waitingRename reports whether p is the new name of a rename held as
-// waiting (batch.waiting) at now.
-func (s *Sender) waitingRename(p string, now time.Time) bool {
-	h, ok := s.held[p]
-	return ok && h.from != "" && now.Before(h.until)
-}
-
-// dependsOnWaitingRename reports whether e, changed after a rename held as
-// waiting (until its hold ends, or the rename is journaled again and skip
-// releases it), depends on it (see skip).
-func (s *Sender) dependsOnWaitingRename(e journal.Entry) bool {
-	if len(s.waitingFrom) == 0 {
-		return false // no rename waits (each that does is there until nextRelease finds it gone)
-	}
-	renamed := e.Op.Has(change.Rename) && e.OldPath != ""
-	if s.changedBelowWaitingRename(e.Path, e.Seq) || renamed && s.changedBelowWaitingRename(e.OldPath, e.Seq) {
-		return true
-	}
-	return s.changedAtWaitingRenamesOldName(e.Path, e.Seq) || renamed && s.changedAtWaitingRenamesOldName(e.OldPath, e.Seq)
-}
-
-// changedBelowWaitingRename reports whether p lies below the new name of a
-// rename held as waiting, and was changed (seq) after it.
-func (s *Sender) changedBelowWaitingRename(p string, seq uint64) bool {
-	now := time.Now()
-	for d := parent(p); d != ""; d = parent(d) {
-		if h, ok := s.held[d]; ok && h.from != "" && seq > h.seq && now.Before(h.until) {
-			return true
-		}
-	}
-	return false
-}
-
-// changedAtWaitingRenamesOldName reports whether p is, or lies below, the
-// old name of a rename held as waiting, and was changed (seq) after it.
-func (s *Sender) changedAtWaitingRenamesOldName(p string, seq uint64) bool {
-	if len(s.waitingFrom) == 0 {
-		return false
-	}
-	now := time.Now()
-	for d := p; d != ""; d = parent(d) {
-		for _, to := range s.waitingFrom[d] {
-			if h, held := s.held[to]; held && h.from == d && now.Before(h.until) && seq > h.seq {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // settleUnderFile decides b's underFile entries, removed paths below a
@@ -1142,12 +1008,6 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 			b.replacedBefore = append(b.replacedBefore, e)
 		default:
 			b.waiting = append(b.waiting, e)
-			if e.Op.Has(change.Rename) && e.OldPath != "" {
-				// Its old name's deletion goes now (oldNamesGone): the peer
-				// never gets the rename, and that deletion must not wait for
-				// the file (see journal.Journal.Unrenamed).
-				b.unrenamed = append(b.unrenamed, e)
-			}
 		}
 	}
 	b.underFile = keep
@@ -1222,10 +1082,6 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 	done := make(map[inode]bool, len(b.linked))
 	wait := make(map[inode]bool)
 	later := 0
-	now := time.Now()
-	if len(s.linkWaits) > maxLinkWaits {
-		clear(s.linkWaits) // paths gone from the journal meanwhile: they wait afresh at worst
-	}
 	for _, f := range b.linked {
 		if done[f.id] {
 			continue
@@ -1240,29 +1096,9 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 			if beneath.Lstat(rootfd, name, &st) != nil || uint64(st.Dev) != f.id.dev || uint64(st.Ino) != f.id.ino {
 				continue // gone, replaced, or not reachable beneath the root
 			}
-			// A name below a waiting rename's new name, or at its old
-			// name, waits for it as any change there (skip): sent
-			// first, it made the new name on the peer, which then
-			// refused the rename. Not for longer than maxLinkWait: the
-			// rename may be waiting for this very file (an entry below
-			// its old name), and neither went, a run every waitAgain
-			// for good (found by the stress test). Past it the file goes
-			// with all its names, and a rename refused for it sends its
-			// tree as content.
 			if s.inflight.overlaps(name) {
 				wait[f.id] = true
 				break
-			}
-			if s.dependsOnWaitingRename(journal.Entry{Path: name, Seq: math.MaxUint64}) {
-				since, ok := s.linkWaits[f.path]
-				if !ok {
-					since = now
-					s.linkWaits[f.path] = now
-				}
-				if now.Sub(since) < maxLinkWait {
-					wait[f.id] = true
-					break
-				}
 			}
 			names = append(names, name)
 		}
@@ -1274,7 +1110,6 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 			later++
 			continue
 		}
-		delete(s.linkWaits, f.path)
 		for _, name := range names {
 			listed[name] = true
 			b.links = append(b.links, name)
@@ -1290,7 +1125,6 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 		}
 		waits := func(e journal.Entry) bool { return waiting[e.Path] }
 		b.sends = slices.DeleteFunc(b.sends, waits)
-		b.renames = slices.DeleteFunc(b.renames, waits)
 		s.Log.V(1).Info("hard links: files wait for a later run, for another run that holds one of their names or for the run's bound on other names",
 			"files", len(waiting), "past the bound", later, "bound", MaxLinkNames)
 	}
@@ -1310,13 +1144,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	start := time.Now()
 	r := Run{Peer: s.Peer}
 	runID := strconv.FormatInt(start.UnixNano(), 36)
-	// A rename's old name (and the names a joined chain went through) is
-	// announced too, and released in the confirmation whatever became of
-	// it (applied on the peer, or deleted there after a refusal): until
-	// then the peer must not take its disappearance for a local deletion
-	// and send that on.
-	olds := b.renamedFrom()
-	paths := slices.Concat(pathsOf(b.entries()), b.links, olds)
+	paths := slices.Concat(pathsOf(b.entries()), b.links)
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
 			r.Err, r.Class, r.peerFailed = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry, true
@@ -1333,40 +1161,33 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
-	// Old names that go before the renames (oldNamesFirst). They stay in
-	// b.deletes, whose run confirms them (found gone by then).
-	var deletedFirst rsync.Result
-	if first := b.oldNamesFirst(); len(first) > 0 && s.Client != nil && !s.KeepDeletes {
-		var err error
-		deletedFirst, err = s.deleteRun(ctx, rootfd, b, first, &staleDirs)
-		s.account(&r, deletedFirst, err)
-	}
-	at, err := s.replay(ctx)
+	// The renames made here since the last replay, in their order: the
+	// peer applies what it can, before this run's paths go.
+	rp, err := s.replay(ctx)
 	if err != nil {
 		r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
 		return r
 	}
 	b.notRenamed = make(map[string]bool)
 	for _, e := range b.sends {
-		if e.Op.Has(change.Rename) && !at[e.Path] {
+		if e.Op.Has(change.Rename) && !rp.at[e.Path] {
 			b.notRenamed[e.Path] = true
 		}
 	}
-	madeForRenames := s.renames(ctx, rootfd, &b)
-	renamedOutOf := b.renamedOutOf(rootfd)
+	renamedOutOf := renamedOutOf(rootfd, rp.outOf)
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
 	// Directories above listed paths that rsync made or changed on the
-	// peer (rsync.Result.Implied), and those made for the renames: the
-	// confirmation names them, or the peer took a new mode of one for a
-	// change of its own and sent the directory to every member, over a
-	// file the writer had made under that name since (the stress test).
-	implied := slices.Concat(madeForRenames, deletedFirst.Implied)
+	// peer (rsync.Result.Implied): the confirmation names them, or the
+	// peer took a new mode of one for a change of its own and sent the
+	// directory to every member, over a file the writer had made under
+	// that name since (the stress test).
+	var implied []string
 	// Paths a delete sent instead (made again here meanwhile), and paths a
 	// push itemized without confirming them (itemizedUnconfirmed): the
 	// peer may hold them, and took them for its own changes when not told.
-	sentInstead := sentByDelete(deletedFirst)
+	var sentInstead []string
 	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
 	// that a listed file replaced there, with its tree, deleted even when
 	// the file then vanished here and never arrived. Not named, the peer
@@ -1382,7 +1203,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// answered with a list of its own, naming a path through a symlink in
 	// this root (one it sent here, munge symlinks = no), had this member's
 	// client read and send it any file of the host (found by a review).
-	if len(b.sends) > 0 {
+	if len(b.sends)+len(renamedOutOf) > 0 {
 		o := s.runOptions(b)
 		if b.large() {
 			// A large file takes long enough to watch: what it has
@@ -1490,7 +1311,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
 		// sender's random operations test).
-		deleted = append(deleted, coveredBy(b.covered, slices.Concat(deleted, b.movedDeleted(deleted)))...)
+		deleted = append(deleted, coveredBy(b.covered, deleted)...)
 		// Re-checked after the run, as sends are: a path that is back
 		// here was made again while rsync deleted it on the peer, most
 		// often by a peer's version that arrived here (which journals
@@ -1517,18 +1338,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	pushed()
 	s.againDirs(rootfd, staleDirs)
-	keep, belowFile := s.undeletedOldNames(rootfd, deleted, b.oldNames, pathSet(sent))
-	kept := func(e journal.Entry) bool { return keep[e.Path] }
-	done := slices.Concat(sent, deleted, replaced, b.skipped, b.forwardedRenames())
-	for _, e := range done {
-		if belowFile[e.Path] {
-			r.belowFile = append(r.belowFile, e)
-		}
-	}
-	done = slices.DeleteFunc(done, kept)
-	// The renames below a file that wait for it (settleUnderFile) and
-	// whose old names this run deleted: pending as removals from now on.
-	unrenamed := slices.DeleteFunc(slices.Clone(b.unrenamed), kept)
+	done := slices.Concat(sent, deleted, replaced, b.skipped)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
@@ -1542,7 +1352,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
 		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, changed), pathsOf(slices.Concat(deleted, replaced)),
-			sentInstead, implied, removedByPush, olds)
+			sentInstead, implied, removedByPush)
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
@@ -1576,11 +1386,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			r.Class, r.peerFailed = max(r.Class, rsync.Retry), true
 			unlisted := pathSet(b.skipped)
 			done = slices.DeleteFunc(done, func(e journal.Entry) bool { return !unlisted[e.Path] })
-			unrenamed = nil
 		}
 	}
 	tConfirmed := time.Now()
-	done = b.withChained(done)
 	if err := s.Journal.Done(s.Peer, done); err != nil {
 		// Still pending in the journal, so sent again and counted then:
 		// not counted as synced now.
@@ -1588,14 +1396,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	} else {
 		r.Sent = done
 	}
-	s.againOldNames(b.entries(), done)
-	if err := s.Journal.Unrenamed(s.Peer, unrenamed); err != nil && r.Err == nil {
-		// Still renames: the next plan deletes their old names again.
-		r.Err = err
-	}
+	s.againOldNames(slices.Concat(b.entries(), b.waiting, failedEntries(b.unreadable)), done)
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Failures = failures(b.entries(), done, slices.Concat(r.Changed, r.belowFile), r.reasons, r.raced)
+	r.Failures = failures(b.entries(), done, r.Changed, r.reasons, r.raced)
 	r.Duration = time.Since(start)
 	return r
 }
@@ -1697,9 +1501,9 @@ func (s *Sender) Transferring() int64 { return s.transferring.Load() }
 
 // failures are the journal entries neither confirmed (done) nor changed
 // during the run, with rsync's reason for each where it gave one; each
-// once (a rename is among a batch's renames and its sends), and not the
-// deletions of old names, which are no entries of the journal (sequence
-// 0): their rename's entry fails for them.
+// once, and not the deletions of renames' old names, which are no entries
+// of the journal (sequence 0): journaled again (againOldNames), they fail
+// as their own.
 func failures(entries, done, changed []journal.Entry, reasons map[string]string, raced map[string]bool) []Failure {
 	settled := make(map[string]bool, len(done)+len(changed))
 	for _, e := range slices.Concat(done, changed) {
@@ -1736,159 +1540,15 @@ func (s *Sender) runOptions(b batch) rsync.Options {
 	return o
 }
 
-// renames asks the peer to apply renames locally; a refused one stays a
-// plain send (its content goes) and its old name a delete. It returns the
-// directories it made or changed on the peer first (see below), for the
-// confirmation to name: the batch's own push may not (one gone here by
-// then is not sent), and unnamed they read there as the peer's own.
-func (s *Sender) renames(ctx context.Context, rootfd int, b *batch) (made []string) {
-	if len(b.renames) == 0 {
-		return nil
-	}
-	b.notRenamed = make(map[string]bool)
-	if s.Client == nil {
-		for _, e := range b.renames {
-			b.notRenamed[e.Path] = true
-			if !s.KeepDeletes {
-				b.notApplied(rootfd, e)
-			}
-		}
-		return
-	}
-	if dirs := b.dirsAboveRenames(); len(dirs) > 0 {
-		// Renames into directories that this batch makes (mkdir n; mv d
-		// n/d): the peer refuses a rename whose new name's directory it
-		// does not have, and the content would go again. They are made
-		// there first, in a push of their own; the batch's sends push
-		// them again after the renames (their times, which a rename into
-		// them changed). A failed push leaves those renames refused, as
-		// before.
-		res, err := rsync.Push(ctx, s.rsyncRoot(), dirs, s.Target, s.runOptions(*b))
-		if err != nil {
-			s.Log.V(1).Info("directories that renames go into could not be made on the peer first", "dirs", len(dirs), "error", err.Error())
-		}
-		for _, p := range res.Paths {
-			if p.IsDir() && p.Outcome == rsync.Updated {
-				made = append(made, p.Path)
-			}
-		}
-		made = append(made, res.Implied...)
-	}
-	req := make([]peer.Rename, len(b.renames))
-	for i, e := range b.renames {
-		req[i] = peer.Rename{Old: []byte(e.OldPath), New: []byte(e.Path), After: b.follows(i)}
-		at := e.Path
-		if now, ok := b.forwarded[e.Path]; ok {
-			at = now // a swap's temporary name, gone here
-		}
-		var st unix.Stat_t
-		if beneath.Lstat(rootfd, at, &st) == nil {
-			req[i].Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
-			req[i].Size, req[i].MtimeNs = st.Size, st.Mtim.Nano()
-		}
-	}
-	res, err := s.Client.Rename(ctx, s.Endpoint, s.Group, req)
-	if err == nil {
-		b.applied = make([]bool, len(b.renames))
-		var moves []journal.Move
-		for i, e := range b.renames {
-			b.applied[i] = res[i].Applied
-			if res[i].Applied && req[i].Dir {
-				moves = append(moves, journal.Move{Old: e.OldPath, New: e.Path, Before: b.firstSeq(e)})
-			}
-		}
-		// The renames pending behind this batch out of those directories,
-		// from before: the peer holds their old names where these moved.
-		// Not where this run lists a path: it puts this member's object
-		// there (mv a/f1 m; mv a x, then x/f1 made and pushed), which the
-		// rename, moved on to it, took away (the sender's random
-		// operations test).
-		if len(moves) > 0 {
-			inBatch := pathSet(b.entries())
-			if err := s.Journal.MovedOn(s.Peer, moves, func(p, to string) bool { return inBatch[p] || inBatch[to] }); err != nil {
-				s.Log.Error(err, "renames out of directories renamed on the peer keep their old names; the peer may keep them under the new", "peer", s.Peer)
-			}
-		}
-	}
-	if err == nil && !s.KeepDeletes {
-		b.oldNamesMovedOn(rootfd)
-		b.deletes = append(b.deletes, b.underFileMoved(rootfd)...)
-		b.deletes = append(b.deletes, b.renamedAlongLeft(rootfd)...)
-	}
-	for i, e := range b.renames {
-		if err == nil && res[i].Applied {
-			if !s.KeepDeletes {
-				b.deletes = append(b.deletes, b.throughGone(rootfd, e, nil)...)
-			}
-			continue
-		}
-		b.notRenamed[e.Path] = true
-		if !s.KeepDeletes {
-			b.notApplied(rootfd, e)
-		}
-	}
-	return made
-}
-
-// underFileMoved returns deletions (of sequence 0, which the journal never
-// holds) of where the renames the peer applied put b's underFile entries,
-// removed paths below a file here, where that is gone here too. The
-// file's push replaces the peer's directory at its name, but a rename of
-// this run may have moved that directory first, with what the removal
-// meant to delete: mv a/f1 m12; swap a c/d; swap a m12, the rename a/f1 ->
-// m12 lost in the journal (superseded, and not kept by
-// journal.movedOnFrom), and the removal of a/f1 journaled instead below
-// the file now at a. The swap's renames moved the peer's a, a/f1 with it,
-// to c/d, where it stayed (the sender's random operations test).
-func (b *batch) underFileMoved(rootfd int) []journal.Entry {
-	var out []journal.Entry
-	for _, u := range b.underFile {
-		p := b.afterApplied(0, u.Path)
-		var st unix.Stat_t
-		if p != u.Path && errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
-			out = append(out, journal.Entry{Path: p})
-		}
-	}
-	return out
-}
-
-// renamedAlongLeft returns deletions (of sequence 0) of where the peer
-// holds the objects of applied renames whose new names are gone here, asked
-// because later renames of directories above them moved them on here
-// (batch.renamedAlong), where one of those later renames was refused: the
-// object stayed under the refused rename's old name there, a name gone
-// here (mv c/f3 c/d/m11; swap c/d/m11 a/b; swap a f5: a/b's rename
-// applied, a -> f5 refused, and the peer kept a/b, seed 81).
-func (b *batch) renamedAlongLeft(rootfd int) []journal.Entry {
-	var out []journal.Entry
-	for i, e := range b.renames {
-		if !b.renamedAlong[e.Path] || !b.applied[i] {
-			continue
-		}
-		p := b.afterApplied(i+1, e.Path)
-		var st unix.Stat_t
-		if p != b.forwarded[e.Path] && errors.Is(beneath.Lstat(rootfd, p, &st), unix.ENOENT) {
-			out = append(out, journal.Entry{Path: p})
-		}
-	}
-	return out
-}
-
-// renamedOutOf returns the directories that the renames the peer applied
-// took names out of there (the parents of their old names), as they exist
-// here: the run pushes them (their times), as it pushes the directories
-// above the renamed paths. A rename moves its old directory's mtime on,
-// later on the peer than here, and nothing else would set it back: it
-// stayed the peer's own (the stress test).
-func (b *batch) renamedOutOf(rootfd int) []string {
+// renamedOutOf returns dirs (the directories that renames the peer
+// applied took names out of, replay) that are directories here: the run
+// pushes them (their times), as it pushes the directories above the
+// paths it lists. A rename moves its old directory's mtime on, later on
+// the peer than here, and nothing else would set it back: it stayed the
+// peer's own (the stress test).
+func renamedOutOf(rootfd int, dirs []string) []string {
 	var out []string
-	seen := make(map[string]bool)
-	for _, e := range b.renames {
-		d := parent(e.OldPath)
-		if b.notRenamed[e.Path] || d == "" || seen[d] {
-			continue
-		}
-		seen[d] = true
+	for _, d := range dirs {
 		var st unix.Stat_t
 		if beneath.Lstat(rootfd, d, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			out = append(out, d)
@@ -1897,22 +1557,13 @@ func (b *batch) renamedOutOf(rootfd int) []string {
 	return out
 }
 
-// notApplied deletes on the peer the old name of e, a rename the peer did
-// not apply (its new name is pushed as content): the old name itself, or,
-// where it is a directory here again, what the peer holds of the renamed
-// tree below it (oldTreeLeft).
-func (b *batch) notApplied(rootfd int, e journal.Entry) {
-	// The names a joined chain went through (chainRenames): the peer may
-	// hold one of them instead of the first old name.
-	b.deletes = append(b.deletes, b.throughGone(rootfd, e, nil)...)
-	var st unix.Stat_t
-	if beneath.Lstat(rootfd, e.OldPath, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		listed := make(map[string]bool)
-		b.each(func(e journal.Entry) { listed[e.Path] = true })
-		b.deletes = append(b.deletes, b.oldTreeLeft(rootfd, e, slices.Concat(b.deletes, b.covered), listed)...)
-		return
+// failedEntries are the entries of fs.
+func failedEntries(fs []Failure) []journal.Entry {
+	out := make([]journal.Entry, len(fs))
+	for i, f := range fs {
+		out[i] = f.Entry
 	}
-	b.deletes = append(b.deletes, b.deleteOldName(e, e.OldPath))
+	return out
 }
 
 // deleteRun deletes paths on the peer in one rsync run of b's (listing).
@@ -2028,63 +1679,6 @@ func oneFilesIO(res rsync.Result) bool {
 func isPeerFailure(res rsync.Result, err error) bool {
 	class := runClass(res, err)
 	return err != nil && (class == rsync.Retry || class == rsync.FatalPeer)
-}
-
-// undeletedOldNames returns the new names of the renames whose old name was
-// to be deleted on the peer (the rename was refused, or its new name is
-// gone here too) and was not: the
-// rename's entry is the only record that the old name must go, so it
-// stays pending, and the next run asks again. An old name that exists
-// here again is not to be deleted (its own entry sends it).
-//
-// An old name below a non-directory here (ENOTDIR, which rsync cannot
-// delete) goes on the peer with the directory that the file above
-// replaces there, when this run sent that file (sent) or the peer holds a
-// non-directory there already (journal.ReplacedOn). Otherwise the rename
-// stays pending: the peer's directory may still be renamed away by a
-// pending rename, taking the old name with it (mv d/d x, refused as x
-// was there; swap d f/g: the peer's d/d went to f/g/d, where nothing
-// removed it; the stress test, seed 25). Asked again with that rename, or
-// moved on by it (journal.Journal.MovedOn), its old name is where the
-// peer holds it. Those renames are returned in belowFile too: they wait
-// (batch.waiting) rather than fail, which would hold them for a backoff.
-// Read once per run, for the entries it confirms and for b.unrenamed.
-func (s *Sender) undeletedOldNames(rootfd int, deleted, oldNames []journal.Entry, sent map[string]bool) (keep, belowFile map[string]bool) {
-	if len(oldNames) == 0 {
-		return nil, nil
-	}
-	gone := pathSet(deleted)
-	keep, belowFile = make(map[string]bool), make(map[string]bool)
-	replaced := make(map[string]bool) // by file above
-	for _, e := range oldNames {
-		if gone[e.OldPath] {
-			continue
-		}
-		var st unix.Stat_t
-		err := beneath.Lstat(rootfd, e.OldPath, &st)
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			keep[e.Path] = true
-		case errors.Is(err, unix.ENOTDIR):
-			above := fileAbove(rootfd, e.OldPath)
-			if above == "" || sent[above] {
-				continue
-			}
-			r, ok := replaced[above]
-			if !ok {
-				var err error
-				if r, err = s.Journal.ReplacedOn(rootfd, s.Peer, above); err != nil {
-					s.Log.V(1).Info("an old name below a file stays pending", "path", e.OldPath, "error", err)
-				}
-				replaced[above] = r
-			}
-			if !r {
-				keep[e.Path] = true
-				belowFile[e.Path] = true
-			}
-		}
-	}
-	return keep, belowFile
 }
 
 // account adds one rsync run's result (a push or a delete) to r.
@@ -2230,14 +1824,11 @@ type confirmation struct {
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
 //   - removed, what a push deleted there (rsync.Result.Removed), top-most
-//     only, as gone (removed is sorted in place);
-//   - olds, the old names of the run's renames, as gone, unless the run
-//     put something there or below (a file sent under the old name, a
-//     directory above a sent path).
+//     only, as gone (removed is sorted in place).
 //
 // Each of these, left out, read on the peer as a change of its own, which
 // went to every member (the stress test).
-func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, implied, removed, olds []string) confirmation {
+func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, implied, removed []string) confirmation {
 	c := confirmation{sent: sent, states: states, gone: gone}
 	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(sentInstead)+len(implied))
 	for _, p := range slices.Concat(c.gone, c.sent) {
@@ -2257,18 +1848,6 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 	tops, _ := topMostBy(removed, func(p string) string { return p }, nil)
 	for _, p := range tops {
 		if !listed[p] {
-			listed[p] = true
-			c.gone = append(c.gone, p)
-		}
-	}
-	above := make(map[string]bool)
-	for _, p := range c.sent {
-		for d := parent(p); d != "" && !above[d]; d = parent(d) {
-			above[d] = true
-		}
-	}
-	for _, p := range olds {
-		if !listed[p] && !above[p] {
 			listed[p] = true
 			c.gone = append(c.gone, p)
 		}

@@ -128,7 +128,7 @@ func TestBatch_changedSince(t *testing.T) {
 	for _, n := range names {
 		entries = append(entries, journal.Entry{Path: n, Op: change.Write})
 	}
-	b := plan(rootfd, entries, nil, nil, nil, nil)
+	b := plan(rootfd, entries)
 
 	// While "rsync reads them": a new file under an old name, an append,
 	// a removal, and a new entry in the directory.
@@ -169,7 +169,7 @@ func TestBatch_changedSince(t *testing.T) {
 	for _, n := range sends {
 		entries = append(entries, journal.Entry{Path: n})
 	}
-	b = plan(rootfd, entries, nil, nil, nil, nil)
+	b = plan(rootfd, entries)
 	// A hard link made meanwhile moves the ctime but changes nothing sent;
 	// a chmod is a change (it has its own event, which releases the hold),
 	// also beside a new hard link, whose moved ctime hides it (the stress
@@ -374,11 +374,11 @@ func TestConfirmationOf(t *testing.T) {
 	file := peer.FileState{Regular: true, Size: 1}
 	dir := peer.FileState{Dir: true}
 	tests := []struct {
-		name                                  string
-		sent                                  []string
-		states                                []peer.FileState
-		gone, instead, implied, removed, olds []string
-		want                                  confirmation
+		name                            string
+		sent                            []string
+		states                          []peer.FileState
+		gone, instead, implied, removed []string
+		want                            confirmation
 	}{
 		{name: "sent and deleted only", sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"},
 			want: confirmation{sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"}}},
@@ -393,13 +393,10 @@ func TestConfirmationOf(t *testing.T) {
 			want: confirmation{sent: []string{"c3"}, states: []peer.FileState{file}, gone: []string{"old", "t", "u/y"}}},
 		{name: "a directory removed by a push whose file then vanished (never sent)", removed: []string{"c3/a", "c3/b", "c3"},
 			want: confirmation{gone: []string{"c3"}}},
-		{name: "old names: gone unless sent there or above a sent path", sent: []string{"a", "n/x"}, states: []peer.FileState{file, file},
-			olds: []string{"a", "n", "gone-one"},
-			want: confirmation{sent: []string{"a", "n/x"}, states: []peer.FileState{file, file}, gone: []string{"gone-one"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.implied, tt.removed, tt.olds)
+			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.implied, tt.removed)
 			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
 				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir
 			}) || !slices.Equal(got.gone, tt.want.gone) {

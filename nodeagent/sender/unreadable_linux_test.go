@@ -71,7 +71,7 @@ func TestPlan_pathsThatCannotBeLookedAtNow(t *testing.T) {
 	entries := []journal.Entry{{Path: "dir/file", Op: change.Write}, {Path: tooLong, Op: change.Write}}
 
 	restore := noFreeDescriptor(t, rootfd)
-	b := plan(rootfd, entries, nil, nil, nil, nil)
+	b := plan(rootfd, entries)
 	restore()
 	var unreadable []string
 	for _, f := range b.unreadable {
