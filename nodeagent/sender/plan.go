@@ -27,6 +27,9 @@ type batch struct {
 	// (Sender.replay): their content goes as any send's, checked by
 	// content where rsync's quick check finds them unchanged.
 	notRenamed map[string]bool
+	// outOf are the directories that the renames the peer applied took
+	// names out of (Sender.replayFor): the run pushes their times.
+	outOf []string
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
@@ -437,6 +440,20 @@ func (f *inflight) overlaps(p string) bool {
 	}
 	for d := parent(p); d != ""; d = parent(d) {
 		if f.paths[d] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// overlapsExcept is overlaps, not counting the paths own holds (a run's
+// own, which are in f too).
+func (f *inflight) overlapsExcept(p string, own *inflight) bool {
+	if f.paths[p] > own.paths[p] || f.below[p] > own.below[p] {
+		return true
+	}
+	for d := parent(p); d != ""; d = parent(d) {
+		if f.paths[d] > own.paths[d] {
 			return true
 		}
 	}

@@ -91,7 +91,6 @@ type Sender struct {
 	// KeepDeletes leaves the peer's copies of paths deleted here
 	// (spec.deletes: Keep): their entries are confirmed without a run.
 	KeepDeletes bool
-	replayMu    sync.Mutex // one replay at a time (replay)
 	// Lanes is how many runs may be in flight at once (at least 2). The
 	// first run starts whenever there is work; another starts beside the
 	// runs in flight only when each of them is a long one: it carries a
@@ -394,6 +393,7 @@ func (s *Sender) Start(ctx context.Context) error {
 			if !ok {
 				break
 			}
+			s.replayFor(ctx, &b)
 			s.startSeq = seq
 			s.flightID++
 			id := s.flightID
@@ -1161,20 +1161,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
-	// The renames made here since the last replay, in their order: the
-	// peer applies what it can, before this run's paths go.
-	rp, err := s.replay(ctx)
-	if err != nil {
-		r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
-		return r
-	}
-	b.notRenamed = make(map[string]bool)
-	for _, e := range b.sends {
-		if e.Op.Has(change.Rename) && !rp.at[e.Path] {
-			b.notRenamed[e.Path] = true
-		}
-	}
-	renamedOutOf := renamedOutOf(rootfd, rp.outOf)
+	renamedOutOf := renamedOutOf(rootfd, b.outOf)
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
