@@ -801,9 +801,9 @@ func unapplied(after []int, i int, out []peer.RenameResult) (int, bool) {
 // before it; its names are held until it is recorded.
 type appliedRename struct {
 	old, new string
-	// removed: a replayed removal of old; made: a directory made at new
-	// for a replayed rename of one the writer made and had not sent
-	// (prototype).
+	// removed: a replayed removal of old (or a name cleared, clearName);
+	// made: a directory made at new for a replayed rename of one the
+	// writer made and had not sent.
 	removed, made bool
 	hold          detect.Hold // of old and new in Receiver.Held
 	st            unix.Stat_t
@@ -956,7 +956,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 			continue
 		}
 		if a.made {
-			continue
+			continue // recorded where it ends (below)
 		}
 		was, ok, err := tx.Get(a.old)
 		if err != nil {
@@ -1353,8 +1353,8 @@ func recordedAt(p string, before []appliedRename) string {
 	return p
 }
 
-// removeReplayed removes rel, a tree all of it, for a replayed removal
-// (prototype: the index is not told, nor are the names held).
+// removeReplayed removes rel, a tree all of it, for a replayed removal;
+// the caller holds rel, and records the removal (recordRenames).
 func (r *Receiver) removeReplayed(rel string) error {
 	if rel == "." || rel == index.ReservedDir || strings.HasPrefix(rel, index.ReservedDir+"/") || checkPaths([]string{rel}) != nil {
 		return fmt.Errorf("%q is not removed here", rel)
