@@ -667,6 +667,7 @@ func (r *Receiver) Replay(ctx context.Context, from, journal string, renames []p
 func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Rename, pos *replayPos) []peer.RenameResult {
 	out := make([]peer.RenameResult, len(renames))
 	var applied []appliedRename
+	var madeDirs []string // made for renames that then failed
 	defer func() {
 		for _, a := range applied {
 			r.Held.Done(a.hold, a.paths()...)
@@ -716,11 +717,14 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			if err := beneath.Lstat(r.RootFD, string(rn.Old), &st); errors.Is(err, unix.ENOENT) {
 				a := appliedRename{new: string(rn.New), made: true}
 				a.hold = r.Held.Add(a.new)
-				if err := r.makeParents(a.new); err != nil {
+				made, err := r.makeParents(a.new)
+				if err != nil {
 					r.Held.Done(a.hold, a.new)
 					out[i].Reason = err.Error()
+					madeDirs = append(madeDirs, made...)
 					continue
 				}
+				a.parents = slices.DeleteFunc(made, func(d string) bool { return d == a.new })
 				out[i].Applied = true
 				applied = append(applied, a)
 				continue
@@ -729,6 +733,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		a, err := r.apply(string(rn.Old), string(rn.New), rn, applied)
 		if err != nil {
 			out[i].Reason = err.Error()
+			madeDirs = append(madeDirs, a.parents...)
 			switch {
 			case !rn.AsHeld || r.KeepDeletes || errors.Is(err, errOtherType):
 				// Another object than the writer's is at the old name
@@ -756,13 +761,13 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		out[i].Applied = true
 		applied = append(applied, a)
 	}
-	if len(applied) == 0 && (pos == nil || pos.last == 0) {
+	if len(applied)+len(madeDirs) == 0 && (pos == nil || pos.last == 0) {
 		return out
 	}
 	var local []string
 	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
 		var err error
-		local, err = recordRenames(index.Within(btx), r.RootFD, applied)
+		local, err = recordRenames(index.Within(btx), r.RootFD, applied, madeDirs)
 		if err == nil && pos != nil && pos.last != 0 {
 			err = setReplayed(btx, pos.member, pos.journal, pos.last)
 		}
@@ -806,8 +811,13 @@ type appliedRename struct {
 	// writer made and had not sent.
 	removed, made bool
 	hold          detect.Hold // of old and new in Receiver.Held
-	st            unix.Stat_t
-	dir           bool
+	// parents are the directories made here for new (makeParents): the
+	// index records them with the request, or their events, read once
+	// its hold ends, were this member's own changes, and went back to
+	// the writer with this member's times (the stress test).
+	parents []string
+	st      unix.Stat_t
+	dir     bool
 }
 
 // scanAt is what a scan reads to find what this member changed in a:
@@ -881,7 +891,9 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 	oldDir, oldName := split(oldRel)
 	newDir, newName := split(newRel)
 	if rn.MakeParents {
-		if err := r.makeParents(newDir); err != nil {
+		made, err := r.makeParents(newDir)
+		a.parents = made
+		if err != nil {
 			return a, fmt.Errorf("new name's directory: %w", err)
 		}
 	}
@@ -930,7 +942,7 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 // the directory itself), changed here and not sent yet, even in what the
 // sender's size and mtime do not show (chmod, chown, touch -r, cp -p), is
 // this member's own change, recorded as an entry nothing matches (mine).
-func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []string, err error) {
+func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs []string) (local []string, err error) {
 	mine := make([]bool, len(applied))
 	// The files that a rename of the request moved, by where they are
 	// after it: a rename moves a file's ctime, so a later rename of the
@@ -1052,6 +1064,14 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename) (local []s
 			}
 		}
 	}
+	for _, a := range applied {
+		madeDirs = append(madeDirs, a.parents...)
+	}
+	for _, p := range madeDirs {
+		if err := recordIfThere(tx, rootfd, p); err != nil {
+			return nil, err
+		}
+	}
 	return local, nil
 }
 
@@ -1164,33 +1184,34 @@ func split(rel string) (dir, name string) {
 }
 
 // makeParents makes dir and its missing parents beneath the root.
-func (r *Receiver) makeParents(dir string) error {
+func (r *Receiver) makeParents(dir string) (made []string, _ error) {
 	if dir == "" || dir == "." {
-		return nil
+		return nil, nil
 	}
 	var st unix.Stat_t
 	switch err := beneath.Lstat(r.RootFD, dir, &st); {
 	case err == nil:
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return fmt.Errorf("%q is not a directory here", dir)
+			return nil, fmt.Errorf("%q is not a directory here", dir)
 		}
-		return nil
+		return nil, nil
 	case !errors.Is(err, unix.ENOENT):
-		return err
+		return nil, err
 	}
 	parentDir, name := split(dir)
-	if err := r.makeParents(parentDir); err != nil {
-		return err
+	made, err := r.makeParents(parentDir)
+	if err != nil {
+		return made, err
 	}
 	pfd, err := beneath.Open(r.RootFD, parentDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return err
+		return made, err
 	}
 	defer unix.Close(pfd)
 	if err := unix.Mkdirat(pfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("mkdir %q: %w", dir, err)
+		return made, fmt.Errorf("mkdir %q: %w", dir, err)
 	}
-	return nil
+	return append(made, dir), nil
 }
 
 // heldAsIs reports whether the index holds rel as st is (content, mode,

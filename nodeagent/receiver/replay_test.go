@@ -35,6 +35,7 @@ func TestReceiver_Replay(t *testing.T) {
 		pending  []string          // changed here, not sent yet (Receiver.Pending)
 		written  map[string]string // written here, not journaled yet
 		keep     bool              // spec.deletes: Keep
+		indexed  []string          // held by the index after
 		requests []request
 		want     map[string]string // path: content ("/" a directory, "" gone)
 	}{{
@@ -123,6 +124,18 @@ func TestReceiver_Replay(t *testing.T) {
 		}, []bool{false}}},
 		want: map[string]string{"dir": "", "dir/b": "", "dir/c": "", "y": "yyy"},
 	}, {
+		// Not recorded, their events (read once the request's hold
+		// ends) were this member's own changes, and went back to the
+		// writer with this member's times.
+		name: "the directories made for a rename are recorded with it, also where it then fails",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("x"), New: []byte("p/q/x2"), Size: 2, AsHeld: true, MakeParents: true, Seq: 1},
+			{Old: []byte("gone"), New: []byte("r/s/t"), Size: 2, AsHeld: true, MakeParents: true, Seq: 2},
+			{Old: []byte(".tmp-1"), New: []byte("u/v"), Dir: true, AsHeld: true, MakeParents: true, Seq: 3},
+		}, []bool{true, false, true}}},
+		want:    map[string]string{"p/q/x2": "xx", "u/v": "/"},
+		indexed: []string{"p", "p/q", "p/q/x2", "u", "u/v"},
+	}, {
 		name: "with deletes kept, nothing is removed",
 		keep: true,
 		requests: []request{{"j1", []peer.Rename{
@@ -185,6 +198,16 @@ func TestReceiver_Replay(t *testing.T) {
 						t.Errorf("request %d, rename %d: %+v; want applied %v", n, i, res[i], want)
 					}
 				}
+			}
+			if err := r.Index.View(func(tx *index.Tx) error {
+				for _, p := range tc.indexed {
+					if _, ok, _ := tx.Get(p); !ok {
+						t.Errorf("the index does not hold %s", p)
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
 			}
 			for p, want := range tc.want {
 				got := readTree(t, root, p)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -27,9 +28,6 @@ type batch struct {
 	// (Sender.replay): their content goes as any send's, checked by
 	// content where rsync's quick check finds them unchanged.
 	notRenamed map[string]bool
-	// outOf are the directories that the renames the peer applied took
-	// names out of (Sender.replayFor): the run pushes their times.
-	outOf []string
 	// sends are paths that exist here: their content and attributes go.
 	sends []journal.Entry
 	// deletes are paths gone here, only the top-most of a removed tree.
@@ -426,6 +424,8 @@ func underAny[V any](p string, set map[string]V) bool {
 // operation covers its ancestors and descendants); each test costs the
 // path's depth.
 type inflight struct {
+	// mu: Start's loop changes it, and a run's replay reads it.
+	mu    sync.Mutex
 	paths map[string]int // path -> runs holding it
 	below map[string]int // directory -> in-flight paths below it
 }
@@ -435,6 +435,8 @@ func newInflight() *inflight {
 }
 
 func (f *inflight) overlaps(p string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.paths[p] > 0 || f.below[p] > 0 {
 		return true
 	}
@@ -449,6 +451,8 @@ func (f *inflight) overlaps(p string) bool {
 // overlapsExcept is overlaps, not counting the paths own holds (a run's
 // own, which are in f too).
 func (f *inflight) overlapsExcept(p string, own *inflight) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.paths[p] > own.paths[p] || f.below[p] > own.below[p] {
 		return true
 	}
@@ -461,6 +465,8 @@ func (f *inflight) overlapsExcept(p string, own *inflight) bool {
 }
 
 func (f *inflight) add(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.paths[p]++
 	for d := parent(p); d != ""; d = parent(d) {
 		f.below[d]++
@@ -468,6 +474,8 @@ func (f *inflight) add(p string) {
 }
 
 func (f *inflight) remove(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.paths[p]--; f.paths[p] <= 0 {
 		delete(f.paths, p)
 	}
@@ -478,7 +486,11 @@ func (f *inflight) remove(p string) {
 	}
 }
 
-func (f *inflight) len() int { return len(f.paths) }
+func (f *inflight) len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.paths)
+}
 
 // parent returns the parent of a root-relative path, "" for a top-level one.
 func parent(p string) string {

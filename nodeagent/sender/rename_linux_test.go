@@ -1220,7 +1220,11 @@ func TestSender_replay_stopsBeforeARenameOfAPathInFlight(t *testing.T) {
 	r.mvJournaled("d", "e")
 	r.mvJournaled("g", "h")
 	inFlight := func(p string) bool { return atOrBelow("d/x", p) || atOrBelow(p, "d/x") }
-	rp, err := r.sender.replay(context.Background(), inFlight)
+	log, err := r.journal.RenameLog("peer", maxReplay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := r.sender.replay(context.Background(), log, inFlight)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1232,7 +1236,10 @@ func TestSender_replay_stopsBeforeARenameOfAPathInFlight(t *testing.T) {
 			t.Errorf("%s on the peer: %v, want there %v", p, err, want)
 		}
 	}
-	rp, err = r.sender.replay(context.Background(), nil)
+	if log, err = r.journal.RenameLog("peer", maxReplay); err != nil || len(log) != 2 {
+		t.Fatalf("rename log after the first replay: %v, %v; want d -> e and g -> h", log, err)
+	}
+	rp, err = r.sender.replay(context.Background(), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,10 +52,10 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 	return append(out, olds...)
 }
 
-// replay asks the peer for every logged rename, in the order they were
-// made, and drops them from the log once asked: one refused leaves its
-// new name to go as content, and its old name to be deleted, by the path
-// entries. One at a time per sender.
+// replay asks the peer for log (the rename log's oldest, read by the
+// run, which announced their names), in the order they were made, and
+// drops them from the log once asked: one refused leaves its new name to
+// go as content, and its old name to be deleted, by the path entries.
 //
 // It returns where the applied renames put their objects on the peer (a
 // later applied rename of the replay followed), and the directories they
@@ -66,11 +66,14 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 // busy so, which waits in the log for a later run: applied while another
 // run pushed below its old name, the push made that name again on the
 // peer, beside the tree the rename moved (implied directories: the
-// stress test, seed 23). Called by Start alone, before it starts the run
-// (no run starts meanwhile).
-func (s *Sender) replay(ctx context.Context, busy func(p string) bool) (rp replayed, _ error) {
+// stress test, seed 23). The caller keeps runs from being taken
+// meanwhile (Sender.replayMu).
+func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename, busy func(p string) bool) (rp replayed, _ error) {
 	at := make(map[string]bool)
 	rp.at = at
+	if len(log) == 0 {
+		return rp, nil
+	}
 	outOf := make(map[string]bool)
 	defer func() {
 		for d := range outOf {
@@ -78,126 +81,123 @@ func (s *Sender) replay(ctx context.Context, busy func(p string) bool) (rp repla
 		}
 		slices.Sort(rp.outOf)
 	}()
-	for {
-		log, err := s.Journal.RenameLog(s.Peer, maxReplay)
-		if err != nil {
-			return rp, fmt.Errorf("read rename log: %w", err)
-		}
-		if len(log) == 0 {
-			return rp, nil
-		}
-		last, full := log[len(log)-1].Seq, len(log) == maxReplay
-		if busy != nil {
-			if i := slices.IndexFunc(log, func(r journal.LoggedRename) bool {
-				return busy(r.Old) || r.New != "" && busy(r.New)
-			}); i >= 0 {
-				if i == 0 {
-					s.Log.V(1).Info("renames wait for a run in flight", "renames", len(log), "first", r0(log))
-					return rp, nil
-				}
-				log, last, full = log[:i], log[i-1].Seq, false
-			}
-		}
-		if s.KeepDeletes {
-			// spec.deletes: Keep: the peer keeps its copies of what was
-			// removed here; the renames go, in their order.
-			log = slices.DeleteFunc(log, func(r journal.LoggedRename) bool { return r.New == "" })
-		}
-		if s.Client == nil || len(log) == 0 {
-			// Nothing to ask (without a Client, every rename goes as its
-			// paths).
-			if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
-				return rp, fmt.Errorf("drop renames: %w", err)
-			}
-			if !full {
+	last := log[len(log)-1].Seq
+	if busy != nil {
+		if i := slices.IndexFunc(log, func(r journal.LoggedRename) bool {
+			return busy(r.Old) || r.New != "" && busy(r.New)
+		}); i >= 0 {
+			if i == 0 {
+				s.Log.V(1).Info("renames wait for a run in flight", "renames", len(log), "first", log[0].Old+" -> "+log[0].New)
 				return rp, nil
 			}
-			continue
-		}
-		req := make([]peer.Rename, len(log))
-		for i, r := range log {
-			req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true, Seq: r.Seq}
-			if r.New == "" {
-				req[i] = peer.Rename{Old: []byte(r.Old), Remove: true, Seq: r.Seq}
-				continue
-			}
-			// It follows the latest rename that put its old name (or a
-			// directory above it) where it is: refused, the peer holds
-			// another object there. A later rename or removal of that
-			// name (or above it) made it another object, which came by
-			// content or not at all: no rename before it counts.
-			for j := i - 1; j >= 0; j-- {
-				if log[j].New != "" && atOrBelow(r.Old, log[j].New) {
-					req[i].After = []int{j}
-					break
-				}
-				if atOrBelow(r.Old, log[j].Old) {
-					break
-				}
-			}
-		}
-		res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, s.Journal.ID(), req)
-		if err != nil {
-			return rp, err
-		}
-		applied := 0
-		for i, x := range res {
-			if x.Applied {
-				applied++
-				r := log[i]
-				for p := range at {
-					if atOrBelow(p, r.Old) {
-						delete(at, p)
-						if r.New != "" {
-							at[r.New+p[len(r.Old):]] = true
-						}
-					}
-				}
-				if r.New != "" {
-					at[r.New] = true
-				}
-				if d := parent(r.Old); d != "" {
-					outOf[d] = true
-				}
-				continue
-			}
-			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
-		}
-		s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
-		if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
-			return rp, fmt.Errorf("drop replayed renames: %w", err)
-		}
-		if !full {
-			return rp, nil
+			log, last = log[:i], log[i-1].Seq
 		}
 	}
+	if s.KeepDeletes {
+		// spec.deletes: Keep: the peer keeps its copies of what was
+		// removed here; the renames go, in their order.
+		log = slices.DeleteFunc(log, func(r journal.LoggedRename) bool { return r.New == "" })
+	}
+	if s.Client == nil || len(log) == 0 {
+		// Nothing to ask (without a Client, every rename goes as its
+		// paths).
+		if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
+			return rp, fmt.Errorf("drop renames: %w", err)
+		}
+		return rp, nil
+	}
+	req := make([]peer.Rename, len(log))
+	for i, r := range log {
+		req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true, Seq: r.Seq}
+		if r.New == "" {
+			req[i] = peer.Rename{Old: []byte(r.Old), Remove: true, Seq: r.Seq}
+			continue
+		}
+		// It follows the latest rename that put its old name (or a
+		// directory above it) where it is: refused, the peer holds
+		// another object there. A later rename or removal of that name
+		// (or above it) made it another object, which came by content
+		// or not at all: no rename before it counts.
+		for j := i - 1; j >= 0; j-- {
+			if log[j].New != "" && atOrBelow(r.Old, log[j].New) {
+				req[i].After = []int{j}
+				break
+			}
+			if atOrBelow(r.Old, log[j].Old) {
+				break
+			}
+		}
+	}
+	res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, s.Journal.ID(), req)
+	if err != nil {
+		return rp, err
+	}
+	applied := 0
+	for i, x := range res {
+		if !x.Applied {
+			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
+			continue
+		}
+		applied++
+		r := log[i]
+		for p := range at {
+			if atOrBelow(p, r.Old) {
+				delete(at, p)
+				if r.New != "" {
+					at[r.New+p[len(r.Old):]] = true
+				}
+			}
+		}
+		if r.New != "" {
+			at[r.New] = true
+		}
+		if d := parent(r.Old); d != "" {
+			outOf[d] = true
+		}
+	}
+	s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
+	if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
+		return rp, fmt.Errorf("drop replayed renames: %w", err)
+	}
+	return rp, nil
 }
 
-// replayFor replays the rename log before b's run starts (replay), and
-// sets what the run needs to know of it. A replay that fails leaves the
-// log as it is: asked again before the next run (the peer applies none
-// twice), while this run's new names go as content.
-func (s *Sender) replayFor(ctx context.Context, b *batch) {
+// replayLocked is replay for b's run, whose own paths do not count as
+// busy, with no run taken meanwhile.
+func (s *Sender) replayLocked(ctx context.Context, b batch, log []journal.LoggedRename) (replayed, error) {
 	own := newInflight()
 	for _, p := range b.inFlight {
 		own.add(p)
 	}
-	rp, err := s.replay(ctx, func(p string) bool { return s.inflight.overlapsExcept(p, own) })
-	if err != nil {
-		s.Log.Info("renames could not be replayed on the peer; asked again before the next run", "error", err)
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	return s.replay(ctx, log, func(p string) bool { return s.inflight.overlapsExcept(p, own) })
+}
+
+// replayNames are the names of log's renames and removals, announced with
+// the run that replays them: held on the peer until the run's
+// confirmation, their events there (read after the replay's own hold
+// ended) are not taken for changes of the peer's own and sent back.
+func replayNames(log []journal.LoggedRename) []string {
+	out := make([]string, 0, 2*len(log))
+	for _, r := range log {
+		out = append(out, r.Old)
+		if r.New != "" {
+			out = append(out, r.New)
+		}
 	}
+	return out
+}
+
+// notRenamedIn sets b.notRenamed: the new names among b's sends that no
+// rename the peer applied put there (rp).
+func (b *batch) notRenamedIn(rp replayed) {
 	b.notRenamed = make(map[string]bool)
 	for _, e := range b.sends {
 		if e.Op.Has(change.Rename) && !rp.at[e.Path] {
 			b.notRenamed[e.Path] = true
 		}
 	}
-	b.outOf = rp.outOf
-}
-
-// r0 is the first rename of log, for the log.
-func r0(log []journal.LoggedRename) string {
-	return log[0].Old + " -> " + log[0].New
 }
 
 // againOldNames journals again, as removals, the old names of renames

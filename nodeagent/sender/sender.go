@@ -231,6 +231,9 @@ type Sender struct {
 
 	mu       sync.Mutex
 	inflight *inflight
+	// replayMu: a run's replay looks at the paths in flight, and take
+	// puts none in flight meanwhile.
+	replayMu sync.Mutex
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
@@ -393,7 +396,6 @@ func (s *Sender) Start(ctx context.Context) error {
 			if !ok {
 				break
 			}
-			s.replayFor(ctx, &b)
 			s.startSeq = seq
 			s.flightID++
 			id := s.flightID
@@ -941,9 +943,12 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.wait(b.waiting, time.Now()) // what settleUnderFile left waiting
 	s.holdFailures(b.unreadable, time.Now())
 	b.eachPath(func(p string) { b.inFlight = append(b.inFlight, p) })
+	// Not while a run replays renames (it looks at what is in flight).
+	s.replayMu.Lock()
 	for _, p := range b.inFlight {
 		s.inflight.add(p)
 	}
+	s.replayMu.Unlock()
 	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
 }
 
@@ -1144,7 +1149,14 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	start := time.Now()
 	r := Run{Peer: s.Peer}
 	runID := strconv.FormatInt(start.UnixNano(), 36)
-	paths := slices.Concat(pathsOf(b.entries()), b.links)
+	// The rename log's oldest renames, replayed by this run once it is
+	// announced: their names are announced with its paths.
+	log, err := s.Journal.RenameLog(s.Peer, maxReplay)
+	if err != nil {
+		r.Err = fmt.Errorf("read rename log: %w", err)
+		return r
+	}
+	paths := slices.Concat(pathsOf(b.entries()), b.links, replayNames(log))
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
 			r.Err, r.Class, r.peerFailed = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry, true
@@ -1161,7 +1173,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
-	renamedOutOf := renamedOutOf(rootfd, b.outOf)
+	rp, err := s.replayLocked(ctx, b, log)
+	if err != nil {
+		r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
+		return r
+	}
+	b.notRenamedIn(rp)
+	renamedOutOf := renamedOutOf(rootfd, rp.outOf)
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
