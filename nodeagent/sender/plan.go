@@ -448,22 +448,6 @@ func (f *inflight) overlaps(p string) bool {
 	return false
 }
 
-// overlapsExcept is overlaps, not counting the paths own holds (a run's
-// own, which are in f too).
-func (f *inflight) overlapsExcept(p string, own *inflight) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.paths[p] > own.paths[p] || f.below[p] > own.below[p] {
-		return true
-	}
-	for d := parent(p); d != ""; d = parent(d) {
-		if f.paths[d] > own.paths[d] {
-			return true
-		}
-	}
-	return false
-}
-
 func (f *inflight) add(p string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

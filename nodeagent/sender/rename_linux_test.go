@@ -1205,48 +1205,68 @@ func TestSender_Start_anOldNameBelowAFileWhoseDirectoryIsRenamedLater(t *testing
 	}
 }
 
-// TestSender_replay_stopsBeforeARenameOfAPathInFlight: the rename log is
-// replayed in order up to the first rename with a name in flight in
-// another run (at, above or below it), which waits in the log with every
-// rename after it: applied while that run pushed below its old name, the
-// push made the name again on the peer beside the moved tree (implied
-// directories, the stress test's seed 23). The next replay, with nothing
-// in flight, applies the rest.
-func TestSender_replay_stopsBeforeARenameOfAPathInFlight(t *testing.T) {
+// TestSender_replayOrWait_waitsForARunPushingBelowARenamedName: a run's
+// replay waits while a rename of its log has a name in flight in a run
+// past its own replay (at, above or below it): applied while that run
+// pushed below its old name, the push made the name again on the peer
+// beside the moved tree (implied directories, the stress test's seed
+// 23); left for later, it came after content pushed to its new name. Once
+// that run is over, the whole log goes, in order, and the run's own
+// paths count as pushing.
+func TestSender_replayOrWait_waitsForARunPushingBelowARenamedName(t *testing.T) {
 	r := newRig(t, 78)
 	serveReceiver(t, r, basePort+105)
 	r.onBoth([]string{"a", "d"}, []string{"a/f", "d/x", "g"})
 	r.mvJournaled("a", "b")
 	r.mvJournaled("d", "e")
 	r.mvJournaled("g", "h")
-	inFlight := func(p string) bool { return atOrBelow("d/x", p) || atOrBelow(p, "d/x") }
+	r.sender.pushing = newInflight()
+	r.sender.pushing.add("d/x") // another run's, past its replay
 	log, err := r.journal.RenameLog("peer", maxReplay)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(log) != 3 {
+		t.Fatalf("rename log: %v, %v", log, err)
 	}
-	rp, err := r.sender.replay(context.Background(), log, inFlight)
-	if err != nil {
-		t.Fatal(err)
+	type result struct {
+		rp  replayed
+		err error
 	}
-	if !rp.at["b"] || rp.at["e"] || rp.at["h"] {
-		t.Errorf("applied %v; want a -> b alone (d -> e waits for d/x's run, g -> h for it)", rp.at)
+	done := make(chan result, 1)
+	own := batch{inFlight: []string{"b", "e", "h"}}
+	go func() {
+		rp, err := r.sender.replayOrWait(context.Background(), own, log)
+		done <- result{rp, err}
+	}()
+	select {
+	case res := <-done:
+		t.Fatalf("replayed while d/x was pushed: %+v", res)
+	case <-time.After(200 * time.Millisecond):
 	}
-	for p, want := range map[string]bool{"b/f": true, "d/x": true, "g": true, "e": false, "h": false} {
-		if _, err := os.Lstat(filepath.Join(r.peerRoot, p)); (err == nil) != want {
-			t.Errorf("%s on the peer: %v, want there %v", p, err, want)
+	for _, p := range []string{"a/f", "d/x", "g"} {
+		if _, err := os.Lstat(filepath.Join(r.peerRoot, p)); err != nil {
+			t.Errorf("%s on the peer before the replay: %v", p, err)
 		}
 	}
-	if log, err = r.journal.RenameLog("peer", maxReplay); err != nil || len(log) != 2 {
-		t.Fatalf("rename log after the first replay: %v, %v; want d -> e and g -> h", log, err)
+	r.sender.replayMu.Lock()
+	r.sender.pushing.remove("d/x") // that run is over
+	r.sender.replayMu.Unlock()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no replay 10 s after the run in flight ended")
 	}
-	rp, err = r.sender.replay(context.Background(), log, nil)
-	if err != nil {
-		t.Fatal(err)
+	if res.err != nil || !res.rp.at["b"] || !res.rp.at["e"] || !res.rp.at["h"] {
+		t.Errorf("replay: %v, applied %v; want a -> b, d -> e and g -> h", res.err, res.rp.at)
 	}
-	if !rp.at["e"] || !rp.at["h"] {
-		t.Errorf("applied %v the second time; want d -> e and g -> h", rp.at)
+	for _, p := range []string{"b/f", "e/x", "h"} {
+		if _, err := os.Lstat(filepath.Join(r.peerRoot, p)); err != nil {
+			t.Errorf("%s on the peer after the replay: %v", p, err)
+		}
+	}
+	if !r.sender.pushing.overlaps("e") {
+		t.Error("the run's own paths are not counted as pushing after its replay")
 	}
 	if log, err := r.journal.RenameLog("peer", 10); err != nil || len(log) != 0 {
-		t.Errorf("rename log after both: %v, %v; want empty", log, err)
+		t.Errorf("rename log after the replay: %v, %v; want empty", log, err)
 	}
 }

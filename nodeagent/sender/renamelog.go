@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
@@ -60,15 +61,7 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 // It returns where the applied renames put their objects on the peer (a
 // later applied rename of the replay followed), and the directories they
 // took names out of.
-//
-// busy reports a path in flight in another run, or above or below one
-// (nil: none is). The replay stops before the first rename with a name
-// busy so, which waits in the log for a later run: applied while another
-// run pushed below its old name, the push made that name again on the
-// peer, beside the tree the rename moved (implied directories: the
-// stress test, seed 23). The caller keeps runs from being taken
-// meanwhile (Sender.replayMu).
-func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename, busy func(p string) bool) (rp replayed, _ error) {
+func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp replayed, _ error) {
 	at := make(map[string]bool)
 	rp.at = at
 	if len(log) == 0 {
@@ -82,17 +75,6 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename, busy fu
 		slices.Sort(rp.outOf)
 	}()
 	last := log[len(log)-1].Seq
-	if busy != nil {
-		if i := slices.IndexFunc(log, func(r journal.LoggedRename) bool {
-			return busy(r.Old) || r.New != "" && busy(r.New)
-		}); i >= 0 {
-			if i == 0 {
-				s.Log.V(1).Info("renames wait for a run in flight", "renames", len(log), "first", log[0].Old+" -> "+log[0].New)
-				return rp, nil
-			}
-			log, last = log[:i], log[i-1].Seq
-		}
-	}
 	if s.KeepDeletes {
 		// spec.deletes: Keep: the peer keeps its copies of what was
 		// removed here; the renames go, in their order.
@@ -162,16 +144,57 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename, busy fu
 	return rp, nil
 }
 
-// replayLocked is replay for b's run, whose own paths do not count as
-// busy, with no run taken meanwhile.
-func (s *Sender) replayLocked(ctx context.Context, b batch, log []journal.LoggedRename) (replayed, error) {
-	own := newInflight()
-	for _, p := range b.inFlight {
-		own.add(p)
+// replayOrWait replays log for b's run (replay) once no rename of it
+// has a name in flight in a run past its own replay (pushing), at, above
+// or below it, and then counts b's paths among those. Applied while
+// another run pushed below its old name, a rename left that push to make
+// the name again on the peer beside the tree it moved (implied
+// directories: the stress test, seed 23); left for later instead, it
+// came after content pushed to its new name, and put the peer's older
+// copy over it. Runs that wait here are not counted, so none waits for
+// another that waits.
+func (s *Sender) replayOrWait(ctx context.Context, b batch, log []journal.LoggedRename) (replayed, error) {
+	busy := func(r journal.LoggedRename) bool {
+		return s.pushing.overlaps(r.Old) || r.New != "" && s.pushing.overlaps(r.New)
 	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for waited := false; ; waited = true {
+		select {
+		case <-ctx.Done():
+			return replayed{}, ctx.Err()
+		case <-t.C:
+		}
+		s.replayMu.Lock()
+		if !slices.ContainsFunc(log, busy) {
+			rp, err := s.replay(ctx, log)
+			for _, p := range b.inFlight {
+				s.pushing.add(p)
+			}
+			s.replayMu.Unlock()
+			return rp, err
+		}
+		s.replayMu.Unlock()
+		if !waited {
+			s.Log.V(1).Info("renames wait for a run in flight", "renames", len(log))
+		}
+		t.Reset(replayWait)
+	}
+}
+
+// replayWait is how often a run whose renames wait (replayOrWait) looks
+// again.
+const replayWait = 10 * time.Millisecond
+
+// pushed takes b's paths out of pushing (replayOrWait): its run is over.
+func (s *Sender) pushed(b batch) {
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
-	return s.replay(ctx, log, func(p string) bool { return s.inflight.overlapsExcept(p, own) })
+	for _, p := range b.inFlight {
+		if s.pushing.paths[p] > 0 {
+			s.pushing.remove(p)
+		}
+	}
 }
 
 // replayNames are the names of log's renames and removals, announced with

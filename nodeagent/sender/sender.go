@@ -231,9 +231,10 @@ type Sender struct {
 
 	mu       sync.Mutex
 	inflight *inflight
-	// replayMu: a run's replay looks at the paths in flight, and take
-	// puts none in flight meanwhile.
+	// pushing are the paths of the runs past their replay (replayOrWait),
+	// under replayMu.
 	replayMu sync.Mutex
+	pushing  *inflight
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
@@ -879,6 +880,7 @@ func (s *Sender) defaults() {
 		s.Wake = make(chan struct{}, 1)
 	}
 	s.inflight = newInflight()
+	s.pushing = newInflight()
 }
 
 // next takes the oldest entries not in flight into a batch and marks them
@@ -943,12 +945,9 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 	s.wait(b.waiting, time.Now()) // what settleUnderFile left waiting
 	s.holdFailures(b.unreadable, time.Now())
 	b.eachPath(func(p string) { b.inFlight = append(b.inFlight, p) })
-	// Not while a run replays renames (it looks at what is in flight).
-	s.replayMu.Lock()
 	for _, p := range b.inFlight {
 		s.inflight.add(p)
 	}
-	s.replayMu.Unlock()
 	return b, len(b.waiting) > 0 || len(b.unreadable) > 0
 }
 
@@ -1173,7 +1172,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
-	rp, err := s.replayLocked(ctx, b, log)
+	rp, err := s.replayOrWait(ctx, b, log)
+	defer s.pushed(b)
 	if err != nil {
 		r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
 		return r
