@@ -411,7 +411,10 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				// logged as a file's was refused for a directory there).
 				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: c.Op.Has(change.Subtree)}
 				obj, known := e, exists
-				if !exists && oldHeld {
+				if oldHeld && (!exists || e.Ino != oldEntry.Ino) {
+					// Gone from the new name since, or another object
+					// there since (the source reports both as the
+					// rename they were).
 					obj, known = oldEntry, true
 				}
 				if known {

@@ -21,10 +21,15 @@ import (
 //
 // Both names are then checked against what they hold when the event is
 // read, because a later event about either name may have merged into an
-// older queued event and been read before this one: a new name that is
-// gone, or holds another object, is reported as what it is now, and an old
-// name made again since is reported as created (a directory as
-// Mkdir|Subtree: its tree is a new one).
+// older queued event and been read before this one. The rename is
+// reported all the same (a peer replays every rename, in order: the
+// journal's rename log): a new name gone since as a Rename still, one
+// that holds another object since as the Rename, then that object's own
+// change; an old name made again since is reported as created (a
+// directory as Mkdir|Subtree: its tree is a new one). Left out, the
+// first rename of a chain read late (mv a b; mv b c) left the peer's
+// object at a for the later renames of the log to carry along (the
+// stress test; the auditpipe source reports every rename it reads).
 func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []change.Change {
 	if !ev.hasDir || !ev.hasNew {
 		return append(dst, s.lostEvents(now))
@@ -74,8 +79,8 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 }
 
 // renamedTo appends the change for the new name of a rename, if under the
-// root, and reports whether it is a Rename: the new name holds the object
-// moved, and the old name was under the root.
+// root, and reports whether it reported a Rename: the old name was under
+// the root too.
 func (s *Source) renamedTo(dst []change.Change, ev *event, newAbs, oldRel string, inOld bool, now time.Time) ([]change.Change, bool) {
 	newRel, inNew := s.rel(newAbs)
 	if !inNew {
@@ -86,12 +91,27 @@ func (s *Source) renamedTo(dst []change.Change, ev *event, newAbs, oldRel string
 		return append(dst, s.newChange(newRel, "", change.Rescan, false, ev.pid, now)), false
 	}
 	finished := st.kind != kindRegular || st.noWriter
+	renamed := change.Rename
+	if ev.mask&unix.FAN_ONDIR != 0 {
+		renamed |= change.Subtree
+	}
 	switch {
+	case !st.exists && inOld:
+		// Gone again since: the rename, and what came after it is
+		// another event's.
+		return append(dst, s.newChange(newRel, oldRel, renamed, true, ev.pid, now)), true
 	case !st.exists:
-		// Gone again since.
+		// Moved in, and gone again since.
 		op, _ := classify(ev.mask&unix.FAN_ONDIR, st)
 		return append(dst, s.newChange(newRel, "", op, true, ev.pid, now)), false
-	case inOld && sameObject(newAbs, ev):
+	case inOld && !sameObject(newAbs, ev):
+		// Another object there since: the rename, then what is there.
+		dst = append(dst, s.newChange(newRel, oldRel, renamed, true, ev.pid, now))
+		if st.kind == kindDir {
+			return append(dst, s.newChange(newRel, "", change.Mkdir|change.Subtree, true, ev.pid, now)), true
+		}
+		return s.emit(dst, s.newChange(newRel, "", change.Create, finished, ev.pid, now), st), true
+	case inOld:
 		op := change.Rename
 		if st.kind == kindDir {
 			// Changes inside the directory read before this one may

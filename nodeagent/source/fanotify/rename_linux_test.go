@@ -43,29 +43,33 @@ func TestSource_renameChanges(t *testing.T) {
 			{Path: "old", Op: change.Create, Finished: true},
 		},
 	}, {
+		// The rename is reported whatever came after it (a peer replays
+		// every rename, in order), then what the names hold now.
 		name: "new name holds another file since",
 		make: file, from: in, to: in,
 		after: func(t *testing.T, o, n string) { must(t, os.Remove(n)); file(t, n) },
 		want: []change.Change{
+			{Path: "new", OldPath: "old", Op: change.Rename, Finished: true},
 			{Path: "new", Op: change.Create, Finished: true},
-			{Path: "old", Op: change.Remove, Finished: true},
 		},
 	}, {
 		name: "new name gone since",
 		make: file, from: in, to: in,
 		after: func(t *testing.T, o, n string) { must(t, os.Remove(n)) },
-		want: []change.Change{
-			{Path: "new", Op: change.Remove, Finished: true},
-			{Path: "old", Op: change.Remove, Finished: true},
-		},
+		want:  []change.Change{{Path: "new", OldPath: "old", Op: change.Rename, Finished: true}},
 	}, {
 		name: "renamed back since",
 		make: file, from: in, to: in,
 		after: func(t *testing.T, o, n string) { must(t, os.Rename(n, o)) },
 		want: []change.Change{
-			{Path: "new", Op: change.Remove, Finished: true},
+			{Path: "new", OldPath: "old", Op: change.Rename, Finished: true},
 			{Path: "old", Op: change.Create, Finished: true},
 		},
+	}, {
+		name: "directory renamed, then gone since",
+		make: dir, from: in, to: in,
+		after: func(t *testing.T, o, n string) { must(t, os.Remove(n)) },
+		want:  []change.Change{{Path: "new", OldPath: "old", Op: change.Rename | change.Subtree, Finished: true}},
 	}, {
 		name: "directory renamed",
 		make: dir, from: in, to: in,
