@@ -343,24 +343,6 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				w.Op = change.Write
 				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
 			}
-			if c.Op.Has(change.Rename) && c.OldPath != "" && exists && !changed {
-				// The index holds the rename done already: the new name
-				// as it is, the old one not at all. A receiver's replay
-				// of a peer's rename, recorded before its event was read
-				// (the event comes after the receiver's hold on the
-				// names ends). Logged, the rename went back to the
-				// writer and on to every member: replayed there with
-				// its old name long gone, it removed what the new name
-				// held, or its content crossed the writer's newer one
-				// (the stress test, seed 21). A local rename that a scan
-				// recorded first is skipped too: the scan journaled both
-				// names, and the new one goes by content.
-				if _, oldHeld, err := itx.Get(c.OldPath); err != nil {
-					return err
-				} else if !oldHeld {
-					continue
-				}
-			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)
 			}
