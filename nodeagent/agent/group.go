@@ -512,37 +512,6 @@ func cleanDirAt(dirfd int, name string, keep func(st *unix.Stat_t) bool) error {
 	return emptyDir(dir, keep)
 }
 
-// removeAllAt removes name in dirfd and, for a directory, everything in
-// it, through descriptors opened with O_NOFOLLOW: a link is removed, never
-// followed.
-func removeAllAt(dirfd int, name string) error {
-	var st unix.Stat_t
-	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
-	case errors.Is(err, unix.ENOENT):
-		return nil
-	case err != nil:
-		return err
-	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
-		return nil
-	}
-	dir, err := openDirAt(dirfd, name)
-	if err != nil {
-		return err
-	}
-	err = emptyDir(dir, func(*unix.Stat_t) bool { return false })
-	dir.Close()
-	if err != nil {
-		return err
-	}
-	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
-		return err
-	}
-	return nil
-}
-
 // openDirAt opens the directory name in dirfd, refusing a link.
 func openDirAt(dirfd int, name string) (*os.File, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -553,7 +522,7 @@ func openDirAt(dirfd int, name string) (*os.File, error) {
 }
 
 // emptyDir removes every entry of dir that keep does not accept
-// (removeAllAt).
+// (beneath.RemoveAllAt).
 func emptyDir(dir *os.File, keep func(st *unix.Stat_t) bool) error {
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
@@ -565,7 +534,7 @@ func emptyDir(dir *os.File, keep func(st *unix.Stat_t) bool) error {
 		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(&st) {
 			continue
 		}
-		if err := removeAllAt(fd, n); err != nil {
+		if err := beneath.RemoveAllAt(fd, n); err != nil {
 			return err
 		}
 	}

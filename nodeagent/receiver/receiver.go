@@ -1389,35 +1389,7 @@ func (r *Receiver) removeReplayed(rel string) error {
 		return err
 	}
 	defer unix.Close(dfd)
-	return removeAt(dfd, name)
-}
-
-func removeAt(dfd int, name string) error {
-	err := unix.Unlinkat(dfd, name, 0)
-	if err == nil || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
-		return err
-	}
-	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	f := os.NewFile(uintptr(fd), name)
-	names, err := f.Readdirnames(-1)
-	if err == nil {
-		for _, n := range names {
-			if err = removeAt(fd, n); err != nil {
-				break
-			}
-		}
-	}
-	f.Close()
-	if err != nil {
-		return err
-	}
-	return unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR)
+	return beneath.RemoveAllAt(dfd, name)
 }
 
 // paths are the names a holds.

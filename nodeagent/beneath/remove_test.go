@@ -1,0 +1,72 @@
+package beneath
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestRemoveAllAt: a tree goes whole, a file and a missing name are no
+// error, and a symlink is removed, never followed: what it points to
+// stays.
+func TestRemoveAllAt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, root, outside string)
+	}{
+		{"a tree", func(t *testing.T, root, _ string) {
+			mustMkdir(t, filepath.Join(root, "x", "a", "b"))
+			mustWrite(t, filepath.Join(root, "x", "a", "b", "f"))
+			mustWrite(t, filepath.Join(root, "x", "g"))
+		}},
+		{"a file", func(t *testing.T, root, _ string) { mustWrite(t, filepath.Join(root, "x")) }},
+		{"nothing", func(*testing.T, string, string) {}},
+		{"a symlink to a directory", func(t *testing.T, root, outside string) {
+			if err := os.Symlink(outside, filepath.Join(root, "x")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a tree with a symlink to a directory in it", func(t *testing.T, root, outside string) {
+			mustMkdir(t, filepath.Join(root, "x"))
+			if err := os.Symlink(outside, filepath.Join(root, "x", "l")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, outside := t.TempDir(), t.TempDir()
+			mustWrite(t, filepath.Join(outside, "kept"))
+			tc.make(t, root, outside)
+			fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			if err := RemoveAllAt(fd, "x"); err != nil {
+				t.Fatalf("RemoveAllAt: %v", err)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "x")); !os.IsNotExist(err) {
+				t.Errorf("x after RemoveAllAt: %v, want gone", err)
+			}
+			if _, err := os.Stat(filepath.Join(outside, "kept")); err != nil {
+				t.Errorf("what a symlink points to was touched: %v", err)
+			}
+		})
+	}
+}
+
+func mustMkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustWrite(t *testing.T, p string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
