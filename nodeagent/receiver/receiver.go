@@ -1269,21 +1269,16 @@ func (r *Receiver) clearName(rel string, before []appliedRename, tree bool) []ap
 // clear is clearName's, for rel, which is st here.
 func (r *Receiver) clear(rel string, st *unix.Stat_t, before []appliedRename, tree bool) []appliedRename {
 	a := appliedRename{old: rel, removed: true, st: *st, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
-	if !a.dir && (r.pending(rel) || !r.heldAsIs(recordedAt(rel, before), st)) {
+	switch {
+	case !a.dir && (r.pending(rel) || !r.heldAsIs(recordedAt(rel, before), st)):
 		return nil
-	}
-	if a.dir && (tree || !r.pending(rel)) {
-		if !tree || r.pending(rel) || !r.treeHeldAsIs(rel, before) {
-			if !tree {
-				return r.unlink(a) // an empty one only
-			}
-			// Some of it stays: what may go below it goes, one by one.
-			var out []appliedRename
-			_ = r.eachChild(rel, func(name string, cst *unix.Stat_t) {
-				out = append(out, r.clear(rel+"/"+name, cst, before, true)...)
-			})
-			return append(out, r.unlink(a)...) // empty now, or it stays
-		}
+	case !a.dir:
+		return r.unlink(a)
+	case !tree && r.pending(rel):
+		return nil
+	case !tree:
+		return r.unlink(a) // an empty one only
+	case !r.pending(rel) && r.treeHeldAsIs(rel, before):
 		a.hold = r.Held.Add(rel)
 		if err := r.removeReplayed(rel); err != nil {
 			r.Held.Done(a.hold, rel)
@@ -1291,10 +1286,12 @@ func (r *Receiver) clear(rel string, st *unix.Stat_t, before []appliedRename, tr
 		}
 		return []appliedRename{a}
 	}
-	if a.dir {
-		return nil
-	}
-	return r.unlink(a)
+	// Some of it stays: what may go below it goes, one by one.
+	var out []appliedRename
+	_ = r.eachChild(rel, func(name string, cst *unix.Stat_t) {
+		out = append(out, r.clear(rel+"/"+name, cst, before, true)...)
+	})
+	return append(out, r.unlink(a)...) // empty now, or it stays
 }
 
 // unlink removes a.old, a file or an empty directory, held; it returns a,
