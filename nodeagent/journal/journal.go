@@ -373,13 +373,11 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				size = e.Size
 			}
 			seq++
+			// The rename log's record of this change, if any: a removal,
+			// or a rename (which takes its place where a change is both).
+			var logged *LoggedRename
 			if !exists && c.Op&(change.Remove|change.Rmdir) != 0 {
-				v := LoggedRename{Seq: seq, Old: c.Path}.marshal()
-				for i := range peers {
-					if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
-						return err
-					}
-				}
+				logged = &LoggedRename{Seq: seq, Old: c.Path}
 			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
 				// Logged whether or not the new name holds the object
@@ -405,7 +403,10 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				if known && obj.Mode.IsRegular() {
 					lr.Size, lr.MtimeNs = obj.Size, obj.Mtime.UnixNano()
 				}
-				v := lr.marshal()
+				logged = &lr
+			}
+			if logged != nil {
+				v := logged.marshal()
 				for i := range peers {
 					if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
 						return err
@@ -1254,19 +1255,6 @@ func (j *Journal) Done(peer string, done []Entry) error {
 	}
 	j.counted(0, map[string]PeerStats{peer: d})
 	return nil
-}
-
-// entriesOf runs fn on peer's entries by path in a write transaction of
-// the index's Batch (fn may be called again, afresh). fn changes entries
-// in place, never their number or order.
-func (j *Journal) entriesOf(peer string, fn func(byPath *bolt.Bucket) error) error {
-	return j.idx.Batch(func(tx *bolt.Tx) error {
-		pb, err := peerBucket(tx, peer)
-		if err != nil {
-			return err
-		}
-		return fn(pb.Bucket(bucketByPath))
-	})
 }
 
 // Stats returns what is pending for peer.
