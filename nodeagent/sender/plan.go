@@ -12,7 +12,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -424,8 +423,6 @@ func underAny[V any](p string, set map[string]V) bool {
 // operation covers its ancestors and descendants); each test costs the
 // path's depth.
 type inflight struct {
-	// mu: Start's loop changes it, and a run's replay reads it.
-	mu    sync.Mutex
 	paths map[string]int // path -> runs holding it
 	below map[string]int // directory -> in-flight paths below it
 }
@@ -435,8 +432,6 @@ func newInflight() *inflight {
 }
 
 func (f *inflight) overlaps(p string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.paths[p] > 0 || f.below[p] > 0 {
 		return true
 	}
@@ -449,8 +444,6 @@ func (f *inflight) overlaps(p string) bool {
 }
 
 func (f *inflight) add(p string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.paths[p]++
 	for d := parent(p); d != ""; d = parent(d) {
 		f.below[d]++
@@ -458,8 +451,6 @@ func (f *inflight) add(p string) {
 }
 
 func (f *inflight) remove(p string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.paths[p]--; f.paths[p] <= 0 {
 		delete(f.paths, p)
 	}
@@ -471,8 +462,6 @@ func (f *inflight) remove(p string) {
 }
 
 func (f *inflight) len() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	return len(f.paths)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"net/netip"
 	"slices"
 	"strconv"
@@ -231,10 +230,10 @@ type Sender struct {
 
 	mu       sync.Mutex
 	inflight *inflight
-	// pushing are the paths of the runs past their replay (replayOrWait),
-	// under replayMu.
-	replayMu sync.Mutex
+	// pushing are the paths of the runs past their replay (replayOrWait);
+	// the runs' goroutines change it, under replayMu.
 	pushing  *inflight
+	replayMu sync.Mutex
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
@@ -1179,7 +1178,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		return r
 	}
 	b.notRenamedIn(rp)
-	renamedOutOf := renamedOutOf(rootfd, rp.outOf)
+	outOf := renamedOutOf(rootfd, rp.outOf)
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
@@ -1208,7 +1207,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// answered with a list of its own, naming a path through a symlink in
 	// this root (one it sent here, munge symlinks = no), had this member's
 	// client read and send it any file of the host (found by a review).
-	if len(b.sends)+len(renamedOutOf) > 0 {
+	if len(b.sends)+len(outOf) > 0 {
 		o := s.runOptions(b)
 		if b.large() {
 			// A large file takes long enough to watch: what it has
@@ -1226,12 +1225,12 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		if w != nil {
 			push, w = w.Push, nil // used up by its push
 		}
-		res, err := s.listing(rootfd, slices.Concat(pathsOf(b.sends), b.links, renamedOutOf), &staleDirs, func(files []string) (rsync.Result, error) {
+		res, err := s.listing(rootfd, slices.Concat(pathsOf(b.sends), b.links, outOf), &staleDirs, func(files []string) (rsync.Result, error) {
 			return push(ctx, files)
 		})
 		sent = confirmed(b.sends, res)
 		implied = append(implied, res.Implied...)
-		implied = append(implied, confirmedPaths(renamedOutOf, res)...)
+		implied = append(implied, confirmedPaths(outOf, res)...)
 		removedByPush = append(removedByPush, res.Removed...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
