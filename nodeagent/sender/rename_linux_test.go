@@ -969,28 +969,33 @@ func TestSender_Start_aFileChangedBeforeItsDirectorysRenameAndMadeAgain(t *testi
 	}
 }
 
-// renameHookReceiver is a real receiver that runs hook before it applies
+// replayHookReceiver is a real receiver that runs hook before it replays
 // renames.
-type renameHookReceiver struct {
+type replayHookReceiver struct {
 	*receiver.Receiver
 	hook func()
 }
 
-func (rr *renameHookReceiver) Rename(ctx context.Context, from string, renames []peer.Rename) []peer.RenameResult {
+func (rr *replayHookReceiver) Replay(ctx context.Context, from, journal string, renames []peer.Rename) []peer.RenameResult {
 	rr.hook()
-	return rr.Receiver.Rename(ctx, from, renames)
+	return rr.Receiver.Replay(ctx, from, journal, renames)
 }
 
 // TestSender_Start_aDirectoryMadeForARenameIsConfirmed: mkdir n; mv d n/d,
-// and n is renamed away here after the run made it on the peer for the
-// rename, before the run's push: the push no longer sends n, and the
-// confirmation still names it, so that the peer records it. Before, the
-// peer took the directory the run had made for its own and sent it to
-// every member (the stress test).
+// and n is renamed away here as the run replays the rename, which makes
+// n on the peer: the push no longer sends n, and the peer records n with
+// the replay (receiver: the directories made for a replayed rename).
+// Before, the peer took the directory made for the rename for its own
+// and sent it to every member (the stress test).
 func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
 	r := newRig(t, 55)
-	recv := &renameHookReceiver{Receiver: peerReceiver(t, r)}
+	recv := &replayHookReceiver{Receiver: peerReceiver(t, r)}
+	ran := false
 	recv.hook = func() {
+		if ran {
+			return
+		}
+		ran = true
 		if err := os.Rename(filepath.Join(r.root, "n"), filepath.Join(r.root, "elsewhere")); err != nil {
 			t.Error(err)
 		}
@@ -1002,6 +1007,9 @@ func TestSender_Start_aDirectoryMadeForARenameIsConfirmed(t *testing.T) {
 	run := r.firstReport()
 	if _, err := os.Stat(filepath.Join(r.peerRoot, "n")); err != nil {
 		t.Fatalf("the test's premise: the run made n on the peer for the rename (%v); problems %v", err, run.Problems)
+	}
+	if !ran {
+		t.Fatal("the test's premise: the run replayed the rename (the hook did not run)")
 	}
 	if !recordedAsItIs(t, recv.Receiver, "n") {
 		t.Error("the peer does not hold n as recorded: it takes the directory the run made for a change of its own")
