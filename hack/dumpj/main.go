@@ -45,7 +45,7 @@ func run(db string, peers []string, prefix string, n int) error {
 		}
 		fmt.Printf("peer %s: %d pending\n", p, j.Stats(p).Files)
 		for _, e := range es {
-			fmt.Printf("  seq=%d op=%v %q old=%q size=%d\n", e.Seq, e.Op, e.Path, e.OldPath, e.Size)
+			fmt.Printf("  seq=%d op=%v %q size=%d\n", e.Seq, e.Op, e.Path, e.Size)
 		}
 	}
 	if prefix == "" {

@@ -28,9 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,8 +51,6 @@ type Entry struct {
 	Path string
 	// Op is every op journaled for the path since it was last confirmed.
 	Op change.Op
-	// OldPath is the previous name when Op has Rename.
-	OldPath string
 	// Seq is the sequence number of the latest change to the path; Done
 	// keeps an entry whose Seq changed while it was sent.
 	Seq uint64
@@ -67,11 +63,6 @@ type Entry struct {
 	Size int64
 	// Version is reserved for multi-master version data.
 	Version []byte
-	// RenameSeq is the sequence number of the rename that gave the path
-	// its OldPath (0: none, or journaled before it was kept). A run asks
-	// the peer for its renames in this order, the order they were made
-	// in here (the sender's planOnce).
-	RenameSeq uint64
 }
 
 // Journal holds the pending entries of every peer.
@@ -415,35 +406,17 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			}
 			key := index.Key(c.Path)
 			for i, p := range peers {
-				d, superseded, err := put(buckets[i], key, c, seq, size, now)
+				d, err := put(buckets[i], key, c, seq, size, now)
 				if err != nil {
 					return err
 				}
-				if superseded.OldPath != "" {
-					seq++
-					moved, err := movedOnFrom(buckets[i], superseded, seq)
-					if err != nil {
-						return err
-					}
-					if !moved {
-						// mv a b; mv c b, both pending: b's entry names one
-						// old name, and a went too.
-						gone := change.Change{Path: superseded.OldPath, Op: change.Remove}
-						dd, _, err := put(buckets[i], index.Key(superseded.OldPath), gone, seq, 0, now)
-						if err != nil {
-							return err
-						}
-						d = d.plus(dd)
-					}
-				}
 				delta[p] = delta[p].plus(d)
 			}
-			// What is pending below the old name goes behind the rename
-			// (behindRename), and what was removed there before it is
-			// removed under the new name too.
+			// What is pending at and below the old name goes behind the
+			// rename, and the old name is removed (behindRename).
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
 				for i, p := range peers {
-					d, err := behindRename(buckets[i], c.OldPath, c.Path, &seq, now)
+					d, err := behindRename(buckets[i], c.OldPath, &seq, now)
 					if err != nil {
 						return err
 					}
@@ -468,7 +441,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				key := index.Key(gone)
 				rm := change.Change{Path: gone, Op: change.Remove}
 				for i, p := range peers {
-					d, _, err := put(buckets[i], key, rm, seq, 0, now)
+					d, err := put(buckets[i], key, rm, seq, 0, now)
 					if err != nil {
 						return err
 					}
@@ -770,20 +743,20 @@ func moveTree(itx *index.Tx, rootfd int, old, newName string) (gone []string, er
 // behindRename moves the entries pending for one peer at or below old, a
 // name just renamed to newName, behind the rename in the journal's order
 // (each gets the next sequence number, as its first and last change),
-// with old's own as a removal (unless a scan found it), and journals,
-// after the rename, the removal under newName of each one below old that
-// holds a removal. Renames among them keep their place: the
-// peer applies a rename below old before old's own, as it happened.
+// with old's own as a removal (unless a scan found it; journaled where
+// old has no entry, or only a rename's onto it). Renames among them keep
+// their place.
 //
 // rm d/x; mv d e; mkdir d; echo > d/x: d/x's entry, its first change
 // before the rename, went before it, into the peer's old d, which the
-// rename then took to e/x: the peer ended without d/x and with an e/x
-// this member does not hold. Behind the rename, d/x goes into the new d,
-// and e/x's removal takes what the rename brought there (where the peer
-// applies the rename; elsewhere it finds nothing). The removal under the
-// old name, behind the rename too, then finds nothing where the peer
-// applied it, and takes the old name's copy where it did not.
-func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Time) (PeerStats, error) {
+// rename then took to e/x. Behind the rename, d/x goes into the new d.
+//
+// Removals below old are not journaled again under newName: the rename
+// log has the peer apply them before the rename, and one it refused (its
+// own newer change there) is its to keep where the rename takes it
+// (until the fortieth session they were, and such a change was deleted
+// under the new name: mv d/f g; mv d e, with the peer's own d/f).
+func behindRename(pb peerBuckets, old string, seq *uint64, now time.Time) (PeerStats, error) {
 	var d PeerStats
 	var below []Entry
 	c := pb.byPath.Cursor()
@@ -802,10 +775,12 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 	if err != nil {
 		return d, err
 	}
+	oldHeld := false // old's own entry moved behind, as a removal
 	for _, e := range below {
-		if e.OldPath != "" {
+		if e.Op.Has(change.Rename) {
 			continue
 		}
+		oldHeld = oldHeld || e.Path == old
 		key := index.Key(e.Path)
 		if err := pb.bySeq.Delete(seqKey(e.Order)); err != nil {
 			return d, err
@@ -829,15 +804,14 @@ func behindRename(pb peerBuckets, old, newName string, seq *uint64, now time.Tim
 		if err := pb.byPath.Put(key, e.marshal()); err != nil {
 			return d, err
 		}
-		rel, ok := strings.CutPrefix(e.Path, old+"/")
-		// A directory's removal (Rmdir) as well as a file's: rmdir d/x;
-		// mv d e left the peer's e/x for good (the stress test).
-		if !ok || e.Op&(change.Remove|change.Rmdir) == 0 {
-			continue
-		}
+	}
+	if !oldHeld {
+		// The old name's removal, for a peer that does not apply the
+		// rename (it refused it: another object there): the rename log
+		// takes the object on where the peer applies it, and the name is
+		// deleted where not.
 		*seq++
-		moved := newName + "/" + rel
-		dd, _, err := put(pb, index.Key(moved), change.Change{Path: moved, Op: change.Remove}, *seq, 0, now)
+		dd, err := put(pb, index.Key(old), change.Change{Path: old, Op: change.Remove}, *seq, 0, now)
 		if err != nil {
 			return d, err
 		}
@@ -870,174 +844,30 @@ type peerBuckets struct {
 }
 
 // put merges c (whose path's key is key) into the peer's entry for its
-// path and returns how the peer's pending counts changed, and the entry as
-// it was where c's rename supersedes the pending rename it holds (its
-// OldPath set): the entry keeps one old name, so the caller journals where
-// the other went (movedOnFrom, or its removal).
-func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, Entry, error) {
+// path and returns how the peer's pending counts changed.
+func put(pb peerBuckets, key []byte, c change.Change, seq uint64, size int64, now time.Time) (PeerStats, error) {
 	byPath, bySeq := pb.byPath, pb.bySeq
-	e := Entry{Path: c.Path, Op: c.Op, OldPath: c.OldPath, Since: now}
+	e := Entry{Path: c.Path, Op: c.Op, Since: now}
 	var d PeerStats
-	var superseded Entry
 	if v := index.SeekExact(pb.paths, key); v != nil {
 		old, err := unmarshal(v)
 		if err != nil {
-			return d, Entry{}, fmt.Errorf("journal entry %q: %w", c.Path, err)
+			return d, fmt.Errorf("journal entry %q: %w", c.Path, err)
 		}
 		e.Order = old.Order
 		e.Op = old.Op.Merge(c.Op)
 		e.Since = old.Since
-		e.RenameSeq = old.RenameSeq
-		switch {
-		case e.OldPath == "":
-			e.OldPath = old.OldPath
-		case old.OldPath != "" && old.OldPath != e.OldPath && old.OldPath != c.Path:
-			superseded = old
-		}
 		d.Bytes -= old.Size
 	} else {
 		d.Files++
 		e.Order = seq
 		if err := bySeq.Put(seqKey(seq), key); err != nil {
-			return d, Entry{}, err
+			return d, err
 		}
 	}
 	e.Seq, e.Size = seq, size
-	if c.Op.Has(change.Rename) && c.OldPath != "" {
-		e.RenameSeq = seq
-	}
 	d.Bytes += size
-	return d, superseded, byPath.Put(key, e.marshal())
-}
-
-// movedOnFrom journals where the object of was, a pending rename (was.OldPath
-// -> was.Path) that a rename onto its path supersedes, went since: to the
-// new name of the first pending rename out of was.Path made after it, whose
-// entry then takes was.OldPath as its old name, and was's RenameSeq (the
-// peer's object at was.OldPath goes there, where the joined chain left
-// it, in the order its first rename was made). It reports false where no
-// such rename is pending (mv a b; mv c b: a was overwritten, and is to be
-// removed). Before, a's removal was journaled in every case: swap c a,
-// then swap c a/f17, both pending, lost the rename a -> c, and the peer,
-// asked to rename its c onto a, which it still held, refused; its old
-// a/... stayed beside what went as content (the sender's random
-// operations test).
-//
-// It reads every pending entry of the peer: a rename superseded so is
-// rare (a name renamed onto, renamed away, and renamed onto again, all
-// pending).
-//
-// Where that rename brought the object back to was.OldPath (swap a/b c;
-// mv a/b/d/f4 a/m16; swap c a/b: c -> a/b -> c), the peer's object there
-// is the one that moved: neither rename is asked, and the entry at
-// was.OldPath keeps its other changes (backWhereItWas).
-//
-// Either way, the pending renames out of was.Path's tree made while the
-// object was there name it under was.Path, which the peer never holds it
-// at: their old names move to where the peer's object is when each is
-// asked (renamesOutOfMovedTo). Before, in the example, a/m16 was asked
-// from a/b/d/f4, refused, sent as content, and the peer kept c/d/f4
-// (RANDOM_OPS_LIVE seed 66).
-func movedOnFrom(pb peerBuckets, was Entry, seq uint64) (bool, error) {
-	at := was.RenameSeq
-	if at == 0 {
-		at = was.Order // stored before RenameSeq was
-	}
-	next, found, err := firstRenameOutOf(pb, was.Path, at, math.MaxUint64)
-	if err == nil && found && next.Path == was.OldPath && was.Op&(change.Remove|change.Rmdir) == 0 {
-		return true, backWhereItWas(pb, was, next, at, seq)
-	}
-	// Only onto a name whose entry holds renames alone: nothing was made
-	// or written there (swap a c/f3; mkdir d12; swap d12 a: c/f3 -> a,
-	// then a -> d12, d12 made and renamed away between; joined as c/f3 ->
-	// d12, the peer's d12 was taken for the object that moved there, the
-	// sender's random operations test). Its first change may be an
-	// earlier rename onto it whose object left it by a rename that the
-	// journal joined past it (mv f5 m36; swap m36 a: f5 -> m36 -> t kept
-	// as f5 -> t), so that the peer never holds that object there (seed
-	// 119; before, such an entry was refused too, and the object of was
-	// was lost from the journal: the swap it had come from could not be
-	// told).
-	if err != nil || !found || next.Op&^(change.Rename|change.Subtree|change.Found) != 0 {
-		return false, err
-	}
-	// Nor onto one renamed away between (a/f1 -> c/d/m11 -> a, a's own
-	// object renamed away before the second: kept as a/f1 -> a, the rename
-	// took the peer's a for it; the same test).
-	if _, held, err := firstRenameOutOf(pb, next.Path, at, next.RenameSeq); err != nil || held {
-		return false, err
-	}
-	if err := renamesOutOfMovedTo(pb, was.Path, next.Path, at, next.RenameSeq); err != nil {
-		return false, err
-	}
-	next.OldPath, next.RenameSeq, next.Seq = was.OldPath, at, seq
-	return true, pb.byPath.Put(index.Key(next.Path), next.marshal())
-}
-
-// backWhereItWas journals was (a pending rename that a rename onto its
-// path supersedes) and next, the first rename out of was.Path after it,
-// whose new name is was.OldPath: the object went there and back. The
-// peer's object at was.OldPath is that object (the peer never got it
-// moved), so next's entry is no rename any more: it keeps its other
-// changes, which go as they are here. was is not taken for a removal:
-// its path held no other object between the two (a removal there, which
-// would make the object at was.OldPath another one, leaves was to
-// movedOnFrom's other cases).
-func backWhereItWas(pb peerBuckets, was, next Entry, at, seq uint64) error {
-	if err := renamesOutOfMovedTo(pb, was.Path, was.OldPath, at, next.RenameSeq); err != nil {
-		return err
-	}
-	next.OldPath, next.RenameSeq, next.Seq = "", 0, seq
-	next.Op &^= change.Rename
-	return pb.byPath.Put(index.Key(next.Path), next.marshal())
-}
-
-// renamesOutOfMovedTo gives the pending renames out of from or below it,
-// made after after and before before (by RenameSeq), old names at or
-// below to instead: from held the object of a rename superseded since,
-// which the peer holds at to when they are asked.
-func renamesOutOfMovedTo(pb peerBuckets, from, to string, after, before uint64) error {
-	var moved []Entry
-	err := pb.byPath.ForEach(func(_, v []byte) error {
-		e, err := unmarshal(v)
-		if err != nil {
-			return err
-		}
-		if e.Op.Has(change.Rename) && e.RenameSeq > after && e.RenameSeq < before {
-			if rest, ok := strings.CutPrefix(e.OldPath, from+"/"); ok {
-				e.OldPath = to + "/" + rest
-				moved = append(moved, e)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, e := range moved {
-		if err := pb.byPath.Put(index.Key(e.Path), e.marshal()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// firstRenameOutOf returns the first pending rename out of name made after
-// after and before before (by RenameSeq), reading every pending entry.
-func firstRenameOutOf(pb peerBuckets, name string, after, before uint64) (Entry, bool, error) {
-	var first Entry
-	found := false
-	err := pb.byPath.ForEach(func(_, v []byte) error {
-		e, err := unmarshal(v)
-		if err != nil {
-			return err
-		}
-		if e.OldPath == name && e.Op.Has(change.Rename) && e.RenameSeq > after && e.RenameSeq < before && (!found || e.RenameSeq < first.RenameSeq) {
-			first, found = e, true
-		}
-		return nil
-	})
-	return first, found, err
+	return d, byPath.Put(key, e.marshal())
 }
 
 // Again journals paths for peers with op, without comparing them with the
@@ -1077,7 +907,7 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 			}
 			seq++
 			for i, peer := range peers {
-				dd, _, err := put(buckets[i], index.Key(p), change.Change{Path: p, Op: op}, seq, size, now)
+				dd, err := put(buckets[i], index.Key(p), change.Change{Path: p, Op: op}, seq, size, now)
 				if err != nil {
 					return err
 				}
@@ -1187,7 +1017,7 @@ func renamedTreesIn(itx *index.Tx, buckets []peerBuckets, dir string) ([]string,
 	news := make(map[string]bool)
 	note := func(v []byte) error {
 		e, err := unmarshal(v)
-		if err == nil && e.Op.Has(change.Rename) && e.OldPath != "" {
+		if err == nil && e.Op.Has(change.Rename) {
 			news[e.Path] = true
 		}
 		return err

@@ -49,18 +49,6 @@ func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run s
 	return c.post(ctx, addr, group, "received", req, nil)
 }
 
-// Rename asks the member at addr to apply renames locally.
-func (c *Client) Rename(ctx context.Context, addr netip.AddrPort, group string, renames []Rename) ([]RenameResult, error) {
-	var resp RenameResponse
-	if err := c.post(ctx, addr, group, "rename", RenameRequest{Renames: renames}, &resp); err != nil {
-		return nil, err
-	}
-	if len(resp.Results) != len(renames) {
-		return nil, fmt.Errorf("rename: %d results for %d renames", len(resp.Results), len(renames))
-	}
-	return resp.Results, nil
-}
-
 // Replay asks the receiver to replay a member's logged renames
 // (ReplayRequest); one per request from each sender at a time.
 func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group, journal string, renames []Rename) ([]RenameResult, error) {

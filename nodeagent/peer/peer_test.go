@@ -50,16 +50,12 @@ func (r *recorder) Received(_ context.Context, from, run string, sent []string, 
 	return nil
 }
 
-func (r *recorder) Rename(_ context.Context, _ string, rs []Rename) []RenameResult {
+func (r *recorder) Replay(_ context.Context, _, _ string, rs []Rename) []RenameResult {
 	out := make([]RenameResult, len(rs))
 	for i, x := range rs {
 		out[i] = RenameResult{Applied: string(x.Old) != "missing", Reason: "no such file"}
 	}
 	return out
-}
-
-func (r *recorder) Replay(ctx context.Context, from, _ string, rs []Rename) []RenameResult {
-	return r.Rename(ctx, from, rs)
 }
 
 // Loopback addresses of this package's tests.
@@ -277,13 +273,13 @@ func TestEndpoint_RefusesRequestsMeantForAnother(t *testing.T) {
 	}
 }
 
-func TestEndpoint_RenameAndReceived(t *testing.T) {
+func TestEndpoint_ReplayAndReceived(t *testing.T) {
 	rec := &recorder{}
 	s := &Server{}
 	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
 	addr := startServer(t, s)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-	res, err := c.Rename(context.Background(), addr, "www", []Rename{{Old: []byte("a"), New: []byte("b")}, {Old: []byte("missing"), New: []byte("c")}})
+	res, err := c.Replay(context.Background(), addr, "www", "journal-1", []Rename{{Old: []byte("a"), New: []byte("b"), Seq: 1}, {Old: []byte("missing"), New: []byte("c"), Seq: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,9 +33,6 @@ type Handler interface {
 	// (record their state); paths of the run not listed did not change.
 	// states, when not nil, say what was sent of each of sent.
 	Received(ctx context.Context, from, run string, sent []string, states []FileState, deleted []string) error
-	// Rename applies renames locally where the old file is the one the
-	// sender had, and reports each result.
-	Rename(ctx context.Context, from string, renames []Rename) []RenameResult
 	// Replay replays from's logged renames (ReplayRequest), skipping
 	// those it replayed before from the same journal.
 	Replay(ctx context.Context, from, journal string, renames []Rename) []RenameResult
@@ -114,13 +111,6 @@ func (s *Server) Handler() http.Handler {
 			return nil, badRequest(fmt.Errorf("%d states for %d paths", len(req.States), len(req.Paths)))
 		}
 		return nil, g.Handler.Received(ctx, from, req.Run, req.paths(), req.States, toStrings(req.Deleted))
-	}))
-	mux.HandleFunc("POST /v1/groups/{group}/rename", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
-		var req RenameRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, badRequest(err)
-		}
-		return RenameResponse{Results: g.Handler.Rename(ctx, from, req.Renames)}, nil
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/replay", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req ReplayRequest

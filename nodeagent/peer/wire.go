@@ -131,11 +131,6 @@ func (q ReplayRequest) Check() error {
 	return nil
 }
 
-// RenameRequest carries renames, applied in order.
-type RenameRequest struct {
-	Renames []Rename `json:"renames"`
-}
-
 // RenameResult says what happened to one rename.
 type RenameResult struct {
 	Applied bool   `json:"applied"`

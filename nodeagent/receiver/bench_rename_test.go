@@ -41,7 +41,7 @@ func BenchmarkReceiver_RenameTree(b *testing.B) {
 	for b.Loop() {
 		for k := range 2 {
 			from, to := names[k], names[1-k]
-			res := r.Rename(context.Background(), "peer", []peer.Rename{{Old: []byte(from), New: []byte(to), Dir: true}})
+			res := replayOnce(context.Background(), r, "peer", []peer.Rename{{Old: []byte(from), New: []byte(to), Dir: true}})
 			if !res[0].Applied {
 				b.Fatalf("%s -> %s refused: %s", from, to, res[0].Reason)
 			}

@@ -629,18 +629,15 @@ func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
 	return modes, owners
 }
 
-// Rename renames locally where this member's old file is the sender's:
-// same size (and, for a file, mtime when given) and a new name that is free.
-// Anything else is refused with the reason, and the sender sends the content.
-// The renames are applied in order, then recorded in the index in one
-// commit (one per rename took a sync each: thousands outlived the sender's
-// timeout); once ctx ends, the rest are refused.
-func (r *Receiver) Rename(ctx context.Context, from string, renames []peer.Rename) []peer.RenameResult {
-	return r.rename(ctx, from, renames, nil)
-}
-
 // Replay replays a member's logged renames and removals (peer.ReplayRequest)
-// as Rename applies renames, skipping those at or below the last sequence
+// locally, where this member's old file is the sender's: same size (and,
+// for a file, mtime when given) and a new name that is free. Anything else
+// is refused with the reason, and the sender sends the content. The
+// renames are applied in order, then recorded in the index in one commit
+// (one per rename took a sync each: thousands outlived the sender's
+// timeout); once ctx ends, the rest are refused.
+//
+// It skips those at or below the last sequence
 // number it replayed from that member's journal, and records the last one
 // it decided on (applied or refused) in the commit that records what it
 // applied. An agent stopped between applying them on disk and that
@@ -662,8 +659,8 @@ func (r *Receiver) Replay(ctx context.Context, from, journal string, renames []p
 	return r.rename(ctx, from, renames, &pos)
 }
 
-// rename applies renames (Rename, or Replay when pos is set) and records
-// them, with pos, in one commit.
+// rename applies renames (Replay) and records them, with pos, in one
+// commit.
 func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Rename, pos *replayPos) []peer.RenameResult {
 	out := make([]peer.RenameResult, len(renames))
 	var applied []appliedRename
@@ -678,13 +675,11 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			out[i].Reason = fmt.Sprintf("not tried: %v", err)
 			continue
 		}
-		if pos != nil {
-			if rn.Seq <= pos.done {
-				out[i] = peer.RenameResult{Applied: true, Reason: "replayed before"}
-				continue
-			}
-			pos.last = rn.Seq
+		if rn.Seq <= pos.done {
+			out[i] = peer.RenameResult{Applied: true, Reason: "replayed before"}
+			continue
 		}
+		pos.last = rn.Seq
 		if k, ok := unapplied(rn.After, i, out); ok {
 			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
 			continue
@@ -761,14 +756,14 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		out[i].Applied = true
 		applied = append(applied, a)
 	}
-	if len(applied)+len(madeDirs) == 0 && (pos == nil || pos.last == 0) {
+	if len(applied)+len(madeDirs) == 0 && pos.last == 0 {
 		return out
 	}
 	var local []string
 	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
 		var err error
 		local, err = recordRenames(index.Within(btx), r.RootFD, applied, madeDirs)
-		if err == nil && pos != nil && pos.last != 0 {
+		if err == nil && pos.last != 0 {
 			err = setReplayed(btx, pos.member, pos.journal, pos.last)
 		}
 		return err

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,16 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 )
+
+// replayOnce asks r to replay renames as a sender's first request from a
+// journal of its own: numbered from 1, none replayed before.
+func replayOnce(ctx context.Context, r *Receiver, from string, renames []peer.Rename) []peer.RenameResult {
+	rs := slices.Clone(renames)
+	for i := range rs {
+		rs[i].Seq = uint64(i + 1)
+	}
+	return r.Replay(ctx, from, rand.Text(), rs)
+}
 
 // newReceiver returns a Receiver on a fresh root holding "a" (5 bytes,
 // with a known mtime), "dir/b", "taken", a link "out" to a directory
@@ -116,9 +127,9 @@ func TestReceiver_Rename(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.Exclude = func(rel string, _ bool) bool { return strings.HasSuffix(rel, ".local") }
-			res := r.Rename(context.Background(), "peer", []peer.Rename{tc.rename(mtime)})
+			res := replayOnce(context.Background(), r, "peer", []peer.Rename{tc.rename(mtime)})
 			if len(res) != 1 || res[0].Applied != tc.applied || !strings.Contains(res[0].Reason, tc.reason) {
-				t.Fatalf("Rename = %+v; want applied %v, reason %q", res, tc.applied, tc.reason)
+				t.Fatalf("Replay = %+v; want applied %v, reason %q", res, tc.applied, tc.reason)
 			}
 			if tc.applied {
 				if _, err := os.Lstat(filepath.Join(root, tc.moved[0])); !os.IsNotExist(err) {
@@ -493,7 +504,7 @@ func TestReceiver_RenameOfATreeKeepsLocalFilesLocal(t *testing.T) {
 	}
 	var rescans []string
 	r.Rescan = func(p string) { rescans = append(rescans, p) }
-	res := r.Rename(context.Background(), "peer", []peer.Rename{{Old: []byte("dir"), New: []byte("moved"), Dir: true}})
+	res := replayOnce(context.Background(), r, "peer", []peer.Rename{{Old: []byte("dir"), New: []byte("moved"), Dir: true}})
 	if !res[0].Applied {
 		t.Fatalf("rename refused: %s", res[0].Reason)
 	}
@@ -775,7 +786,7 @@ func TestReceiver_RenameKeepsALocalChangeLocal(t *testing.T) {
 			if !tc.dir {
 				rn.Size, rn.MtimeNs = 5, mtime.UnixNano()
 			}
-			res := r.Rename(context.Background(), "peer", []peer.Rename{rn})
+			res := replayOnce(context.Background(), r, "peer", []peer.Rename{rn})
 			if !res[0].Applied {
 				t.Fatalf("rename refused: %s", res[0].Reason)
 			}
@@ -995,9 +1006,9 @@ func TestReceiver_RenameStopsWithItsContext(t *testing.T) {
 	r, root, _, mtime := newReceiver(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res := r.Rename(ctx, "peer", []peer.Rename{{Old: []byte("a"), New: []byte("a2"), Size: 5, MtimeNs: mtime.UnixNano()}})
+	res := replayOnce(ctx, r, "peer", []peer.Rename{{Old: []byte("a"), New: []byte("a2"), Size: 5, MtimeNs: mtime.UnixNano()}})
 	if len(res) != 1 || res[0].Applied || !strings.Contains(res[0].Reason, "not tried") {
-		t.Fatalf("Rename = %+v, want not tried", res)
+		t.Fatalf("Replay = %+v, want not tried", res)
 	}
 	if _, err := os.Lstat(filepath.Join(root, "a")); err != nil {
 		t.Errorf("a moved: %v", err)
@@ -1033,7 +1044,7 @@ func TestReceiver_RenamesRecordedTogether(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for i, res := range r.Rename(context.Background(), "peer", rs) {
+	for i, res := range replayOnce(context.Background(), r, "peer", rs) {
 		if !res.Applied {
 			t.Fatalf("rename %d refused: %s", i, res.Reason)
 		}
@@ -1173,7 +1184,7 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 					}
 				}
 			}
-			for i, res := range r.Rename(context.Background(), "peer", rs) {
+			for i, res := range replayOnce(context.Background(), r, "peer", rs) {
 				if !res.Applied {
 					t.Fatalf("rename %d (%s -> %s) refused: %s", i, rs[i].Old, rs[i].New, res.Reason)
 				}
@@ -1249,7 +1260,7 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 		{"a name renamed", []string{"x1"}, func(t *testing.T, r *Receiver, root string) error {
 			var st unix.Stat_t
 			mustOK(t, unix.Lstat(filepath.Join(root, "x1"), &st))
-			res := r.Rename(context.Background(), "n1", []peer.Rename{{Old: []byte("x1"), New: []byte("x3"), Size: st.Size, MtimeNs: st.Mtim.Nano()}})
+			res := replayOnce(context.Background(), r, "n1", []peer.Rename{{Old: []byte("x1"), New: []byte("x3"), Size: st.Size, MtimeNs: st.Mtim.Nano()}})
 			if !res[0].Applied {
 				t.Fatalf("rename refused: %s", res[0].Reason)
 			}
@@ -1505,7 +1516,7 @@ func TestReceiver_RenameAfter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
-			res := r.Rename(context.Background(), "peer", tc.renames)
+			res := replayOnce(context.Background(), r, "peer", tc.renames)
 			for i, want := range tc.applied {
 				if res[i].Applied != want {
 					t.Errorf("rename %d: %+v; want applied %v", i, res[i], want)

@@ -80,12 +80,8 @@ func (a *announcements) Received(_ context.Context, _, run string, sent []string
 	return nil
 }
 
-// Rename refuses every rename, as a peer whose old file differs does.
-func (a *announcements) Replay(ctx context.Context, from, _ string, rs []peer.Rename) []peer.RenameResult {
-	return a.Rename(ctx, from, rs)
-}
-
-func (a *announcements) Rename(_ context.Context, _ string, rs []peer.Rename) []peer.RenameResult {
+// Replay refuses every rename, as a peer whose old file differs does.
+func (a *announcements) Replay(_ context.Context, _, _ string, rs []peer.Rename) []peer.RenameResult {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.refused += len(rs)

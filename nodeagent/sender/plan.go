@@ -8,7 +8,6 @@
 package sender
 
 import (
-	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -377,25 +376,17 @@ func (b *batch) confirmedUnderFiles(res rsync.Result) []journal.Entry {
 
 // topMost splits removed paths into the top-most ones (to delete) and those
 // below another removed path in the same batch (deleted with it).
-// Of entries of one path, the one of the lowest Seq is kept: a deletion
-// of an old name (sequence 0, asPaths) covers an entry's own.
 func topMost(gone []journal.Entry) (top, covered []journal.Entry) {
-	return topMostBy(gone, func(e journal.Entry) string { return e.Path }, func(a, b journal.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	return topMostBy(gone, func(e journal.Entry) string { return e.Path })
 }
 
-// topMostBy splits xs, sorted in place by path and, of one path, by tie
-// (nil: in any order), into those whose path lies below no other's (top)
-// and the others (covered: below one of them, or the same path again: of
-// one path, the first is kept).
-func topMostBy[T any](xs []T, path func(T) string, tie func(a, b T) int) (top, covered []T) {
+// topMostBy splits xs, sorted in place by path, into those whose path lies
+// below no other's (top) and the others (covered: below one of them, or
+// the same path again: of one path, the first is kept).
+func topMostBy[T any](xs []T, path func(T) string) (top, covered []T) {
 	// A parent sorts before its children ("a" < "a/..."), though not
 	// always right before them ("a-b" sorts between "a" and "a/b").
-	slices.SortFunc(xs, func(a, b T) int {
-		if c := strings.Compare(path(a), path(b)); c != 0 || tie == nil {
-			return c
-		}
-		return tie(a, b)
-	})
+	slices.SortFunc(xs, func(a, b T) int { return strings.Compare(path(a), path(b)) })
 	tops := make(map[string]bool)
 	for _, x := range xs {
 		if underAny(path(x), tops) {

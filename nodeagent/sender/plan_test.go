@@ -34,7 +34,8 @@ func TestPlan(t *testing.T) {
 
 	entries := []journal.Entry{
 		{Path: "dir/file", Op: change.Write},
-		{Path: "new-name", Op: change.Rename, OldPath: "old-name"},
+		{Path: "new-name", Op: change.Rename},
+		{Path: "old-name", Op: change.Remove}, // a rename's old name: an entry of its own
 		{Path: "gone", Op: change.Rmdir},
 		{Path: "gone/a", Op: change.Remove},
 		{Path: "gone/b/c", Op: change.Remove},
@@ -43,12 +44,11 @@ func TestPlan(t *testing.T) {
 		{Path: ".", Op: change.Attrib},
 		{Path: "was-a-dir/a", Op: change.Remove, Seq: 7},
 		{Path: "was-a-dir/b/c", Op: change.Remove, Seq: 8},
-		{Path: "renamed-then-removed", Op: change.Rename | change.Remove, OldPath: "its-old-name"},
-		{Path: "renamed-then-removed-too", Op: change.Rename | change.Remove, OldPath: "new-name"}, // the old name exists again
-		{Path: "renamed-from-gone", Op: change.Rename, OldPath: "gone-old"},
+		{Path: "renamed-then-removed", Op: change.Rename | change.Remove},
+		{Path: "its-old-name", Op: change.Remove},
+		{Path: "renamed-from-gone", Op: change.Rename},
+		{Path: "gone-old", Op: change.Remove},
 	}
-	// As take reads them: a rename's entry is its new name's path, and its
-	// old name an entry of its own (asPaths).
 	b := plan(rootfd, asPaths(entries))
 	tests := []struct {
 		name string
@@ -57,8 +57,8 @@ func TestPlan(t *testing.T) {
 	}{
 		{"sends: what exists", b.sends, []string{"dir/file", "new-name"}},
 		{"under a file: removed with the peer's directory when the file replaces it", b.underFile, []string{"was-a-dir/a", "was-a-dir/b/c"}},
-		{"deletes: top-most removed paths only, and renames' old names not journaled of their own", b.deletes,
-			[]string{"gone", "gone-old", "gone-too", "its-old-name", "old-name", "renamed-from-gone", "renamed-then-removed", "renamed-then-removed-too"}},
+		{"deletes: top-most removed paths only", b.deletes,
+			[]string{"gone", "gone-old", "gone-too", "its-old-name", "old-name", "renamed-from-gone", "renamed-then-removed"}},
 		{"covered: below a deleted dir", b.covered, []string{"gone/a", "gone/b/c"}},
 		{"skipped: the root, what leaves the root", b.skipped, []string{".", "evil/secret"}},
 	}
@@ -71,11 +71,6 @@ func TestPlan(t *testing.T) {
 	}
 	if b.bytes != 8 {
 		t.Errorf("bytes %d, want 8", b.bytes)
-	}
-	for _, e := range b.deletes {
-		if e.Path == "its-old-name" && e.Seq != 0 {
-			t.Errorf("an old name is deleted as sequence %d; want 0, which confirms no journal entry", e.Seq)
-		}
 	}
 	for _, p := range []string{"was-a-dir/a", "was-a-dir/b/c"} {
 		if got := b.fileAbove[p]; got != "was-a-dir" {
@@ -225,15 +220,13 @@ func TestInflight_Overlaps(t *testing.T) {
 }
 
 // TestFailures: each unsettled journal entry once, a rename listed among
-// both the renames and the sends included; an old name's deletion
-// (sequence 0, no entry of the journal) never.
+// both the renames and the sends included.
 func TestFailures(t *testing.T) {
-	renamed := journal.Entry{Path: "new", OldPath: "old", Op: change.Rename, Seq: 3}
+	renamed := journal.Entry{Path: "new", Op: change.Rename, Seq: 3}
 	entries := []journal.Entry{
 		renamed,                      // b.renames
 		{Path: "a", Seq: 1}, renamed, // b.sends
 		{Path: "b", Seq: 2},
-		{Path: "old"}, // the old name's deletion
 	}
 	done := []journal.Entry{{Path: "a", Seq: 1}}
 	got := failures(entries, done, nil, map[string]string{"new": "refused"}, nil)
@@ -249,10 +242,7 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// TestTopMost: deletions below another's are covered by it, and of two of
-// one path the one of the lower Seq is kept, whatever order they come in:
-// an old name's deletion (sequence 0) over an entry's own, so that the
-// batch places it as an old name's (oldNamesFirst, oldNamesMovedOn).
+// TestTopMost: deletions below another's are covered by it.
 func TestTopMost(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
@@ -264,18 +254,6 @@ func TestTopMost(t *testing.T) {
 			gone:    []journal.Entry{{Path: "d/x", Seq: 3}, {Path: "d", Seq: 5}, {Path: "d-b", Seq: 4}},
 			top:     []journal.Entry{{Path: "d", Seq: 5}, {Path: "d-b", Seq: 4}},
 			covered: []journal.Entry{{Path: "d/x", Seq: 3}},
-		},
-		{
-			name:    "an old name's deletion after an entry's own of the same path",
-			gone:    []journal.Entry{{Path: "p", Seq: 49}, {Path: "q", Seq: 50}, {Path: "p"}},
-			top:     []journal.Entry{{Path: "p"}, {Path: "q", Seq: 50}},
-			covered: []journal.Entry{{Path: "p", Seq: 49}},
-		},
-		{
-			name:    "an old name's deletion before an entry's own of the same path",
-			gone:    []journal.Entry{{Path: "p"}, {Path: "p", Seq: 49}},
-			top:     []journal.Entry{{Path: "p"}},
-			covered: []journal.Entry{{Path: "p", Seq: 49}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,34 +23,19 @@ type replayed struct {
 }
 
 // asPaths turns entries into paths to bring to their state here: a
-// rename's entry becomes its new name's, and its old name gets an entry
-// of its own (of sequence 0, which the journal never holds), deleted on
-// the peer where it is gone here. The renames themselves go from the
-// rename log (replay).
+// rename's new name goes as that name alone, not its tree (the rename
+// goes from the rename log, replay), and its old name has an entry of its
+// own (a removal, journal.Journal.Record). The Rename bit stays: the push
+// then knows the new name was made here, and one that no replayed rename
+// put on the peer (notRenamed) is checked by content where rsync's quick
+// check finds it unchanged (unchangedWrites).
 func asPaths(entries []journal.Entry) []journal.Entry {
-	have := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		have[e.Path] = true
-	}
-	out := make([]journal.Entry, 0, len(entries))
-	var olds []journal.Entry
-	for _, e := range entries {
+	for i, e := range entries {
 		if e.Op.Has(change.Rename) {
-			if e.OldPath != "" && !have[e.OldPath] {
-				have[e.OldPath] = true
-				olds = append(olds, journal.Entry{Path: e.OldPath, Op: change.Remove})
-			}
-			// The Rename bit stays (without OldPath, nothing plans a
-			// rename from it): the push then knows the new name was
-			// made here, and one that no replayed rename put on the
-			// peer (notRenamed) is checked by content where rsync's
-			// quick check finds it unchanged (unchangedWrites).
-			e.Op &^= change.Subtree
-			e.OldPath, e.RenameSeq = "", 0
+			entries[i].Op &^= change.Subtree
 		}
-		out = append(out, e)
 	}
-	return append(out, olds...)
+	return entries
 }
 
 // replay asks the peer for log (the rename log's oldest, read by the
@@ -220,23 +205,5 @@ func (b *batch) notRenamedIn(rp replayed) {
 		if e.Op.Has(change.Rename) && !rp.at[e.Path] {
 			b.notRenamed[e.Path] = true
 		}
-	}
-}
-
-// againOldNames journals again, as removals, the old names of renames
-// (entries of sequence 0, asPaths) whose deletion the run did not
-// confirm: the journal holds no entry of theirs to keep pending, and a
-// deletion the peer refused (EPERM) was forgotten. Journaled again, a
-// failure is an entry's like any other, held with its own backoff.
-func (s *Sender) againOldNames(entries, done []journal.Entry) {
-	confirmed := pathSet(done)
-	var again []string
-	for _, e := range entries {
-		if e.Seq == 0 && !confirmed[e.Path] {
-			again = append(again, e.Path)
-		}
-	}
-	if err := s.Journal.Again([]string{s.Peer}, change.Remove, again); err != nil {
-		s.Log.Error(err, "cannot journal again old names whose deletion was not confirmed; the peer may keep them until they change again", "paths", again)
 	}
 }

@@ -926,8 +926,6 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	// After the cut: a rename's old name (an entry the journal does not
-	// hold) goes in the batch of its new name.
 	b = plan(rootfd, asPaths(entries[:n]))
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
@@ -1029,10 +1027,7 @@ func (s *Sender) finish(b batch) {
 // are in flight or held: the file's own run then confirms the deletions
 // below it. Without this a tree larger than a batch, removed before its
 // directory became a file, would wait for the file's entry, which comes
-// after it in the journal. A file renamed into the directory's place (rm
-// -r d; mv f d) is not taken: as a plain send its old name would stay on
-// the peer for good; its entry is planned as the rename it is, in turn,
-// and the paths below wait for it.
+// after it in the journal.
 func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
 	if len(b.underFile) == 0 {
 		return
@@ -1049,7 +1044,7 @@ func (s *Sender) takeFilesAbove(rootfd int, b *batch) {
 			s.Log.V(1).Info("the file above removed paths is not taken", "path", above, "error", err)
 			continue
 		}
-		if !ok || s.skip(own) || own.OldPath != "" {
+		if !ok || s.skip(own) {
 			continue
 		}
 		var st unix.Stat_t
@@ -1400,7 +1395,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	} else {
 		r.Sent = done
 	}
-	s.againOldNames(slices.Concat(b.entries(), b.waiting, failedEntries(b.unreadable)), done)
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
 	r.Failures = failures(b.entries(), done, r.Changed, r.reasons, r.raced)
@@ -1505,9 +1499,7 @@ func (s *Sender) Transferring() int64 { return s.transferring.Load() }
 
 // failures are the journal entries neither confirmed (done) nor changed
 // during the run, with rsync's reason for each where it gave one; each
-// once, and not the deletions of renames' old names, which are no entries
-// of the journal (sequence 0): journaled again (againOldNames), they fail
-// as their own.
+// once.
 func failures(entries, done, changed []journal.Entry, reasons map[string]string, raced map[string]bool) []Failure {
 	settled := make(map[string]bool, len(done)+len(changed))
 	for _, e := range slices.Concat(done, changed) {
@@ -1515,7 +1507,7 @@ func failures(entries, done, changed []journal.Entry, reasons map[string]string,
 	}
 	var out []Failure
 	for _, e := range entries {
-		if settled[e.Path] || e.Seq == 0 {
+		if settled[e.Path] {
 			continue
 		}
 		settled[e.Path] = true
@@ -1849,7 +1841,7 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 	}
 	name(sentInstead, peer.FileState{})
 	name(implied, peer.FileState{Dir: true})
-	tops, _ := topMostBy(removed, func(p string) string { return p }, nil)
+	tops, _ := topMostBy(removed, func(p string) string { return p })
 	for _, p := range tops {
 		if !listed[p] {
 			listed[p] = true

@@ -59,10 +59,10 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			want: map[string][]string{"waiting": {"d/sub/y", "d/x"}},
 		},
 		{
-			name:       "the file renamed into the directory's place: not taken as a plain send (its old name would stay on the peer); they wait for its rename",
+			name:       "the file renamed into the directory's place: taken into their batch as well (the rename goes by the log, its old name's removal is an entry of its own)",
 			renamed:    true,
 			batchFiles: 2,
-			want:       map[string][]string{"waiting": {"d/sub/y", "d/x"}},
+			want:       map[string][]string{"sends": {"d"}, "underFile": {"d/sub/y", "d/x"}},
 		},
 		{
 			name:         "the file still being written: they wait",
