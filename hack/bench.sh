@@ -8,8 +8,10 @@
 #   scanner         a tree of JAILSYNC_BENCH_FILES (default 1,000,000) files on
 #                   tmpfs: steady-state scan time and peak RSS, find(1) as reference
 #   replication     1 writer and 3 receivers on loopback: burst, 100 x 1 MiB,
-#                   1 x 256 MiB and single-file latency (each file 50 ms after
-#                   the previous one arrived, and back to back); jailsync against the
+#                   1 x 256 MiB, single-file latency (each file 50 ms after
+#                   the previous one arrived, and back to back) and the rename
+#                   of a directory of 10,000 x 4 KiB that every peer holds
+#                   (lower bound: rsync -a --delete); jailsync against the
 #                   lower bound (one rsync -a per peer after the writes), the
 #                   floors of jailsync's rsync interface (its --files-from
 #                   client on the lower bound's schedule, and the same with

@@ -25,7 +25,12 @@
 // holds every file whole; latency (one 4 KiB file at a time, 200 files,
 // each written 50 ms after the previous one arrived everywhere) and
 // latencyBackToBack (the same, each written as soon as the previous one
-// arrived): p50 and p99 from each close until all peers hold it whole.
+// arrived): p50 and p99 from each close until all peers hold it whole;
+// renameDir (a directory of 10,000 x 4 KiB that every peer holds,
+// renamed): makespan from the rename until every peer holds the files
+// under the new name and nothing under the old one (the lower bound:
+// rsync -a --delete per peer; the old script and the floors of the
+// --files-from interface do not run it).
 //
 // Needs root (tmpfs, fanotify), rsync, lsyncd, clsync, syncthing and the
 // nodeagent binary (-nodeagent).
@@ -54,6 +59,9 @@ type system struct {
 	// backToBackFiles that of latencyBackToBack. For the systems with a 1 s
 	// floor per file, which would otherwise take minutes a run.
 	latencyFiles, backToBackFiles int
+	// noRenames, when set, is why the system does not run the rename
+	// workload: it replicates no renames or deletions.
+	noRenames string
 }
 
 type workload struct {
@@ -63,6 +71,11 @@ type workload struct {
 	// gap is the pause, on latency workloads, between a file's arrival on
 	// every peer and the next file's write.
 	gap time.Duration
+	// rename: files files of size bytes in a directory that every peer
+	// holds already (written and replicated before the measurement), which
+	// is then renamed; the makespan runs from the rename until every peer
+	// holds the files under the new name and nothing under the old one.
+	rename bool
 }
 
 // latencyGap lets every system finish with a file before the next one is
@@ -130,9 +143,10 @@ func main() {
 	flag.Parse()
 	systems := []system{
 		{key: "lowerBound", name: "lower bound (rsync -a per peer after the writes)", start: lowerBound},
-		{key: "filesFrom", name: "floor of --files-from (one run per peer after)", start: filesFromFloor},
-		{key: "preparedFloor", name: "floor of --files-from, clients started ahead", start: preparedFloor},
-		{key: "oldScript", name: "old script (rsync per file per peer after 1 s)", start: oldScript, maxFiles: 100, latencyFiles: 20, backToBackFiles: 20},
+		{key: "filesFrom", name: "floor of --files-from (one run per peer after)", start: filesFromFloor, noRenames: noRenamesFloor},
+		{key: "preparedFloor", name: "floor of --files-from, clients started ahead", start: preparedFloor, noRenames: noRenamesFloor},
+		{key: "oldScript", name: "old script (rsync per file per peer after 1 s)", start: oldScript, maxFiles: 100, latencyFiles: 20, backToBackFiles: 20,
+			noRenames: "replicates no renames or deletions (it ran rsync per written file)"},
 		{key: "lsyncd", name: "lsyncd 2.2 (delay = 0)", start: lsyncd},
 		{key: "clsync", name: "clsync 0.4 (rsyncdirect, -t0 -w0 -T0)", start: clsync, backToBackFiles: 20},
 		{key: "syncthing", name: "Syncthing 1.19 (lowest delays)", start: syncthing, backToBackFiles: 20},
@@ -147,6 +161,7 @@ func main() {
 		{key: "file256MiB", name: "1 x 256 MiB", files: 1, size: 256 << 20},
 		{key: "latency", name: "one 4 KiB file at a time, 50 ms gap", files: 200, size: 4 << 10, latency: true, gap: latencyGap},
 		{key: "latencyBackToBack", name: "one 4 KiB file at a time, no gap", files: 200, size: 4 << 10, latency: true},
+		{key: "renameDir", name: "rename of a directory of 10,000 x 4 KiB", files: 10000, size: 4 << 10, rename: true},
 	}
 	if *only != "" {
 		keys := strings.Split(*only, ",")
@@ -167,6 +182,9 @@ func main() {
 		for run := range *runs {
 			for _, s := range systems {
 				f := rep.Workloads[w.key][s.key]
+				if w.rename && s.noRenames != "" {
+					f.Error = new(s.noRenames)
+				}
 				if f.Error != nil {
 					continue
 				}
@@ -211,6 +229,11 @@ func measure(s system, w workload, f *figure) error {
 			return err
 		}
 	}
+	if w.rename {
+		if err := renamedTreeBefore(r, w); err != nil {
+			return err
+		}
+	}
 	// At rest before the workload starts, for every system alike: the
 	// probe's runs, their confirmations and what a system starts after
 	// them (jailsync's prepared clients) otherwise ran into the first 200
@@ -240,14 +263,29 @@ func measure(s system, w workload, f *figure) error {
 		files = s.maxFiles
 	}
 	f.measured = files
-	if w.latency {
+	switch {
+	case w.rename:
+		start := time.Now()
+		if err := os.Rename(filepath.Join(r.src, renameFrom), filepath.Join(r.src, renameTo)); err != nil {
+			return err
+		}
+		if r.push != nil {
+			if err := r.mirror(); err != nil {
+				return err
+			}
+		}
+		if err := waitRenamed(r.peers, files, w.size, start.Add(10*time.Minute)); err != nil {
+			return err
+		}
+		f.Runs = append(f.Runs, time.Since(start).Seconds())
+	case w.latency:
 		p50, p99, err := closeToArrival(r, files, w.size, w.gap)
 		if err != nil {
 			return err
 		}
 		f.Runs = append(f.Runs, p50)
 		f.p99s = append(f.p99s, p99)
-	} else {
+	default:
 		data := workloadData(w.size)
 		start := time.Now()
 		if err := writeFiles(r.src, files, data); err != nil {

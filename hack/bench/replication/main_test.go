@@ -5,6 +5,8 @@ package main
 import (
 	"encoding/json"
 	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -187,5 +189,48 @@ func TestCloseToArrival_gap(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWaitRenamed: the rename workload ends when every peer holds every
+// file whole under the new name and nothing is left under the old one.
+func TestWaitRenamed(t *testing.T) {
+	const files, size = 3, 5
+	for _, tc := range []struct {
+		name    string
+		oldLeft bool // a peer still holds the old directory
+		short   bool // a peer's last file is not whole yet
+		wantErr bool
+	}{
+		{name: "renamed everywhere"},
+		{name: "the old name left on a peer", oldLeft: true, wantErr: true},
+		{name: "a file not whole", short: true, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{t.TempDir(), t.TempDir()}
+			for _, p := range peers {
+				must(t, os.Mkdir(filepath.Join(p, renameTo), 0o755))
+				for i := range files {
+					must(t, os.WriteFile(filepath.Join(p, renameTo, fileName(i)), make([]byte, size), 0o644))
+				}
+			}
+			if tc.oldLeft {
+				must(t, os.Mkdir(filepath.Join(peers[1], renameFrom), 0o755))
+			}
+			if tc.short {
+				must(t, os.WriteFile(filepath.Join(peers[1], renameTo, fileName(files-1)), make([]byte, size-1), 0o644))
+			}
+			err := waitRenamed(peers, files, size, time.Now().Add(50*time.Millisecond))
+			if (err != nil) != tc.wantErr {
+				t.Errorf("waitRenamed: %v, want an error: %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -38,6 +38,11 @@ func lowerBound() (*rig, error) {
 				return rsyncTo(d.src, append(args, d.urls[i])...)
 			})
 		},
+		mirror: func() error {
+			return parallel(len(d.urls), func(i int) error {
+				return rsyncTo(d.src, "-a", "--delete", "--sockopts=TCP_NODELAY", "--address=127.0.3.1", "./", d.urls[i])
+			})
+		},
 	}, nil
 }
 

@@ -27,6 +27,10 @@ type rig struct {
 	// writes with the names written (nil: everything) and returns when every
 	// peer has them. Nil for live systems: the bench polls the peers.
 	push func(names []string) error
+	// mirror, for such a system that can delete (the lower bound), pushes
+	// the whole directory with deletions (rsync -a --delete): the rename
+	// workload's push.
+	mirror func() error
 	// cpu returns the CPU seconds the system has used on the writer so far
 	// (its processes and the rsync clients they reaped); hwm the peak RSS in
 	// bytes (VmHWM). Nil when there is no such process (the lower bound, whose
@@ -92,6 +96,65 @@ func waitFiles(peers []string, files, size int, deadline time.Time) error {
 		}
 	}
 	return nil
+}
+
+// The rename workload's directory, before and after its rename.
+const (
+	renameFrom = "tree"
+	renameTo   = "tree.renamed"
+)
+
+// noRenamesFloor is why the floors of the --files-from interface do not
+// run the rename workload: they push a list of names, and deletions go by
+// another list (the agent's own); the lower bound measures rsync -a
+// --delete.
+const noRenamesFloor = "pushes names only; the lower bound measures the rename's push (rsync -a --delete)"
+
+// renamedTreeBefore writes the rename workload's directory and waits until
+// every peer holds it whole: set-up, not measured.
+func renamedTreeBefore(r *rig, w workload) error {
+	dir := filepath.Join(r.src, renameFrom)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeFiles(dir, w.files, workloadData(w.size)); err != nil {
+		return err
+	}
+	if r.push != nil {
+		if err := r.mirror(); err != nil {
+			return err
+		}
+	}
+	return waitFiles(under(r.peers, renameFrom), w.files, w.size, time.Now().Add(10*time.Minute))
+}
+
+// waitRenamed waits until every peer holds the rename workload's files
+// whole under the directory's new name, and nothing under its old one.
+func waitRenamed(peers []string, files, size int, deadline time.Time) error {
+	if err := waitFiles(under(peers, renameTo), files, size, deadline); err != nil {
+		return err
+	}
+	for _, p := range under(peers, renameFrom) {
+		for {
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s is still there", p)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// under joins name to each of dirs.
+func under(dirs []string, name string) []string {
+	out := make([]string, len(dirs))
+	for i, d := range dirs {
+		out[i] = filepath.Join(d, name)
+	}
+	return out
 }
 
 // waitOne waits until every peer holds name whole.
