@@ -148,6 +148,24 @@ func waitRenamed(peers []string, files, size int, deadline time.Time) error {
 	return nil
 }
 
+// inotifyQueue raises fs.inotify.max_queued_events to at least n for the
+// inotify instances made from now on, and returns what puts it back.
+func inotifyQueue(n int) (restore func(), err error) {
+	const knob = "/proc/sys/fs/inotify/max_queued_events"
+	b, err := os.ReadFile(knob)
+	if err != nil {
+		return func() {}, err
+	}
+	was := strings.TrimSpace(string(b))
+	if v, err := strconv.Atoi(was); err == nil && v >= n {
+		return func() {}, nil
+	}
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		return func() {}, err
+	}
+	return func() { _ = os.WriteFile(knob, []byte(was), 0o644) }, nil
+}
+
 // under joins name to each of dirs.
 func under(dirs []string, name string) []string {
 	out := make([]string, len(dirs))
