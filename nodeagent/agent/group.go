@@ -628,7 +628,7 @@ func (g *group) detector() (*detect.Detector, error) {
 	}
 	g.exclude = m
 	opts := source.Options{Root: g.root, Exclude: func(rel string) bool { return m.Match(rel, false) },
-		Quiet: []string{rsyncd.TempDir, rsyncd.PartialDir}}
+		Quiet: []string{rsyncd.TempDir, rsyncd.PartialDir}, OwnPID: ownPID()}
 	src, kind := newSource(opts, g.settle(), g.log)
 	g.status.setSource(kind)
 	d := &detect.Detector{Root: g.root, HeldRoot: &g.rootfd, Index: g.idx, Source: src, Exclude: m, Settle: g.settle(),
@@ -642,6 +642,16 @@ func (g *group) detector() (*detect.Detector, error) {
 		d.ResyncInterval = ri.Duration
 	}
 	return d, nil
+}
+
+// ownPID reports whether a process is this agent: the renames, removals
+// and clears it applies for peers are its own (fanotify names the thread
+// group, so any goroutine's thread counts). An in-process test's own
+// writes read as the agent's too; Echo is a hint the index overrules
+// (change.Change.Echo), so they are still sent.
+func ownPID() func(pid int32) bool {
+	self := int32(os.Getpid())
+	return func(pid int32) bool { return pid == self }
 }
 
 func (g *group) settle() time.Duration {

@@ -30,9 +30,10 @@ type Options struct {
 	// agent's own .jailsync directory, spec.exclude); sources drop such
 	// changes early. Nil excludes nothing.
 	Exclude func(rel string) bool
-	// OwnPID reports whether pid is this agent's own rsync receiver; changes
-	// it made are marked Echo (a hint only, see change.Change.Echo). Nil
-	// marks nothing.
+	// OwnPID reports whether pid is this agent's own (the agent process,
+	// which applies peers' renames and removals, or its rsync receiver
+	// where it can be told); changes it made are marked Echo (a hint only,
+	// see change.Change.Echo). Nil marks nothing.
 	OwnPID func(pid int32) bool
 	// Quiet names root-relative directories whose entries' events a source
 	// may have the kernel drop before they are queued: the rsync daemon's

@@ -68,7 +68,7 @@ func New(opts source.Options, ownAUID uint32, reap time.Duration, log logr.Logge
 		return nil, err
 	}
 	return &Source{opts: opts, ownAUID: ownAUID, reap: reap, log: log,
-		tr: Translator{Root: opts.Root, OwnAUID: ownAUID}, f: f, fd: fd}, nil
+		tr: Translator{Root: opts.Root, OwnAUID: ownAUID, OwnPID: opts.OwnPID}, f: f, fd: fd}, nil
 }
 
 // Close releases the pipe of a Source whose Run was never called.

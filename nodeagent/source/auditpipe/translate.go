@@ -30,6 +30,10 @@ type Translator struct {
 	// OwnAUID is the audit user id the agent's rsync receiver runs under;
 	// its changes are marked Echo. bsm.AUIDUnset when there is none.
 	OwnAUID uint32
+	// OwnPID, when not nil, reports whether a process is the agent's own
+	// (it applies peers' renames and removals under the operator's audit
+	// user id); its changes are marked Echo too.
+	OwnPID func(pid int32) bool
 	// MaxOpen bounds the tracked opens; DefaultMaxOpen when 0.
 	MaxOpen int
 
@@ -61,7 +65,8 @@ func (t *Translator) Translate(rec *bsm.Record, emit func(change.Change)) {
 		return
 	}
 	c := fc.Change
-	c.Echo = t.OwnAUID != bsm.AUIDUnset && fc.AUID == t.OwnAUID
+	c.Echo = t.OwnAUID != bsm.AUIDUnset && fc.AUID == t.OwnAUID ||
+		t.OwnPID != nil && t.OwnPID(int32(fc.PID))
 	switch {
 	case fc.Target == bsm.TargetUnknown:
 		// The kernel could not build the path: something changed, we do

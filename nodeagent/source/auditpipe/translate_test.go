@@ -16,6 +16,10 @@ const root = "/usr/jails/web/data"
 
 const receiverAUID = 990
 
+// agentPID is the agent's own process (it applies peers' renames under the
+// operator's audit user id).
+const agentPID = 4000
+
 func call(pid uint32, ret uint32) bsmtest.Call {
 	return bsmtest.Call{Subject: bsmtest.Subject{AUID: 1001, PID: pid}, Time: time.Unix(1_800_000_000, 0), Ret: ret}
 }
@@ -99,6 +103,12 @@ func TestTranslator_Translate(t *testing.T) {
 			bsmtest.Open{Call: fromReceiver(call(50, 4)), At: true, Flags: bsmtest.OWronly | bsmtest.OCreat, Path: root + "/from-peer"}.Bytes(),
 			bsmtest.Close{Call: fromReceiver(call(50, 0)), FD: 4}.Bytes(),
 		}, []string{"create|write from-peer false echo", "write from-peer true echo"}},
+		{"the agent's own renames are echoes, by pid", [][]byte{
+			bsmtest.Rename{Call: call(agentPID, 0), At: true, FromFD: bsmtest.AtFDCWD, ToFD: bsmtest.AtFDCWD, From: root + "/e/f", To: root + "/e/g",
+				FromAttr: &bsmtest.Attr{Mode: 0o644}}.Bytes(),
+			bsmtest.Rename{Call: call(agentPID+1, 0), At: true, FromFD: bsmtest.AtFDCWD, ToFD: bsmtest.AtFDCWD, From: root + "/e/g", To: root + "/e/h",
+				FromAttr: &bsmtest.Attr{Mode: 0o644}}.Bytes(),
+		}, []string{"rename e/g true from e/f echo", "rename e/h true from e/g"}},
 		{"a failed open changes nothing", [][]byte{
 			func() []byte {
 				c := call(3, 0)
@@ -112,7 +122,7 @@ func TestTranslator_Translate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := &Translator{Root: root, OwnAUID: receiverAUID}
+			tr := &Translator{Root: root, OwnAUID: receiverAUID, OwnPID: func(pid int32) bool { return pid == agentPID }}
 			got := run(t, tr, tc.records...)
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("got  %q\nwant %q", got, tc.want)
