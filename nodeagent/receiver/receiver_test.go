@@ -1089,6 +1089,13 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 		// (a run's deletion not recorded yet): neither they nor where the
 		// renames move them may stay indexed.
 		removed, unindexed []string
+		// links are hard links made before the tree is indexed: {name,
+		// existing name}.
+		links [][2]string
+		// asHeld: the writer's log (peer.Rename.AsHeld), whose renames
+		// replace files as the writer's did; a rename to "" is a
+		// replayed removal.
+		asHeld bool
 	}{
 		{
 			name:    "a swap of two directories",
@@ -1131,6 +1138,30 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			renames: [][2]string{{"d", "e"}, {"e/x", "z"}},
 			after:   []string{"d", "e", "e/y", "e/x", "z"},
 		},
+		{
+			// The file's rename moved its ctime: still the sender's
+			// (stress seed 22, the forty-first session).
+			name:    "a file renamed into a directory renamed before it",
+			tree:    []string{"d/", "d/x", "y"},
+			renames: [][2]string{{"d", "e"}, {"y", "e/z"}},
+			after:   []string{"d", "e", "e/x", "e/z", "y"},
+		},
+		{
+			name:    "a rename over one name of a hard-linked file, its other under a renamed directory",
+			tree:    []string{"d/", "d/w", "x"},
+			links:   [][2]string{{"y", "d/w"}},
+			renames: [][2]string{{"d", "e"}, {"x", "y"}},
+			after:   []string{"d", "e", "e/w", "x", "y"},
+			asHeld:  true,
+		},
+		{
+			name:    "a removal of one name of a hard-linked file, its other under a renamed directory",
+			tree:    []string{"d/", "d/w"},
+			links:   [][2]string{{"y", "d/w"}},
+			renames: [][2]string{{"d", "e"}, {"y", ""}},
+			after:   []string{"d", "e", "e/w", "y"},
+			asHeld:  true,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
@@ -1143,9 +1174,17 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 					mustOK(t, os.WriteFile(filepath.Join(root, p), []byte(p), 0o644))
 				}
 			}
+			for _, l := range tc.links {
+				mustOK(t, os.Link(filepath.Join(root, l[1]), filepath.Join(root, l[0])))
+			}
 			mustOK(t, r.Index.Update(func(tx *index.Tx) error {
 				for _, p := range tc.tree {
 					if err := tx.Record(r.RootFD, strings.TrimSuffix(p, "/")); err != nil {
+						return err
+					}
+				}
+				for _, l := range tc.links {
+					if err := tx.Record(r.RootFD, l[0]); err != nil {
 						return err
 					}
 				}
@@ -1156,13 +1195,13 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			}
 			var rs []peer.Rename
 			for _, rn := range tc.renames {
-				rs = append(rs, peer.Rename{Old: []byte(rn[0]), New: []byte(rn[1])})
+				rs = append(rs, peer.Rename{Old: []byte(rn[0]), New: []byte(rn[1]), AsHeld: tc.asHeld, Remove: rn[1] == ""})
 			}
 			// Each rename's state (type, a file's size and mtime), read
 			// where its object is when it is applied: the renames before
 			// it moved on the tree's stats.
 			states := make(map[string]unix.Stat_t)
-			for _, p := range tc.tree {
+			for _, p := range append(slices.Clone(tc.tree), linkNames(tc.links)...) {
 				if slices.Contains(tc.removed, p) {
 					continue
 				}
@@ -1171,6 +1210,9 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 				states[strings.TrimSuffix(p, "/")] = st
 			}
 			for i, rn := range tc.renames {
+				if rn[1] == "" {
+					continue // a removal: no state sent
+				}
 				st, ok := states[rn[0]]
 				if !ok {
 					t.Fatalf("rename %d: no state for %s", i, rn[0])
@@ -1212,6 +1254,15 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// linkNames are the names links make.
+func linkNames(links [][2]string) []string {
+	var out []string
+	for _, l := range links {
+		out = append(out, l[0])
+	}
+	return out
 }
 
 // TestReceiver_OtherNamesOfAnInodeTheRunRelinked: what a peer's run does to
