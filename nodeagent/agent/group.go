@@ -823,6 +823,13 @@ func (g *group) journalChanges(ctx context.Context, in <-chan change.Change, wak
 			g.status.changed(len(batch))
 			// For joining runs with the writes that made them (docs/benchmarks.md).
 			g.log.V(1).Info("changes journaled", "changes", len(batch), "first", batch[0].Path)
+			// Each one, for tracing what this member took for its own
+			// (a received file sent back).
+			if v := g.log.V(2); v.Enabled() {
+				for _, c := range batch {
+					v.Info("change journaled", "path", c.Path, "op", c.Op.String(), "old", c.OldPath, "finished", c.Finished, "echo", c.Echo)
+				}
+			}
 			wake(wakes)
 		}
 	}

@@ -402,6 +402,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		return err
 	}
 	close(c.done)
+	if len(mine) > 0 {
+		r.Log.V(1).Info("received paths not as sent, or made again here: this member's own, compared again", "from", from, "run", run, "paths", mine)
+	}
 	if r.Rescan != nil {
 		for _, p := range mine {
 			r.Rescan(p)
@@ -778,6 +781,14 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		// own changes, and go back to the peers as what they already hold.
 		r.Log.Error(err, "record renames applied at a peer's request", "from", from, "renames", len(applied))
 		return out
+	}
+	if v := r.Log.V(2); v.Enabled() {
+		for _, a := range applied {
+			v.Info("replayed", "from", from, "old", a.old, "new", a.new, "removed", a.removed, "made", a.made)
+		}
+	}
+	if len(local) > 0 {
+		r.Log.V(1).Info("replayed renames hold changes of this member's own; compared again", "from", from, "paths", local)
 	}
 	if r.Rescan != nil {
 		// What this member made or changed and had not sent yet: its
