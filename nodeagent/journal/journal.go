@@ -302,6 +302,15 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		// The changes, and the other names of hard-linked files they
 		// changed (otherNames), appended as they are found.
 		queue := changes[:len(changes):len(changes)]
+		// Where each rename of the batch takes its object from, last
+		// first: a rename whose new name a later one of the batch takes
+		// on (recordOldName, movesOn).
+		renamedFrom := make(map[string]int)
+		for i, c := range changes {
+			if c.Op.Has(change.Rename) && c.OldPath != "" {
+				renamedFrom[c.OldPath] = i
+			}
+		}
 		linked := make(map[string]bool)
 		for i := 0; i < len(queue); i++ {
 			c := queue[i]
@@ -355,7 +364,8 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				if oldEntry, oldHeld, err = itx.Get(c.OldPath); err != nil {
 					return err
 				}
-				if goneBelow, err = recordOldName(itx, rootfd, c.OldPath, c.Path); err != nil {
+				k, movesOn := renamedFrom[c.Path]
+				if goneBelow, err = recordOldName(itx, rootfd, c.OldPath, c.Path, movesOn && k > i); err != nil {
 					return err
 				}
 			}
@@ -570,8 +580,15 @@ func (j *Journal) counted(last uint64, delta map[string]PeerStats) {
 // A directory renamed away, its old name gone or another object now,
 // leaves its tree's entries under the new name as Moved ones (moveTree),
 // and recordOldName returns the paths of that tree gone already, for the
-// caller to journal as removals.
-func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []string, err error) {
+// caller to journal as removals. movesOn says that a later rename of the
+// same batch takes newName on (mv d e; mv e f, read together): a tree
+// gone from both names then moves to newName as it was, for the next
+// rename to move on and compare where it is. Journaled as removals under
+// old instead, the tree's names reached the next rename's new name
+// nowhere, and a removal made there before the record (mv d e; mv e f;
+// rm f/x) was never sent: the peers, which applied both renames, kept
+// f/x (stress seed 29, the forty-second session).
+func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool) (gone []string, err error) {
 	prev, had, err := itx.Get(old)
 	if err != nil {
 		return nil, err
@@ -608,6 +625,8 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string) (gone []strin
 			if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
 				return nil, err
 			}
+		case oldGone && movesOn:
+			return nil, itx.Move(old, newName)
 		case oldGone:
 			// The renamed tree is gone here already (mv d e; rm -r e,
 			// read after both): its names' removals, under the old name.

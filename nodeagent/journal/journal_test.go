@@ -864,6 +864,59 @@ func TestJournal_Record_renamedTreeKeepsItsPathsForRemovals(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aTreeRenamedOnInOneBatch: mv d e; mv e f; rm f/x,
+// all made before the journal records the renames, which come in one
+// batch. The tree moves with both renames, and f/x's removal is journaled
+// where the peer holds x once it applied them (f/x). Before, the first
+// rename, its new name gone already, took the tree for removed there and
+// journaled d/x, d/y and d/sub as removed; the peer, which applies both
+// renames first, kept f/x (stress seed 29, the forty-second session).
+func TestJournal_Record_aTreeRenamedOnInOneBatch(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	if err := os.MkdirAll(filepath.Join(f.root, "d/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"d/x", "d/y", "d/sub/z"} {
+		f.write(p, 3)
+	}
+	settleAll(t, f, peers, "d", "d/sub", "d/x", "d/y", "d/sub/z")
+	for _, mv := range [][2]string{{"d", "e"}, {"e", "f"}} {
+		if err := os.Rename(filepath.Join(f.root, mv[0]), filepath.Join(f.root, mv[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(f.root, "f/x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, peers, []change.Change{
+		{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true},
+		{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := f.j.Next(peers[0], 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := paths(es)
+	slices.Sort(got)
+	if want := []string{"d", "e", "f", "f/x"}; !slices.Equal(got, want) {
+		t.Errorf("pending %q, want %q", got, want)
+	}
+	err = f.idx.View(func(tx *index.Tx) error {
+		for _, p := range []string{"f/y", "f/sub", "f/sub/z"} {
+			if _, ok, err := tx.Get(p); err != nil || !ok {
+				t.Errorf("the index does not hold %s (%v): its removal would not be found", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestJournal_Record_removalPendingBelowARenamedDirectory: rm d/x (or
 // rmdir d/x, or mv d/x m), then mv d e, both pending: the rename log
 // holds d/x's removal (or rename) before the rename, in the order made,
