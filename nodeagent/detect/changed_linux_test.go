@@ -143,23 +143,4 @@ func TestDetector_changed(t *testing.T) {
 	if d.changed(rootfd, nil) != nil {
 		t.Error("an empty batch reported changes")
 	}
-
-	// Once the journal recorded a rename (the index holds another object
-	// at its old name, made again), it maps nothing: a removal below its
-	// new name, a peer's run's here, is no change of this member's.
-	put := func(p string, e index.Entry) {
-		t.Helper()
-		if err := idx.Update(func(tx *index.Tx) error { return tx.Put(p, e) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put("a2", index.Entry{Mode: os.ModeDir | 0o755, Ino: 100})
-	if got := d.changed(rootfd, []change.Change{{Path: "b2", OldPath: "a2", Op: change.Rename}}); len(got) != 1 {
-		t.Fatalf("the rename a2 -> b2 was not reported: %v", got)
-	}
-	put("a2", index.Entry{Mode: os.ModeDir | 0o755, Ino: 200}) // mv a2 b2 recorded; mkdir a2
-	put("a2/x", index.Entry{Size: 8, Ino: 201})
-	if got := d.changed(rootfd, []change.Change{{Path: "b2/x", Op: change.Remove}}); len(got) != 0 {
-		t.Errorf("a removal below a recorded rename's new name, of a name its old one holds anew, was reported: %v", got)
-	}
 }

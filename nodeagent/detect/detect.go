@@ -529,10 +529,8 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 			}
 			if !same || err != nil {
 				out = append(out, c)
-				if c.Op.Has(change.Rename) && c.OldPath != "" && !c.Echo {
-					if e, held, err := tx.Get(c.OldPath); err == nil {
-						d.late.add(c.OldPath, c.Path, e, held, now)
-					}
+				if c.Op.Has(change.Rename) && c.OldPath != "" {
+					d.late.add(c.OldPath, c.Path, now)
 				}
 			}
 		}

@@ -26,17 +26,7 @@ type lateRenames struct {
 
 type lateRename struct {
 	old, new string
-	// ino is the inode the index held at old when the rename passed
-	// (held: it held one). The journal has not recorded the rename while
-	// old still holds it (or, where it held none, still holds nothing): once recorded, the
-	// rename maps nothing. Mapped through a recorded rename, a removal
-	// that a peer's run made here (a name this member had renamed away
-	// and made again, indexed anew) read as this member's own and went
-	// to every member (the first version of this, in the forty-second
-	// session's stress runs).
-	ino  uint64
-	held bool
-	at   time.Time
+	at       time.Time
 }
 
 // lateRenameFor is how long a passed rename is kept: far longer than the
@@ -47,31 +37,13 @@ const (
 	maxLateRenames = 256
 )
 
-// add keeps the rename old -> new, passed at now, whose object the index
-// held at old as e (held false: nothing).
-func (l *lateRenames) add(old, new string, e index.Entry, held bool, now time.Time) {
+// add keeps the rename old -> new, passed at now.
+func (l *lateRenames) add(old, new string, now time.Time) {
 	l.expire(now)
 	if len(l.rs) == maxLateRenames {
 		l.rs = append(l.rs[:0], l.rs[1:]...)
 	}
-	r := lateRename{old: old, new: new, held: held, at: now}
-	if held {
-		r.ino = e.Ino
-	}
-	l.rs = append(l.rs, r)
-}
-
-// unrecorded reports whether the index still holds r's old name as it
-// did when r passed: the journal has not recorded r yet.
-func (r lateRename) unrecorded(tx *index.Tx) bool {
-	e, held, err := tx.Get(r.old)
-	if err != nil {
-		return false
-	}
-	if !r.held {
-		return !held
-	}
-	return held && e.Ino == r.ino
+	l.rs = append(l.rs, lateRename{old: old, new: new, at: now})
 }
 
 func (l *lateRenames) expire(now time.Time) {
@@ -111,7 +83,7 @@ func (l *lateRenames) heldBefore(tx *index.Tx, rootfd int, c change.Change, now 
 		for i := len(l.rs) - 1; i >= 0; i-- {
 			r := l.rs[i]
 			rest, ok := strings.CutPrefix(was, r.new)
-			if !ok || rest != "" && rest[0] != '/' || !r.unrecorded(tx) {
+			if !ok || rest != "" && rest[0] != '/' {
 				continue
 			}
 			was = r.old + rest
