@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -364,8 +365,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				if oldEntry, oldHeld, err = itx.Get(c.OldPath); err != nil {
 					return err
 				}
-				k, movesOn := renamedFrom[c.Path]
-				if goneBelow, err = recordOldName(itx, rootfd, c.OldPath, c.Path, movesOn && k > i); err != nil {
+				if goneBelow, err = recordOldName(itx, rootfd, c.OldPath, c.Path, movedOnLater(renamedFrom, c.Path, i)); err != nil {
 					return err
 				}
 			}
@@ -562,6 +562,22 @@ func (j *Journal) counted(last uint64, delta map[string]PeerStats) {
 	}
 }
 
+// movedOnLater reports whether a rename after the i-th change of a batch
+// takes p, or a directory above it, on (renamedFrom: where each rename of
+// the batch takes its object from, the last one's index).
+func movedOnLater(renamedFrom map[string]int, p string, i int) bool {
+	for {
+		if k, ok := renamedFrom[p]; ok && k > i {
+			return true
+		}
+		j := strings.LastIndexByte(p, '/')
+		if j < 0 {
+			return false
+		}
+		p = p[:j]
+	}
+}
+
 // recordOldName settles the index's entry of a rename's old name (of a
 // rename to newName). When
 // the old name exists again as another object than the index holds (`mv a
@@ -581,7 +597,8 @@ func (j *Journal) counted(last uint64, delta map[string]PeerStats) {
 // leaves its tree's entries under the new name as Moved ones (moveTree),
 // and recordOldName returns the paths of that tree gone already, for the
 // caller to journal as removals. movesOn says that a later rename of the
-// same batch takes newName on (mv d e; mv e f, read together): a tree
+// same batch takes newName, or a directory above it, on (mv d e; mv e f,
+// or mv d p/e; mv p q, read together): a tree
 // gone from both names then moves to newName as it was, for the next
 // rename to move on and compare where it is. Journaled as removals under
 // old instead, the tree's names reached the next rename's new name

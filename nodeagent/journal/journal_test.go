@@ -864,56 +864,73 @@ func TestJournal_Record_renamedTreeKeepsItsPathsForRemovals(t *testing.T) {
 	}
 }
 
-// TestJournal_Record_aTreeRenamedOnInOneBatch: mv d e; mv e f; rm f/x,
-// all made before the journal records the renames, which come in one
-// batch. The tree moves with both renames, and f/x's removal is journaled
-// where the peer holds x once it applied them (f/x). Before, the first
-// rename, its new name gone already, took the tree for removed there and
-// journaled d/x, d/y and d/sub as removed; the peer, which applies both
-// renames first, kept f/x (stress seed 29, the forty-second session).
+// TestJournal_Record_aTreeRenamedOnInOneBatch: mv d e; mv e f; rm f/x
+// (or mv d p/e; mv p q; rm q/e/x), all made before the journal records
+// the renames, which come in one batch. The tree moves with both renames,
+// and x's removal is journaled where the peer holds x once it applied
+// them. Before, the first rename, its new name gone already, took the
+// tree for removed there and journaled d/x, d/y and d/sub as removed; the
+// peer, which applies both renames first, kept x (stress seed 29, the
+// forty-second session).
 func TestJournal_Record_aTreeRenamedOnInOneBatch(t *testing.T) {
-	peers := []string{"web-2"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	if err := os.MkdirAll(filepath.Join(f.root, "d/sub"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"d/x", "d/y", "d/sub/z"} {
-		f.write(p, 3)
-	}
-	settleAll(t, f, peers, "d", "d/sub", "d/x", "d/y", "d/sub/z")
-	for _, mv := range [][2]string{{"d", "e"}, {"e", "f"}} {
-		if err := os.Rename(filepath.Join(f.root, mv[0]), filepath.Join(f.root, mv[1])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Remove(filepath.Join(f.root, "f/x")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.j.Record(f.rootfd, peers, []change.Change{
-		{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true},
-		{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	es, err := f.j.Next(peers[0], 100, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := paths(es)
-	slices.Sort(got)
-	if want := []string{"d", "e", "f", "f/x"}; !slices.Equal(got, want) {
-		t.Errorf("pending %q, want %q", got, want)
-	}
-	err = f.idx.View(func(tx *index.Tx) error {
-		for _, p := range []string{"f/y", "f/sub", "f/sub/z"} {
-			if _, ok, err := tx.Get(p); err != nil || !ok {
-				t.Errorf("the index does not hold %s (%v): its removal would not be found", p, err)
+	for _, tc := range []struct {
+		name    string
+		renames [][2]string // made in order, recorded in one batch
+		at      string      // where d is after them
+	}{
+		{"renamed twice", [][2]string{{"d", "e"}, {"e", "f"}}, "f"},
+		{"into a directory renamed after it", [][2]string{{"d", "p/e"}, {"p", "q"}}, "q/e"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			for _, d := range []string{"d/sub", "p"} {
+				if err := os.MkdirAll(filepath.Join(f.root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+			for _, p := range []string{"d/x", "d/y", "d/sub/z"} {
+				f.write(p, 3)
+			}
+			settleAll(t, f, peers, "d", "d/sub", "d/x", "d/y", "d/sub/z", "p")
+			var batch []change.Change
+			for _, mv := range tc.renames {
+				if err := os.Rename(filepath.Join(f.root, mv[0]), filepath.Join(f.root, mv[1])); err != nil {
+					t.Fatal(err)
+				}
+				batch = append(batch, change.Change{Path: mv[1], OldPath: mv[0], Op: change.Rename | change.Subtree, Finished: true})
+			}
+			if err := os.Remove(filepath.Join(f.root, tc.at, "x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.j.Record(f.rootfd, peers, batch); err != nil {
+				t.Fatal(err)
+			}
+			es, err := f.j.Next(peers[0], 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := paths(es)
+			if !slices.Contains(got, tc.at+"/x") {
+				t.Errorf("pending %q: x's removal at %s is not among them", got, tc.at)
+			}
+			for _, p := range []string{"d/x", "d/y", "d/sub"} {
+				if slices.Contains(got, p) {
+					t.Errorf("pending %q: %s journaled as removed under the old name", got, p)
+				}
+			}
+			err = f.idx.View(func(tx *index.Tx) error {
+				for _, p := range []string{"y", "sub", "sub/z"} {
+					if _, ok, err := tx.Get(tc.at + "/" + p); err != nil || !ok {
+						t.Errorf("the index does not hold %s/%s (%v): its removal would not be found", tc.at, p, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
