@@ -658,6 +658,17 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 			if err != nil {
 				return nil, err
 			}
+			// The tree may have moved on instead, by a rename that a
+			// later batch brings (mv d e; mv e f, the second read
+			// later): its entries go to the new name, for that rename
+			// to move on and compare where the tree is (moveTree).
+			// Dropped, a name removed there before the record (rm
+			// f/x) was journaled under d only, where the peers, which
+			// apply both renames first, hold nothing: they kept f/x
+			// (stress seed 32, the forty-second session). Where no
+			// rename takes them on, the new name's removal (rm -r e)
+			// or a scan drops them.
+			return gone, itx.Move(old, newName)
 		}
 	}
 	if oldGone || !now.IsDir() {
