@@ -598,13 +598,8 @@ func movedOnLater(renamedFrom map[string]int, p string, i int) bool {
 // and recordOldName returns the paths of that tree gone already, for the
 // caller to journal as removals. movesOn says that a later rename of the
 // same batch takes newName, or a directory above it, on (mv d e; mv e f,
-// or mv d p/e; mv p q, read together): a tree
-// gone from both names then moves to newName as it was, for the next
-// rename to move on and compare where it is. Journaled as removals under
-// old instead, the tree's names reached the next rename's new name
-// nowhere, and a removal made there before the record (mv d e; mv e f;
-// rm f/x) was never sent: the peers, which applied both renames, kept
-// f/x (stress seed 29, the forty-second session).
+// or mv d p/e; mv p q, read together): a tree gone from both names then
+// moves to newName without being journaled as removed under old.
 func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool) (gone []string, err error) {
 	prev, had, err := itx.Get(old)
 	if err != nil {
@@ -642,32 +637,33 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 			if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
 				return nil, err
 			}
-		case oldGone && movesOn:
-			return nil, itx.Move(old, newName)
 		case oldGone:
-			// The renamed tree is gone here already (mv d e; rm -r e,
-			// read after both): its names' removals, under the old name.
-			// The peer never gets the rename, and its d goes with the
-			// old name's deletion; but where d is made again before that
-			// (mkdir d, read later), only these remove the old tree's
-			// names below it there.
-			err = itx.Children(old, func(name string, _ index.Entry) error {
-				gone = append(gone, index.Join(old, name))
-				return nil
-			})
-			if err != nil {
-				return nil, err
+			// The renamed tree is gone from both names here (mv d e;
+			// rm -r e, or mv d e; mv e f, read after both). Unless a
+			// later rename of the batch takes newName on (movesOn):
+			// its names' removals, under the old name. The peer never
+			// gets the rename, and its d goes with the old name's
+			// deletion; but where d is made again before that (mkdir
+			// d, read later), only these remove the old tree's names
+			// below it there.
+			if !movesOn {
+				err = itx.Children(old, func(name string, _ index.Entry) error {
+					gone = append(gone, index.Join(old, name))
+					return nil
+				})
+				if err != nil {
+					return nil, err
+				}
 			}
-			// The tree may have moved on instead, by a rename that a
-			// later batch brings (mv d e; mv e f, the second read
-			// later): its entries go to the new name, for that rename
-			// to move on and compare where the tree is (moveTree).
-			// Dropped, a name removed there before the record (rm
-			// f/x) was journaled under d only, where the peers, which
-			// apply both renames first, hold nothing: they kept f/x
-			// (stress seed 32, the forty-second session). Where no
-			// rename takes them on, the new name's removal (rm -r e)
-			// or a scan drops them.
+			// Either way its entries go to the new name, for a later
+			// rename (of this batch, or of one read later) to move on
+			// and compare where the tree is (moveTree). Dropped, a name
+			// removed there before the record (mv d e; mv e f; rm f/x)
+			// was journaled under d only, where the peers, which apply
+			// both renames first, hold nothing: they kept f/x (stress
+			// seeds 29 and 32, the forty-second session). Where no
+			// rename takes them on, the new name's removal (rm -r e) or
+			// a scan drops them.
 			return gone, itx.Move(old, newName)
 		}
 	}
