@@ -333,6 +333,60 @@ func TestDetector_RenameChainReadLate(t *testing.T) {
 	}
 }
 
+// TestDetector_RemovalBelowRenameReadLate removes a file below a directory
+// just renamed, both read before the journal records the rename (the
+// index still holds the file under the old name): the removal is reported,
+// for the journal to find once it has moved the tree (stress seeds 21, 25
+// and 26), unless it is the agent's own.
+func TestDetector_RemovalBelowRenameReadLate(t *testing.T) {
+	self := int32(os.Getpid())
+	for _, tc := range []struct {
+		name   string
+		ownPID func(int32) bool
+		want   bool
+	}{
+		{name: "a local removal is reported", want: true},
+		{name: "the agent's own is not", ownPID: func(pid int32) bool { return pid == self }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startOwn(t, true, false, tc.ownPID)
+			x := filepath.Join(e.root, "x")
+			if err := os.Mkdir(x, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"s", "t"} {
+				if err := os.WriteFile(filepath.Join(x, name), []byte(name), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.record("x")
+			e.record("x/s")
+			e.record("x/t")
+			time.Sleep(300 * time.Millisecond) // past settle and one more scan
+			e.quiet()
+			before := len(e.seen)
+			if err := os.Rename(x, filepath.Join(e.root, "d")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(e.root, "d", "s")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the marker", finishedWrite("marker"))
+			e.quiet()
+			got := false
+			for _, c := range e.seen[before:] {
+				got = got || c.Op&(change.Remove|change.Rmdir) != 0 && c.Path == "d/s"
+			}
+			if got != tc.want {
+				t.Fatalf("removal of d/s reported: %v, want %v; saw %v", got, tc.want, describe(e.seen[before:]))
+			}
+		})
+	}
+}
+
 // quiet drains the detector's changes until none came for half a second
 // (a write's later events, reported after it was found finished), so that
 // a change awaited next comes from what the test does next.
