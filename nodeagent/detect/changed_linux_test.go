@@ -97,7 +97,12 @@ func TestDetector_changed(t *testing.T) {
 		// has it; and one that the index holds, gone now.
 		{Path: "link/secret", Op: change.Write},
 		{Path: "was-dir/f", Op: change.Write},
-		{Path: "gone", Op: change.Remove}, // absent here and in the index
+		// Absent here and in the index: a removal of a path that a
+		// rename read before it may have moved here (the journal, in
+		// order, decides), unless this agent or a peer's run made it.
+		{Path: "gone", Op: change.Remove},
+		{Path: "gone-echo", Op: change.Remove, Echo: true},
+		{Path: "gone-dir", Op: change.Rmdir},
 		{Path: "racy", Op: change.Write},
 		{Path: "racy", Op: change.Write, Echo: true},
 		// Absent here and in the index, but the write through it
@@ -106,15 +111,25 @@ func TestDetector_changed(t *testing.T) {
 		{Path: "touched", Op: change.Attrib},
 		{Path: "grown", Op: change.Mkdir},
 	}
-	var got []string
-	for _, c := range d.changed(rootfd, in) {
-		got = append(got, c.Path)
-	}
-	want := []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone", "touched"}
-	if !slices.Equal(got, want) {
-		t.Errorf("changed = %q, want %q", got, want)
-	}
-	if d.changed(rootfd, nil) != nil {
-		t.Error("an empty batch reported changes")
+	for _, tc := range []struct {
+		name     string
+		received bool
+		want     []string
+	}{
+		{name: "local", want: []string{"edited", "new", "renamed-to", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched"}},
+		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone", "touched"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, c := range d.changed(rootfd, in, tc.received) {
+				got = append(got, c.Path)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("changed = %q, want %q", got, tc.want)
+			}
+			if d.changed(rootfd, nil, tc.received) != nil {
+				t.Error("an empty batch reported changes")
+			}
+		})
 	}
 }

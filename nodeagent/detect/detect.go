@@ -427,7 +427,10 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.Change, out chan<- change.Change) error {
 	var held []change.Change
 	var released <-chan struct{}
-	pass := func(cs []change.Change) error {
+	// pass compares cs with the index and sends on what changed; wasHeld
+	// says that cs were held for a peer's run (its removals are the
+	// receiver's, removedBelowRename).
+	pass := func(cs []change.Change, wasHeld bool) error {
 		check := cs[:0:0]
 		for _, c := range cs {
 			// A directory made or changed above a received path is the
@@ -444,7 +447,7 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 			}
 			check = append(check, c)
 		}
-		for _, c := range d.changed(rootfd, check) {
+		for _, c := range d.changed(rootfd, check, wasHeld) {
 			select {
 			case out <- c:
 			case <-ctx.Done():
@@ -471,7 +474,7 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 					break more
 				}
 			}
-			if err := pass(batch); err != nil {
+			if err := pass(batch, false); err != nil {
 				return err
 			}
 		case <-recheck.C:
@@ -480,13 +483,13 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 			}
 			again := held
 			held = nil
-			if err := pass(again); err != nil {
+			if err := pass(again, true); err != nil {
 				return err
 			}
 		case <-released:
 			again := held
 			held, released = nil, nil
-			if err := pass(again); err != nil {
+			if err := pass(again, true); err != nil {
 				return err
 			}
 		}
@@ -498,8 +501,9 @@ const filterBatch = 1024
 
 // changed returns the changes of cs whose path (or, for a rename, old
 // path) is not as the index records it, compared in one read transaction.
-// A change that cannot be compared is reported.
-func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
+// A change that cannot be compared is reported. received says that cs were
+// held for a peer's run (removedBelowRename).
+func (d *Detector) changed(rootfd int, cs []change.Change, received bool) []change.Change {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -517,7 +521,7 @@ func (d *Detector) changed(rootfd int, cs []change.Change) []change.Change {
 			if err == nil && same && c.Op.Has(change.Rename) {
 				same, err = tx.Unchanged(rootfd, c.OldPath, false)
 				same = same && !chainLink(rootfd, c)
-			} else if err == nil && same {
+			} else if err == nil && same && !received {
 				same = !removedBelowRename(c)
 			}
 			if err != nil {
@@ -567,7 +571,9 @@ func chainLink(rootfd int, c change.Change) bool {
 // seeds 21, 25 and 26). So a removal that is not this agent's own goes on
 // to the journal, which records nothing for a path that it does not hold
 // or holds as it is: one lookup in its transaction. The agent's own
-// removals (Echo: a peer's, replayed here) are the echoes they look like.
+// removals (Echo: a peer's, replayed here) are the echoes they look like,
+// and so are those held for a peer's run (Incoming): rsync's deletions on
+// a receiver, recorded by then.
 func removedBelowRename(c change.Change) bool {
 	return !c.Echo && c.Op&(change.Remove|change.Rmdir) != 0 && !c.Op.Has(change.Rename)
 }
