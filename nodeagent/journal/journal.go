@@ -637,16 +637,18 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 			if gone, err = moveTree(itx, rootfd, old, newName); err != nil {
 				return nil, err
 			}
-		case oldGone:
+		case oldGone || !now.IsDir():
 			// The renamed tree is gone from both names here (mv d e;
-			// rm -r e, or mv d e; mv e f, read after both). Unless a
-			// later rename of the batch takes newName on (movesOn):
-			// its names' removals, under the old name. The peer never
-			// gets the rename, and its d goes with the old name's
-			// deletion; but where d is made again before that (mkdir
-			// d, read later), only these remove the old tree's names
-			// below it there.
-			if !movesOn {
+			// rm -r e, or mv d e; mv e f, read after both; or a swap
+			// of d with a file or symlink: mv d t; mv s d; mv t s).
+			// Unless a later rename of the batch takes newName on
+			// (movesOn), or another object holds the old name now
+			// (its push replaces the peer's d, --force): its names'
+			// removals, under the old name. The peer never gets the
+			// rename, and its d goes with the old name's deletion; but
+			// where d is made again before that (mkdir d, read later),
+			// only these remove the old tree's names below it there.
+			if oldGone && !movesOn {
 				err = itx.Children(old, func(name string, _ index.Entry) error {
 					gone = append(gone, index.Join(old, name))
 					return nil
@@ -663,7 +665,10 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 			// both renames first, hold nothing: they kept f/x (stress
 			// seeds 29 and 32, the forty-second session). Where no
 			// rename takes them on, the new name's removal (rm -r e) or
-			// a scan drops them.
+			// a scan drops them. Deleted with a swap's old name (its
+			// new object's entry), they were lost the same way: stress
+			// seed 21, the forty-third session, a symlink removed
+			// below a tree swapped with a symlink stayed on the peers.
 			return gone, itx.Move(old, newName)
 		}
 	}

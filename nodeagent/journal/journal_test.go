@@ -949,6 +949,65 @@ func TestJournal_Record_aTreeRenamedOnInOneBatch(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aTreeSwappedWithANonDirectory swaps a directory with
+// a symlink or a file elsewhere (mv d t; mv p/s d; mv t p/s), then removes
+// a file below the tree's new name: the removal is journaled, so the index
+// holds the tree's entries where it went. Until the forty-third session
+// the first rename deleted them with its old name, which another object
+// held by then, and the peers kept the file (stress seed 21).
+func TestJournal_Record_aTreeSwappedWithANonDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		make  func(f *fixture)
+		apart bool // each change recorded in a batch of its own
+	}{
+		{name: "a symlink", make: func(f *fixture) { must(t, os.Symlink("target", filepath.Join(f.root, "p", "s"))) }},
+		{name: "a file", make: func(f *fixture) { f.write("p/s", 5) }},
+		{name: "a symlink, recorded apart", make: func(f *fixture) { must(t, os.Symlink("target", filepath.Join(f.root, "p", "s"))) }, apart: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.MkdirAll(filepath.Join(f.root, "d", "k"), 0o755))
+			must(t, os.Mkdir(filepath.Join(f.root, "p"), 0o755))
+			f.write("d/k/leaf", 3)
+			f.write("d/k/kept", 3)
+			tc.make(f)
+			settleAll(t, f, peers, "d", "d/k", "d/k/leaf", "d/k/kept", "p", "p/s")
+			mv := func(a, b string) { must(t, os.Rename(filepath.Join(f.root, a), filepath.Join(f.root, b))) }
+			mv("d", "t")
+			mv("p/s", "d")
+			mv("t", "p/s")
+			batch := []change.Change{
+				{Path: "t", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true},
+				{Path: "d", Op: change.Create, Finished: true},
+				{Path: "d", OldPath: "p/s", Op: change.Rename, Finished: true},
+				{Path: "p/s", OldPath: "t", Op: change.Rename | change.Subtree, Finished: true},
+			}
+			batches := [][]change.Change{batch}
+			if tc.apart {
+				batches = nil
+				for _, c := range batch {
+					batches = append(batches, []change.Change{c})
+				}
+			}
+			for _, b := range batches {
+				must(t, f.j.Record(f.rootfd, peers, b))
+			}
+			f.confirmAll(peers[0])
+			must(t, os.Remove(filepath.Join(f.root, "p", "s", "k", "leaf")))
+			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "p/s/k/leaf", Op: change.Remove, Finished: true}}))
+			es, err := f.j.Next(peers[0], 100, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := paths(es); !slices.Equal(got, []string{"p/s/k/leaf"}) {
+				t.Errorf("pending %q, want the removal of p/s/k/leaf alone", got)
+			}
+		})
+	}
+}
+
 // TestJournal_Record_removalPendingBelowARenamedDirectory: rm d/x (or
 // rmdir d/x, or mv d/x m), then mv d e, both pending: the rename log
 // holds d/x's removal (or rename) before the rename, in the order made,
