@@ -670,6 +670,30 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 			// seed 21, the forty-third session, a symlink removed
 			// below a tree swapped with a symlink stayed on the peers.
 			return gone, itx.Move(old, newName)
+		default:
+			// Another directory holds the old name now, and the new
+			// name is none (a swap of two directories: mv d t; mv e d;
+			// mv t e): the renamed tree's entries, those that are not
+			// the new directory's own, go to the new name as the tree
+			// went, for the rename that takes it on (of this batch or
+			// a later one) to move on and compare. Deleted as stale,
+			// a name removed below the tree's last name was journaled
+			// nowhere, and the peers kept it (the forty-third session).
+			// The names the new directory lacks are journaled removed
+			// under the old name, as below.
+			stale, missing, err := staleBelow(itx, rootfd, old)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range stale {
+				if err := itx.Move(p, newName+strings.TrimPrefix(p, old)); err != nil {
+					return nil, err
+				}
+			}
+			if err := itx.Put(newName, prev); err != nil {
+				return nil, err
+			}
+			return append(gone, missing...), itx.Put(old, index.Entry{Size: -1})
 		}
 	}
 	if oldGone || !now.IsDir() {

@@ -949,21 +949,24 @@ func TestJournal_Record_aTreeRenamedOnInOneBatch(t *testing.T) {
 	}
 }
 
-// TestJournal_Record_aTreeSwappedWithANonDirectory swaps a directory with
-// a symlink or a file elsewhere (mv d t; mv p/s d; mv t p/s), then removes
-// a file below the tree's new name: the removal is journaled, so the index
-// holds the tree's entries where it went. Until the forty-third session
-// the first rename deleted them with its old name, which another object
-// held by then, and the peers kept the file (stress seed 21).
-func TestJournal_Record_aTreeSwappedWithANonDirectory(t *testing.T) {
+// TestJournal_Record_aTreeSwapped swaps a directory d with a symlink, a
+// file or another directory elsewhere (mv d t; mv p/s d; mv t p/s), then
+// removes a file below the tree's new name (and, for two directories, one
+// below the other tree's): each removal is journaled, so the index holds
+// the trees' entries where they went. Until the forty-third session the
+// first rename deleted them with its old name, which another object held
+// by then, and the peers kept the file (stress seeds 21 and 25).
+func TestJournal_Record_aTreeSwapped(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		make  func(f *fixture)
-		apart bool // each change recorded in a batch of its own
+		other string // what p/s is: "symlink", "file" or "dir"
+		apart bool   // each change recorded in a batch of its own
 	}{
-		{name: "a symlink", make: func(f *fixture) { must(t, os.Symlink("target", filepath.Join(f.root, "p", "s"))) }},
-		{name: "a file", make: func(f *fixture) { f.write("p/s", 5) }},
-		{name: "a symlink, recorded apart", make: func(f *fixture) { must(t, os.Symlink("target", filepath.Join(f.root, "p", "s"))) }, apart: true},
+		{name: "with a symlink", other: "symlink"},
+		{name: "with a file", other: "file"},
+		{name: "with a directory", other: "dir"},
+		{name: "with a symlink, recorded apart", other: "symlink", apart: true},
+		{name: "with a directory, recorded apart", other: "dir", apart: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			peers := []string{"web-2"}
@@ -972,18 +975,31 @@ func TestJournal_Record_aTreeSwappedWithANonDirectory(t *testing.T) {
 			must(t, os.Mkdir(filepath.Join(f.root, "p"), 0o755))
 			f.write("d/k/leaf", 3)
 			f.write("d/k/kept", 3)
-			tc.make(f)
-			settleAll(t, f, peers, "d", "d/k", "d/k/leaf", "d/k/kept", "p", "p/s")
+			settled := []string{"d", "d/k", "d/k/leaf", "d/k/kept", "p", "p/s"}
+			want := []string{"p/s/k/leaf"}
+			swapped := change.Change{Path: "d", OldPath: "p/s", Op: change.Rename, Finished: true}
+			switch tc.other {
+			case "symlink":
+				must(t, os.Symlink("target", filepath.Join(f.root, "p", "s")))
+			case "file":
+				f.write("p/s", 5)
+			case "dir":
+				must(t, os.MkdirAll(filepath.Join(f.root, "p", "s", "j"), 0o755))
+				f.write("p/s/j/other", 3)
+				settled = append(settled, "p/s/j", "p/s/j/other")
+				want = append(want, "d/j/other")
+				swapped.Op |= change.Subtree
+			}
+			settleAll(t, f, peers, settled...)
 			mv := func(a, b string) { must(t, os.Rename(filepath.Join(f.root, a), filepath.Join(f.root, b))) }
 			mv("d", "t")
 			mv("p/s", "d")
 			mv("t", "p/s")
-			batch := []change.Change{
-				{Path: "t", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true},
-				{Path: "d", Op: change.Create, Finished: true},
-				{Path: "d", OldPath: "p/s", Op: change.Rename, Finished: true},
-				{Path: "p/s", OldPath: "t", Op: change.Rename | change.Subtree, Finished: true},
+			batch := []change.Change{{Path: "t", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}
+			if tc.other != "dir" {
+				batch = append(batch, change.Change{Path: "d", Op: change.Create, Finished: true})
 			}
+			batch = append(batch, swapped, change.Change{Path: "p/s", OldPath: "t", Op: change.Rename | change.Subtree, Finished: true})
 			batches := [][]change.Change{batch}
 			if tc.apart {
 				batches = nil
@@ -995,14 +1011,18 @@ func TestJournal_Record_aTreeSwappedWithANonDirectory(t *testing.T) {
 				must(t, f.j.Record(f.rootfd, peers, b))
 			}
 			f.confirmAll(peers[0])
-			must(t, os.Remove(filepath.Join(f.root, "p", "s", "k", "leaf")))
-			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "p/s/k/leaf", Op: change.Remove, Finished: true}}))
+			var removed []change.Change
+			for _, p := range want {
+				must(t, os.Remove(filepath.Join(f.root, p)))
+				removed = append(removed, change.Change{Path: p, Op: change.Remove, Finished: true})
+			}
+			must(t, f.j.Record(f.rootfd, peers, removed))
 			es, err := f.j.Next(peers[0], 100, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := paths(es); !slices.Equal(got, []string{"p/s/k/leaf"}) {
-				t.Errorf("pending %q, want the removal of p/s/k/leaf alone", got)
+			if got := paths(es); !slices.Equal(got, want) {
+				t.Errorf("pending %q, want the removals %q", got, want)
 			}
 		})
 	}
