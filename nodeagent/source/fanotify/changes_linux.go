@@ -136,7 +136,7 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 	abs, res := s.entryPath(ev.dir, ev.name)
 	switch res {
 	case gone:
-		return dst
+		return s.writtenInGoneDir(dst, ev, now)
 	case lost:
 		return append(dst, s.lostEvents(now))
 	}
@@ -154,6 +154,36 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 	if len(dst) > n && ev.hasObj && ev.mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) != 0 && ev.mask&unix.FAN_ONDIR == 0 {
 		if c := &dst[len(dst)-1]; c.Op.Has(change.Remove) && !c.Op.Has(change.Create) {
 			c.WrittenIno = s.livingInode(ev.obj)
+		}
+	}
+	return dst
+}
+
+// writtenInGoneDir appends the change of a write through a name whose
+// directory was removed before the event was read (write d/l; rm -r d),
+// to a regular file that lives on under another name: that name holds the
+// write, and no event names it. Where the kernel names the file (its
+// handle opened, as a directory's is, and the path verified), the change
+// is that name's (none outside the root); where the name it gives is
+// under the root but does not verify (renamed since), the events are lost
+// (a scan); where it gives none under the root (a file reachable only
+// outside a bind-mounted root, or no name cached), nothing is reported,
+// as before: a scan of the root would cost every such write outside it.
+// Other events in a removed directory are moot, as the removal of its
+// top-most removed ancestor is an event of its own. Until the forty-third
+// session such a write was always dropped, and the peers kept the old
+// content under the file's other names (the stress test, seed 26).
+func (s *Source) writtenInGoneDir(dst []change.Change, ev *event, now time.Time) []change.Change {
+	if !ev.hasObj || ev.mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) == 0 || ev.mask&unix.FAN_ONDIR != 0 || s.livingInode(ev.obj) == 0 {
+		return dst
+	}
+	abs, res := s.res.open(ev.obj)
+	switch res {
+	case resolved:
+		return s.stateChange(dst, abs, ev.mask, ev.pid, now)
+	case moved:
+		if _, in := s.rel(abs); in {
+			return append(dst, s.lostEvents(now))
 		}
 	}
 	return dst
