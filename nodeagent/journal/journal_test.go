@@ -1100,6 +1100,53 @@ func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_goneBelowARenameIsLoggedInOrder: mv d e; rm -r e/x
+// (or rm e/x), recorded after both, then mv e f: the rename log holds x's
+// removal between the two renames, so that a peer, which applies the
+// renames first, removes e/x before it takes e to f. Its path entry
+// stays at e/x (behindRename), where the peer holds nothing after the
+// second rename: without the log's record the peer kept f/x (the stress
+// test, seed 25, the forty-third session).
+func TestJournal_Record_goneBelowARenameIsLoggedInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  bool
+	}{
+		{name: "a file"},
+		{name: "a tree", dir: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+			settled := []string{"d", "d/x", "d/y"}
+			if tc.dir {
+				must(t, os.Mkdir(filepath.Join(f.root, "d", "x"), 0o755))
+				f.write("d/x/z", 3)
+				settled = append(settled, "d/x/z")
+			} else {
+				f.write("d/x", 3)
+			}
+			f.write("d/y", 3)
+			settleAll(t, f, peers, settled...)
+			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
+			must(t, os.RemoveAll(filepath.Join(f.root, "e", "x")))
+			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
+			must(t, os.Rename(filepath.Join(f.root, "e"), filepath.Join(f.root, "f")))
+			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true}}))
+			log, err := f.j.RenameLog("web-2", 10)
+			must(t, err)
+			var got []string
+			for _, r := range log {
+				got = append(got, r.Old+">"+r.New)
+			}
+			if want := []string{"d>e", "e/x>", "e>f"}; !slices.Equal(got, want) {
+				t.Errorf("rename log %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestJournal_Record_renamedTreeKeepsItsPathsWhenItsOldNameIsBack: mv d
 // e, then d made again (a directory, as mv build build.old; mkdir build
 // does, or a file) before the rename is recorded: e's tree keeps its paths
