@@ -313,13 +313,19 @@ func (g *group) run(ctx context.Context) error {
 	}
 	// Some rsync versions refuse, as receivers, every deletion a peer
 	// sends (rsyncd.CheckDeletes): this member would never converge.
-	if err := rsyncd.CheckDeletes(ctx, g.rsyncPath, g.stateDir); err != nil {
+	// Both checks run a local rsync, bounded per attempt (probe.go).
+	if err := checkWithAttempts(ctx, g.log, "check rsync's deletions", rsyncCheckTimeout, rsyncCheckAttempts, func(ctx context.Context) error {
+		return rsyncd.CheckDeletes(ctx, g.rsyncPath, g.stateDir)
+	}); err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
 	// Older ones cannot resume from a partial file in the module's
 	// partial directory (rsync.ResumesFromPartialDir): large files are
 	// then pushed without one, and a cut transfer starts over.
-	if g.resumes, err = rsync.ResumesFromPartialDir(ctx, g.rsyncPath, g.stateDir); err != nil {
+	if err := checkWithAttempts(ctx, g.log, "check rsync's resume", rsyncCheckTimeout, rsyncCheckAttempts, func(ctx context.Context) (err error) {
+		g.resumes, err = rsync.ResumesFromPartialDir(ctx, g.rsyncPath, g.stateDir)
+		return err
+	}); err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
 	if !g.resumes {

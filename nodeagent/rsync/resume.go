@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 )
 
 // ResumesFromPartialDir reports whether rsync (rsyncPath, "rsync" from
@@ -25,7 +26,8 @@ import (
 // (rsync's NEWS for 3.4.4: "a false failed verification ... when resuming
 // a delta transfer with an absolute --partial-dir"). Where it reports
 // false, the agent passes no --partial-dir: a cut transfer starts over.
-// An error is returned only when the probe itself cannot run.
+// An error is returned only when the probe itself cannot run or ctx ends
+// first (then it wraps ctx's error).
 func ResumesFromPartialDir(ctx context.Context, rsyncPath, dir string) (bool, error) {
 	if rsyncPath == "" {
 		rsyncPath = "rsync"
@@ -52,9 +54,10 @@ func ResumesFromPartialDir(ctx context.Context, rsyncPath, dir string) (bool, er
 	}
 	cmd := exec.CommandContext(ctx, rsyncPath, "-a", "--no-whole-file", "--temp-dir="+temp, "--partial-dir="+partial,
 		"--", filepath.Join(src, "f"), dst+"/")
+	cmd.WaitDelay = time.Second // for the receiver rsync forks, when ctx kills the parent
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return false, fmt.Errorf("check rsync's resume: %w", ctx.Err())
+			return false, fmt.Errorf("check rsync's resume: %w", context.Cause(ctx))
 		}
 		return false, nil
 	}

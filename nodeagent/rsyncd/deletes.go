@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ErrDeletesRefused is returned (wrapped) by CheckDeletes when this rsync,
@@ -31,6 +32,9 @@ var ErrDeletesRefused = errors.New("this rsync does not apply --delete-missing-a
 // 3.2.7-1+deb12u5 carries the same backported check. A member with such
 // an rsync receives every write and no deletion, so the agent refuses to
 // start on it instead of running with deletes that never land.
+//
+// When ctx ends first, the error wraps ctx's error and not
+// ErrDeletesRefused: a check cut short says nothing of this rsync.
 func CheckDeletes(ctx context.Context, rsyncPath, dir string) error {
 	if rsyncPath == "" {
 		rsyncPath = "rsync"
@@ -58,7 +62,13 @@ func CheckDeletes(ctx context.Context, rsyncPath, dir string) error {
 	cmd.Stdin = strings.NewReader("./file\x00./dir\x00")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	// A local rsync forks its receiver, which holds the stderr pipe: when
+	// ctx kills the parent, Run waits for the pipe no longer than this.
+	cmd.WaitDelay = time.Second
 	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("check rsync's deletions: %w", context.Cause(ctx))
+	}
 	var left []string
 	for _, name := range []string{"file", "dir"} {
 		if _, err := os.Lstat(filepath.Join(dst, name)); err == nil {
