@@ -124,6 +124,27 @@ func TestReceiver_Replay(t *testing.T) {
 		}, []bool{false}}},
 		want: map[string]string{"dir": "", "dir/b": "", "dir/c": "", "y": "yyy"},
 	}, {
+		// The writer renamed a directory from a name that holds a file
+		// here (and a file from one that holds a directory): the
+		// name's path entry would delete each, but a later rename of
+		// the log, of a directory above it, carried it along first
+		// (stress seed 29 of the forty-fifth session). Held here as
+		// sent, neither stays.
+		name: "a rename refused for an old name of another type removes it",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("x"), New: []byte("moved"), Dir: true, AsHeld: true, Seq: 1},
+			{Old: []byte("full"), New: []byte("moved2"), Size: 5, AsHeld: true, Seq: 2},
+		}, []bool{false, false}}},
+		want: map[string]string{"x": "", "full": "", "full/f": "", "moved": "", "moved2": ""},
+	}, {
+		name:    "an old name of another type stays where it changed here",
+		pending: []string{"full/f"},
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("changed"), New: []byte("moved"), Dir: true, AsHeld: true, Seq: 1},
+			{Old: []byte("full"), New: []byte("moved2"), Size: 5, AsHeld: true, Seq: 2},
+		}, []bool{false, false}}},
+		want: map[string]string{"changed": "changed here", "full/f": "12345", "moved": "", "moved2": ""},
+	}, {
 		// Not recorded, their events (read once the request's hold
 		// ends) were this member's own changes, and went back to the
 		// writer with this member's times.

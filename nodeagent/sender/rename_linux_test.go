@@ -1278,3 +1278,33 @@ func TestSender_replayOrWait_waitsForARunPushingBelowARenamedName(t *testing.T) 
 		t.Errorf("rename log after the replay: %v, %v; want empty", log, err)
 	}
 }
+
+// TestSender_Start_anOldNameOfAnotherTypeMovedByALaterRename: mv a/x e;
+// mv a g, where the peer holds a file at a/x (another type than the
+// directory renamed here): it refuses a/x -> e and applies a -> g, which
+// takes its a/x along to g/x. The old name's deletion, a path entry for
+// a/x, found nothing there, and the peer kept g/x, a name this member
+// never had (the stress test, seed 29 of the forty-fifth session). The
+// peer now removes its a/x when it refuses the rename, as it does for a
+// refusal with the writer's object there: it is held as sent and not
+// pending. (One changed there stays: aRefusedRenamesOldNameMovedByALaterRename.)
+func TestSender_Start_anOldNameOfAnotherTypeMovedByALaterRename(t *testing.T) {
+	r := newRig(t, 106)
+	rcv := peerReceiver(t, r)
+	serveHandler(t, r, rcv, basePort+107)
+	r.onBoth([]string{"a", "a/x"}, []string{"a/k", "a/x/f"})
+	if err := os.RemoveAll(filepath.Join(r.peerRoot, "a/x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "a/x"), []byte("a file there"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Recorded there as it is: sent to it before, by this member or
+	// another, not a change of its own.
+	heldOnPeer(t, rcv, "a", "a/k", "a/x")
+	r.mvJournaled("a/x", "e")
+	r.journalFound("e/f")
+	r.mvJournaled("a", "g")
+	r.journalFound("g/k")
+	r.runUntilIdentical()
+}
