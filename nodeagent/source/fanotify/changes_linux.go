@@ -177,7 +177,7 @@ func (s *Source) writtenInGoneDir(dst []change.Change, ev *event, now time.Time)
 	if !ev.hasObj || ev.mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) == 0 || ev.mask&unix.FAN_ONDIR != 0 || s.livingInode(ev.obj) == 0 {
 		return dst
 	}
-	abs, res := s.res.open(ev.obj)
+	abs, res := s.res.openSettled(ev.obj)
 	switch res {
 	case resolved:
 		return s.stateChange(dst, abs, ev.mask, ev.pid, now)

@@ -100,17 +100,7 @@ func (r *resolver) dirPath(f fid) (string, resolution) {
 	if p, ok := r.cache.get(f.key); ok {
 		return p, resolved
 	}
-	var (
-		p   string
-		res resolution
-	)
-	// A directory renamed between readlink and lstat does not verify; try
-	// again a few times before giving up on it.
-	for range 3 {
-		if p, res = r.open(f); res != moved {
-			break
-		}
-	}
+	p, res := r.openSettled(f)
 	switch res {
 	case resolved:
 		r.cache.put(f.key, p)
@@ -121,6 +111,29 @@ func (r *resolver) dirPath(f fid) (string, resolution) {
 			return "", gone
 		}
 		return "", lost
+	}
+	return p, res
+}
+
+// openSettled is open tried a few times while the path read does not
+// verify. A directory renamed between readlink and lstat does not; nor
+// does a file whose name the kernel gives is one unlinked while a
+// descriptor held it (open's own, of a moment before, or another
+// process's): the link reads that name with " (deleted)" while the file
+// lives on under another, and once the descriptor is closed the kernel
+// gives a living name (d_obtain_alias takes the inode's first alias,
+// unhashed or not: __d_find_any_alias in the kernel's fs/dcache.c). Seen in the burst test, a
+// write's file resolved once only was taken for a renamed one, and the
+// whole root was scanned.
+func (r *resolver) openSettled(f fid) (string, resolution) {
+	var (
+		p   string
+		res resolution
+	)
+	for range 3 {
+		if p, res = r.open(f); res != moved {
+			break
+		}
 	}
 	return p, res
 }
