@@ -103,6 +103,7 @@ func TestDetector_MassDeletionAtStart(t *testing.T) {
 // them as this member's. Counted, the receiving agent stopped on a mass
 // deletion (the stress test, a writer's rm -r of most of the tree); the
 // same removals made here still stop it (TestDetector_MassDeletionAtStart).
+// A local write after the removals is reported, and nothing else.
 func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 	root, idx, rootfd := massDeleteRoot(t)
 	if err := os.Mkdir(filepath.Join(root, "sub"), 0o755); err != nil {
@@ -163,6 +164,26 @@ func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 	next("the scan of the root")
 	d.Rescan("sub") // scanned after the root's scan is over
 	next("the scan after it")
+	// The run ends after the detector read its removals, as a receiver's
+	// does: a local write made after them, reported, says they were read
+	// and held (the source reads events in order). Read after the run's
+	// end, a removal not the agent's own is reported for the journal to
+	// look up (removedBelowRename), as a CI run under load saw.
+	if err := os.WriteFile(filepath.Join(root, "marker"), []byte("local"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for marked := false; !marked; {
+		select {
+		case c := <-out:
+			if marked = c.Path == "marker" && c.Finished; !marked {
+				t.Errorf("reported as this member's change: %+v", c)
+			}
+		case err := <-done:
+			t.Fatalf("waiting for the marker: the detector stopped: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the marker was not reported within 10 s")
+		}
+	}
 	// The run's confirmation: recorded, then done.
 	if err := idx.Update(func(tx *index.Tx) error {
 		for _, name := range gone {
