@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -75,25 +76,66 @@ func TestAcrossExclusion_directoryOnlyPattern(t *testing.T) {
 
 // TestScanDirs: a rescan of a file, a symlink or a path gone is a scan of
 // the nearest directory above it that exists (a scan reads directories: of
-// a file it compared nothing), each directory once.
+// a file it compared nothing), each directory once; a tree's request
+// (scanQueue.addTree) of a path that is no directory now is dropped.
 func TestScanDirs(t *testing.T) {
 	disk := map[string]bool{"d": true, "d/e": true, "d/f": false, "link": false}
 	typeOf := func(rel string) (dir, exists bool) { dir, exists = disk[rel]; return dir, exists }
+	lost := func(paths ...string) []scanRequest {
+		var reqs []scanRequest
+		for _, p := range paths {
+			reqs = append(reqs, scanRequest{path: p})
+		}
+		return reqs
+	}
+	tree := func(p string) scanRequest { return scanRequest{path: p, tree: true} }
 	tests := []struct {
-		in, want []string
+		in   []scanRequest
+		want []string
 	}{
-		{[]string{"d/e"}, []string{"d/e"}},
-		{[]string{"d/f"}, []string{"d"}},
-		{[]string{"link"}, []string{"."}},
-		{[]string{"d/gone/deeper"}, []string{"d"}},
-		{[]string{"gone"}, []string{"."}},
-		{[]string{"d/f", "d", "d/gone"}, []string{"d"}},
-		{[]string{"."}, []string{"."}},
+		{lost("d/e"), []string{"d/e"}},
+		{lost("d/f"), []string{"d"}},
+		{lost("link"), []string{"."}},
+		{lost("d/gone/deeper"), []string{"d"}},
+		{lost("gone"), []string{"."}},
+		{lost("d/f", "d", "d/gone"), []string{"d"}},
+		{lost("."), []string{"."}},
+		{[]scanRequest{tree("d/e")}, []string{"d/e"}},
+		{[]scanRequest{tree("gone")}, []string{}},
+		{[]scanRequest{tree("d/gone"), tree("d/f"), tree("link")}, []string{}},
+		{[]scanRequest{tree("d/gone"), {path: "d/f"}}, []string{"d"}},
+		{[]scanRequest{tree(".")}, []string{"."}},
 	}
 	for _, tt := range tests {
 		if got := scanDirs(tt.in, typeOf); !slices.Equal(got, tt.want) {
-			t.Errorf("scanDirs(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("scanDirs(%v) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestScanQueue: a path asked for both as a tree and for lost events is
+// scanned as the latter, in either order; past maxQueuedScans the queue
+// is one scan of the whole root.
+func TestScanQueue(t *testing.T) {
+	var q scanQueue
+	q.addTree("a")
+	q.add("a")
+	q.add("b")
+	q.addTree("b")
+	q.addTree("c")
+	got := q.take()
+	slices.SortFunc(got, func(x, y scanRequest) int { return strings.Compare(x.path, y.path) })
+	if want := []scanRequest{{path: "a"}, {path: "b"}, {path: "c", tree: true}}; !slices.Equal(got, want) {
+		t.Errorf("take() = %v, want %v", got, want)
+	}
+	if got := q.take(); len(got) != 0 {
+		t.Errorf("take() again = %v, want nothing", got)
+	}
+	for i := range maxQueuedScans + 1 {
+		q.addTree(fmt.Sprint("t", i))
+	}
+	if got, want := q.take(), []scanRequest{{path: "."}}; !slices.Equal(got, want) {
+		t.Errorf("take() past maxQueuedScans = %v, want %v", got, want)
 	}
 }
 

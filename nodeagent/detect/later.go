@@ -39,7 +39,7 @@ func (l *laterScans) wait(now time.Time) time.Duration {
 }
 
 // take returns the waiting paths, as scanQueue.take, and notes the round.
-func (l *laterScans) take(now time.Time) []string {
+func (l *laterScans) take(now time.Time) []scanRequest {
 	l.mu.Lock()
 	l.last = now
 	l.mu.Unlock()

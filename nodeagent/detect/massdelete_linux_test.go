@@ -223,3 +223,84 @@ func massDeleteRoot(t *testing.T) (string, *index.Index, int) {
 	t.Cleanup(func() { unix.Close(rootfd) })
 	return root, idx, rootfd
 }
+
+// TestDetector_AMassDeletionSeenHappeningGoesOn: rm -r of a directory
+// that holds most of the tree, seen happening, and a scan of the whole
+// root before the journal recorded it (here, never). The removals go to
+// the peers as events whatever their share; the scan does not count them
+// either, and the detector goes on. Counted, the writer's own rm -r
+// stopped its agent on a mass deletion (the stress test, seeds 0 and 24);
+// unseen, the same removals stop it (TestDetector_MassDeletionAtStart).
+func TestDetector_AMassDeletionSeenHappeningGoesOn(t *testing.T) {
+	root, idx, rootfd := massDeleteRoot(t)
+	big := filepath.Join(root, "big")
+	if err := os.Mkdir(big, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"big"}
+	for i := range 300 {
+		name := fmt.Sprintf("f%03d", i)
+		if i < 200 {
+			name = "big/" + name
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, name)
+	}
+	if err := idx.Update(func(tx *index.Tx) error {
+		for _, name := range all {
+			if err := tx.Record(rootfd, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := fanotify.New(source.Options{Root: root})
+	if err != nil {
+		t.Fatalf("fanotify is unavailable, the test needs it (root, Linux 5.17): %v", err)
+	}
+	scanned := make(chan string, 16)
+	d := &Detector{Root: root, Index: idx, Source: src, Settle: 100 * time.Millisecond, Log: logr.Discard(),
+		Scanned: func(reason string) { scanned <- reason }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan change.Change, 1024)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, out) }()
+	wait := func(what string, ch <-chan string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case err := <-done:
+			t.Fatalf("waiting for %s: the detector stopped: %v", what, err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10 s", what)
+		}
+	}
+	wait("the start-up scan", scanned)
+	if err := os.RemoveAll(big); err != nil {
+		t.Fatal(err)
+	}
+	// The rm -r was read: its last removal, of the directory, reported
+	// (the removals of its files read after it are moot: theirs).
+	for reported := false; !reported; {
+		select {
+		case c := <-out:
+			reported = c.Path == "big" && c.Op.Has(change.Rmdir)
+		case err := <-done:
+			t.Fatalf("waiting for the removal of big: the detector stopped: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the removal of big was not reported within 10 s")
+		}
+	}
+	d.Rescan(".")
+	wait("the scan of the root", scanned)
+	select {
+	case err := <-done:
+		t.Fatalf("the detector stopped after the scan of the root: %v", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+}

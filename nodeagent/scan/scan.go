@@ -50,6 +50,11 @@ type Scanner struct {
 	// run deleted most of the tree, its confirmation not recorded yet,
 	// stopped the receiving agent (the stress test, a writer's rm -r).
 	Incoming func(rel string) bool
+	// SeenRemoved, when set, reports paths whose removal, or rename away,
+	// the event source reported a moment ago (or one of a directory
+	// above): seen happening, they go to the peers as events whatever
+	// their share, and count for no share either (detect.recentRemovals).
+	SeenRemoved func(rel string) bool
 	// HeldRoot, when set, is the root as the caller holds it open: the root
 	// a scan opens by its path must be that directory
 	// (index.Index.CheckHeldRoot).
@@ -151,7 +156,7 @@ func (w *walk) releaseRemovals() error {
 	total, deleted := w.indexed, 0
 	err := w.s.Index.View(func(tx *index.Tx) error {
 		for _, c := range w.removals {
-			if w.s.Incoming != nil && w.s.Incoming(c.Path) {
+			if w.s.Incoming != nil && w.s.Incoming(c.Path) || w.s.SeenRemoved != nil && w.s.SeenRemoved(c.Path) {
 				continue
 			}
 			deleted += countTree(tx, c.Path)

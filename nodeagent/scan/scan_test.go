@@ -361,21 +361,27 @@ func TestSource_RefusesAnUnmountedRoot(t *testing.T) {
 	}
 }
 
+// TestScanner_RefusesMassDeletion; removals the event source saw happen
+// (SeenRemoved: they go to the peers as events anyway) count for no share.
 func TestScanner_RefusesMassDeletion(t *testing.T) {
 	tests := []struct {
 		name    string
 		delete  int
 		share   float64 // MaxDeleteShare; 0 is the default, half
 		allow   bool
+		seen    int // of the deleted, how many the source saw removed
 		wantErr bool
 		want    int // removals reported
 	}{
-		{"a few deletions pass", 20, 0, false, false, 20},
-		{"more than half of the files is refused", 150, 0, false, true, 0},
-		{"the operator's word lets them pass", 150, 0, true, false, 150},
-		{"the default share refuses 120 of 200", 120, 0.5, false, true, 0},
-		{"a configured share of 0.8 lets 150 of 200 pass", 150, 0.8, false, false, 150},
-		{"a configured share of 0.6 refuses 150 of 200", 150, 0.6, false, true, 0},
+		{"a few deletions pass", 20, 0, false, 0, false, 20},
+		{"more than half of the files is refused", 150, 0, false, 0, true, 0},
+		{"the operator's word lets them pass", 150, 0, true, 0, false, 150},
+		{"the default share refuses 120 of 200", 120, 0.5, false, 0, true, 0},
+		{"a configured share of 0.8 lets 150 of 200 pass", 150, 0.8, false, 0, false, 150},
+		{"a configured share of 0.6 refuses 150 of 200", 150, 0.6, false, 0, true, 0},
+		{"150 of 200, all seen removed, pass", 150, 0, false, 150, false, 150},
+		{"150 of 200, 60 seen removed: 90 unseen pass", 150, 0, false, 60, false, 150},
+		{"180 of 200, 60 seen removed: 120 unseen are refused", 180, 0, false, 60, true, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,6 +392,11 @@ func TestScanner_RefusesMassDeletion(t *testing.T) {
 			}
 			f.sc.AllowMassDelete = tc.allow
 			f.sc.MaxDeleteShare = tc.share
+			seen := make(map[string]bool)
+			for _, n := range all[:tc.seen] {
+				seen[n] = true
+			}
+			f.sc.SeenRemoved = func(rel string) bool { return seen[rel] }
 			out := make(chan change.Change, 1024)
 			_, err := f.sc.Scan(context.Background(), ".", out)
 			close(out)
