@@ -119,39 +119,14 @@ func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 			gone = append(gone, name)
 		}
 	}
-	if err := idx.Update(func(tx *index.Tx) error {
-		for i := range 300 {
-			if err := tx.Record(rootfd, fmt.Sprintf("f%03d", i)); err != nil {
-				return err
-			}
-		}
-		return tx.Record(rootfd, "sub")
-	}); err != nil {
-		t.Fatal(err)
+	all := []string{"sub"}
+	for i := range 300 {
+		all = append(all, fmt.Sprintf("f%03d", i))
 	}
-	src, err := fanotify.New(source.Options{Root: root})
-	if err != nil {
-		t.Fatalf("fanotify is unavailable, the test needs it (root, Linux 5.17): %v", err)
-	}
+	recordPaths(t, idx, rootfd, all...)
 	in := &Incoming{}
-	scanned := make(chan string, 16)
-	d := &Detector{Root: root, Index: idx, Source: src, Settle: 100 * time.Millisecond, Incoming: in, Log: logr.Discard(),
-		Scanned: func(reason string) { scanned <- reason }}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(chan change.Change, 1024)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, out) }()
-	next := func(what string) {
-		t.Helper()
-		select {
-		case <-scanned:
-		case err := <-done:
-			t.Fatalf("waiting for %s: the detector stopped: %v", what, err)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %s within 10 s", what)
-		}
-	}
+	r := runDetector(t, root, idx, in)
+	out, done, next := r.out, r.done, r.nextScan
 	next("the start-up scan")
 	// The peer's run: announced, then rsync deletes.
 	hold := in.Add(gone...)
@@ -160,9 +135,9 @@ func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.Rescan(".")
+	r.det.Rescan(".")
 	next("the scan of the root")
-	d.Rescan("sub") // scanned after the root's scan is over
+	r.det.Rescan("sub") // scanned after the root's scan is over
 	next("the scan after it")
 	// The run ends after the detector read its removals, as a receiver's
 	// does: a local write made after them, reported, says they were read
@@ -185,18 +160,9 @@ func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 		}
 	}
 	// The run's confirmation: recorded, then done.
-	if err := idx.Update(func(tx *index.Tx) error {
-		for _, name := range gone {
-			if err := tx.Record(rootfd, name); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	recordPaths(t, idx, rootfd, gone...)
 	in.Done(hold, gone...)
-	d.Rescan("sub")
+	r.det.Rescan("sub")
 	next("a scan after the run")
 	for {
 		select {
@@ -248,39 +214,10 @@ func TestDetector_AMassDeletionSeenHappeningGoesOn(t *testing.T) {
 		}
 		all = append(all, name)
 	}
-	if err := idx.Update(func(tx *index.Tx) error {
-		for _, name := range all {
-			if err := tx.Record(rootfd, name); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	src, err := fanotify.New(source.Options{Root: root})
-	if err != nil {
-		t.Fatalf("fanotify is unavailable, the test needs it (root, Linux 5.17): %v", err)
-	}
-	scanned := make(chan string, 16)
-	d := &Detector{Root: root, Index: idx, Source: src, Settle: 100 * time.Millisecond, Log: logr.Discard(),
-		Scanned: func(reason string) { scanned <- reason }}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(chan change.Change, 1024)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, out) }()
-	wait := func(what string, ch <-chan string) {
-		t.Helper()
-		select {
-		case <-ch:
-		case err := <-done:
-			t.Fatalf("waiting for %s: the detector stopped: %v", what, err)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %s within 10 s", what)
-		}
-	}
-	wait("the start-up scan", scanned)
+	recordPaths(t, idx, rootfd, all...)
+	r := runDetector(t, root, idx, nil)
+	out, done := r.out, r.done
+	r.nextScan("the start-up scan")
 	if err := os.RemoveAll(big); err != nil {
 		t.Fatal(err)
 	}
@@ -296,11 +233,65 @@ func TestDetector_AMassDeletionSeenHappeningGoesOn(t *testing.T) {
 			t.Fatal("the removal of big was not reported within 10 s")
 		}
 	}
-	d.Rescan(".")
-	wait("the scan of the root", scanned)
+	r.det.Rescan(".")
+	r.nextScan("the scan of the root")
 	select {
 	case err := <-done:
 		t.Fatalf("the detector stopped after the scan of the root: %v", err)
 	case <-time.After(1500 * time.Millisecond):
+	}
+}
+
+// recordPaths records names in idx, as the journal does.
+func recordPaths(t *testing.T, idx *index.Index, rootfd int, names ...string) {
+	t.Helper()
+	if err := idx.Update(func(tx *index.Tx) error {
+		for _, name := range names {
+			if err := tx.Record(rootfd, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// running is a detector running on the fanotify source until the test
+// ends.
+type running struct {
+	t       *testing.T
+	det     *Detector
+	out     chan change.Change
+	done    chan error // Run's result
+	scanned chan string
+}
+
+// runDetector starts a detector on root with the fanotify source, holding
+// what in (may be nil) holds.
+func runDetector(t *testing.T, root string, idx *index.Index, in *Incoming) *running {
+	t.Helper()
+	src, err := fanotify.New(source.Options{Root: root})
+	if err != nil {
+		t.Fatalf("fanotify is unavailable, the test needs it (root, Linux 5.17): %v", err)
+	}
+	r := &running{t: t, out: make(chan change.Change, 1024), done: make(chan error, 1), scanned: make(chan string, 16)}
+	r.det = &Detector{Root: root, Index: idx, Source: src, Settle: 100 * time.Millisecond, Incoming: in, Log: logr.Discard(),
+		Scanned: func(reason string) { r.scanned <- reason }}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- r.det.Run(ctx, r.out) }()
+	t.Cleanup(cancel)
+	return r
+}
+
+// nextScan waits for the detector's next scan to begin.
+func (r *running) nextScan(what string) {
+	r.t.Helper()
+	select {
+	case <-r.scanned:
+	case err := <-r.done:
+		r.t.Fatalf("waiting for %s: the detector stopped: %v", what, err)
+	case <-time.After(10 * time.Second):
+		r.t.Fatalf("no %s within 10 s", what)
 	}
 }
