@@ -1162,6 +1162,34 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			after:   []string{"d", "e", "e/w", "y"},
 			asHeld:  true,
 		},
+		{
+			// The removal moved the inode's ctime and link count before
+			// the rename of its other name, which found that name's
+			// entry so: taken for this member's change, the file went
+			// back to every peer (stress seed 24, the forty-sixth
+			// session: rm m12; mv d1/h24 c28; mv c28 .../c22).
+			name:    "a removal of one name of a hard-linked file, then renames of its other",
+			tree:    []string{"m", "d/"},
+			links:   [][2]string{{"h", "m"}},
+			renames: [][2]string{{"m", ""}, {"h", "c"}, {"c", "d/c"}},
+			after:   []string{"m", "h", "c", "d", "d/c"},
+			asHeld:  true,
+		},
+		{
+			name:    "renames of both names of a hard-linked file",
+			tree:    []string{"a"},
+			links:   [][2]string{{"b", "a"}},
+			renames: [][2]string{{"a", "x"}, {"b", "y"}},
+			after:   []string{"a", "b", "x", "y"},
+		},
+		{
+			name:    "a rename over one name of a hard-linked file, then a rename of its other",
+			tree:    []string{"a", "z"},
+			links:   [][2]string{{"b", "a"}},
+			renames: [][2]string{{"z", "a"}, {"b", "y"}},
+			after:   []string{"a", "b", "y", "z"},
+			asHeld:  true,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
