@@ -1078,7 +1078,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 		changedHere := mine[i]
 		switch {
 		case at.dir:
-			l, err := recordTree(tx, rootfd, at.new, renamedFiles)
+			l, err := recordTree(tx, rootfd, at.new, renamedFiles, relinked)
 			if errors.Is(err, unix.ENOENT) {
 				// Removed here since (its entry, moved, stays as it was:
 				// the detector reports the removal as this member's).
@@ -1160,8 +1160,10 @@ func (a appliedRename) moves(p string) (string, bool) {
 // after it, recordRenames): one moved into dir by a later rename of the
 // request has its entry moved with it and another ctime, and is still the
 // sender's where only its ctime and link count differ. Taken for this
-// member's, dir was compared again for nothing (stress seed 22).
-func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool) (local bool, err error) {
+// member's, dir was compared again for nothing (stress seed 22). So is a
+// file whose inode a rename or removal of the request relinked (relinked,
+// recordRenames): rm y; mv d e, y a hard link of d/w.
+func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool, relinked map[uint64]bool) (local bool, err error) {
 	if err := tx.Record(rootfd, dir); err != nil {
 		return false, err
 	}
@@ -1201,7 +1203,7 @@ func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool) (
 			continue
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			l, err := recordTree(tx, rootfd, p, renamed)
+			l, err := recordTree(tx, rootfd, p, renamed, relinked)
 			if err != nil {
 				return false, err
 			}
@@ -1215,7 +1217,7 @@ func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool) (
 			return false, err
 		case ok && e.Matches(now) && e.Nlink == now.Nlink:
 			continue // held as it is (BenchmarkReceiver_RenameTree: 0.67x the time)
-		case ok && e.Matches(now), ok && renamed[p] && e.LinksMatch(now):
+		case ok && e.Matches(now), ok && (renamed[p] || relinked[uint64(st.Ino)]) && e.LinksMatch(now):
 			// Its link count, or its ctime by the request's rename:
 			// recorded below.
 		default:

@@ -1176,6 +1176,21 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			asHeld:  true,
 		},
 		{
+			name:    "a removal of one name of a hard-linked file, then a rename of its other's directory",
+			tree:    []string{"d/", "d/w"},
+			links:   [][2]string{{"y", "d/w"}},
+			renames: [][2]string{{"y", ""}, {"d", "e"}},
+			after:   []string{"d", "e", "e/w", "y"},
+			asHeld:  true,
+		},
+		{
+			name:    "a rename of one name of a hard-linked file, then of its other's directory",
+			tree:    []string{"d/", "d/w"},
+			links:   [][2]string{{"y", "d/w"}},
+			renames: [][2]string{{"y", "z"}, {"d", "e"}},
+			after:   []string{"d", "e", "e/w", "y", "z"},
+		},
+		{
 			name:    "renames of both names of a hard-linked file",
 			tree:    []string{"a"},
 			links:   [][2]string{{"b", "a"}},
