@@ -128,6 +128,8 @@ func TestDetector_APeersMassDeletionIsNotThisMembers(t *testing.T) {
 	r := runDetector(t, root, idx, in)
 	out, done, next := r.out, r.done, r.nextScan
 	next("the start-up scan")
+	r.det.Rescan("sub") // begins once the start-up scan is over
+	next("a scan of sub")
 	// The peer's run: announced, then rsync deletes.
 	hold := in.Add(gone...)
 	for _, name := range gone {
@@ -218,6 +220,11 @@ func TestDetector_AMassDeletionSeenHappeningGoesOn(t *testing.T) {
 	r := runDetector(t, root, idx, nil)
 	out, done := r.out, r.done
 	r.nextScan("the start-up scan")
+	// Scanned tells a scan's start: the start-up scan is over once the
+	// next one starts (scans run one at a time). A removal it finds
+	// before the source's event of it is routed counts, as at start.
+	r.det.Rescan("big")
+	r.nextScan("a scan of big")
 	if err := os.RemoveAll(big); err != nil {
 		t.Fatal(err)
 	}
