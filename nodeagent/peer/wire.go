@@ -40,6 +40,12 @@ type FileState struct {
 	// as it is where it is a directory, and never taken for a change of
 	// the receiver's own. A receiver before it records it as a path sent.
 	Dir bool `json:"dir,omitempty"`
+	// Unconfirmed: a path rsync itemized that the run did not confirm (it
+	// broke off): the receiver records it as it is, and where it is gone
+	// and was never held there, it was never put there either, and is no
+	// change of the receiver's. A receiver before it takes it for a path
+	// sent without a state.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

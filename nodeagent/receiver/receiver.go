@@ -328,6 +328,21 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
 				relinked[uint64(st.Ino)] = true
 			}
+			if errors.Is(err, unix.ENOENT) && i < len(states) && states[i].Unconfirmed {
+				// Itemized by a run that broke off, gone here and never
+				// indexed: rsync did not leave it here, and nothing of
+				// this member's is gone. Taken for this member's removal,
+				// it went to every other member, which deleted the
+				// sender's file (a receiver stopped halfway through a
+				// large file: TestStandalone_ReceiverRestartResumesALarge-
+				// File, one run in two). Indexed, it was here and was
+				// removed since: this member's, as below.
+				if _, ok, err := tx.Get(p); err != nil {
+					return err
+				} else if !ok {
+					continue
+				}
+			}
 			if errors.Is(err, unix.ENOENT) || err == nil && i < len(states) && !r.holds(p, &st, states[i]) {
 				if r.Held.CarriedByOther(p, own) {
 					// Not this member's change: another run (of this

@@ -453,6 +453,56 @@ func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
 	}
 }
 
+// TestReceiver_ReceivedPathMissingHere: a path the confirmation names
+// that is gone here. Never indexed and itemized by a run that broke off
+// (peer.FileState.Unconfirmed: a large file cut halfway), rsync did not
+// leave it here: nothing of this member's is gone, and it is neither
+// recorded nor compared again. Before, its placeholder read as this member's removal
+// at the rescan and deleted the sender's file on every other member.
+// Indexed, or confirmed otherwise, it was here and was removed since:
+// this member's own change, recorded as one and compared again.
+func TestReceiver_ReceivedPathMissingHere(t *testing.T) {
+	sentFile := peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}
+	tests := []struct {
+		name    string
+		indexed bool
+		state   peer.FileState
+		mine    bool
+	}{
+		{"never here, itemized and not confirmed", false, peer.FileState{Unconfirmed: true}, false},
+		{"indexed, removed here since, itemized and not confirmed", true, peer.FileState{Unconfirmed: true}, true},
+		{"never indexed, no state (put here, removed before its record)", false, peer.FileState{}, true},
+		{"never indexed, confirmed as a file", false, sentFile, true},
+		{"indexed, removed here since, confirmed as a file", true, sentFile, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			if tc.indexed {
+				mustOK(t, os.WriteFile(filepath.Join(root, "big"), []byte("older"), 0o644))
+				mustOK(t, r.Index.Update(func(tx *index.Tx) error { return tx.Record(r.RootFD, "big") }))
+				mustOK(t, os.Remove(filepath.Join(root, "big")))
+			}
+			mustOK(t, r.Received(context.Background(), "n1", "run-1", []string{"big"}, []peer.FileState{tc.state}, nil))
+			var e index.Entry
+			var found bool
+			mustOK(t, r.Index.View(func(tx *index.Tx) error {
+				var err error
+				e, found, err = tx.Get("big")
+				return err
+			}))
+			if got := found && e.Size == -1; got != tc.mine {
+				t.Errorf("recorded as this member's own change: %v (entry %+v, %v), want %v", got, e, found, tc.mine)
+			}
+			if got := slices.Contains(rescans, "big"); got != tc.mine {
+				t.Errorf("compared again: %v (%q), want %v", got, rescans, tc.mine)
+			}
+		})
+	}
+}
+
 // TestKeepsAttrs: the test's filesystem (t.TempDir) keeps modes, and
 // owners where the agent runs as root; the probe leaves nothing behind;
 // where it cannot run (no such directory), the defaults hold.

@@ -1184,9 +1184,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// that name since (the stress test).
 	var implied []string
 	// Paths a delete sent instead (made again here meanwhile), and paths a
-	// push itemized without confirming them (itemizedUnconfirmed): the
-	// peer may hold them, and took them for its own changes when not told.
-	var sentInstead []string
+	// push itemized without confirming them (unconfirmed,
+	// itemizedUnconfirmed): the peer may hold them, and took them for its
+	// own changes when not told.
+	var sentInstead, unconfirmed []string
 	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
 	// that a listed file replaced there, with its tree, deleted even when
 	// the file then vanished here and never arrived. Not named, the peer
@@ -1229,7 +1230,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		removedByPush = append(removedByPush, res.Removed...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
-		sentInstead = append(sentInstead, itemizedUnconfirmed(res)...)
+		unconfirmed = append(unconfirmed, itemizedUnconfirmed(res)...)
 		again := unchangedWrites(b, res)
 		if len(again) > 0 && isPeerFailure(res, err) {
 			// Found the same by size and mtime only, and the run broke
@@ -1277,7 +1278,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			}
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
 			linksSent = slices.DeleteFunc(linksSent, func(p string) bool { return recheck[p] && !ok[p] })
-			sentInstead = append(sentInstead, itemizedUnconfirmed(res)...)
+			unconfirmed = append(unconfirmed, itemizedUnconfirmed(res)...)
 		}
 		// Re-checked after the run: a file that changed while rsync read it
 		// stays in the journal (the peer holds some version of it, which
@@ -1351,7 +1352,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
 		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, changed), pathsOf(slices.Concat(deleted, replaced)),
-			sentInstead, implied, removedByPush)
+			sentInstead, unconfirmed, implied, removedByPush)
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
@@ -1814,9 +1815,10 @@ type confirmation struct {
 // confirmationOf puts a run's confirmation together: sent (with states)
 // and gone, the paths the run sent and deleted; then what else the run
 // put there or took away, each named once:
-//   - sentInstead, paths a delete found here again and sent, and paths
-//     rsync itemized that the run did not confirm (itemizedUnconfirmed)
-//     (no state: the peer records them as they are);
+//   - sentInstead, paths a delete found here again and sent (no state:
+//     the peer records them as they are), and unconfirmed, paths rsync
+//     itemized that the run did not confirm (itemizedUnconfirmed), marked
+//     so (peer.FileState.Unconfirmed);
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
 //   - removed, what a push deleted there (rsync.Result.Removed), top-most
@@ -1824,9 +1826,9 @@ type confirmation struct {
 //
 // Each of these, left out, read on the peer as a change of its own, which
 // went to every member (the stress test).
-func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, implied, removed []string) confirmation {
+func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, unconfirmed, implied, removed []string) confirmation {
 	c := confirmation{sent: sent, states: states, gone: gone}
-	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(sentInstead)+len(implied))
+	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(sentInstead)+len(unconfirmed)+len(implied))
 	for _, p := range slices.Concat(c.gone, c.sent) {
 		listed[p] = true
 	}
@@ -1840,6 +1842,7 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, i
 		}
 	}
 	name(sentInstead, peer.FileState{})
+	name(unconfirmed, peer.FileState{Unconfirmed: true})
 	name(implied, peer.FileState{Dir: true})
 	tops, _ := topMostBy(removed, func(p string) string { return p })
 	for _, p := range tops {

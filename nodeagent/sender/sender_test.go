@@ -374,17 +374,20 @@ func TestConfirmationOf(t *testing.T) {
 	file := peer.FileState{Regular: true, Size: 1}
 	dir := peer.FileState{Dir: true}
 	tests := []struct {
-		name                            string
-		sent                            []string
-		states                          []peer.FileState
-		gone, instead, implied, removed []string
-		want                            confirmation
+		name                                         string
+		sent                                         []string
+		states                                       []peer.FileState
+		gone, instead, unconfirmed, implied, removed []string
+		want                                         confirmation
 	}{
 		{name: "sent and deleted only", sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"},
 			want: confirmation{sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"}}},
 		{name: "a path a delete sent instead, without a state, before the implied directories", sent: []string{"a"}, states: []peer.FileState{file},
 			instead: []string{"back"}, implied: []string{"d"},
 			want: confirmation{sent: []string{"a", "back", "d"}, states: []peer.FileState{file, {}, dir}}},
+		{name: "a path itemized and not confirmed, marked so", sent: []string{"a"}, states: []peer.FileState{file},
+			instead: []string{"back"}, unconfirmed: []string{"big", "a"},
+			want: confirmation{sent: []string{"a", "back", "big"}, states: []peer.FileState{file, {}, {Unconfirmed: true}}}},
 		{name: "an implied directory named once, and not when sent", sent: []string{"d/x", "e"}, states: []peer.FileState{file, {}},
 			implied: []string{"d", "e", "d"},
 			want:    confirmation{sent: []string{"d/x", "e", "d"}, states: []peer.FileState{file, {}, dir}}},
@@ -396,9 +399,9 @@ func TestConfirmationOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.implied, tt.removed)
+			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.unconfirmed, tt.implied, tt.removed)
 			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
-				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir
+				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir && a.Unconfirmed == b.Unconfirmed
 			}) || !slices.Equal(got.gone, tt.want.gone) {
 				t.Errorf("got sent %q states %v gone %q\nwant sent %q states %v gone %q", got.sent, got.states, got.gone, tt.want.sent, tt.want.states, tt.want.gone)
 			}
