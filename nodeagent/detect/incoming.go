@@ -193,8 +193,14 @@ func (in *Incoming) Has(path string) bool {
 		return false
 	}
 	now := in.clock()
+	return atOrAbove(path, func(p string) bool { return in.live(p, now) })
+}
+
+// atOrAbove reports whether fn holds for path or for a directory above it,
+// the nearest first.
+func atOrAbove(path string, fn func(p string) bool) bool {
 	for p := path; ; {
-		if in.live(p, now) {
+		if fn(p) {
 			return true
 		}
 		i := strings.LastIndexByte(p, '/')

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"strings"
 	"sync"
 	"time"
 )
@@ -63,16 +62,10 @@ func (r *recentRemovals) has(path string, now time.Time) bool {
 	if len(r.at) == 0 {
 		return false
 	}
-	for p := path; ; {
-		if at, ok := r.at[p]; ok && now.Sub(at) < removedHold {
-			return true
-		}
-		i := strings.LastIndexByte(p, '/')
-		if i < 0 {
-			return false
-		}
-		p = p[:i]
-	}
+	return atOrAbove(path, func(p string) bool {
+		at, ok := r.at[p]
+		return ok && now.Sub(at) < removedHold
+	})
 }
 
 // expire forgets the reports older than removedHold; the caller holds mu.
