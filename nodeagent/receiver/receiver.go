@@ -981,19 +981,18 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 // this member's own change, recorded as an entry nothing matches (mine).
 func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs []string) (local []string, err error) {
 	mine := make([]bool, len(applied))
-	// The files that a rename of the request moved, by where they are
-	// after it: a rename moves a file's ctime, so a later rename of the
-	// same file (a swap's last, or a chain's) finds it as the index held
-	// it but for its ctime and link count (index.Entry.LinksMatch).
-	renamedFiles := make(map[string]bool)
-	// The inodes whose ctime and link count a rename or removal of the
-	// request moved before a later one renamed another of their names:
-	// that name's entry, recorded before the request, differs so and no
-	// more. Compared in full, the file read as this member's change and
-	// went back to every peer (rm m; mv h c, h a hard link of m: stress
-	// seed 24, the forty-sixth session). RefreshLinks cannot mend the
-	// entry first: it records the names that are there after the whole
-	// request, and the renamed one is not.
+	// The inodes of the files whose ctime (and link count) a rename,
+	// removal or replacement of the request moved, the sender's: a later
+	// rename of the same file (a swap's last, or a chain's), or of another
+	// of its names, finds it as the index held it but for its ctime and
+	// link count (index.Entry.LinksMatch), and so does recordTree below a
+	// renamed directory. Compared in full, a hard link of a file removed
+	// before it was renamed read as this member's change and went back to
+	// every peer (rm m; mv h c: stress seed 24, the forty-sixth session);
+	// RefreshLinks cannot mend the entry first, as it records the names
+	// that are there after the whole request, and the renamed one is not.
+	// A file this member changed (mine) is not among them: its later
+	// renames compare it in full again, and stay its own.
 	relinked := make(map[uint64]bool)
 	for i, a := range applied {
 		if a.removed {
@@ -1007,11 +1006,6 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 					return nil, err
 				}
 			}
-			for p := range renamedFiles {
-				if atOrBelowPath(p, a.old) {
-					delete(renamedFiles, p)
-				}
-			}
 			continue
 		}
 		if a.made {
@@ -1023,7 +1017,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 		}
 		now := index.FromStat(&a.st)
 		switch {
-		case !a.dir && (renamedFiles[a.old] || relinked[uint64(a.st.Ino)]):
+		case !a.dir && relinked[uint64(a.st.Ino)]:
 			mine[i] = !ok || !was.LinksMatch(now)
 		case a.dir:
 			// A directory the index holds no entry for is taken as the
@@ -1051,17 +1045,8 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			}
 			relinked[a.replaced] = true
 		}
-		if !a.dir {
-			relinked[uint64(a.st.Ino)] = true // a rename moves the ctime
-		}
-		for p := range renamedFiles {
-			if to, ok := a.moves(p); ok {
-				delete(renamedFiles, p)
-				renamedFiles[to] = true
-			}
-		}
 		if !a.dir && !mine[i] {
-			renamedFiles[a.new] = true
+			relinked[uint64(a.st.Ino)] = true // a rename moves the ctime
 		}
 	}
 	for i, a := range applied {
@@ -1093,7 +1078,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 		changedHere := mine[i]
 		switch {
 		case at.dir:
-			l, err := recordTree(tx, rootfd, at.new, renamedFiles, relinked)
+			l, err := recordTree(tx, rootfd, at.new, relinked)
 			if errors.Is(err, unix.ENOENT) {
 				// Removed here since (its entry, moved, stays as it was:
 				// the detector reports the removal as this member's).
@@ -1171,14 +1156,14 @@ func (a appliedRename) moves(p string) (string, bool) {
 // under the old name (the rename moved it first) kept it indexed for
 // good, and a full scan took it for a deletion of this member's own.
 //
-// renamed are the files that renames of the request moved (where they are
-// after it, recordRenames): one moved into dir by a later rename of the
-// request has its entry moved with it and another ctime, and is still the
-// sender's where only its ctime and link count differ. Taken for this
-// member's, dir was compared again for nothing (stress seed 22). So is a
-// file whose inode a rename or removal of the request relinked (relinked,
-// recordRenames): rm y; mv d e, y a hard link of d/w.
-func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool, relinked map[uint64]bool) (local bool, err error) {
+// relinked are the inodes of the sender's files whose ctime and link
+// count renames and removals of the request moved (recordRenames): one
+// moved into dir by a later rename of the request has its entry moved with
+// it and another ctime, and is still the sender's where only its ctime and
+// link count differ. Taken for this member's, dir was compared again for
+// nothing (stress seed 22). So is another name of a file whose hard link
+// the request removed (rm y; mv d e, y a hard link of d/w).
+func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) (local bool, err error) {
 	if err := tx.Record(rootfd, dir); err != nil {
 		return false, err
 	}
@@ -1218,7 +1203,7 @@ func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool, r
 			continue
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			l, err := recordTree(tx, rootfd, p, renamed, relinked)
+			l, err := recordTree(tx, rootfd, p, relinked)
 			if err != nil {
 				return false, err
 			}
@@ -1232,7 +1217,7 @@ func recordTree(tx *index.Tx, rootfd int, dir string, renamed map[string]bool, r
 			return false, err
 		case ok && e.Matches(now) && e.Nlink == now.Nlink:
 			continue // held as it is (BenchmarkReceiver_RenameTree: 0.67x the time)
-		case ok && e.Matches(now), ok && (renamed[p] || relinked[uint64(st.Ino)]) && e.LinksMatch(now):
+		case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now):
 			// Its link count, or its ctime by the request's rename:
 			// recorded below.
 		default:
