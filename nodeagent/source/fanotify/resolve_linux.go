@@ -122,9 +122,9 @@ func (r *resolver) dirPath(f fid) (string, resolution) {
 // process's): the link reads that name with " (deleted)" while the file
 // lives on under another, and once the descriptor is closed the kernel
 // gives a living name (d_obtain_alias takes the inode's first alias,
-// unhashed or not: __d_find_any_alias in the kernel's fs/dcache.c). Seen in the burst test, a
-// write's file resolved once only was taken for a renamed one, and the
-// whole root was scanned.
+// unhashed or not: __d_find_any_alias in the kernel's fs/dcache.c). Seen
+// in the burst test, a write's file resolved once only was taken for a
+// renamed one, and the whole root was scanned.
 func (r *resolver) openSettled(f fid) (string, resolution) {
 	var (
 		p   string
