@@ -1308,3 +1308,29 @@ func TestSender_Start_anOldNameOfAnotherTypeMovedByALaterRename(t *testing.T) {
 	r.journalFound("g/k")
 	r.runUntilIdentical()
 }
+
+// TestSender_Start_aSwapWhileARunPushes: mv p/d p/t; mv p/e p/d; mv p/t
+// p/e, made and journaled while a run pushes p/e/f (rewritten here) behind
+// a slow file. rsync reads p/e/f after the swap: the peer's p/e, which
+// has the swap ahead of it, gets what is p/e/f here now (the file of the
+// old p/d), and the swap, replayed after the run, takes that copy to p/d.
+// The run sends p/e/f again (it changed while it was sent); the sender
+// also brings p/d/f to its state here, by content (overtaken). Before,
+// the peer kept the old p/d's file under p/d/f for good (the stress test,
+// seed 7, the forty-seventh session).
+func TestSender_Start_aSwapWhileARunPushes(t *testing.T) {
+	r := newRig(t, 71)
+	serveReceiver(t, r, basePort+98)
+	r.onBoth([]string{"p", "p/d", "p/e"}, []string{"p/d/f", "p/e/f"})
+	r.journalFinished(r.slowBig())
+	r.write("p/e/f", "p/e/f, rewritten")
+	r.start()
+	r.untilInTransfer()
+	r.mvJournaled("p/d", "p/t")
+	r.mvJournaled("p/e", "p/d")
+	r.mvJournaled("p/t", "p/e")
+	r.untilNothingPending()
+	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
+		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}

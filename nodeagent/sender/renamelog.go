@@ -100,7 +100,9 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp rep
 		return rp, err
 	}
 	applied := 0
+	done := make([]bool, len(log))
 	for i, x := range res {
+		done[i] = x.Applied
 		if !x.Applied {
 			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
 			continue
@@ -123,6 +125,15 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp rep
 		}
 	}
 	s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
+	// Before the renames leave the log: journaled after, a crash in
+	// between would lose them.
+	for op, moved := range s.overtaken.replayed(log, done, last) {
+		s.Log.V(1).Info("renames moved paths of runs they overtook; their new names go again",
+			"paths", len(moved), "op", op.String(), "first", moved[:min(len(moved), 20)])
+		if err := s.Journal.Again([]string{s.Peer}, op, moved); err != nil {
+			return rp, fmt.Errorf("journal paths renames moved: %w", err)
+		}
+	}
 	if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
 		return rp, fmt.Errorf("drop replayed renames: %w", err)
 	}

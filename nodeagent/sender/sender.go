@@ -227,6 +227,9 @@ type Sender struct {
 	// implied orders the runs' file lists for the directories rsync sets
 	// as implied parents.
 	implied impliedDirs
+	// overtaken are the paths of recent runs that renames logged while
+	// they pushed may have taken elsewhere on the peer.
+	overtaken overtaken
 
 	mu       sync.Mutex
 	inflight *inflight
@@ -1144,10 +1147,14 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	runID := strconv.FormatInt(start.UnixNano(), 36)
 	// The rename log's oldest renames, replayed by this run once it is
 	// announced: their names are announced with its paths.
+	replayedUpTo := s.Journal.Seq()
 	log, err := s.Journal.RenameLog(s.Peer, maxReplay)
 	if err != nil {
 		r.Err = fmt.Errorf("read rename log: %w", err)
 		return r
+	}
+	if len(log) == maxReplay {
+		replayedUpTo = log[len(log)-1].Seq
 	}
 	paths := slices.Concat(pathsOf(b.entries()), b.links, replayNames(log))
 	if s.Client != nil {
@@ -1297,6 +1304,18 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				"paths", pathsOf(r.Changed[:min(len(r.Changed), 20)])) // the first 20: enough to follow a crossing
 		}
 		s.account(&r, res, err)
+		// Before s.pushed: a replay of a rename above these paths waits
+		// for that.
+		var moved, written []string
+		for _, p := range slices.Concat(pathsOf(b.sends), b.links, outOf) {
+			if changed[p] {
+				written = append(written, p)
+			} else {
+				moved = append(moved, p)
+			}
+		}
+		s.overtaken.add(moved, change.Attrib, replayedUpTo, overtakenGrace, s.Journal.Seq)
+		s.overtaken.add(written, change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 	}
 	tPushed := time.Now()
 	if s.KeepDeletes {
