@@ -420,6 +420,25 @@ func scanDirs(reqs []scanRequest, typeOf func(rel string) (dir, exists bool)) []
 	return dirs
 }
 
+// vanished reports whether every error of an incomplete scan (joined, see
+// scan.Scanner.Scan) is of a directory gone or no directory any more when
+// the scan came to open it.
+func vanished(err error) bool {
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		errs := e.Unwrap()
+		for _, e := range errs {
+			if !vanished(e) {
+				return false
+			}
+		}
+		return len(errs) > 0
+	case interface{ Unwrap() error }:
+		return vanished(e.Unwrap())
+	}
+	return err == unix.ENOENT || err == unix.ENOTDIR
+}
+
 // scans runs the start-up scan, requested rescans and, when a source
 // exists, the periodic resync.
 func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQueue, typeOf func(rel string) (dir, exists bool), out chan<- change.Change) error {
@@ -447,8 +466,18 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 				if scan.Fatal(err) {
 					return err
 				}
-				d.Log.Error(err, "scan incomplete; it is scanned again later", "path", dir, "reason", reason)
-				d.later.queue.add(dir)
+				if vanished(err) {
+					// What the scan could not read is gone: renamed or
+					// removed while it read the tree, which the source
+					// reports as it does any rename or removal. Scanned
+					// again, the request climbed to the nearest directory
+					// that exists, often the root, and logged an error
+					// for an ordinary race (the stress test).
+					d.Log.V(1).Info("scan read past directories that vanished meanwhile; their events report them", "path", dir, "reason", reason, "err", err.Error())
+				} else {
+					d.Log.Error(err, "scan incomplete; it is scanned again later", "path", dir, "reason", reason)
+					d.later.queue.add(dir)
+				}
 			}
 			d.Log.V(1).Info("scan done", "path", dir, "reason", reason, "dirs", st.Dirs, "files", st.Files, "changes", st.Changes)
 		}

@@ -1,8 +1,13 @@
 package detect
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestLaterScans_wait: the wait doubles while paths keep coming back
@@ -35,6 +40,36 @@ func TestLaterScans_wait(t *testing.T) {
 					t.Fatalf("step %d: wait %v, want %v", i, got, s.want)
 				}
 				l.take(now.Add(s.want)) // the round is scanned once its wait is over
+			}
+		})
+	}
+}
+
+// TestVanished: a scan that could not read directories gone meanwhile
+// (renamed or removed while it walked: their events report them) is not
+// scanned again; any other error is.
+func TestVanished(t *testing.T) {
+	gone := fmt.Errorf("scan %q: %w", "d/x", unix.ENOENT)
+	notDir := fmt.Errorf("scan %q: %w", "d/y", &os.PathError{Op: "open", Path: "d/y", Err: unix.ENOTDIR})
+	denied := fmt.Errorf("scan %q: %w", "d/z", unix.EACCES)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a directory gone", gone, true},
+		{"a directory that is a file now", notDir, true},
+		{"both, joined", errors.Join(gone, notDir), true},
+		{"joined and wrapped again", fmt.Errorf("walk: %w", errors.Join(gone, notDir)), true},
+		{"a directory that cannot be read", denied, false},
+		{"one gone, one that cannot be read", errors.Join(gone, denied), false},
+		{"wrapped, one that cannot be read among gone ones", fmt.Errorf("walk: %w", errors.Join(gone, denied)), false},
+		{"an empty join", errors.Join(), false},
+		{"an I/O error", unix.EIO, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := vanished(tc.err); got != tc.want {
+				t.Errorf("vanished(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}
