@@ -53,6 +53,30 @@ func (e Entry) LinksMatch(o Entry) bool {
 	return e.ContentMatches(o) && e.Mode == o.Mode && e.UID == o.UID && e.GID == o.GID
 }
 
+// Diff names the fields in which e and o differ (size, mtime, ctime,
+// mode, owner, inode, links), comma-separated; "" when none does. For
+// logs: what made a path read as changed.
+func (e Entry) Diff(o Entry) string {
+	var d []string
+	for _, f := range []struct {
+		name   string
+		differ bool
+	}{
+		{"size", e.Size != o.Size},
+		{"mtime", !e.Mtime.Equal(o.Mtime)},
+		{"ctime", !e.Ctime.Equal(o.Ctime)},
+		{"mode", e.Mode != o.Mode},
+		{"owner", e.UID != o.UID || e.GID != o.GID},
+		{"inode", e.Ino != o.Ino},
+		{"links", e.Nlink != o.Nlink},
+	} {
+		if f.differ {
+			d = append(d, f.name)
+		}
+	}
+	return strings.Join(d, ",")
+}
+
 // IsDir reports whether the entry is a directory.
 func (e Entry) IsDir() bool { return e.Mode.IsDir() }
 

@@ -206,6 +206,31 @@ func TestEntry_Matches(t *testing.T) {
 	}
 }
 
+func TestEntry_Diff(t *testing.T) {
+	base := Entry{Size: 10, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: 0o644, UID: 1, GID: 1, Ino: 7, Nlink: 2}
+	tests := []struct {
+		name   string
+		mutate func(*Entry)
+		want   string
+	}{
+		{"same", func(*Entry) {}, ""},
+		{"a write", func(e *Entry) { e.Size, e.Mtime, e.Ctime = 11, e.Mtime.Add(time.Second), e.Ctime.Add(time.Second) }, "size,mtime,ctime"},
+		{"a link made elsewhere", func(e *Entry) { e.Ctime, e.Nlink = e.Ctime.Add(time.Second), 3 }, "ctime,links"},
+		{"chmod", func(e *Entry) { e.Mode = 0o600 }, "mode"},
+		{"chgrp", func(e *Entry) { e.GID = 2 }, "owner"},
+		{"another file", func(e *Entry) { e.Ino = 8 }, "inode"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mutate(&o)
+			if got := base.Diff(o); got != tc.want {
+				t.Fatalf("Diff = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestEntry_DirMatches(t *testing.T) {
 	base := Entry{Size: 4096, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: fs.ModeDir | 0o755, UID: 1, GID: 1, Ino: 7, Nlink: 2}
 	tests := []struct {

@@ -789,10 +789,10 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 	if len(applied)+len(madeDirs) == 0 && pos.last == 0 {
 		return out
 	}
-	var local []string
+	var local, why []string
 	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
 		var err error
-		local, err = recordRenames(index.Within(btx), r.RootFD, applied, madeDirs)
+		local, why, err = recordRenames(index.Within(btx), r.RootFD, applied, madeDirs)
 		if err == nil && pos.last != 0 {
 			err = setReplayed(btx, pos.member, pos.journal, pos.last)
 		}
@@ -810,7 +810,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		}
 	}
 	if len(local) > 0 {
-		r.Log.V(1).Info("replayed renames hold changes of this member's own; compared again", "from", from, "paths", local)
+		r.Log.V(1).Info("replayed renames hold changes of this member's own; compared again", "from", from, "paths", local, "why", why)
 	}
 	if r.Rescan != nil {
 		// What this member made or changed and had not sent yet: its
@@ -965,7 +965,8 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 
 // recordRenames records the renames of one request, applied here in
 // order, and returns where a scan reads what this member changed in them
-// (appliedRename.scanAt). The index moves each rename's entries from its
+// (appliedRename.scanAt), and for each why (for the log: the rename, and
+// how what it moved differed from the index's entry). The index moves each rename's entries from its
 // old name to its new one first (index.Tx.Move), in order, as the disk
 // did; then each is recorded where its object is now, which a later
 // rename of the request may have moved on (a swap's temporary name, a
@@ -979,8 +980,9 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 // the directory itself), changed here and not sent yet, even in what the
 // sender's size and mtime do not show (chmod, chown, touch -r, cp -p), is
 // this member's own change, recorded as an entry nothing matches (mine).
-func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs []string) (local []string, err error) {
+func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs []string) (local, why []string, err error) {
 	mine := make([]bool, len(applied))
+	mineWhy := make([]string, len(applied))
 	// The inodes of the files whose ctime (and link count) a rename,
 	// removal or replacement of the request moved, the sender's: a later
 	// rename of the same file (a swap's last, or a chain's), or of another
@@ -997,13 +999,13 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 	for i, a := range applied {
 		if a.removed {
 			if err := tx.Delete(a.old); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if !a.dir && a.st.Nlink > 1 {
 				relinked[uint64(a.st.Ino)] = true
 				// Its other names' link count changed (index.Tx.RefreshLinks).
 				if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 			continue
@@ -1013,7 +1015,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 		}
 		was, ok, err := tx.Get(a.old)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		now := index.FromStat(&a.st)
 		switch {
@@ -1032,8 +1034,14 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 		default:
 			mine[i] = !ok || !was.Matches(now)
 		}
+		if mine[i] {
+			mineWhy[i] = "not indexed"
+			if ok {
+				mineWhy[i] = was.Diff(now)
+			}
+		}
 		if err := tx.Move(a.old, a.new); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if a.replaced != 0 {
 			// The file it replaced lost a link: its other names' entries
@@ -1041,7 +1049,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			// (recordTree took one under a renamed tree for such and sent
 			// it back: stress seed 22, the forty-first session).
 			if err := tx.RefreshLinks(rootfd, a.replaced, ""); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			relinked[a.replaced] = true
 		}
@@ -1071,11 +1079,11 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 		}
 		if a.made {
 			if err := recordIfThere(tx, rootfd, at.new); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			continue
 		}
-		changedHere := mine[i]
+		changedHere, reason := mine[i], mineWhy[i]
 		switch {
 		case at.dir:
 			l, err := recordTree(tx, rootfd, at.new, relinked)
@@ -1085,27 +1093,30 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 				l, err = false, nil
 			}
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			changedHere = changedHere || l
+			if l && !changedHere {
+				changedHere, reason = true, "changed in the tree"
+			}
 		case !mine[i]:
 			if err := recordIfThere(tx, rootfd, at.new); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if mine[i] {
 			if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if changedHere {
 			local = append(local, at.scanAt())
+			why = append(why, a.old+" -> "+a.new+": "+reason)
 		}
 		// A rename moves the inode's ctime: its other names' entries are
 		// recorded again (index.Tx.RefreshLinks).
 		if !a.dir && a.st.Nlink > 1 {
 			if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
@@ -1114,10 +1125,10 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 	}
 	for _, p := range madeDirs {
 		if err := recordIfThere(tx, rootfd, p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return local, nil
+	return local, why, nil
 }
 
 // recordIfThere records p, unless it is gone: removed here since the
