@@ -39,7 +39,7 @@ func TestDetector_changed(t *testing.T) {
 	for _, n := range []string{"echo", "edited", "renamed-to", "racy"} {
 		write(n, "recorded")
 	}
-	for _, d := range []string{"touched", "grown"} {
+	for _, d := range []string{"touched", "chmodded", "grown"} {
 		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func TestDetector_changed(t *testing.T) {
 	}
 	defer idx.Close()
 	err = idx.Update(func(tx *index.Tx) error {
-		for _, n := range []string{"echo", "edited", "renamed-to", "racy", "touched", "grown"} {
+		for _, n := range []string{"echo", "edited", "renamed-to", "racy", "touched", "chmodded", "grown"} {
 			if err := tx.Record(rootfd, n); err != nil {
 				return err
 			}
@@ -81,6 +81,9 @@ func TestDetector_changed(t *testing.T) {
 	write("grown/f", "made in a recorded directory")
 	old := time.Unix(1514746671, 0)
 	if err := os.Chtimes(filepath.Join(root, "touched"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "chmodded"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 
@@ -108,7 +111,11 @@ func TestDetector_changed(t *testing.T) {
 		// Absent here and in the index, but the write through it
 		// changed a file that lives on under other names.
 		{Path: "written-then-gone", Op: change.Remove, WrittenIno: 42},
+		// A directory's times, held for a peer's run, are rsync's (the
+		// writer's, or moved since by an entry made there): only its
+		// mode and owner count then.
 		{Path: "touched", Op: change.Attrib},
+		{Path: "chmodded", Op: change.Attrib},
 		{Path: "grown", Op: change.Mkdir},
 	}
 	for _, tc := range []struct {
@@ -116,8 +123,8 @@ func TestDetector_changed(t *testing.T) {
 		received bool
 		want     []string
 	}{
-		{name: "local", want: []string{"edited", "new", "renamed-to", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched"}},
-		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone", "touched"}},
+		{name: "local", want: []string{"edited", "new", "renamed-to", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched", "chmodded"}},
+		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone", "chmodded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string

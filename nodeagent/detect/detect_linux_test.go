@@ -277,6 +277,66 @@ func TestDetector_FileReplacedByAnImpliedDirectory(t *testing.T) {
 	}
 }
 
+// TestDetector_DirectoryTimesOfAPeersRunAreNotLocal: rsync sets the times
+// of the directory above a path it receives (an implied directory), and
+// its attribute event is held while the run lasts. When the run is over,
+// the directory's time may have moved on since the receiver recorded it:
+// an entry made there since (the next run's, or this member's own, which
+// is reported by itself) moves a directory's times without an attribute
+// event. Compared with its times, the held event read as this member's
+// own change of the directory's times, and the receiver sent them to
+// every member, over the writer's (the stress test, seeds 6 and 29, the
+// forty-seventh session). A mode changed here meanwhile still counts.
+func TestDetector_DirectoryTimesOfAPeersRunAreNotLocal(t *testing.T) {
+	e := start(t, true)
+	d := filepath.Join(e.root, "d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the directory", func(c change.Change) bool { return c.Path == "d" })
+	e.record("d")
+	e.quiet()
+	before := len(e.seen)
+
+	run := func(name string, chmod bool) {
+		t.Helper()
+		hold := e.in.Add("d/" + name)
+		if err := os.WriteFile(filepath.Join(d, name), []byte("peer data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		writer := time.Unix(1_700_000_000, 0)
+		if err := os.Chtimes(d, writer, writer); err != nil { // rsync: the writer's times
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the events outrun the record
+		e.record("d")
+		e.record("d/" + name)
+		// Made after the record, before the hold ends: d's times move.
+		if err := os.WriteFile(filepath.Join(d, "local-"+name), []byte("made here"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if chmod {
+			if err := os.Chmod(d, 0o750); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.in.Done(hold, "d/"+name)
+		e.waitFor("the file made here", finishedWrite("d/local-"+name))
+		e.quiet()
+	}
+	run("f", false)
+	for _, c := range e.seen[before:] {
+		if c.Path == "d" || c.Path == "d/f" {
+			t.Fatalf("what the receiver did was reported as a local change: %v", describe(e.seen[before:]))
+		}
+	}
+	before = len(e.seen)
+	run("g", true)
+	if !slices.ContainsFunc(e.seen[before:], func(c change.Change) bool { return c.Path == "d" && c.Op.Has(change.Attrib) }) {
+		t.Fatalf("a mode changed here while a peer's run was held was not reported: %v", describe(e.seen[before:]))
+	}
+}
+
 // TestDetector_RenameChainReadLate: mv d e; mv e/f e/g; mv e/g e/h, with
 // the index still holding d/f (the journal had not recorded the first
 // rename when the others were read). The middle link names two paths
