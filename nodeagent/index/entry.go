@@ -77,6 +77,16 @@ func (e Entry) Diff(o Entry) string {
 	return strings.Join(d, ",")
 }
 
+// LinksOnly reports whether o, a regular file, differs from e in its link
+// count and ctime alone (and LinksMatch): a name of the same file made or
+// removed (ln, rm, or rsync -H on a receiver) moves both, and nothing of
+// the file itself changed. A write that keeps size and mtime while a name
+// of the file is made or removed, in the same tick, is taken for the link
+// alone.
+func (e Entry) LinksOnly(o Entry) bool {
+	return o.Mode.IsRegular() && e.LinksMatch(o) && e.Nlink != o.Nlink
+}
+
 // IsDir reports whether the entry is a directory.
 func (e Entry) IsDir() bool { return e.Mode.IsDir() }
 

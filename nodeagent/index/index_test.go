@@ -231,6 +231,35 @@ func TestEntry_Diff(t *testing.T) {
 	}
 }
 
+func TestEntry_LinksOnly(t *testing.T) {
+	file := Entry{Size: 10, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: 0o644, UID: 1, GID: 1, Ino: 7, Nlink: 2}
+	dir := file
+	dir.Mode = fs.ModeDir | 0o755
+	tests := []struct {
+		name   string
+		base   Entry
+		mutate func(*Entry)
+		want   bool
+	}{
+		{"a link made", file, func(e *Entry) { e.Ctime, e.Nlink = e.Ctime.Add(time.Second), 3 }, true},
+		{"a link removed", file, func(e *Entry) { e.Ctime, e.Nlink = e.Ctime.Add(time.Second), 1 }, true},
+		{"the same", file, func(*Entry) {}, false},
+		{"ctime alone (chmod back and forth)", file, func(e *Entry) { e.Ctime = e.Ctime.Add(time.Second) }, false},
+		{"a link and a write", file, func(e *Entry) { e.Nlink, e.Size = 3, 11 }, false},
+		{"a link and a chmod", file, func(e *Entry) { e.Nlink, e.Mode = 3, 0o600 }, false},
+		{"a directory's link count (a subdirectory made)", dir, func(e *Entry) { e.Ctime, e.Nlink = e.Ctime.Add(time.Second), 3 }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.base
+			tc.mutate(&o)
+			if got := tc.base.LinksOnly(o); got != tc.want {
+				t.Fatalf("LinksOnly = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestEntry_DirMatches(t *testing.T) {
 	base := Entry{Size: 4096, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: fs.ModeDir | 0o755, UID: 1, GID: 1, Ino: 7, Nlink: 2}
 	tests := []struct {

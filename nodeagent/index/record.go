@@ -30,7 +30,7 @@ func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
 // RecordChanged is RecordEntry for a change that the index may already
 // hold (Unchanged, with dirTimes as there): then it writes nothing and
 // changed is false. A file whose link count is all that changed
-// (linksOnly) is recorded as it is now, and changed is false too.
+// (Entry.LinksOnly) is recorded as it is now, and changed is false too.
 func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e Entry, ok, changed bool, err error) {
 	return t.record(rootfd, rel, true, dirTimes)
 }
@@ -64,7 +64,15 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e Entry
 	if onlyChanged && same(old, e, dirTimes) {
 		return e, true, false, nil
 	}
-	if onlyChanged && linksOnly(old, e) {
+	// Compared as any other ctime change (Unchanged), a link made or
+	// removed read as a write that kept the size and mtime, and a
+	// receiver that recorded its run's hard link after the event of
+	// another name of the file (index.Tx.RefreshLinks, when the event came
+	// first) took that for its own change and pushed the file with its
+	// other names back to every member: the writer's newer file under one
+	// of them, a file of its own since, became a link to the old one again
+	// (the stress test, seed 35).
+	if onlyChanged && old.LinksOnly(e) {
 		e.Version = old.Version
 		return e, true, false, t.Put(rel, e)
 	}
@@ -109,22 +117,6 @@ func (t *Tx) Unchanged(rootfd int, rel string, dirTimes bool) (bool, error) {
 		return false, fmt.Errorf("lstat %q: %w", rel, err)
 	}
 	return ok && same(old, FromStat(&st), dirTimes), nil
-}
-
-// linksOnly reports whether a regular file's entry old and its state e
-// differ in their link count and ctime alone: a name of the same file
-// made or removed (ln, rm, or rsync -H on a receiver) moves both, and
-// nothing of the file itself changed. Compared as any other ctime change
-// (Unchanged), it read as a write that kept the size and mtime, and a
-// receiver that recorded its run's hard link after the event of another
-// name of the file (index.Tx.RefreshLinks, when the event came first)
-// took that for its own change and pushed the file with its other names
-// back to every member: the writer's newer file under one of them, a
-// file of its own since, became a link to the old one again (the stress
-// test, seed 35). A write that keeps size and mtime while a name of the
-// file is made or removed, in the same tick, is taken for the link alone.
-func linksOnly(old, e Entry) bool {
-	return e.Mode.IsRegular() && old.LinksMatch(e) && old.Nlink != e.Nlink
 }
 
 // same reports whether the index's entry old still describes e, the path

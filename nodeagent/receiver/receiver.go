@@ -1032,7 +1032,15 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			// says.
 			mine[i] = ok && !was.DirMatches(now)
 		default:
-			mine[i] = !ok || !was.Matches(now)
+			// A link of the file made or removed since the index
+			// recorded it (a peer's run, rsync -H) moves only its ctime
+			// and link count (index.Entry.LinksOnly): nothing of the
+			// file is this member's. Taken for its own, the receiver
+			// sent its copy back to every member, and an older version
+			// replaced the writer's newer one there (the stress test:
+			// six renames of one run of seed 25, the forty-seventh
+			// session, differed in ctime and links alone).
+			mine[i] = !ok || !was.Matches(now) && !was.LinksOnly(now)
 		}
 		if mine[i] {
 			mineWhy[i] = "not indexed"
@@ -1090,13 +1098,13 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			if errors.Is(err, unix.ENOENT) {
 				// Removed here since (its entry, moved, stays as it was:
 				// the detector reports the removal as this member's).
-				l, err = false, nil
+				l, err = "", nil
 			}
 			if err != nil {
 				return nil, nil, err
 			}
-			if l && !changedHere {
-				changedHere, reason = true, "changed in the tree"
+			if l != "" && !changedHere {
+				changedHere, reason = true, l
 			}
 		case !mine[i]:
 			if err := recordIfThere(tx, rootfd, at.new); err != nil {
@@ -1158,7 +1166,8 @@ func (a appliedRename) moves(p string) (string, bool) {
 // recordTree records a directory whose entries were moved to it
 // (index.Tx.Move) and everything below it. A file that is not as the index
 // held it under its old name was made or changed here, and not sent yet:
-// it is recorded as an entry nothing matches (local reports one), so that
+// it is recorded as an entry nothing matches (local names the first, and
+// how it differs, for the log; "" when there is none), so that
 // it goes out as this member's own change, not pass for the renamed copy
 // of the sender's file. What the index holds below dir that is gone from
 // it (a later rename of the request moved its entry already) was removed
@@ -1174,19 +1183,19 @@ func (a appliedRename) moves(p string) (string, bool) {
 // link count differ. Taken for this member's, dir was compared again for
 // nothing (stress seed 22). So is another name of a file whose hard link
 // the request removed (rm y; mv d e, y a hard link of d/w).
-func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) (local bool, err error) {
+func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) (local string, err error) {
 	if err := tx.Record(rootfd, dir); err != nil {
-		return false, err
+		return "", err
 	}
 	fd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	f := os.NewFile(uintptr(fd), dir)
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	here := make(map[string]bool, len(names))
 	for _, n := range names {
@@ -1200,11 +1209,11 @@ func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) 
 		return nil
 	})
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	for _, p := range gone {
 		if err := tx.Record(rootfd, p); err != nil {
-			return false, err
+			return "", err
 		}
 	}
 	for _, n := range names {
@@ -1216,30 +1225,38 @@ func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) 
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			l, err := recordTree(tx, rootfd, p, relinked)
 			if err != nil {
-				return false, err
+				return "", err
 			}
-			local = local || l
+			if local == "" {
+				local = l
+			}
 			continue
 		}
 		now := index.FromStat(&st)
 		e, ok, err := tx.Get(p)
 		switch {
 		case err != nil:
-			return false, err
+			return "", err
 		case ok && e.Matches(now) && e.Nlink == now.Nlink:
 			continue // held as it is (BenchmarkReceiver_RenameTree: 0.67x the time)
-		case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now):
-			// Its link count, or its ctime by the request's rename:
-			// recorded below.
+		case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now), ok && e.LinksOnly(now):
+			// Its link count, or its ctime by the request's rename or
+			// by a link made or removed since it was recorded (see
+			// recordRenames): recorded below.
 		default:
 			if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
-				return false, err
+				return "", err
 			}
-			local = true
+			if local == "" {
+				local = p + " not indexed"
+				if ok {
+					local = p + " differs in " + e.Diff(now)
+				}
+			}
 			continue
 		}
 		if err := tx.Record(rootfd, p); err != nil {
-			return false, err
+			return "", err
 		}
 	}
 	return local, nil

@@ -1140,8 +1140,9 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 		// renames move them may stay indexed.
 		removed, unindexed []string
 		// links are hard links made before the tree is indexed: {name,
-		// existing name}.
-		links [][2]string
+		// existing name}; linkedAfter are made after it, unrecorded, as
+		// a peer's run (rsync -H) may have made them.
+		links, linkedAfter [][2]string
 		// asHeld: the writer's log (peer.Rename.AsHeld), whose renames
 		// replace files as the writer's did; a rename to "" is a
 		// replayed removal.
@@ -1248,6 +1249,23 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			after:   []string{"a", "b", "x", "y"},
 		},
 		{
+			// A link made since the file was indexed moved its ctime and
+			// link count, and nothing of the file: still the sender's
+			// (stress seed 25, the forty-seventh session).
+			name:        "a rename of a file linked since it was indexed",
+			tree:        []string{"a"},
+			linkedAfter: [][2]string{{"b", "a"}},
+			renames:     [][2]string{{"a", "x"}},
+			after:       []string{"a", "x"},
+		},
+		{
+			name:        "a rename of a directory whose file was linked since it was indexed",
+			tree:        []string{"d/", "d/w"},
+			linkedAfter: [][2]string{{"y", "d/w"}},
+			renames:     [][2]string{{"d", "e"}},
+			after:       []string{"d", "e", "e/w"},
+		},
+		{
 			name:    "a rename over one name of a hard-linked file, then a rename of its other",
 			tree:    []string{"a", "z"},
 			links:   [][2]string{{"b", "a"}},
@@ -1283,6 +1301,9 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 				}
 				return nil
 			}))
+			for _, l := range tc.linkedAfter {
+				mustOK(t, os.Link(filepath.Join(root, l[1]), filepath.Join(root, l[0])))
+			}
 			for _, p := range tc.removed {
 				mustOK(t, os.Remove(filepath.Join(root, p)))
 			}
