@@ -1032,15 +1032,7 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			// says.
 			mine[i] = ok && !was.DirMatches(now)
 		default:
-			// A link of the file made or removed since the index
-			// recorded it (a peer's run, rsync -H) moves only its ctime
-			// and link count (index.Entry.LinksOnly): nothing of the
-			// file is this member's. Taken for its own, the receiver
-			// sent its copy back to every member, and an older version
-			// replaced the writer's newer one there (the stress test:
-			// six renames of one run of seed 25, the forty-seventh
-			// session, differed in ctime and links alone).
-			mine[i] = !ok || !was.Matches(now) && !was.LinksOnly(now)
+			mine[i] = !ok || !was.Matches(now) && !linkedSince(was, now)
 		}
 		if mine[i] {
 			mineWhy[i] = "not indexed"
@@ -1239,10 +1231,10 @@ func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) 
 			return "", err
 		case ok && e.Matches(now) && e.Nlink == now.Nlink:
 			continue // held as it is (BenchmarkReceiver_RenameTree: 0.67x the time)
-		case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now), ok && e.LinksOnly(now):
+		case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now), ok && linkedSince(e, now):
 			// Its link count, or its ctime by the request's rename or
-			// by a link made or removed since it was recorded (see
-			// recordRenames): recorded below.
+			// by a link made or removed since it was recorded
+			// (linkedSince): recorded below.
 		default:
 			if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 				return "", err
@@ -1260,6 +1252,24 @@ func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) 
 		}
 	}
 	return local, nil
+}
+
+// linkedSince reports whether now, a regular file that a replayed rename
+// moved, differs from was, its entry, as links of the file made, removed
+// or renamed since it was recorded leave it: in its ctime and link count
+// alone (index.Entry.LinksOnly), or, while it has other names, in its
+// ctime alone (one name made and another removed, by a peer's runs with
+// rsync -H and their deletions, or another name renamed: the link count
+// is back where it was). Nothing of the file is this member's then.
+// Taken for its own, the receiver sent its copy back to every member,
+// and an older version replaced the writer's newer one there (the stress
+// test, the forty-seventh session: six files of one run of seed 25
+// differed in ctime and links, eleven in five seeds in ctime alone). A
+// write here that keeps size and mtime, to a file with other names,
+// between the record and the rename, is taken for the links so; one to a
+// file of one name still counts.
+func linkedSince(was, now index.Entry) bool {
+	return was.LinksOnly(now) || now.Mode.IsRegular() && now.Nlink > 1 && was.LinksMatch(now)
 }
 
 func split(rel string) (dir, name string) {

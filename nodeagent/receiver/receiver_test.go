@@ -786,6 +786,27 @@ func TestReceiver_RenameKeepsALocalChangeLocal(t *testing.T) {
 		{name: "a file as recorded", old: "a", new: "dir/a2", record: true, rescans: nil},
 		{name: "a file chmodded here", old: "a", new: "dir/a2", record: true, change: func(p string) error { return os.Chmod(p, 0o600) },
 			local: true, rescans: []string{"dir"}},
+		// A write that kept size and mtime (cp -p, touch -r) moves its
+		// ctime alone: this member's, as the file has no other name
+		// (a hard-linked file's ctime moves with its links: linkedSince).
+		{name: "a file rewritten here keeping its size and mtime", old: "a", new: "dir/a2", record: true, change: func(p string) error {
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for i := range data {
+				data[i] ^= 0xff
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				return err
+			}
+			mtime := time.Unix(st.Mtim.Unix())
+			return os.Chtimes(p, mtime, mtime)
+		}, local: true, rescans: []string{"dir"}},
 		{name: "a file never recorded", old: "a", new: "a2", local: true, rescans: []string{"."}},
 		{name: "a directory as recorded", old: "dir", new: "dir2", dir: true, record: true, rescans: nil},
 		{name: "a directory chmodded here", old: "dir", new: "dir2", dir: true, record: true, change: func(p string) error { return os.Chmod(p, 0o700) },
@@ -1255,6 +1276,17 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			name:        "a rename of a file linked since it was indexed",
 			tree:        []string{"a"},
 			linkedAfter: [][2]string{{"b", "a"}},
+			renames:     [][2]string{{"a", "x"}},
+			after:       []string{"a", "x"},
+		},
+		{
+			// One name made and another removed: the link count is
+			// back, the ctime moved.
+			name:        "a rename of a file one of whose names was replaced by another since it was indexed",
+			tree:        []string{"a"},
+			links:       [][2]string{{"b", "a"}},
+			linkedAfter: [][2]string{{"c", "a"}},
+			removed:     []string{"b"},
 			renames:     [][2]string{{"a", "x"}},
 			after:       []string{"a", "x"},
 		},
