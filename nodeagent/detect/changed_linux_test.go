@@ -78,6 +78,7 @@ func TestDetector_changed(t *testing.T) {
 	}
 	write("edited", "changed after the record")
 	write("new", "never recorded")
+	write("echo-renamed-to", "never recorded")
 	write("grown/f", "made in a recorded directory")
 	old := time.Unix(1514746671, 0)
 	if err := os.Chtimes(filepath.Join(root, "touched"), old, old); err != nil {
@@ -96,6 +97,11 @@ func TestDetector_changed(t *testing.T) {
 		{Path: "edited", Op: change.Write},
 		{Path: "new", Op: change.Create},
 		{Path: "renamed-to", OldPath: "old-name", Op: change.Rename},
+		// The agent's own rename (a peer's, replayed here) is the
+		// peer's, whatever its names hold by the time it is read: the
+		// receiver recorded it, and later renames may have moved its new
+		// name on (stress seed 6, the forty-seventh session).
+		{Path: "echo-renamed-to", OldPath: "old-name", Op: change.Rename, Echo: true},
 		// Through a symlink: no path of the root's, absent as the index
 		// has it; and one that the index holds, gone now.
 		{Path: "link/secret", Op: change.Write},
