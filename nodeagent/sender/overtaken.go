@@ -104,11 +104,23 @@ func (o *overtaken) replayed(log []journal.LoggedRename, applied []bool, last ui
 	defer o.mu.Unlock()
 	var out map[change.Op][]string
 	keep := o.runs[:0]
+	var counting []journal.LoggedRename
 	for _, r := range o.runs {
+		// The renames that count for r, in order: most runs have none,
+		// and their paths are not looked at.
+		counting = counting[:0]
+		for k, lr := range log {
+			if applied[k] && lr.Seq > o.asked && lr.Seq > r.after && (r.until == 0 || lr.Seq <= r.until) {
+				counting = append(counting, lr)
+			}
+		}
 		for i, p := range r.paths {
+			if len(counting) == 0 {
+				break // nothing moves r's paths
+			}
 			at := p
-			for k, lr := range log {
-				if !applied[k] || lr.Seq <= o.asked || lr.Seq <= r.after || r.until != 0 && lr.Seq > r.until || !atOrBelow(at, lr.Old) {
+			for _, lr := range counting {
+				if !atOrBelow(at, lr.Old) {
 					continue
 				}
 				if lr.New == "" {

@@ -1306,15 +1306,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, res, err)
 		// Before s.pushed: a replay of a rename above these paths waits
 		// for that.
-		var moved, written []string
+		var unchanged, written []string
 		for _, p := range slices.Concat(pathsOf(b.sends), b.links, outOf) {
 			if changed[p] {
 				written = append(written, p)
 			} else {
-				moved = append(moved, p)
+				unchanged = append(unchanged, p)
 			}
 		}
-		s.overtaken.add(moved, change.Attrib, replayedUpTo, overtakenGrace, s.Journal.Seq)
+		s.overtaken.add(unchanged, change.Attrib, replayedUpTo, overtakenGrace, s.Journal.Seq)
 		s.overtaken.add(written, change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 	}
 	tPushed := time.Now()
