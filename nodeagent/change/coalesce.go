@@ -89,7 +89,21 @@ type entry struct {
 	first     time.Time // first event since the entry was last reported
 	last      time.Time // latest event
 	scheduled time.Time // the live deadline in the queue
+	// told says that a change merged into c came from a source that
+	// tells who made it (not a scan's: fromScan); c.Echo is theirs.
+	told bool
 }
+
+// fromScan reports a change that a scan found (Found): a scan cannot tell
+// whose change it found, so it has no say in Echo. A scan of a tree that
+// ran while the receiver applied a peer's renames, before it recorded
+// them, found the new names; merged with the rename's own event (Echo),
+// that change lost its Echo, read as a chain link of this member's own
+// once both names were gone (detect.chainLink), and the peer's rename went
+// back to every member as this member's. On the third, the push that
+// followed made the implied parent directory replace the writer's symlink
+// (stress seed 9, the forty-seventh session).
+func fromScan(c Change) bool { return c.Op.Has(Found) }
 
 // Add merges c, which happened at now, into the pending change of its path.
 func (co *Coalescer) Add(c Change, now time.Time) {
@@ -98,7 +112,7 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	}
 	e, ok := co.pending[c.Path]
 	if !ok {
-		e = &entry{c: c, first: now}
+		e = &entry{c: c, first: now, told: !fromScan(c)}
 		co.pending[c.Path] = e
 		// A write under way: not the receiver's own, and known to have
 		// a writer (a scan's change that waits to settle is a file found
@@ -135,7 +149,13 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 		// Once a source that sees closes spoke for the path, its close
 		// decides: a scan's view must not settle a file a writer holds.
 		e.c.NeedsSettle = e.c.NeedsSettle && c.NeedsSettle
-		e.c.Echo = e.c.Echo && c.Echo
+		switch {
+		case fromScan(c):
+		case e.told:
+			e.c.Echo = e.c.Echo && c.Echo
+		default:
+			e.c.Echo, e.told = c.Echo, true
+		}
 		if c.WrittenIno != 0 {
 			e.c.WrittenIno = c.WrittenIno
 		}

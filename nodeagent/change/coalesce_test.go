@@ -158,20 +158,30 @@ func TestCoalescer_Ready(t *testing.T) {
 }
 
 func TestCoalescer_Echo(t *testing.T) {
+	write := func(echo bool) Change { return Change{Path: "a", Op: Write, Echo: echo} }
+	renamed := func(echo bool) Change { return Change{Path: "a", OldPath: "b", Op: Rename, Echo: echo} }
+	found := Change{Path: "a", Op: Create | Write | Found}
 	tests := []struct {
 		name   string
-		echoes []bool
+		events []Change
 		want   bool
 	}{
-		{"all events from the receiver", []bool{true, true}, true},
-		{"a local event among them", []bool{true, false, true}, false},
+		{"all events from the receiver", []Change{write(true), write(true)}, true},
+		{"a local event among them", []Change{write(true), write(false), write(true)}, false},
+		{"a scan found the receiver's rename", []Change{renamed(true), found}, true},
+		{"the receiver's rename after a scan found it", []Change{found, renamed(true)}, true},
+		{"a scan's find alone", []Change{found}, false},
+		{"a local write after a scan's find", []Change{found, write(false)}, false},
+		{"a local rename and a scan's find", []Change{renamed(false), found}, false},
+		{"a local write after the receiver's rename and a scan's find", []Change{found, renamed(true), found, write(false)}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			co := &Coalescer{}
 			now := time.Now()
-			for i, e := range tc.echoes {
-				co.Add(Change{Path: "a", Op: Write, Echo: e, Finished: i == len(tc.echoes)-1}, now)
+			for i, c := range tc.events {
+				c.Finished = i == len(tc.events)-1
+				co.Add(c, now)
 			}
 			got := co.Ready(now, nil)
 			if len(got) != 1 || got[0].Echo != tc.want {

@@ -102,6 +102,12 @@ func TestDetector_changed(t *testing.T) {
 		// receiver recorded it, and later renames may have moved its new
 		// name on (stress seed 6, the forty-seventh session).
 		{Path: "echo-renamed-to", OldPath: "old-name", Op: change.Rename, Echo: true},
+		// Both names gone, neither indexed: a chain link read late,
+		// unless it is the agent's own rename, which a scan found too
+		// (change.Coalescer keeps its Echo: stress seed 9, the
+		// forty-seventh session).
+		{Path: "chain-to", OldPath: "chain-from", Op: change.Rename},
+		{Path: "echo-found-to", OldPath: "echo-found-from", Op: change.Create | change.Write | change.Rename | change.Subtree | change.Found, Echo: true},
 		// Through a symlink: no path of the root's, absent as the index
 		// has it; and one that the index holds, gone now.
 		{Path: "link/secret", Op: change.Write},
@@ -129,8 +135,8 @@ func TestDetector_changed(t *testing.T) {
 		received bool
 		want     []string
 	}{
-		{name: "local", want: []string{"edited", "new", "renamed-to", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched", "chmodded"}},
-		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "was-dir/f", "racy", "written-then-gone", "chmodded"}},
+		{name: "local", want: []string{"edited", "new", "renamed-to", "chain-to", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched", "chmodded"}},
+		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "chain-to", "was-dir/f", "racy", "written-then-gone", "chmodded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
