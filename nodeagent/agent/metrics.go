@@ -108,12 +108,15 @@ func (m *metrics) run(group string, r sender.Run) {
 		m.runs.WithLabelValues(group, r.Peer, "none").Inc()
 	}
 	m.filesSynced.WithLabelValues(group, r.Peer).Add(float64(len(r.Sent)))
+	// A counter panics on a negative Add, and a metric must not stop the
+	// agent: a size below 0 (a journal written before the forty-eighth
+	// session kept a placeholder's, journal.Journal.Again) counts none.
 	var bytes int64
 	for _, e := range r.Sent {
-		bytes += e.Size
+		bytes += max(e.Size, 0)
 	}
 	m.bytesSynced.WithLabelValues(group, r.Peer).Add(float64(bytes))
-	m.bytesSent.WithLabelValues(group, r.Peer).Add(float64(r.Bytes))
+	m.bytesSent.WithLabelValues(group, r.Peer).Add(float64(max(r.Bytes, 0)))
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz

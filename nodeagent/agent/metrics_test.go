@@ -1,6 +1,13 @@
 package agent
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/jailsync/jailsync/nodeagent/journal"
+	"github.com/jailsync/jailsync/nodeagent/sender"
+)
 
 func TestMetrics_PeersArePresentBeforeTheirFirstRun(t *testing.T) {
 	m := newMetrics(func() Report { return Report{Group: "g"} })
@@ -44,5 +51,22 @@ func TestMetrics_PeersArePresentBeforeTheirFirstRun(t *testing.T) {
 				t.Errorf("%s{peer=%q} = %v, want 0", k.name, k.peer, v)
 			}
 		}
+	}
+}
+
+// TestMetrics_RunWithNegativeSizesCountsThem0: a journal entry with a size
+// below 0 (kept by a journal written before the forty-eighth session) adds
+// nothing to the bytes synced, and does not panic the agent.
+func TestMetrics_RunWithNegativeSizesCountsThem0(t *testing.T) {
+	m := newMetrics(func() Report { return Report{Group: "g"} })
+	m.run("g", sender.Run{Peer: "b", Sent: []journal.Entry{{Path: "p", Size: -1}, {Path: "q", Size: 5}, {Path: "r", Size: -2}}, Bytes: -1})
+	if got := testutil.ToFloat64(m.bytesSynced.WithLabelValues("g", "b")); got != 5 {
+		t.Errorf("bytes synced %v, want 5", got)
+	}
+	if got := testutil.ToFloat64(m.bytesSent.WithLabelValues("g", "b")); got != 0 {
+		t.Errorf("bytes sent %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(m.filesSynced.WithLabelValues("g", "b")); got != 3 {
+		t.Errorf("files synced %v, want 3", got)
 	}
 }

@@ -990,9 +990,15 @@ func (j *Journal) Again(peers []string, op change.Op, paths []string) error {
 		}
 		for _, p := range paths {
 			size := int64(0)
+			// A placeholder (index.Entry.IsPlaceholder: no state, a
+			// Size below 0, its Mode 0 reading as a regular file's) has
+			// no size: counted, a run's bytes went below 0, and the
+			// agent died adding them to a Prometheus counter ("counter
+			// cannot decrease in value": the stress test, seed 21, the
+			// forty-eighth session).
 			if e, ok, err := itx.Get(p); err != nil {
 				return err
-			} else if ok && e.Mode.IsRegular() {
+			} else if ok && !e.IsPlaceholder() && e.Mode.IsRegular() {
 				size = e.Size
 			}
 			seq++

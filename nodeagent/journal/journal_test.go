@@ -1274,6 +1274,39 @@ func TestJournal_Again(t *testing.T) {
 	}
 }
 
+// TestJournal_Again_placeholdersHaveNoSize: a path whose index entry is a
+// placeholder (one that matches nothing, or a Moved one) is journaled
+// again with no size, not the placeholder's negative one.
+func TestJournal_Again_placeholdersHaveNoSize(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	f.write("kept", 7)
+	settleAll(t, f, peers, "kept")
+	if err := f.idx.Update(func(tx *index.Tx) error {
+		if err := tx.Put("unknown", index.Entry{Size: -1}); err != nil {
+			return err
+		}
+		return tx.Put("moved", index.Moved())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Again(peers, change.Attrib, []string{"unknown", "moved", "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]int64{"unknown": 0, "moved": 0, "kept": 7} {
+		e, ok, err := f.j.Entry("web-2", p)
+		if err != nil || !ok {
+			t.Fatalf("no entry for %s (%v)", p, err)
+		}
+		if e.Size != want {
+			t.Errorf("%s journaled with size %d, want %d", p, e.Size, want)
+		}
+	}
+	if got := f.j.Stats("web-2").Bytes; got != 7 {
+		t.Errorf("pending bytes %d, want 7", got)
+	}
+}
+
 // TestJournal_Again_everyPeerAsWritten: a file journaled again for every
 // peer as written (sender.Sender.Crossed) is pending for each with its
 // size, its op a seen write (no Found: it is compared by checksum when
