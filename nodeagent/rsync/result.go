@@ -204,6 +204,10 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 	}
 }
 
+// Deleting reports whether rsync itemized the path as deleted on the
+// receiver ("*deleting"), whatever else it said of it.
+func (r PathResult) Deleting() bool { return itemOutcome(r.Change) == Deleted }
+
 // IsDir reports whether rsync itemized the path as a directory.
 func (r PathResult) IsDir() bool { return isDir(r.Change) }
 

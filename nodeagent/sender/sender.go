@@ -1789,10 +1789,21 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 // directory the run made for its own change and sent it to every member,
 // where it brought back, on the writer, a tree it had renamed away (the
 // stress test: a run that ended with exit 2 after itemizing cd+++).
+//
+// A listed path rsync itemized as deleted ("*deleting": a directory that
+// a listed file replaced on the peer took it along, --force) is not: it is
+// gone there by the run, and the confirmation names it so
+// (rsync.Result.Removed, confirmationOf's removed). Named as unconfirmed,
+// gone on the peer and indexed there, it read as the peer's own removal,
+// which went to every member; its push of that removal made the implied
+// parents on the writer again, which had removed the tree meanwhile
+// (stress seed 29, the forty-eighth session: a swap of a file with a
+// directory, d/x listed, gone here, its link_stat failing, "Not a
+// directory").
 func itemizedUnconfirmed(res rsync.Result) []string {
 	var out []string
 	for _, p := range res.Paths {
-		if p.Change != "" && (p.Outcome == rsync.Unconfirmed || p.Outcome == rsync.Failed) {
+		if p.Change != "" && !p.Deleting() && (p.Outcome == rsync.Unconfirmed || p.Outcome == rsync.Failed) {
 			out = append(out, p.Path)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 func TestSender_laneOpen(t *testing.T) {
@@ -365,6 +366,36 @@ func TestNextBackoff(t *testing.T) {
 	}
 	if w != limit {
 		t.Errorf("after 100 failures the wait is %v, want the cap %v", w, limit)
+	}
+}
+
+// TestItemizedUnconfirmed: what rsync made or changed on the peer without
+// confirming it is named unconfirmed; what it deleted there is not (it goes
+// as removed).
+func TestItemizedUnconfirmed(t *testing.T) {
+	tests := []struct {
+		name  string
+		paths []rsync.PathResult
+		want  []string
+	}{
+		{name: "a directory made by a run that broke off", paths: []rsync.PathResult{{Path: "d", Change: "cd+++++++++", Outcome: rsync.Unconfirmed}}, want: []string{"d"}},
+		{name: "a file itemized, then named in an error", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Failed}}, want: []string{"f"}},
+		{name: "nothing itemized", paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
+		{name: "confirmed", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Sent}}},
+		// A directory that the listed file d replaced took d/x along
+		// (--force), and d/x failed here (link_stat: not a directory).
+		{name: "deleted with a directory a file replaced, and failed here", paths: []rsync.PathResult{
+			{Path: "d", Outcome: rsync.Unconfirmed},
+			{Path: "d/x", Change: "*deleting  ", Outcome: rsync.Failed},
+			{Path: "d/y", Change: "*deleting  ", Outcome: rsync.Unconfirmed},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := itemizedUnconfirmed(rsync.Result{Paths: tt.paths}); !slices.Equal(got, tt.want) {
+				t.Errorf("itemizedUnconfirmed = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
