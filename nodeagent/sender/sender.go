@@ -1192,7 +1192,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var implied []string
 	// Paths a delete sent instead (made again here meanwhile), and paths a
 	// push itemized without confirming them (unconfirmed,
-	// itemizedUnconfirmed): the peer may hold them, and took them for its
+	// leftUnconfirmed): the peer may hold them, and took them for its
 	// own changes when not told.
 	var sentInstead, unconfirmed []string
 	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
@@ -1237,7 +1237,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		removedByPush = append(removedByPush, res.Removed...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
-		unconfirmed = append(unconfirmed, itemizedUnconfirmed(res)...)
+		unconfirmed = append(unconfirmed, leftUnconfirmed(res)...)
 		again := unchangedWrites(b, res)
 		if len(again) > 0 && isPeerFailure(res, err) {
 			// Found the same by size and mtime only, and the run broke
@@ -1285,7 +1285,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			}
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
 			linksSent = slices.DeleteFunc(linksSent, func(p string) bool { return recheck[p] && !ok[p] })
-			unconfirmed = append(unconfirmed, itemizedUnconfirmed(res)...)
+			unconfirmed = append(unconfirmed, leftUnconfirmed(res)...)
 		}
 		// Re-checked after the run: a file that changed while rsync read it
 		// stays in the journal (the peer holds some version of it, which
@@ -1780,15 +1780,26 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 	return out
 }
 
-// itemizedUnconfirmed returns the paths that rsync itemized as changed
-// on the peer and that the run did not confirm (it ended early, or an
-// error named them after): the peer may hold what rsync made there (a
-// directory created, a file moved into place), and is told so, without a
-// state, to record them as they are there (confirmationOf's sentInstead);
-// their entries stay pending and go again. Not told, the peer took a
-// directory the run made for its own change and sent it to every member,
-// where it brought back, on the writer, a tree it had renamed away (the
-// stress test: a run that ended with exit 2 after itemizing cd+++).
+// leftUnconfirmed returns the paths that rsync may have made or changed
+// on the peer and that the run did not confirm: the peer may hold what
+// rsync made there (a directory created, a file moved into place, a hard
+// link made), and is told so, without a state, to record them as they are
+// there (confirmationOf's unconfirmed); their entries stay pending and go
+// again. Not told, the peer took what the run made for its own change and
+// sent it to every member. They are:
+//   - the paths rsync itemized as changed that the run did not confirm (it
+//     ended early, or an error named them after): a directory made by a
+//     run that ended with exit 2 after itemizing cd+++ brought back, on the
+//     writer, a tree it had renamed away (the stress test);
+//   - in a run cut off after rsync began to change the peer (something
+//     itemized there), the paths it never spoke of: rsync makes a hard
+//     link before it itemizes it, and the receiver takes its events for
+//     this member's once the run's hold ends (stress seed 24, the
+//     forty-eighth session: a link made by a run that ended with exit 2,
+//     "Invalid packet at end of run", went back as the peer's, and the
+//     writer adopted its older copy as a crossing write). A run refused
+//     before it began (no daemon, a wrong password) changed nothing, and
+//     names nothing.
 //
 // A listed path rsync itemized as deleted ("*deleting": a directory that
 // a listed file replaced on the peer took it along, --force) is not: it is
@@ -1800,10 +1811,15 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 // (stress seed 29, the forty-eighth session: a swap of a file with a
 // directory, d/x listed, gone here, its link_stat failing, "Not a
 // directory").
-func itemizedUnconfirmed(res rsync.Result) []string {
+func leftUnconfirmed(res rsync.Result) []string {
+	began := len(res.Removed)+len(res.Implied) > 0 ||
+		slices.ContainsFunc(res.Paths, func(p rsync.PathResult) bool { return p.Change != "" })
 	var out []string
 	for _, p := range res.Paths {
-		if p.Change != "" && !p.Deleting() && (p.Outcome == rsync.Unconfirmed || p.Outcome == rsync.Failed) {
+		switch {
+		case p.Deleting():
+		case p.Change != "" && (p.Outcome == rsync.Unconfirmed || p.Outcome == rsync.Failed),
+			began && p.Change == "" && p.Outcome == rsync.Unconfirmed:
 			out = append(out, p.Path)
 		}
 	}
@@ -1847,7 +1863,7 @@ type confirmation struct {
 // put there or took away, each named once:
 //   - sentInstead, paths a delete found here again and sent (no state:
 //     the peer records them as they are), and unconfirmed, paths rsync
-//     itemized that the run did not confirm (itemizedUnconfirmed), marked
+//     itemized that the run did not confirm (leftUnconfirmed), marked
 //     so (peer.FileState.Unconfirmed);
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);

@@ -369,10 +369,10 @@ func TestNextBackoff(t *testing.T) {
 	}
 }
 
-// TestItemizedUnconfirmed: what rsync made or changed on the peer without
+// TestLeftUnconfirmed: what rsync made or changed on the peer without
 // confirming it is named unconfirmed; what it deleted there is not (it goes
 // as removed).
-func TestItemizedUnconfirmed(t *testing.T) {
+func TestLeftUnconfirmed(t *testing.T) {
 	tests := []struct {
 		name  string
 		paths []rsync.PathResult
@@ -380,20 +380,29 @@ func TestItemizedUnconfirmed(t *testing.T) {
 	}{
 		{name: "a directory made by a run that broke off", paths: []rsync.PathResult{{Path: "d", Change: "cd+++++++++", Outcome: rsync.Unconfirmed}}, want: []string{"d"}},
 		{name: "a file itemized, then named in an error", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Failed}}, want: []string{"f"}},
-		{name: "nothing itemized", paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
+		{name: "nothing itemized: the run did not begin", paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
+		// A hard link rsync made before the run broke off, never
+		// itemized; a path named in an error was not made.
+		{name: "never spoken of in a run cut off after it began", paths: []rsync.PathResult{
+			{Path: "a", Change: ">f+++++++++", Outcome: rsync.Unconfirmed},
+			{Path: "h", Outcome: rsync.Unconfirmed},
+			{Path: "v", Outcome: rsync.Vanished},
+			{Path: "x", Outcome: rsync.Failed},
+		}, want: []string{"a", "h"}},
 		{name: "confirmed", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Sent}}},
 		// A directory that the listed file d replaced took d/x along
-		// (--force), and d/x failed here (link_stat: not a directory).
+		// (--force), and d/x failed here (link_stat: not a directory);
+		// whether the file d arrived, the run did not say.
 		{name: "deleted with a directory a file replaced, and failed here", paths: []rsync.PathResult{
 			{Path: "d", Outcome: rsync.Unconfirmed},
 			{Path: "d/x", Change: "*deleting  ", Outcome: rsync.Failed},
 			{Path: "d/y", Change: "*deleting  ", Outcome: rsync.Unconfirmed},
-		}},
+		}, want: []string{"d"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := itemizedUnconfirmed(rsync.Result{Paths: tt.paths}); !slices.Equal(got, tt.want) {
-				t.Errorf("itemizedUnconfirmed = %q, want %q", got, tt.want)
+			if got := leftUnconfirmed(rsync.Result{Paths: tt.paths}); !slices.Equal(got, tt.want) {
+				t.Errorf("leftUnconfirmed = %q, want %q", got, tt.want)
 			}
 		})
 	}
