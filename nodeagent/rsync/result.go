@@ -214,6 +214,11 @@ func (r PathResult) IsDir() bool { return isDir(r.Change) }
 // isDir reports an itemized directory (%i's second column).
 func isDir(change string) bool { return len(change) > 1 && change[1] == 'd' && change[0] != '*' }
 
+// CutShort reports whether rsync ran and exited before its last phase (a
+// signal, a lost connection, a protocol error: not 0, 23 or 24), so that
+// what it did to a path it never itemized is not known.
+func (r Result) CutShort() bool { return r.Exited && !ranToTheEnd(r.Code) }
+
 // ranToTheEnd reports whether an rsync exit code ends a run that went
 // through its last phase, so that every file the client logged as sent
 // was received and put in place, or named in an error: 0, 23 (some files

@@ -1791,15 +1791,20 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 //     ended early, or an error named them after): a directory made by a
 //     run that ended with exit 2 after itemizing cd+++ brought back, on the
 //     writer, a tree it had renamed away (the stress test);
-//   - in a run cut off after rsync began to change the peer (something
-//     itemized there), the paths it never spoke of: rsync makes a hard
-//     link before it itemizes it, and the receiver takes its events for
-//     this member's once the run's hold ends (stress seed 24, the
-//     forty-eighth session: a link made by a run that ended with exit 2,
-//     "Invalid packet at end of run", went back as the peer's, and the
-//     writer adopted its older copy as a crossing write). A run refused
-//     before it began (no daemon, a wrong password) changed nothing, and
-//     names nothing.
+//   - in a run cut short (rsync.Result.CutShort) after rsync began to
+//     change the peer (something itemized there), the paths it never
+//     spoke of: rsync makes a hard link before it itemizes it, and the
+//     receiver takes its events for this member's once the run's hold
+//     ends (stress seed 24, the forty-eighth session: a link made by a run
+//     that ended with exit 2, "Invalid packet at end of run", went back as
+//     the peer's, and the writer adopted its older copy as a crossing
+//     write). A run refused before it began (no daemon, a wrong password)
+//     changed nothing, and names nothing; nor does a run that went to its
+//     end (0, 23, 24), which itemized every path it touched: there a path
+//     it never spoke of vanished here before rsync read it, and named, one
+//     gone on the peer too and still indexed there read as the peer's own
+//     removal (the first version of this rule: "received paths not as
+//     sent" went from 4 to 14 lines over 12 stress seeds).
 //
 // A listed path rsync itemized as deleted ("*deleting": a directory that
 // a listed file replaced on the peer took it along, --force) is not: it is
@@ -1812,8 +1817,8 @@ func confirmedPaths(paths []string, res rsync.Result) []string {
 // directory, d/x listed, gone here, its link_stat failing, "Not a
 // directory").
 func leftUnconfirmed(res rsync.Result) []string {
-	began := len(res.Removed)+len(res.Implied) > 0 ||
-		slices.ContainsFunc(res.Paths, func(p rsync.PathResult) bool { return p.Change != "" })
+	began := res.CutShort() && (len(res.Removed)+len(res.Implied) > 0 ||
+		slices.ContainsFunc(res.Paths, func(p rsync.PathResult) bool { return p.Change != "" }))
 	var out []string
 	for _, p := range res.Paths {
 		switch {

@@ -375,33 +375,41 @@ func TestNextBackoff(t *testing.T) {
 func TestLeftUnconfirmed(t *testing.T) {
 	tests := []struct {
 		name  string
+		code  int // rsync's exit code
 		paths []rsync.PathResult
 		want  []string
 	}{
-		{name: "a directory made by a run that broke off", paths: []rsync.PathResult{{Path: "d", Change: "cd+++++++++", Outcome: rsync.Unconfirmed}}, want: []string{"d"}},
-		{name: "a file itemized, then named in an error", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Failed}}, want: []string{"f"}},
-		{name: "nothing itemized: the run did not begin", paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
+		{name: "a directory made by a run that broke off", code: 12, paths: []rsync.PathResult{{Path: "d", Change: "cd+++++++++", Outcome: rsync.Unconfirmed}}, want: []string{"d"}},
+		{name: "a file itemized, then named in an error", code: 23, paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Failed}}, want: []string{"f"}},
+		{name: "nothing itemized: the run did not begin", code: 5, paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
 		// A hard link rsync made before the run broke off, never
 		// itemized; a path named in an error was not made.
-		{name: "never spoken of in a run cut off after it began", paths: []rsync.PathResult{
+		{name: "never spoken of in a run cut off after it began", code: 2, paths: []rsync.PathResult{
 			{Path: "a", Change: ">f+++++++++", Outcome: rsync.Unconfirmed},
 			{Path: "h", Outcome: rsync.Unconfirmed},
 			{Path: "v", Outcome: rsync.Vanished},
 			{Path: "x", Outcome: rsync.Failed},
 		}, want: []string{"a", "h"}},
-		{name: "confirmed", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Sent}}},
+		// Exit 23 ran to the end: a path it never spoke of vanished
+		// here before rsync read it (--ignore-missing-args).
+		{name: "never spoken of in a run that went to its end", code: 23, paths: []rsync.PathResult{
+			{Path: "a", Change: ">f+++++++++", Outcome: rsync.Sent},
+			{Path: "g", Outcome: rsync.Unconfirmed},
+			{Path: "x", Change: ">f+++++++++", Outcome: rsync.Failed},
+		}, want: []string{"x"}},
+		{name: "confirmed", code: 0, paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Sent}}},
 		// A directory that the listed file d replaced took d/x along
 		// (--force), and d/x failed here (link_stat: not a directory);
-		// whether the file d arrived, the run did not say.
-		{name: "deleted with a directory a file replaced, and failed here", paths: []rsync.PathResult{
+		// the file d itself vanished here (stress seed 29, exit 23).
+		{name: "deleted with a directory a file replaced, and failed here", code: 23, paths: []rsync.PathResult{
 			{Path: "d", Outcome: rsync.Unconfirmed},
 			{Path: "d/x", Change: "*deleting  ", Outcome: rsync.Failed},
 			{Path: "d/y", Change: "*deleting  ", Outcome: rsync.Unconfirmed},
-		}, want: []string{"d"}},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := leftUnconfirmed(rsync.Result{Paths: tt.paths}); !slices.Equal(got, tt.want) {
+			if got := leftUnconfirmed(rsync.Result{Paths: tt.paths, Exited: true, Code: tt.code}); !slices.Equal(got, tt.want) {
 				t.Errorf("leftUnconfirmed = %q, want %q", got, tt.want)
 			}
 		})
