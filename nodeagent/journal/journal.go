@@ -313,6 +313,10 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			}
 		}
 		linked := make(map[string]bool)
+		// The new names of the batch's renames logged while gone here
+		// already (mv s d/m; rm d/m, read together): a removal of one
+		// later in the batch finds no entry, and is logged all the same.
+		goneNew := make(map[string]bool)
 		for i := 0; i < len(queue); i++ {
 			c := queue[i]
 			if c.Op.Has(change.Rescan) {
@@ -345,6 +349,24 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
 			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
+				if !exists && goneNew[c.Path] && c.Op&(change.Remove|change.Rmdir) != 0 {
+					// The removal of a rename's new name that was gone
+					// when the rename was logged: the peer applies the
+					// rename from the log, and this removal after it.
+					// Dropped (nothing indexed), the peer kept the
+					// file, and a later rename of a directory above it
+					// carried it beyond any deletion of its path (the
+					// stress test, seed 32, the forty-eighth session).
+					// Its journal entry is the rename's, as before.
+					seq++
+					v := LoggedRename{Seq: seq, Old: c.Path}.marshal()
+					for i := range peers {
+						if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+							return err
+						}
+					}
+					delete(goneNew, c.Path)
+				}
 				continue // the index holds it as it is (see Record)
 			}
 			if exists && changed && e.Mode.IsRegular() && e.Nlink > 1 {
@@ -405,6 +427,9 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					lr.Size, lr.MtimeNs = obj.Size, obj.Mtime.UnixNano()
 				}
 				logged = &lr
+				if !exists {
+					goneNew[c.Path] = true
+				}
 			}
 			if logged != nil {
 				v := logged.marshal()
