@@ -113,6 +113,54 @@ type Journal struct {
 	// Linux at a jiffy where the filesystem has no multigrain timestamps.
 	racy       map[string]int64
 	racyPruned time.Time
+	// goneNew holds the new names of renames logged while the new name
+	// was gone here already (mv s d/m; rm d/m), with when: a removal of
+	// one, read in a later batch, finds no index entry and is logged
+	// after the rename all the same (Record). Forgotten goneNewHold
+	// later, when its event has been read (the coalescer holds one 30 s
+	// at most), or once its removal is logged. In memory only: after a
+	// restart such a removal is dropped, as before.
+	goneNew map[string]time.Time
+}
+
+// goneNewHold is how long a rename's new name gone when it was logged
+// waits for its removal (Journal.goneNew).
+const goneNewHold = time.Minute
+
+// goneNewPruneAt is the size of the goneNew set past which expired names
+// are dropped.
+const goneNewPruneAt = 4096
+
+// wasGoneNew reports whether p is the new name of a rename logged while
+// gone here, not expired (Journal.goneNew).
+func (j *Journal) wasGoneNew(p string, now time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	at, ok := j.goneNew[p]
+	return ok && now.Sub(at) < goneNewHold
+}
+
+// markGoneNew applies a commit's new names gone (logged, true) and
+// removals logged (false) to the goneNew set.
+func (j *Journal) markGoneNew(now time.Time, marks map[string]bool) {
+	if len(marks) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.goneNew == nil {
+		j.goneNew = make(map[string]time.Time)
+	}
+	for p, gone := range marks {
+		if gone {
+			j.goneNew[p] = now
+		} else {
+			delete(j.goneNew, p)
+		}
+	}
+	if len(j.goneNew) > goneNewPruneAt {
+		maps.DeleteFunc(j.goneNew, func(_ string, at time.Time) bool { return now.Sub(at) >= goneNewHold })
+	}
 }
 
 // racyHold is how long after its ctime a racy entry stays racy.
@@ -285,6 +333,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		err  error
 	}
 	var skipped []unreadable
+	var goneNew map[string]bool // see below
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		delta = make(map[string]PeerStats) // afresh: Batch may call again
 		marks = marks[:0]
@@ -314,9 +363,10 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		}
 		linked := make(map[string]bool)
 		// The new names of the batch's renames logged while gone here
-		// already (mv s d/m; rm d/m, read together): a removal of one
-		// later in the batch finds no entry, and is logged all the same.
-		goneNew := make(map[string]bool)
+		// already (mv s d/m; rm d/m): a removal of one later in the batch,
+		// or in a later one (Journal.goneNew), finds no entry, and is
+		// logged all the same. False: its removal was logged.
+		goneNew = make(map[string]bool) // afresh: Batch may call again
 		for i := 0; i < len(queue); i++ {
 			c := queue[i]
 			if c.Op.Has(change.Rescan) {
@@ -349,7 +399,8 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
 			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
-				if !exists && goneNew[c.Path] && c.Op&(change.Remove|change.Rmdir) != 0 {
+				gone, inBatch := goneNew[c.Path]
+				if !exists && c.Op&(change.Remove|change.Rmdir) != 0 && (gone || !inBatch && j.wasGoneNew(c.Path, now)) {
 					// The removal of a rename's new name that was gone
 					// when the rename was logged: the peer applies the
 					// rename from the log, and this removal after it.
@@ -365,7 +416,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 							return err
 						}
 					}
-					delete(goneNew, c.Path)
+					goneNew[c.Path] = false
 				}
 				continue // the index holds it as it is (see Record)
 			}
@@ -514,6 +565,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		}
 	}
 	j.markRacy(now, marks)
+	j.markGoneNew(now, goneNew)
 	j.counted(last, delta)
 	return nil
 }

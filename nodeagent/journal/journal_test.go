@@ -1101,34 +1101,61 @@ func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
 }
 
 // TestJournal_Record_aRenamedFileRemovedAtOnceIsLoggedInOrder: mv s d/m;
-// rm d/m, read together (one batch), then mv d e: the rename log holds
-// m's removal right after its rename, so that a peer, which applies the
-// renames, removes d/m before it takes d to e. Before, the removal found
-// no entry (the rename's new name was gone when it was recorded) and was
-// dropped: the peer kept m under e for good (the stress test, seed 32, the
-// forty-eighth session).
+// rm d/m, read together (one batch) or the removal in the next batch, then
+// mv d e: the rename log holds m's removal right after its rename, so that
+// a peer, which applies the renames, removes d/m before it takes d to e.
+// Before, the removal found no entry (the rename's new name was gone when
+// it was recorded) and was dropped: the peer kept m under e for good (the
+// stress test, seed 32, the forty-eighth session). A removal read after
+// the agent restarted is still dropped (Journal.goneNew is in memory).
 func TestJournal_Record_aRenamedFileRemovedAtOnceIsLoggedInOrder(t *testing.T) {
-	peers := []string{"web-2"}
-	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
-	must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
-	f.write("s", 3)
-	settleAll(t, f, peers, "d", "s")
-	must(t, os.Rename(filepath.Join(f.root, "s"), filepath.Join(f.root, "d", "m")))
-	must(t, os.Remove(filepath.Join(f.root, "d", "m")))
-	must(t, f.j.Record(f.rootfd, peers, []change.Change{
-		{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true},
-		{Path: "d/m", Op: change.Remove, Finished: true},
-	}))
-	must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
-	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
-	log, err := f.j.RenameLog("web-2", 10)
-	must(t, err)
-	var got []string
-	for _, r := range log {
-		got = append(got, r.Old+">"+r.New)
-	}
-	if want := []string{"s>d/m", "d/m>", "d>e"}; !slices.Equal(got, want) {
-		t.Errorf("rename log %q, want %q", got, want)
+	for _, tc := range []struct {
+		name    string
+		batches [][]change.Change
+		reopen  bool // the journal opened again before the removal
+		want    []string
+	}{
+		{name: "in one batch", batches: [][]change.Change{{
+			{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true},
+			{Path: "d/m", Op: change.Remove, Finished: true},
+		}}, want: []string{"s>d/m", "d/m>", "d>e"}},
+		{name: "in the next batch", batches: [][]change.Change{
+			{{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true}},
+			{{Path: "d/m", Op: change.Remove, Finished: true}},
+		}, want: []string{"s>d/m", "d/m>", "d>e"}},
+		{name: "after a restart", reopen: true, batches: [][]change.Change{
+			{{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true}},
+			{{Path: "d/m", Op: change.Remove, Finished: true}},
+		}, want: []string{"s>d/m", "d>e"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			root, db := t.TempDir(), filepath.Join(t.TempDir(), "db")
+			f := open(t, root, db, peers...)
+			must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+			f.write("s", 3)
+			settleAll(t, f, peers, "d", "s")
+			must(t, os.Rename(filepath.Join(f.root, "s"), filepath.Join(f.root, "d", "m")))
+			must(t, os.Remove(filepath.Join(f.root, "d", "m")))
+			for i, b := range tc.batches {
+				if i > 0 && tc.reopen {
+					f.close()
+					f = open(t, root, db, peers...)
+				}
+				must(t, f.j.Record(f.rootfd, peers, b))
+			}
+			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
+			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
+			log, err := f.j.RenameLog("web-2", 10)
+			must(t, err)
+			var got []string
+			for _, r := range log {
+				got = append(got, r.Old+">"+r.New)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("rename log %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
