@@ -126,3 +126,65 @@ func TestSender_Start_aWriteThroughAnotherNameReachesEveryName(t *testing.T) {
 		t.Errorf("the three names are not one file on the peer: inodes %v", inodes)
 	}
 }
+
+// TestSender_Start_aLinkedFileWrittenAnewWhileARunSendsIt: p/a and p/h
+// are one file, sent in one run behind a slow file; while big is on its
+// way, one of them is written anew and renamed over (another inode). rsync
+// sends a group's content once, read through one name (the last, with
+// rsync 3.5.0: the first row is a control), and links the others to it on
+// the peer: when it reads the name written anew, the peer
+// gets the new content under the other name too, while that name here
+// still holds the old one. That name goes again (its group changed), and
+// the peer records what the run left there without taking it for its own
+// change; the members end identical. Before, it was confirmed with its
+// planned state, the peer took what it held for its own change (the stress
+// test, seed 34, where the writer then adopted it and lost its own), and
+// here it stayed apart for good.
+func TestSender_Start_aLinkedFileWrittenAnewWhileARunSendsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name, anew, mate string
+		slot             int
+		port             uint16
+	}{
+		{"the first name written anew", "p/a", "p/h", 79, basePort + 108},
+		{"the last name written anew", "p/h", "p/a", 80, basePort + 109},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			recv := peerReceiver(t, r)
+			serveHandler(t, r, recv, tc.port)
+			r.sender.Links = func(ino uint64, limit int) []string {
+				names, err := r.idx.Links(ino, limit)
+				if err != nil {
+					t.Error(err)
+				}
+				return names
+			}
+			r.onBoth([]string{"p"}, nil)
+			r.write(tc.mate, "the old content, linked")
+			if err := os.Link(filepath.Join(r.root, tc.mate), filepath.Join(r.root, tc.anew)); err != nil {
+				t.Fatal(err)
+			}
+			r.journalFinished(r.slowBig(), change.Change{Path: tc.anew, Op: change.Create})
+			r.start()
+			r.untilInTransfer()
+			tmp := filepath.Join(r.root, "p", ".new.tmp")
+			if err := os.WriteFile(tmp, []byte("written anew"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, filepath.Join(r.root, tc.anew)); err != nil {
+				t.Fatal(err)
+			}
+			r.journalFinished(change.Change{Path: tc.anew, Op: change.Rename, OldPath: "p/.new.tmp"})
+			r.untilNothingPending()
+			for p, want := range map[string]string{tc.anew: "written anew", tc.mate: "the old content, linked"} {
+				if data, err := os.ReadFile(filepath.Join(r.peerRoot, p)); err != nil || string(data) != want {
+					t.Errorf("%s on the peer: %q (%v), want %q", p, data, err, want)
+				}
+			}
+			if !recordedAsItIs(t, recv, tc.mate) {
+				t.Errorf("the peer does not hold %s as recorded: it takes what the run left there for a change of its own", tc.mate)
+			}
+		})
+	}
+}

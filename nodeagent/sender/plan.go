@@ -75,6 +75,8 @@ type batch struct {
 	// are not journal entries: announced and confirmed to the peer, and in
 	// flight with the run, but nothing of them is removed from the journal.
 	links []string
+	// linkIDs is the file each of links is another name of (addLinks).
+	linkIDs map[string]inode
 }
 
 // fileState is what the re-check after a run compares.
@@ -163,6 +165,61 @@ func (b *batch) changedSince(rootfd int, paths []string) map[string]bool {
 		changed[p] = true
 	}
 	return changed
+}
+
+// linkMates returns the other names, as planned (linked, links), of the
+// files among changed that had other names, and marks changed the names
+// links lists (not journal entries) that are another file now (their own
+// change is journaled by the detector). rsync --hard-links sends a group of
+// names as one inode, its content read through one of them (the last of
+// the list, with rsync 3.5.0): when that name became another file during
+// the run (written anew
+// and renamed over, as editors save), the peer got the new file's content
+// under every name of the group, while here the others still hold the old
+// one. Confirmed with their planned state, they read on the peer as its
+// own changes, went to every member, and the writer took them for crossing
+// writes and lost its own (the stress test, seed 34, the forty-eighth
+// session: D4/m3 written anew while a run sent m3, #hash1 and new\nline2,
+// one file when planned). The mates go again, and the peer records what it
+// holds meanwhile (no state). They did not change here: not held as
+// changed (Sender.holdChanged waits for a change of their own).
+func (b *batch) linkMates(rootfd int, changed map[string]bool) (_ map[string]bool, mates []string) {
+	if len(b.linked) == 0 {
+		return changed, nil
+	}
+	ids := make(map[inode]bool)
+	for _, f := range b.linked {
+		if changed[f.path] {
+			ids[f.id] = true
+		}
+	}
+	for _, name := range b.links {
+		id := b.linkIDs[name]
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, name, &st) != nil || uint64(st.Dev) != id.dev || uint64(st.Ino) != id.ino {
+			if changed == nil {
+				changed = make(map[string]bool)
+			}
+			changed[name] = true
+		}
+		if changed[name] {
+			ids[id] = true
+		}
+	}
+	if len(ids) == 0 {
+		return changed, nil
+	}
+	for _, f := range b.linked {
+		if ids[f.id] && !changed[f.path] {
+			mates = append(mates, f.path)
+		}
+	}
+	for _, name := range b.links {
+		if ids[b.linkIDs[name]] && !changed[name] {
+			mates = append(mates, name)
+		}
+	}
+	return changed, mates
 }
 
 // backSince returns those of paths, deleted on the peer by a run, that

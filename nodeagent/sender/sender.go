@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -1114,6 +1115,10 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 		for _, name := range names {
 			listed[name] = true
 			b.links = append(b.links, name)
+			if b.linkIDs == nil {
+				b.linkIDs = make(map[string]inode)
+			}
+			b.linkIDs[name] = f.id
 		}
 	}
 	if len(wait) > 0 {
@@ -1172,6 +1177,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	defer stopAnnouncing()
 	var sent, deleted []journal.Entry
 	var changed map[string]bool // sends whose files changed during the run
+	var mates []string          // other names of those (linkMates): they go again
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
 	rp, err := s.replayOrWait(ctx, b, log)
 	defer s.pushed(b)
@@ -1293,6 +1299,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// that it records what it holds and never takes it for a change
 		// of its own.
 		changed = b.changedSince(rootfd, pathsOf(sent))
+		changed, mates = b.linkMates(rootfd, changed)
 		changed = s.crossing(changed, pathsOf(sent))
 		if len(changed) > 0 {
 			for _, e := range sent {
@@ -1361,6 +1368,35 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}
+	noState := changed        // the paths the peer records as it holds them
+	var again []journal.Entry // mates' entries: neither done nor failed
+	if len(mates) > 0 {
+		noState = make(map[string]bool, len(changed)+len(mates))
+		maps.Copy(noState, changed)
+		for _, p := range mates {
+			noState[p] = true
+		}
+		entry := make(map[string]bool, len(mates))
+		done = slices.DeleteFunc(done, func(e journal.Entry) bool {
+			if slices.Contains(mates, e.Path) {
+				entry[e.Path] = true
+				again = append(again, e) // planned again at once, not held as failed
+				return true
+			}
+			return false
+		})
+		// A name not journaled (links) goes again only if journaled now.
+		var names []string
+		for _, p := range mates {
+			if !entry[p] {
+				names = append(names, p)
+			}
+		}
+		if err := s.Journal.Again([]string{s.Peer}, change.Write, names); err != nil {
+			s.Log.Error(err, "cannot journal again other names of a file written anew while the run sent it", "paths", names)
+		}
+		s.Log.V(1).Info("other names of files written anew while they were sent go again", "paths", mates)
+	}
 	entries := 0
 	b.each(func(journal.Entry) { entries++ })
 	if entries >= gatherAfter {
@@ -1370,7 +1406,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
-		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, changed), pathsOf(slices.Concat(deleted, replaced)),
+		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, noState), pathsOf(slices.Concat(deleted, replaced)),
 			sentInstead, unconfirmed, implied, removedByPush)
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		// A run stopped on shutdown still tells the peer what arrived
@@ -1417,7 +1453,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	s.Log.V(1).Info("run phases", "links", len(b.links), "announce", tAnnounced.Sub(start).String(), "push", tPushed.Sub(tAnnounced).String(),
 		"confirm", tConfirmed.Sub(tPushed).String(), "journal", time.Since(tConfirmed).String())
-	r.Failures = failures(b.entries(), done, r.Changed, r.reasons, r.raced)
+	r.Failures = failures(b.entries(), slices.Concat(done, again), r.Changed, r.reasons, r.raced)
 	r.Duration = time.Since(start)
 	return r
 }
