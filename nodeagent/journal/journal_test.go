@@ -1087,12 +1087,7 @@ func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
 					t.Errorf("pending %q: %s is journaled below the rename's new name", paths(es), e.Path)
 				}
 			}
-			log, err := f.j.RenameLog("web-2", 10)
-			must(t, err)
-			var got []string
-			for _, r := range log {
-				got = append(got, r.Old+">"+r.New)
-			}
+			got := renameLogOf(t, f.j, "web-2")
 			if want := []string{"d/x>" + tc.newName, "d>e"}; !slices.Equal(got, want) {
 				t.Errorf("rename log %q, want %q", got, want)
 			}
@@ -1146,12 +1141,7 @@ func TestJournal_Record_aRenamedFileRemovedAtOnceIsLoggedInOrder(t *testing.T) {
 			}
 			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
-			log, err := f.j.RenameLog("web-2", 10)
-			must(t, err)
-			var got []string
-			for _, r := range log {
-				got = append(got, r.Old+">"+r.New)
-			}
+			got := renameLogOf(t, f.j, "web-2")
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("rename log %q, want %q", got, tc.want)
 			}
@@ -1193,12 +1183,7 @@ func TestJournal_Record_goneBelowARenameIsLoggedInOrder(t *testing.T) {
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
 			must(t, os.Rename(filepath.Join(f.root, "e"), filepath.Join(f.root, "f")))
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true}}))
-			log, err := f.j.RenameLog("web-2", 10)
-			must(t, err)
-			var got []string
-			for _, r := range log {
-				got = append(got, r.Old+">"+r.New)
-			}
+			got := renameLogOf(t, f.j, "web-2")
 			if want := []string{"d>e", "e/x>", "e>f"}; !slices.Equal(got, want) {
 				t.Errorf("rename log %q, want %q", got, want)
 			}
@@ -1617,4 +1602,17 @@ func TestJournal_entryFormat1(t *testing.T) {
 	if got, err := unmarshal(want.marshal()); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip: %+v, %v; want %+v", got, err, want)
 	}
+}
+
+// renameLogOf returns peer's rename log as "old>new" strings ("old>" for a
+// removal), in its order.
+func renameLogOf(t *testing.T, j *Journal, peer string) []string {
+	t.Helper()
+	log, err := j.RenameLog(peer, 100)
+	must(t, err)
+	var got []string
+	for _, r := range log {
+		got = append(got, r.Old+">"+r.New)
+	}
+	return got
 }
