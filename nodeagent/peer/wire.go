@@ -46,6 +46,15 @@ type FileState struct {
 	// change of the receiver's. A receiver before it takes it for a path
 	// sent without a state.
 	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// Unspoken: a path of a run cut short (a signal, a lost connection)
+	// that rsync never spoke of: it may have made it there all the same (a
+	// hard link, a directory, whose line was lost with the connection).
+	// The receiver records it as it is where it exists, and leaves it
+	// alone where it does not (that is no removal of the run's, nor one
+	// that naming it shows: a change of the receiver's own has its own
+	// event). A receiver before it takes it for a path sent without a
+	// state.
+	Unspoken bool `json:"unspoken,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

@@ -328,6 +328,12 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
 				relinked[uint64(st.Ino)] = true
 			}
+			if index.IsGone(err) && i < len(states) && states[i].Unspoken {
+				// Never spoken of by a run cut short, and not here: the
+				// run left nothing here, and whatever removed it here is
+				// compared by its own event (peer.FileState.Unspoken).
+				continue
+			}
 			if errors.Is(err, unix.ENOENT) && i < len(states) && states[i].Unconfirmed {
 				// Itemized by a run that broke off, gone here and never
 				// indexed: rsync did not leave it here, and nothing of

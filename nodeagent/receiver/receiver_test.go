@@ -460,7 +460,9 @@ func TestReceiver_ReceivedChecksWhatWasSent(t *testing.T) {
 // recorded nor compared again. Before, its placeholder read as this member's removal
 // at the rescan and deleted the sender's file on every other member.
 // Indexed, or confirmed otherwise, it was here and was removed since:
-// this member's own change, recorded as one and compared again.
+// this member's own change, recorded as one and compared again; but not
+// when the run was cut short and never spoke of it (peer.FileState.Unspoken):
+// then it is left as the index holds it, for its own event.
 func TestReceiver_ReceivedPathMissingHere(t *testing.T) {
 	sentFile := peer.FileState{Regular: true, Size: 5, MtimeNs: 1700000000123456789}
 	tests := []struct {
@@ -471,6 +473,10 @@ func TestReceiver_ReceivedPathMissingHere(t *testing.T) {
 	}{
 		{"never here, itemized and not confirmed", false, peer.FileState{Unconfirmed: true}, false},
 		{"indexed, removed here since, itemized and not confirmed", true, peer.FileState{Unconfirmed: true}, true},
+		// Never spoken of by a run cut short: the run left nothing here;
+		// the removal here has its own event (the detector's compare).
+		{"indexed, removed here since, never spoken of by a run cut short", true, peer.FileState{Unspoken: true}, false},
+		{"never here, never spoken of by a run cut short", false, peer.FileState{Unspoken: true}, false},
 		{"never indexed, no state (put here, removed before its record)", false, peer.FileState{}, true},
 		{"never indexed, confirmed as a file", false, sentFile, true},
 		{"indexed, removed here since, confirmed as a file", true, sentFile, true},

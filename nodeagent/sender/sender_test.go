@@ -375,33 +375,17 @@ func TestNextBackoff(t *testing.T) {
 func TestLeftUnconfirmed(t *testing.T) {
 	tests := []struct {
 		name  string
-		code  int // rsync's exit code
 		paths []rsync.PathResult
 		want  []string
 	}{
-		{name: "a directory made by a run that broke off", code: 12, paths: []rsync.PathResult{{Path: "d", Change: "cd+++++++++", Outcome: rsync.Unconfirmed}}, want: []string{"d"}},
-		{name: "a file itemized, then named in an error", code: 23, paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Failed}}, want: []string{"f"}},
-		{name: "nothing itemized: the run did not begin", code: 5, paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
-		// A hard link rsync made before the run broke off, never
-		// itemized; a path named in an error was not made.
-		{name: "never spoken of in a run cut off after it began", code: 2, paths: []rsync.PathResult{
-			{Path: "a", Change: ">f+++++++++", Outcome: rsync.Unconfirmed},
-			{Path: "h", Outcome: rsync.Unconfirmed},
-			{Path: "v", Outcome: rsync.Vanished},
-			{Path: "x", Outcome: rsync.Failed},
-		}, want: []string{"a", "h"}},
-		// Exit 23 ran to the end: a path it never spoke of vanished
-		// here before rsync read it (--ignore-missing-args).
-		{name: "never spoken of in a run that went to its end", code: 23, paths: []rsync.PathResult{
-			{Path: "a", Change: ">f+++++++++", Outcome: rsync.Sent},
-			{Path: "g", Outcome: rsync.Unconfirmed},
-			{Path: "x", Change: ">f+++++++++", Outcome: rsync.Failed},
-		}, want: []string{"x"}},
-		{name: "confirmed", code: 0, paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Sent}}},
+		{name: "a directory made by a run that broke off", paths: []rsync.PathResult{{Path: "d", Change: "cd+++++++++", Outcome: rsync.Unconfirmed}}, want: []string{"d"}},
+		{name: "a file itemized, then named in an error", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Failed}}, want: []string{"f"}},
+		{name: "nothing itemized", paths: []rsync.PathResult{{Path: "f", Outcome: rsync.Unconfirmed}, {Path: "g", Outcome: rsync.Failed}}},
+		{name: "confirmed", paths: []rsync.PathResult{{Path: "f", Change: ">f+++++++++", Outcome: rsync.Sent}}},
 		// A directory that the listed file d replaced took d/x along
 		// (--force), and d/x failed here (link_stat: not a directory);
 		// the file d itself vanished here (stress seed 29, exit 23).
-		{name: "deleted with a directory a file replaced, and failed here", code: 23, paths: []rsync.PathResult{
+		{name: "deleted with a directory a file replaced, and failed here", paths: []rsync.PathResult{
 			{Path: "d", Outcome: rsync.Unconfirmed},
 			{Path: "d/x", Change: "*deleting  ", Outcome: rsync.Failed},
 			{Path: "d/y", Change: "*deleting  ", Outcome: rsync.Unconfirmed},
@@ -409,8 +393,44 @@ func TestLeftUnconfirmed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := leftUnconfirmed(rsync.Result{Paths: tt.paths, Exited: true, Code: tt.code}); !slices.Equal(got, tt.want) {
+			if got := leftUnconfirmed(rsync.Result{Paths: tt.paths, Exited: true, Code: 12}); !slices.Equal(got, tt.want) {
 				t.Errorf("leftUnconfirmed = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUnspoken: a run cut short names the paths rsync never spoke of
+// (it may have made them on the peer); a run that went to its end, or
+// that never ran, names none.
+func TestUnspoken(t *testing.T) {
+	paths := []rsync.PathResult{
+		{Path: "a", Change: ">f+++++++++", Outcome: rsync.Unconfirmed},
+		{Path: "h", Outcome: rsync.Unconfirmed},
+		{Path: "v", Outcome: rsync.Vanished},
+		{Path: "x", Outcome: rsync.Failed},
+	}
+	tests := []struct {
+		name   string
+		exited bool
+		code   int // rsync's exit code
+		want   []string
+	}{
+		// A hard link rsync made before the run broke off, never
+		// itemized; a path named in an error was not made.
+		{name: "a run cut short (exit 2)", exited: true, code: 2, want: []string{"h"}},
+		{name: "a connection lost (exit 10)", exited: true, code: 10, want: []string{"h"}},
+		{name: "killed by a signal", exited: true, code: -1, want: []string{"h"}},
+		// Exit 23 and 24 ran to the end: a path never spoken of vanished
+		// here before rsync read it (--ignore-missing-args).
+		{name: "a run that went to its end (exit 23)", exited: true, code: 23},
+		{name: "a run that went to its end (exit 24)", exited: true, code: 24},
+		{name: "no rsync ran", exited: false, code: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unspoken(rsync.Result{Paths: paths, Exited: tt.exited, Code: tt.code}); !slices.Equal(got, tt.want) {
+				t.Errorf("unspoken = %q, want %q", got, tt.want)
 			}
 		})
 	}
@@ -422,11 +442,11 @@ func TestConfirmationOf(t *testing.T) {
 	file := peer.FileState{Regular: true, Size: 1}
 	dir := peer.FileState{Dir: true}
 	tests := []struct {
-		name                                         string
-		sent                                         []string
-		states                                       []peer.FileState
-		gone, instead, unconfirmed, implied, removed []string
-		want                                         confirmation
+		name                                                   string
+		sent                                                   []string
+		states                                                 []peer.FileState
+		gone, instead, unconfirmed, unspoken, implied, removed []string
+		want                                                   confirmation
 	}{
 		{name: "sent and deleted only", sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"},
 			want: confirmation{sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"}}},
@@ -436,6 +456,9 @@ func TestConfirmationOf(t *testing.T) {
 		{name: "a path itemized and not confirmed, marked so", sent: []string{"a"}, states: []peer.FileState{file},
 			instead: []string{"back"}, unconfirmed: []string{"big", "a"},
 			want: confirmation{sent: []string{"a", "back", "big"}, states: []peer.FileState{file, {}, {Unconfirmed: true}}}},
+		{name: "a path a cut run never spoke of, marked so, and not when unconfirmed", sent: []string{"a"}, states: []peer.FileState{file},
+			unconfirmed: []string{"big"}, unspoken: []string{"h", "big", "a"},
+			want: confirmation{sent: []string{"a", "big", "h"}, states: []peer.FileState{file, {Unconfirmed: true}, {Unspoken: true}}}},
 		{name: "an implied directory named once, and not when sent", sent: []string{"d/x", "e"}, states: []peer.FileState{file, {}},
 			implied: []string{"d", "e", "d"},
 			want:    confirmation{sent: []string{"d/x", "e", "d"}, states: []peer.FileState{file, {}, dir}}},
@@ -447,9 +470,9 @@ func TestConfirmationOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.unconfirmed, tt.implied, tt.removed)
+			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.unconfirmed, tt.unspoken, tt.implied, tt.removed)
 			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
-				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir && a.Unconfirmed == b.Unconfirmed
+				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir && a.Unconfirmed == b.Unconfirmed && a.Unspoken == b.Unspoken
 			}) || !slices.Equal(got.gone, tt.want.gone) {
 				t.Errorf("got sent %q states %v gone %q\nwant sent %q states %v gone %q", got.sent, got.states, got.gone, tt.want.sent, tt.want.states, tt.want.gone)
 			}
