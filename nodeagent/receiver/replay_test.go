@@ -137,6 +137,30 @@ func TestReceiver_Replay(t *testing.T) {
 		}, []bool{false, false}}},
 		want: map[string]string{"x": "", "full": "", "full/f": "", "moved": "", "moved2": ""},
 	}, {
+		// The writer moved q there (refused here: another object, or
+		// none), made q/d/f and renamed q/d away: here q/d holds what a
+		// made rename put there, not the writer's object. Left, a later
+		// rename of a directory above it carried it on before the old
+		// name's path entry came (stress seed 40, the forty-eighth
+		// session).
+		name: "a rename not tried after a refused one removes its old name",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("gone"), New: []byte("q"), Dir: true, AsHeld: true, Seq: 1},
+			{Old: []byte(".tmp-1"), New: []byte("q/d/f"), Dir: true, AsHeld: true, MakeParents: true, Seq: 2},
+			{Old: []byte("q/d"), New: []byte("elsewhere"), Dir: true, AsHeld: true, Seq: 3, After: []int{0}},
+			{Old: []byte("q"), New: []byte("q2"), Dir: true, AsHeld: true, Seq: 4},
+		}, []bool{false, true, false, true}}},
+		want: map[string]string{"q2": "/", "q2/d": "", "q/d": "", "elsewhere": ""},
+	}, {
+		name:    "a rename not tried keeps what changed here at its old name",
+		written: map[string]string{"q/d/new": "new here"},
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("gone"), New: []byte("q"), Dir: true, AsHeld: true, Seq: 1},
+			{Old: []byte(".tmp-1"), New: []byte("q/d/f"), Dir: true, AsHeld: true, MakeParents: true, Seq: 2},
+			{Old: []byte("q/d"), New: []byte("elsewhere"), Dir: true, AsHeld: true, Seq: 3, After: []int{0}},
+		}, []bool{false, true, false}}},
+		want: map[string]string{"q/d/new": "new here", "q/d/f": "", "elsewhere": ""},
+	}, {
 		name:    "an old name of another type stays where it changed here",
 		pending: []string{"full/f"},
 		requests: []request{{"j1", []peer.Rename{
