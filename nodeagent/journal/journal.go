@@ -449,8 +449,19 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			seq++
 			// The rename log's record of this change, if any: a removal,
 			// or a rename (which takes its place where a change is both).
+			//
+			// A path gone here that the index held (other than a rename's
+			// new name) is a removal, whatever change found it gone: a
+			// scan's find or a write read after rm had it out of the
+			// index, and the removal's own event, read later, found
+			// nothing there and was dropped (above). Left to the path
+			// entry alone, which goes after the renames logged after
+			// it, the removal found nothing on the peer once a rename
+			// of a directory above it had moved the file on, and the
+			// peer kept it (the stress test, seed 50, the forty-ninth
+			// session).
 			var logged *LoggedRename
-			if !exists && c.Op&(change.Remove|change.Rmdir) != 0 {
+			if !exists {
 				logged = &LoggedRename{Seq: seq, Old: c.Path}
 			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {

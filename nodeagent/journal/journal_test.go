@@ -1191,6 +1191,59 @@ func TestJournal_Record_goneBelowARenameIsLoggedInOrder(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aChangeThatFindsItsPathGoneLogsItsRemoval: mv d e,
+// recorded; rm e/x, read first as another change of e/x (a scan's find of
+// the renamed tree, a write) that finds it gone; then mv e f. That change
+// takes e/x from the index, so its own removal event, when it comes,
+// finds nothing and is dropped: unless that change logs the removal, in
+// order, the peer (which applies the renames first) finds nothing at e/x
+// when the path entry comes, and keeps f/x (the stress test, seed 50, the
+// forty-ninth session).
+func TestJournal_Record_aChangeThatFindsItsPathGoneLogsItsRemoval(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dir     bool
+		changes []change.Change
+	}{
+		{name: "a scan's find, then the removal", changes: []change.Change{
+			{Path: "e/x", Op: change.Create | change.Write | change.Found, Finished: true},
+			{Path: "e/x", Op: change.Remove, Finished: true},
+		}},
+		{name: "a scan's find alone", changes: []change.Change{
+			{Path: "e/x", Op: change.Create | change.Write | change.Found, Finished: true},
+		}},
+		{name: "a write", changes: []change.Change{
+			{Path: "e/x", Op: change.Write, Finished: true},
+		}},
+		{name: "a directory's find", dir: true, changes: []change.Change{
+			{Path: "e/x", Op: change.Mkdir | change.Found, Finished: true},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+			if tc.dir {
+				must(t, os.Mkdir(filepath.Join(f.root, "d", "x"), 0o755))
+			} else {
+				f.write("d/x", 3)
+			}
+			f.write("d/y", 3)
+			settleAll(t, f, peers, "d", "d/x", "d/y")
+			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
+			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
+			must(t, os.RemoveAll(filepath.Join(f.root, "e", "x")))
+			must(t, f.j.Record(f.rootfd, peers, tc.changes))
+			must(t, os.Rename(filepath.Join(f.root, "e"), filepath.Join(f.root, "f")))
+			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true}}))
+			got := renameLogOf(t, f.j, "web-2")
+			if want := []string{"d>e", "e/x>", "e>f"}; !slices.Equal(got, want) {
+				t.Errorf("rename log %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestJournal_Record_renamedTreeKeepsItsPathsWhenItsOldNameIsBack: mv d
 // e, then d made again (a directory, as mv build build.old; mkdir build
 // does, or a file) before the rename is recorded: e's tree keeps its paths
