@@ -1191,6 +1191,55 @@ func TestJournal_Record_goneBelowARenameIsLoggedInOrder(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder:
+// mkdir q; mv s q/m; rm q/m; rmdir q, read together or the rmdir in the
+// next batch. A peer makes q to replay the rename (MakeParents); q's
+// removal finds nothing in the index, and is logged after the rename and
+// m's removal all the same. Dropped, the peer kept q (the stress test,
+// seed 38, the forty-eighth session).
+func TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		batches [][]change.Change
+		want    []string
+	}{
+		{name: "in one batch", batches: [][]change.Change{{
+			{Path: "p", Op: change.Mkdir, Finished: true},
+			{Path: "p/q", Op: change.Mkdir, Finished: true},
+			{Path: "p/q/m", OldPath: "s", Op: change.Rename, Finished: true},
+			{Path: "p/q/m", Op: change.Remove, Finished: true},
+			{Path: "p/q", Op: change.Rmdir, Finished: true},
+			{Path: "p", Op: change.Rmdir, Finished: true},
+		}}, want: []string{"s>p/q/m", "p/q/m>", "p/q>", "p>"}},
+		{name: "the removals in the next batch", batches: [][]change.Change{{
+			{Path: "p", Op: change.Mkdir, Finished: true},
+			{Path: "p/q", Op: change.Mkdir, Finished: true},
+			{Path: "p/q/m", OldPath: "s", Op: change.Rename, Finished: true},
+		}, {
+			{Path: "p/q/m", Op: change.Remove, Finished: true},
+			{Path: "p/q", Op: change.Rmdir, Finished: true},
+			{Path: "p", Op: change.Rmdir, Finished: true},
+		}}, want: []string{"s>p/q/m", "p/q/m>", "p/q>", "p>"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			f.write("s", 3)
+			settleAll(t, f, peers, "s")
+			must(t, os.MkdirAll(filepath.Join(f.root, "p", "q"), 0o755))
+			must(t, os.Rename(filepath.Join(f.root, "s"), filepath.Join(f.root, "p", "q", "m")))
+			must(t, os.RemoveAll(filepath.Join(f.root, "p")))
+			for _, b := range tc.batches {
+				must(t, f.j.Record(f.rootfd, peers, b))
+			}
+			got := renameLogOf(t, f.j, "web-2")
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("rename log %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestJournal_Record_aChangeThatFindsItsPathGoneLogsItsRemoval: mv d e,
 // recorded; rm e/x, read first as another change of e/x (a scan's find of
 // the renamed tree, a write) that finds it gone; then mv e f. That change
