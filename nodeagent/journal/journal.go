@@ -119,8 +119,10 @@ type Journal struct {
 	// one, read in a later batch, finds no index entry and is logged
 	// after the rename all the same (Record). Forgotten goneNewHold
 	// later, when its event has been read (the coalescer holds one 30 s
-	// at most), or once its removal is logged. In memory only: after a
-	// restart such a removal is dropped, as before.
+	// at most), or once its removal is logged. A directory renamed takes
+	// the names below it along, and the new name's directories made and
+	// removed before the record are held so too (markGoneParents). In
+	// memory only: after a restart such a removal is dropped, as before.
 	goneNew map[string]time.Time
 }
 
@@ -139,6 +141,20 @@ func (j *Journal) wasGoneNew(p string, now time.Time) bool {
 	defer j.mu.Unlock()
 	at, ok := j.goneNew[p]
 	return ok && now.Sub(at) < goneNewHold
+}
+
+// goneNewBelow returns the names in the goneNew set below the directory
+// dir, not expired.
+func (j *Journal) goneNewBelow(dir string, now time.Time) []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for p, at := range j.goneNew {
+		if strings.HasPrefix(p, dir+"/") && now.Sub(at) < goneNewHold {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // markGoneNew applies a commit's new names gone (logged, true) and
@@ -490,6 +506,19 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					lr.Size, lr.MtimeNs = obj.Size, obj.Mtime.UnixNano()
 				}
 				logged = &lr
+				// The gone new names of earlier renames below a renamed
+				// directory go with it (mv s d/m; rm d/m; mv d e, read
+				// with rm d/m as e/m): their removals come under the
+				// new name.
+				moved := j.goneNewBelow(c.OldPath, now)
+				for g, gone := range goneNew {
+					if gone && strings.HasPrefix(g, c.OldPath+"/") {
+						moved = append(moved, g)
+					}
+				}
+				for _, g := range moved {
+					goneNew[c.Path+g[len(c.OldPath):]] = true
+				}
 				if !exists {
 					goneNew[c.Path] = true
 					if err := markGoneParents(itx, rootfd, c.Path, goneNew); err != nil {

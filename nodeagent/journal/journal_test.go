@@ -1191,6 +1191,43 @@ func TestJournal_Record_goneBelowARenameIsLoggedInOrder(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aRenamedFileRemovedUnderARenamedDirectoryIsLogged: mv
+// s d/m; mv d e; rm e/m, the first rename recorded with d/m gone. The
+// peer replays both renames (m is at e/m there) and then m's removal,
+// which finds nothing in the index under either name, and is logged all
+// the same: the gone new name went with its directory.
+func TestJournal_Record_aRenamedFileRemovedUnderARenamedDirectoryIsLogged(t *testing.T) {
+	rename1 := change.Change{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true}
+	rename2 := change.Change{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}
+	remove := change.Change{Path: "e/m", Op: change.Remove, Finished: true}
+	for _, tc := range []struct {
+		name    string
+		batches [][]change.Change
+	}{
+		{name: "in one batch", batches: [][]change.Change{{rename1, rename2, remove}}},
+		{name: "the removal in the next batch", batches: [][]change.Change{{rename1, rename2}, {remove}}},
+		{name: "each in a batch of its own", batches: [][]change.Change{{rename1}, {rename2}, {remove}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+			f.write("s", 3)
+			settleAll(t, f, peers, "d", "s")
+			must(t, os.Rename(filepath.Join(f.root, "s"), filepath.Join(f.root, "d", "m")))
+			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
+			must(t, os.Remove(filepath.Join(f.root, "e", "m")))
+			for _, b := range tc.batches {
+				must(t, f.j.Record(f.rootfd, peers, b))
+			}
+			got := renameLogOf(t, f.j, "web-2")
+			if want := []string{"s>d/m", "d>e", "e/m>"}; !slices.Equal(got, want) {
+				t.Errorf("rename log %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder:
 // mkdir q; mv s q/m; rm q/m; rmdir q, read together or the rmdir in the
 // next batch. A peer makes q to replay the rename (MakeParents); q's
