@@ -1087,10 +1087,7 @@ func TestJournal_Record_removalPendingBelowARenamedDirectory(t *testing.T) {
 					t.Errorf("pending %q: %s is journaled below the rename's new name", paths(es), e.Path)
 				}
 			}
-			got := renameLogOf(t, f.j, "web-2")
-			if want := []string{"d/x>" + tc.newName, "d>e"}; !slices.Equal(got, want) {
-				t.Errorf("rename log %q, want %q", got, want)
-			}
+			wantRenameLog(t, f.j, "web-2", []string{"d/x>" + tc.newName, "d>e"})
 		})
 	}
 }
@@ -1141,10 +1138,7 @@ func TestJournal_Record_aRenamedFileRemovedAtOnceIsLoggedInOrder(t *testing.T) {
 			}
 			must(t, os.Rename(filepath.Join(f.root, "d"), filepath.Join(f.root, "e")))
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
-			got := renameLogOf(t, f.j, "web-2")
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("rename log %q, want %q", got, tc.want)
-			}
+			wantRenameLog(t, f.j, "web-2", tc.want)
 		})
 	}
 }
@@ -1183,10 +1177,7 @@ func TestJournal_Record_goneBelowARenameIsLoggedInOrder(t *testing.T) {
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}))
 			must(t, os.Rename(filepath.Join(f.root, "e"), filepath.Join(f.root, "f")))
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true}}))
-			got := renameLogOf(t, f.j, "web-2")
-			if want := []string{"d>e", "e/x>", "e>f"}; !slices.Equal(got, want) {
-				t.Errorf("rename log %q, want %q", got, want)
-			}
+			wantRenameLog(t, f.j, "web-2", []string{"d>e", "e/x>", "e>f"})
 		})
 	}
 }
@@ -1220,10 +1211,7 @@ func TestJournal_Record_aRenamedFileRemovedUnderARenamedDirectoryIsLogged(t *tes
 			for _, b := range tc.batches {
 				must(t, f.j.Record(f.rootfd, peers, b))
 			}
-			got := renameLogOf(t, f.j, "web-2")
-			if want := []string{"s>d/m", "d>e", "e/m>"}; !slices.Equal(got, want) {
-				t.Errorf("rename log %q, want %q", got, want)
-			}
+			wantRenameLog(t, f.j, "web-2", []string{"s>d/m", "d>e", "e/m>"})
 		})
 	}
 }
@@ -1269,10 +1257,7 @@ func TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder(t 
 			for _, b := range tc.batches {
 				must(t, f.j.Record(f.rootfd, peers, b))
 			}
-			got := renameLogOf(t, f.j, "web-2")
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("rename log %q, want %q", got, tc.want)
-			}
+			wantRenameLog(t, f.j, "web-2", tc.want)
 		})
 	}
 }
@@ -1322,10 +1307,7 @@ func TestJournal_Record_aChangeThatFindsItsPathGoneLogsItsRemoval(t *testing.T) 
 			must(t, f.j.Record(f.rootfd, peers, tc.changes))
 			must(t, os.Rename(filepath.Join(f.root, "e"), filepath.Join(f.root, "f")))
 			must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "f", OldPath: "e", Op: change.Rename | change.Subtree, Finished: true}}))
-			got := renameLogOf(t, f.j, "web-2")
-			if want := []string{"d>e", "e/x>", "e>f"}; !slices.Equal(got, want) {
-				t.Errorf("rename log %q, want %q", got, want)
-			}
+			wantRenameLog(t, f.j, "web-2", []string{"d>e", "e/x>", "e>f"})
 		})
 	}
 }
@@ -1740,6 +1722,14 @@ func TestJournal_entryFormat1(t *testing.T) {
 	}
 	if got, err := unmarshal(want.marshal()); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip: %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// wantRenameLog fails t unless peer's rename log is want (renameLogOf).
+func wantRenameLog(t *testing.T, j *Journal, peer string, want []string) {
+	t.Helper()
+	if got := renameLogOf(t, j, peer); !slices.Equal(got, want) {
+		t.Errorf("rename log %q, want %q", got, want)
 	}
 }
 
