@@ -1223,28 +1223,22 @@ func TestJournal_Record_aRenamedFileRemovedUnderARenamedDirectoryIsLogged(t *tes
 // m's removal all the same. Dropped, the peer kept q (the stress test,
 // seed 38, the forty-eighth session).
 func TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder(t *testing.T) {
+	made := []change.Change{
+		{Path: "p", Op: change.Mkdir, Finished: true},
+		{Path: "p/q", Op: change.Mkdir, Finished: true},
+		{Path: "p/q/m", OldPath: "s", Op: change.Rename, Finished: true},
+	}
+	removed := []change.Change{
+		{Path: "p/q/m", Op: change.Remove, Finished: true},
+		{Path: "p/q", Op: change.Rmdir, Finished: true},
+		{Path: "p", Op: change.Rmdir, Finished: true},
+	}
 	for _, tc := range []struct {
 		name    string
 		batches [][]change.Change
-		want    []string
 	}{
-		{name: "in one batch", batches: [][]change.Change{{
-			{Path: "p", Op: change.Mkdir, Finished: true},
-			{Path: "p/q", Op: change.Mkdir, Finished: true},
-			{Path: "p/q/m", OldPath: "s", Op: change.Rename, Finished: true},
-			{Path: "p/q/m", Op: change.Remove, Finished: true},
-			{Path: "p/q", Op: change.Rmdir, Finished: true},
-			{Path: "p", Op: change.Rmdir, Finished: true},
-		}}, want: []string{"s>p/q/m", "p/q/m>", "p/q>", "p>"}},
-		{name: "the removals in the next batch", batches: [][]change.Change{{
-			{Path: "p", Op: change.Mkdir, Finished: true},
-			{Path: "p/q", Op: change.Mkdir, Finished: true},
-			{Path: "p/q/m", OldPath: "s", Op: change.Rename, Finished: true},
-		}, {
-			{Path: "p/q/m", Op: change.Remove, Finished: true},
-			{Path: "p/q", Op: change.Rmdir, Finished: true},
-			{Path: "p", Op: change.Rmdir, Finished: true},
-		}}, want: []string{"s>p/q/m", "p/q/m>", "p/q>", "p>"}},
+		{name: "in one batch", batches: [][]change.Change{slices.Concat(made, removed)}},
+		{name: "the removals in the next batch", batches: [][]change.Change{made, removed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			peers := []string{"web-2"}
@@ -1257,7 +1251,7 @@ func TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder(t 
 			for _, b := range tc.batches {
 				must(t, f.j.Record(f.rootfd, peers, b))
 			}
-			wantRenameLog(t, f.j, "web-2", tc.want)
+			wantRenameLog(t, f.j, "web-2", []string{"s>p/q/m", "p/q/m>", "p/q>", "p>"})
 		})
 	}
 }
