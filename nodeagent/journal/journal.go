@@ -114,70 +114,6 @@ type Journal struct {
 	// Linux at a jiffy where the filesystem has no multigrain timestamps.
 	racy       map[string]int64
 	racyPruned time.Time
-	// goneNew holds the new names of renames logged while the new name
-	// was gone here already (mv s d/m; rm d/m), with when: a removal of
-	// one, read in a later batch, finds no index entry and is logged
-	// after the rename all the same (Record). Forgotten goneNewHold
-	// later, when its event has been read (the coalescer holds one 30 s
-	// at most), or once its removal is logged. A directory renamed takes
-	// the names below it along, and the new name's directories made and
-	// removed before the record are held so too (markGoneParents). In
-	// memory only: after a restart such a removal is dropped, as before.
-	goneNew map[string]time.Time
-}
-
-// goneNewHold is how long a rename's new name gone when it was logged
-// waits for its removal (Journal.goneNew).
-const goneNewHold = time.Minute
-
-// goneNewPruneAt is the size of the goneNew set past which expired names
-// are dropped.
-const goneNewPruneAt = 4096
-
-// wasGoneNew reports whether p is the new name of a rename logged while
-// gone here, not expired (Journal.goneNew).
-func (j *Journal) wasGoneNew(p string, now time.Time) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	at, ok := j.goneNew[p]
-	return ok && now.Sub(at) < goneNewHold
-}
-
-// goneNewBelow returns the names in the goneNew set below the directory
-// dir, not expired.
-func (j *Journal) goneNewBelow(dir string, now time.Time) []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []string
-	for p, at := range j.goneNew {
-		if strings.HasPrefix(p, dir+"/") && now.Sub(at) < goneNewHold {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// markGoneNew applies a commit's new names gone (logged, true) and
-// removals logged (false) to the goneNew set.
-func (j *Journal) markGoneNew(now time.Time, marks map[string]bool) {
-	if len(marks) == 0 {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.goneNew == nil {
-		j.goneNew = make(map[string]time.Time)
-	}
-	for p, gone := range marks {
-		if gone {
-			j.goneNew[p] = now
-		} else {
-			delete(j.goneNew, p)
-		}
-	}
-	if len(j.goneNew) > goneNewPruneAt {
-		maps.DeleteFunc(j.goneNew, func(_ string, at time.Time) bool { return now.Sub(at) >= goneNewHold })
-	}
 }
 
 // racyHold is how long after its ctime a racy entry stays racy.
@@ -350,7 +286,6 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		err  error
 	}
 	var skipped []unreadable
-	var goneNew map[string]bool // see below
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		delta = make(map[string]PeerStats) // afresh: Batch may call again
 		marks = marks[:0]
@@ -379,11 +314,6 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			}
 		}
 		linked := make(map[string]bool)
-		// The new names of the batch's renames logged while gone here
-		// already (mv s d/m; rm d/m): a removal of one later in the batch,
-		// or in a later one (Journal.goneNew), finds no entry, and is
-		// logged all the same. False: its removal was logged.
-		goneNew = make(map[string]bool) // afresh: Batch may call again
 		for i := 0; i < len(queue); i++ {
 			c := queue[i]
 			if c.Op.Has(change.Rescan) {
@@ -416,25 +346,6 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
 			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
-				gone, inBatch := goneNew[c.Path]
-				if !exists && c.Op&(change.Remove|change.Rmdir) != 0 && (gone || !inBatch && j.wasGoneNew(c.Path, now)) {
-					// The removal of a rename's new name that was gone
-					// when the rename was logged: the peer applies the
-					// rename from the log, and this removal after it.
-					// Dropped (nothing indexed), the peer kept the
-					// file, and a later rename of a directory above it
-					// carried it beyond any deletion of its path (the
-					// stress test, seed 32, the forty-eighth session).
-					// Its journal entry is the rename's, as before.
-					seq++
-					v := LoggedRename{Seq: seq, Old: c.Path}.marshal()
-					for i := range peers {
-						if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
-							return err
-						}
-					}
-					goneNew[c.Path] = false
-				}
 				continue // the index holds it as it is (see Record)
 			}
 			if exists && changed && e.Mode.IsRegular() && e.Nlink > 1 {
@@ -506,22 +417,8 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					lr.Size, lr.MtimeNs = obj.Size, obj.Mtime.UnixNano()
 				}
 				logged = &lr
-				// The gone new names of earlier renames below a renamed
-				// directory go with it (mv s d/m; rm d/m; mv d e, read
-				// with rm d/m as e/m): their removals come under the
-				// new name.
-				moved := j.goneNewBelow(c.OldPath, now)
-				for g, gone := range goneNew {
-					if gone && strings.HasPrefix(g, c.OldPath+"/") {
-						moved = append(moved, g)
-					}
-				}
-				for _, g := range moved {
-					goneNew[c.Path+g[len(c.OldPath):]] = true
-				}
 				if !exists {
-					goneNew[c.Path] = true
-					if err := markGoneParents(itx, rootfd, c.Path, goneNew); err != nil {
+					if err := holdGoneNew(itx, rootfd, c.Path); err != nil {
 						return err
 					}
 				}
@@ -609,21 +506,27 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		}
 	}
 	j.markRacy(now, marks)
-	j.markGoneNew(now, goneNew)
 	j.counted(last, delta)
 	return nil
 }
 
-// markGoneParents marks in gone the directories above p, a rename's new
-// name gone here, that are gone too and that the index does not hold:
-// made and removed again before this record (mkdir q; mv s q/m; rm q/m;
-// rmdir q, read together). A peer that replays the rename makes them
-// (peer.Rename.MakeParents); their removals, which find nothing in the
-// index, are logged after it all the same (Record). Dropped, the peer
-// kept the empty directory, and a later rename of a directory above it
-// carried it on (the stress test, seed 38, the forty-eighth session).
-func markGoneParents(itx *index.Tx, rootfd int, p string, gone map[string]bool) error {
-	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+// holdGoneNew keeps the index's place for p, a rename's new name gone
+// here when the rename is logged (mv s d/m; rm d/m, read after both), and
+// for the directories above it that are gone too and that the index does
+// not hold (made and removed before the record: mkdir q; mv s q/m; rm -r
+// q): Moved entries, which match nothing. A peer replays the rename, and
+// holds the object there (it makes the directories: MakeParents); the
+// removal of each, read later, finds the entry and is logged after the
+// rename (Record), and so does a scan's compare after a restart, where
+// the removal's event was lost. A directory renamed in between takes the
+// entry along (mv s d/m; mv d e; rm e/m: its removal comes as e/m), and a
+// later rename of the name itself moves it on. Dropped, the removal found
+// nothing in the index and the peer kept the file or directory, which a
+// later rename of a directory above it carried beyond any deletion of its
+// path (the stress test: seed 32 of the forty-eighth session, and seed 38
+// for a made directory).
+func holdGoneNew(itx *index.Tx, rootfd int, p string) error {
+	for d := p; d != "." && d != "/"; d = path.Dir(d) {
 		_, held, err := itx.Get(d)
 		if err != nil {
 			return err
@@ -632,7 +535,9 @@ func markGoneParents(itx *index.Tx, rootfd int, p string, gone map[string]bool) 
 		if held || !index.IsGone(beneath.Lstat(rootfd, d, &st)) {
 			return nil
 		}
-		gone[d] = true
+		if err := itx.Put(d, index.Moved()); err != nil {
+			return err
+		}
 	}
 	return nil
 }
