@@ -477,6 +477,20 @@ func (t *Tx) Move(oldRel, newRel string) error {
 	return nil
 }
 
+// HasBelow reports whether anything is indexed below dir, at any depth.
+func (t *Tx) HasBelow(dir string) bool {
+	c := t.b.Cursor()
+	for _, prefix := range [][]byte{childPrefix(dir), []byte(dir + "/")} {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if dir == "." && string(k) == string(Key(".")) {
+				continue // the root's own entry
+			}
+			return true
+		}
+	}
+	return false
+}
+
 // Children calls fn for each indexed direct child of dir, in name order
 // (byte order). fn must not modify the index.
 func (t *Tx) Children(dir string, fn func(name string, e Entry) error) error {

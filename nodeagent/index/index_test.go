@@ -179,6 +179,46 @@ func TestTx_Move(t *testing.T) {
 	}
 }
 
+// TestTx_HasBelow: anything indexed below a directory, at any depth,
+// counts; a sibling whose name has the directory's as a prefix does not,
+// nor the root's own entry for the root.
+func TestTx_HasBelow(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		indexed []string
+		dir     string
+		want    bool
+	}{
+		{"nothing indexed", nil, "a", false},
+		{"the directory alone", []string{"a"}, "a", false},
+		{"a child", []string{"a", "a/x"}, "a", true},
+		{"a deeper entry only", []string{"a", "a/s/y"}, "a", true},
+		{"siblings with its name as a prefix", []string{"a", "a\xff", "ab/z", "a-b"}, "a", false},
+		{"the root's own entry", []string{"."}, ".", false},
+		{"below the root", []string{".", "x"}, ".", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := openTemp(t)
+			var got bool
+			err := x.Update(func(tx *Tx) error {
+				for _, rel := range tc.indexed {
+					if err := tx.Put(rel, Entry{Size: 1, Mode: 0o644}); err != nil {
+						return err
+					}
+				}
+				got = tx.HasBelow(tc.dir)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("HasBelow(%q) = %v, want %v", tc.dir, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestEntry_Matches(t *testing.T) {
 	base := Entry{Size: 10, Mtime: time.Unix(1, 0), Ctime: time.Unix(2, 0), Mode: 0o644, UID: 1, GID: 1, Ino: 7}
 	tests := []struct {

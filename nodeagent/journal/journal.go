@@ -404,10 +404,14 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				// logged as a file's was refused for a directory there).
 				lr := LoggedRename{Seq: seq, Old: c.OldPath, New: c.Path, Dir: c.Op.Has(change.Subtree)}
 				obj, known := e, exists
-				if oldHeld && (!exists || e.Ino != oldEntry.Ino) {
+				if oldHeld && !oldEntry.IsPlaceholder() && (!exists || e.Ino != oldEntry.Ino) {
 					// Gone from the new name since, or another object
 					// there since (the source reports both as the
-					// rename they were).
+					// rename they were). Not a placeholder's, which
+					// holds no state: a directory's rename out of a
+					// directory renamed here (a Moved entry) was logged
+					// as a file's of size -2, every peer refused it for
+					// its type, and the tree went again whole.
 					obj, known = oldEntry, true
 				}
 				if known {
@@ -677,6 +681,15 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 	oldGone := lerr != nil && index.IsGone(lerr)
 	switch {
 	case !had:
+		return nil, itx.Delete(old)
+	case prev.IsMoved() && oldGone && !itx.HasBelow(old):
+		// A placeholder and nothing below it (a name below a directory
+		// renamed here, or a rename's gone new name: holdGoneNew): it
+		// holds no state to move on. Moved onto the new name, it
+		// replaced the entry recorded there just before (mv s d/m; mv
+		// d/m x, read after both), which then matched nothing and went
+		// again; where the new name is gone, the rename puts its own
+		// (holdGoneNew).
 		return nil, itx.Delete(old)
 	case lerr != nil && !oldGone:
 		// Cannot be looked at now (an I/O error, a descriptor limit):

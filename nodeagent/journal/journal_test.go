@@ -1209,6 +1209,73 @@ func TestJournal_Record_aRenamedFileRemovedUnderARenamedDirectoryIsLogged(t *tes
 	}
 }
 
+// TestJournal_Record_aRenameOfAPlaceholderLogsTheObject: a rename whose old
+// name the index holds as a Moved entry (a name below a directory renamed
+// here, or a rename's new name that was gone when it was recorded) is
+// logged with the object the new name holds, its type and size, not the
+// placeholder's (a directory's rename logged as a file's was refused by
+// every peer, and its tree went again whole); and the new name keeps its
+// own entry, not the placeholder, which would match nothing there and
+// send it again.
+func TestJournal_Record_aRenameOfAPlaceholderLogsTheObject(t *testing.T) {
+	type batch struct {
+		renames [][2]string // done on disk before the batch is recorded
+		changes []change.Change
+	}
+	for _, tc := range []struct {
+		name    string
+		dir     bool
+		batches []batch
+		want    []string
+	}{
+		{name: "a file renamed on from a gone new name (mv s d/m; mv d/m x)", batches: []batch{{
+			renames: [][2]string{{"s", "d/m"}, {"d/m", "x"}},
+			changes: []change.Change{
+				{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true},
+				{Path: "x", OldPath: "d/m", Op: change.Rename, Finished: true},
+			},
+		}}, want: []string{"s>d/m", "d/m>x"}},
+		{name: "a directory renamed out of a renamed one (mv d e; mv e/sub x)", dir: true, batches: []batch{
+			{renames: [][2]string{{"d", "e"}}, changes: []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}},
+			{renames: [][2]string{{"e/sub", "x"}}, changes: []change.Change{{Path: "x", OldPath: "e/sub", Op: change.Rename | change.Subtree, Finished: true}}},
+		}, want: []string{"d>e", "e/sub>x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+			if tc.dir {
+				must(t, os.Mkdir(filepath.Join(f.root, "d", "sub"), 0o755))
+				f.write("d/sub/f", 3)
+				settleAll(t, f, peers, "d", "d/sub", "d/sub/f")
+			} else {
+				f.write("s", 3)
+				settleAll(t, f, peers, "d", "s")
+			}
+			for _, b := range tc.batches {
+				for _, r := range b.renames {
+					must(t, os.Rename(filepath.Join(f.root, r[0]), filepath.Join(f.root, r[1])))
+				}
+				must(t, f.j.Record(f.rootfd, peers, b.changes))
+			}
+			wantRenameLog(t, f.j, "web-2", tc.want)
+			log, err := f.j.RenameLog("web-2", 100)
+			must(t, err)
+			var st unix.Stat_t
+			must(t, unix.Lstat(filepath.Join(f.root, "x"), &st))
+			if last := log[len(log)-1]; last.Dir != tc.dir || !tc.dir && (last.Size != 3 || last.MtimeNs != st.Mtim.Nano()) {
+				t.Errorf("x's rename logged as %+v, want dir %v, size 3 and x's mtime for a file", last, tc.dir)
+			}
+			must(t, f.idx.View(func(tx *index.Tx) error {
+				if e, ok, err := tx.Get("x"); err != nil || !ok || e.IsPlaceholder() || e.Ino != st.Ino {
+					t.Errorf("x indexed as %+v (%v, %v), want its own entry", e, ok, err)
+				}
+				return nil
+			}))
+		})
+	}
+}
+
 // TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder:
 // mkdir q; mv s q/m; rm q/m; rmdir q, read together or the rmdir in the
 // next batch. A peer makes q to replay the rename (MakeParents); q's
