@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,6 +155,49 @@ func TestPush_VanishedDuringTheRun(t *testing.T) {
 		t.Errorf("class %v, want partial", res.Class)
 	}
 	wantOutcomes(t, res, map[string]Outcome{"a-big": Sent, "z-goes": Vanished, "z-stays": Sent})
+}
+
+// TestPush_DirectoryReplacedForAFileThatVanished: the peer's directory at
+// a path listed here as a file is deleted with its tree when rsync's
+// generator reaches it (--force); the file then vanishes here before the
+// sender reads it. rsync itemizes the tree's deletion ("*deleting", in
+// Result.Removed) and never the directory's, nor the file: the path is
+// Vanished without a line of its own, and the peer's directory is gone.
+// The sender names such a path as removed by the push
+// (sender.replacedThenVanished).
+func TestPush_DirectoryReplacedForAFileThatVanished(t *testing.T) {
+	d := startDaemon(t, 36)
+	root := t.TempDir()
+	write(t, root, "a-big", randomBytes(1<<20))
+	write(t, root, "z-goes", []byte("now a file"))
+	write(t, d.dir, "z-goes/inside/x", []byte("old"))
+	must(t, os.MkdirAll(d.path(".jailsync/tmp"), 0o700))
+	o := fastOptions()
+	o.TempDir = ".jailsync/tmp"
+	o.BandwidthLimit = 512 << 10 // a-big takes 2 s; rsync sends in name order
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
+		if err := os.Remove(filepath.Join(root, "z-goes")); err != nil {
+			t.Error(err) // not Fatal: this is not the test's goroutine
+		}
+	}()
+	res, err := Push(context.Background(), root, []string{"a-big", "z-goes"}, d.target(), o)
+	<-done
+	if code := codeOf(t, err); code != 24 {
+		t.Fatalf("exit %d (%v), want 24\n%s", code, err, res.Stderr)
+	}
+	wantOutcomes(t, res, map[string]Outcome{"a-big": Sent, "z-goes": Vanished})
+	if c := res.Paths[1].Change; c != "" {
+		t.Errorf("z-goes itemized %q, want no line", c)
+	}
+	if !slices.Contains(res.Removed, "z-goes/inside/x") || slices.Contains(res.Removed, "z-goes") {
+		t.Errorf("Removed %q, want the tree below z-goes and not z-goes itself", res.Removed)
+	}
+	if _, err := os.Lstat(d.path("z-goes")); !os.IsNotExist(err) {
+		t.Errorf("the peer's z-goes: %v, want it deleted", err)
+	}
 }
 
 func TestPush_BandwidthLimitSlowsTheTransfer(t *testing.T) {

@@ -1241,6 +1241,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		implied = append(implied, res.Implied...)
 		implied = append(implied, confirmedPaths(outOf, res)...)
 		removedByPush = append(removedByPush, res.Removed...)
+		removedByPush = append(removedByPush, replacedThenVanished(res)...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		unconfirmed = append(unconfirmed, leftUnconfirmed(res)...)
@@ -1272,6 +1273,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			})
 			implied = append(implied, res.Implied...)
 			removedByPush = append(removedByPush, res.Removed...)
+			removedByPush = append(removedByPush, replacedThenVanished(res)...)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -1871,6 +1873,30 @@ func unspoken(res rsync.Result) []string {
 	var out []string
 	for _, p := range res.Paths {
 		if p.Change == "" && p.Outcome == rsync.Unconfirmed {
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
+
+// replacedThenVanished returns the listed paths of a push that rsync
+// deleted on the peer without a line of their own: a directory there that
+// a file listed here was to replace (rsync deletes it with its tree,
+// itemizing "*deleting" for what was below it only), when the file then
+// vanished here before rsync read it, so that no line for the file came
+// either. Not named, the peer took the directory's removal for a change
+// of its own and sent it to every member; the writer, whose later renames
+// the peer then refused, ended with the directory's parents made again
+// (the stress test, seed 65, the forty-ninth session). The tree's own
+// lines name what was below it.
+func replacedThenVanished(res rsync.Result) []string {
+	var out []string
+	for _, p := range res.Paths {
+		if p.Outcome != rsync.Vanished || p.Change != "" {
+			continue
+		}
+		below := p.Path + "/"
+		if slices.ContainsFunc(res.Removed, func(r string) bool { return strings.HasPrefix(r, below) }) {
 			out = append(out, p.Path)
 		}
 	}

@@ -436,6 +436,40 @@ func TestUnspoken(t *testing.T) {
 	}
 }
 
+// TestReplacedThenVanished: a listed file that vanished here after rsync
+// had deleted the peer's directory there (its tree itemized "*deleting",
+// the directory itself never) is named as removed by the push; nothing
+// else is.
+func TestReplacedThenVanished(t *testing.T) {
+	tests := []struct {
+		name    string
+		paths   []rsync.PathResult
+		removed []string
+		want    []string
+	}{
+		{name: "a directory's tree deleted for a file that vanished",
+			paths:   []rsync.PathResult{{Path: "d/D1", Outcome: rsync.Vanished}, {Path: "d/D1/f28", Outcome: rsync.Failed}},
+			removed: []string{"d/D1/sub/x", "d/D1/sub", "d/D1/f28"}, want: []string{"d/D1"}},
+		{name: "a file that vanished with nothing deleted below it",
+			paths: []rsync.PathResult{{Path: "d/D1", Outcome: rsync.Vanished}}, removed: []string{"d/other/x"}},
+		{name: "the file arrived (its own line)",
+			paths:   []rsync.PathResult{{Path: "d/D1", Change: ">f+++++++++", Outcome: rsync.Sent}},
+			removed: []string{"d/D1/f28"}},
+		{name: "a sibling whose name starts with the path's",
+			paths: []rsync.PathResult{{Path: "d/D1", Outcome: rsync.Vanished}}, removed: []string{"d/D12/x", "d/D1x"}},
+		{name: "a listed path deleted with its own line",
+			paths:   []rsync.PathResult{{Path: "d/D1", Change: "*deleting", Outcome: rsync.Deleted}},
+			removed: []string{"d/D1/x", "d/D1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := replacedThenVanished(rsync.Result{Paths: tt.paths, Removed: tt.removed}); !slices.Equal(got, tt.want) {
+				t.Errorf("replacedThenVanished = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestConfirmationOf: what a run tells its peer, each path once, states
 // in step with the sent paths.
 func TestConfirmationOf(t *testing.T) {
