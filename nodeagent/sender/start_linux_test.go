@@ -707,6 +707,52 @@ func TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed(t *testing.T) 
 	}
 }
 
+// TestSender_Start_aPeerDirectoryReplacedForAFileThatVanishedIsConfirmed:
+// the peer holds the directory z (recorded, with a tree); here z is a
+// file, listed in a run after big, and removed while big is on its way.
+// rsync deletes the peer's directory for the file, which then vanishes
+// here and never arrives; the run names z as removed by the push
+// (replacedThenVanished), and the peer records it gone. Not told, the
+// peer took the removal for a change of its own and sent it to every
+// member (the stress test, seed 65, the forty-ninth session).
+func TestSender_Start_aPeerDirectoryReplacedForAFileThatVanishedIsConfirmed(t *testing.T) {
+	r := newRig(t, 120)
+	recv := peerReceiver(t, r)
+	serveHandler(t, r, recv, basePort+121)
+	for _, p := range []string{"z", "z/inside"} {
+		if err := os.Mkdir(filepath.Join(r.peerRoot, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "z/inside/x"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Index.Update(func(tx *index.Tx) error {
+		for _, p := range []string{"z", "z/inside", "z/inside/x"} {
+			if err := tx.Record(recv.RootFD, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.write("z", "now a file")
+	r.journalFinished(r.slowBig(), change.Change{Path: "z", Op: change.Create | change.Write})
+	r.start()
+	r.untilInTransfer()
+	if err := os.Remove(filepath.Join(r.root, "z")); err != nil {
+		t.Fatal(err)
+	}
+	run := r.firstReport()
+	if _, err := os.Lstat(filepath.Join(r.peerRoot, "z")); !os.IsNotExist(err) {
+		t.Fatalf("the test's premise: rsync deleted the peer's z for the file (%v); problems %v", err, run.Problems)
+	}
+	if !recordedAsItIs(t, recv, "z") {
+		t.Errorf("the peer still holds z in its index, gone there: it takes the push's removal for a change of its own; problems %v", run.Problems)
+	}
+}
+
 // sameSizeAndMtime writes rel here and on the peer with different
 // contents of one size and one mtime: rsync's quick check finds them the
 // same (cp -p, touch -r).
