@@ -55,6 +55,15 @@ type FileState struct {
 	// event). A receiver before it takes it for a path sent without a
 	// state.
 	Unspoken bool `json:"unspoken,omitempty"`
+	// Vanished: a path listed as a file that vanished at the sender before
+	// rsync read it, without a line of its own: where the receiver held a
+	// symlink or an empty directory there, rsync deleted it for the file
+	// without a word. The receiver records it gone where it is gone and
+	// the index held it as a directory or symlink, and leaves it alone
+	// otherwise (a file there is untouched by such a run; a change of the
+	// receiver's own has its own event). A receiver before it takes it
+	// for a path sent without a state.
+	Vanished bool `json:"vanished,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

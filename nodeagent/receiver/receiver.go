@@ -328,6 +328,27 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
 				relinked[uint64(st.Ino)] = true
 			}
+			if i < len(states) && states[i].Vanished {
+				// A file that vanished at the sender before rsync read
+				// it: rsync wrote nothing here, and deleted what was here
+				// if it was a symlink or a directory (an empty one: a
+				// tree's deletion came with lines of its own), without a
+				// word. Taken for this member's removal, it went to every
+				// member (peer.FileState.Vanished). Anything else here is
+				// as it was, and left alone.
+				if index.IsGone(err) {
+					old, ok, gerr := tx.Get(p)
+					if gerr != nil {
+						return gerr
+					}
+					if ok && (old.IsDir() || old.Mode.Type() == os.ModeSymlink) {
+						if err := r.record(tx, p); err != nil {
+							return err
+						}
+					}
+				}
+				continue
+			}
 			if index.IsGone(err) && i < len(states) && states[i].Unspoken {
 				// Never spoken of by a run cut short, and not here: the
 				// run left nothing here, and whatever removed it here is

@@ -509,6 +509,57 @@ func TestReceiver_ReceivedPathMissingHere(t *testing.T) {
 	}
 }
 
+// TestReceiver_VanishedAtTheSender: a path the sender listed as a file
+// that vanished there before rsync read it (peer.FileState.Vanished):
+// gone here where the index held a symlink or a directory, rsync deleted
+// it for the file, and it is recorded gone, never taken for this
+// member's removal; a file gone here was removed here (rsync does not
+// delete a file for a file), and a path still here is as it was: both
+// are left alone, as the index holds them.
+func TestReceiver_VanishedAtTheSender(t *testing.T) {
+	tests := []struct {
+		name     string
+		make     func(abs string) error
+		remove   bool
+		recorded bool // still in the index after the confirmation
+	}{
+		{"a symlink deleted here", func(abs string) error { return os.Symlink("target", abs) }, true, false},
+		{"an empty directory deleted here", func(abs string) error { return os.Mkdir(abs, 0o755) }, true, false},
+		{"a file removed here", func(abs string) error { return os.WriteFile(abs, []byte("mine"), 0o644) }, true, true},
+		{"a symlink still here", func(abs string) error { return os.Symlink("target", abs) }, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			abs := filepath.Join(root, "v")
+			mustOK(t, tc.make(abs))
+			mustOK(t, r.Index.Update(func(tx *index.Tx) error { return tx.Record(r.RootFD, "v") }))
+			if tc.remove {
+				mustOK(t, os.RemoveAll(abs))
+			}
+			mustOK(t, r.Received(context.Background(), "n1", "run-1", []string{"v"}, []peer.FileState{{Vanished: true}}, nil))
+			var e index.Entry
+			var found bool
+			mustOK(t, r.Index.View(func(tx *index.Tx) error {
+				var err error
+				e, found, err = tx.Get("v")
+				return err
+			}))
+			switch {
+			case tc.recorded && (!found || e.IsPlaceholder()):
+				t.Errorf("v indexed as %+v (%v), want as it was", e, found)
+			case !tc.recorded && found:
+				t.Errorf("v indexed as %+v, want it gone from the index", e)
+			}
+			if len(rescans) > 0 {
+				t.Errorf("compared again: %q, want nothing", rescans)
+			}
+		})
+	}
+}
+
 // TestKeepsAttrs: the test's filesystem (t.TempDir) keeps modes, and
 // owners where the agent runs as root; the probe leaves nothing behind;
 // where it cannot run (no such directory), the defaults hold.

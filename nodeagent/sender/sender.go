@@ -1200,7 +1200,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// push itemized without confirming them (unconfirmed,
 	// leftUnconfirmed): the peer may hold them, and took them for its
 	// own changes when not told.
-	var sentInstead, unconfirmed, unspokenPaths []string
+	var sentInstead, unconfirmed, unspokenPaths, vanishedPaths []string
 	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
 	// that a listed file replaced there, with its tree, deleted even when
 	// the file then vanished here and never arrived. Not named, the peer
@@ -1242,6 +1242,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		implied = append(implied, confirmedPaths(outOf, res)...)
 		removedByPush = append(removedByPush, res.Removed...)
 		removedByPush = append(removedByPush, replacedThenVanished(res)...)
+		vanishedPaths = append(vanishedPaths, vanishedUnsaid(res)...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		unconfirmed = append(unconfirmed, leftUnconfirmed(res)...)
@@ -1274,6 +1275,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			implied = append(implied, res.Implied...)
 			removedByPush = append(removedByPush, res.Removed...)
 			removedByPush = append(removedByPush, replacedThenVanished(res)...)
+			vanishedPaths = append(vanishedPaths, vanishedUnsaid(res)...)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -1410,8 +1412,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
-		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, noState), pathsOf(slices.Concat(deleted, replaced)),
-			sentInstead, unconfirmed, unspokenPaths, implied, removedByPush)
+		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, noState), pathsOf(slices.Concat(deleted, replaced)), named{
+			sentInstead: sentInstead, unconfirmed: unconfirmed, unspoken: unspokenPaths,
+			vanished: vanishedPaths, implied: implied, removed: removedByPush,
+		})
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
@@ -1903,6 +1907,23 @@ func replacedThenVanished(res rsync.Result) []string {
 	return out
 }
 
+// vanishedUnsaid returns the listed paths of a push that vanished here
+// before rsync read them, with no line of their own and nothing deleted
+// below them (those are replacedThenVanished's): where the peer held a
+// symlink or an empty directory there, rsync deleted it for the file
+// listed here without a word, and the peer is told so
+// (peer.FileState.Vanished).
+func vanishedUnsaid(res rsync.Result) []string {
+	replaced := replacedThenVanished(res)
+	var out []string
+	for _, p := range res.Paths {
+		if p.Outcome == rsync.Vanished && p.Change == "" && !slices.Contains(replaced, p.Path) {
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
+
 // changedOnPeer is the set of paths the run made or changed on the peer
 // (rsync.Sent, rsync.Updated).
 func changedOnPeer(res rsync.Result) map[string]bool {
@@ -1935,14 +1956,14 @@ type confirmation struct {
 	gone   []string
 }
 
-// confirmationOf puts a run's confirmation together: sent (with states)
-// and gone, the paths the run sent and deleted; then what else the run
-// put there or took away, each named once:
+// named is what else a run put on the peer or took away there, beyond
+// the paths it sent and deleted (confirmationOf):
 //   - sentInstead, paths a delete found here again and sent (no state:
 //     the peer records them as they are), and unconfirmed, paths rsync
 //     itemized that the run did not confirm (leftUnconfirmed), marked
-//     so (peer.FileState.Unconfirmed), and unspoken, paths a run cut
-//     short never spoke of (peer.FileState.Unspoken);
+//     so (peer.FileState.Unconfirmed), unspoken, paths a run cut short
+//     never spoke of (peer.FileState.Unspoken), and vanished, files that
+//     vanished here with no line of their own (peer.FileState.Vanished);
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
 //   - removed, what a push deleted there (rsync.Result.Removed), top-most
@@ -1950,9 +1971,16 @@ type confirmation struct {
 //
 // Each of these, left out, read on the peer as a change of its own, which
 // went to every member (the stress test).
-func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, unconfirmed, unspoken, implied, removed []string) confirmation {
+type named struct {
+	sentInstead, unconfirmed, unspoken, vanished, implied, removed []string
+}
+
+// confirmationOf puts a run's confirmation together: sent (with states)
+// and gone, the paths the run sent and deleted; then the paths of n, each
+// named once.
+func confirmationOf(sent []string, states []peer.FileState, gone []string, n named) confirmation {
 	c := confirmation{sent: sent, states: states, gone: gone}
-	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(sentInstead)+len(unconfirmed)+len(implied))
+	listed := make(map[string]bool, len(c.gone)+len(c.sent)+len(n.sentInstead)+len(n.unconfirmed)+len(n.implied))
 	for _, p := range slices.Concat(c.gone, c.sent) {
 		listed[p] = true
 	}
@@ -1965,11 +1993,12 @@ func confirmationOf(sent []string, states []peer.FileState, gone, sentInstead, u
 			}
 		}
 	}
-	name(sentInstead, peer.FileState{})
-	name(unconfirmed, peer.FileState{Unconfirmed: true})
-	name(unspoken, peer.FileState{Unspoken: true})
-	name(implied, peer.FileState{Dir: true})
-	tops, _ := topMostBy(removed, func(p string) string { return p })
+	name(n.sentInstead, peer.FileState{})
+	name(n.unconfirmed, peer.FileState{Unconfirmed: true})
+	name(n.unspoken, peer.FileState{Unspoken: true})
+	name(n.vanished, peer.FileState{Vanished: true})
+	name(n.implied, peer.FileState{Dir: true})
+	tops, _ := topMostBy(n.removed, func(p string) string { return p })
 	for _, p := range tops {
 		if !listed[p] {
 			listed[p] = true

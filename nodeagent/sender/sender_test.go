@@ -470,43 +470,65 @@ func TestReplacedThenVanished(t *testing.T) {
 	}
 }
 
+// TestVanishedUnsaid: a listed path that vanished here with no line of its
+// own is named as vanished, unless deletions were itemized below it (it
+// goes as removed: replacedThenVanished).
+func TestVanishedUnsaid(t *testing.T) {
+	res := rsync.Result{
+		Paths: []rsync.PathResult{
+			{Path: "tree", Outcome: rsync.Vanished},
+			{Path: "v", Outcome: rsync.Vanished},
+			{Path: "s", Change: ">f+++++++++", Outcome: rsync.Sent},
+			{Path: "f", Outcome: rsync.Failed},
+		},
+		Removed: []string{"tree/x"},
+	}
+	if got, want := vanishedUnsaid(res), []string{"v"}; !slices.Equal(got, want) {
+		t.Errorf("vanishedUnsaid = %q, want %q", got, want)
+	}
+}
+
 // TestConfirmationOf: what a run tells its peer, each path once, states
 // in step with the sent paths.
 func TestConfirmationOf(t *testing.T) {
 	file := peer.FileState{Regular: true, Size: 1}
 	dir := peer.FileState{Dir: true}
 	tests := []struct {
-		name                                                   string
-		sent                                                   []string
-		states                                                 []peer.FileState
-		gone, instead, unconfirmed, unspoken, implied, removed []string
-		want                                                   confirmation
+		name   string
+		sent   []string
+		states []peer.FileState
+		gone   []string
+		named  named
+		want   confirmation
 	}{
 		{name: "sent and deleted only", sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"},
 			want: confirmation{sent: []string{"a"}, states: []peer.FileState{file}, gone: []string{"b"}}},
 		{name: "a path a delete sent instead, without a state, before the implied directories", sent: []string{"a"}, states: []peer.FileState{file},
-			instead: []string{"back"}, implied: []string{"d"},
-			want: confirmation{sent: []string{"a", "back", "d"}, states: []peer.FileState{file, {}, dir}}},
+			named: named{sentInstead: []string{"back"}, implied: []string{"d"}},
+			want:  confirmation{sent: []string{"a", "back", "d"}, states: []peer.FileState{file, {}, dir}}},
 		{name: "a path itemized and not confirmed, marked so", sent: []string{"a"}, states: []peer.FileState{file},
-			instead: []string{"back"}, unconfirmed: []string{"big", "a"},
-			want: confirmation{sent: []string{"a", "back", "big"}, states: []peer.FileState{file, {}, {Unconfirmed: true}}}},
+			named: named{sentInstead: []string{"back"}, unconfirmed: []string{"big", "a"}},
+			want:  confirmation{sent: []string{"a", "back", "big"}, states: []peer.FileState{file, {}, {Unconfirmed: true}}}},
 		{name: "a path a cut run never spoke of, marked so, and not when unconfirmed", sent: []string{"a"}, states: []peer.FileState{file},
-			unconfirmed: []string{"big"}, unspoken: []string{"h", "big", "a"},
-			want: confirmation{sent: []string{"a", "big", "h"}, states: []peer.FileState{file, {Unconfirmed: true}, {Unspoken: true}}}},
+			named: named{unconfirmed: []string{"big"}, unspoken: []string{"h", "big", "a"}},
+			want:  confirmation{sent: []string{"a", "big", "h"}, states: []peer.FileState{file, {Unconfirmed: true}, {Unspoken: true}}}},
 		{name: "an implied directory named once, and not when sent", sent: []string{"d/x", "e"}, states: []peer.FileState{file, {}},
-			implied: []string{"d", "e", "d"},
-			want:    confirmation{sent: []string{"d/x", "e", "d"}, states: []peer.FileState{file, {}, dir}}},
+			named: named{implied: []string{"d", "e", "d"}},
+			want:  confirmation{sent: []string{"d/x", "e", "d"}, states: []peer.FileState{file, {}, dir}}},
 		{name: "what a push removed: top-most, and not when sent or deleted", sent: []string{"c3"}, states: []peer.FileState{file},
-			gone: []string{"old"}, removed: []string{"t/x", "c3/f", "t", "old", "c3", "u/y"},
+			gone: []string{"old"}, named: named{removed: []string{"t/x", "c3/f", "t", "old", "c3", "u/y"}},
 			want: confirmation{sent: []string{"c3"}, states: []peer.FileState{file}, gone: []string{"old", "t", "u/y"}}},
-		{name: "a directory removed by a push whose file then vanished (never sent)", removed: []string{"c3/a", "c3/b", "c3"},
+		{name: "a directory removed by a push whose file then vanished (never sent)", named: named{removed: []string{"c3/a", "c3/b", "c3"}},
 			want: confirmation{gone: []string{"c3"}}},
+		{name: "a file that vanished without a line, marked so, and not when sent", sent: []string{"a"}, states: []peer.FileState{file},
+			named: named{vanished: []string{"v", "a"}},
+			want:  confirmation{sent: []string{"a", "v"}, states: []peer.FileState{file, {Vanished: true}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.instead, tt.unconfirmed, tt.unspoken, tt.implied, tt.removed)
+			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.named)
 			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
-				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir && a.Unconfirmed == b.Unconfirmed && a.Unspoken == b.Unspoken
+				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir && a.Unconfirmed == b.Unconfirmed && a.Unspoken == b.Unspoken && a.Vanished == b.Vanished
 			}) || !slices.Equal(got.gone, tt.want.gone) {
 				t.Errorf("got sent %q states %v gone %q\nwant sent %q states %v gone %q", got.sent, got.states, got.gone, tt.want.sent, tt.want.states, tt.want.gone)
 			}
