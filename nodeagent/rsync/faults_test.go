@@ -130,24 +130,9 @@ func TestPush_VanishedBeforeTheRun(t *testing.T) {
 func TestPush_VanishedDuringTheRun(t *testing.T) {
 	d := startDaemon(t, 25)
 	root := t.TempDir()
-	write(t, root, "a-big", randomBytes(1<<20))
 	write(t, root, "z-goes", []byte("y"))
 	write(t, root, "z-stays", []byte("z"))
-	must(t, os.MkdirAll(d.path(".jailsync/tmp"), 0o700))
-	o := fastOptions()
-	o.TempDir = ".jailsync/tmp"
-	o.BandwidthLimit = 512 << 10 // a-big takes 2 s; rsync sends in name order
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Once a-big is arriving, the file list has been built.
-		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
-		if err := os.Remove(filepath.Join(root, "z-goes")); err != nil {
-			t.Error(err) // not Fatal: this is not the test's goroutine
-		}
-	}()
-	res, err := Push(context.Background(), root, []string{"a-big", "z-goes", "z-stays"}, d.target(), o)
-	<-done
+	res, err := pushRemovingMidway(t, d, root, "z-goes", "z-stays")
 	if code := codeOf(t, err); code != 24 {
 		t.Fatalf("exit %d (%v), want 24\n%s", code, err, res.Stderr)
 	}
@@ -168,23 +153,9 @@ func TestPush_VanishedDuringTheRun(t *testing.T) {
 func TestPush_DirectoryReplacedForAFileThatVanished(t *testing.T) {
 	d := startDaemon(t, 36)
 	root := t.TempDir()
-	write(t, root, "a-big", randomBytes(1<<20))
 	write(t, root, "z-goes", []byte("now a file"))
 	write(t, d.dir, "z-goes/inside/x", []byte("old"))
-	must(t, os.MkdirAll(d.path(".jailsync/tmp"), 0o700))
-	o := fastOptions()
-	o.TempDir = ".jailsync/tmp"
-	o.BandwidthLimit = 512 << 10 // a-big takes 2 s; rsync sends in name order
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
-		if err := os.Remove(filepath.Join(root, "z-goes")); err != nil {
-			t.Error(err) // not Fatal: this is not the test's goroutine
-		}
-	}()
-	res, err := Push(context.Background(), root, []string{"a-big", "z-goes"}, d.target(), o)
-	<-done
+	res, err := pushRemovingMidway(t, d, root, "z-goes")
 	if code := codeOf(t, err); code != 24 {
 		t.Fatalf("exit %d (%v), want 24\n%s", code, err, res.Stderr)
 	}
@@ -198,6 +169,30 @@ func TestPush_DirectoryReplacedForAFileThatVanished(t *testing.T) {
 	if _, err := os.Lstat(d.path("z-goes")); !os.IsNotExist(err) {
 		t.Errorf("the peer's z-goes: %v, want it deleted", err)
 	}
+}
+
+// pushRemovingMidway pushes a-big (1 MiB, written here, 2 s at the
+// bandwidth limit) and then the paths more from root, and removes here the
+// first of those once a-big is arriving on the peer: rsync has built its
+// file list by then, and sends in name order.
+func pushRemovingMidway(t *testing.T, d *daemon, root string, more ...string) (Result, error) {
+	t.Helper()
+	write(t, root, "a-big", randomBytes(1<<20))
+	must(t, os.MkdirAll(d.path(".jailsync/tmp"), 0o700))
+	o := fastOptions()
+	o.TempDir = ".jailsync/tmp"
+	o.BandwidthLimit = 512 << 10
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		waitFor(t, 10*time.Second, func() bool { return dirHasEntries(d.path(".jailsync/tmp")) })
+		if err := os.Remove(filepath.Join(root, more[0])); err != nil {
+			t.Error(err) // not Fatal: this is not the test's goroutine
+		}
+	}()
+	res, err := Push(context.Background(), root, append([]string{"a-big"}, more...), d.target(), o)
+	<-done
+	return res, err
 }
 
 func TestPush_BandwidthLimitSlowsTheTransfer(t *testing.T) {
