@@ -351,6 +351,20 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			if exists && changed && e.Mode.IsRegular() && e.Nlink > 1 {
 				linked[c.Path] = true
 				queue = append(queue, otherNames(itx, rootfd, c, e, linked)...)
+				// The other names whose ctime and link count alone moved
+				// (ln here): recorded as they are, not journaled. Left,
+				// a name read after the link was removed again (its
+				// count back, its ctime moved) as changed in its ctime
+				// alone, which a receiver cannot tell from a write that
+				// kept size and mtime: a member that had written them
+				// took such a file, when it replayed a later writer's
+				// rename of it, for its own change (the stress test,
+				// seed 74, the forty-ninth session, where the link was
+				// made and removed before either was recorded: that
+				// case is still read so).
+				if err := itx.RefreshLinks(rootfd, e.Ino, c.Path); err != nil {
+					return err
+				}
 			}
 			if window > 0 {
 				m := racyMark{path: c.Path}

@@ -1594,6 +1594,51 @@ func TestJournal_Recorded(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aLinkMadeHereRefreshesTheOtherNames: ln a b,
+// journaled, records a as it is now too (its ctime and link count moved;
+// nothing of a is journaled). Left as it was, a read after rm b (its link
+// count back, its ctime moved twice) as changed in its ctime alone, which
+// a receiver cannot tell from a write that kept size and mtime: when a
+// member that had been the writer replayed a later rename of a for the
+// next writer, it took a for its own change and sent it back to every
+// member. (In the stress test, seed 74 of the forty-ninth session, "c12
+// -> swaptmp1: ctime", the link was made and removed before either was
+// recorded, which this does not cover.)
+func TestJournal_Record_aLinkMadeHereRefreshesTheOtherNames(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	f.j.RacyWindow = 0
+	settleAll(t, f, peers, f.write("a", 3).Path)
+	entryOf := func(p string) (was, now index.Entry) {
+		t.Helper()
+		must(t, f.idx.View(func(tx *index.Tx) error {
+			var err error
+			was, _, err = tx.Get(p)
+			return err
+		}))
+		var st unix.Stat_t
+		must(t, unix.Lstat(filepath.Join(f.root, p), &st))
+		return was, index.FromStat(&st)
+	}
+	time.Sleep(10 * time.Millisecond) // a ctime the link moves
+	must(t, os.Link(filepath.Join(f.root, "a"), filepath.Join(f.root, "b")))
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "b", Op: change.Create, Finished: true}}))
+	if was, now := entryOf("a"); !was.Matches(now) || was.Nlink != now.Nlink {
+		t.Errorf("after ln a b, a indexed as %+v, is %+v: want it recorded as it is", was, now)
+	}
+	es, err := f.j.Next("web-2", 10, nil)
+	must(t, err)
+	if len(es) != 1 || es[0].Path != "b" {
+		t.Errorf("journaled %+v, want only b", es)
+	}
+	time.Sleep(10 * time.Millisecond)
+	must(t, os.Remove(filepath.Join(f.root, "b")))
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "b", Op: change.Remove, Finished: true}}))
+	if was, now := entryOf("a"); !was.LinksOnly(now) {
+		t.Errorf("after rm b, a indexed as %+v, is %+v: want them apart in their link count and ctime alone", was, now)
+	}
+}
+
 // TestJournal_Record_otherNamesOfAHardLinkedFile: a write or a chmod
 // through one name of a hard-linked file journals every other name the
 // index holds, as each changed with it; a new link (ln), which moves only
