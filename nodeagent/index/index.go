@@ -455,13 +455,8 @@ func (t *Tx) Move(oldRel, newRel string) error {
 			return err
 		}
 	}
-	for _, prefix := range [][]byte{childPrefix(oldRel), []byte(oldRel + "/")} {
-		c := t.b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if err := add(PathOf(k), v); err != nil {
-				return err
-			}
-		}
+	if err := t.eachBelow(oldRel, func(k, v []byte) (bool, error) { return true, add(PathOf(k), v) }); err != nil {
+		return err
 	}
 	if err := t.Delete(newRel); err != nil {
 		return err
@@ -479,16 +474,31 @@ func (t *Tx) Move(oldRel, newRel string) error {
 
 // HasBelow reports whether anything is indexed below dir, at any depth.
 func (t *Tx) HasBelow(dir string) bool {
+	found := false
+	_ = t.eachBelow(dir, func(k, _ []byte) (bool, error) {
+		if dir == "." && string(k) == string(Key(".")) {
+			return true, nil // the root's own entry
+		}
+		found = true
+		return false, nil
+	})
+	return found
+}
+
+// eachBelow calls fn with the key and value of each entry indexed below
+// dir, at any depth (its children's keys, "dir\x00name", then the deeper
+// ones, "dir/sub\x00name"), until fn reports no more or an error, which
+// it returns. fn must not modify the index.
+func (t *Tx) eachBelow(dir string, fn func(k, v []byte) (more bool, err error)) error {
 	c := t.b.Cursor()
 	for _, prefix := range [][]byte{childPrefix(dir), []byte(dir + "/")} {
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if dir == "." && string(k) == string(Key(".")) {
-				continue // the root's own entry
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if more, err := fn(k, v); err != nil || !more {
+				return err
 			}
-			return true
 		}
 	}
-	return false
+	return nil
 }
 
 // Children calls fn for each indexed direct child of dir, in name order
