@@ -149,7 +149,7 @@ func TestPush_VanishedDuringTheRun(t *testing.T) {
 // Result.Removed) and never the directory's, nor the file: the path is
 // Vanished without a line of its own, and the peer's directory is gone.
 // The sender names such a path as removed by the push
-// (sender.replacedThenVanished).
+// (sender.splitVanished).
 func TestPush_DirectoryReplacedForAFileThatVanished(t *testing.T) {
 	d := startDaemon(t, 36)
 	root := t.TempDir()

@@ -1190,24 +1190,19 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// Gone on the peer with the directory that a file replaced there.
 	replaced := slices.Clone(b.replacedBefore)
 	var linksSent []string
-	// Directories above listed paths that rsync made or changed on the
-	// peer (rsync.Result.Implied): the confirmation names them, or the
-	// peer took a new mode of one for a change of its own and sent the
-	// directory to every member, over a file the writer had made under
-	// that name since (the stress test).
-	var implied []string
-	// Paths a delete sent instead (made again here meanwhile), and paths a
-	// push itemized without confirming them (unconfirmed,
-	// leftUnconfirmed): the peer may hold them, and took them for its
-	// own changes when not told.
-	var sentInstead, unconfirmed, unspokenPaths, vanishedPaths []string
-	// Paths a push deleted on the peer (rsync.Result.Removed): a directory
-	// that a listed file replaced there, with its tree, deleted even when
-	// the file then vanished here and never arrived. Not named, the peer
-	// took the deletion for its own and sent it to every member (the
-	// stress test, where its implied directories came back on the
-	// writer, which had removed them).
-	var removedByPush []string
+	// What else the runs did on the peer, which the confirmation names
+	// (named): the directories above listed paths that rsync made or
+	// changed there (rsync.Result.Implied; not named, the peer took a new
+	// mode of one for a change of its own and sent the directory to every
+	// member, over a file the writer had made under that name since),
+	// paths a delete sent instead (made again here meanwhile), paths a
+	// push itemized without confirming them, and what a push deleted
+	// there (rsync.Result.Removed: a directory that a listed file replaced
+	// there, with its tree, deleted even when the file then vanished here
+	// and never arrived; not named, the peer took the deletion for its
+	// own, and its implied directories came back on the writer, which had
+	// removed them). The stress test found each.
+	var told named
 	// The list goes on the client's standard input, whatever its length.
 	// Handed to the peer for its daemon to read (from the twenty-fifth to
 	// the twenty-ninth session, docs/design.md: the client reads
@@ -1238,15 +1233,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			return push(ctx, files)
 		})
 		sent = confirmed(b.sends, res)
-		implied = append(implied, res.Implied...)
-		implied = append(implied, confirmedPaths(outOf, res)...)
-		removedByPush = append(removedByPush, res.Removed...)
-		removedByPush = append(removedByPush, replacedThenVanished(res)...)
-		vanishedPaths = append(vanishedPaths, vanishedUnsaid(res)...)
+		told.push(res)
+		told.implied = append(told.implied, confirmedPaths(outOf, res)...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
-		unconfirmed = append(unconfirmed, leftUnconfirmed(res)...)
-		unspokenPaths = append(unspokenPaths, unspoken(res)...)
 		again := unchangedWrites(b, res)
 		if len(again) > 0 && isPeerFailure(res, err) {
 			// Found the same by size and mtime only, and the run broke
@@ -1272,10 +1262,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			res, err = s.listing(rootfd, files, &staleDirs, func(files []string) (rsync.Result, error) {
 				return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, oc)
 			})
-			implied = append(implied, res.Implied...)
-			removedByPush = append(removedByPush, res.Removed...)
-			removedByPush = append(removedByPush, replacedThenVanished(res)...)
-			vanishedPaths = append(vanishedPaths, vanishedUnsaid(res)...)
+			told.push(res)
 			ok := confirmedSet(res)
 			recheck := make(map[string]bool, len(files))
 			for _, p := range files {
@@ -1296,8 +1283,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			}
 			sent = slices.DeleteFunc(sent, func(e journal.Entry) bool { return recheck[e.Path] && !ok[e.Path] })
 			linksSent = slices.DeleteFunc(linksSent, func(p string) bool { return recheck[p] && !ok[p] })
-			unconfirmed = append(unconfirmed, leftUnconfirmed(res)...)
-			unspokenPaths = append(unspokenPaths, unspoken(res)...)
 		}
 		// Re-checked after the run: a file that changed while rsync read it
 		// stays in the journal (the peer holds some version of it, which
@@ -1337,8 +1322,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		res, err := s.deleteRun(ctx, rootfd, b, pathsOf(b.deletes), &staleDirs)
 		deleted = confirmed(b.deletes, res)
-		implied = append(implied, res.Implied...)
-		sentInstead = append(sentInstead, sentByDelete(res)...)
+		told.implied = append(told.implied, res.Implied...)
+		told.sentInstead = append(told.sentInstead, sentByDelete(res)...)
 		// Each removal below a deleted directory with that directory: one
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
@@ -1412,10 +1397,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	if s.Client != nil {
 		sentPaths := append(pathsOf(sent), linksSent...)
-		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, noState), pathsOf(slices.Concat(deleted, replaced)), named{
-			sentInstead: sentInstead, unconfirmed: unconfirmed, unspoken: unspokenPaths,
-			vanished: vanishedPaths, implied: implied, removed: removedByPush,
-		})
+		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, noState), pathsOf(slices.Concat(deleted, replaced)), told)
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
@@ -1883,45 +1865,32 @@ func unspoken(res rsync.Result) []string {
 	return out
 }
 
-// replacedThenVanished returns the listed paths of a push that rsync
-// deleted on the peer without a line of their own: a directory there that
-// a file listed here was to replace (rsync deletes it with its tree,
-// itemizing "*deleting" for what was below it only), when the file then
-// vanished here before rsync read it, so that no line for the file came
-// either. Not named, the peer took the directory's removal for a change
-// of its own and sent it to every member; the writer, whose later renames
-// the peer then refused, ended with the directory's parents made again
-// (the stress test, seed 65, the forty-ninth session). The tree's own
-// lines name what was below it.
-func replacedThenVanished(res rsync.Result) []string {
-	var out []string
+// splitVanished returns the listed paths of a push that vanished here
+// before rsync read them, with no line of their own, in two sets:
+//   - replaced: those below which rsync itemized deletions ("*deleting"):
+//     a directory on the peer that a file listed here was to replace,
+//     which rsync deletes with its tree, itemizing what was below it
+//     only, never the directory. They go with the push's removals. Not
+//     named, the peer took the directory's removal for a change of its
+//     own and sent it to every member; the writer, whose later renames
+//     the peer then refused, ended with the directory's parents made
+//     again (the stress test, seed 65, the forty-ninth session);
+//   - unsaid: the others. Where the peer held a symlink or an empty
+//     directory there, rsync deleted it for the file without a word, and
+//     the peer is told so (peer.FileState.Vanished).
+func splitVanished(res rsync.Result) (replaced, unsaid []string) {
 	for _, p := range res.Paths {
 		if p.Outcome != rsync.Vanished || p.Change != "" {
 			continue
 		}
 		below := p.Path + "/"
 		if slices.ContainsFunc(res.Removed, func(r string) bool { return strings.HasPrefix(r, below) }) {
-			out = append(out, p.Path)
+			replaced = append(replaced, p.Path)
+		} else {
+			unsaid = append(unsaid, p.Path)
 		}
 	}
-	return out
-}
-
-// vanishedUnsaid returns the listed paths of a push that vanished here
-// before rsync read them, with no line of their own and nothing deleted
-// below them (those are replacedThenVanished's): where the peer held a
-// symlink or an empty directory there, rsync deleted it for the file
-// listed here without a word, and the peer is told so
-// (peer.FileState.Vanished).
-func vanishedUnsaid(res rsync.Result) []string {
-	replaced := replacedThenVanished(res)
-	var out []string
-	for _, p := range res.Paths {
-		if p.Outcome == rsync.Vanished && p.Change == "" && !slices.Contains(replaced, p.Path) {
-			out = append(out, p.Path)
-		}
-	}
-	return out
+	return replaced, unsaid
 }
 
 // changedOnPeer is the set of paths the run made or changed on the peer
@@ -1973,6 +1942,22 @@ type confirmation struct {
 // went to every member (the stress test).
 type named struct {
 	sentInstead, unconfirmed, unspoken, vanished, implied, removed []string
+}
+
+// push adds what a push's result says it did on the peer beyond the paths
+// it confirmed: the directories it made or changed above listed paths,
+// what it deleted (with the directories replaced for files that then
+// vanished here: splitVanished), the files that vanished here without a
+// line, the paths itemized and not confirmed (leftUnconfirmed) and, in a
+// run cut short, those never spoken of (unspoken).
+func (n *named) push(res rsync.Result) {
+	replaced, unsaid := splitVanished(res)
+	n.implied = append(n.implied, res.Implied...)
+	n.removed = append(n.removed, res.Removed...)
+	n.removed = append(n.removed, replaced...)
+	n.vanished = append(n.vanished, unsaid...)
+	n.unconfirmed = append(n.unconfirmed, leftUnconfirmed(res)...)
+	n.unspoken = append(n.unspoken, unspoken(res)...)
 }
 
 // confirmationOf puts a run's confirmation together: sent (with states)

@@ -436,11 +436,11 @@ func TestUnspoken(t *testing.T) {
 	}
 }
 
-// TestReplacedThenVanished: a listed file that vanished here after rsync
+// TestSplitVanished_replaced: a listed file that vanished here after rsync
 // had deleted the peer's directory there (its tree itemized "*deleting",
 // the directory itself never) is named as removed by the push; nothing
 // else is.
-func TestReplacedThenVanished(t *testing.T) {
+func TestSplitVanished_replaced(t *testing.T) {
 	tests := []struct {
 		name    string
 		paths   []rsync.PathResult
@@ -463,17 +463,17 @@ func TestReplacedThenVanished(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := replacedThenVanished(rsync.Result{Paths: tt.paths, Removed: tt.removed}); !slices.Equal(got, tt.want) {
-				t.Errorf("replacedThenVanished = %q, want %q", got, tt.want)
+			if got, _ := splitVanished(rsync.Result{Paths: tt.paths, Removed: tt.removed}); !slices.Equal(got, tt.want) {
+				t.Errorf("splitVanished's replaced = %q, want %q", got, tt.want)
 			}
 		})
 	}
 }
 
-// TestVanishedUnsaid: a listed path that vanished here with no line of its
+// TestSplitVanished_unsaid: a listed path that vanished here with no line of its
 // own is named as vanished, unless deletions were itemized below it (it
-// goes as removed: replacedThenVanished).
-func TestVanishedUnsaid(t *testing.T) {
+// goes as removed: splitVanished's replaced).
+func TestSplitVanished_unsaid(t *testing.T) {
 	res := rsync.Result{
 		Paths: []rsync.PathResult{
 			{Path: "tree", Outcome: rsync.Vanished},
@@ -483,8 +483,8 @@ func TestVanishedUnsaid(t *testing.T) {
 		},
 		Removed: []string{"tree/x"},
 	}
-	if got, want := vanishedUnsaid(res), []string{"v"}; !slices.Equal(got, want) {
-		t.Errorf("vanishedUnsaid = %q, want %q", got, want)
+	if _, got := splitVanished(res); !slices.Equal(got, []string{"v"}) {
+		t.Errorf("splitVanished's unsaid = %q, want [\"v\"]", got)
 	}
 }
 

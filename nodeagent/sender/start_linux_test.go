@@ -712,7 +712,7 @@ func TestSender_Start_aDirectoryMadeByARunThatBrokeOffIsConfirmed(t *testing.T) 
 // file, listed in a run after big, and removed while big is on its way.
 // rsync deletes the peer's directory for the file, which then vanishes
 // here and never arrives; the run names z as removed by the push
-// (replacedThenVanished), and the peer records it gone. Not told, the
+// (splitVanished), and the peer records it gone. Not told, the
 // peer took the removal for a change of its own and sent it to every
 // member (the stress test, seed 65, the forty-ninth session).
 func TestSender_Start_aPeerDirectoryReplacedForAFileThatVanishedIsConfirmed(t *testing.T) {
