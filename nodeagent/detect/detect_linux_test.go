@@ -460,6 +460,58 @@ func TestDetector_RemovalBelowRenameReadLate(t *testing.T) {
 	}
 }
 
+// TestDetector_OwnRenameOfATreeIsNotScanned renames a directory holding a
+// file the index lacks. A local rename asks for a scan of the tree under
+// its new name, which finds the file. The agent's own rename (a peer's,
+// replayed by the receiver) asks for none: the receiver compares that
+// tree itself when it records the rename (recordTree), and a scan run
+// while it still applied the request read names that its later renames
+// left, and reported what it found there as this member's own (stress
+// seed 102 of the forty-ninth session's g1 run).
+func TestDetector_OwnRenameOfATreeIsNotScanned(t *testing.T) {
+	self := int32(os.Getpid())
+	for _, tc := range []struct {
+		name   string
+		ownPID func(int32) bool
+		want   bool
+	}{
+		{name: "a local rename's tree is scanned", want: true},
+		{name: "the agent's own rename's tree is not", ownPID: func(pid int32) bool { return pid == self }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startOwn(t, true, false, tc.ownPID)
+			x := filepath.Join(e.root, "x")
+			if err := os.Mkdir(x, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(x, "s"), []byte("s"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.record("x")
+			e.record("x/s")
+			// Reported, never recorded: the index lacks it.
+			if err := os.WriteFile(filepath.Join(x, "u"), []byte("u"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("x/u", finishedWrite("x/u"))
+			e.quiet()
+			before := len(e.seen)
+			if err := os.Rename(x, filepath.Join(e.root, "d")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the marker", finishedWrite("marker"))
+			e.quiet()
+			got := slices.ContainsFunc(e.seen[before:], func(c change.Change) bool { return c.Path == "d/u" })
+			if got != tc.want {
+				t.Fatalf("d/u reported: %v, want %v; saw %v", got, tc.want, describe(e.seen[before:]))
+			}
+		})
+	}
+}
+
 // quiet drains the detector's changes until none came for half a second
 // (a write's later events, reported after it was found finished), so that
 // a change awaited next comes from what the test does next.

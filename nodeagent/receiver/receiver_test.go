@@ -1362,6 +1362,29 @@ func TestReceiver_RenamesOfOneRequestRecordedWhereTheyEnd(t *testing.T) {
 			after:   []string{"a", "b", "y", "z"},
 			asHeld:  true,
 		},
+		{
+			// Stress seed 102 of the forty-ninth session's g1 run, cut
+			// down: a tree renamed in, filled, moved twice.
+			name: "a directory renamed into a tree that is renamed twice after",
+			tree: []string{"d9/", "d9/d12/", "d9/d12/d9", "s20", "c27/", "c27/D12/", "c27/D12/d14/", "c27/D12/d14/d27/", "c27/D12/d14/d27/d7/",
+				"f16", "c18/", "c18/d26/", "c18/d26/c17/", "c18/d26/c17/D20/", "c18/c25/", "c18/c25/D0/", "c18/d26/f28/", "c18/d26/f28/d13", "c18/d26/D3/"},
+			renames: [][2]string{
+				{"d9/d12", "c27/D12/d14/d27/d7/D10"},
+				{"s20", "c27/D12/d14/d27/d7/D10/m18"},
+				{"c27/D12/d14/d27/d7/D10/d9", ""},
+				{"c18/c25/D0", "c18/d26/c17/D20/D8"},
+				{"c27/D12", "c18/d26/c17/D20/D8/D8"},
+				{"f16", "c18/d26/c17/D20/D8/D8/d14/d27/d7/D10/c10"},
+				{"c18/d26/c17/D20/D8/D8/d14/d27/d7/D10/c10", "c18/d26/D3/c15"},
+				{"c18/d26/f28/d13", "c18/d26/c17/D20/D8/D8/d14/d27/d7/D10/m4"},
+				{"c18/d26/c17/D20/D8/D8/d14", "f19"},
+			},
+			after: []string{"f19", "f19/d27", "f19/d27/d7", "f19/d27/d7/D10", "f19/d27/d7/D10/m18", "f19/d27/d7/D10/m4",
+				"c18/d26/D3/c15", "c18/d26/c17/D20/D8/D8", "c18/d26/c17/D20/D8"},
+			unindexed: []string{"c18/d26/c17/D20/D8/D8/d14", "c18/d26/c17/D20/D8/D8/d14/d27/d7/D10", "c18/d26/c17/D20/D8/D8/d14/d27/d7/D10/m18",
+				"c27/D12/d14/d27/d7/D10", "c27/D12/d14/d27/d7/D10/d9", "f19/d27/d7/D10/d9"},
+			asHeld: true,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
