@@ -1399,6 +1399,10 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		sentPaths := append(pathsOf(sent), linksSent...)
 		c := confirmationOf(sentPaths, b.sentStates(rootfd, sentPaths, noState), pathsOf(slices.Concat(deleted, replaced)), told)
 		sentPaths, states, gone := c.sent, c.states, c.gone
+		if v := s.Log.V(2); v.Enabled() {
+			v.Info("run confirmed", "run", runID, "sent", len(sentPaths), "gone", gone, "links", linksSent,
+				"unconfirmed", told.unconfirmed, "unspoken", told.unspoken, "vanished", told.vanished, "sentInstead", told.sentInstead)
+		}
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
 		// for its own change once its hold expires.
@@ -1726,9 +1730,17 @@ func isPeerFailure(res rsync.Result, err error) bool {
 // account adds one rsync run's result (a push or a delete) to r.
 func (s *Sender) account(r *Run, res rsync.Result, err error) {
 	r.Bytes += res.BytesSent
+	// Every path not done, with what rsync itemized of it: the log's
+	// Problems keep the first ten, and tracing a stress seed needs them
+	// all.
+	var notDone []string
+	v := s.Log.V(2)
 	for _, p := range res.Paths {
 		if p.Outcome.Done() {
 			continue
+		}
+		if v.Enabled() {
+			notDone = append(notDone, fmt.Sprintf("%q: %s [%s] %s", p.Path, p.Outcome, p.Change, p.Reason))
 		}
 		if len(r.Problems) < 10 {
 			r.Problems = append(r.Problems, fmt.Sprintf("%q: %s %s", p.Path, p.Outcome, p.Reason))
@@ -1743,6 +1755,9 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 			}
 			r.raced[p.Path] = true
 		}
+	}
+	if len(notDone) > 0 {
+		v.Info("paths of a run not done", "paths", notDone)
 	}
 	class := runClass(res, err)
 	if isPeerFailure(res, err) && !oneFilesIO(res) {
