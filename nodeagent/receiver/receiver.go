@@ -846,6 +846,16 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		// Applied here, not recorded: their events read as this member's
 		// own changes, and go back to the peers as what they already hold.
 		r.Log.Error(err, "record renames applied at a peer's request", "from", from, "renames", len(applied))
+		// The detector drops this agent's own renames and asks for no
+		// scan of their trees (recordTree compares them, here not run):
+		// asked for here, the scans find them under their new names.
+		if r.Rescan != nil {
+			for _, a := range applied {
+				if !a.removed {
+					r.Rescan(a.new)
+				}
+			}
+		}
 		return out
 	}
 	if v := r.Log.V(2); v.Enabled() {
