@@ -243,18 +243,22 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 				// trail's source marks a file moved in so too: it goes on as
 				// created.
 				//
-				// Not this agent's own rename (Echo), a peer's replayed by
-				// the receiver: the receiver compares the tree under its
-				// new name itself when it records the rename (recordTree),
-				// and asks for a scan of what changed here (Rescan). The
-				// scan asked for here ran while the receiver was still
-				// applying the rest of the request, read the tree at names
-				// that a later rename of the request had left (a directory
-				// renamed in, then its parent renamed on), and its finds
-				// there went out as this member's own (the stress test,
-				// seed 102 of the forty-ninth session's g1 run). Dropped,
-				// the filter drops such a rename as an echo anyway.
-				if c.OldPath == "" || !ownRename(c) {
+				// Not for this agent's own (Echo): a peer's renames,
+				// replayed by the receiver, and what their events find at
+				// names made again or holding another tree since (a
+				// swap's, read late: Mkdir|Subtree). The receiver compares
+				// the renamed trees itself when it records the request
+				// (recordTree), and asks for a scan of what changed here
+				// (Rescan). The scan asked for here ran while the receiver
+				// was still applying the rest of the request, read trees
+				// at names that a later rename of the request had left (a
+				// directory renamed in, then its parent renamed on), and
+				// its finds there went out as this member's own (the
+				// stress test, seed 102 of the forty-ninth session's g1
+				// run; in the fiftieth session's runs, scans of a swap's
+				// names ran so too). What a local process moved in or made
+				// there has events of its own, which ask for their scans.
+				if !c.Echo {
 					rescans.addTree(c.Path)
 				}
 				if !c.Op.Has(change.Rename) || c.OldPath == "" {

@@ -460,53 +460,75 @@ func TestDetector_RemovalBelowRenameReadLate(t *testing.T) {
 	}
 }
 
-// TestDetector_OwnRenameOfATreeIsNotScanned renames a directory holding a
-// file the index lacks. A local rename asks for a scan of the tree under
-// its new name, which finds the file. The agent's own rename (a peer's,
-// replayed by the receiver) asks for none: the receiver compares that
-// tree itself when it records the rename (recordTree), and a scan run
-// while it still applied the request read names that its later renames
-// left, and reported what it found there as this member's own (stress
-// seed 102 of the forty-ninth session's g1 run).
+// TestDetector_OwnRenameOfATreeIsNotScanned renames directories holding
+// files the index lacks: one renamed, or two swapped through a temporary
+// name (whose events, read after the swap, find each name holding the
+// other's tree: Mkdir|Subtree where a name was made again). A local
+// rename asks for a scan of the tree under its new name, which finds the
+// files. The agent's own (a peer's, replayed by the receiver) asks for
+// none: the receiver compares those trees itself when it records the
+// request (recordTree), and a scan run while it still applied the request
+// read names that its later renames left, and reported what it found
+// there as this member's own (stress seed 102 of the forty-ninth
+// session's g1 run).
 func TestDetector_OwnRenameOfATreeIsNotScanned(t *testing.T) {
 	self := int32(os.Getpid())
+	own := func(pid int32) bool { return pid == self }
 	for _, tc := range []struct {
 		name   string
 		ownPID func(int32) bool
+		swap   bool
 		want   bool
 	}{
 		{name: "a local rename's tree is scanned", want: true},
-		{name: "the agent's own rename's tree is not", ownPID: func(pid int32) bool { return pid == self }},
+		{name: "the agent's own rename's tree is not", ownPID: own},
+		{name: "a local swap's trees are scanned", swap: true, want: true},
+		{name: "the agent's own swap's trees are not", ownPID: own, swap: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startOwn(t, true, false, tc.ownPID)
-			x := filepath.Join(e.root, "x")
-			if err := os.Mkdir(x, 0o755); err != nil {
+			for _, d := range []string{"x", "y"} {
+				if err := os.Mkdir(filepath.Join(e.root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				e.record(d)
+			}
+			if err := os.WriteFile(filepath.Join(e.root, "x", "s"), []byte("s"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(x, "s"), []byte("s"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			e.record("x")
 			e.record("x/s")
-			// Reported, never recorded: the index lacks it.
-			if err := os.WriteFile(filepath.Join(x, "u"), []byte("u"), 0o644); err != nil {
-				t.Fatal(err)
+			// Reported, never recorded: the index lacks them.
+			for _, p := range []string{"x/u", "y/v"} {
+				if err := os.WriteFile(filepath.Join(e.root, p), []byte(p), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				e.waitFor(p, finishedWrite(p))
 			}
-			e.waitFor("x/u", finishedWrite("x/u"))
 			e.quiet()
 			before := len(e.seen)
-			if err := os.Rename(x, filepath.Join(e.root, "d")); err != nil {
-				t.Fatal(err)
+			ren := func(from, to string) {
+				t.Helper()
+				if err := os.Rename(filepath.Join(e.root, from), filepath.Join(e.root, to)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			found := []string{"d/u"}
+			if tc.swap {
+				ren("x", "t")
+				ren("y", "x")
+				ren("t", "y")
+				found = []string{"y/u", "x/v"}
+			} else {
+				ren("x", "d")
 			}
 			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			e.waitFor("the marker", finishedWrite("marker"))
 			e.quiet()
-			got := slices.ContainsFunc(e.seen[before:], func(c change.Change) bool { return c.Path == "d/u" })
+			got := slices.ContainsFunc(e.seen[before:], func(c change.Change) bool { return slices.Contains(found, c.Path) })
 			if got != tc.want {
-				t.Fatalf("d/u reported: %v, want %v; saw %v", got, tc.want, describe(e.seen[before:]))
+				t.Fatalf("%v reported: %v, want %v; saw %v", found, got, tc.want, describe(e.seen[before:]))
 			}
 		})
 	}
