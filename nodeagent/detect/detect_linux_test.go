@@ -373,20 +373,14 @@ func TestDetector_RenameChainReadLate(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // past settle and one more scan
 			e.quiet()
 			before := len(e.seen)
-			ren := func(from, to string) {
-				t.Helper()
-				if err := os.Rename(filepath.Join(e.root, from), filepath.Join(e.root, to)); err != nil {
-					t.Fatal(err)
-				}
-			}
 			chain := []string{"d", "d/f", "e", "e/f", "e/g", "e/h"}
 			var hold Hold
 			if tc.ownPID != nil {
 				hold = e.in.Add(chain...)
 			}
-			ren("d", "e")
-			ren("e/f", "e/g")
-			ren("e/g", "e/h")
+			e.rename("d", "e")
+			e.rename("e/f", "e/g")
+			e.rename("e/g", "e/h")
 			if tc.ownPID != nil {
 				e.in.Done(hold, chain...)
 			}
@@ -506,20 +500,14 @@ func TestDetector_OwnRenameOfATreeIsNotScanned(t *testing.T) {
 			}
 			e.quiet()
 			before := len(e.seen)
-			ren := func(from, to string) {
-				t.Helper()
-				if err := os.Rename(filepath.Join(e.root, from), filepath.Join(e.root, to)); err != nil {
-					t.Fatal(err)
-				}
-			}
 			found := []string{"d/u"}
 			if tc.swap {
-				ren("x", "t")
-				ren("y", "x")
-				ren("t", "y")
+				e.rename("x", "t")
+				e.rename("y", "x")
+				e.rename("t", "y")
 				found = []string{"y/u", "x/v"}
 			} else {
-				ren("x", "d")
+				e.rename("x", "d")
 			}
 			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
 				t.Fatal(err)
@@ -531,6 +519,14 @@ func TestDetector_OwnRenameOfATreeIsNotScanned(t *testing.T) {
 				t.Fatalf("%v reported: %v, want %v; saw %v", found, got, tc.want, describe(e.seen[before:]))
 			}
 		})
+	}
+}
+
+// rename renames from to to, both below the root.
+func (e *env) rename(from, to string) {
+	e.t.Helper()
+	if err := os.Rename(filepath.Join(e.root, from), filepath.Join(e.root, to)); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
