@@ -597,12 +597,6 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 	}
 }
 
-// ownRename reports whether c is a rename by this agent itself (a peer's,
-// replayed by the receiver, which records it), and nothing more.
-func ownRename(c change.Change) bool {
-	return c.Echo && c.Op.Has(change.Rename) && c.Op&(change.Create|change.Write) == 0
-}
-
 // filterBatch bounds how many ready changes filter compares at once.
 const filterBatch = 1024
 
@@ -617,7 +611,7 @@ func (d *Detector) changed(rootfd int, cs []change.Change, received bool) []chan
 	out := cs[:0:0]
 	err := d.Index.View(func(tx *index.Tx) error {
 		for _, c := range cs {
-			if ownRename(c) {
+			if c.Echo && c.Op.Has(change.Rename) && c.Op&(change.Create|change.Write) == 0 {
 				// This agent's own rename: a peer's, replayed here by the
 				// receiver, which recorded it. Compared with the index
 				// when it is read, its names may hold something else by
