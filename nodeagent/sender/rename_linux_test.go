@@ -1334,3 +1334,33 @@ func TestSender_Start_aSwapWhileARunPushes(t *testing.T) {
 		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
 	}
 }
+
+// TestSender_Start_aSwapWhileARunDeletes: p/e/f removed here and
+// journaled; its delete checks p/e/f gone here, and then, before rsync
+// reads it, the swap mv p/d p/t; mv p/e p/d; mv p/t p/e puts the old
+// p/d's file there (gateDeletes). rsync sends it instead of deleting it,
+// into the peer's p/e, which has the swap ahead of it. The swap, replayed
+// after the run, takes that copy to p/d, where nothing of it is here: the
+// sender deletes it there (overtaken). Before, the peer kept it for good
+// (the stress test, seed 156, the fifty-first session: a file written
+// into a swapped-in directory while a run deleted its old name).
+func TestSender_Start_aSwapWhileARunDeletes(t *testing.T) {
+	r := newRig(t, 122)
+	serveReceiver(t, r, basePort+123)
+	r.onBoth([]string{"p", "p/d", "p/e"}, []string{"p/d/f", "p/e/f"})
+	if err := os.Remove(filepath.Join(r.root, "p/e/f")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "p/e/f", Op: change.Remove})
+	whileGated := r.gateDeletes()
+	r.start()
+	whileGated(func() {
+		r.mvJournaled("p/d", "p/t")
+		r.mvJournaled("p/e", "p/d")
+		r.mvJournaled("p/t", "p/e")
+	})
+	r.untilNothingPending()
+	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
+		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
+	}
+}

@@ -1323,7 +1323,16 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		res, err := s.deleteRun(ctx, rootfd, b, pathsOf(b.deletes), &staleDirs)
 		deleted = confirmed(b.deletes, res)
 		told.implied = append(told.implied, res.Implied...)
-		told.sentInstead = append(told.sentInstead, sentByDelete(res)...)
+		instead := sentByDelete(res)
+		told.sentInstead = append(told.sentInstead, instead...)
+		// What rsync sent instead was made here while it read the list:
+		// most often by a rename (a swap, a directory moved over the
+		// path's parent), which the peer has ahead of it and which takes
+		// that copy along when replayed. As a push's paths (overtaken),
+		// by content: the same test, seed 156, the fifty-first session,
+		// a file written into a swapped-in directory that the swap's
+		// replay then took to where nothing of it was here.
+		s.overtaken.add(instead, change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 		// Each removal below a deleted directory with that directory: one
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
