@@ -1,11 +1,15 @@
 package sender
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,26 +17,42 @@ import (
 	"github.com/jailsync/jailsync/internal/poll"
 )
 
-// rsyncGateEnv names the directory of a gated rsync client (gateDeletes).
+// rsyncGateEnv names the directory of a gated rsync client (gateDeletes,
+// chmodWhileListed).
 const rsyncGateEnv = "JAILSYNC_SENDER_TEST_RSYNC_GATE"
 
 // TestMain runs the test binary as a gated rsync client when a test made
-// it one (gateDeletes), and the tests otherwise.
+// it one (rsyncGateEnv), and the tests otherwise.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(rsyncGateEnv); dir != "" {
-		fmt.Fprintln(os.Stderr, gatedRsync(dir))
-		os.Exit(1) // gatedRsync returns only when it cannot exec rsync
+		err := gatedRsync(dir)
+		var exit *exec.ExitError
+		if err == nil {
+			os.Exit(0) // rsync, run as a child, succeeded
+		}
+		if errors.As(err, &exit) {
+			os.Exit(exit.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "gated rsync:", err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
 
-// gatedRsync is the client of a gated test: a delete (--delete-missing-
-// args) says it is waiting (dir/waiting), after the sender checked its
-// paths and before rsync reads them, and goes on once the test opens
-// the gate (dir/open); any other run goes at once. Then it is rsync, with
-// the arguments, environment and standard input it was given.
+// gatedRsync is the client of a gated test, then rsync, with the
+// arguments, environment and standard input it was given. A delete
+// (--delete-missing-args) of a test that gates deletes (dir/deletes)
+// says it is waiting (dir/waiting), after the sender checked its paths
+// and before rsync reads them, and goes on once the test opens the gate
+// (dir/open). The first push of a test that changes a file while rsync
+// lists it (dir/chmod) runs as chmodWhileListed says.
 func gatedRsync(dir string) error {
-	if slices.Contains(os.Args[1:], "--delete-missing-args") {
+	if cfg, err := os.ReadFile(filepath.Join(dir, "chmod")); err == nil && !slices.Contains(os.Args[1:], "--delete-missing-args") {
+		if err := os.Mkdir(filepath.Join(dir, "chmodded"), 0o700); err == nil {
+			return chmodWhileListing(strings.Split(string(cfg), "\x00"))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "deletes")); err == nil && slices.Contains(os.Args[1:], "--delete-missing-args") {
 		if err := os.WriteFile(filepath.Join(dir, "waiting"), nil, 0o600); err != nil {
 			return err
 		}
@@ -59,6 +79,9 @@ func gatedRsync(dir string) error {
 func (r *rig) gateDeletes() (whileGated func(between func())) {
 	r.t.Helper()
 	dir := r.t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "deletes"), nil, 0o600); err != nil {
+		r.t.Fatal(err)
+	}
 	r.t.Setenv(rsyncGateEnv, dir)
 	r.sender.Options.RsyncPath = os.Args[0]
 	return func(between func()) {
@@ -74,4 +97,66 @@ func (r *rig) gateDeletes() (whileGated func(between func())) {
 			r.t.Fatal(err)
 		}
 	}
+}
+
+// chmodWhileListed has the rig's first push change the mode of a file
+// (its path here, named file; mode) while rsync lists the run: after
+// rsync has read one of names (the first of them in the list) and before
+// it reads the rest, as rsync reads a list on its standard input name by
+// name and looks at each as it reads it (flist.c, send_file_list).
+func (r *rig) chmodWhileListed(file string, mode os.FileMode, names ...string) {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	cfg := append([]string{filepath.Join(r.root, file), fmt.Sprintf("%o", mode)}, names...)
+	if err := os.WriteFile(filepath.Join(dir, "chmod"), []byte(strings.Join(cfg, "\x00")), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Setenv(rsyncGateEnv, dir)
+	r.sender.Options.RsyncPath = os.Args[0]
+}
+
+// chmodWhileListing runs rsync with the list it was given, handed over
+// name by name, and sets cfg[0]'s mode to cfg[1] (octal) 200 ms after it
+// handed over the first of cfg[2:].
+func chmodWhileListing(cfg []string) error {
+	if len(cfg) < 3 {
+		return fmt.Errorf("chmod config %q: want a file, a mode and names", cfg)
+	}
+	var mode uint32
+	if _, err := fmt.Sscanf(cfg[1], "%o", &mode); err != nil {
+		return err
+	}
+	list, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return err
+	}
+	path, err := exec.LookPath("rsync")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path, os.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := false
+	for name := range bytes.SplitSeq(bytes.TrimSuffix(list, []byte{0}), []byte{0}) {
+		if _, err := in.Write(append(name, 0)); err != nil {
+			return err
+		}
+		if !done && slices.Contains(cfg[2:], strings.TrimPrefix(string(name), "./")) { // the sender's ./ keeps a leading dash a name
+			done = true
+			time.Sleep(200 * time.Millisecond)
+			if err := os.Chmod(cfg[0], os.FileMode(mode)); err != nil {
+				return err
+			}
+		}
+	}
+	in.Close()
+	return cmd.Wait()
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/jailsync/jailsync/nodeagent/change"
 )
 
@@ -187,4 +189,69 @@ func TestSender_Start_aLinkedFileWrittenAnewWhileARunSendsIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSender_Start_aLinkedFileChangedWhileRsyncListsTheRun: l/a and l/b,
+// one file, and twenty files listed after them, made here and sent in
+// one run; l/a's mode changes between rsync's look at l/a and at l/b
+// (chmodWhileListed). rsync's list then hands the peer l/a's old mode for
+// every later file whose mode is l/a's new one (batch.skewedBy): without
+// a word, rsync's exit and itemized lines say they arrived as sent. The
+// sender sends every path of such a run again, and the peer ends with
+// each file's mode and mtime as here. Before, the twenty kept the wrong
+// mode there (the stress test, seed 162, the fifty-first session: mtimes
+// with another file's seconds).
+func TestSender_Start_aLinkedFileChangedWhileRsyncListsTheRun(t *testing.T) {
+	r := newRig(t, 124)
+	serveReceiver(t, r, basePort+125)
+	if err := os.Mkdir(filepath.Join(r.root, "l"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cs := []change.Change{{Path: "l/a", Op: change.Create | change.Write}, {Path: "l/b", Op: change.Create}}
+	if err := os.WriteFile(filepath.Join(r.root, "l/a"), []byte("one file, two names"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(r.root, "l/a"), filepath.Join(r.root, "l/b")); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for i := range 20 {
+		p := fmt.Sprintf("l/v%02d", i) // beside them: a directory's entry between would set both sides again
+		if err := os.WriteFile(filepath.Join(r.root, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+		cs = append(cs, change.Change{Path: p, Op: change.Create | change.Write})
+	}
+	r.journalFinished(cs...)
+	r.chmodWhileListed("l/a", 0o644, "l/a", "l/b")
+	r.start()
+	// The chmod's event, once the run that sent l/a and l/b while it was
+	// made is over (it holds them until they are journaled again); Again,
+	// as the sender's index holds them as they are by then.
+	r.firstReport()
+	if err := r.journal.Again([]string{"peer"}, change.Attrib, []string{"l/a", "l/b"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r.sender.Wake <- struct{}{}:
+	default:
+	}
+	r.untilNothingPending()
+	for _, p := range append([]string{"l/a", "l/b"}, files...) {
+		here, there := attrsOf(t, filepath.Join(r.root, p)), attrsOf(t, filepath.Join(r.peerRoot, p))
+		if here != there {
+			t.Errorf("%s: %s here, %s on the peer", p, here, there)
+		}
+	}
+}
+
+// attrsOf returns p's mode, mtime and link count, for the test to compare.
+func attrsOf(t *testing.T, p string) string {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("mode %o mtime %d.%09d links %d", st.Mode, st.Mtim.Sec, st.Mtim.Nsec, st.Nlink)
 }

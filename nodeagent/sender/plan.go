@@ -9,6 +9,7 @@ package sender
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 
@@ -220,6 +221,68 @@ func (b *batch) linkMates(rootfd int, changed map[string]bool) (_ map[string]boo
 		}
 	}
 	return changed, mates
+}
+
+// skewedBy returns a file among changed (the sent paths that changed while
+// the run sent them) that had other names in the run's list when planned,
+// or has other names now; "" when none did. rsync's file list then may
+// have handed the peer other attributes than this member's for any path
+// of the run, without a word: the list sends a file's mtime (in seconds),
+// mode, owner and group only where they differ from the entry before it,
+// and a hard link's entry, abbreviated to the index of the first name of
+// its inode, sets the receiver's "entry before" to that first name's
+// values while the sender's is what it read for the link itself
+// (flist.c, send_file_entry and recv_file_entry, rsync 3.5.0). When the
+// file changed between rsync's lstat of the two names (touch, chmod, a
+// write), the two sides differ from there on: each later entry that
+// repeats the sender's value gets the first name's on the peer. Ours:
+// twenty files whose mtimes shared a second, listed after two names of a
+// file touched meanwhile, got the seconds of its old mtime and kept their
+// own nanoseconds, in 38 rsync runs of 200; a chmod did the same to their
+// modes in 35 of 200. The peer then took them for its own changes and
+// sent them to every member, the writer too (the stress test, seed 162,
+// the fifty-first session).
+func (b *batch) skewedBy(rootfd int, changed map[string]bool) string {
+	if len(changed) == 0 {
+		return ""
+	}
+	for _, f := range b.linked {
+		if changed[f.path] {
+			return f.path
+		}
+	}
+	for _, name := range b.links {
+		if changed[name] {
+			return name
+		}
+	}
+	// Made another name of a file during the run (ln), or a number
+	// freed and taken again: rsync matches names by device and inode.
+	for _, p := range slices.Sorted(maps.Keys(changed)) {
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, p, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
+			return p
+		}
+	}
+	return ""
+}
+
+// withEvery returns mates with every path of lists added that is neither
+// among them nor changed, once each.
+func withEvery(mates []string, changed map[string]bool, lists ...[]string) []string {
+	in := make(map[string]bool, len(mates))
+	for _, p := range mates {
+		in[p] = true
+	}
+	for _, l := range lists {
+		for _, p := range l {
+			if !in[p] && !changed[p] {
+				in[p] = true
+				mates = append(mates, p)
+			}
+		}
+	}
+	return mates
 }
 
 // backSince returns those of paths, deleted on the peer by a run, that

@@ -1291,6 +1291,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// of its own.
 		changed = b.changedSince(rootfd, pathsOf(sent))
 		changed, mates = b.linkMates(rootfd, changed)
+		if f := b.skewedBy(rootfd, changed); f != "" {
+			// Any path of the run may hold other attributes on the peer
+			// than here (batch.skewedBy): each goes again, as the other
+			// names of a file written anew do, and so do the directories
+			// the run set there.
+			mates = withEvery(mates, changed, pathsOf(sent), linksSent)
+			staleDirs = append(staleDirs, told.implied...)
+			s.Log.V(1).Info("a file with other names changed while rsync listed it; every path of the run goes again", "file", f, "paths", len(mates))
+		}
 		changed = s.crossing(changed, pathsOf(sent))
 		if len(changed) > 0 {
 			for _, e := range sent {
