@@ -157,6 +157,13 @@ func (r *rig) mkdirAndMoveInto(dir, src string) {
 func (r *rig) runUntilIdentical() {
 	r.t.Helper()
 	r.start()
+	r.untilIdentical()
+}
+
+// untilIdentical waits until nothing is pending, and fails the test
+// unless the peer's tree is this member's.
+func (r *rig) untilIdentical() {
+	r.t.Helper()
 	r.untilNothingPending()
 	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
 		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
@@ -1076,10 +1083,7 @@ func TestSender_Start_twoDirectoriesSwappedReadInTwoParts(t *testing.T) {
 	r.journalFinished(change.Change{Path: "c/d", OldPath: "x/e", Op: change.Rename}, change.Change{Path: "x/e", OldPath: "c/t", Op: change.Rename})
 	r.journalFound("c/d/d7", "x/e/a", "x/e/b")
 	r.sender.Wake <- struct{}{}
-	r.untilNothingPending()
-	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
-		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-	}
+	r.untilIdentical()
 }
 
 // TestSender_Start_aRefusedRenamesOldNameMovedByALaterRename: mv d/f g;
@@ -1329,10 +1333,7 @@ func TestSender_Start_aSwapWhileARunPushes(t *testing.T) {
 	r.mvJournaled("p/d", "p/t")
 	r.mvJournaled("p/e", "p/d")
 	r.mvJournaled("p/t", "p/e")
-	r.untilNothingPending()
-	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
-		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-	}
+	r.untilIdentical()
 }
 
 // TestSender_Start_aSwapWhileARunDeletes: p/e/f removed here and
@@ -1359,8 +1360,5 @@ func TestSender_Start_aSwapWhileARunDeletes(t *testing.T) {
 		r.mvJournaled("p/e", "p/d")
 		r.mvJournaled("p/t", "p/e")
 	})
-	r.untilNothingPending()
-	if here, there := treeOf(r.t, r.root), treeOf(r.t, r.peerRoot); !slices.Equal(here, there) {
-		r.t.Errorf("the peer's tree differs:\n here:  %q\n there: %q", here, there)
-	}
+	r.untilIdentical()
 }
