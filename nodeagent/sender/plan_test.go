@@ -265,3 +265,49 @@ func TestTopMost(t *testing.T) {
 		})
 	}
 }
+
+// TestBatch_SkewedBy: which changed paths can have parted rsync's file
+// list (batch.skewedBy) and which cannot, on real files.
+func TestBatch_SkewedBy(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []string{"one", "two-a", "lone"} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// two-a got another name after the run was planned (ln two-a two-b).
+	if err := os.Link(filepath.Join(root, "two-a"), filepath.Join(root, "two-b")); err != nil {
+		t.Fatal(err)
+	}
+	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(rootfd)
+	planned := batch{
+		linked: []linkedFile{{path: "g/first", id: inode{1, 2}}},
+		links:  []string{"g/second"},
+	}
+	for _, tc := range []struct {
+		name    string
+		changed []string
+		want    string
+	}{
+		{"nothing changed", nil, ""},
+		{"a file of one name", []string{"one"}, ""},
+		{"gone since", []string{"lone-gone"}, ""},
+		{"a planned group's file", []string{"one", "g/first"}, "g/first"},
+		{"a planned group's other name", []string{"g/second"}, "g/second"},
+		{"a file with other names now", []string{"one", "two-a"}, "two-a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			changed := make(map[string]bool)
+			for _, p := range tc.changed {
+				changed[p] = true
+			}
+			if got := planned.skewedBy(rootfd, changed); got != tc.want {
+				t.Errorf("skewedBy(%q) = %q, want %q", tc.changed, got, tc.want)
+			}
+		})
+	}
+}
