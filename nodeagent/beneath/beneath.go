@@ -47,6 +47,24 @@ func Lstat(rootfd int, rel string, st *unix.Stat_t) error {
 	})
 }
 
+// RemoveEmptyDir removes rel, resolved beneath the directory rootfd as
+// Lstat resolves it, where it is an empty directory (rmdir: ENOTEMPTY and
+// ENOTDIR otherwise, and nothing is removed).
+func RemoveEmptyDir(rootfd int, rel string) error {
+	if err := CheckRel(rel); err != nil {
+		return err
+	}
+	if rel == "." {
+		return fmt.Errorf("rmdir %q: the root itself", rel)
+	}
+	return at(rootfd, rel, func(dfd int, name string) error {
+		if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil {
+			return fmt.Errorf("rmdir %q: %w", rel, err)
+		}
+		return nil
+	})
+}
+
 // Readlink returns the target of the symlink rel, resolved beneath the
 // directory rootfd as Lstat resolves it.
 func Readlink(rootfd int, rel string) (string, error) {

@@ -3,6 +3,7 @@ package beneath
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -68,5 +69,54 @@ func mustWrite(t *testing.T, p string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRemoveEmptyDir: an empty directory goes; a directory with an entry,
+// a file, a symlink to an empty directory and a directory reached through
+// a symlink stay, each with an error.
+func TestRemoveEmptyDir(t *testing.T) {
+	for _, tc := range []struct {
+		name, rel string
+		make      func(t *testing.T, root, outside string)
+		removed   bool
+	}{
+		{"an empty directory", "a/e", func(t *testing.T, root, _ string) { mustMkdir(t, filepath.Join(root, "a", "e")) }, true},
+		{"a directory with a file", "a", func(t *testing.T, root, _ string) {
+			mustMkdir(t, filepath.Join(root, "a"))
+			mustWrite(t, filepath.Join(root, "a", "f"))
+		}, false},
+		{"a file", "f", func(t *testing.T, root, _ string) { mustWrite(t, filepath.Join(root, "f")) }, false},
+		{"a symlink to an empty directory", "l", func(t *testing.T, root, outside string) {
+			mustMkdir(t, filepath.Join(outside, "e"))
+			if err := os.Symlink(filepath.Join(outside, "e"), filepath.Join(root, "l")); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"an empty directory through a symlink", "l/e", func(t *testing.T, root, outside string) {
+			mustMkdir(t, filepath.Join(outside, "e"))
+			if err := os.Symlink(outside, filepath.Join(root, "l")); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, outside := t.TempDir(), t.TempDir()
+			tc.make(t, root, outside)
+			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(rootfd)
+			err = RemoveEmptyDir(rootfd, tc.rel)
+			_, lerr := os.Lstat(filepath.Join(root, tc.rel))
+			gone := os.IsNotExist(lerr)
+			if gone != tc.removed || (err == nil) != tc.removed {
+				t.Errorf("RemoveEmptyDir(%q): err %v, gone %v; want removed %v", tc.rel, err, gone, tc.removed)
+			}
+			if _, err := os.Lstat(filepath.Join(outside, "e")); strings.HasPrefix(tc.rel, "l") && err != nil {
+				t.Errorf("%s: the directory the symlink leads to went: %v", tc.rel, err)
+			}
+		})
 	}
 }

@@ -311,7 +311,12 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			}
 			return nil
 		}
+		var madeForDelete []string
 		for i, p := range sent {
+			if i < len(states) && states[i].Dir && states[i].ForDelete {
+				madeForDelete = append(madeForDelete, p) // below, once the rest is recorded
+				continue
+			}
 			if i < len(states) && states[i].Dir {
 				// A directory rsync made or changed above a listed path:
 				// the sender's now, whatever the run did below it.
@@ -416,6 +421,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				return err
 			}
 		}
+		if err := r.unmake(tx, madeForDelete); err != nil {
+			return err
+		}
 		for ino := range sentFiles {
 			if err := tx.RecordOtherNames(r.RootFD, ino); err != nil {
 				return err
@@ -466,6 +474,37 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// end another run's hold of them.
 	if known {
 		a.release(r.Held, a.paths...)
+	}
+	return nil
+}
+
+// unmake removes the directories a delete made here to reach a path it
+// deleted below them (peer.FileState.ForDelete), deepest first, where each
+// is still an empty directory the index does not hold: this member lacked
+// them (renamed or removed since the sender last looked), and only the
+// delete's rsync, which sends a deleted path's parents (--relative), made
+// them. Kept, a directory that a writer here had renamed away came back
+// here and went to every member (the stress test, seed 163, the
+// fifty-first session). One that is not empty (a run put something there
+// meanwhile) or was held before stays, recorded as the run's directories
+// are (recordDir). Its removal reads, at the detector, as what the index
+// holds (nothing): no change of this member's.
+func (r *Receiver) unmake(tx *index.Tx, dirs []string) error {
+	slices.SortFunc(dirs, func(a, b string) int {
+		return strings.Count(b, "/") - strings.Count(a, "/")
+	})
+	for _, p := range dirs {
+		switch _, held, err := tx.Get(p); {
+		case err != nil:
+			return err
+		case !held:
+			if err := beneath.RemoveEmptyDir(r.RootFD, p); err == nil {
+				continue
+			}
+		}
+		if err := r.recordDir(tx, p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1806,3 +1806,36 @@ func TestReceiver_RenameAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty: directories a run
+// made only to reach a deleted path (peer.FileState.ForDelete) are
+// removed, deepest first, where each is an empty directory the index does
+// not hold (unmake); one a run filled meanwhile, and one the index held,
+// stay, recorded.
+func TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	for _, d := range []string{"m/e", "full", "held"} {
+		mustOK(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	mustOK(t, os.WriteFile(filepath.Join(root, "full/f"), []byte("put there meanwhile"), 0o644))
+	mustOK(t, r.Index.Update(func(tx *index.Tx) error { return tx.Record(r.RootFD, "held") }))
+	made := peer.FileState{Dir: true, ForDelete: true}
+	sent := []string{"m", "m/e", "full", "held"}
+	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"m/e/gone", "full/gone", "held/gone"}))
+	mustOK(t, r.Received(ctx, "n1", "run-1", sent, []peer.FileState{made, made, made, made}, []string{"m/e/gone", "full/gone", "held/gone"}))
+	for _, tc := range []struct {
+		path string
+		gone bool
+	}{{"m", true}, {"m/e", true}, {"full", false}, {"full/f", false}, {"held", false}} {
+		_, err := os.Lstat(filepath.Join(root, tc.path))
+		if gone := os.IsNotExist(err); gone != tc.gone {
+			t.Errorf("%s: gone %v, want %v (%v)", tc.path, gone, tc.gone, err)
+		}
+	}
+	for _, p := range []string{"full", "held"} {
+		if same, err := unchanged(r, p); err != nil || !same {
+			t.Errorf("%s not recorded as it is (%v)", p, err)
+		}
+	}
+}

@@ -81,6 +81,27 @@ func TestDelete_ParentGoneHereToo(t *testing.T) {
 	}
 }
 
+// TestDelete_MadeParentsReported: a deleted path whose parents the peer
+// lacks (it renamed them away) and this member still has. rsync
+// --relative makes them there to reach the path, says so ("cd+++++++++"),
+// and the result names them (Made), for the peer to remove again.
+func TestDelete_MadeParentsReported(t *testing.T) {
+	d := startDaemon(t, 61)
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "a/b"), 0o755))
+	write(t, d.dir, "z/b/gone", []byte("renamed there"))
+	res, err := Delete(context.Background(), root, []string{"a/b/gone"}, d.target(), fastOptions())
+	if err != nil {
+		t.Fatalf("delete: %v\n%s", err, res.Stderr)
+	}
+	if want := []string{"a", "a/b"}; !slices.Equal(res.Made, want) || !slices.Equal(res.Implied, want) {
+		t.Errorf("made %q, implied %q; want both %q", res.Made, res.Implied, want)
+	}
+	if fi, err := os.Lstat(d.path("a/b")); err != nil || !fi.IsDir() {
+		t.Errorf("the test's premise: rsync made a/b on the peer (%v)", err)
+	}
+}
+
 // TestDelete_ADirectoryListedWithAPathBelowIt: a directory and a path
 // below it, both gone here, listed in one delete. rsync reads the
 // directory as the missing parent of the other (implied) and says it

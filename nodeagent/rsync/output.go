@@ -50,6 +50,8 @@ type unlisted struct {
 	// times) on the receiver, in the order itemized: not the root, and
 	// not a directory it only listed unchanged.
 	dirs []string
+	// made are those of dirs rsync created there ("cd+++++++++").
+	made []string
 	// removed are the names rsync itemized as deleted ("*deleting"),
 	// listed or not, in the order itemized.
 	removed []string
@@ -102,6 +104,9 @@ func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, 
 			other.n++
 			if name != "." && isDir(it.change) && itemOutcome(it.change) != Unchanged {
 				other.dirs = append(other.dirs, name)
+				if created(it.change) {
+					other.made = append(other.made, name)
+				}
 			}
 		}
 	}

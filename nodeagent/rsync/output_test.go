@@ -66,6 +66,9 @@ func TestParseItems(t *testing.T) {
 	if want := []string{"a", "kept/chmodded", "kept/sp ace"}; !slices.Equal(other.dirs, want) {
 		t.Errorf("implied directories made or changed %q, want %q", other.dirs, want)
 	}
+	if want := []string{"a"}; !slices.Equal(other.made, want) {
+		t.Errorf("implied directories made %q, want %q", other.made, want)
+	}
 	if want := []string{"d", "d/inner"}; !slices.Equal(other.removed, want) {
 		t.Errorf("removed %q, want %q", other.removed, want)
 	}

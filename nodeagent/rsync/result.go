@@ -91,6 +91,12 @@ type Result struct {
 	// with their mode, owner and times): they are the sender's now, though
 	// nobody listed them. In the order rsync itemized them.
 	Implied []string
+	// Made are those of Implied that rsync created there (itemized
+	// "+++++++++"): in a Delete, directories made only to reach a deleted
+	// path below them, which the peer did not have (rsync --relative sends
+	// a listed path's parents even for a deletion; without them it would
+	// delete through a symlink in their place).
+	Made []string
 	// Removed are the paths rsync deleted on the receiver ("*deleting"),
 	// listed or not, in the order itemized: in a Push, a directory that a
 	// listed file replaced there, with its contents (--force), which goes
@@ -213,6 +219,16 @@ func (r PathResult) IsDir() bool { return isDir(r.Change) }
 
 // isDir reports an itemized directory (%i's second column).
 func isDir(change string) bool { return len(change) > 1 && change[1] == 'd' && change[0] != '*' }
+
+// Created reports whether rsync made the path there (itemized
+// "+++++++++").
+func (p PathResult) Created() bool { return created(p.Change) }
+
+// created reports whether an itemized change made its name ("+++++++++"
+// after the update type and file type).
+func created(change string) bool {
+	return len(change) > 2 && strings.Trim(change[2:], "+") == ""
+}
 
 // CutShort reports whether rsync ran and exited before its last phase (a
 // signal, a lost connection, a protocol error: not 0, 23 or 24), so that

@@ -90,7 +90,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	}
 	out, err := p.finish(ctx, root, l, progress, []string{o.TempDir, o.PartialDir})
 	res.Exited = p.cmd.ProcessState != nil
-	res.Code, res.Stderr, res.Other, res.Implied, res.Removed = out.code, out.stderr, out.other.n, out.other.dirs, out.other.removed
+	res.Code, res.Stderr, res.Other, res.Implied, res.Made, res.Removed = out.code, out.stderr, out.other.n, out.other.dirs, out.other.made, out.other.removed
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)
 	for _, i := range l.index {

@@ -1362,3 +1362,33 @@ func TestSender_Start_aSwapWhileARunDeletes(t *testing.T) {
 	})
 	r.untilIdentical()
 }
+
+// TestSender_Start_aDeleteMakesNoDirectoryOnThePeer: a/b/gone removed
+// here, where a and a/b stay; the peer has no a (its writer renamed it
+// away, and this member has not replayed that yet). The removal's replay
+// finds nothing there; the run then pushes a/b for its times (renamed-
+// OutOf), and rsync makes a and a/b there, as a delete would to reach
+// a/b/gone (--relative). The peer removes them again, empty and never
+// held there (receiver.unmake). Before, they stayed there for good: on
+// the stress test's writer, a directory it had renamed away came back,
+// and went to every member (seed 163, the fifty-first session).
+func TestSender_Start_aDeleteMakesNoDirectoryOnThePeer(t *testing.T) {
+	r := newRig(t, 126)
+	serveReceiver(t, r, basePort+127)
+	if err := os.MkdirAll(filepath.Join(r.root, "a/b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.root, "a/b/gone"), []byte("sent before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.settle("a", "a/b", "a/b/gone") // synced once, as this member holds it
+	if err := os.Remove(filepath.Join(r.root, "a/b/gone")); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "a/b/gone", Op: change.Remove})
+	r.start()
+	r.untilNothingPending()
+	if _, err := os.Lstat(filepath.Join(r.peerRoot, "a")); !os.IsNotExist(err) {
+		t.Errorf("a on the peer: %v; want none (the delete made it only to reach a/b/gone)", err)
+	}
+}

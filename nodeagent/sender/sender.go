@@ -1235,6 +1235,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		sent = confirmed(b.sends, res)
 		told.push(res)
 		told.implied = append(told.implied, confirmedPaths(outOf, res)...)
+		told.madeForDelete = append(told.madeForDelete, madeForOutOf(outOf, slices.Concat(pathsOf(b.sends), b.links), res)...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		again := unchangedWrites(b, res)
@@ -1332,6 +1333,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		res, err := s.deleteRun(ctx, rootfd, b, pathsOf(b.deletes), &staleDirs)
 		deleted = confirmed(b.deletes, res)
 		told.implied = append(told.implied, res.Implied...)
+		told.madeForDelete = append(told.madeForDelete, res.Made...)
 		instead := sentByDelete(res)
 		told.sentInstead = append(told.sentInstead, instead...)
 		// What rsync sent instead was made here while it read the list:
@@ -1619,6 +1621,32 @@ func renamedOutOf(rootfd int, dirs []string) []string {
 		}
 	}
 	return out
+}
+
+// madeForOutOf returns the directories a push made on the peer only for
+// outOf (renamedOutOf: directories pushed for their times, after renames
+// and removals took names out of them there): those of outOf it created
+// there, and the parents it created above them and above no other listed
+// path. The peer lacked them (a rename or removal of its own, not
+// replayed here yet, took them away); they go as made for a delete
+// (peer.FileState.ForDelete).
+func madeForOutOf(outOf, listed []string, res rsync.Result) []string {
+	var made []string
+	for _, p := range res.Paths {
+		if p.Created() && slices.Contains(outOf, p.Path) {
+			made = append(made, p.Path)
+		}
+	}
+	if len(made) == 0 {
+		return nil
+	}
+	for _, d := range res.Made {
+		above := func(p string) bool { return strings.HasPrefix(p, d+"/") }
+		if slices.ContainsFunc(made, above) && !slices.ContainsFunc(listed, above) {
+			made = append(made, d)
+		}
+	}
+	return made
 }
 
 // failedEntries are the entries of fs.
@@ -1975,6 +2003,12 @@ type confirmation struct {
 // went to every member (the stress test).
 type named struct {
 	sentInstead, unconfirmed, unspoken, vanished, implied, removed []string
+	// madeForDelete are the directories a delete made on the peer to
+	// reach a deleted path (peer.FileState.ForDelete): the peer lacked
+	// them. Made again there, a directory a writer there had renamed
+	// away came back on it, and on every member (the stress test, seed
+	// 163, the fifty-first session).
+	madeForDelete []string
 }
 
 // push adds what a push's result says it did on the peer beyond the paths
@@ -2015,6 +2049,7 @@ func confirmationOf(sent []string, states []peer.FileState, gone []string, n nam
 	name(n.unconfirmed, peer.FileState{Unconfirmed: true})
 	name(n.unspoken, peer.FileState{Unspoken: true})
 	name(n.vanished, peer.FileState{Vanished: true})
+	name(n.madeForDelete, peer.FileState{Dir: true, ForDelete: true})
 	name(n.implied, peer.FileState{Dir: true})
 	tops, _ := topMostBy(n.removed, func(p string) string { return p })
 	for _, p := range tops {
