@@ -139,6 +139,15 @@ func (r *rig) mvJournaled(from, to string) {
 	}
 }
 
+// swapJournaled swaps a and b here through tmp (mv a tmp; mv b a; mv tmp
+// b) and journals the three renames.
+func (r *rig) swapJournaled(a, b, tmp string) {
+	r.t.Helper()
+	r.mvJournaled(a, tmp)
+	r.mvJournaled(b, a)
+	r.mvJournaled(tmp, b)
+}
+
 // mkdirAndMoveInto makes the directory dir (mode 0750) and moves src into
 // it (mkdir n; mv d n/d), and journals both.
 func (r *rig) mkdirAndMoveInto(dir, src string) {
@@ -1330,9 +1339,7 @@ func TestSender_Start_aSwapWhileARunPushes(t *testing.T) {
 	r.write("p/e/f", "p/e/f, rewritten")
 	r.start()
 	r.untilInTransfer()
-	r.mvJournaled("p/d", "p/t")
-	r.mvJournaled("p/e", "p/d")
-	r.mvJournaled("p/t", "p/e")
+	r.swapJournaled("p/d", "p/e", "p/t")
 	r.untilIdentical()
 }
 
@@ -1355,11 +1362,7 @@ func TestSender_Start_aSwapWhileARunDeletes(t *testing.T) {
 	r.journalFinished(change.Change{Path: "p/e/f", Op: change.Remove})
 	whileGated := r.gateDeletes()
 	r.start()
-	whileGated(func() {
-		r.mvJournaled("p/d", "p/t")
-		r.mvJournaled("p/e", "p/d")
-		r.mvJournaled("p/t", "p/e")
-	})
+	whileGated(func() { r.swapJournaled("p/d", "p/e", "p/t") })
 	r.untilIdentical()
 }
 
