@@ -1374,6 +1374,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.account(&r, res, err)
 	}
 	pushed()
+	// Not the directories made only for a removal: the peer removes
+	// them (peer.FileState.ForDelete), and pushed again they would stay.
+	staleDirs = slices.DeleteFunc(staleDirs, func(d string) bool { return slices.Contains(told.madeForDelete, d) })
 	s.againDirs(rootfd, staleDirs)
 	done := slices.Concat(sent, deleted, replaced, b.skipped)
 	if len(changed) > 0 {
