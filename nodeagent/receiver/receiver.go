@@ -286,7 +286,14 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		// member's, a name the sender no longer has for that file (ln c28
 		// h15; mv h15 m15; a new h15 written) read here as this member's
 		// change, went back to every member as such, and replaced the
-		// sender's new h15 (the stress test, seed 21).
+		// sender's new h15 (the stress test, seed 21). So are the other
+		// names of a file sent without a state (noState), recorded as
+		// this member holds it: the same inode, as it is. Left to
+		// RefreshLinks, a mode the run set through that name read, at the
+		// next rename of another name, as this member's change, which went
+		// to the writer and replaced its newest version (the stress test,
+		// seed 163, the fifty-first session: runs whose every path went
+		// without a state, sender.batch.skewedBy).
 		sentFiles := make(map[uint64]bool)
 		var below func(dir string) error
 		below = func(dir string) error { // a directory removed takes its tree's names, as index.Tx.Delete walks it
@@ -391,7 +398,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			if err := r.record(tx, p); err != nil {
 				return err
 			}
-			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && i < len(states) && states[i].Regular {
+			if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && i < len(states) && (states[i].Regular || noState(states[i])) {
 				sentFiles[uint64(st.Ino)] = true
 			}
 		}
@@ -507,6 +514,14 @@ func (r *Receiver) unmake(tx *index.Tx, dirs []string) error {
 		}
 	}
 	return nil
+}
+
+// noState reports whether s says nothing of the path it goes with: the
+// sender asks the receiver to record what it holds (a file that changed
+// while the run sent it, another name of one, every path of a run whose
+// file list may have handed the peer other attributes).
+func noState(s peer.FileState) bool {
+	return !s.Regular && !s.Symlink && !s.Dir && !s.Unconfirmed && !s.Unspoken && !s.Vanished
 }
 
 // recordImplied records the directories above the sent paths that the

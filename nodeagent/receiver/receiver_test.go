@@ -1839,3 +1839,32 @@ func TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiver_OtherNamesOfAFileSentWithoutAState: a run confirms x,
+// which has another name y here, without a state (the sender asks that it
+// be recorded as held), after setting its mode: y is recorded as it is too
+// (one inode). Left as the index held it, y's mode read as this member's
+// change at the next compare (a rename of y replayed here), and went to
+// the writer over its newest version (the stress test, seed 163).
+func TestReceiver_OtherNamesOfAFileSentWithoutAState(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	mustOK(t, os.WriteFile(filepath.Join(root, "x"), []byte("one file"), 0o600))
+	mustOK(t, os.Link(filepath.Join(root, "x"), filepath.Join(root, "y")))
+	mustOK(t, r.Index.Update(func(tx *index.Tx) error {
+		for _, p := range []string{"x", "y"} {
+			if err := tx.Record(r.RootFD, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"x"}))
+	mustOK(t, os.Chmod(filepath.Join(root, "x"), 0o644)) // as the run sets it
+	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"x"}, []peer.FileState{{}}, nil))
+	for _, p := range []string{"x", "y"} {
+		if same, err := unchanged(r, p); err != nil || !same {
+			t.Errorf("%s not recorded as it is (%v)", p, err)
+		}
+	}
+}
