@@ -1634,6 +1634,9 @@ func renamedOutOf(rootfd int, dirs []string) []string {
 // replayed here yet, took them away); they go as made for a delete
 // (peer.FileState.ForDelete).
 func madeForOutOf(outOf, listed []string, res rsync.Result) []string {
+	if len(outOf) == 0 {
+		return nil // most pushes: not a look at their paths
+	}
 	var made []string
 	for _, p := range res.Paths {
 		if p.Created() && slices.Contains(outOf, p.Path) {
