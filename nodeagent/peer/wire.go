@@ -40,10 +40,11 @@ type FileState struct {
 	// as it is where it is a directory, and never taken for a change of
 	// the receiver's own. A receiver before it records it as a path sent.
 	Dir bool `json:"dir,omitempty"`
-	// ForDelete (with Dir): a directory rsync made there only to reach a
-	// path a delete removed below it (rsync.Result.Made of a Delete):
-	// the receiver lacked it, having renamed or removed it since the
-	// sender last looked. The receiver removes it again where it is
+	// ForDelete (with Dir): a directory rsync made there only for a
+	// removal: to reach a path a delete removed below it (rsync.Result.Made
+	// of a Delete), or as a directory pushed for its times after a removal
+	// or rename took a name out of it. The receiver lacked it, having
+	// renamed or removed it since the sender last looked. The receiver removes it again where it is
 	// still an empty directory it does not hold. A receiver before it
 	// records it as Dir says, and keeps it.
 	ForDelete bool `json:"forDelete,omitempty"`

@@ -485,12 +485,12 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	return nil
 }
 
-// unmake removes the directories a delete made here to reach a path it
-// deleted below them (peer.FileState.ForDelete), deepest first, where each
-// is still an empty directory the index does not hold: this member lacked
-// them (renamed or removed since the sender last looked), and only the
-// delete's rsync, which sends a deleted path's parents (--relative), made
-// them. Kept, a directory that a writer here had renamed away came back
+// unmake removes the directories a run made here only for a removal
+// (peer.FileState.ForDelete: a delete's rsync, which sends a deleted
+// path's parents, --relative, or the push of a directory for its times
+// after a removal took a name out of it), deepest first, where each is
+// still an empty directory the index does not hold: this member lacked
+// them, having renamed or removed them since the sender last looked. Kept, a directory that a writer here had renamed away came back
 // here and went to every member (the stress test, seed 163, the
 // fifty-first session). One that is not empty (a run put something there
 // meanwhile) or was held before stays, recorded as the run's directories

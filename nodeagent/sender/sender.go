@@ -2009,9 +2009,10 @@ type confirmation struct {
 // went to every member (the stress test).
 type named struct {
 	sentInstead, unconfirmed, unspoken, vanished, implied, removed []string
-	// madeForDelete are the directories a delete made on the peer to
-	// reach a deleted path (peer.FileState.ForDelete): the peer lacked
-	// them. Made again there, a directory a writer there had renamed
+	// madeForDelete are the directories a run made on the peer only for
+	// a removal: a delete's, to reach a deleted path, or a push's, of a
+	// directory a removal or rename took a name out of (madeForOutOf)
+	// (peer.FileState.ForDelete): the peer lacked them. Made again there, a directory a writer there had renamed
 	// away came back on it, and on every member (the stress test, seed
 	// 163, the fifty-first session).
 	madeForDelete []string
