@@ -78,12 +78,7 @@ func gatedRsync(dir string) error {
 // for every delete after.
 func (r *rig) gateDeletes() (whileGated func(between func())) {
 	r.t.Helper()
-	dir := r.t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "deletes"), nil, 0o600); err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Setenv(rsyncGateEnv, dir)
-	r.sender.Options.RsyncPath = os.Args[0]
+	dir := r.gatedClient("deletes", nil)
 	return func(between func()) {
 		r.t.Helper()
 		poll.Until(r.t, 20*time.Second, func() error {
@@ -106,13 +101,22 @@ func (r *rig) gateDeletes() (whileGated func(between func())) {
 // name and looks at each as it reads it (flist.c, send_file_list).
 func (r *rig) chmodWhileListed(file string, mode os.FileMode, names ...string) {
 	r.t.Helper()
-	dir := r.t.TempDir()
 	cfg := append([]string{filepath.Join(r.root, file), fmt.Sprintf("%o", mode)}, names...)
-	if err := os.WriteFile(filepath.Join(dir, "chmod"), []byte(strings.Join(cfg, "\x00")), 0o600); err != nil {
+	r.gatedClient("chmod", []byte(strings.Join(cfg, "\x00")))
+}
+
+// gatedClient makes the test binary the rig's rsync client (gatedRsync),
+// its directory holding the file name with content, and returns that
+// directory.
+func (r *rig) gatedClient(name string, content []byte) string {
+	r.t.Helper()
+	dir := r.t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 	r.t.Setenv(rsyncGateEnv, dir)
 	r.sender.Options.RsyncPath = os.Args[0]
+	return dir
 }
 
 // chmodWhileListing runs rsync with the list it was given, handed over
