@@ -1074,6 +1074,22 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 			return a, fmt.Errorf("new name: %w", err)
 		}
 	}
+	if replace && !a.dir && nst.Ino == a.st.Ino && nst.Dev == a.st.Dev {
+		// Both names are the same file here (a run put the new name
+		// there as a hard link of it before this replay). rename(2)
+		// then does nothing and succeeds (POSIX rename; FreeBSD's
+		// kern_renameat in sys/kern/vfs_syscalls.c: "links to the same
+		// vnode ... nothing to do"), and the old name stayed: read as a
+		// create of this member's own, it went to every member, the
+		// writer too (stress seed 180, the fifty-first session). The
+		// writer's rename left the file at its new name alone: so does
+		// removing the old name.
+		if err := unix.Unlinkat(ofd, oldName, 0); err != nil {
+			r.Held.Done(a.hold, oldRel, newRel)
+			return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
+		}
+		return a, nil
+	}
 	if err := rename(ofd, oldName, nfd, newName); err != nil {
 		r.Held.Done(a.hold, oldRel, newRel)
 		return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}

@@ -2,8 +2,10 @@ package receiver
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,6 +36,7 @@ func TestReceiver_Replay(t *testing.T) {
 		name     string
 		pending  []string          // changed here, not sent yet (Receiver.Pending)
 		written  map[string]string // written here, not journaled yet
+		links    map[string]string // name: the file it is another name of, recorded
 		keep     bool              // spec.deletes: Keep
 		indexed  []string          // held by the index after
 		requests []request
@@ -207,6 +210,19 @@ func TestReceiver_Replay(t *testing.T) {
 		}, []bool{false, false, false}}},
 		// x left its old name: it goes (a refused rename's).
 		want: map[string]string{"dir/b": "12345", "x": "", "y": "yyy", "empty": "/"},
+	}, {
+		// rename(2) of a name onto another name of the same file does
+		// nothing and succeeds (POSIX). Left, the old name read as a
+		// create of this member's own and went to every member, the
+		// writer too (stress seed 180, the fifty-first session: a run
+		// had put the new name there as a hard link before the replay).
+		name:  "a file renamed onto another of its names leaves its old name",
+		links: map[string]string{"x-link": "x"},
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte("x"), New: []byte("x-link"), Size: 2, AsHeld: true, Seq: 1},
+		}, []bool{true}}},
+		want:    map[string]string{"x": "", "x-link": "xx"},
+		indexed: []string{"x-link"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
@@ -222,8 +238,13 @@ func TestReceiver_Replay(t *testing.T) {
 			for p, content := range map[string]string{"x": "xx", "y": "yyy", "empty": "/", "full/f": "12345", "changed": "as sent", "dir/c": "cc"} {
 				writeTree(t, root, p, content)
 			}
+			for name, of := range tc.links {
+				if err := os.Link(filepath.Join(root, of), filepath.Join(root, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if err := r.Index.Update(func(tx *index.Tx) error {
-				for _, p := range []string{"x", "y", "dir", "dir/b", "dir/c", "empty", "full", "full/f", "changed"} {
+				for _, p := range append([]string{"x", "y", "dir", "dir/b", "dir/c", "empty", "full", "full/f", "changed"}, slices.Collect(maps.Keys(tc.links))...) {
 					if err := tx.Record(r.RootFD, p); err != nil {
 						return err
 					}
@@ -248,6 +269,9 @@ func TestReceiver_Replay(t *testing.T) {
 				for _, p := range tc.indexed {
 					if _, ok, _ := tx.Get(p); !ok {
 						t.Errorf("the index does not hold %s", p)
+					}
+					if same, err := tx.Unchanged(r.RootFD, p, false); err != nil || !same {
+						t.Errorf("the index does not hold %s as it is (%v)", p, err)
 					}
 				}
 				return nil
