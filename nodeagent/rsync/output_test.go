@@ -307,6 +307,8 @@ func TestIsVanished(t *testing.T) {
 	}{
 		{`file has vanished: "/src/root/p"`, true},
 		{`rsync: [sender] link_stat "/src/root/x" failed: No such file or directory (2)`, true},
+		{`rsync: [sender] link_stat "/src/root/d/x" failed: Not a directory (20)`, true},
+		{`rsync: [sender] send_files failed to open "/src/root/link_stat x": Not a directory (20)`, false},
 		{`rsync: [sender] send_files failed to open "/src/root/file has vanished: x": Permission denied (13)`, false},
 		{`rsync: [sender] send_files failed to open "/src/root/link_stat x": No such file or directory (2)`, false},
 		{`rsync: [sender] link_stat "/src/root/x" failed: Permission denied (13)`, false},

@@ -17,7 +17,7 @@ import (
 	"github.com/jailsync/jailsync/internal/poll"
 )
 
-// rsyncGateEnv names the directory of a gated rsync client (gateDeletes,
+// rsyncGateEnv names the directory of a gated rsync client (gate,
 // chmodWhileListed).
 const rsyncGateEnv = "JAILSYNC_SENDER_TEST_RSYNC_GATE"
 
@@ -40,19 +40,20 @@ func TestMain(m *testing.M) {
 }
 
 // gatedRsync is the client of a gated test, then rsync, with the
-// arguments, environment and standard input it was given. A delete
-// (--delete-missing-args) of a test that gates deletes (dir/deletes)
-// says it is waiting (dir/waiting), after the sender checked its paths
-// and before rsync reads them, and goes on once the test opens the gate
-// (dir/open). The first push of a test that changes a file while rsync
-// lists it (dir/chmod) runs as chmodWhileListed says.
+// arguments, environment and standard input it was given. An rsync whose
+// arguments hold the one a test gates (dir/gate: --delete-missing-args
+// for a delete, --checksum for a push by checksum) says it is waiting
+// (dir/waiting), after the sender checked its paths and before rsync reads
+// them, and goes on once the test opens the gate (dir/open). The first
+// push of a test that changes a file while rsync lists it (dir/chmod) runs
+// as chmodWhileListed says.
 func gatedRsync(dir string) error {
 	if cfg, err := os.ReadFile(filepath.Join(dir, "chmod")); err == nil && !slices.Contains(os.Args[1:], "--delete-missing-args") {
 		if err := os.Mkdir(filepath.Join(dir, "chmodded"), 0o700); err == nil {
 			return chmodWhileListing(strings.Split(string(cfg), "\x00"))
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "deletes")); err == nil && slices.Contains(os.Args[1:], "--delete-missing-args") {
+	if arg, err := os.ReadFile(filepath.Join(dir, "gate")); err == nil && slices.Contains(os.Args[1:], string(arg)) {
 		if err := os.WriteFile(filepath.Join(dir, "waiting"), nil, 0o600); err != nil {
 			return err
 		}
@@ -72,18 +73,19 @@ func gatedRsync(dir string) error {
 	return syscall.Exec(path, append([]string{"rsync"}, os.Args[1:]...), os.Environ())
 }
 
-// gateDeletes has the rig's deletes wait, each, between the sender's
-// check of their paths and rsync's reading of them, and returns a function
-// that waits until one does and then calls between, and opens the gate
-// for every delete after.
-func (r *rig) gateDeletes() (whileGated func(between func())) {
+// gate has the rig's rsync runs whose arguments hold arg (a delete's
+// --delete-missing-args, a push's --checksum) wait, each, between the
+// sender's check of their paths and rsync's reading of them, and returns
+// a function that waits until one does and then calls between, and opens
+// the gate for every such run after.
+func (r *rig) gate(arg string) (whileGated func(between func())) {
 	r.t.Helper()
-	dir := r.gatedClient("deletes", nil)
+	dir := r.gatedClient("gate", []byte(arg))
 	return func(between func()) {
 		r.t.Helper()
 		poll.Until(r.t, 20*time.Second, func() error {
 			if _, err := os.Stat(filepath.Join(dir, "waiting")); err != nil {
-				return errNotYet("a delete waiting at the gate")
+				return errNotYet("an rsync run waiting at the gate")
 			}
 			return nil
 		})

@@ -1360,7 +1360,7 @@ func TestSender_Start_aSwapWhileARunDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.journalFinished(change.Change{Path: "p/e/f", Op: change.Remove})
-	whileGated := r.gateDeletes()
+	whileGated := r.gate("--delete-missing-args")
 	r.start()
 	whileGated(func() { r.swapJournaled("p/d", "p/e", "p/t") })
 	r.untilIdentical()

@@ -630,51 +630,102 @@ func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *t
 // TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed: a, a
 // file written with its size and mtime kept, goes again by checksum with
 // its other names; h, a new name of it that the first push made on the
-// peer, is renamed away here before that second push, which finds it
-// gone. The peer is still told that it holds h: not told, it took h for
-// a change of its own and sent it, in its old version, to every member
-// (the stress test: that echo replaced the writer's newer files).
+// peer, is gone here before that second push reads it: renamed away before
+// the sender checks the second push's paths, or after that and before
+// rsync reads them (rsync: "No such file or directory"), or its directory
+// swapped with a file then (rsync: "Not a directory"). The peer is still
+// told that it holds h: not told, it took h for a change of its own and
+// sent it, in its old version, to every member (the stress test: that echo
+// replaced the writer's newer files; seed 211 of the fifty-first session,
+// the swap).
 func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.T) {
-	r := newRig(t, 67)
-	recv := peerReceiver(t, r)
-	serveHandler(t, r, recv, basePort+94)
-	r.sameSizeAndMtime("a")
-	if err := os.Link(filepath.Join(r.root, "a"), filepath.Join(r.root, "h")); err != nil {
-		t.Fatal(err)
+	renamed := func(h string) func(t *testing.T, root string) {
+		return func(t *testing.T, root string) {
+			if err := os.Rename(filepath.Join(root, h), filepath.Join(root, "g")); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	r.journalFinished(change.Change{Path: "a", Op: change.Write}, change.Change{Path: "h", Op: change.Create}, r.slowBig())
-	// Looked at as the first run is reported, before the next starts: h,
-	// gone here, is planned again at once and deleted on the peer.
-	var premise, view error
-	var recorded bool
-	report := r.sender.Report
-	var once sync.Once
-	r.sender.Report = func(run Run) {
-		once.Do(func() {
-			if _, premise = os.Lstat(filepath.Join(r.peerRoot, "h")); premise == nil {
-				view = recv.Index.View(func(tx *index.Tx) error {
-					var err error
-					recorded, err = tx.Unchanged(recv.RootFD, "h", false)
-					return err
+	for _, tc := range []struct {
+		name       string
+		slot, port int                             // the rig's, the peer handler's (basePort+)
+		h          string                          // the new name
+		gated      bool                            // gone at the checksum push's gate, else during the first push
+		gone       func(t *testing.T, root string) // takes h away here
+	}{{
+		name: "renamed away before the second push", slot: 67, port: 94,
+		h: "h", gone: renamed("h"),
+	}, {
+		name: "renamed away while the second push lists it", slot: 170, port: 171,
+		h: "h", gated: true, gone: renamed("h"),
+	}, {
+		name: "its directory swapped with a file while the second push lists it", slot: 172, port: 173,
+		h: "d/h", gated: true,
+		gone: func(t *testing.T, root string) {
+			if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, "d"), []byte("a file"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.slot)
+			recv := peerReceiver(t, r)
+			serveHandler(t, r, recv, basePort+uint16(tc.port))
+			r.sameSizeAndMtime("a")
+			if err := os.MkdirAll(filepath.Join(r.root, filepath.Dir(tc.h)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(filepath.Join(r.root, "a"), filepath.Join(r.root, tc.h)); err != nil {
+				t.Fatal(err)
+			}
+			changes := []change.Change{{Path: "a", Op: change.Write}, {Path: tc.h, Op: change.Create}}
+			var whileGated func(func())
+			if tc.gated {
+				whileGated = r.gate("--checksum")
+			} else {
+				changes = append(changes, r.slowBig())
+			}
+			r.journalFinished(changes...)
+			// Looked at as the first run is reported, before the next
+			// starts: h, gone here, is planned again at once and deleted
+			// on the peer.
+			var premise, view error
+			var recorded bool
+			report := r.sender.Report
+			var once sync.Once
+			r.sender.Report = func(run Run) {
+				once.Do(func() {
+					if _, premise = os.Lstat(filepath.Join(r.peerRoot, tc.h)); premise == nil {
+						view = recv.Index.View(func(tx *index.Tx) error {
+							var err error
+							recorded, err = tx.Unchanged(recv.RootFD, tc.h, false)
+							return err
+						})
+					}
 				})
+				report(run)
+			}
+			r.start()
+			if tc.gated {
+				whileGated(func() { tc.gone(t, r.root) })
+			} else {
+				r.untilInTransfer()
+				tc.gone(t, r.root)
+			}
+			run := r.firstReport()
+			if premise != nil {
+				t.Fatalf("the test's premise: the first push made %s on the peer (%v); problems %v", tc.h, premise, run.Problems)
+			}
+			if view != nil {
+				t.Fatal(view)
+			}
+			if !recorded {
+				t.Errorf("the peer does not hold %s as recorded: it takes the name the first push made for a change of its own; problems %v", tc.h, run.Problems)
 			}
 		})
-		report(run)
-	}
-	r.start()
-	r.untilInTransfer()
-	if err := os.Rename(filepath.Join(r.root, "h"), filepath.Join(r.root, "g")); err != nil {
-		t.Fatal(err)
-	}
-	run := r.firstReport()
-	if premise != nil {
-		t.Fatalf("the test's premise: the first push made h on the peer (%v); problems %v", premise, run.Problems)
-	}
-	if view != nil {
-		t.Fatal(view)
-	}
-	if !recorded {
-		t.Errorf("the peer does not hold h as recorded: it takes the name the first push made for a change of its own; problems %v", run.Problems)
 	}
 }
 
