@@ -31,6 +31,9 @@ func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
 // hold (Unchanged, with dirTimes as there): then it writes nothing and
 // changed is false. A file whose link count is all that changed
 // (Entry.LinksOnly) is recorded as it is now, and changed is false too.
+// When rel no longer exists (ok false), e is the entry the index held and
+// deleted, if any: the inode whose other names a change through rel may
+// have changed.
 func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e Entry, ok, changed bool, err error) {
 	return t.record(rootfd, rel, true, dirTimes)
 }
@@ -55,7 +58,7 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e Entry
 		if !had {
 			return Entry{}, false, false, nil
 		}
-		return Entry{}, false, true, t.Delete(rel)
+		return old, false, true, t.Delete(rel)
 	}
 	e = FromStat(&st)
 	if !had {

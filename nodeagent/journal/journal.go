@@ -344,6 +344,16 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				w := c
 				w.Op = change.Write
 				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
+			} else if !exists && changed && c.Op&(change.Write|change.Attrib) != 0 && e.Mode.IsRegular() && e.Nlink > 1 {
+				// Written (or chmodded) through a name that was still
+				// there when the source read the event, and gone by now
+				// (rm, mv): the index's entry, deleted just now, names the
+				// file, whose other names hold the change. Left, nothing
+				// named them, and a peer whose run did not catch the name
+				// while it lasted kept their old content for good (the
+				// stress test, seed 261 of the fifty-second session).
+				// otherNames journals only those that changed.
+				queue = append(queue, otherNames(itx, rootfd, c, e, linked)...)
 			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)

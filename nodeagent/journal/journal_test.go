@@ -1682,6 +1682,20 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 			}
 			return change.Change{Path: "a", Op: change.Write, Finished: true}
 		}, []string{"a"}}, // b's removal is its own event's to journal
+		// The event of the write read while b was there (no
+		// WrittenIno), b removed before it was recorded. Before, a was
+		// not journaled, and one peer kept its old content for good
+		// (the stress test, seed 261 of the fifty-second session:
+		// written through --delete1/h3, then rm --delete1/h3).
+		{"written through b, b removed before the write is recorded", func(f *fixture) change.Change {
+			if err := os.WriteFile(filepath.Join(f.root, "b"), []byte("new content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(f.root, "b")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "b", Op: change.Write, Finished: true}
+		}, []string{"a", "b"}},
 		// The attribute event of another name, whose link count and
 		// ctime alone moved (index.linksOnly): on a receiver, the event
 		// of a name of a file that its run linked again (rsync -H).
