@@ -23,7 +23,7 @@ func (t *Tx) Record(rootfd int, rel string) error {
 // RecordEntry is Record, and returns the entry recorded; ok is false when
 // rel no longer exists (its entry was deleted).
 func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
-	e, ok, _, err = t.record(rootfd, rel, false, false)
+	e, _, ok, _, err = t.record(rootfd, rel, false, false)
 	return e, ok, err
 }
 
@@ -31,41 +31,42 @@ func (t *Tx) RecordEntry(rootfd int, rel string) (e Entry, ok bool, err error) {
 // hold (Unchanged, with dirTimes as there): then it writes nothing and
 // changed is false. A file whose link count is all that changed
 // (Entry.LinksOnly) is recorded as it is now, and changed is false too.
-// When rel no longer exists (ok false), e is the entry the index held and
-// deleted, if any: the inode whose other names a change through rel may
-// have changed.
-func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e Entry, ok, changed bool, err error) {
+// was is the entry the index held before (zero if none): when rel is gone,
+// or holds another inode now, the file whose other names a change through
+// rel may have changed.
+func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e, was Entry, ok, changed bool, err error) {
 	return t.record(rootfd, rel, true, dirTimes)
 }
 
 // record lstats rel once, and records it unless onlyChanged and the index
-// holds it as it is (same, with dirTimes).
-func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e Entry, ok, changed bool, err error) {
+// holds it as it is (same, with dirTimes). was is the entry it held, read
+// when onlyChanged.
+func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e, was Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
 	gone := IsGone(lerr)
 	switch {
 	case lerr != nil && !gone:
-		return Entry{}, false, false, fmt.Errorf("record %q: %w: %w", rel, ErrUnreadable, lerr)
+		return Entry{}, Entry{}, false, false, fmt.Errorf("record %q: %w: %w", rel, ErrUnreadable, lerr)
 	case gone && !onlyChanged:
-		return Entry{}, false, true, t.Delete(rel)
+		return Entry{}, Entry{}, false, true, t.Delete(rel)
 	}
 	old, had, err := t.Get(rel)
 	if err != nil {
-		return Entry{}, false, false, err
+		return Entry{}, Entry{}, false, false, err
 	}
 	if gone {
 		if !had {
-			return Entry{}, false, false, nil
+			return Entry{}, Entry{}, false, false, nil
 		}
-		return old, false, true, t.Delete(rel)
+		return Entry{}, old, false, true, t.Delete(rel)
 	}
 	e = FromStat(&st)
 	if !had {
-		return e, true, true, t.Put(rel, e)
+		return e, Entry{}, true, true, t.Put(rel, e)
 	}
 	if onlyChanged && same(old, e, dirTimes) {
-		return e, true, false, nil
+		return e, old, true, false, nil
 	}
 	// Compared as any other ctime change (Unchanged), a link made or
 	// removed read as a write that kept the size and mtime, and a
@@ -77,15 +78,15 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e Entry
 	// (the stress test, seed 35).
 	if onlyChanged && old.LinksOnly(e) {
 		e.Version = old.Version
-		return e, true, false, t.Put(rel, e)
+		return e, old, true, false, t.Put(rel, e)
 	}
 	e.Version = old.Version
 	if old.MayHaveChildren() && !e.IsDir() {
 		if err := t.Delete(rel); err != nil {
-			return Entry{}, false, false, err
+			return Entry{}, Entry{}, false, false, err
 		}
 	}
-	return e, true, true, t.Put(rel, e)
+	return e, old, true, true, t.Put(rel, e)
 }
 
 // IsGone reports whether an lstat's error says that the path is not in the

@@ -46,7 +46,7 @@ func TestTx_RecordChanged_directories(t *testing.T) {
 			must(t, err)
 			t.Cleanup(func() { unix.Close(rootfd) })
 			x := openTemp(t)
-			must(t, x.Update(func(tx *Tx) error { _, _, _, err := tx.RecordChanged(rootfd, "d", false); return err }))
+			must(t, x.Update(func(tx *Tx) error { _, _, _, _, err := tx.RecordChanged(rootfd, "d", false); return err }))
 			tc.change(t, dir)
 			for _, dirTimes := range []bool{false, true} {
 				want := tc.wantChanged
@@ -59,7 +59,7 @@ func TestTx_RecordChanged_directories(t *testing.T) {
 				// reads the entry as it was.
 				errRollback := errors.New("rollback")
 				err := x.Update(func(tx *Tx) (err error) {
-					if _, _, changed, err = tx.RecordChanged(rootfd, "d", dirTimes); err != nil {
+					if _, _, _, changed, err = tx.RecordChanged(rootfd, "d", dirTimes); err != nil {
 						return err
 					}
 					return errRollback
@@ -128,12 +128,12 @@ func TestTx_RecordChanged_files(t *testing.T) {
 			must(t, err)
 			t.Cleanup(func() { unix.Close(rootfd) })
 			x := openTemp(t)
-			must(t, x.Update(func(tx *Tx) error { _, _, _, err := tx.RecordChanged(rootfd, "f", false); return err }))
+			must(t, x.Update(func(tx *Tx) error { _, _, _, _, err := tx.RecordChanged(rootfd, "f", false); return err }))
 			time.Sleep(10 * time.Millisecond) // a ctime of its own for the change
 			tc.change(t, root)
 			var unchanged, changed bool
 			must(t, x.View(func(tx *Tx) (err error) { unchanged, err = tx.Unchanged(rootfd, "f", false); return err }))
-			must(t, x.Update(func(tx *Tx) (err error) { _, _, changed, err = tx.RecordChanged(rootfd, "f", false); return err }))
+			must(t, x.Update(func(tx *Tx) (err error) { _, _, _, changed, err = tx.RecordChanged(rootfd, "f", false); return err }))
 			if changed != tc.wantChanged || unchanged != tc.wantUnchanged {
 				t.Errorf("RecordChanged changed = %v, Unchanged = %v; want %v, %v", changed, unchanged, tc.wantChanged, tc.wantUnchanged)
 			}

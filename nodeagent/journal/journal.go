@@ -328,7 +328,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 					return err
 				}
 			}
-			e, exists, changed, err := itx.RecordChanged(rootfd, c.Path, c.Op.Has(change.Attrib))
+			e, was, exists, changed, err := itx.RecordChanged(rootfd, c.Path, c.Op.Has(change.Attrib))
 			if errors.Is(err, index.ErrUnreadable) {
 				// One path that cannot be looked at must not fail the
 				// changes of the others (and stop the group).
@@ -344,16 +344,17 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				w := c
 				w.Op = change.Write
 				queue = append(queue, otherNames(itx, rootfd, w, index.Entry{Ino: c.WrittenIno}, linked)...)
-			} else if !exists && changed && c.Op&(change.Write|change.Attrib) != 0 && e.Mode.IsRegular() && e.Nlink > 1 {
+			} else if changed && c.Op&(change.Write|change.Attrib) != 0 && was.Mode.IsRegular() && was.Nlink > 1 && (!exists || e.Ino != was.Ino) {
 				// Written (or chmodded) through a name that was still
-				// there when the source read the event, and gone by now
-				// (rm, mv): the index's entry, deleted just now, names the
-				// file, whose other names hold the change. Left, nothing
-				// named them, and a peer whose run did not catch the name
-				// while it lasted kept their old content for good (the
-				// stress test, seed 261 of the fifty-second session).
-				// otherNames journals only those that changed.
-				queue = append(queue, otherNames(itx, rootfd, c, e, linked)...)
+				// there when the source read the event, and gone or
+				// replaced by now (rm, mv): the index's entry of that
+				// name, as it was, names the file, whose other names hold
+				// the change. Left, nothing named them, and a peer whose
+				// run did not catch the name while it lasted kept their
+				// old content for good (the stress test, seed 261 of the
+				// fifty-second session). otherNames journals only those
+				// that changed.
+				queue = append(queue, otherNames(itx, rootfd, c, was, linked)...)
 			}
 			if !changed && !c.Op.Has(change.Rename) && !(exists && j.stillRacy(c, e)) {
 				continue // the index holds it as it is (see Record)

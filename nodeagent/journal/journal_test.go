@@ -1696,6 +1696,27 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 			}
 			return change.Change{Path: "b", Op: change.Write, Finished: true}
 		}, []string{"a", "b"}},
+		{"written through b, b replaced by another file before the write is recorded", func(f *fixture) change.Change {
+			if err := os.WriteFile(filepath.Join(f.root, "b"), []byte("new content"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(f.root, "tmp"), []byte("another file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(f.root, "tmp"), filepath.Join(f.root, "b")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "b", Op: change.Write, Finished: true}
+		}, []string{"a", "b"}},
+		{"b replaced by another file, nothing written through it", func(f *fixture) change.Change {
+			if err := os.WriteFile(filepath.Join(f.root, "tmp"), []byte("another file"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(f.root, "tmp"), filepath.Join(f.root, "b")); err != nil {
+				t.Fatal(err)
+			}
+			return change.Change{Path: "b", Op: change.Write, Finished: true}
+		}, []string{"b"}},
 		// The attribute event of another name, whose link count and
 		// ctime alone moved (index.linksOnly): on a receiver, the event
 		// of a name of a file that its run linked again (rsync -H).
