@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 )
 
 // TestLaterScans_wait: the wait doubles while paths keep coming back
@@ -52,6 +54,7 @@ func TestVanished(t *testing.T) {
 	gone := fmt.Errorf("scan %q: %w", "d/x", unix.ENOENT)
 	notDir := fmt.Errorf("scan %q: %w", "d/y", &os.PathError{Op: "open", Path: "d/y", Err: unix.ENOTDIR})
 	denied := fmt.Errorf("scan %q: %w", "d/z", unix.EACCES)
+	symlink := fmt.Errorf("scan %q: open %q: %w (%v)", "d/s", "d/s", beneath.ErrOutside, unix.ELOOP)
 	for _, tc := range []struct {
 		name string
 		err  error
@@ -59,7 +62,9 @@ func TestVanished(t *testing.T) {
 	}{
 		{"a directory gone", gone, true},
 		{"a directory that is a file now", notDir, true},
+		{"a directory that is a symlink now", symlink, true},
 		{"both, joined", errors.Join(gone, notDir), true},
+		{"all three, joined", errors.Join(gone, notDir, symlink), true},
 		{"joined and wrapped again", fmt.Errorf("walk: %w", errors.Join(gone, notDir)), true},
 		{"a directory that cannot be read", denied, false},
 		{"one gone, one that cannot be read", errors.Join(gone, denied), false},
