@@ -1648,6 +1648,25 @@ func TestJournal_Record_aLinkMadeHereRefreshesTheOtherNames(t *testing.T) {
 // test).
 func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 	peers := []string{"web-2"}
+	// What the cases do to the root's files.
+	write := func(f *fixture, name string) {
+		if err := os.WriteFile(filepath.Join(f.root, name), []byte("new content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove := func(f *fixture, name string) {
+		if err := os.Remove(filepath.Join(f.root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace := func(f *fixture, name string) { // by another file, renamed over it
+		if err := os.WriteFile(filepath.Join(f.root, "tmp"), []byte("another file"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(f.root, "tmp"), filepath.Join(f.root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name string
 		// then changes the root after a, b (one file) and other were
@@ -1674,12 +1693,8 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 			return change.Change{Path: "c", Op: change.Create, Finished: true}
 		}, []string{"c"}},
 		{"written through a, b removed meanwhile", func(f *fixture) change.Change {
-			if err := os.WriteFile(filepath.Join(f.root, "a"), []byte("new content"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Remove(filepath.Join(f.root, "b")); err != nil {
-				t.Fatal(err)
-			}
+			write(f, "a")
+			remove(f, "b")
 			return change.Change{Path: "a", Op: change.Write, Finished: true}
 		}, []string{"a"}}, // b's removal is its own event's to journal
 		// The event of the write read while b was there (no
@@ -1688,33 +1703,17 @@ func TestJournal_Record_otherNamesOfAHardLinkedFile(t *testing.T) {
 		// (the stress test, seed 261 of the fifty-second session:
 		// written through --delete1/h3, then rm --delete1/h3).
 		{"written through b, b removed before the write is recorded", func(f *fixture) change.Change {
-			if err := os.WriteFile(filepath.Join(f.root, "b"), []byte("new content"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Remove(filepath.Join(f.root, "b")); err != nil {
-				t.Fatal(err)
-			}
+			write(f, "b")
+			remove(f, "b")
 			return change.Change{Path: "b", Op: change.Write, Finished: true}
 		}, []string{"a", "b"}},
 		{"written through b, b replaced by another file before the write is recorded", func(f *fixture) change.Change {
-			if err := os.WriteFile(filepath.Join(f.root, "b"), []byte("new content"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(f.root, "tmp"), []byte("another file"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(filepath.Join(f.root, "tmp"), filepath.Join(f.root, "b")); err != nil {
-				t.Fatal(err)
-			}
+			write(f, "b")
+			replace(f, "b")
 			return change.Change{Path: "b", Op: change.Write, Finished: true}
 		}, []string{"a", "b"}},
 		{"b replaced by another file, nothing written through it", func(f *fixture) change.Change {
-			if err := os.WriteFile(filepath.Join(f.root, "tmp"), []byte("another file"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(filepath.Join(f.root, "tmp"), filepath.Join(f.root, "b")); err != nil {
-				t.Fatal(err)
-			}
+			replace(f, "b")
 			return change.Change{Path: "b", Op: change.Write, Finished: true}
 		}, []string{"b"}},
 		// The attribute event of another name, whose link count and
