@@ -500,18 +500,25 @@ func (r *Receiver) unmake(tx *index.Tx, dirs []string) error {
 	slices.SortFunc(dirs, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
+	var removed []string
 	for _, p := range dirs {
 		switch _, held, err := tx.Get(p); {
 		case err != nil:
 			return err
 		case !held:
 			if err := beneath.RemoveEmptyDir(r.RootFD, p); err == nil {
+				removed = append(removed, p)
 				continue
 			}
 		}
 		if err := r.recordDir(tx, p); err != nil {
 			return err
 		}
+	}
+	if len(removed) > 0 {
+		// For tracing: a removal here that no change of this member's
+		// made (the stress test).
+		r.Log.V(2).Info("directories a run made only for a removal, removed again", "dirs", removed)
 	}
 	return nil
 }
