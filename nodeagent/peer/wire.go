@@ -44,9 +44,9 @@ type FileState struct {
 	// removal: to reach a path a delete removed below it (rsync.Result.Made
 	// of a Delete), or as a directory pushed for its times after a removal
 	// or rename took a name out of it. The receiver lacked it, having
-	// renamed or removed it since the sender last looked. The receiver removes it again where it is
-	// still an empty directory it does not hold. A receiver before it
-	// records it as Dir says, and keeps it.
+	// renamed or removed it since the sender last looked. The receiver
+	// removes it again where it is still an empty directory it does not
+	// hold. A receiver before it records it as Dir says, and keeps it.
 	ForDelete bool `json:"forDelete,omitempty"`
 	// Unconfirmed: a path rsync itemized that the run did not confirm (it
 	// broke off): the receiver records it as it is, and where it is gone

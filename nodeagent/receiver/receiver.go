@@ -490,9 +490,10 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 // path's parents, --relative, or the push of a directory for its times
 // after a removal took a name out of it), deepest first, where each is
 // still an empty directory the index does not hold: this member lacked
-// them, having renamed or removed them since the sender last looked. Kept, a directory that a writer here had renamed away came back
-// here and went to every member (the stress test, seed 163, the
-// fifty-first session). One that is not empty (a run put something there
+// them, having renamed or removed them since the sender last looked.
+// Kept, a directory that a writer here had renamed away came back here
+// and went to every member (the stress test, seed 163, the fifty-first
+// session). One that is not empty (a run put something there
 // meanwhile) or was held before stays, recorded as the run's directories
 // are (recordDir). Its removal reads, at the detector, as what the index
 // holds (nothing): no change of this member's.

@@ -2010,11 +2010,12 @@ type confirmation struct {
 type named struct {
 	sentInstead, unconfirmed, unspoken, vanished, implied, removed []string
 	// madeForDelete are the directories a run made on the peer only for
-	// a removal: a delete's, to reach a deleted path, or a push's, of a
-	// directory a removal or rename took a name out of (madeForOutOf)
-	// (peer.FileState.ForDelete): the peer lacked them. Made again there, a directory a writer there had renamed
-	// away came back on it, and on every member (the stress test, seed
-	// 163, the fifty-first session).
+	// a removal (peer.FileState.ForDelete): a delete's, to reach a
+	// deleted path, or a push's, of a directory a removal or rename took
+	// a name out of (madeForOutOf). The peer lacked them. Made again
+	// there, a directory a writer there had renamed away came back on
+	// it, and on every member (the stress test, seed 163, the fifty-first
+	// session).
 	madeForDelete []string
 }
 
