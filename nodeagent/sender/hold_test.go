@@ -2,10 +2,18 @@ package sender
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
+	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
@@ -101,5 +109,101 @@ func TestCrossing(t *testing.T) {
 	}
 	if got := (&Sender{}).crossing(nil, []string{"f"}); got != nil {
 		t.Errorf("crossing without Carrying %v, want none", got)
+	}
+}
+
+// TestSender_releaseCrossed_settled: a file that changed while its run
+// sent it, and that nothing journals again, goes again to the peer once it
+// has stayed as it is while nothing is written here; not while a write is
+// under way or changes are on their way, not while it changes, not while
+// a peer's run of it is announced, and not when the index holds it as it
+// is (a peer's version: that one goes to every peer, Crossed).
+func TestSender_releaseCrossed_settled(t *testing.T) {
+	// linkedAndUnlinked moves the file's ctime and leaves its link count:
+	// a name of it made and removed elsewhere during the run.
+	linkedAndUnlinked := func(t *testing.T, root string) {
+		if err := os.Link(filepath.Join(root, "f"), filepath.Join(root, "h")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(root, "h")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name     string
+		changed  func(t *testing.T, root string) // after f is journaled, before the hold; nil: nothing
+		between  func(t *testing.T, root string) // between the looks
+		writing  bool                            // a write under way here
+		coming   bool                            // changes on their way to the journal
+		incoming bool                            // a peer's run of f announced
+		released bool                            // to go again to this peer
+		crossed  bool                            // handed to Crossed
+	}{
+		{name: "a link made and removed during the run", changed: linkedAndUnlinked, released: true},
+		{name: "a write under way here", changed: linkedAndUnlinked, writing: true},
+		{name: "changes on their way to the journal", changed: linkedAndUnlinked, coming: true},
+		{name: "a peer's run of it announced", changed: linkedAndUnlinked, incoming: true},
+		{name: "still changing between the looks", changed: linkedAndUnlinked, between: func(t *testing.T, root string) {
+			if err := os.Chmod(filepath.Join(root, "f"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "as the index holds it: a peer's version", crossed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := os.WriteFile(filepath.Join(root, "f"), []byte("y"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Close(rootfd) })
+			idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { idx.Close() })
+			j, err := journal.Open(idx, []string{"peer"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Record(rootfd, []string{"peer"}, []change.Change{{Path: "f", Op: change.Create | change.Write, Finished: true}}); err != nil {
+				t.Fatal(err)
+			}
+			e, ok, err := j.Entry("peer", "f")
+			if err != nil || !ok {
+				t.Fatalf("f not journaled: %v", err)
+			}
+			if tc.changed != nil {
+				tc.changed(t, root)
+			}
+			var crossed []string
+			s := &Sender{
+				Peer: "peer", Journal: j, Log: testr.New(t),
+				Writing:  func() time.Time { return map[bool]time.Time{true: time.Unix(1, 0)}[tc.writing] },
+				Coming:   func() bool { return tc.coming },
+				Incoming: func(string) bool { return tc.incoming },
+				Crossed:  func(paths []string) error { crossed = append(crossed, paths...); return nil },
+			}
+			s.defaults()
+			s.holdChanged(rootfd, []journal.Entry{e})
+			start := s.held["f"].checkAt
+			for i := range 4 { // 0, 100, 200 and 300 ms: past settledAfter
+				if i == 2 && tc.between != nil {
+					tc.between(t, root)
+				}
+				s.releaseCrossed(rootfd, start.Add(time.Duration(i)*crossedCheck))
+			}
+			h, held := s.held["f"]
+			if released := !held; released != tc.released {
+				t.Errorf("released to go again: %v, want %v (hold %+v)", released, tc.released, h)
+			}
+			if got := slices.Equal(crossed, []string{"f"}); got != tc.crossed {
+				t.Errorf("handed to Crossed: %v, want %v", crossed, tc.crossed)
+			}
+		})
 	}
 }

@@ -262,6 +262,11 @@ type hold struct {
 	// found holding a peer's version (see releaseCrossed).
 	changed              bool
 	checkAt, crossedFrom time.Time
+	// seen is what the file was at the last look, and quietFrom since
+	// when it has been so, for a change that nothing journals (see
+	// Sender.settled).
+	seen      fileState
+	quietFrom time.Time
 }
 
 // flight is one run in flight, for the lane rule.
@@ -603,12 +608,15 @@ const crossedCheck = 100 * time.Millisecond
 // differs from the index), so what changed them was a peer's version,
 // which the receiver recorded. Each goes once it has stayed so, with no
 // peer's run of it announced here, for CrossedAfter. Its hold then ends
-// with the entry that Crossed journals (a new Seq).
+// with the entry that Crossed journals (a new Seq). A held file that the
+// index does not hold as it is, and that has settled with nothing
+// journaled (Sender.settled), is released to go again to this peer.
 func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 	if s.Crossed == nil {
 		return
 	}
-	var ready []string
+	var ready, settled []string
+	quiet := !s.writingHere()
 	for p, h := range s.held {
 		if !h.changed || now.Before(h.checkAt) || !now.Before(h.until) {
 			continue
@@ -622,8 +630,14 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 			continue
 		}
 		recorded, err := s.Journal.Recorded(rootfd, p)
+		incoming := s.Incoming != nil && s.Incoming(p)
+		if err == nil && !recorded && !incoming && s.settled(rootfd, p, &h, now, quiet) {
+			delete(s.held, p)
+			settled = append(settled, p)
+			continue
+		}
 		switch {
-		case err != nil || !recorded || s.Incoming != nil && s.Incoming(p):
+		case err != nil || !recorded || incoming:
 			h.crossedFrom = time.Time{}
 		case h.crossedFrom.IsZero():
 			h.crossedFrom = now
@@ -635,6 +649,10 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 		}
 		s.held[p] = h
 	}
+	if len(settled) > 0 {
+		slices.Sort(settled)
+		s.Log.V(1).Info("files that changed while they were sent are settled with no change journaled; they go again", "paths", settled[:min(len(settled), 20)])
+	}
 	if len(ready) == 0 {
 		return
 	}
@@ -644,6 +662,48 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 		return
 	}
 	s.Log.Info("files written here and by a peer at once hold the peer's version here now; it goes to every peer", "paths", ready)
+}
+
+// settledAfter is how long a held file that changed during its run must
+// stay as it is, with no write under way here, before it goes again
+// although nothing journaled its change (Sender.settled).
+const settledAfter = 2 * crossedCheck
+
+// settled reports whether p, held as changed during its run (h), has stayed
+// as it is for settledAfter while quiet (no write under way here, nothing
+// on its way to the journal), and notes what it is now in h. Such a change
+// is one no event of p's own journals, and its hold would last until
+// change.DefaultMaxHold: a name of the file made and removed again
+// elsewhere (ln f h; rm h) during the run moves its ctime and leaves its
+// link count as it was (fileState.same), and the journal records h, not f.
+// Held, f stayed pending for 30 s, and the receiver refused every replayed
+// removal of a directory above it meanwhile, as a change of this member's
+// own not sent yet (journal.Journal.PendingAt): a tree the writer removed
+// stayed on this member for good (the stress test, seed 326 of the
+// fifty-second session: f29 linked and the link removed while a run sent
+// it, the next phase's writer removing d0 five seconds later). Released,
+// it goes again at once: what it holds is this member's.
+//
+// It is the caller's to check that the index does not hold p as it is (a
+// peer's version, which releaseCrossed hands on) and that no peer's run
+// of it is announced.
+func (s *Sender) settled(rootfd int, p string, h *hold, now time.Time, quiet bool) bool {
+	var st unix.Stat_t
+	if beneath.Lstat(rootfd, p, &st) != nil {
+		h.quietFrom = time.Time{} // its removal, or a rename above it, is journaled
+		return false
+	}
+	if f := stateOf(&st); h.quietFrom.IsZero() || f != h.seen {
+		h.seen, h.quietFrom = f, now
+		return false
+	}
+	return quiet && !now.Before(h.quietFrom.Add(settledAfter))
+}
+
+// writingHere reports whether a write is under way here (Writing) or
+// changes are on their way to the journal (Coming).
+func (s *Sender) writingHere() bool {
+	return s.Writing != nil && !s.Writing().IsZero() || s.Coming != nil && s.Coming()
 }
 
 // nextBackoff is the wait after another failure: first, then doubled at
