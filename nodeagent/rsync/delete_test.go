@@ -153,3 +153,68 @@ func TestDelete_RefusesPathsThroughSymlinksAndTheRoot(t *testing.T) {
 		t.Errorf("evil/gone went: %v", err)
 	}
 }
+
+// TestDelete_AParentSwappedWithAFileWhileListed: a delete of h/d/x while
+// another process here swaps the directory h/d with a file, over and over.
+// rsync reads each listed path's parents after the path itself (flist.c,
+// send_implied_dirs): when it found x missing (h/d mid-swap) and then h/d
+// a file, it sends h/d as that file, and the peer deletes its directory
+// h/d with everything in it (--force), a file never listed included, and
+// aborts the run or puts the file there. Each such run names h/d
+// (Result.NotDirs, or Unmade for an abort) and what went with it
+// (Removed), so that the sender tells the peer, which would take both for
+// changes of its own.
+func TestDelete_AParentSwappedWithAFileWhileListed(t *testing.T) {
+	d := startDaemon(t, 62)
+	root := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(root, "h/d"), 0o755))
+	write(t, root, "h/f", []byte("a file"))
+	ctx, cancel := context.WithCancel(context.Background())
+	swapped := make(chan error, 1)
+	go func() {
+		h := filepath.Join(root, "h")
+		for ctx.Err() == nil {
+			for _, mv := range [][2]string{{"d", "t"}, {"f", "d"}, {"t", "f"}} {
+				if err := os.Rename(filepath.Join(h, mv[0]), filepath.Join(h, mv[1])); err != nil {
+					swapped <- err
+					return
+				}
+			}
+		}
+		swapped <- nil
+	}()
+	defer func() {
+		cancel()
+		if err := <-swapped; err != nil {
+			t.Errorf("swapping: %v", err)
+		}
+	}()
+	const runs, enough = 1000, 3
+	hits := 0
+	for i := 0; i < runs && hits < enough; i++ {
+		must(t, os.RemoveAll(d.path("h")))
+		write(t, d.dir, "h/d/x/below", []byte("x"))
+		write(t, d.dir, "h/d/never listed", []byte("the peer's"))
+		res, _ := Delete(ctx, root, []string{"h/d/x"}, d.target(), fastOptions())
+		if _, err := os.Lstat(d.path("h/d/never listed")); err == nil {
+			if len(res.NotDirs)+len(res.Unmade) > 0 {
+				t.Fatalf("run %d: the peer's directory stayed, and the result names parents sent as files: %q, %q", i, res.NotDirs, res.Unmade)
+			}
+			continue
+		}
+		hits++
+		// The file is there (NotDirs), or the peer stopped before it
+		// put it there (Unmade).
+		if _, err := os.Lstat(d.path("h/d")); err == nil && !slices.Equal(res.NotDirs, []string{"h/d"}) ||
+			err != nil && !slices.Equal(res.Unmade, []string{"h/d"}) {
+			t.Errorf("run %d: the peer's h/d was replaced (%v); parents sent as files %q, unmade %q, want h/d\n%s", i, err, res.NotDirs, res.Unmade, res.Stderr)
+		}
+		if !slices.Contains(res.Removed, "h/d/never listed") {
+			t.Errorf("run %d: removed %q, want the file never listed among them", i, res.Removed)
+		}
+	}
+	if hits == 0 {
+		t.Fatalf("the race never hit in %d runs: rsync read no parent as a file (its order of reading changed? revisit Result.NotDirs)", runs)
+	}
+	t.Logf("%d runs replaced the peer's directory", hits)
+}

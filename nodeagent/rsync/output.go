@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 )
@@ -55,6 +56,9 @@ type unlisted struct {
 	// removed are the names rsync itemized as deleted ("*deleting"),
 	// listed or not, in the order itemized.
 	removed []string
+	// notDirs are the unlisted names rsync sent as something other than a
+	// directory (Result.NotDirs).
+	notDirs []string
 }
 
 // parseItems reads rsync's standard output: itemized lines for the listed
@@ -102,11 +106,15 @@ func parseItems(r io.Reader, ix pathIndex, progress func(int64)) (map[int]item, 
 			items[i] = it
 		} else {
 			other.n++
-			if name != "." && isDir(it.change) && itemOutcome(it.change) != Unchanged {
+			switch o := itemOutcome(it.change); {
+			case name == "." || o == Unchanged || o == Deleted:
+			case isDir(it.change):
 				other.dirs = append(other.dirs, name)
 				if created(it.change) {
 					other.made = append(other.made, name)
 				}
+			default:
+				other.notDirs = append(other.notDirs, name)
 			}
 		}
 	}
@@ -214,7 +222,14 @@ type errorLines struct {
 	unattributed int
 	// tail is the end of the output, as printed (tailSize bytes).
 	tail string
+	// unmade are the parents the receiver aborted on (Result.Unmade).
+	unmade []string
 }
+
+// invalidPath starts the line of a receiver that found a path below a
+// parent that the list holds as no directory, and stopped (generator.c,
+// recv_generator: "%s/%s", the parent and the name).
+const invalidPath = "ABORTING due to invalid path from sender: "
 
 // parseErrors reads rsync's standard error. A line that names a listed
 // path (or a path under a listed directory) marks it failed, or vanished;
@@ -226,7 +241,7 @@ type errorLines struct {
 func parseErrors(r io.Reader, ix pathIndex, roots, reserved []string) (errorLines, error) {
 	errs := make(map[int]pathError)
 	unattributed := 0
-	var tail []string
+	var tail, unmade []string
 	tailLen := 0
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxLine)
@@ -242,6 +257,11 @@ func parseErrors(r io.Reader, ix pathIndex, roots, reserved []string) (errorLine
 		}
 		if strings.HasPrefix(line, "WARNING: ") && strings.Contains(line, " failed verification -- update ") {
 			continue // sent again in the same run (receiver.c): that attempt decides
+		}
+		if name, ok := strings.CutPrefix(line, invalidPath); ok {
+			if d := path.Dir(cleanRel(name)); d != "." && d != "/" {
+				unmade = append(unmade, d)
+			}
 		}
 		i, exact, ok := ix.attribute(line, roots)
 		if !ok {
@@ -262,7 +282,7 @@ func parseErrors(r io.Reader, ix pathIndex, roots, reserved []string) (errorLine
 	if len(s) > tailSize {
 		s = s[len(s)-tailSize:]
 	}
-	out := errorLines{errs: errs, unattributed: unattributed, tail: s}
+	out := errorLines{errs: errs, unattributed: unattributed, tail: s, unmade: unmade}
 	if err := sc.Err(); err != nil {
 		return out, fmt.Errorf("read rsync errors: %w", err)
 	}

@@ -27,6 +27,9 @@ func TestParseItems(t *testing.T) {
 		`jailsync1 hf          3 0 lit\#134#012x`,
 		"jailsync1 *deleting   0 0 d/",
 		"jailsync1 *deleting   0 0 d/inner",
+		"jailsync1 *deleting   0 0 swapped/kept",
+		"jailsync1 >f+++++++++ 5 5 swapped",
+		"jailsync1 cL+++++++++ 0 0 relinked",
 		"jailsync1 garbage",
 		"",
 		"Number of files: 13 (reg: 9, dir: 3, link: 1)",
@@ -58,8 +61,8 @@ func TestParseItems(t *testing.T) {
 	if items[0].size != 2 || items[0].transferred != 45 {
 		t.Errorf("#hash size/bytes %+v", items[0])
 	}
-	if other.n != 6 { // "./", "a/", the three below "kept", "d/inner"
-		t.Errorf("other = %d, want 6", other.n)
+	if other.n != 9 { // "./", "a/", the three below "kept", "d/inner", "swapped/kept", "swapped", "relinked"
+		t.Errorf("other = %d, want 9", other.n)
 	}
 	// The implied directories rsync made or changed: not the root, not
 	// one it left as it was, not the contents of a deleted directory.
@@ -69,8 +72,13 @@ func TestParseItems(t *testing.T) {
 	if want := []string{"a"}; !slices.Equal(other.made, want) {
 		t.Errorf("implied directories made %q, want %q", other.made, want)
 	}
-	if want := []string{"d", "d/inner"}; !slices.Equal(other.removed, want) {
+	if want := []string{"d", "d/inner", "swapped/kept"}; !slices.Equal(other.removed, want) {
 		t.Errorf("removed %q, want %q", other.removed, want)
+	}
+	// Parents of listed paths sent as a file or a symlink (a directory
+	// swapped with one while rsync read the list): not directories.
+	if want := []string{"swapped", "relinked"}; !slices.Equal(other.notDirs, want) {
+		t.Errorf("parents sent as no directory %q, want %q", other.notDirs, want)
 	}
 	if st.sent != 1675 || st.received != 199 {
 		t.Errorf("stats %+v", st)

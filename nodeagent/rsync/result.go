@@ -102,6 +102,25 @@ type Result struct {
 	// listed file replaced there, with its contents (--force), which goes
 	// even when the file itself then vanished here and never arrived.
 	Removed []string
+	// NotDirs are the unlisted paths rsync sent as something other than a
+	// directory. Nothing is sent unlisted but the parents of listed paths
+	// (--relative), read as rsync lists each path (flist.c,
+	// send_implied_dirs, with copy_links on): one that was a file or a
+	// symlink by then, most often a directory swapped with a file while
+	// rsync read the list, went as that. The receiver replaced its
+	// directory there (--force, its contents in Removed), and aborts the
+	// run if a listed path below it comes next ("ABORTING due to invalid
+	// path from sender", exit 2). Shown with rsync 3.5.0: a delete of
+	// h/d/x while another process swaps h/d with a file, 39 times in 300.
+	// Left unnamed, the peer took what the run did there for a change of
+	// its own (the stress test, seed 340 of the fifty-second session).
+	NotDirs []string
+	// Unmade are such parents where the receiver removed its directory
+	// (with its contents, in Removed) and then stopped at the listed path
+	// below, before it put the file there: nothing is there now. rsync
+	// itemizes neither the file nor the directory's own removal; its
+	// abort names the parent.
+	Unmade []string
 	// Args is the argument vector rsync ran with (after the program name);
 	// nil when nothing was run.
 	Args []string

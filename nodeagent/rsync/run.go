@@ -91,6 +91,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	out, err := p.finish(ctx, root, l, progress, []string{o.TempDir, o.PartialDir})
 	res.Exited = p.cmd.ProcessState != nil
 	res.Code, res.Stderr, res.Other, res.Implied, res.Made, res.Removed = out.code, out.stderr, out.other.n, out.other.dirs, out.other.made, out.other.removed
+	res.NotDirs, res.Unmade = out.other.notDirs, out.unmade
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)
 	for _, i := range l.index {
@@ -118,6 +119,7 @@ type output struct {
 	// unattributed counts error lines that named no listed path.
 	unattributed int
 	stderr       string
+	unmade       []string
 }
 
 // proc is a started rsync client waiting for its --files-from list on
@@ -261,7 +263,7 @@ func (p *proc) finish(ctx context.Context, root string, l listing, progress func
 	wg.Go(func() {
 		var el errorLines
 		el, errErr = parseErrors(p.stderr, l.index, roots(root), reserved)
-		out.errs, out.unattributed, out.stderr = el.errs, el.unattributed, el.tail
+		out.errs, out.unattributed, out.stderr, out.unmade = el.errs, el.unattributed, el.tail, el.unmade
 		_, _ = io.Copy(io.Discard, p.stderr)
 	})
 	var stdout io.Reader = p.stdout

@@ -1382,6 +1382,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				unchanged = append(unchanged, p)
 			}
 		}
+		// The parents rsync sent as files (rsync.Result.NotDirs; the
+		// delete's below) go as a push's paths, by content.
+		written = append(written, told.sentInstead...)
 		s.overtaken.add(unchanged, change.Attrib, replayedUpTo, overtakenGrace, s.Journal.Seq)
 		s.overtaken.add(written, change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 	}
@@ -1394,8 +1397,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = confirmed(b.deletes, res)
 		told.implied = append(told.implied, res.Implied...)
 		told.madeForDelete = append(told.madeForDelete, res.Made...)
-		instead := sentByDelete(res)
+		instead := slices.Concat(sentByDelete(res), res.NotDirs)
 		told.sentInstead = append(told.sentInstead, instead...)
+		// A parent sent as a file replaced a directory there, with its
+		// contents (rsync.Result.NotDirs, Unmade); the rest of what it
+		// deleted is below listed paths, told by them.
+		told.removed = append(told.removed, res.Removed...)
+		told.removed = append(told.removed, res.Unmade...)
 		// What rsync sent instead was made here while it read the list:
 		// most often by a rename (a swap, a directory moved over the
 		// path's parent), which the peer has ahead of it and which takes
@@ -2054,8 +2062,10 @@ type confirmation struct {
 
 // named is what else a run put on the peer or took away there, beyond
 // the paths it sent and deleted (confirmationOf):
-//   - sentInstead, paths a delete found here again and sent (no state:
-//     the peer records them as they are), and unconfirmed, paths rsync
+//   - sentInstead, paths a delete found here again and sent, and parents
+//     of listed paths that rsync read as files or symlinks and sent so
+//     (rsync.Result.NotDirs) (no state: the peer records them as they
+//     are), and unconfirmed, paths rsync
 //     itemized that the run did not confirm (leftUnconfirmed), marked
 //     so (peer.FileState.Unconfirmed), unspoken, paths a run cut short
 //     never spoke of (peer.FileState.Unspoken), and vanished, files that
@@ -2083,12 +2093,17 @@ type named struct {
 // it confirmed: the directories it made or changed above listed paths,
 // what it deleted (with the directories replaced for files that then
 // vanished here: splitVanished), the files that vanished here without a
-// line, the paths itemized and not confirmed (leftUnconfirmed) and, in a
-// run cut short, those never spoken of (unspoken).
+// line, the parents of listed paths it sent as files or symlinks
+// (rsync.Result.NotDirs; removed, where the peer stopped before it put
+// one there: Unmade), the paths itemized and not confirmed
+// (leftUnconfirmed) and, in a run cut short, those never spoken of
+// (unspoken).
 func (n *named) push(res rsync.Result) {
 	replaced, unsaid := splitVanished(res)
 	n.implied = append(n.implied, res.Implied...)
+	n.sentInstead = append(n.sentInstead, res.NotDirs...)
 	n.removed = append(n.removed, res.Removed...)
+	n.removed = append(n.removed, res.Unmade...)
 	n.removed = append(n.removed, replaced...)
 	n.vanished = append(n.vanished, unsaid...)
 	n.unconfirmed = append(n.unconfirmed, leftUnconfirmed(res)...)

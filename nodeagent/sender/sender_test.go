@@ -4,6 +4,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -529,6 +530,36 @@ func TestConfirmationOf(t *testing.T) {
 			got := confirmationOf(tt.sent, tt.states, tt.gone, tt.named)
 			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
 				return a.Regular == b.Regular && a.Size == b.Size && a.Dir == b.Dir && a.Unconfirmed == b.Unconfirmed && a.Unspoken == b.Unspoken && a.Vanished == b.Vanished
+			}) || !slices.Equal(got.gone, tt.want.gone) {
+				t.Errorf("got sent %q states %v gone %q\nwant sent %q states %v gone %q", got.sent, got.states, got.gone, tt.want.sent, tt.want.states, tt.want.gone)
+			}
+		})
+	}
+}
+
+// TestNamed_push_parentsSentAsFiles: a parent of listed paths that rsync
+// read as a file (a directory swapped with one while it read the list)
+// replaced the peer's directory: the peer is told the file it holds there
+// (no state) and what went with the directory, or, where it stopped
+// before it put the file there, that the directory is gone.
+func TestNamed_push_parentsSentAsFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		res  rsync.Result
+		want confirmation
+	}{
+		{name: "the file put there", res: rsync.Result{NotDirs: []string{"h/d"}, Removed: []string{"h/d/x", "h/d/kept"}},
+			want: confirmation{sent: []string{"h/d"}, states: []peer.FileState{{}}, gone: []string{"h/d/kept", "h/d/x"}}},
+		{name: "the peer stopped before it put the file there", res: rsync.Result{Unmade: []string{"h/d"}, Removed: []string{"h/d/x/below", "h/d/x", "h/d/kept"}},
+			want: confirmation{gone: []string{"h/d"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n named
+			n.push(tt.res)
+			got := confirmationOf(nil, nil, nil, n)
+			if !slices.Equal(got.sent, tt.want.sent) || !slices.EqualFunc(got.states, tt.want.states, func(a, b peer.FileState) bool {
+				return reflect.DeepEqual(a, b)
 			}) || !slices.Equal(got.gone, tt.want.gone) {
 				t.Errorf("got sent %q states %v gone %q\nwant sent %q states %v gone %q", got.sent, got.states, got.gone, tt.want.sent, tt.want.states, tt.want.gone)
 			}
