@@ -68,6 +68,23 @@ func TestClassifyRun_PassingExit5IsRetry(t *testing.T) {
 	}
 }
 
+// TestClassifyRun_AnAbortAtAParentReadAsAFileIsRetry: exit 2 for a list
+// that changed here while rsync read it (Result.Unmade) is retried; any
+// other protocol error is the peer's.
+func TestClassifyRun_AnAbortAtAParentReadAsAFileIsRetry(t *testing.T) {
+	for _, tc := range []struct {
+		stderr string
+		want   Class
+	}{
+		{"ABORTING due to invalid path from sender: h/d/x\nrsync error: protocol incompatibility (code 2) at generator.c(1715) [generator=3.5.0]\n", Retry},
+		{"protocol version mismatch -- is your shell clean?\nrsync error: protocol incompatibility (code 2) at compat.c(622) [sender=3.5.0]\n", FatalPeer},
+	} {
+		if got := classifyRun(2, tc.stderr); got != tc.want {
+			t.Errorf("exit 2 with %q: %v, want %v", tc.stderr, got, tc.want)
+		}
+	}
+}
+
 func TestClass_String(t *testing.T) {
 	for c, want := range map[Class]string{OK: "ok", Retry: "retry", Partial: "partial", FatalFile: "fatal-file", FatalPeer: "fatal-peer", Class(42): "class(42)"} {
 		if got := c.String(); got != want {

@@ -209,6 +209,9 @@ func TestDelete_AParentSwappedWithAFileWhileListed(t *testing.T) {
 			err != nil && !slices.Equal(res.Unmade, []string{"h/d"}) {
 			t.Errorf("run %d: the peer's h/d was replaced (%v); parents sent as files %q, unmade %q, want h/d\n%s", i, err, res.NotDirs, res.Unmade, res.Stderr)
 		}
+		if len(res.Unmade) > 0 && res.Class != Retry {
+			t.Errorf("run %d: stopped at a parent read as a file, class %v, want retry (the list changed here)", i, res.Class)
+		}
 		if !slices.Contains(res.Removed, "h/d/never listed") {
 			t.Errorf("run %d: removed %q, want the file never listed among them", i, res.Removed)
 		}

@@ -317,5 +317,11 @@ func classifyRun(code int, stderr string) Class {
 	if code == 5 && (strings.Contains(stderr, "max connections") || strings.Contains(stderr, "did not see server greeting")) {
 		return Retry
 	}
+	if code == 2 && strings.Contains(stderr, invalidPath) {
+		// A directory here became a file while rsync read the list
+		// (Result.Unmade): not the peer's fault, and the next run's list
+		// is read anew.
+		return Retry
+	}
 	return Classify(code)
 }
