@@ -52,35 +52,26 @@ func TestClassify_EveryErrcodeHasADescription(t *testing.T) {
 	}
 }
 
-func TestClassifyRun_PassingExit5IsRetry(t *testing.T) {
+// TestClassifyRun: an exit code refined by what rsync said. A daemon that
+// turned the client away for now (exit 5: max connections, no greeting) is
+// retried, as is a run the receiver stopped because the list changed here
+// while rsync read it (exit 2 at a parent read as a file, Result.Unmade);
+// the rest of those codes is the peer's.
+func TestClassifyRun(t *testing.T) {
 	for _, tc := range []struct {
+		code   int
 		stderr string
 		want   Class
 	}{
-		{"@ERROR: max connections (1) reached -- try again later\n", Retry},
-		{"rsync: did not see server greeting\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n", Retry},
-		{"@ERROR: auth failed on module data\n", FatalPeer},
-		{"@ERROR: Unknown module 'data'\n", FatalPeer},
+		{5, "@ERROR: max connections (1) reached -- try again later\n", Retry},
+		{5, "rsync: did not see server greeting\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n", Retry},
+		{5, "@ERROR: auth failed on module data\n", FatalPeer},
+		{5, "@ERROR: Unknown module 'data'\n", FatalPeer},
+		{2, "ABORTING due to invalid path from sender: h/d/x\nrsync error: protocol incompatibility (code 2) at generator.c(1715) [generator=3.5.0]\n", Retry},
+		{2, "protocol version mismatch -- is your shell clean?\nrsync error: protocol incompatibility (code 2) at compat.c(622) [sender=3.5.0]\n", FatalPeer},
 	} {
-		if got := classifyRun(5, tc.stderr); got != tc.want {
-			t.Errorf("exit 5 with %q: %v, want %v", tc.stderr, got, tc.want)
-		}
-	}
-}
-
-// TestClassifyRun_AnAbortAtAParentReadAsAFileIsRetry: exit 2 for a list
-// that changed here while rsync read it (Result.Unmade) is retried; any
-// other protocol error is the peer's.
-func TestClassifyRun_AnAbortAtAParentReadAsAFileIsRetry(t *testing.T) {
-	for _, tc := range []struct {
-		stderr string
-		want   Class
-	}{
-		{"ABORTING due to invalid path from sender: h/d/x\nrsync error: protocol incompatibility (code 2) at generator.c(1715) [generator=3.5.0]\n", Retry},
-		{"protocol version mismatch -- is your shell clean?\nrsync error: protocol incompatibility (code 2) at compat.c(622) [sender=3.5.0]\n", FatalPeer},
-	} {
-		if got := classifyRun(2, tc.stderr); got != tc.want {
-			t.Errorf("exit 2 with %q: %v, want %v", tc.stderr, got, tc.want)
+		if got := classifyRun(tc.code, tc.stderr); got != tc.want {
+			t.Errorf("exit %d with %q: %v, want %v", tc.code, tc.stderr, got, tc.want)
 		}
 	}
 }

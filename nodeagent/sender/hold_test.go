@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
-	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
-	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
@@ -156,20 +154,7 @@ func TestSender_releaseCrossed_settled(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, "f"), []byte("y"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { unix.Close(rootfd) })
-			idx, err := index.Open(filepath.Join(t.TempDir(), "index.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { idx.Close() })
-			j, err := journal.Open(idx, []string{"peer"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rootfd, j := openJournal(t, root)
 			if err := j.Record(rootfd, []string{"peer"}, []change.Change{{Path: "f", Op: change.Create | change.Write, Finished: true}}); err != nil {
 				t.Fatal(err)
 			}
