@@ -2064,16 +2064,17 @@ type confirmation struct {
 // the paths it sent and deleted (confirmationOf):
 //   - sentInstead, paths a delete found here again and sent, and parents
 //     of listed paths that rsync read as files or symlinks and sent so
-//     (rsync.Result.NotDirs) (no state: the peer records them as they
-//     are), and unconfirmed, paths rsync
-//     itemized that the run did not confirm (leftUnconfirmed), marked
-//     so (peer.FileState.Unconfirmed), unspoken, paths a run cut short
-//     never spoke of (peer.FileState.Unspoken), and vanished, files that
-//     vanished here with no line of their own (peer.FileState.Vanished);
+//     (rsync.Result.NotDirs), without a state (the peer records them as
+//     they are); unconfirmed, paths rsync itemized that the run did not
+//     confirm (leftUnconfirmed), marked so (peer.FileState.Unconfirmed);
+//     unspoken, paths a run cut short never spoke of
+//     (peer.FileState.Unspoken); and vanished, files that vanished here
+//     with no line of their own (peer.FileState.Vanished);
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
-//   - removed, what a push deleted there (rsync.Result.Removed), top-most
-//     only, as gone (removed is sorted in place).
+//   - removed, what a push or a delete deleted there unlisted
+//     (rsync.Result.Removed, Unmade), top-most only, as gone (removed is
+//     sorted in place).
 //
 // Each of these, left out, read on the peer as a change of its own, which
 // went to every member (the stress test).
