@@ -526,6 +526,25 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 	}
 }
 
+// replacedAbove reports whether a directory above rel is no directory
+// now and a peer's run is putting paths below it (in.HasBelow): a removal
+// there is that run's, whose rsync replaced the directory with a file
+// (peer.FileState.Replaced). It looks up from rel's parent to the first
+// directory it finds; one lstat where the parent is still a directory.
+func replacedAbove(rootfd int, rel string, in *Incoming) bool {
+	for dir := path.Dir(rel); dir != "." && dir != "/"; dir = path.Dir(dir) {
+		var st unix.Stat_t
+		err := beneath.Lstat(rootfd, dir, &st)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return false
+		}
+		if in.HasBelow(dir) {
+			return true
+		}
+	}
+	return false
+}
+
 // filter drops ready changes whose path is as the index records it: echoes
 // of this agent's receiver, and changes undone before they shipped. The
 // changes ready at once are compared in one read transaction (one per
@@ -544,9 +563,14 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 			// it receives: implied directories, never announced), and so
 			// is what was removed where it made one: a file or symlink in
 			// the way, whose removal reads as one when it is read before
-			// the directory was made.
+			// the directory was made. So are a file made where a received
+			// path lies below, and what was removed below it: rsync read
+			// that parent as a file (a directory swapped with one on the
+			// sender while rsync read the list) and replaced the directory
+			// here with it (rsync.Result.NotDirs, peer.FileState.Replaced).
 			if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath)) ||
-				c.Op&(change.Mkdir|change.Attrib|change.Remove) != 0 && d.Incoming.HasBelow(c.Path)) {
+				c.Op&(change.Mkdir|change.Attrib|change.Remove|change.Rmdir|change.Create|change.Write) != 0 && d.Incoming.HasBelow(c.Path) ||
+				c.Op&(change.Remove|change.Rmdir) != 0 && replacedAbove(rootfd, c.Path, d.Incoming)) {
 				held = append(held, c)
 				released = d.Incoming.Changed()
 				continue

@@ -277,6 +277,56 @@ func TestDetector_FileReplacedByAnImpliedDirectory(t *testing.T) {
 	}
 }
 
+// TestDetector_DirectoryReplacedByAFileOfAPeersRun: rsync reads a listed
+// path's parents after the path, and one that the sender swapped with a
+// file in between goes as that file: the receiver's rsync deletes the
+// directory with everything in it and puts the file there
+// (rsync.Result.NotDirs). Neither the file nor the removals below it are
+// announced (the run's paths lie below). They are held while a path below
+// is received and dropped as the receiver recorded them
+// (peer.FileState.Replaced). Let through, the removals and the file went
+// to every member as this member's, and the writer's replayed rename was
+// refused here (the stress test, seeds 340 and 385).
+func TestDetector_DirectoryReplacedByAFileOfAPeersRun(t *testing.T) {
+	e := start(t, true)
+	h := filepath.Join(e.root, "h")
+	if err := os.MkdirAll(filepath.Join(h, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"m28", "sub/kept"} {
+		if err := os.WriteFile(filepath.Join(h, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("h/"+f, finishedWrite("h/"+f))
+	}
+	for _, p := range []string{"h", "h/sub", "h/m28", "h/sub/kept"} {
+		e.record(p)
+	}
+	e.quiet()
+	before := len(e.seen)
+
+	hold := e.in.Add("h/d22/x") // the listed path below the replaced parent
+	if err := os.RemoveAll(h); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h, []byte("the writer's file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the events outrun the record
+	e.record("h")                      // peer.FileState.Replaced: the file, nothing below
+	e.in.Done(hold, "h/d22/x")
+	if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the marker", finishedWrite("marker"))
+	e.quiet()
+	for _, c := range e.seen[before:] {
+		if c.Path == "h" || strings.HasPrefix(c.Path, "h/") {
+			t.Fatalf("what the peer's run did was reported as a local change: %v", describe(e.seen[before:]))
+		}
+	}
+}
+
 // TestDetector_DirectoryTimesOfAPeersRunAreNotLocal: rsync sets the times
 // of the directory above a path it receives (an implied directory), and
 // its attribute event is held while the run lasts. When the run is over,

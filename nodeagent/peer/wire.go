@@ -72,6 +72,14 @@ type FileState struct {
 	// receiver's own has its own event). A receiver before it takes it
 	// for a path sent without a state.
 	Vanished bool `json:"vanished,omitempty"`
+	// Replaced: not a listed path but a parent of listed ones that rsync
+	// read as a file or a symlink and sent so (rsync.Result.NotDirs,
+	// Unmade): a directory swapped with a file while rsync read the list.
+	// The receiver's rsync deleted its directory there with everything in
+	// it, and put the file there or stopped before it did. Whatever the
+	// path holds now, there or gone, is the run's: recorded as it is. A
+	// receiver before it takes it for a path sent without a state.
+	Replaced bool `json:"replaced,omitempty"`
 }
 
 func newPathsRequest(run string, paths []string) PathsRequest {

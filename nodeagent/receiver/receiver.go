@@ -335,6 +335,15 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			if err := linked(p); err != nil {
 				return err
 			}
+			if i < len(states) && states[i].Replaced {
+				// A directory the run replaced with a file, or removed
+				// for one it never put there (peer.FileState.Replaced):
+				// the run's, as it is.
+				if err := r.record(tx, p); err != nil {
+					return err
+				}
+				continue
+			}
 			var st unix.Stat_t
 			err := beneath.Lstat(r.RootFD, p, &st)
 			if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
@@ -529,7 +538,7 @@ func (r *Receiver) unmake(tx *index.Tx, dirs []string) error {
 // while the run sent it, another name of one, every path of a run whose
 // file list may have handed the peer other attributes).
 func noState(s peer.FileState) bool {
-	return !s.Regular && !s.Symlink && !s.Dir && !s.Unconfirmed && !s.Unspoken && !s.Vanished
+	return !s.Regular && !s.Symlink && !s.Dir && !s.Unconfirmed && !s.Unspoken && !s.Vanished && !s.Replaced
 }
 
 // recordImplied records the directories above the sent paths that the

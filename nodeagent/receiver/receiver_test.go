@@ -1868,3 +1868,56 @@ func TestReceiver_OtherNamesOfAFileSentWithoutAState(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiver_ReplacedByTheRun: a directory that a run replaced with a
+// file, or removed for a file it stopped before putting there
+// (peer.FileState.Replaced), is recorded as it is now, the file or
+// nothing, with nothing left indexed below it, and never taken for this
+// member's change.
+func TestReceiver_ReplacedByTheRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file bool // the run put the file there
+	}{
+		{"the file put there", true},
+		{"stopped before the file", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			abs := filepath.Join(root, "d")
+			mustOK(t, os.MkdirAll(filepath.Join(abs, "sub"), 0o755))
+			mustOK(t, os.WriteFile(filepath.Join(abs, "sub", "kept"), []byte("x"), 0o644))
+			mustOK(t, r.Index.Update(func(tx *index.Tx) error {
+				for _, p := range []string{"d", "d/sub", "d/sub/kept"} {
+					if err := tx.Record(r.RootFD, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			mustOK(t, os.RemoveAll(abs))
+			if tc.file {
+				mustOK(t, os.WriteFile(abs, []byte("the writer's file"), 0o644))
+			}
+			mustOK(t, r.Received(context.Background(), "n1", "run-1", []string{"d"}, []peer.FileState{{Replaced: true}}, nil))
+			mustOK(t, r.Index.View(func(tx *index.Tx) error {
+				same, err := tx.Unchanged(r.RootFD, "d", false)
+				if err != nil {
+					return err
+				}
+				if !same {
+					t.Error("d is not indexed as it is here")
+				}
+				if _, found, err := tx.Get("d/sub/kept"); err != nil || found {
+					t.Errorf("d/sub/kept still indexed (%v)", err)
+				}
+				return nil
+			}))
+			if len(rescans) > 0 {
+				t.Errorf("compared again as this member's change: %q, want nothing", rescans)
+			}
+		})
+	}
+}

@@ -117,9 +117,10 @@ type Result struct {
 	NotDirs []string
 	// Unmade are such parents where the receiver removed its directory
 	// (with its contents, in Removed) and then stopped at the listed path
-	// below, before it put the file there: nothing is there now. rsync
-	// itemizes neither the file nor the directory's own removal; its
-	// abort names the parent.
+	// below ("%s/%s", the parent and the name): the file may be there or
+	// not, as the receiving process got to it before the abort or not.
+	// rsync itemizes neither the file nor the directory's own removal
+	// then; its abort names the parent.
 	Unmade []string
 	// Args is the argument vector rsync ran with (after the program name);
 	// nil when nothing was run.

@@ -1382,9 +1382,9 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				unchanged = append(unchanged, p)
 			}
 		}
-		// The parents rsync sent as files (rsync.Result.NotDirs; the
-		// delete's below) go as a push's paths, by content.
-		written = append(written, told.sentInstead...)
+		// The parents rsync sent as files (rsync.Result.NotDirs, Unmade;
+		// the delete's below) go as a push's paths, by content.
+		written = append(written, told.replaced...)
 		s.overtaken.add(unchanged, change.Attrib, replayedUpTo, overtakenGrace, s.Journal.Seq)
 		s.overtaken.add(written, change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 	}
@@ -1397,13 +1397,14 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		deleted = confirmed(b.deletes, res)
 		told.implied = append(told.implied, res.Implied...)
 		told.madeForDelete = append(told.madeForDelete, res.Made...)
-		instead := slices.Concat(sentByDelete(res), res.NotDirs)
+		instead := sentByDelete(res)
 		told.sentInstead = append(told.sentInstead, instead...)
 		// A parent sent as a file replaced a directory there, with its
 		// contents (rsync.Result.NotDirs, Unmade); the rest of what it
 		// deleted is below listed paths, told by them.
+		replacedThere := slices.Concat(res.NotDirs, res.Unmade)
+		told.replaced = append(told.replaced, replacedThere...)
 		told.removed = append(told.removed, res.Removed...)
-		told.removed = append(told.removed, res.Unmade...)
 		// What rsync sent instead was made here while it read the list:
 		// most often by a rename (a swap, a directory moved over the
 		// path's parent), which the peer has ahead of it and which takes
@@ -1411,7 +1412,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// by content: the same test, seed 156, the fifty-first session,
 		// a file written into a swapped-in directory that the swap's
 		// replay then took to where nothing of it was here.
-		s.overtaken.add(instead, change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
+		s.overtaken.add(slices.Concat(instead, replacedThere), change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 		// Each removal below a deleted directory with that directory: one
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
@@ -1492,7 +1493,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		if v := s.Log.V(2); v.Enabled() {
 			v.Info("run confirmed", "run", runID, "sent", len(sentPaths), "gone", gone, "links", linksSent,
-				"unconfirmed", told.unconfirmed, "unspoken", told.unspoken, "vanished", told.vanished, "sentInstead", told.sentInstead)
+				"unconfirmed", told.unconfirmed, "unspoken", told.unspoken, "vanished", told.vanished, "sentInstead", told.sentInstead, "replaced", told.replaced)
 		}
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
@@ -2062,10 +2063,11 @@ type confirmation struct {
 
 // named is what else a run put on the peer or took away there, beyond
 // the paths it sent and deleted (confirmationOf):
-//   - sentInstead, paths a delete found here again and sent, and parents
-//     of listed paths that rsync read as files or symlinks and sent so
-//     (rsync.Result.NotDirs), without a state (the peer records them as
-//     they are); unconfirmed, paths rsync itemized that the run did not
+//   - sentInstead, paths a delete found here again and sent, without a
+//     state (the peer records them as they are); replaced, parents of
+//     listed paths that rsync read as files or symlinks and sent so
+//     (rsync.Result.NotDirs, Unmade), marked so (peer.FileState.Replaced:
+//     the peer records them as they are, there or gone); unconfirmed, paths rsync itemized that the run did not
 //     confirm (leftUnconfirmed), marked so (peer.FileState.Unconfirmed);
 //     unspoken, paths a run cut short never spoke of
 //     (peer.FileState.Unspoken); and vanished, files that vanished here
@@ -2073,13 +2075,13 @@ type confirmation struct {
 //   - implied, directories rsync made or changed above listed paths
 //     (peer.FileState.Dir);
 //   - removed, what a push or a delete deleted there unlisted
-//     (rsync.Result.Removed, Unmade), top-most only, as gone (removed is
-//     sorted in place).
+//     (rsync.Result.Removed), top-most only, as gone (removed is sorted in
+//     place).
 //
 // Each of these, left out, read on the peer as a change of its own, which
 // went to every member (the stress test).
 type named struct {
-	sentInstead, unconfirmed, unspoken, vanished, implied, removed []string
+	sentInstead, replaced, unconfirmed, unspoken, vanished, implied, removed []string
 	// madeForDelete are the directories a run made on the peer only for
 	// a removal (peer.FileState.ForDelete): a delete's, to reach a
 	// deleted path, or a push's, of a directory a removal or rename took
@@ -2095,16 +2097,15 @@ type named struct {
 // what it deleted (with the directories replaced for files that then
 // vanished here: splitVanished), the files that vanished here without a
 // line, the parents of listed paths it sent as files or symlinks
-// (rsync.Result.NotDirs; removed, where the peer stopped before it put
-// one there: Unmade), the paths itemized and not confirmed
+// (rsync.Result.NotDirs, Unmade), the paths itemized and not confirmed
 // (leftUnconfirmed) and, in a run cut short, those never spoken of
 // (unspoken).
 func (n *named) push(res rsync.Result) {
 	replaced, unsaid := splitVanished(res)
 	n.implied = append(n.implied, res.Implied...)
-	n.sentInstead = append(n.sentInstead, res.NotDirs...)
+	n.replaced = append(n.replaced, res.NotDirs...)
+	n.replaced = append(n.replaced, res.Unmade...)
 	n.removed = append(n.removed, res.Removed...)
-	n.removed = append(n.removed, res.Unmade...)
 	n.removed = append(n.removed, replaced...)
 	n.vanished = append(n.vanished, unsaid...)
 	n.unconfirmed = append(n.unconfirmed, leftUnconfirmed(res)...)
@@ -2129,6 +2130,7 @@ func confirmationOf(sent []string, states []peer.FileState, gone []string, n nam
 			}
 		}
 	}
+	name(n.replaced, peer.FileState{Replaced: true})
 	name(n.sentInstead, peer.FileState{})
 	name(n.unconfirmed, peer.FileState{Unconfirmed: true})
 	name(n.unspoken, peer.FileState{Unspoken: true})

@@ -539,9 +539,9 @@ func TestConfirmationOf(t *testing.T) {
 
 // TestNamed_push_parentsSentAsFiles: a parent of listed paths that rsync
 // read as a file (a directory swapped with one while it read the list)
-// replaced the peer's directory: the peer is told the file it holds there
-// (no state) and what went with the directory, or, where it stopped
-// before it put the file there, that the directory is gone.
+// replaced the peer's directory: the peer is told to record what it holds
+// there, the file or nothing (the run may have stopped before it put the
+// file there), and what went with the directory.
 func TestNamed_push_parentsSentAsFiles(t *testing.T) {
 	tests := []struct {
 		name string
@@ -549,9 +549,9 @@ func TestNamed_push_parentsSentAsFiles(t *testing.T) {
 		want confirmation
 	}{
 		{name: "the file put there", res: rsync.Result{NotDirs: []string{"h/d"}, Removed: []string{"h/d/x", "h/d/kept"}},
-			want: confirmation{sent: []string{"h/d"}, states: []peer.FileState{{}}, gone: []string{"h/d/kept", "h/d/x"}}},
-		{name: "the peer stopped before it put the file there", res: rsync.Result{Unmade: []string{"h/d"}, Removed: []string{"h/d/x/below", "h/d/x", "h/d/kept"}},
-			want: confirmation{gone: []string{"h/d"}}},
+			want: confirmation{sent: []string{"h/d"}, states: []peer.FileState{{Replaced: true}}, gone: []string{"h/d/kept", "h/d/x"}}},
+		{name: "the peer stopped at a path below it", res: rsync.Result{Unmade: []string{"h/d"}, Removed: []string{"h/d/x/below", "h/d/x", "h/d/kept"}},
+			want: confirmation{sent: []string{"h/d"}, states: []peer.FileState{{Replaced: true}}, gone: []string{"h/d/kept", "h/d/x"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
