@@ -530,8 +530,12 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 // now and a peer's run is putting paths below it (in.HasBelow): a removal
 // there is that run's, whose rsync replaced the directory with a file
 // (peer.FileState.Replaced). It looks up from rel's parent to the first
-// directory it finds; one lstat where the parent is still a directory.
+// directory it finds; one lstat where the parent is still a directory,
+// none while no peer's run is announced.
 func replacedAbove(rootfd int, rel string, in *Incoming) bool {
+	if !in.HasBelow(".") {
+		return false
+	}
 	for dir := path.Dir(rel); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		var st unix.Stat_t
 		err := beneath.Lstat(rootfd, dir, &st)
