@@ -265,11 +265,7 @@ func TestDetector_FileReplacedByAnImpliedDirectory(t *testing.T) {
 	e.record("h")
 	e.record("h/f")
 	e.in.Done(hold, "h/f")
-	if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the marker", finishedWrite("marker"))
-	e.quiet()
+	e.localMarker()
 	for _, c := range e.seen[before:] {
 		if c.Path == "h" && !c.Op.Has(change.Write) || c.Path == "h/f" {
 			t.Fatalf("what the receiver wrote was reported as a local change: %v", describe(e.seen[before:]))
@@ -315,11 +311,7 @@ func TestDetector_DirectoryReplacedByAFileOfAPeersRun(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the events outrun the record
 	e.record("h")                      // peer.FileState.Replaced: the file, nothing below
 	e.in.Done(hold, "h/d22/x")
-	if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.waitFor("the marker", finishedWrite("marker"))
-	e.quiet()
+	e.localMarker()
 	for _, c := range e.seen[before:] {
 		if c.Path == "h" || strings.HasPrefix(c.Path, "h/") {
 			t.Fatalf("what the peer's run did was reported as a local change: %v", describe(e.seen[before:]))
@@ -434,11 +426,7 @@ func TestDetector_RenameChainReadLate(t *testing.T) {
 			if tc.ownPID != nil {
 				e.in.Done(hold, chain...)
 			}
-			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			e.waitFor("the marker", finishedWrite("marker"))
-			e.quiet()
+			e.localMarker()
 			got := false
 			for _, c := range e.seen[before:] {
 				got = got || c.Op.Has(change.Rename) && c.Path == "e/g" && c.OldPath == "e/f"
@@ -488,11 +476,7 @@ func TestDetector_RemovalBelowRenameReadLate(t *testing.T) {
 			if err := os.Remove(filepath.Join(e.root, "d", "s")); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			e.waitFor("the marker", finishedWrite("marker"))
-			e.quiet()
+			e.localMarker()
 			got := false
 			for _, c := range e.seen[before:] {
 				got = got || c.Op&(change.Remove|change.Rmdir) != 0 && c.Path == "d/s"
@@ -559,11 +543,7 @@ func TestDetector_OwnRenameOfATreeIsNotScanned(t *testing.T) {
 			} else {
 				e.rename("x", "d")
 			}
-			if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			e.waitFor("the marker", finishedWrite("marker"))
-			e.quiet()
+			e.localMarker()
 			got := slices.ContainsFunc(e.seen[before:], func(c change.Change) bool { return slices.Contains(found, c.Path) })
 			if got != tc.want {
 				t.Fatalf("%v reported: %v, want %v; saw %v", found, got, tc.want, describe(e.seen[before:]))
@@ -578,6 +558,18 @@ func (e *env) rename(from, to string) {
 	if err := os.Rename(filepath.Join(e.root, from), filepath.Join(e.root, to)); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// localMarker writes a file here, a local change that must come, waits
+// for it and then until the detector is quiet: what a test did before it
+// has been reported by then, or never will be.
+func (e *env) localMarker() {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.root, "marker"), []byte("local"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitFor("the marker", finishedWrite("marker"))
+	e.quiet()
 }
 
 // quiet drains the detector's changes until none came for half a second
