@@ -616,7 +616,6 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 		return
 	}
 	var ready, settled []string
-	quiet := !s.writingHere()
 	for p, h := range s.held {
 		if !h.changed || now.Before(h.checkAt) || !now.Before(h.until) {
 			continue
@@ -631,7 +630,7 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 		}
 		recorded, err := s.Journal.Recorded(rootfd, p)
 		incoming := s.Incoming != nil && s.Incoming(p)
-		if err == nil && !recorded && !incoming && s.settled(rootfd, p, &h, now, quiet) {
+		if err == nil && !recorded && !incoming && s.settled(rootfd, p, &h, now) {
 			delete(s.held, p)
 			settled = append(settled, p)
 			continue
@@ -670,8 +669,9 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 const settledAfter = 2 * crossedCheck
 
 // settled reports whether p, held as changed during its run (h), has stayed
-// as it is for settledAfter while quiet (no write under way here, nothing
-// on its way to the journal), and notes what it is now in h. Such a change
+// as it is for settledAfter and nothing is being written here now (no write
+// under way, nothing on its way to the journal: writingHere, asked only
+// then), and notes what it is now in h. Such a change
 // is one no event of p's own journals, and its hold would last until
 // change.DefaultMaxHold: a name of the file made and removed again
 // elsewhere (ln f h; rm h) during the run moves its ctime and leaves its
@@ -687,7 +687,7 @@ const settledAfter = 2 * crossedCheck
 // It is the caller's to check that the index does not hold p as it is (a
 // peer's version, which releaseCrossed hands on) and that no peer's run
 // of it is announced.
-func (s *Sender) settled(rootfd int, p string, h *hold, now time.Time, quiet bool) bool {
+func (s *Sender) settled(rootfd int, p string, h *hold, now time.Time) bool {
 	var st unix.Stat_t
 	if beneath.Lstat(rootfd, p, &st) != nil {
 		h.quietFrom = time.Time{} // its removal, or a rename above it, is journaled
@@ -697,7 +697,7 @@ func (s *Sender) settled(rootfd int, p string, h *hold, now time.Time, quiet boo
 		h.seen, h.quietFrom = f, now
 		return false
 	}
-	return quiet && !now.Before(h.quietFrom.Add(settledAfter))
+	return !now.Before(h.quietFrom.Add(settledAfter)) && !s.writingHere()
 }
 
 // writingHere reports whether a write is under way here (Writing) or
@@ -1399,12 +1399,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		told.madeForDelete = append(told.madeForDelete, res.Made...)
 		instead := sentByDelete(res)
 		told.sentInstead = append(told.sentInstead, instead...)
-		// A parent sent as a file replaced a directory there, with its
-		// contents (rsync.Result.NotDirs, Unmade); the rest of what it
-		// deleted is below listed paths, told by them.
-		replacedThere := slices.Concat(res.NotDirs, res.Unmade)
-		told.replaced = append(told.replaced, replacedThere...)
-		told.removed = append(told.removed, res.Removed...)
+		told.replacedBy(res)
 		// What rsync sent instead was made here while it read the list:
 		// most often by a rename (a swap, a directory moved over the
 		// path's parent), which the peer has ahead of it and which takes
@@ -1412,7 +1407,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// by content: the same test, seed 156, the fifty-first session,
 		// a file written into a swapped-in directory that the swap's
 		// replay then took to where nothing of it was here.
-		s.overtaken.add(slices.Concat(instead, replacedThere), change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
+		s.overtaken.add(slices.Concat(instead, res.NotDirs, res.Unmade), change.Write, replayedUpTo, overtakenGrace, s.Journal.Seq)
 		// Each removal below a deleted directory with that directory: one
 		// deletion left undone (an old name found here again, Present)
 		// held back every other's, and they failed, backing off (the
@@ -2067,8 +2062,9 @@ type confirmation struct {
 //     state (the peer records them as they are); replaced, parents of
 //     listed paths that rsync read as files or symlinks and sent so
 //     (rsync.Result.NotDirs, Unmade), marked so (peer.FileState.Replaced:
-//     the peer records them as they are, there or gone); unconfirmed, paths rsync itemized that the run did not
-//     confirm (leftUnconfirmed), marked so (peer.FileState.Unconfirmed);
+//     the peer records them as they are, there or gone); unconfirmed,
+//     paths rsync itemized that the run did not confirm
+//     (leftUnconfirmed), marked so (peer.FileState.Unconfirmed);
 //     unspoken, paths a run cut short never spoke of
 //     (peer.FileState.Unspoken); and vanished, files that vanished here
 //     with no line of their own (peer.FileState.Vanished);
@@ -2103,13 +2099,21 @@ type named struct {
 func (n *named) push(res rsync.Result) {
 	replaced, unsaid := splitVanished(res)
 	n.implied = append(n.implied, res.Implied...)
-	n.replaced = append(n.replaced, res.NotDirs...)
-	n.replaced = append(n.replaced, res.Unmade...)
-	n.removed = append(n.removed, res.Removed...)
+	n.replacedBy(res)
 	n.removed = append(n.removed, replaced...)
 	n.vanished = append(n.vanished, unsaid...)
 	n.unconfirmed = append(n.unconfirmed, leftUnconfirmed(res)...)
 	n.unspoken = append(n.unspoken, unspoken(res)...)
+}
+
+// replacedBy adds what a push or a delete deleted there unlisted
+// (rsync.Result.Removed) and the parents of listed paths it sent as files
+// or symlinks (rsync.Result.NotDirs, Unmade), which replaced the peer's
+// directories there with their contents.
+func (n *named) replacedBy(res rsync.Result) {
+	n.replaced = append(n.replaced, res.NotDirs...)
+	n.replaced = append(n.replaced, res.Unmade...)
+	n.removed = append(n.removed, res.Removed...)
 }
 
 // confirmationOf puts a run's confirmation together: sent (with states)
