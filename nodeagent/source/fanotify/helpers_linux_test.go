@@ -45,9 +45,14 @@ func start(t testing.TB, opts source.Options) *watcher {
 }
 
 // run runs s, made by New, until the test ends, as start does.
-func run(t testing.TB, s *Source) *watcher {
+func run(t testing.TB, s *Source) *watcher { return runInto(t, s, make(chan change.Change, 4096)) }
+
+// runInto is run with the changes sent to out: an unbuffered out holds the
+// source at its next change, reading no event after it, until the test
+// receives that change.
+func runInto(t testing.TB, s *Source, out chan change.Change) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watcher{t: t, root: s.root, out: make(chan change.Change, 4096)}
+	w := &watcher{t: t, root: s.root, out: out}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, w.out) }()
 	t.Cleanup(func() {

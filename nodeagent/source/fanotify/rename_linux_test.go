@@ -140,3 +140,41 @@ func TestSource_renameChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestSource_renameReadAfterADirectoryAboveMoved: events read after a
+// directory above their paths was renamed report the names they had when
+// they happened. Here the rename of a file into d, a directory just moved
+// into s, is read after s was swapped with u: it is s/c0 -> s/d/x, not
+// s/c0 -> u/d/x (d resolved as it is when read, s as the cache knew it),
+// which peers replayed into a u/d of their own (the stress test, seed 372
+// of the fifty-third session).
+func TestSource_renameReadAfterADirectoryAboveMoved(t *testing.T) {
+	root := filepath.Join(mountTmpfs(t), "root")
+	for _, d := range []string{"t/d", "s", "u"} {
+		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	writeFile(t, filepath.Join(root, "s/c0"), "x")
+	s, err := New(source.Options{Root: root})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	w := runInto(t, s, make(chan change.Change))
+	for _, d := range []string{"s", "t", "u"} {
+		w.sync(filepath.Join(root, d)) // each directory's path is cached
+	}
+	// The source holds at the marker's change until the test receives it:
+	// every event below is read after the last of them happened.
+	must(t, os.WriteFile(filepath.Join(root, "hold"), nil, 0o644))
+	abs := func(p string) string { return filepath.Join(root, p) }
+	must(t, os.Rename(abs("t/d"), abs("s/d")))
+	must(t, os.Rename(abs("s/c0"), abs("s/d/x")))
+	must(t, os.Rename(abs("s"), abs("tmp")))
+	must(t, os.Rename(abs("u"), abs("s")))
+	must(t, os.Rename(abs("tmp"), abs("u")))
+
+	c := w.waitFor("of the rename of s/c0", func(c change.Change) bool { return c.OldPath == "s/c0" })
+	if c.Path != "s/d/x" || !c.Op.Has(change.Rename) {
+		t.Errorf("rename read late: %s, want s/c0 -> s/d/x", show(c))
+	}
+	w.waitFor("of the swap's last rename", func(c change.Change) bool { return c.Path == "u" && c.OldPath == "tmp" })
+}

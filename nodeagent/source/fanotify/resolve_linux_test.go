@@ -3,7 +3,6 @@
 package fanotify
 
 import (
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,15 +11,14 @@ import (
 )
 
 // handleOf returns the file identifier of path as fanotify reports it
-// (the fsid is left out of the key: one filesystem per test).
+// (with a zero fsid: one filesystem per test).
 func handleOf(t *testing.T, path string) fid {
 	t.Helper()
 	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, path, 0)
 	if err != nil {
 		t.Fatalf("name_to_handle_at %s: %v", path, err)
 	}
-	key := binary.NativeEndian.AppendUint32(nil, uint32(h.Type()))
-	return fid{key: append(key, h.Bytes()...), typ: h.Type(), handle: h.Bytes()}
+	return fid{key: appendKey(nil, make([]byte, fsidLen), h), typ: h.Type(), handle: h.Bytes()}
 }
 
 func newTestResolver(t *testing.T, root string) *resolver {
@@ -114,5 +112,82 @@ func TestDirCache_forget(t *testing.T) {
 	c.forget("/")
 	if len(c.paths) != 0 {
 		t.Errorf("after forget(/): %d entries left", len(c.paths))
+	}
+}
+
+// TestResolver_asCached: a directory the cache does not hold is resolved
+// as it is when its event is read, and then rebased on the nearest cached
+// directory above it, whose path is the one the events read so far knew.
+func TestResolver_asCached(t *testing.T) {
+	tests := []struct {
+		name    string
+		dirs    []string // made under the root
+		cached  []string // resolved (and cached) before the renames
+		renames [][2]string
+		forget  []string // the renames' events, read so far
+		of      string   // the directory resolved, by its path before the renames
+		want    string
+	}{{
+		name:    "a directory above renamed since, its event not read yet",
+		dirs:    []string{"s/d"},
+		cached:  []string{"s"},
+		renames: [][2]string{{"s", "v"}},
+		of:      "s/d", want: "s/d",
+	}, {
+		name:    "two levels below the cached directory",
+		dirs:    []string{"s/m/d"},
+		cached:  []string{"s"},
+		renames: [][2]string{{"s", "v"}},
+		of:      "s/m/d", want: "s/m/d",
+	}, {
+		name:    "the rename's event read: as it is now",
+		dirs:    []string{"s/d"},
+		cached:  []string{"s"},
+		renames: [][2]string{{"s", "v"}},
+		forget:  []string{"s", "v"},
+		of:      "s/d", want: "v/d",
+	}, {
+		name:    "nothing above cached: as it is now",
+		dirs:    []string{"s/d"},
+		renames: [][2]string{{"s", "v"}},
+		of:      "s/d", want: "v/d",
+	}, {
+		name:   "nothing renamed",
+		dirs:   []string{"s/d"},
+		cached: []string{"s"},
+		of:     "s/d", want: "s/d",
+	}, {
+		// The swap of the stress test's seed 372: d moved into s, whose
+		// swap with u was not read yet.
+		name:    "moved into a directory that was swapped since",
+		dirs:    []string{"t/d", "s", "u"},
+		cached:  []string{"s", "t", "u"},
+		renames: [][2]string{{"t/d", "s/d"}, {"s", "tmp"}, {"u", "s"}, {"tmp", "u"}},
+		forget:  []string{"t/d", "s/d"},
+		of:      "t/d", want: "s/d",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(mountTmpfs(t), "root")
+			for _, d := range tt.dirs {
+				must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+			}
+			r := newTestResolver(t, root)
+			for _, d := range tt.cached {
+				if p, res := r.dirPath(handleOf(t, filepath.Join(root, d))); res != resolved || p != filepath.Join(root, d) {
+					t.Fatalf("resolving %s: %q %d", d, p, res)
+				}
+			}
+			of := handleOf(t, filepath.Join(root, tt.of))
+			for _, rn := range tt.renames {
+				must(t, os.Rename(filepath.Join(root, rn[0]), filepath.Join(root, rn[1])))
+			}
+			for _, p := range tt.forget {
+				r.cache.forget(filepath.Join(root, p))
+			}
+			if p, res := r.dirPath(of); res != resolved || p != filepath.Join(root, tt.want) {
+				t.Errorf("dirPath(%s) = %q %d, want %q", tt.of, p, res, filepath.Join(root, tt.want))
+			}
+		})
 	}
 }
