@@ -140,6 +140,13 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 	case lost:
 		return append(dst, s.lostEvents(now))
 	}
+	if ev.mask&(unix.FAN_CREATE|unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_CREATE|unix.FAN_ONDIR && ev.hasObj {
+		// A directory made: its path as of this event, which the
+		// directory's later events find in the cache (resolved when
+		// read instead, after a later rename of it, they joined names of
+		// two moments: resolver.asCached).
+		s.res.cache.put(ev.obj.key, abs)
+	}
 	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_DELETE|unix.FAN_ONDIR {
 		// rmdir(2) removes only empty directories: no other entry can
 		// be below this one's.

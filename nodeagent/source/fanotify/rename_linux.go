@@ -49,6 +49,11 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 		}
 		s.res.cache.forget(oldAbs)
 		s.res.cache.forget(newAbs)
+		if ev.hasObj && newRes == resolved {
+			// The directory itself is where this event put it, for
+			// the events after it (as for a directory made).
+			s.res.cache.put(ev.obj.key, newAbs)
+		}
 	}
 	var (
 		oldRel string

@@ -141,40 +141,87 @@ func TestSource_renameChanges(t *testing.T) {
 	}
 }
 
-// TestSource_renameReadAfterADirectoryAboveMoved: events read after a
-// directory above their paths was renamed report the names they had when
-// they happened. Here the rename of a file into d, a directory just moved
-// into s, is read after s was swapped with u: it is s/c0 -> s/d/x, not
-// s/c0 -> u/d/x (d resolved as it is when read, s as the cache knew it),
-// which peers replayed into a u/d of their own (the stress test, seed 372
-// of the fifty-third session).
-func TestSource_renameReadAfterADirectoryAboveMoved(t *testing.T) {
-	root := filepath.Join(mountTmpfs(t), "root")
-	for _, d := range []string{"t/d", "s", "u"} {
-		must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+// TestSource_renameReadLate: events read after directories on their paths
+// were renamed report the names they had when they happened, not the
+// names the directories have when the events are read, which peers
+// replayed into places the writer never had (the stress test, seeds 372
+// of the fifty-third session and 452 of the fifty-fourth).
+func TestSource_renameReadLate(t *testing.T) {
+	type mv [2]string
+	tests := []struct {
+		name    string
+		dirs    []string // made before the source starts
+		synced  []string // directories whose paths the source caches first
+		file    string   // made before the source starts
+		made    []string // directories made while the source holds
+		renames []mv     // done while the source holds, after made
+		want    mv       // the rename of file
+	}{{
+		// d, just moved into s, resolved when read, s from the cache:
+		// it was s/c0 -> u/d/x.
+		name:    "moved into a directory swapped since",
+		dirs:    []string{"t/d", "s", "u"},
+		synced:  []string{"s", "t", "u"},
+		file:    "s/c0",
+		renames: []mv{{"t/d", "s/d"}, {"s/c0", "s/d/x"}, {"s", "tmp"}, {"u", "s"}, {"tmp", "u"}},
+		want:    mv{"s/c0", "s/d/x"},
+	}, {
+		// c, swapped in from a/d and never read before, then moved
+		// away: it was z/q/f -> z/q/g.
+		name:    "in a directory swapped in, then moved away",
+		dirs:    []string{"a/d", "c", "z"},
+		synced:  []string{"a", "z"},
+		file:    "a/d/f",
+		renames: []mv{{"c", "tmp"}, {"a/d", "c"}, {"tmp", "a/d"}, {"c/f", "c/g"}, {"c", "z/q"}},
+		want:    mv{"c/f", "c/g"},
+	}, {
+		// c, made and never read before, then moved away: it was
+		// f0 -> z/q/f.
+		name:    "into a directory made, then moved away",
+		dirs:    []string{"z"},
+		synced:  []string{"z"},
+		file:    "f0",
+		made:    []string{"c"},
+		renames: []mv{{"f0", "c/f"}, {"c", "z/q"}},
+		want:    mv{"f0", "c/f"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(mountTmpfs(t), "root")
+			abs := func(p string) string { return filepath.Join(root, p) }
+			for _, d := range tt.dirs {
+				must(t, os.MkdirAll(abs(d), 0o755))
+			}
+			writeFile(t, abs(tt.file), "x")
+			s, err := New(source.Options{Root: root})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			w := runInto(t, s, make(chan change.Change))
+			for _, d := range tt.synced {
+				w.sync(abs(d))
+			}
+			// The source holds at the next change until the test
+			// receives it: every event below is read after the last of
+			// them happened.
+			must(t, os.WriteFile(abs("hold"), nil, 0o644))
+			for _, d := range tt.made {
+				must(t, os.Mkdir(abs(d), 0o755))
+			}
+			for _, r := range tt.renames {
+				must(t, os.Rename(abs(r[0]), abs(r[1])))
+			}
+			last := tt.renames[len(tt.renames)-1]
+			var got change.Change
+			w.waitFor("of the last rename", func(c change.Change) bool {
+				if c.OldPath == tt.want[0] && c.Op.Has(change.Rename) {
+					got = c
+				}
+				return c.OldPath == last[0] && c.Path == last[1]
+			})
+			if got.Path != tt.want[1] {
+				t.Errorf("rename of %s read late: want %s -> %s; got:\n%s", tt.want[0], tt.want[0], tt.want[1], list(w.seen))
+			}
+		})
 	}
-	writeFile(t, filepath.Join(root, "s/c0"), "x")
-	s, err := New(source.Options{Root: root})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	w := runInto(t, s, make(chan change.Change))
-	for _, d := range []string{"s", "t", "u"} {
-		w.sync(filepath.Join(root, d)) // each directory's path is cached
-	}
-	// The source holds at the marker's change until the test receives it:
-	// every event below is read after the last of them happened.
-	must(t, os.WriteFile(filepath.Join(root, "hold"), nil, 0o644))
-	abs := func(p string) string { return filepath.Join(root, p) }
-	must(t, os.Rename(abs("t/d"), abs("s/d")))
-	must(t, os.Rename(abs("s/c0"), abs("s/d/x")))
-	must(t, os.Rename(abs("s"), abs("tmp")))
-	must(t, os.Rename(abs("u"), abs("s")))
-	must(t, os.Rename(abs("tmp"), abs("u")))
-
-	c := w.waitFor("of the rename of s/c0", func(c change.Change) bool { return c.OldPath == "s/c0" })
-	if c.Path != "s/d/x" || !c.Op.Has(change.Rename) {
-		t.Errorf("rename read late: %s, want s/c0 -> s/d/x", show(c))
-	}
-	w.waitFor("of the swap's last rename", func(c change.Change) bool { return c.Path == "u" && c.OldPath == "tmp" })
 }

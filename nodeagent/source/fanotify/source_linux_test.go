@@ -452,35 +452,38 @@ func TestSource_quietDirectories(t *testing.T) {
 }
 
 // TestSource_writeInADirectoryGoneAtOnce: a hard-linked file written
-// through a name in a directory that is removed right after (mv d e; write
-// e/l; rm -r e, the rename making the source forget e's path): when the
-// write's event is read after e is gone, the source reports a write of
-// the file's other name, which holds it. Without it, the event was
-// dropped with the directory's, and nothing named that other name (the
-// stress test, seed 26). A write read while e/l existed, or one whose
-// directory's path the source still knew (a removal carrying the inode,
-// as below), does not exercise the case; the test fails when no try did.
+// through a name in a directory that is removed right after (write d/l; rm
+// -r d, d made before the source started, so that no event told the
+// source its path): when the write's event is read after d is gone, the
+// source reports a write of the file's other name, which holds it. Without
+// it, the event was dropped with the directory's, and nothing named that
+// other name (the stress test, seed 26). A write read while d/l existed,
+// or one whose directory's path the source knew (a removal carrying the
+// inode, as below), does not exercise the case; the test fails when no
+// try did. Until this session a rename (mv d e) made the source forget the
+// directory's path; a rename's event now tells it.
 func TestSource_writeInADirectoryGoneAtOnce(t *testing.T) {
 	root := mountTmpfs(t)
-	w := start(t, source.Options{Root: root})
 	const tries = 10
 	for i := range tries {
-		f, d, e := fmt.Sprintf("f%d", i), fmt.Sprintf("d%d", i), fmt.Sprintf("e%d", i)
-		l := e + "/l"
+		f, d := fmt.Sprintf("f%d", i), fmt.Sprintf("d%d", i)
 		writeFile(t, filepath.Join(root, f), "old")
 		must(t, os.Mkdir(filepath.Join(root, d), 0o755))
 		must(t, os.Link(filepath.Join(root, f), filepath.Join(root, d, "l")))
-		w.sync(root)
+	}
+	w := start(t, source.Options{Root: root})
+	for i := range tries {
+		f, d := fmt.Sprintf("f%d", i), fmt.Sprintf("d%d", i)
+		l := d + "/l"
 		var st unix.Stat_t
 		must(t, unix.Stat(filepath.Join(root, f), &st))
 
-		must(t, os.Rename(filepath.Join(root, d), filepath.Join(root, e)))
 		fl, err := os.OpenFile(filepath.Join(root, l), os.O_WRONLY|os.O_APPEND, 0)
 		must(t, err)
 		_, err = fl.WriteString(" and new")
 		must(t, err)
 		must(t, fl.Close())
-		must(t, os.RemoveAll(filepath.Join(root, e)))
+		must(t, os.RemoveAll(filepath.Join(root, d)))
 		got := w.sync(root)
 		wroteF, other := false, false
 		for _, c := range got {
@@ -488,7 +491,7 @@ func TestSource_writeInADirectoryGoneAtOnce(t *testing.T) {
 			case c.Path == f && c.Op.Has(change.Write) && c.Finished:
 				wroteF = true
 			case c.Path == l && (c.Op.Has(change.Write) || c.WrittenIno == st.Ino):
-				other = true // read while e/l existed, or e's path known
+				other = true // read while d/l existed, or d's path known
 			}
 		}
 		if wroteF {
