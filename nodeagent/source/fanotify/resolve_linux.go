@@ -37,10 +37,12 @@ const (
 	moved
 )
 
-// dirCache maps directory file handles to the absolute paths they had
-// when resolved. Entries are dropped when the directory or an ancestor is
-// removed or renamed, so a cached path is the one the directory had when
-// the events read so far happened.
+// dirCache maps directory file handles to the absolute paths they had as
+// of the events read so far: put when a directory is resolved (its path
+// read then is rebased on the nearest cached directory above it:
+// resolver.asCached) and by a directory's mkdir and rename events, at the
+// path the event gives; dropped below a directory that is removed or
+// renamed, and for a directory removed.
 type dirCache struct {
 	paths map[string]string
 }
