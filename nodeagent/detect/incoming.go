@@ -252,7 +252,39 @@ func (in *Incoming) HasBelow(dir string) bool {
 func (in *Incoming) CarriedByOther(path string, own []Hold) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if !in.live(path, in.clock()) {
+	return in.heldByOther(path, own, in.clock())
+}
+
+// OtherAtOrBelow reports whether dir itself or a path below it is held
+// by a hold that is not among own: a directory one run made only to reach
+// a removal is one another run may be putting files in (its implied
+// parent, or its own listed directory), and removing it there makes that
+// run's files fail and its confirmation take them for this member's
+// removal (the stress test, seed 478 of the fifty-fourth session). It
+// looks at every held path, as HasBelow does.
+func (in *Incoming) OtherAtOrBelow(dir string, own []Hold) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.paths) == 0 {
+		return false
+	}
+	prefix := dir + "/"
+	if dir == "." {
+		prefix = ""
+	}
+	now := in.clock()
+	for p := range in.paths {
+		if (p == dir || strings.HasPrefix(p, prefix)) && in.heldByOther(p, own, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// heldByOther reports whether path has a live hold not among own; the
+// caller holds in.mu.
+func (in *Incoming) heldByOther(path string, own []Hold, now time.Time) bool {
+	if !in.live(path, now) {
 		return false
 	}
 	e := in.paths[path]

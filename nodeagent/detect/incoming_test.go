@@ -133,3 +133,34 @@ func TestIncoming_HasBelow(t *testing.T) {
 		t.Error("HasBelow past the hold's TTL")
 	}
 }
+
+// TestIncoming_OtherAtOrBelow: a directory is another run's when a hold
+// not among own holds it or a path below it; own holds, a sibling with a
+// common prefix, a path above it and an expired hold are not.
+func TestIncoming_OtherAtOrBelow(t *testing.T) {
+	in, c := newIncoming(time.Minute)
+	mine := in.Add("a/gone", "m/x")
+	in.Add("a/b/f", "c", "x/y")
+	for _, tc := range []struct {
+		dir  string
+		own  []Hold
+		want bool
+	}{
+		{"a", []Hold{mine}, true},      // another run's file below
+		{"a/b", []Hold{mine}, true},    // its implied parent
+		{"c", []Hold{mine}, true},      // its own listed directory
+		{"c", nil, true},               // no hold of one's own
+		{"m", []Hold{mine}, false},     // only this run's hold below
+		{"a/bb", []Hold{mine}, false},  // a sibling with a common prefix
+		{"x/y/z", []Hold{mine}, false}, // above it, not below
+		{".", []Hold{mine}, true},
+	} {
+		if got := in.OtherAtOrBelow(tc.dir, tc.own); got != tc.want {
+			t.Errorf("OtherAtOrBelow(%q, %v) = %v, want %v", tc.dir, tc.own, got, tc.want)
+		}
+	}
+	c.advance(time.Minute)
+	if in.OtherAtOrBelow("a", []Hold{mine}) {
+		t.Error("OtherAtOrBelow past the other hold's TTL")
+	}
+}

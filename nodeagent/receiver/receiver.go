@@ -437,7 +437,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 				return err
 			}
 		}
-		if err := r.unmake(tx, madeForDelete); err != nil {
+		if err := r.unmake(tx, madeForDelete, own); err != nil {
 			return err
 		}
 		for ino := range sentFiles {
@@ -505,13 +505,23 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 // session). One that is not empty (a run put something there
 // meanwhile) or was held before stays, recorded as the run's directories
 // are (recordDir). Its removal reads, at the detector, as what the index
-// holds (nothing): no change of this member's.
-func (r *Receiver) unmake(tx *index.Tx, dirs []string) error {
+// holds (nothing): no change of this member's. One that another run
+// (not among own) holds, or holds a path below, is that run's: it may be
+// empty only because that run has yet to rename its files into it, and
+// removed, they failed and its confirmation took the directory's absence
+// for this member's removal, which went to every member (the stress test,
+// seed 478 of the fifty-fourth session). It is left to that run, neither
+// removed nor recorded here.
+func (r *Receiver) unmake(tx *index.Tx, dirs []string, own []detect.Hold) error {
 	slices.SortFunc(dirs, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
-	var removed []string
+	var removed, others []string
 	for _, p := range dirs {
+		if r.Held.OtherAtOrBelow(p, own) {
+			others = append(others, p)
+			continue
+		}
 		switch _, held, err := tx.Get(p); {
 		case err != nil:
 			return err
@@ -529,6 +539,9 @@ func (r *Receiver) unmake(tx *index.Tx, dirs []string) error {
 		// For tracing: a removal here that no change of this member's
 		// made (the stress test).
 		r.Log.V(2).Info("directories a run made only for a removal, removed again", "dirs", removed)
+	}
+	if len(others) > 0 {
+		r.Log.V(2).Info("directories a run made only for a removal, left to another run that holds them", "dirs", others)
 	}
 	return nil
 }
