@@ -260,7 +260,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// the name then removed (the stress test: the peers kept the old
 	// content of m7, written through D13/h3 here while a run was putting
 	// the peer's m7 there).
-	var mine []string
+	var mine, why []string // why: what each of mine is here, for the log
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		mine = mine[:0] // afresh: Batch may call again
@@ -402,6 +402,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 					return err
 				}
 				mine = append(mine, p)
+				why = append(why, notAsSent(err, &st, states, i))
 				continue
 			}
 			if err := r.record(tx, p); err != nil {
@@ -430,6 +431,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 						return err
 					}
 					mine = append(mine, p)
+					why = append(why, "deleted by the run, here again")
 					continue
 				}
 			}
@@ -469,7 +471,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	}
 	close(c.done)
 	if len(mine) > 0 {
-		r.Log.V(1).Info("received paths not as sent, or made again here: this member's own, compared again", "from", from, "run", run, "paths", mine)
+		r.Log.V(1).Info("received paths not as sent, or made again here: this member's own, compared again", "from", from, "run", run, "paths", mine, "why", why)
 	}
 	if r.Rescan != nil {
 		for _, p := range mine {
@@ -544,6 +546,20 @@ func (r *Receiver) unmake(tx *index.Tx, dirs []string, own []detect.Hold) error 
 		r.Log.V(2).Info("directories a run made only for a removal, left to another run that holds them", "dirs", others)
 	}
 	return nil
+}
+
+// notAsSent says, for the log, what a sent path is here (lerr and st, its
+// lstat) against the run's state of it (states[i], when given).
+func notAsSent(lerr error, st *unix.Stat_t, states []peer.FileState, i int) string {
+	if lerr != nil {
+		return "gone here"
+	}
+	here := fmt.Sprintf("here mode %o size %d mtime %d ino %d", st.Mode, st.Size, st.Mtim.Nano(), st.Ino)
+	if i >= len(states) || !states[i].Regular {
+		return here
+	}
+	s := states[i]
+	return fmt.Sprintf("%s; sent mode %o size %d mtime %d", here, s.Mode, s.Size, s.MtimeNs)
 }
 
 // noState reports whether s says nothing of the path it goes with: the

@@ -1292,6 +1292,11 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		res, err := s.listing(rootfd, slices.Concat(pathsOf(b.sends), b.links, outOf), &staleDirs, func(files []string) (rsync.Result, error) {
 			return push(ctx, files)
 		})
+		if v := s.Log.V(4); v.Enabled() {
+			// For tracing a path through a run (the stress test): what
+			// rsync itemized of each listed path, and what became of it.
+			v.Info("run itemized", "run", runID, "paths", itemized(res))
+		}
 		sent = confirmed(b.sends, res)
 		told.push(res)
 		told.implied = append(told.implied, confirmedPaths(outOf, res)...)
@@ -1918,6 +1923,20 @@ func coveredBy(covered, deleted []journal.Entry) []journal.Entry {
 		if underAny(e.Path, gone) {
 			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// itemized is what a run's log says of each listed path: rsync's
+// itemized change (or "-" for none), the outcome, and the path.
+func itemized(res rsync.Result) []string {
+	out := make([]string, len(res.Paths))
+	for i, pr := range res.Paths {
+		change := pr.Change
+		if change == "" {
+			change = "-"
+		}
+		out[i] = change + " " + pr.Outcome.String() + " " + pr.Path
 	}
 	return out
 }
