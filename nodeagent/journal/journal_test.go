@@ -1316,6 +1316,64 @@ func TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder(t 
 	}
 }
 
+// TestJournal_Record_aDirectoryMadeToRenameIntoIsLoggedRemoved: mkdir
+// a/p/q; mv s a/p/q/m; mv a/p/q/m t; rmdir a/p/q, read together, with s a
+// file or a directory (and q with a directory made and removed in it, as
+// mkdir -p leaves). A peer makes a/p/q to replay the first rename
+// (MakeParents); q's removal must be logged after the renames. A
+// directory's rename moves its tree's entries to the new name before the
+// rename is logged, and holdGoneNew stopped at that entry: for a
+// directory, q was never logged removed, and every peer kept it (the
+// stress test, seed 506 of the fifty-fifth session).
+func TestJournal_Record_aDirectoryMadeToRenameIntoIsLoggedRemoved(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		dir, inner bool
+	}{
+		{name: "a file"},
+		{name: "a directory", dir: true},
+		{name: "a file, beside a directory made and removed", inner: true},
+		{name: "a directory, beside a directory made and removed", dir: true, inner: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peers := []string{"web-2"}
+			f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+			rename := change.Rename
+			if tc.dir {
+				must(t, os.Mkdir(filepath.Join(f.root, "s"), 0o755))
+				f.write("s/x", 3)
+				settleAll(t, f, peers, "s", "s/x")
+				rename |= change.Subtree
+			} else {
+				f.write("s", 3)
+				settleAll(t, f, peers, "s")
+			}
+			must(t, os.MkdirAll(filepath.Join(f.root, "a", "p", "q", "d11"), 0o755))
+			must(t, os.Rename(filepath.Join(f.root, "s"), filepath.Join(f.root, "a", "p", "q", "m")))
+			must(t, os.Rename(filepath.Join(f.root, "a", "p", "q", "m"), filepath.Join(f.root, "t")))
+			must(t, os.RemoveAll(filepath.Join(f.root, "a", "p", "q")))
+			changes := []change.Change{
+				{Path: "a", Op: change.Mkdir, Finished: true},
+				{Path: "a/p", Op: change.Mkdir, Finished: true},
+				{Path: "a/p/q", Op: change.Mkdir, Finished: true},
+			}
+			if tc.inner {
+				changes = append(changes, change.Change{Path: "a/p/q/d11", Op: change.Mkdir, Finished: true})
+			}
+			changes = append(changes,
+				change.Change{Path: "a/p/q/m", OldPath: "s", Op: rename, Finished: true},
+				change.Change{Path: "t", OldPath: "a/p/q/m", Op: rename, Finished: true},
+			)
+			if tc.inner {
+				changes = append(changes, change.Change{Path: "a/p/q/d11", Op: change.Rmdir, Finished: true})
+			}
+			changes = append(changes, change.Change{Path: "a/p/q", Op: change.Rmdir, Finished: true})
+			must(t, f.j.Record(f.rootfd, peers, changes))
+			wantRenameLog(t, f.j, "web-2", []string{"s>a/p/q/m", "a/p/q/m>t", "a/p/q>"})
+		})
+	}
+}
+
 // TestJournal_Record_aChangeThatFindsItsPathGoneLogsItsRemoval: mv d e,
 // recorded; rm e/x, read first as another change of e/x (a scan's find of
 // the renamed tree, a write) that finds it gone; then mv e f. That change
