@@ -228,22 +228,7 @@ func (in *Incoming) Carries(path string) bool {
 // It looks at every held path: call it for directory changes and
 // removals only.
 func (in *Incoming) HasBelow(dir string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if len(in.paths) == 0 {
-		return false
-	}
-	prefix := dir + "/"
-	if dir == "." {
-		prefix = ""
-	}
-	now := in.clock()
-	for p := range in.paths {
-		if strings.HasPrefix(p, prefix) && p != dir && in.live(p, now) {
-			return true
-		}
-	}
-	return false
+	return in.anyBelow(dir, false, in.live)
 }
 
 // CarriedByOther reports whether path itself is held by a hold that is
@@ -263,6 +248,13 @@ func (in *Incoming) CarriedByOther(path string, own []Hold) bool {
 // removal (the stress test, seed 478 of the fifty-fourth session). It
 // looks at every held path, as HasBelow does.
 func (in *Incoming) OtherAtOrBelow(dir string, own []Hold) bool {
+	return in.anyBelow(dir, true, func(p string, now time.Time) bool { return in.heldByOther(p, own, now) })
+}
+
+// anyBelow reports whether held(p, now) is true for a held path p below
+// dir, or dir itself when self is set; held is called with in.mu held.
+// It looks at every held path.
+func (in *Incoming) anyBelow(dir string, self bool, held func(p string, now time.Time) bool) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if len(in.paths) == 0 {
@@ -274,7 +266,7 @@ func (in *Incoming) OtherAtOrBelow(dir string, own []Hold) bool {
 	}
 	now := in.clock()
 	for p := range in.paths {
-		if (p == dir || strings.HasPrefix(p, prefix)) && in.heldByOther(p, own, now) {
+		if (p == dir && self || p != dir && strings.HasPrefix(p, prefix)) && held(p, now) {
 			return true
 		}
 	}
