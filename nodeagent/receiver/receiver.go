@@ -263,7 +263,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	var mine, why []string // why: what each of mine is here, for the log
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
-		mine = mine[:0] // afresh: Batch may call again
+		mine, why = mine[:0], why[:0] // afresh: Batch may call again
 		if !restored {
 			if err := forget(btx, key); err != nil {
 				return err
