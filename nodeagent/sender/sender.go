@@ -1861,7 +1861,7 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 			continue
 		}
 		if v.Enabled() {
-			notDone = append(notDone, fmt.Sprintf("%q: %s [%s] %s", p.Path, p.Outcome, p.Change, p.Reason))
+			notDone = append(notDone, pathLine(p))
 		}
 		if len(r.Problems) < 10 {
 			r.Problems = append(r.Problems, fmt.Sprintf("%q: %s %s", p.Path, p.Outcome, p.Reason))
@@ -1927,18 +1927,19 @@ func coveredBy(covered, deleted []journal.Entry) []journal.Entry {
 	return out
 }
 
-// itemized is what a run's log says of each listed path: rsync's
-// itemized change (or "-" for none), the outcome, and the path.
+// itemized is what a run's log says of each listed path (pathLine).
 func itemized(res rsync.Result) []string {
 	out := make([]string, len(res.Paths))
 	for i, pr := range res.Paths {
-		change := pr.Change
-		if change == "" {
-			change = "-"
-		}
-		out[i] = change + " " + pr.Outcome.String() + " " + pr.Path
+		out[i] = pathLine(pr)
 	}
 	return out
+}
+
+// pathLine is how the log names what a run did with one path: the path,
+// its outcome, rsync's itemized change and the reason.
+func pathLine(p rsync.PathResult) string {
+	return fmt.Sprintf("%q: %s [%s] %s", p.Path, p.Outcome, p.Change, p.Reason)
 }
 
 // confirmedPaths is confirmed for paths that are not journal entries.
