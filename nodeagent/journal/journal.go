@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -442,7 +443,13 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				if known {
 					lr.Dir = obj.Mode.IsDir()
 				}
-				if known && obj.Mode.IsRegular() {
+				if known && (obj.Mode.IsRegular() || obj.Mode&fs.ModeSymlink != 0) {
+					// A symlink's too (its size is its target's
+					// length): without them, every peer found its
+					// symlink differing from the writer's and refused
+					// the rename unless its index held the symlink as
+					// it was, and a peer whose index was behind kept
+					// the symlink at its old name (stress seed 502).
 					lr.Size, lr.MtimeNs = obj.Size, obj.Mtime.UnixNano()
 				}
 				logged = &lr

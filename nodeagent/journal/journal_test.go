@@ -1222,19 +1222,24 @@ func TestJournal_Record_aRenameOfAPlaceholderLogsTheObject(t *testing.T) {
 		renames [][2]string // done on disk before the batch is recorded
 		changes []change.Change
 	}
+	fileRenamedOn := []batch{{
+		renames: [][2]string{{"s", "d/m"}, {"d/m", "x"}},
+		changes: []change.Change{
+			{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true},
+			{Path: "x", OldPath: "d/m", Op: change.Rename, Finished: true},
+		},
+	}}
 	for _, tc := range []struct {
 		name    string
 		dir     bool
+		symlink bool // s is a symlink to "abc" (size 3)
 		batches []batch
 		want    []string
 	}{
-		{name: "a file renamed on from a gone new name (mv s d/m; mv d/m x)", batches: []batch{{
-			renames: [][2]string{{"s", "d/m"}, {"d/m", "x"}},
-			changes: []change.Change{
-				{Path: "d/m", OldPath: "s", Op: change.Rename, Finished: true},
-				{Path: "x", OldPath: "d/m", Op: change.Rename, Finished: true},
-			},
-		}}, want: []string{"s>d/m", "d/m>x"}},
+		{name: "a file renamed on from a gone new name (mv s d/m; mv d/m x)", batches: fileRenamedOn, want: []string{"s>d/m", "d/m>x"}},
+		// Logged without them, a symlink's rename was refused by every
+		// peer whose index was behind (stress seed 502).
+		{name: "a symlink renamed on from a gone new name, with its size and mtime", symlink: true, batches: fileRenamedOn, want: []string{"s>d/m", "d/m>x"}},
 		{name: "a directory renamed out of a renamed one (mv d e; mv e/sub x)", dir: true, batches: []batch{
 			{renames: [][2]string{{"d", "e"}}, changes: []change.Change{{Path: "e", OldPath: "d", Op: change.Rename | change.Subtree, Finished: true}}},
 			{renames: [][2]string{{"e/sub", "x"}}, changes: []change.Change{{Path: "x", OldPath: "e/sub", Op: change.Rename | change.Subtree, Finished: true}}},
@@ -1249,7 +1254,11 @@ func TestJournal_Record_aRenameOfAPlaceholderLogsTheObject(t *testing.T) {
 				f.write("d/sub/f", 3)
 				settleAll(t, f, peers, "d", "d/sub", "d/sub/f")
 			} else {
-				f.write("s", 3)
+				if tc.symlink {
+					must(t, os.Symlink("abc", filepath.Join(f.root, "s")))
+				} else {
+					f.write("s", 3)
+				}
 				settleAll(t, f, peers, "d", "s")
 			}
 			for _, b := range tc.batches {
@@ -1264,7 +1273,7 @@ func TestJournal_Record_aRenameOfAPlaceholderLogsTheObject(t *testing.T) {
 			var st unix.Stat_t
 			must(t, unix.Lstat(filepath.Join(f.root, "x"), &st))
 			if last := log[len(log)-1]; last.Dir != tc.dir || !tc.dir && (last.Size != 3 || last.MtimeNs != st.Mtim.Nano()) {
-				t.Errorf("x's rename logged as %+v, want dir %v, size 3 and x's mtime for a file", last, tc.dir)
+				t.Errorf("x's rename logged as %+v, want dir %v, size 3 and x's mtime for a file or symlink", last, tc.dir)
 			}
 			must(t, f.idx.View(func(tx *index.Tx) error {
 				if e, ok, err := tx.Get("x"); err != nil || !ok || e.IsPlaceholder() || e.Ino != st.Ino {

@@ -155,6 +155,57 @@ func TestReceiver_Rename(t *testing.T) {
 	}
 }
 
+// TestReceiver_RenameOfASymlink: a replayed rename of a symlink is checked
+// as a file's is, by size (its target's length) and mtime, whether or not
+// this member's index holds the symlink yet. The writer's journal logged
+// neither before (zero), and a member whose index was behind refused the
+// rename and kept the symlink at its old name (stress seed 502).
+func TestReceiver_RenameOfASymlink(t *testing.T) {
+	mtime := time.Unix(1700000000, 987654321)
+	tests := []struct {
+		name    string
+		size    int64
+		mtimeNs int64
+		applied bool
+	}{
+		{name: "the same target length and mtime", size: 3, mtimeNs: mtime.UnixNano(), applied: true},
+		{name: "another mtime", size: 3, mtimeNs: mtime.UnixNano() + 1},
+		{name: "another target length", size: 4, mtimeNs: mtime.UnixNano()},
+		{name: "neither, as a writer's journal logged them before", size: 0, mtimeNs: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			l := filepath.Join(root, "l")
+			if err := os.Symlink("abc", l); err != nil {
+				t.Fatal(err)
+			}
+			ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, l, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				t.Fatal(err)
+			}
+			res := replayOnce(context.Background(), r, "peer", []peer.Rename{{Old: []byte("l"), New: []byte("sub/l2"),
+				Size: tc.size, MtimeNs: tc.mtimeNs, MakeParents: true, AsHeld: true}})
+			if len(res) != 1 || res[0].Applied != tc.applied {
+				t.Fatalf("Replay = %+v; want applied %v", res, tc.applied)
+			}
+			at, gone := "sub/l2", "l"
+			if !tc.applied {
+				if !strings.Contains(res[0].Reason, "old file differs here") {
+					t.Errorf("refused with %q, want the old file differing", res[0].Reason)
+				}
+				at, gone = gone, at
+			}
+			if target, err := os.Readlink(filepath.Join(root, at)); err != nil || target != "abc" {
+				t.Errorf("%s = %q, %v; want the symlink to abc", at, target, err)
+			}
+			if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+				t.Errorf("%s still there: %v", gone, err)
+			}
+		})
+	}
+}
+
 // TestReceiver_Received: what a run confirmed is recorded as it is here
 // now (so its events are echoes); a sent path already deleted here again
 // is recorded as present, with no size, so that the held local deletion
