@@ -47,8 +47,24 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 		if oldRes != resolved {
 			s.res.cache.reset()
 		}
-		s.res.cache.forget(oldAbs)
-		s.res.cache.forget(newAbs)
+		if ev.hasObj && oldRes == resolved && newRes == resolved && s.res.cache.holds(ev.obj.key, oldAbs) {
+			// Cached where the rename took it from: the paths below it
+			// are as the events read so far knew them, and move with
+			// it. Forgotten, a directory below it was resolved when its
+			// next event was read, at its path of that moment, later
+			// than the event if it moved again in between: "mv s/d
+			// s/e; mv s/e/sub/f s/e/sub/g; mv s/e/sub t/x", read late,
+			// gave "t/x/f -> t/x/g", a rename of a path no member held
+			// yet (the stress test's renames that match no operation).
+			// Not for a directory the cache does not hold there: a
+			// swap's second rename (RENAME_EXCHANGE) finds the first's
+			// object at its old name, and the entries below it are not
+			// its own.
+			s.res.cache.move(oldAbs, newAbs)
+		} else {
+			s.res.cache.forget(oldAbs)
+			s.res.cache.forget(newAbs)
+		}
 		if ev.hasObj && newRes == resolved {
 			// The directory itself is where this event put it, for
 			// the events after it (as for a directory made).

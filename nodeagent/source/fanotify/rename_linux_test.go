@@ -184,6 +184,25 @@ func TestSource_renameReadLate(t *testing.T) {
 		made:    []string{"c"},
 		renames: []mv{{"f0", "c/f"}, {"c", "z/q"}},
 		want:    mv{"f0", "c/f"},
+	}, {
+		// sub, cached as s/d/sub, forgotten when d was renamed, then
+		// resolved when read, after its own move, and rebased on t: it
+		// was t/x/f -> t/x/g.
+		name:    "in a directory below one renamed, then moved away",
+		dirs:    []string{"s/d/sub", "t"},
+		synced:  []string{"s", "s/d", "s/d/sub", "t"},
+		file:    "s/d/sub/f",
+		renames: []mv{{"s/d", "s/e"}, {"s/e/sub/f", "s/e/sub/g"}, {"s/e/sub", "t/x"}},
+		want:    mv{"s/e/sub/f", "s/e/sub/g"},
+	}, {
+		// The same below a directory renamed twice, the second time
+		// into another tree.
+		name:    "in a directory below one renamed twice, then moved away",
+		dirs:    []string{"s/d/sub", "t", "u"},
+		synced:  []string{"s", "s/d", "s/d/sub", "t", "u"},
+		file:    "s/d/sub/f",
+		renames: []mv{{"s/d", "s/e"}, {"s/e", "u/e"}, {"u/e/sub/f", "u/e/sub/g"}, {"u/e/sub", "t/x"}},
+		want:    mv{"u/e/sub/f", "u/e/sub/g"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,5 +242,46 @@ func TestSource_renameReadLate(t *testing.T) {
 				t.Errorf("rename of %s read late: want %s -> %s; got:\n%s", tt.want[0], tt.want[0], tt.want[1], list(w.seen))
 			}
 		})
+	}
+}
+
+// TestSource_exchangeReadLate: the paths below two directories swapped by
+// one renameat2(2) RENAME_EXCHANGE, read late, are the ones each had after
+// the swap. The swap is two rename events; the second's directory is not
+// where the cache holds it (the first's took its place), so the entries
+// below are not moved again with it (they would have given b/sub's
+// changes as a/sub's).
+func TestSource_exchangeReadLate(t *testing.T) {
+	root := filepath.Join(mountTmpfs(t), "root")
+	abs := func(p string) string { return filepath.Join(root, p) }
+	for _, d := range []string{"a/sub", "b/sub2"} {
+		must(t, os.MkdirAll(abs(d), 0o755))
+	}
+	writeFile(t, abs("a/sub/f"), "x")
+	writeFile(t, abs("b/sub2/h"), "x")
+	s, err := New(source.Options{Root: root})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	w := runInto(t, s, make(chan change.Change))
+	for _, d := range []string{"a", "a/sub", "b", "b/sub2"} {
+		w.sync(abs(d))
+	}
+	must(t, os.WriteFile(abs("hold"), nil, 0o644))
+	must(t, unix.Renameat2(unix.AT_FDCWD, abs("a"), unix.AT_FDCWD, abs("b"), unix.RENAME_EXCHANGE))
+	must(t, os.Rename(abs("b/sub/f"), abs("b/sub/g")))
+	must(t, os.Rename(abs("a/sub2/h"), abs("a/sub2/i")))
+	var f, h change.Change
+	w.waitFor("of the last rename", func(c change.Change) bool {
+		switch {
+		case c.Path == "b/sub/g" || c.OldPath == "a/sub/f" || c.OldPath == "b/sub/f":
+			f = c
+		case c.Path == "a/sub2/i" || c.OldPath == "b/sub2/h" || c.OldPath == "a/sub2/h":
+			h = c
+		}
+		return f.Path != "" && h.Path != ""
+	})
+	if f.OldPath != "b/sub/f" || f.Path != "b/sub/g" || h.OldPath != "a/sub2/h" || h.Path != "a/sub2/i" {
+		t.Errorf("renames after a swap, read late: want b/sub/f -> b/sub/g and a/sub2/h -> a/sub2/i; got:\n%s", list(w.seen))
 	}
 }

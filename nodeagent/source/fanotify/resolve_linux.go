@@ -41,8 +41,9 @@ const (
 // of the events read so far: put when a directory is resolved (its path
 // read then is rebased on the nearest cached directory above it:
 // resolver.asCached) and by a directory's mkdir and rename events, at the
-// path the event gives; dropped below a directory that is removed or
-// renamed, and for a directory removed.
+// path the event gives; moved with a directory renamed from where the
+// cache holds it (move), dropped below a directory removed or renamed
+// otherwise, and for a directory removed.
 type dirCache struct {
 	paths map[string]string
 }
@@ -85,6 +86,33 @@ func (c *dirCache) forget(path string) {
 			delete(c.paths, k)
 		}
 	}
+}
+
+// move gives the directory at old and those below it their paths below
+// new, after it was renamed from old to new (the events read so far
+// knew it there, and the paths below it had not changed). Its entries
+// below new are dropped first (forget), as are the others when old is
+// "/" or below new.
+func (c *dirCache) move(old, new string) {
+	c.forget(new)
+	if old == "" || old == "/" || new == "" {
+		return
+	}
+	prefix := old + "/"
+	for k, p := range c.paths {
+		switch {
+		case p == old:
+			c.paths[k] = new
+		case strings.HasPrefix(p, prefix):
+			c.paths[k] = new + p[len(old):]
+		}
+	}
+}
+
+// holds reports whether the cache holds key at path p.
+func (c *dirCache) holds(key []byte, p string) bool {
+	was, ok := c.paths[string(key)]
+	return ok && was == p
 }
 
 // resolver turns directory file handles into paths.

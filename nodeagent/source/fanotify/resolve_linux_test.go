@@ -5,6 +5,7 @@ package fanotify
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -112,6 +113,38 @@ func TestDirCache_forget(t *testing.T) {
 	c.forget("/")
 	if len(c.paths) != 0 {
 		t.Errorf("after forget(/): %d entries left", len(c.paths))
+	}
+}
+
+// TestDirCache_move: a directory's rename moves its entry and those below
+// it, and drops what was at or below the new name; nothing else changes.
+func TestDirCache_move(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string
+		want     []string // the paths of /a, /a/b, /a/b/c, /ab, /x, /x/y
+	}{
+		{name: "to a free name", old: "/a", new: "/n", want: []string{"/n", "/n/b", "/n/b/c", "/ab", "/x", "/x/y"}},
+		{name: "below", old: "/a/b", new: "/ab/b", want: []string{"/a", "/ab/b", "/ab/b/c", "/ab", "/x", "/x/y"}},
+		{name: "over a directory held", old: "/a", new: "/x", want: []string{"/x", "/x/b", "/x/b/c", "/ab", "", ""}},
+		{name: "one not held", old: "/q", new: "/x", want: []string{"/a", "/a/b", "/a/b/c", "/ab", "", ""}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newDirCache()
+			for i, p := range []string{"/a", "/a/b", "/a/b/c", "/ab", "/x", "/x/y"} {
+				c.put([]byte{byte(i)}, p)
+			}
+			c.move(tc.old, tc.new)
+			var got []string
+			for i := range 6 {
+				p, _ := c.get([]byte{byte(i)})
+				got = append(got, p)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("after move(%s, %s): %q, want %q", tc.old, tc.new, got, tc.want)
+			}
+		})
 	}
 }
 
