@@ -687,6 +687,12 @@ func (d *Detector) changed(rootfd int, cs []change.Change, received bool) []chan
 			}
 			if !same || err != nil {
 				out = append(out, c)
+				// For tracing what a member took for its own: a peer's
+				// run's event read as this member's change (the stress
+				// test).
+				if v := d.Log.V(4); v.Enabled() && err == nil {
+					v.Info("differs from the index", "path", c.Path, "op", c.Op.String(), "old", c.OldPath, "held", received, "why", whyChanged(tx, rootfd, c.Path))
+				}
 			}
 		}
 		return nil
@@ -696,6 +702,26 @@ func (d *Detector) changed(rootfd int, cs []change.Change, received bool) []chan
 		return cs
 	}
 	return out
+}
+
+// whyChanged says how rel here differs from its index entry, for logs.
+func whyChanged(tx *index.Tx, rootfd int, rel string) string {
+	old, ok, err := tx.Get(rel)
+	if err != nil {
+		return err.Error()
+	}
+	var st unix.Stat_t
+	lerr := beneath.Lstat(rootfd, rel, &st)
+	switch {
+	case lerr != nil && !ok:
+		return "neither here nor indexed"
+	case lerr != nil:
+		return fmt.Sprintf("not here (%v); indexed as %v", lerr, old.Mode)
+	case !ok:
+		return fmt.Sprintf("not indexed; here %v", index.FromStat(&st).Mode)
+	}
+	e := index.FromStat(&st)
+	return fmt.Sprintf("indexed as %v, here %v; differ: %s", old.Mode, e.Mode, old.Diff(e))
 }
 
 // chainLink reports whether c, a rename that the index holds as it is, is
