@@ -1493,7 +1493,8 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		sentPaths, states, gone := c.sent, c.states, c.gone
 		if v := s.Log.V(2); v.Enabled() {
 			v.Info("run confirmed", "run", runID, "sent", len(sentPaths), "gone", gone, "links", linksSent,
-				"unconfirmed", told.unconfirmed, "unspoken", told.unspoken, "vanished", told.vanished, "sentInstead", told.sentInstead, "replaced", told.replaced)
+				"unconfirmed", told.unconfirmed, "unspoken", told.unspoken, "vanished", told.vanished, "sentInstead", told.sentInstead, "replaced", told.replaced,
+				"implied", told.implied, "madeForDelete", told.madeForDelete, "changed", len(noState))
 		}
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
