@@ -1496,6 +1496,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				"unconfirmed", told.unconfirmed, "unspoken", told.unspoken, "vanished", told.vanished, "sentInstead", told.sentInstead, "replaced", told.replaced,
 				"implied", told.implied, "madeForDelete", told.madeForDelete, "changed", len(noState))
 		}
+		if v := s.Log.V(4); v.Enabled() {
+			// For tracing a path through a run (the stress test): what
+			// the peer is told of each.
+			told := make([]string, len(sentPaths))
+			for i, p := range sentPaths {
+				told[i] = fmt.Sprintf("%q: %+v", p, states[i])
+			}
+			v.Info("run confirmation", "run", runID, "sent", told, "gone", gone)
+		}
 		// A run stopped on shutdown still tells the peer what arrived
 		// (briefly, within the agent's 10 s), or the peer would take it
 		// for its own change once its hold expires.
