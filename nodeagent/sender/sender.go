@@ -1501,7 +1501,11 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			// the peer is told of each.
 			told := make([]string, len(sentPaths))
 			for i, p := range sentPaths {
-				told[i] = fmt.Sprintf("%q: %+v", p, states[i])
+				var st peer.FileState
+				if i < len(states) {
+					st = states[i]
+				}
+				told[i] = fmt.Sprintf("%q: %+v", p, st)
 			}
 			v.Info("run confirmation", "run", runID, "sent", told, "gone", gone)
 		}
