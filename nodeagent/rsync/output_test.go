@@ -326,3 +326,26 @@ func TestIsVanished(t *testing.T) {
 		}
 	}
 }
+
+// TestPathResult_NotDir: the itemized change of a file, a symlink or a
+// device is no directory's; a directory's and a deletion's are not.
+func TestPathResult_NotDir(t *testing.T) {
+	for _, tc := range []struct {
+		change string
+		want   bool
+	}{
+		{"<f+++++++++", true},
+		{".f..t......", true},
+		{"cL+++++++++", true},
+		{"cD+++++++++", true},
+		{"hf+++++++++", true},
+		{"cd+++++++++", false},
+		{".d..t......", false},
+		{"*deleting  ", false},
+		{"", false},
+	} {
+		if got := (PathResult{Change: tc.change}).NotDir(); got != tc.want {
+			t.Errorf("NotDir of %q = %v, want %v", tc.change, got, tc.want)
+		}
+	}
+}

@@ -240,6 +240,12 @@ func (r PathResult) IsDir() bool { return isDir(r.Change) }
 // isDir reports an itemized directory (%i's second column).
 func isDir(change string) bool { return len(change) > 1 && change[1] == 'd' && change[0] != '*' }
 
+// NotDir reports whether rsync itemized the path as a file, a symlink or
+// a device, not a directory or a deletion.
+func (p PathResult) NotDir() bool {
+	return len(p.Change) > 1 && p.Change[0] != '*' && p.Change[1] != 'd'
+}
+
 // Created reports whether rsync made the path there (itemized
 // "+++++++++").
 func (p PathResult) Created() bool { return created(p.Change) }

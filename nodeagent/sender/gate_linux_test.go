@@ -53,6 +53,11 @@ func gatedRsync(dir string) error {
 			return chmodWhileListing(strings.Split(string(cfg), "\x00"))
 		}
 	}
+	if cfg, err := os.ReadFile(filepath.Join(dir, "swap")); err == nil && !slices.Contains(os.Args[1:], "--delete-missing-args") {
+		if err := os.Mkdir(filepath.Join(dir, "swapped"), 0o700); err == nil {
+			return swapBeforeListing(strings.Split(string(cfg), "\x00"))
+		}
+	}
 	if arg, err := os.ReadFile(filepath.Join(dir, "gate")); err == nil && slices.Contains(os.Args[1:], string(arg)) {
 		if err := os.WriteFile(filepath.Join(dir, "waiting"), nil, 0o600); err != nil {
 			return err
@@ -105,6 +110,41 @@ func (r *rig) chmodWhileListed(file string, mode os.FileMode, names ...string) {
 	r.t.Helper()
 	cfg := append([]string{filepath.Join(r.root, file), fmt.Sprintf("%o", mode)}, names...)
 	r.gatedClient("chmod", []byte(strings.Join(cfg, "\x00")))
+}
+
+// swapBeforeListed has the rig's first push swap a and b here (paths
+// relative to the root, through a+".swap") once the sender has checked
+// the run's paths and handed rsync its list, before rsync reads any of
+// them.
+func (r *rig) swapBeforeListed(a, b string) {
+	r.t.Helper()
+	r.gatedClient("swap", []byte(filepath.Join(r.root, a)+"\x00"+filepath.Join(r.root, b)))
+}
+
+// swapBeforeListing reads the list of a push, swaps cfg[0] and cfg[1],
+// and runs rsync with the list.
+func swapBeforeListing(cfg []string) error {
+	if len(cfg) != 2 {
+		return fmt.Errorf("swap config %q: want two paths", cfg)
+	}
+	list, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return err
+	}
+	tmp := cfg[0] + ".swap"
+	for _, mv := range [][2]string{{cfg[0], tmp}, {cfg[1], cfg[0]}, {tmp, cfg[1]}} {
+		if err := os.Rename(mv[0], mv[1]); err != nil {
+			return err
+		}
+	}
+	path, err := exec.LookPath("rsync")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path, os.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(list), os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd.Run()
 }
 
 // gatedClient makes the test binary the rig's rsync client (gatedRsync),

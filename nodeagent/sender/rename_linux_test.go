@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
@@ -1393,5 +1394,48 @@ func TestSender_Start_aDeleteMakesNoDirectoryOnThePeer(t *testing.T) {
 	r.untilNothingPending()
 	if _, err := os.Lstat(filepath.Join(r.peerRoot, "a")); !os.IsNotExist(err) {
 		t.Errorf("a on the peer: %v; want none (the delete made it only to reach a/b/gone)", err)
+	}
+}
+
+// TestSender_Start_aDirectoryPushedForItsTimesReadAsAFile: mv p/d/m p/x
+// here takes a name out of p/d, which the run pushes for its times
+// (renamedOutOf); p/d is then swapped here with the file p/f after the
+// sender checked it and before rsync read it, and rsync sends the file,
+// which replaces the peer's directory p/d. The peer is told so
+// (peer.FileState.Replaced) and records what p/d holds, so that its
+// directory's removal is no change of its own. Told it was a directory
+// made for a removal, it kept its old entry, and took the removal for its
+// own: its pushes of p/d then made p/d's parents again on the writer, over
+// a file the writer had made there since (the stress test, seed 591 of
+// the fifty-sixth session).
+func TestSender_Start_aDirectoryPushedForItsTimesReadAsAFile(t *testing.T) {
+	r := newRig(t, 128)
+	rcv := peerReceiver(t, r)
+	serveHandler(t, r, rcv, basePort+129)
+	r.onBoth([]string{"p", "p/d"}, []string{"p/d/m", "p/f"})
+	r.mvJournaled("p/d/m", "p/x")
+	r.swapBeforeListed("p/d", "p/f")
+	r.start()
+	poll.Until(t, 20*time.Second, func() error {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(r.peerRoot, "p/d"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return errNotYet("p/d a file on the peer")
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.runs) == 0 {
+			return errNotYet("a run done") // and confirmed
+		}
+		return nil
+	})
+	var same bool
+	if err := rcv.Index.View(func(tx *index.Tx) (err error) {
+		same, err = tx.Unchanged(rcv.RootFD, "p/d", false)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !same {
+		t.Errorf("the peer's index does not hold p/d as the file the run put there: its directory's removal reads as the peer's own")
 	}
 }

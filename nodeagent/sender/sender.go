@@ -1299,8 +1299,19 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 		sent = confirmed(b.sends, res)
 		told.push(res)
-		told.implied = append(told.implied, confirmedPaths(outOf, res)...)
-		told.madeForDelete = append(told.madeForDelete, madeForOutOf(outOf, slices.Concat(pathsOf(b.sends), b.links), res)...)
+		// A directory pushed for its times that rsync read as a file or
+		// symlink (swapped with one, or replaced, since renamedOutOf
+		// looked) replaced the peer's directory there with it: the peer
+		// records what the path holds (peer.FileState.Replaced), and it
+		// goes again by content (overtaken, below). Told it was a
+		// directory, the peer kept its old entry and took its
+		// directory's removal for its own (the stress test, seed 591 of
+		// the fifty-sixth session).
+		notDirs := sentAsNotDirs(outOf, res)
+		told.replaced = append(told.replaced, notDirs...)
+		outOfDirs := slices.DeleteFunc(slices.Clone(outOf), func(p string) bool { return slices.Contains(notDirs, p) })
+		told.implied = append(told.implied, confirmedPaths(outOfDirs, res)...)
+		told.madeForDelete = append(told.madeForDelete, madeForOutOf(outOfDirs, slices.Concat(pathsOf(b.sends), b.links), res)...)
 		replaced = append(replaced, b.confirmedUnderFiles(res)...)
 		linksSent = confirmedPaths(b.links, res)
 		again := unchangedWrites(b, res)
@@ -1704,6 +1715,21 @@ func renamedOutOf(rootfd int, dirs []string) []string {
 		var st unix.Stat_t
 		if beneath.Lstat(rootfd, d, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// sentAsNotDirs returns the paths of dirs, directories here when the run
+// was planned, that a push itemized as a file or a symlink.
+func sentAsNotDirs(dirs []string, res rsync.Result) []string {
+	if len(dirs) == 0 {
+		return nil // most pushes: not a look at their paths
+	}
+	var out []string
+	for _, p := range res.Paths {
+		if p.NotDir() && slices.Contains(dirs, p.Path) {
+			out = append(out, p.Path)
 		}
 	}
 	return out
