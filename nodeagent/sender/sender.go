@@ -1723,12 +1723,18 @@ func renamedOutOf(rootfd int, dirs []string) []string {
 // sentAsNotDirs returns the paths of dirs, directories here when the run
 // was planned, that a push itemized as a file or a symlink.
 func sentAsNotDirs(dirs []string, res rsync.Result) []string {
-	if len(dirs) == 0 {
+	return itemizedAs(dirs, res, rsync.PathResult.NotDir)
+}
+
+// itemizedAs returns the paths of paths whose result in res is as is
+// says.
+func itemizedAs(paths []string, res rsync.Result, is func(rsync.PathResult) bool) []string {
+	if len(paths) == 0 {
 		return nil // most pushes: not a look at their paths
 	}
 	var out []string
 	for _, p := range res.Paths {
-		if p.NotDir() && slices.Contains(dirs, p.Path) {
+		if is(p) && slices.Contains(paths, p.Path) {
 			out = append(out, p.Path)
 		}
 	}
@@ -1743,15 +1749,7 @@ func sentAsNotDirs(dirs []string, res rsync.Result) []string {
 // replayed here yet, took them away); they go as made for a delete
 // (peer.FileState.ForDelete).
 func madeForOutOf(outOf, listed []string, res rsync.Result) []string {
-	if len(outOf) == 0 {
-		return nil // most pushes: not a look at their paths
-	}
-	var made []string
-	for _, p := range res.Paths {
-		if p.Created() && slices.Contains(outOf, p.Path) {
-			made = append(made, p.Path)
-		}
-	}
+	made := itemizedAs(outOf, res, rsync.PathResult.Created)
 	if len(made) == 0 {
 		return nil
 	}
