@@ -87,30 +87,48 @@ func TestSource_overflow(t *testing.T) {
 }
 
 // TestSource_renameFromRemovedDirectory reads a directory's rename after
-// its old parent was removed: the old path is unknown, so the cached path
-// of the moved directory must not survive.
+// its old parent was removed. Where the cache held the parent, the rename
+// is read as it was; where it did not, the old path is unknown: the new
+// name reads as a tree made, and the moved directory resolves to it.
 func TestSource_renameFromRemovedDirectory(t *testing.T) {
-	root := mountTmpfs(t)
-	must(t, os.MkdirAll(filepath.Join(root, "a/b"), 0o755))
-	must(t, os.Mkdir(filepath.Join(root, "c"), 0o755))
-	s := &Source{opts: source.Options{Root: root}, root: root, res: newTestResolver(t, root)}
-	a, b, c := handleOf(t, filepath.Join(root, "a")), handleOf(t, filepath.Join(root, "a/b")), handleOf(t, filepath.Join(root, "c"))
-	if p, _ := s.res.dirPath(b); p != filepath.Join(root, "a/b") {
-		t.Fatalf("before: %q", p)
+	tests := []struct {
+		name   string
+		cached bool // b resolved before, and a with it (resolver.asCached)
+		want   change.Change
+	}{
+		{"old parent cached", true, change.Change{Path: "c/b", OldPath: "a/b", Op: change.Rename | change.Subtree, Finished: true}},
+		{"old parent not cached", false, change.Change{Path: "c/b", Op: change.Subtree, Finished: true}},
 	}
-	must(t, os.Rename(filepath.Join(root, "a/b"), filepath.Join(root, "c/b")))
-	must(t, os.Remove(filepath.Join(root, "a")))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := mountTmpfs(t)
+			must(t, os.MkdirAll(filepath.Join(root, "a/b"), 0o755))
+			must(t, os.Mkdir(filepath.Join(root, "c"), 0o755))
+			s := &Source{opts: source.Options{Root: root}, root: root, res: newTestResolver(t, root)}
+			a, b, c := handleOf(t, filepath.Join(root, "a")), handleOf(t, filepath.Join(root, "a/b")), handleOf(t, filepath.Join(root, "c"))
+			if tt.cached {
+				if p, _ := s.res.dirPath(b); p != filepath.Join(root, "a/b") {
+					t.Fatalf("before: %q", p)
+				}
+			}
+			must(t, os.Rename(filepath.Join(root, "a/b"), filepath.Join(root, "c/b")))
+			must(t, os.Remove(filepath.Join(root, "a")))
 
-	ev := event{
-		mask: unix.FAN_RENAME | unix.FAN_ONDIR, fd: -1,
-		dir: a, name: "b", hasDir: true,
-		newDir: c, newName: "b", hasNew: true,
-	}
-	got := s.eventChanges(nil, &ev, time.Now())
-	if len(got) != 1 || got[0].Path != "c/b" || got[0].Op != change.Subtree {
-		t.Errorf("eventChanges = \n%s; want c/b subtree", list(got))
-	}
-	if p, res := s.res.dirPath(b); res != resolved || p != filepath.Join(root, "c/b") {
-		t.Errorf("moved directory resolves to %q (%d), want its new path", p, res)
+			ev := event{
+				mask: unix.FAN_RENAME | unix.FAN_ONDIR, fd: -1,
+				dir: a, name: "b", hasDir: true,
+				newDir: c, newName: "b", hasNew: true,
+			}
+			now := time.Now()
+			got := s.eventChanges(nil, &ev, now)
+			want := tt.want
+			want.Time = now
+			if len(got) != 1 || got[0] != want {
+				t.Errorf("eventChanges = \n%s; want %s", list(got), show(want))
+			}
+			if p, res := s.res.dirPath(b); res != resolved || p != filepath.Join(root, "c/b") {
+				t.Errorf("moved directory resolves to %q (%d), want its new path", p, res)
+			}
+		})
 	}
 }

@@ -40,36 +40,7 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 		return append(dst, s.lostEvents(now))
 	}
 	if ev.mask&unix.FAN_ONDIR != 0 {
-		// The cached paths of the directory and below it start with its
-		// old path, or with its new one when resolved after the rename.
-		// Without the old path (its directory was removed since), they
-		// cannot be found: start over.
-		if oldRes != resolved {
-			s.res.cache.reset()
-		}
-		if ev.hasObj && oldRes == resolved && newRes == resolved && s.res.cache.holds(ev.obj.key, oldAbs) {
-			// Cached where the rename took it from: the paths below it
-			// are as the events read so far knew them, and move with
-			// it. Forgotten, a directory below it was resolved when its
-			// next event was read, at its path of that moment, later
-			// than the event if it moved again in between: "mv s/d
-			// s/e; mv s/e/sub/f s/e/sub/g; mv s/e/sub t/x", read late,
-			// gave "t/x/f -> t/x/g", a rename of a path no member held
-			// yet (the stress test's renames that match no operation).
-			// Not for a directory the cache does not hold there: a
-			// swap's second rename (RENAME_EXCHANGE) finds the first's
-			// object at its old name, and the entries below it are not
-			// its own.
-			s.res.cache.move(oldAbs, newAbs)
-		} else {
-			s.res.cache.forget(oldAbs)
-			s.res.cache.forget(newAbs)
-		}
-		if ev.hasObj && newRes == resolved {
-			// The directory itself is where this event put it, for
-			// the events after it (as for a directory made).
-			s.res.cache.put(ev.obj.key, newAbs)
-		}
+		s.renameCached(ev, oldAbs, oldRes == resolved, newAbs, newRes == resolved)
 	}
 	var (
 		oldRel string
@@ -97,6 +68,53 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 		return s.emit(dst, s.newChange(oldRel, "", op, finished, ev.pid, now), st)
 	}
 	return dst
+}
+
+// renameCached updates the directory cache for the rename of a directory
+// from oldAbs to newAbs (each known when resolved).
+func (s *Source) renameCached(ev *event, oldAbs string, oldKnown bool, newAbs string, newKnown bool) {
+	c := s.res.cache
+	if ev.hasObj && oldKnown && newKnown && c.holds(ev.obj.key, oldAbs) {
+		// Cached where the rename took it from: the paths below it
+		// are as the events read so far knew them, and move with it.
+		// Forgotten, a directory below it was resolved when its next
+		// event was read, at its path of that moment, later than the
+		// event if it moved again in between: "mv s/d s/e; mv
+		// s/e/sub/f s/e/sub/g; mv s/e/sub t/x", read late, gave
+		// "t/x/f -> t/x/g", a rename of a path no member held yet (the
+		// stress test's renames that match no operation).
+		c.move(oldAbs, newAbs)
+	} else {
+		// Not for a directory the cache does not hold there: a swap's
+		// second rename (RENAME_EXCHANGE) finds the first's object at
+		// its old name, and the entries below it are not its own.
+		if oldKnown {
+			c.forget(oldAbs)
+		}
+		// Without the old path (its directory was removed since, and
+		// not cached), nothing below the directory is cached either
+		// (resolver.asCached). Resetting the whole cache here instead
+		// had every directory resolved afresh, at its path when read,
+		// and rebased on entries of an earlier moment: "mkdir
+		// D8/d17/d6; mv D8/d17/d6 D8/e/D11; mkdir D8/e/D11/d8; mv
+		// D8/e/D11 d4/c28; rmdir D8/d17; mv D8 d4/c28/d8/D9", read late,
+		// gave d4/c28/d8/D9/e/D11/d8/D9/e/D11 -> d4/c28, names in a
+		// loop that no member ever had, which the journal logged as
+		// renames and removals (the stress test, seed 613 of the
+		// fifty-sixth session: 21 renames that matched no operation).
+		// Nor does a directory the cache holds elsewhere take the
+		// entries below it along: where that is a path read later than
+		// the event (resolved afresh), it can be above the new name,
+		// and the move made such a loop itself.
+		if newKnown {
+			c.forget(newAbs)
+		}
+	}
+	if ev.hasObj && newKnown {
+		// The directory itself is where this event put it, for the
+		// events after it (as for a directory made).
+		c.put(ev.obj.key, newAbs)
+	}
 }
 
 // renamedTo appends the change for the new name of a rename, if under the

@@ -4,7 +4,9 @@ package fanotify
 
 import (
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -283,5 +285,88 @@ func TestSource_exchangeReadLate(t *testing.T) {
 	})
 	if f.OldPath != "b/sub/f" || f.Path != "b/sub/g" || h.OldPath != "a/sub2/h" || h.Path != "a/sub2/i" {
 		t.Errorf("renames after a swap, read late: want b/sub/f -> b/sub/g and a/sub2/h -> a/sub2/i; got:\n%s", list(w.seen))
+	}
+}
+
+// TestSource_renameFromARemovedDirectoryReadLate: a directory renamed out
+// of a directory removed since, read late, leaves the cached paths of the
+// others as they were. The cache used to start over there, and the
+// directories resolved afresh after it, at their paths when read, were
+// rebased on entries of the events' moment: the seed-613 shape below gave
+// d4/c28/d8/D9/e/D11/d8/D9/e/D11 -> d4/c28, a loop no member ever had,
+// and with the directories known beforehand it gave D8/d17's removal as
+// d4/c28/d8/D9/d17's.
+func TestSource_renameFromARemovedDirectoryReadLate(t *testing.T) {
+	type mv [2]string
+	tests := []struct {
+		name   string
+		synced []string // directories whose paths the source caches first
+		// want are the renames and the removal of d17 as read, each
+		// one of the names given (the event's, or the name read now
+		// where the source knew no directory above it). d6's rename
+		// out of d17, which the source never saw, reads as D8/e/D11
+		// made and gone (an Rmdir).
+		renames map[mv][]mv
+		rmdir   []string
+	}{{
+		name:   "directories known beforehand",
+		synced: []string{"D8", "D8/e", "d4"},
+		renames: map[mv][]mv{
+			{"D8/e/D11", "d4/c28"}:    {{"D8/e/D11", "d4/c28"}},
+			{"D8", "d4/c28/d8/D9"}:    {{"D8", "d4/c28/d8/D9"}},
+		},
+		rmdir: []string{"D8/d17"},
+	}, {
+		name: "directories never seen before",
+		renames: map[mv][]mv{
+			{"D8/e/D11", "d4/c28"}: {{"D8/e/D11", "d4/c28"}, {"d4/c28/d8/D9/e/D11", "d4/c28"}},
+			{"D8", "d4/c28/d8/D9"}: {{"D8", "d4/c28/d8/D9"}},
+		},
+		rmdir: []string{"D8/d17", "d4/c28/d8/D9/d17"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(mountTmpfs(t), "root")
+			abs := func(p string) string { return filepath.Join(root, p) }
+			for _, d := range []string{"D8/e", "D8/d17", "d4"} {
+				must(t, os.MkdirAll(abs(d), 0o755))
+			}
+			s, err := New(source.Options{Root: root})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			w := runInto(t, s, make(chan change.Change))
+			for _, d := range tt.synced {
+				w.sync(abs(d))
+			}
+			must(t, os.WriteFile(abs("hold"), nil, 0o644))
+			must(t, os.Mkdir(abs("D8/d17/d6"), 0o755))
+			must(t, os.Rename(abs("D8/d17/d6"), abs("D8/e/D11")))
+			must(t, os.Mkdir(abs("D8/e/D11/d8"), 0o755))
+			must(t, os.Rename(abs("D8/e/D11"), abs("d4/c28")))
+			must(t, os.Remove(abs("D8/d17")))
+			must(t, os.Rename(abs("D8"), abs("d4/c28/d8/D9")))
+			w.waitFor("of the last rename", func(c change.Change) bool { return c.Path == "d4/c28/d8/D9" })
+			for rn, want := range tt.renames {
+				var got []mv
+				for _, c := range w.seen {
+					if c.Op.Has(change.Rename) && (c.Path == rn[1] || c.OldPath == rn[0]) {
+						got = append(got, mv{c.OldPath, c.Path})
+					}
+				}
+				if len(got) != 1 || !slices.Contains(want, got[0]) {
+					t.Errorf("rename %s -> %s read late: got %v, want one of %v; all:\n%s", rn[0], rn[1], got, want, list(w.seen))
+				}
+			}
+			removed := ""
+			for _, c := range w.seen {
+				if c.Op.Has(change.Rmdir) && path.Base(c.Path) == "d17" {
+					removed = c.Path
+				}
+			}
+			if !slices.Contains(tt.rmdir, removed) {
+				t.Errorf("rmdir D8/d17 read late as %q, want one of %q; all:\n%s", removed, tt.rmdir, list(w.seen))
+			}
+		})
 	}
 }

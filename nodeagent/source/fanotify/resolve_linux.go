@@ -125,7 +125,8 @@ type resolver struct {
 	root  string
 	cache *dirCache
 	link  []byte
-	key   []byte // asCached's, reused
+	// between are the directories asCached walked, reused.
+	between []cachedDir
 }
 
 // dirPath returns the absolute path of the directory identified by f.
@@ -151,33 +152,58 @@ func (r *resolver) dirPath(f fid) (string, resolution) {
 
 // asCached returns p, the path that open read for the directory f, as
 // the events read so far knew it: rebased on the nearest directory above
-// it that the cache holds. open reads a directory's path as it is when
-// the event is read, which is later than the event when a directory above
-// was renamed in between; the cache holds each directory's path as of the
-// events read so far. A rename whose two directories were resolved one
-// way each joined names of two moments: "mv t/d s/d; mv s/c0 s/d/x; mv s
-// v", read late, gave "s/c0 -> v/d/x" (s cached; d not, its own rename
-// had made the cache forget it), which every peer replayed into a v/d that
-// it did not hold yet and made for it (the stress test, seed 372 of the
-// fifty-third session). One name_to_handle_at(2) per directory from the
-// parent up to the nearest cached one, and only for a directory the cache
-// does not hold; the path is p when none above is cached, or when one
-// cannot be looked at (renamed or removed meanwhile).
+// it that the cache holds, the root at worst (which never moves), and
+// puts the directories in between in the cache at the paths so found. open
+// reads a directory's path as it is when the event is read, which is later
+// than the event when a directory above was renamed in between; the cache
+// holds each directory's path as of the events read so far. A rename whose
+// two directories were resolved one way each joined names of two moments:
+// "mv t/d s/d; mv s/c0 s/d/x; mv s v", read late, gave "s/c0 -> v/d/x" (s
+// cached; d not, its own rename had made the cache forget it), which every
+// peer replayed into a v/d that it did not hold yet and made for it (the
+// stress test, seed 372 of the fifty-third session).
+//
+// With the directories in between cached too, the cache holds a
+// directory's parent whenever it holds the directory (mkdir and rename
+// events put a directory below a parent they resolved, move and forget
+// take a directory's subtree along): a directory the cache does not hold
+// has nothing below it cached either, which renameCached relies on.
+//
+// One name_to_handle_at(2) per directory from the parent up to the nearest
+// cached one, and only for a directory the cache does not hold; the path
+// is p when one cannot be looked at (renamed or removed meanwhile).
 func (r *resolver) asCached(f fid, p string) string {
 	if rel, in := change.Rel(r.root, p); !in || rel == "." || len(f.key) < fsidLen {
 		return p
 	}
-	for dir := path.Dir(p); len(dir) > len(r.root); dir = path.Dir(dir) {
+	r.between = r.between[:0]
+	base, was := r.root, r.root
+	for dir := path.Dir(p); dir != r.root; dir = path.Dir(dir) {
+		if len(dir) < len(r.root) {
+			return p
+		}
 		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, dir, 0)
 		if err != nil {
 			return p
 		}
-		r.key = appendKey(r.key[:0], f.key[:fsidLen], h)
-		if was, ok := r.cache.get(r.key); ok {
-			return was + p[len(dir):]
+		key := appendKey(nil, f.key[:fsidLen], h)
+		if cached, ok := r.cache.get(key); ok {
+			base, was = dir, cached
+			break
 		}
+		r.between = append(r.between, cachedDir{key: key, path: dir})
 	}
-	return p
+	for _, d := range r.between {
+		r.cache.put(d.key, was+d.path[len(base):])
+	}
+	return was + p[len(base):]
+}
+
+// cachedDir is a directory asCached puts in the cache: its key and its
+// path as read.
+type cachedDir struct {
+	key  []byte
+	path string
 }
 
 // appendKey appends the directory cache's key of h, a handle on the

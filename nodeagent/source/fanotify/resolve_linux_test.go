@@ -160,6 +160,10 @@ func TestResolver_asCached(t *testing.T) {
 		forget  []string // the renames' events, read so far
 		of      string   // the directory resolved, by its path before the renames
 		want    string
+		// between are the directories between of and the nearest
+		// cached one, by their paths before the renames, and the
+		// paths the cache holds them at after of's resolution.
+		between map[string]string
 	}{{
 		name:    "a directory above renamed since, its event not read yet",
 		dirs:    []string{"s/d"},
@@ -172,6 +176,7 @@ func TestResolver_asCached(t *testing.T) {
 		cached:  []string{"s"},
 		renames: [][2]string{{"s", "v"}},
 		of:      "s/m/d", want: "s/m/d",
+		between: map[string]string{"s/m": "s/m"},
 	}, {
 		name:    "the rename's event read: as it is now",
 		dirs:    []string{"s/d"},
@@ -184,6 +189,13 @@ func TestResolver_asCached(t *testing.T) {
 		dirs:    []string{"s/d"},
 		renames: [][2]string{{"s", "v"}},
 		of:      "s/d", want: "v/d",
+		between: map[string]string{"s": "v"},
+	}, {
+		name:    "nothing above cached, three levels down",
+		dirs:    []string{"s/m/n/d"},
+		renames: [][2]string{{"s/m", "s/k"}},
+		of:      "s/m/n/d", want: "s/k/n/d",
+		between: map[string]string{"s": "s", "s/m": "s/k", "s/m/n": "s/k/n"},
 	}, {
 		name:   "nothing renamed",
 		dirs:   []string{"s/d"},
@@ -212,6 +224,10 @@ func TestResolver_asCached(t *testing.T) {
 				}
 			}
 			of := handleOf(t, filepath.Join(root, tt.of))
+			between := make(map[string]fid)
+			for d := range tt.between {
+				between[d] = handleOf(t, filepath.Join(root, d))
+			}
 			for _, rn := range tt.renames {
 				must(t, os.Rename(filepath.Join(root, rn[0]), filepath.Join(root, rn[1])))
 			}
@@ -220,6 +236,11 @@ func TestResolver_asCached(t *testing.T) {
 			}
 			if p, res := r.dirPath(of); res != resolved || p != filepath.Join(root, tt.want) {
 				t.Errorf("dirPath(%s) = %q %d, want %q", tt.of, p, res, filepath.Join(root, tt.want))
+			}
+			for d, want := range tt.between {
+				if p, ok := r.cache.get(between[d].key); !ok || p != filepath.Join(root, want) {
+					t.Errorf("cached %s after dirPath(%s): %q %t, want %q", d, tt.of, p, ok, filepath.Join(root, want))
+				}
 			}
 		})
 	}
