@@ -44,9 +44,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/jailsync/jailsync/internal/tmpfs"
+	"github.com/jailsync/jailsync/test/stressops"
 )
 
 // ---------- cluster on 127.0.7.x ----------
@@ -182,86 +181,11 @@ func (sc *scluster) kill9(node string) {
 
 // ---------- ops ----------
 
-type sop struct {
-	T     int64    `json:"t"` // ms since start
-	Node  string   `json:"node"`
-	Op    string   `json:"op"`
-	P     []string `json:"p,omitempty"` // paths, relative to the root
-	Size  int64    `json:"size,omitempty"`
-	Mode  uint32   `json:"mode,omitempty"`
-	Time  int64    `json:"time,omitempty"` // unix ns
-	Seed  uint64   `json:"seed,omitempty"`
-	Err   string   `json:"err,omitempty"`
-	Phase int      `json:"phase"`
-	Note  string   `json:"note,omitempty"`
-}
-
-func content(seed uint64, size int64) []byte {
-	var s [32]byte
-	for i := range 8 {
-		s[i] = byte(seed >> (8 * i))
-	}
-	b := make([]byte, size)
-	_, _ = rand.NewChaCha8(s).Read(b)
-	return b
-}
+// sop is an op of the run (test/stressops).
+type sop = stressops.Op
 
 // apply runs one op on root.
-func apply(root string, o *sop) error {
-	p := func(i int) string { return filepath.Join(root, o.P[i]) }
-	switch o.Op {
-	case "write": // create or overwrite (O_TRUNC), mode on create
-		return os.WriteFile(p(0), content(o.Seed, o.Size), fs.FileMode(o.Mode))
-	case "atomicwrite": // write a temp then rename over
-		if err := os.WriteFile(p(1), content(o.Seed, o.Size), fs.FileMode(o.Mode)); err != nil {
-			return err
-		}
-		return os.Rename(p(1), p(0))
-	case "append":
-		f, err := os.OpenFile(p(0), os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(content(o.Seed, o.Size))
-		return errors.Join(err, f.Close())
-	case "truncate":
-		return os.Truncate(p(0), o.Size)
-	case "mkdirp":
-		return os.MkdirAll(p(0), 0o755)
-	case "rm":
-		return os.Remove(p(0))
-	case "rmr":
-		return os.RemoveAll(p(0))
-	case "mv": // mv a b [b c ...]: a chain
-		for i := 0; i+1 < len(o.P); i++ {
-			if err := os.Rename(p(i), p(i+1)); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "swap": // mv a tmp; mv b a; mv tmp b
-		if err := os.Rename(p(0), p(2)); err != nil {
-			return err
-		}
-		if err := os.Rename(p(1), p(0)); err != nil {
-			return err
-		}
-		return os.Rename(p(2), p(1))
-	case "chmod":
-		return os.Chmod(p(0), fs.FileMode(o.Mode))
-	case "touch":
-		ts := []unix.Timespec{unix.NsecToTimespec(o.Time), unix.NsecToTimespec(o.Time)}
-		return unix.UtimesNanoAt(unix.AT_FDCWD, p(0), ts, unix.AT_SYMLINK_NOFOLLOW)
-	case "ln":
-		return os.Link(p(0), p(1))
-	case "symlink": // P[0] = target (as written), P[1] = link
-		return os.Symlink(o.P[0], p(1))
-	case "sleep":
-		time.Sleep(time.Duration(o.Size) * time.Millisecond)
-		return nil
-	}
-	return fmt.Errorf("unknown op %q", o.Op)
-}
+func apply(root string, o *sop) error { return stressops.Apply(root, o) }
 
 var hostileNames = []string{"with space", "new\nline", "-lead", "#hash", "--delete", " sp ", "tab\tx", "-n", "#", "é ü"}
 
@@ -544,20 +468,9 @@ func (r *stressRun) record(o *sop) {
 	}
 }
 
-// addRenames notes the renames o makes (or tried to: a chain that failed
-// part way made the first ones).
+// addRenames notes the renames o makes.
 func (r *stressRun) addRenames(o *sop) {
-	var pairs [][2]string
-	switch P := o.P; o.Op {
-	case "mv":
-		for i := 0; i+1 < len(P); i++ {
-			pairs = append(pairs, [2]string{P[i], P[i+1]})
-		}
-	case "swap":
-		pairs = [][2]string{{P[0], P[2]}, {P[1], P[0]}, {P[2], P[1]}}
-	case "atomicwrite":
-		pairs = [][2]string{{P[1], P[0]}}
-	}
+	pairs := o.Renames()
 	if len(pairs) == 0 {
 		return
 	}

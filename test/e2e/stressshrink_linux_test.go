@@ -3,35 +3,20 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/jailsync/jailsync/test/stressops"
 )
 
 func readOps(t *testing.T, file string) []sop {
-	f, err := os.Open(file)
+	ops, err := stressops.Read(file)
 	must(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	var out []sop
-	for sc.Scan() {
-		var o sop
-		must(t, json.Unmarshal(sc.Bytes(), &o))
-		if o.Op == "note" || o.Op == "sleep" {
-			continue
-		}
-		if o.Err != "" { // failed when recorded: leave it out
-			continue
-		}
-		o.Err, o.T = "", 0
-		out = append(out, o)
-	}
-	return out
+	return ops
 }
 
 // TestStressShrink: ddmin over the ops of JAILSYNC_STRESS_REPLAY (errors
