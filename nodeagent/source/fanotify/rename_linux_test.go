@@ -312,8 +312,8 @@ func TestSource_renameFromARemovedDirectoryReadLate(t *testing.T) {
 		name:   "directories known beforehand",
 		synced: []string{"D8", "D8/e", "d4"},
 		renames: map[mv][]mv{
-			{"D8/e/D11", "d4/c28"}:    {{"D8/e/D11", "d4/c28"}},
-			{"D8", "d4/c28/d8/D9"}:    {{"D8", "d4/c28/d8/D9"}},
+			{"D8/e/D11", "d4/c28"}: {{"D8/e/D11", "d4/c28"}},
+			{"D8", "d4/c28/d8/D9"}: {{"D8", "d4/c28/d8/D9"}},
 		},
 		rmdir: []string{"D8/d17"},
 	}, {
