@@ -42,6 +42,9 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 			// A placeholder (a directory made again under a rename's old
 			// name) with entries below it.
 			"a/p": {Size: -1}, "a/p/q": file(7),
+			// Entries below a directory that is not indexed (a gap: a
+			// receiver's replay records the parents it made last).
+			"a/g/h/i": file(8), "a/g/h/i/j": file(9),
 		} {
 			if err := tx.Put(rel, e); err != nil {
 				return err
@@ -68,6 +71,7 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 	}{
 		{".", []string{"a", "ab", "a\xff", "z"}},
 		{"a", []string{"b", "p", "x", "x y"}},
+		{"a/g/h", []string{"i"}},
 		{"a/b", []string{"deep"}},
 		{"z", nil},
 	}
@@ -87,7 +91,7 @@ func TestTx_PutGetChildrenDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = x.View(func(tx *Tx) error {
-		for _, rel := range []string{"a", "a/b", "a/b/deep", "a/x", "a/x y", "a/p", "a/p/q"} {
+		for _, rel := range []string{"a", "a/b", "a/b/deep", "a/x", "a/x y", "a/p", "a/p/q", "a/g/h/i", "a/g/h/i/j"} {
 			if _, ok, _ := tx.Get(rel); ok {
 				t.Errorf("%q still indexed after deleting a", rel)
 			}

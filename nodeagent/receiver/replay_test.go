@@ -211,6 +211,20 @@ func TestReceiver_Replay(t *testing.T) {
 		// x left its old name: it goes (a refused rename's).
 		want: map[string]string{"dir/b": "12345", "x": "", "y": "yyy", "empty": "/"},
 	}, {
+		// The shape of stress seed 650 (the fifty-sixth session): a
+		// directory made in a tree, the tree moved deep, a directory
+		// above it moved, then removed.
+		name: "a tree moved in and removed in one request leaves nothing indexed",
+		requests: []request{{"j1", []peer.Rename{
+			{Old: []byte(".tmp-1"), New: []byte("dir/-n0"), Dir: true, AsHeld: true, MakeParents: true, Seq: 1},
+			{Old: []byte("dir"), New: []byte("t1/d5/D24/d17/d21/D0"), Dir: true, AsHeld: true, MakeParents: true, Seq: 2},
+			{Old: []byte("t1/d5"), New: []byte("m24/D16"), Dir: true, AsHeld: true, MakeParents: true, Seq: 3},
+			{Old: []byte("m24/D16/D24"), Remove: true, Seq: 4},
+		}, []bool{true, true, true, true}}},
+		want: map[string]string{"dir": "", "t1/d5": "", "m24/D16": "/", "m24/D16/D24": "",
+			"m24/D16/D24/d17/d21/D0": "", "m24/D16/D24/d17/d21/D0/b": "", "m24/D16/D24/d17/d21/D0/c": "", "m24/D16/D24/d17/d21/D0/-n0": ""},
+		indexed: []string{"m24", "m24/D16"},
+	}, {
 		// rename(2) of a name onto another name of the same file does
 		// nothing and succeeds (POSIX). Left, the old name read as a
 		// create of this member's own and went to every member, the
