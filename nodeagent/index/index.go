@@ -387,24 +387,19 @@ func (t *Tx) Put(rel string, e Entry) error {
 	return nil
 }
 
-// Delete removes rel and everything indexed below it, at any depth: the
-// keys of its direct children and of every path below them (eachBelow's
-// two prefixes), whether or not the directories in between are indexed. A
-// receiver's replay can leave a directory between unindexed for a moment
-// (parents it made for a rename are recorded after the request's other
-// renames and removals); walking down from one indexed directory to the
-// next, as Delete did, left the entries below such a gap in the index
+// Delete removes rel and everything indexed below it, at any depth (the
+// keys of belowPrefixes), whether or not the directories in between are
+// indexed. A receiver's replay can leave a directory between unindexed for
+// a moment (parents it made for a rename are recorded after the request's
+// other renames and removals); walking down from one indexed directory to
+// the next, as Delete did, left the entries below such a gap in the index
 // after the tree was gone, and their removal events read as this member's
 // own removals, which went to every peer with this member's times of the
 // directories above (stress seed 650 of the fifty-sixth session:
 // TestReceiver_Replay, "a tree moved in and removed in one request").
 func (t *Tx) Delete(rel string) error {
 	c := t.b.Cursor()
-	prefixes := [][]byte{childPrefix(rel), []byte(rel + "/")}
-	if rel == "." {
-		prefixes = [][]byte{nil} // every key
-	}
-	for _, prefix := range prefixes {
+	for _, prefix := range belowPrefixes(rel) {
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Seek(prefix) {
 			if err := t.unlink(PathOf(k), v); err != nil {
 				return err
@@ -488,7 +483,7 @@ func (t *Tx) HasBelow(dir string) bool {
 // it returns. fn must not modify the index.
 func (t *Tx) eachBelow(dir string, fn func(k, v []byte) (more bool, err error)) error {
 	c := t.b.Cursor()
-	for _, prefix := range [][]byte{childPrefix(dir), []byte(dir + "/")} {
+	for _, prefix := range belowPrefixes(dir) {
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if more, err := fn(k, v); err != nil || !more {
 				return err
@@ -496,6 +491,33 @@ func (t *Tx) eachBelow(dir string, fn func(k, v []byte) (more bool, err error)) 
 		}
 	}
 	return nil
+}
+
+// belowPrefixes are the key prefixes of the paths below dir: its
+// children's keys ("dir\x00name") and the deeper ones ("dir/sub\x00name");
+// every key, the root's own among them, for the root.
+func belowPrefixes(dir string) [][]byte {
+	if dir == "." {
+		return [][]byte{nil}
+	}
+	return [][]byte{childPrefix(dir), []byte(dir + "/")}
+}
+
+// EachBelow calls fn for every path indexed below dir, at any depth, the
+// directories in between indexed or not (as Delete removes them), in key
+// order. fn must not modify the index.
+func (t *Tx) EachBelow(dir string, fn func(rel string, e Entry) error) error {
+	return t.eachBelow(dir, func(k, v []byte) (bool, error) {
+		rel := PathOf(k)
+		if dir == "." && rel == "." {
+			return true, nil // the root's own entry
+		}
+		e, err := unmarshalEntry(v)
+		if err != nil {
+			return false, fmt.Errorf("index entry %q: %w", rel, err)
+		}
+		return true, fn(rel, e)
+	})
 }
 
 // Children calls fn for each indexed direct child of dir, in name order

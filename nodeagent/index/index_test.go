@@ -185,39 +185,50 @@ func TestTx_Move(t *testing.T) {
 
 // TestTx_HasBelow: anything indexed below a directory, at any depth,
 // counts; a sibling whose name has the directory's as a prefix does not,
-// nor the root's own entry for the root.
+// nor the root's own entry for the root. EachBelow gives the same paths,
+// the directories in between indexed or not.
 func TestTx_HasBelow(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		indexed []string
 		dir     string
-		want    bool
+		want    []string // EachBelow, in key order
 	}{
-		{"nothing indexed", nil, "a", false},
-		{"the directory alone", []string{"a"}, "a", false},
-		{"a child", []string{"a", "a/x"}, "a", true},
-		{"a deeper entry only", []string{"a", "a/s/y"}, "a", true},
-		{"siblings with its name as a prefix", []string{"a", "a\xff", "ab/z", "a-b"}, "a", false},
-		{"the root's own entry", []string{"."}, ".", false},
-		{"below the root", []string{".", "x"}, ".", true},
+		{"nothing indexed", nil, "a", nil},
+		{"the directory alone", []string{"a"}, "a", nil},
+		{"a child", []string{"a", "a/x"}, "a", []string{"a/x"}},
+		{"a deeper entry only", []string{"a", "a/s/y"}, "a", []string{"a/s/y"}},
+		{"siblings with its name as a prefix", []string{"a", "a\xff", "ab/z", "a-b"}, "a", nil},
+		{"the root's own entry", []string{"."}, ".", nil},
+		{"below the root", []string{".", "x"}, ".", []string{"x"}},
+		{"below the root, deeper only", []string{".", "d/e/f"}, ".", []string{"d/e/f"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := openTemp(t)
-			var got bool
+			var (
+				has  bool
+				each []string
+			)
 			err := x.Update(func(tx *Tx) error {
 				for _, rel := range tc.indexed {
 					if err := tx.Put(rel, Entry{Size: 1, Mode: 0o644}); err != nil {
 						return err
 					}
 				}
-				got = tx.HasBelow(tc.dir)
-				return nil
+				has = tx.HasBelow(tc.dir)
+				return tx.EachBelow(tc.dir, func(rel string, _ Entry) error {
+					each = append(each, rel)
+					return nil
+				})
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
-				t.Errorf("HasBelow(%q) = %v, want %v", tc.dir, got, tc.want)
+			if want := len(tc.want) > 0; has != want {
+				t.Errorf("HasBelow(%q) = %v, want %v", tc.dir, has, want)
+			}
+			if !slices.Equal(each, tc.want) {
+				t.Errorf("EachBelow(%q) = %q, want %q", tc.dir, each, tc.want)
 			}
 		})
 	}

@@ -295,13 +295,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		// seed 163, the fifty-first session: runs whose every path went
 		// without a state, sender.batch.skewedBy).
 		sentFiles := make(map[uint64]bool)
-		var below func(dir string) error
-		below = func(dir string) error { // a directory removed takes its tree's names, as index.Tx.Delete walks it
-			return tx.Children(dir, func(name string, e index.Entry) error {
-				switch p := dir + "/" + name; {
-				case e.MayHaveChildren():
-					return below(p)
-				case e.Nlink > 1:
+		below := func(dir string) error { // a directory removed takes its tree's names, as index.Tx.Delete does
+			return tx.EachBelow(dir, func(_ string, e index.Entry) error {
+				if !e.MayHaveChildren() && e.Nlink > 1 {
 					relinked[e.Ino] = true
 				}
 				return nil
