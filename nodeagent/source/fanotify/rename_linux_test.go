@@ -214,18 +214,7 @@ func TestSource_renameReadLate(t *testing.T) {
 				must(t, os.MkdirAll(abs(d), 0o755))
 			}
 			writeFile(t, abs(tt.file), "x")
-			s, err := New(source.Options{Root: root})
-			if err != nil {
-				t.Fatalf("New: %v", err)
-			}
-			w := runInto(t, s, make(chan change.Change))
-			for _, d := range tt.synced {
-				w.sync(abs(d))
-			}
-			// The source holds at the next change until the test
-			// receives it: every event below is read after the last of
-			// them happened.
-			must(t, os.WriteFile(abs("hold"), nil, 0o644))
+			w := startHeld(t, root, tt.synced)
 			for _, d := range tt.made {
 				must(t, os.Mkdir(abs(d), 0o755))
 			}
@@ -245,6 +234,25 @@ func TestSource_renameReadLate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startHeld starts a source on root whose changes the test receives one
+// at a time, caches the paths of the directories synced (below root) by
+// a change in each, and holds the source at its next change (a file
+// "hold" made): every event after it is read after the last of them
+// happened, once the test receives that change.
+func startHeld(t *testing.T, root string, synced []string) *watcher {
+	t.Helper()
+	s, err := New(source.Options{Root: root})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	w := runInto(t, s, make(chan change.Change))
+	for _, d := range synced {
+		w.sync(filepath.Join(root, d))
+	}
+	must(t, os.WriteFile(filepath.Join(root, "hold"), nil, 0o644))
+	return w
 }
 
 // TestSource_exchangeReadLate: the paths below two directories swapped by
@@ -331,15 +339,7 @@ func TestSource_renameFromARemovedDirectoryReadLate(t *testing.T) {
 			for _, d := range []string{"D8/e", "D8/d17", "d4"} {
 				must(t, os.MkdirAll(abs(d), 0o755))
 			}
-			s, err := New(source.Options{Root: root})
-			if err != nil {
-				t.Fatalf("New: %v", err)
-			}
-			w := runInto(t, s, make(chan change.Change))
-			for _, d := range tt.synced {
-				w.sync(abs(d))
-			}
-			must(t, os.WriteFile(abs("hold"), nil, 0o644))
+			w := startHeld(t, root, tt.synced)
 			must(t, os.Mkdir(abs("D8/d17/d6"), 0o755))
 			must(t, os.Rename(abs("D8/d17/d6"), abs("D8/e/D11")))
 			must(t, os.Mkdir(abs("D8/e/D11/d8"), 0o755))
