@@ -1346,15 +1346,19 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 				recheck[p] = true
 			}
 			// Gone here by the second push (renamed or removed since),
-			// a path the first push made or changed on the peer keeps
-			// that outcome: the peer holds what it put there, and not
-			// told so, it took that for a change of its own and sent it
-			// to every member, an old version over the writer's newer
-			// one (the stress test: other names of a hard-linked file,
-			// renamed away between the pushes, replaced the writer's
-			// files under those names and its directory made since).
+			// or dropped by its check (a directory on its path became a
+			// symlink since), a path the first push made or changed on
+			// the peer keeps that outcome: the peer holds what it put
+			// there, and not told so, it took that for a change of its
+			// own and sent it to every member, an old version over the
+			// writer's newer one (the stress test: other names of a
+			// hard-linked file, renamed away between the pushes,
+			// replaced the writer's files under those names and its
+			// directory made since; seed 717 of the fifty-seventh
+			// session, dropped, sent the file's other name back with
+			// the peer's times of its directory).
 			for _, p := range res.Paths {
-				if p.Outcome == rsync.Vanished && changedThere[p.Path] {
+				if (p.Outcome == rsync.Vanished || p.Outcome == rsync.Dropped) && changedThere[p.Path] {
 					ok[p.Path] = true
 				}
 			}

@@ -633,7 +633,8 @@ func TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff(t *t
 // peer, is gone here before that second push reads it: renamed away before
 // the sender checks the second push's paths, or after that and before
 // rsync reads them (rsync: "No such file or directory"), or its directory
-// swapped with a file then (rsync: "Not a directory"). The peer is still
+// swapped with a file then (rsync: "Not a directory"), or replaced with a
+// symlink before the second push (dropped by its check). The peer is still
 // told that it holds h: not told, it took h for a change of its own and
 // sent it, in its old version, to every member (the stress test: that echo
 // replaced the writer's newer files; seed 211 of the fifty-first session,
@@ -666,6 +667,21 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(root, "d"), []byte("a file"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}, {
+		// The second push's check drops d/h (rsync.Dropped: its path
+		// passes through a symlink now): the stress test, seed 717 of the
+		// fifty-seventh session, where the writer had made the directory
+		// a symlink loop.
+		name: "its directory replaced with a symlink before the second push", slot: 174, port: 175,
+		h: "d/h",
+		gone: func(t *testing.T, root string) {
+			if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("e", filepath.Join(root, "d")); err != nil {
 				t.Fatal(err)
 			}
 		},
