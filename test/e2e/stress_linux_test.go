@@ -184,9 +184,6 @@ func (sc *scluster) kill9(node string) {
 // sop is an op of the run (test/stressops).
 type sop = stressops.Op
 
-// apply runs one op on root.
-func apply(root string, o *sop) error { return stressops.Apply(root, o) }
-
 var hostileNames = []string{"with space", "new\nline", "-lead", "#hash", "--delete", " sp ", "tab\tx", "-n", "#", "é ü"}
 
 type gen struct {
@@ -547,7 +544,7 @@ func (r *stressRun) note(format string, args ...any) {
 // do generates (or takes) one op for node, logs it, runs it.
 func (r *stressRun) do(node string, o *sop) {
 	o.Node = node
-	if err := apply(r.sc.roots[node], o); err != nil {
+	if err := stressops.Apply(r.sc.roots[node], o); err != nil {
 		o.Err = err.Error()
 	}
 	r.record(o)

@@ -3,6 +3,7 @@
 package fanotify
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"path"
@@ -125,6 +126,7 @@ type resolver struct {
 	root  string
 	cache *dirCache
 	link  []byte
+	key   []byte // asCached's lookups, reused
 	// between are the directories asCached walked, reused.
 	between []cachedDir
 }
@@ -186,12 +188,12 @@ func (r *resolver) asCached(f fid, p string) string {
 		if err != nil {
 			return p
 		}
-		key := appendKey(nil, f.key[:fsidLen], h)
-		if cached, ok := r.cache.get(key); ok {
+		r.key = appendKey(r.key[:0], f.key[:fsidLen], h)
+		if cached, ok := r.cache.get(r.key); ok {
 			base, was = dir, cached
 			break
 		}
-		r.between = append(r.between, cachedDir{key: key, path: dir})
+		r.between = append(r.between, cachedDir{key: bytes.Clone(r.key), path: dir})
 	}
 	for _, d := range r.between {
 		r.cache.put(d.key, was+d.path[len(base):])
