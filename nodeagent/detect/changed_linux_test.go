@@ -139,14 +139,18 @@ func TestDetector_changed(t *testing.T) {
 		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "chain-to", "was-dir/f", "racy", "written-then-gone", "chmodded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			ps := make([]pending, len(in))
+			for i, c := range in {
+				ps[i] = pending{Change: c, received: tc.received}
+			}
 			var got []string
-			for _, c := range d.changed(rootfd, in, tc.received) {
+			for _, c := range d.changed(rootfd, ps) {
 				got = append(got, c.Path)
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("changed = %q, want %q", got, tc.want)
 			}
-			if d.changed(rootfd, nil, tc.received) != nil {
+			if d.changed(rootfd, nil) != nil {
 				t.Error("an empty batch reported changes")
 			}
 		})

@@ -526,27 +526,36 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 	}
 }
 
-// replacedAbove reports whether a directory above rel is no directory
-// now and a peer's run is putting paths below it (in.HasBelow): a removal
-// there is that run's, whose rsync replaced the directory with a file
-// (peer.FileState.Replaced). It looks up from rel's parent to the first
-// directory it finds; one lstat where the parent is still a directory,
-// none while no peer's run is announced.
-func replacedAbove(rootfd int, rel string, in *Incoming) bool {
-	if !in.HasBelow(".") {
-		return false
-	}
+// replacedAbove reports whether the first directory above rel that is
+// there (the root left out) is no directory any more: a peer's run
+// replaced it with a file or a symlink (peer.FileState.Replaced), and
+// rsync removed what was below it first.
+func replacedAbove(rootfd int, rel string) bool {
 	for dir := path.Dir(rel); dir != "." && dir != "/"; dir = path.Dir(dir) {
 		var st unix.Stat_t
 		err := beneath.Lstat(rootfd, dir, &st)
-		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return false
+		if err == nil {
+			return st.Mode&unix.S_IFMT != unix.S_IFDIR
 		}
-		if in.HasBelow(dir) {
-			return true
+		if !index.IsGone(err) {
+			return false
 		}
 	}
 	return false
+}
+
+// pending is a change the filter has read, and why it waits, if it does.
+type pending struct {
+	change.Change
+	// received: held for a peer's run that names its path (or a path
+	// below it); compared as the receiver's once released.
+	received bool
+	// around: a removal held for the runs that put paths below a
+	// directory above it (Incoming.HoldsAround); once they are over, it
+	// is the receiver's if that directory is no directory any more
+	// (replacedAbove), and compared as any change of this member's if it
+	// is.
+	around []Hold
 }
 
 // filter drops ready changes whose path is as the index records it: echoes
@@ -554,34 +563,54 @@ func replacedAbove(rootfd int, rel string, in *Incoming) bool {
 // changes ready at once are compared in one read transaction (one per
 // change was a tenth of the agent's CPU on a burst).
 func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.Change, out chan<- change.Change) error {
-	var held []change.Change
+	var held []pending
 	var released <-chan struct{}
-	// pass compares cs with the index and sends on what changed; wasHeld
-	// says that cs were held for a peer's run (its removals are the
-	// receiver's, removedBelowRename).
-	pass := func(cs []change.Change, wasHeld bool) error {
+	hold := func(p pending) {
+		held = append(held, p)
+		released = d.Incoming.Changed()
+	}
+	// pass compares cs with the index and sends on what changed, and holds
+	// what a peer's run may have done.
+	pass := func(cs []pending) error {
 		check := cs[:0:0]
-		for _, c := range cs {
+		for _, p := range cs {
+			c := p.Change
 			// A directory made or changed above a received path is the
 			// receiver's (rsync makes and sets the missing parents of what
 			// it receives: implied directories, never announced), and so
 			// is what was removed where it made one: a file or symlink in
 			// the way, whose removal reads as one when it is read before
-			// the directory was made. So are a file made where a received
-			// path lies below, and what was removed below it: rsync read
-			// that parent as a file (a directory swapped with one on the
-			// sender while rsync read the list) and replaced the directory
-			// here with it (rsync.Result.NotDirs, peer.FileState.Replaced).
+			// the directory was made. So is a file made where a received
+			// path lies below: rsync read that parent as a file (a
+			// directory swapped with one on the sender while rsync read
+			// the list) and replaced the directory here with it
+			// (rsync.Result.NotDirs, peer.FileState.Replaced).
 			if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath)) ||
-				c.Op&(change.Mkdir|change.Attrib|change.Remove|change.Rmdir|change.Create|change.Write) != 0 && d.Incoming.HasBelow(c.Path) ||
-				c.Op&(change.Remove|change.Rmdir) != 0 && replacedAbove(rootfd, c.Path, d.Incoming)) {
-				held = append(held, c)
-				released = d.Incoming.Changed()
+				c.Op&(change.Mkdir|change.Attrib|change.Remove|change.Rmdir|change.Create|change.Write) != 0 && d.Incoming.HasBelow(c.Path)) {
+				hold(pending{Change: c, received: true})
 				continue
 			}
-			check = append(check, c)
+			// What such a run removed below the directory it replaced
+			// first (--force empties it): read while the directory is
+			// still one, a removal there looks like this member's own.
+			// Held until the runs near it are over, whatever removed it:
+			// a removal of this member's own is compared as one then
+			// (removedBelowRename), and only waits.
+			if d.Incoming != nil && c.Op&(change.Remove|change.Rmdir) != 0 && !c.Op.Has(change.Rename) {
+				if p.around == nil && !p.received {
+					p.around = d.Incoming.HoldsAround(c.Path)
+				}
+				if d.Incoming.Holding(p.around) {
+					hold(pending{Change: c, around: p.around})
+					continue
+				}
+				if p.around != nil {
+					p.received = replacedAbove(rootfd, c.Path)
+				}
+			}
+			check = append(check, p)
 		}
-		for _, c := range d.changed(rootfd, check, wasHeld) {
+		for _, c := range d.changed(rootfd, check) {
 			select {
 			case out <- c:
 			case <-ctx.Done():
@@ -592,23 +621,23 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 	}
 	recheck := time.NewTicker(time.Second) // held paths whose announcement expired
 	defer recheck.Stop()
-	batch := make([]change.Change, 0, filterBatch)
+	batch := make([]pending, 0, filterBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-ready:
-			batch = append(batch[:0], c)
+			batch = append(batch[:0], pending{Change: c})
 		more:
 			for len(batch) < filterBatch {
 				select {
 				case c := <-ready:
-					batch = append(batch, c)
+					batch = append(batch, pending{Change: c})
 				default:
 					break more
 				}
 			}
-			if err := pass(batch, false); err != nil {
+			if err := pass(batch); err != nil {
 				return err
 			}
 		case <-recheck.C:
@@ -617,13 +646,13 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 			}
 			again := held
 			held = nil
-			if err := pass(again, true); err != nil {
+			if err := pass(again); err != nil {
 				return err
 			}
 		case <-released:
 			again := held
 			held, released = nil, nil
-			if err := pass(again, true); err != nil {
+			if err := pass(again); err != nil {
 				return err
 			}
 		}
@@ -633,17 +662,19 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 // filterBatch bounds how many ready changes filter compares at once.
 const filterBatch = 1024
 
-// changed returns the changes of cs whose path (or, for a rename, old
-// path) is not as the index records it, compared in one read transaction.
-// A change that cannot be compared is reported. received says that cs were
-// held for a peer's run (removedBelowRename).
-func (d *Detector) changed(rootfd int, cs []change.Change, received bool) []change.Change {
-	if len(cs) == 0 {
+// changed returns the changes of ps whose path (or, for a rename, old
+// path) is not as the index records it, compared in one read transaction,
+// in their order. A change that cannot be compared is reported. A change
+// received (held for a peer's run) is compared as the receiver's
+// (removedBelowRename).
+func (d *Detector) changed(rootfd int, ps []pending) []change.Change {
+	if len(ps) == 0 {
 		return nil
 	}
-	out := cs[:0:0]
+	out := make([]change.Change, 0, len(ps))
 	err := d.Index.View(func(tx *index.Tx) error {
-		for _, c := range cs {
+		for _, p := range ps {
+			c, received := p.Change, p.received
 			if c.Echo && c.Op.Has(change.Rename) && c.Op&(change.Create|change.Write) == 0 {
 				// This agent's own rename: a peer's, replayed here by the
 				// receiver, which recorded it. Compared with the index
@@ -698,8 +729,11 @@ func (d *Detector) changed(rootfd int, cs []change.Change, received bool) []chan
 		return nil
 	})
 	if err != nil {
-		d.Log.V(1).Info("cannot read the index; reporting the changes", "changes", len(cs), "error", err)
-		return cs
+		d.Log.V(1).Info("cannot read the index; reporting the changes", "changes", len(ps), "error", err)
+		out = out[:0]
+		for _, p := range ps {
+			out = append(out, p.Change)
+		}
 	}
 	return out
 }

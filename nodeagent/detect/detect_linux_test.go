@@ -319,6 +319,102 @@ func TestDetector_DirectoryReplacedByAFileOfAPeersRun(t *testing.T) {
 	}
 }
 
+// TestDetector_RemovalNearAPeersRun: rsync --force empties a directory
+// before it replaces it with the file a peer's run names there
+// (peer.FileState.Replaced), and a removal read in between, while the
+// directory is still one, looked like this member's own and went to the
+// journal (2 to 4 runs of TestDetector_DirectoryReplacedByAFileOfAPeersRun
+// in 20, the fifty-seventh session). A removal below a directory above a
+// run's paths waits for that run; then it is the run's if the directory
+// is no directory any more, and this member's if it is, even where only
+// the journal can tell (a removal below a rename, removedBelowRename).
+func TestDetector_RemovalNearAPeersRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// do works below h while the run holds h/d22/x; the events are
+		// read before the run ends (confirm records what the run left).
+		do       func(e *env)
+		confirm  []string
+		reported []string // removals reported below h
+	}{
+		{
+			name: "a directory emptied, read, then replaced with a file",
+			do: func(e *env) {
+				for _, p := range []string{"h/sub/kept", "h/sub", "h/m28"} {
+					if err := os.Remove(filepath.Join(e.root, p)); err != nil {
+						e.t.Fatal(err)
+					}
+				}
+				time.Sleep(200 * time.Millisecond) // read while h is a directory
+				if err := os.Remove(filepath.Join(e.root, "h")); err != nil {
+					e.t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(e.root, "h"), []byte("the writer's file"), 0o644); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			confirm: []string{"h"},
+		},
+		{
+			name: "a local removal beside the run's paths",
+			do: func(e *env) {
+				if err := os.Remove(filepath.Join(e.root, "h/m28")); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			reported: []string{"h/m28"},
+		},
+		{
+			name: "a local removal below a local rename beside the run's paths",
+			do: func(e *env) {
+				e.rename("x", "h/y")
+				if err := os.Remove(filepath.Join(e.root, "h/y/s")); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			reported: []string{"h/y/s"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t, true)
+			for _, d := range []string{"h/sub", "x"} {
+				if err := os.MkdirAll(filepath.Join(e.root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, f := range []string{"h/m28", "h/sub/kept", "x/s"} {
+				if err := os.WriteFile(filepath.Join(e.root, f), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				e.waitFor(f, finishedWrite(f))
+			}
+			for _, p := range []string{"h", "h/sub", "h/m28", "h/sub/kept", "x", "x/s"} {
+				e.record(p)
+			}
+			e.quiet()
+			before := len(e.seen)
+
+			hold := e.in.Add("h/d22/x")
+			tc.do(e)
+			time.Sleep(200 * time.Millisecond) // the events outrun the record
+			for _, p := range tc.confirm {
+				e.record(p)
+			}
+			e.in.Done(hold, "h/d22/x")
+			e.localMarker()
+			var got []string
+			for _, c := range e.seen[before:] {
+				if c.Op&(change.Remove|change.Rmdir) != 0 && strings.HasPrefix(c.Path, "h/") {
+					got = append(got, c.Path)
+				}
+			}
+			if !slices.Equal(got, tc.reported) {
+				t.Fatalf("removals reported below h: %q, want %q; saw %v", got, tc.reported, describe(e.seen[before:]))
+			}
+		})
+	}
+}
+
 // TestDetector_DirectoryTimesOfAPeersRunAreNotLocal: rsync sets the times
 // of the directory above a path it receives (an implied directory), and
 // its attribute event is held while the run lasts. When the run is over,

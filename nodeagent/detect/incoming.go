@@ -36,7 +36,19 @@ type Incoming struct {
 	mu      sync.Mutex
 	last    Hold
 	paths   map[string]holders
+	runs    map[Hold]*run // by hold: what HoldsAround and Holding look at
 	changed chan struct{}
+}
+
+// run is what one hold holds: how many of its path holds are left, when
+// the latest of them expires, and the directories above its paths (the
+// root left out). Done with some of its paths only (a restored run's
+// partial confirmation), dirs still names those of the paths done: a
+// removal near them waits for the rest of the hold, never less.
+type run struct {
+	paths   int
+	expires time.Time
+	dirs    map[string]struct{}
 }
 
 // Hold names one Add's hold of its paths.
@@ -94,6 +106,7 @@ func (in *Incoming) Add(paths ...string) Hold {
 	}
 	in.last++
 	h := hold{id: in.last, expires: in.clock().Add(in.ttl())}
+	r := &run{paths: len(paths), expires: h.expires, dirs: make(map[string]struct{})}
 	for _, p := range paths {
 		e := in.paths[p]
 		if e.first.id == 0 {
@@ -102,8 +115,34 @@ func (in *Incoming) Add(paths ...string) Hold {
 			e.more = append(e.more, h)
 		}
 		in.paths[p] = e
+		// The directories above p, up to the first one an earlier path
+		// put there already (its own are there too).
+		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
+			if _, ok := r.dirs[p[:i]]; ok {
+				break
+			}
+			r.dirs[p[:i]] = struct{}{}
+		}
+	}
+	if len(paths) > 0 {
+		if in.runs == nil {
+			in.runs = make(map[Hold]*run)
+		}
+		in.runs[h.id] = r
 	}
 	return h.id
+}
+
+// forget counts one path hold of h gone (done or expired), and forgets
+// h's run with its last; it returns true, for drop. The caller holds
+// in.mu.
+func (in *Incoming) forget(h hold) bool {
+	if r, ok := in.runs[h.id]; ok {
+		if r.paths--; r.paths <= 0 {
+			delete(in.runs, h.id)
+		}
+	}
+	return true
 }
 
 // Extend holds paths of hold id for another TTL from now: a sender
@@ -124,6 +163,9 @@ func (in *Incoming) Extend(id Hold, paths ...string) {
 		e.each(func(h *hold) {
 			if h.id == id && now.Before(h.expires) {
 				h.expires = expires
+				if r := in.runs[id]; r != nil && r.expires.Before(expires) {
+					r.expires = expires
+				}
 			}
 		})
 		in.paths[p] = e
@@ -156,7 +198,7 @@ func (in *Incoming) Done(id Hold, paths ...string) {
 		if !ok {
 			continue
 		}
-		if e.drop(func(h hold) bool { return h.id == id }) {
+		if e.drop(func(h hold) bool { return h.id == id && in.forget(h) }) {
 			in.paths[p] = e
 		} else {
 			delete(in.paths, p)
@@ -175,7 +217,7 @@ func (in *Incoming) live(path string, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	if e.drop(func(h hold) bool { return !now.Before(h.expires) }) {
+	if e.drop(func(h hold) bool { return !now.Before(h.expires) && in.forget(h) }) {
 		in.paths[path] = e
 		return true
 	}
@@ -285,6 +327,50 @@ func (in *Incoming) heldByOther(path string, own []Hold, now time.Time) bool {
 		other = other || !slices.Contains(own, h.id)
 	})
 	return other
+}
+
+// HoldsAround returns the live holds that hold a path below a directory
+// above rel (the root left out): runs whose rsync may empty and remove
+// such a directory here, to replace it with a file the sender read there
+// (--force; peer.FileState.Replaced). A removal read while that directory
+// is still one looks like any other; the detector holds it until these
+// holds end (Holding), and then looks at what the directory became. One
+// look per live hold and directory above rel.
+func (in *Incoming) HoldsAround(rel string) []Hold {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.runs) == 0 {
+		return nil
+	}
+	now := in.clock()
+	var ids []Hold
+	for id, r := range in.runs {
+		if !now.Before(r.expires) {
+			delete(in.runs, id) // its path holds go when looked at (live)
+			continue
+		}
+		for i := strings.LastIndexByte(rel, '/'); i > 0; i = strings.LastIndexByte(rel[:i], '/') {
+			if _, ok := r.dirs[rel[:i]]; ok {
+				ids = append(ids, id)
+				break
+			}
+		}
+	}
+	return ids
+}
+
+// Holding reports whether any of ids still holds a path (not done, not
+// expired).
+func (in *Incoming) Holding(ids []Hold) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := in.clock()
+	for _, id := range ids {
+		if r, ok := in.runs[id]; ok && now.Before(r.expires) {
+			return true
+		}
+	}
+	return false
 }
 
 // Changed returns a channel closed at the next Done.

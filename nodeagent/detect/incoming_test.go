@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -162,5 +163,62 @@ func TestIncoming_OtherAtOrBelow(t *testing.T) {
 	c.advance(time.Minute)
 	if in.OtherAtOrBelow("a", []Hold{mine}) {
 		t.Error("OtherAtOrBelow past the other hold's TTL")
+	}
+}
+
+// TestIncoming_HoldsAround: a removal below a directory above a run's
+// paths waits for that run (HoldsAround), until its hold ends by Done or
+// expiry (Holding); a path beside no run's paths, the root, a sibling
+// with a common prefix and an expired run wait for nothing.
+func TestIncoming_HoldsAround(t *testing.T) {
+	in, c := newIncoming(time.Minute)
+	deep := in.Add("h/d22/x", "h/d22/y")
+	top := in.Add("top", "k/v")
+	for _, tc := range []struct {
+		rel  string
+		want []Hold
+	}{
+		{"h/m28", []Hold{deep}},         // below h, above the run's paths
+		{"h/sub/kept", []Hold{deep}},    // deeper, below h still
+		{"h/d22/old", []Hold{deep}},     // beside them
+		{"h", nil},                      // the root is not replaced
+		{"hh/m", nil},                   // a sibling with a common prefix
+		{"top2", nil},                   // a path at the root: nothing above
+		{"k/w", []Hold{top}},            // another run's directory
+		{"elsewhere/f", nil},            // no run's paths below its directory
+		{"h/d22/x/below", []Hold{deep}}, // below a run's path (Has holds it too)
+	} {
+		got := in.HoldsAround(tc.rel)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("HoldsAround(%q) = %v, want %v", tc.rel, got, tc.want)
+		}
+	}
+	ids := in.HoldsAround("h/m28")
+	in.Done(deep, "h/d22/x")
+	if !in.Holding(ids) {
+		t.Fatal("a run with a path still held is over")
+	}
+	in.Done(deep, "h/d22/y")
+	if in.Holding(ids) || in.HoldsAround("h/m28") != nil {
+		t.Fatal("a run whose every path is done still holds")
+	}
+	if in.Holding(nil) {
+		t.Fatal("no holds hold")
+	}
+	// Extended, a run holds on past its first TTL; expired, it holds
+	// nothing, whether or not a look dropped its paths.
+	c.advance(50 * time.Second)
+	in.Extend(top, "top", "k/v")
+	c.advance(50 * time.Second)
+	if !in.Holding([]Hold{top}) || !slices.Equal(in.HoldsAround("k/w"), []Hold{top}) {
+		t.Fatal("an extended run expired at its first TTL")
+	}
+	c.advance(time.Minute)
+	if in.Holding([]Hold{top}) || in.HoldsAround("k/w") != nil {
+		t.Fatal("an expired run still holds")
+	}
+	in.Done(top, "top", "k/v")
+	if len(in.runs) != 0 || len(in.paths) != 0 {
+		t.Fatalf("held after every hold's Done: %v %v", in.runs, in.paths)
 	}
 }
