@@ -726,14 +726,18 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 	switch {
 	case !had:
 		return nil, itx.Delete(old)
-	case prev.IsMoved() && oldGone && !itx.HasBelow(old):
+	case prev.IsMoved() && (oldGone || lerr == nil) && !itx.HasBelow(old):
 		// A placeholder and nothing below it (a name below a directory
 		// renamed here, or a rename's gone new name: holdGoneNew): it
 		// holds no state to move on. Moved onto the new name, it
 		// replaced the entry recorded there just before (mv s d/m; mv
 		// d/m x, read after both), which then matched nothing and went
 		// again; where the new name is gone, the rename puts its own
-		// (holdGoneNew).
+		// (holdGoneNew). So where another object holds the old name now
+		// (a swap: mv x t; mv d/m x; mv t d/m): x matched nothing, and a
+		// peer's rename of x replayed here took it for this member's
+		// own change and kept it (stress seed 768, the fifty-seventh
+		// session). That object is recorded by its own change.
 		return nil, itx.Delete(old)
 	case lerr != nil && !oldGone:
 		// Cannot be looked at now (an I/O error, a descriptor limit):

@@ -1285,6 +1285,48 @@ func TestJournal_Record_aRenameOfAPlaceholderLogsTheObject(t *testing.T) {
 	}
 }
 
+// TestJournal_Record_aSwapWithAPlaceholdersName: a swap (mv x t; mv d/m x;
+// mv t d/m, read in two batches) whose second name the index holds as a
+// Moved entry with nothing below it. Its rename onto x moved the
+// placeholder onto x, over the entry recorded for x just before, and x
+// then matched nothing: a peer's later rename of x, replayed here, found
+// x differing and took it for this member's own unsent change, kept it
+// under the rename's new name and pushed it to every member (stress seed
+// 768 of the fifty-seventh session: an extra symlink on all three). The
+// placeholder holds no state to move on: x keeps its own entry, and d/m's
+// new object is recorded by its own change.
+func TestJournal_Record_aSwapWithAPlaceholdersName(t *testing.T) {
+	peers := []string{"web-2"}
+	f := open(t, t.TempDir(), filepath.Join(t.TempDir(), "db"), peers...)
+	must(t, os.Mkdir(filepath.Join(f.root, "d"), 0o755))
+	must(t, os.Symlink("abc", filepath.Join(f.root, "x")))
+	must(t, os.Symlink("../-n1", filepath.Join(f.root, "d", "m")))
+	settleAll(t, f, peers, "d", "x")
+	must(t, f.idx.Update(func(tx *index.Tx) error { return tx.Put("d/m", index.Moved()) }))
+
+	for _, r := range [][2]string{{"x", "t"}, {"d/m", "x"}, {"t", "d/m"}} {
+		must(t, os.Rename(filepath.Join(f.root, r[0]), filepath.Join(f.root, r[1])))
+	}
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{{Path: "t", OldPath: "x", Op: change.Rename, Finished: true}}))
+	must(t, f.j.Record(f.rootfd, peers, []change.Change{
+		{Path: "x", OldPath: "d/m", Op: change.Rename, Finished: true},
+		{Path: "d/m", Op: change.Create | change.Write | change.Found, Finished: true},
+		{Path: "d/m", OldPath: "t", Op: change.Rename, Finished: true},
+	}))
+	wantRenameLog(t, f.j, "web-2", []string{"x>t", "d/m>x", "t>d/m"})
+	must(t, f.idx.View(func(tx *index.Tx) error {
+		for _, p := range []string{"x", "d/m"} {
+			var st unix.Stat_t
+			must(t, unix.Lstat(filepath.Join(f.root, p), &st))
+			if same, err := tx.Unchanged(f.rootfd, p, false); err != nil || !same {
+				e, _, _ := tx.Get(p)
+				t.Errorf("%s indexed as %+v (%v), want its own entry (inode %d)", p, e, err, st.Ino)
+			}
+		}
+		return nil
+	}))
+}
+
 // TestJournal_Record_aRenamedFilesNewDirectoryRemovedAtOnceIsLoggedInOrder:
 // mkdir q; mv s q/m; rm q/m; rmdir q, read together or the rmdir in the
 // next batch. A peer makes q to replay the rename (MakeParents); q's
