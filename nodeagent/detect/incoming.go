@@ -117,12 +117,13 @@ func (in *Incoming) Add(paths ...string) Hold {
 		in.paths[p] = e
 		// The directories above p, up to the first one an earlier path
 		// put there already (its own are there too).
-		for i := strings.LastIndexByte(p, '/'); i > 0; i = strings.LastIndexByte(p[:i], '/') {
-			if _, ok := r.dirs[p[:i]]; ok {
-				break
+		above(p, func(dir string) bool {
+			if _, ok := r.dirs[dir]; ok {
+				return true
 			}
-			r.dirs[p[:i]] = struct{}{}
-		}
+			r.dirs[dir] = struct{}{}
+			return false
+		})
 	}
 	if len(paths) > 0 {
 		if in.runs == nil {
@@ -253,6 +254,13 @@ func atOrAbove(path string, fn func(p string) bool) bool {
 	}
 }
 
+// above reports whether fn holds for a directory above path (the root
+// left out), the nearest first: atOrAbove from path's parent.
+func above(path string, fn func(dir string) bool) bool {
+	i := strings.LastIndexByte(path, '/')
+	return i > 0 && atOrAbove(path[:i], fn)
+}
+
 // Carries reports whether path itself (not a directory above it) is being
 // received. A received directory's own change (its times, as a file made
 // in it changes them) carries nothing of the files below it, which Has
@@ -349,11 +357,8 @@ func (in *Incoming) HoldsAround(rel string) []Hold {
 			delete(in.runs, id) // its path holds go when looked at (live)
 			continue
 		}
-		for i := strings.LastIndexByte(rel, '/'); i > 0; i = strings.LastIndexByte(rel[:i], '/') {
-			if _, ok := r.dirs[rel[:i]]; ok {
-				ids = append(ids, id)
-				break
-			}
+		if above(rel, func(dir string) bool { _, ok := r.dirs[dir]; return ok }) {
+			ids = append(ids, id)
 		}
 	}
 	return ids

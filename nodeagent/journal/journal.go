@@ -726,7 +726,12 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 	switch {
 	case !had:
 		return nil, itx.Delete(old)
-	case prev.IsMoved() && (oldGone || lerr == nil) && !itx.HasBelow(old):
+	case lerr != nil && !oldGone:
+		// Cannot be looked at now (an I/O error, a descriptor limit):
+		// the index keeps what it held, and a scan compares it later.
+		// Dropped, a tree there would be sent again whole.
+		return nil, nil
+	case prev.IsMoved() && !itx.HasBelow(old):
 		// A placeholder and nothing below it (a name below a directory
 		// renamed here, or a rename's gone new name: holdGoneNew): it
 		// holds no state to move on. Moved onto the new name, it
@@ -739,11 +744,6 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 		// own change and kept it (stress seed 768, the fifty-seventh
 		// session). That object is recorded by its own change.
 		return nil, itx.Delete(old)
-	case lerr != nil && !oldGone:
-		// Cannot be looked at now (an I/O error, a descriptor limit):
-		// the index keeps what it held, and a scan compares it later.
-		// Dropped, a tree there would be sent again whole.
-		return nil, nil
 	}
 	var now index.Entry
 	if !oldGone {
