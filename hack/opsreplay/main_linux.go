@@ -74,12 +74,6 @@ func replay(ctx context.Context, file string, delay time.Duration) (result, erro
 	if err != nil {
 		return result{}, err
 	}
-	made := make(map[[2]string]bool)
-	for i := range ops {
-		for _, rn := range ops[i].Renames() {
-			made[rn] = true
-		}
-	}
 	dir, err := os.MkdirTemp("", "opsreplay-")
 	if err != nil {
 		return result{}, err
@@ -126,6 +120,14 @@ func replay(ctx context.Context, file string, delay time.Duration) (result, erro
 		return result{}, err
 	}
 	res.changes = len(seen)
+	// After the replay: Apply notes the renames as the kernel made them
+	// where a path goes through a symlink (stressops.Op.Real).
+	made := make(map[[2]string]bool)
+	for i := range ops {
+		for _, rn := range ops[i].Renames() {
+			made[rn] = true
+		}
+	}
 	for _, c := range seen {
 		if c.Op.Has(change.Rename) && c.OldPath != "" && !made[[2]string{c.OldPath, c.Path}] {
 			res.unmatched = append(res.unmatched, c)

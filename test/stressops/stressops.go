@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,10 @@ type Op struct {
 	Err   string   `json:"err,omitempty"`
 	Phase int      `json:"phase"`
 	Note  string   `json:"note,omitempty"`
+	// Real holds the renames as the kernel made them where they differ
+	// from P's: a directory on a path that is a symlink is followed (mv
+	// d/c x/f, with x a symlink to d, renames d/c to d/f). Apply sets it.
+	Real [][2]string `json:"real,omitempty"`
 }
 
 // Content is the content of a write of size bytes from seed.
@@ -48,6 +53,11 @@ func Content(seed uint64, size int64) []byte {
 // Apply runs o on root.
 func Apply(root string, o *Op) error {
 	p := func(i int) string { return filepath.Join(root, o.P[i]) }
+	o.Real = nil
+	rename := func(i, j int) error {
+		o.noteReal(root, o.P[i], o.P[j])
+		return os.Rename(p(i), p(j))
+	}
 	switch o.Op {
 	case "write": // create or overwrite (O_TRUNC), mode on create
 		return os.WriteFile(p(0), Content(o.Seed, o.Size), fs.FileMode(o.Mode))
@@ -55,7 +65,7 @@ func Apply(root string, o *Op) error {
 		if err := os.WriteFile(p(1), Content(o.Seed, o.Size), fs.FileMode(o.Mode)); err != nil {
 			return err
 		}
-		return os.Rename(p(1), p(0))
+		return rename(1, 0)
 	case "append":
 		f, err := os.OpenFile(p(0), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
@@ -73,19 +83,19 @@ func Apply(root string, o *Op) error {
 		return os.RemoveAll(p(0))
 	case "mv": // mv a b [b c ...]: a chain
 		for i := 0; i+1 < len(o.P); i++ {
-			if err := os.Rename(p(i), p(i+1)); err != nil {
+			if err := rename(i, i+1); err != nil {
 				return err
 			}
 		}
 		return nil
 	case "swap": // mv a tmp; mv b a; mv tmp b
-		if err := os.Rename(p(0), p(2)); err != nil {
+		if err := rename(0, 2); err != nil {
 			return err
 		}
-		if err := os.Rename(p(1), p(0)); err != nil {
+		if err := rename(1, 0); err != nil {
 			return err
 		}
-		return os.Rename(p(2), p(1))
+		return rename(2, 1)
 	case "chmod":
 		return os.Chmod(p(0), fs.FileMode(o.Mode))
 	case "touch":
@@ -102,22 +112,60 @@ func Apply(root string, o *Op) error {
 	return fmt.Errorf("unknown op %q", o.Op)
 }
 
+// noteReal adds the rename of old to new, paths relative to root, to
+// o.Real when a directory on either path is reached through a symlink:
+// the kernel follows it, and the rename an event source reports names
+// the directories where they are. Called before the rename, so that the
+// directories are as the rename finds them. A path that does not resolve
+// (a dangling link, a directory gone: the rename fails too) or resolves
+// outside root is left out.
+func (o *Op) noteReal(root, old, new string) {
+	realOld, okOld := realPath(root, old)
+	realNew, okNew := realPath(root, new)
+	if okOld && okNew && (realOld != old || realNew != new) {
+		o.Real = append(o.Real, [2]string{realOld, realNew})
+	}
+}
+
+// realPath returns rel, a path relative to root, with its directory's
+// symlinks resolved, and whether it resolved to a path under root.
+func realPath(root, rel string) (string, bool) {
+	dir := filepath.Dir(rel)
+	if dir == "." {
+		return rel, true
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", false
+	}
+	realDir, err := filepath.EvalSymlinks(filepath.Join(root, dir))
+	if err != nil {
+		return "", false
+	}
+	r, err := filepath.Rel(realRoot, realDir)
+	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+		return "", false
+	}
+	return filepath.Join(r, filepath.Base(rel)), true
+}
+
 // Renames returns the renames (old, new) o makes, in order, or tried to:
-// a chain that failed part way made the first ones.
+// a chain that failed part way made the first ones. Where a directory on
+// a path is a symlink, the rename as the kernel made it is there too
+// (Real).
 func (o *Op) Renames() [][2]string {
+	var pairs [][2]string
 	switch P := o.P; o.Op {
 	case "mv":
-		var pairs [][2]string
 		for i := 0; i+1 < len(P); i++ {
 			pairs = append(pairs, [2]string{P[i], P[i+1]})
 		}
-		return pairs
 	case "swap":
-		return [][2]string{{P[0], P[2]}, {P[1], P[0]}, {P[2], P[1]}}
+		pairs = [][2]string{{P[0], P[2]}, {P[1], P[0]}, {P[2], P[1]}}
 	case "atomicwrite":
-		return [][2]string{{P[1], P[0]}}
+		pairs = [][2]string{{P[1], P[0]}}
 	}
-	return nil
+	return append(pairs, o.Real...)
 }
 
 // Read returns the operations of an ops.jsonl that ran, notes, sleeps

@@ -72,3 +72,55 @@ func TestApply_swapAndRead(t *testing.T) {
 		}
 	}
 }
+
+// TestApply_renameThroughASymlink: a rename whose path goes through a
+// symlinked directory is noted as the kernel made it (Real), and Renames
+// has it beside the rename as written: seed 840 of the fifty-eighth
+// session's stress run moved d5/f11/c11 to d5/f20/f11/d9/f22 with d9 a
+// symlink to d5/f11, and the member reported d5/f11/c11 -> d5/f11/f22, a
+// rename that matched no operation.
+func TestApply_renameThroughASymlink(t *testing.T) {
+	tests := []struct {
+		name string
+		op   Op
+		want [][2]string // Real
+	}{
+		{"new name through a link", Op{Op: "mv", P: []string{"d/c", "l/f"}}, [][2]string{{"d/c", "d/f"}}},
+		{"old name through a link", Op{Op: "mv", P: []string{"l/c", "e/c"}}, [][2]string{{"d/c", "e/c"}}},
+		{"no link on the paths", Op{Op: "mv", P: []string{"d/c", "e/c"}}, nil},
+		{"a link renamed itself", Op{Op: "mv", P: []string{"l", "e/l"}}, nil},
+		{"a link out of the root", Op{Op: "mv", P: []string{"d/c", "out/c"}}, nil},
+		{"a chain", Op{Op: "mv", P: []string{"d/c", "e/c", "l/g"}}, [][2]string{{"e/c", "d/g"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root")
+			outside := t.TempDir()
+			for _, d := range []string{"d", "e"} {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(root, "d/c"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("d", filepath.Join(root, "l")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
+				t.Fatal(err)
+			}
+			o := tt.op
+			if err := Apply(root, &o); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if !slices.Equal(o.Real, tt.want) {
+				t.Errorf("Real = %q, want %q", o.Real, tt.want)
+			}
+			written := (&Op{Op: o.Op, P: o.P}).Renames()
+			if got := o.Renames(); !slices.Equal(got, append(written, tt.want...)) {
+				t.Errorf("Renames() = %q, want %q then %q", got, written, tt.want)
+			}
+		})
+	}
+}
