@@ -43,27 +43,33 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: opsreplay [-delay D] [-v] ops.jsonl ...")
 		os.Exit(2)
 	}
-	total := 0
+	total, renames, made := 0, 0, 0
 	for _, file := range flag.Args() {
 		r, err := replay(context.Background(), file, *delay)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", file, err)
 			os.Exit(1)
 		}
-		fmt.Printf("%s: ops %d (failed here %d), changes %d, renames matching no operation %d\n", file, r.ops, r.failed, r.changes, len(r.unmatched))
+		fmt.Printf("%s: ops %d (failed here %d), changes %d, renames read %d (made %d), renames matching no operation %d\n", file, r.ops, r.failed, r.changes, r.renames, r.made, len(r.unmatched))
 		if *verbose {
 			for _, c := range r.unmatched {
 				fmt.Printf("\t%q -> %q (%s)\n", c.OldPath, c.Path, c.Op)
 			}
 		}
 		total += len(r.unmatched)
+		renames += r.renames
+		made += r.made
 	}
-	fmt.Printf("total renames matching no operation: %d\n", total)
+	fmt.Printf("total renames read %d (made %d), renames matching no operation: %d\n", renames, made, total)
 }
 
 type result struct {
 	ops, failed, changes int
-	unmatched            []change.Change
+	// renames counts the renames read (a source reports some as a
+	// removal and a creation instead, when it cannot place them), made
+	// those the operations made.
+	renames, made int
+	unmatched     []change.Change
 }
 
 // replay applies the operations of file, as fast as they go, on a new
@@ -128,7 +134,11 @@ func replay(ctx context.Context, file string, delay time.Duration) (result, erro
 			made[rn] = true
 		}
 	}
+	res.made = len(made)
 	for _, c := range seen {
+		if c.Op.Has(change.Rename) && c.OldPath != "" {
+			res.renames++
+		}
 		if c.Op.Has(change.Rename) && c.OldPath != "" && !made[[2]string{c.OldPath, c.Path}] {
 			res.unmatched = append(res.unmatched, c)
 		}

@@ -134,18 +134,25 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 		return append(dst, s.lostEvents(now))
 	}
 	abs, res := s.entryPath(ev.dir, ev.name)
-	switch res {
-	case gone:
-		return s.writtenInGoneDir(dst, ev, now)
-	case lost:
-		return append(dst, s.lostEvents(now))
-	}
-	if ev.mask&(unix.FAN_CREATE|unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_CREATE|unix.FAN_ONDIR && ev.hasObj {
+	made := ev.mask&(unix.FAN_CREATE|unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_CREATE|unix.FAN_ONDIR && ev.hasObj
+	switch {
+	case made && res != resolved:
+		// A directory made where the events read so far put nothing
+		// (in a directory gone since, or unplaced itself): it is
+		// nowhere they know either (dirCache's unplaced).
+		s.res.cache.unplace(ev.obj.key)
+	case made:
 		// A directory made: its path as of this event, which the
 		// directory's later events find in the cache (resolved when
 		// read instead, after a later rename of it, they joined names of
 		// two moments: resolver.asCached).
 		s.res.cache.put(ev.obj.key, abs)
+	}
+	switch res {
+	case gone:
+		return s.writtenInGoneDir(dst, ev, now)
+	case lost:
+		return append(dst, s.lostEvents(now))
 	}
 	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_DELETE|unix.FAN_ONDIR {
 		// rmdir(2) removes only empty directories: no other entry can
@@ -236,7 +243,7 @@ func (s *Source) stateChange(dst []change.Change, abs string, mask uint64, pid i
 // entryPath resolves the directory of an event and joins the entry name.
 func (s *Source) entryPath(dir fid, name string) (string, resolution) {
 	p, res := s.res.dirPath(dir)
-	if res != resolved || name == "." {
+	if (res != resolved && res != unplaced) || name == "." {
 		return p, res
 	}
 	if p == "/" {

@@ -4,6 +4,7 @@ package fanotify
 
 import (
 	"bytes"
+	"path"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -47,11 +48,26 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 		inOld  bool
 		moved  bool
 	)
-	if oldRes == resolved {
+	switch oldRes {
+	case resolved:
 		oldRel, inOld = s.rel(oldAbs)
+	case unplaced:
+		// The old name's directory where it is now, not where the
+		// events read so far had it (dirCache's unplaced): no rename
+		// from it, whose old name no member may hold, but a scan of
+		// that directory, which finds what is gone from it.
+		if dirRel, in := s.rel(path.Dir(oldAbs)); in {
+			dst = append(dst, s.newChange(dirRel, "", change.Rescan, false, ev.pid, now))
+		}
 	}
-	if newRes == resolved {
+	switch newRes {
+	case resolved:
 		dst, moved = s.renamedTo(dst, ev, newAbs, oldRel, inOld, now)
+	case unplaced:
+		// The same for the new name: what is there now, as moved in
+		// from outside (a Create, or a Subtree for a directory), and
+		// the old name's removal.
+		dst, _ = s.renamedTo(dst, ev, newAbs, "", false, now)
 	}
 	if !inOld {
 		return dst
@@ -74,6 +90,20 @@ func (s *Source) renameChanges(dst []change.Change, ev *event, now time.Time) []
 // from oldAbs to newAbs (each known when resolved).
 func (s *Source) renameCached(ev *event, oldAbs string, oldKnown bool, newAbs string, newKnown bool) {
 	c := s.res.cache
+	if !newKnown {
+		// Moved into a directory gone since, or unplaced itself, or out
+		// of the root's mount: the directory and those below it are
+		// nowhere the events read so far know (dirCache's unplaced),
+		// until an event moves it where they do. Only forgotten, they
+		// were resolved afresh, where they are when read.
+		if oldKnown {
+			c.unplaceBelow(oldAbs)
+		}
+		if ev.hasObj {
+			c.unplace(ev.obj.key)
+		}
+		return
+	}
 	if ev.hasObj && oldKnown && newKnown && c.holds(ev.obj.key, oldAbs) {
 		// Cached where the rename took it from: the paths below it
 		// are as the events read so far knew them, and move with it.

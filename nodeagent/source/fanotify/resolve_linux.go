@@ -36,6 +36,12 @@ const (
 	lost
 	// moved: the path read back holds another file (see resolver.open).
 	moved
+	// unplaced: the path is the directory's as of the resolution, but
+	// the events read so far never put it anywhere: it was made or moved
+	// into a directory that was gone when the event was read (dirCache's
+	// unplaced). The path is of a later moment than the events read, and
+	// a rename through it names a path that the members never had.
+	unplaced
 )
 
 // dirCache maps directory file handles to the absolute paths they had as
@@ -45,12 +51,24 @@ const (
 // path the event gives; moved with a directory renamed from where the
 // cache holds it (move), dropped below a directory removed or renamed
 // otherwise, and for a directory removed.
+//
+// It also keeps the directories whose place the events read so far do not
+// give (unplaced): one made in a directory, or moved into one, that was
+// gone when the event was read (mkdir m/d; mkdir m/d/e; mv f m/d/e/x; mv
+// m/d/e z/q; rmdir m/d, all read late: d's mkdir merged with its rmdir,
+// and e's events found d gone). Resolved afresh, such a directory reads
+// where it is now, not where the events read so far had it: the rename
+// read as f -> z/q/x, a path that no member had yet (the stress test,
+// seed 826 of the fifty-eighth session, replayed). It is placed again by
+// the event that moves it to a known directory (put), or dropped with its
+// removal.
 type dirCache struct {
-	paths map[string]string
+	paths    map[string]string
+	unplaced map[string]struct{}
 }
 
 func newDirCache() *dirCache {
-	return &dirCache{paths: make(map[string]string)}
+	return &dirCache{paths: make(map[string]string), unplaced: make(map[string]struct{})}
 }
 
 func (c *dirCache) get(key []byte) (string, bool) {
@@ -63,13 +81,51 @@ func (c *dirCache) put(key []byte, path string) {
 		clear(c.paths)
 	}
 	c.paths[string(key)] = path
+	delete(c.unplaced, string(key))
 }
 
 // drop drops the entry for one directory.
-func (c *dirCache) drop(key []byte) { delete(c.paths, string(key)) }
+func (c *dirCache) drop(key []byte) {
+	delete(c.paths, string(key))
+	delete(c.unplaced, string(key))
+}
 
 // reset drops every entry.
-func (c *dirCache) reset() { clear(c.paths) }
+func (c *dirCache) reset() {
+	clear(c.paths)
+	clear(c.unplaced)
+}
+
+// unplace notes that the events read so far put the directory key nowhere.
+// When the set is full it starts over: a directory left out is resolved
+// as any other not cached.
+func (c *dirCache) unplace(key []byte) {
+	delete(c.paths, string(key))
+	if len(c.unplaced) >= maxCachedDirs {
+		clear(c.unplaced)
+	}
+	c.unplaced[string(key)] = struct{}{}
+}
+
+// isUnplaced reports whether the events read so far put the directory key
+// nowhere.
+func (c *dirCache) isUnplaced(key []byte) bool {
+	_, ok := c.unplaced[string(key)]
+	return ok
+}
+
+// unplaceBelow unplaces the directories cached at path and below it.
+func (c *dirCache) unplaceBelow(path string) {
+	if path == "" {
+		return
+	}
+	prefix := path + "/"
+	for k, p := range c.paths {
+		if p == path || strings.HasPrefix(p, prefix) {
+			c.unplace([]byte(k))
+		}
+	}
+}
 
 // forget drops the entries for the directory at path and below it, after
 // it was removed or renamed (from or to path). An empty path is no
@@ -139,7 +195,13 @@ func (r *resolver) dirPath(f fid) (string, resolution) {
 	p, res := r.openSettled(f)
 	switch res {
 	case resolved:
-		p = r.asCached(f, p)
+		if r.cache.isUnplaced(f.key) {
+			return p, unplaced
+		}
+		var above bool
+		if p, above = r.asCached(f, p); above {
+			return p, unplaced
+		}
 		r.cache.put(f.key, p)
 	case moved:
 		if _, in := change.Rel(r.root, p); !in {
@@ -173,32 +235,37 @@ func (r *resolver) dirPath(f fid) (string, resolution) {
 //
 // One name_to_handle_at(2) per directory from the parent up to the nearest
 // cached one, and only for a directory the cache does not hold; the path
-// is p when one cannot be looked at (renamed or removed meanwhile).
-func (r *resolver) asCached(f fid, p string) string {
+// is p when one cannot be looked at (renamed or removed meanwhile). Where
+// a directory in between is unplaced, so is the path: asCached returns p
+// and true, and caches nothing.
+func (r *resolver) asCached(f fid, p string) (string, bool) {
 	if rel, in := change.Rel(r.root, p); !in || rel == "." || len(f.key) < fsidLen {
-		return p
+		return p, false
 	}
 	r.between = r.between[:0]
 	base, was := r.root, r.root
 	for dir := path.Dir(p); dir != r.root; dir = path.Dir(dir) {
 		if len(dir) < len(r.root) {
-			return p
+			return p, false
 		}
 		h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, dir, 0)
 		if err != nil {
-			return p
+			return p, false
 		}
 		r.key = appendKey(r.key[:0], f.key[:fsidLen], h)
 		if cached, ok := r.cache.get(r.key); ok {
 			base, was = dir, cached
 			break
 		}
+		if r.cache.isUnplaced(r.key) {
+			return p, true
+		}
 		r.between = append(r.between, cachedDir{key: bytes.Clone(r.key), path: dir})
 	}
 	for _, d := range r.between {
 		r.cache.put(d.key, was+d.path[len(base):])
 	}
-	return was + p[len(base):]
+	return was + p[len(base):], false
 }
 
 // cachedDir is a directory asCached puts in the cache: its key and its
