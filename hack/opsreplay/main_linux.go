@@ -38,14 +38,15 @@ const (
 func main() {
 	delay := flag.Duration("delay", 0, "time the consumer takes for each change")
 	verbose := flag.Bool("v", false, "list the renames that match no operation")
+	before := flag.Float64("before", 0, "the share of each log's operations applied before the source starts (a tree that was there before the agent)")
 	flag.Parse()
 	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: opsreplay [-delay D] [-v] ops.jsonl ...")
+		fmt.Fprintln(os.Stderr, "usage: opsreplay [-delay D] [-before F] [-v] ops.jsonl ...")
 		os.Exit(2)
 	}
 	total, renames, made := 0, 0, 0
 	for _, file := range flag.Args() {
-		r, err := replay(context.Background(), file, *delay)
+		r, err := replay(context.Background(), file, *delay, *before)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", file, err)
 			os.Exit(1)
@@ -74,12 +75,14 @@ type result struct {
 
 // replay applies the operations of file, as fast as they go, on a new
 // tmpfs watched by a fanotify source, and compares the renames read with
-// those the operations made.
-func replay(ctx context.Context, file string, delay time.Duration) (result, error) {
+// those the operations made. The first share before of them are applied
+// before the source starts, and count for nothing.
+func replay(ctx context.Context, file string, delay time.Duration, before float64) (result, error) {
 	ops, err := stressops.Read(file)
 	if err != nil {
 		return result{}, err
 	}
+	first := int(before * float64(len(ops)))
 	dir, err := os.MkdirTemp("", "opsreplay-")
 	if err != nil {
 		return result{}, err
@@ -93,6 +96,10 @@ func replay(ctx context.Context, file string, delay time.Duration) (result, erro
 	if err := os.Mkdir(root, 0o755); err != nil {
 		return result{}, err
 	}
+	for i := range ops[:first] {
+		_ = stressops.Apply(root, &ops[i])
+	}
+	ops = ops[first:]
 	src, err := fanotify.New(source.Options{Root: root})
 	if err != nil {
 		return result{}, err

@@ -67,6 +67,12 @@ type Source struct {
 // package documentation); the caller then falls back to the scanner. The
 // events that happen after New returns are reported by Run.
 func New(opts source.Options) (*Source, error) {
+	return newSource(opts, primeDirs)
+}
+
+// newSource is New with the number of directories to prime the directory
+// cache with (resolver.prime; tests take 0 for directories never seen).
+func newSource(opts source.Options, prime int) (*Source, error) {
 	root := opts.Root
 	if !filepath.IsAbs(root) || filepath.Clean(root) != root {
 		return nil, fmt.Errorf("fanotify: root %q must be absolute and clean", root)
@@ -91,7 +97,7 @@ func New(opts source.Options) (*Source, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("fanotify: open root %s: %w", root, err)
 	}
-	return &Source{
+	s := &Source{
 		opts:  opts,
 		root:  root,
 		group: os.NewFile(uintptr(fd), "fanotify"),
@@ -102,7 +108,12 @@ func New(opts source.Options) (*Source, error) {
 			link:  make([]byte, unix.PathMax+1),
 		},
 		buf: make([]byte, readBufSize),
-	}, nil
+	}
+	// After the mark: a directory moved while the walk runs is put where
+	// the walk finds it, and its rename's event, read later, puts it there
+	// again (renameCached).
+	s.res.prime(prime, opts.Exclude)
+	return s, nil
 }
 
 // quietMask is what an ignore mark on a quiet directory drops: every event

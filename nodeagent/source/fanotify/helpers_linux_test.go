@@ -37,7 +37,15 @@ type watcher struct {
 // fanotify is unavailable or Run does not end cleanly.
 func start(t testing.TB, opts source.Options) *watcher {
 	t.Helper()
-	s, err := New(opts)
+	return startPrimed(t, opts, primeDirs)
+}
+
+// startPrimed is start with the directory cache primed with at most prime
+// directories (0: the directories there before the start are never seen,
+// as those beyond the bound are).
+func startPrimed(t testing.TB, opts source.Options, prime int) *watcher {
+	t.Helper()
+	s, err := newSource(opts, prime)
 	if err != nil {
 		t.Fatalf("New(%q): %v", opts.Root, err)
 	}

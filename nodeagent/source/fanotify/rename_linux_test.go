@@ -240,10 +240,11 @@ func TestSource_renameReadLate(t *testing.T) {
 // at a time, caches the paths of the directories synced (below root) by
 // a change in each, and holds the source at its next change (a file
 // "hold" made): every event after it is read after the last of them
-// happened, once the test receives that change.
+// happened, once the test receives that change. The cache is not primed
+// (as for directories beyond the priming bound): synced says what it holds.
 func startHeld(t *testing.T, root string, synced []string) *watcher {
 	t.Helper()
-	s, err := New(source.Options{Root: root})
+	s, err := newSource(source.Options{Root: root}, 0)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -464,6 +465,51 @@ func TestSource_renameIntoAnUnplacedDirectoryReadLate(t *testing.T) {
 			}
 			if t.Failed() {
 				t.Logf("got:\n%s", list(w.seen))
+			}
+		})
+	}
+}
+
+// TestSource_primedReadLate: a directory that was there before the source
+// started, and that no event has placed, is in the cache at its path of
+// the start (New primes it), so a rename in it, read after a directory
+// above it was renamed, names its path of the event's moment. Unprimed
+// (beyond the bound), it is resolved as it is when read, and the rename
+// joins names of two moments: what the source did for every such
+// directory before the fifty-ninth session.
+func TestSource_primedReadLate(t *testing.T) {
+	tests := []struct {
+		name  string
+		prime int
+		want  [2]string
+	}{
+		{"primed", primeDirs, [2]string{"s/d/sub/f", "s/d/sub/g"}},
+		{"beyond the bound", 0, [2]string{"t/d/sub/f", "t/d/sub/g"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := filepath.Join(mountTmpfs(t), "root")
+			abs := func(p string) string { return filepath.Join(root, p) }
+			must(t, os.MkdirAll(abs("s/d/sub"), 0o755))
+			writeFile(t, abs("s/d/sub/f"), "x")
+			s, err := newSource(source.Options{Root: root}, tt.prime)
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			w := runInto(t, s, make(chan change.Change))
+			// Held at hold's change: the events after it are read late.
+			must(t, os.WriteFile(abs("hold"), nil, 0o644))
+			must(t, os.Rename(abs("s/d/sub/f"), abs("s/d/sub/g")))
+			must(t, os.Rename(abs("s"), abs("t")))
+			var got change.Change
+			w.waitFor("of the last rename", func(c change.Change) bool {
+				if c.Op.Has(change.Rename) && path.Base(c.Path) == "g" {
+					got = c
+				}
+				return c.OldPath == "s" && c.Path == "t"
+			})
+			if got.OldPath != tt.want[0] || got.Path != tt.want[1] {
+				t.Errorf("rename of f read late: got %q -> %q, want %q -> %q; all:\n%s", got.OldPath, got.Path, tt.want[0], tt.want[1], list(w.seen))
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -18,6 +19,11 @@ import (
 // maxCachedDirs bounds the directory cache; when it is full it starts
 // over, which costs one resolution per directory seen again.
 const maxCachedDirs = 1 << 14
+
+// primeDirs is how many directories New puts in the cache, breadth first
+// from the root: half of it, so that the directories made after the start
+// do not fill it at once.
+const primeDirs = maxCachedDirs / 2
 
 // resolution says what became of a directory file handle.
 type resolution int
@@ -185,6 +191,57 @@ type resolver struct {
 	key   []byte // asCached's lookups, reused
 	// between are the directories asCached walked, reused.
 	between []cachedDir
+}
+
+// prime puts up to n directories below the root in the cache at their
+// paths now, breadth first (those nearest the root first: the ones most
+// paths go through), leaving out what exclude names and other
+// filesystems (their events are not this mark's). Without it a directory
+// that was there before the start was resolved at its first event as it
+// was when read: after a later rename of it or above it, of a later
+// moment than the event (resolver.asCached rebases such a path only on a
+// directory cached above it). Not done where the root's fsid cannot be
+// read: nothing is cached then, as before.
+func (r *resolver) prime(n int, exclude func(rel string) bool) {
+	if n <= 0 {
+		return
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(r.mount, &sfs); err != nil {
+		return
+	}
+	var fsid [fsidLen]byte
+	binary.NativeEndian.PutUint32(fsid[:4], uint32(sfs.Fsid.Val[0]))
+	binary.NativeEndian.PutUint32(fsid[4:], uint32(sfs.Fsid.Val[1]))
+	_, mountID, err := unix.NameToHandleAt(unix.AT_FDCWD, r.root, 0)
+	if err != nil {
+		return
+	}
+	queue := []string{r.root}
+	for len(queue) > 0 && n > 0 {
+		dir := queue[0]
+		queue = queue[1:]
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if !e.IsDir() || n == 0 {
+				continue
+			}
+			p := path.Join(dir, e.Name())
+			if rel, in := change.Rel(r.root, p); !in || (exclude != nil && exclude(rel)) {
+				continue
+			}
+			h, mnt, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
+			if err != nil || mnt != mountID {
+				continue
+			}
+			r.cache.put(appendKey(nil, fsid[:], h), p)
+			queue = append(queue, p)
+			n--
+		}
+	}
 }
 
 // dirPath returns the absolute path of the directory identified by f.

@@ -461,7 +461,8 @@ func TestSource_quietDirectories(t *testing.T) {
 // or one whose directory's path the source knew (a removal carrying the
 // inode, as below), does not exercise the case; the test fails when no
 // try did. Until this session a rename (mv d e) made the source forget the
-// directory's path; a rename's event now tells it.
+// directory's path; a rename's event now tells it. The cache is not
+// primed: the directories are as those beyond the priming bound.
 func TestSource_writeInADirectoryGoneAtOnce(t *testing.T) {
 	root := mountTmpfs(t)
 	const tries = 10
@@ -471,7 +472,7 @@ func TestSource_writeInADirectoryGoneAtOnce(t *testing.T) {
 		must(t, os.Mkdir(filepath.Join(root, d), 0o755))
 		must(t, os.Link(filepath.Join(root, f), filepath.Join(root, d, "l")))
 	}
-	w := start(t, source.Options{Root: root})
+	w := startPrimed(t, source.Options{Root: root}, 0)
 	for i := range tries {
 		f, d := fmt.Sprintf("f%d", i), fmt.Sprintf("d%d", i)
 		l := d + "/l"
