@@ -6,9 +6,11 @@
 // New opens a fanotify group with an unlimited queue that reports file
 // handles instead of descriptors: each event's directory and entry name,
 // and the handle of the object itself (FAN_REPORT_DFID_NAME_TARGET); it
-// puts one filesystem mark on the root's filesystem. Run reads the events,
-// turns each directory handle back into a path (open_by_handle_at(2) and
-// the descriptor's link in /proc/self/fd, cached per directory), keeps the
+// puts one filesystem mark on the root's filesystem, and caches the paths
+// of the directories under the root (up to a bound). Run reads the events,
+// turns each directory handle back into a path (the cache, kept as of the
+// events read so far, or open_by_handle_at(2) and the descriptor's link in
+// /proc/self/fd), keeps the
 // paths under the root, lstat(2)s each one and reports what is true when
 // the event is read: the kernel merges queued events about the same object,
 // name and process into one mask and loses their order, so the mask says
