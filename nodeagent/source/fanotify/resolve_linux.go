@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 )
 
@@ -217,30 +218,47 @@ func (r *resolver) prime(n int, exclude func(rel string) bool) {
 	if err != nil {
 		return
 	}
-	queue := []string{r.root}
+	rootfd, err := beneath.OpenRoot(r.root)
+	if err != nil {
+		return
+	}
+	defer unix.Close(rootfd)
+	// Each directory is opened beneath the root with no symlink on the way
+	// (one swapped in while the walk runs is not followed out of it), and
+	// its subdirectories' handles are taken by name from it.
+	queue := []string{"."}
 	for len(queue) > 0 && n > 0 {
-		dir := queue[0]
+		rel := queue[0]
 		queue = queue[1:]
-		entries, err := os.ReadDir(dir)
+		fd, err := beneath.Open(rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 		if err != nil {
 			continue
 		}
-		for _, e := range entries {
-			if !e.IsDir() || n == 0 {
-				continue
+		f := os.NewFile(uintptr(fd), rel)
+		// In batches: a directory of millions of files is not held whole.
+		for n > 0 {
+			entries, err := f.ReadDir(1024)
+			for _, e := range entries {
+				if !e.IsDir() || n == 0 {
+					continue
+				}
+				sub := path.Join(rel, e.Name())
+				if exclude != nil && exclude(sub) {
+					continue
+				}
+				h, mnt, err := unix.NameToHandleAt(fd, e.Name(), 0)
+				if err != nil || mnt != mountID {
+					continue
+				}
+				r.cache.put(appendKey(nil, fsid[:], h), path.Join(r.root, sub))
+				queue = append(queue, sub)
+				n--
 			}
-			p := path.Join(dir, e.Name())
-			if rel, in := change.Rel(r.root, p); !in || (exclude != nil && exclude(rel)) {
-				continue
+			if err != nil {
+				break
 			}
-			h, mnt, err := unix.NameToHandleAt(unix.AT_FDCWD, p, 0)
-			if err != nil || mnt != mountID {
-				continue
-			}
-			r.cache.put(appendKey(nil, fsid[:], h), p)
-			queue = append(queue, p)
-			n--
 		}
+		f.Close()
 	}
 }
 
