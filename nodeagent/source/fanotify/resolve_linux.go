@@ -202,7 +202,10 @@ type resolver struct {
 // was when read: after a later rename of it or above it, of a later
 // moment than the event (resolver.asCached rebases such a path only on a
 // directory cached above it). Not done where the root's fsid cannot be
-// read: nothing is cached then, as before.
+// read: nothing is cached then, as before. The events' fsid is statfs(2)'s
+// f_fsid (the kernel's fs/notify/fanotify/fanotify.c takes it with
+// vfs_get_fsid); where it were not, no primed entry would ever match, as
+// if none were primed (TestSource_primedReadLate shows they match here).
 func (r *resolver) prime(n int, exclude func(rel string) bool) {
 	if n <= 0 {
 		return
