@@ -202,10 +202,11 @@ type resolver struct {
 // was when read: after a later rename of it or above it, of a later
 // moment than the event (resolver.asCached rebases such a path only on a
 // directory cached above it). Not done where the root's fsid cannot be
-// read: nothing is cached then, as before. The events' fsid is statfs(2)'s
-// f_fsid (the kernel's fs/notify/fanotify/fanotify.c takes it with
-// vfs_get_fsid); where it were not, no primed entry would ever match, as
-// if none were primed (TestSource_primedReadLate shows they match here).
+// read: nothing is cached then, as before. An event's fsid and handle are
+// statfs(2)'s f_fsid and name_to_handle_at(2)'s handle (what the Linux
+// Test Project's fanotify13 checks); where they were not, no primed entry
+// would ever match, as if none were primed (TestSource_primedReadLate
+// shows they match here).
 func (r *resolver) prime(n int, exclude func(rel string) bool) {
 	if n <= 0 {
 		return
