@@ -125,17 +125,17 @@ func (r *Receiver) Restore() (held int, err error) {
 	return held, nil
 }
 
-// releasedRestored is what one confirmation takes of a run restored at the
-// start (Restore): the paths it releases, and the run as it stays.
-type releasedRestored struct {
+// releasedRun is what one confirmation takes of another run of its sender
+// (takeCovered): the paths it releases, and the run as it stays.
+type releasedRun struct {
 	key   string
 	paths []string
 	kept  announced // no paths: the run is forgotten
 }
 
-// persist records, within the confirmation's transaction, what the
-// restored run keeps (or forgets it).
-func (rr releasedRestored) persist(tx *bolt.Tx) error {
+// persist records, within the confirmation's transaction, what the run
+// keeps (or forgets it).
+func (rr releasedRun) persist(tx *bolt.Tx) error {
 	if len(rr.kept.paths) == 0 {
 		return forget(tx, rr.key)
 	}
@@ -146,11 +146,31 @@ func (rr releasedRestored) persist(tx *bolt.Tx) error {
 	return b.Put([]byte(rr.key), encodeAnnounced(rr.kept))
 }
 
-// takeRestored takes from the restored runs of sender from the paths that
-// its confirmation records (sent, or deleted or below a deleted
-// directory), and returns them; the caller holds r.mu.
+// takeCovered takes from the other runs of sender from (and from run key
+// itself when it was restored) the paths that the confirmation of run key
+// records (sent, or deleted or below a deleted directory), and returns
+// them; the caller holds r.mu. at is when run key was announced here (zero
+// when it was not): a run of this agent's life is taken from only when it
+// was announced before that.
 //
-// Only those: a restored run's files arrived here and were never recorded,
+// The runs restored at the start (Restore): their transfers died with the
+// daemon of the agent before. And, since the fifty-ninth session, the
+// runs announced to this agent that their sender never confirmed: it died
+// (kill -9) after the announcement, with its rsync clients (Pdeathsig),
+// or gave up confirming. Held until their hold expired
+// (detect.DefaultIncomingTTL, 10 minutes), such a run's paths took this
+// member's own writes for received ones: the stress test's Kill9 seed 1
+// of the fifty-ninth session, where n2 died 100 ms after its run to n3
+// had put f22 there, n2's next runs confirmed f22 gone, and n3's own f22,
+// written 9 s later, went to no member. A live sender never has two runs
+// to one peer with a path in common, or one below another's
+// (sender.inflight: a run's paths leave it once its confirmation is
+// over), so a path its confirmation records is no other run's of it that
+// is still under way. A run announced after this one (a confirmation
+// that arrives late, after its sender gave up on it and started the
+// next) is left alone (TestReceiver_IncomingAgain).
+//
+// Only those paths: a restored run's files arrived here and were never recorded,
 // so a path released without a record is compared with an index that does
 // not hold it, and goes out as this member's new file. The sender still has
 // each of them pending (its run was never confirmed) and names it in a
@@ -165,7 +185,7 @@ func (rr releasedRestored) persist(tx *bolt.Tx) error {
 // paths under r.mu, so no path is released twice. Left (docs/design.md):
 // where one's commit fails after another's recorded the run's remainder,
 // the paths given back are held in memory but not on disk.
-func (r *Receiver) takeRestored(from string, sent, deleted []string) []releasedRestored {
+func (r *Receiver) takeCovered(from, key string, at time.Time, sent, deleted []string) []releasedRun {
 	var recorded map[string]bool
 	var gone map[string]bool
 	covered := func(p string) bool {
@@ -192,9 +212,9 @@ func (r *Receiver) takeRestored(from string, sent, deleted []string) []releasedR
 			q = q[:i]
 		}
 	}
-	var out []releasedRestored
+	var out []releasedRun
 	for k, ra := range r.runs {
-		if !ra.restored || !strings.HasPrefix(k, from+"\x00") {
+		if !strings.HasPrefix(k, from+"\x00") || (!ra.restored && (k == key || at.IsZero() || !ra.at.Before(at))) {
 			continue
 		}
 		var released, kept []string
@@ -208,7 +228,7 @@ func (r *Receiver) takeRestored(from string, sent, deleted []string) []releasedR
 		if len(released) == 0 {
 			continue
 		}
-		rr := releasedRestored{key: k, paths: released, kept: ra}
+		rr := releasedRun{key: k, paths: released, kept: ra}
 		rr.kept.paths = kept
 		if len(kept) == 0 {
 			delete(r.runs, k)
@@ -220,9 +240,9 @@ func (r *Receiver) takeRestored(from string, sent, deleted []string) []releasedR
 	return out
 }
 
-// giveBackRestored undoes takeRestored after the confirmation failed; the
-// caller holds r.mu.
-func (r *Receiver) giveBackRestored(rrs []releasedRestored) {
+// giveBack undoes takeCovered after the confirmation failed; the caller
+// holds r.mu.
+func (r *Receiver) giveBack(rrs []releasedRun) {
 	for _, rr := range rrs {
 		a, ok := r.runs[rr.key]
 		if !ok {
@@ -230,8 +250,8 @@ func (r *Receiver) giveBackRestored(rrs []releasedRestored) {
 			a.paths = nil
 		}
 		a.paths = append(slices.Clone(a.paths), rr.paths...)
-		// Announced again since takeRestored took it whole, it holds its
-		// paths anew: the paths given back are still the restored hold's,
+		// Announced again since takeCovered took it whole, it holds its
+		// paths anew: the paths given back are still the earlier hold's,
 		// released with the run's.
 		for _, h := range rr.kept.holds {
 			if !slices.Contains(a.holds, h) {

@@ -122,12 +122,12 @@ type announced struct {
 	paths []string
 	// holds are its paths' holds in Receiver.Held: its own, and a
 	// restored run's whose paths a failed confirmation gave back to it
-	// (giveBackRestored), when it had been announced again meanwhile.
+	// (giveBack), when it had been announced again meanwhile.
 	holds []detect.Hold
 	// restored: announced before this agent started (Restore). Its
 	// transfer died with the daemon of the agent before; the sender sends
 	// its files again in runs of its own, and each path is released by the
-	// first of the sender's confirmations that records it (takeRestored).
+	// first of the sender's confirmations that records it (takeCovered).
 	restored bool
 }
 
@@ -237,15 +237,16 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	c := &confirmation{at: now, done: make(chan struct{})}
 	r.confirmed[key] = c
 	a, known := r.runs[key]
-	// The runs of this sender announced before this agent started give
-	// up the paths this confirmation records, and only those (taken here,
-	// under the lock, so that no other confirmation takes them too); this
-	// run among them, when it is one (its transfer was cut by the restart,
-	// and what the sender did not list may still have arrived).
-	released := r.takeRestored(from, sent, deleted)
+	// The other runs of this sender (announced before this agent started,
+	// or never confirmed: takeCovered) give up the paths this confirmation
+	// records, and only those (taken here, under the lock, so that no other
+	// confirmation takes them too); this run among them, when it was
+	// restored (its transfer was cut by the restart, and what the sender
+	// did not list may still have arrived).
+	released := r.takeCovered(from, key, a.at, sent, deleted)
 	restored := known && a.restored
 	if restored {
-		known = false // what it holds is takeRestored's
+		known = false // what it holds is takeCovered's
 	}
 	// This run's holds: a path another run holds too is that run's to
 	// record (below).
@@ -459,7 +460,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		err = fmt.Errorf("record %d received paths from %s: %w", len(sent)+len(deleted), from, err)
 		r.mu.Lock()
 		delete(r.confirmed, key)
-		r.giveBackRestored(released)
+		r.giveBack(released)
 		r.mu.Unlock()
 		c.err = err
 		close(c.done)

@@ -337,7 +337,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	// Another run's confirmation records a: it takes R whole (as Received
 	// does, under r.mu)...
 	r.mu.Lock()
-	released := r.takeRestored("n1", []string{"a"}, nil)
+	released := r.takeCovered("n1", "n1\x00r0", time.Time{}, []string{"a"}, nil)
 	r.mu.Unlock()
 	if len(released) != 1 {
 		t.Fatalf("taken %v, want run R", released)
@@ -348,7 +348,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	}
 	// ...and that confirmation's commit fails: R's paths are given back.
 	r.mu.Lock()
-	r.giveBackRestored(released)
+	r.giveBack(released)
 	r.mu.Unlock()
 	if err := r.Received(ctx, "n1", "R", []string{"a", "dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
@@ -1987,6 +1987,77 @@ func TestReceiver_ReplacedByTheRun(t *testing.T) {
 			}))
 			if len(rescans) > 0 {
 				t.Errorf("compared again as this member's change: %q, want nothing", rescans)
+			}
+		})
+	}
+}
+
+// TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation: a run
+// whose sender never confirmed it (killed after announcing it) gives up
+// the paths a later confirmation of that sender records, sent, deleted or
+// below a deleted directory, and only those; another sender's runs keep
+// theirs. Before, they stayed held until the hold expired (10 minutes),
+// and this member's own write of such a path in that time was taken for a
+// received one and went to no member (the stress test, Kill9 seed 1 of the
+// fifty-ninth session).
+func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing.T) {
+	tests := []struct {
+		name             string
+		sent, deleted    []string
+		released, stays  []string
+		otherSenderHolds string // n3's run holds this path too
+	}{
+		{name: "sent again", sent: []string{"a"}, released: []string{"a"}, stays: []string{"dir/b", "taken"}},
+		{name: "deleted", deleted: []string{"taken"}, released: []string{"taken"}, stays: []string{"a", "dir/b"}},
+		{name: "below a deleted directory", deleted: []string{"dir"}, released: []string{"dir/b"}, stays: []string{"a", "taken"}},
+		{name: "another sender's run", sent: []string{"a"}, released: []string{"a"}, stays: []string{"dir/b", "taken"}, otherSenderHolds: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			if err := r.Incoming(ctx, "n1", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.otherSenderHolds != "" {
+				if err := r.Incoming(ctx, "n3", "run-9", []string{tt.otherSenderHolds}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// n1 died with run-1 unconfirmed; after its restart it sends
+			// or deletes paths again in run-2.
+			for _, d := range tt.deleted {
+				if err := os.RemoveAll(filepath.Join(root, d)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.Incoming(ctx, "n1", "run-2", slices.Concat(tt.sent, tt.deleted)); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Received(ctx, "n1", "run-2", tt.sent, nil, tt.deleted); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tt.released {
+				switch {
+				case p == tt.otherSenderHolds && !r.Held.Has(p):
+					t.Errorf("%s released, want it held for n3's run", p)
+				case p != tt.otherSenderHolds && r.Held.Has(p):
+					t.Errorf("%s still held for n1's unconfirmed run after n1 confirmed it in another", p)
+				}
+			}
+			for _, p := range tt.stays {
+				if !r.Held.Has(p) {
+					t.Errorf("%s released, want it held (no confirmation recorded it, or another sender's run holds it)", p)
+				}
+			}
+			// What run-1 keeps is what a restart holds again.
+			rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+			want := 3 - len(tt.released)
+			if tt.otherSenderHolds != "" {
+				want++
+			}
+			if held, err := rr.Restore(); err != nil || held != want {
+				t.Errorf("Restore after the confirmation = %d, %v; want %d paths", held, err, want)
 			}
 		})
 	}
