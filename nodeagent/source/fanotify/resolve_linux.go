@@ -123,21 +123,19 @@ func (c *dirCache) isUnplaced(key []byte) bool {
 
 // unplaceBelow unplaces the directories cached at path and below it.
 func (c *dirCache) unplaceBelow(path string) {
-	if path == "" {
-		return
-	}
-	prefix := path + "/"
-	for k, p := range c.paths {
-		if p == path || strings.HasPrefix(p, prefix) {
-			c.unplace([]byte(k))
-		}
-	}
+	c.atOrBelow(path, func(key string) { c.unplace([]byte(key)) })
 }
 
 // forget drops the entries for the directory at path and below it, after
 // it was removed or renamed (from or to path). An empty path is no
 // directory.
 func (c *dirCache) forget(path string) {
+	c.atOrBelow(path, func(key string) { delete(c.paths, key) })
+}
+
+// atOrBelow calls fn with the key of each directory cached at path or
+// below it; fn may take the entry out. An empty path is no directory.
+func (c *dirCache) atOrBelow(path string, fn func(key string)) {
 	if path == "" {
 		return
 	}
@@ -147,7 +145,7 @@ func (c *dirCache) forget(path string) {
 	}
 	for k, p := range c.paths {
 		if p == path || strings.HasPrefix(p, prefix) {
-			delete(c.paths, k)
+			fn(k)
 		}
 	}
 }
