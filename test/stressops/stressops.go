@@ -14,10 +14,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jailsync/jailsync/nodeagent/change"
 )
 
 // Op is one operation of a stress run, as ops.jsonl holds it.
@@ -120,30 +121,31 @@ func Apply(root string, o *Op) error {
 // (a dangling link, a directory gone: the rename fails too) or resolves
 // outside root is left out.
 func (o *Op) noteReal(root, old, new string) {
-	realOld, okOld := realPath(root, old)
-	realNew, okNew := realPath(root, new)
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return
+	}
+	realOld, okOld := realPath(root, realRoot, old)
+	realNew, okNew := realPath(root, realRoot, new)
 	if okOld && okNew && (realOld != old || realNew != new) {
 		o.Real = append(o.Real, [2]string{realOld, realNew})
 	}
 }
 
-// realPath returns rel, a path relative to root, with its directory's
-// symlinks resolved, and whether it resolved to a path under root.
-func realPath(root, rel string) (string, bool) {
+// realPath returns rel, a path relative to root (realRoot once its own
+// symlinks are resolved), with its directory's symlinks resolved, and
+// whether it resolved to a path under root.
+func realPath(root, realRoot, rel string) (string, bool) {
 	dir := filepath.Dir(rel)
 	if dir == "." {
 		return rel, true
-	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		return "", false
 	}
 	realDir, err := filepath.EvalSymlinks(filepath.Join(root, dir))
 	if err != nil {
 		return "", false
 	}
-	r, err := filepath.Rel(realRoot, realDir)
-	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+	r, in := change.Rel(realRoot, realDir)
+	if !in {
 		return "", false
 	}
 	return filepath.Join(r, filepath.Base(rel)), true
