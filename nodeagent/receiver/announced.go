@@ -146,12 +146,13 @@ func (rr releasedRun) persist(tx *bolt.Tx) error {
 	return b.Put([]byte(rr.key), encodeAnnounced(rr.kept))
 }
 
-// takeCovered takes from the other runs of sender from (and from run key
-// itself when it was restored) the paths that the confirmation of run key
-// records (sent, or deleted or below a deleted directory), and returns
-// them; the caller holds r.mu. at is when run key was announced here (zero
-// when it was not): a run of this agent's life is taken from only when it
-// was announced before that.
+// takeCovered takes from the runs of sender from the paths that one of
+// its confirmations records (sent, or deleted or below a deleted
+// directory), and returns them; the caller holds r.mu. at is when the
+// confirmed run was announced here (zero when it was not): a run of this
+// agent's life is taken from only when it was announced before that, so
+// never the confirmed run itself; a restored run always, the confirmed
+// one included.
 //
 // The runs restored at the start (Restore): their transfers died with the
 // daemon of the agent before. And, since the fifty-ninth session, the
@@ -185,7 +186,7 @@ func (rr releasedRun) persist(tx *bolt.Tx) error {
 // paths under r.mu, so no path is released twice. Left (docs/design.md):
 // where one's commit fails after another's recorded the run's remainder,
 // the paths given back are held in memory but not on disk.
-func (r *Receiver) takeCovered(from, key string, at time.Time, sent, deleted []string) []releasedRun {
+func (r *Receiver) takeCovered(from string, at time.Time, sent, deleted []string) []releasedRun {
 	var recorded map[string]bool
 	var gone map[string]bool
 	covered := func(p string) bool {
@@ -214,7 +215,10 @@ func (r *Receiver) takeCovered(from, key string, at time.Time, sent, deleted []s
 	}
 	var out []releasedRun
 	for k, ra := range r.runs {
-		if !strings.HasPrefix(k, from+"\x00") || (!ra.restored && (k == key || at.IsZero() || !ra.at.Before(at))) {
+		// A run of this agent's life announced at or after the
+		// confirming run (that run itself included, and all of them when
+		// it was not announced: at zero) is left alone.
+		if !strings.HasPrefix(k, from+"\x00") || (!ra.restored && !ra.at.Before(at)) {
 			continue
 		}
 		var released, kept []string

@@ -243,7 +243,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// confirmation takes them too); this run among them, when it was
 	// restored (its transfer was cut by the restart, and what the sender
 	// did not list may still have arrived).
-	released := r.takeCovered(from, key, a.at, sent, deleted)
+	released := r.takeCovered(from, a.at, sent, deleted)
 	restored := known && a.restored
 	if restored {
 		known = false // what it holds is takeCovered's

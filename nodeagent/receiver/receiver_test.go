@@ -337,7 +337,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	// Another run's confirmation records a: it takes R whole (as Received
 	// does, under r.mu)...
 	r.mu.Lock()
-	released := r.takeCovered("n1", "n1\x00r0", time.Time{}, []string{"a"}, nil)
+	released := r.takeCovered("n1", time.Time{}, []string{"a"}, nil)
 	r.mu.Unlock()
 	if len(released) != 1 {
 		t.Fatalf("taken %v, want run R", released)
