@@ -51,13 +51,13 @@ func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run s
 
 // Replay asks the receiver to replay a member's logged renames
 // (ReplayRequest); one per request from each sender at a time.
-func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group, journal string, renames []Rename) ([]RenameResult, error) {
+func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group string, req ReplayRequest) ([]RenameResult, error) {
 	var resp RenameResponse
-	if err := c.post(ctx, addr, group, "replay", ReplayRequest{Journal: journal, Renames: renames}, &resp); err != nil {
+	if err := c.post(ctx, addr, group, "replay", req, &resp); err != nil {
 		return nil, err
 	}
-	if len(resp.Results) != len(renames) {
-		return nil, fmt.Errorf("replay: %d results for %d renames", len(resp.Results), len(renames))
+	if len(resp.Results) != len(req.Renames) {
+		return nil, fmt.Errorf("replay: %d results for %d renames", len(resp.Results), len(req.Renames))
 	}
 	return resp.Results, nil
 }

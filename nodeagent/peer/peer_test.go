@@ -31,6 +31,7 @@ type recorder struct {
 	states   []FileState
 	deleted  []string
 	from     []string
+	replays  []ReplayRequest
 }
 
 func (r *recorder) Incoming(_ context.Context, from, run string, paths []string) error {
@@ -50,9 +51,12 @@ func (r *recorder) Received(_ context.Context, from, run string, sent []string, 
 	return nil
 }
 
-func (r *recorder) Replay(_ context.Context, _, _ string, rs []Rename) []RenameResult {
-	out := make([]RenameResult, len(rs))
-	for i, x := range rs {
+func (r *recorder) Replay(_ context.Context, _ string, req ReplayRequest) []RenameResult {
+	r.mu.Lock()
+	r.replays = append(r.replays, req)
+	r.mu.Unlock()
+	out := make([]RenameResult, len(req.Renames))
+	for i, x := range req.Renames {
 		out[i] = RenameResult{Applied: string(x.Old) != "missing", Reason: "no such file"}
 	}
 	return out
@@ -279,12 +283,16 @@ func TestEndpoint_ReplayAndReceived(t *testing.T) {
 	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
 	addr := startServer(t, s)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-	res, err := c.Replay(context.Background(), addr, "www", "journal-1", []Rename{{Old: []byte("a"), New: []byte("b"), Seq: 1}, {Old: []byte("missing"), New: []byte("c"), Seq: 2}})
+	req := ReplayRequest{Journal: "journal-1", Run: "run-1", Live: []string{"run-0"}, Renames: []Rename{{Old: []byte("a"), New: []byte("b"), Seq: 1}, {Old: []byte("missing"), New: []byte("c"), Seq: 2}}}
+	res, err := c.Replay(context.Background(), addr, "www", req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res[0].Applied || res[1].Applied || res[1].Reason == "" {
 		t.Fatalf("results %+v", res)
+	}
+	if len(rec.replays) != 1 || !reflect.DeepEqual(rec.replays[0], req) {
+		t.Fatalf("the handler was asked %+v, want the request sent, %+v", rec.replays, req)
 	}
 	states := []FileState{{Regular: true, Size: 5, MtimeNs: 1_700_000_000_123_456_789, Mode: 0o100644, UID: 1001, GID: 1002}, {Symlink: true, Link: []byte("\xff not utf-8 -> target")}}
 	if err := c.Received(context.Background(), addr, "www", "run-2", []string{"x", "y"}, states, []string{"gone\n"}); err != nil {

@@ -151,7 +151,16 @@ type ReplayRequest struct {
 	// Journal identifies the sender's journal (journal.Journal.ID):
 	// another one (a member whose state directory was made anew) counts
 	// its sequence numbers from the start again.
-	Journal string   `json:"journal"`
+	Journal string `json:"journal"`
+	// Run is the id of the sender's run whose announcement (Incoming)
+	// carries the renames' names, and Live the ids of its other runs to
+	// this receiver that are still under way. What the sender's other
+	// runs announced, and never confirmed, left at those names is the
+	// sender's: they died with it, or it gave up on them
+	// (receiver.Receiver.Replay). Omitted by a sender that predates them:
+	// the receiver compares those names with its index alone, as before.
+	Run     string   `json:"run,omitempty"`
+	Live    []string `json:"live,omitempty"`
 	Renames []Rename `json:"renames"`
 }
 

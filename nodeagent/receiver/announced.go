@@ -10,6 +10,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jailsync/jailsync/nodeagent/detect"
+	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
 // bucketIncoming holds the runs announced here and not yet confirmed, by
@@ -146,13 +148,11 @@ func (rr releasedRun) persist(tx *bolt.Tx) error {
 	return b.Put([]byte(rr.key), encodeAnnounced(rr.kept))
 }
 
-// takeCovered takes from the runs of sender from the paths that one of
-// its confirmations records (sent, or deleted or below a deleted
-// directory), and returns them; the caller holds r.mu. at is when the
-// confirmed run was announced here (zero when it was not): a run of this
-// agent's life is taken from only when it was announced before that, so
-// never the confirmed run itself; a restored run always, the confirmed
-// one included.
+// takeCovered takes from the runs of sender from that take accepts the
+// paths that one of its confirmations records (sent, or deleted or below
+// a deleted directory), or that its replayed renames name (deleted: at or
+// below those names, Receiver.adopt), and returns them; the caller holds
+// r.mu. A confirmation takes from the runs announcedBefore it.
 //
 // The runs restored at the start (Restore): their transfers died with the
 // daemon of the agent before. And, since the fifty-ninth session, the
@@ -186,7 +186,7 @@ func (rr releasedRun) persist(tx *bolt.Tx) error {
 // paths under r.mu, so no path is released twice. Left (docs/design.md):
 // where one's commit fails after another's recorded the run's remainder,
 // the paths given back are held in memory but not on disk.
-func (r *Receiver) takeCovered(from string, at time.Time, sent, deleted []string) []releasedRun {
+func (r *Receiver) takeCovered(from string, take func(key string, ra announced) bool, sent, deleted []string) []releasedRun {
 	var recorded map[string]bool
 	var gone map[string]bool
 	covered := func(p string) bool {
@@ -215,10 +215,7 @@ func (r *Receiver) takeCovered(from string, at time.Time, sent, deleted []string
 	}
 	var out []releasedRun
 	for k, ra := range r.runs {
-		// A run of this agent's life announced at or after the
-		// confirming run (that run itself included, and all of them when
-		// it was not announced: at zero) is left alone.
-		if !strings.HasPrefix(k, from+"\x00") || (!ra.restored && !ra.at.Before(at)) {
+		if !strings.HasPrefix(k, from+"\x00") || !take(k, ra) {
 			continue
 		}
 		var released, kept []string
@@ -242,6 +239,113 @@ func (r *Receiver) takeCovered(from string, at time.Time, sent, deleted []string
 		out = append(out, rr)
 	}
 	return out
+}
+
+// announcedBefore is takeCovered's choice for a confirmation of a run
+// announced here at at (zero when it was not): a run of this agent's life
+// is taken from only when it was announced before that, so never the
+// confirmed run itself (nor any when that was not announced); a restored
+// run always, the confirmed one included.
+func announcedBefore(at time.Time) func(string, announced) bool {
+	return func(_ string, ra announced) bool { return ra.restored || ra.at.Before(at) }
+}
+
+// adopt records, for the sender's, what the sender's runs that are over
+// and were never confirmed left at the names of its replayed renames
+// (those past done), or below them, and releases those paths from the
+// runs. The runs it takes from are all of from's but req.Run, the one
+// whose announcement carries the names, and req.Live, those its sender
+// still has under way: the others died with their sender (kill -9, with
+// their rsync clients: Pdeathsig) or their sender gave up on them. What
+// such a run put in place here came from the sender, and the sender's
+// rename then moved it: it is the sender's to rename. Left as the index
+// held it before the run, it read as this member's own change in every
+// comparison of the replay: the renamed file or tree was taken for a
+// change of this member's (recordRenames), journaled and sent to every
+// member, over the sender's newer copies (the stress test's Kill9, seeds
+// 7, 10 and 11 of the fifty-ninth session: d6/f12, a directory the run
+// had made in place of a file and filled, went back to every member under
+// its new name after n2's restart); a rename whose old file the run had
+// changed was refused (AsHeld found it changed here), and its old name
+// stayed here for good. Released, the paths no longer take this member's
+// own later writes for received ones (takeCovered).
+//
+// A path that is gone, or that this member changed and has not sent yet
+// (Pending), is released but not recorded: the index keeps what it holds,
+// and the detector's comparison decides. A write of this member's own to
+// one of those paths while its run held it (a detector defers such a
+// write as received) is recorded as the sender's: held, it went out
+// before only at a rename of the sender's that happened to move it. A
+// sender that predates peer.ReplayRequest.Run takes nothing, as before;
+// nor does a run restored here (this agent restarted since its
+// announcement: every run of that sender is restored then).
+func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
+	if req.Run == "" {
+		return
+	}
+	var names []string
+	for _, rn := range req.Renames {
+		if rn.Seq <= done {
+			continue
+		}
+		names = append(names, string(rn.Old))
+		if len(rn.New) > 0 {
+			names = append(names, string(rn.New))
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	own := from + "\x00" + req.Run
+	live := make(map[string]bool, len(req.Live))
+	for _, run := range req.Live {
+		live[from+"\x00"+run] = true
+	}
+	r.mu.Lock()
+	if a, ok := r.runs[own]; !ok || a.restored {
+		r.mu.Unlock()
+		return
+	}
+	released := r.takeCovered(from, func(k string, _ announced) bool { return k != own && !live[k] }, nil, names)
+	r.mu.Unlock()
+	if len(released) == 0 {
+		return
+	}
+	// Looked at before the commit: Pending reads the journal, which
+	// shares the index's database.
+	var there []string
+	for _, rr := range released {
+		for _, p := range rr.paths {
+			if exists(r.RootFD, p) && !r.pending(p) {
+				there = append(there, p)
+			}
+		}
+	}
+	err := r.Index.Batch(func(btx *bolt.Tx) error {
+		for _, rr := range released {
+			if err := rr.persist(btx); err != nil {
+				return err
+			}
+		}
+		tx := index.Within(btx)
+		for _, p := range there {
+			if err := r.record(tx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.mu.Lock()
+		r.giveBack(released)
+		r.mu.Unlock()
+		r.Log.Error(err, "record what a sender's unconfirmed runs left at the names of its replayed renames", "from", from, "paths", len(there))
+		return
+	}
+	for _, rr := range released {
+		rr.kept.release(r.Held, rr.paths...)
+	}
+	r.Log.V(1).Info("replayed renames take what their sender's unconfirmed runs left at their names for the sender's", "from", from, "run", req.Run, "paths", there)
 }
 
 // giveBack undoes takeCovered after the confirmation failed; the caller

@@ -243,7 +243,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// confirmation takes them too); this run among them, when it was
 	// restored (its transfer was cut by the restart, and what the sender
 	// did not list may still have arrived).
-	released := r.takeCovered(from, a.at, sent, deleted)
+	released := r.takeCovered(from, announcedBefore(a.at), sent, deleted)
 	restored := known && a.restored
 	if restored {
 		known = false // what it holds is takeCovered's
@@ -786,10 +786,14 @@ func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
 // commit replays them again at the next request: a rename whose old name
 // is gone is refused then, and one whose old name holds another object
 // (a swap's) is refused by its size and mtime, or by the index's entry.
-func (r *Receiver) Replay(ctx context.Context, from, journal string, renames []peer.Rename) []peer.RenameResult {
-	pos := replayPos{member: from, journal: journal}
+//
+// First it takes what the sender's runs that died unconfirmed left at the
+// renames' names for the sender's (adopt).
+func (r *Receiver) Replay(ctx context.Context, from string, req peer.ReplayRequest) []peer.RenameResult {
+	renames := req.Renames
+	pos := replayPos{member: from, journal: req.Journal}
 	if err := r.Index.DB().View(func(tx *bolt.Tx) error {
-		pos.done = replayedUpTo(tx, from, journal)
+		pos.done = replayedUpTo(tx, from, req.Journal)
 		return nil
 	}); err != nil {
 		out := make([]peer.RenameResult, len(renames))
@@ -798,6 +802,7 @@ func (r *Receiver) Replay(ctx context.Context, from, journal string, renames []p
 		}
 		return out
 	}
+	r.adopt(from, req, pos.done)
 	return r.rename(ctx, from, renames, &pos)
 }
 

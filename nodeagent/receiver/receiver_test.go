@@ -27,7 +27,7 @@ func replayOnce(ctx context.Context, r *Receiver, from string, renames []peer.Re
 	for i := range rs {
 		rs[i].Seq = uint64(i + 1)
 	}
-	return r.Replay(ctx, from, rand.Text(), rs)
+	return r.Replay(ctx, from, peer.ReplayRequest{Journal: rand.Text(), Renames: rs})
 }
 
 // newReceiver returns a Receiver on a fresh root holding "a" (5 bytes,
@@ -337,7 +337,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	// Another run's confirmation records a: it takes R whole (as Received
 	// does, under r.mu)...
 	r.mu.Lock()
-	released := r.takeCovered("n1", time.Time{}, []string{"a"}, nil)
+	released := r.takeCovered("n1", announcedBefore(time.Time{}), []string{"a"}, nil)
 	r.mu.Unlock()
 	if len(released) != 1 {
 		t.Fatalf("taken %v, want run R", released)

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
+
+	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 )
@@ -272,7 +275,7 @@ func TestReceiver_Replay(t *testing.T) {
 				writeTree(t, root, p, content)
 			}
 			for n, q := range tc.requests {
-				res := r.Replay(context.Background(), "writer", q.journal, q.renames)
+				res := r.Replay(context.Background(), "writer", peer.ReplayRequest{Journal: q.journal, Renames: q.renames})
 				for i, want := range q.applied {
 					if res[i].Applied != want {
 						t.Errorf("request %d, rename %d: %+v; want applied %v", n, i, res[i], want)
@@ -349,4 +352,142 @@ func readTree(t *testing.T, root, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft: a sender's run that
+// put files here died unconfirmed with its sender (kill -9), and the
+// sender, restarted, replays renames of those files. What the run left at
+// the renames' names is the sender's: the renames move it as such, record
+// it under the new names, and compare nothing again as this member's own;
+// the dead run's paths are released. A run its sender still has under
+// way (peer.ReplayRequest.Live), another sender's run, and a path
+// changed here and not sent yet keep the comparison with the index.
+func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
+	const written = "the run's content"
+	for _, tc := range []struct {
+		name      string
+		deadRun   string   // sender and run that put the files here
+		deadPaths []string // its paths
+		live      []string // runs the replaying sender has under way
+		pending   string   // changed here and not sent yet
+		put       func(t *testing.T, root string) peer.Rename
+		applied   bool
+		at        []string // where the renamed object is, indexed as it is
+		rescanned bool     // compared again as this member's own
+		stillHeld string   // by the dead run, after the replay's run is confirmed
+	}{{
+		name: "a file it wrote", deadRun: "n1/run-1", deadPaths: []string{"a"},
+		put:     writeAt("a", written),
+		applied: true, at: []string{"c"},
+	}, {
+		// The sender wrote it again before it renamed it: the rename's
+		// size is the newer one's, and the file here is as the index
+		// holds it only once the dead run's content is taken.
+		name: "a file it wrote, written again on the sender before the rename", deadRun: "n1/run-1", deadPaths: []string{"a"},
+		put: func(t *testing.T, root string) peer.Rename {
+			rn := writeAt("a", written)(t, root)
+			rn.Size, rn.MtimeNs = 3, 0
+			return rn
+		},
+		applied: true, at: []string{"c"},
+	}, {
+		name: "a directory it made in place of a file, and filled", deadRun: "n1/run-1", deadPaths: []string{"taken", "taken/f"},
+		put: func(t *testing.T, root string) peer.Rename {
+			if err := os.Remove(filepath.Join(root, "taken")); err != nil {
+				t.Fatal(err)
+			}
+			writeTree(t, root, "taken/f", written)
+			return peer.Rename{Old: []byte("taken"), New: []byte("c"), Dir: true, AsHeld: true, MakeParents: true}
+		},
+		applied: true, at: []string{"c", "c/f"},
+	}, {
+		name: "a run its sender has under way", deadRun: "n1/run-1", deadPaths: []string{"a"}, live: []string{"run-1"},
+		put:     writeAt("a", written),
+		applied: true, rescanned: true, stillHeld: "a",
+	}, {
+		name: "another sender's run", deadRun: "n3/run-1", deadPaths: []string{"a"},
+		put:     writeAt("a", written),
+		applied: true, rescanned: true, stillHeld: "a",
+	}, {
+		name: "changed here and not sent yet", deadRun: "n1/run-1", deadPaths: []string{"a"}, pending: "a",
+		put:     writeAt("a", written),
+		applied: true, rescanned: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			if err := r.Index.Update(func(tx *index.Tx) error {
+				for _, p := range []string{"a", "dir", "dir/b", "taken"} {
+					if err := tx.Record(r.RootFD, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var rescanned []string
+			r.Rescan = func(p string) { rescanned = append(rescanned, p) }
+			r.Pending = func(p string) bool { return p == tc.pending }
+			sender, deadRun, _ := strings.Cut(tc.deadRun, "/")
+			if err := r.Incoming(ctx, sender, deadRun, tc.deadPaths); err != nil {
+				t.Fatal(err)
+			}
+			rn := tc.put(t, root) // the dead run's rsync
+			rn.Seq = 1
+			// n1, restarted, announces the rename's names and replays it.
+			names := []string{string(rn.Old), string(rn.New)}
+			if err := r.Incoming(ctx, "n1", "run-2", names); err != nil {
+				t.Fatal(err)
+			}
+			res := r.Replay(ctx, "n1", peer.ReplayRequest{Journal: "j1", Run: "run-2", Live: tc.live, Renames: []peer.Rename{rn}})
+			if res[0].Applied != tc.applied {
+				t.Fatalf("rename %+v: %+v; want applied %v", rn, res[0], tc.applied)
+			}
+			if err := r.Received(ctx, "n1", "run-2", nil, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(rescanned) > 0; got != tc.rescanned {
+				t.Errorf("compared again as this member's own: %q; want %v", rescanned, tc.rescanned)
+			}
+			if err := r.Index.View(func(tx *index.Tx) error {
+				for _, p := range tc.at {
+					if same, err := tx.Unchanged(r.RootFD, p, false); err != nil || !same {
+						t.Errorf("the index does not hold %s as it is (%v): the sender's object, renamed", p, err)
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range tc.deadPaths {
+				if held := r.Held.Has(p); held != (p == tc.stillHeld) {
+					t.Errorf("%s held after the replay's run was confirmed: %v; want %v", p, held, p == tc.stillHeld)
+				}
+			}
+			// What the dead run keeps is what a restart holds again.
+			rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+			want := 0
+			if tc.stillHeld != "" {
+				want = 1
+			}
+			if held, err := rr.Restore(); err != nil || held != want {
+				t.Errorf("Restore after the replay = %d, %v; want %d paths", held, err, want)
+			}
+		})
+	}
+}
+
+// writeAt returns a put for TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft
+// that writes content at p, as a run's rsync does, and the sender's rename
+// of p to c, with the size and mtime written.
+func writeAt(p, content string) func(t *testing.T, root string) peer.Rename {
+	return func(t *testing.T, root string) peer.Rename {
+		writeTree(t, root, p, content)
+		st, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return peer.Rename{Old: []byte(p), New: []byte("c"), Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), AsHeld: true, MakeParents: true}
+	}
 }

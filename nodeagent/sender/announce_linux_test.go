@@ -32,6 +32,9 @@ type announcements struct {
 	states   []map[string]peer.FileState // of each confirmation, by path
 	gone     [][]string                  // of each confirmation
 	refused  int                         // renames refused (all are)
+	replays  []peer.ReplayRequest        // without their renames
+	// replayAnnounced: whether each replay's run had been announced.
+	replayAnnounced []bool
 	// failReceived is how many confirmations fail before one goes through.
 	failReceived int
 	// confirming are the runs whose confirmation came; late counts their
@@ -81,9 +84,13 @@ func (a *announcements) Received(_ context.Context, _, run string, sent []string
 }
 
 // Replay refuses every rename, as a peer whose old file differs does.
-func (a *announcements) Replay(_ context.Context, _, _ string, rs []peer.Rename) []peer.RenameResult {
+func (a *announcements) Replay(_ context.Context, _ string, req peer.ReplayRequest) []peer.RenameResult {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	rs := req.Renames
+	req.Renames = nil
+	a.replays = append(a.replays, req)
+	a.replayAnnounced = append(a.replayAnnounced, a.incoming[req.Run] > 0)
 	a.refused += len(rs)
 	out := make([]peer.RenameResult, len(rs))
 	for i := range out {
@@ -256,10 +263,17 @@ func TestSender_Start_aRefusedRenameWaitsForItsOldNamesDelete(t *testing.T) {
 		t.Fatalf("the test's premise: old cannot be deleted on the peer, but it is gone: %v", err)
 	}
 	a.mu.Lock()
-	refused := a.refused
+	refused, replays, announced := a.refused, a.replays, a.replayAnnounced
 	a.mu.Unlock()
 	if refused != 1 {
 		t.Fatalf("%d renames refused, want 1", refused)
+	}
+	// The replay names the run that announced the rename's names, and no
+	// other run as under way (there was none): the peer takes what this
+	// member's other runs, not confirmed, left at those names for this
+	// member's (receiver.Receiver.Replay).
+	if len(replays) != 1 || replays[0].Run == "" || !announced[0] || len(replays[0].Live) != 0 {
+		t.Errorf("replays %+v (their runs announced before them: %v); want one, naming the run announced with its names and no other", replays, announced)
 	}
 	if st := r.journal.Stats("peer"); st.Files != 1 {
 		t.Errorf("%d paths pending after the run (sent %d, problems %v); want the rename, whose old name is still on the peer", st.Files, len(run.Sent), run.Problems)

@@ -993,9 +993,9 @@ type replayHookReceiver struct {
 	hook func()
 }
 
-func (rr *replayHookReceiver) Replay(ctx context.Context, from, journal string, renames []peer.Rename) []peer.RenameResult {
+func (rr *replayHookReceiver) Replay(ctx context.Context, from string, req peer.ReplayRequest) []peer.RenameResult {
 	rr.hook()
-	return rr.Receiver.Replay(ctx, from, journal, renames)
+	return rr.Receiver.Replay(ctx, from, req)
 }
 
 // TestSender_Start_aDirectoryMadeForARenameIsConfirmed: mkdir n; mv d n/d,
@@ -1255,7 +1255,7 @@ func TestSender_replayOrWait_waitsForARunPushingBelowARenamedName(t *testing.T) 
 	done := make(chan result, 1)
 	own := batch{inFlight: []string{"b", "e", "h"}}
 	go func() {
-		rp, err := r.sender.replayOrWait(context.Background(), own, log)
+		rp, err := r.sender.replayOrWait(context.Background(), "run-1", own, log)
 		done <- result{rp, err}
 	}()
 	select {

@@ -39,14 +39,15 @@ func asPaths(entries []journal.Entry) []journal.Entry {
 }
 
 // replay asks the peer for log (the rename log's oldest, read by the
-// run, which announced their names), in the order they were made, and
+// run run, which announced their names; live are the other runs under
+// way), in the order they were made, and
 // drops them from the log once asked: one refused leaves its new name to
 // go as content, and its old name to be deleted, by the path entries.
 //
 // It returns where the applied renames put their objects on the peer (a
 // later applied rename of the replay followed), and the directories they
 // took names out of.
-func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp replayed, _ error) {
+func (s *Sender) replay(ctx context.Context, run string, live []string, log []journal.LoggedRename) (rp replayed, _ error) {
 	at := make(map[string]bool)
 	rp.at = at
 	if len(log) == 0 {
@@ -95,7 +96,7 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp rep
 			}
 		}
 	}
-	res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, s.Journal.ID(), req)
+	res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, peer.ReplayRequest{Journal: s.Journal.ID(), Run: run, Live: live, Renames: req})
 	if err != nil {
 		return rp, err
 	}
@@ -140,7 +141,7 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp rep
 	return rp, nil
 }
 
-// replayOrWait replays log for b's run (replay) once no rename of it
+// replayOrWait replays log for b's run, run (replay), once no rename of it
 // has a name in flight in a run past its own replay (pushing), at, above
 // or below it, and then counts b's paths among those. Applied while
 // another run pushed below its old name, a rename left that push to make
@@ -149,7 +150,7 @@ func (s *Sender) replay(ctx context.Context, log []journal.LoggedRename) (rp rep
 // came after content pushed to its new name, and put the peer's older
 // copy over it. Runs that wait here are not counted, so none waits for
 // another that waits.
-func (s *Sender) replayOrWait(ctx context.Context, b batch, log []journal.LoggedRename) (replayed, error) {
+func (s *Sender) replayOrWait(ctx context.Context, run string, b batch, log []journal.LoggedRename) (replayed, error) {
 	busy := func(r journal.LoggedRename) bool {
 		return s.pushing.overlaps(r.Old) || r.New != "" && s.pushing.overlaps(r.New)
 	}
@@ -163,7 +164,7 @@ func (s *Sender) replayOrWait(ctx context.Context, b batch, log []journal.Logged
 		}
 		s.replayMu.Lock()
 		if !slices.ContainsFunc(log, busy) {
-			rp, err := s.replay(ctx, log)
+			rp, err := s.replay(ctx, run, s.othersUnderWay(run), log)
 			for _, p := range b.inFlight {
 				s.pushing.add(p)
 			}
@@ -176,6 +177,35 @@ func (s *Sender) replayOrWait(ctx context.Context, b batch, log []journal.Logged
 		}
 		t.Reset(replayWait)
 	}
+}
+
+// underWay counts run among the runs under way (Sender.live) until the
+// returned function is called.
+func (s *Sender) underWay(run string) func() {
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	if s.live == nil {
+		s.live = make(map[string]bool)
+	}
+	s.live[run] = true
+	return func() {
+		s.replayMu.Lock()
+		defer s.replayMu.Unlock()
+		delete(s.live, run)
+	}
+}
+
+// othersUnderWay returns the runs under way but run; the caller holds
+// replayMu.
+func (s *Sender) othersUnderWay(run string) []string {
+	var out []string
+	for r := range s.live {
+		if r != run {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // replayWait is how often a run whose renames wait (replayOrWait) looks

@@ -238,6 +238,12 @@ type Sender struct {
 	// the runs' goroutines change it, under replayMu.
 	pushing  *inflight
 	replayMu sync.Mutex
+	// live are the ids of the runs under way, from before their
+	// announcement until they return, under replayMu: a replay names
+	// them to the peer (peer.ReplayRequest.Live), which takes what
+	// other unconfirmed runs of this member left there for this
+	// member's.
+	live     map[string]bool
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
@@ -1222,6 +1228,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		replayedUpTo = log[len(log)-1].Seq
 	}
 	paths := slices.Concat(pathsOf(b.entries()), b.links, replayNames(log))
+	defer s.underWay(runID)()
 	if s.Client != nil {
 		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
 			r.Err, r.Class, r.peerFailed = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry, true
@@ -1239,7 +1246,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	var changed map[string]bool // sends whose files changed during the run
 	var mates []string          // other names of those (linkMates): they go again
 	var staleDirs []string      // directories a newer list set first (impliedDirs)
-	rp, err := s.replayOrWait(ctx, b, log)
+	rp, err := s.replayOrWait(ctx, runID, b, log)
 	defer s.pushed(b)
 	if err != nil {
 		r.Err, r.Class, r.peerFailed = fmt.Errorf("replay renames to %s: %w", s.Peer, err), rsync.Retry, true
