@@ -273,9 +273,10 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // A path that is gone, or that this member changed and has not sent yet
 // (Pending), is released but not recorded: the index keeps what it holds,
 // and the detector's comparison decides. A write of this member's own to
-// one of those paths while its run held it (a detector defers such a
-// write as received) is recorded as the sender's: held, it went out
-// before only at a rename of the sender's that happened to move it. A
+// one of those paths while the dead run held it (the detector defers it,
+// and compares it with the index once the hold ends) is recorded as the
+// sender's: a write that crossed the sender's, resolved as the sender's,
+// whose path entries bring its version here as to every member. A
 // sender that predates peer.ReplayRequest.Run takes nothing, as before;
 // nor does a run restored here (this agent restarted since its
 // announcement: every run of that sender is restored then).
