@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ type Client struct {
 	http *http.Client
 	now  func() time.Time
 
+	// boot is this client's life (Boot).
+	boot string
+
 	mu sync.Mutex
 	// epochs are the receivers' epochs, by endpoint, as last answered.
 	epochs map[netip.AddrPort]string
@@ -32,12 +36,21 @@ func NewClient(node string, key []byte, source netip.Addr, timeout time.Duration
 	d := &net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: source.AsSlice()}}
 	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute,
 		ExpectContinueTimeout: 3 * time.Second}
-	return &Client{node: node, key: key, http: &http.Client{Transport: tr, Timeout: timeout}, now: time.Now}
+	return &Client{node: node, key: key, http: &http.Client{Transport: tr, Timeout: timeout}, now: time.Now, boot: rand.Text()}
 }
+
+// Boot is this client's life, a random text made with it and sent with
+// every announcement (PathsRequest.Boot). A group's agent makes one client
+// for its life, and its runs end with it (their rsync clients die with
+// the agent: Pdeathsig): a receiver takes a run announced with another
+// boot of the same member for one that is over.
+func (c *Client) Boot() string { return c.boot }
 
 // Incoming announces the paths of run to the member at addr.
 func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths []string) error {
-	return c.post(ctx, addr, group, "incoming", newPathsRequest(run, paths), nil)
+	req := newPathsRequest(run, paths)
+	req.Boot = c.boot
+	return c.post(ctx, addr, group, "incoming", req, nil)
 }
 
 // Received confirms the paths of run that were sent (with what was sent

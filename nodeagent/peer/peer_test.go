@@ -32,12 +32,14 @@ type recorder struct {
 	deleted  []string
 	from     []string
 	replays  []ReplayRequest
+	boots    []string // of each announcement
 }
 
-func (r *recorder) Incoming(_ context.Context, from, run string, paths []string) error {
+func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.from = append(r.from, from)
+	r.boots = append(r.boots, boot)
 	r.incoming = append(r.incoming, paths...)
 	return nil
 }
@@ -633,5 +635,27 @@ func TestEndpoint_TakesNoLists(t *testing.T) {
 	req := map[string]any{"run": "run-1", "list": []byte("./a\x00")}
 	if err := c.post(context.Background(), addr, "www", "list", req, nil); err == nil {
 		t.Error("a list was taken")
+	}
+}
+
+// TestEndpoint_IncomingCarriesTheClientsBoot: every announcement of one
+// client carries its boot, and a client made anew (the member's agent
+// restarted) another one, by which the receiver knows the runs of the
+// earlier life for over.
+func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
+	rec := &recorder{}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	first := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	again := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	for i, c := range []*Client{first, first, again} {
+		if err := c.Incoming(context.Background(), addr, "www", fmt.Sprintf("run-%d", i), []string{"a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{first.Boot(), first.Boot(), again.Boot()}
+	if first.Boot() == "" || first.Boot() == again.Boot() || !slices.Equal(rec.boots, want) {
+		t.Fatalf("the handler saw boots %q, want %q: one a client, never empty, another for a client made anew", rec.boots, want)
 	}
 }

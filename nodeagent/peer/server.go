@@ -28,7 +28,9 @@ const maxBodiesInFlight = 2 * maxBody
 // sending member's node name.
 type Handler interface {
 	// Incoming: from will push paths in run; hold local events for them.
-	Incoming(ctx context.Context, from, run string, paths []string) error
+	// boot is the sender's client's life (PathsRequest.Boot), "" when
+	// not given.
+	Incoming(ctx context.Context, from, boot, run string, paths []string) error
 	// Received: the run is over; sent arrived and deleted were deleted
 	// (record their state); paths of the run not listed did not change.
 	// states, when not nil, say what was sent of each of sent.
@@ -100,7 +102,7 @@ func (s *Server) Handler() http.Handler {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, badRequest(err)
 		}
-		return nil, g.Handler.Incoming(ctx, from, req.Run, req.paths())
+		return nil, g.Handler.Incoming(ctx, from, req.Boot, req.Run, req.paths())
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/received", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req PathsRequest

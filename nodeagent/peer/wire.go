@@ -8,7 +8,12 @@ import (
 // PathsRequest announces or confirms the paths of one run. Paths are bytes
 // (base64 in JSON) so that names that are not UTF-8 arrive exactly.
 type PathsRequest struct {
-	Run   string   `json:"run"`
+	Run string `json:"run"`
+	// Boot, in an announcement, is the sender's client's life
+	// (Client.Boot): its runs announced with another one are over, and
+	// the receiver settles them (receiver.Receiver.Incoming). Omitted by
+	// a sender that predates it.
+	Boot  string   `json:"boot,omitempty"`
 	Paths [][]byte `json:"paths"`
 	// Deleted are the paths a confirmation says were deleted (Paths then
 	// are those sent).

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
@@ -16,7 +18,10 @@ import (
 
 // bucketIncoming holds the runs announced here and not yet confirmed, by
 // sender and run id (the key of Receiver.runs): when each was announced
-// (8 bytes, Unix ns) and its paths, NUL-separated (a path holds no NUL).
+// (8 bytes, Unix ns), since the sixtieth session its sender's boot
+// (peer.PathsRequest.Boot) between two NULs when it was given, and its
+// paths, NUL-separated (a path holds no NUL, and is never empty: a value
+// written before has no NUL right after the time).
 //
 // Written before an announcement is answered, so that it is durable before
 // rsync puts any file of the run in place. An agent killed between a
@@ -33,7 +38,10 @@ func encodeAnnounced(a announced) []byte {
 	for _, p := range a.paths {
 		n += len(p) + 1
 	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, n), uint64(a.at.UnixNano()))
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, n+len(a.boot)+2), uint64(a.at.UnixNano()))
+	if a.boot != "" {
+		v = append(append(append(v, 0), a.boot...), 0)
+	}
 	for _, p := range a.paths {
 		v = append(append(v, p...), 0)
 	}
@@ -45,7 +53,15 @@ func decodeAnnounced(v []byte) (announced, error) {
 		return announced{}, fmt.Errorf("announced run: %d bytes", len(v))
 	}
 	a := announced{at: time.Unix(0, int64(binary.BigEndian.Uint64(v)))}
-	if rest := string(v[8:]); rest != "" {
+	rest := string(v[8:])
+	if boot, ok := strings.CutPrefix(rest, "\x00"); ok {
+		var found bool
+		a.boot, rest, found = strings.Cut(boot, "\x00")
+		if !found {
+			return announced{}, fmt.Errorf("announced run: its sender's boot has no end")
+		}
+	}
+	if rest != "" {
 		a.paths = strings.Split(strings.TrimSuffix(rest, "\x00"), "\x00")
 	}
 	return a, nil
@@ -322,6 +338,84 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
 			}
 		}
 	}
+	if err := r.commitTaken(released, there); err != nil {
+		r.Log.Error(err, "record what a sender's unconfirmed runs left at the names of its replayed renames", "from", from, "paths", len(there))
+		return
+	}
+	r.Log.V(1).Info("replayed renames take what their sender's unconfirmed runs left at their names for the sender's", "from", from, "run", req.Run, "paths", there)
+}
+
+// settle releases, from the runs of sender from that are over, the paths
+// that are as the index holds them, other than directories. A run is over
+// when its sender announced it in an earlier life (a boot of its client
+// other than boot, restored here or not: that agent restarted, and its
+// rsync clients died with it, Pdeathsig, and with them the daemon's
+// processes that received from them); each is settled once, at its
+// sender's next announcement. A run restored here from a sender that
+// lives on is not: the daemon of this agent's earlier life, which a
+// kill -9 leaves running, may still take its files until this agent's
+// daemon stops it (rsyncd.Daemon.Run, which starts with the endpoint,
+// not before it). What such a run delivered and did not confirm differs
+// from the index, and stays held until a confirmation records it
+// (takeCovered; the sender still has it pending) or the hold expires.
+// What it never changed, or what a replay it carried applied and
+// recorded (its names), has nothing to take for this member's own. Held
+// on until the hold's TTL (10 minutes), such a path deferred this
+// member's own writes there for that long: the stress test's Kill9 seed
+// 17 of the sixtieth session, where n2 died with a run to n1 that had
+// replayed a rename of h7 away; n1 wrote h7 again 16 s later, and no
+// member got it in the test's minute. A directory stays held: its hold
+// covers what is below it, which may differ.
+func (r *Receiver) settle(from, boot string) {
+	prefix := from + "\x00"
+	over := make(map[string]bool)
+	var paths []string
+	r.mu.Lock()
+	for k, ra := range r.runs {
+		if ra.settled || !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if boot != "" && ra.boot != "" && ra.boot != boot {
+			over[k] = true
+			paths = append(paths, ra.paths...)
+			ra.settled = true
+			r.runs[k] = ra
+		}
+	}
+	r.mu.Unlock()
+	if len(over) == 0 {
+		return
+	}
+	var asHeld []string
+	err := r.Index.View(func(tx *index.Tx) error {
+		for _, p := range paths {
+			var st unix.Stat_t
+			if beneath.Lstat(r.RootFD, p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				continue
+			}
+			if same, err := tx.Unchanged(r.RootFD, p, true); err == nil && same {
+				asHeld = append(asHeld, p)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(asHeld) == 0 {
+		return
+	}
+	r.mu.Lock()
+	released := r.takeCovered(from, func(k string, _ announced) bool { return over[k] }, asHeld, nil)
+	r.mu.Unlock()
+	if err := r.commitTaken(released, nil); err != nil {
+		r.Log.Error(err, "release the paths of a sender's runs that are over", "from", from, "paths", len(asHeld))
+		return
+	}
+	r.Log.V(1).Info("runs of a sender that are over give up the paths held as the index holds them", "from", from, "runs", len(over), "paths", len(asHeld), "of", len(paths))
+}
+
+// commitTaken records, in one commit, what the runs that takeCovered took
+// from keep, and records the paths record as they are; then it releases
+// what was taken. When the commit fails, the runs get their paths back.
+func (r *Receiver) commitTaken(released []releasedRun, record []string) error {
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		for _, rr := range released {
 			if err := rr.persist(btx); err != nil {
@@ -329,7 +423,7 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
 			}
 		}
 		tx := index.Within(btx)
-		for _, p := range there {
+		for _, p := range record {
 			if err := r.record(tx, p); err != nil {
 				return err
 			}
@@ -340,13 +434,12 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
 		r.mu.Lock()
 		r.giveBack(released)
 		r.mu.Unlock()
-		r.Log.Error(err, "record what a sender's unconfirmed runs left at the names of its replayed renames", "from", from, "paths", len(there))
-		return
+		return err
 	}
 	for _, rr := range released {
 		rr.kept.release(r.Held, rr.paths...)
 	}
-	r.Log.V(1).Info("replayed renames take what their sender's unconfirmed runs left at their names for the sender's", "from", from, "run", req.Run, "paths", there)
+	return nil
 }
 
 // giveBack undoes takeCovered after the confirmation failed; the caller

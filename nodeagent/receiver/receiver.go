@@ -129,6 +129,11 @@ type announced struct {
 	// its files again in runs of its own, and each path is released by the
 	// first of the sender's confirmations that records it (takeCovered).
 	restored bool
+	// boot is the sender's client's life that announced it
+	// (peer.PathsRequest.Boot; "" not given), and settled says that
+	// settle has released what of it was as the index held it.
+	boot    string
+	settled bool
 }
 
 // release ends a's holds of paths.
@@ -141,8 +146,10 @@ func (a announced) release(held *detect.Incoming, paths ...string) {
 var _ peer.Handler = (*Receiver)(nil)
 
 // Incoming holds local events for the paths of a run. A run announced
-// again (it lasts) holds its paths for longer.
-func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string) error {
+// again (it lasts) holds its paths for longer. A new run settles the
+// sender's runs that are over (settle): boot is the sender's client's
+// life.
+func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths []string) error {
 	if err := checkPaths(paths); err != nil {
 		return fmt.Errorf("announced run %s from %s: %w", run, from, err)
 	}
@@ -160,6 +167,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 	if !again {
 		a.paths = paths
 		a.holds = []detect.Hold{r.Held.Add(paths...)}
+		a.boot = boot
 	}
 	a.at = now
 	r.runs[key] = a
@@ -187,6 +195,7 @@ func (r *Receiver) Incoming(_ context.Context, from, run string, paths []string)
 		a.release(r.Held, paths...)
 		return fmt.Errorf("record the announced run: %w", err)
 	}
+	r.settle(from, boot)
 	return nil
 }
 

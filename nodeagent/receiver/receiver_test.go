@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"encoding/binary"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -259,14 +260,14 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for range 3 {
-		if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+		if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Incoming(ctx, "n3", "run-1", []string{"dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"dir/b"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n3", "run-2", []string{"dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-2", []string{"dir/b"}); err != nil {
 		t.Fatal(err)
 	}
 	if !r.Held.Has("a") || !r.Held.Has("dir/b") {
@@ -295,14 +296,14 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 	now := time.Now()
 	r.Held = &detect.Incoming{Now: func() time.Time { return now }}
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(detect.DefaultIncomingTTL + time.Second)
 	if r.Held.Has("a") {
 		t.Fatal("a hold past its TTL still holds")
 	}
-	if err := r.Incoming(ctx, "n3", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -327,7 +328,7 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "R", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "R", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
@@ -343,7 +344,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 		t.Fatalf("taken %v, want run R", released)
 	}
 	// ...R is announced again meanwhile...
-	if err := r.Incoming(ctx, "n1", "R", []string{"dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "R", []string{"dir/b"}); err != nil {
 		t.Fatal(err)
 	}
 	// ...and that confirmation's commit fails: R's paths are given back.
@@ -404,7 +405,7 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for _, run := range []string{"run-1", "run-2"} {
-		if err := r.Incoming(ctx, "n1", run, []string{"a", "var/log", "failed"}); err != nil {
+		if err := r.Incoming(ctx, "n1", "", run, []string{"a", "var/log", "failed"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Received(ctx, "n1", run, []string{"a"}, nil, nil); err != nil {
@@ -412,7 +413,7 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 		}
 	}
 	// The next run from n1 holds var/log again, and is confirmed.
-	if err := r.Incoming(ctx, "n1", "run-3", []string{"var/log"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"var/log"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-3", []string{"var/log"}, nil, nil); err != nil {
@@ -732,10 +733,10 @@ func TestReceiver_ReceivedPathsChangedHereAreComparedAgain(t *testing.T) {
 func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "run-1", []string{"a", "dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n1", "run-2", []string{"c"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"c"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-2", []string{"c"}, nil, nil); err != nil {
@@ -761,7 +762,7 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	}
 	// n1 sends the files again in a run of its own; its confirmation
 	// releases the run that died with the agent before.
-	if err := restarted.Incoming(ctx, "n1", "run-3", []string{"a", "dir/b"}); err != nil {
+	if err := restarted.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir/b"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Received(ctx, "n1", "run-3", []string{"a", "dir/b"}, nil, nil); err != nil {
@@ -787,7 +788,7 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	r, root, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
 		t.Fatal(err)
 	}
 	restart := func(want int) *Receiver {
@@ -809,7 +810,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	r = restart(3)
 	// The sender's next run is announced, its push fails (this member's
 	// daemon is not up yet), and it confirms nothing.
-	if err := r.Incoming(ctx, "n1", "run-2", []string{"a", "dir/b", "taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"a", "dir/b", "taken"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-2", nil, nil, nil); err != nil {
@@ -820,7 +821,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(root, "dir")); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n1", "run-3", []string{"a", "dir"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-3", []string{"a"}, nil, []string{"dir"}); err != nil {
@@ -829,7 +830,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	held(r, map[string]bool{"a": false, "dir/b": false, "taken": true})
 	r = restart(1)
 	held(r, map[string]bool{"a": false, "taken": true})
-	if err := r.Incoming(ctx, "n1", "run-4", []string{"taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-4", []string{"taken"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-4", []string{"taken"}, nil, nil); err != nil {
@@ -840,7 +841,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 
 	// The run cut by the restart, confirmed under its own id once the
 	// sender hears back, gives up what it records and nothing more.
-	if err := r.Incoming(ctx, "n1", "run-5", []string{"a", "taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-5", []string{"a", "taken"}); err != nil {
 		t.Fatal(err)
 	}
 	r = restart(2)
@@ -995,7 +996,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for _, from := range []string{"n1", "n2"} {
-		if err := r.Incoming(ctx, from, "run-1", []string{"a"}); err != nil {
+		if err := r.Incoming(ctx, from, "", "run-1", []string{"a"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1007,7 +1008,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 			t.Fatal("a released while n2's run holds it")
 		}
 	}
-	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n2", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1025,7 +1026,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1035,7 +1036,7 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	if held, err := restarted.Restore(); err != nil || held != 0 {
 		t.Fatalf("Restore = %d, %v; want nothing: run-1 was confirmed", held, err)
 	}
-	if err := restarted.Incoming(ctx, "n2", "run-5", []string{"a"}); err != nil {
+	if err := restarted.Incoming(ctx, "n2", "", "run-5", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1054,7 +1055,7 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 func TestReceiver_ConfirmedAgainWhileBeingRecorded(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
 		t.Fatal(err)
 	}
 	holding, release := make(chan struct{}), make(chan struct{})
@@ -1104,7 +1105,7 @@ func TestReceiver_RefusesAConfirmationWhileTheRootIsReplaced(t *testing.T) {
 	r.Root = root
 	ctx := context.Background()
 	for _, run := range []string{"run-1", "run-2"} {
-		if err := r.Incoming(ctx, "n1", run, []string{"new"}); err != nil {
+		if err := r.Incoming(ctx, "n1", "", run, []string{"new"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1156,7 +1157,7 @@ func TestReceiver_RefusesPathsNoSenderSends(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"", "/etc/passwd", "../x", "dir/../a", "a\x00b", ".jailsync", ".jailsync/tmp/x", "dir//b"} {
-		if err := r.Incoming(ctx, "n1", "run-"+p, []string{"a", p}); err == nil {
+		if err := r.Incoming(ctx, "n1", "", "run-"+p, []string{"a", p}); err == nil {
 			t.Errorf("announcement with %q accepted", p)
 		}
 		if err := r.Received(ctx, "n1", "run-"+p, []string{"a"}, nil, []string{p}); err == nil {
@@ -1688,8 +1689,8 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"a"}))
-			mustOK(t, r.Incoming(ctx, "n3", "run-7", []string{"a"}))
+			mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"a"}))
+			mustOK(t, r.Incoming(ctx, "n3", "", "run-7", []string{"a"}))
 			// n3's version of a lands (n1's size and mtime are not it).
 			mustOK(t, os.WriteFile(filepath.Join(root, "a"), []byte("n3's version"), 0o644))
 			mustOK(t, tc.do(r))
@@ -1717,7 +1718,7 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 func TestReceiver_ImpliedParentsAreRecorded(t *testing.T) {
 	r, root, _, _ := newReceiver(t)
 	ctx := context.Background()
-	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"new/deep/f"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"new/deep/f"}))
 	mustOK(t, os.MkdirAll(filepath.Join(root, "new/deep"), 0o755)) // as rsync makes them
 	mustOK(t, os.WriteFile(filepath.Join(root, "new/deep/f"), []byte("f"), 0o644))
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"new/deep/f"}, nil, nil))
@@ -1752,7 +1753,7 @@ func TestReceiver_TimesRsyncSetAboveTheRunsPaths(t *testing.T) {
 		return nil
 	}))
 	paths := []string{"sent/sub/f", "deleted/f", "chmodded/f"}
-	mustOK(t, r.Incoming(ctx, "n1", "run-1", paths))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", paths))
 	for _, f := range []string{"sent/sub/f", "chmodded/f"} {
 		mustOK(t, os.WriteFile(filepath.Join(root, f), []byte("f"), 0o644))
 	}
@@ -1797,7 +1798,7 @@ func TestReceiver_DirectoriesTheRunChangedAboveItsPaths(t *testing.T) {
 		}
 		return nil
 	}))
-	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}))
 	// The run: rsync sets chmodded's mode as the sender's; gone and
 	// now-a-file change under other hands before the confirmation.
 	mustOK(t, os.Chmod(filepath.Join(root, "chmodded"), 0o700))
@@ -1877,8 +1878,8 @@ func TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty(t *testing.T) {
 	mustOK(t, r.Index.Update(func(tx *index.Tx) error { return tx.Record(r.RootFD, "held") }))
 	made := peer.FileState{Dir: true, ForDelete: true}
 	sent := []string{"m", "m/e", "full", "held", "busy", "busy/sub", "claimed"}
-	mustOK(t, r.Incoming(ctx, "n2", "run-2", []string{"busy/sub/f", "claimed"}))
-	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"m/e/gone", "full/gone", "held/gone", "busy/sub/gone", "claimed/gone"}))
+	mustOK(t, r.Incoming(ctx, "n2", "", "run-2", []string{"busy/sub/f", "claimed"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"m/e/gone", "full/gone", "held/gone", "busy/sub/gone", "claimed/gone"}))
 	states := make([]peer.FileState, len(sent))
 	for i := range states {
 		states[i] = made
@@ -1929,7 +1930,7 @@ func TestReceiver_OtherNamesOfAFileSentWithoutAState(t *testing.T) {
 		}
 		return nil
 	}))
-	mustOK(t, r.Incoming(ctx, "n1", "run-1", []string{"x"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"x"}))
 	mustOK(t, os.Chmod(filepath.Join(root, "x"), 0o644)) // as the run sets it
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"x"}, []peer.FileState{{}}, nil))
 	for _, p := range []string{"x", "y"} {
@@ -2016,11 +2017,11 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 		t.Run(tt.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			if err := r.Incoming(ctx, "n1", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
 				t.Fatal(err)
 			}
 			if tt.otherSenderHolds != "" {
-				if err := r.Incoming(ctx, "n3", "run-9", []string{tt.otherSenderHolds}); err != nil {
+				if err := r.Incoming(ctx, "n3", "", "run-9", []string{tt.otherSenderHolds}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -2031,7 +2032,7 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 					t.Fatal(err)
 				}
 			}
-			if err := r.Incoming(ctx, "n1", "run-2", slices.Concat(tt.sent, tt.deleted)); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-2", slices.Concat(tt.sent, tt.deleted)); err != nil {
 				t.Fatal(err)
 			}
 			if err := r.Received(ctx, "n1", "run-2", tt.sent, nil, tt.deleted); err != nil {
@@ -2060,5 +2061,103 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 				t.Errorf("Restore after the confirmation = %d, %v; want %d paths", held, err, want)
 			}
 		})
+	}
+}
+
+// TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed: a run whose sender
+// restarted (announced with an earlier boot of its client, restored here
+// or not) is over; at its sender's next announcement, its paths
+// that are as the index holds them (unchanged, or gone from both) are
+// released, and what it delivered without a confirmation, and its
+// directories, stay held for a confirmation. A run of the same life, or
+// of another sender, keeps everything.
+func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
+	dead := []string{"a", "taken", "dir", "never-made"}
+	for _, tc := range []struct {
+		name            string
+		from, boot      string // of the next announcement
+		restart         bool   // this agent restarts before it
+		released, stays []string
+	}{
+		{name: "the sender restarted", from: "n1", boot: "b2", released: []string{"a", "never-made"}, stays: []string{"taken", "dir"}},
+		{name: "restored here, the sender restarted", from: "n1", boot: "b2", restart: true, released: []string{"a", "never-made"}, stays: []string{"taken", "dir"}},
+		// The daemon of this agent's earlier life may still take the
+		// run's files: a run restored here is over only by its
+		// sender's boot.
+		{name: "restored here, the same life", from: "n1", boot: "b1", restart: true, stays: dead},
+		{name: "restored here, a sender without boots", from: "n1", restart: true, stays: dead},
+		{name: "the same life", from: "n1", boot: "b1", stays: dead},
+		{name: "a sender without boots", from: "n1", stays: dead},
+		{name: "another sender restarted", from: "n3", boot: "b2", stays: dead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			if err := r.Index.Update(func(tx *index.Tx) error {
+				for _, p := range []string{"a", "dir", "dir/b", "taken"} {
+					if err := tx.Record(r.RootFD, p); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead))
+			// The run's rsync delivered taken; its sender died before
+			// the confirmation.
+			if err := os.WriteFile(filepath.Join(root, "taken"), []byte("delivered"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.restart {
+				r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+				if _, err := r.Restore(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}))
+			for _, p := range tc.released {
+				if r.Held.Has(p) {
+					t.Errorf("%s still held: as the index holds it, in a run that is over", p)
+				}
+			}
+			for _, p := range tc.stays {
+				if !r.Held.Has(p) {
+					t.Errorf("%s released, want it held (delivered and not confirmed, a directory, or a run that may go on)", p)
+				}
+			}
+			// What the run keeps is what a restart holds again.
+			rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+			want := len(tc.stays) + 1 // run-2's
+			if held, err := rr.Restore(); err != nil || held != want {
+				t.Errorf("Restore after the announcement = %d, %v; want %d paths", held, err, want)
+			}
+		})
+	}
+}
+
+// TestAnnounced_encoding: an announced run decodes as it was encoded, its
+// sender's boot with it when given; a value written before boots existed
+// (the time, then the paths) decodes with none; a boot without its end is
+// an error, not paths.
+func TestAnnounced_encoding(t *testing.T) {
+	at := time.Unix(1700000000, 123)
+	for _, a := range []announced{
+		{at: at, paths: []string{"a", "dir/b\nc"}},
+		{at: at, paths: []string{"a"}, boot: "BOOT"},
+		{at: at, boot: "BOOT"},
+		{at: at},
+	} {
+		got, err := decodeAnnounced(encodeAnnounced(a))
+		if err != nil || !got.at.Equal(a.at) || got.boot != a.boot || !slices.Equal(got.paths, a.paths) {
+			t.Errorf("decode(encode(%+v)) = %+v, %v", a, got, err)
+		}
+	}
+	before := append(binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())), "a\x00dir/b\x00"...)
+	if got, err := decodeAnnounced(before); err != nil || got.boot != "" || !slices.Equal(got.paths, []string{"a", "dir/b"}) {
+		t.Errorf("a value from before boots decodes as %+v, %v", got, err)
+	}
+	if got, err := decodeAnnounced(append(binary.BigEndian.AppendUint64(nil, 1), "\x00BOOT"...)); err == nil {
+		t.Errorf("a boot without its end decodes as %+v", got)
 	}
 }

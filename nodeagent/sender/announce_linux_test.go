@@ -46,7 +46,7 @@ type announcements struct {
 	receivedDelay time.Duration
 }
 
-func (a *announcements) Incoming(_ context.Context, _, run string, _ []string) error {
+func (a *announcements) Incoming(_ context.Context, _, _, run string, _ []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.incoming[run]++

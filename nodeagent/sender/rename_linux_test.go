@@ -56,13 +56,13 @@ type recordingReceiver struct {
 	announced map[string]bool
 }
 
-func (rr *recordingReceiver) Incoming(ctx context.Context, from, run string, paths []string) error {
+func (rr *recordingReceiver) Incoming(ctx context.Context, from, boot, run string, paths []string) error {
 	rr.mu.Lock()
 	for _, p := range paths {
 		rr.announced[p] = true
 	}
 	rr.mu.Unlock()
-	return rr.Receiver.Incoming(ctx, from, run, paths)
+	return rr.Receiver.Incoming(ctx, from, boot, run, paths)
 }
 
 // inodeOf returns the inode of path, 0 when it does not exist.
