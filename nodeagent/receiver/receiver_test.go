@@ -645,16 +645,7 @@ func TestReceiver_RenameOfATreeKeepsLocalFilesLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Index.Update(func(tx *index.Tx) error {
-		for _, p := range []string{"dir", "dir/b", "dir/x", "dir/x2"} {
-			if err := tx.Record(r.RootFD, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	indexed(t, r, "dir", "dir/b", "dir/x", "dir/x2")
 	if err := os.WriteFile(filepath.Join(root, "dir", "y"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -944,16 +935,7 @@ func TestReceiver_RenameKeepsALocalChangeLocal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, mtime := newReceiver(t)
 			if tc.record {
-				if err := r.Index.Update(func(tx *index.Tx) error {
-					for _, p := range []string{tc.old, "dir/b"} {
-						if err := tx.Record(r.RootFD, p); err != nil {
-							return err
-						}
-					}
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
+				indexed(t, r, tc.old, "dir/b")
 			}
 			if tc.change != nil {
 				if err := tc.change(filepath.Join(root, tc.old)); err != nil {
@@ -1146,16 +1128,7 @@ func TestReceiver_RefusesAConfirmationWhileTheRootIsReplaced(t *testing.T) {
 func TestReceiver_RefusesPathsNoSenderSends(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Index.Update(func(tx *index.Tx) error {
-		for _, p := range []string{"a", "dir", "dir/b"} {
-			if err := tx.Record(r.RootFD, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	indexed(t, r, "a", "dir", "dir/b")
 	for _, p := range []string{"", "/etc/passwd", "../x", "dir/../a", "a\x00b", ".jailsync", ".jailsync/tmp/x", "dir//b"} {
 		if err := r.Incoming(ctx, "n1", "", "run-"+p, []string{"a", p}); err == nil {
 			t.Errorf("announcement with %q accepted", p)
@@ -1631,16 +1604,7 @@ func TestReceiver_OtherNamesOfAnInodeTheRunRelinked(t *testing.T) {
 		r, root, _, _ := newReceiver(t)
 		mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "x1")))
 		mustOK(t, os.Link(filepath.Join(root, "dir/b"), filepath.Join(root, "x2")))
-		if err := r.Index.Update(func(tx *index.Tx) error {
-			for _, p := range []string{"dir/b", "x1", "x2"} {
-				if err := tx.Record(r.RootFD, p); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		indexed(t, r, "dir/b", "x1", "x2")
 		mustOK(t, os.Chmod(filepath.Join(root, "x2"), 0o600)) // the inode's mode: every name's
 		mustOK(t, os.Remove(filepath.Join(root, "x1")))
 		mustOK(t, r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"x1"}))
@@ -2093,16 +2057,7 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			if err := r.Index.Update(func(tx *index.Tx) error {
-				for _, p := range []string{"a", "dir", "dir/b", "taken"} {
-					if err := tx.Record(r.RootFD, p); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			indexed(t, r, "a", "dir", "dir/b", "taken")
 			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead))
 			// The run's rsync delivered taken; its sender died before
 			// the confirmation.
@@ -2159,5 +2114,20 @@ func TestAnnounced_encoding(t *testing.T) {
 	}
 	if got, err := decodeAnnounced(append(binary.BigEndian.AppendUint64(nil, 1), "\x00BOOT"...)); err == nil {
 		t.Errorf("a boot without its end decodes as %+v", got)
+	}
+}
+
+// indexed records paths in r's index as they are.
+func indexed(t *testing.T, r *Receiver, paths ...string) {
+	t.Helper()
+	if err := r.Index.Update(func(tx *index.Tx) error {
+		for _, p := range paths {
+			if err := tx.Record(r.RootFD, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

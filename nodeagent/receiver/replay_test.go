@@ -416,16 +416,7 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			if err := r.Index.Update(func(tx *index.Tx) error {
-				for _, p := range []string{"a", "dir", "dir/b", "taken"} {
-					if err := tx.Record(r.RootFD, p); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			indexed(t, r, "a", "dir", "dir/b", "taken")
 			var rescanned []string
 			r.Rescan = func(p string) { rescanned = append(rescanned, p) }
 			r.Pending = func(p string) bool { return p == tc.pending }
