@@ -64,15 +64,15 @@ func (c *Client) Received(ctx context.Context, addr netip.AddrPort, group, run s
 
 // Replay asks the receiver to replay a member's logged renames
 // (ReplayRequest); one per request from each sender at a time.
-func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group string, req ReplayRequest) ([]RenameResult, error) {
+func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group string, req ReplayRequest) (RenameResponse, error) {
 	var resp RenameResponse
 	if err := c.post(ctx, addr, group, "replay", req, &resp); err != nil {
-		return nil, err
+		return RenameResponse{}, err
 	}
 	if len(resp.Results) != len(req.Renames) {
-		return nil, fmt.Errorf("replay: %d results for %d renames", len(resp.Results), len(req.Renames))
+		return RenameResponse{}, fmt.Errorf("replay: %d results for %d renames", len(resp.Results), len(req.Renames))
 	}
-	return resp.Results, nil
+	return resp, nil
 }
 
 // expectContinueOver is the body size above which a request waits for the

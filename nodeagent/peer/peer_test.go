@@ -53,7 +53,7 @@ func (r *recorder) Received(_ context.Context, from, run string, sent []string, 
 	return nil
 }
 
-func (r *recorder) Replay(_ context.Context, _ string, req ReplayRequest) []RenameResult {
+func (r *recorder) Replay(_ context.Context, _ string, req ReplayRequest) RenameResponse {
 	r.mu.Lock()
 	r.replays = append(r.replays, req)
 	r.mu.Unlock()
@@ -61,7 +61,8 @@ func (r *recorder) Replay(_ context.Context, _ string, req ReplayRequest) []Rena
 	for i, x := range req.Renames {
 		out[i] = RenameResult{Applied: string(x.Old) != "missing", Reason: "no such file"}
 	}
-	return out
+	// A name to verify that is not UTF-8 arrives as it is.
+	return RenameResponse{Results: out, Verify: [][]byte{[]byte("moved/\xff name")}}
 }
 
 // Loopback addresses of this package's tests.
@@ -290,8 +291,11 @@ func TestEndpoint_ReplayAndReceived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res[0].Applied || res[1].Applied || res[1].Reason == "" {
-		t.Fatalf("results %+v", res)
+	if !res.Results[0].Applied || res.Results[1].Applied || res.Results[1].Reason == "" {
+		t.Fatalf("results %+v", res.Results)
+	}
+	if len(res.Verify) != 1 || string(res.Verify[0]) != "moved/\xff name" {
+		t.Fatalf("names to verify %q, want the handler's, byte for byte", res.Verify)
 	}
 	if len(rec.replays) != 1 || !reflect.DeepEqual(rec.replays[0], req) {
 		t.Fatalf("the handler was asked %+v, want the request sent, %+v", rec.replays, req)

@@ -37,7 +37,7 @@ type Handler interface {
 	Received(ctx context.Context, from, run string, sent []string, states []FileState, deleted []string) error
 	// Replay replays from's logged renames (ReplayRequest), skipping
 	// those it replayed before from the same journal.
-	Replay(ctx context.Context, from string, req ReplayRequest) []RenameResult
+	Replay(ctx context.Context, from string, req ReplayRequest) RenameResponse
 }
 
 // Group is one SyncGroup as the endpoint knows it.
@@ -122,7 +122,7 @@ func (s *Server) Handler() http.Handler {
 		if err := req.Check(); err != nil {
 			return nil, badRequest(err)
 		}
-		return RenameResponse{Results: g.Handler.Replay(ctx, from, req)}, nil
+		return g.Handler.Replay(ctx, from, req), nil
 	}))
 	return mux
 }

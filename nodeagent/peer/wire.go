@@ -194,4 +194,12 @@ type RenameResult struct {
 // RenameResponse holds one result per requested rename.
 type RenameResponse struct {
 	Results []RenameResult `json:"results"`
+	// Verify are names where the applied renames took what the sender's
+	// runs that are over, and were never confirmed, had put here
+	// (receiver.Receiver.Replay): such a run may have pushed an object
+	// that a rename not yet applied here had already moved on the sender,
+	// and the rename took this member's copy on to where the sender has
+	// nothing of it. The sender brings each to its own state there (sends
+	// it, or deletes it where it has none).
+	Verify [][]byte `json:"verify,omitempty"`
 }

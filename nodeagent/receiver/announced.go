@@ -274,7 +274,8 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // still has under way: the others died with their sender (kill -9, with
 // their rsync clients: Pdeathsig) or their sender gave up on them. What
 // such a run put in place here came from the sender, and the sender's
-// rename then moved it: it is the sender's to rename. Left as the index
+// rename then moved it: it is the sender's to rename. It returns the
+// paths it recorded, which the renames may then move (toVerify). Left as the index
 // held it before the run, it read as this member's own change in every
 // comparison of the replay: the renamed file or tree was taken for a
 // change of this member's (recordRenames), journaled and sent to every
@@ -296,9 +297,9 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // sender that predates peer.ReplayRequest.Run takes nothing, as before;
 // nor does a run restored here (this agent restarted since its
 // announcement: every run of that sender is restored then).
-func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
+func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (taken []string) {
 	if req.Run == "" {
-		return
+		return nil
 	}
 	var names []string
 	for _, rn := range req.Renames {
@@ -311,7 +312,7 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
 		}
 	}
 	if len(names) == 0 {
-		return
+		return nil
 	}
 	own := from + "\x00" + req.Run
 	live := make(map[string]bool, len(req.Live))
@@ -321,12 +322,12 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
 	r.mu.Lock()
 	if a, ok := r.runs[own]; !ok || a.restored {
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	released := r.takeCovered(from, func(k string, _ announced) bool { return k != own && !live[k] }, nil, names)
 	r.mu.Unlock()
 	if len(released) == 0 {
-		return
+		return nil
 	}
 	// Looked at before the commit: Pending reads the journal, which
 	// shares the index's database.
@@ -340,9 +341,10 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) {
 	}
 	if err := r.commitTaken(released, there); err != nil {
 		r.Log.Error(err, "record what a sender's unconfirmed runs left at the names of its replayed renames", "from", from, "paths", len(there))
-		return
+		return nil
 	}
 	r.Log.V(1).Info("replayed renames take what their sender's unconfirmed runs left at their names for the sender's", "from", from, "run", req.Run, "paths", there)
+	return there
 }
 
 // settle releases, from the runs of sender from that are over, the paths

@@ -797,8 +797,9 @@ func KeepsAttrs(rootfd int, dir string) (modes, owners bool) {
 // (a swap's) is refused by its size and mtime, or by the index's entry.
 //
 // First it takes what the sender's runs that died unconfirmed left at the
-// renames' names for the sender's (adopt).
-func (r *Receiver) Replay(ctx context.Context, from string, req peer.ReplayRequest) []peer.RenameResult {
+// renames' names for the sender's (adopt), and it answers where the
+// applied renames took those paths (peer.RenameResponse.Verify).
+func (r *Receiver) Replay(ctx context.Context, from string, req peer.ReplayRequest) peer.RenameResponse {
 	renames := req.Renames
 	pos := replayPos{member: from, journal: req.Journal}
 	if err := r.Index.DB().View(func(tx *bolt.Tx) error {
@@ -809,15 +810,48 @@ func (r *Receiver) Replay(ctx context.Context, from string, req peer.ReplayReque
 		for i := range out {
 			out[i].Reason = fmt.Sprintf("not tried: read the replay position: %v", err)
 		}
-		return out
+		return peer.RenameResponse{Results: out}
 	}
-	r.adopt(from, req, pos.done)
-	return r.rename(ctx, from, renames, &pos)
+	taken := r.adopt(from, req, pos.done)
+	out, applied := r.rename(ctx, from, renames, &pos)
+	return peer.RenameResponse{Results: out, Verify: toVerify(taken, applied)}
+}
+
+// toVerify returns the names where applied, the renames a request applied
+// in their order, took the paths taken (adopt): those of the sender's
+// runs that are over, which the renames moved (a removal leaves nothing
+// to verify). Such a run read its files after its own replay, and a
+// rename the sender made after that and before rsync read a file had it
+// push the file's new object under its old name; replayed now, the rename
+// took that copy on to where the sender has nothing of it (the stress
+// test's Kill9 seed 32 of the sixtieth session: a directory pushed into
+// d10 just after d10 was swapped with d23, taken by the swap's replay,
+// after its sender's restart, to d23 and on to a name the writer never
+// had). A live sender remembers such runs (sender.overtaken); a sender
+// that died with them cannot, and the receiver tells it.
+func toVerify(taken []string, applied []appliedRename) [][]byte {
+	var out [][]byte
+	for _, p := range taken {
+		at := p
+		for _, a := range applied {
+			if a.removed && atOrBelowPath(at, a.old) {
+				at = ""
+				break
+			}
+			if to, ok := a.moves(at); ok {
+				at = to
+			}
+		}
+		if at != "" && at != p {
+			out = append(out, []byte(at))
+		}
+	}
+	return out
 }
 
 // rename applies renames (Replay) and records them, with pos, in one
-// commit.
-func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Rename, pos *replayPos) []peer.RenameResult {
+// commit. It returns the results, and the renames applied, in order.
+func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Rename, pos *replayPos) ([]peer.RenameResult, []appliedRename) {
 	out := make([]peer.RenameResult, len(renames))
 	var applied []appliedRename
 	var madeDirs []string // made for renames that then failed
@@ -942,7 +976,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		applied = append(applied, a)
 	}
 	if len(applied)+len(madeDirs) == 0 && pos.last == 0 {
-		return out
+		return out, applied
 	}
 	var local, why []string
 	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
@@ -967,7 +1001,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 				}
 			}
 		}
-		return out
+		return out, applied
 	}
 	if v := r.Log.V(2); v.Enabled() {
 		for _, a := range applied {
@@ -985,7 +1019,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			r.Rescan(p)
 		}
 	}
-	return out
+	return out, applied
 }
 
 // unapplied returns one of after, the indices of the renames that the

@@ -2,8 +2,8 @@ package receiver
 
 import (
 	"context"
-	"encoding/binary"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -28,7 +28,7 @@ func replayOnce(ctx context.Context, r *Receiver, from string, renames []peer.Re
 	for i := range rs {
 		rs[i].Seq = uint64(i + 1)
 	}
-	return r.Replay(ctx, from, peer.ReplayRequest{Journal: rand.Text(), Renames: rs})
+	return r.Replay(ctx, from, peer.ReplayRequest{Journal: rand.Text(), Renames: rs}).Results
 }
 
 // newReceiver returns a Receiver on a fresh root holding "a" (5 bytes,

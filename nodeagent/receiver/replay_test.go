@@ -275,7 +275,7 @@ func TestReceiver_Replay(t *testing.T) {
 				writeTree(t, root, p, content)
 			}
 			for n, q := range tc.requests {
-				res := r.Replay(context.Background(), "writer", peer.ReplayRequest{Journal: q.journal, Renames: q.renames})
+				res := r.Replay(context.Background(), "writer", peer.ReplayRequest{Journal: q.journal, Renames: q.renames}).Results
 				for i, want := range q.applied {
 					if res[i].Applied != want {
 						t.Errorf("request %d, rename %d: %+v; want applied %v", n, i, res[i], want)
@@ -362,6 +362,8 @@ func readTree(t *testing.T, root, p string) string {
 // the dead run's paths are released. A run its sender still has under
 // way (peer.ReplayRequest.Live), another sender's run, and a path
 // changed here and not sent yet keep the comparison with the index.
+// The answer names where the renames took what such a run had put here
+// (peer.RenameResponse.Verify), for the sender to bring to its state.
 func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 	const written = "the run's content"
 	for _, tc := range []struct {
@@ -375,10 +377,20 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 		at        []string // where the renamed object is, indexed as it is
 		rescanned bool     // compared again as this member's own
 		stillHeld string   // by the dead run, after the replay's run is confirmed
+		verify    []string // names the answer has the sender verify
 	}{{
 		name: "a file it wrote", deadRun: "n1/run-1", deadPaths: []string{"a"},
 		put:     writeAt("a", written),
-		applied: true, at: []string{"c"},
+		applied: true, at: []string{"c"}, verify: []string{"c"},
+	}, {
+		// The sender renamed dir just before rsync read dir/x, which
+		// it pushed into this member's dir: the replay takes it along.
+		name: "a file it put in a directory, renamed", deadRun: "n1/run-1", deadPaths: []string{"dir/x"},
+		put: func(t *testing.T, root string) peer.Rename {
+			writeTree(t, root, "dir/x", written)
+			return peer.Rename{Old: []byte("dir"), New: []byte("c"), Dir: true, AsHeld: true, MakeParents: true}
+		},
+		applied: true, at: []string{"c", "c/x"}, verify: []string{"c/x"},
 	}, {
 		// The sender wrote it again before it renamed it: the rename's
 		// size is the newer one's, and the file here is as the index
@@ -389,7 +401,7 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			rn.Size, rn.MtimeNs = 3, 0
 			return rn
 		},
-		applied: true, at: []string{"c"},
+		applied: true, at: []string{"c"}, verify: []string{"c"},
 	}, {
 		name: "a directory it made in place of a file, and filled", deadRun: "n1/run-1", deadPaths: []string{"taken", "taken/f"},
 		put: func(t *testing.T, root string) peer.Rename {
@@ -399,7 +411,7 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			writeTree(t, root, "taken/f", written)
 			return peer.Rename{Old: []byte("taken"), New: []byte("c"), Dir: true, AsHeld: true, MakeParents: true}
 		},
-		applied: true, at: []string{"c", "c/f"},
+		applied: true, at: []string{"c", "c/f"}, verify: []string{"c", "c/f"},
 	}, {
 		name: "a run its sender has under way", deadRun: "n1/run-1", deadPaths: []string{"a"}, live: []string{"run-1"},
 		put:     writeAt("a", written),
@@ -431,7 +443,16 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			if err := r.Incoming(ctx, "n1", "", "run-2", names); err != nil {
 				t.Fatal(err)
 			}
-			res := r.Replay(ctx, "n1", peer.ReplayRequest{Journal: "j1", Run: "run-2", Live: tc.live, Renames: []peer.Rename{rn}})
+			resp := r.Replay(ctx, "n1", peer.ReplayRequest{Journal: "j1", Run: "run-2", Live: tc.live, Renames: []peer.Rename{rn}})
+			res := resp.Results
+			var verify []string
+			for _, p := range resp.Verify {
+				verify = append(verify, string(p))
+			}
+			slices.Sort(verify)
+			if !slices.Equal(verify, tc.verify) {
+				t.Errorf("the answer has the sender verify %q, want %q", verify, tc.verify)
+			}
 			if res[0].Applied != tc.applied {
 				t.Fatalf("rename %+v: %+v; want applied %v", rn, res[0], tc.applied)
 			}

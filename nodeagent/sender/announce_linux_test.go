@@ -84,7 +84,7 @@ func (a *announcements) Received(_ context.Context, _, run string, sent []string
 }
 
 // Replay refuses every rename, as a peer whose old file differs does.
-func (a *announcements) Replay(_ context.Context, _ string, req peer.ReplayRequest) []peer.RenameResult {
+func (a *announcements) Replay(_ context.Context, _ string, req peer.ReplayRequest) peer.RenameResponse {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	rs := req.Renames
@@ -96,7 +96,7 @@ func (a *announcements) Replay(_ context.Context, _ string, req peer.ReplayReque
 	for i := range out {
 		out[i].Reason = "the old file differs"
 	}
-	return out
+	return peer.RenameResponse{Results: out}
 }
 
 // firstRun journals c, starts the sender and returns its first run.

@@ -993,7 +993,7 @@ type replayHookReceiver struct {
 	hook func()
 }
 
-func (rr *replayHookReceiver) Replay(ctx context.Context, from string, req peer.ReplayRequest) []peer.RenameResult {
+func (rr *replayHookReceiver) Replay(ctx context.Context, from string, req peer.ReplayRequest) peer.RenameResponse {
 	rr.hook()
 	return rr.Receiver.Replay(ctx, from, req)
 }
@@ -1438,4 +1438,34 @@ func TestSender_Start_aDirectoryPushedForItsTimesReadAsAFile(t *testing.T) {
 	if !same {
 		t.Errorf("the peer's index does not hold p/d as the file the run put there: its directory's removal reads as the peer's own")
 	}
+}
+
+// TestSender_Start_aDeadRunsFileTakenAlongByARenameIsDeleted: mv d e;
+// mkdir d; write d/x here, and a run of this member's earlier life (it
+// died unconfirmed: kill -9) pushed d/x into the peer's d before the
+// rename reached the peer. Replayed after the restart, the rename takes
+// that copy to e/x, where this member has nothing; the peer answers with
+// e/x to verify (peer.RenameResponse.Verify), which goes again as a
+// deletion. Before, e/x stayed on the peer for good (the stress test's
+// Kill9 seed 32 of the sixtieth session, a directory so).
+func TestSender_Start_aDeadRunsFileTakenAlongByARenameIsDeleted(t *testing.T) {
+	r := newRig(t, 4)
+	rcv := peerReceiver(t, r)
+	serveHandler(t, r, rcv, basePort+131)
+	r.onBoth([]string{"d"}, []string{"d/f0"})
+	r.mvJournaled("d", "e")
+	if err := os.Mkdir(filepath.Join(r.root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.journalFinished(change.Change{Path: "d", Op: change.Mkdir})
+	r.write("d/x", "pushed before the rename reached the peer")
+	// The earlier life's run, announced with another boot, and what its
+	// rsync put on the peer.
+	if err := rcv.Incoming(context.Background(), "self", "an earlier boot", "dead-run", []string{"d/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "d", "x"), []byte("pushed before the rename reached the peer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.runUntilIdentical()
 }

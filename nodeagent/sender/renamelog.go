@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 )
@@ -102,7 +105,7 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	}
 	applied := 0
 	done := make([]bool, len(log))
-	for i, x := range res {
+	for i, x := range res.Results {
 		done[i] = x.Applied
 		if !x.Applied {
 			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
@@ -134,6 +137,25 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 		if err := s.Journal.Again([]string{s.Peer}, op, moved); err != nil {
 			return rp, fmt.Errorf("journal paths renames moved: %w", err)
 		}
+	}
+	if len(res.Verify) > 0 {
+		// Where the renames took the files of this member's runs that
+		// died with it (kill -9) on the peer (peer.RenameResponse.Verify):
+		// brought to their state here, by content, as overtaken's are;
+		// and remembered as overtaken's, for the renames of the log that
+		// this replay did not ask for yet.
+		verify := make([]string, 0, len(res.Verify))
+		for _, p := range res.Verify {
+			if belowRoot(string(p)) {
+				verify = append(verify, string(p))
+			}
+		}
+		s.Log.V(1).Info("renames took paths of runs that died with this member; they go again",
+			"paths", len(verify), "first", verify[:min(len(verify), 20)])
+		if err := s.Journal.Again([]string{s.Peer}, change.Write, verify); err != nil {
+			return rp, fmt.Errorf("journal paths renames moved: %w", err)
+		}
+		s.overtaken.add(slices.Clone(verify), change.Write, last, 0, s.Journal.Seq)
 	}
 	if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
 		return rp, fmt.Errorf("drop replayed renames: %w", err)
@@ -177,6 +199,14 @@ func (s *Sender) replayOrWait(ctx context.Context, run string, b batch, log []jo
 		}
 		t.Reset(replayWait)
 	}
+}
+
+// belowRoot reports whether p, a name a peer gave, is a path below the
+// data root outside the agent's reserved directory: no NUL, not absolute,
+// no "." or ".." component (beneath.CheckRel), not the root itself.
+func belowRoot(p string) bool {
+	return p != "." && !strings.Contains(p, "\x00") && beneath.CheckRel(p) == nil &&
+		p != index.ReservedDir && !strings.HasPrefix(p, index.ReservedDir+"/")
 }
 
 // underWay counts run among the runs under way (Sender.live) until the
