@@ -252,7 +252,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	// confirmation takes them too); this run among them, when it was
 	// restored (its transfer was cut by the restart, and what the sender
 	// did not list may still have arrived).
-	released := r.takeCovered(from, announcedBefore(a.at), sent, deleted)
+	released := r.takeCovered(from, announcedBefore(a.at), recordedOf(sent, states), deleted)
 	restored := known && a.restored
 	if restored {
 		known = false // what it holds is takeCovered's
@@ -500,6 +500,33 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		a.release(r.Held, a.paths...)
 	}
 	return nil
+}
+
+// recordedOf returns the paths of sent that a confirmation records as
+// sent: not one that vanished on the sender, that the run never spoke
+// of or did not confirm (it broke off), nor a directory made only for a
+// removal (peer.FileState). Received leaves those as the index holds
+// them, or records them only in some cases; released from another run
+// of the sender's that put them here and died unconfirmed (takeCovered),
+// that run's change read as this member's own and went to every member:
+// the stress test's Kill9 seed 47 of the sixtieth session, where n1 died
+// after its run had set D3/f29/f23's mode on n2, its next run named f23
+// as vanished (it had moved it away meanwhile), and n2 sent the mode,
+// and the directories above f23, back to n1, which had removed them.
+// Held on, such a path waits for a confirmation that records it, a
+// replayed rename that names it (adopt), or the hold's end.
+func recordedOf(sent []string, states []peer.FileState) []string {
+	if len(states) == 0 {
+		return sent
+	}
+	out := make([]string, 0, len(sent))
+	for i, p := range sent {
+		if i < len(states) && (states[i].Vanished || states[i].Unspoken || states[i].Unconfirmed || states[i].ForDelete) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // unmake removes the directories a run made here only for a removal

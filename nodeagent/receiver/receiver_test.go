@@ -1969,10 +1969,15 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 	tests := []struct {
 		name             string
 		sent, deleted    []string
+		states           []peer.FileState // of sent
 		released, stays  []string
 		otherSenderHolds string // n3's run holds this path too
 	}{
 		{name: "sent again", sent: []string{"a"}, released: []string{"a"}, stays: []string{"dir/b", "taken"}},
+		// Named by the confirmation but not recorded: what the dead
+		// run did to them is no change of this member's.
+		{name: "vanished, unspoken, unconfirmed: not recorded", sent: []string{"a", "dir/b", "taken"},
+			states: []peer.FileState{{Vanished: true}, {Unspoken: true}, {Unconfirmed: true}}, stays: []string{"a", "dir/b", "taken"}},
 		{name: "deleted", deleted: []string{"taken"}, released: []string{"taken"}, stays: []string{"a", "dir/b"}},
 		{name: "below a deleted directory", deleted: []string{"dir"}, released: []string{"dir/b"}, stays: []string{"a", "taken"}},
 		{name: "another sender's run", sent: []string{"a"}, released: []string{"a"}, stays: []string{"dir/b", "taken"}, otherSenderHolds: "a"},
@@ -1999,7 +2004,7 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 			if err := r.Incoming(ctx, "n1", "", "run-2", slices.Concat(tt.sent, tt.deleted)); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.Received(ctx, "n1", "run-2", tt.sent, nil, tt.deleted); err != nil {
+			if err := r.Received(ctx, "n1", "run-2", tt.sent, tt.states, tt.deleted); err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range tt.released {
