@@ -2205,11 +2205,19 @@ func confirmationOf(sent []string, states []peer.FileState, gone []string, n nam
 	}
 	name(n.replaced, peer.FileState{Replaced: true})
 	name(n.sentInstead, peer.FileState{})
+	// A directory rsync made or changed there (for a removal, or above a
+	// listed path) is named so before the paths the run did not deliver:
+	// a listed directory that vanished here before rsync read it, while
+	// rsync made it on the peer as the parent of another listed path,
+	// went as vanished, which the peer leaves as its index holds it. Its
+	// mkdir there, held for the run, then read as the peer's own, and it
+	// went to every member, bringing back a tree the writer had removed
+	// (the stress test's Kill9 seed 46 of the sixtieth session, s19/h14).
+	name(n.madeForDelete, peer.FileState{Dir: true, ForDelete: true})
+	name(n.implied, peer.FileState{Dir: true})
 	name(n.unconfirmed, peer.FileState{Unconfirmed: true})
 	name(n.unspoken, peer.FileState{Unspoken: true})
 	name(n.vanished, peer.FileState{Vanished: true})
-	name(n.madeForDelete, peer.FileState{Dir: true, ForDelete: true})
-	name(n.implied, peer.FileState{Dir: true})
 	tops, _ := topMostBy(n.removed, func(p string) string { return p })
 	for _, p := range tops {
 		if !listed[p] {
