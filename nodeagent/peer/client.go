@@ -46,6 +46,11 @@ func NewClient(node string, key []byte, source netip.Addr, timeout time.Duration
 // boot of the same member for one that is over.
 func (c *Client) Boot() string { return c.boot }
 
+// Hello tells the member at addr this client's boot (HelloRequest).
+func (c *Client) Hello(ctx context.Context, addr netip.AddrPort, group string) error {
+	return c.post(ctx, addr, group, "hello", HelloRequest{Boot: c.boot}, nil)
+}
+
 // Incoming announces the paths of run to the member at addr.
 func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths []string) error {
 	req := newPathsRequest(run, paths)

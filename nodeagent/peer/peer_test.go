@@ -33,6 +33,7 @@ type recorder struct {
 	from     []string
 	replays  []ReplayRequest
 	boots    []string // of each announcement
+	hellos   []string // "from/boot" of each hello
 }
 
 func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths []string) error {
@@ -41,6 +42,13 @@ func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths []s
 	r.from = append(r.from, from)
 	r.boots = append(r.boots, boot)
 	r.incoming = append(r.incoming, paths...)
+	return nil
+}
+
+func (r *recorder) Hello(_ context.Context, from, boot string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hellos = append(r.hellos, from+"/"+boot)
 	return nil
 }
 
@@ -645,7 +653,7 @@ func TestEndpoint_TakesNoLists(t *testing.T) {
 // TestEndpoint_IncomingCarriesTheClientsBoot: every announcement of one
 // client carries its boot, and a client made anew (the member's agent
 // restarted) another one, by which the receiver knows the runs of the
-// earlier life for over.
+// earlier life for over; so does a hello.
 func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
 	rec := &recorder{}
 	s := &Server{}
@@ -661,5 +669,12 @@ func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
 	want := []string{first.Boot(), first.Boot(), again.Boot()}
 	if first.Boot() == "" || first.Boot() == again.Boot() || !slices.Equal(rec.boots, want) {
 		t.Fatalf("the handler saw boots %q, want %q: one a client, never empty, another for a client made anew", rec.boots, want)
+	}
+	// Hello says the boot before any run.
+	if err := again.Hello(context.Background(), addr, "www"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.hellos, []string{"web-1/" + again.Boot()}) {
+		t.Fatalf("the handler saw hellos %q, want web-1's with its boot", rec.hellos)
 	}
 }

@@ -31,6 +31,9 @@ type Handler interface {
 	// boot is the sender's client's life (PathsRequest.Boot), "" when
 	// not given.
 	Incoming(ctx context.Context, from, boot, run string, paths []string) error
+	// Hello: from's client started a life, boot (HelloRequest); its runs
+	// of earlier lives are over.
+	Hello(ctx context.Context, from, boot string) error
 	// Received: the run is over; sent arrived and deleted were deleted
 	// (record their state); paths of the run not listed did not change.
 	// states, when not nil, say what was sent of each of sent.
@@ -103,6 +106,16 @@ func (s *Server) Handler() http.Handler {
 			return nil, badRequest(err)
 		}
 		return nil, g.Handler.Incoming(ctx, from, req.Boot, req.Run, req.paths())
+	}))
+	mux.HandleFunc("POST /v1/groups/{group}/hello", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
+		var req HelloRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, badRequest(err)
+		}
+		if req.Boot == "" {
+			return nil, badRequest(errors.New("hello: no boot"))
+		}
+		return nil, g.Handler.Hello(ctx, from, req.Boot)
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/received", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req PathsRequest

@@ -23,6 +23,15 @@ type PathsRequest struct {
 	States []FileState `json:"states,omitempty"`
 }
 
+// HelloRequest tells a receiver that the sender's client started a life
+// (Client.Boot), before it has anything to announce: the sender's runs
+// announced with another boot are over, and the receiver settles them
+// at once, not at the sender's next run, which may not come for long (a
+// member that restarted and then writes nothing more).
+type HelloRequest struct {
+	Boot string `json:"boot"`
+}
+
 // FileState is what a sender sent of a regular file or a symlink: the
 // receiver records the path as received only if it still is that (a local
 // write, chmod, chown or new link between the run and its confirmation is

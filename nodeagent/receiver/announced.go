@@ -8,9 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
 
-	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
@@ -348,12 +346,13 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 }
 
 // settle releases, from the runs of sender from that are over, the paths
-// that are as the index holds them, other than directories. A run is over
+// that are as the index holds them (a directory with its times: one the
+// run set them on is the run's). A run is over
 // when its sender announced it in an earlier life (a boot of its client
 // other than boot, restored here or not: that agent restarted, and its
 // rsync clients died with it, Pdeathsig, and with them the daemon's
 // processes that received from them); each is settled once, at its
-// sender's next announcement. A run restored here from a sender that
+// sender's next announcement or hello (Hello). A run restored here from a sender that
 // lives on is not: the daemon of this agent's earlier life, which a
 // kill -9 leaves running, may still take its files until this agent's
 // daemon stops it (rsyncd.Daemon.Run, which starts with the endpoint,
@@ -366,8 +365,9 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 // member's own writes there for that long: the stress test's Kill9 seed
 // 17 of the sixtieth session, where n2 died with a run to n1 that had
 // replayed a rename of h7 away; n1 wrote h7 again 16 s later, and no
-// member got it in the test's minute. A directory stays held: its hold
-// covers what is below it, which may differ.
+// member got it in the test's minute. A directory goes too: a run pushes
+// one without its content (rsync --dirs), and lists each path below it
+// that it sends, which keeps its own hold until it is settled.
 func (r *Receiver) settle(from, boot string) {
 	prefix := from + "\x00"
 	over := make(map[string]bool)
@@ -391,10 +391,6 @@ func (r *Receiver) settle(from, boot string) {
 	var asHeld []string
 	err := r.Index.View(func(tx *index.Tx) error {
 		for _, p := range paths {
-			var st unix.Stat_t
-			if beneath.Lstat(r.RootFD, p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				continue
-			}
 			if same, err := tx.Unchanged(r.RootFD, p, true); err == nil && same {
 				asHeld = append(asHeld, p)
 			}

@@ -199,6 +199,13 @@ func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths []s
 	return nil
 }
 
+// Hello settles the runs of from's earlier lives (settle): its client
+// started the life boot.
+func (r *Receiver) Hello(_ context.Context, from, boot string) error {
+	r.settle(from, boot)
+	return nil
+}
+
 // Received records the state of every path the run confirmed, then
 // releases the run's paths. A sent path that is already gone again was
 // deleted here meanwhile: it is recorded as present (an entry no lstat

@@ -2035,21 +2035,24 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 
 // TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed: a run whose sender
 // restarted (announced with an earlier boot of its client, restored here
-// or not) is over; at its sender's next announcement, its paths
-// that are as the index holds them (unchanged, or gone from both) are
-// released, and what it delivered without a confirmation, and its
-// directories, stay held for a confirmation. A run of the same life, or
-// of another sender, keeps everything.
+// or not) is over; at its sender's next announcement or hello, its
+// paths that are as the index holds them (unchanged, directories with
+// their times, or gone from both) are released, and what it delivered
+// without a confirmation (a file written, a directory made) stays held
+// for a confirmation. A run of the same life, or of another sender,
+// keeps everything.
 func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
-	dead := []string{"a", "taken", "dir", "never-made"}
+	dead := []string{"a", "taken", "dir", "never-made", "made"}
 	for _, tc := range []struct {
 		name            string
 		from, boot      string // of the next announcement
+		hello           bool   // a hello instead
 		restart         bool   // this agent restarts before it
 		released, stays []string
 	}{
-		{name: "the sender restarted", from: "n1", boot: "b2", released: []string{"a", "never-made"}, stays: []string{"taken", "dir"}},
-		{name: "restored here, the sender restarted", from: "n1", boot: "b2", restart: true, released: []string{"a", "never-made"}, stays: []string{"taken", "dir"}},
+		{name: "the sender restarted", from: "n1", boot: "b2", released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
+		{name: "the sender restarted and said hello", from: "n1", boot: "b2", hello: true, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
+		{name: "restored here, the sender restarted", from: "n1", boot: "b2", restart: true, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
 		// The daemon of this agent's earlier life may still take the
 		// run's files: a run restored here is over only by its
 		// sender's boot.
@@ -2064,9 +2067,12 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 			ctx := context.Background()
 			indexed(t, r, "a", "dir", "dir/b", "taken")
 			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead))
-			// The run's rsync delivered taken; its sender died before
-			// the confirmation.
+			// The run's rsync delivered taken and made; its sender
+			// died before the confirmation.
 			if err := os.WriteFile(filepath.Join(root, "taken"), []byte("delivered"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(root, "made"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			if tc.restart {
@@ -2075,7 +2081,11 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}))
+			if tc.hello {
+				mustOK(t, r.Hello(ctx, tc.from, tc.boot))
+			} else {
+				mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}))
+			}
 			for _, p := range tc.released {
 				if r.Held.Has(p) {
 					t.Errorf("%s still held: as the index holds it, in a run that is over", p)
@@ -2083,12 +2093,15 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 			}
 			for _, p := range tc.stays {
 				if !r.Held.Has(p) {
-					t.Errorf("%s released, want it held (delivered and not confirmed, a directory, or a run that may go on)", p)
+					t.Errorf("%s released, want it held (delivered and not confirmed, or a run that may go on)", p)
 				}
 			}
 			// What the run keeps is what a restart holds again.
 			rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
-			want := len(tc.stays) + 1 // run-2's
+			want := len(tc.stays)
+			if !tc.hello {
+				want++ // run-2's
+			}
 			if held, err := rr.Restore(); err != nil || held != want {
 				t.Errorf("Restore after the announcement = %d, %v; want %d paths", held, err, want)
 			}

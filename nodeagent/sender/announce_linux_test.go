@@ -33,6 +33,7 @@ type announcements struct {
 	gone     [][]string                  // of each confirmation
 	refused  int                         // renames refused (all are)
 	replays  []peer.ReplayRequest        // without their renames
+	hellos   int
 	// replayAnnounced: whether each replay's run had been announced.
 	replayAnnounced []bool
 	// failReceived is how many confirmations fail before one goes through.
@@ -53,6 +54,13 @@ func (a *announcements) Incoming(_ context.Context, _, _, run string, _ []string
 	if a.confirming[run] {
 		a.late++
 	}
+	return nil
+}
+
+func (a *announcements) Hello(context.Context, string, string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hellos++
 	return nil
 }
 

@@ -1469,3 +1469,32 @@ func TestSender_Start_aDeadRunsFileTakenAlongByARenameIsDeleted(t *testing.T) {
 	}
 	r.runUntilIdentical()
 }
+
+// TestSender_Start_helloSettlesTheRunsOfAnEarlierLife: a run of this
+// member's earlier life died unconfirmed, holding a on the peer, and this
+// member, restarted, has nothing to send. Its sender says hello at once
+// (peer.Client.Hello), and the peer releases a, as its index holds it;
+// waiting for this member's next run, the peer held it for up to ten
+// minutes, and took its own writes there for the dead run's.
+func TestSender_Start_helloSettlesTheRunsOfAnEarlierLife(t *testing.T) {
+	r := newRig(t, 4)
+	rcv := peerReceiver(t, r)
+	serveHandler(t, r, rcv, basePort+132)
+	r.onBoth(nil, []string{"a"})
+	if err := rcv.Index.Update(func(tx *index.Tx) error { return tx.Record(rcv.RootFD, "a") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.Incoming(context.Background(), "self", "an earlier boot", "dead-run", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if !rcv.Held.Has("a") {
+		t.Fatal("the test's premise: the dead run holds a on the peer")
+	}
+	r.start()
+	poll.Until(t, 10*time.Second, func() error {
+		if rcv.Held.Has("a") {
+			return errors.New("the peer still holds a for a run of this member's earlier life")
+		}
+		return nil
+	})
+}

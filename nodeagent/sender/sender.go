@@ -375,6 +375,13 @@ func (s *Sender) Start(ctx context.Context) error {
 	s.dir = rsyncDir(s.Root, rootfd)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if s.Client != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.hello(ctx)
+		}()
+	}
 	// Buffered for every run that may be in flight (maxRuns), so that
 	// none blocks on done once Start stops reading; a run never blocks on
 	// pushed.
@@ -1622,6 +1629,28 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// hello tells the peer this member's boot (peer.Client.Hello) until the
+// peer has heard it, backing off as runs do: the peer settles at once
+// the runs of this member's earlier life that died unconfirmed, whose
+// paths it would otherwise hold (receiver.Receiver.settle) until this
+// member's next run, which may not come for long.
+func (s *Sender) hello(ctx context.Context) {
+	wait := s.Backoff
+	for {
+		err := s.Client.Hello(ctx, s.Endpoint, s.Group)
+		if err == nil {
+			return
+		}
+		s.Log.V(1).Info("telling the peer this member's boot failed; trying again", "wait", wait.String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, s.BackoffCap)
 	}
 }
 
