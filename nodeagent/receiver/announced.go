@@ -272,8 +272,7 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // still has under way: the others died with their sender (kill -9, with
 // their rsync clients: Pdeathsig) or their sender gave up on them. What
 // such a run put in place here came from the sender, and the sender's
-// rename then moved it: it is the sender's to rename. It returns the
-// paths it recorded, which the renames may then move (toVerify). Left as the index
+// rename then moved it: it is the sender's to rename. Left as the index
 // held it before the run, it read as this member's own change in every
 // comparison of the replay: the renamed file or tree was taken for a
 // change of this member's (recordRenames), journaled and sent to every
@@ -283,7 +282,8 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // its new name after n2's restart); a rename whose old file the run had
 // changed was refused (AsHeld found it changed here), and its old name
 // stayed here for good. Released, the paths no longer take this member's
-// own later writes for received ones (takeCovered).
+// own later writes for received ones (takeCovered). It returns the paths
+// it recorded, which the renames may then move (toVerify).
 //
 // A path that is gone, or that this member changed and has not sent yet
 // (Pending), is released but not recorded: the index keeps what it holds,
@@ -347,16 +347,15 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 
 // settle releases, from the runs of sender from that are over, the paths
 // that are as the index holds them (a directory with its times: one the
-// run set them on is the run's). A run is over
-// when its sender announced it in an earlier life (a boot of its client
-// other than boot, restored here or not: that agent restarted, and its
-// rsync clients died with it, Pdeathsig, and with them the daemon's
-// processes that received from them); each is settled once, at its
-// sender's next announcement or hello (Hello). A run restored here from a sender that
-// lives on is not: the daemon of this agent's earlier life, which a
-// kill -9 leaves running, may still take its files until this agent's
-// daemon stops it (rsyncd.Daemon.Run, which starts with the endpoint,
-// not before it). What such a run delivered and did not confirm differs
+// run set them on is the run's). A run is over when its sender announced
+// it in an earlier life (a boot of its client other than boot, restored
+// here or not: that agent restarted, and its rsync clients died with it,
+// Pdeathsig, and with them the daemon's processes that received from
+// them); each is settled once, at its sender's next announcement or
+// hello (Hello). A run restored here from a sender that lives on is not:
+// the daemon of this agent's earlier life, which a kill -9 leaves
+// running, may still take its files until this agent's daemon stops it
+// (rsyncd.Daemon.Run, which starts with the endpoint, not before it). What such a run delivered and did not confirm differs
 // from the index, and stays held until a confirmation records it
 // (takeCovered; the sender still has it pending) or the hold expires.
 // What it never changed, or what a replay it carried applied and
