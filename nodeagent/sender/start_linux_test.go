@@ -685,6 +685,20 @@ func TestSender_Start_aNameGoneBeforeTheChecksumPushIsStillConfirmed(t *testing.
 				t.Fatal(err)
 			}
 		},
+	}, {
+		// Past the second push's check, rsync itself fails on d/h
+		// (rsync.Failed: a symlink loop): the stress test's Kill9 seed 47
+		// of the sixtieth session, a hard link the first push made.
+		name: "its directory replaced with a symlink loop while the second push lists it", slot: 176, port: 177,
+		h: "d/h", gated: true,
+		gone: func(t *testing.T, root string) {
+			if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("d", filepath.Join(root, "d")); err != nil {
+				t.Fatal(err)
+			}
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.slot)
