@@ -23,6 +23,26 @@ import (
 // the scanner exclude it.
 const ReservedDir = ".jailsync"
 
+// CheckPath says why rel, a path another member named, is none an agent
+// acts on: one holding a NUL (the holds and their record on disk split on
+// NUL), one that is not clean and relative below the root
+// (beneath.CheckRel), or one at or below ReservedDir. The root itself
+// (".") passes.
+func CheckPath(rel string) error {
+	switch {
+	case strings.IndexByte(rel, 0) >= 0 || beneath.CheckRel(rel) != nil:
+		return fmt.Errorf("path %q: not a path below the data root", rel)
+	case InReserved(rel):
+		return fmt.Errorf("path %q: in the agent's reserved directory", rel)
+	}
+	return nil
+}
+
+// InReserved reports whether rel is ReservedDir or lies below it.
+func InReserved(rel string) bool {
+	return rel == ReservedDir || strings.HasPrefix(rel, ReservedDir+"/")
+}
+
 // markerFile holds the root's random identity, inside ReservedDir.
 const markerFile = "root-id"
 

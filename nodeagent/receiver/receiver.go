@@ -105,11 +105,8 @@ type confirmation struct {
 func checkPaths(lists ...[]string) error {
 	for _, l := range lists {
 		for _, p := range l {
-			switch {
-			case strings.IndexByte(p, 0) >= 0 || beneath.CheckRel(p) != nil:
-				return fmt.Errorf("path %q: not a path below the data root", p)
-			case p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
-				return fmt.Errorf("path %q: in the agent's reserved directory", p)
+			if err := index.CheckPath(p); err != nil {
+				return err
 			}
 		}
 	}
@@ -1104,7 +1101,7 @@ func (a appliedRename) scanAt() string {
 // here; dir: the writer's object is a directory), or nil.
 func (r *Receiver) nameError(p string, dir bool) error {
 	switch {
-	case p == "." || p == index.ReservedDir || strings.HasPrefix(p, index.ReservedDir+"/"):
+	case p == "." || index.InReserved(p):
 		return fmt.Errorf("%q is the root or the agent's reserved directory, never renamed", p)
 	case checkPaths([]string{p}) != nil:
 		return fmt.Errorf("%q is not a path below the data root", p)
@@ -1729,7 +1726,7 @@ func recordedAt(p string, before []appliedRename) string {
 // removeReplayed removes rel, a tree all of it, for a replayed removal;
 // the caller holds rel, and records the removal (recordRenames).
 func (r *Receiver) removeReplayed(rel string) error {
-	if rel == "." || rel == index.ReservedDir || strings.HasPrefix(rel, index.ReservedDir+"/") || checkPaths([]string{rel}) != nil {
+	if rel == "." || index.CheckPath(rel) != nil {
 		return fmt.Errorf("%q is not removed here", rel)
 	}
 	dir, name := split(rel)

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
@@ -202,11 +200,10 @@ func (s *Sender) replayOrWait(ctx context.Context, run string, b batch, log []jo
 }
 
 // belowRoot reports whether p, a name a peer gave, is a path below the
-// data root outside the agent's reserved directory: no NUL, not absolute,
-// no "." or ".." component (beneath.CheckRel), not the root itself.
+// data root outside the agent's reserved directory (index.CheckPath), and
+// not the root itself.
 func belowRoot(p string) bool {
-	return p != "." && !strings.Contains(p, "\x00") && beneath.CheckRel(p) == nil &&
-		p != index.ReservedDir && !strings.HasPrefix(p, index.ReservedDir+"/")
+	return p != "." && index.CheckPath(p) == nil
 }
 
 // underWay counts run among the runs under way (Sender.live) until the
