@@ -51,10 +51,12 @@ func (c *Client) Hello(ctx context.Context, addr netip.AddrPort, group string) e
 	return c.post(ctx, addr, group, "hello", HelloRequest{Boot: c.boot}, nil)
 }
 
-// Incoming announces the paths of run to the member at addr.
-func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths []string) error {
+// Incoming announces the paths of run to the member at addr, with the runs
+// of this client's that ended unconfirmed since the last announcement
+// (PathsRequest.Over).
+func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths, over []string) error {
 	req := newPathsRequest(run, paths)
-	req.Boot = c.boot
+	req.Boot, req.Over = c.boot, over
 	return c.post(ctx, addr, group, "incoming", req, nil)
 }
 

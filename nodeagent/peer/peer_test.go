@@ -33,14 +33,16 @@ type recorder struct {
 	from     []string
 	replays  []ReplayRequest
 	boots    []string // of each announcement
+	overs    []string // the runs each announcement says ended
 	hellos   []string // "from/boot" of each hello
 }
 
-func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths []string) error {
+func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths, over []string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.from = append(r.from, from)
 	r.boots = append(r.boots, boot)
+	r.overs = append(r.overs, over...)
 	r.incoming = append(r.incoming, paths...)
 	return nil
 }
@@ -157,7 +159,7 @@ func TestEndpoint_Authentication(t *testing.T) {
 			rec.mu.Lock()
 			rec.incoming = nil
 			rec.mu.Unlock()
-			err := tc.client.Incoming(ctx, addr, tc.group, "run-1", hostile)
+			err := tc.client.Incoming(ctx, addr, tc.group, "run-1", hostile, nil)
 			rec.mu.Lock()
 			got := slices.Clone(rec.incoming)
 			rec.mu.Unlock()
@@ -434,7 +436,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 
 	before := &Server{}
 	addr, stop := serve(before, netip.AddrPortFrom(serverAddr, 0).String())
-	if err := c.Incoming(context.Background(), addr, "www", "run-1", []string{"a"}); err != nil {
+	if err := c.Incoming(context.Background(), addr, "www", "run-1", []string{"a"}, nil); err != nil {
 		t.Fatalf("first request, the epoch learnt on the way: %v", err)
 	}
 	body := []byte(`{"run":"r","paths":["YQ=="]}`)
@@ -474,7 +476,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 		return writeCountingConn{conn, written}, nil
 	}
 	tr.CloseIdleConnections()
-	if err := c.Incoming(context.Background(), addr, "www", "run-2", large); err != nil {
+	if err := c.Incoming(context.Background(), addr, "www", "run-2", large, nil); err != nil {
 		t.Errorf("the client after the restart: %v", err)
 	}
 	if n := written.Load(); n > size+64<<10 {
@@ -537,7 +539,7 @@ func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
 
 	// The second, 50 bytes or so, whole.
 	second := make(chan error, 1)
-	go func() { second <- c.Incoming(context.Background(), addr, "www", "fast", []string{"b"}) }()
+	go func() { second <- c.Incoming(context.Background(), addr, "www", "fast", []string{"b"}, nil) }()
 	select {
 	case err := <-second:
 		t.Fatalf("the second request was served while the first's body held the budget: %v", err)
@@ -662,7 +664,7 @@ func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
 	first := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	again := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	for i, c := range []*Client{first, first, again} {
-		if err := c.Incoming(context.Background(), addr, "www", fmt.Sprintf("run-%d", i), []string{"a"}); err != nil {
+		if err := c.Incoming(context.Background(), addr, "www", fmt.Sprintf("run-%d", i), []string{"a"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -676,5 +678,32 @@ func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
 	}
 	if !slices.Equal(rec.hellos, []string{"web-1/" + again.Boot()}) {
 		t.Fatalf("the handler saw hellos %q, want web-1's with its boot", rec.hellos)
+	}
+}
+
+// TestEndpoint_IncomingCarriesTheRunsThatEnded: an announcement carries
+// the sender's runs that ended unconfirmed (PathsRequest.Over) to the
+// handler as they were given, and one without them none.
+func TestEndpoint_IncomingCarriesTheRunsThatEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		over []string
+	}{
+		{name: "two runs ended", over: []string{"dnd53on9138f", "dnd53ov2y4pn"}},
+		{name: "none", over: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			s := &Server{}
+			s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+			addr := startServer(t, s)
+			c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+			if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, tc.over); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rec.overs, tc.over) {
+				t.Errorf("the handler saw ended runs %q, want %q", rec.overs, tc.over)
+			}
+		})
 	}
 }

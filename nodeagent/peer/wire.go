@@ -15,6 +15,15 @@ type PathsRequest struct {
 	// a sender that predates it.
 	Boot  string   `json:"boot,omitempty"`
 	Paths [][]byte `json:"paths"`
+	// Over, in an announcement, are runs of the same life that the
+	// sender announced to this receiver and that ended unconfirmed: their
+	// confirmation failed, or their announcement or replay did (it may
+	// have arrived all the same). Their rsync clients are gone. The
+	// receiver settles them as it does the runs of an earlier life
+	// (receiver.Receiver.Incoming). Each is named once, in the first
+	// announcement that succeeds after it ended. Omitted by a sender that
+	// predates it, and when there are none.
+	Over []string `json:"over,omitempty"`
 	// Deleted are the paths a confirmation says were deleted (Paths then
 	// are those sent).
 	Deleted [][]byte `json:"deleted,omitempty"`

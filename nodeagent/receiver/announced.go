@@ -357,13 +357,27 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 // it in an earlier life (a boot of its client other than boot, restored
 // here or not: that agent restarted, and its rsync clients died with it,
 // Pdeathsig, and with them the daemon's processes that received from
-// them); each is settled once, at its sender's next announcement or
-// hello (Hello). A run restored here from a sender that lives on is not:
-// the daemon of this agent's earlier life, which a kill -9 leaves
-// running, may still take its files until this agent's daemon stops it
-// (rsyncd.Daemon.Run, which starts with the endpoint, not before it). What such a run delivered and did not confirm differs
-// from the index, and stays held until a confirmation records it
-// (takeCovered; the sender still has it pending) or the hold expires.
+// them), or when its sender names it in over (peer.PathsRequest.Over):
+// it ended unconfirmed, its rsync clients exited, and the daemon's
+// processes that received from them end with their connections. Each is
+// settled once, at its sender's next announcement or hello (Hello).
+//
+// Until the sixty-first session a run restored here from a sender that
+// lives on was not settled, for fear of the daemon of this agent's
+// earlier life, which a kill -9 leaves running and which may take its
+// files until this agent's daemon stops it (rsyncd.Daemon.Run). Its
+// sender now names it once its client has exited, and held until its
+// hold expired (10 minutes) it deferred this member's own changes near
+// its paths: the stress test's Kill9 seed 69 of the sixtieth session,
+// where n3's run to n1 was announced just before n1 was killed, its push
+// and confirmation failed, and its three paths (m16/m5 among them), held
+// again at n1's restart, held back n1's removal of m16 and every
+// removal and type change under D1 and f13 that n1's writer made while
+// n1 was down (detect.Incoming.HoldsAround), for the rest of the test.
+//
+// What such a run delivered and did not confirm differs from the index,
+// and stays held until a confirmation records it (takeCovered; the sender
+// still has it pending) or the hold expires.
 // What it never changed, or what a replay it carried applied and
 // recorded (its names), has nothing to take for this member's own. Held
 // on until the hold's TTL (10 minutes), such a path deferred this
@@ -373,7 +387,7 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 // member got it in the test's minute. A directory goes too: a run pushes
 // one without its content (rsync --dirs), and lists each path below it
 // that it sends, which keeps its own hold until it is settled.
-func (r *Receiver) settle(from, boot string) {
+func (r *Receiver) settle(from, boot string, ended []string) {
 	prefix := from + "\x00"
 	over := make(map[string]bool)
 	var paths []string
@@ -382,7 +396,7 @@ func (r *Receiver) settle(from, boot string) {
 		if ra.settled || !strings.HasPrefix(k, prefix) {
 			continue
 		}
-		if boot != "" && ra.boot != "" && ra.boot != boot {
+		if boot != "" && ra.boot != "" && ra.boot != boot || slices.Contains(ended, k[len(prefix):]) {
 			over[k] = true
 			paths = append(paths, ra.paths...)
 			ra.settled = true

@@ -144,9 +144,10 @@ var _ peer.Handler = (*Receiver)(nil)
 
 // Incoming holds local events for the paths of a run. A run announced
 // again (it lasts) holds its paths for longer. A new run settles the
-// sender's runs that are over (settle): boot is the sender's client's
-// life.
-func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths []string) error {
+// sender's runs that are over (settle): those of its client's earlier
+// lives (boot is its life), and over, those of this life that it says
+// ended unconfirmed.
+func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths, over []string) error {
 	if err := checkPaths(paths); err != nil {
 		return fmt.Errorf("announced run %s from %s: %w", run, from, err)
 	}
@@ -192,14 +193,14 @@ func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths []s
 		a.release(r.Held, paths...)
 		return fmt.Errorf("record the announced run: %w", err)
 	}
-	r.settle(from, boot)
+	r.settle(from, boot, over)
 	return nil
 }
 
 // Hello settles the runs of from's earlier lives (settle): its client
 // started the life boot.
 func (r *Receiver) Hello(_ context.Context, from, boot string) error {
-	r.settle(from, boot)
+	r.settle(from, boot, nil)
 	return nil
 }
 

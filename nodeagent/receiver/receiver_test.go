@@ -260,14 +260,14 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for range 3 {
-		if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
+		if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"dir/b"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n3", "", "run-2", []string{"dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-2", []string{"dir/b"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !r.Held.Has("a") || !r.Held.Has("dir/b") {
@@ -296,14 +296,14 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 	now := time.Now()
 	r.Held = &detect.Incoming{Now: func() time.Time { return now }}
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(detect.DefaultIncomingTTL + time.Second)
 	if r.Held.Has("a") {
 		t.Fatal("a hold past its TTL still holds")
 	}
-	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -328,7 +328,7 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "R", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "R", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
@@ -344,7 +344,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 		t.Fatalf("taken %v, want run R", released)
 	}
 	// ...R is announced again meanwhile...
-	if err := r.Incoming(ctx, "n1", "", "R", []string{"dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "R", []string{"dir/b"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// ...and that confirmation's commit fails: R's paths are given back.
@@ -405,7 +405,7 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for _, run := range []string{"run-1", "run-2"} {
-		if err := r.Incoming(ctx, "n1", "", run, []string{"a", "var/log", "failed"}); err != nil {
+		if err := r.Incoming(ctx, "n1", "", run, []string{"a", "var/log", "failed"}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Received(ctx, "n1", run, []string{"a"}, nil, nil); err != nil {
@@ -413,7 +413,7 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 		}
 	}
 	// The next run from n1 holds var/log again, and is confirmed.
-	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"var/log"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"var/log"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-3", []string{"var/log"}, nil, nil); err != nil {
@@ -724,10 +724,10 @@ func TestReceiver_ReceivedPathsChangedHereAreComparedAgain(t *testing.T) {
 func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"c"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"c"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-2", []string{"c"}, nil, nil); err != nil {
@@ -753,7 +753,7 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	}
 	// n1 sends the files again in a run of its own; its confirmation
 	// releases the run that died with the agent before.
-	if err := restarted.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir/b"}); err != nil {
+	if err := restarted.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir/b"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Received(ctx, "n1", "run-3", []string{"a", "dir/b"}, nil, nil); err != nil {
@@ -779,7 +779,7 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	r, root, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	restart := func(want int) *Receiver {
@@ -801,7 +801,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	r = restart(3)
 	// The sender's next run is announced, its push fails (this member's
 	// daemon is not up yet), and it confirms nothing.
-	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"a", "dir/b", "taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"a", "dir/b", "taken"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-2", nil, nil, nil); err != nil {
@@ -812,7 +812,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(root, "dir")); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-3", []string{"a"}, nil, []string{"dir"}); err != nil {
@@ -821,7 +821,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	held(r, map[string]bool{"a": false, "dir/b": false, "taken": true})
 	r = restart(1)
 	held(r, map[string]bool{"a": false, "taken": true})
-	if err := r.Incoming(ctx, "n1", "", "run-4", []string{"taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-4", []string{"taken"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-4", []string{"taken"}, nil, nil); err != nil {
@@ -832,7 +832,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 
 	// The run cut by the restart, confirmed under its own id once the
 	// sender hears back, gives up what it records and nothing more.
-	if err := r.Incoming(ctx, "n1", "", "run-5", []string{"a", "taken"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-5", []string{"a", "taken"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r = restart(2)
@@ -978,7 +978,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for _, from := range []string{"n1", "n2"} {
-		if err := r.Incoming(ctx, from, "", "run-1", []string{"a"}); err != nil {
+		if err := r.Incoming(ctx, from, "", "run-1", []string{"a"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -990,7 +990,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 			t.Fatal("a released while n2's run holds it")
 		}
 	}
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n2", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1008,7 +1008,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1018,7 +1018,7 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	if held, err := restarted.Restore(); err != nil || held != 0 {
 		t.Fatalf("Restore = %d, %v; want nothing: run-1 was confirmed", held, err)
 	}
-	if err := restarted.Incoming(ctx, "n2", "", "run-5", []string{"a"}); err != nil {
+	if err := restarted.Incoming(ctx, "n2", "", "run-5", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1037,7 +1037,7 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 func TestReceiver_ConfirmedAgainWhileBeingRecorded(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	holding, release := make(chan struct{}), make(chan struct{})
@@ -1087,7 +1087,7 @@ func TestReceiver_RefusesAConfirmationWhileTheRootIsReplaced(t *testing.T) {
 	r.Root = root
 	ctx := context.Background()
 	for _, run := range []string{"run-1", "run-2"} {
-		if err := r.Incoming(ctx, "n1", "", run, []string{"new"}); err != nil {
+		if err := r.Incoming(ctx, "n1", "", run, []string{"new"}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1130,7 +1130,7 @@ func TestReceiver_RefusesPathsNoSenderSends(t *testing.T) {
 	ctx := context.Background()
 	indexed(t, r, "a", "dir", "dir/b")
 	for _, p := range []string{"", "/etc/passwd", "../x", "dir/../a", "a\x00b", ".jailsync", ".jailsync/tmp/x", "dir//b"} {
-		if err := r.Incoming(ctx, "n1", "", "run-"+p, []string{"a", p}); err == nil {
+		if err := r.Incoming(ctx, "n1", "", "run-"+p, []string{"a", p}, nil); err == nil {
 			t.Errorf("announcement with %q accepted", p)
 		}
 		if err := r.Received(ctx, "n1", "run-"+p, []string{"a"}, nil, []string{p}); err == nil {
@@ -1653,8 +1653,8 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"a"}))
-			mustOK(t, r.Incoming(ctx, "n3", "", "run-7", []string{"a"}))
+			mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil))
+			mustOK(t, r.Incoming(ctx, "n3", "", "run-7", []string{"a"}, nil))
 			// n3's version of a lands (n1's size and mtime are not it).
 			mustOK(t, os.WriteFile(filepath.Join(root, "a"), []byte("n3's version"), 0o644))
 			mustOK(t, tc.do(r))
@@ -1682,7 +1682,7 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 func TestReceiver_ImpliedParentsAreRecorded(t *testing.T) {
 	r, root, _, _ := newReceiver(t)
 	ctx := context.Background()
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"new/deep/f"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"new/deep/f"}, nil))
 	mustOK(t, os.MkdirAll(filepath.Join(root, "new/deep"), 0o755)) // as rsync makes them
 	mustOK(t, os.WriteFile(filepath.Join(root, "new/deep/f"), []byte("f"), 0o644))
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"new/deep/f"}, nil, nil))
@@ -1717,7 +1717,7 @@ func TestReceiver_TimesRsyncSetAboveTheRunsPaths(t *testing.T) {
 		return nil
 	}))
 	paths := []string{"sent/sub/f", "deleted/f", "chmodded/f"}
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", paths))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", paths, nil))
 	for _, f := range []string{"sent/sub/f", "chmodded/f"} {
 		mustOK(t, os.WriteFile(filepath.Join(root, f), []byte("f"), 0o644))
 	}
@@ -1762,7 +1762,7 @@ func TestReceiver_DirectoriesTheRunChangedAboveItsPaths(t *testing.T) {
 		}
 		return nil
 	}))
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}, nil))
 	// The run: rsync sets chmodded's mode as the sender's; gone and
 	// now-a-file change under other hands before the confirmation.
 	mustOK(t, os.Chmod(filepath.Join(root, "chmodded"), 0o700))
@@ -1842,8 +1842,8 @@ func TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty(t *testing.T) {
 	mustOK(t, r.Index.Update(func(tx *index.Tx) error { return tx.Record(r.RootFD, "held") }))
 	made := peer.FileState{Dir: true, ForDelete: true}
 	sent := []string{"m", "m/e", "full", "held", "busy", "busy/sub", "claimed"}
-	mustOK(t, r.Incoming(ctx, "n2", "", "run-2", []string{"busy/sub/f", "claimed"}))
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"m/e/gone", "full/gone", "held/gone", "busy/sub/gone", "claimed/gone"}))
+	mustOK(t, r.Incoming(ctx, "n2", "", "run-2", []string{"busy/sub/f", "claimed"}, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"m/e/gone", "full/gone", "held/gone", "busy/sub/gone", "claimed/gone"}, nil))
 	states := make([]peer.FileState, len(sent))
 	for i := range states {
 		states[i] = made
@@ -1894,7 +1894,7 @@ func TestReceiver_OtherNamesOfAFileSentWithoutAState(t *testing.T) {
 		}
 		return nil
 	}))
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"x"}))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"x"}, nil))
 	mustOK(t, os.Chmod(filepath.Join(root, "x"), 0o644)) // as the run sets it
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"x"}, []peer.FileState{{}}, nil))
 	for _, p := range []string{"x", "y"} {
@@ -1986,11 +1986,11 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 		t.Run(tt.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if tt.otherSenderHolds != "" {
-				if err := r.Incoming(ctx, "n3", "", "run-9", []string{tt.otherSenderHolds}); err != nil {
+				if err := r.Incoming(ctx, "n3", "", "run-9", []string{tt.otherSenderHolds}, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -2001,7 +2001,7 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 					t.Fatal(err)
 				}
 			}
-			if err := r.Incoming(ctx, "n1", "", "run-2", slices.Concat(tt.sent, tt.deleted)); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-2", slices.Concat(tt.sent, tt.deleted), nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := r.Received(ctx, "n1", "run-2", tt.sent, tt.states, tt.deleted); err != nil {
@@ -2045,17 +2045,27 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 	dead := []string{"a", "taken", "dir", "never-made", "made"}
 	for _, tc := range []struct {
 		name            string
-		from, boot      string // of the next announcement
-		hello           bool   // a hello instead
-		restart         bool   // this agent restarts before it
+		from, boot      string   // of the next announcement
+		over            []string // the runs it says ended unconfirmed
+		hello           bool     // a hello instead
+		restart         bool     // this agent restarts before it
 		released, stays []string
 	}{
 		{name: "the sender restarted", from: "n1", boot: "b2", released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
 		{name: "the sender restarted and said hello", from: "n1", boot: "b2", hello: true, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
 		{name: "restored here, the sender restarted", from: "n1", boot: "b2", restart: true, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
+		// A run of the same life is over when its sender says it ended
+		// (its rsync clients exited): restored here (this agent was
+		// killed while the run went, and its sender lived on: the
+		// stress test's Kill9 seed 69 of the sixtieth session) or not.
+		{name: "the same life, the sender says it ended", from: "n1", boot: "b1", over: []string{"run-0", "run-1"}, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
+		{name: "restored here, the same life, the sender says it ended", from: "n1", boot: "b1", over: []string{"run-1"}, restart: true, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
+		{name: "restored here, a sender without boots says it ended", from: "n1", over: []string{"run-1"}, restart: true, released: []string{"a", "never-made", "dir"}, stays: []string{"taken", "made"}},
+		{name: "the same life, another run ended", from: "n1", boot: "b1", over: []string{"run-0"}, stays: dead},
+		{name: "another sender says a run of that name ended", from: "n3", boot: "b1", over: []string{"run-1"}, stays: dead},
 		// The daemon of this agent's earlier life may still take the
 		// run's files: a run restored here is over only by its
-		// sender's boot.
+		// sender's boot or word.
 		{name: "restored here, the same life", from: "n1", boot: "b1", restart: true, stays: dead},
 		{name: "restored here, a sender without boots", from: "n1", restart: true, stays: dead},
 		{name: "the same life", from: "n1", boot: "b1", stays: dead},
@@ -2066,7 +2076,7 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
 			indexed(t, r, "a", "dir", "dir/b", "taken")
-			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead))
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead, nil))
 			// The run's rsync delivered taken and made; its sender
 			// died before the confirmation.
 			if err := os.WriteFile(filepath.Join(root, "taken"), []byte("delivered"), 0o644); err != nil {
@@ -2084,7 +2094,7 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 			if tc.hello {
 				mustOK(t, r.Hello(ctx, tc.from, tc.boot))
 			} else {
-				mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}))
+				mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}, tc.over))
 			}
 			for _, p := range tc.released {
 				if r.Held.Has(p) {

@@ -45,12 +45,18 @@ type announcements struct {
 	late       int
 	// receivedDelay is how long each confirmation takes to be answered.
 	receivedDelay time.Duration
+	// ended are the runs the announcements named as ended unconfirmed
+	// (peer.PathsRequest.Over), in order; announcedWith the runs of the
+	// announcements, in order.
+	ended, announcedWith []string
 }
 
-func (a *announcements) Incoming(_ context.Context, _, _, run string, _ []string) error {
+func (a *announcements) Incoming(_ context.Context, _, _, run string, _, over []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.incoming[run]++
+	a.ended = append(a.ended, over...)
+	a.announcedWith = append(a.announcedWith, run)
 	if a.confirming[run] {
 		a.late++
 	}
@@ -581,7 +587,10 @@ func TestSender_Start_anOldNameMadeAgainGoesToo(t *testing.T) {
 // goes through. Before, they were done, and the peer, which had not
 // recorded them, took them for its own changes and sent them on, over
 // newer ones. A confirmation that fails once is tried again in its run,
-// under its run id (TestSender_Start_aConfirmationTriedAgain).
+// under its run id (TestSender_Start_aConfirmationTriedAgain). The next
+// announcement names the unconfirmed run, once, as ended
+// (peer.PathsRequest.Over), so that the peer settles what it holds of it
+// (receiver.TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed).
 func TestSender_Start_anUnconfirmedRunStaysPending(t *testing.T) {
 	r := newRig(t, 15)
 	a := &announcements{incoming: map[string]int{}, failReceived: 3}
@@ -597,6 +606,9 @@ func TestSender_Start_anUnconfirmedRunStaysPending(t *testing.T) {
 	defer a.mu.Unlock()
 	if len(a.received) != 1 || a.states[0]["f"].Size != int64(len("content")) {
 		t.Errorf("confirmations taken: %q, states %+v; want one, of f", a.received, a.states)
+	}
+	if len(a.announcedWith) < 2 || !slices.Equal(a.ended, a.announcedWith[:1]) {
+		t.Errorf("announcements of runs %q named as ended %q; want the first run, named once", a.announcedWith, a.ended)
 	}
 }
 

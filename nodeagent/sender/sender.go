@@ -243,7 +243,11 @@ type Sender struct {
 	// them to the peer (peer.ReplayRequest.Live), which takes what
 	// other unconfirmed runs of this member left there for this
 	// member's.
-	live     map[string]bool
+	live map[string]bool
+	// ended are the runs announced to the peer that ended unconfirmed and
+	// that no announcement the peer took has named yet (endUnconfirmed),
+	// under replayMu.
+	ended    []string
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
@@ -1236,11 +1240,25 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}
 	paths := slices.Concat(pathsOf(b.entries()), b.links, replayNames(log))
 	defer s.underWay(runID)()
+	// announced: the peer may hold the run's paths; confirmedThere: it
+	// took the run's confirmation. A run that ends announced and not
+	// confirmed is named to the peer by the next announcement, which
+	// settles it there (peer.PathsRequest.Over).
+	var announced, confirmedThere bool
+	defer func() {
+		if announced && !confirmedThere {
+			s.endUnconfirmed(runID)
+		}
+	}()
 	if s.Client != nil {
-		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil {
+		ended := s.endedRuns()
+		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths, ended); err != nil {
+			announced = mayHaveArrived(err)
 			r.Err, r.Class, r.peerFailed = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry, true
 			return r
 		}
+		announced = true
+		s.toldEnded(ended)
 	}
 	tAnnounced := time.Now()
 	// Every run that reaches the peer keeps its paths held there while it
@@ -1581,6 +1599,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		}
 		stopGrace()
 		cancel()
+		confirmedThere = err == nil
 		if err != nil {
 			// Unconfirmed there, the files would read on the peer as
 			// changes of its own once their hold expires (or at its next
@@ -1708,7 +1727,7 @@ func (s *Sender) announceWhileRunning(ctx context.Context, runID string, paths [
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths); err != nil && ctx.Err() == nil {
+				if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths, nil); err != nil && ctx.Err() == nil {
 					s.Log.Info("announcing a long run again failed", "error", err)
 				}
 			}
