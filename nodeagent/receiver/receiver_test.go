@@ -287,6 +287,45 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	}
 }
 
+// TestReceiver_ARunBeingConfirmedIsNotTakenByAnother: while one run's
+// confirmation is being recorded (Received marks it first, then commits),
+// another run's confirmation of the same sender that names one of its
+// paths takes nothing from it: its own confirmation releases it whole.
+// Taken, its remainder was written back to disk by the other commit, which
+// could land after the first one forgot the run; restored at the next
+// start, it held 66 paths that no confirmation named again (the stress
+// test's Kill9 seed 78 of the sixty-first session).
+func TestReceiver_ARunBeingConfirmedIsNotTakenByAnother(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	if err := os.WriteFile(filepath.Join(root, "d"), []byte("d"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", []string{"a", "c", "dir"}, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "b1", "run-2", []string{"d"}, nil))
+	r.mu.Lock()
+	if r.confirmed == nil {
+		r.confirmed = make(map[string]*confirmation)
+	}
+	r.confirmed["n1\x00run-1"] = &confirmation{at: time.Now(), done: make(chan struct{})}
+	r.mu.Unlock()
+	// run-2's confirmation names a, gone (and run-1's own says so too).
+	mustOK(t, r.Received(ctx, "n1", "run-2", []string{"d"}, nil, []string{"a"}))
+	r.mu.Lock()
+	kept := r.runs["n1\x00run-1"].paths
+	r.mu.Unlock()
+	if !slices.Equal(kept, []string{"a", "c", "dir"}) {
+		t.Errorf("run-1 keeps %q while its confirmation is recorded, want all of its paths", kept)
+	}
+	if !r.Held.Has("a") {
+		t.Error("a released by another run's confirmation while run-1's is recorded")
+	}
+	rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+	if held, err := rr.Restore(); err != nil || held != 3 {
+		t.Errorf("Restore = %d, %v; want run-1's 3 paths on disk, as announced", held, err)
+	}
+}
+
 // TestReceiver_LateConfirmationKeepsAnotherRunsHold: a run whose hold
 // expired (its sender stalled past the TTL), confirmed after another
 // sender announced the same path, releases nothing of that other run's
