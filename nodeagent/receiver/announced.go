@@ -155,6 +155,24 @@ type releasedRun struct {
 	kept  announced // no paths: the run is forgotten
 }
 
+// persistTaken records, within the transaction of the confirmation (or
+// settle, or adopt) that took from it, what rr's run keeps, unless the
+// run's own confirmation is under way or done by now (and the run not
+// restored): that one forgets it, and may have committed first, since
+// this was taken from it; written back after that, the run was restored
+// at the next start, and held its paths for good (see takeCovered).
+// Looked at within the commit: a confirmation is marked before its own
+// commit is asked for.
+func (r *Receiver) persistTaken(tx *bolt.Tx, rr releasedRun) error {
+	r.mu.Lock()
+	_, confirming := r.confirmed[rr.key]
+	r.mu.Unlock()
+	if confirming && !rr.kept.restored {
+		return nil
+	}
+	return rr.persist(tx)
+}
+
 // persist records, within the confirmation's transaction, what the run
 // keeps (or forgets it).
 func (rr releasedRun) persist(tx *bolt.Tx) error {
@@ -449,7 +467,7 @@ func (r *Receiver) settle(from, boot string, ended []string) {
 func (r *Receiver) commitTaken(released []releasedRun, record []string) error {
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		for _, rr := range released {
-			if err := rr.persist(btx); err != nil {
+			if err := r.persistTaken(btx, rr); err != nil {
 				return err
 			}
 		}

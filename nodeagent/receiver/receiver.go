@@ -285,7 +285,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			}
 		}
 		for _, rr := range released {
-			if err := rr.persist(btx); err != nil {
+			if err := r.persistTaken(btx, rr); err != nil {
 				return err
 			}
 		}

@@ -287,42 +287,73 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	}
 }
 
-// TestReceiver_ARunBeingConfirmedIsNotTakenByAnother: while one run's
-// confirmation is being recorded (Received marks it first, then commits),
-// another run's confirmation of the same sender that names one of its
-// paths takes nothing from it: its own confirmation releases it whole.
-// Taken, its remainder was written back to disk by the other commit, which
-// could land after the first one forgot the run; restored at the next
-// start, it held 66 paths that no confirmation named again (the stress
-// test's Kill9 seed 78 of the sixty-first session).
+// TestReceiver_ARunBeingConfirmedIsNotTakenByAnother: another confirmation
+// of the same sender that names a path of a run whose own confirmation is
+// under way takes nothing from it (its own releases it whole), and one
+// that took from it before, committed after that run's confirmation
+// forgot it, does not write it back. Written back, the run was restored at
+// the next start, and held 66 paths that no confirmation named again (the
+// stress test's Kill9 seed 78 of the sixty-first session: two runs of n1
+// confirmed to n2 within 3 ms).
 func TestReceiver_ARunBeingConfirmedIsNotTakenByAnother(t *testing.T) {
-	r, root, _, _ := newReceiver(t)
-	ctx := context.Background()
-	if err := os.WriteFile(filepath.Join(root, "d"), []byte("d"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", []string{"a", "c", "dir"}, nil))
-	mustOK(t, r.Incoming(ctx, "n1", "b1", "run-2", []string{"d"}, nil))
-	r.mu.Lock()
-	if r.confirmed == nil {
-		r.confirmed = make(map[string]*confirmation)
-	}
-	r.confirmed["n1\x00run-1"] = &confirmation{at: time.Now(), done: make(chan struct{})}
-	r.mu.Unlock()
-	// run-2's confirmation names a, gone (and run-1's own says so too).
-	mustOK(t, r.Received(ctx, "n1", "run-2", []string{"d"}, nil, []string{"a"}))
-	r.mu.Lock()
-	kept := r.runs["n1\x00run-1"].paths
-	r.mu.Unlock()
-	if !slices.Equal(kept, []string{"a", "c", "dir"}) {
-		t.Errorf("run-1 keeps %q while its confirmation is recorded, want all of its paths", kept)
-	}
-	if !r.Held.Has("a") {
-		t.Error("a released by another run's confirmation while run-1's is recorded")
-	}
-	rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
-	if held, err := rr.Restore(); err != nil || held != 3 {
-		t.Errorf("Restore = %d, %v; want run-1's 3 paths on disk, as announced", held, err)
+	for _, tc := range []struct {
+		name string
+		// steps runs run-2's confirmation, or its take and commit, and
+		// run-1's confirmation or the mark of it, in some order.
+		steps func(t *testing.T, r *Receiver)
+		// kept is what run-1 holds after them (nil: forgotten), restored
+		// how many paths a restart holds again.
+		kept     []string
+		restored int
+	}{
+		{
+			name: "taken while its confirmation is recorded",
+			steps: func(t *testing.T, r *Receiver) {
+				r.mu.Lock()
+				if r.confirmed == nil {
+					r.confirmed = make(map[string]*confirmation)
+				}
+				// As Received marks it before its commit.
+				r.confirmed["n1\x00run-1"] = &confirmation{at: time.Now(), done: make(chan struct{})}
+				r.mu.Unlock()
+				mustOK(t, r.Received(context.Background(), "n1", "run-2", []string{"d"}, nil, []string{"a"}))
+			},
+			kept: []string{"a", "c", "dir"}, restored: 3,
+		},
+		{
+			name: "taken before its confirmation, committed after it",
+			steps: func(t *testing.T, r *Receiver) {
+				// A later run's confirmation, recording d and a gone,
+				// takes from run-1 and run-2 and has yet to commit.
+				r.mu.Lock()
+				released := r.takeCovered("n1", announcedBefore(time.Now()), []string{"d"}, []string{"a"})
+				r.mu.Unlock()
+				mustOK(t, r.Received(context.Background(), "n1", "run-1", nil, nil, []string{"a", "c", "dir"}))
+				mustOK(t, r.commitTaken(released, nil))
+			},
+			kept: nil, restored: 0, // run-2's d taken too
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			if err := os.WriteFile(filepath.Join(root, "d"), []byte("d"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", []string{"a", "c", "dir"}, nil))
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-2", []string{"d"}, nil))
+			tc.steps(t, r)
+			r.mu.Lock()
+			kept := r.runs["n1\x00run-1"].paths
+			r.mu.Unlock()
+			if !slices.Equal(kept, tc.kept) {
+				t.Errorf("run-1 keeps %q, want %q", kept, tc.kept)
+			}
+			rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+			if held, err := rr.Restore(); err != nil || held != tc.restored {
+				t.Errorf("Restore = %d, %v; want %d paths", held, err, tc.restored)
+			}
+		})
 	}
 }
 
