@@ -323,13 +323,23 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // own later writes for received ones (takeCovered). It returns the paths
 // it recorded, which the renames may then move (toVerify).
 //
-// A path that is gone, or that this member changed and has not sent yet
-// (Pending), is released but not recorded: the index keeps what it holds,
-// and the detector's comparison decides. A write of this member's own to
-// one of those paths while the dead run held it (the detector defers it,
-// and compares it with the index once the hold ends) is recorded as the
+// A path that this member changed and has not sent yet (Pending) is
+// released but not recorded: the index keeps what it holds, and the
+// detector's comparison decides. A write of this member's own to one of
+// the others while the dead run held it (the detector defers it, and
+// compares it with the index once the hold ends) is recorded as the
 // sender's: a write that crossed the sender's, resolved as the sender's,
-// whose path entries bring its version here as to every member. A
+// whose path entries bring its version here as to every member. So is a
+// path that is gone (its entry is deleted), since the sixty-first session:
+// most often the dead run's own replay removed it (what the new name of
+// a rename refused here held), and its sender died before the record of
+// that, or before its answer. Left as the index held it, it read as this
+// member's own removal once the holds ended, and went to every member,
+// the sender's newer file under that name deleted with it (the stress
+// test's Kill9 seed 111 of the sixty-first session: #0, written on n3
+// after its atomic rename's replay to n1 was cut by n1's kill -9). A
+// removal of this member's own there resolves as the sender's, like a
+// write. A
 // sender that predates peer.ReplayRequest.Run takes nothing, as before;
 // nor does a run restored here (this agent restarted since its
 // announcement: every run of that sender is restored then).
@@ -370,7 +380,7 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 	var there []string
 	for _, rr := range released {
 		for _, p := range rr.paths {
-			if exists(r.RootFD, p) && !r.pending(p) {
+			if !r.pending(p) {
 				there = append(there, p)
 			}
 		}

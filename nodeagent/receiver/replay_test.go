@@ -413,6 +413,20 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 		},
 		applied: true, at: []string{"c", "c/f"}, verify: []string{"c", "c/f"},
 	}, {
+		// The dead run's replay of tmp -> a, refused (no tmp here),
+		// removed what a held, and its sender died before the record
+		// (or this member did): a's removal is the sender's, recorded,
+		// not this member's own (the stress test's Kill9 seed 111 of the
+		// sixty-first session). The sender sends a's content.
+		name: "a name its replay cleared", deadRun: "n1/run-1", deadPaths: []string{"tmp", "a"},
+		put: func(t *testing.T, root string) peer.Rename {
+			if err := os.Remove(filepath.Join(root, "a")); err != nil {
+				t.Fatal(err)
+			}
+			return peer.Rename{Old: []byte("tmp"), New: []byte("a"), Size: 1, AsHeld: true, MakeParents: true}
+		},
+		applied: false, at: []string{"a"},
+	}, {
 		name: "a run its sender has under way", deadRun: "n1/run-1", deadPaths: []string{"a"}, live: []string{"run-1"},
 		put:     writeAt("a", written),
 		applied: true, rescanned: true, stillHeld: "a",
