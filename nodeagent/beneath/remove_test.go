@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -100,23 +101,41 @@ func TestRemoveEmptyDir(t *testing.T) {
 			}
 		}, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			root, outside := t.TempDir(), t.TempDir()
-			tc.make(t, root, outside)
-			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(rootfd)
-			err = RemoveEmptyDir(rootfd, tc.rel)
-			_, lerr := os.Lstat(filepath.Join(root, tc.rel))
-			gone := os.IsNotExist(lerr)
-			if gone != tc.removed || (err == nil) != tc.removed {
-				t.Errorf("RemoveEmptyDir(%q): err %v, gone %v; want removed %v", tc.rel, err, gone, tc.removed)
-			}
-			if _, err := os.Lstat(filepath.Join(outside, "e")); strings.HasPrefix(tc.rel, "l") && err != nil {
-				t.Errorf("%s: the directory the symlink leads to went: %v", tc.rel, err)
-			}
-		})
+		for _, remove := range []struct {
+			name      string
+			fn        func(rootfd int, rel string) error
+			keepTimes bool
+		}{
+			{"RemoveEmptyDir", RemoveEmptyDir, false},
+			{"RemoveEmptyDirKeepingTimes", RemoveEmptyDirKeepingTimes, true},
+		} {
+			t.Run(remove.name+"/"+tc.name, func(t *testing.T) {
+				root, outside := t.TempDir(), t.TempDir()
+				tc.make(t, root, outside)
+				// The directory above, with times a run set.
+				parent := filepath.Dir(filepath.Join(root, tc.rel))
+				set := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+				if err := os.Chtimes(parent, set, set); err != nil {
+					t.Fatal(err)
+				}
+				rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(rootfd)
+				err = remove.fn(rootfd, tc.rel)
+				_, lerr := os.Lstat(filepath.Join(root, tc.rel))
+				gone := os.IsNotExist(lerr)
+				if gone != tc.removed || (err == nil) != tc.removed {
+					t.Errorf("%s(%q): err %v, gone %v; want removed %v", remove.name, tc.rel, err, gone, tc.removed)
+				}
+				if _, err := os.Lstat(filepath.Join(outside, "e")); strings.HasPrefix(tc.rel, "l") && err != nil {
+					t.Errorf("%s: the directory the symlink leads to went: %v", tc.rel, err)
+				}
+				if st, err := os.Lstat(parent); err == nil && remove.keepTimes && tc.removed && !st.ModTime().Equal(set) {
+					t.Errorf("%s(%q): the directory above has mtime %v, want %v as before", remove.name, tc.rel, st.ModTime(), set)
+				}
+			})
+		}
 	}
 }

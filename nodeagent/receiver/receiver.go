@@ -551,7 +551,8 @@ func recordedOf(sent []string, states []peer.FileState) []string {
 // removed, they failed and its confirmation took the directory's absence
 // for this member's removal, which went to every member (the stress test,
 // seed 478 of the fifty-fourth session). It is left to that run, neither
-// removed nor recorded here.
+// removed nor recorded here. A removal leaves the times of the directory
+// above as the run left them (beneath.RemoveEmptyDirKeepingTimes).
 func (r *Receiver) unmake(tx *index.Tx, dirs []string, own []detect.Hold) error {
 	slices.SortFunc(dirs, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
@@ -566,7 +567,7 @@ func (r *Receiver) unmake(tx *index.Tx, dirs []string, own []detect.Hold) error 
 		case err != nil:
 			return err
 		case !held:
-			if err := beneath.RemoveEmptyDir(r.RootFD, p); err == nil {
+			if err := beneath.RemoveEmptyDirKeepingTimes(r.RootFD, p); err == nil {
 				removed = append(removed, p)
 				continue
 			}

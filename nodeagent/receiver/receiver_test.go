@@ -1945,6 +1945,40 @@ func TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty(t *testing.T) {
 	}
 }
 
+// TestReceiver_ADirectoryMadeForADeleteLeavesItsParentsTimes: removing a
+// directory that a run made only for a removal (unmake) leaves the times
+// of the directory above it as the run left them (its sender's, set on an
+// implied directory), so that the detector finds that directory as the
+// index holds it, with the run's times. Moved by the removal, and
+// recorded so, this member kept other times on it than every other
+// member (beneath.RemoveEmptyDirKeepingTimes).
+func TestReceiver_ADirectoryMadeForADeleteLeavesItsParentsTimes(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	mustOK(t, os.MkdirAll(filepath.Join(root, "p", "made"), 0o755))
+	sendersTime := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	mustOK(t, os.Chtimes(filepath.Join(root, "p"), sendersTime, sendersTime))
+	indexed(t, r, "p")
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"p/made"}, nil))
+	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"p/made"}, []peer.FileState{{Dir: true, ForDelete: true}}, nil))
+	if _, err := os.Lstat(filepath.Join(root, "p", "made")); !os.IsNotExist(err) {
+		t.Fatalf("p/made: %v; want it removed", err)
+	}
+	st, err := os.Lstat(filepath.Join(root, "p"))
+	mustOK(t, err)
+	if !st.ModTime().Equal(sendersTime) {
+		t.Errorf("p's mtime is %v after the removal, want the run's %v", st.ModTime(), sendersTime)
+	}
+	if err := r.Index.View(func(tx *index.Tx) error {
+		if same, err := tx.Unchanged(r.RootFD, "p", true); err != nil || !same {
+			t.Errorf("p, with its times, is not as the index holds it (%v)", err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReceiver_OtherNamesOfAFileSentWithoutAState: a run confirms x,
 // which has another name y here, without a state (the sender asks that it
 // be recorded as held), after setting its mode: y is recorded as it is too
