@@ -47,16 +47,11 @@ func Lstat(rootfd int, rel string, st *unix.Stat_t) error {
 	})
 }
 
-// RemoveEmptyDir removes rel, resolved beneath the directory rootfd as
-// Lstat resolves it, where it is an empty directory (rmdir: ENOTEMPTY and
-// ENOTDIR otherwise, and nothing is removed).
-func RemoveEmptyDir(rootfd int, rel string) error {
-	return removeEmptyDir(rootfd, rel, false)
-}
-
-// RemoveEmptyDirKeepingTimes is RemoveEmptyDir, and then sets the times
-// of rel's directory back to what they were just before: the removal is
-// no change of that directory's own. A run's rsync made rel there, only
+// RemoveEmptyDirKeepingTimes removes rel, resolved beneath the directory
+// rootfd as Lstat resolves it, where it is an empty directory (rmdir:
+// ENOTEMPTY and ENOTDIR otherwise, and nothing is removed), and then sets
+// the times of rel's directory back to what they were just before: the
+// removal is no change of that directory's own. A run's rsync made rel there, only
 // to remove or reach something below it, and set the directory's times
 // to its sender's (an implied directory) after; the removal moved them
 // again, to the moment of the removal: recorded so (the receiver records
@@ -67,10 +62,6 @@ func RemoveEmptyDir(rootfd int, rel string) error {
 // stress test's Kill9 seed 113 of the sixty-first session, whose member
 // sent a directory's times that a run's removals there had moved).
 func RemoveEmptyDirKeepingTimes(rootfd int, rel string) error {
-	return removeEmptyDir(rootfd, rel, true)
-}
-
-func removeEmptyDir(rootfd int, rel string, keepTimes bool) error {
 	if err := CheckRel(rel); err != nil {
 		return err
 	}
@@ -79,18 +70,14 @@ func removeEmptyDir(rootfd int, rel string, keepTimes bool) error {
 	}
 	return at(rootfd, rel, func(dfd int, name string) error {
 		var st unix.Stat_t
-		if keepTimes {
-			if err := unix.Fstat(dfd, &st); err != nil {
-				return fmt.Errorf("rmdir %q: stat its directory: %w", rel, err)
-			}
+		if err := unix.Fstat(dfd, &st); err != nil {
+			return fmt.Errorf("rmdir %q: stat its directory: %w", rel, err)
 		}
 		if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil {
 			return fmt.Errorf("rmdir %q: %w", rel, err)
 		}
-		if keepTimes {
-			if err := unix.UtimesNanoAt(dfd, ".", []unix.Timespec{st.Atim, st.Mtim}, 0); err != nil {
-				return fmt.Errorf("rmdir %q: set its directory's times back: %w", rel, err)
-			}
+		if err := unix.UtimesNanoAt(dfd, ".", []unix.Timespec{st.Atim, st.Mtim}, 0); err != nil {
+			return fmt.Errorf("rmdir %q: set its directory's times back: %w", rel, err)
 		}
 		return nil
 	})
