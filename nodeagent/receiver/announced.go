@@ -165,12 +165,21 @@ type releasedRun struct {
 // commit is asked for.
 func (r *Receiver) persistTaken(tx *bolt.Tx, rr releasedRun) error {
 	r.mu.Lock()
-	_, confirming := r.confirmed[rr.key]
+	mine := r.confirmsItself(rr.key, rr.kept)
 	r.mu.Unlock()
-	if confirming && !rr.kept.restored {
+	if mine {
 		return nil
 	}
 	return rr.persist(tx)
+}
+
+// confirmsItself reports whether the run key, announced as ra, is one whose
+// own confirmation is under way or done, and which that confirmation
+// forgets whole (it was not restored): no other confirmation takes from
+// it or writes it (takeCovered, persistTaken). The caller holds r.mu.
+func (r *Receiver) confirmsItself(key string, ra announced) bool {
+	_, confirming := r.confirmed[key]
+	return confirming && !ra.restored
 }
 
 // persist records, within the confirmation's transaction, what the run
@@ -256,7 +265,7 @@ func (r *Receiver) takeCovered(from string, take func(key string, ra announced) 
 		if !strings.HasPrefix(k, from+"\x00") || !take(k, ra) {
 			continue
 		}
-		if _, confirming := r.confirmed[k]; confirming && !ra.restored {
+		if r.confirmsItself(k, ra) {
 			// Its own confirmation is being recorded (or was: it is
 			// forgotten then), and releases all of it. Taken from
 			// here as well, the run's remainder was written back to
