@@ -80,7 +80,18 @@ type Receiver struct {
 	// once, the sender would take the run as done before it was recorded,
 	// and for good if that record then failed.
 	confirmed map[string]*confirmation
+	// movedAway are the names that replayed renames and removals took
+	// away here (an applied rename's old name, a removed name), each with
+	// when it was applied, kept while a run announced before then is
+	// live (noteMovedAway): what such a run put there and the replay
+	// carried off is not this member's to send (movedAwaySince).
+	movedAway map[string]time.Time
 }
+
+// maxMovedAway bounds movedAway; past it the names are forgotten, and a
+// confirmation takes a path gone below one of them for this member's
+// removal, as before the sixty-second session.
+const maxMovedAway = 100_000
 
 // confirmedFor is how long a confirmed run is remembered: well past the
 // sender's retries of its confirmation and of its announcements, and the
@@ -407,6 +418,19 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 					// Not this member's change: another run (of this
 					// sender's, or another's) is putting its version
 					// there, and its confirmation records it.
+					continue
+				}
+				if known && r.movedAwaySince(p, a.at) {
+					// A replayed rename (or removal) of another member's,
+					// applied since the run was announced, took what the
+					// run put here away with the name or a directory above
+					// it; it recorded what it moved, and what the name
+					// holds now is its, or nothing. Taken for this
+					// member's removal, the path's absence went to every
+					// member, and a member that had written the path since
+					// kept its version alone (the stress test's Crossing
+					// seed 2, the sixty-second session: n2 replayed n1's
+					// mv d9/d9 D27 just after n3's run put d9/d9/h26 there).
 					continue
 				}
 				if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
@@ -1036,6 +1060,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		}
 		return out, applied
 	}
+	r.noteMovedAway(applied)
 	if v := r.Log.V(2); v.Enabled() {
 		for _, a := range applied {
 			v.Info("replayed", "from", from, "old", a.old, "new", a.new, "removed", a.removed, "made", a.made)
@@ -1053,6 +1078,48 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		}
 	}
 	return out, applied
+}
+
+// noteMovedAway remembers the names that the renames and removals of a
+// replay, applied and recorded, took away here (movedAway), and forgets
+// those taken before every live run was announced: no confirmation asks
+// about them.
+func (r *Receiver) noteMovedAway(applied []appliedRename) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	oldest := now
+	for _, ra := range r.runs {
+		if ra.at.Before(oldest) {
+			oldest = ra.at
+		}
+	}
+	maps.DeleteFunc(r.movedAway, func(_ string, at time.Time) bool { return at.Before(oldest) })
+	for _, a := range applied {
+		if a.made || a.old == "" {
+			continue
+		}
+		if r.movedAway == nil {
+			r.movedAway = make(map[string]time.Time)
+		}
+		r.movedAway[a.old] = now
+	}
+	if len(r.movedAway) > maxMovedAway {
+		clear(r.movedAway)
+	}
+}
+
+// movedAwaySince reports whether a replayed rename or removal applied at
+// or after since took p, or a directory above it, away here (movedAway).
+func (r *Receiver) movedAwaySince(p string, since time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for q := p; q != "."; q, _ = split(q) {
+		if at, ok := r.movedAway[q]; ok && !at.Before(since) {
+			return true
+		}
+	}
+	return false
 }
 
 // unapplied returns one of after, the indices of the renames that the

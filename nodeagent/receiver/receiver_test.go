@@ -2263,3 +2263,72 @@ func indexed(t *testing.T, r *Receiver, paths ...string) {
 		t.Fatal(err)
 	}
 }
+
+// TestReceiver_APathAReplayMovedAwayIsNotThisMembersRemoval: a run of
+// n3's puts d/f here; n1's rename of d, replayed here, then carries it
+// off to e. The run's confirmation finds d/f gone: that is n1's rename,
+// not a removal of this member's, and nothing of d/f is sent (the stress
+// test's Crossing seed 2, the sixty-second session: n2 sent the absence
+// to every member, and n1, which had written the path since, kept its
+// version alone). A rename replayed before the run was announced, or a
+// removal here with no replay, leaves the path's absence this member's
+// own, as before.
+func TestReceiver_APathAReplayMovedAwayIsNotThisMembersRemoval(t *testing.T) {
+	sent := []peer.FileState{{Regular: true, Size: 5, MtimeNs: 1700000000123456789, Mode: 0o644}}
+	for _, tc := range []struct {
+		name string
+		// when n1's rename of d is replayed: "after" the run put d/f
+		// here, "before" the run was announced, "" never (d/f removed
+		// here instead).
+		replay string
+		mine   bool
+	}{
+		{"replayed after the run put it here", "after", false},
+		{"replayed before the run was announced", "before", true},
+		{"removed here, no replay", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			mustOK(t, os.Mkdir(filepath.Join(root, "d"), 0o755))
+			indexed(t, r, "d")
+			rename := []peer.Rename{{Old: []byte("d"), New: []byte("e"), Dir: true}}
+			if tc.replay == "before" {
+				if res := replayOnce(ctx, r, "n1", rename); !res[0].Applied {
+					t.Fatalf("rename refused: %s", res[0].Reason)
+				}
+				mustOK(t, os.Mkdir(filepath.Join(root, "d"), 0o755)) // made again, as rsync makes an implied directory
+			}
+			mustOK(t, r.Incoming(ctx, "n3", "", "run-1", []string{"d/f"}, nil))
+			// The run puts d/f here, as the daemon's rsync does.
+			f := filepath.Join(root, "d", "f")
+			mustOK(t, os.WriteFile(f, []byte("12345"), 0o644))
+			mtime := time.Unix(0, sent[0].MtimeNs)
+			mustOK(t, os.Chtimes(f, mtime, mtime))
+			switch tc.replay {
+			case "after":
+				if res := replayOnce(ctx, r, "n1", rename); !res[0].Applied {
+					t.Fatalf("rename refused: %s", res[0].Reason)
+				}
+			default:
+				mustOK(t, os.Remove(f))
+			}
+			mustOK(t, r.Received(ctx, "n3", "run-1", []string{"d/f"}, sent, nil))
+			var e index.Entry
+			var found bool
+			mustOK(t, r.Index.View(func(tx *index.Tx) error {
+				var err error
+				e, found, err = tx.Get("d/f")
+				return err
+			}))
+			if got := found && e.Size == -1; got != tc.mine {
+				t.Errorf("d/f recorded as this member's own change: %v (entry %+v, %v), want %v", got, e, found, tc.mine)
+			}
+			if got := slices.Contains(rescans, "d/f"); got != tc.mine {
+				t.Errorf("d/f compared again: %v (%q), want %v", got, rescans, tc.mine)
+			}
+		})
+	}
+}
