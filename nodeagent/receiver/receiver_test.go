@@ -614,20 +614,28 @@ func TestReceiver_ReceivedPathMissingHere(t *testing.T) {
 				mustOK(t, os.Remove(filepath.Join(root, "big")))
 			}
 			mustOK(t, r.Received(context.Background(), "n1", "run-1", []string{"big"}, []peer.FileState{tc.state}, nil))
-			var e index.Entry
-			var found bool
-			mustOK(t, r.Index.View(func(tx *index.Tx) error {
-				var err error
-				e, found, err = tx.Get("big")
-				return err
-			}))
-			if got := found && e.Size == -1; got != tc.mine {
-				t.Errorf("recorded as this member's own change: %v (entry %+v, %v), want %v", got, e, found, tc.mine)
-			}
-			if got := slices.Contains(rescans, "big"); got != tc.mine {
-				t.Errorf("compared again: %v (%q), want %v", got, rescans, tc.mine)
-			}
+			checkMine(t, r, rescans, "big", tc.mine)
 		})
+	}
+}
+
+// checkMine checks whether a confirmation took p for this member's own
+// change, as mine says it should: recorded as an entry nothing matches
+// (size -1), and its compare asked for (rescans, what Rescan was given).
+func checkMine(t *testing.T, r *Receiver, rescans []string, p string, mine bool) {
+	t.Helper()
+	var e index.Entry
+	var found bool
+	mustOK(t, r.Index.View(func(tx *index.Tx) error {
+		var err error
+		e, found, err = tx.Get(p)
+		return err
+	}))
+	if got := found && e.Size == -1; got != mine {
+		t.Errorf("%s recorded as this member's own change: %v (entry %+v, %v), want %v", p, got, e, found, mine)
+	}
+	if got := slices.Contains(rescans, p); got != mine {
+		t.Errorf("%s compared again: %v (%q), want %v", p, got, rescans, mine)
 	}
 }
 
@@ -2316,19 +2324,7 @@ func TestReceiver_APathAReplayMovedAwayIsNotThisMembersRemoval(t *testing.T) {
 				mustOK(t, os.Remove(f))
 			}
 			mustOK(t, r.Received(ctx, "n3", "run-1", []string{"d/f"}, sent, nil))
-			var e index.Entry
-			var found bool
-			mustOK(t, r.Index.View(func(tx *index.Tx) error {
-				var err error
-				e, found, err = tx.Get("d/f")
-				return err
-			}))
-			if got := found && e.Size == -1; got != tc.mine {
-				t.Errorf("d/f recorded as this member's own change: %v (entry %+v, %v), want %v", got, e, found, tc.mine)
-			}
-			if got := slices.Contains(rescans, "d/f"); got != tc.mine {
-				t.Errorf("d/f compared again: %v (%q), want %v", got, rescans, tc.mine)
-			}
+			checkMine(t, r, rescans, "d/f", tc.mine)
 		})
 	}
 }
