@@ -598,9 +598,13 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
 	}
-	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Pending: g.journal.PendingAt,
+	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Pending: g.journal.PendingAt, Renames: g.journal, PendingBelow: g.journal.PendingBelow, Self: g.self.node,
 		KeepDeletes: g.cfg.Group.Spec.Deletes == syncv1.DeletesKeep, Log: g.log.WithName("receiver")}
 	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
+	// Set before the journal records anything (journalChanges, after
+	// this): the renames made here, for runs of peers that listed their
+	// paths before they replayed them.
+	g.journal.Logged = rcv.NoteRenames
 	if !rcv.Modes || !rcv.Owners {
 		g.log.Info("this data root does not keep modes or owners exactly as set (or the agent is not root): "+
 			"a received file whose mode or owner then differs is not taken for a change made here",
@@ -708,6 +712,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 			Group: g.cfg.Group.Name, Peer: p.node, Root: g.root, Journal: g.journal,
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
+			Replayed:   func() []peer.ReplayPos { return receiver.ReplayPositions(g.idx.DB()) },
 			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing, Coming: coming,
 			Report: func(r sender.Run) {
 				g.status.report(r)

@@ -96,6 +96,9 @@ type Journal struct {
 	// limit): the index keeps what it held, so a later scan finds the
 	// change again. Called after the commit.
 	Unreadable func(path string, err error)
+	// Logged, when set, is told of the renames and removals Record logged
+	// (the rename log, in order). Called after the commit.
+	Logged func([]LoggedRename)
 
 	mu    sync.Mutex
 	stats map[string]*PeerStats
@@ -287,10 +290,12 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 		err  error
 	}
 	var skipped []unreadable
+	var logs []LoggedRename
 	err := j.idx.Batch(func(tx *bolt.Tx) error {
 		delta = make(map[string]PeerStats) // afresh: Batch may call again
 		marks = marks[:0]
 		skipped = skipped[:0]
+		logs = logs[:0]
 		root := tx.Bucket(bucketJournal)
 		seq := storedSeq(root)
 		itx := index.Within(tx)
@@ -460,6 +465,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				}
 			}
 			if logged != nil {
+				logs = append(logs, *logged)
 				v := logged.marshal()
 				for i := range peers {
 					if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
@@ -514,6 +520,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 				key := index.Key(gone)
 				rm := change.Change{Path: gone, Op: change.Remove}
 				if n < logGone {
+					logs = append(logs, LoggedRename{Seq: seq, Old: gone})
 					v := LoggedRename{Seq: seq, Old: gone}.marshal()
 					for i := range peers {
 						if err := buckets[i].renames.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
@@ -543,6 +550,9 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 	}
 	j.markRacy(now, marks)
 	j.counted(last, delta)
+	if j.Logged != nil && len(logs) > 0 {
+		j.Logged(logs)
+	}
 	return nil
 }
 

@@ -141,3 +141,40 @@ func (j *Journal) PendingAt(rel string) bool {
 	})
 	return found
 }
+
+// PendingBelow returns the paths strictly below the directory rel that
+// an entry is pending at for any peer, at most max (each once): what this
+// member changed there and has not sent to every peer yet. A rename of
+// rel replayed here carries them on, and they go again under the new
+// name (receiver.Receiver.PendingBelow).
+func (j *Journal) PendingBelow(rel string, max int) []string {
+	if rel == "." || rel == "" {
+		return nil
+	}
+	prefixes := [][]byte{append([]byte(rel), 0), []byte(rel + "/")}
+	seen := make(map[string]bool)
+	var out []string
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketJournal)
+		if root == nil {
+			return nil
+		}
+		return root.ForEachBucket(func(k []byte) error {
+			byPath := root.Bucket(k).Bucket(bucketByPath)
+			if byPath == nil {
+				return nil
+			}
+			for _, p := range prefixes {
+				c := byPath.Cursor()
+				for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
+					if path := index.PathOf(k); !seen[path] {
+						seen[path] = true
+						out = append(out, path)
+					}
+				}
+			}
+			return nil
+		})
+	})
+	return out
+}

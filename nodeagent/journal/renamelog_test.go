@@ -3,6 +3,7 @@ package journal
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/jailsync/jailsync/nodeagent/change"
@@ -36,5 +37,42 @@ func TestJournal_PendingAt(t *testing.T) {
 		if f.j.PendingAt(p) {
 			t.Errorf("confirmed by every peer: PendingAt(%q) = true, want false", p)
 		}
+	}
+}
+
+// TestJournal_PendingBelow: the paths below a directory that an entry is
+// pending at, for any peer, each once, until every peer confirmed it; not
+// the directory itself, nor a sibling whose name shares a prefix.
+func TestJournal_PendingBelow(t *testing.T) {
+	root := t.TempDir()
+	f := open(t, root, filepath.Join(t.TempDir(), "db"), "p1", "p2")
+	for _, d := range []string{"d/e", "d-x"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.j.Record(f.rootfd, []string{"p1", "p2"}, []change.Change{f.write("d/e/a", 3), f.write("d/b", 1), f.write("d-x/c", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{{"d", []string{"d/b", "d/e/a"}}, {"d/e", []string{"d/e/a"}}, {"d/e/a", nil}, {"de", nil}, {".", nil}} {
+		got := f.j.PendingBelow(tc.dir, 100)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("PendingBelow(%q) = %q, want %q", tc.dir, got, tc.want)
+		}
+	}
+	if got := f.j.PendingBelow("d", 1); len(got) != 1 {
+		t.Errorf("PendingBelow(\"d\", 1) = %q, want one path", got)
+	}
+	f.confirmAll("p1")
+	if got := f.j.PendingBelow("d", 100); len(got) != 2 {
+		t.Errorf("confirmed by one peer of two: PendingBelow(\"d\") = %q, want both", got)
+	}
+	f.confirmAll("p2")
+	if got := f.j.PendingBelow("d", 100); got != nil {
+		t.Errorf("confirmed by every peer: PendingBelow(\"d\") = %q, want none", got)
 	}
 }

@@ -53,10 +53,11 @@ func (c *Client) Hello(ctx context.Context, addr netip.AddrPort, group string) e
 
 // Incoming announces the paths of run to the member at addr, with the runs
 // of this client's that ended unconfirmed since the last announcement
-// (PathsRequest.Over).
-func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths, over []string) error {
+// (PathsRequest.Over) and this member's replay positions
+// (PathsRequest.Replayed).
+func (c *Client) Incoming(ctx context.Context, addr netip.AddrPort, group, run string, paths, over []string, replayed []ReplayPos) error {
 	req := newPathsRequest(run, paths)
-	req.Boot, req.Over = c.boot, over
+	req.Boot, req.Over, req.Replayed = c.boot, over, replayed
 	return c.post(ctx, addr, group, "incoming", req, nil)
 }
 

@@ -32,14 +32,16 @@ type recorder struct {
 	deleted  []string
 	from     []string
 	replays  []ReplayRequest
-	boots    []string // of each announcement
-	overs    []string // the runs each announcement says ended
-	hellos   []string // "from/boot" of each hello
+	boots    []string      // of each announcement
+	overs    []string      // the runs each announcement says ended
+	hellos   []string      // "from/boot" of each hello
+	replayed [][]ReplayPos // of each announcement
 }
 
-func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths, over []string) error {
+func (r *recorder) Incoming(_ context.Context, from, boot, run string, paths, over []string, replayed []ReplayPos) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.replayed = append(r.replayed, replayed)
 	r.from = append(r.from, from)
 	r.boots = append(r.boots, boot)
 	r.overs = append(r.overs, over...)
@@ -159,7 +161,7 @@ func TestEndpoint_Authentication(t *testing.T) {
 			rec.mu.Lock()
 			rec.incoming = nil
 			rec.mu.Unlock()
-			err := tc.client.Incoming(ctx, addr, tc.group, "run-1", hostile, nil)
+			err := tc.client.Incoming(ctx, addr, tc.group, "run-1", hostile, nil, nil)
 			rec.mu.Lock()
 			got := slices.Clone(rec.incoming)
 			rec.mu.Unlock()
@@ -436,7 +438,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 
 	before := &Server{}
 	addr, stop := serve(before, netip.AddrPortFrom(serverAddr, 0).String())
-	if err := c.Incoming(context.Background(), addr, "www", "run-1", []string{"a"}, nil); err != nil {
+	if err := c.Incoming(context.Background(), addr, "www", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatalf("first request, the epoch learnt on the way: %v", err)
 	}
 	body := []byte(`{"run":"r","paths":["YQ=="]}`)
@@ -476,7 +478,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 		return writeCountingConn{conn, written}, nil
 	}
 	tr.CloseIdleConnections()
-	if err := c.Incoming(context.Background(), addr, "www", "run-2", large, nil); err != nil {
+	if err := c.Incoming(context.Background(), addr, "www", "run-2", large, nil, nil); err != nil {
 		t.Errorf("the client after the restart: %v", err)
 	}
 	if n := written.Load(); n > size+64<<10 {
@@ -539,7 +541,7 @@ func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
 
 	// The second, 50 bytes or so, whole.
 	second := make(chan error, 1)
-	go func() { second <- c.Incoming(context.Background(), addr, "www", "fast", []string{"b"}, nil) }()
+	go func() { second <- c.Incoming(context.Background(), addr, "www", "fast", []string{"b"}, nil, nil) }()
 	select {
 	case err := <-second:
 		t.Fatalf("the second request was served while the first's body held the budget: %v", err)
@@ -664,7 +666,7 @@ func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
 	first := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	again := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	for i, c := range []*Client{first, first, again} {
-		if err := c.Incoming(context.Background(), addr, "www", fmt.Sprintf("run-%d", i), []string{"a"}, nil); err != nil {
+		if err := c.Incoming(context.Background(), addr, "www", fmt.Sprintf("run-%d", i), []string{"a"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -698,11 +700,41 @@ func TestEndpoint_IncomingCarriesTheRunsThatEnded(t *testing.T) {
 			s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
 			addr := startServer(t, s)
 			c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-			if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, tc.over); err != nil {
+			if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, tc.over, nil); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(rec.overs, tc.over) {
 				t.Errorf("the handler saw ended runs %q, want %q", rec.overs, tc.over)
+			}
+		})
+	}
+}
+
+// TestEndpoint_IncomingCarriesTheReplayPositions: an announcement carries
+// the sender's replay positions as they are; none replayed yet ([]) is
+// not "not sent" (nil, a sender that predates them), for the receiver
+// moves what lands under old names only when they were sent.
+func TestEndpoint_IncomingCarriesTheReplayPositions(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		replayed []ReplayPos
+	}{
+		{"two members' logs", []ReplayPos{{Member: "web-2", Journal: "j2", Seq: 7}, {Member: "web-3", Journal: "j3", Seq: 1 << 40}}},
+		{"none replayed yet", []ReplayPos{}},
+		{"not sent", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			s := &Server{}
+			s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+			addr := startServer(t, s)
+			c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+			if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, nil, tc.replayed); err != nil {
+				t.Fatal(err)
+			}
+			got := rec.replayed[0]
+			if !slices.Equal(got, tc.replayed) || (got == nil) != (tc.replayed == nil) {
+				t.Errorf("the handler saw positions %#v, want %#v", got, tc.replayed)
 			}
 		})
 	}

@@ -30,8 +30,9 @@ type Handler interface {
 	// Incoming: from will push paths in run; hold local events for them.
 	// boot is the sender's client's life (PathsRequest.Boot), "" when
 	// not given; over are its runs that ended unconfirmed
-	// (PathsRequest.Over).
-	Incoming(ctx context.Context, from, boot, run string, paths, over []string) error
+	// (PathsRequest.Over); replayed are its replay positions
+	// (PathsRequest.Replayed), nil when not given.
+	Incoming(ctx context.Context, from, boot, run string, paths, over []string, replayed []ReplayPos) error
 	// Hello: from's client started a life, boot (HelloRequest); its runs
 	// of earlier lives are over.
 	Hello(ctx context.Context, from, boot string) error
@@ -106,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return nil, badRequest(err)
 		}
-		return nil, g.Handler.Incoming(ctx, from, req.Boot, req.Run, req.paths(), req.Over)
+		return nil, g.Handler.Incoming(ctx, from, req.Boot, req.Run, req.paths(), req.Over, req.Replayed)
 	}))
 	mux.HandleFunc("POST /v1/groups/{group}/hello", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
 		var req HelloRequest

@@ -24,6 +24,15 @@ type PathsRequest struct {
 	// announcement that succeeds after it ended. Omitted by a sender that
 	// predates it, and when there are none.
 	Over []string `json:"over,omitempty"`
+	// Replayed, in an announcement, is how far the sender had replayed
+	// each member's rename log when it announced the run (its receiver's
+	// replay positions): a path of the run below a name that the
+	// receiver renamed (or replayed a rename of) later in a log than the
+	// sender had replayed it was listed before that rename there, and
+	// the receiver moves what lands under the old name on as the rename
+	// did. Empty ([]) from a sender that replayed nothing yet; null, or
+	// omitted by a sender that predates it: nothing is moved.
+	Replayed []ReplayPos `json:"replayed"`
 	// Deleted are the paths a confirmation says were deleted (Paths then
 	// are those sent).
 	Deleted [][]byte `json:"deleted,omitempty"`
@@ -161,6 +170,16 @@ type Rename struct {
 	// receiver applied from that journal was applied before, and is not
 	// applied again.
 	Seq uint64 `json:"seq,omitempty"`
+}
+
+// ReplayPos is a member's replay position in another member's rename
+// log: the journal (ReplayRequest.Journal) and the last sequence number
+// of it that the member replayed (applied or refused).
+type ReplayPos struct {
+	// Member is the node whose rename log it is.
+	Member  string `json:"member"`
+	Journal string `json:"journal"`
+	Seq     uint64 `json:"seq"`
 }
 
 // ReplayRequest carries a member's logged renames and removals, in the

@@ -6,6 +6,7 @@
 package receiver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
+	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
@@ -50,6 +52,17 @@ type Receiver struct {
 	// (journal.Journal.PendingAt): a replay does not remove or replace
 	// it, since what it would delete is newer here.
 	Pending func(rel string) bool
+	// Renames, when set, is this member's journal: a run that a sender
+	// listed before it replayed this member's renames is mapped through
+	// them (doneRename, landed).
+	Renames RenameLog
+	// PendingBelow, when set, returns the paths below a directory that
+	// this member changed and has not sent to every peer yet
+	// (journal.Journal.PendingBelow): a replayed rename of the directory
+	// carries them on, and they go again under the new name.
+	PendingBelow func(rel string, max int) []string
+	// Self is this member's node name.
+	Self string
 	// KeepDeletes (spec.deletes: Keep) keeps this member's copies of what
 	// a replaying member removed: its replayed removals are refused, and a
 	// refused rename's names are never cleared (clearName).
@@ -86,6 +99,12 @@ type Receiver struct {
 	// live (noteMovedAway): what such a run put there and the replay
 	// carried off is not this member's to send (movedAwaySince).
 	movedAway map[string]time.Time
+	// done are the renames and removals made here (NoteRenames) and
+	// replayed here from the other members' logs (noteMovedAway), in the
+	// order made, for doneFor: a run of a sender that had not replayed one
+	// of them may put its files under its old name (unreplayed).
+	done []doneRename
+	subs uint64
 }
 
 // maxMovedAway bounds movedAway; past it the names are forgotten, and a
@@ -142,7 +161,42 @@ type announced struct {
 	// settle has released what of it was as the index held it.
 	boot    string
 	settled bool
+	// replayed are the sender's replay positions when it announced the
+	// run (peer.PathsRequest.Replayed; nil: not sent). What the run puts
+	// under a name that a rename made or replayed here, and not replayed
+	// by the sender then, took away was listed there before that rename,
+	// and moves on as the rename moved the rest (Receiver.unreplayed,
+	// landed). Not kept on disk.
+	replayed []peer.ReplayPos
 }
+
+// doneRename is a rename (or removal, new "") made here, or replayed here
+// from member's rename log: its place in that log (journal, seq), and in
+// this member's order (order, then sub: this member's journal sequence
+// number when it was made or replayed).
+type doneRename struct {
+	member, journal string
+	seq             uint64
+	order, sub      uint64
+	old, new        string
+	at              time.Time // when it was kept (doneFor)
+}
+
+// RenameLog is this member's journal as the receiver reads it
+// (journal.Journal): its identity and its last sequence number.
+type RenameLog interface {
+	ID() string
+	Seq() uint64
+}
+
+// doneFor is how long the receiver keeps the renames made or replayed
+// here (Receiver.done): a sender that has not replayed one within it is
+// down, and its runs are held as long (detect.DefaultIncomingTTL).
+// maxDone bounds them.
+const (
+	doneFor = detect.DefaultIncomingTTL
+	maxDone = 100_000
+)
 
 // release ends a's holds of paths.
 func (a announced) release(held *detect.Incoming, paths ...string) {
@@ -158,7 +212,7 @@ var _ peer.Handler = (*Receiver)(nil)
 // sender's runs that are over (settle): those of its client's earlier
 // lives (boot is its life), and over, those of this life that it says
 // ended unconfirmed.
-func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths, over []string) error {
+func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths, over []string, replayed []peer.ReplayPos) error {
 	if err := checkPaths(paths); err != nil {
 		return fmt.Errorf("announced run %s from %s: %w", run, from, err)
 	}
@@ -177,6 +231,7 @@ func (r *Receiver) Incoming(_ context.Context, from, boot, run string, paths, ov
 		a.paths = paths
 		a.holds = []detect.Hold{r.Held.Add(paths...)}
 		a.boot = boot
+		a.replayed = replayed
 	}
 	a.at = now
 	r.runs[key] = a
@@ -511,6 +566,11 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	if r.Rescan != nil {
 		for _, p := range mine {
 			r.Rescan(p)
+		}
+	}
+	if known && a.replayed != nil {
+		if unreplayed := r.unreplayed(from, sent, a.replayed); len(unreplayed) > 0 {
+			r.moveAllLanded(from, run, sent, states, mine, unreplayed)
 		}
 	}
 	if known {
@@ -969,6 +1029,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 				out[i].Reason = err.Error()
 				continue
 			}
+			a.seq = rn.Seq
 			out[i].Applied = true
 			applied = append(applied, a)
 			continue
@@ -1029,16 +1090,38 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			}
 			continue
 		}
+		a.seq = rn.Seq
 		out[i].Applied = true
 		applied = append(applied, a)
 	}
 	if len(applied)+len(madeDirs) == 0 && pos.last == 0 {
 		return out, applied
 	}
+	carried := r.pendingCarried(applied) // read before the write transaction
 	var local, why []string
 	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
 		var err error
-		local, why, err = recordRenames(index.Within(btx), r.RootFD, applied, madeDirs)
+		tx := index.Within(btx)
+		local, why, err = recordRenames(tx, r.RootFD, applied, madeDirs)
+		if err == nil {
+			// What this member had pending under an old name goes again
+			// under the new one: recorded as an entry nothing matches,
+			// and compared (Rescan, below). Left as moved, it read as
+			// sent, and its pending entry at the old name went as a
+			// removal: a peer that had not had it never got it (n2
+			// renamed d, n1's files written into d just before went to
+			// no member: TestStress_WritesBelowARenamedDirectory).
+			for _, p := range carried {
+				if e, ok, err := tx.Get(p); err != nil {
+					return err
+				} else if ok && !e.IsDir() {
+					if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
+						return err
+					}
+					local, why = append(local, p), append(why, "pending here under its old name")
+				}
+			}
+		}
 		if err == nil && pos.last != 0 {
 			err = setReplayed(btx, pos.member, pos.journal, pos.last)
 		}
@@ -1060,7 +1143,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		}
 		return out, applied
 	}
-	r.noteMovedAway(applied)
+	r.noteMovedAway(from, pos.journal, applied)
 	if v := r.Log.V(2); v.Enabled() {
 		for _, a := range applied {
 			v.Info("replayed", "from", from, "old", a.old, "new", a.new, "removed", a.removed, "made", a.made)
@@ -1080,12 +1163,58 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 	return out, applied
 }
 
+// pendingCarried returns where the renames applied (not removals) carried
+// the paths this member had pending under their old names (PendingBelow),
+// followed through the later renames of the request.
+func (r *Receiver) pendingCarried(applied []appliedRename) []string {
+	if r.PendingBelow == nil {
+		return nil
+	}
+	var out []string
+	for i, a := range applied {
+		if a.removed || a.made || !a.dir {
+			continue
+		}
+		for _, p := range r.PendingBelow(a.old, maxCarried) {
+			to, ok := a.moves(p)
+			if !ok {
+				continue
+			}
+			for _, later := range applied[i+1:] {
+				if later.removed && atOrBelowPath(to, later.old) {
+					ok = false
+					break
+				}
+				if t, moved := later.moves(to); moved {
+					to = t
+				}
+			}
+			if ok {
+				out = append(out, to)
+			}
+		}
+	}
+	return out
+}
+
+// maxCarried bounds the pending paths one renamed directory carries on
+// (pendingCarried); past it, the rest read as sent until a scan.
+const maxCarried = 100_000
+
 // noteMovedAway remembers the names that the renames and removals of a
 // replay, applied and recorded, took away here (movedAway), and forgets
 // those taken before every live run was announced: no confirmation asks
 // about them.
-func (r *Receiver) noteMovedAway(applied []appliedRename) {
+//
+// It also keeps the replayed renames and removals (done), with
+// their place in from's log (journal) and in this member's journal order,
+// for the runs of other senders announced after them (unreplayed).
+func (r *Receiver) noteMovedAway(from, journal string, applied []appliedRename) {
 	now := time.Now()
+	var order uint64
+	if r.Renames != nil {
+		order = r.Renames.Seq()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	oldest := now
@@ -1103,10 +1232,193 @@ func (r *Receiver) noteMovedAway(applied []appliedRename) {
 			r.movedAway = make(map[string]time.Time)
 		}
 		r.movedAway[a.old] = now
+		if journal != "" && a.seq != 0 {
+			r.subs++
+			d := doneRename{member: from, journal: journal, seq: a.seq, order: order, sub: r.subs, old: a.old, at: now}
+			if !a.removed {
+				d.new = a.new
+			}
+			r.keepDone(d, now)
+		}
 	}
 	if len(r.movedAway) > maxMovedAway {
 		clear(r.movedAway)
 	}
+}
+
+// NoteRenames keeps the renames and removals this member's journal logged
+// (journal.Journal.Logged), for the runs of senders that have not
+// replayed them yet (unreplayed).
+func (r *Receiver) NoteRenames(logged []journal.LoggedRename) {
+	if r.Renames == nil {
+		return
+	}
+	id, now := r.Renames.ID(), time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range logged {
+		r.keepDone(doneRename{member: r.Self, journal: id, seq: l.Seq, order: l.Seq, old: l.Old, new: l.New, at: now}, now)
+	}
+}
+
+// keepDone appends d to r.done, forgetting what is older than doneFor
+// and, past maxDone, the oldest; the caller holds r.mu.
+func (r *Receiver) keepDone(d doneRename, now time.Time) {
+	i := 0
+	for i < len(r.done) && (now.Sub(r.done[i].at) > doneFor || len(r.done)-i >= maxDone) {
+		i++
+	}
+	r.done = append(r.done[i:], d)
+}
+
+// unreplayed returns the renames made or replayed here (done) that from
+// had not replayed when it announced a run (its replay positions,
+// replayed), in the order they were made here, when one of them took a
+// name at or above one of paths; nil when none did. A rename of from's
+// own is never among them: from made it before it listed the run.
+func (r *Receiver) unreplayed(from string, paths []string, replayed []peer.ReplayPos) []doneRename {
+	at := func(journal string) uint64 {
+		for _, p := range replayed {
+			if p.Journal == journal {
+				return p.Seq
+			}
+		}
+		return 0
+	}
+	var out []doneRename
+	r.mu.Lock()
+	for _, d := range r.done {
+		if d.member != from && d.seq > at(d.journal) {
+			out = append(out, d)
+		}
+	}
+	r.mu.Unlock()
+	slices.SortStableFunc(out, func(a, b doneRename) int {
+		if c := cmp.Compare(a.order, b.order); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.sub, b.sub)
+	})
+	for _, d := range out {
+		for _, p := range paths {
+			if atOrBelowPath(p, d.old) {
+				return out
+			}
+		}
+	}
+	return nil
+}
+
+// landed returns where p, listed by a sender before the renames
+// unreplayed (in their order), lies now that they were made here: p
+// itself when none took a name at or above it, "" when a removal took it.
+func landed(p string, unreplayed []doneRename) string {
+	for _, d := range unreplayed {
+		if !atOrBelowPath(p, d.old) {
+			continue
+		}
+		if d.new == "" {
+			return ""
+		}
+		p = d.new + p[len(d.old):]
+	}
+	return p
+}
+
+// moveAllLanded moves each file and symlink that the run of from put
+// here under a name that renames it listed before (unreplayed) took away
+// to where they took the rest (landed, moveLanded). Directories stay:
+// their files move, and what the run made above them is the run's.
+func (r *Receiver) moveAllLanded(from, run string, sent []string, states []peer.FileState, mine []string, unreplayed []doneRename) {
+	var moved, stayed, why []string
+	left := make(map[string]bool) // directories the moves may have left empty
+	for i, p := range sent {
+		if i >= len(states) || !states[i].Regular && !states[i].Symlink || slices.Contains(mine, p) {
+			continue
+		}
+		to := landed(p, unreplayed)
+		if to == "" || to == p {
+			continue
+		}
+		if err := r.moveLanded(p, to); err != nil {
+			stayed, why = append(stayed, p), append(why, err.Error())
+			continue
+		}
+		moved = append(moved, p+" -> "+to)
+		// The directories rsync made for p under the old name, up to it:
+		// the rename had taken the old name away here.
+		top := ""
+		for _, d := range unreplayed {
+			if atOrBelowPath(p, d.old) {
+				top = d.old
+				break
+			}
+		}
+		for d, _ := split(p); top != "" && atOrBelowPath(d, top); d, _ = split(d) {
+			left[d] = true
+		}
+	}
+	if len(moved) > 0 {
+		r.Log.V(1).Info("paths a run listed before renames made here, moved on as the renames moved the rest", "from", from, "run", run, "paths", moved)
+	}
+	if removed := r.removeLeft(slices.Collect(maps.Keys(left))); len(removed) > 0 {
+		r.Log.V(1).Info("directories made for paths moved on, removed where empty", "from", from, "run", run, "dirs", removed)
+	}
+	if len(stayed) > 0 {
+		r.Log.V(1).Info("paths a run listed before renames made here, left where they landed", "from", from, "run", run, "paths", stayed, "why", why)
+	}
+}
+
+// removeLeft removes each of dirs, deepest first, where it is an empty
+// directory, and its index entry (held meanwhile): what rsync made there
+// for paths that moved on (moveAllLanded). One not empty stays.
+func (r *Receiver) removeLeft(dirs []string) (removed []string) {
+	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, d := range dirs {
+		h := r.Held.Add(d)
+		if beneath.RemoveEmptyDirKeepingTimes(r.RootFD, d) == nil {
+			if err := r.Index.Update(func(tx *index.Tx) error { return tx.Delete(d) }); err == nil {
+				removed = append(removed, d)
+			}
+		}
+		r.Held.Done(h, d)
+	}
+	return removed
+}
+
+// moveLanded moves what a run put at p, a name that a rename here (or
+// one replayed here) had taken away before the run's sender replayed it,
+// to where that rename took the rest (to), as the sender's replay of it
+// moves the sender's copy: never over anything, beneath the root, held.
+// It is recorded there as it was at p. What stops it (to's directory is
+// not there, to is taken, p changed) leaves p as it is.
+func (r *Receiver) moveLanded(p, to string) error {
+	h := r.Held.Add(p, to)
+	defer r.Held.Done(h, p, to)
+	pd, pn := split(p)
+	td, tn := split(to)
+	pfd, err := beneath.Open(r.RootFD, pd, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	tfd, err := beneath.Open(r.RootFD, td, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tfd)
+	return r.Index.Update(func(tx *index.Tx) error {
+		if same, err := tx.Unchanged(r.RootFD, p, false); err != nil || !same {
+			return fmt.Errorf("%q is not as the run left it", p)
+		}
+		if err := renameNoReplace(pfd, pn, tfd, tn); err != nil {
+			return err
+		}
+		if err := tx.Move(p, to); err != nil {
+			return err
+		}
+		return tx.Record(r.RootFD, to) // the rename moved its ctime
+	})
 }
 
 // movedAwaySince reports whether a replayed rename or removal applied at
@@ -1143,6 +1455,9 @@ type appliedRename struct {
 	// writer made and had not sent.
 	removed, made bool
 	hold          detect.Hold // of old and new in Receiver.Held
+	// seq is the replayed rename's place in its sender's log
+	// (peer.Rename.Seq).
+	seq uint64
 	// parents are the directories made here for new (makeParents): the
 	// index records them with the request, or their events, read once
 	// its hold ends, were this member's own changes, and went back to

@@ -260,14 +260,14 @@ func TestReceiver_IncomingAgain(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for range 3 {
-		if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
+		if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"dir/b"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n3", "", "run-2", []string{"dir/b"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-2", []string{"dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !r.Held.Has("a") || !r.Held.Has("dir/b") {
@@ -340,8 +340,8 @@ func TestReceiver_ARunBeingConfirmedIsNotTakenByAnother(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(root, "d"), []byte("d"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", []string{"a", "c", "dir"}, nil))
-			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-2", []string{"d"}, nil))
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", []string{"a", "c", "dir"}, nil, nil))
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-2", []string{"d"}, nil, nil))
 			tc.steps(t, r)
 			r.mu.Lock()
 			kept := r.runs["n1\x00run-1"].paths
@@ -366,14 +366,14 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 	now := time.Now()
 	r.Held = &detect.Incoming{Now: func() time.Time { return now }}
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(detect.DefaultIncomingTTL + time.Second)
 	if r.Held.Has("a") {
 		t.Fatal("a hold past its TTL still holds")
 	}
-	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"a"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n3", "", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -398,7 +398,7 @@ func TestReceiver_LateConfirmationKeepsAnotherRunsHold(t *testing.T) {
 func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "R", []string{"a"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "R", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
@@ -414,7 +414,7 @@ func TestReceiver_GivenBackIntoARunAnnouncedAgain(t *testing.T) {
 		t.Fatalf("taken %v, want run R", released)
 	}
 	// ...R is announced again meanwhile...
-	if err := r.Incoming(ctx, "n1", "", "R", []string{"dir/b"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "R", []string{"dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	// ...and that confirmation's commit fails: R's paths are given back.
@@ -475,7 +475,7 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for _, run := range []string{"run-1", "run-2"} {
-		if err := r.Incoming(ctx, "n1", "", run, []string{"a", "var/log", "failed"}, nil); err != nil {
+		if err := r.Incoming(ctx, "n1", "", run, []string{"a", "var/log", "failed"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Received(ctx, "n1", run, []string{"a"}, nil, nil); err != nil {
@@ -483,7 +483,7 @@ func TestReceiver_ReceivedReleasesEveryAnnouncedPath(t *testing.T) {
 		}
 	}
 	// The next run from n1 holds var/log again, and is confirmed.
-	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"var/log"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"var/log"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-3", []string{"var/log"}, nil, nil); err != nil {
@@ -802,10 +802,10 @@ func TestReceiver_ReceivedPathsChangedHereAreComparedAgain(t *testing.T) {
 func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"c"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"c"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-2", []string{"c"}, nil, nil); err != nil {
@@ -831,7 +831,7 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 	}
 	// n1 sends the files again in a run of its own; its confirmation
 	// releases the run that died with the agent before.
-	if err := restarted.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir/b"}, nil); err != nil {
+	if err := restarted.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir/b"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Received(ctx, "n1", "run-3", []string{"a", "dir/b"}, nil, nil); err != nil {
@@ -857,7 +857,7 @@ func TestReceiver_RestoreAfterAKill(t *testing.T) {
 func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	r, root, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	restart := func(want int) *Receiver {
@@ -879,7 +879,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	r = restart(3)
 	// The sender's next run is announced, its push fails (this member's
 	// daemon is not up yet), and it confirms nothing.
-	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"a", "dir/b", "taken"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-2", []string{"a", "dir/b", "taken"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-2", nil, nil, nil); err != nil {
@@ -890,7 +890,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(root, "dir")); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-3", []string{"a", "dir"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-3", []string{"a"}, nil, []string{"dir"}); err != nil {
@@ -899,7 +899,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	held(r, map[string]bool{"a": false, "dir/b": false, "taken": true})
 	r = restart(1)
 	held(r, map[string]bool{"a": false, "taken": true})
-	if err := r.Incoming(ctx, "n1", "", "run-4", []string{"taken"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-4", []string{"taken"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-4", []string{"taken"}, nil, nil); err != nil {
@@ -910,7 +910,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 
 	// The run cut by the restart, confirmed under its own id once the
 	// sender hears back, gives up what it records and nothing more.
-	if err := r.Incoming(ctx, "n1", "", "run-5", []string{"a", "taken"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-5", []string{"a", "taken"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	r = restart(2)
@@ -1056,7 +1056,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
 	for _, from := range []string{"n1", "n2"} {
-		if err := r.Incoming(ctx, from, "", "run-1", []string{"a"}, nil); err != nil {
+		if err := r.Incoming(ctx, from, "", "run-1", []string{"a"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1068,7 +1068,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 			t.Fatal("a released while n2's run holds it")
 		}
 	}
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n2", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1086,7 +1086,7 @@ func TestReceiver_ConfirmedTwice(t *testing.T) {
 func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1096,7 +1096,7 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 	if held, err := restarted.Restore(); err != nil || held != 0 {
 		t.Fatalf("Restore = %d, %v; want nothing: run-1 was confirmed", held, err)
 	}
-	if err := restarted.Incoming(ctx, "n2", "", "run-5", []string{"a"}, nil); err != nil {
+	if err := restarted.Incoming(ctx, "n2", "", "run-5", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := restarted.Received(ctx, "n1", "run-1", []string{"a"}, nil, nil); err != nil {
@@ -1115,7 +1115,7 @@ func TestReceiver_ConfirmedAgainAfterARestart(t *testing.T) {
 func TestReceiver_ConfirmedAgainWhileBeingRecorded(t *testing.T) {
 	r, _, _, _ := newReceiver(t)
 	ctx := context.Background()
-	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil); err != nil {
+	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	holding, release := make(chan struct{}), make(chan struct{})
@@ -1165,7 +1165,7 @@ func TestReceiver_RefusesAConfirmationWhileTheRootIsReplaced(t *testing.T) {
 	r.Root = root
 	ctx := context.Background()
 	for _, run := range []string{"run-1", "run-2"} {
-		if err := r.Incoming(ctx, "n1", "", run, []string{"new"}, nil); err != nil {
+		if err := r.Incoming(ctx, "n1", "", run, []string{"new"}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1208,7 +1208,7 @@ func TestReceiver_RefusesPathsNoSenderSends(t *testing.T) {
 	ctx := context.Background()
 	indexed(t, r, "a", "dir", "dir/b")
 	for _, p := range []string{"", "/etc/passwd", "../x", "dir/../a", "a\x00b", ".jailsync", ".jailsync/tmp/x", "dir//b"} {
-		if err := r.Incoming(ctx, "n1", "", "run-"+p, []string{"a", p}, nil); err == nil {
+		if err := r.Incoming(ctx, "n1", "", "run-"+p, []string{"a", p}, nil, nil); err == nil {
 			t.Errorf("announcement with %q accepted", p)
 		}
 		if err := r.Received(ctx, "n1", "run-"+p, []string{"a"}, nil, []string{p}); err == nil {
@@ -1731,8 +1731,8 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil))
-			mustOK(t, r.Incoming(ctx, "n3", "", "run-7", []string{"a"}, nil))
+			mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"a"}, nil, nil))
+			mustOK(t, r.Incoming(ctx, "n3", "", "run-7", []string{"a"}, nil, nil))
 			// n3's version of a lands (n1's size and mtime are not it).
 			mustOK(t, os.WriteFile(filepath.Join(root, "a"), []byte("n3's version"), 0o644))
 			mustOK(t, tc.do(r))
@@ -1760,7 +1760,7 @@ func TestReceiver_APathAnotherRunDeliversIsLeftToIt(t *testing.T) {
 func TestReceiver_ImpliedParentsAreRecorded(t *testing.T) {
 	r, root, _, _ := newReceiver(t)
 	ctx := context.Background()
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"new/deep/f"}, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"new/deep/f"}, nil, nil))
 	mustOK(t, os.MkdirAll(filepath.Join(root, "new/deep"), 0o755)) // as rsync makes them
 	mustOK(t, os.WriteFile(filepath.Join(root, "new/deep/f"), []byte("f"), 0o644))
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"new/deep/f"}, nil, nil))
@@ -1795,7 +1795,7 @@ func TestReceiver_TimesRsyncSetAboveTheRunsPaths(t *testing.T) {
 		return nil
 	}))
 	paths := []string{"sent/sub/f", "deleted/f", "chmodded/f"}
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", paths, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", paths, nil, nil))
 	for _, f := range []string{"sent/sub/f", "chmodded/f"} {
 		mustOK(t, os.WriteFile(filepath.Join(root, f), []byte("f"), 0o644))
 	}
@@ -1840,7 +1840,7 @@ func TestReceiver_DirectoriesTheRunChangedAboveItsPaths(t *testing.T) {
 		}
 		return nil
 	}))
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"chmodded/f", "gone/f", "now-a-file/f"}, nil, nil))
 	// The run: rsync sets chmodded's mode as the sender's; gone and
 	// now-a-file change under other hands before the confirmation.
 	mustOK(t, os.Chmod(filepath.Join(root, "chmodded"), 0o700))
@@ -1920,8 +1920,8 @@ func TestReceiver_DirectoriesMadeForADeleteGoWhereEmpty(t *testing.T) {
 	mustOK(t, r.Index.Update(func(tx *index.Tx) error { return tx.Record(r.RootFD, "held") }))
 	made := peer.FileState{Dir: true, ForDelete: true}
 	sent := []string{"m", "m/e", "full", "held", "busy", "busy/sub", "claimed"}
-	mustOK(t, r.Incoming(ctx, "n2", "", "run-2", []string{"busy/sub/f", "claimed"}, nil))
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"m/e/gone", "full/gone", "held/gone", "busy/sub/gone", "claimed/gone"}, nil))
+	mustOK(t, r.Incoming(ctx, "n2", "", "run-2", []string{"busy/sub/f", "claimed"}, nil, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"m/e/gone", "full/gone", "held/gone", "busy/sub/gone", "claimed/gone"}, nil, nil))
 	states := make([]peer.FileState, len(sent))
 	for i := range states {
 		states[i] = made
@@ -1967,7 +1967,7 @@ func TestReceiver_ADirectoryMadeForADeleteLeavesItsParentsTimes(t *testing.T) {
 	sendersTime := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	mustOK(t, os.Chtimes(filepath.Join(root, "p"), sendersTime, sendersTime))
 	indexed(t, r, "p")
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"p/made"}, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"p/made"}, nil, nil))
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"p/made"}, []peer.FileState{{Dir: true, ForDelete: true}}, nil))
 	if _, err := os.Lstat(filepath.Join(root, "p", "made")); !os.IsNotExist(err) {
 		t.Fatalf("p/made: %v; want it removed", err)
@@ -2006,7 +2006,7 @@ func TestReceiver_OtherNamesOfAFileSentWithoutAState(t *testing.T) {
 		}
 		return nil
 	}))
-	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"x"}, nil))
+	mustOK(t, r.Incoming(ctx, "n1", "", "run-1", []string{"x"}, nil, nil))
 	mustOK(t, os.Chmod(filepath.Join(root, "x"), 0o644)) // as the run sets it
 	mustOK(t, r.Received(ctx, "n1", "run-1", []string{"x"}, []peer.FileState{{}}, nil))
 	for _, p := range []string{"x", "y"} {
@@ -2098,11 +2098,11 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 		t.Run(tt.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
-			if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if tt.otherSenderHolds != "" {
-				if err := r.Incoming(ctx, "n3", "", "run-9", []string{tt.otherSenderHolds}, nil); err != nil {
+				if err := r.Incoming(ctx, "n3", "", "run-9", []string{tt.otherSenderHolds}, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -2113,7 +2113,7 @@ func TestReceiver_UnconfirmedRunReleasedByItsSendersLaterConfirmation(t *testing
 					t.Fatal(err)
 				}
 			}
-			if err := r.Incoming(ctx, "n1", "", "run-2", slices.Concat(tt.sent, tt.deleted), nil); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-2", slices.Concat(tt.sent, tt.deleted), nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := r.Received(ctx, "n1", "run-2", tt.sent, tt.states, tt.deleted); err != nil {
@@ -2188,7 +2188,7 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
 			ctx := context.Background()
 			indexed(t, r, "a", "dir", "dir/b", "taken")
-			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead, nil))
+			mustOK(t, r.Incoming(ctx, "n1", "b1", "run-1", dead, nil, nil))
 			// The run's rsync delivered taken and made; its sender
 			// died before the confirmation.
 			if err := os.WriteFile(filepath.Join(root, "taken"), []byte("delivered"), 0o644); err != nil {
@@ -2206,7 +2206,7 @@ func TestReceiver_RunsThatAreOverGiveUpWhatIsAsIndexed(t *testing.T) {
 			if tc.hello {
 				mustOK(t, r.Hello(ctx, tc.from, tc.boot))
 			} else {
-				mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}, tc.over))
+				mustOK(t, r.Incoming(ctx, tc.from, tc.boot, "run-2", []string{"elsewhere"}, tc.over, nil))
 			}
 			for _, p := range tc.released {
 				if r.Held.Has(p) {
@@ -2309,7 +2309,7 @@ func TestReceiver_APathAReplayMovedAwayIsNotThisMembersRemoval(t *testing.T) {
 				}
 				mustOK(t, os.Mkdir(filepath.Join(root, "d"), 0o755)) // made again, as rsync makes an implied directory
 			}
-			mustOK(t, r.Incoming(ctx, "n3", "", "run-1", []string{"d/f"}, nil))
+			mustOK(t, r.Incoming(ctx, "n3", "", "run-1", []string{"d/f"}, nil, nil))
 			// The run puts d/f here, as the daemon's rsync does.
 			f := filepath.Join(root, "d", "f")
 			mustOK(t, os.WriteFile(f, []byte("12345"), 0o644))

@@ -447,14 +447,14 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			r.Rescan = func(p string) { rescanned = append(rescanned, p) }
 			r.Pending = func(p string) bool { return p == tc.pending }
 			sender, deadRun, _ := strings.Cut(tc.deadRun, "/")
-			if err := r.Incoming(ctx, sender, "", deadRun, tc.deadPaths, nil); err != nil {
+			if err := r.Incoming(ctx, sender, "", deadRun, tc.deadPaths, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			rn := tc.put(t, root) // the dead run's rsync
 			rn.Seq = 1
 			// n1, restarted, announces the rename's names and replays it.
 			names := []string{string(rn.Old), string(rn.New)}
-			if err := r.Incoming(ctx, "n1", "", "run-2", names, nil); err != nil {
+			if err := r.Incoming(ctx, "n1", "", "run-2", names, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			resp := r.Replay(ctx, "n1", peer.ReplayRequest{Journal: "j1", Run: "run-2", Live: tc.live, Renames: []peer.Rename{rn}})

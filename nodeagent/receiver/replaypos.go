@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/jailsync/jailsync/nodeagent/peer"
 )
 
 // bucketReplayed holds, per member, the journal whose rename log this
@@ -34,6 +36,28 @@ func replayedUpTo(tx *bolt.Tx, member, journal string) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
+}
+
+// ReplayPositions returns, for each member whose rename log this member
+// replayed, the journal and the last sequence number it replayed from it
+// (bucketReplayed): what a sender announces with a run
+// (peer.PathsRequest.Replayed). Empty, not nil, when it replayed none: a
+// receiver maps a run only when positions were sent.
+func ReplayPositions(db *bolt.DB) []peer.ReplayPos {
+	out := []peer.ReplayPos{}
+	_ = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReplayed)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(v) >= 8 {
+				out = append(out, peer.ReplayPos{Member: string(k), Journal: string(v[8:]), Seq: binary.BigEndian.Uint64(v)})
+			}
+			return nil
+		})
+	})
+	return out
 }
 
 // setReplayed records seq as the last sequence number replayed from

@@ -51,7 +51,7 @@ type announcements struct {
 	ended, announcedWith []string
 }
 
-func (a *announcements) Incoming(_ context.Context, _, _, run string, _, over []string) error {
+func (a *announcements) Incoming(_ context.Context, _, _, run string, _, over []string, _ []peer.ReplayPos) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.incoming[run]++

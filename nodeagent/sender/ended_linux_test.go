@@ -42,7 +42,7 @@ func TestMayHaveArrived(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := peer.NewClient("self", []byte(testPassword), selfAddr, 5*time.Second)
-			err := c.Incoming(context.Background(), netip.AddrPortFrom(peerAddr, tc.port), "g", "run-1", []string{"a"}, nil)
+			err := c.Incoming(context.Background(), netip.AddrPortFrom(peerAddr, tc.port), "g", "run-1", []string{"a"}, nil, nil)
 			if err == nil {
 				t.Fatal("the announcement succeeded")
 			}

@@ -56,13 +56,13 @@ type recordingReceiver struct {
 	announced map[string]bool
 }
 
-func (rr *recordingReceiver) Incoming(ctx context.Context, from, boot, run string, paths, over []string) error {
+func (rr *recordingReceiver) Incoming(ctx context.Context, from, boot, run string, paths, over []string, replayed []peer.ReplayPos) error {
 	rr.mu.Lock()
 	for _, p := range paths {
 		rr.announced[p] = true
 	}
 	rr.mu.Unlock()
-	return rr.Receiver.Incoming(ctx, from, boot, run, paths, over)
+	return rr.Receiver.Incoming(ctx, from, boot, run, paths, over, replayed)
 }
 
 // inodeOf returns the inode of path, 0 when it does not exist.
@@ -1461,7 +1461,7 @@ func TestSender_Start_aDeadRunsFileTakenAlongByARenameIsDeleted(t *testing.T) {
 	r.write("d/x", "pushed before the rename reached the peer")
 	// The earlier life's run, announced with another boot, and what its
 	// rsync put on the peer.
-	if err := rcv.Incoming(context.Background(), "self", "an earlier boot", "dead-run", []string{"d/x"}, nil); err != nil {
+	if err := rcv.Incoming(context.Background(), "self", "an earlier boot", "dead-run", []string{"d/x"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(r.peerRoot, "d", "x"), []byte("pushed before the rename reached the peer"), 0o644); err != nil {
@@ -1484,7 +1484,7 @@ func TestSender_Start_helloSettlesTheRunsOfAnEarlierLife(t *testing.T) {
 	if err := rcv.Index.Update(func(tx *index.Tx) error { return tx.Record(rcv.RootFD, "a") }); err != nil {
 		t.Fatal(err)
 	}
-	if err := rcv.Incoming(context.Background(), "self", "an earlier boot", "dead-run", []string{"a"}, nil); err != nil {
+	if err := rcv.Incoming(context.Background(), "self", "an earlier boot", "dead-run", []string{"a"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !rcv.Held.Has("a") {

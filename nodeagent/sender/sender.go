@@ -88,6 +88,12 @@ type Sender struct {
 	// Without a Client no run is announced and no rename is replayed.
 	Endpoint netip.AddrPort
 	Client   *peer.Client
+	// Replayed, when set, returns this member's replay positions in the
+	// other members' rename logs (receiver.ReplayPositions), read when a
+	// run is announced, after its list was made: the peer moves what the
+	// run puts under a name that a rename the peer made, and this member
+	// had not replayed yet, took away (peer.PathsRequest.Replayed).
+	Replayed func() []peer.ReplayPos
 	// KeepDeletes leaves the peer's copies of paths deleted here
 	// (spec.deletes: Keep): their entries are confirmed without a run.
 	KeepDeletes bool
@@ -922,6 +928,14 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// replayed returns Replayed(), nil without it.
+func (s *Sender) replayed() []peer.ReplayPos {
+	if s.Replayed == nil {
+		return nil
+	}
+	return s.Replayed()
+}
+
 func (s *Sender) defaults() {
 	if s.Lanes < 2 {
 		s.Lanes = DefaultLanes
@@ -1252,7 +1266,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	}()
 	if s.Client != nil {
 		ended := s.endedRuns()
-		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths, ended); err != nil {
+		if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths, ended, s.replayed()); err != nil {
 			announced = mayHaveArrived(err)
 			r.Err, r.Class, r.peerFailed = fmt.Errorf("announce run to %s: %w", s.Peer, err), rsync.Retry, true
 			return r
@@ -1727,7 +1741,7 @@ func (s *Sender) announceWhileRunning(ctx context.Context, runID string, paths [
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths, nil); err != nil && ctx.Err() == nil {
+				if err := s.Client.Incoming(ctx, s.Endpoint, s.Group, runID, paths, nil, s.replayed()); err != nil && ctx.Err() == nil {
 					s.Log.Info("announcing a long run again failed", "error", err)
 				}
 			}
