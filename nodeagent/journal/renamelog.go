@@ -109,35 +109,24 @@ func (j *Journal) PendingAt(rel string) bool {
 		rel = ""
 	}
 	exact := index.Key(rel)
-	prefixes := [][]byte{append([]byte(rel), 0), []byte(rel + "/")}
 	found := false
-	_ = j.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketJournal)
-		if root == nil {
-			return nil
+	j.eachByPath(func(byPath *bolt.Bucket) bool {
+		if rel == "" {
+			k, _ := byPath.Cursor().First()
+			found = k != nil
+			return found
 		}
-		return root.ForEachBucket(func(k []byte) error {
-			byPath := root.Bucket(k).Bucket(bucketByPath)
-			if found || byPath == nil {
-				return nil
-			}
-			if rel == "" {
-				k, _ := byPath.Cursor().First()
-				found = k != nil
-				return nil
-			}
-			if byPath.Get(exact) != nil {
+		if byPath.Get(exact) != nil {
+			found = true
+			return true
+		}
+		for _, p := range belowPrefixes(rel) {
+			if k, _ := byPath.Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
 				found = true
-				return nil
+				return true
 			}
-			for _, p := range prefixes {
-				if k, _ := byPath.Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
-					found = true
-					return nil
-				}
-			}
-			return nil
-		})
+		}
+		return false
 	})
 	return found
 }
@@ -151,30 +140,45 @@ func (j *Journal) PendingBelow(rel string, max int) []string {
 	if rel == "." || rel == "" {
 		return nil
 	}
-	prefixes := [][]byte{append([]byte(rel), 0), []byte(rel + "/")}
 	seen := make(map[string]bool)
 	var out []string
+	j.eachByPath(func(byPath *bolt.Bucket) bool {
+		for _, p := range belowPrefixes(rel) {
+			c := byPath.Cursor()
+			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
+				if path := index.PathOf(k); !seen[path] {
+					seen[path] = true
+					out = append(out, path)
+				}
+			}
+		}
+		return len(out) >= max
+	})
+	return out
+}
+
+// belowPrefixes are the index key prefixes of the paths below the
+// directory rel (index.Key): its children's, and their descendants'.
+func belowPrefixes(rel string) [][]byte {
+	return [][]byte{append([]byte(rel), 0), []byte(rel + "/")}
+}
+
+// eachByPath calls fn with each peer's pending entries by path, in one
+// read transaction, until fn returns true.
+func (j *Journal) eachByPath(fn func(byPath *bolt.Bucket) (stop bool)) {
 	_ = j.db.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketJournal)
 		if root == nil {
 			return nil
 		}
+		stopped := false
 		return root.ForEachBucket(func(k []byte) error {
 			byPath := root.Bucket(k).Bucket(bucketByPath)
-			if byPath == nil {
+			if stopped || byPath == nil {
 				return nil
 			}
-			for _, p := range prefixes {
-				c := byPath.Cursor()
-				for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
-					if path := index.PathOf(k); !seen[path] {
-						seen[path] = true
-						out = append(out, path)
-					}
-				}
-			}
+			stopped = fn(byPath)
 			return nil
 		})
 	})
-	return out
 }

@@ -695,19 +695,27 @@ func TestEndpoint_IncomingCarriesTheRunsThatEnded(t *testing.T) {
 		{name: "none", over: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
-			s := &Server{}
-			s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-			addr := startServer(t, s)
-			c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-			if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, tc.over, nil); err != nil {
-				t.Fatal(err)
-			}
+			rec := announceTo(t, tc.over, nil)
 			if !slices.Equal(rec.overs, tc.over) {
 				t.Errorf("the handler saw ended runs %q, want %q", rec.overs, tc.over)
 			}
 		})
 	}
+}
+
+// announceTo announces run-3 (path a) from web-1, with over and replayed,
+// to a real endpoint, and returns what its handler saw.
+func announceTo(t *testing.T, over []string, replayed []ReplayPos) *recorder {
+	t.Helper()
+	rec := &recorder{}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, over, replayed); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }
 
 // TestEndpoint_IncomingCarriesTheReplayPositions: an announcement carries
@@ -724,15 +732,7 @@ func TestEndpoint_IncomingCarriesTheReplayPositions(t *testing.T) {
 		{"not sent", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
-			s := &Server{}
-			s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-			addr := startServer(t, s)
-			c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-			if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, nil, tc.replayed); err != nil {
-				t.Fatal(err)
-			}
-			got := rec.replayed[0]
+			got := announceTo(t, nil, tc.replayed).replayed[0]
 			if !slices.Equal(got, tc.replayed) || (got == nil) != (tc.replayed == nil) {
 				t.Errorf("the handler saw positions %#v, want %#v", got, tc.replayed)
 			}
