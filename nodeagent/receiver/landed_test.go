@@ -16,22 +16,22 @@ func TestLanded(t *testing.T) {
 	de := doneRename{old: "d", new: "e"}
 	ef := doneRename{old: "e", new: "f"}
 	for _, tc := range []struct {
-		name string
-		p    string
-		by   []doneRename
-		want string
+		name      string
+		p         string
+		by        []doneRename
+		want, top string
 	}{
-		{"below no rename", "x/f", []doneRename{de}, "x/f"},
-		{"a name that only begins like one", "dd/f", []doneRename{de}, "dd/f"},
-		{"below a renamed directory", "d/sub/f", []doneRename{de}, "e/sub/f"},
-		{"the renamed name itself", "d", []doneRename{de}, "e"},
-		{"through a chain, in order", "d/sub/f", []doneRename{de, ef}, "f/sub/f"},
-		{"a chain in the other order does not chain", "d/sub/f", []doneRename{ef, de}, "e/sub/f"},
-		{"below a removal", "d/sub/f", []doneRename{{old: "d"}}, ""},
+		{"below no rename", "x/f", []doneRename{de}, "x/f", ""},
+		{"a name that only begins like one", "dd/f", []doneRename{de}, "dd/f", ""},
+		{"below a renamed directory", "d/sub/f", []doneRename{de}, "e/sub/f", "d"},
+		{"the renamed name itself", "d", []doneRename{de}, "e", "d"},
+		{"through a chain, in order", "d/sub/f", []doneRename{de, ef}, "f/sub/f", "d"},
+		{"a chain in the other order does not chain", "d/sub/f", []doneRename{ef, de}, "e/sub/f", "d"},
+		{"below a removal", "d/sub/f", []doneRename{{old: "d"}}, "", "d"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := landed(tc.p, tc.by); got != tc.want {
-				t.Errorf("landed(%q) = %q, want %q", tc.p, got, tc.want)
+			if got, top := landed(tc.p, tc.by); got != tc.want || top != tc.top {
+				t.Errorf("landed(%q) = %q, %q; want %q, %q", tc.p, got, top, tc.want, tc.top)
 			}
 		})
 	}

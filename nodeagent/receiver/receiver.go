@@ -104,7 +104,6 @@ type Receiver struct {
 	// order made, for doneFor: a run of a sender that had not replayed one
 	// of them may put its files under its old name (unreplayed).
 	done []doneRename
-	subs uint64
 }
 
 // maxMovedAway bounds movedAway; past it the names are forgotten, and a
@@ -172,12 +171,13 @@ type announced struct {
 
 // doneRename is a rename (or removal, new "") made here, or replayed here
 // from member's rename log: its place in that log (journal, seq), and in
-// this member's order (order, then sub: this member's journal sequence
-// number when it was made or replayed).
+// this member's order: order is this member's journal sequence number when
+// it was made or replayed, a replayed one after one made here at the same
+// number, and otherwise as kept (unreplayed's stable sort).
 type doneRename struct {
 	member, journal string
-	seq             uint64
-	order, sub      uint64
+	seq, order      uint64
+	replayed        bool
 	old, new        string
 	at              time.Time // when it was kept (doneFor)
 }
@@ -1180,16 +1180,7 @@ func (r *Receiver) pendingCarried(applied []appliedRename) []string {
 			if !ok {
 				continue
 			}
-			for _, later := range applied[i+1:] {
-				if later.removed && atOrBelowPath(to, later.old) {
-					ok = false
-					break
-				}
-				if t, moved := later.moves(to); moved {
-					to = t
-				}
-			}
-			if ok {
+			if to, ok = whereAfter(to, applied[i+1:]); ok {
 				out = append(out, to)
 			}
 		}
@@ -1233,8 +1224,7 @@ func (r *Receiver) noteMovedAway(from, journal string, applied []appliedRename) 
 		}
 		r.movedAway[a.old] = now
 		if journal != "" && a.seq != 0 {
-			r.subs++
-			d := doneRename{member: from, journal: journal, seq: a.seq, order: order, sub: r.subs, old: a.old, at: now}
+			d := doneRename{member: from, journal: journal, seq: a.seq, order: order, replayed: true, old: a.old, at: now}
 			if !a.removed {
 				d.new = a.new
 			}
@@ -1297,7 +1287,13 @@ func (r *Receiver) unreplayed(from string, paths []string, replayed []peer.Repla
 		if c := cmp.Compare(a.order, b.order); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.sub, b.sub)
+		switch {
+		case a.replayed == b.replayed:
+			return 0
+		case a.replayed:
+			return 1
+		}
+		return -1
 	})
 	for _, d := range out {
 		for _, p := range paths {
@@ -1311,18 +1307,23 @@ func (r *Receiver) unreplayed(from string, paths []string, replayed []peer.Repla
 
 // landed returns where p, listed by a sender before the renames
 // unreplayed (in their order), lies now that they were made here: p
-// itself when none took a name at or above it, "" when a removal took it.
-func landed(p string, unreplayed []doneRename) string {
+// itself when none took a name at or above it, "" when a removal took it;
+// and top, the old name of the first of them that took p ("" for none):
+// what rsync made for p here lies at or below it.
+func landed(p string, unreplayed []doneRename) (to, top string) {
 	for _, d := range unreplayed {
 		if !atOrBelowPath(p, d.old) {
 			continue
 		}
+		if top == "" {
+			top = d.old
+		}
 		if d.new == "" {
-			return ""
+			return "", top
 		}
 		p = d.new + p[len(d.old):]
 	}
-	return p
+	return p, top
 }
 
 // moveAllLanded moves each file and symlink that the run of from put
@@ -1336,7 +1337,7 @@ func (r *Receiver) moveAllLanded(from, run string, sent []string, states []peer.
 		if i >= len(states) || !states[i].Regular && !states[i].Symlink || slices.Contains(mine, p) {
 			continue
 		}
-		to := landed(p, unreplayed)
+		to, top := landed(p, unreplayed)
 		if to == "" || to == p {
 			continue
 		}
@@ -1347,14 +1348,7 @@ func (r *Receiver) moveAllLanded(from, run string, sent []string, states []peer.
 		moved = append(moved, p+" -> "+to)
 		// The directories rsync made for p under the old name, up to it:
 		// the rename had taken the old name away here.
-		top := ""
-		for _, d := range unreplayed {
-			if atOrBelowPath(p, d.old) {
-				top = d.old
-				break
-			}
-		}
-		for d, _ := split(p); top != "" && atOrBelowPath(d, top); d, _ = split(d) {
+		for d, _ := split(p); atOrBelowPath(d, top); d, _ = split(d) {
 			left[d] = true
 		}
 	}
@@ -1702,19 +1696,10 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			continue
 		}
 		at := a
-		gone := false
-		for _, later := range applied[i+1:] {
-			if later.removed && atOrBelowPath(at.new, later.old) {
-				// A later removal of the request took it (its entries
-				// went with it in the first pass).
-				gone = true
-				break
-			}
-			if to, ok := later.moves(at.new); ok {
-				at.new = to
-			}
-		}
-		if gone {
+		var there bool
+		if at.new, there = whereAfter(a.new, applied[i+1:]); !there {
+			// A later removal of the request took it (its entries went
+			// with it in the first pass).
 			continue
 		}
 		if a.made {
@@ -1793,6 +1778,21 @@ func (a appliedRename) moves(p string) (string, bool) {
 		return a.new + rest, true
 	}
 	return p, false
+}
+
+// whereAfter follows p through later, renames applied in their order
+// (moves): where they left it, and false when a removal among them took
+// it.
+func whereAfter(p string, later []appliedRename) (string, bool) {
+	for _, l := range later {
+		if l.removed && atOrBelowPath(p, l.old) {
+			return "", false
+		}
+		if to, ok := l.moves(p); ok {
+			p = to
+		}
+	}
+	return p, true
 }
 
 // recordTree records a directory whose entries were moved to it
