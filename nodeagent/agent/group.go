@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/nodeagent/antientropy"
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/detect"
@@ -65,6 +66,9 @@ type Config struct {
 	// RetryBackoffCap bounds the wait between failed runs to a peer
 	// (sender.DefaultBackoffCap when 0).
 	RetryBackoffCap time.Duration
+	// AntiEntropySettle is how long this member and a peer must be quiet
+	// before they compare trees (antientropy.DefaultSettle when 0).
+	AntiEntropySettle time.Duration
 	// MetricsAddr is where /metrics, /healthz and /readyz listen; the
 	// member's address with its daemon port + 2 when empty.
 	MetricsAddr string
@@ -419,7 +423,8 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 		g.log.Info("cannot look at a changed path; it is scanned again after a wait", "path", path, "error", err.Error())
 		det.RescanLater(path)
 	}
-	if err := g.serveEndpoint(ctx, eg, det.Rescan); err != nil {
+	cmp := g.comparer(det)
+	if err := g.serveEndpoint(ctx, eg, det.Rescan, cmp); err != nil {
 		return err
 	}
 	metricsAddr := g.cfg.MetricsAddr
@@ -442,6 +447,9 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 	eg.Go(func() error { return det.Run(ctx, changes) })
 	wakes := g.startSenders(ctx, runCtx, eg, det.Writing, det.Coming)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
+	if cmp != nil {
+		eg.Go(func() error { return cmp.Run(ctx) })
+	}
 	return nil
 }
 
@@ -593,7 +601,7 @@ func (g *group) daemon() (*rsyncd.Daemon, error) {
 	return &rsyncd.Daemon{Config: cfg, Wrapper: wrapper, RsyncPath: g.rsyncPath, Log: g.log.WithName("rsyncd")}, nil
 }
 
-func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan func(path string)) error {
+func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan func(path string), cmp *antientropy.Comparer) error {
 	members := make(map[string]netip.Addr, len(g.peers))
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
@@ -618,7 +626,11 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 		g.log.Info("holding the paths of runs announced before the restart until their senders confirm them", "paths", held)
 	}
 	srv := &peer.Server{}
-	srv.SetGroup(g.cfg.Group.Name, &peer.Group{Key: []byte(g.cfg.Password), Members: members, Handler: rcv})
+	pg := &peer.Group{Key: []byte(g.cfg.Password), Members: members, Handler: rcv}
+	if cmp != nil {
+		pg.Tree = cmp
+	}
+	srv.SetGroup(g.cfg.Group.Name, pg)
 	ln, err := net.Listen("tcp", g.self.endpoint.String())
 	if err != nil {
 		return fmt.Errorf("agent-to-agent endpoint: %w", err)

@@ -96,6 +96,10 @@ type Detector struct {
 	writing atomic.Pointer[time.Time]
 	// coming is Coming's test while Run runs (nil: not running).
 	coming atomic.Pointer[func() bool]
+	// scanned: the start-up scan is over; scanning: a scan is under way,
+	// or paths wait for one (Scanning).
+	scanned  atomic.Bool
+	scanning atomic.Bool
 }
 
 // Coming reports whether changes are on their way through the detector:
@@ -113,6 +117,14 @@ func (d *Detector) Coming() bool {
 		return (*f)()
 	}
 	return false
+}
+
+// Scanning reports whether the index may not hold the tree as it is yet:
+// the start-up scan is not over, a scan is under way, or paths wait for
+// one (Rescan, or after a backoff). The anti-entropy compare waits for it
+// (package antientropy). Safe to call while Run runs.
+func (d *Detector) Scanning() bool {
+	return !d.scanned.Load() || d.scanning.Load() || d.rescans.len() > 0 || d.later.queue.len() > 0
 }
 
 // Writing returns when the youngest write under way here began (a file
@@ -360,6 +372,13 @@ func (q *scanQueue) ch() chan struct{} {
 
 const maxQueuedScans = 256
 
+// len is the number of paths queued.
+func (q *scanQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.paths)
+}
+
 // add asks for a scan of path: what happened there was not seen (lost
 // events, a receiver's word), whatever the path is by the time it runs.
 func (q *scanQueue) add(path string) { q.request(path, false) }
@@ -477,6 +496,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 		dirs = nil // the scan source scans at start itself
 	}
 	for {
+		d.scanning.Store(len(dirs) > 0)
 		for _, dir := range dirs {
 			if d.Scanned != nil {
 				d.Scanned(reason)
@@ -504,13 +524,17 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 			}
 			d.Log.V(1).Info("scan done", "path", dir, "reason", reason, "dirs", st.Dirs, "files", st.Files, "changes", st.Changes)
 		}
+		d.scanning.Store(false)
+		d.scanned.Store(true)
 		for dirs = nil; dirs == nil; {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-rescans.ch():
+				d.scanning.Store(true) // before the queue is taken empty
 				dirs, reason = scanDirs(rescans.take(), typeOf), "lost-events-or-subtree"
 			case <-resync:
+				d.scanning.Store(true)
 				dirs, reason = []string{"."}, "resync"
 			case <-d.later.queue.ch():
 				if later == nil {
@@ -520,6 +544,7 @@ func (d *Detector) scans(ctx context.Context, sc *scan.Scanner, rescans *scanQue
 				}
 			case <-later:
 				later = nil
+				d.scanning.Store(true)
 				dirs, reason = scanDirs(d.later.take(time.Now()), typeOf), "unreadable"
 			}
 		}

@@ -378,6 +378,22 @@ func (in *Incoming) Holding(ids []Hold) bool {
 	return false
 }
 
+// Busy returns how many holds were made so far (Add) and whether any
+// still holds a path (not done, not expired): the anti-entropy compare
+// waits while a run is received, and takes a new hold for activity
+// (package antientropy).
+func (in *Incoming) Busy() (added uint64, busy bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	now := in.clock()
+	for _, r := range in.runs {
+		if now.Before(r.expires) {
+			return uint64(in.last), true
+		}
+	}
+	return uint64(in.last), false
+}
+
 // Changed returns a channel closed at the next Done.
 func (in *Incoming) Changed() <-chan struct{} {
 	in.mu.Lock()

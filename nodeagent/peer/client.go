@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -83,6 +84,19 @@ func (c *Client) Replay(ctx context.Context, addr netip.AddrPort, group string, 
 	return resp, nil
 }
 
+// Tree asks the member at addr for its tree (TreeRequest), with digest
+// the asker's own tree's. ErrNoTree: the member does not answer them.
+func (c *Client) Tree(ctx context.Context, addr netip.AddrPort, group, digest string) (TreeResponse, error) {
+	var resp TreeResponse
+	if err := c.post(ctx, addr, group, "tree", TreeRequest{Digest: digest}, &resp); err != nil {
+		if errors.Is(err, errNotFound) {
+			return TreeResponse{}, fmt.Errorf("%w: %v", ErrNoTree, err)
+		}
+		return TreeResponse{}, err
+	}
+	return resp, nil
+}
+
 // expectContinueOver is the body size above which a request waits for the
 // receiver's go-ahead (Expect: 100-continue) before it sends the body.
 const expectContinueOver = 64 << 10
@@ -155,8 +169,15 @@ func (c *Client) learn(addr netip.AddrPort, signed, answered string) {
 	c.epochs[addr] = answered
 }
 
+// errNotFound marks an answer 404: the endpoint has no such group or
+// operation.
+var errNotFound = errors.New("not found")
+
 // result turns an answer into post's error, decoding data into resp.
 func result(op string, addr netip.AddrPort, res *http.Response, data []byte, resp any) error {
+	if res.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%s %s: %s (%w): %s", op, addr, res.Status, errNotFound, bytes.TrimSpace(data))
+	}
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s %s: %s: %s", op, addr, res.Status, bytes.TrimSpace(data))
 	}

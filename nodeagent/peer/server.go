@@ -54,7 +54,20 @@ type Group struct {
 	Members map[string]netip.Addr
 	// Handler serves the group.
 	Handler Handler
+	// Tree, when set, answers the anti-entropy compare's TreeRequest;
+	// without it the endpoint answers 404, as an agent that predates it
+	// does, and the asker leaves this member out of its compares.
+	Tree TreeHandler
 }
+
+// TreeHandler answers a member's TreeRequest with this member's tree.
+type TreeHandler interface {
+	Tree(ctx context.Context, from string, req TreeRequest) (TreeResponse, error)
+}
+
+// ErrNoTree is returned by Client.Tree when the member does not answer
+// tree requests (an agent that predates them).
+var ErrNoTree = errors.New("the member does not compare trees (an older agent)")
 
 // Server is the agent-to-agent endpoint of one agent.
 type Server struct {
@@ -138,6 +151,16 @@ func (s *Server) Handler() http.Handler {
 			return nil, badRequest(err)
 		}
 		return g.Handler.Replay(ctx, from, req), nil
+	}))
+	mux.HandleFunc("POST /v1/groups/{group}/tree", s.serve(func(ctx context.Context, g *Group, from string, body []byte) (any, error) {
+		if g.Tree == nil {
+			return nil, &requestError{http.StatusNotFound, ErrNoTree}
+		}
+		var req TreeRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, badRequest(err)
+		}
+		return g.Tree.Tree(ctx, from, req)
 	}))
 	return mux
 }

@@ -240,3 +240,44 @@ type RenameResponse struct {
 	// it, or deletes it where it has none).
 	Verify [][]byte `json:"verify,omitempty"`
 }
+
+// TreeRequest asks a member for the tree it holds (the anti-entropy
+// compare, package antientropy): Digest is the asker's own tree's digest,
+// which the member answers with its digest alone when its tree has the
+// same (TreeResponse).
+type TreeRequest struct {
+	Digest string `json:"digest"`
+}
+
+// TreeResponse is a member's tree. Quiet false: the member is not quiet
+// (something pending, a run or a replay under way, a change within its
+// settle time, or a path its index does not hold as it is): nothing else
+// is given, and the asker asks again later. Otherwise Digest is its tree's
+// digest, and Entries the tree, every path of it, unless Digest is the
+// asker's.
+type TreeResponse struct {
+	Quiet bool `json:"quiet"`
+	// Reason says why the member is not quiet, for logs.
+	Reason  string      `json:"reason,omitempty"`
+	Digest  string      `json:"digest,omitempty"`
+	Entries []TreeEntry `json:"entries,omitempty"`
+}
+
+// TreeEntry is one path of a member's tree as its index holds it (and,
+// for a directory or a symlink, as it is on disk: the index keeps no
+// directory times nor link targets). The names are short: a tree of
+// 100,000 paths is sent whole.
+type TreeEntry struct {
+	// Path is relative to the data root (bytes: base64 in JSON, names
+	// that are not UTF-8 arrive exactly).
+	Path []byte `json:"p"`
+	// Mode is Go's fs.FileMode (type and permission bits), the same
+	// numbers on every system.
+	Mode    uint32 `json:"m"`
+	Size    int64  `json:"s,omitempty"`
+	MtimeNs int64  `json:"t"`
+	UID     uint32 `json:"u,omitempty"`
+	GID     uint32 `json:"g,omitempty"`
+	// Link is a symlink's target (bytes).
+	Link []byte `json:"l,omitempty"`
+}

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
+	"github.com/jailsync/jailsync/nodeagent/antientropy"
+	"github.com/jailsync/jailsync/nodeagent/change"
+	"github.com/jailsync/jailsync/nodeagent/detect"
+	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/sender"
+)
+
+// comparer is the group's anti-entropy compare (package antientropy), or
+// nil where there is none: spec.resyncInterval 0 (the CRD: "0 disables
+// it"), or a suspended group (nothing is sent). It compares after every
+// change once this member and the peer are quiet, and every
+// resyncInterval without one; the detector's own resync (a full scan of
+// the root against the index, on the same interval) finds what change
+// detection missed here, and the compare what differs between members.
+func (g *group) comparer(det *detect.Detector) *antientropy.Comparer {
+	spec := g.cfg.Group.Spec
+	if spec.Suspend || (spec.ResyncInterval != nil && spec.ResyncInterval.Duration == 0) {
+		return nil
+	}
+	peers := make([]antientropy.Peer, len(g.peers))
+	for i, p := range g.peers {
+		peers[i] = antientropy.Peer{Name: p.node, Endpoint: p.endpoint}
+	}
+	c := &antientropy.Comparer{
+		Group: g.cfg.Group.Name, Self: g.cfg.Node, Peers: peers,
+		Client: peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 60*time.Second),
+		Read: func(ctx context.Context) (antientropy.Tree, error) {
+			return antientropy.Read(ctx, g.idx, g.rootfd, g.exclude.Match)
+		},
+		Busy:     g.busy(det),
+		PeerBusy: g.peerBusy,
+		Rescan: func(paths []string) {
+			for _, p := range paths {
+				det.Rescan(p)
+			}
+		},
+		Send:        g.sendFound,
+		KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
+		Settle:      g.cfg.AntiEntropySettle,
+		Log:         g.log.WithName("antientropy"),
+	}
+	if ri := spec.ResyncInterval; ri != nil {
+		c.Interval = ri.Duration
+	}
+	return c
+}
+
+// busy is the comparer's antientropy.Comparer.Busy: the generation counts
+// the journal's sequence (every change journaled) and the runs received.
+func (g *group) busy(det *detect.Detector) func() (uint64, string) {
+	return func() (uint64, string) {
+		added, receiving := g.incoming.Busy()
+		gen := g.journal.Seq() + added
+		switch {
+		case g.journaling.Load() || det.Coming():
+			return gen, "changes are being journaled"
+		case det.Scanning():
+			return gen, "a scan is under way"
+		case !det.Writing().IsZero():
+			return gen, "a write is under way"
+		case receiving:
+			return gen, "a peer's run is being received"
+		}
+		return gen, ""
+	}
+}
+
+// peerBusy is the comparer's antientropy.Comparer.PeerBusy.
+func (g *group) peerBusy(peer string) string {
+	if st := g.journal.Stats(peer); st.Files > 0 {
+		return fmt.Sprintf("%d paths are pending for %s", st.Files, peer)
+	}
+	if log, err := g.journal.RenameLog(peer, 1); err != nil {
+		return fmt.Sprintf("cannot read the renames pending for %s: %v", peer, err)
+	} else if len(log) > 0 {
+		return "renames are pending for " + peer
+	}
+	return ""
+}
+
+// sendFound journals what a compare found for one peer (files and
+// symlinks as writes, directories for their attributes, as the sender
+// sends a directory set from an older file list) and wakes its sender.
+func (g *group) sendFound(peerName string, sends []antientropy.Send) error {
+	var files, dirs []string
+	for _, s := range sends {
+		if s.Dir {
+			dirs = append(dirs, s.Path)
+		} else {
+			files = append(files, s.Path)
+		}
+	}
+	to := []string{peerName}
+	if err := g.journal.Again(to, change.Attrib, dirs); err != nil {
+		return err
+	}
+	if err := g.journal.Again(to, change.Write, files); err != nil {
+		return err
+	}
+	i := slices.IndexFunc(g.senders, func(s *sender.Sender) bool { return s.Peer == peerName })
+	if i >= 0 {
+		wake([]chan struct{}{g.senders[i].Wake})
+	}
+	return nil
+}

@@ -1,0 +1,416 @@
+package antientropy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/jailsync/jailsync/nodeagent/peer"
+)
+
+// DefaultSettle is how long a member must have been quiet before it
+// compares, or answers a compare: longer than the gaps within a burst of
+// writes and their runs, short enough that members apart are found within
+// seconds.
+const DefaultSettle = 3 * time.Second
+
+// maxAttempts is how many compares in a row may send a peer the same
+// difference (the same path, held alike on each side) before it is left
+// as it is and logged: a difference sending cannot mend (an attribute the
+// peer's file system does not keep) would otherwise go back and forth
+// for good.
+const maxAttempts = 3
+
+// Peer is a member this one compares with.
+type Peer struct {
+	Name     string
+	Endpoint netip.AddrPort
+}
+
+// Client asks a peer for its tree (peer.Client.Tree).
+type Client interface {
+	Tree(ctx context.Context, addr netip.AddrPort, group, digest string) (peer.TreeResponse, error)
+}
+
+// Comparer compares this member's tree with each peer's whenever both
+// are quiet after a change (and every Interval), and journals for the
+// peer what this member wins (Sends). It also answers the peers' compares
+// (peer.TreeHandler).
+type Comparer struct {
+	Group string
+	Self  string
+	Peers []Peer
+	// Client asks the peers.
+	Client Client
+	// Read reads this member's tree (Read, bound to the group's index,
+	// root and excludes).
+	Read func(ctx context.Context) (Tree, error)
+	// Busy is this member's activity: gen counts what it did (changes
+	// journaled, runs received, replays), and busy, when not empty, says
+	// what it is doing now (paths pending for a peer, a run held, a write
+	// under way). Quiet is neither for Settle.
+	Busy func() (gen uint64, busy string)
+	// PeerBusy, when set, says what this member has under way with one
+	// peer (paths or renames pending for it), or "": a compare with that
+	// peer waits for it, one with another does not (a peer down for an
+	// hour holds no compare of the others).
+	PeerBusy func(peer string) string
+	// Rescan asks the detector to look at paths the index does not hold
+	// as they are (Tree.Unsettled).
+	Rescan func(paths []string)
+	// Send journals paths for one peer and wakes its sender.
+	Send func(peer string, sends []Send) error
+	// KeepDeletes: the group keeps what a member removed (Sends).
+	KeepDeletes bool
+	// Settle is the quiet time (DefaultSettle when 0); Interval, when not
+	// 0, compares with every peer that often even without a change
+	// (spec.resyncInterval).
+	Settle, Interval time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	Log logr.Logger
+
+	mu sync.Mutex
+	// gen and since: the activity generation last seen and since when
+	// this member has been idle at it (quiet).
+	gen   uint64
+	since time.Time
+	idle  bool
+	// due are the peers to compare with: after a change here, a peer's
+	// compare that found a difference, or the interval.
+	due map[string]bool
+	// tried counts, per peer, the compares in a row that sent it each
+	// difference (path and both states).
+	tried map[string]map[string]int
+	// old: peers that do not answer compares, logged once.
+	old map[string]bool
+	// retry: when a peer whose compare could not be made (not quiet,
+	// unreachable) is asked again, and the wait before the next time.
+	retry map[string]retry
+}
+
+type retry struct {
+	at   time.Time
+	wait time.Duration
+}
+
+// maxRetryWait bounds the wait before a peer whose compare could not be
+// made is asked again.
+const maxRetryWait = 30 * time.Second
+
+// init makes the maps, with every peer due (a compare at start finds
+// what differs since the last life); the caller holds c.mu.
+func (c *Comparer) init() {
+	if c.due != nil {
+		return
+	}
+	c.due = make(map[string]bool)
+	for _, p := range c.Peers {
+		c.due[p.Name] = true
+	}
+	c.tried = make(map[string]map[string]int)
+	c.old = make(map[string]bool)
+	c.retry = make(map[string]retry)
+}
+
+func (c *Comparer) settle() time.Duration {
+	if c.Settle > 0 {
+		return c.Settle
+	}
+	return DefaultSettle
+}
+
+func (c *Comparer) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// quiet reports why this member is not quiet now, or "" when it is, and
+// the activity generation it looked at. A change of generation marks
+// every peer due.
+func (c *Comparer) quiet() (uint64, string) {
+	gen, busy := c.Busy()
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	if gen != c.gen || busy != "" || !c.idle {
+		if gen != c.gen {
+			for _, p := range c.Peers {
+				c.due[p.Name] = true
+			}
+		}
+		c.gen, c.since, c.idle = gen, now, busy == ""
+		if busy == "" {
+			busy = "changes within the settle time"
+		}
+		return gen, busy
+	}
+	if d := now.Sub(c.since); d < c.settle() {
+		return gen, "changes within the settle time"
+	}
+	return gen, ""
+}
+
+func (c *Comparer) peerBusy(p string) string {
+	if c.PeerBusy == nil {
+		return ""
+	}
+	return c.PeerBusy(p)
+}
+
+// Tree answers a peer's compare (peer.TreeHandler): this member's tree,
+// or its digest alone when the peer's is the same, or not quiet. A peer
+// whose tree differs is due for this member's own compare: the peer sends
+// what it wins, and this member what it does.
+func (c *Comparer) Tree(ctx context.Context, from string, req peer.TreeRequest) (peer.TreeResponse, error) {
+	if _, busy := c.quiet(); busy != "" {
+		return peer.TreeResponse{Reason: busy}, nil
+	}
+	if busy := c.peerBusy(from); busy != "" {
+		return peer.TreeResponse{Reason: busy}, nil
+	}
+	t, err := c.Read(ctx)
+	if err != nil {
+		return peer.TreeResponse{}, err
+	}
+	if len(t.Unsettled) > 0 {
+		c.Rescan(t.Unsettled)
+		return peer.TreeResponse{Reason: fmt.Sprintf("%d paths are not indexed as they are, such as %q", len(t.Unsettled), t.Unsettled[0])}, nil
+	}
+	resp := peer.TreeResponse{Quiet: true, Digest: t.Digest}
+	if t.Digest != req.Digest {
+		resp.Entries = t.Entries
+		c.mu.Lock()
+		c.init()
+		c.due[from] = true
+		c.mu.Unlock()
+	}
+	return resp, nil
+}
+
+// Run compares until ctx ends, looking whether this member is quiet
+// every tick (a quarter of Settle).
+func (c *Comparer) Run(ctx context.Context) error {
+	tick := time.NewTicker(c.settle() / 4)
+	defer tick.Stop()
+	var interval <-chan time.Time
+	if c.Interval > 0 {
+		t := time.NewTicker(c.Interval)
+		defer t.Stop()
+		interval = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-interval:
+			c.mu.Lock()
+			c.init()
+			for _, p := range c.Peers {
+				c.due[p.Name] = true
+			}
+			c.mu.Unlock()
+		case <-tick.C:
+		}
+		gen, busy := c.quiet()
+		if busy != "" {
+			continue
+		}
+		c.round(ctx, gen)
+	}
+}
+
+// dueNow returns the peers due for a compare and not waiting to be asked
+// again.
+func (c *Comparer) dueNow() []Peer {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	var out []Peer
+	for _, p := range c.Peers {
+		if c.due[p.Name] && !now.Before(c.retry[p.Name].at) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// done marks p compared at gen, unless this member's generation moved
+// since (then it is due again).
+func (c *Comparer) done(p string, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.retry, p)
+	if c.gen == gen {
+		c.due[p] = false
+	}
+}
+
+// later has p asked again after a wait that doubles, from Settle up to
+// maxRetryWait, while its compares cannot be made.
+func (c *Comparer) later(p string) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.retry[p]
+	r.wait = min(max(2*r.wait, c.settle()), maxRetryWait)
+	r.at = now.Add(r.wait)
+	c.retry[p] = r
+}
+
+// round compares with every peer due, at activity generation gen.
+func (c *Comparer) round(ctx context.Context, gen uint64) {
+	due := c.dueNow()
+	if len(due) == 0 {
+		return
+	}
+	t, err := c.Read(ctx)
+	if err != nil {
+		c.Log.Error(err, "cannot compare with the peers; tried again later")
+		return
+	}
+	if len(t.Unsettled) > 0 {
+		c.Log.V(1).Info("paths not indexed as they are; they are scanned before a compare", "paths", len(t.Unsettled), "first", t.Unsettled[0])
+		c.Rescan(t.Unsettled)
+		return
+	}
+	for _, p := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		switch c.compare(ctx, p, gen, t) {
+		case compared:
+			c.done(p.Name, gen)
+		case notNow:
+			c.later(p.Name)
+		}
+	}
+}
+
+// outcome is what one compare came to.
+type outcome int
+
+const (
+	// compared: the same tree, nothing to send, or a peer that does not
+	// compare; done with until the next change or the interval.
+	compared outcome = iota
+	// sent: differences were journaled; compared again once quiet.
+	sent
+	// notNow: the peer is not quiet or not reachable, or this member
+	// changed meanwhile; asked again after a wait (Comparer.later).
+	notNow
+)
+
+// compare compares t with p's tree and sends p what this member wins.
+func (c *Comparer) compare(ctx context.Context, p Peer, gen uint64, t Tree) outcome {
+	log := c.Log.WithValues("peer", p.Name)
+	if busy := c.peerBusy(p.Name); busy != "" {
+		return notNow
+	}
+	resp, err := c.Client.Tree(ctx, p.Endpoint, c.Group, t.Digest)
+	if errors.Is(err, peer.ErrNoTree) {
+		c.mu.Lock()
+		first := !c.old[p.Name]
+		c.old[p.Name] = true
+		c.mu.Unlock()
+		if first {
+			log.Info("the peer does not compare trees (an older agent): what change detection misses between this member and it is not found", "err", err.Error())
+		}
+		return compared
+	}
+	if err != nil {
+		log.V(1).Info("cannot compare with the peer now; tried again later", "err", err.Error())
+		return notNow
+	}
+	if !resp.Quiet {
+		log.V(1).Info("the peer is not quiet; compared later", "reason", resp.Reason)
+		return notNow
+	}
+	if resp.Digest == t.Digest {
+		c.forget(p.Name)
+		log.V(1).Info("same tree as the peer", "paths", len(t.Entries))
+		return compared
+	}
+	// This member may have changed while the peer read its tree: what
+	// goes out must be what was compared.
+	if g, busy := c.quiet(); busy != "" || g != gen {
+		return notNow
+	}
+	sends := c.fresh(p.Name, t.Entries, resp.Entries, Sends(c.Self, p.Name, t.Entries, resp.Entries, c.KeepDeletes))
+	if len(sends) == 0 {
+		log.V(1).Info("the trees differ; the peer sends what it wins", "paths", len(t.Entries), "peerPaths", len(resp.Entries))
+		return compared
+	}
+	first := make([]string, 0, 3)
+	for _, s := range sends[:min(3, len(sends))] {
+		first = append(first, s.Path)
+	}
+	log.Info("the peer's tree differs; sending what this member wins", "sends", len(sends), "first", first, "paths", len(t.Entries), "peerPaths", len(resp.Entries))
+	if err := c.Send(p.Name, sends); err != nil {
+		log.Error(err, "cannot journal what the compare found; compared again later")
+		return notNow
+	}
+	return sent
+}
+
+// fresh drops from sends the differences that the last maxAttempts
+// compares with peer each sent already (the same path, held alike on
+// both sides), and logs them; it keeps count of the rest.
+func (c *Comparer) fresh(peerName string, mine, theirs []peer.TreeEntry, sends []Send) []Send {
+	if len(sends) == 0 {
+		c.forget(peerName)
+		return nil
+	}
+	byPath := func(es []peer.TreeEntry) map[string]peer.TreeEntry {
+		m := make(map[string]peer.TreeEntry, len(sends))
+		want := make(map[string]bool, len(sends))
+		for _, s := range sends {
+			want[s.Path] = true
+		}
+		for _, e := range es {
+			if want[string(e.Path)] {
+				m[string(e.Path)] = e
+			}
+		}
+		return m
+	}
+	m, t := byPath(mine), byPath(theirs)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := c.tried[peerName]
+	next := make(map[string]int, len(sends))
+	out := sends[:0]
+	var stuck []string
+	for _, s := range sends {
+		mt, tt := m[s.Path], t[s.Path]
+		key := string(appendEntry(appendEntry(nil, mt), tt))
+		n := last[key] + 1
+		next[key] = n
+		if n > maxAttempts {
+			stuck = append(stuck, s.Path)
+			continue
+		}
+		out = append(out, s)
+	}
+	c.tried[peerName] = next
+	if len(stuck) > 0 {
+		c.Log.Info("differences that sending did not mend are left as they are (an attribute the peer does not keep?)", "peer", peerName, "paths", len(stuck), "first", stuck[0])
+	}
+	return out
+}
+
+// forget drops the counts of peer's differences: its tree is the same.
+func (c *Comparer) forget(peerName string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.tried, peerName)
+}
