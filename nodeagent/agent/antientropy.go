@@ -36,8 +36,7 @@ func (g *group) comparer(det *detect.Detector) *antientropy.Comparer {
 		Read: func(ctx context.Context) (antientropy.Tree, error) {
 			return antientropy.Read(ctx, g.idx, g.rootfd, g.exclude.Match)
 		},
-		Busy:     g.busy(det),
-		PeerBusy: g.peerBusy,
+		Busy: g.busy(det),
 		Rescan: func(paths []string) {
 			for _, p := range paths {
 				det.Rescan(p)
@@ -55,7 +54,9 @@ func (g *group) comparer(det *detect.Detector) *antientropy.Comparer {
 }
 
 // busy is the comparer's antientropy.Comparer.Busy: the generation counts
-// the journal's sequence (every change journaled) and the runs received.
+// the journal's sequence (every change journaled) and the runs received;
+// anything pending for any peer is busy (the compare's quiet is
+// group-wide).
 func (g *group) busy(det *detect.Detector) func() (uint64, string) {
 	return func() (uint64, string) {
 		added, receiving := g.incoming.Busy()
@@ -70,21 +71,18 @@ func (g *group) busy(det *detect.Detector) func() (uint64, string) {
 		case receiving:
 			return gen, "a peer's run is being received"
 		}
+		for _, p := range g.peers {
+			if st := g.journal.Stats(p.node); st.Files > 0 {
+				return gen, fmt.Sprintf("%d paths are pending for %s", st.Files, p.node)
+			}
+			if log, err := g.journal.RenameLog(p.node, 1); err != nil {
+				return gen, fmt.Sprintf("cannot read the renames pending for %s: %v", p.node, err)
+			} else if len(log) > 0 {
+				return gen, "renames are pending for " + p.node
+			}
+		}
 		return gen, ""
 	}
-}
-
-// peerBusy is the comparer's antientropy.Comparer.PeerBusy.
-func (g *group) peerBusy(peer string) string {
-	if st := g.journal.Stats(peer); st.Files > 0 {
-		return fmt.Sprintf("%d paths are pending for %s", st.Files, peer)
-	}
-	if log, err := g.journal.RenameLog(peer, 1); err != nil {
-		return fmt.Sprintf("cannot read the renames pending for %s: %v", peer, err)
-	} else if len(log) > 0 {
-		return "renames are pending for " + peer
-	}
-	return ""
 }
 
 // sendFound journals what a compare found for one peer (files and

@@ -37,10 +37,18 @@ type Client interface {
 	Tree(ctx context.Context, addr netip.AddrPort, group, digest string) (peer.TreeResponse, error)
 }
 
-// Comparer compares this member's tree with each peer's whenever both
-// are quiet after a change (and every Interval), and journals for the
-// peer what this member wins (Sends). It also answers the peers' compares
-// (peer.TreeHandler).
+// Comparer compares this member's tree with every peer's once the whole
+// group is quiet after a change (and every Interval), and journals for
+// each peer what this member wins (Sends). It also answers the peers'
+// compares (peer.TreeHandler).
+//
+// Quiet is group-wide: this member and every peer must each be quiet (for
+// Settle: nothing pending for any member, no run or replay under way, no
+// change, no scan) in one round, or nothing is sent. A member with
+// anything pending for another (a removal for a member that was down)
+// could otherwise see that removal undone: the member it has not reached
+// yet would send the path back to a third one, whose compare with it
+// found the path missing there.
 type Comparer struct {
 	Group string
 	Self  string
@@ -51,15 +59,10 @@ type Comparer struct {
 	// root and excludes).
 	Read func(ctx context.Context) (Tree, error)
 	// Busy is this member's activity: gen counts what it did (changes
-	// journaled, runs received, replays), and busy, when not empty, says
-	// what it is doing now (paths pending for a peer, a run held, a write
-	// under way). Quiet is neither for Settle.
+	// journaled, runs received), and busy, when not empty, says what it
+	// is doing now (paths pending for a peer, a run held, a write or a
+	// scan under way). Quiet is neither for Settle.
 	Busy func() (gen uint64, busy string)
-	// PeerBusy, when set, says what this member has under way with one
-	// peer (paths or renames pending for it), or "": a compare with that
-	// peer waits for it, one with another does not (a peer down for an
-	// hour holds no compare of the others).
-	PeerBusy func(peer string) string
 	// Rescan asks the detector to look at paths the index does not hold
 	// as they are (Tree.Unsettled).
 	Rescan func(paths []string)
@@ -76,8 +79,8 @@ type Comparer struct {
 	Log logr.Logger
 
 	mu sync.Mutex
-	// gen and since: the activity generation last seen and since when
-	// this member has been idle at it (quiet).
+	// gen, since and idle: the activity generation last seen, and since
+	// when this member has been idle at it.
 	gen   uint64
 	since time.Time
 	idle  bool
@@ -89,9 +92,9 @@ type Comparer struct {
 	tried map[string]map[string]int
 	// old: peers that do not answer compares, logged once.
 	old map[string]bool
-	// retry: when a peer whose compare could not be made (not quiet,
-	// unreachable) is asked again, and the wait before the next time.
-	retry map[string]retry
+	// retry: when a round that could not be made (a peer not quiet or
+	// unreachable) is tried again, and the wait before the next time.
+	retry retry
 }
 
 type retry struct {
@@ -99,8 +102,8 @@ type retry struct {
 	wait time.Duration
 }
 
-// maxRetryWait bounds the wait before a peer whose compare could not be
-// made is asked again.
+// maxRetryWait bounds the wait before a round that could not be made is
+// tried again.
 const maxRetryWait = 30 * time.Second
 
 // init makes the maps, with every peer due (a compare at start finds
@@ -115,7 +118,6 @@ func (c *Comparer) init() {
 	}
 	c.tried = make(map[string]map[string]int)
 	c.old = make(map[string]bool)
-	c.retry = make(map[string]retry)
 }
 
 func (c *Comparer) settle() time.Duration {
@@ -159,22 +161,12 @@ func (c *Comparer) quiet() (uint64, string) {
 	return gen, ""
 }
 
-func (c *Comparer) peerBusy(p string) string {
-	if c.PeerBusy == nil {
-		return ""
-	}
-	return c.PeerBusy(p)
-}
-
 // Tree answers a peer's compare (peer.TreeHandler): this member's tree,
 // or its digest alone when the peer's is the same, or not quiet. A peer
 // whose tree differs is due for this member's own compare: the peer sends
 // what it wins, and this member what it does.
 func (c *Comparer) Tree(ctx context.Context, from string, req peer.TreeRequest) (peer.TreeResponse, error) {
 	if _, busy := c.quiet(); busy != "" {
-		return peer.TreeResponse{Reason: busy}, nil
-	}
-	if busy := c.peerBusy(from); busy != "" {
 		return peer.TreeResponse{Reason: busy}, nil
 	}
 	t, err := c.Read(ctx)
@@ -228,16 +220,19 @@ func (c *Comparer) Run(ctx context.Context) error {
 	}
 }
 
-// dueNow returns the peers due for a compare and not waiting to be asked
-// again.
+// dueNow returns the peers due for a compare, none while a round that
+// could not be made waits to be tried again.
 func (c *Comparer) dueNow() []Peer {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
+	if now.Before(c.retry.at) {
+		return nil
+	}
 	var out []Peer
 	for _, p := range c.Peers {
-		if c.due[p.Name] && !now.Before(c.retry[p.Name].at) {
+		if c.due[p.Name] {
 			out = append(out, p)
 		}
 	}
@@ -249,25 +244,41 @@ func (c *Comparer) dueNow() []Peer {
 func (c *Comparer) done(p string, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.retry, p)
 	if c.gen == gen {
 		c.due[p] = false
 	}
 }
 
-// later has p asked again after a wait that doubles, from Settle up to
-// maxRetryWait, while its compares cannot be made.
-func (c *Comparer) later(p string) {
+// later has the next round wait: Settle after a peer that was not quiet
+// (it will be soon), from Settle doubling up to maxRetryWait while a
+// peer cannot be reached or a tree cannot be read.
+func (c *Comparer) later(why outcome) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.retry[p]
-	r.wait = min(max(2*r.wait, c.settle()), maxRetryWait)
-	r.at = now.Add(r.wait)
-	c.retry[p] = r
+	switch why {
+	case made:
+		c.retry = retry{}
+		return
+	case notQuiet:
+		c.retry.wait = c.settle()
+	default:
+		c.retry.wait = min(max(2*c.retry.wait, c.settle()), maxRetryWait)
+	}
+	c.retry.at = now.Add(c.retry.wait)
 }
 
-// round compares with every peer due, at activity generation gen.
+// outcome is what a round came to, for later.
+type outcome int
+
+const (
+	made outcome = iota
+	notQuiet
+	failed
+)
+
+// round compares with every peer due, at activity generation gen, once
+// every peer answered quiet.
 func (c *Comparer) round(ctx context.Context, gen uint64) {
 	due := c.dueNow()
 	if len(due) == 0 {
@@ -276,79 +287,75 @@ func (c *Comparer) round(ctx context.Context, gen uint64) {
 	t, err := c.Read(ctx)
 	if err != nil {
 		c.Log.Error(err, "cannot compare with the peers; tried again later")
+		c.later(failed)
 		return
 	}
 	if len(t.Unsettled) > 0 {
 		c.Log.V(1).Info("paths not indexed as they are; they are scanned before a compare", "paths", len(t.Unsettled), "first", t.Unsettled[0])
 		c.Rescan(t.Unsettled)
+		c.later(notQuiet)
+		return
+	}
+	trees, why := c.ask(ctx, t.Digest)
+	c.later(why)
+	if why != made {
+		return
+	}
+	// This member may have changed while the peers read their trees:
+	// what goes out must be what was compared.
+	if g, busy := c.quiet(); busy != "" || g != gen {
 		return
 	}
 	for _, p := range due {
-		if ctx.Err() != nil {
-			return
-		}
-		switch c.compare(ctx, p, gen, t) {
-		case compared:
+		if c.compare(p, t, trees[p.Name]) {
 			c.done(p.Name, gen)
-		case notNow:
-			c.later(p.Name)
 		}
 	}
 }
 
-// outcome is what one compare came to.
-type outcome int
-
-const (
-	// compared: the same tree, nothing to send, or a peer that does not
-	// compare; done with until the next change or the interval.
-	compared outcome = iota
-	// sent: differences were journaled; compared again once quiet.
-	sent
-	// notNow: the peer is not quiet or not reachable, or this member
-	// changed meanwhile; asked again after a wait (Comparer.later).
-	notNow
-)
-
-// compare compares t with p's tree and sends p what this member wins.
-func (c *Comparer) compare(ctx context.Context, p Peer, gen uint64, t Tree) outcome {
-	log := c.Log.WithValues("peer", p.Name)
-	if busy := c.peerBusy(p.Name); busy != "" {
-		return notNow
-	}
-	resp, err := c.Client.Tree(ctx, p.Endpoint, c.Group, t.Digest)
-	if errors.Is(err, peer.ErrNoTree) {
-		c.mu.Lock()
-		first := !c.old[p.Name]
-		c.old[p.Name] = true
-		c.mu.Unlock()
-		if first {
-			log.Info("the peer does not compare trees (an older agent): what change detection misses between this member and it is not found", "err", err.Error())
+// ask asks every peer for its tree; made only when every one answered
+// quiet (or does not compare: an older agent, left out and logged once).
+func (c *Comparer) ask(ctx context.Context, digest string) (map[string]peer.TreeResponse, outcome) {
+	trees := make(map[string]peer.TreeResponse, len(c.Peers))
+	for _, p := range c.Peers {
+		log := c.Log.WithValues("peer", p.Name)
+		resp, err := c.Client.Tree(ctx, p.Endpoint, c.Group, digest)
+		switch {
+		case errors.Is(err, peer.ErrNoTree):
+			c.mu.Lock()
+			first := !c.old[p.Name]
+			c.old[p.Name] = true
+			c.mu.Unlock()
+			if first {
+				log.Info("the peer does not compare trees (an older agent): what change detection misses between this member and it is not found", "err", err.Error())
+			}
+			resp = peer.TreeResponse{Quiet: true, Digest: digest}
+		case err != nil:
+			log.V(1).Info("cannot compare with the peer now; the round is tried again later", "err", err.Error())
+			return nil, failed
+		case !resp.Quiet:
+			log.V(1).Info("the peer is not quiet; the round is tried again later", "reason", resp.Reason)
+			return nil, notQuiet
 		}
-		return compared
+		trees[p.Name] = resp
 	}
-	if err != nil {
-		log.V(1).Info("cannot compare with the peer now; tried again later", "err", err.Error())
-		return notNow
-	}
-	if !resp.Quiet {
-		log.V(1).Info("the peer is not quiet; compared later", "reason", resp.Reason)
-		return notNow
-	}
+	return trees, made
+}
+
+// compare compares t with p's tree (resp) and sends p what this member
+// wins; it reports whether p is done with until the next change: the
+// same tree, or nothing to send.
+func (c *Comparer) compare(p Peer, t Tree, resp peer.TreeResponse) bool {
+	log := c.Log.WithValues("peer", p.Name)
 	if resp.Digest == t.Digest {
 		c.forget(p.Name)
 		log.V(1).Info("same tree as the peer", "paths", len(t.Entries))
-		return compared
-	}
-	// This member may have changed while the peer read its tree: what
-	// goes out must be what was compared.
-	if g, busy := c.quiet(); busy != "" || g != gen {
-		return notNow
+		return true
 	}
 	sends := c.fresh(p.Name, t.Entries, resp.Entries, Sends(c.Self, p.Name, t.Entries, resp.Entries, c.KeepDeletes))
 	if len(sends) == 0 {
 		log.V(1).Info("the trees differ; the peer sends what it wins", "paths", len(t.Entries), "peerPaths", len(resp.Entries))
-		return compared
+		return true
 	}
 	first := make([]string, 0, 3)
 	for _, s := range sends[:min(3, len(sends))] {
@@ -357,9 +364,8 @@ func (c *Comparer) compare(ctx context.Context, p Peer, gen uint64, t Tree) outc
 	log.Info("the peer's tree differs; sending what this member wins", "sends", len(sends), "first", first, "paths", len(t.Entries), "peerPaths", len(resp.Entries))
 	if err := c.Send(p.Name, sends); err != nil {
 		log.Error(err, "cannot journal what the compare found; compared again later")
-		return notNow
 	}
-	return sent
+	return false
 }
 
 // fresh drops from sends the differences that the last maxAttempts

@@ -26,6 +26,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 
@@ -72,6 +73,9 @@ func Read(ctx context.Context, idx *index.Index, rootfd int, exclude func(rel st
 				return nil
 			}
 			te, ok, err := entryOf(rootfd, rel, e)
+			if err == errGone {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -97,6 +101,15 @@ func Read(ctx context.Context, idx *index.Index, rootfd int, exclude func(rel st
 // absence or change.
 func entryOf(rootfd int, rel string, e index.Entry) (te peer.TreeEntry, ok bool, err error) {
 	if e.IsPlaceholder() {
+		// A path renamed here (or carried by a replay) that a scan has
+		// not recorded yet: unsettled where it exists. Where it is gone
+		// (a later rename or removal took it, or its parent is a file
+		// now: a scan never walks below a file to drop such an entry),
+		// this member does not hold it.
+		var st unix.Stat_t
+		if err := beneath.Lstat(rootfd, rel, &st); index.IsGone(err) {
+			return te, false, errGone
+		}
 		return te, false, nil
 	}
 	te = peer.TreeEntry{Path: []byte(rel), Mode: uint32(e.Mode), Size: e.Size, MtimeNs: e.Mtime.UnixNano(), UID: e.UID, GID: e.GID}
@@ -125,6 +138,9 @@ func entryOf(rootfd int, rel string, e index.Entry) (te peer.TreeEntry, ok bool,
 	}
 	return te, true, nil
 }
+
+// errGone: entryOf's path is not held here.
+var errGone = errors.New("gone")
 
 // Digest is the hash of entries, in order: every field of each.
 func Digest(entries []peer.TreeEntry) string {

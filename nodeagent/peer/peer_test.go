@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/netip"
@@ -737,5 +738,65 @@ func TestEndpoint_IncomingCarriesTheReplayPositions(t *testing.T) {
 				t.Errorf("the handler saw positions %#v, want %#v", got, tc.replayed)
 			}
 		})
+	}
+}
+
+// trees answers tree requests with one tree, remembering who asked.
+type trees struct {
+	mu   sync.Mutex
+	from []string
+	tree TreeResponse
+}
+
+func (tr *trees) Tree(_ context.Context, from string, req TreeRequest) (TreeResponse, error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.from = append(tr.from, from)
+	resp := tr.tree
+	if req.Digest == resp.Digest {
+		resp.Entries = nil
+	}
+	return resp, nil
+}
+
+// TestEndpoint_Tree: a member's tree comes back whole (names that are not
+// UTF-8 exactly, a symlink's target), or its digest alone when the asker
+// has the same; a member without a tree handler (an older agent) is
+// ErrNoTree.
+func TestEndpoint_Tree(t *testing.T) {
+	entries := []TreeEntry{
+		{Path: []byte("d"), Mode: uint32(fs.ModeDir | 0o755), MtimeNs: 7},
+		{Path: []byte("d/\xff name"), Mode: 0o640, Size: 12, MtimeNs: 9, UID: 1000, GID: 1000},
+		{Path: []byte("l"), Mode: uint32(fs.ModeSymlink | 0o777), Size: 3, MtimeNs: 1, Link: []byte("../")},
+	}
+	tr := &trees{tree: TreeResponse{Quiet: true, Digest: "abc", Entries: entries}}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: &recorder{}, Tree: tr, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	s.SetGroup("old", &Group{Key: []byte("k"), Handler: &recorder{}, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+
+	for _, tc := range []struct {
+		name, digest string
+		want         []TreeEntry
+	}{
+		{"another digest: every entry", "xyz", entries},
+		{"the same digest: none", "abc", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.Tree(context.Background(), addr, "www", tc.digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Quiet || got.Digest != "abc" || !reflect.DeepEqual(got.Entries, tc.want) {
+				t.Errorf("got %+v, want quiet, digest abc and %+v", got, tc.want)
+			}
+		})
+	}
+	if !slices.Equal(tr.from, []string{"web-1", "web-1"}) {
+		t.Errorf("asked by %q, want web-1 twice", tr.from)
+	}
+	if _, err := c.Tree(context.Background(), addr, "old", "xyz"); !errors.Is(err, ErrNoTree) {
+		t.Errorf("a group without a tree handler: %v, want ErrNoTree", err)
 	}
 }
