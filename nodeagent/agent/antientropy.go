@@ -34,15 +34,13 @@ func (g *group) comparer(det *detect.Detector) *antientropy.Comparer {
 		Group: g.cfg.Group.Name, Self: g.cfg.Node, Peers: peers,
 		Client: peer.NewClient(g.cfg.Node, []byte(g.cfg.Password), g.self.daemon.Addr(), 60*time.Second),
 		Read: func(ctx context.Context) (antientropy.Tree, error) {
-			return antientropy.Read(ctx, g.idx, g.rootfd, g.exclude.Match)
+			return antientropy.Read(ctx, g.rootfd, g.exclude.Match)
 		},
 		Busy: g.busy(det),
-		Rescan: func(paths []string) {
-			for _, p := range paths {
-				det.Rescan(p)
-			}
+		Send: g.sendFound,
+		Compared: func(peer, result string) {
+			g.metrics.compares.WithLabelValues(g.cfg.Group.Name, peer, result).Inc()
 		},
-		Send:        g.sendFound,
 		KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
 		Settle:      g.cfg.AntiEntropySettle,
 		Log:         g.log.WithName("antientropy"),

@@ -23,6 +23,7 @@ type metrics struct {
 	bytesSent   *prometheus.CounterVec
 	runs        *prometheus.CounterVec
 	rescans     *prometheus.CounterVec
+	compares    *prometheus.CounterVec
 }
 
 // newMetrics registers the counters, and the pending counts and lag read
@@ -45,6 +46,8 @@ func newMetrics(snapshot func() Report) *metrics {
 		// (Anti-entropy against one peer will count for that peer alone.)
 		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rescans_total",
 			Help: "Scans of the data root whose changes go to the peer, by reason; a scan of the local root counts once for every peer."}, []string{"group", "peer", "reason"}),
+		compares: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_compares_total",
+			Help: `Anti-entropy compares of this member's tree with a peer's, by result: "same", "sent" (this member journaled what it wins for the peer), "peer-sends" (they differ, and the peer sends what it wins).`}, []string{"group", "peer", "result"}),
 	}
 	m.reg.MustRegister(progress{
 		snapshot: snapshot,
@@ -54,7 +57,7 @@ func newMetrics(snapshot func() Report) *metrics {
 			"File bytes journaled for a peer and not yet sent to it: not yet confirmed, less what runs in flight carrying a large file have already carried.", peer, nil),
 		lag: prometheus.NewDesc("jailsync_lag_seconds",
 			"Age of the oldest change not yet confirmed on a peer; 0 when nothing is pending.", peer, nil),
-	}, m.filesSynced, m.bytesSynced, m.bytesSent, m.runs, m.rescans,
+	}, m.filesSynced, m.bytesSynced, m.bytesSent, m.runs, m.rescans, m.compares,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -3,7 +3,6 @@ package antientropy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -37,6 +36,19 @@ type Client interface {
 	Tree(ctx context.Context, addr netip.AddrPort, group, digest string) (peer.TreeResponse, error)
 }
 
+// The results of a compare with one peer (Comparer.Compared).
+const (
+	// ResultSame: the peer holds the same tree.
+	ResultSame = "same"
+	// ResultSent: the trees differ, and this member journaled for the
+	// peer what it wins.
+	ResultSent = "sent"
+	// ResultPeerSends: the trees differ, and the peer wins every
+	// difference (or this member's sends were left as sending does not
+	// mend them): the peer sends.
+	ResultPeerSends = "peer-sends"
+)
+
 // Comparer compares this member's tree with every peer's once the whole
 // group is quiet after a change (and every Interval), and journals for
 // each peer what this member wins (Sends). It also answers the peers'
@@ -55,19 +67,19 @@ type Comparer struct {
 	Peers []Peer
 	// Client asks the peers.
 	Client Client
-	// Read reads this member's tree (Read, bound to the group's index,
-	// root and excludes).
+	// Read reads this member's tree (Read, bound to the group's root and
+	// excludes).
 	Read func(ctx context.Context) (Tree, error)
 	// Busy is this member's activity: gen counts what it did (changes
 	// journaled, runs received), and busy, when not empty, says what it
 	// is doing now (paths pending for a peer, a run held, a write or a
 	// scan under way). Quiet is neither for Settle.
 	Busy func() (gen uint64, busy string)
-	// Rescan asks the detector to look at paths the index does not hold
-	// as they are (Tree.Unsettled).
-	Rescan func(paths []string)
 	// Send journals paths for one peer and wakes its sender.
 	Send func(peer string, sends []Send) error
+	// Compared, when set, is told of each compare with a peer and its
+	// result: ResultSame, ResultSent or ResultPeerSends (metrics).
+	Compared func(peer, result string)
 	// KeepDeletes: the group keeps what a member removed (Sends).
 	KeepDeletes bool
 	// Settle is the quiet time (DefaultSettle when 0); Interval, when not
@@ -171,11 +183,8 @@ func (c *Comparer) Tree(ctx context.Context, from string, req peer.TreeRequest) 
 	}
 	t, err := c.Read(ctx)
 	if err != nil {
-		return peer.TreeResponse{}, err
-	}
-	if len(t.Unsettled) > 0 {
-		c.Rescan(t.Unsettled)
-		return peer.TreeResponse{Reason: fmt.Sprintf("%d paths are not indexed as they are, such as %q", len(t.Unsettled), t.Unsettled[0])}, nil
+		// Changed while read, or unreadable: not a tree to compare.
+		return peer.TreeResponse{Reason: err.Error()}, nil
 	}
 	resp := peer.TreeResponse{Quiet: true, Digest: t.Digest}
 	if t.Digest != req.Digest {
@@ -286,14 +295,8 @@ func (c *Comparer) round(ctx context.Context, gen uint64) {
 	}
 	t, err := c.Read(ctx)
 	if err != nil {
-		c.Log.Error(err, "cannot compare with the peers; tried again later")
+		c.Log.Info("cannot read this member's tree; the compare is tried again later", "err", err.Error())
 		c.later(failed)
-		return
-	}
-	if len(t.Unsettled) > 0 {
-		c.Log.V(1).Info("paths not indexed as they are; they are scanned before a compare", "paths", len(t.Unsettled), "first", t.Unsettled[0])
-		c.Rescan(t.Unsettled)
-		c.later(notQuiet)
 		return
 	}
 	trees, why := c.ask(ctx, t.Digest)
@@ -349,14 +352,17 @@ func (c *Comparer) compare(p Peer, t Tree, resp peer.TreeResponse) bool {
 	log := c.Log.WithValues("peer", p.Name)
 	if resp.Digest == t.Digest {
 		c.forget(p.Name)
+		c.compared(p.Name, ResultSame)
 		log.V(1).Info("same tree as the peer", "paths", len(t.Entries))
 		return true
 	}
 	sends := c.fresh(p.Name, t.Entries, resp.Entries, Sends(c.Self, p.Name, t.Entries, resp.Entries, c.KeepDeletes))
 	if len(sends) == 0 {
+		c.compared(p.Name, ResultPeerSends)
 		log.V(1).Info("the trees differ; the peer sends what it wins", "paths", len(t.Entries), "peerPaths", len(resp.Entries))
 		return true
 	}
+	c.compared(p.Name, ResultSent)
 	first := make([]string, 0, 3)
 	for _, s := range sends[:min(3, len(sends))] {
 		first = append(first, s.Path)
@@ -366,6 +372,12 @@ func (c *Comparer) compare(p Peer, t Tree, resp peer.TreeResponse) bool {
 		log.Error(err, "cannot journal what the compare found; compared again later")
 	}
 	return false
+}
+
+func (c *Comparer) compared(p, result string) {
+	if c.Compared != nil {
+		c.Compared(p, result)
+	}
 }
 
 // fresh drops from sends the differences that the last maxAttempts

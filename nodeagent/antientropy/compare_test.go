@@ -57,7 +57,6 @@ func newMember(t *testing.T, name string, clk *clock, peers []Peer, tree []peer.
 			defer m.mu.Unlock()
 			return m.gen, m.busy
 		},
-		Rescan: func([]string) { t.Error("rescan asked of a settled tree") },
 		Send: func(p string, s []Send) error {
 			m.mu.Lock()
 			defer m.mu.Unlock()

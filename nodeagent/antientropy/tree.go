@@ -4,10 +4,9 @@
 // again: writes and renames of one tree crossing on several members (the
 // stress test's Crossing scenario, docs/design.md), or a change this
 // member missed. Once this member and a peer are both quiet (nothing
-// pending, no run or replay under way, no change for a settle time, the
-// index holding every path as it is), it compares its tree with the
-// peer's, as their indexes hold them, and journals for that peer what the
-// peer lacks or holds older. Nothing is ever deleted: a path only one of
+// pending, no run or replay under way, no change for a settle time), it
+// compares its tree on disk with the peer's, and journals for that peer
+// what the peer lacks or holds older. Nothing is ever deleted: a path only one of
 // them holds goes to the other (modify beats delete), so a removal that
 // reached one member and not another comes back. Of a path both hold
 // differently, the newer mtime wins and the lower node name breaks ties; a
@@ -22,125 +21,116 @@
 package antientropy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/beneath"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/scan"
 )
 
 // Tree is a member's tree as the compare sees it.
 type Tree struct {
-	// Entries are every path indexed below the root (the root itself
-	// left out), in the index's key order, which is the same on every
-	// member for the same paths.
+	// Entries are every path below the root (the root itself, the
+	// reserved directory and excluded paths left out), sorted by path:
+	// the same order on every member for the same paths.
 	Entries []peer.TreeEntry
 	// Digest is the hash of Entries (Digest): two members with the same
 	// digest hold the same tree.
 	Digest string
-	// Unsettled are paths whose state the index does not hold: a
-	// placeholder (a path renamed here or carried by a replay, until a
-	// scan records it), or a directory or symlink that is not on disk as
-	// indexed. The member is not quiet until a scan records them.
-	Unsettled []string
 }
 
-// maxUnsettled bounds the unsettled paths a Read reports.
-const maxUnsettled = 64
-
-// Read reads the tree from idx. Files are as the index holds them (the
-// detector keeps it so); directories' times and owners and symlinks'
-// targets, which the index does not keep exactly, are read on disk
-// beneath rootfd. exclude, when set, drops paths the group excludes (an
-// index from before an exclude was added can still list them).
-func Read(ctx context.Context, idx *index.Index, rootfd int, exclude func(rel string, dir bool) bool) (Tree, error) {
+// Read reads the tree on disk beneath rootfd: every directory read, every
+// path lstat'ed, never a symlink followed. Not the index: what the
+// compare must make alike is what members hold, and an index entry that
+// is not (a rename the index missed, a stray directory rsync left)
+// would hide a difference for good. A directory or path that cannot be
+// read makes it fail: an incomplete tree would have the peers send this
+// member what it holds and could not read, over it. exclude, when set,
+// drops paths the group excludes.
+func Read(ctx context.Context, rootfd int, exclude func(rel string, dir bool) bool) (Tree, error) {
 	var t Tree
-	err := idx.View(func(tx *index.Tx) error {
-		n := 0
-		return tx.EachBelow(".", func(rel string, e index.Entry) error {
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if exclude != nil && exclude(rel, e.IsDir()) {
-				return nil
-			}
-			te, ok, err := entryOf(rootfd, rel, e)
-			if err == errGone {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if !ok {
-				if len(t.Unsettled) < maxUnsettled {
-					t.Unsettled = append(t.Unsettled, rel)
-				}
-				return nil
-			}
-			t.Entries = append(t.Entries, te)
-			return nil
-		})
-	})
-	if err != nil {
-		return Tree{}, fmt.Errorf("read the tree from the index: %w", err)
+	dirs := []string{"."}
+	for len(dirs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return Tree{}, err
+		}
+		dir := dirs[len(dirs)-1]
+		dirs = dirs[:len(dirs)-1]
+		more, err := t.readDir(rootfd, dir, exclude)
+		if err != nil {
+			return Tree{}, fmt.Errorf("read the tree at %q: %w", dir, err)
+		}
+		dirs = append(dirs, more...)
 	}
+	slices.SortFunc(t.Entries, func(a, b peer.TreeEntry) int { return bytes.Compare(a.Path, b.Path) })
 	t.Digest = Digest(t.Entries)
 	return t, nil
 }
 
-// entryOf is rel's entry; ok false when the index does not hold its state
-// (Tree.Unsettled). An error is one of the disk other than the path's
-// absence or change.
-func entryOf(rootfd int, rel string, e index.Entry) (te peer.TreeEntry, ok bool, err error) {
-	if e.IsPlaceholder() {
-		// A path renamed here (or carried by a replay) that a scan has
-		// not recorded yet: unsettled where it exists. Where it is gone
-		// (a later rename or removal took it, or its parent is a file
-		// now: a scan never walks below a file to drop such an entry),
-		// this member does not hold it.
-		var st unix.Stat_t
-		if err := beneath.Lstat(rootfd, rel, &st); index.IsGone(err) {
-			return te, false, errGone
+// readDir adds dir's entries to t and returns its subdirectories.
+func (t *Tree) readDir(rootfd int, dir string, exclude func(rel string, dir bool) bool) ([]string, error) {
+	fd := rootfd
+	if dir != "." {
+		var err error
+		if fd, err = beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0); err != nil {
+			return nil, err
 		}
-		return te, false, nil
+		defer unix.Close(fd)
 	}
-	te = peer.TreeEntry{Path: []byte(rel), Mode: uint32(e.Mode), Size: e.Size, MtimeNs: e.Mtime.UnixNano(), UID: e.UID, GID: e.GID}
-	switch e.Mode.Type() {
-	case fs.ModeDir:
-		var st unix.Stat_t
-		if err := beneath.Lstat(rootfd, rel, &st); err != nil {
-			return te, false, nil
-		}
-		now := index.FromStat(&st)
-		if !now.IsDir() || !e.DirMatches(now) {
-			return te, false, nil
-		}
-		// A directory's size is the file system's business, not the
-		// tree's; its times are read here (the index's move with nothing).
-		te.Size, te.MtimeNs = 0, now.Mtime.UnixNano()
-	case fs.ModeSymlink:
-		target, err := beneath.Readlink(rootfd, rel)
-		if err != nil || int64(len(target)) != e.Size {
-			return te, false, nil
-		}
-		te.Link = []byte(target)
-		// A symlink's own permission bits are not replicated (Linux
-		// cannot set them; rsync leaves them), so they are not compared.
-		te.Mode = uint32(fs.ModeSymlink | 0o777)
+	names, entries, err := scan.Entries(fd)
+	if err != nil {
+		return nil, err
 	}
-	return te, true, nil
+	var subdirs []string
+	for i, name := range names {
+		rel, e := index.Join(dir, name), entries[i]
+		if index.InReserved(rel) || (exclude != nil && exclude(rel, e.IsDir())) {
+			continue
+		}
+		te := peer.TreeEntry{Path: []byte(rel), Mode: uint32(e.Mode), Size: e.Size, MtimeNs: e.Mtime.UnixNano(), UID: e.UID, GID: e.GID}
+		switch e.Mode.Type() {
+		case fs.ModeDir:
+			te.Size = 0 // the file system's business, not the tree's
+			subdirs = append(subdirs, rel)
+		case fs.ModeSymlink:
+			target, err := readlinkAt(fd, name)
+			if err != nil {
+				return nil, fmt.Errorf("readlink %q: %w", name, err)
+			}
+			te.Link = target
+			// A symlink's own permission bits are not replicated (Linux
+			// cannot set them; rsync leaves them), so not compared.
+			te.Mode = uint32(fs.ModeSymlink | 0o777)
+		}
+		t.Entries = append(t.Entries, te)
+	}
+	return subdirs, nil
 }
 
-// errGone: entryOf's path is not held here.
-var errGone = errors.New("gone")
+// readlinkAt reads the target of the symlink name in the directory open
+// at dirfd.
+func readlinkAt(dirfd int, name string) ([]byte, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < size {
+			return buf[:n], nil
+		}
+	}
+}
 
 // Digest is the hash of entries, in order: every field of each.
 func Digest(entries []peer.TreeEntry) string {

@@ -449,6 +449,26 @@ func markWriter(dirfd int, c *change.Change) {
 
 // readEntries lists a directory with each entry's lstat, sorted by name in
 // byte order (the index's order).
+// Entries reads the directory open at fd: each name, sorted, with its
+// lstat as an index entry. Names removed while it reads are left out; an
+// error names those it could not look at (the anti-entropy compare's read
+// of a tree, package antientropy, which refuses an incomplete one).
+func Entries(fd int) (names []string, entries []index.Entry, err error) {
+	disk, unreadable, err := readEntries(fd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if unreadable != nil {
+		return nil, nil, unreadable
+	}
+	names = make([]string, len(disk))
+	entries = make([]index.Entry, len(disk))
+	for i, d := range disk {
+		names[i], entries[i] = d.name, d.e
+	}
+	return names, entries, nil
+}
+
 func readEntries(fd int) (entries []diskEntry, unreadable, err error) {
 	var bad []error
 	buf := make([]byte, 64<<10)

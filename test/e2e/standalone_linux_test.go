@@ -513,6 +513,22 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 	// sender's confirmation, and re-checks held paths every second
 	// (detect.filter). After 3 s of quiet anything echoed has been sent.
 	time.Sleep(3 * time.Second)
+	// And the anti-entropy compare, once every member is quiet, finds one
+	// tree and sends nothing: each member compared with each peer.
+	for _, node := range c.nodes {
+		poll.Until(t, 30*time.Second, func() error {
+			ss, err := c.metrics(node)
+			if err != nil {
+				return err
+			}
+			for _, p := range slices.DeleteFunc(slices.Clone(c.nodes), func(n string) bool { return n == node }) {
+				if s := series(ss, "jailsync_compares_total", map[string]string{"peer": p, "result": "same"}); len(s) != 1 || s[0].value < 1 {
+					return fmt.Errorf("%s has not compared with %s and found the same tree: %v", node, p, series(ss, "jailsync_compares_total", nil))
+				}
+			}
+			return nil
+		})
+	}
 	for _, node := range c.nodes {
 		r, err := c.status(node)
 		if err != nil {
@@ -571,7 +587,7 @@ func TestStandalone_EchoSuppressionExactTransfers(t *testing.T) {
 				t.Errorf("n1 -> %s: jailsync_files_synced_total %v, want exactly 1", peer, f)
 			}
 		}
-		for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_bytes_sent_total", "jailsync_rsync_runs_total", "jailsync_rescans_total"} {
+		for _, name := range []string{"jailsync_pending_files", "jailsync_pending_bytes", "jailsync_lag_seconds", "jailsync_bytes_synced_total", "jailsync_bytes_sent_total", "jailsync_rsync_runs_total", "jailsync_rescans_total", "jailsync_compares_total"} {
 			if len(series(ss, name, nil)) == 0 {
 				t.Errorf("n1's metrics lack %s", name)
 			}
