@@ -79,14 +79,20 @@ func Read(ctx context.Context, rootfd int, exclude func(rel string, dir bool) bo
 
 // readDir adds dir's entries to t and returns its subdirectories.
 func (t *Tree) readDir(rootfd int, dir string, exclude func(rel string, dir bool) bool) ([]string, error) {
-	fd := rootfd
-	if dir != "." {
-		var err error
-		if fd, err = beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0); err != nil {
-			return nil, err
-		}
-		defer unix.Close(fd)
+	// Opened afresh, the root too: getdents reads on from a descriptor's
+	// offset, and the root's held descriptor is shared (read through it,
+	// a second Read found the root empty).
+	var fd int
+	var err error
+	if dir == "." {
+		fd, err = unix.Openat(rootfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		fd, err = beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
 	names, entries, err := scan.Entries(fd)
 	if err != nil {
 		return nil, err

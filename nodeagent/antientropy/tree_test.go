@@ -96,8 +96,13 @@ func TestRead(t *testing.T) {
 	if err := os.Chmod(filepath.Join(r2, "d", "f"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Read again through the same descriptor: the same paths, another
+	// digest.
 	if t2, err = Read(ctx, fd2, excludeTmp); err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(paths(t2), paths(t1)) {
+		t.Errorf("read again: paths %q, want %q", paths(t2), paths(t1))
 	}
 	if t1.Digest == t2.Digest {
 		t.Error("a mode changed, and the digest did not")

@@ -56,6 +56,10 @@ func TestStandalone_AntiEntropyMendsWhatNoChangeTouches(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(r1, f), []byte("first "+f), 0o644))
 	}
 	c.converged("n1")
+	// Confirmed, not merely delivered: a run of n1's to n2 still
+	// unconfirmed would go again after n2's restart and put n1's c over
+	// n2's newer one, as crossing writes may resolve either way.
+	c.nothingPending("n1")
 
 	c.stop("n2")
 	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)

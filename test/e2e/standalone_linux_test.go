@@ -717,21 +717,7 @@ func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
 	// Until n1 has nothing pending for either peer: the removal is done
 	// with (under Mirror, deleted on the peers by then), not merely
 	// behind the marker in a run that pushes before it deletes.
-	poll.Until(t, 20*time.Second, func() error {
-		r, err := c.status("n1")
-		if err != nil {
-			return err
-		}
-		if len(r.Peers) != 2 {
-			return fmt.Errorf("n1 reports %d peers, want 2", len(r.Peers))
-		}
-		for _, p := range r.Peers {
-			if p.PendingFiles != 0 {
-				return fmt.Errorf("n1 -> %s: %d files pending", p.Target, p.PendingFiles)
-			}
-		}
-		return nil
-	})
+	c.nothingPending("n1")
 	for _, node := range []string{"n2", "n3"} {
 		poll.Until(t, 20*time.Second, func() error {
 			_, err := os.Stat(filepath.Join(c.roots[node], "marker"))
@@ -746,6 +732,27 @@ func TestStandalone_ExcludeAndKeepDeletes(t *testing.T) {
 			t.Errorf("deletes: Keep, but keep-me was deleted on %s: %v", node, err)
 		}
 	}
+}
+
+// nothingPending waits until node has nothing pending for any peer: its
+// runs are confirmed, not merely delivered.
+func (c *cluster) nothingPending(node string) {
+	c.t.Helper()
+	poll.Until(c.t, 20*time.Second, func() error {
+		r, err := c.status(node)
+		if err != nil {
+			return err
+		}
+		if len(r.Peers) != len(c.nodes)-1 {
+			return fmt.Errorf("%s reports %d peers, want %d", node, len(r.Peers), len(c.nodes)-1)
+		}
+		for _, p := range r.Peers {
+			if p.PendingFiles != 0 {
+				return fmt.Errorf("%s -> %s: %d files pending", node, p.Target, p.PendingFiles)
+			}
+		}
+		return nil
+	})
 }
 
 // stopAll stops every agent with SIGTERM and waits for them.
