@@ -67,8 +67,8 @@ test: envtest ## Run all tests: unit tests with -race, envtest suites against a 
 	go test -race -count=1 -p 1 $(GO_TEST_FLAGS) ./test/...
 
 .PHONY: stress
-stress: ## Randomized convergence stress of real agents (test/e2e/stress_linux_test.go; not part of make test: it fails today).
-	go test -tags stress -race -count=1 -run 'TestStress_(RotatingWriter|DisjointWriters|Kill9)$$' -timeout 60m ./test/e2e/
+stress: ## Randomized convergence stress of real agents, every scenario (test/e2e/stress_linux_test.go; not part of make test: minutes per seed).
+	go test -tags stress -race -count=1 -run 'TestStress_(RotatingWriter|RotatingWriterLoose|DisjointWriters|Kill9|Crossing)$$' -timeout 60m ./test/e2e/
 
 .PHONY: bench
 bench: ## Run the benchmarks against their references (not part of make test; needs root).
