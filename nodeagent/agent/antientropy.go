@@ -17,8 +17,8 @@ import (
 // comparer is the group's anti-entropy compare (package antientropy), or
 // nil where there is none: spec.resyncInterval 0 (the CRD: "0 disables
 // it"), or a suspended group (nothing is sent). It compares after every
-// change once this member and the peer are quiet, and every
-// resyncInterval without one; the detector's own resync (a full scan of
+// change once the whole group is quiet, and every resyncInterval without
+// one; the detector's own resync (a full scan of
 // the root against the index, on the same interval) finds what change
 // detection missed here, and the compare what differs between members.
 func (g *group) comparer(det *detect.Detector) *antientropy.Comparer {
@@ -38,8 +38,8 @@ func (g *group) comparer(det *detect.Detector) *antientropy.Comparer {
 		},
 		Busy: g.busy(det),
 		Send: g.sendFound,
-		Compared: func(peer, result string) {
-			g.metrics.compares.WithLabelValues(g.cfg.Group.Name, peer, result).Inc()
+		Compared: func(p, result string) {
+			g.metrics.compares.WithLabelValues(g.cfg.Group.Name, p, result).Inc()
 		},
 		KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
 		Settle:      g.cfg.AntiEntropySettle,
