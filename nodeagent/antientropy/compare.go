@@ -330,7 +330,7 @@ func (c *Comparer) ask(ctx context.Context, digest string) (map[string]peer.Tree
 			c.old[p.Name] = true
 			c.mu.Unlock()
 			if first {
-				log.Info("the peer does not compare trees (an older agent): what change detection misses between this member and it is not found", "err", err.Error())
+				log.Info("the peer does not compare trees (an older agent, or one without this group): what change detection misses between this member and it is not found", "err", err.Error())
 			}
 			resp = peer.TreeResponse{Quiet: true, Digest: digest}
 		case err != nil:

@@ -67,7 +67,7 @@ type TreeHandler interface {
 
 // ErrNoTree is returned by Client.Tree when the member does not answer
 // tree requests (an agent that predates them).
-var ErrNoTree = errors.New("the member does not compare trees (an older agent)")
+var ErrNoTree = errors.New("the member does not compare trees for this group (an older agent, or one without the group)")
 
 // Server is the agent-to-agent endpoint of one agent.
 type Server struct {
