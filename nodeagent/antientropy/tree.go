@@ -109,11 +109,11 @@ func (t *Tree) readDir(rootfd int, dir string, exclude func(rel string, dir bool
 			te.Size = 0 // the file system's business, not the tree's
 			subdirs = append(subdirs, rel)
 		case fs.ModeSymlink:
-			target, err := readlinkAt(fd, name)
+			target, err := beneath.Readlink(fd, name) // a name in fd: readlinkat
 			if err != nil {
-				return nil, fmt.Errorf("readlink %q: %w", name, err)
+				return nil, err
 			}
-			te.Link = target
+			te.Link = []byte(target)
 			// A symlink's own permission bits are not replicated (Linux
 			// cannot set them; rsync leaves them), so not compared.
 			te.Mode = uint32(fs.ModeSymlink | 0o777)
@@ -121,21 +121,6 @@ func (t *Tree) readDir(rootfd int, dir string, exclude func(rel string, dir bool
 		t.Entries = append(t.Entries, te)
 	}
 	return subdirs, nil
-}
-
-// readlinkAt reads the target of the symlink name in the directory open
-// at dirfd.
-func readlinkAt(dirfd int, name string) ([]byte, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return nil, err
-		}
-		if n < size {
-			return buf[:n], nil
-		}
-	}
 }
 
 // Digest is the hash of entries, in order: every field of each.
