@@ -125,11 +125,16 @@ func (c *Comparer) init() {
 		return
 	}
 	c.due = make(map[string]bool)
+	c.allDue()
+	c.tried = make(map[string]map[string]int)
+	c.old = make(map[string]bool)
+}
+
+// allDue marks every peer due; the caller holds c.mu, c.due made.
+func (c *Comparer) allDue() {
 	for _, p := range c.Peers {
 		c.due[p.Name] = true
 	}
-	c.tried = make(map[string]map[string]int)
-	c.old = make(map[string]bool)
 }
 
 func (c *Comparer) settle() time.Duration {
@@ -157,9 +162,7 @@ func (c *Comparer) quiet() (uint64, string) {
 	c.init()
 	if gen != c.gen || busy != "" || !c.idle {
 		if gen != c.gen {
-			for _, p := range c.Peers {
-				c.due[p.Name] = true
-			}
+			c.allDue()
 		}
 		c.gen, c.since, c.idle = gen, now, busy == ""
 		if busy == "" {
@@ -215,9 +218,7 @@ func (c *Comparer) Run(ctx context.Context) error {
 		case <-interval:
 			c.mu.Lock()
 			c.init()
-			for _, p := range c.Peers {
-				c.due[p.Name] = true
-			}
+			c.allDue()
 			c.mu.Unlock()
 		case <-tick.C:
 		}
