@@ -389,12 +389,12 @@ func (c *Comparer) fresh(peerName string, mine, theirs []peer.TreeEntry, sends [
 		c.forget(peerName)
 		return nil
 	}
+	want := make(map[string]bool, len(sends))
+	for _, s := range sends {
+		want[s.Path] = true
+	}
 	byPath := func(es []peer.TreeEntry) map[string]peer.TreeEntry {
 		m := make(map[string]peer.TreeEntry, len(sends))
-		want := make(map[string]bool, len(sends))
-		for _, s := range sends {
-			want[s.Path] = true
-		}
 		for _, e := range es {
 			if want[string(e.Path)] {
 				m[string(e.Path)] = e
