@@ -47,7 +47,7 @@ func newMetrics(snapshot func() Report) *metrics {
 		rescans: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_rescans_total",
 			Help: "Scans of the data root whose changes go to the peer, by reason; a scan of the local root counts once for every peer."}, []string{"group", "peer", "reason"}),
 		compares: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jailsync_compares_total",
-			Help: `Anti-entropy compares of this member's tree with a peer's, by result: "same", "sent" (this member journaled what it wins for the peer), "peer-sends" (they differ, and the peer sends what it wins).`}, []string{"group", "peer", "result"}),
+			Help: `Anti-entropy compares of this member's tree with a peer's, by result: "same", "sent" (this member journaled what it wins for the peer), "peer-sends" (they differ, and the peer sends what it wins), "others-send" (what this member wins, members named lower hold alike and send).`}, []string{"group", "peer", "result"}),
 	}
 	m.reg.MustRegister(progress{
 		snapshot: snapshot,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +48,9 @@ const (
 	// difference (or this member's sends were left as sending does not
 	// mend them): the peer sends.
 	ResultPeerSends = "peer-sends"
+	// ResultOthersSend: the trees differ, and what this member wins a
+	// member named lower holds alike and sends (Comparer.leave).
+	ResultOthersSend = "others-send"
 )
 
 // Comparer compares this member's tree with every peer's once the whole
@@ -189,7 +193,10 @@ func (c *Comparer) Tree(ctx context.Context, from string, req peer.TreeRequest) 
 		// Changed while read, or unreadable: not a tree to compare.
 		return peer.TreeResponse{Reason: err.Error()}, nil
 	}
-	resp := peer.TreeResponse{Quiet: true, Digest: t.Digest}
+	resp := peer.TreeResponse{Quiet: true, Digest: t.Digest, KeepDeletes: c.KeepDeletes}
+	for _, p := range c.Peers {
+		resp.Peers = append(resp.Peers, p.Name)
+	}
 	if t.Digest != req.Digest {
 		resp.Entries = t.Entries
 		c.mu.Lock()
@@ -311,7 +318,7 @@ func (c *Comparer) round(ctx context.Context, gen uint64) {
 		return
 	}
 	for _, p := range due {
-		if c.compare(p, t, trees[p.Name]) {
+		if c.compare(p, t, trees) {
 			c.done(p.Name, gen)
 		}
 	}
@@ -346,18 +353,26 @@ func (c *Comparer) ask(ctx context.Context, digest string) (map[string]peer.Tree
 	return trees, made
 }
 
-// compare compares t with p's tree (resp) and sends p what this member
-// wins; it reports whether p is done with until the next change: the
+// compare compares t with p's tree (in trees, every peer's answer of
+// this round) and sends p what this member wins and leaves to no other
+// member; it reports whether p is done with until the next change: the
 // same tree, or nothing to send.
-func (c *Comparer) compare(p Peer, t Tree, resp peer.TreeResponse) bool {
+func (c *Comparer) compare(p Peer, t Tree, trees map[string]peer.TreeResponse) bool {
 	log := c.Log.WithValues("peer", p.Name)
+	resp := trees[p.Name]
 	if resp.Digest == t.Digest {
 		c.forget(p.Name)
 		c.compared(p.Name, ResultSame)
 		log.V(1).Info("same tree as the peer", "paths", len(t.Entries))
 		return true
 	}
-	sends := c.fresh(p.Name, t.Entries, resp.Entries, Sends(c.Self, p.Name, t.Entries, resp.Entries, c.KeepDeletes))
+	sends, left := c.leave(p.Name, t, trees, Sends(c.Self, p.Name, t.Entries, resp.Entries, c.KeepDeletes))
+	sends = c.fresh(p.Name, t.Entries, resp.Entries, sends)
+	if len(sends) == 0 && left > 0 {
+		c.compared(p.Name, ResultOthersSend)
+		log.V(1).Info("the trees differ; what this member wins, members named lower hold alike and send", "left", left, "paths", len(t.Entries), "peerPaths", len(resp.Entries))
+		return true
+	}
 	if len(sends) == 0 {
 		c.compared(p.Name, ResultPeerSends)
 		log.V(1).Info("the trees differ; the peer sends what it wins", "paths", len(t.Entries), "peerPaths", len(resp.Entries))
@@ -368,11 +383,66 @@ func (c *Comparer) compare(p Peer, t Tree, resp peer.TreeResponse) bool {
 	for _, s := range sends[:min(3, len(sends))] {
 		first = append(first, s.Path)
 	}
-	log.Info("the peer's tree differs; sending what this member wins", "sends", len(sends), "first", first, "paths", len(t.Entries), "peerPaths", len(resp.Entries))
+	log.Info("the peer's tree differs; sending what this member wins", "sends", len(sends), "first", first, "left", left, "paths", len(t.Entries), "peerPaths", len(resp.Entries))
 	if err := c.Send(p.Name, sends); err != nil {
 		log.Error(err, "cannot journal what the compare found; compared again later")
 	}
 	return false
+}
+
+// leave drops from sends, what this member would send peer p, each path
+// that a member named lower than this one holds alike and sends p itself:
+// a member that answered this round quiet, compares with p, and keeps
+// deletes as this one does. It decides as this member does (Wins: the
+// same entry against p's, and a lower name breaks a tie no worse), so the
+// lowest-named holder of a path sends it and no one else: a member
+// joining empty gets each path once, not once from every member. It
+// returns the paths kept and how many were left.
+//
+// That member sends p each such path once it compares with p: p is due
+// there, as here, since whatever made the trees differ moved the activity
+// generation of p or of that member (a change, a run received, a start),
+// which marks p due on both. Where the two saw p's tree differ (changed
+// behind p's agent between the two reads), the path waits for the next
+// compare after a change, or the interval.
+func (c *Comparer) leave(p string, t Tree, trees map[string]peer.TreeResponse, sends []Send) ([]Send, int) {
+	if len(sends) == 0 {
+		return sends, 0
+	}
+	var lower []peer.TreeResponse
+	for _, q := range c.Peers {
+		r, ok := trees[q.Name]
+		if ok && q.Name != p && q.Name < c.Self && r.Quiet && r.KeepDeletes == c.KeepDeletes && slices.Contains(r.Peers, p) {
+			lower = append(lower, r)
+		}
+	}
+	if len(lower) == 0 {
+		return sends, 0
+	}
+	want := make(map[string]bool, len(sends))
+	for _, s := range sends {
+		want[s.Path] = true
+	}
+	mine := byPath(t.Entries, want)
+	holds := make([]map[string]peer.TreeEntry, len(lower))
+	for i, r := range lower {
+		if r.Digest != t.Digest { // the same digest: it holds every path alike
+			holds[i] = byPath(r.Entries, want)
+		}
+	}
+	out := make([]Send, 0, len(sends))
+	for _, s := range sends {
+		if !slices.ContainsFunc(holds, func(h map[string]peer.TreeEntry) bool {
+			if h == nil {
+				return true
+			}
+			e, ok := h[s.Path]
+			return ok && Same(e, mine[s.Path])
+		}) {
+			out = append(out, s)
+		}
+	}
+	return out, len(sends) - len(out)
 }
 
 func (c *Comparer) compared(p, result string) {
@@ -393,16 +463,7 @@ func (c *Comparer) fresh(peerName string, mine, theirs []peer.TreeEntry, sends [
 	for _, s := range sends {
 		want[s.Path] = true
 	}
-	byPath := func(es []peer.TreeEntry) map[string]peer.TreeEntry {
-		m := make(map[string]peer.TreeEntry, len(sends))
-		for _, e := range es {
-			if want[string(e.Path)] {
-				m[string(e.Path)] = e
-			}
-		}
-		return m
-	}
-	m, t := byPath(mine), byPath(theirs)
+	m, t := byPath(mine, want), byPath(theirs, want)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	last := c.tried[peerName]
@@ -425,6 +486,17 @@ func (c *Comparer) fresh(peerName string, mine, theirs []peer.TreeEntry, sends [
 		c.Log.Info("differences that sending did not mend are left as they are (an attribute the peer does not keep?)", "peer", peerName, "paths", len(stuck), "first", stuck[0])
 	}
 	return out
+}
+
+// byPath maps the entries of es whose paths are in want by path.
+func byPath(es []peer.TreeEntry, want map[string]bool) map[string]peer.TreeEntry {
+	m := make(map[string]peer.TreeEntry, len(want))
+	for _, e := range es {
+		if want[string(e.Path)] {
+			m[string(e.Path)] = e
+		}
+	}
+	return m
 }
 
 // forget drops the counts of peer's differences: its tree is the same.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -235,4 +236,133 @@ func TestComparer_QuietIsGroupWide(t *testing.T) {
 	if s, want := n1.takeSent(), map[string][]Send{"n2": {{Path: "f"}}}; !reflect.DeepEqual(s, want) {
 		t.Errorf("sent %v once every peer was quiet, want %v", s, want)
 	}
+}
+
+// TestComparer_leave: what this member (n3) would send n2 it leaves to a
+// member named lower that answered the round, compares with n2, keeps
+// deletes as n3 does, and holds the path alike; everything else it sends.
+func TestComparer_leave(t *testing.T) {
+	mine := []peer.TreeEntry{dir("d", 5), file("d/f", 5, 0o644, 3), file("g", 5, 0o644, 1), file("x", 9, 0o644, 1)}
+	sends := []Send{{Path: "d", Dir: true}, {Path: "d/f"}, {Path: "g"}, {Path: "x"}}
+	tree := Tree{Entries: mine, Digest: Digest(mine)}
+	// n1 holds d, d/f and g alike, x older.
+	n1Tree := []peer.TreeEntry{dir("d", 5), file("d/f", 5, 0o644, 3), file("g", 5, 0o644, 1), file("x", 8, 0o644, 1)}
+	answer := func(entries []peer.TreeEntry, peers ...string) peer.TreeResponse {
+		return peer.TreeResponse{Quiet: true, Digest: Digest(entries), Entries: entries, Peers: peers}
+	}
+	all := []Send{{Path: "d", Dir: true}, {Path: "d/f"}, {Path: "g"}, {Path: "x"}}
+	for _, tc := range []struct {
+		name        string
+		self        string
+		peers       []string
+		trees       map[string]peer.TreeResponse
+		keepDeletes bool
+		want        []Send
+	}{
+		{name: "a lower member holds three alike: only x is sent", self: "n3", peers: []string{"n1", "n2"},
+			trees: map[string]peer.TreeResponse{"n1": answer(n1Tree, "n2", "n3"), "n2": answer(nil, "n1", "n3")},
+			want:  []Send{{Path: "x"}}},
+		{name: "the same digest as this member's, sent alone: it holds every path alike", self: "n3", peers: []string{"n1", "n2"},
+			trees: map[string]peer.TreeResponse{"n1": {Quiet: true, Digest: tree.Digest, Peers: []string{"n2", "n3"}}, "n2": answer(nil, "n1", "n3")},
+			want:  []Send{}},
+		{name: "the holder alike is named higher: it leaves them to this member", self: "n1", peers: []string{"n3", "n2"},
+			trees: map[string]peer.TreeResponse{"n3": answer(mine, "n1", "n2"), "n2": answer(nil, "n1", "n3")},
+			want:  all},
+		{name: "the lower member does not compare with n2 (its configuration lacks n2)", self: "n3", peers: []string{"n1", "n2"},
+			trees: map[string]peer.TreeResponse{"n1": answer(n1Tree, "n3"), "n2": answer(nil, "n1", "n3")},
+			want:  all},
+		{name: "the lower member does not compare at all (an older agent: no peers named)", self: "n3", peers: []string{"n1", "n2"},
+			trees: map[string]peer.TreeResponse{"n1": {Quiet: true, Digest: tree.Digest}, "n2": answer(nil, "n1", "n3")},
+			want:  all},
+		{name: "the lower member keeps deletes and this one does not", self: "n3", peers: []string{"n1", "n2"},
+			trees: map[string]peer.TreeResponse{"n1": {Quiet: true, Digest: tree.Digest, Peers: []string{"n2", "n3"}, KeepDeletes: true}, "n2": answer(nil, "n1", "n3")},
+			want:  all},
+		{name: "both keep deletes: left as without", self: "n3", peers: []string{"n1", "n2"}, keepDeletes: true,
+			trees: map[string]peer.TreeResponse{"n1": {Quiet: true, Digest: tree.Digest, Peers: []string{"n2", "n3"}, KeepDeletes: true}, "n2": answer(nil, "n1", "n3")},
+			want:  []Send{}},
+		{name: "a lower member that holds a path with another mode is no holder of it", self: "n3", peers: []string{"n1", "n2"},
+			trees: map[string]peer.TreeResponse{"n1": answer([]peer.TreeEntry{dir("d", 5), file("d/f", 5, 0o600, 3), file("g", 5, 0o644, 1), file("x", 9, 0o644, 1)}, "n2", "n3"), "n2": answer(nil, "n1", "n3")},
+			want:  []Send{{Path: "d/f"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Comparer{Self: tc.self, KeepDeletes: tc.keepDeletes, Log: testr.New(t)}
+			for _, p := range tc.peers {
+				c.Peers = append(c.Peers, Peer{Name: p})
+			}
+			got, left := c.leave("n2", tree, tc.trees, slices.Clone(sends))
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("sent %v, want %v", got, tc.want)
+			}
+			if left != len(sends)-len(tc.want) {
+				t.Errorf("left %d, want %d", left, len(sends)-len(tc.want))
+			}
+		})
+	}
+}
+
+// TestComparer_AMemberJoiningEmptyGetsEachPathOnce: n1 and n3 hold the
+// same tree and n2 nothing (a member joining empty). Over real endpoints,
+// n1 sends n2 every path, n3 none; what only n3 holds, n3 sends.
+func TestComparer_AMemberJoiningEmptyGetsEachPathOnce(t *testing.T) {
+	a1, a2, a3 := netip.MustParseAddr("127.0.8.21"), netip.MustParseAddr("127.0.8.22"), netip.MustParseAddr("127.0.8.23")
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tree := []peer.TreeEntry{dir("d", 5), file("d/f", 5, 0o644, 3), file("g", 5, 0o644, 1)}
+	n1 := newMember(t, "n1", clk, nil, tree)
+	n2 := newMember(t, "n2", clk, nil, nil)
+	n3 := newMember(t, "n3", clk, nil, append(slices.Clone(tree), file("only-n3", 5, 0o644, 1)))
+	addrs := map[string]netip.Addr{"n1": a1, "n2": a2, "n3": a3}
+	ep := map[string]netip.AddrPort{}
+	for name, m := range map[string]*member{"n1": n1, "n2": n2, "n3": n3} {
+		ep[name] = serveAll(t, m, addrs[name], addrs)
+	}
+	for name, m := range map[string]*member{"n1": n1, "n3": n3} {
+		for _, p := range []string{"n1", "n2", "n3"} {
+			if p != name {
+				m.c.Peers = append(m.c.Peers, Peer{Name: p, Endpoint: ep[p]})
+			}
+		}
+		m.c.Client = peer.NewClient(name, []byte("k"), addrs[name], 5*time.Second)
+	}
+	n2.c.Peers = []Peer{{Name: "n1", Endpoint: ep["n1"]}, {Name: "n3", Endpoint: ep["n3"]}}
+	n2.c.Client = peer.NewClient("n2", []byte("k"), a2, 5*time.Second)
+	ctx := context.Background()
+	// roundOf has m compare once every member has been quiet for the
+	// settle time (each looks at itself every tick, as Run does). What
+	// m sends does not land here: n2 stays empty.
+	roundOf := func(m *member) {
+		for range 3 {
+			for _, o := range []*member{n1, n2, n3} {
+				o.c.quiet()
+			}
+			clk.add(maxRetryWait)
+		}
+		gen, busy := m.c.quiet()
+		if busy != "" {
+			t.Fatalf("%s is not quiet: %s", m.c.Self, busy)
+		}
+		m.c.round(ctx, gen)
+	}
+	roundOf(n3)
+	roundOf(n1)
+	if got, want := n1.takeSent()["n2"], []Send{{Path: "d", Dir: true}, {Path: "d/f"}, {Path: "g"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("n1 sent n2 %v, want %v", got, want)
+	}
+	if got, want := n3.takeSent(), map[string][]Send{"n1": {{Path: "only-n3"}}, "n2": {{Path: "only-n3"}}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("n3 sent %v, want %v (what n1 holds alike, n1 sends)", got, want)
+	}
+}
+
+// serveAll serves m's compares at addr for every member of members.
+func serveAll(t *testing.T, m *member, addr netip.Addr, members map[string]netip.Addr) netip.AddrPort {
+	t.Helper()
+	s := &peer.Server{}
+	s.SetGroup("www", &peer.Group{Key: []byte("k"), Tree: m.c, Members: members})
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return netip.MustParseAddrPort(ln.Addr().String())
 }

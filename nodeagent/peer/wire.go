@@ -261,6 +261,15 @@ type TreeResponse struct {
 	Reason  string      `json:"reason,omitempty"`
 	Digest  string      `json:"digest,omitempty"`
 	Entries []TreeEntry `json:"entries,omitempty"`
+	// Peers are the members this one compares with and sends to, and
+	// KeepDeletes whether it keeps what a member removed (spec.deletes:
+	// Keep). An asker leaves a path it would send a third member to the
+	// lowest-named member that holds the path alike and lists that member
+	// here (antientropy.Comparer), so that a member joining empty gets
+	// each path once, not once from every member. Left empty (an older
+	// agent), nothing is left to this member.
+	Peers       []string `json:"peers,omitempty"`
+	KeepDeletes bool     `json:"keepDeletes,omitempty"`
 }
 
 // TreeEntry is one path of a member's tree as its index holds it (and,

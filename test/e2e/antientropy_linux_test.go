@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,5 +109,47 @@ func TestStandalone_AntiEntropyMendsWhatNoChangeTouches(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(r, "d/e")); err != nil || fi.Mode().Perm() != 0o644 {
 			t.Errorf("%s: d/e is %v (%v), want mode 0644 (n1's, the lower name, at the same mtime)", node, fi.Mode(), err)
 		}
+	}
+}
+
+// TestStandalone_AntiEntropySeedsFromOneMember: a member that holds
+// nothing of what the others hold, with nothing pending for it anywhere
+// (a member joining empty; here n2, emptied behind its stopped agent and
+// its index alike), gets each path from one member: n1, the lowest-named
+// member holding it, sends it all; n3, holding the same, sends nothing
+// (antientropy.Comparer leaves a path to a lower-named holder alike).
+func TestStandalone_AntiEntropySeedsFromOneMember(t *testing.T) {
+	c := start(t, 3, 18640)
+	r1 := c.roots["n1"]
+	var files []string
+	for i := range 40 {
+		files = append(files, fmt.Sprintf("f%02d", i), fmt.Sprintf("d/g%02d", i))
+	}
+	must(t, os.MkdirAll(filepath.Join(r1, "d"), 0o755))
+	for _, f := range files {
+		must(t, os.WriteFile(filepath.Join(r1, f), []byte("content of "+f), 0o644))
+	}
+	c.converged("n1")
+	c.nothingPending("n1")
+	before := map[string]map[string]sends{"n1": c.settledSends("n1"), "n3": c.settledSends("n3")}
+
+	c.stop("n2")
+	gone := map[string]func(string) error{}
+	for _, f := range files {
+		gone[f] = os.Remove
+	}
+	c.behindTheAgent("n2", gone)
+	c.behindTheAgent("n2", map[string]func(string) error{"d": os.Remove})
+	c.startAgent("n2")
+	c.waitReady()
+
+	c.convergedWithin("n1", 60*time.Second)
+	poll.Until(t, 30*time.Second, func() error { return c.holds("n3", "n1") })
+	after := map[string]map[string]sends{"n1": c.settledSends("n1"), "n3": c.settledSends("n3")}
+	if got := after["n1"]["n2"].files - before["n1"]["n2"].files; got < int64(len(files)) {
+		t.Errorf("n1 sent n2 %d paths, want at least the %d files", got, len(files))
+	}
+	if got := after["n3"]["n2"].files - before["n3"]["n2"].files; got != 0 {
+		t.Errorf("n3 sent n2 %d paths that n1 holds alike and sends", got)
 	}
 }
