@@ -2,6 +2,7 @@ package antientropy
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -365,4 +366,119 @@ func serveAll(t *testing.T, m *member, addr netip.Addr, members map[string]netip
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestComparer_OneWalkAQuietPeriod: three members holding one tree each
+// compare with both others in one quiet period; each walks its tree once
+// (its own round and its two answers), not three times. After a change
+// here, the next period walks again.
+func TestComparer_OneWalkAQuietPeriod(t *testing.T) {
+	addrs := map[string]netip.Addr{"n1": netip.MustParseAddr("127.0.8.31"), "n2": netip.MustParseAddr("127.0.8.32"), "n3": netip.MustParseAddr("127.0.8.33")}
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tree := []peer.TreeEntry{dir("d", 5), file("d/f", 5, 0o644, 3)}
+	ms := map[string]*member{}
+	walks := map[string]int{}
+	var mu sync.Mutex
+	for _, name := range []string{"n1", "n2", "n3"} {
+		m := newMember(t, name, clk, nil, tree)
+		read := m.c.Read
+		m.c.Read = func(ctx context.Context) (Tree, error) {
+			mu.Lock()
+			walks[name]++
+			mu.Unlock()
+			return read(ctx)
+		}
+		ms[name] = m
+	}
+	ep := map[string]netip.AddrPort{}
+	for name, m := range ms {
+		ep[name] = serveAll(t, m, addrs[name], addrs)
+	}
+	for name, m := range ms {
+		for _, p := range []string{"n1", "n2", "n3"} {
+			if p != name {
+				m.c.Peers = append(m.c.Peers, Peer{Name: p, Endpoint: ep[p]})
+			}
+		}
+		m.c.Client = peer.NewClient(name, []byte("k"), addrs[name], 5*time.Second)
+	}
+	ctx := context.Background()
+	period := func() map[string]int {
+		mu.Lock()
+		clear(walks)
+		mu.Unlock()
+		for range 3 {
+			for _, m := range ms {
+				m.c.quiet()
+			}
+			clk.add(maxRetryWait)
+		}
+		for _, name := range []string{"n1", "n2", "n3"} {
+			gen, busy := ms[name].c.quiet()
+			if busy != "" {
+				t.Fatalf("%s is not quiet: %s", name, busy)
+			}
+			ms[name].c.round(ctx, gen)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(walks)
+	}
+	if got, want := period(), map[string]int{"n1": 1, "n2": 1, "n3": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("walks in the first quiet period: %v, want %v", got, want)
+	}
+	ms["n1"].set(tree, "") // a change on n1: every member compares again
+	if got, want := period(), map[string]int{"n1": 1, "n2": 1, "n3": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("walks in the period after a change: %v, want %v", got, want)
+	}
+}
+
+// TestComparer_WalksAtMostAShareOfTheTime: a walk that takes 1 s is
+// reused for walkShare seconds while nothing changes here, and the next
+// round, after a change, waits that long after the last.
+func TestComparer_WalksAtMostAShareOfTheTime(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("127.0.8.41"), netip.MustParseAddr("127.0.8.42")
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	tree := []peer.TreeEntry{file("f", 5, 0o644, 3)}
+	n1 := newMember(t, "n1", clk, nil, tree)
+	n2 := newMember(t, "n2", clk, nil, tree)
+	walks := 0
+	read := n1.c.Read
+	n1.c.Read = func(ctx context.Context) (Tree, error) {
+		walks++
+		clk.add(time.Second)
+		return read(ctx)
+	}
+	n1.c.Peers, n1.c.Client = []Peer{{Name: "n2", Endpoint: serve(t, n2, a2, "n1", a1)}}, peer.NewClient("n1", []byte("k"), a1, 5*time.Second)
+	ctx := context.Background()
+	// step: both look at themselves; n1 compares if quiet and due.
+	step := func(d time.Duration) {
+		n2.c.quiet()
+		if gen, busy := n1.c.quiet(); busy == "" {
+			n1.c.round(ctx, gen)
+		}
+		clk.add(d)
+	}
+	for range 3 {
+		step(maxRetryWait)
+	}
+	if walks != 1 {
+		t.Fatalf("%d walks in the first quiet period, want 1", walks)
+	}
+	if _, err := n1.c.read(ctx, n1.c.gen); err != nil || walks != 1 {
+		t.Errorf("a read at the same generation within the reuse time walked again (%d walks, %v)", walks, err)
+	}
+	n1.set(tree, "") // a change on n1: its tree is read again, its round waits
+	for range 2 {    // 60 s of the 100 s the last walk bought
+		step(maxRetryWait)
+	}
+	if walks != 1 {
+		t.Fatalf("%d walks within %d times the last walk's time, want 1", walks, walkShare)
+	}
+	for range 2 {
+		step(maxRetryWait)
+	}
+	if walks != 2 {
+		t.Errorf("%d walks once %d times the last walk's time passed, want 2", walks, walkShare)
+	}
 }
