@@ -445,7 +445,7 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 	}
 	changes := make(chan change.Change, 4096)
 	eg.Go(func() error { return det.Run(ctx, changes) })
-	wakes := g.startSenders(ctx, runCtx, eg, det.Writing, det.Coming)
+	wakes := g.startSenders(ctx, runCtx, eg, det.Writing, det.Coming, det.Rescan)
 	eg.Go(func() error { return g.journalChanges(ctx, changes, wakes) })
 	if cmp != nil {
 		eg.Go(func() error { return cmp.Run(ctx) })
@@ -700,9 +700,9 @@ func rsyncOptions(spec syncv1.SyncGroupSpec, resumes bool) rsync.Options {
 }
 
 // startSenders starts one sender per peer and returns their wake channels;
-// writing and detecting are the detector's Writing and Coming
-// (sender.Sender.Writing, sender.Sender.Coming).
-func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, writing func() time.Time, detecting func() bool) []chan struct{} {
+// writing, detecting and rescan are the detector's Writing, Coming and
+// Rescan (sender.Sender.Writing, Coming, Rescan).
+func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, writing func() time.Time, detecting func() bool, rescan func(string)) []chan struct{} {
 	spec := g.cfg.Group.Spec
 	opts := rsyncOptions(spec, g.resumes)
 	opts.RsyncPath = g.rsyncPath
@@ -725,7 +725,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
 			Replayed:   func() []peer.ReplayPos { return receiver.ReplayPositions(g.idx.DB()) },
-			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing, Coming: coming,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing, Coming: coming, Rescan: rescan,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

@@ -168,6 +168,10 @@ type Sender struct {
 	// third of the bursts (docs/benchmarks.md, the twenty-sixth session).
 	// A lone file has nothing more coming and goes at once.
 	Coming func() bool
+	// Rescan, when set, asks the detector to compare a path with the
+	// index (detect.Detector.Rescan): a file above removed paths that the
+	// index holds no state of (settleUnderFile).
+	Rescan func(path string)
 	// BatchFiles and BatchBytes bound one run.
 	BatchFiles int
 	BatchBytes int64
@@ -257,7 +261,10 @@ type Sender struct {
 	flights  map[int]flight // runs in flight by id (len: how many)
 	flightID int
 	held     map[string]hold // sends that changed during their run, and failing paths
-	failing  map[string]failure
+	// scanAsked: when settleUnderFile last asked a scan of a file above
+	// removed paths (askScanAbove).
+	scanAsked map[string]time.Time
+	failing   map[string]failure
 	// The gate of Gather: when a Wake last came, when the first Wake after
 	// a pause of Gather or more came, when the last run ended with none in
 	// flight, and the journal's Seq when the last run started.
@@ -1064,7 +1071,9 @@ func (s *Sender) wait(entries []journal.Entry, now time.Time) {
 //     (replacedBefore);
 //   - otherwise (in flight in another run, pending, or still being
 //     written here) they wait: pushing the file here would send it
-//     unfinished, or put it in two runs at once.
+//     unfinished, or put it in two runs at once. Where nothing of it is
+//     pending nor in flight, the index holds no state of it that says
+//     what the peer holds (askScanAbove).
 func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 	if len(b.underFile) == 0 {
 		return
@@ -1093,6 +1102,8 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 				}
 				if replaced {
 					h = before
+				} else {
+					s.askScanAbove(above, time.Now())
 				}
 			}
 			how[above] = h
@@ -1107,6 +1118,37 @@ func (s *Sender) settleUnderFile(rootfd int, b *batch) {
 		}
 	}
 	b.underFile = keep
+}
+
+// scanAskedEvery bounds how often askScanAbove asks a scan of one path.
+const scanAskedEvery = 5 * time.Second
+
+// askScanAbove asks a scan of above, a file here above removed paths that
+// wait (settleUnderFile) with nothing of it pending for this peer nor in
+// flight to it: the index holds no state of it, or not this file's (a
+// Moved entry left by a rename of a directory above it, which a scan of
+// the new tree was to replace; a name not in the index). Nothing would
+// ever send it, and the removals below it waited for good, holding every
+// anti-entropy compare of the group (the stress test, Crossing seed 19 of
+// the sixty-fourth session: a Moved entry of a file that every member
+// held alike). The scan finds it differing from the index, journals it,
+// and its push confirms the removals below it (takeFilesAbove).
+func (s *Sender) askScanAbove(above string, now time.Time) {
+	if s.Rescan == nil {
+		return
+	}
+	if _, ok, err := s.Journal.Entry(s.Peer, above); err != nil || ok {
+		return // pending: takeFilesAbove takes it once it may go
+	}
+	if at, ok := s.scanAsked[above]; ok && now.Sub(at) < scanAskedEvery {
+		return
+	}
+	if s.scanAsked == nil || len(s.scanAsked) > 4096 {
+		s.scanAsked = make(map[string]time.Time)
+	}
+	s.scanAsked[above] = now
+	s.Log.V(1).Info("removed paths wait for a file above them that the index holds no state of; asked a scan of it", "path", above)
+	s.Rescan(above)
 }
 
 // finish takes a run's paths out of flight: those its batch put there when

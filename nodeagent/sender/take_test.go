@@ -26,9 +26,13 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 		// journaled (unless notJournaled), the deletions first.
 		setup        func(t *testing.T, s *Sender, fileEntry journal.Entry)
 		notJournaled bool // the file is still being written: its change not journaled
-		renamed      bool // the file is f renamed into d's place, not written there
-		batchFiles   int
-		want         map[string][]string // batch part: paths
+		// moved: the file's entry confirmed, the index then holds a Moved
+		// entry of it (left by a rename of a directory above it).
+		moved      bool
+		renamed    bool // the file is f renamed into d's place, not written there
+		batchFiles int
+		want       map[string][]string // batch part: paths
+		wantScans  []string            // paths the sender asks the detector to scan
 	}{
 		{
 			name:       "the file pending behind them: taken into their batch",
@@ -65,9 +69,16 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			want:       map[string][]string{"sends": {"d"}, "underFile": {"d/sub/y", "d/x"}},
 		},
 		{
-			name:         "the file still being written: they wait",
+			name:         "the file still being written: they wait, and a scan of it is asked (the scan finds it open, or records it)",
 			notJournaled: true,
 			want:         map[string][]string{"waiting": {"d/sub/y", "d/x"}},
+			wantScans:    []string{"d"},
+		},
+		{
+			name:      "the file confirmed, the index holding a Moved entry of it: they wait, and a scan of it is asked, which journals it (nothing else would)",
+			moved:     true,
+			want:      map[string][]string{"waiting": {"d/sub/y", "d/x"}},
+			wantScans: []string{"d"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,7 +91,7 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rootfd, j := openJournal(t, root)
+			rootfd, j, idx := openJournalIndex(t, root)
 			if err := os.WriteFile(filepath.Join(root, "f"), []byte("now a file"), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -104,8 +115,22 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 			if err := j.Record(rootfd, []string{"peer"}, ch); err != nil {
 				t.Fatal(err)
 			}
-			s := &Sender{Peer: "peer", Journal: j, BatchFiles: tc.batchFiles, Log: logr.Discard()}
+			var scans []string
+			s := &Sender{Peer: "peer", Journal: j, BatchFiles: tc.batchFiles, Log: logr.Discard(),
+				Rescan: func(p string) { scans = append(scans, p) }}
 			s.defaults()
+			if tc.moved {
+				own, ok, err := j.Entry("peer", "d")
+				if err != nil || !ok {
+					t.Fatalf("d's entry: %v, %v", ok, err)
+				}
+				if err := j.Done("peer", []journal.Entry{own}); err != nil {
+					t.Fatal(err)
+				}
+				if err := idx.Update(func(tx *index.Tx) error { return tx.Put("d", index.Moved()) }); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if tc.setup != nil {
 				own, ok, err := j.Entry("peer", "d")
 				if err != nil || !ok {
@@ -125,6 +150,17 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 					t.Errorf("%s: %q, want %q", name, got, tc.want[name])
 				}
 			}
+			if !slices.Equal(scans, tc.wantScans) {
+				t.Errorf("scans asked: %q, want %q", scans, tc.wantScans)
+			}
+			// Planned again at once: a scan of the same path is not
+			// asked again within scanAskedEvery.
+			s.finish(b)
+			clear(s.held)
+			s.take(rootfd)
+			if !slices.Equal(scans, tc.wantScans) {
+				t.Errorf("scans asked after a second plan: %q, want %q", scans, tc.wantScans)
+			}
 		})
 	}
 }
@@ -132,6 +168,13 @@ func TestSender_take_deletionsBelowAFile(t *testing.T) {
 // openJournal opens root and a fresh index and journal for one peer,
 // "peer", all closed when the test ends.
 func openJournal(t *testing.T, root string) (int, *journal.Journal) {
+	t.Helper()
+	rootfd, j, _ := openJournalIndex(t, root)
+	return rootfd, j
+}
+
+// openJournalIndex is openJournal, and returns the index too.
+func openJournalIndex(t *testing.T, root string) (int, *journal.Journal, *index.Index) {
 	t.Helper()
 	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
@@ -147,7 +190,7 @@ func openJournal(t *testing.T, root string) (int, *journal.Journal) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rootfd, j
+	return rootfd, j, idx
 }
 
 // settle records the paths as made, as the detector would, and confirms
