@@ -89,16 +89,7 @@ func (m *member) takeSent() map[string][]Send {
 // endpoint.
 func serve(t *testing.T, m *member, addr netip.Addr, from string, fromAddr netip.Addr) netip.AddrPort {
 	t.Helper()
-	s := &peer.Server{}
-	s.SetGroup("www", &peer.Group{Key: []byte("k"), Tree: m.c, Members: map[string]netip.Addr{from: fromAddr}})
-	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return serveAll(t, m, addr, map[string]netip.Addr{from: fromAddr})
 }
 
 // TestComparer_TwoMembers: two members compare over a real endpoint only
