@@ -108,6 +108,14 @@ type Change struct {
 	// own receiver (by pid or audit user id). It is only a hint: the index
 	// decides by state (see package index).
 	Echo bool
+	// EchoRename is true when the rename this change names (OldPath) came
+	// from this agent's own receiver (a peer's rename replayed here),
+	// whatever other events merged into the change since (a peer's run
+	// writing the new name, a local write): the coalescer keeps it for
+	// the last rename merged, where Echo is false once any event is not
+	// the agent's. The receiver recorded the rename; the detector compares
+	// the rest of the change as any other (detect.Detector.changed).
+	EchoRename bool
 	// WrittenIno, when not 0, is the inode of a regular file written
 	// through Path that Path no longer named when the source read the
 	// event (removed or renamed away at once: link, write, unlink), while

@@ -113,6 +113,7 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	e, ok := co.pending[c.Path]
 	if !ok {
 		e = &entry{c: c, first: now, told: !fromScan(c)}
+		e.c.EchoRename = c.Op.Has(Rename) && c.OldPath != "" && c.Echo
 		co.pending[c.Path] = e
 		// A write under way: not the receiver's own, and known to have
 		// a writer (a scan's change that waits to settle is a file found
@@ -162,6 +163,9 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 		e.c.Time = c.Time
 		if c.Op.Has(Rename) {
 			e.c.OldPath = c.OldPath
+			if c.OldPath != "" && !fromScan(c) {
+				e.c.EchoRename = c.Echo
+			}
 		}
 	}
 	e.last = now

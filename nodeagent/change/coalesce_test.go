@@ -3,6 +3,7 @@ package change
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -186,6 +187,44 @@ func TestCoalescer_Echo(t *testing.T) {
 			got := co.Ready(now, nil)
 			if len(got) != 1 || got[0].Echo != tc.want {
 				t.Fatalf("got %+v, want one change with Echo=%v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCoalescer_EchoRename: a change says whether the rename it names (the
+// last merged) was the receiver's, whatever else merged into it.
+func TestCoalescer_EchoRename(t *testing.T) {
+	write := func(echo bool) Change { return Change{Path: "a", Op: Write, Echo: echo} }
+	renamed := func(from string, echo bool) Change { return Change{Path: "a", OldPath: from, Op: Rename, Echo: echo} }
+	found := Change{Path: "a", Op: Create | Write | Found}
+	tests := []struct {
+		name             string
+		events           []Change
+		echo, echoRename bool
+	}{
+		{"the receiver's rename alone", []Change{renamed("b", true)}, true, true},
+		{"the receiver's rename, then a peer's run writes the name", []Change{renamed("b", true), write(false)}, false, true},
+		{"a write, then the receiver's rename", []Change{write(false), renamed("b", true)}, false, true},
+		{"the receiver's rename, then a local one onto the name", []Change{renamed("b", true), renamed("c", false)}, false, false},
+		{"a local rename, then the receiver's onto the name", []Change{renamed("c", false), renamed("b", true)}, false, true},
+		{"a local rename, then the receiver writes", []Change{renamed("b", false), write(true)}, false, false},
+		{"the receiver's rename, then a scan's find", []Change{renamed("b", true), found}, true, true},
+		{"a write alone", []Change{write(true)}, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			co := &Coalescer{}
+			now := time.Now()
+			for i, c := range tc.events {
+				c.Finished = i == len(tc.events)-1
+				co.Add(c, now)
+			}
+			// (A second rename onto a also reports its first old name
+			// gone: not this test's.)
+			got := slices.DeleteFunc(co.Ready(now, nil), func(c Change) bool { return c.Path != "a" })
+			if len(got) != 1 || got[0].Echo != tc.echo || got[0].EchoRename != tc.echoRename {
+				t.Fatalf("got %+v, want one change of a with Echo=%v EchoRename=%v", got, tc.echo, tc.echoRename)
 			}
 		})
 	}

@@ -108,6 +108,13 @@ func TestDetector_changed(t *testing.T) {
 		// forty-seventh session).
 		{Path: "chain-to", OldPath: "chain-from", Op: change.Rename},
 		{Path: "echo-found-to", OldPath: "echo-found-from", Op: change.Create | change.Write | change.Rename | change.Subtree | change.Found, Echo: true},
+		// The agent's own rename merged with a peer's run's write and
+		// the receiver's removal (EchoRename, not Echo): both names gone
+		// and not indexed, the receiver's doing, not a chain link (stress
+		// Kill9 seed 282, the sixty-fourth session). And one whose new
+		// name holds a local change since: reported, as a write.
+		{Path: "echo-then-gone-to", OldPath: "echo-then-gone-from", Op: change.Create | change.Write | change.Remove | change.Rename, EchoRename: true},
+		{Path: "edited", OldPath: "echo-edited-from", Op: change.Write | change.Rename, EchoRename: true},
 		// Through a symlink: no path of the root's, absent as the index
 		// has it; and one that the index holds, gone now.
 		{Path: "link/secret", Op: change.Write},
@@ -135,8 +142,8 @@ func TestDetector_changed(t *testing.T) {
 		received bool
 		want     []string
 	}{
-		{name: "local", want: []string{"edited", "new", "renamed-to", "chain-to", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched", "chmodded"}},
-		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "chain-to", "was-dir/f", "racy", "written-then-gone", "chmodded"}},
+		{name: "local", want: []string{"edited", "new", "renamed-to", "chain-to", "echo-then-gone-to", "edited", "was-dir/f", "gone", "gone-dir", "racy", "written-then-gone", "touched", "chmodded"}},
+		{name: "held for a peer's run", received: true, want: []string{"edited", "new", "renamed-to", "chain-to", "edited", "was-dir/f", "racy", "written-then-gone", "chmodded"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := make([]pending, len(in))
@@ -146,6 +153,9 @@ func TestDetector_changed(t *testing.T) {
 			var got []string
 			for _, c := range d.changed(rootfd, ps) {
 				got = append(got, c.Path)
+				if c.EchoRename && (c.Op.Has(change.Rename) || c.OldPath != "") {
+					t.Errorf("%s: the receiver's rename reported as this member's: %+v", c.Path, c)
+				}
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("changed = %q, want %q", got, tc.want)

@@ -713,6 +713,22 @@ func (d *Detector) changed(rootfd int, ps []pending) []change.Change {
 				// of its own.
 				continue
 			}
+			if c.EchoRename && c.Op.Has(change.Rename) {
+				// The agent's own rename, merged with other events (a
+				// peer's run writing its new name, the receiver removing
+				// that name again): the receiver recorded the rename, and
+				// the rest is compared as any change. Compared as a
+				// rename, both names gone read as a chain link of this
+				// member's own: logged, its replay on the writer cleared
+				// the new name there, the writer's newest file (stress
+				// Kill9 seed 282 of the sixty-fourth session: n1,
+				// restarted, replayed n3's swaptmp7 -> f7 and n3's later
+				// removal of f7 while n3's run wrote f7; the rename went
+				// back to n3, whose receiver removed its f7 as the new
+				// name of a rename whose old name was gone).
+				c.Op &^= change.Rename
+				c.OldPath = ""
+			}
 			if d.Racy != nil && d.Racy(c) || c.WrittenIno != 0 {
 				// A write whose path went at once changed the file's
 				// other names, which the journal looks up
