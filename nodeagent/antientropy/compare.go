@@ -257,6 +257,7 @@ func (c *Comparer) Run(ctx context.Context) error {
 			c.mu.Unlock()
 		case <-tick.C:
 		}
+		c.dropStale()
 		gen, busy := c.quiet()
 		if busy != "" {
 			continue
@@ -362,7 +363,7 @@ func (c *Comparer) read(ctx context.Context, gen uint64) (Tree, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	start := c.now()
-	if l := c.last; l.at != (time.Time{}) && l.gen == gen && start.Sub(l.at) < max(2*c.settle(), walkShare*l.took) {
+	if l := c.last; l.fresh(start, c.settle()) && l.gen == gen {
 		return l.tree, nil
 	}
 	t, err := c.Read(ctx)
@@ -371,6 +372,24 @@ func (c *Comparer) read(ctx context.Context, gen uint64) (Tree, error) {
 	}
 	c.last = lastRead{tree: t, gen: gen, at: start, took: c.now().Sub(start)}
 	return t, nil
+}
+
+// fresh reports whether l may be reused at now.
+func (l lastRead) fresh(now time.Time, settle time.Duration) bool {
+	return l.at != (time.Time{}) && now.Sub(l.at) < max(2*settle, walkShare*l.took)
+}
+
+// dropStale lets go of the last tree read once it may no longer be
+// reused (a tree of 1,000,000 paths holds over 100 MB); how long it took
+// stays, for the next round's wait. It does not wait for a read under way.
+func (c *Comparer) dropStale() {
+	if !c.readMu.TryLock() {
+		return
+	}
+	defer c.readMu.Unlock()
+	if c.last.at != (time.Time{}) && !c.last.fresh(c.now(), c.settle()) {
+		c.last = lastRead{took: c.last.took}
+	}
 }
 
 // lastTook is how long the last walk of this member's tree took.

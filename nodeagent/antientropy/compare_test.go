@@ -472,4 +472,14 @@ func TestComparer_WalksAtMostAShareOfTheTime(t *testing.T) {
 	if walks != 2 {
 		t.Errorf("%d walks once %d times the last walk's time passed, want 2", walks, walkShare)
 	}
+	// Past its reuse time, the tree is let go; how long it took stays.
+	n1.c.dropStale()
+	if n1.c.last.tree.Entries == nil {
+		t.Error("the tree was let go within its reuse time")
+	}
+	clk.add(walkShare * time.Second)
+	n1.c.dropStale()
+	if n1.c.last.tree.Entries != nil || n1.c.last.took != time.Second {
+		t.Errorf("past its reuse time: tree of %d paths, took %v; want none, 1s", len(n1.c.last.tree.Entries), n1.c.last.took)
+	}
 }
