@@ -178,18 +178,24 @@ func TestCoalescer_Echo(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			co := &Coalescer{}
-			now := time.Now()
-			for i, c := range tc.events {
-				c.Finished = i == len(tc.events)-1
-				co.Add(c, now)
-			}
-			got := co.Ready(now, nil)
+			got := coalesced(tc.events)
 			if len(got) != 1 || got[0].Echo != tc.want {
 				t.Fatalf("got %+v, want one change with Echo=%v", got, tc.want)
 			}
 		})
 	}
+}
+
+// coalesced adds events to a new Coalescer at one instant, the last one
+// finished, and returns what is ready then.
+func coalesced(events []Change) []Change {
+	co := &Coalescer{}
+	now := time.Now()
+	for i, c := range events {
+		c.Finished = i == len(events)-1
+		co.Add(c, now)
+	}
+	return co.Ready(now, nil)
 }
 
 // TestCoalescer_EchoRename: a change says whether the rename it names (the
@@ -214,15 +220,9 @@ func TestCoalescer_EchoRename(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			co := &Coalescer{}
-			now := time.Now()
-			for i, c := range tc.events {
-				c.Finished = i == len(tc.events)-1
-				co.Add(c, now)
-			}
 			// (A second rename onto a also reports its first old name
 			// gone: not this test's.)
-			got := slices.DeleteFunc(co.Ready(now, nil), func(c Change) bool { return c.Path != "a" })
+			got := slices.DeleteFunc(coalesced(tc.events), func(c Change) bool { return c.Path != "a" })
 			if len(got) != 1 || got[0].Echo != tc.echo || got[0].EchoRename != tc.echoRename {
 				t.Fatalf("got %+v, want one change of a with Echo=%v EchoRename=%v", got, tc.echo, tc.echoRename)
 			}
