@@ -216,7 +216,7 @@ func (c *Comparer) Tree(ctx context.Context, from string, req peer.TreeRequest) 
 	if busy != "" {
 		return peer.TreeResponse{Reason: busy}, nil
 	}
-	t, err := c.read(ctx, gen)
+	t, _, err := c.read(ctx, gen)
 	if err != nil {
 		// Changed while read, or unreadable: not a tree to compare.
 		return peer.TreeResponse{Reason: err.Error()}, nil
@@ -330,8 +330,7 @@ func (c *Comparer) round(ctx context.Context, gen uint64) {
 	if len(due) == 0 {
 		return
 	}
-	t, err := c.read(ctx, gen)
-	took := c.lastTook()
+	t, took, err := c.read(ctx, gen)
 	c.mu.Lock()
 	c.next = c.now().Add(walkShare * took)
 	c.mu.Unlock()
@@ -358,20 +357,22 @@ func (c *Comparer) round(ctx context.Context, gen uint64) {
 }
 
 // read reads this member's tree at activity generation gen, or returns
-// the last one read at gen within its reuse time (walkShare).
-func (c *Comparer) read(ctx context.Context, gen uint64) (Tree, error) {
+// the last one read at gen within its reuse time (walkShare); and how
+// long the last walk of it took (that one, or the one before a failed
+// read).
+func (c *Comparer) read(ctx context.Context, gen uint64) (Tree, time.Duration, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	start := c.now()
 	if l := c.last; l.fresh(start, c.settle()) && l.gen == gen {
-		return l.tree, nil
+		return l.tree, l.took, nil
 	}
 	t, err := c.Read(ctx)
 	if err != nil {
-		return Tree{}, err
+		return Tree{}, c.last.took, err
 	}
 	c.last = lastRead{tree: t, gen: gen, at: start, took: c.now().Sub(start)}
-	return t, nil
+	return t, c.last.took, nil
 }
 
 // fresh reports whether l may be reused at now.
@@ -387,16 +388,9 @@ func (c *Comparer) dropStale() {
 		return
 	}
 	defer c.readMu.Unlock()
-	if c.last.at != (time.Time{}) && !c.last.fresh(c.now(), c.settle()) {
+	if !c.last.fresh(c.now(), c.settle()) {
 		c.last = lastRead{took: c.last.took}
 	}
-}
-
-// lastTook is how long the last walk of this member's tree took.
-func (c *Comparer) lastTook() time.Duration {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	return c.last.took
 }
 
 // ask asks every peer for its tree; made only when every one answered
@@ -494,10 +488,7 @@ func (c *Comparer) leave(p string, t Tree, trees map[string]peer.TreeResponse, s
 	if len(lower) == 0 {
 		return sends, 0
 	}
-	want := make(map[string]bool, len(sends))
-	for _, s := range sends {
-		want[s.Path] = true
-	}
+	want := pathsOf(sends)
 	mine := byPath(t.Entries, want)
 	holds := make([]map[string]peer.TreeEntry, len(lower))
 	for i, r := range lower {
@@ -534,10 +525,7 @@ func (c *Comparer) fresh(peerName string, mine, theirs []peer.TreeEntry, sends [
 		c.forget(peerName)
 		return nil
 	}
-	want := make(map[string]bool, len(sends))
-	for _, s := range sends {
-		want[s.Path] = true
-	}
+	want := pathsOf(sends)
 	m, t := byPath(mine, want), byPath(theirs, want)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -561,6 +549,15 @@ func (c *Comparer) fresh(peerName string, mine, theirs []peer.TreeEntry, sends [
 		c.Log.Info("differences that sending did not mend are left as they are (an attribute the peer does not keep?)", "peer", peerName, "paths", len(stuck), "first", stuck[0])
 	}
 	return out
+}
+
+// pathsOf is the set of the paths of sends.
+func pathsOf(sends []Send) map[string]bool {
+	m := make(map[string]bool, len(sends))
+	for _, s := range sends {
+		m[s.Path] = true
+	}
+	return m
 }
 
 // byPath maps the entries of es whose paths are in want by path.

@@ -456,7 +456,7 @@ func TestComparer_WalksAtMostAShareOfTheTime(t *testing.T) {
 	if walks != 1 {
 		t.Fatalf("%d walks in the first quiet period, want 1", walks)
 	}
-	if _, err := n1.c.read(ctx, n1.c.gen); err != nil || walks != 1 {
+	if _, _, err := n1.c.read(ctx, n1.c.gen); err != nil || walks != 1 {
 		t.Errorf("a read at the same generation within the reuse time walked again (%d walks, %v)", walks, err)
 	}
 	n1.set(tree, "") // a change on n1: its tree is read again, its round waits
