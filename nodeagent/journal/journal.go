@@ -421,7 +421,7 @@ func (j *Journal) Record(rootfd int, peers []string, changes []change.Change) er
 			// session).
 			var logged *LoggedRename
 			if !exists {
-				logged = &LoggedRename{Seq: seq, Old: c.Path}
+				logged = removalOf(c.Path, seq, was)
 			}
 			if c.Op.Has(change.Rename) && c.OldPath != "" {
 				// Logged whether or not the new name holds the object

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -21,9 +22,29 @@ type LoggedRename struct {
 	// New is empty for a removal of Old.
 	Old, New string
 	Dir      bool
-	// Size and MtimeNs are a file's when the rename was recorded.
+	// Size and MtimeNs are a file's (or symlink's) when the rename was
+	// recorded; a removal's are what the index held of what it removed
+	// (removalOf), zero where not known.
 	Size    int64
 	MtimeNs int64
+}
+
+// removalOf is the rename log's record of the removal of path, which the
+// index held as was: whether it was a directory, and a file's or
+// symlink's size and mtime. A peer that has a change of its own of the
+// path pending compares them with what it holds there: a removal does not
+// take a version that the remover never had (receiver.Receiver.Replay,
+// peer.RenameResult.Newer). A placeholder holds no state: none is given.
+func removalOf(path string, seq uint64, was index.Entry) *LoggedRename {
+	r := &LoggedRename{Seq: seq, Old: path}
+	switch {
+	case was.IsPlaceholder():
+	case was.IsDir():
+		r.Dir = true
+	case was.Mode.IsRegular() || was.Mode&fs.ModeSymlink != 0:
+		r.Size, r.MtimeNs = was.Size, was.Mtime.UnixNano()
+	}
+	return r
 }
 
 const renameFormat = 1

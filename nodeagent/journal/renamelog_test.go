@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/jailsync/jailsync/nodeagent/change"
 )
 
@@ -74,5 +76,54 @@ func TestJournal_PendingBelow(t *testing.T) {
 	f.confirmAll("p2")
 	if got := f.j.PendingBelow("d", 100); got != nil {
 		t.Errorf("confirmed by every peer: PendingBelow(\"d\") = %q, want none", got)
+	}
+}
+
+// TestJournal_RemovalLogsWhatWasRemoved: the rename log's record of a
+// removal says what the index held of the removed path (removalOf): a
+// file's or symlink's size and mtime, or that it was a directory. A peer
+// with a change of its own pending there compares them with what it holds
+// (receiver: peer.RenameResult.Newer).
+func TestJournal_RemovalLogsWhatWasRemoved(t *testing.T) {
+	root := t.TempDir()
+	f := open(t, root, filepath.Join(t.TempDir(), "db"), "p1")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Mkdir(filepath.Join(root, "d"), 0o755))
+	must(os.Symlink("target", filepath.Join(root, "l")))
+	made := []change.Change{f.write("file", 5),
+		{Path: "d", Op: change.Create, Finished: true},
+		{Path: "l", Op: change.Create, Finished: true}}
+	must(f.j.Record(f.rootfd, []string{"p1"}, made))
+	var st [2]unix.Stat_t
+	must(unix.Lstat(filepath.Join(root, "file"), &st[0]))
+	must(unix.Lstat(filepath.Join(root, "l"), &st[1]))
+	f.confirmAll("p1")
+	for _, p := range []string{"file", "l"} {
+		must(os.Remove(filepath.Join(root, p)))
+	}
+	must(os.Remove(filepath.Join(root, "d")))
+	must(f.j.Record(f.rootfd, []string{"p1"}, []change.Change{
+		{Path: "file", Op: change.Remove, Finished: true},
+		{Path: "d", Op: change.Rmdir, Finished: true},
+		{Path: "l", Op: change.Remove, Finished: true},
+		{Path: "never", Op: change.Remove, Finished: true}, // not held: nothing logged
+	}))
+	log, err := f.j.RenameLog("p1", 10)
+	must(err)
+	for i := range log {
+		log[i].Seq = 0
+	}
+	want := []LoggedRename{
+		{Old: "file", Size: 5, MtimeNs: st[0].Mtim.Nano()},
+		{Old: "d", Dir: true},
+		{Old: "l", Size: int64(len("target")), MtimeNs: st[1].Mtim.Nano()},
+	}
+	if !slices.Equal(log, want) {
+		t.Errorf("rename log after the removals:\n%+v\nwant\n%+v", log, want)
 	}
 }

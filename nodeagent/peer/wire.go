@@ -163,7 +163,13 @@ type Rename struct {
 	// whatever Size and MtimeNs say: the writer may have written it
 	// before it renamed it, and the path entries bring the new content.
 	AsHeld bool `json:"asHeld,omitempty"`
-	// Remove removes Old (a tree: all of it) instead; New is empty.
+	// Remove removes Old (a tree: all of it) instead; New is empty. Dir,
+	// Size and MtimeNs then say what the sender removed (the index's
+	// record of it: a directory, or a file's or symlink's size and
+	// mtime; all zero where not known, and from a sender that predates
+	// them). A receiver with a change of its own pending at or below Old
+	// keeps what it holds there unless it is what the sender removed
+	// (RenameResult.Newer).
 	Remove bool `json:"remove,omitempty"`
 	// Seq is the rename's sequence number in the sender's journal
 	// (ReplayRequest.Journal), for a replay: one at or below the last the
@@ -226,6 +232,14 @@ func (q ReplayRequest) Check() error {
 type RenameResult struct {
 	Applied bool   `json:"applied"`
 	Reason  string `json:"reason,omitempty"`
+	// Newer, on a removal refused: the receiver holds at Old a version
+	// that the sender never had, a change of its own not sent yet (or,
+	// for a directory, such a file or symlink below it). The sender must
+	// not delete the path there by its path entry either: modify beats
+	// delete, and the receiver's version comes to the sender by content,
+	// as that change goes out. A receiver that predates it never says so,
+	// and the path entry deletes the path as before.
+	Newer bool `json:"newer,omitempty"`
 }
 
 // RenameResponse holds one result per requested rename.

@@ -1014,6 +1014,20 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		}
 		if rn.Remove && r.pending(string(rn.Old)) {
 			out[i].Reason = errNewerHere.Error()
+			out[i].Newer = r.newerHere(rn)
+			// A directory kept for what changed below it: what else the
+			// remover removed goes (clearName: what is as the index holds
+			// it and not pending; the directories left empty), as its
+			// own removals would have taken it. A removal found by a
+			// scan (the directory gone when the remover's agent started)
+			// logs nothing below it, and the directory's whole old tree
+			// stayed here, for the compare to bring back to the remover.
+			if out[i].Newer && rn.Dir && r.nameError(string(rn.Old), true) == nil {
+				if c := r.clearName(string(rn.Old), applied, true); len(c) > 0 {
+					applied = append(applied, c...)
+					out[i].Reason += "; what else was below it was removed here"
+				}
+			}
 			continue
 		}
 		if rn.Remove {
@@ -1965,6 +1979,58 @@ func (r *Receiver) heldAsIs(rel string, st *unix.Stat_t) bool {
 // errNewerHere refuses a replayed removal or replacement of a name this
 // member changed and has not sent yet (Receiver.Pending).
 var errNewerHere = errors.New("changed here and not sent yet: kept")
+
+// maxNewerBelow bounds the pending paths below a directory that newerHere
+// looks at; past it, the directory is kept.
+const maxNewerBelow = 1024
+
+// newerHere reports whether a replayed removal refused because a change of
+// this member's own is pending at or below its name (errNewerHere) would
+// take a version the remover never had, so that its path entry must not
+// delete the name either (peer.RenameResult.Newer): a file or symlink
+// here that is not what the remover removed (its size and mtime, as the
+// remover's index held them; not known, it is taken to differ), or a
+// directory with a pending file or symlink below it. Modify beats delete:
+// that change goes to the remover by content. What is gone here, or a
+// directory below which only removals and directories are pending, keeps
+// nothing. A file here that is the one the remover removed is no newer:
+// the remover removed this member's version, which it had received (this
+// member's change can still be pending for another member, down for now).
+//
+// A directory's check cannot tell a file this member sent the remover
+// that landed there and is not confirmed yet (a removal within
+// milliseconds of its arrival): that directory is kept, and comes back
+// on the remover by the compare. Found by the sixty-fourth session's
+// stress test (Kill9 seed 282) and shown by
+// TestStandalone_RemovalCrossingAWriteKeepsTheWrite.
+func (r *Receiver) newerHere(rn peer.Rename) bool {
+	old := string(rn.Old)
+	var st unix.Stat_t
+	if checkPaths([]string{old}) != nil || beneath.Lstat(r.RootFD, old, &st) != nil {
+		return false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+	case unix.S_IFREG:
+		return rn.Dir || rn.MtimeNs == 0 || !r.holds(old, &st, peer.FileState{Regular: true, Size: rn.Size, MtimeNs: rn.MtimeNs})
+	default: // a symlink (its size is its target's length), or a special file
+		return rn.Dir || rn.MtimeNs == 0 || st.Size != rn.Size || st.Mtim.Nano() != rn.MtimeNs
+	}
+	if r.PendingBelow == nil {
+		return true
+	}
+	below := r.PendingBelow(old, maxNewerBelow)
+	if len(below) >= maxNewerBelow {
+		return true
+	}
+	for _, p := range below {
+		var pst unix.Stat_t
+		if beneath.Lstat(r.RootFD, p, &pst) == nil && pst.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return true
+		}
+	}
+	return false
+}
 
 // pending reports Receiver.Pending(rel), false without it.
 func (r *Receiver) pending(rel string) bool { return r.Pending != nil && r.Pending(rel) }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
@@ -515,5 +516,126 @@ func writeAt(p, content string) func(t *testing.T, root string) peer.Rename {
 			t.Fatal(err)
 		}
 		return peer.Rename{Old: []byte(p), New: []byte("c"), Size: st.Size(), MtimeNs: st.ModTime().UnixNano(), AsHeld: true, MakeParents: true}
+	}
+}
+
+// TestReceiver_ReplayedRemovalOfANewerVersion: a replayed removal of a name
+// this member has a change of its own pending at or below is refused, as
+// before, and the answer says whether what the name holds here is a
+// version the remover never had (peer.RenameResult.Newer), so that the
+// remover's path entry does not delete it either: a file or symlink that is
+// not what the remover removed (its size and mtime), or a directory with a
+// pending file below it. What the remover removed was this member's own
+// version where it is the same (received there, still pending here for
+// another member), and a name gone here keeps nothing.
+func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
+	const mtime = int64(1_700_000_000_123_456_789)
+	for _, tc := range []struct {
+		name    string
+		tree    map[string]string // written here ("/" a directory, "->x" a symlink to x)
+		pending []string
+		remove  peer.Rename // Old and what the remover removed
+		applied bool
+		newer   bool
+		after   map[string]bool // whether each path is here after the replay
+	}{
+		{name: "a file changed here, the removed state not known",
+			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
+			remove: peer.Rename{Old: []byte("f")}, newer: true},
+		{name: "a file changed here, another size than the one removed",
+			tree: map[string]string{"f": "v2 longer"}, pending: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, newer: true},
+		{name: "a file changed here, another mtime than the one removed",
+			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime - 1}, newer: true},
+		{name: "the file removed is the one here, pending for another member",
+			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, newer: false},
+		{name: "a directory removed, a file here",
+			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Dir: true}, newer: true},
+		{name: "a symlink changed here",
+			tree: map[string]string{"l": "->elsewhere"}, pending: []string{"l"},
+			remove: peer.Rename{Old: []byte("l"), Size: 3, MtimeNs: mtime}, newer: true},
+		{name: "the symlink removed is the one here",
+			tree: map[string]string{"l": "->abc"}, pending: []string{"l"},
+			remove: peer.Rename{Old: []byte("l"), Size: 3, MtimeNs: mtime}, newer: false},
+		{name: "a directory with a file changed below it keeps that file alone",
+			tree: map[string]string{"d/e/f": "v2", "d/g": "old", "d/h/i": "old"}, pending: []string{"d/e/f"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: true,
+			after: map[string]bool{"d/e/f": true, "d/g": false, "d/h": false}},
+		{name: "a directory below which only a removal is pending",
+			tree: map[string]string{"d/g": "old"}, pending: []string{"d/gone"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: false},
+		{name: "a directory below which only directories are pending",
+			tree: map[string]string{"d/e": "/", "d/g": "old"}, pending: []string{"d/e"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: false},
+		{name: "a name gone here, its removal pending",
+			tree: map[string]string{"other": "x"}, pending: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, newer: false},
+		{name: "nothing pending: removed",
+			tree:   map[string]string{"f": "v2"},
+			remove: peer.Rename{Old: []byte("f"), Size: 9, MtimeNs: mtime}, applied: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			for p, content := range tc.tree {
+				if target, ok := strings.CutPrefix(content, "->"); ok {
+					writeTree(t, root, filepath.Dir(p), "/")
+					if err := os.Symlink(target, filepath.Join(root, p)); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					writeTree(t, root, p, content)
+				}
+				ts := unix.NsecToTimespec(mtime)
+				if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, p), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.Index.Update(func(tx *index.Tx) error {
+				for p := range tc.tree {
+					for d := p; d != "."; d = filepath.Dir(d) {
+						if err := tx.Record(r.RootFD, d); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			below := func(rel string) []string {
+				var out []string
+				for _, p := range tc.pending {
+					if p == rel || strings.HasPrefix(p, rel+"/") {
+						out = append(out, p)
+					}
+				}
+				return out
+			}
+			r.Pending = func(rel string) bool { return len(below(rel)) > 0 }
+			r.PendingBelow = func(rel string, max int) []string {
+				out := slices.DeleteFunc(below(rel), func(p string) bool { return p == rel })
+				return out[:min(max, len(out))]
+			}
+			rn := tc.remove
+			rn.Remove, rn.Seq = true, 1
+			res := r.Replay(context.Background(), "remover", peer.ReplayRequest{Journal: "j1", Renames: []peer.Rename{rn}}).Results
+			if len(res) != 1 || res[0].Applied != tc.applied || res[0].Newer != tc.newer {
+				t.Fatalf("replayed removal of %s: %+v; want applied %v, newer %v", rn.Old, res, tc.applied, tc.newer)
+			}
+			for p, want := range tc.after {
+				if _, err := os.Lstat(filepath.Join(root, p)); (err == nil) != want {
+					t.Errorf("%s here after the replay: %v; want %v", p, err == nil, want)
+				}
+			}
+			if _, ok := tc.tree[string(rn.Old)]; ok {
+				_, err := os.Lstat(filepath.Join(root, string(rn.Old)))
+				if gone := os.IsNotExist(err); gone != tc.applied {
+					t.Errorf("%s gone here: %v (%v); want %v", rn.Old, gone, err, tc.applied)
+				}
+			}
+		})
 	}
 }

@@ -79,7 +79,7 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	for i, r := range log {
 		req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true, Seq: r.Seq}
 		if r.New == "" {
-			req[i] = peer.Rename{Old: []byte(r.Old), Remove: true, Seq: r.Seq}
+			req[i] = peer.Rename{Old: []byte(r.Old), Remove: true, Seq: r.Seq, Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs}
 			continue
 		}
 		// It follows the latest rename that put its old name (or a
@@ -106,7 +106,10 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	for i, x := range res.Results {
 		done[i] = x.Applied
 		if !x.Applied {
-			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason)
+			if x.Newer && log[i].New == "" {
+				s.kept.add(log[i].Old, log[i].Seq)
+			}
+			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason, "newer", x.Newer)
 			continue
 		}
 		applied++

@@ -241,6 +241,8 @@ type Sender struct {
 	// overtaken are the paths of recent runs that renames logged while
 	// they pushed may have taken elsewhere on the peer.
 	overtaken overtaken
+	// kept are the removals the peer refused as newer there.
+	kept keptThere
 
 	mu       sync.Mutex
 	inflight *inflight
@@ -1523,6 +1525,15 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	if s.KeepDeletes {
 		deleted = b.covered // confirmed without a run
 	}
+	// The removals the peer refused because it holds a newer version
+	// there (keptThere): done, not deleted there, and not named as gone
+	// in the confirmation. The removals below one go with it.
+	var keptThere []journal.Entry
+	if keptThere, b.deletes = s.kept.take(b.deletes); len(keptThere) > 0 {
+		keptThere = append(keptThere, coveredBy(b.covered, keptThere)...)
+		s.Log.V(1).Info("removals the peer refused, holding a version this member never had: not deleted there, that version comes here",
+			"paths", pathsOf(keptThere[:min(len(keptThere), 20)]))
+	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		res, err := s.deleteRun(ctx, rootfd, b, pathsOf(b.deletes), &staleDirs)
 		deleted = confirmed(b.deletes, res)
@@ -1573,7 +1584,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 	// them (peer.FileState.ForDelete), and pushed again they would stay.
 	staleDirs = slices.DeleteFunc(staleDirs, func(d string) bool { return slices.Contains(told.madeForDelete, d) })
 	s.againDirs(rootfd, staleDirs)
-	done := slices.Concat(sent, deleted, replaced, b.skipped)
+	done := slices.Concat(sent, deleted, replaced, b.skipped, keptThere)
 	if len(changed) > 0 {
 		done = slices.DeleteFunc(done, func(e journal.Entry) bool { return changed[e.Path] })
 	}

@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	syncv1 "github.com/jailsync/jailsync/api/v1alpha1"
 	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/internal/proc"
 	"github.com/jailsync/jailsync/nodeagent/index"
@@ -362,23 +363,6 @@ func TestStandalone_PeerKilledMidRunKeepsDeletions(t *testing.T) {
 
 func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 	c := start(t, 3, 18550)
-	// Stop n3's rsync daemon with every process of its group: the daemon
-	// leads its own process group (rsyncd: Setpgid), and the connection
-	// processes it forked are in it, among them the ones already serving
-	// the push clients n1 and n2 prepared ahead of their next runs (the
-	// daemon's pid alone would leave those serving). Stopped, it still
-	// completes TCP handshakes (the listen backlog): runs to n3 connect
-	// and then wait.
-	pidData, err := os.ReadFile(filepath.Join(c.states["n3"], "rsyncd", "rsyncd.pid"))
-	must(t, err)
-	var pid int
-	_, err = fmt.Sscan(string(pidData), &pid)
-	must(t, err)
-	pgid, err := unix.Getpgid(pid)
-	must(t, err)
-	if pgid != pid {
-		t.Fatalf("n3's rsync daemon %d is in process group %d, not its own", pid, pgid)
-	}
 	// A first write, replicated everywhere, after which n1's sender to n3
 	// has prepared a push client for its next run; give it a moment to
 	// connect, so that the stop finds its connection process to stop too
@@ -386,13 +370,7 @@ func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 	// holds all the same).
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "before"), []byte("x"), 0o644))
 	c.converged("n1")
-	for deadline := time.Now().Add(5 * time.Second); len(proc.Group(pgid)) < 2 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	// Registered last, so it runs first: before the agents are stopped.
-	t.Cleanup(func() { _ = unix.Kill(-pgid, unix.SIGCONT) })
-	must(t, unix.Kill(-pgid, unix.SIGSTOP))
-	t.Logf("n3's rsync daemon stopped: process group %d, %d processes", pgid, len(proc.Group(pgid)))
+	cont := c.stopDaemon(t, "n3", 2)
 	// A sender that waited for the stuck peer would wait for its
 	// timeouts: 10 s for a new connection's greeting (rsync --contimeout),
 	// 60 s for data on a connection already open (--timeout; rsync
@@ -421,10 +399,143 @@ func TestStandalone_StuckPeerDoesNotSlowOthers(t *testing.T) {
 			}
 		}
 	}
-	must(t, unix.Kill(-pgid, unix.SIGCONT))
+	cont()
 	back := time.Now()
 	c.converged("n1")
 	t.Logf("n3 caught up %v after SIGCONT", time.Since(back).Round(time.Millisecond))
+}
+
+// TestStandalone_RemovalCrossingAWriteKeepsTheWrite: a file removed on n1
+// while n1's agent was down, and written on n2 meanwhile. When n1 comes
+// back, its start-up scan finds the removal and sends it at once, while
+// n2's sender waits out its backoff (the agents' default cap, 30 s, here:
+// the 8 s n1 was down put n2's next try about 4.7 s after n1's return).
+// n2's newer version, which n1 never had, is pending there and has not
+// been announced to n1 (an announced one holds n1's removal until it has
+// landed). The removal must not delete it (modify beats delete), and the
+// write then reaches n1. Before, n2 refused the replayed removal (its
+// version pending) and n1's run deleted the path all the same with
+// rsync's --delete-missing-args: the write was lost on every member.
+func TestStandalone_RemovalCrossingAWriteKeepsTheWrite(t *testing.T) {
+	c := startCluster(t, 2, 18645, clusterOptions{args: []string{"--retry-backoff-cap", "30s"}})
+	report := func(node string) string { return filepath.Join(c.roots[node], "report") }
+	must(t, os.WriteFile(report("n1"), []byte("v1 by n1"), 0o644))
+	c.converged("n1")
+	c.stop("n1")
+	must(t, os.Remove(report("n1")))
+	v2 := []byte("v2 by n2, written after n1's copy")
+	must(t, os.WriteFile(report("n2"), v2, 0o644))
+	// n2's runs to n1 fail, and its backoff grows.
+	time.Sleep(8 * time.Second)
+	c.startAgent("n1")
+	poll.Until(t, 20*time.Second, func() error {
+		for _, node := range c.nodes {
+			data, err := os.ReadFile(report(node))
+			if err != nil || !bytes.Equal(data, v2) {
+				return fmt.Errorf("%s holds %q (%v), want n2's version %q", node, data, err, v2)
+			}
+		}
+		return nil
+	})
+	c.converged("n2")
+}
+
+// TestStandalone_RemovalOfAReceivedFileGoesWhileAPeerIsDown: n1 removes a
+// file it received from n2, while n3 is down and n2's write of it is still
+// pending there for n3. What n1 removed is n2's version, as n2 holds it:
+// the removal goes on n2 at once (n2's refusal of the replayed removal,
+// for its change pending, does not keep it), and on n3 once it is back.
+// Refused for that pending change alone, the removal would be undone:
+// every member would end with the file.
+func TestStandalone_RemovalOfAReceivedFileGoesWhileAPeerIsDown(t *testing.T) {
+	c := start(t, 3, 18650)
+	report := func(node string) string { return filepath.Join(c.roots[node], "report") }
+	must(t, os.WriteFile(report("n1"), []byte("v1 by n1"), 0o644))
+	c.converged("n1")
+	c.stop("n3")
+	must(t, os.WriteFile(report("n2"), []byte("v2 by n2"), 0o644))
+	// n1 holds n2's version, confirmed; n2's write is pending for n3.
+	poll.Until(t, 15*time.Second, func() error {
+		if p, err := c.peerStatus("n2", "n1"); err != nil || p.PendingFiles != 0 {
+			return fmt.Errorf("n2's write not confirmed by n1 yet (%+v, %v)", p, err)
+		}
+		if p, err := c.peerStatus("n2", "n3"); err != nil || p.PendingFiles != 1 {
+			return fmt.Errorf("n2's write not pending for n3 (%+v, %v)", p, err)
+		}
+		return nil
+	})
+	if data, err := os.ReadFile(report("n1")); err != nil || string(data) != "v2 by n2" {
+		t.Fatalf("n1 holds %q (%v), want n2's version", data, err)
+	}
+	before, err := c.peerStatus("n1", "n2")
+	must(t, err)
+	must(t, os.Remove(report("n1")))
+	poll.Until(t, 15*time.Second, func() error {
+		p, err := c.peerStatus("n1", "n2")
+		if err != nil || p.PendingFiles != 0 || p.FilesSynced <= before.FilesSynced {
+			return fmt.Errorf("n1's removal not settled with n2 yet (%+v, %v)", p, err)
+		}
+		return nil
+	})
+	if _, err := os.Lstat(report("n2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("n2 still holds the file n1 removed (%v): n1 removed n2's version", err)
+	}
+	c.startAgent("n3")
+	poll.Until(t, 20*time.Second, func() error {
+		for _, node := range c.nodes {
+			if _, err := os.Lstat(report(node)); !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s still holds the file n1 removed (%v)", node, err)
+			}
+		}
+		return nil
+	})
+	c.converged("n1")
+}
+
+// peerStatus is node's status of its peer target.
+func (c *cluster) peerStatus(node, target string) (syncv1.PeerStatus, error) {
+	r, err := c.status(node)
+	if err != nil {
+		return syncv1.PeerStatus{}, err
+	}
+	for _, p := range r.Peers {
+		if p.Target == target {
+			return p, nil
+		}
+	}
+	return syncv1.PeerStatus{}, fmt.Errorf("status of %s: no peer %s", node, target)
+}
+
+// stopDaemon stops node's rsync daemon with every process of its group:
+// the daemon leads its own process group (rsyncd: Setpgid), and the
+// connection processes it forked are in it, among them the ones already
+// serving the push clients the peers prepared ahead of their next runs
+// (the daemon's pid alone would leave those serving). Stopped, it still
+// completes TCP handshakes (the listen backlog): runs to node connect and
+// then wait. It first waits up to 5 s for the group to hold procs
+// processes (the daemon and the connections the peers prepared). cont
+// lets the group go on; it runs at the test's end at the latest, before
+// the agents are stopped.
+func (c *cluster) stopDaemon(t *testing.T, node string, procs int) (cont func()) {
+	t.Helper()
+	pidData, err := os.ReadFile(filepath.Join(c.states[node], "rsyncd", "rsyncd.pid"))
+	must(t, err)
+	var pid int
+	_, err = fmt.Sscan(string(pidData), &pid)
+	must(t, err)
+	pgid, err := unix.Getpgid(pid)
+	must(t, err)
+	if pgid != pid {
+		t.Fatalf("%s's rsync daemon %d is in process group %d, not its own", node, pid, pgid)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(proc.Group(pgid)) < procs && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cont = func() { _ = unix.Kill(-pgid, unix.SIGCONT) }
+	t.Cleanup(cont) // registered after start's, so it runs first
+	must(t, unix.Kill(-pgid, unix.SIGSTOP))
+	t.Logf("%s's rsync daemon stopped: process group %d, %d processes", node, pgid, len(proc.Group(pgid)))
+	return cont
 }
 
 func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
