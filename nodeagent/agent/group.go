@@ -606,7 +606,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	for _, p := range g.peers {
 		members[p.node] = p.daemon.Addr()
 	}
-	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Pending: g.journal.PendingAt, Renames: g.journal, PendingBelow: g.journal.PendingBelow, Self: g.self.node,
+	rcv := &receiver.Receiver{RootFD: g.rootfd, Root: g.root, Index: g.idx, Held: g.incoming, Exclude: g.exclude.Match, Rescan: rescan, Pending: g.journal.PendingAt, Renames: g.journal, PendingBelow: g.journal.PendingBelow, PendingFor: g.journal.PendingFor, Self: g.self.node,
 		KeepDeletes: g.cfg.Group.Spec.Deletes == syncv1.DeletesKeep, Log: g.log.WithName("receiver")}
 	rcv.Modes, rcv.Owners = receiver.KeepsAttrs(g.rootfd, rsyncd.TempDir)
 	// Set before the journal records anything (journalChanges, after

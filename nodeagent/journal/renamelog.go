@@ -178,6 +178,41 @@ func (j *Journal) PendingBelow(rel string, max int) []string {
 	return out
 }
 
+// PendingFor returns the paths at or below rel that an entry is pending at
+// for peer, at most max (rel itself first, where it is pending): what this
+// member changed there and has not sent to peer yet. A receiver asked by
+// peer to remove rel tells it whether it would take a version that peer
+// never had (receiver.Receiver.newerHere): a change pending for another
+// member alone, peer had (its run confirmed it), and what peer removed
+// after that is no older. None for an unknown peer.
+func (j *Journal) PendingFor(peer, rel string, max int) []string {
+	if rel == "." || rel == "" || max <= 0 {
+		return nil
+	}
+	var out []string
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		pb, err := peerBucket(tx, peer)
+		if err != nil {
+			return nil
+		}
+		byPath := pb.Bucket(bucketByPath)
+		if byPath == nil {
+			return nil
+		}
+		if byPath.Get(index.Key(rel)) != nil {
+			out = append(out, rel)
+		}
+		for _, p := range belowPrefixes(rel) {
+			c := byPath.Cursor()
+			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
+				out = append(out, index.PathOf(k))
+			}
+		}
+		return nil
+	})
+	return out
+}
+
 // belowPrefixes are the index key prefixes of the paths below the
 // directory rel (index.Key): its children's, and their descendants'.
 func belowPrefixes(rel string) [][]byte {

@@ -127,3 +127,38 @@ func TestJournal_RemovalLogsWhatWasRemoved(t *testing.T) {
 		t.Errorf("rename log after the removals:\n%+v\nwant\n%+v", log, want)
 	}
 }
+
+// TestJournal_PendingFor: the paths at or below a name that an entry is
+// pending at for one peer, the name first, at most max; a peer that
+// confirmed them has none, and an unknown peer none either.
+func TestJournal_PendingFor(t *testing.T) {
+	root := t.TempDir()
+	f := open(t, root, filepath.Join(t.TempDir(), "db"), "p1", "p2")
+	if err := os.MkdirAll(filepath.Join(root, "d", "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.j.Record(f.rootfd, []string{"p1", "p2"}, []change.Change{f.write("d/e/a", 3), f.write("d/b", 1), f.write("d-x", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	f.confirmAll("p1")
+	for _, tc := range []struct {
+		peer, path string
+		max        int
+		want       []string
+	}{
+		{"p2", "d", 10, []string{"d/b", "d/e/a"}},
+		{"p2", "d", 1, []string{"d/b"}},
+		{"p2", "d/e/a", 10, []string{"d/e/a"}},
+		{"p2", "d/e/a/x", 10, nil},
+		{"p2", "d/c", 10, nil},
+		{"p2", ".", 10, nil}, // the root is never removed
+		{"p1", "d", 10, nil}, // confirmed
+		{"p3", "d", 10, nil}, // not a peer
+	} {
+		got := f.j.PendingFor(tc.peer, tc.path, tc.max)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("PendingFor(%s, %q, %d) = %q, want %q", tc.peer, tc.path, tc.max, got, tc.want)
+		}
+	}
+}

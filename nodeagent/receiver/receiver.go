@@ -61,6 +61,11 @@ type Receiver struct {
 	// (journal.Journal.PendingBelow): a replayed rename of the directory
 	// carries them on, and they go again under the new name.
 	PendingBelow func(rel string, max int) []string
+	// PendingFor, when set, returns the paths at or below a name that
+	// this member changed and has not sent to one peer yet, at most max
+	// (journal.Journal.PendingFor): a replayed removal of the name from
+	// that peer takes a version it never had (newerHere). Nil: never.
+	PendingFor func(peer, rel string, max int) []string
 	// Self is this member's node name.
 	Self string
 	// KeepDeletes (spec.deletes: Keep) keeps this member's copies of what
@@ -1014,7 +1019,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 		}
 		if rn.Remove && r.pending(string(rn.Old)) {
 			out[i].Reason = errNewerHere.Error()
-			out[i].Newer = r.newerHere(rn)
+			out[i].Newer = r.newerHere(from, rn)
 			// A directory kept for what changed below it: what else the
 			// remover removed goes (clearName: what is as the index holds
 			// it and not pending; the directories left empty), as its
@@ -1984,29 +1989,35 @@ var errNewerHere = errors.New("changed here and not sent yet: kept")
 // looks at; past it, the directory is kept.
 const maxNewerBelow = 1024
 
-// newerHere reports whether a replayed removal refused because a change of
-// this member's own is pending at or below its name (errNewerHere) would
-// take a version the remover never had, so that its path entry must not
-// delete the name either (peer.RenameResult.Newer): a file or symlink
-// here that is not what the remover removed (its size and mtime, as the
-// remover's index held them; not known, it is taken to differ), or a
-// directory with a pending file or symlink below it. Modify beats delete:
-// that change goes to the remover by content. What is gone here, or a
-// directory below which only removals and directories are pending, keeps
-// nothing. A file here that is the one the remover removed is no newer:
-// the remover removed this member's version, which it had received (this
-// member's change can still be pending for another member, down for now).
+// newerHere reports whether a replayed removal from from, refused because
+// a change of this member's own is pending at or below its name
+// (errNewerHere), would take a version that from never had, so that its
+// path entry must not delete the name either (peer.RenameResult.Newer). It
+// would where a change of this member's is pending for from at or below
+// the name (a change pending for other members alone, from had: its run
+// confirmed it, and whatever from did after is no older), and the name
+// holds here a file or symlink that is not what from removed (its size
+// and mtime, as from's index held them; not known, it is taken to
+// differ), or a directory with such a pending file or symlink below it.
+// Modify beats delete: that change goes to from by content. What is gone
+// here, or a directory below which only removals and directories are
+// pending, keeps nothing. A file here that is the one from removed is no
+// newer: from removed this member's version, which it had received, in
+// the moment before its run was confirmed.
 //
-// A directory's check cannot tell a file this member sent the remover
-// that landed there and is not confirmed yet (a removal within
-// milliseconds of its arrival): that directory is kept, and comes back
-// on the remover by the compare. Found by the sixty-fourth session's
-// stress test (Kill9 seed 282) and shown by
-// TestStandalone_RemovalCrossingAWriteKeepsTheWrite.
-func (r *Receiver) newerHere(rn peer.Rename) bool {
+// A directory's check cannot tell a file this member sent from that
+// landed there and is not confirmed yet (a removal within milliseconds of
+// its arrival): that directory is kept, and comes back on from by the
+// compare. Found by the sixty-fourth session's stress test (Kill9 seed
+// 282) and shown by TestStandalone_RemovalCrossingAWriteKeepsTheWrite.
+func (r *Receiver) newerHere(from string, rn peer.Rename) bool {
 	old := string(rn.Old)
 	var st unix.Stat_t
-	if checkPaths([]string{old}) != nil || beneath.Lstat(r.RootFD, old, &st) != nil {
+	if r.PendingFor == nil || checkPaths([]string{old}) != nil || beneath.Lstat(r.RootFD, old, &st) != nil {
+		return false
+	}
+	mine := r.PendingFor(from, old, maxNewerBelow)
+	if len(mine) == 0 {
 		return false
 	}
 	switch st.Mode & unix.S_IFMT {
@@ -2016,14 +2027,10 @@ func (r *Receiver) newerHere(rn peer.Rename) bool {
 	default: // a symlink (its size is its target's length), or a special file
 		return rn.Dir || rn.MtimeNs == 0 || st.Size != rn.Size || st.Mtim.Nano() != rn.MtimeNs
 	}
-	if r.PendingBelow == nil {
+	if len(mine) >= maxNewerBelow {
 		return true
 	}
-	below := r.PendingBelow(old, maxNewerBelow)
-	if len(below) >= maxNewerBelow {
-		return true
-	}
-	for _, p := range below {
+	for _, p := range mine {
 		var pst unix.Stat_t
 		if beneath.Lstat(r.RootFD, p, &pst) == nil && pst.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return true

@@ -533,7 +533,8 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		tree    map[string]string // written here ("/" a directory, "->x" a symlink to x)
-		pending []string
+		pending []string // for the remover (and so for any member)
+		others  []string // for another member alone
 		remove  peer.Rename // Old and what the remover removed
 		applied bool
 		newer   bool
@@ -551,6 +552,9 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 		{name: "the file removed is the one here, pending for another member",
 			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
 			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, newer: false},
+		{name: "a file changed here, pending for another member alone",
+			tree: map[string]string{"f": "v2"}, others: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Size: 9, MtimeNs: mtime}, newer: false},
 		{name: "a directory removed, a file here",
 			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
 			remove: peer.Rename{Old: []byte("f"), Dir: true}, newer: true},
@@ -605,18 +609,21 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
-			below := func(rel string) []string {
+			atOrBelow := func(pending []string, rel string) []string {
 				var out []string
-				for _, p := range tc.pending {
+				for _, p := range pending {
 					if p == rel || strings.HasPrefix(p, rel+"/") {
 						out = append(out, p)
 					}
 				}
 				return out
 			}
-			r.Pending = func(rel string) bool { return len(below(rel)) > 0 }
-			r.PendingBelow = func(rel string, max int) []string {
-				out := slices.DeleteFunc(below(rel), func(p string) bool { return p == rel })
+			r.Pending = func(rel string) bool { return len(atOrBelow(slices.Concat(tc.pending, tc.others), rel)) > 0 }
+			r.PendingFor = func(peer, rel string, max int) []string {
+				if peer != "remover" {
+					t.Errorf("asked what is pending for %q, not the remover", peer)
+				}
+				out := atOrBelow(tc.pending, rel)
 				return out[:min(max, len(out))]
 			}
 			rn := tc.remove
