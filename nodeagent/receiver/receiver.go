@@ -1035,6 +1035,17 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			}
 			continue
 		}
+		if rn.Remove && (rn.Dir || rn.MtimeNs != 0) {
+			// The remover says what it removed: what is here and is
+			// neither as this member's index holds it nor what the
+			// remover removed stays (unrecorded).
+			removed, kept := r.clearUnrecorded(rn, applied)
+			applied = append(applied, removed...)
+			if kept {
+				out[i].Reason, out[i].Newer = errUnrecorded.Error(), true
+				continue
+			}
+		}
 		if rn.Remove {
 			a := appliedRename{old: string(rn.Old), removed: true}
 			a.hold = r.Held.Add(a.old)
@@ -2037,6 +2048,51 @@ func (r *Receiver) newerHere(from string, rn peer.Rename) bool {
 		}
 	}
 	return false
+}
+
+// errUnrecorded refuses a replayed removal of what this member holds in
+// another state than its index records and than the remover removed.
+var errUnrecorded = errors.New("changed here since it was last recorded, and not what the remover removed: kept")
+
+// clearUnrecorded is a replayed removal's check of what its name holds
+// here, where the remover said what it removed (peer.Rename: a directory,
+// or a file's size and mtime): a file or symlink that is neither as this
+// member's index holds it nor what the remover removed is a version the
+// remover never had. Most often it is a write of this member's own not
+// journaled yet: the file is still open for writing (a file a writer
+// holds is journaled once it is let go, however long that takes), or
+// was closed a moment ago. It may also be another member's version whose
+// run is not confirmed here yet. Removed, that write was lost; kept, it
+// goes to the remover by content once journaled, or from the member that
+// wrote it. kept reports that the name still holds something (the
+// caller refuses the removal, peer.RenameResult.Newer). A directory whose
+// tree is all as the index holds it goes whole, as before (the caller
+// removes it); otherwise what may go below it goes (clear: what is as
+// the index holds it, and not pending), and removed are those, for the
+// caller to record.
+func (r *Receiver) clearUnrecorded(rn peer.Rename, before []appliedRename) (removed []appliedRename, kept bool) {
+	old := string(rn.Old)
+	var st unix.Stat_t
+	if r.KeepDeletes || r.nameError(old, rn.Dir) != nil || beneath.Lstat(r.RootFD, old, &st) != nil {
+		return nil, false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if r.treeHeldAsIs(old, before) {
+			return nil, false
+		}
+		removed = r.clear(old, &st, before, true)
+		return removed, beneath.Lstat(r.RootFD, old, &st) == nil
+	case unix.S_IFREG:
+		if !rn.Dir && r.holds(old, &st, peer.FileState{Regular: true, Size: rn.Size, MtimeNs: rn.MtimeNs}) {
+			return nil, false
+		}
+	default:
+		if !rn.Dir && st.Size == rn.Size && st.Mtim.Nano() == rn.MtimeNs {
+			return nil, false
+		}
+	}
+	return nil, !r.heldAsIs(recordedAt(old, before), &st)
 }
 
 // pending reports Receiver.Pending(rel), false without it.

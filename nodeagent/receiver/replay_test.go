@@ -527,18 +527,23 @@ func writeAt(p, content string) func(t *testing.T, root string) peer.Rename {
 // not what the remover removed (its size and mtime), or a directory with a
 // pending file below it. What the remover removed was this member's own
 // version where it is the same (received there, still pending here for
-// another member), and a name gone here keeps nothing.
+// another member), and a name gone here keeps nothing. With nothing
+// pending, a file written here since the index recorded it (a write not
+// journaled yet: still open, or just closed) that is not what the remover
+// removed is kept too, and so is a directory with such a file below it,
+// whose other content goes.
 func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 	const mtime = int64(1_700_000_000_123_456_789)
 	for _, tc := range []struct {
 		name    string
 		tree    map[string]string // written here ("/" a directory, "->x" a symlink to x)
-		pending []string // for the remover (and so for any member)
-		others  []string // for another member alone
-		remove  peer.Rename // Old and what the remover removed
+		pending []string          // for the remover (and so for any member)
+		others  []string          // for another member alone
+		remove  peer.Rename       // Old and what the remover removed
 		applied bool
 		newer   bool
-		after   map[string]bool // whether each path is here after the replay
+		after   map[string]bool   // whether each path is here after the replay
+		since   map[string]string // written after the index recorded the tree, 5 s later
 	}{
 		{name: "a file changed here, the removed state not known",
 			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
@@ -580,6 +585,24 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 		{name: "nothing pending: removed",
 			tree:   map[string]string{"f": "v2"},
 			remove: peer.Rename{Old: []byte("f"), Size: 9, MtimeNs: mtime}, applied: true},
+		{name: "nothing pending, written here since it was recorded: kept",
+			tree: map[string]string{"f": "v1"}, since: map[string]string{"f": "v2 being written"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, newer: true},
+		{name: "nothing pending, written since, but what the remover removed: removed",
+			tree: map[string]string{"f": "v1"}, since: map[string]string{"f": "v2"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime + 5e9}, applied: true},
+		{name: "nothing pending, written since, the removed state not known (an older sender): removed",
+			tree: map[string]string{"f": "v1"}, since: map[string]string{"f": "v2 being written"},
+			remove: peer.Rename{Old: []byte("f")}, applied: true},
+		{name: "nothing pending, a directory with a file written below it since: that file alone stays",
+			tree:   map[string]string{"d/e/f": "v1", "d/g": "old", "d/h/i": "old"},
+			since:  map[string]string{"d/e/f": "v2 being written"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: true,
+			after: map[string]bool{"d/e/f": true, "d/g": false, "d/h": false}},
+		{name: "nothing pending, a directory all as recorded: removed whole",
+			tree:   map[string]string{"d/e/f": "v1", "d/g": "old"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, applied: true,
+			after: map[string]bool{"d": false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, root, _, _ := newReceiver(t)
@@ -608,6 +631,13 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 				return nil
 			}); err != nil {
 				t.Fatal(err)
+			}
+			for p, content := range tc.since {
+				writeTree(t, root, p, content)
+				ts := unix.NsecToTimespec(mtime + 5e9)
+				if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, p), []unix.Timespec{ts, ts}, 0); err != nil {
+					t.Fatal(err)
+				}
 			}
 			atOrBelow := func(pending []string, rel string) []string {
 				var out []string

@@ -492,6 +492,52 @@ func TestStandalone_RemovalOfAReceivedFileGoesWhileAPeerIsDown(t *testing.T) {
 	c.converged("n1")
 }
 
+// TestStandalone_RemovalOfAFileBeingWrittenKeepsTheWrite: n1 removes a
+// file that a process on n2 is writing. n2 has journaled nothing of that
+// write (a file its writer holds is journaled once it is let go), so no
+// change of n2's is pending: n2 keeps the file because it is neither as
+// its index holds it nor what n1 removed. Once the writer closes it, the
+// write reaches every member. Before, the replayed removal unlinked it
+// under its writer, and everything written to it was lost.
+func TestStandalone_RemovalOfAFileBeingWrittenKeepsTheWrite(t *testing.T) {
+	c := start(t, 3, 18655)
+	log := func(node string) string { return filepath.Join(c.roots[node], "app.log") }
+	must(t, os.WriteFile(log("n1"), []byte("v1 by n1\n"), 0o644))
+	c.converged("n1")
+	w, err := os.OpenFile(log("n2"), os.O_WRONLY|os.O_TRUNC, 0)
+	must(t, err)
+	defer w.Close()
+	_, err = w.WriteString("n2, line 1\n")
+	must(t, err)
+	before, err := c.peerStatus("n1", "n2")
+	must(t, err)
+	must(t, os.Remove(log("n1")))
+	poll.Until(t, 15*time.Second, func() error {
+		p, err := c.peerStatus("n1", "n2")
+		if err != nil || p.PendingFiles != 0 || p.FilesSynced <= before.FilesSynced {
+			return fmt.Errorf("n1's removal not settled with n2 yet (%+v, %v)", p, err)
+		}
+		return nil
+	})
+	if _, err := os.Lstat(log("n2")); err != nil {
+		t.Fatalf("n2's file, open for writing, after n1's removal: %v; want it kept", err)
+	}
+	_, err = w.WriteString("n2, line 2\n")
+	must(t, err)
+	must(t, w.Close())
+	want := "n2, line 1\nn2, line 2\n"
+	poll.Until(t, 20*time.Second, func() error {
+		for _, node := range c.nodes {
+			data, err := os.ReadFile(log(node))
+			if err != nil || string(data) != want {
+				return fmt.Errorf("%s holds %q (%v), want n2's write %q", node, data, err, want)
+			}
+		}
+		return nil
+	})
+	c.converged("n2")
+}
+
 // peerStatus is node's status of its peer target.
 func (c *cluster) peerStatus(node, target string) (syncv1.PeerStatus, error) {
 	r, err := c.status(node)
