@@ -108,3 +108,18 @@ func (g *group) sendFound(peerName string, sends []antientropy.Send) error {
 	}
 	return nil
 }
+
+// quietAsker answers the peers' tree requests (peer.TreeHandler). A member
+// asks for a tree only when it is quiet (antientropy.Comparer: nothing
+// pending for any member), so what its runs that are over still hold here
+// is released first (receiver.Receiver.SenderQuiet), and this member
+// answers as it then is.
+type quietAsker struct {
+	peer.TreeHandler
+	quiet func(from string)
+}
+
+func (q quietAsker) Tree(ctx context.Context, from string, req peer.TreeRequest) (peer.TreeResponse, error) {
+	q.quiet(from)
+	return q.TreeHandler.Tree(ctx, from, req)
+}

@@ -628,7 +628,7 @@ func (g *group) serveEndpoint(ctx context.Context, eg *errgroup.Group, rescan fu
 	srv := &peer.Server{}
 	pg := &peer.Group{Key: []byte(g.cfg.Password), Members: members, Handler: rcv}
 	if cmp != nil {
-		pg.Tree = cmp
+		pg.Tree = quietAsker{TreeHandler: cmp, quiet: rcv.SenderQuiet}
 	}
 	srv.SetGroup(g.cfg.Group.Name, pg)
 	ln, err := net.Listen("tcp", g.self.endpoint.String())

@@ -480,6 +480,51 @@ func (r *Receiver) settle(from, boot string, ended []string) {
 	r.Log.V(1).Info("runs of a sender that are over give up the paths held as the index holds them", "from", from, "runs", len(over), "paths", len(asHeld), "of", len(paths))
 }
 
+// SenderQuiet releases what the runs of from that are over still hold:
+// the runs restored here (announced before this agent started) and those
+// settled (their sender named them over, or a later life of its client
+// announced). It is called when from asks for this member's tree (the
+// anti-entropy compare), which a member asks only when it is quiet:
+// nothing pending for any member, so every run it announced here has
+// ended, and what such a run put here and never confirmed it will never
+// confirm (it would still have it pending). A run not over yet (announced
+// after the asker found itself quiet, in the moment before its request
+// came) is neither restored nor settled, and keeps its paths.
+//
+// Held on, those paths waited out the hold's TTL (10 minutes), and with
+// them every change of this member's at, above or below them: the stress
+// test's Kill9 seed 341 of the sixty-fifth session, where n1, restarted,
+// restored a run of n2's that n2's kill -9 had cut and whose paths n2
+// never named again (its later renames took them elsewhere); n1's
+// removal of a directory above them (rm -r D20, made just before n1's own
+// kill) stayed held (detect.Incoming.HasBelow), and every member but n1
+// kept D20, while n1 read as busy to every compare. Released without a
+// record: each is compared with the index as any change of this member's
+// once its hold ends (detect: held changes are passed again), which is
+// how D20's removal went out.
+func (r *Receiver) SenderQuiet(from string) {
+	prefix := from + "\x00"
+	over := make(map[string]bool)
+	var paths []string
+	r.mu.Lock()
+	for k, ra := range r.runs {
+		if strings.HasPrefix(k, prefix) && (ra.restored || ra.settled) && len(ra.paths) > 0 {
+			over[k] = true
+			paths = append(paths, ra.paths...)
+		}
+	}
+	released := r.takeCovered(from, func(k string, _ announced) bool { return over[k] }, paths, nil)
+	r.mu.Unlock()
+	if len(released) == 0 {
+		return
+	}
+	if err := r.commitTaken(released, nil); err != nil {
+		r.Log.Error(err, "release the paths of a quiet sender's runs that are over", "from", from, "paths", len(paths))
+		return
+	}
+	r.Log.V(1).Info("a sender that asks for a compare is quiet: its runs that are over give up what they still held", "from", from, "runs", len(over), "paths", paths[:min(len(paths), 20)], "of", len(paths))
+}
+
 // commitTaken records, in one commit, what the runs that takeCovered took
 // from keep, and records the paths record as they are; then it releases
 // what was taken. When the commit fails, the runs get their paths back.

@@ -2328,3 +2328,58 @@ func TestReceiver_APathAReplayMovedAwayIsNotThisMembersRemoval(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiver_SenderQuietReleasesRunsThatAreOver: a sender that asks for
+// a compare is quiet, so its runs that are over (restored here after a
+// restart, or settled: named over, or of an earlier life of its client)
+// give up what they still hold, on disk too; a run of its still under way
+// (announced after it found itself quiet) and another sender's keep
+// theirs. Held on, those paths held this member's own changes near them
+// for the hold's TTL (the stress test's Kill9 seed 341, the sixty-fifth
+// session).
+func TestReceiver_SenderQuietReleasesRunsThatAreOver(t *testing.T) {
+	r, root, _, _ := newReceiver(t)
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := func(rr *Receiver, want map[string]bool) {
+		t.Helper()
+		for p, w := range want {
+			if got := rr.Held.Has(p); got != w {
+				t.Errorf("%s held: %v, want %v", p, got, w)
+			}
+		}
+	}
+	restart := func(want int) *Receiver {
+		t.Helper()
+		rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+		if n, err := rr.Restore(); err != nil || n != want {
+			t.Fatalf("Restore = %d, %v; want %d paths", n, err, want)
+		}
+		return rr
+	}
+	// Runs cut by this member's restart: files that arrived and were never
+	// recorded.
+	for _, p := range []string{"a", "dir/b", "z"} {
+		writeTree(t, root, p, "arrived")
+	}
+	must(r.Incoming(ctx, "n1", "b1", "run-1", []string{"a", "dir/b"}, nil, nil))
+	must(r.Incoming(ctx, "n2", "c1", "run-9", []string{"z"}, nil, nil))
+	r = restart(3)
+	// A run of n1's after the restart that n1's next life settles, whose
+	// path differs from the index (settle releases only what is as the
+	// index holds it), and a run of that next life, still under way.
+	writeTree(t, root, "s", "arrived")
+	must(r.Incoming(ctx, "n1", "b1", "run-3", []string{"s"}, nil, nil))
+	must(r.Hello(ctx, "n1", "b2"))
+	must(r.Incoming(ctx, "n1", "b2", "run-4", []string{"c"}, nil, nil))
+	held(r, map[string]bool{"a": true, "dir/b": true, "s": true, "c": true, "z": true})
+	r.SenderQuiet("n1")
+	held(r, map[string]bool{"a": false, "dir/b": false, "s": false, "c": true, "z": true})
+	// On disk too: the next start holds c (run-4) and n2's z.
+	restart(2)
+}
