@@ -799,3 +799,70 @@ func TestSender_Start_theConfirmationNamesWhatTheRunPutThere(t *testing.T) {
 		t.Errorf("the test's premise: a run sent a (%v)", a.states)
 	}
 }
+
+// newerThere answers every replayed removal as one of a version this
+// member never had (peer.RenameResult.Newer), and records the removals
+// asked.
+type newerThere struct {
+	*announcements
+	removals []peer.Rename
+}
+
+func (n *newerThere) Replay(_ context.Context, _ string, req peer.ReplayRequest) peer.RenameResponse {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]peer.RenameResult, len(req.Renames))
+	for i, rn := range req.Renames {
+		if rn.Remove {
+			n.removals = append(n.removals, rn)
+			out[i] = peer.RenameResult{Reason: "changed here and not sent yet: kept", Newer: true}
+		}
+	}
+	return peer.RenameResponse{Results: out}
+}
+
+// TestSender_Start_aRemovalThePeerHoldsNewerIsNotDeletedThere: the peer
+// refuses the replayed removal of a file as one of a version this member
+// never had. The removal's path entry is then done without deleting the
+// file there (rsync --delete-missing-args), and the confirmation does not
+// name it gone; the replay said what was removed (the index's size and
+// mtime of it). Before, the path entry deleted the peer's newer version
+// (the sixty-fourth session's Kill9 seed 282).
+func TestSender_Start_aRemovalThePeerHoldsNewerIsNotDeletedThere(t *testing.T) {
+	r := newRig(t, 129)
+	n := &newerThere{announcements: &announcements{incoming: map[string]int{}}}
+	serveHandler(t, r, n, basePort+53)
+	if err := os.WriteFile(filepath.Join(r.root, "a"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.peerRoot, "a"), []byte("newer there"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.settle("a")
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(r.root, "a"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(r.root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{{Path: "a", Op: change.Remove, Finished: true}}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.untilNothingPending()
+	if data, err := os.ReadFile(filepath.Join(r.peerRoot, "a")); err != nil || string(data) != "newer there" {
+		t.Errorf("the peer's a after the removal: %q, %v; want its newer version kept", data, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	want := peer.Rename{Old: []byte("a"), Remove: true, Size: 3, MtimeNs: st.Mtim.Nano()}
+	if len(n.removals) != 1 || !slices.Equal(n.removals[0].Old, want.Old) || n.removals[0].Size != want.Size || n.removals[0].MtimeNs != want.MtimeNs || n.removals[0].Dir {
+		t.Errorf("removals replayed: %+v; want one, of a as the index held it (size 3, mtime %d)", n.removals, want.MtimeNs)
+	}
+	for i, gone := range n.gone {
+		if slices.Contains(gone, "a") {
+			t.Errorf("confirmation %d names a gone: %q", i, gone)
+		}
+	}
+}
