@@ -22,8 +22,8 @@ const maxKept = 100_000
 // seed 282; TestStandalone_RemovalCrossingAWriteKeepsTheWrite). A removal
 // is replayed before its path entry deletes it (the run replays the log
 // first), in the same run or an earlier one, so it is remembered here,
-// across runs. Kept in memory: after a restart, a removal whose path entry
-// had not gone yet deletes the path as before.
+// across runs, for the runs that hold its entry already; the entry itself
+// is done at once, durably, when the peer answers (Sender.doneKept).
 type keptThere struct {
 	mu  sync.Mutex
 	seq map[string]uint64

@@ -103,11 +103,13 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	}
 	applied := 0
 	done := make([]bool, len(log))
+	var newer []journal.LoggedRename
 	for i, x := range res.Results {
 		done[i] = x.Applied
 		if !x.Applied {
 			if x.Newer && log[i].New == "" {
 				s.kept.add(log[i].Old, log[i].Seq)
+				newer = append(newer, log[i])
 			}
 			s.Log.V(1).Info("replayed rename refused", "old", log[i].Old, "new", log[i].New, "reason", x.Reason, "newer", x.Newer)
 			continue
@@ -129,6 +131,7 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 			outOf[d] = true
 		}
 	}
+	s.doneKept(newer)
 	s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
 	// Before the renames leave the log: journaled after, a crash in
 	// between would lose them.
@@ -276,5 +279,28 @@ func (b *batch) notRenamedIn(rp replayed) {
 		if e.Op.Has(change.Rename) && !rp.at[e.Path] {
 			b.notRenamed[e.Path] = true
 		}
+	}
+}
+
+// doneKept marks done, at once, the path entries of the removals the peer
+// refused as newer there (keptThere) that no change here followed: durable
+// before the replay's renames leave the log. Remembered only in memory,
+// such an entry deleted the path by its path after a restart in between
+// (the run's push failed, and the agent restarted while it backed off).
+// A run that holds one of them drops it all the same (keptThere), and
+// confirms it again, which changes nothing.
+func (s *Sender) doneKept(removals []journal.LoggedRename) {
+	var done []journal.Entry
+	for _, lr := range removals {
+		e, ok, err := s.Journal.Entry(s.Peer, lr.Old)
+		if err == nil && ok && e.Seq <= lr.Seq {
+			done = append(done, e)
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	if err := s.Journal.Done(s.Peer, done); err != nil {
+		s.Log.Error(err, "cannot mark done the removals the peer holds newer versions of; this run drops them, and after a restart they would delete there", "paths", pathsOf(done))
 	}
 }
