@@ -530,20 +530,21 @@ func writeAt(p, content string) func(t *testing.T, root string) peer.Rename {
 // another member), and a name gone here keeps nothing. With nothing
 // pending, a file written here since the index recorded it (a write not
 // journaled yet: still open, or just closed) that is not what the remover
-// removed is kept too, and so is a directory with such a file below it,
-// whose other content goes.
+// removed is kept too, unless a peer's run is putting it here; a
+// directory goes whole, as before.
 func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 	const mtime = int64(1_700_000_000_123_456_789)
 	for _, tc := range []struct {
-		name    string
-		tree    map[string]string // written here ("/" a directory, "->x" a symlink to x)
-		pending []string          // for the remover (and so for any member)
-		others  []string          // for another member alone
-		remove  peer.Rename       // Old and what the remover removed
-		applied bool
-		newer   bool
-		after   map[string]bool   // whether each path is here after the replay
-		since   map[string]string // written after the index recorded the tree, 5 s later
+		name      string
+		tree      map[string]string // written here ("/" a directory, "->x" a symlink to x)
+		pending   []string          // for the remover (and so for any member)
+		others    []string          // for another member alone
+		remove    peer.Rename       // Old and what the remover removed
+		applied   bool
+		newer     bool
+		after     map[string]bool   // whether each path is here after the replay
+		since     map[string]string // written after the index recorded the tree, 5 s later
+		heldByRun []string          // held by a peer's run other than the replay's
 	}{
 		{name: "a file changed here, the removed state not known",
 			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
@@ -594,11 +595,14 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 		{name: "nothing pending, written since, the removed state not known (an older sender): removed",
 			tree: map[string]string{"f": "v1"}, since: map[string]string{"f": "v2 being written"},
 			remove: peer.Rename{Old: []byte("f")}, applied: true},
-		{name: "nothing pending, a directory with a file written below it since: that file alone stays",
-			tree:   map[string]string{"d/e/f": "v1", "d/g": "old", "d/h/i": "old"},
+		{name: "nothing pending, written since, but another run of a peer's holds it: removed",
+			tree: map[string]string{"f": "v1"}, since: map[string]string{"f": "v2 arriving"}, heldByRun: []string{"f"},
+			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, applied: true},
+		{name: "nothing pending, a directory with a file written below it since: removed whole, as before (left)",
+			tree:   map[string]string{"d/e/f": "v1", "d/g": "old"},
 			since:  map[string]string{"d/e/f": "v2 being written"},
-			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: true,
-			after: map[string]bool{"d/e/f": true, "d/g": false, "d/h": false}},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, applied: true,
+			after: map[string]bool{"d": false}},
 		{name: "nothing pending, a directory all as recorded: removed whole",
 			tree:   map[string]string{"d/e/f": "v1", "d/g": "old"},
 			remove: peer.Rename{Old: []byte("d"), Dir: true}, applied: true,
@@ -638,6 +642,9 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 				if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, p), []unix.Timespec{ts, ts}, 0); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if len(tc.heldByRun) > 0 {
+				r.Held.Add(tc.heldByRun...)
 			}
 			atOrBelow := func(pending []string, rel string) []string {
 				var out []string
