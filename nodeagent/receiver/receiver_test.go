@@ -860,14 +860,7 @@ func TestReceiver_RestoredRunReleasedOnlyByWhatIsRecorded(t *testing.T) {
 	if err := r.Incoming(ctx, "n1", "", "run-1", []string{"a", "dir/b", "taken"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	restart := func(want int) *Receiver {
-		t.Helper()
-		rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
-		if held, err := rr.Restore(); err != nil || held != want {
-			t.Fatalf("Restore = %d, %v; want %d paths", held, err, want)
-		}
-		return rr
-	}
+	restart := func(want int) *Receiver { t.Helper(); return restarted(t, r, want) }
 	held := func(rr *Receiver, want map[string]bool) {
 		t.Helper()
 		for p, w := range want {
@@ -2354,14 +2347,7 @@ func TestReceiver_SenderQuietReleasesRunsThatAreOver(t *testing.T) {
 			}
 		}
 	}
-	restart := func(want int) *Receiver {
-		t.Helper()
-		rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
-		if n, err := rr.Restore(); err != nil || n != want {
-			t.Fatalf("Restore = %d, %v; want %d paths", n, err, want)
-		}
-		return rr
-	}
+	restart := func(want int) *Receiver { t.Helper(); return restarted(t, r, want) }
 	// Runs cut by this member's restart: files that arrived and were never
 	// recorded.
 	for _, p := range []string{"a", "dir/b", "z"} {
@@ -2382,4 +2368,15 @@ func TestReceiver_SenderQuietReleasesRunsThatAreOver(t *testing.T) {
 	held(r, map[string]bool{"a": false, "dir/b": false, "s": false, "c": true, "z": true})
 	// On disk too: the next start holds c (run-4) and n2's z.
 	restart(2)
+}
+
+// restarted is a receiver on r's root and index as a restart makes it,
+// with the runs announced before restored: want paths held.
+func restarted(t *testing.T, r *Receiver, want int) *Receiver {
+	t.Helper()
+	rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
+	if held, err := rr.Restore(); err != nil || held != want {
+		t.Fatalf("Restore = %d, %v; want %d paths", held, err, want)
+	}
+	return rr
 }

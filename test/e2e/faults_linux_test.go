@@ -428,15 +428,7 @@ func TestStandalone_RemovalCrossingAWriteKeepsTheWrite(t *testing.T) {
 	// n2's runs to n1 fail, and its backoff grows.
 	time.Sleep(8 * time.Second)
 	c.startAgent("n1")
-	poll.Until(t, 20*time.Second, func() error {
-		for _, node := range c.nodes {
-			data, err := os.ReadFile(report(node))
-			if err != nil || !bytes.Equal(data, v2) {
-				return fmt.Errorf("%s holds %q (%v), want n2's version %q", node, data, err, v2)
-			}
-		}
-		return nil
-	})
+	c.everyMemberHolds(t, "report", v2)
 	c.converged("n2")
 }
 
@@ -470,25 +462,12 @@ func TestStandalone_RemovalOfAReceivedFileGoesWhileAPeerIsDown(t *testing.T) {
 	before, err := c.peerStatus("n1", "n2")
 	must(t, err)
 	must(t, os.Remove(report("n1")))
-	poll.Until(t, 15*time.Second, func() error {
-		p, err := c.peerStatus("n1", "n2")
-		if err != nil || p.PendingFiles != 0 || p.FilesSynced <= before.FilesSynced {
-			return fmt.Errorf("n1's removal not settled with n2 yet (%+v, %v)", p, err)
-		}
-		return nil
-	})
+	c.settledWith(t, "n1", "n2", before)
 	if _, err := os.Lstat(report("n2")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("n2 still holds the file n1 removed (%v): n1 removed n2's version", err)
 	}
 	c.startAgent("n3")
-	poll.Until(t, 20*time.Second, func() error {
-		for _, node := range c.nodes {
-			if _, err := os.Lstat(report(node)); !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%s still holds the file n1 removed (%v)", node, err)
-			}
-		}
-		return nil
-	})
+	c.everyMemberHolds(t, "report", nil)
 	c.converged("n1")
 }
 
@@ -512,30 +491,47 @@ func TestStandalone_RemovalOfAFileBeingWrittenKeepsTheWrite(t *testing.T) {
 	before, err := c.peerStatus("n1", "n2")
 	must(t, err)
 	must(t, os.Remove(log("n1")))
-	poll.Until(t, 15*time.Second, func() error {
-		p, err := c.peerStatus("n1", "n2")
-		if err != nil || p.PendingFiles != 0 || p.FilesSynced <= before.FilesSynced {
-			return fmt.Errorf("n1's removal not settled with n2 yet (%+v, %v)", p, err)
-		}
-		return nil
-	})
+	c.settledWith(t, "n1", "n2", before)
 	if _, err := os.Lstat(log("n2")); err != nil {
 		t.Fatalf("n2's file, open for writing, after n1's removal: %v; want it kept", err)
 	}
 	_, err = w.WriteString("n2, line 2\n")
 	must(t, err)
 	must(t, w.Close())
-	want := "n2, line 1\nn2, line 2\n"
+	c.everyMemberHolds(t, "app.log", []byte("n2, line 1\nn2, line 2\n"))
+	c.converged("n2")
+}
+
+// settledWith waits until node's runs to target have settled what was
+// pending, past the files synced of before (a status of that peer taken
+// before the change).
+func (c *cluster) settledWith(t *testing.T, node, target string, before syncv1.PeerStatus) {
+	t.Helper()
+	poll.Until(t, 15*time.Second, func() error {
+		p, err := c.peerStatus(node, target)
+		if err != nil || p.PendingFiles != 0 || p.FilesSynced <= before.FilesSynced {
+			return fmt.Errorf("%s's change not settled with %s yet (%+v, %v)", node, target, p, err)
+		}
+		return nil
+	})
+}
+
+// everyMemberHolds waits until every member holds rel with content want,
+// or, with want nil, none holds it.
+func (c *cluster) everyMemberHolds(t *testing.T, rel string, want []byte) {
+	t.Helper()
 	poll.Until(t, 20*time.Second, func() error {
 		for _, node := range c.nodes {
-			data, err := os.ReadFile(log(node))
-			if err != nil || string(data) != want {
-				return fmt.Errorf("%s holds %q (%v), want n2's write %q", node, data, err, want)
+			data, err := os.ReadFile(filepath.Join(c.roots[node], rel))
+			switch {
+			case want == nil && !errors.Is(err, fs.ErrNotExist):
+				return fmt.Errorf("%s still holds %s (%v)", node, rel, err)
+			case want != nil && (err != nil || !bytes.Equal(data, want)):
+				return fmt.Errorf("%s holds %q at %s (%v), want %q", node, data, rel, err, want)
 			}
 		}
 		return nil
 	})
-	c.converged("n2")
 }
 
 // peerStatus is node's status of its peer target.
