@@ -2031,12 +2031,8 @@ func (r *Receiver) newerHere(from string, rn peer.Rename) bool {
 	if len(mine) == 0 {
 		return false
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-	case unix.S_IFREG:
-		return rn.Dir || rn.MtimeNs == 0 || !r.holds(old, &st, peer.FileState{Regular: true, Size: rn.Size, MtimeNs: rn.MtimeNs})
-	default: // a symlink (its size is its target's length), or a special file
-		return rn.Dir || rn.MtimeNs == 0 || st.Size != rn.Size || st.Mtim.Nano() != rn.MtimeNs
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return !r.removedHere(old, &st, rn)
 	}
 	if len(mine) >= maxNewerBelow {
 		return true
@@ -2081,19 +2077,25 @@ func (r *Receiver) keepsUnrecorded(rn peer.Rename, before []appliedRename, own [
 	if rn.Dir || r.KeepDeletes || r.nameError(old, false) != nil || beneath.Lstat(r.RootFD, old, &st) != nil || r.Held.CarriedByOther(old, own) {
 		return false
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR || r.removedHere(old, &st, rn) {
 		return false
-	case unix.S_IFREG:
-		if r.holds(old, &st, peer.FileState{Regular: true, Size: rn.Size, MtimeNs: rn.MtimeNs}) {
-			return false
-		}
-	default:
-		if st.Size == rn.Size && st.Mtim.Nano() == rn.MtimeNs {
-			return false
-		}
 	}
 	return !r.heldAsIs(recordedAt(old, before), &st)
+}
+
+// removedHere reports whether rel, a file or symlink here (st), is what the
+// remover of a replayed removal removed (rn: its size and mtime, as the
+// remover's index held them). A directory removed, or no state given (a
+// sender that predates it, a placeholder), is not.
+func (r *Receiver) removedHere(rel string, st *unix.Stat_t, rn peer.Rename) bool {
+	switch {
+	case rn.Dir || rn.MtimeNs == 0:
+		return false
+	case st.Mode&unix.S_IFMT == unix.S_IFREG:
+		return r.holds(rel, st, peer.FileState{Regular: true, Size: rn.Size, MtimeNs: rn.MtimeNs})
+	}
+	// A symlink (its size is its target's length), or a special file.
+	return st.Size == rn.Size && st.Mtim.Nano() == rn.MtimeNs
 }
 
 // pending reports Receiver.Pending(rel), false without it.
