@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -141,13 +140,11 @@ func (j *Journal) PendingAt(rel string) bool {
 			found = true
 			return true
 		}
-		for _, p := range belowPrefixes(rel) {
-			if k, _ := byPath.Cursor().Seek(p); k != nil && bytes.HasPrefix(k, p) {
-				found = true
-				return true
-			}
-		}
-		return false
+		_ = eachBelow(byPath.Cursor(), rel, func(_, _ []byte) (bool, error) {
+			found = true
+			return false, nil
+		})
+		return found
 	})
 	return found
 }
@@ -164,15 +161,13 @@ func (j *Journal) PendingBelow(rel string, max int) []string {
 	seen := make(map[string]bool)
 	var out []string
 	j.eachByPath(func(byPath *bolt.Bucket) bool {
-		for _, p := range belowPrefixes(rel) {
-			c := byPath.Cursor()
-			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
-				if path := index.PathOf(k); !seen[path] {
-					seen[path] = true
-					out = append(out, path)
-				}
+		_ = eachBelow(byPath.Cursor(), rel, func(k, _ []byte) (bool, error) {
+			if path := index.PathOf(k); !seen[path] {
+				seen[path] = true
+				out = append(out, path)
 			}
-		}
+			return len(out) < max, nil
+		})
 		return len(out) >= max
 	})
 	return out
@@ -202,21 +197,15 @@ func (j *Journal) PendingFor(peer, rel string, max int) []string {
 		if byPath.Get(index.Key(rel)) != nil {
 			out = append(out, rel)
 		}
-		for _, p := range belowPrefixes(rel) {
-			c := byPath.Cursor()
-			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
+		if len(out) < max {
+			_ = eachBelow(byPath.Cursor(), rel, func(k, _ []byte) (bool, error) {
 				out = append(out, index.PathOf(k))
-			}
+				return len(out) < max, nil
+			})
 		}
 		return nil
 	})
 	return out
-}
-
-// belowPrefixes are the index key prefixes of the paths below the
-// directory rel (index.Key): its children's, and their descendants'.
-func belowPrefixes(rel string) [][]byte {
-	return [][]byte{append([]byte(rel), 0), []byte(rel + "/")}
 }
 
 // eachByPath calls fn with each peer's pending entries by path, in one
