@@ -1047,6 +1047,14 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			continue
 		}
 		if rn.Remove {
+			if c, kept := r.keepsWrittenBelow(string(rn.Old), applied, own); kept {
+				// A file written here below the directory, not journaled
+				// yet: it stays, with the directories above it; what
+				// else was below it goes.
+				applied = append(applied, c...)
+				out[i].Reason, out[i].Newer = errWrittenBelow.Error(), true
+				continue
+			}
 			a := appliedRename{old: string(rn.Old), removed: true}
 			a.hold = r.Held.Add(a.old)
 			// Its lstat, for its other names (recordRenames); a
@@ -2083,6 +2091,51 @@ func (r *Receiver) keepsUnrecorded(rn peer.Rename, before []appliedRename, own [
 	return !r.heldAsIs(recordedAt(old, before), &st)
 }
 
+// errWrittenBelow refuses a replayed removal of a directory below which this
+// member holds a file or symlink that it wrote and has not recorded yet.
+var errWrittenBelow = errors.New("a file below it was changed here since it was last recorded: kept, with the directories above it; what else was below it was removed")
+
+// keepsWrittenBelow is a replayed removal's check of the directory its
+// name holds here, the directory's counterpart of keepsUnrecorded: a file
+// or symlink below it that is not as this member's index holds it, and
+// that no peer's run is putting here (detect.Incoming.CarriedByOther, own
+// left out), is a write of this member's own not journaled yet (a file
+// still open for writing, or closed a moment ago). Removed with the
+// directory, that write was lost: a log file a process here was
+// appending to went, under its writer, with an rm -r of its directory
+// on a peer (TestStandalone_RemovalOfADirectoryWithAFileBeingWrittenKeepsTheWrite).
+// Such files stay, with the directories above them, and kept is true (the
+// caller refuses the removal, peer.RenameResult.Newer: the remover's path
+// entry does not delete the directory either); what else is below the
+// directory goes (clear), and cleared is what went. The writes go to the
+// remover by content once journaled.
+//
+// The remover's own removals of the files it held below the directory
+// came first in its log, each checked on its own (keepsUnrecorded), so
+// what is left here is what the remover did not have or did not log (a
+// removal found by a scan logs only the directory). Unlike
+// keepsUnrecorded it needs no state from the remover: what the remover
+// removed, file by file, went before. Not kept: a file a peer's run holds
+// here (a restarted member's copy that a run cut by its restart put
+// there: the stress test's Kill9 seed 371 of the sixty-fifth session),
+// nor an excluded file (never recorded, never sent: it held the
+// directory here for good), nor an empty directory, nor one made here and not recorded; what is
+// below the directory is all as recorded in the common case, and the
+// tree then goes whole.
+func (r *Receiver) keepsWrittenBelow(rel string, before []appliedRename, own []detect.Hold) (cleared []appliedRename, kept bool) {
+	var st unix.Stat_t
+	if r.KeepDeletes || r.nameError(rel, true) != nil || beneath.Lstat(r.RootFD, rel, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, false
+	}
+	written := func(p string, st *unix.Stat_t) bool {
+		return r.nameError(p, false) == nil && !r.Held.CarriedByOther(p, own) && !r.heldAsIs(recordedAt(p, before), st)
+	}
+	if r.treeGoes(rel, written) {
+		return nil, false
+	}
+	return r.clear(rel, &st, written, true), true
+}
+
 // removedHere reports whether rel, a file or symlink here (st), is what the
 // remover of a replayed removal removed (rn: its size and mtime, as the
 // remover's index held them). A directory removed, or no state given (a
@@ -2131,14 +2184,27 @@ func (r *Receiver) clearName(rel string, before []appliedRename, tree bool) []ap
 	if checkPaths([]string{rel}) != nil || beneath.Lstat(r.RootFD, rel, &st) != nil {
 		return nil
 	}
-	return r.clear(rel, &st, before, tree)
+	return r.clear(rel, &st, r.changedHere(before), tree)
 }
 
-// clear is clearName's, for rel, which is st here.
-func (r *Receiver) clear(rel string, st *unix.Stat_t, before []appliedRename, tree bool) []appliedRename {
+// stays reports whether rel, a file or symlink here (st), stays where the
+// tree around it is cleared (Receiver.clear).
+type stays func(rel string, st *unix.Stat_t) bool
+
+// changedHere is clearName's stays: what is not as the index holds it
+// (where the renames applied before left it), or is pending.
+func (r *Receiver) changedHere(before []appliedRename) stays {
+	return func(rel string, st *unix.Stat_t) bool {
+		return r.pending(rel) || !r.heldAsIs(recordedAt(rel, before), st)
+	}
+}
+
+// clear is clearName's, for rel, which is st here; what keep says stays,
+// stays.
+func (r *Receiver) clear(rel string, st *unix.Stat_t, keep stays, tree bool) []appliedRename {
 	a := appliedRename{old: rel, removed: true, st: *st, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR}
 	switch {
-	case !a.dir && (r.pending(rel) || !r.heldAsIs(recordedAt(rel, before), st)):
+	case !a.dir && keep(rel, st):
 		return nil
 	case !a.dir:
 		return r.unlink(a)
@@ -2146,7 +2212,7 @@ func (r *Receiver) clear(rel string, st *unix.Stat_t, before []appliedRename, tr
 		return nil
 	case !tree:
 		return r.unlink(a) // an empty one only
-	case !r.pending(rel) && r.treeHeldAsIs(rel, before):
+	case !r.pending(rel) && r.treeGoes(rel, keep):
 		a.hold = r.Held.Add(rel)
 		if err := r.removeReplayed(rel); err != nil {
 			r.Held.Done(a.hold, rel)
@@ -2157,7 +2223,7 @@ func (r *Receiver) clear(rel string, st *unix.Stat_t, before []appliedRename, tr
 	// Some of it stays: what may go below it goes, one by one.
 	var out []appliedRename
 	_ = r.eachChild(rel, func(name string, cst *unix.Stat_t) {
-		out = append(out, r.clear(rel+"/"+name, cst, before, true)...)
+		out = append(out, r.clear(rel+"/"+name, cst, keep, true)...)
 	})
 	return append(out, r.unlink(a)...) // empty now, or it stays
 }
@@ -2183,18 +2249,18 @@ func (r *Receiver) unlink(a appliedRename) []appliedRename {
 	return []appliedRename{a}
 }
 
-// treeHeldAsIs reports whether every file and symlink below the directory
-// rel is as the index holds it, and nothing below it is pending.
-func (r *Receiver) treeHeldAsIs(rel string, before []appliedRename) bool {
+// treeGoes reports whether no file or symlink below the directory rel
+// stays (keep).
+func (r *Receiver) treeGoes(rel string, keep stays) bool {
 	ok := true
 	err := r.eachChild(rel, func(name string, st *unix.Stat_t) {
 		p := rel + "/" + name
 		switch {
 		case !ok:
 		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-			ok = r.treeHeldAsIs(p, before)
+			ok = r.treeGoes(p, keep)
 		default:
-			ok = r.heldAsIs(recordedAt(p, before), st)
+			ok = !keep(p, st)
 		}
 	})
 	return ok && err == nil

@@ -545,6 +545,7 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 		after     map[string]bool   // whether each path is here after the replay
 		since     map[string]string // written after the index recorded the tree, 5 s later
 		heldByRun []string          // held by a peer's run other than the replay's
+		excluded  string            // a suffix excluded here
 	}{
 		{name: "a file changed here, the removed state not known",
 			tree: map[string]string{"f": "v2"}, pending: []string{"f"},
@@ -598,9 +599,29 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 		{name: "nothing pending, written since, but another run of a peer's holds it: removed",
 			tree: map[string]string{"f": "v1"}, since: map[string]string{"f": "v2 arriving"}, heldByRun: []string{"f"},
 			remove: peer.Rename{Old: []byte("f"), Size: 2, MtimeNs: mtime}, applied: true},
-		{name: "nothing pending, a directory with a file written below it since: removed whole, as before (left)",
-			tree:   map[string]string{"d/e/f": "v1", "d/g": "old"},
+		{name: "nothing pending, a directory with a file written below it since keeps that file alone",
+			tree:   map[string]string{"d/e/f": "v1", "d/g": "old", "d/h/i": "old", "d/h/j": "/"},
 			since:  map[string]string{"d/e/f": "v2 being written"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: true,
+			after: map[string]bool{"d/e/f": true, "d/g": false, "d/h": false}},
+		{name: "nothing pending, a directory with a new file written below it since keeps that file alone",
+			tree:   map[string]string{"d/g": "old", "d/e": "/"},
+			since:  map[string]string{"d/e/new": "being written"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, newer: true,
+			after: map[string]bool{"d/e/new": true, "d/g": false}},
+		{name: "nothing pending, a directory with a file below it that another run of a peer's holds: removed whole",
+			tree:  map[string]string{"d/e/f": "v1", "d/g": "old"},
+			since: map[string]string{"d/e/f": "v2 arriving"}, heldByRun: []string{"d/e/f"},
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, applied: true,
+			after: map[string]bool{"d": false}},
+		{name: "nothing pending, a directory with an excluded file below it: removed whole",
+			tree:  map[string]string{"d/g": "old"},
+			since: map[string]string{"d/cache.local": "never recorded"}, excluded: ".local",
+			remove: peer.Rename{Old: []byte("d"), Dir: true}, applied: true,
+			after: map[string]bool{"d": false}},
+		{name: "nothing pending, a directory with a directory made below it since: removed whole",
+			tree:   map[string]string{"d/g": "old"},
+			since:  map[string]string{"d/new/deeper": "/"},
 			remove: peer.Rename{Old: []byte("d"), Dir: true}, applied: true,
 			after: map[string]bool{"d": false}},
 		{name: "nothing pending, a directory all as recorded: removed whole",
@@ -645,6 +666,9 @@ func TestReceiver_ReplayedRemovalOfANewerVersion(t *testing.T) {
 			}
 			if len(tc.heldByRun) > 0 {
 				r.Held.Add(tc.heldByRun...)
+			}
+			if tc.excluded != "" {
+				r.Exclude = func(rel string, _ bool) bool { return strings.HasSuffix(rel, tc.excluded) }
 			}
 			atOrBelow := func(pending []string, rel string) []string {
 				var out []string

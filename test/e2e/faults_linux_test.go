@@ -502,6 +502,39 @@ func TestStandalone_RemovalOfAFileBeingWrittenKeepsTheWrite(t *testing.T) {
 	c.converged("n2")
 }
 
+// A directory removed on one member while a process on another is still
+// writing a new file below it: the peer's removal of the directory does not
+// take that file with it. The file stays, with its directories; what else
+// was below the directory goes, as on the remover; and once the writer
+// closes it, every member holds what it wrote.
+func TestStandalone_RemovalOfADirectoryWithAFileBeingWrittenKeepsTheWrite(t *testing.T) {
+	c := start(t, 3, 18660)
+	at := func(node, rel string) string { return filepath.Join(c.roots[node], rel) }
+	must(t, os.MkdirAll(at("n1", "logs/old"), 0o755))
+	must(t, os.WriteFile(at("n1", "logs/old/a.log"), []byte("a by n1\n"), 0o644))
+	must(t, os.WriteFile(at("n1", "logs/b.log"), []byte("b by n1\n"), 0o644))
+	c.converged("n1")
+	w, err := os.OpenFile(at("n2", "logs/app.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	must(t, err)
+	defer w.Close()
+	_, err = w.WriteString("n2, line 1\n")
+	must(t, err)
+	before, err := c.peerStatus("n1", "n2")
+	must(t, err)
+	must(t, os.RemoveAll(at("n1", "logs")))
+	c.settledWith(t, "n1", "n2", before)
+	if _, err := os.Lstat(at("n2", "logs/app.log")); err != nil {
+		t.Fatalf("n2's new file, open for writing, after n1's rm -r of its directory: %v; want it kept", err)
+	}
+	_, err = w.WriteString("n2, line 2\n")
+	must(t, err)
+	must(t, w.Close())
+	c.everyMemberHolds(t, "logs/app.log", []byte("n2, line 1\nn2, line 2\n"))
+	c.everyMemberHolds(t, "logs/b.log", nil)
+	c.everyMemberHolds(t, "logs/old", nil)
+	c.converged("n2")
+}
+
 // settledWith waits until node's runs to target have settled what was
 // pending, past the files synced of before (a status of that peer taken
 // before the change).
