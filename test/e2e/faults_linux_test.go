@@ -483,23 +483,33 @@ func TestStandalone_RemovalOfAFileBeingWrittenKeepsTheWrite(t *testing.T) {
 	log := func(node string) string { return filepath.Join(c.roots[node], "app.log") }
 	must(t, os.WriteFile(log("n1"), []byte("v1 by n1\n"), 0o644))
 	c.converged("n1")
-	w, err := os.OpenFile(log("n2"), os.O_WRONLY|os.O_TRUNC, 0)
+	c.removeWhileWriting(t, "app.log", os.O_TRUNC, "app.log")
+	c.converged("n2")
+}
+
+// removeWhileWriting has n2 open rel for writing (flag added to O_WRONLY)
+// and write a line, then n1 remove what its name remove holds (rm -r);
+// once n1's runs to n2 have settled, n2 must still hold rel. n2 then
+// writes a second line and closes rel, and every member must come to
+// hold both lines.
+func (c *cluster) removeWhileWriting(t *testing.T, rel string, flag int, remove string) {
+	t.Helper()
+	w, err := os.OpenFile(filepath.Join(c.roots["n2"], rel), os.O_WRONLY|flag, 0o644)
 	must(t, err)
 	defer w.Close()
 	_, err = w.WriteString("n2, line 1\n")
 	must(t, err)
 	before, err := c.peerStatus("n1", "n2")
 	must(t, err)
-	must(t, os.Remove(log("n1")))
+	must(t, os.RemoveAll(filepath.Join(c.roots["n1"], remove)))
 	c.settledWith(t, "n1", "n2", before)
-	if _, err := os.Lstat(log("n2")); err != nil {
-		t.Fatalf("n2's file, open for writing, after n1's removal: %v; want it kept", err)
+	if _, err := os.Lstat(filepath.Join(c.roots["n2"], rel)); err != nil {
+		t.Fatalf("n2's %s, open for writing, after n1's removal of %s: %v; want it kept", rel, remove, err)
 	}
 	_, err = w.WriteString("n2, line 2\n")
 	must(t, err)
 	must(t, w.Close())
-	c.everyMemberHolds(t, "app.log", []byte("n2, line 1\nn2, line 2\n"))
-	c.converged("n2")
+	c.everyMemberHolds(t, rel, []byte("n2, line 1\nn2, line 2\n"))
 }
 
 // A directory removed on one member while a process on another is still
@@ -514,22 +524,7 @@ func TestStandalone_RemovalOfADirectoryWithAFileBeingWrittenKeepsTheWrite(t *tes
 	must(t, os.WriteFile(at("n1", "logs/old/a.log"), []byte("a by n1\n"), 0o644))
 	must(t, os.WriteFile(at("n1", "logs/b.log"), []byte("b by n1\n"), 0o644))
 	c.converged("n1")
-	w, err := os.OpenFile(at("n2", "logs/app.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	must(t, err)
-	defer w.Close()
-	_, err = w.WriteString("n2, line 1\n")
-	must(t, err)
-	before, err := c.peerStatus("n1", "n2")
-	must(t, err)
-	must(t, os.RemoveAll(at("n1", "logs")))
-	c.settledWith(t, "n1", "n2", before)
-	if _, err := os.Lstat(at("n2", "logs/app.log")); err != nil {
-		t.Fatalf("n2's new file, open for writing, after n1's rm -r of its directory: %v; want it kept", err)
-	}
-	_, err = w.WriteString("n2, line 2\n")
-	must(t, err)
-	must(t, w.Close())
-	c.everyMemberHolds(t, "logs/app.log", []byte("n2, line 1\nn2, line 2\n"))
+	c.removeWhileWriting(t, "logs/app.log", os.O_CREATE|os.O_EXCL, "logs")
 	c.everyMemberHolds(t, "logs/b.log", nil)
 	c.everyMemberHolds(t, "logs/old", nil)
 	c.converged("n2")
