@@ -525,6 +525,19 @@ func (r *stressRun) unmatchedRenames() []string {
 // done notes the run's op count and reports its unmatched renames.
 func (r *stressRun) done() {
 	r.note("ops %d (errors %d)", r.ops, r.errs)
+	// Each member's final tree, its paths quoted one a line, beside the
+	// agents' state directories: what their indexes are compared with
+	// once the roots are gone (hack/dumpj -tree).
+	if ss, err := r.snaps(); err == nil {
+		for n, s := range ss {
+			lines := make([]string, 0, len(s))
+			for p := range s {
+				lines = append(lines, strconv.Quote(p))
+			}
+			sort.Strings(lines)
+			_ = os.WriteFile(filepath.Join(r.sc.out, "final-"+n+".txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+		}
+	}
 	u := r.unmatchedRenames()
 	r.note("renames journaled that match no op: %d", len(u))
 	for i, l := range u {
