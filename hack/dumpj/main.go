@@ -83,9 +83,13 @@ func run(db string, peers []string, prefix string, n int, root, tree string) err
 	})
 }
 
-// treeHolds returns what reports whether the tree holds a path: root's,
-// or the paths listed in file.
+// treeHolds returns what reports whether the tree holds a path: root's
+// (every path, where root cannot be looked at), or the paths listed in
+// file.
 func treeHolds(root, file string) (func(rel string) (string, bool), error) {
+	if _, err := os.Stat(root); file == "" && err != nil {
+		return func(string) (string, bool) { return "not known: " + err.Error(), true }, nil
+	}
 	if file == "" {
 		return func(rel string) (string, bool) {
 			fi, err := os.Lstat(filepath.Join(root, rel))
