@@ -1127,10 +1127,16 @@ func TestSender_Start_aRefusedRenamesOldNameMovedByALaterRename(t *testing.T) {
 // asked, keeps the renamed tree under c: its names are deleted there.
 // Before, the removal of D dropped the tree's names from the index, and
 // nothing else named them (the stress test, seed 7: d26/c17).
+//
+// The peer's index holds its tree, as a real peer's does: a file below D
+// that it does not hold is one being written there, which the removal of
+// D keeps (receiver.Receiver.keepsWrittenBelow).
 func TestSender_Start_aTreeRenamedIntoADirectoryRemovedSince(t *testing.T) {
 	r := newRig(t, 70)
-	serveReceiver(t, r, basePort+97)
+	recv := peerReceiver(t, r)
+	serveHandler(t, r, recv, basePort+97)
 	r.onBoth([]string{"c", "c/d3"}, []string{"c/a", "c/d3/b"})
+	heldOnPeer(t, recv, "c", "c/d3", "c/a", "c/d3/b")
 	if err := os.Mkdir(filepath.Join(r.root, "D"), 0o755); err != nil {
 		t.Fatal(err)
 	}
