@@ -872,3 +872,87 @@ func TestSender_Start_aRemovalThePeerHoldsNewerIsNotDeletedThere(t *testing.T) {
 		t.Errorf("removals replayed: %+v; want one, of a as the index held it (size 3, mtime %d)", n.removals, want.MtimeNs)
 	}
 }
+
+// madeAgainThere is a peer endpoint that applies every replayed removal of
+// a path below root (its daemon's module) and then, as a writer there
+// would, makes the path again: a directory with a file in it.
+type madeAgainThere struct {
+	*announcements
+	root    string
+	removed []string
+}
+
+func (m *madeAgainThere) Replay(_ context.Context, _ string, req peer.ReplayRequest) peer.RenameResponse {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]peer.RenameResult, len(req.Renames))
+	for i, rn := range req.Renames {
+		if !rn.Remove {
+			continue
+		}
+		p := filepath.Join(m.root, string(rn.Old))
+		if err := os.RemoveAll(p); err != nil {
+			out[i].Reason = err.Error()
+			continue
+		}
+		m.removed = append(m.removed, string(rn.Old))
+		out[i].Applied = true
+		if err := os.MkdirAll(p, 0o755); err == nil {
+			err = os.WriteFile(filepath.Join(p, "new.log"), []byte("made again there"), 0o644)
+		}
+	}
+	return peer.RenameResponse{Results: out}
+}
+
+// TestSender_Start_aRemovalThePeerReplayedIsNotDeletedAgain: the peer
+// applies the replayed removal of a directory, and a writer there makes
+// the directory again at once, with a file in it. The removal's path
+// entry is then done without a deletion there, and the confirmation names
+// the path (and what was below it here) gone, so that the peer records
+// what it made there since as its own. Before, the run's delete step
+// (rsync --delete-missing-args), milliseconds after the replay, deleted
+// the directory made again and the file being written in it.
+func TestSender_Start_aRemovalThePeerReplayedIsNotDeletedAgain(t *testing.T) {
+	r := newRig(t, 130)
+	m := &madeAgainThere{announcements: &announcements{incoming: map[string]int{}}, root: r.peerRoot}
+	serveHandler(t, r, m, basePort+134)
+	for _, root := range []string{r.root, r.peerRoot} {
+		if err := os.MkdirAll(filepath.Join(root, "logs"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"logs/a.log", "logs/b.log"} {
+			if err := os.WriteFile(filepath.Join(root, p), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.settle("logs", "logs/a.log", "logs/b.log")
+	if err := os.RemoveAll(filepath.Join(r.root, "logs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.journal.Record(r.rootfd, []string{"peer"}, []change.Change{
+		{Path: "logs/a.log", Op: change.Remove, Finished: true},
+		{Path: "logs/b.log", Op: change.Remove, Finished: true},
+		{Path: "logs", Op: change.Rmdir, Finished: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.untilNothingPending()
+	if data, err := os.ReadFile(filepath.Join(r.peerRoot, "logs", "new.log")); err != nil || string(data) != "made again there" {
+		t.Errorf("the peer's logs/new.log, made after the replay: %q, %v; want it kept", data, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if want := []string{"logs/a.log", "logs/b.log", "logs"}; !slices.Equal(m.removed, want) {
+		t.Errorf("removals replayed: %q; want %q", m.removed, want)
+	}
+	var gone []string
+	for _, g := range m.gone {
+		gone = append(gone, g...)
+	}
+	slices.Sort(gone)
+	if want := []string{"logs", "logs/a.log", "logs/b.log"}; !slices.Equal(gone, want) {
+		t.Errorf("confirmed gone: %q; want %q", gone, want)
+	}
+}

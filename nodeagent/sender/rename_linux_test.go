@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1359,9 +1361,21 @@ func TestSender_Start_aSwapWhileARunPushes(t *testing.T) {
 // sender deletes it there (overtaken). Before, the peer kept it for good
 // (the stress test, seed 156, the fifty-first session: a file written
 // into a swapped-in directory while a run deleted its old name).
+//
+// The removal goes by its path entry because the peer refuses its replay:
+// the peer's own change of p/e/f is pending for another member, and this
+// member had it (errNewerHere, not newer), until that change is sent, as
+// the replay returns. A removal the peer applies is not deleted again
+// (sender.replayed.removedThere), and no delete run would come.
 func TestSender_Start_aSwapWhileARunDeletes(t *testing.T) {
 	r := newRig(t, 122)
-	serveReceiver(t, r, basePort+123)
+	recv := peerReceiver(t, r)
+	var sent atomic.Bool
+	recv.Pending = func(rel string) bool {
+		return !sent.Load() && (rel == "p/e/f" || strings.HasPrefix("p/e/f", rel+"/"))
+	}
+	recv.PendingFor = func(string, string, int) []string { return nil }
+	serveHandler(t, r, &afterReplay{Receiver: recv, then: func() { sent.Store(true) }}, basePort+123)
 	r.onBoth([]string{"p", "p/d", "p/e"}, []string{"p/d/f", "p/e/f"})
 	if err := os.Remove(filepath.Join(r.root, "p/e/f")); err != nil {
 		t.Fatal(err)
@@ -1503,4 +1517,15 @@ func TestSender_Start_helloSettlesTheRunsOfAnEarlierLife(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// afterReplay is a real receiver that calls then once each replay is done.
+type afterReplay struct {
+	*receiver.Receiver
+	then func()
+}
+
+func (a *afterReplay) Replay(ctx context.Context, from string, req peer.ReplayRequest) peer.RenameResponse {
+	defer a.then()
+	return a.Receiver.Replay(ctx, from, req)
 }

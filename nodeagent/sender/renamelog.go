@@ -21,6 +21,37 @@ type replayed struct {
 	at map[string]bool
 	// outOf are the directories they took names out of.
 	outOf []string
+	// removed are the removals the peer applied (each path with its
+	// sequence number in the rename log): their path entries are done
+	// without a deletion there (removedThere).
+	removed map[string]uint64
+}
+
+// removedThere returns the entries of deletes whose removal the peer
+// applied when it replayed rp (its Seq at or below the removal's: no
+// change of the path here since), and the others. Such a removal is done
+// there: the replay removed what the peer held at the name, and recorded
+// it. Deleted again by its path entry (rsync --delete-missing-args, in the
+// run's delete step, milliseconds later), the name lost whatever the
+// peer had made there since: a directory made again with a file being
+// written in it, unlinked under its writer
+// (TestStandalone_RemovalReplayedThenMadeAgainKeepsTheWrite), or a third
+// member's newer version that had just arrived. What is there now is the
+// peer's own change or another member's, and goes by its own run; the
+// confirmation still names the path deleted, so that the peer records
+// anything made there since as its own (receiver.Receiver.Received).
+func (rp replayed) removedThere(deletes []journal.Entry) (removed, others []journal.Entry) {
+	if len(rp.removed) == 0 {
+		return nil, deletes
+	}
+	for _, e := range deletes {
+		if seq, ok := rp.removed[e.Path]; ok && e.Seq <= seq {
+			removed = append(removed, e)
+		} else {
+			others = append(others, e)
+		}
+	}
+	return removed, others
 }
 
 // asPaths turns entries into paths to bring to their state here: a
@@ -116,6 +147,12 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 		}
 		applied++
 		r := log[i]
+		if r.New == "" {
+			if rp.removed == nil {
+				rp.removed = make(map[string]uint64)
+			}
+			rp.removed[r.Old] = max(rp.removed[r.Old], r.Seq)
+		}
 		for p := range at {
 			if atOrBelow(p, r.Old) {
 				delete(at, p)

@@ -1534,6 +1534,13 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		s.Log.V(1).Info("removals the peer refused, holding a version this member never had: not deleted there, that version comes here",
 			"paths", pathsOf(keptThere[:min(len(keptThere), 20)]))
 	}
+	// The removals the peer applied in this run's replay: done there, not
+	// deleted again, and confirmed as deleted, with the removals below
+	// them.
+	var removedThere []journal.Entry
+	if removedThere, b.deletes = rp.removedThere(b.deletes); len(removedThere) > 0 {
+		removedThere = append(removedThere, coveredBy(b.covered, removedThere)...)
+	}
 	if len(b.deletes) > 0 && r.Class != rsync.FatalPeer {
 		res, err := s.deleteRun(ctx, rootfd, b, pathsOf(b.deletes), &staleDirs)
 		deleted = confirmed(b.deletes, res)
@@ -1555,13 +1562,18 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 		// held back every other's, and they failed, backing off (the
 		// sender's random operations test).
 		deleted = append(deleted, coveredBy(b.covered, deleted)...)
+		s.account(&r, res, err)
+	}
+	deleted = append(deleted, removedThere...)
+	if len(deleted) > 0 && !s.KeepDeletes {
 		// Re-checked after the run, as sends are: a path that is back
-		// here was made again while rsync deleted it on the peer, most
-		// often by a peer's version that arrived here (which journals
-		// nothing). The peer has lost it and this member holds it, so the
-		// entry stays and goes again (Crossed); confirmed, the members
-		// ended apart for good: a third member's version deleted on the
-		// peer and kept here (TestStandalone_CrossingWritesEndIdentical).
+		// here was made again while rsync deleted it on the peer (or the
+		// replay removed it there), most often by a peer's version that
+		// arrived here (which journals nothing). The peer has lost it
+		// and this member holds it, so the entry stays and goes again
+		// (Crossed); confirmed, the members ended apart for good: a third
+		// member's version deleted on the peer and kept here
+		// (TestStandalone_CrossingWritesEndIdentical).
 		deletedPaths := pathsOf(deleted)
 		if back := s.crossing(backSince(rootfd, deletedPaths), deletedPaths); len(back) > 0 {
 			if changed == nil {
@@ -1577,7 +1589,6 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			r.Changed = append(r.Changed, again...)
 			s.Log.V(1).Info("paths deleted on the peer are here again; they go again once settled", "paths", pathsOf(again[:min(len(again), 20)]))
 		}
-		s.account(&r, res, err)
 	}
 	pushed()
 	// Not the directories made only for a removal: the peer removes

@@ -530,6 +530,51 @@ func TestStandalone_RemovalOfADirectoryWithAFileBeingWrittenKeepsTheWrite(t *tes
 	c.converged("n2")
 }
 
+// A directory made again on the peer, with a file being written in it, in
+// the moment between the replay of a removal of that directory there and
+// the removal's own rsync run: the run does not delete what was made since.
+// Both daemons are stopped to stretch that moment: n2's holds n1's
+// deletion run at its greeting (rsync --contimeout is 10 s: the stop is
+// shorter), n1's keeps n2's new directory from reaching n1 first, which
+// would make n1's rsync send the directory instead of deleting it.
+func TestStandalone_RemovalReplayedThenMadeAgainKeepsTheWrite(t *testing.T) {
+	c := start(t, 3, 18665)
+	at := func(node, rel string) string { return filepath.Join(c.roots[node], rel) }
+	must(t, os.MkdirAll(at("n1", "logs"), 0o755))
+	must(t, os.WriteFile(at("n1", "logs/old.log"), []byte("old by n1\n"), 0o644))
+	c.converged("n1")
+	before, err := c.peerStatus("n1", "n2")
+	must(t, err)
+	cont2 := c.stopDaemon(t, "n2", 3)
+	must(t, os.RemoveAll(at("n1", "logs")))
+	poll.Until(t, 5*time.Second, func() error {
+		if _, err := os.Lstat(at("n2", "logs")); !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("n2 still holds logs (%v): n1's removal not replayed there yet", err)
+		}
+		return nil
+	})
+	cont1 := c.stopDaemon(t, "n1", 1)
+	must(t, os.Mkdir(at("n2", "logs"), 0o755))
+	w, err := os.OpenFile(at("n2", "logs/app.log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	must(t, err)
+	defer w.Close()
+	_, err = w.WriteString("n2, line 1\n")
+	must(t, err)
+	time.Sleep(500 * time.Millisecond) // n2's mkdir journaled, its run to n1 held by n1's stop
+	cont2()
+	c.settledWith(t, "n1", "n2", before)
+	if _, err := os.Lstat(at("n2", "logs/app.log")); err != nil {
+		t.Fatalf("n2's new logs/app.log, open for writing, after n1's removal of logs went: %v; want it kept", err)
+	}
+	cont1()
+	_, err = w.WriteString("n2, line 2\n")
+	must(t, err)
+	must(t, w.Close())
+	c.everyMemberHolds(t, "logs/app.log", []byte("n2, line 1\nn2, line 2\n"))
+	c.everyMemberHolds(t, "logs/old.log", nil)
+	c.converged("n2")
+}
+
 // settledWith waits until node's runs to target have settled what was
 // pending, past the files synced of before (a status of that peer taken
 // before the change).
