@@ -60,7 +60,12 @@ func TestCheckWithAttempts(t *testing.T) {
 		{name: "two attempts hang", hang: 2, calls: 3},
 		{name: "every attempt hangs", hang: 3, calls: 3, wantErr: "did not finish in 3 attempts"},
 	}
-	const timeout = 500 * time.Millisecond
+	// Each attempt's bound (the agent gives 5 s). A hung attempt waits it
+	// out, so it is short; but the last attempt runs the real checks, and
+	// 500 ms was not enough for the resume check's two transfers on two
+	// cores busy with something else (it failed beside the bench's
+	// Syncthing rename in the sixty-seventh session).
+	const timeout = 2 * time.Second
 	for _, c := range checks {
 		for _, tc := range tests {
 			t.Run(c.name+"/"+tc.name, func(t *testing.T) {
