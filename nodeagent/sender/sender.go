@@ -39,7 +39,9 @@ const (
 	// (the writer preempted) and ended the gathering with a third run per
 	// peer; 50 ms keeps the burst to the lone file's run and one more
 	// (docs/benchmarks.md, the seventeenth session: burst 0.884 against
-	// 0.930 s, 100 x 1 MiB 0.580 against 0.644 s, 9 interleaved runs).
+	// 0.930 s, 100 x 1 MiB 0.580 against 0.644 s, 9 interleaved runs);
+	// 20 ms, with the journal's Journaling signal, was still slower on
+	// the burst (the sixty-eighth session: 0.645 against 0.609 s, 7 of 7).
 	// Gather is 300 ms, not 100: the bench's 2,000 writes take 200-330 ms
 	// beside the agents on two cores, and a 100 ms bound cut them into
 	// three or four runs per peer; with Journaling they go in one (the
