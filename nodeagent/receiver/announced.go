@@ -387,11 +387,9 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 	// Looked at before the commit: Pending reads the journal, which
 	// shares the index's database.
 	var there []string
-	for _, rr := range released {
-		for _, p := range rr.paths {
-			if !r.pending(p) {
-				there = append(there, p)
-			}
+	for _, p := range withImpliedParents(released, names) {
+		if !r.pending(p) {
+			there = append(there, p)
 		}
 	}
 	if err := r.commitTaken(released, there); err != nil {
@@ -400,6 +398,69 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 	}
 	r.Log.V(1).Info("replayed renames take what their sender's unconfirmed runs left at their names for the sender's", "from", from, "run", req.Run, "paths", there)
 	return there
+}
+
+// withImpliedParents returns the released runs' paths and, for each, the
+// directories above it that lie at or below one of names: a push sends
+// every directory above a listed path (rsync --relative's implied
+// directories) and sets it as the sender has it, replacing what is there
+// when the sender's is not a directory (--force). What a run that died
+// left at those names came from its sender as much as its paths did.
+// Left as the index held them, a directory the dead run had replaced with
+// the sender's symlink read as this member's change: the replay refused
+// the sender's renames of that name ("changed here and not sent yet"),
+// then moved its parent with it, and the symlink went from this member to
+// every member under the parent's new name, where the writer had renamed
+// it away (the stress test's Kill9 seed 487 of the sixty-eighth session:
+// n3 swapped d8/d14, a directory, with a symlink and renamed the symlink
+// away while its run that listed d8/d14/d4 pushed to n2, killed just
+// after).
+func withImpliedParents(released []releasedRun, names []string) []string {
+	named := make(map[string]bool, len(names))
+	for _, n := range names {
+		named[n] = true
+	}
+	// atOrBelowNamed reports whether q or a directory above it is named.
+	atOrBelowNamed := func(q string) bool {
+		for {
+			if named[q] {
+				return true
+			}
+			i := strings.LastIndexByte(q, '/')
+			if i < 0 {
+				return false
+			}
+			q = q[:i]
+		}
+	}
+	seen := make(map[string]bool)
+	var out []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, rr := range released {
+		for _, p := range rr.paths {
+			add(p)
+		}
+	}
+	for _, rr := range released {
+		for _, p := range rr.paths {
+			for q := p; ; {
+				i := strings.LastIndexByte(q, '/')
+				if i < 0 {
+					break
+				}
+				if q = q[:i]; !atOrBelowNamed(q) {
+					break
+				}
+				add(q)
+			}
+		}
+	}
+	return out
 }
 
 // settle releases, from the runs of sender from that are over, the paths

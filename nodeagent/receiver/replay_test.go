@@ -391,7 +391,9 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			writeTree(t, root, "dir/x", written)
 			return peer.Rename{Old: []byte("dir"), New: []byte("c"), Dir: true, AsHeld: true, MakeParents: true}
 		},
-		applied: true, at: []string{"c", "c/x"}, verify: []string{"c/x"},
+		// dir, the directory above dir/x that the push sent, is the
+		// sender's too (withImpliedParents), and verified as c.
+		applied: true, at: []string{"c", "c/x"}, verify: []string{"c", "c/x"},
 	}, {
 		// The sender wrote it again before it renamed it: the rename's
 		// size is the newer one's, and the file here is as the index
@@ -427,6 +429,27 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			return peer.Rename{Old: []byte("tmp"), New: []byte("a"), Size: 1, AsHeld: true, MakeParents: true}
 		},
 		applied: false, at: []string{"a"},
+	}, {
+		// The dead run listed dir/x, and its push sent dir, the
+		// directory above it, as the sender had it by then: a symlink,
+		// in place of this member's directory (rsync's implied
+		// directories, --force). The replay's rename of dir, made on the
+		// sender while dir was a directory, is refused here; dir is the
+		// sender's, recorded, and not compared again as this member's
+		// own change, which went to every member under the new name of
+		// dir's parent (the stress test's Kill9 seed 487 of the
+		// sixty-eighth session).
+		name: "a directory above its path that its push replaced", deadRun: "n1/run-1", deadPaths: []string{"dir/x"},
+		put: func(t *testing.T, root string) peer.Rename {
+			if err := os.RemoveAll(filepath.Join(root, "dir")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("elsewhere", filepath.Join(root, "dir")); err != nil {
+				t.Fatal(err)
+			}
+			return peer.Rename{Old: []byte("dir"), New: []byte("c"), Dir: true, AsHeld: true, MakeParents: true}
+		},
+		applied: false, at: []string{"dir"},
 	}, {
 		name: "a run its sender has under way", deadRun: "n1/run-1", deadPaths: []string{"a"}, live: []string{"run-1"},
 		put:     writeAt("a", written),
