@@ -246,19 +246,7 @@ func (r *Receiver) takeCovered(from string, take func(key string, ra announced) 
 				gone[d] = true
 			}
 		}
-		if recorded[p] {
-			return true
-		}
-		for q := p; ; {
-			if gone[q] {
-				return true
-			}
-			i := strings.LastIndexByte(q, '/')
-			if i < 0 {
-				return false
-			}
-			q = q[:i]
-		}
+		return recorded[p] || underAny(p, gone)
 	}
 	var out []releasedRun
 	for k, ra := range r.runs {
@@ -420,19 +408,6 @@ func withImpliedParents(released []releasedRun, names []string) []string {
 	for _, n := range names {
 		named[n] = true
 	}
-	// atOrBelowNamed reports whether q or a directory above it is named.
-	atOrBelowNamed := func(q string) bool {
-		for {
-			if named[q] {
-				return true
-			}
-			i := strings.LastIndexByte(q, '/')
-			if i < 0 {
-				return false
-			}
-			q = q[:i]
-		}
-	}
 	seen := make(map[string]bool)
 	var out []string
 	add := func(p string) {
@@ -453,7 +428,7 @@ func withImpliedParents(released []releasedRun, names []string) []string {
 				if i < 0 {
 					break
 				}
-				if q = q[:i]; !atOrBelowNamed(q) {
+				if q = q[:i]; !underAny(q, named) {
 					break
 				}
 				add(q)
@@ -461,6 +436,20 @@ func withImpliedParents(released []releasedRun, names []string) []string {
 		}
 	}
 	return out
+}
+
+// underAny reports whether p or a directory above it is in set.
+func underAny(p string, set map[string]bool) bool {
+	for q := p; ; {
+		if set[q] {
+			return true
+		}
+		i := strings.LastIndexByte(q, '/')
+		if i < 0 {
+			return false
+		}
+		q = q[:i]
+	}
 }
 
 // settle releases, from the runs of sender from that are over, the paths
