@@ -416,21 +416,25 @@ func withImpliedParents(released []releasedRun, names []string) []string {
 			out = append(out, p)
 		}
 	}
+	var above []string
 	for _, rr := range released {
 		for _, p := range rr.paths {
 			add(p)
-		}
-	}
-	for _, rr := range released {
-		for _, p := range rr.paths {
+			// The directories above p, up to the top-most named one.
+			above = above[:0]
+			top := -1
 			for q := p; ; {
 				i := strings.LastIndexByte(q, '/')
 				if i < 0 {
 					break
 				}
-				if q = q[:i]; !underAny(q, named) {
-					break
+				q = q[:i]
+				above = append(above, q)
+				if named[q] {
+					top = len(above) - 1
 				}
+			}
+			for _, q := range above[:top+1] {
 				add(q)
 			}
 		}
