@@ -480,144 +480,169 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			continue
 		}
 		pos.last = rn.Seq
+		var more []appliedRename
+		var made []string
 		if k, ok := unapplied(rn.After, i, out); ok {
-			out[i].Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
-			// The writer's object left the old name here in the log's
-			// order; what this member holds there is another (a refused
-			// rename's) and would go by the old name's path entry. But
-			// that entry comes after the whole request, and a later
-			// rename of the request, of a directory above it, carried
-			// it along first: a directory made here for a rename of the
-			// writer's (made) below a tree whose own rename was refused
-			// stayed under that tree's next name for good (the stress
-			// test, seed 40 of the forty-eighth session). Removed now,
-			// as the refused renames' names are (clearName: what
-			// changed here stays).
-			if rn.AsHeld && !r.KeepDeletes && !rn.Remove && r.nameError(string(rn.Old), rn.Dir) == nil {
-				if c := r.clearName(string(rn.Old), applied, true); len(c) > 0 {
-					applied = append(applied, c...)
-					out[i].Reason += "; its old name here was removed"
-				}
-			}
-			continue
+			out[i], more = r.notApplied(rn, k, applied)
+		} else if rn.Remove {
+			out[i], more = r.replayRemoval(from, rn, applied, own)
+		} else {
+			out[i], more, made = r.replayRename(rn, applied)
 		}
-		if rn.Remove && r.KeepDeletes {
-			out[i].Reason = "deletes are kept here (spec.deletes: Keep)"
-			continue
-		}
-		if rn.Remove && r.pending(string(rn.Old)) {
-			out[i].Reason = errNewerHere.Error()
-			out[i].Newer = r.newerHere(from, rn)
-			// A directory kept for what changed below it: what else the
-			// remover removed goes (clearName: what is as the index holds
-			// it and not pending; the directories left empty), as its
-			// own removals would have taken it. A removal found by a
-			// scan (the directory gone when the remover's agent started)
-			// logs nothing below it, and the directory's whole old tree
-			// stayed here, for the compare to bring back to the remover.
-			if out[i].Newer && rn.Dir && r.nameError(string(rn.Old), true) == nil {
-				if c := r.clearName(string(rn.Old), applied, true); len(c) > 0 {
-					applied = append(applied, c...)
-					out[i].Reason += "; what else was below it was removed here"
-				}
-			}
-			continue
-		}
-		if rn.Remove && rn.MtimeNs != 0 && r.keepsUnrecorded(rn, applied, own) {
-			// The remover says what it removed: a file here that is
-			// neither as this member's index holds it nor that stays.
-			out[i].Reason, out[i].Newer = errUnrecorded.Error(), true
-			continue
-		}
-		if rn.Remove {
-			if c, kept := r.keepsWrittenBelow(string(rn.Old), applied, own); kept {
-				// A file written here below the directory, not journaled
-				// yet: it stays, with the directories above it; what
-				// else was below it goes.
-				applied = append(applied, c...)
-				out[i].Reason, out[i].Newer = errWrittenBelow.Error(), true
-				continue
-			}
-			a := appliedRename{old: string(rn.Old), removed: true}
-			a.hold = r.Held.Add(a.old)
-			// Its lstat, for its other names (recordRenames); a
-			// directory's tree goes whole.
-			if beneath.Lstat(r.RootFD, a.old, &a.st) == nil {
-				a.dir = a.st.Mode&unix.S_IFMT == unix.S_IFDIR
-			}
-			if err := r.removeReplayed(a.old); err != nil {
-				r.Held.Done(a.hold, a.old)
-				out[i].Reason = err.Error()
-				continue
-			}
-			a.seq = rn.Seq
-			out[i].Applied = true
-			applied = append(applied, a)
-			continue
-		}
-		if rn.Dir && rn.MakeParents && checkPaths([]string{string(rn.Old), string(rn.New)}) == nil {
-			// A directory made there and renamed before it was sent:
-			// made here under its new name, where later renames find it
-			// (its content comes with the path entries).
-			var st unix.Stat_t
-			if err := beneath.Lstat(r.RootFD, string(rn.Old), &st); errors.Is(err, unix.ENOENT) {
-				a := appliedRename{new: string(rn.New), made: true}
-				a.hold = r.Held.Add(a.new)
-				made, err := r.makeParents(a.new)
-				if err != nil {
-					r.Held.Done(a.hold, a.new)
-					out[i].Reason = err.Error()
-					madeDirs = append(madeDirs, made...)
-					continue
-				}
-				a.parents = slices.DeleteFunc(made, func(d string) bool { return d == a.new })
-				out[i].Applied = true
-				applied = append(applied, a)
-				continue
-			}
-		}
-		a, err := r.apply(string(rn.Old), string(rn.New), rn, applied)
-		if err != nil {
-			out[i].Reason = err.Error()
-			madeDirs = append(madeDirs, a.parents...)
-			switch {
-			case !rn.AsHeld || r.KeepDeletes:
-			case errors.Is(err, errOldGone):
-				if c := r.clearName(string(rn.New), applied, false); len(c) > 0 {
-					applied = append(applied, c...)
-					out[i].Reason += "; what its new name held here was removed"
-				}
-			default:
-				// Refused with the object here (its new name's directory
-				// is a file here, the new name is a full directory here
-				// or changed here): it left its old name there, and
-				// comes by content at its new one. Left, the later
-				// renames of the log carried it along (a swap's
-				// temporary name left under a renamed tree: stress seed
-				// 34; a tree into a directory a swap moved: seed 25).
-				// So does an object of another type than the writer's
-				// (errOtherType): the old name's path entry would delete
-				// it as gone on the writer, but found nothing once a
-				// later rename of a directory above it had moved it (a
-				// file left under a renamed tree: the forty-fifth
-				// session's seed 29). clearName removes only what is
-				// as the index holds it and not pending: a change of
-				// this member's own stays, as it would against that
-				// deletion.
-				if c := r.clearName(string(rn.Old), applied, true); len(c) > 0 {
-					applied = append(applied, c...)
-					out[i].Reason += "; its old name here was removed"
-				}
-			}
-			continue
-		}
-		a.seq = rn.Seq
-		out[i].Applied = true
-		applied = append(applied, a)
+		applied = append(applied, more...)
+		madeDirs = append(madeDirs, made...)
 	}
 	if len(applied)+len(madeDirs) == 0 && pos.last == 0 {
 		return out, applied
 	}
+	r.recordReplayed(from, applied, madeDirs, pos)
+	return out, applied
+}
+
+// notApplied answers rn, which follows the rename k that was not
+// applied, and returns what it removed here (applied: the renames applied
+// before it).
+func (r *Receiver) notApplied(rn peer.Rename, k int, applied []appliedRename) (res peer.RenameResult, cleared []appliedRename) {
+	res.Reason = fmt.Sprintf("not tried: it follows rename %d, not applied", k)
+	// The writer's object left the old name here in the log's
+	// order; what this member holds there is another (a refused
+	// rename's) and would go by the old name's path entry. But
+	// that entry comes after the whole request, and a later
+	// rename of the request, of a directory above it, carried
+	// it along first: a directory made here for a rename of the
+	// writer's (made) below a tree whose own rename was refused
+	// stayed under that tree's next name for good (the stress
+	// test, seed 40 of the forty-eighth session). Removed now,
+	// as the refused renames' names are (clearName: what
+	// changed here stays).
+	if rn.AsHeld && !r.KeepDeletes && !rn.Remove && r.nameError(string(rn.Old), rn.Dir) == nil {
+		if cleared = r.clearName(string(rn.Old), applied, true); len(cleared) > 0 {
+			res.Reason += "; its old name here was removed"
+		}
+	}
+	return res, cleared
+}
+
+// replayRemoval applies rn, a removal, unless this member keeps what it
+// would remove, and returns what it removed here (applied: the renames
+// applied before it; own: the replaying run's holds).
+func (r *Receiver) replayRemoval(from string, rn peer.Rename, applied []appliedRename, own []detect.Hold) (res peer.RenameResult, removed []appliedRename) {
+	switch {
+	case r.KeepDeletes:
+		res.Reason = "deletes are kept here (spec.deletes: Keep)"
+		return res, nil
+	case r.pending(string(rn.Old)):
+		res.Reason = errNewerHere.Error()
+		res.Newer = r.newerHere(from, rn)
+		// A directory kept for what changed below it: what else the
+		// remover removed goes (clearName: what is as the index holds
+		// it and not pending; the directories left empty), as its
+		// own removals would have taken it. A removal found by a
+		// scan (the directory gone when the remover's agent started)
+		// logs nothing below it, and the directory's whole old tree
+		// stayed here, for the compare to bring back to the remover.
+		if res.Newer && rn.Dir && r.nameError(string(rn.Old), true) == nil {
+			if removed = r.clearName(string(rn.Old), applied, true); len(removed) > 0 {
+				res.Reason += "; what else was below it was removed here"
+			}
+		}
+		return res, removed
+	case rn.MtimeNs != 0 && r.keepsUnrecorded(rn, applied, own):
+		// The remover says what it removed: a file here that is
+		// neither as this member's index holds it nor that stays.
+		res.Reason, res.Newer = errUnrecorded.Error(), true
+		return res, nil
+	}
+	if c, kept := r.keepsWrittenBelow(string(rn.Old), applied, own); kept {
+		// A file written here below the directory, not journaled
+		// yet: it stays, with the directories above it; what
+		// else was below it goes.
+		res.Reason, res.Newer = errWrittenBelow.Error(), true
+		return res, c
+	}
+	a := appliedRename{old: string(rn.Old), removed: true}
+	a.hold = r.Held.Add(a.old)
+	// Its lstat, for its other names (recordRenames); a
+	// directory's tree goes whole.
+	if beneath.Lstat(r.RootFD, a.old, &a.st) == nil {
+		a.dir = a.st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	if err := r.removeReplayed(a.old); err != nil {
+		r.Held.Done(a.hold, a.old)
+		res.Reason = err.Error()
+		return res, nil
+	}
+	a.seq = rn.Seq
+	res.Applied = true
+	return res, []appliedRename{a}
+}
+
+// replayRename applies rn, a rename (applied: the renames applied before
+// it), and returns what it did here: the rename applied, or what it
+// removed here once refused, and the directories made for it when it then
+// failed (made).
+func (r *Receiver) replayRename(rn peer.Rename, applied []appliedRename) (res peer.RenameResult, more []appliedRename, made []string) {
+	if rn.Dir && rn.MakeParents && checkPaths([]string{string(rn.Old), string(rn.New)}) == nil {
+		// A directory made there and renamed before it was sent:
+		// made here under its new name, where later renames find it
+		// (its content comes with the path entries).
+		var st unix.Stat_t
+		if err := beneath.Lstat(r.RootFD, string(rn.Old), &st); errors.Is(err, unix.ENOENT) {
+			a := appliedRename{new: string(rn.New), made: true}
+			a.hold = r.Held.Add(a.new)
+			made, err := r.makeParents(a.new)
+			if err != nil {
+				r.Held.Done(a.hold, a.new)
+				res.Reason = err.Error()
+				return res, nil, made
+			}
+			a.parents = slices.DeleteFunc(made, func(d string) bool { return d == a.new })
+			res.Applied = true
+			return res, []appliedRename{a}, nil
+		}
+	}
+	a, err := r.apply(string(rn.Old), string(rn.New), rn, applied)
+	if err == nil {
+		a.seq = rn.Seq
+		res.Applied = true
+		return res, []appliedRename{a}, nil
+	}
+	res.Reason = err.Error()
+	made = a.parents
+	switch {
+	case !rn.AsHeld || r.KeepDeletes:
+	case errors.Is(err, errOldGone):
+		if more = r.clearName(string(rn.New), applied, false); len(more) > 0 {
+			res.Reason += "; what its new name held here was removed"
+		}
+	default:
+		// Refused with the object here (its new name's directory
+		// is a file here, the new name is a full directory here
+		// or changed here): it left its old name there, and
+		// comes by content at its new one. Left, the later
+		// renames of the log carried it along (a swap's
+		// temporary name left under a renamed tree: stress seed
+		// 34; a tree into a directory a swap moved: seed 25).
+		// So does an object of another type than the writer's
+		// (errOtherType): the old name's path entry would delete
+		// it as gone on the writer, but found nothing once a
+		// later rename of a directory above it had moved it (a
+		// file left under a renamed tree: the forty-fifth
+		// session's seed 29). clearName removes only what is
+		// as the index holds it and not pending: a change of
+		// this member's own stays, as it would against that
+		// deletion.
+		if more = r.clearName(string(rn.Old), applied, true); len(more) > 0 {
+			res.Reason += "; its old name here was removed"
+		}
+	}
+	return res, more, made
+}
+
+// recordReplayed records, in one commit, the renames and removals applied
+// here (and the directories made for renames that failed) with pos, and
+// has what they carried of this member's own compared again.
+func (r *Receiver) recordReplayed(from string, applied []appliedRename, madeDirs []string, pos *replayPos) {
 	carried := r.pendingCarried(applied) // read before the write transaction
 	var local, why []string
 	err := r.Index.DB().Update(func(btx *bolt.Tx) error {
@@ -662,7 +687,7 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 				}
 			}
 		}
-		return out, applied
+		return
 	}
 	r.noteMovedAway(from, pos.journal, applied)
 	if v := r.Log.V(2); v.Enabled() {
@@ -681,7 +706,6 @@ func (r *Receiver) rename(ctx context.Context, from string, renames []peer.Renam
 			r.Rescan(p)
 		}
 	}
-	return out, applied
 }
 
 // pendingCarried returns where the renames applied (not removals) carried
