@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,7 +47,15 @@ func TestSender_Start_aFileThePeerCannotHoldWaitsAlone(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(r.peerRoot, "big")); err == nil {
 		t.Error("big is on the peer: the test's premise (a file the peer cannot hold) does not hold")
 	}
-	if st := r.journal.Stats("peer"); st.Files != 1 {
-		t.Errorf("%d paths pending, want big's alone", st.Files)
-	}
+	// small is on the peer before its run is done with it (rsync exits,
+	// the run confirms and then marks it done): polled, not read once.
+	poll.Until(t, 10*time.Second, func() error {
+		if st := r.journal.Stats("peer"); st.Files != 1 {
+			return errNotYet(fmt.Sprintf("%d paths pending, want big's alone", st.Files))
+		}
+		if _, pending, err := r.journal.Entry("peer", "big"); err != nil || !pending {
+			return errNotYet(fmt.Sprintf("big not pending (%v)", err))
+		}
+		return nil
+	})
 }
