@@ -518,31 +518,41 @@ func (s *Sender) Start(ctx context.Context) error {
 			if len(s.flights) == 0 {
 				s.idleFrom = time.Now()
 			}
-			s.finish(d.b)
-			s.holdChanged(rootfd, d.r.Changed)
-			s.forgetFailures(d.r.Sent)
-			if d.r.peerFailed {
-				backoff = nextBackoff(backoff, s.Backoff, s.BackoffCap)
+			if backoff = s.runEnded(rootfd, d, backoff); d.r.peerFailed {
 				retry = time.After(backoff)
-				s.Log.Info("run to peer failed; backing off", "exit", d.r.Code, "class", d.r.Class.String(), "wait", backoff.String(),
-					"error", d.r.Err, "paths", d.r.Problems)
-			} else {
-				backoff = 0
-				if len(d.r.Failures) > 0 {
-					s.holdFailures(d.r.Failures, time.Now())
-					s.Log.Info("paths failed on the peer; each is retried with its own backoff, the others go on",
-						"exit", d.r.Code, "class", d.r.Class.String(), "failed", len(d.r.Failures), "failing", len(s.failing),
-						"error", d.r.Err, "paths", d.r.Problems)
-				}
-				s.Log.V(1).Info("run done", "files", len(d.r.Sent), "bytes", d.r.Bytes, "took", d.r.Duration.String())
-			}
-			d.r.Failing = len(s.failing)
-			if s.Report != nil {
-				d.r.Remaining = s.Journal.Stats(s.Peer)
-				s.Report(d.r)
 			}
 		}
 	}
+}
+
+// runEnded takes the outcome of a run that ended, d: its batch is finished,
+// what changed while it ran is held, and its failures are held or
+// forgotten. It returns the backoff before the next run: the next step of
+// backoff when the peer failed the run (d.r.peerFailed), else 0.
+func (s *Sender) runEnded(rootfd int, d runDone, backoff time.Duration) time.Duration {
+	s.finish(d.b)
+	s.holdChanged(rootfd, d.r.Changed)
+	s.forgetFailures(d.r.Sent)
+	if d.r.peerFailed {
+		backoff = nextBackoff(backoff, s.Backoff, s.BackoffCap)
+		s.Log.Info("run to peer failed; backing off", "exit", d.r.Code, "class", d.r.Class.String(), "wait", backoff.String(),
+			"error", d.r.Err, "paths", d.r.Problems)
+	} else {
+		backoff = 0
+		if len(d.r.Failures) > 0 {
+			s.holdFailures(d.r.Failures, time.Now())
+			s.Log.Info("paths failed on the peer; each is retried with its own backoff, the others go on",
+				"exit", d.r.Code, "class", d.r.Class.String(), "failed", len(d.r.Failures), "failing", len(s.failing),
+				"error", d.r.Err, "paths", d.r.Problems)
+		}
+		s.Log.V(1).Info("run done", "files", len(d.r.Sent), "bytes", d.r.Bytes, "took", d.r.Duration.String())
+	}
+	d.r.Failing = len(s.failing)
+	if s.Report != nil {
+		d.r.Remaining = s.Journal.Stats(s.Peer)
+		s.Report(d.r)
+	}
+	return backoff
 }
 
 // workComing reports whether a run is about to take work: changes are
