@@ -2380,3 +2380,55 @@ func restarted(t *testing.T, r *Receiver, want int) *Receiver {
 	}
 	return rr
 }
+
+// TestReceiver_ADeletedNameTheRunMadeForADeleteIsNotThisMembers: a run
+// that deletes a directory and paths below it may have rsync make that
+// directory again, as the implied parent of the paths below it, when the
+// sender has a directory there again by the time rsync reads its list
+// (mv D28 s4 after rm -r s4). Its confirmation names the name both as
+// deleted and as a directory made only for a removal
+// (peer.FileState.ForDelete). The directory is the run's: it goes where
+// it is empty and nothing else holds it (unmake), and is not this
+// member's change. Taken for this member's own (the name "deleted by the
+// run, here again"), the empty directory went to every member, the writer
+// included, which had removed it (the stress test, Kill9 seed 543 of the
+// sixty-ninth session).
+func TestReceiver_ADeletedNameTheRunMadeForADeleteIsNotThisMembers(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		otherRun  bool // another sender's run holds the name
+		wantThere bool
+	}{
+		{name: "empty and held by no other run: removed", wantThere: false},
+		{name: "held by another run: left to it", otherRun: true, wantThere: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, root, _, _ := newReceiver(t)
+			ctx := context.Background()
+			var rescans []string
+			r.Rescan = func(p string) { rescans = append(rescans, p) }
+			mustOK(t, os.Mkdir(filepath.Join(root, "s4"), 0o755)) // rsync's implied directory
+			if tc.otherRun {
+				mustOK(t, r.Incoming(ctx, "n2", "", "run-2", []string{"s4"}, nil, nil))
+			}
+			deleted := []string{"s4", "s4/c27", "s4/h21"}
+			mustOK(t, r.Incoming(ctx, "n3", "", "run-1", deleted, nil, nil))
+			mustOK(t, r.Received(ctx, "n3", "run-1", []string{"s4"}, []peer.FileState{{Dir: true, ForDelete: true}}, deleted))
+			if slices.Contains(rescans, "s4") {
+				t.Errorf("s4 compared again as this member's own change (compares asked for %q)", rescans)
+			}
+			if err := r.Index.View(func(tx *index.Tx) error {
+				if e, found, err := tx.Get("s4"); err != nil || found {
+					t.Errorf("s4 recorded %+v (%v); want no entry", e, err)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := os.Lstat(filepath.Join(root, "s4"))
+			if there := err == nil; there != tc.wantThere {
+				t.Errorf("s4 there %v, want %v (%v)", there, tc.wantThere, err)
+			}
+		})
+	}
+}
