@@ -1037,27 +1037,48 @@ func (r *Receiver) nameError(p string, dir bool) error {
 // apply checks one rename and does it on disk, its names held.
 func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []appliedRename) (appliedRename, error) {
 	a := appliedRename{old: oldRel, new: newRel}
-	for _, p := range []string{oldRel, newRel} {
+	if err := r.checkOld(&a, rn, before); err != nil {
+		return a, err
+	}
+	var nst unix.Stat_t
+	replace, err := r.checkNew(&a, &nst, rn, before)
+	if err != nil {
+		return a, err
+	}
+	return a, r.renameOnDisk(&a, &nst, replace, rn.MakeParents)
+}
+
+// checkOld checks a's names, and its old name's object against rn's (the
+// writer's, as it was before the rename; before: the renames of the
+// request applied already). It fills in a's lstat of the old name and
+// whether it is a directory.
+func (r *Receiver) checkOld(a *appliedRename, rn peer.Rename, before []appliedRename) error {
+	for _, p := range []string{a.old, a.new} {
 		if err := r.nameError(p, rn.Dir); err != nil {
-			return a, err
+			return err
 		}
 	}
-	if err := beneath.Lstat(r.RootFD, oldRel, &a.st); err != nil {
+	if err := beneath.Lstat(r.RootFD, a.old, &a.st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return a, fmt.Errorf("old name: %w (%w)", err, errOldGone)
+			return fmt.Errorf("old name: %w (%w)", err, errOldGone)
 		}
-		return a, fmt.Errorf("old name: %w", err)
+		return fmt.Errorf("old name: %w", err)
 	}
 	a.dir = a.st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if a.dir != rn.Dir {
-		return a, errOtherType
+		return errOtherType
 	}
-	if !a.dir && (a.st.Size != rn.Size || (rn.MtimeNs != 0 && a.st.Mtim.Nano() != rn.MtimeNs)) && !(rn.AsHeld && r.heldAsIs(recordedAt(oldRel, before), &a.st)) {
-		return a, errors.New("old file differs here")
+	if !a.dir && (a.st.Size != rn.Size || (rn.MtimeNs != 0 && a.st.Mtim.Nano() != rn.MtimeNs)) && !(rn.AsHeld && r.heldAsIs(recordedAt(a.old, before), &a.st)) {
+		return errors.New("old file differs here")
 	}
-	var nst unix.Stat_t
-	replace := false
-	switch err := beneath.Lstat(r.RootFD, newRel, &nst); {
+	return nil
+}
+
+// checkNew checks what a's new name holds here, its lstat into nst: free,
+// or, for a replayed rename (rn.AsHeld), something the rename replaces
+// (true; a.replaced is the inode of a file or symlink it replaces).
+func (r *Receiver) checkNew(a *appliedRename, nst *unix.Stat_t, rn peer.Rename, before []appliedRename) (bool, error) {
+	switch err := beneath.Lstat(r.RootFD, a.new, nst); {
 	case err == nil && rn.AsHeld && nst.Mode&unix.S_IFMT != unix.S_IFDIR:
 		// A replayed rename onto a file or symlink: replaced. A file's
 		// rename over one (an atomic write's) replaced it there; a
@@ -1068,43 +1089,52 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 		// extra file, or tree, under a renamed tree: stress seeds 21, 37).
 		// The new name's content would replace what is here anyway, as a
 		// refused rename's does; not what was changed here since.
-		if r.pending(newRel) {
-			return a, fmt.Errorf("new name: %w", errNewerHere)
+		if r.pending(a.new) {
+			return false, fmt.Errorf("new name: %w", errNewerHere)
 		}
-		if !r.heldAsIs(recordedAt(newRel, before), &nst) {
-			return a, fmt.Errorf("new name: %w", errNewerHere) // not journaled yet
+		if !r.heldAsIs(recordedAt(a.new, before), nst) {
+			return false, fmt.Errorf("new name: %w", errNewerHere) // not journaled yet
 		}
-		replace = true
 		a.replaced = uint64(nst.Ino)
+		return true, nil
 	case err == nil && rn.AsHeld && a.dir && nst.Mode&unix.S_IFMT == unix.S_IFDIR:
 		// A replayed rename of a directory onto a directory: rename(2)
 		// replaces an empty one, as it did for the writer, and refuses
 		// (ENOTEMPTY) one that holds anything here.
-		replace = true
+		return true, nil
 	case err == nil:
-		return a, errors.New("new name exists here")
+		return false, errors.New("new name exists here")
 	case !errors.Is(err, unix.ENOENT):
 		// Only a name that is not there is free: one that cannot be
 		// looked at may be a file (renameat replaces it on FreeBSD).
-		return a, fmt.Errorf("new name: %w", err)
+		return false, fmt.Errorf("new name: %w", err)
 	}
+	return false, nil
+}
+
+// renameOnDisk renames a's old name to its new one, making the new name's
+// parents first where the writer asked (makeParents), and holds both names
+// (a.hold) once it has both directories open; a failed rename releases the
+// hold. nst is the new name's lstat (checkNew) where replace.
+func (r *Receiver) renameOnDisk(a *appliedRename, nst *unix.Stat_t, replace, makeParents bool) error {
+	oldRel, newRel := a.old, a.new
 	oldDir, oldName := split(oldRel)
 	newDir, newName := split(newRel)
-	if rn.MakeParents {
+	if makeParents {
 		made, err := r.makeParents(newDir)
 		a.parents = made
 		if err != nil {
-			return a, fmt.Errorf("new name's directory: %w", err)
+			return fmt.Errorf("new name's directory: %w", err)
 		}
 	}
 	ofd, err := beneath.Open(r.RootFD, oldDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return a, err
+		return err
 	}
 	defer unix.Close(ofd)
 	nfd, err := beneath.Open(r.RootFD, newDir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return a, fmt.Errorf("new name's directory: %w", err)
+		return fmt.Errorf("new name's directory: %w", err)
 	}
 	defer unix.Close(nfd)
 	a.hold = r.Held.Add(oldRel, newRel)
@@ -1116,7 +1146,7 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 		// rename(2) moves a directory onto a directory only.
 		if err := unix.Unlinkat(nfd, newName, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			r.Held.Done(a.hold, oldRel, newRel)
-			return a, fmt.Errorf("new name: %w", err)
+			return fmt.Errorf("new name: %w", err)
 		}
 	}
 	if replace && !a.dir && nst.Ino == a.st.Ino && nst.Dev == a.st.Dev {
@@ -1131,15 +1161,15 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 		// removing the old name.
 		if err := unix.Unlinkat(ofd, oldName, 0); err != nil {
 			r.Held.Done(a.hold, oldRel, newRel)
-			return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
+			return &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 		}
-		return a, nil
+		return nil
 	}
 	if err := rename(ofd, oldName, nfd, newName); err != nil {
 		r.Held.Done(a.hold, oldRel, newRel)
-		return a, &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
+		return &os.LinkError{Op: "rename", Old: oldRel, New: newRel, Err: err}
 	}
-	return a, nil
+	return nil
 }
 
 // recordRenames records the renames of one request, applied here in
@@ -1160,134 +1190,22 @@ func (r *Receiver) apply(oldRel, newRel string, rn peer.Rename, before []applied
 // sender's size and mtime do not show (chmod, chown, touch -r, cp -p), is
 // this member's own change, recorded as an entry nothing matches (mine).
 func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs []string) (local, why []string, err error) {
-	mine := make([]bool, len(applied))
-	mineWhy := make([]string, len(applied))
-	// The inodes of the files whose ctime (and link count) a rename,
-	// removal or replacement of the request moved, the sender's: a later
-	// rename of the same file (a swap's last, or a chain's), or of another
-	// of its names, finds it as the index held it but for its ctime and
-	// link count (index.Entry.LinksMatch), and so does recordTree below a
-	// renamed directory. Compared in full, a hard link of a file removed
-	// before it was renamed read as this member's change and went back to
-	// every peer (rm m; mv h c: stress seed 24, the forty-sixth session);
-	// RefreshLinks cannot mend the entry first, as it records the names
-	// that are there after the whole request, and the renamed one is not.
-	// A file this member changed (mine) is not among them: its later
-	// renames compare it in full again, and stay its own.
-	relinked := make(map[uint64]bool)
+	rec := renameRecord{
+		tx:       tx,
+		rootfd:   rootfd,
+		applied:  applied,
+		mine:     make([]bool, len(applied)),
+		mineWhy:  make([]string, len(applied)),
+		relinked: make(map[uint64]bool),
+	}
 	for i, a := range applied {
-		if a.removed {
-			if err := tx.Delete(a.old); err != nil {
-				return nil, nil, err
-			}
-			if !a.dir && a.st.Nlink > 1 {
-				relinked[uint64(a.st.Ino)] = true
-				// Its other names' link count changed (index.Tx.RefreshLinks).
-				if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
-					return nil, nil, err
-				}
-			}
-			continue
-		}
-		if a.made {
-			continue // recorded where it ends (below)
-		}
-		was, ok, err := tx.Get(a.old)
-		if err != nil {
+		if err := rec.move(i, a); err != nil {
 			return nil, nil, err
-		}
-		now := index.FromStat(&a.st)
-		switch {
-		case !a.dir && relinked[uint64(a.st.Ino)]:
-			mine[i] = !ok || !was.LinksMatch(now)
-		case a.dir:
-			// A directory the index holds no entry for is taken as the
-			// sender's: rsync makes a listed path's parents without their
-			// own record here (an implied directory), and taken for this
-			// member's own, the tree went back to every peer, racing the
-			// sender's next changes to it. One the index holds with
-			// another inode was made again here (mv d d.old; mkdir d, its
-			// events not journaled yet): this member's, as index.same
-			// says.
-			mine[i] = ok && !was.DirMatches(now)
-		default:
-			mine[i] = !ok || !was.Matches(now) && !linkedSince(was, now)
-		}
-		if mine[i] {
-			mineWhy[i] = "not indexed"
-			if ok {
-				mineWhy[i] = was.Diff(now)
-			}
-		}
-		if err := tx.Move(a.old, a.new); err != nil {
-			return nil, nil, err
-		}
-		if a.replaced != 0 {
-			// The file it replaced lost a link: its other names' entries
-			// are recorded again, or they read as this member's changes
-			// (recordTree took one under a renamed tree for such and sent
-			// it back: stress seed 22, the forty-first session).
-			if err := tx.RefreshLinks(rootfd, a.replaced, ""); err != nil {
-				return nil, nil, err
-			}
-			relinked[a.replaced] = true
-		}
-		if !a.dir && !mine[i] {
-			relinked[uint64(a.st.Ino)] = true // a rename moves the ctime
 		}
 	}
 	for i, a := range applied {
-		if a.removed {
-			continue
-		}
-		at := a
-		var there bool
-		if at.new, there = whereAfter(a.new, applied[i+1:]); !there {
-			// A later removal of the request took it (its entries went
-			// with it in the first pass).
-			continue
-		}
-		if a.made {
-			if err := recordIfThere(tx, rootfd, at.new); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		changedHere, reason := mine[i], mineWhy[i]
-		switch {
-		case at.dir:
-			l, err := recordTree(tx, rootfd, at.new, relinked)
-			if errors.Is(err, unix.ENOENT) {
-				// Removed here since (its entry, moved, stays as it was:
-				// the detector reports the removal as this member's).
-				l, err = "", nil
-			}
-			if err != nil {
-				return nil, nil, err
-			}
-			if l != "" && !changedHere {
-				changedHere, reason = true, l
-			}
-		case !mine[i]:
-			if err := recordIfThere(tx, rootfd, at.new); err != nil {
-				return nil, nil, err
-			}
-		}
-		if mine[i] {
-			if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
-				return nil, nil, err
-			}
-		}
-		if changedHere {
-			local = append(local, at.scanAt())
-			why = append(why, a.old+" -> "+a.new+": "+reason)
-		}
-		// A rename moves the inode's ctime: its other names' entries are
-		// recorded again (index.Tx.RefreshLinks).
-		if !a.dir && a.st.Nlink > 1 {
-			if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
-				return nil, nil, err
-			}
+		if err := rec.recordWhereItIs(i, a); err != nil {
+			return nil, nil, err
 		}
 	}
 	for _, a := range applied {
@@ -1298,7 +1216,165 @@ func recordRenames(tx *index.Tx, rootfd int, applied []appliedRename, madeDirs [
 			return nil, nil, err
 		}
 	}
-	return local, why, nil
+	return rec.local, rec.why, nil
+}
+
+// renameRecord is what recordRenames keeps while it records one request's
+// renames in tx: for each applied rename (by its index), whether what it
+// moved was this member's own change (mine) and how it differed from the
+// index's entry (mineWhy); and what it found, for the log (local, why).
+type renameRecord struct {
+	tx      *index.Tx
+	rootfd  int
+	applied []appliedRename
+	mine    []bool
+	mineWhy []string
+	// relinked are the inodes of the files whose ctime (and link count) a
+	// rename, removal or replacement of the request moved, the sender's:
+	// a later rename of the same file (a swap's last, or a chain's), or
+	// of another of its names, finds it as the index held it but for its
+	// ctime and link count (index.Entry.LinksMatch), and so does
+	// recordTree below a renamed directory. Compared in full, a hard link
+	// of a file removed before it was renamed read as this member's
+	// change and went back to every peer (rm m; mv h c: stress seed 24,
+	// the forty-sixth session); RefreshLinks cannot mend the entry first,
+	// as it records the names that are there after the whole request, and
+	// the renamed one is not. A file this member changed (mine) is not
+	// among them: its later renames compare it in full again, and stay
+	// its own.
+	relinked   map[uint64]bool
+	local, why []string
+}
+
+// move is recordRenames' first pass for the i-th rename, a: it decides
+// whether what a moved was this member's own (mine), and moves its
+// entries from the old name to the new one (index.Tx.Move); a removal's
+// entries go.
+func (rec *renameRecord) move(i int, a appliedRename) error {
+	tx := rec.tx
+	if a.removed {
+		return rec.removed(a)
+	}
+	if a.made {
+		return nil // recorded where it ends (recordWhereItIs)
+	}
+	was, ok, err := tx.Get(a.old)
+	if err != nil {
+		return err
+	}
+	now := index.FromStat(&a.st)
+	switch {
+	case !a.dir && rec.relinked[uint64(a.st.Ino)]:
+		rec.mine[i] = !ok || !was.LinksMatch(now)
+	case a.dir:
+		// A directory the index holds no entry for is taken as the
+		// sender's: rsync makes a listed path's parents without their
+		// own record here (an implied directory), and taken for this
+		// member's own, the tree went back to every peer, racing the
+		// sender's next changes to it. One the index holds with
+		// another inode was made again here (mv d d.old; mkdir d, its
+		// events not journaled yet): this member's, as index.same
+		// says.
+		rec.mine[i] = ok && !was.DirMatches(now)
+	default:
+		rec.mine[i] = !ok || !was.Matches(now) && !linkedSince(was, now)
+	}
+	if rec.mine[i] {
+		rec.mineWhy[i] = "not indexed"
+		if ok {
+			rec.mineWhy[i] = was.Diff(now)
+		}
+	}
+	if err := tx.Move(a.old, a.new); err != nil {
+		return err
+	}
+	if a.replaced != 0 {
+		// The file it replaced lost a link: its other names' entries
+		// are recorded again, or they read as this member's changes
+		// (recordTree took one under a renamed tree for such and sent
+		// it back: stress seed 22, the forty-first session).
+		if err := tx.RefreshLinks(rec.rootfd, a.replaced, ""); err != nil {
+			return err
+		}
+		rec.relinked[a.replaced] = true
+	}
+	if !a.dir && !rec.mine[i] {
+		rec.relinked[uint64(a.st.Ino)] = true // a rename moves the ctime
+	}
+	return nil
+}
+
+// removed deletes the entries of a replayed removal, a.
+func (rec *renameRecord) removed(a appliedRename) error {
+	if err := rec.tx.Delete(a.old); err != nil {
+		return err
+	}
+	if !a.dir && a.st.Nlink > 1 {
+		rec.relinked[uint64(a.st.Ino)] = true
+		// Its other names' link count changed (index.Tx.RefreshLinks).
+		if err := rec.tx.RefreshLinks(rec.rootfd, uint64(a.st.Ino), ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordWhereItIs is recordRenames' second pass for the i-th rename, a: it
+// records what a moved where it is after the whole request, against the
+// entries move put there, and notes what this member changed in it
+// (local, why).
+func (rec *renameRecord) recordWhereItIs(i int, a appliedRename) error {
+	tx, rootfd := rec.tx, rec.rootfd
+	if a.removed {
+		return nil
+	}
+	at := a
+	var there bool
+	if at.new, there = whereAfter(a.new, rec.applied[i+1:]); !there {
+		// A later removal of the request took it (its entries went
+		// with it in the first pass).
+		return nil
+	}
+	if a.made {
+		return recordIfThere(tx, rootfd, at.new)
+	}
+	changedHere, reason := rec.mine[i], rec.mineWhy[i]
+	switch {
+	case at.dir:
+		l, err := recordTree(tx, rootfd, at.new, rec.relinked)
+		if errors.Is(err, unix.ENOENT) {
+			// Removed here since (its entry, moved, stays as it was:
+			// the detector reports the removal as this member's).
+			l, err = "", nil
+		}
+		if err != nil {
+			return err
+		}
+		if l != "" && !changedHere {
+			changedHere, reason = true, l
+		}
+	case !rec.mine[i]:
+		if err := recordIfThere(tx, rootfd, at.new); err != nil {
+			return err
+		}
+	}
+	if rec.mine[i] {
+		if err := tx.Put(at.new, index.Entry{Size: -1}); err != nil {
+			return err
+		}
+	}
+	if changedHere {
+		rec.local = append(rec.local, at.scanAt())
+		rec.why = append(rec.why, a.old+" -> "+a.new+": "+reason)
+	}
+	// A rename moves the inode's ctime: its other names' entries are
+	// recorded again (index.Tx.RefreshLinks).
+	if !a.dir && a.st.Nlink > 1 {
+		if err := tx.RefreshLinks(rootfd, uint64(a.st.Ino), ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recordIfThere records p, unless it is gone: removed here since the
