@@ -401,128 +401,184 @@ func (s *Sender) Start(ctx context.Context) error {
 			s.hello(ctx)
 		}()
 	}
-	// Buffered for every run that may be in flight (maxRuns), so that
-	// none blocks on done once Start stops reading; a run never blocks on
-	// pushed.
-	done := make(chan runDone, s.maxRuns())
-	pushed := make(chan int, s.maxRuns())
-	backoff := time.Duration(0)
-	var retry <-chan time.Time
-	var warm warmPool
-	defer warm.close()
-	lane, holds := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
-	defer lane.Stop()
-	defer holds.Stop()
-	gate, others := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
-	defer gate.Stop()
-	defer others.Stop()
-	defer func() { // the other senders' prepared clients do not wait for these runs
-		for _, f := range s.flights {
-			s.uncount(&f)
-		}
-	}()
+	l := newStartLoop(s.maxRuns())
+	defer l.close(s)
 	for {
-		var gateC <-chan time.Time
+		var t turn
 		s.releaseCrossed(rootfd, time.Now())
-		stats := s.Journal.Stats(s.Peer)
-		pending := stats.Files
-		for retry == nil && s.laneOpen(time.Now(), pending) {
-			seq := s.Journal.Seq()
-			if at, wait := s.gathering(time.Now(), seq, pending, stats.Bytes); wait {
-				gate.Reset(time.Until(at))
-				gateC = gate.C
-				break
-			}
-			b, ok := s.next(rootfd)
-			if !ok {
-				break
-			}
-			s.startSeq = seq
-			s.flightID++
-			id := s.flightID
-			large := b.large()
-			f := flight{start: time.Now(), bytes: b.bytes, large: large}
-			if s.Pushing != nil {
-				f.pushing = s.Pushing.begin(f.start, !f.long(s.LaneBytes))
-			}
-			s.flights[id] = f
-			runCtx := ctx
-			if s.RunContext != nil {
-				runCtx = s.RunContext
-			}
-			var w *rsync.Warm
-			if len(b.sends) > 0 && !large {
-				w = warm.take()
-			}
-			hasPushed := func() {
-				select {
-				case pushed <- id:
-				default: // full of ids that Start no longer reads: the run keeps its lane
-				}
-			}
-			pushing := f.pushing
-			wg.Go(func() { done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed, pushing)} })
-			stats = s.Journal.Stats(s.Peer)
-			pending = stats.Files
-		}
-		var idleC <-chan struct{}
-		var othersC <-chan time.Time
-		if retry == nil && warm.w == nil && !s.shortRunPushing() && !s.workComing(pending) {
-			now := time.Now()
-			if c, until, busy := s.Pushing.busy(now, s.LaneAfter); busy {
-				idleC = c
-				others.Reset(until.Sub(now))
-				othersC = others.C
-			} else {
-				warm.prepare(s) // for the next run
-			}
-		}
-		var laneC, holdC <-chan time.Time
+		pending := s.startRuns(ctx, rootfd, &wg, l, &t)
+		s.prepareNext(l, &t, pending)
 		if at, ok := s.nextLane(pending); ok {
-			lane.Reset(time.Until(at))
-			laneC = lane.C
+			l.lane.Reset(time.Until(at))
+			t.lane = l.lane.C
 		}
 		if at, ok := s.nextRelease(time.Now()); ok {
-			holds.Reset(time.Until(at))
-			holdC = holds.C
+			l.holds.Reset(time.Until(at))
+			t.hold = l.holds.C
 		}
-		select {
-		case <-ctx.Done():
+		if !s.await(ctx, rootfd, l, &t) {
 			return nil
-		case <-s.Wake:
-			now := time.Now()
-			if now.Sub(s.lastWake) >= s.Gather {
-				s.activeFrom = now
-			}
-			s.lastWake = now
-		case <-gateC:
-		case <-laneC:
-		case <-holdC:
-		case <-retry:
-			retry = nil
-		case <-idleC:
-		case <-othersC:
-		case <-warm.expired():
-			warm.close()
-		case id := <-pushed:
-			if f, ok := s.flights[id]; ok {
-				f.pushed = true
-				s.uncount(&f)
-				s.flights[id] = f
-			}
-		case d := <-done:
-			if f, ok := s.flights[d.id]; ok {
-				s.uncount(&f)
-			}
-			delete(s.flights, d.id)
-			if len(s.flights) == 0 {
-				s.idleFrom = time.Now()
-			}
-			if backoff = s.runEnded(rootfd, d, backoff); d.r.peerFailed {
-				retry = time.After(backoff)
-			}
 		}
 	}
+}
+
+// startLoop is what Start keeps from one turn of its loop to the next.
+type startLoop struct {
+	// done and pushed are buffered for every run that may be in flight
+	// (maxRuns), so that none blocks on done once Start stops reading; a
+	// run never blocks on pushed.
+	done    chan runDone
+	pushed  chan int
+	backoff time.Duration
+	retry   <-chan time.Time // the peer's backoff after a failed run; nil when none
+	warm    warmPool
+	// The timers of a turn's waits (turn).
+	lane, holds, gate, others *time.Timer
+}
+
+func newStartLoop(maxRuns int) *startLoop {
+	return &startLoop{
+		done:   make(chan runDone, maxRuns),
+		pushed: make(chan int, maxRuns),
+		lane:   time.NewTimer(time.Hour),
+		holds:  time.NewTimer(time.Hour),
+		gate:   time.NewTimer(time.Hour),
+		others: time.NewTimer(time.Hour),
+	}
+}
+
+// close ends what l holds when Start returns.
+func (l *startLoop) close(s *Sender) {
+	// The other senders' prepared clients do not wait for these runs.
+	for _, f := range s.flights {
+		s.uncount(&f)
+	}
+	l.others.Stop()
+	l.gate.Stop()
+	l.holds.Stop()
+	l.lane.Stop()
+	l.warm.close()
+}
+
+// turn is what one turn of Start's loop waits for, besides its runs and
+// ctx: nil where it does not.
+type turn struct {
+	gate       <-chan time.Time // a gathering ends (Sender.gathering)
+	idle       <-chan struct{}  // the other senders' short runs stop pushing (Pushing.busy)
+	others     <-chan time.Time // ... or the longest they may take
+	lane, hold <-chan time.Time // a lane opens (nextLane), a hold ends (nextRelease)
+}
+
+// startRuns starts a run for every batch that a lane is open for and that
+// no gathering holds back (t.gate then), and returns how many files are
+// pending for the peer after them.
+func (s *Sender) startRuns(ctx context.Context, rootfd int, wg *sync.WaitGroup, l *startLoop, t *turn) (pending int64) {
+	stats := s.Journal.Stats(s.Peer)
+	pending = stats.Files
+	for l.retry == nil && s.laneOpen(time.Now(), pending) {
+		seq := s.Journal.Seq()
+		if at, wait := s.gathering(time.Now(), seq, pending, stats.Bytes); wait {
+			l.gate.Reset(time.Until(at))
+			t.gate = l.gate.C
+			break
+		}
+		b, ok := s.next(rootfd)
+		if !ok {
+			break
+		}
+		s.startRun(ctx, rootfd, wg, l, b, seq)
+		stats = s.Journal.Stats(s.Peer)
+		pending = stats.Files
+	}
+	return pending
+}
+
+// startRun starts a run of b, planned at the journal's seq, in flight
+// until it reports on l.done.
+func (s *Sender) startRun(ctx context.Context, rootfd int, wg *sync.WaitGroup, l *startLoop, b batch, seq uint64) {
+	s.startSeq = seq
+	s.flightID++
+	id := s.flightID
+	large := b.large()
+	f := flight{start: time.Now(), bytes: b.bytes, large: large}
+	if s.Pushing != nil {
+		f.pushing = s.Pushing.begin(f.start, !f.long(s.LaneBytes))
+	}
+	s.flights[id] = f
+	runCtx := ctx
+	if s.RunContext != nil {
+		runCtx = s.RunContext
+	}
+	var w *rsync.Warm
+	if len(b.sends) > 0 && !large {
+		w = l.warm.take()
+	}
+	hasPushed := func() {
+		select {
+		case l.pushed <- id:
+		default: // full of ids that Start no longer reads: the run keeps its lane
+		}
+	}
+	pushing := f.pushing
+	wg.Go(func() { l.done <- runDone{id: id, b: b, r: s.run(runCtx, rootfd, b, w, hasPushed, pushing)} })
+}
+
+// prepareNext prepares a client for the next run when none is and no work
+// is coming, unless the other senders' short runs are pushing: then the
+// turn waits for them (t.idle, t.others).
+func (s *Sender) prepareNext(l *startLoop, t *turn, pending int64) {
+	if l.retry == nil && l.warm.w == nil && !s.shortRunPushing() && !s.workComing(pending) {
+		now := time.Now()
+		if c, until, busy := s.Pushing.busy(now, s.LaneAfter); busy {
+			t.idle = c
+			l.others.Reset(until.Sub(now))
+			t.others = l.others.C
+		} else {
+			l.warm.prepare(s) // for the next run
+		}
+	}
+}
+
+// await waits for what the turn t waits for, a run's progress or end, a
+// wake-up, or ctx's end, and takes it; false when ctx ended.
+func (s *Sender) await(ctx context.Context, rootfd int, l *startLoop, t *turn) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.Wake:
+		now := time.Now()
+		if now.Sub(s.lastWake) >= s.Gather {
+			s.activeFrom = now
+		}
+		s.lastWake = now
+	case <-t.gate:
+	case <-t.lane:
+	case <-t.hold:
+	case <-l.retry:
+		l.retry = nil
+	case <-t.idle:
+	case <-t.others:
+	case <-l.warm.expired():
+		l.warm.close()
+	case id := <-l.pushed:
+		if f, ok := s.flights[id]; ok {
+			f.pushed = true
+			s.uncount(&f)
+			s.flights[id] = f
+		}
+	case d := <-l.done:
+		if f, ok := s.flights[d.id]; ok {
+			s.uncount(&f)
+		}
+		delete(s.flights, d.id)
+		if len(s.flights) == 0 {
+			s.idleFrom = time.Now()
+		}
+		if l.backoff = s.runEnded(rootfd, d, l.backoff); d.r.peerFailed {
+			l.retry = time.After(l.backoff)
+		}
+	}
+	return true
 }
 
 // runEnded takes the outcome of a run that ended, d: its batch is finished,
