@@ -106,6 +106,25 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 		}
 		return rp, nil
 	}
+	res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, peer.ReplayRequest{Journal: s.Journal.ID(), Run: run, Live: live, Renames: replayRequest(log)})
+	if err != nil {
+		return rp, err
+	}
+	done := s.replayResults(&rp, outOf, log, res.Results)
+	// Before the renames leave the log: journaled after, a crash in
+	// between would lose them.
+	if err := s.againAfterReplay(log, done, last, res.Verify); err != nil {
+		return rp, err
+	}
+	if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
+		return rp, fmt.Errorf("drop replayed renames: %w", err)
+	}
+	return rp, nil
+}
+
+// replayRequest is the request that replays log on the peer: a rename
+// with its old object as the writer held it, or a removal.
+func replayRequest(log []journal.LoggedRename) []peer.Rename {
 	req := make([]peer.Rename, len(log))
 	for i, r := range log {
 		req[i] = peer.Rename{Old: []byte(r.Old), New: []byte(r.New), Dir: r.Dir, Size: r.Size, MtimeNs: r.MtimeNs, MakeParents: true, AsHeld: true, Seq: r.Seq}
@@ -128,14 +147,20 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 			}
 		}
 	}
-	res, err := s.Client.Replay(ctx, s.Endpoint, s.Group, peer.ReplayRequest{Journal: s.Journal.ID(), Run: run, Live: live, Renames: req})
-	if err != nil {
-		return rp, err
-	}
+	return req
+}
+
+// replayResults takes the peer's results of replaying log: where the applied
+// renames put their objects (rp.at), the removals it applied
+// (rp.removed), the directories they took names out of (outOf); a removal
+// refused for a newer version there is kept (Sender.kept). It returns
+// which of log the peer applied.
+func (s *Sender) replayResults(rp *replayed, outOf map[string]bool, log []journal.LoggedRename, results []peer.RenameResult) (done []bool) {
+	at := rp.at
 	applied := 0
-	done := make([]bool, len(log))
+	done = make([]bool, len(log))
 	var newer []journal.LoggedRename
-	for i, x := range res.Results {
+	for i, x := range results {
 		done[i] = x.Applied
 		if !x.Applied {
 			if x.Newer && log[i].New == "" {
@@ -170,38 +195,41 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	}
 	s.doneKept(newer)
 	s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
-	// Before the renames leave the log: journaled after, a crash in
-	// between would lose them.
+	return done
+}
+
+// againAfterReplay journals again the paths that the replayed renames of
+// log (done: applied) moved on the peer away from where this member's
+// runs had put them: those of the runs they overtook (Sender.overtaken),
+// and those the peer names in verify, of runs that died with this member.
+func (s *Sender) againAfterReplay(log []journal.LoggedRename, done []bool, last uint64, verify [][]byte) error {
 	for op, moved := range s.overtaken.replayed(log, done, last) {
 		s.Log.V(1).Info("renames moved paths of runs they overtook; their new names go again",
 			"paths", len(moved), "op", op.String(), "first", moved[:min(len(moved), 20)])
 		if err := s.Journal.Again([]string{s.Peer}, op, moved); err != nil {
-			return rp, fmt.Errorf("journal paths renames moved: %w", err)
+			return fmt.Errorf("journal paths renames moved: %w", err)
 		}
 	}
-	if len(res.Verify) > 0 {
+	if len(verify) > 0 {
 		// Where the renames took the files of this member's runs that
 		// died with it (kill -9) on the peer (peer.RenameResponse.Verify):
 		// brought to their state here, by content, as overtaken's are;
 		// and remembered as overtaken's, for the renames of the log that
 		// this replay did not ask for yet.
-		verify := make([]string, 0, len(res.Verify))
-		for _, p := range res.Verify {
+		paths := make([]string, 0, len(verify))
+		for _, p := range verify {
 			if belowRoot(string(p)) {
-				verify = append(verify, string(p))
+				paths = append(paths, string(p))
 			}
 		}
 		s.Log.V(1).Info("renames took paths of runs that died with this member; they go again",
-			"paths", len(verify), "first", verify[:min(len(verify), 20)])
-		if err := s.Journal.Again([]string{s.Peer}, change.Write, verify); err != nil {
-			return rp, fmt.Errorf("journal paths renames moved: %w", err)
+			"paths", len(paths), "first", paths[:min(len(paths), 20)])
+		if err := s.Journal.Again([]string{s.Peer}, change.Write, paths); err != nil {
+			return fmt.Errorf("journal paths renames moved: %w", err)
 		}
-		s.overtaken.add(slices.Clone(verify), change.Write, last, 0, s.Journal.Seq)
+		s.overtaken.add(slices.Clone(paths), change.Write, last, 0, s.Journal.Seq)
 	}
-	if err := s.Journal.DoneRenames(s.Peer, last); err != nil {
-		return rp, fmt.Errorf("drop replayed renames: %w", err)
-	}
-	return rp, nil
+	return nil
 }
 
 // replayOrWait replays log for b's run, run (replay), once no rename of it
