@@ -402,7 +402,12 @@ func (s *Sender) Start(ctx context.Context) error {
 		}()
 	}
 	l := newStartLoop(s.maxRuns())
-	defer l.close(s)
+	defer l.close()
+	defer func() { // the other senders' prepared clients do not wait for these runs
+		for _, f := range s.flights {
+			s.uncount(&f)
+		}
+	}()
 	for {
 		var t turn
 		s.releaseCrossed(rootfd, time.Now())
@@ -447,12 +452,8 @@ func newStartLoop(maxRuns int) *startLoop {
 	}
 }
 
-// close ends what l holds when Start returns.
-func (l *startLoop) close(s *Sender) {
-	// The other senders' prepared clients do not wait for these runs.
-	for _, f := range s.flights {
-		s.uncount(&f)
-	}
+// close stops l's timers and closes its prepared client.
+func (l *startLoop) close() {
 	l.others.Stop()
 	l.gate.Stop()
 	l.holds.Stop()
