@@ -85,13 +85,6 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	if len(log) == 0 {
 		return rp, nil
 	}
-	outOf := make(map[string]bool)
-	defer func() {
-		for d := range outOf {
-			rp.outOf = append(rp.outOf, d)
-		}
-		slices.Sort(rp.outOf)
-	}()
 	last := log[len(log)-1].Seq
 	if s.KeepDeletes {
 		// spec.deletes: Keep: the peer keeps its copies of what was
@@ -110,7 +103,7 @@ func (s *Sender) replay(ctx context.Context, run string, live []string, log []jo
 	if err != nil {
 		return rp, err
 	}
-	done := s.replayResults(&rp, outOf, log, res.Results)
+	done := s.replayResults(&rp, log, res.Results)
 	// Before the renames leave the log: journaled after, a crash in
 	// between would lose them.
 	if err := s.againAfterReplay(log, done, last, res.Verify); err != nil {
@@ -152,11 +145,12 @@ func replayRequest(log []journal.LoggedRename) []peer.Rename {
 
 // replayResults takes the peer's results of replaying log: where the applied
 // renames put their objects (rp.at), the removals it applied
-// (rp.removed), the directories they took names out of (outOf); a removal
-// refused for a newer version there is kept (Sender.kept). It returns
-// which of log the peer applied.
-func (s *Sender) replayResults(rp *replayed, outOf map[string]bool, log []journal.LoggedRename, results []peer.RenameResult) (done []bool) {
+// (rp.removed), the directories they took names out of (rp.outOf, sorted);
+// a removal refused for a newer version there is kept (Sender.kept). It
+// returns which of log the peer applied.
+func (s *Sender) replayResults(rp *replayed, log []journal.LoggedRename, results []peer.RenameResult) (done []bool) {
 	at := rp.at
+	outOf := make(map[string]bool)
 	applied := 0
 	done = make([]bool, len(log))
 	var newer []journal.LoggedRename
@@ -193,6 +187,10 @@ func (s *Sender) replayResults(rp *replayed, outOf map[string]bool, log []journa
 			outOf[d] = true
 		}
 	}
+	for d := range outOf {
+		rp.outOf = append(rp.outOf, d)
+	}
+	slices.Sort(rp.outOf)
 	s.doneKept(newer)
 	s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
 	return done
