@@ -336,10 +336,21 @@ func announcedBefore(at time.Time) func(string, announced) bool {
 // test's Kill9 seed 111 of the sixty-first session: #0, written on n3
 // after its atomic rename's replay to n1 was cut by n1's kill -9). A
 // removal of this member's own there resolves as the sender's, like a
-// write. A
-// sender that predates peer.ReplayRequest.Run takes nothing, as before;
-// nor does a run restored here (this agent restarted since its
-// announcement: every run of that sender is restored then).
+// write. A sender that predates peer.ReplayRequest.Run takes nothing, as
+// before.
+//
+// The run that carries the names may have been announced before this
+// agent's restart (restored): it waited to replay for the push of a run
+// that this member's kill cut (Sender.replayOrWait), and that push ended
+// only when the restart stopped the old daemon's connection. It takes as
+// any other: the runs its sender has under way are in req.Live, and the
+// others' rsync is over, their connections here stopped at the start
+// (rsyncd: stopStale) or ended with their client. Until the seventy-first
+// session such a replay took nothing, and what the dead run had put below
+// a renamed directory read as this member's new file: held as a change
+// of its own, it refused the sender's next replayed removal of a
+// directory above it, and the directory came back on every member (the
+// stress test's Kill9 seed 571 of the seventieth session).
 func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (taken []string) {
 	if req.Run == "" {
 		return nil
@@ -363,7 +374,7 @@ func (r *Receiver) adopt(from string, req peer.ReplayRequest, done uint64) (take
 		live[from+"\x00"+run] = true
 	}
 	r.mu.Lock()
-	if a, ok := r.runs[own]; !ok || a.restored {
+	if _, ok := r.runs[own]; !ok {
 		r.mu.Unlock()
 		return nil
 	}

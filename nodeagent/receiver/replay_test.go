@@ -373,6 +373,7 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 		deadPaths []string // its paths
 		live      []string // runs the replaying sender has under way
 		pending   string   // changed here and not sent yet
+		restart   bool     // this member restarts before the replay: both runs restored
 		put       func(t *testing.T, root string) peer.Rename
 		applied   bool
 		at        []string // where the renamed object is, indexed as it is
@@ -451,6 +452,23 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 		},
 		applied: false, at: []string{"dir"},
 	}, {
+		// The dead run's push into dir was cut by this member's kill -9
+		// (its daemon's connection was stopped at the restart), while
+		// the run that replays dir's rename, announced before the kill,
+		// waited for that push; it replays once this member is back,
+		// where both runs are restored. Left to the dead run's hold,
+		// c/x read as this member's new file, and held a removal of c's
+		// parent that the sender replayed next (the stress test's Kill9
+		// seed 571 of the seventieth session: two removed directories
+		// came back on every member).
+		name: "a file it put in a directory, renamed, both runs announced before this member's restart", deadRun: "n1/run-1", deadPaths: []string{"dir/x"},
+		restart: true,
+		put: func(t *testing.T, root string) peer.Rename {
+			writeTree(t, root, "dir/x", written)
+			return peer.Rename{Old: []byte("dir"), New: []byte("c"), Dir: true, AsHeld: true, MakeParents: true}
+		},
+		applied: true, at: []string{"c", "c/x"}, verify: []string{"c", "c/x"},
+	}, {
 		name: "a run its sender has under way", deadRun: "n1/run-1", deadPaths: []string{"a"}, live: []string{"run-1"},
 		put:     writeAt("a", written),
 		applied: true, rescanned: true, stillHeld: "a",
@@ -481,6 +499,17 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 			if err := r.Incoming(ctx, "n1", "", "run-2", names, nil, nil); err != nil {
 				t.Fatal(err)
 			}
+			if tc.restart {
+				r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Modes: r.Modes, Owners: r.Owners, Log: r.Log, Rescan: r.Rescan, Pending: r.Pending}
+				if held, err := r.Restore(); err != nil || held != len(tc.deadPaths)+len(names) {
+					t.Fatalf("Restore = %d, %v; want both runs' %d paths", held, err, len(tc.deadPaths)+len(names))
+				}
+				// The sender announces the replaying run again
+				// (Sender.announceWhileRunning).
+				if err := r.Incoming(ctx, "n1", "", "run-2", names, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
 			resp := r.Replay(ctx, "n1", peer.ReplayRequest{Journal: "j1", Run: "run-2", Live: tc.live, Renames: []peer.Rename{rn}})
 			res := resp.Results
 			var verify []string
@@ -509,6 +538,15 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 				return nil
 			}); err != nil {
 				t.Fatal(err)
+			}
+			if tc.restart {
+				// The replaying run, restored, keeps its names held as
+				// any restored run keeps what no confirmation recorded,
+				// until its sender is quiet and asks for a compare.
+				if !r.Held.Has("c") {
+					t.Error("the restored replaying run's names were released by a confirmation that recorded nothing")
+				}
+				r.SenderQuiet("n1")
 			}
 			for _, p := range tc.deadPaths {
 				if held := r.Held.Has(p); held != (p == tc.stillHeld) {
