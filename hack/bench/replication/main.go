@@ -245,6 +245,22 @@ func measure(s system, w workload, f *figure) error {
 		return err
 	}
 	defer r.cleanup()
+	if err := prepare(r, w); err != nil {
+		return err
+	}
+	u := startUsage(r)
+	files := filesOf(s, w)
+	f.measured = files
+	if err := runWorkload(r, s, w, files, f); err != nil {
+		return err
+	}
+	u.record(r, s, w, f)
+	return nil
+}
+
+// prepare brings a fresh rig to where w starts: its system ready, the tree
+// a rename workload renames in place, and the machine at rest.
+func prepare(r *rig, w workload) error {
 	if r.push == nil {
 		if err := ready(r, 60*time.Second); err != nil {
 			return err
@@ -261,18 +277,35 @@ func measure(s system, w workload, f *figure) error {
 	// ms of a burst (perf record -a, docs/benchmarks.md, the twentieth
 	// session), which measured the set-up's tail, not the workload.
 	atRest(10 * time.Second)
-	var cpu0, rcpu0 float64
+	return nil
+}
+
+// usage is what a rig's processes and the machine had used when a
+// workload started (startUsage), for the figures of what it used.
+type usage struct {
+	cpu0, rcpu0, busy0 float64
+	split0             map[string]float64
+}
+
+// startUsage reads the counters of r and the machine before a workload.
+func startUsage(r *rig) usage {
+	var u usage
 	if r.cpu != nil {
-		cpu0 = r.cpu()
+		u.cpu0 = r.cpu()
 	}
 	if r.recvCPU != nil {
-		rcpu0 = r.recvCPU()
+		u.rcpu0 = r.recvCPU()
 	}
-	busy0 := machineBusy()
-	var split0 map[string]float64
+	u.busy0 = machineBusy()
 	if r.split != nil && os.Getenv("JAILSYNC_BENCH_SPLIT") != "" {
-		split0 = r.split()
+		u.split0 = r.split()
 	}
+	return u
+}
+
+// filesOf is how many of w's files s is measured on: all, or the fewer
+// that a slow system is cut to (its figure extrapolated).
+func filesOf(s system, w workload) int {
 	files := w.files
 	switch {
 	case w.latency && w.gap > 0 && s.latencyFiles > 0:
@@ -283,7 +316,12 @@ func measure(s system, w workload, f *figure) error {
 	if !w.latency && s.maxFiles > 0 && files > s.maxFiles {
 		files = s.maxFiles
 	}
-	f.measured = files
+	return files
+}
+
+// runWorkload runs w on r, files of it, and appends its result to f's runs (and
+// p99s).
+func runWorkload(r *rig, s system, w workload, files int, f *figure) error {
 	switch {
 	case w.rename:
 		start := time.Now()
@@ -307,26 +345,9 @@ func measure(s system, w workload, f *figure) error {
 		f.Runs = append(f.Runs, p50)
 		f.p99s = append(f.p99s, p99)
 	default:
-		data := workloadData(w.size)
-		start := time.Now()
-		if err := writeFiles(r.src, files, data); err != nil {
+		secs, err := makespan(r, s, w, files)
+		if err != nil {
 			return err
-		}
-		if r.push != nil {
-			if err := r.push(nil); err != nil {
-				return err
-			}
-		}
-		if err := waitFiles(r.peers, files, w.size, start.Add(10*time.Minute)); err != nil {
-			return err
-		}
-		end := time.Now()
-		secs := end.Sub(start).Seconds()
-		if os.Getenv("JAILSYNC_BENCH_WINDOWS") != "" {
-			// For profilers that record the whole machine (perf record -k
-			// CLOCK_REALTIME): the measured interval, in Unix seconds.
-			fmt.Fprintf(os.Stderr, "[bench] window %s %s %d.%09d %d.%09d\n", w.key, s.key,
-				start.Unix(), start.Nanosecond(), end.Unix(), end.Nanosecond())
 		}
 		if files < w.files {
 			secs *= float64(w.files) / float64(files)
@@ -334,29 +355,59 @@ func measure(s system, w workload, f *figure) error {
 		}
 		f.Runs = append(f.Runs, secs)
 	}
-	f.machine = append(f.machine, machineBusy()-busy0)
-	if split0 != nil {
+	return nil
+}
+
+// makespan writes files of w's files on r and returns the seconds until
+// every peer holds them whole.
+func makespan(r *rig, s system, w workload, files int) (float64, error) {
+	data := workloadData(w.size)
+	start := time.Now()
+	if err := writeFiles(r.src, files, data); err != nil {
+		return 0, err
+	}
+	if r.push != nil {
+		if err := r.push(nil); err != nil {
+			return 0, err
+		}
+	}
+	if err := waitFiles(r.peers, files, w.size, start.Add(10*time.Minute)); err != nil {
+		return 0, err
+	}
+	end := time.Now()
+	if os.Getenv("JAILSYNC_BENCH_WINDOWS") != "" {
+		// For profilers that record the whole machine (perf record -k
+		// CLOCK_REALTIME): the measured interval, in Unix seconds.
+		fmt.Fprintf(os.Stderr, "[bench] window %s %s %d.%09d %d.%09d\n", w.key, s.key,
+			start.Unix(), start.Nanosecond(), end.Unix(), end.Nanosecond())
+	}
+	return end.Sub(start).Seconds(), nil
+}
+
+// record appends to f what r's processes and the machine used since u.
+func (u usage) record(r *rig, s system, w workload, f *figure) {
+	f.machine = append(f.machine, machineBusy()-u.busy0)
+	if u.split0 != nil {
 		time.Sleep(200 * time.Millisecond) // confirmations, and daemons reaping their children
 		var parts []string
 		for k, v := range r.split() {
-			parts = append(parts, fmt.Sprintf("%s %.3f", k, v-split0[k]))
+			parts = append(parts, fmt.Sprintf("%s %.3f", k, v-u.split0[k]))
 		}
 		slices.Sort(parts)
 		fmt.Fprintf(os.Stderr, "[bench] %s, %s: CPU s by part: %s\n", w.key, s.key, strings.Join(parts, ", "))
 	}
 	if r.cpu != nil {
-		f.cpus = append(f.cpus, r.cpu()-cpu0)
+		f.cpus = append(f.cpus, r.cpu()-u.cpu0)
 	}
 	if r.hwm != nil {
 		f.hwms = append(f.hwms, float64(r.hwm())/(1<<20))
 	}
 	if r.recvCPU != nil {
-		f.rcpus = append(f.rcpus, r.recvCPU()-rcpu0)
+		f.rcpus = append(f.rcpus, r.recvCPU()-u.rcpu0)
 	}
 	if r.recvHWM != nil {
 		f.rhwms = append(f.rhwms, float64(r.recvHWM())/(1<<20))
 	}
-	return nil
 }
 
 // closeToArrival writes n files of size bytes one at a time, each gap after
