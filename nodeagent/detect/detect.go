@@ -588,62 +588,7 @@ type pending struct {
 // changes ready at once are compared in one read transaction (one per
 // change was a tenth of the agent's CPU on a burst).
 func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.Change, out chan<- change.Change) error {
-	var held []pending
-	var released <-chan struct{}
-	hold := func(p pending) {
-		held = append(held, p)
-		released = d.Incoming.Changed()
-	}
-	// pass compares cs with the index and sends on what changed, and holds
-	// what a peer's run may have done.
-	pass := func(cs []pending) error {
-		check := cs[:0:0]
-		for _, p := range cs {
-			c := p.Change
-			// A directory made or changed above a received path is the
-			// receiver's (rsync makes and sets the missing parents of what
-			// it receives: implied directories, never announced), and so
-			// is what was removed where it made one: a file or symlink in
-			// the way, whose removal reads as one when it is read before
-			// the directory was made. So is a file made where a received
-			// path lies below: rsync read that parent as a file (a
-			// directory swapped with one on the sender while rsync read
-			// the list) and replaced the directory here with it
-			// (rsync.Result.NotDirs, peer.FileState.Replaced).
-			if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath)) ||
-				c.Op&(change.Mkdir|change.Attrib|change.Remove|change.Rmdir|change.Create|change.Write) != 0 && d.Incoming.HasBelow(c.Path)) {
-				hold(pending{Change: c, received: true})
-				continue
-			}
-			// What such a run removed below the directory it replaced
-			// first (--force empties it): read while the directory is
-			// still one, a removal there looks like this member's own.
-			// Held until the runs near it are over, whatever removed it:
-			// a removal of this member's own is compared as one then
-			// (removedBelowRename), and only waits.
-			if d.Incoming != nil && c.Op&(change.Remove|change.Rmdir) != 0 && !c.Op.Has(change.Rename) {
-				if p.around == nil && !p.received {
-					p.around = d.Incoming.HoldsAround(c.Path)
-				}
-				if d.Incoming.Holding(p.around) {
-					hold(pending{Change: c, around: p.around})
-					continue
-				}
-				if p.around != nil {
-					p.received = replacedAbove(rootfd, c.Path)
-				}
-			}
-			check = append(check, p)
-		}
-		for _, c := range d.changed(rootfd, check) {
-			select {
-			case out <- c:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return nil
-	}
+	f := &filtered{d: d, rootfd: rootfd, out: out}
 	recheck := time.NewTicker(time.Second) // held paths whose announcement expired
 	defer recheck.Stop()
 	batch := make([]pending, 0, filterBatch)
@@ -662,26 +607,103 @@ func (d *Detector) filter(ctx context.Context, rootfd int, ready <-chan change.C
 					break more
 				}
 			}
-			if err := pass(batch); err != nil {
+			if err := f.pass(ctx, batch); err != nil {
 				return err
 			}
 		case <-recheck.C:
-			if len(held) == 0 {
+			if len(f.held) == 0 {
 				continue
 			}
-			again := held
-			held = nil
-			if err := pass(again); err != nil {
+			again := f.held
+			f.held = nil
+			if err := f.pass(ctx, again); err != nil {
 				return err
 			}
-		case <-released:
-			again := held
-			held, released = nil, nil
-			if err := pass(again); err != nil {
+		case <-f.released:
+			again := f.held
+			f.held, f.released = nil, nil
+			if err := f.pass(ctx, again); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// filtered is what filter holds between its passes: the changes held for
+// peers' runs, and the signal that a run released paths.
+type filtered struct {
+	d      *Detector
+	rootfd int
+	out    chan<- change.Change
+	held   []pending
+	// released is Incoming.Changed while changes are held.
+	released <-chan struct{}
+}
+
+// hold keeps p until a run releases paths, or the next recheck.
+func (f *filtered) hold(p pending) {
+	f.held = append(f.held, p)
+	f.released = f.d.Incoming.Changed()
+}
+
+// pass compares cs with the index and sends on what changed, and holds
+// what a peer's run may have done.
+func (f *filtered) pass(ctx context.Context, cs []pending) error {
+	check := cs[:0:0]
+	for _, p := range cs {
+		p, wait := f.waits(p)
+		if wait {
+			f.hold(p)
+			continue
+		}
+		check = append(check, p)
+	}
+	for _, c := range f.d.changed(f.rootfd, check) {
+		select {
+		case f.out <- c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// waits reports whether p waits for peers' runs (and returns it as it is
+// held), or is compared now (and returns it as it is compared).
+func (f *filtered) waits(p pending) (pending, bool) {
+	d, c := f.d, p.Change
+	// A directory made or changed above a received path is the
+	// receiver's (rsync makes and sets the missing parents of what
+	// it receives: implied directories, never announced), and so
+	// is what was removed where it made one: a file or symlink in
+	// the way, whose removal reads as one when it is read before
+	// the directory was made. So is a file made where a received
+	// path lies below: rsync read that parent as a file (a
+	// directory swapped with one on the sender while rsync read
+	// the list) and replaced the directory here with it
+	// (rsync.Result.NotDirs, peer.FileState.Replaced).
+	if d.Incoming != nil && (d.Incoming.Has(c.Path) || (c.OldPath != "" && d.Incoming.Has(c.OldPath)) ||
+		c.Op&(change.Mkdir|change.Attrib|change.Remove|change.Rmdir|change.Create|change.Write) != 0 && d.Incoming.HasBelow(c.Path)) {
+		return pending{Change: c, received: true}, true
+	}
+	// What such a run removed below the directory it replaced
+	// first (--force empties it): read while the directory is
+	// still one, a removal there looks like this member's own.
+	// Held until the runs near it are over, whatever removed it:
+	// a removal of this member's own is compared as one then
+	// (removedBelowRename), and only waits.
+	if d.Incoming != nil && c.Op&(change.Remove|change.Rmdir) != 0 && !c.Op.Has(change.Rename) {
+		if p.around == nil && !p.received {
+			p.around = d.Incoming.HoldsAround(c.Path)
+		}
+		if d.Incoming.Holding(p.around) {
+			return pending{Change: c, around: p.around}, true
+		}
+		if p.around != nil {
+			p.received = replacedAbove(f.rootfd, c.Path)
+		}
+	}
+	return p, false
 }
 
 // filterBatch bounds how many ready changes filter compares at once.
