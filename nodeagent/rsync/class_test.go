@@ -53,7 +53,8 @@ func TestClassify_EveryErrcodeHasADescription(t *testing.T) {
 }
 
 // TestClassifyRun: an exit code refined by what rsync said. A daemon that
-// turned the client away for now (exit 5: max connections, no greeting) is
+// turned the client away for now (exit 5: max connections, no greeting, or
+// the connection closed before the startup line without a refusal) is
 // retried, as is a run the receiver stopped because the list changed here
 // while rsync read it (exit 2 at a parent read as a file, Result.Unmade);
 // the rest of those codes is the peer's.
@@ -65,7 +66,9 @@ func TestClassifyRun(t *testing.T) {
 	}{
 		{5, "@ERROR: max connections (1) reached -- try again later\n", Retry},
 		{5, "rsync: did not see server greeting\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n", Retry},
+		{5, "rsync: didn't get server startup line\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n", Retry},
 		{5, "@ERROR: auth failed on module data\n", FatalPeer},
+		{5, "@ERROR: access denied to data from localhost (127.0.0.1)\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n", FatalPeer},
 		{5, "@ERROR: Unknown module 'data'\n", FatalPeer},
 		{2, "ABORTING due to invalid path from sender: h/d/x\nrsync error: protocol incompatibility (code 2) at generator.c(1715) [generator=3.5.0]\n", Retry},
 		{2, "protocol version mismatch -- is your shell clean?\nrsync error: protocol incompatibility (code 2) at compat.c(622) [sender=3.5.0]\n", FatalPeer},

@@ -308,13 +308,23 @@ func roots(root string) []string {
 	return []string{filepath.Clean(root), abs, real}
 }
 
-// classifyRun is Classify, refined by what rsync printed. Two exits 5
-// pass, so they are Retry: a daemon's "max connections reached" refusal,
-// and "did not see server greeting" (clientserver.c: the connection closed
+// classifyRun is Classify, refined by what rsync printed. Three exits 5
+// pass, so they are Retry: a daemon's "max connections reached" refusal;
+// "did not see server greeting" (clientserver.c: the connection closed
 // before the daemon's greeting, as when the daemon dies or restarts just
-// after accepting it). A refused password or module stays FatalPeer.
+// after accepting it); and "didn't get server startup line" without an
+// "@ERROR" line (clientserver.c, start_inband_exchange: the connection
+// closed after the greeting, before the daemon's "@RSYNCD: OK" or its
+// refusal, which comes as an "@ERROR" line and ends the exchange without
+// that message). The last one is a daemon that died or restarted in
+// the middle of the exchange: a client prepared ahead (Warm) whose peer's
+// daemon stopped met it (TestWarm, once in a CI run of the seventy-first
+// session). Taken for a refusal, the run skipped its delete step and was
+// logged as the peer refusing this member; both classes back off the
+// peer alike. A refused password, module or host stays FatalPeer.
 func classifyRun(code int, stderr string) Class {
-	if code == 5 && (strings.Contains(stderr, "max connections") || strings.Contains(stderr, "did not see server greeting")) {
+	if code == 5 && (strings.Contains(stderr, "max connections") || strings.Contains(stderr, "did not see server greeting") ||
+		strings.Contains(stderr, "didn't get server startup line") && !strings.Contains(stderr, "@ERROR")) {
 		return Retry
 	}
 	if code == 2 && strings.Contains(stderr, invalidPath) {
