@@ -297,6 +297,23 @@ func (p *proc) finish(ctx context.Context, root string, l listing, progress func
 	return out, errErr
 }
 
+// closedInExchange reports whether rsync's stderr says the daemon's
+// connection closed during the exchange that starts a run, before the
+// daemon said yes or no (clientserver.c, start_inband_exchange): "did not
+// see server greeting" (closed before the greeting, as when the daemon
+// dies or restarts just after accepting it), or "didn't get server
+// startup line" (closed after the greeting, before "@RSYNCD: OK"), with no
+// "@ERROR" line, which is how the daemon refuses and which ends the
+// exchange without either message. A client prepared ahead (Warm) whose
+// peer's daemon stopped met the second (TestWarm, once in a CI run of the
+// seventy-first session). Taken for a refusal, the run skipped its delete
+// step and was logged as the peer refusing this member; Retry and
+// FatalPeer back off the peer alike.
+func closedInExchange(stderr string) bool {
+	return !strings.Contains(stderr, "@ERROR") &&
+		(strings.Contains(stderr, "did not see server greeting") || strings.Contains(stderr, "didn't get server startup line"))
+}
+
 // roots are the prefixes rsync may print before a path under root: root
 // as given, and as getcwd reports it (symlinks resolved).
 func roots(root string) []string {
@@ -308,23 +325,12 @@ func roots(root string) []string {
 	return []string{filepath.Clean(root), abs, real}
 }
 
-// classifyRun is Classify, refined by what rsync printed. Three exits 5
-// pass, so they are Retry: a daemon's "max connections reached" refusal;
-// "did not see server greeting" (clientserver.c: the connection closed
-// before the daemon's greeting, as when the daemon dies or restarts just
-// after accepting it); and "didn't get server startup line" without an
-// "@ERROR" line (clientserver.c, start_inband_exchange: the connection
-// closed after the greeting, before the daemon's "@RSYNCD: OK" or its
-// refusal, which comes as an "@ERROR" line and ends the exchange without
-// that message). The last one is a daemon that died or restarted in
-// the middle of the exchange: a client prepared ahead (Warm) whose peer's
-// daemon stopped met it (TestWarm, once in a CI run of the seventy-first
-// session). Taken for a refusal, the run skipped its delete step and was
-// logged as the peer refusing this member; both classes back off the
-// peer alike. A refused password, module or host stays FatalPeer.
+// classifyRun is Classify, refined by what rsync printed. An exit 5 that
+// passes is Retry: a daemon's "max connections reached" refusal, or a
+// connection that closed during the exchange (closedInExchange). A
+// refused password, module or host stays FatalPeer.
 func classifyRun(code int, stderr string) Class {
-	if code == 5 && (strings.Contains(stderr, "max connections") || strings.Contains(stderr, "did not see server greeting") ||
-		strings.Contains(stderr, "didn't get server startup line") && !strings.Contains(stderr, "@ERROR")) {
+	if code == 5 && (strings.Contains(stderr, "max connections") || closedInExchange(stderr)) {
 		return Retry
 	}
 	if code == 2 && strings.Contains(stderr, invalidPath) {
