@@ -9,10 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
-	"github.com/jailsync/jailsync/nodeagent/detect"
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/peer"
 )
@@ -500,10 +498,10 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.restart {
-				r = &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Modes: r.Modes, Owners: r.Owners, Log: r.Log, Rescan: r.Rescan, Pending: r.Pending}
-				if held, err := r.Restore(); err != nil || held != len(tc.deadPaths)+len(names) {
-					t.Fatalf("Restore = %d, %v; want both runs' %d paths", held, err, len(tc.deadPaths)+len(names))
-				}
+				// Both runs' paths restored.
+				rr := restarted(t, r, len(tc.deadPaths)+len(names))
+				rr.Modes, rr.Owners, rr.Rescan, rr.Pending = r.Modes, r.Owners, r.Rescan, r.Pending
+				r = rr
 				// The sender announces the replaying run again
 				// (Sender.announceWhileRunning).
 				if err := r.Incoming(ctx, "n1", "", "run-2", names, nil, nil); err != nil {
@@ -545,10 +543,7 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 				// restored run keeps what no confirmation recorded,
 				// until its sender is quiet and asks for a compare
 				// (docs/design.md).
-				rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
-				if held, err := rr.Restore(); err != nil || held != len(names) {
-					t.Errorf("Restore after the replay's run was confirmed = %d, %v; want the replaying run's %d names alone", held, err, len(names))
-				}
+				restarted(t, r, len(names))
 				r.SenderQuiet("n1")
 			}
 			for _, p := range tc.deadPaths {
@@ -557,14 +552,11 @@ func TestReceiver_ReplayTakesWhatItsSendersDeadRunsLeft(t *testing.T) {
 				}
 			}
 			// What the dead run keeps is what a restart holds again.
-			rr := &Receiver{RootFD: r.RootFD, Index: r.Index, Held: &detect.Incoming{}, Log: logr.Discard()}
 			want := 0
 			if tc.stillHeld != "" {
 				want = 1
 			}
-			if held, err := rr.Restore(); err != nil || held != want {
-				t.Errorf("Restore after the replay = %d, %v; want %d paths", held, err, want)
-			}
+			restarted(t, r, want)
 		})
 	}
 }
