@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -187,10 +188,7 @@ func (s *Sender) replayResults(rp *replayed, log []journal.LoggedRename, results
 			outOf[d] = true
 		}
 	}
-	for d := range outOf {
-		rp.outOf = append(rp.outOf, d)
-	}
-	slices.Sort(rp.outOf)
+	rp.outOf = slices.Sorted(maps.Keys(outOf))
 	s.doneKept(newer)
 	s.Log.V(1).Info("renames replayed", "renames", len(log), "applied", applied)
 	return done
