@@ -38,12 +38,29 @@ func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e, was Entry,
 	return t.record(rootfd, rel, true, dirTimes)
 }
 
+// RecordFound is Record with rel's lstat taken already by the caller:
+// st, or the error lerr of that lstat. What the caller looked at and
+// judged is what the index holds then. The receiver records a received
+// file so once it found it as the sender sent it: lstatted again, a write
+// of this member's own made between the two looked like the received
+// file, and its event, compared with the index once the run's hold ended,
+// read as nothing new (and cost a second lstat per received file).
+func (t *Tx) RecordFound(rel string, st *unix.Stat_t, lerr error) error {
+	_, _, _, _, err := t.recordFound(rel, st, lerr, false, false)
+	return err
+}
+
 // record lstats rel once, and records it unless onlyChanged and the index
 // holds it as it is (same, with dirTimes). was is the entry it held, read
 // when onlyChanged.
 func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e, was Entry, ok, changed bool, err error) {
 	var st unix.Stat_t
 	lerr := beneath.Lstat(rootfd, rel, &st)
+	return t.recordFound(rel, &st, lerr, onlyChanged, dirTimes)
+}
+
+// recordFound is record with rel's lstat given (st, or its error lerr).
+func (t *Tx) recordFound(rel string, st *unix.Stat_t, lerr error, onlyChanged, dirTimes bool) (e, was Entry, ok, changed bool, err error) {
 	gone := IsGone(lerr)
 	switch {
 	case lerr != nil && !gone:
@@ -61,7 +78,7 @@ func (t *Tx) record(rootfd int, rel string, onlyChanged, dirTimes bool) (e, was 
 		}
 		return Entry{}, old, false, true, t.Delete(rel)
 	}
-	e = FromStat(&st)
+	e = FromStat(st)
 	if !had {
 		return e, Entry{}, true, true, t.Put(rel, e)
 	}

@@ -145,3 +145,66 @@ func TestTx_RecordChanged_files(t *testing.T) {
 		})
 	}
 }
+
+// TestTx_RecordFound: what a caller's lstat found is what the index
+// holds, not the path as it is when the entry is written. A file written
+// between the two then differs from the index, and its change is told
+// from what was recorded (the receiver records a received file so, once
+// it found it as the sender sent it). An lstat that found nothing removes
+// the entry; one that failed otherwise is ErrUnreadable.
+func TestTx_RecordFound(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// after runs between the caller's lstat and the record.
+		after         func(t *testing.T, p string)
+		lerr          error // the lstat's error to give, if not its own
+		wantHeld      bool  // an entry for "f" after the record
+		wantSize      int64 // its size
+		wantUnchanged bool  // Unchanged after the record
+		wantErr       error
+	}{
+		{"nothing happens", func(*testing.T, string) {}, nil, true, 2, true, nil},
+		{"written after the lstat", func(t *testing.T, p string) {
+			must(t, os.WriteFile(p, []byte("abcd"), 0o644))
+		}, nil, true, 2, false, nil},
+		{"removed after the lstat", func(t *testing.T, p string) { must(t, os.Remove(p)) }, nil, true, 2, false, nil},
+		{"gone when lstatted", func(*testing.T, string) {}, unix.ENOENT, false, 0, false, nil},
+		{"unreadable when lstatted", func(*testing.T, string) {}, unix.EIO, true, 1, false, ErrUnreadable}, // left as it was
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			p := filepath.Join(root, "f")
+			must(t, os.WriteFile(p, []byte("x"), 0o644))
+			rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			must(t, err)
+			t.Cleanup(func() { unix.Close(rootfd) })
+			x := openTemp(t)
+			must(t, x.Update(func(tx *Tx) error { return tx.Record(rootfd, "f") })) // 1 byte
+			must(t, os.WriteFile(p, []byte("ab"), 0o644))
+			var st unix.Stat_t
+			lerr := unix.Lstat(p, &st)
+			must(t, lerr)
+			if tc.lerr != nil {
+				lerr = tc.lerr
+			}
+			tc.after(t, p)
+			err = x.Update(func(tx *Tx) error { return tx.RecordFound("f", &st, lerr) })
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("RecordFound: %v, want %v", err, tc.wantErr)
+			}
+			var e Entry
+			var held, unchanged bool
+			must(t, x.View(func(tx *Tx) (err error) {
+				if e, held, err = tx.Get("f"); err != nil {
+					return err
+				}
+				unchanged, err = tx.Unchanged(rootfd, "f", false)
+				return err
+			}))
+			if held != tc.wantHeld || held && e.Size != tc.wantSize || unchanged != tc.wantUnchanged {
+				t.Errorf("after RecordFound: held %v (size %d), Unchanged %v; want held %v (size %d), Unchanged %v",
+					held, e.Size, unchanged, tc.wantHeld, tc.wantSize, tc.wantUnchanged)
+			}
+		})
+	}
+}

@@ -283,8 +283,10 @@ func (rec *confirmRecord) sent(i int, p string) error {
 	if errors.Is(err, unix.ENOENT) || err == nil && stated && !r.holds(p, &st, s) {
 		return rec.notHeldAsSent(p, notAsSent(err, &st, rec.states, i))
 	}
-	if err := r.record(tx, p); err != nil {
-		return err
+	// Recorded as found above, as the sender sent it: a write here since
+	// is this member's change, which its own event brings.
+	if rerr := r.recordFound(tx, p, &st, err); rerr != nil {
+		return rerr
 	}
 	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && stated && (s.Regular || noState(s)) {
 		rec.sentFiles[uint64(st.Ino)] = true

@@ -297,7 +297,20 @@ func createFresh(dfd int, name string) (int, error) {
 // fails the confirmation of a whole run (which the sender would send
 // again and again); only an error of the index itself does.
 func (r *Receiver) record(tx *index.Tx, p string) error {
-	err := tx.Record(r.RootFD, p)
+	return r.unreadableAsUnknown(tx, p, tx.Record(r.RootFD, p))
+}
+
+// recordFound is record with p's lstat taken already (st, or its error
+// lerr): what the confirmation found as the sender sent it is what is
+// recorded (index.Tx.RecordFound).
+func (r *Receiver) recordFound(tx *index.Tx, p string, st *unix.Stat_t, lerr error) error {
+	return r.unreadableAsUnknown(tx, p, tx.RecordFound(p, st, lerr))
+}
+
+// unreadableAsUnknown records p as an entry nothing matches when err,
+// recording it, says that it cannot be looked at, and returns any other
+// err.
+func (r *Receiver) unreadableAsUnknown(tx *index.Tx, p string, err error) error {
 	if errors.Is(err, index.ErrUnreadable) {
 		r.Log.Info("cannot look at a received path; recorded as unknown", "path", p, "error", err.Error())
 		return tx.Put(p, index.Entry{Size: -1})
