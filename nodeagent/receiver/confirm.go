@@ -226,16 +226,9 @@ func (rec *confirmRecord) state(i int) (peer.FileState, bool) {
 
 // sent records the i-th path the run sent, p.
 func (rec *confirmRecord) sent(i int, p string) error {
-	r, tx := rec.r, rec.tx
 	s, stated := rec.state(i)
-	if stated && s.Dir && s.ForDelete {
-		rec.madeForDelete = append(rec.madeForDelete, p) // once the rest is recorded (finish)
-		return nil
-	}
 	if stated && s.Dir {
-		// A directory rsync made or changed above a listed path:
-		// the sender's now, whatever the run did below it.
-		return r.recordDir(tx, p)
+		return rec.sentDir(p, s)
 	}
 	if err := rec.linked(p); err != nil {
 		return err
@@ -244,14 +237,41 @@ func (rec *confirmRecord) sent(i int, p string) error {
 		// A directory the run replaced with a file, or removed
 		// for one it never put there (peer.FileState.Replaced):
 		// the run's, as it is.
-		return r.record(tx, p)
+		return rec.r.record(rec.tx, p)
 	}
 	var st unix.Stat_t
-	err := beneath.Lstat(r.RootFD, p, &st)
+	err := beneath.Lstat(rec.r.RootFD, p, &st)
 	if err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR && st.Nlink > 1 {
 		rec.relinked[uint64(st.Ino)] = true
 	}
-	if stated && s.Vanished {
+	if stated {
+		if done, serr := rec.settledByState(p, s, err); done {
+			return serr
+		}
+	}
+	if errors.Is(err, unix.ENOENT) || err == nil && stated && !rec.r.holds(p, &st, s) {
+		return rec.notHeldAsSent(p, notAsSent(err, &st, rec.states, i))
+	}
+	return rec.asSent(p, &st, err, stated && (s.Regular || noState(s)))
+}
+
+// sentDir records p, a directory the run sent (s).
+func (rec *confirmRecord) sentDir(p string, s peer.FileState) error {
+	if s.ForDelete {
+		rec.madeForDelete = append(rec.madeForDelete, p) // once the rest is recorded (finish)
+		return nil
+	}
+	// A directory rsync made or changed above a listed path:
+	// the sender's now, whatever the run did below it.
+	return rec.r.recordDir(rec.tx, p)
+}
+
+// settledByState settles p where the run's state of it, s, says what
+// became of it here (lerr: its lstat here). done is false when p is to be
+// recorded as any sent path.
+func (rec *confirmRecord) settledByState(p string, s peer.FileState, lerr error) (done bool, err error) {
+	switch {
+	case s.Vanished:
 		// A file that vanished at the sender before rsync read
 		// it: rsync wrote nothing here, and deleted what was here
 		// if it was a symlink or a directory (an empty one: a
@@ -259,15 +279,13 @@ func (rec *confirmRecord) sent(i int, p string) error {
 		// word. Taken for this member's removal, it went to every
 		// member (peer.FileState.Vanished). Anything else here is
 		// as it was, and left alone.
-		return rec.vanished(p, err)
-	}
-	if index.IsGone(err) && stated && s.Unspoken {
+		return true, rec.vanished(p, lerr)
+	case index.IsGone(lerr) && s.Unspoken:
 		// Never spoken of by a run cut short, and not here: the
 		// run left nothing here, and whatever removed it here is
 		// compared by its own event (peer.FileState.Unspoken).
-		return nil
-	}
-	if errors.Is(err, unix.ENOENT) && stated && s.Unconfirmed {
+		return true, nil
+	case errors.Is(lerr, unix.ENOENT) && s.Unconfirmed:
 		// Itemized by a run that broke off, gone here and never
 		// indexed: rsync did not leave it here, and nothing of
 		// this member's is gone. Taken for this member's removal,
@@ -276,19 +294,22 @@ func (rec *confirmRecord) sent(i int, p string) error {
 		// large file: TestStandalone_ReceiverRestartResumesALarge-
 		// File, one run in two). Indexed, it was here and was
 		// removed since: this member's, as below.
-		if _, ok, err := tx.Get(p); err != nil || !ok {
-			return err
-		}
+		_, ok, err := rec.tx.Get(p)
+		return err != nil || !ok, err
 	}
-	if errors.Is(err, unix.ENOENT) || err == nil && stated && !r.holds(p, &st, s) {
-		return rec.notHeldAsSent(p, notAsSent(err, &st, rec.states, i))
+	return false, nil
+}
+
+// asSent records p as found here (st, or the error lerr of its lstat),
+// as the sender sent it: a write here since is this member's change,
+// which its own event brings. A file of several names that the run sent
+// as a file (asFile: with a regular file's state, or none) has its other
+// names recorded as it is (sentFiles).
+func (rec *confirmRecord) asSent(p string, st *unix.Stat_t, lerr error, asFile bool) error {
+	if err := rec.r.recordFound(rec.tx, p, st, lerr); err != nil {
+		return err
 	}
-	// Recorded as found above, as the sender sent it: a write here since
-	// is this member's change, which its own event brings.
-	if rerr := r.recordFound(tx, p, &st, err); rerr != nil {
-		return rerr
-	}
-	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && stated && (s.Regular || noState(s)) {
+	if lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink > 1 && asFile {
 		rec.sentFiles[uint64(st.Ino)] = true
 	}
 	return nil
