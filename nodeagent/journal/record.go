@@ -146,33 +146,45 @@ func (b *batchRecord) change(i int) error {
 		return nil // the index holds it as it is (see Record)
 	}
 	if exists && changed && e.Mode.IsRegular() && e.Nlink > 1 {
-		b.linked[c.Path] = true
-		b.queue = append(b.queue, otherNames(itx, b.rootfd, c, e, b.linked)...)
-		// The other names whose ctime and link count alone moved
-		// (ln here): recorded as they are, not journaled. Left,
-		// a name read after the link was removed again (its
-		// count back, its ctime moved) as changed in its ctime
-		// alone, which a receiver cannot tell from a write that
-		// kept size and mtime: a member that had written them
-		// took such a file, when it replayed a later writer's
-		// rename of it, for its own change (the stress test,
-		// seed 74, the forty-ninth session, where the link was
-		// made and removed before either was recorded: that
-		// case is still read so).
-		if err := itx.RefreshLinks(b.rootfd, e.Ino, c.Path); err != nil {
+		if err := b.linkedNames(c, e); err != nil {
 			return err
 		}
 	}
 	b.mark(c, e, exists)
+	return b.journalChange(i, c, e, was, exists, renamedGone)
+}
+
+// linkedNames queues the other names of e, the hard-linked file that c
+// changed, and records those whose ctime and link count alone moved.
+func (b *batchRecord) linkedNames(c change.Change, e index.Entry) error {
+	b.linked[c.Path] = true
+	b.queue = append(b.queue, otherNames(b.itx, b.rootfd, c, e, b.linked)...)
+	// The other names whose ctime and link count alone moved
+	// (ln here): recorded as they are, not journaled. Left,
+	// a name read after the link was removed again (its
+	// count back, its ctime moved) as changed in its ctime
+	// alone, which a receiver cannot tell from a write that
+	// kept size and mtime: a member that had written them
+	// took such a file, when it replayed a later writer's
+	// rename of it, for its own change (the stress test,
+	// seed 74, the forty-ninth session, where the link was
+	// made and removed before either was recorded: that
+	// case is still read so).
+	return b.itx.RefreshLinks(b.rootfd, e.Ino, c.Path)
+}
+
+// journalChange journals c, the i-th change of the queue, for every peer, with
+// what the index holds at its path now (e, exists) and held before (was),
+// and the removals that come with it: renamedGone, the names of trees that
+// pending renames moved into a directory c removes.
+func (b *batchRecord) journalChange(i int, c change.Change, e, was index.Entry, exists bool, renamedGone []string) error {
 	renamed := c.Op.Has(change.Rename) && c.OldPath != ""
 	var goneBelow []string
 	var oldEntry index.Entry // the old name's, before the rename is recorded
 	oldHeld := false
 	if renamed {
-		if oldEntry, oldHeld, err = itx.Get(c.OldPath); err != nil {
-			return err
-		}
-		if goneBelow, err = recordOldName(itx, b.rootfd, c.OldPath, c.Path, movedOnLater(b.renamedFrom, c.Path, i)); err != nil {
+		var err error
+		if oldEntry, oldHeld, goneBelow, err = b.oldName(c, i); err != nil {
 			return err
 		}
 	}
@@ -188,7 +200,7 @@ func (b *batchRecord) change(i int) error {
 	// new name) is a removal, whatever change found it gone: a
 	// scan's find or a write read after rm had it out of the
 	// index, and the removal's own event, read later, found
-	// nothing there and was dropped (above). Left to the path
+	// nothing there and was dropped (change). Left to the path
 	// entry alone, which goes after the renames logged after
 	// it, the removal found nothing on the peer once a rename
 	// of a directory above it had moved the file on, and the
@@ -202,7 +214,7 @@ func (b *batchRecord) change(i int) error {
 		lr := renameOf(c, b.seq, e, exists, oldEntry, oldHeld)
 		logged = &lr
 		if !exists {
-			if err := holdGoneNew(itx, b.rootfd, c.Path); err != nil {
+			if err := holdGoneNew(b.itx, b.rootfd, c.Path); err != nil {
 				return err
 			}
 		}
@@ -218,12 +230,8 @@ func (b *batchRecord) change(i int) error {
 	// What is pending at and below the old name goes behind the
 	// rename, and the old name is removed (behindRename).
 	if renamed {
-		for i, p := range b.peers {
-			d, err := behindRename(b.buckets[i], c.OldPath, &b.seq, b.now)
-			if err != nil {
-				return err
-			}
-			b.delta[p] = b.delta[p].plus(d)
+		if err := b.putBehindRename(c.OldPath); err != nil {
+			return err
 		}
 	}
 	// Paths of the renamed tree gone before the rename was
@@ -246,6 +254,30 @@ func (b *batchRecord) change(i int) error {
 	// session). Replayed between the two renames, the removal
 	// finds e/x.
 	return b.removeGone(goneBelow, renamedGone, exists)
+}
+
+// oldName reads what the index holds at the old name of c, the i-th
+// change of the queue and a rename, and settles it (recordOldName): gone
+// are the paths of the renamed tree gone already.
+func (b *batchRecord) oldName(c change.Change, i int) (old index.Entry, held bool, gone []string, err error) {
+	if old, held, err = b.itx.Get(c.OldPath); err != nil {
+		return index.Entry{}, false, nil, err
+	}
+	gone, err = recordOldName(b.itx, b.rootfd, c.OldPath, c.Path, movedOnLater(b.renamedFrom, c.Path, i))
+	return old, held, gone, err
+}
+
+// putBehindRename puts what is pending at and below old, a rename's old
+// name, behind the rename for every peer (behindRename).
+func (b *batchRecord) putBehindRename(old string) error {
+	for i, p := range b.peers {
+		d, err := behindRename(b.buckets[i], old, &b.seq, b.now)
+		if err != nil {
+			return err
+		}
+		b.delta[p] = b.delta[p].plus(d)
+	}
+	return nil
 }
 
 // queueOtherNames queues the other names of a hard-linked file that c
