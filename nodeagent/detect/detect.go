@@ -721,72 +721,8 @@ func (d *Detector) changed(rootfd int, ps []pending) []change.Change {
 	out := make([]change.Change, 0, len(ps))
 	err := d.Index.View(func(tx *index.Tx) error {
 		for _, p := range ps {
-			c, received := p.Change, p.received
-			if c.Echo && c.Op.Has(change.Rename) && c.Op&(change.Create|change.Write) == 0 {
-				// This agent's own rename: a peer's, replayed here by the
-				// receiver, which recorded it. Compared with the index
-				// when it is read, its names may hold something else by
-				// then (a later replayed rename took its new name on, a
-				// swap's last link put another object there), and it went
-				// to every peer as this member's rename, and the sender's
-				// deletions and pushes brought back on the writer a tree
-				// it had renamed away (stress seed 6, the forty-seventh
-				// session). What was made there since comes as changes
-				// of its own.
-				continue
-			}
-			if c.EchoRename && c.Op.Has(change.Rename) {
-				// The agent's own rename, merged with other events (a
-				// peer's run writing its new name, the receiver removing
-				// that name again): the receiver recorded the rename, and
-				// the rest is compared as any change. Compared as a
-				// rename, both names gone read as a chain link of this
-				// member's own: logged, its replay on the writer cleared
-				// the new name there, the writer's newest file (stress
-				// Kill9 seed 282 of the sixty-fourth session: n1,
-				// restarted, replayed n3's swaptmp7 -> f7 and n3's later
-				// removal of f7 while n3's run wrote f7; the rename went
-				// back to n3, whose receiver removed its f7 as the new
-				// name of a rename whose old name was gone).
-				c.Op &^= change.Rename
-				c.OldPath = ""
-			}
-			if d.Racy != nil && d.Racy(c) || c.WrittenIno != 0 {
-				// A write whose path went at once changed the file's
-				// other names, which the journal looks up
-				// (change.Change.WrittenIno): whatever the path's entry.
+			if c, report := d.compared(tx, rootfd, p); report {
 				out = append(out, c)
-				continue
-			}
-			// A directory's attribute change held for a peer's run
-			// (rsync set its times, as the writer's) is compared without
-			// its times: an entry made there after the receiver recorded
-			// it (the next run's, or this member's own, reported by
-			// itself) moves them without an attribute event, and the
-			// held event read as this member's change of the times, which
-			// went to every member, over the writer's (the stress test,
-			// seeds 6 and 29, the forty-seventh session). Its mode and
-			// owner still count. A touch of the directory here while a
-			// peer's run is held there is lost so: its times are the
-			// writer's once a run sets them again.
-			same, err := tx.Unchanged(rootfd, c.Path, c.Op.Has(change.Attrib) && !received)
-			if err == nil && same && c.Op.Has(change.Rename) {
-				same, err = tx.Unchanged(rootfd, c.OldPath, false)
-				same = same && !chainLink(rootfd, c)
-			} else if err == nil && same && !received {
-				same = !removedBelowRename(c)
-			}
-			if err != nil {
-				d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)
-			}
-			if !same || err != nil {
-				out = append(out, c)
-				// For tracing what a member took for its own: a peer's
-				// run's event read as this member's change (the stress
-				// test).
-				if v := d.Log.V(4); v.Enabled() && err == nil {
-					v.Info("differs from the index", "path", c.Path, "op", c.Op.String(), "old", c.OldPath, "held", received, "why", whyChanged(tx, rootfd, c.Path))
-				}
 			}
 		}
 		return nil
@@ -799,6 +735,86 @@ func (d *Detector) changed(rootfd int, ps []pending) []change.Change {
 		}
 	}
 	return out
+}
+
+// compared returns p's change as it is to be reported, and whether to
+// report it: its path (or, for a rename, old path) is not as the index
+// records it, or cannot be compared.
+func (d *Detector) compared(tx *index.Tx, rootfd int, p pending) (change.Change, bool) {
+	c, received := p.Change, p.received
+	if c.Echo && c.Op.Has(change.Rename) && c.Op&(change.Create|change.Write) == 0 {
+		// This agent's own rename: a peer's, replayed here by the
+		// receiver, which recorded it. Compared with the index
+		// when it is read, its names may hold something else by
+		// then (a later replayed rename took its new name on, a
+		// swap's last link put another object there), and it went
+		// to every peer as this member's rename, and the sender's
+		// deletions and pushes brought back on the writer a tree
+		// it had renamed away (stress seed 6, the forty-seventh
+		// session). What was made there since comes as changes
+		// of its own.
+		return c, false
+	}
+	if c.EchoRename && c.Op.Has(change.Rename) {
+		// The agent's own rename, merged with other events (a
+		// peer's run writing its new name, the receiver removing
+		// that name again): the receiver recorded the rename, and
+		// the rest is compared as any change. Compared as a
+		// rename, both names gone read as a chain link of this
+		// member's own: logged, its replay on the writer cleared
+		// the new name there, the writer's newest file (stress
+		// Kill9 seed 282 of the sixty-fourth session: n1,
+		// restarted, replayed n3's swaptmp7 -> f7 and n3's later
+		// removal of f7 while n3's run wrote f7; the rename went
+		// back to n3, whose receiver removed its f7 as the new
+		// name of a rename whose old name was gone).
+		c.Op &^= change.Rename
+		c.OldPath = ""
+	}
+	if d.Racy != nil && d.Racy(c) || c.WrittenIno != 0 {
+		// A write whose path went at once changed the file's
+		// other names, which the journal looks up
+		// (change.Change.WrittenIno): whatever the path's entry.
+		return c, true
+	}
+	same, err := sameAsIndexed(tx, rootfd, c, received)
+	if err != nil {
+		d.Log.V(1).Info("cannot compare with the index; reporting the change", "path", c.Path, "error", err)
+	}
+	if same && err == nil {
+		return c, false
+	}
+	// For tracing what a member took for its own: a peer's
+	// run's event read as this member's change (the stress
+	// test).
+	if v := d.Log.V(4); v.Enabled() && err == nil {
+		v.Info("differs from the index", "path", c.Path, "op", c.Op.String(), "old", c.OldPath, "held", received, "why", whyChanged(tx, rootfd, c.Path))
+	}
+	return c, true
+}
+
+// sameAsIndexed reports whether c's path (or, for a rename, both its
+// names) is as the index holds it; received: c is held for a peer's run.
+func sameAsIndexed(tx *index.Tx, rootfd int, c change.Change, received bool) (bool, error) {
+	// A directory's attribute change held for a peer's run
+	// (rsync set its times, as the writer's) is compared without
+	// its times: an entry made there after the receiver recorded
+	// it (the next run's, or this member's own, reported by
+	// itself) moves them without an attribute event, and the
+	// held event read as this member's change of the times, which
+	// went to every member, over the writer's (the stress test,
+	// seeds 6 and 29, the forty-seventh session). Its mode and
+	// owner still count. A touch of the directory here while a
+	// peer's run is held there is lost so: its times are the
+	// writer's once a run sets them again.
+	same, err := tx.Unchanged(rootfd, c.Path, c.Op.Has(change.Attrib) && !received)
+	if err == nil && same && c.Op.Has(change.Rename) {
+		same, err = tx.Unchanged(rootfd, c.OldPath, false)
+		same = same && !chainLink(rootfd, c)
+	} else if err == nil && same && !received {
+		same = !removedBelowRename(c)
+	}
+	return same, err
 }
 
 // whyChanged says how rel here differs from its index entry, for logs.
