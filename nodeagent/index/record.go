@@ -125,19 +125,26 @@ func IsGone(err error) bool {
 // (touch -d, which the stress test's writers do); a change of its entries
 // does not read its times.
 func (t *Tx) Unchanged(rootfd int, rel string, dirTimes bool) (bool, error) {
+	var st unix.Stat_t
+	lerr := beneath.Lstat(rootfd, rel, &st)
+	return t.UnchangedFound(rel, &st, lerr, dirTimes)
+}
+
+// UnchangedFound is Unchanged with rel's lstat taken already by the
+// caller (st, or the error lerr of that lstat), which may then record
+// what it compared (RecordFound).
+func (t *Tx) UnchangedFound(rel string, st *unix.Stat_t, lerr error, dirTimes bool) (bool, error) {
 	old, ok, err := t.Get(rel)
 	if err != nil {
 		return false, err
 	}
-	var st unix.Stat_t
-	err = beneath.Lstat(rootfd, rel, &st)
 	switch {
-	case IsGone(err):
+	case IsGone(lerr):
 		return !ok, nil
-	case err != nil:
-		return false, fmt.Errorf("lstat %q: %w", rel, err)
+	case lerr != nil:
+		return false, fmt.Errorf("lstat %q: %w", rel, lerr)
 	}
-	return ok && same(old, FromStat(&st), dirTimes), nil
+	return ok && same(old, FromStat(st), dirTimes), nil
 }
 
 // same reports whether the index's entry old still describes e, the path

@@ -151,7 +151,8 @@ func TestTx_RecordChanged_files(t *testing.T) {
 // between the two then differs from the index, and its change is told
 // from what was recorded (the receiver records a received file so, once
 // it found it as the sender sent it). An lstat that found nothing removes
-// the entry; one that failed otherwise is ErrUnreadable.
+// the entry; one that failed otherwise is ErrUnreadable. UnchangedFound
+// compares what was found in the same way.
 func TestTx_RecordFound(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -204,6 +205,14 @@ func TestTx_RecordFound(t *testing.T) {
 			if held != tc.wantHeld || held && e.Size != tc.wantSize || unchanged != tc.wantUnchanged {
 				t.Errorf("after RecordFound: held %v (size %d), Unchanged %v; want held %v (size %d), Unchanged %v",
 					held, e.Size, unchanged, tc.wantHeld, tc.wantSize, tc.wantUnchanged)
+			}
+			// What was found and recorded compares as the index holds it.
+			if tc.wantErr == nil {
+				var sameFound bool
+				must(t, x.View(func(tx *Tx) (err error) { sameFound, err = tx.UnchangedFound("f", &st, lerr, false); return err }))
+				if !sameFound {
+					t.Error("UnchangedFound of what was recorded = false, want true")
+				}
 			}
 		})
 	}

@@ -245,7 +245,7 @@ func (rec *confirmRecord) sent(i int, p string) error {
 		rec.relinked[uint64(st.Ino)] = true
 	}
 	if stated {
-		if done, serr := rec.settledByState(p, s, err); done {
+		if done, serr := rec.settledByState(p, s, &st, err); done {
 			return serr
 		}
 	}
@@ -267,9 +267,9 @@ func (rec *confirmRecord) sentDir(p string, s peer.FileState) error {
 }
 
 // settledByState settles p where the run's state of it, s, says what
-// became of it here (lerr: its lstat here). done is false when p is to be
+// became of it here (st, or lerr: its lstat here). done is false when p is to be
 // recorded as any sent path.
-func (rec *confirmRecord) settledByState(p string, s peer.FileState, lerr error) (done bool, err error) {
+func (rec *confirmRecord) settledByState(p string, s peer.FileState, st *unix.Stat_t, lerr error) (done bool, err error) {
 	switch {
 	case s.Vanished:
 		// A file that vanished at the sender before rsync read
@@ -279,7 +279,7 @@ func (rec *confirmRecord) settledByState(p string, s peer.FileState, lerr error)
 		// word. Taken for this member's removal, it went to every
 		// member (peer.FileState.Vanished). Anything else here is
 		// as it was, and left alone.
-		return true, rec.vanished(p, lerr)
+		return true, rec.vanished(p, st, lerr)
 	case index.IsGone(lerr) && s.Unspoken:
 		// Never spoken of by a run cut short, and not here: the
 		// run left nothing here, and whatever removed it here is
@@ -316,9 +316,9 @@ func (rec *confirmRecord) asSent(p string, st *unix.Stat_t, lerr error, asFile b
 }
 
 // vanished records p, a path that vanished at the sender before rsync
-// read it (lerr: its lstat here), when it is gone here and the index held
+// read it (st, or lerr: its lstat here), when it is gone here and the index held
 // a directory or a symlink there.
-func (rec *confirmRecord) vanished(p string, lerr error) error {
+func (rec *confirmRecord) vanished(p string, st *unix.Stat_t, lerr error) error {
 	if !index.IsGone(lerr) {
 		return nil
 	}
@@ -327,7 +327,7 @@ func (rec *confirmRecord) vanished(p string, lerr error) error {
 		return err
 	}
 	if ok && (old.IsDir() || old.Mode.Type() == os.ModeSymlink) {
-		return rec.r.record(rec.tx, p)
+		return rec.r.recordFound(rec.tx, p, st, lerr) // gone, as found
 	}
 	return nil
 }
@@ -379,16 +379,19 @@ func (rec *confirmRecord) deleted(p string) error {
 	// recorded as an entry nothing matches so that it propagates
 	// rather than pass for the received deletion. A path the peer
 	// kept (a refused rename's old name, deletes: Keep) is as the
-	// index holds it, and recorded so.
-	if exists(rec.r.RootFD, p) {
-		if same, err := rec.tx.Unchanged(rec.r.RootFD, p, false); err == nil && !same {
+	// index holds it, and recorded so: as it was found and compared
+	// (index.Tx.RecordFound).
+	var st unix.Stat_t
+	lerr := beneath.Lstat(rec.r.RootFD, p, &st)
+	if lerr == nil {
+		if same, err := rec.tx.UnchangedFound(p, &st, lerr, false); err == nil && !same {
 			if rec.r.Held.CarriedByOther(p, rec.run.own) {
 				return nil // another run's version, as for a sent path
 			}
 			return rec.ownChange(p, "deleted by the run, here again")
 		}
 	}
-	return rec.r.record(rec.tx, p)
+	return rec.r.recordFound(rec.tx, p, &st, lerr)
 }
 
 // ownChange records p as this member's own change: an entry nothing

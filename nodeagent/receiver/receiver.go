@@ -318,12 +318,6 @@ func (r *Receiver) unreadableAsUnknown(tx *index.Tx, p string, err error) error 
 	return err
 }
 
-// exists reports whether p is a path of the root's now.
-func exists(rootfd int, p string) bool {
-	var st unix.Stat_t
-	return beneath.Lstat(rootfd, p, &st) == nil
-}
-
 // holds reports whether p, found in state st, is what the sender sent
 // (sent), as rsync leaves it. A regular file: the same size, mode (where
 // the filesystem keeps it, r.Modes), numeric owner and group (r.Owners),
