@@ -112,66 +112,80 @@ func (co *Coalescer) Add(c Change, now time.Time) {
 	}
 	e, ok := co.pending[c.Path]
 	if !ok {
-		e = &entry{c: c, first: now, told: !fromScan(c)}
-		e.c.EchoRename = c.Op.Has(Rename) && c.OldPath != "" && c.Echo
-		co.pending[c.Path] = e
-		// A write under way: not the receiver's own, and known to have
-		// a writer (a scan's change that waits to settle is a file found
-		// changed, whether or not anyone still writes it; one whose
-		// writer the scan found holding it counts, scan.markWriter).
-		if !c.Finished && !c.Echo && !c.NeedsSettle {
-			if len(co.begun) == maxBegun {
-				co.begun = append(co.begun[:0], co.begun[1:]...)
-			}
-			co.begun = append(co.begun, begunWrite{path: c.Path, at: now})
-		}
-	} else {
-		if prev := e.c.OldPath; c.Op.Has(Rename) && prev != "" && prev != c.OldPath && prev != c.Path {
-			// mv a b; mv c b: the change names one old name, and a
-			// went too. A pending change of a (made again since) only
-			// learns it: whether it is finished stays its own.
-			if pe, ok := co.pending[prev]; ok {
-				pe.c.Op |= Remove
-			} else {
-				defer co.Add(Change{Path: prev, Op: Remove, Finished: true, Echo: e.c.Echo, Time: c.Time}, now)
-			}
-		}
-		e.c.Op = e.c.Op.Merge(c.Op)
-		// Where the Probe can tell, a removal does not finish a write
-		// under way: it may be older than the write (a full scan holds
-		// its removals back until its walk ends, while the path was made
-		// again and is being written). Whether a writer holds the path is
-		// for its close, or the Probe, to say; a path removed for good is
-		// found so at the next probe (probeInterval).
-		if !(co.Probe != nil && removalOnly(c.Op) && !e.c.Finished) {
-			e.c.Finished = c.Finished
-		}
-		e.c.Closed = c.Closed
-		// Once a source that sees closes spoke for the path, its close
-		// decides: a scan's view must not settle a file a writer holds.
-		e.c.NeedsSettle = e.c.NeedsSettle && c.NeedsSettle
-		switch {
-		case fromScan(c):
-		case e.told:
-			e.c.Echo = e.c.Echo && c.Echo
-		default:
-			e.c.Echo, e.told = c.Echo, true
-		}
-		if c.WrittenIno != 0 {
-			e.c.WrittenIno = c.WrittenIno
-		}
-		e.c.Time = c.Time
-		if c.Op.Has(Rename) {
-			e.c.OldPath = c.OldPath
-			if c.OldPath != "" && !fromScan(c) {
-				e.c.EchoRename = c.Echo
-			}
-		}
+		e = co.begin(c, now)
+	} else if gone := co.merge(e, c); gone != nil {
+		defer co.Add(*gone, now)
 	}
 	e.last = now
 	if at := co.readyAt(e); !ok || at.Before(e.scheduled) {
 		co.schedule(c.Path, e, at)
 	}
+}
+
+// begin makes c, which happened at now, the pending change of its path.
+func (co *Coalescer) begin(c Change, now time.Time) *entry {
+	e := &entry{c: c, first: now, told: !fromScan(c)}
+	e.c.EchoRename = c.Op.Has(Rename) && c.OldPath != "" && c.Echo
+	co.pending[c.Path] = e
+	// A write under way: not the receiver's own, and known to have
+	// a writer (a scan's change that waits to settle is a file found
+	// changed, whether or not anyone still writes it; one whose
+	// writer the scan found holding it counts, scan.markWriter).
+	if !c.Finished && !c.Echo && !c.NeedsSettle {
+		if len(co.begun) == maxBegun {
+			co.begun = append(co.begun[:0], co.begun[1:]...)
+		}
+		co.begun = append(co.begun, begunWrite{path: c.Path, at: now})
+	}
+	return e
+}
+
+// merge merges c into e, the pending change of its path. gone is the
+// removal of an old name that e's rename named and c's replaces, when no
+// change of it is pending: Add adds it once e is scheduled.
+func (co *Coalescer) merge(e *entry, c Change) (gone *Change) {
+	if prev := e.c.OldPath; c.Op.Has(Rename) && prev != "" && prev != c.OldPath && prev != c.Path {
+		// mv a b; mv c b: the change names one old name, and a
+		// went too. A pending change of a (made again since) only
+		// learns it: whether it is finished stays its own.
+		if pe, ok := co.pending[prev]; ok {
+			pe.c.Op |= Remove
+		} else {
+			gone = &Change{Path: prev, Op: Remove, Finished: true, Echo: e.c.Echo, Time: c.Time}
+		}
+	}
+	e.c.Op = e.c.Op.Merge(c.Op)
+	// Where the Probe can tell, a removal does not finish a write
+	// under way: it may be older than the write (a full scan holds
+	// its removals back until its walk ends, while the path was made
+	// again and is being written). Whether a writer holds the path is
+	// for its close, or the Probe, to say; a path removed for good is
+	// found so at the next probe (probeInterval).
+	if !(co.Probe != nil && removalOnly(c.Op) && !e.c.Finished) {
+		e.c.Finished = c.Finished
+	}
+	e.c.Closed = c.Closed
+	// Once a source that sees closes spoke for the path, its close
+	// decides: a scan's view must not settle a file a writer holds.
+	e.c.NeedsSettle = e.c.NeedsSettle && c.NeedsSettle
+	switch {
+	case fromScan(c):
+	case e.told:
+		e.c.Echo = e.c.Echo && c.Echo
+	default:
+		e.c.Echo, e.told = c.Echo, true
+	}
+	if c.WrittenIno != 0 {
+		e.c.WrittenIno = c.WrittenIno
+	}
+	e.c.Time = c.Time
+	if c.Op.Has(Rename) {
+		e.c.OldPath = c.OldPath
+		if c.OldPath != "" && !fromScan(c) {
+			e.c.EchoRename = c.Echo
+		}
+	}
+	return gone
 }
 
 // removalOnly reports a change that only removed its path.
