@@ -40,11 +40,10 @@ func (t *Tx) RecordChanged(rootfd int, rel string, dirTimes bool) (e, was Entry,
 
 // RecordFound is Record with rel's lstat taken already by the caller:
 // st, or the error lerr of that lstat. What the caller looked at and
-// judged is what the index holds then. The receiver records a received
-// file so once it found it as the sender sent it: lstatted again, a write
-// of this member's own made between the two looked like the received
-// file, and its event, compared with the index once the run's hold ended,
-// read as nothing new (and cost a second lstat per received file).
+// judged is what the index holds then; lstatted again, a change made
+// between the two would be recorded as judged, and its own event would
+// then compare as nothing new (the receiver's confirmation,
+// docs/design.md).
 func (t *Tx) RecordFound(rel string, st *unix.Stat_t, lerr error) error {
 	_, _, _, _, err := t.recordFound(rel, st, lerr, false, false)
 	return err
