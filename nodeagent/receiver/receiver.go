@@ -1447,79 +1447,74 @@ func recordTree(tx *index.Tx, rootfd int, dir string, relinked map[uint64]bool) 
 	if err := tx.Record(rootfd, dir); err != nil {
 		return "", err
 	}
-	fd, err := beneath.Open(rootfd, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	here := make(map[string]bool)
+	err = eachChildAt(rootfd, dir, func(name string, st *unix.Stat_t) error {
+		here[name] = true
+		p := index.Join(dir, name)
+		var l string
+		var err error
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			l, err = recordTree(tx, rootfd, p, relinked)
+		} else {
+			l, err = recordMoved(tx, p, st, relinked)
+		}
+		if local == "" {
+			local = l
+		}
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
-	f := os.NewFile(uintptr(fd), dir)
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
+	return local, recordGoneFrom(tx, rootfd, dir, here)
+}
+
+// recordMoved records p, found as st in a directory whose entries were
+// moved to it (recordTree), as it is where it is the sender's, and
+// otherwise as an entry nothing matches. local says how it differs then
+// ("" when it is the sender's).
+func recordMoved(tx *index.Tx, p string, st *unix.Stat_t, relinked map[uint64]bool) (local string, err error) {
+	now := index.FromStat(st)
+	e, ok, err := tx.Get(p)
+	switch {
+	case err != nil:
+		return "", err
+	case ok && e.Matches(now) && e.Nlink == now.Nlink:
+		return "", nil // held as it is (BenchmarkReceiver_RenameTree: 0.67x the time)
+	case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now), ok && linkedSince(e, now):
+		// Its link count, or its ctime by the request's rename or
+		// by a link made or removed since it was recorded
+		// (linkedSince): recorded as it was compared.
+		return "", tx.RecordFound(p, st, nil)
+	}
+	if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
 		return "", err
 	}
-	here := make(map[string]bool, len(names))
-	for _, n := range names {
-		here[n] = true
+	if ok {
+		return p + " differs in " + e.Diff(now), nil
 	}
+	return p + " not indexed", nil
+}
+
+// recordGoneFrom records the entries the index holds in dir that are not
+// among the names here: gone, their entries go (recordTree).
+func recordGoneFrom(tx *index.Tx, rootfd int, dir string, here map[string]bool) error {
 	var gone []string
-	err = tx.Children(dir, func(name string, _ index.Entry) error {
+	err := tx.Children(dir, func(name string, _ index.Entry) error {
 		if !here[name] {
 			gone = append(gone, index.Join(dir, name))
 		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return err
 	}
 	for _, p := range gone {
 		if err := tx.Record(rootfd, p); err != nil {
-			return "", err
+			return err
 		}
 	}
-	for _, n := range names {
-		p := index.Join(dir, n)
-		var st unix.Stat_t
-		if err := beneath.Lstat(rootfd, p, &st); err != nil {
-			continue
-		}
-		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			l, err := recordTree(tx, rootfd, p, relinked)
-			if err != nil {
-				return "", err
-			}
-			if local == "" {
-				local = l
-			}
-			continue
-		}
-		now := index.FromStat(&st)
-		e, ok, err := tx.Get(p)
-		switch {
-		case err != nil:
-			return "", err
-		case ok && e.Matches(now) && e.Nlink == now.Nlink:
-			continue // held as it is (BenchmarkReceiver_RenameTree: 0.67x the time)
-		case ok && e.Matches(now), ok && relinked[uint64(st.Ino)] && e.LinksMatch(now), ok && linkedSince(e, now):
-			// Its link count, or its ctime by the request's rename or
-			// by a link made or removed since it was recorded
-			// (linkedSince): recorded below.
-		default:
-			if err := tx.Put(p, index.Entry{Size: -1}); err != nil {
-				return "", err
-			}
-			if local == "" {
-				local = p + " not indexed"
-				if ok {
-					local = p + " differs in " + e.Diff(now)
-				}
-			}
-			continue
-		}
-		if err := tx.Record(rootfd, p); err != nil {
-			return "", err
-		}
-	}
-	return local, nil
+	return nil
 }
 
 // linkedSince reports whether now, a regular file that a replayed rename
@@ -1858,7 +1853,17 @@ func (r *Receiver) treeGoes(rel string, keep stays) bool {
 
 // eachChild calls fn with each name in the directory rel and its lstat.
 func (r *Receiver) eachChild(rel string, fn func(name string, st *unix.Stat_t)) error {
-	fd, err := beneath.Open(r.RootFD, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	return eachChildAt(r.RootFD, rel, func(name string, st *unix.Stat_t) error {
+		fn(name, st)
+		return nil
+	})
+}
+
+// eachChildAt calls fn with each name in the directory rel, opened
+// beneath rootfd, and its lstat (taken in the open directory: one system
+// call a name), until fn fails. A name gone before its lstat is skipped.
+func eachChildAt(rootfd int, rel string, fn func(name string, st *unix.Stat_t) error) error {
+	fd, err := beneath.Open(rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
@@ -1876,7 +1881,9 @@ func (r *Receiver) eachChild(rel string, fn func(name string, st *unix.Stat_t)) 
 			}
 			return err
 		}
-		fn(n, &st)
+		if err := fn(n, &st); err != nil {
+			return err
+		}
 	}
 	return nil
 }
