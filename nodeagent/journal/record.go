@@ -270,8 +270,14 @@ func (b *batchRecord) oldName(c change.Change, i int) (old index.Entry, held boo
 // putBehindRename puts what is pending at and below old, a rename's old
 // name, behind the rename for every peer (behindRename).
 func (b *batchRecord) putBehindRename(old string) error {
+	return b.eachPeer(func(pb peerBuckets) (PeerStats, error) { return behindRename(pb, old, &b.seq, b.now) })
+}
+
+// eachPeer calls f with every peer's buckets and adds what f changed there
+// to that peer's stats.
+func (b *batchRecord) eachPeer(f func(pb peerBuckets) (PeerStats, error)) error {
 	for i, p := range b.peers {
-		d, err := behindRename(b.buckets[i], old, &b.seq, b.now)
+		d, err := f(b.buckets[i])
 		if err != nil {
 			return err
 		}
@@ -397,12 +403,5 @@ func (b *batchRecord) log(lr LoggedRename) error {
 // put merges c into every peer's entry for its path (key), with the
 // sequence number seq and the file's size.
 func (b *batchRecord) put(key []byte, c change.Change, seq uint64, size int64) error {
-	for i, p := range b.peers {
-		d, err := put(b.buckets[i], key, c, seq, size, b.now)
-		if err != nil {
-			return err
-		}
-		b.delta[p] = b.delta[p].plus(d)
-	}
-	return nil
+	return b.eachPeer(func(pb peerBuckets) (PeerStats, error) { return put(pb, key, c, seq, size, b.now) })
 }
