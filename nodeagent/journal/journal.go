@@ -487,67 +487,80 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 				return nil, err
 			}
 		case oldGone || !now.IsDir():
-			// The renamed tree is gone from both names here (mv d e;
-			// rm -r e, or mv d e; mv e f, read after both; or a swap
-			// of d with a file or symlink: mv d t; mv s d; mv t s).
-			// Unless a later rename of the batch takes newName on
-			// (movesOn), or another object holds the old name now
-			// (its push replaces the peer's d, --force): its names'
-			// removals, under the old name. The peer never gets the
-			// rename, and its d goes with the old name's deletion; but
-			// where d is made again before that (mkdir d, read later),
-			// only these remove the old tree's names below it there.
-			if oldGone && !movesOn {
-				err = itx.Children(old, func(name string, _ index.Entry) error {
-					gone = append(gone, index.Join(old, name))
-					return nil
-				})
-				if err != nil {
-					return nil, err
-				}
-			}
-			// Either way its entries go to the new name, for a later
-			// rename (of this batch, or of one read later) to move on
-			// and compare where the tree is (moveTree). Dropped, a name
-			// removed there before the record (mv d e; mv e f; rm f/x)
-			// was journaled under d only, where the peers, which apply
-			// both renames first, hold nothing: they kept f/x (stress
-			// seeds 29 and 32, the forty-second session). Where no
-			// rename takes them on, the new name's removal (rm -r e) or
-			// a scan drops them. Deleted with a swap's old name (its
-			// new object's entry), they were lost the same way: stress
-			// seed 21, the forty-third session, a symlink removed
-			// below a tree swapped with a symlink stayed on the peers.
-			return gone, itx.Move(old, newName)
+			return treeGoneFromBoth(itx, old, newName, oldGone, movesOn)
 		default:
-			// Another directory holds the old name now, and the new
-			// name is none (a swap of two directories: mv d t; mv e d;
-			// mv t e): the renamed tree's entries, those that are not
-			// the new directory's own, go to the new name as the tree
-			// went, for the rename that takes it on (of this batch or
-			// a later one) to move on and compare. Deleted as stale,
-			// a name removed below the tree's last name was journaled
-			// nowhere, and the peers kept it (the forty-third session).
-			// The names the new directory lacks are journaled removed
-			// under the old name, as below.
-			stale, missing, err := staleBelow(itx, rootfd, old)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range stale {
-				if err := itx.Move(p, newName+strings.TrimPrefix(p, old)); err != nil {
-					return nil, err
-				}
-			}
-			if err := itx.Put(newName, prev); err != nil {
-				return nil, err
-			}
-			return append(gone, missing...), itx.Put(old, index.Entry{Size: -1})
+			return dirsSwapped(itx, rootfd, old, newName, prev)
 		}
 	}
 	if oldGone || !now.IsDir() {
 		return gone, itx.Delete(old)
 	}
+	return dirMadeAgain(itx, rootfd, old, gone)
+}
+
+// treeGoneFromBoth settles a renamed tree gone here from both its names,
+// or whose old name another object than a directory holds now.
+func treeGoneFromBoth(itx *index.Tx, old, newName string, oldGone, movesOn bool) (gone []string, err error) {
+	// The renamed tree is gone from both names here (mv d e; rm -r e, or mv
+	// d e; mv e f, read after both; or a swap of d with a file or symlink:
+	// mv d t; mv s d; mv t s). Unless a later rename of the batch takes
+	// newName on (movesOn), or another object holds the old name now (its
+	// push replaces the peer's d, --force): its names' removals, under the
+	// old name. The peer never gets the rename, and its d goes with the old
+	// name's deletion; but where d is made again before that (mkdir d, read
+	// later), only these remove the old tree's names below it there.
+	if oldGone && !movesOn {
+		err = itx.Children(old, func(name string, _ index.Entry) error {
+			gone = append(gone, index.Join(old, name))
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Either way its entries go to the new name, for a later rename (of this
+	// batch, or of one read later) to move on and compare where the tree is
+	// (moveTree). Dropped, a name removed there before the record (mv d e;
+	// mv e f; rm f/x) was journaled under d only, where the peers, which
+	// apply both renames first, hold nothing: they kept f/x (stress seeds 29
+	// and 32, the forty-second session). Where no rename takes them on, the
+	// new name's removal (rm -r e) or a scan drops them. Deleted with a
+	// swap's old name (its new object's entry), they were lost the same way:
+	// stress seed 21, the forty-third session, a symlink removed below a
+	// tree swapped with a symlink stayed on the peers.
+	return gone, itx.Move(old, newName)
+}
+
+// dirsSwapped settles a renamed tree whose old name another directory
+// holds now, its new name none.
+func dirsSwapped(itx *index.Tx, rootfd int, old, newName string, prev index.Entry) ([]string, error) {
+	// Another directory holds the old name now, and the new name is none (a
+	// swap of two directories: mv d t; mv e d; mv t e): the renamed tree's
+	// entries, those that are not the new directory's own, go to the new
+	// name as the tree went, for the rename that takes it on (of this batch
+	// or a later one) to move on and compare. Deleted as stale, a name
+	// removed below the tree's last name was journaled nowhere, and the
+	// peers kept it (the forty-third session). The names the new directory
+	// lacks are journaled removed under the old name, as dirMadeAgain's are.
+	stale, missing, err := staleBelow(itx, rootfd, old)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range stale {
+		if err := itx.Move(p, newName+strings.TrimPrefix(p, old)); err != nil {
+			return nil, err
+		}
+	}
+	if err := itx.Put(newName, prev); err != nil {
+		return nil, err
+	}
+	return missing, itx.Put(old, index.Entry{Size: -1})
+}
+
+// dirMadeAgain settles the old name of a renamed tree that is a directory
+// again here (mv d d.old; mkdir d), where the tree went to the new name
+// (gone: what moveTree found gone of it).
+func dirMadeAgain(itx *index.Tx, rootfd int, old string, gone []string) ([]string, error) {
 	stale, missing, err := staleBelow(itx, rootfd, old)
 	if err != nil {
 		return nil, err
@@ -557,12 +570,12 @@ func recordOldName(itx *index.Tx, rootfd int, old, newName string, movesOn bool)
 			return nil, err
 		}
 	}
-	// The renamed tree's names that the new directory does not hold: a
-	// peer that does not get the rename (it refuses it, or it is never
-	// asked, its new name gone here too: mv d e; mkdir d; rm -r e) keeps
-	// them under the old name, which its push (--dirs) leaves as they are.
-	// Their removals go to it (where it applied the rename, they find
-	// nothing). Dropped without them, the members ended apart for good.
+	// The renamed tree's names that the new directory does not hold: a peer
+	// that does not get the rename (it refuses it, or it is never asked, its
+	// new name gone here too: mv d e; mkdir d; rm -r e) keeps them under the
+	// old name, which its push (--dirs) leaves as they are. Their removals
+	// go to it (where it applied the rename, they find nothing). Dropped
+	// without them, the members ended apart for good.
 	return append(gone, missing...), itx.Put(old, index.Entry{Size: -1})
 }
 
