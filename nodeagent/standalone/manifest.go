@@ -236,43 +236,9 @@ func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
 		// exclude list): refused whole.
 		return nil, fmt.Errorf("read manifest: over %d bytes; a SyncGroup and its Secret take far less", maxManifest)
 	}
-	var group map[string]any
-	var secrets []*corev1.Secret
-	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
-	for doc := 1; ; doc++ {
-		obj, err := readDocument(docs)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("manifest document %d: %w", doc, err)
-		}
-		if len(obj) == 0 {
-			continue
-		}
-		u := unstructured.Unstructured{Object: obj}
-		switch gvk := u.GroupVersionKind(); {
-		case gvk.GroupVersion() == syncv1.GroupVersion && gvk.Kind == "SyncGroup":
-			if group != nil {
-				return nil, fmt.Errorf("manifest document %d: a standalone file holds one SyncGroup", doc)
-			}
-			group = obj
-		case gvk.Group == "" && gvk.Version == "v1" && gvk.Kind == "Secret":
-			// Strict, as the API server decodes with fieldValidation=Strict:
-			// a misspelt stringData would otherwise be a missing password.
-			s := &corev1.Secret{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, s, true); err != nil {
-				return nil, fmt.Errorf("manifest document %d: Secret in version %q cannot be handled as a Secret: %w", doc, gvk.Version, err)
-			}
-			for _, o := range secrets {
-				if o.Name == s.Name {
-					return nil, fmt.Errorf("manifest document %d: a second Secret named %q (the API server would refuse it as existing)", doc, s.Name)
-				}
-			}
-			secrets = append(secrets, s)
-		default:
-			return nil, fmt.Errorf("manifest document %d: %s is not a %s SyncGroup or a v1 Secret", doc, gvk, syncv1.GroupVersion)
-		}
+	group, secrets, err := documents(raw)
+	if err != nil {
+		return nil, err
 	}
 	if group == nil {
 		return nil, fmt.Errorf("the manifest holds no %s SyncGroup", syncv1.GroupVersion)
@@ -282,28 +248,78 @@ func (v *Validator) Load(ctx context.Context, r io.Reader) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Group: sg}
-	ref := sg.Spec.Transport.SecretRef
+	if m.Password, m.MissingSecret, err = namedSecret(sg.Spec.Transport.SecretRef, secrets); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// documents reads a manifest's YAML documents: the SyncGroup (nil if none)
+// and the Secrets, each checked as the API server would decode it.
+func documents(raw []byte) (group map[string]any, secrets []*corev1.Secret, err error) {
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	for doc := 1; ; doc++ {
+		obj, err := readDocument(docs)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("manifest document %d: %w", doc, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		u := unstructured.Unstructured{Object: obj}
+		switch gvk := u.GroupVersionKind(); {
+		case gvk.GroupVersion() == syncv1.GroupVersion && gvk.Kind == "SyncGroup":
+			if group != nil {
+				return nil, nil, fmt.Errorf("manifest document %d: a standalone file holds one SyncGroup", doc)
+			}
+			group = obj
+		case gvk.Group == "" && gvk.Version == "v1" && gvk.Kind == "Secret":
+			// Strict, as the API server decodes with fieldValidation=Strict:
+			// a misspelt stringData would otherwise be a missing password.
+			s := &corev1.Secret{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, s, true); err != nil {
+				return nil, nil, fmt.Errorf("manifest document %d: Secret in version %q cannot be handled as a Secret: %w", doc, gvk.Version, err)
+			}
+			for _, o := range secrets {
+				if o.Name == s.Name {
+					return nil, nil, fmt.Errorf("manifest document %d: a second Secret named %q (the API server would refuse it as existing)", doc, s.Name)
+				}
+			}
+			secrets = append(secrets, s)
+		default:
+			return nil, nil, fmt.Errorf("manifest document %d: %s is not a %s SyncGroup or a v1 Secret", doc, gvk, syncv1.GroupVersion)
+		}
+	}
+	return group, secrets, nil
+}
+
+// namedSecret returns the password of the Secret that ref names, or, when
+// the file holds no such Secret, its name (missing).
+func namedSecret(ref *syncv1.SecretReference, secrets []*corev1.Secret) (pw, missing string, err error) {
 	// The file holds the Secret that secretRef names, and no other: a
 	// password given and not used would have the agent run without one
 	// (with --insecure) while the operator meant it to be used.
 	for _, s := range secrets {
 		switch {
 		case ref == nil:
-			return nil, fmt.Errorf("the file holds Secret %q, but the SyncGroup names no spec.transport.secretRef: "+
+			return "", "", fmt.Errorf("the file holds Secret %q, but the SyncGroup names no spec.transport.secretRef: "+
 				"set spec.transport.secretRef.name to %q to use its password, or remove the Secret", s.Name, s.Name)
 		case s.Name != ref.Name:
-			return nil, fmt.Errorf("the file holds Secret %q, but spec.transport.secretRef names %q: "+
+			return "", "", fmt.Errorf("the file holds Secret %q, but spec.transport.secretRef names %q: "+
 				"a standalone file holds the SyncGroup and the Secret it names, no other", s.Name, ref.Name)
 		}
 	}
-	if ref != nil {
-		if m.Password, err = password(secrets, ref.Name); errors.Is(err, errNoSecret) {
-			m.MissingSecret = ref.Name
-		} else if err != nil {
-			return nil, err
-		}
+	if ref == nil {
+		return "", "", nil
 	}
-	return m, nil
+	pw, err = password(secrets, ref.Name)
+	if errors.Is(err, errNoSecret) {
+		return "", ref.Name, nil
+	}
+	return pw, "", err
 }
 
 // errNoSecret: the file holds no Secret of the name secretRef gives.
