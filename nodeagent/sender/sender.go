@@ -719,31 +719,13 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 		if !h.changed || now.Before(h.checkAt) || !now.Before(h.until) {
 			continue
 		}
-		h.checkAt = now.Add(crossedCheck)
-		if e, ok, err := s.Journal.Entry(s.Peer, p); err == nil && (!ok || e.Seq != h.seq) {
-			// Journaled since (a write of this member's own, which goes
-			// to every peer), or confirmed: nothing crossed.
-			h.changed = false
-			s.held[p] = h
-			continue
-		}
-		recorded, err := s.Journal.Recorded(rootfd, p)
-		incoming := s.Incoming != nil && s.Incoming(p)
-		if err == nil && !recorded && !incoming && s.settled(rootfd, p, &h, now) {
+		switch s.lookCrossed(rootfd, p, &h, now) {
+		case crossedSettled:
 			delete(s.held, p)
 			settled = append(settled, p)
 			continue
-		}
-		switch {
-		case err != nil || !recorded || incoming:
-			h.crossedFrom = time.Time{}
-		case h.crossedFrom.IsZero():
-			h.crossedFrom = now
-			h.checkAt = now.Add(min(s.CrossedAfter, crossedCheck))
-		}
-		if !h.crossedFrom.IsZero() && !now.Before(h.crossedFrom.Add(s.CrossedAfter)) {
+		case crossedReady:
 			ready = append(ready, p)
-			h.changed = false // journaled again below, or held to its end
 		}
 		s.held[p] = h
 	}
@@ -760,6 +742,44 @@ func (s *Sender) releaseCrossed(rootfd int, now time.Time) {
 		return
 	}
 	s.Log.Info("files written here and by a peer at once hold the peer's version here now; it goes to every peer", "paths", ready)
+}
+
+// crossedVerdict is what lookCrossed makes of a held file.
+type crossedVerdict int
+
+const (
+	crossedHeld    crossedVerdict = iota // held on (h says when to look again)
+	crossedSettled                       // released to go again to this peer
+	crossedReady                         // the peer's version, for Crossed
+)
+
+// lookCrossed looks at p, a held file that changed during its run (h, which
+// it updates), for releaseCrossed.
+func (s *Sender) lookCrossed(rootfd int, p string, h *hold, now time.Time) crossedVerdict {
+	h.checkAt = now.Add(crossedCheck)
+	if e, ok, err := s.Journal.Entry(s.Peer, p); err == nil && (!ok || e.Seq != h.seq) {
+		// Journaled since (a write of this member's own, which goes
+		// to every peer), or confirmed: nothing crossed.
+		h.changed = false
+		return crossedHeld
+	}
+	recorded, err := s.Journal.Recorded(rootfd, p)
+	incoming := s.Incoming != nil && s.Incoming(p)
+	if err == nil && !recorded && !incoming && s.settled(rootfd, p, h, now) {
+		return crossedSettled
+	}
+	switch {
+	case err != nil || !recorded || incoming:
+		h.crossedFrom = time.Time{}
+	case h.crossedFrom.IsZero():
+		h.crossedFrom = now
+		h.checkAt = now.Add(min(s.CrossedAfter, crossedCheck))
+	}
+	if !h.crossedFrom.IsZero() && !now.Before(h.crossedFrom.Add(s.CrossedAfter)) {
+		h.changed = false // journaled again, or held to its end
+		return crossedReady
+	}
+	return crossedHeld
 }
 
 // settledAfter is how long a held file that changed during its run must
