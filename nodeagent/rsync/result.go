@@ -167,7 +167,8 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("rsync exit %d, %s (%s): %s", e.Code, Describe(e.Code), e.Class, last)
 }
 
-// settle turns rsync's output into each listed path's outcome.
+// settle turns what rsync said of the i-th listed path of a run of mode m
+// into its outcome (r, whose Reason is empty until then).
 //
 // unattributed says that rsync printed errors that named no listed path:
 // in a run that ended with 23 (some files failed), a file the client
@@ -175,7 +176,9 @@ func (e *ExitError) Error() string {
 // not make names only the temp file), and an attribute it logged may be
 // one it failed to set, so nothing itemized is confirmed then but
 // deletions and unchanged files.
-func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m mode, code int, unattributed bool) {
+func (out *output) settle(r *PathResult, i int, m mode) {
+	it, hasItem := out.items[i]
+	pe, hasErr := out.errs[i]
 	var said Outcome // what the itemized line says, if any
 	if hasItem {
 		r.Change, r.Size, r.Transferred = it.change, it.size, it.transferred
@@ -198,13 +201,23 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		r.Outcome, r.Reason = Vanished, pe.reason
 	case hasErr:
 		r.Outcome, r.Reason = Failed, pe.reason
-	case hasItem && said != Deleted && said != Unchanged && code == 23 && unattributed:
+	case hasItem:
+		r.Outcome, r.Reason = itemized(it.change, said, out.code, out.unattributed > 0)
+	default:
+		r.Outcome, r.Reason = notItemized(m, out.code)
+	}
+}
+
+// itemized is the outcome of a path that rsync itemized (change, which
+// says said) with no error of its own, in a run that exited with code.
+func itemized(change string, said Outcome, code int, unattributed bool) (Outcome, string) {
+	switch {
+	case said != Deleted && said != Unchanged && code == 23 && unattributed:
 		// Sent, its attributes set, a directory made: the error that
 		// names no path may be its own (rsync itemizes before it sets
 		// attributes, generator.c; a name may make a line read as two).
-		r.Outcome = Unconfirmed
-		r.Reason = "itemized, but the run ended with errors that name no path (exit 23): not known to have been done"
-	case hasItem && (said == Sent || isDir(it.change)) && !ranToTheEnd(code):
+		return Unconfirmed, "itemized, but the run ended with errors that name no path (exit 23): not known to have been done"
+	case (said == Sent || isDir(change)) && !ranToTheEnd(code):
 		// The client logs a sent file when it has sent the data, before
 		// the receiver has checked it and put it in place; a run cut
 		// short (signal, connection lost, timeout) may have lost it on
@@ -213,21 +226,25 @@ func settle(r *PathResult, it item, hasItem bool, pe pathError, hasErr bool, m m
 		// touch_up_dirs). What the peer's side reported of other paths
 		// (unchanged, attributes, links, deletions) it did before saying
 		// so, and stands.
-		r.Outcome = Unconfirmed
-		r.Reason = fmt.Sprintf("itemized, but the run ended early (exit %d) before the peer confirmed it", code)
-	case hasItem:
-		r.Outcome = said
+		return Unconfirmed, fmt.Sprintf("itemized, but the run ended early (exit %d) before the peer confirmed it", code)
+	}
+	return said, ""
+}
+
+// notItemized is the outcome of a path that rsync neither itemized nor
+// named in an error, in a run of mode m that exited with code.
+func notItemized(m mode, code int) (Outcome, string) {
+	switch {
 	case code != 0 && code != 24:
-		r.Outcome = Unconfirmed
+		return Unconfirmed, ""
 	case m == modeDelete:
 		// --delete-missing-args itemizes nothing for a name the peer
 		// does not have.
-		r.Outcome = Absent
-	default:
-		// -ii itemizes every name in the file list, unchanged ones too;
-		// --ignore-missing-args leaves out a name gone before it was read.
-		r.Outcome, r.Reason = Vanished, "gone before rsync read it"
+		return Absent, ""
 	}
+	// -ii itemizes every name in the file list, unchanged ones too;
+	// --ignore-missing-args leaves out a name gone before it was read.
+	return Vanished, "gone before rsync read it"
 }
 
 // Deleting reports whether rsync itemized the path as deleted on the

@@ -95,9 +95,7 @@ func (rn runner) run(ctx context.Context, root string, paths []string, t Target,
 	res.BytesSent, res.BytesReceived = out.stats.sent, out.stats.received
 	res.Class = classifyRun(out.code, out.stderr)
 	for _, i := range l.index {
-		it, hasItem := out.items[i]
-		pe, hasErr := out.errs[i]
-		settle(&res.Paths[i], it, hasItem, pe, hasErr, m, out.code, out.unattributed > 0)
+		out.settle(&res.Paths[i], i, m)
 	}
 	res.Duration = time.Since(start)
 	switch {

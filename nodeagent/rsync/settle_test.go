@@ -2,11 +2,11 @@ package rsync
 
 import "testing"
 
-// TestSettle: a path's outcome from its itemized line, its error line and
+// TestOutput_settle: a path's outcome from its itemized line, its error line and
 // the run's exit code. A file the client logged as sent is confirmed only
 // by a run that went to its end: the client logs it once the data is
 // sent, before the receiver has put it in place.
-func TestSettle(t *testing.T) {
+func TestOutput_settle(t *testing.T) {
 	sent := item{change: "<f+++++++++", size: 5, transferred: 5}
 	tests := []struct {
 		name    string
@@ -53,8 +53,18 @@ func TestSettle(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			out := output{code: tc.code, items: map[int]item{}, errs: map[int]pathError{}}
+			if tc.hasItem {
+				out.items[0] = tc.it
+			}
+			if tc.hasErr {
+				out.errs[0] = tc.pe
+			}
+			if tc.doubt {
+				out.unattributed = 1
+			}
 			var r PathResult
-			settle(&r, tc.it, tc.hasItem, tc.pe, tc.hasErr, tc.m, tc.code, tc.doubt)
+			out.settle(&r, 0, tc.m)
 			if r.Outcome != tc.want {
 				t.Errorf("outcome %v (%q), want %v", r.Outcome, r.Reason, tc.want)
 			}
