@@ -70,14 +70,15 @@ var (
 	ErrForbidden = errors.New("request from an address that is not the member's")
 )
 
-// sign returns the request signature. host is the receiver's endpoint
-// (host:port) as the request names it, so that a request recorded on its
-// way to one member is refused by another; epoch is the receiver's, so
-// that one recorded before it restarted is refused after.
-func sign(key []byte, node, ts, nonce, epoch, method, host, path string, body []byte) string {
+// signature returns c's signature, with key, of a request (method, host,
+// path, body). host is the receiver's endpoint (host:port) as the request
+// names it, so that a request recorded on its way to one member is refused
+// by another; c's epoch is the receiver's, so that one recorded before it
+// restarted is refused after.
+func (c claim) signature(key []byte, method, host, path string, body []byte) string {
 	sum := sha256.Sum256(body)
 	m := hmac.New(sha256.New, key)
-	for _, s := range []string{node, ts, nonce, epoch, method, host, path, hex.EncodeToString(sum[:])} {
+	for _, s := range []string{c.node, c.ts, c.nonce, c.epoch, method, host, path, hex.EncodeToString(sum[:])} {
 		m.Write([]byte(s))
 		m.Write([]byte{0})
 	}
@@ -91,13 +92,12 @@ func signRequest(r *http.Request, key []byte, node, epoch string, body []byte, n
 	if _, err := rand.Read(nonce); err != nil {
 		return fmt.Errorf("make nonce: %w", err)
 	}
-	ts := strconv.FormatInt(now.Unix(), 10)
-	n := hex.EncodeToString(nonce)
-	r.Header.Set(headerNode, node)
-	r.Header.Set(headerTime, ts)
-	r.Header.Set(headerNonce, n)
-	r.Header.Set(headerEpoch, epoch)
-	r.Header.Set(headerSignature, sign(key, node, ts, n, epoch, r.Method, r.URL.Host, r.URL.Path, body))
+	c := claim{node: node, ts: strconv.FormatInt(now.Unix(), 10), nonce: hex.EncodeToString(nonce), epoch: epoch}
+	r.Header.Set(headerNode, c.node)
+	r.Header.Set(headerTime, c.ts)
+	r.Header.Set(headerNonce, c.nonce)
+	r.Header.Set(headerEpoch, c.epoch)
+	r.Header.Set(headerSignature, c.signature(key, r.Method, r.URL.Host, r.URL.Path, body))
 	return nil
 }
 
@@ -206,7 +206,7 @@ func (n *nonces) verify(c claim, r *http.Request, key, body []byte, now time.Tim
 	if err := checkTime(c.ts, now); err != nil {
 		return err
 	}
-	want := sign(key, c.node, c.ts, c.nonce, c.epoch, r.Method, r.Host, r.URL.Path, body)
+	want := c.signature(key, r.Method, r.Host, r.URL.Path, body)
 	if !hmac.Equal([]byte(c.sig), []byte(want)) {
 		return fmt.Errorf("%w: bad signature from %q (wrong password?)", ErrUnauthenticated, c.node)
 	}

@@ -212,6 +212,51 @@ func TestEndpoint_RefusesReplay(t *testing.T) {
 	}
 }
 
+// TestEndpoint_RefusesAnAlteredRequest: a signed request changed on its
+// way (its body, its path, or a signed header) is refused: the signature
+// covers each of them. The same request unaltered goes through.
+func TestEndpoint_RefusesAnAlteredRequest(t *testing.T) {
+	rec := &recorder{}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	addr := startServer(t, s)
+	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
+	const body = `{"run":"r","paths":["YQ=="]}`
+	tests := []struct {
+		name  string
+		alter func(r *http.Request) string // alters r, returns the body to send
+		want  int
+	}{
+		{"unaltered", func(*http.Request) string { return body }, http.StatusOK},
+		{"another body", func(*http.Request) string { return `{"run":"r","paths":["Yg=="]}` }, http.StatusUnauthorized},
+		{"another path", func(r *http.Request) string { r.URL.Path = "/v1/groups/www/hello"; return body }, http.StatusUnauthorized},
+		{"another timestamp", func(r *http.Request) string {
+			r.Header.Set(headerTime, fmt.Sprint(time.Now().Unix()-1))
+			return body
+		}, http.StatusUnauthorized},
+		{"another nonce", func(r *http.Request) string { r.Header.Set(headerNonce, strings.Repeat("0", 24)); return body }, http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			signed, _ := http.NewRequest(http.MethodPost, "http://"+addr.String()+"/v1/groups/www/incoming", nil)
+			if err := signRequest(signed, []byte("k"), "web-1", s.epochID, []byte(body), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			send := tc.alter(signed)
+			r, _ := http.NewRequest(http.MethodPost, signed.URL.String(), strings.NewReader(send))
+			r.Header = signed.Header.Clone()
+			res, err := c.http.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", res.StatusCode, tc.want)
+			}
+		})
+	}
+}
+
 // TestEndpoint_RefusesABodyThatOutlivesTheWindow: a request whose body
 // arrives whole only after its timestamp has left the replay window is
 // refused, though its headers came in time: the nonce of the request it
