@@ -32,6 +32,19 @@ type confirmation struct {
 	err  error
 }
 
+// runReport is what a sender's confirmation says of one of its runs: the
+// paths it sent (with the sender's states of them, in order) and those it
+// deleted.
+type runReport struct {
+	from, run string
+	sent      []string
+	states    []peer.FileState
+	deleted   []string
+}
+
+// key names the run among every sender's.
+func (rep runReport) key() string { return rep.from + "\x00" + rep.run }
+
 // Received records the state of every path the run confirmed, then
 // releases the run's paths. A sent path that is already gone again was
 // deleted here meanwhile: it is recorded as present (an entry no lstat
@@ -58,8 +71,9 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 	if err := r.checkRoot(); err != nil {
 		return fmt.Errorf("confirmed run %s from %s: %w", run, from, err)
 	}
-	key := from + "\x00" + run
-	c, earlier, cr := r.beginConfirmation(key, from, sent, states, deleted)
+	rep := runReport{from: from, run: run, sent: sent, states: states, deleted: deleted}
+	key := rep.key()
+	c, earlier, cr := r.beginConfirmation(rep)
 	if earlier != nil {
 		// Confirmed again: its paths were released once, or will be by
 		// the confirmation in progress, whose outcome is this one's.
@@ -70,7 +84,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 			return fmt.Errorf("confirmed run %s from %s: waiting for its confirmation in progress: %w", run, from, ctx.Err())
 		}
 	}
-	mine, why, err := r.recordConfirmed(key, cr, sent, states, deleted)
+	mine, why, err := r.recordConfirmed(rep, cr)
 	if err != nil {
 		// Not confirmed: the run keeps its paths held, and the sender's
 		// next try does it all again.
@@ -84,7 +98,7 @@ func (r *Receiver) Received(ctx context.Context, from, run string, sent []string
 		return err
 	}
 	close(c.done)
-	r.endConfirmation(key, from, run, cr, sent, states, mine, why)
+	r.endConfirmation(rep, cr, mine, why)
 	return nil
 }
 
@@ -103,11 +117,12 @@ type confirmedRun struct {
 	own []detect.Hold
 }
 
-// beginConfirmation claims the confirmation of the run key of from; a run
+// beginConfirmation claims the confirmation of rep's run; a run
 // confirmed before (or being confirmed) returns that confirmation as
 // earlier, and nothing else is done. Otherwise it takes what the run and
 // the sender's other runs hold of what the confirmation records.
-func (r *Receiver) beginConfirmation(key, from string, sent []string, states []peer.FileState, deleted []string) (c, earlier *confirmation, cr confirmedRun) {
+func (r *Receiver) beginConfirmation(rep runReport) (c, earlier *confirmation, cr confirmedRun) {
+	key := rep.key()
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -127,7 +142,7 @@ func (r *Receiver) beginConfirmation(key, from string, sent []string, states []p
 	// confirmation takes them too); this run among them, when it was
 	// restored (its transfer was cut by the restart, and what the sender
 	// did not list may still have arrived).
-	cr.released = r.takeCovered(from, announcedBefore(cr.a.at), recordedOf(sent, states), deleted)
+	cr.released = r.takeCovered(rep.from, announcedBefore(cr.a.at), recordedOf(rep.sent, rep.states), rep.deleted)
 	cr.restored = cr.known && cr.a.restored
 	if cr.restored {
 		cr.known = false // what it holds is takeCovered's
@@ -149,12 +164,12 @@ func (r *Receiver) beginConfirmation(key, from string, sent []string, states []p
 // another of its names, the name then removed (the stress test: the peers
 // kept the old content of m7, written through D13/h3 here while a run was
 // putting the peer's m7 there).
-func (r *Receiver) recordConfirmed(key string, cr confirmedRun, sent []string, states []peer.FileState, deleted []string) (mine, why []string, _ error) {
+func (r *Receiver) recordConfirmed(rep runReport, cr confirmedRun) (mine, why []string, _ error) {
 	// Batch: shares its commit with the journal's and other runs' records.
 	err := r.Index.Batch(func(btx *bolt.Tx) error {
 		mine, why = nil, nil // afresh: Batch may call again
 		if !cr.restored {
-			if err := forget(btx, key); err != nil {
+			if err := forget(btx, rep.key()); err != nil {
 				return err
 			}
 		}
@@ -163,14 +178,14 @@ func (r *Receiver) recordConfirmed(key string, cr confirmedRun, sent []string, s
 				return err
 			}
 		}
-		rec := &confirmRecord{r: r, tx: index.Within(btx), run: cr, states: states,
+		rec := &confirmRecord{r: r, tx: index.Within(btx), run: cr, states: rep.states,
 			relinked: make(map[uint64]bool), sentFiles: make(map[uint64]bool)}
-		for i, p := range sent {
+		for i, p := range rep.sent {
 			if err := rec.sent(i, p); err != nil {
 				return err
 			}
 		}
-		for _, p := range deleted {
+		for _, p := range rep.deleted {
 			if err := rec.deleted(p); err != nil {
 				return err
 			}
@@ -179,7 +194,7 @@ func (r *Receiver) recordConfirmed(key string, cr confirmedRun, sent []string, s
 			return err
 		}
 		mine, why = rec.mine, rec.why
-		return r.recordImplied(rec.tx, sent, deleted)
+		return r.recordImplied(rec.tx, rep.sent, rep.deleted)
 	})
 	return mine, why, err
 }
@@ -451,9 +466,9 @@ func (rec *confirmRecord) finish() error {
 // endConfirmation has what the confirmation recorded as this member's
 // own compared again, moves what landed under names a replay took away
 // since, and releases the run's paths and the released runs'.
-func (r *Receiver) endConfirmation(key, from, run string, cr confirmedRun, sent []string, states []peer.FileState, mine, why []string) {
+func (r *Receiver) endConfirmation(rep runReport, cr confirmedRun, mine, why []string) {
 	if len(mine) > 0 {
-		r.Log.V(1).Info("received paths not as sent, or made again here: this member's own, compared again", "from", from, "run", run, "paths", mine, "why", why)
+		r.Log.V(1).Info("received paths not as sent, or made again here: this member's own, compared again", "from", rep.from, "run", rep.run, "paths", mine, "why", why)
 	}
 	if r.Rescan != nil {
 		for _, p := range mine {
@@ -461,13 +476,13 @@ func (r *Receiver) endConfirmation(key, from, run string, cr confirmedRun, sent 
 		}
 	}
 	if cr.known && cr.a.replayed != nil {
-		if unreplayed := r.unreplayed(from, sent, cr.a.replayed); len(unreplayed) > 0 {
-			r.moveAllLanded(from, run, sent, states, mine, unreplayed)
+		if unreplayed := r.unreplayed(rep.from, rep.sent, cr.a.replayed); len(unreplayed) > 0 {
+			r.moveAllLanded(rep, mine, unreplayed)
 		}
 	}
 	if cr.known {
 		r.mu.Lock()
-		delete(r.runs, key)
+		delete(r.runs, rep.key())
 		r.mu.Unlock()
 	}
 	for _, rr := range cr.released {

@@ -878,14 +878,15 @@ func landed(p string, unreplayed []doneRename) (to, top string) {
 	return p, top
 }
 
-// moveAllLanded moves each file and symlink that the run of from put
+// moveAllLanded moves each file and symlink that rep's run put
 // here under a name that renames it listed before (unreplayed) took away
 // to where they took the rest (landed, moveLanded). Directories stay:
 // their files move, and what the run made above them is the run's.
-func (r *Receiver) moveAllLanded(from, run string, sent []string, states []peer.FileState, mine []string, unreplayed []doneRename) {
+func (r *Receiver) moveAllLanded(rep runReport, mine []string, unreplayed []doneRename) {
+	from, run, states := rep.from, rep.run, rep.states
 	var moved, stayed, why []string
 	left := make(map[string]bool) // directories the moves may have left empty
-	for i, p := range sent {
+	for i, p := range rep.sent {
 		if i >= len(states) || !states[i].Regular && !states[i].Symlink || slices.Contains(mine, p) {
 			continue
 		}
