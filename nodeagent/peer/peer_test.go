@@ -199,15 +199,8 @@ func TestEndpoint_RefusesReplay(t *testing.T) {
 	}
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	for i, want := range []int{http.StatusOK, http.StatusUnauthorized} {
-		r, _ := http.NewRequest(http.MethodPost, req.URL.String(), strings.NewReader(string(body)))
-		r.Header = req.Header.Clone()
-		res, err := c.http.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != want {
-			t.Fatalf("send %d: status %d, want %d", i+1, res.StatusCode, want)
+		if got := sendSigned(t, c, req, netip.AddrPort{}, body); got != want {
+			t.Fatalf("send %d: status %d, want %d", i+1, got, want)
 		}
 	}
 }
@@ -243,15 +236,8 @@ func TestEndpoint_RefusesAnAlteredRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			send := tc.alter(signed)
-			r, _ := http.NewRequest(http.MethodPost, signed.URL.String(), strings.NewReader(send))
-			r.Header = signed.Header.Clone()
-			res, err := c.http.Do(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != tc.want {
-				t.Fatalf("status %d, want %d", res.StatusCode, tc.want)
+			if got := sendSigned(t, c, signed, netip.AddrPort{}, []byte(send)); got != tc.want {
+				t.Fatalf("status %d, want %d", got, tc.want)
 			}
 		})
 	}
@@ -301,18 +287,6 @@ func TestEndpoint_RefusesABodyThatOutlivesTheWindow(t *testing.T) {
 func TestEndpoint_RefusesRequestsMeantForAnother(t *testing.T) {
 	body := []byte(`{"run":"r","paths":["YQ=="]}`)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-	send := func(to netip.AddrPort, signed *http.Request) int {
-		t.Helper()
-		r, _ := http.NewRequest(http.MethodPost, "http://"+to.String()+signed.URL.Path, strings.NewReader(string(body)))
-		r.Header = signed.Header.Clone()
-		r.Host = signed.URL.Host
-		res, err := c.http.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
 	servers := make([]netip.AddrPort, 2)
 	var first *Server
 	for i := range servers {
@@ -330,10 +304,10 @@ func TestEndpoint_RefusesRequestsMeantForAnother(t *testing.T) {
 	if err := signRequest(forFirst, []byte("k"), "web-1", first.epochID, body, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := send(servers[1], forFirst); got != http.StatusUnauthorized {
+	if got := sendSigned(t, c, forFirst, servers[1], body); got != http.StatusUnauthorized {
 		t.Errorf("a request for %s sent to %s: status %d, want %d", servers[0], servers[1], got, http.StatusUnauthorized)
 	}
-	if got := send(servers[0], forFirst); got != http.StatusOK {
+	if got := sendSigned(t, c, forFirst, servers[0], body); got != http.StatusOK {
 		t.Errorf("the same request to its own endpoint: status %d, want %d", got, http.StatusOK)
 	}
 }
@@ -470,17 +444,6 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 		return netip.MustParseAddrPort(ln.Addr().String()), func() { _ = srv.Close() }
 	}
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
-	send := func(signed *http.Request, body []byte) int {
-		t.Helper()
-		r, _ := http.NewRequest(http.MethodPost, signed.URL.String(), strings.NewReader(string(body)))
-		r.Header = signed.Header.Clone()
-		res, err := c.http.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		return res.StatusCode
-	}
 
 	before := &Server{}
 	addr, stop := serve(before, netip.AddrPortFrom(serverAddr, 0).String())
@@ -492,7 +455,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 	if err := signRequest(recorded, []byte("k"), "web-1", before.epochID, body, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got := send(recorded, body); got != http.StatusOK {
+	if got := sendSigned(t, c, recorded, netip.AddrPort{}, body); got != http.StatusOK {
 		t.Fatalf("the recorded request, sent: status %d", got)
 	}
 	stop()
@@ -502,7 +465,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 	if after.epochID == before.epochID {
 		t.Fatal("the restarted endpoint drew the same epoch")
 	}
-	if got := send(recorded, body); got != http.StatusPreconditionFailed {
+	if got := sendSigned(t, c, recorded, netip.AddrPort{}, body); got != http.StatusPreconditionFailed {
 		t.Errorf("the recorded request replayed after the restart: status %d, want %d", got, http.StatusPreconditionFailed)
 	}
 	// The client's first request after the restart is a large one (1 MiB
@@ -844,4 +807,24 @@ func TestEndpoint_Tree(t *testing.T) {
 	if _, err := c.Tree(context.Background(), addr, "old", "xyz"); !errors.Is(err, ErrNoTree) {
 		t.Errorf("a group without a tree handler: %v, want ErrNoTree", err)
 	}
+}
+
+// sendSigned sends body with the headers of signed (a request signed with
+// signRequest) through c's HTTP client, to the address signed names or to
+// to where it is valid (signed's Host kept), and returns the status.
+func sendSigned(t *testing.T, c *Client, signed *http.Request, to netip.AddrPort, body []byte) int {
+	t.Helper()
+	u := *signed.URL
+	if to.IsValid() {
+		u.Host = to.String()
+	}
+	r, _ := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(string(body)))
+	r.Header = signed.Header.Clone()
+	r.Host = signed.URL.Host
+	res, err := c.http.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
