@@ -19,8 +19,9 @@
 #                   old script (emulated), lsyncd, clsync and Syncthing from
 #                   Debian (installed here when missing). JAILSYNC_BENCH_RUNS
 #                   (default 3) runs per figure; JAILSYNC_BENCH_ONLY=replication
-#                   skips the others. About 55 minutes on 2 cores (54 min
-#                   measured), most of it the old script, clsync and Syncthing.
+#                   skips the others. About 85 minutes on 2 cores (the
+#                   twenty-ninth full run), most of it the old script, lsyncd,
+#                   clsync and Syncthing.
 #
 # Needs root (tmpfs mounts, fanotify). Timing goals live here, never in tests.
 set -euo pipefail
