@@ -1311,22 +1311,9 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 			continue
 		}
 		done[f.id] = true
-		var names []string
-		for _, name := range s.Links(f.id.ino, 0) {
-			if listed[name] {
-				continue
-			}
-			var st unix.Stat_t
-			if beneath.Lstat(rootfd, name, &st) != nil || uint64(st.Dev) != f.id.dev || uint64(st.Ino) != f.id.ino {
-				continue // gone, replaced, or not reachable beneath the root
-			}
-			if s.inflight.overlaps(name) {
-				wait[f.id] = true
-				break
-			}
-			names = append(names, name)
-		}
-		if wait[f.id] {
+		names, busy := s.otherNames(rootfd, f, listed)
+		if busy {
+			wait[f.id] = true
 			continue
 		}
 		if len(names) > 0 && len(b.links) > 0 && len(b.links)+len(names) > MaxLinkNames {
@@ -1344,18 +1331,46 @@ func (s *Sender) addLinks(rootfd int, b *batch) {
 		}
 	}
 	if len(wait) > 0 {
-		waiting := make(map[string]bool)
-		for _, f := range b.linked {
-			if wait[f.id] {
-				waiting[f.path] = true
-				b.bytes -= f.size
-			}
-		}
-		waits := func(e journal.Entry) bool { return waiting[e.Path] }
-		b.sends = slices.DeleteFunc(b.sends, waits)
-		s.Log.V(1).Info("hard links: files wait for a later run, for another run that holds one of their names or for the run's bound on other names",
-			"files", len(waiting), "past the bound", later, "bound", MaxLinkNames)
+		s.holdLinked(b, wait, later)
 	}
+}
+
+// otherNames returns the names of the linked file f that are not listed
+// yet and are still f here (same device and inode, reachable beneath the
+// root); busy when one of them is in another run to the peer (or a
+// directory above or below it is), and f must wait.
+func (s *Sender) otherNames(rootfd int, f linkedFile, listed map[string]bool) (names []string, busy bool) {
+	for _, name := range s.Links(f.id.ino, 0) {
+		if listed[name] {
+			continue
+		}
+		var st unix.Stat_t
+		if beneath.Lstat(rootfd, name, &st) != nil || uint64(st.Dev) != f.id.dev || uint64(st.Ino) != f.id.ino {
+			continue // gone, replaced, or not reachable beneath the root
+		}
+		if s.inflight.overlaps(name) {
+			return nil, true
+		}
+		names = append(names, name)
+	}
+	return names, false
+}
+
+// holdLinked takes the linked files of b whose inode waits out of its
+// sends (they stay in the journal for a later run); later of them wait for
+// the run's bound on other names.
+func (s *Sender) holdLinked(b *batch, wait map[inode]bool, later int) {
+	waiting := make(map[string]bool)
+	for _, f := range b.linked {
+		if wait[f.id] {
+			waiting[f.path] = true
+			b.bytes -= f.size
+		}
+	}
+	waits := func(e journal.Entry) bool { return waiting[e.Path] }
+	b.sends = slices.DeleteFunc(b.sends, waits)
+	s.Log.V(1).Info("hard links: files wait for a later run, for another run that holds one of their names or for the run's bound on other names",
+		"files", len(waiting), "past the bound", later, "bound", MaxLinkNames)
 }
 
 // crossing adds to changed those of paths that a peer's run announced here
