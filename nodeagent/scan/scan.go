@@ -365,50 +365,69 @@ func (w *walk) compare(dir string, d diskEntry, old *index.Entry, found []change
 		// (sender.unchangedWrites).
 		old = nil
 	}
+	if old == nil {
+		c.Op, c.Finished = created(d.e)
+		return append(found, c), subdirs
+	}
+	if c.Op, c.Finished = changed(*old, d.e); c.Op == 0 {
+		return found, subdirs
+	}
+	if old.Mode.Type() != d.e.Mode.Type() && old.IsDir() && w.holdRemovals {
+		// A directory replaced by a file or a symlink: its push replaces
+		// the peer's directory and everything in it (--force), a deletion
+		// of its whole indexed tree, held and counted like one.
+		w.hold(c)
+		return found, subdirs
+	}
+	return append(found, c), subdirs
+}
+
+// created is the operation that a path new to the index, e, reads as, and
+// whether it is finished.
+func created(e index.Entry) (change.Op, bool) {
 	switch {
-	case old == nil && isDir:
-		c.Op, c.Finished = change.Mkdir, true
-	case old == nil && d.e.Mode.IsRegular() && d.e.Size == 0:
+	case e.IsDir():
+		return change.Mkdir, true
+	case e.Mode.IsRegular() && e.Size == 0:
 		// A new empty file, nothing written: its creator may not have
 		// opened it for writing yet (open(2) with O_CREAT makes the file
 		// before it takes write access), so a lease cannot tell it
 		// finished. It settles, and the coalescer's probe has the last
 		// word.
-		c.Op = change.Create | change.Found
-	case old == nil:
-		c.Op = change.Create | change.Write | change.Found
-	case old.Mode.Type() != d.e.Mode.Type() && old.IsDir() && w.holdRemovals:
-		// A directory replaced by a file or a symlink: its push replaces
-		// the peer's directory and everything in it (--force), a deletion
-		// of its whole indexed tree, held and counted like one.
-		c.Op = change.Remove | change.Create | change.Write
-		w.hold(c)
-		return found, subdirs
-	case old.Mode.Type() != d.e.Mode.Type():
-		c.Op = change.Remove | change.Create | change.Write
-	case isDir:
+		return change.Create | change.Found, false
+	default:
+		return change.Create | change.Write | change.Found, false
+	}
+}
+
+// changed is the operation that an indexed path, old, found as e reads as,
+// and whether it is finished; 0 when nothing changed.
+func changed(old, e index.Entry) (change.Op, bool) {
+	switch {
+	case old.Mode.Type() != e.Mode.Type():
+		return change.Remove | change.Create | change.Write, false
+	case e.IsDir():
 		// Another directory made under its name is a change (as in
 		// index.same): its attributes go, and its entry takes its inode.
-		if old.DirMatches(d.e) {
-			return found, subdirs
+		if old.DirMatches(e) {
+			return 0, false
 		}
-		c.Op, c.Finished = change.Attrib, true
-	case old.Matches(d.e):
-		return found, subdirs
-	case old.ContentMatches(d.e) && !old.LinksMatch(d.e):
-		c.Op, c.Finished = change.Attrib, true
-	case old.ContentMatches(d.e):
+		return change.Attrib, true
+	case old.Matches(e):
+		return 0, false
+	case old.ContentMatches(e) && !old.LinksMatch(e):
+		return change.Attrib, true
+	case old.ContentMatches(e):
 		// Only the ctime moved: a write that kept size and mtime (cp -p,
 		// rsync --inplace -t, an archive extracted over it) looks so, and
 		// only a write goes again by checksum (the sender's quick check
 		// would find the peer's copy the same). A hard link made or
 		// removed moves the ctime too, with the link count: the journal
 		// records that as it is and drops the change (index.linksOnly).
-		c.Op = change.Write | change.Attrib
+		return change.Write | change.Attrib, false
 	default:
-		c.Op = change.Write
+		return change.Write, false
 	}
-	return append(found, c), subdirs
 }
 
 func (w *walk) removed(rel string, old index.Entry, found []change.Change) []change.Change {
