@@ -223,63 +223,15 @@ func (d *Detector) runSource(ctx context.Context, sc *scan.Scanner, raw chan<- c
 // route passes source changes on to the coalescer, drops excluded ones and
 // turns Rescan into a scan request.
 func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next chan<- change.Change, rescans *scanQueue, m *exclude.Matcher, typeOf func(rel string) (dir, exists bool)) error {
-	excluded, matches := excludedBy(m, typeOf), m.Match
+	r := router{d: d, rescans: rescans, excluded: excludedBy(m, typeOf), matches: m.Match, typeOf: typeOf}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case c := <-raw:
-			if c.Op.Has(change.Rename) && c.OldPath != "" && !c.Op.Has(change.Rescan) {
-				var keep bool
-				if c, keep = acrossExclusion(c, matches, typeOf); !keep {
-					continue
-				}
-			}
-			d.noteRemoval(c)
-			switch {
-			case c.Path == "." && !c.Op.Has(change.Rescan):
-				// The root itself is not replicated: its mode and owner are
-				// each host's, and its mtime moves with every receive.
+			c, ok := r.pass(c)
+			if !ok {
 				continue
-			case !c.Op.Has(change.Rescan) && excluded(c):
-				continue
-			case c.Op.Has(change.Rescan):
-				// Lost events: the scan of that path reports what differs.
-				rescans.add(c.Path)
-				continue
-			case c.Op.Has(change.Subtree):
-				// A directory that appeared whole: the scan of it reports
-				// (and expands) what is below it; the directory itself goes
-				// on as made (its mode, owner and times; an empty one has
-				// nothing else), a renamed one as its rename. The audit
-				// trail's source marks a file moved in so too: it goes on as
-				// created.
-				//
-				// Not for this agent's own (Echo): a peer's renames,
-				// replayed by the receiver, and what their events find at
-				// names made again or holding another tree since (a
-				// swap's, read late: Mkdir|Subtree). The receiver compares
-				// the renamed trees itself when it records the request
-				// (recordTree), and asks for a scan of what changed here
-				// (Rescan). The scan asked for here ran while the receiver
-				// was still applying the rest of the request, read trees
-				// at names that a later rename of the request had left (a
-				// directory renamed in, then its parent renamed on), and
-				// its finds there went out as this member's own (the
-				// stress test, seed 102 of the forty-ninth session's g1
-				// run; in the fiftieth session's runs, scans of a swap's
-				// names ran so too). What a local process moved in or made
-				// there has events of its own, which ask for their scans.
-				if !c.Echo {
-					rescans.addTree(c.Path)
-				}
-				if !c.Op.Has(change.Rename) || c.OldPath == "" {
-					made := change.Create
-					if dir, exists := typeOf(c.Path); dir || !exists {
-						made = change.Mkdir
-					}
-					c.Op = c.Op&^change.Subtree | made
-				}
 			}
 			select {
 			case next <- c:
@@ -288,6 +240,74 @@ func (d *Detector) route(ctx context.Context, raw <-chan change.Change, next cha
 			}
 		}
 	}
+}
+
+// router decides, change by change, what route passes on.
+type router struct {
+	d        *Detector
+	rescans  *scanQueue
+	excluded func(change.Change) bool
+	matches  func(rel string, dir bool) bool
+	typeOf   func(rel string) (dir, exists bool)
+}
+
+// pass returns c as the coalescer takes it, or false when it goes no
+// further (the root, excluded, or a scan request).
+func (r router) pass(c change.Change) (change.Change, bool) {
+	if c.Op.Has(change.Rename) && c.OldPath != "" && !c.Op.Has(change.Rescan) {
+		var keep bool
+		if c, keep = acrossExclusion(c, r.matches, r.typeOf); !keep {
+			return c, false
+		}
+	}
+	r.d.noteRemoval(c)
+	switch {
+	case c.Path == "." && !c.Op.Has(change.Rescan):
+		// The root itself is not replicated: its mode and owner are
+		// each host's, and its mtime moves with every receive.
+		return c, false
+	case !c.Op.Has(change.Rescan) && r.excluded(c):
+		return c, false
+	case c.Op.Has(change.Rescan):
+		// Lost events: the scan of that path reports what differs.
+		r.rescans.add(c.Path)
+		return c, false
+	case c.Op.Has(change.Subtree):
+		return r.madeWhole(c), true
+	}
+	return c, true
+}
+
+// madeWhole takes c, a directory that appeared whole: the scan of it
+// reports (and expands) what is below it; the directory itself goes on as
+// made (its mode, owner and times; an empty one has nothing else), a
+// renamed one as its rename. The audit trail's source marks a file moved
+// in so too: it goes on as created.
+//
+// Not for this agent's own (Echo): a peer's renames, replayed by the
+// receiver, and what their events find at names made again or holding
+// another tree since (a swap's, read late: Mkdir|Subtree). The receiver
+// compares the renamed trees itself when it records the request
+// (recordTree), and asks for a scan of what changed here (Rescan). The
+// scan asked for here ran while the receiver was still applying the rest
+// of the request, read trees at names that a later rename of the request
+// had left (a directory renamed in, then its parent renamed on), and its
+// finds there went out as this member's own (the stress test, seed 102 of
+// the forty-ninth session's g1 run; in the fiftieth session's runs, scans
+// of a swap's names ran so too). What a local process moved in or made
+// there has events of its own, which ask for their scans.
+func (r router) madeWhole(c change.Change) change.Change {
+	if !c.Echo {
+		r.rescans.addTree(c.Path)
+	}
+	if !c.Op.Has(change.Rename) || c.OldPath == "" {
+		made := change.Create
+		if dir, exists := r.typeOf(c.Path); dir || !exists {
+			made = change.Mkdir
+		}
+		c.Op = c.Op&^change.Subtree | made
+	}
+	return c
 }
 
 // noteRemoval notes a removal, or the old name of a rename, that the
