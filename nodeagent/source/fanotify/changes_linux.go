@@ -134,20 +134,7 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 		return append(dst, s.lostEvents(now))
 	}
 	abs, res := s.entryPath(ev.dir, ev.name)
-	made := ev.mask&(unix.FAN_CREATE|unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_CREATE|unix.FAN_ONDIR && ev.hasObj
-	switch {
-	case made && res != resolved:
-		// A directory made where the events read so far put nothing
-		// (in a directory gone since, or unplaced itself): it is
-		// nowhere they know either (dirCache's unplaced).
-		s.res.cache.unplace(ev.obj.key)
-	case made:
-		// A directory made: its path as of this event, which the
-		// directory's later events find in the cache (resolved when
-		// read instead, after a later rename of it, they joined names of
-		// two moments: resolver.asCached).
-		s.res.cache.put(ev.obj.key, abs)
-	}
+	s.cacheMade(ev, abs, res)
 	switch res {
 	case gone:
 		return s.writtenInGoneDir(dst, ev, now)
@@ -165,12 +152,39 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 	}
 	n := len(dst)
 	dst = s.stateChange(dst, abs, ev.mask, ev.pid, now)
-	if len(dst) > n && ev.hasObj && ev.mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) != 0 && ev.mask&unix.FAN_ONDIR == 0 {
-		if c := &dst[len(dst)-1]; c.Op.Has(change.Remove) && !c.Op.Has(change.Create) {
-			c.WrittenIno = s.livingInode(ev.obj)
-		}
+	if len(dst) > n {
+		s.noteWrittenInode(&dst[len(dst)-1], ev)
 	}
 	return dst
+}
+
+// cacheMade puts a directory that ev made in the directory cache at abs,
+// the path its name resolved to (res), or marks it unplaced.
+func (s *Source) cacheMade(ev *event, abs string, res resolution) {
+	made := ev.mask&(unix.FAN_CREATE|unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_CREATE|unix.FAN_ONDIR && ev.hasObj
+	switch {
+	case made && res != resolved:
+		// A directory made where the events read so far put nothing
+		// (in a directory gone since, or unplaced itself): it is
+		// nowhere they know either (dirCache's unplaced).
+		s.res.cache.unplace(ev.obj.key)
+	case made:
+		// A directory made: its path as of this event, which the
+		// directory's later events find in the cache (resolved when
+		// read instead, after a later rename of it, they joined names of
+		// two moments: resolver.asCached).
+		s.res.cache.put(ev.obj.key, abs)
+	}
+}
+
+// noteWrittenInode gives c, the change that a write event ev made, the
+// inode of the written file when c reads as its name's removal and the
+// file lives on under another name (livingInode).
+func (s *Source) noteWrittenInode(c *change.Change, ev *event) {
+	if ev.hasObj && ev.mask&(unix.FAN_MODIFY|unix.FAN_CLOSE_WRITE) != 0 && ev.mask&unix.FAN_ONDIR == 0 &&
+		c.Op.Has(change.Remove) && !c.Op.Has(change.Create) {
+		c.WrittenIno = s.livingInode(ev.obj)
+	}
 }
 
 // writtenInGoneDir appends the change of a write through a name whose
