@@ -1032,40 +1032,29 @@ func (s *Sender) replayed() []peer.ReplayPos {
 	return s.Replayed()
 }
 
+// orDefault sets *v to def when it is not positive (unset).
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 func (s *Sender) defaults() {
 	if s.Lanes < 2 {
 		s.Lanes = DefaultLanes
 	}
-	if s.LaneBytes <= 0 {
-		s.LaneBytes = DefaultLaneBytes
-	}
-	if s.LaneAfter <= 0 {
-		s.LaneAfter = DefaultLaneAfter
-	}
-	if s.Gather <= 0 {
-		s.Gather = DefaultGather
-	}
-	if s.Quiet <= 0 {
-		s.Quiet = DefaultQuiet
-	}
-	if s.WriteWait <= 0 {
-		s.WriteWait = DefaultWriteWait
-	}
+	orDefault(&s.LaneBytes, DefaultLaneBytes)
+	orDefault(&s.LaneAfter, DefaultLaneAfter)
+	orDefault(&s.Gather, DefaultGather)
+	orDefault(&s.Quiet, DefaultQuiet)
+	orDefault(&s.WriteWait, DefaultWriteWait)
+	orDefault(&s.BatchFiles, DefaultBatchFiles)
+	orDefault(&s.BatchBytes, DefaultBatchBytes)
+	orDefault(&s.Backoff, DefaultBackoff)
+	orDefault(&s.BackoffCap, DefaultBackoffCap)
 	s.flights = make(map[int]flight)
 	s.held = make(map[string]hold)
 	s.failing = make(map[string]failure)
-	if s.BatchFiles <= 0 {
-		s.BatchFiles = DefaultBatchFiles
-	}
-	if s.BatchBytes <= 0 {
-		s.BatchBytes = DefaultBatchBytes
-	}
-	if s.Backoff <= 0 {
-		s.Backoff = DefaultBackoff
-	}
-	if s.BackoffCap <= 0 {
-		s.BackoffCap = DefaultBackoffCap
-	}
 	if s.Wake == nil {
 		s.Wake = make(chan struct{}, 1)
 	}
