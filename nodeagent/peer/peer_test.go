@@ -85,6 +85,16 @@ var (
 	otherAddr  = netip.MustParseAddr("127.0.7.3")
 )
 
+// serveWeb1 serves a Server for group www, keyed "k", whose one member is
+// web-1 at memberAddr, handing requests to the recorder it returns.
+func serveWeb1(t *testing.T) (*Server, *recorder, netip.AddrPort) {
+	t.Helper()
+	rec := &recorder{}
+	s := &Server{}
+	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
+	return s, rec, startServer(t, s)
+}
+
 func startServer(t *testing.T, s *Server) netip.AddrPort {
 	t.Helper()
 	addr, _ := startCountingServer(t, s)
@@ -186,10 +196,7 @@ func TestEndpoint_Authentication(t *testing.T) {
 }
 
 func TestEndpoint_RefusesReplay(t *testing.T) {
-	rec := &recorder{}
-	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-	addr := startServer(t, s)
+	s, rec, addr := serveWeb1(t)
 
 	// Capture one signed request and send it twice.
 	body := []byte(`{"run":"r","paths":["YQ=="]}`)
@@ -203,16 +210,18 @@ func TestEndpoint_RefusesReplay(t *testing.T) {
 			t.Fatalf("send %d: status %d, want %d", i+1, got, want)
 		}
 	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.incoming) != 1 {
+		t.Fatalf("the handler took %d announcements (%q), want the first alone", len(rec.incoming), rec.incoming)
+	}
 }
 
 // TestEndpoint_RefusesAnAlteredRequest: a signed request changed on its
 // way (its body, its path, or a signed header) is refused: the signature
 // covers each of them. The same request unaltered goes through.
 func TestEndpoint_RefusesAnAlteredRequest(t *testing.T) {
-	rec := &recorder{}
-	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-	addr := startServer(t, s)
+	s, rec, addr := serveWeb1(t)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	const body = `{"run":"r","paths":["YQ=="]}`
 	tests := []struct {
@@ -240,6 +249,11 @@ func TestEndpoint_RefusesAnAlteredRequest(t *testing.T) {
 				t.Fatalf("status %d, want %d", got, tc.want)
 			}
 		})
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if !slices.Equal(rec.incoming, []string{"a"}) {
+		t.Fatalf("the handler took the paths %q, want those of the unaltered request alone", rec.incoming)
 	}
 }
 
@@ -313,10 +327,7 @@ func TestEndpoint_RefusesRequestsMeantForAnother(t *testing.T) {
 }
 
 func TestEndpoint_ReplayAndReceived(t *testing.T) {
-	rec := &recorder{}
-	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-	addr := startServer(t, s)
+	_, rec, addr := serveWeb1(t)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	req := ReplayRequest{Journal: "journal-1", Run: "run-1", Live: []string{"run-0"}, Renames: []Rename{{Old: []byte("a"), New: []byte("b"), Seq: 1}, {Old: []byte("missing"), New: []byte("c"), Seq: 2}}}
 	res, err := c.Replay(context.Background(), addr, "www", req)
@@ -502,10 +513,7 @@ func TestEndpoint_RefusesReplayAfterRestart(t *testing.T) {
 // second request, whose body would not fit beside it in the budget, is not
 // read or served until the first is done.
 func TestEndpoint_BoundsBodiesInFlight(t *testing.T) {
-	rec := &recorder{}
-	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-	addr := startServer(t, s)
+	s, rec, addr := serveWeb1(t)
 	s.bodies = semaphore.NewWeighted(100) // the budget, small enough for two bodies not to fit
 	c := NewClient("web-1", []byte("k"), memberAddr, 10*time.Second)
 	c.learn(addr, "", s.epochID)
@@ -668,10 +676,7 @@ func TestEndpoint_TakesNoLists(t *testing.T) {
 // restarted) another one, by which the receiver knows the runs of the
 // earlier life for over; so does a hello.
 func TestEndpoint_IncomingCarriesTheClientsBoot(t *testing.T) {
-	rec := &recorder{}
-	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-	addr := startServer(t, s)
+	_, rec, addr := serveWeb1(t)
 	first := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	again := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	for i, c := range []*Client{first, first, again} {
@@ -716,10 +721,7 @@ func TestEndpoint_IncomingCarriesTheRunsThatEnded(t *testing.T) {
 // to a real endpoint, and returns what its handler saw.
 func announceTo(t *testing.T, over []string, replayed []ReplayPos) *recorder {
 	t.Helper()
-	rec := &recorder{}
-	s := &Server{}
-	s.SetGroup("www", &Group{Key: []byte("k"), Handler: rec, Members: map[string]netip.Addr{"web-1": memberAddr}})
-	addr := startServer(t, s)
+	_, rec, addr := serveWeb1(t)
 	c := NewClient("web-1", []byte("k"), memberAddr, 5*time.Second)
 	if err := c.Incoming(context.Background(), addr, "www", "run-3", []string{"a"}, over, replayed); err != nil {
 		t.Fatal(err)
