@@ -1684,7 +1684,6 @@ func runClass(res rsync.Result, err error) rsync.Class {
 	return res.Class
 }
 
-// isPeerFailure reports a run that failed for the whole peer.
 // oneFilesIO reports a run of one path that rsync ended with a file I/O
 // error (exit 11: a write failed, ENOSPC or EFBIG, and rsync stops the
 // whole run): the failure is that file's, which waits with its own backoff
@@ -1696,6 +1695,7 @@ func oneFilesIO(res rsync.Result) bool {
 	return res.Exited && res.Code == 11 && len(res.Paths) == 1
 }
 
+// isPeerFailure reports a run that failed for the whole peer.
 func isPeerFailure(res rsync.Result, err error) bool {
 	class := runClass(res, err)
 	return err != nil && (class == rsync.Retry || class == rsync.FatalPeer)
@@ -1704,35 +1704,7 @@ func isPeerFailure(res rsync.Result, err error) bool {
 // account adds one rsync run's result (a push or a delete) to r.
 func (s *Sender) account(r *Run, res rsync.Result, err error) {
 	r.Bytes += res.BytesSent
-	// Every path not done, with what rsync itemized of it: the log's
-	// Problems keep the first ten, and tracing a stress seed needs them
-	// all.
-	var notDone []string
-	v := s.Log.V(2)
-	for _, p := range res.Paths {
-		if p.Outcome.Done() {
-			continue
-		}
-		if v.Enabled() {
-			notDone = append(notDone, pathLine(p))
-		}
-		if len(r.Problems) < 10 {
-			r.Problems = append(r.Problems, fmt.Sprintf("%q: %s %s", p.Path, p.Outcome, p.Reason))
-		}
-		if r.reasons == nil {
-			r.reasons = make(map[string]string)
-		}
-		r.reasons[p.Path] = strings.TrimSpace(p.Outcome.String() + " " + p.Reason)
-		if p.Outcome == rsync.Vanished || p.Outcome == rsync.Present {
-			if r.raced == nil {
-				r.raced = make(map[string]bool)
-			}
-			r.raced[p.Path] = true
-		}
-	}
-	if len(notDone) > 0 {
-		v.Info("paths of a run not done", "paths", notDone)
-	}
+	s.notDone(r, res.Paths)
 	class := runClass(res, err)
 	if isPeerFailure(res, err) && !oneFilesIO(res) {
 		r.peerFailed = true
@@ -1748,6 +1720,40 @@ func (s *Sender) account(r *Run, res rsync.Result, err error) {
 		if res.Stderr != "" {
 			r.Problems = append(r.Problems, "stderr: "+res.Stderr)
 		}
+	}
+}
+
+// notDone adds to r the paths of a run that rsync did not confirm, with
+// why (Problems, reasons), and those that raced a change here (raced).
+// Every path not done, with what rsync itemized of it, goes to the log at
+// V(2): the log's Problems keep the first ten, and tracing a stress seed
+// needs them all.
+func (s *Sender) notDone(r *Run, paths []rsync.PathResult) {
+	var lines []string
+	v := s.Log.V(2)
+	for _, p := range paths {
+		if p.Outcome.Done() {
+			continue
+		}
+		if v.Enabled() {
+			lines = append(lines, pathLine(p))
+		}
+		if len(r.Problems) < 10 {
+			r.Problems = append(r.Problems, fmt.Sprintf("%q: %s %s", p.Path, p.Outcome, p.Reason))
+		}
+		if r.reasons == nil {
+			r.reasons = make(map[string]string)
+		}
+		r.reasons[p.Path] = strings.TrimSpace(p.Outcome.String() + " " + p.Reason)
+		if p.Outcome == rsync.Vanished || p.Outcome == rsync.Present {
+			if r.raced == nil {
+				r.raced = make(map[string]bool)
+			}
+			r.raced[p.Path] = true
+		}
+	}
+	if len(lines) > 0 {
+		v.Info("paths of a run not done", "paths", lines)
 	}
 }
 
