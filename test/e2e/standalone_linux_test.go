@@ -313,9 +313,15 @@ func series(ss []sample, name string, want map[string]string) []sample {
 // snapshot describes a tree: per path its type, mode, owner, mtime (of
 // files, directories and symlinks, to the nanosecond), and content hash or
 // link target. The reserved .jailsync directory is left out.
-func snapshot(root string) (map[string]string, error) {
+func snapshot(root string) (map[string]string, error) { return snapshotBelow(root, ".") }
+
+// snapshotBelow is snapshot of the tree at sub (root-relative) alone, with
+// the same keys: for a part of the root that nothing changes meanwhile,
+// while replication may still be changing the rest (a walk of the whole
+// root then fails where an entry goes or turns into a file under it).
+func snapshotBelow(root, sub string) (map[string]string, error) {
 	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(root, sub), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
