@@ -663,7 +663,8 @@ func (r *Receiver) recordReplayed(from string, applied []appliedRename, madeDirs
 			// sent, and its pending entry at the old name went as a
 			// removal: a peer that had not had it never got it (n2
 			// renamed d, n1's files written into d just before went to
-			// no member: TestStress_WritesBelowARenamedDirectory).
+			// no member:
+			// TestStandalone_WritesCrossingARenameOfTheirDirectoryEndIdentical).
 			for _, p := range carried {
 				if e, ok, err := tx.Get(p); err != nil {
 					return err
