@@ -313,15 +313,16 @@ func series(ss []sample, name string, want map[string]string) []sample {
 // snapshot describes a tree: per path its type, mode, owner, mtime (of
 // files, directories and symlinks, to the nanosecond), and content hash or
 // link target. The reserved .jailsync directory is left out.
-func snapshot(root string) (map[string]string, error) { return snapshotBelow(root, ".") }
+func snapshot(root string) (map[string]string, error) { return snapshotWhere(root, nil) }
 
-// snapshotBelow is snapshot of the tree at sub (root-relative) alone, with
-// the same keys: for a part of the root that nothing changes meanwhile,
-// while replication may still be changing the rest (a walk of the whole
-// root then fails where an entry goes or turns into a file under it).
-func snapshotBelow(root, sub string) (map[string]string, error) {
+// snapshotWhere is snapshot of the paths that keep (when not nil) keeps; a
+// directory it does not keep is not walked. For a part of the root that
+// nothing changes meanwhile, while replication may still be changing the
+// rest: a walk of that fails where an entry goes or turns into a file
+// under it.
+func snapshotWhere(root string, keep func(rel string) bool) (map[string]string, error) {
 	out := map[string]string{}
-	err := filepath.WalkDir(filepath.Join(root, sub), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -331,6 +332,12 @@ func snapshotBelow(root, sub string) (map[string]string, error) {
 		}
 		if rel == ".jailsync" {
 			return filepath.SkipDir
+		}
+		if keep != nil && !keep(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		fi, err := os.Lstat(p)
 		if err != nil {
