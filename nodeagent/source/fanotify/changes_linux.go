@@ -141,15 +141,7 @@ func (s *Source) namedChanges(dst []change.Change, ev *event, now time.Time) []c
 	case lost:
 		return append(dst, s.lostEvents(now))
 	}
-	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) == unix.FAN_DELETE|unix.FAN_ONDIR {
-		// rmdir(2) removes only empty directories: no other entry can
-		// be below this one's.
-		if ev.hasObj {
-			s.res.cache.drop(ev.obj.key)
-		} else {
-			s.res.cache.forget(abs)
-		}
-	}
+	s.cacheRemoved(ev, abs)
 	n := len(dst)
 	dst = s.stateChange(dst, abs, ev.mask, ev.pid, now)
 	if len(dst) > n {
@@ -174,6 +166,20 @@ func (s *Source) cacheMade(ev *event, abs string, res resolution) {
 		// read instead, after a later rename of it, they joined names of
 		// two moments: resolver.asCached).
 		s.res.cache.put(ev.obj.key, abs)
+	}
+}
+
+// cacheRemoved takes a directory that ev removed, at abs, out of the
+// directory cache. rmdir(2) removes only empty directories: no other
+// entry can be below this one's.
+func (s *Source) cacheRemoved(ev *event, abs string) {
+	if ev.mask&(unix.FAN_DELETE|unix.FAN_ONDIR) != unix.FAN_DELETE|unix.FAN_ONDIR {
+		return
+	}
+	if ev.hasObj {
+		s.res.cache.drop(ev.obj.key)
+	} else {
+		s.res.cache.forget(abs)
 	}
 }
 

@@ -3,6 +3,7 @@
 package fanotify
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -128,6 +129,41 @@ func TestSource_renameFromRemovedDirectory(t *testing.T) {
 			}
 			if p, res := s.res.dirPath(b); res != resolved || p != filepath.Join(root, "c/b") {
 				t.Errorf("moved directory resolves to %q (%d), want its new path", p, res)
+			}
+		})
+	}
+}
+
+// TestSource_rmdirLeavesTheDirectoryCache reads a directory's removal
+// (rmdir, which removes only an empty one): its entry leaves the cache, by
+// its handle where the event carries it, else by its path. Left there, a
+// removed directory's entry took one of the bounded cache's places until
+// the cache was cleared whole (dirCache.put).
+func TestSource_rmdirLeavesTheDirectoryCache(t *testing.T) {
+	for _, withObj := range []bool{true, false} {
+		t.Run(fmt.Sprintf("handle in the event: %v", withObj), func(t *testing.T) {
+			root := mountTmpfs(t)
+			must(t, os.MkdirAll(filepath.Join(root, "p/d"), 0o755))
+			s := &Source{opts: source.Options{Root: root}, root: root, res: newTestResolver(t, root)}
+			p, d := handleOf(t, filepath.Join(root, "p")), handleOf(t, filepath.Join(root, "p/d"))
+			if path, _ := s.res.dirPath(d); path != filepath.Join(root, "p/d") {
+				t.Fatalf("before: %q", path)
+			}
+			if _, ok := s.res.cache.get(d.key); !ok {
+				t.Fatal("before: p/d is not cached")
+			}
+			must(t, os.Remove(filepath.Join(root, "p/d")))
+			ev := event{mask: unix.FAN_DELETE | unix.FAN_ONDIR, fd: -1, dir: p, name: "d", hasDir: true, obj: d, hasObj: withObj}
+			now := time.Now()
+			got := s.eventChanges(nil, &ev, now)
+			if len(got) != 1 || got[0].Path != "p/d" || !got[0].Op.Has(change.Rmdir) {
+				t.Errorf("eventChanges = \n%s; want p/d removed", list(got))
+			}
+			if path, ok := s.res.cache.get(d.key); ok {
+				t.Errorf("the removed directory is still cached, at %q", path)
+			}
+			if path, ok := s.res.cache.get(p.key); !ok || path != filepath.Join(root, "p") {
+				t.Errorf("its parent is cached at %q (%v), want it kept", path, ok)
 			}
 		})
 	}
