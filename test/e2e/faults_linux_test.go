@@ -101,10 +101,13 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 	dir := filepath.Join(c.roots["n1"], "burst")
 	must(t, os.Mkdir(dir, 0o755))
 	done := make(chan struct{})
+	var writeErr error // read after done
 	go func() {
 		defer close(done)
 		for i := range 5000 {
-			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), []byte(fmt.Sprintf("content %d", i)), 0o644)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), []byte(fmt.Sprintf("content %d", i)), 0o644); err != nil && writeErr == nil {
+				writeErr = err
+			}
 			if i%10 == 0 {
 				// A burst that lasts about 2.5 s: the kill (once 100
 				// paths are confirmed on each peer, a few hundred ms in)
@@ -134,6 +137,7 @@ func TestStandalone_Kill9MidBurstConverges(t *testing.T) {
 	written, _ := os.ReadDir(dir)
 	received, _ := os.ReadDir(peerDir)
 	<-done
+	must(t, writeErr) // all 5,000 written, or the burst converged is a smaller one
 	t.Logf("n1 killed with %d files written and %d on n2", len(written), len(received))
 	if len(received) >= 5000 {
 		t.Fatal("the burst was replicated before the kill: the test shows nothing")
@@ -659,6 +663,8 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(c.roots["n1"], fmt.Sprintf("keep%02d", i)), []byte("precious"), 0o644))
 	}
 	c.converged("n1")
+	want, err := snapshot(c.roots["n1"])
+	must(t, err)
 	// Unmount n2's data (its root is a directory on its own tmpfs) from
 	// under the running agent, lazily, as an operator might.
 	fs := filepath.Dir(c.roots["n2"])
@@ -673,11 +679,33 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 		t.Fatal("n2's agent still runs 10 s after its root was unmounted")
 	}
 	time.Sleep(time.Second)
-	for _, node := range []string{"n1", "n3"} {
-		got, err := snapshot(c.roots[node])
-		must(t, err)
-		if len(got) != 50 {
-			t.Fatalf("%s holds %d files after n2's root was unmounted, want all 50", node, len(got))
+	c.lostNothing(t, want, "n1", "n3")
+	// Started again on the empty directory, as after a reboot that did not
+	// mount the data: it refuses at once, and neither deletes on its peers
+	// nor fills the directory from them.
+	c.startAgent("n2")
+	select {
+	case st := <-c.exited("n2"):
+		c.refusedRoot(t, "n2", st)
+	case <-time.After(10 * time.Second):
+		t.Fatal("n2's agent, started on an empty directory where its root was, still runs after 10 s")
+	}
+	time.Sleep(time.Second)
+	c.lostNothing(t, want, "n1", "n3")
+	if es, err := os.ReadDir(c.roots["n2"]); err != nil || len(es) != 0 {
+		t.Errorf("the empty directory where n2's root was holds %d entries (%v), want none", len(es), err)
+	}
+	// The others go on without n2.
+	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "later"), []byte("after n2 stopped"), 0o644))
+	poll.Until(t, 30*time.Second, func() error { return c.holds("n3", "n1") })
+}
+
+// lostNothing fails t unless each of nodes holds want, path by path.
+func (c *cluster) lostNothing(t *testing.T, want map[string]string, nodes ...string) {
+	t.Helper()
+	for _, node := range nodes {
+		if err := c.holdsTree(node, "the tree before", want); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -931,22 +959,39 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "secret"), []byte("members only"), 0o600))
 	c.converged("n1")
 	target := fmt.Sprintf("rsync://jailsync@127.0.5.2:%d/www/", c.port)
-	// The control: a member with the password reads, so the refusals
-	// below are the daemon's, not an address nobody listens on.
+	// The controls: a member with the password reads and writes, so the
+	// refusals below are the daemon's, not an address nobody listens on
+	// or a module that takes nothing.
 	mustReadThroughDaemon(t, target, "127.0.5.3", "e2e-secret", "secret")
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "from-a-member"), []byte("x"), 0o644))
+	write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address=127.0.5.3", src+"/", target)
+	write.Env = append(os.Environ(), "RSYNC_PASSWORD=e2e-secret")
+	if out, err := write.CombinedOutput(); err != nil {
+		t.Fatalf("a member could not write through the daemon: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(c.roots["n1"], "from-a-member")); err != nil {
+		t.Fatalf("a member's write through the daemon did not land: %v", err)
+	}
+	// What the daemon answers, and what it logs (rsync clientserver.c,
+	// rsync_module): a host that hosts allow refuses is told that an
+	// unlisted module (list = no) does not exist, and the log says why.
 	tests := []struct {
 		name, password, source string
+		refusal, logged        string
 	}{
-		{"a member's address with a wrong password", "guess", "127.0.5.3"},
-		{"a host not in the group with the right password", "e2e-secret", "127.0.5.99"},
+		{"a member's address with a wrong password", "guess", "127.0.5.3",
+			"@ERROR: auth failed on module www", "auth failed on module www from UNDETERMINED (127.0.5.3)"},
+		{"a host not in the group with the right password", "e2e-secret", "127.0.5.99",
+			"@ERROR: Unknown module 'www'", "rsync denied on module www from UNDETERMINED (127.0.5.99)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := t.TempDir()
 			read := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, target, dst+"/")
 			read.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
-			if out, err := read.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
-				t.Fatalf("read through the daemon: %v\n%s\nwant the daemon's refusal (@ERROR)", err, out)
+			if out, err := read.CombinedOutput(); err == nil || !bytes.Contains(out, []byte(tc.refusal)) {
+				t.Fatalf("read through the daemon: %v\n%s\nwant the daemon's refusal (%s)", err, out, tc.refusal)
 			}
 			if _, err := os.Stat(filepath.Join(dst, "secret")); err == nil {
 				t.Fatal("the stranger got the file")
@@ -955,11 +1000,16 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(src, "planted"), []byte("x"), 0o644))
 			write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, src+"/", target)
 			write.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
-			if out, err := write.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
-				t.Fatalf("write through the daemon: %v\n%s\nwant the daemon's refusal (@ERROR)", err, out)
+			if out, err := write.CombinedOutput(); err == nil || !bytes.Contains(out, []byte(tc.refusal)) {
+				t.Fatalf("write through the daemon: %v\n%s\nwant the daemon's refusal (%s)", err, out, tc.refusal)
 			}
 			if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
 				t.Fatal("the stranger planted a file")
+			}
+			log, err := os.ReadFile(filepath.Join(c.states["n1"], "rsyncd", "rsyncd.log"))
+			must(t, err)
+			if n := bytes.Count(log, []byte(tc.logged)); n != 2 {
+				t.Errorf("the daemon logged %q %d times, want 2 (the read and the write)", tc.logged, n)
 			}
 		})
 	}
