@@ -672,24 +672,14 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 	must(t, os.MkdirAll(c.roots["n2"], 0o755)) // an empty directory where the root was
 	// n2's agent must stop, refusing the root, instead of propagating the
 	// empty directory as 50 deletions.
-	select {
-	case st := <-c.exited("n2"):
-		c.refusedRoot(t, "n2", st)
-	case <-time.After(10 * time.Second):
-		t.Fatal("n2's agent still runs 10 s after its root was unmounted")
-	}
+	c.refusesRootWithin(t, "n2", 10*time.Second, "its root was unmounted")
 	time.Sleep(time.Second)
 	c.lostNothing(t, want, "n1", "n3")
 	// Started again on the empty directory, as after a reboot that did not
 	// mount the data: it refuses at once, and neither deletes on its peers
 	// nor fills the directory from them.
 	c.startAgent("n2")
-	select {
-	case st := <-c.exited("n2"):
-		c.refusedRoot(t, "n2", st)
-	case <-time.After(10 * time.Second):
-		t.Fatal("n2's agent, started on an empty directory where its root was, still runs after 10 s")
-	}
+	c.refusesRootWithin(t, "n2", 10*time.Second, "it started on an empty directory where its root was")
 	time.Sleep(time.Second)
 	c.lostNothing(t, want, "n1", "n3")
 	if es, err := os.ReadDir(c.roots["n2"]); err != nil || len(es) != 0 {
@@ -698,6 +688,18 @@ func TestStandalone_UnmountedRootLosesNothing(t *testing.T) {
 	// The others go on without n2.
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "later"), []byte("after n2 stopped"), 0o644))
 	poll.Until(t, 30*time.Second, func() error { return c.holds("n3", "n1") })
+}
+
+// refusesRootWithin fails t unless node's agent exits refusing its data
+// root (refusedRoot) within limit after what happened.
+func (c *cluster) refusesRootWithin(t *testing.T, node string, limit time.Duration, what string) {
+	t.Helper()
+	select {
+	case st := <-c.exited(node):
+		c.refusedRoot(t, node, st)
+	case <-time.After(limit):
+		t.Fatalf("%s's agent still runs %v after %s", node, limit, what)
+	}
 }
 
 // lostNothing fails t unless each of nodes holds want, path by path.
