@@ -967,9 +967,7 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 	mustReadThroughDaemon(t, target, "127.0.5.3", "e2e-secret", "secret")
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "from-a-member"), []byte("x"), 0o644))
-	write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address=127.0.5.3", src+"/", target)
-	write.Env = append(os.Environ(), "RSYNC_PASSWORD=e2e-secret")
-	if out, err := write.CombinedOutput(); err != nil {
+	if out, err := rsyncFrom("127.0.5.3", "e2e-secret", src+"/", target).CombinedOutput(); err != nil {
 		t.Fatalf("a member could not write through the daemon: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(c.roots["n1"], "from-a-member")); err != nil {
@@ -990,9 +988,7 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := t.TempDir()
-			read := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, target, dst+"/")
-			read.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
-			if out, err := read.CombinedOutput(); err == nil || !bytes.Contains(out, []byte(tc.refusal)) {
+			if out, err := rsyncFrom(tc.source, tc.password, target, dst+"/").CombinedOutput(); err == nil || !bytes.Contains(out, []byte(tc.refusal)) {
 				t.Fatalf("read through the daemon: %v\n%s\nwant the daemon's refusal (%s)", err, out, tc.refusal)
 			}
 			if _, err := os.Stat(filepath.Join(dst, "secret")); err == nil {
@@ -1000,9 +996,7 @@ func TestStandalone_DaemonRefusesStrangers(t *testing.T) {
 			}
 			src := t.TempDir()
 			must(t, os.WriteFile(filepath.Join(src, "planted"), []byte("x"), 0o644))
-			write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+tc.source, src+"/", target)
-			write.Env = append(os.Environ(), "RSYNC_PASSWORD="+tc.password)
-			if out, err := write.CombinedOutput(); err == nil || !bytes.Contains(out, []byte(tc.refusal)) {
+			if out, err := rsyncFrom(tc.source, tc.password, src+"/", target).CombinedOutput(); err == nil || !bytes.Contains(out, []byte(tc.refusal)) {
 				t.Fatalf("write through the daemon: %v\n%s\nwant the daemon's refusal (%s)", err, out, tc.refusal)
 			}
 			if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
@@ -1049,8 +1043,7 @@ func TestStandalone_InsecureRunsWithoutAPassword(t *testing.T) {
 	target := fmt.Sprintf("rsync://127.0.5.2:%d/www/", c.port)
 	// The control: a member reads without a password.
 	mustReadThroughDaemon(t, target, "127.0.5.3", "", "open")
-	write := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address=127.0.5.99", src+"/", target)
-	if out, err := write.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
+	if out, err := rsyncFrom("127.0.5.99", "", src+"/", target).CombinedOutput(); err == nil || !bytes.Contains(out, []byte("@ERROR")) {
 		t.Fatalf("a stranger wrote through an insecure member's daemon: %v\n%s\nwant the daemon's refusal (@ERROR)", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(c.roots["n1"], "planted")); err == nil {
@@ -1063,12 +1056,19 @@ func TestStandalone_InsecureRunsWithoutAPassword(t *testing.T) {
 func mustReadThroughDaemon(t *testing.T, target, source, password, name string) {
 	t.Helper()
 	dst := t.TempDir()
-	read := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+source, target, dst+"/")
-	read.Env = append(os.Environ(), "RSYNC_PASSWORD="+password)
-	if out, err := read.CombinedOutput(); err != nil {
+	if out, err := rsyncFrom(source, password, target, dst+"/").CombinedOutput(); err != nil {
 		t.Fatalf("a member (%s) could not read %s: %v\n%s", source, target, err, out)
 	}
 	if _, err := os.Stat(filepath.Join(dst, name)); err != nil {
 		t.Fatalf("a member (%s) read %s without %s: %v", source, target, name, err)
 	}
+}
+
+// rsyncFrom is an rsync client copying src to dst (-r) from address
+// source, with password (RSYNC_PASSWORD; none when empty), bounded by the
+// same timeouts as the agents' clients, shortened.
+func rsyncFrom(source, password, src, dst string) *exec.Cmd {
+	cmd := exec.Command("rsync", "-r", "--contimeout=5", "--timeout=10", "--address="+source, src, dst)
+	cmd.Env = append(os.Environ(), "RSYNC_PASSWORD="+password)
+	return cmd
 }
