@@ -458,6 +458,16 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// appendTo appends text to the file at path, which must exist.
+func appendTo(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteString(text)
+	must(t, err)
+	must(t, f.Close())
+}
+
 func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
 	c := start(t, 4, 18500)
 	for i, node := range c.nodes {
@@ -469,11 +479,7 @@ func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
 				// A file this member received, changed here: its own
 				// change, not an echo of the previous member's.
 				received := "from-" + c.nodes[i-1] + "/renamed"
-				f, err := os.OpenFile(p(received), os.O_APPEND|os.O_WRONLY, 0)
-				must(t, err)
-				_, err = f.WriteString(", then changed on " + node)
-				must(t, err)
-				must(t, f.Close())
+				appendTo(t, p(received), ", then changed on "+node)
 				must(t, os.Chmod(p(received), 0o604))
 				c.converged(node)
 			}
@@ -498,11 +504,7 @@ func TestStandalone_ConvergeFromEveryMember(t *testing.T) {
 			}
 
 			must(t, os.WriteFile(p(dir+"/file"), []byte("overwritten"), 0o644))
-			f, err := os.OpenFile(p(dir+"/file"), os.O_APPEND|os.O_WRONLY, 0)
-			must(t, err)
-			_, err = f.WriteString(" and appended")
-			must(t, err)
-			must(t, f.Close())
+			appendTo(t, p(dir+"/file"), " and appended")
 			must(t, os.Truncate(p(dir+"/tree/deep/leaf"), 2))
 			must(t, os.Chmod(p(dir+"/tree/deep/leaf"), 0o640))
 			must(t, os.Lchown(p(dir+"/file"), 1234, 5678))
