@@ -676,9 +676,9 @@ func TestStandalone_HostileNames(t *testing.T) {
 	}
 	// The names as directories too, each holding a file and a symlink
 	// whose target is a name: made on n2, renamed on n1, then removed
-	// there. (Removed on n3 at once, they crossed n1's push of the
-	// symlinks below the renamed directories, 250 ms after the rename,
-	// and came back on every member: docs/design.md, "Removals crossing a
+	// there. (Removed on n3 as soon as every member held the renamed
+	// trees, they could cross n1's verification of them and come back on
+	// every member, 1 run in 32: docs/design.md, "Removals crossing a
 	// rename's verification".)
 	dirName := func(n, suffix string) string { return n[:min(len(n), 240)] + suffix }
 	for i, n := range names {
