@@ -57,6 +57,15 @@ const (
 	// maxConfirmWait bounds how long a burst's run waits for the other
 	// peers' pushes before it confirms (Pushing.othersPushed).
 	maxConfirmWait = time.Second
+	// burstOverQuiet is the pause that ends a gathering once nothing more
+	// is seen coming (Sender.nothingMoreSeen), instead of Quiet: the
+	// wait for Quiet alone came after every burst but one of exactly
+	// BatchFiles files (a 1,990-file burst's runs started 58-73 ms after
+	// its last commit, a 2,000-file burst's 9-27 ms after; docs/
+	// benchmarks.md, the seventy-sixth session). It outlasts the gap
+	// between one file's close and the next one's first event, so a
+	// writer that goes on at once is still gathered.
+	burstOverQuiet = 3 * time.Millisecond
 	// quickGatherBytes is the pending size from which a fifth of Quiet
 	// ends the gathering.
 	quickGatherBytes   = 16 << 20
@@ -126,8 +135,9 @@ type Sender struct {
 	// as below, for at most Gather from its first change. When a run
 	// ends with none in flight and changes are still being journaled (eight
 	// or more since that run started, the last less than Quiet ago), the
-	// next run waits until they pause for Quiet, for at most Gather after
-	// the run ended, or until a full batch (BatchFiles) is pending. Every
+	// next run waits until they pause for Quiet (for 3 ms once nothing
+	// more is seen coming: burstOverQuiet), for at most Gather after the
+	// run ended, or until a full batch (BatchFiles) is pending. Every
 	// run costs about 13 ms of CPU on the two hosts; on a host that a
 	// burst keeps busy, fewer runs finish sooner (see docs/benchmarks.md).
 	// A second lane beside a long run (Lanes) does not wait.
@@ -964,6 +974,12 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 		// end and the run starts 10 ms later, not 50).
 		q /= 5
 	}
+	if !journaling && s.nothingMoreSeen() {
+		// Over as far as this host can see: the pause that ends it need
+		// only outlast the gap between one file's close and the next
+		// one's first event.
+		q = min(q, burstOverQuiet)
+	}
 	quiet := last.Add(q)
 	if !now.Before(end) || !now.Before(quiet) || pending >= int64(s.BatchFiles) {
 		return time.Time{}, false
@@ -972,6 +988,16 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 		end = quiet
 	}
 	return end, true
+}
+
+// nothingMoreSeen reports that no change is on its way to the journal and
+// no write is under way here (Coming, Writing): a burst is over as far as
+// this host can see. False where either is not known.
+func (s *Sender) nothingMoreSeen() bool {
+	if s.Coming == nil || s.Writing == nil {
+		return false
+	}
+	return !s.Coming() && s.Writing().IsZero()
 }
 
 // moreComing reports whether a few changes at rest wait for more, and
