@@ -967,20 +967,7 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 	if journaling {
 		last = now
 	}
-	q := s.Quiet
-	if pendingBytes >= quickGatherBytes {
-		// The transfer's bytes, not its connections, now take the time:
-		// a shorter pause ends the gathering (100 x 1 MiB: the writes
-		// end and the run starts 10 ms later, not 50).
-		q /= 5
-	}
-	if !journaling && s.nothingMoreSeen() {
-		// Over as far as this host can see: the pause that ends it need
-		// only outlast the gap between one file's close and the next
-		// one's first event.
-		q = min(q, burstOverQuiet)
-	}
-	quiet := last.Add(q)
+	quiet := last.Add(s.pauseThatEnds(journaling, pendingBytes))
 	if !now.Before(end) || !now.Before(quiet) || pending >= int64(s.BatchFiles) {
 		return time.Time{}, false
 	}
@@ -988,6 +975,24 @@ func (s *Sender) gathering(now time.Time, seq uint64, pending, pendingBytes int6
 		end = quiet
 	}
 	return end, true
+}
+
+// pauseThatEnds is how long the journal must be quiet to end a gathering:
+// Quiet; a fifth of it once the transfer's bytes, not its connections,
+// take the time (pendingBytes of 16 MiB or more; 100 x 1 MiB: the writes
+// end and the run starts 10 ms later, not 50); burstOverQuiet at most
+// once the burst is over as far as this host can see (nothingMoreSeen,
+// with nothing being journaled): the pause need only outlast the gap
+// between one file's close and the next one's first event.
+func (s *Sender) pauseThatEnds(journaling bool, pendingBytes int64) time.Duration {
+	q := s.Quiet
+	if pendingBytes >= quickGatherBytes {
+		q /= 5
+	}
+	if !journaling && s.nothingMoreSeen() {
+		q = min(q, burstOverQuiet)
+	}
+	return q
 }
 
 // nothingMoreSeen reports that no change is on its way to the journal and

@@ -234,3 +234,28 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestInTurn(t *testing.T) {
+	tests := []struct {
+		run  int
+		want []string
+	}{
+		{0, []string{"a", "b", "c"}},
+		{1, []string{"b", "c", "a"}},
+		{2, []string{"c", "a", "b"}},
+		{3, []string{"a", "b", "c"}},
+		{7, []string{"b", "c", "a"}},
+	}
+	systems := []string{"a", "b", "c"}
+	for _, tc := range tests {
+		if got := inTurn(systems, tc.run); !slices.Equal(got, tc.want) {
+			t.Errorf("round %d: %q, want %q", tc.run, got, tc.want)
+		}
+	}
+	if !slices.Equal(systems, []string{"a", "b", "c"}) {
+		t.Errorf("inTurn changed its argument: %q", systems)
+	}
+	if got := inTurn([]string(nil), 2); len(got) != 0 {
+		t.Errorf("no systems: %q", got)
+	}
+}
