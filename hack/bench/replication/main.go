@@ -526,8 +526,6 @@ func cell(format string, v *float64) string {
 	return fmt.Sprintf(format, *v)
 }
 
-// print writes the table: CPU seconds and VmHWM of the writer's side, then
-// of the receivers' agents (jailsync only), then the machine's busy CPU.
 // inTurn is the order of round run: systems from the run-th on, and then
 // the first ones. In a fixed order the system measured after two others
 // in each round of 100 x 1 MiB was the slower in 24 of 28 pairs, which
@@ -541,6 +539,8 @@ func inTurn[T any](systems []T, run int) []T {
 	return append(slices.Clone(systems[k:]), systems[:k]...)
 }
 
+// print writes the table: CPU seconds and VmHWM of the writer's side, then
+// of the receivers' agents (jailsync only), then the machine's busy CPU.
 func print(rep report, systems []system, workloads []workload) {
 	const row = "%-36s %-50s %40s %8s %8s %9s %9s %9s %10s\n"
 	fmt.Printf(row, "workload", "system", "result (median)", "ratio", "cpu s", "VmHWM MiB", "rcv cpu s", "rcv MiB", "machine s")
