@@ -956,3 +956,59 @@ func TestSender_Start_aRemovalThePeerReplayedIsNotDeletedAgain(t *testing.T) {
 		t.Errorf("confirmed gone: %q; want %q", gone, want)
 	}
 }
+
+// announcementWatch is a peer endpoint whose every announcement waits, up
+// to 3 s (the sender's client gives up after 5), for check to hold before
+// it is answered; seen says, for each, whether it held.
+type announcementWatch struct {
+	*announcements
+	check func() bool
+	mu    sync.Mutex
+	seen  []bool
+}
+
+func (w *announcementWatch) Incoming(ctx context.Context, from, boot, run string, paths, over []string, replayed []peer.ReplayPos) error {
+	ok := w.check()
+	for deadline := time.Now().Add(3 * time.Second); !ok && time.Now().Before(deadline); ok = w.check() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.mu.Lock()
+	w.seen = append(w.seen, ok)
+	w.mu.Unlock()
+	return w.announcements.Incoming(ctx, from, boot, run, paths, over, replayed)
+}
+
+// TestSender_Start_aRunsClientConnectsWhileItIsAnnounced: a run with no
+// client prepared (its change was pending when the sender started) starts
+// its client before it announces itself, so that the client's start and
+// connection overlap the announcement's round trip: the peer's daemon
+// serves the run's connection (a child of the daemon) before the peer
+// answers the announcement; and the run then pushes through that client.
+func TestSender_Start_aRunsClientConnectsWhileItIsAnnounced(t *testing.T) {
+	r := newRig(t, 175)
+	w := &announcementWatch{
+		announcements: &announcements{incoming: map[string]int{}},
+		check:         func() bool { return len(daemonConnections(t)) > 0 },
+	}
+	serveHandler(t, r, w, basePort+176)
+	// The daemon's readiness probe is served and gone.
+	poll.Until(t, 10*time.Second, func() error {
+		if n := len(daemonConnections(t)); n > 0 {
+			return fmt.Errorf("%d connections still served by the daemon", n)
+		}
+		return nil
+	})
+	r.write("a", "the content")
+	run := r.firstRun(change.Change{Path: "a", Op: change.Write, Finished: true})
+	if got, err := os.ReadFile(filepath.Join(r.peerRoot, "a")); err != nil || string(got) != "the content" {
+		t.Fatalf("a on the peer: %q, %v; want the content (problems %v)", got, err, run.Problems)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) == 0 || !w.seen[0] {
+		t.Errorf("the run's client connected during its announcement: %v; want true (the client starts before the announcement)", w.seen)
+	}
+	if len(run.Sent) != 1 {
+		t.Errorf("run sent %v, want a", run.Sent)
+	}
+}

@@ -571,40 +571,46 @@ func TestSender_Start_rsyncReadsTheRootHeldOpen(t *testing.T) {
 // goes on).
 func killDaemonConnections(t *testing.T) int {
 	t.Helper()
-	parents := func() map[int][]int {
-		procs, err := filepath.Glob("/proc/[0-9]*/stat")
-		if err != nil {
-			t.Fatal(err)
-		}
-		byParent := make(map[int][]int)
-		for _, p := range procs {
-			stat, err := os.ReadFile(p)
-			if err != nil {
-				continue // gone
-			}
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-			if len(f) < 2 {
-				continue
-			}
-			ppid, _ := strconv.Atoi(f[1])
-			byParent[ppid] = append(byParent[ppid], pid)
-		}
-		return byParent
-	}()
 	n := 0
-	for _, pid := range parents[os.Getpid()] {
+	for _, pid := range daemonConnections(t) {
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// daemonConnections returns the children of this process's rsync
+// daemons: the processes serving their connections.
+func daemonConnections(t *testing.T) []int {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byParent := make(map[int][]int)
+	for _, p := range procs {
+		stat, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		byParent[ppid] = append(byParent[ppid], pid)
+	}
+	var conns []int
+	for _, pid := range byParent[os.Getpid()] {
 		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil || !strings.Contains(string(cmdline), "--daemon\x00") {
 			continue
 		}
-		for _, child := range parents[pid] {
-			if unix.Kill(child, unix.SIGKILL) == nil {
-				n++
-			}
-		}
+		conns = append(conns, byParent[pid]...)
 	}
-	return n
+	return conns
 }
 
 // TestSender_Start_aWriteFoundUnchangedIsNotConfirmedWhenTheRunBreaksOff:
