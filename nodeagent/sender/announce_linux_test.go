@@ -22,6 +22,7 @@ import (
 	"github.com/jailsync/jailsync/internal/poll"
 	"github.com/jailsync/jailsync/nodeagent/change"
 	"github.com/jailsync/jailsync/nodeagent/peer"
+	"github.com/jailsync/jailsync/nodeagent/rsync"
 )
 
 // announcements records what a peer's endpoint was told.
@@ -1010,5 +1011,47 @@ func TestSender_Start_aRunsClientConnectsWhileItIsAnnounced(t *testing.T) {
 	}
 	if len(run.Sent) != 1 {
 		t.Errorf("run sent %v, want a", run.Sent)
+	}
+}
+
+// TestRunState_takeClient: a run's push takes the client started for it
+// while that still waits for its list, and not one that exited (its
+// daemon was not there): the push then starts its own. Either way the
+// run holds no client after.
+func TestRunState_takeClient(t *testing.T) {
+	r := newRig(t, 177)
+	gone := r.sender.Target
+	gone.Addr = netip.AddrPortFrom(peerAddr, basePort+178) // no daemon
+	for _, tc := range []struct {
+		name   string
+		target rsync.Target
+		taken  bool
+	}{
+		{name: "waiting for its list", target: r.sender.Target, taken: true},
+		{name: "exited", target: gone, taken: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := rsync.Prepare(r.root, tc.target, r.sender.runOptions(batch{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Close)
+			if !tc.taken {
+				poll.Until(t, 20*time.Second, func() error {
+					if w.Alive() {
+						return errNotYet("the client's exit")
+					}
+					return nil
+				})
+			}
+			x := &runState{s: r.sender, w: w}
+			got := x.takeClient()
+			if (got != nil) != tc.taken {
+				t.Errorf("takeClient() = %v, want taken %v", got, tc.taken)
+			}
+			if x.w != nil {
+				t.Error("the run still holds a client after takeClient")
+			}
+		})
 	}
 }

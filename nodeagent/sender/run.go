@@ -45,9 +45,7 @@ func (s *Sender) run(ctx context.Context, rootfd int, b batch, w *rsync.Warm, pu
 			s.endUnconfirmed(x.id)
 		}
 	}()
-	if x.w == nil {
-		x.w = s.startClient(x.b)
-	}
+	x.startClient()
 	if !x.announce(ctx, paths) {
 		return x.r
 	}
@@ -162,15 +160,30 @@ func (x *runState) closeWarm() {
 // rsync.Warm) go on during the announcement's round trip instead of after
 // it; the client waits for its list (and sends nothing) until push gives
 // it. Only for a run that a prepared client could serve (sends, not
-// large: a large run's options differ); nil otherwise, or when the client
-// does not start: push then starts its own, as before.
-func (s *Sender) startClient(b batch) *rsync.Warm {
-	if len(b.sends) == 0 || b.large() {
-		return nil
+// large: a large run's options differ); otherwise, or when the client
+// does not start, push starts its own, as before.
+func (x *runState) startClient() {
+	s := x.s
+	if x.w != nil || len(x.b.sends) == 0 || x.b.large() {
+		return
 	}
-	w, err := rsync.Prepare(s.rsyncRoot(), s.Target, s.runOptions(b))
+	w, err := rsync.Prepare(s.rsyncRoot(), s.Target, s.runOptions(x.b))
 	if err != nil {
 		s.Log.V(1).Info("push client not started before the announcement; the push starts its own", "error", err)
+		return
+	}
+	x.w = w
+}
+
+// takeClient hands the run's client, prepared or started before the
+// announcement, to its push: nil when there is none, or when it waited
+// too long (a replay that waited for a run in flight: its --timeout counts
+// the wait for its list) or exited; the push then starts a fresh one.
+func (x *runState) takeClient() *rsync.Warm {
+	w := x.w
+	x.w = nil
+	if w != nil && (!w.Alive() || w.Age() >= warmMaxAge/2) {
+		w.Close()
 		return nil
 	}
 	return w
@@ -225,16 +238,8 @@ func (x *runState) push(ctx context.Context) (stopProgress func()) {
 	push := func(ctx context.Context, files []string) (rsync.Result, error) {
 		return rsync.Push(ctx, s.rsyncRoot(), files, s.Target, o)
 	}
-	if x.w != nil {
-		// A client that waited too long (a replay that waited for a run
-		// in flight) may have given up: its --timeout counts the wait
-		// for its list. A fresh one goes instead.
-		if x.w.Alive() && x.w.Age() < warmMaxAge/2 {
-			push = x.w.Push // used up by its push
-		} else {
-			x.w.Close()
-		}
-		x.w = nil
+	if w := x.takeClient(); w != nil {
+		push = w.Push // used up by its push
 	}
 	res, err := s.listing(x.rootfd, slices.Concat(pathsOf(b.sends), b.links, x.outOf), &x.staleDirs, func(files []string) (rsync.Result, error) {
 		return push(ctx, files)
