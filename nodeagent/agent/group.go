@@ -458,7 +458,8 @@ func (g *group) startParts(ctx, runCtx context.Context, eg *errgroup.Group, daem
 const partialMaxAge = 24 * time.Hour
 
 // prepareReserved makes the reserved directories where the daemon puts
-// temp and partial files. Temp files a killed receiver left are removed.
+// temp files (the reserved directory itself) and partial files. Temp
+// files a killed receiver left are removed (removeStaleTemp).
 // Partial files (what an interrupted transfer of a large file had
 // received, moved there by rsync) are kept while younger than maxAge by
 // their ctime (when rsync moved them in), so that a transfer cut by this
@@ -466,8 +467,8 @@ const partialMaxAge = 24 * time.Hour
 // partial file as the basis of its delta and verifies the whole file's
 // checksum, so a partial file of the wrong file (the slot is shared by
 // name, see rsync.Options.PartialDir) costs a resend, never the content.
-// Anything else there, and older partial files, are removed; a link in
-// place of either directory is removed, never followed.
+// Anything else in the partial directory, and older partial files, are
+// removed; a link in its place is removed, never followed.
 //
 // Everything is done through descriptors, never by path: the reserved
 // directory is opened beneath the root with no symlink on the way
@@ -481,17 +482,58 @@ func (g *group) prepareReserved(maxAge time.Duration) error {
 		return fmt.Errorf("open the reserved directory %s: %w", filepath.Join(g.root, index.ReservedDir), err)
 	}
 	defer unix.Close(resfd)
-	for _, d := range []struct {
-		name string
-		keep func(st *unix.Stat_t) bool
-	}{
-		{name: filepath.Base(rsyncd.TempDir), keep: func(*unix.Stat_t) bool { return false }},
-		{name: filepath.Base(rsyncd.PartialDir), keep: func(st *unix.Stat_t) bool {
-			return st.Mode&unix.S_IFMT == unix.S_IFREG && time.Since(time.Unix(st.Ctim.Unix())) < maxAge
-		}},
-	} {
-		if err := cleanDirAt(resfd, d.name, d.keep); err != nil {
-			return fmt.Errorf("prepare %s: %w", filepath.Join(g.root, index.ReservedDir, d.name), err)
+	// The daemon's temp directory: what arrives is nobody else's to read
+	// before it is in place.
+	if err := unix.Fchmod(resfd, 0o700); err != nil {
+		return fmt.Errorf("prepare %s: %w", filepath.Join(g.root, index.ReservedDir), err)
+	}
+	if err := removeStaleTemp(resfd); err != nil {
+		return fmt.Errorf("prepare %s: %w", filepath.Join(g.root, index.ReservedDir), err)
+	}
+	partial := filepath.Base(rsyncd.PartialDir)
+	keep := func(st *unix.Stat_t) bool {
+		return st.Mode&unix.S_IFMT == unix.S_IFREG && time.Since(time.Unix(st.Ctim.Unix())) < maxAge
+	}
+	if err := cleanDirAt(resfd, partial, keep); err != nil {
+		return fmt.Errorf("prepare %s: %w", filepath.Join(g.root, index.ReservedDir, partial), err)
+	}
+	return nil
+}
+
+// legacyTempDir is where agents before the seventy-seventh session had the
+// daemon put its temp files (rsyncd.TempDir): removed at start, with what
+// a killed receiver left in it.
+const legacyTempDir = "tmp"
+
+// removeStaleTemp removes what the daemon's temp directory, the reserved
+// directory itself (rsyncd.TempDir), holds at start: every entry but a
+// directory (temp files a killed receiver left, a link put there), except
+// the root's marker (index.MarkerFile), and the temp directory of older
+// agents. Other directories stay: the partial directory has a rule of
+// its own.
+func removeStaleTemp(resfd int) error {
+	dir, err := openDirAt(resfd, ".")
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(resfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				continue
+			}
+			return err
+		}
+		if n == index.MarkerFile || st.Mode&unix.S_IFMT == unix.S_IFDIR && n != legacyTempDir {
+			continue
+		}
+		if err := beneath.RemoveAllAt(resfd, n); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -170,11 +170,11 @@ func TestRsyncOptions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := rsyncOptions(syncv1.SyncGroupSpec{Transport: tc.transport}, true)
-			if o.Compress != tc.compress || o.BandwidthLimit != tc.limit || o.TempDir != "/.jailsync/tmp" || o.PartialDir != "/.jailsync/partial" {
+			if o.Compress != tc.compress || o.BandwidthLimit != tc.limit || o.TempDir != "/.jailsync" || o.PartialDir != "/.jailsync/partial" {
 				t.Errorf("options %+v; want compress %v, limit %d, the reserved temp and partial directories", o, tc.compress, tc.limit)
 			}
 			// An rsync that cannot resume from the partial directory gets none.
-			if o := rsyncOptions(syncv1.SyncGroupSpec{Transport: tc.transport}, false); o.PartialDir != "" || o.TempDir != "/.jailsync/tmp" {
+			if o := rsyncOptions(syncv1.SyncGroupSpec{Transport: tc.transport}, false); o.PartialDir != "" || o.TempDir != "/.jailsync" {
 				t.Errorf("options without resume %+v; want the temp directory and no partial one", o)
 			}
 		})

@@ -17,7 +17,7 @@ func TestIndex_CheckRoot(t *testing.T) {
 		if err := x.CheckRoot(root); err != nil {
 			t.Fatalf("first CheckRoot: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(root, ReservedDir, markerFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(root, ReservedDir, MarkerFile)); err != nil {
 			t.Fatalf("no marker written: %v", err)
 		}
 		if err := x.CheckRoot(root); err != nil {
@@ -64,7 +64,7 @@ func TestIndex_CheckRoot(t *testing.T) {
 		if err := x.CheckRoot(root); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(root, ReservedDir, markerFile), []byte("0123\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(root, ReservedDir, MarkerFile), []byte("0123\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := x.CheckRoot(root); !errors.Is(err, ErrRootChanged) {
@@ -98,14 +98,14 @@ func TestIndex_CheckRoot_newIndexKeepsTheRootsMarker(t *testing.T) {
 	if err := first.CheckRoot(root); err != nil {
 		t.Fatal(err)
 	}
-	marker, err := os.ReadFile(filepath.Join(root, ReservedDir, markerFile))
+	marker, err := os.ReadFile(filepath.Join(root, ReservedDir, MarkerFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := second.CheckRoot(root); err != nil {
 		t.Fatalf("an empty index adopting a marked root: %v", err)
 	}
-	after, err := os.ReadFile(filepath.Join(root, ReservedDir, markerFile))
+	after, err := os.ReadFile(filepath.Join(root, ReservedDir, MarkerFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,10 @@ func InReserved(rel string) bool {
 	return rel == ReservedDir || strings.HasPrefix(rel, ReservedDir+"/")
 }
 
-// markerFile holds the root's random identity, inside ReservedDir.
-const markerFile = "root-id"
+// MarkerFile holds the root's random identity, inside ReservedDir (where
+// the daemon's temp files lie too: the agent removes every other file
+// there at start).
+const MarkerFile = "root-id"
 
 var (
 	// ErrRootChanged is returned by CheckRoot when the directory at the root
@@ -150,7 +152,7 @@ func (x *Index) CheckRootFD(fd int, name string) error {
 	dev := uint64(st.Dev)
 	marker, err := readMarker(fd)
 	if err != nil {
-		return fmt.Errorf("%w: read %s/%s/%s: %v", ErrRootChanged, name, ReservedDir, markerFile, err)
+		return fmt.Errorf("%w: read %s/%s/%s: %v", ErrRootChanged, name, ReservedDir, MarkerFile, err)
 	}
 	// The common case, a known root on the same device, needs no write.
 	same := false
@@ -177,7 +179,7 @@ func (x *Index) CheckRootFD(fd int, name string) error {
 		case len(marker) == 0:
 			return fmt.Errorf("%w: %s has no %s/%s (unmounted or replaced?); the agent will not sync it. "+
 				"Mount the data back, or remove the state directory to start this member afresh",
-				ErrRootChanged, name, ReservedDir, markerFile)
+				ErrRootChanged, name, ReservedDir, MarkerFile)
 		case !bytes.Equal(marker, known):
 			return fmt.Errorf("%w: %s holds root id %s, the index expects %s (a different filesystem?); "+
 				"mount the right one, or remove the state directory to start this member afresh",
@@ -237,14 +239,14 @@ func sameDir(held, fd int, name string) error {
 // readMarker returns the root id in fd's marker file, empty when there is
 // none.
 func readMarker(rootfd int) ([]byte, error) {
-	fd, err := beneath.Open(rootfd, ReservedDir+"/"+markerFile, unix.O_RDONLY, 0)
+	fd, err := beneath.Open(rootfd, ReservedDir+"/"+MarkerFile, unix.O_RDONLY, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), markerFile)
+	f := os.NewFile(uintptr(fd), MarkerFile)
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, 256))
 	return bytes.TrimSpace(b), err
@@ -292,7 +294,7 @@ func writeMarker(rootfd int, data []byte) error {
 		return fmt.Errorf("open %s: %w", ReservedDir, err)
 	}
 	defer unix.Close(dfd)
-	tmp := markerFile + ".tmp"
+	tmp := MarkerFile + ".tmp"
 	fd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s/%s: %w", ReservedDir, tmp, err)
@@ -309,7 +311,7 @@ func writeMarker(rootfd int, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := unix.Renameat(dfd, tmp, dfd, markerFile); err != nil {
+	if err := unix.Renameat(dfd, tmp, dfd, MarkerFile); err != nil {
 		return fmt.Errorf("rename %s/%s: %w", ReservedDir, tmp, err)
 	}
 	if err := unix.Fsync(dfd); err != nil {

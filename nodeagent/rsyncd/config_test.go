@@ -173,7 +173,7 @@ func TestWrite(t *testing.T) {
 		"hosts allow": "127.0.9.150 127.0.9.151 fd00::2", "hosts deny": "*",
 		"max connections": "64", "timeout": "300",
 		"refuse options":   refuseOptions,
-		"filter":           "+ /.jailsync/tmp/ + /.jailsync/partial/ + /.jailsync/partial/* - /.jailsync/***",
+		"filter":           "+ /.jailsync/ + /.jailsync/partial/ + /.jailsync/partial/* - /.jailsync/***",
 		"transfer logging": "no",
 	})
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jailsync/jailsync/nodeagent/rsync"
+	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
 
 // lowerBound: one `rsync -a` per peer after the writes, the three in
@@ -50,7 +51,7 @@ func lowerBound() (*rig, error) {
 // writes, the three in parallel, but through jailsync's own client
 // (nodeagent/rsync.Push: --files-from=- with --from0, every name prefixed
 // with "./", itemized output parsed per file, temp files in the reserved
-// .jailsync/tmp). The issue prescribes that
+// directory, rsyncd.TempDir). The issue prescribes that
 // interface; this figure is its floor, so that the table separates what
 // rsync's --files-from costs (it reads the list one byte per read(2) and
 // poll(2), io.c read_line, and resolves every name from the root again)
@@ -80,7 +81,7 @@ func filesFromFloor() (*rig, error) {
 // the twenty-fifth, a long list was handed to the peer, which then chose
 // the names the client sent: see sender.Sender.run).
 func floorOptions() rsync.Options {
-	return rsync.Options{TempDir: "/.jailsync/tmp"}
+	return rsync.Options{TempDir: "/" + rsyncd.TempDir}
 }
 
 // pushEach pushes names to every peer through a client of its own, the
@@ -101,7 +102,7 @@ func interfaceDaemons(prefix string) (*refDaemons, []rsync.Target, error) {
 		return nil, nil, err
 	}
 	for _, dir := range d.dirs {
-		if err := os.MkdirAll(filepath.Join(dir, ".jailsync", "tmp"), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, rsyncd.TempDir), 0o700); err != nil {
 			d.close()
 			return nil, nil, err
 		}
