@@ -491,7 +491,7 @@ func (g *group) prepareReserved(maxAge time.Duration) error {
 		return fmt.Errorf("prepare %s: %w", filepath.Join(g.root, index.ReservedDir), err)
 	}
 	partial := filepath.Base(rsyncd.PartialDir)
-	keep := func(st *unix.Stat_t) bool {
+	keep := func(_ string, st *unix.Stat_t) bool {
 		return st.Mode&unix.S_IFMT == unix.S_IFREG && time.Since(time.Unix(st.Ctim.Unix())) < maxAge
 	}
 	if err := cleanDirAt(resfd, partial, keep); err != nil {
@@ -517,33 +517,16 @@ func removeStaleTemp(resfd int) error {
 		return err
 	}
 	defer dir.Close()
-	names, err := dir.Readdirnames(-1)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		var st unix.Stat_t
-		if err := unix.Fstatat(resfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return err
-		}
-		if n == index.MarkerFile || st.Mode&unix.S_IFMT == unix.S_IFDIR && n != legacyTempDir {
-			continue
-		}
-		if err := beneath.RemoveAllAt(resfd, n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return emptyDir(dir, func(name string, st *unix.Stat_t) bool {
+		return name == index.MarkerFile || st.Mode&unix.S_IFMT == unix.S_IFDIR && name != legacyTempDir
+	})
 }
 
 // cleanDirAt makes name in dirfd a 0700 directory holding only the
-// entries keep accepts (each lstat'ed): anything else in its place (a file,
-// a link) is removed, and so is every other entry, recursively, without
-// following a link.
-func cleanDirAt(dirfd int, name string, keep func(st *unix.Stat_t) bool) error {
+// entries keep accepts (each by its name and lstat): anything else in its
+// place (a file, a link) is removed, and so is every other entry,
+// recursively, without following a link.
+func cleanDirAt(dirfd int, name string, keep func(name string, st *unix.Stat_t) bool) error {
 	var st unix.Stat_t
 	switch err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
 	case errors.Is(err, unix.ENOENT):
@@ -579,7 +562,7 @@ func openDirAt(dirfd int, name string) (*os.File, error) {
 
 // emptyDir removes every entry of dir that keep does not accept
 // (beneath.RemoveAllAt).
-func emptyDir(dir *os.File, keep func(st *unix.Stat_t) bool) error {
+func emptyDir(dir *os.File, keep func(name string, st *unix.Stat_t) bool) error {
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
 		return err
@@ -587,7 +570,7 @@ func emptyDir(dir *os.File, keep func(st *unix.Stat_t) bool) error {
 	fd := int(dir.Fd())
 	for _, n := range names {
 		var st unix.Stat_t
-		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(&st) {
+		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(n, &st) {
 			continue
 		}
 		if err := beneath.RemoveAllAt(fd, n); err != nil {

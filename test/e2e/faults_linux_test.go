@@ -28,6 +28,7 @@ import (
 	"github.com/jailsync/jailsync/nodeagent/index"
 	"github.com/jailsync/jailsync/nodeagent/journal"
 	"github.com/jailsync/jailsync/nodeagent/rsync"
+	"github.com/jailsync/jailsync/nodeagent/rsyncd"
 )
 
 // kill9 kills a node's agent without warning and waits for it.
@@ -722,12 +723,28 @@ func (c *cluster) bigInFlight(t *testing.T, size int) {
 	}
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
 	poll.Until(t, 20*time.Second, func() error {
-		es, _ := os.ReadDir(filepath.Join(c.roots["n2"], ".jailsync", "tmp"))
-		if len(es) == 0 {
+		if len(tempFiles(c.roots["n2"], "big")) == 0 {
 			return fmt.Errorf("no transfer in flight to n2 yet")
 		}
 		return nil
 	})
+}
+
+// tempFiles returns the temp files of name that a node's daemon is
+// receiving into its reserved directory (rsyncd.TempDir), where rsync
+// names them name.XXXXXX.
+func tempFiles(root, name string) []fs.FileInfo {
+	es, _ := os.ReadDir(filepath.Join(root, rsyncd.TempDir))
+	var out []fs.FileInfo
+	for _, e := range es {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), name+".") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			out = append(out, fi)
+		}
+	}
+	return out
 }
 
 // exited receives node's agent's exit state when it has exited.
@@ -804,18 +821,14 @@ func TestStandalone_ReceiverRestartResumesALargeFile(t *testing.T) {
 	big := make([]byte, size) // random: no block repeats, so a delta cannot shrink the rest
 	_, _ = rand.NewChaCha8([32]byte{1}).Read(big)
 	must(t, os.WriteFile(filepath.Join(c.roots["n1"], "big"), big, 0o644))
-	tmp := filepath.Join(c.roots["n2"], ".jailsync", "tmp")
 	poll.Until(t, 30*time.Second, func() error {
-		es, err := os.ReadDir(tmp)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			if fi, err := e.Info(); err == nil && fi.Size() >= size/2 {
+		tmp := tempFiles(c.roots["n2"], "big")
+		for _, fi := range tmp {
+			if fi.Size() >= size/2 {
 				return nil
 			}
 		}
-		return fmt.Errorf("less than half of big has reached n2 (%d temp files)", len(es))
+		return fmt.Errorf("less than half of big has reached n2 (%d temp files)", len(tmp))
 	})
 	c.stop("n2")
 	// Where this rsync cannot resume from the module's partial directory
