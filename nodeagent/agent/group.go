@@ -561,7 +561,9 @@ func openDirAt(dirfd int, name string) (*os.File, error) {
 }
 
 // emptyDir removes every entry of dir that keep does not accept
-// (beneath.RemoveAllAt).
+// (beneath.RemoveAllAt). An entry that cannot be lstat'ed (other than
+// gone) fails it, and is not removed: keep never saw it, and in the
+// reserved directory it may be the root's marker (removeStaleTemp).
 func emptyDir(dir *os.File, keep func(name string, st *unix.Stat_t) bool) error {
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
@@ -570,7 +572,12 @@ func emptyDir(dir *os.File, keep func(name string, st *unix.Stat_t) bool) error 
 	fd := int(dir.Fd())
 	for _, n := range names {
 		var st unix.Stat_t
-		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && keep(n, &st) {
+		switch err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); {
+		case errors.Is(err, unix.ENOENT):
+			continue // gone already
+		case err != nil:
+			return fmt.Errorf("lstat %s: %w", n, err)
+		case keep(n, &st):
 			continue
 		}
 		if err := beneath.RemoveAllAt(fd, n); err != nil {
