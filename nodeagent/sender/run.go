@@ -176,18 +176,10 @@ func (x *runState) startClient() {
 }
 
 // takeClient hands the run's client, prepared or started before the
-// announcement, to its push: nil when there is none, or when it waited
-// too long (a replay that waited for a run in flight: its --timeout counts
-// the wait for its list) or exited; the push then starts a fresh one.
-func (x *runState) takeClient() *rsync.Warm {
-	w := x.w
-	x.w = nil
-	if w != nil && (!w.Alive() || w.Age() >= warmMaxAge/2) {
-		w.Close()
-		return nil
-	}
-	return w
-}
+// announcement, to its push: nil when there is none, or when it is no
+// longer fit (takeFit: it exited, or a replay that waited for a run in
+// flight kept it waiting too long); the push then starts a fresh one.
+func (x *runState) takeClient() *rsync.Warm { return takeFit(&x.w) }
 
 // announce tells the peer the run's paths; it reports whether the run
 // goes on (x.r says why not).

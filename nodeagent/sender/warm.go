@@ -39,12 +39,22 @@ func (p *warmPool) prepare(s *Sender) {
 	}
 }
 
-// take hands the prepared client to a run, or nil when there is none that
-// is still waiting (its daemon dropped it, the peer was down).
-func (p *warmPool) take() *rsync.Warm {
-	w := p.w
-	p.w = nil
-	if w != nil && !w.Alive() {
+// take hands the prepared client to a run, or nil when there is none fit
+// to push through (takeFit): the run then starts its own before its
+// announcement (runState.startClient).
+func (p *warmPool) take() *rsync.Warm { return takeFit(&p.w) }
+
+// takeFit takes the prepared client held at *held, leaving nil there: nil
+// when there is none, or when it is no longer fit to be handed a run's
+// list (it is then closed): it exited (its daemon dropped it, the peer
+// was down), or has waited warmMaxAge or more, which stays well inside the
+// daemon's I/O timeout. The client's own --timeout does not end its wait
+// for the list: one with --timeout=3, given its list after 8 s, pushed it
+// (measured with rsync 3.5.0, the seventy-seventh session).
+func takeFit(held **rsync.Warm) *rsync.Warm {
+	w := *held
+	*held = nil
+	if w != nil && (!w.Alive() || w.Age() >= warmMaxAge) {
 		w.Close()
 		return nil
 	}
