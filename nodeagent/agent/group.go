@@ -745,6 +745,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 	}
 	links := g.linkNames()
 	pushing := sender.NewPushing() // one lone change goes to every peer at once
+	lstats := sender.NewLstats()   // and one burst's paths are looked at once
 	var wakes []chan struct{}
 	crossed := g.crossed(&wakes)
 	// More changes are on their way: in the detector, or taken by the
@@ -757,7 +758,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 			Target:  rsync.Target{Addr: p.daemon, Module: g.cfg.Group.Name, User: user, Password: g.cfg.Password, Source: g.self.daemon.Addr()},
 			Options: opts, Endpoint: p.endpoint, Client: client, KeepDeletes: spec.Deletes == syncv1.DeletesKeep,
 			Replayed:   func() []peer.ReplayPos { return receiver.ReplayPositions(g.idx.DB()) },
-			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing, Coming: coming, Rescan: rescan,
+			BackoffCap: g.cfg.RetryBackoffCap, Links: links, Lstats: lstats, Pushing: pushing, Journaling: g.journaling.Load, Writing: writing, Coming: coming, Rescan: rescan,
 			Report: func(r sender.Run) {
 				g.status.report(r)
 				g.metrics.run(g.cfg.Group.Name, r)

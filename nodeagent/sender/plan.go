@@ -390,6 +390,14 @@ func (b *batch) empty() bool {
 // from the rename log before the run (Sender.replay), and each rename's
 // entry is a path to bring to its state here like any other (asPaths).
 func plan(rootfd int, entries []journal.Entry) batch {
+	return planBy(rootfd, entries, func(e journal.Entry, st *unix.Stat_t) error {
+		return beneath.Lstat(rootfd, e.Path, st)
+	})
+}
+
+// planBy is plan with lstat as its look at each entry's path (Lstats.plan
+// shares them among a group's senders).
+func planBy(rootfd int, entries []journal.Entry, lstat func(journal.Entry, *unix.Stat_t) error) batch {
 	// Sized up front: a burst's batch would grow them by doubling.
 	b := batch{sends: make([]journal.Entry, 0, len(entries)), state: make(map[string]fileState, len(entries))}
 	var gone []journal.Entry
@@ -402,7 +410,7 @@ func plan(rootfd int, entries []journal.Entry) batch {
 			continue
 		}
 		var st unix.Stat_t
-		err := beneath.Lstat(rootfd, e.Path, &st)
+		err := lstat(e, &st)
 		switch {
 		case err == nil:
 			b.send(e, &st)

@@ -200,6 +200,10 @@ type Sender struct {
 	// peer again (DefaultReannounceEvery when 0): well within the peer's
 	// hold of announced paths.
 	ReannounceEvery time.Duration
+	// Lstats, shared by a group's senders, lets one sender's plan of a
+	// journal entry serve the others' plans of it; nil: each looks for
+	// itself.
+	Lstats *Lstats
 	// Pushing, shared by a group's senders, holds back every sender's
 	// next prepared client while any of them still pushes a short run;
 	// nil: this sender's own runs only.
@@ -1137,7 +1141,7 @@ func (s *Sender) take(rootfd int) (b batch, waited bool) {
 			break
 		}
 	}
-	b = plan(rootfd, asPaths(entries[:n]))
+	b = s.Lstats.plan(rootfd, asPaths(entries[:n]))
 	if len(b.unlisted) > 0 {
 		s.Log.Info("paths not sent: they leave the data root or cannot be read", "paths", b.unlisted)
 	}
