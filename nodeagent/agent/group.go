@@ -745,7 +745,7 @@ func (g *group) startSenders(ctx, runCtx context.Context, eg *errgroup.Group, wr
 	}
 	links := g.linkNames()
 	pushing := sender.NewPushing() // one lone change goes to every peer at once
-	lstats := sender.NewLstats()   // and one burst's paths are looked at once
+	lstats := new(sender.Lstats)   // and one burst's paths are looked at once
 	var wakes []chan struct{}
 	crossed := g.crossed(&wakes)
 	// More changes are on their way: in the detector, or taken by the

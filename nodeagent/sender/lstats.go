@@ -32,7 +32,8 @@ import (
 // Plans hold the Lstats while they plan (at most one batch, BatchFiles
 // paths), so that the senders of one burst plan one after the other, the
 // first looking and the others reading. Share one among a group's
-// senders; a Sender without one looks for itself.
+// senders; a Sender without one looks for itself. The zero value is
+// ready to use.
 type Lstats struct {
 	mu sync.Mutex
 	// cur holds the looks since curSince, old those of the window before;
@@ -52,11 +53,6 @@ type sharedLstat struct {
 	at  time.Time
 	st  unix.Stat_t
 	err error
-}
-
-// NewLstats returns an empty Lstats.
-func NewLstats() *Lstats {
-	return &Lstats{}
 }
 
 // plan is plan(rootfd, entries), its lstats shared through l (looked up

@@ -83,7 +83,7 @@ func TestLstats_plan(t *testing.T) {
 			}
 			defer unix.Close(rootfd)
 
-			l := NewLstats()
+			l := new(Lstats)
 			first := l.plan(rootfd, []journal.Entry{tc.entry})
 			tc.change(t, root)
 			for p, s := range l.cur {
@@ -123,7 +123,7 @@ func TestLstats_planConcurrently(t *testing.T) {
 	}
 	defer unix.Close(rootfd)
 	want := planned(plan(rootfd, entries))
-	l := NewLstats()
+	l := new(Lstats)
 	got := make([][]string, 3)
 	var wg sync.WaitGroup
 	for i := range got {
