@@ -14,8 +14,11 @@
 #               rsync reads it one byte per read(2))
 #   peer        the same with the list written on the peer and read there
 #               (--files-from=:PATH, as the agent hands over a long list)
-#   peer-tmp    peer, with --temp-dir=/.jailsync/tmp (what the agent runs)
+#   peer-tmp    peer, with --temp-dir=/.jailsync/tmp (what the agent ran
+#               from the twenty-fifth to the twenty-ninth session)
 #   peer-tmprel peer, with the relative --temp-dir=.jailsync/tmp
+#   local-tmp   local, with --temp-dir=/.jailsync (what the agent runs since
+#               the seventy-seventh session: rsyncd.TempDir)
 #   recurse     the agent's arguments with -r and a list of one name, the
 #               directory (rsync walks it as rsync -a does)
 # Example: for v in plain peer peer-tmp recurse; do
@@ -62,6 +65,7 @@ local) ARGS=("${AGENT[@]}" "--files-from=$B/list" .) ;;
 peer) ARGS=("${AGENT[@]}" --files-from=:/list .) ;;
 peer-tmp) ARGS=("${AGENT[@]}" --temp-dir=/.jailsync/tmp --files-from=:/list .) ;;
 peer-tmprel) ARGS=("${AGENT[@]}" --temp-dir=.jailsync/tmp --files-from=:/list .) ;;
+local-tmp) ARGS=("${AGENT[@]}" --temp-dir=/.jailsync "--files-from=$B/list" .) ;;
 recurse) ARGS=("${AGENT[@]}" -r "--files-from=$B/list1" .) ;;
 *) echo "unknown variant $V" >&2; exit 2 ;;
 esac
