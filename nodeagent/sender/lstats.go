@@ -25,9 +25,11 @@ import (
 // since then is one that a look of one's own could equally have missed,
 // by coming right after it: the run's re-check after its push
 // (batch.changedSince, which never shares) finds it, as it finds a write
-// during the push, and the change's own entry goes in a later run. A
-// shared look only widens that window by the few milliseconds between
-// the senders' plans.
+// during the push, and what follows is what follows such a write: the
+// change's own entry goes in a later run, or, for a peer's version that
+// this member received meanwhile (no entry of its own), the rule for
+// writes that cross (Sender.Crossed). A shared look only widens that
+// window by the few milliseconds between the senders' plans.
 //
 // Plans hold the Lstats while they plan (at most one batch, BatchFiles
 // paths), so that the senders of one burst plan one after the other, the
