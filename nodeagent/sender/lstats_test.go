@@ -109,19 +109,11 @@ func TestLstats_plan(t *testing.T) {
 // TestLstats_planConcurrently: the senders of a group plan the same
 // entries at once; each gets the plan of the tree.
 func TestLstats_planConcurrently(t *testing.T) {
-	root := t.TempDir()
+	rootfd := rootWithFiles(t, "a", "b", "c")
 	var entries []journal.Entry
 	for i, name := range []string{"a", "b", "c", "gone"} {
-		if name != "gone" {
-			writeFile(t, filepath.Join(root, name), name)
-		}
 		entries = append(entries, journal.Entry{Path: name, Op: change.Write, Seq: uint64(i + 1)})
 	}
-	rootfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(rootfd)
 	want := planned(plan(rootfd, entries))
 	l := new(Lstats)
 	got := make([][]string, 3)
